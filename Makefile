@@ -1,0 +1,90 @@
+# moe - build, test, demo.
+#   make            build/moe and build/libmoe.a (installs Debian packages if missing)
+#   make test       unit, conformance and CLI tests, then the unit tests again
+#                   under ASan+UBSan; ends with "N passed, N failed"
+#   BUILD=dir       build somewhere else (default build)
+
+BUILD ?= build
+CC ?= cc
+DEB_PKGS := libcjson-dev libpcre2-dev libutf8proc-dev
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+               -Iinclude -Isrc -pthread -g
+OPT ?= -O2
+CFLAGS := $(CFLAGS_BASE) $(OPT)
+LDLIBS := -lcjson -lpcre2-8 -lutf8proc -lm -pthread
+
+# Files ending in _avx512.c / _avx2.c are compiled for that ISA; the code in
+# them runs only when the CPU has it (checked at run time in kernels.c).
+FLAGS_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mf16c -mfma -mavx2
+FLAGS_AVX2 := -mavx2 -mfma -mf16c
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+CLI_SRC := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+ASAN := $(BUILD)/asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
+ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
+
+.PHONY: all deps test test-fast clean demo
+all: deps $(BUILD)/moe $(BUILD)/libmoe.a
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+$(BUILD)/libmoe.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/moe: $(CLI_OBJ) $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
+
+$(BUILD)/moe_tests: $(TEST_OBJ) $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
+
+$(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
+	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(ASAN)/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
+$(ASAN)/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
+$(ASAN)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
+
+# The test suites: unit+conformance (optimized), the same under sanitizers,
+# and the CLI (shell). tests/run.sh adds up their counts.
+test: deps $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+test-fast: deps $(BUILD)/moe $(BUILD)/moe_tests
+	@BUILD=$(BUILD) NO_ASAN=1 sh tests/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)

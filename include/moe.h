@@ -1,0 +1,187 @@
+/*
+ * moe.h - the public API of libmoe: load a Mixture-of-Experts language model
+ * (Hugging Face directory), run its forward pass with a KV cache, tokenize,
+ * sample. Everything here is opaque except the model description
+ * (moe_config), which is plain data so tools can print and write it.
+ *
+ * Conventions: functions that can fail return 0 on success and -1 on error,
+ * filling *err (which may be NULL) with a message naming what was wrong and
+ * where (file, tensor, field, value). The library never prints or exits.
+ */
+#ifndef MOE_H
+#define MOE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef struct moe_err {
+    char msg[512]; /* human-readable, no trailing newline */
+} moe_err;
+
+/* ------------------------------------------------------ model description */
+
+typedef enum {
+    MOE_ARCH_MIXTRAL = 0, /* model_type "mixtral" */
+    MOE_ARCH_QWEN2_MOE,   /* "qwen2_moe" */
+    MOE_ARCH_QWEN3_MOE,   /* "qwen3_moe" */
+    MOE_ARCH_OLMOE,       /* "olmoe" */
+} moe_arch;
+
+typedef enum {
+    MOE_QKNORM_NONE = 0, /* no q/k normalization */
+    MOE_QKNORM_HEAD,     /* RMSNorm over each head's head_dim (qwen3_moe) */
+    MOE_QKNORM_FULL,     /* RMSNorm over the whole q / k projection (olmoe) */
+} moe_qknorm;
+
+typedef enum {
+    MOE_SCORE_SOFTMAX = 0, /* softmax over all experts, then top-k */
+    MOE_SCORE_SIGMOID,     /* sigmoid per expert (DeepSeek-V3 style) */
+} moe_score;
+
+typedef enum {
+    MOE_ROUTE_TOKEN_CHOICE = 0, /* each token picks its top-k experts */
+    MOE_ROUTE_EXPERT_CHOICE,    /* each expert picks its top-capacity tokens */
+    MOE_ROUTE_HASH,             /* fixed hash of the token id */
+} moe_route_kind;
+
+/* One decoder layer's feed-forward block: dense SwiGLU or MoE. */
+typedef struct moe_layer_config {
+    int moe;                /* 0: dense FFN of width ffn_dim; 1: MoE FFN */
+    int ffn_dim;            /* dense FFN width (moe == 0) */
+    int n_experts;          /* E: routed experts */
+    int top_k;              /* K: experts per token */
+    int expert_dim;         /* F: each routed expert's FFN width */
+    int n_shared;           /* shared experts (always on), 0 = none */
+    int shared_dim;         /* total width of the shared expert FFN */
+    int shared_gate;        /* 1: shared output scaled by sigmoid(x . w) */
+    moe_score score;        /* router score function */
+    int norm_topk;          /* 1: renormalize the top-k weights to sum 1 */
+    float routed_scale;     /* multiply routed output (1.0 = none) */
+    int select_bias;        /* 1: a per-expert bias added for selection only */
+    float noise;            /* noisy top-k (training only), 0 = none */
+    moe_route_kind kind;    /* token choice / expert choice / hash */
+    float capacity_factor;  /* 0 = dropless */
+} moe_layer_config;
+
+#define MOE_MAX_LAYERS 256
+
+typedef struct moe_config {
+    moe_arch arch;
+    char model_type[32];  /* as in config.json */
+    int vocab;            /* V */
+    int dim;              /* D: hidden size */
+    int n_layers;         /* L */
+    int n_heads;          /* H: query heads */
+    int n_kv_heads;       /* KV heads (GQA: H % n_kv_heads == 0) */
+    int head_dim;         /* Dh */
+    int max_pos;          /* max_position_embeddings */
+    float rope_theta;
+    float norm_eps;       /* rms_norm_eps */
+    moe_qknorm qk_norm;
+    int qkv_bias;         /* 1: q/k/v projections have a bias */
+    int o_bias;           /* 1: the output projection has a bias */
+    float clip_qkv;       /* > 0: clamp q, k, v to [-clip, clip] (olmoe) */
+    int tied_embeddings;  /* 1: lm_head shares the embedding matrix */
+    int sliding_window;   /* > 0: attend to at most this many positions */
+    int bos_id, eos_id;   /* -1 when unknown */
+    moe_layer_config layer[MOE_MAX_LAYERS];
+} moe_config;
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct moe_model moe_model;
+
+/* Load a model: a directory with config.json and model.safetensors, or
+ * sharded model-0000x-of-0000y.safetensors + model.safetensors.index.json.
+ * Weights are memory-mapped; F32, BF16 and F16 are supported. */
+int moe_model_load(moe_model **out, const char *path, moe_err *err);
+void moe_model_free(moe_model *m);
+const moe_config *moe_model_config(const moe_model *m);
+
+typedef struct moe_model_stats {
+    int64_t params_total;   /* every parameter */
+    int64_t params_active;  /* parameters one token touches */
+    int64_t bytes_total;    /* bytes of weights as stored */
+    int64_t bytes_active;   /* bytes of weights one decode step reads */
+    char dtypes[64];        /* e.g. "bf16 (291), f32 (33)" */
+} moe_model_stats;
+
+void moe_model_stats_get(const moe_model *m, moe_model_stats *st);
+
+/* ---------------------------------------------------------------- session */
+
+/* A session is one sequence being run: KV cache, scratch, thread pool.
+ * Nothing is allocated inside moe_forward. */
+typedef struct moe_session moe_session;
+
+typedef struct moe_session_opts {
+    int n_ctx;      /* KV cache positions; 0 = min(max_pos, 4096) */
+    int n_threads;  /* 0 = number of online CPUs */
+    int max_batch;  /* most tokens one forward call processes at once;
+                       longer inputs are split; 0 = 256 */
+} moe_session_opts;
+
+int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opts, moe_err *err);
+void moe_session_free(moe_session *s);
+void moe_session_reset(moe_session *s);   /* forget the sequence */
+int moe_session_pos(const moe_session *s); /* tokens in the KV cache */
+int moe_session_ctx(const moe_session *s); /* n_ctx */
+
+/* Run n tokens starting at the current position and append them to the KV
+ * cache. logits: if all_logits, [n][V], else [V] for the last token only;
+ * may be NULL. Errors: id out of range, context full. */
+int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int all_logits,
+                moe_err *err);
+
+/* Per-layer routing counts accumulated since the last reset (for bench/info):
+ * counts[layer * E + e] tokens sent to expert e. Returns NULL if none. */
+const int64_t *moe_session_expert_counts(const moe_session *s);
+
+/* -------------------------------------------------------------- tokenizer */
+
+typedef struct moe_tokenizer moe_tokenizer;
+
+/* Load from a tokenizer.json file, or a model directory containing one. */
+int moe_tokenizer_load(moe_tokenizer **out, const char *path, moe_err *err);
+void moe_tokenizer_free(moe_tokenizer *t);
+int moe_tokenizer_vocab(const moe_tokenizer *t);
+int moe_tokenizer_bos(const moe_tokenizer *t); /* -1 if none */
+int moe_tokenizer_eos(const moe_tokenizer *t); /* -1 if none */
+
+/* Encode text (UTF-8, len bytes). add_special: apply the tokenizer's
+ * post-processor (e.g. prepend BOS) as HF does with add_special_tokens=True.
+ * *ids is malloc'd; the caller frees it. */
+int moe_tokenize(const moe_tokenizer *t, const char *text, size_t len, int add_special,
+                 int32_t **ids, int *n_ids, moe_err *err);
+
+/* Decode ids to UTF-8 text (malloc'd, NUL-terminated). skip_special: drop
+ * special tokens as HF's skip_special_tokens=True does. */
+int moe_detokenize(const moe_tokenizer *t, const int32_t *ids, int n_ids, int skip_special,
+                   char **text, size_t *len, moe_err *err);
+
+/* --------------------------------------------------------------- sampling */
+
+typedef struct moe_sampler_opts {
+    float temp;      /* 0 = greedy (argmax) */
+    int top_k;       /* 0 = off */
+    float top_p;     /* 1.0 = off */
+    uint64_t seed;
+} moe_sampler_opts;
+
+typedef struct moe_sampler moe_sampler;
+
+int moe_sampler_new(moe_sampler **out, const moe_sampler_opts *o, int vocab, moe_err *err);
+void moe_sampler_free(moe_sampler *s);
+/* Pick a token from logits [vocab]. Does not modify logits. */
+int moe_sample(moe_sampler *s, const float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MOE_H */

@@ -1,0 +1,31 @@
+/*
+ * hf_config.h - config.json <-> moe_config.
+ *
+ * Reads the transformers config of mixtral, qwen2_moe, qwen3_moe and olmoe
+ * with every switch that changes the computation, and refuses what it cannot
+ * run (unknown model_type, unsupported rope_scaling, inconsistent sizes)
+ * with a message naming the field. Fields transformers has no name for
+ * (router kind, capacity factor, ...) live under a "moe" object.
+ */
+#ifndef MOE_FORMATS_HF_CONFIG_H
+#define MOE_FORMATS_HF_CONFIG_H
+
+#include <stddef.h>
+#include "moe.h"
+
+/* Parse config.json text; `where` names the file in messages. */
+int hf_config_parse(moe_config *cfg, const char *json, size_t len, const char *where,
+                    moe_err *err);
+
+/* dir/config.json */
+int hf_config_load(moe_config *cfg, const char *dir, moe_err *err);
+
+/* Write cfg as a config.json transformers loads (model_type from cfg->arch),
+ * with "torch_dtype" = dtype_name ("float32", "bfloat16", "float16"). */
+int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
+                    moe_err *err);
+
+/* Check sizes agree (heads divide, top_k <= experts, ...). */
+int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);
+
+#endif
