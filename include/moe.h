@@ -139,9 +139,11 @@ int moe_session_ctx(const moe_session *s); /* n_ctx */
 int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int all_logits,
                 moe_err *err);
 
-/* Per-layer routing counts accumulated since the last reset (for bench/info):
- * counts[layer * E + e] tokens sent to expert e. Returns NULL if none. */
+/* Routing counts accumulated since the last reset: counts[layer * S + e]
+ * tokens sent to expert e of that layer, where the stride S is the largest
+ * expert count of any layer (moe_session_counts_stride). */
 const int64_t *moe_session_expert_counts(const moe_session *s);
+int moe_session_counts_stride(const moe_session *s);
 
 /* -------------------------------------------------------------- tokenizer */
 

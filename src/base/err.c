@@ -23,7 +23,12 @@ int moe_fail_prefix(moe_err *e, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof e->msg)
-        snprintf(e->msg + n, sizeof e->msg - (size_t)n, ": %s", old);
+    /* append ": old", truncating by hand (no snprintf truncation warning) */
+    size_t at = n < 0 ? 0 : (size_t)n, cap = sizeof e->msg - 1;
+    const char *parts[2] = {": ", old};
+    for (int p = 0; p < 2; p++)
+        for (const char *c = parts[p]; *c && at < cap; c++) e->msg[at++] = *c;
+    if (at > cap) at = cap;
+    e->msg[at] = 0;
     return -1;
 }

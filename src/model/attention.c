@@ -1,0 +1,111 @@
+/*
+ * attention.c - causal self-attention with RoPE, GQA, optional q/k RMSNorm
+ * (per head or over the whole projection), optional q/k/v clipping, sliding
+ * window and a KV cache. Reads s->xn [T][D], writes s->tmp [T][D].
+ *
+ * Order of operations (as transformers does it):
+ *   q,k,v = proj(xn) (+ bias)
+ *   qwen3_moe: q,k = rmsnorm per head;  olmoe: q,k = rmsnorm over all heads
+ *   olmoe: q,k,v clamped to [-clip_qkv, clip_qkv]
+ *   q,k = rope(q,k, pos);   k,v appended to the cache
+ *   out_h = softmax(q_h . K_g^T / sqrt(Dh)) V_g    with g = h / (H/G)
+ */
+#include "model/model.h"
+
+#include <math.h>
+
+typedef struct prep_ctx {
+    moe_session *s;
+    const layer_w *lw;
+    int layer;
+} prep_ctx;
+
+static void clamp_vec(float *x, int64_t n, float c) {
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
+}
+
+static void add_bias(float *x, const float *b, int64_t n) {
+    if (b)
+        for (int64_t i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* Per token: bias, q/k norm, clip, rope, store k and v in the cache. */
+static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
+    prep_ctx *p = ctx;
+    moe_session *s = p->s;
+    const moe_config *c = &s->m->cfg;
+    const layer_w *lw = p->lw;
+    int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, half = Dh / 2;
+    for (int64_t t = t0; t < t1; t++) {
+        float *q = s->q + t * H * Dh, *k = s->k + t * G * Dh, *v = s->v + t * G * Dh;
+        add_bias(q, lw->bq, H * Dh);
+        add_bias(k, lw->bk, G * Dh);
+        add_bias(v, lw->bv, G * Dh);
+        if (c->qk_norm == MOE_QKNORM_HEAD) {
+            for (int64_t h = 0; h < H; h++) rmsnorm(q + h * Dh, q + h * Dh, lw->q_norm, (int)Dh, c->norm_eps);
+            for (int64_t g = 0; g < G; g++) rmsnorm(k + g * Dh, k + g * Dh, lw->k_norm, (int)Dh, c->norm_eps);
+        } else if (c->qk_norm == MOE_QKNORM_FULL) {
+            rmsnorm(q, q, lw->q_norm, (int)(H * Dh), c->norm_eps);
+            rmsnorm(k, k, lw->k_norm, (int)(G * Dh), c->norm_eps);
+        }
+        if (c->clip_qkv > 0) {
+            clamp_vec(q, H * Dh, c->clip_qkv);
+            clamp_vec(k, G * Dh, c->clip_qkv);
+            clamp_vec(v, G * Dh, c->clip_qkv);
+        }
+        const float *cs = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
+        for (int64_t h = 0; h < H; h++) rope_apply(q + h * Dh, cs, sn, (int)Dh);
+        for (int64_t g = 0; g < G; g++) rope_apply(k + g * Dh, cs, sn, (int)Dh);
+        int64_t pos = s->pos + t, KD = G * Dh;
+        float *kc = s->k_cache + ((int64_t)p->layer * s->n_ctx + pos) * KD;
+        float *vc = s->v_cache + ((int64_t)p->layer * s->n_ctx + pos) * KD;
+        for (int64_t i = 0; i < KD; i++) {
+            kc[i] = k[i];
+            vc[i] = v[i];
+        }
+    }
+}
+
+/* One (token, head) pair per item. */
+static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
+    prep_ctx *p = ctx;
+    moe_session *s = p->s;
+    const moe_config *c = &s->m->cfg;
+    int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, KD = G * Dh;
+    float scale = 1.0f / sqrtf((float)Dh);
+    float *sc = s->scores + (int64_t)tid * s->n_ctx;
+    const float *K = s->k_cache + (int64_t)p->layer * s->n_ctx * KD;
+    const float *Vc = s->v_cache + (int64_t)p->layer * s->n_ctx * KD;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t t = i / H, h = i % H, g = h / (H / G);
+        int64_t pos = s->pos + t;
+        int64_t lo = 0;
+        if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0) lo = pos - c->sliding_window + 1;
+        const float *q = s->q + t * H * Dh + h * Dh;
+        for (int64_t j = lo; j <= pos; j++) sc[j - lo] = dot(q, K + j * KD + g * Dh, (int)Dh) * scale;
+        int n = (int)(pos - lo + 1);
+        softmax(sc, n);
+        float *o = s->att + t * H * Dh + h * Dh;
+        for (int64_t d = 0; d < Dh; d++) o[d] = 0.0f;
+        for (int64_t j = lo; j <= pos; j++) axpy(o, sc[j - lo], Vc + j * KD + g * Dh, (int)Dh);
+    }
+}
+
+void attention_block(moe_session *s, int layer, int T) {
+    const moe_config *c = &s->m->cfg;
+    const layer_w *lw = &s->m->layers[layer];
+    int64_t H = c->n_heads, Dh = c->head_dim, half = Dh / 2, D = c->dim;
+
+    mm_task t[3] = {{&lw->wq, s->xn, s->q, T}, {&lw->wk, s->xn, s->k, T}, {&lw->wv, s->xn, s->v, T}};
+    matmul_grouped(s->pool, t, 3);
+    if (layer == 0) /* the rotation depends only on position: once per call */
+        for (int i = 0; i < T; i++)
+            rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->pos + i, (int)Dh,
+                       c->rope_theta);
+    prep_ctx p = {s, lw, layer};
+    pool_for(s->pool, T, 1, prep_rows, &p);
+    pool_for(s->pool, (int64_t)T * H, 1, attend, &p);
+    matmul(s->pool, s->tmp, s->att, &lw->wo, T);
+    if (lw->bo)
+        for (int i = 0; i < T; i++) add_bias(s->tmp + (int64_t)i * D, lw->bo, D);
+}
