@@ -1,0 +1,627 @@
+#!/usr/bin/env python3
+"""gen_model_fixtures.py - tiny random MoE models + transformers reference logits.
+
+Writes tests/fixtures/models/<variant>/ for every variant below:
+  config.json, model.safetensors (or sharded model-0000x-of-0000y.safetensors +
+  model.safetensors.index.json), generation_config.json  -- exactly what
+  transformers' save_pretrained writes (a few variants get a config.json in
+  the older hub style, see LEGACY_CONFIG), and
+  ref.json        ids, greedy ids, shapes, tolerances, what each switch does
+  ref_logits.bin  raw little-endian float32:
+                    [N_IDS][V]   logits of one forward over `ids`
+                    [N_GEN][V]   logits that produced each greedy token
+                                 (prompt = ids[:N_PROMPT], KV cache, one token a step)
+
+The C test tests/test_conformance.c holds libmoe to these files; it needs no
+Python. Every switch a config has is made to matter: weights are random and
+far from 0/1, router weights are large so routing is decisive, and the script
+checks (and records in ref.json under "checks") that each switch changes the
+computation: fraction of q/k/v clipped, dense vs MoE layers, window on/off
+difference, top-k weight sums, no near-ties in routing or greedy argmax.
+
+Run:  /work/pyenv/bin/python tools/gen_model_fixtures.py [--only NAME ...] [--debug NAME]
+(see tools/README.md). CPU only, float32 math, eager attention, fixed seeds.
+"""
+import os
+os.environ.setdefault("TQDM_DISABLE", "1")
+import argparse
+import json
+import math
+import shutil
+import sys
+
+import torch
+import transformers
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+OUT = os.path.join(ROOT, "tests", "fixtures", "models")
+
+N_IDS = 48      # ids of the full forward
+N_PROMPT = 16   # greedy prompt = ids[:N_PROMPT]
+N_GEN = 32      # greedy tokens
+GAP_MIN = 1e-3  # smallest allowed top1-top2 logit gap (greedy) / k-th vs k+1-th router logit gap
+MIN_DISTINCT = 6  # a greedy continuation stuck on one token tests little
+TOL_LOGITS = 1e-4       # max|a-b| / max|ref| per row, C vs transformers
+TOL_INCREMENTAL = 1e-5
+SENS_MIN = 1e-2   # a wrong switch must move logits by >= 100x TOL_LOGITS
+SENS_EXEMPT = {"rms_norm_eps x10"}  # reported only: real eps values barely matter  # same, C token-by-token vs C full forward
+
+# --------------------------------------------------------------- variants
+# Each variant: model_type, config kwargs (beyond COMMON), save dtype, shard
+# size, and a line saying what it is for. Sizes are kept tiny (the whole
+# fixtures dir ~3 MB): V=128, D=32..48, 2..4 layers, 4..8 experts.
+
+COMMON = dict(vocab_size=128, max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+              pad_token_id=None, tie_word_embeddings=False)
+
+MIXTRAL = dict(hidden_size=48, intermediate_size=16, num_hidden_layers=2, num_attention_heads=6,
+               num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, rms_norm_eps=1e-5,
+               rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, sliding_window=None)
+
+QWEN2 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16,
+             shared_expert_intermediate_size=24, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=4, num_experts=6, num_experts_per_tok=2, decoder_sparse_step=1,
+             mlp_only_layers=[], norm_topk_prob=False, qkv_bias=True, rms_norm_eps=1e-6,
+             use_sliding_window=False, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+
+QWEN3 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=8,
+             num_experts_per_tok=3, decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True,
+             attention_bias=False, rms_norm_eps=1e-6, use_sliding_window=False,
+             rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+
+# The other mixtral variants change one switch each on a smaller body
+# (hidden 32, 4 heads / 2 kv heads) to keep the fixtures small.
+MIXTRAL_S = dict(MIXTRAL, hidden_size=32, num_attention_heads=4, num_key_value_heads=2)
+
+OLMOE = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False,
+             clip_qkv=1.5, attention_bias=False, rms_norm_eps=1e-5,
+             rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+
+
+def V(name, model_type, base, dtype="float32", shard=None, legacy=False, what="", **over):
+    cfg = dict(COMMON)
+    cfg.update(base)
+    cfg.update(over)
+    return dict(name=name, model_type=model_type, cfg=cfg, dtype=dtype, shard=shard, legacy=legacy,
+                what=what)
+
+
+VARIANTS = [
+    V("mixtral_base", "mixtral", MIXTRAL,
+      what="top-2 of 4 experts (softmax, renormalized), GQA 6 heads / 2 kv heads (1:3), head_dim 8"),
+    V("mixtral_k1", "mixtral", MIXTRAL_S, num_experts_per_tok=1,
+      what="top-1 of 4 experts: renormalized weight is exactly 1"),
+    V("mixtral_kall", "mixtral", MIXTRAL_S, num_experts_per_tok=4,
+      what="top_k == n_experts: every expert, weights = softmax over all"),
+    V("mixtral_tied", "mixtral", MIXTRAL_S, tie_word_embeddings=True,
+      what="tie_word_embeddings: no lm_head.weight in the file, logits use embed_tokens"),
+    V("mixtral_bf16", "mixtral", MIXTRAL_S, dtype="bfloat16", legacy=True,
+      what="BF16 weights; config.json in the older hub style (rope_theta, torch_dtype); "
+           "reference computed in float32 from the rounded bf16 weights"),
+    V("mixtral_f16", "mixtral", MIXTRAL_S, dtype="float16",
+      what="F16 weights; reference computed in float32 from the rounded f16 weights"),
+    V("mixtral_sharded", "mixtral", MIXTRAL_S, shard=40_000,
+      what="sharded: model.safetensors.index.json + model-0000x-of-0000y.safetensors"),
+    V("mixtral_swa", "mixtral", MIXTRAL_S, sliding_window=16,
+      what="sliding_window 16 < 48 tokens: query i attends keys j with i-16 < j <= i "
+           "(applied by transformers' eager mask)"),
+    V("qwen2_moe_base", "qwen2_moe", QWEN2, legacy=True,
+      what="6 experts top-2, norm_topk_prob false, shared expert (width 24) scaled by "
+           "sigmoid(shared_expert_gate . x), qkv bias, GQA 1:1; older-style config.json with "
+           "use_sliding_window false but sliding_window 16 (must be ignored)"),
+    V("qwen2_moe_norm", "qwen2_moe", QWEN2, norm_topk_prob=True,
+      what="as qwen2_moe_base with norm_topk_prob true"),
+    V("qwen2_moe_dense", "qwen2_moe", QWEN2, num_hidden_layers=4, decoder_sparse_step=2,
+      mlp_only_layers=[3],
+      what="4 layers, decoder_sparse_step 2 + mlp_only_layers [3]: layer 1 MoE, layers 0, 2 "
+           "(sparse step) and 3 (mlp_only) dense SwiGLU of width intermediate_size 40"),
+    V("qwen3_moe_base", "qwen3_moe", QWEN3, legacy=True,
+      what="8 experts top-3, norm_topk_prob true, per-head q/k RMSNorm (over head_dim), "
+           "explicit head_dim 16 != hidden/heads 8, GQA 4/2; older-style config.json"),
+    V("qwen3_moe_nonorm", "qwen3_moe", QWEN3, norm_topk_prob=False,
+      what="as qwen3_moe_base with norm_topk_prob false"),
+    V("qwen3_moe_dense", "qwen3_moe", QWEN3, num_hidden_layers=3, mlp_only_layers=[1],
+      what="3 layers, mlp_only_layers [1]: layer 1 dense SwiGLU width 40"),
+    V("olmoe_base", "olmoe", OLMOE,
+      what="8 experts top-2, norm_topk_prob false, q/k RMSNorm over the whole projection, "
+           "clip_qkv 1.5 (q, k after norm and v clamped), GQA 4/2"),
+    V("olmoe_norm", "olmoe", OLMOE, norm_topk_prob=True, clip_qkv=None,
+      what="norm_topk_prob true, clip_qkv null (no clamping)"),
+]
+
+# Older hub configs (what real checkpoints on the Hub carry): rope_theta at the
+# top level, torch_dtype instead of dtype, no layer_types.
+LEGACY_EXTRA = {
+    "qwen2_moe": {"use_sliding_window": False, "sliding_window": 16, "max_window_layers": 2},
+    "qwen3_moe": {"use_sliding_window": False, "sliding_window": 16},
+}
+
+# ---------------------------------------------------------------- helpers
+
+TORCH_DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def randomize(model, gen):
+    """Weights far from 0/1: linear ~ N(0, 1/in), norms 1 + 0.1 N, biases
+    0.2 N, embeddings N(0, 1), router gates N(0, 9/D) (router logits ~ 3 sd,
+    decisive), lm_head N(0, 4/D)."""
+    def rn(shape):
+        return torch.randn(shape, generator=gen, dtype=torch.float32)
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            shape = p.shape
+            if name.endswith("norm.weight"):
+                val = 1.0 + 0.1 * rn(shape)
+            elif name.endswith(".bias"):
+                val = 0.2 * rn(shape)
+            elif "embed_tokens" in name:
+                # tied: logits = h . E; a large E makes every token predict itself
+                val = rn(shape) * (0.4 if model.config.tie_word_embeddings else 1.0)
+            elif name.startswith("lm_head"):
+                val = rn(shape) * (2.0 / math.sqrt(shape[1]))
+            elif name.endswith("shared_expert_gate.weight"):
+                val = rn(shape) * (1.0 / math.sqrt(shape[1]))
+            elif name.endswith("gate.weight") and p.dim() == 2 and "shared" not in name:
+                val = rn(shape) * (3.0 / math.sqrt(shape[1]))  # router [E][D]
+            elif name.endswith("experts.gate_up_proj"):
+                val = rn(shape) * (1.0 / math.sqrt(shape[2]))  # [E][2F][D]
+            elif name.endswith("experts.down_proj"):
+                val = rn(shape) * (1.0 / math.sqrt(shape[2]))  # [E][D][F]
+            elif p.dim() == 2:
+                val = rn(shape) * (1.0 / math.sqrt(shape[1]))  # Linear [out][in]
+            else:
+                raise RuntimeError(f"no rule to randomize {name} {tuple(shape)}")
+            p.copy_(val)
+
+
+def make_legacy_config(path, model_type, save_dtype):
+    with open(path) as f:
+        c = json.load(f)
+    rp = c.pop("rope_parameters")
+    assert rp["rope_type"] == "default", rp
+    c["rope_theta"] = rp["rope_theta"]
+    c["torch_dtype"] = c.pop("dtype", save_dtype)
+    c.pop("layer_types", None)
+    c.update(LEGACY_EXTRA.get(model_type, {}))
+    with open(path, "w") as f:
+        json.dump(c, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+class Probe:
+    """Forward hooks that record what shows a switch is live: router logits
+    (gap between the K-th and K+1-th), top-k weight sums, clipped fractions,
+    shared-expert gate values."""
+
+    def __init__(self, model, cfg):
+        self.router_gaps = []
+        self.topk_sums = []
+        self.clip = {"q": [0, 0], "k": [0, 0], "v": [0, 0]}
+        self.shared_gate = []
+        self.handles = []
+        self.clip_val = cfg.get("clip_qkv")
+        for name, mod in model.named_modules():
+            cls = type(mod).__name__
+            if cls.endswith("TopKRouter"):
+                self.handles.append(mod.register_forward_hook(self._router))
+            if name.endswith("shared_expert_gate"):
+                self.handles.append(mod.register_forward_hook(self._sgate))
+            if self.clip_val and cls == "OlmoeAttention":
+                self.handles.append(mod.q_norm.register_forward_hook(self._clipper("q")))
+                self.handles.append(mod.k_norm.register_forward_hook(self._clipper("k")))
+                self.handles.append(mod.v_proj.register_forward_hook(self._clipper("v")))
+
+    def _router(self, mod, inp, out):
+        logits, scores, idx = out
+        k, e = mod.top_k, mod.num_experts
+        if k < e:
+            s = torch.sort(logits.float(), dim=-1, descending=True).values
+            self.router_gaps.append(float((s[:, k - 1] - s[:, k]).min()))
+        self.topk_sums.extend(scores.sum(-1).tolist())
+
+    def _sgate(self, mod, inp, out):
+        self.shared_gate.extend(torch.sigmoid(out).flatten().tolist())
+
+    def _clipper(self, which):
+        def f(mod, inp, out):
+            self.clip[which][0] += int((out.abs() > self.clip_val).sum())
+            self.clip[which][1] += out.numel()
+        return f
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def greedy(model, prompt, n):
+    """Greedy decode with the KV cache, one token a step, exactly as the C test
+    does: returns ids and the [n][V] logits each id was the argmax of."""
+    ids, rows = [], []
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([prompt]), past_key_values=cache, use_cache=True)
+        for i in range(n):
+            row = out.logits[0, -1].float()
+            tok = int(torch.argmax(row))
+            ids.append(tok)
+            rows.append(row.clone())
+            if i + 1 < n:
+                out = model(input_ids=torch.tensor([[tok]]), past_key_values=cache, use_cache=True)
+    return ids, torch.stack(rows)
+
+
+def top2_gap(rows):
+    s = torch.sort(rows, dim=-1, descending=True).values
+    return float((s[:, 0] - s[:, 1]).min())
+
+
+def rel_err(a, b):
+    """max over rows of max|a-b| / max|b| (the C test's measure)."""
+    num = (a - b).abs().amax(-1)
+    den = b.abs().amax(-1)
+    return float((num / den).max())
+
+
+def load_ref_model(d):
+    return AutoModelForCausalLM.from_pretrained(
+        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager").eval()
+
+
+def file_dtypes(d):
+    out = {}
+    for fn in sorted(os.listdir(d)):
+        if fn.endswith(".safetensors"):
+            with safe_open(os.path.join(d, fn), "pt") as f:
+                for k in f.keys():
+                    dt = f.get_slice(k).get_dtype()
+                    out[dt] = out.get(dt, 0) + 1
+    return out
+
+
+def file_keys(d):
+    keys = []
+    for fn in sorted(os.listdir(d)):
+        if fn.endswith(".safetensors"):
+            with safe_open(os.path.join(d, fn), "pt") as f:
+                keys.extend(f.keys())
+    return keys
+
+
+# ---------------------------------------------------------- sensitivity
+# What a C implementation that got one switch wrong would show: the same ids
+# through transformers with that switch mutated, as the C test's error
+# measure. Each must be far above TOL_LOGITS or the fixture proves nothing.
+
+def _rmsnorm(x, w, eps):
+    x32 = x.float()
+    return w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def mutations(v, rcfg):
+    mt = v["model_type"]
+    n_rep = rcfg.num_attention_heads // rcfg.num_key_value_heads
+    E = rcfg.num_local_experts if mt == "mixtral" else rcfg.num_experts
+    K = rcfg.num_experts_per_tok
+    out = {}
+    rp = dict(rcfg.rope_parameters)
+    out["rope_theta x10"] = dict(cfg={"rope_parameters": dict(rp, rope_theta=rp["rope_theta"] * 10)})
+    out["rms_norm_eps x10"] = dict(cfg={"rms_norm_eps": rcfg.rms_norm_eps * 10})
+    if n_rep > 1 and rcfg.num_key_value_heads > 1:
+        out["GQA kv head h % n_kv instead of h / n_rep"] = dict(gqa_tiled=True)
+    if K > 1:
+        out["top_k - 1"] = dict(cfg={"num_experts_per_tok": K - 1})
+    if K < E:
+        out["top_k + 1"] = dict(cfg={"num_experts_per_tok": K + 1})
+    if mt == "mixtral" and 1 <= K < E:
+        out["top-k weights not renormalized"] = dict(router_raw=True)
+    if mt != "mixtral":
+        out["norm_topk_prob flipped"] = dict(cfg={"norm_topk_prob": not rcfg.norm_topk_prob})
+    if getattr(rcfg, "clip_qkv", None):
+        out["clip_qkv ignored"] = dict(cfg={"clip_qkv": None})
+    if mt == "mixtral" and rcfg.sliding_window:
+        out["sliding_window ignored"] = dict(cfg={"sliding_window": None})
+        out["sliding_window off by one (i-W <= j)"] = dict(cfg={"sliding_window": rcfg.sliding_window + 1})
+    if v["legacy"] and mt == "qwen2_moe":
+        out["sliding_window 16 applied (use_sliding_window is false)"] = dict(
+            cfg={"sliding_window": 16, "layer_types": ["sliding_attention"] * rcfg.num_hidden_layers})
+    if v["legacy"] and mt == "qwen3_moe":
+        out["sliding_window 16 applied (use_sliding_window is false)"] = dict(cfg={"sliding_window": 16})
+    if mt == "qwen2_moe":
+        out["qkv bias ignored"] = dict(zero_bias=True)
+        out["shared_expert_gate ignored (gate 1)"] = dict(shared_gate_one=True)
+        out["shared expert ignored"] = dict(shared_off=True)
+    if mt in ("qwen3_moe", "olmoe"):
+        out["q/k norm ignored"] = dict(qknorm="none")
+        out["q/k norm per head <-> whole projection"] = dict(qknorm="swap")
+    return out
+
+
+def mutated_logits(d, ids, mut):
+    cfg = AutoConfig.from_pretrained(d)
+    for k, val in mut.get("cfg", {}).items():
+        setattr(cfg, k, val)
+    m = AutoModelForCausalLM.from_pretrained(d, config=cfg, dtype=torch.float32, attn_implementation="eager",
+                                             experts_implementation="eager").eval()
+    mod = sys.modules[type(m).__module__]
+    saved_repeat = mod.repeat_kv
+    if mut.get("gqa_tiled"):
+        mod.repeat_kv = lambda h, n: h if n == 1 else h.repeat(1, n, 1, 1)
+    hs = []
+    eps = cfg.rms_norm_eps
+    for name, sub in m.named_modules():
+        cls = type(sub).__name__
+        if mut.get("router_raw") and cls.endswith("TopKRouter"):
+            def raw(module, inp, o):
+                logits, scores, idx = o
+                p = torch.softmax(logits.float(), -1)
+                return logits, torch.gather(p, -1, idx), idx
+            hs.append(sub.register_forward_hook(raw))
+        if mut.get("zero_bias") and name.endswith(("q_proj", "k_proj", "v_proj")) and sub.bias is not None:
+            with torch.no_grad():
+                sub.bias.zero_()
+        if mut.get("shared_gate_one") and name.endswith("shared_expert_gate"):
+            hs.append(sub.register_forward_hook(lambda module, inp, o: torch.full_like(o, 1e4)))
+        if mut.get("shared_off") and name.endswith("shared_expert_gate"):
+            hs.append(sub.register_forward_hook(lambda module, inp, o: torch.full_like(o, -1e4)))
+        if mut.get("qknorm") and name.endswith(("q_norm", "k_norm")):
+            hd = m.config.head_dim if hasattr(m.config, "head_dim") and m.config.head_dim else \
+                m.config.hidden_size // m.config.num_attention_heads
+            def qk(module, inp, o, hd=hd):
+                x = inp[0]
+                if mut["qknorm"] == "none":
+                    return x
+                w = module.weight
+                if x.shape[-1] == hd:  # per head -> whole projection
+                    flat = x.reshape(*x.shape[:-2], -1)
+                    return _rmsnorm(flat, w.repeat(x.shape[-2]), eps).reshape(x.shape)
+                heads = x.reshape(*x.shape[:-1], -1, hd)  # whole -> per head
+                return _rmsnorm(heads, w.reshape(-1, hd), eps).reshape(x.shape)
+            hs.append(sub.register_forward_hook(qk))
+    try:
+        with torch.no_grad():
+            return m(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float()
+    finally:
+        mod.repeat_kv = saved_repeat
+        for h in hs:
+            h.remove()
+
+
+def sensitivity(v, d, rcfg, ids, full):
+    res = {}
+    for what, mut in mutations(v, rcfg).items():
+        res[what] = rel_err(mutated_logits(d, ids, mut), full)
+    return res
+
+
+# ------------------------------------------------------------ one variant
+
+def build(v, seed, debug=False):
+    name, mt = v["name"], v["model_type"]
+    d = os.path.join(OUT, name)
+    torch.manual_seed(seed)
+    cfg = AutoConfig.for_model(mt, **v["cfg"])
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    randomize(model, gen)
+    model.eval()
+
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    save = model.to(TORCH_DTYPE[v["dtype"]])
+    kw = {"max_shard_size": v["shard"]} if v["shard"] else {}
+    save.save_pretrained(d, **kw)
+    if v["legacy"]:
+        make_legacy_config(os.path.join(d, "config.json"), mt, v["dtype"])
+    for fn in os.listdir(d):  # safetensors writes 0600
+        os.chmod(os.path.join(d, fn), 0o644)
+    del model, save
+
+    # The reference is whatever transformers makes of the files on disk.
+    ref = load_ref_model(d)
+    rcfg = ref.config
+    checks = {}
+
+    # -- switches visible in the config / files
+    keys = file_keys(d)
+    checks["file_dtypes"] = file_dtypes(d)
+    checks["files"] = sorted(f for f in os.listdir(d) if f.endswith((".safetensors", ".json")))
+    checks["n_tensors"] = len(keys)
+    if rcfg.tie_word_embeddings:
+        assert "lm_head.weight" not in keys, "tied model saved lm_head"
+        checks["tied"] = "lm_head.weight absent from the file"
+    else:
+        assert "lm_head.weight" in keys
+    if v["shard"]:
+        shards = [f for f in os.listdir(d) if f.startswith("model-") and f.endswith(".safetensors")]
+        assert len(shards) >= 2 and os.path.exists(os.path.join(d, "model.safetensors.index.json"))
+        checks["shards"] = len(shards)
+    layers = []
+    for i, layer in enumerate(ref.model.layers):
+        mlp = type(layer.mlp).__name__
+        layers.append("moe" if "Sparse" in mlp else "dense")
+    checks["layers"] = layers
+    if mt in ("qwen2_moe", "qwen3_moe"):
+        assert ("dense" in layers) == (bool(rcfg.mlp_only_layers) or rcfg.decoder_sparse_step > 1)
+    attn0 = ref.model.layers[0].self_attn
+    checks["q_proj_shape"] = list(attn0.q_proj.weight.shape)
+    checks["k_proj_shape"] = list(attn0.k_proj.weight.shape)
+    if getattr(attn0.q_proj, "bias", None) is not None:
+        checks["qkv_bias_absmax"] = float(attn0.q_proj.bias.detach().abs().max())
+        assert "model.layers.0.self_attn.q_proj.bias" in keys
+    if hasattr(attn0, "q_norm"):
+        checks["q_norm_shape"] = list(attn0.q_norm.weight.shape)
+        checks["k_norm_shape"] = list(attn0.k_norm.weight.shape)
+    sw = getattr(rcfg, "sliding_window", None)
+    checks["sliding_window_effective"] = sw if sw else None
+
+    # -- ids: reseed until the greedy continuation and routing have no near-ties
+    V_ = rcfg.vocab_size
+    for id_seed in range(1000 + seed, 1000 + seed + 200):
+        g = torch.Generator().manual_seed(id_seed)
+        ids = torch.randint(0, V_, (N_IDS,), generator=g).tolist()
+        probe = Probe(ref, v["cfg"])
+        with torch.no_grad():
+            full = ref(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float()  # [T][V]
+        full_probe = probe
+        probe.remove()
+        probe = Probe(ref, v["cfg"])
+        gen_ids, gen_logits = greedy(ref, ids[:N_PROMPT], N_GEN)
+        probe.remove()
+        gap = top2_gap(gen_logits)
+        rgaps = full_probe.router_gaps + probe.router_gaps
+        rgap = min(rgaps) if rgaps else None
+        if gap > GAP_MIN and (rgap is None or rgap > GAP_MIN) and len(set(gen_ids)) >= MIN_DISTINCT:
+            break
+        print(f"  {name}: ids seed {id_seed}: greedy gap {gap:.2e}, router gap {rgap}, "
+              f"{len(set(gen_ids))} distinct greedy ids; reseeding")
+    else:
+        raise RuntimeError(f"{name}: no ids seed without near-ties")
+    checks["greedy_min_top2_gap"] = gap
+    checks["router_min_kth_gap"] = rgap
+    checks["greedy_distinct_ids"] = len(set(gen_ids))
+
+    sums = torch.tensor(full_probe.topk_sums)
+    if sums.numel():
+        checks["topk_weight_sum_min_max"] = [float(sums.min()), float(sums.max())]
+    if full_probe.shared_gate:
+        sg = torch.tensor(full_probe.shared_gate)
+        checks["shared_gate_sigmoid_min_max"] = [float(sg.min()), float(sg.max())]
+    if full_probe.clip_val:
+        checks["clipped_fraction"] = {k: c[0] / c[1] for k, c in full_probe.clip.items()}
+        assert all(c[0] > 0 for c in full_probe.clip.values()), "clip_qkv clips nothing"
+
+    # -- sanity of the reference itself
+    with torch.no_grad():
+        # full forward vs greedy prefix through the cache
+        pre = ref(input_ids=torch.tensor([ids[:N_PROMPT] + gen_ids[:N_GEN - 1]]), use_cache=False).logits[0]
+        checks["hf_cache_vs_full_rel"] = rel_err(gen_logits, pre[N_PROMPT - 1:].float())
+        # model.generate agrees with the manual loop
+        out = ref.generate(torch.tensor([ids[:N_PROMPT]]), do_sample=False, max_new_tokens=N_GEN,
+                           min_new_tokens=N_GEN, eos_token_id=None, pad_token_id=0)
+        assert out[0, N_PROMPT:].tolist() == gen_ids, "generate() disagrees with the manual loop"
+    if mt == "mixtral" and sw:
+        # the window changes positions >= window and nothing before
+        nowin = AutoConfig.from_pretrained(d)
+        nowin.sliding_window = None
+        m2 = AutoModelForCausalLM.from_pretrained(d, config=nowin, dtype=torch.float32,
+                                                  attn_implementation="eager").eval()
+        with torch.no_grad():
+            f2 = m2(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float()
+        diff = (f2 - full).abs().amax(-1)
+        checks["window_effect_before_after"] = [float(diff[:sw].max()), float(diff[sw:].max())]
+        assert diff[:sw].max() < 1e-5 and diff[sw:].max() > 1e-2, diff
+    if mt in ("qwen2_moe", "qwen3_moe") and v["legacy"]:
+        assert not getattr(rcfg, "sliding_window", None), "legacy config turned the window on"
+
+    # -- what getting each switch wrong would cost (must be >> the tolerance)
+    sens = sensitivity(v, d, rcfg, ids, full)
+    checks["sensitivity_rel_err"] = sens
+    for what, e in sens.items():
+        if e < SENS_MIN and what not in SENS_EXEMPT:
+            raise RuntimeError(f"{name}: '{what}' changes logits by only {e:.2e}: the fixture would not see it")
+
+    # -- write the reference
+    blob = torch.cat([full, gen_logits]).contiguous().numpy().astype("<f4")
+    with open(os.path.join(d, "ref_logits.bin"), "wb") as f:
+        f.write(blob.tobytes())
+    sizes = {fn: os.path.getsize(os.path.join(d, fn)) for fn in sorted(os.listdir(d))}
+    refj = {
+        "variant": name,
+        "model_type": mt,
+        "what": v["what"],
+        "weights_dtype": v["dtype"],
+        "vocab": V_,
+        "ids": ids,
+        "greedy_prompt_len": N_PROMPT,
+        "greedy_ids": gen_ids,
+        "logits_bin": {
+            "file": "ref_logits.bin",
+            "dtype": "float32 little-endian",
+            "full": {"offset": 0, "shape": [N_IDS, V_],
+                     "what": "logits of one forward over ids (all positions)"},
+            "greedy": {"offset": N_IDS * V_ * 4, "shape": [N_GEN, V_],
+                       "what": "row i: logits whose argmax is greedy_ids[i] (prompt ids[:greedy_prompt_len], "
+                               "then one token a step through the KV cache)"},
+        },
+        "tolerance": {"logits_rel": TOL_LOGITS, "incremental_rel": TOL_INCREMENTAL,
+                      "measure": "per row max|a-b| / max|ref|"},
+        "seeds": {"weights": seed, "ids": id_seed},
+        "checks": checks,
+        "bytes": sizes,
+        "generator": {"torch": torch.__version__, "transformers": transformers.__version__,
+                      "attn_implementation": "eager", "experts_implementation": "eager",
+                      "math": "float32 CPU"},
+    }
+    with open(os.path.join(d, "ref.json"), "w") as f:
+        json.dump(refj, f, indent=1)
+        f.write("\n")
+    total = sum(os.path.getsize(os.path.join(d, fn)) for fn in os.listdir(d))
+    print(f"{name:18s} {total/1024:7.1f} KiB  layers={layers} greedy_gap={gap:.3g} router_gap={rgap if rgap is None else round(rgap, 4)}"
+          f"  distinct={len(set(gen_ids))}")
+    for k in ("sensitivity_rel_err", "clipped_fraction", "topk_weight_sum_min_max", "shared_gate_sigmoid_min_max",
+              "window_effect_before_after", "hf_cache_vs_full_rel"):
+        if k in checks:
+            print(f"    {k}: {checks[k]}")
+    if debug:
+        dump_debug(ref, ids, d)
+    return total
+
+
+def dump_debug(model, ids, d):
+    """Per-layer hidden states of the full forward -> /tmp/moe_debug/<variant>/
+    (raw f32 [T][D] files: embed.bin, layer<i>_attn.bin (after attention
+    residual), layer<i>_out.bin, final_norm.bin) for comparing with the C code."""
+    out = os.path.join("/tmp/moe_debug", os.path.basename(d))
+    os.makedirs(out, exist_ok=True)
+    saved = {}
+
+    def hook(tag):
+        def f(mod, inp, o):
+            t = o[0] if isinstance(o, tuple) else o
+            saved[tag] = t.detach()[0].float().numpy()
+        return f
+
+    hs = []
+    for i, layer in enumerate(model.model.layers):
+        hs.append(layer.self_attn.register_forward_hook(hook(f"layer{i}_attnout")))
+        hs.append(layer.mlp.register_forward_hook(hook(f"layer{i}_mlpout")))
+        hs.append(layer.register_forward_hook(hook(f"layer{i}_out")))
+    hs.append(model.model.embed_tokens.register_forward_hook(hook("embed")))
+    hs.append(model.model.norm.register_forward_hook(hook("final_norm")))
+    with torch.no_grad():
+        model(input_ids=torch.tensor([ids]), use_cache=False)
+    for h in hs:
+        h.remove()
+    for k, a in saved.items():
+        a.astype("<f4").tofile(os.path.join(out, k + ".bin"))
+    print(f"    debug: wrote {len(saved)} tensors to {out}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", help="variant names to (re)generate")
+    ap.add_argument("--debug", nargs="*", default=[], help="also dump per-layer hidden states")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    names = [v["name"] for v in VARIANTS]
+    for n in (a.only or []) + a.debug:
+        if n not in names:
+            sys.exit(f"unknown variant {n}; known: {' '.join(names)}")
+    total = 0
+    for i, v in enumerate(VARIANTS):
+        if a.only and v["name"] not in a.only:
+            continue
+        total += build(v, seed=100 + i, debug=v["name"] in a.debug)
+    print(f"total {total/1024:.1f} KiB")
+
+
+if __name__ == "__main__":
+    main()
