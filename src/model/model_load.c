@@ -255,10 +255,14 @@ int moe_model_load(moe_model **out, const char *path, moe_err *err) {
     const moe_config *c = &m->cfg;
     int64_t V = c->vocab, D = c->dim;
 
+    if (c->n_layers < 1 || c->n_layers > MOE_MAX_LAYERS) {
+        moe_fail(err, "%s: %d layers, expected 1..%d", path, c->n_layers, MOE_MAX_LAYERS);
+        goto fail;
+    }
     int64_t n_exp = 0;
     for (int i = 0; i < c->n_layers; i++)
         if (c->layer[i].moe) n_exp += c->layer[i].n_experts;
-    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->layers = calloc((size_t)(unsigned)c->n_layers, sizeof *m->layers);
     m->expert_table = calloc((size_t)(n_exp ? n_exp : 1), sizeof *m->expert_table);
     m->f32 = malloc((size_t)f32_needed(c) * sizeof(float));
     if (!m->layers || !m->expert_table || !m->f32) {
