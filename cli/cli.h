@@ -1,0 +1,52 @@
+/*
+ * cli.h - what the `moe` commands share: the command entry points (one
+ * cmd_*.c file each, dispatched from main.c) and helpers that load a model
+ * or tokenizer with messages a user can act on. Only cli/ prints and exits.
+ *
+ * Exit codes: 0 success, 1 the work failed (bad model file, I/O error),
+ * 2 the command line was wrong.
+ */
+#ifndef MOE_CLI_H
+#define MOE_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "moe.h"
+
+#define MOE_VERSION "0.1.0"
+
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+
+/* "moe CMD: message\n" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Load a model, saying clearly when the path does not exist. 0 or -1 (printed). */
+int cli_load_model(const char *cmd, const char *path, moe_model **m);
+
+/* Load the tokenizer of a model (PATH/tokenizer.json for a directory). When it
+ * is missing the message names the file looked for. 0 or -1 (printed). */
+int cli_load_tokenizer(const char *cmd, const char *path, moe_tokenizer **t);
+
+/* Parse "1,2,3" (commas and/or whitespace) into a malloc'd array of ids in
+ * [0, INT32_MAX]. 0 or -1 (printed). */
+int cli_parse_ids(const char *cmd, const char *what, const char *s, int32_t **ids, int *n);
+
+/* "1.23 GiB", "456 MiB", ... into buf. */
+const char *cli_bytes(int64_t n, char *buf, size_t size);
+/* "6.92 B", "1.28 B", "345.6 M", ... into buf. */
+const char *cli_count(int64_t n, char *buf, size_t size);
+
+/* Write s as a JSON string literal (quotes, escapes) to f. */
+void cli_json_str(FILE *f, const char *s);
+
+/* Median of n values (sorts v in place). */
+double cli_median(double *v, int n);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * cmd_bench.c - `moe bench MODEL`: prefill and decode speed as ratios to what
+ * this machine can do, measured in the same run with the same thread count:
+ *   prefill is compute bound: achieved FLOP/s = (2 x active matmul weights
+ *     per token + attention) / time, against the f32 FMA peak (probe_f32_flops);
+ *   decode is bandwidth bound: achieved bytes/s = tok/s * active weight bytes
+ *     per token (moe_model_stats.bytes_active), against probe_read_bandwidth.
+ * Ids are random (seeded); each rep resets the session; medians are reported.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "base/pool.h"
+#include "cli.h"
+#include "kernels/probe.h"
+
+static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int cmd_bench(int argc, char **argv) {
+    int n_prompt = 128, n_gen = 32, threads = 0, reps = 3, warmup = 1, json = 0, probe_mb = 1024;
+    uint64_t seed = 1;
+    const arg_opt opts[] = {
+        {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
+        {"--gen", NULL, ARG_INT, &n_gen, 0, 1 << 20, 0, "N", "then decode N tokens one by one (32)"},
+        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        {"--reps", NULL, ARG_INT, &reps, 1, 1000, 0, "R", "timed repetitions, median reported (3)"},
+        {"--warmup", NULL, ARG_INT, &warmup, 0, 100, 0, "W", "untimed repetitions first (1)"},
+        {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids (1)"},
+        {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
+         "buffer of the bandwidth probe in MiB (1024)"},
+        {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "print one JSON object instead of a table"},
+    };
+    const arg_cmd c = {"bench", "MODEL [--prompt N] [--gen N] [--threads N] [--reps R] [--json]",
+                       "Measure prefill and decode tokens/s on random token ids and compare them with\n"
+                       "this machine's f32 FLOP peak and memory read bandwidth, probed in the same run\n"
+                       "with the same threads.",
+                       "Prefill FLOPs are 2 x the active matmul weights per token (active parameters\n"
+                       "less the embedding table) plus attention (4 x heads x head dim per layer per\n"
+                       "earlier position); decode bytes per token are the active weights as stored.",
+                       opts, 8, 1, 1, "MODEL"};
+    const char *pos[1];
+    int np;
+    int r = args_parse(&c, argc, argv, pos, &np);
+    if (r != ARGS_OK) return args_exit(r);
+    if (n_prompt + n_gen == 0) {
+        cli_error("bench", "--prompt and --gen are both 0: nothing to measure");
+        return 2;
+    }
+
+    int rc = 1;
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    pool *p = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    double *tp = NULL, *td = NULL;
+    moe_err err = {{0}};
+    if (cli_load_model("bench", pos[0], &m)) goto done;
+    const moe_config *cfg = moe_model_config(m);
+    moe_model_stats st;
+    moe_model_stats_get(m, &st);
+    moe_session_opts so = {.n_ctx = n_prompt + n_gen, .n_threads = threads};
+    if (moe_session_new(&s, m, &so, &err)) {
+        cli_error("bench", "%s", err.msg);
+        goto done;
+    }
+    p = pool_create(threads);
+    ids = malloc((size_t)(n_prompt + n_gen) * sizeof *ids);
+    logits = malloc((size_t)cfg->vocab * sizeof *logits);
+    tp = calloc((size_t)reps, sizeof *tp);
+    td = calloc((size_t)reps, sizeof *td);
+    if (!p || !ids || !logits || !tp || !td) {
+        cli_error("bench", "out of memory (or no threads)");
+        goto done;
+    }
+    const int n_threads = pool_size(p);
+    for (int i = 0; i < n_prompt + n_gen; i++) ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
+
+    /* the machine's limits, with the workload's thread count */
+    double bw = probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
+    double peak = probe_f32_flops(p, 3);
+
+    for (int rep = 0; rep < warmup + reps; rep++) {
+        moe_session_reset(s);
+        double t0 = clock_now();
+        if (n_prompt > 0 && moe_forward(s, ids, n_prompt, logits, 0, &err)) {
+            cli_error("bench", "prefill: %s", err.msg);
+            goto done;
+        }
+        double t1 = clock_now();
+        for (int i = 0; i < n_gen; i++) {
+            if (moe_forward(s, ids + n_prompt + i, 1, logits, 0, &err)) {
+                cli_error("bench", "decode: %s", err.msg);
+                goto done;
+            }
+        }
+        double t2 = clock_now();
+        if (rep >= warmup) {
+            tp[rep - warmup] = t1 - t0;
+            td[rep - warmup] = t2 - t1;
+        }
+    }
+    double mp = cli_median(tp, reps), md = cli_median(td, reps);
+    double pre_tps = n_prompt > 0 && mp > 0 ? n_prompt / mp : 0;
+    double dec_tps = n_gen > 0 && md > 0 ? n_gen / md : 0;
+    /* prefill FLOPs: 2 per active weight, less the embedding table (a row
+     * lookup, not a matmul; with tied embeddings it is also the lm_head and
+     * stays), plus attention scores and values: 4 * H * Dh per layer for each
+     * earlier position, summed over the N prompt positions. */
+    double w_mm = (double)st.params_active -
+                  (cfg->tied_embeddings ? 0.0 : (double)cfg->vocab * (double)cfg->dim);
+    double attn = 4.0 * cfg->n_heads * cfg->head_dim * cfg->n_layers * 0.5 * n_prompt * (n_prompt + 1.0);
+    double flop_prefill = 2.0 * w_mm * n_prompt + attn;
+    double pre_flops = mp > 0 ? flop_prefill / mp : 0, dec_bw = dec_tps * (double)st.bytes_active;
+
+    if (json) {
+        printf("{\"model\": ");
+        cli_json_str(stdout, pos[0]);
+        printf(", \"threads\": %d, \"prompt\": %d, \"gen\": %d, \"reps\": %d, "
+               "\"params_active\": %lld, \"bytes_active\": %lld, \"prefill_flop\": %.6g, "
+               "\"prefill_s\": %.6f, \"prefill_tok_s\": %.3f, \"prefill_gflop_s\": %.3f, "
+               "\"peak_gflop_s\": %.3f, \"prefill_frac_peak\": %.4f, "
+               "\"decode_s\": %.6f, \"decode_tok_s\": %.3f, \"decode_gb_s\": %.3f, "
+               "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f}\n",
+               n_threads, n_prompt, n_gen, reps, (long long)st.params_active,
+               (long long)st.bytes_active, flop_prefill, mp, pre_tps, pre_flops / 1e9, peak / 1e9,
+               peak > 0 ? pre_flops / peak : 0.0, md, dec_tps, dec_bw / 1e9, bw / 1e9,
+               bw > 0 ? dec_bw / bw : 0.0);
+    } else {
+        char b1[32], b2[32], b3[32];
+        printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n",
+               pos[0], cfg->n_layers, cli_count(st.params_total, b1, sizeof b1),
+               cli_count(st.params_active, b2, sizeof b2),
+               cli_bytes(st.bytes_active, b3, sizeof b3));
+        printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n", n_threads,
+               peak / 1e9, bw / 1e9);
+        char a1[32], a2[32];
+        printf("\n%-8s %8s %12s %16s %16s %7s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio");
+        if (n_prompt > 0) {
+            snprintf(a1, sizeof a1, "%.2f GFLOP/s", pre_flops / 1e9);
+            snprintf(a2, sizeof a2, "%.2f GFLOP/s", peak / 1e9);
+            printf("%-8s %8d %12.2f %16s %16s %6.1f%%\n", "prefill", n_prompt, pre_tps, a1, a2,
+                   peak > 0 ? 100 * pre_flops / peak : 0.0);
+        }
+        if (n_gen > 0) {
+            snprintf(a1, sizeof a1, "%.2f GB/s", dec_bw / 1e9);
+            snprintf(a2, sizeof a2, "%.2f GB/s", bw / 1e9);
+            printf("%-8s %8d %12.2f %16s %16s %6.1f%%\n", "decode", n_gen, dec_tps, a1, a2,
+                   bw > 0 ? 100 * dec_bw / bw : 0.0);
+        }
+        printf("\nmedian of %d reps (+%d warmup); prefill FLOPs = 2 x active matmul weights per\n"
+               "token + attention; decode bytes = active weights per token\n",
+               reps, warmup);
+    }
+    rc = 0;
+done:
+    free(tp);
+    free(td);
+    free(logits);
+    free(ids);
+    pool_free(p);
+    moe_session_free(s);
+    moe_model_free(m);
+    return rc;
+}

@@ -1,0 +1,236 @@
+/*
+ * cmd_generate.c - `moe generate MODEL -p TEXT`: tokenize (special tokens as
+ * the tokenizer adds them), prefill, then sample and stream the text as it
+ * is produced, stopping at EOS or after -n tokens. Speeds go to stderr.
+ *
+ * Streaming: the generated ids are decoded again after each token, behind a
+ * few prompt tokens of context (so a leading space or a word joined to the
+ * prompt comes out as the whole decode would write it), and only text that
+ * can no longer change is printed: never a partial UTF-8 sequence, and not a
+ * trailing U+FFFD, which a byte-level tokenizer writes for a character whose
+ * remaining bytes are still to come.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "cli.h"
+#include "kernels/probe.h"
+
+#define CONTEXT_TOKENS 4 /* prompt tokens decoded in front of the output */
+
+/* Length of the prefix of s[0..n) that is complete UTF-8 and does not end in
+ * U+FFFD (EF BF BD). */
+static size_t stable_len(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (;;) {
+        /* drop an incomplete last sequence */
+        size_t i = n, back = 0;
+        while (i > 0 && back < 4 && (u[i - 1] & 0xC0) == 0x80) {
+            i--;
+            back++;
+        }
+        if (i > 0 && u[i - 1] >= 0xC0) {
+            unsigned char lead = u[i - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+            if (back + 1 < need) n = i - 1;
+        }
+        if (n >= 3 && u[n - 3] == 0xEF && u[n - 2] == 0xBF && u[n - 1] == 0xBD) {
+            n -= 3;
+            continue;
+        }
+        return n;
+    }
+}
+
+typedef struct streamer {
+    const moe_tokenizer *tok;
+    int tok_vocab;
+    int32_t *ids;     /* [n_ctx_ids + max_new] context tokens, then the generated ones */
+    int n_ids;
+    int n_ctx_ids;    /* context tokens in front */
+    char *prefix;     /* decode of the context tokens */
+    size_t prefix_len;
+    size_t printed;   /* bytes of the continuation already written */
+} streamer;
+
+/* Decode ids and write what is new. final: write everything left. */
+static int stream_emit(streamer *st, int final, moe_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (moe_detokenize(st->tok, st->ids, st->n_ids, 1, &text, &len, err)) return -1;
+    size_t base = 0; /* where the continuation starts: after the context's text */
+    while (base < st->prefix_len && base < len && text[base] == st->prefix[base]) base++;
+    const char *cont = text + base;
+    size_t clen = len - base, upto = final ? clen : stable_len(cont, clen);
+    if (upto > st->printed) {
+        fwrite(cont + st->printed, 1, upto - st->printed, stdout);
+        fflush(stdout);
+        st->printed = upto;
+    }
+    free(text);
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *prompt = NULL;
+    int n_new = 128, top_k = 40, threads = 0, n_ctx = 0;
+    float temp = 0.8f, top_p = 0.95f;
+    /* from the clock unless --seed is given; printed at the end to repeat a run */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec;
+    const arg_opt opts[] = {
+        {"--prompt", "-p", ARG_STR, &prompt, 0, 0, 0, "TEXT", "the prompt (required)"},
+        {"-n", NULL, ARG_INT, &n_new, 0, 1 << 24, 0, "N", "tokens to generate at most (128)"},
+        {"--temp", NULL, ARG_FLOAT, &temp, 0, 1e6, 0, "T", "temperature, 0 = greedy (0.8)"},
+        {"--top-k", NULL, ARG_INT, &top_k, 0, 1 << 30, 0, "K", "keep the K most likely, 0 = off (40)"},
+        {"--top-p", NULL, ARG_FLOAT, &top_p, 0, 1, 1, "P", "nucleus mass in (0, 1], 1 = off (0.95)"},
+        {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (default: from the clock)"},
+        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        {"--ctx", NULL, ARG_INT, &n_ctx, 0, 1 << 24, 0, "N",
+         "context positions (0 = the model's, at most 4096)"},
+    };
+    const arg_cmd c = {"generate", "MODEL -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] "
+                       "[--seed S] [--threads N] [--ctx N]",
+                       "Generate text after a prompt, streamed to stdout as it is produced.\n"
+                       "Stops at the end-of-sequence token or after N tokens; prefill and decode\n"
+                       "speeds are printed to stderr at the end.",
+                       "Sampling applies temperature, then top-k, then top-p, as transformers does.",
+                       opts, 8, 1, 1, "MODEL"};
+    const char *pos[1];
+    int np;
+    int r = args_parse(&c, argc, argv, pos, &np);
+    if (r != ARGS_OK) return args_exit(r);
+    if (!prompt) {
+        cli_error("generate", "-p TEXT is required");
+        return 2;
+    }
+    int rc = 1;
+    moe_tokenizer *tok = NULL;
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    streamer st = {0};
+    moe_err err = {{0}};
+    int n_prompt = 0;
+
+    if (cli_load_tokenizer("generate", pos[0], &tok)) goto done;
+    if (moe_tokenize(tok, prompt, strlen(prompt), 1, &ids, &n_prompt, &err)) {
+        cli_error("generate", "tokenizing the prompt: %s", err.msg);
+        goto done;
+    }
+    if (n_prompt == 0) {
+        cli_error("generate", "the prompt is empty after tokenization (and the tokenizer adds no BOS)");
+        rc = 2;
+        goto done;
+    }
+    if (cli_load_model("generate", pos[0], &m)) goto done;
+    const moe_config *cfg = moe_model_config(m);
+    moe_sampler_opts so = {.temp = temp, .top_k = top_k, .top_p = top_p, .seed = seed};
+    if (moe_sampler_new(&smp, &so, cfg->vocab, &err)) {
+        cli_error("generate", "%s", err.msg);
+        rc = 2;
+        goto done;
+    }
+    moe_session_opts sopt = {.n_ctx = n_ctx, .n_threads = threads};
+    if (moe_session_new(&s, m, &sopt, &err)) {
+        cli_error("generate", "%s", err.msg);
+        goto done;
+    }
+    const int ctx = moe_session_ctx(s);
+    if (n_prompt >= ctx) {
+        cli_error("generate", "the prompt has %d tokens and the context holds %d (raise --ctx)",
+                  n_prompt, ctx);
+        rc = 2;
+        goto done;
+    }
+    for (int i = 0; i < n_prompt; i++) {
+        if (ids[i] >= cfg->vocab) {
+            cli_error("generate", "the tokenizer produced id %d but the model's vocabulary is %d",
+                      ids[i], cfg->vocab);
+            goto done;
+        }
+    }
+    logits = malloc((size_t)cfg->vocab * sizeof *logits);
+    st.tok = tok;
+    st.tok_vocab = moe_tokenizer_vocab(tok);
+    st.n_ctx_ids = n_prompt < CONTEXT_TOKENS ? n_prompt : CONTEXT_TOKENS;
+    st.ids = malloc((size_t)(st.n_ctx_ids + n_new + 1) * sizeof *st.ids);
+    if (!logits || !st.ids) {
+        cli_error("generate", "out of memory");
+        goto done;
+    }
+    memcpy(st.ids, ids + n_prompt - st.n_ctx_ids, (size_t)st.n_ctx_ids * sizeof *st.ids);
+    st.n_ids = st.n_ctx_ids;
+    if (moe_detokenize(tok, st.ids, st.n_ids, 1, &st.prefix, &st.prefix_len, &err)) {
+        cli_error("generate", "decoding the prompt: %s", err.msg);
+        goto done;
+    }
+
+    const int eos_tok = moe_tokenizer_eos(tok), eos_cfg = cfg->eos_id;
+    double t0 = clock_now();
+    if (moe_forward(s, ids, n_prompt, logits, 0, &err)) {
+        cli_error("generate", "prefill: %s", err.msg);
+        goto done;
+    }
+    double t_prefill = clock_now() - t0, t_decode = 0;
+    int n_gen = 0, n_decode = 0, stop_eos = 0, stop_ctx = 0;
+    while (n_gen < n_new) {
+        int t = moe_sample(smp, logits);
+        if (t == eos_tok || t == eos_cfg) {
+            stop_eos = 1;
+            break;
+        }
+        n_gen++;
+        /* ids the tokenizer does not know (padding rows of the embedding)
+         * are fed to the model but have no text */
+        if (t < st.tok_vocab) {
+            st.ids[st.n_ids++] = t;
+            if (stream_emit(&st, 0, &err)) {
+                cli_error("generate", "decoding: %s", err.msg);
+                goto done;
+            }
+        }
+        if (n_gen == n_new) break;
+        if (moe_session_pos(s) >= ctx) {
+            stop_ctx = 1;
+            break;
+        }
+        int32_t in = t;
+        double t1 = clock_now();
+        if (moe_forward(s, &in, 1, logits, 0, &err)) {
+            cli_error("generate", "decode: %s", err.msg);
+            goto done;
+        }
+        t_decode += clock_now() - t1;
+        n_decode++;
+    }
+    if (stream_emit(&st, 1, &err)) {
+        cli_error("generate", "decoding: %s", err.msg);
+        goto done;
+    }
+    printf("\n");
+    fflush(stdout);
+    fprintf(stderr,
+            "\nprompt %d tokens, prefill %.2f tok/s (%.3f s) | generated %d tokens, decode %.2f "
+            "tok/s | %s | seed %llu\n",
+            n_prompt, t_prefill > 0 ? n_prompt / t_prefill : 0.0, t_prefill, n_gen,
+            t_decode > 0 ? n_decode / t_decode : 0.0,
+            stop_eos ? "stopped at EOS" : stop_ctx ? "context full" : "length limit",
+            (unsigned long long)seed);
+    rc = 0;
+done:
+    free(st.ids);
+    free(st.prefix);
+    free(logits);
+    free(ids);
+    moe_sampler_free(smp);
+    moe_session_free(s);
+    moe_model_free(m);
+    moe_tokenizer_free(tok);
+    return rc;
+}

@@ -1,0 +1,72 @@
+/*
+ * main.c - `moe`: dispatch the first argument to a command (cmd_*.c).
+ */
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "describe a model: architecture, experts, parameters, dtypes, memory"},
+    {"logits", cmd_logits, "raw float32 logits for a list of token ids"},
+    {"generate", cmd_generate, "generate text from a prompt"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"detokenize", cmd_detokenize, "print the text of a list of token ids"},
+    {"bench", cmd_bench, "prefill and decode speed against this machine's limits"},
+    {"init", cmd_init, "write a random-weight model shaped like a real one"},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: moe COMMAND [options]\n\n"
+            "Run Mixture-of-Experts language models (mixtral, qwen2_moe, qwen3_moe, olmoe)\n"
+            "from Hugging Face safetensors directories.\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nMODEL is a directory with config.json, *.safetensors and (for text)\n"
+            "tokenizer.json. 'moe COMMAND --help' describes a command; 'moe --version'.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *a = argv[1];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(a, "--version") || !strcmp(a, "-V") || !strcmp(a, "version")) {
+        printf("moe %s\n", MOE_VERSION);
+        return 0;
+    }
+    if (!strcmp(a, "help")) {
+        if (argc < 3) {
+            usage(stdout);
+            return 0;
+        }
+        for (int i = 0; i < N_COMMANDS; i++) {
+            if (!strcmp(argv[2], commands[i].name)) {
+                char *av[] = {argv[2], "--help", NULL};
+                return commands[i].run(2, av);
+            }
+        }
+        fprintf(stderr, "moe: unknown command '%s' (run 'moe --help' for the list)\n", argv[2]);
+        return 2;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(a, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (a[0] == '-')
+        fprintf(stderr, "moe: unknown option '%s' (run 'moe --help')\n", a);
+    else
+        fprintf(stderr, "moe: unknown command '%s' (run 'moe --help' for the list)\n", a);
+    return 2;
+}

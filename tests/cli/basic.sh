@@ -1,0 +1,225 @@
+#!/bin/sh
+# basic.sh - the `moe` command line end to end on tiny random models: help
+# texts, usage errors (unknown command/flag, bad and out-of-range numbers),
+# `moe init` for every tiny preset, info / logits / bench on the result,
+# messages for a missing tokenizer, a missing path and a damaged file, and
+# (with the committed fixture tokenizer) tokenize / detokenize / generate.
+#   MOE=build/moe sh tests/cli/basic.sh     ends with "N passed, N failed"
+MOE=${MOE:-build/moe}
+HERE=$(cd "$(dirname "$0")" && pwd)
+FIX="$HERE/../fixtures/cli"
+T=$(mktemp -d "${TMPDIR:-/tmp}/moe-cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# run CMD...: runs with stdout in $T/out, stderr in $T/err, exit code in $rc
+run() {
+  "$@" >"$T/out" 2>"$T/err"
+  rc=$?
+}
+
+# expect_ok NAME CMD... : exit 0
+expect_ok() {
+  name=$1; shift
+  run "$@"
+  if [ "$rc" -eq 0 ]; then ok; else bad "$name: exit $rc: $(head -c 300 "$T/err")"; fi
+}
+
+# expect_fail NAME PATTERN CMD... : exits 1 or 2 (an error, not a crash),
+# nothing on stdout, PATTERN (grep -E) in stderr
+expect_fail() {
+  name=$1; pat=$2; shift 2
+  run "$@"
+  if [ "$rc" -ne 1 ] && [ "$rc" -ne 2 ]; then bad "$name: exit $rc (expected 1 or 2): $(head -c 300 "$T/err")"; return; fi
+  if [ -s "$T/out" ]; then bad "$name: wrote to stdout on error"; return; fi
+  if grep -Eq -- "$pat" "$T/err"; then ok; else bad "$name: stderr lacks '$pat': $(head -c 300 "$T/err")"; fi
+}
+
+# out_has NAME PATTERN: the last run's stdout matches PATTERN
+out_has() {
+  if grep -Eq -- "$2" "$T/out"; then ok; else bad "$1: stdout lacks '$2': $(head -c 300 "$T/out")"; fi
+}
+
+size_of() { wc -c <"$1" | tr -d ' '; }
+
+# close_f32 A B TOL: two files of float32 values agree within TOL
+close_f32() {
+  od -An -v -t f4 "$1" | tr -s ' ' '\n' | grep . >"$T/fa"
+  od -An -v -t f4 "$2" | tr -s ' ' '\n' | grep . >"$T/fb"
+  paste "$T/fa" "$T/fb" | awk -v tol="$3" '
+    { d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
+    END { exit !(n > 0 && m <= tol) }'
+}
+
+if [ ! -x "$MOE" ]; then
+  echo "FAIL: $MOE is not an executable (set MOE=path/to/moe)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# ------------------------------------------------------------------- help
+expect_ok "moe --help" "$MOE" --help
+for c in info logits generate tokenize detokenize bench init; do
+  out_has "moe --help lists $c" "^  $c "
+done
+expect_ok "moe --version" "$MOE" --version
+out_has "version text" "^moe [0-9]+\.[0-9]+"
+for c in info logits generate tokenize detokenize bench init; do
+  expect_ok "moe $c --help" "$MOE" $c --help
+  out_has "moe $c --help text" "^usage: moe $c "
+done
+expect_ok "moe help bench" "$MOE" help bench
+out_has "moe help bench text" "usage: moe bench"
+
+# ------------------------------------------------------------ usage errors
+expect_fail "no command" "usage: moe" "$MOE"
+expect_fail "unknown command" "unknown command 'frobnicate'" "$MOE" frobnicate
+expect_fail "unknown top-level flag" "unknown option '--frob'" "$MOE" --frob
+expect_fail "unknown flag" "unknown option '--bogus'" "$MOE" info --bogus x
+expect_fail "unknown short flag" "unknown option '-z'" "$MOE" bench -z
+expect_fail "missing MODEL" "missing argument" "$MOE" info
+expect_fail "extra argument" "unexpected argument 'b'" "$MOE" info a b
+expect_fail "flag without value" "--gen needs a value" "$MOE" bench m --gen
+expect_fail "non-numeric int" "'abc' is not an integer" "$MOE" generate m -p hi -n abc
+expect_fail "trailing junk int" "'12x' is not an integer" "$MOE" bench m --prompt 12x
+expect_fail "non-numeric float" "'warm' is not a number" "$MOE" generate m -p hi --temp warm
+expect_fail "nan float" "'nan' is not a number" "$MOE" generate m -p hi --temp nan
+expect_fail "negative temp" "--temp: -1 is out of range" "$MOE" generate m -p hi --temp -1
+expect_fail "top-p 0" "--top-p: 0 is out of range \(0, 1\]" "$MOE" generate m -p hi --top-p 0
+expect_fail "top-p 1.5" "--top-p: 1.5 is out of range" "$MOE" generate m -p hi --top-p=1.5
+expect_fail "negative top-k" "--top-k: -3 is out of range" "$MOE" generate m -p hi --top-k -3
+expect_fail "huge int" "out of range" "$MOE" bench m --threads 99999999999999999999
+expect_fail "reps 0" "--reps: 0 is out of range" "$MOE" bench m --reps 0
+expect_fail "bad seed" "--seed: '-5' is not an unsigned" "$MOE" generate m -p hi --seed -5
+expect_fail "flag with value" "--json takes no value" "$MOE" info m --json=1
+expect_fail "generate without prompt" "-p TEXT is required" "$MOE" generate m
+expect_fail "logits without ids" "--ids is required" "$MOE" logits m
+expect_fail "logits empty id" "empty entry" "$MOE" logits m --ids 1,,2
+expect_fail "logits bad id" "not a list of token ids" "$MOE" logits m --ids 1,x
+expect_fail "logits negative id" "out of range" "$MOE" logits m --ids 1,-2
+expect_fail "init without preset" "--preset NAME is required" "$MOE" init "$T/x"
+expect_fail "init unknown preset" "unknown preset 'gpt5'" "$MOE" init --preset gpt5 "$T/x"
+expect_fail "init bad dtype" "--dtype: 'f8'" "$MOE" init --preset tiny --dtype f8 "$T/x"
+expect_fail "init 0 layers" "--layers: 0 is out of range" "$MOE" init --preset tiny --layers 0 "$T/x"
+expect_fail "init 300 layers" "--layers: 300 is out of range" "$MOE" init --preset tiny --layers 300 "$T/x"
+
+# ------------------------------------------------------------ missing paths
+expect_fail "info missing path" "$T/nope: no such file or directory" "$MOE" info "$T/nope"
+expect_fail "logits missing path" "no such file or directory" "$MOE" logits "$T/nope" --ids 1
+expect_fail "tokenize missing path" "no such file or directory" "$MOE" tokenize "$T/nope" hi
+
+# ------------------------------------------------------------ init + info
+M="$T/tiny"
+expect_ok "init tiny" "$MOE" init --preset tiny "$M"
+out_has "init summary" "wrote .*tiny preset, 2 layers"
+[ -f "$M/config.json" ] && [ -f "$M/model.safetensors" ] && ok || bad "init tiny: files missing"
+[ ! -e "$M/model.safetensors.tmp" ] && ok || bad "init tiny: temporary file left behind"
+expect_fail "init refuses to overwrite" "already holds a model" "$MOE" init --preset tiny "$M"
+cp "$M/model.safetensors" "$T/first.safetensors"
+expect_ok "init --force" "$MOE" init --preset tiny --force "$M"
+cmp -s "$M/model.safetensors" "$T/first.safetensors" && ok || bad "init: same seed gave different weights"
+expect_ok "init seed 7" "$MOE" init --preset tiny --seed 7 "$T/tiny7"
+cmp -s "$T/tiny7/model.safetensors" "$M/model.safetensors" && bad "init: seed 7 equals seed 0" || ok
+expect_ok "init --layers 3" "$MOE" init --preset tiny --layers 3 "$T/tiny3"
+
+expect_ok "info tiny" "$MOE" info "$M"
+out_has "info arch" "^architecture +mixtral"
+out_has "info layers" "^layers +2"
+out_has "info experts" "MoE 4 experts, top-2, expert FFN 96"
+out_has "info params" "^parameters .* total, .* active"
+out_has "info dtypes" "^dtypes +bf16"
+expect_ok "info --json" "$MOE" info "$M" --json
+out_has "info json" '^\{"path": .*"params_total": [0-9]+.*\}$'
+expect_ok "info 3 layers" "$MOE" info "$T/tiny3"
+out_has "info --layers override" "^layers +3"
+
+# ------------------------------------------------------------ logits
+V=512
+expect_ok "logits --out" "$MOE" logits "$M" --ids 1,2,3 --out "$T/l.bin"
+[ "$(size_of "$T/l.bin")" -eq $((3 * V * 4)) ] && ok || bad "logits --out: size $(size_of "$T/l.bin") != $((3 * V * 4))"
+expect_ok "logits to stdout" "$MOE" logits "$M" --ids "1, 2, 3"
+[ "$(size_of "$T/out")" -eq $((3 * V * 4)) ] && ok || bad "logits stdout: size $(size_of "$T/out")"
+cmp -s "$T/out" "$T/l.bin" && ok || bad "logits: stdout and --out differ"
+expect_ok "logits one id" "$MOE" logits "$M" --ids 5 -o "$T/l1.bin"
+[ "$(size_of "$T/l1.bin")" -eq $((V * 4)) ] && ok || bad "logits one id: size"
+# 70 ids: more than one internal chunk of positions
+ids=1; i=2; while [ $i -le 70 ]; do ids="$ids,$i"; i=$((i + 1)); done
+expect_ok "logits 70 ids" "$MOE" logits "$M" --ids "$ids" -o "$T/l70.bin"
+[ "$(size_of "$T/l70.bin")" -eq $((70 * V * 4)) ] && ok || bad "logits 70 ids: size"
+# the first 3 rows depend only on the first 3 ids (causal); kernels may sum
+# in another order for another batch size, hence a tolerance
+head -c $((3 * V * 4)) "$T/l70.bin" >"$T/l70_3.bin"
+expect_ok "logits 1,2,3 again" "$MOE" logits "$M" --ids 1,2,3 -o "$T/l3.bin"
+close_f32 "$T/l70_3.bin" "$T/l3.bin" 1e-5 && ok || bad "logits: prefix rows differ between 3 and 70 ids"
+cmp -s "$T/l3.bin" "$T/l.bin" && ok || bad "logits: two runs of the same ids differ"
+expect_fail "logits id >= vocab" "token id 512 at position 1 is out of range \[0, 512\)" "$MOE" logits "$M" --ids 1,512
+
+for p in tiny-olmoe tiny-qwen3 tiny-qwen2; do
+  expect_ok "init $p" "$MOE" init --preset $p "$T/$p"
+  expect_ok "logits $p" "$MOE" logits "$T/$p" --ids 1,2,3,4 -o "$T/$p.bin"
+  [ "$(size_of "$T/$p.bin")" -eq $((4 * V * 4)) ] && ok || bad "logits $p: size"
+done
+for d in f32 f16; do
+  expect_ok "init --dtype $d" "$MOE" init --preset tiny --dtype $d "$T/tiny-$d"
+  expect_ok "info $d" "$MOE" info "$T/tiny-$d"
+  out_has "info dtype $d" "^dtypes +$d"
+  expect_ok "logits $d" "$MOE" logits "$T/tiny-$d" --ids 1,2 -o "$T/$d.bin"
+done
+[ "$(size_of "$T/tiny-f32/model.safetensors")" -gt "$(size_of "$M/model.safetensors")" ] && ok || bad "f32 file not larger than bf16"
+
+# ------------------------------------------------------------ bench
+expect_ok "bench" "$MOE" bench "$M" --prompt 8 --gen 4 --reps 1 --warmup 0 --probe-mb 16 --threads 1
+out_has "bench prefill row" "^prefill +8 +[0-9.]+ +[0-9.]+ GFLOP/s"
+out_has "bench decode row" "^decode +4 +[0-9.]+ +[0-9.]+ GB/s"
+expect_ok "bench --json" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --json
+out_has "bench json" '^\{.*"prefill_tok_s": [0-9.]+.*"decode_tok_s": [0-9.]+.*"bandwidth_gb_s": [0-9.]+.*\}$'
+expect_fail "bench nothing to do" "nothing to measure" "$MOE" bench "$M" --prompt 0 --gen 0
+
+# ------------------------------------------------------------ tokenizer
+expect_fail "tokenize without tokenizer" "$M/tokenizer.json not found" "$MOE" tokenize "$M" hello
+expect_fail "detokenize without tokenizer" "tokenizer.json not found" "$MOE" detokenize "$M" 1,2
+expect_fail "generate without tokenizer" "tokenizer.json not found" "$MOE" generate "$M" -p hello -n 2
+
+# With a real byte-level BPE tokenizer (tests/fixtures/cli/tokenizer.json,
+# vocab 512, <s> = 1 prepended, </s> = 2) the tiny model can talk.
+if [ -f "$FIX/tokenizer.json" ]; then
+  cp "$FIX/tokenizer.json" "$M/tokenizer.json"
+  expect_ok "tokenize" "$MOE" tokenize "$M" "hello world"
+  out_has "tokenize adds BOS" "^1,[0-9]+"
+  ids=$(cat "$T/out")
+  expect_ok "tokenize --no-special" "$MOE" tokenize "$M" "hello world" --no-special
+  [ "1,$(cat "$T/out")" = "$ids" ] && ok || bad "tokenize: --no-special should only drop the BOS ($ids vs $(cat "$T/out"))"
+  expect_ok "detokenize" "$MOE" detokenize "$M" "$ids" --skip-special
+  [ "$(cat "$T/out")" = "hello world" ] && ok || bad "detokenize round trip: '$(cat "$T/out")'"
+  expect_ok "tokenize text with a dash" "$MOE" tokenize "$M" -- "-x"
+  expect_fail "detokenize id >= vocab" "out of range" "$MOE" detokenize "$M" 1,600
+  expect_ok "generate greedy" "$MOE" generate "$M" -p "hello" -n 8 --temp 0
+  cp "$T/out" "$T/g1"
+  grep -Eq "prefill [0-9.]+ tok/s.*decode [0-9.]+ tok/s" "$T/err" && ok || bad "generate: no speeds on stderr: $(cat "$T/err")"
+  expect_ok "generate greedy again" "$MOE" generate "$M" -p "hello" -n 8 --temp 0
+  cmp -s "$T/out" "$T/g1" && ok || bad "generate: greedy is not deterministic"
+  expect_ok "generate seeded" "$MOE" generate "$M" -p "hello" -n 8 --temp 1 --top-k 50 --top-p 0.9 --seed 3
+  cp "$T/out" "$T/g2"
+  expect_ok "generate seeded again" "$MOE" generate "$M" -p "hello" -n 8 --temp 1 --top-k 50 --top-p 0.9 --seed 3
+  cmp -s "$T/out" "$T/g2" && ok || bad "generate: same seed, different text"
+  expect_ok "generate -n 0" "$MOE" generate "$M" -p "hello" -n 0
+  expect_fail "generate prompt longer than ctx" "raise --ctx" "$MOE" generate "$M" -p "hello world, hello world" --ctx 2
+else
+  bad "fixture $FIX/tokenizer.json missing"
+fi
+
+# ------------------------------------------------------------ damaged files
+cp -r "$M" "$T/broken"
+head -c 1000 "$M/model.safetensors" >"$T/broken/model.safetensors"
+expect_fail "truncated safetensors" "cannot load model" "$MOE" info "$T/broken"
+printf '{"model_type": "mixtral", ' >"$T/broken/config.json"
+expect_fail "bad config.json" "cannot load model" "$MOE" logits "$T/broken" --ids 1
+mkdir -p "$T/empty"
+expect_fail "directory without model" "cannot load model" "$MOE" info "$T/empty"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
