@@ -1,0 +1,746 @@
+/*
+ * hf_config.c - config.json <-> moe_config for mixtral, qwen2_moe, qwen3_moe
+ * and olmoe, with the semantics of transformers 5.23 (configuration_*.py and
+ * modeling_*.py): a field absent from config.json takes that class's default,
+ * and every switch that changes the computation is either mapped or refused.
+ *
+ * What each architecture means, as transformers computes it:
+ *   mixtral    every layer MoE: num_local_experts (alias num_experts, which
+ *              wins) x intermediate_size, top-k renormalized always; no bias;
+ *              sliding_window (null = none) on every layer; head_dim 0/null
+ *              = hidden / heads.
+ *   qwen2_moe  layer i MoE iff i not in mlp_only_layers, num_experts > 0 and
+ *              (i+1) % decoder_sparse_step == 0, else a dense MLP of
+ *              intermediate_size; experts of moe_intermediate_size; one shared
+ *              expert of shared_expert_intermediate_size gated by sigmoid;
+ *              q/k/v bias = qkv_bias (default true), o without bias; sliding
+ *              windows are per layer (layer_types) and refused unless uniform.
+ *   qwen3_moe  the same layer rule, no shared expert, RMSNorm over each head
+ *              of q and k, attention_bias gives q, k, v AND o a bias,
+ *              use_sliding_window puts sliding_window on every layer;
+ *              num_local_experts wins over num_experts.
+ *   olmoe      every layer MoE: num_experts x intermediate_size; RMSNorm over
+ *              the whole q and k projections; clip_qkv; attention_bias on
+ *              q, k, v and o; sliding_window is never used.
+ * RoPE: rope_scaling (if a non-empty object) else rope_parameters; rope_type
+ * (or "type") must be "default"; rope_theta from there, else top level, else
+ * the class default (mixtral 1e6, others 1e4).
+ * Our own fields live under "moe": score, router, capacity_factor, noise,
+ * routed_scaling_factor, select_bias (all MoE layers).
+ */
+#include "formats/hf_config.h"
+#include "base/err.h"
+#include "base/mapfile.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HF_MAX_CONFIG_BYTES ((size_t)16 << 20)
+
+/* ------------------------------------------------------ per-class defaults */
+
+typedef struct hf_arch {
+    const char *name, *cls;
+    moe_arch arch;
+    int vocab, dim, inter, layers, heads, kv_heads; /* kv_heads 0: = heads */
+    int max_pos;
+    double eps, theta;
+    int bos, eos;                 /* -1: None */
+    int experts, top_k, moe_inter, shared_inter;
+} hf_arch;
+
+static const hf_arch hf_archs[] = {
+    {"mixtral", "MixtralForCausalLM", MOE_ARCH_MIXTRAL, 32000, 4096, 14336, 32, 32, 8, 131072,
+     1e-5, 1e6, 1, 2, 8, 2, 0, 0},
+    {"qwen2_moe", "Qwen2MoeForCausalLM", MOE_ARCH_QWEN2_MOE, 151936, 2048, 5632, 24, 16, 16,
+     32768, 1e-6, 1e4, -1, -1, 60, 4, 1408, 5632},
+    {"qwen3_moe", "Qwen3MoeForCausalLM", MOE_ARCH_QWEN3_MOE, 151936, 2048, 6144, 24, 32, 4, 32768,
+     1e-6, 1e4, -1, -1, 128, 8, 768, 0},
+    {"olmoe", "OlmoeForCausalLM", MOE_ARCH_OLMOE, 50304, 2048, 2048, 16, 16, 0, 4096, 1e-5, 1e4,
+     -1, 50279, 64, 8, 0, 0},
+};
+#define HF_N_ARCHS ((int)(sizeof hf_archs / sizeof hf_archs[0]))
+
+static const hf_arch *hf_arch_of(moe_arch a) {
+    for (int i = 0; i < HF_N_ARCHS; i++)
+        if (hf_archs[i].arch == a) return &hf_archs[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ field access */
+
+typedef struct hf_in {
+    const cJSON *root;
+    const char *where;
+    moe_err *err;
+} hf_in;
+
+/* Present and not null. */
+static const cJSON *hf_get(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static int hf_has(const cJSON *obj, const char *key) {
+    return cJSON_GetObjectItemCaseSensitive(obj, key) != NULL;
+}
+
+static int hf_as_int(const hf_in *in, const char *key, const cJSON *v, int *out) {
+    if (!cJSON_IsNumber(v))
+        return moe_fail(in->err, "%s: field %s: wrong JSON type (expected an integer)", in->where,
+                        key);
+    double d = v->valuedouble;
+    if (!(d >= INT_MIN && d <= INT_MAX))
+        return moe_fail(in->err, "%s: field %s: %g out of range", in->where, key, d);
+    if (floor(d) != d)
+        return moe_fail(in->err, "%s: field %s: %g is not an integer", in->where, key, d);
+    *out = (int)d;
+    return 0;
+}
+
+/* Integer field; absent -> def. null is an error (transformers would crash). */
+static int hf_int(const hf_in *in, const char *key, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in->root, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (cJSON_IsNull(v)) return moe_fail(in->err, "%s: field %s: is null", in->where, key);
+    return hf_as_int(in, key, v, out);
+}
+
+static int hf_num(const hf_in *in, const cJSON *obj, const char *key, double def, double *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v))
+        return moe_fail(in->err, "%s: field %s: wrong JSON type (expected a number)", in->where,
+                        key);
+    if (!isfinite(v->valuedouble))
+        return moe_fail(in->err, "%s: field %s: not finite", in->where, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int hf_bool(const hf_in *in, const cJSON *obj, const char *key, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v))
+        return moe_fail(in->err, "%s: field %s: wrong JSON type (expected true/false)", in->where,
+                        key);
+    *out = cJSON_IsTrue(v) ? 1 : 0;
+    return 0;
+}
+
+/* bos/eos: int, null (-1), or a list (its first element). */
+static int hf_token_id(const hf_in *in, const char *key, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in->root, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (cJSON_IsArray(v)) v = v->child;
+    if (!v || cJSON_IsNull(v)) {
+        *out = -1;
+        return 0;
+    }
+    if (hf_as_int(in, key, v, out)) return -1;
+    if (*out < 0) return moe_fail(in->err, "%s: field %s: negative id %d", in->where, key, *out);
+    return 0;
+}
+
+/* ------------------------------------------------------------------- RoPE */
+
+static int hf_rope(const hf_in *in, const hf_arch *a, float *theta) {
+    const cJSON *rp = hf_get(in->root, "rope_scaling");
+    const char *src = "rope_scaling";
+    if (rp && (!cJSON_IsObject(rp) || !rp->child)) {
+        if (!cJSON_IsObject(rp))
+            return moe_fail(in->err, "%s: field rope_scaling: wrong JSON type (expected an object)",
+                            in->where);
+        rp = NULL; /* {} is falsy in Python: rope_parameters is used */
+    }
+    if (!rp) {
+        rp = hf_get(in->root, "rope_parameters");
+        src = "rope_parameters";
+        if (rp && !cJSON_IsObject(rp))
+            return moe_fail(in->err, "%s: field rope_parameters: wrong JSON type (expected an "
+                            "object)", in->where);
+    }
+    double t;
+    if (hf_num(in, in->root, "rope_theta", a->theta, &t)) return -1;
+    if (rp) {
+        if (hf_has(rp, "full_attention") || hf_has(rp, "sliding_attention"))
+            return moe_fail(in->err, "%s: field %s: per-layer-type RoPE is not supported",
+                            in->where, src);
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
+        if (ty && !cJSON_IsString(ty))
+            return moe_fail(in->err, "%s: field %s.rope_type: wrong JSON type (expected a string)",
+                            in->where, src);
+        if (ty && strcmp(ty->valuestring, "default"))
+            return moe_fail(in->err, "%s: field %s: rope_type \"%.40s\" is not supported (only "
+                            "\"default\")", in->where, src, ty->valuestring);
+        if (hf_num(in, rp, "rope_theta", t, &t)) return -1;
+    }
+    if (!(t > 0 && t < 1e30))
+        return moe_fail(in->err, "%s: field rope_theta: %g out of range", in->where, t);
+    *theta = (float)t;
+    return 0;
+}
+
+/* -------------------------------------------------------------- "moe" key */
+
+static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl) {
+    const cJSON *m = hf_get(in->root, "moe");
+    if (!m) return 0;
+    if (!cJSON_IsObject(m))
+        return moe_fail(in->err, "%s: field moe: wrong JSON type (expected an object)", in->where);
+    static const char *const known[] = {"score", "router", "capacity_factor", "noise",
+                                        "routed_scaling_factor", "select_bias"};
+    for (const cJSON *c = m->child; c; c = c->next) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(c->string, known[i]);
+        if (!ok)
+            return moe_fail(in->err, "%s: field moe.%s: unknown (known: score, router, "
+                            "capacity_factor, noise, routed_scaling_factor, select_bias)",
+                            in->where, c->string);
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "score");
+    if (v) {
+        if (!cJSON_IsString(v))
+            return moe_fail(in->err, "%s: field moe.score: wrong JSON type (expected a string)",
+                            in->where);
+        if (!strcmp(v->valuestring, "softmax")) tpl->score = MOE_SCORE_SOFTMAX;
+        else if (!strcmp(v->valuestring, "sigmoid")) tpl->score = MOE_SCORE_SIGMOID;
+        else return moe_fail(in->err, "%s: field moe.score: unknown value \"%.32s\" (softmax, "
+                             "sigmoid)", in->where, v->valuestring);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(m, "router");
+    if (v) {
+        if (!cJSON_IsString(v))
+            return moe_fail(in->err, "%s: field moe.router: wrong JSON type (expected a string)",
+                            in->where);
+        if (!strcmp(v->valuestring, "token_choice")) tpl->kind = MOE_ROUTE_TOKEN_CHOICE;
+        else if (!strcmp(v->valuestring, "expert_choice")) tpl->kind = MOE_ROUTE_EXPERT_CHOICE;
+        else if (!strcmp(v->valuestring, "hash")) tpl->kind = MOE_ROUTE_HASH;
+        else return moe_fail(in->err, "%s: field moe.router: unknown value \"%.32s\" "
+                             "(token_choice, expert_choice, hash)", in->where, v->valuestring);
+    }
+    double d;
+    if (hf_num(in, m, "capacity_factor", 0, &d)) return -1;
+    tpl->capacity_factor = (float)d;
+    if (hf_num(in, m, "noise", 0, &d)) return -1;
+    tpl->noise = (float)d;
+    if (hf_num(in, m, "routed_scaling_factor", 1, &d)) return -1;
+    tpl->routed_scale = (float)d;
+    return hf_bool(in, m, "select_bias", 0, &tpl->select_bias);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* Positive integer field. */
+static int hf_pos(const hf_in *in, const char *key, int def, int *out) {
+    if (hf_int(in, key, def, out)) return -1;
+    if (*out <= 0)
+        return moe_fail(in->err, "%s: field %s: must be positive (got %d)", in->where, key, *out);
+    return 0;
+}
+
+/* Sliding window of qwen2_moe: per layer (layer_types); we run one window
+ * for all layers, so it must be all-or-nothing. */
+static int hf_qwen2_sliding(const hf_in *in, moe_config *cfg) {
+    int use, max_window, window = 0;
+    if (hf_bool(in, in->root, "use_sliding_window", 0, &use)) return -1;
+    if (hf_int(in, "max_window_layers", 28, &max_window)) return -1;
+    if (use) {
+        const cJSON *w = hf_get(in->root, "sliding_window");
+        if (!w && !hf_has(in->root, "sliding_window")) window = 4096;
+        else if (w && hf_as_int(in, "sliding_window", w, &window)) return -1;
+    }
+    int n_slide = 0, L = cfg->n_layers;
+    const cJSON *lt = hf_get(in->root, "layer_types");
+    if (lt) {
+        if (!cJSON_IsArray(lt))
+            return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected a list)",
+                            in->where);
+        if (cJSON_GetArraySize(lt) != L)
+            return moe_fail(in->err, "%s: field layer_types: %d entries for %d layers", in->where,
+                            cJSON_GetArraySize(lt), L);
+        for (const cJSON *c = lt->child; c; c = c->next) {
+            if (!cJSON_IsString(c))
+                return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected "
+                                "strings)", in->where);
+            if (!strcmp(c->valuestring, "sliding_attention")) n_slide++;
+            else if (strcmp(c->valuestring, "full_attention"))
+                return moe_fail(in->err, "%s: field layer_types: unsupported layer type \"%.32s\"",
+                                in->where, c->valuestring);
+        }
+    } else {
+        for (int i = 0; i < L; i++) n_slide += ((i + 1) % 2) && i < max_window && use;
+    }
+    if (n_slide == 0) return 0;
+    if (n_slide != L)
+        return moe_fail(in->err, "%s: field use_sliding_window: a sliding window on some layers "
+                        "only (%d of %d) is not supported", in->where, n_slide, L);
+    if (window <= 0)
+        return moe_fail(in->err, "%s: field sliding_window: %d is not a usable window", in->where,
+                        window);
+    cfg->sliding_window = window;
+    return 0;
+}
+
+/* Which of num_experts / num_local_experts transformers ends up using. */
+static int hf_experts(const hf_in *in, const hf_arch *a, int *E) {
+    const char *first = "num_local_experts", *second = "num_experts";
+    if (a->arch == MOE_ARCH_MIXTRAL) first = "num_experts", second = "num_local_experts";
+    if (a->arch == MOE_ARCH_QWEN2_MOE) first = second = "num_experts";
+    const char *key = hf_has(in->root, first) ? first : second;
+    if (hf_int(in, key, a->experts, E)) return -1;
+    if (*E < 0) return moe_fail(in->err, "%s: field %s: negative (%d)", in->where, key, *E);
+    if (*E == 0 && a->arch != MOE_ARCH_QWEN2_MOE && a->arch != MOE_ARCH_QWEN3_MOE)
+        return moe_fail(in->err, "%s: field %s: must be positive (got 0)", in->where, key);
+    return 0;
+}
+
+static int hf_parse_root(moe_config *cfg, const hf_in *in) {
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(in->root, "model_type");
+    if (!mt) return moe_fail(in->err, "%s: missing required field model_type", in->where);
+    if (!cJSON_IsString(mt))
+        return moe_fail(in->err, "%s: field model_type: wrong JSON type (expected a string)",
+                        in->where);
+    const hf_arch *a = NULL;
+    for (int i = 0; i < HF_N_ARCHS; i++)
+        if (!strcmp(mt->valuestring, hf_archs[i].name)) a = &hf_archs[i];
+    if (!a)
+        return moe_fail(in->err, "%s: unknown model_type \"%.40s\" (supported: mixtral, qwen2_moe, "
+                        "qwen3_moe, olmoe)", in->where, mt->valuestring);
+    memset(cfg, 0, sizeof *cfg);
+    cfg->arch = a->arch;
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", a->name);
+
+    const cJSON *act = hf_get(in->root, "hidden_act");
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu")))
+        return moe_fail(in->err, "%s: field hidden_act: only \"silu\" is supported", in->where);
+
+    if (hf_pos(in, "vocab_size", a->vocab, &cfg->vocab)) return -1;
+    if (hf_pos(in, "hidden_size", a->dim, &cfg->dim)) return -1;
+    if (hf_pos(in, "num_hidden_layers", a->layers, &cfg->n_layers)) return -1;
+    if (cfg->n_layers > MOE_MAX_LAYERS)
+        return moe_fail(in->err, "%s: field num_hidden_layers: %d, more than the %d supported",
+                        in->where, cfg->n_layers, MOE_MAX_LAYERS);
+    if (hf_pos(in, "num_attention_heads", a->heads, &cfg->n_heads)) return -1;
+    if (hf_get(in->root, "num_key_value_heads")) {
+        if (hf_pos(in, "num_key_value_heads", 0, &cfg->n_kv_heads)) return -1;
+    } else if (!a->kv_heads) {
+        cfg->n_kv_heads = cfg->n_heads; /* olmoe: absent or null = heads */
+    } else if (hf_has(in->root, "num_key_value_heads")) {
+        return moe_fail(in->err, "%s: field num_key_value_heads: is null", in->where);
+    } else {
+        cfg->n_kv_heads = a->kv_heads;
+    }
+    const cJSON *hd = hf_get(in->root, "head_dim");
+    cfg->head_dim = cfg->dim / cfg->n_heads;
+    if (hd) {
+        int h;
+        if (hf_as_int(in, "head_dim", hd, &h)) return -1;
+        if (h < 0 || (h == 0 && a->arch != MOE_ARCH_MIXTRAL))
+            return moe_fail(in->err, "%s: field head_dim: must be positive (got %d)", in->where, h);
+        if (h > 0) cfg->head_dim = h; /* mixtral: `head_dim or hidden // heads` */
+    }
+    if (cfg->head_dim <= 0)
+        return moe_fail(in->err, "%s: field hidden_size: %d smaller than num_attention_heads %d",
+                        in->where, cfg->dim, cfg->n_heads);
+    if (hf_pos(in, "max_position_embeddings", a->max_pos, &cfg->max_pos)) return -1;
+    double eps;
+    if (hf_num(in, in->root, "rms_norm_eps", a->eps, &eps)) return -1;
+    if (!(eps > 0 && eps < 1))
+        return moe_fail(in->err, "%s: field rms_norm_eps: %g out of range", in->where, eps);
+    cfg->norm_eps = (float)eps;
+    if (hf_rope(in, a, &cfg->rope_theta)) return -1;
+    if (hf_bool(in, in->root, "tie_word_embeddings", 0, &cfg->tied_embeddings)) return -1;
+    if (hf_token_id(in, "bos_token_id", a->bos, &cfg->bos_id)) return -1;
+    if (hf_token_id(in, "eos_token_id", a->eos, &cfg->eos_id)) return -1;
+
+    /* Attention switches. */
+    int bias = 0;
+    switch (a->arch) {
+    case MOE_ARCH_MIXTRAL: {
+        const cJSON *w = hf_get(in->root, "sliding_window");
+        if (w) {
+            if (hf_as_int(in, "sliding_window", w, &cfg->sliding_window)) return -1;
+            if (cfg->sliding_window <= 0)
+                return moe_fail(in->err, "%s: field sliding_window: must be positive or null "
+                                "(got %d)", in->where, cfg->sliding_window);
+        }
+        break;
+    }
+    case MOE_ARCH_QWEN2_MOE:
+        if (hf_bool(in, in->root, "qkv_bias", 1, &cfg->qkv_bias)) return -1;
+        if (hf_qwen2_sliding(in, cfg)) return -1;
+        break;
+    case MOE_ARCH_QWEN3_MOE: {
+        cfg->qk_norm = MOE_QKNORM_HEAD;
+        if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
+        int use;
+        if (hf_bool(in, in->root, "use_sliding_window", 0, &use)) return -1;
+        const cJSON *w = hf_get(in->root, "sliding_window");
+        if (use && (w || !hf_has(in->root, "sliding_window"))) {
+            cfg->sliding_window = 4096;
+            if (w && hf_as_int(in, "sliding_window", w, &cfg->sliding_window)) return -1;
+            if (cfg->sliding_window <= 0)
+                return moe_fail(in->err, "%s: field sliding_window: must be positive (got %d)",
+                                in->where, cfg->sliding_window);
+        }
+        break;
+    }
+    case MOE_ARCH_OLMOE: {
+        cfg->qk_norm = MOE_QKNORM_FULL;
+        if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
+        const cJSON *c = hf_get(in->root, "clip_qkv");
+        if (c) {
+            if (!cJSON_IsNumber(c))
+                return moe_fail(in->err, "%s: field clip_qkv: wrong JSON type (expected a number)",
+                                in->where);
+            if (!(c->valuedouble > 0 && c->valuedouble < 3e38))
+                return moe_fail(in->err, "%s: field clip_qkv: must be positive or null (got %g)",
+                                in->where, c->valuedouble);
+            cfg->clip_qkv = (float)c->valuedouble;
+        }
+        break;
+    }
+    }
+    if (bias) cfg->qkv_bias = cfg->o_bias = 1;
+
+    /* Feed-forward layers. */
+    moe_layer_config moe = {.moe = 1, .score = MOE_SCORE_SOFTMAX, .routed_scale = 1.0f,
+                            .kind = MOE_ROUTE_TOKEN_CHOICE};
+    int E, inter;
+    if (hf_experts(in, a, &E)) return -1;
+    if (hf_pos(in, "intermediate_size", a->inter, &inter)) return -1;
+    moe.n_experts = E;
+    if (hf_pos(in, "num_experts_per_tok", a->top_k, &moe.top_k)) return -1;
+    if (E > 0 && moe.top_k > E)
+        return moe_fail(in->err, "%s: field num_experts_per_tok: %d more than the %d experts",
+                        in->where, moe.top_k, E);
+    if (hf_moe_extras(in, &moe)) return -1;
+    if (a->arch == MOE_ARCH_MIXTRAL || a->arch == MOE_ARCH_OLMOE) {
+        moe.expert_dim = inter;
+        moe.norm_topk = 1;
+        if (a->arch == MOE_ARCH_OLMOE && hf_bool(in, in->root, "norm_topk_prob", 0, &moe.norm_topk))
+            return -1;
+        for (int i = 0; i < cfg->n_layers; i++) cfg->layer[i] = moe;
+    } else {
+        if (hf_pos(in, "moe_intermediate_size", a->moe_inter, &moe.expert_dim)) return -1;
+        if (hf_bool(in, in->root, "norm_topk_prob", 0, &moe.norm_topk)) return -1;
+        if (a->arch == MOE_ARCH_QWEN2_MOE) {
+            moe.n_shared = 1;
+            moe.shared_gate = 1;
+            if (hf_pos(in, "shared_expert_intermediate_size", a->shared_inter, &moe.shared_dim))
+                return -1;
+        }
+        int step;
+        if (hf_pos(in, "decoder_sparse_step", 1, &step)) return -1;
+        const cJSON *only = hf_get(in->root, "mlp_only_layers");
+        if (only && !cJSON_IsArray(only))
+            return moe_fail(in->err, "%s: field mlp_only_layers: wrong JSON type (expected a "
+                            "list)", in->where);
+        unsigned char dense[MOE_MAX_LAYERS] = {0};
+        for (const cJSON *c = only ? only->child : NULL; c; c = c->next) {
+            int li;
+            if (hf_as_int(in, "mlp_only_layers", c, &li)) return -1;
+            if (li >= 0 && li < cfg->n_layers) dense[li] = 1; /* others match no layer */
+        }
+        moe.ffn_dim = inter; /* kept so hf_config_write can give it back */
+        for (int i = 0; i < cfg->n_layers; i++) {
+            if (!dense[i] && E > 0 && (i + 1) % step == 0) {
+                cfg->layer[i] = moe;
+            } else {
+                cfg->layer[i] = (moe_layer_config){.moe = 0, .ffn_dim = inter, .routed_scale = 1.0f};
+            }
+        }
+    }
+    return moe_config_validate(cfg, in->where, in->err);
+}
+
+/* Line and column of byte `pos` in json. */
+static void hf_line_col(const char *json, size_t pos, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (json[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+int hf_config_parse(moe_config *cfg, const char *json, size_t len, const char *where,
+                    moe_err *err) {
+    if (!where) where = "config.json";
+    if (!json) return moe_fail(err, "%s: no text", where);
+    /* cJSON reads past a length-bounded buffer in some versions: give it a NUL. */
+    char *txt = malloc(len + 1);
+    if (!txt) return moe_fail(err, "%s: out of memory", where);
+    memcpy(txt, json, len);
+    txt[len] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(txt, len, &end, 0);
+    int rc = -1;
+    if (!root) {
+        size_t pos = end && end >= txt && end <= txt + len ? (size_t)(end - txt) : len;
+        int line, col;
+        hf_line_col(txt, pos, &line, &col);
+        moe_fail(err, "%s: not valid JSON (error at byte %zu, line %d column %d)", where, pos, line,
+                 col);
+        goto done;
+    }
+    for (const char *p = end; p && p < txt + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            moe_fail(err, "%s: not valid JSON (trailing text at byte %zu)", where,
+                     (size_t)(p - txt));
+            goto done;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        moe_fail(err, "%s: not a JSON object", where);
+        goto done;
+    }
+    hf_in in = {root, where, err};
+    rc = hf_parse_root(cfg, &in);
+done:
+    cJSON_Delete(root);
+    free(txt);
+    return rc;
+}
+
+int hf_config_load(moe_config *cfg, const char *dir, moe_err *err) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
+        return moe_fail(err, "%s: path too long", dir);
+    char *txt;
+    size_t len;
+    if (read_file(path, HF_MAX_CONFIG_BYTES, &txt, &len, err)) return -1;
+    int rc = hf_config_parse(cfg, txt, len, path, err);
+    free(txt);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* A float as the shortest decimal that reads back as the same float, always
+ * with a '.' or exponent: transformers refuses an int where it wants float. */
+static cJSON *hf_float(double v) {
+    char buf[48];
+    float f = (float)v;
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    if (strpbrk(buf, "eE") && fabsf(f) >= 1 && fabsf(f) < 1e15f && floorf(f) == f)
+        snprintf(buf, sizeof buf, "%.1f", (double)f); /* 1000000.0, not 1e+06 */
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
+    return cJSON_CreateRaw(buf);
+}
+
+static int hf_same_moe(const moe_layer_config *x, const moe_layer_config *y) {
+    return x->n_experts == y->n_experts && x->top_k == y->top_k &&
+           x->expert_dim == y->expert_dim && x->n_shared == y->n_shared &&
+           (x->n_shared == 0 || (x->shared_dim == y->shared_dim &&
+                                 x->shared_gate == y->shared_gate)) &&
+           x->score == y->score && x->norm_topk == y->norm_topk &&
+           x->routed_scale == y->routed_scale && x->select_bias == y->select_bias &&
+           x->noise == y->noise && x->kind == y->kind && x->capacity_factor == y->capacity_factor;
+}
+
+/* Does b (parsed back from what we wrote) describe the same model as a? */
+static const char *hf_differs(const moe_config *a, const moe_config *b) {
+#define F(x) if (a->x != b->x) return #x
+    F(arch); F(vocab); F(dim); F(n_layers); F(n_heads); F(n_kv_heads); F(head_dim); F(max_pos);
+    F(rope_theta); F(norm_eps); F(qk_norm); F(qkv_bias); F(o_bias); F(clip_qkv);
+    F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id);
+#undef F
+    for (int i = 0; i < a->n_layers; i++) {
+        const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
+        if (x->moe != y->moe) return "layer pattern (dense / MoE)";
+        if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
+        if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
+    }
+    return NULL;
+}
+
+static void hf_add_int(cJSON *o, const char *k, int v) { cJSON_AddNumberToObject(o, k, v); }
+
+static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
+    const hf_arch *a = hf_arch_of(c->arch);
+    const moe_layer_config *m = NULL, *dense = NULL;
+    for (int i = 0; i < c->n_layers; i++) {
+        if (c->layer[i].moe && !m) m = &c->layer[i];
+        if (!c->layer[i].moe && !dense) dense = &c->layer[i];
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON *arr = cJSON_AddArrayToObject(o, "architectures");
+    if (arr) cJSON_AddItemToArray(arr, cJSON_CreateString(a->cls));
+    cJSON_AddStringToObject(o, "model_type", a->name);
+    hf_add_int(o, "vocab_size", c->vocab);
+    hf_add_int(o, "hidden_size", c->dim);
+    hf_add_int(o, "num_hidden_layers", c->n_layers);
+    hf_add_int(o, "num_attention_heads", c->n_heads);
+    hf_add_int(o, "num_key_value_heads", c->n_kv_heads);
+    hf_add_int(o, "head_dim", c->head_dim);
+    hf_add_int(o, "max_position_embeddings", c->max_pos);
+    cJSON_AddStringToObject(o, "hidden_act", "silu");
+    cJSON_AddItemToObject(o, "rms_norm_eps", hf_float(c->norm_eps));
+    cJSON_AddItemToObject(o, "rope_theta", hf_float(c->rope_theta)); /* for older readers */
+    cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
+    if (rp) {
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+        cJSON_AddItemToObject(rp, "rope_theta", hf_float(c->rope_theta));
+    }
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied_embeddings);
+    if (c->bos_id >= 0) hf_add_int(o, "bos_token_id", c->bos_id);
+    else cJSON_AddNullToObject(o, "bos_token_id");
+    if (c->eos_id >= 0) hf_add_int(o, "eos_token_id", c->eos_id);
+    else cJSON_AddNullToObject(o, "eos_token_id");
+
+    int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
+    switch (c->arch) {
+    case MOE_ARCH_MIXTRAL:
+        hf_add_int(o, "num_local_experts", E);
+        hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
+        if (c->sliding_window > 0) hf_add_int(o, "sliding_window", c->sliding_window);
+        else cJSON_AddNullToObject(o, "sliding_window");
+        break;
+    case MOE_ARCH_OLMOE:
+        hf_add_int(o, "num_experts", E);
+        hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
+        cJSON_AddBoolToObject(o, "norm_topk_prob", m && m->norm_topk);
+        cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
+        if (c->clip_qkv > 0) cJSON_AddItemToObject(o, "clip_qkv", hf_float(c->clip_qkv));
+        else cJSON_AddNullToObject(o, "clip_qkv");
+        break;
+    case MOE_ARCH_QWEN2_MOE:
+    case MOE_ARCH_QWEN3_MOE: {
+        hf_add_int(o, "num_experts", E);
+        if (inter > 0) hf_add_int(o, "intermediate_size", inter);
+        if (m) {
+            hf_add_int(o, "moe_intermediate_size", m->expert_dim);
+            cJSON_AddBoolToObject(o, "norm_topk_prob", m->norm_topk);
+        }
+        hf_add_int(o, "decoder_sparse_step", 1);
+        cJSON *only = cJSON_AddArrayToObject(o, "mlp_only_layers");
+        for (int i = 0; only && m && i < c->n_layers; i++)
+            if (!c->layer[i].moe) cJSON_AddItemToArray(only, cJSON_CreateNumber(i));
+        if (c->arch == MOE_ARCH_QWEN2_MOE) {
+            if (m && m->n_shared > 0)
+                hf_add_int(o, "shared_expert_intermediate_size", m->shared_dim);
+            cJSON_AddBoolToObject(o, "qkv_bias", c->qkv_bias);
+            cJSON_AddBoolToObject(o, "use_sliding_window", 0);
+        } else {
+            cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
+            cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
+            if (c->sliding_window > 0) hf_add_int(o, "sliding_window", c->sliding_window);
+            else cJSON_AddNullToObject(o, "sliding_window");
+        }
+        break;
+    }
+    }
+    if (m) hf_add_int(o, "num_experts_per_tok", m->top_k);
+    if (torch_dtype) cJSON_AddStringToObject(o, "torch_dtype", torch_dtype);
+
+    if (m && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
+              m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
+              m->select_bias)) {
+        cJSON *x = cJSON_AddObjectToObject(o, "moe");
+        if (x && m->score != MOE_SCORE_SOFTMAX) cJSON_AddStringToObject(x, "score", "sigmoid");
+        if (x && m->kind != MOE_ROUTE_TOKEN_CHOICE)
+            cJSON_AddStringToObject(x, "router",
+                                    m->kind == MOE_ROUTE_HASH ? "hash" : "expert_choice");
+        if (x && m->capacity_factor != 0)
+            cJSON_AddItemToObject(x, "capacity_factor", hf_float(m->capacity_factor));
+        if (x && m->noise != 0) cJSON_AddItemToObject(x, "noise", hf_float(m->noise));
+        if (x && m->routed_scale != 1)
+            cJSON_AddItemToObject(x, "routed_scaling_factor", hf_float(m->routed_scale));
+        if (x && m->select_bias) cJSON_AddBoolToObject(x, "select_bias", 1);
+    }
+    return o;
+}
+
+/* Write text to path atomically: temp file in the same directory, rename. */
+static int hf_write_atomic(const char *path, const char *text, moe_err *err) {
+    size_t plen = strlen(path), n = strlen(text);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return moe_fail(err, "%s: out of memory", path);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return moe_fail(err, "%s: cannot create temporary file: %s", path, strerror(e));
+    }
+    const char *p = text;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        p += w;
+        n -= (size_t)w;
+    }
+    int bad = n > 0 || fchmod(fd, 0644) || fsync(fd);
+    int e = errno;
+    if (close(fd)) bad = 1, e = errno;
+    if (!bad && rename(tmp, path)) bad = 1, e = errno;
+    if (bad) {
+        unlink(tmp);
+        free(tmp);
+        return moe_fail(err, "%s: write failed: %s", path, strerror(e));
+    }
+    free(tmp);
+    return 0;
+}
+
+int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
+                    moe_err *err) {
+    if (moe_config_validate(cfg, path, err)) return -1;
+    const hf_arch *a = hf_arch_of(cfg->arch);
+    cJSON *o = hf_build(cfg, torch_dtype);
+    char *text = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (!text) return moe_fail(err, "%s: out of memory building config.json", path);
+
+    /* Read back what we wrote: anything config.json cannot say shows up here. */
+    moe_config *back = malloc(sizeof *back);
+    int rc = -1;
+    if (!back) {
+        moe_fail(err, "%s: out of memory", path);
+    } else if (hf_config_parse(back, text, strlen(text), path, err)) {
+        moe_fail_prefix(err, "%s: cannot be written as a %s config.json", path, a->name);
+    } else {
+        const char *d = hf_differs(cfg, back);
+        if (d)
+            moe_fail(err, "%s: cannot be written as a %s config.json: %s has no equivalent "
+                     "there", path, a->name, d);
+        else
+            rc = hf_write_atomic(path, text, err);
+    }
+    free(back);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/*
+ * hf_config_validate.c - moe_config_validate: a moe_config (parsed from
+ * config.json or built by hand, e.g. by the trainer) is checked before any
+ * size in it is used: positive sizes below "absurd" limits, heads divisible
+ * by kv heads, top_k <= experts, enums in range, and the parameter count of
+ * the whole model computed with overflow checks, so every product the loader
+ * forms later fits int64.
+ */
+#include "formats/hf_config.h"
+#include "base/err.h"
+
+#include <math.h>
+#include <stdint.h>
+
+/* "Absurd" limits: far above any real model, low enough that every size
+ * product below fits in int64 with room to spare. */
+#define HF_MAX_VOCAB (1 << 24)
+#define HF_MAX_DIM (1 << 20)
+#define HF_MAX_HEADS (1 << 16)
+#define HF_MAX_FFN (1 << 24)
+#define HF_MAX_EXPERTS (1 << 16)
+
+/* Every check below fails the same way: a message and -1. */
+#define BAD(...) return moe_fail(err, __VA_ARGS__)
+
+static int hf_check_layer(const moe_config *c, int i, const char *where, moe_err *err) {
+    const moe_layer_config *l = &c->layer[i];
+    if (l->moe != 0 && l->moe != 1) BAD("%s: layer %d: moe must be 0 or 1 (got %d)", where, i, l->moe);
+    if (!l->moe) {
+        if (l->ffn_dim <= 0 || l->ffn_dim > HF_MAX_FFN)
+            BAD("%s: layer %d: dense ffn_dim %d out of range", where, i, l->ffn_dim);
+        return 0;
+    }
+    if (l->n_experts <= 0 || l->n_experts > HF_MAX_EXPERTS)
+        BAD("%s: layer %d: n_experts %d out of range", where, i, l->n_experts);
+    if (l->top_k <= 0 || l->top_k > l->n_experts)
+        BAD("%s: layer %d: top_k %d out of range (1..%d experts)", where, i, l->top_k,
+            l->n_experts);
+    if (l->expert_dim <= 0 || l->expert_dim > HF_MAX_FFN)
+        BAD("%s: layer %d: expert_dim %d out of range", where, i, l->expert_dim);
+    if (l->n_shared < 0 || l->n_shared > HF_MAX_EXPERTS)
+        BAD("%s: layer %d: n_shared %d out of range", where, i, l->n_shared);
+    if (l->n_shared > 0 && (l->shared_dim <= 0 || l->shared_dim > HF_MAX_FFN))
+        BAD("%s: layer %d: shared_dim %d out of range", where, i, l->shared_dim);
+    if (l->shared_gate != 0 && l->shared_gate != 1)
+        BAD("%s: layer %d: shared_gate must be 0 or 1 (got %d)", where, i, l->shared_gate);
+    if (l->score != MOE_SCORE_SOFTMAX && l->score != MOE_SCORE_SIGMOID)
+        BAD("%s: layer %d: unknown score function %d", where, i, (int)l->score);
+    if (l->norm_topk != 0 && l->norm_topk != 1)
+        BAD("%s: layer %d: norm_topk must be 0 or 1 (got %d)", where, i, l->norm_topk);
+    if (!(l->routed_scale > 0 && isfinite(l->routed_scale)))
+        BAD("%s: layer %d: routed_scaling_factor %g out of range", where, i, l->routed_scale);
+    if (l->select_bias != 0 && l->select_bias != 1)
+        BAD("%s: layer %d: select_bias must be 0 or 1 (got %d)", where, i, l->select_bias);
+    if (!(l->noise >= 0 && isfinite(l->noise)))
+        BAD("%s: layer %d: noise %g out of range", where, i, l->noise);
+    if (l->kind != MOE_ROUTE_TOKEN_CHOICE && l->kind != MOE_ROUTE_EXPERT_CHOICE &&
+        l->kind != MOE_ROUTE_HASH)
+        BAD("%s: layer %d: unknown router kind %d", where, i, (int)l->kind);
+    if (!(l->capacity_factor >= 0 && l->capacity_factor <= 1e6))
+        BAD("%s: layer %d: capacity_factor %g out of range", where, i, l->capacity_factor);
+    if (l->kind == MOE_ROUTE_EXPERT_CHOICE && l->capacity_factor <= 0)
+        BAD("%s: layer %d: expert choice routing needs capacity_factor > 0", where, i);
+    return 0;
+}
+
+/* a += b * c, with overflow detection. */
+static int hf_madd(int64_t *a, int64_t b, int64_t c) {
+    int64_t p;
+    return __builtin_mul_overflow(b, c, &p) || __builtin_add_overflow(*a, p, a);
+}
+
+int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
+    if (!where) where = "config";
+    if (c->arch != MOE_ARCH_MIXTRAL && c->arch != MOE_ARCH_QWEN2_MOE &&
+        c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE)
+        BAD("%s: unknown architecture %d", where, (int)c->arch);
+    if (c->vocab <= 0 || c->vocab > HF_MAX_VOCAB)
+        BAD("%s: vocab_size %d out of range (1..%d)", where, c->vocab, HF_MAX_VOCAB);
+    if (c->dim <= 0 || c->dim > HF_MAX_DIM)
+        BAD("%s: hidden_size %d out of range (1..%d)", where, c->dim, HF_MAX_DIM);
+    if (c->n_layers <= 0 || c->n_layers > MOE_MAX_LAYERS)
+        BAD("%s: num_hidden_layers %d out of range (1..%d)", where, c->n_layers, MOE_MAX_LAYERS);
+    if (c->n_heads <= 0 || c->n_heads > HF_MAX_HEADS)
+        BAD("%s: num_attention_heads %d out of range", where, c->n_heads);
+    if (c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads)
+        BAD("%s: num_key_value_heads %d out of range (1..%d)", where, c->n_kv_heads, c->n_heads);
+    if (c->n_heads % c->n_kv_heads)
+        BAD("%s: num_attention_heads %d not divisible by num_key_value_heads %d", where,
+            c->n_heads, c->n_kv_heads);
+    if (c->head_dim <= 0 || c->head_dim > HF_MAX_HEADS)
+        BAD("%s: head_dim %d out of range", where, c->head_dim);
+    if (c->head_dim % 2) BAD("%s: head_dim %d is odd (RoPE needs pairs)", where, c->head_dim);
+    if ((int64_t)c->n_heads * c->head_dim > HF_MAX_DIM * 16)
+        BAD("%s: num_attention_heads x head_dim too large", where);
+    if (c->max_pos <= 0) BAD("%s: max_position_embeddings %d out of range", where, c->max_pos);
+    if (!(c->rope_theta > 0 && isfinite(c->rope_theta)))
+        BAD("%s: rope_theta %g out of range", where, c->rope_theta);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1))
+        BAD("%s: rms_norm_eps %g out of range", where, c->norm_eps);
+    if (c->qk_norm != MOE_QKNORM_NONE && c->qk_norm != MOE_QKNORM_HEAD &&
+        c->qk_norm != MOE_QKNORM_FULL)
+        BAD("%s: unknown qk norm %d", where, (int)c->qk_norm);
+    if (c->qk_norm == MOE_QKNORM_FULL && (int64_t)c->n_heads * c->head_dim != c->dim)
+        BAD("%s: q/k norm over the whole projection needs num_attention_heads x head_dim "
+            "(%d x %d) == hidden_size %d", where, c->n_heads, c->head_dim, c->dim);
+    if ((c->qkv_bias != 0 && c->qkv_bias != 1) || (c->o_bias != 0 && c->o_bias != 1))
+        BAD("%s: qkv_bias / o_bias must be 0 or 1", where);
+    if (!(c->clip_qkv >= 0 && isfinite(c->clip_qkv)))
+        BAD("%s: clip_qkv %g out of range", where, c->clip_qkv);
+    if (c->tied_embeddings != 0 && c->tied_embeddings != 1)
+        BAD("%s: tie_word_embeddings must be 0 or 1", where);
+    if (c->sliding_window < 0) BAD("%s: sliding_window %d negative", where, c->sliding_window);
+    if (c->bos_id < -1 || c->eos_id < -1)
+        BAD("%s: bos/eos token id out of range (%d, %d)", where, c->bos_id, c->eos_id);
+
+    /* Every size product the loader forms must fit int64: count parameters. */
+    int64_t D = c->dim, V = c->vocab, q = (int64_t)c->n_heads * c->head_dim,
+            kv = (int64_t)c->n_kv_heads * c->head_dim, n = 0;
+    int ovf = hf_madd(&n, V, D * (c->tied_embeddings ? 1 : 2));
+    for (int i = 0; i < c->n_layers; i++) {
+        if (hf_check_layer(c, i, where, err)) return -1;
+        const moe_layer_config *l = &c->layer[i];
+        ovf |= hf_madd(&n, D, 2 * q + 2 * kv);
+        if (!l->moe) {
+            ovf |= hf_madd(&n, 3 * D, l->ffn_dim);
+        } else {
+            int64_t per;
+            ovf |= __builtin_mul_overflow((int64_t)l->n_experts * 3 * D, (int64_t)l->expert_dim,
+                                          &per);
+            ovf |= __builtin_add_overflow(n, per, &n);
+            ovf |= hf_madd(&n, 3 * D * (int64_t)l->n_shared, l->shared_dim);
+            ovf |= hf_madd(&n, D, l->n_experts + 1);
+        }
+    }
+    if (ovf || n > ((int64_t)1 << 50))
+        BAD("%s: sizes too large (parameter count overflows)", where);
+#undef BAD
+    return 0;
+}
