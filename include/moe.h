@@ -149,21 +149,35 @@ int moe_session_counts_stride(const moe_session *s);
 
 typedef struct moe_tokenizer moe_tokenizer;
 
-/* Load from a tokenizer.json file, or a model directory containing one. */
+/* Load from a tokenizer.json file, or a model directory containing one.
+ * Hugging Face BPE models only (byte-level BPE as GPT-NeoX/OLMoE/Qwen2/Qwen3,
+ * SentencePiece-style BPE with byte fallback as Llama/Mistral/Mixtral);
+ * WordPiece/Unigram files are refused as unsupported. A directory's
+ * tokenizer_config.json, if present, names the BOS/EOS tokens. */
 int moe_tokenizer_load(moe_tokenizer **out, const char *path, moe_err *err);
 void moe_tokenizer_free(moe_tokenizer *t);
-int moe_tokenizer_vocab(const moe_tokenizer *t);
+int moe_tokenizer_vocab(const moe_tokenizer *t); /* largest token id + 1 */
+/* BOS/EOS: tokenizer_config.json's bos_token/eos_token if given (null means
+ * none); else what the post-processor adds; else the usual names ("<s>",
+ * "</s>", "<|endoftext|>", "<|im_end|>", ...). */
 int moe_tokenizer_bos(const moe_tokenizer *t); /* -1 if none */
 int moe_tokenizer_eos(const moe_tokenizer *t); /* -1 if none */
 
 /* Encode text (UTF-8, len bytes). add_special: apply the tokenizer's
  * post-processor (e.g. prepend BOS) as HF does with add_special_tokens=True.
- * *ids is malloc'd; the caller frees it. */
+ * Ids equal HF tokenizers' for the same text. Bytes that are not valid UTF-8
+ * are replaced by U+FFFD first, one per maximal invalid subpart (what
+ * Python's bytes.decode("utf-8", errors="replace") gives HF). Texts over
+ * 1 GiB are refused; memory use is O(len).
+ * *ids is malloc'd (never NULL on success); the caller frees it.
+ * Thread-safe: a loaded tokenizer is read-only. */
 int moe_tokenize(const moe_tokenizer *t, const char *text, size_t len, int add_special,
                  int32_t **ids, int *n_ids, moe_err *err);
 
-/* Decode ids to UTF-8 text (malloc'd, NUL-terminated). skip_special: drop
- * special tokens as HF's skip_special_tokens=True does. */
+/* Decode ids to UTF-8 text (malloc'd, NUL-terminated) as HF's
+ * Tokenizer.decode does. skip_special: drop special tokens as HF's
+ * skip_special_tokens=True does. Ids that name no token (negative, or past
+ * the vocabulary, e.g. a padded embedding row) are dropped, as HF drops them. */
 int moe_detokenize(const moe_tokenizer *t, const int32_t *ids, int n_ids, int skip_special,
                    char **text, size_t *len, moe_err *err);
 

@@ -1,0 +1,320 @@
+/*
+ * tok_internal.h - the pieces of a loaded HF tokenizer shared by the files of
+ * src/tokenizer/. The public face is the moe_tokenizer_* part of moe.h.
+ *
+ * The pipeline mirrors HF `tokenizers` (TokenizerImpl::encode) step by step,
+ * because ids must match it exactly:
+ *   text -> valid UTF-8 (utf8.c) -> split out added tokens matched on the raw
+ *   text (added.c) -> normalize each remaining segment (normalize.c) -> split
+ *   out added tokens matched on the normalized text -> pre-tokenize into pieces
+ *   (pretok.c) -> BPE each piece (bpe.c) -> post-process (encode.c).
+ * Decoding runs the decoder chain (decode.c). Loading is tokenizer_json.c.
+ */
+#ifndef MOE_TOKENIZER_INTERNAL_H
+#define MOE_TOKENIZER_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moe.h"
+
+struct cJSON;
+
+/* ------------------------------------------------------------ byte buffer */
+
+/* A growable byte buffer. Grows geometrically; a failed growth leaves it
+ * unchanged and returns -1. */
+typedef struct tok_buf {
+    char *p;    /* bytes (not NUL-terminated unless put there) */
+    size_t n;   /* bytes used */
+    size_t cap; /* bytes allocated */
+} tok_buf;
+
+int buf_reserve(tok_buf *b, size_t extra);
+int buf_put(tok_buf *b, const void *s, size_t n);
+void buf_free(tok_buf *b);
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Length of the UTF-8 sequence starting with lead byte c (1 for bytes that
+ * cannot start one; callers only use it on valid text). */
+int utf8_len(unsigned char c);
+/* Decode the code point at s (valid UTF-8 assumed), store its length. */
+int32_t utf8_decode(const char *s, int *len);
+/* Encode code point cp into out (4 bytes room), return its length. */
+int utf8_encode(int32_t cp, char *out);
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 if s starts an
+ * invalid one; *bad then gets the length of the maximal invalid subpart
+ * (what one U+FFFD replaces, as Python's errors="replace" and Rust's
+ * from_utf8_lossy do). */
+int utf8_valid_at(const unsigned char *s, size_t n, int *bad);
+/* Append s[0..n) to out with every invalid UTF-8 subpart replaced by U+FFFD.
+ * Returns -1 on allocation failure. */
+int utf8_lossy(tok_buf *out, const char *s, size_t n);
+/* 1 if s[0..n) is valid UTF-8. */
+int utf8_is_valid(const char *s, size_t n);
+
+/* Unicode classes matching Rust's char::is_whitespace and regex \w, used
+ * for the lstrip/rstrip/single_word rules of added tokens. */
+int uni_is_space(int32_t cp);
+int uni_is_word(int32_t cp);
+
+/* ------------------------------------------------------------- hash maps */
+
+/* string -> id over strings kept in a caller-owned pool (open addressing,
+ * linear probing, power-of-two capacity, load <= 1/2). */
+typedef struct tok_strmap {
+    struct strmap_slot *slot; /* [cap] */
+    size_t cap;               /* 0 or a power of two */
+    size_t count;             /* entries */
+} tok_strmap;
+
+int strmap_init(tok_strmap *m, size_t expected);
+void strmap_free(tok_strmap *m);
+/* Insert or overwrite (later wins, as a Rust HashMap collect does). s must
+ * stay valid while the map lives. */
+int strmap_put(tok_strmap *m, const char *s, uint32_t n, int32_t id);
+/* id for s[0..n), or -1. */
+int32_t strmap_get(const tok_strmap *m, const char *s, size_t n);
+
+/* (left id, right id) -> (merge rank, merged id). */
+typedef struct tok_pairmap {
+    struct pairmap_slot *slot; /* [cap] */
+    size_t cap;
+    size_t count;
+} tok_pairmap;
+
+int pairmap_init(tok_pairmap *m, size_t expected);
+void pairmap_free(tok_pairmap *m);
+int pairmap_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t new_id);
+/* 1 and (rank, new_id) if the pair merges, else 0. */
+int pairmap_get(const tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id);
+
+/* --------------------------------------------------------------- regexes */
+
+/* A compiled PCRE2 pattern (UTF + UCP, JIT when the library has it). */
+typedef struct tok_regex {
+    pcre2_code *code;
+} tok_regex;
+
+int regex_compile(tok_regex *r, const char *pattern, size_t len, int literal, moe_err *err);
+void regex_free(tok_regex *r);
+
+/* Per-call match state so a const tokenizer can be used from many threads. */
+typedef struct tok_matcher {
+    pcre2_match_data *md;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jit;
+} tok_matcher;
+
+/* Find the next match of r in s[0..n) at or after *pos; 1 with [*ms, *me)
+ * if found, 0 if none, -1 on a matching error (message in err). */
+int regex_next(const tok_regex *r, tok_matcher *mt, const char *s, size_t n, size_t pos,
+               size_t *ms, size_t *me, moe_err *err);
+void matcher_free(tok_matcher *mt);
+
+/* ---------------------------------------------------------- normalizers */
+
+typedef enum {
+    NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD,
+    NORM_PREPEND, /* prepend str to non-empty text */
+    NORM_REPLACE, /* replace pattern (literal or regex) by str */
+    NORM_STRIP,   /* strip Unicode whitespace on the left/right */
+} tok_norm_kind;
+
+typedef struct tok_norm {
+    tok_norm_kind kind;
+    char *str;        /* NORM_PREPEND: text; NORM_REPLACE: replacement */
+    size_t str_len;
+    tok_regex re;     /* NORM_REPLACE */
+    int left, right;  /* NORM_STRIP */
+} tok_norm;
+
+/* ------------------------------------------------------- pre-tokenizers */
+
+typedef enum {
+    PRE_BYTELEVEL, /* optional prefix space, optional GPT-2 regex, bytes -> chars */
+    PRE_SPLIT,     /* regex or literal split with a delimiter behaviour */
+    PRE_METASPACE, /* ' ' -> replacement, prepend scheme, optional split */
+} tok_pre_kind;
+
+typedef enum {
+    SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS,
+} tok_split_behavior;
+
+typedef enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER } tok_prepend;
+
+typedef struct tok_pre {
+    tok_pre_kind kind;
+    tok_regex re;                /* PRE_SPLIT; PRE_BYTELEVEL when use_regex */
+    int use_regex;               /* PRE_BYTELEVEL */
+    int add_prefix_space;        /* PRE_BYTELEVEL */
+    tok_split_behavior behavior; /* PRE_SPLIT */
+    int invert;                  /* PRE_SPLIT */
+    char rep[8];                 /* PRE_METASPACE: replacement char, UTF-8 */
+    int rep_len;
+    tok_prepend prepend;         /* PRE_METASPACE */
+    int split;                   /* PRE_METASPACE */
+} tok_pre;
+
+/* -------------------------------------------------------------- decoders */
+
+typedef enum {
+    DEC_BYTELEVEL, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE,
+} tok_dec_kind;
+
+typedef struct tok_dec {
+    tok_dec_kind kind;
+    char *pat;             /* DEC_REPLACE: literal pattern */
+    size_t pat_len;
+    tok_regex re;          /* DEC_REPLACE with a Regex pattern */
+    char *str;             /* DEC_REPLACE: replacement */
+    size_t str_len;
+    int32_t ch;            /* DEC_STRIP: content char; DEC_METASPACE: replacement */
+    int start, stop;       /* DEC_STRIP */
+    tok_prepend prepend;   /* DEC_METASPACE */
+} tok_dec;
+
+/* ---------------------------------------------------------- added tokens */
+
+typedef struct tok_added {
+    int32_t id;
+    uint32_t off, len;           /* content in the string pool */
+    uint32_t noff, nlen;         /* normalized content (normalized tokens) */
+    uint8_t special, normalized; /* HF AddedToken flags */
+    uint8_t lstrip, rstrip, single_word;
+} tok_added;
+
+/* A byte trie over added-token contents, for leftmost-longest matching
+ * (what HF's Aho-Corasick with MatchKind::LeftmostLongest finds). */
+typedef struct tok_trie_node {
+    int32_t child;   /* first child node, -1 if none */
+    int32_t sibling; /* next sibling, -1 if none */
+    int32_t token;   /* index into tok_added that ends here, -1 if none */
+    uint8_t byte;
+} tok_trie_node;
+
+typedef struct tok_trie {
+    tok_trie_node *node; /* [n]; node 0 is the root */
+    int n, cap;
+    int32_t root_child[256]; /* root's children by byte (fast start test) */
+} tok_trie;
+
+/* ------------------------------------------------------------ tokenizer */
+
+#define TOK_MAX_STEPS 16 /* normalizers / pre-tokenizers / decoders per chain */
+#define TOK_MAX_TEXT ((size_t)1 << 30) /* refuse inputs over 1 GiB */
+
+struct moe_tokenizer {
+    char path[256];             /* for messages */
+    tok_buf pool;               /* every string the tokenizer keeps */
+
+    /* BPE model */
+    int32_t n_ids;              /* ids 0..n_ids-1 (model vocab and added tokens) */
+    uint32_t *tok_off;          /* [n_ids] model token string, UINT32_MAX if none */
+    uint32_t *tok_len;          /* [n_ids] */
+    uint8_t *tok_special;       /* [n_ids] 1: a special added token (skipped by skip_special) */
+    int32_t *tok_added;         /* [n_ids] index into added[], -1 if not an added token */
+    tok_strmap vocab;           /* model vocab: string -> id */
+    tok_pairmap merges;         /* (a, b) -> (rank, merged id) */
+    int32_t unk_id;             /* -1 if no unk_token, -2 if it names no vocab entry */
+    int fuse_unk, byte_fallback, ignore_merges;
+    int32_t byte_id[256];       /* <0xNN> token ids for byte fallback, -1 if missing */
+    int split_words;            /* 1: cut words where no token crosses (bpe.c) */
+    tok_pairmap char_pairs;     /* (char, char) adjacent inside some vocab token */
+
+    /* added tokens */
+    tok_added *added;           /* [n_added] in HF order: special first, then others */
+    int n_added;
+    tok_strmap added_map;       /* content -> id */
+    tok_trie trie_raw;          /* normalized == false tokens, matched on the raw text */
+    tok_trie trie_norm;         /* normalized == true tokens, matched after normalizing */
+
+    /* pipeline */
+    tok_norm norm[TOK_MAX_STEPS];
+    int n_norm;
+    tok_pre pre[TOK_MAX_STEPS];
+    int n_pre;
+    tok_dec dec[TOK_MAX_STEPS];
+    int n_dec;
+    int has_decoder;            /* 0: decode joins tokens with ' ' as HF does */
+
+    /* post-processor: add_special wraps the ids as prefix + ids + suffix */
+    int32_t *prefix, *suffix;
+    int n_prefix, n_suffix;
+
+    int32_t bos_id, eos_id;     /* -1 if none */
+};
+
+/* ------------------------------------------------------- internal calls */
+
+/* normalize.c */
+int norm_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
+/* Normalize s[0..n) (valid UTF-8) into out (cleared first). */
+int norm_apply(const moe_tokenizer *t, tok_matcher *mt, const char *s, size_t n, tok_buf *out,
+               tok_buf *tmp, moe_err *err);
+void norm_free(moe_tokenizer *t);
+/* Compile a {"String": s} (literal) or {"Regex": r} pattern object. */
+int tok_parse_pattern(const struct cJSON *pat, tok_regex *re, const char *what, moe_err *err);
+/* Append s with every match of re replaced by rep. */
+int tok_replace_all(const tok_regex *re, tok_matcher *mt, const char *s, size_t n,
+                    const char *rep, size_t rep_len, tok_buf *out, moe_err *err);
+
+/* pretok.c: a list of pieces, each a byte range of .text */
+typedef struct tok_piece {
+    size_t off, len;
+    int first; /* 1: the piece starts at offset 0 of the original text */
+} tok_piece;
+
+typedef struct tok_pieces {
+    tok_buf text;
+    tok_piece *p;
+    size_t n, cap;
+} tok_pieces;
+
+int pieces_add(tok_pieces *ps, const char *s, size_t n, int first);
+void pieces_free(tok_pieces *ps);
+int pre_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
+/* A Metaspace "replacement" field: one character (UTF-8 in rep, code point in *cp). */
+int tok_parse_replacement(const struct cJSON *j, char *rep, int *rep_len, int32_t *cp,
+                          const char *what, moe_err *err);
+/* Run the pre-tokenizer chain on in (consumed: it is swapped with scratch). */
+int pre_apply(const moe_tokenizer *t, tok_matcher *mt, tok_pieces *in, tok_pieces *scratch,
+              moe_err *err);
+void pre_free(moe_tokenizer *t);
+/* GPT-2 byte <-> char mapping (bytes_to_unicode). */
+int32_t tok_byte_char(unsigned char b);
+int tok_char_byte(int32_t cp); /* inverse, -1 if cp is not a mapped char */
+
+/* bpe.c */
+typedef struct bpe_scratch bpe_scratch;
+/* Append the ids of one pre-tokenized piece. */
+int bpe_encode(const moe_tokenizer *t, bpe_scratch **scratch, const char *s, size_t n,
+               int32_t **ids, size_t *n_ids, size_t *cap_ids, moe_err *err);
+void bpe_scratch_free(bpe_scratch *s);
+
+/* added.c */
+int trie_add(tok_trie *tr, const char *s, size_t n, int32_t token);
+void trie_free(tok_trie *tr);
+/* A segment of text: an added token (id >= 0) or text to go on (id == -1). */
+typedef struct tok_seg {
+    size_t off, len;
+    int32_t id;
+} tok_seg;
+/* Split s[0..n) around matches of tr, applying lstrip/rstrip/single_word. */
+int added_split(const moe_tokenizer *t, const tok_trie *tr, const char *s, size_t n,
+                tok_seg **segs, size_t *n_segs, size_t *cap, moe_err *err);
+
+/* decode.c */
+int dec_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
+void dec_free(moe_tokenizer *t);
+
+/* encode.c */
+int post_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
+
+/* tokenizer_json.c: id of a token string (added first, then model), -1 */
+int32_t tok_lookup(const moe_tokenizer *t, const char *s, size_t n);
+
+#endif
