@@ -125,6 +125,8 @@ typedef struct moe_session_opts {
     int n_threads;  /* 0 = number of online CPUs */
     int max_batch;  /* most tokens one forward call processes at once;
                        longer inputs are split; 0 = 256 */
+    int n_seq;      /* sequences the KV cache holds (batched evaluation and
+                       training); 0 = 1. moe_forward runs sequence 0. */
 } moe_session_opts;
 
 int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opts, moe_err *err);

@@ -56,9 +56,10 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
         const float *cs = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
         for (int64_t h = 0; h < H; h++) rope_apply(q + h * Dh, cs, sn, (int)Dh);
         for (int64_t g = 0; g < G; g++) rope_apply(k + g * Dh, cs, sn, (int)Dh);
-        int64_t pos = s->pos + t, KD = G * Dh;
-        float *kc = s->k_cache + ((int64_t)p->layer * s->n_ctx + pos) * KD;
-        float *vc = s->v_cache + ((int64_t)p->layer * s->n_ctx + pos) * KD;
+        int64_t KD = G * Dh;
+        int64_t at = ((int64_t)p->layer * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->tok_pos[t];
+        float *kc = s->k_cache + at * KD;
+        float *vc = s->v_cache + at * KD;
         for (int64_t i = 0; i < KD; i++) {
             kc[i] = k[i];
             vc[i] = v[i];
@@ -74,11 +75,11 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, KD = G * Dh;
     float scale = 1.0f / sqrtf((float)Dh);
     float *sc = s->scores + (int64_t)tid * s->n_ctx;
-    const float *K = s->k_cache + (int64_t)p->layer * s->n_ctx * KD;
-    const float *Vc = s->v_cache + (int64_t)p->layer * s->n_ctx * KD;
     for (int64_t i = i0; i < i1; i++) {
         int64_t t = i / H, h = i % H, g = h / (H / G);
-        int64_t pos = s->pos + t;
+        int64_t pos = s->tok_pos[t];
+        int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[t]) * s->n_ctx * KD;
+        const float *K = s->k_cache + seq0, *Vc = s->v_cache + seq0;
         int64_t lo = 0;
         if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0) lo = pos - c->sliding_window + 1;
         const float *q = s->q + t * H * Dh + h * Dh;
@@ -100,7 +101,7 @@ void attention_block(moe_session *s, int layer, int T) {
     matmul_grouped(s->pool, t, 3);
     if (layer == 0) /* the rotation depends only on position: once per call */
         for (int i = 0; i < T; i++)
-            rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->pos + i, (int)Dh,
+            rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh,
                        c->rope_theta);
     prep_ctx p = {s, lw, layer};
     pool_for(s->pool, T, 1, prep_rows, &p);

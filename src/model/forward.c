@@ -49,7 +49,8 @@ static void add_rows(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* One chunk of T <= max_batch tokens; writes logits rows if asked. */
+/* One chunk of T <= max_batch tokens whose sequence and position are in
+ * s->tok_seq / s->tok_pos; writes logits rows if asked. */
 static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logits,
                           int all_logits) {
     moe_model *m = s->m;
@@ -72,7 +73,6 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
             ffn_dense(s, &lw->dense, s->xn, s->tmp, T, c->layer[l].ffn_dim);
         add_rows(s->x, s->tmp, T * D);
     }
-    s->pos += T;
     if (!logits) return;
     /* Only the rows asked for go through the final norm and the head. */
     int first = all_logits ? 0 : T - 1;
@@ -83,6 +83,14 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
     if (!all_logits) memcpy(logits, s->logit_row, (size_t)V * sizeof(float));
 }
 
+static int check_ids(const moe_config *c, const int32_t *ids, int64_t n, moe_err *err) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return moe_fail(err, "forward: token id %d at index %lld is outside the vocabulary [0, %d)",
+                            ids[i], (long long)i, c->vocab);
+    return 0;
+}
+
 int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int all_logits,
                 moe_err *err) {
     const moe_config *c = &s->m->cfg;
@@ -90,18 +98,37 @@ int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int al
     if ((int64_t)s->pos + n > s->n_ctx)
         return moe_fail(err, "forward: %d tokens at position %d exceed the context of %d positions",
                         n, s->pos, s->n_ctx);
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab)
-            return moe_fail(err, "forward: token id %d at index %d is outside the vocabulary [0, %d)",
-                            ids[i], i, c->vocab);
+    if (check_ids(c, ids, n, err)) return -1;
     for (int done = 0; done < n;) {
         int T = n - done < s->max_batch ? n - done : s->max_batch;
         int last = done + T == n;
         float *out = NULL;
         if (logits && all_logits) out = logits + (int64_t)done * c->vocab;
         else if (logits && last) out = logits;
+        for (int t = 0; t < T; t++) {
+            s->tok_seq[t] = 0;
+            s->tok_pos[t] = s->pos + t;
+        }
         forward_chunk(s, ids + done, T, out, all_logits);
+        s->pos += T;
         done += T;
     }
+    return 0;
+}
+
+int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *logits,
+                       moe_err *err) {
+    if (B <= 0 || T <= 0) return moe_fail(err, "forward: empty batch (%d x %d)", B, T);
+    if (B > s->n_seq || T > s->n_ctx || (int64_t)B * T > s->max_batch)
+        return moe_fail(err, "forward: batch %d x %d does not fit the session (%d sequences, "
+                             "%d positions, %d tokens per call)",
+                        B, T, s->n_seq, s->n_ctx, s->max_batch);
+    if (check_ids(&s->m->cfg, ids, (int64_t)B * T, err)) return -1;
+    for (int i = 0; i < B * T; i++) {
+        s->tok_seq[i] = i / T;
+        s->tok_pos[i] = i % T;
+    }
+    s->pos = 0;
+    forward_chunk(s, ids, B * T, logits, 1);
     return 0;
 }

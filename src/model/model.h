@@ -58,13 +58,16 @@ struct moe_model {
 struct moe_session {
     moe_model *m;
     pool *pool;
-    int n_ctx;              /* C */
+    int n_ctx;              /* C: positions per sequence */
+    int n_seq;              /* S: sequences the cache holds */
     int max_batch;          /* most tokens per forward chunk */
-    int pos;                /* tokens already in the cache */
+    int pos;                /* tokens already in sequence 0's cache */
     int n_threads;
 
-    float *k_cache;         /* [L][C][G*Dh] */
-    float *v_cache;         /* [L][C][G*Dh] */
+    float *k_cache;         /* [L][S][C][G*Dh] */
+    float *v_cache;         /* [L][S][C][G*Dh] */
+    int *tok_seq;           /* [T] sequence of each token in this chunk */
+    int *tok_pos;           /* [T] its position in that sequence */
 
     float *x;               /* [T][D] residual stream */
     float *xn;              /* [T][D] normalized input of a block */
@@ -95,6 +98,12 @@ struct moe_session {
     int64_t *counts;        /* [L][Emax] tokens routed to each expert */
     int e_max;              /* largest E over layers (stride of counts) */
 };
+
+/* Run B sequences of T tokens each from position 0 (training, evaluation):
+ * ids [B][T], logits [B*T][V] or NULL. Needs B <= n_seq, T <= n_ctx and
+ * B*T <= max_batch. Sequence 0's incremental state is reset. */
+int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *logits,
+                       moe_err *err);
 
 /* forward pieces (forward.c, attention.c, moe_ffn.c) */
 void attention_block(moe_session *s, int layer, int T);

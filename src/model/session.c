@@ -29,7 +29,7 @@ static float *carve(carver *c, int64_t n) {
 static void carve_all(moe_session *s, carver *c) {
     const moe_config *cfg = &s->m->cfg;
     int64_t T = s->max_batch, D = cfg->dim, H = cfg->n_heads, G = cfg->n_kv_heads;
-    int64_t Dh = cfg->head_dim, L = cfg->n_layers, C = s->n_ctx;
+    int64_t Dh = cfg->head_dim, L = cfg->n_layers, C = s->n_ctx, S = s->n_seq;
     int64_t Fmax = 1, Emax = 1, Kmax = 1, FEmax = 1;
     for (int i = 0; i < cfg->n_layers; i++) {
         const moe_layer_config *lc = &cfg->layer[i];
@@ -44,8 +44,8 @@ static void carve_all(moe_session *s, carver *c) {
     }
     /* Expert choice may give one token to every expert. */
     int64_t P = T * imax(Kmax, Emax);
-    s->k_cache = carve(c, L * C * G * Dh);
-    s->v_cache = carve(c, L * C * G * Dh);
+    s->k_cache = carve(c, L * S * C * G * Dh);
+    s->v_cache = carve(c, L * S * C * G * Dh);
     s->x = carve(c, T * D);
     s->xn = carve(c, T * D);
     s->q = carve(c, T * H * Dh);
@@ -75,10 +75,12 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
                     moe_err *err) {
     *out = NULL;
     const moe_config *cfg = &m->cfg;
-    moe_session_opts o = opts ? *opts : (moe_session_opts){0, 0, 0};
-    if (o.n_ctx < 0 || o.n_threads < 0 || o.max_batch < 0)
-        return moe_fail(err, "session: negative option (n_ctx %d, threads %d, batch %d)", o.n_ctx,
-                        o.n_threads, o.max_batch);
+    moe_session_opts o = opts ? *opts : (moe_session_opts){0};
+    if (o.n_ctx < 0 || o.n_threads < 0 || o.max_batch < 0 || o.n_seq < 0)
+        return moe_fail(err, "session: negative option (n_ctx %d, threads %d, batch %d, seqs %d)",
+                        o.n_ctx, o.n_threads, o.max_batch, o.n_seq);
+    if (o.n_seq == 0) o.n_seq = 1;
+    if (o.n_seq > 4096) return moe_fail(err, "session: %d sequences is too many", o.n_seq);
     if (o.n_ctx == 0) o.n_ctx = cfg->max_pos > 0 && cfg->max_pos < 4096 ? cfg->max_pos : 4096;
     if (o.n_threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -96,12 +98,13 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
             return moe_fail(err, "layer %d: %d experts, top-%d: need 1 <= top_k <= experts <= 1024",
                             i, lc->n_experts, lc->top_k);
     }
-    if (o.max_batch > o.n_ctx) o.max_batch = o.n_ctx;
+    if (o.max_batch > (int64_t)o.n_ctx * o.n_seq) o.max_batch = o.n_ctx * o.n_seq;
 
     moe_session *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "session: out of memory");
     s->m = m;
     s->n_ctx = o.n_ctx;
+    s->n_seq = o.n_seq;
     s->max_batch = o.max_batch;
     s->n_threads = o.n_threads;
 
@@ -125,11 +128,13 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->sel_expert = malloc((size_t)(T * Kmax) * sizeof(int));
     s->expert_count = malloc((size_t)(s->e_max + 1) * sizeof(int));
     s->pair_token = malloc((size_t)P * sizeof(int));
+    s->tok_seq = malloc((size_t)T * sizeof(int));
+    s->tok_pos = malloc((size_t)T * sizeof(int));
     s->tasks = malloc((size_t)(2 * s->e_max) * sizeof(mm_task));
     s->counts = calloc((size_t)cfg->n_layers * (size_t)s->e_max, sizeof(int64_t));
     s->pool = pool_create(o.n_threads);
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
-        !s->pool) {
+        !s->tok_seq || !s->tok_pos || !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -145,6 +150,8 @@ void moe_session_free(moe_session *s) {
     free(s->sel_expert);
     free(s->expert_count);
     free(s->pair_token);
+    free(s->tok_seq);
+    free(s->tok_pos);
     free(s->tasks);
     free(s->counts);
     if (s->pool) pool_free(s->pool);
