@@ -13,6 +13,7 @@
 #include "model/model.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct prep_ctx {
     moe_session *s;
@@ -99,6 +100,12 @@ void attention_block(moe_session *s, int layer, int T) {
 
     mm_task t[3] = {{&lw->wq, s->xn, s->q, T}, {&lw->wk, s->xn, s->k, T}, {&lw->wv, s->xn, s->v, T}};
     matmul_grouped(s->pool, t, 3);
+    if (s->acts) {
+        layer_acts *a = &s->acts->layer[layer];
+        memcpy(a->q, s->q, sizeof(float) * (size_t)(T * H * Dh));
+        memcpy(a->k, s->k, sizeof(float) * (size_t)(T * c->n_kv_heads * Dh));
+        memcpy(a->v, s->v, sizeof(float) * (size_t)(T * c->n_kv_heads * Dh));
+    }
     if (layer == 0) /* the rotation depends only on position: once per call */
         for (int i = 0; i < T; i++)
             rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh,
@@ -106,6 +113,7 @@ void attention_block(moe_session *s, int layer, int T) {
     prep_ctx p = {s, lw, layer};
     pool_for(s->pool, T, 1, prep_rows, &p);
     pool_for(s->pool, (int64_t)T * H, 1, attend, &p);
+    if (s->acts) memcpy(s->acts->layer[layer].att, s->att, sizeof(float) * (size_t)(T * H * Dh));
     matmul(s->pool, s->tmp, s->att, &lw->wo, T);
     if (lw->bo)
         for (int i = 0; i < T; i++) add_bias(s->tmp + (int64_t)i * D, lw->bo, D);

@@ -37,9 +37,14 @@ static void silu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
 }
 
 /* out[T][D] = down(silu(gate xn) * up xn) */
-void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T, int64_t F) {
+void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T, int64_t F,
+               float *save_g, float *save_u) {
     mm_task t[2] = {{&w->gate, xn, s->h_gate, T}, {&w->up, xn, s->h_up, T}};
     matmul_grouped(s->pool, t, 2);
+    if (save_g) {
+        memcpy(save_g, s->h_gate, sizeof(float) * (size_t)(T * F));
+        memcpy(save_u, s->h_up, sizeof(float) * (size_t)(T * F));
+    }
     silu_ctx sc = {s->h_gate, s->h_up, F};
     pool_for(s->pool, T, 1 + 4096 / (F + 1), silu_rows, &sc);
     matmul(s->pool, out, s->h_gate, &w->down, T);
@@ -47,6 +52,10 @@ void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int 
 
 static void add_rows(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void save(float *dst, const float *src, int64_t n) {
+    if (dst) memcpy(dst, src, sizeof(float) * (size_t)n);
 }
 
 /* One chunk of T <= max_batch tokens whose sequence and position are in
@@ -60,25 +69,37 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
 
     for (int l = 0; l < c->n_layers; l++) {
         const layer_w *lw = &m->layers[l];
+        layer_acts *a = s->acts ? &s->acts->layer[l] : NULL;
         rows_ctx rc = {s->xn, s->x, lw->attn_norm, D, c->norm_eps};
         pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
+        if (a) {
+            save(a->x_attn, s->x, T * D);
+            save(a->xn_attn, s->xn, T * D);
+        }
         attention_block(s, l, T); /* s->tmp = o_proj(attention) */
         add_rows(s->x, s->tmp, T * D);
 
         rc.w = lw->ffn_norm;
         pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
+        if (a) {
+            save(a->x_ffn, s->x, T * D);
+            save(a->xn_ffn, s->xn, T * D);
+        }
         if (c->layer[l].moe)
             moe_block(s, l, T); /* s->tmp = moe(xn) */
         else
-            ffn_dense(s, &lw->dense, s->xn, s->tmp, T, c->layer[l].ffn_dim);
+            ffn_dense(s, &lw->dense, s->xn, s->tmp, T, c->layer[l].ffn_dim, a ? a->h_gate : NULL,
+                      a ? a->h_up : NULL);
         add_rows(s->x, s->tmp, T * D);
     }
+    if (s->acts) save(s->acts->x_final, s->x, T * D);
     if (!logits) return;
     /* Only the rows asked for go through the final norm and the head. */
     int first = all_logits ? 0 : T - 1;
     int n = T - first;
     rows_ctx rc = {s->xn, s->x + (int64_t)first * D, m->final_norm, D, c->norm_eps};
     pool_for(s->pool, n, 8, rmsnorm_rows, &rc);
+    if (s->acts && all_logits) save(s->acts->xn_final, s->xn, T * D);
     matmul(s->pool, all_logits ? logits : s->logit_row, s->xn, &m->lm_head, n);
     if (!all_logits) memcpy(logits, s->logit_row, (size_t)V * sizeof(float));
 }
@@ -119,7 +140,8 @@ int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int al
 int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *logits,
                        moe_err *err) {
     if (B <= 0 || T <= 0) return moe_fail(err, "forward: empty batch (%d x %d)", B, T);
-    if (B > s->n_seq || T > s->n_ctx || (int64_t)B * T > s->max_batch)
+    if (B > s->n_seq || T > s->n_ctx || (int64_t)B * T > s->max_batch ||
+        (s->acts && (int64_t)B * T > s->acts->n_tokens))
         return moe_fail(err, "forward: batch %d x %d does not fit the session (%d sequences, "
                              "%d positions, %d tokens per call)",
                         B, T, s->n_seq, s->n_ctx, s->max_batch);

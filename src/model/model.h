@@ -53,6 +53,37 @@ struct moe_model {
     moe_model_stats stats;
 };
 
+/* What the backward pass needs from one layer's forward, kept when a
+ * session records (training). N tokens of the call; P = N*K pairs. */
+typedef struct layer_acts {
+    float *x_attn;          /* [N][D] residual entering the attention block */
+    float *xn_attn;         /* [N][D] its rmsnorm */
+    float *q, *k, *v;       /* [N][H*Dh], [N][G*Dh], [N][G*Dh] projections + bias,
+                               before q/k norm, clipping and rope */
+    float *att;             /* [N][H*Dh] attention output before o_proj */
+    float *x_ffn;           /* [N][D] residual entering the FFN block */
+    float *xn_ffn;          /* [N][D] its rmsnorm */
+    float *h_gate, *h_up;   /* [N][F] dense FFN (or shared expert) pre-activations */
+    float *router_logits;   /* [N][E] */
+    int *sel_expert;        /* [N][K] chosen experts */
+    float *sel_weight;      /* [N][K] their weights */
+    int *expert_start;      /* [E+1] pair ranges per expert */
+    int *pair_token;        /* [P] token of each pair, sorted by expert */
+    float *pair_weight;     /* [P] */
+    float *ge, *ue;         /* [P][F] expert pre-activations */
+    float *ye;              /* [P][D] expert outputs (before weighting) */
+    float *gate_logit;      /* [N] shared expert gate logit */
+    float *shared_out;      /* [N][D] shared expert output (before gating) */
+} layer_acts;
+
+typedef struct train_acts {
+    int n_tokens;           /* N the tape was sized for */
+    layer_acts *layer;      /* [L] */
+    float *x_final;         /* [N][D] residual before the final norm */
+    float *xn_final;        /* [N][D] after it (input of lm_head) */
+    void *mem;              /* the one allocation */
+} train_acts;
+
 /* Run state of one sequence. All buffers are allocated once in
  * moe_session_new for max_batch tokens; moe_forward allocates nothing. */
 struct moe_session {
@@ -96,6 +127,7 @@ struct moe_session {
 
     float *logit_row;       /* [V] scratch when only the last row is asked */
     int64_t *counts;        /* [L][Emax] tokens routed to each expert */
+    train_acts *acts;       /* non-NULL: the forward records into it */
     int e_max;              /* largest E over layers (stride of counts) */
 };
 
@@ -105,10 +137,16 @@ struct moe_session {
 int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *logits,
                        moe_err *err);
 
+/* Make the session record activations of every forward call (sized for
+ * max_batch tokens; n_tokens, the most the caller will run, must fit it). */
+int model_acts_enable(moe_session *s, int n_tokens, moe_err *err);
+void model_acts_free(train_acts *a);
+
 /* forward pieces (forward.c, attention.c, moe_ffn.c) */
 void attention_block(moe_session *s, int layer, int T);
+/* save_g/save_u: NULL, or [T][F] buffers that receive the pre-activations */
 void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T,
-               int64_t F);
+               int64_t F, float *save_g, float *save_u);
 void moe_block(moe_session *s, int layer, int T);
 
 #endif

@@ -110,8 +110,11 @@ void moe_block(moe_session *s, int layer, int T) {
     int E = lc->n_experts, K = lc->top_k;
     int64_t D = c->dim, F = lc->expert_dim;
 
+    layer_acts *a = s->acts ? &s->acts->layer[layer] : NULL;
+
     /* route */
     matmul(s->pool, s->router_logits, s->xn, &lw->router, T);
+    if (a) memcpy(a->router_logits, s->router_logits, sizeof(float) * (size_t)(T * E));
     route_ctx rc = {s, lc, lw};
     pool_for(s->pool, T, 16, route_rows, &rc);
 
@@ -134,6 +137,13 @@ void moe_block(moe_session *s, int layer, int T) {
     cnt[0] = 0;
 
     int P = T * K;
+    if (a) {
+        memcpy(a->sel_expert, s->sel_expert, sizeof(int) * (size_t)P);
+        memcpy(a->sel_weight, s->sel_weight, sizeof(float) * (size_t)P);
+        memcpy(a->expert_start, cnt, sizeof(int) * (size_t)(E + 1));
+        memcpy(a->pair_token, s->pair_token, sizeof(int) * (size_t)P);
+        memcpy(a->pair_weight, s->pair_weight, sizeof(float) * (size_t)P);
+    }
     pair_ctx pc = {s, D, F, P};
     pool_for(s->pool, P, 4, gather_rows, &pc);
 
@@ -147,6 +157,10 @@ void moe_block(moe_session *s, int layer, int T) {
         s->tasks[nt++] = (mm_task){&x->up, s->xe + cnt[e] * D, s->ue + cnt[e] * F, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
+    if (a) {
+        memcpy(a->ge, s->ge, sizeof(float) * (size_t)(P * F));
+        memcpy(a->ue, s->ue, sizeof(float) * (size_t)(P * F));
+    }
     pool_for(s->pool, P, 4, swiglu_rows, &pc);
     nt = 0;
     for (int e = 0; e < E; e++) {
@@ -155,13 +169,19 @@ void moe_block(moe_session *s, int layer, int T) {
         s->tasks[nt++] = (mm_task){&lw->experts[e].down, s->ge + cnt[e] * F, s->ye + cnt[e] * D, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
+    if (a) memcpy(a->ye, s->ye, sizeof(float) * (size_t)(P * D));
 
     memset(s->tmp, 0, (size_t)(T * D) * sizeof(float));
     pool_for(s->pool, D, 64, combine_cols, &pc);
 
     if (lc->n_shared > 0) {
-        ffn_dense(s, &lw->shared, s->xn, s->shared_out, T, lc->shared_dim);
+        ffn_dense(s, &lw->shared, s->xn, s->shared_out, T, lc->shared_dim, a ? a->h_gate : NULL,
+                  a ? a->h_up : NULL);
         if (lc->shared_gate) matmul(s->pool, s->gate_logit, s->xn, &lw->shared_gate, T);
+        if (a) {
+            memcpy(a->shared_out, s->shared_out, sizeof(float) * (size_t)(T * D));
+            if (lc->shared_gate) memcpy(a->gate_logit, s->gate_logit, sizeof(float) * (size_t)T);
+        }
         for (int t = 0; t < T; t++) {
             float g = lc->shared_gate ? sigmoidf(s->gate_logit[t]) : 1.0f;
             float *o = s->tmp + (int64_t)t * D;

@@ -155,6 +155,7 @@ void moe_session_free(moe_session *s) {
     free(s->tasks);
     free(s->counts);
     if (s->pool) pool_free(s->pool);
+    model_acts_free(s->acts);
     free(s);
 }
 

@@ -1,0 +1,95 @@
+/*
+ * acts.c - the activation tape: when a session trains, the forward pass
+ * copies into it what the backward pass needs (see layer_acts in model.h).
+ * One allocation, carved per layer by what that layer has (dense FFN or MoE,
+ * shared expert or not).
+ */
+#include "model/model.h"
+
+#include <stdlib.h>
+
+#include "base/err.h"
+
+typedef struct arena {
+    char *base; /* NULL while measuring */
+    size_t used;
+} arena;
+
+static void *take(arena *a, int64_t n, size_t elem) {
+    size_t bytes = ((size_t)n * elem + 63) & ~(size_t)63;
+    void *p = a->base ? a->base + a->used : NULL;
+    a->used += bytes;
+    return p;
+}
+#define TAKE_F(a, n) ((float *)take(a, n, sizeof(float)))
+#define TAKE_I(a, n) ((int *)take(a, n, sizeof(int)))
+
+static void carve(train_acts *t, const moe_config *c, arena *a) {
+    int64_t N = t->n_tokens, D = c->dim, H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        const moe_layer_config *lc = &c->layer[l];
+        layer_acts *x = &t->layer[l];
+        x->x_attn = TAKE_F(a, N * D);
+        x->xn_attn = TAKE_F(a, N * D);
+        x->q = TAKE_F(a, N * H * Dh);
+        x->k = TAKE_F(a, N * G * Dh);
+        x->v = TAKE_F(a, N * G * Dh);
+        x->att = TAKE_F(a, N * H * Dh);
+        x->x_ffn = TAKE_F(a, N * D);
+        x->xn_ffn = TAKE_F(a, N * D);
+        int64_t F = lc->moe ? lc->shared_dim : lc->ffn_dim;
+        if (F > 0) {
+            x->h_gate = TAKE_F(a, N * F);
+            x->h_up = TAKE_F(a, N * F);
+        }
+        if (!lc->moe) continue;
+        int64_t E = lc->n_experts, K = lc->top_k, P = N * K, FE = lc->expert_dim;
+        x->router_logits = TAKE_F(a, N * E);
+        x->sel_expert = TAKE_I(a, P);
+        x->sel_weight = TAKE_F(a, P);
+        x->expert_start = TAKE_I(a, E + 1);
+        x->pair_token = TAKE_I(a, P);
+        x->pair_weight = TAKE_F(a, P);
+        x->ge = TAKE_F(a, P * FE);
+        x->ue = TAKE_F(a, P * FE);
+        x->ye = TAKE_F(a, P * D);
+        if (lc->n_shared > 0) {
+            x->gate_logit = TAKE_F(a, N);
+            x->shared_out = TAKE_F(a, N * D);
+        }
+    }
+    t->x_final = TAKE_F(a, N * D);
+    t->xn_final = TAKE_F(a, N * D);
+}
+
+int model_acts_enable(moe_session *s, int n_tokens, moe_err *err) {
+    const moe_config *c = &s->m->cfg;
+    if (n_tokens <= 0 || n_tokens > s->max_batch)
+        return moe_fail(err, "activations for %d tokens: the session runs at most %d per call",
+                        n_tokens, s->max_batch);
+    train_acts *t = calloc(1, sizeof *t);
+    if (!t) return moe_fail(err, "out of memory for the activation tape");
+    t->n_tokens = s->max_batch; /* any chunk the session runs fits */
+    t->layer = calloc((size_t)(unsigned)c->n_layers, sizeof *t->layer);
+    arena a = {0};
+    if (t->layer) carve(t, c, &a);
+    t->mem = t->layer ? aligned_alloc(64, a.used ? a.used : 64) : NULL;
+    if (!t->mem) {
+        size_t need = a.used;
+        model_acts_free(t);
+        return moe_fail(err, "cannot allocate %.1f MiB of activations for %d tokens", need / 1048576.0,
+                        n_tokens);
+    }
+    a = (arena){t->mem, 0};
+    carve(t, c, &a);
+    model_acts_free(s->acts);
+    s->acts = t;
+    return 0;
+}
+
+void model_acts_free(train_acts *a) {
+    if (!a) return;
+    free(a->mem);
+    free(a->layer);
+    free(a);
+}
