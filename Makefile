@@ -32,7 +32,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 
-.PHONY: all deps test test-fast clean demo
+.PHONY: all deps test test-fast clean demo bench-kernels
 all: deps $(BUILD)/moe $(BUILD)/libmoe.a
 
 deps:
@@ -84,7 +84,22 @@ test: deps $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
 test-fast: deps $(BUILD)/moe $(BUILD)/moe_tests
 	@BUILD=$(BUILD) NO_ASAN=1 sh tests/run.sh
 
+# The main job until training lands: a random model with OLMoE-1B-7B's shape
+# (4 of its 16 layers, BF16), described and measured against this machine.
+DEMO_MODEL := $(BUILD)/demo/olmoe-1b-7b-4l
+demo: all
+	@test -f $(DEMO_MODEL)/model.safetensors || $(BUILD)/moe init --preset olmoe-1b-7b --layers 4 $(DEMO_MODEL)
+	$(BUILD)/moe info $(DEMO_MODEL)
+	$(BUILD)/moe bench $(DEMO_MODEL) --prompt 64 --gen 32 --threads 2
+
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+# Kernel benchmark (not part of `all`): GEMV GB/s and GEMM GFLOP/s against the
+# machine's probed limits. Links only the objects it needs.
+KERN_OBJ := $(patsubst %.c,$(BUILD)/%.o,src/base/pool.c $(sort $(wildcard src/kernels/*.c)))
+bench-kernels: $(BUILD)/kernels_bench
+$(BUILD)/kernels_bench: $(BUILD)/bench/kernels_bench.o $(KERN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(BUILD)/bench/kernels_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
