@@ -43,10 +43,12 @@ static void carve(train_acts *t, const moe_config *c, arena *a) {
             x->h_up = TAKE_F(a, N * F);
         }
         if (!lc->moe) continue;
-        int64_t E = lc->n_experts, K = lc->top_k, P = N * K, FE = lc->expert_dim;
+        int64_t E = lc->n_experts, K = lc->top_k, FE = lc->expert_dim;
+        /* expert choice may hand one token to every expert */
+        int64_t P = lc->kind == MOE_ROUTE_EXPERT_CHOICE ? N * (E > K ? E : K) : N * K;
         x->router_logits = TAKE_F(a, N * E);
-        x->sel_expert = TAKE_I(a, P);
-        x->sel_weight = TAKE_F(a, P);
+        x->sel_expert = TAKE_I(a, N * K);
+        x->sel_weight = TAKE_F(a, N * K);
         x->expert_start = TAKE_I(a, E + 1);
         x->pair_token = TAKE_I(a, P);
         x->pair_weight = TAKE_F(a, P);

@@ -65,7 +65,10 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
     moe_model *m = s->m;
     const moe_config *c = &m->cfg;
     int64_t D = c->dim, V = c->vocab;
-    for (int t = 0; t < T; t++) mat_row_f32(s->x + t * D, &m->embed, ids[t]);
+    for (int t = 0; t < T; t++) {
+        mat_row_f32(s->x + t * D, &m->embed, ids[t]);
+        s->tok_id[t] = ids[t];
+    }
 
     for (int l = 0; l < c->n_layers; l++) {
         const layer_w *lw = &m->layers[l];
@@ -120,6 +123,13 @@ int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int al
         return moe_fail(err, "forward: %d tokens at position %d exceed the context of %d positions",
                         n, s->pos, s->n_ctx);
     if (check_ids(c, ids, n, err)) return -1;
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->layer[l].moe && c->layer[l].kind == MOE_ROUTE_EXPERT_CHOICE &&
+            (s->pos > 0 || n > s->max_batch))
+            return moe_fail(err, "forward: layer %d routes by expert choice, which looks at the "
+                                 "whole sequence: run it in one call from position 0 (at most %d "
+                                 "tokens), not incrementally",
+                            l, s->max_batch);
     for (int done = 0; done < n;) {
         int T = n - done < s->max_batch ? n - done : s->max_batch;
         int last = done + T == n;

@@ -68,6 +68,7 @@ typedef struct layer_acts {
     int *sel_expert;        /* [N][K] chosen experts */
     float *sel_weight;      /* [N][K] their weights */
     int *expert_start;      /* [E+1] pair ranges per expert */
+    int n_pairs;            /* P: pairs kept (after capacity drops) */
     int *pair_token;        /* [P] token of each pair, sorted by expert */
     float *pair_weight;     /* [P] */
     float *ge, *ue;         /* [P][F] expert pre-activations */
@@ -99,6 +100,7 @@ struct moe_session {
     float *v_cache;         /* [L][S][C][G*Dh] */
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
+    int32_t *tok_id;        /* [T] its token id (hash routing) */
 
     float *x;               /* [T][D] residual stream */
     float *xn;              /* [T][D] normalized input of a block */
@@ -148,5 +150,7 @@ void attention_block(moe_session *s, int layer, int T);
 void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T,
                int64_t F, float *save_g, float *save_u);
 void moe_block(moe_session *s, int layer, int T);
+/* router.c: pairs sorted by expert from s->router_logits; returns P */
+int router_route(moe_session *s, int layer, int T);
 
 #endif

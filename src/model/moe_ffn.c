@@ -1,11 +1,9 @@
 /*
- * moe_ffn.c - the MoE feed-forward block, token-choice routing:
+ * moe_ffn.c - the MoE feed-forward block:
  *
  *   router logits [T][E] = xn W_r^T
- *   scores = softmax(logits) (or sigmoid); each token takes its top-K
- *   (selection may add a bias; the weights never include it), weights
- *   optionally renormalized to sum 1, times routed_scale
- *   dispatch: counting-sort the T*K (token, weight) pairs by expert, gather
+ *   routing (router.c): (token, weight) pairs sorted by expert
+ *   dispatch: gather
  *   each expert's rows, one grouped GEMM for all gate/up products, SwiGLU,
  *   one grouped GEMM for all down products; experts no token chose are never
  *   touched
@@ -19,56 +17,6 @@
 
 #include <math.h>
 #include <string.h>
-
-/* Top-k of choice[E] (descending; ties -> lower index), k <= E. */
-static void topk(const float *choice, int E, int k, int *idx) {
-    for (int j = 0; j < k; j++) idx[j] = -1;
-    for (int e = 0; e < E; e++) {
-        float v = choice[e];
-        int j = k;
-        while (j > 0 && (idx[j - 1] < 0 || v > choice[idx[j - 1]])) j--;
-        if (j >= k) continue;
-        for (int m = k - 1; m > j; m--) idx[m] = idx[m - 1];
-        idx[j] = e;
-    }
-}
-
-typedef struct route_ctx {
-    moe_session *s;
-    const moe_layer_config *lc;
-    const layer_w *lw;
-} route_ctx;
-
-/* Per token: scores, top-k, weights. */
-static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
-    route_ctx *r = ctx;
-    moe_session *s = r->s;
-    const moe_layer_config *lc = r->lc;
-    int E = lc->n_experts, K = lc->top_k;
-    float choice[1024];
-    for (int64_t t = t0; t < t1; t++) {
-        float *p = s->router_logits + t * E; /* becomes the scores */
-        if (lc->score == MOE_SCORE_SIGMOID) {
-            for (int e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
-        } else {
-            softmax(p, E);
-        }
-        const float *sel = p;
-        if (r->lw->sel_bias) {
-            for (int e = 0; e < E; e++) choice[e] = p[e] + r->lw->sel_bias[e];
-            sel = choice;
-        }
-        int *ix = s->sel_expert + t * K;
-        float *w = s->sel_weight + t * K;
-        topk(sel, E, K, ix);
-        float sum = 0.0f;
-        for (int j = 0; j < K; j++) sum += (w[j] = p[ix[j]]);
-        if (lc->norm_topk && sum > 0.0f)
-            for (int j = 0; j < K; j++) w[j] /= sum;
-        if (lc->routed_scale != 1.0f && lc->routed_scale != 0.0f)
-            for (int j = 0; j < K; j++) w[j] *= lc->routed_scale;
-    }
-}
 
 typedef struct pair_ctx {
     moe_session *s;
@@ -109,37 +57,21 @@ void moe_block(moe_session *s, int layer, int T) {
     const layer_w *lw = &s->m->layers[layer];
     int E = lc->n_experts, K = lc->top_k;
     int64_t D = c->dim, F = lc->expert_dim;
+    (void)K;
 
     layer_acts *a = s->acts ? &s->acts->layer[layer] : NULL;
 
-    /* route */
+    /* route: (token, weight) pairs sorted by expert, cnt[e] = first pair of e */
     matmul(s->pool, s->router_logits, s->xn, &lw->router, T);
     if (a) memcpy(a->router_logits, s->router_logits, sizeof(float) * (size_t)(T * E));
-    route_ctx rc = {s, lc, lw};
-    pool_for(s->pool, T, 16, route_rows, &rc);
-
-    /* counting sort of the T*K pairs by expert (stable in token order) */
+    int P = router_route(s, layer, T);
     int *cnt = s->expert_count;
-    memset(cnt, 0, (size_t)(E + 1) * sizeof(int));
-    for (int i = 0; i < T * K; i++) cnt[s->sel_expert[i] + 1]++;
     int64_t *stat = s->counts + (int64_t)layer * s->e_max;
-    for (int e = 0; e < E; e++) stat[e] += cnt[e + 1];
-    for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e]; /* cnt[e] = start of expert e */
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < K; j++) {
-            int e = s->sel_expert[t * K + j];
-            int at = cnt[e]++;
-            s->pair_token[at] = t;
-            s->pair_weight[at] = s->sel_weight[t * K + j];
-        }
-    /* cnt[e] is now the end of expert e; shift back to starts */
-    for (int e = E; e > 0; e--) cnt[e] = cnt[e - 1];
-    cnt[0] = 0;
-
-    int P = T * K;
+    for (int e = 0; e < E; e++) stat[e] += cnt[e + 1] - cnt[e];
     if (a) {
-        memcpy(a->sel_expert, s->sel_expert, sizeof(int) * (size_t)P);
-        memcpy(a->sel_weight, s->sel_weight, sizeof(float) * (size_t)P);
+        a->n_pairs = P;
+        memcpy(a->sel_expert, s->sel_expert, sizeof(int) * (size_t)(T * K));
+        memcpy(a->sel_weight, s->sel_weight, sizeof(float) * (size_t)(T * K));
         memcpy(a->expert_start, cnt, sizeof(int) * (size_t)(E + 1));
         memcpy(a->pair_token, s->pair_token, sizeof(int) * (size_t)P);
         memcpy(a->pair_weight, s->pair_weight, sizeof(float) * (size_t)P);

@@ -15,33 +15,7 @@
 
 #include "moe.h"
 #include "base/err.h"
-
-/* ------------------------------------------------------------------- PRNG */
-
-/* splitmix64 spreads a (possibly small, e.g. 0 or 1) seed over the 256-bit
- * xoshiro state; xoshiro256** then gives the stream. */
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4]) {
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double uniform01(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
+#include "base/rng.h"
 
 /* ---------------------------------------------------------------- sampler */
 
@@ -50,7 +24,7 @@ struct moe_sampler {
     int vocab;      /* V */
     float *p;       /* [V] exp((logit - max) / T), unnormalized */
     int *idx;       /* [V] candidate token ids */
-    uint64_t rng[4];
+    rng rng;        /* draws (base/rng.h: xoshiro256** seeded by splitmix64) */
 };
 
 int moe_sampler_new(moe_sampler **out, const moe_sampler_opts *o, int vocab, moe_err *err) {
@@ -74,8 +48,7 @@ int moe_sampler_new(moe_sampler **out, const moe_sampler_opts *o, int vocab, moe
         moe_sampler_free(s);
         return moe_fail(err, "sampler: out of memory for vocab %d", vocab);
     }
-    uint64_t x = o->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    rng_init(&s->rng, o->seed);
     *out = s;
     return 0;
 }
@@ -206,7 +179,7 @@ static int nucleus_select(const float *p, int *idx, int n, double want, double *
 /* Draw one of idx[0..n) with probability proportional to p[idx[j]]; mass
  * is their sum. */
 static int draw(moe_sampler *s, const int *idx, int n, double mass) {
-    double u = uniform01(s->rng) * mass, c = 0;
+    double u = rng_uniform01(&s->rng) * mass, c = 0;
     int last = idx[0];
     for (int j = 0; j < n; j++) {
         float pj = s->p[idx[j]];
@@ -285,7 +258,7 @@ int moe_sample(moe_sampler *s, const float *logits) {
     }
     if (s->o.top_p < 1) return sample_nucleus(s, Z);
     /* no truncation: draw over the whole vocabulary */
-    double u = uniform01(s->rng) * Z, c = 0;
+    double u = rng_uniform01(&s->rng) * Z, c = 0;
     int last = best;
     for (int i = 0; i < V; i++) {
         if (s->p[i] <= 0) continue;

@@ -91,9 +91,6 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     for (int i = 0; i < cfg->n_layers; i++) {
         const moe_layer_config *lc = &cfg->layer[i];
         if (!lc->moe) continue;
-        if (lc->kind != MOE_ROUTE_TOKEN_CHOICE)
-            return moe_fail(err, "layer %d: only token-choice routing can run inference "
-                                 "(expert choice looks at the whole sequence)", i);
         if (lc->n_experts > 1024 || lc->top_k > lc->n_experts || lc->top_k < 1)
             return moe_fail(err, "layer %d: %d experts, top-%d: need 1 <= top_k <= experts <= 1024",
                             i, lc->n_experts, lc->top_k);
@@ -130,11 +127,12 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->pair_token = malloc((size_t)P * sizeof(int));
     s->tok_seq = malloc((size_t)T * sizeof(int));
     s->tok_pos = malloc((size_t)T * sizeof(int));
+    s->tok_id = malloc((size_t)T * sizeof(int32_t));
     s->tasks = malloc((size_t)(2 * s->e_max) * sizeof(mm_task));
     s->counts = calloc((size_t)cfg->n_layers * (size_t)s->e_max, sizeof(int64_t));
     s->pool = pool_create(o.n_threads);
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
-        !s->tok_seq || !s->tok_pos || !s->pool) {
+        !s->tok_seq || !s->tok_pos || !s->tok_id || !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -152,6 +150,7 @@ void moe_session_free(moe_session *s) {
     free(s->pair_token);
     free(s->tok_seq);
     free(s->tok_pos);
+    free(s->tok_id);
     free(s->tasks);
     free(s->counts);
     if (s->pool) pool_free(s->pool);
