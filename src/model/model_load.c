@@ -68,10 +68,14 @@ static int get_mat(loader *L, mat *out, const char *name, int64_t rows, int64_t 
     return 0;
 }
 
-/* A 1-D vector widened to f32 into the model's arena. */
+/* A 1-D vector as f32: in place if stored so, else widened into the arena. */
 static int get_vec(loader *L, const float **out, const char *name, int64_t n) {
     const st_tensor *t = need(L, name, 1, &n);
     if (!t) return -1;
+    if (t->type == DT_F32) { /* use it where it lies (training updates it there) */
+        *out = t->data;
+        return 0;
+    }
     if (L->f32_next + n > L->f32_end)
         return moe_fail(L->err, "%s: internal: vector arena too small at %s", L->dir, name);
     float *dst = L->f32_next;
