@@ -95,7 +95,10 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
                       a ? a->h_up : NULL);
         add_rows(s->x, s->tmp, T * D);
     }
-    if (s->acts) save(s->acts->x_final, s->x, T * D);
+    if (s->acts) {
+        save(s->acts->x_final, s->x, T * D);
+        s->acts->last_tokens = T;
+    }
     if (!logits) return;
     /* Only the rows asked for go through the final norm and the head. */
     int first = all_logits ? 0 : T - 1;

@@ -79,6 +79,7 @@ typedef struct layer_acts {
 
 typedef struct train_acts {
     int n_tokens;           /* N the tape was sized for */
+    int last_tokens;        /* N of the last recorded call */
     layer_acts *layer;      /* [L] */
     float *x_final;         /* [N][D] residual before the final norm */
     float *xn_final;        /* [N][D] after it (input of lm_head) */

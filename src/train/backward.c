@@ -1,0 +1,275 @@
+/*
+ * backward.c - the model's backward pass, driver and attention half:
+ *
+ *   logits -> cross-entropy gradient -> lm_head -> final norm
+ *   for each layer, last to first:
+ *       FFN block (backward_ffn.c), its norm, the residual
+ *       o_proj, attention (recomputing q, k, v from the recorded raw
+ *       projections: bias, q/k norm, clip, rope), q/k/v projections, norm
+ *   embedding rows
+ *
+ * Every step mirrors the forward in src/model; grad_ops.h holds each op's
+ * backward. Gradients accumulate into train_grads.
+ */
+#include "train/backward_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+typedef struct sizes {
+    int64_t N, D, HD, GD, P, F, Emax, Kmax;
+} sizes;
+
+static sizes ws_sizes(const moe_config *c, int N) {
+    sizes z = {N, c->dim, (int64_t)c->n_heads * c->head_dim, (int64_t)c->n_kv_heads * c->head_dim,
+               0, 1, 1, 1};
+    for (int l = 0; l < c->n_layers; l++) {
+        const moe_layer_config *lc = &c->layer[l];
+        if (!lc->moe) {
+            z.F = imax(z.F, (int64_t)N * lc->ffn_dim);
+            continue;
+        }
+        int64_t P = lc->kind == MOE_ROUTE_EXPERT_CHOICE ? (int64_t)N * imax(lc->n_experts, lc->top_k)
+                                                         : (int64_t)N * lc->top_k;
+        z.P = imax(z.P, P);
+        z.F = imax(z.F, imax(P * lc->expert_dim, (int64_t)N * lc->shared_dim));
+        z.Emax = imax(z.Emax, lc->n_experts);
+        z.Kmax = imax(z.Kmax, lc->top_k);
+    }
+    return z;
+}
+
+int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
+    *out = NULL;
+    const moe_config *c = &s->m->cfg;
+    sizes z = ws_sizes(c, n_tokens);
+    int threads = pool_size(s->pool);
+    int64_t att = (int64_t)threads * attention_backward_scratch(s->n_ctx);
+    int64_t n = 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 4 * z.F + 3 * z.P * z.D +
+                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N + 64 * 32;
+    bwd_ws *w = calloc(1, sizeof *w);
+    float *m = malloc((size_t)n * sizeof(float));
+    double *dw = malloc((size_t)(2 * z.Emax) * sizeof(double));
+    lin_bwd_task *t = malloc((size_t)z.Emax * sizeof(lin_bwd_task));
+    if (!w || !m || !dw || !t) {
+        free(w);
+        free(m);
+        free(dw);
+        free(t);
+        return moe_fail(err, "backward: cannot allocate %.1f MiB of scratch for %d tokens",
+                        n * 4.0 / 1048576.0, n_tokens);
+    }
+    w->n_tokens = n_tokens;
+    w->mem = m;
+    w->dwork = dw;
+    w->tasks = t;
+    float *p = m;
+#define TAKE(field, count) (w->field = p, p += ((count) + 31) & ~(int64_t)31)
+    TAKE(dx, z.N * z.D);
+    TAKE(dxn, z.N * z.D);
+    TAKE(dshared, z.N * z.D);
+    TAKE(datt, z.N * z.HD);
+    TAKE(q1, z.N * z.HD);
+    TAKE(q2, z.N * z.HD);
+    TAKE(q4, z.N * z.HD);
+    TAKE(dq, z.N * z.HD);
+    TAKE(dq1, z.N * z.HD);
+    TAKE(k1, z.N * z.GD);
+    TAKE(k2, z.N * z.GD);
+    TAKE(k4, z.N * z.GD);
+    TAKE(dk, z.N * z.GD);
+    TAKE(dk1, z.N * z.GD);
+    TAKE(v1, z.N * z.GD);
+    TAKE(v3, z.N * z.GD);
+    TAKE(dv, z.N * z.GD);
+    TAKE(att_scratch, att);
+    TAKE(h, z.F);
+    TAKE(dh, z.F);
+    TAKE(dg, z.F);
+    TAKE(du, z.F);
+    TAKE(xe, z.P * z.D);
+    TAKE(dxe, z.P * z.D);
+    TAKE(dye, z.P * z.D);
+    TAKE(dw_pair, z.P);
+    TAKE(dweights, z.N * z.Kmax);
+    TAKE(dlogits_r, z.N * z.Emax);
+    TAKE(scores, z.N * z.Emax);
+    TAKE(work, z.N * z.Emax);
+    TAKE(dgl, z.N);
+#undef TAKE
+    *out = w;
+    return 0;
+}
+
+void bwd_ws_free(bwd_ws *w) {
+    if (!w) return;
+    free(w->mem);
+    free(w->dwork);
+    free(w->tasks);
+    free(w);
+}
+
+static void clamp_copy(float *y, const float *x, int64_t n, float c) {
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
+}
+
+/* Recompute, per token, what the attention's dot products used. */
+static void attn_recompute(moe_session *s, bwd_ws *w, const layer_acts *a, const layer_w *lw, int N) {
+    const moe_config *c = &s->m->cfg;
+    int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = G * Dh;
+    float cs[512], sn[512];
+    for (int t = 0; t < N; t++) {
+        float *q1 = w->q1 + t * HD, *q2 = w->q2 + t * HD, *q4 = w->q4 + t * HD;
+        float *k1 = w->k1 + t * GD, *k2 = w->k2 + t * GD, *k4 = w->k4 + t * GD;
+        float *v1 = w->v1 + t * GD, *v3 = w->v3 + t * GD;
+        memcpy(q1, a->q + t * HD, sizeof(float) * (size_t)HD);
+        memcpy(k1, a->k + t * GD, sizeof(float) * (size_t)GD);
+        memcpy(v1, a->v + t * GD, sizeof(float) * (size_t)GD);
+        for (int64_t i = 0; lw->bq && i < HD; i++) q1[i] += lw->bq[i];
+        for (int64_t i = 0; lw->bk && i < GD; i++) k1[i] += lw->bk[i];
+        for (int64_t i = 0; lw->bv && i < GD; i++) v1[i] += lw->bv[i];
+        if (c->qk_norm == MOE_QKNORM_HEAD) {
+            for (int64_t h = 0; h < H; h++) rmsnorm(q2 + h * Dh, q1 + h * Dh, lw->q_norm, (int)Dh, c->norm_eps);
+            for (int64_t g = 0; g < G; g++) rmsnorm(k2 + g * Dh, k1 + g * Dh, lw->k_norm, (int)Dh, c->norm_eps);
+        } else if (c->qk_norm == MOE_QKNORM_FULL) {
+            rmsnorm(q2, q1, lw->q_norm, (int)HD, c->norm_eps);
+            rmsnorm(k2, k1, lw->k_norm, (int)GD, c->norm_eps);
+        } else {
+            memcpy(q2, q1, sizeof(float) * (size_t)HD);
+            memcpy(k2, k1, sizeof(float) * (size_t)GD);
+        }
+        if (c->clip_qkv > 0) {
+            clamp_copy(q4, q2, HD, c->clip_qkv);
+            clamp_copy(k4, k2, GD, c->clip_qkv);
+            clamp_copy(v3, v1, GD, c->clip_qkv);
+        } else {
+            memcpy(q4, q2, sizeof(float) * (size_t)HD);
+            memcpy(k4, k2, sizeof(float) * (size_t)GD);
+            memcpy(v3, v1, sizeof(float) * (size_t)GD);
+        }
+        rope_table(cs, sn, s->tok_pos[t], (int)Dh, c->rope_theta);
+        for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, (int)Dh);
+        for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, (int)Dh);
+    }
+}
+
+/* From w->dx (gradient after the attention residual) to w->dx += the
+ * gradient through the attention block. */
+static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int B, int T) {
+    const moe_config *c = &s->m->cfg;
+    const layer_w *lw = &s->m->layers[l];
+    const layer_acts *a = &s->acts->layer[l];
+    int N = B * T;
+    int64_t H = c->n_heads, Gk = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = Gk * Dh,
+            D = c->dim;
+
+    /* o_proj */
+    memset(w->datt, 0, sizeof(float) * (size_t)(N * HD));
+    linear_backward(s->pool, w->datt, grad_of(G, lw->wo.data), w->dx, a->att, lw->wo.data, N, D, HD);
+    if (lw->bo) bias_backward(grad_of(G, lw->bo), w->dx, N, D);
+
+    /* attention core, one sequence at a time */
+    attn_recompute(s, w, a, lw, N);
+    memset(w->dq, 0, sizeof(float) * (size_t)(N * HD));
+    memset(w->dk, 0, sizeof(float) * (size_t)(N * GD));
+    memset(w->dv, 0, sizeof(float) * (size_t)(N * GD));
+    for (int b = 0; b < B; b++) {
+        int64_t o = (int64_t)b * T;
+        attention_backward(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD,
+                           w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, w->v3 + o * GD, T,
+                           (int)H, (int)Gk, (int)Dh, c->sliding_window, w->att_scratch);
+    }
+
+    /* rope, clip, q/k norm, bias, per token */
+    float cs[512], sn[512];
+    float *dqn = lw->q_norm ? grad_of(G, lw->q_norm) : NULL;
+    float *dkn = lw->k_norm ? grad_of(G, lw->k_norm) : NULL;
+    memset(w->dq1, 0, sizeof(float) * (size_t)(N * HD));
+    memset(w->dk1, 0, sizeof(float) * (size_t)(N * GD));
+    for (int t = 0; t < N; t++) {
+        float *dq = w->dq + t * HD, *dk = w->dk + t * GD, *dv = w->dv + t * GD;
+        rope_table(cs, sn, s->tok_pos[t], (int)Dh, c->rope_theta);
+        for (int64_t h = 0; h < H; h++) rope_backward(dq + h * Dh, cs, sn, (int)Dh);
+        for (int64_t g = 0; g < Gk; g++) rope_backward(dk + g * Dh, cs, sn, (int)Dh);
+        if (c->clip_qkv > 0) {
+            clamp_backward(dq, w->q2 + t * HD, HD, c->clip_qkv);
+            clamp_backward(dk, w->k2 + t * GD, GD, c->clip_qkv);
+            clamp_backward(dv, w->v1 + t * GD, GD, c->clip_qkv);
+        }
+        float *dq1 = w->dq1 + t * HD, *dk1 = w->dk1 + t * GD;
+        const float *q1 = w->q1 + t * HD, *k1 = w->k1 + t * GD;
+        if (c->qk_norm == MOE_QKNORM_HEAD) {
+            for (int64_t h = 0; h < H; h++)
+                rmsnorm_backward(dq1 + h * Dh, dqn, dq + h * Dh, q1 + h * Dh, lw->q_norm, (int)Dh, c->norm_eps);
+            for (int64_t g = 0; g < Gk; g++)
+                rmsnorm_backward(dk1 + g * Dh, dkn, dk + g * Dh, k1 + g * Dh, lw->k_norm, (int)Dh, c->norm_eps);
+        } else if (c->qk_norm == MOE_QKNORM_FULL) {
+            rmsnorm_backward(dq1, dqn, dq, q1, lw->q_norm, (int)HD, c->norm_eps);
+            rmsnorm_backward(dk1, dkn, dk, k1, lw->k_norm, (int)GD, c->norm_eps);
+        } else {
+            memcpy(dq1, dq, sizeof(float) * (size_t)HD);
+            memcpy(dk1, dk, sizeof(float) * (size_t)GD);
+        }
+    }
+    if (lw->bq) bias_backward(grad_of(G, lw->bq), w->dq1, N, HD);
+    if (lw->bk) bias_backward(grad_of(G, lw->bk), w->dk1, N, GD);
+    if (lw->bv) bias_backward(grad_of(G, lw->bv), w->dv, N, GD);
+
+    /* projections and the block's norm */
+    memset(w->dxn, 0, sizeof(float) * (size_t)(N * D));
+    linear_backward(s->pool, w->dxn, grad_of(G, lw->wq.data), w->dq1, a->xn_attn, lw->wq.data, N, HD, D);
+    linear_backward(s->pool, w->dxn, grad_of(G, lw->wk.data), w->dk1, a->xn_attn, lw->wk.data, N, GD, D);
+    linear_backward(s->pool, w->dxn, grad_of(G, lw->wv.data), w->dv, a->xn_attn, lw->wv.data, N, GD, D);
+    rmsnorm_backward_rows(w->dx, grad_of(G, lw->attn_norm), w->dxn, a->x_attn, lw->attn_norm, N,
+                          (int)D, c->norm_eps);
+}
+
+int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_t *targets,
+                   int B, int T, float *logits, float ce_scale, const loss_coefs *coefs,
+                   float coef_scale, loss_parts *out, moe_err *err) {
+    moe_model *m = s->m;
+    const moe_config *c = &m->cfg;
+    int N = B * T;
+    int64_t D = c->dim, V = c->vocab;
+    if (!s->acts || N > w->n_tokens || N > s->acts->n_tokens)
+        return moe_fail(err, "backward: %d tokens but activations/scratch hold %d", N,
+                        s->acts ? s->acts->n_tokens : 0);
+    memset(out, 0, sizeof *out);
+
+    /* head */
+    if (cross_entropy(logits, logits, targets, N, (int)V, ce_scale, &out->ce_sum, &out->ce_count,
+                      err))
+        return -1;
+    memset(w->dxn, 0, sizeof(float) * (size_t)(N * D));
+    linear_backward(s->pool, w->dxn, grad_of(G, m->lm_head.data), logits, s->acts->xn_final,
+                    m->lm_head.data, N, V, D);
+    memset(w->dx, 0, sizeof(float) * (size_t)(N * D));
+    rmsnorm_backward_rows(w->dx, grad_of(G, m->final_norm), w->dxn, s->acts->x_final,
+                          m->final_norm, N, (int)D, c->norm_eps);
+
+    int n_moe = 0;
+    for (int l = 0; l < c->n_layers; l++) n_moe += c->layer[l].moe != 0;
+    float cs = n_moe ? coef_scale / (float)n_moe : 0.0f;
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        ffn_backward(s, w, G, l, N, coefs, cs, out);
+        attn_backward(s, w, G, l, B, T);
+    }
+    if (n_moe) {
+        out->aux /= n_moe;
+        out->z /= n_moe;
+        out->kl /= n_moe;
+    }
+
+    /* embedding rows */
+    float *dE = grad_of(G, m->embed.data);
+    for (int t = 0; t < N; t++) {
+        float *row = dE + (int64_t)s->tok_id[t] * D;
+        const float *d = w->dx + (int64_t)t * D;
+        for (int64_t i = 0; i < D; i++) row[i] += d[i];
+    }
+    return 0;
+}

@@ -1,0 +1,107 @@
+/*
+ * grad_attention.c - backward of causal softmax attention for one sequence
+ * (GQA, optional sliding window), recomputing the probabilities instead of
+ * storing the [H][T][T] matrix.
+ *
+ * Per query head h (kv head g), for a block of BQ queries [i0, i1) and the
+ * keys it can see [lo, i1) (lo = 0, or i0 - window + 1 with a window):
+ *   S  = Q_blk K^T * scale,  P = row softmax of S over visible keys (0 for
+ *        masked ones)
+ *   dP = dO_blk V^T,  D_i = sum_j P_ij dP_ij
+ *   dS = P * (dP - D) * scale
+ *   dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk
+ * The five products run on linear_backward's blocked GEMM (gemm_acc, any
+ * strides), so heads are read in place, no gather; the row softmax and dS
+ * have an AVX-512 version (grad_attention_avx512.c). One pool item is one kv
+ * head: it runs the H/G query heads that read it, so it alone writes its
+ * dk/dv columns and those heads' dq columns. Items visit heads and blocks
+ * in a fixed order, so the result does not depend on the thread count.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "train/grad_attention_impl.h"
+#include "train/grad_linear_impl.h"
+#include "train/grad_ops.h"
+
+#define BQ 64 /* queries per block */
+
+static int64_t block_rows(int T) { return T < BQ ? T : BQ; }
+
+int64_t attention_backward_scratch(int T) {
+    if (T <= 0) return 0;
+    return 2 * block_rows(T) * (int64_t)T; /* P and dP: [BQ][T] each */
+}
+
+typedef struct att_ctx {
+    float *dq, *dk, *dv;
+    const float *dout, *q, *k, *v;
+    int T, H, G, Dh, window;
+    float *scratch; /* [threads][attention_backward_scratch(T)] */
+} att_ctx;
+
+/* Portable row step (see grad_attention_impl.h): the forward's softmax
+ * kernel, D summed in double. */
+static void att_row_generic(float *p, float *dp, int64_t n, float scale) {
+    for (int64_t j = 0; j < n; j++) p[j] *= scale;
+    softmax(p, (int)n);
+    double D = 0.0;
+    for (int64_t j = 0; j < n; j++) D += (double)p[j] * dp[j];
+    for (int64_t j = 0; j < n; j++) dp[j] = (float)((double)p[j] * ((double)dp[j] - D)) * scale;
+}
+
+/* One block of queries [i0, i1) of head h against keys [lo, i1) of kv head g. */
+static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_t i1, float *P,
+                      float *dP) {
+    const int64_t Dh = c->Dh, QD = (int64_t)c->H * Dh, KD = (int64_t)c->G * Dh;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    int64_t lo = c->window > 0 && i0 - c->window + 1 > 0 ? i0 - c->window + 1 : 0;
+    int64_t bq = i1 - i0, nk = i1 - lo;
+    const float *Qb = c->q + i0 * QD + h * Dh, *dOb = c->dout + i0 * QD + h * Dh;
+    const float *Kg = c->k + lo * KD + g * Dh, *Vg = c->v + lo * KD + g * Dh;
+
+    /* S = Q K^T and dP = dO V^T, [bq][nk] */
+    memset(P, 0, (size_t)(bq * nk) * sizeof(float));
+    memset(dP, 0, (size_t)(bq * nk) * sizeof(float));
+    gemm_acc(P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh);
+    gemm_acc(dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh);
+
+    int avx512 = kernels_isa() == ISA_AVX512;
+    for (int64_t r = 0; r < bq; r++) {
+        int64_t i = i0 + r;
+        int64_t vlo = c->window > 0 && i - c->window + 1 > lo ? i - c->window + 1 : lo;
+        float *p = P + r * nk, *dp = dP + r * nk;
+        int64_t a = vlo - lo, b = i - lo + 1; /* visible: [a, b) of the row */
+        if (avx512)
+            att_row_avx512(p + a, dp + a, b - a, scale);
+        else
+            att_row_generic(p + a, dp + a, b - a, scale);
+        for (int64_t j = 0; j < a; j++) p[j] = dp[j] = 0.0f; /* masked keys */
+        for (int64_t j = b; j < nk; j++) p[j] = dp[j] = 0.0f;
+    }
+
+    /* dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk */
+    gemm_acc(c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk);
+    gemm_acc(c->dk + lo * KD + g * Dh, KD, dP, 1, nk, Qb, QD, 1, nk, Dh, bq);
+    gemm_acc(c->dv + lo * KD + g * Dh, KD, P, 1, nk, dOb, QD, 1, nk, Dh, bq);
+}
+
+static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
+    const att_ctx *c = vc;
+    const int per = c->H / c->G;
+    float *P = c->scratch + (int64_t)tid * attention_backward_scratch(c->T);
+    float *dP = P + block_rows(c->T) * (int64_t)c->T;
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t h = g * per; h < (g + 1) * per; h++)
+            for (int64_t i0 = 0; i0 < c->T; i0 += BQ)
+                att_block(c, h, g, i0, i0 + BQ < c->T ? i0 + BQ : c->T, P, dP);
+}
+
+void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *dout,
+                        const float *q, const float *k, const float *v, int T, int H, int G,
+                        int Dh, int window, float *scratch) {
+    if (T <= 0 || H <= 0 || G <= 0 || Dh <= 0 || H % G) return;
+    att_ctx c = {dq, dk, dv, dout, q, k, v, T, H, G, Dh, window, scratch};
+    pool_for(p, G, 1, att_kv_heads, &c);
+}

@@ -1,0 +1,94 @@
+/*
+ * params.c - see params.h.
+ */
+#include "train/params.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/err.h"
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int by_offset(const void *a, const void *b) {
+    int64_t x = ((const optim_tensor *)a)->offset, y = ((const optim_tensor *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+int train_params_init(train_params *p, moe_model *m, moe_err *err) {
+    memset(p, 0, sizeof *p);
+    st_store *st = &m->st;
+    if (st->n_files != 1 || st->n_tensors == 0)
+        return moe_fail(err, "training needs the weights in one safetensors file (found %d files)",
+                        st->n_files);
+    const char *lo = NULL, *hi = NULL;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const st_tensor *t = &st->tensors[i];
+        if (t->type != DT_F32)
+            return moe_fail(err, "training needs f32 weights: tensor %s is %s", t->name,
+                            dtype_name(t->type));
+        const char *b = t->data, *e = b + t->nbytes;
+        if (!lo || b < lo) lo = b;
+        if (!hi || e > hi) hi = e;
+    }
+    /* private mapping: writes stay in memory */
+    const mapped_file *f = &st->files[0];
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)f->data & ~(uintptr_t)(page - 1);
+    size_t len = (uintptr_t)f->data + f->size - start;
+    if (mprotect((void *)start, len, PROT_READ | PROT_WRITE) != 0)
+        return moe_fail(err, "cannot make the weights writable: %s", strerror(errno));
+    p->base = (float *)lo;
+    p->n = (hi - lo) / (int64_t)sizeof(float);
+    p->tensors = calloc((size_t)st->n_tensors, sizeof *p->tensors);
+    p->sel_bias = calloc((size_t)st->n_tensors, sizeof *p->sel_bias);
+    p->sel_bias_len = calloc((size_t)st->n_tensors, sizeof *p->sel_bias_len);
+    if (!p->tensors || !p->sel_bias || !p->sel_bias_len) {
+        train_params_free(p);
+        return moe_fail(err, "out of memory for the parameter table");
+    }
+    for (int i = 0; i < st->n_tensors; i++) {
+        const st_tensor *t = &st->tensors[i];
+        if (ends_with(t->name, "e_score_correction_bias")) {
+            p->sel_bias[p->n_bias] = (float *)t->data;
+            p->sel_bias_len[p->n_bias++] = t->n_elems;
+            continue;
+        }
+        p->tensors[p->n_tensors++] = (optim_tensor){
+            t->name, (const float *)t->data - p->base, t->n_elems, t->n_dims == 2};
+    }
+    qsort(p->tensors, (size_t)p->n_tensors, sizeof *p->tensors, by_offset);
+    return 0;
+}
+
+void train_bias_update(moe_session *s, float rate) {
+    const moe_config *c = &s->m->cfg;
+    if (!s->acts) return;
+    for (int l = 0; l < c->n_layers; l++) {
+        const moe_layer_config *lc = &c->layer[l];
+        float *bias = (float *)s->m->layers[l].sel_bias;
+        if (!lc->moe || !bias) continue;
+        const layer_acts *a = &s->acts->layer[l];
+        int E = lc->n_experts, K = lc->top_k, N = s->acts->last_tokens;
+        int64_t load[1024] = {0};
+        for (int i = 0; i < N * K; i++) load[a->sel_expert[i]]++;
+        double mean = (double)N * K / E;
+        for (int e = 0; e < E; e++) {
+            double d = mean - (double)load[e];
+            bias[e] += rate * (float)((d > 0) - (d < 0));
+        }
+    }
+}
+
+void train_params_free(train_params *p) {
+    free(p->tensors);
+    free(p->sel_bias);
+    free(p->sel_bias_len);
+    memset(p, 0, sizeof *p);
+}
