@@ -1,0 +1,213 @@
+/*
+ * kernels.c - picks the kernel implementation for this CPU and threads the
+ * matmuls over the pool.
+ *
+ * Threading: a matmul is split over the OUTPUT rows of W (blocks of
+ * ROW_BLOCK rows) so that each thread streams its own slice of W exactly once
+ * for all n rows of x; that is what makes decode bandwidth-bound and not
+ * worse. matmul_grouped() turns every (task, row chunk) pair into one unit of
+ * a single pool_for(), so many small expert matmuls share one parallel region.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+
+/* Rows of W per unit of work: the fast kernels' register tiles are 4 or 8
+ * rows (decode), so units never split a tile. */
+#define ROW_BLOCK 8
+/* Aim for at least this much work (bytes of W + 4 bytes per multiply-add)
+ * per pool chunk, so the atomic hand-out is noise. */
+#define MIN_CHUNK_WORK (48 * 1024)
+/* matmul_grouped processes at most this many tasks per pool_for. */
+#define GROUP_MAX 512
+
+static const kern_table g_tables[ISA_COUNT] = {
+    [ISA_SCALAR] = {ref_matmul_rows, ref_dot, ref_axpy},
+    [ISA_AVX2] = {avx2_matmul_rows, avx2_dot, avx2_axpy},
+    [ISA_AVX512] = {avx512_matmul_rows, avx512_dot, avx512_axpy},
+};
+
+static atomic_int g_isa = -1; /* -1 = not chosen yet */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static int isa_supported(isa i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    switch (i) {
+    case ISA_SCALAR: return 1;
+    case ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    case ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    default: return 0;
+    }
+#else
+    return i == ISA_SCALAR;
+#endif
+}
+
+const char *isa_name(isa i) {
+    switch (i) {
+    case ISA_SCALAR: return "scalar";
+    case ISA_AVX2: return "avx2";
+    case ISA_AVX512: return "avx512";
+    default: return "?";
+    }
+}
+
+static void kernels_choose(void) {
+    isa best = ISA_SCALAR;
+    if (isa_supported(ISA_AVX2)) best = ISA_AVX2;
+    if (isa_supported(ISA_AVX512)) best = ISA_AVX512;
+    const char *e = getenv("MOE_ISA");
+    if (e && *e) {
+        for (int i = 0; i < ISA_COUNT; i++)
+            if (strcmp(e, isa_name((isa)i)) == 0 && isa_supported((isa)i)) best = (isa)i;
+    }
+    int expect = -1;
+    atomic_compare_exchange_strong(&g_isa, &expect, (int)best); /* a forced ISA wins */
+}
+
+void kernels_init(void) { pthread_once(&g_once, kernels_choose); }
+
+isa kernels_isa(void) {
+    int i = atomic_load_explicit(&g_isa, memory_order_relaxed);
+    if (i < 0) {
+        kernels_init();
+        i = atomic_load(&g_isa);
+    }
+    return (isa)i;
+}
+
+int kernels_set_isa(isa i) {
+    if ((int)i < 0 || i >= ISA_COUNT || !isa_supported(i)) return -1;
+    kernels_init();
+    atomic_store(&g_isa, (int)i);
+    return 0;
+}
+
+static inline const kern_table *kern(void) { return &g_tables[kernels_isa()]; }
+
+/* ------------------------------------------------------------- matmul */
+
+/* Row blocks of ROW_BLOCK rows per pool chunk for an [rows][cols] W times n
+ * rows of x: at least MIN_CHUNK_WORK of work. */
+static int64_t matmul_grain(const mat *W, int64_t n) {
+    int64_t per_block = ROW_BLOCK * W->cols * (dtype_size(W->type) + 4 * n);
+    if (per_block < 1) per_block = 1;
+    int64_t g = (MIN_CHUNK_WORK + per_block - 1) / per_block;
+    return g < 1 ? 1 : g;
+}
+
+typedef struct {
+    matmul_rows_fn fn;
+    float *y;
+    const float *x;
+    const mat *W;
+    int64_t n;
+} mm_ctx;
+
+static void matmul_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
+    const mm_ctx *c = vc;
+    int64_t r0 = b0 * ROW_BLOCK, r1 = b1 * ROW_BLOCK;
+    if (r1 > c->W->rows) r1 = c->W->rows;
+    c->fn(c->y, c->x, c->W, c->n, r0, r1);
+}
+
+void matmul(pool *p, float *y, const float *x, const mat *W, int64_t n) {
+    if (n <= 0 || W->rows <= 0) return;
+    mm_ctx c = {kern()->matmul_rows, y, x, W, n};
+    int64_t blocks = (W->rows + ROW_BLOCK - 1) / ROW_BLOCK;
+    pool_for(p, blocks, matmul_grain(W, n), matmul_chunk, &c);
+}
+
+/* --------------------------------------------------------- grouped matmul */
+
+typedef struct {
+    matmul_rows_fn fn;
+    const mm_task *tasks;
+    const int64_t *start; /* [n_tasks + 1] first unit of each task */
+    const int64_t *rows_per_unit; /* [n_tasks] */
+    int n_tasks;
+} grp_ctx;
+
+static void grouped_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
+    const grp_ctx *c = vc;
+    /* First task whose units reach past u0 (binary search over start[]). */
+    int lo = 0, hi = c->n_tasks - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (c->start[mid + 1] <= u0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int64_t u = u0; u < u1; u++) {
+        while (c->start[lo + 1] <= u) lo++;
+        const mm_task *t = &c->tasks[lo];
+        int64_t r0 = (u - c->start[lo]) * c->rows_per_unit[lo];
+        int64_t r1 = r0 + c->rows_per_unit[lo];
+        if (r1 > t->W->rows) r1 = t->W->rows;
+        c->fn(t->y, t->x, t->W, t->n, r0, r1);
+    }
+}
+
+void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
+    matmul_rows_fn fn = kern()->matmul_rows;
+    int64_t start[GROUP_MAX + 1], rpu[GROUP_MAX];
+    int nth = pool_size(p);
+    for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) {
+        int m = n_tasks - t0 < GROUP_MAX ? n_tasks - t0 : GROUP_MAX;
+        const mm_task *ts = tasks + t0;
+        /* Total work decides the unit size: about 4 units per thread overall,
+         * but never below MIN_CHUNK_WORK per unit nor a ROW_BLOCK. */
+        int64_t total = 0;
+        for (int i = 0; i < m; i++)
+            if (ts[i].n > 0 && ts[i].W->rows > 0)
+                total += ts[i].W->rows * (ts[i].W->cols * (dtype_size(ts[i].W->type) + 4 * ts[i].n) + 1);
+        if (total == 0) continue;
+        int64_t target = total / (4 * (int64_t)nth);
+        if (target < MIN_CHUNK_WORK) target = MIN_CHUNK_WORK;
+        start[0] = 0;
+        for (int i = 0; i < m; i++) {
+            const mm_task *t = &ts[i];
+            int64_t units = 0;
+            rpu[i] = ROW_BLOCK;
+            if (t->n > 0 && t->W->rows > 0) {
+                int64_t per_row = t->W->cols * (dtype_size(t->W->type) + 4 * t->n) + 1;
+                int64_t r = (target + per_row - 1) / per_row;
+                r = (r + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+                if (r > t->W->rows) r = t->W->rows;
+                rpu[i] = r;
+                units = (t->W->rows + r - 1) / r;
+            }
+            start[i + 1] = start[i] + units;
+        }
+        grp_ctx c = {fn, ts, start, rpu, m};
+        pool_for(p, start[m], 1, grouped_chunk, &c);
+    }
+}
+
+/* ------------------------------------------------------------ vector ops */
+
+void mat_row_f32(float *dst, const mat *W, int64_t row) { ref_mat_row_f32(dst, W, row); }
+void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    ref_rmsnorm(y, x, w, n, eps);
+}
+void softmax(float *x, int n) { ref_softmax(x, n); }
+void silu_mul(float *g, const float *u, int n) { ref_silu_mul(g, u, n); }
+void axpy(float *y, float a, const float *x, int n) { kern()->axpy(y, a, x, n); }
+float dot(const float *a, const float *b, int n) { return kern()->dot(a, b, n); }
+void rope_apply(float *x, const float *cos_t, const float *sin_t, int head_dim) {
+    ref_rope_apply(x, cos_t, sin_t, head_dim);
+}
+void rope_table(float *cos_t, float *sin_t, int pos, int head_dim, float theta) {
+    ref_rope_table(cos_t, sin_t, pos, head_dim, theta);
+}
