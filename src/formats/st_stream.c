@@ -1,7 +1,7 @@
 /*
  * st_stream.c - see st_stream.h.
  */
-#include "st_stream.h"
+#include "formats/st_stream.h"
 
 #include <errno.h>
 #include <fcntl.h>

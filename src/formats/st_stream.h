@@ -1,13 +1,13 @@
 /*
  * st_stream.h - write a safetensors file tensor by tensor, without holding
- * the tensors in memory (st_write in src/formats takes them all at once; a
+ * the tensors in memory (st_write takes them all at once; a
  * random multi-GB model is produced chunk by chunk instead). The header is
  * known up front from names, dtypes and shapes, so it is written first and
  * the data appended in the same order. Written to PATH.tmp, then fsync'd and
  * renamed, so a failed run never leaves a half-written PATH.
  */
-#ifndef MOE_CLI_ST_STREAM_H
-#define MOE_CLI_ST_STREAM_H
+#ifndef MOE_FORMATS_ST_STREAM_H
+#define MOE_FORMATS_ST_STREAM_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,0 +1,257 @@
+/*
+ * checkpoint.c - training checkpoints on disk, written so that a kill at
+ * any moment leaves a loadable one:
+ *
+ *   OUT/.tmp-step-N/           everything is written here first:
+ *       config.json            the model (Hugging Face layout, f32)
+ *       model.safetensors
+ *       optimizer.safetensors  AdamW moments, "m.NAME" and "v.NAME" per tensor
+ *       trainer_state.json     step, data RNG state, run settings
+ *       tokenizer.json, tokenizer_config.json (when the run has them)
+ *   each file fsynced, the directory fsynced, then renamed to OUT/step-N;
+ *   OUT/latest is a symlink switched by rename(latest.tmp, latest).
+ */
+#include "train/checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/mapfile.h"
+#include "formats/hf_config.h"
+
+static int fsync_path(const char *path, moe_err *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return moe_fail(err, "%s: cannot open to sync: %s", path, strerror(errno));
+    int r = fsync(fd);
+    close(fd);
+    if (r) return moe_fail(err, "%s: fsync failed: %s", path, strerror(errno));
+    return 0;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+void ckpt_remove_dir(const char *dir) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static int write_text(const char *path, const char *text, moe_err *err) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return moe_fail(err, "%s: cannot create: %s", path, strerror(errno));
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    return ok ? 0 : moe_fail(err, "%s: write failed: %s", path, strerror(errno));
+}
+
+static int copy_file(const char *from, const char *to, moe_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(from, (size_t)1 << 30, &text, &len, err)) return -1;
+    FILE *f = fopen(to, "wb");
+    int ok = f && fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f) ok = (fclose(f) == 0) && ok;
+    free(text);
+    return ok ? 0 : moe_fail(err, "%s: cannot write a copy of %s", to, from);
+}
+
+/* Tokenizer files next to a tokenizer.json path or in a directory. */
+static int copy_tokenizer(const char *tok, const char *dir, moe_err *err) {
+    struct stat sb;
+    char src_dir[4096], from[4200], to[4200];
+    if (stat(tok, &sb) != 0) return moe_fail(err, "%s: tokenizer not found", tok);
+    if (S_ISDIR(sb.st_mode)) {
+        snprintf(src_dir, sizeof src_dir, "%s", tok);
+    } else {
+        snprintf(src_dir, sizeof src_dir, "%s", tok);
+        char *slash = strrchr(src_dir, '/');
+        if (slash) *slash = 0;
+        else snprintf(src_dir, sizeof src_dir, ".");
+    }
+    const char *names[2] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        if (i == 0 && !S_ISDIR(sb.st_mode)) snprintf(from, sizeof from, "%s", tok);
+        else snprintf(from, sizeof from, "%s/%s", src_dir, names[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, names[i]);
+        if (stat(from, &sb) != 0) {
+            if (i == 0) return moe_fail(err, "%s: tokenizer.json not found", from);
+            continue;
+        }
+        if (copy_file(from, to, err)) return -1;
+    }
+    return 0;
+}
+
+static int write_state(const char *path, const ckpt_state *st, moe_err *err) {
+    cJSON *j = cJSON_CreateObject();
+    char buf[32];
+    cJSON_AddNumberToObject(j, "step", (double)st->step);
+    cJSON *r = cJSON_AddArrayToObject(j, "data_rng");
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf, sizeof buf, "%016" PRIx64, st->rng[i]);
+        cJSON_AddItemToArray(r, cJSON_CreateString(buf));
+    }
+    cJSON_AddNumberToObject(j, "batch", st->batch);
+    cJSON_AddNumberToObject(j, "seq", st->seq);
+    cJSON_AddNumberToObject(j, "accum", st->accum);
+    cJSON_AddNumberToObject(j, "loss", st->loss);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return moe_fail(err, "%s: out of memory", path);
+    int rc = write_text(path, text, err);
+    free(text);
+    return rc;
+}
+
+int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
+    char path[4200], *text = NULL;
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    if (read_file(path, 1 << 20, &text, NULL, err)) return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "data_rng");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "batch");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accum");
+    int ok = j && cJSON_IsNumber(step) && step->valuedouble >= 0 && cJSON_IsArray(r) &&
+             cJSON_GetArraySize(r) == 4 && cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a);
+    for (int i = 0; ok && i < 4; i++) {
+        const cJSON *x = cJSON_GetArrayItem(r, i);
+        char *end = NULL;
+        ok = cJSON_IsString(x) && strlen(x->valuestring) == 16;
+        if (ok) st->rng[i] = strtoull(x->valuestring, &end, 16), ok = *end == 0;
+    }
+    if (ok) {
+        st->step = (int64_t)step->valuedouble;
+        st->batch = b->valueint;
+        st->seq = s->valueint;
+        st->accum = a->valueint;
+    }
+    cJSON_Delete(j);
+    return ok ? 0 : moe_fail(err, "%s: not a valid trainer state (step, data_rng, batch, seq, accum)",
+                             path);
+}
+
+int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, const float *adam_m,
+              const float *adam_v, const ckpt_state *st, const char *tokenizer, char *saved,
+              size_t saved_len, moe_err *err) {
+    const st_store *S = &m->st;
+    char tmp[4096], fin[4096], path[4200];
+    snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08lld", out_dir, (long long)st->step);
+    snprintf(fin, sizeof fin, "%s/step-%08lld", out_dir, (long long)st->step);
+    ckpt_remove_dir(tmp);
+    if (mkdir(tmp, 0755) != 0)
+        return moe_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    int n = S->n_tensors, rc = -1;
+    st_write_tensor *w = calloc((size_t)(2 * n), sizeof *w);
+    char(*names)[200] = calloc((size_t)(2 * n), sizeof *names);
+    if (!w || !names) {
+        moe_fail(err, "out of memory writing a checkpoint");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const st_tensor *t = &S->tensors[i];
+        w[i] = (st_write_tensor){t->name, DT_F32, t->n_dims, {0}, t->data};
+        memcpy(w[i].shape, t->shape, sizeof t->shape);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    if (st_write(path, w, n, "{\"format\":\"pt\"}", err)) goto done;
+    int k = 0;
+    for (int i = 0; i < P->n_tensors; i++) {
+        const optim_tensor *t = &P->tensors[i];
+        for (int mv = 0; mv < 2; mv++) {
+            snprintf(names[k], sizeof names[k], "%c.%s", mv ? 'v' : 'm', t->name);
+            w[k] = (st_write_tensor){names[k], DT_F32, 1, {t->size}, (mv ? adam_v : adam_m) + t->offset};
+            k++;
+        }
+    }
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+    if (st_write(path, w, k, NULL, err)) goto done;
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    if (hf_config_write(&m->cfg, path, "float32", err)) goto done;
+    if (fsync_path(path, err)) goto done;
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    if (write_state(path, st, err)) goto done;
+    if (tokenizer && copy_tokenizer(tokenizer, tmp, err)) goto done;
+    if (fsync_path(tmp, err)) goto done;
+    ckpt_remove_dir(fin); /* a stale one from an interrupted run */
+    if (rename(tmp, fin) != 0) {
+        moe_fail(err, "%s: cannot rename to %s: %s", tmp, fin, strerror(errno));
+        goto done;
+    }
+    if (fsync_path(out_dir, err)) goto done;
+    char link_tmp[4200], link[4200], target[64];
+    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", out_dir);
+    snprintf(link, sizeof link, "%s/latest", out_dir);
+    snprintf(target, sizeof target, "step-%08lld", (long long)st->step);
+    unlink(link_tmp);
+    if (symlink(target, link_tmp) != 0 || rename(link_tmp, link) != 0) {
+        moe_fail(err, "%s: cannot point at %s: %s", link, target, strerror(errno));
+        goto done;
+    }
+    if (fsync_path(out_dir, err)) goto done;
+    if (saved) snprintf(saved, saved_len, "%s", fin);
+    rc = 0;
+done:
+    if (rc) ckpt_remove_dir(tmp);
+    free(w);
+    free(names);
+    return rc;
+}
+
+int ckpt_load_optimizer(const char *dir, const train_params *P, float *adam_m, float *adam_v,
+                        moe_err *err) {
+    char path[4200], name[220];
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    st_store o;
+    if (st_open_file(&o, path, err)) return -1;
+    int rc = 0;
+    for (int i = 0; i < P->n_tensors && !rc; i++) {
+        const optim_tensor *t = &P->tensors[i];
+        for (int mv = 0; mv < 2 && !rc; mv++) {
+            snprintf(name, sizeof name, "%c.%s", mv ? 'v' : 'm', t->name);
+            const st_tensor *x = st_find(&o, name);
+            if (!x || x->type != DT_F32 || x->n_elems != t->size) {
+                rc = moe_fail(err, "%s: %s is missing or of the wrong size", path, name);
+                break;
+            }
+            memcpy((mv ? adam_v : adam_m) + t->offset, x->data, (size_t)t->size * sizeof(float));
+        }
+    }
+    st_close(&o);
+    return rc;
+}
+
+void ckpt_prune(const char *out_dir, int keep, int64_t newest) {
+    DIR *d = opendir(out_dir);
+    if (!d) return;
+    int64_t steps[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        long long s;
+        char tail;
+        if (sscanf(e->d_name, "step-%lld%c", &s, &tail) == 1 && s <= newest) steps[n++] = s;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        int newer = 0;
+        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer >= keep) {
+            char p[4200];
+            snprintf(p, sizeof p, "%s/step-%08lld", out_dir, (long long)steps[i]);
+            ckpt_remove_dir(p);
+        }
+    }
+}

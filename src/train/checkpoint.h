@@ -1,0 +1,37 @@
+/*
+ * checkpoint.h - training checkpoints (layout and atomicity in
+ * checkpoint.c and include/moe_train.h).
+ */
+#ifndef MOE_TRAIN_CHECKPOINT_H
+#define MOE_TRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "train/params.h"
+
+typedef struct ckpt_state {
+    int64_t step;       /* optimizer steps done */
+    uint64_t rng[4];    /* data sampler state after them */
+    int batch, seq, accum;
+    double loss;        /* loss of the last step (information) */
+} ckpt_state;
+
+/* Write OUT/step-N atomically and point OUT/latest at it. saved (may be
+ * NULL) receives its path. */
+int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, const float *adam_m,
+              const float *adam_v, const ckpt_state *st, const char *tokenizer, char *saved,
+              size_t saved_len, moe_err *err);
+
+int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err);
+
+/* AdamW moments of every trained tensor, by name. */
+int ckpt_load_optimizer(const char *dir, const train_params *P, float *adam_m, float *adam_v,
+                        moe_err *err);
+
+/* Keep the `keep` newest step-N directories (N <= newest), remove older. */
+void ckpt_prune(const char *out_dir, int keep, int64_t newest);
+
+void ckpt_remove_dir(const char *dir);
+
+#endif
