@@ -77,6 +77,8 @@ TEST(grad_cross_entropy) {
     CHECK_EQ_INT(cross_entropy(buf, z, bad, 2, V, 1.0f, &loss2, &cnt, &err), -1);
     CHECK_STR_CONTAINS(err.msg, "target 11 at row 1");
     for (int i = 0; i < 2 * V; i++) CHECK(buf[i] == 7.0f);
+    CHECK_EQ_INT(cross_entropy(buf, z, y, 2, 0, 1.0f, &loss2, &cnt, &err), -1);
+    CHECK_STR_CONTAINS(err.msg, "vocabulary size 0");
     /* all ignored: zero loss, zero count */
     const int32_t none[2] = {-1, -100};
     CHECK_EQ_INT(cross_entropy(buf, z, none, 2, V, 1.0f, &loss2, &cnt, &err), 0);

@@ -226,12 +226,13 @@ TEST(grad_router_expert_choice) {
     CHECK(has2 && has5);
     /* a tie at the capacity edge goes to the earlier token */
     {
-        float lt[4 * 1] = {0.0f, 1.0f, 1.0f, 1.0f}, st[4], wt[2];
-        int tt[2];
-        CHECK_EQ_INT(expert_choice_route(tt, wt, st, lt, 4, 1, 2), 0);
+        /* expert 0's scores: 0.5, then 0.73 three times */
+        float lt[4 * 2] = {0, 0, 1, 0, 1, 0, 1, 0}, st[8], wt[4];
+        int tt[4];
+        CHECK_EQ_INT(expert_choice_route(tt, wt, st, lt, 4, 2, 2), 0);
         CHECK_EQ_INT(tt[0], 1);
         CHECK_EQ_INT(tt[1], 2);
-        CHECK_EQ_INT(expert_choice_route(tt, wt, st, lt, 4, 1, 0), 0); /* C = 0: nothing */
+        CHECK_EQ_INT(expert_choice_route(tt, wt, st, lt, 4, 2, 0), 0); /* C = 0: nothing */
     }
     /* backward vs differences with the choice fixed */
     gc_fill(dw, E * C, -1, 1, &r);
@@ -248,6 +249,33 @@ TEST(grad_router_expert_choice) {
     expert_choice_route(tok2, w2, l2, l2, T, E, C);
     CHECK(memcmp(tok, tok2, sizeof tok) == 0);
     CHECK(memcmp(s, l2, sizeof s) == 0);
+}
+
+TEST(grad_router_expert_choice_many) {
+    /* against a brute-force choice: rank every token (score, then index) */
+    enum { T = 50, E = 4, K = 2 };
+    int C = expert_choice_capacity(T, K, E, 1.5f); /* int(37.5) */
+    CHECK_EQ_INT(C, 37);
+    rng r;
+    rng_init(&r, 33);
+    float l[T * E], s[T * E], w[E * T];
+    int tok[E * T];
+    gc_fill(l, T * E, -1, 1, &r);
+    for (int t = 0; t < T; t += 5) l[t * E + 2] = 0.5f, l[t * E + 0] = 0.5f; /* ties */
+    CHECK_EQ_INT(expert_choice_route(tok, w, s, l, T, E, C), 0);
+    for (int e = 0; e < E; e++) {
+        int want[T], n = 0;
+        for (int t = 0; t < T; t++) {
+            int rank = 0; /* tokens ahead of t */
+            for (int u = 0; u < T; u++) {
+                float a = s[u * E + e], b = s[t * E + e];
+                rank += a > b || (a == b && u < t);
+            }
+            if (rank < C) want[n++] = t;
+        }
+        CHECK_EQ_INT(n, C);
+        for (int i = 0; i < C && i < n; i++) CHECK_EQ_INT(tok[e * C + i], want[i]);
+    }
 }
 
 /* -------------------------------------------------------------------- hash */
@@ -272,7 +300,7 @@ TEST(grad_router_hash) {
     CHECK_EQ_INT(hash_route_expert(0, 64), 0);
     CHECK_EQ_INT(hash_route_expert(1, 64), 2654435761u % 64);
     CHECK_EQ_INT(hash_route_expert(123456, 1000), (int)((uint32_t)(123456ull * 2654435761ull) % 1000));
-    CHECK_EQ_INT(hash_route_expert(3, 7), 6);
+    CHECK_EQ_INT(hash_route_expert(3, 7), 4); /* 3668339987 mod 7 */
     CHECK_EQ_INT(hash_route_expert(12345, 1), 0);
 }
 

@@ -2,7 +2,8 @@
  * kernels_avx2.c - AVX2+FMA+F16C matmul (F32/BF16/F16 weights, f32
  * activations) and vector ops, for CPUs without AVX-512. Same plan as
  * kernels_avx512.c with 8-wide vectors and 16 registers:
- *   - direct (n <= 2): n x-rows by 4 W-rows, W widened on the fly;
+ *   - direct (n <= 2): W widened on the fly; n = 1 takes 8 W rows at a time
+ *     with software prefetch, n = 2 a 2 x 4 tile;
  *   - panel (n > 2): W widened into a thread-local f32 panel, then a 3 x 4
  *     register tile (12 accumulators).
  * There are no 16-bit masked loads in AVX2, so the last K % 8 elements are
@@ -16,6 +17,9 @@
 
 #define DIRECT_MAX_N 2
 #define TILE_X 3
+#define GR 8 /* decode: W rows per tile */
+/* Software prefetch distance along W rows in the decode path, bytes. */
+#define PREFETCH_BYTES 1024
 #define PANEL_ROWS 64
 #define PANEL_K 512
 
@@ -76,8 +80,58 @@ AI void direct_tile(const int RX, const dtype t, float *y, int64_t ys, const flo
     }
 }
 
+/* Prefetch `len` bytes of a W row PREFETCH_BYTES ahead of `byte`; past the
+ * row's end, in the same row of the next tile (`tile` rows on). */
+AI void w_prefetch(const void *row, int64_t byte, int len, int64_t row_bytes, int tile) {
+    int64_t off = byte + PREFETCH_BYTES;
+    if (off >= row_bytes) off += (tile - 1) * row_bytes;
+    for (int o = 0; o < len; o += 64) _mm_prefetch((const char *)row + off + o, _MM_HINT_T0);
+}
+
+/* Decode (n = 1): GR rows at a time, one accumulator each (GR FMA chains,
+ * GR memory streams). y[0..rw) is written; rows past rw are repeats. */
+AI void gemv_tile(const dtype t, float *y, const float *x, int64_t K, const void *const w[GR],
+                  int rw) {
+    const int es = dtype_size(t);
+    __m256 acc[GR];
+#pragma GCC unroll 8
+    for (int j = 0; j < GR; j++) acc[j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+#pragma GCC unroll 8
+        for (int j = 0; j < GR; j++) w_prefetch(w[j], k * es, 16 * es, K * es, GR);
+#pragma GCC unroll 2
+        for (int u = 0; u < 16; u += 8) {
+            __m256 xv = _mm256_loadu_ps(x + k + u);
+#pragma GCC unroll 8
+            for (int j = 0; j < GR; j++) acc[j] = _mm256_fmadd_ps(xv, w_load(w[j], k + u, t), acc[j]);
+        }
+    }
+    for (; k + 8 <= K; k += 8) {
+        __m256 xv = _mm256_loadu_ps(x + k);
+#pragma GCC unroll 8
+        for (int j = 0; j < GR; j++) acc[j] = _mm256_fmadd_ps(xv, w_load(w[j], k, t), acc[j]);
+    }
+    float v[GR];
+    _mm_storeu_ps(v, hsum4(acc[0], acc[1], acc[2], acc[3]));
+    _mm_storeu_ps(v + 4, hsum4(acc[4], acc[5], acc[6], acc[7]));
+    for (int j = 0; j < rw; j++) {
+        for (int64_t kk = k; kk < K; kk++) v[j] += x[kk] * w_elem(w[j], kk, t);
+        y[j] = v[j];
+    }
+}
+
 AI void direct_rows(const int RX, const dtype t, float *y, const float *x, const mat *W, int64_t r0,
                     int64_t r1) {
+    if (RX == 1) {
+        for (int64_t r = r0; r < r1; r += GR) {
+            int rw = r1 - r < GR ? (int)(r1 - r) : GR;
+            const void *w[GR];
+            for (int j = 0; j < GR; j++) w[j] = w_row(W, r + (j < rw ? j : rw - 1));
+            gemv_tile(t, y + r, x, W->cols, w, rw);
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r += 4) {
         int rw = r1 - r < 4 ? (int)(r1 - r) : 4;
         const void *w[4];

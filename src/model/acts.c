@@ -47,6 +47,10 @@ static void carve(train_acts *t, const moe_config *c, arena *a) {
         /* expert choice may hand one token to every expert */
         int64_t P = lc->kind == MOE_ROUTE_EXPERT_CHOICE ? N * (E > K ? E : K) : N * K;
         x->router_logits = TAKE_F(a, N * E);
+        if (lc->noise > 0) {
+            x->noise_raw = TAKE_F(a, N * E);
+            x->noise_eps = TAKE_F(a, N * E);
+        }
         x->sel_expert = TAKE_I(a, N * K);
         x->sel_weight = TAKE_F(a, N * K);
         x->expert_start = TAKE_I(a, E + 1);

@@ -13,6 +13,7 @@
 
 #include "moe.h"
 #include "base/pool.h"
+#include "base/rng.h"
 #include "formats/safetensors.h"
 #include "kernels/kernels.h"
 
@@ -35,6 +36,7 @@ typedef struct layer_w {
     ffn_w dense;            /* dense layer FFN (cfg.layer[i].moe == 0) */
 
     mat router;             /* [E][D] */
+    mat router_noise;       /* [E][D] noisy top-k noise projection (training) */
     ffn_w *experts;         /* [E]: pointers into the mapping (stacked or not) */
     ffn_w shared;           /* shared expert (n_shared > 0) */
     mat shared_gate;        /* [1][D] sigmoid gate of the shared expert */
@@ -64,7 +66,9 @@ typedef struct layer_acts {
     float *x_ffn;           /* [N][D] residual entering the FFN block */
     float *xn_ffn;          /* [N][D] its rmsnorm */
     float *h_gate, *h_up;   /* [N][F] dense FFN (or shared expert) pre-activations */
-    float *router_logits;   /* [N][E] */
+    float *router_logits;   /* [N][E] (with the noise, when noisy) */
+    float *noise_raw;       /* [N][E] x W_noise^T (noisy top-k) */
+    float *noise_eps;       /* [N][E] the noise drawn, times the noise scale */
     int *sel_expert;        /* [N][K] chosen experts */
     float *sel_weight;      /* [N][K] their weights */
     int *expert_start;      /* [E+1] pair ranges per expert */
@@ -131,6 +135,9 @@ struct moe_session {
     float *logit_row;       /* [V] scratch when only the last row is asked */
     int64_t *counts;        /* [L][Emax] tokens routed to each expert */
     train_acts *acts;       /* non-NULL: the forward records into it */
+    rng noise_rng;          /* noisy top-k draws (training only) */
+    float *noise_raw;       /* [T][Emax] */
+    float *noise_eps;       /* [T][Emax] */
     int e_max;              /* largest E over layers (stride of counts) */
 };
 

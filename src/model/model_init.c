@@ -69,7 +69,7 @@ static int plan_build(plan *p, const moe_config *c) {
     int n = 3;
     for (int i = 0; i < c->n_layers; i++) {
         const moe_layer_config *l = &c->layer[i];
-        n += 6 + 3 + 1 + 2 + (l->moe ? 2 + 3 * l->n_experts + 3 + 1 : 3);
+        n += 6 + 3 + 1 + 2 + (l->moe ? 3 + 3 * l->n_experts + 3 + 1 : 3);
     }
     p->cap = n;
     p->n = 0;
@@ -110,6 +110,7 @@ static int plan_build(plan *p, const moe_config *c) {
         int mixtral = c->arch == MOE_ARCH_MIXTRAL;
         snprintf(mp, sizeof mp, "%s.%s", pre, mixtral ? "block_sparse_moe" : "mlp");
         plan_add(p, 0, 2, l->n_experts, D, "%s.gate.weight", mp);
+        if (l->noise > 0) plan_add(p, 2, 2, l->n_experts, D, "%s.gate_noise.weight", mp);
         if (l->select_bias) plan_add(p, 2, 1, l->n_experts, 0, "%s.gate.e_score_correction_bias", mp);
         for (int e = 0; e < l->n_experts; e++) {
             snprintf(ep, sizeof ep, "%s.experts.%d", mp, e);

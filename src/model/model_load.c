@@ -177,6 +177,9 @@ static int load_layer(loader *L, int i) {
         st_find(&m->st, NAME("%s.mlp.gate.weight", p)))
         snprintf(mp, sizeof mp, "%s.mlp", p); /* transformers 5 in-memory naming */
     if (get_mat(L, &lw->router, NAME("%s.gate.weight", mp), lc->n_experts, D)) return -1;
+    if (lc->noise > 0 &&
+        get_mat(L, &lw->router_noise, NAME("%s.gate_noise.weight", mp), lc->n_experts, D))
+        return -1;
     if (get_experts(L, lw, mp, lc)) return -1;
     if (lc->n_shared > 0) {
         if (get_ffn(L, &lw->shared, NAME("%s.shared_expert", mp), "gate_proj", "up_proj",

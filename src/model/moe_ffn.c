@@ -49,6 +49,23 @@ static void combine_cols(void *ctx, int64_t d0, int64_t d1, int tid) {
     }
 }
 
+/* Noisy top-k (Shazeer et al. 2017), training only:
+ *   logits += eps * softplus(xn W_noise^T),  eps ~ N(0, noise^2). */
+static void add_noise(moe_session *s, const layer_w *lw, const moe_layer_config *lc,
+                      layer_acts *a, int T) {
+    int64_t n = (int64_t)T * lc->n_experts;
+    matmul(s->pool, s->noise_raw, s->xn, &lw->router_noise, T);
+    for (int64_t i = 0; i < n; i++) {
+        float r = s->noise_raw[i];
+        float sp = r > 20.0f ? r : log1pf(expf(r));
+        float e = (float)rng_normal(&s->noise_rng) * lc->noise;
+        s->noise_eps[i] = e;
+        s->router_logits[i] += e * sp;
+    }
+    memcpy(a->noise_raw, s->noise_raw, sizeof(float) * (size_t)n);
+    memcpy(a->noise_eps, s->noise_eps, sizeof(float) * (size_t)n);
+}
+
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void moe_block(moe_session *s, int layer, int T) {
@@ -63,6 +80,7 @@ void moe_block(moe_session *s, int layer, int T) {
 
     /* route: (token, weight) pairs sorted by expert, cnt[e] = first pair of e */
     matmul(s->pool, s->router_logits, s->xn, &lw->router, T);
+    if (a && lc->noise > 0) add_noise(s, lw, lc, a, T);
     if (a) memcpy(a->router_logits, s->router_logits, sizeof(float) * (size_t)(T * E));
     int P = router_route(s, layer, T);
     int *cnt = s->expert_count;

@@ -61,6 +61,8 @@ static void carve_all(moe_session *s, carver *c) {
     s->gate_logit = carve(c, T);
     s->shared_out = carve(c, T * D);
     s->router_logits = carve(c, T * Emax);
+    s->noise_raw = carve(c, T * Emax);
+    s->noise_eps = carve(c, T * Emax);
     s->sel_weight = carve(c, T * Kmax);
     s->pair_weight = carve(c, P);
     s->xe = carve(c, P * D);
@@ -104,6 +106,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->n_seq = o.n_seq;
     s->max_batch = o.max_batch;
     s->n_threads = o.n_threads;
+    rng_init(&s->noise_rng, 0x6e6f697365ull);
 
     carver c = {0};
     carve_all(s, &c); /* measure */

@@ -144,6 +144,12 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
         balance_backward(w, a, lc, N, coefs, cs, out);
         linear_backward(s->pool, w->dxn, grad_of(G, lw->router.data), w->dlogits_r, a->xn_ffn,
                         lw->router.data, N, E, D);
+        if (a->noise_raw) { /* the noise scale's projection */
+            zero(w->work, (int64_t)N * E);
+            noisy_logits_backward(NULL, w->work, w->dlogits_r, a->noise_eps, a->noise_raw, N, E);
+            linear_backward(s->pool, w->dxn, grad_of(G, lw->router_noise.data), w->work, a->xn_ffn,
+                            lw->router_noise.data, N, E, D);
+        }
     }
 
     /* shared expert: out += g(x) * shared(x) */

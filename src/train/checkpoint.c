@@ -101,6 +101,11 @@ static int write_state(const char *path, const ckpt_state *st, moe_err *err) {
         snprintf(buf, sizeof buf, "%016" PRIx64, st->rng[i]);
         cJSON_AddItemToArray(r, cJSON_CreateString(buf));
     }
+    cJSON *nr = cJSON_AddArrayToObject(j, "noise_rng");
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf, sizeof buf, "%016" PRIx64, st->noise_rng[i]);
+        cJSON_AddItemToArray(nr, cJSON_CreateString(buf));
+    }
     cJSON_AddNumberToObject(j, "batch", st->batch);
     cJSON_AddNumberToObject(j, "seq", st->seq);
     cJSON_AddNumberToObject(j, "accum", st->accum);
@@ -121,16 +126,19 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
     free(text);
     const cJSON *step = cJSON_GetObjectItemCaseSensitive(j, "step");
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "data_rng");
+    const cJSON *nr = cJSON_GetObjectItemCaseSensitive(j, "noise_rng");
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "batch");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accum");
     int ok = j && cJSON_IsNumber(step) && step->valuedouble >= 0 && cJSON_IsArray(r) &&
-             cJSON_GetArraySize(r) == 4 && cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a);
-    for (int i = 0; ok && i < 4; i++) {
-        const cJSON *x = cJSON_GetArrayItem(r, i);
+             cJSON_GetArraySize(r) == 4 && cJSON_IsArray(nr) && cJSON_GetArraySize(nr) == 4 &&
+             cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a);
+    for (int i = 0; ok && i < 8; i++) {
+        const cJSON *x = cJSON_GetArrayItem(i < 4 ? r : nr, i % 4);
         char *end = NULL;
         ok = cJSON_IsString(x) && strlen(x->valuestring) == 16;
-        if (ok) st->rng[i] = strtoull(x->valuestring, &end, 16), ok = *end == 0;
+        if (ok) (i < 4 ? st->rng : st->noise_rng)[i % 4] = strtoull(x->valuestring, &end, 16);
+        ok = ok && *end == 0;
     }
     if (ok) {
         st->step = (int64_t)step->valuedouble;
@@ -139,7 +147,8 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
         st->accum = a->valueint;
     }
     cJSON_Delete(j);
-    return ok ? 0 : moe_fail(err, "%s: not a valid trainer state (step, data_rng, batch, seq, accum)",
+    return ok ? 0 : moe_fail(err, "%s: not a valid trainer state (step, data_rng, noise_rng, batch, "
+                                  "seq, accum)",
                              path);
 }
 

@@ -13,6 +13,7 @@
 typedef struct ckpt_state {
     int64_t step;       /* optimizer steps done */
     uint64_t rng[4];    /* data sampler state after them */
+    uint64_t noise_rng[4]; /* router noise state after them */
     int batch, seq, accum;
     double loss;        /* loss of the last step (information) */
 } ckpt_state;

@@ -8,9 +8,13 @@
  * so one blocked kernel serves both (GotoBLAS order): C is cut into MC x NC
  * tiles, one pool item each (race-free: a tile has one owner). An item walks
  * K in KC blocks; per block it packs B's KC x NC panel into NR-wide strips
- * (contiguous, L2-resident: no 4 KiB-stride aliasing) and, per MR rows of
- * A, an MR-wide panel, then calls the ISA's register-tile micro-kernel on
- * each strip. Every element of C sums its k's in ascending order in blocks
+ * (contiguous, L2-resident: no 4 KiB-stride aliasing) and runs the ISA's
+ * register-tile micro-kernel over each MR rows of A and each strip. A is
+ * read in place (rows contiguous, as dy for dx; or columns contiguous, as
+ * dy^T for dW) and packed only for a partial tile of a column-contiguous A
+ * or an odd layout: with one small dimension (attention: Dh) packing A
+ * would cost as much as the FMAs. Every element of C sums its k's in
+ * ascending order in blocks
  * of KC whichever thread runs the tile, so results do not depend on the
  * thread count. Scalar ISA: the same blocking with a plain C micro-kernel.
  */

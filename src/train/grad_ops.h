@@ -98,7 +98,9 @@ void clamp_backward(float *d, const float *x, int64_t n, float c);
 /* --------------------------------------------------------- attention */
 
 /* Floats of scratch attention_backward needs PER THREAD for T tokens (the
- * caller passes pool_size(p) times this; pool_size is 1 for a NULL pool). */
+ * caller passes pool_size(p) times this; pool_size is 1 for a NULL pool):
+ * 2 * min(T, 64) * T (a block of 64 query rows of P and dP), e.g. 2 MiB
+ * per thread at T = 4096. */
 int64_t attention_backward_scratch(int T);
 
 /* Causal attention of ONE sequence of T tokens at positions 0..T-1, for
@@ -111,18 +113,21 @@ int64_t attention_backward_scratch(int T);
  * dp_ij = dout_i . v_j and ds_ij = p_ij (dp_ij - sum_j' p_ij' dp_ij'):
  *   dq_i += sum_j ds_ij k_j / sqrt(Dh);  dk_j += sum_i ds_ij q_i / sqrt(Dh);
  *   dv_j += sum_i p_ij dout_i.
- * The probabilities are recomputed (same dot/softmax kernels as the
- * forward). Threaded over kv heads (each owns its dk/dv rows and its query
- * heads' dq: no races, and the sums are in a fixed order, so the result
- * does not depend on the thread count); with G smaller than the pool some
- * threads idle. scratch: pool_size(p) * attention_backward_scratch(T). */
+ * The probabilities are recomputed, 64 query rows at a time, with the
+ * products on linear_backward's GEMM (so they match the forward's to f32
+ * rounding, not bit for bit). Threaded over kv heads (each owns its dk/dv
+ * rows and its query heads' dq: no races, and the sums are in a fixed
+ * order, so the result does not depend on the thread count); with G
+ * smaller than the pool some threads idle. scratch: pool_size(p) *
+ * attention_backward_scratch(T). H must be a multiple of G (else nothing
+ * is done). */
 void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *dout,
                         const float *q, const float *k, const float *v, int T, int H, int G,
                         int Dh, int window, float *scratch);
 
 /* ---------------------------------------------------- token-choice router */
 
-/* Forward for one token (moe_ffn.c route_rows): scores p = softmax(logits)
+/* Forward for one token (src/model/router.c route_rows): scores p = softmax(logits)
  * or sigmoid(logits) [E]; idx [K] the chosen experts (top-k of p, maybe
  * plus a selection bias: the bias gets no gradient, idx is fixed here);
  * w_j = p[idx_j], divided by sum_j p[idx_j] when norm_topk (and that sum

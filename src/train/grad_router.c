@@ -20,7 +20,6 @@
  * All in double from the f32 logits.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "train/grad_ops.h"
@@ -130,9 +129,29 @@ static int ec_better(const float *col, int64_t stride, int a, int b) {
     return va > vb || (va == vb && a < b);
 }
 
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
+/* Sift a[i] down the max-heap a[0..n). */
+static void int_sift(int *a, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && a[l] > a[m]) m = l;
+        if (r < n && a[r] > a[m]) m = r;
+        if (m == i) return;
+        int t = a[i];
+        a[i] = a[m];
+        a[m] = t;
+        i = m;
+    }
+}
+
+/* Ascending in-place heap sort of a[n] (qsort may allocate). */
+static void sort_ints(int *a, int n) {
+    for (int i = n / 2 - 1; i >= 0; i--) int_sift(a, n, i);
+    for (int end = n - 1; end > 0; end--) {
+        int t = a[0];
+        a[0] = a[end];
+        a[end] = t;
+        int_sift(a, end, 0);
+    }
 }
 
 /* Min-heap (root = least preferred) of n token ids. */
@@ -169,7 +188,7 @@ int expert_choice_route(int *tok, float *weight, float *scores, const float *log
                 h[0] = t;
                 ec_sift(h, C, 0, col, E);
             }
-        qsort(h, (size_t)C, sizeof *h, cmp_int); /* token order, as the forward */
+        sort_ints(h, C); /* token order, as the forward lists pairs */
         for (int i = 0; i < C; i++) weight[(int64_t)e * C + i] = col[(int64_t)h[i] * E];
     }
     return 0;

@@ -42,6 +42,7 @@ int64_t cross_entropy_count(const int32_t *targets, int64_t n) {
 
 int cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int64_t n, int V,
                   float grad_scale, double *loss_sum, int64_t *count, moe_err *err) {
+    if (V <= 0) return moe_fail(err, "cross_entropy: vocabulary size %d must be positive", V);
     for (int64_t t = 0; t < n; t++)
         if (targets[t] >= V)
             return moe_fail(err, "cross_entropy: target %d at row %lld is outside the vocabulary [0, %d)",

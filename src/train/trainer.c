@@ -139,10 +139,12 @@ static int make_initial(trainer *t, moe_err *err) {
         goto done;
     }
     float *zero = calloc((size_t)P.n + 1, sizeof(float));
-    ckpt_state st = {0, {0}, o->batch, o->seq, o->accum, 0};
+    ckpt_state st = {0, {0}, {0}, o->batch, o->seq, o->accum, 0};
     rng r;
     rng_init(&r, o->seed ^ 0x5eedda7aull);
     rng_save(&r, st.rng);
+    rng_init(&r, o->seed ^ 0x6e6f697365ull);
+    rng_save(&r, st.noise_rng);
     rc = zero ? ckpt_save(o->out_dir, m, &P, zero, zero, &st, o->tokenizer, t->dir, sizeof t->dir, err)
               : moe_fail(err, "out of memory");
     free(zero);
@@ -220,6 +222,7 @@ static int setup(trainer *t, moe_err *err) {
     if (moe_session_new(&t->s, t->m, &so, err) || model_acts_enable(t->s, N, err) ||
         bwd_ws_new(&t->ws, t->s, N, err))
         return -1;
+    rng_restore(&t->s->noise_rng, st.noise_rng);
     int64_t V = t->m->cfg.vocab;
     t->grads = calloc((size_t)t->P.n, sizeof(float));
     t->am = calloc((size_t)t->P.n, sizeof(float));
@@ -406,8 +409,9 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
 }
 
 static int save(trainer *t, double loss, char *saved, size_t n, moe_err *err) {
-    ckpt_state st = {t->step, {0}, t->o.batch, t->o.seq, t->o.accum, loss};
+    ckpt_state st = {t->step, {0}, {0}, t->o.batch, t->o.seq, t->o.accum, loss};
     rng_save(&t->data_rng, st.rng);
+    rng_save(&t->s->noise_rng, st.noise_rng);
     if (ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, saved, n, err))
         return -1;
     ckpt_prune(t->o.out_dir, t->o.keep, t->step);
