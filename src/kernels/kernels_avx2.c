@@ -23,6 +23,8 @@
 #define PANEL_ROWS 64
 #define PANEL_K 512
 
+/* Per-thread panel of widened W (128 KiB): thread-local so no call allocates
+ * and threads never share it. */
 static _Thread_local float g_panel[PANEL_ROWS * PANEL_K] __attribute__((aligned(32)));
 
 AI __m256 w_load(const void *row, int64_t k, dtype t) {

@@ -35,6 +35,8 @@
  * this keeps more lines in flight. */
 #define PREFETCH_BYTES 1024
 
+/* Per-thread panel of widened W (128 KiB): thread-local so no call allocates
+ * and threads never share it. */
 static _Thread_local float g_panel[PANEL_ROWS * PANEL_K] __attribute__((aligned(64)));
 
 /* ------------------------------------------------------------- loading */
