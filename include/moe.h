@@ -183,6 +183,55 @@ int moe_tokenize(const moe_tokenizer *t, const char *text, size_t len, int add_s
 int moe_detokenize(const moe_tokenizer *t, const int32_t *ids, int n_ids, int skip_special,
                    char **text, size_t *len, moe_err *err);
 
+/* ----------------------------------------------------- tokenizer training */
+
+/* Train a byte-level BPE tokenizer (Qwen2 layout: NFC, the Qwen2 split regex,
+ * ByteLevel) on text files and write OUT_DIR/tokenizer.json and
+ * OUT_DIR/tokenizer_config.json, which moe_tokenizer_load and HF tokenizers
+ * 0.23 load with identical ids. Ids: the 256 byte tokens (in code point order
+ * of their GPT-2 characters), then one per learned merge, then the special
+ * tokens. Each step merges the most frequent adjacent pair over all words;
+ * ties go to the pair with the smaller (left id, right id), so the result
+ * depends only on the text, never on hash or file order. Files are streamed;
+ * memory is bounded by max_words: about 350 bytes per distinct word kept at
+ * the peak (merge learning), ~0.7 GB at the default. */
+
+typedef enum {
+    MOE_TRAIN_COUNT = 0, /* reading files, counting words */
+    MOE_TRAIN_MERGE,     /* learning merges */
+    MOE_TRAIN_DONE,      /* files written; every field is final */
+} moe_tokenizer_train_stage;
+
+typedef struct moe_tokenizer_train_progress {
+    moe_tokenizer_train_stage stage;
+    int64_t bytes_done, bytes_total; /* input bytes read / in all files */
+    int64_t words;                   /* pre-tokenized words counted */
+    int64_t unique_words;            /* distinct words kept */
+    int64_t pruned_words;            /* distinct rare words dropped to stay under max_words */
+    int merges_done, merges_target;  /* merges learned / wanted */
+    int vocab;                       /* ids in the tokenizer (final at DONE) */
+    double seconds;                  /* since the start */
+} moe_tokenizer_train_progress;
+
+typedef struct moe_tokenizer_train_opts {
+    int vocab_size;              /* total ids: 256 + merges + special tokens */
+    int min_freq;                /* stop when the best pair occurs fewer times; 0 = 2 */
+    const char *const *special;  /* special tokens; NULL with n_special 0: "<|endoftext|>" */
+    int n_special;
+    const char *bos_token;       /* tokenizer_config.json bos_token; NULL = none */
+    const char *eos_token;       /* eos_token; NULL = the first special token */
+    int64_t max_words;           /* distinct words kept while counting; 0 = 2M. Past it (or
+                                    past 64 bytes a word) the rarest are dropped, counts lost */
+    void (*progress)(void *user, const moe_tokenizer_train_progress *p); /* or NULL */
+    void *user;
+} moe_tokenizer_train_opts;
+
+/* files: n_files paths read as UTF-8 (invalid bytes become U+FFFD). Special
+ * tokens found in the text are cut out, as HF's trainer does. out_dir is
+ * created if missing (its parent must exist). */
+int moe_tokenizer_train(const moe_tokenizer_train_opts *o, const char *const *files, int n_files,
+                        const char *out_dir, moe_err *err);
+
 /* --------------------------------------------------------------- sampling */
 
 typedef struct moe_sampler_opts {

@@ -1,0 +1,155 @@
+/*
+ * data.h - training data as token shards: the files `moe data` writes
+ * (data_prepare, data_prep.c) and the reader the trainer samples from
+ * (data_open ..., data.c).
+ *
+ * A prepared directory holds train.bin, val.bin (two shards) and meta.json
+ * (inputs, tokenizer, split rule, token counts, domains, written by
+ * data_prepare), optionally documents.jsonl (one line per document).
+ *
+ * Shard format, version 1. All integers little-endian.
+ *   offset  bytes  field
+ *   0       8      magic "MOETOKS\0"
+ *   8       4      version (1)
+ *   12      4      dtype: bytes per token id, 2 (uint16) or 4 (uint32);
+ *                  data_prepare writes 2 when the vocabulary fits (<= 65536)
+ *   16      8      n_tokens
+ *   24      4      vocab: every id is < vocab
+ *   28      4      n_domains, 1..DATA_MAX_DOMAINS
+ *   32      8      data_offset: first token byte (a multiple of 64)
+ *   40      4      eos_id (0xFFFFFFFF: none)
+ *   44      20     reserved (zero)
+ *   64      48 * n_domains: the domain table, each entry
+ *                    name[32] (UTF-8, NUL-padded, NUL-terminated),
+ *                    start u64, end u64: its tokens are [start, end);
+ *                  ranges are in order, contiguous, and cover [0, n_tokens)
+ *   data_offset    n_tokens * dtype bytes: the ids
+ * The file is exactly data_offset + n_tokens * dtype bytes long. Documents
+ * are concatenated, each followed by eos_id.
+ */
+#ifndef MOE_TRAIN_DATA_H
+#define MOE_TRAIN_DATA_H
+
+#include <stdint.h>
+
+#include "base/mapfile.h"
+#include "base/rng.h"
+#include "moe.h"
+
+#define DATA_MAGIC "MOETOKS"     /* + NUL: 8 bytes */
+#define DATA_VERSION 1
+#define DATA_HEADER_BYTES 64
+#define DATA_DOMAIN_BYTES 48
+#define DATA_MAX_DOMAINS 1024
+#define DATA_NAME_MAX 31         /* bytes in a domain name */
+
+/* ---------------------------------------------------------------- reader */
+
+typedef struct data_domain {
+    char name[DATA_NAME_MAX + 1];
+    uint64_t start, end; /* token range [start, end) */
+} data_domain;
+
+typedef struct data_shard {
+    mapped_file map;
+    const unsigned char *tok; /* the ids: n_tokens * dtype bytes, little-endian */
+    uint64_t n_tokens;
+    uint32_t vocab;
+    int32_t eos_id;           /* -1: none */
+    int dtype;                /* 2 or 4 */
+    int n_domains;
+    data_domain *domain;      /* [n_domains] */
+    char path[256];           /* for messages */
+} data_shard;
+
+/* Map a shard and check it whole: magic, version, dtype, sizes against the
+ * file size (truncated or padded files are refused), the domain table, and
+ * every id < vocab (one pass; a bad id names its position). */
+int data_open(data_shard *s, const char *path, moe_err *err);
+void data_close(data_shard *s);
+
+static inline uint64_t data_n_tokens(const data_shard *s) { return s->n_tokens; }
+
+/* Id at position i (i < n_tokens). */
+static inline int32_t data_token(const data_shard *s, uint64_t i) {
+    const unsigned char *p = s->tok + i * (uint64_t)s->dtype;
+    return s->dtype == 2 ? (int32_t)(p[0] | p[1] << 8)
+                         : (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                                     (uint32_t)p[3] << 24);
+}
+
+/* Copy ids [start, start + n) into out[n]. */
+int data_read(const data_shard *s, uint64_t start, int64_t n, int32_t *out, moe_err *err);
+
+/* A random window of T + 1 tokens (inputs out[0..T), targets out[1..T]):
+ * its start is uniform over [0, n_tokens - T - 1], drawn from *r. The same
+ * rng state always gives the same window and the same next state, so a run
+ * resumed from a saved state (rng_save / rng_restore) continues bit for bit.
+ * *start (may be NULL) gets the start. Fails if n_tokens < T + 1. */
+int data_random_window(const data_shard *s, rng *r, int T, int32_t *out, uint64_t *start,
+                       moe_err *err);
+/* B such windows, one after another: out[B][T + 1], starts[B] (may be NULL). */
+int data_random_batch(const data_shard *s, rng *r, int B, int T, int32_t *out, uint64_t *starts,
+                      moe_err *err);
+
+/* Sequential windows for evaluation: window k is [k T, k T + T + 1), for
+ * k < data_n_windows (a last partial window is left out), so every token
+ * after the first is a target exactly once. */
+uint64_t data_n_windows(const data_shard *s, int T);
+int data_window(const data_shard *s, uint64_t k, int T, int32_t *out, moe_err *err);
+
+/* Index of the domain holding position pos (binary search), -1 if pos is
+ * past the end. */
+int data_domain_of(const data_shard *s, uint64_t pos);
+
+/* Unbiased integer in [0, n) from r (n > 0), Lemire's multiply-shift with
+ * rejection. */
+uint64_t data_rng_below(rng *r, uint64_t n);
+
+/* ----------------------------------------------------------- preparation */
+
+typedef enum {
+    DATA_DOCS_BLANK = 0, /* documents are separated by blank lines */
+    DATA_DOCS_FILE,      /* each file is one document */
+} data_docs;
+
+typedef struct data_domain_spec {
+    const char *name;          /* [A-Za-z0-9_.-], 1..31 bytes, unique */
+    const char *const *files;  /* [n_files] text files */
+    int n_files;
+} data_domain_spec;
+
+typedef struct data_prep_progress {
+    int64_t bytes_done, bytes_total;      /* text read / in all files */
+    int64_t docs[2], tokens[2];           /* train, val; tokens include EOS */
+    double seconds;
+    int done;                             /* 1 in the last call */
+} data_prep_progress;
+
+typedef struct data_prep_opts {
+    const char *tokenizer;                /* tokenizer.json or a directory with one */
+    const char *out_dir;                  /* created if missing (its parent must exist) */
+    const data_domain_spec *domain;       /* [n_domains], in shard order */
+    int n_domains;
+    double val_frac;                      /* [0, 1]: share of documents in val */
+    uint64_t seed;                        /* split seed */
+    data_docs docs;
+    int n_threads;                        /* tokenizing threads, 0 = online CPUs */
+    int list_docs;                        /* 1: also write documents.jsonl */
+    size_t piece_bytes;                   /* longest text tokenized at once; 0 = 8 MiB */
+    void (*progress)(void *user, const data_prep_progress *p);
+    void *user;
+} data_prep_opts;
+
+/* Tokenize every document (no BOS; EOS after each), send each to train or
+ * val by the split rule, and write out_dir/train.bin, val.bin, meta.json
+ * (through temporary files renamed at the end). Split rule: document j of
+ * file i of domain k goes to val iff
+ *     splitmix64(seed ^ (k << 48) ^ (i << 32) ^ j) < floor(val_frac * 2^64)
+ * (rng_splitmix64 of base/rng.h, one step from that value; every document
+ * when val_frac = 1), except that when no document went to val and
+ * val_frac > 0, the last one does.
+ * *result (may be NULL) gets the final counts. */
+int data_prepare(const data_prep_opts *o, data_prep_progress *result, moe_err *err);
+
+#endif
