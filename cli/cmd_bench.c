@@ -22,8 +22,33 @@ static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
+/* --probe-only: the limits alone, for scripts that time other workloads
+ * (bench/train_bench.sh) and want the same ratios. */
+static int bench_probe_only(int np, int threads, int probe_mb, int json) {
+    if (np > 0) {
+        cli_error("bench", "--probe-only takes no MODEL");
+        return 2;
+    }
+    pool *p = pool_create(threads);
+    if (!p) {
+        cli_error("bench", "out of memory (or no threads)");
+        return 1;
+    }
+    double bw = probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
+    double peak = probe_f32_flops(p, 3);
+    if (json)
+        printf("{\"threads\": %d, \"peak_gflop_s\": %.3f, \"bandwidth_gb_s\": %.3f}\n",
+               pool_size(p), peak / 1e9, bw / 1e9);
+    else
+        printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
+               pool_size(p), peak / 1e9, bw / 1e9);
+    pool_free(p);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     int n_prompt = 128, n_gen = 32, threads = 0, reps = 3, warmup = 1, json = 0, probe_mb = 1024;
+    int probe_only = 0;
     uint64_t seed = 1;
     const arg_opt opts[] = {
         {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
@@ -35,19 +60,27 @@ int cmd_bench(int argc, char **argv) {
         {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
          "buffer of the bandwidth probe in MiB (1024)"},
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "print one JSON object instead of a table"},
+        {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
+         "only the machine's limits (no MODEL): f32 peak and read bandwidth"},
     };
-    const arg_cmd c = {"bench", "MODEL [--prompt N] [--gen N] [--threads N] [--reps R] [--json]",
+    const arg_cmd c = {"bench", "MODEL [--prompt N] [--gen N] [--threads N] [--reps R] [--json] | --probe-only",
                        "Measure prefill and decode tokens/s on random token ids and compare them with\n"
                        "this machine's f32 FLOP peak and memory read bandwidth, probed in the same run\n"
                        "with the same threads.",
                        "Prefill FLOPs are 2 x the active matmul weights per token (active parameters\n"
                        "less the embedding table) plus attention (4 x heads x head dim per layer per\n"
                        "earlier position); decode bytes per token are the active weights as stored.",
-                       opts, 8, 1, 1, "MODEL"};
+                       opts, (int)(sizeof opts / sizeof opts[0]), 0, 1, "MODEL"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    if (probe_only) return bench_probe_only(np, threads, probe_mb, json);
+    if (np == 0) {
+        cli_error("bench", "missing argument: expected MODEL");
+        fprintf(stderr, "run 'moe bench --help' for usage\n");
+        return 2;
+    }
     if (n_prompt + n_gen == 0) {
         cli_error("bench", "--prompt and --gen are both 0: nothing to measure");
         return 2;

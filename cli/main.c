@@ -19,6 +19,11 @@ static const command commands[] = {
     {"detokenize", cmd_detokenize, "print the text of a list of token ids"},
     {"bench", cmd_bench, "prefill and decode speed against this machine's limits"},
     {"init", cmd_init, "write a random-weight model shaped like a real one"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on text files"},
+    {"data", cmd_data, "tokenize text files into train/val token shards"},
+    {"train", cmd_train, "train an MoE model on token shards (checkpoints, resume)"},
+    {"route", cmd_route, "where the routers send tokens: a text traced, or counts over a shard"},
+    {"report", cmd_report, "one HTML page of a training run: losses, expert load, routing"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

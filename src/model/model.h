@@ -139,6 +139,14 @@ struct moe_session {
     float *noise_raw;       /* [T][Emax] */
     float *noise_eps;       /* [T][Emax] */
     int e_max;              /* largest E over layers (stride of counts) */
+
+    /* Optional observer of routing (moe_route.h, route_stats.c): when set,
+     * moe_block calls it right after routing each chunk, from the calling
+     * thread, with sel_expert/sel_weight [T][K] (before capacity drops) and
+     * the router scores [T][E]. NULL (the default) costs one branch. */
+    void (*route_hook)(void *user, int layer, int T, const int *sel_expert,
+                       const float *sel_weight, int K, const float *scores, int E);
+    void *route_user;
 };
 
 /* Run B sequences of T tokens each from position 0 (training, evaluation):

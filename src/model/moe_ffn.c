@@ -86,6 +86,8 @@ void moe_block(moe_session *s, int layer, int T) {
     int *cnt = s->expert_count;
     int64_t *stat = s->counts + (int64_t)layer * s->e_max;
     for (int e = 0; e < E; e++) stat[e] += cnt[e + 1] - cnt[e];
+    if (s->route_hook)
+        s->route_hook(s->route_user, layer, T, s->sel_expert, s->sel_weight, K, s->router_logits, E);
     if (a) {
         a->n_pairs = P;
         memcpy(a->sel_expert, s->sel_expert, sizeof(int) * (size_t)(T * K));

@@ -1,0 +1,220 @@
+#!/bin/sh
+# train.sh - `moe train` end to end on a tiny model (dim 32, 2 layers, 4
+# experts top-2): tokenizer train -> data -> train 20 steps; the JSONL log
+# (one line a step with step, loss, lr, aux_loss, z_loss, tokens_per_s; the
+# loss goes down), the checkpoint (info, logits, generate), --stop-after 10
+# then --resume giving exactly the losses of an unbroken run, and usage
+# errors. Runs in a few seconds.
+#   MOE=build/moe sh tests/cli/train.sh     ends with "N passed, N failed"
+MOE=${MOE:-build/moe}
+HERE=$(cd "$(dirname "$0")" && pwd)
+CORPUS="$HERE/../fixtures/tokenizer_train/corpus.txt"
+T=$(mktemp -d "${TMPDIR:-/tmp}/moe-train.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# run CMD...: runs with stdout in $T/out, stderr in $T/err, exit code in $rc
+run() {
+  "$@" >"$T/out" 2>"$T/err"
+  rc=$?
+}
+
+# expect_ok NAME CMD... : exit 0
+expect_ok() {
+  name=$1; shift
+  run "$@"
+  if [ "$rc" -eq 0 ]; then ok; else bad "$name: exit $rc: $(head -c 500 "$T/err")"; fi
+}
+
+# expect_fail NAME CODE PATTERN CMD... : exits CODE (1: the work failed,
+# 2: usage), nothing on stdout, PATTERN (grep -E) in stderr
+expect_fail() {
+  name=$1; code=$2; pat=$3; shift 3
+  run "$@"
+  if [ "$rc" -ne "$code" ]; then bad "$name: exit $rc (expected $code): $(head -c 300 "$T/err")"; return; fi
+  if [ -s "$T/out" ]; then bad "$name: wrote to stdout on error"; return; fi
+  if grep -Eq -- "$pat" "$T/err"; then ok; else bad "$name: stderr lacks '$pat': $(head -c 300 "$T/err")"; fi
+}
+
+out_has() {
+  if grep -Eq -- "$2" "$T/out"; then ok; else bad "$1: stdout lacks '$2': $(head -c 300 "$T/out")"; fi
+}
+err_has() {
+  if grep -Eq -- "$2" "$T/err"; then ok; else bad "$1: stderr lacks '$2': $(head -c 300 "$T/err")"; fi
+}
+
+# step_lines LOG: the training-step records of a JSONL log (evaluation or
+# other records, if any, carry no "lr")
+step_lines() { grep '"step"' "$1" 2>/dev/null | grep '"lr"'; }
+# field NAME: the value of JSON field NAME on each line of stdin, as written
+field() { sed -E "s/.*\"$1\"[[:space:]]*:[[:space:]]*([^,}[:space:]]*).*/\1/"; }
+
+if [ ! -x "$MOE" ]; then
+  echo "FAIL: $MOE is not an executable (set MOE=path/to/moe)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# ------------------------------------------------------------------- help
+expect_ok "moe --help" "$MOE" --help
+out_has "moe --help lists train" "^  train "
+expect_ok "moe train --help" "$MOE" train --help
+out_has "train help usage" "^usage: moe train --data DIR --out DIR"
+out_has "train help: router kinds" "token_choice.*expert_choice.*hash"
+out_has "train help: score" "\"score\": \"softmax\" \\| \"sigmoid\""
+out_has "train help: capacity_factor" "\"capacity_factor\""
+out_has "train help: select_bias" "\"select_bias\""
+out_has "train help: defaults shown" "--steps N +optimizer steps in all \([0-9]+\)"
+out_has "train help: lr default" "--lr X +peak learning rate \([0-9.e-]+\)"
+
+# ------------------------------------------------------------ usage errors
+D="$T/data" C="$T/config.json"
+expect_fail "no --data" 2 "--data DIR is required" "$MOE" train --out "$T/o" --config "$C"
+expect_fail "no --out" 2 "--out DIR is required" "$MOE" train --data "$D" --config "$C"
+expect_fail "no model" 2 "--config CONFIG.json or --init MODEL is required" "$MOE" train --data "$D" --out "$T/o"
+expect_fail "config and init" 2 "exclude each other" "$MOE" train --data "$D" --out "$T/o" --config "$C" --init "$T/m"
+expect_fail "unknown flag" 2 "unknown option '--bogus'" "$MOE" train --bogus
+expect_fail "positional" 2 "unexpected argument 'x'" "$MOE" train x
+expect_fail "steps 0" 2 "--steps: 0 is out of range" "$MOE" train --data "$D" --out "$T/o" --config "$C" --steps 0
+expect_fail "steps abc" 2 "--steps: 'abc' is not an integer" "$MOE" train --steps abc
+expect_fail "batch 0" 2 "--batch: 0 is out of range" "$MOE" train --batch 0
+expect_fail "accum 0" 2 "--accum: 0 is out of range" "$MOE" train --accum 0
+expect_fail "lr 0" 2 "--lr: 0 is out of range \(0, 10\]" "$MOE" train --data "$D" --out "$T/o" --config "$C" --lr 0
+expect_fail "lr word" 2 "--lr: 'fast' is not a number" "$MOE" train --data "$D" --out "$T/o" --config "$C" --lr fast
+expect_fail "lr nan" 2 "--lr: 'nan' is not a number" "$MOE" train --data "$D" --out "$T/o" --config "$C" --lr nan
+expect_fail "beta2 1" 2 "--beta2: 1 is out of range \[0, 1\)" "$MOE" train --data "$D" --out "$T/o" --config "$C" --beta2 1
+expect_fail "min-lr above lr" 2 "--min-lr 0.1 is above --lr 0.01" "$MOE" train --data "$D" --out "$T/o" --config "$C" --lr 0.01 --min-lr 0.1
+expect_fail "negative aux" 2 "--aux: -1 is out of range" "$MOE" train --aux -1
+expect_fail "init-std 0" 2 "--init-std: 0 is out of range \(0" "$MOE" train --init-std 0
+expect_fail "bad seed" 2 "--seed: '-1' is not an unsigned" "$MOE" train --seed -1
+expect_fail "resume takes no value" 2 "--resume takes no value" "$MOE" train --resume=1
+expect_fail "--lr without value" 2 "--lr needs a value" "$MOE" train --data "$D" --lr
+
+# ---------------------------------------------- tokenizer -> data shards
+expect_ok "tokenizer train" "$MOE" tokenizer train --vocab 400 --out "$T/tok" -q "$CORPUS"
+expect_ok "data" "$MOE" data --tokenizer "$T/tok" --out "$D" --val-frac 0.1 -q "$CORPUS"
+[ -f "$D/train.bin" ] && [ -f "$D/val.bin" ] && ok || bad "data: shards missing"
+
+# A tiny mixtral: dim 32, 2 layers, 4 experts top-2, vocab = the tokenizer's.
+cat >"$C" <<'EOF'
+{
+  "architectures": ["MixtralForCausalLM"],
+  "model_type": "mixtral",
+  "vocab_size": 400,
+  "hidden_size": 32,
+  "intermediate_size": 64,
+  "num_hidden_layers": 2,
+  "num_attention_heads": 4,
+  "num_key_value_heads": 2,
+  "num_local_experts": 4,
+  "num_experts_per_tok": 2,
+  "max_position_embeddings": 128,
+  "rms_norm_eps": 1e-05,
+  "rope_theta": 10000.0,
+  "tie_word_embeddings": false,
+  "bos_token_id": null,
+  "eos_token_id": 399
+}
+EOF
+# the same options for every run below; lr high enough to move in 20 steps
+TRAIN="--data $D --config $C --tokenizer $T/tok --steps 20 --batch 4 --seq 32 --lr 3e-3
+       --min-lr 3e-4 --warmup 2 --seed 7 --threads 2 --eval-every 10 --eval-batches 2
+       --save-every 10 --keep 2"
+
+# ------------------------------------------------------ errors of the work
+expect_fail "missing data dir" 1 "$T/nodata" "$MOE" train --data "$T/nodata" --out "$T/o1" --config "$C" --steps 2
+printf '{"model_type": "mixtral", "hidden_size": ' >"$T/broken.json"
+expect_fail "broken config" 1 "broken.json" "$MOE" train --data "$D" --out "$T/o2" --config "$T/broken.json" --steps 2
+expect_fail "missing config" 1 "$T/noconfig.json" "$MOE" train --data "$D" --out "$T/o3" --config "$T/noconfig.json" --steps 2
+sed 's/"vocab_size": 400/"vocab_size": 300/' "$C" >"$T/small_vocab.json"
+expect_fail "vocab smaller than the data's" 1 "vocab" "$MOE" train --data "$D" --out "$T/o4" --config "$T/small_vocab.json" --steps 2
+expect_fail "resume without a checkpoint" 1 "$T/o5" "$MOE" train --data "$D" --out "$T/o5" --config "$C" --steps 2 --resume
+
+# -------------------------------------------------- 20 steps, one run
+R1="$T/run1"
+# shellcheck disable=SC2086
+expect_ok "train 20 steps" "$MOE" train $TRAIN --out "$R1" --log "$T/run1.jsonl"
+cp "$T/out" "$T/run1.out"
+err_has "progress line (not a terminal)" "^step 20/20 +loss [0-9.]+ +lr [0-9.e+-]+ +aux [0-9.]+ +[0-9]+ tok/s +ETA"
+err_has "first step shown" "^step +1/20 "
+out_has "evaluation lines" "^eval  step 10/20: val loss [0-9.]+, perplexity [0-9.]+"
+out_has "evaluation at the end" "^eval  step 20/20: "
+out_has "checkpoint lines" "^saved step 20: "
+out_has "summary" "^trained steps 1\.\.20 of 20 in "
+if [ "$(step_lines "$T/run1.jsonl" | wc -l)" -eq 20 ]; then ok; else bad "log: $(step_lines "$T/run1.jsonl" | wc -l) step lines, expected 20"; fi
+missing=""
+for k in step loss lr aux_loss z_loss tokens_per_s; do
+  n=$(step_lines "$T/run1.jsonl" | grep -c "\"$k\"[[:space:]]*:")
+  [ "$n" -eq 20 ] || missing="$missing $k($n)"
+done
+[ -z "$missing" ] && ok || bad "log: fields missing on some lines:$missing"
+if [ "$(step_lines "$T/run1.jsonl" | field step | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 " ]; then ok
+else bad "log: steps are $(step_lines "$T/run1.jsonl" | field step | tr '\n' ' ')"; fi
+first=$(step_lines "$T/run1.jsonl" | head -n 1 | field loss)
+last=$(step_lines "$T/run1.jsonl" | tail -n 1 | field loss)
+if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b + 0 < a + 0) }'; then ok
+else bad "loss did not go down: step 1 $first, step 20 $last"; fi
+# each value a finite number
+if step_lines "$T/run1.jsonl" | field loss | grep -Eqv '^-?[0-9][0-9.]*([eE][+-]?[0-9]+)?$'; then bad "log: a loss is not a finite number"; else ok; fi
+if [ -d "$R1/latest" ] && [ -f "$R1/latest/config.json" ] && [ -f "$R1/latest/model.safetensors" ]; then ok
+else bad "checkpoint: $R1/latest lacks config.json / model.safetensors: $(ls -la "$R1" "$R1/latest" 2>&1 | head -20)"; fi
+[ -f "$R1/latest/tokenizer.json" ] && ok || bad "checkpoint: tokenizer.json not copied"
+[ -f "$R1/latest/trainer_state.json" ] && [ -f "$R1/latest/optimizer.safetensors" ] && ok \
+  || bad "checkpoint: trainer_state.json / optimizer.safetensors missing"
+[ -z "$(ls "$R1" | grep -i tmp)" ] && ok || bad "checkpoint: temporary left behind: $(ls "$R1")"
+
+# ----------------------------------------------- the checkpoint loads
+expect_ok "info on the checkpoint" "$MOE" info "$R1/latest"
+out_has "info: mixtral" "mixtral"
+expect_ok "logits on the checkpoint" "$MOE" logits "$R1/latest" --ids 1,2,3
+[ -s "$T/out" ] && ok || bad "logits: no output"
+expect_ok "generate on the checkpoint" "$MOE" generate "$R1/latest" -p "The quick" -n 8 --seed 1
+[ -s "$T/out" ] && ok || bad "generate: no output"
+
+# ------------------------------- --stop-after 10, then --resume: identical
+R2="$T/run2"
+# shellcheck disable=SC2086
+expect_ok "train, stop after 10" "$MOE" train $TRAIN --out "$R2" --log "$T/run2.jsonl" --stop-after 10
+if [ "$(step_lines "$T/run2.jsonl" | wc -l)" -eq 10 ]; then ok; else bad "stop-after 10: $(step_lines "$T/run2.jsonl" | wc -l) step lines"; fi
+[ -d "$R2/latest" ] && ok || bad "stop-after: no checkpoint at $R2/latest"
+# shellcheck disable=SC2086
+expect_ok "resume" "$MOE" train $TRAIN --out "$R2" --log "$T/run2.jsonl" --resume
+out_has "resume summary" "^trained steps 11\.\.20 of 20 "
+step_lines "$T/run1.jsonl" | tail -n 10 | field loss >"$T/l1"
+step_lines "$T/run2.jsonl" | tail -n 10 | field loss >"$T/l2"
+step_lines "$T/run2.jsonl" | tail -n 10 | field step | tr '\n' ' ' >"$T/s2"
+if [ "$(cat "$T/s2")" = "11 12 13 14 15 16 17 18 19 20 " ]; then ok; else bad "resume: steps are $(cat "$T/s2")"; fi
+if [ -s "$T/l1" ] && cmp -s "$T/l1" "$T/l2"; then ok
+else bad "resume: losses at steps 11..20 differ: $(paste "$T/l1" "$T/l2" | head -n 10 | tr '\n' ';')"; fi
+step_lines "$T/run1.jsonl" | head -n 10 | field loss >"$T/h1"
+step_lines "$T/run2.jsonl" | head -n 10 | field loss >"$T/h2"
+cmp -s "$T/h1" "$T/h2" && ok || bad "same seed, different losses at steps 1..10"
+expect_ok "logits after resume" "$MOE" logits "$R2/latest" --ids 1,2,3
+cp "$T/out" "$T/logits2"
+run "$MOE" logits "$R1/latest" --ids 1,2,3
+cmp -s "$T/out" "$T/logits2" && ok || bad "resumed and unbroken runs end with different weights"
+# resuming a finished run does nothing and succeeds
+# shellcheck disable=SC2086
+expect_ok "resume a finished run" "$MOE" train $TRAIN --out "$R2" --log "$T/run2.jsonl" --resume
+if [ "$(step_lines "$T/run2.jsonl" | wc -l)" -eq 20 ]; then ok; else bad "resume of a finished run logged more steps"; fi
+
+# ------------------- --init from a checkpoint, --accum, the default log path
+R3="$T/run3"
+expect_ok "train from --init" "$MOE" train --data "$D" --init "$R1/latest" --out "$R3" --steps 3 \
+  --batch 2 --seq 16 --accum 2 --threads 2 --eval-every 0 --eval-batches 1 --quiet
+if [ "$(step_lines "$R3/log.jsonl" | wc -l)" -eq 3 ]; then ok; else bad "--init run: $R3/log.jsonl lacks 3 step lines"; fi
+[ ! -s "$T/err" ] && ok || bad "--quiet: stderr not empty: $(head -c 200 "$T/err")"
+expect_ok "info on the --init run" "$MOE" info "$R3/latest"
+
+# ------------------ `moe bench --probe-only` (bench/train_bench.sh reads it)
+expect_ok "bench --probe-only" "$MOE" bench --probe-only --json --threads 1 --probe-mb 16
+out_has "probe json" "^\{\"threads\": 1, \"peak_gflop_s\": [0-9.]+, \"bandwidth_gb_s\": [0-9.]+\}$"
+expect_fail "bench --probe-only with a model" 2 "--probe-only takes no MODEL" "$MOE" bench --probe-only "$R1/latest"
+expect_fail "bench without a model" 2 "missing argument: expected MODEL" "$MOE" bench
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
