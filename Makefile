@@ -32,7 +32,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 
-.PHONY: all deps test test-fast clean demo bench-kernels
+.PHONY: all deps test test-fast clean demo bench-kernels bench-quant
 all: deps $(BUILD)/moe $(BUILD)/libmoe.a
 
 deps:
@@ -102,4 +102,46 @@ bench-kernels: $(BUILD)/kernels_bench
 $(BUILD)/kernels_bench: $(BUILD)/bench/kernels_bench.o $(KERN_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
--include $(BUILD)/bench/kernels_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+# Quantized-matmul benchmark (not part of `all`): GEMV GB/s per GGUF type,
+# GEMM GFLOP/s, grouped MoE decode. Same objects as bench-kernels.
+bench-quant: $(BUILD)/quant_bench
+$(BUILD)/quant_bench: $(BUILD)/bench/quant_bench.o $(KERN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# GGUF reader fuzzing (not part of `all` or `test`): libFuzzer under ASan+UBSan
+# for FUZZ_SECONDS, seeded from fuzz/corpus/gguf; inputs it finds go to
+# $(BUILD)/fuzz/corpus-gguf, a crashing input to $(BUILD)/fuzz/crash-*. Needs
+# clang with the libFuzzer runtime (Debian: clang, libclang-rt-14-dev;
+# installed here when missing, as `deps` does).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_DEB_PKGS := clang libclang-rt-14-dev
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Isrc \
+              -Itests -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+GGUF_FUZZ_SRC := fuzz/fuzz_gguf.c src/formats/gguf.c src/formats/gguf_write.c src/base/err.c \
+                 src/base/mapfile.c
+.PHONY: fuzz-gguf
+fuzz-gguf: $(BUILD)/fuzz/fuzz_gguf
+	@mkdir -p $(BUILD)/fuzz/corpus-gguf
+	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
+	  $(BUILD)/fuzz/corpus-gguf fuzz/corpus/gguf
+
+$(BUILD)/fuzz/fuzz_gguf: $(GGUF_FUZZ_SRC) src/formats/gguf.h tests/gguf_canon.h $(BUILD)/fuzz/.clang-ok
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(GGUF_FUZZ_SRC)
+
+# Can FUZZ_CC link a libFuzzer target? If not, install clang and its runtime.
+FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+             > $(@D)/probe.c && $(FUZZ_CC) -fsanitize=fuzzer -o $(@D)/probe $(@D)/probe.c >/dev/null 2>&1
+$(BUILD)/fuzz/.clang-ok:
+	@mkdir -p $(@D)
+	@if ! ( $(FUZZ_PROBE) ); then \
+	  echo "installing Debian packages: $(FUZZ_DEB_PKGS)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_DEB_PKGS) >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_DEB_PKGS) >/dev/null; fi; \
+	fi
+	@$(FUZZ_PROBE) || { echo "$(FUZZ_CC) cannot build a libFuzzer target"; exit 1; }
+	@rm -f $(@D)/probe $(@D)/probe.c
+	@touch $@
+
+-include $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
