@@ -1,5 +1,7 @@
 # moe - build, test, demo.
 #   make            build/moe and build/libmoe.a (installs Debian packages if missing)
+#   make demo       the main job: train a small MoE on five text domains, show its
+#                   routing (tools/demo.sh, about 7 minutes); make demo-ci: seconds
 #   make test       unit, conformance and CLI tests, then the unit tests again
 #                   under ASan+UBSan; ends with "N passed, N failed"
 #   BUILD=dir       build somewhere else (default build)
@@ -32,7 +34,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 
-.PHONY: all deps test test-fast clean demo bench-kernels bench-quant
+.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant
 all: deps $(BUILD)/moe $(BUILD)/libmoe.a
 
 deps:
@@ -84,13 +86,24 @@ test: deps $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
 test-fast: deps $(BUILD)/moe $(BUILD)/moe_tests
 	@BUILD=$(BUILD) NO_ASAN=1 sh tests/run.sh
 
-# The main job until training lands: a random model with OLMoE-1B-7B's shape
-# (4 of its 16 layers, BF16), described and measured against this machine.
-DEMO_MODEL := $(BUILD)/demo/olmoe-1b-7b-4l
-demo: all
-	@test -f $(DEMO_MODEL)/model.safetensors || $(BUILD)/moe init --preset olmoe-1b-7b --layers 4 $(DEMO_MODEL)
-	$(BUILD)/moe info $(DEMO_MODEL)
-	$(BUILD)/moe bench $(DEMO_MODEL) --prompt 64 --gen 32 --threads 2
+# The main job (tools/demo.sh, about 7 minutes on 2 cores): install the text
+# packages, build, make a five-domain corpus, train a tokenizer and a small
+# MoE, then print samples, expert load, domain x expert tables with the
+# mutual information, and the HTML report's path. demo-ci: the same steps on
+# a tiny corpus for a few steps (seconds once built). Output under
+# $(BUILD)/demo and $(BUILD)/demo-ci.
+demo:
+	@BUILD=$(BUILD) bash tools/demo.sh full
+demo-ci:
+	@BUILD=$(BUILD) bash tools/demo.sh ci
+
+# A random model with OLMoE-1B-7B's shape (4 of its 16 layers, BF16),
+# described and its inference measured against this machine.
+OLMOE_MODEL := $(BUILD)/bench-olmoe/olmoe-1b-7b-4l
+bench-olmoe: all
+	@test -f $(OLMOE_MODEL)/model.safetensors || $(BUILD)/moe init --preset olmoe-1b-7b --layers 4 $(OLMOE_MODEL)
+	$(BUILD)/moe info $(OLMOE_MODEL)
+	$(BUILD)/moe bench $(OLMOE_MODEL) --prompt 64 --gen 32 --threads 2
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,173 @@
+/*
+ * quant.h - llama.cpp / GGUF quantized weight types and the matmuls that
+ * run on them.
+ *
+ * Block layouts are ggml's, byte for byte (ggml-common.h), so a GGUF tensor
+ * is used in place from the mapped file: a weight matrix W [rows][cols] is
+ * rows * (cols / QK) blocks, row-major, no padding between rows.
+ *
+ *   type  elems bytes  layout (one block)
+ *   Q4_0   32    18    f16 d; u8 qs[16]            x = d * (nibble - 8);
+ *                      element j in the low nibble of qs[j], j+16 in the high
+ *   Q8_0   32    34    f16 d; i8 qs[32]            x = d * q
+ *   Q4_K  256   144    f16 d, dmin; u8 scales[12]; u8 qs[128]
+ *                      8 sub-blocks of 32: x = d*sc[j]*q - dmin*m[j], with
+ *                      6-bit sc/m packed in scales (get_scale_min_k4)
+ *   Q5_K  256   176    as Q4_K plus u8 qh[32] (the fifth bit) before qs
+ *   Q6_K  256   210    u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d
+ *                      16 sub-blocks of 16: x = d * scales[j] * (q - 32)
+ *
+ * dequantize_row_* are the format's definition (ggml's, bit for bit);
+ * quantize_row_*_ref are llama.cpp's reference quantizers (what
+ * `llama-quantize` writes without an importance matrix), also bit for bit,
+ * checked against ggml's own C and the gguf Python package by
+ * tests/test_quant.c and the fixtures of tools/gen_quant_fixtures.py.
+ *
+ * The matmuls quantize the activations first, once per row, the way ggml
+ * does: per 32-element block to 8 bits with an f16 scale (Q8_0) for Q4_0 and
+ * Q8_0 weights; per 256-element block with an f32 scale and sums of each 16
+ * (Q8_K) for the K-quants. Then every product is an integer dot product of
+ * a weight block with an activation block, scaled once per block in f32.
+ * The quantized activations live in caller-provided scratch (sizes below);
+ * nothing here allocates.
+ */
+#ifndef MOE_KERNELS_QUANT_H
+#define MOE_KERNELS_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/pool.h"
+
+/* Type codes are ggml's (= GGUF tensor types), so a GGUF reader passes them
+ * through. */
+enum {
+    QT_Q4_0 = 2,
+    QT_Q8_0 = 8,
+    QT_Q4_K = 12,
+    QT_Q5_K = 13,
+    QT_Q6_K = 14,
+};
+
+#define QK4_0 32
+#define QK8_0 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef struct {
+    uint16_t d;            /* f16 delta */
+    uint8_t qs[QK4_0 / 2]; /* nibbles */
+} block_q4_0;
+
+typedef struct {
+    uint16_t d;       /* f16 delta */
+    int8_t qs[QK8_0]; /* quants */
+} block_q8_0;
+
+typedef struct {
+    uint16_t d;                   /* f16 super-block scale of the scales */
+    uint16_t dmin;                /* f16 super-block scale of the mins */
+    uint8_t scales[K_SCALE_SIZE]; /* 8 scales + 8 mins, 6 bits each */
+    uint8_t qs[QK_K / 2];         /* 4-bit quants */
+} block_q4_K;
+
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8]; /* high (fifth) bits */
+    uint8_t qs[QK_K / 2]; /* low 4 bits */
+} block_q5_K;
+
+typedef struct {
+    uint8_t ql[QK_K / 2];      /* low 4 bits */
+    uint8_t qh[QK_K / 4];      /* high 2 bits */
+    int8_t scales[QK_K / 16];  /* 8-bit sub-block scales */
+    uint16_t d;                /* f16 super-block scale */
+} block_q6_K;
+
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
+_Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
+_Static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
+
+/* k = number of values, a multiple of the type's block size. */
+void dequantize_row_q4_0(const block_q4_0 *x, float *y, int64_t k);
+void dequantize_row_q8_0(const block_q8_0 *x, float *y, int64_t k);
+void dequantize_row_q4_K(const block_q4_K *x, float *y, int64_t k);
+void dequantize_row_q5_K(const block_q5_K *x, float *y, int64_t k);
+void dequantize_row_q6_K(const block_q6_K *x, float *y, int64_t k);
+void quantize_row_q4_0_ref(const float *x, block_q4_0 *y, int64_t k);
+void quantize_row_q8_0_ref(const float *x, block_q8_0 *y, int64_t k);
+void quantize_row_q4_K_ref(const float *x, block_q4_K *y, int64_t k);
+void quantize_row_q5_K_ref(const float *x, block_q5_K *y, int64_t k);
+void quantize_row_q6_K_ref(const float *x, block_q6_K *y, int64_t k);
+
+/* ------------------------------------------------------------ traits */
+
+/* A row of W (cols values) against a row of quantized activations made by
+ * qact_quantize for this type: the scalar reference dot product. */
+typedef float (*qvec_dot_fn)(const void *w_row, const void *xq_row, int64_t cols);
+
+typedef struct qtype_traits {
+    const char *name;        /* "q4_K", as ggml names it */
+    int type;                /* QT_* */
+    int block_elems;         /* values per block: 32 or 256 */
+    int block_bytes;         /* bytes per block */
+    void (*dequantize)(const void *src, float *dst, int64_t k);
+    void (*quantize)(const float *src, void *dst, int64_t k); /* the reference */
+    qvec_dot_fn vec_dot;     /* scalar reference; the matmuls use faster paths */
+} qtype_traits;
+
+/* Traits of a type, or NULL if `type` is not one of QT_*. */
+const qtype_traits *quant_traits(int type);
+/* Bytes of one row of `cols` values, or 0 if the type is unknown or cols is
+ * not a positive multiple of its block size (the check a loader makes). */
+size_t quant_row_bytes(int type, int64_t cols);
+
+/* ------------------------------------------------------------ matmuls
+ *
+ * Shapes: x [n][cols] f32, W [rows][cols] of `type` (rows of blocks),
+ * y [n][rows] = x W^T. cols must be a positive multiple of the block size
+ * (quant_row_bytes != 0) and x finite; W may be any bytes (inf/NaN scales
+ * give inf/NaN results, never a fault). */
+
+/* Scratch bytes for n rows of quantized activations (includes the slack to
+ * align it to 64 bytes, so any pointer will do). */
+size_t qact_size(int type, int64_t n, int64_t cols);
+/* Quantize x [n][cols] for weights of `type` into xq (qact_size bytes).
+ * Threads over rows when n is large. The result is the same bytes on every
+ * ISA. */
+void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64_t cols);
+/* y [n][rows] = x W^T with x already quantized by qact_quantize (so one
+ * quantization can serve several matrices with the same input). Threaded
+ * over rows of W. */
+void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64_t n, int64_t rows,
+               int64_t cols);
+
+/* Both steps: scratch must hold qmatmul_scratch_size(type, n, cols) bytes. */
+size_t qmatmul_scratch_size(int type, int64_t n, int64_t cols);
+void qmatmul(pool *p, float *y, const float *x, const void *W, int type, int64_t n, int64_t rows,
+             int64_t cols, void *scratch);
+
+/* Grouped: many independent y_g = x_g W_g^T (per-expert problems) in one
+ * parallel region for the products (the quantization of every x_g is one
+ * region before it). */
+typedef struct qmm_task {
+    const void *W;       /* [rows][cols] of type */
+    int type;            /* QT_* */
+    int64_t rows, cols;
+    const float *x;      /* [n][cols] */
+    float *y;            /* [n][rows] */
+    int64_t n;           /* rows of x; 0 = skipped */
+} qmm_task;
+size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks);
+void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch);
+
+/* The single-threaded scalar reference of qmatmul (tests): the same
+ * quantized activations, reference dot products. scratch as for qmatmul. */
+void qmatmul_ref(float *y, const float *x, const void *W, int type, int64_t n, int64_t rows,
+                 int64_t cols, void *scratch);
+
+#endif

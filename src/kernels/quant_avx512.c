@@ -1,0 +1,459 @@
+/*
+ * quant_avx512.c - the quantized matmul with AVX-512 BW + VNNI: integer dot
+ * products of weight blocks with 8-bit activations (vpdpbusd, vpdpwssd),
+ * scaled per block in f32. Runs only when quant.c has seen the CPU has
+ * AVX-512 F/BW/VL/DQ and VNNI.
+ *
+ * One register covers 64 values: two 32-blocks of Q4_0/Q8_0, or a quarter
+ * of a K-quant super-block. The weights are unpacked to unsigned bytes in
+ * the activations' order (nibbles and high bits spread with shifts and
+ * masks, no table lookups), then
+ *   - Q4_0/Q8_0: vpdpbusd(cv, w + c, x) gives each block's sum in 8 lanes,
+ *     the bias c removed exactly by cv (quant_impl.h); converted to f32 and
+ *     scaled by dw*dx per block (two scales per register);
+ *   - K-quants: vpmaddubsw pairs (at most 2*63*127, no saturation) then
+ *     vpdpwssd with the sub-block scales accumulates the whole super-block
+ *     in int32, scaled once by d*dx; the mins (Q4_K/Q5_K) and the -32 bias
+ *     (Q6_K) go through the activation's sums of 16 (vpmaddwd).
+ * Integer sums are exact, so results differ from the scalar reference only
+ * in the order of the f32 additions.
+ *
+ * Tiles: NX rows of x by NR rows of W, each W register reused NX times and
+ * each x register NR times. Decode (n = 1) takes 8 (32-blocks) or 4
+ * (K-quants) W rows at once with software prefetch one row group ahead, so
+ * that many memory streams are in flight; prefill takes 4 x 4 or 4 x 2
+ * tiles. A partial group of W rows repeats its last row, so every output is
+ * computed the same way wherever a thread's range starts (results do not
+ * depend on the number of threads).
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "base/dtype.h"
+#include "kernels/quant_impl.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
+#pragma GCC target("avx512vnni")
+#endif
+
+#define AI static inline __attribute__((always_inline))
+
+
+/* ------------------------------------------------------------ helpers */
+
+/* {sum(a0), sum(a1), sum(a2), sum(a3)} */
+AI __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+    __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+    __m256 v = _mm256_add_ps(_mm512_castps512_ps256(u), _mm512_extractf32x8_ps(u, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+}
+
+/* y[j] = sum(acc[j]) for j < rw of NR accumulators (NR a multiple of 2). */
+AI void put_sums(const int NR, float *y, const __m512 *acc, int rw) {
+    if (NR % 4 == 0) {
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j += 4) {
+            if (j >= rw) break;
+            __m128 s = hsum4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]);
+            int m = rw - j < 4 ? rw - j : 4;
+            _mm_mask_storeu_ps(y + j, (__mmask8)((1u << m) - 1), s);
+        }
+    } else {
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j++)
+            if (j < rw) y[j] = _mm512_reduce_add_ps(acc[j]);
+    }
+}
+
+AI uint16_t rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* Decode prefetches each W line one row group ahead: the group's rows are
+ * contiguous and short (about 1 KiB for 2048 columns), so "the same place
+ * in the next group" (pf = NR * row bytes on) is a steady distance that
+ * never falls off the end of a row. */
+AI void prefetch_ahead(const uint8_t *p, size_t pf) { _mm_prefetch((const char *)p + pf, _MM_HINT_T0); }
+
+/* --------------------------------------------------- Q4_0 / Q8_0 (pairs) */
+
+/* Biased weight bytes of blocks b, b+1 (b1 = 0: only block b, the upper
+ * half zero) in the activations' order: [b: 0..31 | b+1: 0..31]. */
+AI __m512i w_q4_0_pair(const uint8_t *blk, int two) {
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 2)));
+    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(blk + 20)));
+    v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+}
+
+AI __m512i w_q8_0_pair(const uint8_t *blk, int two) {
+    __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + 2)));
+    if (two) v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(blk + 36)), 1);
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* [d_b x 8 | d_b+1 x 8] widened from the two blocks' f16 scales, which
+ * sit bb bytes apart at blk (one load and one word permute; the tail block
+ * alone takes the slower broadcasts so as not to read past the row). */
+AI __m512 w_scale_pair(const uint8_t *blk, size_t bb, int two) {
+    if (!two) return _mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(blk)));
+    const short o = (short)(bb / 2);
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, o, o, o, o, o, o, o,
+                                         o, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i v = bb + 2 <= 32 ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blk))
+                             : _mm512_loadu_si512((const void *)blk);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, v)));
+}
+
+/* y[i*ys + r] for i < NX, r < rw: x rows at xq (stride xs) against the NR
+ * W rows w[] (Q4_0 if Q4, else Q8_0), nb blocks each. */
+AI void tile32(const int NX, const int NR, const int Q4, float *y, int64_t ys, const uint8_t *xq,
+               size_t xs, int64_t nb, const uint8_t *const *w, int rw, size_t pf) {
+    const size_t bb = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const size_t off_dv = (size_t)nb * 32, off_cv = (size_t)nb * 64;
+    __m512 acc[4][8];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++)
+#pragma GCC unroll 8
+        for (int r = 0; r < NR; r++) acc[i][r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const int two = b + 1 < nb;
+        __m512i wv[8];
+        __m512 dw[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *blk = w[r] + (size_t)b * bb;
+            if (NX == 1) {
+                prefetch_ahead(blk, pf);
+                if (!Q4) prefetch_ahead(blk + 64, pf);
+            }
+            wv[r] = Q4 ? w_q4_0_pair(blk, two) : w_q8_0_pair(blk, two);
+            dw[r] = w_scale_pair(blk, bb, two);
+        }
+        const __mmask64 mx = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+        const __mmask16 mv = two ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            __m512i xv = _mm512_maskz_loadu_epi8(mx, xr + (size_t)b * 32);
+            __m512 dv = _mm512_maskz_loadu_ps(mv, xr + off_dv + (size_t)b * 32);
+            __m512i cv = _mm512_maskz_loadu_epi32(mv, xr + off_cv + (size_t)b * 32);
+#pragma GCC unroll 8
+            for (int r = 0; r < NR; r++) {
+                __m512i t = _mm512_dpbusd_epi32(cv, wv[r], xv);
+                acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dv, dw[r]), acc[i][r]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) put_sums(NR, y + i * ys, acc[i], rw);
+}
+
+/* ------------------------------------------------------------ K-quants */
+
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block as bytes [sc0..7 | m0..7]:
+ * ggml's kmask shuffle of the three 32-bit words of `scales`, in a vector
+ * register (a scalar version stored to memory and reloaded stalls on store
+ * forwarding). Reads 16 bytes from scales (the last 4 are qh/qs). */
+AI __m128i k45_unpack(const uint8_t *blk) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(blk + 4));   /* u0 u1 u2 . */
+    __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
+    a = _mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4));
+    a = _mm_and_si128(a, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 0, 0)); /* lanes 1, 3: u0, u1 */
+    b = _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303));
+    return _mm_or_si128(a, _mm_slli_epi32(b, 4));
+}
+
+/* Per W row and super-block: the sub-block scales as int16 (sc: 8 for
+ * Q4_K/Q5_K, 16 for Q6_K), Q4_K/Q5_K's mins duplicated per 16 values, and
+ * the f16 scales widened. */
+typedef struct {
+    __m512i sc;   /* int16 scales in the low lanes */
+    __m256i mins; /* int16 [m0 m0 m1 m1 ... m7 m7] (Q4_K/Q5_K) */
+    float d, dmin;
+} ksc;
+
+AI ksc k45_scales(const uint8_t *blk) {
+    __m128i v = k45_unpack(blk); /* bytes 0..7: scales, 8..15: mins */
+    ksc s;
+    s.sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(v));
+    const __m128i dup = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    s.mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup));
+    s.d = _cvtsh_ss(rd16(blk));
+    s.dmin = _cvtsh_ss(rd16(blk + 2));
+    return s;
+}
+
+AI ksc k6_scales(const uint8_t *blk) {
+    const block_q6_K *b = (const block_q6_K *)blk;
+    ksc s;
+    s.sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)));
+    s.mins = _mm256_setzero_si256();
+    s.d = _cvtsh_ss(rd16(blk + offsetof(block_q6_K, d)));
+    s.dmin = 0;
+    return s;
+}
+
+/* Scale of each int16 product pair of quarter c (64 values) of a block. */
+AI __m512i k_scale_quarter(const int T, __m512i sc, int c) {
+    __m512i idx;
+    if (T == QT_Q6_K) /* 4 sub-blocks of 16: 8 pairs each */
+        idx = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * c)),
+                               _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21,
+                                                                  20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10,
+                                                                  9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 3));
+    else /* 2 sub-blocks of 32: 16 pairs each */
+        idx = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * c)), 0xFFFF0000u, (short)(2 * c + 1));
+    return _mm512_permutexvar_epi16(idx, sc);
+}
+
+/* Unsigned codes of quarter c (values 64c .. 64c+63) of a weight block. */
+AI __m512i k_codes_quarter(const int T, const uint8_t *blk, int c) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    if (T == QT_Q4_K || T == QT_Q5_K) {
+        const uint8_t *qs = blk + (T == QT_Q4_K ? offsetof(block_q4_K, qs) : offsetof(block_q5_K, qs));
+        __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * c)));
+        v = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFFFF0000u, v, 4), m4);
+        if (T == QT_Q5_K) {
+            const block_q5_K *b = (const block_q5_K *)blk;
+            __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->qh));
+            __m512i bit = _mm512_mask_set1_epi8(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                0xFFFFFFFF00000000ull, (char)(1 << (2 * c + 1)));
+            __mmask64 hi = _mm512_test_epi8_mask(h, bit);
+            v = _mm512_mask_add_epi8(v, hi, v, _mm512_set1_epi8(16));
+        }
+        return v;
+    }
+    /* Q6_K: half c/2 of the block; quarter c%2 takes the low (0) or high
+     * (1) nibbles of ql and bit pairs 0,1 / 2,3 (low) or 4,5 / 6,7 (high). */
+    const block_q6_K *b = (const block_q6_K *)blk;
+    const int h = c / 2;
+    __m512i L = _mm512_loadu_si512((const void *)(b->ql + 64 * h));
+    __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
+    __m512i lo, hb;
+    if (c % 2 == 0) {
+        lo = _mm512_and_si512(L, m4);
+        hb = _mm512_mask_slli_epi16(_mm512_slli_epi16(H, 4), 0xFFFF0000u, H, 2);
+    } else {
+        lo = _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
+        hb = _mm512_mask_srli_epi16(H, 0xFFFF0000u, H, 2);
+    }
+    return _mm512_or_si512(lo, _mm512_and_si512(hb, _mm512_set1_epi8(0x30)));
+}
+
+AI void tilek(const int NX, const int NR, const int T, float *y, int64_t ys, const uint8_t *xq, size_t xs,
+              int64_t nsb, const uint8_t *const *w, int rw, size_t pf) {
+    const size_t bb = T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K) : sizeof(block_q6_K);
+    __m512 acc[4][4];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++)
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) acc[i][r] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        ksc sc[4];
+        __m512i ai[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *blk = w[r] + (size_t)s * bb;
+            if (NX == 1)
+                for (size_t o = 0; o < bb; o += 64) prefetch_ahead(blk + o, pf);
+            sc[r] = T == QT_Q6_K ? k6_scales(blk) : k45_scales(blk);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++)
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) ai[i][r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m512i wv[4], sv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                wv[r] = k_codes_quarter(T, w[r] + (size_t)s * bb, c);
+                sv[r] = k_scale_quarter(T, sc[r].sc, c);
+            }
+#pragma GCC unroll 8
+            for (int i = 0; i < NX; i++) {
+                const qx_k *xb = (const qx_k *)(xq + (size_t)i * xs) + s;
+                __m512i xv = _mm512_load_si512((const void *)(xb->qs + 64 * c));
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++)
+                    ai[i][r] = _mm512_dpwssd_epi32(ai[i][r], _mm512_maddubs_epi16(wv[r], xv), sv[r]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) {
+            const qx_k *xb = (const qx_k *)(xq + (size_t)i * xs) + s;
+            __m256i bs = _mm256_load_si256((const __m256i *)xb->bsums);
+            const float dx = xb->d;
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                __m512i t = ai[i][r];
+                if (T == QT_Q6_K) { /* sum((q - 32) x) = sum(q x) - 32 sum(x) */
+                    __m256i b32 = _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm512_castsi512_si256(sc[r].sc)), 5);
+                    t = _mm512_sub_epi32(t, _mm512_zextsi256_si512(b32));
+                }
+                acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_set1_ps(sc[r].d * dx), acc[i][r]);
+                if (T != QT_Q6_K) {
+                    __m256i mn = _mm256_madd_epi16(bs, sc[r].mins);
+                    acc[i][r] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mn)),
+                                                 _mm512_set1_ps(sc[r].dmin * dx), acc[i][r]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) put_sums(NR, y + i * ys, acc[i], rw);
+}
+
+/* ------------------------------------------------------------ row loops */
+
+/* Rows [r0, r1) of the job in groups of NR, x in tiles of up to NXM rows. */
+AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int64_t r0, int64_t r1) {
+    const int is32 = T == QT_Q4_0 || T == QT_Q8_0;
+    const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
+    const size_t pf = (size_t)NR * j->w_row;
+    for (int64_t r = r0; r < r1; r += NR) {
+        int rw = r1 - r < NR ? (int)(r1 - r) : NR;
+        const uint8_t *w[8];
+        for (int q = 0; q < NR; q++) w[q] = j->W + (size_t)(r + (q < rw ? q : rw - 1)) * j->w_row;
+        for (int64_t i = 0; i < j->n;) {
+            int64_t left = j->n - i;
+            int nx = left < NXM ? (int)left : NXM;
+            float *y = j->y + i * j->rows + r;
+            const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+#define TILE(NX)                                                                             \
+    do {                                                                                     \
+        if (is32)                                                                            \
+            tile32(NX, NR, T == QT_Q4_0, y, j->rows, x, j->xq_row, nblk, w, rw, pf);         \
+        else                                                                                 \
+            tilek(NX, NR, T, y, j->rows, x, j->xq_row, nblk, w, rw, pf);                     \
+    } while (0)
+            switch (nx) {
+            case 1: TILE(1); break;
+            case 2: if (NXM >= 2) TILE(2); break;
+            case 3: if (NXM >= 3) TILE(3); break;
+            default: if (NXM >= 4) TILE(4); break;
+            }
+#undef TILE
+            i += nx;
+        }
+    }
+}
+
+/* Tile shapes, x rows by W rows: decode 1 x 8 (32-blocks) and 1 x 4
+ * (K-quants, whose per-row state is larger); prefill 4 x 4 and 4 x 2, the
+ * most accumulators that stay in the 32 registers. */
+#define GEMV_NR32 8
+#define GEMV_NRK 4
+#define GEMM_NX32 4 /* at most 4: rows_any has tiles of 1 to 4 x rows */
+#define GEMM_NR32 4
+#define GEMM_NXK 4
+#define GEMM_NRK 2
+#define ROWS_FN(T, NAME, NR1, NRN, NXM)                                              \
+    static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {               \
+        if (j->n == 1)                                                                \
+            rows_any(T, NR1, 1, j, r0, r1);                                           \
+        else                                                                          \
+            rows_any(T, NRN, NXM, j, r0, r1);                                         \
+    }
+ROWS_FN(QT_Q4_0, q4_0, GEMV_NR32, GEMM_NR32, GEMM_NX32)
+ROWS_FN(QT_Q8_0, q8_0, GEMV_NR32, GEMM_NR32, GEMM_NX32)
+ROWS_FN(QT_Q4_K, q4_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+ROWS_FN(QT_Q5_K, q5_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+
+void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (r1 <= r0 || j->n <= 0) return;
+    switch (j->type) {
+    case QT_Q4_0: rows_q4_0(j, r0, r1); break;
+    case QT_Q8_0: rows_q8_0(j, r0, r1); break;
+    case QT_Q4_K: rows_q4_K(j, r0, r1); break;
+    case QT_Q5_K: rows_q5_K(j, r0, r1); break;
+    case QT_Q6_K: rows_q6_K(j, r0, r1); break;
+    default: break;
+    }
+}
+
+/* ------------------------------------------------- activation quantizers */
+
+/* roundf (ties away from zero), exactly: t - trunc(t) is exact. */
+AI __m512 round_away(__m512 t) {
+    __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_abs_ps(_mm512_sub_ps(t, r));
+    __mmask16 up = _mm512_cmp_ps_mask(f, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 one = _mm512_or_ps(_mm512_and_ps(t, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(1.0f));
+    return _mm512_mask_add_ps(r, up, r, one);
+}
+
+static void act_row32(void *xq, const float *x, int type, int64_t cols) {
+    const int64_t nb = cols / 32;
+    int8_t *qs = (int8_t *)xq;
+    float *dv = (float *)qx32_dv(xq, nb);
+    int32_t *cv = (int32_t *)qx32_cv(xq, nb);
+    const int c = qx32_bias(type);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        const __m512 idv = _mm512_set1_ps(id);
+        __m512i q0 = _mm512_cvttps_epi32(round_away(_mm512_mul_ps(v0, idv)));
+        __m512i q1 = _mm512_cvttps_epi32(round_away(_mm512_mul_ps(v1, idv)));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+        const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        _mm256_storeu_ps(dv + 8 * b, _mm256_set1_ps(_cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT))));
+        _mm256_storeu_si256((__m256i *)(cv + 8 * b), _mm256_setr_epi32(-c * sum, 0, 0, 0, 0, 0, 0, 0));
+    }
+}
+
+static void act_rowk(void *xq, const float *x, int64_t cols) {
+    qx_k *y = (qx_k *)xq;
+    const int64_t nb = cols / QK_K;
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        memset(&y[i], 0, sizeof y[i]);
+        __m512 m = _mm512_setzero_ps();
+        for (int k = 0; k < 16; k++) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (!amax) continue;
+        float max = 0;
+        for (int k = 0; k < 16; k++) { /* the first value of largest magnitude, as the reference */
+            __mmask16 e = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)), _mm512_set1_ps(amax),
+                                             _CMP_EQ_OQ);
+            if (e) {
+                max = x[16 * k + __builtin_ctz(e)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 is = _mm512_set1_ps(iscale);
+        for (int k = 0; k < 16; k++) {
+            __m512i q = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * k), is),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm_store_si128((__m128i *)(y[i].qs + 16 * k), _mm512_cvtsepi32_epi8(q));
+            y[i].bsums[k] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+void avx512_qact_row(void *xq, const float *x, int type, int64_t cols) {
+    if (type == QT_Q4_0 || type == QT_Q8_0)
+        act_row32(xq, x, type, cols);
+    else
+        act_rowk(xq, x, cols);
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

@@ -1,0 +1,91 @@
+/*
+ * quant_impl.h - what each ISA file of the quantized matmul (quant_dot_ref.c,
+ * quant_avx2.c, quant_avx512.c) provides to the dispatcher in quant.c, and
+ * the layout of the quantized activations they share. Internal to
+ * src/kernels/; the contract is quant.h.
+ *
+ * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
+ *
+ * For Q4_0 / Q8_0 weights, nb = cols / 32 blocks, row = 96 * nb bytes:
+ *   int8_t  qs[nb][32]   Q8_0 codes, roundf(x / d) with d = amax / 127
+ *                        (quantize_row_q8_0_ref)
+ *   float   dv[nb][8]    the scale as stored by Q8_0 (rounded to f16),
+ *                        widened, repeated 8 times
+ *   int32_t cv[nb][8]    lane 0: -c * (sum of the block's codes), others 0
+ * The fast paths multiply unsigned weight bytes by signed activation bytes
+ * (vpdpbusd / vpmaddubsw), so a weight is stored biased: a Q4_0 nibble is
+ * w + 8, a Q8_0 byte flipped by ^ 0x80 is w + 128; sum((w + c) x) - c sum(x)
+ * = sum(w x), and cv carries -c sum(x) (c = 8 or 128) into the integer sum,
+ * exactly. The broadcast dv/cv let a 512-bit register cover two blocks
+ * without a shuffle. The scalar path reads qs and dv[.][0] only.
+ *
+ * For the K-quants, one qx_k per 256 values (Q8_K, quantize_row_q8_K_ref):
+ * codes nearest_int(-127 / max * x) where max is the value of largest
+ * magnitude, the sums of each 16 codes (the K-quants' mins and Q6_K's bias
+ * are applied through them), and d = max / -127 in f32.
+ */
+#ifndef MOE_KERNELS_QUANT_IMPL_H
+#define MOE_KERNELS_QUANT_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/quant.h"
+
+typedef struct {
+    int8_t qs[QK_K];          /* codes */
+    int16_t bsums[QK_K / 16]; /* sum of each 16 codes */
+    float d;                  /* scale */
+    uint8_t pad[28];          /* to 320 bytes, a multiple of 64 */
+} qx_k;
+_Static_assert(sizeof(qx_k) == 320, "qx_k size");
+
+#define QX32_ROW_BYTES(nb) ((size_t)(nb) * 96)
+
+/* Pointers into one Q8_0-style activation row of nb blocks. */
+static inline const int8_t *qx32_qs(const void *row) { return (const int8_t *)row; }
+static inline const float *qx32_dv(const void *row, int64_t nb) {
+    return (const float *)((const char *)row + (size_t)nb * 32);
+}
+static inline const int32_t *qx32_cv(const void *row, int64_t nb) {
+    return (const int32_t *)((const char *)row + (size_t)nb * 64);
+}
+
+/* Bias c of the weight bytes for a 32-block type (see above). */
+static inline int qx32_bias(int type) { return type == QT_Q4_0 ? 8 : 128; }
+
+/* Bytes of one activation row (a multiple of 64 is not promised for the
+ * 32-block types; rows are padded to 64 by qact_row_stride). */
+size_t qact_row_stride(int type, int64_t cols);
+
+/* One matmul, or the rows [r0, r1) of one: y[i][r] = x_i . W_r for i < n. */
+typedef struct qmm_job {
+    float *y;          /* [n][rows] */
+    const uint8_t *xq; /* n activation rows, xq_row bytes apart */
+    const uint8_t *W;  /* rows of w_row bytes */
+    int type;
+    int64_t n, rows, cols;
+    size_t xq_row, w_row;
+} qmm_job;
+
+typedef void (*qmm_rows_fn)(const qmm_job *j, int64_t r0, int64_t r1);
+/* Quantize one row x[cols] for weights of `type` into xq (64-aligned). */
+typedef void (*qact_row_fn)(void *xq, const float *x, int type, int64_t cols);
+
+/* Scalar reference (quant_dot_ref.c). */
+void ref_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
+void ref_qact_row(void *xq, const float *x, int type, int64_t cols);
+float ref_vec_dot_q4_0(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q8_0(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q4_K(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q5_K(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q6_K(const void *w, const void *xq, int64_t cols);
+
+/* AVX2 (quant_avx2.c) and AVX-512 VNNI (quant_avx512.c); call only when
+ * the CPU has the ISA (quant.c checks). */
+void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
+void avx2_qact_row(void *xq, const float *x, int type, int64_t cols);
+void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
+void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
+
+#endif

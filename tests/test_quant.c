@@ -1,0 +1,615 @@
+/*
+ * test_quant.c - the GGUF quantized types (src/kernels/quant.h).
+ *
+ * Formats: dequantize_row_* and quantize_row_*_ref bit for bit against
+ * tests/fixtures/quant (made by tools/gen_quant_fixtures.py with ggml's own
+ * C, cross-checked with the gguf package).
+ * Matmuls, on every ISA this CPU has:
+ *   - the quantized activations are the same bytes on every path;
+ *   - exactness: with power-of-two scales every product is exact in f32, so
+ *     each path must give exactly the value computed in double (this holds
+ *     the integer parts of every kernel to the definition);
+ *   - general data: each fast path within 1e-5 * sum|w x| of the scalar
+ *     reference (they differ only in the order of f32 additions);
+ *   - against dequantize-then-f32-matmul: within the activation
+ *     quantization error, bounded per block (see quant_vs_f32);
+ *   - n in {1,2,3,8,17}, odd row counts, K tails, threads, grouped calls.
+ */
+#include <stdlib.h>
+
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static uint32_t rng_next(uint32_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* Uniform in [-1, 1). */
+static float rng_f(uint32_t *s) { return (float)(rng_next(s) >> 8) / 8388608.0f - 1.0f; }
+static int rng_int(uint32_t *s, int lo, int hi) { return lo + (int)(rng_next(s) % (uint32_t)(hi - lo + 1)); }
+
+static float normalish(uint32_t *s) { return rng_f(s) + rng_f(s) + rng_f(s); }
+
+static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+#define N_TYPES 5
+
+static isa g_saved_isa;
+static void isa_save(void) { g_saved_isa = kernels_isa(); }
+static void isa_restore(void) { kernels_set_isa(g_saved_isa); }
+
+static void *read_all(const char *name, size_t *len) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/quant/%s", test_fixtures(), name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc((size_t)n);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static uint32_t rd32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* One type's fixture: pointers into buf. */
+typedef struct {
+    void *buf;
+    uint32_t rows, cols, raw_rows;
+    const unsigned char *blocks, *raw;
+    const float *deq, *raw_deq;
+} qfix;
+
+static int load_fixture(const qtype_traits *t, qfix *f) {
+    char name[64];
+    size_t len;
+    snprintf(name, sizeof name, "%s.bin", t->name);
+    f->buf = read_all(name, &len);
+    if (!f->buf || len < 24 || memcmp(f->buf, "MOEQFX01", 8) != 0) return -1;
+    const unsigned char *p = f->buf;
+    if (rd32(p + 8) != (uint32_t)t->type) return -1;
+    f->rows = rd32(p + 12), f->cols = rd32(p + 16), f->raw_rows = rd32(p + 20);
+    size_t rb = quant_row_bytes(t->type, f->cols);
+    size_t need = 24 + (f->rows + f->raw_rows) * (rb + f->cols * 4);
+    if (rb == 0 || len != need) return -1;
+    f->blocks = p + 24;
+    f->deq = (const float *)(f->blocks + f->rows * rb);
+    f->raw = (const unsigned char *)(f->deq + (size_t)f->rows * f->cols);
+    f->raw_deq = (const float *)(f->raw + f->raw_rows * rb);
+    return 0;
+}
+
+/* Index of the first differing float bit pattern, or -1. */
+static long first_bits_diff(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], 4) != 0) return (long)i;
+    return -1;
+}
+
+/* A random W [rows][cols] of `type` quantized from normal-ish values by the
+ * reference quantizer (malloc'd exactly). */
+static void *make_w(int type, int64_t rows, int64_t cols, uint32_t *seed) {
+    const qtype_traits *t = quant_traits(type);
+    size_t rb = quant_row_bytes(type, cols);
+    unsigned char *w = malloc(rb * (size_t)rows);
+    float *row = malloc(sizeof(float) * (size_t)cols);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < cols; k++) row[k] = 0.05f * normalish(seed);
+        t->quantize(row, w + rb * (size_t)r, cols);
+    }
+    free(row);
+    return w;
+}
+
+/* The activations start at the first 64-byte boundary of the scratch. */
+static unsigned char *al64(void *p) { return (unsigned char *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+static float *make_x(int64_t n, int64_t cols, uint32_t *seed) {
+    float *x = malloc(sizeof(float) * (size_t)(n * cols));
+    for (int64_t i = 0; i < n * cols; i++) x[i] = normalish(seed);
+    return x;
+}
+
+/* --------------------------------------------------------------- traits */
+
+TEST(quant_traits_table) {
+    static const struct { int type; const char *name; int qk, bytes; } want[] = {
+        {QT_Q4_0, "q4_0", 32, 18}, {QT_Q8_0, "q8_0", 32, 34}, {QT_Q4_K, "q4_K", 256, 144},
+        {QT_Q5_K, "q5_K", 256, 176}, {QT_Q6_K, "q6_K", 256, 210},
+    };
+    for (int i = 0; i < 5; i++) {
+        const qtype_traits *t = quant_traits(want[i].type);
+        CHECK(t != NULL);
+        if (!t) continue;
+        CHECK(strcmp(t->name, want[i].name) == 0);
+        CHECK_EQ_INT(t->block_elems, want[i].qk);
+        CHECK_EQ_INT(t->block_bytes, want[i].bytes);
+        CHECK(t->dequantize && t->quantize && t->vec_dot);
+        CHECK_EQ_INT(quant_row_bytes(t->type, 4 * want[i].qk), 4 * want[i].bytes);
+        CHECK_EQ_INT(quant_row_bytes(t->type, want[i].qk + 1), 0);
+        CHECK_EQ_INT(quant_row_bytes(t->type, 0), 0);
+        CHECK_EQ_INT(quant_row_bytes(t->type, -want[i].qk), 0);
+    }
+    CHECK(quant_traits(0) == NULL);  /* f32 is not a quantized type */
+    CHECK(quant_traits(15) == NULL); /* Q8_K: activations only */
+    CHECK(quant_traits(-1) == NULL);
+    CHECK_EQ_INT(quant_row_bytes(99, 256), 0);
+}
+
+/* ------------------------------------------------------------- fixtures */
+
+TEST(quant_dequantize_matches_ggml) {
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const qtype_traits *t = quant_traits(k_types[ti]);
+        qfix f;
+        if (load_fixture(t, &f) != 0) {
+            CHECK_MSG(0, "%s: fixture missing or malformed", t->name);
+            free(f.buf);
+            continue;
+        }
+        size_t rb = quant_row_bytes(t->type, f.cols);
+        float *y = malloc(sizeof(float) * f.cols);
+        for (uint32_t r = 0; r < f.rows + f.raw_rows; r++) {
+            int raw = r >= f.rows;
+            uint32_t rr = raw ? r - f.rows : r;
+            t->dequantize((raw ? f.raw : f.blocks) + rb * rr, y, f.cols);
+            const float *want = (raw ? f.raw_deq : f.deq) + (size_t)rr * f.cols;
+            long d = first_bits_diff(y, want, f.cols);
+            CHECK_MSG(d < 0, "%s %s row %u: value %ld is %.9g, ggml %.9g", t->name, raw ? "random" : "quantized",
+                      rr, d, d < 0 ? 0.0 : y[d], d < 0 ? 0.0 : want[d]);
+        }
+        free(y);
+        free(f.buf);
+    }
+}
+
+TEST(quant_quantize_ref_matches_ggml) {
+    size_t len;
+    unsigned char *rows = read_all("rows.bin", &len);
+    CHECK(rows && len >= 16 && memcmp(rows, "MOEQROW1", 8) == 0);
+    if (!rows || len < 16) {
+        free(rows);
+        return;
+    }
+    uint32_t nr = rd32(rows + 8), cols = rd32(rows + 12);
+    CHECK_EQ_INT(len, 16 + (size_t)nr * cols * 4);
+    const float *x = (const float *)(rows + 16);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const qtype_traits *t = quant_traits(k_types[ti]);
+        qfix f;
+        if (load_fixture(t, &f) != 0 || f.rows != nr || f.cols != cols) {
+            CHECK_MSG(0, "%s: fixture missing or malformed", t->name);
+            free(f.buf);
+            continue;
+        }
+        size_t rb = quant_row_bytes(t->type, cols);
+        unsigned char *q = malloc(rb);
+        for (uint32_t r = 0; r < nr; r++) {
+            memset(q, 0xAB, rb);
+            t->quantize(x + (size_t)r * cols, q, cols);
+            size_t d = 0;
+            while (d < rb && q[d] == f.blocks[rb * r + d]) d++;
+            CHECK_MSG(d == rb, "%s row %u: byte %zu (block %zu) is 0x%02x, ggml 0x%02x", t->name, r, d,
+                      d / (size_t)t->block_bytes, d < rb ? q[d] : 0, d < rb ? f.blocks[rb * r + d] : 0);
+        }
+        free(q);
+        free(f.buf);
+    }
+    free(rows);
+}
+
+/* quantize then dequantize stays within the format's step: a sanity check
+ * of the reference quantizers on data the fixtures do not cover. */
+TEST(quant_roundtrip_error) {
+    uint32_t seed = 7;
+    const int64_t K = 1024;
+    float *x = make_x(1, K, &seed), *y = malloc(sizeof(float) * K);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const qtype_traits *t = quant_traits(k_types[ti]);
+        unsigned char *q = malloc(quant_row_bytes(t->type, K));
+        t->quantize(x, q, K);
+        t->dequantize(q, y, K);
+        double e2 = 0, x2 = 0;
+        for (int64_t k = 0; k < K; k++) {
+            e2 += (double)(y[k] - x[k]) * (y[k] - x[k]);
+            x2 += (double)x[k] * x[k];
+        }
+        /* relative RMS error: ~8% for 4 bits, ~0.5% for 8 */
+        double lim = t->type == QT_Q8_0 ? 0.01 : t->type == QT_Q6_K ? 0.03 : t->type == QT_Q5_K ? 0.06 : 0.12;
+        CHECK_MSG(sqrt(e2 / x2) < lim, "%s: rms error %.4f", t->name, sqrt(e2 / x2));
+        free(q);
+    }
+    free(x);
+    free(y);
+}
+
+/* ------------------------------------------------ activation quantization */
+
+/* x [3][768]: normal rows, plus a zero block, exact .5 ties for both
+ * rounding rules (roundf for Q8_0, nearest-even for Q8_K), f16-subnormal
+ * scales, and a largest magnitude reached with both signs. */
+static float *make_x_edges(uint32_t *seed) {
+    const int64_t K = 768;
+    float *x = make_x(3, K, seed);
+    for (int k = 0; k < 32; k++) x[K + k] = 0;
+    for (int k = 256; k < 512; k++) x[K + k] = ((float)rng_int(seed, -126, 125) + 0.5f) / 16.0f;
+    x[K + 256] = x[K + 288] = x[K + 320] = x[K + 352] = 127.0f / 16.0f; /* scale 1/16: exact ties */
+    x[K + 384] = x[K + 416] = x[K + 448] = x[K + 480] = -127.0f / 16.0f;
+    for (int k = 0; k < 64; k++) x[2 * K + k] = 1e-6f * normalish(seed);
+    x[2 * K + 300] = -5.0f;
+    x[2 * K + 400] = 5.0f;
+    return x;
+}
+
+TEST(quant_activations_same_on_every_isa) {
+    isa_save();
+    uint32_t seed = 11;
+    const int64_t n = 3, K = 768;
+    float *x = make_x_edges(&seed);
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int type = k_types[ti];
+        size_t sz = qact_size(type, n, K);
+        unsigned char *ref = malloc(sz), *got = malloc(sz);
+        memset(ref, 0, sz);
+        kernels_set_isa(ISA_SCALAR);
+        qact_quantize(NULL, ref, x, type, n, K);
+        for (int i = ISA_AVX2; i < ISA_COUNT; i++) {
+            if (kernels_set_isa((isa)i) != 0) continue;
+            memset(got, 0, sz);
+            qact_quantize(NULL, got, x, type, n, K);
+            const unsigned char *g = al64(got), *r = al64(ref);
+            size_t len = sz - 64, d = 0;
+            while (d < len && g[d] == r[d]) d++;
+            CHECK_MSG(d == len, "%s on %s: activation byte %zu differs (0x%02x vs 0x%02x)",
+                      quant_traits(type)->name, isa_name((isa)i), d, d < len ? g[d] : 0, d < len ? r[d] : 0);
+        }
+        free(ref);
+        free(got);
+    }
+    free(x);
+    isa_restore();
+}
+
+/* ------------------------------------------------------------ exactness */
+
+static const int k_f16_off[][3] = {{QT_Q4_0, 0, -1}, {QT_Q8_0, 0, -1}, {QT_Q4_K, 0, 2},
+                                   {QT_Q5_K, 0, 2},  {QT_Q6_K, 208, -1}};
+
+/* Random bytes with the f16 scale fields set to +-2^-3 or +-2^-4 (or, with
+ * pow2 = 0, to small random finite values). */
+static void *make_w_raw(int type, int64_t rows, int64_t cols, int pow2, uint32_t *seed) {
+    const qtype_traits *t = quant_traits(type);
+    size_t rb = quant_row_bytes(type, cols), total = rb * (size_t)rows;
+    unsigned char *w = malloc(total);
+    for (size_t i = 0; i < total; i++) w[i] = (unsigned char)rng_next(seed);
+    const int *off = NULL;
+    for (int i = 0; i < N_TYPES; i++)
+        if (k_f16_off[i][0] == type) off = &k_f16_off[i][1];
+    for (size_t b = 0; b < total; b += (size_t)t->block_bytes)
+        for (int f = 0; f < 2; f++) {
+            if (off[f] < 0) continue;
+            uint16_t h = pow2 ? (uint16_t)((rng_next(seed) & 1 ? 0x3000 : 0x2C00) | (rng_next(seed) & 1 ? 0x8000 : 0))
+                              : f32_to_f16(0.01f * normalish(seed));
+            memcpy(w + b + off[f], &h, 2);
+        }
+    return w;
+}
+
+/* x whose quantization is exact: per activation block (32 or 256 values)
+ * codes in [-63, 63], one of them +-127, times 2^-4 or 2^-5. */
+static float *make_x_exact(int type, int64_t n, int64_t cols, uint32_t *seed) {
+    const int qb = quant_traits(type)->block_elems == 32 ? 32 : 256;
+    float *x = malloc(sizeof(float) * (size_t)(n * cols));
+    for (int64_t b = 0; b < n * cols; b += qb) {
+        float s = rng_next(seed) & 1 ? 1.0f / 16 : 1.0f / 32;
+        for (int k = 0; k < qb; k++) x[b + k] = (float)rng_int(seed, -63, 63) * s;
+        x[b + rng_int(seed, 0, qb - 1)] = (rng_next(seed) & 1 ? 127.0f : -127.0f) * s;
+    }
+    return x;
+}
+
+/* y [n][rows] = x W^T in double from the dequantized W. */
+static double *exact_y(int type, const void *W, int64_t rows, int64_t cols, const float *x, int64_t n) {
+    const qtype_traits *t = quant_traits(type);
+    size_t rb = quant_row_bytes(type, cols);
+    float *wr = malloc(sizeof(float) * (size_t)cols);
+    double *y = malloc(sizeof(double) * (size_t)(n * rows));
+    for (int64_t r = 0; r < rows; r++) {
+        t->dequantize((const unsigned char *)W + rb * (size_t)r, wr, cols);
+        for (int64_t i = 0; i < n; i++) {
+            double s = 0;
+            for (int64_t k = 0; k < cols; k++) s += (double)wr[k] * x[i * cols + k];
+            y[i * rows + r] = s;
+        }
+    }
+    free(wr);
+    return y;
+}
+
+static const int64_t k_ns[] = {1, 2, 3, 8, 17};
+
+TEST(quant_integer_sums_exact) {
+    isa_save();
+    pool *p = pool_create(2);
+    uint32_t seed = 23;
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int type = k_types[ti];
+        const int64_t rows = 37, K = quant_traits(type)->block_elems == 32 ? 352 : 512;
+        void *W = make_w_raw(type, rows, K, 1, &seed);
+        for (int ni = 0; ni < 5; ni++) {
+            int64_t n = k_ns[ni];
+            float *x = make_x_exact(type, n, K, &seed);
+            double *want = exact_y(type, W, rows, K, x, n);
+            size_t sz = qmatmul_scratch_size(type, n, K);
+            void *scratch = malloc(sz);
+            float *y = malloc(sizeof(float) * (size_t)(n * rows));
+            qmatmul_ref(y, x, W, type, n, rows, K, scratch);
+            int bad = 0;
+            for (int64_t i = 0; i < n * rows; i++) bad += (double)y[i] != want[i];
+            CHECK_MSG(bad == 0, "%s n=%lld reference: %d of %lld outputs not exact", quant_traits(type)->name,
+                      (long long)n, bad, (long long)(n * rows));
+            for (int is = 0; is < ISA_COUNT; is++) {
+                if (kernels_set_isa((isa)is) != 0) continue;
+                memset(y, 0, sizeof(float) * (size_t)(n * rows));
+                qmatmul(p, y, x, W, type, n, rows, K, scratch);
+                bad = 0;
+                int64_t first = -1;
+                for (int64_t i = 0; i < n * rows; i++)
+                    if ((double)y[i] != want[i] && bad++ == 0) first = i;
+                CHECK_MSG(bad == 0, "%s n=%lld on %s: %d outputs not exact, first [%lld] %.9g vs %.9g",
+                          quant_traits(type)->name, (long long)n, isa_name((isa)is), bad, (long long)first,
+                          first < 0 ? 0.0 : y[first], first < 0 ? 0.0 : want[first]);
+            }
+            free(y);
+            free(scratch);
+            free(want);
+            free(x);
+        }
+        free(W);
+    }
+    pool_free(p);
+    isa_restore();
+}
+
+/* --------------------------------------------------- fast paths vs ref */
+
+/* |y - ref| <= 1e-5 * sum_k |w_k x_k| (the scale of that output). */
+static int compare_ref(const float *y, const float *ref, int type, const void *W, int64_t rows, int64_t cols,
+                       const float *x, int64_t n) {
+    const qtype_traits *t = quant_traits(type);
+    size_t rb = quant_row_bytes(type, cols);
+    float *wr = malloc(sizeof(float) * (size_t)cols);
+    int bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        t->dequantize((const unsigned char *)W + rb * (size_t)r, wr, cols);
+        for (int64_t i = 0; i < n; i++) {
+            double scale = 0;
+            for (int64_t k = 0; k < cols; k++) scale += fabs((double)wr[k] * x[i * cols + k]);
+            double d = fabs((double)y[i * rows + r] - ref[i * rows + r]);
+            if (!(d <= 1.1e-5 * scale + 1e-30)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "  %s y[%lld][%lld] = %.9g, ref %.9g, scale %g\n", t->name, (long long)i,
+                            (long long)r, y[i * rows + r], ref[i * rows + r], scale);
+            }
+        }
+    }
+    free(wr);
+    return bad;
+}
+
+TEST(quant_fast_paths_match_reference) {
+    isa_save();
+    pool *p = pool_create(2);
+    uint32_t seed = 31;
+    static const int64_t shapes32[][2] = {{37, 96}, {5, 32}, {64, 2048}, {129, 352}};
+    static const int64_t shapesK[][2] = {{37, 256}, {5, 768}, {64, 2048}, {19, 512}};
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int type = k_types[ti];
+        int is32 = quant_traits(type)->block_elems == 32;
+        for (int s = 0; s < 4; s++) {
+            int64_t rows = is32 ? shapes32[s][0] : shapesK[s][0], K = is32 ? shapes32[s][1] : shapesK[s][1];
+            for (int raw = 0; raw < 2; raw++) {
+                void *W = raw ? make_w_raw(type, rows, K, 0, &seed) : make_w(type, rows, K, &seed);
+                for (int ni = 0; ni < 5; ni++) {
+                    int64_t n = k_ns[ni];
+                    float *x = make_x(n, K, &seed);
+                    size_t sz = qmatmul_scratch_size(type, n, K);
+                    void *scratch = malloc(sz);
+                    float *ref = malloc(sizeof(float) * (size_t)(n * rows));
+                    float *y = malloc(sizeof(float) * (size_t)(n * rows));
+                    float *y1 = malloc(sizeof(float) * (size_t)(n * rows));
+                    qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
+                    for (int is = 0; is < ISA_COUNT; is++) {
+                        if (kernels_set_isa((isa)is) != 0) continue;
+                        qmatmul(p, y, x, W, type, n, rows, K, scratch);
+                        int bad = compare_ref(y, ref, type, W, rows, K, x, n);
+                        CHECK_MSG(bad == 0, "%s %s W [%lld][%lld] n=%lld on %s: %d outputs off",
+                                  quant_traits(type)->name, raw ? "random-bytes" : "quantized", (long long)rows,
+                                  (long long)K, (long long)n, isa_name((isa)is), bad);
+                        /* one thread gives the same bits as two */
+                        qmatmul(NULL, y1, x, W, type, n, rows, K, scratch);
+                        CHECK_MSG(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
+                                  "%s n=%lld on %s: threaded result differs", quant_traits(type)->name,
+                                  (long long)n, isa_name((isa)is));
+                    }
+                    free(y1);
+                    free(y);
+                    free(ref);
+                    free(scratch);
+                    free(x);
+                }
+                free(W);
+            }
+        }
+    }
+    pool_free(p);
+    isa_restore();
+}
+
+/* ------------------------------------------- against the f32 matmul */
+
+/* qmatmul quantizes x per block b (32 or 256 values) with step
+ * d_b = amax_b / 127 (the stored scale is d_b rounded to f16 for Q8_0, to
+ * f32 for Q8_K), so each x_k moves by at most d_b/2 (rounding to the
+ * nearest code) + 127 * d_b * 2^-11 (the f16 rounding of the scale, for
+ * |code| <= 127): |x^_k - x_k| <= 0.5625 d_b. Hence
+ *   |y_q - y_f32| <= sum_b 0.5625 d_b sum_{k in b} |w_k| + f32 rounding,
+ * a bound that holds for every output, not just on average. The test uses
+ * 0.57 and adds 1e-5 * sum |w x| for the rounding of both sums. */
+TEST(quant_vs_f32_matmul) {
+    uint32_t seed = 41;
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int type = k_types[ti];
+        const qtype_traits *t = quant_traits(type);
+        const int64_t rows = 37, K = t->block_elems == 32 ? 352 : 512, qb = t->block_elems == 32 ? 32 : 256;
+        void *W = make_w(type, rows, K, &seed);
+        float *wf = malloc(sizeof(float) * (size_t)(rows * K));
+        for (int64_t r = 0; r < rows; r++) t->dequantize((unsigned char *)W + quant_row_bytes(type, K) * r, wf + r * K, K);
+        mat Wf = {wf, DT_F32, rows, K};
+        for (int ni = 0; ni < 5; ni++) {
+            int64_t n = k_ns[ni];
+            float *x = make_x(n, K, &seed);
+            void *scratch = malloc(qmatmul_scratch_size(type, n, K));
+            float *y = malloc(sizeof(float) * (size_t)(n * rows)), *yf = malloc(sizeof(float) * (size_t)(n * rows));
+            qmatmul(NULL, y, x, W, type, n, rows, K, scratch);
+            matmul_ref(yf, x, &Wf, n);
+            int bad = 0;
+            double worst = 0;
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double bound = 0, scale = 0;
+                    for (int64_t b = 0; b < K; b += qb) {
+                        double amax = 0, wsum = 0;
+                        for (int64_t k = b; k < b + qb; k++) {
+                            amax = fmax(amax, fabs(x[i * K + k]));
+                            wsum += fabs(wf[r * K + k]);
+                            scale += fabs((double)wf[r * K + k] * x[i * K + k]);
+                        }
+                        bound += 0.57 * amax / 127 * wsum;
+                    }
+                    bound += 1e-5 * scale;
+                    double d = fabs((double)y[i * rows + r] - yf[i * rows + r]);
+                    worst = fmax(worst, d / bound);
+                    bad += !(d <= bound);
+                }
+            CHECK_MSG(bad == 0, "%s n=%lld: %d outputs beyond the bound (worst %.2f x bound)", t->name,
+                      (long long)n, bad, worst);
+            free(y);
+            free(yf);
+            free(scratch);
+            free(x);
+        }
+        free(wf);
+        free(W);
+    }
+}
+
+/* ---------------------------------------------------------------- grouped */
+
+TEST(quant_grouped_equals_separate) {
+    isa_save();
+    pool *p = pool_create(2);
+    uint32_t seed = 53;
+    enum { T = 7 };
+    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_Q4_K, QT_Q4_0};
+    static const int64_t rows[T] = {37, 64, 16, 5, 100, 48, 33};
+    static const int64_t cols[T] = {512, 96, 256, 2048, 768, 256, 352};
+    static const int64_t ns[T] = {1, 3, 0, 17, 2, 8, 1};
+    void *W[T];
+    float *x[T], *y[T], *ys[T];
+    qmm_task tasks[T];
+    for (int t = 0; t < T; t++) {
+        W[t] = make_w(types[t], rows[t], cols[t], &seed);
+        x[t] = make_x(ns[t] ? ns[t] : 1, cols[t], &seed);
+        y[t] = malloc(sizeof(float) * (size_t)((ns[t] ? ns[t] : 1) * rows[t]));
+        ys[t] = malloc(sizeof(float) * (size_t)((ns[t] ? ns[t] : 1) * rows[t]));
+        tasks[t] = (qmm_task){W[t], types[t], rows[t], cols[t], x[t], y[t], ns[t]};
+    }
+    void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
+    for (int is = 0; is < ISA_COUNT; is++) {
+        if (kernels_set_isa((isa)is) != 0) continue;
+        for (int t = 0; t < T; t++) {
+            y[t][0] = ys[t][0] = -7.0f; /* the n = 0 task must stay untouched */
+            void *s = malloc(qmatmul_scratch_size(types[t], ns[t], cols[t]));
+            qmatmul(p, ys[t], x[t], W[t], types[t], ns[t], rows[t], cols[t], s);
+            free(s);
+        }
+        qmatmul_grouped(p, tasks, T, scratch);
+        for (int t = 0; t < T; t++)
+            CHECK_MSG(memcmp(y[t], ys[t], sizeof(float) * (size_t)(ns[t] * rows[t])) == 0,
+                      "task %d (%s) on %s: grouped differs from separate", t, quant_traits(types[t])->name,
+                      isa_name((isa)is));
+        CHECK(y[2][0] == -7.0f);
+    }
+    free(scratch);
+    for (int t = 0; t < T; t++) {
+        free(W[t]);
+        free(x[t]);
+        free(y[t]);
+        free(ys[t]);
+    }
+    pool_free(p);
+    isa_restore();
+}
+
+/* A shared quantization (qact_quantize + qmatmul_q) gives what qmatmul
+ * gives; large n takes the threaded quantization. */
+TEST(quant_prequantized_and_threaded_activations) {
+    pool *p = pool_create(2);
+    uint32_t seed = 59;
+    const int64_t n = 40, K = 2048, rows = 24; /* n * K above the threaded-quantization threshold */
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        int type = k_types[ti];
+        void *W = make_w(type, rows, K, &seed);
+        float *x = make_x(n, K, &seed);
+        size_t sz = qact_size(type, n, K);
+        unsigned char *a = malloc(sz), *b = malloc(sz);
+        memset(a, 0, sz);
+        memset(b, 0, sz);
+        qact_quantize(p, a, x, type, n, K);
+        qact_quantize(NULL, b, x, type, n, K);
+        CHECK_MSG(memcmp(al64(a), al64(b), sz - 64) == 0, "%s: threaded activation quantization differs",
+                  quant_traits(type)->name);
+        float *y1 = malloc(sizeof(float) * n * rows), *y2 = malloc(sizeof(float) * n * rows);
+        qmatmul_q(p, y1, a, W, type, n, rows, K);
+        qmatmul(p, y2, x, W, type, n, rows, K, b);
+        CHECK(memcmp(y1, y2, sizeof(float) * n * rows) == 0);
+        free(y1);
+        free(y2);
+        free(a);
+        free(b);
+        free(x);
+        free(W);
+    }
+    pool_free(p);
+}
+
+/* ----------------------------------------------------------- bad shapes */
+
+TEST(quant_bad_shapes_are_no_ops) {
+    float x[64] = {0}, y[4] = {1, 2, 3, 4};
+    unsigned char W[64] = {0}, scratch[1024];
+    qmatmul(NULL, y, x, W, QT_Q4_0, 1, 1, 33, scratch);  /* cols not a multiple of 32 */
+    qmatmul(NULL, y, x, W, QT_Q4_K, 1, 1, 64, scratch);  /* ... of 256 */
+    qmatmul(NULL, y, x, W, 1, 1, 1, 32, scratch);        /* f16: not a quantized type */
+    qmatmul(NULL, y, x, W, QT_Q8_0, 0, 1, 32, scratch);  /* n = 0 */
+    qmatmul(NULL, y, x, W, QT_Q8_0, 1, 0, 32, scratch);  /* rows = 0 */
+    qmatmul(NULL, y, x, W, QT_Q8_0, 1, 1, -32, scratch); /* negative cols */
+    CHECK(y[0] == 1 && y[1] == 2 && y[2] == 3 && y[3] == 4);
+    CHECK_EQ_INT(qact_size(QT_Q8_0, 0, 32), 64);
+    qmm_task t = {W, 99, 1, 32, x, y, 1};
+    CHECK_EQ_INT(qmatmul_grouped_scratch_size(&t, 1), 64);
+    qmatmul_grouped(NULL, &t, 1, scratch);
+    CHECK(y[0] == 1);
+}
