@@ -9,6 +9,14 @@
  * a single pool_for(), so many small expert matmuls share one parallel region.
  * Each output is summed the same way wherever the split falls, so results
  * are bit-identical for any number of threads (tests check this).
+ *
+ * Quantized weights (dtype_is_quant) go to qmatmul / qmatmul_grouped
+ * (kernels/quant.h). Their activation scratch is a THREAD-LOCAL buffer owned
+ * here that only grows: the first call of a given size allocates, every
+ * later call (the decode loop) reuses it; a pthread key frees it when the
+ * thread exits. Thread-local so that sessions on different threads never
+ * share it; a call never nests inside another on the same thread (the pool
+ * workers never call matmul).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +24,7 @@
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/quant.h"
 
 /* Rows of W per unit of work: the fast kernels' register tiles are 4 or 8
  * rows (decode), so units never split a tile. */
@@ -97,6 +106,44 @@ int kernels_set_isa(isa i) {
 
 static inline const kern_table *kern(void) { return &g_tables[kernels_isa()]; }
 
+/* ------------------------------------------------- quantized weights */
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *tl_scratch;
+static _Thread_local size_t tl_scratch_cap;
+
+static void scratch_key_make(void) { (void)pthread_key_create(&g_scratch_key, free); }
+
+/* This thread's scratch of at least `bytes`, or NULL when out of memory. */
+static void *quant_scratch(size_t bytes) {
+    if (bytes <= tl_scratch_cap) return tl_scratch;
+    pthread_once(&g_scratch_once, scratch_key_make);
+    size_t cap = bytes + bytes / 2 + 4096;
+    void *p = realloc(tl_scratch, cap);
+    if (!p) return NULL;
+    tl_scratch = p;
+    tl_scratch_cap = cap;
+    (void)pthread_setspecific(g_scratch_key, p);
+    return p;
+}
+
+/* Out of memory for scratch: the library cannot report from here, so the
+ * outputs become NaN (visible, never silently wrong). */
+static void fill_nan(float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = __builtin_nanf("");
+}
+
+static void matmul_quant(pool *p, float *y, const float *x, const mat *W, int64_t n) {
+    int qt = dtype_to_ggml(W->type);
+    void *sc = quant_scratch(qmatmul_scratch_size(qt, n, W->cols));
+    if (!sc) {
+        fill_nan(y, n * W->rows);
+        return;
+    }
+    qmatmul(p, y, x, W->data, qt, n, W->rows, W->cols, sc);
+}
+
 /* ------------------------------------------------------------- matmul */
 
 /* Row blocks of ROW_BLOCK rows per pool chunk for an [rows][cols] W times n
@@ -125,6 +172,10 @@ static void matmul_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
 
 void matmul(pool *p, float *y, const float *x, const mat *W, int64_t n) {
     if (n <= 0 || W->rows <= 0) return;
+    if (dtype_is_quant(W->type)) {
+        matmul_quant(p, y, x, W, n);
+        return;
+    }
     mm_ctx c = {kern()->matmul_rows, y, x, W, n};
     int64_t blocks = (W->rows + ROW_BLOCK - 1) / ROW_BLOCK;
     pool_for(p, blocks, matmul_grain(W, n), matmul_chunk, &c);
@@ -161,6 +212,29 @@ static void grouped_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
     }
 }
 
+/* The quantized tasks of tasks[m] as one qmatmul_grouped. */
+static void grouped_quant(pool *p, const mm_task *ts, int m) {
+    qmm_task q[GROUP_MAX];
+    int nq = 0;
+    for (int i = 0; i < m; i++) {
+        const mm_task *t = &ts[i];
+        if (t->n <= 0 || t->W->rows <= 0 || !dtype_is_quant(t->W->type)) continue;
+        q[nq++] = (qmm_task){t->W->data, dtype_to_ggml(t->W->type), t->W->rows, t->W->cols,
+                             t->x, t->y, t->n};
+    }
+    if (!nq) return;
+    void *sc = quant_scratch(qmatmul_grouped_scratch_size(q, nq));
+    if (!sc) {
+        for (int i = 0; i < nq; i++) fill_nan(q[i].y, q[i].n * q[i].rows);
+        return;
+    }
+    qmatmul_grouped(p, q, nq, sc);
+}
+
+static inline int task_float(const mm_task *t) {
+    return t->n > 0 && t->W->rows > 0 && !dtype_is_quant(t->W->type);
+}
+
 void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
     matmul_rows_fn fn = kern()->matmul_rows;
     int64_t start[GROUP_MAX + 1], rpu[GROUP_MAX];
@@ -168,11 +242,12 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
     for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) {
         int m = n_tasks - t0 < GROUP_MAX ? n_tasks - t0 : GROUP_MAX;
         const mm_task *ts = tasks + t0;
+        grouped_quant(p, ts, m);
         /* Total work decides the unit size: about 4 units per thread overall,
          * but never below MIN_CHUNK_WORK per unit nor a ROW_BLOCK. */
         int64_t total = 0;
         for (int i = 0; i < m; i++)
-            if (ts[i].n > 0 && ts[i].W->rows > 0)
+            if (task_float(&ts[i]))
                 total += ts[i].W->rows * (ts[i].W->cols * (dtype_size(ts[i].W->type) + 4 * ts[i].n) + 1);
         if (total == 0) continue;
         int64_t target = total / (4 * (int64_t)nth);
@@ -182,7 +257,7 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
             const mm_task *t = &ts[i];
             int64_t units = 0;
             rpu[i] = ROW_BLOCK;
-            if (t->n > 0 && t->W->rows > 0) {
+            if (task_float(t)) {
                 int64_t per_row = t->W->cols * (dtype_size(t->W->type) + 4 * t->n) + 1;
                 int64_t r = (target + per_row - 1) / per_row;
                 r = (r + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
@@ -199,7 +274,15 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
 
 /* ------------------------------------------------------------ vector ops */
 
-void mat_row_f32(float *dst, const mat *W, int64_t row) { ref_mat_row_f32(dst, W, row); }
+void mat_row_f32(float *dst, const mat *W, int64_t row) {
+    if (dtype_is_quant(W->type)) {
+        const qtype_traits *tr = quant_traits(dtype_to_ggml(W->type));
+        size_t rb = (size_t)dtype_row_bytes(W->type, W->cols);
+        tr->dequantize((const char *)W->data + (size_t)row * rb, dst, W->cols);
+        return;
+    }
+    ref_mat_row_f32(dst, W, row);
+}
 void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     ref_rmsnorm(y, x, w, n, eps);
 }

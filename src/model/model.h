@@ -53,7 +53,13 @@ struct moe_model {
     ffn_w *expert_table;    /* all layers' experts, one allocation */
     float *f32;             /* widened copies of the small vectors */
     moe_model_stats stats;
+    struct gguf_file *gguf; /* the mapped GGUF file (model_gguf.c), else NULL */
+    void *owned;            /* GGUF: converted copies (un-permuted q/k rows) */
 };
+
+/* model_gguf.c: fill m (cfg and every weight) from a .gguf file. m is
+ * zeroed; on failure the caller frees it with moe_model_free. */
+int model_gguf_load(moe_model *m, const char *path, moe_err *err);
 
 /* What the backward pass needs from one layer's forward, kept when a
  * session records (training). N tokens of the call; P = N*K pairs. */

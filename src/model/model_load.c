@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "formats/gguf.h"
 #include "formats/hf_config.h"
 
 typedef struct loader {
@@ -119,13 +120,13 @@ static int get_experts(loader *L, layer_w *lw, const char *moe_prefix, const moe
         snprintf(name, sizeof name, "%s.experts.down_proj", moe_prefix);
         const st_tensor *dn = need(L, name, 3, s_dn);
         if (!dn) return -1;
-        size_t es = (size_t)dtype_size(gu->type), ds = (size_t)dtype_size(dn->type);
+        size_t gr = (size_t)dtype_row_bytes(gu->type, D), dr = (size_t)dtype_row_bytes(dn->type, F);
         for (int64_t e = 0; e < E; e++) {
-            const char *gp = (const char *)gu->data + (size_t)(e * 2 * F * D) * es;
+            const char *gp = (const char *)gu->data + (size_t)(e * 2 * F) * gr;
             lw->experts[e].gate = (mat){gp, gu->type, F, D};
-            lw->experts[e].up = (mat){gp + (size_t)(F * D) * es, gu->type, F, D};
+            lw->experts[e].up = (mat){gp + (size_t)F * gr, gu->type, F, D};
             lw->experts[e].down =
-                (mat){(const char *)dn->data + (size_t)(e * D * F) * ds, dn->type, D, F};
+                (mat){(const char *)dn->data + (size_t)(e * D) * dr, dn->type, D, F};
         }
         return 0;
     }
@@ -205,7 +206,7 @@ static int64_t f32_needed(const moe_config *c) {
     return n;
 }
 
-static int64_t mat_bytes(const mat *w) { return w->rows * w->cols * dtype_size(w->type); }
+static int64_t mat_bytes(const mat *w) { return w->rows * dtype_row_bytes(w->type, w->cols); }
 static int64_t ffn_bytes(const ffn_w *f) {
     return mat_bytes(&f->gate) + mat_bytes(&f->up) + mat_bytes(&f->down);
 }
@@ -257,6 +258,12 @@ int moe_model_load(moe_model **out, const char *path, moe_err *err) {
     kernels_init();
     moe_model *m = calloc(1, sizeof *m);
     if (!m) return moe_fail(err, "out of memory");
+    size_t pl = strlen(path);
+    if (pl > 5 && strcmp(path + pl - 5, ".gguf") == 0) { /* a single GGUF file */
+        if (model_gguf_load(m, path, err)) goto fail;
+        *out = m;
+        return 0;
+    }
     if (hf_config_load(&m->cfg, path, err)) goto fail;
     if (st_open_dir(&m->st, path, err)) goto fail;
     const moe_config *c = &m->cfg;
@@ -303,6 +310,11 @@ fail:
 void moe_model_free(moe_model *m) {
     if (!m) return;
     st_close(&m->st);
+    if (m->gguf) {
+        gguf_close(m->gguf);
+        free(m->gguf);
+    }
+    free(m->owned);
     free(m->layers);
     free(m->expert_table);
     free(m->f32);

@@ -1,0 +1,47 @@
+#!/bin/sh
+# gen_gguf_fixtures.sh - convert tiny safetensors fixtures to GGUF with llama.cpp's
+# own converter, for tests/test_gguf_model.c (GGUF logits vs safetensors logits).
+#
+# The converter comes from the llama-cpp-python sdist (vendor/llama.cpp):
+#   /work/pyenv/bin/pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
+# The fixtures have no tokenizer that matches their 128-token vocab, so set_vocab()
+# is made a no-op (moe does not read GGUF vocabularies yet); the tensors and the
+# hyperparameters are converted exactly as for a real model.
+set -eu
+LCP=${LCP:-/tmp/lcp}
+PY=${PY:-/work/pyenv/bin/python}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/tests/fixtures/gguf_models
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+[ -d "$LCP/llama_cpp_python-0.3.36" ] || tar xzf "$LCP/llama_cpp_python-0.3.36.tar.gz" -C "$LCP"
+CONV=$LCP/llama_cpp_python-0.3.36/vendor/llama.cpp/convert_hf_to_gguf.py
+cat > "$WORK/conv.py" <<'PYEOF'
+import importlib, pkgutil, runpy, sys
+from pathlib import Path
+conv = Path(sys.argv[1]); sys.argv = [str(conv)] + sys.argv[2:]
+sys.path.insert(0, str(conv.parent)); sys.path.insert(1, str(conv.parent / 'gguf-py'))
+import conversion, conversion.base as base
+for m in pkgutil.iter_modules(conversion.__path__):
+    try: importlib.import_module('conversion.' + m.name)
+    except Exception: pass
+def subs(c):
+    for s in c.__subclasses__():
+        yield s; yield from subs(s)
+for c in [base.ModelBase] + list(subs(base.ModelBase)):
+    if 'set_vocab' in c.__dict__: c.set_vocab = lambda self: None
+runpy.run_path(str(conv), run_name='__main__')
+PYEOF
+mkdir -p "$OUT"
+conv() { # fixture outtype outfile
+    rm -rf "$WORK/$1"; cp -r "$ROOT/tests/fixtures/models/$1" "$WORK/$1"
+    "$PY" "$WORK/conv.py" "$CONV" "$WORK/$1" --outtype "$2" --outfile "$OUT/$3" >"$WORK/log" 2>&1 ||
+        { cat "$WORK/log"; exit 1; }
+}
+conv mixtral_base f32 mixtral_f32.gguf
+conv qwen2_moe_base f32 qwen2_moe_f32.gguf
+conv qwen3_moe_base f32 qwen3_moe_f32.gguf
+conv olmoe_base f32 olmoe_f32.gguf
+conv qwen3_moe_base q8_0 qwen3_moe_q8_0.gguf
+conv qwen2_moe_base q8_0 qwen2_moe_q8_0.gguf
+ls -l "$OUT"
