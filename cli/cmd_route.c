@@ -3,7 +3,10 @@
  * routers send tokens, as JSON on stdout. --text traces one text token by
  * token (experts and weights per MoE layer); --data counts over a token
  * shard (route_data.c). docs/ROUTING.md documents both layouts.
+ * --data --table prints text tables instead (route_table.c), and --json
+ * FILE keeps the JSON too, so one routing pass feeds both.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +14,7 @@
 #include "cli.h"
 #include "moe_route.h"
 #include "route_data.h"
+#include "route_table.h"
 
 /* The trace of --text: one cJSON token object per position, filled layer by
  * layer as the forward reports them. */
@@ -120,9 +124,38 @@ done:
     return code;
 }
 
+/* --json FILE: the JSON written to FILE.tmp, then renamed, so FILE is
+ * never half written. 0, or 1 (printed). */
+static int write_json(const char *path, const cJSON *root) {
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 5);
+    if (!tmp) {
+        cli_error("route", "out of memory");
+        return 1;
+    }
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    errno = 0;
+    FILE *f = fopen(tmp, "w");
+    int bad = !f;
+    if (f) {
+        bad = route_json_print(f, root) != 0;
+        bad |= ferror(f) != 0;
+        bad |= fclose(f) != 0;
+    }
+    if (!bad && rename(tmp, path) != 0) bad = 1;
+    if (bad) {
+        int e = errno;
+        cli_error("route", "--json %s: cannot write it (%s)", path, e ? strerror(e) : "write error");
+        remove(tmp);
+    }
+    free(tmp);
+    return bad;
+}
+
 int cmd_route(int argc, char **argv) {
-    const char *text = NULL, *data = NULL, *split = "val", *tokenizer = NULL;
-    int max_tokens = 65536, seq = 0, top = 10, threads = 0, no_special = 0;
+    const char *text = NULL, *data = NULL, *split = "val", *tokenizer = NULL, *json_out = NULL;
+    int max_tokens = 65536, seq = 0, top = 10, threads = 0, no_special = 0, table = 0;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text, 0, 0, 0, "TEXT", "trace the routing of TEXT token by token"},
         {"--data", NULL, ARG_STR, &data, 0, 0, 0, "DIR",
@@ -135,6 +168,9 @@ int cmd_route(int argc, char **argv) {
         {"--top", NULL, ARG_INT, &top, 0, 1000, 0, "N", "--data: tokens listed per expert (10)"},
         {"--tokenizer", NULL, ARG_STR, &tokenizer, 0, 0, 0, "PATH",
          "--data: decode token texts with this tokenizer (default: the model's, if any)"},
+        {"--table", NULL, ARG_FLAG, &table, 0, 0, 0, NULL,
+         "--data: print text tables (load, domain x expert, MI, top tokens) instead of JSON"},
+        {"--json", NULL, ARG_STR, &json_out, 0, 0, 0, "FILE", "--data: also write the JSON to FILE"},
         {"--no-special", NULL, ARG_FLAG, &no_special, 0, 0, 0, NULL,
          "--text: do not add special tokens (BOS) when tokenizing"},
         {"--threads", NULL, ARG_INT, &threads, 0, 1024, 0, "N", "threads, 0 = online CPUs (0)"},
@@ -162,13 +198,23 @@ int cmd_route(int argc, char **argv) {
         cli_error("route", "--split: '%s' is not val or train", split);
         return 2;
     }
+    if (text && (table || json_out)) {
+        cli_error("route", "%s goes with --data, not --text", table ? "--table" : "--json");
+        return 2;
+    }
     if (text) return route_text(pos[0], text, no_special, threads);
 
     route_data_opts o = {pos[0], data, split, tokenizer, max_tokens, seq, top, threads};
     int code;
     cJSON *root = route_data_run("route", &o, &code);
     if (!root) return code;
-    if (route_json_print(stdout, root)) {
+    code = json_out ? write_json(json_out, root) : 0;
+    if (code == 0 && table) {
+        if (route_table_print(stdout, root, top < 8 ? top : 8)) {
+            cli_error("route", "routing statistics incomplete: no tables");
+            code = 1;
+        }
+    } else if (code == 0 && route_json_print(stdout, root)) {
         cli_error("route", "out of memory");
         code = 1;
     }

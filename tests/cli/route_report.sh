@@ -216,6 +216,19 @@ mkdir -p "$T/baddata" && printf 'not a shard' >"$T/baddata/val.bin"
 expect_fail "route: damaged shard" 1 "val.bin" "$MOE" route "$R/latest" --data "$T/baddata"
 expect_fail "route: --seq past the positions" 2 "--seq 4096 is longer than the model's 128 positions" \
   "$MOE" route "$R/latest" --data "$D" --seq 4096
+# --table: the same statistics as text tables; --json FILE keeps the JSON
+# (the same bytes as on stdout without --table)
+expect_ok "route --data --table --json" "$MOE" route "$R/latest" --data "$D" --split train --threads 2 \
+  --table --json "$T/table.json"
+out_has "route --table: load title" "^expert load: share of each layer's $((n_train * 2)) \(token, slot\) pairs \(even: 25\.0%\)$"
+out_has "route --table: load row" "^ +1( +[0-9]+\.[0-9]%){4} +[0-9]+\.[0-9]{3} +[0-9]+  [0-9.]+/1\.386$"
+out_has "route --table: MI" "^layer 1: domain x expert, .*I\(domain; expert\) = [0-9]+\.[0-9]{3} bits \(max 1\.585\)$"
+out_has "route --table: domain row" "^prose +[0-9]+( +[0-9]+\.[0-9]%){4}$"
+out_has "route --table: top tokens" "^e0   '.*'$"
+if cmp -s "$T/table.json" "$T/data.json"; then ok; else bad "route --json: differs from the JSON on stdout"; fi
+expect_fail "route: --table with --text" 2 "--table goes with --data" "$MOE" route "$R/latest" --text hi --table
+expect_fail "route: --json unwritable" 1 "--json $T/nodir/r.json: cannot write it" \
+  "$MOE" route "$R/latest" --data "$D" --json "$T/nodir/r.json"
 
 # ------------------------------------------------------------------ report
 expect_ok "report" "$MOE" report "$R" --out "$T/r1.html"
