@@ -14,35 +14,7 @@ trap 'rm -rf "$T"' EXIT INT TERM
 pass=0
 fail=0
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# run CMD...: runs with stdout in $T/out, stderr in $T/err, exit code in $rc
-run() {
-  "$@" >"$T/out" 2>"$T/err"
-  rc=$?
-}
-
-# expect_ok NAME CMD... : exit 0
-expect_ok() {
-  name=$1; shift
-  run "$@"
-  if [ "$rc" -eq 0 ]; then ok; else bad "$name: exit $rc: $(head -c 500 "$T/err")"; fi
-}
-
-# expect_fail NAME CODE PATTERN CMD... : exits CODE (1: the work failed,
-# 2: usage), nothing on stdout, PATTERN (grep -E) in stderr
-expect_fail() {
-  name=$1; code=$2; pat=$3; shift 3
-  run "$@"
-  if [ "$rc" -ne "$code" ]; then bad "$name: exit $rc (expected $code): $(head -c 300 "$T/err")"; return; fi
-  if [ -s "$T/out" ]; then bad "$name: wrote to stdout on error"; return; fi
-  if grep -Eq -- "$pat" "$T/err"; then ok; else bad "$name: stderr lacks '$pat': $(head -c 300 "$T/err")"; fi
-}
-
-out_has() {
-  if grep -Eq -- "$2" "$T/out"; then ok; else bad "$1: stdout lacks '$2': $(head -c 300 "$T/out")"; fi
-}
+. "$HERE/harness.inc"
 err_has() {
   if grep -Eq -- "$2" "$T/err"; then ok; else bad "$1: stderr lacks '$2': $(head -c 300 "$T/err")"; fi
 }
