@@ -7,6 +7,7 @@
  * differences.
  */
 #include "grad_check.h"
+#include "model/model.h"
 #include "train/grad_ops.h"
 
 /* ------------------------------------------------------------ token choice */
@@ -285,11 +286,13 @@ TEST(grad_router_hash) {
     int32_t ids[N];
     int ex[N], ex3[N * 3], cnt[E] = {0};
     for (int i = 0; i < N; i++) ids[i] = i * 7 + 3;
-    hash_route(ex, ids, N, E, 1);
-    hash_route(ex3, ids, N, E, 3);
+    for (int i = 0; i < N; i++) {
+        ex[i] = router_hash_expert(ids[i], E, 0);
+        for (int j = 0; j < 3; j++) ex3[i * 3 + j] = router_hash_expert(ids[i], E, j);
+    }
     for (int i = 0; i < N; i++) {
         CHECK(ex[i] >= 0 && ex[i] < E);
-        CHECK_EQ_INT(ex[i], hash_route_expert(ids[i], E)); /* a pure function */
+        CHECK_EQ_INT(ex[i], router_hash_expert(ids[i], E, 0)); /* a pure function */
         CHECK_EQ_INT(ex3[i * 3], ex[i]);
         CHECK_EQ_INT(ex3[i * 3 + 2], (ex[i] + 2) % E); /* K > 1: the next experts */
         cnt[ex[i]]++;
@@ -297,11 +300,11 @@ TEST(grad_router_hash) {
     for (int e = 0; e < E; e++) CHECK(cnt[e] > N / E * 8 / 10 && cnt[e] < N / E * 12 / 10);
     /* the mapping is frozen (the forward, src/model/router.c, uses it):
      * ((id * 2654435761) mod 2^32) mod E */
-    CHECK_EQ_INT(hash_route_expert(0, 64), 0);
-    CHECK_EQ_INT(hash_route_expert(1, 64), 2654435761u % 64);
-    CHECK_EQ_INT(hash_route_expert(123456, 1000), (int)((uint32_t)(123456ull * 2654435761ull) % 1000));
-    CHECK_EQ_INT(hash_route_expert(3, 7), 4); /* 3668339987 mod 7 */
-    CHECK_EQ_INT(hash_route_expert(12345, 1), 0);
+    CHECK_EQ_INT(router_hash_expert(0, 64, 0), 0);
+    CHECK_EQ_INT(router_hash_expert(1, 64, 0), 2654435761u % 64);
+    CHECK_EQ_INT(router_hash_expert(123456, 1000, 0), (int)((uint32_t)(123456ull * 2654435761ull) % 1000));
+    CHECK_EQ_INT(router_hash_expert(3, 7, 0), 4); /* 3668339987 mod 7 */
+    CHECK_EQ_INT(router_hash_expert(12345, 1, 0), 0);
 }
 
 TEST(grad_router_selection_bias) {

@@ -174,5 +174,8 @@ void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int 
 void moe_block(moe_session *s, int layer, int T);
 /* router.c: pairs sorted by expert from s->router_logits; returns P */
 int router_route(moe_session *s, int layer, int T);
+/* Hash routing's expert for a token id: ((id * 2654435761) mod 2^32 + slot)
+ * mod E (slot 0..K-1). Frozen: it is part of a trained model's meaning. */
+int router_hash_expert(int32_t token_id, int E, int slot);
 
 #endif

@@ -39,6 +39,11 @@ static void topk(const float *choice, int E, int k, int *idx) {
     }
 }
 
+int router_hash_expert(int32_t token_id, int E, int slot) {
+    uint32_t h = (uint32_t)((uint64_t)(uint32_t)token_id * 2654435761u);
+    return (int)((h + (uint32_t)slot) % (uint32_t)E);
+}
+
 typedef struct route_ctx {
     moe_session *s;
     const moe_layer_config *lc;
@@ -62,9 +67,8 @@ static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
         int *ix = s->sel_expert + t * K;
         float *w = s->sel_weight + t * K;
         if (lc->kind == MOE_ROUTE_HASH) {
-            uint32_t h = (uint32_t)((uint64_t)(uint32_t)s->tok_id[t] * 2654435761u);
             for (int j = 0; j < K; j++) {
-                ix[j] = (int)((h + (uint32_t)j) % (uint32_t)E);
+                ix[j] = router_hash_expert(s->tok_id[t], E, j);
                 w[j] = 1.0f;
             }
             continue;

@@ -16,7 +16,8 @@
  *
  * Files: grad_linear.c (+ _avx2/_avx512), grad_pointwise.c (rmsnorm,
  * SwiGLU, RoPE, clamp), grad_attention.c, grad_router.c (token choice,
- * noisy top-k, expert choice, hash), losses.c (cross-entropy, balancing
+ * noisy top-k, expert choice, selection bias; hash routing has no backward and
+ * lives with the forward in src/model/router.c), losses.c (cross-entropy, balancing
  * losses). The optimizer is in optim.h.
  */
 #ifndef MOE_TRAIN_GRAD_OPS_H
@@ -181,16 +182,6 @@ int expert_choice_route(int *tok, float *weight, float *scores, const float *log
  * scratch (overwritten). */
 void expert_choice_backward(float *dlogits, const float *dweight, const int *tok,
                             const float *scores, int T, int E, int C, float *work);
-
-/* ---------------------------------------------------- hash routing (Roller 2021) */
-
-/* Expert of a token id, as the forward (src/model/router.c) routes:
- * ((id * 2654435761) mod 2^32) mod E; weight 1, no parameters, no
- * gradient. The mapping is part of a trained model's meaning: frozen. */
-int hash_route_expert(int32_t token_id, int E);
-/* experts [T][K]: token t's slot j is (hash_route_expert(ids[t]) + j) mod E
- * (K > 1 takes the next experts cyclically). */
-void hash_route(int *experts, const int32_t *ids, int T, int E, int K);
 
 /* ---------------------------------------------------- selection bias (DeepSeek-V3) */
 

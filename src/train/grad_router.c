@@ -215,22 +215,6 @@ void expert_choice_backward(float *dlogits, const float *dweight, const int *tok
     }
 }
 
-/* ------------------------------------------------------------------- hash */
-
-int hash_route_expert(int32_t token_id, int E) {
-    if (E <= 0) return 0;
-    uint32_t h = (uint32_t)((uint64_t)(uint32_t)token_id * 2654435761u);
-    return (int)(h % (uint32_t)E);
-}
-
-void hash_route(int *experts, const int32_t *ids, int T, int E, int K) {
-    if (E <= 0) return;
-    for (int64_t t = 0; t < T; t++) {
-        uint32_t h = (uint32_t)((uint64_t)(uint32_t)ids[t] * 2654435761u);
-        for (int j = 0; j < K; j++) experts[t * K + j] = (int)((h + (uint32_t)j) % (uint32_t)E);
-    }
-}
-
 /* --------------------------------------------------------- selection bias */
 
 void selection_bias_update(float *bias, const int64_t *load, int E, int64_t n_pairs, float rate) {

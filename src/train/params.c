@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "train/grad_ops.h"
 
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
@@ -78,11 +79,7 @@ void train_bias_update(moe_session *s, float rate) {
         int E = lc->n_experts, K = lc->top_k, N = s->acts->last_tokens;
         int64_t load[1024] = {0};
         for (int i = 0; i < N * K; i++) load[a->sel_expert[i]]++;
-        double mean = (double)N * K / E;
-        for (int e = 0; e < E; e++) {
-            double d = mean - (double)load[e];
-            bias[e] += rate * (float)((d > 0) - (d < 0));
-        }
+        selection_bias_update(bias, load, E, (int64_t)N * K, rate);
     }
 }
 
