@@ -28,6 +28,7 @@ int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
 
 /* "moe CMD: message\n" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,211 @@
+/*
+ * cmd_ppl.c - `moe ppl MODEL (--text FILE | --ids LIST) [--ref MODEL]`:
+ * perplexity of a model on a text and, against a reference model (the F32 or
+ * BF16 original of a quantized file), the mean and largest KL divergence of
+ * its next-token distributions and how often both pick the same top token.
+ * This is the measure of what a quantization costs.
+ *
+ * The tokens are cut into windows of --ctx; each window starts from an empty
+ * cache and every position but the last predicts the next token, so a
+ * window of C tokens scores C - 1 positions.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "base/mapfile.h"
+#include "cli.h"
+#include "model/score.h"
+
+#define PPL_MAX_TEXT (256u << 20) /* bytes of text read at most */
+
+typedef struct ppl_model {
+    moe_model *m;
+    moe_session *s;
+    float *logits; /* [ctx][V] */
+} ppl_model;
+
+static int ppl_open(const char *path, int ctx, int threads, ppl_model *p) {
+    moe_err err = {{0}};
+    if (cli_load_model("ppl", path, &p->m)) return -1;
+    const int V = moe_model_config(p->m)->vocab;
+    moe_session_opts so = {.n_ctx = ctx, .n_threads = threads, .max_batch = ctx < 256 ? ctx : 256};
+    if (moe_session_new(&p->s, p->m, &so, &err)) {
+        cli_error("ppl", "%s: %s", path, err.msg);
+        return -1;
+    }
+    p->logits = malloc((size_t)ctx * (size_t)V * sizeof *p->logits);
+    if (!p->logits) {
+        cli_error("ppl", "out of memory for %d x %d logits", ctx, V);
+        return -1;
+    }
+    return 0;
+}
+
+static void ppl_close(ppl_model *p) {
+    free(p->logits);
+    moe_session_free(p->s);
+    moe_model_free(p->m);
+}
+
+static int ppl_run(ppl_model *p, const int32_t *ids, int n, const char *path) {
+    moe_err err = {{0}};
+    moe_session_reset(p->s);
+    if (moe_forward(p->s, ids, n, p->logits, 1, &err)) {
+        cli_error("ppl", "%s: %s", path, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Token ids of --text (model's tokenizer, no special tokens added) or --ids. */
+static int ppl_ids(const char *model, const char *text_path, const char *ids_s, int32_t **ids,
+                   int *n) {
+    if (ids_s) return cli_parse_ids("ppl", "--ids", ids_s, ids, n);
+    moe_err err = {{0}};
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(text_path, PPL_MAX_TEXT, &text, &len, &err)) {
+        cli_error("ppl", "--text: %s", err.msg);
+        return -1;
+    }
+    moe_tokenizer *tok = NULL;
+    int rc = -1;
+    if (cli_load_tokenizer("ppl", model, &tok)) goto done;
+    if (moe_tokenize(tok, text, len, 0, ids, n, &err)) {
+        cli_error("ppl", "tokenizing %s: %s", text_path, err.msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    moe_tokenizer_free(tok);
+    free(text);
+    return rc;
+}
+
+int cmd_ppl(int argc, char **argv) {
+    const char *text_path = NULL, *ids_s = NULL, *ref_path = NULL;
+    int ctx = 512, max_tokens = 0, threads = 0, json = 0;
+    const arg_opt opts[] = {
+        {"--text", NULL, ARG_STR, &text_path, 0, 0, 0, "FILE", "score this text (the model's tokenizer)"},
+        {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "score these token ids instead"},
+        {"--ref", NULL, ARG_STR, &ref_path, 0, 0, 0, "MODEL", "reference model: KL divergence and top-1 agreement"},
+        {"--ctx", "-c", ARG_INT, &ctx, 2, 1 << 20, 0, "N", "tokens per window (default 512)"},
+        {"--max-tokens", "-n", ARG_INT, &max_tokens, 0, 1 << 30, 0, "N", "score at most the first N tokens (0 = all)"},
+        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "one JSON object instead of text"},
+    };
+    const arg_cmd c = {
+        "ppl", "MODEL (--text FILE | --ids LIST) [--ref MODEL] [options]",
+        "Perplexity of MODEL on a text; with --ref, the mean KL(ref || MODEL) of the\n"
+        "next-token distributions and the top-1 agreement (how a quantized model\n"
+        "differs from its original).",
+        "The tokens are cut into windows of --ctx tokens; each window starts from an\n"
+        "empty cache and scores its positions but the last (C - 1 per window).\n"
+        "Both models must have the same vocabulary. KL is in nats.",
+        opts, 7, 1, 1, "MODEL"};
+    const char *pos[1];
+    int np;
+    int r = args_parse(&c, argc, argv, pos, &np);
+    if (r != ARGS_OK) return args_exit(r);
+    if (!text_path == !ids_s) {
+        cli_error("ppl", "give exactly one of --text FILE and --ids LIST");
+        return 2;
+    }
+
+    int rc = 1, n = 0;
+    int32_t *ids = NULL;
+    ppl_model mod = {0}, ref = {0};
+    score_acc acc = {0};
+    if (ppl_ids(pos[0], text_path, ids_s, &ids, &n)) goto done;
+    if (max_tokens > 0 && n > max_tokens) n = max_tokens;
+    if (n < 2) {
+        cli_error("ppl", "need at least 2 tokens to score (got %d)", n);
+        rc = 2;
+        goto done;
+    }
+    if (ctx > n) ctx = n;
+    if (ppl_open(pos[0], ctx, threads, &mod)) goto done;
+    const int V = moe_model_config(mod.m)->vocab;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] >= V) {
+            cli_error("ppl", "token id %d at position %d is out of the model's vocabulary [0, %d)",
+                      ids[i], i, V);
+            rc = 2;
+            goto done;
+        }
+    }
+    if (ref_path) {
+        if (ppl_open(ref_path, ctx, threads, &ref)) goto done;
+        int rv = moe_model_config(ref.m)->vocab;
+        if (rv != V) {
+            cli_error("ppl", "vocabularies differ: %s has %d tokens, %s has %d", pos[0], V,
+                      ref_path, rv);
+            rc = 2;
+            goto done;
+        }
+        acc.cap = n;
+        acc.kl = malloc((size_t)n * sizeof *acc.kl);
+        if (!acc.kl) {
+            cli_error("ppl", "out of memory");
+            goto done;
+        }
+    }
+
+    int windows = 0;
+    for (int w = 0; w + 1 < n; w += ctx) {
+        int len = n - w < ctx ? n - w : ctx;
+        if (len < 2) break;
+        if (ppl_run(&mod, ids + w, len, pos[0])) goto done;
+        if (ref_path && ppl_run(&ref, ids + w, len, ref_path)) goto done;
+        for (int i = 0; i + 1 < len; i++)
+            score_add(&acc, mod.logits + (size_t)i * V,
+                      ref_path ? ref.logits + (size_t)i * V : NULL, V, ids[w + i + 1]);
+        windows++;
+        if (!json)
+            fprintf(stderr, "\rmoe ppl: window %d, %lld positions scored", windows,
+                    (long long)acc.n);
+    }
+    if (!json) fputc('\n', stderr);
+
+    const double nll = acc.nll / (double)acc.n;
+    if (json) {
+        printf("{\"model\": ");
+        cli_json_str(stdout, pos[0]);
+        printf(", \"positions\": %lld, \"windows\": %d, \"ctx\": %d, \"nll\": %.6f, "
+               "\"perplexity\": %.6f",
+               (long long)acc.n, windows, ctx, nll, exp(nll));
+        if (ref_path) {
+            const double rnll = acc.ref_nll / (double)acc.n;
+            printf(", \"ref\": ");
+            cli_json_str(stdout, ref_path);
+            printf(", \"ref_nll\": %.6f, \"ref_perplexity\": %.6f, \"kl_mean\": %.8f, "
+                   "\"kl_max\": %.8f, \"kl_p99\": %.8f, \"top1_agreement\": %.6f",
+                   rnll, exp(rnll), acc.kl_sum / (double)acc.n, acc.kl_max,
+                   score_kl_quantile(&acc, 0.99), (double)acc.top1_same / (double)acc.n);
+        }
+        printf("}\n");
+    } else {
+        printf("positions     %lld (%d window%s of up to %d tokens)\n", (long long)acc.n, windows,
+               windows == 1 ? "" : "s", ctx);
+        printf("perplexity    %.4f (mean NLL %.5f nats)\n", exp(nll), nll);
+        if (ref_path) {
+            const double rnll = acc.ref_nll / (double)acc.n;
+            printf("reference     %.4f (mean NLL %.5f nats)\n", exp(rnll), rnll);
+            printf("KL(ref||model) mean %.3g nats, p99 %.3g, max %.3g\n",
+                   acc.kl_sum / (double)acc.n, score_kl_quantile(&acc, 0.99), acc.kl_max);
+            printf("top-1 agree   %.2f%% (%lld of %lld)\n",
+                   100.0 * (double)acc.top1_same / (double)acc.n, (long long)acc.top1_same,
+                   (long long)acc.n);
+        }
+    }
+    rc = 0;
+done:
+    free(acc.kl);
+    free(ids);
+    ppl_close(&ref);
+    ppl_close(&mod);
+    return rc;
+}
