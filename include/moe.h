@@ -155,7 +155,10 @@ typedef struct moe_tokenizer moe_tokenizer;
  * Hugging Face BPE models only (byte-level BPE as GPT-NeoX/OLMoE/Qwen2/Qwen3,
  * SentencePiece-style BPE with byte fallback as Llama/Mistral/Mixtral);
  * WordPiece/Unigram files are refused as unsupported. A directory's
- * tokenizer_config.json, if present, names the BOS/EOS tokens. */
+ * tokenizer_config.json, if present, names the BOS/EOS tokens.
+ * A .gguf file: the tokenizer its tokenizer.ggml.* metadata describes
+ * ("llama" SentencePiece or "gpt2" byte-level BPE; docs/GGUF_TOKENIZER.md),
+ * with the same ids as the model's tokenizer.json. */
 int moe_tokenizer_load(moe_tokenizer **out, const char *path, moe_err *err);
 void moe_tokenizer_free(moe_tokenizer *t);
 int moe_tokenizer_vocab(const moe_tokenizer *t); /* largest token id + 1 */

@@ -5,8 +5,9 @@
 # The converter comes from the llama-cpp-python sdist (vendor/llama.cpp):
 #   /work/pyenv/bin/pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
 # The fixtures have no tokenizer that matches their 128-token vocab, so set_vocab()
-# is made a no-op (moe does not read GGUF vocabularies yet); the tensors and the
-# hyperparameters are converted exactly as for a real model.
+# is made a no-op (tokenizer metadata is tested with the files of
+# tools/gen_gguf_tokenizer_fixtures.py); the tensors and the hyperparameters are
+# converted exactly as for a real model.
 set -eu
 LCP=${LCP:-/tmp/lcp}
 PY=${PY:-/work/pyenv/bin/python}

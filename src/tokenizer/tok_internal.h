@@ -8,7 +8,8 @@
  *   text (added.c) -> normalize each remaining segment (normalize.c) -> split
  *   out added tokens matched on the normalized text -> pre-tokenize into pieces
  *   (pretok.c) -> BPE each piece (bpe.c) -> post-process (encode.c).
- * Decoding runs the decoder chain (decode.c). Loading is tokenizer_json.c.
+ * Decoding runs the decoder chain (decode.c). Loading is tokenizer_json.c
+ * (tokenizer.json) or tokenizer_gguf.c (a GGUF file's metadata).
  */
 #ifndef MOE_TOKENIZER_INTERNAL_H
 #define MOE_TOKENIZER_INTERNAL_H
@@ -316,5 +317,13 @@ int post_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
 
 /* tokenizer_json.c: id of a token string (added first, then model), -1 */
 int32_t tok_lookup(const moe_tokenizer *t, const char *s, size_t n);
+/* tokenizer_json.c: t->char_pairs and split_words for a tokenizer whose
+ * whole text reaches BPE as one word (no splitting pre-tokenizer). */
+int tok_build_char_pairs(moe_tokenizer *t, moe_err *err);
+
+/* tokenizer_gguf.c: 1 if path starts with the GGUF magic; load a tokenizer
+ * from a GGUF file's tokenizer.ggml.* metadata. */
+int tok_is_gguf(const char *path);
+int tok_gguf_load(moe_tokenizer **out, const char *path, moe_err *err);
 
 #endif

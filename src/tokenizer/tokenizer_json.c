@@ -4,7 +4,8 @@
  * added tokens, and the normalizer / pre_tokenizer / post_processor /
  * decoder chains (parsed by their own files). Loading a directory reads
  * DIR/tokenizer.json and, if present, DIR/tokenizer_config.json for the
- * bos_token / eos_token names.
+ * bos_token / eos_token names. A path to a GGUF file goes to
+ * tokenizer_gguf.c, which builds the same structure from its metadata.
  *
  * Everything read is checked: ids must be integers in range and not sparse
  * past 2x the token count (so a hostile id cannot make us allocate
@@ -282,7 +283,7 @@ static int build_lookups(moe_tokenizer *t, const cJSON *vocab, const cJSON *merg
  * record which chars are ever adjacent inside a token so bpe.c can cut such
  * words where no merge reaches across. Not needed (and not built) when a
  * pre-tokenizer splits the text. */
-static int build_char_pairs(moe_tokenizer *t, moe_err *err) {
+int tok_build_char_pairs(moe_tokenizer *t, moe_err *err) {
     for (int i = 0; i < t->n_pre; i++)
         if (!(t->pre[i].kind == PRE_METASPACE && !t->pre[i].split)) return 0;
     if (pairmap_init(&t->char_pairs, (size_t)t->n_ids * 4) != 0)
@@ -352,7 +353,7 @@ static int parse_json_file(const char *path, cJSON **out, moe_err *err) {
     if (read_file(path, TOK_MAX_FILE, &buf, &len, err) != 0) return -1;
     if (len >= 4 && memcmp(buf, "GGUF", 4) == 0) {
         free(buf);
-        return moe_fail(err, "%s: a GGUF file; tokenizers are read from tokenizer.json only", path);
+        return moe_fail(err, "%s: a GGUF file, not JSON", path);
     }
     const char *end = NULL;
     *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
@@ -384,7 +385,7 @@ static int load_json(moe_tokenizer *t, const cJSON *root, const cJSON *cfg, moe_
         return moe_fail_prefix(err, "%s", t->path);
     if (scan_ids(t, vocab, added, err) != 0 || load_vocab(t, vocab, err) != 0) return -1;
     if (added && load_added(t, added, err) != 0) return -1;
-    if (build_lookups(t, vocab, merges, err) != 0 || build_char_pairs(t, err) != 0) return -1;
+    if (build_lookups(t, vocab, merges, err) != 0 || tok_build_char_pairs(t, err) != 0) return -1;
     const cJSON *unk = field(model, "unk_token");
     t->unk_id = -1;
     if (cJSON_IsString(unk)) t->unk_id = strmap_get(&t->vocab, unk->valuestring, strlen(unk->valuestring));
@@ -407,6 +408,8 @@ int moe_tokenizer_load(moe_tokenizer **out, const char *path, moe_err *err) {
         if (stat(file, &st) != 0)
             return moe_fail(err, "%s: no tokenizer.json (only Hugging Face tokenizer.json is supported)", path);
         if (stat(cfg_file, &st) != 0) cfg_file[0] = 0;
+    } else if (tok_is_gguf(path)) { /* a .gguf model: its tokenizer.ggml.* metadata */
+        return tok_gguf_load(out, path, err);
     } else {
         snprintf(file, sizeof file, "%s", path);
     }
