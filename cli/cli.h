@@ -28,6 +28,8 @@ int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 
 /* "moe CMD: message\n" to stderr. */

@@ -25,6 +25,8 @@ static const command commands[] = {
     {"route", cmd_route, "where the routers send tokens: a text traced, or counts over a shard"},
     {"ppl", cmd_ppl, "perplexity on a text; KL and top-1 agreement against a reference model"},
     {"report", cmd_report, "one HTML page of a training run: losses, expert load, routing"},
+    {"convert", cmd_convert, "convert between a Hugging Face directory and a GGUF file"},
+    {"quantize", cmd_quantize, "write a quantized GGUF (q8_0 .. q4_k, or per-expert mixed)"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -1,0 +1,253 @@
+/*
+ * quantize_gguf.c - write a loaded model as a GGUF file with the types of a
+ * plan (quantize.h): metadata first (carried over from a GGUF source, or
+ * what llama.cpp's convert_hf_to_gguf.py writes for an HF source), then
+ * each tensor converted chunk by chunk into the streaming writer.
+ *
+ * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
+ * olmoe), as the converter does: general.{architecture,type,name,file_type,
+ * quantization_version}; ARCH.{block_count, context_length,
+ * embedding_length, feed_forward_length, attention.head_count,
+ * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
+ * expert_count, expert_used_count}; attention.key_length/value_length when
+ * head_dim is not hidden/heads (always for qwen3moe, whose configs name
+ * it); qwen: expert_feed_forward_length, expert_shared_feed_forward_length;
+ * llama: vocab_size, rope.dimension_count. Beyond the converter: the keys
+ * tensor_map.h lists for switches llama.cpp has no field for, BOS/EOS ids,
+ * and, as no vocabulary is written, tokenizer.ggml.model = "none" with
+ * ARCH.vocab_size (llama.cpp then loads the file with a vocabulary of
+ * placeholder tokens; moe reads tokenizer.json).
+ */
+#include "model/quantize.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "formats/gguf.h"
+#include "model/model.h"
+#include "model/quantize_impl.h"
+
+/* ------------------------------------------------------------- metadata */
+
+#define MAX_GEN_KV 40
+
+typedef struct kvs {
+    gguf_wkv *kv;
+    int n, cap;
+    char (*keys)[96]; /* storage for generated keys */
+    int n_keys;
+} kvs;
+
+static const char *akey(kvs *k, const char *arch, const char *suffix) {
+    char *s = k->keys[k->n_keys++];
+    snprintf(s, 96, "%s.%s", arch, suffix);
+    return s;
+}
+
+static void add(kvs *k, gguf_wkv v) {
+    if (k->n < k->cap) k->kv[k->n++] = v;
+}
+
+static int has_key(const kvs *k, const char *key) {
+    for (int i = 0; i < k->n; i++)
+        if (!strcmp(k->kv[i].key, key)) return 1;
+    return 0;
+}
+
+/* Keys for an HF source. */
+static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name) {
+    const char *a = tm_gguf_arch(c->arch);
+    const moe_layer_config *ml = NULL, *dense = NULL;
+    for (int i = 0; i < c->n_layers; i++) {
+        if (c->layer[i].moe && !ml) ml = &c->layer[i];
+        if (!c->layer[i].moe && !dense) dense = &c->layer[i];
+    }
+    int ff = dense ? dense->ffn_dim : c->layer[0].ffn_dim > 0 ? c->layer[0].ffn_dim
+                                                              : ml->expert_dim;
+    add(k, gguf_wstr("general.architecture", a));
+    add(k, gguf_wstr("general.type", "model"));
+    if (name && *name) add(k, gguf_wstr("general.name", name));
+    add(k, gguf_wu32(akey(k, a, TMK_BLOCK_COUNT), (uint32_t)c->n_layers));
+    add(k, gguf_wu32(akey(k, a, TMK_CONTEXT_LENGTH), (uint32_t)c->max_pos));
+    add(k, gguf_wu32(akey(k, a, TMK_EMBEDDING_LENGTH), (uint32_t)c->dim));
+    add(k, gguf_wu32(akey(k, a, TMK_FEED_FORWARD_LENGTH), (uint32_t)ff));
+    add(k, gguf_wu32(akey(k, a, TMK_HEAD_COUNT), (uint32_t)c->n_heads));
+    add(k, gguf_wu32(akey(k, a, TMK_HEAD_COUNT_KV), (uint32_t)c->n_kv_heads));
+    add(k, gguf_wf32(akey(k, a, TMK_ROPE_FREQ_BASE), c->rope_theta));
+    add(k, gguf_wf32(akey(k, a, TMK_RMS_EPS), c->norm_eps));
+    add(k, gguf_wu32(akey(k, a, TMK_EXPERT_COUNT), (uint32_t)ml->n_experts));
+    add(k, gguf_wu32(akey(k, a, TMK_EXPERT_USED), (uint32_t)ml->top_k));
+    if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE) {
+        add(k, gguf_wu32(akey(k, a, TMK_KEY_LENGTH), (uint32_t)c->head_dim));
+        add(k, gguf_wu32(akey(k, a, TMK_VALUE_LENGTH), (uint32_t)c->head_dim));
+    }
+    add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
+    if (c->arch == MOE_ARCH_QWEN2_MOE || c->arch == MOE_ARCH_QWEN3_MOE) {
+        add(k, gguf_wu32(akey(k, a, TMK_EXPERT_FF), (uint32_t)ml->expert_dim));
+        if (ml->n_shared > 0)
+            add(k, gguf_wu32(akey(k, a, TMK_EXPERT_SHARED_FF), (uint32_t)ml->shared_dim));
+    }
+    add(k, gguf_wu32(akey(k, a, TMK_VOCAB_SIZE), (uint32_t)c->vocab));
+    if (c->arch == MOE_ARCH_MIXTRAL)
+        add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)c->head_dim));
+    add(k, gguf_wu32("general.quantization_version", 2));
+    /* what llama.cpp has no field for, so that moe reads the model back exactly */
+    if (ml->norm_topk != tm_gguf_default_norm_topk(c->arch))
+        add(k, gguf_wbool(akey(k, a, TMK_EXPERT_WEIGHTS_NORM), ml->norm_topk != 0));
+    if (c->clip_qkv > 0) add(k, gguf_wf32(akey(k, a, TMK_CLAMP_KQV), c->clip_qkv));
+    if (c->sliding_window > 0)
+        add(k, gguf_wu32(akey(k, a, TMK_SLIDING_WINDOW), (uint32_t)c->sliding_window));
+    add(k, gguf_wstr("tokenizer.ggml.model", "none"));
+    if (c->bos_id >= 0) add(k, gguf_wu32(TMK_BOS_ID, (uint32_t)c->bos_id));
+    if (c->eos_id >= 0) add(k, gguf_wu32(TMK_EOS_ID, (uint32_t)c->eos_id));
+}
+
+/* Keys of a GGUF source, carried over; the file type replaced. */
+static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_type) {
+    for (int i = 0; i < g->n_kv; i++) {
+        const gguf_kv *s = &g->kvs[i];
+        if (!strcmp(s->key, "general.file_type") ||
+            !strcmp(s->key, "general.quantization_version"))
+            continue;
+        gguf_wkv w = {.key = s->key, .type = s->type, .arr_type = s->arr_type, .n = s->n};
+        if (s->type == GGUF_VT_STR) {
+            w.str = s->strs[0];
+            w.lens = s->lens;
+        } else if (s->type == GGUF_VT_ARR) {
+            if (s->arr_type == GGUF_VT_STR) {
+                w.strs = s->strs;
+                w.lens = s->lens;
+            } else {
+                w.arr = s->raw;
+            }
+        } else {
+            memcpy(&w.v, s->raw, (size_t)gguf_vtype_size(s->type));
+        }
+        add(k, w);
+    }
+    add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
+    add(k, gguf_wu32("general.quantization_version", 2));
+    if (!has_key(k, "tokenizer.ggml.model")) {
+        const char *a = tm_gguf_arch(c->arch);
+        add(k, gguf_wstr("tokenizer.ggml.model", "none"));
+        const char *vk = akey(k, a, TMK_VOCAB_SIZE);
+        if (!has_key(k, vk)) add(k, gguf_wu32(vk, (uint32_t)c->vocab));
+    }
+}
+
+/* --------------------------------------------------------------- tensors */
+
+typedef struct writer {
+    const moe_model *m;
+    const qz_plan *p;
+    const qz_write_opts *o;
+    gguf_stream st;
+    void *buf;          /* one chunk of output rows */
+    float *scratch;     /* [threads][max cols] */
+    int64_t done, total;
+    moe_err *err;
+} writer;
+
+/* One plane (or the whole) of tensor i: rows converted chunk by chunk. */
+static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const char *name) {
+    const tm_entry *e = &w->p->t[i];
+    int type = w->p->type[i];
+    int64_t rows = e->rows ? e->rows : 1;
+    size_t orb = qz_row_bytes(type, e->cols);
+    if (src->rows != rows || src->cols != e->cols || !orb)
+        return moe_fail(w->err, "%s: source is [%lld][%lld], expected [%lld][%lld]", name,
+                        (long long)src->rows, (long long)src->cols, (long long)rows,
+                        (long long)e->cols);
+    int64_t per = (int64_t)(QZ_CHUNK_BYTES / orb);
+    if (per < 1) per = 1;
+    for (int64_t r = 0; r < rows; r += per) {
+        int64_t n = rows - r < per ? rows - r : per;
+        qz_rows job = {src, r, n, perm_dh, type, w->buf, w->scratch};
+        qz_convert_rows(w->o->pool, &job);
+        if (gguf_stream_write(&w->st, w->buf, (size_t)n * orb, w->err)) return -1;
+        w->done += (int64_t)((size_t)n * orb);
+        if (w->o->progress) w->o->progress(w->o->user, w->done, w->total);
+    }
+    return 0;
+}
+
+static int write_tensor(writer *w, int i, const char *name) {
+    const tm_entry *e = &w->p->t[i];
+    const moe_config *c = &w->m->cfg;
+    /* llama.cpp's llama graph wants q and k rows in its interleaved RoPE order */
+    int64_t perm = 0;
+    if (c->arch == MOE_ARCH_MIXTRAL && (e->role == TM_ATTN_Q || e->role == TM_ATTN_K))
+        perm = c->head_dim;
+    for (int p = 0; p < e->planes; p++) {
+        mat src;
+        if (tm_source(w->m, e, p, &src))
+            return moe_fail(w->err, "%s: the model has no such weight", name);
+        if (write_plane(w, i, &src, perm, name)) return -1;
+    }
+    return 0;
+}
+
+int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
+                  const qz_write_opts *o, moe_err *err) {
+    int rc = -1;
+    kvs k = {0};
+    gguf_wtensor *wt = calloc((size_t)p->n + 1, sizeof *wt);
+    char (*names)[96] = calloc((size_t)p->n + 1, sizeof *names);
+    int cap = (m->gguf ? m->gguf->n_kv : 0) + MAX_GEN_KV;
+    k.kv = calloc((size_t)cap, sizeof *k.kv);
+    k.keys = calloc(MAX_GEN_KV, sizeof *k.keys);
+    k.cap = cap;
+    writer w = {m, p, o, {0}, NULL, NULL, 0, p->bytes, err};
+    int64_t max_cols = 1;
+    size_t max_chunk = 1;
+    for (int i = 0; i < p->n; i++) {
+        const tm_entry *e = &p->t[i];
+        if (e->cols > max_cols) max_cols = e->cols;
+        size_t orb = qz_row_bytes(p->type[i], e->cols);
+        int64_t rows = e->rows ? e->rows : 1;
+        size_t chunk = orb * (size_t)(rows < (int64_t)(QZ_CHUNK_BYTES / (orb ? orb : 1))
+                                          ? rows : (int64_t)(QZ_CHUNK_BYTES / (orb ? orb : 1)));
+        if (chunk < orb) chunk = orb;
+        if (chunk > max_chunk) max_chunk = chunk;
+    }
+    int threads = o->pool ? pool_size(o->pool) : 1;
+    w.buf = aligned_alloc(64, (max_chunk + 63) & ~(size_t)63);
+    w.scratch = malloc(sizeof(float) * (size_t)max_cols * (size_t)threads);
+    if (!wt || !names || !k.kv || !k.keys || !w.buf || !w.scratch) {
+        moe_fail(err, "%s: out of memory", path);
+        goto done;
+    }
+    if (m->gguf) copy_kvs(&k, m->gguf, &m->cfg, p->file_type);
+    else gen_kvs(&k, &m->cfg, p->file_type, o->name);
+    for (int i = 0; i < p->n; i++) {
+        const tm_entry *e = &p->t[i];
+        if (tm_gguf_name(names[i], sizeof names[i], e)) {
+            moe_fail(err, "%s: tensor %d: name too long", path, i);
+            goto done;
+        }
+        wt[i].name = names[i];
+        wt[i].type = (gguf_type)p->type[i];
+        wt[i].n_dims = e->rows == 0 ? 1 : e->planes > 1 ? 3 : 2;
+        wt[i].ne[0] = e->cols;
+        wt[i].ne[1] = e->rows ? e->rows : 1;
+        wt[i].ne[2] = e->planes;
+        wt[i].ne[3] = 1;
+    }
+    if (gguf_stream_begin(&w.st, path, k.kv, k.n, wt, p->n, err)) goto done;
+    for (int i = 0; i < p->n; i++)
+        if (write_tensor(&w, i, names[i])) {
+            gguf_stream_abort(&w.st);
+            goto done;
+        }
+    rc = gguf_stream_finish(&w.st, err);
+done:
+    free(w.buf);
+    free(w.scratch);
+    free(k.kv);
+    free(k.keys);
+    free(names);
+    free(wt);
+    return rc;
+}

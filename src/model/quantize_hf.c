@@ -1,0 +1,113 @@
+/*
+ * quantize_hf.c - write a loaded model (from a GGUF file, typically) as a
+ * Hugging Face directory transformers loads: config.json (hf_config_write)
+ * and model.safetensors with transformers' tensor names, every weight
+ * dequantized / widened / narrowed to one float type, streamed a chunk of
+ * rows at a time. The q/k rows of a llama-arch GGUF were already put back
+ * in transformers' order by the loader (model_gguf.c).
+ */
+#include "model/quantize.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "formats/hf_config.h"
+#include "formats/st_stream.h"
+#include "model/model.h"
+#include "model/quantize_impl.h"
+
+#define HF_NAME 128
+
+int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_opts *o,
+                moe_err *err) {
+    const moe_config *c = &m->cfg;
+    if (type != DT_F32 && type != DT_BF16 && type != DT_F16)
+        return moe_fail(err, "%s: safetensors output must be f32, bf16 or f16", dir);
+    int gt = dtype_to_ggml((dtype)type);
+    unsigned char *split = calloc((size_t)c->n_layers + 1, 1);
+    if (!split) return moe_fail(err, "out of memory");
+    memset(split, 1, (size_t)c->n_layers); /* transformers names experts one by one */
+    int n = tm_list(c, split, NULL, 0);
+    tm_entry *t = malloc(sizeof *t * (size_t)n);
+    st_write_tensor *wt = calloc((size_t)n, sizeof *wt);
+    char (*names)[HF_NAME] = calloc((size_t)n, sizeof *names);
+    int rc = -1;
+    void *buf = NULL;
+    float *scratch = NULL;
+    st_stream st;
+    if (!t || !wt || !names) {
+        moe_fail(err, "out of memory");
+        goto done;
+    }
+    tm_list(c, split, t, n);
+    int64_t max_cols = 1, total = 0;
+    for (int i = 0; i < n; i++) {
+        if (tm_hf_name(names[i], HF_NAME, c, &t[i])) {
+            moe_fail(err, "%s: tensor %d: no transformers name", dir, i);
+            goto done;
+        }
+        wt[i].name = names[i];
+        wt[i].type = (dtype)type;
+        wt[i].n_dims = t[i].rows ? 2 : 1;
+        wt[i].shape[0] = t[i].rows ? t[i].rows : t[i].cols;
+        wt[i].shape[1] = t[i].cols;
+        if (t[i].cols > max_cols) max_cols = t[i].cols;
+        total += (t[i].rows ? t[i].rows : 1) * (int64_t)qz_row_bytes(gt, t[i].cols);
+    }
+    int threads = o && o->pool ? pool_size(o->pool) : 1;
+    size_t rb_max = qz_row_bytes(gt, max_cols);
+    size_t per = QZ_CHUNK_BYTES / rb_max ? QZ_CHUNK_BYTES / rb_max : 1;
+    buf = aligned_alloc(64, (per * rb_max + 63) & ~(size_t)63);
+    scratch = malloc(sizeof(float) * (size_t)max_cols * (size_t)threads);
+    if (!buf || !scratch) {
+        moe_fail(err, "out of memory");
+        goto done;
+    }
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path) {
+        moe_fail(err, "%s: path too long", dir);
+        goto done;
+    }
+    if (sts_begin(&st, path, wt, n, "{\"format\": \"pt\"}", err)) goto done;
+    int64_t done_bytes = 0;
+    for (int i = 0; i < n; i++) {
+        mat src;
+        if (tm_source(m, &t[i], 0, &src)) {
+            moe_fail(err, "%s: the model has no weight for %s", dir, names[i]);
+            sts_abort(&st);
+            goto done;
+        }
+        int64_t rows = t[i].rows ? t[i].rows : 1;
+        size_t orb = qz_row_bytes(gt, t[i].cols);
+        int64_t step = (int64_t)(QZ_CHUNK_BYTES / orb ? QZ_CHUNK_BYTES / orb : 1);
+        for (int64_t r = 0; r < rows; r += step) {
+            int64_t k = rows - r < step ? rows - r : step;
+            qz_rows job = {&src, r, k, 0, gt, buf, scratch};
+            qz_convert_rows(o ? o->pool : NULL, &job);
+            if (sts_write(&st, buf, (size_t)k * orb, err)) {
+                sts_abort(&st);
+                goto done;
+            }
+            done_bytes += (int64_t)((size_t)k * orb);
+            if (o && o->progress) o->progress(o->user, done_bytes, total);
+        }
+    }
+    if (sts_finish(&st, err)) goto done;
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) {
+        moe_fail(err, "%s: path too long", dir);
+        goto done;
+    }
+    rc = hf_config_write(c, path, type == DT_F32 ? "float32" : type == DT_BF16 ? "bfloat16"
+                                                                              : "float16",
+                         err);
+done:
+    free(buf);
+    free(scratch);
+    free(names);
+    free(wt);
+    free(t);
+    free(split);
+    return rc;
+}

@@ -1,0 +1,396 @@
+/*
+ * quantize_plan.c - which type every tensor of an output GGUF gets
+ * (quantize.h): llama.cpp's conversion rules (convert_hf_to_gguf.py:
+ * vectors and routers F32), llama-quantize's type rules
+ * (llama-quant.cpp, llama_tensor_get_type and tensor_type_fallback) and
+ * the per-expert mixed plan, greedy under a size budget.
+ */
+#include "model/quantize.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/err.h"
+#include "formats/gguf.h"
+#include "model/model.h"
+
+/* ---------------------------------------------------------------- types */
+
+int qz_type_from_name(const char *s) {
+    static const struct { const char *name; int type; } k[] = {
+        {"f32", GGUF_TYPE_F32},   {"f16", GGUF_TYPE_F16},   {"bf16", GGUF_TYPE_BF16},
+        {"q4_0", GGUF_TYPE_Q4_0}, {"q8_0", GGUF_TYPE_Q8_0}, {"q4_k", GGUF_TYPE_Q4_K},
+        {"q5_k", GGUF_TYPE_Q5_K}, {"q6_k", GGUF_TYPE_Q6_K},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcasecmp(s, k[i].name)) return k[i].type;
+    return -1;
+}
+
+/* llama_ftype values (llama.h). A K-quant is the "_M" variant, as
+ * `llama-quantize Q4_K_M` (with or without --pure) names its files. */
+int qz_file_type(int type, int pure) {
+    (void)pure;
+    switch (type) {
+    case GGUF_TYPE_F32: return 0;
+    case GGUF_TYPE_F16: return 1;
+    case GGUF_TYPE_Q4_0: return 2;
+    case GGUF_TYPE_Q8_0: return 7;
+    case GGUF_TYPE_Q4_K: return 15; /* Q4_K_M */
+    case GGUF_TYPE_Q5_K: return 17; /* Q5_K_M */
+    case GGUF_TYPE_Q6_K: return 18;
+    case GGUF_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static int is_quant(int type) {
+    return type == GGUF_TYPE_Q4_0 || type == GGUF_TYPE_Q8_0 || type == GGUF_TYPE_Q4_K ||
+           type == GGUF_TYPE_Q5_K || type == GGUF_TYPE_Q6_K;
+}
+
+/* llama.cpp: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, a 32-block type ->
+ * F16. We have no Q5_0 / Q5_1, so Q4_K and Q5_K go to Q8_0 too (larger and
+ * more precise than llama.cpp's choice); F16 when even 32 does not divide. */
+int qz_fallback(int type, int64_t cols) {
+    int block = gguf_type_block(type);
+    if (block <= 1 || cols % block == 0) return type;
+    if (block == 256 && cols % 32 == 0) return GGUF_TYPE_Q8_0;
+    return GGUF_TYPE_F16;
+}
+
+/* llama-quant.cpp's use_more_bits: the first and last eighth of the layers
+ * and every third one between. */
+static int more_bits(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+static int n_expert(const moe_config *c) {
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->layer[i].moe) return c->layer[i].n_experts;
+    return 0;
+}
+
+int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, int *fallback) {
+    /* never quantized: vectors (norms, biases) and the routers, as the
+     * converter writes them (F32) and llama-quantize leaves them */
+    if (tm_is_vector(e->role) || e->rows == 0) return GGUF_TYPE_F32;
+    if (e->role == TM_ROUTER || e->role == TM_SHEXP_INP) return GGUF_TYPE_F32;
+    int t = type;
+    if (is_quant(type) && !pure) {
+        int K = type == GGUF_TYPE_Q4_K || type == GGUF_TYPE_Q5_K; /* the _M mixtures */
+        int e8 = n_expert(c) == 8, L = c->n_layers;
+        tm_role r = e->role;
+        if (r == TM_OUTPUT || (r == TM_EMBED && c->tied_embeddings)) {
+            /* output.weight (or a tied token_embd): Q6_K, Q8_0 stays Q8_0 */
+            if (e->cols % gguf_type_block(type)) t = GGUF_TYPE_Q8_0;
+            else if (type != GGUF_TYPE_Q8_0) t = GGUF_TYPE_Q6_K;
+        } else if (r == TM_ATTN_V) {
+            if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
+            if (e8) t = GGUF_TYPE_Q8_0; /* "bumping this to Q8_0 trades just ~128MB" */
+        } else if (r == TM_ATTN_K) {
+            if (e8) t = GGUF_TYPE_Q8_0;
+        } else if (r == TM_FFN_DOWN || r == TM_EXP_DOWN || r == TM_SHEXP_DOWN) {
+            if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
+        } else if (r == TM_ATTN_O) {
+            if (e8 && type == GGUF_TYPE_Q4_K) t = GGUF_TYPE_Q5_K;
+        }
+    }
+    int f = qz_fallback(t, e->cols);
+    if (fallback) *fallback = f != t;
+    return f;
+}
+
+/* --------------------------------------------------------------- budget */
+
+int qz_parse_budget(const char *s, int64_t params, int64_t *bytes) {
+    if (!s || !*s) return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !isfinite(v) || v <= 0) return -1;
+    if (!strcasecmp(end, "bpw")) {
+        if (v > 64 || params <= 0) return -1;
+        *bytes = (int64_t)floor(v * (double)params / 8);
+        return 0;
+    }
+    double mul = 1;
+    const char *u = end;
+    if (*u) {
+        const char *units = "KMGT";
+        const char *p = strchr(units, toupper((unsigned char)*u));
+        if (!p) return -1;
+        int k = (int)(p - units) + 1;
+        u++;
+        int dec = 0;
+        if (*u == 'i' || *u == 'I') { /* KiB = K */
+            u++;
+            if (*u != 'B' && *u != 'b') return -1;
+            u++;
+        } else if (*u == 'B' || *u == 'b') { /* KB: decimal */
+            dec = 1;
+            u++;
+        }
+        if (*u) return -1;
+        for (int i = 0; i < k; i++) mul *= dec ? 1000.0 : 1024.0;
+    }
+    double b = v * mul;
+    if (b >= 9.0e18) return -1;
+    *bytes = (int64_t)floor(b);
+    return *bytes > 0 ? 0 : -1;
+}
+
+/* ----------------------------------------------------------------- plan */
+
+void qz_plan_free(qz_plan *p) {
+    free(p->t);
+    free(p->type);
+    free(p->split);
+    free(p->expert_type);
+    memset(p, 0, sizeof *p);
+}
+
+/* What a GGUF file cannot say: llama.cpp has no field for these. */
+static int check_gguf_expressible(const moe_config *c, moe_err *err) {
+    int n_moe = 0;
+    for (int i = 0; i < c->n_layers; i++) n_moe += c->layer[i].moe;
+    if (!n_moe)
+        return moe_fail(err, "no MoE layer: a dense model has no %s.expert_count to write",
+                        tm_gguf_arch(c->arch));
+    for (int i = 0; i < c->n_layers; i++) {
+        const moe_layer_config *lc = &c->layer[i];
+        if (!lc->moe) continue;
+        const char *what = lc->score != MOE_SCORE_SOFTMAX          ? "a sigmoid router"
+                           : lc->select_bias                       ? "a selection bias"
+                           : lc->kind == MOE_ROUTE_EXPERT_CHOICE   ? "expert-choice routing"
+                           : lc->kind == MOE_ROUTE_HASH            ? "hash routing"
+                           : lc->routed_scale != 1.0f              ? "a routed scaling factor"
+                                                                   : NULL;
+        if (what)
+            return moe_fail(err, "layer %d has %s, which the GGUF format of %s models cannot "
+                            "express (llama.cpp has no field for it)", i, what,
+                            tm_gguf_arch(c->arch));
+    }
+    return 0;
+}
+
+static int64_t tensor_bytes(int type, const tm_entry *e) {
+    int64_t ne[3] = {e->cols, e->rows ? e->rows : 1, e->planes};
+    return gguf_nbytes((gguf_type)type, e->rows ? (e->planes > 1 ? 3 : 2) : 1, ne);
+}
+
+/* Bytes of one expert (gate, up, down) of layer i at type t (with fallbacks). */
+static int64_t expert_bytes(const moe_config *c, int i, int t) {
+    const moe_layer_config *lc = &c->layer[i];
+    int64_t D = c->dim, F = lc->expert_dim;
+    tm_entry g = {TM_EXP_GATE, i, 0, 1, F, D}, d = {TM_EXP_DOWN, i, 0, 1, D, F};
+    return 2 * tensor_bytes(qz_fallback(t, D), &g) + tensor_bytes(qz_fallback(t, F), &d);
+}
+
+typedef struct rank {
+    double count;
+    int layer, expert;
+} rank;
+
+static int by_count(const void *a, const void *b) {
+    const rank *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    if (x->layer != y->layer) return x->layer - y->layer;
+    return x->expert - y->expert;
+}
+
+/* Greedy: every expert at low, then the most routed ones up to high while
+ * the budget holds (an expert that does not fit is skipped, a smaller one
+ * later may still fit). */
+static int plan_mixed(qz_plan *p, const moe_config *c, const qz_opts *o, int64_t fixed,
+                      moe_err *err) {
+    int L = c->n_layers, S = o->stride;
+    p->stride = S;
+    p->expert_type = malloc(sizeof(int) * (size_t)L * (size_t)(S > 0 ? S : 1));
+    rank *rk = malloc(sizeof *rk * (size_t)L * (size_t)(S > 0 ? S : 1));
+    if (!p->expert_type || !rk) {
+        free(rk);
+        return moe_fail(err, "out of memory");
+    }
+    int n = 0;
+    int64_t lo = fixed, hi = fixed;
+    for (int i = 0; i < L; i++) {
+        const moe_layer_config *lc = &c->layer[i];
+        for (int e = 0; e < S; e++) p->expert_type[i * S + e] = o->low;
+        if (!lc->moe) continue;
+        if (lc->n_experts > S)
+            return free(rk), moe_fail(err, "routing counts have %d experts per layer, layer %d "
+                                      "has %d", S, i, lc->n_experts);
+        for (int e = 0; e < lc->n_experts; e++) {
+            rk[n++] = (rank){o->counts ? o->counts[i * S + e] : 0, i, e};
+            lo += expert_bytes(c, i, o->low);
+            hi += expert_bytes(c, i, o->high);
+        }
+    }
+    p->min_bytes = lo;
+    p->max_bytes = hi;
+    p->n_experts = n;
+    if (o->budget < lo) {
+        free(rk);
+        return moe_fail(err, "budget of %lld bytes is below the smallest mixed file: %lld bytes "
+                        "with every expert at the low type", (long long)o->budget,
+                        (long long)lo);
+    }
+    qsort(rk, (size_t)n, sizeof *rk, by_count);
+    int64_t size = lo;
+    for (int k = 0; k < n; k++) {
+        int i = rk[k].layer, e = rk[k].expert;
+        int64_t extra = expert_bytes(c, i, o->high) - expert_bytes(c, i, o->low);
+        if (size + extra > o->budget) continue;
+        size += extra;
+        p->expert_type[i * S + e] = o->high;
+        p->n_high++;
+    }
+    free(rk);
+    /* a layer whose experts all share a type stays stacked (llama.cpp's layout) */
+    for (int i = 0; i < L; i++) {
+        const moe_layer_config *lc = &c->layer[i];
+        if (!lc->moe) continue;
+        for (int e = 1; e < lc->n_experts; e++)
+            if (p->expert_type[i * S + e] != p->expert_type[i * S]) p->split[i] = 1;
+    }
+    return 0;
+}
+
+/* Marks the layers whose experts do not all have one type; how many. */
+static int keep_split(const moe_model *m, unsigned char *split) {
+    int n = 0;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const moe_layer_config *lc = &m->cfg.layer[i];
+        if (!lc->moe) continue;
+        const ffn_w *x = m->layers[i].experts;
+        for (int e = 1; e < lc->n_experts && !split[i]; e++)
+            split[i] = x[e].gate.type != x[0].gate.type || x[e].up.type != x[0].up.type ||
+                       x[e].down.type != x[0].down.type;
+        n += split[i];
+    }
+    return n;
+}
+
+/* The type of e in the plan. */
+static int entry_type(const qz_plan *p, const moe_model *m, const tm_entry *e,
+                      const qz_opts *o, int *fb) {
+    const moe_config *c = &m->cfg;
+    *fb = 0;
+    if (tm_is_vector(e->role) || e->rows == 0 || e->role == TM_ROUTER ||
+        e->role == TM_SHEXP_INP)
+        return GGUF_TYPE_F32;
+    switch (o->mode) {
+    case QZ_KEEP: {
+        mat w;
+        if (tm_source(m, e, 0, &w)) return GGUF_TYPE_F32;
+        return dtype_to_ggml(w.type);
+    }
+    case QZ_FLOAT: return o->type;
+    case QZ_QUANT: return qz_tensor_type(c, e, o->type, o->pure, fb);
+    case QZ_MIXED:
+        if (tm_is_expert(e->role)) {
+            int t = p->expert_type[e->layer * p->stride + (e->expert >= 0 ? e->expert : 0)];
+            int f = qz_fallback(t, e->cols);
+            *fb = f != t;
+            return f;
+        }
+        return qz_tensor_type(c, e, o->high, 0, fb);
+    }
+    return GGUF_TYPE_F32;
+}
+
+int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err) {
+    memset(p, 0, sizeof *p);
+    const moe_config *c = &m->cfg;
+    if (check_gguf_expressible(c, err)) return -1;
+    if ((o->mode == QZ_FLOAT || o->mode == QZ_QUANT) && !gguf_type_block(o->type))
+        return moe_fail(err, "unsupported output type %d", o->type);
+    if (o->mode == QZ_MIXED && (!is_quant(o->high) || !is_quant(o->low) || !o->counts ||
+                                o->stride <= 0))
+        return moe_fail(err, "mixed: high and low must be quantized types, with routing counts");
+    int L = c->n_layers;
+    p->split = calloc((size_t)L + 1, 1);
+    if (!p->split) return moe_fail(err, "out of memory");
+    /* the fixed part (everything but routed experts) decides the mixed budget */
+    int n = tm_list(c, NULL, NULL, 0);
+    p->t = malloc(sizeof *p->t * (size_t)n);
+    p->type = malloc(sizeof *p->type * (size_t)n);
+    if (!p->t || !p->type) {
+        qz_plan_free(p);
+        return moe_fail(err, "out of memory");
+    }
+    p->n = tm_list(c, NULL, p->t, n);
+    /* keeping types: a layer whose experts differ (a mixed source) stays split */
+    if (o->mode == QZ_KEEP && keep_split(m, p->split)) {
+        n = tm_list(c, p->split, NULL, 0);
+        tm_entry *t = realloc(p->t, sizeof *t * (size_t)n);
+        int *ty = t ? realloc(p->type, sizeof *ty * (size_t)n) : NULL;
+        if (t) p->t = t;
+        if (ty) p->type = ty;
+        if (!t || !ty) {
+            qz_plan_free(p);
+            return moe_fail(err, "out of memory");
+        }
+        p->n = tm_list(c, p->split, p->t, n);
+    }
+    if (o->mode == QZ_MIXED) {
+        int64_t fixed = 0;
+        for (int i = 0; i < p->n; i++) {
+            if (tm_is_expert(p->t[i].role)) continue;
+            int fb;
+            fixed += tensor_bytes(qz_tensor_type(c, &p->t[i], o->high, 0, &fb), &p->t[i]);
+        }
+        if (plan_mixed(p, c, o, fixed, err)) {
+            qz_plan_free(p);
+            return -1;
+        }
+        n = tm_list(c, p->split, NULL, 0);
+        tm_entry *t = realloc(p->t, sizeof *t * (size_t)n);
+        int *ty = t ? realloc(p->type, sizeof *ty * (size_t)n) : NULL;
+        if (t) p->t = t;
+        if (ty) p->type = ty;
+        if (!t || !ty) {
+            qz_plan_free(p);
+            return moe_fail(err, "out of memory");
+        }
+        p->n = tm_list(c, p->split, p->t, n);
+    }
+    for (int i = 0; i < p->n; i++) {
+        const tm_entry *e = &p->t[i];
+        int fb = 0;
+        p->type[i] = entry_type(p, m, e, o, &fb);
+        p->n_fallback += fb;
+        if (!gguf_type_block(p->type[i])) {
+            qz_plan_free(p);
+            return moe_fail(err, "tensor %d: no GGUF type for its source", i);
+        }
+        int64_t b = tensor_bytes(p->type[i], e);
+        if (b < 0) {
+            char name[96];
+            tm_gguf_name(name, sizeof name, e);
+            qz_plan_free(p);
+            return moe_fail(err, "%s: row length %lld does not suit %s", name,
+                            (long long)e->cols, gguf_type_name(p->type[i]));
+        }
+        p->bytes += b;
+        p->params += (e->rows ? e->rows : 1) * e->cols * e->planes;
+    }
+    switch (o->mode) {
+    case QZ_KEEP: { /* the type of the 2-D weights, as the converter's "auto" names it */
+        p->file_type = 0;
+        for (int i = 0; i < p->n; i++)
+            if (p->t[i].rows > 0 && p->t[i].role != TM_ROUTER) {
+                p->file_type = qz_file_type(p->type[i], 0);
+                break;
+            }
+        break;
+    }
+    case QZ_FLOAT: p->file_type = qz_file_type(o->type, 0); break;
+    case QZ_QUANT: p->file_type = qz_file_type(o->type, o->pure); break;
+    case QZ_MIXED: p->file_type = qz_file_type(o->low, 0); break;
+    }
+    return 0;
+}
