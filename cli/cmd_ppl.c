@@ -61,7 +61,7 @@ static int ppl_run(ppl_model *p, const int32_t *ids, int n, const char *path) {
 }
 
 /* Token ids of --text (model's tokenizer, no special tokens added) or --ids. */
-static int ppl_ids(const char *model, const char *text_path, const char *ids_s, int32_t **ids,
+static int ppl_ids(const char *tok_path, const char *text_path, const char *ids_s, int32_t **ids,
                    int *n) {
     if (ids_s) return cli_parse_ids("ppl", "--ids", ids_s, ids, n);
     moe_err err = {{0}};
@@ -73,7 +73,7 @@ static int ppl_ids(const char *model, const char *text_path, const char *ids_s, 
     }
     moe_tokenizer *tok = NULL;
     int rc = -1;
-    if (cli_load_tokenizer("ppl", model, &tok)) goto done;
+    if (cli_load_tokenizer("ppl", tok_path, &tok)) goto done;
     if (moe_tokenize(tok, text, len, 0, ids, n, &err)) {
         cli_error("ppl", "tokenizing %s: %s", text_path, err.msg);
         goto done;
@@ -86,12 +86,13 @@ done:
 }
 
 int cmd_ppl(int argc, char **argv) {
-    const char *text_path = NULL, *ids_s = NULL, *ref_path = NULL;
+    const char *text_path = NULL, *ids_s = NULL, *ref_path = NULL, *tok_path = NULL;
     int ctx = 512, max_tokens = 0, threads = 0, json = 0;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text_path, 0, 0, 0, "FILE", "score this text (the model's tokenizer)"},
         {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "score these token ids instead"},
         {"--ref", NULL, ARG_STR, &ref_path, 0, 0, 0, "MODEL", "reference model: KL divergence and top-1 agreement"},
+        {"--tokenizer", NULL, ARG_STR, &tok_path, 0, 0, 0, "PATH", "tokenizer for --text (default: MODEL's)"},
         {"--ctx", "-c", ARG_INT, &ctx, 2, 1 << 20, 0, "N", "tokens per window (default 512)"},
         {"--max-tokens", "-n", ARG_INT, &max_tokens, 0, 1 << 30, 0, "N", "score at most the first N tokens (0 = all)"},
         {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
@@ -105,7 +106,7 @@ int cmd_ppl(int argc, char **argv) {
         "The tokens are cut into windows of --ctx tokens; each window starts from an\n"
         "empty cache and scores its positions but the last (C - 1 per window).\n"
         "Both models must have the same vocabulary. KL is in nats.",
-        opts, 7, 1, 1, "MODEL"};
+        opts, 8, 1, 1, "MODEL"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
@@ -119,7 +120,7 @@ int cmd_ppl(int argc, char **argv) {
     int32_t *ids = NULL;
     ppl_model mod = {0}, ref = {0};
     score_acc acc = {0};
-    if (ppl_ids(pos[0], text_path, ids_s, &ids, &n)) goto done;
+    if (ppl_ids(tok_path ? tok_path : pos[0], text_path, ids_s, &ids, &n)) goto done;
     if (max_tokens > 0 && n > max_tokens) n = max_tokens;
     if (n < 2) {
         cli_error("ppl", "need at least 2 tokens to score (got %d)", n);

@@ -57,6 +57,11 @@ out_has "text perplexity line" "^perplexity +[0-9]"
 out_has "text kl line" "^KL\\(ref\\|\\|model\\) mean"
 out_has "text top-1 line" "^top-1 agree +[0-9.]+%"
 
+# a tokenizer from elsewhere (a GGUF or a directory without one)
+expect_ok "tokenizer flag" "$MOE" ppl "$B" --text "$T/text" --tokenizer "$FIX/tokenizer.json" --json -t 1
+check "tokenizer flag positions" "$(json_num positions)" "v > 10"
+expect_fail "no tokenizer" 1 "tokenizer" "$MOE" ppl "$B" --text "$T/text"
+
 # usage errors and bad input
 expect_fail "no input" 2 "exactly one of --text" "$MOE" ppl "$A"
 expect_fail "both inputs" 2 "exactly one of --text" "$MOE" ppl "$A" --ids 1,2 --text "$T/text"
