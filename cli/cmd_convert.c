@@ -4,7 +4,8 @@
  *   HF dir -> OUT.gguf   llama.cpp's names, metadata and layout (experts
  *                        stacked, llama q/k rows permuted); weights keep
  *                        their type (F32/F16/BF16) or --type f32|f16|bf16;
- *                        norms, biases and routers F32 as the converter does.
+ *                        norms, biases and routers F32 as the converter does;
+ *                        the vocabulary of tokenizer.json as it writes it.
  *   GGUF   -> OUT dir    config.json + model.safetensors, every weight
  *                        dequantized to f32 (or --type bf16|f16), named as
  *                        transformers names them; tokenizer files copied.
@@ -24,6 +25,7 @@
 #include "convert.h"
 #include "formats/gguf.h"
 #include "kernels/probe.h"
+#include "tokenizer/tokenizer_gguf_write.h"
 
 /* ------------------------------------------------------------- shared */
 
@@ -108,16 +110,97 @@ static const char *base_name(const char *path, char *buf, size_t n) {
     return s ? s + 1 : buf;
 }
 
+/* ----------------------------------------------------------- vocabulary */
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Does a GGUF file carry a vocabulary? (Unreadable: say yes, write none.) */
+static int gguf_has_vocab(const char *path) {
+    gguf_file g;
+    moe_err err;
+    if (gguf_open(&g, path, &err)) return 1;
+    const char *model = NULL;
+    int yes = gguf_find_kv(&g, "tokenizer.ggml.model") &&
+              !gguf_get_str(&g, "tokenizer.ggml.model", &model, NULL, &err) &&
+              strcmp(model, "none") != 0 && strcmp(model, "no_vocab") != 0;
+    gguf_close(&g);
+    return yes;
+}
+
+/* The directory whose tokenizer becomes the vocabulary, or NULL: tok (a
+ * directory or a tokenizer.json in one), else IN when it is a directory. */
+static const char *vocab_dir(const char *in, const char *tok, char *buf, size_t n) {
+    if (tok && is_dir(tok)) return tok;
+    if (tok && ends_with(tok, "tokenizer.json")) {
+        snprintf(buf, n, "%s", tok);
+        return dirname(buf);
+    }
+    return is_dir(in) ? in : NULL;
+}
+
+/* Build the vocabulary; 0 (v filled or empty), or 1 (printed). */
+static int build_vocab(const char *cmd, const moe_model *m, const char *in, const char *tok,
+                       tok_gguf_vocab *v, const char **dir) {
+    static char buf[4096];
+    memset(v, 0, sizeof *v);
+    *dir = vocab_dir(in, tok, buf, sizeof buf);
+    if (!*dir || (!is_dir(in) && gguf_has_vocab(in))) {
+        *dir = NULL;
+        return 0;
+    }
+    const moe_config *c = moe_model_config(m);
+    moe_err err = {{0}};
+    int rc = tok_gguf_vocab_build(v, *dir, tm_gguf_arch(c->arch), c->vocab, &err);
+    if (rc < 0) {
+        cli_error(cmd, "%s", err.msg);
+        return 1;
+    }
+    if (v->note[0]) fprintf(stderr, "moe %s: note: %s\n", cmd, v->note);
+    if (rc > 0) *dir = NULL;
+    return 0;
+}
+
+/* The summary line of the vocabulary, after checking the written file. */
+static void report_vocab(const char *cmd, const tok_gguf_vocab *v, const char *dir, const char *out) {
+    static const char *const how[] = {"hash", "by llama.cpp's tokenizer hash", "layout",
+                                      "by tokenizer.json's pre-tokenizer", "none", "not recognized"};
+    const char *h = "";
+    for (int i = 0; i < 6; i += 2)
+        if (!strcmp(v->pre_how, how[i])) h = how[i + 1];
+    printf("  vocabulary: %s, %d tokens", v->model, v->n_tokens);
+    if (v->n_padded) printf(" (%d [PAD] ids past tokenizer.json's)", v->n_padded);
+    if (!strcmp(v->model, "gpt2")) printf(", pre-tokenizer \"%s\" (%s)", v->pre, h);
+    int same = 0, total = 0;
+    moe_err err = {{0}};
+    if (tok_gguf_vocab_check(out, dir, &same, &total, &err)) {
+        printf("\n");
+        fprintf(stderr, "moe %s: warning: the written vocabulary cannot be read back: %s\n", cmd, err.msg);
+        return;
+    }
+    printf("; tokenizer.json's ids on %d/%d probe texts\n", same, total);
+    if (same != total)
+        fprintf(stderr, "moe %s: warning: the GGUF's tokenizer differs from %s/tokenizer.json on "
+                "%d of %d probe texts\n", cmd, dir, total - same, total);
+}
+
 int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
-                       const char *in, const char *out, int threads) {
+                       const char *in, const char *out, int threads, const char *tok) {
+    tok_gguf_vocab voc;
+    const char *vdir = NULL;
+    if (build_vocab(cmd, m, in, tok, &voc, &vdir)) return 1;
     pool *pl = pool_create(threads);
     if (!pl) {
         cli_error(cmd, "cannot start threads");
+        tok_gguf_vocab_free(&voc);
         return 1;
     }
     char nb[512];
     convert_progress pr = {cmd, isatty(STDERR_FILENO) && plan->bytes > (64 << 20), -1};
-    qz_write_opts wo = {pl, base_name(in, nb, sizeof nb), convert_show_progress, &pr};
+    qz_write_opts wo = {pl, base_name(in, nb, sizeof nb), convert_show_progress, &pr,
+                        vdir ? &voc : NULL};
     moe_err err = {{0}};
     double t0 = clock_now();
     int rc = qz_write_gguf(m, plan, out, &wo, &err);
@@ -125,6 +208,7 @@ int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
     pool_free(pl);
     if (rc) {
         cli_error(cmd, "%s", err.msg);
+        tok_gguf_vocab_free(&voc);
         return 1;
     }
     char types[512], b1[32], b2[32];
@@ -138,6 +222,8 @@ int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
     if (plan->n_fallback)
         printf("  %d tensors had rows that do not suit the type and use a fallback type "
                "(docs/QUANT.md)\n", plan->n_fallback);
+    if (vdir) report_vocab(cmd, &voc, vdir, out);
+    tok_gguf_vocab_free(&voc);
     return 0;
 }
 
@@ -214,7 +300,8 @@ int cmd_convert(int argc, char **argv) {
         {"--type", NULL, ARG_STR, &type_s, 0, 0, 0, "T",
          "weights as f32, f16 or bf16 (default: as stored; to HF: f32 unless all are bf16/f16)"},
         {"--tokenizer", NULL, ARG_STR, &tok_dir, 0, 0, 0, "DIR",
-         "to HF: copy tokenizer files from DIR (default: IN, or the GGUF's directory)"},
+         "to GGUF: the vocabulary from DIR's tokenizer.json (default: IN's); to HF: copy "
+         "tokenizer files from DIR (default: IN, or the GGUF's directory)"},
         {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite OUT"},
     };
@@ -225,8 +312,10 @@ int cmd_convert(int argc, char **argv) {
         "other OUT as a directory with config.json + model.safetensors (quantized\n"
         "weights dequantized) that transformers loads.",
         "Tokenizer files (tokenizer.json, tokenizer_config.json, ...) are copied into an HF\n"
-        "OUT; a GGUF OUT carries no vocabulary (tokenizer.ggml.model = none). To quantize,\n"
-        "see 'moe quantize'. Details: docs/QUANT.md. Examples:\n"
+        "OUT (or rebuilt from a GGUF IN's vocabulary when there are none beside it); a GGUF\n"
+        "OUT carries the vocabulary of tokenizer.json as llama.cpp's converter\n"
+        "writes it (docs/GGUF_TOKENIZER.md). To quantize, see 'moe quantize'. Details:\n"
+        "docs/QUANT.md. Examples:\n"
         "  moe convert mixtral-dir mixtral-bf16.gguf\n"
         "  moe convert model-q8_0.gguf model-hf --type bf16",
         opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, "IN OUT"};
@@ -257,7 +346,7 @@ int cmd_convert(int argc, char **argv) {
         if (qz_plan_make(&plan, m, &qo, &err)) {
             cli_error("convert", "%s: %s", in, err.msg);
         } else {
-            code = convert_write_gguf("convert", m, &plan, in, out, threads);
+            code = convert_write_gguf("convert", m, &plan, in, out, threads, tok_dir);
             qz_plan_free(&plan);
         }
         moe_model_free(m);
@@ -277,7 +366,7 @@ int cmd_convert(int argc, char **argv) {
         return 1;
     }
     convert_progress pr = {"convert", isatty(STDERR_FILENO), -1};
-    qz_write_opts wo = {pl, NULL, convert_show_progress, &pr};
+    qz_write_opts wo = {pl, NULL, convert_show_progress, &pr, NULL};
     moe_err err = {{0}};
     double t0 = clock_now();
     int rc = qz_write_hf(m, out, dt, &wo, &err);
@@ -298,10 +387,21 @@ int cmd_convert(int argc, char **argv) {
         snprintf(dbuf, sizeof dbuf, "%s", in);
         src = stat(in, &sb) == 0 && S_ISDIR(sb.st_mode) ? in : dirname(dbuf);
     }
-    int ncopied = 0;
+    int ncopied = 0, rebuilt = 0;
     if (strcmp(src, out) != 0) {
         ncopied = copy_tokenizer("convert", src, out);
         if (ncopied < 0) return 1;
+    }
+    /* none found beside a GGUF IN: rebuilt from the file's own vocabulary */
+    char tpath[4096], note[512];
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", out);
+    if (!tok_dir && !is_dir(in) && stat(tpath, &sb) != 0) {
+        int r = tok_gguf_to_json(in, out, note, sizeof note, &err);
+        if (r < 0) {
+            cli_error("convert", "%s", err.msg);
+            return 1;
+        }
+        rebuilt = r == 0;
     }
     char b1[32], b2[32];
     printf("wrote %s: config.json + model.safetensors, %s parameters, %s %s in %.1f s",
@@ -309,6 +409,7 @@ int cmd_convert(int argc, char **argv) {
            cli_bytes(st.params_total * (dt == DT_F32 ? 4 : 2), b2, sizeof b2),
            dtype_name((dtype)dt), clock_now() - t0);
     if (ncopied) printf(", %d tokenizer file%s from %s", ncopied, ncopied > 1 ? "s" : "", src);
+    if (rebuilt) printf(", tokenizer.json + tokenizer_config.json from the GGUF's vocabulary");
     printf("\n");
     return 0;
 }

@@ -246,7 +246,8 @@ int cmd_quantize(int argc, char **argv) {
         {"--route-stats", NULL, ARG_STR, &stats, 0, 0, 0, "JSON",
          "mixed: routing counts from 'moe route --data' or '--text' JSON"},
         {"--tokenizer", NULL, ARG_STR, &tok_path, 0, 0, 0, "PATH",
-         "tokenizer for --calib (default: IN's tokenizer.json)"},
+         "tokenizer for --calib, and the file's vocabulary when a directory or tokenizer.json "
+         "(default: IN's tokenizer.json)"},
         {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite OUT"},
     };
@@ -377,7 +378,7 @@ int cmd_quantize(int argc, char **argv) {
         goto done;
     }
     if (mixed) print_mixed(&plan, cfg, &qo);
-    code = convert_write_gguf("quantize", m, &plan, in, out, threads);
+    code = convert_write_gguf("quantize", m, &plan, in, out, threads, tok_path);
 done:
     qz_plan_free(&plan);
     free(k.c);

@@ -22,6 +22,11 @@ Writes tests/fixtures/gguf_tokenizers/ (read by tests/test_gguf_tokenizer.c):
   qwen2_moe_q8_0_tok.gguf  tests/fixtures/gguf_models/qwen2_moe_q8_0.gguf with a 128-token
                     byte-level tokenizer added (gguf-py's GGUFWriter, the fields _set_vocab_gpt2
                     writes), so `moe generate FILE.gguf` runs from the one file.
+  hf/NAME/          the HF files the converter read for qwen2_style (config.json; its
+                    tokenizer files are tests/fixtures/tokenizers/qwen2-style), bl_mixed and
+                    spm_small (tokenizer.json, tokenizer_config.json, config.json; not
+                    tokenizer.model): tests/test_gguf_vocab.c writes the vocabulary from them as
+                    `moe convert` does and compares it with the converter's GGUF key by key.
   vectors.json      for the test texts of tests/fixtures/tokenizers/vectors.json: the ids HF
                     `tokenizers` gives with the model's HF tokenizer (with and without special
                     tokens) and its decodes; for bl_mixed also the ids of each byte-level family
@@ -67,6 +72,14 @@ def run_converter(lcp, model_dir, out_path, pre):
     if r.returncode != 0:
         sys.stdout.write(r.stdout + r.stderr)
         raise SystemExit(f"converter failed on {model_dir}")
+
+
+def save_hf(d, out_dir, name, files):
+    """Copy the HF files the converter read next to its output (out_dir/hf/NAME)."""
+    dst = os.path.join(out_dir, "hf", name)
+    os.makedirs(dst, exist_ok=True)
+    for f in files:
+        shutil.copy(os.path.join(d, f), dst)
 
 
 def converter_child(lcp, model_dir, out_path, pre):
@@ -153,6 +166,7 @@ def gen_qwen2_style(work, out_dir, texts):
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=1)
     out = os.path.join(out_dir, "qwen2_style.gguf")
     run_converter(ARGS.lcp, d, out, "qwen2")
+    save_hf(d, out_dir, "qwen2_style", ["config.json"])
 
     tok = Tokenizer.from_str(json.dumps(tj))
     fixture = {"name": "qwen2_style", "gguf": "qwen2_style.gguf", "vocab": n,
@@ -234,6 +248,7 @@ def gen_bl_mixed(work, out_dir, texts):
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=1)
     out = os.path.join(out_dir, "bl_mixed.gguf")
     run_converter(ARGS.lcp, d, out, "llama-bpe")
+    save_hf(d, out_dir, "bl_mixed", ["tokenizer.json", "tokenizer_config.json", "config.json"])
 
     all_texts = texts + FAMILY_TEXTS
     fixture = {"name": "bl_mixed", "gguf": "bl_mixed.gguf", "vocab": n, "bos": bot, "eos": bot + 1,
@@ -338,6 +353,7 @@ def gen_spm_small(work, out_dir, texts):
     json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=1)
     out = os.path.join(out_dir, "spm_small.gguf")
     run_converter(ARGS.lcp, d, out, "-")
+    save_hf(d, out_dir, "spm_small", ["tokenizer.json", "tokenizer_config.json", "config.json"])
     fixture = {"name": "spm_small", "gguf": "spm_small.gguf", "vocab": n, "bos": 1, "eos": 2,
                "cases": make_cases(tok, texts), "variants": []}
     return fixture, out

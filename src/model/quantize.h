@@ -77,17 +77,22 @@ int qz_fallback(int type, int64_t cols);
 /* Progress: bytes written so far of total. */
 typedef void (*qz_progress_fn)(void *user, int64_t done, int64_t total);
 
+struct tok_gguf_vocab;
+
 typedef struct qz_write_opts {
     pool *pool;               /* converts rows in parallel (may be NULL) */
     const char *name;         /* general.name (HF sources); NULL: none */
     qz_progress_fn progress;  /* or NULL */
     void *user;
+    const struct tok_gguf_vocab *vocab; /* GGUF: tokenizer.* pairs (tokenizer_gguf_write.h)
+                                 for an HF source, or a GGUF source without a vocabulary;
+                                 NULL: none (tokenizer.ggml.model = "none") */
 } qz_write_opts;
 
 /* Write m as a GGUF file at path with the plan's types. Metadata: a GGUF
  * source's key/value pairs are carried over (tokenizer included) with
  * general.file_type updated; an HF source gets the keys llama.cpp's
- * converter writes for its architecture. */
+ * converter writes for its architecture, and o->vocab's tokenizer. */
 int qz_write_gguf(const struct moe_model *m, const qz_plan *p, const char *path,
                   const qz_write_opts *o, moe_err *err);
 

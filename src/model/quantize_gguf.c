@@ -13,10 +13,12 @@
  * head_dim is not hidden/heads (always for qwen3moe, whose configs name
  * it); qwen: expert_feed_forward_length, expert_shared_feed_forward_length;
  * llama: vocab_size, rope.dimension_count. Beyond the converter: the keys
- * tensor_map.h lists for switches llama.cpp has no field for, BOS/EOS ids,
- * and, as no vocabulary is written, tokenizer.ggml.model = "none" with
- * ARCH.vocab_size (llama.cpp then loads the file with a vocabulary of
- * placeholder tokens; moe reads tokenizer.json).
+ * tensor_map.h lists for switches llama.cpp has no field for. The
+ * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
+ * directory's tokenizer.json by tokenizer_gguf_write.c, as the converter's
+ * set_vocab writes them); without one, tokenizer.ggml.model = "none" with
+ * the config's BOS/EOS ids and ARCH.vocab_size (llama.cpp then loads the
+ * file with placeholder tokens).
  */
 #include "model/quantize.h"
 
@@ -28,6 +30,7 @@
 #include "formats/gguf.h"
 #include "model/model.h"
 #include "model/quantize_impl.h"
+#include "tokenizer/tokenizer_gguf_write.h"
 
 /* ------------------------------------------------------------- metadata */
 
@@ -56,8 +59,13 @@ static int has_key(const kvs *k, const char *key) {
     return 0;
 }
 
+static void add_vocab(kvs *k, const tok_gguf_vocab *v) {
+    for (int i = 0; i < v->n_kv; i++) add(k, v->kv[i]);
+}
+
 /* Keys for an HF source. */
-static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name) {
+static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name,
+                    const tok_gguf_vocab *vocab) {
     const char *a = tm_gguf_arch(c->arch);
     const moe_layer_config *ml = NULL, *dense = NULL;
     for (int i = 0; i < c->n_layers; i++) {
@@ -99,18 +107,34 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     if (c->clip_qkv > 0) add(k, gguf_wf32(akey(k, a, TMK_CLAMP_KQV), c->clip_qkv));
     if (c->sliding_window > 0)
         add(k, gguf_wu32(akey(k, a, TMK_SLIDING_WINDOW), (uint32_t)c->sliding_window));
+    if (vocab) {
+        add_vocab(k, vocab);
+        return;
+    }
     add(k, gguf_wstr("tokenizer.ggml.model", "none"));
     if (c->bos_id >= 0) add(k, gguf_wu32(TMK_BOS_ID, (uint32_t)c->bos_id));
     if (c->eos_id >= 0) add(k, gguf_wu32(TMK_EOS_ID, (uint32_t)c->eos_id));
 }
 
-/* Keys of a GGUF source, carried over; the file type replaced. */
-static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_type) {
+/* Does a GGUF source carry a vocabulary? */
+static int has_vocab(const gguf_file *g) {
+    const char *model = NULL;
+    const gguf_kv *kv = gguf_find_kv(g, "tokenizer.ggml.model");
+    if (kv && kv->type == GGUF_VT_STR) model = kv->strs[0];
+    return model && strcmp(model, "none") && strcmp(model, "no_vocab");
+}
+
+/* Keys of a GGUF source, carried over; the file type replaced; a vocabulary
+ * added when the source has none. */
+static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_type,
+                     const tok_gguf_vocab *vocab) {
+    if (has_vocab(g)) vocab = NULL;
     for (int i = 0; i < g->n_kv; i++) {
         const gguf_kv *s = &g->kvs[i];
         if (!strcmp(s->key, "general.file_type") ||
             !strcmp(s->key, "general.quantization_version"))
             continue;
+        if (vocab && !strncmp(s->key, "tokenizer.", 10)) continue;
         gguf_wkv w = {.key = s->key, .type = s->type, .arr_type = s->arr_type, .n = s->n};
         if (s->type == GGUF_VT_STR) {
             w.str = s->strs[0];
@@ -129,6 +153,7 @@ static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_t
     }
     add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
     add(k, gguf_wu32("general.quantization_version", 2));
+    if (vocab) add_vocab(k, vocab);
     if (!has_key(k, "tokenizer.ggml.model")) {
         const char *a = tm_gguf_arch(c->arch);
         add(k, gguf_wstr("tokenizer.ggml.model", "none"));
@@ -195,7 +220,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
     kvs k = {0};
     gguf_wtensor *wt = calloc((size_t)p->n + 1, sizeof *wt);
     char (*names)[96] = calloc((size_t)p->n + 1, sizeof *names);
-    int cap = (m->gguf ? m->gguf->n_kv : 0) + MAX_GEN_KV;
+    int cap = (m->gguf ? m->gguf->n_kv : 0) + MAX_GEN_KV + (o->vocab ? o->vocab->n_kv : 0);
     k.kv = calloc((size_t)cap, sizeof *k.kv);
     k.keys = calloc(MAX_GEN_KV, sizeof *k.keys);
     k.cap = cap;
@@ -219,8 +244,8 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
         moe_fail(err, "%s: out of memory", path);
         goto done;
     }
-    if (m->gguf) copy_kvs(&k, m->gguf, &m->cfg, p->file_type);
-    else gen_kvs(&k, &m->cfg, p->file_type, o->name);
+    if (m->gguf) copy_kvs(&k, m->gguf, &m->cfg, p->file_type, o->vocab);
+    else gen_kvs(&k, &m->cfg, p->file_type, o->name, o->vocab);
     for (int i = 0; i < p->n; i++) {
         const tm_entry *e = &p->t[i];
         if (tm_gguf_name(names[i], sizeof names[i], e)) {

@@ -325,5 +325,10 @@ int tok_build_char_pairs(moe_tokenizer *t, moe_err *err);
  * from a GGUF file's tokenizer.ggml.* metadata. */
 int tok_is_gguf(const char *path);
 int tok_gguf_load(moe_tokenizer **out, const char *path, moe_err *err);
+/* tokenizer_gguf.c: the tokenizer.json layout a tokenizer.ggml.pre name
+ * stands for (what the reader builds): an NFC normalizer or none, the Split
+ * regexes before ByteLevel (NULL-terminated; none: ByteLevel splits with the
+ * GPT-2 regex), ignore_merges. -1 for a name the reader does not know. */
+int tok_gguf_pre_layout(const char *name, int *nfc, const char *const **splits, int *ignore_merges);
 
 #endif

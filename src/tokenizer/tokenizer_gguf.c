@@ -143,6 +143,15 @@ static const gg_pre *pre_find(const char *name) {
     return NULL;
 }
 
+int tok_gguf_pre_layout(const char *name, int *nfc, const char *const **splits, int *ignore_merges) {
+    const gg_pre *p = pre_find(name);
+    if (!p) return -1;
+    *nfc = p->nfc;
+    *splits = p->splits;
+    *ignore_merges = p->ignore_merges;
+    return 0;
+}
+
 /* ------------------------------------------ pipelines as tokenizer.json */
 
 /* The fixed SentencePiece (Mixtral / Llama 2) chains. */

@@ -7,7 +7,9 @@
 # writes per-expert layers that load, and bad input (unknown --type,
 # missing IN, bad budgets, OUT existing / not .gguf / unwritable,
 # unsupported architectures, what GGUF cannot express, bad routing JSON)
-# fails with a message and leaves no file behind. Runs in a few seconds.
+# fails with a message and leaves no file behind. A directory's
+# tokenizer.json becomes the GGUF's vocabulary: the file alone tokenizes as
+# the directory does and generates. Runs in a few seconds.
 #   MOE=build/moe sh tests/cli/quant.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -80,12 +82,45 @@ cp "$FIX/cli/tokenizer.json" "$T/tokdir/"
 expect_ok "init tiny" "$MOE" init --preset tiny --dtype f32 "$T/tiny"
 cp "$FIX/cli/tokenizer.json" "$T/tiny/"
 expect_ok "tiny -> gguf" "$MOE" convert "$T/tiny" "$T/tokdir/tiny.gguf"
+out_has "tiny -> gguf: vocabulary" 'vocabulary: gpt2, 512 tokens, pre-tokenizer "gpt-2" .* ids on ([0-9]+)/\1 probe texts'
 expect_ok "gguf -> hf with tokenizer" "$MOE" convert "$T/tokdir/tiny.gguf" "$T/tiny-back"
 out_has "tokenizer copied" "1 tokenizer file from"
 cmp -s "$FIX/cli/tokenizer.json" "$T/tiny-back/tokenizer.json" && ok || bad "tokenizer.json not copied"
 expect_ok "tokenize with the copied tokenizer" "$MOE" tokenize "$T/tiny-back" "hello world"
 expect_ok "--tokenizer DIR" "$MOE" convert "$T/q3-bf16.gguf" "$T/q3-tok" --tokenizer "$T/tokdir"
 [ -f "$T/q3-tok/tokenizer.json" ] && ok || bad "--tokenizer: not copied"
+
+# the vocabulary travels into the GGUF: the file alone tokenizes as the
+# directory does, and generates
+expect_ok "quantize tiny with its tokenizer" "$MOE" quantize "$T/tiny" "$T/tiny-voc.gguf" --type q8_0
+out_has "quantize: vocabulary written" "vocabulary: gpt2, 512 tokens"
+for txt in "Hello world, the end." "<s>caf$(printf '\303\251')  12345 <unk>x</s>" "  tabs	and
+newlines  "; do
+  expect_ok "tokenize DIR" "$MOE" tokenize "$T/tiny" "$txt"
+  cp "$T/out" "$T/ids-dir"
+  expect_ok "tokenize the GGUF" "$MOE" tokenize "$T/tiny-voc.gguf" "$txt"
+  cmp -s "$T/out" "$T/ids-dir" && ok || bad "GGUF tokenizes '$txt' as $(cat "$T/out"), the directory as $(cat "$T/ids-dir")"
+done
+expect_ok "generate from the GGUF alone" "$MOE" generate "$T/tiny-voc.gguf" -p "Hello world" -n 8 --seed 1
+grep -q "generated 8 tokens" "$T/err" && ok || bad "generate: no decode line ($(head -c 200 "$T/err"))"
+# and back: no tokenizer files beside the GGUF, so tokenizer.json is rebuilt from its vocabulary
+expect_ok "gguf (alone) -> hf" "$MOE" convert "$T/tiny-voc.gguf" "$T/voc-hf"
+out_has "tokenizer rebuilt" "tokenizer.json \+ tokenizer_config.json from the GGUF's vocabulary"
+"$MOE" tokenize "$T/tiny" "Hello <s>world</s>, the end." >"$T/ids-dir"
+expect_ok "tokenize with the rebuilt tokenizer" "$MOE" tokenize "$T/voc-hf" "Hello <s>world</s>, the end."
+cmp -s "$T/out" "$T/ids-dir" && ok || bad "rebuilt tokenizer.json tokenizes differently"
+# an unsupported tokenizer.json: the weights convert, with a note and no vocabulary
+mkdir -p "$T/wp" && cp "$T/tiny/config.json" "$T/tiny/model.safetensors" "$T/wp/" &&
+  echo '{"model": {"type": "WordPiece", "vocab": {"a": 0}}}' >"$T/wp/tokenizer.json"
+expect_ok "convert with a WordPiece tokenizer" "$MOE" convert "$T/wp" "$T/wp.gguf"
+grep -q "note: .*WordPiece.*no vocabulary" "$T/err" && ok || bad "WordPiece: no note ($(head -c 200 "$T/err"))"
+expect_fail "tokenize a GGUF without vocabulary" 1 "carries no vocabulary" "$MOE" tokenize "$T/wp.gguf" "hi"
+# a GGUF without a vocabulary gets one from --tokenizer
+expect_ok "gguf + --tokenizer" "$MOE" convert "$T/wp.gguf" "$T/wp-voc.gguf" --tokenizer "$T/tokdir"
+out_has "gguf + --tokenizer: vocabulary" "vocabulary: gpt2, 512 tokens"
+"$MOE" tokenize "$T/tiny" "Hello world, the end." >"$T/ids-hello"
+expect_ok "tokenize it" "$MOE" tokenize "$T/wp-voc.gguf" "Hello world, the end."
+cmp -s "$T/out" "$T/ids-hello" && ok || bad "--tokenizer vocabulary tokenizes differently"
 
 # ---------------------------------------------------------- plain types
 for p in tiny tiny-olmoe tiny-qwen2 tiny-qwen3; do
