@@ -7,8 +7,10 @@
 # domain x expert table with I(domain; expert), and an HTML report.
 # `make demo-ci` runs the same steps on a tiny corpus for a few steps.
 #
-#   BUILD=build tools/demo.sh [full|ci]      (the Makefile passes BUILD)
+#   BUILD=build tools/demo.sh [full|ci|prep] (the Makefile passes BUILD)
 #   DEMO_DIR=dir   where the corpus, data and run go (default BUILD/demo, BUILD/demo-ci)
+# prep: only steps 1-5 of full (packages, build, corpus, tokenizer, shards);
+# experiments/prep.sh uses it.
 #
 # docs/DATA.md describes the sources, their licenses and the corpus rules.
 set -euo pipefail
@@ -23,7 +25,7 @@ THREADS=$(nproc 2>/dev/null || echo 2)
 # about 4 of them; TRAIN_LIMIT bounds it on a slower machine).
 # ci: the same path in well under 2 minutes.
 case $MODE in
-full)
+full | prep)
     DIR=${DEMO_DIR:-$BUILD/demo}
     CAP=1500000        # bytes of text per domain
     DOC_CAP=16000      # bytes per document (a longer file is cut at a line)
@@ -46,7 +48,7 @@ ci)
     GEN=16; ROUTE_TOKENS=0
     ;;
 *)
-    echo "usage: tools/demo.sh [full|ci]" >&2
+    echo "usage: tools/demo.sh [full|ci|prep]" >&2
     exit 2
     ;;
 esac
@@ -54,6 +56,7 @@ DOMAINS="english german french c python"
 
 START=$SECONDS
 N_STEP=8
+[ "$MODE" = prep ] && N_STEP=5
 step() { # step N TITLE
     local t=$((SECONDS - START))
     printf '\n[%d:%02d] %s/%s %s\n' $((t / 60)) $((t % 60)) "$1" "$N_STEP" "$2"
@@ -306,6 +309,12 @@ step 5 "token shards with domains"
 dom_args=()
 for d in $DOMAINS; do dom_args+=(--domain "$d=$DIR/corpus/$d"); done
 "$MOE" data --tokenizer "$DIR/tok" --out "$DIR/data" --docs file --val-frac "$VAL_FRAC" "${dom_args[@]}"
+
+if [ "$MODE" = prep ]; then
+    t=$((SECONDS - START))
+    printf '\n[%d:%02d] done: corpus, tokenizer and shards in %s\n' $((t / 60)) $((t % 60)) "$DIR"
+    exit 0
+fi
 
 step 6 "training: $LAYERS layers, dim $DIM, $EXPERTS experts top-$TOPK, $STEPS steps of $BATCH x $SEQ tokens"
 write_config "$vocab"
