@@ -34,7 +34,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 
-.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant
+.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-olmoe-q
 all: deps $(BUILD)/moe $(BUILD)/libmoe.a
 
 deps:
@@ -105,6 +105,11 @@ bench-olmoe: all
 	@test -f $(OLMOE_MODEL)/model.safetensors || $(BUILD)/moe init --preset olmoe-1b-7b --layers 4 $(OLMOE_MODEL)
 	$(BUILD)/moe info $(OLMOE_MODEL)
 	$(BUILD)/moe bench $(OLMOE_MODEL) --prompt 64 --gen 32 --threads 2
+
+# The same shape quantized to Q8_0 and Q4_0 GGUF (moe quantize), prefill and
+# decode measured in alternating rounds (bench/olmoe_quant.sh; ROUNDS=3).
+bench-olmoe-q: all
+	@BUILD=$(BUILD) sh bench/olmoe_quant.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -3,11 +3,12 @@
  * to this machine's limits: GEMV (decode, n = 1) GB/s of weights against
  * probe_read_bandwidth, GEMM (prefill, n = 128) GFLOP/s against
  * probe_f32_flops and against the bf16 f32-FMA matmul at the same shape,
- * and a grouped MoE decode step. Times include quantizing the activations
+ * a grouped MoE decode step and an OLMoE-shaped MoE prefill layer. Times include quantizing the activations
  * (qmatmul), as decode pays it. Every figure is the median of several runs.
  *
- *   make bench-quant BUILD=dir && dir/quant_bench [threads] [quick]
- * quick: GEMV cold only at 2048x2048, GEMM at 2048x2048 only.
+ *   make bench-quant BUILD=dir && dir/quant_bench [threads] [quick|moe]
+ * quick: GEMV cold only at 2048x2048, GEMM at 2048x2048 only; moe: only
+ * the MoE prefill layer (AMX on and off where the CPU has AMX).
  *
  * "hot" GEMV repeats one matrix (it may sit in the last-level cache);
  * "cold" rotates through copies totalling >= 1 GiB, as decode does when the
@@ -68,7 +69,8 @@ static double time_qmm(pool *p, const unsigned char *w, size_t bytes, int copies
 
 int main(int argc, char **argv) {
     int nth = argc > 1 ? atoi(argv[1]) : 2;
-    int quick = argc > 2;
+    int quick = argc > 2 && strcmp(argv[2], "moe") != 0;
+    int moe_only = argc > 2 && strcmp(argv[2], "moe") == 0;
     pool *p = pool_create(nth);
     if (!p) {
         fprintf(stderr, "pool_create failed\n");
@@ -99,9 +101,11 @@ int main(int argc, char **argv) {
     if (!x || !y || !scratch) return 1;
     for (int64_t i = 0; i < NG * 2048; i++) x[i] = frand(&seed) * 20;
 
-    printf("\nGEMV n=1: GB/s of weights (fraction of probe bandwidth), us per call\n");
-    printf("%-5s %-10s %6s %18s %18s\n", "type", "shape", "bits/w", "hot", "cold");
-    for (int ti = 0; ti < 5; ti++)
+    if (!moe_only) {
+        printf("\nGEMV n=1: GB/s of weights (fraction of probe bandwidth), us per call\n");
+        printf("%-5s %-10s %6s %18s %18s\n", "type", "shape", "bits/w", "hot", "cold");
+    }
+    for (int ti = 0; ti < (moe_only ? 0 : 5); ti++)
         for (int s = 0; s < n_shapes; s++) {
             int type = types[ti];
             int64_t R = shapes[s][0], C = shapes[s][1];
@@ -119,9 +123,10 @@ int main(int argc, char **argv) {
             free(w);
         }
 
-    printf("\nGEMM n=%lld: GFLOP/s (fraction of probe f32 peak; bf16 matmul at the same shape for scale)\n",
-           (long long)NG);
-    for (int s = 0; s < n_shapes; s++) {
+    if (!moe_only)
+        printf("\nGEMM n=%lld: GFLOP/s (fraction of probe f32 peak; bf16 matmul at the same shape for scale)\n",
+               (long long)NG);
+    for (int s = 0; s < (moe_only ? 0 : n_shapes); s++) {
         int64_t R = shapes[s][0], C = shapes[s][1];
         uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)(R * C));
         if (!wb) return 1;
@@ -149,7 +154,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    if (!quick) { /* An OLMoE decode MoE step: 8 experts' [1024][2048] matrices, n = 1 each,
+    if (!quick && !moe_only) { /* An OLMoE decode MoE step: 8 experts' [1024][2048] matrices, n = 1 each,
                    * one grouped call vs 8 separate qmatmuls, cold. */
         enum { E = 8 };
         const int64_t R = 1024, C = 2048;
@@ -184,6 +189,90 @@ int main(int argc, char **argv) {
             free(tasks);
             free(w);
         }
+    }
+    if (!quick) { /* An OLMoE prefill MoE layer: 128 tokens routed top-8 over 64 experts
+                   * (about 16 rows each, as random routing gives), grouped gate+up then
+                   * down, every expert's weights cold; AMX on and off. */
+        enum { E = 64, T = 128, K = 8 };
+        const int64_t D = 2048, F = 1024;
+        int cnt[E] = {0};
+        unsigned rs = 7;
+        for (int t = 0; t < T; t++) { /* K distinct experts per token */
+            int chosen[K];
+            for (int k = 0; k < K; k++) {
+                int e, dup;
+                do {
+                    rs = rs * 1103515245u + 12345u;
+                    e = (int)((rs >> 8) % E);
+                    dup = 0;
+                    for (int q = 0; q < k; q++) dup |= chosen[q] == e;
+                } while (dup);
+                chosen[k] = e;
+                cnt[e]++;
+            }
+        }
+        float *xe = malloc(sizeof(float) * T * K * D), *ge = malloc(sizeof(float) * T * K * F);
+        float *ue = malloc(sizeof(float) * T * K * F), *ye = malloc(sizeof(float) * T * K * D);
+        if (!xe || !ge || !ue || !ye) return 1;
+        for (int64_t i = 0; i < T * K * D; i++) xe[i] = frand(&seed) * 20;
+        for (int64_t i = 0; i < T * K * F; i++) ge[i] = frand(&seed) * 20;
+        for (int ti = 0; ti < 2; ti++) {
+            int type = ti ? QT_Q8_0 : QT_Q4_0;
+            size_t mb = quant_row_bytes(type, D) * (size_t)F; /* one expert matrix */
+            int layers = (int)(((size_t)1 << 30) / (3 * E * mb)) + 1;
+            unsigned char *w = make_weights(type, F, D, 3 * E * layers, &seed);
+            qmm_task *tasks = malloc(sizeof(qmm_task) * 2 * E);
+            if (!w || !tasks) return 1;
+            double macs = 3.0 * T * K * D * F;
+            /* scratch for the larger call (gate+up: 2 tasks per expert, K = D) */
+            size_t gsz = 64;
+            for (int e = 0; e < E; e++)
+                if (cnt[e]) gsz += 2 * qact_size(type, cnt[e], D);
+            void *gs = malloc(gsz);
+            if (!gs) return 1;
+            for (int amx = 1; amx >= 0; amx--) {
+                int on = quant_amx_set(amx);
+                if (amx && !on) continue;
+                double tl[5];
+                for (int r = 0; r < 5; r++) {
+                    double t0 = clock_now();
+                    for (int l = 0; l < layers; l++) {
+                        const unsigned char *wl = w + mb * (size_t)(3 * E * l);
+                        int nt = 0;
+                        int64_t row = 0;
+                        for (int e = 0; e < E; e++) {
+                            if (!cnt[e]) continue;
+                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e), type, F, D, xe + row * D, ge + row * F, cnt[e]};
+                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e + 1), type, F, D, xe + row * D, ue + row * F, cnt[e]};
+                            row += cnt[e];
+                        }
+                        qmatmul_grouped(p, tasks, nt, gs);
+                        nt = 0;
+                        row = 0;
+                        for (int e = 0; e < E; e++) {
+                            if (!cnt[e]) continue;
+                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e + 2), type, D, F, ge + row * F, ye + row * D, cnt[e]};
+                            row += cnt[e];
+                        }
+                        qmatmul_grouped(p, tasks, nt, gs);
+                    }
+                    tl[r] = (clock_now() - t0) / layers;
+                }
+                double t = median(tl, 5);
+                printf("%sMoE prefill layer, %d tokens x top-%d of %d experts [%lld][%lld] %s, %s: %.2f ms, "
+                       "%.1f GMAC/s, weights %.1f GB/s (%.0f%% of probe)\n", ti == 0 ? "\n" : "", T, K, E,
+                       (long long)F, (long long)D, quant_traits(type)->name, amx ? "AMX" : "VNNI", t * 1e3,
+                       macs / t / 1e9, 3.0 * E * mb / t / 1e9, 100 * 3.0 * E * mb / t / BW);
+            }
+            quant_amx_set(1);
+            free(gs);
+            free(tasks);
+            free(w);
+        }
+        free(xe);
+        free(ge);
+        free(ue);
+        free(ye);
     }
     for (int i = 0; i < 5; i++) bw[i] = probe_read_bandwidth(p, 0, 3);
     printf("probe again at the end: read bandwidth %.1f GB/s\n", median(bw, 5) / 1e9);

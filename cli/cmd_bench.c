@@ -6,6 +6,8 @@
  *   decode is bandwidth bound: achieved bytes/s = tok/s * active weight bytes
  *     per token (moe_model_stats.bytes_active), against probe_read_bandwidth.
  * Ids are random (seeded); each rep resets the session; medians are reported.
+ * --probe-each probes the bandwidth between reps as well, for machines whose
+ * bandwidth moves while other jobs run.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,9 @@
 #include "args.h"
 #include "base/pool.h"
 #include "cli.h"
+#include "kernels/kernels.h"
 #include "kernels/probe.h"
+#include "kernels/quant.h"
 
 static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -48,7 +52,7 @@ static int bench_probe_only(int np, int threads, int probe_mb, int json) {
 
 int cmd_bench(int argc, char **argv) {
     int n_prompt = 128, n_gen = 32, threads = 0, reps = 3, warmup = 1, json = 0, probe_mb = 1024;
-    int probe_only = 0;
+    int probe_only = 0, probe_each = 0;
     uint64_t seed = 1;
     const arg_opt opts[] = {
         {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
@@ -62,6 +66,9 @@ int cmd_bench(int argc, char **argv) {
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "print one JSON object instead of a table"},
         {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
          "only the machine's limits (no MODEL): f32 peak and read bandwidth"},
+        {"--probe-each", NULL, ARG_FLAG, &probe_each, 0, 0, 0, NULL,
+         "probe the read bandwidth after every rep too; each rep's decode is compared with the probes "
+         "around it (for machines other jobs share)"},
     };
     const arg_cmd c = {"bench", "MODEL [--prompt N] [--gen N] [--threads N] [--reps R] [--json] | --probe-only",
                        "Measure prefill and decode tokens/s on random token ids and compare them with\n"
@@ -92,7 +99,7 @@ int cmd_bench(int argc, char **argv) {
     pool *p = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
-    double *tp = NULL, *td = NULL;
+    double *tp = NULL, *td = NULL, *bws = NULL, *fr = NULL;
     moe_err err = {{0}};
     if (cli_load_model("bench", pos[0], &m)) goto done;
     const moe_config *cfg = moe_model_config(m);
@@ -108,7 +115,9 @@ int cmd_bench(int argc, char **argv) {
     logits = malloc((size_t)cfg->vocab * sizeof *logits);
     tp = calloc((size_t)reps, sizeof *tp);
     td = calloc((size_t)reps, sizeof *td);
-    if (!p || !ids || !logits || !tp || !td) {
+    bws = calloc((size_t)reps + 1, sizeof *bws);
+    fr = calloc((size_t)reps, sizeof *fr);
+    if (!p || !ids || !logits || !tp || !td || !bws || !fr) {
         cli_error("bench", "out of memory (or no threads)");
         goto done;
     }
@@ -118,6 +127,7 @@ int cmd_bench(int argc, char **argv) {
     /* the machine's limits, with the workload's thread count */
     double bw = probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
     double peak = probe_f32_flops(p, 3);
+    bws[0] = bw;
 
     for (int rep = 0; rep < warmup + reps; rep++) {
         moe_session_reset(s);
@@ -135,9 +145,20 @@ int cmd_bench(int argc, char **argv) {
         }
         double t2 = clock_now();
         if (rep >= warmup) {
-            tp[rep - warmup] = t1 - t0;
-            td[rep - warmup] = t2 - t1;
+            int r = rep - warmup;
+            tp[r] = t1 - t0;
+            td[r] = t2 - t1;
+            if (probe_each) { /* the bandwidth right after this rep; its decode against the mean around it */
+                bws[r + 1] = probe_read_bandwidth(p, (size_t)probe_mb << 20, 2);
+                double b = 0.5 * (bws[r] + bws[r + 1]);
+                fr[r] = b > 0 && td[r] > 0 ? n_gen / td[r] * (double)st.bytes_active / b : 0;
+            }
         }
+    }
+    double frac_each = 0;
+    if (probe_each) {
+        frac_each = cli_median(fr, reps);
+        bw = cli_median(bws, reps + 1);
     }
     double mp = cli_median(tp, reps), md = cli_median(td, reps);
     double pre_tps = n_prompt > 0 && mp > 0 ? n_prompt / mp : 0;
@@ -160,11 +181,14 @@ int cmd_bench(int argc, char **argv) {
                "\"prefill_s\": %.6f, \"prefill_tok_s\": %.3f, \"prefill_gflop_s\": %.3f, "
                "\"peak_gflop_s\": %.3f, \"prefill_frac_peak\": %.4f, "
                "\"decode_s\": %.6f, \"decode_tok_s\": %.3f, \"decode_gb_s\": %.3f, "
-               "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f}\n",
+               "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f, \"probes\": %d, \"isa\": \"%s\", "
+               "\"quant_path\": \"%s\", \"amx\": %s}\n",
                n_threads, n_prompt, n_gen, reps, (long long)st.params_active,
                (long long)st.bytes_active, flop_prefill, mp, pre_tps, pre_flops / 1e9, peak / 1e9,
                peak > 0 ? pre_flops / peak : 0.0, md, dec_tps, dec_bw / 1e9, bw / 1e9,
-               bw > 0 ? dec_bw / bw : 0.0);
+               probe_each ? frac_each : bw > 0 ? dec_bw / bw : 0.0, probe_each ? reps + 1 : 1,
+               isa_name(kernels_isa()), quant_path_name(),
+               quant_amx_active() ? "true" : "false");
     } else {
         char b1[32], b2[32], b3[32];
         printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n",
@@ -173,6 +197,8 @@ int cmd_bench(int argc, char **argv) {
                cli_bytes(st.bytes_active, b3, sizeof b3));
         printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n", n_threads,
                peak / 1e9, bw / 1e9);
+        printf("kernels  %s; quantized weights: %s%s\n", isa_name(kernels_isa()), quant_path_name(),
+               quant_amx_active() ? ", AMX-INT8 for prefill (Q4_0, Q8_0)" : "");
         char a1[32], a2[32];
         printf("\n%-8s %8s %12s %16s %16s %7s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio");
         if (n_prompt > 0) {
@@ -185,14 +211,20 @@ int cmd_bench(int argc, char **argv) {
             snprintf(a1, sizeof a1, "%.2f GB/s", dec_bw / 1e9);
             snprintf(a2, sizeof a2, "%.2f GB/s", bw / 1e9);
             printf("%-8s %8d %12.2f %16s %16s %6.1f%%\n", "decode", n_gen, dec_tps, a1, a2,
-                   bw > 0 ? 100 * dec_bw / bw : 0.0);
+                   probe_each ? 100 * frac_each : bw > 0 ? 100 * dec_bw / bw : 0.0);
         }
         printf("\nmedian of %d reps (+%d warmup); prefill FLOPs = 2 x active matmul weights per\n"
                "token + attention; decode bytes = active weights per token\n",
                reps, warmup);
+        if (probe_each)
+            printf("read bandwidth: median of %d probes, one before and one after each rep; decode ratio:\n"
+                   "median over reps of the rep's GB/s against the mean of the probes around it\n",
+                   reps + 1);
     }
     rc = 0;
 done:
+    free(fr);
+    free(bws);
     free(tp);
     free(td);
     free(logits);

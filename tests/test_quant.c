@@ -19,6 +19,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kernels/quant_impl.h"
 #include "test.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -41,7 +42,30 @@ static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 
 static isa g_saved_isa;
 static void isa_save(void) { g_saved_isa = kernels_isa(); }
-static void isa_restore(void) { kernels_set_isa(g_saved_isa); }
+static void isa_restore(void) {
+    kernels_set_isa(g_saved_isa);
+    quant_amx_set(1);
+    avx512_quant_vbmi(1);
+}
+
+/* The paths held to the reference: every ISA this CPU has (AMX off), then
+ * AVX-512 with AMX (Q4_0/Q8_0 products of n >= 5 or 7 rows) when the CPU
+ * and OS have it, and AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it).
+ * path_set returns 0 when path i cannot run here. */
+#define N_PATHS (ISA_COUNT + 2)
+static int path_set(int i) {
+    avx512_quant_vbmi(1);
+    if (i < ISA_COUNT) {
+        quant_amx_set(0);
+        return kernels_set_isa((isa)i) == 0;
+    }
+    if (i == ISA_COUNT) return kernels_set_isa(ISA_AVX512) == 0 && quant_amx_set(1);
+    quant_amx_set(0);
+    return kernels_set_isa(ISA_AVX512) == 0 && avx512_quant_vbmi(-1) && (avx512_quant_vbmi(0), 1);
+}
+static const char *path_name(int i) {
+    return i < ISA_COUNT ? isa_name((isa)i) : i == ISA_COUNT ? "avx512+amx" : "avx512 without vbmi";
+}
 
 static void *read_all(const char *name, size_t *len) {
     char path[1024];
@@ -262,10 +286,10 @@ TEST(quant_activations_same_on_every_isa) {
         size_t sz = qact_size(type, n, K);
         unsigned char *ref = malloc(sz), *got = malloc(sz);
         memset(ref, 0, sz);
-        kernels_set_isa(ISA_SCALAR);
+        path_set(ISA_SCALAR);
         qact_quantize(NULL, ref, x, type, n, K);
         for (int i = ISA_AVX2; i < ISA_COUNT; i++) {
-            if (kernels_set_isa((isa)i) != 0) continue;
+            if (!path_set(i)) continue;
             memset(got, 0, sz);
             qact_quantize(NULL, got, x, type, n, K);
             const unsigned char *g = al64(got), *r = al64(ref);
@@ -337,7 +361,9 @@ static double *exact_y(int type, const void *W, int64_t rows, int64_t cols, cons
     return y;
 }
 
-static const int64_t k_ns[] = {1, 2, 3, 8, 17};
+/* 1 (GEMV), GEMM tails, and for AMX one x tile, a tile + 1, and 3 tiles. */
+static const int64_t k_ns[] = {1, 2, 3, 8, 16, 17, 33};
+#define N_NS ((int)(sizeof k_ns / sizeof k_ns[0]))
 
 TEST(quant_integer_sums_exact) {
     isa_save();
@@ -347,7 +373,7 @@ TEST(quant_integer_sums_exact) {
         int type = k_types[ti];
         const int64_t rows = 37, K = quant_traits(type)->block_elems == 32 ? 352 : 512;
         void *W = make_w_raw(type, rows, K, 1, &seed);
-        for (int ni = 0; ni < 5; ni++) {
+        for (int ni = 0; ni < N_NS; ni++) {
             int64_t n = k_ns[ni];
             float *x = make_x_exact(type, n, K, &seed);
             double *want = exact_y(type, W, rows, K, x, n);
@@ -359,8 +385,8 @@ TEST(quant_integer_sums_exact) {
             for (int64_t i = 0; i < n * rows; i++) bad += (double)y[i] != want[i];
             CHECK_MSG(bad == 0, "%s n=%lld reference: %d of %lld outputs not exact", quant_traits(type)->name,
                       (long long)n, bad, (long long)(n * rows));
-            for (int is = 0; is < ISA_COUNT; is++) {
-                if (kernels_set_isa((isa)is) != 0) continue;
+            for (int is = 0; is < N_PATHS; is++) {
+                if (!path_set(is)) continue;
                 memset(y, 0, sizeof(float) * (size_t)(n * rows));
                 qmatmul(p, y, x, W, type, n, rows, K, scratch);
                 bad = 0;
@@ -368,7 +394,7 @@ TEST(quant_integer_sums_exact) {
                 for (int64_t i = 0; i < n * rows; i++)
                     if ((double)y[i] != want[i] && bad++ == 0) first = i;
                 CHECK_MSG(bad == 0, "%s n=%lld on %s: %d outputs not exact, first [%lld] %.9g vs %.9g",
-                          quant_traits(type)->name, (long long)n, isa_name((isa)is), bad, (long long)first,
+                          quant_traits(type)->name, (long long)n, path_name(is), bad, (long long)first,
                           first < 0 ? 0.0 : y[first], first < 0 ? 0.0 : want[first]);
             }
             free(y);
@@ -412,16 +438,18 @@ TEST(quant_fast_paths_match_reference) {
     isa_save();
     pool *p = pool_create(2);
     uint32_t seed = 31;
-    static const int64_t shapes32[][2] = {{37, 96}, {5, 32}, {64, 2048}, {129, 352}};
-    static const int64_t shapesK[][2] = {{37, 256}, {5, 768}, {64, 2048}, {19, 512}};
+    /* 32-blocks: 3, 1, 64, 11 and 6 per row (the Q4_0 GEMV's groups of 4
+     * blocks with every tail) */
+    static const int64_t shapes32[][2] = {{37, 96}, {5, 32}, {64, 2048}, {129, 352}, {19, 192}};
+    static const int64_t shapesK[][2] = {{37, 256}, {5, 768}, {64, 2048}, {19, 512}, {3, 256}};
     for (int ti = 0; ti < N_TYPES; ti++) {
         int type = k_types[ti];
         int is32 = quant_traits(type)->block_elems == 32;
-        for (int s = 0; s < 4; s++) {
+        for (int s = 0; s < 5; s++) {
             int64_t rows = is32 ? shapes32[s][0] : shapesK[s][0], K = is32 ? shapes32[s][1] : shapesK[s][1];
             for (int raw = 0; raw < 2; raw++) {
                 void *W = raw ? make_w_raw(type, rows, K, 0, &seed) : make_w(type, rows, K, &seed);
-                for (int ni = 0; ni < 5; ni++) {
+                for (int ni = 0; ni < N_NS; ni++) {
                     int64_t n = k_ns[ni];
                     float *x = make_x(n, K, &seed);
                     size_t sz = qmatmul_scratch_size(type, n, K);
@@ -430,18 +458,18 @@ TEST(quant_fast_paths_match_reference) {
                     float *y = malloc(sizeof(float) * (size_t)(n * rows));
                     float *y1 = malloc(sizeof(float) * (size_t)(n * rows));
                     qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
-                    for (int is = 0; is < ISA_COUNT; is++) {
-                        if (kernels_set_isa((isa)is) != 0) continue;
+                    for (int is = 0; is < N_PATHS; is++) {
+                        if (!path_set(is)) continue;
                         qmatmul(p, y, x, W, type, n, rows, K, scratch);
                         int bad = compare_ref(y, ref, type, W, rows, K, x, n);
                         CHECK_MSG(bad == 0, "%s %s W [%lld][%lld] n=%lld on %s: %d outputs off",
                                   quant_traits(type)->name, raw ? "random-bytes" : "quantized", (long long)rows,
-                                  (long long)K, (long long)n, isa_name((isa)is), bad);
+                                  (long long)K, (long long)n, path_name(is), bad);
                         /* one thread gives the same bits as two */
                         qmatmul(NULL, y1, x, W, type, n, rows, K, scratch);
                         CHECK_MSG(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
                                   "%s n=%lld on %s: threaded result differs", quant_traits(type)->name,
-                                  (long long)n, isa_name((isa)is));
+                                  (long long)n, path_name(is));
                     }
                     free(y1);
                     free(y);
@@ -477,7 +505,7 @@ TEST(quant_vs_f32_matmul) {
         float *wf = malloc(sizeof(float) * (size_t)(rows * K));
         for (int64_t r = 0; r < rows; r++) t->dequantize((unsigned char *)W + quant_row_bytes(type, K) * r, wf + r * K, K);
         mat Wf = {wf, DT_F32, rows, K};
-        for (int ni = 0; ni < 5; ni++) {
+        for (int ni = 0; ni < N_NS; ni++) {
             int64_t n = k_ns[ni];
             float *x = make_x(n, K, &seed);
             void *scratch = malloc(qmatmul_scratch_size(type, n, K));
@@ -537,8 +565,8 @@ TEST(quant_grouped_equals_separate) {
         tasks[t] = (qmm_task){W[t], types[t], rows[t], cols[t], x[t], y[t], ns[t]};
     }
     void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
-    for (int is = 0; is < ISA_COUNT; is++) {
-        if (kernels_set_isa((isa)is) != 0) continue;
+    for (int is = 0; is < N_PATHS; is++) {
+        if (!path_set(is)) continue;
         for (int t = 0; t < T; t++) {
             y[t][0] = ys[t][0] = -7.0f; /* the n = 0 task must stay untouched */
             void *s = malloc(qmatmul_scratch_size(types[t], ns[t], cols[t]));
@@ -549,7 +577,7 @@ TEST(quant_grouped_equals_separate) {
         for (int t = 0; t < T; t++)
             CHECK_MSG(memcmp(y[t], ys[t], sizeof(float) * (size_t)(ns[t] * rows[t])) == 0,
                       "task %d (%s) on %s: grouped differs from separate", t, quant_traits(types[t])->name,
-                      isa_name((isa)is));
+                      path_name(is));
         CHECK(y[2][0] == -7.0f);
     }
     free(scratch);
@@ -558,6 +586,55 @@ TEST(quant_grouped_equals_separate) {
         free(x[t]);
         free(y[t]);
         free(ys[t]);
+    }
+    pool_free(p);
+    isa_restore();
+}
+
+/* Consecutive tasks on the same x (an expert's gate and up) share one
+ * quantization where the layouts agree (same type, or both AMX tiles); the
+ * results are those of separate calls whatever the types around them. */
+TEST(quant_grouped_shared_x) {
+    isa_save();
+    pool *p = pool_create(2);
+    uint32_t seed = 71;
+    enum { T = 6 };
+    static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q4_K, QT_Q8_0};
+    static const int64_t rows[T] = {32, 21, 48, 16, 7, 40};
+    const int64_t K = 512;
+    for (int ni = 0; ni < 3; ni++) {
+        const int64_t n = ni == 0 ? 1 : ni == 1 ? 3 : 17;
+        float *x = make_x(n, K, &seed);
+        void *W[T];
+        float *y[T], *ys[T];
+        qmm_task tasks[T];
+        for (int t = 0; t < T; t++) {
+            W[t] = make_w(types[t], rows[t], K, &seed);
+            y[t] = malloc(sizeof(float) * (size_t)(n * rows[t]));
+            ys[t] = malloc(sizeof(float) * (size_t)(n * rows[t]));
+            tasks[t] = (qmm_task){W[t], types[t], rows[t], K, x, y[t], n};
+        }
+        void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
+        for (int is = 0; is < N_PATHS; is++) {
+            if (!path_set(is)) continue;
+            for (int t = 0; t < T; t++) {
+                void *s1 = malloc(qmatmul_scratch_size(types[t], n, K));
+                qmatmul(p, ys[t], x, W[t], types[t], n, rows[t], K, s1);
+                free(s1);
+            }
+            qmatmul_grouped(p, tasks, T, scratch);
+            for (int t = 0; t < T; t++)
+                CHECK_MSG(memcmp(y[t], ys[t], sizeof(float) * (size_t)(n * rows[t])) == 0,
+                          "n=%lld task %d (%s) on %s: grouped with shared x differs from separate", (long long)n, t,
+                          quant_traits(types[t])->name, path_name(is));
+        }
+        free(scratch);
+        for (int t = 0; t < T; t++) {
+            free(W[t]);
+            free(y[t]);
+            free(ys[t]);
+        }
+        free(x);
     }
     pool_free(p);
     isa_restore();
@@ -593,6 +670,97 @@ TEST(quant_prequantized_and_threaded_activations) {
         free(W);
     }
     pool_free(p);
+}
+
+/* ------------------------------------------------------------------ AMX */
+
+/* The AMX tile layout holds the row layout's codes and scales, from the
+ * scalar reference and AVX-512 alike, padding rows zero. */
+TEST(quant_amx_tile_activations) {
+    if (kernels_set_isa(ISA_AVX512) != 0) SKIP("no AVX-512");
+    isa_save();
+    uint32_t seed = 61;
+    const int64_t K = 768, nb = K / 32;
+    float *x = make_x_edges(&seed);
+    for (int64_t nx = 1; nx <= 3; nx++) {
+        size_t ts = qtile_stride(K);
+        unsigned char *a = aligned_alloc(64, ts), *b = aligned_alloc(64, ts);
+        memset(a, 0x5A, ts);
+        memset(b, 0xA5, ts);
+        ref_qact_tile(a, x, nx, K);
+        avx512_qact_tile(b, x, nx, K);
+        CHECK_MSG(memcmp(a, b, ts) == 0, "nx=%lld: AVX-512 tile differs from the reference", (long long)nx);
+        /* against the scalar row layout */
+        size_t rs = qact_size(QT_Q8_0, 3, K);
+        unsigned char *rw = malloc(rs);
+        path_set(ISA_SCALAR);
+        qact_quantize(NULL, rw, x, QT_Q8_0, 3, K);
+        const unsigned char *r0 = al64(rw);
+        size_t stride = (QX32_ROW_BYTES(nb) + 63) / 64 * 64;
+        int bad = 0;
+        for (int64_t j = 0; j < QT_TILE_N; j++)
+            for (int64_t bl = 0; bl < nb; bl++) {
+                const unsigned char *blk = a + bl * QT_TILE_BLOCK;
+                float d;
+                memcpy(&d, blk + 512 + 4 * j, 4);
+                float dr = j < nx ? qx32_dv(r0 + j * stride, nb)[bl * 8] : 0.0f;
+                bad += memcmp(&d, &dr, 4) != 0;
+                for (int e = 0; e < 32; e++) {
+                    int8_t c = (int8_t)blk[(e / 4) * 64 + j * 4 + e % 4];
+                    int8_t cr = j < nx ? qx32_qs(r0 + j * stride)[bl * 32 + e] : 0;
+                    bad += c != cr;
+                }
+            }
+        CHECK_MSG(bad == 0, "nx=%lld: %d tile values differ from the row layout", (long long)nx, bad);
+        free(rw);
+        free(a);
+        free(b);
+    }
+    free(x);
+    isa_restore();
+}
+
+/* AMX shapes: several K chunks and a partial one, W row groups with a tail
+ * (and W of fewer than 16 rows), more x tiles than one pass holds, thread
+ * splits; against the scalar reference. */
+TEST(quant_amx_shapes) {
+    isa_save();
+    if (!path_set(ISA_COUNT)) {
+        isa_restore();
+        SKIP("no AMX");
+    }
+    pool *p = pool_create(2);
+    uint32_t seed = 67;
+    static const int64_t shapes[][3] = {{50, 2048, 130}, {16, 544, 16}, {7, 96, 40}, {33, 1024, 9}, {64, 32, 8}};
+    for (int ti = 0; ti < 2; ti++) {
+        int type = ti ? QT_Q8_0 : QT_Q4_0;
+        for (int s = 0; s < 5; s++) {
+            int64_t rows = shapes[s][0], K = shapes[s][1], n = shapes[s][2];
+            void *W = make_w(type, rows, K, &seed);
+            float *x = make_x(n, K, &seed);
+            void *scratch = malloc(qmatmul_scratch_size(type, n, K));
+            float *ref = malloc(sizeof(float) * (size_t)(n * rows)), *y = malloc(sizeof(float) * (size_t)(n * rows));
+            float *y1 = malloc(sizeof(float) * (size_t)(n * rows));
+            qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
+            path_set(ISA_COUNT);
+            qmatmul(p, y, x, W, type, n, rows, K, scratch);
+            int bad = compare_ref(y, ref, type, W, rows, K, x, n);
+            CHECK_MSG(bad == 0, "%s W [%lld][%lld] n=%lld on AMX: %d outputs off", quant_traits(type)->name,
+                      (long long)rows, (long long)K, (long long)n, bad);
+            qmatmul(NULL, y1, x, W, type, n, rows, K, scratch);
+            CHECK_MSG(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
+                      "%s W [%lld][%lld] n=%lld on AMX: threaded result differs", quant_traits(type)->name,
+                      (long long)rows, (long long)K, (long long)n);
+            free(y1);
+            free(y);
+            free(ref);
+            free(scratch);
+            free(x);
+            free(W);
+        }
+    }
+    pool_free(p);
+    isa_restore();
 }
 
 /* ----------------------------------------------------------- bad shapes */

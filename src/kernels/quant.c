@@ -11,8 +11,14 @@
  * units of QROW_UNIT rows, so each thread streams its own slice of W once
  * for all n rows of x. The grouped call turns every (task, row unit) into one
  * item of a single pool_for.
+ *
+ * Products of Q4_0 / Q8_0 weights with at least QAMX_MIN_N_* rows of x run
+ * on AMX when the CPU and OS allow it (quant_amx_avx512.c), with the
+ * activations quantized straight into AMX's tile layout (quant_impl.h); the
+ * same row units and results independent of the thread count.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -26,8 +32,15 @@
 /* Quantize activations over the pool only from this many values on: below
  * it a parallel region costs more than it saves. */
 #define QACT_PARALLEL_MIN (64 * 1024)
-/* qmatmul_grouped hands out at most this many tasks per pool_for. */
+/* qmatmul_grouped hands out at most this many tasks per pool_for, and
+ * aims at this many items of work per thread. */
 #define GROUP_MAX 512
+#define GROUP_ITEMS 8
+/* AMX takes a product from this many rows of x on: below it the VNNI
+ * kernels win (AMX's per-block scaling costs the same for 1 row as for 16;
+ * crossovers measured on one core with W in L2). */
+#define QAMX_MIN_N_Q8_0 5
+#define QAMX_MIN_N_Q4_0 7
 
 /* --------------------------------------------------------------- traits */
 
@@ -69,9 +82,22 @@ size_t qact_row_stride(int type, int64_t cols) {
     return (size_t)(cols / QK_K) * sizeof(qx_k);
 }
 
+static int qtiles_use(int type, int64_t n);
+
+/* Bytes of n rows of activations in the layout qtiles_use picks, or (any =
+ * 1) the larger of the two layouts, so that a size asked for before the
+ * AMX switch moves still fits. */
+static size_t qact_bytes(int type, int64_t n, int64_t cols, int any) {
+    size_t rows = (size_t)n * qact_row_stride(type, cols);
+    if (type != QT_Q4_0 && type != QT_Q8_0) return rows;
+    size_t tiles = (size_t)((n + QT_TILE_N - 1) / QT_TILE_N) * qtile_stride(cols);
+    if (any) return rows > tiles ? rows : tiles;
+    return qtiles_use(type, n) ? tiles : rows;
+}
+
 size_t qact_size(int type, int64_t n, int64_t cols) {
     if (n <= 0) return 64;
-    return (size_t)n * qact_row_stride(type, cols) + 64;
+    return qact_bytes(type, n, cols, 1) + 64;
 }
 
 size_t qmatmul_scratch_size(int type, int64_t n, int64_t cols) { return qact_size(type, n, cols); }
@@ -115,32 +141,90 @@ static const qkern *qkern_now(void) {
     return &g_kern[i];
 }
 
+/* AMX: -1 = not checked yet, else whether the CPU and OS allow it; g_amx_on
+ * is the switch (MOE_AMX=0 in the environment starts it off). */
+static atomic_int g_amx_ok = -1;
+static atomic_int g_amx_on = -1;
+
+static int amx_ok(void) {
+    int v = atomic_load_explicit(&g_amx_ok, memory_order_relaxed);
+    if (v < 0) {
+        v = amx_init();
+        atomic_store_explicit(&g_amx_ok, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static int amx_on(void) {
+    int on = atomic_load_explicit(&g_amx_on, memory_order_relaxed);
+    if (on < 0) {
+        const char *e = getenv("MOE_AMX");
+        on = !(e && strcmp(e, "0") == 0);
+        atomic_store_explicit(&g_amx_on, on, memory_order_relaxed);
+    }
+    return on && amx_ok();
+}
+
+int quant_amx_set(int on) {
+    atomic_store(&g_amx_on, on ? 1 : 0);
+    return amx_on();
+}
+
+int quant_amx_active(void) { return kernels_isa() == ISA_AVX512 && cpu_has_vnni() && amx_on(); }
+
+const char *quant_path_name(void) {
+    const qkern *k = qkern_now();
+    return k == &g_kern[ISA_AVX512] ? "avx512-vnni" : k == &g_kern[ISA_AVX2] ? "avx2" : "scalar";
+}
+
+/* Whether x [n][.] for `type` goes to AMX in the tile layout: Q4_0/Q8_0,
+ * enough rows, on the AVX-512 VNNI path with AMX on. */
+static int qtiles_use(int type, int64_t n) {
+    int64_t min_n = type == QT_Q8_0 ? QAMX_MIN_N_Q8_0 : type == QT_Q4_0 ? QAMX_MIN_N_Q4_0 : 0;
+    return min_n && n >= min_n && kernels_isa() == ISA_AVX512 && cpu_has_vnni() && amx_on();
+}
+
 /* ------------------------------------------------------- quantize x */
+
+/* Unit i of the activations x [n][cols]: row i, or (tiles) tile i. */
+static void act_unit(qact_row_fn act, int tiles, uint8_t *xq, size_t stride, const float *x, int type,
+                     int64_t n, int64_t cols, int64_t i) {
+    if (tiles) {
+        int64_t r = i * QT_TILE_N, nr = n - r < QT_TILE_N ? n - r : QT_TILE_N;
+        avx512_qact_tile(xq + (size_t)i * stride, x + r * cols, nr, cols);
+    } else {
+        act(xq + (size_t)i * stride, x + i * cols, type, cols);
+    }
+}
 
 typedef struct {
     qact_row_fn act;
+    int tiles;
     uint8_t *xq;
     size_t stride;
     const float *x;
     int type;
-    int64_t cols;
+    int64_t n, cols;
 } act_ctx;
 
 static void act_chunk(void *vc, int64_t i0, int64_t i1, int tid) {
     const act_ctx *c = vc;
-    for (int64_t i = i0; i < i1; i++)
-        c->act(c->xq + (size_t)i * c->stride, c->x + i * c->cols, c->type, c->cols);
+    for (int64_t i = i0; i < i1; i++) act_unit(c->act, c->tiles, c->xq, c->stride, c->x, c->type, c->n, c->cols, i);
 }
 
 void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64_t cols) {
     if (n <= 0) return;
-    act_ctx c = {qkern_now()->act, align64(xq), qact_row_stride(type, cols), x, type, cols};
+    int tiles = qtiles_use(type, n);
+    act_ctx c = {qkern_now()->act, tiles, align64(xq), tiles ? qtile_stride(cols) : qact_row_stride(type, cols),
+                 x, type, n, cols};
+    int64_t units = tiles ? (n + QT_TILE_N - 1) / QT_TILE_N : n;
     if (n * cols < QACT_PARALLEL_MIN) {
-        act_chunk(&c, 0, n, 0);
+        act_chunk(&c, 0, units, 0);
         return;
     }
-    int64_t grain = (QACT_PARALLEL_MIN / 4 + cols - 1) / cols;
-    pool_for(p, n, grain, act_chunk, &c);
+    int64_t rows_per = (QACT_PARALLEL_MIN / 4 + cols - 1) / cols;
+    int64_t grain = tiles ? (rows_per + QT_TILE_N - 1) / QT_TILE_N : rows_per;
+    pool_for(p, units, grain, act_chunk, &c);
 }
 
 /* ------------------------------------------------------------- matmul */
@@ -148,11 +232,25 @@ void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64
 /* Work of one row unit: bytes of W plus one per multiply-add. */
 static int64_t unit_work(const qmm_job *j) { return QROW_UNIT * ((int64_t)j->w_row + j->n * j->cols); }
 
+/* A job on activations in the layout qtiles_use picks. */
 static qmm_job make_job(float *y, const void *xq, const void *W, int type, int64_t n, int64_t rows,
                         int64_t cols) {
-    qmm_job j = {y, align64((void *)xq), W, type, n, rows, cols, qact_row_stride(type, cols),
-                 quant_row_bytes(type, cols)};
+    int tiles = qtiles_use(type, n);
+    qmm_job j = {y, align64((void *)xq), W, type, n, rows, cols,
+                 tiles ? qtile_stride(cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles};
     return j;
+}
+
+/* Bytes of the job's activations. */
+static size_t job_act_bytes(const qmm_job *j) {
+    return j->tiles ? (size_t)((j->n + QT_TILE_N - 1) / QT_TILE_N) * j->xq_row : (size_t)j->n * j->xq_row;
+}
+
+static inline void run_rows(qmm_rows_fn fn, const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->tiles)
+        amx_qmm_rows(j, r0, r1);
+    else
+        fn(j, r0, r1);
 }
 
 typedef struct {
@@ -164,7 +262,7 @@ static void mm_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
     const mm_ctx *c = vc;
     int64_t r0 = b0 * QROW_UNIT, r1 = b1 * QROW_UNIT;
     if (r1 > c->job->rows) r1 = c->job->rows;
-    c->fn(c->job, r0, r1);
+    run_rows(c->fn, c->job, r0, r1);
 }
 
 void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64_t n, int64_t rows,
@@ -187,7 +285,8 @@ void qmatmul(pool *p, float *y, const float *x, const void *W, int type, int64_t
 void qmatmul_ref(float *y, const float *x, const void *W, int type, int64_t n, int64_t rows,
                  int64_t cols, void *scratch) {
     if (n <= 0 || rows <= 0 || !quant_row_bytes(type, cols)) return;
-    qmm_job j = make_job(y, scratch, W, type, n, rows, cols);
+    qmm_job j = {y, align64(scratch), W, type, n, rows, cols, qact_row_stride(type, cols),
+                 quant_row_bytes(type, cols), 0};
     for (int64_t i = 0; i < n; i++) ref_qact_row((uint8_t *)j.xq + (size_t)i * j.xq_row, x + i * cols, type, cols);
     ref_qmm_rows(&j, 0, rows);
 }
@@ -201,7 +300,7 @@ static int task_live(const qmm_task *t) {
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks) {
     size_t s = 64;
     for (int i = 0; i < n_tasks; i++)
-        if (task_live(&tasks[i])) s += (size_t)tasks[i].n * qact_row_stride(tasks[i].type, tasks[i].cols);
+        if (task_live(&tasks[i])) s += qact_bytes(tasks[i].type, tasks[i].n, tasks[i].cols, 1);
     return s;
 }
 
@@ -228,15 +327,15 @@ static int grp_task(const grp_ctx *c, int64_t u) {
     return lo;
 }
 
-/* Items are rows of x. */
+/* Items are rows (or tiles) of x. */
 static void grp_act_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
     const grp_ctx *c = vc;
     int t = grp_task(c, u0);
     for (int64_t u = u0; u < u1; u++) {
         while (c->start[t + 1] <= u) t++;
         const qmm_job *j = &c->jobs[t];
-        int64_t i = u - c->start[t];
-        c->act((uint8_t *)j->xq + (size_t)i * j->xq_row, c->tasks[t].x + i * j->cols, j->type, j->cols);
+        act_unit(c->act, j->tiles, (uint8_t *)j->xq, j->xq_row, c->tasks[t].x, j->type, j->n, j->cols,
+                 u - c->start[t]);
     }
 }
 
@@ -249,7 +348,7 @@ static void grp_mm_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
         const qmm_job *j = &c->jobs[t];
         int64_t r0 = (u - c->start[t]) * c->rpu[t];
         int64_t r1 = r0 + c->rpu[t];
-        c->fn(j, r0, r1 < j->rows ? r1 : j->rows);
+        run_rows(c->fn, j, r0, r1 < j->rows ? r1 : j->rows);
     }
 }
 
@@ -262,19 +361,29 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
     for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) {
         int m = n_tasks - t0 < GROUP_MAX ? n_tasks - t0 : GROUP_MAX;
         const qmm_task *ts = tasks + t0;
-        /* Phase 1: every live task's x into its slice of the scratch. */
+        /* Phase 1: every live task's x into its slice of the scratch; a task
+         * with the same x as the live task before it (an expert's gate and
+         * up) shares that one's quantization when the layouts agree. */
         int64_t values = 0, work = 0;
+        int prev = -1;
         start[0] = 0;
         for (int i = 0; i < m; i++) {
             const qmm_task *t = &ts[i];
             int live = task_live(t);
             jobs[i] = live ? make_job(t->y, xq, t->W, t->type, t->n, t->rows, t->cols) : (qmm_job){0};
-            if (live) {
-                xq += (size_t)t->n * jobs[i].xq_row;
+            int64_t units = 0;
+            if (live && prev >= 0 && ts[prev].x == t->x && ts[prev].n == t->n && ts[prev].cols == t->cols &&
+                jobs[prev].tiles == jobs[i].tiles && (jobs[i].tiles || ts[prev].type == t->type)) {
+                jobs[i].xq = jobs[prev].xq;
+                work += t->rows * ((int64_t)jobs[i].w_row + t->n * t->cols);
+            } else if (live) {
+                prev = i;
+                xq += job_act_bytes(&jobs[i]);
                 values += t->n * t->cols;
                 work += t->rows * ((int64_t)jobs[i].w_row + t->n * t->cols);
+                units = jobs[i].tiles ? (t->n + QT_TILE_N - 1) / QT_TILE_N : t->n;
             }
-            start[i + 1] = start[i] + (live ? t->n : 0);
+            start[i + 1] = start[i] + units;
         }
         if (start[m] == 0) continue;
         grp_ctx c = {k->rows, k->act, ts, jobs, start, rpu, m};
@@ -282,9 +391,11 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
             grp_act_chunk(&c, 0, start[m], 0);
         else
             pool_for(p, start[m], 1, grp_act_chunk, &c);
-        /* Phase 2: about 4 items per thread overall, each at least
-         * MIN_CHUNK_WORK and a whole number of QROW_UNITs. */
-        int64_t target = work / (4 * (int64_t)nth);
+        /* Phase 2: about GROUP_ITEMS items per thread overall, each at least
+         * MIN_CHUNK_WORK and a whole number of QROW_UNITs: decode's few
+         * large expert matrices (8 down projections) would otherwise leave
+         * one thread idle for a whole matrix at the end. */
+        int64_t target = work / (GROUP_ITEMS * (int64_t)nth);
         if (target < MIN_CHUNK_WORK) target = MIN_CHUNK_WORK;
         for (int i = 0; i < m; i++) {
             int64_t items = 0;

@@ -30,6 +30,11 @@
  * a weight block with an activation block, scaled once per block in f32.
  * The quantized activations live in caller-provided scratch (sizes below);
  * nothing here allocates.
+ *
+ * Paths, each held to the scalar reference (tests/test_quant.c): scalar,
+ * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs), and AMX-INT8 for the
+ * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
+ * x (prefill) on CPUs and kernels that have it (quant_amx_set).
  */
 #ifndef MOE_KERNELS_QUANT_H
 #define MOE_KERNELS_QUANT_H
@@ -164,6 +169,17 @@ typedef struct qmm_task {
 } qmm_task;
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks);
 void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch);
+
+/* Products of Q4_0 / Q8_0 weights with several rows of x (prefill) run on
+ * AMX-INT8 where the CPU and OS have it (Intel Sapphire Rapids and later),
+ * unless turned off here or by MOE_AMX=0 in the environment. Returns
+ * whether AMX is in use now. Activations quantized by qact_quantize must go
+ * to qmatmul_q under the same setting (the layout depends on it). */
+int quant_amx_set(int on);
+/* Whether the quantized products use AMX now (for reports), and the name of
+ * the vector path they use otherwise ("avx512-vnni", "avx2", "scalar"). */
+int quant_amx_active(void);
+const char *quant_path_name(void);
 
 /* The single-threaded scalar reference of qmatmul (tests): the same
  * quantized activations, reference dot products. scratch as for qmatmul. */

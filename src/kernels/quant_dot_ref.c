@@ -32,6 +32,22 @@ static inline int8_t round_i8(float v) {
     return (int8_t)(int)r;
 }
 
+/* One 32-block as Q8_0: codes q, the scale rounded to f16 (widened);
+ * returns the sum of the codes. */
+static int ref_q8_block(const float *xb, int8_t *q, float *ds) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = amax > fabsf(xb[j]) ? amax : fabsf(xb[j]);
+    const float d = amax / 127;
+    const float id = d ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        q[j] = round_i8(xb[j] * id);
+        sum += q[j];
+    }
+    *ds = f16_to_f32(f32_to_f16(d));
+    return sum;
+}
+
 static void ref_qact_row32(void *xq, const float *x, int type, int64_t cols) {
     const int64_t nb = cols / 32;
     int8_t *qs = (int8_t *)xq;
@@ -39,22 +55,27 @@ static void ref_qact_row32(void *xq, const float *x, int type, int64_t cols) {
     int32_t *cv = (int32_t *)qx32_cv(xq, nb);
     const int c = qx32_bias(type);
     for (int64_t b = 0; b < nb; b++) {
-        const float *xb = x + b * 32;
-        float amax = 0.0f;
-        for (int j = 0; j < 32; j++) amax = amax > fabsf(xb[j]) ? amax : fabsf(xb[j]);
-        const float d = amax / 127;
-        const float id = d ? 1.0f / d : 0.0f;
-        int sum = 0;
-        for (int j = 0; j < 32; j++) {
-            qs[b * 32 + j] = round_i8(xb[j] * id);
-            sum += qs[b * 32 + j];
-        }
-        const float ds = f16_to_f32(f32_to_f16(d));
+        float ds;
+        const int sum = ref_q8_block(x + b * 32, qs + b * 32, &ds);
         for (int l = 0; l < 8; l++) {
             dv[b * 8 + l] = ds;
             cv[b * 8 + l] = l == 0 ? -c * sum : 0;
         }
     }
+}
+
+void ref_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols) {
+    const int64_t nb = cols / 32;
+    memset(tile, 0, qtile_stride(cols));
+    for (int64_t j = 0; j < nx; j++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *blk = (uint8_t *)tile + b * QT_TILE_BLOCK;
+            int8_t q[32];
+            float ds;
+            ref_q8_block(x + j * cols + b * 32, q, &ds);
+            for (int e = 0; e < 32; e++) blk[(e / 4) * 64 + j * 4 + e % 4] = (uint8_t)q[e];
+            memcpy(blk + 512 + j * 4, &ds, 4);
+        }
 }
 
 static void ref_qact_rowk(void *xq, const float *x, int64_t cols) {

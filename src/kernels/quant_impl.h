@@ -1,8 +1,8 @@
 /*
  * quant_impl.h - what each ISA file of the quantized matmul (quant_dot_ref.c,
- * quant_avx2.c, quant_avx512.c) provides to the dispatcher in quant.c, and
- * the layout of the quantized activations they share. Internal to
- * src/kernels/; the contract is quant.h.
+ * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c) provides to the
+ * dispatcher in quant.c, and the layouts of the quantized activations they
+ * share. Internal to src/kernels/; the contract is quant.h.
  *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
@@ -58,14 +58,29 @@ static inline int qx32_bias(int type) { return type == QT_Q4_0 ? 8 : 128; }
  * 32-block types; rows are padded to 64 by qact_row_stride). */
 size_t qact_row_stride(int type, int64_t cols);
 
+/* AMX tile layout of the activations, for Q4_0 / Q8_0 weights when the
+ * product runs on AMX (quant.c: qtiles_use). The rows of x go in tiles of
+ * QT_TILE_N (the last one zero-padded); per tile and 32-block b, 576 bytes:
+ *   int8_t codes[8][16][4]  codes[k][j][e]: code of value 4k+e of row j, so
+ *                           the 8 x 64 bytes are tdpbssd's B operand
+ *   float  d[16]            row j's scale as in the row layout (0: padding)
+ * The codes and scales are the row layout's, rearranged; there is no bias
+ * term (tdpbssd multiplies signed by signed). A tile is 576 * nb bytes, a
+ * multiple of 64. */
+#define QT_TILE_N 16
+#define QT_TILE_BLOCK 576
+static inline size_t qtile_stride(int64_t cols) { return (size_t)(cols / 32) * QT_TILE_BLOCK; }
+
 /* One matmul, or the rows [r0, r1) of one: y[i][r] = x_i . W_r for i < n. */
 typedef struct qmm_job {
     float *y;          /* [n][rows] */
-    const uint8_t *xq; /* n activation rows, xq_row bytes apart */
+    const uint8_t *xq; /* n activation rows xq_row bytes apart, or (tiles)
+                          ceil(n / QT_TILE_N) tiles xq_row bytes apart */
     const uint8_t *W;  /* rows of w_row bytes */
     int type;
     int64_t n, rows, cols;
     size_t xq_row, w_row;
+    int tiles;         /* x in the AMX tile layout */
 } qmm_job;
 
 typedef void (*qmm_rows_fn)(const qmm_job *j, int64_t r0, int64_t r1);
@@ -87,5 +102,18 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx2_qact_row(void *xq, const float *x, int type, int64_t cols);
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
+/* Whether the AVX-512 path may use AVX512_VBMI (the Q4_0 GEMV): on < 0 asks,
+ * 0 turns it off, 1 turns it on where the CPU has it (tests). */
+int avx512_quant_vbmi(int on);
+
+/* The AMX tile layout: rows x[0..nx) (nx <= QT_TILE_N, [nx][cols]) into one
+ * tile; the same bytes from the scalar reference and AVX-512. */
+void ref_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
+void avx512_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
+/* AMX (quant_amx_avx512.c): amx_init asks the OS for the tile state once and
+ * returns whether AMX-INT8 can run; amx_qmm_rows takes a tiles job of Q4_0
+ * or Q8_0 weights (call only when amx_init returned 1). */
+int amx_init(void);
+void amx_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 
 #endif

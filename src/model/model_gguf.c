@@ -26,8 +26,8 @@
  * (top-k renormalization other than the architecture's default),
  * ARCH.attention.clamp_kqv (OLMoE clip_qkv), ARCH.attention.sliding_window.
  *
- * The tokenizer in the GGUF metadata is not read (generation needs a
- * separate tokenizer.json).
+ * The tokenizer in the GGUF metadata is read by src/tokenizer/tokenizer_gguf.c
+ * (moe_tokenizer_load on the same path).
  */
 #include "model/model.h"
 
@@ -380,6 +380,9 @@ static void gstats(moe_model *m) {
     }
     s->params_active = s->params_total;
     s->bytes_active = s->bytes_total;
+    /* Decode reads one embedding row, unless the matrix is also the head. */
+    const gguf_tensor *emb = gguf_find(m->gguf, "token_embd.weight");
+    if (!c->tied_embeddings && emb) s->bytes_active -= (int64_t)emb->nbytes;
     for (int i = 0; i < c->n_layers; i++) {
         const moe_layer_config *lc = &c->layer[i];
         if (!lc->moe) continue;

@@ -1,0 +1,226 @@
+/*
+ * quant_amx_avx512.c - the many-row products (prefill) of Q4_0 / Q8_0
+ * weights on AMX-INT8 (Sapphire Rapids and later). Runs only when quant.c
+ * has seen amx_init() succeed; tested against the scalar reference like
+ * every other path (tests/test_quant.c).
+ *
+ * One tdpbssd multiplies a tile of 16 W rows x one 32-block (A: signed
+ * bytes, 16 rows of 32) by the same block of 16 rows of x (B: the tile
+ * layout of quant_impl.h, 8 rows of 16 x 4 bytes) into 16 x 16 exact int32
+ * sums, 8192 multiply-adds in one instruction. The per-block scales are what
+ * AMX cannot do: each block's sums go to memory (tilestored) and AVX-512
+ * scales them, sum * dx (16 x rows) * dw (one W row), into 16 f32
+ * accumulators of 16 x rows each. So the cost is about 3 vector operations
+ * per W row and block, whatever the number of x rows up to 16.
+ *
+ * A comes straight from the GGUF bytes for Q8_0 (the codes of a block in 16
+ * rows are 32 bytes at a stride of the row size); Q4_0 nibbles, and a last
+ * partial group of rows, are first unpacked into a small buffer (codes - 8,
+ * zero rows below 16). The K dimension goes in chunks of KC blocks, with the
+ * accumulators of up to NTS x tiles kept in memory between chunks.
+ *
+ * Each output is computed the same way wherever a thread's range of rows
+ * starts (ranges start on multiples of 16 rows), so results do not depend on
+ * the number of threads.
+ */
+#include <immintrin.h>
+#include <stdalign.h>
+#include <string.h>
+
+#if defined(__linux__) && defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include "base/dtype.h"
+#include "kernels/quant_impl.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni,amx-tile,amx-int8"))), apply_to = function)
+#else
+#pragma GCC target("avx512vnni,amx-tile,amx-int8")
+#endif
+
+#define AI static inline __attribute__((always_inline))
+
+/* ------------------------------------------------------------ set-up */
+
+int amx_init(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!(d & (1u << 24)) || !(d & (1u << 25))) return 0; /* AMX-TILE, AMX-INT8 */
+    /* Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM,
+     * feature 18 = XTILEDATA); the permission is the whole process's. */
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return 0;
+#endif
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+/* Two sets (even and odd blocks): tmm0/3: C, int32 [16 W rows][16 x rows];
+ * tmm1/4: A, codes [16 W rows][32]; tmm2/5: B, codes [8][16 x rows][4]. */
+static void amx_config(void) {
+    amx_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int s = 0; s < 6; s += 3) {
+        c.rows[s] = 16, c.colsb[s] = 64;
+        c.rows[s + 1] = 16, c.colsb[s + 1] = 32;
+        c.rows[s + 2] = 8, c.colsb[s + 2] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* ------------------------------------------------------------ kernel */
+
+#define KC 16  /* 32-blocks per K chunk: the unpacked A is 16 x 512 bytes */
+#define NTS 8  /* x tiles per pass (their accumulators: 8 KiB) */
+#define GR 16  /* W rows per group = rows of A and C */
+
+AI uint16_t rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* Codes - 8 of Q4_0 blocks b, b+1 (two = 0: only b) in value order. */
+AI __m512i q4_0_pair_signed(const uint8_t *blk, int two) {
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 2)));
+    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(blk + 20)));
+    v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+    return _mm512_sub_epi8(_mm512_and_si512(v, _mm512_set1_epi8(0x0F)), _mm512_set1_epi8(8));
+}
+
+/* The scales of blocks [c0, c0 + kc) of rows g..g+rv as f32 dwf[b][row]
+ * (0 for rows >= rv), and, unless A is read in place, the codes as signed
+ * bytes a[row][32 b ..] (zero rows >= rv). */
+static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, int kc, int in_place,
+                       int8_t *a, float (*dwf)[GR]) {
+    const int q4 = j->type == QT_Q4_0;
+    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    alignas(64) uint16_t dh[KC][GR];
+    for (int m = 0; m < GR; m++) {
+        int8_t *am = a + m * KC * 32;
+        if (m >= rv) {
+            for (int b = 0; b < kc; b++) dh[b][m] = 0;
+            if (!in_place) memset(am, 0, (size_t)kc * 32);
+            continue;
+        }
+        const uint8_t *row = Wg + (size_t)m * j->w_row + (size_t)c0 * bb;
+        for (int b = 0; b < kc; b++) dh[b][m] = rd16(row + (size_t)b * bb);
+        if (in_place) continue;
+        if (q4) {
+            for (int b = 0; b < kc; b += 2) {
+                const int two = b + 1 < kc;
+                __m512i v = q4_0_pair_signed(row + (size_t)b * bb, two);
+                if (two)
+                    _mm512_storeu_si512((void *)(am + 32 * b), v);
+                else
+                    _mm256_storeu_si256((__m256i *)(am + 32 * b), _mm512_castsi512_si256(v));
+            }
+        } else {
+            for (int b = 0; b < kc; b++)
+                _mm256_storeu_si256((__m256i *)(am + 32 * b), _mm256_loadu_si256((const __m256i *)(row + (size_t)b * bb + 2)));
+        }
+    }
+    for (int b = 0; b < kc; b++) _mm512_store_ps(dwf[b], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh[b])));
+}
+
+/* The sums of one block (A at a, stride as; B at xb) into cb, on tile set
+ * C, A, B (the intrinsics take literal tile numbers). */
+#define AMX_BLOCK(C, A, B, a, as, xb, cb)            \
+    do {                                             \
+        _tile_loadd(A, (a), (long)(as));             \
+        _tile_loadd(B, (xb), 64);                    \
+        _tile_zero(C);                               \
+        _tile_dpbssd(C, A, B);                       \
+        _tile_stored(C, (cb), 64);                   \
+    } while (0)
+
+/* acc[m] += cb[m] * dx * dw[m] for the 16 W rows. */
+AI void scale_block(__m512 *acc, const int32_t (*cb)[16], const uint8_t *xblk, const float *dw) {
+    const __m512 dx = _mm512_load_ps((const float *)(xblk + 512));
+#pragma GCC unroll 16
+    for (int m = 0; m < GR; m++) {
+        __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *)cb[m])), dx);
+        acc[m] = _mm512_fmadd_ps(s, _mm512_set1_ps(dw[m]), acc[m]);
+    }
+}
+
+/* W rows g..g+rv (rv <= GR) against all n rows of x. */
+static void amx_group(const qmm_job *j, int64_t g, int rv) {
+    const int q4 = j->type == QT_Q4_0;
+    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const int64_t nb = j->cols / 32, ntile = (j->n + QT_TILE_N - 1) / QT_TILE_N;
+    const int in_place = !q4 && rv == GR;
+    const uint8_t *Wg = j->W + (size_t)g * j->w_row;
+    alignas(64) int8_t a[GR * KC * 32];
+    alignas(64) float dwf[KC][GR];
+    alignas(64) int32_t cb[2][GR][16];
+    alignas(64) float accm[NTS][GR][16];
+    /* The weights stream from memory once (an expert's W meets only a few
+     * x tiles): the next group's rows, one contiguous run, are fetched into
+     * L2 line by line over this group's first pass. */
+    const uint8_t *pf = Wg + (size_t)GR * j->w_row;
+    const int64_t pf_rows = j->rows - g - GR < GR ? j->rows - g - GR : GR;
+    const size_t pf_len = pf_rows > 0 ? (size_t)pf_rows * j->w_row : 0;
+    size_t pf_at = 0;
+    for (int64_t t0 = 0; t0 < ntile; t0 += NTS) {
+        const int nts = ntile - t0 < NTS ? (int)(ntile - t0) : NTS;
+        for (int64_t c0 = 0; c0 < nb; c0 += KC) {
+            const int kc = nb - c0 < KC ? (int)(nb - c0) : KC;
+            prep_chunk(j, Wg, rv, c0, kc, in_place, a, dwf);
+            for (int t = 0; t < nts; t++) {
+                const uint8_t *xt = j->xq + (size_t)(t0 + t) * j->xq_row + (size_t)c0 * QT_TILE_BLOCK;
+                __m512 acc[GR];
+#pragma GCC unroll 16
+                for (int m = 0; m < GR; m++) acc[m] = c0 ? _mm512_load_ps(accm[t][m]) : _mm512_setzero_ps();
+                /* software pipeline: block b + 1 on the tiles while b is scaled */
+                const uint8_t *ab = in_place ? Wg + (size_t)c0 * bb + 2 : (const uint8_t *)a;
+                const size_t as = in_place ? j->w_row : KC * 32, astep = in_place ? bb : 32;
+                AMX_BLOCK(0, 1, 2, ab, as, xt, cb[0]);
+                for (int b = 0; b < kc; b += 2) {
+                    if (b + 1 < kc)
+                        AMX_BLOCK(3, 4, 5, ab + (b + 1) * astep, as, xt + (size_t)(b + 1) * QT_TILE_BLOCK, cb[1]);
+                    if (t0 == 0 && t == 0) { /* up to the share of blocks done so far */
+                        const size_t want = pf_len * (size_t)(c0 + b + 2) / (size_t)nb;
+                        for (; pf_at < want; pf_at += 64) _mm_prefetch((const char *)pf + pf_at, _MM_HINT_T1);
+                    }
+                    scale_block(acc, (const int32_t(*)[16])cb[0], xt + (size_t)b * QT_TILE_BLOCK, dwf[b]);
+                    if (b + 1 >= kc) break;
+                    if (b + 2 < kc) AMX_BLOCK(0, 1, 2, ab + (b + 2) * astep, as, xt + (size_t)(b + 2) * QT_TILE_BLOCK, cb[0]);
+                    scale_block(acc, (const int32_t(*)[16])cb[1], xt + (size_t)(b + 1) * QT_TILE_BLOCK, dwf[b + 1]);
+                }
+#pragma GCC unroll 16
+                for (int m = 0; m < GR; m++) _mm512_store_ps(accm[t][m], acc[m]);
+            }
+        }
+        for (int t = 0; t < nts; t++) {
+            const int64_t i0 = (t0 + t) * QT_TILE_N;
+            const int ni = j->n - i0 < QT_TILE_N ? (int)(j->n - i0) : QT_TILE_N;
+            for (int i = 0; i < ni; i++) {
+                float *y = j->y + (i0 + i) * j->rows + g;
+                for (int m = 0; m < rv; m++) y[m] = accm[t][m][i];
+            }
+        }
+    }
+}
+
+void amx_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (r1 <= r0 || j->n <= 0) return;
+    amx_config();
+    for (int64_t g = r0; g < r1; g += GR) amx_group(j, g, r1 - g < GR ? (int)(r1 - g) : GR);
+    _tile_release(); /* so a context switch need not save the tiles */
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
