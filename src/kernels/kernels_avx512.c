@@ -10,8 +10,9 @@
  *     at a time with 2 accumulators each (16 FMA chains, 8 memory streams,
  *     software prefetch); for n = 2..5 a tile of n x-rows by 4 W-rows.
  *     Bound by memory bandwidth.
- *   - panel (larger n, prefill): W is widened block by block into an f32
- *     panel [PANEL_ROWS][PANEL_K] in thread-local memory, then a 6 x 4
+ *   - panel (larger n, prefill; f32 W with n >= 64 goes to gemm.h instead,
+ *     see kernels.c): W is widened block by block into an f32
+ *     panel [rows][PANEL_K] in thread-local memory, then a 6 x 4
  *     register tile (24 accumulators) runs over it: each loaded W vector feeds
  *     6 FMAs and each x vector 4, so the loop is FMA-bound. K is blocked so a
  *     6-row strip of x stays in L1 and the panel in L2.
@@ -28,16 +29,19 @@
 #define TILE_X 6       /* x rows per panel tile */
 #define GR 8           /* decode: W rows per tile */
 #define GU 2           /* decode: accumulators per row */
-#define PANEL_ROWS 64  /* W rows per panel */
+#define PANEL_FLOATS (64 * 1024) /* per-thread panel of widened W: 256 KiB (L2) */
 #define PANEL_K 512    /* K per block (floats) */
 /* Software prefetch distance along each W row in the direct path, bytes.
  * The hardware streamer restarts at every 4 KiB page (often every row);
  * this keeps more lines in flight. */
 #define PREFETCH_BYTES 1024
 
-/* Per-thread panel of widened W (128 KiB): thread-local so no call allocates
- * and threads never share it. */
-static _Thread_local float g_panel[PANEL_ROWS * PANEL_K] __attribute__((aligned(64)));
+/* Per-thread panel of widened W: thread-local so no call allocates and
+ * threads never share it. It holds PANEL_FLOATS / kb rows of a K block of
+ * kb floats (256 rows at K = 256): every x row streamed past a panel is
+ * reused by that many W rows, so big-n products (the LM head over a
+ * training batch) read x from outside L2 a few times, not once per 64 rows. */
+static _Thread_local float g_panel[PANEL_FLOATS] __attribute__((aligned(64)));
 
 /* ------------------------------------------------------------- loading */
 
@@ -291,11 +295,14 @@ static void panel_tile_any(int rx, int fill, float *y, int64_t ys, const float *
 static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1) {
     const int64_t K = W->cols, R = W->rows;
     const size_t es = (size_t)dtype_size(W->type);
+    /* panel row stride: the K block rounded up to 16 floats (64-byte rows) */
+    const int64_t ks = ((K < PANEL_K ? K : PANEL_K) + 15) & ~(int64_t)15;
+    const int64_t prows = (PANEL_FLOATS / (ks > 0 ? ks : 16)) & ~(int64_t)3;
     for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += PANEL_K) {
         int64_t kl = K - k0 < PANEL_K ? K - k0 : PANEL_K;
         int add = k0 > 0;
-        for (int64_t m0 = r0; m0 < r1; m0 += PANEL_ROWS) {
-            int nr = r1 - m0 < PANEL_ROWS ? (int)(r1 - m0) : PANEL_ROWS;
+        for (int64_t m0 = r0; m0 < r1; m0 += prows) {
+            int nr = r1 - m0 < prows ? (int)(r1 - m0) : (int)prows;
             /* x blocks of near-equal size (8 = 4 + 4, not 6 + 2): a thin
              * block reuses each W vector for fewer FMAs. */
             int64_t blocks = (n + TILE_X - 1) / TILE_X;
@@ -308,7 +315,7 @@ static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_
                     float *dst[4];
                     for (int q = 0; q < 4; q++) {
                         int jj = j + (q < rw ? q : rw - 1);
-                        dst[q] = g_panel + (size_t)jj * PANEL_K;
+                        dst[q] = g_panel + (size_t)jj * (size_t)ks;
                         w[q] = fill >= 0 ? (const char *)w_row(W, m0 + jj) + (size_t)k0 * es
                                          : (const void *)dst[q];
                     }

@@ -1,14 +1,17 @@
 /*
  * acts.c - the activation tape: when a session trains, the forward pass
- * copies into it what the backward pass needs (see layer_acts in model.h).
- * One allocation, carved per layer by what that layer has (dense FFN or MoE,
- * shared expert or not).
+ * keeps in it what the backward pass needs (see layer_acts in model.h). The
+ * forward writes most of it in place of its own scratch (the residual
+ * stream and norms, q/k/v, attention output, expert inputs, projections,
+ * SwiGLU and outputs), so recording costs no copies. One allocation, carved
+ * per layer by what that layer has (dense FFN or MoE, shared expert or not).
  */
 #include "model/model.h"
 
 #include <stdlib.h>
 
 #include "base/err.h"
+#include "kernels/bigmem.h"
 
 typedef struct arena {
     char *base; /* NULL while measuring */
@@ -56,8 +59,10 @@ static void carve(train_acts *t, const moe_config *c, arena *a) {
         x->expert_start = TAKE_I(a, E + 1);
         x->pair_token = TAKE_I(a, P);
         x->pair_weight = TAKE_F(a, P);
+        x->xe = TAKE_F(a, P * c->dim);
         x->ge = TAKE_F(a, P * FE);
         x->ue = TAKE_F(a, P * FE);
+        x->he = TAKE_F(a, P * FE);
         x->ye = TAKE_F(a, P * D);
         if (lc->n_shared > 0) {
             x->gate_logit = TAKE_F(a, N);
@@ -79,7 +84,7 @@ int model_acts_enable(moe_session *s, int n_tokens, moe_err *err) {
     t->layer = calloc((size_t)(unsigned)c->n_layers, sizeof *t->layer);
     arena a = {0};
     if (t->layer) carve(t, c, &a);
-    t->mem = t->layer ? aligned_alloc(64, a.used ? a.used : 64) : NULL;
+    t->mem = t->layer ? big_calloc(a.used ? a.used : 64) : NULL;
     if (!t->mem) {
         size_t need = a.used;
         model_acts_free(t);

@@ -3,6 +3,13 @@
  * (per head or over the whole projection), optional q/k/v clipping, sliding
  * window and a KV cache. Reads s->xn [T][D], writes s->tmp [T][D].
  *
+ * The scores, softmax and weighted values run per block of up to QBLOCK
+ * consecutive tokens of one sequence and one head (kernels/attn.h: two
+ * register-tiled GEMMs on AVX-512 for blocks of 4+ queries; decode's single
+ * query takes the per-query reference). When the session records (training)
+ * the raw projections and the attention output are written straight into
+ * the tape and the rotated copies live in the session's buffers.
+ *
  * Order of operations (as transformers does it):
  *   q,k,v = proj(xn) (+ bias)
  *   qwen3_moe: q,k = rmsnorm per head;  olmoe: q,k = rmsnorm over all heads
@@ -15,11 +22,21 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/attn.h"
+
 typedef struct prep_ctx {
     moe_session *s;
     const layer_w *lw;
     int layer;
+    const float *q_raw, *k_raw, *v_raw; /* the projections (the tape's, when recording) */
+    float *att;                         /* [T][H*Dh] output (the tape's, when recording) */
+    int T;
+    int fail;                           /* set when a block's scratch could not be had */
 } prep_ctx;
+
+/* Queries per attention work item: a block of this many consecutive tokens
+ * of one head (cut further where the sequence or position breaks). */
+#define QBLOCK 64
 
 static void clamp_vec(float *x, int64_t n, float c) {
     for (int64_t i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
@@ -39,6 +56,11 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, half = Dh / 2;
     for (int64_t t = t0; t < t1; t++) {
         float *q = s->q + t * H * Dh, *k = s->k + t * G * Dh, *v = s->v + t * G * Dh;
+        if (p->q_raw != s->q) { /* recording: the raw projections stay in the tape */
+            memcpy(q, p->q_raw + t * H * Dh, sizeof(float) * (size_t)(H * Dh));
+            memcpy(k, p->k_raw + t * G * Dh, sizeof(float) * (size_t)(G * Dh));
+            memcpy(v, p->v_raw + t * G * Dh, sizeof(float) * (size_t)(G * Dh));
+        }
         add_bias(q, lw->bq, H * Dh);
         add_bias(k, lw->bk, G * Dh);
         add_bias(v, lw->bv, G * Dh);
@@ -68,28 +90,34 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
     }
 }
 
-/* One (token, head) pair per item. */
+/* One item: QBLOCK consecutive tokens x one query head, split into runs of
+ * one sequence at consecutive positions; each run attends to the cached
+ * keys of its sequence (this chunk's already stored by prep_rows). */
 static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
     prep_ctx *p = ctx;
     moe_session *s = p->s;
     const moe_config *c = &s->m->cfg;
-    int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, KD = G * Dh;
+    int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, KD = G * Dh, HD = H * Dh;
     float scale = 1.0f / sqrtf((float)Dh);
-    float *sc = s->scores + (int64_t)tid * s->n_ctx;
     for (int64_t i = i0; i < i1; i++) {
-        int64_t t = i / H, h = i % H, g = h / (H / G);
-        int64_t pos = s->tok_pos[t];
-        int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[t]) * s->n_ctx * KD;
-        const float *K = s->k_cache + seq0, *Vc = s->v_cache + seq0;
-        int64_t lo = 0;
-        if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0) lo = pos - c->sliding_window + 1;
-        const float *q = s->q + t * H * Dh + h * Dh;
-        for (int64_t j = lo; j <= pos; j++) sc[j - lo] = dot(q, K + j * KD + g * Dh, (int)Dh) * scale;
-        int n = (int)(pos - lo + 1);
-        softmax(sc, n);
-        float *o = s->att + t * H * Dh + h * Dh;
-        for (int64_t d = 0; d < Dh; d++) o[d] = 0.0f;
-        for (int64_t j = lo; j <= pos; j++) axpy(o, sc[j - lo], Vc + j * KD + g * Dh, (int)Dh);
+        int64_t h = i % H, g = h / (H / G);
+        int64_t t0 = i / H * QBLOCK, t1 = t0 + QBLOCK < p->T ? t0 + QBLOCK : p->T;
+        for (int64_t a = t0, b; a < t1; a = b) {
+            for (b = a + 1; b < t1 && s->tok_seq[b] == s->tok_seq[a] &&
+                            s->tok_pos[b] == s->tok_pos[a] + (b - a);
+                 b++) {
+            }
+            int64_t pos = s->tok_pos[a], last = pos + (b - a - 1);
+            int64_t lo = 0;
+            if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0) lo = pos - c->sliding_window + 1;
+            int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[a]) * s->n_ctx;
+            const float *K = s->k_cache + (seq0 + lo) * KD + g * Dh;
+            const float *V = s->v_cache + (seq0 + lo) * KD + g * Dh;
+            if (attn_block(p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,
+                           (int)(b - a), (int)(last - lo + 1), (int)Dh, pos, lo,
+                           c->sliding_window, scale))
+                p->fail = 1;
+        }
     }
 }
 
@@ -97,24 +125,24 @@ void attention_block(moe_session *s, int layer, int T) {
     const moe_config *c = &s->m->cfg;
     const layer_w *lw = &s->m->layers[layer];
     int64_t H = c->n_heads, Dh = c->head_dim, half = Dh / 2, D = c->dim;
+    /* recording: the projections and the attention output are written
+     * straight into the tape (nothing copied afterwards) */
+    layer_acts *a = s->acts ? &s->acts->layer[layer] : NULL;
+    float *q = a ? a->q : s->q, *k = a ? a->k : s->k, *v = a ? a->v : s->v;
+    float *att = a ? a->att : s->att;
 
-    mm_task t[3] = {{&lw->wq, s->xn, s->q, T}, {&lw->wk, s->xn, s->k, T}, {&lw->wv, s->xn, s->v, T}};
+    mm_task t[3] = {{&lw->wq, s->xn, q, T}, {&lw->wk, s->xn, k, T}, {&lw->wv, s->xn, v, T}};
     matmul_grouped(s->pool, t, 3);
-    if (s->acts) {
-        layer_acts *a = &s->acts->layer[layer];
-        memcpy(a->q, s->q, sizeof(float) * (size_t)(T * H * Dh));
-        memcpy(a->k, s->k, sizeof(float) * (size_t)(T * c->n_kv_heads * Dh));
-        memcpy(a->v, s->v, sizeof(float) * (size_t)(T * c->n_kv_heads * Dh));
-    }
     if (layer == 0) /* the rotation depends only on position: once per call */
         for (int i = 0; i < T; i++)
             rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh,
                        c->rope_theta);
-    prep_ctx p = {s, lw, layer};
+    prep_ctx p = {s, lw, layer, q, k, v, att, T, 0};
     pool_for(s->pool, T, 1, prep_rows, &p);
-    pool_for(s->pool, (int64_t)T * H, 1, attend, &p);
-    if (s->acts) memcpy(s->acts->layer[layer].att, s->att, sizeof(float) * (size_t)(T * H * Dh));
-    matmul(s->pool, s->tmp, s->att, &lw->wo, T);
+    pool_for(s->pool, (T + QBLOCK - 1) / QBLOCK * H, 1, attend, &p);
+    if (p.fail) /* no scratch for a block: visible, never silently wrong */
+        for (int64_t i = 0; i < (int64_t)T * H * Dh; i++) att[i] = __builtin_nanf("");
+    matmul(s->pool, s->tmp, att, &lw->wo, T);
     if (lw->bo)
         for (int i = 0; i < T; i++) add_bias(s->tmp + (int64_t)i * D, lw->bo, D);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "kernels/vmath.h"
 
 typedef struct rows_ctx {
     float *y;
@@ -18,6 +19,8 @@ typedef struct rows_ctx {
     const float *w;
     int64_t n;
     float eps;
+    float *sum;       /* add_norm_rows: sum = x + add (may be x) */
+    const float *add;
 } rows_ctx;
 
 static void rmsnorm_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
@@ -25,88 +28,102 @@ static void rmsnorm_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     for (int64_t i = i0; i < i1; i++) rmsnorm(c->y + i * c->n, c->x + i * c->n, c->w, (int)c->n, c->eps);
 }
 
+/* The residual add of a block's output, then the next norm, per row. */
+static void add_norm_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
+    rows_ctx *c = ctx;
+    for (int64_t i = i0; i < i1; i++) {
+        float *x = c->sum + i * c->n;
+        const float *a = c->x + i * c->n, *b = c->add + i * c->n;
+        for (int64_t d = 0; d < c->n; d++) x[d] = a[d] + b[d];
+        if (c->w) rmsnorm(c->y + i * c->n, x, c->w, (int)c->n, c->eps);
+    }
+}
+
 typedef struct silu_ctx {
-    float *g;
-    const float *u;
+    float *h;
+    const float *g, *u;
     int64_t n;
 } silu_ctx;
 
 static void silu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     silu_ctx *c = ctx;
-    for (int64_t i = i0; i < i1; i++) silu_mul(c->g + i * c->n, c->u + i * c->n, (int)c->n);
+    /* h = silu(g) * u (silu_mul's math, out of place) */
+    for (int64_t i = i0; i < i1; i++) vmath_swiglu(c->h + i * c->n, c->g + i * c->n, c->u + i * c->n, c->n);
 }
 
-/* out[T][D] = down(silu(gate xn) * up xn) */
+/* out[T][D] = down(silu(gate xn) * up xn). With save_g/save_u the gate and
+ * up projections are written there (the tape) and kept. */
 void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T, int64_t F,
                float *save_g, float *save_u) {
-    mm_task t[2] = {{&w->gate, xn, s->h_gate, T}, {&w->up, xn, s->h_up, T}};
+    float *g = save_g ? save_g : s->h_gate, *u = save_u ? save_u : s->h_up;
+    mm_task t[2] = {{&w->gate, xn, g, T}, {&w->up, xn, u, T}};
     matmul_grouped(s->pool, t, 2);
-    if (save_g) {
-        memcpy(save_g, s->h_gate, sizeof(float) * (size_t)(T * F));
-        memcpy(save_u, s->h_up, sizeof(float) * (size_t)(T * F));
-    }
-    silu_ctx sc = {s->h_gate, s->h_up, F};
+    silu_ctx sc = {s->h_gate, g, u, F};
     pool_for(s->pool, T, 1 + 4096 / (F + 1), silu_rows, &sc);
     matmul(s->pool, out, s->h_gate, &w->down, T);
 }
 
-static void add_rows(float *x, const float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-static void save(float *dst, const float *src, int64_t n) {
-    if (dst) memcpy(dst, src, sizeof(float) * (size_t)n);
-}
-
 /* One chunk of T <= max_batch tokens whose sequence and position are in
- * s->tok_seq / s->tok_pos; writes logits rows if asked. */
+ * s->tok_seq / s->tok_pos; writes logits rows if asked. When the session
+ * records (s->acts), the residual stream and the norms' outputs live in the
+ * tape: each block reads its input rows there and the residual add writes
+ * the next block's input there, so nothing is copied into it. */
 static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logits,
                           int all_logits) {
     moe_model *m = s->m;
     const moe_config *c = &m->cfg;
     int64_t D = c->dim, V = c->vocab;
+    train_acts *A = s->acts;
+    int L = c->n_layers;
+    float *xn0 = s->xn;
+    /* x: the residual stream entering the next block; xn: its norm */
+    float *x = !A ? s->x : L > 0 ? A->layer[0].x_attn : A->x_final;
     for (int t = 0; t < T; t++) {
-        mat_row_f32(s->x + t * D, &m->embed, ids[t]);
+        mat_row_f32(x + t * D, &m->embed, ids[t]);
         s->tok_id[t] = ids[t];
     }
+    float *xn = A && L > 0 ? A->layer[0].xn_attn : xn0;
+    if (L > 0) {
+        rows_ctx rc = {xn, x, m->layers[0].attn_norm, D, c->norm_eps, NULL, NULL};
+        pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
+    }
 
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = 0; l < L; l++) {
         const layer_w *lw = &m->layers[l];
-        layer_acts *a = s->acts ? &s->acts->layer[l] : NULL;
-        rows_ctx rc = {s->xn, s->x, lw->attn_norm, D, c->norm_eps};
-        pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
-        if (a) {
-            save(a->x_attn, s->x, T * D);
-            save(a->xn_attn, s->xn, T * D);
-        }
+        layer_acts *a = A ? &A->layer[l] : NULL;
+        s->xn = xn;
         attention_block(s, l, T); /* s->tmp = o_proj(attention) */
-        add_rows(s->x, s->tmp, T * D);
+        float *x2 = a ? a->x_ffn : x, *xn2 = a ? a->xn_ffn : xn0;
+        rows_ctx rc = {xn2, x, lw->ffn_norm, D, c->norm_eps, x2, s->tmp};
+        pool_for(s->pool, T, 8, add_norm_rows, &rc);
+        x = x2;
+        xn = xn2;
 
-        rc.w = lw->ffn_norm;
-        pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
-        if (a) {
-            save(a->x_ffn, s->x, T * D);
-            save(a->xn_ffn, s->xn, T * D);
-        }
+        s->xn = xn;
         if (c->layer[l].moe)
             moe_block(s, l, T); /* s->tmp = moe(xn) */
         else
-            ffn_dense(s, &lw->dense, s->xn, s->tmp, T, c->layer[l].ffn_dim, a ? a->h_gate : NULL,
+            ffn_dense(s, &lw->dense, xn, s->tmp, T, c->layer[l].ffn_dim, a ? a->h_gate : NULL,
                       a ? a->h_up : NULL);
-        add_rows(s->x, s->tmp, T * D);
+        /* x += ffn; then the next layer's attention norm */
+        x2 = !A ? x : l + 1 < L ? A->layer[l + 1].x_attn : A->x_final;
+        xn2 = A && l + 1 < L ? A->layer[l + 1].xn_attn : xn0;
+        rows_ctx rn = {xn2, x, l + 1 < L ? m->layers[l + 1].attn_norm : NULL, D, c->norm_eps, x2,
+                       s->tmp};
+        pool_for(s->pool, T, 8, add_norm_rows, &rn);
+        x = x2;
+        xn = xn2;
     }
-    if (s->acts) {
-        save(s->acts->x_final, s->x, T * D);
-        s->acts->last_tokens = T;
-    }
+    s->xn = xn0;
+    if (A) A->last_tokens = T;
     if (!logits) return;
     /* Only the rows asked for go through the final norm and the head. */
     int first = all_logits ? 0 : T - 1;
     int n = T - first;
-    rows_ctx rc = {s->xn, s->x + (int64_t)first * D, m->final_norm, D, c->norm_eps};
+    float *xf = A && all_logits ? A->xn_final : xn0;
+    rows_ctx rc = {xf, x + (int64_t)first * D, m->final_norm, D, c->norm_eps, NULL, NULL};
     pool_for(s->pool, n, 8, rmsnorm_rows, &rc);
-    if (s->acts && all_logits) save(s->acts->xn_final, s->xn, T * D);
-    matmul(s->pool, all_logits ? logits : s->logit_row, s->xn, &m->lm_head, n);
+    matmul(s->pool, all_logits ? logits : s->logit_row, xf, &m->lm_head, n);
     if (!all_logits) memcpy(logits, s->logit_row, (size_t)V * sizeof(float));
 }
 

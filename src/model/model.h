@@ -81,7 +81,9 @@ typedef struct layer_acts {
     int n_pairs;            /* P: pairs kept (after capacity drops) */
     int *pair_token;        /* [P] token of each pair, sorted by expert */
     float *pair_weight;     /* [P] */
+    float *xe;              /* [P][D] gathered expert inputs (rows of xn_ffn) */
     float *ge, *ue;         /* [P][F] expert pre-activations */
+    float *he;              /* [P][F] their SwiGLU, the down projections' input */
     float *ye;              /* [P][D] expert outputs (before weighting) */
     float *gate_logit;      /* [N] shared expert gate logit */
     float *shared_out;      /* [N][D] shared expert output (before gating) */

@@ -18,34 +18,42 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/vmath.h"
+
 typedef struct pair_ctx {
     moe_session *s;
     int64_t D, F;
     int n_pairs;
+    const float *ge, *ue; /* [P][F] gate/up projections (the tape's when recording) */
+    float *he;            /* [P][F] their SwiGLU (the tape's when recording) */
+    float *xe;            /* [P][D] gathered inputs (the tape's when recording) */
+    float *ye;            /* [P][D] expert outputs (the tape's when recording) */
 } pair_ctx;
 
 static void gather_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     pair_ctx *c = ctx;
     for (int64_t i = i0; i < i1; i++)
-        memcpy(c->s->xe + i * c->D, c->s->xn + (int64_t)c->s->pair_token[i] * c->D,
+        memcpy(c->xe + i * c->D, c->s->xn + (int64_t)c->s->pair_token[i] * c->D,
                (size_t)c->D * sizeof(float));
 }
 
 static void swiglu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     pair_ctx *c = ctx;
-    for (int64_t i = i0; i < i1; i++) silu_mul(c->s->ge + i * c->F, c->s->ue + i * c->F, (int)c->F);
+    for (int64_t i = i0; i < i1; i++) {
+        /* h = silu(g) * u (silu_mul's math, out of place: g stays in the tape) */
+        vmath_swiglu(c->he + i * c->F, c->ge + i * c->F, c->ue + i * c->F, c->F);
+    }
 }
 
-/* Combine over a slice of columns [d0, d1) so threads never share a row
- * element; pairs are visited in sorted (expert) order. */
-static void combine_cols(void *ctx, int64_t d0, int64_t d1, int tid) {
+/* Combine the rows of tokens [t0, t1): each token's pairs in sorted
+ * (expert) order, whole rows at a time; a thread owns its tokens' rows. */
+static void combine_tokens(void *ctx, int64_t t0, int64_t t1, int tid) {
     pair_ctx *c = ctx;
     moe_session *s = c->s;
     for (int i = 0; i < c->n_pairs; i++) {
-        float *o = s->tmp + (int64_t)s->pair_token[i] * c->D;
-        const float *y = s->ye + (int64_t)i * c->D;
-        float w = s->pair_weight[i];
-        for (int64_t d = d0; d < d1; d++) o[d] += w * y[d];
+        int t = s->pair_token[i];
+        if (t < t0 || t >= t1) continue;
+        axpy(s->tmp + (int64_t)t * c->D, s->pair_weight[i], c->ye + (int64_t)i * c->D, (int)c->D);
     }
 }
 
@@ -96,7 +104,8 @@ void moe_block(moe_session *s, int layer, int T) {
         memcpy(a->pair_token, s->pair_token, sizeof(int) * (size_t)P);
         memcpy(a->pair_weight, s->pair_weight, sizeof(float) * (size_t)P);
     }
-    pair_ctx pc = {s, D, F, P};
+    pair_ctx pc = {s, D, F, P, a ? a->ge : s->ge, a ? a->ue : s->ue, a ? a->he : s->ge,
+                   a ? a->xe : s->xe, a ? a->ye : s->ye};
     pool_for(s->pool, P, 4, gather_rows, &pc);
 
     /* gate and up for every expert with rows, in one parallel region */
@@ -105,26 +114,21 @@ void moe_block(moe_session *s, int layer, int T) {
         int64_t n = cnt[e + 1] - cnt[e];
         if (!n) continue;
         const ffn_w *x = &lw->experts[e];
-        s->tasks[nt++] = (mm_task){&x->gate, s->xe + cnt[e] * D, s->ge + cnt[e] * F, n};
-        s->tasks[nt++] = (mm_task){&x->up, s->xe + cnt[e] * D, s->ue + cnt[e] * F, n};
+        s->tasks[nt++] = (mm_task){&x->gate, pc.xe + cnt[e] * D, (float *)pc.ge + cnt[e] * F, n};
+        s->tasks[nt++] = (mm_task){&x->up, pc.xe + cnt[e] * D, (float *)pc.ue + cnt[e] * F, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
-    if (a) {
-        memcpy(a->ge, s->ge, sizeof(float) * (size_t)(P * F));
-        memcpy(a->ue, s->ue, sizeof(float) * (size_t)(P * F));
-    }
     pool_for(s->pool, P, 4, swiglu_rows, &pc);
     nt = 0;
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
         if (!n) continue;
-        s->tasks[nt++] = (mm_task){&lw->experts[e].down, s->ge + cnt[e] * F, s->ye + cnt[e] * D, n};
+        s->tasks[nt++] = (mm_task){&lw->experts[e].down, pc.he + cnt[e] * F, pc.ye + cnt[e] * D, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
-    if (a) memcpy(a->ye, s->ye, sizeof(float) * (size_t)(P * D));
 
     memset(s->tmp, 0, (size_t)(T * D) * sizeof(float));
-    pool_for(s->pool, D, 64, combine_cols, &pc);
+    pool_for(s->pool, T, 4, combine_tokens, &pc);
 
     if (lc->n_shared > 0) {
         ffn_dense(s, &lw->shared, s->xn, s->shared_out, T, lc->shared_dim, a ? a->h_gate : NULL,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "kernels/bigmem.h"
 
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -49,24 +50,33 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     sizes z = ws_sizes(c, n_tokens);
     int threads = pool_size(s->pool);
     int64_t att = (int64_t)threads * attention_backward_scratch(s->n_ctx);
-    int64_t n = 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 4 * z.F + 3 * z.P * z.D +
-                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N + 64 * 32;
+    int64_t half = c->head_dim / 2 > 0 ? c->head_dim / 2 : 1;
+    int64_t n = 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 5 * z.F + 2 * z.P * z.D +
+                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N + 2 * z.N * half + 64 * 34;
     bwd_ws *w = calloc(1, sizeof *w);
-    float *m = malloc((size_t)n * sizeof(float));
-    double *dw = malloc((size_t)(2 * z.Emax) * sizeof(double));
+    float *m = big_calloc((size_t)n * sizeof(float));
+    double *dw = malloc((size_t)(2 * z.Emax + z.N) * sizeof(double));
+    int *iw = malloc((size_t)(z.N + 1 + z.P) * sizeof(int));
     lin_bwd_task *t = malloc((size_t)z.Emax * sizeof(lin_bwd_task));
-    if (!w || !m || !dw || !t) {
+    gemm_op *ops = malloc((size_t)(3 * z.Emax) * sizeof(gemm_op));
+    if (!w || !m || !dw || !iw || !t || !ops) {
         free(w);
         free(m);
         free(dw);
+        free(iw);
         free(t);
+        free(ops);
         return moe_fail(err, "backward: cannot allocate %.1f MiB of scratch for %d tokens",
                         n * 4.0 / 1048576.0, n_tokens);
     }
     w->n_tokens = n_tokens;
     w->mem = m;
     w->dwork = dw;
+    w->rnorm = dw + 2 * z.Emax;
+    w->tok_start = iw;
+    w->tok_pairs = iw + z.N + 1;
     w->tasks = t;
+    w->ops = ops;
     float *p = m;
 #define TAKE(field, count) (w->field = p, p += ((count) + 31) & ~(int64_t)31)
     TAKE(dx, z.N * z.D);
@@ -89,9 +99,8 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     TAKE(att_scratch, att);
     TAKE(h, z.F);
     TAKE(dh, z.F);
-    TAKE(dg, z.F);
-    TAKE(du, z.F);
-    TAKE(xe, z.P * z.D);
+    TAKE(dg, 2 * z.F);
+    w->du = w->dg + z.F;
     TAKE(dxe, z.P * z.D);
     TAKE(dye, z.P * z.D);
     TAKE(dw_pair, z.P);
@@ -100,16 +109,22 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     TAKE(scores, z.N * z.Emax);
     TAKE(work, z.N * z.Emax);
     TAKE(dgl, z.N);
+    TAKE(rope_cos, z.N * half);
+    TAKE(rope_sin, z.N * half);
 #undef TAKE
     *out = w;
     return 0;
 }
 
+void bwd_ws_set_grads_zero(bwd_ws *w, int zero) { w->grads_zero = zero; }
+
 void bwd_ws_free(bwd_ws *w) {
     if (!w) return;
     free(w->mem);
     free(w->dwork);
+    free(w->tok_start);
     free(w->tasks);
+    free(w->ops);
     free(w);
 }
 
@@ -117,12 +132,32 @@ static void clamp_copy(float *y, const float *x, int64_t n, float c) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
 }
 
+typedef struct attn_ctx {
+    moe_session *s;
+    bwd_ws *w;
+    const layer_acts *a;
+    const layer_w *lw;
+    const train_grads *G;
+    int plain; /* no bias, q/k norm or clipping: only the rotation to redo */
+} attn_ctx;
+
 /* Recompute, per token, what the attention's dot products used. */
-static void attn_recompute(moe_session *s, bwd_ws *w, const layer_acts *a, const layer_w *lw, int N) {
-    const moe_config *c = &s->m->cfg;
+static void attn_recompute(void *vc, int64_t t0, int64_t t1, int tid) {
+    const attn_ctx *x = vc;
+    bwd_ws *w = x->w;
+    const layer_acts *a = x->a;
+    const layer_w *lw = x->lw;
+    const moe_config *c = &x->s->m->cfg;
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = G * Dh;
-    float cs[512], sn[512];
-    for (int t = 0; t < N; t++) {
+    for (int64_t t = t0; t < t1 && x->plain; t++) { /* q4, k4 = rope(q, k); v is the tape's */
+        const float *cs = w->rope_cos + t * (Dh / 2), *sn = w->rope_sin + t * (Dh / 2);
+        float *q4 = w->q4 + t * HD, *k4 = w->k4 + t * GD;
+        memcpy(q4, a->q + t * HD, sizeof(float) * (size_t)HD);
+        memcpy(k4, a->k + t * GD, sizeof(float) * (size_t)GD);
+        for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, (int)Dh);
+        for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, (int)Dh);
+    }
+    for (int64_t t = t0; t < t1 && !x->plain; t++) {
         float *q1 = w->q1 + t * HD, *q2 = w->q2 + t * HD, *q4 = w->q4 + t * HD;
         float *k1 = w->k1 + t * GD, *k2 = w->k2 + t * GD, *k4 = w->k4 + t * GD;
         float *v1 = w->v1 + t * GD, *v3 = w->v3 + t * GD;
@@ -151,50 +186,30 @@ static void attn_recompute(moe_session *s, bwd_ws *w, const layer_acts *a, const
             memcpy(k4, k2, sizeof(float) * (size_t)GD);
             memcpy(v3, v1, sizeof(float) * (size_t)GD);
         }
-        rope_table(cs, sn, s->tok_pos[t], (int)Dh, c->rope_theta);
+        const float *cs = w->rope_cos + t * (Dh / 2), *sn = w->rope_sin + t * (Dh / 2);
         for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, (int)Dh);
         for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, (int)Dh);
     }
 }
 
-/* From w->dx (gradient after the attention residual) to w->dx += the
- * gradient through the attention block. */
-static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int B, int T) {
-    const moe_config *c = &s->m->cfg;
-    const layer_w *lw = &s->m->layers[l];
-    const layer_acts *a = &s->acts->layer[l];
-    int N = B * T;
-    int64_t H = c->n_heads, Gk = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = Gk * Dh,
-            D = c->dim;
-
-    /* o_proj */
-    memset(w->datt, 0, sizeof(float) * (size_t)(N * HD));
-    linear_backward(s->pool, w->datt, grad_of(G, lw->wo.data), w->dx, a->att, lw->wo.data, N, D, HD);
-    if (lw->bo) bias_backward(grad_of(G, lw->bo), w->dx, N, D);
-
-    /* attention core, one sequence at a time */
-    attn_recompute(s, w, a, lw, N);
-    memset(w->dq, 0, sizeof(float) * (size_t)(N * HD));
-    memset(w->dk, 0, sizeof(float) * (size_t)(N * GD));
-    memset(w->dv, 0, sizeof(float) * (size_t)(N * GD));
-    for (int b = 0; b < B; b++) {
-        int64_t o = (int64_t)b * T;
-        attention_backward(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD,
-                           w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, w->v3 + o * GD, T,
-                           (int)H, (int)Gk, (int)Dh, c->sliding_window, w->att_scratch);
-    }
-
-    /* rope, clip, q/k norm, bias, per token */
-    float cs[512], sn[512];
-    float *dqn = lw->q_norm ? grad_of(G, lw->q_norm) : NULL;
-    float *dkn = lw->k_norm ? grad_of(G, lw->k_norm) : NULL;
-    memset(w->dq1, 0, sizeof(float) * (size_t)(N * HD));
-    memset(w->dk1, 0, sizeof(float) * (size_t)(N * GD));
-    for (int t = 0; t < N; t++) {
+/* Per token, from dq, dk, dv of the rotated, clipped, normalized q/k/v
+ * back to the raw projections (dq1, dk1; dv in place). With q/k norm
+ * weights the tokens add into one weight gradient: the caller then runs
+ * this on one thread. */
+static void attn_pointwise_backward(void *vc, int64_t t0, int64_t t1, int tid) {
+    const attn_ctx *x = vc;
+    bwd_ws *w = x->w;
+    const layer_w *lw = x->lw;
+    const moe_config *c = &x->s->m->cfg;
+    int64_t H = c->n_heads, Gk = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = Gk * Dh;
+    float *dqn = lw->q_norm ? grad_of(x->G, lw->q_norm) : NULL;
+    float *dkn = lw->k_norm ? grad_of(x->G, lw->k_norm) : NULL;
+    for (int64_t t = t0; t < t1; t++) {
         float *dq = w->dq + t * HD, *dk = w->dk + t * GD, *dv = w->dv + t * GD;
-        rope_table(cs, sn, s->tok_pos[t], (int)Dh, c->rope_theta);
+        const float *cs = w->rope_cos + t * (Dh / 2), *sn = w->rope_sin + t * (Dh / 2);
         for (int64_t h = 0; h < H; h++) rope_backward(dq + h * Dh, cs, sn, (int)Dh);
         for (int64_t g = 0; g < Gk; g++) rope_backward(dk + g * Dh, cs, sn, (int)Dh);
+        if (x->plain) continue; /* dq, dk are the projections' gradients */
         if (c->clip_qkv > 0) {
             clamp_backward(dq, w->q2 + t * HD, HD, c->clip_qkv);
             clamp_backward(dk, w->k2 + t * GD, GD, c->clip_qkv);
@@ -215,17 +230,89 @@ static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l
             memcpy(dk1, dk, sizeof(float) * (size_t)GD);
         }
     }
-    if (lw->bq) bias_backward(grad_of(G, lw->bq), w->dq1, N, HD);
-    if (lw->bk) bias_backward(grad_of(G, lw->bk), w->dk1, N, GD);
+}
+
+/* From w->dx (gradient after the attention residual) to w->dx += the
+ * gradient through the attention block. */
+static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int B, int T) {
+    const moe_config *c = &s->m->cfg;
+    const layer_w *lw = &s->m->layers[l];
+    const layer_acts *a = &s->acts->layer[l];
+    int N = B * T;
+    int64_t H = c->n_heads, Gk = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = Gk * Dh,
+            D = c->dim;
+
+    /* o_proj */
+    bwd_linear(s, w, w->datt, grad_of(G, lw->wo.data), w->dx, a->att, lw->wo.data, N, D, HD, 1);
+    if (lw->bo) bias_backward(grad_of(G, lw->bo), w->dx, N, D);
+
+    /* attention core, one sequence at a time */
+    int plain = !lw->bq && !lw->bk && !lw->bv && c->qk_norm == MOE_QKNORM_NONE && !(c->clip_qkv > 0);
+    attn_ctx x = {s, w, a, lw, G, plain};
+    const float *v3 = plain ? a->v : w->v3;
+    float *dq1 = plain ? w->dq : w->dq1, *dk1 = plain ? w->dk : w->dk1;
+    pool_for(s->pool, N, 16, attn_recompute, &x);
+    memset(w->dq, 0, sizeof(float) * (size_t)(N * HD));
+    memset(w->dk, 0, sizeof(float) * (size_t)(N * GD));
+    memset(w->dv, 0, sizeof(float) * (size_t)(N * GD));
+    for (int b = 0; b < B; b++) {
+        int64_t o = (int64_t)b * T;
+        attention_backward(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD,
+                           w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, v3 + o * GD, T,
+                           (int)H, (int)Gk, (int)Dh, c->sliding_window, w->att_scratch);
+    }
+
+    /* rope, clip, q/k norm, bias, per token */
+    if (c->qk_norm != MOE_QKNORM_NONE) {
+        memset(w->dq1, 0, sizeof(float) * (size_t)(N * HD));
+        memset(w->dk1, 0, sizeof(float) * (size_t)(N * GD));
+        attn_pointwise_backward(&x, 0, N, 0);
+    } else {
+        pool_for(s->pool, N, 16, attn_pointwise_backward, &x);
+    }
+    if (lw->bq) bias_backward(grad_of(G, lw->bq), dq1, N, HD);
+    if (lw->bk) bias_backward(grad_of(G, lw->bk), dk1, N, GD);
     if (lw->bv) bias_backward(grad_of(G, lw->bv), w->dv, N, GD);
 
     /* projections and the block's norm */
-    memset(w->dxn, 0, sizeof(float) * (size_t)(N * D));
-    linear_backward(s->pool, w->dxn, grad_of(G, lw->wq.data), w->dq1, a->xn_attn, lw->wq.data, N, HD, D);
-    linear_backward(s->pool, w->dxn, grad_of(G, lw->wk.data), w->dk1, a->xn_attn, lw->wk.data, N, GD, D);
-    linear_backward(s->pool, w->dxn, grad_of(G, lw->wv.data), w->dv, a->xn_attn, lw->wv.data, N, GD, D);
-    rmsnorm_backward_rows(w->dx, grad_of(G, lw->attn_norm), w->dxn, a->x_attn, lw->attn_norm, N,
-                          (int)D, c->norm_eps);
+    bwd_linear(s, w, w->dxn, grad_of(G, lw->wq.data), dq1, a->xn_attn, lw->wq.data, N, HD, D, 1);
+    bwd_linear(s, w, w->dxn, grad_of(G, lw->wk.data), dk1, a->xn_attn, lw->wk.data, N, GD, D, 0);
+    bwd_linear(s, w, w->dxn, grad_of(G, lw->wv.data), w->dv, a->xn_attn, lw->wv.data, N, GD, D, 0);
+    rmsnorm_backward_rows_pool(s->pool, w->dx, grad_of(G, lw->attn_norm), w->dxn, a->x_attn,
+                               lw->attn_norm, N, (int)D, c->norm_eps, w->rnorm);
+}
+
+typedef struct rope_ctx {
+    bwd_ws *w;
+    const int *pos;
+    int head_dim;
+    float theta;
+} rope_ctx;
+
+static void rope_rows(void *vc, int64_t t0, int64_t t1, int tid) {
+    const rope_ctx *c = vc;
+    int half = c->head_dim / 2;
+    for (int64_t t = t0; t < t1; t++)
+        rope_table(c->w->rope_cos + t * half, c->w->rope_sin + t * half, c->pos[t], c->head_dim, c->theta);
+}
+
+typedef struct embed_ctx {
+    float *dE;
+    const float *dx;
+    const int32_t *ids;
+    int N;
+    int64_t D;
+} embed_ctx;
+
+/* embedding rows over columns [d0, d1): tokens in order, so a row that
+ * occurs twice adds in the same order on any thread count */
+static void embed_cols(void *vc, int64_t d0, int64_t d1, int tid) {
+    const embed_ctx *c = vc;
+    for (int t = 0; t < c->N; t++) {
+        float *row = c->dE + (int64_t)c->ids[t] * c->D;
+        const float *d = c->dx + (int64_t)t * c->D;
+        for (int64_t i = d0; i < d1; i++) row[i] += d[i];
+    }
 }
 
 int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_t *targets,
@@ -235,21 +322,28 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
     const moe_config *c = &m->cfg;
     int N = B * T;
     int64_t D = c->dim, V = c->vocab;
-    if (!s->acts || N > w->n_tokens || N > s->acts->n_tokens)
+    if (!s->acts || N > w->n_tokens || N > s->acts->n_tokens) {
+        w->grads_zero = 0;
         return moe_fail(err, "backward: %d tokens but activations/scratch hold %d", N,
                         s->acts ? s->acts->n_tokens : 0);
+    }
     memset(out, 0, sizeof *out);
 
     /* head */
-    if (cross_entropy(logits, logits, targets, N, (int)V, ce_scale, &out->ce_sum, &out->ce_count,
-                      err))
+    if (cross_entropy_pool(s->pool, logits, logits, targets, N, (int)V, ce_scale, &out->ce_sum,
+                           &out->ce_count, err)) {
+        w->grads_zero = 0;
         return -1;
-    memset(w->dxn, 0, sizeof(float) * (size_t)(N * D));
-    linear_backward(s->pool, w->dxn, grad_of(G, m->lm_head.data), logits, s->acts->xn_final,
-                    m->lm_head.data, N, V, D);
+    }
+    if (c->head_dim > 1) {
+        rope_ctx rc = {w, s->tok_pos, c->head_dim, c->rope_theta};
+        pool_for(s->pool, N, 64, rope_rows, &rc);
+    }
+    bwd_linear(s, w, w->dxn, grad_of(G, m->lm_head.data), logits, s->acts->xn_final,
+               m->lm_head.data, N, V, D, 1);
     memset(w->dx, 0, sizeof(float) * (size_t)(N * D));
-    rmsnorm_backward_rows(w->dx, grad_of(G, m->final_norm), w->dxn, s->acts->x_final,
-                          m->final_norm, N, (int)D, c->norm_eps);
+    rmsnorm_backward_rows_pool(s->pool, w->dx, grad_of(G, m->final_norm), w->dxn, s->acts->x_final,
+                               m->final_norm, N, (int)D, c->norm_eps, w->rnorm);
 
     int n_moe = 0;
     for (int l = 0; l < c->n_layers; l++) n_moe += c->layer[l].moe != 0;
@@ -264,12 +358,10 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
         out->kl /= n_moe;
     }
 
-    /* embedding rows */
-    float *dE = grad_of(G, m->embed.data);
-    for (int t = 0; t < N; t++) {
-        float *row = dE + (int64_t)s->tok_id[t] * D;
-        const float *d = w->dx + (int64_t)t * D;
-        for (int64_t i = 0; i < D; i++) row[i] += d[i];
-    }
+    /* embedding rows (after the head's: with tied embeddings the head's dW
+     * may have been stored over them) */
+    embed_ctx ec = {grad_of(G, m->embed.data), w->dx, s->tok_id, N, D};
+    pool_for(s->pool, D, 16, embed_cols, &ec);
+    w->grads_zero = 0;
     return 0;
 }

@@ -41,6 +41,13 @@ typedef struct bwd_ws bwd_ws;
 int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err);
 void bwd_ws_free(bwd_ws *w);
 
+/* The next model_backward may OVERWRITE the gradients of the weights that
+ * go through a matrix product (their dW is stored, not added: no read of
+ * the old values). Only when every gradient is zero before it, as on a
+ * step's first micro-batch after the optimizer cleared them; model_backward
+ * resets it (one call only). */
+void bwd_ws_set_grads_zero(bwd_ws *w, int zero);
+
 /* Backward of the last model_forward_seqs(s, ids, B, T, logits): logits
  * [B*T][V] are turned into their gradient in place. Gradients accumulate
  * into G (callers zero it per step). ce_scale multiplies the cross-entropy

@@ -11,26 +11,17 @@
 
 static void zero(float *p, int64_t n) { memset(p, 0, sizeof(float) * (size_t)n); }
 
-/* h = silu(g) * u recomputed with the forward's own kernel. */
-static void swiglu_recompute(float *h, const float *g, const float *u, int64_t n) {
-    memcpy(h, g, sizeof(float) * (size_t)n);
-    silu_mul(h, u, (int)n);
-}
-
-/* One SwiGLU FFN: dy [N][D] -> dxn [N][D] +=, weight gradients +=. */
+/* One SwiGLU FFN: dy [N][D] -> dxn [N][D] +=, weight gradients +=. h =
+ * silu(g) * u is recomputed with the forward's kernel (the same bits). */
 static void dense_backward(moe_session *s, bwd_ws *w, const train_grads *G, const ffn_w *f,
                            const float *xn, const float *gpre, const float *upre, const float *dy,
                            int N, int64_t F) {
     int64_t D = s->m->cfg.dim;
-    for (int t = 0; t < N; t++)
-        swiglu_recompute(w->h + t * F, gpre + t * F, upre + t * F, F);
-    zero(w->dh, N * F);
-    linear_backward(s->pool, w->dh, grad_of(G, f->down.data), dy, w->h, f->down.data, N, D, F);
-    zero(w->dg, N * F);
-    zero(w->du, N * F);
-    swiglu_backward(w->dg, w->du, w->dh, gpre, upre, N * F);
-    linear_backward(s->pool, w->dxn, grad_of(G, f->gate.data), w->dg, xn, f->gate.data, N, F, D);
-    linear_backward(s->pool, w->dxn, grad_of(G, f->up.data), w->du, xn, f->up.data, N, F, D);
+    bwd_swiglu(s->pool, w->h, gpre, upre, N * F);
+    bwd_linear(s, w, w->dh, grad_of(G, f->down.data), dy, w->h, f->down.data, N, D, F, 1);
+    bwd_swiglu_backward(s->pool, w->dg, w->du, w->dh, gpre, upre, N * F);
+    bwd_linear(s, w, w->dxn, grad_of(G, f->gate.data), w->dg, xn, f->gate.data, N, F, D, 0);
+    bwd_linear(s, w, w->dxn, grad_of(G, f->up.data), w->du, xn, f->up.data, N, F, D, 0);
 }
 
 /* Balancing losses of one layer: values into out (unweighted), gradients
@@ -93,62 +84,52 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
     const int *cnt = a->expert_start;
 
     /* combine: out[t] += weight * y */
-    for (int i = 0; i < P; i++) {
-        const float *dxt = w->dx + (int64_t)a->pair_token[i] * D, *y = a->ye + (int64_t)i * D;
-        float *dy = w->dye + (int64_t)i * D, wt = a->pair_weight[i];
-        for (int64_t d = 0; d < D; d++) dy[d] = wt * dxt[d];
-        w->dw_pair[i] = dot(dxt, y, (int)D);
-    }
+    bwd_combine(s->pool, w->dye, w->dw_pair, w->dx, a->ye, a->pair_weight, a->pair_token, P, D);
 
     /* experts: down, SwiGLU, gate and up; one parallel region per product */
-    swiglu_recompute(w->h, a->ge, a->ue, (int64_t)P * F);
-    zero(w->dh, (int64_t)P * F);
-    int nt = 0;
+    int nt = 0; /* a->he: the forward's SwiGLU output, kept in the tape */
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
         if (!n) continue;
         const mat *Wd = &lw->experts[e].down;
         w->tasks[nt++] = (lin_bwd_task){w->dh + cnt[e] * F, grad_of(G, Wd->data), w->dye + cnt[e] * D,
-                                        w->h + cnt[e] * F, Wd->data, n, D, F};
+                                        a->he + cnt[e] * F, Wd->data, n, D, F};
     }
-    linear_backward_grouped(s->pool, w->tasks, nt);
-    zero(w->dg, (int64_t)P * F);
-    zero(w->du, (int64_t)P * F);
-    swiglu_backward(w->dg, w->du, w->dh, a->ge, a->ue, (int64_t)P * F);
-    for (int i = 0; i < P; i++)
-        memcpy(w->xe + (int64_t)i * D, a->xn_ffn + (int64_t)a->pair_token[i] * D, sizeof(float) * (size_t)D);
-    zero(w->dxe, (int64_t)P * D);
-    for (int pass = 0; pass < 2; pass++) { /* gate then up: both write dxe rows */
-        nt = 0;
-        for (int e = 0; e < E; e++) {
-            int64_t n = cnt[e + 1] - cnt[e];
-            if (!n) continue;
-            const mat *W = pass ? &lw->experts[e].up : &lw->experts[e].gate;
-            const float *dy = (pass ? w->du : w->dg) + cnt[e] * F;
-            w->tasks[nt++] = (lin_bwd_task){w->dxe + cnt[e] * D, grad_of(G, W->data), dy,
-                                            w->xe + cnt[e] * D, W->data, n, F, D};
-        }
-        linear_backward_grouped(s->pool, w->tasks, nt);
+    linear_backward_grouped_mode(s->pool, w->tasks, nt, 1, w->grads_zero);
+    /* gate and up together: dgu rows = (dg | du), so per expert
+     *   dxe = dgu [W_gate; W_up]   one product with K = 2F (written once)
+     *   dW_gate = dg^T xe,  dW_up = du^T xe
+     * (xe: the forward's gathered inputs, kept in the tape) */
+    float *dgu = w->dg;
+    bwd_swiglu_backward_rows(s->pool, dgu, w->dh, a->ge, a->ue, P, F);
+    int no = 0;
+    for (int e = 0; e < E; e++) {
+        int64_t n = cnt[e + 1] - cnt[e];
+        if (!n) continue;
+        const ffn_w *x = &lw->experts[e];
+        const float *dy = dgu + cnt[e] * 2 * F, *xe = a->xe + cnt[e] * D;
+        w->ops[no++] = (gemm_op){w->dxe + cnt[e] * D, D, dy, 2 * F, 1, x->gate.data, D, 1,
+                                 n, D, 2 * F, 1, x->up.data, F};
+        w->ops[no++] = (gemm_op){grad_of(G, x->gate.data), D, dy, 1, 2 * F, xe, D, 1,
+                                 F, D, n, w->grads_zero, NULL, 0};
+        w->ops[no++] = (gemm_op){grad_of(G, x->up.data), D, dy + F, 1, 2 * F, xe, D, 1,
+                                 F, D, n, w->grads_zero, NULL, 0};
     }
-    zero(w->dxn, (int64_t)N * D);
-    for (int i = 0; i < P; i++) {
-        float *d = w->dxn + (int64_t)a->pair_token[i] * D;
-        const float *g = w->dxe + (int64_t)i * D;
-        for (int64_t k = 0; k < D; k++) d[k] += g[k];
-    }
+    gemm_run(s->pool, w->ops, no);
+    bwd_token_sum(s->pool, w->dxn, w->dxe, a->pair_token, N, P, D, w->tok_start, w->tok_pairs);
 
     /* router: weights' gradient, balancing losses, then the gate matrix */
     if (lc->kind != MOE_ROUTE_HASH) {
         zero(w->dlogits_r, (int64_t)N * E);
         router_grad(w, a, lc, N);
         balance_backward(w, a, lc, N, coefs, cs, out);
-        linear_backward(s->pool, w->dxn, grad_of(G, lw->router.data), w->dlogits_r, a->xn_ffn,
-                        lw->router.data, N, E, D);
+        bwd_linear(s, w, w->dxn, grad_of(G, lw->router.data), w->dlogits_r, a->xn_ffn,
+                   lw->router.data, N, E, D, 0);
         if (a->noise_raw) { /* the noise scale's projection */
             zero(w->work, (int64_t)N * E);
             noisy_logits_backward(NULL, w->work, w->dlogits_r, a->noise_eps, a->noise_raw, N, E);
-            linear_backward(s->pool, w->dxn, grad_of(G, lw->router_noise.data), w->work, a->xn_ffn,
-                            lw->router_noise.data, N, E, D);
+            bwd_linear(s, w, w->dxn, grad_of(G, lw->router_noise.data), w->work, a->xn_ffn,
+                       lw->router_noise.data, N, E, D, 0);
         }
     }
 
@@ -164,8 +145,8 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
         dense_backward(s, w, G, &lw->shared, a->xn_ffn, a->h_gate, a->h_up, w->dshared, N,
                        lc->shared_dim);
         if (lc->shared_gate)
-            linear_backward(s->pool, w->dxn, grad_of(G, lw->shared_gate.data), w->dgl, a->xn_ffn,
-                            lw->shared_gate.data, N, 1, D);
+            bwd_linear(s, w, w->dxn, grad_of(G, lw->shared_gate.data), w->dgl, a->xn_ffn,
+                       lw->shared_gate.data, N, 1, D, 0);
     }
 }
 
@@ -181,6 +162,6 @@ void ffn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int N,
         dense_backward(s, w, G, &lw->dense, a->xn_ffn, a->h_gate, a->h_up, w->dx, N,
                        c->layer[l].ffn_dim);
     }
-    rmsnorm_backward_rows(w->dx, grad_of(G, lw->ffn_norm), w->dxn, a->x_ffn, lw->ffn_norm, N,
-                          (int)c->dim, c->norm_eps);
+    rmsnorm_backward_rows_pool(s->pool, w->dx, grad_of(G, lw->ffn_norm), w->dxn, a->x_ffn,
+                               lw->ffn_norm, N, (int)c->dim, c->norm_eps, w->rnorm);
 }

@@ -10,7 +10,7 @@
  *   dP = dO_blk V^T,  D_i = sum_j P_ij dP_ij
  *   dS = P * (dP - D) * scale
  *   dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk
- * The five products run on linear_backward's blocked GEMM (gemm_acc, any
+ * The five products run on the blocked GEMM of kernels/gemm.h (any
  * strides), so heads are read in place, no gather; the row softmax and dS
  * have an AVX-512 version (grad_attention_avx512.c). One pool item is one kv
  * head: it runs the H/G query heads that read it, so it alone writes its
@@ -20,9 +20,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "train/grad_attention_impl.h"
-#include "train/grad_linear_impl.h"
 #include "train/grad_ops.h"
 
 #define BQ 64 /* queries per block */
@@ -62,10 +62,8 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
     const float *Kg = c->k + lo * KD + g * Dh, *Vg = c->v + lo * KD + g * Dh;
 
     /* S = Q K^T and dP = dO V^T, [bq][nk] */
-    memset(P, 0, (size_t)(bq * nk) * sizeof(float));
-    memset(dP, 0, (size_t)(bq * nk) * sizeof(float));
-    gemm_acc(P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh);
-    gemm_acc(dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh);
+    gemm_set(P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh);
+    gemm_set(dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh);
 
     int avx512 = kernels_isa() == ISA_AVX512;
     for (int64_t r = 0; r < bq; r++) {

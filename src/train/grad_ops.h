@@ -14,11 +14,12 @@
  *   - the math mirrors src/model (forward.c, attention.c, moe_ffn.c) and
  *     src/kernels exactly; each function's comment states its forward.
  *
- * Files: grad_linear.c (+ _avx2/_avx512), grad_pointwise.c (rmsnorm,
- * SwiGLU, RoPE, clamp), grad_attention.c, grad_router.c (token choice,
- * noisy top-k, expert choice, selection bias; hash routing has no backward and
- * lives with the forward in src/model/router.c), losses.c (cross-entropy, balancing
- * losses). The optimizer is in optim.h.
+ * Files: grad_linear.c (on the GEMM of kernels/gemm.h), grad_pointwise.c
+ * (+ _avx512: rmsnorm, SwiGLU, RoPE, clamp), grad_attention.c (+ _avx512),
+ * grad_router.c (token choice, noisy top-k, expert choice, selection bias;
+ * hash routing has no backward and lives with the forward in
+ * src/model/router.c), losses.c (cross-entropy, balancing losses). The
+ * optimizer is in optim.h (+ optim_avx512.c).
  */
 #ifndef MOE_TRAIN_GRAD_OPS_H
 #define MOE_TRAIN_GRAD_OPS_H
@@ -57,6 +58,14 @@ typedef struct lin_bwd_task {
     int64_t n, out, in;
 } lin_bwd_task;
 void linear_backward_grouped(pool *p, const lin_bwd_task *tasks, int n_tasks);
+/* The same with every task's dx OVERWRITTEN by dy W instead of accumulated
+ * into (so it need not be zeroed first); dW still accumulates. No two
+ * tasks may share dx rows. */
+void linear_backward_grouped_set(pool *p, const lin_bwd_task *tasks, int n_tasks);
+/* Either or both overwritten: dx_set (as _set) and dW_set (dW = dy^T x,
+ * for a dW known to be zero before: the first contribution of a step). */
+void linear_backward_grouped_mode(pool *p, const lin_bwd_task *tasks, int n_tasks, int dx_set,
+                                  int dW_set);
 /* Bias: db[out] += sum over the n rows of dy[n][out]. */
 void bias_backward(float *db, const float *dy, int64_t n, int64_t out);
 
@@ -75,6 +84,17 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
 /* The same over rows: x, dy, dx [rows][n], one dw [n] for all rows. */
 void rmsnorm_backward_rows(float *dx, float *dw, const float *dy, const float *x, const float *w,
                            int64_t rows, int n, float eps);
+/* The same threaded over the pool (may be NULL): dx by rows, then dw by
+ * column slices, each column adding its rows in row order, so the result
+ * has the bits of rmsnorm_backward_rows for any thread count. r: [rows]
+ * doubles of scratch. */
+void rmsnorm_backward_rows_pool(pool *p, float *dx, float *dw, const float *dy, const float *x,
+                                const float *w, int64_t rows, int n, float eps, double *r);
+/* Its AVX-512 row and column passes (grad_pointwise_avx512.c): r of a row,
+ * dx += the row's input gradient, dw[i0, i1) += one row's weight gradient. */
+double avx512_rms_r(const float *x, int n, float eps);
+void avx512_rms_dx(float *dx, const float *dy, const float *x, const float *w, int n, double r);
+void avx512_rms_dw(float *dw, const float *dy, const float *x, double r, int64_t i0, int64_t i1);
 
 /* SwiGLU, forward h = silu(g) * u, silu(g) = g * sigmoid(g). Backward:
  *   dg += dh * u * s * (1 + g * (1 - s))   with s = sigmoid(g)
@@ -205,6 +225,11 @@ int64_t cross_entropy_count(const int32_t *targets, int64_t n);
  * Returns -1 (err filled, nothing written) if a target is >= V. */
 int cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int64_t n, int V,
                   float grad_scale, double *loss_sum, int64_t *count, moe_err *err);
+/* The same, threaded over rows on the pool (may be NULL); the result has
+ * the same bits for any thread count (cross_entropy is this with NULL). */
+int cross_entropy_pool(pool *p, float *dlogits, const float *logits, const int32_t *targets,
+                       int64_t n, int V, float grad_scale, double *loss_sum, int64_t *count,
+                       moe_err *err);
 
 /* Balancing losses of one MoE layer over its T tokens, formulas at the top
  * of losses.c (as docs/TRAINING.md defines them, times the coefficient

@@ -7,19 +7,21 @@
  */
 #include <math.h>
 
+#include "kernels/kernels.h"
 #include "train/grad_ops.h"
 
 /* --------------------------------------------------------------- RMSNorm */
 
-void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                      int n, float eps) {
-    if (n <= 0) return;
-    /* r in double: the gradient of the exact function (the forward's f32
-     * r differs from it by an f32 rounding) */
+/* r in double: the gradient of the exact function (the forward's f32 r
+ * differs from it by an f32 rounding) */
+static double rms_r(const float *x, int n, float eps) {
     double ss = 0.0;
     for (int i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
-    double r = 1.0 / sqrt(ss / n + (double)eps);
-    /* dL/dx_i = r a_i - x_i r^3 (a . x) / n with a = dy * w */
+    return 1.0 / sqrt(ss / n + (double)eps);
+}
+
+/* dL/dx_i = r a_i - x_i r^3 (a . x) / n with a = dy * w */
+static void rms_dx(float *dx, const float *dy, const float *x, const float *w, int n, double r) {
     double ax = 0.0;
     for (int i = 0; i < n; i++) ax += (double)dy[i] * (w ? (double)w[i] : 1.0) * (double)x[i];
     double c = r * r * r * ax / n;
@@ -27,6 +29,13 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
         double a = (double)dy[i] * (w ? (double)w[i] : 1.0);
         dx[i] += (float)(r * a - (double)x[i] * c);
     }
+}
+
+void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                      int n, float eps) {
+    if (n <= 0) return;
+    double r = rms_r(x, n, eps);
+    rms_dx(dx, dy, x, w, n, r);
     if (dw)
         for (int i = 0; i < n; i++) dw[i] += (float)((double)dy[i] * (double)x[i] * r);
 }
@@ -35,6 +44,50 @@ void rmsnorm_backward_rows(float *dx, float *dw, const float *dy, const float *x
                            int64_t rows, int n, float eps) {
     for (int64_t t = 0; t < rows; t++)
         rmsnorm_backward(dx + t * n, dw, dy + t * n, x + t * n, w, n, eps);
+}
+
+typedef struct rmsb_ctx {
+    float *dx, *dw;
+    const float *dy, *x, *w;
+    int64_t rows;
+    int n;
+    float eps;
+    double *r;
+} rmsb_ctx;
+
+static void rmsb_rows(void *vc, int64_t t0, int64_t t1, int tid) {
+    const rmsb_ctx *c = vc;
+    int v = kernels_isa() == ISA_AVX512;
+    for (int64_t t = t0; t < t1; t++) {
+        const float *x = c->x + t * c->n;
+        c->r[t] = v ? avx512_rms_r(x, c->n, c->eps) : rms_r(x, c->n, c->eps);
+        if (v) avx512_rms_dx(c->dx + t * c->n, c->dy + t * c->n, x, c->w, c->n, c->r[t]);
+        else rms_dx(c->dx + t * c->n, c->dy + t * c->n, x, c->w, c->n, c->r[t]);
+    }
+}
+
+/* dw over columns [i0, i1): each column adds its rows in row order, as the
+ * serial version does */
+static void rmsb_cols(void *vc, int64_t i0, int64_t i1, int tid) {
+    const rmsb_ctx *c = vc;
+    int v = kernels_isa() == ISA_AVX512;
+    for (int64_t t = 0; t < c->rows; t++) {
+        const float *dy = c->dy + t * c->n, *x = c->x + t * c->n;
+        double r = c->r[t];
+        if (v) {
+            avx512_rms_dw(c->dw, dy, x, r, i0, i1);
+            continue;
+        }
+        for (int64_t i = i0; i < i1; i++) c->dw[i] += (float)((double)dy[i] * (double)x[i] * r);
+    }
+}
+
+void rmsnorm_backward_rows_pool(pool *p, float *dx, float *dw, const float *dy, const float *x,
+                                const float *w, int64_t rows, int n, float eps, double *r) {
+    if (n <= 0 || rows <= 0) return;
+    rmsb_ctx c = {dx, dw, dy, x, w, rows, n, eps, r};
+    pool_for(p, rows, 4, rmsb_rows, &c);
+    if (dw) pool_for(p, n, 16, rmsb_cols, &c);
 }
 
 /* ---------------------------------------------------------------- SwiGLU */

@@ -29,7 +29,10 @@
  */
 #include <math.h>
 
+#include <string.h>
+
 #include "base/err.h"
+#include "kernels/vmath.h"
 #include "train/grad_ops.h"
 
 /* --------------------------------------------------------- cross-entropy */
@@ -40,46 +43,111 @@ int64_t cross_entropy_count(const int32_t *targets, int64_t n) {
     return c;
 }
 
-int cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int64_t n, int V,
-                  float grad_scale, double *loss_sum, int64_t *count, moe_err *err) {
+/* Rows per block of the loss sum: blocks depend on n only, and their
+ * partial sums are added in block order, so the loss has the same bits for
+ * any thread count. */
+#define CE_MAX_BLOCKS 64
+
+typedef struct ce_ctx {
+    float *dz;
+    const float *z;
+    const int32_t *y;
+    int64_t n, rows_per_block;
+    int V;
+    float scale;
+    double part[CE_MAX_BLOCKS];
+} ce_ctx;
+
+/* One row: returns logsumexp(z) - z[y] (0 for an ignored row) and writes
+ * dz = (softmax(z) - onehot(y)) * scale. The exponentials are computed
+ * once, in double (vmath_exp_sum_f64), so the loss is exact to ~1e-15;
+ * the gradient is their f32 rounding times scale / sum. */
+static double ce_row(float *dz, const float *z, int32_t y, int V, float scale) {
+    if (y < 0) {
+        if (dz) memset(dz, 0, sizeof(float) * (size_t)V);
+        return 0.0;
+    }
+    double zy = z[y], mx = vmath_max(z, V);
+    double Z = vmath_exp_sum_f64(dz, z, mx, V); /* z is read before dz is written */
+    if (dz) {
+        vmath_scale(dz, (float)(scale / Z), V);
+        dz[y] -= scale;
+    }
+    return mx + log(Z) - zy;
+}
+
+static void ce_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
+    ce_ctx *c = vc;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t t0 = b * c->rows_per_block, t1 = t0 + c->rows_per_block < c->n ? t0 + c->rows_per_block : c->n;
+        double L = 0;
+        for (int64_t t = t0; t < t1; t++)
+            L += ce_row(c->dz ? c->dz + t * c->V : NULL, c->z + t * c->V, c->y[t], c->V, c->scale);
+        c->part[b] = L;
+    }
+}
+
+int cross_entropy_pool(pool *p, float *dlogits, const float *logits, const int32_t *targets,
+                       int64_t n, int V, float grad_scale, double *loss_sum, int64_t *count,
+                       moe_err *err) {
     if (V <= 0) return moe_fail(err, "cross_entropy: vocabulary size %d must be positive", V);
     for (int64_t t = 0; t < n; t++)
         if (targets[t] >= V)
             return moe_fail(err, "cross_entropy: target %d at row %lld is outside the vocabulary [0, %d)",
                             targets[t], (long long)t, V);
+    ce_ctx c = {dlogits, logits, targets, n, (n + CE_MAX_BLOCKS - 1) / CE_MAX_BLOCKS, V, grad_scale, {0}};
+    int64_t blocks = n > 0 ? (n + c.rows_per_block - 1) / c.rows_per_block : 0;
+    pool_for(p, blocks, 1, ce_blocks, &c);
     double L = 0;
-    int64_t cnt = 0;
-    for (int64_t t = 0; t < n; t++) {
-        const float *z = logits + t * V;
-        float *dz = dlogits ? dlogits + t * V : NULL;
-        int32_t y = targets[t];
-        if (y < 0) {
-            if (dz)
-                for (int v = 0; v < V; v++) dz[v] = 0.0f;
-            continue;
-        }
-        double mx = z[0];
-        for (int v = 1; v < V; v++)
-            if (z[v] > mx) mx = z[v];
-        double Z = 0;
-        for (int v = 0; v < V; v++) Z += exp((double)z[v] - mx);
-        double lse = mx + log(Z), zy = z[y];
-        L += lse - zy;
-        cnt++;
-        if (dz) /* z[v] is read before dz[v] is written: in place is fine */
-            for (int v = 0; v < V; v++)
-                dz[v] = (float)((exp((double)z[v] - lse) - (v == y)) * grad_scale);
-    }
+    for (int64_t b = 0; b < blocks; b++) L += c.part[b];
     *loss_sum = L;
-    *count = cnt;
+    *count = cross_entropy_count(targets, n);
     return 0;
+}
+
+int cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int64_t n, int V,
+                  float grad_scale, double *loss_sum, int64_t *count, moe_err *err) {
+    return cross_entropy_pool(NULL, dlogits, logits, targets, n, V, grad_scale, loss_sum, count, err);
 }
 
 /* ------------------------------------------------------ router probabilities */
 
+/* Rows of at most this many experts keep their probabilities on the stack:
+ * one exp per element (the losses below used to redo the row's softmax per
+ * element and per pass, which made them a serial hot spot of the step). */
+#define ROW_MAX 1024
+
 static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-/* Per-row constants of the softmax: max and log of the sum. */
+/* p[E] = p_t for one row: softmax (max-subtracted, sum in double) or
+ * sigmoid per element. */
+static void row_probs(double *p, const float *l, int E, moe_score score) {
+    if (score == MOE_SCORE_SIGMOID) {
+        for (int e = 0; e < E; e++) p[e] = sigm(l[e]);
+        return;
+    }
+    double mx = l[0], Z = 0;
+    for (int e = 1; e < E; e++)
+        if (l[e] > mx) mx = l[e];
+    for (int e = 0; e < E; e++) Z += p[e] = exp((double)l[e] - mx);
+    for (int e = 0; e < E; e++) p[e] /= Z;
+}
+
+/* dl[E] += dL/dl from g[E] = dL/dp for one row with probabilities p (see
+ * the top of the file). */
+static void prob_backward(float *dl, const double *g, const double *p, const float *l, int E,
+                          moe_score score) {
+    if (score == MOE_SCORE_SIGMOID) {
+        for (int e = 0; e < E; e++) dl[e] += (float)(g[e] * p[e] * sigm(-(double)l[e]));
+        return;
+    }
+    double pg = 0;
+    for (int e = 0; e < E; e++) pg += p[e] * g[e];
+    for (int e = 0; e < E; e++) dl[e] += (float)(p[e] * (g[e] - pg));
+}
+
+/* Rows wider than ROW_MAX: the probabilities from the row's constants,
+ * element by element (no storage). */
 typedef struct row_stats {
     double mx, lz;
 } row_stats;
@@ -96,22 +164,47 @@ static row_stats row_stats_of(const float *l, int E, moe_score score) {
     return r;
 }
 
-/* p_t[e] */
 static double prob(const float *l, int e, moe_score score, const row_stats *r) {
     if (score == MOE_SCORE_SIGMOID) return sigm(l[e]);
     return exp((double)l[e] - r->mx - r->lz);
 }
 
-/* dl[E] += dL/dl from g[E] = dL/dp for one row (see the top of the file). */
-static void prob_backward(float *dl, const double *g, const float *l, int E, moe_score score) {
-    if (score == MOE_SCORE_SIGMOID) {
-        for (int e = 0; e < E; e++) dl[e] += (float)(g[e] * sigm(l[e]) * sigm(-(double)l[e]));
-        return;
+/* Sum over one row of g[e] p[e] (returned) and, if dl, prob_backward. */
+static double row_apply(float *dl, const double *g, const float *l, int E, moe_score score) {
+    double L = 0;
+    if (E <= ROW_MAX) {
+        double p[ROW_MAX];
+        row_probs(p, l, E, score);
+        for (int e = 0; e < E; e++) L += g[e] * p[e];
+        if (dl) prob_backward(dl, g, p, l, E, score);
+        return L;
     }
     row_stats r = row_stats_of(l, E, score);
     double pg = 0;
-    for (int e = 0; e < E; e++) pg += prob(l, e, score, &r) * g[e];
-    for (int e = 0; e < E; e++) dl[e] += (float)(prob(l, e, score, &r) * (g[e] - pg));
+    for (int e = 0; e < E; e++) {
+        double pe = prob(l, e, score, &r);
+        L += g[e] * pe;
+        pg += pe * g[e];
+    }
+    if (dl)
+        for (int e = 0; e < E; e++) {
+            double pe = prob(l, e, score, &r);
+            dl[e] += score == MOE_SCORE_SIGMOID ? (float)(g[e] * pe * sigm(-(double)l[e]))
+                                                : (float)(pe * (g[e] - pg));
+        }
+    return L;
+}
+
+/* P[e] += p_t[e] for one row */
+static void row_add_probs(double *P, const float *l, int E, moe_score score) {
+    if (E <= ROW_MAX) {
+        double p[ROW_MAX];
+        row_probs(p, l, E, score);
+        for (int e = 0; e < E; e++) P[e] += p[e];
+        return;
+    }
+    row_stats r = row_stats_of(l, E, score);
+    for (int e = 0; e < E; e++) P[e] += prob(l, e, score, &r);
 }
 
 /* ------------------------------------------------------- balancing losses */
@@ -125,12 +218,7 @@ double aux_loss(float *dlogits, const float *logits, const int *idx, int T, int 
         if (idx[i] >= 0 && idx[i] < E) g[idx[i]] += 1.0;
     double L = 0;
     for (int e = 0; e < E; e++) g[e] = g[e] / ((double)T * K) * alpha * E / T;
-    for (int64_t t = 0; t < T; t++) {
-        const float *l = logits + t * E;
-        row_stats r = row_stats_of(l, E, score);
-        for (int e = 0; e < E; e++) L += g[e] * prob(l, e, score, &r);
-        if (dlogits) prob_backward(dlogits + t * E, g, l, E, score);
-    }
+    for (int64_t t = 0; t < T; t++) L += row_apply(dlogits ? dlogits + t * E : NULL, g, logits + t * E, E, score);
     return L;
 }
 
@@ -139,13 +227,15 @@ double z_loss(float *dlogits, const float *logits, int T, int E, float beta) {
     double L = 0;
     for (int64_t t = 0; t < T; t++) {
         const float *l = logits + t * E;
-        row_stats r = row_stats_of(l, E, MOE_SCORE_SOFTMAX);
-        double lse = r.mx + r.lz;
+        double mx = l[0], Z = 0;
+        for (int e = 1; e < E; e++)
+            if (l[e] > mx) mx = l[e];
+        for (int e = 0; e < E; e++) Z += exp((double)l[e] - mx);
+        double lse = mx + log(Z);
         L += lse * lse;
         if (dlogits) {
             double c = (double)beta * 2.0 * lse / T;
-            for (int e = 0; e < E; e++)
-                dlogits[t * E + e] += (float)(c * exp((double)l[e] - lse));
+            for (int e = 0; e < E; e++) dlogits[t * E + e] += (float)(c * exp((double)l[e] - lse));
         }
     }
     return beta * L / T;
@@ -156,11 +246,7 @@ double kl_uniform_loss(float *dlogits, const float *logits, int T, int E, moe_sc
     if (T <= 0 || E <= 0) return 0.0;
     double *P = work, *g = work + E;
     for (int e = 0; e < E; e++) P[e] = 0;
-    for (int64_t t = 0; t < T; t++) {
-        const float *l = logits + t * E;
-        row_stats r = row_stats_of(l, E, score);
-        for (int e = 0; e < E; e++) P[e] += prob(l, e, score, &r);
-    }
+    for (int64_t t = 0; t < T; t++) row_add_probs(P, logits + t * E, E, score);
     double L = 0, u = 1.0 / E;
     for (int e = 0; e < E; e++) {
         P[e] = fmax(P[e] / T, 1e-12);
@@ -168,6 +254,6 @@ double kl_uniform_loss(float *dlogits, const float *logits, int T, int E, moe_sc
         g[e] = -(double)gamma / ((double)E * T * P[e]);
     }
     if (dlogits)
-        for (int64_t t = 0; t < T; t++) prob_backward(dlogits + t * E, g, logits + t * E, E, score);
+        for (int64_t t = 0; t < T; t++) row_apply(dlogits + t * E, g, logits + t * E, E, score);
     return gamma * L;
 }

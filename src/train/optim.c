@@ -11,8 +11,10 @@
 #include "train/optim.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "base/err.h"
+#include "kernels/kernels.h"
 
 #define MIN_BLOCK (1 << 16) /* elements per block at least */
 #define MAX_BLOCKS 4096
@@ -54,14 +56,30 @@ typedef struct norm_ctx {
     double *part; /* [blocks] */
 } norm_ctx;
 
+/* sum of g[i]^2 in double, in the order of the AVX-512 loop (32 partial
+ * sums by i mod 32, a tail into the first 8, then lane sums), so that both
+ * ISAs give the same bits. The products of two floats are exact in double,
+ * so FMA or not makes no difference. */
+static double sumsq_ref(const float *g, int64_t n) {
+    double acc[32] = {0}, r = 0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int u = 0; u < 32; u++) acc[u] += (double)g[i + u] * (double)g[i + u];
+    for (int64_t j = 0; i + j < n; j++) acc[j % 8] += (double)g[i + j] * (double)g[i + j];
+    for (int l = 0; l < 8; l++) r += (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
+    return r;
+}
+
+static double sumsq(const float *g, int64_t n) {
+    return kernels_isa() == ISA_AVX512 ? avx512_sumsq(g, n) : sumsq_ref(g, n);
+}
+
 static void norm_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
     const norm_ctx *c = vc;
     for (int64_t blk = b0; blk < b1; blk++) {
         int64_t i0 = blk * c->bs, i1 = i0 + c->bs < c->n ? i0 + c->bs : c->n;
         double s = 0;
-        FOR_TENSOR_PARTS(c->ts, c->nt, i0, i1, {
-            for (int64_t i = a; i < b; i++) s += (double)c->g[i] * (double)c->g[i];
-        })
+        FOR_TENSOR_PARTS(c->ts, c->nt, i0, i1, { s += sumsq(c->g + a, b - a); })
         c->part[blk] = s;
     }
 }
@@ -82,36 +100,49 @@ double grad_global_norm(pool *p, const float *grads, int64_t n, const optim_tens
 
 typedef struct adam_ctx {
     float *p, *m, *v;
-    const float *g;
+    float *g;
     int64_t n, bs;
     const optim_tensor *ts;
     int nt;
+    int clear; /* set g to 0 once read (elements outside the tensors too) */
     float coef, b1, b2, omb1, omb2, eps, decay_mul, step_size, bc2_sqrt;
 } adam_ctx;
+
+static void adam_range(const adam_ctx *c, int64_t a, int64_t b, float dm) {
+    if (kernels_isa() == ISA_AVX512) {
+        avx512_adam(c->p + a, c->m + a, c->v + a, c->g + a, b - a, c->clear, c->coef, dm, c->b2,
+                    c->omb1, c->omb2, c->eps, c->step_size, c->bc2_sqrt);
+        return;
+    }
+    for (int64_t i = a; i < b; i++) {
+        float g = c->g[i] * c->coef;
+        float pv = c->p[i] * dm;
+        float mv = c->m[i] + c->omb1 * (g - c->m[i]);
+        float vv = c->v[i] * c->b2 + c->omb2 * g * g;
+        float denom = sqrtf(vv) / c->bc2_sqrt + c->eps;
+        c->m[i] = mv;
+        c->v[i] = vv;
+        c->p[i] = pv - (c->step_size * mv) / denom; /* torch addcdiv order */
+        if (c->clear) c->g[i] = 0.0f;
+    }
+}
 
 static void adam_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
     const adam_ctx *c = vc;
     for (int64_t blk = b0; blk < b1; blk++) {
-        int64_t i0 = blk * c->bs, i1 = i0 + c->bs < c->n ? i0 + c->bs : c->n;
+        int64_t i0 = blk * c->bs, i1 = i0 + c->bs < c->n ? i0 + c->bs : c->n, done = i0;
         FOR_TENSOR_PARTS(c->ts, c->nt, i0, i1, {
-            float dm = tn->decay ? c->decay_mul : 1.0f;
-            for (int64_t i = a; i < b; i++) {
-                float g = c->g[i] * c->coef;
-                float pv = c->p[i] * dm;
-                float mv = c->m[i] + c->omb1 * (g - c->m[i]);
-                float vv = c->v[i] * c->b2 + c->omb2 * g * g;
-                float denom = sqrtf(vv) / c->bc2_sqrt + c->eps;
-                c->m[i] = mv;
-                c->v[i] = vv;
-                c->p[i] = pv - (c->step_size * mv) / denom; /* torch addcdiv order */
-            }
+            if (c->clear && a > done) memset(c->g + done, 0, sizeof(float) * (size_t)(a - done));
+            adam_range(c, a, b, tn->decay ? c->decay_mul : 1.0f);
+            done = b;
         })
+        if (c->clear && i1 > done) memset(c->g + done, 0, sizeof(float) * (size_t)(i1 - done));
     }
 }
 
-int adamw_step(pool *p, float *params, const float *grads, float *m, float *v, int64_t n,
-               const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
-               const adamw_opts *o, double *grad_norm, moe_err *err) {
+static int adamw_run(pool *p, float *params, float *grads, int clear, float *m, float *v,
+                     int64_t n, const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
+                     const adamw_opts *o, double *grad_norm, moe_err *err) {
     if (t < 1) return moe_fail(err, "adamw: step %lld must be >= 1", (long long)t);
     int64_t end = 0;
     for (int i = 0; i < n_tensors; i++) {
@@ -158,6 +189,7 @@ int adamw_step(pool *p, float *params, const float *grads, float *m, float *v, i
                   block_size(n),
                   tensors,
                   n_tensors,
+                  clear,
                   coef,
                   (float)o->beta1,
                   (float)o->beta2,
@@ -169,6 +201,20 @@ int adamw_step(pool *p, float *params, const float *grads, float *m, float *v, i
                   (float)sqrt(bc2)};
     if (n > 0) pool_for(p, (n + c.bs - 1) / c.bs, 1, adam_blocks, &c);
     return 0;
+}
+
+int adamw_step(pool *p, float *params, const float *grads, float *m, float *v, int64_t n,
+               const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
+               const adamw_opts *o, double *grad_norm, moe_err *err) {
+    /* clear == 0: grads are only read */
+    return adamw_run(p, params, (float *)grads, 0, m, v, n, tensors, n_tensors, t, lr, o,
+                     grad_norm, err);
+}
+
+int adamw_step_clear(pool *p, float *params, float *grads, float *m, float *v, int64_t n,
+                     const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
+                     const adamw_opts *o, double *grad_norm, moe_err *err) {
+    return adamw_run(p, params, grads, 1, m, v, n, tensors, n_tensors, t, lr, o, grad_norm, err);
 }
 
 /* -------------------------------------------------------------- schedule */

@@ -50,6 +50,22 @@ int adamw_step(pool *p, float *params, const float *grads, float *m, float *v, i
                const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
                const adamw_opts *o, double *grad_norm, moe_err *err);
 
+/* The same, and on success every gradient in [0, n) is set to 0 (fused
+ * into the update's pass over them, so the next step's accumulation needs
+ * no separate clearing); on failure grads are left as they were. */
+int adamw_step_clear(pool *p, float *params, float *grads, float *m, float *v, int64_t n,
+                     const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
+                     const adamw_opts *o, double *grad_norm, moe_err *err);
+
+/* AVX-512 inner loops (optim_avx512.c), bit-identical to optim.c's scalar
+ * ones: the sum of squares of g[n] in double (4 x 8 lanes, then in lane
+ * order: a fixed order, not the scalar one), and the update of one range
+ * (clearing g when clear). */
+double avx512_sumsq(const float *g, int64_t n);
+void avx512_adam(float *p, float *m, float *v, float *g, int64_t n, int clear, float coef,
+                 float decay_mul, float b2, float omb1, float omb2, float eps, float step_size,
+                 float bc2_sqrt);
+
 /* Global L2 norm of the gradients of the listed tensors (double sums in a
  * fixed order). Non-finite if any gradient is. */
 double grad_global_norm(pool *p, const float *grads, int64_t n, const optim_tensor *tensors,

@@ -22,6 +22,7 @@
 
 #include "moe_train.h"
 #include "base/err.h"
+#include "kernels/bigmem.h"
 #include "formats/hf_config.h"
 #include "kernels/probe.h"
 #include "model/model_init.h"
@@ -224,10 +225,10 @@ static int setup(trainer *t, moe_err *err) {
         return -1;
     rng_restore(&t->s->noise_rng, st.noise_rng);
     int64_t V = t->m->cfg.vocab;
-    t->grads = calloc((size_t)t->P.n, sizeof(float));
-    t->am = calloc((size_t)t->P.n, sizeof(float));
-    t->av = calloc((size_t)t->P.n, sizeof(float));
-    t->logits = malloc((size_t)N * (size_t)V * sizeof(float));
+    t->grads = big_calloc((size_t)t->P.n * sizeof(float));
+    t->am = big_calloc((size_t)t->P.n * sizeof(float));
+    t->av = big_calloc((size_t)t->P.n * sizeof(float));
+    t->logits = big_calloc((size_t)N * (size_t)V * sizeof(float));
     t->win = malloc((size_t)o->batch * (size_t)(o->seq + 1) * sizeof(int32_t));
     t->in = malloc((size_t)N * sizeof(int32_t));
     t->tg = malloc((size_t)N * sizeof(int32_t));
@@ -282,15 +283,17 @@ static void gather_stats(trainer *t) {
         }
         if (lc->kind == MOE_ROUTE_HASH) continue;
         for (int n = 0; n < N; n++) {
+            /* H = -sum p log p with p = e / S, e = exp(z - mx):
+             *   = log S - sum e (z - mx) / S   (one exp per expert) */
             const float *z = a->router_logits + (int64_t)n * E;
-            double mx = z[0], sum = 0, h = 0;
+            double mx = z[0], sum = 0, ez = 0;
             for (int e = 1; e < E; e++) mx = fmax(mx, z[e]);
-            for (int e = 0; e < E; e++) sum += exp(z[e] - mx);
             for (int e = 0; e < E; e++) {
-                double p = exp(z[e] - mx) / sum;
-                if (p > 0) h -= p * log(p);
+                double x = z[e] - mx, ex = exp(x);
+                sum += ex;
+                ez += ex * x;
             }
-            t->entropy_sum += h;
+            t->entropy_sum += log(sum) - ez / sum;
             t->entropy_n++;
         }
     }
@@ -343,14 +346,18 @@ static int evaluate(trainer *t, double *val_loss, moe_err *err) {
     for (int64_t w0 = 0; w0 < want; w0 += B) {
         int nb = (int)(want - w0 < B ? want - w0 : B);
         for (int b = 0; b < nb; b++) {
-            if (data_window(&t->val, (uint64_t)(w0 + b), T, t->win, err)) return -1;
+            /* windows spread evenly over the whole shard: moe data writes it
+             * domain by domain, so a prefix would measure the first domain only */
+            uint64_t k = (uint64_t)(w0 + b) * windows / (uint64_t)want;
+            if (data_window(&t->val, k, T, t->win, err)) return -1;
             memcpy(t->in + b * T, t->win, sizeof(int32_t) * (size_t)T);
             memcpy(t->tg + b * T, t->win + 1, sizeof(int32_t) * (size_t)T);
         }
         if (model_forward_seqs(t->s, t->in, nb, T, t->logits, err)) return -1;
         double s = 0;
         int64_t c = 0;
-        if (cross_entropy(NULL, t->logits, t->tg, (int64_t)nb * T, t->m->cfg.vocab, 1.0f, &s, &c, err))
+        if (cross_entropy_pool(t->s->pool, NULL, t->logits, t->tg, (int64_t)nb * T, t->m->cfg.vocab, 1.0f,
+                               &s, &c, err))
             return -1;
         sum += s;
         count += c;
@@ -364,7 +371,7 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     const moe_train_opts *o = &t->o;
     int B = o->batch, T = o->seq, N = B * T;
     const moe_config *c = &t->m->cfg;
-    memset(t->grads, 0, (size_t)t->P.n * sizeof(float));
+    /* t->grads is all zero here: calloc'ed, then cleared by each update */
     memset(t->load, 0, (size_t)c->n_layers * (size_t)t->s->e_max * sizeof(int64_t));
     t->pairs_wanted = t->pairs_kept = 0;
     t->entropy_sum = 0;
@@ -380,6 +387,7 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
         }
         if (model_forward_seqs(t->s, t->in, B, T, t->logits, err)) return -1;
         loss_parts lp;
+        bwd_ws_set_grads_zero(t->ws, a == 0); /* the grads are all zero before the first */
         if (model_backward(t->s, t->ws, &(train_grads){t->P.base, t->grads, t->P.n}, t->tg, B, T,
                            t->logits, 1.0f / ((float)N * o->accum), &coefs, 1.0f / o->accum, &lp, err))
             return -1;
@@ -397,8 +405,8 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     lr_schedule sch = {o->lr, o->min_lr, o->warmup, o->steps};
     double lr = lr_at(&sch, t->step), gn = 0;
     adamw_opts ao = {o->beta1, o->beta2, o->eps, o->weight_decay, o->clip};
-    if (adamw_step(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
-                   t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
+    if (adamw_step_clear(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
+                         t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
         return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
     if (t->P.n_bias && o->bias_rate > 0) train_bias_update(t->s, o->bias_rate);
     t->step++;

@@ -1,20 +1,19 @@
 /*
- * grad_linear_avx2.c - the AVX2 micro-kernel of linear_backward and
- * attention_backward: a 6 x 16 tile of C in 12 ymm accumulators (of 16
- * registers: two B vectors and one broadcast left). A is read in place as
+ * gemm_avx2.c - the AVX2 micro-kernel of gemm.h: a 6 x 16 tile of C in 12
+ * ymm accumulators (of 16 registers: two B vectors and one broadcast left). A is read in place as
  * in the AVX-512 kernel (columns or rows contiguous). Called only when
  * kernels_isa() is ISA_AVX2.
  */
 #include <immintrin.h>
 
-#include "train/grad_linear_impl.h"
+#include "kernels/gemm_impl.h"
 
 #define MR GEMM_MR_AVX2
 #define NR GEMM_NR_AVX2
 #define AI static inline __attribute__((always_inline))
 
 AI void ukernel(const int ROW, int64_t kc, const float *a, int64_t sm, int64_t sk,
-                const float *bp, float *c, int64_t ldc, int mr, int nr) {
+                const float *bp, float *c, int64_t ldc, int mr, int nr, int add) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -36,22 +35,25 @@ AI void ukernel(const int ROW, int64_t kc, const float *a, int64_t sm, int64_t s
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
         float *cr = c + r * ldc;
-        if (nr == NR) {
+        if (nr == NR && add) {
             _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), acc[r][0]));
             _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), acc[r][1]));
+        } else if (nr == NR) {
+            _mm256_storeu_ps(cr, acc[r][0]);
+            _mm256_storeu_ps(cr + 8, acc[r][1]);
         } else {
             float t[NR];
             _mm256_storeu_ps(t, acc[r][0]);
             _mm256_storeu_ps(t + 8, acc[r][1]);
-            for (int j = 0; j < nr; j++) cr[j] += t[j];
+            for (int j = 0; j < nr; j++) cr[j] = add ? cr[j] + t[j] : t[j];
         }
     }
 }
 
 void gemm_ukernel_avx2(int64_t kc, const float *a, int64_t sm, int64_t sk, const float *bp,
-                       float *c, int64_t ldc, int mr, int nr) {
+                       float *c, int64_t ldc, int mr, int nr, int add) {
     if (sm == 1)
-        ukernel(0, kc, a, sm, sk, bp, c, ldc, mr, nr);
+        ukernel(0, kc, a, sm, sk, bp, c, ldc, mr, nr, add);
     else
-        ukernel(1, kc, a, sm, sk, bp, c, ldc, mr, nr);
+        ukernel(1, kc, a, sm, sk, bp, c, ldc, mr, nr, add);
 }

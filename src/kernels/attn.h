@@ -1,0 +1,42 @@
+/*
+ * attn.h - causal softmax attention of a block of queries of one head
+ * against keys and values in memory (the KV cache): the core of the
+ * forward's attention (src/model/attention.c).
+ *
+ * Query i (i < nq) has position qpos0 + i and row q + i*qs [Dh]; key and
+ * value j (j < nk) have position kpos0 + j and rows k + j*kvs, v + j*kvs
+ * [Dh]. Query i sees key j iff kpos0 + j <= qpos0 + i and (window <= 0 or
+ * qpos0 + i - (kpos0 + j) < window). Output row o + i*os [Dh] (written):
+ *   s_j = (q_i . k_j) * scale over the visible j, p = softmax(s) (kernels.h
+ *   softmax), o_i = sum_j p_j v_j in ascending j (0 if nothing is visible).
+ *
+ * attn_block_ref is that loop per query with the vector kernels (dot,
+ * softmax, axpy). The AVX-512 path (Dh a multiple of 16 up to 256, nq >= 4)
+ * runs the block as two register-tiled GEMMs: scores against the keys
+ * transposed in 16 x 16 blocks, then P V with the value rows read in place;
+ * its scores differ from the reference's by the order of the Dh products
+ * (f32 rounding), the softmax and the sums over j are the same operations.
+ * Scratch is a per-thread buffer that grows to the largest block seen (the
+ * first block of a size allocates; later ones reuse it). Returns -1 when
+ * that allocation fails (nothing written), else 0.
+ */
+#ifndef MOE_KERNELS_ATTN_H
+#define MOE_KERNELS_ATTN_H
+
+#include <stdint.h>
+
+int attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k, const float *v,
+               int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0, int window,
+               float scale);
+int attn_block_ref(float *o, int64_t os, const float *q, int64_t qs, const float *k, const float *v,
+                   int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0, int window,
+                   float scale);
+
+/* AVX-512 (kernels_attn_avx512.c): Dh % 16 == 0, Dh <= 256; scratch of
+ * avx512_attn_scratch(nq, nk, Dh) floats. */
+int64_t avx512_attn_scratch(int nq, int nk, int Dh);
+void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
+                       const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0,
+                       int64_t kpos0, int window, float scale, float *scratch);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * kernels_attn_avx512.c - attn_block's AVX-512 path (attn.h): a block of
+ * queries of one head as two register-tiled GEMMs. Runs only when
+ * kernels_isa() is ISA_AVX512; Dh is a multiple of 16, at most 256.
+ *
+ *   Kt [Dh][nkp]  the visible keys transposed (16 x 16 in-register
+ *                 transposes), so a score tile is an outer product
+ *   S  [nq][nkp]  scores of TR query rows x 64 keys per tile (24 zmm
+ *                 accumulators; per d: 4 key vectors, TR broadcasts)
+ *   softmax of each row over its visible keys (the same vmath calls as
+ *   kernels.h softmax), zeros elsewhere in the tile's key range
+ *   O = P V       TR rows x up to 64 of Dh (24 accumulators), value rows
+ *                 read in place, keys in ascending order
+ * Rows of a tile past nq repeat the last row and are not stored.
+ */
+#include <immintrin.h>
+
+#include "kernels/attn.h"
+#include "kernels/vmath.h"
+
+#define AI static inline __attribute__((always_inline))
+#define TR 6 /* query rows per tile */
+
+static int64_t round64(int64_t n) { return (n + 63) & ~(int64_t)63; }
+
+int64_t avx512_attn_scratch(int nq, int nk, int Dh) {
+    return ((int64_t)Dh + nq) * round64(nk) + 64;
+}
+
+/* dst[d][j] = src[j*ss + d] for j < 16, d < 16 (row stride ds); source rows
+ * j >= nj read as 0. */
+AI void transpose16(float *dst, int64_t ds, const float *src, int64_t ss, int nj) {
+    __m512 r[16], t[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) r[j] = j < nj ? _mm512_loadu_ps(src + j * ss) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 16; j += 4) {
+        __m512d a = _mm512_castps_pd(t[j]), b = _mm512_castps_pd(t[j + 1]);
+        __m512d c = _mm512_castps_pd(t[j + 2]), d = _mm512_castps_pd(t[j + 3]);
+        r[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));     /* column 4L   */
+        r[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c)); /* column 4L+1 */
+        r[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)); /* column 4L+2 */
+        r[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d)); /* column 4L+3 */
+    }
+    /* r[4g + c] holds, in 128-bit lane L, column 4L + c of rows 4g..4g+3 */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);      /* cols c, 8+c; rows 0-7 */
+        t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);  /* cols 4+c, 12+c */
+        t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        _mm512_storeu_ps(dst + c * ds, _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88));
+        _mm512_storeu_ps(dst + (8 + c) * ds, _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd));
+        _mm512_storeu_ps(dst + (4 + c) * ds, _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88));
+        _mm512_storeu_ps(dst + (12 + c) * ds, _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xdd));
+    }
+}
+
+/* S[r][jb .. jb+64) = scale * q_r . Kt[.][jb ..] for the tile's rows. */
+AI void score_tile(float *S, int64_t nkp, const float *q, int64_t qs, const float *Kt, int Dh,
+                   int64_t jb, int rn, float scale) {
+    __m512 acc[TR][4];
+    const float *qr[TR];
+#pragma GCC unroll 6
+    for (int r = 0; r < TR; r++) {
+        qr[r] = q + (r < rn ? r : rn - 1) * qs;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < Dh; d++) {
+        const float *kt = Kt + d * nkp + jb;
+        __m512 kv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) kv[c] = _mm512_loadu_ps(kt + 16 * c);
+#pragma GCC unroll 6
+        for (int r = 0; r < TR; r++) {
+            __m512 qb = _mm512_set1_ps(qr[r][d]);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(qb, kv[c], acc[r][c]);
+        }
+    }
+    __m512 sv = _mm512_set1_ps(scale);
+#pragma GCC unroll 6
+    for (int r = 0; r < TR; r++) {
+        if (r >= rn) break;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) _mm512_storeu_ps(S + r * nkp + jb + 16 * c, _mm512_mul_ps(acc[r][c], sv));
+    }
+}
+
+/* o[r][d0 .. d0+16*NV) = sum over j in [jl, jh) of P[r][j] v[j][d0 ..]. */
+AI void pv_tile(const int NV, float *o, int64_t os, const float *P, int64_t nkp, const float *v,
+                int64_t kvs, int64_t jl, int64_t jh, int d0, int rn) {
+    __m512 acc[TR][4];
+    const float *pr[TR];
+#pragma GCC unroll 6
+    for (int r = 0; r < TR; r++) {
+        pr[r] = P + (r < rn ? r : rn - 1) * nkp;
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (int64_t j = jl; j < jh; j++) {
+        const float *vj = v + j * kvs + d0;
+        __m512 vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 6
+        for (int r = 0; r < TR; r++) {
+            __m512 pb = _mm512_set1_ps(pr[r][j]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(pb, vv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < TR; r++) {
+        if (r >= rn) break;
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + r * os + d0 + 16 * c, acc[r][c]);
+    }
+}
+
+static void visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window, int64_t *lo,
+                    int64_t *hi) {
+    int64_t p = qpos0 + i - kpos0;
+    *hi = p + 1 < nk ? p + 1 : nk;
+    *lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static void zero(float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
+}
+
+void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
+                       const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0,
+                       int64_t kpos0, int window, float scale, float *scratch) {
+    const int64_t nkp = round64(nk);
+    float *Kt = scratch, *S = scratch + (int64_t)Dh * nkp;
+    int64_t lo0, hi0, loN, hiN;
+    visible(0, nk, qpos0, kpos0, window, &lo0, &hi0);
+    visible(nq - 1, nk, qpos0, kpos0, window, &loN, &hiN);
+    /* the keys any query sees, transposed (whole 64-key blocks, zero-padded) */
+    int64_t kt0 = lo0 & ~(int64_t)63, kt1 = round64(hiN);
+    for (int64_t j = kt0; j < kt1; j += 16) {
+        int nj = nk - j < 16 ? (int)(nk - j) : 16;
+        for (int d = 0; d < Dh; d += 16) transpose16(Kt + d * nkp + j, nkp, k + j * kvs + d, kvs, nj < 0 ? 0 : nj);
+    }
+    for (int i0 = 0; i0 < nq; i0 += TR) {
+        int rn = nq - i0 < TR ? nq - i0 : TR;
+        int64_t jl, jh, lo, hi;
+        visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
+        visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
+        float *St = S + (int64_t)i0 * nkp;
+        for (int64_t jb = jl & ~(int64_t)63; jb < jh; jb += 64)
+            score_tile(St, nkp, q + (int64_t)i0 * qs, qs, Kt, Dh, jb, rn, scale);
+        for (int r = 0; r < rn; r++) {
+            float *s = St + r * nkp;
+            visible(i0 + r, nk, qpos0, kpos0, window, &lo, &hi);
+            if (hi > lo) {
+                float sum = avx512_vexp_sum(s + lo, s + lo, avx512_vmax(s + lo, hi - lo), hi - lo);
+                avx512_vscale(s + lo, 1.0f / sum, hi - lo);
+            }
+            if (jl < lo) zero(s + jl, (lo < jh ? lo : jh) - jl);
+            if (hi < jh) zero(s + (hi > jl ? hi : jl), jh - (hi > jl ? hi : jl));
+        }
+        for (int d0 = 0; d0 < Dh; d0 += 64) {
+            float *ot = o + (int64_t)i0 * os;
+            switch ((Dh - d0) / 16) {
+            case 1: pv_tile(1, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
+            case 2: pv_tile(2, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
+            case 3: pv_tile(3, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
+            default: pv_tile(4, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
+            }
+        }
+    }
+}
