@@ -53,6 +53,8 @@ static void ffn_text(const moe_layer_config *l, char *buf, size_t n) {
         o += snprintf(buf + o, n - (size_t)o, ", scale %g", (double)l->routed_scale);
     if (o >= 0 && (size_t)o < n && l->select_bias)
         o += snprintf(buf + o, n - (size_t)o, ", selection bias");
+    if (o >= 0 && (size_t)o < n && l->noise > 0)
+        o += snprintf(buf + o, n - (size_t)o, ", noisy top-k (x%g, training only)", (double)l->noise);
     if (o >= 0 && (size_t)o < n && l->capacity_factor > 0)
         snprintf(buf + o, n - (size_t)o, ", capacity %g", (double)l->capacity_factor);
 }

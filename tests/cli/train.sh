@@ -106,6 +106,13 @@ sed 's/"vocab_size": 400/"vocab_size": 300/' "$C" >"$T/small_vocab.json"
 expect_fail "vocab smaller than the data's" 1 "vocab" "$MOE" train --data "$D" --out "$T/o4" --config "$T/small_vocab.json" --steps 2
 expect_fail "resume without a checkpoint" 1 "$T/o5" "$MOE" train --data "$D" --out "$T/o5" --config "$C" --steps 2 --resume
 
+# ---------------------------------------- noisy top-k: trains, info says so
+sed 's/"eos_token_id": 399/"eos_token_id": 399, "moe": {"noise": 1.0}/' "$C" >"$T/noisy.json"
+expect_ok "train noisy top-k" "$MOE" train --data "$D" --config "$T/noisy.json" --tokenizer "$T/tok" \
+  --steps 2 --batch 2 --seq 16 --threads 1 --save-every 2 --out "$T/noisy"
+expect_ok "info noisy" "$MOE" info "$T/noisy/latest"
+out_has "info names noisy top-k" "noisy top-k \(x1, training only\)"
+
 # -------------------------------------------------- 20 steps, one run
 R1="$T/run1"
 # shellcheck disable=SC2086
