@@ -33,13 +33,15 @@ static const command commands[] = {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moe COMMAND [options]\n\n"
-            "Run Mixture-of-Experts language models (mixtral, qwen2_moe, qwen3_moe, olmoe)\n"
-            "from Hugging Face safetensors directories.\n\ncommands:\n");
+            "Run, train, quantize and inspect Mixture-of-Experts language models (mixtral,\n"
+            "qwen2_moe, qwen3_moe, olmoe) from Hugging Face safetensors directories or GGUF\n"
+            "files.\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nMODEL is a directory with config.json, *.safetensors and (for text)\n"
-            "tokenizer.json. 'moe COMMAND --help' describes a command; 'moe --version'.\n");
+            "tokenizer.json, or a .gguf file. 'moe COMMAND --help' describes a command;\n"
+            "'moe --version'.\n");
 }
 
 int main(int argc, char **argv) {
