@@ -1,7 +1,7 @@
 # moe - build, test, demo.
 #   make            build/moe and build/libmoe.a (installs Debian packages if missing)
 #   make demo       the main job: train a small MoE on five text domains, show its
-#                   routing (tools/demo.sh, 5-6 minutes); make demo-ci: seconds
+#                   routing (tools/demo.sh, 3-4 minutes); make demo-ci: seconds
 #   make test       unit, conformance and CLI tests, then the unit tests again
 #                   under ASan+UBSan; ends with "N passed, N failed"
 #   BUILD=dir       build somewhere else (default build)
@@ -86,7 +86,7 @@ test: deps $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
 test-fast: deps $(BUILD)/moe $(BUILD)/moe_tests
 	@BUILD=$(BUILD) NO_ASAN=1 sh tests/run.sh
 
-# The main job (tools/demo.sh, 5-6 minutes on 2 cores): install the text
+# The main job (tools/demo.sh, 3-4 minutes on 2 cores): install the text
 # packages, build, make a five-domain corpus, train a tokenizer and a small
 # MoE, then print samples, expert load, domain x expert tables with the
 # mutual information, and the HTML report's path. demo-ci: the same steps on
