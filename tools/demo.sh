@@ -22,7 +22,7 @@ MOE=$BUILD/moe
 THREADS=$(nproc 2>/dev/null || echo 2)
 
 # Sizes. full: 3-4 minutes on 2 cores, apt and the build included (training
-# about 4 of them; TRAIN_LIMIT bounds it on a slower machine).
+# about 2 of them; TRAIN_LIMIT bounds it on a slower machine).
 # ci: the same path in well under 2 minutes.
 case $MODE in
 full | prep)
