@@ -16,6 +16,7 @@
  *    truncated files, and randomly mutated ones (load or refuse, no crash).
  */
 #include "test.h"
+#include "test_util.h"
 #include "base/mapfile.h"
 #include "formats/gguf.h"
 #include "moe.h"
@@ -35,15 +36,7 @@ static const char *fixture(const char *rel) {
     return g_path;
 }
 
-static cJSON *load_json(const char *path) {
-    char *buf;
-    size_t len;
-    moe_err err;
-    if (read_file(path, (size_t)64 << 20, &buf, &len, &err) != 0) return NULL;
-    cJSON *j = cJSON_ParseWithLength(buf, len);
-    free(buf);
-    return j;
-}
+static cJSON *load_json(const char *path) { return test_load_json(path); }
 
 static moe_tokenizer *load_ok(const char *path) {
     moe_tokenizer *t = NULL;

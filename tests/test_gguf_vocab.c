@@ -16,6 +16,7 @@
  *    directories, each refused with a note (no vocabulary) and no crash.
  */
 #include "test.h"
+#include "test_util.h"
 #include "base/mapfile.h"
 #include "base/sha256.h"
 #include "formats/gguf.h"
@@ -588,15 +589,7 @@ static int check_cases(const moe_tokenizer *t, const cJSON *cases, const char *w
     return n;
 }
 
-static cJSON *load_json_file(const char *path) {
-    char *buf;
-    size_t len;
-    moe_err err;
-    if (read_file(path, (size_t)64 << 20, &buf, &len, &err) != 0) return NULL;
-    cJSON *j = cJSON_ParseWithLength(buf, len);
-    free(buf);
-    return j;
-}
+static cJSON *load_json_file(const char *path) { return test_load_json(path); }
 
 /* A GGUF's vocabulary as tokenizer.json: the HF ids of the fixture (the
  * ones its GGUF was checked against) and the GGUF tokenizer's ids on random

@@ -27,6 +27,7 @@
 #include "model/model_init.h"
 #include "model/quantize.h"
 #include "test.h"
+#include "test_util.h"
 
 #define NTOK 12
 static const int32_t k_ids[NTOK] = {1, 5, 17, 3, 99, 42, 7, 0, 127, 64, 23, 11};
@@ -35,24 +36,7 @@ static const int32_t k_ids[NTOK] = {1, 5, 17, 3, 99, 42, 7, 0, 127, 64, 23, 11};
 
 /* logits [NTOK][V] of the model at path, or NULL (with a failed check). */
 static float *logits_of(const char *path, int *V) {
-    moe_model *m = NULL;
-    moe_session *s = NULL;
-    moe_err err = {{0}};
-    if (moe_model_load(&m, path, &err)) {
-        test_fail_at(__FILE__, __LINE__, "load %s: %s", path, err.msg);
-        return NULL;
-    }
-    *V = moe_model_config(m)->vocab;
-    moe_session_opts o = {.n_ctx = 64, .n_threads = 2};
-    float *lg = malloc(sizeof(float) * NTOK * (size_t)*V);
-    if (!lg || moe_session_new(&s, m, &o, &err) || moe_forward(s, k_ids, NTOK, lg, 1, &err)) {
-        test_fail_at(__FILE__, __LINE__, "run %s: %s", path, err.msg);
-        free(lg);
-        lg = NULL;
-    }
-    moe_session_free(s);
-    moe_model_free(m);
-    return lg;
+    return test_model_logits(path, k_ids, NTOK, V);
 }
 
 static double max_rel(const float *a, const float *b, size_t n) {

@@ -12,6 +12,7 @@
  * long inputs (no quadratic blow-up).
  */
 #include "test.h"
+#include "test_util.h"
 #include "base/mapfile.h"
 #include "moe.h"
 
@@ -31,15 +32,7 @@ static const char *fixture(const char *rel) {
     return g_path;
 }
 
-static cJSON *load_json(const char *path) {
-    char *buf;
-    size_t len;
-    moe_err err;
-    if (read_file(path, (size_t)64 << 20, &buf, &len, &err) != 0) return NULL;
-    cJSON *j = cJSON_ParseWithLength(buf, len);
-    free(buf);
-    return j;
-}
+static cJSON *load_json(const char *path) { return test_load_json(path); }
 
 static int write_text(const char *path, const char *s, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -317,6 +317,9 @@ int post_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
 
 /* tokenizer_json.c: id of a token string (added first, then model), -1 */
 int32_t tok_lookup(const moe_tokenizer *t, const char *s, size_t n);
+/* tokenizer_json.c: t->n_ids = n_ids and the per-id arrays (tok_off,
+ * tok_len, tok_special, tok_added) for ids [0, n_ids], all unset. */
+int tok_alloc_ids(moe_tokenizer *t, int32_t n_ids, moe_err *err);
 /* tokenizer_json.c: t->char_pairs and split_words for a tokenizer whose
  * whole text reaches BPE as one word (no splitting pre-tokenizer). */
 int tok_build_char_pairs(moe_tokenizer *t, moe_err *err);

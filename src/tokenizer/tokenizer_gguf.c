@@ -559,18 +559,7 @@ static int build(moe_tokenizer *t, const gguf_file *g, moe_err *err) {
         return moe_fail(err, "%s: key \"%s\": %llu types for %llu tokens", g->path, K_TYPES,
                         (unsigned long long)types.n, (unsigned long long)tok.n);
 
-    t->n_ids = (int32_t)tok.n;
-    size_t n = (size_t)t->n_ids + 1;
-    t->tok_off = malloc(n * sizeof *t->tok_off);
-    t->tok_len = calloc(n, sizeof *t->tok_len);
-    t->tok_special = calloc(n, 1);
-    t->tok_added = malloc(n * sizeof *t->tok_added);
-    if (!t->tok_off || !t->tok_len || !t->tok_special || !t->tok_added)
-        return moe_fail(err, "%s: out of memory for %d ids", t->path, t->n_ids);
-    for (size_t i = 0; i < n; i++) {
-        t->tok_off[i] = UINT32_MAX;
-        t->tok_added[i] = -1;
-    }
+    if (tok_alloc_ids(t, (int32_t)tok.n, err) != 0) return -1;
     if (load_tokens(t, g, &tok, &types, has_types, err) != 0 ||
         load_added(t, &types, has_types, err) != 0)
         return -1;

@@ -112,7 +112,11 @@ static int scan_ids(moe_tokenizer *t, const cJSON *vocab, const cJSON *added, mo
     }
     if ((size_t)max_id + 1 > 2 * count + 1024)
         return moe_fail(err, "%s: ids up to %d for %zu tokens: too sparse", t->path, max_id, count);
-    t->n_ids = max_id + 1;
+    return tok_alloc_ids(t, max_id + 1, err);
+}
+
+int tok_alloc_ids(moe_tokenizer *t, int32_t n_ids, moe_err *err) {
+    t->n_ids = n_ids;
     size_t n = (size_t)t->n_ids + 1;
     t->tok_off = malloc(n * sizeof *t->tok_off);
     t->tok_len = calloc(n, sizeof *t->tok_len);
