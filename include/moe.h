@@ -116,28 +116,88 @@ void moe_model_stats_get(const moe_model *m, moe_model_stats *st);
 
 /* ---------------------------------------------------------------- session */
 
-/* A session is one sequence being run: KV cache, scratch, thread pool.
- * Nothing is allocated inside moe_forward. */
+/* A session is an execution context over one model: the KV cache of n_seq
+ * sequences, every workspace a forward needs (each thread's scratch
+ * included), the thread pool, the kernels chosen for this CPU, the run mode
+ * and the hooks below. Everything is sized in moe_session_new: nothing is
+ * allocated inside moe_decode / moe_forward. A session is used by one thread
+ * at a time; different sessions (of the same or different models) may run
+ * concurrently on different threads and never share writable state. */
 typedef struct moe_session moe_session;
 
 typedef struct moe_session_opts {
-    int n_ctx;      /* KV cache positions; 0 = min(max_pos, 4096) */
-    int n_threads;  /* 0 = number of online CPUs */
-    int max_batch;  /* most tokens one forward call processes at once;
+    int n_ctx;      /* KV cache positions per sequence; 0 = min(max_pos, 4096) */
+    int n_threads;  /* 1..MOE_MAX_THREADS; 0 = number of online CPUs (capped) */
+    int max_batch;  /* most tokens one forward pass processes at once;
                        longer inputs are split; 0 = 256 */
-    int n_seq;      /* sequences the KV cache holds (batched evaluation and
-                       training); 0 = 1. moe_forward runs sequence 0. */
+    int n_seq;      /* sequences the KV cache holds; 0 = 1 */
 } moe_session_opts;
+
+#define MOE_MAX_THREADS 256 /* the most threads a session (or any command) runs */
 
 int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opts, moe_err *err);
 void moe_session_free(moe_session *s);
-void moe_session_reset(moe_session *s);   /* forget the sequence */
-int moe_session_pos(const moe_session *s); /* tokens in the KV cache */
+void moe_session_reset(moe_session *s);   /* forget every sequence and the routing counts */
+int moe_session_pos(const moe_session *s); /* tokens in sequence 0's cache */
 int moe_session_ctx(const moe_session *s); /* n_ctx */
+int moe_session_n_seq(const moe_session *s);
 
-/* Run n tokens starting at the current position and append them to the KV
- * cache. logits: if all_logits, [n][V], else [V] for the last token only;
- * may be NULL. Errors: id out of range, context full. */
+/* What a forward pass is for. The arithmetic differs only in training:
+ *   MOE_MODE_INFERENCE  (the default) dropless, noise-free routing; the
+ *                       KV cache grows token by token.
+ *   MOE_MODE_EVAL       the same arithmetic as inference, stated by callers
+ *                       that score held-out text (a training loop's
+ *                       validation): capacity factors drop nothing and
+ *                       router noise is neither added nor drawn.
+ *   MOE_MODE_TRAIN      capacity dropping and router noise as the config
+ *                       asks; a trainer's session records activations for
+ *                       the backward pass only in this mode. */
+typedef enum {
+    MOE_MODE_INFERENCE = 0,
+    MOE_MODE_EVAL,
+    MOE_MODE_TRAIN,
+} moe_mode;
+
+void moe_session_set_mode(moe_session *s, moe_mode mode);
+moe_mode moe_session_mode(const moe_session *s);
+
+/* ------------------------------------------------------------ batch API */
+
+/* Tokens of several sequences in one call: prefill and decode mixed, in any
+ * order across sequences. Within one sequence the tokens come in order, each
+ * at the sequence's next free position (moe_seq_pos). The MoE layers group
+ * every token of the call by expert, so each expert's weights are read once
+ * for all the requests that chose it. */
+typedef struct moe_batch {
+    int n;                 /* tokens in this call */
+    const int32_t *token;  /* [n] token ids */
+    const int32_t *seq;    /* [n] sequence of each token, 0 <= seq < n_seq */
+    const int32_t *pos;    /* [n] position of each token in its sequence */
+    const int8_t *logits;  /* [n] nonzero: return this token's logits; NULL: the last token of each sequence in the call */
+} moe_batch;
+
+/* Run a batch and append its tokens to their sequences' caches.
+ * logits: one row of vocab floats per token asked for, in batch order; may
+ * be NULL (nothing is computed for the head). Errors (nothing is run): no
+ * tokens, a token id outside the vocabulary, a sequence out of range, a
+ * position that is not the sequence's next one, a full cache (n_ctx). */
+int moe_decode(moe_session *s, const moe_batch *b, float *logits, moe_err *err);
+/* Forget positions [p0, p1) of sequence seq (p1 < 0: to the end); seq < 0:
+ * every sequence. The cache keeps positions in order, so the range must
+ * reach the sequence's end: the sequence continues at p0. A range in the
+ * middle is refused with an error (later positions would keep keys that
+ * attended to the forgotten ones). */
+int moe_seq_rm(moe_session *s, int seq, int p0, int p1, moe_err *err);
+/* dst := src: the cache of src (a shared prompt prefix) copied to dst,
+ * which continues from the same position. */
+int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err);
+/* Next free position of seq (its tokens in the cache); -1 if out of range. */
+int moe_seq_pos(const moe_session *s, int seq);
+
+/* Run n tokens of sequence 0 starting at its current position and append
+ * them to the KV cache (moe_decode for one sequence). logits: if all_logits,
+ * [n][V], else [V] for the last token only; may be NULL. Errors: id out of
+ * range, context full. */
 int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int all_logits,
                 moe_err *err);
 
@@ -146,6 +206,59 @@ int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int al
  * expert count of any layer (moe_session_counts_stride). */
 const int64_t *moe_session_expert_counts(const moe_session *s);
 int moe_session_counts_stride(const moe_session *s);
+
+/* ---------------------------------------------------------------- hooks */
+
+/* Three points in the MoE block where other code plugs in. Each has a
+ * default that does what the engine does alone; setting NULL restores it.
+ * Hooks are called from the thread that called moe_decode, never from the
+ * pool's workers, in layer order. A hook that fails fills err and returns
+ * -1; the call then fails with that message, and the positions of the
+ * failing forward chunk are not added to the caches. */
+
+/* Expert provider: the weights of one routed expert, acquired before the
+ * layer's grouped products and released after them (an expert cache swaps
+ * experts in here). The pointers must hold the expert's matrices in the
+ * model's own type and layout (moe_expert_tensor_info says which). */
+typedef struct moe_expert_weights {
+    const void *gate; /* [F][D] */
+    const void *up;   /* [F][D] */
+    const void *down; /* [D][F] */
+} moe_expert_weights;
+
+typedef struct moe_expert_provider {
+    int (*acquire)(void *user, int layer, int expert, moe_expert_weights *w, moe_err *err);
+    void (*release)(void *user, int layer, int expert);
+    void *user;
+} moe_expert_provider;
+
+/* The default provider's answer: the model's own weights of (layer, expert). */
+int moe_model_expert_weights(const moe_model *m, int layer, int expert, moe_expert_weights *w,
+                             moe_err *err);
+void moe_session_set_expert_provider(moe_session *s, const moe_expert_provider *p);
+
+/* Dispatch: the point between routing and expert computation. The pairs of
+ * the chunk are sorted by expert; x holds each pair's input row. A hook
+ * may compute some experts elsewhere (another rank): it writes their pairs'
+ * output rows into y and sets remote[e] = 1; the engine computes the rest.
+ * The default computes every expert here. */
+typedef struct moe_dispatch_info {
+    int layer;
+    int E;                  /* experts of the layer */
+    int D;                  /* hidden size */
+    int n_pairs;            /* P */
+    const int *expert_start;/* [E+1] pairs of expert e: [start[e], start[e+1]) */
+    const int *pair_token;  /* [P] token of the chunk each pair belongs to */
+    const float *pair_weight; /* [P] routing weight applied at the combine */
+    const float *x;         /* [P][D] inputs */
+    float *y;               /* [P][D] outputs before weighting (remote experts') */
+    uint8_t *remote;        /* [E] all 0 on entry */
+} moe_dispatch_info;
+
+typedef int (*moe_dispatch_fn)(void *user, moe_dispatch_info *d, moe_err *err);
+void moe_session_set_dispatch(moe_session *s, moe_dispatch_fn fn, void *user);
+
+/* The route observer (each layer's choices) is declared in moe_route.h. */
 
 /* -------------------------------------------------------------- tokenizer */
 

@@ -32,9 +32,17 @@ typedef struct moe_route_info {
                             (renormalized, scaled) */
     const float *score;  /* [T][E] router scores: softmax or sigmoid of the
                             router logits, without any selection bias */
+    const int *seq;      /* [T] sequence of each token */
+    const int *pos;      /* [T] its position in that sequence */
 } moe_route_info;
 
 typedef void (*moe_route_fn)(void *user, const moe_route_info *r);
+
+/* The route observer: fn is called once per MoE layer per forward chunk of
+ * every moe_decode / moe_forward on this session, right after routing, from
+ * the calling thread; t0 counts tokens from the start of the call. NULL fn
+ * removes it. (Statistics, traces and a server's metrics plug in here.) */
+void moe_session_set_route_observer(moe_session *s, moe_route_fn fn, void *user);
 
 /* Run ids[n] through the session like moe_forward (appended at the current
  * position of sequence 0; no logits are computed) and call fn once per MoE

@@ -76,7 +76,7 @@ static int trace(moe_model *m, int max_batch, tally *t) {
     t->last_layer = -1;
     int rc = moe_route_trace(s, ids, N_TOK, on_route, t, &err);
     CHECK_MSG(rc == 0, "trace: %s", err.msg);
-    CHECK(s->route_hook == NULL && s->route_user == NULL); /* removed afterwards */
+    CHECK(s->route_fn == NULL && s->route_user == NULL); /* removed afterwards */
     CHECK_EQ_INT(moe_session_pos(s), N_TOK);
     /* the session's own counts agree with what was reported */
     const int64_t *cnt = moe_session_expert_counts(s);
@@ -143,7 +143,7 @@ TEST(route_trace_errors) {
     /* past the context: the forward's error, and the hook is still removed */
     CHECK(moe_route_trace(s, ids, 10, on_route, t, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "exceed the context");
-    CHECK(s->route_hook == NULL);
+    CHECK(s->route_fn == NULL);
     CHECK_EQ_INT(moe_session_pos(s), 0); /* refused before any chunk ran */
     ids[0] = 1 << 30;
     CHECK(moe_route_trace(s, ids, 2, on_route, t, &err) == -1);

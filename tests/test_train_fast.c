@@ -238,6 +238,7 @@ static void two_ways(const char *variant) {
         CHECK(train_params_init(&P[k], m[k], &err) == 0);
         CHECK(moe_session_new(&s[k], m[k], &so, &err) == 0);
         CHECK(model_acts_enable(s[k], N, &err) == 0);
+        moe_session_set_mode(s[k], MOE_MODE_TRAIN);
         CHECK(bwd_ws_new(&ws[k], s[k], N, &err) == 0);
     }
     int V = m[0]->cfg.vocab;

@@ -82,6 +82,7 @@ static void run_variant(const char *variant) {
     CHECK(train_params_init(&P, m, &err) == 0);
     CHECK(moe_session_new(&s, m, &so, &err) == 0);
     CHECK(model_acts_enable(s, N, &err) == 0);
+    moe_session_set_mode(s, MOE_MODE_TRAIN);
     CHECK(bwd_ws_new(&ws, s, N, &err) == 0);
     if (test_failed_now) {
         test_fail_at(__FILE__, __LINE__, "%s: setup: %s", variant, err.msg);

@@ -127,7 +127,8 @@ void attention_block(moe_session *s, int layer, int T) {
     int64_t H = c->n_heads, Dh = c->head_dim, half = Dh / 2, D = c->dim;
     /* recording: the projections and the attention output are written
      * straight into the tape (nothing copied afterwards) */
-    layer_acts *a = s->acts ? &s->acts->layer[layer] : NULL;
+    train_acts *A = session_tape(s);
+    layer_acts *a = A ? &A->layer[layer] : NULL;
     float *q = a ? a->q : s->q, *k = a ? a->k : s->k, *v = a ? a->v : s->v;
     float *att = a ? a->att : s->att;
 

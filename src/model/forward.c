@@ -1,7 +1,8 @@
 /*
- * forward.c - the one forward pass. A call runs T tokens of one sequence at
- * positions pos..pos+T-1: prefill (T large), decode (T = 1) and anything in
- * between go through the same code. Per layer:
+ * forward.c - the one forward pass. A chunk runs T tokens, each with its own
+ * (sequence, position): prefill of many sequences, their decode steps, or
+ * both at once go through the same code (moe_decode; moe_forward is its
+ * one-sequence form). Per layer:
  *     x += o_proj(attention(rmsnorm(x)))           (attention.c)
  *     x += ffn(rmsnorm(x))   dense SwiGLU here, MoE in moe_ffn.c
  * then logits = lm_head(rmsnorm(x)).
@@ -64,16 +65,17 @@ void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int 
 }
 
 /* One chunk of T <= max_batch tokens whose sequence and position are in
- * s->tok_seq / s->tok_pos; writes logits rows if asked. When the session
- * records (s->acts), the residual stream and the norms' outputs live in the
- * tape: each block reads its input rows there and the residual add writes
- * the next block's input there, so nothing is copied into it. */
-static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logits,
-                          int all_logits) {
+ * s->tok_seq / s->tok_pos. Logits of the rows s->out_rows[0..n_out) go to
+ * logits, in that order. When the session records (training mode with a
+ * tape), the residual stream and the norms' outputs live in the tape: each
+ * block reads its input rows there and the residual add writes the next
+ * block's input there, so nothing is copied into it. 0, or -1 when a hook
+ * failed (s->hook_err). */
+static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logits) {
     moe_model *m = s->m;
     const moe_config *c = &m->cfg;
-    int64_t D = c->dim, V = c->vocab;
-    train_acts *A = s->acts;
+    int64_t D = c->dim;
+    train_acts *A = session_tape(s);
     int L = c->n_layers;
     float *xn0 = s->xn;
     /* x: the residual stream entering the next block; xn: its norm */
@@ -88,7 +90,8 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
         pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
     }
 
-    for (int l = 0; l < L; l++) {
+    int rc_hook = 0;
+    for (int l = 0; l < L && !rc_hook; l++) {
         const layer_w *lw = &m->layers[l];
         layer_acts *a = A ? &A->layer[l] : NULL;
         s->xn = xn;
@@ -101,7 +104,7 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
 
         s->xn = xn;
         if (c->layer[l].moe)
-            moe_block(s, l, T); /* s->tmp = moe(xn) */
+            rc_hook = moe_block(s, l, T); /* s->tmp = moe(xn) */
         else
             ffn_dense(s, &lw->dense, xn, s->tmp, T, c->layer[l].ffn_dim, a ? a->h_gate : NULL,
                       a ? a->h_up : NULL);
@@ -115,16 +118,24 @@ static void forward_chunk(moe_session *s, const int32_t *ids, int T, float *logi
         xn = xn2;
     }
     s->xn = xn0;
+    if (rc_hook) return -1;
     if (A) A->last_tokens = T;
-    if (!logits) return;
-    /* Only the rows asked for go through the final norm and the head. */
-    int first = all_logits ? 0 : T - 1;
-    int n = T - first;
-    float *xf = A && all_logits ? A->xn_final : xn0;
-    rows_ctx rc = {xf, x + (int64_t)first * D, m->final_norm, D, c->norm_eps, NULL, NULL};
-    pool_for(s->pool, n, 8, rmsnorm_rows, &rc);
-    matmul(s->pool, all_logits ? logits : s->logit_row, xf, &m->lm_head, n);
-    if (!all_logits) memcpy(logits, s->logit_row, (size_t)V * sizeof(float));
+    int n = s->n_out;
+    if (!logits || n == 0) return 0;
+    /* Only the rows asked for go through the final norm and the head; all
+     * of them in order (training) keep the norm's output in the tape. */
+    if (n == T) {
+        float *xf = A ? A->xn_final : xn0;
+        rows_ctx rc = {xf, x, m->final_norm, D, c->norm_eps, NULL, NULL};
+        pool_for(s->pool, n, 8, rmsnorm_rows, &rc);
+        matmul(s->pool, logits, xf, &m->lm_head, n);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        rmsnorm(xn0 + (int64_t)i * D, x + (int64_t)s->out_rows[i] * D, m->final_norm, (int)D,
+                c->norm_eps);
+    matmul(s->pool, logits, xn0, &m->lm_head, n);
+    return 0;
 }
 
 static int check_ids(const moe_config *c, const int32_t *ids, int64_t n, moe_err *err) {
@@ -135,33 +146,114 @@ static int check_ids(const moe_config *c, const int32_t *ids, int64_t n, moe_err
     return 0;
 }
 
-int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int all_logits,
-                moe_err *err) {
+/* Expert choice ranks the tokens of a whole call against each other, so it
+ * cannot run incrementally: every sequence must start at position 0 and
+ * the call fit one chunk. */
+static int check_expert_choice(const moe_session *s, int n, int any_continues, moe_err *err) {
     const moe_config *c = &s->m->cfg;
-    if (n <= 0) return moe_fail(err, "forward: no tokens given");
-    if ((int64_t)s->pos + n > s->n_ctx)
-        return moe_fail(err, "forward: %d tokens at position %d exceed the context of %d positions",
-                        n, s->pos, s->n_ctx);
-    if (check_ids(c, ids, n, err)) return -1;
     for (int l = 0; l < c->n_layers; l++)
         if (c->layer[l].moe && c->layer[l].kind == MOE_ROUTE_EXPERT_CHOICE &&
-            (s->pos > 0 || n > s->max_batch))
+            (any_continues || n > s->max_batch))
             return moe_fail(err, "forward: layer %d routes by expert choice, which looks at the "
                                  "whole sequence: run it in one call from position 0 (at most %d "
                                  "tokens), not incrementally",
                             l, s->max_batch);
+    return 0;
+}
+
+/* Run one chunk and commit its positions; a failing hook's message goes to
+ * err and the chunk's positions are not added. */
+static int run_chunk(moe_session *s, const int32_t *ids, int T, float *logits, moe_err *err) {
+    if (forward_chunk(s, ids, T, logits)) {
+        if (err) *err = s->hook_err;
+        return -1;
+    }
+    for (int t = 0; t < T; t++)
+        if (s->tok_pos[t] + 1 > s->seq_pos[s->tok_seq[t]]) s->seq_pos[s->tok_seq[t]] = s->tok_pos[t] + 1;
+    return 0;
+}
+
+int moe_decode(moe_session *s, const moe_batch *b, float *logits, moe_err *err) {
+    const moe_config *c = &s->m->cfg;
+    if (!b || b->n <= 0) return moe_fail(err, "decode: no tokens given");
+    if (!b->token || !b->seq || !b->pos)
+        return moe_fail(err, "decode: the batch needs token, seq and pos arrays");
+    if (check_ids(c, b->token, b->n, err)) return -1;
+    /* every token at its sequence's next position, nothing past the cache */
+    for (int i = 0; i < b->n; i++) {
+        int q = b->seq[i];
+        if (q < 0 || q >= s->n_seq)
+            return moe_fail(err, "decode: token %d names sequence %d; the session holds %d "
+                                 "(0..%d)", i, q, s->n_seq, s->n_seq - 1);
+        s->seq_next[q] = s->seq_pos[q];
+        s->seq_last[q] = -1;
+    }
+    int continues = 0;
+    for (int i = 0; i < b->n; i++) {
+        int q = b->seq[i];
+        if (s->seq_next[q] > 0) continues = 1;
+        if (b->pos[i] != s->seq_next[q])
+            return moe_fail(err, "decode: token %d of sequence %d is at position %d, but the "
+                                 "sequence's next position is %d",
+                            i, q, b->pos[i], s->seq_next[q]);
+        if (s->seq_next[q] >= s->n_ctx)
+            return moe_fail(err, "decode: sequence %d is full: its cache holds %d positions", q,
+                            s->n_ctx);
+        s->seq_next[q]++;
+        s->seq_last[q] = i;
+    }
+    if (check_expert_choice(s, b->n, continues, err)) return -1;
+    if (s->mode == MOE_MODE_TRAIN && s->acts && b->n > s->max_batch)
+        return moe_fail(err, "decode: %d tokens in training mode: the tape records one pass of "
+                             "at most %d tokens", b->n, s->max_batch);
+    int64_t V = c->vocab, out_done = 0;
+    for (int done = 0; done < b->n;) {
+        int T = b->n - done < s->max_batch ? b->n - done : s->max_batch;
+        s->n_out = 0;
+        for (int t = 0; t < T; t++) {
+            int i = done + t;
+            s->tok_seq[t] = b->seq[i];
+            s->tok_pos[t] = b->pos[i];
+            int want = b->logits ? b->logits[i] != 0 : s->seq_last[b->seq[i]] == i;
+            if (want) s->out_rows[s->n_out++] = t;
+        }
+        if (!logits) s->n_out = 0;
+        s->route_t0 = done;
+        if (run_chunk(s, b->token + done, T, logits ? logits + out_done * V : NULL, err)) return -1;
+        out_done += s->n_out;
+        done += T;
+    }
+    return 0;
+}
+
+int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int all_logits,
+                moe_err *err) {
+    const moe_config *c = &s->m->cfg;
+    int pos = s->seq_pos[0];
+    if (n <= 0) return moe_fail(err, "forward: no tokens given");
+    if ((int64_t)pos + n > s->n_ctx)
+        return moe_fail(err, "forward: %d tokens at position %d exceed the context of %d positions",
+                        n, pos, s->n_ctx);
+    if (check_ids(c, ids, n, err)) return -1;
+    if (check_expert_choice(s, n, pos > 0, err)) return -1;
     for (int done = 0; done < n;) {
         int T = n - done < s->max_batch ? n - done : s->max_batch;
         int last = done + T == n;
         float *out = NULL;
-        if (logits && all_logits) out = logits + (int64_t)done * c->vocab;
-        else if (logits && last) out = logits;
+        s->n_out = 0;
+        if (logits && all_logits) {
+            out = logits + (int64_t)done * c->vocab;
+            for (int t = 0; t < T; t++) s->out_rows[s->n_out++] = t;
+        } else if (logits && last) {
+            out = logits;
+            s->out_rows[s->n_out++] = T - 1;
+        }
         for (int t = 0; t < T; t++) {
             s->tok_seq[t] = 0;
-            s->tok_pos[t] = s->pos + t;
+            s->tok_pos[t] = s->seq_pos[0] + t;
         }
-        forward_chunk(s, ids + done, T, out, all_logits);
-        s->pos += T;
+        s->route_t0 = done;
+        if (run_chunk(s, ids + done, T, out, err)) return -1;
         done += T;
     }
     return 0;
@@ -170,17 +262,20 @@ int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int al
 int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *logits,
                        moe_err *err) {
     if (B <= 0 || T <= 0) return moe_fail(err, "forward: empty batch (%d x %d)", B, T);
+    int recording = session_tape(s) != NULL;
     if (B > s->n_seq || T > s->n_ctx || (int64_t)B * T > s->max_batch ||
-        (s->acts && (int64_t)B * T > s->acts->n_tokens))
+        (recording && (int64_t)B * T > s->acts->n_tokens))
         return moe_fail(err, "forward: batch %d x %d does not fit the session (%d sequences, "
                              "%d positions, %d tokens per call)",
                         B, T, s->n_seq, s->n_ctx, s->max_batch);
     if (check_ids(&s->m->cfg, ids, (int64_t)B * T, err)) return -1;
+    s->n_out = logits ? B * T : 0;
     for (int i = 0; i < B * T; i++) {
         s->tok_seq[i] = i / T;
         s->tok_pos[i] = i % T;
+        s->out_rows[i] = i;
     }
-    s->pos = 0;
-    forward_chunk(s, ids, B * T, logits, 1);
-    return 0;
+    for (int b = 0; b < B; b++) s->seq_pos[b] = 0;
+    s->route_t0 = 0;
+    return run_chunk(s, ids, B * T, logits, err);
 }

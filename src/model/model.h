@@ -12,6 +12,7 @@
 #define MOE_MODEL_MODEL_H
 
 #include "moe.h"
+#include "moe_route.h"
 #include "base/pool.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
@@ -98,16 +99,21 @@ typedef struct train_acts {
     void *mem;              /* the one allocation */
 } train_acts;
 
-/* Run state of one sequence. All buffers are allocated once in
- * moe_session_new for max_batch tokens; moe_forward allocates nothing. */
+/* An execution context over one model (moe.h): all buffers are allocated
+ * once in moe_session_new for max_batch tokens; a forward allocates nothing. */
 struct moe_session {
     moe_model *m;
-    pool *pool;
+    pool *pool;             /* threads, ISA and each thread's scratch */
     int n_ctx;              /* C: positions per sequence */
     int n_seq;              /* S: sequences the cache holds */
     int max_batch;          /* most tokens per forward chunk */
-    int pos;                /* tokens already in sequence 0's cache */
     int n_threads;
+    moe_mode mode;          /* inference / evaluation / training */
+    int *seq_pos;           /* [S] next free position of each sequence */
+    int *seq_next;          /* [S] scratch: positions while a batch is checked */
+    int *seq_last;          /* [S] scratch: last token of each sequence in a batch */
+    int *out_rows;          /* [T] rows of the chunk whose logits are returned */
+    int n_out;              /* how many */
 
     float *k_cache;         /* [L][S][C][G*Dh] */
     float *v_cache;         /* [L][S][C][G*Dh] */
@@ -148,18 +154,30 @@ struct moe_session {
     float *noise_eps;       /* [T][Emax] */
     int e_max;              /* largest E over layers (stride of counts) */
 
-    /* Optional observer of routing (moe_route.h, route_stats.c): when set,
-     * moe_block calls it right after routing each chunk, from the calling
-     * thread, with sel_expert/sel_weight [T][K] (before capacity drops) and
-     * the router scores [T][E]. NULL (the default) costs one branch. */
-    void (*route_hook)(void *user, int layer, int T, const int *sel_expert,
-                       const float *sel_weight, int K, const float *scores, int E);
+    /* Hooks (moe.h, moe_route.h). The route observer is called right after
+     * routing each chunk with sel_expert/sel_weight [T][K] (before capacity
+     * drops) and the router scores [T][E]; t0 is the index, in the caller's
+     * tokens, of the chunk's first token. NULL (the default) costs a branch. */
+    moe_route_fn route_fn;
     void *route_user;
+    int route_t0;
+    moe_expert_provider provider; /* acquire == NULL: the model's weights */
+    moe_dispatch_fn dispatch_fn;  /* NULL: every expert computed here */
+    void *dispatch_user;
+    uint8_t *remote;        /* [Emax] experts the dispatch hook computed */
+    ffn_w *expert_view;     /* [Emax] the acquired experts of the layer running */
+    moe_err hook_err;       /* what a failing hook said */
 };
 
+/* The tape a forward records into: the session's, in training mode only. */
+static inline train_acts *session_tape(const moe_session *s) {
+    return s->mode == MOE_MODE_TRAIN ? s->acts : NULL;
+}
+
 /* Run B sequences of T tokens each from position 0 (training, evaluation):
- * ids [B][T], logits [B*T][V] or NULL. Needs B <= n_seq, T <= n_ctx and
- * B*T <= max_batch. Sequence 0's incremental state is reset. */
+ * ids [B][T], logits [B*T][V] or NULL, in one chunk. Needs B <= n_seq,
+ * T <= n_ctx and B*T <= max_batch. Sequences 0..B-1 then hold T positions.
+ * In training mode the session's tape (if any) records the call. */
 int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *logits,
                        moe_err *err);
 
@@ -173,7 +191,8 @@ void attention_block(moe_session *s, int layer, int T);
 /* save_g/save_u: NULL, or [T][F] buffers that receive the pre-activations */
 void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T,
                int64_t F, float *save_g, float *save_u);
-void moe_block(moe_session *s, int layer, int T);
+/* 0, or -1 when a hook failed (its message in s->hook_err) */
+int moe_block(moe_session *s, int layer, int T);
 /* router.c: pairs sorted by expert from s->router_logits; returns P */
 int router_route(moe_session *s, int layer, int T);
 /* Hash routing's expert for a token id: ((id * 2654435761) mod 2^32 + slot)

@@ -11,6 +11,10 @@
  *   order transformers adds them in), of weight * expert output
  *   shared expert (qwen2_moe): out += sigmoid(xn . w_g) * ffn_shared(xn)
  *
+ * The session's hooks sit on this path: the route observer right after
+ * routing, the dispatch hook after the gather (experts it computes
+ * elsewhere are skipped here), the expert provider around the products.
+ *
  * Reads s->xn [T][D], writes s->tmp [T][D].
  */
 #include "model/model.h"
@@ -18,6 +22,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "kernels/vmath.h"
 
 typedef struct pair_ctx {
@@ -57,8 +62,9 @@ static void combine_tokens(void *ctx, int64_t t0, int64_t t1, int tid) {
     }
 }
 
-/* Noisy top-k (Shazeer et al. 2017), training only:
- *   logits += eps * softplus(xn W_noise^T),  eps ~ N(0, noise^2). */
+/* Noisy top-k (Shazeer et al. 2017), training mode only:
+ *   logits += eps * softplus(xn W_noise^T),  eps ~ N(0, noise^2).
+ * With a tape the draws are kept for the backward pass. */
 static void add_noise(moe_session *s, const layer_w *lw, const moe_layer_config *lc,
                       layer_acts *a, int T) {
     int64_t n = (int64_t)T * lc->n_experts;
@@ -70,32 +76,87 @@ static void add_noise(moe_session *s, const layer_w *lw, const moe_layer_config 
         s->noise_eps[i] = e;
         s->router_logits[i] += e * sp;
     }
+    if (!a) return;
     memcpy(a->noise_raw, s->noise_raw, sizeof(float) * (size_t)n);
     memcpy(a->noise_eps, s->noise_eps, sizeof(float) * (size_t)n);
 }
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-void moe_block(moe_session *s, int layer, int T) {
+int moe_model_expert_weights(const moe_model *m, int layer, int expert, moe_expert_weights *w,
+                             moe_err *err) {
+    const moe_config *c = &m->cfg;
+    if (layer < 0 || layer >= c->n_layers || !c->layer[layer].moe || expert < 0 ||
+        expert >= c->layer[layer].n_experts)
+        return moe_fail(err, "expert weights: layer %d expert %d is not a routed expert", layer,
+                        expert);
+    const ffn_w *f = &m->layers[layer].experts[expert];
+    *w = (moe_expert_weights){f->gate.data, f->up.data, f->down.data};
+    return 0;
+}
+
+/* The experts with rows, acquired through the provider into
+ * s->expert_view (the model's own weights without one). On failure the
+ * experts acquired so far are released. */
+static int acquire_experts(moe_session *s, int layer, const int *cnt, int E) {
+    const ffn_w *own = s->m->layers[layer].experts;
+    if (!s->provider.acquire) {
+        for (int e = 0; e < E; e++) s->expert_view[e] = own[e];
+        return 0;
+    }
+    for (int e = 0; e < E; e++) {
+        if (cnt[e + 1] == cnt[e] || s->remote[e]) continue;
+        moe_expert_weights w = {0};
+        int rc = s->provider.acquire(s->provider.user, layer, e, &w, &s->hook_err);
+        if (rc || !w.gate || !w.up || !w.down) {
+            if (!rc) {
+                moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no weights",
+                         layer, e);
+                if (s->provider.release) s->provider.release(s->provider.user, layer, e);
+            }
+            for (int j = 0; j < e; j++)
+                if (cnt[j + 1] != cnt[j] && !s->remote[j] && s->provider.release)
+                    s->provider.release(s->provider.user, layer, j);
+            return -1;
+        }
+        ffn_w *v = &s->expert_view[e];
+        *v = own[e];
+        v->gate.data = w.gate;
+        v->up.data = w.up;
+        v->down.data = w.down;
+    }
+    return 0;
+}
+
+static void release_experts(moe_session *s, int layer, const int *cnt, int E) {
+    if (!s->provider.acquire || !s->provider.release) return;
+    for (int e = 0; e < E; e++)
+        if (cnt[e + 1] != cnt[e] && !s->remote[e]) s->provider.release(s->provider.user, layer, e);
+}
+
+int moe_block(moe_session *s, int layer, int T) {
     const moe_config *c = &s->m->cfg;
     const moe_layer_config *lc = &c->layer[layer];
     const layer_w *lw = &s->m->layers[layer];
     int E = lc->n_experts, K = lc->top_k;
     int64_t D = c->dim, F = lc->expert_dim;
-    (void)K;
 
-    layer_acts *a = s->acts ? &s->acts->layer[layer] : NULL;
+    train_acts *A = session_tape(s);
+    layer_acts *a = A ? &A->layer[layer] : NULL;
 
     /* route: (token, weight) pairs sorted by expert, cnt[e] = first pair of e */
     matmul(s->pool, s->router_logits, s->xn, &lw->router, T);
-    if (a && lc->noise > 0) add_noise(s, lw, lc, a, T);
+    if (s->mode == MOE_MODE_TRAIN && lc->noise > 0) add_noise(s, lw, lc, a, T);
     if (a) memcpy(a->router_logits, s->router_logits, sizeof(float) * (size_t)(T * E));
     int P = router_route(s, layer, T);
     int *cnt = s->expert_count;
     int64_t *stat = s->counts + (int64_t)layer * s->e_max;
     for (int e = 0; e < E; e++) stat[e] += cnt[e + 1] - cnt[e];
-    if (s->route_hook)
-        s->route_hook(s->route_user, layer, T, s->sel_expert, s->sel_weight, K, s->router_logits, E);
+    if (s->route_fn) {
+        moe_route_info r = {layer,           s->route_t0,    T,          K, E, s->sel_expert,
+                            s->sel_weight,   s->router_logits, s->tok_seq, s->tok_pos};
+        s->route_fn(s->route_user, &r);
+    }
     if (a) {
         a->n_pairs = P;
         memcpy(a->sel_expert, s->sel_expert, sizeof(int) * (size_t)(T * K));
@@ -108,24 +169,34 @@ void moe_block(moe_session *s, int layer, int T) {
                    a ? a->xe : s->xe, a ? a->ye : s->ye};
     pool_for(s->pool, P, 4, gather_rows, &pc);
 
+    /* dispatch: a hook may compute some experts elsewhere */
+    memset(s->remote, 0, (size_t)E);
+    if (s->dispatch_fn) {
+        moe_dispatch_info d = {layer, E, (int)D, P, cnt, s->pair_token, s->pair_weight,
+                               pc.xe, pc.ye, s->remote};
+        if (s->dispatch_fn(s->dispatch_user, &d, &s->hook_err)) return -1;
+    }
+    if (acquire_experts(s, layer, cnt, E)) return -1;
+    const ffn_w *ex = s->expert_view;
+
     /* gate and up for every expert with rows, in one parallel region */
     int nt = 0;
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
-        if (!n) continue;
-        const ffn_w *x = &lw->experts[e];
-        s->tasks[nt++] = (mm_task){&x->gate, pc.xe + cnt[e] * D, (float *)pc.ge + cnt[e] * F, n};
-        s->tasks[nt++] = (mm_task){&x->up, pc.xe + cnt[e] * D, (float *)pc.ue + cnt[e] * F, n};
+        if (!n || s->remote[e]) continue;
+        s->tasks[nt++] = (mm_task){&ex[e].gate, pc.xe + cnt[e] * D, (float *)pc.ge + cnt[e] * F, n};
+        s->tasks[nt++] = (mm_task){&ex[e].up, pc.xe + cnt[e] * D, (float *)pc.ue + cnt[e] * F, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
     pool_for(s->pool, P, 4, swiglu_rows, &pc);
     nt = 0;
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
-        if (!n) continue;
-        s->tasks[nt++] = (mm_task){&lw->experts[e].down, pc.he + cnt[e] * F, pc.ye + cnt[e] * D, n};
+        if (!n || s->remote[e]) continue;
+        s->tasks[nt++] = (mm_task){&ex[e].down, pc.he + cnt[e] * F, pc.ye + cnt[e] * D, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
+    release_experts(s, layer, cnt, E);
 
     memset(s->tmp, 0, (size_t)(T * D) * sizeof(float));
     pool_for(s->pool, T, 4, combine_tokens, &pc);
@@ -145,4 +216,5 @@ void moe_block(moe_session *s, int layer, int T) {
             for (int64_t d = 0; d < D; d++) o[d] += g * y[d];
         }
     }
+    return 0;
 }

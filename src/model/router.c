@@ -7,9 +7,9 @@
  *                 weights; ties go to the lower expert); weights are the
  *                 chosen scores, renormalized to sum 1 when norm_topk, times
  *                 routed_scale. With a capacity factor cf > 0 and a session
- *                 that trains, expert e keeps its first ceil(cf*N*K/E) pairs
- *                 in token order; the rest are dropped (the token keeps its
- *                 residual). Inference is dropless.
+ *                 in training mode, expert e keeps its first ceil(cf*N*K/E)
+ *                 pairs in token order; the rest are dropped (the token
+ *                 keeps its residual). Inference and evaluation are dropless.
  *   hash          expert = ((id * 2654435761) mod 2^32) mod E, weight 1
  *                 (with K > 1 the next experts, cyclically, also weight 1).
  *   expert choice expert e takes the int(cf*N*K/E) tokens with the largest
@@ -156,7 +156,7 @@ int router_route(moe_session *s, int layer, int T) {
     if (lc->kind == MOE_ROUTE_EXPERT_CHOICE)
         return expert_choice(s, E, T, (int64_t)(cf * T * K / E));
     int64_t cap = 0;
-    if (lc->kind == MOE_ROUTE_TOKEN_CHOICE && cf > 0 && s->acts)
+    if (lc->kind == MOE_ROUTE_TOKEN_CHOICE && cf > 0 && s->mode == MOE_MODE_TRAIN)
         cap = (int64_t)ceil(cf * T * K / E);
     return sort_pairs(s, E, K, T, cap);
 }

@@ -121,7 +121,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     c.used = 0;
     carve_all(s, &c);
 
-    int64_t T = s->max_batch, Kmax = 1, P;
+    int64_t T = s->max_batch, Kmax = 1, P, S = s->n_seq;
     for (int i = 0; i < cfg->n_layers; i++)
         if (cfg->layer[i].moe && cfg->layer[i].top_k > Kmax) Kmax = cfg->layer[i].top_k;
     P = T * imax(Kmax, s->e_max);
@@ -133,9 +133,16 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->tok_id = malloc((size_t)T * sizeof(int32_t));
     s->tasks = malloc((size_t)(2 * s->e_max) * sizeof(mm_task));
     s->counts = calloc((size_t)cfg->n_layers * (size_t)s->e_max, sizeof(int64_t));
+    s->seq_pos = calloc((size_t)S, sizeof(int));
+    s->seq_next = calloc((size_t)S, sizeof(int));
+    s->seq_last = calloc((size_t)S, sizeof(int));
+    s->out_rows = malloc((size_t)T * sizeof(int));
+    s->remote = calloc((size_t)s->e_max, 1);
+    s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->pool = pool_create(o.n_threads);
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
-        !s->tok_seq || !s->tok_pos || !s->tok_id || !s->pool) {
+        !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
+        !s->out_rows || !s->remote || !s->expert_view || !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -156,17 +163,83 @@ void moe_session_free(moe_session *s) {
     free(s->tok_id);
     free(s->tasks);
     free(s->counts);
+    free(s->seq_pos);
+    free(s->seq_next);
+    free(s->seq_last);
+    free(s->out_rows);
+    free(s->remote);
+    free(s->expert_view);
     if (s->pool) pool_free(s->pool);
     model_acts_free(s->acts);
     free(s);
 }
 
 void moe_session_reset(moe_session *s) {
-    s->pos = 0;
+    memset(s->seq_pos, 0, (size_t)s->n_seq * sizeof(int));
     memset(s->counts, 0, (size_t)s->m->cfg.n_layers * (size_t)s->e_max * sizeof(int64_t));
 }
 
-int moe_session_pos(const moe_session *s) { return s->pos; }
+int moe_session_pos(const moe_session *s) { return s->seq_pos[0]; }
 int moe_session_ctx(const moe_session *s) { return s->n_ctx; }
+int moe_session_n_seq(const moe_session *s) { return s->n_seq; }
 const int64_t *moe_session_expert_counts(const moe_session *s) { return s->counts; }
 int moe_session_counts_stride(const moe_session *s) { return s->e_max; }
+
+void moe_session_set_mode(moe_session *s, moe_mode mode) { s->mode = mode; }
+moe_mode moe_session_mode(const moe_session *s) { return s->mode; }
+
+/* ------------------------------------------------------------ sequences */
+
+int moe_seq_pos(const moe_session *s, int seq) {
+    return seq >= 0 && seq < s->n_seq ? s->seq_pos[seq] : -1;
+}
+
+int moe_seq_rm(moe_session *s, int seq, int p0, int p1, moe_err *err) {
+    if (seq >= s->n_seq)
+        return moe_fail(err, "seq_rm: sequence %d out of range (the session holds %d)", seq, s->n_seq);
+    if (p0 < 0) p0 = 0;
+    int first = seq < 0 ? 0 : seq, end = seq < 0 ? s->n_seq : seq + 1;
+    for (int q = first; q < end; q++) {
+        int n = s->seq_pos[q];
+        if (p1 >= 0 && p1 < n && p0 < p1)
+            return moe_fail(err, "seq_rm: positions [%d, %d) of sequence %d lie before its end "
+                                 "(%d): only a range that reaches the end can be forgotten",
+                            p0, p1, q, n);
+    }
+    for (int q = first; q < end; q++)
+        if (p0 < s->seq_pos[q]) s->seq_pos[q] = p0;
+    return 0;
+}
+
+int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err) {
+    if (src < 0 || src >= s->n_seq || dst < 0 || dst >= s->n_seq)
+        return moe_fail(err, "seq_cp: sequences %d -> %d out of range (the session holds %d)", src,
+                        dst, s->n_seq);
+    if (src == dst) return 0;
+    const moe_config *c = &s->m->cfg;
+    size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim, n = (size_t)s->seq_pos[src];
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t from = ((size_t)l * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx * KD;
+        size_t to = ((size_t)l * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx * KD;
+        memcpy(s->k_cache + to, s->k_cache + from, n * KD * sizeof(float));
+        memcpy(s->v_cache + to, s->v_cache + from, n * KD * sizeof(float));
+    }
+    s->seq_pos[dst] = s->seq_pos[src];
+    return 0;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+void moe_session_set_route_observer(moe_session *s, moe_route_fn fn, void *user) {
+    s->route_fn = fn;
+    s->route_user = user;
+}
+
+void moe_session_set_expert_provider(moe_session *s, const moe_expert_provider *p) {
+    s->provider = p && p->acquire ? *p : (moe_expert_provider){0};
+}
+
+void moe_session_set_dispatch(moe_session *s, moe_dispatch_fn fn, void *user) {
+    s->dispatch_fn = fn;
+    s->dispatch_user = user;
+}

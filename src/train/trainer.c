@@ -223,6 +223,7 @@ static int setup(trainer *t, moe_err *err) {
     if (moe_session_new(&t->s, t->m, &so, err) || model_acts_enable(t->s, N, err) ||
         bwd_ws_new(&t->ws, t->s, N, err))
         return -1;
+    moe_session_set_mode(t->s, MOE_MODE_TRAIN);
     rng_restore(&t->s->noise_rng, st.noise_rng);
     int64_t V = t->m->cfg.vocab;
     t->grads = big_calloc((size_t)t->P.n * sizeof(float));
@@ -336,7 +337,9 @@ static void write_log(trainer *t, const moe_train_progress *p) {
 
 /* -------------------------------------------------------------- the loop */
 
-static int evaluate(trainer *t, double *val_loss, moe_err *err) {
+/* Validation loss in evaluation mode: dropless and noise-free routing, the
+ * noise generator left where training had it, the tape untouched. */
+static int evaluate_windows(trainer *t, double *val_loss, moe_err *err) {
     int B = t->o.batch, T = t->o.seq, N = B * T;
     uint64_t windows = data_n_windows(&t->val, T);
     int64_t want = (int64_t)t->o.eval_batches * B;
@@ -365,6 +368,13 @@ static int evaluate(trainer *t, double *val_loss, moe_err *err) {
     (void)N;
     *val_loss = count ? sum / count : NAN;
     return 0;
+}
+
+static int evaluate(trainer *t, double *val_loss, moe_err *err) {
+    moe_session_set_mode(t->s, MOE_MODE_EVAL);
+    int rc = evaluate_windows(t, val_loss, err);
+    moe_session_set_mode(t->s, MOE_MODE_TRAIN);
+    return rc;
 }
 
 static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
