@@ -83,7 +83,7 @@ TEST(attn_block_matches_reference) {
         float scale = 1.0f / sqrtf((float)a->Dh);
         kernels_set_isa(ISA_SCALAR);
         for (int64_t i = 0; i < os * a->nq; i++) ref[i] = 12345.0f;
-        CHECK_EQ_INT(attn_block_ref(ref, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
+        CHECK_EQ_INT(attn_block_ref(NULL, 0, ref, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
                                     a->kpos0, a->window, scale), 0);
         attn_double(ex, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0, a->kpos0, a->window, scale);
         int bad = 0;
@@ -94,7 +94,7 @@ TEST(attn_block_matches_reference) {
         for (int s = 0; s < ISA_COUNT; s++) {
             if (kernels_set_isa((isa)s) != 0) continue;
             for (int64_t i = 0; i < os * a->nq; i++) out[i] = 12345.0f;
-            CHECK_EQ_INT(attn_block(out, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
+            CHECK_EQ_INT(attn_block(NULL, 0, out, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
                                     a->kpos0, a->window, scale), 0);
             bad = 0;
             for (int i = 0; i < a->nq; i++) {

@@ -28,6 +28,7 @@
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,6 +63,8 @@ static inline double now_us(void) {
 
 struct pool {
     int n_threads;      /* counting the caller */
+    unsigned char *scratch; /* [n_threads][per_thread] then [shared] */
+    size_t per_thread, shared;
     double spin_us;     /* idle wait before sleeping */
     pthread_t *threads; /* [n_threads - 1] workers */
     int n_started;      /* workers actually created */
@@ -212,6 +215,7 @@ void pool_free(pool *p) {
     pool_signal(p);
     for (int t = 0; t < p->n_started; t++) pthread_join(p->threads[t], NULL);
     free(p->threads);
+    free(p->scratch);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -247,4 +251,31 @@ void pool_for(pool *p, int64_t n, int64_t grain, pool_fn fn, void *ctx) {
         else
             sched_yield();
     }
+}
+
+int pool_reserve(pool *p, size_t per_thread, size_t shared) {
+    per_thread = (per_thread + 63) & ~(size_t)63;
+    shared = (shared + 63) & ~(size_t)63;
+    if (per_thread < p->per_thread) per_thread = p->per_thread;
+    if (shared < p->shared) shared = p->shared;
+    if (per_thread == p->per_thread && shared == p->shared) return 0;
+    size_t n = (size_t)p->n_threads;
+    if (per_thread && n > (SIZE_MAX - shared) / per_thread) return -1;
+    unsigned char *m = aligned_alloc(64, n * per_thread + shared);
+    if (!m) return -1;
+    free(p->scratch);
+    p->scratch = m;
+    p->per_thread = per_thread;
+    p->shared = shared;
+    return 0;
+}
+
+void *pool_scratch(pool *p, int tid, size_t bytes) {
+    if (!p || bytes > p->per_thread || tid < 0 || tid >= p->n_threads) return NULL;
+    return p->scratch + (size_t)tid * p->per_thread;
+}
+
+void *pool_shared(pool *p, size_t bytes) {
+    if (!p || bytes > p->shared) return NULL;
+    return p->scratch + (size_t)p->n_threads * p->per_thread;
 }

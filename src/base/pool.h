@@ -6,6 +6,7 @@
 #ifndef MOE_BASE_POOL_H
 #define MOE_BASE_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct pool pool;
@@ -23,5 +24,17 @@ int pool_size(const pool *p);
  * dynamically so uneven work balances. Not reentrant: fn must not call
  * pool_for on the same pool. */
 void pool_for(pool *p, int64_t n, int64_t grain, pool_fn fn, void *ctx);
+
+/* Scratch owned by the pool, so that kernels keep no state of their own:
+ * each thread's region of per_thread bytes, and one region of shared bytes
+ * that the calling thread fills during a call and every thread may read
+ * (activations quantized once). The owner sizes them before running work
+ * (a session does, for its model, at creation); never during a pool_for.
+ * Regions only grow. 0, or -1 when out of memory (nothing changed). */
+int pool_reserve(pool *p, size_t per_thread, size_t shared);
+/* Thread tid's region when it holds `bytes`, else NULL (a NULL pool has
+ * none): the caller then uses memory of its own. 64-byte aligned. */
+void *pool_scratch(pool *p, int tid, size_t bytes);
+void *pool_shared(pool *p, size_t bytes);
 
 #endif

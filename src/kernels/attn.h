@@ -16,21 +16,27 @@
  * transposed in 16 x 16 blocks, then P V with the value rows read in place;
  * its scores differ from the reference's by the order of the Dh products
  * (f32 rounding), the softmax and the sums over j are the same operations.
- * Scratch is a per-thread buffer that grows to the largest block seen (the
- * first block of a size allocates; later ones reuse it). Returns -1 when
- * that allocation fails (nothing written), else 0.
+ * Scratch is thread tid's region of the pool (attn_scratch_bytes; a pool
+ * that reserved less, or a NULL pool, gets a block for the call). Returns -1
+ * when that allocation fails (nothing written), else 0.
  */
 #ifndef MOE_KERNELS_ATTN_H
 #define MOE_KERNELS_ATTN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-int attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k, const float *v,
-               int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0, int window,
-               float scale);
-int attn_block_ref(float *o, int64_t os, const float *q, int64_t qs, const float *k, const float *v,
-                   int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0, int window,
-                   float scale);
+#include "base/pool.h"
+
+/* Scratch bytes one block of up to nq queries over nk keys needs. */
+size_t attn_scratch_bytes(int nq, int nk, int Dh);
+
+int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs, const float *k,
+               const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
+               int window, float scale);
+int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
+                   const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
+                   int64_t qpos0, int64_t kpos0, int window, float scale);
 
 /* AVX-512 (kernels_attn_avx512.c): Dh % 16 == 0, Dh <= 256; scratch of
  * avx512_attn_scratch(nq, nk, Dh) floats. */

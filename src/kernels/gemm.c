@@ -14,10 +14,12 @@
  */
 #include "kernels/gemm.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/gemm_impl.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 
 /* Tile of C per pool item: MC rows (a multiple of every MR) x NC columns (a
  * multiple of every NR). Big tiles reuse each packed B panel over more rows
@@ -36,10 +38,13 @@
 #define GEN_MR 4
 #define GEN_NR 16
 
-/* Packed panels, per thread: B [NC/NR strips][KC][NR], A [KC][MR] (only
- * when A cannot be read in place, see gemm_tile). */
-static _Thread_local float g_bpack[KC * NC_MAX] __attribute__((aligned(64)));
-static _Thread_local float g_apack[KC * GEMM_MR_MAX] __attribute__((aligned(64)));
+/* Packed panels, in the calling thread's scratch (gemm_scratch_bytes):
+ * B [NC/NR strips][KC][NR], then A [KC][MR] (only when A cannot be read in
+ * place, see gemm_tile). */
+#define BPACK_FLOATS (KC * NC_MAX)
+#define APACK_FLOATS (KC * GEMM_MR_MAX)
+
+size_t gemm_scratch_bytes(void) { return (size_t)(BPACK_FLOATS + APACK_FLOATS) * sizeof(float); }
 
 /* ------------------------------------------------- generic micro-kernel */
 
@@ -159,7 +164,8 @@ static void pack_b(float *bp, const gemm_prob *g, int64_t k0, int64_t kc, int64_
  * would share cache sets: the LM head's dy) and it feeds enough strips of
  * B to repay the copy; measured, packing A otherwise costs more than it
  * saves. */
-static void gemm_tile(const gemm_prob *g, int64_t tile, const gemm_isa *is) {
+static void gemm_tile(const gemm_prob *g, int64_t tile, const gemm_isa *is, float *scratch) {
+    float *bpack = scratch, *apack = scratch + BPACK_FLOATS;
     int64_t mi = tile / g->nt, ni = tile % g->nt;
     int64_t m0 = mi * g->mc, n0 = ni * g->nc;
     int64_t mc = g->M - m0 < g->mc ? g->M - m0 : g->mc, nc = g->N - n0 < g->nc ? g->N - n0 : g->nc;
@@ -168,19 +174,19 @@ static void gemm_tile(const gemm_prob *g, int64_t tile, const gemm_isa *is) {
     for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
         int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
         int add = !(g->init && k0 == 0);
-        pack_b(g_bpack, g, k0, kc, n0, nc, is->nr);
+        pack_b(bpack, g, k0, kc, n0, nc, is->nr);
         for (int64_t mm = 0; mm < mc; mm += is->mr) {
             int mr = mc - mm < is->mr ? (int)(mc - mm) : is->mr;
             const float *a = g->A + (m0 + mm) * g->as_m + k0 * g->as_k;
             int64_t sm = g->as_m, sk = g->as_k;
             if (pack || (!(sk == 1 && sm != 1) && !(sm == 1 && mr == is->mr))) {
-                sm = pack_a(g_apack, g, m0 + mm, mr, k0, kc, is->mr);
-                a = g_apack, sk = sm == 1 ? is->mr : 1;
+                sm = pack_a(apack, g, m0 + mm, mr, k0, kc, is->mr);
+                a = apack, sk = sm == 1 ? is->mr : 1;
             }
             float *c = g->C + (m0 + mm) * g->ldc + n0;
             for (int64_t s = 0; s * is->nr < nc; s++) {
                 int nr = nc - s * is->nr < is->nr ? (int)(nc - s * is->nr) : is->nr;
-                is->fn(kc, a, sm, sk, g_bpack + s * kc * is->nr, c + s * is->nr, g->ldc, mr, nr, add);
+                is->fn(kc, a, sm, sk, bpack + s * kc * is->nr, c + s * is->nr, g->ldc, mr, nr, add);
             }
         }
     }
@@ -218,7 +224,16 @@ typedef struct gemm_ctx {
     const int64_t *start; /* [n + 1] first item of each problem */
     int n;
     gemm_isa is;
+    pool *p;
 } gemm_ctx;
+
+static void gemm_nan_tile(const gemm_prob *g, int64_t tile) {
+    int64_t mi = tile / g->nt, ni = tile % g->nt;
+    int64_t m0 = mi * g->mc, n0 = ni * g->nc;
+    int64_t mc = g->M - m0 < g->mc ? g->M - m0 : g->mc, nc = g->N - n0 < g->nc ? g->N - n0 : g->nc;
+    for (int64_t m = 0; m < mc; m++)
+        for (int64_t n = 0; n < nc; n++) g->C[(m0 + m) * g->ldc + n0 + n] = __builtin_nanf("");
+}
 
 static void gemm_items(void *vc, int64_t u0, int64_t u1, int tid) {
     const gemm_ctx *c = vc;
@@ -230,35 +245,45 @@ static void gemm_items(void *vc, int64_t u0, int64_t u1, int tid) {
         else
             hi = mid;
     }
+    void *own;
+    float *pack = kern_scratch(c->p, tid, gemm_scratch_bytes(), &own);
+    if (!pack) { /* out of memory: visible, never silently wrong */
+        for (int64_t u = u0; u < u1; u++) {
+            while (c->start[lo + 1] <= u) lo++;
+            gemm_nan_tile(&c->probs[lo], u - c->start[lo]);
+        }
+        return;
+    }
     for (int64_t u = u0; u < u1; u++) {
         while (c->start[lo + 1] <= u) lo++;
-        gemm_tile(&c->probs[lo], u - c->start[lo], &c->is);
+        gemm_tile(&c->probs[lo], u - c->start[lo], &c->is, pack);
     }
+    free(own);
 }
 
 void gemm_acc(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K) {
+              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack) {
     gemm_prob g = {C, ldc, A, as_m, as_k, B, bs_k, bs_n, M, N, K, 0, NULL, 0, MC_MAX, NC_MAX,
                    (N + NC_MAX - 1) / NC_MAX};
     gemm_isa is = gemm_pick();
     int64_t n = gemm_tiles(&g);
-    for (int64_t t = 0; t < n; t++) gemm_tile(&g, t, &is);
+    for (int64_t t = 0; t < n; t++) gemm_tile(&g, t, &is, pack);
 }
 
 void gemm_set(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K) {
+              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack) {
     gemm_prob g = {C, ldc, A, as_m, as_k, B, bs_k, bs_n, M, N, K, 1, NULL, 0, MC_MAX, NC_MAX,
                    (N + NC_MAX - 1) / NC_MAX};
     gemm_isa is = gemm_pick();
     int64_t n = gemm_tiles(&g);
     gemm_empty(&g);
-    for (int64_t t = 0; t < n; t++) gemm_tile(&g, t, &is);
+    for (int64_t t = 0; t < n; t++) gemm_tile(&g, t, &is, pack);
 }
 
 void gemm_run(pool *p, const gemm_op *ops, int n_ops) {
     gemm_prob probs[GROUP_MAX];
     int64_t start[GROUP_MAX + 1];
-    gemm_ctx c = {probs, start, 0, gemm_pick()};
+    gemm_ctx c = {probs, start, 0, gemm_pick(), p};
     for (int t0 = 0; t0 < n_ops; t0 += GROUP_MAX) {
         int m = n_ops - t0 < GROUP_MAX ? n_ops - t0 : GROUP_MAX;
         for (int i = 0; i < m; i++) {

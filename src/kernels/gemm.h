@@ -40,10 +40,13 @@ typedef struct gemm_op {
 void gemm_run(pool *p, const gemm_op *ops, int n_ops);
 
 /* One product on the calling thread (inside a pool item): C += A B, and
- * C = A B. */
+ * C = A B. pack: that thread's scratch of gemm_scratch_bytes(), 64-byte
+ * aligned (kern_scratch). */
 void gemm_acc(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K);
+              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack);
 void gemm_set(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K);
+              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack);
+/* Scratch bytes one thread's products need (packed blocks). */
+size_t gemm_scratch_bytes(void);
 
 #endif

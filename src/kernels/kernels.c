@@ -14,18 +14,22 @@
  * blocked GEMM of gemm.h (tiles of y over the pool, the same determinism).
  *
  * Quantized weights (dtype_is_quant) go to qmatmul / qmatmul_grouped
- * (kernels/quant.h). Their activation scratch is a THREAD-LOCAL buffer owned
- * here that only grows: the first call of a given size allocates, every
- * later call (the decode loop) reuses it; a pthread key frees it when the
- * thread exits. Thread-local so that sessions on different threads never
- * share it; a call never nests inside another on the same thread (the pool
- * workers never call matmul).
+ * (kernels/quant.h).
+ *
+ * Scratch (widened W panels, packed GEMM blocks, quantized activations,
+ * attention scores) belongs to the pool the call runs on: each thread's
+ * region and one shared region, which a session sizes for its model when it
+ * is created (pool_reserve, kernels_thread_scratch). The kernels keep no
+ * state of their own, so sessions on different threads never share any. A
+ * pool that reserved less (or a NULL pool, in tests and tools) gets a block
+ * allocated for the call and freed after it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/attn.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels_impl.h"
 #include "kernels/quant.h"
@@ -116,27 +120,26 @@ int kernels_set_isa(isa i) {
 
 static inline const kern_table *kern(void) { return &g_tables[kernels_isa()]; }
 
-/* ------------------------------------------------- quantized weights */
+/* ------------------------------------------------------------- scratch */
 
-static pthread_key_t g_scratch_key;
-static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
-static _Thread_local void *tl_scratch;
-static _Thread_local size_t tl_scratch_cap;
-
-static void scratch_key_make(void) { (void)pthread_key_create(&g_scratch_key, free); }
-
-/* This thread's scratch of at least `bytes`, or NULL when out of memory. */
-static void *quant_scratch(size_t bytes) {
-    if (bytes <= tl_scratch_cap) return tl_scratch;
-    pthread_once(&g_scratch_once, scratch_key_make);
-    size_t cap = bytes + bytes / 2 + 4096;
-    void *p = realloc(tl_scratch, cap);
-    if (!p) return NULL;
-    tl_scratch = p;
-    tl_scratch_cap = cap;
-    (void)pthread_setspecific(g_scratch_key, p);
-    return p;
+void *kern_scratch(pool *p, int tid, size_t bytes, void **own) {
+    *own = NULL;
+    void *r = tid < 0 ? pool_shared(p, bytes) : pool_scratch(p, tid, bytes);
+    if (r) return r;
+    r = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    *own = r;
+    return r;
 }
+
+size_t kernels_thread_scratch(int max_queries, int max_keys, int head_dim) {
+    size_t b = (size_t)KERN_PANEL_FLOATS * sizeof(float);
+    size_t g = gemm_scratch_bytes(), a = attn_scratch_bytes(max_queries, max_keys, head_dim);
+    if (g > b) b = g;
+    if (a > b) b = a;
+    return b;
+}
+
+/* ------------------------------------------------- quantized weights */
 
 /* Out of memory for scratch: the library cannot report from here, so the
  * outputs become NaN (visible, never silently wrong). */
@@ -146,12 +149,13 @@ static void fill_nan(float *y, int64_t n) {
 
 static void matmul_quant(pool *p, float *y, const float *x, const mat *W, int64_t n) {
     int qt = dtype_to_ggml(W->type);
-    void *sc = quant_scratch(qmatmul_scratch_size(qt, n, W->cols));
+    void *own, *sc = kern_scratch(p, -1, qmatmul_scratch_size(qt, n, W->cols), &own);
     if (!sc) {
         fill_nan(y, n * W->rows);
         return;
     }
     qmatmul(p, y, x, W->data, qt, n, W->rows, W->cols, sc);
+    free(own);
 }
 
 /* ------------------------------------------------------------- matmul */
@@ -171,13 +175,21 @@ typedef struct {
     const float *x;
     const mat *W;
     int64_t n;
+    pool *p;
 } mm_ctx;
 
 static void matmul_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
     const mm_ctx *c = vc;
     int64_t r0 = b0 * ROW_BLOCK, r1 = b1 * ROW_BLOCK;
     if (r1 > c->W->rows) r1 = c->W->rows;
-    c->fn(c->y, c->x, c->W, c->n, r0, r1);
+    void *own;
+    float *panel = kern_scratch(c->p, tid, KERN_PANEL_FLOATS * sizeof(float), &own);
+    if (!panel) {
+        for (int64_t i = 0; i < c->n; i++) fill_nan(c->y + i * c->W->rows + r0, r1 - r0);
+        return;
+    }
+    c->fn(c->y, c->x, c->W, c->n, r0, r1, panel);
+    free(own);
 }
 
 static inline int use_gemm(const mat *W, int64_t n) {
@@ -201,7 +213,7 @@ void matmul(pool *p, float *y, const float *x, const mat *W, int64_t n) {
         gemm_run(p, &o, 1);
         return;
     }
-    mm_ctx c = {kern()->matmul_rows, y, x, W, n};
+    mm_ctx c = {kern()->matmul_rows, y, x, W, n, p};
     int64_t blocks = (W->rows + ROW_BLOCK - 1) / ROW_BLOCK;
     pool_for(p, blocks, matmul_grain(W, n), matmul_chunk, &c);
 }
@@ -214,6 +226,7 @@ typedef struct {
     const int64_t *start; /* [n_tasks + 1] first unit of each task */
     const int64_t *rows_per_unit; /* [n_tasks] */
     int n_tasks;
+    pool *p;
 } grp_ctx;
 
 static void grouped_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
@@ -227,14 +240,21 @@ static void grouped_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
         else
             hi = mid;
     }
+    void *own;
+    float *panel = kern_scratch(c->p, tid, KERN_PANEL_FLOATS * sizeof(float), &own);
     for (int64_t u = u0; u < u1; u++) {
         while (c->start[lo + 1] <= u) lo++;
         const mm_task *t = &c->tasks[lo];
         int64_t r0 = (u - c->start[lo]) * c->rows_per_unit[lo];
         int64_t r1 = r0 + c->rows_per_unit[lo];
         if (r1 > t->W->rows) r1 = t->W->rows;
-        c->fn(t->y, t->x, t->W, t->n, r0, r1);
+        if (!panel) {
+            for (int64_t i = 0; i < t->n; i++) fill_nan(t->y + i * t->W->rows + r0, r1 - r0);
+            continue;
+        }
+        c->fn(t->y, t->x, t->W, t->n, r0, r1, panel);
     }
+    free(own);
 }
 
 /* The quantized tasks of tasks[m] as one qmatmul_grouped. */
@@ -248,12 +268,13 @@ static void grouped_quant(pool *p, const mm_task *ts, int m) {
                              t->x, t->y, t->n};
     }
     if (!nq) return;
-    void *sc = quant_scratch(qmatmul_grouped_scratch_size(q, nq));
+    void *own, *sc = kern_scratch(p, -1, qmatmul_grouped_scratch_size(q, nq), &own);
     if (!sc) {
         for (int i = 0; i < nq; i++) fill_nan(q[i].y, q[i].n * q[i].rows);
         return;
     }
     qmatmul_grouped(p, q, nq, sc);
+    free(own);
 }
 
 static inline int task_float(const mm_task *t) {
@@ -303,7 +324,7 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
             }
             start[i + 1] = start[i] + units;
         }
-        grp_ctx c = {fn, ts, start, rpu, m};
+        grp_ctx c = {fn, ts, start, rpu, m, p};
         pool_for(p, start[m], 1, grouped_chunk, &c);
     }
 }

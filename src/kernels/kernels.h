@@ -12,6 +12,7 @@
 #ifndef MOE_KERNELS_H
 #define MOE_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "base/dtype.h"
 #include "base/pool.h"
@@ -33,6 +34,18 @@ isa kernels_isa(void);
 const char *isa_name(isa i);
 /* Force an ISA (tests). Returns -1 if the CPU lacks it. */
 int kernels_set_isa(isa i);
+
+/* Scratch of `bytes` for thread tid of pool p (tid -1: the pool's shared
+ * region): the pool's own when it reserved enough, else a 64-byte-aligned
+ * block allocated here and put in *own, which the caller frees after use
+ * (pools without a reservation, a NULL pool). NULL when out of memory. */
+void *kern_scratch(pool *p, int tid, size_t bytes, void **own);
+
+/* Bytes of scratch each thread of a pool needs so that no kernel allocates:
+ * the widened-weight panel, the GEMM's packed blocks, and attention of
+ * blocks of max_queries over up to max_keys keys of head_dim (pool_reserve's
+ * per_thread). */
+size_t kernels_thread_scratch(int max_queries, int max_keys, int head_dim);
 
 /* y[n][W.rows] = x[n][W.cols] W^T, threaded over the pool (may be NULL). */
 void matmul(pool *p, float *y, const float *x, const mat *W, int64_t n);

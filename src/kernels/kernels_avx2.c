@@ -23,9 +23,9 @@
 #define PANEL_ROWS 64
 #define PANEL_K 512
 
-/* Per-thread panel of widened W (128 KiB): thread-local so no call allocates
- * and threads never share it. */
-static _Thread_local float g_panel[PANEL_ROWS * PANEL_K] __attribute__((aligned(32)));
+/* The panel of widened W (PANEL_ROWS x PANEL_K floats, 128 KiB) is the
+ * calling thread's scratch, from its pool. */
+_Static_assert(PANEL_ROWS * PANEL_K <= KERN_PANEL_FLOATS, "panel fits the thread's scratch");
 
 AI __m256 w_load(const void *row, int64_t k, dtype t) {
     if (t == DT_F32) return _mm256_loadu_ps((const float *)row + k);
@@ -206,7 +206,8 @@ AI void panel_fill(const dtype t, float *panel, const mat *W, int64_t r0, int nr
     }
 }
 
-static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1) {
+static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1,
+                       float *panel) {
     const int64_t K = W->cols, R = W->rows;
     const dtype t = W->type;
     for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += PANEL_K) {
@@ -219,10 +220,10 @@ static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_
                 for (int j = 0; j < nr; j++) rows[j] = (const float *)w_row(W, m0 + j) + k0;
             } else {
                 if (t == DT_BF16)
-                    panel_fill(DT_BF16, g_panel, W, m0, nr, k0, kl);
+                    panel_fill(DT_BF16, panel, W, m0, nr, k0, kl);
                 else
-                    panel_fill(DT_F16, g_panel, W, m0, nr, k0, kl);
-                for (int j = 0; j < nr; j++) rows[j] = g_panel + (size_t)j * PANEL_K;
+                    panel_fill(DT_F16, panel, W, m0, nr, k0, kl);
+                for (int j = 0; j < nr; j++) rows[j] = panel + (size_t)j * PANEL_K;
             }
             /* x blocks of near-equal size (8 = 4 + 4, not 6 + 2): a thin
              * block reuses each W vector for fewer FMAs. */
@@ -241,10 +242,11 @@ static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_
     }
 }
 
-void avx2_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1) {
+void avx2_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1,
+                      float *panel) {
     if (r1 <= r0 || n <= 0) return;
     if (n > DIRECT_MAX_N) {
-        panel_rows(y, x, W, n, r0, r1);
+        panel_rows(y, x, W, n, r0, r1, panel);
         return;
     }
     switch (W->type) {

@@ -29,19 +29,18 @@
 #define TILE_X 6       /* x rows per panel tile */
 #define GR 8           /* decode: W rows per tile */
 #define GU 2           /* decode: accumulators per row */
-#define PANEL_FLOATS (64 * 1024) /* per-thread panel of widened W: 256 KiB (L2) */
+#define PANEL_FLOATS KERN_PANEL_FLOATS /* per-thread panel of widened W: 256 KiB (L2) */
 #define PANEL_K 512    /* K per block (floats) */
 /* Software prefetch distance along each W row in the direct path, bytes.
  * The hardware streamer restarts at every 4 KiB page (often every row);
  * this keeps more lines in flight. */
 #define PREFETCH_BYTES 1024
 
-/* Per-thread panel of widened W: thread-local so no call allocates and
- * threads never share it. It holds PANEL_FLOATS / kb rows of a K block of
- * kb floats (256 rows at K = 256): every x row streamed past a panel is
- * reused by that many W rows, so big-n products (the LM head over a
- * training batch) read x from outside L2 a few times, not once per 64 rows. */
-static _Thread_local float g_panel[PANEL_FLOATS] __attribute__((aligned(64)));
+/* The panel of widened W (the calling thread's scratch, from its pool) holds
+ * PANEL_FLOATS / kb rows of a K block of kb floats (256 rows at K = 256):
+ * every x row streamed past a panel is reused by that many W rows, so big-n
+ * products (the LM head over a training batch) read x from outside L2 a few
+ * times, not once per 64 rows. */
 
 /* ------------------------------------------------------------- loading */
 
@@ -292,7 +291,8 @@ static void panel_tile_any(int rx, int fill, float *y, int64_t ys, const float *
 
 /* Every dtype, f32 included, goes through the panel: a contiguous block
  * avoids the cache-set conflicts of rows a power-of-two stride apart. */
-static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1) {
+static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1,
+                       float *panel) {
     const int64_t K = W->cols, R = W->rows;
     const size_t es = (size_t)dtype_size(W->type);
     /* panel row stride: the K block rounded up to 16 floats (64-byte rows) */
@@ -315,7 +315,7 @@ static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_
                     float *dst[4];
                     for (int q = 0; q < 4; q++) {
                         int jj = j + (q < rw ? q : rw - 1);
-                        dst[q] = g_panel + (size_t)jj * (size_t)ks;
+                        dst[q] = panel + (size_t)jj * (size_t)ks;
                         w[q] = fill >= 0 ? (const char *)w_row(W, m0 + jj) + (size_t)k0 * es
                                          : (const void *)dst[q];
                     }
@@ -328,10 +328,11 @@ static void panel_rows(float *y, const float *x, const mat *W, int64_t n, int64_
     }
 }
 
-void avx512_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1) {
+void avx512_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1,
+                        float *panel) {
     if (r1 <= r0 || n <= 0) return;
     if (n > DIRECT_MAX_N) {
-        panel_rows(y, x, W, n, r0, r1);
+        panel_rows(y, x, W, n, r0, r1, panel);
         return;
     }
     switch (W->type) {

@@ -26,7 +26,8 @@ static inline const void *ref_row(const mat *W, int64_t r) {
 }
 
 // y [n][W.rows], x [n][W.cols]; rows r0..r1 of y only.
-void ref_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1) {
+void ref_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t r0, int64_t r1,
+                     float *panel) {
     const int64_t K = W->cols, R = W->rows;
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * K;
@@ -40,7 +41,7 @@ void ref_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64_t 
 }
 
 void matmul_ref(float *y, const float *x, const mat *W, int64_t n) {
-    ref_matmul_rows(y, x, W, n, 0, W->rows);
+    ref_matmul_rows(y, x, W, n, 0, W->rows, NULL);
 }
 
 void ref_mat_row_f32(float *dst, const mat *W, int64_t row) {

@@ -304,6 +304,14 @@ size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks) {
     return s;
 }
 
+size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_tasks) {
+    if (rows_total <= 0) return 64;
+    size_t rows = (size_t)rows_total * qact_row_stride(type, cols), tiles = 0;
+    if (type == QT_Q4_0 || type == QT_Q8_0) /* each task's last tile may be partial */
+        tiles = (size_t)((rows_total + QT_TILE_N - 1) / QT_TILE_N + n_tasks) * qtile_stride(cols);
+    return (rows > tiles ? rows : tiles) + (size_t)(n_tasks + 2) * 64;
+}
+
 typedef struct {
     qmm_rows_fn fn;
     qact_row_fn act;

@@ -168,6 +168,10 @@ typedef struct qmm_task {
     int64_t n;           /* rows of x; 0 = skipped */
 } qmm_task;
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks);
+/* An upper bound of both for any call of at most n_tasks products of type
+ * with cols inputs whose rows of x add up to at most rows_total (what a
+ * session reserves for its model). */
+size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_tasks);
 void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch);
 
 /* Products of Q4_0 / Q8_0 weights with several rows of x (prefill) run on

@@ -36,7 +36,7 @@ typedef struct prep_ctx {
 
 /* Queries per attention work item: a block of this many consecutive tokens
  * of one head (cut further where the sequence or position breaks). */
-#define QBLOCK 64
+#define QBLOCK ATTN_QUERY_BLOCK
 
 static void clamp_vec(float *x, int64_t n, float c) {
     for (int64_t i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
@@ -113,7 +113,7 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
             int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[a]) * s->n_ctx;
             const float *K = s->k_cache + (seq0 + lo) * KD + g * Dh;
             const float *V = s->v_cache + (seq0 + lo) * KD + g * Dh;
-            if (attn_block(p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,
+            if (attn_block(s->pool, tid, p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,
                            (int)(b - a), (int)(last - lo + 1), (int)Dh, pos, lo,
                            c->sliding_window, scale))
                 p->fail = 1;

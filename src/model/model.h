@@ -186,6 +186,9 @@ int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *
 int model_acts_enable(moe_session *s, int n_tokens, moe_err *err);
 void model_acts_free(train_acts *a);
 
+/* Queries per attention work item (attention.c); sizes each thread's scratch. */
+#define ATTN_QUERY_BLOCK 64
+
 /* forward pieces (forward.c, attention.c, moe_ffn.c) */
 void attention_block(moe_session *s, int layer, int T);
 /* save_g/save_u: NULL, or [T][F] buffers that receive the pre-activations */

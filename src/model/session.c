@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "kernels/quant.h"
 
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -71,6 +72,46 @@ static void carve_all(moe_session *s, carver *c) {
     s->ye = carve(c, P * D);
     s->logit_row = carve(c, cfg->vocab);
     s->e_max = (int)Emax;
+}
+
+/* The largest quantized-activation scratch any product of the model can
+ * ask for with T tokens per chunk: attention's three projections, the
+ * experts' gate/up and down as grouped products, the dense and shared
+ * FFNs, the head. */
+static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
+    const moe_config *c = &m->cfg;
+    size_t best = 64;
+    const mat *one[8];
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_w *lw = &m->layers[l];
+        const moe_layer_config *lc = &c->layer[l];
+        int n1 = 0;
+        one[n1++] = &lw->wq, one[n1++] = &lw->wk, one[n1++] = &lw->wv, one[n1++] = &lw->wo;
+        one[n1++] = lc->moe ? &lw->shared.gate : &lw->dense.gate;
+        one[n1++] = lc->moe ? &lw->shared.up : &lw->dense.up;
+        one[n1++] = lc->moe ? &lw->shared.down : &lw->dense.down;
+        for (int i = 0; i < n1; i++)
+            if (one[i]->data && dtype_is_quant(one[i]->type)) {
+                size_t b = qmatmul_scratch_bound(dtype_to_ggml(one[i]->type), 3 * T, one[i]->cols, 3);
+                if (b > best) best = b;
+            }
+        if (!lc->moe || !lw->experts) continue;
+        int64_t E = lc->n_experts, P = T * (lc->kind == MOE_ROUTE_EXPERT_CHOICE ? E : lc->top_k);
+        for (int64_t e = 0; e < E; e++) {
+            const mat *w[3] = {&lw->experts[e].gate, &lw->experts[e].up, &lw->experts[e].down};
+            for (int i = 0; i < 3; i++)
+                if (w[i]->data && dtype_is_quant(w[i]->type)) {
+                    size_t b = qmatmul_scratch_bound(dtype_to_ggml(w[i]->type), 2 * P, w[i]->cols,
+                                                     (int)(2 * E));
+                    if (b > best) best = b;
+                }
+        }
+    }
+    if (dtype_is_quant(m->lm_head.type)) {
+        size_t b = qmatmul_scratch_bound(dtype_to_ggml(m->lm_head.type), T, m->lm_head.cols, 1);
+        if (b > best) best = b;
+    }
+    return best;
 }
 
 int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opts,
@@ -140,6 +181,12 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->remote = calloc((size_t)s->e_max, 1);
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->pool = pool_create(o.n_threads);
+    if (s->pool &&
+        pool_reserve(s->pool, kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx, cfg->head_dim),
+                     quant_scratch_bound(m, T))) {
+        pool_free(s->pool);
+        s->pool = NULL;
+    }
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->remote || !s->expert_view || !s->pool) {

@@ -18,6 +18,7 @@
  * in a fixed order, so the result does not depend on the thread count.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -39,6 +40,7 @@ typedef struct att_ctx {
     const float *dout, *q, *k, *v;
     int T, H, G, Dh, window;
     float *scratch; /* [threads][attention_backward_scratch(T)] */
+    pool *pool;     /* its threads' scratch holds the GEMM's packed blocks */
 } att_ctx;
 
 /* Portable row step (see grad_attention_impl.h): the forward's softmax
@@ -53,7 +55,7 @@ static void att_row_generic(float *p, float *dp, int64_t n, float scale) {
 
 /* One block of queries [i0, i1) of head h against keys [lo, i1) of kv head g. */
 static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_t i1, float *P,
-                      float *dP) {
+                      float *dP, float *pack) {
     const int64_t Dh = c->Dh, QD = (int64_t)c->H * Dh, KD = (int64_t)c->G * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
     int64_t lo = c->window > 0 && i0 - c->window + 1 > 0 ? i0 - c->window + 1 : 0;
@@ -62,8 +64,8 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
     const float *Kg = c->k + lo * KD + g * Dh, *Vg = c->v + lo * KD + g * Dh;
 
     /* S = Q K^T and dP = dO V^T, [bq][nk] */
-    gemm_set(P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh);
-    gemm_set(dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh);
+    gemm_set(P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh, pack);
+    gemm_set(dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh, pack);
 
     int avx512 = kernels_isa() == ISA_AVX512;
     for (int64_t r = 0; r < bq; r++) {
@@ -80,9 +82,9 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
     }
 
     /* dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk */
-    gemm_acc(c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk);
-    gemm_acc(c->dk + lo * KD + g * Dh, KD, dP, 1, nk, Qb, QD, 1, nk, Dh, bq);
-    gemm_acc(c->dv + lo * KD + g * Dh, KD, P, 1, nk, dOb, QD, 1, nk, Dh, bq);
+    gemm_acc(c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk, pack);
+    gemm_acc(c->dk + lo * KD + g * Dh, KD, dP, 1, nk, Qb, QD, 1, nk, Dh, bq, pack);
+    gemm_acc(c->dv + lo * KD + g * Dh, KD, P, 1, nk, dOb, QD, 1, nk, Dh, bq, pack);
 }
 
 static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
@@ -90,16 +92,23 @@ static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
     const int per = c->H / c->G;
     float *P = c->scratch + (int64_t)tid * attention_backward_scratch(c->T);
     float *dP = P + block_rows(c->T) * (int64_t)c->T;
+    void *own;
+    float *pack = kern_scratch(c->pool, tid, gemm_scratch_bytes(), &own);
+    if (!pack) { /* out of memory: visible, never silently wrong */
+        for (int64_t i = 0; i < (int64_t)c->T * c->H * c->Dh; i++) c->dq[i] = __builtin_nanf("");
+        return;
+    }
     for (int64_t g = g0; g < g1; g++)
         for (int64_t h = g * per; h < (g + 1) * per; h++)
             for (int64_t i0 = 0; i0 < c->T; i0 += BQ)
-                att_block(c, h, g, i0, i0 + BQ < c->T ? i0 + BQ : c->T, P, dP);
+                att_block(c, h, g, i0, i0 + BQ < c->T ? i0 + BQ : c->T, P, dP, pack);
+    free(own);
 }
 
 void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *dout,
                         const float *q, const float *k, const float *v, int T, int H, int G,
                         int Dh, int window, float *scratch) {
     if (T <= 0 || H <= 0 || G <= 0 || Dh <= 0 || H % G) return;
-    att_ctx c = {dq, dk, dv, dout, q, k, v, T, H, G, Dh, window, scratch};
+    att_ctx c = {dq, dk, dv, dout, q, k, v, T, H, G, Dh, window, scratch, p};
     pool_for(p, G, 1, att_kv_heads, &c);
 }
