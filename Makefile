@@ -131,6 +131,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MOE_VERSION := $(shell sed -n 's/^\#define MOE_VERSION "\(.*\)"/\1/p' cli/cli.h)
 PIC := $(BUILD)/pic
+DEB_PKGS += pkg-config # tests/cli/install.sh builds docs/example.c with it
 PIC_LIB_OBJ := $(LIB_SRC:%.c=$(PIC)/%.o)
 
 .PHONY: shared install uninstall
