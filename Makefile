@@ -114,6 +114,71 @@ bench-olmoe-q: all
 clean:
 	rm -rf $(BUILD)
 
+# ---- shared library, pkg-config file, install ---------------------------
+# $(BUILD)/libmoe.so.0 (soname libmoe.so.0; $(BUILD)/libmoe.so links to it)
+# is built from a second, position-independent compile of the library in
+# $(BUILD)/pic, so libmoe.a and the CLI keep their non-PIC code. It exports
+# only the moe_* names (src/libmoe.map). install writes moe.pc, the
+# pkg-config file of the installed tree:
+#   cc app.c $(pkg-config --cflags --libs moe)            shared
+#   cc app.c $(pkg-config --cflags --libs --static moe)   static: adds the deps
+# make install PREFIX=/usr/local DESTDIR= : bin/moe, lib/libmoe.a,
+# lib/libmoe.so.0 + lib/libmoe.so, include/moe*.h, lib/pkgconfig/moe.pc.
+# docs/LIBRARY.md shows a program built against it.
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MOE_VERSION := $(shell sed -n 's/^\#define MOE_VERSION "\(.*\)"/\1/p' cli/cli.h)
+PIC := $(BUILD)/pic
+DEB_PKGS += pkg-config # tests/cli/install.sh builds docs/example.c with it
+PIC_LIB_OBJ := $(LIB_SRC:%.c=$(PIC)/%.o)
+
+.PHONY: shared install uninstall
+all: $(BUILD)/libmoe.so
+shared: $(BUILD)/libmoe.so
+
+$(BUILD)/libmoe.so.0: $(PIC_LIB_OBJ) src/libmoe.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libmoe.so.0 -Wl,--version-script=src/libmoe.map \
+	  -o $@ $(PIC_LIB_OBJ) $(LDLIBS)
+$(BUILD)/libmoe.so: $(BUILD)/libmoe.so.0
+	ln -sf libmoe.so.0 $@
+
+# moe.pc names PREFIX, so it is written by install itself.
+MOE_PC = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+  'Name: moe' 'Description: Mixture-of-Experts language models on the CPU' \
+  'Version: $(MOE_VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lmoe' \
+  'Libs.private: $(LDLIBS)'
+
+$(PIC)/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
+$(PIC)/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
+$(PIC)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(BUILD)/moe $(DESTDIR)$(PREFIX)/bin/moe
+	install -m 644 $(BUILD)/libmoe.a $(DESTDIR)$(LIBDIR)/libmoe.a
+	install -m 755 $(BUILD)/libmoe.so.0 $(DESTDIR)$(LIBDIR)/libmoe.so.0
+	ln -sf libmoe.so.0 $(DESTDIR)$(LIBDIR)/libmoe.so
+	install -m 644 include/moe*.h $(DESTDIR)$(INCLUDEDIR)/
+	$(MOE_PC) > $(DESTDIR)$(LIBDIR)/pkgconfig/moe.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/moe $(DESTDIR)$(LIBDIR)/libmoe.a $(DESTDIR)$(LIBDIR)/libmoe.so \
+	  $(DESTDIR)$(LIBDIR)/libmoe.so.0 $(DESTDIR)$(LIBDIR)/pkgconfig/moe.pc
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(wildcard include/moe*.h)))
+
+# The CLI suite tests/cli/install.sh installs into a temporary PREFIX.
+test test-fast: $(BUILD)/libmoe.so
+-include $(PIC_LIB_OBJ:.o=.d)
+# ---- end of shared library, pkg-config file, install --------------------
+
 # Kernel benchmark (not part of `all`): GEMV GB/s and GEMM GFLOP/s against the
 # machine's probed limits. Links only the objects it needs.
 KERN_OBJ := $(patsubst %.c,$(BUILD)/%.o,src/base/pool.c $(sort $(wildcard src/kernels/*.c)))

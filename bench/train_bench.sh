@@ -13,7 +13,7 @@
 # values: 3 (forward + backward) x 4 x layers x heads x head_dim x (T + 1) / 2.
 #
 #   sh bench/train_bench.sh                  prints a Markdown table
-#   MOE=build/moe PY=/work/pyenv/bin/python THREADS=2 STEPS=8 WARMUP=2 ROUNDS=3 sh bench/train_bench.sh
+#   MOE=build/moe PY=python3 THREADS=2 STEPS=8 WARMUP=2 ROUNDS=3 sh bench/train_bench.sh
 #   TORCH_EXPERTS=eager ...    another transformers experts implementation
 #                              (default: transformers' choice, grouped_mm)
 # About 20 s a round on an idle 2-core machine (much longer on a busy one);
@@ -21,7 +21,7 @@
 # (PyTorch the most): compare rounds, and trust a run on an idle machine.
 set -e
 MOE=${MOE:-build/moe}
-PY=${PY:-/work/pyenv/bin/python}
+PY=${PY:-python3}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-8}   # timed steps
 WARMUP=${WARMUP:-2} # untimed steps first

@@ -42,6 +42,11 @@ int cli_load_model(const char *cmd, const char *path, moe_model **m);
  * is missing the message names the file looked for. 0 or -1 (printed). */
 int cli_load_tokenizer(const char *cmd, const char *path, moe_tokenizer **t);
 
+/* Warn on stderr when a context of ctx tokens runs past the positions the
+ * model was trained for (config max_position_embeddings), saying what
+ * happens then. Nothing when it fits. */
+void cli_warn_positions(const char *cmd, const char *path, const moe_model *m, int ctx);
+
 /* Parse "1,2,3" (commas and/or whitespace) into a malloc'd array of ids in
  * [0, INT32_MAX]. 0 or -1 (printed). */
 int cli_parse_ids(const char *cmd, const char *what, const char *s, int32_t **ids, int *n);

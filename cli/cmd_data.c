@@ -60,7 +60,7 @@ int cmd_data(int argc, char **argv) {
     uint64_t seed = 0;
     int threads = 0, list_docs = 0, quiet = 0;
     const arg_opt opts[] = {
-        {"--tokenizer", "-t", ARG_STR, &tok, 0, 0, 0, "PATH", "tokenizer.json or a directory with one (required)"},
+        {"--tokenizer", NULL, ARG_STR, &tok, 0, 0, 0, "PATH", "tokenizer.json or a directory with one (required)"},
         {"--out", "-o", ARG_STR, &out, 0, 0, 0, "DIR", "write DIR/train.bin, val.bin, meta.json (required)"},
         {"--val-frac", NULL, ARG_STR, &val_arg, 0, 0, 0, "F", "share of documents for validation, in [0, 1] (default 0.05)"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the train/val split (default 0)"},
@@ -68,7 +68,7 @@ int cmd_data(int argc, char **argv) {
          "blank: documents are separated by blank lines (default); file: one per file"},
         {"--domain", NULL, ARG_STR, &unused, 0, 0, 0, "NAME=FILES",
          "files of a named domain, comma separated; repeatable"},
-        {"--threads", NULL, ARG_INT, &threads, 0, 1024, 0, "N", "tokenizing threads (default: all CPUs)"},
+        {"--threads", "-t", ARG_INT, &threads, 0, 1024, 0, "N", "tokenizing threads (default: all CPUs)"},
         {"--list-docs", NULL, ARG_FLAG, &list_docs, 0, 0, 0, NULL,
          "also write DIR/documents.jsonl: each document's file, bytes, split, tokens"},
         {"--quiet", "-q", ARG_FLAG, &quiet, 0, 0, 0, NULL, "no progress line on stderr"},

@@ -1,7 +1,8 @@
 /*
  * cmd_generate.c - `moe generate MODEL -p TEXT`: tokenize (special tokens as
  * the tokenizer adds them), prefill, then sample and stream the text as it
- * is produced, stopping at EOS or after -n tokens. Speeds go to stderr.
+ * is produced, stopping at EOS or after -n tokens. Speeds go to stderr. A
+ * --ctx past the model's positions (max_position_embeddings) is warned about.
  *
  * Streaming: the generated ids are decoded again after each token, behind a
  * few prompt tokens of context (so a leading space or a word joined to the
@@ -83,13 +84,13 @@ int cmd_generate(int argc, char **argv) {
     uint64_t seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec;
     const arg_opt opts[] = {
         {"--prompt", "-p", ARG_STR, &prompt, 0, 0, 0, "TEXT", "the prompt (required)"},
-        {"-n", NULL, ARG_INT, &n_new, 0, 1 << 24, 0, "N", "tokens to generate at most (128)"},
+        {"--max-tokens", "-n", ARG_INT, &n_new, 0, 1 << 24, 0, "N", "generate at most N tokens (128)"},
         {"--temp", NULL, ARG_FLOAT, &temp, 0, 1e6, 0, "T", "temperature, 0 = greedy (0.8)"},
         {"--top-k", NULL, ARG_INT, &top_k, 0, 1 << 30, 0, "K", "keep the K most likely, 0 = off (40)"},
         {"--top-p", NULL, ARG_FLOAT, &top_p, 0, 1, 1, "P", "nucleus mass in (0, 1], 1 = off (0.95)"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (default: from the clock)"},
         {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
-        {"--ctx", NULL, ARG_INT, &n_ctx, 0, 1 << 24, 0, "N",
+        {"--ctx", "-c", ARG_INT, &n_ctx, 0, 1 << 24, 0, "N",
          "context positions (0 = the model's, at most 4096)"},
     };
     const arg_cmd c = {"generate", "MODEL -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] "
@@ -97,7 +98,9 @@ int cmd_generate(int argc, char **argv) {
                        "Generate text after a prompt, streamed to stdout as it is produced.\n"
                        "Stops at the end-of-sequence token or after N tokens; prefill and decode\n"
                        "speeds are printed to stderr at the end.",
-                       "Sampling applies temperature, then top-k, then top-p, as transformers does.",
+                       "Sampling applies temperature, then top-k, then top-p, as transformers does.\n"
+                       "A --ctx longer than the model's max_position_embeddings runs, with a warning:\n"
+                       "the positions past it were never trained and usually predict worse.",
                        opts, 8, 1, 1, "MODEL"};
     const char *pos[1];
     int np;
@@ -142,6 +145,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     const int ctx = moe_session_ctx(s);
+    cli_warn_positions("generate", pos[0], m, ctx);
     if (n_prompt >= ctx) {
         cli_error("generate", "the prompt has %d tokens and the context holds %d (raise --ctx)",
                   n_prompt, ctx);

@@ -7,12 +7,15 @@
  *
  * The tokens are cut into windows of --ctx; each window starts from an empty
  * cache and every position but the last predicts the next token, so a
- * window of C tokens scores C - 1 positions.
+ * window of C tokens scores C - 1 positions. A window longer than a model's
+ * max_position_embeddings is scored all the same, with a warning. Progress
+ * goes to stderr only when it is a terminal.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "base/mapfile.h"
@@ -105,7 +108,9 @@ int cmd_ppl(int argc, char **argv) {
         "differs from its original).",
         "The tokens are cut into windows of --ctx tokens; each window starts from an\n"
         "empty cache and scores its positions but the last (C - 1 per window).\n"
-        "Both models must have the same vocabulary. KL is in nats.",
+        "Both models must have the same vocabulary. KL is in nats. A window longer than\n"
+        "a model's max_position_embeddings is scored, with a warning: the positions\n"
+        "past it were never trained. Progress is shown when stderr is a terminal.",
         opts, 8, 1, 1, "MODEL"};
     const char *pos[1];
     int np;
@@ -129,6 +134,7 @@ int cmd_ppl(int argc, char **argv) {
     }
     if (ctx > n) ctx = n;
     if (ppl_open(pos[0], ctx, threads, &mod)) goto done;
+    cli_warn_positions("ppl", pos[0], mod.m, ctx);
     const int V = moe_model_config(mod.m)->vocab;
     for (int i = 0; i < n; i++) {
         if (ids[i] >= V) {
@@ -140,6 +146,7 @@ int cmd_ppl(int argc, char **argv) {
     }
     if (ref_path) {
         if (ppl_open(ref_path, ctx, threads, &ref)) goto done;
+        cli_warn_positions("ppl", ref_path, ref.m, ctx);
         int rv = moe_model_config(ref.m)->vocab;
         if (rv != V) {
             cli_error("ppl", "vocabularies differ: %s has %d tokens, %s has %d", pos[0], V,
@@ -155,6 +162,7 @@ int cmd_ppl(int argc, char **argv) {
         }
     }
 
+    const int progress = !json && isatty(STDERR_FILENO);
     int windows = 0;
     for (int w = 0; w + 1 < n; w += ctx) {
         int len = n - w < ctx ? n - w : ctx;
@@ -165,11 +173,11 @@ int cmd_ppl(int argc, char **argv) {
             score_add(&acc, mod.logits + (size_t)i * V,
                       ref_path ? ref.logits + (size_t)i * V : NULL, V, ids[w + i + 1]);
         windows++;
-        if (!json)
+        if (progress)
             fprintf(stderr, "\rmoe ppl: window %d, %lld positions scored", windows,
                     (long long)acc.n);
     }
-    if (!json) fputc('\n', stderr);
+    if (progress) fputc('\n', stderr);
 
     const double nll = acc.nll / (double)acc.n;
     if (json) {

@@ -20,6 +20,16 @@ void cli_error(const char *cmd, const char *fmt, ...) {
     va_end(ap);
 }
 
+void cli_warn_positions(const char *cmd, const char *path, const moe_model *m, int ctx) {
+    const int max_pos = moe_model_config(m)->max_pos;
+    if (max_pos <= 0 || ctx <= max_pos) return;
+    fprintf(stderr,
+            "moe %s: warning: a context of %d tokens is longer than the %d positions %s was "
+            "trained for (max_position_embeddings); positions %d and on are run all the same, "
+            "with rotary angles the model never saw, and their predictions are usually worse\n",
+            cmd, ctx, max_pos, path, max_pos);
+}
+
 static int path_exists(const char *cmd, const char *path, struct stat *st) {
     if (stat(path, st) == 0) return 0;
     cli_error(cmd, "%s: %s", path,

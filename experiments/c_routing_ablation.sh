@@ -15,9 +15,12 @@
 #              N x 2 / 8 tokens), aux + z
 # Top-1 (active width 256, the DeepSeekMoE paper's Hash/Switch rows):
 #   hash       expert = hash(token id) mod 8, nothing learned
-#   top1       softmax top-1, aux + z. In the Mixtral layout the chosen
-#              weight is renormalized to exactly 1, so this router learns
-#              only from aux and z (docs/TRAINING.md), unlike Switch's p_i
+#   top1       softmax top-1, aux + z, weight = the router probability p_i
+#              as in Switch ("moe": {"norm_topk": false}). The Mixtral
+#              layout's default renormalizes it to exactly 1, which leaves
+#              the router no gradient from the LM loss (docs/TRAINING.md);
+#              the top1 runs in docs/RESULTS.md were made that way (remove
+#              EXP_DIR/runs/top1-s* to rerun them)
 # Fine-grained + shared (DeepSeekMoE style, Qwen2-MoE layout, same
 # attention): 15 routed experts of 128, top-3, + 1 shared expert of 128
 # every token uses (its sigmoid gate is Qwen2-MoE's): active width
@@ -37,7 +40,7 @@ config_mixtral "$C/bias.json" 8 2 256 '{"score": "sigmoid", "select_bias": true}
 config_mixtral "$C/noisy.json" 8 2 256 '{"noise": 1.0}'
 config_mixtral "$C/ec.json" 8 2 256 '{"router": "expert_choice", "capacity_factor": 1.0}'
 config_mixtral "$C/hash.json" 8 1 256 '{"router": "hash"}'
-config_mixtral "$C/top1.json" 8 1 256
+config_mixtral "$C/top1.json" 8 1 256 '{"norm_topk": false}'
 config_qwen2 "$C/fgshared.json" 15 3 128 128 512
 for s in ${SEEDS:-1}; do
     run_base "$s"

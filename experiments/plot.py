@@ -13,8 +13,8 @@ by experiments/*.sh) and writes, under --out (docs/results):
   summary.md        every table (markdown), the numbers docs/RESULTS.md quotes
   summary.json      the same numbers, machine-readable
 
-Needs matplotlib (pip install matplotlib; e.g. /work/pyenv/bin/pip install
-matplotlib). A run that is missing is left out of its plot and table.
+Needs matplotlib (python3 -m pip install matplotlib==3.11.2; tools/README.md).
+A run that is missing is left out of its plot and table.
 
     python3 experiments/plot.py --exp-dir build/experiments --out docs/results
 """

@@ -4,8 +4,8 @@
 # training thread (THREADS=1); 36 runs of 204,800 tokens, 60-80 minutes on
 # a 2-core machine shared with other work (docs/RESULTS.md has the measured
 # times); a rerun skips finished runs.
-# plot.py needs matplotlib (`pip install matplotlib`, e.g.
-# /work/pyenv/bin/pip install matplotlib; PYTHON names the interpreter).
+# plot.py needs matplotlib (`python3 -m pip install matplotlib==3.11.2`,
+# tools/README.md; PYTHON names the interpreter, python3 by default).
 #
 #   BUILD=build nohup experiments/run_all.sh > build/experiments.log 2>&1 &
 #   SEEDS=1 ...        b, c and d with seed 1 only: 20 runs instead of 36

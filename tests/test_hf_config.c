@@ -531,6 +531,71 @@ TEST(hf_config_moe_extras) {
     PARSE_BAD("{\"model_type\": \"mixtral\", \"moe\": [1]}", "moe");
 }
 
+/* Read what the last roundtrip() wrote into buf. */
+static void written(char *buf, size_t size) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.json", test_tmpdir());
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+/* moe.norm_topk overrides each layout's renormalization of the top-k
+ * weights, and comes back from a write where the layout cannot say it. */
+TEST(hf_config_norm_topk) {
+    moe_config *c = &g_cfg;
+    static char buf[8192];
+    /* mixtral: always renormalized unless moe.norm_topk says otherwise */
+    if (PARSE_OK("{\"model_type\": \"mixtral\", \"num_experts_per_tok\": 1}")) {
+        CHECK_EQ_INT(c->layer[0].norm_topk, 1);
+        ROUNDTRIP();
+        written(buf, sizeof buf);
+        CHECK(strstr(buf, "norm_topk") == NULL);
+    }
+    if (PARSE_OK("{\"model_type\": \"mixtral\", \"num_experts_per_tok\": 1, "
+                 "\"moe\": {\"norm_topk\": false}}")) {
+        for (int i = 0; i < c->n_layers; i++) CHECK_EQ_INT(c->layer[i].norm_topk, 0);
+        ROUNDTRIP();
+        CHECK_EQ_INT(g_back.layer[0].norm_topk, 0);
+        written(buf, sizeof buf);
+        CHECK_STR_CONTAINS(buf, "\"norm_topk\":\tfalse");
+    }
+    if (PARSE_OK("{\"model_type\": \"mixtral\", \"moe\": {\"norm_topk\": true}}")) {
+        CHECK_EQ_INT(c->layer[0].norm_topk, 1);
+        ROUNDTRIP();
+        written(buf, sizeof buf);
+        CHECK(strstr(buf, "\"moe\"") == NULL); /* the layout's default: nothing to say */
+    }
+    /* olmoe, qwen2_moe, qwen3_moe: the key wins over norm_topk_prob, and is
+     * written back as norm_topk_prob, which transformers reads */
+    if (PARSE_OK("{\"model_type\": \"olmoe\", \"norm_topk_prob\": true, "
+                 "\"moe\": {\"norm_topk\": false}}")) {
+        CHECK_EQ_INT(c->layer[0].norm_topk, 0);
+        ROUNDTRIP();
+        written(buf, sizeof buf);
+        CHECK_STR_CONTAINS(buf, "\"norm_topk_prob\":\tfalse");
+        CHECK(strstr(buf, "\"norm_topk\"") == NULL);
+    }
+    if (PARSE_OK("{\"model_type\": \"qwen3_moe\", \"moe\": {\"norm_topk\": true}}")) {
+        CHECK_EQ_INT(c->layer[0].norm_topk, 1);
+        ROUNDTRIP();
+        written(buf, sizeof buf);
+        CHECK_STR_CONTAINS(buf, "\"norm_topk_prob\":\ttrue");
+    }
+    if (PARSE_OK("{\"model_type\": \"qwen2_moe\", \"norm_topk_prob\": true, \"num_hidden_layers\": "
+                 "2, \"mlp_only_layers\": [0], \"moe\": {\"norm_topk\": false}}")) {
+        CHECK_EQ_INT(c->layer[1].norm_topk, 0);
+        CHECK(!c->layer[0].moe);
+        ROUNDTRIP();
+    }
+    PARSE_BAD("{\"model_type\": \"mixtral\", \"moe\": {\"norm_topk\": 0}}", "norm_topk");
+    PARSE_BAD("{\"model_type\": \"qwen3_moe\", \"moe\": {\"norm_topk\": \"no\"}}", "norm_topk");
+}
+
 /* ------------------------------------------------------------------ errors */
 
 TEST(hf_config_bad_json) {

@@ -14,7 +14,7 @@ Hugging Face directory it was made from:
     relative RMS error is within the type's bound.
 Mixtral's q/k rows are compared after llama.cpp's permutation.
 
-  /work/pyenv/bin/python tools/check_gguf_python.py OUT.gguf SOURCE_DIR
+  python3 tools/check_gguf_python.py OUT.gguf SOURCE_DIR
 Needs: gguf (0.19), numpy, torch, safetensors. Not run in CI (no Python there).
 Exit status 0 when everything matches; the last line says "N tensors ok".
 """

@@ -21,7 +21,7 @@ tests/fixtures/tokenizer_train/trained, tests/fixtures/gguf_tokenizers/hf/*):
 Prints a table; not run in CI (the C test tests/test_gguf_vocab.c checks the committed
 fixtures without Python).
 
-Usage: /work/pyenv/bin/python tools/check_gguf_vocab.py [--moe build/moe] [--lcp DIR]
+Usage: python3 tools/check_gguf_vocab.py [--moe build/moe] [--lcp DIR]
        [--lcp-build DIR] [--random N]
 Needs: tokenizers, transformers, gguf, numpy, safetensors; llama.cpp's source (the
 llama-cpp-python 0.3.36 sdist, tools/gen_gguf_fixtures.sh) and, for step 3's llama.cpp

@@ -13,11 +13,11 @@
 #
 #   LCP=/path/to/llama.cpp LCP_BUILD=/path/to/build sh tools/check_llamacpp.sh
 # The build needs libllama (cmake -DGGML_NATIVE=ON ...; `cmake --build . --target
-# llama`). Needs /work/pyenv/bin/python (numpy) for the comparison. Not run in CI.
+# llama`). Needs python3 (numpy) for the comparison. Not run in CI.
 set -eu
 LCP=${LCP:-/tmp/lcp/llama_cpp_python-0.3.36/vendor/llama.cpp}
 LCP_BUILD=${LCP_BUILD:-/tmp/lcp-build}
-PY=${PY:-/work/pyenv/bin/python}
+PY=${PY:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MOE=${MOE:-$ROOT/build/moe}
 W=$(mktemp -d)

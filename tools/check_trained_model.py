@@ -2,7 +2,7 @@
 """check_trained_model.py - does a moe checkpoint load in transformers and give
 the logits `moe logits` gives?
 
-  /work/pyenv/bin/python tools/check_trained_model.py DIR [--ids 1,2,3 | --n 32 --seed 0]
+  python3 tools/check_trained_model.py DIR [--ids 1,2,3 | --n 32 --seed 0]
                         [--moe build/moe] [--tol 1e-4] [--threads N] [--dropless]
 
 DIR is a checkpoint directory (config.json + *.safetensors), e.g. one `moe train

@@ -18,8 +18,8 @@ strings for the fixed texts), which tests/test_tokenizer_train.c compares agains
 files, encoded by HF and followed by EOS, must equal the tokens in DIR/train.bin + val.bin.
 
 Usage:
-  /work/pyenv/bin/python tools/check_trained_tokenizer.py --moe build/moe [--write-fixture]
-  /work/pyenv/bin/python tools/check_trained_tokenizer.py --moe build/moe --corpus a.txt b.txt --vocab 4096
+  python3 tools/check_trained_tokenizer.py --moe build/moe [--write-fixture]
+  python3 tools/check_trained_tokenizer.py --moe build/moe --corpus a.txt b.txt --vocab 4096
 Needs: tokenizers 0.23.3, transformers 5.x (optional: skipped if missing).
 """
 import argparse

@@ -3,14 +3,14 @@
 # own converter, for tests/test_gguf_model.c (GGUF logits vs safetensors logits).
 #
 # The converter comes from the llama-cpp-python sdist (vendor/llama.cpp):
-#   /work/pyenv/bin/pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
+#   python3 -m pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
 # The fixtures have no tokenizer that matches their 128-token vocab, so set_vocab()
 # is made a no-op (tokenizer metadata is tested with the files of
 # tools/gen_gguf_tokenizer_fixtures.py); the tensors and the hyperparameters are
 # converted exactly as for a real model.
 set -eu
 LCP=${LCP:-/tmp/lcp}
-PY=${PY:-/work/pyenv/bin/python}
+PY=${PY:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/tests/fixtures/gguf_models
 WORK=$(mktemp -d)

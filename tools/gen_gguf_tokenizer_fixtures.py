@@ -42,7 +42,7 @@ tokenizer.json (Prepend + Replace normalizer, ByteFallback decoder, BOS added). 
 checks it against sentencepiece itself (the tokenizer the model is trained with) on every text
 that names no special token, and stops on any difference.
 
-Usage: /work/pyenv/bin/python tools/gen_gguf_tokenizer_fixtures.py [--lcp DIR] [--out DIR]
+Usage: python3 tools/gen_gguf_tokenizer_fixtures.py [--lcp DIR] [--out DIR]
 Needs: tokenizers 0.23.3, transformers 5.23, gguf 0.19, sentencepiece 0.2.3, protobuf, and the
 llama.cpp source of the llama-cpp-python 0.3.36 sdist (tools/gen_gguf_fixtures.sh says how to
 get it). Output is deterministic.

@@ -19,7 +19,7 @@ checks (and records in ref.json under "checks") that each switch changes the
 computation: fraction of q/k/v clipped, dense vs MoE layers, window on/off
 difference, top-k weight sums, no near-ties in routing or greedy argmax.
 
-Run:  /work/pyenv/bin/python tools/gen_model_fixtures.py [--only NAME ...] [--debug NAME]
+Run:  python3 tools/gen_model_fixtures.py [--only NAME ...] [--debug NAME]
 (see tools/README.md). CPU only, float32 math, eager attention, fixed seeds.
 """
 import os

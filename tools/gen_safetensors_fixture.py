@@ -3,7 +3,7 @@
 implementation (huggingface safetensors), so tests/test_safetensors.c can check
 that our reader reads it and that st_write produces the same bytes.
 
-Run: /work/pyenv/bin/python tools/gen_safetensors_fixture.py [OUT]
+Run: python3 tools/gen_safetensors_fixture.py [OUT]
 """
 import sys
 

@@ -75,7 +75,7 @@ chosen and the first unchosen > GAP_MIN in logits, in sigmoid + bias, or in
 log-softmax for expert choice), else the data is reseeded, so an implementation
 that differs by 1e-6 routes identically. Two runs must be bit-identical.
 
-Run:  /work/pyenv/bin/python tools/gen_train_fixtures.py [--only NAME ...]
+Run:  python3 tools/gen_train_fixtures.py [--only NAME ...]
 (see tools/README.md). CPU only, float32, one thread, fixed seeds.
 """
 import os

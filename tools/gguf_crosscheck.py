@@ -15,7 +15,7 @@ only the fixture this writes.
                  fuzz/corpus/gguf/*, and a file written by our writer
                  (gguf_dump --sample), which checks the writer too.
 
-Usage: /work/pyenv/bin/python tools/gguf_crosscheck.py check
+Usage: python3 tools/gguf_crosscheck.py check
 """
 import glob
 import os

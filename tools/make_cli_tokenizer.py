@@ -6,7 +6,7 @@ vocab of `moe init --preset tiny*`), trained here on a short English text, with 
 <unk> = 0, <s> = 1, </s> = 2 (the tiny presets' bos / eos ids) and a post-processor that
 prepends <s>, so `moe tokenize` / `generate` run end to end on a random model.
 
-Usage: /work/pyenv/bin/python tools/make_cli_tokenizer.py [--out tests/fixtures/cli]
+Usage: python3 tools/make_cli_tokenizer.py [--out tests/fixtures/cli]
 Needs: tokenizers 0.23.3.
 """
 import argparse

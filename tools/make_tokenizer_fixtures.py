@@ -19,7 +19,7 @@ It also checks that HF tokenizers with the rebuilt llama-spm / mpt tokenizer.jso
 ids in the shared .out files (llama.cpp's test vectors, themselves made with HF tokenizers) and
 prints every mismatch.
 
-Usage: /work/pyenv/bin/python tools/make_tokenizer_fixtures.py [--vocab DIR] [--out DIR]
+Usage: python3 tools/make_tokenizer_fixtures.py [--vocab DIR] [--out DIR]
 Needs: tokenizers 0.23.3, transformers 5.23, gguf 0.19 (pip install gguf).
 """
 import argparse

@@ -26,7 +26,11 @@
  * (or "type") must be "default"; rope_theta from there, else top level, else
  * the class default (mixtral 1e6, others 1e4).
  * Our own fields live under "moe": score, router, capacity_factor, noise,
- * routed_scaling_factor, select_bias (all MoE layers).
+ * routed_scaling_factor, select_bias, norm_topk (all MoE layers). norm_topk
+ * (true/false) overrides the layout's renormalization of the top-k weights:
+ * mixtral always renormalizes, the others follow norm_topk_prob. It is
+ * written back only where the layout cannot say it (mixtral without
+ * renormalization); the others write it as norm_topk_prob.
  */
 #include "formats/hf_config.h"
 #include "base/err.h"
@@ -204,19 +208,23 @@ static int hf_rope(const hf_in *in, const hf_arch *a, float *theta) {
 
 /* -------------------------------------------------------------- "moe" key */
 
-static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl) {
+/* The "moe" object into tpl; *norm_topk = moe.norm_topk (0/1), -1 when absent
+ * (the layout decides). */
+static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl, int *norm_topk) {
+    *norm_topk = -1;
     const cJSON *m = hf_get(in->root, "moe");
     if (!m) return 0;
     if (!cJSON_IsObject(m))
         return moe_fail(in->err, "%s: field moe: wrong JSON type (expected an object)", in->where);
     static const char *const known[] = {"score", "router", "capacity_factor", "noise",
-                                        "routed_scaling_factor", "select_bias"};
+                                        "routed_scaling_factor", "select_bias", "norm_topk"};
     for (const cJSON *c = m->child; c; c = c->next) {
         int ok = 0;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(c->string, known[i]);
         if (!ok)
             return moe_fail(in->err, "%s: field moe.%s: unknown (known: score, router, "
-                            "capacity_factor, noise, routed_scaling_factor, select_bias)",
+                            "capacity_factor, noise, routed_scaling_factor, select_bias, "
+                            "norm_topk)",
                             in->where, c->string);
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "score");
@@ -247,6 +255,9 @@ static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl) {
     tpl->noise = (float)d;
     if (hf_num(in, m, "routed_scaling_factor", 1, &d)) return -1;
     tpl->routed_scale = (float)d;
+    if (cJSON_GetObjectItemCaseSensitive(m, "norm_topk") &&
+        hf_bool(in, m, "norm_topk", 0, norm_topk))
+        return -1;
     return hf_bool(in, m, "select_bias", 0, &tpl->select_bias);
 }
 
@@ -436,16 +447,19 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     if (E > 0 && moe.top_k > E)
         return moe_fail(in->err, "%s: field num_experts_per_tok: %d more than the %d experts",
                         in->where, moe.top_k, E);
-    if (hf_moe_extras(in, &moe)) return -1;
+    int norm_override;
+    if (hf_moe_extras(in, &moe, &norm_override)) return -1;
     if (a->arch == MOE_ARCH_MIXTRAL || a->arch == MOE_ARCH_OLMOE) {
         moe.expert_dim = inter;
         moe.norm_topk = 1;
         if (a->arch == MOE_ARCH_OLMOE && hf_bool(in, in->root, "norm_topk_prob", 0, &moe.norm_topk))
             return -1;
+        if (norm_override >= 0) moe.norm_topk = norm_override;
         for (int i = 0; i < cfg->n_layers; i++) cfg->layer[i] = moe;
     } else {
         if (hf_pos(in, "moe_intermediate_size", a->moe_inter, &moe.expert_dim)) return -1;
         if (hf_bool(in, in->root, "norm_topk_prob", 0, &moe.norm_topk)) return -1;
+        if (norm_override >= 0) moe.norm_topk = norm_override;
         if (a->arch == MOE_ARCH_QWEN2_MOE) {
             moe.n_shared = 1;
             moe.shared_gate = 1;
@@ -664,9 +678,11 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
     if (m) hf_add_int(o, "num_experts_per_tok", m->top_k);
     if (torch_dtype) cJSON_AddStringToObject(o, "torch_dtype", torch_dtype);
 
+    /* mixtral has no field for plain (not renormalized) top-k weights */
+    const int norm_extra = m && c->arch == MOE_ARCH_MIXTRAL && !m->norm_topk;
     if (m && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
               m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
-              m->select_bias)) {
+              m->select_bias || norm_extra)) {
         cJSON *x = cJSON_AddObjectToObject(o, "moe");
         if (x && m->score != MOE_SCORE_SOFTMAX) cJSON_AddStringToObject(x, "score", "sigmoid");
         if (x && m->kind != MOE_ROUTE_TOKEN_CHOICE)
@@ -678,6 +694,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
         if (x && m->routed_scale != 1)
             cJSON_AddItemToObject(x, "routed_scaling_factor", hf_float(m->routed_scale));
         if (x && m->select_bias) cJSON_AddBoolToObject(x, "select_bias", 1);
+        if (x && norm_extra) cJSON_AddBoolToObject(x, "norm_topk", 0);
     }
     return o;
 }
