@@ -274,15 +274,14 @@ static int copy_tokenizer(const char *cmd, const char *dir, const char *out) {
 /* The float type all of a model's weights share, or -1. */
 static int uniform_float_type(const moe_model *m) {
     const moe_config *c = moe_model_config(m);
-    int n = tm_list(c, NULL, NULL, 0), t = -1;
+    int n = tm_list(c, TM_GGUF, NULL, NULL, 0), t = -1;
     tm_entry *e = malloc(sizeof *e * (size_t)n);
     if (!e) return -1;
-    tm_list(c, NULL, e, n);
+    tm_list(c, TM_GGUF, NULL, e, n);
     for (int i = 0; i < n; i++) {
         mat w;
         /* vectors and routers are F32 in every GGUF: they do not decide */
-        if (!e[i].rows || e[i].role == TM_ROUTER || e[i].role == TM_SHEXP_INP ||
-            tm_source(m, &e[i], 0, &w))
+        if (!e[i].rows || tm_keep_f32(e[i].role) || tm_source(m, &e[i], 0, &w))
             continue;
         int x = (int)w.type;
         if (x != DT_F32 && x != DT_BF16 && x != DT_F16) x = -2;

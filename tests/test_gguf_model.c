@@ -5,13 +5,16 @@
  * F32 files must give the safetensors logits within 1e-5 relative (the
  * Mixtral one also checks that the converter's q/k row permutation is
  * undone exactly); Q8_0 files within a KL bound (see kl_q8_0 below).
- * Broken files (truncated, unknown architecture, a tensor missing) must fail
- * to load with a message naming the problem.
+ * Broken files (truncated, unknown architecture, a tensor missing, header
+ * fields that claim a huge or invalid model) must fail to load with a message
+ * naming the problem, before anything is sized from the header.
  */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "moe.h"
@@ -173,20 +176,25 @@ TEST(gguf_qwen2_moe_q8_0) { check_q8("qwen2_moe_base", "qwen2_moe_q8_0.gguf"); }
 
 /* ------------------------------------------------------------ bad files */
 
-/* Rewrite src to dst with tensor `skip` left out and general.architecture
- * set to `arch` (NULL: unchanged). Scalar and string keys only (the
- * fixtures have no arrays). */
-static int rewrite(const char *src, const char *dst, const char *skip, const char *arch) {
+/* Rewrite src to dst with tensor `skip` left out, general.architecture
+ * set to `arch` (NULL: unchanged) and the pairs of over[n_over] replacing
+ * (or added to) the file's. Scalar and string keys only (the fixtures have
+ * no arrays). */
+static int rewrite_kv(const char *src, const char *dst, const char *skip, const char *arch,
+                      const gguf_wkv *over, int n_over) {
     gguf_file g;
     moe_err err;
     if (gguf_open(&g, src, &err)) return -1;
-    gguf_wkv *kv = calloc((size_t)g.n_kv + 1, sizeof *kv);
+    gguf_wkv *kv = calloc((size_t)g.n_kv + (size_t)n_over + 1, sizeof *kv);
     gguf_wtensor *t = calloc((size_t)g.n_tensors + 1, sizeof *t);
     int nk = 0, nt = 0;
     for (int i = 0; i < g.n_kv; i++) {
         const gguf_kv *k = &g.kvs[i];
         gguf_wkv w = {.key = k->key, .type = k->type};
         if (k->type == GGUF_VT_ARR) continue;
+        int replaced = 0;
+        for (int j = 0; j < n_over; j++) replaced |= strcmp(over[j].key, k->key) == 0;
+        if (replaced) continue;
         if (k->type == GGUF_VT_STR) {
             w.str = (arch && strcmp(k->key, "general.architecture") == 0) ? arch : k->strs[0];
         } else {
@@ -194,6 +202,7 @@ static int rewrite(const char *src, const char *dst, const char *skip, const cha
         }
         kv[nk++] = w;
     }
+    for (int j = 0; j < n_over; j++) kv[nk++] = over[j];
     for (int i = 0; i < g.n_tensors; i++) {
         const gguf_tensor *s = &g.tensors[i];
         if (skip && strcmp(s->name, skip) == 0) continue;
@@ -206,6 +215,10 @@ static int rewrite(const char *src, const char *dst, const char *skip, const cha
     free(t);
     gguf_close(&g);
     return r;
+}
+
+static int rewrite(const char *src, const char *dst, const char *skip, const char *arch) {
+    return rewrite_kv(src, dst, skip, arch, NULL, 0);
 }
 
 static void expect_fail(const char *path, const char *want) {
@@ -249,4 +262,107 @@ TEST(gguf_model_bad_files) {
     if (f) fclose(f);
     free(buf);
     expect_fail(dst, "trunc.gguf");
+}
+
+/* --------------------------------------- header claims, checked first */
+
+/* moe_model_load(path) in a child whose address space is capped at what it
+ * has plus 2 GiB: a loader that sizes tables from the header before checking
+ * it fails there with "out of memory" (or dies) instead of naming the
+ * problem. Returns the child's error message in msg; 0 if the load failed
+ * cleanly. */
+static int load_capped(const char *path, char *msg, size_t n) {
+    int fd[2];
+    msg[0] = 0;
+    if (pipe(fd)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(fd[0]);
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f && fscanf(f, "%ld", &pages) != 1) pages = 0;
+        if (f) fclose(f);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max =
+            (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)2 << 30);
+        if (pages > 0) setrlimit(RLIMIT_AS, &rl);
+        moe_model *m = NULL;
+        moe_err err = {{0}};
+        int r = moe_model_load(&m, path, &err);
+        ssize_t w = write(fd[1], err.msg, strlen(err.msg));
+        (void)w;
+        _exit(r == -1 && m == NULL ? 0 : 1);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    ssize_t k;
+    while (got + 1 < n && (k = read(fd[0], msg + got, n - 1 - got)) > 0) got += (size_t)k;
+    msg[got] = 0;
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void expect_capped_fail(const char *path, const char *want) {
+    char msg[512];
+    CHECK_MSG(load_capped(path, msg, sizeof msg) == 0, "%s: loaded, or the loader died (\"%s\")",
+              path, msg);
+    CHECK_MSG(strstr(msg, want) != NULL, "message \"%s\" lacks \"%s\"", msg, want);
+    CHECK_MSG(strstr(msg, "out of memory") == NULL, "%s: %s", path, msg);
+}
+
+/* A small file of header fields (arch qwen3moe unless llama) and one tiny
+ * token_embd [4][32]. */
+static void write_claims(const char *path, const char *arch, uint32_t layers, uint32_t dim,
+                         uint32_t heads, uint32_t head_dim) {
+    char k[8][64];
+    const char *suf[8] = {"block_count", "embedding_length", "attention.head_count",
+                          "attention.head_count_kv", "attention.key_length",
+                          "feed_forward_length", "expert_count", "expert_used_count"};
+    uint32_t v[8] = {layers, dim, heads, heads, head_dim, 16, 8, 2};
+    gguf_wkv kv[9];
+    kv[0] = gguf_wstr("general.architecture", arch);
+    for (int i = 0; i < 8; i++) {
+        snprintf(k[i], sizeof k[i], "%s.%s", arch, suf[i]);
+        kv[i + 1] = gguf_wu32(k[i], v[i]);
+    }
+    static float emb[4 * 32];
+    gguf_wtensor t = {"token_embd.weight", GGUF_TYPE_F32, 2, {32, 4, 1, 1}, emb};
+    moe_err err;
+    CHECK_MSG(gguf_write(path, kv, 9, &t, 1, &err) == 0, "%s", err.msg);
+}
+
+TEST(gguf_model_header_checked_before_allocating) {
+    char p[600];
+    /* 256 layers of 4096 heads of 65536: the tables would take terabytes */
+    snprintf(p, sizeof p, "%s/claims_huge.gguf", test_tmpdir());
+    write_claims(p, "llama", 256, 1 << 20, 4096, 65536);
+    struct stat sb;
+    CHECK(stat(p, &sb) == 0 && sb.st_size < 1024);
+    expect_capped_fail(p, "num_attention_heads x head_dim too large");
+    /* a valid but large config (gigabytes of tables) whose first tensor is
+     * too small: the shape error, nothing sized from the header first */
+    snprintf(p, sizeof p, "%s/claims_big.gguf", test_tmpdir());
+    write_claims(p, "qwen3moe", 128, 1 << 20, 4096, 256);
+    expect_capped_fail(p, "tensor token_embd.weight has shape [4, 32], expected [4, 1048576]");
+}
+
+TEST(gguf_model_config_validated) {
+    char src[512], dst[600];
+    snprintf(src, sizeof src, "%s/gguf_models/qwen3_moe_f32.gguf", test_fixtures());
+    snprintf(dst, sizeof dst, "%s/hd15.gguf", test_tmpdir());
+    gguf_wkv hd = gguf_wu32("qwen3moe.attention.key_length", 15);
+    CHECK(rewrite_kv(src, dst, NULL, NULL, &hd, 1) == 0);
+    expect_capped_fail(dst, "head_dim 15 is odd");
+    snprintf(dst, sizeof dst, "%s/eps.gguf", test_tmpdir());
+    gguf_wkv eps = gguf_wf32("qwen3moe.attention.layer_norm_rms_epsilon", 1e20f);
+    CHECK(rewrite_kv(src, dst, NULL, NULL, &eps, 1) == 0);
+    expect_capped_fail(dst, "rms_norm_eps 1e+20 out of range");
+    /* the same rewrite without a change loads (the child reports success) */
+    snprintf(dst, sizeof dst, "%s/ok.gguf", test_tmpdir());
+    CHECK(rewrite_kv(src, dst, NULL, NULL, NULL, 0) == 0);
+    char msg[512];
+    CHECK_MSG(load_capped(dst, msg, sizeof msg) != 0, "the unchanged copy failed: %s", msg);
 }

@@ -254,9 +254,9 @@ TEST(quantize_gguf_q8_to_hf) {
     const moe_config *c = moe_model_config(m);
     unsigned char split[MOE_MAX_LAYERS];
     memset(split, 1, sizeof split);
-    int n = tm_list(c, split, NULL, 0), q8 = 0;
+    int n = tm_list(c, TM_GGUF, split, NULL, 0), q8 = 0;
     tm_entry *t = malloc(sizeof *t * (size_t)n);
-    tm_list(c, split, t, n);
+    tm_list(c, TM_GGUF, split, t, n);
     st_store st = {0};
     CHECK(st_open_dir(&st, dir, &err) == 0);
     for (int i = 0; i < n; i++) {
@@ -335,9 +335,9 @@ static void check_exact(moe_arch arch, int type) {
     st_store st = {0};
     moe_err err;
     CHECK(gguf_open(&g, out, &err) == 0 && st_open_dir(&st, dir, &err) == 0);
-    int n = tm_list(c, NULL, NULL, 0), checked = 0;
+    int n = tm_list(c, TM_GGUF, NULL, NULL, 0), checked = 0;
     tm_entry *t = malloc(sizeof *t * (size_t)n);
-    tm_list(c, NULL, t, n);
+    tm_list(c, TM_GGUF, NULL, t, n);
     for (int i = 0; i < n; i++) {
         char name[96];
         tm_gguf_name(name, sizeof name, &t[i]);

@@ -6,6 +6,7 @@
 #ifndef MOE_BASE_DTYPE_H
 #define MOE_BASE_DTYPE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,72 +25,83 @@ typedef enum {
     DT_Q6_K,
 } dtype;
 
-static inline int dtype_is_quant(dtype t) { return t >= DT_Q4_0 && t <= DT_Q6_K; }
+/* The one table of stored types: every fact about a type's layout is a row
+ * here. kernels/quant.c builds the quantized types' kernels (dequantize,
+ * reference quantize, dot product) from the same rows and checks its block
+ * structs against them at compile time; formats/gguf.c takes geometry and
+ * alignment from it. Adding a type is a row here (and its kernels).
+ *   X(TAG, tag, name, ggml/GGUF type id, values per block, bytes per block,
+ *     alignment its data needs in memory (the widest field)) */
+#define DTYPE_FLOAT_LIST(X)               \
+    X(F32, f32, "f32", 0, 1, 4, 4)        \
+    X(F16, f16, "f16", 1, 1, 2, 2)        \
+    X(BF16, bf16, "bf16", 30, 1, 2, 2)
+#define DTYPE_QUANT_LIST(X)               \
+    X(Q4_0, q4_0, "q4_0", 2, 32, 18, 2)   \
+    X(Q8_0, q8_0, "q8_0", 8, 32, 34, 2)   \
+    X(Q4_K, q4_K, "q4_K", 12, 256, 144, 4) \
+    X(Q5_K, q5_K, "q5_K", 13, 256, 176, 4) \
+    X(Q6_K, q6_K, "q6_K", 14, 256, 210, 2)
 
-/* dtype <-> ggml / GGUF type id (QT_* of kernels/quant.h, gguf_type); -1 /
- * DT_COUNT when there is none. */
+typedef struct dtype_traits {
+    dtype type;
+    const char *name;  /* "q4_K", as ggml names it in lower case */
+    int ggml;          /* ggml / GGUF tensor type id */
+    int block_elems;   /* values per block (1 for float types) */
+    int block_bytes;   /* bytes per block (the element size for float types) */
+    int align;         /* alignment of the data in memory */
+    int is_quant;      /* block-quantized */
+} dtype_traits;
+
+/* The row of t, or NULL for an unknown type. */
+static inline const dtype_traits *dtype_traits_of(dtype t) {
+    static const dtype_traits k[] = {
+#define DTYPE_ROW_F(U, l, nm, g, be, bb, al) {DT_##U, nm, g, be, bb, al, 0},
+#define DTYPE_ROW_Q(U, l, nm, g, be, bb, al) {DT_##U, nm, g, be, bb, al, 1},
+        DTYPE_FLOAT_LIST(DTYPE_ROW_F) DTYPE_QUANT_LIST(DTYPE_ROW_Q)
+#undef DTYPE_ROW_F
+#undef DTYPE_ROW_Q
+    };
+    int i = (int)t < DT_COUNT ? (int)t : (int)t - DT_Q4_0 + DT_COUNT;
+    if ((int)t < 0 || i < 0 || i >= (int)(sizeof k / sizeof k[0]) || k[i].type != t) return NULL;
+    return &k[i];
+}
+
+static inline int dtype_is_quant(dtype t) {
+    const dtype_traits *d = dtype_traits_of(t);
+    return d && d->is_quant;
+}
+
+/* dtype <-> ggml / GGUF type id; -1 / DT_COUNT when there is none. */
 static inline int dtype_to_ggml(dtype t) {
-    switch (t) {
-    case DT_F32: return 0;
-    case DT_F16: return 1;
-    case DT_BF16: return 30;
-    case DT_Q4_0: return 2;
-    case DT_Q8_0: return 8;
-    case DT_Q4_K: return 12;
-    case DT_Q5_K: return 13;
-    case DT_Q6_K: return 14;
-    default: return -1;
-    }
+    const dtype_traits *d = dtype_traits_of(t);
+    return d ? d->ggml : -1;
 }
 static inline dtype dtype_from_ggml(int g) {
-    switch (g) {
-    case 0: return DT_F32;
-    case 1: return DT_F16;
-    case 30: return DT_BF16;
-    case 2: return DT_Q4_0;
-    case 8: return DT_Q8_0;
-    case 12: return DT_Q4_K;
-    case 13: return DT_Q5_K;
-    case 14: return DT_Q6_K;
-    default: return DT_COUNT;
-    }
+    static const dtype all[] = {
+#define DTYPE_TAG(U, l, nm, gg, be, bb, al) DT_##U,
+        DTYPE_FLOAT_LIST(DTYPE_TAG) DTYPE_QUANT_LIST(DTYPE_TAG)
+#undef DTYPE_TAG
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (dtype_traits_of(all[i])->ggml == g) return all[i];
+    return DT_COUNT;
 }
 
 /* Values per block and bytes per block (1 and the element size for float
  * types); 0 for unknown types. */
 static inline int dtype_block_elems(dtype t) {
-    switch (t) {
-    case DT_F32: case DT_F16: case DT_BF16: return 1;
-    case DT_Q4_0: case DT_Q8_0: return 32;
-    case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return 256;
-    default: return 0;
-    }
+    const dtype_traits *d = dtype_traits_of(t);
+    return d ? d->block_elems : 0;
 }
 static inline int dtype_block_bytes(dtype t) {
-    switch (t) {
-    case DT_F32: return 4;
-    case DT_F16: case DT_BF16: return 2;
-    case DT_Q4_0: return 18;
-    case DT_Q8_0: return 34;
-    case DT_Q4_K: return 144;
-    case DT_Q5_K: return 176;
-    case DT_Q6_K: return 210;
-    default: return 0;
-    }
+    const dtype_traits *d = dtype_traits_of(t);
+    return d ? d->block_bytes : 0;
 }
 
 static inline const char *dtype_name(dtype t) {
-    switch (t) {
-    case DT_F32: return "f32";
-    case DT_F16: return "f16";
-    case DT_BF16: return "bf16";
-    case DT_Q4_0: return "q4_0";
-    case DT_Q8_0: return "q8_0";
-    case DT_Q4_K: return "q4_K";
-    case DT_Q5_K: return "q5_K";
-    case DT_Q6_K: return "q6_K";
-    default: return "?";
-    }
+    const dtype_traits *d = dtype_traits_of(t);
+    return d ? d->name : "?";
 }
 
 /* Bytes per element of a float type. Quantized types have none: this

@@ -9,6 +9,7 @@
  * checked for duplicates and overlaps.
  */
 #include "formats/gguf.h"
+#include "base/dtype.h"
 #include "base/err.h"
 
 #include <limits.h>
@@ -45,24 +46,20 @@ const char *gguf_type_name(int type) {
     return gguf_ggml_names[type];
 }
 
-/* Block geometry of the supported types (ggml-common.h's block_* structs),
- * and the alignment their data needs in memory (the widest field). */
+/* Block geometry of the supported types and the alignment their data needs
+ * in memory: the rows of dtype.h's one table of types. */
+#define GGUF_CHECK(U, l, nm, g, be, bb, al) \
+    _Static_assert(GGUF_TYPE_##U == g, "GGUF_TYPE_" #U " and dtype.h disagree");
+DTYPE_FLOAT_LIST(GGUF_CHECK)
+DTYPE_QUANT_LIST(GGUF_CHECK)
+#undef GGUF_CHECK
+
 static int gguf_traits(int type, int *block, int *size, int *align) {
-    int b, s, a;
-    switch (type) {
-    case GGUF_TYPE_F32: b = 1, s = 4, a = 4; break;
-    case GGUF_TYPE_F16: b = 1, s = 2, a = 2; break;
-    case GGUF_TYPE_BF16: b = 1, s = 2, a = 2; break;
-    case GGUF_TYPE_Q4_0: b = 32, s = 18, a = 2; break;   /* f16 d; u8 qs[16] */
-    case GGUF_TYPE_Q8_0: b = 32, s = 34, a = 2; break;   /* f16 d; i8 qs[32] */
-    case GGUF_TYPE_Q4_K: b = 256, s = 144, a = 4; break; /* f16 d, dmin; u8 scales[12], qs[128] */
-    case GGUF_TYPE_Q5_K: b = 256, s = 176, a = 4; break; /* ... + u8 qh[32] */
-    case GGUF_TYPE_Q6_K: b = 256, s = 210, a = 2; break; /* u8 ql[128], qh[64]; i8 scales[16]; f16 d */
-    default: return -1;
-    }
-    if (block) *block = b;
-    if (size) *size = s;
-    if (align) *align = a;
+    const dtype_traits *d = dtype_traits_of(dtype_from_ggml(type));
+    if (!d) return -1;
+    if (block) *block = d->block_elems;
+    if (size) *size = d->block_bytes;
+    if (align) *align = d->align;
     return 0;
 }
 

@@ -55,12 +55,18 @@ static void qnt_q4_K(const float *s, void *d, int64_t k) { quantize_row_q4_K_ref
 static void qnt_q5_K(const float *s, void *d, int64_t k) { quantize_row_q5_K_ref(s, d, k); }
 static void qnt_q6_K(const float *s, void *d, int64_t k) { quantize_row_q6_K_ref(s, d, k); }
 
+/* The rows of dtype.h's table, with their kernels; a block struct that
+ * disagrees with the table does not compile. */
+#define QT_CHECK(U, l, nm, g, be, bb, al)                                                    \
+    _Static_assert(sizeof(block_##l) == bb, "block_" #l " and dtype.h disagree");          \
+    _Static_assert(QT_##U == g, "QT_" #U " and dtype.h disagree");
+DTYPE_QUANT_LIST(QT_CHECK)
+#undef QT_CHECK
+
 static const qtype_traits g_traits[] = {
-    {"q4_0", QT_Q4_0, QK4_0, sizeof(block_q4_0), deq_q4_0, qnt_q4_0, ref_vec_dot_q4_0},
-    {"q8_0", QT_Q8_0, QK8_0, sizeof(block_q8_0), deq_q8_0, qnt_q8_0, ref_vec_dot_q8_0},
-    {"q4_K", QT_Q4_K, QK_K, sizeof(block_q4_K), deq_q4_K, qnt_q4_K, ref_vec_dot_q4_K},
-    {"q5_K", QT_Q5_K, QK_K, sizeof(block_q5_K), deq_q5_K, qnt_q5_K, ref_vec_dot_q5_K},
-    {"q6_K", QT_Q6_K, QK_K, sizeof(block_q6_K), deq_q6_K, qnt_q6_K, ref_vec_dot_q6_K},
+#define QT_ROW(U, l, nm, g, be, bb, al) {nm, g, be, bb, deq_##l, qnt_##l, ref_vec_dot_##l},
+    DTYPE_QUANT_LIST(QT_ROW)
+#undef QT_ROW
 };
 
 const qtype_traits *quant_traits(int type) {
@@ -70,9 +76,8 @@ const qtype_traits *quant_traits(int type) {
 }
 
 size_t quant_row_bytes(int type, int64_t cols) {
-    const qtype_traits *t = quant_traits(type);
-    if (!t || cols <= 0 || cols % t->block_elems) return 0;
-    return (size_t)(cols / t->block_elems) * (size_t)t->block_bytes;
+    if (!quant_traits(type)) return 0;
+    return (size_t)dtype_row_bytes(dtype_from_ggml(type), cols);
 }
 
 /* ------------------------------------------------------ activation sizes */

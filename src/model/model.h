@@ -1,7 +1,8 @@
 /*
  * model.h - the model as data: where every weight lives (Weights), and the
  * per-sequence run state (KV cache + scratch). Shared by the loader
- * (model_load.c), the forward pass (forward.c, attention.c, moe_ffn.c) and,
+ * (weights.c, filling the slots the weight-role table of tensor_map.h
+ * names), the forward pass (forward.c, attention.c, moe_ffn.c) and,
  * later, training.
  *
  * Dimension names used in shape comments:
@@ -52,10 +53,10 @@ struct moe_model {
     const float *final_norm;/* [D] */
     layer_w *layers;        /* [L] */
     ffn_w *expert_table;    /* all layers' experts, one allocation */
-    float *f32;             /* widened copies of the small vectors */
     moe_model_stats stats;
     struct gguf_file *gguf; /* the mapped GGUF file (model_gguf.c), else NULL */
-    void *owned;            /* GGUF: converted copies (un-permuted q/k rows) */
+    void *owned;            /* copies made at load (weights.c): f32 widenings of
+                               non-f32 vectors, un-permuted q/k rows of llama GGUFs */
 };
 
 /* model_gguf.c: fill m (cfg and every weight) from a .gguf file. m is

@@ -13,13 +13,14 @@
  * types, docs/QUANT.md), expert by expert, each with its own type.
  *
  * llama.cpp's converter permutes the q and k rows of "llama" models to the
- * interleaved (GPT-J) RoPE layout that llama.cpp's llama graph uses:
- *   permute(w, n_head) = w.reshape(n_head, 2, Dh/2, in).swapaxes(1, 2)
- * (convert_hf_to_gguf.py, LlamaModel.permute; k uses the kv head count). Our
- * forward applies NeoX RoPE as transformers does, so the rows are put back
- * at load into an owned copy: hf row h*Dh + j*Dh/2 + i = gguf row h*Dh + 2i + j.
- * Whole rows move, so this works for quantized rows too. qwen2moe, qwen3moe
- * and olmoe are stored unpermuted (NeoX in llama.cpp).
+ * interleaved RoPE layout (the architecture row of tensor_map.c says so);
+ * weights.c puts them back at load. qwen2moe, qwen3moe and olmoe are
+ * stored unpermuted (NeoX in llama.cpp).
+ *
+ * Nothing is allocated from the header: the config built from it is
+ * validated as config.json's is (moe_config_validate), then every tensor is
+ * found and checked against the weight-role table, and only then are the
+ * tables sized (weights.c).
  *
  * Keys llama.cpp does not have for these architectures but moe writes when
  * a model needs them (llama.cpp ignores them): ARCH.expert_weights_norm
@@ -38,90 +39,14 @@
 #include "base/err.h"
 #include "formats/gguf.h"
 #include "model/tensor_map.h"
+#include "model/weights.h"
 
 typedef struct gloader {
     moe_model *m;
     const gguf_file *g;
     const char *path;
     moe_err *err;
-    char *own_next, *own_end; /* bump pointer into m->owned */
 } gloader;
-
-/* Tensor `name` as [rows][cols] (cols = ne[0]); planes > 0: [planes][rows][cols]. */
-static const gguf_tensor *gneed(gloader *L, const char *name, int64_t planes, int64_t rows,
-                                int64_t cols) {
-    const gguf_tensor *t = gguf_find(L->g, name);
-    if (!t) {
-        moe_fail(L->err, "%s: tensor %s is missing", L->path, name);
-        return NULL;
-    }
-    int nd = planes > 0 ? 3 : rows > 0 ? 2 : 1;
-    int64_t want[3] = {cols, rows > 0 ? rows : 1, planes > 0 ? planes : 1};
-    /* A [1][D] matrix may be stored 1-D and the reverse: compare ne padded with 1s. */
-    int ok = t->n_dims <= 3 && (t->n_dims == nd || (nd <= 2 && t->n_dims <= 2 && want[1] == 1));
-    for (int i = 0; ok && i < 3; i++) ok = t->ne[i] == want[i];
-    if (!ok) {
-        moe_fail(L->err,
-                 "%s: tensor %s has ne [%lld, %lld, %lld] (%d dims), expected [%lld, %lld, %lld]",
-                 L->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                 t->n_dims, (long long)want[0], (long long)want[1], (long long)want[2]);
-        return NULL;
-    }
-    dtype dt = dtype_from_ggml((int)t->type);
-    if (dt == DT_COUNT || dtype_row_bytes(dt, cols) == 0) {
-        moe_fail(L->err, "%s: tensor %s: type %s is not supported here", L->path, name,
-                 gguf_type_name((int)t->type) ? gguf_type_name((int)t->type) : "?");
-        return NULL;
-    }
-    return t;
-}
-
-static int gmat(gloader *L, mat *out, const char *name, int64_t rows, int64_t cols) {
-    const gguf_tensor *t = gneed(L, name, 0, rows, cols);
-    if (!t) return -1;
-    *out = (mat){t->data, dtype_from_ggml((int)t->type), rows, cols};
-    return 0;
-}
-
-/* A 1-D vector as f32 (norm weights, biases): in place when F32, else widened. */
-static int gvec(gloader *L, const float **out, const char *name, int64_t n) {
-    const gguf_tensor *t = gneed(L, name, 0, 0, n);
-    if (!t) return -1;
-    if (t->type == GGUF_TYPE_F32) {
-        *out = t->data;
-        return 0;
-    }
-    size_t bytes = (size_t)n * sizeof(float);
-    if (L->own_next + bytes > L->own_end)
-        return moe_fail(L->err, "%s: internal: owned arena too small at %s", L->path, name);
-    float *dst = (float *)(void *)L->own_next;
-    L->own_next += (bytes + 63) & ~(size_t)63;
-    mat row = {t->data, dtype_from_ggml((int)t->type), 1, n};
-    mat_row_f32(dst, &row, 0);
-    *out = dst;
-    return 0;
-}
-
-/* q or k of a llama-arch file: copy with the rows put back in HF order. */
-static int gmat_unpermute(gloader *L, mat *out, const char *name, int64_t heads, int64_t Dh,
-                          int64_t cols) {
-    if (gmat(L, out, name, heads * Dh, cols)) return -1;
-    if (Dh % 2) return moe_fail(L->err, "%s: %s: odd head_dim %lld", L->path, name, (long long)Dh);
-    size_t rb = (size_t)dtype_row_bytes(out->type, cols), bytes = rb * (size_t)(heads * Dh);
-    if (L->own_next + bytes > L->own_end)
-        return moe_fail(L->err, "%s: internal: owned arena too small at %s", L->path, name);
-    char *dst = L->own_next;
-    L->own_next += (bytes + 63) & ~(size_t)63;
-    const char *src = out->data;
-    int64_t half = Dh / 2;
-    for (int64_t h = 0; h < heads; h++)
-        for (int64_t j = 0; j < 2; j++)
-            for (int64_t i = 0; i < half; i++)
-                memcpy(dst + (size_t)(h * Dh + j * half + i) * rb,
-                       src + (size_t)(h * Dh + 2 * i + j) * rb, rb);
-    out->data = dst;
-    return 0;
-}
 
 /* A role's tensor name at a layer (expert -1: stacked or not an expert). */
 static const char *gname(char *buf, size_t n, tm_role r, int layer, int expert) {
@@ -129,13 +54,18 @@ static const char *gname(char *buf, size_t n, tm_role r, int layer, int expert) 
     return buf;
 }
 
-/* A SwiGLU FFN from three roles (dense or shared expert). */
-static int gffn(gloader *L, ffn_w *f, int layer, tm_role gate, int64_t F) {
-    int64_t D = L->m->cfg.dim;
-    char name[96];
-    if (gmat(L, &f->gate, gname(name, sizeof name, gate, layer, -1), F, D)) return -1;
-    if (gmat(L, &f->up, gname(name, sizeof name, gate + 1, layer, -1), F, D)) return -1;
-    if (gmat(L, &f->down, gname(name, sizeof name, gate + 2, layer, -1), D, F)) return -1;
+/* The GGUF tensor `name` (the weight-role table's name of e). */
+static int gfind(void *ctx, const tm_entry *e, const char *name, wt_tensor *out, moe_err *err) {
+    (void)e;
+    const gloader *L = ctx;
+    const gguf_tensor *t = gguf_find(L->g, name);
+    if (!t) return 1;
+    dtype dt = dtype_from_ggml((int)t->type);
+    if (dt == DT_COUNT)
+        return moe_fail(err, "%s: tensor %s: type %s is not supported here", L->path, name,
+                        gguf_type_name((int)t->type) ? gguf_type_name((int)t->type) : "?");
+    *out = (wt_tensor){t->data, dt, t->n_dims > 3 ? 4 : t->n_dims, {0}, (int64_t)t->nbytes};
+    for (int i = 0; i < t->n_dims && i < 3; i++) out->shape[i] = t->shape[i];
     return 0;
 }
 
@@ -144,81 +74,6 @@ static int gsplit(const gguf_file *g, int layer) {
     char name[96];
     return !gguf_find(g, gname(name, sizeof name, TM_EXP_DOWN, layer, -1)) &&
            gguf_find(g, gname(name, sizeof name, TM_EXP_DOWN, layer, 0));
-}
-
-/* Routed experts [E][out][in]: per-expert mats point into the stack, or at
- * each expert's own tensor (which may have its own type). */
-static int gexperts(gloader *L, layer_w *lw, int layer, int64_t E, int64_t F) {
-    int64_t D = L->m->cfg.dim;
-    int split = gsplit(L->g, layer);
-    for (int p = 0; p < 3; p++) {
-        char name[96];
-        tm_role r = (tm_role)(TM_EXP_GATE + p);
-        int64_t rows = p == 2 ? D : F, cols = p == 2 ? F : D;
-        const gguf_tensor *t = NULL;
-        size_t plane = 0;
-        if (!split) {
-            t = gneed(L, gname(name, sizeof name, r, layer, -1), E, rows, cols);
-            if (!t) return -1;
-            plane = (size_t)dtype_row_bytes(dtype_from_ggml((int)t->type), cols) * (size_t)rows;
-        }
-        for (int64_t e = 0; e < E; e++) {
-            const char *data;
-            if (split) {
-                t = gneed(L, gname(name, sizeof name, r, layer, (int)e), 0, rows, cols);
-                if (!t) return -1;
-                data = t->data;
-            } else {
-                data = (const char *)t->data + (size_t)e * plane;
-            }
-            mat w = {data, dtype_from_ggml((int)t->type), rows, cols};
-            if (p == 0) lw->experts[e].gate = w;
-            else if (p == 1) lw->experts[e].up = w;
-            else lw->experts[e].down = w;
-        }
-    }
-    return 0;
-}
-
-static int gload_layer(gloader *L, int i) {
-    moe_model *m = L->m;
-    const moe_config *c = &m->cfg;
-    const moe_layer_config *lc = &c->layer[i];
-    layer_w *lw = &m->layers[i];
-    int64_t D = c->dim, H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim;
-    char name[96];
-#define NAME(r) gname(name, sizeof name, r, i, -1)
-    if (gvec(L, &lw->attn_norm, NAME(TM_ATTN_NORM), D)) return -1;
-    if (gvec(L, &lw->ffn_norm, NAME(TM_FFN_NORM), D)) return -1;
-    if (c->arch == MOE_ARCH_MIXTRAL) {
-        if (gmat_unpermute(L, &lw->wq, NAME(TM_ATTN_Q), H, Dh, D)) return -1;
-        if (gmat_unpermute(L, &lw->wk, NAME(TM_ATTN_K), G, Dh, D)) return -1;
-    } else {
-        if (gmat(L, &lw->wq, NAME(TM_ATTN_Q), H * Dh, D)) return -1;
-        if (gmat(L, &lw->wk, NAME(TM_ATTN_K), G * Dh, D)) return -1;
-    }
-    if (gmat(L, &lw->wv, NAME(TM_ATTN_V), G * Dh, D)) return -1;
-    if (gmat(L, &lw->wo, NAME(TM_ATTN_O), D, H * Dh)) return -1;
-    if (c->qkv_bias) {
-        if (gvec(L, &lw->bq, NAME(TM_ATTN_Q_BIAS), H * Dh)) return -1;
-        if (gvec(L, &lw->bk, NAME(TM_ATTN_K_BIAS), G * Dh)) return -1;
-        if (gvec(L, &lw->bv, NAME(TM_ATTN_V_BIAS), G * Dh)) return -1;
-    }
-    if (c->o_bias && gvec(L, &lw->bo, NAME(TM_ATTN_O_BIAS), D)) return -1;
-    if (c->qk_norm != MOE_QKNORM_NONE) {
-        int full = c->qk_norm == MOE_QKNORM_FULL;
-        if (gvec(L, &lw->q_norm, NAME(TM_ATTN_Q_NORM), full ? H * Dh : Dh)) return -1;
-        if (gvec(L, &lw->k_norm, NAME(TM_ATTN_K_NORM), full ? G * Dh : Dh)) return -1;
-    }
-    if (!lc->moe) return gffn(L, &lw->dense, i, TM_FFN_GATE, lc->ffn_dim);
-    if (gmat(L, &lw->router, NAME(TM_ROUTER), lc->n_experts, D)) return -1;
-    if (gexperts(L, lw, i, lc->n_experts, lc->expert_dim)) return -1;
-    if (lc->n_shared > 0) {
-        if (gffn(L, &lw->shared, i, TM_SHEXP_GATE, lc->shared_dim)) return -1;
-        if (lc->shared_gate && gmat(L, &lw->shared_gate, NAME(TM_SHEXP_INP), 1, D)) return -1;
-    }
-#undef NAME
-    return 0;
 }
 
 /* ARCH.suffix as an int in [lo, hi]; def when absent and def >= lo. */
@@ -262,14 +117,10 @@ static int gconfig(gloader *L) {
                         "experts, qwen2moe, qwen3moe, olmoe)",
                         L->path, arch);
     c->arch = (moe_arch)a;
-    static const char *const model_type[] = {
-        [MOE_ARCH_MIXTRAL] = "mixtral", [MOE_ARCH_QWEN2_MOE] = "qwen2_moe",
-        [MOE_ARCH_QWEN3_MOE] = "qwen3_moe", [MOE_ARCH_OLMOE] = "olmoe"};
-    snprintf(c->model_type, sizeof c->model_type, "%s", model_type[c->arch]);
-    c->qkv_bias = c->arch == MOE_ARCH_QWEN2_MOE;
-    c->qk_norm = c->arch == MOE_ARCH_QWEN3_MOE ? MOE_QKNORM_HEAD
-                 : c->arch == MOE_ARCH_OLMOE   ? MOE_QKNORM_FULL
-                                               : MOE_QKNORM_NONE;
+    const tm_arch_info *ai = tm_arch_of(c->arch);
+    snprintf(c->model_type, sizeof c->model_type, "%s", ai->model_type);
+    c->qkv_bias = ai->qkv_bias;
+    c->qk_norm = ai->qk_norm;
     if (gint(L, arch, TMK_EXPERT_COUNT, 0, 4096, 0, &E)) return -1;
     if (E == 0)
         return moe_fail(L->err, "%s: %s.expert_count is 0 or missing: a dense model, not MoE",
@@ -344,7 +195,7 @@ static int gconfig(gloader *L) {
         *lc = (moe_layer_config){.moe = 1, .ffn_dim = FD, .n_experts = E, .top_k = K,
                                  .expert_dim = f, .score = MOE_SCORE_SOFTMAX, .norm_topk = norm,
                                  .routed_scale = 1.0f};
-        if (c->arch == MOE_ARCH_QWEN2_MOE && FS > 0) {
+        if (ai->gguf_shared && FS > 0) {
             lc->n_shared = 1;
             lc->shared_dim = FS;
             lc->shared_gate =
@@ -352,53 +203,6 @@ static int gconfig(gloader *L) {
         }
     }
     return 0;
-}
-
-/* Bytes of one expert of a layer, averaged over its experts (they may have
- * different types in a mixed file). */
-static int64_t expert_bytes_avg(const moe_model *m, int layer) {
-    const moe_layer_config *lc = &m->cfg.layer[layer];
-    int64_t sum = 0;
-    for (int e = 0; e < lc->n_experts; e++) {
-        const ffn_w *f = &m->layers[layer].experts[e];
-        const mat *w[3] = {&f->gate, &f->up, &f->down};
-        for (int j = 0; j < 3; j++) sum += w[j]->rows * dtype_row_bytes(w[j]->type, w[j]->cols);
-    }
-    return lc->n_experts ? sum / lc->n_experts : 0;
-}
-
-static void gstats(moe_model *m) {
-    const moe_config *c = &m->cfg;
-    moe_model_stats *s = &m->stats;
-    memset(s, 0, sizeof *s);
-    int counts[64] = {0};
-    for (int i = 0; i < m->gguf->n_tensors; i++) {
-        const gguf_tensor *t = &m->gguf->tensors[i];
-        s->params_total += t->n_elems;
-        s->bytes_total += (int64_t)t->nbytes;
-        if ((int)t->type >= 0 && (int)t->type < 64) counts[t->type]++;
-    }
-    s->params_active = s->params_total;
-    s->bytes_active = s->bytes_total;
-    /* Decode reads one embedding row, unless the matrix is also the head. */
-    const gguf_tensor *emb = gguf_find(m->gguf, "token_embd.weight");
-    if (!c->tied_embeddings && emb) s->bytes_active -= (int64_t)emb->nbytes;
-    for (int i = 0; i < c->n_layers; i++) {
-        const moe_layer_config *lc = &c->layer[i];
-        if (!lc->moe) continue;
-        const ffn_w *f = &m->layers[i].experts[0];
-        int64_t idle = lc->n_experts - lc->top_k;
-        const mat *w[3] = {&f->gate, &f->up, &f->down};
-        for (int j = 0; j < 3; j++) s->params_active -= idle * w[j]->rows * w[j]->cols;
-        s->bytes_active -= idle * expert_bytes_avg(m, i);
-    }
-    size_t o = 0;
-    for (int t = 0; t < 64; t++) {
-        if (!counts[t] || o >= sizeof s->dtypes) continue;
-        const char *nm = dtype_name(dtype_from_ggml(t));
-        o += (size_t)snprintf(s->dtypes + o, sizeof s->dtypes - o, "%s%s (%d)", o ? ", " : "",
-                              nm, counts[t]);
-    }
 }
 
 int model_gguf_load(moe_model *m, const char *path, moe_err *err) {
@@ -409,48 +213,11 @@ int model_gguf_load(moe_model *m, const char *path, moe_err *err) {
         m->gguf = NULL;
         return -1;
     }
-    gloader L = {m, m->gguf, path, err, NULL, NULL};
+    gloader L = {m, m->gguf, path, err};
     if (gconfig(&L)) return -1;
     const moe_config *c = &m->cfg;
-    int64_t V = c->vocab, D = c->dim, H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim;
-
-    /* Owned copies: un-permuted q/k (llama) and widened non-F32 vectors. Upper bound. */
-    size_t own = 64 + (size_t)(D + 63) * 4;
-    for (int i = 0; i < c->n_layers; i++) {
-        char name[96];
-        for (int j = 0; j < 2; j++) {
-            const gguf_tensor *t =
-                gguf_find(m->gguf, gname(name, sizeof name, j ? TM_ATTN_K : TM_ATTN_Q, i, -1));
-            if (t && c->arch == MOE_ARCH_MIXTRAL) own += t->nbytes + 64;
-        }
-        own += (size_t)(4 * D + 4 * (H + 2 * G) * Dh + 8 * 64) * 4;
-    }
-    int64_t n_exp = 0;
-    for (int i = 0; i < c->n_layers; i++)
-        if (c->layer[i].moe) n_exp += c->layer[i].n_experts;
-    m->layers = calloc((size_t)(unsigned)c->n_layers, sizeof *m->layers);
-    m->expert_table = calloc((size_t)(n_exp ? n_exp : 1), sizeof *m->expert_table);
-    m->owned = aligned_alloc(64, (own + 63) & ~(size_t)63);
-    if (!m->layers || !m->expert_table || !m->owned)
-        return moe_fail(err, "%s: out of memory for the weight tables", path);
-    L.own_next = m->owned;
-    L.own_end = L.own_next + own;
-
-    char name[96];
-    if (gmat(&L, &m->embed, gname(name, sizeof name, TM_EMBED, -1, -1), V, D)) return -1;
-    if (gvec(&L, &m->final_norm, gname(name, sizeof name, TM_OUTPUT_NORM, -1, -1), D))
-        return -1;
-    if (c->tied_embeddings) m->lm_head = m->embed;
-    else if (gmat(&L, &m->lm_head, gname(name, sizeof name, TM_OUTPUT, -1, -1), V, D))
-        return -1;
-    ffn_w *next = m->expert_table;
-    for (int i = 0; i < c->n_layers; i++) {
-        if (c->layer[i].moe) {
-            m->layers[i].experts = next;
-            next += c->layer[i].n_experts;
-        }
-        if (gload_layer(&L, i)) return -1;
-    }
-    gstats(m);
-    return 0;
+    unsigned char split[MOE_MAX_LAYERS] = {0};
+    for (int i = 0; i < c->n_layers; i++) split[i] = c->layer[i].moe && gsplit(m->gguf, i);
+    wt_source src = {path, TM_GGUF, split, tm_arch_of(c->arch)->gguf_rope_perm, gfind, &L};
+    return weights_load(m, &src, err);
 }

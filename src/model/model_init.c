@@ -14,7 +14,6 @@
 #include "model/model_init.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,109 +22,51 @@
 #include "base/rng.h"
 #include "formats/hf_config.h"
 #include "formats/st_stream.h"
+#include "model/tensor_map.h"
 
 #define NAME_LEN 192
 #define CHUNK (1 << 16) /* elements per random stream */
 #define BATCH 64        /* chunks made in parallel, then written */
 
-/* ------------------------------------------------------------ the layout */
+/* ------------------------------------------------------------ the layout
+ * The tensors, names and fills are the weight-role table's (tensor_map.h). */
 
 typedef struct plan {
     st_write_tensor *t; /* [n] */
     char (*names)[NAME_LEN];
     unsigned char *is_norm; /* [n] 1: filled with ones, 2: with zeros */
     int n, cap;
+    const moe_config *c;
 } plan;
 
-static void plan_add(plan *p, int is_norm, int n_dims, int64_t d0, int64_t d1, const char *fmt,
-                     ...) __attribute__((format(printf, 6, 7)));
-static void plan_add(plan *p, int is_norm, int n_dims, int64_t d0, int64_t d1, const char *fmt,
-                     ...) {
-    if (p->n >= p->cap) return; /* counted in advance; cannot happen */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->names[p->n], NAME_LEN, fmt, ap);
-    va_end(ap);
+/* One tensor of the weight-role table's walk: its name, shape and fill. */
+static int plan_add(void *ctx, const tm_entry *e) {
+    plan *p = ctx;
+    if (p->n >= p->cap) return -1; /* counted in advance; cannot happen */
+    if (tm_hf_name(p->names[p->n], NAME_LEN, p->c, e)) return -1;
     st_write_tensor *t = &p->t[p->n];
     memset(t, 0, sizeof *t);
     t->name = p->names[p->n];
-    t->n_dims = n_dims;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    p->is_norm[p->n] = (unsigned char)is_norm;
+    t->n_dims = e->rows ? 2 : 1;
+    t->shape[0] = e->rows ? e->rows : e->cols;
+    t->shape[1] = e->rows ? e->cols : 0;
+    unsigned f = tm_role_of(e->role)->flags;
+    p->is_norm[p->n] = f & TMF_INIT_ONES ? 1 : f & TMF_INIT_ZEROS ? 2 : 0;
     p->n++;
+    return 0;
 }
 
-static void add_ffn(plan *p, const char *prefix, const char *g, const char *u, const char *d,
-                    int64_t D, int64_t F) {
-    plan_add(p, 0, 2, F, D, "%s.%s.weight", prefix, g);
-    plan_add(p, 0, 2, F, D, "%s.%s.weight", prefix, u);
-    plan_add(p, 0, 2, D, F, "%s.%s.weight", prefix, d);
-}
-
-/* Every tensor of cfg, HF names, in file order. With p->t == NULL only counts. */
+/* Every tensor of cfg, HF names, in file order. */
 static int plan_build(plan *p, const moe_config *c) {
-    const int64_t D = c->dim, V = c->vocab, H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim;
-    int n = 3;
-    for (int i = 0; i < c->n_layers; i++) {
-        const moe_layer_config *l = &c->layer[i];
-        n += 6 + 3 + 1 + 2 + (l->moe ? 3 + 3 * l->n_experts + 3 + 1 : 3);
-    }
+    int n = tm_list(c, TM_HF, NULL, NULL, 0);
+    p->c = c;
     p->cap = n;
     p->n = 0;
     p->t = calloc((size_t)n, sizeof *p->t);
     p->names = calloc((size_t)n, sizeof *p->names);
     p->is_norm = calloc((size_t)n, 1);
     if (!p->t || !p->names || !p->is_norm) return -1;
-
-    plan_add(p, 0, 2, V, D, "model.embed_tokens.weight");
-    for (int i = 0; i < c->n_layers; i++) {
-        const moe_layer_config *l = &c->layer[i];
-        char pre[32], mp[80], ep[128];
-        snprintf(pre, sizeof pre, "model.layers.%d", i);
-        plan_add(p, 1, 1, D, 0, "%s.input_layernorm.weight", pre);
-        plan_add(p, 0, 2, H * Dh, D, "%s.self_attn.q_proj.weight", pre);
-        plan_add(p, 0, 2, G * Dh, D, "%s.self_attn.k_proj.weight", pre);
-        plan_add(p, 0, 2, G * Dh, D, "%s.self_attn.v_proj.weight", pre);
-        plan_add(p, 0, 2, D, H * Dh, "%s.self_attn.o_proj.weight", pre);
-        if (c->qkv_bias) {
-            plan_add(p, 0, 1, H * Dh, 0, "%s.self_attn.q_proj.bias", pre);
-            plan_add(p, 0, 1, G * Dh, 0, "%s.self_attn.k_proj.bias", pre);
-            plan_add(p, 0, 1, G * Dh, 0, "%s.self_attn.v_proj.bias", pre);
-        }
-        if (c->o_bias) plan_add(p, 0, 1, D, 0, "%s.self_attn.o_proj.bias", pre);
-        if (c->qk_norm == MOE_QKNORM_HEAD) {
-            plan_add(p, 1, 1, Dh, 0, "%s.self_attn.q_norm.weight", pre);
-            plan_add(p, 1, 1, Dh, 0, "%s.self_attn.k_norm.weight", pre);
-        } else if (c->qk_norm == MOE_QKNORM_FULL) {
-            plan_add(p, 1, 1, H * Dh, 0, "%s.self_attn.q_norm.weight", pre);
-            plan_add(p, 1, 1, G * Dh, 0, "%s.self_attn.k_norm.weight", pre);
-        }
-        plan_add(p, 1, 1, D, 0, "%s.post_attention_layernorm.weight", pre);
-        if (!l->moe) {
-            snprintf(mp, sizeof mp, "%s.mlp", pre);
-            add_ffn(p, mp, "gate_proj", "up_proj", "down_proj", D, l->ffn_dim);
-            continue;
-        }
-        int mixtral = c->arch == MOE_ARCH_MIXTRAL;
-        snprintf(mp, sizeof mp, "%s.%s", pre, mixtral ? "block_sparse_moe" : "mlp");
-        plan_add(p, 0, 2, l->n_experts, D, "%s.gate.weight", mp);
-        if (l->noise > 0) plan_add(p, 2, 2, l->n_experts, D, "%s.gate_noise.weight", mp);
-        if (l->select_bias) plan_add(p, 2, 1, l->n_experts, 0, "%s.gate.e_score_correction_bias", mp);
-        for (int e = 0; e < l->n_experts; e++) {
-            snprintf(ep, sizeof ep, "%s.experts.%d", mp, e);
-            if (mixtral) add_ffn(p, ep, "w1", "w3", "w2", D, l->expert_dim);
-            else add_ffn(p, ep, "gate_proj", "up_proj", "down_proj", D, l->expert_dim);
-        }
-        if (l->n_shared > 0) {
-            snprintf(ep, sizeof ep, "%s.shared_expert", mp);
-            add_ffn(p, ep, "gate_proj", "up_proj", "down_proj", D, l->shared_dim);
-            if (l->shared_gate) plan_add(p, 0, 2, 1, D, "%s.shared_expert_gate.weight", mp);
-        }
-    }
-    plan_add(p, 1, 1, D, 0, "model.norm.weight");
-    if (!c->tied_embeddings) plan_add(p, 0, 2, V, D, "lm_head.weight");
-    return 0;
+    return tm_walk(c, TM_HF, NULL, plan_add, p) ? -1 : 0;
 }
 
 static void plan_free(plan *p) {

@@ -203,7 +203,7 @@ static int write_tensor(writer *w, int i, const char *name) {
     const moe_config *c = &w->m->cfg;
     /* llama.cpp's llama graph wants q and k rows in its interleaved RoPE order */
     int64_t perm = 0;
-    if (c->arch == MOE_ARCH_MIXTRAL && (e->role == TM_ATTN_Q || e->role == TM_ATTN_K))
+    if (tm_arch_of(c->arch)->gguf_rope_perm && (tm_role_of(e->role)->flags & TMF_ROPE_PERM))
         perm = c->head_dim;
     for (int p = 0; p < e->planes; p++) {
         mat src;

@@ -26,10 +26,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     if (type != DT_F32 && type != DT_BF16 && type != DT_F16)
         return moe_fail(err, "%s: safetensors output must be f32, bf16 or f16", dir);
     int gt = dtype_to_ggml((dtype)type);
-    unsigned char *split = calloc((size_t)c->n_layers + 1, 1);
-    if (!split) return moe_fail(err, "out of memory");
-    memset(split, 1, (size_t)c->n_layers); /* transformers names experts one by one */
-    int n = tm_list(c, split, NULL, 0);
+    int n = tm_list(c, TM_HF, NULL, NULL, 0); /* experts one by one, as transformers names them */
     tm_entry *t = malloc(sizeof *t * (size_t)n);
     st_write_tensor *wt = calloc((size_t)n, sizeof *wt);
     char (*names)[HF_NAME] = calloc((size_t)n, sizeof *names);
@@ -41,7 +38,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
         moe_fail(err, "out of memory");
         goto done;
     }
-    tm_list(c, split, t, n);
+    tm_list(c, TM_HF, NULL, t, n);
     int64_t max_cols = 1, total = 0;
     for (int i = 0; i < n; i++) {
         if (tm_hf_name(names[i], HF_NAME, c, &t[i])) {
@@ -108,6 +105,5 @@ done:
     free(names);
     free(wt);
     free(t);
-    free(split);
     return rc;
 }

@@ -75,10 +75,10 @@ static int n_expert(const moe_config *c) {
 }
 
 int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, int *fallback) {
-    /* never quantized: vectors (norms, biases) and the routers, as the
-     * converter writes them (F32) and llama-quantize leaves them */
-    if (tm_is_vector(e->role) || e->rows == 0) return GGUF_TYPE_F32;
-    if (e->role == TM_ROUTER || e->role == TM_SHEXP_INP) return GGUF_TYPE_F32;
+    /* never quantized (the role table's rule): vectors (norms, biases) and
+     * the routers, as the converter writes them (F32) and llama-quantize
+     * leaves them */
+    if (tm_keep_f32(e->role) || e->rows == 0) return GGUF_TYPE_F32;
     int t = type;
     if (is_quant(type) && !pure) {
         int K = type == GGUF_TYPE_Q4_K || type == GGUF_TYPE_Q5_K; /* the _M mixtures */
@@ -279,9 +279,7 @@ static int entry_type(const qz_plan *p, const moe_model *m, const tm_entry *e,
                       const qz_opts *o, int *fb) {
     const moe_config *c = &m->cfg;
     *fb = 0;
-    if (tm_is_vector(e->role) || e->rows == 0 || e->role == TM_ROUTER ||
-        e->role == TM_SHEXP_INP)
-        return GGUF_TYPE_F32;
+    if (tm_keep_f32(e->role) || e->rows == 0) return GGUF_TYPE_F32;
     switch (o->mode) {
     case QZ_KEEP: {
         mat w;
@@ -315,17 +313,17 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
     p->split = calloc((size_t)L + 1, 1);
     if (!p->split) return moe_fail(err, "out of memory");
     /* the fixed part (everything but routed experts) decides the mixed budget */
-    int n = tm_list(c, NULL, NULL, 0);
+    int n = tm_list(c, TM_GGUF, NULL, NULL, 0);
     p->t = malloc(sizeof *p->t * (size_t)n);
     p->type = malloc(sizeof *p->type * (size_t)n);
     if (!p->t || !p->type) {
         qz_plan_free(p);
         return moe_fail(err, "out of memory");
     }
-    p->n = tm_list(c, NULL, p->t, n);
+    p->n = tm_list(c, TM_GGUF, NULL, p->t, n);
     /* keeping types: a layer whose experts differ (a mixed source) stays split */
     if (o->mode == QZ_KEEP && keep_split(m, p->split)) {
-        n = tm_list(c, p->split, NULL, 0);
+        n = tm_list(c, TM_GGUF, p->split, NULL, 0);
         tm_entry *t = realloc(p->t, sizeof *t * (size_t)n);
         int *ty = t ? realloc(p->type, sizeof *ty * (size_t)n) : NULL;
         if (t) p->t = t;
@@ -334,7 +332,7 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
             qz_plan_free(p);
             return moe_fail(err, "out of memory");
         }
-        p->n = tm_list(c, p->split, p->t, n);
+        p->n = tm_list(c, TM_GGUF, p->split, p->t, n);
     }
     if (o->mode == QZ_MIXED) {
         int64_t fixed = 0;
@@ -347,7 +345,7 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
             qz_plan_free(p);
             return -1;
         }
-        n = tm_list(c, p->split, NULL, 0);
+        n = tm_list(c, TM_GGUF, p->split, NULL, 0);
         tm_entry *t = realloc(p->t, sizeof *t * (size_t)n);
         int *ty = t ? realloc(p->type, sizeof *ty * (size_t)n) : NULL;
         if (t) p->t = t;
@@ -356,7 +354,7 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
             qz_plan_free(p);
             return moe_fail(err, "out of memory");
         }
-        p->n = tm_list(c, p->split, p->t, n);
+        p->n = tm_list(c, TM_GGUF, p->split, p->t, n);
     }
     for (int i = 0; i < p->n; i++) {
         const tm_entry *e = &p->t[i];
@@ -382,7 +380,7 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
     case QZ_KEEP: { /* the type of the 2-D weights, as the converter's "auto" names it */
         p->file_type = 0;
         for (int i = 0; i < p->n; i++)
-            if (p->t[i].rows > 0 && p->t[i].role != TM_ROUTER) {
+            if (p->t[i].rows > 0 && !tm_keep_f32(p->t[i].role)) {
                 p->file_type = qz_file_type(p->type[i], 0);
                 break;
             }

@@ -1,258 +1,381 @@
 /*
- * tensor_map.c - the table of a model's weights and their names in GGUF
- * (llama.cpp) and Hugging Face (transformers) files; see tensor_map.h.
+ * tensor_map.c - the weight-role table and the per-architecture table (see
+ * tensor_map.h), and the walk that turns them and a moe_config into the
+ * tensors of a file.
  */
 #include "model/tensor_map.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "model/model.h"
 
-/* ---------------------------------------------------------------- GGUF */
+/* ------------------------------------------------------- architectures */
 
-static const char *const k_arch[] = {
-    [MOE_ARCH_MIXTRAL] = "llama",
-    [MOE_ARCH_QWEN2_MOE] = "qwen2moe",
-    [MOE_ARCH_QWEN3_MOE] = "qwen3moe",
-    [MOE_ARCH_OLMOE] = "olmoe",
+static const tm_arch_info k_arch[] = {
+    [MOE_ARCH_MIXTRAL] = {"llama", "mixtral", "block_sparse_moe", "mlp", {"w1", "w3", "w2"},
+                          1, 1, 0, MOE_QKNORM_NONE, 0},
+    [MOE_ARCH_QWEN2_MOE] = {"qwen2moe", "qwen2_moe", "mlp", NULL,
+                            {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1},
+    [MOE_ARCH_QWEN3_MOE] = {"qwen3moe", "qwen3_moe", "mlp", NULL,
+                            {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 0},
+    [MOE_ARCH_OLMOE] = {"olmoe", "olmoe", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
+                        0, 0, 0, MOE_QKNORM_FULL, 0},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
+const tm_arch_info *tm_arch_of(moe_arch a) {
+    return (int)a >= 0 && (int)a < N_ARCH ? &k_arch[a] : NULL;
+}
+
 const char *tm_gguf_arch(moe_arch a) {
-    return (int)a >= 0 && (int)a < N_ARCH ? k_arch[a] : "?";
+    const tm_arch_info *ai = tm_arch_of(a);
+    return ai ? ai->gguf_arch : "?";
 }
 
 int tm_arch_from_gguf(const char *name) {
     for (int i = 0; i < N_ARCH; i++)
-        if (!strcmp(name, k_arch[i])) return i;
+        if (!strcmp(name, k_arch[i].gguf_arch)) return i;
     return -1;
 }
 
 int tm_gguf_default_norm_topk(moe_arch a) {
-    return a == MOE_ARCH_MIXTRAL || a == MOE_ARCH_QWEN3_MOE;
+    const tm_arch_info *ai = tm_arch_of(a);
+    return ai ? ai->gguf_norm_topk : 0;
 }
 
-/* Per role: the GGUF name ("%d" = layer), and for routed experts the split
- * per-expert form ("%d" layer, "%d" expert). */
-static const char *const k_gguf[TM_ROLE_COUNT] = {
-    [TM_EMBED] = "token_embd.weight",
-    [TM_OUTPUT_NORM] = "output_norm.weight",
-    [TM_OUTPUT] = "output.weight",
-    [TM_ATTN_NORM] = "blk.%d.attn_norm.weight",
-    [TM_ATTN_Q] = "blk.%d.attn_q.weight",
-    [TM_ATTN_K] = "blk.%d.attn_k.weight",
-    [TM_ATTN_V] = "blk.%d.attn_v.weight",
-    [TM_ATTN_O] = "blk.%d.attn_output.weight",
-    [TM_ATTN_Q_BIAS] = "blk.%d.attn_q.bias",
-    [TM_ATTN_K_BIAS] = "blk.%d.attn_k.bias",
-    [TM_ATTN_V_BIAS] = "blk.%d.attn_v.bias",
-    [TM_ATTN_O_BIAS] = "blk.%d.attn_output.bias",
-    [TM_ATTN_Q_NORM] = "blk.%d.attn_q_norm.weight",
-    [TM_ATTN_K_NORM] = "blk.%d.attn_k_norm.weight",
-    [TM_FFN_NORM] = "blk.%d.ffn_norm.weight",
-    [TM_FFN_GATE] = "blk.%d.ffn_gate.weight",
-    [TM_FFN_UP] = "blk.%d.ffn_up.weight",
-    [TM_FFN_DOWN] = "blk.%d.ffn_down.weight",
-    [TM_ROUTER] = "blk.%d.ffn_gate_inp.weight",
-    [TM_EXP_GATE] = "blk.%d.ffn_gate_exps.weight",
-    [TM_EXP_UP] = "blk.%d.ffn_up_exps.weight",
-    [TM_EXP_DOWN] = "blk.%d.ffn_down_exps.weight",
-    [TM_SHEXP_GATE] = "blk.%d.ffn_gate_shexp.weight",
-    [TM_SHEXP_UP] = "blk.%d.ffn_up_shexp.weight",
-    [TM_SHEXP_DOWN] = "blk.%d.ffn_down_shexp.weight",
-    [TM_SHEXP_INP] = "blk.%d.ffn_gate_inp_shexp.weight",
+/* ---------------------------------------------------------------- roles */
+
+/* Dimension symbols of the shape rules. */
+typedef enum tdim {
+    TD_NONE = 0, /* rows of a vector */
+    TD_ONE,      /* 1 */
+    TD_V,        /* vocab */
+    TD_D,        /* hidden */
+    TD_Q,        /* H*Dh */
+    TD_KV,       /* G*Dh */
+    TD_QN,       /* Dh (per head) or H*Dh (full) */
+    TD_KN,       /* Dh or G*Dh */
+    TD_F,        /* the dense layer's ffn_dim */
+    TD_FE,       /* expert_dim */
+    TD_FS,       /* shared_dim */
+    TD_E,        /* n_experts */
+} tdim;
+
+/* When a role is present. */
+typedef enum twhen {
+    TW_ALWAYS = 0,
+    TW_UNTIED,      /* !tied_embeddings */
+    TW_QKV_BIAS,
+    TW_O_BIAS,
+    TW_QK_NORM,     /* qk_norm != NONE */
+    TW_DENSE,       /* the layer is dense */
+    TW_MOE,         /* the layer is MoE */
+    TW_NOISE,       /* MoE with noisy top-k */
+    TW_SEL_BIAS,    /* MoE with a selection bias */
+    TW_SHARED,      /* MoE with a shared expert */
+    TW_SHARED_GATE, /* ... and its gate */
+} twhen;
+
+/* Where a role lives in a loaded model. */
+typedef enum tslot { TS_MODEL, TS_LAYER, TS_EXPERT } tslot;
+
+typedef struct role_row {
+    tm_role_info info;
+    tdim rows, cols; /* shape per plane; routed experts have E planes */
+    twhen when;
+    tslot where;
+    size_t offset;   /* of the mat (or const float *) in moe_model / layer_w / ffn_w */
+} role_row;
+
+#define F32V (TMF_F32)
+#define NORM (TMF_F32 | TMF_INIT_ONES)
+#define MDL(f) TS_MODEL, offsetof(struct moe_model, f)
+#define LYR(f) TS_LAYER, offsetof(layer_w, f)
+#define EXP(f) TS_EXPERT, offsetof(ffn_w, f)
+#define L_ "model.layers.{L}."
+
+static const role_row k_roles[TM_ROLE_COUNT] = {
+    [TM_EMBED] = {{"token_embd.weight", NULL, "model.embed_tokens.weight", 0},
+                  TD_V, TD_D, TW_ALWAYS, MDL(embed)},
+    [TM_OUTPUT_NORM] = {{"output_norm.weight", NULL, "model.norm.weight", NORM},
+                        TD_NONE, TD_D, TW_ALWAYS, MDL(final_norm)},
+    [TM_OUTPUT] = {{"output.weight", NULL, "lm_head.weight", 0},
+                   TD_V, TD_D, TW_UNTIED, MDL(lm_head)},
+    [TM_ATTN_NORM] = {{"blk.%d.attn_norm.weight", NULL, L_ "input_layernorm.weight", NORM},
+                      TD_NONE, TD_D, TW_ALWAYS, LYR(attn_norm)},
+    [TM_ATTN_Q] = {{"blk.%d.attn_q.weight", NULL, L_ "self_attn.q_proj.weight", TMF_ROPE_PERM},
+                   TD_Q, TD_D, TW_ALWAYS, LYR(wq)},
+    [TM_ATTN_K] = {{"blk.%d.attn_k.weight", NULL, L_ "self_attn.k_proj.weight", TMF_ROPE_PERM},
+                   TD_KV, TD_D, TW_ALWAYS, LYR(wk)},
+    [TM_ATTN_V] = {{"blk.%d.attn_v.weight", NULL, L_ "self_attn.v_proj.weight", 0},
+                   TD_KV, TD_D, TW_ALWAYS, LYR(wv)},
+    [TM_ATTN_O] = {{"blk.%d.attn_output.weight", NULL, L_ "self_attn.o_proj.weight", 0},
+                   TD_D, TD_Q, TW_ALWAYS, LYR(wo)},
+    [TM_ATTN_Q_BIAS] = {{"blk.%d.attn_q.bias", NULL, L_ "self_attn.q_proj.bias", F32V},
+                        TD_NONE, TD_Q, TW_QKV_BIAS, LYR(bq)},
+    [TM_ATTN_K_BIAS] = {{"blk.%d.attn_k.bias", NULL, L_ "self_attn.k_proj.bias", F32V},
+                        TD_NONE, TD_KV, TW_QKV_BIAS, LYR(bk)},
+    [TM_ATTN_V_BIAS] = {{"blk.%d.attn_v.bias", NULL, L_ "self_attn.v_proj.bias", F32V},
+                        TD_NONE, TD_KV, TW_QKV_BIAS, LYR(bv)},
+    [TM_ATTN_O_BIAS] = {{"blk.%d.attn_output.bias", NULL, L_ "self_attn.o_proj.bias", F32V},
+                        TD_NONE, TD_D, TW_O_BIAS, LYR(bo)},
+    [TM_ATTN_Q_NORM] = {{"blk.%d.attn_q_norm.weight", NULL, L_ "self_attn.q_norm.weight", NORM},
+                        TD_NONE, TD_QN, TW_QK_NORM, LYR(q_norm)},
+    [TM_ATTN_K_NORM] = {{"blk.%d.attn_k_norm.weight", NULL, L_ "self_attn.k_norm.weight", NORM},
+                        TD_NONE, TD_KN, TW_QK_NORM, LYR(k_norm)},
+    [TM_FFN_NORM] = {{"blk.%d.ffn_norm.weight", NULL, L_ "post_attention_layernorm.weight", NORM},
+                     TD_NONE, TD_D, TW_ALWAYS, LYR(ffn_norm)},
+    [TM_FFN_GATE] = {{"blk.%d.ffn_gate.weight", NULL, L_ "mlp.gate_proj.weight", 0},
+                     TD_F, TD_D, TW_DENSE, LYR(dense.gate)},
+    [TM_FFN_UP] = {{"blk.%d.ffn_up.weight", NULL, L_ "mlp.up_proj.weight", 0},
+                   TD_F, TD_D, TW_DENSE, LYR(dense.up)},
+    [TM_FFN_DOWN] = {{"blk.%d.ffn_down.weight", NULL, L_ "mlp.down_proj.weight", 0},
+                     TD_D, TD_F, TW_DENSE, LYR(dense.down)},
+    [TM_ROUTER] = {{"blk.%d.ffn_gate_inp.weight", NULL, L_ "{M}.gate.weight", F32V},
+                   TD_E, TD_D, TW_MOE, LYR(router)},
+    [TM_EXP_GATE] = {{"blk.%d.ffn_gate_exps.weight", "blk.%d.ffn_gate.%d.weight",
+                      L_ "{M}.experts.{J}.{W}.weight", TMF_EXPERT},
+                     TD_FE, TD_D, TW_MOE, EXP(gate)},
+    [TM_EXP_UP] = {{"blk.%d.ffn_up_exps.weight", "blk.%d.ffn_up.%d.weight",
+                    L_ "{M}.experts.{J}.{W}.weight", TMF_EXPERT},
+                   TD_FE, TD_D, TW_MOE, EXP(up)},
+    [TM_EXP_DOWN] = {{"blk.%d.ffn_down_exps.weight", "blk.%d.ffn_down.%d.weight",
+                      L_ "{M}.experts.{J}.{W}.weight", TMF_EXPERT},
+                     TD_D, TD_FE, TW_MOE, EXP(down)},
+    [TM_SHEXP_GATE] = {{"blk.%d.ffn_gate_shexp.weight", NULL,
+                        L_ "{M}.shared_expert.gate_proj.weight", 0},
+                       TD_FS, TD_D, TW_SHARED, LYR(shared.gate)},
+    [TM_SHEXP_UP] = {{"blk.%d.ffn_up_shexp.weight", NULL, L_ "{M}.shared_expert.up_proj.weight",
+                      0},
+                     TD_FS, TD_D, TW_SHARED, LYR(shared.up)},
+    [TM_SHEXP_DOWN] = {{"blk.%d.ffn_down_shexp.weight", NULL,
+                        L_ "{M}.shared_expert.down_proj.weight", 0},
+                       TD_D, TD_FS, TW_SHARED, LYR(shared.down)},
+    [TM_SHEXP_INP] = {{"blk.%d.ffn_gate_inp_shexp.weight", NULL,
+                       L_ "{M}.shared_expert_gate.weight", F32V},
+                      TD_ONE, TD_D, TW_SHARED_GATE, LYR(shared_gate)},
+    [TM_ROUTER_NOISE] = {{NULL, NULL, L_ "{M}.gate_noise.weight", F32V | TMF_INIT_ZEROS},
+                         TD_E, TD_D, TW_NOISE, LYR(router_noise)},
+    [TM_SEL_BIAS] = {{NULL, NULL, L_ "{M}.gate.e_score_correction_bias", F32V | TMF_INIT_ZEROS},
+                     TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
 };
-static const char *const k_gguf_split[3] = {
-    "blk.%d.ffn_gate.%d.weight", "blk.%d.ffn_up.%d.weight", "blk.%d.ffn_down.%d.weight"};
+
+/* The order of a layer's tensors in a file (the routed experts as a group). */
+static const tm_role k_layer_order[] = {
+    TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
+    TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_Q_NORM,
+    TM_ATTN_K_NORM, TM_FFN_NORM,    TM_FFN_GATE,     TM_FFN_UP,      TM_FFN_DOWN,
+    TM_ROUTER,      TM_ROUTER_NOISE, TM_SEL_BIAS,    TM_EXP_GATE,    TM_SHEXP_GATE,
+    TM_SHEXP_UP,    TM_SHEXP_DOWN,  TM_SHEXP_INP,
+};
+
+const tm_role_info *tm_role_of(tm_role r) {
+    static const tm_role_info none = {NULL, NULL, NULL, 0};
+    return (int)r >= 0 && r < TM_ROLE_COUNT ? &k_roles[r].info : &none;
+}
+
+int tm_is_vector(tm_role r) {
+    return (int)r >= 0 && r < TM_ROLE_COUNT && k_roles[r].rows == TD_NONE;
+}
+
+static int64_t dim_of(tdim d, const moe_config *c, const moe_layer_config *lc) {
+    int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim;
+    int full = c->qk_norm == MOE_QKNORM_FULL;
+    switch (d) {
+    case TD_NONE: return 0;
+    case TD_ONE: return 1;
+    case TD_V: return c->vocab;
+    case TD_D: return c->dim;
+    case TD_Q: return H * Dh;
+    case TD_KV: return G * Dh;
+    case TD_QN: return full ? H * Dh : Dh;
+    case TD_KN: return full ? G * Dh : Dh;
+    case TD_F: return lc ? lc->ffn_dim : 0;
+    case TD_FE: return lc ? lc->expert_dim : 0;
+    case TD_FS: return lc ? lc->shared_dim : 0;
+    case TD_E: return lc ? lc->n_experts : 0;
+    }
+    return 0;
+}
+
+static int present(twhen w, const moe_config *c, const moe_layer_config *lc) {
+    switch (w) {
+    case TW_ALWAYS: return 1;
+    case TW_UNTIED: return !c->tied_embeddings;
+    case TW_QKV_BIAS: return c->qkv_bias;
+    case TW_O_BIAS: return c->o_bias;
+    case TW_QK_NORM: return c->qk_norm != MOE_QKNORM_NONE;
+    case TW_DENSE: return lc && !lc->moe;
+    case TW_MOE: return lc && lc->moe;
+    case TW_NOISE: return lc && lc->moe && lc->noise > 0;
+    case TW_SEL_BIAS: return lc && lc->moe && lc->select_bias;
+    case TW_SHARED: return lc && lc->moe && lc->n_shared > 0;
+    case TW_SHARED_GATE: return lc && lc->moe && lc->n_shared > 0 && lc->shared_gate;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- names */
 
 static int fit(int r, size_t n) { return r >= 0 && (size_t)r < n ? 0 : -1; }
 
 int tm_gguf_name_of(char *buf, size_t n, tm_role r, int layer, int expert) {
-    if ((int)r < 0 || r >= TM_ROLE_COUNT) return -1;
-    if (tm_is_expert(r) && expert >= 0)
-        return fit(snprintf(buf, n, k_gguf_split[r - TM_EXP_GATE], layer, expert), n);
-    if (layer < 0) return fit(snprintf(buf, n, "%s", k_gguf[r]), n);
-    return fit(snprintf(buf, n, k_gguf[r], layer), n);
+    if ((int)r < 0 || r >= TM_ROLE_COUNT || !k_roles[r].info.gguf) return -1;
+    const tm_role_info *ri = &k_roles[r].info;
+    if (tm_is_expert(r) && expert >= 0) return fit(snprintf(buf, n, ri->gguf_split, layer, expert), n);
+    if (layer < 0) return fit(snprintf(buf, n, "%s", ri->gguf), n);
+    return fit(snprintf(buf, n, ri->gguf, layer), n);
 }
 
 int tm_gguf_name(char *buf, size_t n, const tm_entry *e) {
     return tm_gguf_name_of(buf, n, e->role, e->layer, e->expert);
 }
 
-/* ------------------------------------------------------------ HF names */
+int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, int alt) {
+    const tm_arch_info *ai = tm_arch_of(c->arch);
+    if ((int)e->role < 0 || e->role >= TM_ROLE_COUNT || !ai || n == 0) return -1;
+    const char *moe = alt ? ai->hf_moe_alt : ai->hf_moe;
+    if (!moe) return -1;
+    int expert = tm_is_expert(e->role);
+    if (expert && e->expert < 0) return -1; /* transformers names experts one by one */
+    size_t o = 0;
+    for (const char *p = k_roles[e->role].info.hf; *p; p++) {
+        char tmp[24];
+        const char *put = NULL;
+        if (p[0] == '{' && p[1] && p[2] == '}') {
+            switch (p[1]) {
+            case 'L': snprintf(tmp, sizeof tmp, "%d", e->layer), put = tmp; break;
+            case 'J': snprintf(tmp, sizeof tmp, "%d", e->expert), put = tmp; break;
+            case 'M': put = moe; break;
+            case 'W': put = expert ? ai->hf_expert[e->role - TM_EXP_GATE] : NULL; break;
+            default: break;
+            }
+            if (!put) return -1;
+            p += 2;
+        }
+        size_t len = put ? strlen(put) : 1;
+        if (o + len >= n) return -1;
+        memcpy(buf + o, put ? put : p, len);
+        o += len;
+    }
+    buf[o] = 0;
+    return 0;
+}
 
 int tm_hf_name(char *buf, size_t n, const moe_config *c, const tm_entry *e) {
-    int mixtral = c->arch == MOE_ARCH_MIXTRAL;
-    const char *mp = mixtral ? "block_sparse_moe" : "mlp"; /* the MoE block */
-    int L = e->layer, J = e->expert;
-    switch (e->role) {
-    case TM_EMBED: return fit(snprintf(buf, n, "model.embed_tokens.weight"), n);
-    case TM_OUTPUT_NORM: return fit(snprintf(buf, n, "model.norm.weight"), n);
-    case TM_OUTPUT: return fit(snprintf(buf, n, "lm_head.weight"), n);
-    default: break;
-    }
-    static const char *const tail[TM_ROLE_COUNT] = {
-        [TM_ATTN_NORM] = "input_layernorm.weight",
-        [TM_ATTN_Q] = "self_attn.q_proj.weight",
-        [TM_ATTN_K] = "self_attn.k_proj.weight",
-        [TM_ATTN_V] = "self_attn.v_proj.weight",
-        [TM_ATTN_O] = "self_attn.o_proj.weight",
-        [TM_ATTN_Q_BIAS] = "self_attn.q_proj.bias",
-        [TM_ATTN_K_BIAS] = "self_attn.k_proj.bias",
-        [TM_ATTN_V_BIAS] = "self_attn.v_proj.bias",
-        [TM_ATTN_O_BIAS] = "self_attn.o_proj.bias",
-        [TM_ATTN_Q_NORM] = "self_attn.q_norm.weight",
-        [TM_ATTN_K_NORM] = "self_attn.k_norm.weight",
-        [TM_FFN_NORM] = "post_attention_layernorm.weight",
-        [TM_FFN_GATE] = "mlp.gate_proj.weight",
-        [TM_FFN_UP] = "mlp.up_proj.weight",
-        [TM_FFN_DOWN] = "mlp.down_proj.weight",
-    };
-    if (e->role <= TM_FFN_DOWN)
-        return fit(snprintf(buf, n, "model.layers.%d.%s", L, tail[e->role]), n);
-    switch (e->role) {
-    case TM_ROUTER: return fit(snprintf(buf, n, "model.layers.%d.%s.gate.weight", L, mp), n);
-    case TM_EXP_GATE:
-    case TM_EXP_UP:
-    case TM_EXP_DOWN: {
-        static const char *const mx[3] = {"w1", "w3", "w2"};
-        static const char *const hf[3] = {"gate_proj", "up_proj", "down_proj"};
-        int k = e->role - TM_EXP_GATE;
-        if (J < 0) return -1; /* transformers checkpoints name experts one by one */
-        return fit(snprintf(buf, n, "model.layers.%d.%s.experts.%d.%s.weight", L, mp, J,
-                            mixtral ? mx[k] : hf[k]), n);
-    }
-    case TM_SHEXP_GATE:
-        return fit(snprintf(buf, n, "model.layers.%d.mlp.shared_expert.gate_proj.weight", L), n);
-    case TM_SHEXP_UP:
-        return fit(snprintf(buf, n, "model.layers.%d.mlp.shared_expert.up_proj.weight", L), n);
-    case TM_SHEXP_DOWN:
-        return fit(snprintf(buf, n, "model.layers.%d.mlp.shared_expert.down_proj.weight", L), n);
-    case TM_SHEXP_INP:
-        return fit(snprintf(buf, n, "model.layers.%d.mlp.shared_expert_gate.weight", L), n);
-    default: return -1;
-    }
+    return tm_hf_name_alt(buf, n, c, e, 0);
+}
+
+int tm_name(char *buf, size_t n, tm_format f, const moe_config *c, const tm_entry *e) {
+    return f == TM_HF ? tm_hf_name(buf, n, c, e) : tm_gguf_name(buf, n, e);
 }
 
 /* ---------------------------------------------------------------- walk */
 
-typedef struct walker {
+static int has_name(tm_format f, tm_role r) {
+    return f == TM_HF ? k_roles[r].info.hf != NULL : k_roles[r].info.gguf != NULL;
+}
+
+/* One role at one layer (lc NULL for the global ones). */
+static int walk_role(const moe_config *c, tm_format f, int split, int layer,
+                     const moe_layer_config *lc, tm_role r,
+                     int (*fn)(void *, const tm_entry *), void *ctx) {
+    const role_row *rr = &k_roles[r];
+    if (!has_name(f, r) || !present(rr->when, c, lc)) return 0;
+    int rc;
+    if (r != TM_EXP_GATE) {
+        tm_entry e = {r, layer, -1, 1, dim_of(rr->rows, c, lc), dim_of(rr->cols, c, lc)};
+        return fn(ctx, &e);
+    }
+    /* the routed experts: gate, up, down stacked, or expert by expert */
+    int E = lc->n_experts;
+    if (split) {
+        for (int j = 0; j < E; j++)
+            for (int k = 0; k < 3; k++) {
+                const role_row *x = &k_roles[TM_EXP_GATE + k];
+                tm_entry e = {(tm_role)(TM_EXP_GATE + k), layer, j, 1, dim_of(x->rows, c, lc),
+                              dim_of(x->cols, c, lc)};
+                if ((rc = fn(ctx, &e))) return rc;
+            }
+        return 0;
+    }
+    for (int k = 0; k < 3; k++) {
+        const role_row *x = &k_roles[TM_EXP_GATE + k];
+        tm_entry e = {(tm_role)(TM_EXP_GATE + k), layer, -1, E, dim_of(x->rows, c, lc),
+                      dim_of(x->cols, c, lc)};
+        if ((rc = fn(ctx, &e))) return rc;
+    }
+    return 0;
+}
+
+int tm_walk(const moe_config *c, tm_format f, const unsigned char *split_layer,
+            int (*fn)(void *ctx, const tm_entry *e), void *ctx) {
+    int rc;
+    if ((rc = walk_role(c, f, 0, -1, NULL, TM_EMBED, fn, ctx))) return rc;
+    for (int i = 0; i < c->n_layers; i++) {
+        int split = f == TM_HF || (split_layer && split_layer[i]);
+        for (size_t k = 0; k < sizeof k_layer_order / sizeof k_layer_order[0]; k++)
+            if ((rc = walk_role(c, f, split, i, &c->layer[i], k_layer_order[k], fn, ctx)))
+                return rc;
+    }
+    if ((rc = walk_role(c, f, 0, -1, NULL, TM_OUTPUT_NORM, fn, ctx))) return rc;
+    return walk_role(c, f, 0, -1, NULL, TM_OUTPUT, fn, ctx);
+}
+
+typedef struct lister {
     tm_entry *out;
     int cap, n;
-} walker;
+} lister;
 
-static void put(walker *w, tm_role r, int layer, int expert, int planes, int64_t rows,
-                int64_t cols) {
-    if (w->n < w->cap)
-        w->out[w->n] = (tm_entry){r, layer, expert, planes, rows, cols};
-    w->n++;
-}
-
-int tm_list(const moe_config *c, const unsigned char *split_layer, tm_entry *out, int cap) {
-    walker w = {out, cap, 0};
-    int64_t D = c->dim, H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, V = c->vocab;
-    put(&w, TM_EMBED, -1, -1, 1, V, D);
-    for (int i = 0; i < c->n_layers; i++) {
-        const moe_layer_config *lc = &c->layer[i];
-        put(&w, TM_ATTN_NORM, i, -1, 1, 0, D);
-        put(&w, TM_ATTN_Q, i, -1, 1, H * Dh, D);
-        put(&w, TM_ATTN_K, i, -1, 1, G * Dh, D);
-        put(&w, TM_ATTN_V, i, -1, 1, G * Dh, D);
-        put(&w, TM_ATTN_O, i, -1, 1, D, H * Dh);
-        if (c->qkv_bias) {
-            put(&w, TM_ATTN_Q_BIAS, i, -1, 1, 0, H * Dh);
-            put(&w, TM_ATTN_K_BIAS, i, -1, 1, 0, G * Dh);
-            put(&w, TM_ATTN_V_BIAS, i, -1, 1, 0, G * Dh);
-        }
-        if (c->o_bias) put(&w, TM_ATTN_O_BIAS, i, -1, 1, 0, D);
-        if (c->qk_norm != MOE_QKNORM_NONE) {
-            int full = c->qk_norm == MOE_QKNORM_FULL;
-            put(&w, TM_ATTN_Q_NORM, i, -1, 1, 0, full ? H * Dh : Dh);
-            put(&w, TM_ATTN_K_NORM, i, -1, 1, 0, full ? G * Dh : Dh);
-        }
-        put(&w, TM_FFN_NORM, i, -1, 1, 0, D);
-        if (!lc->moe) {
-            int64_t F = lc->ffn_dim;
-            put(&w, TM_FFN_GATE, i, -1, 1, F, D);
-            put(&w, TM_FFN_UP, i, -1, 1, F, D);
-            put(&w, TM_FFN_DOWN, i, -1, 1, D, F);
-            continue;
-        }
-        int64_t E = lc->n_experts, F = lc->expert_dim, FS = lc->shared_dim;
-        put(&w, TM_ROUTER, i, -1, 1, E, D);
-        if (split_layer && split_layer[i]) {
-            for (int e = 0; e < E; e++) {
-                put(&w, TM_EXP_GATE, i, e, 1, F, D);
-                put(&w, TM_EXP_UP, i, e, 1, F, D);
-                put(&w, TM_EXP_DOWN, i, e, 1, D, F);
-            }
-        } else {
-            put(&w, TM_EXP_GATE, i, -1, (int)E, F, D);
-            put(&w, TM_EXP_UP, i, -1, (int)E, F, D);
-            put(&w, TM_EXP_DOWN, i, -1, (int)E, D, F);
-        }
-        if (lc->n_shared > 0) {
-            put(&w, TM_SHEXP_GATE, i, -1, 1, FS, D);
-            put(&w, TM_SHEXP_UP, i, -1, 1, FS, D);
-            put(&w, TM_SHEXP_DOWN, i, -1, 1, D, FS);
-            if (lc->shared_gate) put(&w, TM_SHEXP_INP, i, -1, 1, 1, D);
-        }
-    }
-    put(&w, TM_OUTPUT_NORM, -1, -1, 1, 0, D);
-    if (!c->tied_embeddings) put(&w, TM_OUTPUT, -1, -1, 1, V, D);
-    return w.n;
-}
-
-static int vec(mat *out, const float *v, int64_t n) {
-    if (!v) return -1;
-    *out = (mat){v, DT_F32, 1, n};
+static int list_one(void *ctx, const tm_entry *e) {
+    lister *l = ctx;
+    if (l->n < l->cap) l->out[l->n] = *e;
+    l->n++;
     return 0;
 }
 
-static int have(mat *out, const mat *w) {
-    if (!w->data) return -1;
-    *out = *w;
-    return 0;
+int tm_list(const moe_config *c, tm_format f, const unsigned char *split_layer, tm_entry *out,
+            int cap) {
+    lister l = {out, cap, 0};
+    tm_walk(c, f, split_layer, list_one, &l);
+    return l.n;
+}
+
+/* ------------------------------------------------------- in the model */
+
+static void *slot(moe_model *m, const tm_entry *e, int p) {
+    if ((int)e->role < 0 || e->role >= TM_ROLE_COUNT) return NULL;
+    const role_row *rr = &k_roles[e->role];
+    if (rr->where == TS_MODEL) return (char *)m + rr->offset;
+    if (e->layer < 0 || e->layer >= m->cfg.n_layers || !m->layers) return NULL;
+    layer_w *lw = &m->layers[e->layer];
+    if (rr->where == TS_LAYER) return (char *)lw + rr->offset;
+    const moe_layer_config *lc = &m->cfg.layer[e->layer];
+    int J = e->expert >= 0 ? e->expert : p;
+    if (!lc->moe || !lw->experts || J < 0 || J >= lc->n_experts) return NULL;
+    return (char *)&lw->experts[J] + rr->offset;
+}
+
+mat *tm_slot_mat(moe_model *m, const tm_entry *e, int p) {
+    return tm_is_vector(e->role) ? NULL : slot(m, e, p);
+}
+
+const float **tm_slot_vec(moe_model *m, const tm_entry *e) {
+    return tm_is_vector(e->role) ? slot(m, e, 0) : NULL;
 }
 
 int tm_source(const moe_model *m, const tm_entry *e, int p, mat *out) {
-    if (e->role == TM_EMBED) return have(out, &m->embed);
-    if (e->role == TM_OUTPUT) return have(out, &m->lm_head);
-    if (e->role == TM_OUTPUT_NORM) return vec(out, m->final_norm, e->cols);
-    if (e->layer < 0 || e->layer >= m->cfg.n_layers) return -1;
-    const layer_w *lw = &m->layers[e->layer];
-    int J = e->expert >= 0 ? e->expert : p;
-    switch (e->role) {
-    case TM_ATTN_NORM: return vec(out, lw->attn_norm, e->cols);
-    case TM_FFN_NORM: return vec(out, lw->ffn_norm, e->cols);
-    case TM_ATTN_Q: return have(out, &lw->wq);
-    case TM_ATTN_K: return have(out, &lw->wk);
-    case TM_ATTN_V: return have(out, &lw->wv);
-    case TM_ATTN_O: return have(out, &lw->wo);
-    case TM_ATTN_Q_BIAS: return vec(out, lw->bq, e->cols);
-    case TM_ATTN_K_BIAS: return vec(out, lw->bk, e->cols);
-    case TM_ATTN_V_BIAS: return vec(out, lw->bv, e->cols);
-    case TM_ATTN_O_BIAS: return vec(out, lw->bo, e->cols);
-    case TM_ATTN_Q_NORM: return vec(out, lw->q_norm, e->cols);
-    case TM_ATTN_K_NORM: return vec(out, lw->k_norm, e->cols);
-    case TM_FFN_GATE: return have(out, &lw->dense.gate);
-    case TM_FFN_UP: return have(out, &lw->dense.up);
-    case TM_FFN_DOWN: return have(out, &lw->dense.down);
-    case TM_ROUTER: return have(out, &lw->router);
-    case TM_EXP_GATE:
-    case TM_EXP_UP:
-    case TM_EXP_DOWN: {
-        const moe_layer_config *lc = &m->cfg.layer[e->layer];
-        if (!lc->moe || !lw->experts || J < 0 || J >= lc->n_experts) return -1;
-        const ffn_w *f = &lw->experts[J];
-        return have(out, e->role == TM_EXP_GATE ? &f->gate : e->role == TM_EXP_UP ? &f->up
-                                                                                 : &f->down);
+    moe_model *mm = (moe_model *)m; /* slot() is shared with the loader; nothing is written */
+    if (tm_is_vector(e->role)) {
+        const float **v = tm_slot_vec(mm, e);
+        if (!v || !*v) return -1;
+        *out = (mat){*v, DT_F32, 1, e->cols};
+        return 0;
     }
-    case TM_SHEXP_GATE: return have(out, &lw->shared.gate);
-    case TM_SHEXP_UP: return have(out, &lw->shared.up);
-    case TM_SHEXP_DOWN: return have(out, &lw->shared.down);
-    case TM_SHEXP_INP: return have(out, &lw->shared_gate);
-    default: return -1;
-    }
+    const mat *w = tm_slot_mat(mm, e, p);
+    if (!w || !w->data) return -1;
+    *out = *w;
+    return 0;
 }

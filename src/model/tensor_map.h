@@ -1,11 +1,14 @@
 /*
- * tensor_map.h - the one table of a model's weights: for every weight a
- * moe_config implies, its role, its shape, its name in a GGUF file
- * (llama.cpp's names), its name in a Hugging Face checkpoint
- * (transformers' names), and where it lives in a loaded moe_model.
- * The GGUF loader (model_gguf.c) and the writers (quantize_gguf.c,
- * quantize_hf.c) all take names and metadata keys from here, so the two
- * directions cannot drift apart.
+ * tensor_map.h - the weight-role table: for every weight a moe_config
+ * implies, its role, its shape rule, when it is present, whether it may be
+ * quantized, its name in a GGUF file (llama.cpp's names), its name in a
+ * Hugging Face checkpoint (transformers' names), how a fresh model fills
+ * it, and where it lives in a loaded moe_model. Both loaders (model_load.c,
+ * model_gguf.c through weights.c), the writers (quantize_gguf.c,
+ * quantize_hf.c, model_init.c), the plan of `moe quantize`, the parameter
+ * and byte counts and the trainer's parameter list all read it; the
+ * architectures differ only in the rows of its per-architecture table
+ * (tensor_map.c): adding one is config parsing, one row, its compute flags.
  *
  * GGUF names (llama.cpp, llama-arch.cpp):
  *   token_embd, output_norm, output (absent = tied)
@@ -17,7 +20,10 @@
  *                                         layout; moe writes it for layers whose
  *                                         experts have different types)
  *   blk.N.ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp   shared expert and its gate
- * all with ".weight" (or ".bias").
+ * all with ".weight" (or ".bias"). The router's noise projection and the
+ * selection bias have no GGUF name (llama.cpp has no field for them).
+ * llama.cpp's converter permutes the q and k rows of "llama" files (the
+ * per-architecture row says so; weights.c puts them back at load).
  */
 #ifndef MOE_MODEL_TENSOR_MAP_H
 #define MOE_MODEL_TENSOR_MAP_H
@@ -57,8 +63,36 @@ typedef enum tm_role {
     TM_SHEXP_UP,    /* [FS][D] */
     TM_SHEXP_DOWN,  /* [D][FS] */
     TM_SHEXP_INP,   /* [1][D] shared expert gate */
+    TM_ROUTER_NOISE,/* [E][D] noisy top-k noise projection (training) */
+    TM_SEL_BIAS,    /* [E] selection-only bias */
     TM_ROLE_COUNT
 } tm_role;
+
+/* Where a file's names come from. */
+typedef enum tm_format {
+    TM_GGUF = 0, /* llama.cpp: routed experts stacked (or split, per layer) */
+    TM_HF,       /* transformers: routed experts one tensor per expert */
+} tm_format;
+
+/* Role flags. */
+enum {
+    TMF_F32 = 1,        /* never quantized: norms, biases, routers, gates */
+    TMF_EXPERT = 2,     /* a routed expert weight: [E] planes, or one per expert */
+    TMF_ROPE_PERM = 4,  /* rows permuted in GGUF files of archs with gguf_rope_perm */
+    TMF_INIT_ONES = 8,  /* a fresh model fills it with 1 (norms) */
+    TMF_INIT_ZEROS = 16,/* ... with 0 (noise projection, selection bias) */
+};
+
+/* What the table says about a role (tm_role_info()). */
+typedef struct tm_role_info {
+    const char *gguf;       /* llama.cpp name ("%d" = layer), NULL: none */
+    const char *gguf_split; /* routed experts one by one ("%d" layer, "%d" expert) */
+    const char *hf;         /* transformers name: {L} layer, {M} the arch's MoE
+                               block, {J} expert, {W} the arch's expert weight name */
+    unsigned flags;         /* TMF_* */
+} tm_role_info;
+
+const tm_role_info *tm_role_of(tm_role r);
 
 /* One tensor of a model file. */
 typedef struct tm_entry {
@@ -69,6 +103,23 @@ typedef struct tm_entry {
     int64_t rows;  /* per plane; 0 for a vector */
     int64_t cols;  /* row length (a vector's length) */
 } tm_entry;
+
+/* What differs between architectures, as data. */
+typedef struct tm_arch_info {
+    const char *gguf_arch;   /* general.architecture */
+    const char *model_type;  /* config.json model_type */
+    const char *hf_moe;      /* the MoE block in transformers names */
+    const char *hf_moe_alt;  /* another name a checkpoint may use for it, or NULL */
+    const char *hf_expert[3];/* expert gate, up, down weight names */
+    int gguf_rope_perm;      /* q/k rows in llama.cpp's interleaved RoPE order */
+    int gguf_norm_topk;      /* llama.cpp's top-k renormalization default */
+    int qkv_bias;            /* GGUF files: q/k/v biases */
+    moe_qknorm qk_norm;      /* GGUF files: q/k norm kind */
+    int gguf_shared;         /* GGUF files: a shared expert when its width is given */
+} tm_arch_info;
+
+/* The row of an architecture (NULL for an unknown one). */
+const tm_arch_info *tm_arch_of(moe_arch a);
 
 /* ---------------------------------------------------------------- GGUF */
 
@@ -112,17 +163,37 @@ int tm_gguf_name_of(char *buf, size_t n, tm_role r, int layer, int expert);
 /* ------------------------------------------------------------ HF names */
 
 /* Name of e in a transformers checkpoint (routed experts per expert:
- * e->expert >= 0). 0, or -1 if it does not fit. */
+ * e->expert >= 0); alt: with the arch's other MoE block name (hf_moe_alt;
+ * -1 when it has none). 0, or -1 if it does not fit. */
 int tm_hf_name(char *buf, size_t n, const moe_config *c, const tm_entry *e);
+int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, int alt);
+
+/* Name of e in format f (GGUF: stacked unless e->expert >= 0). */
+int tm_name(char *buf, size_t n, tm_format f, const moe_config *c, const tm_entry *e);
 
 /* ---------------------------------------------------------------- walk */
 
-/* The tensors of a model with config c, in file order (token_embd, layer by
- * layer, output_norm, output), into out[cap]. split_layer (may be NULL):
- * [L] nonzero where a layer's routed experts are listed one tensor per
- * expert instead of stacked. Returns the count (> cap: nothing past cap
+/* Calls fn on every tensor of a model with config c in format f, in file
+ * order (token_embd, layer by layer, output_norm, output), until fn returns
+ * nonzero (which tm_walk returns). Roles without a name in f are left out.
+ * split_layer (GGUF only, may be NULL): [L] nonzero where a layer's routed
+ * experts are one tensor per expert instead of stacked; HF files always
+ * have them one by one. Nothing is allocated, whatever c claims. */
+int tm_walk(const moe_config *c, tm_format f, const unsigned char *split_layer,
+            int (*fn)(void *ctx, const tm_entry *e), void *ctx);
+
+/* The same into out[cap]. Returns the count (> cap: nothing past cap
  * written; call again with more room). */
-int tm_list(const moe_config *c, const unsigned char *split_layer, tm_entry *out, int cap);
+int tm_list(const moe_config *c, tm_format f, const unsigned char *split_layer, tm_entry *out,
+            int cap);
+
+/* ------------------------------------------------------- in the model */
+
+/* Where e lives in a loaded model: its matrix (plane p of a stacked
+ * entry), or its vector; exactly one of the two is non-NULL, both NULL if
+ * the model has no room for it (experts table not set up). */
+mat *tm_slot_mat(struct moe_model *m, const tm_entry *e, int p);
+const float **tm_slot_vec(struct moe_model *m, const tm_entry *e);
 
 /* The weight behind e (plane p of a stacked tensor) in a loaded model, as
  * a matrix; vectors come as a [1][n] F32 matrix. -1 if the model has no
@@ -130,11 +201,10 @@ int tm_list(const moe_config *c, const unsigned char *split_layer, tm_entry *out
 int tm_source(const struct moe_model *m, const tm_entry *e, int p, mat *out);
 
 /* Whether a role is a 1-D tensor. */
-static inline int tm_is_vector(tm_role r) {
-    return r == TM_OUTPUT_NORM || r == TM_ATTN_NORM || r == TM_FFN_NORM ||
-           (r >= TM_ATTN_Q_BIAS && r <= TM_ATTN_K_NORM);
-}
+int tm_is_vector(tm_role r);
 /* Whether a role is a routed expert weight. */
-static inline int tm_is_expert(tm_role r) { return r >= TM_EXP_GATE && r <= TM_EXP_DOWN; }
+static inline int tm_is_expert(tm_role r) { return (tm_role_of(r)->flags & TMF_EXPERT) != 0; }
+/* Whether a role stays F32 in every file (the quantization rule). */
+static inline int tm_keep_f32(tm_role r) { return (tm_role_of(r)->flags & TMF_F32) != 0; }
 
 #endif

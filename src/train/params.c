@@ -1,5 +1,6 @@
 /*
- * params.c - see params.h.
+ * params.c - see params.h. The trained tensors are the weight-role table's
+ * (tensor_map.h) walked over the model's config.
  */
 #include "train/params.h"
 
@@ -10,11 +11,37 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "model/tensor_map.h"
 #include "train/grad_ops.h"
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
+/* The walk of the weight-role table over the checkpoint's tensors. */
+typedef struct lister {
+    train_params *p;
+    const moe_model *m;
+    int cap;
+    moe_err *err;
+} lister;
+
+static int add_tensor(void *ctx, const tm_entry *e) {
+    lister *L = ctx;
+    train_params *p = L->p;
+    char name[256];
+    const st_tensor *t = NULL;
+    if (!tm_hf_name(name, sizeof name, &L->m->cfg, e)) t = st_find(&L->m->st, name);
+    if (!t && !tm_hf_name_alt(name, sizeof name, &L->m->cfg, e, 1)) t = st_find(&L->m->st, name);
+    if (!t)
+        return moe_fail(L->err, "training needs every weight as its own tensor: no tensor for "
+                        "%s of layer %d", tm_role_of(e->role)->hf, e->layer);
+    if (p->n_tensors + p->n_bias >= L->cap)
+        return moe_fail(L->err, "internal: more weights than tensors");
+    if (e->role == TM_SEL_BIAS) { /* moved by the load rule, not by the optimizer */
+        p->sel_bias[p->n_bias] = (float *)t->data;
+        p->sel_bias_len[p->n_bias++] = t->n_elems;
+        return 0;
+    }
+    p->tensors[p->n_tensors++] =
+        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, e->rows > 0};
+    return 0;
 }
 
 static int by_offset(const void *a, const void *b) {
@@ -54,15 +81,10 @@ int train_params_init(train_params *p, moe_model *m, moe_err *err) {
         train_params_free(p);
         return moe_fail(err, "out of memory for the parameter table");
     }
-    for (int i = 0; i < st->n_tensors; i++) {
-        const st_tensor *t = &st->tensors[i];
-        if (ends_with(t->name, "e_score_correction_bias")) {
-            p->sel_bias[p->n_bias] = (float *)t->data;
-            p->sel_bias_len[p->n_bias++] = t->n_elems;
-            continue;
-        }
-        p->tensors[p->n_tensors++] = (optim_tensor){
-            t->name, (const float *)t->data - p->base, t->n_elems, t->n_dims == 2};
+    lister L = {p, m, st->n_tensors, err};
+    if (tm_walk(&m->cfg, TM_HF, NULL, add_tensor, &L)) {
+        train_params_free(p);
+        return -1;
     }
     qsort(p->tensors, (size_t)p->n_tensors, sizeof *p->tensors, by_offset);
     return 0;

@@ -1,0 +1,230 @@
+/*
+ * weights.c - the one loader: two walks of the weight-role table, the first
+ * checking every tensor and measuring, the second placing (see weights.h).
+ *
+ * llama.cpp's converter permutes the q and k rows of "llama" models to the
+ * interleaved (GPT-J) RoPE layout that llama.cpp's llama graph uses:
+ *   permute(w, n_head) = w.reshape(n_head, 2, Dh/2, in).swapaxes(1, 2)
+ * (convert_hf_to_gguf.py, LlamaModel.permute; k uses the kv head count). Our
+ * forward applies NeoX RoPE as transformers does, so the rows are put back
+ * at load into an owned copy: hf row h*Dh + j*Dh/2 + i = gguf row h*Dh + 2i + j.
+ * Whole rows move, so this works for quantized rows too.
+ */
+#include "model/weights.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "formats/hf_config.h"
+#include "model/model.h"
+
+#define N_GGML 64 /* ggml type ids counted in the stats */
+
+typedef struct wload {
+    moe_model *m;
+    const wt_source *src;
+    moe_err *err;
+    int placing;            /* 0: checking and measuring; 1: placing */
+    size_t own;             /* bytes of owned copies (measured, then used) */
+    char *own_next, *own_end;
+    int64_t n_experts;      /* routed experts over all layers */
+    /* the counts of moe_model_stats */
+    int64_t params, bytes, embed_bytes;
+    int64_t exp_params[MOE_MAX_LAYERS], exp_bytes[MOE_MAX_LAYERS]; /* all experts of a layer */
+    int type_count[N_GGML];
+} wload;
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static const char *shape_str(char *buf, size_t n, const int64_t *shape, int nd) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "[");
+    for (int i = 0; i < nd && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+    return buf;
+}
+
+/* Whether t has e's shape. A stacked expert tensor is [E][rows][cols]; a
+ * [1][n] matrix may be stored 1-D and a vector as [1][n]. */
+static int shape_ok(const tm_entry *e, const wt_tensor *t, int64_t want[3], int *nd) {
+    int stacked = tm_is_expert(e->role) && e->expert < 0;
+    *nd = stacked ? 3 : e->rows ? 2 : 1;
+    want[0] = stacked ? e->planes : 1;
+    want[1] = e->rows ? e->rows : 1;
+    want[2] = e->cols;
+    if (t->n_dims < 1 || t->n_dims > 3) return 0;
+    if (t->n_dims != *nd && !(*nd <= 2 && t->n_dims <= 2 && want[1] == 1)) return 0;
+    int64_t got[3] = {1, 1, 1};
+    for (int i = 0; i < t->n_dims; i++) got[3 - t->n_dims + i] = t->shape[i];
+    return got[0] == want[0] && got[1] == want[1] && got[2] == want[2];
+}
+
+/* Find and check the tensor of e; fills rb (bytes per row). */
+static int check(wload *W, const tm_entry *e, char *name, size_t nn, wt_tensor *t, size_t *rb) {
+    const char *path = W->src->path;
+    if (tm_name(name, nn, W->src->format, &W->m->cfg, e))
+        return moe_fail(W->err, "%s: a tensor name of layer %d does not fit", path, e->layer);
+    int r = W->src->find(W->src->ctx, e, name, t, W->err);
+    if (r < 0) return -1;
+    if (r > 0) return moe_fail(W->err, "%s: tensor %s is missing", path, name);
+    int64_t want[3];
+    int nd;
+    if (!shape_ok(e, t, want, &nd)) {
+        char a[96], b[96];
+        return moe_fail(W->err, "%s: tensor %s has shape %s, expected %s", path, name,
+                        shape_str(a, sizeof a, t->shape, t->n_dims < 1 || t->n_dims > 3 ? 0 : t->n_dims),
+                        shape_str(b, sizeof b, want + 3 - nd, nd));
+    }
+    *rb = (size_t)dtype_row_bytes(t->type, e->cols);
+    if (!*rb)
+        return moe_fail(W->err, "%s: tensor %s: type %s does not suit rows of %lld values",
+                        path, name, dtype_name(t->type), (long long)e->cols);
+    int64_t need = e->planes * (e->rows ? e->rows : 1) * (int64_t)*rb;
+    if (t->nbytes < need)
+        return moe_fail(W->err, "%s: tensor %s holds %lld bytes, its shape needs %lld", path,
+                        name, (long long)t->nbytes, (long long)need);
+    return 0;
+}
+
+static int permuted(const wload *W, const tm_entry *e) {
+    return W->src->rope_perm && (tm_role_of(e->role)->flags & TMF_ROPE_PERM);
+}
+
+/* Pass 1: the bytes of owned copies, and the counts. */
+static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) {
+    const moe_config *c = &W->m->cfg;
+    int64_t rows = e->rows ? e->rows : 1, params = e->planes * rows * e->cols;
+    int64_t bytes = e->planes * rows * (int64_t)rb;
+    if (!e->rows && t->type != DT_F32) W->own += round64((size_t)e->cols * sizeof(float));
+    if (permuted(W, e)) W->own += round64((size_t)bytes);
+    W->params += params;
+    W->bytes += bytes;
+    if (e->role == TM_EMBED && !c->tied_embeddings) W->embed_bytes = bytes;
+    if (tm_is_expert(e->role)) {
+        W->exp_params[e->layer] += params;
+        W->exp_bytes[e->layer] += bytes;
+    }
+    int g = dtype_to_ggml(t->type);
+    if (g >= 0 && g < N_GGML) W->type_count[g]++;
+}
+
+/* NULL only if the second walk asked for more than the first measured. */
+static void *own_take(wload *W, size_t bytes) {
+    char *p = W->own_next;
+    if (round64(bytes) > (size_t)(W->own_end - p)) return NULL;
+    W->own_next += round64(bytes);
+    return p;
+}
+
+/* Pass 2: point e's slot (each plane's) at its bytes, or at a copy. */
+static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor *t, size_t rb) {
+    moe_model *m = W->m;
+    if (!e->rows) { /* a vector, as f32: in place if stored so (training updates it there) */
+        const float **v = tm_slot_vec(m, e);
+        if (!v) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
+        if (t->type == DT_F32) {
+            *v = t->data;
+            return 0;
+        }
+        float *dst = own_take(W, (size_t)e->cols * sizeof(float));
+        if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
+        mat row = {t->data, t->type, 1, e->cols};
+        mat_row_f32(dst, &row, 0);
+        *v = dst;
+        return 0;
+    }
+    const char *data = t->data;
+    if (permuted(W, e)) {
+        int64_t Dh = m->cfg.head_dim, half = Dh / 2, heads = e->rows / Dh;
+        char *dst = own_take(W, rb * (size_t)e->rows);
+        if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t j = 0; j < 2; j++)
+                for (int64_t i = 0; i < half; i++)
+                    memcpy(dst + (size_t)(h * Dh + j * half + i) * rb,
+                           data + (size_t)(h * Dh + 2 * i + j) * rb, rb);
+        data = dst;
+    }
+    for (int p = 0; p < e->planes; p++) {
+        mat *w = tm_slot_mat(m, e, p);
+        if (!w) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
+        *w = (mat){data + (size_t)p * (size_t)e->rows * rb, t->type, e->rows, e->cols};
+    }
+    return 0;
+}
+
+static int visit(void *ctx, const tm_entry *e) {
+    wload *W = ctx;
+    char name[256];
+    wt_tensor t;
+    size_t rb = 0;
+    if (check(W, e, name, sizeof name, &t, &rb)) return -1;
+    if (!W->placing) {
+        measure(W, e, &t, rb);
+        return 0;
+    }
+    return place(W, e, name, &t, rb);
+}
+
+static void fill_stats(moe_model *m, const wload *W) {
+    const moe_config *c = &m->cfg;
+    moe_model_stats *s = &m->stats;
+    memset(s, 0, sizeof *s);
+    s->params_total = s->params_active = W->params;
+    s->bytes_total = W->bytes;
+    /* Decode reads one embedding row, unless the matrix is also the head. */
+    s->bytes_active = W->bytes - W->embed_bytes;
+    for (int i = 0; i < c->n_layers; i++) {
+        const moe_layer_config *lc = &c->layer[i];
+        if (!lc->moe || lc->n_experts <= 0) continue;
+        int64_t idle = lc->n_experts - lc->top_k;
+        s->params_active -= idle * (W->exp_params[i] / lc->n_experts);
+        s->bytes_active -= idle * (W->exp_bytes[i] / lc->n_experts);
+    }
+    size_t o = 0;
+    for (int g = 0; g < N_GGML; g++) {
+        if (!W->type_count[g] || o >= sizeof s->dtypes) continue;
+        o += (size_t)snprintf(s->dtypes + o, sizeof s->dtypes - o, "%s%s (%d)", o ? ", " : "",
+                              dtype_name(dtype_from_ggml(g)), W->type_count[g]);
+    }
+}
+
+int weights_load(moe_model *m, const wt_source *src, moe_err *err) {
+    const moe_config *c = &m->cfg;
+    if (moe_config_validate(c, src->path, err)) return -1;
+    wload *W = calloc(1, sizeof *W);
+    if (!W) return moe_fail(err, "out of memory");
+    *W = (wload){.m = m, .src = src, .err = err};
+    int rc = -1;
+    /* 1. every tensor present, with its shape and a usable type */
+    if (tm_walk(c, src->format, src->split, visit, W)) goto done;
+    /* 2. the tables, sized by what the file holds */
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->layer[i].moe) W->n_experts += c->layer[i].n_experts;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->expert_table = calloc((size_t)(W->n_experts ? W->n_experts : 1), sizeof *m->expert_table);
+    m->owned = aligned_alloc(64, round64(W->own + 64));
+    if (!m->layers || !m->expert_table || !m->owned) {
+        moe_fail(err, "%s: out of memory for the weight tables", src->path);
+        goto done;
+    }
+    ffn_w *next = m->expert_table;
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->layer[i].moe) {
+            m->layers[i].experts = next;
+            next += c->layer[i].n_experts;
+        }
+    W->own_next = m->owned;
+    W->own_end = W->own_next + W->own;
+    W->placing = 1;
+    if (tm_walk(c, src->format, src->split, visit, W)) goto done;
+    if (c->tied_embeddings) m->lm_head = m->embed;
+    fill_stats(m, W);
+    rc = 0;
+done:
+    free(W);
+    return rc;
+}
