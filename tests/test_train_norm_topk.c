@@ -85,6 +85,7 @@ static void router_grad(const char *norm, double *gsum, double *gsum_other) {
     CHECK(train_params_init(&r.P, r.m, &err) == 0);
     CHECK(moe_session_new(&r.s, r.m, &so, &err) == 0);
     CHECK(model_acts_enable(r.s, 16, &err) == 0);
+    moe_session_set_mode(r.s, MOE_MODE_TRAIN);
     CHECK(bwd_ws_new(&r.ws, r.s, 16, &err) == 0);
     r.grads = calloc((size_t)r.P.n, sizeof(float));
     r.logits = malloc(sizeof(float) * 16 * 48);
