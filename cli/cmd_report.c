@@ -468,7 +468,7 @@ int cmd_report(int argc, char **argv) {
          "run RUN_DIR/latest over this 'moe data' directory for the routing section"},
         {"--route-split", NULL, ARG_STR, &split, 0, 0, 0, "NAME", "shard of --route-data: val or train (val)"},
         {"--route-max-tokens", NULL, ARG_INT, &max_tokens, 0, 1 << 30, 0, "N",
-         "tokens of --route-data to route, 0 = all (16384)"},
+         "tokens of --route-data to route, in windows spread over the shard; 0 = all (16384)"},
         {"--route-json", NULL, ARG_STR, &route_json, 0, 0, 0, "FILE",
          "routing statistics saved from 'moe route --data' (default RUN_DIR/route.json if present)"},
         {"--threads", NULL, ARG_INT, &threads, 0, 1024, 0, "N", "threads for --route-data, 0 = online CPUs (0)"},

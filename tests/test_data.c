@@ -8,6 +8,7 @@
  * and every class of bad shard and bad option.
  */
 #include "test.h"
+#include "test_util.h"
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "moe.h"
@@ -401,36 +402,6 @@ TEST(data_prepare_uint32_ids) {
 
 /* -------------------------------------------------------------- reading */
 
-/* Write a shard by hand: ids[n] with dtype, one domain per entry of cut. */
-static void write_shard(const char *path, const uint32_t *ids, uint64_t n, int dtype, uint32_t vocab,
-                        const uint64_t *ends, int n_dom) {
-    size_t off = (DATA_HEADER_BYTES + (size_t)n_dom * DATA_DOMAIN_BYTES + 63) / 64 * 64;
-    size_t size = off + (size_t)n * (size_t)dtype;
-    unsigned char *b = calloc(1, size);
-    memcpy(b, DATA_MAGIC, 8);
-    uint32_t h32[] = {1, (uint32_t)dtype};
-    memcpy(b + 8, h32, 8);
-    memcpy(b + 16, &n, 8);
-    memcpy(b + 24, &vocab, 4);
-    uint32_t nd = (uint32_t)n_dom;
-    memcpy(b + 28, &nd, 4);
-    uint64_t o64 = off;
-    memcpy(b + 32, &o64, 8);
-    uint32_t eos = 0;
-    memcpy(b + 40, &eos, 4);
-    uint64_t at = 0;
-    for (int d = 0; d < n_dom; d++) {
-        unsigned char *e = b + DATA_HEADER_BYTES + d * DATA_DOMAIN_BYTES;
-        snprintf((char *)e, 32, "dom%d", d);
-        memcpy(e + 32, &at, 8);
-        memcpy(e + 40, &ends[d], 8);
-        at = ends[d];
-    }
-    for (uint64_t i = 0; i < n; i++) memcpy(b + off + i * (uint64_t)dtype, &ids[i], (size_t)dtype);
-    write_text(path, (const char *)b, size);
-    free(b);
-}
-
 TEST(data_reader_windows) {
     enum { N = 50, T = 4 };
     uint32_t ids[N];
@@ -438,7 +409,7 @@ TEST(data_reader_windows) {
     uint64_t ends[] = {20, 20, N};
     char path[1024];
     for (int dtype = 2; dtype <= 4; dtype += 2) {
-        write_shard(tmp_path(path, sizeof path, "w.bin"), ids, N, dtype, 100, ends, 3);
+        test_write_shard(tmp_path(path, sizeof path, "w.bin"), ids, N, dtype, 100, ends, 3);
         data_shard s;
         moe_err err = {{0}};
         CHECK_MSG(data_open(&s, path, &err) == 0, "%s", err.msg);
@@ -519,7 +490,7 @@ TEST(data_reader_bad_shards) {
     uint32_t ids[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0};
     uint64_t ends[] = {4, 10};
     char path[1024];
-    write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 10, 2, 16, ends, 2);
+    test_write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 10, 2, 16, ends, 2);
     size_t n;
     char *good = slurp(path, &n);
     CHECK(good && n == 192 + 20); /* header + 2 domains, rounded to 64 */
@@ -619,7 +590,7 @@ TEST(data_reader_fuzz_headers) {
     for (int i = 0; i < 40; i++) ids[i] = (uint32_t)(i % 7);
     uint64_t ends[] = {10, 25, 40};
     char path[1024];
-    write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 40, 2, 7, ends, 3);
+    test_write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 40, 2, 7, ends, 3);
     size_t n;
     unsigned char *good = (unsigned char *)slurp(path, &n), *b = malloc(n + 64);
     CHECK(good != NULL);
@@ -658,4 +629,32 @@ TEST(data_reader_fuzz_headers) {
     CHECK(accepted > 0); /* some flips land in reserved or name bytes */
     free(good);
     free(b);
+}
+
+/* Sampled windows of a shard made of two domains back to back come from
+ * both, in proportion; asking for every window gives each once, in order. */
+TEST(data_spread_window_reaches_every_domain) {
+    enum { HALF = 1000, T = 10 };
+    uint32_t *ids = malloc(sizeof *ids * 2 * HALF);
+    for (int i = 0; i < 2 * HALF; i++) ids[i] = (uint32_t)(i % 50);
+    uint64_t ends[] = {HALF, 2 * HALF};
+    char path[1024];
+    test_write_shard(tmp_path(path, sizeof path, "two.bin"), ids, 2 * HALF, 2, 50, ends, 2);
+    free(ids);
+    data_shard s;
+    moe_err err = {{0}};
+    CHECK_MSG(data_open(&s, path, &err) == 0, "%s", err.msg);
+    uint64_t W = data_n_windows(&s, T); /* 199 */
+    int in[2] = {0, 0};
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < 8; i++) {
+        uint64_t k = data_spread_window(&s, T, i, 8);
+        CHECK(k < W && (i == 0 || k > prev));
+        prev = k;
+        in[data_domain_of(&s, k * T)]++;
+    }
+    CHECK_MSG(in[0] >= 3 && in[1] >= 3, "windows per domain: %d, %d", in[0], in[1]);
+    for (uint64_t i = 0; i < W + 5; i++) CHECK_EQ_INT(data_spread_window(&s, T, i, W + 5), i);
+    for (uint64_t i = 0; i < W; i++) CHECK_EQ_INT(data_spread_window(&s, T, i, W), i);
+    data_close(&s);
 }

@@ -98,6 +98,15 @@ int data_random_batch(const data_shard *s, rng *r, int B, int T, int32_t *out, u
 uint64_t data_n_windows(const data_shard *s, int T);
 int data_window(const data_shard *s, uint64_t k, int T, int32_t *out, moe_err *err);
 
+/* Which sequential window to read as the i-th of n samples of the shard
+ * (i < n): floor(i * W / n) with W = data_n_windows(s, T), so n windows
+ * spread evenly over the whole shard (n >= W: window i itself, every window
+ * in order). `moe data` writes a shard domain by domain, so the first n
+ * windows would see only the first domains; these see each domain in
+ * proportion to its size. The trainer's validation windows and the routing
+ * statistics (moe_route_data_run) both sample with it. */
+uint64_t data_spread_window(const data_shard *s, int T, uint64_t i, uint64_t n);
+
 /* Index of the domain holding position pos (binary search), -1 if pos is
  * past the end. */
 int data_domain_of(const data_shard *s, uint64_t pos);
