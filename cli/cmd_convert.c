@@ -25,7 +25,7 @@
 #include "convert.h"
 #include "formats/gguf.h"
 #include "kernels/probe.h"
-#include "tokenizer/tokenizer_gguf_write.h"
+#include "formats/gguf_vocab_write.h"
 
 /* ------------------------------------------------------------- shared */
 
