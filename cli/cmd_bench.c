@@ -131,19 +131,19 @@ int cmd_bench(int argc, char **argv) {
 
     for (int rep = 0; rep < warmup + reps; rep++) {
         moe_session_reset(s);
-        double t0 = clock_now();
+        double t0 = cli_now();
         if (n_prompt > 0 && moe_forward(s, ids, n_prompt, logits, 0, &err)) {
             cli_error("bench", "prefill: %s", err.msg);
             goto done;
         }
-        double t1 = clock_now();
+        double t1 = cli_now();
         for (int i = 0; i < n_gen; i++) {
             if (moe_forward(s, ids + n_prompt + i, 1, logits, 0, &err)) {
                 cli_error("bench", "decode: %s", err.msg);
                 goto done;
             }
         }
-        double t2 = clock_now();
+        double t2 = cli_now();
         if (rep >= warmup) {
             int r = rep - warmup;
             tp[r] = t1 - t0;

@@ -150,7 +150,7 @@ int cmd_init(int argc, char **argv) {
     }
     init_progress ip = {isatty(STDERR_FILENO) && total > (256 << 20), 0};
     model_init_opts io = {dt, seed, std, pl, show_progress, &ip};
-    double t0 = clock_now();
+    double t0 = cli_now();
     int rc = model_init_random(&cfg, out, &io, &err);
     if (ip.show) fprintf(stderr, "\r");
     pool_free(pl);
@@ -161,7 +161,7 @@ int cmd_init(int argc, char **argv) {
     char b1[32], b2[32];
     printf("wrote %s: %s preset, %d layers, %d tensors, %s parameters, %s %s in %.1f s\n", out,
            ps->name, cfg.n_layers, n_tensors, cli_count(params, b1, sizeof b1),
-           cli_bytes(total, b2, sizeof b2), dtype_name(dt), clock_now() - t0);
+           cli_bytes(total, b2, sizeof b2), dtype_name(dt), cli_now() - t0);
     (void)torch_dtype;
     return 0;
 }

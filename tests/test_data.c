@@ -1,5 +1,5 @@
 /*
- * test_data.c - token shards (src/train/data.h): data_prepare on small
+ * test_data.c - token shards (src/train/data.h): moe_data_prepare on small
  * corpora with the committed trained tokenizer (tests/fixtures/
  * tokenizer_train/trained), checked document by document against
  * moe_tokenize; the split rule (deterministic, seed-dependent, thread-count
@@ -84,14 +84,14 @@ static char *make_corpus(int n_docs, int salt, size_t *len) {
 
 /* Prepare files (one domain per entry of names) into dir. */
 static int prepare(const char *dir, const char *const *names, const char *const *files, int n,
-                   double val_frac, uint64_t seed, int threads, data_docs docs, data_prep_progress *p,
+                   double val_frac, uint64_t seed, int threads, moe_data_docs docs, moe_data_prep_progress *p,
                    moe_err *err) {
-    data_domain_spec spec[8];
-    for (int i = 0; i < n; i++) spec[i] = (data_domain_spec){names[i], &files[i], 1};
-    data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = dir, .domain = spec, .n_domains = n,
+    moe_data_domain_spec spec[8];
+    for (int i = 0; i < n; i++) spec[i] = (moe_data_domain_spec){names[i], &files[i], 1};
+    moe_data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = dir, .domain = spec, .n_domains = n,
                         .val_frac = val_frac, .seed = seed, .docs = docs, .n_threads = threads,
                         .list_docs = 1};
-    return data_prepare(&o, p, err);
+    return moe_data_prepare(&o, p, err);
 }
 
 static cJSON *load_json(const char *path) {
@@ -171,10 +171,10 @@ TEST(data_prepare_documents_equal_tokenizer) {
     CHECK(write_text(tmp_path(a, sizeof a, "a.txt"), ca, na) == 0);
     CHECK(write_text(tmp_path(b, sizeof b, "b.txt"), cb, nb) == 0);
     const char *names[] = {"prose", "code"}, *files[] = {a, b};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
     tmp_path(dir, sizeof dir, "out");
-    CHECK_MSG(prepare(dir, names, files, 2, 0.2, 7, 2, DATA_DOCS_BLANK, &p, &err) == 0, "prepare: %s", err.msg);
+    CHECK_MSG(prepare(dir, names, files, 2, 0.2, 7, 2, MOE_DATA_DOCS_BLANK, &p, &err) == 0, "prepare: %s", err.msg);
     CHECK_EQ_INT(p.docs[0] + p.docs[1], 65);
     CHECK(p.docs[1] > 0 && p.docs[0] > p.docs[1]);
     CHECK_EQ_INT(p.bytes_done, (int64_t)(na + nb));
@@ -223,9 +223,9 @@ TEST(data_prepare_document_boundaries) {
     CHECK(write_text(tmp_path(f, sizeof f, "b.txt"), text, strlen(text)) == 0);
     const char *names[] = {"x"}, *files[] = {f};
     moe_err err = {{0}};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     tmp_path(dir, sizeof dir, "out");
-    CHECK_MSG(prepare(dir, names, files, 1, 0, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0, "%s", err.msg);
+    CHECK_MSG(prepare(dir, names, files, 1, 0, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0, "%s", err.msg);
     CHECK_EQ_INT(p.docs[0], 3);
     CHECK_EQ_INT(p.docs[1], 0); /* val_frac 0: nothing in val */
     char path[1100];
@@ -237,7 +237,7 @@ TEST(data_prepare_document_boundaries) {
     free(list);
     CHECK_EQ_INT(check_docs_against_tokenizer(dir), 3);
     /* file mode: the whole file is one document, as is */
-    CHECK(prepare(dir, names, files, 1, 0, 0, 1, DATA_DOCS_FILE, &p, &err) == 0);
+    CHECK(prepare(dir, names, files, 1, 0, 0, 1, MOE_DATA_DOCS_FILE, &p, &err) == 0);
     CHECK_EQ_INT(p.docs[0], 1);
     CHECK_EQ_INT(check_docs_against_tokenizer(dir), 1);
     /* an empty file and a blank-only file give no documents (an empty domain range) */
@@ -245,7 +245,7 @@ TEST(data_prepare_document_boundaries) {
     CHECK(write_text(tmp_path(e, sizeof e, "empty.txt"), "", 0) == 0);
     CHECK(write_text(tmp_path(blank, sizeof blank, "blank.txt"), "\n \n\t\n", 5) == 0);
     const char *n3[] = {"a", "empty", "b"}, *f3[] = {f, e, blank};
-    CHECK(prepare(dir, n3, f3, 3, 0, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0);
+    CHECK(prepare(dir, n3, f3, 3, 0, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0);
     data_shard tr;
     snprintf(path, sizeof path, "%s/train.bin", dir);
     CHECK(data_open(&tr, path, &err) == 0);
@@ -261,13 +261,13 @@ TEST(data_prepare_long_document_in_pieces) {
     for (size_t i = 0; i < n; i++)
         if (text[i] == '\n' && i + 1 < n && text[i + 1] == '\n') text[i + 1] = '.'; /* one long doc */
     CHECK(write_text(tmp_path(f, sizeof f, "long.txt"), text, n) == 0);
-    data_domain_spec spec = {"long", (const char *const[]){f}, 1};
-    data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = tmp_path(dir, sizeof dir, "out"),
-                        .domain = &spec, .n_domains = 1, .docs = DATA_DOCS_FILE, .n_threads = 2,
+    moe_data_domain_spec spec = {"long", (const char *const[]){f}, 1};
+    moe_data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = tmp_path(dir, sizeof dir, "out"),
+                        .domain = &spec, .n_domains = 1, .docs = MOE_DATA_DOCS_FILE, .n_threads = 2,
                         .piece_bytes = 300};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
-    CHECK_MSG(data_prepare(&o, &p, &err) == 0, "%s", err.msg);
+    CHECK_MSG(moe_data_prepare(&o, &p, &err) == 0, "%s", err.msg);
     CHECK_EQ_INT(p.docs[0], 1);
     /* the pieces end after newlines, so the ids are the whole text's ids */
     moe_tokenizer *t = NULL;
@@ -297,11 +297,11 @@ TEST(data_prepare_split_is_deterministic) {
     CHECK(write_text(tmp_path(f, sizeof f, "c.txt"), text, n) == 0);
     free(text);
     const char *names[] = {"c"}, *files[] = {f};
-    data_prep_progress p1, p2, p3;
+    moe_data_prep_progress p1, p2, p3;
     moe_err err = {{0}};
-    CHECK(prepare(tmp_path(d1, sizeof d1, "s1"), names, files, 1, 0.1, 42, 1, DATA_DOCS_BLANK, &p1, &err) == 0);
-    CHECK(prepare(tmp_path(d2, sizeof d2, "s2"), names, files, 1, 0.1, 42, 2, DATA_DOCS_BLANK, &p2, &err) == 0);
-    CHECK(prepare(tmp_path(d3, sizeof d3, "s3"), names, files, 1, 0.1, 43, 2, DATA_DOCS_BLANK, &p3, &err) == 0);
+    CHECK(prepare(tmp_path(d1, sizeof d1, "s1"), names, files, 1, 0.1, 42, 1, MOE_DATA_DOCS_BLANK, &p1, &err) == 0);
+    CHECK(prepare(tmp_path(d2, sizeof d2, "s2"), names, files, 1, 0.1, 42, 2, MOE_DATA_DOCS_BLANK, &p2, &err) == 0);
+    CHECK(prepare(tmp_path(d3, sizeof d3, "s3"), names, files, 1, 0.1, 43, 2, MOE_DATA_DOCS_BLANK, &p3, &err) == 0);
     for (int s = 0; s < 2; s++) {
         const char *name = s ? "val.bin" : "train.bin";
         snprintf(a, sizeof a, "%s/%s", d1, name);
@@ -321,11 +321,11 @@ TEST(data_prepare_val_edge_cases) {
     const char *text = "one\n\ntwo\n\nthree\n";
     CHECK(write_text(tmp_path(f, sizeof f, "t.txt"), text, strlen(text)) == 0);
     const char *names[] = {"t"}, *files[] = {f};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
     tmp_path(dir, sizeof dir, "out");
     /* 3 documents, val_frac tiny: none would go to val, so the last one does */
-    CHECK(prepare(dir, names, files, 1, 1e-9, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0);
+    CHECK(prepare(dir, names, files, 1, 1e-9, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0);
     CHECK_EQ_INT(p.docs[0], 2);
     CHECK_EQ_INT(p.docs[1], 1);
     CHECK_EQ_INT(check_docs_against_tokenizer(dir), 3);
@@ -335,7 +335,7 @@ TEST(data_prepare_val_edge_cases) {
     CHECK(va.domain[0].start == 0 && va.domain[0].end == va.n_tokens && va.n_tokens == (uint64_t)p.tokens[1]);
     data_close(&va);
     /* everything to val */
-    CHECK(prepare(dir, names, files, 1, 1.0, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0);
+    CHECK(prepare(dir, names, files, 1, 1.0, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0);
     CHECK(p.docs[0] == 0 && p.docs[1] == 3);
     data_shard tr;
     snprintf(path, sizeof path, "%s/train.bin", dir);
@@ -381,12 +381,12 @@ TEST(data_prepare_uint32_ids) {
     fputs("}}}", o);
     fclose(o);
     CHECK(write_text(tmp_path(f, sizeof f, "u.txt"), "hi\n\nthere", 9) == 0);
-    data_domain_spec spec = {"u", (const char *const[]){f}, 1};
-    data_prep_opts op = {.tokenizer = dir, .out_dir = tmp_path(path, sizeof path, "out"), .domain = &spec,
+    moe_data_domain_spec spec = {"u", (const char *const[]){f}, 1};
+    moe_data_prep_opts op = {.tokenizer = dir, .out_dir = tmp_path(path, sizeof path, "out"), .domain = &spec,
                          .n_domains = 1, .val_frac = 0, .n_threads = 1};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
-    CHECK_MSG(data_prepare(&op, &p, &err) == 0, "%s", err.msg);
+    CHECK_MSG(moe_data_prepare(&op, &p, &err) == 0, "%s", err.msg);
     char tb[1200];
     snprintf(tb, sizeof tb, "%s/train.bin", path);
     data_shard sh;
@@ -545,17 +545,17 @@ TEST(data_prepare_bad_options) {
     tmp_path(dir, sizeof dir, "out");
     moe_err err = {{0}};
     const char *names[] = {"a", "a"}, *files[] = {f, f};
-    CHECK(prepare(dir, names, files, 2, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, names, files, 2, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "domain \"a\" given twice");
     const char *bad_name[] = {"has space"};
-    CHECK(prepare(dir, bad_name, files, 1, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, bad_name, files, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "domain name \"has space\"");
-    CHECK(prepare(dir, names, files, 1, 1.5, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, names, files, 1, 1.5, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "val_frac 1.5");
     const char *missing[] = {"/nonexistent/file.txt"};
-    CHECK(prepare(dir, names, missing, 1, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, names, missing, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "No such file");
-    CHECK(prepare(plain, names, files, 1, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(plain, names, files, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "exists and is not a directory");
     /* a tokenizer without EOS */
     char tdir[1024], cfg[1100], tj[1100], cmd[3000];
@@ -569,13 +569,13 @@ TEST(data_prepare_bad_options) {
     CHECK(t && write_text(tj, t, n) == 0);
     free(t);
     CHECK(write_text(cfg, "{\"eos_token\": null}", 19) == 0);
-    data_domain_spec spec = {"a", files, 1};
-    data_prep_opts o = {.tokenizer = tdir, .out_dir = dir, .domain = &spec, .n_domains = 1};
-    CHECK(data_prepare(&o, NULL, &err) != 0);
+    moe_data_domain_spec spec = {"a", files, 1};
+    moe_data_prep_opts o = {.tokenizer = tdir, .out_dir = dir, .domain = &spec, .n_domains = 1};
+    CHECK(moe_data_prepare(&o, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "has no EOS token");
     o.tokenizer = "/nonexistent";
-    CHECK(data_prepare(&o, NULL, &err) != 0);
-    CHECK(data_prepare(NULL, NULL, &err) != 0);
+    CHECK(moe_data_prepare(&o, NULL, &err) != 0);
+    CHECK(moe_data_prepare(NULL, NULL, &err) != 0);
     /* nothing half-written was left in the output directory */
     char p[1100];
     snprintf(p, sizeof p, "%s/train.bin.tmp", dir);
