@@ -59,6 +59,13 @@ const char *cli_count(int64_t n, char *buf, size_t size);
 /* Write s as a JSON string literal (quotes, escapes) to f. */
 void cli_json_str(FILE *f, const char *s);
 
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* A regular file read whole (at most max_bytes) into a malloc'd,
+ * NUL-terminated buffer. 0, or -1 with err naming the file and the cause. */
+int cli_read_file(const char *path, size_t max_bytes, char **out, size_t *len, moe_err *err);
+
 /* Median of n values (sorts v in place). */
 double cli_median(double *v, int n);
 

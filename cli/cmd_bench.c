@@ -13,11 +13,8 @@
 #include <string.h>
 
 #include "args.h"
-#include "base/pool.h"
 #include "cli.h"
-#include "kernels/kernels.h"
-#include "kernels/probe.h"
-#include "kernels/quant.h"
+#include "moe_bench.h"
 
 static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -33,20 +30,21 @@ static int bench_probe_only(int np, int threads, int probe_mb, int json) {
         cli_error("bench", "--probe-only takes no MODEL");
         return 2;
     }
-    pool *p = pool_create(threads);
-    if (!p) {
-        cli_error("bench", "out of memory (or no threads)");
+    moe_probe *p = NULL;
+    moe_err err = {{0}};
+    if (moe_probe_new(&p, threads, &err)) {
+        cli_error("bench", "%s", err.msg);
         return 1;
     }
-    double bw = probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
-    double peak = probe_f32_flops(p, 3);
+    double bw = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
+    double peak = moe_probe_f32_flops(p, 3);
     if (json)
         printf("{\"threads\": %d, \"peak_gflop_s\": %.3f, \"bandwidth_gb_s\": %.3f}\n",
-               pool_size(p), peak / 1e9, bw / 1e9);
+               moe_probe_threads(p), peak / 1e9, bw / 1e9);
     else
         printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
-               pool_size(p), peak / 1e9, bw / 1e9);
-    pool_free(p);
+               moe_probe_threads(p), peak / 1e9, bw / 1e9);
+    moe_probe_free(p);
     return 0;
 }
 
@@ -96,7 +94,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 1;
     moe_model *m = NULL;
     moe_session *s = NULL;
-    pool *p = NULL;
+    moe_probe *p = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
     double *tp = NULL, *td = NULL, *bws = NULL, *fr = NULL;
@@ -110,46 +108,49 @@ int cmd_bench(int argc, char **argv) {
         cli_error("bench", "%s", err.msg);
         goto done;
     }
-    p = pool_create(threads);
+    if (moe_probe_new(&p, threads, &err)) {
+        cli_error("bench", "%s", err.msg);
+        goto done;
+    }
     ids = malloc((size_t)(n_prompt + n_gen) * sizeof *ids);
     logits = malloc((size_t)cfg->vocab * sizeof *logits);
     tp = calloc((size_t)reps, sizeof *tp);
     td = calloc((size_t)reps, sizeof *td);
     bws = calloc((size_t)reps + 1, sizeof *bws);
     fr = calloc((size_t)reps, sizeof *fr);
-    if (!p || !ids || !logits || !tp || !td || !bws || !fr) {
-        cli_error("bench", "out of memory (or no threads)");
+    if (!ids || !logits || !tp || !td || !bws || !fr) {
+        cli_error("bench", "out of memory");
         goto done;
     }
-    const int n_threads = pool_size(p);
+    const int n_threads = moe_probe_threads(p);
     for (int i = 0; i < n_prompt + n_gen; i++) ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
 
     /* the machine's limits, with the workload's thread count */
-    double bw = probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
-    double peak = probe_f32_flops(p, 3);
+    double bw = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
+    double peak = moe_probe_f32_flops(p, 3);
     bws[0] = bw;
 
     for (int rep = 0; rep < warmup + reps; rep++) {
         moe_session_reset(s);
-        double t0 = clock_now();
+        double t0 = cli_now();
         if (n_prompt > 0 && moe_forward(s, ids, n_prompt, logits, 0, &err)) {
             cli_error("bench", "prefill: %s", err.msg);
             goto done;
         }
-        double t1 = clock_now();
+        double t1 = cli_now();
         for (int i = 0; i < n_gen; i++) {
             if (moe_forward(s, ids + n_prompt + i, 1, logits, 0, &err)) {
                 cli_error("bench", "decode: %s", err.msg);
                 goto done;
             }
         }
-        double t2 = clock_now();
+        double t2 = cli_now();
         if (rep >= warmup) {
             int r = rep - warmup;
             tp[r] = t1 - t0;
             td[r] = t2 - t1;
             if (probe_each) { /* the bandwidth right after this rep; its decode against the mean around it */
-                bws[r + 1] = probe_read_bandwidth(p, (size_t)probe_mb << 20, 2);
+                bws[r + 1] = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 2);
                 double b = 0.5 * (bws[r] + bws[r + 1]);
                 fr[r] = b > 0 && td[r] > 0 ? n_gen / td[r] * (double)st.bytes_active / b : 0;
             }
@@ -187,8 +188,8 @@ int cmd_bench(int argc, char **argv) {
                (long long)st.bytes_active, flop_prefill, mp, pre_tps, pre_flops / 1e9, peak / 1e9,
                peak > 0 ? pre_flops / peak : 0.0, md, dec_tps, dec_bw / 1e9, bw / 1e9,
                probe_each ? frac_each : bw > 0 ? dec_bw / bw : 0.0, probe_each ? reps + 1 : 1,
-               isa_name(kernels_isa()), quant_path_name(),
-               quant_amx_active() ? "true" : "false");
+               moe_kernels_isa(), moe_quant_path(),
+               moe_quant_amx() ? "true" : "false");
     } else {
         char b1[32], b2[32], b3[32];
         printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n",
@@ -197,8 +198,8 @@ int cmd_bench(int argc, char **argv) {
                cli_bytes(st.bytes_active, b3, sizeof b3));
         printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n", n_threads,
                peak / 1e9, bw / 1e9);
-        printf("kernels  %s; quantized weights: %s%s\n", isa_name(kernels_isa()), quant_path_name(),
-               quant_amx_active() ? ", AMX-INT8 for prefill (Q4_0, Q8_0)" : "");
+        printf("kernels  %s; quantized weights: %s%s\n", moe_kernels_isa(), moe_quant_path(),
+               moe_quant_amx() ? ", AMX-INT8 for prefill (Q4_0, Q8_0)" : "");
         char a1[32], a2[32];
         printf("\n%-8s %8s %12s %16s %16s %7s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio");
         if (n_prompt > 0) {
@@ -229,7 +230,7 @@ done:
     free(td);
     free(logits);
     free(ids);
-    pool_free(p);
+    moe_probe_free(p);
     moe_session_free(s);
     moe_model_free(m);
     return rc;

@@ -25,7 +25,7 @@
 #include "convert.h"
 #include "formats/gguf.h"
 #include "kernels/probe.h"
-#include "tokenizer/tokenizer_gguf_write.h"
+#include "formats/gguf_vocab_write.h"
 
 /* ------------------------------------------------------------- shared */
 
@@ -202,7 +202,7 @@ int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
     qz_write_opts wo = {pl, base_name(in, nb, sizeof nb), convert_show_progress, &pr,
                         vdir ? &voc : NULL};
     moe_err err = {{0}};
-    double t0 = clock_now();
+    double t0 = cli_now();
     int rc = qz_write_gguf(m, plan, out, &wo, &err);
     if (pr.show) fprintf(stderr, "\r");
     pool_free(pl);
@@ -218,7 +218,7 @@ int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
     printf("wrote %s: %d tensors, %s parameters, %s (%.2f bits/weight), %s in %.1f s\n", out,
            plan->n, cli_count(plan->params, b1, sizeof b1), cli_bytes(size, b2, sizeof b2),
            8.0 * (double)plan->bytes / (double)(plan->params ? plan->params : 1), types,
-           clock_now() - t0);
+           cli_now() - t0);
     if (plan->n_fallback)
         printf("  %d tensors had rows that do not suit the type and use a fallback type "
                "(docs/QUANT.md)\n", plan->n_fallback);
@@ -367,7 +367,7 @@ int cmd_convert(int argc, char **argv) {
     convert_progress pr = {"convert", isatty(STDERR_FILENO), -1};
     qz_write_opts wo = {pl, NULL, convert_show_progress, &pr, NULL};
     moe_err err = {{0}};
-    double t0 = clock_now();
+    double t0 = cli_now();
     int rc = qz_write_hf(m, out, dt, &wo, &err);
     if (pr.show) fprintf(stderr, "\r");
     pool_free(pl);
@@ -406,7 +406,7 @@ int cmd_convert(int argc, char **argv) {
     printf("wrote %s: config.json + model.safetensors, %s parameters, %s %s in %.1f s",
            out, cli_count(st.params_total, b1, sizeof b1),
            cli_bytes(st.params_total * (dt == DT_F32 ? 4 : 2), b2, sizeof b2),
-           dtype_name((dtype)dt), clock_now() - t0);
+           dtype_name((dtype)dt), cli_now() - t0);
     if (ncopied) printf(", %d tokenizer file%s from %s", ncopied, ncopied > 1 ? "s" : "", src);
     if (rebuilt) printf(", tokenizer.json + tokenizer_config.json from the GGUF's vocabulary");
     printf("\n");

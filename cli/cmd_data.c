@@ -1,6 +1,6 @@
 /*
  * cmd_data.c - `moe data`: tokenize text files into DIR/train.bin,
- * DIR/val.bin and DIR/meta.json (data_prepare in src/train/data.h; the
+ * DIR/val.bin and DIR/meta.json (moe_data_prepare in src/train/data.h; the
  * shard format is documented there).
  */
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "args.h"
 #include "cli.h"
 #include "file_list.h"
-#include "train/data.h"
+#include "moe_data.h"
 
 #define MAX_DOMAINS 256
 
@@ -19,7 +19,7 @@ typedef struct data_ui {
     double last;
 } data_ui;
 
-static void on_progress(void *user, const data_prep_progress *p) {
+static void on_progress(void *user, const moe_data_prep_progress *p) {
     data_ui *ui = user;
     if (!ui->tty) return;
     if (p->done) {
@@ -93,10 +93,10 @@ int cmd_data(int argc, char **argv) {
         return args_exit(r);
     }
     int rc = 0;
-    data_docs mode = DATA_DOCS_BLANK;
+    moe_data_docs mode = MOE_DATA_DOCS_BLANK;
     if (!tok) cli_error("data", "--tokenizer PATH is required"), rc = 2;
     else if (!out) cli_error("data", "--out DIR is required"), rc = 2;
-    else if (!strcmp(docs, "file")) mode = DATA_DOCS_FILE;
+    else if (!strcmp(docs, "file")) mode = MOE_DATA_DOCS_FILE;
     else if (strcmp(docs, "blank")) cli_error("data", "--docs: '%s' is not blank or file", docs), rc = 2;
     char *end;
     double val_frac = strtod(val_arg, &end); /* a double: meta.json records it as given */
@@ -122,16 +122,16 @@ int cmd_data(int argc, char **argv) {
     free(pos);
     if (rc == 0 && make_dirs("data", out)) rc = 1;
 
-    data_domain_spec spec[MAX_DOMAINS + 1];
+    moe_data_domain_spec spec[MAX_DOMAINS + 1];
     for (int d = 0; d < n_dom; d++)
-        spec[d] = (data_domain_spec){names[d], (const char *const *)lists[d].v, lists[d].n};
+        spec[d] = (moe_data_domain_spec){names[d], (const char *const *)lists[d].v, lists[d].n};
     data_ui ui = {!quiet && isatty(2), -1};
-    data_prep_opts o = {.tokenizer = tok, .out_dir = out, .domain = spec, .n_domains = n_dom,
+    moe_data_prep_opts o = {.tokenizer = tok, .out_dir = out, .domain = spec, .n_domains = n_dom,
                         .val_frac = val_frac, .seed = seed, .docs = mode, .n_threads = threads,
                         .list_docs = list_docs, .progress = on_progress, .user = &ui};
-    data_prep_progress p = {0};
+    moe_data_prep_progress p = {0};
     moe_err err = {{0}};
-    if (rc == 0 && data_prepare(&o, &p, &err)) {
+    if (rc == 0 && moe_data_prepare(&o, &p, &err)) {
         if (ui.tty && ui.last >= 0) fprintf(stderr, "\r\033[K");
         cli_error("data", "%s", err.msg);
         rc = 1;

@@ -17,7 +17,6 @@
 
 #include "args.h"
 #include "cli.h"
-#include "kernels/probe.h"
 
 #define CONTEXT_TOKENS 4 /* prompt tokens decoded in front of the output */
 
@@ -176,12 +175,12 @@ int cmd_generate(int argc, char **argv) {
     }
 
     const int eos_tok = moe_tokenizer_eos(tok), eos_cfg = cfg->eos_id;
-    double t0 = clock_now();
+    double t0 = cli_now();
     if (moe_forward(s, ids, n_prompt, logits, 0, &err)) {
         cli_error("generate", "prefill: %s", err.msg);
         goto done;
     }
-    double t_prefill = clock_now() - t0, t_decode = 0;
+    double t_prefill = cli_now() - t0, t_decode = 0;
     int n_gen = 0, n_decode = 0, stop_eos = 0, stop_ctx = 0;
     while (n_gen < n_new) {
         int t = moe_sample(smp, logits);
@@ -205,12 +204,12 @@ int cmd_generate(int argc, char **argv) {
             break;
         }
         int32_t in = t;
-        double t1 = clock_now();
+        double t1 = cli_now();
         if (moe_forward(s, &in, 1, logits, 0, &err)) {
             cli_error("generate", "decode: %s", err.msg);
             goto done;
         }
-        t_decode += clock_now() - t1;
+        t_decode += cli_now() - t1;
         n_decode++;
     }
     if (stream_emit(&st, 1, &err)) {

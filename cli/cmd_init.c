@@ -20,11 +20,8 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "base/pool.h"
 #include "cli.h"
-#include "formats/hf_config.h"
-#include "kernels/probe.h"
-#include "model/model_init.h"
+#include "moe_init.h"
 #include "presets.h"
 
 /* ------------------------------------------------------------ the command */
@@ -41,10 +38,10 @@ static void show_progress(void *user, int64_t done, int64_t total) {
     p->last = pct;
 }
 
-static int parse_dtype(const char *s, dtype *t, const char **torch_name) {
-    if (!strcmp(s, "bf16")) *t = DT_BF16, *torch_name = "bfloat16";
-    else if (!strcmp(s, "f16")) *t = DT_F16, *torch_name = "float16";
-    else if (!strcmp(s, "f32")) *t = DT_F32, *torch_name = "float32";
+static int parse_dtype(const char *s, moe_init_type *t, const char **torch_name) {
+    if (!strcmp(s, "bf16")) *t = MOE_INIT_BF16, *torch_name = "bfloat16";
+    else if (!strcmp(s, "f16")) *t = MOE_INIT_F16, *torch_name = "float16";
+    else if (!strcmp(s, "f32")) *t = MOE_INIT_F32, *torch_name = "float32";
     else return -1;
     return 0;
 }
@@ -92,7 +89,7 @@ int cmd_init(int argc, char **argv) {
                   preset_name);
         return 2;
     }
-    dtype dt;
+    moe_init_type dt;
     const char *torch_dtype;
     if (parse_dtype(dtype_s, &dt, &torch_dtype)) {
         cli_error("init", "--dtype: '%s' is not one of bf16, f16, f32", dtype_s);
@@ -130,7 +127,7 @@ int cmd_init(int argc, char **argv) {
 
     int64_t params = 0;
     int n_tensors = 0;
-    int64_t total = model_init_bytes(&cfg, dt, &params, &n_tensors);
+    int64_t total = moe_init_bytes(&cfg, dt, &params, &n_tensors);
     if (total < 0) {
         cli_error("init", "out of memory");
         return 1;
@@ -143,17 +140,11 @@ int cmd_init(int argc, char **argv) {
                   cli_bytes((int64_t)((uint64_t)vfs.f_bavail * vfs.f_frsize), b2, sizeof b2));
         return 1;
     }
-    pool *pl = pool_create(threads);
-    if (!pl) {
-        cli_error("init", "cannot start threads");
-        return 1;
-    }
     init_progress ip = {isatty(STDERR_FILENO) && total > (256 << 20), 0};
-    model_init_opts io = {dt, seed, std, pl, show_progress, &ip};
-    double t0 = clock_now();
-    int rc = model_init_random(&cfg, out, &io, &err);
+    moe_init_opts io = {dt, seed, std, threads, show_progress, &ip};
+    double t0 = cli_now();
+    int rc = moe_init_random(&cfg, out, &io, &err);
     if (ip.show) fprintf(stderr, "\r");
-    pool_free(pl);
     if (rc) {
         cli_error("init", "%s", err.msg);
         return 1;
@@ -161,7 +152,7 @@ int cmd_init(int argc, char **argv) {
     char b1[32], b2[32];
     printf("wrote %s: %s preset, %d layers, %d tensors, %s parameters, %s %s in %.1f s\n", out,
            ps->name, cfg.n_layers, n_tensors, cli_count(params, b1, sizeof b1),
-           cli_bytes(total, b2, sizeof b2), dtype_name(dt), clock_now() - t0);
+           cli_bytes(total, b2, sizeof b2), dtype_s, cli_now() - t0);
     (void)torch_dtype;
     return 0;
 }

@@ -18,9 +18,8 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "base/mapfile.h"
 #include "cli.h"
-#include "model/score.h"
+#include "moe_score.h"
 
 #define PPL_MAX_TEXT (256u << 20) /* bytes of text read at most */
 
@@ -70,7 +69,7 @@ static int ppl_ids(const char *tok_path, const char *text_path, const char *ids_
     moe_err err = {{0}};
     char *text = NULL;
     size_t len = 0;
-    if (read_file(text_path, PPL_MAX_TEXT, &text, &len, &err)) {
+    if (cli_read_file(text_path, PPL_MAX_TEXT, &text, &len, &err)) {
         cli_error("ppl", "--text: %s", err.msg);
         return -1;
     }
@@ -124,7 +123,7 @@ int cmd_ppl(int argc, char **argv) {
     int rc = 1, n = 0;
     int32_t *ids = NULL;
     ppl_model mod = {0}, ref = {0};
-    score_acc acc = {0};
+    moe_score_acc acc = {0};
     if (ppl_ids(tok_path ? tok_path : pos[0], text_path, ids_s, &ids, &n)) goto done;
     if (max_tokens > 0 && n > max_tokens) n = max_tokens;
     if (n < 2) {
@@ -170,7 +169,7 @@ int cmd_ppl(int argc, char **argv) {
         if (ppl_run(&mod, ids + w, len, pos[0])) goto done;
         if (ref_path && ppl_run(&ref, ids + w, len, ref_path)) goto done;
         for (int i = 0; i + 1 < len; i++)
-            score_add(&acc, mod.logits + (size_t)i * V,
+            moe_score_add(&acc, mod.logits + (size_t)i * V,
                       ref_path ? ref.logits + (size_t)i * V : NULL, V, ids[w + i + 1]);
         windows++;
         if (progress)
@@ -193,7 +192,7 @@ int cmd_ppl(int argc, char **argv) {
             printf(", \"ref_nll\": %.6f, \"ref_perplexity\": %.6f, \"kl_mean\": %.8f, "
                    "\"kl_max\": %.8f, \"kl_p99\": %.8f, \"top1_agreement\": %.6f",
                    rnll, exp(rnll), acc.kl_sum / (double)acc.n, acc.kl_max,
-                   score_kl_quantile(&acc, 0.99), (double)acc.top1_same / (double)acc.n);
+                   moe_score_kl_quantile(&acc, 0.99), (double)acc.top1_same / (double)acc.n);
         }
         printf("}\n");
     } else {
@@ -204,7 +203,7 @@ int cmd_ppl(int argc, char **argv) {
             const double rnll = acc.ref_nll / (double)acc.n;
             printf("reference     %.4f (mean NLL %.5f nats)\n", exp(rnll), rnll);
             printf("KL(ref||model) mean %.3g nats, p99 %.3g, max %.3g\n",
-                   acc.kl_sum / (double)acc.n, score_kl_quantile(&acc, 0.99), acc.kl_max);
+                   acc.kl_sum / (double)acc.n, moe_score_kl_quantile(&acc, 0.99), acc.kl_max);
             printf("top-1 agree   %.2f%% (%lld of %lld)\n",
                    100.0 * (double)acc.top1_same / (double)acc.n, (long long)acc.top1_same,
                    (long long)acc.n);

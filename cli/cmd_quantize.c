@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 
 #include "args.h"
-#include "base/mapfile.h"
 #include "cli.h"
 #include "convert.h"
 #include "formats/gguf.h"
@@ -65,7 +64,7 @@ static int counts_from_json(counts *k, const char *path, const moe_config *cfg) 
     char *text = NULL;
     size_t len = 0;
     moe_err err = {{0}};
-    if (read_file(path, (size_t)1 << 31, &text, &len, &err)) {
+    if (cli_read_file(path, (size_t)1 << 31, &text, &len, &err)) {
         cli_error("quantize", "--route-stats: %s", err.msg);
         return -1;
     }
@@ -150,15 +149,17 @@ done:
  * windows from position 0, adding up the experts chosen. */
 static int counts_from_text(counts *k, moe_model *m, const char *file, const char *tok_path,
                             int max_tokens, int threads) {
-    mapped_file mf;
+    char *text = NULL;
+    size_t size = 0;
     moe_err err = {{0}};
-    if (mapped_open(&mf, file, &err)) {
+    /* the tokenizer takes at most 1 GiB of text */
+    if (cli_read_file(file, (size_t)1 << 30, &text, &size, &err)) {
         cli_error("quantize", "--calib: %s", err.msg);
         return -1;
     }
-    if (mf.size == 0) {
+    if (size == 0) {
         cli_error("quantize", "--calib %s: the file is empty", file);
-        mapped_close(&mf);
+        free(text);
         return -1;
     }
     moe_tokenizer *tok = NULL;
@@ -166,7 +167,7 @@ static int counts_from_text(counts *k, moe_model *m, const char *file, const cha
     int32_t *ids = NULL;
     int n = 0, rc = -1;
     if (cli_load_tokenizer("quantize", tok_path, &tok)) goto done;
-    if (moe_tokenize(tok, (const char *)mf.data, mf.size, 1, &ids, &n, &err)) {
+    if (moe_tokenize(tok, text, size, 1, &ids, &n, &err)) {
         cli_error("quantize", "--calib %s: %s", file, err.msg);
         goto done;
     }
@@ -202,7 +203,7 @@ done:
     free(ids);
     moe_session_free(s);
     moe_tokenizer_free(tok);
-    mapped_close(&mf);
+    free(text);
     return rc;
 }
 

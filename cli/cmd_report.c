@@ -162,6 +162,25 @@ static int load_cols(const report_log *r, int E) {
     return kept < cols ? kept : cols;
 }
 
+/* The tooltip of a load cell: "layer 2, expert 5, steps 101-150: 13.1% of
+ * the layer's pairs (even: 12.5%)". */
+typedef struct load_tip {
+    int layer, E, cols;
+    double s0, s1;     /* steps at the left and right edges */
+    const double *v;   /* [E][cols] */
+} load_tip;
+
+static void load_cell_tip(FILE *f, void *user, int r, int c) {
+    const load_tip *t = user;
+    double a = t->s0 + c * (t->s1 - t->s0) / t->cols, b = t->s0 + (c + 1) * (t->s1 - t->s0) / t->cols;
+    long lo = (long)ceil(a), hi = (long)ceil(b) - 1;
+    fprintf(f, "layer %d, expert %d, ", t->layer, r);
+    if (hi > lo) fprintf(f, "steps %ld-%ld", lo, hi);
+    else fprintf(f, "step %ld", lo);
+    fprintf(f, ": %.1f%% of the layer's pairs (even: %.1f%%)", 100 * t->v[(size_t)r * t->cols + c],
+            100.0 / t->E);
+}
+
 static int load_section(page *p, const report_log *r) {
     section(p->f, "Expert load",
             "Share of each layer's (token, slot) pairs that went to each expert, per step (averaged over "
@@ -193,8 +212,9 @@ static int load_section(page *p, const report_log *r) {
         snprintf(title, sizeof title, "Layer %d: load fraction per expert (%d experts)", L->layer, L->E);
         fig_begin(p->f, title);
         int h = 60 + (L->E * 14 < 120 ? 120 : L->E * 14 > 520 ? 520 : L->E * 14);
+        load_tip tip = {L->layer, L->E, cols, s0, s1, v};
         svg_heatmap hm = {L->E, cols, v, 0, 1.0 / L->E, 2.0 / L->E, SVG_MAP_DIVERGING, NULL, NULL, s0, s1,
-                          "step", "expert", "load fraction", "%.3f", 1, 0, PAGE_W, h};
+                          "step", "expert", "load fraction", "%.3f", 1, 0, PAGE_W, h, load_cell_tip, &tip};
         svg_heatmap_draw(p->f, &hm);
         fputs("</figure>\n", p->f);
         free(v);
@@ -326,6 +346,36 @@ static void top_tokens_table(FILE *f, const cJSON *tt) {
     fputs("</table></details>\n", f);
 }
 
+/* The tooltip of a domain x expert cell: "layer 2, expert 5, german: 12.3% of
+ * its pairs (1,234)". */
+typedef struct domain_tip {
+    int layer;
+    const char **names;  /* [D] */
+    const double *share; /* [D][E] */
+    const double *count; /* [D][E] */
+    int E;
+} domain_tip;
+
+/* n with thousands separators: 1,234,567 */
+static void put_count(FILE *f, double n) {
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%.0f", n);
+    for (int i = 0; i < len; i++) {
+        fputc(buf[i], f);
+        int left = len - 1 - i;
+        if (left > 0 && left % 3 == 0 && buf[i] != '-') fputc(',', f);
+    }
+}
+
+static void domain_cell_tip(FILE *f, void *user, int r, int c) {
+    const domain_tip *t = user;
+    fprintf(f, "layer %d, expert %d, ", t->layer, c);
+    svg_escape(f, t->names[r]);
+    fprintf(f, ": %.1f%% of its pairs (", 100 * t->share[(size_t)r * t->E + c]);
+    put_count(f, t->count[(size_t)r * t->E + c]);
+    fputs(")", f);
+}
+
 static int routing_section(page *p, const cJSON *root, const char *src) {
     FILE *f = p->f;
     const cJSON *doms = cJSON_GetObjectItemCaseSensitive(root, "domains");
@@ -346,7 +396,8 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
     }
     fputs(". Each row is a domain, each cell the share of that domain's (token, slot) pairs sent to the "
           "expert. I(domain; expert) is the mutual information of the two over all pairs, in bits; "
-          "0 means the router ignores the domain.</p>\n", f);
+          "0 means the router ignores the domain. One colour scale for all layers (0 to the largest "
+          "share in any layer).</p>\n", f);
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
     fputs("<table><tr><th>layer</th><th>I(domain; expert)</th><th>bound log2(min(D, E))</th></tr>\n", f);
     for (const cJSON *l = layers->child; l; l = l->next) {
@@ -355,9 +406,19 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
                 num_of(l, "mi_bits"), log2(D < E ? D : E));
     }
     fputs("</table>\n", f);
+    /* one colour scale for every layer: the largest share of any */
+    double vmax = 0;
+    for (const cJSON *l = layers->child; l; l = l->next)
+        for (const cJSON *row = cJSON_GetObjectItemCaseSensitive(l, "domain_counts")->child; row;
+             row = row->next) {
+            double total = 0;
+            for (const cJSON *x = row->child; x; x = x->next) total += x->valuedouble;
+            for (const cJSON *x = row->child; x && total > 0; x = x->next)
+                if (x->valuedouble / total > vmax) vmax = x->valuedouble / total;
+        }
     for (const cJSON *l = layers->child; l; l = l->next) {
         int E = (int)num_of(l, "n_experts");
-        double *v = malloc(sizeof *v * (size_t)D * (size_t)E);
+        double *v = malloc(sizeof *v * (size_t)D * (size_t)E * 2), *cnt = v ? v + (size_t)D * E : NULL;
         char (*cl)[12] = malloc(sizeof *cl * (size_t)E);
         const char **cols = malloc(sizeof *cols * (size_t)E);
         if (!v || !cl || !cols) {
@@ -368,7 +429,6 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
             snprintf(cl[e], sizeof cl[e], "%d", e);
             cols[e] = cl[e];
         }
-        double vmax = 0;
         int r = 0;
         for (const cJSON *row = cJSON_GetObjectItemCaseSensitive(l, "domain_counts")->child; row; row = row->next, r++) {
             double total = 0;
@@ -376,9 +436,10 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
             int e = 0;
             for (const cJSON *x = row->child; x; x = x->next, e++) {
                 v[(size_t)r * E + e] = total > 0 ? x->valuedouble / total : NAN;
-                if (total > 0 && v[(size_t)r * E + e] > vmax) vmax = v[(size_t)r * E + e];
+                cnt[(size_t)r * E + e] = x->valuedouble;
             }
         }
+        domain_tip tip = {(int)num_of(l, "layer"), names, v, cnt, E};
         char title[128];
         snprintf(title, sizeof title, "Layer %.0f: I(domain; expert) = %.4f bits", num_of(l, "layer"),
                  num_of(l, "mi_bits"));
@@ -387,7 +448,8 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
         if (w < 520) w = 520;
         int h = 60 + (D * 26 < 80 ? 80 : D * 26 > 520 ? 520 : D * 26);
         svg_heatmap hm = {D, E, v, 0, NAN, vmax > 0 ? vmax : 1, SVG_MAP_SEQUENTIAL, names, cols, 0, 0,
-                          "expert", "domain", "% of the domain's pairs", "%.0f%%", 100, 1, w, h};
+                          "expert", "domain", "% of the domain's pairs", "%.0f%%", 100, 1,
+                          w, h, domain_cell_tip, &tip};
         svg_heatmap_draw(f, &hm);
         top_tokens_table(f, cJSON_GetObjectItemCaseSensitive(l, "top_tokens"));
         fputs("</figure>\n", f);
@@ -468,7 +530,7 @@ int cmd_report(int argc, char **argv) {
          "run RUN_DIR/latest over this 'moe data' directory for the routing section"},
         {"--route-split", NULL, ARG_STR, &split, 0, 0, 0, "NAME", "shard of --route-data: val or train (val)"},
         {"--route-max-tokens", NULL, ARG_INT, &max_tokens, 0, 1 << 30, 0, "N",
-         "tokens of --route-data to route, 0 = all (16384)"},
+         "tokens of --route-data to route, in windows spread over the shard; 0 = all (16384)"},
         {"--route-json", NULL, ARG_STR, &route_json, 0, 0, 0, "FILE",
          "routing statistics saved from 'moe route --data' (default RUN_DIR/route.json if present)"},
         {"--threads", "-t", ARG_INT, &threads, 0, 1024, 0, "N", "threads for --route-data, 0 = online CPUs (0)"},

@@ -155,14 +155,14 @@ static int write_json(const char *path, const cJSON *root) {
 
 int cmd_route(int argc, char **argv) {
     const char *text = NULL, *data = NULL, *split = "val", *tokenizer = NULL, *json_out = NULL;
-    int max_tokens = 65536, seq = 0, top = 10, threads = 0, no_special = 0, table = 0;
+    int max_tokens = MOE_ROUTE_DATA_TOKENS, seq = 0, top = 10, threads = 0, no_special = 0, table = 0;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text, 0, 0, 0, "TEXT", "trace the routing of TEXT token by token"},
         {"--data", NULL, ARG_STR, &data, 0, 0, 0, "DIR",
          "count the routing over a 'moe data' directory's shard"},
         {"--split", NULL, ARG_STR, &split, 0, 0, 0, "NAME", "--data shard: val or train (val)"},
         {"--max-tokens", NULL, ARG_INT, &max_tokens, 0, 1 << 30, 0, "N",
-         "--data: read the first N tokens of the shard, 0 = all (65536)"},
+         "--data: route N tokens, in windows spread over the whole shard; 0 = all (65536)"},
         {"--seq", NULL, ARG_INT, &seq, 0, 1 << 20, 0, "T",
          "--data: window length; 0 = min(256, the model's positions) (0)"},
         {"--top", NULL, ARG_INT, &top, 0, 1000, 0, "N", "--data: tokens listed per expert (10)"},
@@ -179,7 +179,7 @@ int cmd_route(int argc, char **argv) {
         "route", "MODEL (--text TEXT | --data DIR [--split val|train] [--max-tokens N]) [options]",
         "Show where the routers send tokens, as JSON on stdout.\n"
         "--text: per token its id, its text and, per MoE layer, the experts chosen and their\n"
-        "weights. --data: over the shard's sequential windows, per MoE layer the pairs per\n"
+        "weights. --data: over windows spread across the shard, per MoE layer the pairs per\n"
         "expert, load, max violation, dead experts, router entropy, a domain x expert table\n"
         "with its mutual information I(domain; expert) in bits, and each expert's top tokens.",
         "The JSON layouts are documented in docs/ROUTING.md. `moe report RUN --route-data DIR`\n"

@@ -13,7 +13,6 @@
 
 #include "args.h"
 #include "cli.h"
-#include "kernels/probe.h"
 #include "moe_train.h"
 
 /* ----------------------------------------------------------- progress UI */
@@ -258,7 +257,7 @@ int cmd_train(int argc, char **argv) {
     o.save_every = save_every;
     o.stop_after = stop_after;
 
-    train_ui ui = {.tty = isatty(2), .quiet = quiet, .first_step = -1, .t0 = clock_now()};
+    train_ui ui = {.tty = isatty(2), .quiet = quiet, .first_step = -1, .t0 = cli_now()};
     ui.every = print_every > 0 ? print_every : (int)(((int64_t)steps + 19) / 20);
     if (ui.every < 1) ui.every = 1;
     o.progress = on_progress;
@@ -271,7 +270,7 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "%s", err.msg[0] ? err.msg : "training failed");
         return 1;
     }
-    double secs = clock_now() - ui.t0;
+    double secs = cli_now() - ui.t0;
     if (ui.have_last) {
         const moe_train_progress *p = &ui.last;
         int64_t done = p->step - ui.first_step + 1;

@@ -1,10 +1,10 @@
 /*
- * route_data.c - `moe route --data`: run a model over the sequential
- * windows of a token shard and count where its routers send the tokens:
- * per MoE layer the (token, slot) pairs per expert, the load, the largest
- * load over the mean, dead experts, the router entropy, a domain x expert
- * table and its mutual information, and the tokens each expert receives
- * most. The JSON layout is docs/ROUTING.md's; `moe report` reads the same.
+ * route_data.c - `moe route --data`: the routing statistics of a model over
+ * a token shard (moe_route_data_run of include/moe_route.h, which runs the
+ * model and computes them) as the JSON of docs/ROUTING.md: per MoE layer the
+ * (token, slot) pairs per expert, the load, max violation, dead experts, the
+ * router entropy, a domain x expert table and its mutual information, and
+ * the tokens each expert receives most. `moe report` reads the same JSON.
  */
 #include "route_data.h"
 
@@ -15,12 +15,6 @@
 
 #include "cli.h"
 #include "moe_route.h"
-#include "base/err.h"
-#include "train/data.h"
-
-/* Memory kept for the top-token tables: 8 bytes per (token, slot) pair of
- * every MoE layer. Past this the user is asked for fewer tokens. */
-#define ROUTE_MAX_KEY_BYTES ((int64_t)2 << 30)
 
 /* ----------------------------------------------------------- JSON helpers */
 
@@ -121,59 +115,7 @@ int route_json_print(FILE *f, const cJSON *root) {
     return 0;
 }
 
-/* ------------------------------------------------------------ statistics */
-
-typedef struct agg_layer {
-    int layer, E, K;
-    moe_route_kind kind;
-    int64_t *count;    /* [E] pairs per expert */
-    int64_t *dom;      /* [D][E] pairs per (domain, expert) */
-    uint64_t *keys;    /* [N*K] expert << 32 | token id, for the top tokens */
-    int64_t n_keys;
-    double ent_sum;    /* sum over tokens of the router entropy (nats) */
-    int64_t ent_n;
-} agg_layer;
-
-typedef struct agg {
-    int n_layers;      /* MoE layers */
-    agg_layer *l;      /* [n_layers] */
-    int *slot;         /* [L] index into l, -1 for dense layers */
-    int D;             /* domains */
-    const int32_t *ids;/* [T] ids of the current window */
-    const int *dom;    /* [T] their domains */
-} agg;
-
-static void on_route(void *user, const moe_route_info *r) {
-    agg *a = user;
-    agg_layer *l = &a->l[a->slot[r->layer]];
-    for (int t = 0; t < r->T; t++) {
-        int tok = r->t0 + t;
-        int64_t *drow = l->dom + (int64_t)a->dom[tok] * l->E;
-        for (int j = 0; j < r->K; j++) {
-            int e = r->expert[t * r->K + j];
-            l->count[e]++;
-            drow[e]++;
-            l->keys[l->n_keys++] = (uint64_t)e << 32 | (uint32_t)a->ids[tok];
-        }
-        if (l->kind == MOE_ROUTE_HASH) continue;
-        /* entropy of the score distribution (sigmoid scores normalized) */
-        const float *p = r->score + (int64_t)t * r->E;
-        double sum = 0, h = 0;
-        for (int e = 0; e < r->E; e++) sum += p[e];
-        if (sum <= 0) continue;
-        for (int e = 0; e < r->E; e++) {
-            double q = p[e] / sum;
-            if (q > 0) h -= q * log(q);
-        }
-        l->ent_sum += h;
-        l->ent_n++;
-    }
-}
-
-static int cmp_u64(const void *x, const void *y) {
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
-}
+/* ------------------------------------------------------------------ JSON */
 
 static const char *kind_name(moe_route_kind k) {
     return k == MOE_ROUTE_EXPERT_CHOICE ? "expert_choice" : k == MOE_ROUTE_HASH ? "hash" : "token_choice";
@@ -185,87 +127,55 @@ static cJSON *num_array(const int64_t *v, int n) {
     return a;
 }
 
-typedef struct top_entry {
-    int32_t id;
-    int64_t count;
-} top_entry;
-
-/* Per expert, its `top` most frequent token ids (count desc, id asc). */
-static cJSON *top_tokens_json(agg_layer *l, int top, const moe_tokenizer *tok) {
-    qsort(l->keys, (size_t)l->n_keys, sizeof *l->keys, cmp_u64);
+/* Per expert its top tokens: {"id", "text" (null without a tokenizer), "count"}. */
+static cJSON *top_tokens_json(const moe_route_layer *l, int top, const moe_tokenizer *tok) {
     cJSON *all = cJSON_CreateArray();
-    top_entry *best = malloc(sizeof *best * (size_t)(top > 0 ? top : 1));
-    if (!all || !best) {
-        free(best);
-        cJSON_Delete(all);
-        return NULL;
-    }
-    int64_t i = 0;
-    for (int e = 0; e < l->E; e++) {
-        int nb = 0;
-        while (i < l->n_keys && (int)(l->keys[i] >> 32) == e) {
-            int64_t j = i;
-            while (j < l->n_keys && l->keys[j] == l->keys[i]) j++;
-            top_entry c = {(int32_t)(uint32_t)l->keys[i], j - i};
-            /* insertion into the sorted short list; equal counts keep id order */
-            int at = nb;
-            while (at > 0 && best[at - 1].count < c.count) at--;
-            if (at < top) {
-                int last = nb < top ? nb : top - 1;
-                for (int m = last; m > at; m--) best[m] = best[m - 1];
-                best[at] = c;
-                if (nb < top) nb++;
-            }
-            i = j;
-        }
+    for (int e = 0; all && e < l->E; e++) {
         cJSON *list = cJSON_CreateArray();
-        for (int b = 0; list && b < nb; b++) {
+        for (int b = 0; list && b < top; b++) {
+            int64_t count = l->top_count[(int64_t)e * top + b];
+            int32_t id = l->top_id[(int64_t)e * top + b];
+            if (count == 0) break;
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "id", best[b].id);
-            char *text = tok ? route_token_text(tok, best[b].id) : NULL;
+            cJSON_AddNumberToObject(o, "id", id);
+            char *text = tok ? route_token_text(tok, id) : NULL;
             if (text) cJSON_AddStringToObject(o, "text", text);
             else cJSON_AddNullToObject(o, "text");
             free(text);
-            cJSON_AddNumberToObject(o, "count", (double)best[b].count);
+            cJSON_AddNumberToObject(o, "count", (double)count);
             cJSON_AddItemToArray(list, o);
         }
         cJSON_AddItemToArray(all, list);
     }
-    free(best);
     return all;
 }
 
-static cJSON *layer_json(agg_layer *l, int D, int top, const moe_tokenizer *tok) {
+static cJSON *layer_json(const moe_route_layer *l, int D, int top, const moe_tokenizer *tok) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    int64_t total = 0, mx = 0;
-    for (int e = 0; e < l->E; e++) {
-        total += l->count[e];
-        if (l->count[e] > mx) mx = l->count[e];
-    }
     cJSON_AddNumberToObject(o, "layer", l->layer);
     cJSON_AddNumberToObject(o, "n_experts", l->E);
     cJSON_AddNumberToObject(o, "top_k", l->K);
     cJSON_AddStringToObject(o, "kind", kind_name(l->kind));
-    cJSON_AddNumberToObject(o, "pairs", (double)total);
-    cJSON_AddItemToObject(o, "counts", num_array(l->count, l->E));
+    cJSON_AddNumberToObject(o, "pairs", (double)l->pairs);
+    cJSON_AddItemToObject(o, "counts", num_array(l->counts, l->E));
     cJSON *load = cJSON_AddArrayToObject(o, "load");
     for (int e = 0; load && e < l->E; e++)
         cJSON_AddItemToArray(load, cJSON_CreateNumber(
-                                       total ? route_round6((double)l->count[e] / total) : 0.0));
-    double mean = (double)total / l->E;
-    cJSON_AddNumberToObject(o, "max_violation", mean > 0 ? route_round6(mx / mean - 1.0) : 0.0);
+                                       l->pairs ? route_round6((double)l->counts[e] / l->pairs) : 0.0));
+    cJSON_AddNumberToObject(o, "max_violation", route_round6(l->max_violation));
     cJSON *dead = cJSON_CreateArray();
     for (int e = 0; dead && e < l->E; e++)
-        if (l->count[e] == 0) cJSON_AddItemToArray(dead, cJSON_CreateNumber(e));
-    cJSON_AddNumberToObject(o, "dead", cJSON_GetArraySize(dead));
+        if (l->counts[e] == 0) cJSON_AddItemToArray(dead, cJSON_CreateNumber(e));
+    cJSON_AddNumberToObject(o, "dead", l->dead);
     cJSON_AddItemToObject(o, "dead_experts", dead);
-    if (l->ent_n) cJSON_AddNumberToObject(o, "router_entropy", route_round6(l->ent_sum / l->ent_n));
-    else cJSON_AddNullToObject(o, "router_entropy");
+    if (isnan(l->entropy)) cJSON_AddNullToObject(o, "router_entropy");
+    else cJSON_AddNumberToObject(o, "router_entropy", route_round6(l->entropy));
     cJSON_AddNumberToObject(o, "router_entropy_max", route_round6(log((double)l->E)));
     cJSON *dc = cJSON_AddArrayToObject(o, "domain_counts");
-    for (int d = 0; dc && d < D; d++) cJSON_AddItemToArray(dc, num_array(l->dom + (int64_t)d * l->E, l->E));
-    cJSON_AddNumberToObject(o, "mi_bits", route_round6(moe_route_mutual_info(l->dom, D, l->E)));
+    for (int d = 0; dc && d < D; d++)
+        cJSON_AddItemToArray(dc, num_array(l->domain_counts + (int64_t)d * l->E, l->E));
+    cJSON_AddNumberToObject(o, "mi_bits", route_round6(l->mi_bits));
     cJSON_AddNumberToObject(o, "mi_max_bits", route_round6(log2((double)(D < l->E ? D : l->E))));
     cJSON_AddItemToObject(o, "top_tokens", top_tokens_json(l, top, tok));
     return o;
@@ -293,112 +203,20 @@ cJSON *route_data_run(const char *cmd, const route_data_opts *o, int *code) {
     }
     snprintf(path, sizeof path, "%s/%s.bin", o->data_dir, o->split);
     moe_err err = {{0}};
-    data_shard sh;
-    memset(&sh, 0, sizeof sh);
-    if (data_open(&sh, path, &err)) {
-        cli_error(cmd, "%s", err.msg);
-        return NULL;
-    }
     moe_model *m = NULL;
     moe_tokenizer *tok = NULL;
-    moe_session *s = NULL;
-    agg a = {0};
-    int32_t *ids = NULL;
-    int *dom = NULL;
+    moe_route_data *rd = NULL;
     cJSON *root = NULL;
     if (cli_load_model(cmd, o->model, &m)) goto done;
     const moe_config *c = moe_model_config(m);
-    if ((int64_t)sh.vocab > c->vocab) {
-        cli_error(cmd, "%s: token ids go up to %u but the model's vocabulary has %d", path,
-                  sh.vocab - 1, c->vocab);
-        goto done;
-    }
-    if (load_optional_tokenizer(cmd, o, &tok)) goto done;
-    int64_t N = (int64_t)sh.n_tokens;
-    if (o->max_tokens > 0 && o->max_tokens < N) N = o->max_tokens;
-    if (N == 0) {
-        cli_error(cmd, "%s: the shard holds no tokens", path);
-        goto done;
-    }
-    int T = o->seq > 0 ? o->seq : 256;
-    if (T > c->max_pos && c->max_pos > 0) {
-        if (o->seq > 0) {
-            cli_error(cmd, "--seq %d is longer than the model's %d positions", T, c->max_pos);
-            *code = 2;
-            goto done;
-        }
-        T = c->max_pos;
-    }
-    if (T > N) T = (int)N;
-
-    /* layers and their counters */
-    int64_t pairs_all = 0;
-    a.slot = malloc(sizeof *a.slot * (size_t)c->n_layers);
-    a.l = calloc((size_t)c->n_layers, sizeof *a.l);
-    a.D = sh.n_domains;
-    if (!a.slot || !a.l) goto oom;
-    for (int l = 0; l < c->n_layers; l++) {
-        a.slot[l] = -1;
-        if (c->layer[l].moe) pairs_all += N * c->layer[l].top_k;
-    }
-    if (pairs_all * 8 > ROUTE_MAX_KEY_BYTES) {
-        cli_error(cmd, "%lld tokens over %d layers need %.1f GiB for the top-token tables; "
-                       "use --max-tokens to read fewer",
-                  (long long)N, c->n_layers, pairs_all * 8.0 / (1 << 30));
+    if (o->seq > 0 && c->max_pos > 0 && o->seq > c->max_pos) {
+        cli_error(cmd, "--seq %d is longer than the model's %d positions", o->seq, c->max_pos);
         *code = 2;
         goto done;
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        const moe_layer_config *lc = &c->layer[l];
-        if (!lc->moe) continue;
-        agg_layer *x = &a.l[a.n_layers];
-        a.slot[l] = a.n_layers++;
-        x->layer = l;
-        x->E = lc->n_experts;
-        x->K = lc->top_k;
-        x->kind = lc->kind;
-        x->count = calloc((size_t)x->E, sizeof *x->count);
-        x->dom = calloc((size_t)x->E * (size_t)a.D, sizeof *x->dom);
-        x->keys = malloc(sizeof *x->keys * (size_t)(N * x->K));
-        if (!x->count || !x->dom || !x->keys) goto oom;
-    }
-    if (a.n_layers == 0) {
-        cli_error(cmd, "%s: the model has no MoE layer", o->model);
-        goto done;
-    }
-
-    moe_session_opts so = {.n_ctx = T, .n_threads = o->threads, .max_batch = T};
-    if (moe_session_new(&s, m, &so, &err)) {
-        cli_error(cmd, "%s", err.msg);
-        goto done;
-    }
-    ids = malloc(sizeof *ids * (size_t)T);
-    dom = malloc(sizeof *dom * (size_t)T);
-    if (!ids || !dom) goto oom;
-    a.ids = ids;
-    a.dom = dom;
-    int64_t windows = 0;
-    int rc = 0;
-    for (int64_t start = 0; start < N && rc == 0; start += T) {
-        int n = (int)(N - start < T ? N - start : T);
-        rc = data_read(&sh, (uint64_t)start, n, ids, &err);
-        /* domains are contiguous ranges: one lookup per range crossed */
-        for (int t = 0; t < n && rc == 0;) {
-            int d = data_domain_of(&sh, (uint64_t)(start + t));
-            if (d < 0) {
-                rc = moe_fail(&err, "%s: position %lld is in no domain", path, (long long)(start + t));
-                break;
-            }
-            int64_t end = (int64_t)sh.domain[d].end - start;
-            if (end > n) end = n;
-            for (; t < end; t++) dom[t] = d;
-        }
-        if (rc) break;
-        moe_session_reset(s);
-        rc = moe_route_trace(s, ids, n, on_route, &a, &err);
-        windows++;
-    }
-    if (rc) {
+    if (load_optional_tokenizer(cmd, o, &tok)) goto done;
+    moe_route_data_opts ro = {path, o->max_tokens, o->seq, o->top, o->threads};
+    if (moe_route_data_run(m, &ro, &rd, &err)) {
         cli_error(cmd, "%s", err.msg);
         goto done;
     }
@@ -409,22 +227,19 @@ cJSON *route_data_run(const char *cmd, const route_data_opts *o, int *code) {
     cJSON_AddStringToObject(root, "model", o->model);
     cJSON_AddStringToObject(root, "data", path);
     cJSON_AddStringToObject(root, "split", o->split);
-    cJSON_AddNumberToObject(root, "seq", T);
-    cJSON_AddNumberToObject(root, "windows", (double)windows);
-    cJSON_AddNumberToObject(root, "tokens", (double)N);
+    cJSON_AddNumberToObject(root, "seq", rd->seq);
+    cJSON_AddNumberToObject(root, "windows", (double)rd->windows);
+    cJSON_AddNumberToObject(root, "tokens", (double)rd->tokens);
     cJSON *doms = cJSON_AddArrayToObject(root, "domains");
-    for (int d = 0; doms && d < a.D; d++) {
-        /* tokens of domain d among the first N */
-        uint64_t lo = sh.domain[d].start, hi = sh.domain[d].end;
-        if (hi > (uint64_t)N) hi = (uint64_t)N;
+    for (int d = 0; doms && d < rd->n_domains; d++) {
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddStringToObject(x, "name", sh.domain[d].name);
-        cJSON_AddNumberToObject(x, "tokens", (double)(hi > lo ? hi - lo : 0));
+        cJSON_AddStringToObject(x, "name", rd->domain_name[d]);
+        cJSON_AddNumberToObject(x, "tokens", (double)rd->domain_tokens[d]);
         cJSON_AddItemToArray(doms, x);
     }
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
-    for (int i = 0; layers && i < a.n_layers; i++) {
-        cJSON *x = layer_json(&a.l[i], a.D, o->top, tok);
+    for (int i = 0; layers && i < rd->n_layers; i++) {
+        cJSON *x = layer_json(&rd->layer[i], rd->n_domains, rd->top, tok);
         if (!x) goto oom;
         cJSON_AddItemToArray(layers, x);
     }
@@ -435,19 +250,8 @@ oom:
     cJSON_Delete(root);
     root = NULL;
 done:
-    if (a.l)
-        for (int i = 0; i < a.n_layers; i++) {
-            free(a.l[i].count);
-            free(a.l[i].dom);
-            free(a.l[i].keys);
-        }
-    free(a.l);
-    free(a.slot);
-    free(ids);
-    free(dom);
-    moe_session_free(s);
+    moe_route_data_free(rd);
     moe_tokenizer_free(tok);
     moe_model_free(m);
-    data_close(&sh);
     return root;
 }

@@ -17,13 +17,13 @@ typedef struct route_data_opts {
     const char *data_dir;  /* `moe data` output */
     const char *split;     /* "val" or "train" */
     const char *tokenizer; /* tokenizer.json or directory; NULL: the model's, if it has one */
-    int64_t max_tokens;    /* tokens read from the start of the shard; 0 = all */
+    int64_t max_tokens;    /* tokens routed, in windows spread over the shard; 0 = all */
     int seq;               /* window length; 0 = min(256, max_position_embeddings) */
     int top;               /* top tokens listed per expert */
     int threads;           /* 0 = online CPUs */
 } route_data_opts;
 
-/* Run the model over the shard's sequential windows and build the JSON
+/* Run the model over windows of the shard (moe_route_data_run) and build the JSON
  * object of docs/ROUTING.md ("mode": "data"). On error prints
  * "moe CMD: ..." and returns NULL with *code the exit code (1 or 2). */
 cJSON *route_data_run(const char *cmd, const route_data_opts *o, int *code);

@@ -313,7 +313,11 @@ void svg_heatmap_draw(FILE *f, const svg_heatmap *h) {
             fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"", L + c * cw,
                     T + r * ch, cw + 0.3, ch + 0.3);
             put_rgb(f, heat_color(h, v));
-            if (tips && isfinite(v)) {
+            if (tips && isfinite(v) && h->tip) {
+                fputs("\"><title>", f);
+                h->tip(f, h->tip_user, r, c);
+                fputs("</title></rect>\n", f);
+            } else if (tips && isfinite(v)) {
                 fputs("\"><title>", f);
                 if (h->row_labels) svg_escape(f, h->row_labels[r]);
                 else fprintf(f, "%d", r);

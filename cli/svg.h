@@ -49,6 +49,9 @@ typedef struct svg_heatmap {
     double cell_scale;               /* cell text shows v * cell_scale (e.g. 100 for %) */
     int annotate;                    /* 1: write values in cells large enough */
     int width, height;
+    /* A cell's tooltip text (escaped by the callee), or NULL: "row / column: value" */
+    void (*tip)(FILE *f, void *user, int row, int col);
+    void *tip_user;
 } svg_heatmap;
 
 void svg_heatmap_draw(FILE *f, const svg_heatmap *h);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -166,4 +167,44 @@ void cli_json_str(FILE *f, const char *s) {
         else fputc(*p, f);
     }
     fputc('"', f);
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int cli_read_file(const char *path, size_t max_bytes, char **out, size_t *len, moe_err *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    errno = 0;
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err->msg, sizeof err->msg, "%s: %s", path,
+                 f ? "not a readable regular file" : strerror(errno));
+        if (f) fclose(f);
+        return -1;
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        snprintf(err->msg, sizeof err->msg, "%s: %lld bytes, more than the %zu allowed", path,
+                 (long long)st.st_size, max_bytes);
+        fclose(f);
+        return -1;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    size_t got = buf ? fread(buf, 1, n, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || got != n || bad) {
+        snprintf(err->msg, sizeof err->msg, "%s: %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return -1;
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return 0;
 }

@@ -59,12 +59,83 @@ void moe_session_set_route_observer(moe_session *s, moe_route_fn fn, void *user)
 int moe_route_trace(moe_session *s, const int32_t *ids, int n, moe_route_fn fn, void *user,
                     moe_err *err);
 
+/* ------------------------------------------------------------ statistics
+ * The one definition of each routing statistic, used by the training log
+ * (moe_train), `moe route` and `moe report` alike (docs/ROUTING.md). counts
+ * are (token, slot) pairs per expert of one layer. */
+
+/* Largest load over the mean load, minus 1: max(counts) / (sum / E) - 1.
+ * 0 for a perfectly even layer, E - 1 when one expert takes every pair;
+ * 0 when there are no pairs. */
+double moe_route_max_violation(const int64_t *counts, int E);
+
+/* Experts that received no pair. */
+int moe_route_dead(const int64_t *counts, int E);
+
+/* Entropy, in nats, of one token's router scores score[E] normalized to sum
+ * 1: -sum q ln q with q = score / sum(score). Softmax scores are already a
+ * distribution; sigmoid scores are normalized. NAN when the scores do not
+ * sum to a positive number. In [0, ln E]. */
+double moe_route_entropy(const float *score, int E);
+
 /* Mutual information, in bits, between the row and the column variable of a
  * joint count table joint[rows][cols] (e.g. domain x expert over (token,
  * slot) pairs): sum p(r,c) log2(p(r,c) / (p(r) p(c))). 0 for an empty table.
  * The result lies in [0, log2(min(rows, cols))] (clamped at 0 against
  * rounding). */
 double moe_route_mutual_info(const int64_t *joint, int rows, int cols);
+
+/* ------------------------------------------------ routing over a token shard */
+
+/* Default number of tokens moe_route_data_run reads. */
+#define MOE_ROUTE_DATA_TOKENS 65536
+
+typedef struct moe_route_data_opts {
+    const char *shard;  /* a `moe data` shard (DIR/val.bin, DIR/train.bin) */
+    int64_t max_tokens; /* tokens routed: windows spread evenly over the whole
+                           shard (not its start, which `moe data` fills with
+                           the first domain); 0 or >= the shard: every token */
+    int seq;            /* window length T; 0 = min(256, max_position_embeddings) */
+    int top;            /* most frequent tokens kept per expert (0 = none) */
+    int n_threads;      /* 0 = online CPUs */
+} moe_route_data_opts;
+
+/* One MoE layer's routing over the windows. */
+typedef struct moe_route_layer {
+    int layer;               /* decoder layer index */
+    int E, K;                /* experts, experts per token */
+    moe_route_kind kind;
+    int64_t pairs;           /* (token, slot) pairs: tokens * K */
+    int64_t *counts;         /* [E] pairs per expert */
+    int64_t *domain_counts;  /* [D][E] pairs of domain d's tokens per expert */
+    double max_violation;    /* moe_route_max_violation(counts) */
+    int dead;                /* moe_route_dead(counts) */
+    double entropy;          /* mean moe_route_entropy over tokens; NAN for hash */
+    double mi_bits;          /* moe_route_mutual_info(domain_counts, D, E) */
+    int32_t *top_id;         /* [E][top] the ids each expert received most */
+    int64_t *top_count;      /* [E][top] how often (0: no such token) */
+} moe_route_layer;
+
+typedef struct moe_route_data {
+    int seq;                 /* window length used */
+    int64_t windows;         /* windows run, each from position 0 */
+    int64_t tokens;          /* tokens routed */
+    int n_domains;           /* D: the shard's domains, in shard order */
+    char (*domain_name)[32]; /* [D] */
+    int64_t *domain_tokens;  /* [D] tokens of each domain among those routed */
+    int top;                 /* entries per expert in top_id / top_count */
+    int n_layers;            /* MoE layers */
+    moe_route_layer *layer;  /* [n_layers] in layer order */
+} moe_route_data;
+
+/* Run m over windows of a token shard, each window in a fresh KV cache, and
+ * count where every MoE layer's router sends each token. Every token counts,
+ * EOS included; ids must be below the model's vocabulary. Memory for the top
+ * tokens (top > 0): 8 bytes per (token, slot) pair of every MoE layer
+ * (refused past 2 GiB). *out is freed with moe_route_data_free. */
+int moe_route_data_run(moe_model *m, const moe_route_data_opts *o, moe_route_data **out,
+                       moe_err *err);
+void moe_route_data_free(moe_route_data *d);
 
 #ifdef __cplusplus
 }

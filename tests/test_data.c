@@ -1,5 +1,5 @@
 /*
- * test_data.c - token shards (src/train/data.h): data_prepare on small
+ * test_data.c - token shards (src/train/data.h): moe_data_prepare on small
  * corpora with the committed trained tokenizer (tests/fixtures/
  * tokenizer_train/trained), checked document by document against
  * moe_tokenize; the split rule (deterministic, seed-dependent, thread-count
@@ -8,6 +8,7 @@
  * and every class of bad shard and bad option.
  */
 #include "test.h"
+#include "test_util.h"
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "moe.h"
@@ -83,14 +84,14 @@ static char *make_corpus(int n_docs, int salt, size_t *len) {
 
 /* Prepare files (one domain per entry of names) into dir. */
 static int prepare(const char *dir, const char *const *names, const char *const *files, int n,
-                   double val_frac, uint64_t seed, int threads, data_docs docs, data_prep_progress *p,
+                   double val_frac, uint64_t seed, int threads, moe_data_docs docs, moe_data_prep_progress *p,
                    moe_err *err) {
-    data_domain_spec spec[8];
-    for (int i = 0; i < n; i++) spec[i] = (data_domain_spec){names[i], &files[i], 1};
-    data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = dir, .domain = spec, .n_domains = n,
+    moe_data_domain_spec spec[8];
+    for (int i = 0; i < n; i++) spec[i] = (moe_data_domain_spec){names[i], &files[i], 1};
+    moe_data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = dir, .domain = spec, .n_domains = n,
                         .val_frac = val_frac, .seed = seed, .docs = docs, .n_threads = threads,
                         .list_docs = 1};
-    return data_prepare(&o, p, err);
+    return moe_data_prepare(&o, p, err);
 }
 
 static cJSON *load_json(const char *path) {
@@ -170,10 +171,10 @@ TEST(data_prepare_documents_equal_tokenizer) {
     CHECK(write_text(tmp_path(a, sizeof a, "a.txt"), ca, na) == 0);
     CHECK(write_text(tmp_path(b, sizeof b, "b.txt"), cb, nb) == 0);
     const char *names[] = {"prose", "code"}, *files[] = {a, b};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
     tmp_path(dir, sizeof dir, "out");
-    CHECK_MSG(prepare(dir, names, files, 2, 0.2, 7, 2, DATA_DOCS_BLANK, &p, &err) == 0, "prepare: %s", err.msg);
+    CHECK_MSG(prepare(dir, names, files, 2, 0.2, 7, 2, MOE_DATA_DOCS_BLANK, &p, &err) == 0, "prepare: %s", err.msg);
     CHECK_EQ_INT(p.docs[0] + p.docs[1], 65);
     CHECK(p.docs[1] > 0 && p.docs[0] > p.docs[1]);
     CHECK_EQ_INT(p.bytes_done, (int64_t)(na + nb));
@@ -222,9 +223,9 @@ TEST(data_prepare_document_boundaries) {
     CHECK(write_text(tmp_path(f, sizeof f, "b.txt"), text, strlen(text)) == 0);
     const char *names[] = {"x"}, *files[] = {f};
     moe_err err = {{0}};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     tmp_path(dir, sizeof dir, "out");
-    CHECK_MSG(prepare(dir, names, files, 1, 0, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0, "%s", err.msg);
+    CHECK_MSG(prepare(dir, names, files, 1, 0, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0, "%s", err.msg);
     CHECK_EQ_INT(p.docs[0], 3);
     CHECK_EQ_INT(p.docs[1], 0); /* val_frac 0: nothing in val */
     char path[1100];
@@ -236,7 +237,7 @@ TEST(data_prepare_document_boundaries) {
     free(list);
     CHECK_EQ_INT(check_docs_against_tokenizer(dir), 3);
     /* file mode: the whole file is one document, as is */
-    CHECK(prepare(dir, names, files, 1, 0, 0, 1, DATA_DOCS_FILE, &p, &err) == 0);
+    CHECK(prepare(dir, names, files, 1, 0, 0, 1, MOE_DATA_DOCS_FILE, &p, &err) == 0);
     CHECK_EQ_INT(p.docs[0], 1);
     CHECK_EQ_INT(check_docs_against_tokenizer(dir), 1);
     /* an empty file and a blank-only file give no documents (an empty domain range) */
@@ -244,7 +245,7 @@ TEST(data_prepare_document_boundaries) {
     CHECK(write_text(tmp_path(e, sizeof e, "empty.txt"), "", 0) == 0);
     CHECK(write_text(tmp_path(blank, sizeof blank, "blank.txt"), "\n \n\t\n", 5) == 0);
     const char *n3[] = {"a", "empty", "b"}, *f3[] = {f, e, blank};
-    CHECK(prepare(dir, n3, f3, 3, 0, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0);
+    CHECK(prepare(dir, n3, f3, 3, 0, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0);
     data_shard tr;
     snprintf(path, sizeof path, "%s/train.bin", dir);
     CHECK(data_open(&tr, path, &err) == 0);
@@ -260,13 +261,13 @@ TEST(data_prepare_long_document_in_pieces) {
     for (size_t i = 0; i < n; i++)
         if (text[i] == '\n' && i + 1 < n && text[i + 1] == '\n') text[i + 1] = '.'; /* one long doc */
     CHECK(write_text(tmp_path(f, sizeof f, "long.txt"), text, n) == 0);
-    data_domain_spec spec = {"long", (const char *const[]){f}, 1};
-    data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = tmp_path(dir, sizeof dir, "out"),
-                        .domain = &spec, .n_domains = 1, .docs = DATA_DOCS_FILE, .n_threads = 2,
+    moe_data_domain_spec spec = {"long", (const char *const[]){f}, 1};
+    moe_data_prep_opts o = {.tokenizer = tokenizer_dir(), .out_dir = tmp_path(dir, sizeof dir, "out"),
+                        .domain = &spec, .n_domains = 1, .docs = MOE_DATA_DOCS_FILE, .n_threads = 2,
                         .piece_bytes = 300};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
-    CHECK_MSG(data_prepare(&o, &p, &err) == 0, "%s", err.msg);
+    CHECK_MSG(moe_data_prepare(&o, &p, &err) == 0, "%s", err.msg);
     CHECK_EQ_INT(p.docs[0], 1);
     /* the pieces end after newlines, so the ids are the whole text's ids */
     moe_tokenizer *t = NULL;
@@ -296,11 +297,11 @@ TEST(data_prepare_split_is_deterministic) {
     CHECK(write_text(tmp_path(f, sizeof f, "c.txt"), text, n) == 0);
     free(text);
     const char *names[] = {"c"}, *files[] = {f};
-    data_prep_progress p1, p2, p3;
+    moe_data_prep_progress p1, p2, p3;
     moe_err err = {{0}};
-    CHECK(prepare(tmp_path(d1, sizeof d1, "s1"), names, files, 1, 0.1, 42, 1, DATA_DOCS_BLANK, &p1, &err) == 0);
-    CHECK(prepare(tmp_path(d2, sizeof d2, "s2"), names, files, 1, 0.1, 42, 2, DATA_DOCS_BLANK, &p2, &err) == 0);
-    CHECK(prepare(tmp_path(d3, sizeof d3, "s3"), names, files, 1, 0.1, 43, 2, DATA_DOCS_BLANK, &p3, &err) == 0);
+    CHECK(prepare(tmp_path(d1, sizeof d1, "s1"), names, files, 1, 0.1, 42, 1, MOE_DATA_DOCS_BLANK, &p1, &err) == 0);
+    CHECK(prepare(tmp_path(d2, sizeof d2, "s2"), names, files, 1, 0.1, 42, 2, MOE_DATA_DOCS_BLANK, &p2, &err) == 0);
+    CHECK(prepare(tmp_path(d3, sizeof d3, "s3"), names, files, 1, 0.1, 43, 2, MOE_DATA_DOCS_BLANK, &p3, &err) == 0);
     for (int s = 0; s < 2; s++) {
         const char *name = s ? "val.bin" : "train.bin";
         snprintf(a, sizeof a, "%s/%s", d1, name);
@@ -320,11 +321,11 @@ TEST(data_prepare_val_edge_cases) {
     const char *text = "one\n\ntwo\n\nthree\n";
     CHECK(write_text(tmp_path(f, sizeof f, "t.txt"), text, strlen(text)) == 0);
     const char *names[] = {"t"}, *files[] = {f};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
     tmp_path(dir, sizeof dir, "out");
     /* 3 documents, val_frac tiny: none would go to val, so the last one does */
-    CHECK(prepare(dir, names, files, 1, 1e-9, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0);
+    CHECK(prepare(dir, names, files, 1, 1e-9, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0);
     CHECK_EQ_INT(p.docs[0], 2);
     CHECK_EQ_INT(p.docs[1], 1);
     CHECK_EQ_INT(check_docs_against_tokenizer(dir), 3);
@@ -334,7 +335,7 @@ TEST(data_prepare_val_edge_cases) {
     CHECK(va.domain[0].start == 0 && va.domain[0].end == va.n_tokens && va.n_tokens == (uint64_t)p.tokens[1]);
     data_close(&va);
     /* everything to val */
-    CHECK(prepare(dir, names, files, 1, 1.0, 0, 1, DATA_DOCS_BLANK, &p, &err) == 0);
+    CHECK(prepare(dir, names, files, 1, 1.0, 0, 1, MOE_DATA_DOCS_BLANK, &p, &err) == 0);
     CHECK(p.docs[0] == 0 && p.docs[1] == 3);
     data_shard tr;
     snprintf(path, sizeof path, "%s/train.bin", dir);
@@ -380,12 +381,12 @@ TEST(data_prepare_uint32_ids) {
     fputs("}}}", o);
     fclose(o);
     CHECK(write_text(tmp_path(f, sizeof f, "u.txt"), "hi\n\nthere", 9) == 0);
-    data_domain_spec spec = {"u", (const char *const[]){f}, 1};
-    data_prep_opts op = {.tokenizer = dir, .out_dir = tmp_path(path, sizeof path, "out"), .domain = &spec,
+    moe_data_domain_spec spec = {"u", (const char *const[]){f}, 1};
+    moe_data_prep_opts op = {.tokenizer = dir, .out_dir = tmp_path(path, sizeof path, "out"), .domain = &spec,
                          .n_domains = 1, .val_frac = 0, .n_threads = 1};
-    data_prep_progress p;
+    moe_data_prep_progress p;
     moe_err err = {{0}};
-    CHECK_MSG(data_prepare(&op, &p, &err) == 0, "%s", err.msg);
+    CHECK_MSG(moe_data_prepare(&op, &p, &err) == 0, "%s", err.msg);
     char tb[1200];
     snprintf(tb, sizeof tb, "%s/train.bin", path);
     data_shard sh;
@@ -401,36 +402,6 @@ TEST(data_prepare_uint32_ids) {
 
 /* -------------------------------------------------------------- reading */
 
-/* Write a shard by hand: ids[n] with dtype, one domain per entry of cut. */
-static void write_shard(const char *path, const uint32_t *ids, uint64_t n, int dtype, uint32_t vocab,
-                        const uint64_t *ends, int n_dom) {
-    size_t off = (DATA_HEADER_BYTES + (size_t)n_dom * DATA_DOMAIN_BYTES + 63) / 64 * 64;
-    size_t size = off + (size_t)n * (size_t)dtype;
-    unsigned char *b = calloc(1, size);
-    memcpy(b, DATA_MAGIC, 8);
-    uint32_t h32[] = {1, (uint32_t)dtype};
-    memcpy(b + 8, h32, 8);
-    memcpy(b + 16, &n, 8);
-    memcpy(b + 24, &vocab, 4);
-    uint32_t nd = (uint32_t)n_dom;
-    memcpy(b + 28, &nd, 4);
-    uint64_t o64 = off;
-    memcpy(b + 32, &o64, 8);
-    uint32_t eos = 0;
-    memcpy(b + 40, &eos, 4);
-    uint64_t at = 0;
-    for (int d = 0; d < n_dom; d++) {
-        unsigned char *e = b + DATA_HEADER_BYTES + d * DATA_DOMAIN_BYTES;
-        snprintf((char *)e, 32, "dom%d", d);
-        memcpy(e + 32, &at, 8);
-        memcpy(e + 40, &ends[d], 8);
-        at = ends[d];
-    }
-    for (uint64_t i = 0; i < n; i++) memcpy(b + off + i * (uint64_t)dtype, &ids[i], (size_t)dtype);
-    write_text(path, (const char *)b, size);
-    free(b);
-}
-
 TEST(data_reader_windows) {
     enum { N = 50, T = 4 };
     uint32_t ids[N];
@@ -438,7 +409,7 @@ TEST(data_reader_windows) {
     uint64_t ends[] = {20, 20, N};
     char path[1024];
     for (int dtype = 2; dtype <= 4; dtype += 2) {
-        write_shard(tmp_path(path, sizeof path, "w.bin"), ids, N, dtype, 100, ends, 3);
+        test_write_shard(tmp_path(path, sizeof path, "w.bin"), ids, N, dtype, 100, ends, 3);
         data_shard s;
         moe_err err = {{0}};
         CHECK_MSG(data_open(&s, path, &err) == 0, "%s", err.msg);
@@ -519,7 +490,7 @@ TEST(data_reader_bad_shards) {
     uint32_t ids[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0};
     uint64_t ends[] = {4, 10};
     char path[1024];
-    write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 10, 2, 16, ends, 2);
+    test_write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 10, 2, 16, ends, 2);
     size_t n;
     char *good = slurp(path, &n);
     CHECK(good && n == 192 + 20); /* header + 2 domains, rounded to 64 */
@@ -574,17 +545,17 @@ TEST(data_prepare_bad_options) {
     tmp_path(dir, sizeof dir, "out");
     moe_err err = {{0}};
     const char *names[] = {"a", "a"}, *files[] = {f, f};
-    CHECK(prepare(dir, names, files, 2, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, names, files, 2, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "domain \"a\" given twice");
     const char *bad_name[] = {"has space"};
-    CHECK(prepare(dir, bad_name, files, 1, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, bad_name, files, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "domain name \"has space\"");
-    CHECK(prepare(dir, names, files, 1, 1.5, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, names, files, 1, 1.5, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "val_frac 1.5");
     const char *missing[] = {"/nonexistent/file.txt"};
-    CHECK(prepare(dir, names, missing, 1, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(dir, names, missing, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "No such file");
-    CHECK(prepare(plain, names, files, 1, 0.1, 0, 1, DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK(prepare(plain, names, files, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "exists and is not a directory");
     /* a tokenizer without EOS */
     char tdir[1024], cfg[1100], tj[1100], cmd[3000];
@@ -598,13 +569,13 @@ TEST(data_prepare_bad_options) {
     CHECK(t && write_text(tj, t, n) == 0);
     free(t);
     CHECK(write_text(cfg, "{\"eos_token\": null}", 19) == 0);
-    data_domain_spec spec = {"a", files, 1};
-    data_prep_opts o = {.tokenizer = tdir, .out_dir = dir, .domain = &spec, .n_domains = 1};
-    CHECK(data_prepare(&o, NULL, &err) != 0);
+    moe_data_domain_spec spec = {"a", files, 1};
+    moe_data_prep_opts o = {.tokenizer = tdir, .out_dir = dir, .domain = &spec, .n_domains = 1};
+    CHECK(moe_data_prepare(&o, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "has no EOS token");
     o.tokenizer = "/nonexistent";
-    CHECK(data_prepare(&o, NULL, &err) != 0);
-    CHECK(data_prepare(NULL, NULL, &err) != 0);
+    CHECK(moe_data_prepare(&o, NULL, &err) != 0);
+    CHECK(moe_data_prepare(NULL, NULL, &err) != 0);
     /* nothing half-written was left in the output directory */
     char p[1100];
     snprintf(p, sizeof p, "%s/train.bin.tmp", dir);
@@ -619,7 +590,7 @@ TEST(data_reader_fuzz_headers) {
     for (int i = 0; i < 40; i++) ids[i] = (uint32_t)(i % 7);
     uint64_t ends[] = {10, 25, 40};
     char path[1024];
-    write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 40, 2, 7, ends, 3);
+    test_write_shard(tmp_path(path, sizeof path, "good.bin"), ids, 40, 2, 7, ends, 3);
     size_t n;
     unsigned char *good = (unsigned char *)slurp(path, &n), *b = malloc(n + 64);
     CHECK(good != NULL);
@@ -658,4 +629,32 @@ TEST(data_reader_fuzz_headers) {
     CHECK(accepted > 0); /* some flips land in reserved or name bytes */
     free(good);
     free(b);
+}
+
+/* Sampled windows of a shard made of two domains back to back come from
+ * both, in proportion; asking for every window gives each once, in order. */
+TEST(data_spread_window_reaches_every_domain) {
+    enum { HALF = 1000, T = 10 };
+    uint32_t *ids = malloc(sizeof *ids * 2 * HALF);
+    for (int i = 0; i < 2 * HALF; i++) ids[i] = (uint32_t)(i % 50);
+    uint64_t ends[] = {HALF, 2 * HALF};
+    char path[1024];
+    test_write_shard(tmp_path(path, sizeof path, "two.bin"), ids, 2 * HALF, 2, 50, ends, 2);
+    free(ids);
+    data_shard s;
+    moe_err err = {{0}};
+    CHECK_MSG(data_open(&s, path, &err) == 0, "%s", err.msg);
+    uint64_t W = data_n_windows(&s, T); /* 199 */
+    int in[2] = {0, 0};
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < 8; i++) {
+        uint64_t k = data_spread_window(&s, T, i, 8);
+        CHECK(k < W && (i == 0 || k > prev));
+        prev = k;
+        in[data_domain_of(&s, k * T)]++;
+    }
+    CHECK_MSG(in[0] >= 3 && in[1] >= 3, "windows per domain: %d, %d", in[0], in[1]);
+    for (uint64_t i = 0; i < W + 5; i++) CHECK_EQ_INT(data_spread_window(&s, T, i, W + 5), i);
+    for (uint64_t i = 0; i < W; i++) CHECK_EQ_INT(data_spread_window(&s, T, i, W), i);
+    data_close(&s);
 }

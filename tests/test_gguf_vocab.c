@@ -1,6 +1,6 @@
 /*
  * test_gguf_vocab.c - the vocabulary `moe convert` / `moe quantize` write
- * into a GGUF (src/tokenizer/tokenizer_gguf_write.c) against independent
+ * into a GGUF (src/formats/gguf_vocab_write.c) against independent
  * references:
  *  - key by key against what llama.cpp's convert_hf_to_gguf.py wrote from
  *    the same tokenizer files (the committed gguf_tokenizers fixtures, made
@@ -21,7 +21,7 @@
 #include "base/sha256.h"
 #include "formats/gguf.h"
 #include "moe.h"
-#include "tokenizer/tokenizer_gguf_write.h"
+#include "formats/gguf_vocab_write.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

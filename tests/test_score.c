@@ -1,5 +1,5 @@
 /*
- * test_score.c - src/model/score.h against the textbook formulas written out
+ * test_score.c - include/moe_score.h against the textbook formulas written out
  * with long double: log-softmax, KL divergence, argmax, the accumulator and
  * its quantile; rows of huge logits that a naive softmax overflows on.
  */
@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "model/score.h"
+#include "moe_score.h"
 
 /* naive: p_i = exp(x_i) / sum exp(x_j), only for small logits */
 static long double naive_logp(const float *x, int V, int i) {
@@ -40,10 +40,10 @@ TEST(score_matches_textbook) {
         fill(p, V, s, 8.0f);
         fill(q, V, s * 7 + 3, 8.0f);
         for (int i = 0; i < V; i += 13)
-            CHECK_NEAR(score_logprob(p, V, i), (double)naive_logp(p, V, i), 1e-12);
-        CHECK_NEAR(score_kl(p, q, V), (double)naive_kl(p, q, V), 1e-12);
-        CHECK(score_kl(p, q, V) > 0);
-        CHECK_NEAR(score_kl(p, p, V), 0.0, 1e-15);
+            CHECK_NEAR(moe_score_logprob(p, V, i), (double)naive_logp(p, V, i), 1e-12);
+        CHECK_NEAR(moe_score_kl(p, q, V), (double)naive_kl(p, q, V), 1e-12);
+        CHECK(moe_score_kl(p, q, V) > 0);
+        CHECK_NEAR(moe_score_kl(p, p, V), 0.0, 1e-15);
     }
 }
 
@@ -52,41 +52,41 @@ TEST(score_huge_logits) {
     /* exp(1000) overflows a double; the shifted forms do not */
     float p[V] = {1000, 999, 990, 0, -1000, 500, 1000, 998};
     float q[V] = {1000, 1000, 990, 0, -1000, 500, 999, 998};
-    double lp = score_logprob(p, V, 0);
+    double lp = moe_score_logprob(p, V, 0);
     CHECK(isfinite(lp) && lp < 0 && lp > -1);
-    double kl = score_kl(p, q, V);
+    double kl = moe_score_kl(p, q, V);
     CHECK(isfinite(kl) && kl > 0);
     /* same rows shifted by -1000 give the same answers */
     float ps[V], qs[V];
     for (int i = 0; i < V; i++) ps[i] = p[i] - 1000, qs[i] = q[i] - 1000;
     CHECK_NEAR(kl, (double)naive_kl(ps, qs, V), 1e-9);
     CHECK_NEAR(lp, (double)naive_logp(ps, V, 0), 1e-9);
-    CHECK_EQ_INT(score_argmax(p, V), 0); /* first of the tied maxima */
+    CHECK_EQ_INT(moe_score_argmax(p, V), 0); /* first of the tied maxima */
 }
 
 TEST(score_accumulator) {
     enum { V = 5 };
     float a[V] = {1, 2, 3, 4, 5}, b[V] = {1, 2, 3, 5, 4};
     double kl[3];
-    score_acc acc = {.kl = kl, .cap = 3};
-    score_add(&acc, a, a, V, 4);
-    score_add(&acc, a, b, V, 3);
-    score_add(&acc, b, b, V, 0);
+    moe_score_acc acc = {.kl = kl, .cap = 3};
+    moe_score_add(&acc, a, a, V, 4);
+    moe_score_add(&acc, a, b, V, 3);
+    moe_score_add(&acc, b, b, V, 0);
     CHECK_EQ_INT((int)acc.n, 3);
     CHECK_EQ_INT((int)acc.top1_same, 2);
-    double nll = -score_logprob(a, V, 4) - score_logprob(a, V, 3) - score_logprob(b, V, 0);
-    double rnll = -score_logprob(a, V, 4) - score_logprob(b, V, 3) - score_logprob(b, V, 0);
+    double nll = -moe_score_logprob(a, V, 4) - moe_score_logprob(a, V, 3) - moe_score_logprob(b, V, 0);
+    double rnll = -moe_score_logprob(a, V, 4) - moe_score_logprob(b, V, 3) - moe_score_logprob(b, V, 0);
     CHECK_NEAR(acc.nll, nll, 1e-12);
     CHECK_NEAR(acc.ref_nll, rnll, 1e-12);
-    double k = score_kl(b, a, V);
+    double k = moe_score_kl(b, a, V);
     CHECK_NEAR(acc.kl_sum, k, 1e-12);
     CHECK_NEAR(acc.kl_max, k, 1e-15);
-    CHECK_NEAR(score_kl_quantile(&acc, 1.0), k, 1e-15);
-    CHECK_NEAR(score_kl_quantile(&acc, 0.0), 0.0, 1e-15);
+    CHECK_NEAR(moe_score_kl_quantile(&acc, 1.0), k, 1e-15);
+    CHECK_NEAR(moe_score_kl_quantile(&acc, 0.0), 0.0, 1e-15);
     /* without a reference only the NLL is kept */
-    score_acc solo = {0};
-    score_add(&solo, a, NULL, V, 1);
-    CHECK_NEAR(solo.nll, -score_logprob(a, V, 1), 1e-12);
+    moe_score_acc solo = {0};
+    moe_score_add(&solo, a, NULL, V, 1);
+    CHECK_NEAR(solo.nll, -moe_score_logprob(a, V, 1), 1e-12);
     CHECK_EQ_INT((int)solo.top1_same, 0);
-    CHECK_NEAR(score_kl_quantile(&solo, 0.5), 0.0, 0);
+    CHECK_NEAR(moe_score_kl_quantile(&solo, 0.5), 0.0, 0);
 }

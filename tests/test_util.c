@@ -3,9 +3,12 @@
  */
 #include "test_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/mapfile.h"
+#include "train/data.h"
 #include "moe.h"
 #include "test.h"
 
@@ -38,4 +41,35 @@ float *test_model_logits(const char *path, const int32_t *ids, int n, int *V) {
     moe_session_free(s);
     moe_model_free(m);
     return lg;
+}
+
+void test_write_shard(const char *path, const uint32_t *ids, uint64_t n, int dtype, uint32_t vocab,
+                      const uint64_t *ends, int n_dom) {
+    size_t off = (DATA_HEADER_BYTES + (size_t)n_dom * DATA_DOMAIN_BYTES + 63) / 64 * 64;
+    size_t size = off + (size_t)n * (size_t)dtype;
+    unsigned char *b = calloc(1, size);
+    memcpy(b, DATA_MAGIC, 8);
+    uint32_t h32[] = {1, (uint32_t)dtype};
+    memcpy(b + 8, h32, 8);
+    memcpy(b + 16, &n, 8);
+    memcpy(b + 24, &vocab, 4);
+    uint32_t nd = (uint32_t)n_dom;
+    memcpy(b + 28, &nd, 4);
+    uint64_t o64 = off;
+    memcpy(b + 32, &o64, 8);
+    uint32_t eos = 0;
+    memcpy(b + 40, &eos, 4);
+    uint64_t at = 0;
+    for (int d = 0; d < n_dom; d++) {
+        unsigned char *e = b + DATA_HEADER_BYTES + d * DATA_DOMAIN_BYTES;
+        snprintf((char *)e, 32, "dom%d", d);
+        memcpy(e + 32, &at, 8);
+        memcpy(e + 40, &ends[d], 8);
+        at = ends[d];
+    }
+    for (uint64_t i = 0; i < n; i++) memcpy(b + off + i * (uint64_t)dtype, &ids[i], (size_t)dtype);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, size, f) != size) test_fail_at(__FILE__, __LINE__, "%s: cannot write", path);
+    if (f) fclose(f);
+    free(b);
 }

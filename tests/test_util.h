@@ -1,6 +1,6 @@
 /*
  * test_util.h - helpers several test files share: a JSON file parsed whole,
- * and the logits of a model on a fixed list of ids.
+ * the logits of a model on a fixed list of ids, a token shard written by hand.
  */
 #ifndef MOE_TEST_UTIL_H
 #define MOE_TEST_UTIL_H
@@ -15,5 +15,11 @@ cJSON *test_load_json(const char *path);
 /* logits [n][V] of the model at path run on ids from an empty cache (malloc'd),
  * or NULL after a failed check naming the model and the error. */
 float *test_model_logits(const char *path, const int32_t *ids, int n, int *V);
+
+/* A token shard (train/data.h format) written by hand at path: ids[n] as
+ * dtype (2 or 4) bytes each, domains "dom0", "dom1", ... ending at
+ * ends[0..n_dom) (the last end is n); eos id 0. A failed write fails the test. */
+void test_write_shard(const char *path, const uint32_t *ids, uint64_t n, int dtype, uint32_t vocab,
+                      const uint64_t *ends, int n_dom);
 
 #endif

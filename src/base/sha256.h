@@ -2,7 +2,7 @@
  * sha256.h - SHA-256 (FIPS 180-4) of a byte string. Used where a format
  * identifies things by a digest: llama.cpp's converter names a byte-level
  * pre-tokenizer by the SHA-256 of the ids a tokenizer gives for a probe
- * text (tokenizer_gguf_write.c).
+ * text (gguf_vocab_write.c).
  */
 #ifndef MOE_BASE_SHA256_H
 #define MOE_BASE_SHA256_H

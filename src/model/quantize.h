@@ -84,7 +84,7 @@ typedef struct qz_write_opts {
     const char *name;         /* general.name (HF sources); NULL: none */
     qz_progress_fn progress;  /* or NULL */
     void *user;
-    const struct tok_gguf_vocab *vocab; /* GGUF: tokenizer.* pairs (tokenizer_gguf_write.h)
+    const struct tok_gguf_vocab *vocab; /* GGUF: tokenizer.* pairs (gguf_vocab_write.h)
                                  for an HF source, or a GGUF source without a vocabulary;
                                  NULL: none (tokenizer.ggml.model = "none") */
 } qz_write_opts;

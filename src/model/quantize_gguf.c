@@ -15,7 +15,7 @@
  * llama: vocab_size, rope.dimension_count. Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
- * directory's tokenizer.json by tokenizer_gguf_write.c, as the converter's
+ * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
  * set_vocab writes them); without one, tokenizer.ggml.model = "none" with
  * the config's BOS/EOS ids and ARCH.vocab_size (llama.cpp then loads the
  * file with placeholder tokens).
@@ -30,7 +30,7 @@
 #include "formats/gguf.h"
 #include "model/model.h"
 #include "model/quantize_impl.h"
-#include "tokenizer/tokenizer_gguf_write.h"
+#include "formats/gguf_vocab_write.h"
 
 /* ------------------------------------------------------------- metadata */
 

@@ -9,9 +9,6 @@
  */
 #include "moe_route.h"
 
-#include <math.h>
-#include <stdlib.h>
-
 #include "base/err.h"
 #include "model/model.h"
 
@@ -50,40 +47,4 @@ int moe_route_trace(moe_session *s, const int32_t *ids, int n, moe_route_fn fn, 
     }
     moe_session_set_route_observer(s, old_fn, old_user);
     return rc;
-}
-
-/* Column total c of joint: from colsum when there is one, else summed. */
-static double col_total(const int64_t *joint, const double *colsum, int rows, int cols, int c) {
-    if (colsum) return colsum[c];
-    double pc = 0;
-    for (int q = 0; q < rows; q++) pc += (double)joint[(int64_t)q * cols + c];
-    return pc;
-}
-
-double moe_route_mutual_info(const int64_t *joint, int rows, int cols) {
-    if (rows <= 0 || cols <= 0) return 0.0;
-    /* column totals once (O(rows*cols)); without memory, summed per cell */
-    double *colsum = calloc((size_t)cols, sizeof *colsum);
-    double total = 0;
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            double n = (double)joint[(int64_t)r * cols + c];
-            total += n;
-            if (colsum) colsum[c] += n;
-        }
-    double mi = 0;
-    /* I = sum_rc p(r,c) log2(p(r,c) / (p(r) p(c))), marginals from the table */
-    for (int r = 0; r < rows && total > 0; r++) {
-        double pr = 0;
-        for (int c = 0; c < cols; c++) pr += (double)joint[(int64_t)r * cols + c];
-        if (pr <= 0) continue;
-        for (int c = 0; c < cols; c++) {
-            double n = (double)joint[(int64_t)r * cols + c];
-            if (n <= 0) continue;
-            double pc = col_total(joint, colsum, rows, cols, c);
-            mi += n / total * log2(n * total / (pr * pc));
-        }
-    }
-    free(colsum);
-    return mi > 0 ? mi : 0.0;
 }

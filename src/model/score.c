@@ -2,7 +2,7 @@
  * score.c - perplexity, KL divergence and top-1 agreement per position
  * (score.h).
  */
-#include "model/score.h"
+#include "moe_score.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,12 +21,12 @@ static double row_lse(const float *x, int V, double m) {
     return log(s);
 }
 
-double score_logprob(const float *logits, int V, int target) {
+double moe_score_logprob(const float *logits, int V, int target) {
     double m = row_max(logits, V);
     return (double)logits[target] - m - row_lse(logits, V, m);
 }
 
-double score_kl(const float *p_logits, const float *q_logits, int V) {
+double moe_score_kl(const float *p_logits, const float *q_logits, int V) {
     double mp = row_max(p_logits, V), mq = row_max(q_logits, V);
     double lp = mp + row_lse(p_logits, V, mp), lq = mq + row_lse(q_logits, V, mq);
     double kl = 0;
@@ -38,22 +38,22 @@ double score_kl(const float *p_logits, const float *q_logits, int V) {
     return kl > 0 ? kl : 0; /* rounding can leave -1e-17 for equal rows */
 }
 
-int score_argmax(const float *logits, int V) {
+int moe_score_argmax(const float *logits, int V) {
     int best = 0;
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     return best;
 }
 
-void score_add(score_acc *a, const float *logits, const float *ref_logits, int V, int next) {
-    a->nll -= score_logprob(logits, V, next);
+void moe_score_add(moe_score_acc *a, const float *logits, const float *ref_logits, int V, int next) {
+    a->nll -= moe_score_logprob(logits, V, next);
     if (ref_logits) {
-        a->ref_nll -= score_logprob(ref_logits, V, next);
-        double kl = score_kl(ref_logits, logits, V);
+        a->ref_nll -= moe_score_logprob(ref_logits, V, next);
+        double kl = moe_score_kl(ref_logits, logits, V);
         a->kl_sum += kl;
         if (kl > a->kl_max) a->kl_max = kl;
         if (a->kl && a->n < a->cap) a->kl[a->n] = kl;
-        a->top1_same += score_argmax(logits, V) == score_argmax(ref_logits, V);
+        a->top1_same += moe_score_argmax(logits, V) == moe_score_argmax(ref_logits, V);
     }
     a->n++;
 }
@@ -63,7 +63,7 @@ static int cmp_double(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
-double score_kl_quantile(score_acc *a, double q) {
+double moe_score_kl_quantile(moe_score_acc *a, double q) {
     int64_t n = a->n < a->cap ? a->n : a->cap;
     if (!a->kl || n == 0) return 0;
     qsort(a->kl, (size_t)n, sizeof *a->kl, cmp_double);

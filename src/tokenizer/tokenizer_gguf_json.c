@@ -25,7 +25,7 @@
  * chat template.
  */
 #include "tokenizer/tok_internal.h"
-#include "tokenizer/tokenizer_gguf_write.h"
+#include "formats/gguf_vocab_write.h"
 #include "base/err.h"
 
 #include <cjson/cJSON.h>

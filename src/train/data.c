@@ -207,6 +207,13 @@ int data_window(const data_shard *s, uint64_t k, int T, int32_t *out, moe_err *e
     return data_read(s, k * (uint64_t)T, T + 1, out, err);
 }
 
+uint64_t data_spread_window(const data_shard *s, int T, uint64_t i, uint64_t n) {
+    uint64_t W = data_n_windows(s, T);
+    if (n >= W) return i;
+    /* in 128 bits: i * W may pass 2^64 */
+    return (uint64_t)((unsigned __int128)i * W / n);
+}
+
 int data_domain_of(const data_shard *s, uint64_t pos) {
     if (pos >= s->n_tokens) return -1;
     int lo = 0, hi = s->n_domains - 1;

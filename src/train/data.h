@@ -1,18 +1,18 @@
 /*
  * data.h - training data as token shards: the files `moe data` writes
- * (data_prepare, data_prep.c) and the reader the trainer samples from
+ * (moe_data_prepare of include/moe_data.h, data_prep.c) and the reader the trainer samples from
  * (data_open ..., data.c).
  *
  * A prepared directory holds train.bin, val.bin (two shards) and meta.json
  * (inputs, tokenizer, split rule, token counts, domains, written by
- * data_prepare), optionally documents.jsonl (one line per document).
+ * moe_data_prepare), optionally documents.jsonl (one line per document).
  *
  * Shard format, version 1. All integers little-endian.
  *   offset  bytes  field
  *   0       8      magic "MOETOKS\0"
  *   8       4      version (1)
  *   12      4      dtype: bytes per token id, 2 (uint16) or 4 (uint32);
- *                  data_prepare writes 2 when the vocabulary fits (<= 65536)
+ *                  moe_data_prepare writes 2 when the vocabulary fits (<= 65536)
  *   16      8      n_tokens
  *   24      4      vocab: every id is < vocab
  *   28      4      n_domains, 1..DATA_MAX_DOMAINS
@@ -35,6 +35,7 @@
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "moe.h"
+#include "moe_data.h"
 
 #define DATA_MAGIC "MOETOKS"     /* + NUL: 8 bytes */
 #define DATA_VERSION 1
@@ -98,6 +99,15 @@ int data_random_batch(const data_shard *s, rng *r, int B, int T, int32_t *out, u
 uint64_t data_n_windows(const data_shard *s, int T);
 int data_window(const data_shard *s, uint64_t k, int T, int32_t *out, moe_err *err);
 
+/* Which sequential window to read as the i-th of n samples of the shard
+ * (i < n): floor(i * W / n) with W = data_n_windows(s, T), so n windows
+ * spread evenly over the whole shard (n >= W: window i itself, every window
+ * in order). `moe data` writes a shard domain by domain, so the first n
+ * windows would see only the first domains; these see each domain in
+ * proportion to its size. The trainer's validation windows and the routing
+ * statistics (moe_route_data_run) both sample with it. */
+uint64_t data_spread_window(const data_shard *s, int T, uint64_t i, uint64_t n);
+
 /* Index of the domain holding position pos (binary search), -1 if pos is
  * past the end. */
 int data_domain_of(const data_shard *s, uint64_t pos);
@@ -106,50 +116,6 @@ int data_domain_of(const data_shard *s, uint64_t pos);
  * rejection. */
 uint64_t data_rng_below(rng *r, uint64_t n);
 
-/* ----------------------------------------------------------- preparation */
-
-typedef enum {
-    DATA_DOCS_BLANK = 0, /* documents are separated by blank lines */
-    DATA_DOCS_FILE,      /* each file is one document */
-} data_docs;
-
-typedef struct data_domain_spec {
-    const char *name;          /* [A-Za-z0-9_.-], 1..31 bytes, unique */
-    const char *const *files;  /* [n_files] text files */
-    int n_files;
-} data_domain_spec;
-
-typedef struct data_prep_progress {
-    int64_t bytes_done, bytes_total;      /* text read / in all files */
-    int64_t docs[2], tokens[2];           /* train, val; tokens include EOS */
-    double seconds;
-    int done;                             /* 1 in the last call */
-} data_prep_progress;
-
-typedef struct data_prep_opts {
-    const char *tokenizer;                /* tokenizer.json or a directory with one */
-    const char *out_dir;                  /* created if missing (its parent must exist) */
-    const data_domain_spec *domain;       /* [n_domains], in shard order */
-    int n_domains;
-    double val_frac;                      /* [0, 1]: share of documents in val */
-    uint64_t seed;                        /* split seed */
-    data_docs docs;
-    int n_threads;                        /* tokenizing threads, 0 = online CPUs */
-    int list_docs;                        /* 1: also write documents.jsonl */
-    size_t piece_bytes;                   /* longest text tokenized at once; 0 = 8 MiB */
-    void (*progress)(void *user, const data_prep_progress *p);
-    void *user;
-} data_prep_opts;
-
-/* Tokenize every document (no BOS; EOS after each), send each to train or
- * val by the split rule, and write out_dir/train.bin, val.bin, meta.json
- * (through temporary files renamed at the end). Split rule: document j of
- * file i of domain k goes to val iff
- *     splitmix64(seed ^ (k << 48) ^ (i << 32) ^ j) < floor(val_frac * 2^64)
- * (rng_splitmix64 of base/rng.h, one step from that value; every document
- * when val_frac = 1), except that when no document went to val and
- * val_frac > 0, the last one does.
- * *result (may be NULL) gets the final counts. */
-int data_prepare(const data_prep_opts *o, data_prep_progress *result, moe_err *err);
+/* Preparation (moe data): moe_data_prepare of include/moe_data.h, data_prep.c. */
 
 #endif

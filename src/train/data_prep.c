@@ -1,5 +1,5 @@
 /*
- * data_prep.c - data_prepare (data.h): text files -> documents -> token ids
+ * data_prep.c - moe_data_prepare (data.h): text files -> documents -> token ids
  * -> train.bin / val.bin shards + meta.json.
  *
  * Files are memory-mapped and cut into documents (blank-line separated, or
@@ -79,7 +79,7 @@ static int shard_put(shard_out *w, const int32_t *ids, size_t n, moe_err *err) {
 }
 
 /* Header and domain table (data.h), written at the start and again at the end. */
-static int shard_header(shard_out *w, uint32_t vocab, int32_t eos, const data_prep_opts *o,
+static int shard_header(shard_out *w, uint32_t vocab, int32_t eos, const moe_data_prep_opts *o,
                         moe_err *err) {
     size_t len = (size_t)w->data_off;
     unsigned char *h = calloc(1, len);
@@ -142,8 +142,8 @@ static int blank_line(const char *s, size_t n) {
 }
 
 /* The next document at or after *pos: [*ds, *de). 0 when none is left. */
-static int next_doc(const char *s, size_t n, data_docs mode, size_t *pos, size_t *ds, size_t *de) {
-    if (mode == DATA_DOCS_FILE) {
+static int next_doc(const char *s, size_t n, moe_data_docs mode, size_t *pos, size_t *ds, size_t *de) {
+    if (mode == MOE_DATA_DOCS_FILE) {
         if (*pos >= n) return 0;
         *ds = *pos;
         *de = *pos = n;
@@ -197,7 +197,7 @@ typedef struct job {
 } job;
 
 typedef struct prep {
-    const data_prep_opts *o;
+    const moe_data_prep_opts *o;
     moe_tokenizer *tok;
     uint32_t vocab;
     int32_t eos;
@@ -208,7 +208,7 @@ typedef struct prep {
     const char *text;      /* the mapped file being read */
     job *job;
     int n_jobs;
-    data_prep_progress p;
+    moe_data_prep_progress p;
     double t0;
     /* per file of the current domain */
     int64_t file_docs, file_tokens;
@@ -239,7 +239,7 @@ static double now_s(void) {
 
 /* An exact integer rule (no rounding of h), so a reimplementation in any
  * language draws the same split: val iff h < floor(val_frac * 2^64). */
-static int split_of(const data_prep_opts *o, int k, int i, uint64_t j) {
+static int split_of(const moe_data_prep_opts *o, int k, int i, uint64_t j) {
     if (o->val_frac >= 1) return VAL;
     uint64_t x = o->seed ^ ((uint64_t)k << 48) ^ ((uint64_t)i << 32) ^ j;
     uint64_t h = rng_splitmix64(&x);
@@ -275,7 +275,7 @@ static int flush_last_line(prep *P, moe_err *err) {
 
 /* Write the finished batch in order: each piece's ids, EOS after a document. */
 static int write_jobs(prep *P, int k, int i, const char *file, moe_err *err) {
-    const data_prep_opts *o = P->o;
+    const moe_data_prep_opts *o = P->o;
     for (int q = 0; q < P->n_jobs; q++) {
         job *j = &P->job[q];
         if (j->rc != 0) {
@@ -376,7 +376,7 @@ static cJSON *range_json(const shard_out *w, int d) {
 }
 
 static int write_meta(prep *P, file_stat **fs, const char *tok_path, moe_err *err) {
-    const data_prep_opts *o = P->o;
+    const moe_data_prep_opts *o = P->o;
     cJSON *m = cJSON_CreateObject();
     char rule[512];
     snprintf(rule, sizeof rule,
@@ -391,7 +391,7 @@ static int write_meta(prep *P, file_stat **fs, const char *tok_path, moe_err *er
     cJSON_AddNumberToObject(m, "vocab", P->vocab);
     cJSON_AddNumberToObject(m, "eos_id", P->eos);
     cJSON_AddStringToObject(m, "dtype", P->out[0].dtype == 2 ? "uint16" : "uint32");
-    cJSON_AddStringToObject(m, "document_split", o->docs == DATA_DOCS_FILE ? "file" : "blank-line");
+    cJSON_AddStringToObject(m, "document_split", o->docs == MOE_DATA_DOCS_FILE ? "file" : "blank-line");
     cJSON_AddItemToObject(m, "split", split);
     cJSON_AddStringToObject(split, "rule", rule);
     cJSON_AddNumberToObject(split, "val_frac", o->val_frac);
@@ -461,16 +461,16 @@ static int check_name(const char *s) {
     return 0;
 }
 
-static int check_opts(const data_prep_opts *o, moe_err *err) {
-    if (!o || !o->tokenizer || !o->out_dir) return moe_fail(err, "data_prepare: no tokenizer or output directory");
+static int check_opts(const moe_data_prep_opts *o, moe_err *err) {
+    if (!o || !o->tokenizer || !o->out_dir) return moe_fail(err, "moe_data_prepare: no tokenizer or output directory");
     if (o->n_domains < 1 || o->n_domains > DATA_MAX_DOMAINS || !o->domain)
-        return moe_fail(err, "data_prepare: %d domains (expected 1..%d)", o->n_domains, DATA_MAX_DOMAINS);
+        return moe_fail(err, "moe_data_prepare: %d domains (expected 1..%d)", o->n_domains, DATA_MAX_DOMAINS);
     if (!(o->val_frac >= 0 && o->val_frac <= 1))
-        return moe_fail(err, "data_prepare: val_frac %g is not in [0, 1]", o->val_frac);
-    if (o->docs != DATA_DOCS_BLANK && o->docs != DATA_DOCS_FILE)
-        return moe_fail(err, "data_prepare: unknown document mode %d", (int)o->docs);
+        return moe_fail(err, "moe_data_prepare: val_frac %g is not in [0, 1]", o->val_frac);
+    if (o->docs != MOE_DATA_DOCS_BLANK && o->docs != MOE_DATA_DOCS_FILE)
+        return moe_fail(err, "moe_data_prepare: unknown document mode %d", (int)o->docs);
     for (int d = 0; d < o->n_domains; d++) {
-        const data_domain_spec *ds = &o->domain[d];
+        const moe_data_domain_spec *ds = &o->domain[d];
         if (check_name(ds->name) != 0)
             return moe_fail(err, "domain name \"%.40s\": use 1..%d of A-Z a-z 0-9 _ . -",
                             ds->name ? ds->name : "", DATA_NAME_MAX);
@@ -523,15 +523,15 @@ static int do_file(prep *P, int k, int i, file_stat *fs, moe_err *err) {
     return rc;
 }
 
-int data_prepare(const data_prep_opts *o, data_prep_progress *result, moe_err *err) {
+int moe_data_prepare(const moe_data_prep_opts *o, moe_data_prep_progress *result, moe_err *err) {
     if (check_opts(o, err) != 0) return -1;
     prep P = {.o = o, .t0 = now_s(), .last_domain = 0};
     file_stat **fs = calloc((size_t)o->n_domains, sizeof *fs);
     char tok_path[PATH_MAX];
-    int rc = fs ? 0 : moe_fail(err, "data_prepare: out of memory");
+    int rc = fs ? 0 : moe_fail(err, "moe_data_prepare: out of memory");
     for (int d = 0; d < o->n_domains && rc == 0; d++) {
         fs[d] = calloc((size_t)o->domain[d].n_files, sizeof **fs);
-        if (!fs[d]) rc = moe_fail(err, "data_prepare: out of memory");
+        if (!fs[d]) rc = moe_fail(err, "moe_data_prepare: out of memory");
         for (int i = 0; i < o->domain[d].n_files && rc == 0; i++) {
             const char *f = o->domain[d].files[i];
             struct stat st;
@@ -542,7 +542,7 @@ int data_prepare(const data_prep_opts *o, data_prep_progress *result, moe_err *e
                 fs[d][i].path = strdup(realpath(f, abs) ? abs : f);
                 fs[d][i].bytes = st.st_size;
                 P.p.bytes_total += st.st_size;
-                if (!fs[d][i].path) rc = moe_fail(err, "data_prepare: out of memory");
+                if (!fs[d][i].path) rc = moe_fail(err, "moe_data_prepare: out of memory");
             }
         }
     }
@@ -579,7 +579,7 @@ int data_prepare(const data_prep_opts *o, data_prep_progress *result, moe_err *e
     if (rc == 0) {
         P.job = calloc(BATCH_JOBS, sizeof *P.job);
         P.pool = pool_create(o->n_threads);
-        if (!P.job || !P.pool) rc = moe_fail(err, "data_prepare: out of memory (threads)");
+        if (!P.job || !P.pool) rc = moe_fail(err, "moe_data_prepare: out of memory (threads)");
     }
     for (int k = 0; k < o->n_domains && rc == 0; k++) {
         for (int s = 0; s < 2; s++) P.out[s].start[k] = P.out[s].n;

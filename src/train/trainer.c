@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "moe_route.h"
 #include "moe_train.h"
 #include "base/err.h"
 #include "kernels/bigmem.h"
@@ -72,8 +73,9 @@ typedef struct trainer {
     int64_t step;
     int64_t *load;           /* [L][Emax] pairs routed this step */
     int64_t pairs_wanted, pairs_kept; /* token-choice pairs before/after capacity */
-    double entropy_sum;      /* router entropy summed over tokens and MoE layers */
-    int64_t entropy_n;
+    double *entropy_sum;     /* [L] router entropy summed over this step's tokens */
+    int64_t *entropy_n;      /* [L] tokens in it */
+    float *score_row;        /* [Emax] one token's router scores */
     FILE *log;
     char dir[4096];          /* checkpoint being trained from */
 } trainer;
@@ -234,7 +236,11 @@ static int setup(trainer *t, moe_err *err) {
     t->in = malloc((size_t)N * sizeof(int32_t));
     t->tg = malloc((size_t)N * sizeof(int32_t));
     t->load = calloc((size_t)t->m->cfg.n_layers * (size_t)t->s->e_max, sizeof(int64_t));
-    if (!t->grads || !t->am || !t->av || !t->logits || !t->win || !t->in || !t->tg || !t->load)
+    t->entropy_sum = calloc((size_t)t->m->cfg.n_layers, sizeof *t->entropy_sum);
+    t->entropy_n = calloc((size_t)t->m->cfg.n_layers, sizeof *t->entropy_n);
+    t->score_row = malloc(sizeof *t->score_row * (size_t)(t->s->e_max > 0 ? t->s->e_max : 1));
+    if (!t->grads || !t->am || !t->av || !t->logits || !t->win || !t->in || !t->tg || !t->load ||
+        !t->entropy_sum || !t->entropy_n || !t->score_row)
         return moe_fail(err, "out of memory for the trainer's buffers");
     if (t->step > 0 && ckpt_load_optimizer(t->dir, &t->P, t->am, t->av, err)) return -1;
     if (open_data(t, err)) return -1;
@@ -258,6 +264,9 @@ static void teardown(trainer *t) {
     free(t->in);
     free(t->tg);
     free(t->load);
+    free(t->entropy_sum);
+    free(t->entropy_n);
+    free(t->score_row);
     bwd_ws_free(t->ws);
     moe_session_free(t->s);
     train_params_free(&t->P);
@@ -283,19 +292,22 @@ static void gather_stats(trainer *t) {
             t->pairs_kept += a->n_pairs;
         }
         if (lc->kind == MOE_ROUTE_HASH) continue;
+        float *p = t->score_row;
         for (int n = 0; n < N; n++) {
-            /* H = -sum p log p with p = e / S, e = exp(z - mx):
-             *   = log S - sum e (z - mx) / S   (one exp per expert) */
+            /* the router's scores (softmax or sigmoid of the logits, as moe_route_trace
+             * reports them), then the one entropy definition of moe_route.h */
             const float *z = a->router_logits + (int64_t)n * E;
-            double mx = z[0], sum = 0, ez = 0;
-            for (int e = 1; e < E; e++) mx = fmax(mx, z[e]);
-            for (int e = 0; e < E; e++) {
-                double x = z[e] - mx, ex = exp(x);
-                sum += ex;
-                ez += ex * x;
+            if (lc->score == MOE_SCORE_SIGMOID) {
+                for (int e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-z[e]));
+            } else {
+                float mx = z[0];
+                for (int e = 1; e < E; e++) mx = fmaxf(mx, z[e]);
+                for (int e = 0; e < E; e++) p[e] = expf(z[e] - mx);
             }
-            t->entropy_sum += log(sum) - ez / sum;
-            t->entropy_n++;
+            double h = moe_route_entropy(p, E);
+            if (isnan(h)) continue;
+            t->entropy_sum[l] += h;
+            t->entropy_n[l]++;
         }
     }
 }
@@ -308,23 +320,25 @@ static void write_log(trainer *t, const moe_train_progress *p) {
             (long long)p->step, p->loss, p->ce, p->aux, p->z, p->kl, p->lr, p->grad_norm,
             p->tokens_per_s);
     double dropped = t->pairs_wanted ? 1.0 - (double)t->pairs_kept / t->pairs_wanted : 0.0;
+    double ent_sum = 0;
+    int64_t ent_n = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        ent_sum += t->entropy_sum[l];
+        ent_n += t->entropy_n[l];
+    }
     fprintf(f, ",\"dropped_frac\":%.6f,\"router_entropy\":%.6f,\"layers\":[", dropped,
-            t->entropy_n ? t->entropy_sum / t->entropy_n : 0.0);
+            ent_n ? ent_sum / (double)ent_n : 0.0);
     int first = 1;
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_config *lc = &c->layer[l];
         if (!lc->moe) continue;
         const int64_t *ld = t->load + (int64_t)l * t->s->e_max;
-        int64_t total = 0, mx = 0;
-        int dead = 0;
-        for (int e = 0; e < lc->n_experts; e++) {
-            total += ld[e];
-            if (ld[e] > mx) mx = ld[e];
-            dead += ld[e] == 0;
-        }
-        double mean = (double)total / lc->n_experts;
-        fprintf(f, "%s{\"layer\":%d,\"max_violation\":%.6f,\"dead\":%d,\"load\":[", first ? "" : ",", l,
-                mean > 0 ? mx / mean - 1.0 : 0.0, dead);
+        int E = lc->n_experts;
+        fprintf(f, "%s{\"layer\":%d,\"max_violation\":%.6f,\"dead\":%d", first ? "" : ",", l,
+                moe_route_max_violation(ld, E), moe_route_dead(ld, E));
+        if (t->entropy_n[l])
+            fprintf(f, ",\"router_entropy\":%.6f", t->entropy_sum[l] / (double)t->entropy_n[l]);
+        fprintf(f, ",\"load\":[");
         for (int e = 0; e < lc->n_experts; e++) fprintf(f, "%s%lld", e ? "," : "", (long long)ld[e]);
         fprintf(f, "]}");
         first = 0;
@@ -349,9 +363,8 @@ static int evaluate_windows(trainer *t, double *val_loss, moe_err *err) {
     for (int64_t w0 = 0; w0 < want; w0 += B) {
         int nb = (int)(want - w0 < B ? want - w0 : B);
         for (int b = 0; b < nb; b++) {
-            /* windows spread evenly over the whole shard: moe data writes it
-             * domain by domain, so a prefix would measure the first domain only */
-            uint64_t k = (uint64_t)(w0 + b) * windows / (uint64_t)want;
+            /* spread over the whole shard, not its first (domain's) windows */
+            uint64_t k = data_spread_window(&t->val, T, (uint64_t)(w0 + b), (uint64_t)want);
             if (data_window(&t->val, k, T, t->win, err)) return -1;
             memcpy(t->in + b * T, t->win, sizeof(int32_t) * (size_t)T);
             memcpy(t->tg + b * T, t->win + 1, sizeof(int32_t) * (size_t)T);
@@ -384,8 +397,8 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     /* t->grads is all zero here: calloc'ed, then cleared by each update */
     memset(t->load, 0, (size_t)c->n_layers * (size_t)t->s->e_max * sizeof(int64_t));
     t->pairs_wanted = t->pairs_kept = 0;
-    t->entropy_sum = 0;
-    t->entropy_n = 0;
+    memset(t->entropy_sum, 0, sizeof *t->entropy_sum * (size_t)c->n_layers);
+    memset(t->entropy_n, 0, sizeof *t->entropy_n * (size_t)c->n_layers);
     loss_coefs coefs = {o->aux_coef, o->z_coef, o->kl_coef};
     double ce = 0, aux = 0, z = 0, kl = 0;
     double t0 = clock_now();

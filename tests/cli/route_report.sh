@@ -233,6 +233,9 @@ rm -f "$R/route.json"
 expect_ok "report --route-data" "$MOE" report "$R" --route-data "$D" --route-split train --out "$T/r2.html" --threads 2
 file_has "report --route-data: routing section" "$T/r2.html" "<h2>Routing by domain</h2>"
 file_has "report --route-data: layer 1 MI" "$T/r2.html" "<h3>Layer 1: I\(domain; expert\) = [0-9.]+ bits"
+file_has "report: readable domain tooltips" "$T/r2.html" "<title>layer 1, expert [0-3], prose: [0-9]+\.[0-9]% of its pairs \([0-9,]+\)</title>"
+file_has "report: readable load tooltips" "$T/r2.html" "<title>layer 0, expert [0-3], steps? [0-9-]+: [0-9]+\.[0-9]% of the layer's pairs \(even: 25\.0%\)</title>"
+file_has "report: one colour scale" "$T/r2.html" "One colour scale for all layers"
 expect_ok "report --route-json" "$MOE" report "$R" --route-json "$T/data100.json" --out "$T/r3.html"
 file_has "report --route-json: 100 tokens" "$T/r3.html" ": 100 tokens of the train split"
 

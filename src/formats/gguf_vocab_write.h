@@ -1,5 +1,5 @@
 /*
- * tokenizer_gguf_write.h - the vocabulary of a Hugging Face tokenizer
+ * gguf_vocab_write.h - the vocabulary of a Hugging Face tokenizer
  * directory (tokenizer.json, tokenizer_config.json, config.json) as the
  * tokenizer.* metadata of a GGUF file: the keys and values llama.cpp's
  * convert_hf_to_gguf.py writes for the model families moe runs, so that a
@@ -16,10 +16,10 @@
  *                           merges in tokenizer.json's order.
  *
  * And the reverse: a tokenizer.json + tokenizer_config.json rebuilt from a
- * GGUF file's metadata (tokenizer_gguf_json.c).
+ * GGUF file's metadata (src/tokenizer/tokenizer_gguf_json.c).
  */
-#ifndef MOE_TOKENIZER_GGUF_WRITE_H
-#define MOE_TOKENIZER_GGUF_WRITE_H
+#ifndef MOE_FORMATS_GGUF_VOCAB_WRITE_H
+#define MOE_FORMATS_GGUF_VOCAB_WRITE_H
 
 #include <stdint.h>
 

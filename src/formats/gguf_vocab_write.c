@@ -1,5 +1,5 @@
 /*
- * tokenizer_gguf_write.c - a Hugging Face tokenizer directory as GGUF
+ * gguf_vocab_write.c - a Hugging Face tokenizer directory as GGUF
  * tokenizer metadata, written the way llama.cpp's convert_hf_to_gguf.py
  * writes it (llama.cpp's conversion/base.py and gguf-py's vocab.py, the
  * versions vendored in llama-cpp-python 0.3.36), so a file from `moe
@@ -36,7 +36,7 @@
  * "the adjacent pair whose joined token scores best, leftmost first" that
  * moe and llama.cpp apply gives tokenizer.json's merge order.
  */
-#include "tokenizer/tokenizer_gguf_write_impl.h"
+#include "formats/gguf_vocab_write_impl.h"
 #include "base/err.h"
 #include "base/mapfile.h"
 #include "base/sha256.h"

@@ -1,5 +1,5 @@
 /*
- * tokenizer_gguf_special.c - the special tokens of a GGUF vocabulary, found
+ * gguf_vocab_special.c - the special tokens of a GGUF vocabulary, found
  * as gguf-py's SpecialVocab finds them (vocab.py, _try_load_from_tokenizer_json
  * and _try_load_from_config_json), so the ids and flags are the converter's:
  *
@@ -24,7 +24,7 @@
  * an id outside the vocabulary is left out, and so is add_bos/add_eos_token
  * without its id (both with a note).
  */
-#include "tokenizer/tokenizer_gguf_write_impl.h"
+#include "formats/gguf_vocab_write_impl.h"
 #include "base/err.h"
 #include "base/mapfile.h"
 

@@ -1,16 +1,16 @@
 /*
- * tokenizer_gguf_write_impl.h - what the files writing a vocabulary as GGUF
- * metadata share (tokenizer_gguf_write.c: tokens, types, scores, merges,
- * the pre-tokenizer; tokenizer_gguf_special.c: special ids, add_*_token
+ * gguf_vocab_write_impl.h - what the files writing a vocabulary as GGUF
+ * metadata share (gguf_vocab_write.c: tokens, types, scores, merges,
+ * the pre-tokenizer; gguf_vocab_special.c: special ids, add_*_token
  * flags and the chat template, as gguf-py's SpecialVocab finds them).
  */
-#ifndef MOE_TOKENIZER_GGUF_WRITE_IMPL_H
-#define MOE_TOKENIZER_GGUF_WRITE_IMPL_H
+#ifndef MOE_FORMATS_GGUF_VOCAB_WRITE_IMPL_H
+#define MOE_FORMATS_GGUF_VOCAB_WRITE_IMPL_H
 
 #include <stddef.h>
 
 #include "tokenizer/tok_internal.h"
-#include "tokenizer/tokenizer_gguf_write.h"
+#include "formats/gguf_vocab_write.h"
 
 /* llama.cpp's token types (gguf.TokenType) */
 enum { TGW_NORMAL = 1, TGW_UNKNOWN = 2, TGW_CONTROL = 3, TGW_USER_DEFINED = 4, TGW_UNUSED = 5,
@@ -39,7 +39,7 @@ void tgw_note(tok_gguf_vocab *v, const char *fmt, ...) __attribute__((format(pri
 /* gguf-py's does_token_look_special. */
 int tgw_looks_special(const char *s);
 
-/* tokenizer_gguf_special.c: the special token ids, add_{bos,eos,sep}_token,
+/* gguf_vocab_special.c: the special token ids, add_{bos,eos,sep}_token,
  * tokenizer.chat_template and the normalizer flags, appended in that order
  * (SpecialVocab.add_to_gguf). */
 int tgw_special(tgw *g, moe_err *err);

@@ -1,0 +1,46 @@
+/*
+ * moe_bench.h - what this machine can do, measured in the same run as a
+ * workload so that every speed reported is a ratio to a limit (`moe bench`,
+ * docs/PERF.md), and which kernels run the model here.
+ *
+ * Same conventions as moe.h: 0 on success, -1 with *err filled on error.
+ */
+#ifndef MOE_BENCH_H
+#define MOE_BENCH_H
+
+#include <stddef.h>
+
+#include "moe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The threads the probes run on. */
+typedef struct moe_probe moe_probe;
+
+/* n_threads 0 = online CPUs. */
+int moe_probe_new(moe_probe **out, int n_threads, moe_err *err);
+void moe_probe_free(moe_probe *p);
+int moe_probe_threads(const moe_probe *p);
+
+/* Memory read bandwidth in bytes/s: the threads stream a buffer of `bytes`
+ * (much larger than the caches; 0 = 1 GiB) with vector loads, best of
+ * `reps` passes. The limit for weight-streaming decode. */
+double moe_probe_read_bandwidth(moe_probe *p, size_t bytes, int reps);
+
+/* Peak f32 FMA throughput in FLOP/s over the threads (independent
+ * accumulator chains in registers, best of `reps`). */
+double moe_probe_f32_flops(moe_probe *p, int reps);
+
+/* The instruction set the float kernels use here ("avx512", "avx2", ...). */
+const char *moe_kernels_isa(void);
+/* The path quantized matrix products take here, and whether prefill of
+ * Q4_0 / Q8_0 uses AMX-INT8 (1) or not (0). */
+const char *moe_quant_path(void);
+int moe_quant_amx(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

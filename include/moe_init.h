@@ -1,0 +1,51 @@
+/*
+ * moe_init.h - a model with random weights from a moe_config: DIR/config.json
+ * and DIR/model.safetensors in the Hugging Face layout (`moe init`, and the
+ * trainer's fresh start). Weights ~ N(0, std), norms 1; each tensor's values
+ * come from generators seeded by (seed, tensor name), so the files do not
+ * depend on the number of threads.
+ *
+ * Same conventions as moe.h: 0 on success, -1 with *err filled on error.
+ */
+#ifndef MOE_INIT_H
+#define MOE_INIT_H
+
+#include <stdint.h>
+
+#include "moe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How every tensor is stored. */
+typedef enum {
+    MOE_INIT_F32 = 0,
+    MOE_INIT_F16,
+    MOE_INIT_BF16,
+} moe_init_type;
+
+typedef struct moe_init_opts {
+    moe_init_type type;
+    uint64_t seed;
+    float std;       /* weights ~ N(0, std); norms are 1 */
+    int n_threads;   /* threads making random numbers, 0 = online CPUs */
+    void (*progress)(void *user, int64_t bytes_done, int64_t bytes_total); /* or NULL */
+    void *user;
+} moe_init_opts;
+
+/* Check a configuration as config.json's reader does (sizes, head counts,
+ * per-layer experts and top-k, ...); `where` names it in the message. */
+int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);
+
+/* Bytes the weights take as `type`; parameters and tensors through the
+ * pointers (may be NULL). -1 if out of memory. */
+int64_t moe_init_bytes(const moe_config *cfg, moe_init_type type, int64_t *n_params, int *n_tensors);
+
+/* DIR/model.safetensors (atomically) and DIR/config.json; DIR must exist. */
+int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts *o, moe_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,26 @@
+/*
+ * init_api.c - include/moe_init.h over model_init.c: the public float types
+ * mapped onto the library's dtypes, and a thread pool for the run.
+ */
+#include "moe_init.h"
+
+#include "base/err.h"
+#include "base/pool.h"
+#include "model/model_init.h"
+
+static dtype init_dtype(moe_init_type t) {
+    return t == MOE_INIT_F16 ? DT_F16 : t == MOE_INIT_BF16 ? DT_BF16 : DT_F32;
+}
+
+int64_t moe_init_bytes(const moe_config *cfg, moe_init_type type, int64_t *n_params, int *n_tensors) {
+    return model_init_bytes(cfg, init_dtype(type), n_params, n_tensors);
+}
+
+int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts *o, moe_err *err) {
+    pool *pl = pool_create(o->n_threads);
+    if (!pl) return moe_fail(err, "cannot start %d threads", o->n_threads);
+    model_init_opts io = {init_dtype(o->type), o->seed, o->std, pl, o->progress, o->user};
+    int rc = model_init_random(cfg, dir, &io, err);
+    pool_free(pl);
+    return rc;
+}
