@@ -89,6 +89,20 @@ for how in rpath shared static; do
   cp "$T/out" "$T/out_$how"
 done
 cmp -s "$T/out_rpath" "$T/out_static" && ok || bad "shared and static examples differ"
+
+# the batch example: three prompts decoded together, each line what the
+# one-prompt example gives for that prompt alone
+# shellcheck disable=SC2046
+expect_ok "cc example_batch" "$CC" -std=c11 -Wall -Wextra -Werror -o "$T/exb" "$ROOT/docs/example_batch.c" \
+  $(pkg-config --cflags --libs moe) -Wl,-rpath,"$P/lib"
+i=0
+for prompt in "hello world" "the cat" "a b c d e f"; do
+  expect_ok "example alone: $prompt" "$T/ex_rpath" "$M" "$prompt" 8
+  sed -n "s/^text: /$i: /p" "$T/out" >>"$T/want_batch"
+  i=$((i + 1))
+done
+expect_ok "example_batch" "$T/exb" "$M" 8 "hello world" "the cat" "a b c d e f"
+cmp -s "$T/out" "$T/want_batch" && ok || bad "example_batch: '$(cat "$T/out")', alone: '$(cat "$T/want_batch")'"
 expect_fail "example: bad model" 1 "error: .*nope" "$T/ex_static" "$T/nope" "hi" 2
 
 echo "$pass passed, $fail failed"
