@@ -18,7 +18,9 @@
 #include <stdlib.h>
 
 #include "base/err.h"
+#include "formats/hf_config.h"
 #include "model/model.h"
+#include "model/model_init.h"
 
 /* Logits [n][V] of ids run alone from an empty cache (malloc'd). */
 static float *alone(moe_model *m, const int32_t *ids, int n) {
@@ -417,4 +419,39 @@ TEST(batch_two_sessions_two_models_threads) {
         moe_session_free(both[k]->s);
         moe_model_free(both[k]->m);
     }
+}
+
+/* Expert choice ranks a call's tokens against each other: fresh sequences
+ * may share a call (as training batches do), a continuing one is refused. */
+TEST(batch_expert_choice_fresh_sequences_only) {
+    static const char *cfg_json =
+        "{\"model_type\":\"mixtral\",\"vocab_size\":40,\"hidden_size\":32,\"intermediate_size\":16,"
+        "\"num_hidden_layers\":1,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+        "\"num_local_experts\":4,\"num_experts_per_tok\":2,\"max_position_embeddings\":32,"
+        "\"moe\":{\"router\":\"expert_choice\",\"capacity_factor\":1.0}}";
+    static moe_config cfg;
+    moe_err err = {{0}};
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    CHECK(hf_config_parse(&cfg, cfg_json, strlen(cfg_json), "ec config", &err) == 0);
+    model_init_opts io = {DT_F32, 3, 0.2f, NULL, NULL, NULL};
+    CHECK(model_init_random(&cfg, test_tmpdir(), &io, &err) == 0);
+    CHECK(moe_model_load(&m, test_tmpdir(), &err) == 0);
+    moe_session_opts o = {.n_ctx = 16, .n_threads = 1, .n_seq = 2};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    if (test_failed_now) {
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+        moe_model_free(m);
+        return;
+    }
+    int32_t t[6] = {1, 2, 3, 4, 5, 6}, q[6] = {0, 0, 0, 1, 1, 1}, p[6] = {0, 1, 2, 0, 1, 2};
+    moe_batch b = {6, t, q, p, NULL};
+    CHECK_MSG(moe_decode(s, &b, NULL, &err) == 0, "two fresh sequences: %s", err.msg);
+    int32_t t2[1] = {7}, q2[1] = {0}, p2[1] = {3};
+    moe_batch b2 = {1, t2, q2, p2, NULL};
+    CHECK(moe_decode(s, &b2, NULL, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "expert choice");
+    CHECK(moe_seq_pos(s, 0) == 3);
+    moe_session_free(s);
+    moe_model_free(m);
 }

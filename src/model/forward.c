@@ -191,7 +191,7 @@ int moe_decode(moe_session *s, const moe_batch *b, float *logits, moe_err *err) 
     int continues = 0;
     for (int i = 0; i < b->n; i++) {
         int q = b->seq[i];
-        if (s->seq_next[q] > 0) continues = 1;
+        if (s->seq_pos[q] > 0) continues = 1;
         if (b->pos[i] != s->seq_next[q])
             return moe_fail(err, "decode: token %d of sequence %d is at position %d, but the "
                                  "sequence's next position is %d",
@@ -203,9 +203,11 @@ int moe_decode(moe_session *s, const moe_batch *b, float *logits, moe_err *err) 
         s->seq_last[q] = i;
     }
     if (check_expert_choice(s, b->n, continues, err)) return -1;
-    if (s->mode == MOE_MODE_TRAIN && s->acts && b->n > s->max_batch)
+    const train_acts *tape = session_tape(s);
+    if (tape && (b->n > s->max_batch || b->n > tape->n_tokens))
         return moe_fail(err, "decode: %d tokens in training mode: the tape records one pass of "
-                             "at most %d tokens", b->n, s->max_batch);
+                             "at most %d tokens", b->n,
+                        s->max_batch < tape->n_tokens ? s->max_batch : tape->n_tokens);
     int64_t V = c->vocab, out_done = 0;
     for (int done = 0; done < b->n;) {
         int T = b->n - done < s->max_batch ? b->n - done : s->max_batch;
