@@ -206,6 +206,13 @@ typedef struct tok_trie {
 /* ------------------------------------------------------------ tokenizer */
 
 #define TOK_MAX_STEPS 16 /* normalizers / pre-tokenizers / decoders per chain */
+/* The largest tokenizer.json (or tokenizer_config.json) read. It is parsed
+ * into a cJSON tree, which costs up to ~45 bytes of memory per byte of
+ * JSON (a 64-byte item plus allocator overhead per value, and a value can
+ * be as short as "0,"), so this bounds a hostile file at ~2.9 GiB; real
+ * ones cost ~10-15x. The largest common real file, Gemma 3's, is 33 MB
+ * (Llama 3: 9 MB, Qwen: 7 MB). */
+#define TOK_MAX_JSON ((size_t)64 << 20)
 #define TOK_MAX_TEXT ((size_t)1 << 30) /* refuse inputs over 1 GiB */
 
 struct moe_tokenizer {

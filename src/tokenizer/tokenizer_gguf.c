@@ -47,6 +47,7 @@
  */
 #include "tokenizer/tok_internal.h"
 #include "base/err.h"
+#include "base/mapfile.h"
 #include "formats/gguf.h"
 
 #include <cjson/cJSON.h>
@@ -55,6 +56,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define GG_MAX_TOKENS (1 << 24) /* as tokenizer.json ids */
 
@@ -572,12 +575,14 @@ static int build(moe_tokenizer *t, const gguf_file *g, moe_err *err) {
 /* ------------------------------------------------------------------ API */
 
 int tok_is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    struct stat st;
+    moe_err e;
+    int fd = open_regular(path, &st, &e); /* a FIFO named *.gguf must not block */
+    if (fd < 0) return 0;
     char magic[4];
-    int yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    fclose(f);
-    return yes;
+    ssize_t got = read(fd, magic, 4);
+    close(fd);
+    return got == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
 int tok_gguf_load(moe_tokenizer **out, const char *path, moe_err *err) {

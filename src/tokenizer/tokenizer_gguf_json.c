@@ -26,6 +26,7 @@
  */
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer_gguf_write.h"
+#include "base/atomic.h"
 #include "base/err.h"
 
 #include <cjson/cJSON.h>
@@ -55,12 +56,9 @@ static int write_json(const char *dir, const char *name, const cJSON *j, moe_err
     snprintf(path, sizeof path, "%s/%s", dir, name);
     char *s = cJSON_PrintUnformatted(j);
     if (!s) return moe_fail(err, "%s: out of memory", path);
-    FILE *f = fopen(path, "wb");
-    size_t n = strlen(s);
-    int ok = f && fwrite(s, 1, n, f) == n;
-    if (f) ok &= fclose(f) == 0;
+    int rc = atomic_write(path, s, strlen(s), err);
     free(s);
-    return ok ? 0 : moe_fail(err, "%s: cannot write the file", path);
+    return rc;
 }
 
 static const char *tok_str(const moe_tokenizer *t, int32_t id) {

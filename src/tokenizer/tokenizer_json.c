@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TOK_MAX_FILE ((size_t)512 << 20) /* tokenizer.json larger than this is refused */
 #define TOK_MAX_ID (1 << 24)
 
 int32_t tok_lookup(const moe_tokenizer *t, const char *s, size_t n) {
@@ -354,7 +353,7 @@ static int parse_json_file(const char *path, cJSON **out, moe_err *err) {
     char *buf;
     size_t len;
     *out = NULL;
-    if (read_file(path, TOK_MAX_FILE, &buf, &len, err) != 0) return -1;
+    if (read_file(path, TOK_MAX_JSON, &buf, &len, err) != 0) return -1;
     if (len >= 4 && memcmp(buf, "GGUF", 4) == 0) {
         free(buf);
         return moe_fail(err, "%s: a GGUF file, not JSON", path);
