@@ -10,11 +10,14 @@
  *  - numbers out of range in trainer_state.json are refused.
  */
 #include "test.h"
+#include "base/mapfile.h"
 #include "formats/gguf.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
+#include "tokenizer/tokenizer_gguf_write.h"
 #include "moe.h"
 
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,12 @@
 static const char *tmp_path(char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", test_tmpdir(), name);
     return buf;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int write_bytes(const char *path, const void *p, size_t n) {
@@ -83,4 +92,62 @@ TEST(limits_json_size_caps) {
     CHECK(moe_tokenizer_load(&t, p, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "allowed");
     moe_tokenizer_free(t);
+}
+
+/* ------------------------------------------------ a huge GGUF token */
+
+TEST(limits_gguf_llama_huge_token_loads_fast) {
+    enum { N = 256 << 10 }; /* quadratic splitting: over a minute; linear: milliseconds */
+    char *huge = malloc(N + 1), *less = malloc(N);
+    memset(huge, 'a', N);
+    huge[N] = 0;
+    memset(less, 'a', N - 1);
+    less[N - 1] = 0;
+    const char *tok[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "aa", "\xE2\x96\x81" "a", less, huge};
+    static const int32_t type[] = {2, 3, 3, 1, 1, 1, 1, 1, 1};
+    static const float score[] = {0, 0, 0, -1, -2, -3, -4, -5, -6};
+    gguf_wkv kv[] = {
+        gguf_wstr("general.architecture", "llama"),
+        gguf_wstr("tokenizer.ggml.model", "llama"),
+        gguf_wstrs("tokenizer.ggml.tokens", tok, NULL, 9),
+        gguf_warr("tokenizer.ggml.token_type", GGUF_VT_I32, type, 9),
+        gguf_warr("tokenizer.ggml.scores", GGUF_VT_F32, score, 9),
+        gguf_wu32("tokenizer.ggml.unknown_token_id", 0),
+    };
+    char p[1100];
+    tmp_path(p, sizeof p, "huge.gguf");
+    moe_err err = {{0}};
+    CHECK_MSG(gguf_write(p, kv, 6, NULL, 0, &err) == 0, "%s", err.msg);
+    free(huge);
+    free(less);
+
+    double t0 = now_s();
+    moe_tokenizer *t = NULL;
+    CHECK_MSG(moe_tokenizer_load(&t, p, &err) == 0, "load: %s", err.msg);
+    double load_s = now_s() - t0;
+    CHECK_MSG(load_s < 5, "a 256 KiB token took %.1f s to load", load_s);
+    int32_t *ids = NULL;
+    int n = 0;
+    CHECK(t && moe_tokenize(t, "aa a", 4, 0, &ids, &n, &err) == 0);
+    /* "▁aa▁a": aa (score -3) merges before ▁a (-4); "▁aa" is no token */
+    CHECK(n == 3 && ids[0] == 3 && ids[1] == 5 && ids[2] == 6);
+    free(ids);
+    moe_tokenizer_free(t);
+
+    /* the tokenizer.json rebuilt from it lists the same merges: aa, ▁a and
+     * the huge token's two splits (a + a^(N-1), a^(N-1) + a) */
+    t0 = now_s();
+    char note[256];
+    CHECK_MSG(tok_gguf_to_json(p, test_tmpdir(), note, sizeof note, &err) >= 0, "%s", err.msg);
+    double json_s = now_s() - t0;
+    CHECK_MSG(json_s < 10, "tokenizer.json from it took %.1f s", json_s);
+    snprintf(p, sizeof p, "%s/tokenizer.json", test_tmpdir());
+    char *txt = NULL;
+    size_t len = 0;
+    CHECK(read_file(p, (size_t)64 << 20, &txt, &len, &err) == 0);
+    cJSON *j = txt ? cJSON_ParseWithLength(txt, len) : NULL;
+    const cJSON *merges = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "merges");
+    CHECK_EQ_INT(cJSON_GetArraySize(merges), 4);
+    cJSON_Delete(j);
+    free(txt);
 }

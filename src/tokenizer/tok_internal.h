@@ -79,6 +79,19 @@ void strmap_free(tok_strmap *m);
 int strmap_put(tok_strmap *m, const char *s, uint32_t n, int32_t id);
 /* id for s[0..n), or -1. */
 int32_t strmap_get(const tok_strmap *m, const char *s, size_t n);
+/* The distinct key lengths of m, ascending, in *lens (malloc'd). */
+int strmap_lengths(const tok_strmap *m, uint32_t **lens, size_t *n);
+/* Every split of s[0..n) into two keys of m, s[0..k) + s[k..n), k at a
+ * code-point boundary (stepping by utf8_len from s[0]), in increasing k:
+ * fn(ctx, k, left id, right id, code points in s[0..k)); a non-zero return
+ * stops the walk and is returned. lens: strmap_lengths(m). The prefix hash
+ * is carried from one k to the next and the suffix is looked up only when
+ * its length is some key's length and the prefix is a key, so a string of
+ * n bytes costs O(n log) plus O(n) per such k - not O(n^2) (SentencePiece
+ * merges from scores over a 1 MB token: milliseconds, not minutes). */
+typedef int (*tok_split_fn)(void *ctx, uint32_t k, int32_t a, int32_t b, uint32_t cp_left);
+int strmap_splits(const tok_strmap *m, const uint32_t *lens, size_t n_lens, const char *s,
+                  uint32_t n, tok_split_fn fn, void *ctx);
 
 /* (left id, right id) -> (merge rank, merged id). */
 typedef struct tok_pairmap {
