@@ -151,3 +151,65 @@ TEST(limits_gguf_llama_huge_token_loads_fast) {
     cJSON_Delete(j);
     free(txt);
 }
+
+/* ------------------------------------------------ normalizer growth */
+
+#define REPL_A "{\"type\":\"Replace\",\"pattern\":{\"String\":\"a\"},\"content\":\"aaaaaaaaaa\"}"
+#define REPL_SPACE "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"}"
+#define TINY_MODEL "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"\\u2581\":1,\" \":2},\"merges\":[]}"
+
+static moe_tokenizer *load_text(const char *name, const char *json) {
+    char p[1100];
+    tmp_path(p, sizeof p, name);
+    CHECK(write_bytes(p, json, strlen(json)) == 0);
+    moe_tokenizer *t = NULL;
+    moe_err err = {{0}};
+    CHECK_MSG(moe_tokenizer_load(&t, p, &err) == 0, "%s: %s", name, err.msg);
+    return t;
+}
+
+TEST(limits_normalizer_growth_bounded) {
+    enum { N = 1000 };
+    char text[N];
+    memset(text, 'a', N);
+    moe_err err = {{0}};
+    int32_t *ids = NULL;
+    int n = 0;
+
+    /* 4 x Replace(a -> 10 a): 10^4 times the text */
+    moe_tokenizer *t = load_text("grow.json", "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":["
+                                 REPL_A "," REPL_A "," REPL_A "," REPL_A "]}," TINY_MODEL "}");
+    double t0 = now_s();
+    CHECK(t && moe_tokenize(t, text, N, 0, &ids, &n, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "grow the text past");
+    CHECK(now_s() - t0 < 2);
+    free(ids);
+    ids = NULL;
+    /* the empty text still encodes (nothing to grow) */
+    CHECK(t && moe_tokenize(t, "", 0, 0, &ids, &n, &err) == 0 && n == 0);
+    free(ids);
+    ids = NULL;
+    moe_tokenizer_free(t);
+
+    /* a real chain (Replace(" ", "▁") triples spaces) is untouched */
+    t = load_text("spaces.json", "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":["
+                  REPL_SPACE "]}," TINY_MODEL "}");
+    char spaces[N];
+    memset(spaces, ' ', N);
+    CHECK_MSG(t && moe_tokenize(t, spaces, N, 0, &ids, &n, &err) == 0, "%s", err.msg);
+    CHECK(n == N && ids && ids[0] == 1 && ids[N - 1] == 1);
+    free(ids);
+    ids = NULL;
+    moe_tokenizer_free(t);
+
+    /* the same bound on the decoders */
+    t = load_text("dgrow.json", "{\"decoder\":{\"type\":\"Sequence\",\"decoders\":["
+                  REPL_A "," REPL_A "," REPL_A "," REPL_A "]}," TINY_MODEL "}");
+    int32_t zeros[N] = {0};
+    char *out = NULL;
+    size_t len = 0;
+    CHECK(t && moe_detokenize(t, zeros, N, 0, &out, &len, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "grow the text past");
+    free(out);
+    moe_tokenizer_free(t);
+}

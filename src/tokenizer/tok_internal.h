@@ -273,15 +273,27 @@ struct moe_tokenizer {
 
 /* normalize.c */
 int norm_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
-/* Normalize s[0..n) (valid UTF-8) into out (cleared first). */
+/* Normalize s[0..n) (valid UTF-8) into out (cleared first). Fails when the
+ * chain's output would exceed tok_growth_cap(n). */
 int norm_apply(const moe_tokenizer *t, tok_matcher *mt, const char *s, size_t n, tok_buf *out,
                tok_buf *tmp, moe_err *err);
 void norm_free(moe_tokenizer *t);
 /* Compile a {"String": s} (literal) or {"Regex": r} pattern object. */
 int tok_parse_pattern(const struct cJSON *pat, tok_regex *re, const char *what, moe_err *err);
-/* Append s with every match of re replaced by rep. */
+/* Append s with every match of re replaced by rep; fails once out would
+ * hold more than cap bytes. */
 int tok_replace_all(const tok_regex *re, tok_matcher *mt, const char *s, size_t n,
-                    const char *rep, size_t rep_len, tok_buf *out, moe_err *err);
+                    const char *rep, size_t rep_len, size_t cap, tok_buf *out, moe_err *err);
+/* The most bytes a chain of normalizers (or decoders) may turn n bytes
+ * into: TOK_GROWTH * n + TOK_GROWTH_SLACK. Real chains stay far below (NFKD
+ * at most ~11x, U+FDFA; Replace(" ", "▁") 3x; Prepend a few bytes), while
+ * 16 chained Replace("a" -> ten "a") would multiply the text by 10^16: such
+ * a chain fails with an error instead, and encoding stays O(len). */
+#define TOK_GROWTH 16
+#define TOK_GROWTH_SLACK 4096
+static inline size_t tok_growth_cap(size_t n) {
+    return n > (SIZE_MAX - TOK_GROWTH_SLACK) / TOK_GROWTH ? SIZE_MAX : n * TOK_GROWTH + TOK_GROWTH_SLACK;
+}
 
 /* pretok.c: a list of pieces, each a byte range of .text */
 typedef struct tok_piece {
