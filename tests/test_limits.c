@@ -7,7 +7,9 @@
  *    its length;
  *  - chained normalizers cannot multiply the text without bound;
  *  - keys cut short by a \u0000 escape are refused;
- *  - numbers out of range in trainer_state.json are refused.
+ *  - numbers out of range in trainer_state.json are refused;
+ *  - an empty ByteLevel decode touches no NULL pointer arithmetic (clang's
+ *    UBSan flags NULL + 0; this suite's gcc build checks the result).
  */
 #include "test.h"
 #include "base/mapfile.h"
@@ -15,6 +17,7 @@
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "tokenizer/tokenizer_gguf_write.h"
+#include "train/checkpoint.h"
 #include "moe.h"
 
 #include <cjson/cJSON.h>
@@ -210,6 +213,83 @@ TEST(limits_normalizer_growth_bounded) {
     size_t len = 0;
     CHECK(t && moe_detokenize(t, zeros, N, 0, &out, &len, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "grow the text past");
+    free(out);
+    moe_tokenizer_free(t);
+}
+
+/* ------------------------------------------------------ \u0000 in keys */
+
+TEST(limits_json_nul_keys_refused) {
+    static const char *const bad[] = {
+        /* a vocab key that would be read as "a" and take over its id */
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"a\\u0000b\":2},\"merges\":[]}}",
+        /* an added token */
+        "{\"added_tokens\":[{\"id\":1,\"content\":\"x\\u0000y\",\"special\":true}],"
+        "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}",
+        /* a merge */
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a\\u0000 b\"]}}",
+    };
+    static const char *const named[] = {"a\\u0000b", "x\\u0000y", "a\\u0000 b"};
+    for (int i = 0; i < 3; i++) {
+        char p[1100];
+        tmp_path(p, sizeof p, "nul.json");
+        CHECK(write_bytes(p, bad[i], strlen(bad[i])) == 0);
+        moe_tokenizer *t = NULL;
+        moe_err err = {{0}};
+        CHECK_MSG(moe_tokenizer_load(&t, p, &err) == -1, "case %d accepted", i);
+        CHECK_STR_CONTAINS(err.msg, named[i]);
+        moe_tokenizer_free(t);
+    }
+    /* an escaped backslash before u0000 is no NUL */
+    moe_tokenizer *t = load_text("ok.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
+                                 "\"\\\\u0000\":1},\"merges\":[]}}");
+    moe_tokenizer_free(t);
+}
+
+/* ---------------------------------------------------- trainer_state.json */
+
+TEST(limits_trainer_state_step_range) {
+    static const char *const steps[] = {"1e300", "-1", "0.5", "9007199254740994"};
+    char dir[1024], p[1100];
+    tmp_path(dir, sizeof dir, "ckpt");
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(p, sizeof p, "%s/trainer_state.json", dir);
+    for (int i = 0; i < 5; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"step\": %s, \"data_rng\": [\"%016d\", \"%016d\", \"%016d\", \"%016d\"], "
+                 "\"noise_rng\": [\"%016d\", \"%016d\", \"%016d\", \"%016d\"], \"batch\": 2, "
+                 "\"seq\": 8, \"accum\": 1}",
+                 i < 4 ? steps[i] : "42", 1, 2, 3, 4, 5, 6, 7, 8);
+        CHECK(write_bytes(p, json, strlen(json)) == 0);
+        ckpt_state st;
+        memset(&st, 0, sizeof st);
+        moe_err err = {{0}};
+        int rc = ckpt_read_state(dir, &st, &err);
+        if (i < 4) {
+            CHECK_MSG(rc == -1, "step %s accepted", steps[i]);
+            CHECK_STR_CONTAINS(err.msg, "\"step\"");
+        } else {
+            CHECK_MSG(rc == 0 && st.step == 42 && st.batch == 2, "%s", err.msg);
+        }
+    }
+}
+
+/* ------------------------------------------------- empty ByteLevel decode */
+
+TEST(limits_empty_bytelevel_decode) {
+    moe_tokenizer *t = load_text("bl.json", "{\"decoder\":{\"type\":\"ByteLevel\"},"
+                                 "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}");
+    char *out = NULL;
+    size_t len = 7;
+    moe_err err = {{0}};
+    CHECK_MSG(t && moe_detokenize(t, NULL, 0, 0, &out, &len, &err) == 0, "%s", err.msg);
+    CHECK(out && len == 0 && out[0] == 0);
+    free(out);
+    out = NULL;
+    int32_t none = 99; /* no such id: dropped, so the decoder sees nothing */
+    CHECK_MSG(t && moe_detokenize(t, &none, 1, 0, &out, &len, &err) == 0, "%s", err.msg);
+    CHECK(out && len == 0);
     free(out);
     moe_tokenizer_free(t);
 }
