@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/atomic.h"
+#include "base/mapfile.h"
 #include "args.h"
 #include "cli.h"
 #include "convert.h"
@@ -229,23 +231,17 @@ int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
 
 /* ------------------------------------------------------------ tokenizer */
 
+/* src (a regular file, at most 64 MiB: the tokenizer.json cap) copied to
+ * dst through a temporary file (base/atomic.h: fsync'd, renamed, never
+ * through a planted symlink). */
 static int copy_file(const char *src, const char *dst) {
-    FILE *a = fopen(src, "rb");
-    if (!a) return -1;
-    FILE *b = fopen(dst, "wb");
-    if (!b) {
-        fclose(a);
-        return -1;
-    }
-    char buf[1 << 16];
-    size_t n;
-    int bad = 0;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
-        if (fwrite(buf, 1, n, b) != n) bad = 1;
-    bad |= ferror(a) != 0;
-    fclose(a);
-    bad |= fclose(b) != 0;
-    return bad ? -1 : 0;
+    char *text = NULL;
+    size_t len = 0;
+    moe_err err = {{0}};
+    if (read_file(src, (size_t)64 << 20, &text, &len, &err) != 0) return -1;
+    int rc = atomic_write(dst, text, len, &err);
+    free(text);
+    return rc;
 }
 
 /* Copy the tokenizer files found in dir into out; how many were copied, or

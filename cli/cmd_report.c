@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/atomic.h"
 #include "args.h"
 #include "cli.h"
 #include "report_log.h"
@@ -583,16 +584,17 @@ int cmd_report(int argc, char **argv) {
         report_log_free(&r);
         return code;
     }
-    /* written beside the target, renamed when whole */
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        cli_error("report", "%s: %s", tmp, strerror(errno));
+    /* written to a temporary file beside the target, renamed when whole */
+    atomic_file af;
+    moe_err err = {{0}};
+    if (atomic_open(&af, out, &err) != 0 || atomic_stream(&af, &err) != 0) {
+        atomic_abort(&af);
+        cli_error("report", "%s", err.msg);
         report_log_free(&r);
         cJSON_Delete(route);
         return 1;
     }
+    FILE *f = af.f;
     page p = {f, 1};
     page_head(f, run);
     summary(&p, &r, run);
@@ -601,12 +603,15 @@ int cmd_report(int argc, char **argv) {
     int bad = load_section(&p, &r) || balance_section(&p, &r) || (route && routing_section(&p, route, src));
     fputs("</body></html>\n", f);
     if (fflush(f) || ferror(f)) bad = 1;
-    if (fclose(f)) bad = 1;
     report_log_free(&r);
     cJSON_Delete(route);
-    if (bad || rename(tmp, out)) {
-        cli_error("report", "%s: %s", out, bad ? "out of memory or write error" : strerror(errno));
-        remove(tmp);
+    if (bad) {
+        atomic_abort(&af);
+        cli_error("report", "%s: out of memory or write error", out);
+        return 1;
+    }
+    if (atomic_commit(&af, &err) != 0) {
+        cli_error("report", "%s", err.msg);
         return 1;
     }
     printf("%s\n", out);

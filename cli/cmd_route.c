@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/atomic.h"
 #include "args.h"
 #include "cli.h"
 #include "moe_route.h"
@@ -124,32 +125,20 @@ done:
     return code;
 }
 
-/* --json FILE: the JSON written to FILE.tmp, then renamed, so FILE is
- * never half written. 0, or 1 (printed). */
+/* --json FILE: the JSON written to a temporary file beside FILE, then
+ * renamed (base/atomic.h), so FILE is never half written and a planted
+ * symlink is never followed. 0, or 1 (printed). */
 static int write_json(const char *path, const cJSON *root) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (!tmp) {
-        cli_error("route", "out of memory");
-        return 1;
+    atomic_file af;
+    moe_err err = {{0}};
+    int bad = atomic_open(&af, path, &err) != 0 || atomic_stream(&af, &err) != 0;
+    if (!bad && (route_json_print(af.f, root) != 0 || ferror(af.f) != 0)) {
+        bad = 1;
+        snprintf(err.msg, sizeof err.msg, "write error");
     }
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    errno = 0;
-    FILE *f = fopen(tmp, "w");
-    int bad = !f;
-    if (f) {
-        bad = route_json_print(f, root) != 0;
-        bad |= ferror(f) != 0;
-        bad |= fclose(f) != 0;
-    }
-    if (!bad && rename(tmp, path) != 0) bad = 1;
-    if (bad) {
-        int e = errno;
-        cli_error("route", "--json %s: cannot write it (%s)", path, e ? strerror(e) : "write error");
-        remove(tmp);
-    }
-    free(tmp);
+    if (!bad) bad = atomic_commit(&af, &err) != 0;
+    else atomic_abort(&af);
+    if (bad) cli_error("route", "--json %s: cannot write it (%s)", path, err.msg);
     return bad;
 }
 

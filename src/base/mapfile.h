@@ -13,6 +13,14 @@ typedef struct mapped_file {
     size_t size;               /* bytes */
 } mapped_file;
 
+struct stat;
+/* Open path for reading if it is a regular file; else fail at once with a
+ * message saying what it is (a FIFO, device or directory named like a model
+ * file never blocks the open). Returns the descriptor (blocking mode) and
+ * fills *st, or -1. Every file the library reads is opened here. */
+int open_regular(const char *path, struct stat *st, moe_err *err);
+
+/* Map path (a regular file, see open_regular). */
 int mapped_open(mapped_file *m, const char *path, moe_err *err);
 void mapped_close(mapped_file *m);
 

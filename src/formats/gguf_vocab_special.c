@@ -245,7 +245,8 @@ static int chat_template(sv *s, moe_err *err) {
             char *buf = NULL;
             size_t len = 0;
             moe_err e = {{0}};
-            if (stat(path, &sb) == 0 && read_file(path, (size_t)64 << 20, &buf, &len, &e) == 0) {
+            /* a JSON tree costs up to ~45 bytes per byte: templates are a few kB */
+            if (stat(path, &sb) == 0 && read_file(path, (size_t)4 << 20, &buf, &len, &e) == 0) {
                 cJSON *j = cJSON_ParseWithLength(buf, len);
                 const cJSON *c = field(j, "chat_template");
                 free(buf);

@@ -49,7 +49,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TGW_MAX_JSON ((size_t)512 << 20)
 #define SPACE_MARK "\xE2\x96\x81" /* ▁ */
 
 /* ------------------------------------------------------------- storage */
@@ -152,7 +151,7 @@ static cJSON *read_json(tok_gguf_vocab *v, const char *dir, const char *name) {
     size_t len = 0;
     moe_err e = {{0}};
     cJSON *j = NULL;
-    if (read_file(path, TGW_MAX_JSON, &buf, &len, &e) == 0) j = cJSON_ParseWithLength(buf, len);
+    if (read_file(path, TOK_MAX_JSON, &buf, &len, &e) == 0) j = cJSON_ParseWithLength(buf, len);
     free(buf);
     if (!j) tgw_note(v, "%s is not readable JSON and was ignored.", name);
     return j;

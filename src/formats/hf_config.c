@@ -33,6 +33,7 @@
  * renormalization); the others write it as norm_topk_prob.
  */
 #include "formats/hf_config.h"
+#include "base/atomic.h"
 #include "base/err.h"
 #include "base/mapfile.h"
 
@@ -47,7 +48,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HF_MAX_CONFIG_BYTES ((size_t)16 << 20)
+/* config.json of real models is a few kB; parsed into a cJSON tree (up to
+ * ~45 bytes of memory per byte), so 1 MiB bounds that at ~45 MiB. */
+#define HF_MAX_CONFIG_BYTES ((size_t)1 << 20)
 
 /* ------------------------------------------------------ per-class defaults */
 
@@ -699,40 +702,6 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
     return o;
 }
 
-/* Write text to path atomically: temp file in the same directory, rename. */
-static int hf_write_atomic(const char *path, const char *text, moe_err *err) {
-    size_t plen = strlen(path), n = strlen(text);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return moe_fail(err, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return moe_fail(err, "%s: cannot create temporary file: %s", path, strerror(e));
-    }
-    const char *p = text;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        p += w;
-        n -= (size_t)w;
-    }
-    int bad = n > 0 || fchmod(fd, 0644) || fsync(fd);
-    int e = errno;
-    if (close(fd)) bad = 1, e = errno;
-    if (!bad && rename(tmp, path)) bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return moe_fail(err, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
-}
-
 int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
                     moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return -1;
@@ -755,7 +724,7 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
             moe_fail(err, "%s: cannot be written as a %s config.json: %s has no equivalent "
                      "there", path, a->name, d);
         else
-            rc = hf_write_atomic(path, text, err);
+            rc = atomic_write(path, text, strlen(text), err);
     }
     free(back);
     free(text);

@@ -15,6 +15,7 @@
  * spaces to a multiple of 8 so every offset is aligned for its type.
  */
 #include "formats/safetensors.h"
+#include "base/atomic.h"
 #include "base/err.h"
 
 #include <cjson/cJSON.h>
@@ -28,12 +29,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The reference implementation refuses larger headers too. */
-#define ST_MAX_HEADER ((uint64_t)100000000)
 /* JSON numbers are doubles: integers above 2^53 are not exact. */
 #define ST_MAX_JSON_INT 9007199254740992.0
-/* model.safetensors.index.json is small (a name -> file map). */
-#define ST_MAX_INDEX_BYTES ((size_t)64 << 20)
+/* model.safetensors.index.json is a name -> file map, ~90 bytes per tensor:
+ * 16 MiB holds ~180k tensors; parsed into a cJSON tree (up to ~45 bytes of
+ * memory per byte, see ST_MAX_HEADER). */
+#define ST_MAX_INDEX_BYTES ((size_t)16 << 20)
 
 /* ------------------------------------------------------------ dtype names */
 
@@ -560,19 +561,6 @@ static int st_wt_cmp(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-static int st_write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t w = write(fd, c, chunk);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Build the header (padded to a multiple of 8) into *hb; sizes into nbytes[]. */
 static int st_build_header(const char *path, const st_write_tensor *const *ord, int n,
                            const char *metadata_json, int64_t *nbytes, st_buf *hb,
@@ -642,8 +630,7 @@ int st_write(const char *path, const st_write_tensor *t, int n, const char *meta
     const st_write_tensor **ord = malloc(((size_t)n + 1) * sizeof *ord);
     int64_t *nbytes = malloc(((size_t)n + 1) * sizeof *nbytes);
     st_buf hb = {0};
-    char *tmp = NULL;
-    int fd = -1, rc = -1;
+    int rc = -1;
     if (!ord || !nbytes) {
         moe_fail(err, "%s: out of memory", path);
         goto done;
@@ -704,67 +691,16 @@ int st_write(const char *path, const st_write_tensor *t, int n, const char *meta
     }
     if (st_build_header(path, ord, n, metadata_json, nbytes, &hb, err)) goto done;
 
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 16);
-    if (!tmp) {
-        moe_fail(err, "%s: out of memory", path);
-        goto done;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        moe_fail(err, "%s: cannot create temporary file: %s", path, strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto done;
-    }
+    atomic_file af;
+    if (atomic_open(&af, path, err)) goto done;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hb.n >> (8 * i));
-    if (st_write_all(fd, len8, 8) || st_write_all(fd, hb.p, hb.n)) goto io_fail;
-    for (int i = 0; i < n; i++)
-        if (nbytes[i] && st_write_all(fd, ord[i]->data, (size_t)nbytes[i])) goto io_fail;
-    if (fchmod(fd, 0644) || fsync(fd)) goto io_fail;
-    if (close(fd)) {
-        fd = -1;
-        goto io_fail;
-    }
-    fd = -1;
-    if (rename(tmp, path)) goto io_fail;
-    free(tmp);
-    tmp = NULL;
-
-    /* Make the rename itself durable. */
-    char *dir = strdup(path);
-    if (!dir) {
-        moe_fail(err, "%s: out of memory", path);
-        goto done;
-    }
-    char *slash = strrchr(dir, '/');
-    const char *dname = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
-    int dfd = open(dname, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        int r = fsync(dfd);
-        int e = errno;
-        close(dfd);
-        if (r && e != EINVAL) {
-            moe_fail(err, "%s: cannot sync directory %s: %s", path, dname, strerror(e));
-            free(dir);
-            goto done;
-        }
-    }
-    free(dir);
-    rc = 0;
-    goto done;
-
-io_fail:
-    moe_fail(err, "%s: write failed: %s", path, strerror(errno));
+    int bad = atomic_put(&af, len8, 8, err) || atomic_put(&af, hb.p, hb.n, err);
+    for (int i = 0; i < n && !bad; i++)
+        if (nbytes[i]) bad = atomic_put(&af, ord[i]->data, (size_t)nbytes[i], err);
+    if (bad) atomic_abort(&af);
+    else rc = atomic_commit(&af, err);
 done:
-    if (fd >= 0) close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
     free(hb.p);
     free(ord);
     free(nbytes);

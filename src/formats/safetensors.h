@@ -23,6 +23,15 @@
 
 #define ST_MAX_DIMS 8
 
+/* The largest header read or written. A header is parsed into a cJSON tree,
+ * which costs up to ~45 bytes of memory per header byte (a 64-byte item plus
+ * allocator overhead per value, and a value can be as short as "0,"), so
+ * this cap bounds that memory at ~720 MiB. Real headers are far smaller: an
+ * entry is ~130 bytes, so 16 MiB holds ~120k tensors, more than a single-file
+ * DeepSeek-V3 or Kimi-K2 with per-expert names (~10 MB); Hugging Face shards
+ * hold a few thousand each. (The reference reader allows 100 MB.) */
+#define ST_MAX_HEADER ((uint64_t)16 << 20)
+
 typedef struct st_tensor {
     char *name;                 /* owned */
     dtype type;

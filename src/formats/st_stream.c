@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +58,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 int sts_begin(st_stream *w, const char *path, const st_write_tensor *t, int n,
               const char *metadata_json, moe_err *err) {
     memset(w, 0, sizeof *w);
-    if (strlen(path) >= sizeof w->path) return moe_fail(err, "%s: path too long", path);
-    snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+    w->out.fd = -1;
     w->t = t;
     w->n = n;
 
@@ -93,18 +90,23 @@ int sts_begin(st_stream *w, const char *path, const st_write_tensor *t, int n,
         free(b.p);
         return moe_fail(err, "%s: out of memory for the header", path);
     }
-    w->total = off;
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
+    if (b.len > ST_MAX_HEADER) { /* readers would refuse it */
         free(b.p);
-        return moe_fail(err, "%s: cannot create: %s", w->tmp, strerror(errno));
+        return moe_fail(err, "%s: header of %zu bytes, more than %llu", path, b.len,
+                        (unsigned long long)ST_MAX_HEADER);
+    }
+    w->total = off;
+    if (atomic_open(&w->out, path, err) != 0 || atomic_stream(&w->out, err) != 0) {
+        free(b.p);
+        sts_abort(w);
+        return -1;
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
-    int ok = fwrite(len8, 1, 8, w->f) == 8 && fwrite(b.p, 1, b.len, w->f) == b.len;
+    int ok = fwrite(len8, 1, 8, w->out.f) == 8 && fwrite(b.p, 1, b.len, w->out.f) == b.len;
     free(b.p);
     if (!ok) {
-        moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
+        moe_fail(err, "%s: write failed: %s", w->out.tmp, strerror(errno));
         sts_abort(w);
         return -1;
     }
@@ -122,10 +124,10 @@ int sts_write(st_stream *w, const void *data, size_t nbytes, moe_err *err) {
     const unsigned char *p = data;
     while (nbytes > 0) {
         if (w->cur >= w->n)
-            return moe_fail(err, "%s: %zu bytes more than the tensors hold", w->tmp, nbytes);
+            return moe_fail(err, "%s: %zu bytes more than the tensors hold", w->out.path, nbytes);
         size_t k = nbytes < w->cur_left ? nbytes : (size_t)w->cur_left;
-        if (fwrite(p, 1, k, w->f) != k)
-            return moe_fail(err, "%s: write failed (tensor %s): %s", w->tmp, w->t[w->cur].name,
+        if (fwrite(p, 1, k, w->out.f) != k)
+            return moe_fail(err, "%s: write failed (tensor %s): %s", w->out.tmp, w->t[w->cur].name,
                             strerror(errno));
         p += k;
         nbytes -= k;
@@ -142,35 +144,12 @@ int sts_write(st_stream *w, const void *data, size_t nbytes, moe_err *err) {
 
 int sts_finish(st_stream *w, moe_err *err) {
     if (w->cur < w->n) {
-        moe_fail(err, "%s: tensor %s is missing %llu bytes", w->tmp, w->t[w->cur].name,
+        moe_fail(err, "%s: tensor %s is missing %llu bytes", w->out.path, w->t[w->cur].name,
                  (unsigned long long)w->cur_left);
         sts_abort(w);
         return -1;
     }
-    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) {
-        moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
-        sts_abort(w);
-        return -1;
-    }
-    int rc = fclose(w->f);
-    w->f = NULL;
-    if (rc != 0 || rename(w->tmp, w->path) != 0) {
-        moe_fail(err, "%s: cannot move into place: %s", w->path, strerror(errno));
-        unlink(w->tmp);
-        return -1;
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", w->path);
-    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { /* make the rename durable; best effort */
-        fsync(fd);
-        close(fd);
-    }
-    return 0;
+    return atomic_commit(&w->out, err);
 }
 
-void sts_abort(st_stream *w) {
-    if (w->f) fclose(w->f);
-    w->f = NULL;
-    unlink(w->tmp);
-}
+void sts_abort(st_stream *w) { atomic_abort(&w->out); }

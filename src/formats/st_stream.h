@@ -3,8 +3,10 @@
  * the tensors in memory (st_write takes them all at once; a
  * random multi-GB model is produced chunk by chunk instead). The header is
  * known up front from names, dtypes and shapes, so it is written first and
- * the data appended in the same order. Written to PATH.tmp, then fsync'd and
- * renamed, so a failed run never leaves a half-written PATH.
+ * the data appended in the same order. Written to a temporary file made
+ * exclusively beside PATH (base/atomic.h), then fsync'd and renamed, so a
+ * failed run never leaves a half-written PATH and a planted symlink is never
+ * written through.
  */
 #ifndef MOE_FORMATS_ST_STREAM_H
 #define MOE_FORMATS_ST_STREAM_H
@@ -12,11 +14,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/atomic.h"
 #include "formats/safetensors.h"
 
 typedef struct st_stream {
-    FILE *f;
-    char path[4096], tmp[4100];
+    atomic_file out;          /* the temporary file, its stream and the target */
     const st_write_tensor *t; /* [n] the layout (data fields unused) */
     int n;
     int cur;                  /* tensor being written */

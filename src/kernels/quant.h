@@ -135,8 +135,10 @@ size_t quant_row_bytes(int type, int64_t cols);
  *
  * Shapes: x [n][cols] f32, W [rows][cols] of `type` (rows of blocks),
  * y [n][rows] = x W^T. cols must be a positive multiple of the block size
- * (quant_row_bytes != 0) and x finite; W may be any bytes (inf/NaN scales
- * give inf/NaN results, never a fault). */
+ * (quant_row_bytes != 0). A block of x (32 or 256 values) holding an inf or
+ * NaN is quantized as codes 0 with scale NaN on every path, so the outputs
+ * it feeds are NaN, never undefined behaviour; W may be any bytes (inf/NaN
+ * scales give inf/NaN results, never a fault). */
 
 /* Scratch bytes for n rows of quantized activations (includes the slack to
  * align it to 64 bytes, so any pointer will do). */

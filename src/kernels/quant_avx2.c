@@ -10,6 +10,7 @@
  * bias; Q4_0 nibbles are w + 8 and the activation's cv removes the bias.
  * Runs only when quant.c has seen the CPU has AVX2, FMA and F16C.
  */
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -307,6 +308,16 @@ AI float amax32(const float *x) {
     return _mm_cvtss_f32(s);
 }
 
+/* Whether x[0..n) (n a multiple of 8) holds an inf or NaN: such a block is
+ * quantized as codes 0 and scale NaN, as the reference does. */
+AI int any_nonfinite(const float *x, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
+    __m256 bad = _mm256_setzero_ps();
+    for (int k = 0; k < n; k += 8)
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)), big, _CMP_NLE_UQ));
+    return _mm256_movemask_ps(bad) != 0;
+}
+
 static void act_row32(void *xq, const float *x, int type, int64_t cols) {
     const int64_t nb = cols / 32;
     int8_t *qs = (int8_t *)xq;
@@ -315,6 +326,12 @@ static void act_row32(void *xq, const float *x, int type, int64_t cols) {
     const int c = qx32_bias(type);
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + 32 * b;
+        if (any_nonfinite(xb, 32)) {
+            memset(qs + 32 * b, 0, 32);
+            _mm256_storeu_ps(dv + 8 * b, _mm256_set1_ps(NAN));
+            _mm256_storeu_si256((__m256i *)(cv + 8 * b), _mm256_setzero_si256());
+            continue;
+        }
         const float d = amax32(xb) / 127;
         const float id = d ? 1.0f / d : 0.0f;
         const __m256 idv = _mm256_set1_ps(id);
@@ -332,6 +349,10 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
     const int64_t nb = cols / QK_K;
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
         memset(&y[i], 0, sizeof y[i]);
+        if (any_nonfinite(x, QK_K)) {
+            y[i].d = NAN;
+            continue;
+        }
         float amax = 0;
         for (int k = 0; k < QK_K; k += 32) {
             float a = amax32(x + k);

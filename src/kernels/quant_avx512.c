@@ -30,7 +30,9 @@
  * memory, bounded it. Where AMX is on, Q4_0 / Q8_0 products of several x
  * rows go to quant_amx_avx512.c instead of the tiles here.
  */
+#include <float.h>
 #include <immintrin.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -548,6 +550,16 @@ AI __m512 round_away(__m512 t) {
     return _mm512_mask_add_ps(r, up, r, one);
 }
 
+/* Whether x[0..n) (n a multiple of 16) holds an inf or NaN: such a block is
+ * quantized as codes 0 and scale NaN, as the reference does (converting NaN
+ * gives INT_MIN codes whose sums overflow). */
+AI int any_nonfinite(const float *x, int n) {
+    __mmask16 bad = 0;
+    for (int k = 0; k < n; k += 16)
+        bad |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + k)), _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ);
+    return bad != 0;
+}
+
 static void act_row32(void *xq, const float *x, int type, int64_t cols) {
     const int64_t nb = cols / 32;
     int8_t *qs = (int8_t *)xq;
@@ -555,6 +567,12 @@ static void act_row32(void *xq, const float *x, int type, int64_t cols) {
     int32_t *cv = (int32_t *)qx32_cv(xq, nb);
     const int c = qx32_bias(type);
     for (int64_t b = 0; b < nb; b++) {
+        if (any_nonfinite(x + 32 * b, 32)) {
+            memset(qs + 32 * b, 0, 32);
+            _mm256_storeu_ps(dv + 8 * b, _mm256_set1_ps(NAN));
+            _mm256_storeu_si256((__m256i *)(cv + 8 * b), _mm256_setzero_si256());
+            continue;
+        }
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         const float d = amax / 127;
@@ -579,6 +597,11 @@ void avx512_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols) {
         for (int64_t b = 0; b < nb; b++) {
             const float *xb = x + j * cols + 32 * b;
             uint8_t *blk = t + b * QT_TILE_BLOCK;
+            if (any_nonfinite(xb, 32)) { /* codes stay 0 */
+                const float nan = NAN;
+                memcpy(blk + 512 + 4 * j, &nan, 4);
+                continue;
+            }
             __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
             const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
             const float d = amax / 127;
@@ -606,6 +629,10 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
     const int64_t nb = cols / QK_K;
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
         memset(&y[i], 0, sizeof y[i]);
+        if (any_nonfinite(x, QK_K)) {
+            y[i].d = NAN;
+            continue;
+        }
         __m512 m = _mm512_setzero_ps();
         for (int k = 0; k < 16; k++) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
         const float amax = _mm512_reduce_max_ps(m);

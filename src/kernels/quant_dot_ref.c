@@ -32,9 +32,23 @@ static inline int8_t round_i8(float v) {
     return (int8_t)(int)r;
 }
 
+/* A block of activations with an inf or NaN is quantized as codes 0 and
+ * scale NaN (on every ISA), so every output it feeds is NaN: converting NaN
+ * or an overflowing value to an integer code would be undefined. */
+static int all_finite(const float *x, int n) {
+    for (int j = 0; j < n; j++)
+        if (!isfinite(x[j])) return 0;
+    return 1;
+}
+
 /* One 32-block as Q8_0: codes q, the scale rounded to f16 (widened);
  * returns the sum of the codes. */
 static int ref_q8_block(const float *xb, int8_t *q, float *ds) {
+    if (!all_finite(xb, 32)) { /* see all_finite */
+        memset(q, 0, 32);
+        *ds = NAN;
+        return 0;
+    }
     float amax = 0.0f;
     for (int j = 0; j < 32; j++) amax = amax > fabsf(xb[j]) ? amax : fabsf(xb[j]);
     const float d = amax / 127;
@@ -83,6 +97,10 @@ static void ref_qact_rowk(void *xq, const float *x, int64_t cols) {
     const int64_t nb = cols / QK_K;
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
         memset(&y[i], 0, sizeof y[i]);
+        if (!all_finite(x, QK_K)) { /* see all_finite */
+            y[i].d = NAN;
+            continue;
+        }
         float max = 0;
         float amax = 0;
         for (int j = 0; j < QK_K; ++j) {

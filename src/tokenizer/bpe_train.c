@@ -17,7 +17,9 @@
  */
 #include "tokenizer/bpe_train.h"
 #include "tokenizer/tok_internal.h"
+#include "base/atomic.h"
 #include "base/err.h"
+#include "base/mapfile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -437,8 +439,9 @@ static void merge_tick(void *ctx, int merges_done) {
 
 /* Read one file in chunks cut where bpe_safe_cut allows; count each chunk. */
 static int count_file(train_run *r, bpe_counter *c, const char *path, tok_buf *buf, moe_err *err) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int fd = open_regular(path, &st, err);
+    if (fd < 0) return -1;
     buf->n = 0;
     int rc = 0, eof = 0;
     while (!eof && rc == 0) {
@@ -483,24 +486,13 @@ static int count_file(train_run *r, bpe_counter *c, const char *path, tok_buf *b
 
 /* -------------------------------------------------------------- writing */
 
+/* DIR/NAME replaced whole (base/atomic.h: temporary file made exclusively,
+ * fsynced, renamed, directory fsynced). */
 static int write_atomic(const char *dir, const char *name, const char *s, size_t n, moe_err *err) {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return moe_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t w = fwrite(s, 1, n, f);
-    int bad = w != n || fflush(f) != 0;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) {
-        unlink(tmp);
-        return moe_fail(err, "%s: write failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return moe_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    return 0;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return moe_fail(err, "%s: path too long", dir);
+    return atomic_write(path, s, n, err);
 }
 
 /* Token bytes as their ByteLevel string (each byte one printable char). */

@@ -129,7 +129,7 @@ static int flush_bytes(tok_pieces *out, tok_buf *bytes) {
 }
 
 static int dec_step(const tok_dec *d, tok_matcher *mt, const tok_pieces *in, tok_pieces *out,
-                    tok_buf *tmp, moe_err *err) {
+                    size_t cap, tok_buf *tmp, moe_err *err) {
     switch (d->kind) {
     case DEC_BYTELEVEL: {
         tmp->n = 0;
@@ -158,7 +158,7 @@ static int dec_step(const tok_dec *d, tok_matcher *mt, const tok_pieces *in, tok
         for (size_t i = 0; i < in->n; i++) {
             tmp->n = 0;
             if (tok_replace_all(&d->re, mt, in->text.p + in->p[i].off, in->p[i].len, d->str,
-                                d->str_len, tmp, err) != 0)
+                                d->str_len, cap > out->text.n ? cap - out->text.n : 0, tmp, err) != 0)
                 return -1;
             if (pieces_add(out, tmp->p ? tmp->p : "", tmp->n, 0) != 0) return OOM();
         }
@@ -259,10 +259,14 @@ int moe_detokenize(const moe_tokenizer *t, const int32_t *ids, int n_ids, int sk
             b = x;
         }
     }
+    size_t cap = tok_growth_cap(a.text.n); /* the decoders' output, see tok_internal.h */
     for (int k = 0; k < t->n_dec && rc == 0; k++) {
         b.n = 0;
         b.text.n = 0;
-        rc = dec_step(&t->dec[k], &mt, &a, &b, &tmp, err);
+        rc = dec_step(&t->dec[k], &mt, &a, &b, cap, &tmp, err);
+        if (rc == 0 && b.text.n > cap)
+            rc = moe_fail(err, "tokenizer: the decoders grow the text past %zu bytes, more than "
+                          "%dx its length + %d", cap, TOK_GROWTH, TOK_GROWTH_SLACK);
         tok_pieces x = a;
         a = b;
         b = x;

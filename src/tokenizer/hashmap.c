@@ -30,13 +30,20 @@ static size_t table_size(size_t expected) {
 
 /* FNV-1a: token strings are short (a few bytes), so a simple byte hash is as
  * fast as anything and spreads well once mixed. */
-static uint32_t hash_str(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+#define FNV_START 2166136261u
+static uint32_t fnv_step(uint32_t h, unsigned char c) { return (h ^ c) * 16777619u; }
+
+static uint32_t hash_mix(uint32_t h) {
     h ^= h >> 15;
     h *= 0x2c1b3c6du;
     h ^= h >> 12;
     return h;
+}
+
+static uint32_t hash_str(const char *s, size_t n) {
+    uint32_t h = FNV_START;
+    for (size_t i = 0; i < n; i++) h = fnv_step(h, (unsigned char)s[i]);
+    return hash_mix(h);
 }
 
 static uint64_t hash_u64(uint64_t x) {
@@ -98,15 +105,63 @@ int strmap_put(tok_strmap *m, const char *s, uint32_t n, int32_t id) {
     }
 }
 
-int32_t strmap_get(const tok_strmap *m, const char *s, size_t n) {
+static int32_t strmap_get_hashed(const tok_strmap *m, const char *s, size_t n, uint32_t h) {
     if (!m->cap) return -1;
-    uint32_t h = hash_str(s, n);
     size_t j = h & (m->cap - 1);
     for (;;) {
         const struct strmap_slot *e = &m->slot[j];
         if (!e->s) return -1;
         if (e->hash == h && e->n == n && memcmp(e->s, s, n) == 0) return e->id;
         j = (j + 1) & (m->cap - 1);
+    }
+}
+
+int32_t strmap_get(const tok_strmap *m, const char *s, size_t n) {
+    return strmap_get_hashed(m, s, n, hash_str(s, n));
+}
+
+static int u32_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int strmap_lengths(const tok_strmap *m, uint32_t **lens, size_t *n) {
+    *n = 0;
+    *lens = malloc((m->count + 1) * sizeof **lens);
+    if (!*lens) return -1;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slot[i].s) (*lens)[(*n)++] = m->slot[i].n;
+    qsort(*lens, *n, sizeof **lens, u32_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (k == 0 || (*lens)[k - 1] != (*lens)[i]) (*lens)[k++] = (*lens)[i];
+    *n = k;
+    return 0;
+}
+
+static int has_len(const uint32_t *lens, size_t n, uint32_t x) {
+    return bsearch(&x, lens, n, sizeof x, u32_cmp) != NULL;
+}
+
+int strmap_splits(const tok_strmap *m, const uint32_t *lens, size_t n_lens, const char *s,
+                  uint32_t n, tok_split_fn fn, void *ctx) {
+    if (n == 0) return 0;
+    uint32_t h = FNV_START, k = 0, cps = 0;
+    uint32_t next = (uint32_t)utf8_len((unsigned char)s[0]);
+    for (;;) {
+        /* extend the prefix hash to the next code-point boundary */
+        for (; k < next && k < n; k++) h = fnv_step(h, (unsigned char)s[k]);
+        cps++;
+        if (k >= n) return 0;
+        int32_t a = has_len(lens, n_lens, n - k) ? strmap_get_hashed(m, s, k, hash_mix(h)) : -1;
+        if (a >= 0) {
+            int32_t b = strmap_get(m, s + k, n - k);
+            if (b >= 0) {
+                int rc = fn(ctx, k, a, b, cps);
+                if (rc != 0) return rc;
+            }
+        }
+        next = k + (uint32_t)utf8_len((unsigned char)s[k]);
     }
 }
 

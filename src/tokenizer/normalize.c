@@ -105,14 +105,21 @@ void norm_free(moe_tokenizer *t) {
 
 /* Replace every match of re in s by rep (non-overlapping, left to right; an
  * empty match inserts rep and moves on by one character, as Rust does). */
+static int grown_past(size_t cap, moe_err *err) {
+    return moe_fail(err, "tokenizer: the normalizers (or decoders) grow the text past %zu bytes, "
+                    "more than %dx its length + %d", cap, TOK_GROWTH, TOK_GROWTH_SLACK);
+}
+
 int tok_replace_all(const tok_regex *re, tok_matcher *mt, const char *s, size_t n,
-                    const char *rep, size_t rep_len, tok_buf *out, moe_err *err) {
+                    const char *rep, size_t rep_len, size_t cap, tok_buf *out, moe_err *err) {
     size_t pos = 0, copied = 0;
     while (pos <= n) {
         size_t ms, me;
         int rc = regex_next(re, mt, s, n, pos, &ms, &me, err);
         if (rc < 0) return -1;
         if (rc == 0) break;
+        if (out->n > cap || ms - copied > cap - out->n || rep_len > cap - out->n - (ms - copied))
+            return grown_past(cap, err);
         if (buf_put(out, s + copied, ms - copied) != 0 || buf_put(out, rep, rep_len) != 0)
             return moe_fail(err, "tokenizer: out of memory replacing");
         copied = me;
@@ -123,6 +130,7 @@ int tok_replace_all(const tok_regex *re, tok_matcher *mt, const char *s, size_t 
             pos = me + (size_t)utf8_len((unsigned char)s[me]);
         }
     }
+    if (out->n > cap || n - copied > cap - out->n) return grown_past(cap, err);
     if (buf_put(out, s + copied, n - copied) != 0) return moe_fail(err, "tokenizer: out of memory");
     return 0;
 }
@@ -155,8 +163,8 @@ static int norm_unicode(tok_norm_kind kind, const char *s, size_t n, tok_buf *ou
     return 0;
 }
 
-static int norm_step(const tok_norm *nm, tok_matcher *mt, const char *s, size_t n, tok_buf *out,
-                     moe_err *err) {
+static int norm_step(const tok_norm *nm, tok_matcher *mt, const char *s, size_t n, size_t cap,
+                     tok_buf *out, moe_err *err) {
     switch (nm->kind) {
     case NORM_NFC: case NORM_NFD: case NORM_NFKC: case NORM_NFKD:
         return norm_unicode(nm->kind, s, n, out, err);
@@ -165,7 +173,7 @@ static int norm_step(const tok_norm *nm, tok_matcher *mt, const char *s, size_t 
         if (buf_put(out, s, n) != 0) break;
         return 0;
     case NORM_REPLACE:
-        return tok_replace_all(&nm->re, mt, s, n, nm->str, nm->str_len, out, err);
+        return tok_replace_all(&nm->re, mt, s, n, nm->str, nm->str_len, cap, out, err);
     case NORM_STRIP: {
         size_t a = 0, b = n;
         while (nm->left && a < b) {
@@ -192,9 +200,12 @@ int norm_apply(const moe_tokenizer *t, tok_matcher *mt, const char *s, size_t n,
                tok_buf *tmp, moe_err *err) {
     out->n = 0;
     if (buf_put(out, s, n) != 0) return moe_fail(err, "tokenizer: out of memory normalizing");
+    size_t cap = tok_growth_cap(n); /* the whole chain's output, see tok_internal.h */
     for (int i = 0; i < t->n_norm; i++) {
         tmp->n = 0;
-        if (norm_step(&t->norm[i], mt, out->p, out->n, tmp, err) != 0) return -1;
+        if (norm_step(&t->norm[i], mt, out->p, out->n, cap, tmp, err) != 0) return -1;
+        /* NFKD grows ~11x at most and Prepend by its string: checked after */
+        if (tmp->n > cap) return grown_past(cap, err);
         tok_buf x = *out;
         *out = *tmp;
         *tmp = x;

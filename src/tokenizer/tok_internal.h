@@ -79,6 +79,19 @@ void strmap_free(tok_strmap *m);
 int strmap_put(tok_strmap *m, const char *s, uint32_t n, int32_t id);
 /* id for s[0..n), or -1. */
 int32_t strmap_get(const tok_strmap *m, const char *s, size_t n);
+/* The distinct key lengths of m, ascending, in *lens (malloc'd). */
+int strmap_lengths(const tok_strmap *m, uint32_t **lens, size_t *n);
+/* Every split of s[0..n) into two keys of m, s[0..k) + s[k..n), k at a
+ * code-point boundary (stepping by utf8_len from s[0]), in increasing k:
+ * fn(ctx, k, left id, right id, code points in s[0..k)); a non-zero return
+ * stops the walk and is returned. lens: strmap_lengths(m). The prefix hash
+ * is carried from one k to the next and the suffix is looked up only when
+ * its length is some key's length and the prefix is a key, so a string of
+ * n bytes costs O(n log) plus O(n) per such k - not O(n^2) (SentencePiece
+ * merges from scores over a 1 MB token: milliseconds, not minutes). */
+typedef int (*tok_split_fn)(void *ctx, uint32_t k, int32_t a, int32_t b, uint32_t cp_left);
+int strmap_splits(const tok_strmap *m, const uint32_t *lens, size_t n_lens, const char *s,
+                  uint32_t n, tok_split_fn fn, void *ctx);
 
 /* (left id, right id) -> (merge rank, merged id). */
 typedef struct tok_pairmap {
@@ -206,6 +219,13 @@ typedef struct tok_trie {
 /* ------------------------------------------------------------ tokenizer */
 
 #define TOK_MAX_STEPS 16 /* normalizers / pre-tokenizers / decoders per chain */
+/* The largest tokenizer.json (or tokenizer_config.json) read. It is parsed
+ * into a cJSON tree, which costs up to ~45 bytes of memory per byte of
+ * JSON (a 64-byte item plus allocator overhead per value, and a value can
+ * be as short as "0,"), so this bounds a hostile file at ~2.9 GiB; real
+ * ones cost ~10-15x. The largest common real file, Gemma 3's, is 33 MB
+ * (Llama 3: 9 MB, Qwen: 7 MB). */
+#define TOK_MAX_JSON ((size_t)64 << 20)
 #define TOK_MAX_TEXT ((size_t)1 << 30) /* refuse inputs over 1 GiB */
 
 struct moe_tokenizer {
@@ -253,15 +273,27 @@ struct moe_tokenizer {
 
 /* normalize.c */
 int norm_parse(moe_tokenizer *t, const struct cJSON *j, moe_err *err);
-/* Normalize s[0..n) (valid UTF-8) into out (cleared first). */
+/* Normalize s[0..n) (valid UTF-8) into out (cleared first). Fails when the
+ * chain's output would exceed tok_growth_cap(n). */
 int norm_apply(const moe_tokenizer *t, tok_matcher *mt, const char *s, size_t n, tok_buf *out,
                tok_buf *tmp, moe_err *err);
 void norm_free(moe_tokenizer *t);
 /* Compile a {"String": s} (literal) or {"Regex": r} pattern object. */
 int tok_parse_pattern(const struct cJSON *pat, tok_regex *re, const char *what, moe_err *err);
-/* Append s with every match of re replaced by rep. */
+/* Append s with every match of re replaced by rep; fails once out would
+ * hold more than cap bytes. */
 int tok_replace_all(const tok_regex *re, tok_matcher *mt, const char *s, size_t n,
-                    const char *rep, size_t rep_len, tok_buf *out, moe_err *err);
+                    const char *rep, size_t rep_len, size_t cap, tok_buf *out, moe_err *err);
+/* The most bytes a chain of normalizers (or decoders) may turn n bytes
+ * into: TOK_GROWTH * n + TOK_GROWTH_SLACK. Real chains stay far below (NFKD
+ * at most ~11x, U+FDFA; Replace(" ", "▁") 3x; Prepend a few bytes), while
+ * 16 chained Replace("a" -> ten "a") would multiply the text by 10^16: such
+ * a chain fails with an error instead, and encoding stays O(len). */
+#define TOK_GROWTH 16
+#define TOK_GROWTH_SLACK 4096
+static inline size_t tok_growth_cap(size_t n) {
+    return n > (SIZE_MAX - TOK_GROWTH_SLACK) / TOK_GROWTH ? SIZE_MAX : n * TOK_GROWTH + TOK_GROWTH_SLACK;
+}
 
 /* pretok.c: a list of pieces, each a byte range of .text */
 typedef struct tok_piece {

@@ -47,6 +47,7 @@
  */
 #include "tokenizer/tok_internal.h"
 #include "base/err.h"
+#include "base/mapfile.h"
 #include "formats/gguf.h"
 
 #include <cjson/cJSON.h>
@@ -55,6 +56,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define GG_MAX_TOKENS (1 << 24) /* as tokenizer.json ids */
 
@@ -387,12 +390,24 @@ static int score_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+typedef struct score_merges {
+    moe_tokenizer *t;
+    const uint32_t *rank; /* [n_ids] */
+    int32_t id;           /* the token being split */
+} score_merges;
+
+static int put_score_merge(void *ctx, uint32_t k, int32_t a, int32_t b, uint32_t cp_left) {
+    score_merges *c = ctx;
+    return pairmap_put(&c->t->merges, a, b, c->rank[c->id], c->id);
+}
+
 /* SentencePiece's merges, from the scores (see the top of the file). */
 static int merges_from_scores(moe_tokenizer *t, const gguf_file *g, const gguf_arr *scores,
                               const gguf_arr *types, int has_types, moe_err *err) {
     int32_t n = t->n_ids;
     score_id *order = malloc((size_t)n * sizeof *order);
-    uint32_t *rank = malloc((size_t)n * sizeof *rank);
+    uint32_t *rank = malloc((size_t)n * sizeof *rank), *lens = NULL;
+    size_t n_lens = 0;
     int rc = 0;
     if (!order || !rank) {
         rc = moe_fail(err, "%s: out of memory", t->path);
@@ -427,20 +442,21 @@ static int merges_from_scores(moe_tokenizer *t, const gguf_file *g, const gguf_a
         rc = moe_fail(err, "%s: out of memory", t->path);
         goto done;
     }
-    for (int32_t id = 0; id < n && rc == 0; id++) {
-        if (t->tok_off[id] == UINT32_MAX) continue;
-        const char *s = t->pool.p + t->tok_off[id];
-        uint32_t len = t->tok_len[id];
-        for (uint32_t k = (uint32_t)utf8_len((unsigned char)s[0]); k < len;
-             k += (uint32_t)utf8_len((unsigned char)s[k])) {
-            int32_t a = strmap_get(&t->vocab, s, k), b = strmap_get(&t->vocab, s + k, len - k);
-            if (a >= 0 && b >= 0 && pairmap_put(&t->merges, a, b, rank[id], id) != 0)
-                rc = moe_fail(err, "%s: out of memory", t->path);
-        }
+    if (strmap_lengths(&t->vocab, &lens, &n_lens) != 0) {
+        rc = moe_fail(err, "%s: out of memory", t->path);
+        goto done;
+    }
+    score_merges c = {t, rank, 0};
+    for (c.id = 0; c.id < n && rc == 0; c.id++) {
+        if (t->tok_off[c.id] == UINT32_MAX) continue;
+        if (strmap_splits(&t->vocab, lens, n_lens, t->pool.p + t->tok_off[c.id], t->tok_len[c.id],
+                          put_score_merge, &c) != 0)
+            rc = moe_fail(err, "%s: out of memory", t->path);
     }
 done:
     free(order);
     free(rank);
+    free(lens);
     return rc;
 }
 
@@ -572,12 +588,14 @@ static int build(moe_tokenizer *t, const gguf_file *g, moe_err *err) {
 /* ------------------------------------------------------------------ API */
 
 int tok_is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    struct stat st;
+    moe_err e;
+    int fd = open_regular(path, &st, &e); /* a FIFO named *.gguf must not block */
+    if (fd < 0) return 0;
     char magic[4];
-    int yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    fclose(f);
-    return yes;
+    ssize_t got = read(fd, magic, 4);
+    close(fd);
+    return got == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
 int tok_gguf_load(moe_tokenizer **out, const char *path, moe_err *err) {

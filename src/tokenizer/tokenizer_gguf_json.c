@@ -26,6 +26,7 @@
  */
 #include "tokenizer/tok_internal.h"
 #include "formats/gguf_vocab_write.h"
+#include "base/atomic.h"
 #include "base/err.h"
 
 #include <cjson/cJSON.h>
@@ -55,12 +56,9 @@ static int write_json(const char *dir, const char *name, const cJSON *j, moe_err
     snprintf(path, sizeof path, "%s/%s", dir, name);
     char *s = cJSON_PrintUnformatted(j);
     if (!s) return moe_fail(err, "%s: out of memory", path);
-    FILE *f = fopen(path, "wb");
-    size_t n = strlen(s);
-    int ok = f && fwrite(s, 1, n, f) == n;
-    if (f) ok &= fclose(f) == 0;
+    int rc = atomic_write(path, s, strlen(s), err);
     free(s);
-    return ok ? 0 : moe_fail(err, "%s: cannot write the file", path);
+    return rc;
 }
 
 static const char *tok_str(const moe_tokenizer *t, int32_t id) {
@@ -91,32 +89,51 @@ static int smerge_cmp(const void *x, const void *y) {
     return (p->b > q->b) - (p->b < q->b);
 }
 
+typedef struct smerge_list {
+    smerge *m;
+    size_t n, cap;
+    int32_t id;        /* the token being split */
+    float score;       /* its score */
+    uint32_t cps;      /* its length in code points */
+} smerge_list;
+
+static int add_smerge(void *ctx, uint32_t k, int32_t a, int32_t b, uint32_t cp_left) {
+    smerge_list *l = ctx;
+    if (l->n == l->cap) {
+        smerge *x = realloc(l->m, 2 * l->cap * sizeof *l->m);
+        if (!x) return -1;
+        l->m = x;
+        l->cap *= 2;
+    }
+    l->m[l->n++] = (smerge){a, b, l->id, l->score, (int)cp_left, (int)(l->cps - cp_left)};
+    return 0;
+}
+
 /* The merges of a "llama" file, as transformers' generate_merges lists them. */
 static int spm_merges(const moe_tokenizer *t, const gguf_arr *scores, cJSON *out, moe_err *err) {
-    size_t n = 0, cap = (size_t)t->n_ids * 2 + 16;
-    smerge *m = malloc(cap * sizeof *m);
-    if (!m) return moe_fail(err, "%s: out of memory", t->path);
-    for (int32_t id = 0; id < t->n_ids; id++) {
-        const char *s = tok_str(t, id);
+    smerge_list l = {.cap = (size_t)t->n_ids * 2 + 16};
+    uint32_t *lens = NULL;
+    size_t n_lens = 0;
+    l.m = malloc(l.cap * sizeof *l.m);
+    if (!l.m || strmap_lengths(&t->vocab, &lens, &n_lens) != 0) {
+        free(l.m);
+        return moe_fail(err, "%s: out of memory", t->path);
+    }
+    for (l.id = 0; l.id < t->n_ids; l.id++) {
+        const char *s = tok_str(t, l.id);
         if (!s) continue;
-        uint32_t len = t->tok_len[id];
-        for (uint32_t k = (uint32_t)utf8_len((unsigned char)s[0]); k < len;
-             k += (uint32_t)utf8_len((unsigned char)s[k])) {
-            int32_t a = strmap_get(&t->vocab, s, k), b = strmap_get(&t->vocab, s + k, len - k);
-            if (a < 0 || b < 0) continue;
-            if (n == cap) {
-                smerge *x = realloc(m, 2 * cap * sizeof *m);
-                if (!x) {
-                    free(m);
-                    return moe_fail(err, "%s: out of memory", t->path);
-                }
-                m = x;
-                cap *= 2;
-            }
-            m[n++] = (smerge){a, b, id, (float)gguf_arr_float(scores, (uint64_t)id), cp_len(s, k),
-                              cp_len(s + k, len - k)};
+        uint32_t len = t->tok_len[l.id];
+        l.score = (float)gguf_arr_float(scores, (uint64_t)l.id);
+        l.cps = (uint32_t)cp_len(s, len);
+        if (strmap_splits(&t->vocab, lens, n_lens, s, len, add_smerge, &l) != 0) {
+            free(l.m);
+            free(lens);
+            return moe_fail(err, "%s: out of memory", t->path);
         }
     }
+    free(lens);
+    smerge *m = l.m;
+    size_t n = l.n;
     qsort(m, n, sizeof *m, smerge_cmp);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

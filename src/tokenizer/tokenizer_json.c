@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TOK_MAX_FILE ((size_t)512 << 20) /* tokenizer.json larger than this is refused */
 #define TOK_MAX_ID (1 << 24)
 
 int32_t tok_lookup(const moe_tokenizer *t, const char *s, size_t n) {
@@ -350,14 +349,49 @@ static void pick_bos_eos(moe_tokenizer *t, const cJSON *cfg) {
 
 /* ------------------------------------------------------------- loading */
 
+/* cJSON ends a decoded string at a \u0000 escape, so a vocab key "a\u0000b"
+ * would be read as "a" and take over that token (a regex or added token would
+ * be cut short the same way). The offset of the first JSON string holding
+ * one (its opening quote) and its end (after the closing quote), or -1. */
+static long json_nul_string(const char *s, size_t n, size_t *end) {
+    long start = -1;
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (start < 0) {
+            if (s[i] == '"') start = (long)i;
+        } else if (s[i] == '\\') {
+            if (i + 5 < n && memcmp(s + i + 1, "u0000", 5) == 0) found = 1;
+            i++; /* the escaped character */
+        } else if (s[i] == '"') {
+            if (found) {
+                *end = i + 1;
+                return start;
+            }
+            start = -1;
+        }
+    }
+    *end = n;
+    return found ? start : -1;
+}
+
 static int parse_json_file(const char *path, cJSON **out, moe_err *err) {
     char *buf;
     size_t len;
     *out = NULL;
-    if (read_file(path, TOK_MAX_FILE, &buf, &len, err) != 0) return -1;
+    if (read_file(path, TOK_MAX_JSON, &buf, &len, err) != 0) return -1;
     if (len >= 4 && memcmp(buf, "GGUF", 4) == 0) {
         free(buf);
         return moe_fail(err, "%s: a GGUF file, not JSON", path);
+    }
+    size_t nul_end;
+    long nul = json_nul_string(buf, len, &nul_end);
+    if (nul >= 0) {
+        int shown = (int)(nul_end - (size_t)nul > 80 ? 80 : nul_end - (size_t)nul);
+        moe_fail(err, "%s: the string at byte %ld (%.*s%s) holds \\u0000, which is unsupported "
+                 "(it would be cut there)", path, nul, shown, buf + nul,
+                 nul_end - (size_t)nul > 80 ? "..." : "");
+        free(buf);
+        return -1;
     }
     const char *end = NULL;
     *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);

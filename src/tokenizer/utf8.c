@@ -132,6 +132,7 @@ int utf8_is_valid(const char *s, size_t n) {
 }
 
 int utf8_lossy(tok_buf *out, const char *s, size_t n) {
+    if (n == 0) return 0; /* s may be NULL (an empty buffer): NULL + 0 is undefined */
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0; /* run: start of the pending valid stretch */
     while (i < n) {

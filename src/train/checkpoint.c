@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +131,15 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "batch");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accum");
-    int ok = j && cJSON_IsNumber(step) && step->valuedouble >= 0 && cJSON_IsArray(r) &&
+    /* step becomes an int64: range-check the double first (1e300 or 0.5 are
+     * no step count, and converting an out-of-range double is undefined) */
+    if (cJSON_IsNumber(step) && !(step->valuedouble >= 0 && step->valuedouble <= 9007199254740992.0 &&
+                                  step->valuedouble == floor(step->valuedouble))) {
+        moe_fail(err, "%s: \"step\": %g is not an integer in [0, 2^53]", path, step->valuedouble);
+        cJSON_Delete(j);
+        return -1;
+    }
+    int ok = j && cJSON_IsNumber(step) && cJSON_IsArray(r) &&
              cJSON_GetArraySize(r) == 4 && cJSON_IsArray(nr) && cJSON_GetArraySize(nr) == 4 &&
              cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a);
     for (int i = 0; ok && i < 8; i++) {

@@ -10,8 +10,16 @@
  * removing a file does not move the documents of the others. A document
  * over 8 MiB is tokenized in pieces cut after a newline (text without
  * newlines: at a character boundary), which keeps memory bounded.
+ *
+ * Output files are written under temporary names made exclusively
+ * (base/atomic.h: a planted symlink is never followed) and fsynced; only
+ * when all are complete is the set moved into place: meta.json is removed
+ * first, then train.bin, val.bin and documents.jsonl are renamed, and
+ * meta.json is renamed last, so a directory holding a meta.json holds the
+ * shards it describes (during the swap it briefly has no meta.json).
  */
 #include "train/data.h"
+#include "base/atomic.h"
 #include "base/err.h"
 #include "base/pool.h"
 
@@ -37,8 +45,8 @@ static const char *const SPLIT_NAME[2] = {"train", "val"};
 /* ------------------------------------------------------------ shard out */
 
 typedef struct shard_out {
-    FILE *f;
-    char path[4096], tmp[4200];
+    atomic_file af;         /* the temporary file (af.f its stream) and the target */
+    FILE *f;                /* af.f while open */
     int dtype;
     uint64_t data_off;
     uint64_t n;             /* tokens written */
@@ -58,7 +66,7 @@ static void wr64(unsigned char *p, uint64_t v) {
 
 static int shard_flush(shard_out *w, moe_err *err) {
     if (w->nb && fwrite(w->buf, 1, w->nb, w->f) != w->nb)
-        return moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
+        return moe_fail(err, "%s: write failed: %s", w->af.tmp, strerror(errno));
     w->nb = 0;
     return 0;
 }
@@ -83,7 +91,7 @@ static int shard_header(shard_out *w, uint32_t vocab, int32_t eos, const moe_dat
                         moe_err *err) {
     size_t len = (size_t)w->data_off;
     unsigned char *h = calloc(1, len);
-    if (!h) return moe_fail(err, "%s: out of memory", w->tmp);
+    if (!h) return moe_fail(err, "%s: out of memory", w->af.tmp);
     memcpy(h, DATA_MAGIC, 8);
     wr32(h + 8, DATA_VERSION);
     wr32(h + 12, (uint32_t)w->dtype);
@@ -100,33 +108,31 @@ static int shard_header(shard_out *w, uint32_t vocab, int32_t eos, const moe_dat
     }
     int rc = 0;
     if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, len, w->f) != len)
-        rc = moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
+        rc = moe_fail(err, "%s: write failed: %s", w->af.tmp, strerror(errno));
     free(h);
     return rc;
 }
 
 static int shard_open(shard_out *w, const char *dir, const char *name, int dtype, int n_domains,
                       moe_err *err) {
-    snprintf(w->path, sizeof w->path, "%s/%s", dir, name);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->path);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     w->dtype = dtype;
     uint64_t table = DATA_HEADER_BYTES + (uint64_t)n_domains * DATA_DOMAIN_BYTES;
     w->data_off = (table + 63) / 64 * 64;
     w->start = calloc((size_t)n_domains, sizeof *w->start);
     w->end = calloc((size_t)n_domains, sizeof *w->end);
-    if (!w->start || !w->end) return moe_fail(err, "%s: out of memory", w->path);
-    w->f = fopen(w->tmp, "w+b");
-    if (!w->f) return moe_fail(err, "%s: cannot create: %s", w->tmp, strerror(errno));
+    if (!w->start || !w->end) return moe_fail(err, "%s: out of memory", path);
+    if (atomic_open(&w->af, path, err) != 0) return -1;
+    if (atomic_stream(&w->af, err) != 0) return -1;
+    w->f = w->af.f;
     if (fseek(w->f, (long)w->data_off, SEEK_SET) != 0)
-        return moe_fail(err, "%s: seek failed: %s", w->tmp, strerror(errno));
+        return moe_fail(err, "%s: seek failed: %s", w->af.tmp, strerror(errno));
     return 0;
 }
 
 static void shard_discard(shard_out *w) {
-    if (w->f) {
-        fclose(w->f);
-        unlink(w->tmp);
-    }
+    atomic_abort(&w->af); /* removes the temporary file unless it was renamed */
     w->f = NULL;
     free(w->start);
     free(w->end);
@@ -203,8 +209,9 @@ typedef struct prep {
     int32_t eos;
     pool *pool;
     shard_out out[2];
-    FILE *docs;            /* documents.jsonl, or NULL */
-    char docs_tmp[4200];
+    FILE *docs;            /* documents.jsonl's stream (docs_af.f), or NULL */
+    atomic_file docs_af;
+    atomic_file meta_af;   /* meta.json */
     const char *text;      /* the mapped file being read */
     job *job;
     int n_jobs;
@@ -260,7 +267,7 @@ static int make_last_line(prep *P, moe_err *err) {
         cJSON_AddNumberToObject(j, "tokens", (double)P->last_len))
         P->last_line = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    return P->last_line ? 0 : moe_fail(err, "%s: out of memory", P->docs_tmp);
+    return P->last_line ? 0 : moe_fail(err, "%s: out of memory", P->docs_af.tmp);
 }
 
 /* documents.jsonl: the line of the previous document goes out once the
@@ -268,7 +275,7 @@ static int make_last_line(prep *P, moe_err *err) {
 static int flush_last_line(prep *P, moe_err *err) {
     if (!P->docs || !P->line_pending) return 0;
     if (fputs(P->last_line, P->docs) == EOF || fputc('\n', P->docs) == EOF)
-        return moe_fail(err, "%s: write failed", P->docs_tmp);
+        return moe_fail(err, "%s: write failed", P->docs_af.tmp);
     P->line_pending = 0;
     return 0;
 }
@@ -334,16 +341,16 @@ static int move_last_to_val(prep *P, moe_err *err) {
     uint64_t len = P->last_len, bytes = len * (uint64_t)tr->dtype;
     if (shard_flush(tr, err) != 0 || shard_flush(va, err) != 0) return -1;
     if (fflush(tr->f) != 0 || fseek(tr->f, (long)(tr->data_off + P->last_start * (uint64_t)tr->dtype), SEEK_SET) != 0)
-        return moe_fail(err, "%s: seek failed: %s", tr->tmp, strerror(errno));
+        return moe_fail(err, "%s: seek failed: %s", tr->af.tmp, strerror(errno));
     unsigned char buf[OUT_BUF];
     for (uint64_t done = 0; done < bytes;) {
         size_t n = bytes - done < sizeof buf ? (size_t)(bytes - done) : sizeof buf;
         if (fread(buf, 1, n, tr->f) != n || fwrite(buf, 1, n, va->f) != n)
-            return moe_fail(err, "%s: moving the last document to val failed", tr->tmp);
+            return moe_fail(err, "%s: moving the last document to val failed", tr->af.tmp);
         done += n;
     }
     if (fflush(tr->f) != 0 || ftruncate(fileno(tr->f), (off_t)(tr->data_off + P->last_start * (uint64_t)tr->dtype)) != 0)
-        return moe_fail(err, "%s: truncate failed: %s", tr->tmp, strerror(errno));
+        return moe_fail(err, "%s: truncate failed: %s", tr->af.tmp, strerror(errno));
     tr->n -= len;
     uint64_t at = va->n;
     va->n += len;
@@ -437,13 +444,13 @@ static int write_meta(prep *P, file_stat **fs, const char *tok_path, moe_err *er
     m = NULL;
     if (!txt) goto oom;
     char path[4200];
-    snprintf(path, sizeof path, "%s/meta.json.tmp", o->out_dir);
-    FILE *f = fopen(path, "wb");
-    int bad = !f || fputs(txt, f) == EOF || fputc('\n', f) == EOF;
-    if (f && fclose(f) != 0) bad = 1;
+    snprintf(path, sizeof path, "%s/meta.json", o->out_dir);
+    int rc = atomic_open(&P->meta_af, path, err);
+    if (rc == 0) rc = atomic_put(&P->meta_af, txt, strlen(txt), err);
+    if (rc == 0) rc = atomic_put(&P->meta_af, "\n", 1, err);
+    if (rc == 0) rc = atomic_finish(&P->meta_af, err);
     free(txt);
-    if (bad) return moe_fail(err, "%s: write failed: %s", path, strerror(errno));
-    return 0;
+    return rc;
 oom:
     cJSON_Delete(m);
     cJSON_Delete(split);
@@ -526,6 +533,7 @@ static int do_file(prep *P, int k, int i, file_stat *fs, moe_err *err) {
 int moe_data_prepare(const moe_data_prep_opts *o, moe_data_prep_progress *result, moe_err *err) {
     if (check_opts(o, err) != 0) return -1;
     prep P = {.o = o, .t0 = now_s(), .last_domain = 0};
+    P.out[TRAIN].af.fd = P.out[VAL].af.fd = P.docs_af.fd = P.meta_af.fd = -1;
     file_stat **fs = calloc((size_t)o->n_domains, sizeof *fs);
     char tok_path[PATH_MAX];
     int rc = fs ? 0 : moe_fail(err, "moe_data_prepare: out of memory");
@@ -572,9 +580,11 @@ int moe_data_prepare(const moe_data_prep_opts *o, moe_data_prep_progress *result
     if (rc == 0) rc = shard_open(&P.out[TRAIN], o->out_dir, "train.bin", dtype, o->n_domains, err);
     if (rc == 0) rc = shard_open(&P.out[VAL], o->out_dir, "val.bin", dtype, o->n_domains, err);
     if (rc == 0 && o->list_docs) {
-        snprintf(P.docs_tmp, sizeof P.docs_tmp, "%s/documents.jsonl.tmp", o->out_dir);
-        if (!(P.docs = fopen(P.docs_tmp, "wb")))
-            rc = moe_fail(err, "%s: cannot create: %s", P.docs_tmp, strerror(errno));
+        char path[4200];
+        snprintf(path, sizeof path, "%s/documents.jsonl", o->out_dir);
+        rc = atomic_open(&P.docs_af, path, err);
+        if (rc == 0) rc = atomic_stream(&P.docs_af, err);
+        if (rc == 0) P.docs = P.docs_af.f;
     }
     if (rc == 0) {
         P.job = calloc(BATCH_JOBS, sizeof *P.job);
@@ -593,33 +603,31 @@ int moe_data_prepare(const moe_data_prep_opts *o, moe_data_prep_progress *result
         shard_out *w = &P.out[s];
         rc = shard_flush(w, err);
         if (rc == 0) rc = shard_header(w, P.vocab, P.eos, o, err);
-        if (rc == 0 && fclose(w->f) != 0) rc = moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
-        if (rc == 0) w->f = NULL;
+        if (rc == 0) rc = atomic_finish(&w->af, err); /* flushed, fsynced, closed */
+        w->f = NULL;
     }
-    if (rc == 0) rc = write_meta(&P, fs, tok_path, err);
-    if (P.docs && fclose(P.docs) != 0 && rc == 0) rc = moe_fail(err, "%s: write failed", P.docs_tmp);
+    if (rc == 0 && P.docs) rc = atomic_finish(&P.docs_af, err);
     P.docs = NULL;
-    if (rc == 0) { /* every file complete: move them into place */
-        static const char *const names[] = {"train.bin", "val.bin", "documents.jsonl", "meta.json"};
-        for (int n = 0; n < 4 && rc == 0; n++) {
-            if (n == 2 && !o->list_docs) continue;
-            char a[4200], b[4096];
-            snprintf(b, sizeof b, "%s/%s", o->out_dir, names[n]);
-            snprintf(a, sizeof a, "%s.tmp", b);
-            if (rename(a, b) != 0) rc = moe_fail(err, "%s: cannot rename into place: %s", b, strerror(errno));
-        }
+    if (rc == 0) rc = write_meta(&P, fs, tok_path, err);
+    if (rc == 0) { /* every file complete: move the set into place, meta.json last */
+        char meta[4200];
+        snprintf(meta, sizeof meta, "%s/meta.json", o->out_dir);
+        if (unlink(meta) != 0 && errno != ENOENT)
+            rc = moe_fail(err, "%s: cannot remove the old one: %s", meta, strerror(errno));
+        if (rc == 0) rc = atomic_rename(&P.out[TRAIN].af, err);
+        if (rc == 0) rc = atomic_rename(&P.out[VAL].af, err);
+        if (rc == 0 && o->list_docs) rc = atomic_rename(&P.docs_af, err);
+        if (rc == 0) rc = atomic_rename(&P.meta_af, err);
+        if (rc == 0) rc = atomic_sync_dir(meta, err);
     }
     P.p.seconds = now_s() - P.t0;
     P.p.done = 1;
     if (rc == 0 && o->progress) o->progress(o->user, &P.p);
     if (result) *result = P.p;
+    /* leave no partial output behind (no-ops for files renamed into place) */
     for (int s = 0; s < 2; s++) shard_discard(&P.out[s]);
-    if (rc != 0) { /* leave no partial output behind */
-        char a[4200];
-        snprintf(a, sizeof a, "%s/meta.json.tmp", o->out_dir);
-        unlink(a);
-        if (P.docs_tmp[0]) unlink(P.docs_tmp);
-    }
+    atomic_abort(&P.docs_af);
+    atomic_abort(&P.meta_af);
     pool_free(P.pool);
     free(P.job);
     free(P.last_line);

@@ -89,6 +89,11 @@ cmp -s "$FIX/cli/tokenizer.json" "$T/tiny-back/tokenizer.json" && ok || bad "tok
 expect_ok "tokenize with the copied tokenizer" "$MOE" tokenize "$T/tiny-back" "hello world"
 expect_ok "--tokenizer DIR" "$MOE" convert "$T/q3-bf16.gguf" "$T/q3-tok" --tokenizer "$T/tokdir"
 [ -f "$T/q3-tok/tokenizer.json" ] && ok || bad "--tokenizer: not copied"
+# a symlink planted where the copy goes is replaced, not written through
+echo precious >"$T/victim"
+ln -sf "$T/victim" "$T/q3-tok/tokenizer.json"
+expect_ok "--tokenizer over a planted link" "$MOE" convert "$T/q3-bf16.gguf" "$T/q3-tok" --tokenizer "$T/tokdir" --force
+[ "$(cat "$T/victim")" = precious ] && [ ! -L "$T/q3-tok/tokenizer.json" ] && ok || bad "convert: wrote through a planted symlink"
 
 # the vocabulary travels into the GGUF: the file alone tokenizes as the
 # directory does, and generates
