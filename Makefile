@@ -35,7 +35,12 @@ ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 
 .PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-olmoe-q
-all: deps $(BUILD)/moe $(BUILD)/libmoe.a
+all: $(BUILD)/moe $(BUILD)/libmoe.a
+
+# The Debian packages whose headers the sources include. Every compile rule
+# names `deps` as an order-only prerequisite (| deps), so with -j the install
+# finishes before the first compiler starts, and a present package costs
+# only a dpkg query (it never makes anything out of date).
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -58,32 +63,32 @@ $(BUILD)/moe_tests: $(TEST_OBJ) $(BUILD)/libmoe.a
 $(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%_avx512.o: %_avx512.c
+$(BUILD)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
-$(BUILD)/%_avx2.o: %_avx2.c
+$(BUILD)/%_avx2.o: %_avx2.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(ASAN)/%_avx512.o: %_avx512.c
+$(ASAN)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
-$(ASAN)/%_avx2.o: %_avx2.c
+$(ASAN)/%_avx2.o: %_avx2.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
-$(ASAN)/%.o: %.c
+$(ASAN)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
 
 # The test suites: unit+conformance (optimized), the same under sanitizers,
 # and the CLI (shell). tests/run.sh adds up their counts.
-test: deps $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
+test: $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
 	@BUILD=$(BUILD) sh tests/run.sh
 
-test-fast: deps $(BUILD)/moe $(BUILD)/moe_tests
+test-fast: $(BUILD)/moe $(BUILD)/moe_tests
 	@BUILD=$(BUILD) NO_ASAN=1 sh tests/run.sh
 
 # The main job (tools/demo.sh, 3-4 minutes on 2 cores): install the text
