@@ -584,6 +584,12 @@ TEST(data_check_vocab) {
         CHECK(data_check_vocab(&s, 0, &err) != 0);
         data_close(&s);
     }
+    /* ids are int32_t: a vocab past 2^31 - 1 is refused (found by fuzz_data) */
+    write_shard(tmp_path(path, sizeof path, "v4.bin"), ids, 8, 4, 0x80000000u, ends, 1);
+    data_shard s;
+    moe_err err = {{0}};
+    CHECK(data_open(&s, path, &err) != 0);
+    CHECK_STR_CONTAINS(err.msg, "vocab 2147483648 does not fit 4-byte ids");
 }
 
 TEST(data_prepare_bad_options) {

@@ -130,7 +130,10 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "batch");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accum");
-    int ok = j && cJSON_IsNumber(step) && step->valuedouble >= 0 && cJSON_IsArray(r) &&
+    /* step: a whole number a double holds exactly (and an int64_t) */
+    int ok = j && cJSON_IsNumber(step) && step->valuedouble >= 0 &&
+             step->valuedouble <= 9007199254740992.0 &&
+             step->valuedouble == (double)(int64_t)step->valuedouble && cJSON_IsArray(r) &&
              cJSON_GetArraySize(r) == 4 && cJSON_IsArray(nr) && cJSON_GetArraySize(nr) == 4 &&
              cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a);
     for (int i = 0; ok && i < 8; i++) {

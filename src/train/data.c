@@ -102,7 +102,7 @@ int data_open(data_shard *s, const char *path, moe_err *err) {
         rc = moe_fail(err, "%s: dtype %u bytes per token (expected 2 or 4)", s->path, dtype);
         goto out;
     }
-    if (s->vocab == 0 || (dtype == 2 && s->vocab > 65536)) {
+    if (s->vocab == 0 || s->vocab > INT32_MAX || (dtype == 2 && s->vocab > 65536)) {
         rc = moe_fail(err, "%s: vocab %u does not fit %u-byte ids", s->path, s->vocab, dtype);
         goto out;
     }

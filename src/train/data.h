@@ -14,7 +14,7 @@
  *   12      4      dtype: bytes per token id, 2 (uint16) or 4 (uint32);
  *                  data_prepare writes 2 when the vocabulary fits (<= 65536)
  *   16      8      n_tokens
- *   24      4      vocab: every id is < vocab
+ *   24      4      vocab: every id is < vocab (1..2^31-1: ids are int32_t)
  *   28      4      n_domains, 1..DATA_MAX_DOMAINS
  *   32      8      data_offset: first token byte (a multiple of 64)
  *   40      4      eos_id (0xFFFFFFFF: none)
