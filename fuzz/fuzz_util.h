@@ -7,6 +7,7 @@
 #ifndef MOE_FUZZ_UTIL_H
 #define MOE_FUZZ_UTIL_H
 
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +20,31 @@ static inline void fuzz_die(const char *what, const char *msg) {
     abort();
 }
 
+static char fuzz_scratch[128];
+
+/* At exit: the scratch directory and the files in it go. */
+static void fuzz_cleanup(void) {
+    DIR *d = opendir(fuzz_scratch);
+    if (!d) return;
+    char p[512];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", fuzz_scratch, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(fuzz_scratch);
+}
+
 /* DIR/name, DIR a per-process directory in /dev/shm (or /tmp), made once. */
 static inline const char *fuzz_path(const char *name) {
-    static char dir[128], path[256];
+    static char path[256];
+    const char *dir = fuzz_scratch;
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "%s/moe-fuzz.%d", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
-                 (int)getpid());
+        snprintf(fuzz_scratch, sizeof fuzz_scratch, "%s/moe-fuzz.%d",
+                 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
         if (mkdir(dir, 0700) != 0) fuzz_die(dir, "cannot create the scratch directory");
+        atexit(fuzz_cleanup);
     }
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return path;
