@@ -4,6 +4,7 @@
 #                   routing (tools/demo.sh, 3-4 minutes); make demo-ci: seconds
 #   make test       unit, conformance and CLI tests, then the unit tests again
 #                   under ASan+UBSan; ends with "N passed, N failed"
+#   make fuzz       a libFuzzer target per parser, each for FUZZ_SECONDS (30)
 #   BUILD=dir       build somewhere else (default build)
 
 BUILD ?= build
@@ -35,7 +36,12 @@ ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 
 .PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-olmoe-q
-all: deps $(BUILD)/moe $(BUILD)/libmoe.a
+all: $(BUILD)/moe $(BUILD)/libmoe.a
+
+# The Debian packages whose headers the sources include. Every compile rule
+# names `deps` as an order-only prerequisite (| deps), so with -j the install
+# finishes before the first compiler starts, and a present package costs
+# only a dpkg query (it never makes anything out of date).
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -58,32 +64,32 @@ $(BUILD)/moe_tests: $(TEST_OBJ) $(BUILD)/libmoe.a
 $(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%_avx512.o: %_avx512.c
+$(BUILD)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
-$(BUILD)/%_avx2.o: %_avx2.c
+$(BUILD)/%_avx2.o: %_avx2.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(ASAN)/%_avx512.o: %_avx512.c
+$(ASAN)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
-$(ASAN)/%_avx2.o: %_avx2.c
+$(ASAN)/%_avx2.o: %_avx2.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
-$(ASAN)/%.o: %.c
+$(ASAN)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
 
 # The test suites: unit+conformance (optimized), the same under sanitizers,
 # and the CLI (shell). tests/run.sh adds up their counts.
-test: deps $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
+test: $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
 	@BUILD=$(BUILD) sh tests/run.sh
 
-test-fast: deps $(BUILD)/moe $(BUILD)/moe_tests
+test-fast: $(BUILD)/moe $(BUILD)/moe_tests
 	@BUILD=$(BUILD) NO_ASAN=1 sh tests/run.sh
 
 # The main job (tools/demo.sh, 3-4 minutes on 2 cores): install the text
@@ -192,27 +198,69 @@ bench-quant: $(BUILD)/quant_bench
 $(BUILD)/quant_bench: $(BUILD)/bench/quant_bench.o $(KERN_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# GGUF reader fuzzing (not part of `all` or `test`): libFuzzer under ASan+UBSan
-# for FUZZ_SECONDS, seeded from fuzz/corpus/gguf; inputs it finds go to
-# $(BUILD)/fuzz/corpus-gguf, a crashing input to $(BUILD)/fuzz/crash-*. Needs
-# clang with the libFuzzer runtime (Debian: clang, libclang-rt-14-dev;
-# installed here when missing, as `deps` does).
-FUZZ_SECONDS ?= 60
+# Fuzzing (not part of `all` or `test`): a libFuzzer target per parser, under
+# ASan+UBSan, each run for FUZZ_SECONDS from its seeds fuzz/corpus/NAME
+# (written from tests/fixtures by fuzz/make_corpus.sh). `make fuzz` builds
+# and runs them all; `make fuzz-NAME` one. Inputs that find new paths go to
+# $(BUILD)/fuzz/corpus-NAME, a crashing input to $(BUILD)/fuzz/crash-*.
+#   gguf            GGUF reader and writer (src/formats/gguf*.c)
+#   safetensors     safetensors reader
+#   hf_config       config.json -> moe_config, and back
+#   tokenizer_json  tokenizer.json, then encode/decode
+#   tokenizer_gguf  a GGUF file's tokenizer.ggml.* metadata, then encode/decode
+#   model_gguf      a model from a GGUF file, then a 3-token forward
+#   data            token shards (src/train/data.c)
+#   trainer_state   a checkpoint's trainer_state.json
+# The library is compiled once more with the fuzzing flags under
+# $(BUILD)/fuzz/obj. Needs clang with the libFuzzer runtime (Debian: clang,
+# libclang-rt-14-dev; installed here when missing, as `deps` does).
+FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Isrc \
-              -Itests -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-GGUF_FUZZ_SRC := fuzz/fuzz_gguf.c src/formats/gguf.c src/formats/gguf_write.c src/base/err.c \
-                 src/base/mapfile.c
-.PHONY: fuzz-gguf
-fuzz-gguf: $(BUILD)/fuzz/fuzz_gguf
-	@mkdir -p $(BUILD)/fuzz/corpus-gguf
-	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
-	  $(BUILD)/fuzz/corpus-gguf fuzz/corpus/gguf
+FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state
+FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_FLAGS := $(CFLAGS_BASE) -Itests $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+# the longest input each target is given
+FUZZ_MAX_LEN_gguf := 65536
+FUZZ_MAX_LEN_safetensors := 16384
+FUZZ_MAX_LEN_hf_config := 8192
+FUZZ_MAX_LEN_tokenizer_json := 65536
+FUZZ_MAX_LEN_tokenizer_gguf := 65536
+FUZZ_MAX_LEN_model_gguf := 65536
+FUZZ_MAX_LEN_data := 16384
+FUZZ_MAX_LEN_trainer_state := 4096
+FUZZ_RUN = mkdir -p $(BUILD)/fuzz/corpus-$(1) && \
+	$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN_$(1)) -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/crash-$(1)- \
+	  $(BUILD)/fuzz/corpus-$(1) fuzz/corpus/$(1)
 
-$(BUILD)/fuzz/fuzz_gguf: $(GGUF_FUZZ_SRC) src/formats/gguf.h tests/gguf_canon.h $(BUILD)/fuzz/.clang-ok
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(GGUF_FUZZ_SRC)
+.PHONY: fuzz fuzz-build $(FUZZ_TARGETS:%=fuzz-%)
+fuzz-build: $(FUZZ_BINS)
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  $(MAKE) --no-print-directory fuzz-$$t; done
+$(FUZZ_TARGETS:%=fuzz-%): fuzz-%: $(BUILD)/fuzz/fuzz_%
+	$(call FUZZ_RUN,$*)
+
+$(BUILD)/fuzz/libmoe.a: $(FUZZ_LIB_OBJ)
+	ar rcs $@ $^
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h $(BUILD)/fuzz/libmoe.a | $(BUILD)/fuzz/.clang-ok
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/fuzz/libmoe.a $(LDLIBS)
+$(BUILD)/fuzz/obj/%_avx512.o: %_avx512.c | deps $(BUILD)/fuzz/.clang-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
+$(BUILD)/fuzz/obj/%_avx2.o: %_avx2.c | deps $(BUILD)/fuzz/.clang-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
+$(BUILD)/fuzz/obj/%.o: %.c | deps $(BUILD)/fuzz/.clang-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+# The int8 activation quantizers overflow int on non-finite activations
+# (inf/NaN weights in a fuzzed model); that arithmetic is not what the
+# targets check, so it is not trapped there (ASan still checks every access).
+$(BUILD)/fuzz/obj/src/kernels/quant%.o: FUZZ_FLAGS += -fno-sanitize=signed-integer-overflow
 
 # Can FUZZ_CC link a libFuzzer target? If not, install clang and its runtime.
 FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
@@ -228,4 +276,4 @@ $(BUILD)/fuzz/.clang-ok:
 	@rm -f $(@D)/probe $(@D)/probe.c
 	@touch $@
 
--include $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "moe.h"
+
 typedef enum {
     ARG_FLAG,  /* no value; *(int *)dst = 1 */
     ARG_INT,   /* *(int *)dst, range [min, max] */
@@ -40,6 +42,11 @@ typedef struct arg_cmd {
     int n_pos_min, n_pos_max; /* positional argument count bounds */
     const char *pos_names;    /* "MODEL TEXT", for the missing-argument message */
 } arg_cmd;
+
+/* The --threads option of every command that starts threads: 0 (all online
+ * CPUs) .. MOE_MAX_THREADS, so the parser refuses what the library would. */
+#define ARG_THREADS(dst, alias, help) \
+    {"--threads", alias, ARG_INT, dst, 0, MOE_MAX_THREADS, 0, "N", help}
 
 enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_ERR = -1 };
 

@@ -55,7 +55,7 @@ int cmd_bench(int argc, char **argv) {
     const arg_opt opts[] = {
         {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
         {"--gen", NULL, ARG_INT, &n_gen, 0, 1 << 20, 0, "N", "then decode N tokens one by one (32)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--reps", NULL, ARG_INT, &reps, 1, 1000, 0, "R", "timed repetitions, median reported (3)"},
         {"--warmup", NULL, ARG_INT, &warmup, 0, 100, 0, "W", "untimed repetitions first (1)"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids (1)"},

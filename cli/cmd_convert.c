@@ -297,7 +297,7 @@ int cmd_convert(int argc, char **argv) {
         {"--tokenizer", NULL, ARG_STR, &tok_dir, 0, 0, 0, "DIR",
          "to GGUF: the vocabulary from DIR's tokenizer.json (default: IN's); to HF: copy "
          "tokenizer files from DIR (default: IN, or the GGUF's directory)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite OUT"},
     };
     const arg_cmd c = {

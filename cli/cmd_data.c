@@ -68,7 +68,7 @@ int cmd_data(int argc, char **argv) {
          "blank: documents are separated by blank lines (default); file: one per file"},
         {"--domain", NULL, ARG_STR, &unused, 0, 0, 0, "NAME=FILES",
          "files of a named domain, comma separated; repeatable"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 1024, 0, "N", "tokenizing threads (default: all CPUs)"},
+        ARG_THREADS(&threads, "-t", "tokenizing threads (default: all CPUs)"),
         {"--list-docs", NULL, ARG_FLAG, &list_docs, 0, 0, 0, NULL,
          "also write DIR/documents.jsonl: each document's file, bytes, split, tokens"},
         {"--quiet", "-q", ARG_FLAG, &quiet, 0, 0, 0, NULL, "no progress line on stderr"},

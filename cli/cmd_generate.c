@@ -88,7 +88,7 @@ int cmd_generate(int argc, char **argv) {
         {"--top-k", NULL, ARG_INT, &top_k, 0, 1 << 30, 0, "K", "keep the K most likely, 0 = off (40)"},
         {"--top-p", NULL, ARG_FLOAT, &top_p, 0, 1, 1, "P", "nucleus mass in (0, 1], 1 = off (0.95)"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (default: from the clock)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--ctx", "-c", ARG_INT, &n_ctx, 0, 1 << 24, 0, "N",
          "context positions (0 = the model's, at most 4096)"},
     };

@@ -58,8 +58,8 @@ int cmd_init(int argc, char **argv) {
         {"--dtype", NULL, ARG_STR, &dtype_s, 0, 0, 0, "T", "bf16 (default), f16 or f32"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (0)"},
         {"--std", NULL, ARG_FLOAT, &std, 0, 10, 0, "X", "standard deviation of the weights (0.02)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N",
-         "threads making random numbers (0 = all CPUs; the result does not depend on it)"},
+        ARG_THREADS(&threads, "-t",
+                    "threads making random numbers (0 = all CPUs; the result does not depend on it)"),
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite a model already in OUT"},
     };
     char details[2048];

@@ -26,7 +26,7 @@ int cmd_logits(int argc, char **argv) {
     const arg_opt opts[] = {
         {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "token ids, comma separated (required)"},
         {"--out", "-o", ARG_STR, &out_path, 0, 0, 0, "FILE", "write to FILE instead of stdout"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
     };
     const arg_cmd c = {"logits", "MODEL --ids 1,2,3 [--out FILE]",
                        "Write the logits of the given token ids (no BOS added) as raw little-endian\n"

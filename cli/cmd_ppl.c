@@ -97,7 +97,7 @@ int cmd_ppl(int argc, char **argv) {
         {"--tokenizer", NULL, ARG_STR, &tok_path, 0, 0, 0, "PATH", "tokenizer for --text (default: MODEL's)"},
         {"--ctx", "-c", ARG_INT, &ctx, 2, 1 << 20, 0, "N", "tokens per window (default 512)"},
         {"--max-tokens", "-n", ARG_INT, &max_tokens, 0, 1 << 30, 0, "N", "score at most the first N tokens (0 = all)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "one JSON object instead of text"},
     };
     const arg_cmd c = {

@@ -249,7 +249,7 @@ int cmd_quantize(int argc, char **argv) {
         {"--tokenizer", NULL, ARG_STR, &tok_path, 0, 0, 0, "PATH",
          "tokenizer for --calib, and the file's vocabulary when a directory or tokenizer.json "
          "(default: IN's tokenizer.json)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 4096, 0, "N", "threads (0 = all CPUs)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite OUT"},
     };
     const arg_cmd c = {

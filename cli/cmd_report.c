@@ -534,7 +534,7 @@ int cmd_report(int argc, char **argv) {
          "tokens of --route-data to route, in windows spread over the shard; 0 = all (16384)"},
         {"--route-json", NULL, ARG_STR, &route_json, 0, 0, 0, "FILE",
          "routing statistics saved from 'moe route --data' (default RUN_DIR/route.json if present)"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 1024, 0, "N", "threads for --route-data, 0 = online CPUs (0)"},
+        ARG_THREADS(&threads, "-t", "threads for --route-data, 0 = online CPUs (0)"),
     };
     const arg_cmd c = {
         "report", "RUN_DIR [--route-data DIR] [--out FILE.html]",

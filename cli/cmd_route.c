@@ -162,7 +162,7 @@ int cmd_route(int argc, char **argv) {
         {"--json", NULL, ARG_STR, &json_out, 0, 0, 0, "FILE", "--data: also write the JSON to FILE"},
         {"--no-special", NULL, ARG_FLAG, &no_special, 0, 0, 0, NULL,
          "--text: do not add special tokens (BOS) when tokenizing"},
-        {"--threads", "-t", ARG_INT, &threads, 0, 1024, 0, "N", "threads, 0 = online CPUs (0)"},
+        ARG_THREADS(&threads, "-t", "threads, 0 = online CPUs (0)"),
     };
     const arg_cmd c = {
         "route", "MODEL (--text TEXT | --data DIR [--split val|train] [--max-tokens N]) [options]",

@@ -179,7 +179,7 @@ int cmd_train(int argc, char **argv) {
         {"--save-every", NULL, ARG_INT, &save_every, 0, INT_MAX, 0, "N",
          H(20, "steps between checkpoints, 0 = only at the end (%lld)", (long long)def.save_every)},
         {"--keep", NULL, ARG_INT, &o.keep, 1, 1 << 20, 0, "N", H(21, "checkpoints kept, oldest removed (%d)", def.keep)},
-        {"--threads", "-t", ARG_INT, &o.n_threads, 0, 4096, 0, "N", "threads (0 = all CPUs, the default)"},
+        ARG_THREADS(&o.n_threads, "-t", "threads (0 = all CPUs, the default)"),
         {"--log", NULL, ARG_STR, &o.log_path, 0, 0, 0, "FILE", "JSONL log, appended (default OUT/log.jsonl)"},
         {"--stop-after", NULL, ARG_INT, &stop_after, 0, INT_MAX, 0, "N",
          "stop with a checkpoint after N steps of this run (0 = off); --resume goes on"},

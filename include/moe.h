@@ -125,9 +125,13 @@ void moe_model_stats_get(const moe_model *m, moe_model_stats *st);
  * concurrently on different threads and never share writable state. */
 typedef struct moe_session moe_session;
 
+/* The most threads a session, a thread pool or a `moe ... --threads N` uses;
+ * asking for more is an error, and 0 (all online CPUs) is capped to it. */
+#define MOE_MAX_THREADS 256
+
 typedef struct moe_session_opts {
     int n_ctx;      /* KV cache positions per sequence; 0 = min(max_pos, 4096) */
-    int n_threads;  /* 1..MOE_MAX_THREADS; 0 = number of online CPUs (capped) */
+    int n_threads;  /* 1..MOE_MAX_THREADS; 0 = online CPUs (at most MOE_MAX_THREADS) */
     int max_batch;  /* most tokens one forward pass processes at once;
                        longer inputs are split; 0 = 256 */
     int n_seq;      /* sequences the KV cache holds; 0 = 1 */

@@ -538,6 +538,31 @@ TEST(data_reader_bad_shards) {
     free(good);
 }
 
+/* A model's vocabulary against a shard's ids: the largest id, where it first
+ * is, and the shard are named (the trainer checks train and val this way). */
+TEST(data_check_vocab) {
+    uint32_t ids[8] = {3, 9, 1, 12, 0, 12, 5, 2};
+    uint64_t ends[] = {8};
+    char path[1024];
+    for (int dtype = 2; dtype <= 4; dtype += 2) {
+        test_write_shard(tmp_path(path, sizeof path, "v.bin"), ids, 8, dtype, 20, ends, 1);
+        data_shard s;
+        moe_err err = {{0}};
+        CHECK_MSG(data_open(&s, path, &err) == 0, "%s", err.msg);
+        CHECK_MSG(data_check_vocab(&s, 13, &err) == 0, "%s", err.msg);
+        CHECK(data_check_vocab(&s, 12, &err) != 0);
+        CHECK_STR_CONTAINS(err.msg, "v.bin: token 3 is id 12, not below the model's vocabulary size 12");
+        CHECK(data_check_vocab(&s, 0, &err) != 0);
+        data_close(&s);
+    }
+    /* ids are int32_t: a vocab past 2^31 - 1 is refused (found by fuzz_data) */
+    test_write_shard(tmp_path(path, sizeof path, "v4.bin"), ids, 8, 4, 0x80000000u, ends, 1);
+    data_shard s;
+    moe_err err = {{0}};
+    CHECK(data_open(&s, path, &err) != 0);
+    CHECK_STR_CONTAINS(err.msg, "vocab 2147483648 does not fit 4-byte ids");
+}
+
 TEST(data_prepare_bad_options) {
     char f[1024], dir[1024], plain[1024];
     CHECK(write_text(tmp_path(f, sizeof f, "t.txt"), "a\n\nb\n", 5) == 0);
@@ -552,6 +577,8 @@ TEST(data_prepare_bad_options) {
     CHECK_STR_CONTAINS(err.msg, "domain name \"has space\"");
     CHECK(prepare(dir, names, files, 1, 1.5, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "val_frac 1.5");
+    CHECK(prepare(dir, names, files, 1, 0.1, 0, MOE_MAX_THREADS + 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
+    CHECK_STR_CONTAINS(err.msg, "257 threads (expected 0..256)");
     const char *missing[] = {"/nonexistent/file.txt"};
     CHECK(prepare(dir, names, missing, 1, 0.1, 0, 1, MOE_DATA_DOCS_BLANK, NULL, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "No such file");

@@ -23,6 +23,7 @@
  * `sleepers` (both seq_cst), so one of them always sees the other.
  */
 #include "base/pool.h"
+#include "moe.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -165,7 +166,7 @@ pool *pool_create(int n_threads) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = c > 0 ? (int)c : 1;
     }
-    if (n_threads > 1024) n_threads = 1024;
+    if (n_threads > MOE_MAX_THREADS) n_threads = MOE_MAX_THREADS;
     pool *p = aligned_alloc(64, (sizeof(pool) + 63) / 64 * 64);
     if (!p) return NULL;
     memset(p, 0, sizeof *p);

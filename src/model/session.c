@@ -127,9 +127,11 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     if (o.n_ctx == 0) o.n_ctx = cfg->max_pos > 0 && cfg->max_pos < 4096 ? cfg->max_pos : 4096;
     if (o.n_threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o.n_threads = n > 0 ? (int)n : 1;
+        o.n_threads = n < 1 ? 1 : n > MOE_MAX_THREADS ? MOE_MAX_THREADS : (int)n;
     }
-    if (o.n_threads > 256) return moe_fail(err, "session: %d threads is too many", o.n_threads);
+    if (o.n_threads > MOE_MAX_THREADS)
+        return moe_fail(err, "session: %d threads is too many (at most %d)", o.n_threads,
+                        MOE_MAX_THREADS);
     if (o.max_batch == 0) o.max_batch = 256;
     for (int i = 0; i < cfg->n_layers; i++) {
         const moe_layer_config *lc = &cfg->layer[i];

@@ -43,8 +43,9 @@ static int read_domains(data_shard *s, const unsigned char *p, moe_err *err) {
     return 0;
 }
 
-/* Every id < vocab: the embedding lookup can then trust them. */
-static int check_ids(const data_shard *s, moe_err *err) {
+/* Every id < vocab: the embedding lookup can then trust them. The largest
+ * id and its first position are kept for data_check_vocab. */
+static int check_ids(data_shard *s, moe_err *err) {
     uint32_t worst = 0;
     uint64_t at = 0;
     if (s->dtype == 2) {
@@ -58,9 +59,18 @@ static int check_ids(const data_shard *s, moe_err *err) {
             if (v > worst) worst = v, at = i;
         }
     }
+    s->max_id = worst;
+    s->max_at = at;
     if (s->n_tokens && worst >= s->vocab)
         return moe_fail(err, "%s: token %llu is id %u, not below the vocab size %u", s->path,
                         (unsigned long long)at, worst, s->vocab);
+    return 0;
+}
+
+int data_check_vocab(const data_shard *s, int vocab, moe_err *err) {
+    if (s->n_tokens && (vocab <= 0 || s->max_id >= (uint32_t)vocab))
+        return moe_fail(err, "%s: token %llu is id %u, not below the model's vocabulary size %d",
+                        s->path, (unsigned long long)s->max_at, s->max_id, vocab);
     return 0;
 }
 
@@ -92,7 +102,7 @@ int data_open(data_shard *s, const char *path, moe_err *err) {
         rc = moe_fail(err, "%s: dtype %u bytes per token (expected 2 or 4)", s->path, dtype);
         goto out;
     }
-    if (s->vocab == 0 || (dtype == 2 && s->vocab > 65536)) {
+    if (s->vocab == 0 || s->vocab > INT32_MAX || (dtype == 2 && s->vocab > 65536)) {
         rc = moe_fail(err, "%s: vocab %u does not fit %u-byte ids", s->path, s->vocab, dtype);
         goto out;
     }

@@ -14,7 +14,7 @@
  *   12      4      dtype: bytes per token id, 2 (uint16) or 4 (uint32);
  *                  moe_data_prepare writes 2 when the vocabulary fits (<= 65536)
  *   16      8      n_tokens
- *   24      4      vocab: every id is < vocab
+ *   24      4      vocab: every id is < vocab (1..2^31-1: ids are int32_t)
  *   28      4      n_domains, 1..DATA_MAX_DOMAINS
  *   32      8      data_offset: first token byte (a multiple of 64)
  *   40      4      eos_id (0xFFFFFFFF: none)
@@ -60,6 +60,8 @@ typedef struct data_shard {
     int dtype;                /* 2 or 4 */
     int n_domains;
     data_domain *domain;      /* [n_domains] */
+    uint32_t max_id;          /* the largest id (0 when empty) */
+    uint64_t max_at;          /* its first position */
     char path[256];           /* for messages */
 } data_shard;
 
@@ -68,6 +70,10 @@ typedef struct data_shard {
  * every id < vocab (one pass; a bad id names its position). */
 int data_open(data_shard *s, const char *path, moe_err *err);
 void data_close(data_shard *s);
+
+/* Every id of s < vocab (a model's vocabulary), from the pass data_open made:
+ * else an error naming the shard, the position of its largest id and the id. */
+int data_check_vocab(const data_shard *s, int vocab, moe_err *err);
 
 static inline uint64_t data_n_tokens(const data_shard *s) { return s->n_tokens; }
 

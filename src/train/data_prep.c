@@ -470,6 +470,8 @@ static int check_name(const char *s) {
 
 static int check_opts(const moe_data_prep_opts *o, moe_err *err) {
     if (!o || !o->tokenizer || !o->out_dir) return moe_fail(err, "moe_data_prepare: no tokenizer or output directory");
+    if (o->n_threads < 0 || o->n_threads > MOE_MAX_THREADS)
+        return moe_fail(err, "moe_data_prepare: %d threads (expected 0..%d)", o->n_threads, MOE_MAX_THREADS);
     if (o->n_domains < 1 || o->n_domains > DATA_MAX_DOMAINS || !o->domain)
         return moe_fail(err, "moe_data_prepare: %d domains (expected 1..%d)", o->n_domains, DATA_MAX_DOMAINS);
     if (!(o->val_frac >= 0 && o->val_frac <= 1))

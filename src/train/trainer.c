@@ -169,9 +169,9 @@ static int open_data(trainer *t, moe_err *err) {
         if (data_open(&t->val, path, err)) return -1;
         t->have_val = data_n_tokens(&t->val) > (uint64_t)t->o.seq + 1;
     }
-    if (t->train.vocab > (uint32_t)t->m->cfg.vocab)
-        return moe_fail(err, "%s: token ids reach %u but the model's vocabulary is %d", path,
-                        t->train.vocab, t->m->cfg.vocab);
+    /* every id of both shards now, not at the first evaluation */
+    if (data_check_vocab(&t->train, t->m->cfg.vocab, err)) return -1;
+    if (t->val.map.data && data_check_vocab(&t->val, t->m->cfg.vocab, err)) return -1;
     if (data_n_tokens(&t->train) < (uint64_t)t->o.seq + 1)
         return moe_fail(err, "%s/train.bin: %llu tokens, fewer than one window of %d", t->o.data_dir,
                         (unsigned long long)data_n_tokens(&t->train), t->o.seq + 1);

@@ -103,7 +103,18 @@ printf '{"model_type": "mixtral", "hidden_size": ' >"$T/broken.json"
 expect_fail "broken config" 1 "broken.json" "$MOE" train --data "$D" --out "$T/o2" --config "$T/broken.json" --steps 2
 expect_fail "missing config" 1 "$T/noconfig.json" "$MOE" train --data "$D" --out "$T/o3" --config "$T/noconfig.json" --steps 2
 sed 's/"vocab_size": 400/"vocab_size": 300/' "$C" >"$T/small_vocab.json"
-expect_fail "vocab smaller than the data's" 1 "vocab" "$MOE" train --data "$D" --out "$T/o4" --config "$T/small_vocab.json" --steps 2
+expect_fail "vocab smaller than the data's" 1 "train.bin: token [0-9]+ is id 3[0-9][0-9], not below the model's vocabulary size 300" \
+  "$MOE" train --data "$D" --out "$T/o4" --config "$T/small_vocab.json" --steps 2
+# val.bin is checked before step 1 too, not at the first evaluation: its
+# header's vocab raised to 65535 and token 3 made id 500 (the model has 400)
+mkdir -p "$T/badval"
+cp "$D/train.bin" "$D/val.bin" "$D/meta.json" "$T/badval/"
+voff=$(od -An -t u4 -j 32 -N 4 "$T/badval/val.bin" | tr -d ' ')
+printf '\377\377' | dd of="$T/badval/val.bin" bs=1 seek=24 conv=notrunc 2>/dev/null
+printf '\364\001' | dd of="$T/badval/val.bin" bs=1 seek=$((voff + 6)) conv=notrunc 2>/dev/null
+expect_fail "val id past the model's vocab" 1 "val.bin: token 3 is id 500, not below the model's vocabulary size 400" \
+  "$MOE" train --data "$T/badval" --out "$T/o6" --config "$C" --steps 2 --eval-every 1 --log "$T/o6.jsonl"
+if [ -s "$T/o6.jsonl" ]; then bad "val check: a step ran before it: $(head -c 200 "$T/o6.jsonl")"; else ok; fi
 expect_fail "resume without a checkpoint" 1 "$T/o5" "$MOE" train --data "$D" --out "$T/o5" --config "$C" --steps 2 --resume
 
 # ---------------------------------------- noisy top-k: trains, info says so
