@@ -39,6 +39,11 @@ TEST(quant_nonfinite_activations_give_nan_rows) {
     x[2 * COLS + 300] = INFINITY; /* row 2: one inf */
     x[5 * COLS + 0] = -INFINITY;  /* row 5: both, in different blocks */
     x[5 * COLS + 257] = NAN;
+    /* row 6: a block of values so small that 127 / max overflows, and
+     * row 7: a whole row of them beside ordinary blocks: finite, as the
+     * scalar path gives, never an overflowed code or sum */
+    for (int k = 64; k < 96; k++) x[6 * COLS + k] = 1e-38f * (float)(k - 80);
+    for (int k = 256; k < 512; k++) x[7 * COLS + k] = 3e-39f * (float)(k % 7 - 3);
     const int bad_row[N] = {0, 1, 1, 0, 0, 1, 0, 0};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         int type = types[ti];

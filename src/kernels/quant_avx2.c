@@ -332,8 +332,8 @@ static void act_row32(void *xq, const float *x, int type, int64_t cols) {
             _mm256_storeu_si256((__m256i *)(cv + 8 * b), _mm256_setzero_si256());
             continue;
         }
-        const float d = amax32(xb) / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float amax = amax32(xb), d = amax / 127;
+        const float id = amax >= QACT_TINY ? 1.0f / d : 0.0f;
         const __m256 idv = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * k), idv)));
@@ -358,7 +358,7 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
             float a = amax32(x + k);
             amax = a > amax ? a : amax;
         }
-        if (!amax) continue;
+        if (!(amax >= QACT_TINY)) continue;
         float max = 0;
         for (int k = 0; k < QK_K; k++) /* the first value of largest magnitude */
             if (fabsf(x[k]) == amax) {

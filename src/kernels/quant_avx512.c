@@ -576,7 +576,7 @@ static void act_row32(void *xq, const float *x, int type, int64_t cols) {
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         const float d = amax / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = amax >= QACT_TINY ? 1.0f / d : 0.0f;
         const __m512 idv = _mm512_set1_ps(id);
         __m512i q0 = _mm512_cvttps_epi32(round_away(_mm512_mul_ps(v0, idv)));
         __m512i q1 = _mm512_cvttps_epi32(round_away(_mm512_mul_ps(v1, idv)));
@@ -605,7 +605,7 @@ void avx512_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols) {
             __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
             const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
             const float d = amax / 127;
-            const float id = d ? 1.0f / d : 0.0f;
+            const float id = amax >= QACT_TINY ? 1.0f / d : 0.0f;
             const __m512 idv = _mm512_set1_ps(id);
             /* codes of values 0..15 and 16..31: dwords k = 0..3 and 4..7 */
             __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_away(_mm512_mul_ps(v0, idv))));
@@ -636,7 +636,7 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
         __m512 m = _mm512_setzero_ps();
         for (int k = 0; k < 16; k++) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
         const float amax = _mm512_reduce_max_ps(m);
-        if (!amax) continue;
+        if (!(amax >= QACT_TINY)) continue;
         float max = 0;
         for (int k = 0; k < 16; k++) { /* the first value of largest magnitude, as the reference */
             __mmask16 e = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)), _mm512_set1_ps(amax),

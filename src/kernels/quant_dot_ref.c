@@ -52,7 +52,7 @@ static int ref_q8_block(const float *xb, int8_t *q, float *ds) {
     float amax = 0.0f;
     for (int j = 0; j < 32; j++) amax = amax > fabsf(xb[j]) ? amax : fabsf(xb[j]);
     const float d = amax / 127;
-    const float id = d ? 1.0f / d : 0.0f;
+    const float id = amax >= QACT_TINY ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int j = 0; j < 32; j++) {
         q[j] = round_i8(xb[j] * id);
@@ -110,7 +110,7 @@ static void ref_qact_rowk(void *xq, const float *x, int64_t cols) {
                 max = x[j];
             }
         }
-        if (!amax) continue; /* d = 0, codes and sums 0 */
+        if (!(amax >= QACT_TINY)) continue; /* d = 0, codes and sums 0 */
         const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; ++j) {
             int v = nearest_int(iscale * x[j]);

@@ -67,6 +67,12 @@ size_t qact_row_stride(int type, int64_t cols);
  * The codes and scales are the row layout's, rearranged; there is no bias
  * term (tdpbssd multiplies signed by signed). A tile is 576 * nb bytes, a
  * multiple of 64. */
+/* Activation blocks whose largest magnitude is below QACT_TINY quantize to
+ * zero on every path: their reciprocal scale (127 / amax) would overflow
+ * to inf and the codes with it; values that small add nothing a float sum
+ * of real activations could hold. */
+#define QACT_TINY 1e-30f
+
 #define QT_TILE_N 16
 #define QT_TILE_BLOCK 576
 static inline size_t qtile_stride(int64_t cols) { return (size_t)(cols / 32) * QT_TILE_BLOCK; }
