@@ -5,7 +5,8 @@
  * violation, dead experts, router entropy), dropped pairs and, with routing
  * statistics (`moe route --data` JSON, computed here with --route-data or
  * read from RUN/route.json), a domain x expert heatmap per layer with
- * I(domain; expert). The log is read by report_log.c, charts drawn by svg.c.
+ * I(domain; expert). The head lists the run's settings (report_header.c);
+ * the log is read by report_log.c, charts drawn by svg.c.
  */
 #include <errno.h>
 #include <math.h>
@@ -15,6 +16,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "report_header.h"
 #include "report_log.h"
 #include "route_data.h"
 #include "svg.h"
@@ -92,6 +94,7 @@ static void summary(page *p, const report_log *r, const char *run) {
     fputs("<h1>Training report: ", f);
     svg_escape(f, run);
     fputs("</h1>\n<table>\n", f);
+    report_header_rows(f, r, run);
     int last = r->n - 1;
     fprintf(f, "<tr><th>steps logged</th><td>%d (steps %.0f to %.0f; %d lines)</td></tr>\n", r->n,
             r->col[RL_STEP][0], r->col[RL_STEP][last], r->lines);
