@@ -73,6 +73,12 @@ $(BUILD)/%_avx2.o: %_avx2.c | deps
 $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+# The CLI sees only the public headers: its objects compile without -Isrc,
+# so an include of a library-internal header fails the build.
+CLI_CFLAGS = $(filter-out -Isrc,$(CFLAGS))
+$(BUILD)/cli/%.o: cli/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CLI_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(ASAN)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)

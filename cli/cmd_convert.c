@@ -10,7 +10,7 @@
  *                        dequantized to f32 (or --type bf16|f16), named as
  *                        transformers names them; tokenizer files copied.
  * Also HF -> HF (another dtype) and GGUF -> GGUF (rewritten, --type).
- * Everything streams tensor by tensor (quantize.h); docs/QUANT.md.
+ * Everything streams tensor by tensor (moe_quant.h); docs/QUANT.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,14 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/atomic.h"
-#include "base/mapfile.h"
+#include "moe_file.h"
 #include "args.h"
 #include "cli.h"
 #include "convert.h"
-#include "formats/gguf.h"
-#include "kernels/probe.h"
-#include "formats/gguf_vocab_write.h"
+#include "moe_gguf.h"
+#include "moe_quant.h"
 
 /* ------------------------------------------------------------- shared */
 
@@ -91,19 +89,6 @@ void convert_show_progress(void *user, int64_t done, int64_t total) {
     p->last = pct;
 }
 
-/* "q8_0 (96), f32 (33)": tensors per type. */
-static void type_counts(const qz_plan *p, char *buf, size_t n) {
-    int counts[64] = {0};
-    for (int i = 0; i < p->n; i++)
-        if (p->type[i] >= 0 && p->type[i] < 64) counts[p->type[i]]++;
-    size_t o = 0;
-    buf[0] = 0;
-    for (int t = 63; t >= 0 && o < n; t--) /* BF16 (30) and the quants first */
-        if (counts[t])
-            o += (size_t)snprintf(buf + o, n - o, "%s%s (%d)", o ? ", " : "",
-                                  gguf_type_name(t), counts[t]);
-}
-
 static const char *base_name(const char *path, char *buf, size_t n) {
     snprintf(buf, n, "%s", path);
     size_t k = strlen(buf);
@@ -119,65 +104,21 @@ static int is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* Does a GGUF file carry a vocabulary? (Unreadable: say yes, write none.) */
-static int gguf_has_vocab(const char *path) {
-    gguf_file g;
-    moe_err err;
-    if (gguf_open(&g, path, &err)) return 1;
-    const char *model = NULL;
-    int yes = gguf_find_kv(&g, "tokenizer.ggml.model") &&
-              !gguf_get_str(&g, "tokenizer.ggml.model", &model, NULL, &err) &&
-              strcmp(model, "none") != 0 && strcmp(model, "no_vocab") != 0;
-    gguf_close(&g);
-    return yes;
-}
-
-/* The directory whose tokenizer becomes the vocabulary, or NULL: tok (a
- * directory or a tokenizer.json in one), else IN when it is a directory. */
-static const char *vocab_dir(const char *in, const char *tok, char *buf, size_t n) {
-    if (tok && is_dir(tok)) return tok;
-    if (tok && ends_with(tok, "tokenizer.json")) {
-        snprintf(buf, n, "%s", tok);
-        return dirname(buf);
-    }
-    return is_dir(in) ? in : NULL;
-}
-
-/* Build the vocabulary; 0 (v filled or empty), or 1 (printed). */
-static int build_vocab(const char *cmd, const moe_model *m, const char *in, const char *tok,
-                       tok_gguf_vocab *v, const char **dir) {
-    static char buf[4096];
-    memset(v, 0, sizeof *v);
-    *dir = vocab_dir(in, tok, buf, sizeof buf);
-    if (!*dir || (!is_dir(in) && gguf_has_vocab(in))) {
-        *dir = NULL;
-        return 0;
-    }
-    const moe_config *c = moe_model_config(m);
-    moe_err err = {{0}};
-    int rc = tok_gguf_vocab_build(v, *dir, tm_gguf_arch(c->arch), c->vocab, &err);
-    if (rc < 0) {
-        cli_error(cmd, "%s", err.msg);
-        return 1;
-    }
-    if (v->note[0]) fprintf(stderr, "moe %s: note: %s\n", cmd, v->note);
-    if (rc > 0) *dir = NULL;
-    return 0;
-}
-
 /* The summary line of the vocabulary, after checking the written file. */
-static void report_vocab(const char *cmd, const tok_gguf_vocab *v, const char *dir, const char *out) {
+static void report_vocab(const char *cmd, const moe_gguf_vocab *voc, const char *out) {
     static const char *const how[] = {"hash", "by llama.cpp's tokenizer hash", "layout",
                                       "by tokenizer.json's pre-tokenizer", "none", "not recognized"};
+    moe_gguf_vocab_info v;
+    moe_gguf_vocab_info_get(voc, &v);
     const char *h = "";
     for (int i = 0; i < 6; i += 2)
-        if (!strcmp(v->pre_how, how[i])) h = how[i + 1];
-    printf("  vocabulary: %s, %d tokens", v->model, v->n_tokens);
-    if (v->n_padded) printf(" (%d [PAD] ids past tokenizer.json's)", v->n_padded);
-    if (!strcmp(v->model, "gpt2")) printf(", pre-tokenizer \"%s\" (%s)", v->pre, h);
+        if (!strcmp(v.pre_how, how[i])) h = how[i + 1];
+    printf("  vocabulary: %s, %d tokens", v.model, v.n_tokens);
+    if (v.n_padded) printf(" (%d [PAD] ids past tokenizer.json's)", v.n_padded);
+    if (!strcmp(v.model, "gpt2")) printf(", pre-tokenizer \"%s\" (%s)", v.pre, h);
     int same = 0, total = 0;
     moe_err err = {{0}};
-    if (tok_gguf_vocab_check(out, dir, &same, &total, &err)) {
+    if (moe_gguf_vocab_check(out, v.dir, &same, &total, &err)) {
         printf("\n");
         fprintf(stderr, "moe %s: warning: the written vocabulary cannot be read back: %s\n", cmd, err.msg);
         return;
@@ -185,61 +126,60 @@ static void report_vocab(const char *cmd, const tok_gguf_vocab *v, const char *d
     printf("; tokenizer.json's ids on %d/%d probe texts\n", same, total);
     if (same != total)
         fprintf(stderr, "moe %s: warning: the GGUF's tokenizer differs from %s/tokenizer.json on "
-                "%d of %d probe texts\n", cmd, dir, total - same, total);
+                "%d of %d probe texts\n", cmd, v.dir, total - same, total);
 }
 
-int convert_write_gguf(const char *cmd, const moe_model *m, const qz_plan *plan,
+int convert_write_gguf(const char *cmd, const moe_model *m, const moe_quant_plan *plan,
                        const char *in, const char *out, int threads, const char *tok) {
-    tok_gguf_vocab voc;
-    const char *vdir = NULL;
-    if (build_vocab(cmd, m, in, tok, &voc, &vdir)) return 1;
-    pool *pl = pool_create(threads);
-    if (!pl) {
-        cli_error(cmd, "cannot start threads");
-        tok_gguf_vocab_free(&voc);
+    moe_gguf_vocab *voc = NULL;
+    moe_err err = {{0}};
+    if (moe_gguf_vocab_for(&voc, m, in, tok, &err)) {
+        cli_error(cmd, "%s", err.msg);
         return 1;
     }
+    moe_gguf_vocab_info vi;
+    moe_gguf_vocab_info_get(voc, &vi);
+    if (vi.note[0]) fprintf(stderr, "moe %s: note: %s\n", cmd, vi.note);
+    moe_quant_summary sum;
+    moe_quant_plan_summary(plan, &sum);
     char nb[512];
-    convert_progress pr = {cmd, isatty(STDERR_FILENO) && plan->bytes > (64 << 20), -1};
-    qz_write_opts wo = {pl, base_name(in, nb, sizeof nb), convert_show_progress, &pr,
-                        vdir ? &voc : NULL};
-    moe_err err = {{0}};
+    convert_progress pr = {cmd, isatty(STDERR_FILENO) && sum.bytes > (64 << 20), -1};
+    moe_quant_write_opts wo = {threads, base_name(in, nb, sizeof nb), convert_show_progress, &pr,
+                               moe_gguf_vocab_writes(voc) ? voc : NULL};
     double t0 = cli_now();
-    int rc = qz_write_gguf(m, plan, out, &wo, &err);
+    int rc = moe_quant_write_gguf(m, plan, out, &wo, &err);
     if (pr.show) fprintf(stderr, "\r");
-    pool_free(pl);
     if (rc) {
         cli_error(cmd, "%s", err.msg);
-        tok_gguf_vocab_free(&voc);
+        moe_gguf_vocab_free(voc);
         return 1;
     }
-    char types[512], b1[32], b2[32];
-    type_counts(plan, types, sizeof types);
+    char b1[32], b2[32];
     struct stat sb;
-    int64_t size = stat(out, &sb) == 0 ? (int64_t)sb.st_size : plan->bytes;
+    int64_t size = stat(out, &sb) == 0 ? (int64_t)sb.st_size : sum.bytes;
     printf("wrote %s: %d tensors, %s parameters, %s (%.2f bits/weight), %s in %.1f s\n", out,
-           plan->n, cli_count(plan->params, b1, sizeof b1), cli_bytes(size, b2, sizeof b2),
-           8.0 * (double)plan->bytes / (double)(plan->params ? plan->params : 1), types,
+           sum.n_tensors, cli_count(sum.params, b1, sizeof b1), cli_bytes(size, b2, sizeof b2),
+           8.0 * (double)sum.bytes / (double)(sum.params ? sum.params : 1), sum.types,
            cli_now() - t0);
-    if (plan->n_fallback)
+    if (sum.n_fallback)
         printf("  %d tensors had rows that do not suit the type and use a fallback type "
-               "(docs/QUANT.md)\n", plan->n_fallback);
-    if (vdir) report_vocab(cmd, &voc, vdir, out);
-    tok_gguf_vocab_free(&voc);
+               "(docs/QUANT.md)\n", sum.n_fallback);
+    if (moe_gguf_vocab_writes(voc)) report_vocab(cmd, voc, out);
+    moe_gguf_vocab_free(voc);
     return 0;
 }
 
 /* ------------------------------------------------------------ tokenizer */
 
 /* src (a regular file, at most 64 MiB: the tokenizer.json cap) copied to
- * dst through a temporary file (base/atomic.h: fsync'd, renamed, never
+ * dst through a temporary file (moe_file.h: fsync'd, renamed, never
  * through a planted symlink). */
 static int copy_file(const char *src, const char *dst) {
     char *text = NULL;
     size_t len = 0;
     moe_err err = {{0}};
-    if (read_file(src, (size_t)64 << 20, &text, &len, &err) != 0) return -1;
-    int rc = atomic_write(dst, text, len, &err);
+    if (moe_file_read(src, (size_t)64 << 20, &text, &len, &err) != 0) return -1;
+    int rc = moe_file_write(dst, text, len, &err);
     free(text);
     return rc;
 }
@@ -267,25 +207,9 @@ static int copy_tokenizer(const char *cmd, const char *dir, const char *out) {
 
 /* ------------------------------------------------------------ the command */
 
-/* The float type all of a model's weights share, or -1. */
-static int uniform_float_type(const moe_model *m) {
-    const moe_config *c = moe_model_config(m);
-    int n = tm_list(c, TM_GGUF, NULL, NULL, 0), t = -1;
-    tm_entry *e = malloc(sizeof *e * (size_t)n);
-    if (!e) return -1;
-    tm_list(c, TM_GGUF, NULL, e, n);
-    for (int i = 0; i < n; i++) {
-        mat w;
-        /* vectors and routers are F32 in every GGUF: they do not decide */
-        if (!e[i].rows || tm_keep_f32(e[i].role) || tm_source(m, &e[i], 0, &w))
-            continue;
-        int x = (int)w.type;
-        if (x != DT_F32 && x != DT_BF16 && x != DT_F16) x = -2;
-        if (t == -1) t = x;
-        else if (t != x) t = -2;
-    }
-    free(e);
-    return t < 0 ? -1 : t;
+/* "f32", "f16", "bf16": a float type as the summary line names it. */
+static const char *float_name(int type) {
+    return type == MOE_QTYPE_BF16 ? "bf16" : type == MOE_QTYPE_F16 ? "f16" : "f32";
 }
 
 int cmd_convert(int argc, char **argv) {
@@ -321,8 +245,8 @@ int cmd_convert(int argc, char **argv) {
     const char *in = pos[0], *out = pos[1];
     int type = -1;
     if (type_s) {
-        type = qz_type_from_name(type_s);
-        if (type != GGUF_TYPE_F32 && type != GGUF_TYPE_F16 && type != GGUF_TYPE_BF16) {
+        type = moe_qtype_from_name(type_s);
+        if (!moe_qtype_is_float(type)) {
             cli_error("convert", "--type: '%s' is not one of f32, f16, bf16%s", type_s,
                       type >= 0 ? " (to quantize, use 'moe quantize')" : "");
             return 2;
@@ -335,38 +259,31 @@ int cmd_convert(int argc, char **argv) {
     if (cli_load_model("convert", in, &m)) return 1;
     code = 1;
     if (to_gguf) {
-        qz_opts qo = {.mode = type < 0 ? QZ_KEEP : QZ_FLOAT, .type = type};
-        qz_plan plan;
+        moe_quant_opts qo = {.mode = type < 0 ? MOE_QUANT_KEEP : MOE_QUANT_FLOAT, .type = type};
+        moe_quant_plan *plan;
         moe_err err = {{0}};
-        if (qz_plan_make(&plan, m, &qo, &err)) {
+        if (moe_quant_plan_new(&plan, m, &qo, &err)) {
             cli_error("convert", "%s: %s", in, err.msg);
         } else {
-            code = convert_write_gguf("convert", m, &plan, in, out, threads, tok_dir);
-            qz_plan_free(&plan);
+            code = convert_write_gguf("convert", m, plan, in, out, threads, tok_dir);
+            moe_quant_plan_free(plan);
         }
         moe_model_free(m);
         return code;
     }
     /* to an HF directory */
-    int dt = type < 0 ? uniform_float_type(m) : (int)dtype_from_ggml(type);
-    if (dt < 0) dt = DT_F32;
+    int dt = type < 0 ? moe_model_float_type(m) : type;
+    if (dt < 0) dt = MOE_QTYPE_F32;
     if ((code = convert_prepare_out_dir("convert", out, force))) {
         moe_model_free(m);
         return code;
     }
-    pool *pl = pool_create(threads);
-    if (!pl) {
-        cli_error("convert", "cannot start threads");
-        moe_model_free(m);
-        return 1;
-    }
     convert_progress pr = {"convert", isatty(STDERR_FILENO), -1};
-    qz_write_opts wo = {pl, NULL, convert_show_progress, &pr, NULL};
+    moe_quant_write_opts wo = {threads, NULL, convert_show_progress, &pr, NULL};
     moe_err err = {{0}};
     double t0 = cli_now();
-    int rc = qz_write_hf(m, out, dt, &wo, &err);
+    int rc = moe_quant_write_hf(m, out, dt, &wo, &err);
     if (pr.show) fprintf(stderr, "\r");
-    pool_free(pl);
     moe_model_stats st;
     moe_model_stats_get(m, &st);
     moe_model_free(m);
@@ -391,7 +308,7 @@ int cmd_convert(int argc, char **argv) {
     char tpath[4096], note[512];
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", out);
     if (!tok_dir && !is_dir(in) && stat(tpath, &sb) != 0) {
-        int r = tok_gguf_to_json(in, out, note, sizeof note, &err);
+        int r = moe_gguf_to_tokenizer_json(in, out, note, sizeof note, &err);
         if (r < 0) {
             cli_error("convert", "%s", err.msg);
             return 1;
@@ -401,8 +318,8 @@ int cmd_convert(int argc, char **argv) {
     char b1[32], b2[32];
     printf("wrote %s: config.json + model.safetensors, %s parameters, %s %s in %.1f s",
            out, cli_count(st.params_total, b1, sizeof b1),
-           cli_bytes(st.params_total * (dt == DT_F32 ? 4 : 2), b2, sizeof b2),
-           dtype_name((dtype)dt), cli_now() - t0);
+           cli_bytes(st.params_total * (dt == MOE_QTYPE_F32 ? 4 : 2), b2, sizeof b2),
+           float_name(dt), cli_now() - t0);
     if (ncopied) printf(", %d tokenizer file%s from %s", ncopied, ncopied > 1 ? "s" : "", src);
     if (rebuilt) printf(", tokenizer.json + tokenizer_config.json from the GGUF's vocabulary");
     printf("\n");

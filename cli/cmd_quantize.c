@@ -20,7 +20,7 @@
 #include "args.h"
 #include "cli.h"
 #include "convert.h"
-#include "formats/gguf.h"
+#include "moe_quant.h"
 
 /* -------------------------------------------------------- routing counts */
 
@@ -209,23 +209,29 @@ done:
 
 /* ------------------------------------------------------------ the command */
 
-static void print_mixed(const qz_plan *p, const moe_config *c, const qz_opts *o) {
+static void print_mixed(const moe_quant_plan *p, const moe_config *c, const moe_quant_opts *o) {
     char b1[32], b2[32], b3[32];
+    moe_quant_summary sum;
+    moe_quant_plan_summary(p, &sum);
     printf("mixed: %d of %d experts at %s, the rest at %s; %s of tensor data (budget %s, "
            "range %s..",
-           p->n_high, p->n_experts, gguf_type_name(o->high), gguf_type_name(o->low),
-           cli_bytes(p->bytes, b1, sizeof b1), cli_bytes(o->budget, b2, sizeof b2),
-           cli_bytes(p->min_bytes, b3, sizeof b3));
-    printf("%s)\n", cli_bytes(p->max_bytes, b1, sizeof b1));
+           sum.n_high, sum.n_experts, moe_qtype_name(o->high), moe_qtype_name(o->low),
+           cli_bytes(sum.bytes, b1, sizeof b1), cli_bytes(o->budget, b2, sizeof b2),
+           cli_bytes(sum.min_bytes, b3, sizeof b3));
+    printf("%s)\n", cli_bytes(sum.max_bytes, b1, sizeof b1));
     for (int i = 0; i < c->n_layers; i++) {
         if (!c->layer[i].moe) continue;
         int hi = 0;
         for (int e = 0; e < c->layer[i].n_experts; e++)
-            hi += p->expert_type[i * p->stride + e] == o->high;
+            hi += moe_quant_plan_expert_type(p, i, e) == o->high;
         printf("  layer %d: %d/%d experts at %s%s\n", i, hi, c->layer[i].n_experts,
-               gguf_type_name(o->high), p->split[i] ? " (one tensor per expert)" : "");
+               moe_qtype_name(o->high),
+               moe_quant_plan_layer_split(p, i) ? " (one tensor per expert)" : "");
     }
 }
+
+/* A type --high / --low may name: a quantized one. */
+static int is_quant_type(int t) { return t >= 0 && !moe_qtype_is_float(t); }
 
 int cmd_quantize(int argc, char **argv) {
     const char *type_s = NULL, *high_s = "q8_0", *low_s = "q4_k", *budget_s = NULL;
@@ -275,19 +281,16 @@ int cmd_quantize(int argc, char **argv) {
         return 2;
     }
     int mixed = !strcmp(type_s, "mixed");
-    int type = mixed ? -1 : qz_type_from_name(type_s);
-    int high = qz_type_from_name(high_s), low = qz_type_from_name(low_s);
-    int qtype_ok = type != GGUF_TYPE_F32 && type != GGUF_TYPE_F16 && type != GGUF_TYPE_BF16;
-    if (!mixed && (type < 0 || !qtype_ok)) {
+    int type = mixed ? -1 : moe_qtype_from_name(type_s);
+    int high = moe_qtype_from_name(high_s), low = moe_qtype_from_name(low_s);
+    if (!mixed && !is_quant_type(type)) {
         cli_error("quantize", "--type: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, mixed%s",
                   type_s, type >= 0 ? " (for float types use 'moe convert --type')" : "");
         return 2;
     }
-    if (high < 0 || high <= GGUF_TYPE_F16 || high == GGUF_TYPE_BF16 || low < 0 ||
-        low <= GGUF_TYPE_F16 || low == GGUF_TYPE_BF16) {
+    if (!is_quant_type(high) || !is_quant_type(low)) {
         cli_error("quantize", "--%s: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k",
-                  high < 0 || high <= GGUF_TYPE_F16 || high == GGUF_TYPE_BF16 ? "high" : "low",
-                  high < 0 || high <= GGUF_TYPE_F16 || high == GGUF_TYPE_BF16 ? high_s : low_s);
+                  !is_quant_type(high) ? "high" : "low", !is_quant_type(high) ? high_s : low_s);
         return 2;
     }
     if (!mixed && (budget_s || calib || stats)) {
@@ -312,9 +315,10 @@ int cmd_quantize(int argc, char **argv) {
     const moe_config *cfg = moe_model_config(m);
     code = 1;
     counts k = {0};
-    qz_opts qo = {.mode = mixed ? QZ_MIXED : QZ_QUANT, .type = type, .pure = pure,
-                  .high = high, .low = low};
-    qz_plan plan = {0};
+    moe_quant_opts qo = {.mode = mixed ? MOE_QUANT_MIXED : MOE_QUANT_TYPE, .type = type,
+                         .pure = pure, .high = high, .low = low};
+    moe_quant_plan *plan = NULL;
+    moe_quant_summary sum;
     moe_err err = {{0}};
     if (mixed) {
         if (counts_init(&k, cfg)) {
@@ -344,14 +348,16 @@ int cmd_quantize(int argc, char **argv) {
         qo.counts = k.c;
         qo.stride = k.S;
         /* the size range first, for the budget message and bits-per-weight budgets */
-        qz_opts probe = qo;
+        moe_quant_opts probe = qo;
         probe.budget = INT64_MAX;
-        if (qz_plan_make(&plan, m, &probe, &err)) {
+        if (moe_quant_plan_new(&plan, m, &probe, &err)) {
             cli_error("quantize", "%s: %s", in, err.msg);
             goto done;
         }
-        int64_t params = plan.params, lo = plan.min_bytes, hi = plan.max_bytes;
-        qz_plan_free(&plan);
+        moe_quant_plan_summary(plan, &sum);
+        int64_t params = sum.params, lo = sum.min_bytes, hi = sum.max_bytes;
+        moe_quant_plan_free(plan);
+        plan = NULL;
         char b1[32], b2[32];
         if (!budget_s) {
             cli_error("quantize", "--type mixed needs --budget SIZE (this model: %s with every "
@@ -360,7 +366,7 @@ int cmd_quantize(int argc, char **argv) {
             code = 2;
             goto done;
         }
-        if (qz_parse_budget(budget_s, params, &qo.budget)) {
+        if (moe_quant_parse_budget(budget_s, params, &qo.budget)) {
             cli_error("quantize", "--budget: '%s' is not a size (2.5G, 900M, 3GB, 123456) or "
                       "bits per weight (5.5bpw)", budget_s);
             code = 2;
@@ -374,14 +380,14 @@ int cmd_quantize(int argc, char **argv) {
             goto done;
         }
     }
-    if (qz_plan_make(&plan, m, &qo, &err)) {
+    if (moe_quant_plan_new(&plan, m, &qo, &err)) {
         cli_error("quantize", "%s: %s", in, err.msg);
         goto done;
     }
-    if (mixed) print_mixed(&plan, cfg, &qo);
-    code = convert_write_gguf("quantize", m, &plan, in, out, threads, tok_path);
+    if (mixed) print_mixed(plan, cfg, &qo);
+    code = convert_write_gguf("quantize", m, plan, in, out, threads, tok_path);
 done:
-    qz_plan_free(&plan);
+    moe_quant_plan_free(plan);
     free(k.c);
     moe_model_free(m);
     return code;

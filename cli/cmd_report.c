@@ -5,7 +5,8 @@
  * violation, dead experts, router entropy), dropped pairs and, with routing
  * statistics (`moe route --data` JSON, computed here with --route-data or
  * read from RUN/route.json), a domain x expert heatmap per layer with
- * I(domain; expert). The log is read by report_log.c, charts drawn by svg.c.
+ * I(domain; expert). The head lists the run's settings (report_header.c);
+ * the log is read by report_log.c, charts drawn by svg.c.
  */
 #include <errno.h>
 #include <math.h>
@@ -13,9 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base/atomic.h"
+#include "moe_file.h"
 #include "args.h"
 #include "cli.h"
+#include "report_header.h"
 #include "report_log.h"
 #include "route_data.h"
 #include "svg.h"
@@ -93,6 +95,7 @@ static void summary(page *p, const report_log *r, const char *run) {
     fputs("<h1>Training report: ", f);
     svg_escape(f, run);
     fputs("</h1>\n<table>\n", f);
+    report_header_rows(f, r, run);
     int last = r->n - 1;
     fprintf(f, "<tr><th>steps logged</th><td>%d (steps %.0f to %.0f; %d lines)</td></tr>\n", r->n,
             r->col[RL_STEP][0], r->col[RL_STEP][last], r->lines);
@@ -585,16 +588,15 @@ int cmd_report(int argc, char **argv) {
         return code;
     }
     /* written to a temporary file beside the target, renamed when whole */
-    atomic_file af;
+    moe_file_out *fo = NULL;
+    FILE *f = NULL;
     moe_err err = {{0}};
-    if (atomic_open(&af, out, &err) != 0 || atomic_stream(&af, &err) != 0) {
-        atomic_abort(&af);
+    if (moe_file_out_open(&fo, out, &f, &err) != 0) {
         cli_error("report", "%s", err.msg);
         report_log_free(&r);
         cJSON_Delete(route);
         return 1;
     }
-    FILE *f = af.f;
     page p = {f, 1};
     page_head(f, run);
     summary(&p, &r, run);
@@ -606,11 +608,11 @@ int cmd_report(int argc, char **argv) {
     report_log_free(&r);
     cJSON_Delete(route);
     if (bad) {
-        atomic_abort(&af);
+        moe_file_out_abort(fo);
         cli_error("report", "%s: out of memory or write error", out);
         return 1;
     }
-    if (atomic_commit(&af, &err) != 0) {
+    if (moe_file_out_commit(fo, &err) != 0) {
         cli_error("report", "%s", err.msg);
         return 1;
     }

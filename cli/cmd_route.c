@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic.h"
+#include "moe_file.h"
 #include "args.h"
 #include "cli.h"
 #include "moe_route.h"
@@ -126,18 +126,20 @@ done:
 }
 
 /* --json FILE: the JSON written to a temporary file beside FILE, then
- * renamed (base/atomic.h), so FILE is never half written and a planted
+ * renamed (moe_file.h), so FILE is never half written and a planted
  * symlink is never followed. 0, or 1 (printed). */
 static int write_json(const char *path, const cJSON *root) {
-    atomic_file af;
+    moe_file_out *fo = NULL;
+    FILE *f = NULL;
     moe_err err = {{0}};
-    int bad = atomic_open(&af, path, &err) != 0 || atomic_stream(&af, &err) != 0;
-    if (!bad && (route_json_print(af.f, root) != 0 || ferror(af.f) != 0)) {
+    int bad = moe_file_out_open(&fo, path, &f, &err) != 0;
+    if (!bad && (route_json_print(f, root) != 0 || ferror(f) != 0)) {
         bad = 1;
         snprintf(err.msg, sizeof err.msg, "write error");
+        moe_file_out_abort(fo);
+    } else if (!bad) {
+        bad = moe_file_out_commit(fo, &err) != 0;
     }
-    if (!bad) bad = atomic_commit(&af, &err) != 0;
-    else atomic_abort(&af);
     if (bad) cli_error("route", "--json %s: cannot write it (%s)", path, err.msg);
     return bad;
 }

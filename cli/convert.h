@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "model/quantize.h"
+#include "moe_quant.h"
 
 /* OUT (a .gguf file) must not exist unless force, and its directory must
  * exist. 0, or the exit code after printing why. */
@@ -25,12 +25,10 @@ typedef struct convert_progress {
 } convert_progress;
 void convert_show_progress(void *user, int64_t done, int64_t total);
 
-/* Plan and write m as a GGUF at out; prints a one-line summary. The
- * vocabulary: the tokenizer of tok (a directory, or a tokenizer.json in
- * one), else of IN when it is a directory; a GGUF IN keeps its own (one
- * without a vocabulary gets tok's). Then the written file's tokenizer is
- * checked against tokenizer.json's. 0 or 1. */
-int convert_write_gguf(const char *cmd, const struct moe_model *m, const qz_plan *plan,
+/* Write m as a GGUF at out with plan's types; prints a one-line summary.
+ * The vocabulary is moe_gguf_vocab_for's (moe_gguf.h) for in and tok; the
+ * written file's tokenizer is then checked against tokenizer.json's. 0 or 1. */
+int convert_write_gguf(const char *cmd, const moe_model *m, const moe_quant_plan *plan,
                        const char *in, const char *out, int threads, const char *tok);
 
 #endif

@@ -21,7 +21,7 @@
 
 static const char *const col_key[RL_N_COLS] = {
     "step", "loss", "ce", "aux_loss", "z_loss", "kl_loss", "lr", "grad_norm", "tokens_per_s",
-    "dropped_frac", "router_entropy", "val_loss"};
+    "dropped_frac", "router_entropy", "val_loss", "tokens", "step_s"};
 
 static int fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *why, size_t n, const char *fmt, ...) {

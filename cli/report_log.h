@@ -11,7 +11,7 @@
  * record lacks the field. */
 enum {
     RL_STEP = 0, RL_LOSS, RL_CE, RL_AUX, RL_Z, RL_KL, RL_LR, RL_GRAD_NORM, RL_TOKENS_PER_S,
-    RL_DROPPED, RL_ENTROPY, RL_VAL_LOSS, RL_N_COLS
+    RL_DROPPED, RL_ENTROPY, RL_VAL_LOSS, RL_TOKENS, RL_STEP_S, RL_N_COLS
 };
 
 /* One MoE layer over the run. */

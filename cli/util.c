@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "moe_file.h"
 
 void cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -176,35 +177,8 @@ double cli_now(void) {
 }
 
 int cli_read_file(const char *path, size_t max_bytes, char **out, size_t *len, moe_err *err) {
-    *out = NULL;
-    if (len) *len = 0;
-    errno = 0;
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err->msg, sizeof err->msg, "%s: %s", path,
-                 f ? "not a readable regular file" : strerror(errno));
-        if (f) fclose(f);
-        return -1;
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        snprintf(err->msg, sizeof err->msg, "%s: %lld bytes, more than the %zu allowed", path,
-                 (long long)st.st_size, max_bytes);
-        fclose(f);
-        return -1;
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    size_t got = buf ? fread(buf, 1, n, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || got != n || bad) {
-        snprintf(err->msg, sizeof err->msg, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        return -1;
-    }
-    buf[n] = 0;
-    *out = buf;
-    if (len) *len = n;
-    return 0;
+    size_t n = 0;
+    int rc = moe_file_read(path, max_bytes, out, &n, err);
+    if (len) *len = rc ? 0 : n;
+    return rc;
 }

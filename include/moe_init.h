@@ -34,6 +34,10 @@ typedef struct moe_init_opts {
     void *user;
 } moe_init_opts;
 
+/* Read dir/config.json (any architecture moe runs, with its "moe" key)
+ * into cfg, checked as moe_model_load checks it; no weights are read. */
+int moe_config_load(moe_config *cfg, const char *dir, moe_err *err);
+
 /* Check a configuration as config.json's reader does (sizes, head counts,
  * per-layer experts and top-k, ...); `where` names it in the message. */
 int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);

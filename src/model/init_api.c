@@ -6,6 +6,7 @@
 
 #include "base/err.h"
 #include "base/pool.h"
+#include "formats/hf_config.h"
 #include "model/model_init.h"
 
 static dtype init_dtype(moe_init_type t) {
@@ -23,4 +24,8 @@ int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts 
     int rc = model_init_random(cfg, dir, &io, err);
     pool_free(pl);
     return rc;
+}
+
+int moe_config_load(moe_config *cfg, const char *dir, moe_err *err) {
+    return hf_config_load(cfg, dir, err);
 }

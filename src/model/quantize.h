@@ -89,6 +89,11 @@ typedef struct qz_write_opts {
                                  NULL: none (tokenizer.ggml.model = "none") */
 } qz_write_opts;
 
+/* The tokenizer.* pairs of a public moe_gguf_vocab (moe_gguf.h), or NULL
+ * when it has none to write (gguf_api.c). */
+struct moe_gguf_vocab;
+const struct tok_gguf_vocab *qz_vocab_pairs(const struct moe_gguf_vocab *v);
+
 /* Write m as a GGUF file at path with the plan's types. Metadata: a GGUF
  * source's key/value pairs are carried over (tokenizer included) with
  * general.file_type updated; an HF source gets the keys llama.cpp's

@@ -312,13 +312,16 @@ static void gather_stats(trainer *t) {
     }
 }
 
-static void write_log(trainer *t, const moe_train_progress *p) {
+/* One line of the log; step_s: the step's wall seconds (evaluation and
+ * checkpoint included), so that their sum is the run's training time. */
+static void write_log(trainer *t, const moe_train_progress *p, double step_s) {
     const moe_config *c = &t->m->cfg;
     FILE *f = t->log;
     fprintf(f, "{\"step\":%lld,\"loss\":%.9g,\"ce\":%.9g,\"aux_loss\":%.9g,\"z_loss\":%.9g,"
-               "\"kl_loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f",
+               "\"kl_loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,"
+               "\"tokens\":%lld,\"step_s\":%.4f",
             (long long)p->step, p->loss, p->ce, p->aux, p->z, p->kl, p->lr, p->grad_norm,
-            p->tokens_per_s);
+            p->tokens_per_s, (long long)p->step * t->o.batch * t->o.seq * t->o.accum, step_s);
     double dropped = t->pairs_wanted ? 1.0 - (double)t->pairs_kept / t->pairs_wanted : 0.0;
     double ent_sum = 0;
     int64_t ent_n = 0;
@@ -478,7 +481,7 @@ int moe_train(const moe_train_opts *opts, moe_err *err) {
         double dt = clock_now() - t0;
         ema = ema > 0 ? 0.9 * ema + 0.1 * dt : dt;
         p.eta_s = ema * (double)(o->steps - t->step);
-        write_log(t, &p);
+        write_log(t, &p, dt);
         if (o->progress) o->progress(o->user, &p);
         if (last) break;
     }

@@ -244,6 +244,39 @@ file_has "report: one colour scale" "$T/r2.html" "One colour scale for all layer
 expect_ok "report --route-json" "$MOE" report "$R" --route-json "$T/data100.json" --out "$T/r3.html"
 file_has "report --route-json: 100 tokens" "$T/r3.html" ": 100 tokens of the train split"
 
+# the head: the run's settings from RUN/latest/config.json (this run has no
+# RUN/config.json), its log and trainer state, and the wall time
+file_has "report head: config source" "$T/r1.html" "<tr><th>config</th><td>$R/latest/config.json</td></tr>"
+file_has "report head: model shape" "$T/r1.html" \
+  "<tr><th>model</th><td>mixtral: 2 layers, dim 32, 4 heads \(2 KV, head dim 8\), vocab 400, 128 positions</td></tr>"
+file_has "report head: router" "$T/r1.html" \
+  "<tr><th>router</th><td>4 experts, top-2, softmax, token choice, dropless \(2 of 2 layers MoE\)</td></tr>"
+file_has "report head: no moe key" "$T/r1.html" "<tr><th>config &quot;moe&quot;</th><td>none"
+# 20 steps of batch 4 x seq 32: 2560 tokens
+file_has "report head: training" "$T/r1.html" \
+  "<tr><th>training</th><td>20 steps, 2560 tokens trained; batch 4 x seq 32</td></tr>"
+file_has "report head: wall time" "$T/r1.html" \
+  "<tr><th>wall time</th><td>[0-9.]+ (s|min [0-9]+ s): the sum of the 20 logged steps&#39; step_s \(each step&#39;s wall time, evaluation and checkpoints included\)</td></tr>"
+# the log's own fields: tokens so far and each step's wall seconds
+file_has "train log: tokens and step_s" "$R/log.jsonl" '^\{"step":20,.*"tokens":2560,"step_s":[0-9.]+,'
+# RUN/config.json comes first, with its "moe" object; without a checkpoint
+# the tokens a step come from the log, and an old log without step_s gets
+# its wall time from tokens_per_s
+mkdir -p "$T/cfgrun"
+sed 's/"step_s":[0-9.]*,//' "$R/log.jsonl" >"$T/cfgrun/log.jsonl"
+sed 's/^{/{\n  "moe": {"router": "token_choice", "capacity_factor": 1.25, "noise": 0.5},/' "$C" >"$T/cfgrun/config.json"
+expect_ok "report: RUN/config.json with a moe key" "$MOE" report "$T/cfgrun"
+H="$T/cfgrun/report.html"
+file_has "report head: RUN/config.json" "$H" "<tr><th>config</th><td>$T/cfgrun/config.json</td></tr>"
+file_has "report head: capacity factor and noise" "$H" \
+  "<tr><th>router</th><td>4 experts, top-2, softmax, token choice, capacity factor 1.25, noise 0.5 "
+file_has "report head: the moe object" "$H" \
+  '<tr><th>config &quot;moe&quot;</th><td>\{&quot;router&quot;:&quot;token_choice&quot;,&quot;capacity_factor&quot;:1.25,&quot;noise&quot;:0.5\}</td></tr>'
+file_has "report head: tokens a step from the log" "$H" \
+  "<tr><th>training</th><td>20 steps, 2560 tokens trained; 128 tokens a step \(batch x seq not recorded\)</td></tr>"
+file_has "report head: wall time from tokens_per_s" "$H" \
+  "<tr><th>wall time</th><td>[0-9.]+ (s|min [0-9]+ s): the sum of 20 logged steps&#39; times, 20 of them as tokens a step / tokens_per_s"
+
 # ---------------------------------------------------- report: bad inputs
 expect_fail "report: missing run dir" 1 "$T/norun: no such run directory" "$MOE" report "$T/norun"
 mkdir -p "$T/empty"
