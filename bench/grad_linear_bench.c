@@ -43,7 +43,9 @@ int main(int argc, char **argv) {
     printf("n=%lld in=%lld out=%lld threads=%d\n", (long long)n, (long long)in, (long long)out,
            threads);
     for (int i = ISA_COUNT - 1; i >= 0; i--) {
-        if (kernels_set_isa((isa)i) != 0) continue;
+        const kern_cfg *k = kernels_named(isa_name((isa)i));
+        if (!k) continue;
+        pool_set_kern(p, k); /* this pool's kernels from here on */
         double tf[RUNS], tb[RUNS];
         for (int r = 0; r < RUNS; r++) {
             double t0 = now_s();

@@ -82,8 +82,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pool_create failed\n");
         return 1;
     }
-    kernels_init();
-    printf("isa %s, %d threads\n", isa_name(kernels_isa()), pool_size(p));
+    printf("isa %s, %d threads\n", isa_name(kern_of(p)->isa), pool_size(p));
 
     double bw[5], fl[5];
     for (int i = 0; i < 5; i++) {

@@ -76,12 +76,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pool_create failed\n");
         return 1;
     }
-    kernels_init();
-    printf("isa %s (quantized path: %s), %d threads\n", isa_name(kernels_isa()),
-           kernels_isa() == ISA_AVX512 && __builtin_cpu_supports("avx512vnni") ? "avx512-vnni"
-           : kernels_isa() >= ISA_AVX2                                         ? "avx2"
-                                                                               : "scalar",
-           pool_size(p));
+    printf("isa %s (quantized path: %s), %d threads\n", isa_name(kern_of(p)->isa),
+           quant_path_name(kern_of(p)), pool_size(p));
     double bw[5], fl[5];
     for (int i = 0; i < 5; i++) {
         bw[i] = probe_read_bandwidth(p, 0, 3);
@@ -231,8 +227,9 @@ int main(int argc, char **argv) {
             void *gs = malloc(gsz);
             if (!gs) return 1;
             for (int amx = 1; amx >= 0; amx--) {
-                int on = quant_amx_set(amx);
-                if (amx && !on) continue;
+                const kern_cfg *def = kernels_default(), *kc = kernels_cfg(def->isa, amx, def->vbmi);
+                if (!kc) continue; /* no AMX here */
+                pool_set_kern(p, kc);
                 double tl[5];
                 for (int r = 0; r < 5; r++) {
                     double t0 = clock_now();
@@ -264,7 +261,7 @@ int main(int argc, char **argv) {
                        (long long)F, (long long)D, quant_traits(type)->name, amx ? "AMX" : "VNNI", t * 1e3,
                        macs / t / 1e9, 3.0 * E * mb / t / 1e9, 100 * 3.0 * E * mb / t / BW);
             }
-            quant_amx_set(1);
+            pool_set_kern(p, NULL); /* back to the default */
             free(gs);
             free(tasks);
             free(w);

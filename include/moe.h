@@ -135,6 +135,9 @@ typedef struct moe_session_opts {
     int max_batch;  /* most tokens one forward pass processes at once;
                        longer inputs are split; 0 = 256 */
     int n_seq;      /* sequences the KV cache holds; 0 = 1 */
+    const char *kernels; /* kernel path: "scalar", "avx2" or "avx512" (an error
+                            when the CPU lacks it); NULL = the best this CPU
+                            has (or MOE_ISA's) */
 } moe_session_opts;
 
 #define MOE_MAX_THREADS 256 /* the most threads a session (or any command) runs */

@@ -12,6 +12,7 @@
 
 #include "kernels/attn.h"
 #include "kernels/kernels.h"
+#include "kern_pool.h"
 #include "test.h"
 
 static uint32_t rng_next(uint32_t *s) {
@@ -66,7 +67,8 @@ TEST(attn_block_matches_reference) {
         {40, 40, 64, 1, 0, 0},   {20, 5, 64, 0, 0, 0}, /* later queries see all 5 keys */
         {10, 10, 64, 0, 0, 3}, /* the first 3 queries see no key */
     };
-    isa keep = kernels_isa();
+    pool *ps[ISA_COUNT];
+    for (int s = 0; s < ISA_COUNT; s++) ps[s] = kern_pool(1, (isa)s);
     uint32_t seed = 77;
     int nc = (int)(sizeof cases / sizeof cases[0]);
     for (int ci = 0; ci < nc; ci++) {
@@ -81,9 +83,8 @@ TEST(attn_block_matches_reference) {
         for (int64_t i = 0; i < qs * a->nq; i++) q[i] = rng_f(&seed) * 2;
         for (int64_t i = 0; i < kvs * a->nk; i++) k[i] = rng_f(&seed) * 2, v[i] = rng_f(&seed);
         float scale = 1.0f / sqrtf((float)a->Dh);
-        kernels_set_isa(ISA_SCALAR);
         for (int64_t i = 0; i < os * a->nq; i++) ref[i] = 12345.0f;
-        CHECK_EQ_INT(attn_block_ref(NULL, 0, ref, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
+        CHECK_EQ_INT(attn_block_ref(ps[ISA_SCALAR], 0, ref, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
                                     a->kpos0, a->window, scale), 0);
         attn_double(ex, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0, a->kpos0, a->window, scale);
         int bad = 0;
@@ -92,9 +93,9 @@ TEST(attn_block_matches_reference) {
                 bad += fabs(ref[i * os + d] - ex[i * a->Dh + d]) > 1e-5;
         CHECK_MSG(bad == 0, "case %d: reference vs double: %d off", ci, bad);
         for (int s = 0; s < ISA_COUNT; s++) {
-            if (kernels_set_isa((isa)s) != 0) continue;
+            if (!ps[s]) continue;
             for (int64_t i = 0; i < os * a->nq; i++) out[i] = 12345.0f;
-            CHECK_EQ_INT(attn_block(NULL, 0, out, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
+            CHECK_EQ_INT(attn_block(ps[s], 0, out, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
                                     a->kpos0, a->window, scale), 0);
             bad = 0;
             for (int i = 0; i < a->nq; i++) {
@@ -112,5 +113,5 @@ TEST(attn_block_matches_reference) {
         free(out);
         free(ex);
     }
-    kernels_set_isa(keep);
+    for (int s = 0; s < ISA_COUNT; s++) pool_free(ps[s]);
 }

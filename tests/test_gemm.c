@@ -11,6 +11,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
+#include "kern_pool.h"
 #include "test.h"
 
 static uint32_t rng_next(uint32_t *s) {
@@ -34,8 +35,8 @@ TEST(gemm_matches_double) {
         {5, 600, 260, 0, 0},  {97, 1, 3, 0, 1},    {24, 48, 0, 1, 1},
     };
     uint32_t seed = 9;
-    pool *p2 = pool_create(2);
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
     int ns = (int)(sizeof shapes / sizeof shapes[0]);
     for (int si = 0; si < ns; si++) {
         const shape *h = &shapes[si];
@@ -59,7 +60,8 @@ TEST(gemm_matches_double) {
                 want[m * N + n] = s;
             }
         for (int is = 0; is < ISA_COUNT; is++) {
-            if (kernels_set_isa((isa)is) != 0) continue;
+            if (!kp.one[is]) continue;
+            pool *p1 = kp.one[is], *p2 = kp.two[is];
             for (int set = 0; set < 2; set++) {
                 for (int64_t i = 0; i < M * ldc; i++) C1[i] = C2[i] = set && i % ldc < N ? NAN : C0[i];
                 /* the second as two stacked matrices split at row ks of B */
@@ -67,7 +69,7 @@ TEST(gemm_matches_double) {
                 const float *B2 = B + ks * bs_k; /* rows from ks on, re-based */
                 gemm_op o1 = {C1, ldc, A, as_m, as_k, B, bs_k, bs_n, M, N, K, set, NULL, 0};
                 gemm_op o2 = {C2, ldc, A, as_m, as_k, B, bs_k, bs_n, M, N, K, set, B2, ks};
-                gemm_run(NULL, &o1, 1);
+                gemm_run(p1, &o1, 1);
                 gemm_run(p2, &o2, 1);
                 CHECK(memcmp(C1, C2, sizeof(float) * (size_t)(M * ldc)) == 0);
                 int bad = 0;
@@ -90,16 +92,15 @@ TEST(gemm_matches_double) {
         free(C2);
         free(want);
     }
-    kernels_set_isa(keep);
-    pool_free(p2);
+    kern_pools_free(&kp);
 }
 
 /* matmul with f32 weights and many rows (the GEMM route on AVX-512) */
 TEST(gemm_matmul_route) {
     static const int64_t shapes[][3] = {{64, 96, 256}, {65, 37, 300}, {200, 512, 64}, {130, 4, 20}};
     uint32_t seed = 10;
-    pool *p2 = pool_create(2);
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
     for (int si = 0; si < 4; si++) {
         int64_t n = shapes[si][0], rows = shapes[si][1], cols = shapes[si][2];
         float *x = malloc(sizeof(float) * (size_t)(n * cols));
@@ -113,8 +114,9 @@ TEST(gemm_matmul_route) {
         mat W = {w, DT_F32, rows, cols};
         matmul_ref(ref, x, &W, n);
         for (int is = 0; is < ISA_COUNT; is++) {
-            if (kernels_set_isa((isa)is) != 0) continue;
-            matmul(NULL, y1, x, &W, n);
+            if (!kp.one[is]) continue;
+            pool *p1 = kp.one[is], *p2 = kp.two[is];
+            matmul(p1, y1, x, &W, n);
             matmul(p2, y2, x, &W, n);
             CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(n * rows)) == 0);
             int bad = 0;
@@ -139,6 +141,5 @@ TEST(gemm_matmul_route) {
         free(y2);
         free(y3);
     }
-    kernels_set_isa(keep);
-    pool_free(p2);
+    kern_pools_free(&kp);
 }

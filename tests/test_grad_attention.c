@@ -5,6 +5,7 @@
  * the recomputed probabilities match the f32 forward kernels.
  */
 #include "grad_check.h"
+#include "kern_pool.h"
 #include "kernels/kernels.h"
 #include "train/grad_ops.h"
 
@@ -39,7 +40,7 @@ static double att_loss(void *vc) {
     return L;
 }
 
-static void att_case_every(int T, int H, int G, int Dh, int W, rng *r, pool *p2, int every) {
+static void att_case_every(int T, int H, int G, int Dh, int W, rng *r, pool *p1, pool *p2, int every) {
     int64_t QN = (int64_t)T * H * Dh, KN = (int64_t)T * G * Dh;
     float *q = gc_falloc(QN), *k = gc_falloc(KN), *v = gc_falloc(KN), *dout = gc_falloc(QN);
     float *dq = gc_falloc(QN), *dk = gc_falloc(KN), *dv = gc_falloc(KN);
@@ -56,7 +57,7 @@ static void att_case_every(int T, int H, int G, int Dh, int W, rng *r, pool *p2,
     gc_fd_every(att_loss, &c, kd, KN, 1e-6, gk, every);
     gc_fd_every(att_loss, &c, vd, KN, 1e-6, gv, every);
     float *scr = gc_falloc(2 * attention_backward_scratch(T));
-    attention_backward(NULL, dq, dk, dv, dout, q, k, v, T, H, G, Dh, W, scr);
+    attention_backward(p1, dq, dk, dv, dout, q, k, v, T, H, G, Dh, W, scr);
     attention_backward(p2, dq2, dk2, dv2, dout, q, k, v, T, H, G, Dh, W, scr);
     char what[80];
     snprintf(what, sizeof what, "dq T=%d H=%d G=%d Dh=%d W=%d", T, H, G, Dh, W);
@@ -72,39 +73,39 @@ static void att_case_every(int T, int H, int G, int Dh, int W, rng *r, pool *p2,
     free(dv2), free(qd), free(kd), free(vd), free(Rd), free(gq), free(gk), free(gv), free(scr);
 }
 
-static void att_case(int T, int H, int G, int Dh, int W, rng *r, pool *p2) {
-    att_case_every(T, H, G, Dh, W, r, p2, 1);
+static void att_case(int T, int H, int G, int Dh, int W, rng *r, pool *p1, pool *p2) {
+    att_case_every(T, H, G, Dh, W, r, p1, p2, 1);
 }
 
 TEST(grad_attention) {
-    pool *p2 = pool_create(2);
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
     rng r;
     rng_init(&r, 20);
     for (int i = 0; i < ISA_COUNT; i++) { /* the AVX-512 row step and the portable one */
-        if (kernels_set_isa((isa)i) != 0) continue;
-        att_case(1, 2, 1, 4, 0, &r, p2);  /* one token: p = 1, dq = dk = 0 */
-        att_case(5, 2, 2, 6, 0, &r, p2);  /* MHA */
-        att_case(7, 4, 2, 8, 0, &r, p2);  /* GQA 2:1 */
-        att_case(6, 6, 2, 5, 0, &r, p2);  /* GQA 3:1, odd Dh */
-        att_case(9, 3, 1, 4, 0, &r, p2);  /* MQA */
-        att_case(9, 4, 2, 4, 3, &r, p2);  /* sliding window 3 */
-        att_case(8, 6, 2, 6, 1, &r, p2);  /* window 1: each token sees itself */
-        att_case(6, 2, 1, 4, 10, &r, p2); /* window longer than T */
-        att_case_every(23, 2, 1, 3, 0, &r, p2, 3); /* rows longer than a vector */
+        pool *p1 = kp.one[i], *p2 = kp.two[i];
+        if (!p1) continue;
+        att_case(1, 2, 1, 4, 0, &r, p1, p2);  /* one token: p = 1, dq = dk = 0 */
+        att_case(5, 2, 2, 6, 0, &r, p1, p2);  /* MHA */
+        att_case(7, 4, 2, 8, 0, &r, p1, p2);  /* GQA 2:1 */
+        att_case(6, 6, 2, 5, 0, &r, p1, p2);  /* GQA 3:1, odd Dh */
+        att_case(9, 3, 1, 4, 0, &r, p1, p2);  /* MQA */
+        att_case(9, 4, 2, 4, 3, &r, p1, p2);  /* sliding window 3 */
+        att_case(8, 6, 2, 6, 1, &r, p1, p2);  /* window 1: each token sees itself */
+        att_case(6, 2, 1, 4, 10, &r, p1, p2); /* window longer than T */
+        att_case_every(23, 2, 1, 3, 0, &r, p1, p2, 3); /* rows longer than a vector */
     }
-    kernels_set_isa(keep);
-    pool_free(p2);
+    kern_pools_free(&kp);
 }
 
 TEST(grad_attention_blocks) {
     /* past one 64-query block: blocks, the causal edge inside a block and a
      * window reaching back across a block boundary */
-    pool *p2 = pool_create(2);
+    pool *p1 = NULL, *p2 = pool_create(2); /* the default kernels */
     rng r;
     rng_init(&r, 22);
-    att_case_every(70, 2, 1, 2, 0, &r, p2, 13); /* differences for every 13th input */
-    att_case_every(67, 3, 3, 2, 20, &r, p2, 11);
+    att_case_every(70, 2, 1, 2, 0, &r, p1, p2, 13); /* differences for every 13th input */
+    att_case_every(67, 3, 3, 2, 20, &r, p1, p2, 11);
     pool_free(p2);
 }
 

@@ -6,6 +6,7 @@
  * bit-identical results for 1 and 2 threads.
  */
 #include "grad_check.h"
+#include "kern_pool.h"
 #include "kernels/kernels.h"
 #include "train/grad_ops.h"
 
@@ -67,7 +68,7 @@ TEST(grad_linear_ref_vs_fd) {
 
 /* The fast path on one shape against the reference, accumulating into
  * random starting values; NULL pool and 2 threads must agree bit for bit. */
-static void fast_vs_ref(pool *p2, int64_t n, int64_t out, int64_t in, rng *r) {
+static void fast_vs_ref(pool *p1, pool *p2, int64_t n, int64_t out, int64_t in, rng *r) {
     float *x = gc_falloc(n * in), *W = gc_falloc(out * in), *dy = gc_falloc(n * out);
     float *dx0 = gc_falloc(n * in), *dW0 = gc_falloc(out * in);
     float *dx = gc_falloc(n * in), *dW = gc_falloc(out * in);
@@ -93,11 +94,11 @@ static void fast_vs_ref(pool *p2, int64_t n, int64_t out, int64_t in, rng *r) {
                 rW[o * in + k] += g * x[i * in + k];
             }
         }
-    linear_backward(NULL, dx, dW, dy, x, W, n, out, in);
+    linear_backward(p1, dx, dW, dy, x, W, n, out, in);
     linear_backward(p2, dx2, dW2, dy, x, W, n, out, in);
     char what[96];
     snprintf(what, sizeof what, "dx n=%lld out=%lld in=%lld isa=%s", (long long)n, (long long)out,
-             (long long)in, isa_name(kernels_isa()));
+             (long long)in, isa_name(kern_of(p2)->isa));
     /* f32 sums of up to ~300 terms of size <= 1: absolute error well below 1e-4 */
     GC_CHECK_ATOL(what, dx, rx, n * in, 1e-6, 2e-5 * sqrt((double)out));
     what[1] = 'W';
@@ -119,17 +120,17 @@ TEST(grad_linear_fast_vs_ref) {
     /* shapes crossing MR (12/6/4), NR (32/16), MC 48, NC 128 and KC 256 */
     const int64_t shapes[][3] = {{1, 1, 1},   {2, 3, 5},     {13, 37, 29}, {49, 17, 129},
                                  {7, 300, 33}, {270, 11, 40}, {50, 97, 161}};
-    pool *p2 = pool_create(2);
-    CHECK(p2 != NULL);
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
+    CHECK(kp.two[ISA_SCALAR] != NULL);
     rng r;
     rng_init(&r, 2);
     for (int i = 0; i < ISA_COUNT; i++) {
-        if (kernels_set_isa((isa)i) != 0) continue;
-        for (int s = 0; s < 7; s++) fast_vs_ref(p2, shapes[s][0], shapes[s][1], shapes[s][2], &r);
+        if (!kp.one[i]) continue;
+        for (int s = 0; s < 7; s++)
+            fast_vs_ref(kp.one[i], kp.two[i], shapes[s][0], shapes[s][1], shapes[s][2], &r);
     }
-    kernels_set_isa(keep);
-    pool_free(p2);
+    kern_pools_free(&kp);
 }
 
 TEST(grad_linear_grouped) {

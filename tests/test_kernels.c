@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "kernels/kernels.h"
+#include "kern_pool.h"
 #include "test.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -64,30 +65,40 @@ static int compare_to_ref(const float *y, const float *ref, const float *x, cons
     return bad;
 }
 
-static isa g_saved_isa;
-static void isa_save(void) { g_saved_isa = kernels_isa(); }
-static void isa_restore(void) { kernels_set_isa(g_saved_isa); }
-
 /* ----------------------------------------------------------- matmul */
 
 TEST(kernels_isa_selection) {
-    kernels_init();
-    isa cur = kernels_isa();
-    CHECK(cur >= ISA_SCALAR && cur < ISA_COUNT);
-    CHECK_EQ_INT(kernels_set_isa(ISA_SCALAR), 0);
-    CHECK_EQ_INT(kernels_isa(), ISA_SCALAR);
-    CHECK_EQ_INT(kernels_set_isa(ISA_COUNT), -1);
-    CHECK_EQ_INT(kernels_set_isa((isa)-1), -1);
+    const kern_cfg *def = kernels_default();
+    const kern_cpu *cpu = kernels_cpu();
+    CHECK(def && def->isa >= ISA_SCALAR && def->isa < ISA_COUNT);
+    CHECK(def == kernels_default() && cpu == kernels_cpu()); /* detected once */
+    CHECK(kernels_cfg(def->isa, def->amx, def->vbmi) == def); /* a table entry */
+    const kern_cfg *sc = kernels_cfg(ISA_SCALAR, 0, 0);
+    CHECK(sc && sc->isa == ISA_SCALAR && !sc->amx && !sc->vbmi);
+    CHECK(kernels_named("scalar") == sc);
+    CHECK(kernels_cfg(ISA_COUNT, 0, 0) == NULL);
+    CHECK(kernels_cfg((isa)-1, 0, 0) == NULL);
+    CHECK(kernels_cfg(ISA_SCALAR, 1, 0) == NULL); /* AMX and VBMI need AVX-512 */
+    CHECK(kernels_cfg(ISA_AVX2, 0, 1) == NULL);
+    CHECK(kernels_named("avx3") == NULL && kernels_named(NULL) == NULL);
+    CHECK((kernels_cfg(ISA_AVX2, 0, 0) != NULL) == (cpu->avx2 != 0));
+    CHECK((kernels_cfg(ISA_AVX512, 0, 0) != NULL) == (cpu->avx512 != 0));
+    CHECK((kernels_cfg(ISA_AVX512, 1, 0) != NULL) == (cpu->amx != 0));
+    /* a pool runs its owner's choice; a NULL pool or an unset one the default */
+    pool *p = pool_create(1);
+    CHECK(kern_of(p) == def && kern_of(NULL) == def);
+    pool_set_kern(p, sc);
+    CHECK(kern_of(p) == sc && kernels_default() == def);
+    pool_free(p);
     CHECK(strcmp(isa_name(ISA_AVX512), "avx512") == 0);
     CHECK(strcmp(isa_name(ISA_AVX2), "avx2") == 0);
     CHECK(strcmp(isa_name(ISA_SCALAR), "scalar") == 0);
-    kernels_set_isa(cur);
-    CHECK_EQ_INT(kernels_isa(), cur);
 }
 
 /* One shape for every ISA and dtype; threaded results must be bit-identical
  * to single-threaded ones (a row's sum never depends on the split). */
-static void check_shape(pool *p2, int64_t n, int64_t rows, int64_t cols, uint32_t *seed, int *fails) {
+static void check_shape(const kern_pools *kp, int64_t n, int64_t rows, int64_t cols, uint32_t *seed,
+                        int *fails) {
     float *x = malloc(sizeof(float) * (size_t)(n * cols) + 4);
     float *ref = malloc(sizeof(float) * (size_t)(n * rows));
     float *y1 = malloc(sizeof(float) * (size_t)(n * rows));
@@ -98,10 +109,10 @@ static void check_shape(pool *p2, int64_t n, int64_t rows, int64_t cols, uint32_
         mat W = make_mat((dtype)t, rows, cols, seed, &data);
         matmul_ref(ref, x, &W, n);
         for (int s = 0; s < ISA_COUNT; s++) {
-            if (kernels_set_isa((isa)s) != 0) continue;
+            if (!kp->one[s]) continue;
             for (int64_t i = 0; i < n * rows; i++) y1[i] = y2[i] = NAN;
-            matmul(NULL, y1, x, &W, n);
-            matmul(p2, y2, x, &W, n);
+            matmul(kp->one[s], y1, x, &W, n);
+            matmul(kp->two[s], y2, x, &W, n);
             int bad = compare_to_ref(y1, ref, x, &W, n);
             int same = memcmp(y1, y2, sizeof(float) * (size_t)(n * rows)) == 0;
             if (bad || !same) {
@@ -120,43 +131,42 @@ static void check_shape(pool *p2, int64_t n, int64_t rows, int64_t cols, uint32_
 }
 
 TEST(kernels_matmul_vs_ref_small) {
-    isa_save();
     static const int64_t ns[] = {1, 2, 3, 4, 5, 6, 8, 17};
     static const int64_t rows[] = {1, 3, 4, 5, 7, 33, 67};
     static const int64_t cols[] = {1, 7, 15, 16, 17, 31, 33, 100, 257};
-    pool *p = pool_create(2);
+    kern_pools kp;
+    kern_pools_init(&kp);
     uint32_t seed = 12345;
     int fails = 0;
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
         for (size_t b = 0; b < sizeof rows / sizeof rows[0]; b++)
             for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
-                check_shape(p, ns[a], rows[b], cols[c], &seed, &fails);
+                check_shape(&kp, ns[a], rows[b], cols[c], &seed, &fails);
     CHECK_EQ_INT(fails, 0);
-    pool_free(p);
-    isa_restore();
+    kern_pools_free(&kp);
 }
 
 /* Shapes big enough to be threaded, to cross K blocks (512) and row panels
  * (64), with K tails. */
 TEST(kernels_matmul_vs_ref_large) {
-    isa_save();
     static const int64_t ns[] = {1, 2, 3, 4, 5, 6, 8, 17};
     static const int64_t shapes[][2] = {{130, 520}, {257, 1030}, {1000, 33}, {67, 2048}};
     uint32_t seed = 777;
     int fails = 0;
+    kern_pools kp;
+    kern_pools_init(&kp);
     for (int nt = 2; nt <= 3; nt++) {
-        pool *p = pool_create(nt);
+        kern_pools kn = kp; /* one-thread pools, and nt threads */
+        for (int i = 0; i < ISA_COUNT; i++) kn.two[i] = nt == 2 ? kp.two[i] : kern_pool(nt, (isa)i);
         for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-                check_shape(p, ns[a], shapes[s][0], shapes[s][1], &seed, &fails);
-        pool_free(p);
+                check_shape(&kn, ns[a], shapes[s][0], shapes[s][1], &seed, &fails);
+        for (int i = 0; nt != 2 && i < ISA_COUNT; i++) pool_free(kn.two[i]);
     }
     /* A prefill-sized batch. */
-    pool *p = pool_create(2);
-    check_shape(p, 70, 96, 600, &seed, &fails);
-    pool_free(p);
+    check_shape(&kp, 70, 96, 600, &seed, &fails);
+    kern_pools_free(&kp);
     CHECK_EQ_INT(fails, 0);
-    isa_restore();
 }
 
 /* The reference itself against a double-precision sum. */
@@ -183,31 +193,34 @@ TEST(kernels_matmul_ref_vs_double) {
 
 /* Zero-sized edges: cols = 0 gives zeros; n = 0 or rows = 0 write nothing. */
 TEST(kernels_matmul_empty) {
-    isa_save();
+    kern_pools kp;
+    kern_pools_init(&kp);
     for (int s = 0; s < ISA_COUNT; s++) {
-        if (kernels_set_isa((isa)s) != 0) continue;
+        pool *p = kp.one[s];
+        if (!p) continue;
         for (int t = 0; t < DT_COUNT; t++) {
             uint16_t dummy[4] = {0};
             mat W = {dummy, (dtype)t, 3, 0};
             float x[1] = {1}, y[6];
             for (int i = 0; i < 6; i++) y[i] = 5;
-            matmul(NULL, y, x, &W, 2);
+            matmul(p, y, x, &W, 2);
             for (int i = 0; i < 6; i++) CHECK(y[i] == 0.0f);
             for (int i = 0; i < 6; i++) y[i] = 5;
-            matmul(NULL, y, x, &W, 0);
+            matmul(p, y, x, &W, 0);
             W.rows = 0;
-            matmul(NULL, y, x, &W, 2);
+            matmul(p, y, x, &W, 2);
             for (int i = 0; i < 6; i++) CHECK(y[i] == 5.0f);
         }
     }
-    isa_restore();
+    kern_pools_free(&kp);
 }
 
 /* Widening is exact: every finite bf16 / f16 bit pattern as a one-column
  * matrix times x = [1], and again placed at a one-hot column in the main
  * loop and in the tail of a wider row. */
 TEST(kernels_matmul_exact_widening) {
-    isa_save();
+    kern_pools kp;
+    kern_pools_init(&kp);
     uint16_t *w = malloc(65536 * 2 * 40);
     float x[40];
     for (int t = DT_F16; t <= DT_BF16; t++) {
@@ -230,12 +243,12 @@ TEST(kernels_matmul_exact_widening) {
             for (int k = 0; k < cols; k++) x[k] = k == hot ? 1.0f : 0.0f;
             mat W = {w, (dtype)t, rows, cols};
             for (int s = 0; s < ISA_COUNT; s++) {
-                if (kernels_set_isa((isa)s) != 0) continue;
+                if (!kp.one[s]) continue;
                 for (int n = 1; n <= 7; n += 3) { /* decode, direct and panel paths */
                     float xs[7 * 40];
                     for (int i = 0; i < n; i++) memcpy(xs + i * cols, x, sizeof(float) * (size_t)cols);
                     float *yy = malloc(sizeof(float) * (size_t)(rows * n));
-                    matmul(NULL, yy, xs, &W, n);
+                    matmul(kp.one[s], yy, xs, &W, n);
                     int bad = 0;
                     for (int i = 0; i < n; i++)
                         for (int64_t r = 0; r < rows; r++) {
@@ -250,7 +263,7 @@ TEST(kernels_matmul_exact_widening) {
         }
     }
     free(w);
-    isa_restore();
+    kern_pools_free(&kp);
 }
 
 TEST(kernels_mat_row_f32) {
@@ -272,7 +285,8 @@ TEST(kernels_mat_row_f32) {
 /* ---------------------------------------------------------- grouped */
 
 TEST(kernels_matmul_grouped_vs_individual) {
-    isa_save();
+    kern_pools kp;
+    kern_pools_init(&kp);
     enum { T = 9 };
     static const int64_t ns[T] = {1, 0, 3, 5, 17, 2, 8, 1, 0};
     static const int64_t rows[T] = {64, 32, 7, 130, 33, 1, 257, 500, 3};
@@ -291,13 +305,13 @@ TEST(kernels_matmul_grouped_vs_individual) {
         tasks[i] = (mm_task){&W[i], x[i], yg[i], ns[i]};
     }
     for (int nt = 1; nt <= 3; nt++) {
-        pool *p = pool_create(nt);
         for (int s = 0; s < ISA_COUNT; s++) {
-            if (kernels_set_isa((isa)s) != 0) continue;
+            if (!kp.one[s]) continue;
+            pool *p = kern_pool(nt, (isa)s);
             for (int i = 0; i < T; i++) {
                 int64_t m = (ns[i] ? ns[i] : 1) * rows[i];
                 for (int64_t k = 0; k < m; k++) yg[i][k] = yi[i][k] = 1234.5f;
-                matmul(NULL, yi[i], x[i], &W[i], ns[i]);
+                matmul(kp.one[s], yi[i], x[i], &W[i], ns[i]);
             }
             matmul_grouped(p, tasks, T);
             for (int i = 0; i < T; i++) {
@@ -305,8 +319,8 @@ TEST(kernels_matmul_grouped_vs_individual) {
                 CHECK_MSG(memcmp(yg[i], yi[i], sizeof(float) * (size_t)m) == 0,
                           "%s threads %d task %d differs", isa_name((isa)s), nt, i);
             }
+            pool_free(p);
         }
-        pool_free(p);
     }
     matmul_grouped(NULL, tasks, 0);
     /* A skipped task (n = 0) may leave its pointers NULL. */
@@ -319,7 +333,7 @@ TEST(kernels_matmul_grouped_vs_individual) {
         free(yg[i]);
         free(yi[i]);
     }
-    isa_restore();
+    kern_pools_free(&kp);
 }
 
 /* More tasks than one parallel region takes (batched internally). */
@@ -352,11 +366,11 @@ TEST(kernels_matmul_grouped_many_tasks) {
 /* -------------------------------------------------------- vector ops */
 
 TEST(kernels_dot_axpy_each_isa) {
-    isa_save();
     uint32_t seed = 11;
     static const int lens[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 1000};
     for (int s = 0; s < ISA_COUNT; s++) {
-        if (kernels_set_isa((isa)s) != 0) continue;
+        const kern_cfg *k = kernels_cfg((isa)s, 0, 0);
+        if (!k) continue;
         for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
             int n = lens[l];
             float a[1000], b[1000], y[1001], y0[1001];
@@ -371,8 +385,8 @@ TEST(kernels_dot_axpy_each_isa) {
                 d += (double)a[i] * b[i];
                 scale += fabs((double)a[i] * b[i]);
             }
-            CHECK_NEAR(dot(a, b, n), d, 1e-6 * scale + 1e-30);
-            axpy(y, 0.375f, a, n);
+            CHECK_NEAR(dot(k, a, b, n), d, 1e-6 * scale + 1e-30);
+            axpy(k, y, 0.375f, a, n);
             int bad = 0;
             for (int i = 0; i < n; i++)
                 bad += fabs(y[i] - (y0[i] + 0.375 * a[i])) > 1e-6 * (fabs(y0[i]) + fabs(a[i]));
@@ -380,7 +394,6 @@ TEST(kernels_dot_axpy_each_isa) {
             CHECK(y[n] == 7.0f);
         }
     }
-    isa_restore();
 }
 
 TEST(kernels_rmsnorm) {
@@ -411,7 +424,7 @@ TEST(kernels_softmax) {
     float x[300], x0[300];
     for (int n = 1; n <= 300; n += 37) {
         for (int i = 0; i < n; i++) x[i] = x0[i] = rng_f(&seed) * 20;
-        softmax(x, n);
+        softmax(NULL, x, n);
         double m = x0[0], s = 0, sum = 0;
         for (int i = 1; i < n; i++) m = fmax(m, x0[i]);
         for (int i = 0; i < n; i++) s += exp(x0[i] - m);
@@ -427,7 +440,7 @@ TEST(kernels_softmax) {
         CHECK_NEAR(sum, 1.0, 1e-5);
     }
     float big[3] = {1000.0f, 1000.0f, -1000.0f}; /* no overflow: max subtracted */
-    softmax(big, 3);
+    softmax(NULL, big, 3);
     CHECK_NEAR(big[0], 0.5, 1e-7);
     CHECK_NEAR(big[1], 0.5, 1e-7);
     CHECK(big[2] == 0.0f);
@@ -440,7 +453,7 @@ TEST(kernels_silu_mul) {
         g[i] = g0[i] = rng_f(&seed) * 12;
         u[i] = rng_f(&seed);
     }
-    silu_mul(g, u, 200);
+    silu_mul(NULL, g, u, 200);
     int bad = 0;
     for (int i = 0; i < 200; i++) {
         double e = g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
@@ -448,7 +461,7 @@ TEST(kernels_silu_mul) {
     }
     CHECK_EQ_INT(bad, 0);
     float big[2] = {-200.0f, 200.0f}, ones[2] = {1, 1};
-    silu_mul(big, ones, 2);
+    silu_mul(NULL, big, ones, 2);
     CHECK(fabsf(big[0]) < 1e-30f);
     CHECK(big[1] == 200.0f);
 }

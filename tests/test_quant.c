@@ -20,6 +20,7 @@
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/quant_impl.h"
+#include "kern_pool.h"
 #include "test.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -40,28 +41,28 @@ static float normalish(uint32_t *s) { return rng_f(s) + rng_f(s) + rng_f(s); }
 static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 #define N_TYPES 5
 
-static isa g_saved_isa;
-static void isa_save(void) { g_saved_isa = kernels_isa(); }
-static void isa_restore(void) {
-    kernels_set_isa(g_saved_isa);
-    quant_amx_set(1);
-    avx512_quant_vbmi(1);
-}
-
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
  * AVX-512 with AMX (Q4_0/Q8_0 products of n >= 5 or 7 rows) when the CPU
  * and OS have it, and AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it).
- * path_set returns 0 when path i cannot run here. */
+ * path_cfg returns NULL when path i cannot run here. */
 #define N_PATHS (ISA_COUNT + 2)
-static int path_set(int i) {
-    avx512_quant_vbmi(1);
-    if (i < ISA_COUNT) {
-        quant_amx_set(0);
-        return kernels_set_isa((isa)i) == 0;
-    }
-    if (i == ISA_COUNT) return kernels_set_isa(ISA_AVX512) == 0 && quant_amx_set(1);
-    quant_amx_set(0);
-    return kernels_set_isa(ISA_AVX512) == 0 && avx512_quant_vbmi(-1) && (avx512_quant_vbmi(0), 1);
+static const kern_cfg *path_cfg(int i) {
+    const kern_cpu *c = kernels_cpu();
+    if (i < ISA_COUNT) return kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi);
+    if (i == ISA_COUNT) return kernels_cfg(ISA_AVX512, 1, c->vbmi);
+    return c->vbmi ? kernels_cfg(ISA_AVX512, 0, 0) : NULL;
+}
+
+/* One- and two-thread pools running each path (NULL where it cannot run). */
+typedef struct path_pools {
+    pool *one[N_PATHS], *two[N_PATHS];
+} path_pools;
+static void paths_init(path_pools *pp) {
+    for (int i = 0; i < N_PATHS; i++)
+        pp->one[i] = kern_pool_cfg(1, path_cfg(i)), pp->two[i] = kern_pool_cfg(2, path_cfg(i));
+}
+static void paths_free(path_pools *pp) {
+    for (int i = 0; i < N_PATHS; i++) pool_free(pp->one[i]), pool_free(pp->two[i]);
 }
 static const char *path_name(int i) {
     return i < ISA_COUNT ? isa_name((isa)i) : i == ISA_COUNT ? "avx512+amx" : "avx512 without vbmi";
@@ -277,7 +278,8 @@ static float *make_x_edges(uint32_t *seed) {
 }
 
 TEST(quant_activations_same_on_every_isa) {
-    isa_save();
+    path_pools pp;
+    paths_init(&pp);
     uint32_t seed = 11;
     const int64_t n = 3, K = 768;
     float *x = make_x_edges(&seed);
@@ -286,12 +288,11 @@ TEST(quant_activations_same_on_every_isa) {
         size_t sz = qact_size(type, n, K);
         unsigned char *ref = malloc(sz), *got = malloc(sz);
         memset(ref, 0, sz);
-        path_set(ISA_SCALAR);
-        qact_quantize(NULL, ref, x, type, n, K);
+        qact_quantize(pp.one[ISA_SCALAR], ref, x, type, n, K);
         for (int i = ISA_AVX2; i < ISA_COUNT; i++) {
-            if (!path_set(i)) continue;
+            if (!pp.one[i]) continue;
             memset(got, 0, sz);
-            qact_quantize(NULL, got, x, type, n, K);
+            qact_quantize(pp.one[i], got, x, type, n, K);
             const unsigned char *g = al64(got), *r = al64(ref);
             size_t len = sz - 64, d = 0;
             while (d < len && g[d] == r[d]) d++;
@@ -302,7 +303,7 @@ TEST(quant_activations_same_on_every_isa) {
         free(got);
     }
     free(x);
-    isa_restore();
+    paths_free(&pp);
 }
 
 /* ------------------------------------------------------------ exactness */
@@ -366,8 +367,8 @@ static const int64_t k_ns[] = {1, 2, 3, 8, 16, 17, 33};
 #define N_NS ((int)(sizeof k_ns / sizeof k_ns[0]))
 
 TEST(quant_integer_sums_exact) {
-    isa_save();
-    pool *p = pool_create(2);
+    path_pools pp;
+    paths_init(&pp);
     uint32_t seed = 23;
     for (int ti = 0; ti < N_TYPES; ti++) {
         int type = k_types[ti];
@@ -386,7 +387,8 @@ TEST(quant_integer_sums_exact) {
             CHECK_MSG(bad == 0, "%s n=%lld reference: %d of %lld outputs not exact", quant_traits(type)->name,
                       (long long)n, bad, (long long)(n * rows));
             for (int is = 0; is < N_PATHS; is++) {
-                if (!path_set(is)) continue;
+                if (!pp.two[is]) continue;
+                pool *p = pp.two[is];
                 memset(y, 0, sizeof(float) * (size_t)(n * rows));
                 qmatmul(p, y, x, W, type, n, rows, K, scratch);
                 bad = 0;
@@ -404,8 +406,7 @@ TEST(quant_integer_sums_exact) {
         }
         free(W);
     }
-    pool_free(p);
-    isa_restore();
+    paths_free(&pp);
 }
 
 /* --------------------------------------------------- fast paths vs ref */
@@ -435,8 +436,8 @@ static int compare_ref(const float *y, const float *ref, int type, const void *W
 }
 
 TEST(quant_fast_paths_match_reference) {
-    isa_save();
-    pool *p = pool_create(2);
+    path_pools pp;
+    paths_init(&pp);
     uint32_t seed = 31;
     /* 32-blocks: 3, 1, 64, 11 and 6 per row (the Q4_0 GEMV's groups of 4
      * blocks with every tail) */
@@ -459,14 +460,15 @@ TEST(quant_fast_paths_match_reference) {
                     float *y1 = malloc(sizeof(float) * (size_t)(n * rows));
                     qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
                     for (int is = 0; is < N_PATHS; is++) {
-                        if (!path_set(is)) continue;
+                        if (!pp.two[is]) continue;
+                        pool *p = pp.two[is];
                         qmatmul(p, y, x, W, type, n, rows, K, scratch);
                         int bad = compare_ref(y, ref, type, W, rows, K, x, n);
                         CHECK_MSG(bad == 0, "%s %s W [%lld][%lld] n=%lld on %s: %d outputs off",
                                   quant_traits(type)->name, raw ? "random-bytes" : "quantized", (long long)rows,
                                   (long long)K, (long long)n, path_name(is), bad);
                         /* one thread gives the same bits as two */
-                        qmatmul(NULL, y1, x, W, type, n, rows, K, scratch);
+                        qmatmul(pp.one[is], y1, x, W, type, n, rows, K, scratch);
                         CHECK_MSG(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
                                   "%s n=%lld on %s: threaded result differs", quant_traits(type)->name,
                                   (long long)n, path_name(is));
@@ -481,8 +483,7 @@ TEST(quant_fast_paths_match_reference) {
             }
         }
     }
-    pool_free(p);
-    isa_restore();
+    paths_free(&pp);
 }
 
 /* ------------------------------------------- against the f32 matmul */
@@ -546,8 +547,8 @@ TEST(quant_vs_f32_matmul) {
 /* ---------------------------------------------------------------- grouped */
 
 TEST(quant_grouped_equals_separate) {
-    isa_save();
-    pool *p = pool_create(2);
+    path_pools pp;
+    paths_init(&pp);
     uint32_t seed = 53;
     enum { T = 7 };
     static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_Q4_K, QT_Q4_0};
@@ -566,7 +567,8 @@ TEST(quant_grouped_equals_separate) {
     }
     void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
     for (int is = 0; is < N_PATHS; is++) {
-        if (!path_set(is)) continue;
+        if (!pp.two[is]) continue;
+        pool *p = pp.two[is];
         for (int t = 0; t < T; t++) {
             y[t][0] = ys[t][0] = -7.0f; /* the n = 0 task must stay untouched */
             void *s = malloc(qmatmul_scratch_size(types[t], ns[t], cols[t]));
@@ -587,16 +589,15 @@ TEST(quant_grouped_equals_separate) {
         free(y[t]);
         free(ys[t]);
     }
-    pool_free(p);
-    isa_restore();
+    paths_free(&pp);
 }
 
 /* Consecutive tasks on the same x (an expert's gate and up) share one
  * quantization where the layouts agree (same type, or both AMX tiles); the
  * results are those of separate calls whatever the types around them. */
 TEST(quant_grouped_shared_x) {
-    isa_save();
-    pool *p = pool_create(2);
+    path_pools pp;
+    paths_init(&pp);
     uint32_t seed = 71;
     enum { T = 6 };
     static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q4_K, QT_Q8_0};
@@ -616,7 +617,8 @@ TEST(quant_grouped_shared_x) {
         }
         void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
         for (int is = 0; is < N_PATHS; is++) {
-            if (!path_set(is)) continue;
+            if (!pp.two[is]) continue;
+            pool *p = pp.two[is];
             for (int t = 0; t < T; t++) {
                 void *s1 = malloc(qmatmul_scratch_size(types[t], n, K));
                 qmatmul(p, ys[t], x, W[t], types[t], n, rows[t], K, s1);
@@ -636,8 +638,7 @@ TEST(quant_grouped_shared_x) {
         }
         free(x);
     }
-    pool_free(p);
-    isa_restore();
+    paths_free(&pp);
 }
 
 /* A shared quantization (qact_quantize + qmatmul_q) gives what qmatmul
@@ -677,8 +678,8 @@ TEST(quant_prequantized_and_threaded_activations) {
 /* The AMX tile layout holds the row layout's codes and scales, from the
  * scalar reference and AVX-512 alike, padding rows zero. */
 TEST(quant_amx_tile_activations) {
-    if (kernels_set_isa(ISA_AVX512) != 0) SKIP("no AVX-512");
-    isa_save();
+    if (!kernels_cfg(ISA_AVX512, 0, 0)) SKIP("no AVX-512");
+    pool *scalar = kern_pool(1, ISA_SCALAR);
     uint32_t seed = 61;
     const int64_t K = 768, nb = K / 32;
     float *x = make_x_edges(&seed);
@@ -693,8 +694,7 @@ TEST(quant_amx_tile_activations) {
         /* against the scalar row layout */
         size_t rs = qact_size(QT_Q8_0, 3, K);
         unsigned char *rw = malloc(rs);
-        path_set(ISA_SCALAR);
-        qact_quantize(NULL, rw, x, QT_Q8_0, 3, K);
+        qact_quantize(scalar, rw, x, QT_Q8_0, 3, K);
         const unsigned char *r0 = al64(rw);
         size_t stride = (QX32_ROW_BYTES(nb) + 63) / 64 * 64;
         int bad = 0;
@@ -717,19 +717,15 @@ TEST(quant_amx_tile_activations) {
         free(b);
     }
     free(x);
-    isa_restore();
+    pool_free(scalar);
 }
 
 /* AMX shapes: several K chunks and a partial one, W row groups with a tail
  * (and W of fewer than 16 rows), more x tiles than one pass holds, thread
  * splits; against the scalar reference. */
 TEST(quant_amx_shapes) {
-    isa_save();
-    if (!path_set(ISA_COUNT)) {
-        isa_restore();
-        SKIP("no AMX");
-    }
-    pool *p = pool_create(2);
+    if (!path_cfg(ISA_COUNT)) SKIP("no AMX");
+    pool *p = kern_pool_cfg(2, path_cfg(ISA_COUNT)), *p1 = kern_pool_cfg(1, path_cfg(ISA_COUNT));
     uint32_t seed = 67;
     static const int64_t shapes[][3] = {{50, 2048, 130}, {16, 544, 16}, {7, 96, 40}, {33, 1024, 9}, {64, 32, 8}};
     for (int ti = 0; ti < 2; ti++) {
@@ -742,12 +738,11 @@ TEST(quant_amx_shapes) {
             float *ref = malloc(sizeof(float) * (size_t)(n * rows)), *y = malloc(sizeof(float) * (size_t)(n * rows));
             float *y1 = malloc(sizeof(float) * (size_t)(n * rows));
             qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
-            path_set(ISA_COUNT);
             qmatmul(p, y, x, W, type, n, rows, K, scratch);
             int bad = compare_ref(y, ref, type, W, rows, K, x, n);
             CHECK_MSG(bad == 0, "%s W [%lld][%lld] n=%lld on AMX: %d outputs off", quant_traits(type)->name,
                       (long long)rows, (long long)K, (long long)n, bad);
-            qmatmul(NULL, y1, x, W, type, n, rows, K, scratch);
+            qmatmul(p1, y1, x, W, type, n, rows, K, scratch);
             CHECK_MSG(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
                       "%s W [%lld][%lld] n=%lld on AMX: threaded result differs", quant_traits(type)->name,
                       (long long)rows, (long long)K, (long long)n);
@@ -760,7 +755,7 @@ TEST(quant_amx_shapes) {
         }
     }
     pool_free(p);
-    isa_restore();
+    pool_free(p1);
 }
 
 /* ----------------------------------------------------------- bad shapes */

@@ -8,6 +8,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kern_pool.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -19,19 +20,18 @@ static float next_val(uint32_t *s) {
     return (float)(*s >> 8) / 16777216.0f - 0.5f;
 }
 
-/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX; 0 if the
- * path cannot run here. */
-static int set_path(int i) {
-    quant_amx_set(0);
-    if (i < 3) return kernels_set_isa((isa)i) == 0;
-    return kernels_set_isa(ISA_AVX512) == 0 && quant_amx_set(1);
+/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX: a
+ * two-thread pool running that path, or NULL if it cannot run here. */
+static pool *path_pool(int i) {
+    const kern_cpu *c = kernels_cpu();
+    const kern_cfg *k = i < 3 ? kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi)
+                              : kernels_cfg(ISA_AVX512, 1, c->vbmi);
+    return kern_pool_cfg(2, k);
 }
 
 TEST(quant_nonfinite_activations_give_nan_rows) {
     static const int types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
     enum { N = 8, ROWS = 8, COLS = 512 };
-    const isa saved = kernels_isa();
-    pool *p = pool_create(2);
     uint32_t seed = 5;
     float *x = malloc(sizeof(float) * N * COLS), *row = malloc(sizeof(float) * COLS);
     for (int i = 0; i < N * COLS; i++) x[i] = next_val(&seed);
@@ -56,9 +56,11 @@ TEST(quant_nonfinite_activations_give_nan_rows) {
         void *scratch = malloc(qmatmul_scratch_size(type, N, COLS));
         float ref[N * ROWS], y[N * ROWS];
         for (int path = 0; path < 4; path++) {
-            if (!set_path(path)) continue;
+            pool *p = path_pool(path);
+            if (!p) continue;
             float *out = path == 0 ? ref : y;
             qmatmul(p, out, x, W, type, N, ROWS, COLS, scratch);
+            pool_free(p);
             for (int i = 0; i < N; i++)
                 for (int r = 0; r < ROWS; r++) {
                     float v = out[i * ROWS + r];
@@ -74,9 +76,6 @@ TEST(quant_nonfinite_activations_give_nan_rows) {
         free(scratch);
         free(W);
     }
-    kernels_set_isa(saved);
-    quant_amx_set(1);
-    pool_free(p);
     free(x);
     free(row);
 }

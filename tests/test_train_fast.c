@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "grad_check.h"
+#include "kern_pool.h"
 #include "kernels/kernels.h"
 #include "train/grad_ops.h"
 #include "train/optim.h"
@@ -76,14 +77,15 @@ TEST(fast_rmsnorm_backward_rows) {
     gc_fill(w, D, 0.5f, 1.5f, &r);
     for (int i = 0; i < R * D; i++) dx0[i] = dx1[i] = dx2[i] = 0.25f; /* accumulate into these */
     for (int i = 0; i < D; i++) dw0[i] = dw1[i] = dw2[i] = -0.5f;
-    pool *p2 = pool_create(2);
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
     for (int s = 0; s < ISA_COUNT; s++) {
-        if (kernels_set_isa((isa)s) != 0) continue;
+        pool *p1 = kp.one[s], *p2 = kp.two[s];
+        if (!p1) continue;
         for (int i = 0; i < R * D; i++) dx1[i] = dx2[i] = 0.25f;
         for (int i = 0; i < D; i++) dw1[i] = dw2[i] = -0.5f;
         rmsnorm_backward_rows(dx0, dw0, dy, x, w, R, D, 1e-5f);
-        rmsnorm_backward_rows_pool(NULL, dx1, dw1, dy, x, w, R, D, 1e-5f, rs);
+        rmsnorm_backward_rows_pool(p1, dx1, dw1, dy, x, w, R, D, 1e-5f, rs);
         rmsnorm_backward_rows_pool(p2, dx2, dw2, dy, x, w, R, D, 1e-5f, rs);
         CHECK(memcmp(dx1, dx2, sizeof(float) * R * D) == 0); /* threads: same bits */
         CHECK(memcmp(dw1, dw2, sizeof(float) * D) == 0);
@@ -94,8 +96,7 @@ TEST(fast_rmsnorm_backward_rows) {
         for (int i = 0; i < R * D; i++) dx0[i] = 0.25f;
         for (int i = 0; i < D; i++) dw0[i] = -0.5f;
     }
-    kernels_set_isa(keep);
-    pool_free(p2);
+    kern_pools_free(&kp);
     free(x);
     free(dy);
     free(w);
@@ -121,12 +122,14 @@ TEST(fast_adamw_isas_and_clear) {
     gc_fill(m0, N, -0.1f, 0.1f, &r);
     gc_fill(v0, N, 0, 0.01f, &r);
     adamw_opts o = {0.9, 0.95, 1e-8, 0.1, 1.0};
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
     float ref_p[N], ref_m[N], ref_v[N];
     double ref_norm = 0;
     int first = 1;
     for (int s = 0; s < ISA_COUNT; s++) {
-        if (kernels_set_isa((isa)s) != 0) continue;
+        pool *p1 = kp.one[s];
+        if (!p1) continue;
         float p[N], m[N], v[N], gc[N], pc[N], mc[N], vc[N];
         memcpy(p, p0, sizeof p);
         memcpy(m, m0, sizeof m);
@@ -137,8 +140,8 @@ TEST(fast_adamw_isas_and_clear) {
         memcpy(gc, g, sizeof g);
         double n1 = 0, n2 = 0;
         moe_err err = {{0}};
-        CHECK_EQ_INT(adamw_step(NULL, p, g, m, v, N, ts, 3, 3, 1e-3, &o, &n1, &err), 0);
-        CHECK_EQ_INT(adamw_step_clear(NULL, pc, gc, mc, vc, N, ts, 3, 3, 1e-3, &o, &n2, &err), 0);
+        CHECK_EQ_INT(adamw_step(p1, p, g, m, v, N, ts, 3, 3, 1e-3, &o, &n1, &err), 0);
+        CHECK_EQ_INT(adamw_step_clear(p1, pc, gc, mc, vc, N, ts, 3, 3, 1e-3, &o, &n2, &err), 0);
         CHECK(n1 == n2);
         CHECK(memcmp(p, pc, sizeof p) == 0 && memcmp(m, mc, sizeof m) == 0 &&
               memcmp(v, vc, sizeof v) == 0);
@@ -169,7 +172,7 @@ TEST(fast_adamw_isas_and_clear) {
     moe_err err = {{0}};
     CHECK_EQ_INT(adamw_step_clear(NULL, pn, gn, mn, vn, N, ts, 3, 1, 1e-3, &o, NULL, &err), -1);
     CHECK(gn[0] == g[0] && gn[999] == g[999] && isnan(gn[700]));
-    kernels_set_isa(keep);
+    kern_pools_free(&kp);
 }
 
 /* ------------------------------------------------------------ linear, overwrite */
@@ -179,10 +182,11 @@ TEST(fast_linear_backward_set) {
     const int64_t shapes[T][3] = {{37, 45, 29}, {300, 130, 70}, {5, 600, 260}}; /* n, out, in */
     rng r;
     rng_init(&r, 6);
-    pool *p2 = pool_create(2);
-    isa keep = kernels_isa();
+    kern_pools kp;
+    kern_pools_init(&kp);
     for (int s = 0; s < ISA_COUNT; s++) {
-        if (kernels_set_isa((isa)s) != 0) continue;
+        pool *p2 = kp.two[s];
+        if (!p2) continue;
         lin_bwd_task a[T], b[T];
         float *buf[T][6];
         for (int i = 0; i < T; i++) {
@@ -206,8 +210,7 @@ TEST(fast_linear_backward_set) {
             for (int j = 0; j < 6; j++) free(buf[i][j]);
         }
     }
-    kernels_set_isa(keep);
-    pool_free(p2);
+    kern_pools_free(&kp);
 }
 
 /* ------------------------------------------- the trainer's step, two ways */

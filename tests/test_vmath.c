@@ -14,6 +14,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/vmath.h"
+#include "kern_pool.h"
 #include "test.h"
 
 static uint32_t rng_next(uint32_t *s) {
@@ -62,7 +63,7 @@ TEST(vmath_exp_ulp) {
         for (uint32_t b = b0; b < b1; b += 1021) {
             x[n++] = from_bits(b);
             if (n == 4096 || b + 1021 >= b1) {
-                vmath_exp(y, x, n);
+                vmath_exp(NULL, y, x, n);
                 for (int i = 0; i < n; i++) {
                     double e = ulp_err(y[i], exp((double)x[i]));
                     if (e > worst) worst = e, worst_x = x[i];
@@ -80,7 +81,7 @@ TEST(vmath_exp_ulp) {
                   -1e30f, -FLT_MAX, 0.5f, -0.5f, 1.0f, 0.34657359f, -0.34657359f};
     int ns = (int)(sizeof sp / sizeof sp[0]);
     float ys[64];
-    vmath_exp(ys, sp, ns);
+    vmath_exp(NULL, ys, sp, ns);
     for (int i = 0; i < ns; i++) {
         double e = ulp_err(ys[i], exp((double)sp[i]));
         if (e > 2.0) {
@@ -91,7 +92,7 @@ TEST(vmath_exp_ulp) {
     }
     CHECK_EQ_INT(bad_special, 0);
     float nan_in[3] = {NAN, -NAN, 1.0f}, nan_out[3];
-    vmath_exp(nan_out, nan_in, 3);
+    vmath_exp(NULL, nan_out, nan_in, 3);
     CHECK(isnan(nan_out[0]) && isnan(nan_out[1]) && nan_out[2] == expf(1.0f));
     CHECK(ys[0] == 0.0f && ys[1] == INFINITY && ys[2] == 1.0f && ys[3] == 1.0f);
     /* in place, and every tail length */
@@ -99,7 +100,7 @@ TEST(vmath_exp_ulp) {
         float a[40], b[40];
         uint32_t seed = 7 + (uint32_t)len;
         for (int i = 0; i < len; i++) a[i] = b[i] = rng_f(&seed) * 80;
-        vmath_exp(a, a, len);
+        vmath_exp(NULL, a, a, len);
         int bad = 0;
         for (int i = 0; i < len; i++) bad += ulp_err(a[i], exp((double)b[i])) > 2.0;
         CHECK_MSG(bad == 0, "len %d: %d off", len, bad);
@@ -119,11 +120,11 @@ TEST(vmath_rows_match_reference) {
             dh[i] = rng_f(&seed);
         }
         /* max is exact */
-        CHECK(vmath_max(x, n) == vmath_max_ref(x, n));
+        CHECK(vmath_max(NULL, x, n) == vmath_max_ref(x, n));
         /* exp-sum: elements within 2 ulp of exp(x - m) (the subtraction
          * rounds the same in both), the sum within 1e-6 relative */
         float m = vmath_max_ref(x, n);
-        float s1 = vmath_exp_sum(y1, x, m, n), s2 = vmath_exp_sum_ref(y2, x, m, n);
+        float s1 = vmath_exp_sum(NULL, y1, x, m, n), s2 = vmath_exp_sum_ref(y2, x, m, n);
         int bad = 0;
         for (int i = 0; i < n; i++) bad += ulp_err(y1[i], exp((double)(x[i] - m))) > 2.0;
         CHECK_MSG(bad == 0, "exp_sum n=%d: %d off", n, bad);
@@ -131,26 +132,26 @@ TEST(vmath_rows_match_reference) {
         /* the double version: the sum within 1e-14 of libm's, the
          * elements its f32 rounding (+-1 ulp: double rounding), also
          * without an output */
-        double d1 = vmath_exp_sum_f64(y1, x, m, n), d2 = vmath_exp_sum_f64_ref(y2, x, m, n);
+        double d1 = vmath_exp_sum_f64(NULL, y1, x, m, n), d2 = vmath_exp_sum_f64_ref(y2, x, m, n);
         CHECK_MSG(fabs(d1 - d2) <= 1e-14 * d2, "exp_sum_f64 n=%d: %.17g vs %.17g", n, d1, d2);
-        CHECK(vmath_exp_sum_f64(NULL, x, m, n) == d1);
+        CHECK(vmath_exp_sum_f64(NULL, NULL, x, m, n) == d1);
         bad = 0;
         for (int i = 0; i < n; i++) bad += ulp_err(y1[i], (double)y2[i]) > 1.0;
         CHECK_MSG(bad == 0, "exp_sum_f64 n=%d: %d elements off", n, bad);
         /* SwiGLU: within 4e-7 relative of the reference formula (the exp
          * differs by <= 2 ulp; 1 + e and the division damp it) */
-        vmath_swiglu(h1, g, u, n);
+        vmath_swiglu(NULL, h1, g, u, n);
         vmath_swiglu_ref(h2, g, u, n);
         bad = 0;
         for (int i = 0; i < n; i++) bad += fabs((double)h1[i] - h2[i]) > 4e-7 * fabs((double)h2[i]) + 1e-30;
         CHECK_MSG(bad == 0, "swiglu n=%d: %d off", n, bad);
         /* in place on g, as silu_mul does */
         memcpy(a1, g, sizeof(float) * (size_t)n);
-        vmath_swiglu(a1, a1, u, n);
+        vmath_swiglu(NULL, a1, a1, u, n);
         CHECK(n == 0 || memcmp(a1, h1, sizeof(float) * (size_t)n) == 0);
         /* backward: against the double reference within 2e-6 relative of
          * each output's scale; h identical to the forward's */
-        vmath_swiglu_backward(a1, b1, h1, dh, g, u, n);
+        vmath_swiglu_backward(NULL, a1, b1, h1, dh, g, u, n);
         vmath_swiglu_backward_ref(a2, b2, h2, dh, g, u, n);
         bad = 0;
         for (int i = 0; i < n; i++) {
@@ -161,14 +162,14 @@ TEST(vmath_rows_match_reference) {
         }
         CHECK_MSG(bad == 0, "swiglu backward n=%d: %d off", n, bad);
         float hf[NMAX];
-        vmath_swiglu(hf, g, u, n);
+        vmath_swiglu(NULL, hf, g, u, n);
         CHECK(n == 0 || memcmp(hf, h1, sizeof(float) * (size_t)n) == 0);
-        vmath_swiglu_backward(a1, b1, NULL, dh, g, u, n); /* h optional */
+        vmath_swiglu_backward(NULL, a1, b1, NULL, dh, g, u, n); /* h optional */
         CHECK(n == 0 || memcmp(hf, h1, sizeof(float) * (size_t)n) == 0);
     }
     /* saturated SwiGLU: silu(-200) = -0, silu(200) = 200, no NaN */
     float gs[2] = {-200.0f, 200.0f}, us[2] = {1, 1}, d1[2] = {1, 1}, dgs[2], dus[2], hs[2];
-    vmath_swiglu_backward(dgs, dus, hs, d1, gs, us, 2);
+    vmath_swiglu_backward(NULL, dgs, dus, hs, d1, gs, us, 2);
     CHECK(fabsf(hs[0]) < 1e-30f && hs[1] == 200.0f);
     CHECK(fabsf(dgs[0]) < 1e-30f && dgs[1] == 1.0f && fabsf(dus[0]) < 1e-30f && dus[1] == 200.0f);
 }
@@ -176,7 +177,6 @@ TEST(vmath_rows_match_reference) {
 /* softmax and silu_mul (kernels.h) go through vmath on AVX-512: hold every
  * ISA's result to the scalar reference ISA's. */
 TEST(vmath_softmax_silu_all_isas) {
-    isa keep = kernels_isa();
     uint32_t seed = 5;
     enum { N = 333 };
     float x[N], g[N], u[N], ref_x[N], ref_g[N];
@@ -186,18 +186,19 @@ TEST(vmath_softmax_silu_all_isas) {
         u[i] = rng_f(&seed);
     }
     for (int n = 1; n <= N; n += 47) {
-        kernels_set_isa(ISA_SCALAR);
+        const kern_cfg *scalar = kernels_cfg(ISA_SCALAR, 0, 0);
         memcpy(ref_x, x, sizeof x);
         memcpy(ref_g, g, sizeof g);
-        softmax(ref_x, n);
-        silu_mul(ref_g, u, n);
+        softmax(scalar, ref_x, n);
+        silu_mul(scalar, ref_g, u, n);
         for (int s = 0; s < ISA_COUNT; s++) {
-            if (kernels_set_isa((isa)s) != 0) continue;
+            const kern_cfg *k = kernels_cfg((isa)s, 0, 0);
+            if (!k) continue;
             float a[N], b[N];
             memcpy(a, x, sizeof x);
             memcpy(b, g, sizeof g);
-            softmax(a, n);
-            silu_mul(b, u, n);
+            softmax(k, a, n);
+            silu_mul(k, b, u, n);
             int bad = 0;
             for (int i = 0; i < n; i++) {
                 bad += fabs((double)a[i] - ref_x[i]) > 1e-6 * ref_x[i] + 1e-38;
@@ -206,5 +207,4 @@ TEST(vmath_softmax_silu_all_isas) {
             CHECK_MSG(bad == 0, "%s n=%d: %d off", isa_name((isa)s), n, bad);
         }
     }
-    kernels_set_isa(keep);
 }

@@ -67,6 +67,7 @@ struct pool {
     unsigned char *scratch; /* [n_threads][per_thread] then [shared] */
     size_t per_thread, shared;
     double spin_us;     /* idle wait before sleeping */
+    const struct kern_cfg *kern; /* the owner's kernel choice; NULL = default */
     pthread_t *threads; /* [n_threads - 1] workers */
     int n_started;      /* workers actually created */
 
@@ -223,6 +224,12 @@ void pool_free(pool *p) {
 }
 
 int pool_size(const pool *p) { return p ? p->n_threads : 1; }
+
+void pool_set_kern(pool *p, const struct kern_cfg *k) {
+    if (p) p->kern = k;
+}
+
+const struct kern_cfg *pool_kern(const pool *p) { return p ? p->kern : NULL; }
 
 void pool_for(pool *p, int64_t n, int64_t grain, pool_fn fn, void *ctx) {
     if (n <= 0) return;

@@ -37,4 +37,12 @@ int pool_reserve(pool *p, size_t per_thread, size_t shared);
 void *pool_scratch(pool *p, int tid, size_t bytes);
 void *pool_shared(pool *p, size_t bytes);
 
+/* The kernel choice work on this pool runs with (kernels.h: kern_cfg, an
+ * entry of a constant table; the pool only holds the pointer). Set by the
+ * owner before running work, like the scratch; NULL (the initial value)
+ * means the process default. pool_kern of a NULL pool is NULL. */
+struct kern_cfg;
+void pool_set_kern(pool *p, const struct kern_cfg *k);
+const struct kern_cfg *pool_kern(const pool *p);
+
 #endif

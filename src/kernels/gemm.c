@@ -80,13 +80,14 @@ typedef struct gemm_prob {
 typedef struct gemm_isa {
     gemm_ukernel_fn fn;
     int mr, nr;
+    int avx512; /* the AVX-512 packing routines may run */
 } gemm_isa;
 
-static gemm_isa gemm_pick(void) {
-    switch (kernels_isa()) {
-    case ISA_AVX512: return (gemm_isa){gemm_ukernel_avx512, GEMM_MR_AVX512, GEMM_NR_AVX512};
-    case ISA_AVX2: return (gemm_isa){gemm_ukernel_avx2, GEMM_MR_AVX2, GEMM_NR_AVX2};
-    default: return (gemm_isa){gemm_ukernel_generic, GEN_MR, GEN_NR};
+static gemm_isa gemm_pick(const kern_cfg *k) {
+    switch ((k ? k : kernels_default())->isa) {
+    case ISA_AVX512: return (gemm_isa){gemm_ukernel_avx512, GEMM_MR_AVX512, GEMM_NR_AVX512, 1};
+    case ISA_AVX2: return (gemm_isa){gemm_ukernel_avx2, GEMM_MR_AVX2, GEMM_NR_AVX2, 0};
+    default: return (gemm_isa){gemm_ukernel_generic, GEN_MR, GEN_NR, 0};
     }
 }
 
@@ -97,13 +98,13 @@ static gemm_isa gemm_pick(void) {
  * (dy of the LM head: 16 KiB) would put the kernel's 12 row streams, or
  * its 256 k rows, in one cache set; the panel never does. */
 static int64_t pack_a(float *ap, const gemm_prob *g, int64_t m0, int mr, int64_t k0, int64_t kc,
-                      int MR) {
+                      int MR, int avx512) {
     if (g->as_k == 1) {
         for (int r = 0; r < mr; r++)
             memcpy(ap + r * kc, g->A + (m0 + r) * g->as_m + k0, (size_t)kc * sizeof(float));
         return kc;
     }
-    if (g->as_m == 1 && MR == GEMM_MR_AVX512 && kernels_isa() == ISA_AVX512) {
+    if (g->as_m == 1 && MR == GEMM_MR_AVX512 && avx512) {
         gemm_pack_a_avx512(ap, g->A + m0 + k0 * g->as_k, g->as_k, kc, mr);
         return 1;
     }
@@ -122,8 +123,8 @@ static int64_t pack_a(float *ap, const gemm_prob *g, int64_t m0, int mr, int64_t
 
 /* dst[k][NR] = b[k*bs_k + j*bs_n] for k < kc, j < w; zero for j >= w. */
 static void pack_strip(float *dst, const float *b, int64_t bs_k, int64_t bs_n, int64_t kc,
-                       int64_t w, int NR) {
-    int fast = NR == GEMM_NR_AVX512 && kernels_isa() == ISA_AVX512;
+                       int64_t w, int NR, int avx512) {
+    int fast = NR == GEMM_NR_AVX512 && avx512;
     if (fast && bs_n == 1) {
         gemm_pack_b_avx512(dst, b, bs_k, kc, (int)w);
         return;
@@ -144,17 +145,17 @@ static void pack_strip(float *dst, const float *b, int64_t bs_k, int64_t bs_n, i
 /* bp[s][k][NR] = B(k0 + k, n0 + s*NR + j), zero past nc; a block that
  * crosses k_split takes its rows from both matrices. */
 static void pack_b(float *bp, const gemm_prob *g, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
-                   int NR) {
+                   int NR, int avx512) {
     int64_t ks = g->B2 ? g->k_split : g->K; /* rows [k0, ks) from B, the rest from B2 */
     for (int64_t s = 0; s * NR < nc; s++) {
         int64_t w = nc - s * NR < NR ? nc - s * NR : NR, col = (n0 + s * NR) * g->bs_n;
         float *dst = bp + s * kc * NR;
         int64_t k1 = k0 + kc < ks ? k0 + kc : ks; /* end of the B part */
-        if (k1 > k0) pack_strip(dst, g->B + k0 * g->bs_k + col, g->bs_k, g->bs_n, k1 - k0, w, NR);
+        if (k1 > k0) pack_strip(dst, g->B + k0 * g->bs_k + col, g->bs_k, g->bs_n, k1 - k0, w, NR, avx512);
         int64_t k2 = k0 > ks ? k0 : ks; /* start of the B2 part */
         if (k0 + kc > k2)
             pack_strip(dst + (k2 - k0) * NR, g->B2 + (k2 - ks) * g->bs_k + col, g->bs_k, g->bs_n,
-                       k0 + kc - k2, w, NR);
+                       k0 + kc - k2, w, NR, avx512);
     }
 }
 
@@ -174,13 +175,13 @@ static void gemm_tile(const gemm_prob *g, int64_t tile, const gemm_isa *is, floa
     for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
         int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
         int add = !(g->init && k0 == 0);
-        pack_b(bpack, g, k0, kc, n0, nc, is->nr);
+        pack_b(bpack, g, k0, kc, n0, nc, is->nr, is->avx512);
         for (int64_t mm = 0; mm < mc; mm += is->mr) {
             int mr = mc - mm < is->mr ? (int)(mc - mm) : is->mr;
             const float *a = g->A + (m0 + mm) * g->as_m + k0 * g->as_k;
             int64_t sm = g->as_m, sk = g->as_k;
             if (pack || (!(sk == 1 && sm != 1) && !(sm == 1 && mr == is->mr))) {
-                sm = pack_a(apack, g, m0 + mm, mr, k0, kc, is->mr);
+                sm = pack_a(apack, g, m0 + mm, mr, k0, kc, is->mr, is->avx512);
                 a = apack, sk = sm == 1 ? is->mr : 1;
             }
             float *c = g->C + (m0 + mm) * g->ldc + n0;
@@ -261,20 +262,20 @@ static void gemm_items(void *vc, int64_t u0, int64_t u1, int tid) {
     free(own);
 }
 
-void gemm_acc(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack) {
+void gemm_acc(const kern_cfg *k, float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k,
+              const float *B, int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack) {
     gemm_prob g = {C, ldc, A, as_m, as_k, B, bs_k, bs_n, M, N, K, 0, NULL, 0, MC_MAX, NC_MAX,
                    (N + NC_MAX - 1) / NC_MAX};
-    gemm_isa is = gemm_pick();
+    gemm_isa is = gemm_pick(k);
     int64_t n = gemm_tiles(&g);
     for (int64_t t = 0; t < n; t++) gemm_tile(&g, t, &is, pack);
 }
 
-void gemm_set(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack) {
+void gemm_set(const kern_cfg *k, float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k,
+              const float *B, int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack) {
     gemm_prob g = {C, ldc, A, as_m, as_k, B, bs_k, bs_n, M, N, K, 1, NULL, 0, MC_MAX, NC_MAX,
                    (N + NC_MAX - 1) / NC_MAX};
-    gemm_isa is = gemm_pick();
+    gemm_isa is = gemm_pick(k);
     int64_t n = gemm_tiles(&g);
     gemm_empty(&g);
     for (int64_t t = 0; t < n; t++) gemm_tile(&g, t, &is, pack);
@@ -283,7 +284,7 @@ void gemm_set(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k,
 void gemm_run(pool *p, const gemm_op *ops, int n_ops) {
     gemm_prob probs[GROUP_MAX];
     int64_t start[GROUP_MAX + 1];
-    gemm_ctx c = {probs, start, 0, gemm_pick(), p};
+    gemm_ctx c = {probs, start, 0, gemm_pick(kern_of(p)), p};
     for (int t0 = 0; t0 < n_ops; t0 += GROUP_MAX) {
         int m = n_ops - t0 < GROUP_MAX ? n_ops - t0 : GROUP_MAX;
         for (int i = 0; i < m; i++) {

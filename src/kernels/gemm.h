@@ -34,18 +34,23 @@ typedef struct gemm_op {
     int64_t k_split;  /* B(k,n) = B2[(k - k_split)*bs_k + n*bs_n] (two stacked matrices) */
 } gemm_op;
 
-/* Independent products in one parallel region over the pool (may be NULL);
+/* Independent products in one parallel region over the pool (may be NULL;
+ * its kernel choice picks the micro-kernel);
  * no two may write the same C elements. Ops with M, N or K <= 0 do
  * nothing, except that a `set` op with K <= 0 zeroes its C. */
 void gemm_run(pool *p, const gemm_op *ops, int n_ops);
 
 /* One product on the calling thread (inside a pool item): C += A B, and
- * C = A B. pack: that thread's scratch of gemm_scratch_bytes(), 64-byte
- * aligned (kern_scratch). */
-void gemm_acc(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack);
-void gemm_set(float *C, int64_t ldc, const float *A, int64_t as_m, int64_t as_k, const float *B,
-              int64_t bs_k, int64_t bs_n, int64_t M, int64_t N, int64_t K, float *pack);
+ * C = A B, with kernel choice k (the pool's: kern_of; NULL = the default).
+ * pack: that thread's scratch of gemm_scratch_bytes(), 64-byte aligned
+ * (kern_scratch). */
+struct kern_cfg;
+void gemm_acc(const struct kern_cfg *k, float *C, int64_t ldc, const float *A, int64_t as_m,
+              int64_t as_k, const float *B, int64_t bs_k, int64_t bs_n, int64_t M, int64_t N,
+              int64_t K, float *pack);
+void gemm_set(const struct kern_cfg *k, float *C, int64_t ldc, const float *A, int64_t as_m,
+              int64_t as_k, const float *B, int64_t bs_k, int64_t bs_n, int64_t M, int64_t N,
+              int64_t K, float *pack);
 /* Scratch bytes one thread's products need (packed blocks). */
 size_t gemm_scratch_bytes(void);
 

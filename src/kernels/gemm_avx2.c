@@ -2,7 +2,7 @@
  * gemm_avx2.c - the AVX2 micro-kernel of gemm.h: a 6 x 16 tile of C in 12
  * ymm accumulators (of 16 registers: two B vectors and one broadcast left). A is read in place as
  * in the AVX-512 kernel (columns or rows contiguous). Called only when
- * kernels_isa() is ISA_AVX2.
+ * the kernel choice is ISA_AVX2.
  */
 #include <immintrin.h>
 

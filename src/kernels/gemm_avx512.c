@@ -6,7 +6,7 @@
  * columns contiguous (sm == 1: packed panels, or A^T) or its rows
  * contiguous (sk == 1: twelve row streams). B is packed here: rows copied
  * with masked vector moves, or (B^T, the forward's W and attention's K, V)
- * transposed 16 x 16 in registers. Called only when kernels_isa() is
+ * transposed 16 x 16 in registers. Called only when the kernel choice is
  * ISA_AVX512.
  */
 #include <immintrin.h>

@@ -1,6 +1,7 @@
 /*
- * kernels.c - picks the kernel implementation for this CPU and threads the
- * matmuls over the pool.
+ * kernels.c - the table of kernel choices (kernels.h: the CPU's features
+ * and the process default, detected once), and the matmuls threaded over
+ * the pool with the choice the pool carries.
  *
  * Threading: a matmul is split over the OUTPUT rows of W (blocks of
  * ROW_BLOCK rows) so that each thread streams its own slice of W exactly once
@@ -28,7 +29,6 @@
 #include <cpuid.h>
 #endif
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +36,7 @@
 #include "kernels/gemm.h"
 #include "kernels/kernels_impl.h"
 #include "kernels/quant.h"
+#include "kernels/quant_impl.h"
 #include "kernels/vmath.h"
 
 /* Rows of W per unit of work: the fast kernels' register tiles are 4 or 8
@@ -58,8 +59,14 @@ static const kern_table g_tables[ISA_COUNT] = {
     [ISA_AVX512] = {avx512_matmul_rows, avx512_dot, avx512_axpy},
 };
 
-static atomic_int g_isa = -1; /* -1 = not chosen yet */
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* Every choice there is; kernels_cfg hands out pointers into it. */
+static const kern_cfg g_cfgs[ISA_COUNT][2][2] = {
+#define CFG_ROW(I) {{{I, 0, 0}, {I, 0, 1}}, {{I, 1, 0}, {I, 1, 1}}}
+    [ISA_SCALAR] = CFG_ROW(ISA_SCALAR),
+    [ISA_AVX2] = CFG_ROW(ISA_AVX2),
+    [ISA_AVX512] = CFG_ROW(ISA_AVX512),
+#undef CFG_ROW
+};
 
 #if defined(__x86_64__) || defined(__i386__)
 /* F16C from CPUID leaf 1 (ECX bit 29): clang before 16 has no "f16c" for
@@ -70,23 +77,11 @@ static int cpu_f16c(void) {
 }
 #endif
 
-static int isa_supported(isa i) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    switch (i) {
-    case ISA_SCALAR: return 1;
-    case ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c();
-    case ISA_AVX512:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c();
-    default: return 0;
-    }
-#else
-    return i == ISA_SCALAR;
-#endif
-}
+/* Written once, by kernels_detect under g_once; read-only afterwards. */
+static kern_cpu g_cpu;
+static const kern_cfg *g_default;
+static int g_amx_default; /* MOE_AMX is not "0" */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 const char *isa_name(isa i) {
     switch (i) {
@@ -97,38 +92,71 @@ const char *isa_name(isa i) {
     }
 }
 
-static void kernels_choose(void) {
-    isa best = ISA_SCALAR;
-    if (isa_supported(ISA_AVX2)) best = ISA_AVX2;
-    if (isa_supported(ISA_AVX512)) best = ISA_AVX512;
-    const char *e = getenv("MOE_ISA");
-    if (e && *e) {
+static int isa_ok(const kern_cpu *c, isa i) {
+    return i == ISA_SCALAR || (i == ISA_AVX2 && c->avx2) || (i == ISA_AVX512 && c->avx512);
+}
+
+/* kernels_cfg on a given feature set (also used before g_cpu is final). */
+static const kern_cfg *cfg_for(const kern_cpu *c, isa i, int amx, int vbmi) {
+    if ((int)i < 0 || i >= ISA_COUNT || !isa_ok(c, i)) return NULL;
+    if (amx && !(i == ISA_AVX512 && c->vnni && c->amx)) return NULL;
+    if (vbmi && !(i == ISA_AVX512 && c->vbmi)) return NULL;
+    return &g_cfgs[i][amx != 0][vbmi != 0];
+}
+
+/* The path named i with every extra the CPU has and the default allows. */
+static const kern_cfg *cfg_best(const kern_cpu *c, isa i, int amx_allowed) {
+    if (!isa_ok(c, i)) return NULL;
+    int fast = i == ISA_AVX512;
+    return cfg_for(c, i, fast && amx_allowed && c->vnni && c->amx, fast && c->vbmi);
+}
+
+static void kernels_detect(void) {
+    kern_cpu c = {0};
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    c.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c();
+    c.avx512 = c.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    c.vnni = c.avx512 && __builtin_cpu_supports("avx512vnni");
+    c.vbmi = c.avx512 && __builtin_cpu_supports("avx512vbmi");
+    c.amx = c.vnni && amx_init();
+#endif
+    const char *e = getenv("MOE_AMX");
+    int amx_allowed = !(e && strcmp(e, "0") == 0);
+    isa best = c.avx512 ? ISA_AVX512 : c.avx2 ? ISA_AVX2 : ISA_SCALAR;
+    e = getenv("MOE_ISA");
+    if (e && *e)
         for (int i = 0; i < ISA_COUNT; i++)
-            if (strcmp(e, isa_name((isa)i)) == 0 && isa_supported((isa)i)) best = (isa)i;
-    }
-    int expect = -1;
-    atomic_compare_exchange_strong(&g_isa, &expect, (int)best); /* a forced ISA wins */
+            if (strcmp(e, isa_name((isa)i)) == 0 && isa_ok(&c, (isa)i)) best = (isa)i;
+    g_cpu = c;
+    g_amx_default = amx_allowed;
+    g_default = cfg_best(&c, best, amx_allowed);
 }
 
-void kernels_init(void) { pthread_once(&g_once, kernels_choose); }
-
-isa kernels_isa(void) {
-    int i = atomic_load_explicit(&g_isa, memory_order_relaxed);
-    if (i < 0) {
-        kernels_init();
-        i = atomic_load(&g_isa);
-    }
-    return (isa)i;
+const kern_cpu *kernels_cpu(void) {
+    pthread_once(&g_once, kernels_detect);
+    return &g_cpu;
 }
 
-int kernels_set_isa(isa i) {
-    if ((int)i < 0 || i >= ISA_COUNT || !isa_supported(i)) return -1;
-    kernels_init();
-    atomic_store(&g_isa, (int)i);
-    return 0;
+const kern_cfg *kernels_default(void) {
+    pthread_once(&g_once, kernels_detect);
+    return g_default;
 }
 
-static inline const kern_table *kern(void) { return &g_tables[kernels_isa()]; }
+const kern_cfg *kernels_cfg(isa i, int amx, int vbmi) { return cfg_for(kernels_cpu(), i, amx, vbmi); }
+
+const kern_cfg *kernels_named(const char *name) {
+    const kern_cpu *c = kernels_cpu();
+    for (int i = 0; name && i < ISA_COUNT; i++)
+        if (strcmp(name, isa_name((isa)i)) == 0) return cfg_best(c, (isa)i, g_amx_default);
+    return NULL;
+}
+
+const kern_cfg *kern_of(const pool *p) {
+    const kern_cfg *k = pool_kern(p);
+    return k ? k : kernels_default();
+}
 
 /* ------------------------------------------------------------- scratch */
 
@@ -202,8 +230,8 @@ static void matmul_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
     free(own);
 }
 
-static inline int use_gemm(const mat *W, int64_t n) {
-    return W->type == DT_F32 && n >= GEMM_MIN_N && kernels_isa() == ISA_AVX512;
+static inline int use_gemm(const kern_cfg *k, const mat *W, int64_t n) {
+    return W->type == DT_F32 && n >= GEMM_MIN_N && k->isa == ISA_AVX512;
 }
 
 /* y [n][rows] = x [n][cols] W^T as C = A B with B(k, j) = W[j][k]. */
@@ -218,12 +246,13 @@ void matmul(pool *p, float *y, const float *x, const mat *W, int64_t n) {
         matmul_quant(p, y, x, W, n);
         return;
     }
-    if (use_gemm(W, n)) {
+    const kern_cfg *k = kern_of(p);
+    if (use_gemm(k, W, n)) {
         gemm_op o = gemm_of(y, x, W, n);
         gemm_run(p, &o, 1);
         return;
     }
-    mm_ctx c = {kern()->matmul_rows, y, x, W, n, p};
+    mm_ctx c = {g_tables[k->isa].matmul_rows, y, x, W, n, p};
     int64_t blocks = (W->rows + ROW_BLOCK - 1) / ROW_BLOCK;
     pool_for(p, blocks, matmul_grain(W, n), matmul_chunk, &c);
 }
@@ -287,34 +316,35 @@ static void grouped_quant(pool *p, const mm_task *ts, int m) {
     free(own);
 }
 
-static inline int task_float(const mm_task *t) {
-    return t->n > 0 && t->W->rows > 0 && !dtype_is_quant(t->W->type) && !use_gemm(t->W, t->n);
+static inline int task_float(const kern_cfg *k, const mm_task *t) {
+    return t->n > 0 && t->W->rows > 0 && !dtype_is_quant(t->W->type) && !use_gemm(k, t->W, t->n);
 }
 
 /* The tasks of tasks[m] that go through the blocked GEMM, as one gemm_run. */
-static void grouped_gemm(pool *p, const mm_task *ts, int m) {
+static void grouped_gemm(pool *p, const kern_cfg *k, const mm_task *ts, int m) {
     gemm_op ops[GROUP_MAX];
     int n = 0;
     for (int i = 0; i < m; i++)
-        if (ts[i].n > 0 && ts[i].W->rows > 0 && use_gemm(ts[i].W, ts[i].n))
+        if (ts[i].n > 0 && ts[i].W->rows > 0 && use_gemm(k, ts[i].W, ts[i].n))
             ops[n++] = gemm_of(ts[i].y, ts[i].x, ts[i].W, ts[i].n);
     if (n) gemm_run(p, ops, n);
 }
 
 void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
-    matmul_rows_fn fn = kern()->matmul_rows;
+    const kern_cfg *k = kern_of(p);
+    matmul_rows_fn fn = g_tables[k->isa].matmul_rows;
     int64_t start[GROUP_MAX + 1], rpu[GROUP_MAX];
     int nth = pool_size(p);
     for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) {
         int m = n_tasks - t0 < GROUP_MAX ? n_tasks - t0 : GROUP_MAX;
         const mm_task *ts = tasks + t0;
         grouped_quant(p, ts, m);
-        grouped_gemm(p, ts, m);
+        grouped_gemm(p, k, ts, m);
         /* Total work decides the unit size: about 4 units per thread overall,
          * but never below MIN_CHUNK_WORK per unit nor a ROW_BLOCK. */
         int64_t total = 0;
         for (int i = 0; i < m; i++)
-            if (task_float(&ts[i]))
+            if (task_float(k, &ts[i]))
                 total += ts[i].W->rows * (ts[i].W->cols * (dtype_size(ts[i].W->type) + 4 * ts[i].n) + 1);
         if (total == 0) continue;
         int64_t target = total / (4 * (int64_t)nth);
@@ -324,7 +354,7 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
             const mm_task *t = &ts[i];
             int64_t units = 0;
             rpu[i] = ROW_BLOCK;
-            if (task_float(t)) {
+            if (task_float(k, t)) {
                 int64_t per_row = t->W->cols * (dtype_size(t->W->type) + 4 * t->n) + 1;
                 int64_t r = (target + per_row - 1) / per_row;
                 r = (r + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
@@ -355,21 +385,25 @@ void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
 }
 /* AVX-512: vectorized exp (vmath.h, within 2 ulp of expf's exact value)
  * and f32 partial sums; other ISAs: the scalar reference. */
-void softmax(float *x, int n) {
+void softmax(const kern_cfg *k, float *x, int n) {
     if (n <= 0) return;
-    if (kernels_isa() != ISA_AVX512) {
+    if ((k ? k : kernels_default())->isa != ISA_AVX512) {
         ref_softmax(x, n);
         return;
     }
     float s = avx512_vexp_sum(x, x, avx512_vmax(x, n), n);
     avx512_vscale(x, 1.0f / s, n);
 }
-void silu_mul(float *g, const float *u, int n) {
-    if (kernels_isa() == ISA_AVX512) avx512_vswiglu(g, g, u, n);
+void silu_mul(const kern_cfg *k, float *g, const float *u, int n) {
+    if ((k ? k : kernels_default())->isa == ISA_AVX512) avx512_vswiglu(g, g, u, n);
     else ref_silu_mul(g, u, n);
 }
-void axpy(float *y, float a, const float *x, int n) { kern()->axpy(y, a, x, n); }
-float dot(const float *a, const float *b, int n) { return kern()->dot(a, b, n); }
+void axpy(const kern_cfg *k, float *y, float a, const float *x, int n) {
+    g_tables[(k ? k : kernels_default())->isa].axpy(y, a, x, n);
+}
+float dot(const kern_cfg *k, const float *a, const float *b, int n) {
+    return g_tables[(k ? k : kernels_default())->isa].dot(a, b, n);
+}
 void rope_apply(float *x, const float *cos_t, const float *sin_t, int head_dim) {
     ref_rope_apply(x, cos_t, sin_t, head_dim);
 }

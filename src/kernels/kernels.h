@@ -2,9 +2,25 @@
  * kernels.h - the numeric kernels the model is built from.
  *
  * Every kernel has a slow, obvious reference (kernels_ref.c) and fast paths
- * (AVX-512, AVX2) chosen once at run time from the CPU's features; tests hold
- * each fast path to its reference. Weights may be F32, BF16 or F16 and are
- * widened to f32 exactly; activations and accumulation are f32.
+ * (AVX-512, AVX2); tests hold each fast path to its reference. Weights may
+ * be F32, BF16 or F16 and are widened to f32 exactly; activations and
+ * accumulation are f32.
+ *
+ * Which path runs is a kernel choice (kern_cfg): an entry of a constant
+ * table, never written. The CPU's features and the process default (the
+ * best path the CPU has, or the one MOE_ISA / MOE_AMX name) are detected
+ * once (pthread_once) and read-only afterwards. A pool carries the choice
+ * of whoever owns it (pool_set_kern: a session sets its own at creation),
+ * and every kernel that runs on a pool reads it there once per call
+ * (kern_of; a NULL pool, or a pool nobody set, runs the process default).
+ * So two sessions with different choices run side by side on different
+ * threads, and nothing is switched globally.
+ *
+ * The vector ops that have fast paths (softmax, silu_mul, axpy, dot and
+ * vmath.h's) are called per row inside pool callbacks, so they take the
+ * choice as their first argument rather than a pool: the caller reads
+ * kern_of(pool) once per call and keeps it in the callback's context. NULL
+ * there also means the process default (tools, tests).
  *
  * Shapes: x [n][in] activations (row-major), W [out][in] a weight matrix in
  * the Hugging Face nn.Linear layout, y [n][out]. y = x W^T.
@@ -26,14 +42,37 @@ typedef struct mat {
 
 typedef enum { ISA_SCALAR = 0, ISA_AVX2, ISA_AVX512, ISA_COUNT } isa;
 
-/* Pick the best ISA this CPU supports (or the one named by the environment
- * variable MOE_ISA=scalar|avx2|avx512 when the CPU has it). Idempotent;
- * called by everything that uses the kernels. */
-void kernels_init(void);
-isa kernels_isa(void);
+/* What this CPU (and OS) can run, detected once. */
+typedef struct kern_cpu {
+    int avx2;   /* AVX2 + FMA + F16C */
+    int avx512; /* AVX-512 F, BW, VL, DQ (and the AVX2 set) */
+    int vnni;   /* AVX512_VNNI: the AVX-512 quantized kernels (else AVX2's) */
+    int vbmi;   /* AVX512_VBMI: the AVX-512 Q4_0 GEMV */
+    int amx;    /* AMX-INT8, with the OS's permission for the tile state */
+} kern_cpu;
+
+/* A kernel choice: one entry of a constant table (compare pointers). */
+typedef struct kern_cfg {
+    isa isa;  /* the f32 and vector kernels' path */
+    int amx;  /* Q4_0 / Q8_0 products with several rows of x on AMX-INT8 */
+    int vbmi; /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI */
+} kern_cfg;
+
+const kern_cpu *kernels_cpu(void);
+/* The process default: the best ISA the CPU has, or the one named by
+ * MOE_ISA=scalar|avx2|avx512 when the CPU has it; AMX unless MOE_AMX=0;
+ * VBMI where the CPU has it. */
+const kern_cfg *kernels_default(void);
+/* The entry for (i, amx, vbmi), or NULL when the CPU lacks any of it (AMX
+ * and VBMI need ISA_AVX512, and AMX the VNNI kernels). */
+const kern_cfg *kernels_cfg(isa i, int amx, int vbmi);
+/* By name, "scalar", "avx2" or "avx512", with every extra the CPU has and
+ * the default allows (AMX unless MOE_AMX=0, VBMI); NULL for an unknown name
+ * or a path the CPU lacks. */
+const kern_cfg *kernels_named(const char *name);
+/* The choice p runs: its owner's (pool_set_kern), else the default. */
+const kern_cfg *kern_of(const pool *p);
 const char *isa_name(isa i);
-/* Force an ISA (tests). Returns -1 if the CPU lacks it. */
-int kernels_set_isa(isa i);
 
 /* Scratch of `bytes` for thread tid of pool p (tid -1: the pool's shared
  * region): the pool's own when it reserved enough, else a 64-byte-aligned
@@ -72,13 +111,13 @@ void mat_row_f32(float *dst, const mat *W, int64_t row);
 /* y = x / sqrt(mean(x^2) + eps) * w, over n elements (y may alias x). */
 void rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 /* In place softmax over n elements (max-subtracted). */
-void softmax(float *x, int n);
+void softmax(const kern_cfg *k, float *x, int n);
 /* g[i] = silu(g[i]) * u[i] */
-void silu_mul(float *g, const float *u, int n);
+void silu_mul(const kern_cfg *k, float *g, const float *u, int n);
 /* y[i] += a * x[i] */
-void axpy(float *y, float a, const float *x, int n);
+void axpy(const kern_cfg *k, float *y, float a, const float *x, int n);
 /* dot product */
-float dot(const float *a, const float *b, int n);
+float dot(const kern_cfg *k, const float *a, const float *b, int n);
 
 /* NeoX-style rotary embedding in place on one head vector x[head_dim]:
  * pairs (i, i + head_dim/2) rotated by pos * theta^(-2i/head_dim).

@@ -26,6 +26,7 @@ static void visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window,
 int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
                    const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
                    int64_t qpos0, int64_t kpos0, int window, float scale) {
+    const kern_cfg *kc = kern_of(p);
     void *own;
     float *sc = kern_scratch(p, tid, (size_t)(nk > 0 ? nk : 1) * sizeof(float), &own);
     if (!sc) return -1;
@@ -36,9 +37,9 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
         for (int d = 0; d < Dh; d++) oi[d] = 0.0f;
         if (hi <= lo) continue;
         const float *qi = q + i * qs;
-        for (int64_t j = lo; j < hi; j++) sc[j - lo] = dot(qi, k + j * kvs, Dh) * scale;
-        softmax(sc, (int)(hi - lo));
-        for (int64_t j = lo; j < hi; j++) axpy(oi, sc[j - lo], v + j * kvs, Dh);
+        for (int64_t j = lo; j < hi; j++) sc[j - lo] = dot(kc, qi, k + j * kvs, Dh) * scale;
+        softmax(kc, sc, (int)(hi - lo));
+        for (int64_t j = lo; j < hi; j++) axpy(kc, oi, sc[j - lo], v + j * kvs, Dh);
     }
     free(own);
     return 0;
@@ -48,7 +49,7 @@ int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t q
                const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
                int window, float scale) {
     if (nq <= 0) return 0;
-    if (kernels_isa() != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 256 || nk <= 0)
+    if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 256 || nk <= 0)
         return attn_block_ref(p, tid, o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window,
                               scale);
     void *own;

@@ -3,7 +3,8 @@
  * the same run as a workload, so speeds can be reported as ratios.
  *
  * The inner loops are compiled per ISA with target attributes and picked by
- * kernels_isa(), so a probe uses the same vector width as the kernels.
+ * the pool's kernel choice, so a probe uses the same vector width as the
+ * kernels.
  */
 #include "kernels/probe.h"
 
@@ -124,7 +125,7 @@ double probe_read_bandwidth(pool *p, size_t bytes, int reps) {
     }
     c->buf = buf;
     c->bytes = bytes;
-    c->which = kernels_isa();
+    c->which = kern_of(p)->isa;
     int64_t items = (int64_t)(bytes / BW_CHUNK);
     pool_for(p, items, 1, bw_chunk, c); /* warm-up: TLB, clocks */
     double best = 1e30;
@@ -228,7 +229,7 @@ double probe_f32_flops(pool *p, int reps) {
     if (reps < 1) reps = 1;
     fl_ctx c;
     memset(&c, 0, sizeof c);
-    c.which = kernels_isa();
+    c.which = kern_of(p)->isa;
     double per_item = fl_item(&c, 0);
     int64_t items = 16 * (int64_t)pool_size(p);
     pool_for(p, items, 1, fl_chunk, &c); /* warm-up: AVX-512 clocks settle */

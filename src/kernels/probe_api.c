@@ -38,8 +38,8 @@ double moe_probe_read_bandwidth(moe_probe *p, size_t bytes, int reps) {
 
 double moe_probe_f32_flops(moe_probe *p, int reps) { return probe_f32_flops(p->pool, reps); }
 
-const char *moe_kernels_isa(void) { return isa_name(kernels_isa()); }
+const char *moe_kernels_isa(void) { return isa_name(kernels_default()->isa); }
 
-const char *moe_quant_path(void) { return quant_path_name(); }
+const char *moe_quant_path(void) { return quant_path_name(kernels_default()); }
 
-int moe_quant_amx(void) { return quant_amx_active(); }
+int moe_quant_amx(void) { return kernels_default()->amx; }

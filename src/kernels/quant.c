@@ -2,9 +2,9 @@
  * quant.c - the quantized types' traits table, and the quantized matmuls:
  * which ISA runs them, and how they are threaded.
  *
- * The ISA follows kernels_isa() (so MOE_ISA and kernels_set_isa() steer
- * both), except that the AVX-512 path also needs AVX512_VNNI (vpdpbusd);
- * without it AVX-512 machines run the AVX2 path.
+ * The path is the kernel choice of the pool the call runs on (kernels.h:
+ * kern_of), read once per call; the AVX-512 path also needs AVX512_VNNI
+ * (vpdpbusd), without it AVX-512 machines run the AVX2 path.
  *
  * Threading is kernels.c's: the activations are quantized once (over the
  * pool when there are many rows), then the output rows of W are split into
@@ -17,7 +17,6 @@
  * activations quantized straight into AMX's tile layout (quant_impl.h); the
  * same row units and results independent of the thread count.
  */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,22 +86,18 @@ size_t qact_row_stride(int type, int64_t cols) {
     return (size_t)(cols / QK_K) * sizeof(qx_k);
 }
 
-static int qtiles_use(int type, int64_t n);
-
-/* Bytes of n rows of activations in the layout qtiles_use picks, or (any =
- * 1) the larger of the two layouts, so that a size asked for before the
- * AMX switch moves still fits. */
-static size_t qact_bytes(int type, int64_t n, int64_t cols, int any) {
+/* Bytes of n rows of activations in the larger of the two layouts, so
+ * that the size fits whichever kernel choice the call runs with. */
+static size_t qact_bytes(int type, int64_t n, int64_t cols) {
     size_t rows = (size_t)n * qact_row_stride(type, cols);
     if (type != QT_Q4_0 && type != QT_Q8_0) return rows;
     size_t tiles = (size_t)((n + QT_TILE_N - 1) / QT_TILE_N) * qtile_stride(cols);
-    if (any) return rows > tiles ? rows : tiles;
-    return qtiles_use(type, n) ? tiles : rows;
+    return rows > tiles ? rows : tiles;
 }
 
 size_t qact_size(int type, int64_t n, int64_t cols) {
     if (n <= 0) return 64;
-    return qact_bytes(type, n, cols, 1) + 64;
+    return qact_bytes(type, n, cols) + 64;
 }
 
 size_t qmatmul_scratch_size(int type, int64_t n, int64_t cols) { return qact_size(type, n, cols); }
@@ -124,69 +119,25 @@ static const qkern g_kern[ISA_COUNT] = {
     [ISA_AVX512] = {avx512_qmm_rows, avx512_qact_row},
 };
 
-static atomic_int g_vnni = -1; /* -1 = not checked yet */
-
-static int cpu_has_vnni(void) {
-    int v = atomic_load_explicit(&g_vnni, memory_order_relaxed);
-    if (v < 0) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
-#else
-        v = 0;
-#endif
-        atomic_store_explicit(&g_vnni, v, memory_order_relaxed);
-    }
-    return v;
-}
-
-static const qkern *qkern_now(void) {
-    isa i = kernels_isa();
-    if (i == ISA_AVX512 && !cpu_has_vnni()) i = ISA_AVX2;
+/* The quantized path of a kernel choice: the AVX-512 kernels need
+ * AVX512_VNNI (vpdpbusd); without it AVX-512 machines run AVX2's. */
+static const qkern *qkern_of(const kern_cfg *k) {
+    isa i = k->isa;
+    if (i == ISA_AVX512 && !kernels_cpu()->vnni) i = ISA_AVX2;
     return &g_kern[i];
 }
 
-/* AMX: -1 = not checked yet, else whether the CPU and OS allow it; g_amx_on
- * is the switch (MOE_AMX=0 in the environment starts it off). */
-static atomic_int g_amx_ok = -1;
-static atomic_int g_amx_on = -1;
-
-static int amx_ok(void) {
-    int v = atomic_load_explicit(&g_amx_ok, memory_order_relaxed);
-    if (v < 0) {
-        v = amx_init();
-        atomic_store_explicit(&g_amx_ok, v, memory_order_relaxed);
-    }
-    return v;
-}
-
-static int amx_on(void) {
-    int on = atomic_load_explicit(&g_amx_on, memory_order_relaxed);
-    if (on < 0) {
-        const char *e = getenv("MOE_AMX");
-        on = !(e && strcmp(e, "0") == 0);
-        atomic_store_explicit(&g_amx_on, on, memory_order_relaxed);
-    }
-    return on && amx_ok();
-}
-
-int quant_amx_set(int on) {
-    atomic_store(&g_amx_on, on ? 1 : 0);
-    return amx_on();
-}
-
-int quant_amx_active(void) { return kernels_isa() == ISA_AVX512 && cpu_has_vnni() && amx_on(); }
-
-const char *quant_path_name(void) {
-    const qkern *k = qkern_now();
-    return k == &g_kern[ISA_AVX512] ? "avx512-vnni" : k == &g_kern[ISA_AVX2] ? "avx2" : "scalar";
+const char *quant_path_name(const kern_cfg *k) {
+    const qkern *q = qkern_of(k);
+    return q == &g_kern[ISA_AVX512] ? "avx512-vnni" : q == &g_kern[ISA_AVX2] ? "avx2" : "scalar";
 }
 
 /* Whether x [n][.] for `type` goes to AMX in the tile layout: Q4_0/Q8_0,
- * enough rows, on the AVX-512 VNNI path with AMX on. */
-static int qtiles_use(int type, int64_t n) {
+ * enough rows, and a choice with AMX (kernels_cfg gives one only on the
+ * AVX-512 VNNI path of a CPU and OS that have AMX). */
+static int qtiles_use(const kern_cfg *k, int type, int64_t n) {
     int64_t min_n = type == QT_Q8_0 ? QAMX_MIN_N_Q8_0 : type == QT_Q4_0 ? QAMX_MIN_N_Q4_0 : 0;
-    return min_n && n >= min_n && kernels_isa() == ISA_AVX512 && cpu_has_vnni() && amx_on();
+    return min_n && n >= min_n && k->amx;
 }
 
 /* ------------------------------------------------------- quantize x */
@@ -219,8 +170,9 @@ static void act_chunk(void *vc, int64_t i0, int64_t i1, int tid) {
 
 void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64_t cols) {
     if (n <= 0) return;
-    int tiles = qtiles_use(type, n);
-    act_ctx c = {qkern_now()->act, tiles, align64(xq), tiles ? qtile_stride(cols) : qact_row_stride(type, cols),
+    const kern_cfg *k = kern_of(p);
+    int tiles = qtiles_use(k, type, n);
+    act_ctx c = {qkern_of(k)->act, tiles, align64(xq), tiles ? qtile_stride(cols) : qact_row_stride(type, cols),
                  x, type, n, cols};
     int64_t units = tiles ? (n + QT_TILE_N - 1) / QT_TILE_N : n;
     if (n * cols < QACT_PARALLEL_MIN) {
@@ -237,12 +189,13 @@ void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64
 /* Work of one row unit: bytes of W plus one per multiply-add. */
 static int64_t unit_work(const qmm_job *j) { return QROW_UNIT * ((int64_t)j->w_row + j->n * j->cols); }
 
-/* A job on activations in the layout qtiles_use picks. */
-static qmm_job make_job(float *y, const void *xq, const void *W, int type, int64_t n, int64_t rows,
-                        int64_t cols) {
-    int tiles = qtiles_use(type, n);
+/* A job on activations in the layout qtiles_use picks for choice k. */
+static qmm_job make_job(const kern_cfg *k, float *y, const void *xq, const void *W, int type, int64_t n,
+                        int64_t rows, int64_t cols) {
+    int tiles = qtiles_use(k, type, n);
     qmm_job j = {y, align64((void *)xq), W, type, n, rows, cols,
-                 tiles ? qtile_stride(cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles};
+                 tiles ? qtile_stride(cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles,
+                 k->vbmi};
     return j;
 }
 
@@ -273,8 +226,9 @@ static void mm_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
 void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64_t n, int64_t rows,
                int64_t cols) {
     if (n <= 0 || rows <= 0 || !quant_row_bytes(type, cols)) return;
-    qmm_job j = make_job(y, xq, W, type, n, rows, cols);
-    mm_ctx c = {qkern_now()->rows, &j};
+    const kern_cfg *k = kern_of(p);
+    qmm_job j = make_job(k, y, xq, W, type, n, rows, cols);
+    mm_ctx c = {qkern_of(k)->rows, &j};
     int64_t units = (rows + QROW_UNIT - 1) / QROW_UNIT;
     int64_t grain = (MIN_CHUNK_WORK + unit_work(&j) - 1) / unit_work(&j);
     pool_for(p, units, grain < 1 ? 1 : grain, mm_chunk, &c);
@@ -291,7 +245,7 @@ void qmatmul_ref(float *y, const float *x, const void *W, int type, int64_t n, i
                  int64_t cols, void *scratch) {
     if (n <= 0 || rows <= 0 || !quant_row_bytes(type, cols)) return;
     qmm_job j = {y, align64(scratch), W, type, n, rows, cols, qact_row_stride(type, cols),
-                 quant_row_bytes(type, cols), 0};
+                 quant_row_bytes(type, cols), 0, 0};
     for (int64_t i = 0; i < n; i++) ref_qact_row((uint8_t *)j.xq + (size_t)i * j.xq_row, x + i * cols, type, cols);
     ref_qmm_rows(&j, 0, rows);
 }
@@ -305,7 +259,7 @@ static int task_live(const qmm_task *t) {
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks) {
     size_t s = 64;
     for (int i = 0; i < n_tasks; i++)
-        if (task_live(&tasks[i])) s += qact_bytes(tasks[i].type, tasks[i].n, tasks[i].cols, 1);
+        if (task_live(&tasks[i])) s += qact_bytes(tasks[i].type, tasks[i].n, tasks[i].cols);
     return s;
 }
 
@@ -366,7 +320,8 @@ static void grp_mm_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
 }
 
 void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch) {
-    const qkern *k = qkern_now();
+    const kern_cfg *kc = kern_of(p);
+    const qkern *k = qkern_of(kc);
     qmm_job jobs[GROUP_MAX];
     int64_t start[GROUP_MAX + 1], rpu[GROUP_MAX];
     int nth = pool_size(p);
@@ -383,7 +338,7 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
         for (int i = 0; i < m; i++) {
             const qmm_task *t = &ts[i];
             int live = task_live(t);
-            jobs[i] = live ? make_job(t->y, xq, t->W, t->type, t->n, t->rows, t->cols) : (qmm_job){0};
+            jobs[i] = live ? make_job(kc, t->y, xq, t->W, t->type, t->n, t->rows, t->cols) : (qmm_job){0};
             int64_t units = 0;
             if (live && prev >= 0 && ts[prev].x == t->x && ts[prev].n == t->n && ts[prev].cols == t->cols &&
                 jobs[prev].tiles == jobs[i].tiles && (jobs[i].tiles || ts[prev].type == t->type)) {

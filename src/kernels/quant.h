@@ -34,7 +34,8 @@
  * Paths, each held to the scalar reference (tests/test_quant.c): scalar,
  * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs), and AMX-INT8 for the
  * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
- * x (prefill) on CPUs and kernels that have it (quant_amx_set).
+ * x (prefill) on CPUs that have it, when the kernel choice of the pool a
+ * call runs on has AMX (kernels.h: kern_cfg).
  */
 #ifndef MOE_KERNELS_QUANT_H
 #define MOE_KERNELS_QUANT_H
@@ -177,15 +178,15 @@ size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_t
 void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch);
 
 /* Products of Q4_0 / Q8_0 weights with several rows of x (prefill) run on
- * AMX-INT8 where the CPU and OS have it (Intel Sapphire Rapids and later),
- * unless turned off here or by MOE_AMX=0 in the environment. Returns
- * whether AMX is in use now. Activations quantized by qact_quantize must go
- * to qmatmul_q under the same setting (the layout depends on it). */
-int quant_amx_set(int on);
-/* Whether the quantized products use AMX now (for reports), and the name of
- * the vector path they use otherwise ("avx512-vnni", "avx2", "scalar"). */
-int quant_amx_active(void);
-const char *quant_path_name(void);
+ * AMX-INT8 where the CPU and OS have it (Intel Sapphire Rapids and later)
+ * and the pool's kernel choice has it (kern_cfg.amx; MOE_AMX=0 in the
+ * environment leaves it out of the default). Activations quantized by
+ * qact_quantize must go to qmatmul_q on a pool with the same choice (the
+ * layout depends on it). */
+struct kern_cfg;
+/* The name of the vector path the quantized products of choice k use
+ * ("avx512-vnni", "avx2", "scalar"). */
+const char *quant_path_name(const struct kern_cfg *k);
 
 /* The single-threaded scalar reference of qmatmul (tests): the same
  * quantized activations, reference dot products. scratch as for qmatmul. */

@@ -33,7 +33,6 @@
 #include <float.h>
 #include <immintrin.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "base/dtype.h"
@@ -498,26 +497,13 @@ AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
             rows_any(T, NRN, NXM, j, r0, r1);                                         \
     }
 
-/* gemv_q4_0 needs AVX512_VBMI (vpermt2b), which some VNNI CPUs lack
- * (Cascade Lake): -1 = not checked yet. avx512_quant_vbmi(0) makes this
- * CPU take the other path (tests). */
-static atomic_int g_vbmi = -1;
-
-int avx512_quant_vbmi(int on) {
-    int v = atomic_load_explicit(&g_vbmi, memory_order_relaxed);
-    if (v < 0 || on >= 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512vbmi") && on != 0;
-        atomic_store_explicit(&g_vbmi, v, memory_order_relaxed);
-    }
-    return v;
-}
-
-/* Q4_0: decode by gemv_q4_0 where there is VBMI, else by the 2-block tile. */
+/* Q4_0: decode by gemv_q4_0 where the kernel choice allows AVX512_VBMI
+ * (vpermt2b, which some VNNI CPUs lack: Cascade Lake), else by the 2-block
+ * tile. */
 static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n != 1)
         rows_any(QT_Q4_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
-    else if (avx512_quant_vbmi(-1))
+    else if (j->vbmi)
         gemv_streams(QT_Q4_0, GEMV_NR32, j, r0, r1);
     else
         rows_any(QT_Q4_0, GEMV_NR32, 1, j, r0, r1);

@@ -87,6 +87,7 @@ typedef struct qmm_job {
     int64_t n, rows, cols;
     size_t xq_row, w_row;
     int tiles;         /* x in the AMX tile layout */
+    int vbmi;          /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI (kern_cfg) */
 } qmm_job;
 
 typedef void (*qmm_rows_fn)(const qmm_job *j, int64_t r0, int64_t r1);
@@ -108,16 +109,13 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx2_qact_row(void *xq, const float *x, int type, int64_t cols);
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
-/* Whether the AVX-512 path may use AVX512_VBMI (the Q4_0 GEMV): on < 0 asks,
- * 0 turns it off, 1 turns it on where the CPU has it (tests). */
-int avx512_quant_vbmi(int on);
 
 /* The AMX tile layout: rows x[0..nx) (nx <= QT_TILE_N, [nx][cols]) into one
  * tile; the same bytes from the scalar reference and AVX-512. */
 void ref_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
 void avx512_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
-/* AMX (quant_amx_avx512.c): amx_init asks the OS for the tile state once and
- * returns whether AMX-INT8 can run; amx_qmm_rows takes a tiles job of Q4_0
+/* AMX (quant_amx_avx512.c): amx_init asks the OS for the tile state (once:
+ * kernels.c's CPU detection) and returns whether AMX-INT8 can run; amx_qmm_rows takes a tiles job of Q4_0
  * or Q8_0 weights (call only when amx_init returned 1). */
 int amx_init(void);
 void amx_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);

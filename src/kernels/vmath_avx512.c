@@ -1,6 +1,6 @@
 /*
  * vmath_avx512.c - the AVX-512 versions of vmath.h. Runs only when
- * kernels_isa() is ISA_AVX512.
+ * kernel choice is ISA_AVX512.
  *
  * exp16: clamp x to [-104, 88.8] (beyond it exp is 0 or +inf in f32 either
  * way; the clamps pass NaN through: min/max return their second operand

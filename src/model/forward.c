@@ -44,12 +44,13 @@ typedef struct silu_ctx {
     float *h;
     const float *g, *u;
     int64_t n;
+    const kern_cfg *k; /* the session's kernel choice */
 } silu_ctx;
 
 static void silu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     silu_ctx *c = ctx;
     /* h = silu(g) * u (silu_mul's math, out of place) */
-    for (int64_t i = i0; i < i1; i++) vmath_swiglu(c->h + i * c->n, c->g + i * c->n, c->u + i * c->n, c->n);
+    for (int64_t i = i0; i < i1; i++) vmath_swiglu(c->k, c->h + i * c->n, c->g + i * c->n, c->u + i * c->n, c->n);
 }
 
 /* out[T][D] = down(silu(gate xn) * up xn). With save_g/save_u the gate and
@@ -59,7 +60,7 @@ void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int 
     float *g = save_g ? save_g : s->h_gate, *u = save_u ? save_u : s->h_up;
     mm_task t[2] = {{&w->gate, xn, g, T}, {&w->up, xn, u, T}};
     matmul_grouped(s->pool, t, 2);
-    silu_ctx sc = {s->h_gate, g, u, F};
+    silu_ctx sc = {s->h_gate, g, u, F, kern_of(s->pool)};
     pool_for(s->pool, T, 1 + 4096 / (F + 1), silu_rows, &sc);
     matmul(s->pool, out, s->h_gate, &w->down, T);
 }

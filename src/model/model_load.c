@@ -82,7 +82,7 @@ static int hf_find(void *ctx, const tm_entry *e, const char *name, wt_tensor *ou
 
 int moe_model_load(moe_model **out, const char *path, moe_err *err) {
     *out = NULL;
-    kernels_init();
+    (void)kernels_default(); /* the CPU detected once, before any session runs */
     moe_model *m = calloc(1, sizeof *m);
     if (!m) return moe_fail(err, "out of memory");
     size_t pl = strlen(path);

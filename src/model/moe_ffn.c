@@ -44,9 +44,10 @@ static void gather_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
 
 static void swiglu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     pair_ctx *c = ctx;
+    const kern_cfg *k = kern_of(c->s->pool);
     for (int64_t i = i0; i < i1; i++) {
         /* h = silu(g) * u (silu_mul's math, out of place: g stays in the tape) */
-        vmath_swiglu(c->he + i * c->F, c->ge + i * c->F, c->ue + i * c->F, c->F);
+        vmath_swiglu(k, c->he + i * c->F, c->ge + i * c->F, c->ue + i * c->F, c->F);
     }
 }
 
@@ -55,10 +56,11 @@ static void swiglu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
 static void combine_tokens(void *ctx, int64_t t0, int64_t t1, int tid) {
     pair_ctx *c = ctx;
     moe_session *s = c->s;
+    const kern_cfg *k = kern_of(s->pool);
     for (int i = 0; i < c->n_pairs; i++) {
         int t = s->pair_token[i];
         if (t < t0 || t >= t1) continue;
-        axpy(s->tmp + (int64_t)t * c->D, s->pair_weight[i], c->ye + (int64_t)i * c->D, (int)c->D);
+        axpy(k, s->tmp + (int64_t)t * c->D, s->pair_weight[i], c->ye + (int64_t)i * c->D, (int)c->D);
     }
 }
 

@@ -57,12 +57,13 @@ static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
     const moe_layer_config *lc = r->lc;
     int E = lc->n_experts, K = lc->top_k;
     float choice[1024];
+    const kern_cfg *k = kern_of(s->pool);
     for (int64_t t = t0; t < t1; t++) {
         float *p = s->router_logits + t * E;
         if (lc->score == MOE_SCORE_SIGMOID) {
             for (int e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
         } else {
-            softmax(p, E);
+            softmax(k, p, E);
         }
         int *ix = s->sel_expert + t * K;
         float *w = s->sel_weight + t * K;

@@ -141,6 +141,13 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
                             i, lc->n_experts, lc->top_k);
     }
     if (o.max_batch > (int64_t)o.n_ctx * o.n_seq) o.max_batch = o.n_ctx * o.n_seq;
+    const kern_cfg *kern = o.kernels ? kernels_named(o.kernels) : kernels_default();
+    if (!kern) {
+        int known = 0;
+        for (int i = 0; i < ISA_COUNT; i++) known |= strcmp(o.kernels, isa_name((isa)i)) == 0;
+        return moe_fail(err, "session: kernels \"%.32s\": %s", o.kernels,
+                        known ? "this CPU lacks it" : "unknown (scalar, avx2, avx512)");
+    }
 
     moe_session *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "session: out of memory");
@@ -183,6 +190,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->remote = calloc((size_t)s->e_max, 1);
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->pool = pool_create(o.n_threads);
+    pool_set_kern(s->pool, kern); /* every kernel this session runs reads it there */
     if (s->pool &&
         pool_reserve(s->pool, kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx, cfg->head_dim),
                      quant_scratch_bound(m, T))) {

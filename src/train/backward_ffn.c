@@ -46,7 +46,8 @@ static void balance_backward(bwd_ws *w, const layer_acts *a, const moe_layer_con
 }
 
 /* Router logits gradient from the pairs' weight gradients. */
-static void router_grad(bwd_ws *w, const layer_acts *a, const moe_layer_config *lc, int N) {
+static void router_grad(const kern_cfg *k, bwd_ws *w, const layer_acts *a, const moe_layer_config *lc,
+                        int N) {
     int E = lc->n_experts, K = lc->top_k, P = a->n_pairs;
     const int *cnt = a->expert_start;
     if (lc->kind == MOE_ROUTE_HASH) return;
@@ -55,7 +56,7 @@ static void router_grad(bwd_ws *w, const layer_acts *a, const moe_layer_config *
         int C = P / E;
         for (int t = 0; t < N; t++) {
             memcpy(w->scores + (int64_t)t * E, a->router_logits + (int64_t)t * E, sizeof(float) * (size_t)E);
-            softmax(w->scores + (int64_t)t * E, E);
+            softmax(k, w->scores + (int64_t)t * E, E);
         }
         expert_choice_backward(w->dlogits_r, w->dw_pair, a->pair_token, w->scores, N, E, C, w->work);
         return;
@@ -121,7 +122,7 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
     /* router: weights' gradient, balancing losses, then the gate matrix */
     if (lc->kind != MOE_ROUTE_HASH) {
         zero(w->dlogits_r, (int64_t)N * E);
-        router_grad(w, a, lc, N);
+        router_grad(kern_of(s->pool), w, a, lc, N);
         balance_backward(w, a, lc, N, coefs, cs, out);
         bwd_linear(s, w, w->dxn, grad_of(G, lw->router.data), w->dlogits_r, a->xn_ffn,
                    lw->router.data, N, E, D, 0);
@@ -140,7 +141,7 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
             const float *dxt = w->dx + (int64_t)t * D, *so = a->shared_out + (int64_t)t * D;
             float *ds = w->dshared + (int64_t)t * D;
             for (int64_t d = 0; d < D; d++) ds[d] = g * dxt[d];
-            w->dgl[t] = dot(dxt, so, (int)D) * g * (1.0f - g);
+            w->dgl[t] = dot(kern_of(s->pool), dxt, so, (int)D) * g * (1.0f - g);
         }
         dense_backward(s, w, G, &lw->shared, a->xn_ffn, a->h_gate, a->h_up, w->dshared, N,
                        lc->shared_dim);

@@ -45,9 +45,9 @@ typedef struct att_ctx {
 
 /* Portable row step (see grad_attention_impl.h): the forward's softmax
  * kernel, D summed in double. */
-static void att_row_generic(float *p, float *dp, int64_t n, float scale) {
+static void att_row_generic(const kern_cfg *k, float *p, float *dp, int64_t n, float scale) {
     for (int64_t j = 0; j < n; j++) p[j] *= scale;
-    softmax(p, (int)n);
+    softmax(k, p, (int)n);
     double D = 0.0;
     for (int64_t j = 0; j < n; j++) D += (double)p[j] * dp[j];
     for (int64_t j = 0; j < n; j++) dp[j] = (float)((double)p[j] * ((double)dp[j] - D)) * scale;
@@ -64,10 +64,11 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
     const float *Kg = c->k + lo * KD + g * Dh, *Vg = c->v + lo * KD + g * Dh;
 
     /* S = Q K^T and dP = dO V^T, [bq][nk] */
-    gemm_set(P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh, pack);
-    gemm_set(dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh, pack);
+    const kern_cfg *kc = kern_of(c->pool);
+    gemm_set(kc, P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh, pack);
+    gemm_set(kc, dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh, pack);
 
-    int avx512 = kernels_isa() == ISA_AVX512;
+    int avx512 = kc->isa == ISA_AVX512;
     for (int64_t r = 0; r < bq; r++) {
         int64_t i = i0 + r;
         int64_t vlo = c->window > 0 && i - c->window + 1 > lo ? i - c->window + 1 : lo;
@@ -76,15 +77,15 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
         if (avx512)
             att_row_avx512(p + a, dp + a, b - a, scale);
         else
-            att_row_generic(p + a, dp + a, b - a, scale);
+            att_row_generic(kc, p + a, dp + a, b - a, scale);
         for (int64_t j = 0; j < a; j++) p[j] = dp[j] = 0.0f; /* masked keys */
         for (int64_t j = b; j < nk; j++) p[j] = dp[j] = 0.0f;
     }
 
     /* dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk */
-    gemm_acc(c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk, pack);
-    gemm_acc(c->dk + lo * KD + g * Dh, KD, dP, 1, nk, Qb, QD, 1, nk, Dh, bq, pack);
-    gemm_acc(c->dv + lo * KD + g * Dh, KD, P, 1, nk, dOb, QD, 1, nk, Dh, bq, pack);
+    gemm_acc(kc, c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk, pack);
+    gemm_acc(kc, c->dk + lo * KD + g * Dh, KD, dP, 1, nk, Qb, QD, 1, nk, Dh, bq, pack);
+    gemm_acc(kc, c->dv + lo * KD + g * Dh, KD, P, 1, nk, dOb, QD, 1, nk, Dh, bq, pack);
 }
 
 static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {

@@ -4,7 +4,7 @@
  * and dS = P (dP - D) * scale with D = P . dP. exp is a Cephes-style
  * polynomial (range reduction by ln 2 in two parts, degree 5, exponent
  * applied with vscalefps): about 1 ulp, against libm's scalar expf that
- * took a third of the backward's time. Called only when kernels_isa() is
+ * took a third of the backward's time. Called only when the kernel choice is
  * ISA_AVX512; grad_attention.c has the portable version.
  */
 #include <immintrin.h>

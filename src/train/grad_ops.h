@@ -37,7 +37,7 @@
  *   dW[out][in] += dy^T x        (skipped when dW == NULL)
  * dy [n][out], x [n][in], W [out][in] f32 row-major. Threaded over the pool
  * (may be NULL); AVX-512 / AVX2 register-tiled kernels chosen like the
- * forward's (kernels_isa(), MOE_ISA). Deterministic: every output element is
+ * forward's (the pool's kernel choice). Deterministic: every output element is
  * summed in the same order whatever the thread count. dx and dW must not
  * overlap the inputs. */
 void linear_backward(pool *p, float *dx, float *dW, const float *dy, const float *x,

@@ -53,11 +53,12 @@ typedef struct rmsb_ctx {
     int n;
     float eps;
     double *r;
+    int avx512; /* the pool's kernel choice is ISA_AVX512 */
 } rmsb_ctx;
 
 static void rmsb_rows(void *vc, int64_t t0, int64_t t1, int tid) {
     const rmsb_ctx *c = vc;
-    int v = kernels_isa() == ISA_AVX512;
+    int v = c->avx512;
     for (int64_t t = t0; t < t1; t++) {
         const float *x = c->x + t * c->n;
         c->r[t] = v ? avx512_rms_r(x, c->n, c->eps) : rms_r(x, c->n, c->eps);
@@ -70,7 +71,7 @@ static void rmsb_rows(void *vc, int64_t t0, int64_t t1, int tid) {
  * serial version does */
 static void rmsb_cols(void *vc, int64_t i0, int64_t i1, int tid) {
     const rmsb_ctx *c = vc;
-    int v = kernels_isa() == ISA_AVX512;
+    int v = c->avx512;
     for (int64_t t = 0; t < c->rows; t++) {
         const float *dy = c->dy + t * c->n, *x = c->x + t * c->n;
         double r = c->r[t];
@@ -85,7 +86,7 @@ static void rmsb_cols(void *vc, int64_t i0, int64_t i1, int tid) {
 void rmsnorm_backward_rows_pool(pool *p, float *dx, float *dw, const float *dy, const float *x,
                                 const float *w, int64_t rows, int n, float eps, double *r) {
     if (n <= 0 || rows <= 0) return;
-    rmsb_ctx c = {dx, dw, dy, x, w, rows, n, eps, r};
+    rmsb_ctx c = {dx, dw, dy, x, w, rows, n, eps, r, kern_of(p)->isa == ISA_AVX512};
     pool_for(p, rows, 4, rmsb_rows, &c);
     if (dw) pool_for(p, n, 16, rmsb_cols, &c);
 }

@@ -4,7 +4,7 @@
  * formulas as grad_pointwise.c in double; the two row sums are summed in
  * lanes (a fixed order, not the scalar one), the column pass and the
  * elementwise parts are the scalar operations exactly. Called only when
- * kernels_isa() is ISA_AVX512.
+ * kernel choice is ISA_AVX512.
  */
 #include <immintrin.h>
 

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "kernels/kernels.h"
 #include "kernels/vmath.h"
 #include "train/grad_ops.h"
 
@@ -55,6 +56,7 @@ typedef struct ce_ctx {
     int64_t n, rows_per_block;
     int V;
     float scale;
+    const kern_cfg *k; /* the pool's kernel choice */
     double part[CE_MAX_BLOCKS];
 } ce_ctx;
 
@@ -62,15 +64,15 @@ typedef struct ce_ctx {
  * dz = (softmax(z) - onehot(y)) * scale. The exponentials are computed
  * once, in double (vmath_exp_sum_f64), so the loss is exact to ~1e-15;
  * the gradient is their f32 rounding times scale / sum. */
-static double ce_row(float *dz, const float *z, int32_t y, int V, float scale) {
+static double ce_row(const kern_cfg *k, float *dz, const float *z, int32_t y, int V, float scale) {
     if (y < 0) {
         if (dz) memset(dz, 0, sizeof(float) * (size_t)V);
         return 0.0;
     }
-    double zy = z[y], mx = vmath_max(z, V);
-    double Z = vmath_exp_sum_f64(dz, z, mx, V); /* z is read before dz is written */
+    double zy = z[y], mx = vmath_max(k, z, V);
+    double Z = vmath_exp_sum_f64(k, dz, z, mx, V); /* z is read before dz is written */
     if (dz) {
-        vmath_scale(dz, (float)(scale / Z), V);
+        vmath_scale(k, dz, (float)(scale / Z), V);
         dz[y] -= scale;
     }
     return mx + log(Z) - zy;
@@ -82,7 +84,7 @@ static void ce_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
         int64_t t0 = b * c->rows_per_block, t1 = t0 + c->rows_per_block < c->n ? t0 + c->rows_per_block : c->n;
         double L = 0;
         for (int64_t t = t0; t < t1; t++)
-            L += ce_row(c->dz ? c->dz + t * c->V : NULL, c->z + t * c->V, c->y[t], c->V, c->scale);
+            L += ce_row(c->k, c->dz ? c->dz + t * c->V : NULL, c->z + t * c->V, c->y[t], c->V, c->scale);
         c->part[b] = L;
     }
 }
@@ -95,7 +97,8 @@ int cross_entropy_pool(pool *p, float *dlogits, const float *logits, const int32
         if (targets[t] >= V)
             return moe_fail(err, "cross_entropy: target %d at row %lld is outside the vocabulary [0, %d)",
                             targets[t], (long long)t, V);
-    ce_ctx c = {dlogits, logits, targets, n, (n + CE_MAX_BLOCKS - 1) / CE_MAX_BLOCKS, V, grad_scale, {0}};
+    ce_ctx c = {dlogits, logits,     targets,    n, (n + CE_MAX_BLOCKS - 1) / CE_MAX_BLOCKS,
+                V,       grad_scale, kern_of(p), {0}};
     int64_t blocks = n > 0 ? (n + c.rows_per_block - 1) / c.rows_per_block : 0;
     pool_for(p, blocks, 1, ce_blocks, &c);
     double L = 0;

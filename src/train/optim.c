@@ -54,6 +54,7 @@ typedef struct norm_ctx {
     const optim_tensor *ts;
     int nt;
     double *part; /* [blocks] */
+    int avx512;   /* the pool's kernel choice is ISA_AVX512 */
 } norm_ctx;
 
 /* sum of g[i]^2 in double, in the order of the AVX-512 loop (32 partial
@@ -70,8 +71,8 @@ static double sumsq_ref(const float *g, int64_t n) {
     return r;
 }
 
-static double sumsq(const float *g, int64_t n) {
-    return kernels_isa() == ISA_AVX512 ? avx512_sumsq(g, n) : sumsq_ref(g, n);
+static double sumsq(int avx512, const float *g, int64_t n) {
+    return avx512 ? avx512_sumsq(g, n) : sumsq_ref(g, n);
 }
 
 static void norm_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
@@ -79,7 +80,7 @@ static void norm_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
     for (int64_t blk = b0; blk < b1; blk++) {
         int64_t i0 = blk * c->bs, i1 = i0 + c->bs < c->n ? i0 + c->bs : c->n;
         double s = 0;
-        FOR_TENSOR_PARTS(c->ts, c->nt, i0, i1, { s += sumsq(c->g + a, b - a); })
+        FOR_TENSOR_PARTS(c->ts, c->nt, i0, i1, { s += sumsq(c->avx512, c->g + a, b - a); })
         c->part[blk] = s;
     }
 }
@@ -89,7 +90,7 @@ double grad_global_norm(pool *p, const float *grads, int64_t n, const optim_tens
     if (n <= 0) return 0.0;
     double part[MAX_BLOCKS];
     int64_t bs = block_size(n), nb = (n + bs - 1) / bs;
-    norm_ctx c = {grads, n, bs, tensors, n_tensors, part};
+    norm_ctx c = {grads, n, bs, tensors, n_tensors, part, kern_of(p)->isa == ISA_AVX512};
     pool_for(p, nb, 1, norm_blocks, &c);
     double s = 0;
     for (int64_t b = 0; b < nb; b++) s += part[b];
@@ -106,10 +107,11 @@ typedef struct adam_ctx {
     int nt;
     int clear; /* set g to 0 once read (elements outside the tensors too) */
     float coef, b1, b2, omb1, omb2, eps, decay_mul, step_size, bc2_sqrt;
+    int avx512; /* the pool's kernel choice is ISA_AVX512 */
 } adam_ctx;
 
 static void adam_range(const adam_ctx *c, int64_t a, int64_t b, float dm) {
-    if (kernels_isa() == ISA_AVX512) {
+    if (c->avx512) {
         avx512_adam(c->p + a, c->m + a, c->v + a, c->g + a, b - a, c->clear, c->coef, dm, c->b2,
                     c->omb1, c->omb2, c->eps, c->step_size, c->bc2_sqrt);
         return;
@@ -198,7 +200,8 @@ static int adamw_run(pool *p, float *params, float *grads, int clear, float *m, 
                   (float)o->eps,
                   (float)(1.0 - lr * o->weight_decay),
                   (float)(lr / bc1),
-                  (float)sqrt(bc2)};
+                  (float)sqrt(bc2),
+                  kern_of(p)->isa == ISA_AVX512};
     if (n > 0) pool_for(p, (n + c.bs - 1) / c.bs, 1, adam_blocks, &c);
     return 0;
 }

@@ -4,7 +4,7 @@
  * the scalar loop's operations in the same order, each correctly rounded
  * (no FMA contraction), so it has the same bits; the memory-bound pass then
  * runs at the speed of memory instead of one divide and one square root per
- * element. Called only when kernels_isa() is ISA_AVX512.
+ * element. Called only when the kernel choice is ISA_AVX512.
  */
 #include <immintrin.h>
 
