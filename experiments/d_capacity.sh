@@ -4,8 +4,10 @@
 # pairs per expert per batch of N = 512 tokens, pairs past it dropped (the
 # token keeps its residual), F = 0.5, 1.0, 1.25, 2.0 and dropless (the
 # baseline). The training log gives the dropped share; evaluation, like
-# all inference in moe, is dropless. 4 runs a seed, ~8 minutes a seed with
-# one thread; SEEDS (default 1; run_all.sh uses "1 2").
+# all inference in moe, is dropless (moe train evaluates in evaluation
+# mode). 4 runs a seed plus the shared baseline, about 4 minutes a seed
+# with one thread (201 and 234 s measured on a shared 2-core machine);
+# SEEDS (default 1; run_all.sh uses "1 2").
 #
 #   BUILD=build experiments/d_capacity.sh          (after experiments/prep.sh)
 #   BUILD=build SEEDS="1 2" experiments/d_capacity.sh
