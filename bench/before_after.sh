@@ -46,9 +46,9 @@ for r in $(seq "$ROUNDS"); do
         for which in A B; do
             eval bin=\$$which
             j=$("$bin" bench "$BASE-$t.gguf" --prompt 128 --gen 32 --threads "$THREADS" --reps 1 --json)
-            pt=$(field "$j" prefill_tok_s); dt=$(field "$j" decode_tok_s)
+            pt=$(field "$j" prefill_tok_s); dt=$(field "$j" decode_tok_s); dg=$(field "$j" decode_gb_s)
             printf '%-6s %5d %-6s %10.1f %10.2f %9.1f %9.1f\n' "$t" "$r" "$which" "$pt" "$dt" "$bw" "$pk"
-            echo "$t $which $pt $dt" >>"$RES"
+            echo "$t $which $pt $dt $dg $bw" >>"$RES"
         done
     done
     for which in A B; do
@@ -64,16 +64,26 @@ rows = [json.loads(l) for l in open('$W/log.jsonl') if l.strip()]
 print(statistics.median(x['tokens_per_s'] for x in rows if x['step'] > $WARMUP))")
         rm -f "$W/log.jsonl"
         printf '%-6s %5d %-6s %10s %10.0f %9.1f %9.1f\n' train "$r" "$which" - "$tps" "$bw" "$pk"
-        echo "train $which 0 $tps" >>"$RES"
+        echo "train $which 0 $tps 0 $bw" >>"$RES"
     done
 done
 echo
-echo "medians over $ROUNDS rounds (train: tokens/s in the decode column)"
-for t in $TYPES train; do
-    for which in A B; do
-        awk -v t="$t" -v w="$which" '$1 == t && $2 == w { p[n] = $3; d[n] = $4; n++ }
-            function med(a, n,   i, j, x) { for (i = 1; i < n; i++) for (j = i; j > 0 && a[j-1] > a[j]; j--) { x = a[j]; a[j] = a[j-1]; a[j-1] = x }
-                                          return n % 2 ? a[int(n/2)] : (a[n/2-1] + a[n/2]) / 2 }
-            END { printf "%-6s %-6s prefill %8.1f  decode/train %8.2f\n", t, w, med(p, n), med(d, n) }' "$RES"
-    done
-done
+python3 - "$RES" "$TYPES" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+med = lambda v: statistics.median(v) if v else float("nan")
+print("medians over rounds; B/A: ratio of the medians; decode share: decode GB/s over the round's probed read bandwidth")
+print("| run | A prefill tok/s | B prefill tok/s | B/A | A decode tok/s | B decode tok/s | B/A | A decode share | B decode share |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for t in sys.argv[2].split():
+    a = [r for r in rows if r[0] == t and r[1] == "A"]
+    b = [r for r in rows if r[0] == t and r[1] == "B"]
+    pa, pb = med([float(r[2]) for r in a]), med([float(r[2]) for r in b])
+    da, db = med([float(r[3]) for r in a]), med([float(r[3]) for r in b])
+    sa = med([float(r[4]) / float(r[5]) for r in a])
+    sb = med([float(r[4]) / float(r[5]) for r in b])
+    print(f"| {t} | {pa:.1f} | {pb:.1f} | {pb/pa:.3f} | {da:.2f} | {db:.2f} | {db/da:.3f} | {100*sa:.1f}% | {100*sb:.1f}% |")
+a = [float(r[3]) for r in rows if r[0] == "train" and r[1] == "A"]
+b = [float(r[3]) for r in rows if r[0] == "train" and r[1] == "B"]
+print(f"| train, tokens/s | | | | {med(a):.0f} | {med(b):.0f} | {med(b)/med(a):.3f} | | |")
+PY

@@ -98,14 +98,11 @@ int moe_model_expert_weights(const moe_model *m, int layer, int expert, moe_expe
 }
 
 /* The experts with rows, acquired through the provider into
- * s->expert_view (the model's own weights without one). On failure the
- * experts acquired so far are released. */
+ * s->expert_view (without one the products read the model's own table).
+ * On failure the experts acquired so far are released. */
 static int acquire_experts(moe_session *s, int layer, const int *cnt, int E) {
     const ffn_w *own = s->m->layers[layer].experts;
-    if (!s->provider.acquire) {
-        for (int e = 0; e < E; e++) s->expert_view[e] = own[e];
-        return 0;
-    }
+    if (!s->provider.acquire) return 0; /* the products read the model's table */
     for (int e = 0; e < E; e++) {
         if (cnt[e + 1] == cnt[e] || s->remote[e]) continue;
         moe_expert_weights w = {0};
@@ -179,7 +176,7 @@ int moe_block(moe_session *s, int layer, int T) {
         if (s->dispatch_fn(s->dispatch_user, &d, &s->hook_err)) return -1;
     }
     if (acquire_experts(s, layer, cnt, E)) return -1;
-    const ffn_w *ex = s->expert_view;
+    const ffn_w *ex = s->provider.acquire ? s->expert_view : lw->experts;
 
     /* gate and up for every expert with rows, in one parallel region */
     int nt = 0;
