@@ -125,13 +125,18 @@ static int make_initial(trainer *t, moe_err *err) {
     } else {
         char *text = NULL;
         size_t len = 0;
-        static moe_config cfg;
-        if (read_file(o->config, 1 << 20, &text, &len, err)) goto done;
-        int bad = hf_config_parse(&cfg, text, len, o->config, err);
+        moe_config *cfg = malloc(sizeof *cfg); /* large: not on the stack, not shared */
+        if (!cfg) {
+            moe_fail(err, "out of memory for the model description");
+            goto done;
+        }
+        int bad = read_file(o->config, 1 << 20, &text, &len, err) ||
+                  hf_config_parse(cfg, text, len, o->config, err);
         free(text);
-        if (bad) goto done;
         model_init_opts io = {DT_F32, o->seed, o->init_std, NULL, NULL, NULL};
-        if (model_init_random(&cfg, dir, &io, err)) goto done;
+        if (!bad) bad = model_init_random(cfg, dir, &io, err);
+        free(cfg);
+        if (bad) goto done;
     }
     /* load it only to write it as a proper checkpoint (state, tokenizer) */
     moe_model *m = NULL;
