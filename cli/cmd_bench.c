@@ -52,6 +52,7 @@ int cmd_bench(int argc, char **argv) {
     int n_prompt = 128, n_gen = 32, threads = 0, reps = 3, warmup = 1, json = 0, probe_mb = 1024;
     int probe_only = 0, probe_each = 0;
     uint64_t seed = 1;
+    const char *kernels = NULL;
     const arg_opt opts[] = {
         {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
         {"--gen", NULL, ARG_INT, &n_gen, 0, 1 << 20, 0, "N", "then decode N tokens one by one (32)"},
@@ -61,6 +62,8 @@ int cmd_bench(int argc, char **argv) {
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids (1)"},
         {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
          "buffer of the bandwidth probe in MiB (1024)"},
+        {"--kernels", NULL, ARG_STR, &kernels, 0, 0, 0, "PATH",
+         "kernel path: scalar, avx2 or avx512 (default: the best this CPU has)"},
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "print one JSON object instead of a table"},
         {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
          "only the machine's limits (no MODEL): f32 peak and read bandwidth"},
@@ -103,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
     const moe_config *cfg = moe_model_config(m);
     moe_model_stats st;
     moe_model_stats_get(m, &st);
-    moe_session_opts so = {.n_ctx = n_prompt + n_gen, .n_threads = threads};
+    moe_session_opts so = {.n_ctx = n_prompt + n_gen, .n_threads = threads, .kernels = kernels};
     if (moe_session_new(&s, m, &so, &err)) {
         cli_error("bench", "%s", err.msg);
         goto done;
@@ -188,8 +191,8 @@ int cmd_bench(int argc, char **argv) {
                (long long)st.bytes_active, flop_prefill, mp, pre_tps, pre_flops / 1e9, peak / 1e9,
                peak > 0 ? pre_flops / peak : 0.0, md, dec_tps, dec_bw / 1e9, bw / 1e9,
                probe_each ? frac_each : bw > 0 ? dec_bw / bw : 0.0, probe_each ? reps + 1 : 1,
-               moe_kernels_isa(), moe_quant_path(),
-               moe_quant_amx() ? "true" : "false");
+               moe_session_kernels_isa(s), moe_session_quant_path(s),
+               moe_session_quant_amx(s) ? "true" : "false");
     } else {
         char b1[32], b2[32], b3[32];
         printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n",
@@ -198,8 +201,9 @@ int cmd_bench(int argc, char **argv) {
                cli_bytes(st.bytes_active, b3, sizeof b3));
         printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n", n_threads,
                peak / 1e9, bw / 1e9);
-        printf("kernels  %s; quantized weights: %s%s\n", moe_kernels_isa(), moe_quant_path(),
-               moe_quant_amx() ? ", AMX-INT8 for prefill (Q4_0, Q8_0)" : "");
+        printf("kernels  %s; quantized weights: %s%s\n", moe_session_kernels_isa(s),
+               moe_session_quant_path(s),
+               moe_session_quant_amx(s) ? ", AMX-INT8 for prefill (Q4_0, Q8_0)" : "");
         char a1[32], a2[32];
         printf("\n%-8s %8s %12s %16s %16s %7s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio");
         if (n_prompt > 0) {

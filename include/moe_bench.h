@@ -39,6 +39,11 @@ const char *moe_kernels_isa(void);
  * Q4_0 / Q8_0 uses AMX-INT8 (1) or not (0). */
 const char *moe_quant_path(void);
 int moe_quant_amx(void);
+/* The same for what a session runs (its moe_session_opts.kernels, or the
+ * process default). */
+const char *moe_session_kernels_isa(const moe_session *s);
+const char *moe_session_quant_path(const moe_session *s);
+int moe_session_quant_amx(const moe_session *s);
 
 #ifdef __cplusplus
 }

@@ -43,3 +43,4 @@ const char *moe_kernels_isa(void) { return isa_name(kernels_default()->isa); }
 const char *moe_quant_path(void) { return quant_path_name(kernels_default()); }
 
 int moe_quant_amx(void) { return kernels_default()->amx; }
+

@@ -11,6 +11,7 @@
 
 #include "base/err.h"
 #include "kernels/quant.h"
+#include "moe_bench.h"
 
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -300,3 +301,9 @@ void moe_session_set_dispatch(moe_session *s, moe_dispatch_fn fn, void *user) {
     s->dispatch_fn = fn;
     s->dispatch_user = user;
 }
+
+/* ------------------------------------------------- what the session runs */
+
+const char *moe_session_kernels_isa(const moe_session *s) { return isa_name(kern_of(s->pool)->isa); }
+const char *moe_session_quant_path(const moe_session *s) { return quant_path_name(kern_of(s->pool)); }
+int moe_session_quant_amx(const moe_session *s) { return kern_of(s->pool)->amx; }

@@ -178,6 +178,10 @@ out_has "bench decode row" "^decode +4 +[0-9.]+ +[0-9.]+ GB/s"
 expect_ok "bench --json" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --json
 out_has "bench json" '^\{.*"prefill_tok_s": [0-9.]+.*"decode_tok_s": [0-9.]+.*"bandwidth_gb_s": [0-9.]+.*\}$'
 expect_fail "bench nothing to do" "nothing to measure" "$MOE" bench "$M" --prompt 0 --gen 0
+# the session's own kernel path is what bench reports
+expect_ok "bench --kernels scalar" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --kernels scalar
+out_has "bench reports the session's path" "^kernels  scalar; quantized weights: scalar"
+expect_fail "bench --kernels unknown" 'kernels "avx9": unknown' "$MOE" bench "$M" --prompt 4 --gen 2 --kernels avx9
 
 # ------------------------------------------------------------ tokenizer
 expect_fail "tokenize without tokenizer" "$M/tokenizer.json not found" "$MOE" tokenize "$M" hello
