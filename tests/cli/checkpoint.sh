@@ -32,7 +32,13 @@ for i in 1 2 3 4 5; do
   "$MOE" train $TRAIN --out "$out" --config "$T/cfg.json" --steps 100000 --save-every 1 \
     >/dev/null 2>&1 &
   pid=$!
-  # 0.2 .. 1.1 s: enough for a few checkpoints, then an arbitrary moment
+  # the first checkpoint first (a loaded machine may take seconds to get
+  # there), then 0.2 .. 1.1 s more: a few checkpoints, then an arbitrary moment
+  w=0
+  while [ ! -L "$out/latest" ] && [ "$w" -lt 600 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.1 2>/dev/null || sleep 1
+    w=$((w + 1))
+  done
   sleep "0.$((i * 2))" 2>/dev/null || sleep 1
   [ "$i" -gt 3 ] && sleep 0.3
   kill -9 "$pid" 2>/dev/null
