@@ -58,6 +58,7 @@ TEST(gguf_type_table) {
     struct { int t, block, size; const char *name; } want[] = {
         {0, 1, 4, "F32"},     {1, 1, 2, "F16"},      {2, 32, 18, "Q4_0"},  {8, 32, 34, "Q8_0"},
         {12, 256, 144, "Q4_K"}, {13, 256, 176, "Q5_K"}, {14, 256, 210, "Q6_K"}, {30, 1, 2, "BF16"},
+        {39, 32, 17, "MXFP4"}, /* block_mxfp4 {u8 e; u8 qs[16]} */
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         CHECK_EQ_INT(gguf_type_block(want[i].t), want[i].block);

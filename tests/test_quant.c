@@ -38,8 +38,8 @@ static int rng_int(uint32_t *s, int lo, int hi) { return lo + (int)(rng_next(s) 
 
 static float normalish(uint32_t *s) { return rng_f(s) + rng_f(s) + rng_f(s); }
 
-static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
-#define N_TYPES 5
+static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MXFP4};
+#define N_TYPES 6
 
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
  * AVX-512 with AMX (Q4_0/Q8_0 products of n >= 5 or 7 rows) when the CPU
@@ -151,9 +151,9 @@ static float *make_x(int64_t n, int64_t cols, uint32_t *seed) {
 TEST(quant_traits_table) {
     static const struct { int type; const char *name; int qk, bytes; } want[] = {
         {QT_Q4_0, "q4_0", 32, 18}, {QT_Q8_0, "q8_0", 32, 34}, {QT_Q4_K, "q4_K", 256, 144},
-        {QT_Q5_K, "q5_K", 256, 176}, {QT_Q6_K, "q6_K", 256, 210},
+        {QT_Q5_K, "q5_K", 256, 176}, {QT_Q6_K, "q6_K", 256, 210}, {QT_MXFP4, "mxfp4", 32, 17},
     };
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         const qtype_traits *t = quant_traits(want[i].type);
         CHECK(t != NULL);
         if (!t) continue;
@@ -251,7 +251,8 @@ TEST(quant_roundtrip_error) {
             x2 += (double)x[k] * x[k];
         }
         /* relative RMS error: ~8% for 4 bits, ~0.5% for 8 */
-        double lim = t->type == QT_Q8_0 ? 0.01 : t->type == QT_Q6_K ? 0.03 : t->type == QT_Q5_K ? 0.06 : 0.12;
+        double lim = t->type == QT_Q8_0 ? 0.01 : t->type == QT_Q6_K ? 0.03 : t->type == QT_Q5_K ? 0.06
+                   : t->type == QT_MXFP4 ? 0.16 : 0.12;
         CHECK_MSG(sqrt(e2 / x2) < lim, "%s: rms error %.4f", t->name, sqrt(e2 / x2));
         free(q);
     }
@@ -309,10 +310,11 @@ TEST(quant_activations_same_on_every_isa) {
 /* ------------------------------------------------------------ exactness */
 
 static const int k_f16_off[][3] = {{QT_Q4_0, 0, -1}, {QT_Q8_0, 0, -1}, {QT_Q4_K, 0, 2},
-                                   {QT_Q5_K, 0, 2},  {QT_Q6_K, 208, -1}};
+                                   {QT_Q5_K, 0, 2},  {QT_Q6_K, 208, -1}, {QT_MXFP4, -1, -1}};
 
 /* Random bytes with the f16 scale fields set to +-2^-3 or +-2^-4 (or, with
- * pow2 = 0, to small random finite values). */
+ * pow2 = 0, to small random finite values); MXFP4's E8M0 byte to a halved
+ * scale of 2^-4 or 2^-3 (pow2) or 2^-18 .. 2^2. */
 static void *make_w_raw(int type, int64_t rows, int64_t cols, int pow2, uint32_t *seed) {
     const qtype_traits *t = quant_traits(type);
     size_t rb = quant_row_bytes(type, cols), total = rb * (size_t)rows;
@@ -322,6 +324,8 @@ static void *make_w_raw(int type, int64_t rows, int64_t cols, int pow2, uint32_t
     for (int i = 0; i < N_TYPES; i++)
         if (k_f16_off[i][0] == type) off = &k_f16_off[i][1];
     for (size_t b = 0; b < total; b += (size_t)t->block_bytes)
+        if (type == QT_MXFP4) w[b] = (unsigned char)(pow2 ? 124 + (int)(rng_next(seed) & 1) : rng_int(seed, 110, 130));
+    for (size_t b = 0; b < total && type != QT_MXFP4; b += (size_t)t->block_bytes)
         for (int f = 0; f < 2; f++) {
             if (off[f] < 0) continue;
             uint16_t h = pow2 ? (uint16_t)((rng_next(seed) & 1 ? 0x3000 : 0x2C00) | (rng_next(seed) & 1 ? 0x8000 : 0))
@@ -551,7 +555,7 @@ TEST(quant_grouped_equals_separate) {
     paths_init(&pp);
     uint32_t seed = 53;
     enum { T = 7 };
-    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_Q4_K, QT_Q4_0};
+    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_MXFP4, QT_Q4_0};
     static const int64_t rows[T] = {37, 64, 16, 5, 100, 48, 33};
     static const int64_t cols[T] = {512, 96, 256, 2048, 768, 256, 352};
     static const int64_t ns[T] = {1, 3, 0, 17, 2, 8, 1};
@@ -600,7 +604,7 @@ TEST(quant_grouped_shared_x) {
     paths_init(&pp);
     uint32_t seed = 71;
     enum { T = 6 };
-    static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q4_K, QT_Q8_0};
+    static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_MXFP4, QT_MXFP4, QT_Q8_0};
     static const int64_t rows[T] = {32, 21, 48, 16, 7, 40};
     const int64_t K = 512;
     for (int ni = 0; ni < 3; ni++) {

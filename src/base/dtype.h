@@ -23,6 +23,7 @@ typedef enum {
     DT_Q4_K,
     DT_Q5_K,
     DT_Q6_K,
+    DT_MXFP4,
 } dtype;
 
 /* The one table of stored types: every fact about a type's layout is a row
@@ -41,7 +42,8 @@ typedef enum {
     X(Q8_0, q8_0, "q8_0", 8, 32, 34, 2)   \
     X(Q4_K, q4_K, "q4_K", 12, 256, 144, 4) \
     X(Q5_K, q5_K, "q5_K", 13, 256, 176, 4) \
-    X(Q6_K, q6_K, "q6_K", 14, 256, 210, 2)
+    X(Q6_K, q6_K, "q6_K", 14, 256, 210, 2) \
+    X(MXFP4, mxfp4, "mxfp4", 39, 32, 17, 1)
 
 typedef struct dtype_traits {
     dtype type;

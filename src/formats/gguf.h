@@ -105,6 +105,7 @@ typedef enum gguf_type {
     GGUF_TYPE_Q5_K = 13, /* 256 elements in 176 bytes */
     GGUF_TYPE_Q6_K = 14, /* 256 elements in 210 bytes */
     GGUF_TYPE_BF16 = 30,
+    GGUF_TYPE_MXFP4 = 39, /* 32 elements in 17 bytes: E8M0 scale, 16 bytes of E2M1 nibbles */
 } gguf_type;
 
 /* Elements per block of a supported type (1 for F32/F16/BF16), 0 otherwise. */

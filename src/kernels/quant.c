@@ -48,11 +48,13 @@ static void deq_q8_0(const void *s, float *d, int64_t k) { dequantize_row_q8_0(s
 static void deq_q4_K(const void *s, float *d, int64_t k) { dequantize_row_q4_K(s, d, k); }
 static void deq_q5_K(const void *s, float *d, int64_t k) { dequantize_row_q5_K(s, d, k); }
 static void deq_q6_K(const void *s, float *d, int64_t k) { dequantize_row_q6_K(s, d, k); }
+static void deq_mxfp4(const void *s, float *d, int64_t k) { dequantize_row_mxfp4(s, d, k); }
 static void qnt_q4_0(const float *s, void *d, int64_t k) { quantize_row_q4_0_ref(s, d, k); }
 static void qnt_q8_0(const float *s, void *d, int64_t k) { quantize_row_q8_0_ref(s, d, k); }
 static void qnt_q4_K(const float *s, void *d, int64_t k) { quantize_row_q4_K_ref(s, d, k); }
 static void qnt_q5_K(const float *s, void *d, int64_t k) { quantize_row_q5_K_ref(s, d, k); }
 static void qnt_q6_K(const float *s, void *d, int64_t k) { quantize_row_q6_K_ref(s, d, k); }
+static void qnt_mxfp4(const float *s, void *d, int64_t k) { quantize_row_mxfp4_ref(s, d, k); }
 
 /* The rows of dtype.h's table, with their kernels; a block struct that
  * disagrees with the table does not compile. */
@@ -82,7 +84,7 @@ size_t quant_row_bytes(int type, int64_t cols) {
 /* ------------------------------------------------------ activation sizes */
 
 size_t qact_row_stride(int type, int64_t cols) {
-    if (type == QT_Q4_0 || type == QT_Q8_0) return (QX32_ROW_BYTES(cols / 32) + 63) / 64 * 64;
+    if (qt_is32(type)) return (QX32_ROW_BYTES(cols / 32) + 63) / 64 * 64;
     return (size_t)(cols / QK_K) * sizeof(qx_k);
 }
 

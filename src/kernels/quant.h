@@ -16,6 +16,9 @@
  *   Q5_K  256   176    as Q4_K plus u8 qh[32] (the fifth bit) before qs
  *   Q6_K  256   210    u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d
  *                      16 sub-blocks of 16: x = d * scales[j] * (q - 32)
+ *   MXFP4  32    17    u8 e; u8 qs[16]             x = 2^(e-128) * kvalues_mxfp4[nibble]
+ *                      (OCP Microscaling FP4: E2M1 codes, doubled to integers,
+ *                      with an E8M0 scale halved; nibbles as Q4_0)
  *
  * dequantize_row_* are the format's definition (ggml's, bit for bit);
  * quantize_row_*_ref are llama.cpp's reference quantizers (what
@@ -24,12 +27,16 @@
  * tests/test_quant.c and the fixtures of tools/gen_quant_fixtures.py.
  *
  * The matmuls quantize the activations first, once per row, the way ggml
- * does: per 32-element block to 8 bits with an f16 scale (Q8_0) for Q4_0 and
- * Q8_0 weights; per 256-element block with an f32 scale and sums of each 16
+ * does: per 32-element block to 8 bits with an f16 scale (Q8_0) for Q4_0,
+ * Q8_0 and MXFP4 weights; per 256-element block with an f32 scale and sums of each 16
  * (Q8_K) for the K-quants. Then every product is an integer dot product of
  * a weight block with an activation block, scaled once per block in f32.
  * The quantized activations live in caller-provided scratch (sizes below);
  * nothing here allocates.
+ *
+ * MXFP4 is Q4_0 with a table: its codes are looked up (vpshufb) as
+ * kvalues_mxfp4 + 12 (unsigned, the activation's bias term removes the 12)
+ * and each block's integer sum is scaled by mxfp4_scale_half(e) * dx.
  *
  * Paths, each held to the scalar reference (tests/test_quant.c): scalar,
  * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs), and AMX-INT8 for the
@@ -53,10 +60,12 @@ enum {
     QT_Q4_K = 12,
     QT_Q5_K = 13,
     QT_Q6_K = 14,
+    QT_MXFP4 = 39,
 };
 
 #define QK4_0 32
 #define QK8_0 32
+#define QK_MXFP4 32
 #define QK_K 256
 #define K_SCALE_SIZE 12
 
@@ -92,6 +101,12 @@ typedef struct {
     uint16_t d;                /* f16 super-block scale */
 } block_q6_K;
 
+typedef struct {
+    uint8_t e;                /* E8M0 scale: 2^(e-127), see mxfp4_scale_half */
+    uint8_t qs[QK_MXFP4 / 2]; /* E2M1 codes: element j low nibble of qs[j], j+16 high */
+} block_mxfp4;
+
+_Static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
@@ -104,11 +119,34 @@ void dequantize_row_q8_0(const block_q8_0 *x, float *y, int64_t k);
 void dequantize_row_q4_K(const block_q4_K *x, float *y, int64_t k);
 void dequantize_row_q5_K(const block_q5_K *x, float *y, int64_t k);
 void dequantize_row_q6_K(const block_q6_K *x, float *y, int64_t k);
+void dequantize_row_mxfp4(const block_mxfp4 *x, float *y, int64_t k);
 void quantize_row_q4_0_ref(const float *x, block_q4_0 *y, int64_t k);
 void quantize_row_q8_0_ref(const float *x, block_q8_0 *y, int64_t k);
 void quantize_row_q4_K_ref(const float *x, block_q4_K *y, int64_t k);
 void quantize_row_q5_K_ref(const float *x, block_q5_K *y, int64_t k);
 void quantize_row_q6_K_ref(const float *x, block_q6_K *y, int64_t k);
+void quantize_row_mxfp4_ref(const float *x, block_mxfp4 *y, int64_t k);
+
+/* MXFP4 (quant_mxfp4.c). The E2M1 code c (sign bit 3, exponent bits 2..1,
+ * mantissa bit 0) is the value kvalues_mxfp4[c] / 2:
+ *   codes 0..7  ->  0, 0.5, 1, 1.5, 2, 3, 4, 6;  8..15 the same negated.
+ * ggml keeps the doubled values (integers, for integer dot products) and
+ * halves the scale instead: x = kvalues_mxfp4[c] * mxfp4_scale_half(e). */
+extern const int8_t kvalues_mxfp4[16];
+/* 2^(e-128) exactly, as ggml's ggml_e8m0_to_fp32_half: e = 0 and 1 are the
+ * subnormals 2^-128 and 2^-127, and 255 (E8M0's NaN) is 2^127, not NaN. */
+static inline float mxfp4_scale_half(uint8_t e) {
+    union { uint32_t u; float f; } v;
+    v.u = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    return v.f;
+}
+/* Hugging Face's MXFP4 layout (gpt-oss: `*_blocks` uint8 [.., rows, nb, 16],
+ * `*_scales` uint8 [.., rows, nb]) to n_blocks GGUF blocks, in the same
+ * block order. The code and scale conventions agree (transformers: value =
+ * FP4_VALUES[c] * 2^(scale - 127), FP4_VALUES the E2M1 table above, so e is
+ * the scale byte); the nibble order differs: HF packs elements 2i (low) and
+ * 2i+1 (high) into byte i, ggml elements i (low) and i+16 (high). */
+void mxfp4_from_hf(const uint8_t *blocks, const uint8_t *scales, block_mxfp4 *dst, int64_t n_blocks);
 
 /* ------------------------------------------------------------ traits */
 

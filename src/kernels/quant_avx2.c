@@ -8,6 +8,7 @@
  * super-block. Q8_0 weights are signed, so they use the sign trick
  * |w| * (x * sign(w)) (pairs at most 2*128*127, no saturation) instead of a
  * bias; Q4_0 nibbles are w + 8 and the activation's cv removes the bias.
+ * MXFP4 is Q4_0 with its nibbles looked up (vpshufb) as kvalues_mxfp4 + 12.
  * Runs only when quant.c has seen the CPU has AVX2, FMA and F16C.
  */
 #include <float.h>
@@ -40,11 +41,22 @@ AI uint16_t rd16(const uint8_t *p) {
     return v;
 }
 
-/* ----------------------------------------------------------- Q4_0, Q8_0 */
+/* ---------------------------------------------------- Q4_0, Q8_0, MXFP4 */
 
-AI void tile32(const int NX, const int NR, const int Q4, float *y, int64_t ys, const uint8_t *xq, size_t xs,
+/* Kinds of 32-block weights for tile32. */
+enum { K8 = 0, K4 = 1, KMX = 2 };
+
+/* The unsigned weight bytes of an MXFP4 code: kvalues_mxfp4 + MXFP4_BIAS. */
+AI __m256i mx_table(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)mxfp4_biased_table()));
+}
+
+AI void tile32(const int NX, const int NR, const int K, float *y, int64_t ys, const uint8_t *xq, size_t xs,
                int64_t nb, const uint8_t *const *w, int rw, size_t pf) {
-    const size_t bb = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const int Q4 = K != K8; /* nibbles, biased, cv applies */
+    const size_t bb = K == K4 ? sizeof(block_q4_0) : K == KMX ? sizeof(block_mxfp4) : sizeof(block_q8_0);
+    const size_t qo = K == KMX ? 1 : 2; /* offset of the codes in a block */
+    const __m256i lut = mx_table();
     const size_t off_dv = (size_t)nb * 32, off_cv = (size_t)nb * 64;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[3][4];
@@ -60,13 +72,14 @@ AI void tile32(const int NX, const int NR, const int Q4, float *y, int64_t ys, c
             const uint8_t *blk = w[r] + (size_t)b * bb;
             if (NX == 1) _mm_prefetch((const char *)blk + pf, _MM_HINT_T0); /* one row group ahead */
             if (Q4) {
-                __m128i v = _mm_loadu_si128((const __m128i *)(blk + 2));
+                __m128i v = _mm_loadu_si128((const __m128i *)(blk + qo));
                 wv[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1),
                                          _mm256_set1_epi8(0x0F));
+                if (K == KMX) wv[r] = _mm256_shuffle_epi8(lut, wv[r]);
             } else {
                 wv[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
             }
-            dw[r] = _mm256_set1_ps(_cvtsh_ss(rd16(blk)));
+            dw[r] = _mm256_set1_ps(K == KMX ? mxfp4_scale_half(blk[0]) : _cvtsh_ss(rd16(blk)));
         }
 #pragma GCC unroll 3
         for (int i = 0; i < NX; i++) {
@@ -226,7 +239,7 @@ AI void tilek(const int NX, const int NR, const int T, float *y, int64_t ys, con
 /* ------------------------------------------------------------ row loops */
 
 AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int64_t r0, int64_t r1) {
-    const int is32 = T == QT_Q4_0 || T == QT_Q8_0;
+    const int is32 = qt_is32(T);
     const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
     const size_t pf = (size_t)NR * j->w_row;
     for (int64_t r = r0; r < r1; r += NR) {
@@ -241,7 +254,8 @@ AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int
 #define TILE(NX)                                                                             \
     do {                                                                                     \
         if (is32)                                                                            \
-            tile32(NX, NR, T == QT_Q4_0, y, j->rows, x, j->xq_row, nblk, w, rw, pf);         \
+            tile32(NX, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, y, j->rows, x,      \
+                   j->xq_row, nblk, w, rw, pf);                                              \
         else                                                                                 \
             tilek(NX, NR, T, y, j->rows, x, j->xq_row, nblk, w, rw, pf);                     \
     } while (0)
@@ -268,6 +282,7 @@ ROWS_FN(QT_Q8_0, q8_0, 4, 2, 3)
 ROWS_FN(QT_Q4_K, q4_K, 2, 2, 2)
 ROWS_FN(QT_Q5_K, q5_K, 2, 2, 2)
 ROWS_FN(QT_Q6_K, q6_K, 2, 2, 2)
+ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 
 void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
@@ -277,6 +292,7 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     case QT_Q4_K: rows_q4_K(j, r0, r1); break;
     case QT_Q5_K: rows_q5_K(j, r0, r1); break;
     case QT_Q6_K: rows_q6_K(j, r0, r1); break;
+    case QT_MXFP4: rows_mxfp4(j, r0, r1); break;
     default: break;
     }
 }
@@ -381,7 +397,7 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
 }
 
 void avx2_qact_row(void *xq, const float *x, int type, int64_t cols) {
-    if (type == QT_Q4_0 || type == QT_Q8_0)
+    if (qt_is32(type))
         act_row32(xq, x, type, cols);
     else
         act_rowk(xq, x, cols);

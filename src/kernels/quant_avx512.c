@@ -4,11 +4,12 @@
  * scaled per block in f32. Runs only when quant.c has seen the CPU has
  * AVX-512 F/BW/VL/DQ and VNNI.
  *
- * One register covers 64 values: two 32-blocks of Q4_0/Q8_0, or a quarter
- * of a K-quant super-block. The weights are unpacked to unsigned bytes in
- * the activations' order (nibbles and high bits spread with shifts and
- * masks, no table lookups), then
- *   - Q4_0/Q8_0: vpdpbusd(cv, w + c, x) gives each block's sum in 8 lanes,
+ * One register covers 64 values: two 32-blocks of Q4_0/Q8_0/MXFP4, or a
+ * quarter of a K-quant super-block. The weights are unpacked to unsigned
+ * bytes in the activations' order (nibbles and high bits spread with shifts
+ * and masks; MXFP4's nibbles then looked up with vpshufb as
+ * kvalues_mxfp4 + 12), then
+ *   - Q4_0/Q8_0/MXFP4: vpdpbusd(cv, w + c, x) gives each block's sum in 8 lanes,
  *     the bias c removed exactly by cv (quant_impl.h); converted to f32 and
  *     scaled by dw*dx per block (two scales per register);
  *   - K-quants: vpmaddubsw pairs (at most 2*63*127, no saturation) then
@@ -103,6 +104,25 @@ AI __m512i w_q4_0_pair(const uint8_t *blk, int two) {
     return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
 }
 
+/* MXFP4: the nibbles as for Q4_0 (codes at +1, blocks 17 bytes apart),
+ * looked up as kvalues_mxfp4 + MXFP4_BIAS. */
+AI __m512i w_mxfp4_pair(const uint8_t *blk, int two) {
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + 1)));
+    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(blk + 18)));
+    v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+    v = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)mxfp4_biased_table()));
+    return _mm512_shuffle_epi8(lut, v);
+}
+
+/* [d_b x 8 | d_b+1 x 8]: the two MXFP4 blocks' scales, halved (the codes
+ * are doubled). */
+AI __m512 w_mxfp4_scale_pair(const uint8_t *blk, int two) {
+    __m512 d = _mm512_set1_ps(mxfp4_scale_half(blk[0]));
+    if (two) d = _mm512_mask_broadcastss_ps(d, 0xFF00, _mm_set_ss(mxfp4_scale_half(blk[17])));
+    return d;
+}
+
 AI __m512i w_q8_0_pair(const uint8_t *blk, int two) {
     __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + 2)));
     if (two) v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(blk + 36)), 1);
@@ -122,11 +142,14 @@ AI __m512 w_scale_pair(const uint8_t *blk, size_t bb, int two) {
     return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, v)));
 }
 
+/* Kinds of 32-block weights for tile32. */
+enum { K8 = 0, K4 = 1, KMX = 2 };
+
 /* y[i*ys + r] for i < NX, r < rw: x rows at xq (stride xs) against the NR
- * W rows w[] (Q4_0 if Q4, else Q8_0), nb blocks each. */
-AI void tile32(const int NX, const int NR, const int Q4, float *y, int64_t ys, const uint8_t *xq,
+ * W rows w[] (Q8_0, Q4_0 or MXFP4 as K says), nb blocks each. */
+AI void tile32(const int NX, const int NR, const int K, float *y, int64_t ys, const uint8_t *xq,
                size_t xs, int64_t nb, const uint8_t *const *w, int rw, size_t pf) {
-    const size_t bb = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const size_t bb = K == K4 ? sizeof(block_q4_0) : K == KMX ? sizeof(block_mxfp4) : sizeof(block_q8_0);
     const size_t off_dv = (size_t)nb * 32, off_cv = (size_t)nb * 64;
     __m512 acc[4][8];
 #pragma GCC unroll 8
@@ -142,10 +165,15 @@ AI void tile32(const int NX, const int NR, const int Q4, float *y, int64_t ys, c
             const uint8_t *blk = w[r] + (size_t)b * bb;
             if (NX == 1) {
                 prefetch_ahead(blk, pf);
-                if (!Q4) prefetch_ahead(blk + 64, pf);
+                if (K == K8) prefetch_ahead(blk + 64, pf);
             }
-            wv[r] = Q4 ? w_q4_0_pair(blk, two) : w_q8_0_pair(blk, two);
-            dw[r] = w_scale_pair(blk, bb, two);
+            if (K == KMX) {
+                wv[r] = w_mxfp4_pair(blk, two);
+                dw[r] = w_mxfp4_scale_pair(blk, two);
+            } else {
+                wv[r] = K == K4 ? w_q4_0_pair(blk, two) : w_q8_0_pair(blk, two);
+                dw[r] = w_scale_pair(blk, bb, two);
+            }
         }
         const __mmask64 mx = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
         const __mmask16 mv = two ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
@@ -413,7 +441,7 @@ AI void tilek(const int NX, const int NR, const int T, float *y, int64_t ys, con
 
 /* Rows [r0, r1) of the job in groups of NR, x in tiles of up to NXM rows. */
 AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int64_t r0, int64_t r1) {
-    const int is32 = T == QT_Q4_0 || T == QT_Q8_0;
+    const int is32 = qt_is32(T);
     const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
     const size_t pf = (size_t)PF_GROUPS * NR * j->w_row;
     for (int64_t r = r0; r < r1; r += NR) {
@@ -428,7 +456,8 @@ AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int
 #define TILE(NX)                                                                             \
     do {                                                                                     \
         if (is32)                                                                            \
-            tile32(NX, NR, T == QT_Q4_0, y, j->rows, x, j->xq_row, nblk, w, rw, pf);         \
+            tile32(NX, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, y, j->rows, x,      \
+                   j->xq_row, nblk, w, rw, pf);                                              \
         else                                                                                 \
             tilek(NX, NR, T, y, j->rows, x, j->xq_row, nblk, w, rw, pf);                     \
     } while (0)
@@ -464,7 +493,7 @@ AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int
  * Each row's sum does not depend on its group-mates, so results do not
  * depend on how threads split the rows. */
 AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, int64_t r1) {
-    const int64_t nblk = T == QT_Q4_0 || T == QT_Q8_0 ? j->cols / 32 : j->cols / QK_K;
+    const int64_t nblk = qt_is32(T) ? j->cols / 32 : j->cols / QK_K;
     const int64_t per = (r1 - r0 + NR - 1) / NR;
     /* about 2 KiB ahead in each stream: one row of 2048 Q8_0 columns, two of Q4_0 */
     const int64_t ahead = (2048 + (int64_t)j->w_row - 1) / (int64_t)j->w_row;
@@ -481,7 +510,9 @@ AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
         if (T == QT_Q4_0)
             gemv_q4_0(NR, t, j->xq, nblk, w, NR, pf);
         else if (T == QT_Q8_0)
-            tile32(1, NR, 0, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
+            tile32(1, NR, K8, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
+        else if (T == QT_MXFP4)
+            tile32(1, NR, KMX, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
         else
             tilek(1, NR, T, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
         for (int q = 0; q < NR; q++)
@@ -512,6 +543,7 @@ ROWS_FN(QT_Q8_0, q8_0, GEMV_NR32, GEMM_NR32, GEMM_NX32)
 ROWS_FN(QT_Q4_K, q4_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_Q5_K, q5_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+ROWS_FN(QT_MXFP4, mxfp4, GEMV_NR32, GEMM_NR32, GEMM_NX32)
 
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
@@ -521,6 +553,7 @@ void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     case QT_Q4_K: rows_q4_K(j, r0, r1); break;
     case QT_Q5_K: rows_q5_K(j, r0, r1); break;
     case QT_Q6_K: rows_q6_K(j, r0, r1); break;
+    case QT_MXFP4: rows_mxfp4(j, r0, r1); break;
     default: break;
     }
 }
@@ -645,7 +678,7 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
 }
 
 void avx512_qact_row(void *xq, const float *x, int type, int64_t cols) {
-    if (type == QT_Q4_0 || type == QT_Q8_0)
+    if (qt_is32(type))
         act_row32(xq, x, type, cols);
     else
         act_rowk(xq, x, cols);

@@ -127,7 +127,7 @@ static void ref_qact_rowk(void *xq, const float *x, int64_t cols) {
 }
 
 void ref_qact_row(void *xq, const float *x, int type, int64_t cols) {
-    if (type == QT_Q4_0 || type == QT_Q8_0)
+    if (qt_is32(type))
         ref_qact_row32(xq, x, type, cols);
     else
         ref_qact_rowk(xq, x, cols);
@@ -162,6 +162,26 @@ float ref_vec_dot_q8_0(const void *w, const void *xq, int64_t cols) {
         int s = 0;
         for (int j = 0; j < 32; j++) s += x[b].qs[j] * q8[b * 32 + j];
         sumf += (float)s * (f16_to_f32(x[b].d) * dv[b * 8]);
+    }
+    return sumf;
+}
+
+/* Doubled E2M1 values times half the E8M0 scale, as ggml's
+ * ggml_vec_dot_mxfp4_q8_0 (the integer sum is exact; so is the product of
+ * the two scales unless it leaves f32's normal range). */
+float ref_vec_dot_mxfp4(const void *w, const void *xq, int64_t cols) {
+    const block_mxfp4 *x = w;
+    const int64_t nb = cols / 32;
+    const int8_t *q8 = qx32_qs(xq);
+    const float *dv = qx32_dv(xq, nb);
+    float sumf = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += kvalues_mxfp4[x[b].qs[j] & 0x0F] * q8[b * 32 + j];
+            s += kvalues_mxfp4[x[b].qs[j] >> 4] * q8[b * 32 + j + 16];
+        }
+        sumf += (float)s * (mxfp4_scale_half(x[b].e) * dv[b * 8]);
     }
     return sumf;
 }

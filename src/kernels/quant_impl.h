@@ -6,7 +6,7 @@
  *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
- * For Q4_0 / Q8_0 weights, nb = cols / 32 blocks, row = 96 * nb bytes:
+ * For Q4_0 / Q8_0 / MXFP4 weights, nb = cols / 32 blocks, row = 96 * nb bytes:
  *   int8_t  qs[nb][32]   Q8_0 codes, roundf(x / d) with d = amax / 127
  *                        (quantize_row_q8_0_ref)
  *   float   dv[nb][8]    the scale as stored by Q8_0 (rounded to f16),
@@ -14,8 +14,9 @@
  *   int32_t cv[nb][8]    lane 0: -c * (sum of the block's codes), others 0
  * The fast paths multiply unsigned weight bytes by signed activation bytes
  * (vpdpbusd / vpmaddubsw), so a weight is stored biased: a Q4_0 nibble is
- * w + 8, a Q8_0 byte flipped by ^ 0x80 is w + 128; sum((w + c) x) - c sum(x)
- * = sum(w x), and cv carries -c sum(x) (c = 8 or 128) into the integer sum,
+ * w + 8, a Q8_0 byte flipped by ^ 0x80 is w + 128, an MXFP4 code is looked
+ * up as kvalues_mxfp4 + 12; sum((w + c) x) - c sum(x) = sum(w x), and cv
+ * carries -c sum(x) (c = 8, 128 or 12) into the integer sum,
  * exactly. The broadcast dv/cv let a 512-bit register cover two blocks
  * without a shuffle. The scalar path reads qs and dv[.][0] only.
  *
@@ -51,8 +52,18 @@ static inline const int32_t *qx32_cv(const void *row, int64_t nb) {
     return (const int32_t *)((const char *)row + (size_t)nb * 64);
 }
 
+/* Whether weights of `type` take the 32-block (Q8_0-style) activations. */
+static inline int qt_is32(int type) { return type == QT_Q4_0 || type == QT_Q8_0 || type == QT_MXFP4; }
+
 /* Bias c of the weight bytes for a 32-block type (see above). */
-static inline int qx32_bias(int type) { return type == QT_Q4_0 ? 8 : 128; }
+#define MXFP4_BIAS 12
+static inline int qx32_bias(int type) { return type == QT_Q4_0 ? 8 : type == QT_MXFP4 ? MXFP4_BIAS : 128; }
+/* kvalues_mxfp4 + MXFP4_BIAS as 16 bytes: the fast paths' table for
+ * vpshufb (values 0..24). */
+static inline const uint8_t *mxfp4_biased_table(void) {
+    static const uint8_t t[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+    return t;
+}
 
 /* Bytes of one activation row (a multiple of 64 is not promised for the
  * 32-block types; rows are padded to 64 by qact_row_stride). */
@@ -102,6 +113,7 @@ float ref_vec_dot_q8_0(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_q4_K(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_q5_K(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_q6_K(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_mxfp4(const void *w, const void *xq, int64_t cols);
 
 /* AVX2 (quant_avx2.c) and AVX-512 VNNI (quant_avx512.c); call only when
  * the CPU has the ISA (quant.c checks). */
