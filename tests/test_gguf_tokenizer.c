@@ -607,8 +607,10 @@ TEST(gguf_tokenizer_bad_metadata) {
     s = spm_base(), kv_put(&s, gguf_wstrs("tokenizer.ggml.merges", M_MERGED, NULL, 1)),
         BAD(s, "tokenizer.ggml.merges", "the merged token is not a token");
     /* the pre-tokenizer */
-    s = bpe_base(), kv_put(&s, gguf_wstr("tokenizer.ggml.pre", "falcon")),
-        BAD(s, "tokenizer.ggml.pre", "\"falcon\" is unsupported");
+    s = bpe_base(), kv_put(&s, gguf_wstr("tokenizer.ggml.pre", "command-r")),
+        BAD(s, "tokenizer.ggml.pre", "\"command-r\" is unsupported (supported: default, gpt-2");
+    s = bpe_base(), kv_put(&s, gguf_wstr("tokenizer.ggml.pre", "")),
+        BAD(s, "tokenizer.ggml.pre", "\"\" is unsupported");
     s = bpe_base(), kv_put(&s, gguf_wu32("tokenizer.ggml.pre", 3)), BAD(s, "tokenizer.ggml.pre", "wrong type");
     /* special ids */
     static const char *const id_keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
