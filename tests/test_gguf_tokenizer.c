@@ -350,6 +350,36 @@ TEST(gguf_tokenizer_llamacpp_vocabs) {
     }
 }
 
+/* The families with no llama.cpp vocab file (tools/gen_gguf_pre_fixtures.py:
+ * HF ids under each family's own tokenizer.json pre-tokenizer over one small
+ * vocabulary whose merges cross their boundaries): tokenizer.ggml.pre
+ * rewritten to each name. */
+TEST(gguf_tokenizer_pre_families) {
+    cJSON *vec = load_json(fixture("gguf_tokenizers/pre_families.json"));
+    CHECK(vec != NULL);
+    if (!vec) return;
+    char src[1100];
+    snprintf(src, sizeof src, "%s/gguf_tokenizers/%s", test_fixtures(),
+             cJSON_GetObjectItem(vec, "gguf")->valuestring);
+    const cJSON *texts = cJSON_GetObjectItem(vec, "texts"), *f;
+    int n_fam = 0;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(vec, "families")) {
+        const char *pre = cJSON_GetObjectItem(f, "pre")->valuestring;
+        char dst[1100], vname[160];
+        snprintf(dst, sizeof dst, "%s/families-%s.gguf", test_tmpdir(), pre);
+        snprintf(vname, sizeof vname, "pre_families pre=%s", pre);
+        gguf_wkv set = gguf_wstr("tokenizer.ggml.pre", pre);
+        moe_tokenizer *t = gguf_rewrite(src, dst, &set, 1, NULL, 0) == 0 ? load_ok(dst) : NULL;
+        if (!t) continue;
+        CHECK_EQ_INT(moe_tokenizer_vocab(t), cJSON_GetObjectItem(vec, "vocab")->valueint);
+        check_texts(t, vname, texts, cJSON_GetObjectItem(f, "ids"), 1);
+        moe_tokenizer_free(t);
+        n_fam++;
+    }
+    CHECK(n_fam >= 10 && cJSON_GetArraySize(texts) >= 20);
+    cJSON_Delete(vec);
+}
+
 /* The same with the whole vocab files, where ../shared has them. */
 TEST(gguf_tokenizer_llamacpp_vocabs_full) {
     static const char *const names[] = {"gpt-2", "mpt", "deepseek-llm", "deepseek-coder",
