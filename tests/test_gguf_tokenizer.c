@@ -286,6 +286,151 @@ TEST(gguf_tokenizer_mpt_vocab) {
     check_vocab_file(path, "mpt", "neox");
 }
 
+/* ---------------------- llama.cpp's vocab files and their test vectors */
+
+/* The ids of each text against want (a JSON array of arrays); returns how
+ * many texts differ, reporting the first few. */
+static int check_texts(const moe_tokenizer *t, const char *name, const cJSON *texts, const cJSON *want,
+                       int report) {
+    int bad = 0, i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, texts) {
+        const cJSON *w = cJSON_GetArrayItem(want, i++);
+        int32_t *ids = NULL;
+        int n = 0;
+        moe_err err = {{0}};
+        int rc = moe_tokenize(t, x->valuestring, strlen(x->valuestring), 0, &ids, &n, &err);
+        if (rc != 0 || !w || !ids_equal(ids, n, w)) {
+            if (report && bad < 3) {
+                CHECK_MSG(0, "%s: ids differ for \"%.50s\" (%s)", name, x->valuestring, rc ? err.msg : "");
+                print_ids("got ", ids, n);
+            }
+            bad++;
+        }
+        free(ids);
+    }
+    return bad;
+}
+
+/* The vocabularies of llama.cpp's tokenizer tests (tests/fixtures/gguf_vocab: each
+ * ggml-vocab-NAME.gguf cut by tools/prune_gguf_vocab.py to the tokens its test
+ * texts reach, with the HF ids of NAME.gguf.out renumbered): every text gives
+ * HF's ids. The byte-level ones also must give other ids under another
+ * family's pre-tokenizer somewhere, or the texts would not test the mapping. */
+TEST(gguf_tokenizer_llamacpp_vocabs) {
+    static const struct {
+        const char *name, *other_pre; /* NULL: SentencePiece, no pre-tokenizer */
+    } V[] = {{"gpt-2", "llama-bpe"},  {"mpt", "llama-bpe"},   {"deepseek-llm", "gpt-2"},
+             {"deepseek-coder", "gpt-2"}, {"falcon", "gpt-2"}, {"starcoder", "gpt-2"},
+             {"phi-3", NULL},         {"llama-spm", NULL}};
+    for (size_t k = 0; k < sizeof V / sizeof V[0]; k++) {
+        char gg[1100], js[1100], dst[1100], vname[160];
+        snprintf(gg, sizeof gg, "%s/gguf_vocab/%s.gguf", test_fixtures(), V[k].name);
+        snprintf(js, sizeof js, "%s/gguf_vocab/%s.json", test_fixtures(), V[k].name);
+        cJSON *vec = load_json(js);
+        CHECK_MSG(vec != NULL, "cannot read %s", js);
+        moe_tokenizer *t = vec ? load_ok(gg) : NULL;
+        if (!t) {
+            cJSON_Delete(vec);
+            continue;
+        }
+        const cJSON *texts = cJSON_GetObjectItem(vec, "texts"), *want = cJSON_GetObjectItem(vec, "ids");
+        CHECK(cJSON_GetArraySize(texts) >= 40 && cJSON_GetArraySize(want) == cJSON_GetArraySize(texts));
+        check_texts(t, V[k].name, texts, want, 1);
+        moe_tokenizer_free(t);
+        if (V[k].other_pre) {
+            snprintf(dst, sizeof dst, "%s/%s-as-%s.gguf", test_tmpdir(), V[k].name, V[k].other_pre);
+            snprintf(vname, sizeof vname, "%s pre=%s", V[k].name, V[k].other_pre);
+            gguf_wkv set = gguf_wstr("tokenizer.ggml.pre", V[k].other_pre);
+            moe_tokenizer *tv = gguf_rewrite(gg, dst, &set, 1, NULL, 0) == 0 ? load_ok(dst) : NULL;
+            if (tv) CHECK_MSG(check_texts(tv, vname, texts, want, 0) > 0, "%s: no text tells the two apart", vname);
+            moe_tokenizer_free(tv);
+        }
+        cJSON_Delete(vec);
+    }
+}
+
+/* The families with no llama.cpp vocab file (tools/gen_gguf_pre_fixtures.py:
+ * HF ids under each family's own tokenizer.json pre-tokenizer over one small
+ * vocabulary whose merges cross their boundaries): tokenizer.ggml.pre
+ * rewritten to each name. */
+TEST(gguf_tokenizer_pre_families) {
+    cJSON *vec = load_json(fixture("gguf_tokenizers/pre_families.json"));
+    CHECK(vec != NULL);
+    if (!vec) return;
+    char src[1100];
+    snprintf(src, sizeof src, "%s/gguf_tokenizers/%s", test_fixtures(),
+             cJSON_GetObjectItem(vec, "gguf")->valuestring);
+    const cJSON *texts = cJSON_GetObjectItem(vec, "texts"), *f;
+    int n_fam = 0;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(vec, "families")) {
+        const char *pre = cJSON_GetObjectItem(f, "pre")->valuestring;
+        char dst[1100], vname[160];
+        snprintf(dst, sizeof dst, "%s/families-%s.gguf", test_tmpdir(), pre);
+        snprintf(vname, sizeof vname, "pre_families pre=%s", pre);
+        gguf_wkv set = gguf_wstr("tokenizer.ggml.pre", pre);
+        moe_tokenizer *t = gguf_rewrite(src, dst, &set, 1, NULL, 0) == 0 ? load_ok(dst) : NULL;
+        if (!t) continue;
+        CHECK_EQ_INT(moe_tokenizer_vocab(t), cJSON_GetObjectItem(vec, "vocab")->valueint);
+        check_texts(t, vname, texts, cJSON_GetObjectItem(f, "ids"), 1);
+        moe_tokenizer_free(t);
+        n_fam++;
+    }
+    CHECK(n_fam >= 10 && cJSON_GetArraySize(texts) >= 20);
+    cJSON_Delete(vec);
+}
+
+/* The same with the whole vocab files, where ../shared has them. */
+TEST(gguf_tokenizer_llamacpp_vocabs_full) {
+    static const char *const names[] = {"gpt-2", "mpt", "deepseek-llm", "deepseek-coder",
+                                        "falcon", "starcoder", "phi-3", "llama-spm"};
+    static const char *const dirs[] = {"../shared/vocab", "/work/shared/vocab"};
+    int found = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char base[600], path[700];
+        char *inp = NULL, *out = NULL;
+        size_t ni, no;
+        moe_err err = {{0}};
+        for (int d = 0; d < 2 && !inp; d++) {
+            snprintf(base, sizeof base, "%s/ggml-vocab-%s.gguf", dirs[d], names[k]);
+            snprintf(path, sizeof path, "%s.inp", base);
+            if (read_file(path, 1 << 20, &inp, &ni, &err) != 0) inp = NULL;
+        }
+        if (!inp) continue;
+        snprintf(path, sizeof path, "%s.out", base);
+        CHECK(read_file(path, 1 << 20, &out, &no, &err) == 0);
+        moe_tokenizer *t = out ? load_ok(base) : NULL;
+        cJSON *texts = cJSON_CreateArray(), *want = cJSON_CreateArray();
+        static const char SEP[] = "\n__ggml_vocab_test__\n";
+        for (char *p = inp, *o = out; t && p;) { /* text k of .inp <-> line k of .out */
+            char *e = strstr(p, SEP), *ol = o ? strchr(o, '\n') : NULL;
+            if (e) *e = 0;
+            if (ol) *ol = 0;
+            cJSON_AddItemToArray(texts, cJSON_CreateString(p));
+            cJSON *ids = cJSON_CreateArray();
+            for (char *q = o, *end; q && *q; q = end) {
+                long v = strtol(q, &end, 10);
+                if (end == q) break;
+                cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)v));
+            }
+            cJSON_AddItemToArray(want, ids);
+            p = e ? e + sizeof SEP - 1 : NULL;
+            o = ol ? ol + 1 : NULL;
+        }
+        if (t) {
+            CHECK(cJSON_GetArraySize(texts) >= 40);
+            check_texts(t, base, texts, want, 1);
+            found++;
+        }
+        moe_tokenizer_free(t);
+        cJSON_Delete(texts);
+        cJSON_Delete(want);
+        free(inp);
+        free(out);
+    }
+    if (!found) SKIP("no ggml-vocab-*.gguf in ../shared/vocab");
+}
+
 /* --------------------------------------- tokenizer.json vs GGUF, random */
 
 static uint64_t rng_next(uint64_t *s) {
@@ -607,8 +752,10 @@ TEST(gguf_tokenizer_bad_metadata) {
     s = spm_base(), kv_put(&s, gguf_wstrs("tokenizer.ggml.merges", M_MERGED, NULL, 1)),
         BAD(s, "tokenizer.ggml.merges", "the merged token is not a token");
     /* the pre-tokenizer */
-    s = bpe_base(), kv_put(&s, gguf_wstr("tokenizer.ggml.pre", "falcon")),
-        BAD(s, "tokenizer.ggml.pre", "\"falcon\" is unsupported");
+    s = bpe_base(), kv_put(&s, gguf_wstr("tokenizer.ggml.pre", "command-r")),
+        BAD(s, "tokenizer.ggml.pre", "\"command-r\" is unsupported (supported: default, gpt-2");
+    s = bpe_base(), kv_put(&s, gguf_wstr("tokenizer.ggml.pre", "")),
+        BAD(s, "tokenizer.ggml.pre", "\"\" is unsupported");
     s = bpe_base(), kv_put(&s, gguf_wu32("tokenizer.ggml.pre", 3)), BAD(s, "tokenizer.ggml.pre", "wrong type");
     /* special ids */
     static const char *const id_keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",

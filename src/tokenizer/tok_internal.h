@@ -360,10 +360,27 @@ int tok_build_char_pairs(moe_tokenizer *t, moe_err *err);
  * from a GGUF file's tokenizer.ggml.* metadata. */
 int tok_is_gguf(const char *path);
 int tok_gguf_load(moe_tokenizer **out, const char *path, moe_err *err);
-/* tokenizer_gguf.c: the tokenizer.json layout a tokenizer.ggml.pre name
- * stands for (what the reader builds): an NFC normalizer or none, the Split
- * regexes before ByteLevel (NULL-terminated; none: ByteLevel splits with the
- * GPT-2 regex), ignore_merges. -1 for a name the reader does not know. */
+/* tokenizer_gguf_pre.c: what a tokenizer.ggml.pre name stands for (the
+ * tokenizer.json layout the reader builds): an NFC normalizer or none, the
+ * pre-tokenizer steps (NULL-terminated), ignore_merges, and llama.cpp's
+ * add_bos default. A step is a Split(regex, Isolated), or
+ * TOK_GGUF_BYTELEVEL_REGEX: ByteLevel splitting with the GPT-2 regex at that
+ * place. Without that step ByteLevel comes last, splitting with the GPT-2
+ * regex when there are no steps at all and only mapping bytes otherwise. */
+extern const char TOK_GGUF_BYTELEVEL_REGEX[];
+typedef struct tok_gguf_pre {
+    const char *names[5];  /* tokenizer.ggml.pre values, NULL-terminated */
+    int nfc;               /* normalizer NFC */
+    const char *splits[7]; /* the steps, NULL-terminated */
+    int ignore_merges;     /* a piece that is a token is taken whole */
+    int add_bos;           /* llama.cpp's add_bos when the file does not say */
+} tok_gguf_pre;
+const tok_gguf_pre *tok_gguf_pre_find(const char *name);
+/* The known names, ", "-separated, into out (cap bytes); returns the length. */
+size_t tok_gguf_pre_names(char *out, size_t cap);
+/* The layout of name; -1 for a name the reader does not know. */
 int tok_gguf_pre_layout(const char *name, int *nfc, const char *const **splits, int *ignore_merges);
+/* The pre_tokenizer object of a step list (a Sequence), or NULL (memory). */
+struct cJSON *tok_gguf_pre_json(const char *const *splits);
 
 #endif

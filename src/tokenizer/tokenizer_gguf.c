@@ -78,83 +78,6 @@
 /* token_type values (llama.cpp's llama_token_type) */
 enum { TT_UNDEFINED, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
 
-/* ------------------------------------------------------ pre-tokenizers */
-
-/* The splits HF's tokenizer.json of each family makes before ByteLevel. */
-static const char LLAMA3_SPLIT[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
-    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char QWEN2_SPLIT[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
-    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-typedef struct gg_pre {
-    const char *names[4];     /* tokenizer.ggml.pre values, NULL-terminated */
-    int nfc;                  /* normalizer NFC */
-    const char *splits[7];    /* Split(regex, Isolated) each, NULL-terminated; none:
-                               * ByteLevel splits with the GPT-2 regex itself */
-    int ignore_merges;        /* a piece that is a token is taken whole */
-    int add_bos;              /* llama.cpp's add_bos when the file does not say */
-} gg_pre;
-
-static const gg_pre PRE_TABLE[] = {
-    /* GPT-2 (and files written before tokenizer.ggml.pre existed) */
-    {{"default", "gpt-2", NULL}, 0, {NULL}, 0, 0},
-    /* GPT-NeoX-20B's tokenizer.json, which OLMo/OLMoE and MPT reuse */
-    {{"olmo", "mpt", NULL}, 1, {NULL}, 0, 0},
-    /* Llama 3 */
-    {{"llama3", "llama-v3", "llama-bpe", NULL}, 0, {LLAMA3_SPLIT, NULL}, 1, 1},
-    /* Qwen1.5/2/2.5/3 (and their MoE models), DeepSeek-R1 distilled on Qwen */
-    {{"qwen2", "deepseek-r1-qwen", NULL}, 1, {QWEN2_SPLIT, NULL}, 0, 0},
-    /* DeepSeek LLM / DeepSeekMoE / DeepSeek-V2 (non-ASCII as \u escapes, so no
-     * editor can normalize a range end: U+1F7D is not in NFC) */
-    {{"deepseek-llm", NULL}, 0,
-     {"[\r\n]",
-      "\\s?[A-Za-z\u00B5\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u01BA\u01BC-\u01BF\u01C4-\u0293\u0295"
-      "-\u02AF\u0370-\u0373\u0376\u0377\u037B-\u037D\u037F\u0386\u0388-\u038A\u038C\u038E-"
-      "\u03A1\u03A3-\u03F5\u03F7-\u0481\u048A-\u052F\u0531-\u0556\u10A0-\u10C5\u13A0-\u13F5"
-      "\u13F8-\u13FD\u1C90-\u1CBA\u1CBD-\u1CBF\u1D00-\u1D2B\u1D6B-\u1D77\u1D79-\u1D9A\u1E00-"
-      "\u1F15\u1F18-\u1F1D\u1F20-\u1F45\u1F48-\u1F4D\u1F50-\u1F57\u1F59\u1F5B\u1F5D\u1F5F-"
-      "\u1F7D\u1F80-\u1FB4\u1FB6-\u1FBC\u1FBE\u1FC2-\u1FC4\u1FC6-\u1FCC\u1FD0-\u1FD3\u1FD6-"
-      "\u1FDB\u1FE0-\u1FEC\u1FF2-\u1FF4\u1FF6-\u1FFC\u2102\u2107\u210A-\u2113\u2115\u2119-"
-      "\u211D\u2124\u2126\u2128\u212A-\u212D\u212F-\u2134\u2139\u213C-\u213F\u2145-\u2149\u214E"
-      "\u2183\u2184\u2C00-\u2C7B\u2C7E-\u2CE4\u2CEB-\u2CEE\u2CF2\u2CF3\uA640-\uA66D\uA680-"
-      "\uA69B\uA722-\uA76F\uA771-\uA787\uA78B-\uA78E\uAB70-\uABBF\uFB00-\uFB06\uFB13-\uFB17"
-      "\uFF21-\uFF3A\uFF41-\uFF5A\U00010400-\U0001044F\U000104B0-\U000104D3\U000104D8-"
-      "\U000104FB\U00010C80-\U00010CB2\U00010CC0-\U00010CF2\U000118A0-\U000118DF\U0001E900-"
-      "\U0001E943]+",
-      "\\s?[!-/:-~\uFF01-\uFF0F\uFF1A-\uFF5E\u2018-\u201F\u3000-\u3002]+",
-      "\\s+$",
-      "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+",
-      "\\p{N}+",
-      NULL},
-     0, 0},
-    /* DeepSeek-V3 / R1 */
-    {{"deepseek-v3", NULL}, 0,
-     {"\\p{N}{1,3}",
-      "[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+",
-      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
-      "\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
-      NULL},
-     0, 0},
-};
-
-static const gg_pre *pre_find(const char *name) {
-    for (size_t i = 0; i < sizeof PRE_TABLE / sizeof PRE_TABLE[0]; i++)
-        for (const char *const *n = PRE_TABLE[i].names; *n; n++)
-            if (strcmp(*n, name) == 0) return &PRE_TABLE[i];
-    return NULL;
-}
-
-int tok_gguf_pre_layout(const char *name, int *nfc, const char *const **splits, int *ignore_merges) {
-    const gg_pre *p = pre_find(name);
-    if (!p) return -1;
-    *nfc = p->nfc;
-    *splits = p->splits;
-    *ignore_merges = p->ignore_merges;
-    return 0;
-}
-
 /* ------------------------------------------ pipelines as tokenizer.json */
 
 /* The fixed SentencePiece (Mixtral / Llama 2) chains. */
@@ -172,40 +95,6 @@ static const char SPM_DEC_PLAIN[] =
     "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}]}";
 static const char BYTELEVEL_DEC[] = "{\"type\":\"ByteLevel\"}";
 static const char NFC_NORM[] = "{\"type\":\"NFC\"}";
-
-/* The pre_tokenizer object of a byte-level family: its Splits, then
- * ByteLevel without a regex; or ByteLevel with the GPT-2 regex alone.
- * Every item joins its parent as soon as it exists, so one delete frees all. */
-static cJSON *pre_json(const gg_pre *p) {
-    cJSON *seq = cJSON_CreateObject();
-    cJSON *list = cJSON_AddArrayToObject(seq, "pretokenizers");
-    int ok = list && cJSON_AddStringToObject(seq, "type", "Sequence");
-    for (int i = 0; ok && p->splits[i]; i++) {
-        cJSON *s = cJSON_CreateObject();
-        if (!s || !cJSON_AddItemToArray(list, s)) {
-            cJSON_Delete(s);
-            ok = 0;
-            break;
-        }
-        cJSON *pat = cJSON_AddObjectToObject(s, "pattern");
-        ok = pat && cJSON_AddStringToObject(pat, "Regex", p->splits[i]) &&
-             cJSON_AddStringToObject(s, "type", "Split") &&
-             cJSON_AddStringToObject(s, "behavior", "Isolated") && cJSON_AddFalseToObject(s, "invert");
-    }
-    cJSON *bl = ok ? cJSON_CreateObject() : NULL;
-    if (bl && !cJSON_AddItemToArray(list, bl)) {
-        cJSON_Delete(bl);
-        bl = NULL;
-    }
-    ok = ok && bl && cJSON_AddStringToObject(bl, "type", "ByteLevel") &&
-         cJSON_AddFalseToObject(bl, "add_prefix_space") &&
-         cJSON_AddBoolToObject(bl, "use_regex", p->splits[0] == NULL);
-    if (!ok) {
-        cJSON_Delete(seq);
-        return NULL;
-    }
-    return seq;
-}
 
 /* Parse one chain with its tokenizer.json parser. */
 static int parse_chain(moe_tokenizer *t, const char *json, cJSON *built,
@@ -498,11 +387,13 @@ static int build_llama(moe_tokenizer *t, const gguf_file *g, const gguf_arr *typ
 static int build_gpt2(moe_tokenizer *t, const gguf_file *g, int *add_bos, moe_err *err) {
     const char *pre_name = "default";
     if (gguf_find_kv(g, K_PRE) && gguf_get_str(g, K_PRE, &pre_name, NULL, err) != 0) return -1;
-    const gg_pre *p = pre_find(pre_name);
-    if (!p)
-        return moe_fail(err, "%s: key \"%s\": pre-tokenizer \"%.60s\" is unsupported (supported: "
-                        "default, gpt-2, olmo, mpt, llama3, llama-v3, llama-bpe, qwen2, "
-                        "deepseek-r1-qwen, deepseek-llm, deepseek-v3)", g->path, K_PRE, pre_name);
+    const tok_gguf_pre *p = tok_gguf_pre_find(pre_name);
+    if (!p) {
+        char names[512];
+        tok_gguf_pre_names(names, sizeof names);
+        return moe_fail(err, "%s: key \"%s\": pre-tokenizer \"%.60s\" is unsupported (supported: %s)",
+                        g->path, K_PRE, pre_name, names);
+    }
     gguf_arr merges;
     int k = opt_arr(g, K_MERGES, 1, &merges, err);
     if (k < 0) return -1;
@@ -511,7 +402,7 @@ static int build_gpt2(moe_tokenizer *t, const gguf_file *g, int *add_bos, moe_er
                         g->path, K_MERGES);
     if (load_merges(t, g, &merges, err) != 0) return -1;
     if ((p->nfc && parse_chain(t, NFC_NORM, NULL, norm_parse, err) != 0) ||
-        parse_chain(t, NULL, pre_json(p), pre_parse, err) != 0 ||
+        parse_chain(t, NULL, tok_gguf_pre_json(p->splits), pre_parse, err) != 0 ||
         parse_chain(t, BYTELEVEL_DEC, NULL, dec_parse, err) != 0)
         return -1;
     t->ignore_merges = p->ignore_merges;

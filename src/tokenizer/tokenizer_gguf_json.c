@@ -175,24 +175,7 @@ static cJSON *gpt2_pre(const char *pre, int *nfc, int *ignore) {
     if (tok_gguf_pre_layout(pre, nfc, &splits, ignore) != 0) return NULL;
     if (!splits[0])
         return parse("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}");
-    cJSON *seq = cJSON_CreateObject();
-    cJSON *list = cJSON_AddArrayToObject(seq, "pretokenizers");
-    int ok = list && cJSON_AddStringToObject(seq, "type", "Sequence");
-    for (int i = 0; ok && splits[i]; i++) {
-        cJSON *s = cJSON_CreateObject();
-        ok = s && cJSON_AddItemToArray(list, s) && cJSON_AddStringToObject(s, "type", "Split");
-        cJSON *pat = ok ? cJSON_AddObjectToObject(s, "pattern") : NULL;
-        ok = pat && cJSON_AddStringToObject(pat, "Regex", splits[i]) &&
-             cJSON_AddStringToObject(s, "behavior", "Isolated") && cJSON_AddFalseToObject(s, "invert");
-    }
-    cJSON *bl = ok ? parse("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":false,"
-                           "\"use_regex\":false}") : NULL;
-    if (!bl || !cJSON_AddItemToArray(list, bl)) {
-        cJSON_Delete(bl);
-        cJSON_Delete(seq);
-        return NULL;
-    }
-    return seq;
+    return tok_gguf_pre_json(splits);
 }
 
 /* One SpecialToken item of a template, its entry in special_tokens too. */
