@@ -14,6 +14,7 @@ static const char *arch_name(moe_arch a) {
     case MOE_ARCH_QWEN2_MOE: return "qwen2_moe";
     case MOE_ARCH_QWEN3_MOE: return "qwen3_moe";
     case MOE_ARCH_OLMOE: return "olmoe";
+    case MOE_ARCH_GPT_OSS: return "gpt_oss";
     }
     return "?";
 }
@@ -43,8 +44,20 @@ static void ffn_text(const moe_layer_config *l, char *buf, size_t n) {
         return;
     }
     int o = snprintf(buf, n, "MoE %d experts, top-%d, expert FFN %d, %s, %s%s", l->n_experts,
-                     l->top_k, l->expert_dim, l->score == MOE_SCORE_SIGMOID ? "sigmoid" : "softmax",
+                     l->top_k, l->expert_dim,
+                     l->score == MOE_SCORE_SIGMOID        ? "sigmoid"
+                     : l->score == MOE_SCORE_TOPK_SOFTMAX ? "softmax over the top-k"
+                                                          : "softmax",
                      route_name(l->kind), l->norm_topk ? ", renormalized top-k" : "");
+    if (o >= 0 && (size_t)o < n && l->router_bias)
+        o += snprintf(buf + o, n - (size_t)o, ", router bias");
+    if (o >= 0 && (size_t)o < n && l->expert_bias)
+        o += snprintf(buf + o, n - (size_t)o, ", expert biases");
+    if (o >= 0 && (size_t)o < n && l->act == MOE_ACT_OSS_GLU)
+        o += snprintf(buf + o, n - (size_t)o, ", clamped SwiGLU (alpha %g, limit %g)",
+                      (double)l->act_alpha, (double)l->act_limit);
+    if (o >= 0 && (size_t)o < n && l->full_attention)
+        o += snprintf(buf + o, n - (size_t)o, ", full attention");
     if (o < 0 || (size_t)o >= n) return;
     if (l->n_shared)
         o += snprintf(buf + o, n - (size_t)o, ", %d shared (FFN %d%s)", l->n_shared, l->shared_dim,
@@ -112,7 +125,19 @@ int cmd_info(int argc, char **argv) {
            cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, (double)cfg->rope_theta,
            qknorm_name(cfg->qk_norm), cfg->qkv_bias ? ", qkv bias" : "",
            cfg->o_bias ? ", o bias" : "");
-    if (cfg->sliding_window > 0) printf("window        %d\n", cfg->sliding_window);
+    if (cfg->sliding_window > 0) {
+        int full = 0;
+        for (int i = 0; i < cfg->n_layers; i++) full += cfg->layer[i].full_attention;
+        if (full) printf("window        %d (on %d of %d layers; the others full attention)\n",
+                         cfg->sliding_window, cfg->n_layers - full, cfg->n_layers);
+        else printf("window        %d\n", cfg->sliding_window);
+    }
+    if (cfg->attn_sinks) printf("sinks         a learned logit per head in each softmax\n");
+    if (cfg->rope_kind == MOE_ROPE_YARN)
+        printf("rope          YaRN: factor %g, beta fast %g, beta slow %g, original context %d, "
+               "attention factor %g%s\n", (double)cfg->rope_factor, (double)cfg->rope_beta_fast,
+               (double)cfg->rope_beta_slow, cfg->rope_orig_max_pos, (double)cfg->rope_attn_factor,
+               cfg->rope_truncate ? ", truncated range" : "");
     if (cfg->clip_qkv > 0) printf("clip qkv      %g\n", (double)cfg->clip_qkv);
     printf("embeddings    %s, norm eps %g\n", cfg->tied_embeddings ? "tied" : "untied",
            (double)cfg->norm_eps);

@@ -31,6 +31,7 @@ typedef enum {
     MOE_ARCH_QWEN2_MOE,   /* "qwen2_moe" */
     MOE_ARCH_QWEN3_MOE,   /* "qwen3_moe" */
     MOE_ARCH_OLMOE,       /* "olmoe" */
+    MOE_ARCH_GPT_OSS,     /* "gpt_oss" */
 } moe_arch;
 
 typedef enum {
@@ -42,7 +43,20 @@ typedef enum {
 typedef enum {
     MOE_SCORE_SOFTMAX = 0, /* softmax over all experts, then top-k */
     MOE_SCORE_SIGMOID,     /* sigmoid per expert (DeepSeek-V3 style) */
+    MOE_SCORE_TOPK_SOFTMAX,/* top-k of the logits, then softmax over the k
+                              chosen (gpt_oss); other experts score 0 */
 } moe_score;
+
+typedef enum {
+    MOE_ACT_SILU = 0,  /* SwiGLU: silu(gate) * up */
+    MOE_ACT_OSS_GLU,   /* gpt_oss: g = min(gate, limit), u = clamp(up, -limit, limit),
+                          (u + 1) * g * sigmoid(alpha * g) */
+} moe_act;
+
+typedef enum {
+    MOE_ROPE_DEFAULT = 0, /* inv_freq_i = theta^(-2i/Dh) */
+    MOE_ROPE_YARN,        /* YaRN (transformers' _compute_yarn_parameters) */
+} moe_rope_kind;
 
 typedef enum {
     MOE_ROUTE_TOKEN_CHOICE = 0, /* each token picks its top-k experts */
@@ -67,6 +81,13 @@ typedef struct moe_layer_config {
     float noise;            /* noisy top-k (training only), 0 = none */
     moe_route_kind kind;    /* token choice / expert choice / hash */
     float capacity_factor;  /* 0 = dropless */
+    int router_bias;        /* 1: the router logits have a bias [E] */
+    int expert_bias;        /* 1: each routed expert's gate, up, down have biases */
+    moe_act act;            /* the experts' (and dense FFN's) activation */
+    float act_alpha;        /* MOE_ACT_OSS_GLU: sigmoid gain (1.702) */
+    float act_limit;        /* MOE_ACT_OSS_GLU: clamp (swiglu_limit, > 0) */
+    int full_attention;     /* 1: this layer ignores sliding_window (gpt_oss
+                               "full_attention" layers among sliding ones) */
 } moe_layer_config;
 
 #define MOE_MAX_LAYERS 256
@@ -88,7 +109,16 @@ typedef struct moe_config {
     int o_bias;           /* 1: the output projection has a bias */
     float clip_qkv;       /* > 0: clamp q, k, v to [-clip, clip] (olmoe) */
     int tied_embeddings;  /* 1: lm_head shares the embedding matrix */
-    int sliding_window;   /* > 0: attend to at most this many positions */
+    int sliding_window;   /* > 0: attend to at most this many positions (on
+                             every layer without layer[i].full_attention) */
+    int attn_sinks;       /* 1: a learned logit per head joins each softmax's
+                             denominator (gpt_oss self_attn.sinks [H]) */
+    moe_rope_kind rope_kind;
+    float rope_factor;    /* YaRN: factor */
+    float rope_beta_fast, rope_beta_slow; /* YaRN: ramp bounds (32, 1) */
+    int rope_orig_max_pos;/* YaRN: original_max_position_embeddings */
+    int rope_truncate;    /* YaRN: 1 = floor/ceil the correction range */
+    float rope_attn_factor; /* YaRN: scale of cos and sin (attention_factor) */
     int bos_id, eos_id;   /* -1 when unknown */
     moe_layer_config layer[MOE_MAX_LAYERS];
 } moe_config;

@@ -6,7 +6,8 @@
  * multiple of 16 / too small for the fast path), query blocks of 1..70 rows
  * (partial row tiles), keys from 1 to 300 (partial 16/64-key blocks),
  * queries after a cached prefix, sliding windows, strided rows as in the
- * KV cache, and rows that see nothing.
+ * KV cache, rows that see nothing, and a sink logit (gpt_oss) larger and
+ * smaller than the scores.
  */
 #include <stdlib.h>
 
@@ -25,12 +26,13 @@ static uint32_t rng_next(uint32_t *s) {
 static float rng_f(uint32_t *s) { return (float)(rng_next(s) >> 8) / 8388608.0f - 1.0f; }
 
 /* The definition in double: o_i = softmax(q_i . k_j * scale) v over the
- * visible j. */
+ * visible j; with a sink, its exp joins the denominator only. */
 static void attn_double(double *o, const float *q, int64_t qs, const float *k, const float *v,
                         int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
-                        int window, float scale) {
+                        int window, float scale, const float *sink) {
     for (int i = 0; i < nq; i++) {
         double *oi = o + (int64_t)i * Dh, mx = -INFINITY, sum = 0;
+        int seen = 0;
         for (int d = 0; d < Dh; d++) oi[d] = 0;
         int64_t p = qpos0 + i;
         for (int j = 0; j < nk; j++) {
@@ -39,6 +41,11 @@ static void attn_double(double *o, const float *q, int64_t qs, const float *k, c
             double s = 0;
             for (int d = 0; d < Dh; d++) s += (double)q[i * qs + d] * k[j * kvs + d];
             mx = fmax(mx, s * scale);
+            seen = 1;
+        }
+        if (sink && seen) {
+            mx = fmax(mx, *sink);
+            sum = exp(*sink - mx);
         }
         for (int j = 0; j < nk; j++) {
             int64_t kp = kpos0 + j;
@@ -56,16 +63,20 @@ static void attn_double(double *o, const float *q, int64_t qs, const float *k, c
 typedef struct acase {
     int nq, nk, Dh, window;
     int64_t qpos0, kpos0;
+    float sink; /* 0: none */
 } acase;
 
 TEST(attn_block_matches_reference) {
     static const acase cases[] = {
-        {1, 1, 64, 0, 0, 0},     {4, 4, 64, 0, 0, 0},      {64, 64, 64, 0, 0, 0},
-        {64, 256, 64, 0, 192, 0}, {70, 300, 128, 0, 230, 0}, {13, 29, 16, 0, 16, 0},
-        {6, 17, 32, 0, 11, 0},   {7, 100, 256, 0, 93, 0},   {50, 120, 48, 16, 70, 0},
-        {33, 60, 64, 8, 100, 73}, {9, 9, 80, 0, 0, 0},      {5, 12, 8, 0, 7, 0},
-        {40, 40, 64, 1, 0, 0},   {20, 5, 64, 0, 0, 0}, /* later queries see all 5 keys */
-        {10, 10, 64, 0, 0, 3}, /* the first 3 queries see no key */
+        {1, 1, 64, 0, 0, 0, 0},     {4, 4, 64, 0, 0, 0, 0},      {64, 64, 64, 0, 0, 0, 0},
+        {64, 256, 64, 0, 192, 0, 0}, {70, 300, 128, 0, 230, 0, 0}, {13, 29, 16, 0, 16, 0, 0},
+        {6, 17, 32, 0, 11, 0, 0},   {7, 100, 256, 0, 93, 0, 0},   {50, 120, 48, 16, 70, 0, 0},
+        {33, 60, 64, 8, 100, 73, 0}, {9, 9, 80, 0, 0, 0, 0},      {5, 12, 8, 0, 7, 0, 0},
+        {40, 40, 64, 1, 0, 0, 0},   {20, 5, 64, 0, 0, 0, 0}, /* later queries see all 5 keys */
+        {10, 10, 64, 0, 0, 3, 0}, /* the first 3 queries see no key */
+        {1, 1, 64, 0, 0, 0, 3.0f}, {64, 64, 64, 0, 0, 0, 2.5f}, /* sinks: larger than the scores */
+        {70, 300, 128, 0, 230, 0, -1.5f}, {50, 120, 48, 16, 70, 0, 0.75f},
+        {33, 60, 64, 8, 100, 73, 9.0f}, {9, 9, 80, 0, 0, 0, -4.0f}, {10, 10, 64, 0, 0, 3, 1.0f},
     };
     pool *ps[ISA_COUNT];
     for (int s = 0; s < ISA_COUNT; s++) ps[s] = kern_pool(1, (isa)s);
@@ -83,10 +94,12 @@ TEST(attn_block_matches_reference) {
         for (int64_t i = 0; i < qs * a->nq; i++) q[i] = rng_f(&seed) * 2;
         for (int64_t i = 0; i < kvs * a->nk; i++) k[i] = rng_f(&seed) * 2, v[i] = rng_f(&seed);
         float scale = 1.0f / sqrtf((float)a->Dh);
+        const float *sink = a->sink != 0 ? &a->sink : NULL;
         for (int64_t i = 0; i < os * a->nq; i++) ref[i] = 12345.0f;
         CHECK_EQ_INT(attn_block_ref(ps[ISA_SCALAR], 0, ref, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
-                                    a->kpos0, a->window, scale), 0);
-        attn_double(ex, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0, a->kpos0, a->window, scale);
+                                    a->kpos0, a->window, scale, sink), 0);
+        attn_double(ex, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0, a->kpos0, a->window, scale,
+                    sink);
         int bad = 0;
         for (int i = 0; i < a->nq; i++)
             for (int d = 0; d < a->Dh; d++)
@@ -96,15 +109,15 @@ TEST(attn_block_matches_reference) {
             if (!ps[s]) continue;
             for (int64_t i = 0; i < os * a->nq; i++) out[i] = 12345.0f;
             CHECK_EQ_INT(attn_block(ps[s], 0, out, os, q, qs, k, v, kvs, a->nq, a->nk, a->Dh, a->qpos0,
-                                    a->kpos0, a->window, scale), 0);
+                                    a->kpos0, a->window, scale, sink), 0);
             bad = 0;
             for (int i = 0; i < a->nq; i++) {
                 for (int d = 0; d < a->Dh; d++)
                     bad += !(fabs(out[i * os + d] - ref[i * os + d]) <= 2e-6);
                 for (int d = a->Dh; d < os; d++) bad += out[i * os + d] != 12345.0f; /* untouched */
             }
-            CHECK_MSG(bad == 0, "case %d (nq %d nk %d Dh %d window %d) %s: %d off", ci, a->nq,
-                      a->nk, a->Dh, a->window, isa_name((isa)s), bad);
+            CHECK_MSG(bad == 0, "case %d (nq %d nk %d Dh %d window %d sink %g) %s: %d off", ci,
+                      a->nq, a->nk, a->Dh, a->window, (double)a->sink, isa_name((isa)s), bad);
         }
         free(q);
         free(k);

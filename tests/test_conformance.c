@@ -369,7 +369,7 @@ static const char *const k_variants[] = {
     "mixtral_base",   "mixtral_k1",       "mixtral_kall",   "mixtral_tied",    "mixtral_bf16",
     "mixtral_f16",    "mixtral_sharded",  "mixtral_swa",    "qwen2_moe_base",  "qwen2_moe_norm",
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
-    "olmoe_norm",
+    "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -389,6 +389,8 @@ CONFORMANCE(qwen3_moe_nonorm)
 CONFORMANCE(qwen3_moe_dense)
 CONFORMANCE(olmoe_base)
 CONFORMANCE(olmoe_norm)
+CONFORMANCE(gpt_oss_base)
+CONFORMANCE(gpt_oss_legacy)
 
 TEST(conformance_fixture_list) {
     char path[512];
@@ -707,5 +709,79 @@ TEST(conformance_bad_files) {
         snprintf(p, sizeof p, "%s/model-00001-of-00003.safetensors", d);
         CHECK(st_rewrite(p, "model.embed_tokens.weight", 1, NULL, NULL, 0) == 0);
         expect_load_fail("indexed tensor absent from its shard", d, WORDS("model.embed_tokens.weight"));
+    }
+}
+
+/* gpt_oss: malformed configs and tensors are refused with the field or the
+ * tensor named; the released spelling (top-level rope_scaling) reads as the
+ * transformers 5 one. */
+TEST(conformance_gpt_oss_bad) {
+    const char *G = "gpt_oss_base", *d;
+    char p[800];
+    if ((d = fresh_copy(G, "oss_lt"))) {
+        CHECK(config_set(d, "layer_types", "[\"sliding_attention\",\"chunked_attention\","
+                                           "\"sliding_attention\",\"full_attention\"]") == 0);
+        expect_load_fail("unknown layer type", d, WORDS("layer_types[1]", "chunked_attention"));
+    }
+    if ((d = fresh_copy(G, "oss_ltn"))) {
+        CHECK(config_set(d, "layer_types", "[\"sliding_attention\"]") == 0);
+        expect_load_fail("layer_types of the wrong length", d, WORDS("layer_types", "1 entries"));
+    }
+    if ((d = fresh_copy(G, "oss_win"))) {
+        CHECK(config_set(d, "sliding_window", "0") == 0);
+        expect_load_fail("window 0 with sliding layers", d, WORDS("sliding_window"));
+    }
+    if ((d = fresh_copy(G, "oss_winnull"))) {
+        CHECK(config_set(d, "sliding_window", "null") == 0);
+        expect_load_fail("null window with sliding layers", d, WORDS("sliding_window"));
+    }
+    if ((d = fresh_copy(G, "oss_hd"))) {
+        CHECK(config_set(d, "head_dim", "15") == 0);
+        expect_load_fail("odd head_dim", d, WORDS("head_dim"));
+    }
+    if ((d = fresh_copy(G, "oss_limit"))) {
+        CHECK(config_set(d, "swiglu_limit", "0.0") == 0);
+        expect_load_fail("swiglu_limit 0", d, WORDS("swiglu_limit"));
+    }
+    if ((d = fresh_copy(G, "oss_yarn"))) {
+        CHECK(config_set(d, "rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 100.0}") == 0);
+        expect_load_fail("YaRN without a factor", d, WORDS("rope_parameters.factor"));
+    }
+    if ((d = fresh_copy(G, "oss_rope"))) {
+        CHECK(config_set(d, "rope_parameters", "{\"rope_type\": \"longrope\", \"rope_theta\": 1.0}") == 0);
+        expect_load_fail("unsupported rope type", d, WORDS("longrope"));
+    }
+    if ((d = fresh_copy(G, "oss_sinks"))) {
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        CHECK(st_rewrite(p, "model.layers.2.self_attn.sinks", 1, NULL, NULL, 0) == 0);
+        expect_load_fail("sinks missing", d, WORDS("model.layers.2.self_attn.sinks"));
+    }
+    if ((d = fresh_copy(G, "oss_sinks_shape"))) { /* [4] as [2][2] */
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        const int64_t sh[2] = {2, 2};
+        CHECK(st_rewrite(p, "model.layers.1.self_attn.sinks", 0, NULL, sh, 2) == 0);
+        expect_load_fail("sinks mis-shaped", d, WORDS("model.layers.1.self_attn.sinks"));
+    }
+    if ((d = fresh_copy(G, "oss_gu_shape"))) { /* [6][32][32] as [6][64][16]: same bytes */
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        const int64_t sh[3] = {6, 64, 16};
+        CHECK(st_rewrite(p, "model.layers.0.mlp.experts.gate_up_proj", 0, NULL, sh, 3) == 0);
+        expect_load_fail("gate_up_proj mis-shaped", d, WORDS("model.layers.0.mlp.experts.gate_up_proj"));
+    }
+    if ((d = fresh_copy(G, "oss_down_shape"))) { /* [6][16][32] stored as [6][32][16] */
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        const int64_t sh[3] = {6, 32, 16};
+        CHECK(st_rewrite(p, "model.layers.3.mlp.experts.down_proj", 0, NULL, sh, 3) == 0);
+        expect_load_fail("down_proj transposed", d, WORDS("model.layers.3.mlp.experts.down_proj"));
+    }
+    if ((d = fresh_copy(G, "oss_bias"))) {
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        CHECK(st_rewrite(p, "model.layers.1.mlp.experts.down_proj_bias", 1, NULL, NULL, 0) == 0);
+        expect_load_fail("expert bias missing", d, WORDS("model.layers.1.mlp.experts.down_proj_bias"));
+    }
+    if ((d = fresh_copy(G, "oss_rbias"))) {
+        snprintf(p, sizeof p, "%s/model.safetensors", d);
+        CHECK(st_rewrite(p, "model.layers.0.mlp.router.bias", 1, NULL, NULL, 0) == 0);
+        expect_load_fail("router bias missing", d, WORDS("model.layers.0.mlp.router.bias"));
     }
 }

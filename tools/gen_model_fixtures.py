@@ -81,6 +81,18 @@ OLMOE = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_atte
              clip_qkv=1.5, attention_bias=False, rms_norm_eps=1e-5,
              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 
+# gpt_oss: 4 layers so both layer types appear (sliding on even layers), a
+# window of 8 < 48 tokens, head_dim 16 (the AVX-512 attention kernel runs
+# with the sinks), a swiglu_limit the gate and up projections reach, YaRN on
+# with an original context (16) shorter than the sequence.
+GPT_OSS = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=4, num_attention_heads=4,
+               num_key_value_heads=2, head_dim=16, num_local_experts=6, num_experts_per_tok=2,
+               rms_norm_eps=1e-5, sliding_window=8, swiglu_limit=1.0, swiglu_alpha=1.702,
+               attention_bias=True,
+               rope_parameters={"rope_type": "yarn", "rope_theta": 100.0, "factor": 8.0,
+                                "beta_fast": 4.0, "beta_slow": 0.5, "truncate": False,
+                                "original_max_position_embeddings": 64})
+
 
 def V(name, model_type, base, dtype="float32", shard=None, legacy=False, what="", **over):
     cfg = dict(COMMON)
@@ -131,6 +143,21 @@ VARIANTS = [
            "clip_qkv 1.5 (q, k after norm and v clamped), GQA 4/2"),
     V("olmoe_norm", "olmoe", OLMOE, norm_topk_prob=True, clip_qkv=None,
       what="norm_topk_prob true, clip_qkv null (no clamping)"),
+    V("gpt_oss_base", "gpt_oss", GPT_OSS,
+      what="gpt_oss: 4 layers alternating sliding (window 8) / full attention, per-head sinks, "
+           "q/k/v/o biases, YaRN (factor 8, original context 64, correction range 1.6..5.2), router with bias (top-2 of 6 "
+           "logits, softmax over the 2), fused interleaved gate_up experts with biases, clamped "
+           "SwiGLU (limit 1.0 reached), head_dim 16, GQA 4/2; rope_parameters spelling"),
+    V("gpt_oss_legacy", "gpt_oss", GPT_OSS, legacy=True, num_hidden_layers=3,
+      layer_types=["full_attention", "sliding_attention", "sliding_attention"], sliding_window=5,
+      swiglu_limit=2.0, num_local_experts=4, num_experts_per_tok=3, num_attention_heads=4,
+      num_key_value_heads=1,
+      rope_parameters={"rope_type": "yarn", "rope_theta": 1000.0, "factor": 4.0,
+                       "beta_fast": 2.0, "beta_slow": 0.25, "truncate": True,
+                       "original_max_position_embeddings": 40},
+      what="gpt_oss in the released checkpoints' spelling (rope_theta and rope_scaling at the "
+           "top level, torch_dtype): layer_types full, sliding, sliding with window 5, top-3 of 4, "
+           "MQA (1 kv head), YaRN with truncate and its own betas, limit 2.0"),
 ]
 
 # Older hub configs (what real checkpoints on the Hub carry): rope_theta at the
@@ -166,6 +193,16 @@ def randomize(model, gen):
                 val = rn(shape) * (2.0 / math.sqrt(shape[1]))
             elif name.endswith("shared_expert_gate.weight"):
                 val = rn(shape) * (1.0 / math.sqrt(shape[1]))
+            elif name.endswith("self_attn.sinks"):
+                val = 1.0 + 1.5 * rn(shape)  # gpt_oss: far from 0 (a sink of -inf is none)
+            elif name.endswith("_proj_bias"):
+                val = 0.5 * rn(shape)  # gpt_oss expert biases [E][2F], [E][D]
+            elif name.endswith("router.weight"):
+                val = rn(shape) * (3.0 / math.sqrt(shape[1]))  # gpt_oss router [E][D]
+            elif model.config.model_type == "gpt_oss" and name.endswith("experts.gate_up_proj"):
+                val = rn(shape) * (1.5 / math.sqrt(shape[1]))  # [E][D][2F]: x @ W
+            elif model.config.model_type == "gpt_oss" and name.endswith("experts.down_proj"):
+                val = rn(shape) * (1.0 / math.sqrt(shape[1]))  # [E][F][D]: h @ W
             elif name.endswith("gate.weight") and p.dim() == 2 and "shared" not in name:
                 val = rn(shape) * (3.0 / math.sqrt(shape[1]))  # router [E][D]
             elif name.endswith("experts.gate_up_proj"):
@@ -183,10 +220,13 @@ def make_legacy_config(path, model_type, save_dtype):
     with open(path) as f:
         c = json.load(f)
     rp = c.pop("rope_parameters")
-    assert rp["rope_type"] == "default", rp
-    c["rope_theta"] = rp["rope_theta"]
+    c["rope_theta"] = rp.pop("rope_theta")
     c["torch_dtype"] = c.pop("dtype", save_dtype)
-    c.pop("layer_types", None)
+    if model_type == "gpt_oss":  # released checkpoints: rope_scaling at the top level
+        c["rope_scaling"] = rp
+    else:
+        assert rp["rope_type"] == "default", rp
+        c.pop("layer_types", None)
     c.update(LEGACY_EXTRA.get(model_type, {}))
     with open(path, "w") as f:
         json.dump(c, f, indent=2, sort_keys=True)
@@ -204,6 +244,8 @@ class Probe:
         self.clip = {"q": [0, 0], "k": [0, 0], "v": [0, 0]}
         self.shared_gate = []
         self.handles = []
+        self.clamp = [0, 0, 0]  # gpt_oss: gates above the limit, ups outside it, values
+        self.patched = []
         self.clip_val = cfg.get("clip_qkv")
         for name, mod in model.named_modules():
             cls = type(mod).__name__
@@ -211,6 +253,16 @@ class Probe:
                 self.handles.append(mod.register_forward_hook(self._router))
             if name.endswith("shared_expert_gate"):
                 self.handles.append(mod.register_forward_hook(self._sgate))
+            if cls == "GptOssExperts":
+                orig = mod._apply_gate
+
+                def gate(gu, orig=orig, lim=mod.limit):
+                    self.clamp[0] += int((gu[..., ::2] > lim).sum())
+                    self.clamp[1] += int((gu[..., 1::2].abs() > lim).sum())
+                    self.clamp[2] += gu[..., ::2].numel()
+                    return orig(gu)
+                mod._apply_gate = gate
+                self.patched.append(mod)
             if self.clip_val and cls == "OlmoeAttention":
                 self.handles.append(mod.q_norm.register_forward_hook(self._clipper("q")))
                 self.handles.append(mod.k_norm.register_forward_hook(self._clipper("k")))
@@ -236,6 +288,8 @@ class Probe:
     def remove(self):
         for h in self.handles:
             h.remove()
+        for mod in self.patched:
+            del mod._apply_gate
 
 
 def greedy(model, prompt, n):
@@ -305,7 +359,7 @@ def _rmsnorm(x, w, eps):
 def mutations(v, rcfg):
     mt = v["model_type"]
     n_rep = rcfg.num_attention_heads // rcfg.num_key_value_heads
-    E = rcfg.num_local_experts if mt == "mixtral" else rcfg.num_experts
+    E = rcfg.num_local_experts if mt in ("mixtral", "gpt_oss") else rcfg.num_experts
     K = rcfg.num_experts_per_tok
     out = {}
     rp = dict(rcfg.rope_parameters)
@@ -319,7 +373,7 @@ def mutations(v, rcfg):
         out["top_k + 1"] = dict(cfg={"num_experts_per_tok": K + 1})
     if mt == "mixtral" and 1 <= K < E:
         out["top-k weights not renormalized"] = dict(router_raw=True)
-    if mt != "mixtral":
+    if mt not in ("mixtral", "gpt_oss"):
         out["norm_topk_prob flipped"] = dict(cfg={"norm_topk_prob": not rcfg.norm_topk_prob})
     if getattr(rcfg, "clip_qkv", None):
         out["clip_qkv ignored"] = dict(cfg={"clip_qkv": None})
@@ -335,10 +389,35 @@ def mutations(v, rcfg):
         out["qkv bias ignored"] = dict(zero_bias=True)
         out["shared_expert_gate ignored (gate 1)"] = dict(shared_gate_one=True)
         out["shared expert ignored"] = dict(shared_off=True)
+    if mt == "gpt_oss":
+        L = rcfg.num_hidden_layers
+        lt = list(rcfg.layer_types)
+        rp = dict(rcfg.rope_parameters)
+        out["top-k softmax -> softmax over all experts"] = dict(router_raw=True)
+        out["attention sinks ignored"] = dict(no_sinks=True)
+        out["router bias ignored"] = dict(zero_router_bias=True)
+        out["expert biases ignored"] = dict(zero_expert_bias=True)
+        out["qkv/o bias ignored"] = dict(zero_bias=True)
+        out["sliding window ignored"] = dict(cfg={"layer_types": ["full_attention"] * L})
+        out["window on every layer"] = dict(cfg={"layer_types": ["sliding_attention"] * L})
+        out["layer types swapped"] = dict(cfg={"layer_types": [
+            "full_attention" if t == "sliding_attention" else "sliding_attention" for t in lt]})
+        out["sliding_window off by one (i-W <= j)"] = dict(cfg={"sliding_window": rcfg.sliding_window + 1})
+        out["swiglu_limit ignored"] = dict(cfg={"swiglu_limit": 1e9})
+        out["swiglu_alpha 1"] = dict(cfg={"swiglu_alpha": 1.0})
+        out["YaRN off (default RoPE)"] = dict(cfg={"rope_parameters": {"rope_type": "default",
+                                                                         "rope_theta": rp["rope_theta"]}})
+        out["YaRN attention factor 1"] = dict(cfg={"rope_parameters": dict(rp, attention_factor=1.0)})
+        out["YaRN truncate flipped"] = dict(cfg={"rope_parameters": dict(rp, truncate=not rp.get("truncate", True))})
+        out["YaRN beta_fast x2"] = dict(cfg={"rope_parameters": dict(rp, beta_fast=rp["beta_fast"] * 2)})
     if mt in ("qwen3_moe", "olmoe"):
         out["q/k norm ignored"] = dict(qknorm="none")
         out["q/k norm per head <-> whole projection"] = dict(qknorm="swap")
     return out
+
+
+def mt_of(m):
+    return m.config.model_type
 
 
 def mutated_logits(d, ids, mut):
@@ -361,6 +440,19 @@ def mutated_logits(d, ids, mut):
                 p = torch.softmax(logits.float(), -1)
                 return logits, torch.gather(p, -1, idx), idx
             hs.append(sub.register_forward_hook(raw))
+        if mut.get("no_sinks") and cls == "GptOssAttention":
+            with torch.no_grad():
+                sub.sinks.fill_(-1e30)
+        if mut.get("zero_router_bias") and cls == "GptOssTopKRouter":
+            with torch.no_grad():
+                sub.bias.zero_()
+        if mut.get("zero_expert_bias") and cls == "GptOssExperts":
+            with torch.no_grad():
+                sub.gate_up_proj_bias.zero_()
+                sub.down_proj_bias.zero_()
+        if mut.get("zero_bias") and mt_of(m) == "gpt_oss" and name.endswith("o_proj") and sub.bias is not None:
+            with torch.no_grad():
+                sub.bias.zero_()
         if mut.get("zero_bias") and name.endswith(("q_proj", "k_proj", "v_proj")) and sub.bias is not None:
             with torch.no_grad():
                 sub.bias.zero_()
@@ -444,7 +536,7 @@ def build(v, seed, debug=False):
     layers = []
     for i, layer in enumerate(ref.model.layers):
         mlp = type(layer.mlp).__name__
-        layers.append("moe" if "Sparse" in mlp else "dense")
+        layers.append("moe" if "Sparse" in mlp or mt == "gpt_oss" else "dense")
     checks["layers"] = layers
     if mt in ("qwen2_moe", "qwen3_moe"):
         assert ("dense" in layers) == (bool(rcfg.mlp_only_layers) or rcfg.decoder_sparse_step > 1)
@@ -492,6 +584,14 @@ def build(v, seed, debug=False):
     if full_probe.shared_gate:
         sg = torch.tensor(full_probe.shared_gate)
         checks["shared_gate_sigmoid_min_max"] = [float(sg.min()), float(sg.max())]
+    if full_probe.clamp[2]:
+        fr = [full_probe.clamp[0] / full_probe.clamp[2], full_probe.clamp[1] / full_probe.clamp[2]]
+        checks["swiglu_clamped_fraction_gate_up"] = fr
+        assert fr[0] > 0.01 and fr[1] > 0.01, f"swiglu_limit clamps too little: {fr}"
+    if mt == "gpt_oss":
+        checks["layer_types"] = list(rcfg.layer_types)
+        checks["rope_parameters"] = dict(rcfg.rope_parameters)
+        checks["sinks_absmin"] = float(min(l.self_attn.sinks.detach().abs().min() for l in ref.model.layers))
     if full_probe.clip_val:
         checks["clipped_fraction"] = {k: c[0] / c[1] for k, c in full_probe.clip.items()}
         assert all(c[0] > 0 for c in full_probe.clip.values()), "clip_qkv clips nothing"
@@ -502,7 +602,9 @@ def build(v, seed, debug=False):
         pre = ref(input_ids=torch.tensor([ids[:N_PROMPT] + gen_ids[:N_GEN - 1]]), use_cache=False).logits[0]
         checks["hf_cache_vs_full_rel"] = rel_err(gen_logits, pre[N_PROMPT - 1:].float())
         # model.generate agrees with the manual loop
-        out = ref.generate(torch.tensor([ids[:N_PROMPT]]), do_sample=False, max_new_tokens=N_GEN,
+        # an explicit mask: with pad_token_id 0, generate() would mask a prompt's id 0 as padding
+        out = ref.generate(torch.tensor([ids[:N_PROMPT]]), attention_mask=torch.ones(1, N_PROMPT, dtype=torch.long),
+                           do_sample=False, max_new_tokens=N_GEN,
                            min_new_tokens=N_GEN, eos_token_id=None, pad_token_id=0)
         assert out[0, N_PROMPT:].tolist() == gen_ids, "generate() disagrees with the manual loop"
     if mt == "mixtral" and sw:

@@ -33,6 +33,7 @@
  * renormalization); the others write it as norm_topk_prob.
  */
 #include "formats/hf_config.h"
+#include "formats/hf_config_impl.h"
 #include "base/atomic.h"
 #include "base/err.h"
 #include "base/mapfile.h"
@@ -73,6 +74,8 @@ static const hf_arch hf_archs[] = {
      1e-6, 1e4, -1, -1, 128, 8, 768, 0},
     {"olmoe", "OlmoeForCausalLM", MOE_ARCH_OLMOE, 50304, 2048, 2048, 16, 16, 0, 4096, 1e-5, 1e4,
      -1, 50279, 64, 8, 0, 0},
+    {"gpt_oss", "GptOssForCausalLM", MOE_ARCH_GPT_OSS, 201088, 2880, 2880, 36, 64, 8, 131072,
+     1e-5, 150000, -1, -1, 128, 4, 0, 0},
 };
 #define HF_N_ARCHS ((int)(sizeof hf_archs / sizeof hf_archs[0]))
 
@@ -84,23 +87,17 @@ static const hf_arch *hf_arch_of(moe_arch a) {
 
 /* ------------------------------------------------------------ field access */
 
-typedef struct hf_in {
-    const cJSON *root;
-    const char *where;
-    moe_err *err;
-} hf_in;
-
 /* Present and not null. */
-static const cJSON *hf_get(const cJSON *obj, const char *key) {
+const cJSON *hf_get(const cJSON *obj, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-static int hf_has(const cJSON *obj, const char *key) {
+int hf_has(const cJSON *obj, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(obj, key) != NULL;
 }
 
-static int hf_as_int(const hf_in *in, const char *key, const cJSON *v, int *out) {
+int hf_as_int(const hf_in *in, const char *key, const cJSON *v, int *out) {
     if (!cJSON_IsNumber(v))
         return moe_fail(in->err, "%s: field %s: wrong JSON type (expected an integer)", in->where,
                         key);
@@ -114,7 +111,7 @@ static int hf_as_int(const hf_in *in, const char *key, const cJSON *v, int *out)
 }
 
 /* Integer field; absent -> def. null is an error (transformers would crash). */
-static int hf_int(const hf_in *in, const char *key, int def, int *out) {
+int hf_int(const hf_in *in, const char *key, int def, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(in->root, key);
     if (!v) {
         *out = def;
@@ -124,7 +121,7 @@ static int hf_int(const hf_in *in, const char *key, int def, int *out) {
     return hf_as_int(in, key, v, out);
 }
 
-static int hf_num(const hf_in *in, const cJSON *obj, const char *key, double def, double *out) {
+int hf_num(const hf_in *in, const cJSON *obj, const char *key, double def, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
         *out = def;
@@ -139,7 +136,7 @@ static int hf_num(const hf_in *in, const cJSON *obj, const char *key, double def
     return 0;
 }
 
-static int hf_bool(const hf_in *in, const cJSON *obj, const char *key, int def, int *out) {
+int hf_bool(const hf_in *in, const cJSON *obj, const char *key, int def, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
         *out = def;
@@ -171,7 +168,8 @@ static int hf_token_id(const hf_in *in, const char *key, int def, int *out) {
 
 /* ------------------------------------------------------------------- RoPE */
 
-static int hf_rope(const hf_in *in, const hf_arch *a, float *theta) {
+static int hf_rope(const hf_in *in, const hf_arch *a, moe_config *cfg) {
+    float *theta = &cfg->rope_theta;
     const cJSON *rp = hf_get(in->root, "rope_scaling");
     const char *src = "rope_scaling";
     if (rp && (!cJSON_IsObject(rp) || !rp->child)) {
@@ -198,10 +196,15 @@ static int hf_rope(const hf_in *in, const hf_arch *a, float *theta) {
         if (ty && !cJSON_IsString(ty))
             return moe_fail(in->err, "%s: field %s.rope_type: wrong JSON type (expected a string)",
                             in->where, src);
-        if (ty && strcmp(ty->valuestring, "default"))
+        int yarn = ty && !strcmp(ty->valuestring, "yarn") && a->arch == MOE_ARCH_GPT_OSS;
+        if (ty && strcmp(ty->valuestring, "default") && !yarn)
             return moe_fail(in->err, "%s: field %s: rope_type \"%.40s\" is not supported (only "
-                            "\"default\")", in->where, src, ty->valuestring);
+                            "\"default\"%s)", in->where, src, ty->valuestring,
+                            a->arch == MOE_ARCH_GPT_OSS ? " and \"yarn\"" : "");
         if (hf_num(in, rp, "rope_theta", t, &t)) return -1;
+        if (yarn && hf_yarn(in, rp, src, cfg)) return -1;
+    } else if (a->arch == MOE_ARCH_GPT_OSS && hf_yarn(in, NULL, "rope_parameters", cfg)) {
+        return -1; /* GptOssConfig's default: YaRN */
     }
     if (!(t > 0 && t < 1e30))
         return moe_fail(in->err, "%s: field rope_theta: %g out of range", in->where, t);
@@ -320,7 +323,8 @@ static int hf_qwen2_sliding(const hf_in *in, moe_config *cfg) {
 /* Which of num_experts / num_local_experts transformers ends up using. */
 static int hf_experts(const hf_in *in, const hf_arch *a, int *E) {
     const char *first = "num_local_experts", *second = "num_experts";
-    if (a->arch == MOE_ARCH_MIXTRAL) first = "num_experts", second = "num_local_experts";
+    if (a->arch == MOE_ARCH_MIXTRAL || a->arch == MOE_ARCH_GPT_OSS)
+        first = "num_experts", second = "num_local_experts"; /* attribute_map alias wins */
     if (a->arch == MOE_ARCH_QWEN2_MOE) first = second = "num_experts";
     const char *key = hf_has(in->root, first) ? first : second;
     if (hf_int(in, key, a->experts, E)) return -1;
@@ -368,10 +372,11 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     }
     const cJSON *hd = hf_get(in->root, "head_dim");
     cfg->head_dim = cfg->dim / cfg->n_heads;
+    if (a->arch == MOE_ARCH_GPT_OSS && !hf_has(in->root, "head_dim")) cfg->head_dim = 64;
     if (hd) {
         int h;
         if (hf_as_int(in, "head_dim", hd, &h)) return -1;
-        if (h < 0 || (h == 0 && a->arch != MOE_ARCH_MIXTRAL))
+        if (h < 0 || (h == 0 && a->arch != MOE_ARCH_MIXTRAL && a->arch != MOE_ARCH_GPT_OSS))
             return moe_fail(in->err, "%s: field head_dim: must be positive (got %d)", in->where, h);
         if (h > 0) cfg->head_dim = h; /* mixtral: `head_dim or hidden // heads` */
     }
@@ -384,8 +389,29 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     if (!(eps > 0 && eps < 1))
         return moe_fail(in->err, "%s: field rms_norm_eps: %g out of range", in->where, eps);
     cfg->norm_eps = (float)eps;
-    if (hf_rope(in, a, &cfg->rope_theta)) return -1;
+    if (hf_rope(in, a, cfg)) return -1;
     if (hf_bool(in, in->root, "tie_word_embeddings", 0, &cfg->tied_embeddings)) return -1;
+    if (a->arch == MOE_ARCH_GPT_OSS) { /* attention and feed-forward: hf_config_gpt_oss.c */
+        if (hf_gpt_oss(in, cfg)) return -1;
+        if (hf_token_id(in, "bos_token_id", a->bos, &cfg->bos_id)) return -1;
+        if (hf_token_id(in, "eos_token_id", a->eos, &cfg->eos_id)) return -1;
+        int E, inter;
+        if (hf_experts(in, a, &E)) return -1;
+        if (hf_pos(in, "intermediate_size", a->inter, &inter)) return -1;
+        moe_layer_config *l0 = &cfg->layer[0];
+        l0->n_experts = E;
+        l0->expert_dim = inter;
+        if (hf_pos(in, "num_experts_per_tok", a->top_k, &l0->top_k)) return -1;
+        if (l0->top_k > E)
+            return moe_fail(in->err, "%s: field num_experts_per_tok: %d more than the %d experts",
+                            in->where, l0->top_k, E);
+        for (int i = 1; i < cfg->n_layers; i++) {
+            int full = cfg->layer[i].full_attention;
+            cfg->layer[i] = *l0;
+            cfg->layer[i].full_attention = full;
+        }
+        return moe_config_validate(cfg, in->where, in->err);
+    }
     if (hf_token_id(in, "bos_token_id", a->bos, &cfg->bos_id)) return -1;
     if (hf_token_id(in, "eos_token_id", a->eos, &cfg->eos_id)) return -1;
 
@@ -421,6 +447,7 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         }
         break;
     }
+    case MOE_ARCH_GPT_OSS: break; /* handled above */
     case MOE_ARCH_OLMOE: {
         cfg->qk_norm = MOE_QKNORM_FULL;
         if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
@@ -638,6 +665,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
+    case MOE_ARCH_GPT_OSS: break; /* refused by hf_config_write */
     case MOE_ARCH_MIXTRAL:
         hf_add_int(o, "num_local_experts", E);
         hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
@@ -705,6 +733,8 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
                     moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return -1;
+    if (cfg->arch == MOE_ARCH_GPT_OSS)
+        return moe_fail(err, "%s: writing a gpt_oss config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);
     cJSON *o = hf_build(cfg, torch_dtype);
     char *text = o ? cJSON_Print(o) : NULL;

@@ -26,7 +26,12 @@
 static int hf_check_layer(const moe_config *c, int i, const char *where, moe_err *err) {
     const moe_layer_config *l = &c->layer[i];
     if (l->moe != 0 && l->moe != 1) BAD("%s: layer %d: moe must be 0 or 1 (got %d)", where, i, l->moe);
+    if (l->full_attention != 0 && l->full_attention != 1)
+        BAD("%s: layer %d: full_attention must be 0 or 1 (got %d)", where, i, l->full_attention);
     if (!l->moe) {
+        if (l->act != MOE_ACT_SILU || l->router_bias || l->expert_bias)
+            BAD("%s: layer %d: a dense layer has the SiLU SwiGLU and no router or expert biases",
+                where, i);
         if (l->ffn_dim <= 0 || l->ffn_dim > HF_MAX_FFN)
             BAD("%s: layer %d: dense ffn_dim %d out of range", where, i, l->ffn_dim);
         return 0;
@@ -44,8 +49,22 @@ static int hf_check_layer(const moe_config *c, int i, const char *where, moe_err
         BAD("%s: layer %d: shared_dim %d out of range", where, i, l->shared_dim);
     if (l->shared_gate != 0 && l->shared_gate != 1)
         BAD("%s: layer %d: shared_gate must be 0 or 1 (got %d)", where, i, l->shared_gate);
-    if (l->score != MOE_SCORE_SOFTMAX && l->score != MOE_SCORE_SIGMOID)
+    if (l->score != MOE_SCORE_SOFTMAX && l->score != MOE_SCORE_SIGMOID &&
+        l->score != MOE_SCORE_TOPK_SOFTMAX)
         BAD("%s: layer %d: unknown score function %d", where, i, (int)l->score);
+    if (l->score == MOE_SCORE_TOPK_SOFTMAX && l->kind != MOE_ROUTE_TOKEN_CHOICE)
+        BAD("%s: layer %d: softmax over the top-k needs token-choice routing", where, i);
+    if ((l->router_bias != 0 && l->router_bias != 1) ||
+        (l->expert_bias != 0 && l->expert_bias != 1))
+        BAD("%s: layer %d: router_bias / expert_bias must be 0 or 1", where, i);
+    if (l->act != MOE_ACT_SILU && l->act != MOE_ACT_OSS_GLU)
+        BAD("%s: layer %d: unknown activation %d", where, i, (int)l->act);
+    if (l->act == MOE_ACT_OSS_GLU &&
+        !(l->act_limit > 0 && isfinite(l->act_limit) && isfinite(l->act_alpha)))
+        BAD("%s: layer %d: swiglu_limit %g / swiglu_alpha %g out of range (limit > 0)", where, i,
+            l->act_limit, l->act_alpha);
+    if (l->act == MOE_ACT_OSS_GLU && l->n_shared > 0)
+        BAD("%s: layer %d: the clamped SwiGLU has no shared expert", where, i);
     if (l->norm_topk != 0 && l->norm_topk != 1)
         BAD("%s: layer %d: norm_topk must be 0 or 1 (got %d)", where, i, l->norm_topk);
     if (!(l->routed_scale > 0 && isfinite(l->routed_scale)))
@@ -73,7 +92,7 @@ static int hf_madd(int64_t *a, int64_t b, int64_t c) {
 int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     if (!where) where = "config";
     if (c->arch != MOE_ARCH_MIXTRAL && c->arch != MOE_ARCH_QWEN2_MOE &&
-        c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE)
+        c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE && c->arch != MOE_ARCH_GPT_OSS)
         BAD("%s: unknown architecture %d", where, (int)c->arch);
     if (c->vocab <= 0 || c->vocab > HF_MAX_VOCAB)
         BAD("%s: vocab_size %d out of range (1..%d)", where, c->vocab, HF_MAX_VOCAB);
@@ -111,6 +130,17 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     if (c->tied_embeddings != 0 && c->tied_embeddings != 1)
         BAD("%s: tie_word_embeddings must be 0 or 1", where);
     if (c->sliding_window < 0) BAD("%s: sliding_window %d negative", where, c->sliding_window);
+    if (c->attn_sinks != 0 && c->attn_sinks != 1) BAD("%s: attn_sinks must be 0 or 1", where);
+    if (c->rope_kind != MOE_ROPE_DEFAULT && c->rope_kind != MOE_ROPE_YARN)
+        BAD("%s: unknown rope kind %d", where, (int)c->rope_kind);
+    if (c->rope_kind == MOE_ROPE_YARN &&
+        (!(c->rope_factor > 0 && isfinite(c->rope_factor)) || !(c->rope_beta_fast > 0) ||
+         !(c->rope_beta_slow > 0) || !isfinite(c->rope_beta_fast) || !isfinite(c->rope_beta_slow) ||
+         c->rope_orig_max_pos <= 0 || !(c->rope_attn_factor > 0 && isfinite(c->rope_attn_factor)) ||
+         (c->rope_truncate != 0 && c->rope_truncate != 1)))
+        BAD("%s: YaRN parameters out of range (factor %g, beta_fast %g, beta_slow %g, "
+            "original_max_position_embeddings %d, attention_factor %g)", where, c->rope_factor,
+            c->rope_beta_fast, c->rope_beta_slow, c->rope_orig_max_pos, c->rope_attn_factor);
     if (c->bos_id < -1 || c->eos_id < -1)
         BAD("%s: bos/eos token id out of range (%d, %d)", where, c->bos_id, c->eos_id);
 
@@ -131,6 +161,7 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
             ovf |= __builtin_add_overflow(n, per, &n);
             ovf |= hf_madd(&n, 3 * D * (int64_t)l->n_shared, l->shared_dim);
             ovf |= hf_madd(&n, D, l->n_experts + 1);
+            ovf |= hf_madd(&n, 2 * (int64_t)l->expert_dim + D + 1, l->n_experts); /* biases */
         }
     }
     if (ovf || n > ((int64_t)1 << 50))

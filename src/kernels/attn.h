@@ -9,6 +9,10 @@
  * qpos0 + i - (kpos0 + j) < window). Output row o + i*os [Dh] (written):
  *   s_j = (q_i . k_j) * scale over the visible j, p = softmax(s) (kernels.h
  *   softmax), o_i = sum_j p_j v_j in ascending j (0 if nothing is visible).
+ * With a sink (sink != NULL, gpt_oss's learned per-head logit) the softmax
+ * runs over the visible s_j and *sink together and the sink's share is
+ * dropped: p_j = exp(s_j - m) / (sum_j exp(s_j - m) + exp(*sink - m)),
+ * m = max(max_j s_j, *sink) (transformers: cat, softmax, drop the last).
  *
  * attn_block_ref is that loop per query with the vector kernels (dot,
  * softmax, axpy). The AVX-512 path (Dh a multiple of 16 up to 256, nq >= 4)
@@ -33,16 +37,17 @@ size_t attn_scratch_bytes(int nq, int nk, int Dh);
 
 int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs, const float *k,
                const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
-               int window, float scale);
+               int window, float scale, const float *sink);
 int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
                    const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
-                   int64_t qpos0, int64_t kpos0, int window, float scale);
+                   int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink);
 
 /* AVX-512 (kernels_attn_avx512.c): Dh % 16 == 0, Dh <= 256; scratch of
  * avx512_attn_scratch(nq, nk, Dh) floats. */
 int64_t avx512_attn_scratch(int nq, int nk, int Dh);
 void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
                        const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0,
-                       int64_t kpos0, int window, float scale, float *scratch);
+                       int64_t kpos0, int window, float scale, const float *sink,
+                       float *scratch);
 
 #endif

@@ -11,7 +11,7 @@
 #include "kernels/kernels.h"
 
 size_t attn_scratch_bytes(int nq, int nk, int Dh) {
-    int64_t ref = nk > 0 ? nk : 1, fast = avx512_attn_scratch(nq > 4 ? nq : 4, nk > 0 ? nk : 1, Dh);
+    int64_t ref = (nk > 0 ? nk : 1) + 1, fast = avx512_attn_scratch(nq > 4 ? nq : 4, nk > 0 ? nk : 1, Dh);
     return (size_t)(ref > fast ? ref : fast) * sizeof(float);
 }
 
@@ -25,10 +25,10 @@ static void visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window,
 
 int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
                    const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
-                   int64_t qpos0, int64_t kpos0, int window, float scale) {
+                   int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink) {
     const kern_cfg *kc = kern_of(p);
     void *own;
-    float *sc = kern_scratch(p, tid, (size_t)(nk > 0 ? nk : 1) * sizeof(float), &own);
+    float *sc = kern_scratch(p, tid, (size_t)((nk > 0 ? nk : 1) + 1) * sizeof(float), &own);
     if (!sc) return -1;
     for (int64_t i = 0; i < nq; i++) {
         int64_t lo, hi;
@@ -38,7 +38,8 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
         if (hi <= lo) continue;
         const float *qi = q + i * qs;
         for (int64_t j = lo; j < hi; j++) sc[j - lo] = dot(kc, qi, k + j * kvs, Dh) * scale;
-        softmax(kc, sc, (int)(hi - lo));
+        if (sink) sc[hi - lo] = *sink; /* one more logit in the denominator, dropped after */
+        softmax(kc, sc, (int)(hi - lo) + (sink != NULL));
         for (int64_t j = lo; j < hi; j++) axpy(kc, oi, sc[j - lo], v + j * kvs, Dh);
     }
     free(own);
@@ -47,15 +48,15 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
 
 int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs, const float *k,
                const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
-               int window, float scale) {
+               int window, float scale, const float *sink) {
     if (nq <= 0) return 0;
     if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 256 || nk <= 0)
         return attn_block_ref(p, tid, o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window,
-                              scale);
+                              scale, sink);
     void *own;
     float *sc = kern_scratch(p, tid, (size_t)avx512_attn_scratch(nq, nk, Dh) * sizeof(float), &own);
     if (!sc) return -1;
-    avx512_attn_block(o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window, scale, sc);
+    avx512_attn_block(o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window, scale, sink, sc);
     free(own);
     return 0;
 }

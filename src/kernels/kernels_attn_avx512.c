@@ -8,12 +8,14 @@
  *   S  [nq][nkp]  scores of TR query rows x 64 keys per tile (24 zmm
  *                 accumulators; per d: 4 key vectors, TR broadcasts)
  *   softmax of each row over its visible keys (the same vmath calls as
- *   kernels.h softmax), zeros elsewhere in the tile's key range
+ *   kernels.h softmax; a sink logit joins the max and the sum), zeros
+ *   elsewhere in the tile's key range
  *   O = P V       TR rows x up to 64 of Dh (24 accumulators), value rows
  *                 read in place, keys in ascending order
  * Rows of a tile past nq repeat the last row and are not stored.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels/attn.h"
 #include "kernels/vmath.h"
@@ -141,7 +143,8 @@ static void zero(float *p, int64_t n) {
 
 void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
                        const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0,
-                       int64_t kpos0, int window, float scale, float *scratch) {
+                       int64_t kpos0, int window, float scale, const float *sink,
+                       float *scratch) {
     const int64_t nkp = round64(nk);
     float *Kt = scratch, *S = scratch + (int64_t)Dh * nkp;
     int64_t lo0, hi0, loN, hiN;
@@ -165,7 +168,10 @@ void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const f
             float *s = St + r * nkp;
             visible(i0 + r, nk, qpos0, kpos0, window, &lo, &hi);
             if (hi > lo) {
-                float sum = avx512_vexp_sum(s + lo, s + lo, avx512_vmax(s + lo, hi - lo), hi - lo);
+                float m = avx512_vmax(s + lo, hi - lo);
+                if (sink && *sink > m) m = *sink;
+                float sum = avx512_vexp_sum(s + lo, s + lo, m, hi - lo);
+                if (sink) sum += expf(*sink - m);
                 avx512_vscale(s + lo, 1.0f / sum, hi - lo);
             }
             if (jl < lo) zero(s + jl, (lo < jh ? lo : jh) - jl);

@@ -16,6 +16,10 @@
  *   olmoe: q,k,v clamped to [-clip_qkv, clip_qkv]
  *   q,k = rope(q,k, pos);   k,v appended to the cache
  *   out_h = softmax(q_h . K_g^T / sqrt(Dh)) V_g    with g = h / (H/G)
+ *   gpt_oss: the head's sink logit joins the softmax's denominator
+ * The window (sliding_window) applies on layers without full_attention;
+ * RoPE is the default one or YaRN (rope_kind), whose cos and sin carry the
+ * attention factor.
  */
 #include "model/model.h"
 
@@ -37,6 +41,38 @@ typedef struct prep_ctx {
 /* Queries per attention work item: a block of this many consecutive tokens
  * of one head (cut further where the sequence or position breaks). */
 #define QBLOCK ATTN_QUERY_BLOCK
+
+/* YaRN cos/sin of position pos, as transformers' _compute_yarn_parameters
+ * and GptOssRotaryEmbedding compute them in float32: inv_freq blends the
+ * interpolated (1 / (factor * base^(2i/Dh))) and the extrapolated
+ * (1 / base^(2i/Dh)) frequencies with a linear ramp over the correction
+ * range [low, high] (from beta_fast, beta_slow and the original context,
+ * computed in double; floored/ceiled when truncate); cos and sin are then
+ * multiplied by the attention factor. */
+static void yarn_table(float *cos_t, float *sin_t, int pos, int Dh, const moe_config *c) {
+    const double pi = 3.14159265358979323846, base = c->rope_theta, dim = Dh;
+    double low = dim * log(c->rope_orig_max_pos / (c->rope_beta_fast * 2 * pi)) / (2 * log(base));
+    double high = dim * log(c->rope_orig_max_pos / (c->rope_beta_slow * 2 * pi)) / (2 * log(base));
+    if (c->rope_truncate) {
+        low = floor(low);
+        high = ceil(high);
+    }
+    if (low < 0) low = 0;
+    if (high > dim - 1) high = dim - 1;
+    if (low == high) high += 0.001;
+    float flow = (float)low, span = (float)(high - low), factor = c->rope_factor;
+    for (int i = 0; i < Dh / 2; i++) {
+        float pf = powf(c->rope_theta, (float)(2 * i) / (float)Dh);
+        float extra = 1.0f / pf, inter = 1.0f / (factor * pf);
+        float ramp = ((float)i - flow) / span;
+        ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
+        float ef = 1.0f - ramp;
+        float inv = inter * (1.0f - ef) + extra * ef;
+        float a = (float)pos * inv;
+        cos_t[i] = cosf(a) * c->rope_attn_factor;
+        sin_t[i] = sinf(a) * c->rope_attn_factor;
+    }
+}
 
 static void clamp_vec(float *x, int64_t n, float c) {
     for (int64_t i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
@@ -99,6 +135,8 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
     const moe_config *c = &s->m->cfg;
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, KD = G * Dh, HD = H * Dh;
     float scale = 1.0f / sqrtf((float)Dh);
+    int window = c->layer[p->layer].full_attention ? 0 : c->sliding_window;
+    const float *sinks = s->m->layers[p->layer].sinks;
     for (int64_t i = i0; i < i1; i++) {
         int64_t h = i % H, g = h / (H / G);
         int64_t t0 = i / H * QBLOCK, t1 = t0 + QBLOCK < p->T ? t0 + QBLOCK : p->T;
@@ -109,13 +147,13 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
             }
             int64_t pos = s->tok_pos[a], last = pos + (b - a - 1);
             int64_t lo = 0;
-            if (c->sliding_window > 0 && pos - c->sliding_window + 1 > 0) lo = pos - c->sliding_window + 1;
+            if (window > 0 && pos - window + 1 > 0) lo = pos - window + 1;
             int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[a]) * s->n_ctx;
             const float *K = s->k_cache + (seq0 + lo) * KD + g * Dh;
             const float *V = s->v_cache + (seq0 + lo) * KD + g * Dh;
             if (attn_block(s->pool, tid, p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,
                            (int)(b - a), (int)(last - lo + 1), (int)Dh, pos, lo,
-                           c->sliding_window, scale))
+                           window, scale, sinks ? sinks + h : NULL))
                 p->fail = 1;
         }
     }
@@ -135,9 +173,13 @@ void attention_block(moe_session *s, int layer, int T) {
     mm_task t[3] = {{&lw->wq, s->xn, q, T}, {&lw->wk, s->xn, k, T}, {&lw->wv, s->xn, v, T}};
     matmul_grouped(s->pool, t, 3);
     if (layer == 0) /* the rotation depends only on position: once per call */
-        for (int i = 0; i < T; i++)
-            rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh,
-                       c->rope_theta);
+        for (int i = 0; i < T; i++) {
+            if (c->rope_kind == MOE_ROPE_YARN)
+                yarn_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh, c);
+            else
+                rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh,
+                           c->rope_theta);
+        }
     prep_ctx p = {s, lw, layer, q, k, v, att, T, 0};
     pool_for(s->pool, T, 1, prep_rows, &p);
     pool_for(s->pool, (T + QBLOCK - 1) / QBLOCK * H, 1, attend, &p);

@@ -19,11 +19,13 @@
 #include "formats/safetensors.h"
 #include "kernels/kernels.h"
 
-/* One SwiGLU FFN: down(silu(gate x) * up x). */
+/* One SwiGLU FFN: down(act(gate x + bg, up x + bu)) + bd (biases: gpt_oss
+ * experts; NULL otherwise). */
 typedef struct ffn_w {
     mat gate; /* [F][D] */
     mat up;   /* [F][D] */
     mat down; /* [D][F] */
+    const float *bg, *bu, *bd; /* [F], [F], [D] or NULL */
 } ffn_w;
 
 typedef struct layer_w {
@@ -34,10 +36,12 @@ typedef struct layer_w {
     const float *bq, *bk, *bv, *bo; /* biases or NULL */
     const float *q_norm;    /* [Dh] (per head) or [H*Dh] (full) or NULL */
     const float *k_norm;    /* [Dh] or [G*Dh] or NULL */
+    const float *sinks;     /* [H] attention sink logits (gpt_oss) or NULL */
 
     ffn_w dense;            /* dense layer FFN (cfg.layer[i].moe == 0) */
 
     mat router;             /* [E][D] */
+    const float *router_b;  /* [E] router bias (gpt_oss) or NULL */
     mat router_noise;       /* [E][D] noisy top-k noise projection (training) */
     ffn_w *experts;         /* [E]: pointers into the mapping (stacked or not) */
     ffn_w shared;           /* shared expert (n_shared > 0) */

@@ -6,7 +6,9 @@
  *   dispatch: gather
  *   each expert's rows, one grouped GEMM for all gate/up products, SwiGLU,
  *   one grouped GEMM for all down products; experts no token chose are never
- *   touched
+ *   touched. gpt_oss: the router logits have a bias, the experts' gate, up
+ *   and down products biases, and the activation is the clamped SwiGLU
+ *   (u + 1) * g * sigmoid(alpha g), g = min(gate, limit), u = clamp(up, +-limit)
  *   combine: out[t] = sum over its pairs, in ascending expert order (the
  *   order transformers adds them in), of weight * expert output
  *   shared expert (qwen2_moe): out += sigmoid(xn . w_g) * ffn_shared(xn)
@@ -33,7 +35,55 @@ typedef struct pair_ctx {
     float *he;            /* [P][F] their SwiGLU (the tape's when recording) */
     float *xe;            /* [P][D] gathered inputs (the tape's when recording) */
     float *ye;            /* [P][D] expert outputs (the tape's when recording) */
+    const ffn_w *ex;      /* [E] the experts (biases) */
+    const moe_layer_config *lc;
 } pair_ctx;
+
+/* The expert whose pair range holds pair i (cnt[e] <= i < cnt[e+1]). */
+static int expert_of(const int *cnt, int E, int64_t i) {
+    int a = 0, b = E - 1;
+    while (a < b) {
+        int m = (a + b + 1) / 2;
+        if (cnt[m] <= i) a = m;
+        else b = m - 1;
+    }
+    return a;
+}
+
+/* gpt_oss: h = (u + 1) * g * sigmoid(alpha g) with g = min(gate + bg, limit),
+ * u = clamp(up + bu, -limit, limit); the biased pre-activations stay in ge/ue. */
+static void oss_glu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
+    pair_ctx *c = ctx;
+    const int *cnt = c->s->expert_count;
+    float lim = c->lc->act_limit, alpha = c->lc->act_alpha;
+    for (int64_t i = i0; i < i1; i++) {
+        int e = expert_of(cnt, c->lc->n_experts, i);
+        if (c->s->remote[e]) continue;
+        const float *bg = c->ex[e].bg, *bu = c->ex[e].bu;
+        float *g = (float *)c->ge + i * c->F, *u = (float *)c->ue + i * c->F, *h = c->he + i * c->F;
+        for (int64_t f = 0; f < c->F; f++) {
+            if (bg) g[f] += bg[f];
+            if (bu) u[f] += bu[f];
+            float gg = g[f] > lim ? lim : g[f];
+            float uu = u[f] < -lim ? -lim : u[f] > lim ? lim : u[f];
+            float glu = gg * (1.0f / (1.0f + expf(-(gg * alpha))));
+            h[f] = (uu + 1.0f) * glu;
+        }
+    }
+}
+
+/* The down products' biases (gpt_oss), on the rows of experts computed here. */
+static void down_bias_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
+    pair_ctx *c = ctx;
+    const int *cnt = c->s->expert_count;
+    for (int64_t i = i0; i < i1; i++) {
+        int e = expert_of(cnt, c->lc->n_experts, i);
+        const float *bd = c->ex[e].bd;
+        if (c->s->remote[e] || !bd) continue;
+        float *y = c->ye + i * c->D;
+        for (int64_t d = 0; d < c->D; d++) y[d] += bd[d];
+    }
+}
 
 static void gather_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     pair_ctx *c = ctx;
@@ -145,6 +195,9 @@ int moe_block(moe_session *s, int layer, int T) {
 
     /* route: (token, weight) pairs sorted by expert, cnt[e] = first pair of e */
     matmul(s->pool, s->router_logits, s->xn, &lw->router, T);
+    if (lw->router_b)
+        for (int t = 0; t < T; t++)
+            for (int e = 0; e < E; e++) s->router_logits[(int64_t)t * E + e] += lw->router_b[e];
     if (s->mode == MOE_MODE_TRAIN && lc->noise > 0) add_noise(s, lw, lc, a, T);
     if (a) memcpy(a->router_logits, s->router_logits, sizeof(float) * (size_t)(T * E));
     int P = router_route(s, layer, T);
@@ -165,7 +218,7 @@ int moe_block(moe_session *s, int layer, int T) {
         memcpy(a->pair_weight, s->pair_weight, sizeof(float) * (size_t)P);
     }
     pair_ctx pc = {s, D, F, P, a ? a->ge : s->ge, a ? a->ue : s->ue, a ? a->he : s->ge,
-                   a ? a->xe : s->xe, a ? a->ye : s->ye};
+                   a ? a->xe : s->xe, a ? a->ye : s->ye, lw->experts, lc};
     pool_for(s->pool, P, 4, gather_rows, &pc);
 
     /* dispatch: a hook may compute some experts elsewhere */
@@ -177,6 +230,7 @@ int moe_block(moe_session *s, int layer, int T) {
     }
     if (acquire_experts(s, layer, cnt, E)) return -1;
     const ffn_w *ex = s->provider.acquire ? s->expert_view : lw->experts;
+    pc.ex = ex;
 
     /* gate and up for every expert with rows, in one parallel region */
     int nt = 0;
@@ -187,7 +241,11 @@ int moe_block(moe_session *s, int layer, int T) {
         s->tasks[nt++] = (mm_task){&ex[e].up, pc.xe + cnt[e] * D, (float *)pc.ue + cnt[e] * F, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
-    pool_for(s->pool, P, 4, swiglu_rows, &pc);
+    if (lc->act == MOE_ACT_OSS_GLU) {
+        pool_for(s->pool, P, 4, oss_glu_rows, &pc); /* in place into ge without a tape */
+    } else {
+        pool_for(s->pool, P, 4, swiglu_rows, &pc);
+    }
     nt = 0;
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
@@ -195,6 +253,7 @@ int moe_block(moe_session *s, int layer, int T) {
         s->tasks[nt++] = (mm_task){&ex[e].down, pc.he + cnt[e] * F, pc.ye + cnt[e] * D, n};
     }
     matmul_grouped(s->pool, s->tasks, nt);
+    if (lc->expert_bias) pool_for(s->pool, P, 4, down_bias_rows, &pc);
     release_experts(s, layer, cnt, E);
 
     memset(s->tmp, 0, (size_t)(T * D) * sizeof(float));

@@ -6,7 +6,9 @@
  *                 largest scores (+ selection bias, which never enters the
  *                 weights; ties go to the lower expert); weights are the
  *                 chosen scores, renormalized to sum 1 when norm_topk, times
- *                 routed_scale. With a capacity factor cf > 0 and a session
+ *                 routed_scale. Top-k softmax (gpt_oss): the K largest
+ *                 logits, then a softmax over those K alone (the scores
+ *                 row keeps them, 0 for the others). With a capacity factor cf > 0 and a session
  *                 in training mode, expert e keeps its first ceil(cf*N*K/E)
  *                 pairs in token order; the rest are dropped (the token
  *                 keeps its residual). Inference and evaluation are dropless.
@@ -60,13 +62,24 @@ static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
     const kern_cfg *k = kern_of(s->pool);
     for (int64_t t = t0; t < t1; t++) {
         float *p = s->router_logits + t * E;
+        int *ix = s->sel_expert + t * K;
+        float *w = s->sel_weight + t * K;
+        if (lc->score == MOE_SCORE_TOPK_SOFTMAX) {
+            topk(p, E, K, ix);
+            float m = p[ix[0]], sum = 0.0f;
+            for (int j = 0; j < K; j++) sum += (w[j] = expf(p[ix[j]] - m));
+            for (int j = 0; j < K; j++) w[j] /= sum;
+            for (int e = 0; e < E; e++) p[e] = 0.0f;
+            for (int j = 0; j < K; j++) p[ix[j]] = w[j];
+            if (lc->routed_scale != 1.0f && lc->routed_scale != 0.0f)
+                for (int j = 0; j < K; j++) w[j] *= lc->routed_scale;
+            continue;
+        }
         if (lc->score == MOE_SCORE_SIGMOID) {
             for (int e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
         } else {
             softmax(k, p, E);
         }
-        int *ix = s->sel_expert + t * K;
-        float *w = s->sel_weight + t * K;
         if (lc->kind == MOE_ROUTE_HASH) {
             for (int j = 0; j < K; j++) {
                 ix[j] = router_hash_expert(s->tok_id[t], E, j);

@@ -22,6 +22,8 @@ static const tm_arch_info k_arch[] = {
                             {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 0},
     [MOE_ARCH_OLMOE] = {"olmoe", "olmoe", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
                         0, 0, 0, MOE_QKNORM_FULL, 0},
+    [MOE_ARCH_GPT_OSS] = {"gpt-oss", "gpt_oss", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
+                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 1},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -36,7 +38,7 @@ const char *tm_gguf_arch(moe_arch a) {
 
 int tm_arch_from_gguf(const char *name) {
     for (int i = 0; i < N_ARCH; i++)
-        if (!strcmp(name, k_arch[i].gguf_arch)) return i;
+        if (!k_arch[i].no_gguf && !strcmp(name, k_arch[i].gguf_arch)) return i;
     return -1;
 }
 
@@ -61,6 +63,8 @@ typedef enum tdim {
     TD_FE,       /* expert_dim */
     TD_FS,       /* shared_dim */
     TD_E,        /* n_experts */
+    TD_H,        /* query heads */
+    TD_2FE,      /* 2 * expert_dim (fused gate/up) */
 } tdim;
 
 /* When a role is present. */
@@ -76,10 +80,13 @@ typedef enum twhen {
     TW_SEL_BIAS,    /* MoE with a selection bias */
     TW_SHARED,      /* MoE with a shared expert */
     TW_SHARED_GATE, /* ... and its gate */
+    TW_SINKS,       /* attention sinks */
+    TW_ROUTER_BIAS, /* MoE with a router bias */
+    TW_EXP_BIAS,    /* MoE with expert biases */
 } twhen;
 
 /* Where a role lives in a loaded model. */
-typedef enum tslot { TS_MODEL, TS_LAYER, TS_EXPERT } tslot;
+typedef enum tslot { TS_MODEL, TS_LAYER, TS_EXPERT, TS_NONE } tslot;
 
 typedef struct role_row {
     tm_role_info info;
@@ -133,7 +140,7 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                    TD_F, TD_D, TW_DENSE, LYR(dense.up)},
     [TM_FFN_DOWN] = {{"blk.%d.ffn_down.weight", NULL, L_ "mlp.down_proj.weight", 0},
                      TD_D, TD_F, TW_DENSE, LYR(dense.down)},
-    [TM_ROUTER] = {{"blk.%d.ffn_gate_inp.weight", NULL, L_ "{M}.gate.weight", F32V},
+    [TM_ROUTER] = {{"blk.%d.ffn_gate_inp.weight", NULL, L_ "{M}.{R}.weight", F32V},
                    TD_E, TD_D, TW_MOE, LYR(router)},
     [TM_EXP_GATE] = {{"blk.%d.ffn_gate_exps.weight", "blk.%d.ffn_gate.%d.weight",
                       L_ "{M}.experts.{J}.{W}.weight", TMF_EXPERT},
@@ -160,14 +167,27 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                          TD_E, TD_D, TW_NOISE, LYR(router_noise)},
     [TM_SEL_BIAS] = {{NULL, NULL, L_ "{M}.gate.e_score_correction_bias", F32V | TMF_INIT_ZEROS},
                      TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
+    [TM_ATTN_SINKS] = {{NULL, NULL, L_ "self_attn.sinks", F32V},
+                       TD_NONE, TD_H, TW_SINKS, LYR(sinks)},
+    [TM_ROUTER_BIAS] = {{NULL, NULL, L_ "{M}.{R}.bias", F32V},
+                        TD_NONE, TD_E, TW_ROUTER_BIAS, LYR(router_b)},
+    [TM_EXP_GATE_UP] = {{NULL, NULL, L_ "{M}.experts.gate_up_proj", TMF_EXPERT | TMF_FUSED},
+                        TD_D, TD_2FE, TW_MOE, TS_NONE, 0},
+    [TM_EXP_GATE_UP_BIAS] = {{NULL, NULL, L_ "{M}.experts.gate_up_proj_bias", F32V | TMF_FUSED},
+                             TD_E, TD_2FE, TW_EXP_BIAS, TS_NONE, 0},
+    [TM_EXP_DOWN_T] = {{NULL, NULL, L_ "{M}.experts.down_proj", TMF_EXPERT | TMF_FUSED},
+                       TD_FE, TD_D, TW_MOE, TS_NONE, 0},
+    [TM_EXP_DOWN_BIAS] = {{NULL, NULL, L_ "{M}.experts.down_proj_bias", F32V | TMF_FUSED},
+                          TD_E, TD_D, TW_EXP_BIAS, TS_NONE, 0},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
 static const tm_role k_layer_order[] = {
     TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
-    TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_Q_NORM,
-    TM_ATTN_K_NORM, TM_FFN_NORM,    TM_FFN_GATE,     TM_FFN_UP,      TM_FFN_DOWN,
-    TM_ROUTER,      TM_ROUTER_NOISE, TM_SEL_BIAS,    TM_EXP_GATE,    TM_SHEXP_GATE,
+    TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
+    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_FFN_NORM,     TM_FFN_GATE,    TM_FFN_UP,
+    TM_FFN_DOWN,    TM_ROUTER,      TM_ROUTER_BIAS,  TM_ROUTER_NOISE, TM_SEL_BIAS,
+    TM_EXP_GATE,    TM_SHEXP_GATE,
     TM_SHEXP_UP,    TM_SHEXP_DOWN,  TM_SHEXP_INP,
 };
 
@@ -196,6 +216,8 @@ static int64_t dim_of(tdim d, const moe_config *c, const moe_layer_config *lc) {
     case TD_FE: return lc ? lc->expert_dim : 0;
     case TD_FS: return lc ? lc->shared_dim : 0;
     case TD_E: return lc ? lc->n_experts : 0;
+    case TD_H: return H;
+    case TD_2FE: return lc ? 2 * (int64_t)lc->expert_dim : 0;
     }
     return 0;
 }
@@ -213,6 +235,9 @@ static int present(twhen w, const moe_config *c, const moe_layer_config *lc) {
     case TW_SEL_BIAS: return lc && lc->moe && lc->select_bias;
     case TW_SHARED: return lc && lc->moe && lc->n_shared > 0;
     case TW_SHARED_GATE: return lc && lc->moe && lc->n_shared > 0 && lc->shared_gate;
+    case TW_SINKS: return c->attn_sinks;
+    case TW_ROUTER_BIAS: return lc && lc->moe && lc->router_bias;
+    case TW_EXP_BIAS: return lc && lc->moe && lc->expert_bias;
     }
     return 0;
 }
@@ -238,8 +263,8 @@ int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, 
     if ((int)e->role < 0 || e->role >= TM_ROLE_COUNT || !ai || n == 0) return -1;
     const char *moe = alt ? ai->hf_moe_alt : ai->hf_moe;
     if (!moe) return -1;
-    int expert = tm_is_expert(e->role);
-    if (expert && e->expert < 0) return -1; /* transformers names experts one by one */
+    int expert = tm_is_expert(e->role), fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
+    if (expert && e->expert < 0 && !fused) return -1; /* transformers names experts one by one */
     size_t o = 0;
     for (const char *p = k_roles[e->role].info.hf; *p; p++) {
         char tmp[24];
@@ -249,7 +274,8 @@ int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, 
             case 'L': snprintf(tmp, sizeof tmp, "%d", e->layer), put = tmp; break;
             case 'J': snprintf(tmp, sizeof tmp, "%d", e->expert), put = tmp; break;
             case 'M': put = moe; break;
-            case 'W': put = expert ? ai->hf_expert[e->role - TM_EXP_GATE] : NULL; break;
+            case 'R': put = ai->hf_router ? ai->hf_router : "gate"; break;
+            case 'W': put = expert && !fused ? ai->hf_expert[e->role - TM_EXP_GATE] : NULL; break;
             default: break;
             }
             if (!put) return -1;
@@ -291,6 +317,20 @@ static int walk_role(const moe_config *c, tm_format f, int split, int layer,
     }
     /* the routed experts: gate, up, down stacked, or expert by expert */
     int E = lc->n_experts;
+    const tm_arch_info *ai = tm_arch_of(c->arch);
+    if (f == TM_HF && ai && ai->hf_fused) { /* transformers' fused stacked tensors */
+        static const tm_role fused[] = {TM_EXP_GATE_UP, TM_EXP_GATE_UP_BIAS, TM_EXP_DOWN_T,
+                                        TM_EXP_DOWN_BIAS};
+        for (int k = 0; k < 4; k++) {
+            const role_row *x = &k_roles[fused[k]];
+            if (!present(x->when, c, lc)) continue;
+            int stacked = tm_is_expert(fused[k]);
+            tm_entry e = {fused[k], layer, -1, stacked ? E : 1, dim_of(x->rows, c, lc),
+                          dim_of(x->cols, c, lc)};
+            if ((rc = fn(ctx, &e))) return rc;
+        }
+        return 0;
+    }
     if (split) {
         for (int j = 0; j < E; j++)
             for (int k = 0; k < 3; k++) {
@@ -348,6 +388,7 @@ int tm_list(const moe_config *c, tm_format f, const unsigned char *split_layer, 
 static void *slot(moe_model *m, const tm_entry *e, int p) {
     if ((int)e->role < 0 || e->role >= TM_ROLE_COUNT) return NULL;
     const role_row *rr = &k_roles[e->role];
+    if (rr->where == TS_NONE) return NULL;
     if (rr->where == TS_MODEL) return (char *)m + rr->offset;
     if (e->layer < 0 || e->layer >= m->cfg.n_layers || !m->layers) return NULL;
     layer_w *lw = &m->layers[e->layer];

@@ -65,6 +65,14 @@ typedef enum tm_role {
     TM_SHEXP_INP,   /* [1][D] shared expert gate */
     TM_ROUTER_NOISE,/* [E][D] noisy top-k noise projection (training) */
     TM_SEL_BIAS,    /* [E] selection-only bias */
+    TM_ATTN_SINKS,  /* [H] attention sink logits (gpt_oss) */
+    TM_ROUTER_BIAS, /* [E] router bias (gpt_oss) */
+    /* transformers' fused expert tensors (gpt_oss), read into the per-expert
+     * table at load (weights.c); they have no slot of their own: */
+    TM_EXP_GATE_UP,      /* [E][D][2F]: x @ W, gate at even, up at odd columns */
+    TM_EXP_GATE_UP_BIAS, /* [E][2F] interleaved the same way */
+    TM_EXP_DOWN_T,       /* [E][F][D]: h @ W */
+    TM_EXP_DOWN_BIAS,    /* [E][D] */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -81,6 +89,7 @@ enum {
     TMF_ROPE_PERM = 4,  /* rows permuted in GGUF files of archs with gguf_rope_perm */
     TMF_INIT_ONES = 8,  /* a fresh model fills it with 1 (norms) */
     TMF_INIT_ZEROS = 16,/* ... with 0 (noise projection, selection bias) */
+    TMF_FUSED = 32,     /* a fused expert tensor (TM_EXP_GATE_UP ...): no slot */
 };
 
 /* What the table says about a role (tm_role_info()). */
@@ -116,6 +125,10 @@ typedef struct tm_arch_info {
     int qkv_bias;            /* GGUF files: q/k/v biases */
     moe_qknorm qk_norm;      /* GGUF files: q/k norm kind */
     int gguf_shared;         /* GGUF files: a shared expert when its width is given */
+    const char *hf_router;   /* the router in transformers names; NULL = "gate" */
+    int hf_fused;            /* HF experts as fused stacked tensors (gpt_oss: gate_up_proj
+                                [E][D][2F] interleaved, down_proj [E][F][D], biases) */
+    int no_gguf;             /* no GGUF layout of ours (general.architecture unused) */
 } tm_arch_info;
 
 /* The row of an architecture (NULL for an unknown one). */

@@ -9,6 +9,14 @@
  * forward applies NeoX RoPE as transformers does, so the rows are put back
  * at load into an owned copy: hf row h*Dh + j*Dh/2 + i = gguf row h*Dh + 2i + j.
  * Whole rows move, so this works for quantized rows too.
+ *
+ * transformers' gpt_oss stores each layer's experts as fused stacked
+ * tensors computed as x @ W (not nn.Linear's x @ W^T): gate_up_proj
+ * [E][D][2F] with gate at the even and up at the odd columns, down_proj
+ * [E][F][D], gate_up_proj_bias [E][2F] (interleaved alike), down_proj_bias
+ * [E][D]. They are read at load into owned copies in the per-expert layout
+ * (gate, up [F][D], down [D][F], in the stored element type: F32, BF16 or
+ * F16) and f32 bias vectors, so the forward sees ordinary experts.
  */
 #include "model/weights.h"
 
@@ -78,6 +86,10 @@ static int check(wload *W, const tm_entry *e, char *name, size_t nn, wt_tensor *
                         shape_str(a, sizeof a, t->shape, t->n_dims < 1 || t->n_dims > 3 ? 0 : t->n_dims),
                         shape_str(b, sizeof b, want + 3 - nd, nd));
     }
+    if ((tm_role_of(e->role)->flags & TMF_FUSED) && t->type != DT_F32 && t->type != DT_BF16 &&
+        t->type != DT_F16)
+        return moe_fail(W->err, "%s: tensor %s: type %s; fused expert tensors load from F32, "
+                        "BF16 or F16", path, name, dtype_name(t->type));
     *rb = (size_t)dtype_row_bytes(t->type, e->cols);
     if (!*rb)
         return moe_fail(W->err, "%s: tensor %s: type %s does not suit rows of %lld values",
@@ -100,10 +112,15 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     int64_t bytes = e->planes * rows * (int64_t)rb;
     if (!e->rows && t->type != DT_F32) W->own += round64((size_t)e->cols * sizeof(float));
     if (permuted(W, e)) W->own += round64((size_t)bytes);
+    int fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
+    if (fused && tm_is_expert(e->role)) W->own += round64((size_t)bytes); /* re-laid copy */
+    else if (e->role == TM_EXP_GATE_UP_BIAS) W->own += round64((size_t)params * 2 * sizeof(float));
+    else if (e->role == TM_EXP_DOWN_BIAS && t->type != DT_F32)
+        W->own += round64((size_t)params * sizeof(float));
     W->params += params;
     W->bytes += bytes;
     if (e->role == TM_EMBED && !c->tied_embeddings) W->embed_bytes = bytes;
-    if (tm_is_expert(e->role)) {
+    if (tm_is_expert(e->role) || fused) {
         W->exp_params[e->layer] += params;
         W->exp_bytes[e->layer] += bytes;
     }
@@ -119,9 +136,82 @@ static void *own_take(wload *W, size_t bytes) {
     return p;
 }
 
+/* Element j of a row of F32/BF16/F16 values, moved as bits. */
+static void put_elem(char *dst, int64_t i, const char *src, int64_t j, size_t es) {
+    if (es == 4) ((uint32_t *)(void *)dst)[i] = ((const uint32_t *)(const void *)src)[j];
+    else ((uint16_t *)(void *)dst)[i] = ((const uint16_t *)(const void *)src)[j];
+}
+
+/* Pass 2 for transformers' fused expert tensors (see the top of the file). */
+static int place_fused(wload *W, const tm_entry *e, const wt_tensor *t) {
+    moe_model *m = W->m;
+    const moe_layer_config *lc = &m->cfg.layer[e->layer];
+    ffn_w *ex = m->layers[e->layer].experts;
+    int64_t E = lc->n_experts, F = lc->expert_dim, D = m->cfg.dim;
+    size_t es = t->type == DT_F32 ? 4 : 2;
+    const char *src = t->data;
+    char *dst;
+    float *f;
+    switch (e->role) {
+    case TM_EXP_GATE_UP: /* plane [D][2F] -> gate [F][D], up [F][D] */
+        if (!(dst = own_take(W, (size_t)(E * 2 * F * D) * es))) break;
+        for (int64_t p = 0; p < E; p++) {
+            const char *sp = src + (size_t)(p * D * 2 * F) * es;
+            char *g = dst + (size_t)(p * 2 * F * D) * es, *u = g + (size_t)(F * D) * es;
+            for (int64_t d = 0; d < D; d++)
+                for (int64_t j = 0; j < F; j++) {
+                    put_elem(g, j * D + d, sp, d * 2 * F + 2 * j, es);
+                    put_elem(u, j * D + d, sp, d * 2 * F + 2 * j + 1, es);
+                }
+            ex[p].gate = (mat){g, t->type, F, D};
+            ex[p].up = (mat){u, t->type, F, D};
+        }
+        return 0;
+    case TM_EXP_DOWN_T: /* plane [F][D] -> down [D][F] */
+        if (!(dst = own_take(W, (size_t)(E * F * D) * es))) break;
+        for (int64_t p = 0; p < E; p++) {
+            const char *sp = src + (size_t)(p * F * D) * es;
+            char *o = dst + (size_t)(p * F * D) * es;
+            for (int64_t j = 0; j < F; j++)
+                for (int64_t d = 0; d < D; d++) put_elem(o, d * F + j, sp, j * D + d, es);
+            ex[p].down = (mat){o, t->type, D, F};
+        }
+        return 0;
+    case TM_EXP_GATE_UP_BIAS: /* [E][2F] -> f32 interleaved, then gate [F] and up [F] per expert */
+        if (!(f = own_take(W, (size_t)(E * 4 * F) * sizeof(float)))) break;
+        for (int64_t p = 0; p < E; p++) {
+            float *wide = f + E * 2 * F + p * 2 * F, *bg = f + p * 2 * F, *bu = bg + F;
+            mat_row_f32(wide, &(mat){t->data, t->type, E, 2 * F}, p);
+            for (int64_t j = 0; j < F; j++) {
+                bg[j] = wide[2 * j];
+                bu[j] = wide[2 * j + 1];
+            }
+            ex[p].bg = bg;
+            ex[p].bu = bu;
+        }
+        return 0;
+    case TM_EXP_DOWN_BIAS:
+        if (t->type == DT_F32) {
+            for (int64_t p = 0; p < E; p++) ex[p].bd = (const float *)t->data + p * D;
+            return 0;
+        }
+        if (!(f = own_take(W, (size_t)(E * D) * sizeof(float)))) break;
+        for (int64_t p = 0; p < E; p++) {
+            mat_row_f32(f + p * D, &(mat){t->data, t->type, E, D}, p);
+            ex[p].bd = f + p * D;
+        }
+        return 0;
+    default:
+        return moe_fail(W->err, "%s: internal: role %d is not a fused expert tensor", W->src->path,
+                        (int)e->role);
+    }
+    return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
+}
+
 /* Pass 2: point e's slot (each plane's) at its bytes, or at a copy. */
 static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor *t, size_t rb) {
     moe_model *m = W->m;
+    if (tm_role_of(e->role)->flags & TMF_FUSED) return place_fused(W, e, t);
     if (!e->rows) { /* a vector, as f32: in place if stored so (training updates it there) */
         const float **v = tm_slot_vec(m, e);
         if (!v) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
@@ -195,6 +285,11 @@ static void fill_stats(moe_model *m, const wload *W) {
 int weights_load(moe_model *m, const wt_source *src, moe_err *err) {
     const moe_config *c = &m->cfg;
     if (moe_config_validate(c, src->path, err)) return -1;
+    const tm_arch_info *ai = tm_arch_of(c->arch);
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->layer[i].moe && c->layer[i].expert_bias && !(src->format == TM_HF && ai && ai->hf_fused))
+            return moe_fail(err, "%s: layer %d: expert biases load only from transformers' fused "
+                            "expert tensors (gpt_oss)", src->path, i);
     wload *W = calloc(1, sizeof *W);
     if (!W) return moe_fail(err, "out of memory");
     *W = (wload){.m = m, .src = src, .err = err};

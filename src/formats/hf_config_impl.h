@@ -1,0 +1,38 @@
+/*
+ * hf_config_impl.h - the field readers of hf_config.c, shared with the
+ * per-architecture parts that live in their own files
+ * (hf_config_gpt_oss.c). Every reader fails with a message naming the file
+ * and the field; absent fields take the given default.
+ */
+#ifndef MOE_FORMATS_HF_CONFIG_IMPL_H
+#define MOE_FORMATS_HF_CONFIG_IMPL_H
+
+#include <cjson/cJSON.h>
+
+#include "moe.h"
+
+typedef struct hf_in {
+    const cJSON *root;
+    const char *where;
+    moe_err *err;
+} hf_in;
+
+/* Present and not null. */
+const cJSON *hf_get(const cJSON *obj, const char *key);
+int hf_has(const cJSON *obj, const char *key);
+int hf_as_int(const hf_in *in, const char *key, const cJSON *v, int *out);
+/* Integer field of the root; absent -> def; null is an error. */
+int hf_int(const hf_in *in, const char *key, int def, int *out);
+int hf_num(const hf_in *in, const cJSON *obj, const char *key, double def, double *out);
+int hf_bool(const hf_in *in, const cJSON *obj, const char *key, int def, int *out);
+
+/* hf_config_gpt_oss.c: YaRN parameters from rp (a rope_parameters /
+ * rope_scaling object; NULL = GptOssConfig's default) into cfg; `src` names
+ * the field in messages. */
+int hf_yarn(const hf_in *in, const cJSON *rp, const char *src, moe_config *cfg);
+/* The gpt_oss attention (biases, sinks, layer_types, sliding_window) and
+ * feed-forward switches (router, experts, clamped SwiGLU) of cfg->layer[0]
+ * and every layer's full_attention; sizes are the caller's. */
+int hf_gpt_oss(const hf_in *in, moe_config *cfg);
+
+#endif
