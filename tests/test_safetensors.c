@@ -305,7 +305,10 @@ TEST(safetensors_bad_dtype) {
     BAD("{\"w\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
         "tensor w: unsupported dtype I64");
     BAD("{\"w\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, "unsupported dtype");
-    BAD("{\"w\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8, "unsupported dtype");
+    BAD("{\"w\":{\"dtype\":\"I8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8, "unsupported dtype");
+    /* U8 (MXFP4 blocks and scales) is read, one byte an element */
+    BAD("{\"w\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,8]}}", 8,
+        "data_offsets span 8 bytes but shape x U8 needs 4");
     BAD("{\"w\":{\"dtype\":\"BOOL\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8, "unsupported dtype");
     BAD("{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8,
         "unsupported dtype");

@@ -1,10 +1,15 @@
 /*
  * test_weights.c - the weight-role table (src/model/tensor_map.c): names in
  * both formats, presence from the config's flags, shapes, and the rule of
- * which roles may be quantized.
+ * which roles may be quantized; gpt_oss MXFP4 experts as loaded.
  */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "formats/safetensors.h"
+#include "model/model.h"
 #include "model/tensor_map.h"
 #include "test.h"
 
@@ -105,4 +110,62 @@ TEST(weights_table_quant_rule) {
         CHECK_MSG(!tm_keep_f32(q[i]), "role %d is kept F32", (int)q[i]);
     CHECK(tm_is_vector(TM_SEL_BIAS) && tm_is_vector(TM_ATTN_K_NORM) && !tm_is_vector(TM_SHEXP_INP));
     CHECK(tm_is_expert(TM_EXP_UP) && !tm_is_expert(TM_SHEXP_UP) && !tm_is_expert(TM_ROUTER));
+}
+
+/* gpt_oss MXFP4 experts (transformers' layout) load as MXFP4 matrices whose
+ * values are transformers' dequantization of the blocks, decoded here
+ * independently: gate_up row r of [2F][D] (convert_moe_packed_tensors: byte
+ * i of a block = elements 2i (low nibble) and 2i+1, times 2^(scale-127)) is
+ * gate row r/2 for even r, up row r/2 for odd r; down_proj is [D][F]. */
+static float hf_fp4(const uint8_t *blocks, const uint8_t *scales, int64_t row, int64_t nb,
+                    int64_t k) {
+    static const float lut[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+    int64_t b = row * nb + k / 32, i = k % 32;
+    uint8_t byte = blocks[b * 16 + i / 2];
+    return ldexpf(lut[i % 2 ? byte >> 4 : byte & 15], (int)scales[b] - 127);
+}
+
+TEST(weights_gpt_oss_mxfp4_experts) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/models/gpt_oss_mxfp4", test_fixtures());
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    int rc = moe_model_load(&m, dir, &err);
+    CHECK_MSG(rc == 0, "%s: %s", dir, err.msg);
+    if (rc) return;
+    const moe_config *c = &m->cfg;
+    int64_t D = c->dim, bad = 0, checked = 0;
+    float *row = malloc(sizeof(float) * 4096);
+    for (int l = 0; l < c->n_layers; l++) {
+        int64_t F = c->layer[l].expert_dim, E = c->layer[l].n_experts;
+        char name[200];
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.gate_up_proj_blocks", l);
+        const st_tensor *gb = st_find(&m->st, name);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.gate_up_proj_scales", l);
+        const st_tensor *gs = st_find(&m->st, name);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.down_proj_blocks", l);
+        const st_tensor *db = st_find(&m->st, name);
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.down_proj_scales", l);
+        const st_tensor *ds = st_find(&m->st, name);
+        CHECK(gb && gs && db && ds && D <= 4096 && F <= 4096);
+        if (!gb || !gs || !db || !ds || D > 4096 || F > 4096) break;
+        for (int64_t p = 0; p < E; p++) {
+            const ffn_w *x = &m->layers[l].experts[p];
+            CHECK(x->gate.type == DT_MXFP4 && x->up.type == DT_MXFP4 && x->down.type == DT_MXFP4);
+            for (int64_t r = 0; r < 2 * F; r++) {
+                mat_row_f32(row, r % 2 ? &x->up : &x->gate, r / 2);
+                for (int64_t k = 0; k < D; k++, checked++)
+                    bad += row[k] != hf_fp4(gb->data, gs->data, p * 2 * F + r, D / 32, k);
+            }
+            for (int64_t r = 0; r < D; r++) {
+                mat_row_f32(row, &x->down, r);
+                for (int64_t k = 0; k < F; k++, checked++)
+                    bad += row[k] != hf_fp4(db->data, ds->data, p * D + r, F / 32, k);
+            }
+        }
+    }
+    CHECK_MSG(bad == 0 && checked > 0, "%lld of %lld expert values differ", (long long)bad,
+              (long long)checked);
+    free(row);
+    moe_model_free(m);
 }

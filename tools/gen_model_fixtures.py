@@ -32,7 +32,11 @@ import sys
 
 import torch
 import transformers
+import numpy as np
+from gguf import GGMLQuantizationType as GT
+from gguf import quants as gq
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -45,6 +49,12 @@ GAP_MIN = 1e-3  # smallest allowed top1-top2 logit gap (greedy) / k-th vs k+1-th
 MIN_DISTINCT = 6  # a greedy continuation stuck on one token tests little
 TOL_LOGITS = 1e-4       # max|a-b| / max|ref| per row, C vs transformers
 TOL_INCREMENTAL = 1e-5
+# MXFP4 experts: the weights are exact (every MXFP4 value is an f32), but the
+# C matmuls round the activations to Q8_0 first as ggml does (8 bits a value,
+# relative step up to 1/254 of a block's largest), where transformers
+# multiplies in f32. Measured on gpt_oss_mxfp4: 1.1e-2 at worst, 4.9e-3
+# median; every switch of the variant moves logits by >= 0.13 (ref.json).
+TOL_MXFP4 = 2.5e-2
 SENS_MIN = 1e-2   # a wrong switch must move logits by >= 100x TOL_LOGITS
 SENS_EXEMPT = {"rms_norm_eps x10"}  # reported only: real eps values barely matter  # same, C token-by-token vs C full forward
 
@@ -94,12 +104,13 @@ GPT_OSS = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=4, num_at
                                 "original_max_position_embeddings": 64})
 
 
-def V(name, model_type, base, dtype="float32", shard=None, legacy=False, what="", **over):
+def V(name, model_type, base, dtype="float32", shard=None, legacy=False, what="", mxfp4=False,
+      tol=TOL_LOGITS, **over):
     cfg = dict(COMMON)
     cfg.update(base)
     cfg.update(over)
     return dict(name=name, model_type=model_type, cfg=cfg, dtype=dtype, shard=shard, legacy=legacy,
-                what=what)
+                what=what, mxfp4=mxfp4, tol=tol)
 
 
 VARIANTS = [
@@ -158,6 +169,13 @@ VARIANTS = [
       what="gpt_oss in the released checkpoints' spelling (rope_theta and rope_scaling at the "
            "top level, torch_dtype): layer_types full, sliding, sliding with window 5, top-3 of 4, "
            "MQA (1 kv head), YaRN with truncate and its own betas, limit 2.0"),
+    V("gpt_oss_mxfp4", "gpt_oss", GPT_OSS, legacy=True, mxfp4=True, tol=TOL_MXFP4,
+      intermediate_size=32, num_hidden_layers=2, num_local_experts=4,
+      what="gpt_oss as released: experts in MXFP4 (gate_up_proj_blocks [E][2F][D/32][16] + "
+           "_scales, down_proj_blocks [E][D][F/32][16] + _scales, U8; quantization_config "
+           "mxfp4), quantized with the gguf package's port of ggml's quantizer and repacked to "
+           "transformers' nibble order; reference: transformers dequantizing them (to float32 on "
+           "CPU, convert_moe_packed_tensors) and running the float model"),
 ]
 
 # Older hub configs (what real checkpoints on the Hub carry): rope_theta at the
@@ -319,6 +337,44 @@ def rel_err(a, b):
     num = (a - b).abs().amax(-1)
     den = b.abs().amax(-1)
     return float((num / den).max())
+
+
+MXFP4_TENSORS = ("experts.gate_up_proj", "experts.down_proj")
+MXFP4_KEEP = ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
+
+
+def mxfp4_hf(wt):
+    """[E][R][C] float (rows = outputs, blocks along C) -> transformers' MXFP4
+    blocks [E][R][C/32][16] (byte i: element 2i low nibble, 2i+1 high) and
+    scales [E][R][C/32] (E8M0), quantized with the gguf package's port of
+    ggml's quantize_row_mxfp4_ref (whose block is u8 e, then byte j: element j
+    low nibble, j+16 high)."""
+    E, R, C = wt.shape
+    q = gq.quantize(wt.reshape(-1, 32).numpy().astype(np.float32), GT.MXFP4).reshape(E, R, C // 32, 17)
+    qs = q[..., 1:]
+    codes = np.concatenate([qs & 15, qs >> 4], axis=-1)  # element order
+    blocks = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(blocks)), torch.from_numpy(q[..., 0].copy())
+
+
+def pack_mxfp4(d):
+    """Rewrite a saved gpt_oss as the released checkpoints store it: the fused
+    expert tensors (x @ W, [E][in][out]) as MXFP4 of W^T, and
+    quantization_config in config.json."""
+    path = os.path.join(d, "model.safetensors")
+    sd = load_file(path)
+    for k in list(sd):
+        if k.endswith(MXFP4_TENSORS):
+            b, sc = mxfp4_hf(sd.pop(k).float().transpose(1, 2).contiguous())
+            sd[k + "_blocks"], sd[k + "_scales"] = b, sc
+    save_file(sd, path, metadata={"format": "pt"})
+    cpath = os.path.join(d, "config.json")
+    with open(cpath) as f:
+        c = json.load(f)
+    c["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": MXFP4_KEEP}
+    with open(cpath, "w") as f:
+        json.dump(c, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def load_ref_model(d):
@@ -510,6 +566,8 @@ def build(v, seed, debug=False):
     save.save_pretrained(d, **kw)
     if v["legacy"]:
         make_legacy_config(os.path.join(d, "config.json"), mt, v["dtype"])
+    if v["mxfp4"]:
+        pack_mxfp4(d)
     for fn in os.listdir(d):  # safetensors writes 0600
         os.chmod(os.path.join(d, fn), 0o644)
     del model, save
@@ -588,6 +646,17 @@ def build(v, seed, debug=False):
         fr = [full_probe.clamp[0] / full_probe.clamp[2], full_probe.clamp[1] / full_probe.clamp[2]]
         checks["swiglu_clamped_fraction_gate_up"] = fr
         assert fr[0] > 0.01 and fr[1] > 0.01, f"swiglu_limit clamps too little: {fr}"
+    if v["mxfp4"]:  # what transformers computes with: the blocks dequantized to f32
+        from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+        sd = load_file(os.path.join(d, "model.safetensors"))
+        assert not any(k.endswith(MXFP4_TENSORS) for k in sd), "float experts left in the file"
+        for i, layer in enumerate(ref.model.layers):
+            for t in ("gate_up_proj", "down_proj"):
+                k = f"model.layers.{i}.mlp.experts.{t}"
+                want = convert_moe_packed_tensors(sd[k + "_blocks"], sd[k + "_scales"], dtype=torch.float32)
+                got = getattr(layer.mlp.experts, t)
+                assert got.dtype == torch.float32 and torch.equal(got.data, want), (k, got.dtype)
+        checks["mxfp4_dequantized"] = "float32, equal to convert_moe_packed_tensors(dtype=float32)"
     if mt == "gpt_oss":
         checks["layer_types"] = list(rcfg.layer_types)
         checks["rope_parameters"] = dict(rcfg.rope_parameters)
@@ -651,7 +720,7 @@ def build(v, seed, debug=False):
                        "what": "row i: logits whose argmax is greedy_ids[i] (prompt ids[:greedy_prompt_len], "
                                "then one token a step through the KV cache)"},
         },
-        "tolerance": {"logits_rel": TOL_LOGITS, "incremental_rel": TOL_INCREMENTAL,
+        "tolerance": {"logits_rel": v["tol"], "incremental_rel": TOL_INCREMENTAL,
                       "measure": "per row max|a-b| / max|ref|"},
         "seeds": {"weights": seed, "ids": id_seed},
         "checks": checks,

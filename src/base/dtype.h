@@ -15,6 +15,9 @@ typedef enum {
     DT_F16,
     DT_BF16,
     DT_COUNT, /* float types end here: loops over DT_COUNT see only F32/F16/BF16 */
+    /* Raw bytes (safetensors "U8": the `_blocks` and `_scales` of transformers'
+     * MXFP4 tensors). Not a weight type: no row in the table below. */
+    DT_U8 = 15,
     /* Block-quantized types (ggml / GGUF layouts, src/kernels/quant.h): a
      * row of cols values is cols / block_elems blocks of block_bytes. They
      * have no per-element size; use dtype_row_bytes(). */
@@ -106,11 +109,11 @@ static inline const char *dtype_name(dtype t) {
     return d ? d->name : "?";
 }
 
-/* Bytes per element of a float type. Quantized types have none: this
+/* Bytes per element of a float type (and of DT_U8). Quantized types have none: this
  * returns 1 for them (only a rough weight for work estimates); strides must
  * use dtype_row_bytes. */
 static inline int dtype_size(dtype t) {
-    return t == DT_F32 ? 4 : dtype_is_quant(t) ? 1 : 2;
+    return t == DT_F32 ? 4 : dtype_is_quant(t) || t == DT_U8 ? 1 : 2;
 }
 
 /* Bytes of one row of cols values; 0 when cols is not a positive multiple

@@ -42,6 +42,7 @@ static int st_dtype_parse(const char *s, dtype *out) {
     if (!strcmp(s, "F32")) *out = DT_F32;
     else if (!strcmp(s, "F16")) *out = DT_F16;
     else if (!strcmp(s, "BF16")) *out = DT_BF16;
+    else if (!strcmp(s, "U8")) *out = DT_U8; /* MXFP4 blocks and scales */
     else return -1;
     return 0;
 }
@@ -49,7 +50,7 @@ static int st_dtype_parse(const char *s, dtype *out) {
 /* Valid safetensors dtypes we do not compute with: "unsupported", not "unknown". */
 static int st_dtype_known(const char *s) {
     static const char *const other[] = {"F64", "I64", "U64", "I32", "U32", "I16", "U16", "I8",
-                                        "U8", "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "E8M0",
+                                        "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "E8M0",
                                         "F4", "F6_E2M3", "F6_E3M2", "C64"};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
         if (!strcmp(s, other[i])) return 1;
@@ -61,6 +62,7 @@ static const char *st_dtype_str(dtype t) {
     case DT_F32: return "F32";
     case DT_F16: return "F16";
     case DT_BF16: return "BF16";
+    case DT_U8: return "U8";
     default: return NULL;
     }
 }
@@ -126,8 +128,8 @@ static int st_parse_entry(const st_store *s, int fi, const cJSON *e, const unsig
 
     if (st_dtype_parse(jd->valuestring, &t->type)) {
         if (st_dtype_known(jd->valuestring))
-            return moe_fail(err, "%s: tensor %s: unsupported dtype %s (F32, F16, BF16 only)", path,
-                            name, jd->valuestring);
+            return moe_fail(err, "%s: tensor %s: unsupported dtype %s (F32, F16, BF16, U8 only)",
+                            path, name, jd->valuestring);
         return moe_fail(err, "%s: tensor %s: unknown dtype \"%.32s\"", path, name,
                         jd->valuestring);
     }

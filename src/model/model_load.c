@@ -36,8 +36,8 @@ typedef struct hf_src {
 
 static void from_st(const st_tensor *t, wt_tensor *out) {
     *out = (wt_tensor){t->data, t->type, t->n_dims, {0}, (int64_t)t->nbytes};
-    for (int i = 0; i < t->n_dims && i < 3; i++) out->shape[i] = t->shape[i];
-    if (t->n_dims > 3) out->n_dims = 4; /* refused by the shape check */
+    for (int i = 0; i < t->n_dims && i < 4; i++) out->shape[i] = t->shape[i];
+    if (t->n_dims > 4) out->n_dims = 5; /* refused by the shape checks */
 }
 
 /* One expert of a fused stack: PREFIX.experts.gate_up_proj [E][2F][D]

@@ -17,6 +17,19 @@
  * [E][D]. They are read at load into owned copies in the per-expert layout
  * (gate, up [F][D], down [D][F], in the stored element type: F32, BF16 or
  * F16) and f32 bias vectors, so the forward sees ordinary experts.
+ *
+ * The released gpt-oss checkpoints store those two expert tensors as MXFP4
+ * instead ("quantization_config": {"quant_method": "mxfp4"}): NAME_blocks
+ * [E][R][C/32][16] and NAME_scales [E][R][C/32], both U8, where R x C is the
+ * nn.Linear orientation (rows = outputs): gate_up_proj [2F][D] with gate at
+ * the even and up at the odd rows, down_proj [D][F]. transformers'
+ * convert_moe_packed_tensors (integrations/mxfp4.py) dequantizes a block
+ * row to 32 values (byte i: element 2i low nibble, 2i+1 high; scale
+ * 2^(s-127)) and transposes the last two dimensions to get the x @ W
+ * tensors above. The interleave runs along the rows, so the loader
+ * de-interleaves whole rows of blocks: each row is converted to ggml's
+ * block layout (mxfp4_from_hf) into an owned copy, gate rows then up rows,
+ * and the experts stay MXFP4 in memory.
  */
 #include "model/weights.h"
 
@@ -26,6 +39,7 @@
 
 #include "base/err.h"
 #include "formats/hf_config.h"
+#include "kernels/quant.h"
 #include "model/model.h"
 
 #define N_GGML 64 /* ggml type ids counted in the stats */
@@ -70,13 +84,76 @@ static int shape_ok(const tm_entry *e, const wt_tensor *t, int64_t want[3], int 
     return got[0] == want[0] && got[1] == want[1] && got[2] == want[2];
 }
 
-/* Find and check the tensor of e; fills rb (bytes per row). */
-static int check(wload *W, const tm_entry *e, char *name, size_t nn, wt_tensor *t, size_t *rb) {
+static int is_fused_matrix(tm_role r) { return r == TM_EXP_GATE_UP || r == TM_EXP_DOWN_T; }
+
+/* A U8 tensor of exactly the given shape (n dims). */
+static int u8_shape_ok(const wt_tensor *t, const int64_t *want, int n) {
+    if (t->type != DT_U8 || t->n_dims != n) return 0;
+    int64_t count = 1;
+    for (int i = 0; i < n; i++) {
+        if (t->shape[i] != want[i]) return 0;
+        count *= want[i];
+    }
+    return t->nbytes >= count;
+}
+
+/* The MXFP4 pair of a fused expert matrix (see the top of the file): bl and
+ * sc found and checked. 1: neither is there; -1: an error in W->err. */
+static int check_mxfp4(wload *W, const tm_entry *e, const char *name, wt_tensor *bl,
+                       wt_tensor *sc) {
     const char *path = W->src->path;
+    char nb[300], ns[300];
+    snprintf(nb, sizeof nb, "%s_blocks", name);
+    snprintf(ns, sizeof ns, "%s_scales", name);
+    int rb = W->src->find(W->src->ctx, e, nb, bl, W->err);
+    if (rb < 0) return -1;
+    int rs = W->src->find(W->src->ctx, e, ns, sc, W->err);
+    if (rs < 0) return -1;
+    if (rb > 0 && rs > 0) return 1;
+    if (rb > 0 || rs > 0)
+        return moe_fail(W->err, "%s: tensor %s is missing (%s is there)", path,
+                        rb > 0 ? nb : ns, rb > 0 ? ns : nb);
+    int64_t R = e->cols, C = e->rows; /* the x @ W tensor transposed */
+    if (C % QK_MXFP4)
+        return moe_fail(W->err, "%s: tensor %s: rows of %lld values are not whole MXFP4 blocks "
+                        "of %d", path, nb, (long long)C, QK_MXFP4);
+    int64_t want[4] = {e->planes, R, C / QK_MXFP4, QK_MXFP4 / 2};
+    char a[96], b[96];
+    if (!u8_shape_ok(bl, want, 4))
+        return moe_fail(W->err, "%s: tensor %s: %s %s, expected U8 %s", path, nb,
+                        bl->type == DT_U8 ? "U8" : dtype_name(bl->type),
+                        shape_str(a, sizeof a, bl->shape, bl->n_dims < 1 || bl->n_dims > 4 ? 0 : bl->n_dims),
+                        shape_str(b, sizeof b, want, 4));
+    if (!u8_shape_ok(sc, want, 3))
+        return moe_fail(W->err, "%s: tensor %s: %s %s, expected U8 %s", path, ns,
+                        sc->type == DT_U8 ? "U8" : dtype_name(sc->type),
+                        shape_str(a, sizeof a, sc->shape, sc->n_dims < 1 || sc->n_dims > 4 ? 0 : sc->n_dims),
+                        shape_str(b, sizeof b, want, 3));
+    return 0;
+}
+
+/* Find and check the tensor of e; fills rb (bytes per row). A fused expert
+ * matrix may come as an MXFP4 pair instead: then *mx is set, t holds the
+ * blocks and sc the scales, and rb is the bytes of one ggml block row. */
+static int check(wload *W, const tm_entry *e, char *name, size_t nn, wt_tensor *t, size_t *rb,
+                 wt_tensor *sc, int *mx) {
+    const char *path = W->src->path;
+    *mx = 0;
     if (tm_name(name, nn, W->src->format, &W->m->cfg, e))
         return moe_fail(W->err, "%s: a tensor name of layer %d does not fit", path, e->layer);
     int r = W->src->find(W->src->ctx, e, name, t, W->err);
     if (r < 0) return -1;
+    if (r > 0 && is_fused_matrix(e->role)) {
+        int m = check_mxfp4(W, e, name, t, sc);
+        if (m < 0) return -1;
+        if (m == 0) {
+            *mx = 1;
+            *rb = (size_t)dtype_row_bytes(DT_MXFP4, e->rows);
+            return 0;
+        }
+        return moe_fail(W->err, "%s: tensor %s is missing (and %s_blocks, %s_scales)", path, name,
+                        name, name);
+    }
     if (r > 0) return moe_fail(W->err, "%s: tensor %s is missing", path, name);
     int64_t want[3];
     int nd;
@@ -126,6 +203,17 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     }
     int g = dtype_to_ggml(t->type);
     if (g >= 0 && g < N_GGML) W->type_count[g]++;
+}
+
+/* Pass 1 for an MXFP4 pair: the owned ggml-layout copy, and the counts. */
+static void measure_mxfp4(wload *W, const tm_entry *e, size_t rb) {
+    int64_t R = e->cols, params = e->planes * R * e->rows, bytes = e->planes * R * (int64_t)rb;
+    W->own += round64((size_t)bytes);
+    W->params += params;
+    W->bytes += bytes;
+    W->exp_params[e->layer] += params;
+    W->exp_bytes[e->layer] += bytes;
+    W->type_count[dtype_to_ggml(DT_MXFP4)]++;
 }
 
 /* NULL only if the second walk asked for more than the first measured. */
@@ -208,6 +296,35 @@ static int place_fused(wload *W, const tm_entry *e, const wt_tensor *t) {
     return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
 }
 
+/* Pass 2 for an MXFP4 pair (see the top of the file): rb bytes a ggml row. */
+static int place_mxfp4(wload *W, const tm_entry *e, const wt_tensor *bl, const wt_tensor *sc,
+                       size_t rb) {
+    moe_model *m = W->m;
+    ffn_w *ex = m->layers[e->layer].experts;
+    int64_t E = e->planes, R = e->cols, C = e->rows, nb = C / QK_MXFP4;
+    int64_t F = m->cfg.layer[e->layer].expert_dim;
+    int gate_up = e->role == TM_EXP_GATE_UP;
+    char *dst = own_take(W, (size_t)(E * R) * rb);
+    if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
+    const uint8_t *blocks = bl->data, *scales = sc->data;
+    for (int64_t p = 0; p < E; p++) {
+        char *plane = dst + (size_t)(p * R) * rb;
+        for (int64_t r = 0; r < R; r++) {
+            int64_t to = gate_up ? (r % 2) * F + r / 2 : r; /* gate rows, then up rows */
+            int64_t at = (p * R + r) * nb;                  /* the row's first block */
+            mxfp4_from_hf(blocks + at * (QK_MXFP4 / 2), scales + at,
+                          (block_mxfp4 *)(void *)(plane + (size_t)to * rb), nb);
+        }
+        if (gate_up) {
+            ex[p].gate = (mat){plane, DT_MXFP4, F, C};
+            ex[p].up = (mat){plane + (size_t)F * rb, DT_MXFP4, F, C};
+        } else {
+            ex[p].down = (mat){plane, DT_MXFP4, R, C};
+        }
+    }
+    return 0;
+}
+
 /* Pass 2: point e's slot (each plane's) at its bytes, or at a copy. */
 static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor *t, size_t rb) {
     moe_model *m = W->m;
@@ -249,14 +366,16 @@ static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor 
 static int visit(void *ctx, const tm_entry *e) {
     wload *W = ctx;
     char name[256];
-    wt_tensor t;
+    wt_tensor t, sc;
     size_t rb = 0;
-    if (check(W, e, name, sizeof name, &t, &rb)) return -1;
+    int mx;
+    if (check(W, e, name, sizeof name, &t, &rb, &sc, &mx)) return -1;
     if (!W->placing) {
-        measure(W, e, &t, rb);
+        if (mx) measure_mxfp4(W, e, rb);
+        else measure(W, e, &t, rb);
         return 0;
     }
-    return place(W, e, name, &t, rb);
+    return mx ? place_mxfp4(W, e, &t, &sc, rb) : place(W, e, name, &t, rb);
 }
 
 static void fill_stats(moe_model *m, const wload *W) {

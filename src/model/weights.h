@@ -10,7 +10,8 @@
  *      every source);
  *   2. every tensor the config implies is found and its shape and type
  *      checked against the table, and the bytes the copies need are added
- *      up (f32 copies of non-f32 vectors, un-permuted q/k rows);
+ *      up (f32 copies of non-f32 vectors, un-permuted q/k rows, re-laid
+ *      fused experts);
  *   3. only then are the weight tables and the copies allocated and every
  *      weight pointed at its bytes; the parameter and byte counts
  *      (moe_model_stats) are taken from the same walk.
@@ -31,8 +32,8 @@ struct moe_model;
 typedef struct wt_tensor {
     const void *data;
     dtype type;
-    int n_dims;        /* 1..3 */
-    int64_t shape[3];  /* outermost first ([E][rows][cols]) */
+    int n_dims;        /* 1..4 (4: transformers' MXFP4 blocks) */
+    int64_t shape[4];  /* outermost first ([E][rows][cols]) */
     int64_t nbytes;    /* bytes of data */
 } wt_tensor;
 

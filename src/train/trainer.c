@@ -99,6 +99,13 @@ static int make_initial(trainer *t, moe_err *err) {
         /* widen whatever the init model stores to f32, tensor by tensor */
         if (moe_model_load(&src, o->init, err)) goto done;
         const st_store *S = &src->st;
+        for (int i = 0; i < S->n_tensors; i++)
+            if ((int)S->tensors[i].type >= DT_COUNT) { /* MXFP4 blocks: no f32 widening here */
+                moe_fail(err, "%s: tensor %s: %s; training starts from float weights only",
+                         o->init, S->tensors[i].name, S->tensors[i].type == DT_U8 ? "U8"
+                         : dtype_name(S->tensors[i].type));
+                goto done;
+            }
         st_write_tensor *w = calloc((size_t)S->n_tensors, sizeof *w);
         float **bufs = calloc((size_t)S->n_tensors, sizeof *bufs);
         int ok = w && bufs;
