@@ -15,13 +15,13 @@
 
 static const tm_arch_info k_arch[] = {
     [MOE_ARCH_MIXTRAL] = {"llama", "mixtral", "block_sparse_moe", "mlp", {"w1", "w3", "w2"},
-                          1, 1, 0, MOE_QKNORM_NONE, 0},
+                          1, 1, 0, MOE_QKNORM_NONE, 0, NULL, 0, 0},
     [MOE_ARCH_QWEN2_MOE] = {"qwen2moe", "qwen2_moe", "mlp", NULL,
-                            {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1},
+                            {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1, NULL, 0, 0},
     [MOE_ARCH_QWEN3_MOE] = {"qwen3moe", "qwen3_moe", "mlp", NULL,
-                            {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 0},
+                            {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 0, NULL, 0, 0},
     [MOE_ARCH_OLMOE] = {"olmoe", "olmoe", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
-                        0, 0, 0, MOE_QKNORM_FULL, 0},
+                        0, 0, 0, MOE_QKNORM_FULL, 0, NULL, 0, 0},
     [MOE_ARCH_GPT_OSS] = {"gpt-oss", "gpt_oss", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
                           0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 1},
 };
