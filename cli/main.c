@@ -34,8 +34,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: moe COMMAND [options]\n\n"
             "Run, train, quantize and inspect Mixture-of-Experts language models (mixtral,\n"
-            "qwen2_moe, qwen3_moe, olmoe) from Hugging Face safetensors directories or GGUF\n"
-            "files.\n\ncommands:\n");
+            "qwen2_moe, qwen3_moe, olmoe; gpt_oss to run) from Hugging Face safetensors\n"
+            "directories or GGUF files.\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
