@@ -2,7 +2,8 @@
  * fuzz_hf_config.c - libFuzzer target for config.json parsing
  * (src/formats/hf_config.c, hf_config_validate.c). The input is the JSON
  * text. An accepted config must validate, be written back by
- * hf_config_write, and that file must parse to the same shape.
+ * hf_config_write (or be of a layout it refuses by name), and that file must
+ * parse to the same shape.
  */
 #include "formats/hf_config.h"
 #include "fuzz_util.h"
@@ -36,7 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (moe_config_validate(&cfg, "fuzz.json", &err) != 0) fuzz_die("accepted but invalid", err.msg);
     const char *path = fuzz_path("config.json");
-    if (hf_config_write(&cfg, path, "float32", &err) != 0) fuzz_die("hf_config_write", err.msg);
+    if (hf_config_write(&cfg, path, "float32", &err) != 0) {
+        /* layouts that cannot be written back yet say so by name (gpt_oss) */
+        if (strstr(err.msg, "config.json is not supported")) return 0;
+        fuzz_die("hf_config_write", err.msg);
+    }
     if (hf_config_load(&back, fuzz_dir(), &err) != 0) fuzz_die("re-read", err.msg);
     same(&cfg, &back);
     return 0;
