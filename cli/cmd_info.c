@@ -15,6 +15,7 @@ static const char *arch_name(moe_arch a) {
     case MOE_ARCH_QWEN3_MOE: return "qwen3_moe";
     case MOE_ARCH_OLMOE: return "olmoe";
     case MOE_ARCH_GPT_OSS: return "gpt_oss";
+    case MOE_ARCH_QWEN3_NEXT: return "qwen3_next";
     }
     return "?";
 }

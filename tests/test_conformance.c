@@ -369,7 +369,7 @@ static const char *const k_variants[] = {
     "mixtral_base",   "mixtral_k1",       "mixtral_kall",   "mixtral_tied",    "mixtral_bf16",
     "mixtral_f16",    "mixtral_sharded",  "mixtral_swa",    "qwen2_moe_base",  "qwen2_moe_norm",
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
-    "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy",
+    "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "qwen3_next_base", "qwen3_next_legacy",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -391,6 +391,8 @@ CONFORMANCE(olmoe_base)
 CONFORMANCE(olmoe_norm)
 CONFORMANCE(gpt_oss_base)
 CONFORMANCE(gpt_oss_legacy)
+CONFORMANCE(qwen3_next_base)
+CONFORMANCE(qwen3_next_legacy)
 
 TEST(conformance_fixture_list) {
     char path[512];

@@ -96,7 +96,10 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
         const layer_w *lw = &m->layers[l];
         layer_acts *a = A ? &A->layer[l] : NULL;
         s->xn = xn;
-        attention_block(s, l, T); /* s->tmp = o_proj(attention) */
+        if (c->layer[l].linear_attn)
+            linear_attn_block(s, l, T); /* s->tmp = out_proj(Gated DeltaNet) */
+        else
+            attention_block(s, l, T); /* s->tmp = o_proj(attention) */
         float *x2 = a ? a->x_ffn : x, *xn2 = a ? a->xn_ffn : xn0;
         rows_ctx rc = {xn2, x, lw->ffn_norm, D, c->norm_eps, x2, s->tmp};
         pool_for(s->pool, T, 8, add_norm_rows, &rc);
