@@ -370,6 +370,7 @@ static const char *const k_variants[] = {
     "mixtral_f16",    "mixtral_sharded",  "mixtral_swa",    "qwen2_moe_base",  "qwen2_moe_norm",
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
     "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "qwen3_next_base", "qwen3_next_legacy",
+    "qwen3_next_bf16",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -393,6 +394,7 @@ CONFORMANCE(gpt_oss_base)
 CONFORMANCE(gpt_oss_legacy)
 CONFORMANCE(qwen3_next_base)
 CONFORMANCE(qwen3_next_legacy)
+CONFORMANCE(qwen3_next_bf16)
 
 TEST(conformance_fixture_list) {
     char path[512];

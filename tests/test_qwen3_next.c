@@ -183,6 +183,9 @@ TEST(qwen3_next_seq_rm_whole_sequence_only) {
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
     CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    if (!s) return;
+    /* the KV cache holds the 2 attention layers only: 2 x 2 sequences x 16 x (2 x 16) */
+    CHECK_EQ_INT((int)(s->v_cache - s->k_cache), 2 * 2 * 16 * 32);
     CHECK(feed(s, 1, a, 10, lg, &err) == 0);
     CHECK(feed(s, 0, a, 3, lg, &err) == 0);
     /* a suffix cannot be cut from a recurrent state */
@@ -240,6 +243,47 @@ TEST(qwen3_next_seq_cp_copies_the_state) {
     }
     free(ref0);
     free(ref1);
+    free(lg);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+/* A failing hook after the linear-attention layers ran: the call fails, the
+ * sequence can only start afresh, and then it is right again. */
+static int fail_dispatch(void *user, moe_dispatch_info *d, moe_err *err) {
+    int *calls = user;
+    if ((*calls)++ == 0) return moe_fail(err, "dispatch: link down");
+    return 0;
+}
+
+TEST(qwen3_next_failed_call_needs_a_fresh_start) {
+    moe_model *m = load("qwen3_next_base");
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    int32_t a[8];
+    for (int i = 0; i < 8; i++) a[i] = tok(1, i, V);
+    float *ref = alone_last(m, a, 8), *lg = malloc(sizeof(float) * (size_t)V);
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    if (!s) return;
+    CHECK(feed(s, 0, a, 4, lg, &err) == 0);
+    int calls = 0;
+    moe_session_set_dispatch(s, fail_dispatch, &calls);
+    CHECK(feed(s, 0, a + 4, 4, lg, &err) == -1); /* layer 0's DeltaNet already ran */
+    CHECK_STR_CONTAINS(err.msg, "link down");
+    CHECK_EQ_INT(moe_seq_pos(s, 0), 4);
+    CHECK(feed(s, 0, a + 4, 4, lg, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "moe_seq_rm");
+    CHECK(moe_forward(s, a + 4, 4, lg, 0, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "p0 = 0");
+    CHECK(feed(s, 1, a, 8, lg, &err) == 0); /* other sequences are untouched */
+    if (ref && !test_failed_now) CHECK(rel_err(lg, ref, V) <= 1e-5);
+    CHECK(moe_seq_rm(s, 0, 0, -1, &err) == 0);
+    CHECK(feed(s, 0, a, 8, lg, &err) == 0);
+    if (ref && !test_failed_now) CHECK(rel_err(lg, ref, V) <= 1e-5);
+    free(ref);
     free(lg);
     moe_session_free(s);
     moe_model_free(m);

@@ -188,6 +188,11 @@ VARIANTS = [
            "and full_attention_interval 4 at the top level, no layer_types: layers 0-2 linear, 3 "
            "full); mlp_only_layers [1] (a dense MLP of 40), one value head per key head, conv "
            "kernel 3, MQA, RoPE on 8 of 16 dims"),
+    V("qwen3_next_bf16", "qwen3_next", QWEN3_NEXT, dtype="bfloat16", num_hidden_layers=3,
+      layer_types=["linear_attention", "linear_attention", "full_attention"],
+      what="qwen3_next with BF16 weights (the released checkpoints' type; the DeltaNet's "
+           "conv1d, A_log, dt_bias and gated norm widened at load); two linear layers in a "
+           "row; reference computed in float32 from the rounded bf16 weights"),
 ]
 
 # Older hub configs (what real checkpoints on the Hub carry): rope_theta at the

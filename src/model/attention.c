@@ -128,7 +128,7 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
         for (int64_t h = 0; h < H; h++) rope_apply(q + h * Dh, cs, sn, rd);
         for (int64_t g = 0; g < G; g++) rope_apply(k + g * Dh, cs, sn, rd);
         int64_t KD = G * Dh;
-        int64_t at = ((int64_t)p->layer * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->tok_pos[t];
+        int64_t at = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->tok_pos[t];
         float *kc = s->k_cache + at * KD;
         float *vc = s->v_cache + at * KD;
         for (int64_t i = 0; i < KD; i++) {
@@ -160,7 +160,7 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
             int64_t pos = s->tok_pos[a], last = pos + (b - a - 1);
             int64_t lo = 0;
             if (window > 0 && pos - window + 1 > 0) lo = pos - window + 1;
-            int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[a]) * s->n_ctx;
+            int64_t seq0 = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[a]) * s->n_ctx;
             const float *K = s->k_cache + (seq0 + lo) * KD + g * Dh;
             const float *V = s->v_cache + (seq0 + lo) * KD + g * Dh;
             if (attn_block(s->pool, tid, p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,

@@ -127,11 +127,14 @@ struct moe_session {
     int *out_rows;          /* [T] rows of the chunk whose logits are returned */
     int n_out;              /* how many */
 
-    float *k_cache;         /* [L][S][C][G*Dh] */
+    float *k_cache;         /* [La][S][C][G*Dh], La = layers with attention */
+    int *kv_slot;           /* [L] a layer's index among them, -1 for the others */
     /* Gated DeltaNet layers (linear_attn.c): Ll of them, Cc conv channels */
     int *lin_slot;          /* [L] index of a layer among them, -1 for others */
     float *lin_conv_state;  /* [Ll][S][Cc][Kc-1] last conv inputs of each sequence */
     float *lin_state;       /* [Ll][S][Hv][Dk][Dv] recurrent state of each sequence */
+    unsigned char *lin_stale; /* [S] 1: a failed call moved the sequence's states past its
+                                 committed positions; only a fresh start (position 0) runs */
     float *lin_qkvz;        /* [T][2HkDk + 2HvDv] */
     float *lin_ba;          /* [T][2Hv] */
     float *lin_mix;         /* [T][Cc] conv input, then its output */
@@ -141,7 +144,7 @@ struct moe_session {
     float *lin_scratch;     /* [threads][2Dk + Dv] */
     float *q_full;          /* [T][H*2*Dh] q_proj with the output gate */
     float *q_gate;          /* [T][H*Dh] its gate half */
-    float *v_cache;         /* [L][S][C][G*Dh] */
+    float *v_cache;         /* [La][S][C][G*Dh] */
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
     int32_t *tok_id;        /* [T] its token id (hash routing) */

@@ -46,8 +46,11 @@ static void carve_all(moe_session *s, carver *c) {
     }
     /* Expert choice may give one token to every expert. */
     int64_t P = T * imax(Kmax, Emax);
-    s->k_cache = carve(c, L * S * C * G * Dh);
-    s->v_cache = carve(c, L * S * C * G * Dh);
+    int64_t La = 0; /* layers with attention: only they have a KV cache */
+    for (int i = 0; i < cfg->n_layers; i++) La += !cfg->layer[i].linear_attn;
+    (void)L;
+    s->k_cache = carve(c, La * S * C * G * Dh); /* first: the start of the allocation */
+    s->v_cache = carve(c, La * S * C * G * Dh);
     int64_t Ll = 0, Hk = cfg->lin_k_heads, Hv = cfg->lin_v_heads, Dk = cfg->lin_k_dim,
             Dv = cfg->lin_v_dim, Cc = 2 * Hk * Dk + Hv * Dv;
     for (int i = 0; i < cfg->n_layers; i++) Ll += cfg->layer[i].linear_attn;
@@ -209,8 +212,12 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->seq_last = calloc((size_t)S, sizeof(int));
     s->out_rows = malloc((size_t)T * sizeof(int));
     s->lin_slot = malloc((size_t)cfg->n_layers * sizeof(int));
-    for (int i = 0, n = 0; s->lin_slot && i < cfg->n_layers; i++)
-        s->lin_slot[i] = cfg->layer[i].linear_attn ? n++ : -1;
+    s->kv_slot = malloc((size_t)cfg->n_layers * sizeof(int));
+    s->lin_stale = calloc((size_t)S, 1);
+    for (int i = 0, nl = 0, na = 0; s->lin_slot && s->kv_slot && i < cfg->n_layers; i++) {
+        s->lin_slot[i] = cfg->layer[i].linear_attn ? nl++ : -1;
+        s->kv_slot[i] = cfg->layer[i].linear_attn ? -1 : na++;
+    }
     s->remote = calloc((size_t)s->e_max, 1);
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->pool = pool_create(o.n_threads);
@@ -223,7 +230,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     }
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
-        !s->out_rows || !s->lin_slot || !s->remote || !s->expert_view || !s->pool) {
+        !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->remote || !s->expert_view || !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -249,6 +256,8 @@ void moe_session_free(moe_session *s) {
     free(s->seq_last);
     free(s->out_rows);
     free(s->lin_slot);
+    free(s->kv_slot);
+    free(s->lin_stale);
     free(s->remote);
     free(s->expert_view);
     if (s->pool) pool_free(s->pool);
@@ -258,6 +267,7 @@ void moe_session_free(moe_session *s) {
 
 void moe_session_reset(moe_session *s) {
     memset(s->seq_pos, 0, (size_t)s->n_seq * sizeof(int));
+    memset(s->lin_stale, 0, (size_t)s->n_seq);
     memset(s->counts, 0, (size_t)s->m->cfg.n_layers * (size_t)s->e_max * sizeof(int64_t));
 }
 
@@ -308,10 +318,13 @@ int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err) {
     const moe_config *c = &s->m->cfg;
     size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim, n = (size_t)s->seq_pos[src];
     for (int l = 0; l < c->n_layers; l++) {
-        size_t from = ((size_t)l * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx * KD;
-        size_t to = ((size_t)l * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx * KD;
-        memcpy(s->k_cache + to, s->k_cache + from, n * KD * sizeof(float));
-        memcpy(s->v_cache + to, s->v_cache + from, n * KD * sizeof(float));
+        int kv = s->kv_slot[l];
+        if (kv >= 0) {
+            size_t from = ((size_t)kv * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx * KD;
+            size_t to = ((size_t)kv * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx * KD;
+            memcpy(s->k_cache + to, s->k_cache + from, n * KD * sizeof(float));
+            memcpy(s->v_cache + to, s->v_cache + from, n * KD * sizeof(float));
+        }
         int slot = s->lin_slot[l];
         if (slot < 0) continue; /* a Gated DeltaNet layer: its conv and recurrent states */
         size_t Hk = (size_t)c->lin_k_heads, Hv = (size_t)c->lin_v_heads, Dk = (size_t)c->lin_k_dim,
@@ -323,6 +336,7 @@ int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err) {
                s->lin_state + ((size_t)slot * S + (size_t)src) * rs, rs * sizeof(float));
     }
     s->seq_pos[dst] = s->seq_pos[src];
+    s->lin_stale[dst] = s->lin_stale[src];
     return 0;
 }
 
