@@ -1,7 +1,8 @@
 /*
- * session.c - one sequence's run state: the KV cache and every scratch
- * buffer the forward pass needs, sized once for max_batch tokens so that
- * moe_forward never allocates.
+ * session.c - the run state of n_seq sequences: the KV cache (attention
+ * layers), the conv and recurrent states (Gated DeltaNet layers) and every
+ * scratch buffer the forward pass needs, sized once for max_batch tokens so
+ * that moe_forward never allocates.
  */
 #include "model/model.h"
 
@@ -31,7 +32,7 @@ static float *carve(carver *c, int64_t n) {
 static void carve_all(moe_session *s, carver *c) {
     const moe_config *cfg = &s->m->cfg;
     int64_t T = s->max_batch, D = cfg->dim, H = cfg->n_heads, G = cfg->n_kv_heads;
-    int64_t Dh = cfg->head_dim, L = cfg->n_layers, C = s->n_ctx, S = s->n_seq;
+    int64_t Dh = cfg->head_dim, C = s->n_ctx, S = s->n_seq;
     int64_t Fmax = 1, Emax = 1, Kmax = 1, FEmax = 1;
     for (int i = 0; i < cfg->n_layers; i++) {
         const moe_layer_config *lc = &cfg->layer[i];
@@ -48,7 +49,6 @@ static void carve_all(moe_session *s, carver *c) {
     int64_t P = T * imax(Kmax, Emax);
     int64_t La = 0; /* layers with attention: only they have a KV cache */
     for (int i = 0; i < cfg->n_layers; i++) La += !cfg->layer[i].linear_attn;
-    (void)L;
     s->k_cache = carve(c, La * S * C * G * Dh); /* first: the start of the allocation */
     s->v_cache = carve(c, La * S * C * G * Dh);
     int64_t Ll = 0, Hk = cfg->lin_k_heads, Hv = cfg->lin_v_heads, Dk = cfg->lin_k_dim,
