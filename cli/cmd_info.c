@@ -15,6 +15,7 @@ static const char *arch_name(moe_arch a) {
     case MOE_ARCH_QWEN3_MOE: return "qwen3_moe";
     case MOE_ARCH_OLMOE: return "olmoe";
     case MOE_ARCH_GPT_OSS: return "gpt_oss";
+    case MOE_ARCH_QWEN3_NEXT: return "qwen3_next";
     }
     return "?";
 }
@@ -93,8 +94,11 @@ int cmd_info(int argc, char **argv) {
     const moe_config *cfg = moe_model_config(m);
     moe_model_stats st;
     moe_model_stats_get(m, &st);
-    /* f32 K and V per position per layer (what the session allocates) */
-    int64_t kv_per_tok = (int64_t)2 * cfg->n_layers * cfg->n_kv_heads * cfg->head_dim * 4;
+    /* f32 K and V per position per attention layer (what the session allocates;
+     * linear-attention layers keep a fixed-size state instead) */
+    int n_lin = 0;
+    for (int i = 0; i < cfg->n_layers; i++) n_lin += cfg->layer[i].linear_attn;
+    int64_t kv_per_tok = (int64_t)2 * (cfg->n_layers - n_lin) * cfg->n_kv_heads * cfg->head_dim * 4;
     int64_t total_experts = 0;
     for (int i = 0; i < cfg->n_layers; i++)
         if (cfg->layer[i].moe) total_experts += cfg->layer[i].n_experts;
@@ -133,6 +137,18 @@ int cmd_info(int argc, char **argv) {
         else printf("window        %d\n", cfg->sliding_window);
     }
     if (cfg->attn_sinks) printf("sinks         a learned logit per head in each softmax\n");
+    if (cfg->attn_out_gate || cfg->rope_dim || cfg->norm_offset)
+        printf("attn extras   %s%s%d of %d dims rotated\n",
+               cfg->attn_out_gate ? "sigmoid output gate, " : "",
+               cfg->norm_offset ? "zero-centred norms (1 + w), " : "",
+               cfg->rope_dim ? cfg->rope_dim : cfg->head_dim, cfg->head_dim);
+    if (n_lin) {
+        printf("linear attn   %d of %d layers (", n_lin, cfg->n_layers);
+        for (int i = 0, first = 1; i < cfg->n_layers; i++)
+            if (cfg->layer[i].linear_attn) printf("%s%d", first ? "" : " ", i), first = 0;
+        printf("): Gated DeltaNet, %d key heads x %d, %d value heads x %d, conv kernel %d\n",
+               cfg->lin_k_heads, cfg->lin_k_dim, cfg->lin_v_heads, cfg->lin_v_dim, cfg->lin_conv);
+    }
     if (cfg->rope_kind == MOE_ROPE_YARN)
         printf("rope          YaRN: factor %g, beta fast %g, beta slow %g, original context %d, "
                "attention factor %g%s\n", (double)cfg->rope_factor, (double)cfg->rope_beta_fast,

@@ -32,6 +32,7 @@ typedef enum {
     MOE_ARCH_QWEN3_MOE,   /* "qwen3_moe" */
     MOE_ARCH_OLMOE,       /* "olmoe" */
     MOE_ARCH_GPT_OSS,     /* "gpt_oss" */
+    MOE_ARCH_QWEN3_NEXT,  /* "qwen3_next" */
 } moe_arch;
 
 typedef enum {
@@ -88,9 +89,12 @@ typedef struct moe_layer_config {
     float act_limit;        /* MOE_ACT_OSS_GLU: clamp (swiglu_limit, > 0) */
     int full_attention;     /* 1: this layer ignores sliding_window (gpt_oss
                                "full_attention" layers among sliding ones) */
+    int linear_attn;        /* 1: the token mixer is a Gated DeltaNet (qwen3_next
+                               "linear_attention"), sized by moe_config.lin_* */
 } moe_layer_config;
 
 #define MOE_MAX_LAYERS 256
+#define MOE_LIN_MAX_CONV 64 /* longest Gated DeltaNet conv kernel */
 
 typedef struct moe_config {
     moe_arch arch;
@@ -120,6 +124,18 @@ typedef struct moe_config {
     int rope_truncate;    /* YaRN: 1 = floor/ceil the correction range */
     float rope_attn_factor; /* YaRN: scale of cos and sin (attention_factor) */
     int bos_id, eos_id;   /* -1 when unknown */
+    int norm_offset;      /* 1: RMSNorm weights are zero-centred, y = x_n * (1 + w)
+                             (layer, final and q/k norms; qwen3_next) */
+    int attn_out_gate;    /* 1: q_proj gives per head [query Dh | gate Dh]; the
+                             attention output is scaled by sigmoid(gate) */
+    int rope_dim;         /* dims of each head RoPE rotates (partial rotary, even);
+                             0 = head_dim */
+    /* Gated DeltaNet layers (layer[i].linear_attn): */
+    int lin_k_heads;      /* Hk: query/key heads (linear_num_key_heads) */
+    int lin_v_heads;      /* Hv: value heads, a multiple of Hk */
+    int lin_k_dim;        /* Dk: key head size */
+    int lin_v_dim;        /* Dv: value head size */
+    int lin_conv;         /* Kc: causal depthwise conv1d kernel (linear_conv_kernel_dim) */
     moe_layer_config layer[MOE_MAX_LAYERS];
 } moe_config;
 

@@ -369,7 +369,8 @@ static const char *const k_variants[] = {
     "mixtral_base",   "mixtral_k1",       "mixtral_kall",   "mixtral_tied",    "mixtral_bf16",
     "mixtral_f16",    "mixtral_sharded",  "mixtral_swa",    "qwen2_moe_base",  "qwen2_moe_norm",
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
-    "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "gpt_oss_mxfp4",
+    "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "gpt_oss_mxfp4",   "qwen3_next_base",
+    "qwen3_next_legacy", "qwen3_next_bf16",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -392,6 +393,9 @@ CONFORMANCE(olmoe_norm)
 CONFORMANCE(gpt_oss_base)
 CONFORMANCE(gpt_oss_legacy)
 CONFORMANCE(gpt_oss_mxfp4) /* experts MXFP4 in transformers' layout */
+CONFORMANCE(qwen3_next_base)
+CONFORMANCE(qwen3_next_legacy)
+CONFORMANCE(qwen3_next_bf16)
 
 TEST(conformance_fixture_list) {
     char path[512];

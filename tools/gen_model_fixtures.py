@@ -103,6 +103,22 @@ GPT_OSS = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=4, num_at
                                 "beta_fast": 4.0, "beta_slow": 0.5, "truncate": False,
                                 "original_max_position_embeddings": 64})
 
+# qwen3_next: Gated DeltaNet ("linear_attention") layers among full-attention
+# ones; 2 key heads / 4 value heads (each key head serves 2), Dk 8 != Dv 12 so
+# a transposed state shows; head_dim 16 with a quarter of it rotated; a
+# shared expert with its sigmoid gate.
+QWEN3_NEXT = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16,
+                  shared_expert_intermediate_size=24, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, num_experts=6, num_experts_per_tok=2,
+                  decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True,
+                  attention_bias=False, rms_norm_eps=1e-6, linear_num_key_heads=2,
+                  linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=12,
+                  linear_conv_kernel_dim=4,
+                  layer_types=["linear_attention", "full_attention", "linear_attention",
+                               "full_attention"],
+                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                   "partial_rotary_factor": 0.25})
+
 
 def V(name, model_type, base, dtype="float32", shard=None, legacy=False, what="", mxfp4=False,
       tol=TOL_LOGITS, **over):
@@ -176,6 +192,25 @@ VARIANTS = [
            "mxfp4), quantized with the gguf package's port of ggml's quantizer and repacked to "
            "transformers' nibble order; reference: transformers dequantizing them (to float32 on "
            "CPU, convert_moe_packed_tensors) and running the float model"),
+    V("qwen3_next_base", "qwen3_next", QWEN3_NEXT,
+      what="qwen3_next: layers linear, full, linear, full attention; Gated DeltaNet with 2 key "
+           "heads / 4 value heads, Dk 8, Dv 12, conv kernel 4; full attention with the sigmoid "
+           "output gate, per-head q/k norm, RoPE on 4 of 16 dims (partial_rotary_factor 0.25); "
+           "zero-centred norms (1 + w); 6 experts top-2 renormalized, shared expert (24) with "
+           "its sigmoid gate; rope_parameters spelling"),
+    V("qwen3_next_legacy", "qwen3_next", QWEN3_NEXT, legacy=True, layer_types=None,
+      mlp_only_layers=[1], linear_num_value_heads=2, linear_conv_kernel_dim=3,
+      num_key_value_heads=1,
+      rope_parameters={"rope_type": "default", "rope_theta": 1000.0, "partial_rotary_factor": 0.5},
+      what="qwen3_next in the released checkpoints' spelling (rope_theta, partial_rotary_factor "
+           "and full_attention_interval 4 at the top level, no layer_types: layers 0-2 linear, 3 "
+           "full); mlp_only_layers [1] (a dense MLP of 40), one value head per key head, conv "
+           "kernel 3, MQA, RoPE on 8 of 16 dims"),
+    V("qwen3_next_bf16", "qwen3_next", QWEN3_NEXT, dtype="bfloat16", num_hidden_layers=3,
+      layer_types=["linear_attention", "linear_attention", "full_attention"],
+      what="qwen3_next with BF16 weights (the released checkpoints' type; the DeltaNet's "
+           "conv1d, A_log, dt_bias and gated norm widened at load); two linear layers in a "
+           "row; reference computed in float32 from the rounded bf16 weights"),
 ]
 
 # Older hub configs (what real checkpoints on the Hub carry): rope_theta at the
@@ -183,6 +218,7 @@ VARIANTS = [
 LEGACY_EXTRA = {
     "qwen2_moe": {"use_sliding_window": False, "sliding_window": 16, "max_window_layers": 2},
     "qwen3_moe": {"use_sliding_window": False, "sliding_window": 16},
+    "qwen3_next": {"full_attention_interval": 4},
 }
 
 # ---------------------------------------------------------------- helpers
@@ -197,10 +233,19 @@ def randomize(model, gen):
     def rn(shape):
         return torch.randn(shape, generator=gen, dtype=torch.float32)
 
+    zero_centred = model.config.model_type == "qwen3_next"
     with torch.no_grad():
         for name, p in model.named_parameters():
             shape = p.shape
-            if name.endswith("norm.weight"):
+            if zero_centred and name.endswith("norm.weight") and "linear_attn" not in name:
+                val = 0.3 * rn(shape)  # Qwen3NextRMSNorm: x * (1 + w)
+            elif name.endswith("linear_attn.A_log"):
+                val = -1.5 + 0.5 * rn(shape)  # decay exp(-exp(A_log) softplus(.)) ~ 0.8
+            elif name.endswith("linear_attn.dt_bias"):
+                val = 0.5 * rn(shape)
+            elif name.endswith("linear_attn.conv1d.weight"):
+                val = 0.6 * rn(shape)  # [C][1][K]
+            elif name.endswith("norm.weight"):
                 val = 1.0 + 0.1 * rn(shape)
             elif name.endswith(".bias"):
                 val = 0.2 * rn(shape)
@@ -245,6 +290,8 @@ def make_legacy_config(path, model_type, save_dtype):
     else:
         assert rp["rope_type"] == "default", rp
         c.pop("layer_types", None)
+        if "partial_rotary_factor" in rp:  # qwen3_next's released checkpoints
+            c["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
     c.update(LEGACY_EXTRA.get(model_type, {}))
     with open(path, "w") as f:
         json.dump(c, f, indent=2, sort_keys=True)
@@ -443,8 +490,22 @@ def mutations(v, rcfg):
         out["sliding_window 16 applied (use_sliding_window is false)"] = dict(cfg={"sliding_window": 16})
     if mt == "qwen2_moe":
         out["qkv bias ignored"] = dict(zero_bias=True)
+    if mt in ("qwen2_moe", "qwen3_next"):
         out["shared_expert_gate ignored (gate 1)"] = dict(shared_gate_one=True)
         out["shared expert ignored"] = dict(shared_off=True)
+    if mt == "qwen3_next":
+        prf = rp.get("partial_rotary_factor", 0.25)
+        out["RoPE on every dim (partial_rotary_factor 1)"] = dict(
+            cfg={"rope_parameters": dict(rp, partial_rotary_factor=1.0)})
+        out["partial_rotary_factor doubled"] = dict(
+            cfg={"rope_parameters": dict(rp, partial_rotary_factor=min(1.0, 2 * prf))})
+        out["attention output gate ignored"] = dict(no_out_gate=True)
+        out["zero-centred norms read as plain (x * w)"] = dict(plain_norms=True)
+        out["q/k norm ignored"] = dict(qknorm="none")
+        out["DeltaNet decay ignored (g = 0)"] = dict(no_decay=True)
+        out["DeltaNet beta 1"] = dict(beta_one=True)
+        out["DeltaNet conv kernel reversed"] = dict(conv_flip=True)
+        out["DeltaNet output gate silu(z) ignored"] = dict(no_z_gate=True)
     if mt == "gpt_oss":
         L = rcfg.num_hidden_layers
         lt = list(rcfg.layer_types)
@@ -512,6 +573,32 @@ def mutated_logits(d, ids, mut):
         if mut.get("zero_bias") and name.endswith(("q_proj", "k_proj", "v_proj")) and sub.bias is not None:
             with torch.no_grad():
                 sub.bias.zero_()
+        if mut.get("no_out_gate") and cls == "Qwen3NextAttention":
+            def open_gate(module, inp, o, hd=m.config.head_dim):
+                v = o.view(*o.shape[:-1], -1, 2 * hd).clone()
+                v[..., hd:] = 1e4
+                return v.view(o.shape)
+            hs.append(sub.q_proj.register_forward_hook(open_gate))
+        if mut.get("plain_norms") and cls == "Qwen3NextRMSNorm":
+            with torch.no_grad():
+                sub.weight.sub_(1.0)
+        if mut.get("no_decay") and cls == "Qwen3NextGatedDeltaNet":
+            with torch.no_grad():
+                sub.A_log.fill_(-1e4)
+        if mut.get("beta_one") and cls == "Qwen3NextGatedDeltaNet":
+            def b_big(module, inp, o, r=sub.num_v_heads // sub.num_k_heads):
+                v = o.view(*o.shape[:-1], -1, 2 * r).clone()
+                v[..., :r] = 1e4
+                return v.view(o.shape)
+            hs.append(sub.in_proj_ba.register_forward_hook(b_big))
+        if mut.get("conv_flip") and cls == "Qwen3NextGatedDeltaNet":
+            with torch.no_grad():
+                sub.conv1d.weight.copy_(sub.conv1d.weight.flip(-1))
+        if mut.get("no_z_gate") and cls == "Qwen3NextRMSNormGated":
+            def plain(module, inp, o):
+                x = inp[0].float()
+                return module.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + module.variance_epsilon))
+            hs.append(sub.register_forward_hook(plain))
         if mut.get("shared_gate_one") and name.endswith("shared_expert_gate"):
             hs.append(sub.register_forward_hook(lambda module, inp, o: torch.full_like(o, 1e4)))
         if mut.get("shared_off") and name.endswith("shared_expert_gate"):
@@ -596,9 +683,13 @@ def build(v, seed, debug=False):
         mlp = type(layer.mlp).__name__
         layers.append("moe" if "Sparse" in mlp or mt == "gpt_oss" else "dense")
     checks["layers"] = layers
-    if mt in ("qwen2_moe", "qwen3_moe"):
+    if mt == "qwen3_next":
+        checks["layer_types"] = list(rcfg.layer_types)
+        checks["rope_parameters"] = dict(rcfg.rope_parameters)
+        checks["partial_rotary_dims"] = int(rcfg.head_dim * rcfg.rope_parameters["partial_rotary_factor"])
+    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next"):
         assert ("dense" in layers) == (bool(rcfg.mlp_only_layers) or rcfg.decoder_sparse_step > 1)
-    attn0 = ref.model.layers[0].self_attn
+    attn0 = next(l.self_attn for l in ref.model.layers if hasattr(l, "self_attn"))
     checks["q_proj_shape"] = list(attn0.q_proj.weight.shape)
     checks["k_proj_shape"] = list(attn0.k_proj.weight.shape)
     if getattr(attn0.q_proj, "bias", None) is not None:
@@ -760,7 +851,8 @@ def dump_debug(model, ids, d):
 
     hs = []
     for i, layer in enumerate(model.model.layers):
-        hs.append(layer.self_attn.register_forward_hook(hook(f"layer{i}_attnout")))
+        mixer = layer.self_attn if hasattr(layer, "self_attn") else layer.linear_attn
+        hs.append(mixer.register_forward_hook(hook(f"layer{i}_attnout")))
         hs.append(layer.mlp.register_forward_hook(hook(f"layer{i}_mlpout")))
         hs.append(layer.register_forward_hook(hook(f"layer{i}_out")))
     hs.append(model.model.embed_tokens.register_forward_hook(hook("embed")))

@@ -22,6 +22,10 @@
  *   olmoe      every layer MoE: num_experts x intermediate_size; RMSNorm over
  *              the whole q and k projections; clip_qkv; attention_bias on
  *              q, k, v and o; sliding_window is never used.
+ *   gpt_oss    hf_config_gpt_oss.c.
+ *   qwen3_next qwen2_moe's feed-forward rule (shared expert, norm_topk_prob
+ *              default true); attention and Gated DeltaNet layers in
+ *              hf_config_qwen3_next.c.
  * RoPE: rope_scaling (if a non-empty object) else rope_parameters; rope_type
  * (or "type") must be "default"; rope_theta from there, else top level, else
  * the class default (mixtral 1e6, others 1e4).
@@ -76,6 +80,8 @@ static const hf_arch hf_archs[] = {
      -1, 50279, 64, 8, 0, 0},
     {"gpt_oss", "GptOssForCausalLM", MOE_ARCH_GPT_OSS, 201088, 2880, 2880, 36, 64, 8, 131072,
      1e-5, 150000, -1, -1, 128, 4, 0, 0},
+    {"qwen3_next", "Qwen3NextForCausalLM", MOE_ARCH_QWEN3_NEXT, 151936, 2048, 5632, 48, 16, 2,
+     32768, 1e-6, 1e4, -1, -1, 512, 10, 512, 512},
 };
 #define HF_N_ARCHS ((int)(sizeof hf_archs / sizeof hf_archs[0]))
 
@@ -325,11 +331,13 @@ static int hf_experts(const hf_in *in, const hf_arch *a, int *E) {
     const char *first = "num_local_experts", *second = "num_experts";
     if (a->arch == MOE_ARCH_MIXTRAL || a->arch == MOE_ARCH_GPT_OSS)
         first = "num_experts", second = "num_local_experts"; /* attribute_map alias wins */
-    if (a->arch == MOE_ARCH_QWEN2_MOE) first = second = "num_experts";
+    if (a->arch == MOE_ARCH_QWEN2_MOE || a->arch == MOE_ARCH_QWEN3_NEXT)
+        first = second = "num_experts";
     const char *key = hf_has(in->root, first) ? first : second;
     if (hf_int(in, key, a->experts, E)) return -1;
     if (*E < 0) return moe_fail(in->err, "%s: field %s: negative (%d)", in->where, key, *E);
-    if (*E == 0 && a->arch != MOE_ARCH_QWEN2_MOE && a->arch != MOE_ARCH_QWEN3_MOE)
+    if (*E == 0 && a->arch != MOE_ARCH_QWEN2_MOE && a->arch != MOE_ARCH_QWEN3_MOE &&
+        a->arch != MOE_ARCH_QWEN3_NEXT)
         return moe_fail(in->err, "%s: field %s: must be positive (got 0)", in->where, key);
     return 0;
 }
@@ -345,7 +353,7 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         if (!strcmp(mt->valuestring, hf_archs[i].name)) a = &hf_archs[i];
     if (!a)
         return moe_fail(in->err, "%s: unknown model_type \"%.40s\" (supported: mixtral, qwen2_moe, "
-                        "qwen3_moe, olmoe)", in->where, mt->valuestring);
+                        "qwen3_moe, olmoe, gpt_oss, qwen3_next)", in->where, mt->valuestring);
     memset(cfg, 0, sizeof *cfg);
     cfg->arch = a->arch;
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", a->name);
@@ -373,6 +381,7 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     const cJSON *hd = hf_get(in->root, "head_dim");
     cfg->head_dim = cfg->dim / cfg->n_heads;
     if (a->arch == MOE_ARCH_GPT_OSS && !hf_has(in->root, "head_dim")) cfg->head_dim = 64;
+    if (a->arch == MOE_ARCH_QWEN3_NEXT && !hf_has(in->root, "head_dim")) cfg->head_dim = 256;
     if (hd) {
         int h;
         if (hf_as_int(in, "head_dim", hd, &h)) return -1;
@@ -448,6 +457,9 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         break;
     }
     case MOE_ARCH_GPT_OSS: break; /* handled above */
+    case MOE_ARCH_QWEN3_NEXT: /* hf_config_qwen3_next.c */
+        if (hf_qwen3_next(in, cfg)) return -1;
+        break;
     case MOE_ARCH_OLMOE: {
         cfg->qk_norm = MOE_QKNORM_FULL;
         if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
@@ -488,9 +500,10 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         for (int i = 0; i < cfg->n_layers; i++) cfg->layer[i] = moe;
     } else {
         if (hf_pos(in, "moe_intermediate_size", a->moe_inter, &moe.expert_dim)) return -1;
-        if (hf_bool(in, in->root, "norm_topk_prob", 0, &moe.norm_topk)) return -1;
+        if (hf_bool(in, in->root, "norm_topk_prob", a->arch == MOE_ARCH_QWEN3_NEXT, &moe.norm_topk))
+            return -1;
         if (norm_override >= 0) moe.norm_topk = norm_override;
-        if (a->arch == MOE_ARCH_QWEN2_MOE) {
+        if (a->arch == MOE_ARCH_QWEN2_MOE || a->arch == MOE_ARCH_QWEN3_NEXT) {
             moe.n_shared = 1;
             moe.shared_gate = 1;
             if (hf_pos(in, "shared_expert_intermediate_size", a->shared_inter, &moe.shared_dim))
@@ -510,11 +523,13 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         }
         moe.ffn_dim = inter; /* kept so hf_config_write can give it back */
         for (int i = 0; i < cfg->n_layers; i++) {
+            int lin = cfg->layer[i].linear_attn; /* set by hf_qwen3_next */
             if (!dense[i] && E > 0 && (i + 1) % step == 0) {
                 cfg->layer[i] = moe;
             } else {
                 cfg->layer[i] = (moe_layer_config){.moe = 0, .ffn_dim = inter, .routed_scale = 1.0f};
             }
+            cfg->layer[i].linear_attn = lin;
         }
     }
     return moe_config_validate(cfg, in->where, in->err);
@@ -665,7 +680,8 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
-    case MOE_ARCH_GPT_OSS: break; /* refused by hf_config_write */
+    case MOE_ARCH_GPT_OSS: /* refused by hf_config_write */
+    case MOE_ARCH_QWEN3_NEXT: break;
     case MOE_ARCH_MIXTRAL:
         hf_add_int(o, "num_local_experts", E);
         hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
@@ -735,6 +751,8 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
     if (moe_config_validate(cfg, path, err)) return -1;
     if (cfg->arch == MOE_ARCH_GPT_OSS)
         return moe_fail(err, "%s: writing a gpt_oss config.json is not supported", path);
+    if (cfg->arch == MOE_ARCH_QWEN3_NEXT)
+        return moe_fail(err, "%s: writing a qwen3_next config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);
     cJSON *o = hf_build(cfg, torch_dtype);
     char *text = o ? cJSON_Print(o) : NULL;

@@ -34,5 +34,10 @@ int hf_yarn(const hf_in *in, const cJSON *rp, const char *src, moe_config *cfg);
  * feed-forward switches (router, experts, clamped SwiGLU) of cfg->layer[0]
  * and every layer's full_attention; sizes are the caller's. */
 int hf_gpt_oss(const hf_in *in, moe_config *cfg);
+/* hf_config_qwen3_next.c: the qwen3_next attention switches (output gate,
+ * partial rotary, zero-centred norms, per-head q/k norm), layer_types into
+ * every layer's linear_attn and the Gated DeltaNet sizes; the feed-forward
+ * layers are the caller's (qwen2_moe's rule). */
+int hf_qwen3_next(const hf_in *in, moe_config *cfg);
 
 #endif

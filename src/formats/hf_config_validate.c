@@ -92,7 +92,8 @@ static int hf_madd(int64_t *a, int64_t b, int64_t c) {
 int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     if (!where) where = "config";
     if (c->arch != MOE_ARCH_MIXTRAL && c->arch != MOE_ARCH_QWEN2_MOE &&
-        c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE && c->arch != MOE_ARCH_GPT_OSS)
+        c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE && c->arch != MOE_ARCH_GPT_OSS &&
+        c->arch != MOE_ARCH_QWEN3_NEXT)
         BAD("%s: unknown architecture %d", where, (int)c->arch);
     if (c->vocab <= 0 || c->vocab > HF_MAX_VOCAB)
         BAD("%s: vocab_size %d out of range (1..%d)", where, c->vocab, HF_MAX_VOCAB);
@@ -143,6 +144,33 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
             c->rope_beta_fast, c->rope_beta_slow, c->rope_orig_max_pos, c->rope_attn_factor);
     if (c->bos_id < -1 || c->eos_id < -1)
         BAD("%s: bos/eos token id out of range (%d, %d)", where, c->bos_id, c->eos_id);
+    if ((c->norm_offset != 0 && c->norm_offset != 1) ||
+        (c->attn_out_gate != 0 && c->attn_out_gate != 1))
+        BAD("%s: norm_offset / attn_out_gate must be 0 or 1", where);
+    if (c->rope_dim < 0 || c->rope_dim > c->head_dim || c->rope_dim % 2)
+        BAD("%s: rotary dims %d out of range (even, at most head_dim %d)", where, c->rope_dim,
+            c->head_dim);
+    int n_lin = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        if (c->layer[i].linear_attn != 0 && c->layer[i].linear_attn != 1)
+            BAD("%s: layer %d: linear_attn must be 0 or 1 (got %d)", where, i,
+                c->layer[i].linear_attn);
+        n_lin += c->layer[i].linear_attn;
+    }
+    if (n_lin) {
+        const int lin[5] = {c->lin_k_heads, c->lin_v_heads, c->lin_k_dim, c->lin_v_dim, c->lin_conv};
+        for (int k = 0; k < 5; k++)
+            if (lin[k] <= 0 || lin[k] > HF_MAX_HEADS)
+                BAD("%s: linear attention sizes out of range (key heads %d, value heads %d, key "
+                    "dim %d, value dim %d, conv kernel %d)", where, c->lin_k_heads,
+                    c->lin_v_heads, c->lin_k_dim, c->lin_v_dim, c->lin_conv);
+        if (c->lin_conv > MOE_LIN_MAX_CONV)
+            BAD("%s: linear attention: conv kernel %d longer than the %d supported", where,
+                c->lin_conv, MOE_LIN_MAX_CONV);
+        if (c->lin_v_heads % c->lin_k_heads)
+            BAD("%s: linear attention: %d value heads not a multiple of %d key heads", where,
+                c->lin_v_heads, c->lin_k_heads);
+    }
 
     /* Every size product the loader forms must fit int64: count parameters. */
     int64_t D = c->dim, V = c->vocab, q = (int64_t)c->n_heads * c->head_dim,
@@ -151,7 +179,14 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     for (int i = 0; i < c->n_layers; i++) {
         if (hf_check_layer(c, i, where, err)) return -1;
         const moe_layer_config *l = &c->layer[i];
-        ovf |= hf_madd(&n, D, 2 * q + 2 * kv);
+        if (l->linear_attn) { /* in_proj_qkvz, in_proj_ba, out_proj, conv */
+            int64_t kd = (int64_t)c->lin_k_heads * c->lin_k_dim,
+                    vd = (int64_t)c->lin_v_heads * c->lin_v_dim;
+            ovf |= hf_madd(&n, D, 2 * kd + 3 * vd + 2 * (int64_t)c->lin_v_heads);
+            ovf |= hf_madd(&n, 2 * kd + vd, c->lin_conv);
+        } else {
+            ovf |= hf_madd(&n, D, 3 * q + 2 * kv);
+        }
         if (!l->moe) {
             ovf |= hf_madd(&n, 3 * D, l->ffn_dim);
         } else {

@@ -78,6 +78,12 @@ int model_acts_enable(moe_session *s, int n_tokens, moe_err *err) {
     if (n_tokens <= 0 || n_tokens > s->max_batch)
         return moe_fail(err, "activations for %d tokens: the session runs at most %d per call",
                         n_tokens, s->max_batch);
+    int lin = 0;
+    for (int i = 0; i < c->n_layers; i++) lin |= c->layer[i].linear_attn;
+    if (lin || c->attn_out_gate || c->norm_offset || c->rope_dim)
+        return moe_fail(err, "activations: %s: linear attention, the attention output gate, "
+                        "zero-centred norms and partial rotary are not trainable yet",
+                        c->model_type);
     train_acts *t = calloc(1, sizeof *t);
     if (!t) return moe_fail(err, "out of memory for the activation tape");
     t->n_tokens = s->max_batch; /* any chunk the session runs fits */

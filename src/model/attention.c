@@ -17,6 +17,10 @@
  *   q,k = rope(q,k, pos);   k,v appended to the cache
  *   out_h = softmax(q_h . K_g^T / sqrt(Dh)) V_g    with g = h / (H/G)
  *   gpt_oss: the head's sink logit joins the softmax's denominator
+ *   qwen3_next: q_proj gives [query | gate] per head and the output is scaled
+ *   by sigmoid(gate) (attn_out_gate); RoPE turns the first rope_dim dims of
+ *   each head (partial rotary); q/k norms are zero-centred (norm_offset,
+ *   folded into the weights at load)
  * The window (sliding_window) applies on layers without full_attention;
  * RoPE is the default one or YaRN (rope_kind), whose cos and sin carry the
  * attention factor.
@@ -90,9 +94,17 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
     const moe_config *c = &s->m->cfg;
     const layer_w *lw = p->lw;
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, half = Dh / 2;
+    int rd = c->rope_dim ? c->rope_dim : (int)Dh;
     for (int64_t t = t0; t < t1; t++) {
         float *q = s->q + t * H * Dh, *k = s->k + t * G * Dh, *v = s->v + t * G * Dh;
-        if (p->q_raw != s->q) { /* recording: the raw projections stay in the tape */
+        if (c->attn_out_gate) { /* per head [query Dh | gate Dh] */
+            const float *qf = s->q_full + t * 2 * H * Dh;
+            for (int64_t h = 0; h < H; h++) {
+                memcpy(q + h * Dh, qf + 2 * h * Dh, sizeof(float) * (size_t)Dh);
+                memcpy(s->q_gate + t * H * Dh + h * Dh, qf + 2 * h * Dh + Dh,
+                       sizeof(float) * (size_t)Dh);
+            }
+        } else if (p->q_raw != s->q) { /* recording: the raw projections stay in the tape */
             memcpy(q, p->q_raw + t * H * Dh, sizeof(float) * (size_t)(H * Dh));
             memcpy(k, p->k_raw + t * G * Dh, sizeof(float) * (size_t)(G * Dh));
             memcpy(v, p->v_raw + t * G * Dh, sizeof(float) * (size_t)(G * Dh));
@@ -113,10 +125,10 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
             clamp_vec(v, G * Dh, c->clip_qkv);
         }
         const float *cs = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
-        for (int64_t h = 0; h < H; h++) rope_apply(q + h * Dh, cs, sn, (int)Dh);
-        for (int64_t g = 0; g < G; g++) rope_apply(k + g * Dh, cs, sn, (int)Dh);
+        for (int64_t h = 0; h < H; h++) rope_apply(q + h * Dh, cs, sn, rd);
+        for (int64_t g = 0; g < G; g++) rope_apply(k + g * Dh, cs, sn, rd);
         int64_t KD = G * Dh;
-        int64_t at = ((int64_t)p->layer * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->tok_pos[t];
+        int64_t at = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->tok_pos[t];
         float *kc = s->k_cache + at * KD;
         float *vc = s->v_cache + at * KD;
         for (int64_t i = 0; i < KD; i++) {
@@ -148,7 +160,7 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
             int64_t pos = s->tok_pos[a], last = pos + (b - a - 1);
             int64_t lo = 0;
             if (window > 0 && pos - window + 1 > 0) lo = pos - window + 1;
-            int64_t seq0 = ((int64_t)p->layer * s->n_seq + s->tok_seq[a]) * s->n_ctx;
+            int64_t seq0 = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[a]) * s->n_ctx;
             const float *K = s->k_cache + (seq0 + lo) * KD + g * Dh;
             const float *V = s->v_cache + (seq0 + lo) * KD + g * Dh;
             if (attn_block(s->pool, tid, p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,
@@ -170,14 +182,18 @@ void attention_block(moe_session *s, int layer, int T) {
     float *q = a ? a->q : s->q, *k = a ? a->k : s->k, *v = a ? a->v : s->v;
     float *att = a ? a->att : s->att;
 
-    mm_task t[3] = {{&lw->wq, s->xn, q, T}, {&lw->wk, s->xn, k, T}, {&lw->wv, s->xn, v, T}};
+    mm_task t[3] = {{&lw->wq, s->xn, c->attn_out_gate ? s->q_full : q, T},
+                    {&lw->wk, s->xn, k, T}, {&lw->wv, s->xn, v, T}};
     matmul_grouped(s->pool, t, 3);
-    if (layer == 0) /* the rotation depends only on position: once per call */
+    int first = 0; /* the first attention layer (others may be linear attention) */
+    while (first < c->n_layers && c->layer[first].linear_attn) first++;
+    int rd = c->rope_dim ? c->rope_dim : (int)Dh;
+    if (layer == first) /* the rotation depends only on position: once per call */
         for (int i = 0; i < T; i++) {
             if (c->rope_kind == MOE_ROPE_YARN)
                 yarn_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh, c);
             else
-                rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh,
+                rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd,
                            c->rope_theta);
         }
     prep_ctx p = {s, lw, layer, q, k, v, att, T, 0};
@@ -185,6 +201,9 @@ void attention_block(moe_session *s, int layer, int T) {
     pool_for(s->pool, (T + QBLOCK - 1) / QBLOCK * H, 1, attend, &p);
     if (p.fail) /* no scratch for a block: visible, never silently wrong */
         for (int64_t i = 0; i < (int64_t)T * H * Dh; i++) att[i] = __builtin_nanf("");
+    if (c->attn_out_gate)
+        for (int64_t i = 0; i < (int64_t)T * H * Dh; i++)
+            att[i] *= 1.0f / (1.0f + expf(-s->q_gate[i]));
     matmul(s->pool, s->tmp, att, &lw->wo, T);
     if (lw->bo)
         for (int i = 0; i < T; i++) add_bias(s->tmp + (int64_t)i * D, lw->bo, D);

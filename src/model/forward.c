@@ -96,7 +96,10 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
         const layer_w *lw = &m->layers[l];
         layer_acts *a = A ? &A->layer[l] : NULL;
         s->xn = xn;
-        attention_block(s, l, T); /* s->tmp = o_proj(attention) */
+        if (c->layer[l].linear_attn)
+            linear_attn_block(s, l, T); /* s->tmp = out_proj(Gated DeltaNet) */
+        else
+            attention_block(s, l, T); /* s->tmp = o_proj(attention) */
         float *x2 = a ? a->x_ffn : x, *xn2 = a ? a->xn_ffn : xn0;
         rows_ctx rc = {xn2, x, lw->ffn_norm, D, c->norm_eps, x2, s->tmp};
         pool_for(s->pool, T, 8, add_norm_rows, &rc);
@@ -167,11 +170,25 @@ static int check_expert_choice(const moe_session *s, int n, int any_continues, m
 static int run_chunk(moe_session *s, const int32_t *ids, int T, float *logits, moe_err *err) {
     if (forward_chunk(s, ids, T, logits)) {
         if (err) *err = s->hook_err;
+        /* recurrent states may have taken this chunk's tokens already */
+        if (s->lin_state)
+            for (int t = 0; t < T; t++) s->lin_stale[s->tok_seq[t]] = 1;
         return -1;
     }
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
         if (s->tok_pos[t] + 1 > s->seq_pos[s->tok_seq[t]]) s->seq_pos[s->tok_seq[t]] = s->tok_pos[t] + 1;
+        if (s->tok_pos[t] == 0) s->lin_stale[s->tok_seq[t]] = 0;
+    }
     return 0;
+}
+
+/* A sequence whose recurrent states a failed call moved on can only start
+ * afresh: pos is where the call starts it. */
+static int check_stale(const moe_session *s, int q, int pos, moe_err *err) {
+    if (!s->lin_stale[q] || pos == 0) return 0;
+    return moe_fail(err, "decode: sequence %d: a failed call left its linear-attention state "
+                         "ahead of its positions; forget the sequence (moe_seq_rm with p0 = 0) "
+                         "and run it again from position 0", q);
 }
 
 int moe_decode(moe_session *s, const moe_batch *b, float *logits, moe_err *err) {
@@ -200,6 +217,7 @@ int moe_decode(moe_session *s, const moe_batch *b, float *logits, moe_err *err) 
         if (s->seq_next[q] >= s->n_ctx)
             return moe_fail(err, "decode: sequence %d is full: its cache holds %d positions", q,
                             s->n_ctx);
+        if (check_stale(s, q, s->seq_pos[q], err)) return -1;
         s->seq_next[q]++;
         s->seq_last[q] = i;
     }
@@ -238,6 +256,7 @@ int moe_forward(moe_session *s, const int32_t *ids, int n, float *logits, int al
         return moe_fail(err, "forward: %d tokens at position %d exceed the context of %d positions",
                         n, pos, s->n_ctx);
     if (check_ids(c, ids, n, err)) return -1;
+    if (check_stale(s, 0, pos, err)) return -1;
     if (check_expert_choice(s, n, pos > 0, err)) return -1;
     for (int done = 0; done < n;) {
         int T = n - done < s->max_batch ? n - done : s->max_batch;

@@ -38,6 +38,13 @@ typedef struct layer_w {
     const float *k_norm;    /* [Dh] or [G*Dh] or NULL */
     const float *sinks;     /* [H] attention sink logits (gpt_oss) or NULL */
 
+    /* Gated DeltaNet (linear_attn layers; shapes in tensor_map.h) */
+    mat lin_qkvz, lin_ba;   /* [2HkDk + 2HvDv][D], [2Hv][D] */
+    mat lin_conv;           /* [Cc][Kc] */
+    const float *lin_dt_bias, *lin_a_log; /* [Hv] */
+    const float *lin_norm;  /* [Dv] */
+    mat lin_out;            /* [D][Hv*Dv] */
+
     ffn_w dense;            /* dense layer FFN (cfg.layer[i].moe == 0) */
 
     mat router;             /* [E][D] */
@@ -120,8 +127,24 @@ struct moe_session {
     int *out_rows;          /* [T] rows of the chunk whose logits are returned */
     int n_out;              /* how many */
 
-    float *k_cache;         /* [L][S][C][G*Dh] */
-    float *v_cache;         /* [L][S][C][G*Dh] */
+    float *k_cache;         /* [La][S][C][G*Dh], La = layers with attention */
+    int *kv_slot;           /* [L] a layer's index among them, -1 for the others */
+    /* Gated DeltaNet layers (linear_attn.c): Ll of them, Cc conv channels */
+    int *lin_slot;          /* [L] index of a layer among them, -1 for others */
+    float *lin_conv_state;  /* [Ll][S][Cc][Kc-1] last conv inputs of each sequence */
+    float *lin_state;       /* [Ll][S][Hv][Dk][Dv] recurrent state of each sequence */
+    unsigned char *lin_stale; /* [S] 1: a failed call moved the sequence's states past its
+                                 committed positions; only a fresh start (position 0) runs */
+    float *lin_qkvz;        /* [T][2HkDk + 2HvDv] */
+    float *lin_ba;          /* [T][2Hv] */
+    float *lin_mix;         /* [T][Cc] conv input, then its output */
+    float *lin_z;           /* [T][Hv*Dv] */
+    float *lin_g, *lin_beta;/* [T][Hv] log-decay and beta */
+    float *lin_out;         /* [T][Hv*Dv] */
+    float *lin_scratch;     /* [threads][2Dk + Dv] */
+    float *q_full;          /* [T][H*2*Dh] q_proj with the output gate */
+    float *q_gate;          /* [T][H*Dh] its gate half */
+    float *v_cache;         /* [La][S][C][G*Dh] */
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
     int32_t *tok_id;        /* [T] its token id (hash routing) */
@@ -196,6 +219,8 @@ void model_acts_free(train_acts *a);
 
 /* forward pieces (forward.c, attention.c, moe_ffn.c) */
 void attention_block(moe_session *s, int layer, int T);
+/* linear_attn.c: the Gated DeltaNet of a linear_attn layer, s->xn -> s->tmp */
+void linear_attn_block(moe_session *s, int layer, int T);
 /* save_g/save_u: NULL, or [T][F] buffers that receive the pre-activations */
 void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T,
                int64_t F, float *save_g, float *save_u);

@@ -216,6 +216,13 @@ static int write_tensor(writer *w, int i, const char *name) {
 
 int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
                   const qz_write_opts *o, moe_err *err) {
+    const moe_config *mc = &m->cfg;
+    int lin = 0;
+    for (int i = 0; i < mc->n_layers; i++) lin |= mc->layer[i].linear_attn;
+    if (lin || mc->attn_out_gate || mc->norm_offset || mc->rope_dim)
+        return moe_fail(err, "%s: a %s model cannot be written as GGUF yet (linear attention, "
+                        "output gate, partial rotary and zero-centred norms have no GGUF layout "
+                        "here)", path, mc->model_type);
     int rc = -1;
     kvs k = {0};
     gguf_wtensor *wt = calloc((size_t)p->n + 1, sizeof *wt);

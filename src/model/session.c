@@ -1,7 +1,8 @@
 /*
- * session.c - one sequence's run state: the KV cache and every scratch
- * buffer the forward pass needs, sized once for max_batch tokens so that
- * moe_forward never allocates.
+ * session.c - the run state of n_seq sequences: the KV cache (attention
+ * layers), the conv and recurrent states (Gated DeltaNet layers) and every
+ * scratch buffer the forward pass needs, sized once for max_batch tokens so
+ * that moe_forward never allocates.
  */
 #include "model/model.h"
 
@@ -31,7 +32,7 @@ static float *carve(carver *c, int64_t n) {
 static void carve_all(moe_session *s, carver *c) {
     const moe_config *cfg = &s->m->cfg;
     int64_t T = s->max_batch, D = cfg->dim, H = cfg->n_heads, G = cfg->n_kv_heads;
-    int64_t Dh = cfg->head_dim, L = cfg->n_layers, C = s->n_ctx, S = s->n_seq;
+    int64_t Dh = cfg->head_dim, C = s->n_ctx, S = s->n_seq;
     int64_t Fmax = 1, Emax = 1, Kmax = 1, FEmax = 1;
     for (int i = 0; i < cfg->n_layers; i++) {
         const moe_layer_config *lc = &cfg->layer[i];
@@ -46,8 +47,29 @@ static void carve_all(moe_session *s, carver *c) {
     }
     /* Expert choice may give one token to every expert. */
     int64_t P = T * imax(Kmax, Emax);
-    s->k_cache = carve(c, L * S * C * G * Dh);
-    s->v_cache = carve(c, L * S * C * G * Dh);
+    int64_t La = 0; /* layers with attention: only they have a KV cache */
+    for (int i = 0; i < cfg->n_layers; i++) La += !cfg->layer[i].linear_attn;
+    s->k_cache = carve(c, La * S * C * G * Dh); /* first: the start of the allocation */
+    s->v_cache = carve(c, La * S * C * G * Dh);
+    int64_t Ll = 0, Hk = cfg->lin_k_heads, Hv = cfg->lin_v_heads, Dk = cfg->lin_k_dim,
+            Dv = cfg->lin_v_dim, Cc = 2 * Hk * Dk + Hv * Dv;
+    for (int i = 0; i < cfg->n_layers; i++) Ll += cfg->layer[i].linear_attn;
+    if (Ll) {
+        s->lin_conv_state = carve(c, Ll * S * Cc * (cfg->lin_conv - 1));
+        s->lin_state = carve(c, Ll * S * Hv * Dk * Dv);
+        s->lin_qkvz = carve(c, T * (2 * Hk * Dk + 2 * Hv * Dv));
+        s->lin_ba = carve(c, T * 2 * Hv);
+        s->lin_mix = carve(c, T * Cc);
+        s->lin_z = carve(c, T * Hv * Dv);
+        s->lin_g = carve(c, T * Hv);
+        s->lin_beta = carve(c, T * Hv);
+        s->lin_out = carve(c, T * Hv * Dv);
+        s->lin_scratch = carve(c, (int64_t)s->n_threads * (2 * Dk + Dv));
+    }
+    if (cfg->attn_out_gate) {
+        s->q_full = carve(c, T * 2 * H * Dh);
+        s->q_gate = carve(c, T * H * Dh);
+    }
     s->x = carve(c, T * D);
     s->xn = carve(c, T * D);
     s->q = carve(c, T * H * Dh);
@@ -82,7 +104,7 @@ static void carve_all(moe_session *s, carver *c) {
 static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
     const moe_config *c = &m->cfg;
     size_t best = 64;
-    const mat *one[8];
+    const mat *one[10];
     for (int l = 0; l < c->n_layers; l++) {
         const layer_w *lw = &m->layers[l];
         const moe_layer_config *lc = &c->layer[l];
@@ -91,6 +113,7 @@ static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
         one[n1++] = lc->moe ? &lw->shared.gate : &lw->dense.gate;
         one[n1++] = lc->moe ? &lw->shared.up : &lw->dense.up;
         one[n1++] = lc->moe ? &lw->shared.down : &lw->dense.down;
+        one[n1++] = &lw->lin_qkvz, one[n1++] = &lw->lin_ba, one[n1++] = &lw->lin_out;
         for (int i = 0; i < n1; i++)
             if (one[i]->data && dtype_is_quant(one[i]->type)) {
                 size_t b = qmatmul_scratch_bound(dtype_to_ggml(one[i]->type), 3 * T, one[i]->cols, 3);
@@ -188,6 +211,13 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->seq_next = calloc((size_t)S, sizeof(int));
     s->seq_last = calloc((size_t)S, sizeof(int));
     s->out_rows = malloc((size_t)T * sizeof(int));
+    s->lin_slot = malloc((size_t)cfg->n_layers * sizeof(int));
+    s->kv_slot = malloc((size_t)cfg->n_layers * sizeof(int));
+    s->lin_stale = calloc((size_t)S, 1);
+    for (int i = 0, nl = 0, na = 0; s->lin_slot && s->kv_slot && i < cfg->n_layers; i++) {
+        s->lin_slot[i] = cfg->layer[i].linear_attn ? nl++ : -1;
+        s->kv_slot[i] = cfg->layer[i].linear_attn ? -1 : na++;
+    }
     s->remote = calloc((size_t)s->e_max, 1);
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->pool = pool_create(o.n_threads);
@@ -200,7 +230,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     }
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
-        !s->out_rows || !s->remote || !s->expert_view || !s->pool) {
+        !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->remote || !s->expert_view || !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -225,6 +255,9 @@ void moe_session_free(moe_session *s) {
     free(s->seq_next);
     free(s->seq_last);
     free(s->out_rows);
+    free(s->lin_slot);
+    free(s->kv_slot);
+    free(s->lin_stale);
     free(s->remote);
     free(s->expert_view);
     if (s->pool) pool_free(s->pool);
@@ -234,6 +267,7 @@ void moe_session_free(moe_session *s) {
 
 void moe_session_reset(moe_session *s) {
     memset(s->seq_pos, 0, (size_t)s->n_seq * sizeof(int));
+    memset(s->lin_stale, 0, (size_t)s->n_seq);
     memset(s->counts, 0, (size_t)s->m->cfg.n_layers * (size_t)s->e_max * sizeof(int64_t));
 }
 
@@ -263,6 +297,13 @@ int moe_seq_rm(moe_session *s, int seq, int p0, int p1, moe_err *err) {
             return moe_fail(err, "seq_rm: positions [%d, %d) of sequence %d lie before its end "
                                  "(%d): only a range that reaches the end can be forgotten",
                             p0, p1, q, n);
+        /* a recurrent state holds the whole prefix: it can be forgotten
+         * whole (its next token at position 0 starts afresh), not cut */
+        if (s->lin_state && p0 > 0 && p0 < n)
+            return moe_fail(err, "seq_rm: sequence %d: positions from %d on cannot be forgotten: "
+                                 "the model's linear-attention layers keep a recurrent state "
+                                 "that cannot forget a range (forget the whole sequence, p0 = 0)",
+                            q, p0);
     }
     for (int q = first; q < end; q++)
         if (p0 < s->seq_pos[q]) s->seq_pos[q] = p0;
@@ -277,12 +318,25 @@ int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err) {
     const moe_config *c = &s->m->cfg;
     size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim, n = (size_t)s->seq_pos[src];
     for (int l = 0; l < c->n_layers; l++) {
-        size_t from = ((size_t)l * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx * KD;
-        size_t to = ((size_t)l * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx * KD;
-        memcpy(s->k_cache + to, s->k_cache + from, n * KD * sizeof(float));
-        memcpy(s->v_cache + to, s->v_cache + from, n * KD * sizeof(float));
+        int kv = s->kv_slot[l];
+        if (kv >= 0) {
+            size_t from = ((size_t)kv * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx * KD;
+            size_t to = ((size_t)kv * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx * KD;
+            memcpy(s->k_cache + to, s->k_cache + from, n * KD * sizeof(float));
+            memcpy(s->v_cache + to, s->v_cache + from, n * KD * sizeof(float));
+        }
+        int slot = s->lin_slot[l];
+        if (slot < 0) continue; /* a Gated DeltaNet layer: its conv and recurrent states */
+        size_t Hk = (size_t)c->lin_k_heads, Hv = (size_t)c->lin_v_heads, Dk = (size_t)c->lin_k_dim,
+               Dv = (size_t)c->lin_v_dim, S = (size_t)s->n_seq;
+        size_t cs = (2 * Hk * Dk + Hv * Dv) * (size_t)(c->lin_conv - 1), rs = Hv * Dk * Dv;
+        memcpy(s->lin_conv_state + ((size_t)slot * S + (size_t)dst) * cs,
+               s->lin_conv_state + ((size_t)slot * S + (size_t)src) * cs, cs * sizeof(float));
+        memcpy(s->lin_state + ((size_t)slot * S + (size_t)dst) * rs,
+               s->lin_state + ((size_t)slot * S + (size_t)src) * rs, rs * sizeof(float));
     }
     s->seq_pos[dst] = s->seq_pos[src];
+    s->lin_stale[dst] = s->lin_stale[src];
     return 0;
 }
 

@@ -24,6 +24,9 @@ static const tm_arch_info k_arch[] = {
                         0, 0, 0, MOE_QKNORM_FULL, 0, NULL, 0, 0},
     [MOE_ARCH_GPT_OSS] = {"gpt-oss", "gpt_oss", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
                           0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 1},
+    [MOE_ARCH_QWEN3_NEXT] = {"qwen3next", "qwen3_next", "mlp", NULL,
+                             {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
+                             NULL, 0, 1},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -65,6 +68,14 @@ typedef enum tdim {
     TD_E,        /* n_experts */
     TD_H,        /* query heads */
     TD_2FE,      /* 2 * expert_dim (fused gate/up) */
+    TD_QG,       /* q_proj rows: H*Dh, twice that with the output gate */
+    TD_LQKVZ,    /* 2*Hk*Dk + 2*Hv*Dv */
+    TD_LBA,      /* 2*Hv */
+    TD_LCONV,    /* 2*Hk*Dk + Hv*Dv conv channels */
+    TD_LK,       /* conv kernel */
+    TD_LHV,      /* Hv */
+    TD_LDV,      /* Dv */
+    TD_LVD,      /* Hv*Dv */
 } tdim;
 
 /* When a role is present. */
@@ -83,6 +94,8 @@ typedef enum twhen {
     TW_SINKS,       /* attention sinks */
     TW_ROUTER_BIAS, /* MoE with a router bias */
     TW_EXP_BIAS,    /* MoE with expert biases */
+    TW_SELF_ATTN,   /* the layer's token mixer is attention */
+    TW_LINEAR,      /* ... a Gated DeltaNet */
 } twhen;
 
 /* Where a role lives in a loaded model. */
@@ -113,13 +126,13 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
     [TM_ATTN_NORM] = {{"blk.%d.attn_norm.weight", NULL, L_ "input_layernorm.weight", NORM},
                       TD_NONE, TD_D, TW_ALWAYS, LYR(attn_norm)},
     [TM_ATTN_Q] = {{"blk.%d.attn_q.weight", NULL, L_ "self_attn.q_proj.weight", TMF_ROPE_PERM},
-                   TD_Q, TD_D, TW_ALWAYS, LYR(wq)},
+                   TD_QG, TD_D, TW_SELF_ATTN, LYR(wq)},
     [TM_ATTN_K] = {{"blk.%d.attn_k.weight", NULL, L_ "self_attn.k_proj.weight", TMF_ROPE_PERM},
-                   TD_KV, TD_D, TW_ALWAYS, LYR(wk)},
+                   TD_KV, TD_D, TW_SELF_ATTN, LYR(wk)},
     [TM_ATTN_V] = {{"blk.%d.attn_v.weight", NULL, L_ "self_attn.v_proj.weight", 0},
-                   TD_KV, TD_D, TW_ALWAYS, LYR(wv)},
+                   TD_KV, TD_D, TW_SELF_ATTN, LYR(wv)},
     [TM_ATTN_O] = {{"blk.%d.attn_output.weight", NULL, L_ "self_attn.o_proj.weight", 0},
-                   TD_D, TD_Q, TW_ALWAYS, LYR(wo)},
+                   TD_D, TD_Q, TW_SELF_ATTN, LYR(wo)},
     [TM_ATTN_Q_BIAS] = {{"blk.%d.attn_q.bias", NULL, L_ "self_attn.q_proj.bias", F32V},
                         TD_NONE, TD_Q, TW_QKV_BIAS, LYR(bq)},
     [TM_ATTN_K_BIAS] = {{"blk.%d.attn_k.bias", NULL, L_ "self_attn.k_proj.bias", F32V},
@@ -179,13 +192,29 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                        TD_FE, TD_D, TW_MOE, TS_NONE, 0},
     [TM_EXP_DOWN_BIAS] = {{NULL, NULL, L_ "{M}.experts.down_proj_bias", F32V | TMF_FUSED},
                           TD_E, TD_D, TW_EXP_BIAS, TS_NONE, 0},
+    [TM_LIN_QKVZ] = {{NULL, NULL, L_ "linear_attn.in_proj_qkvz.weight", 0},
+                     TD_LQKVZ, TD_D, TW_LINEAR, LYR(lin_qkvz)},
+    [TM_LIN_BA] = {{NULL, NULL, L_ "linear_attn.in_proj_ba.weight", 0},
+                   TD_LBA, TD_D, TW_LINEAR, LYR(lin_ba)},
+    [TM_LIN_CONV] = {{NULL, NULL, L_ "linear_attn.conv1d.weight", F32V | TMF_MID1},
+                     TD_LCONV, TD_LK, TW_LINEAR, LYR(lin_conv)},
+    [TM_LIN_DT_BIAS] = {{NULL, NULL, L_ "linear_attn.dt_bias", F32V | TMF_INIT_ONES},
+                        TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_dt_bias)},
+    [TM_LIN_A_LOG] = {{NULL, NULL, L_ "linear_attn.A_log", F32V | TMF_INIT_ZEROS},
+                      TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_a_log)},
+    [TM_LIN_NORM] = {{NULL, NULL, L_ "linear_attn.norm.weight", NORM},
+                     TD_NONE, TD_LDV, TW_LINEAR, LYR(lin_norm)},
+    [TM_LIN_OUT] = {{NULL, NULL, L_ "linear_attn.out_proj.weight", 0},
+                    TD_D, TD_LVD, TW_LINEAR, LYR(lin_out)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
 static const tm_role k_layer_order[] = {
     TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
     TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
-    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_FFN_NORM,     TM_FFN_GATE,    TM_FFN_UP,
+    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_CONV,    TM_LIN_DT_BIAS,
+    TM_LIN_BA,      TM_LIN_QKVZ,    TM_LIN_NORM,     TM_LIN_OUT,
+    TM_FFN_NORM,    TM_FFN_GATE,    TM_FFN_UP,
     TM_FFN_DOWN,    TM_ROUTER,      TM_ROUTER_BIAS,  TM_ROUTER_NOISE, TM_SEL_BIAS,
     TM_EXP_GATE,    TM_SHEXP_GATE,
     TM_SHEXP_UP,    TM_SHEXP_DOWN,  TM_SHEXP_INP,
@@ -218,24 +247,35 @@ static int64_t dim_of(tdim d, const moe_config *c, const moe_layer_config *lc) {
     case TD_E: return lc ? lc->n_experts : 0;
     case TD_H: return H;
     case TD_2FE: return lc ? 2 * (int64_t)lc->expert_dim : 0;
+    case TD_QG: return H * Dh * (c->attn_out_gate ? 2 : 1);
+    case TD_LQKVZ: return 2 * (int64_t)c->lin_k_heads * c->lin_k_dim + 2 * (int64_t)c->lin_v_heads * c->lin_v_dim;
+    case TD_LBA: return 2 * (int64_t)c->lin_v_heads;
+    case TD_LCONV: return 2 * (int64_t)c->lin_k_heads * c->lin_k_dim + (int64_t)c->lin_v_heads * c->lin_v_dim;
+    case TD_LK: return c->lin_conv;
+    case TD_LHV: return c->lin_v_heads;
+    case TD_LDV: return c->lin_v_dim;
+    case TD_LVD: return (int64_t)c->lin_v_heads * c->lin_v_dim;
     }
     return 0;
 }
 
 static int present(twhen w, const moe_config *c, const moe_layer_config *lc) {
+    int attn = !lc || !lc->linear_attn;
     switch (w) {
     case TW_ALWAYS: return 1;
     case TW_UNTIED: return !c->tied_embeddings;
-    case TW_QKV_BIAS: return c->qkv_bias;
-    case TW_O_BIAS: return c->o_bias;
-    case TW_QK_NORM: return c->qk_norm != MOE_QKNORM_NONE;
+    case TW_QKV_BIAS: return attn && c->qkv_bias;
+    case TW_O_BIAS: return attn && c->o_bias;
+    case TW_QK_NORM: return attn && c->qk_norm != MOE_QKNORM_NONE;
+    case TW_SELF_ATTN: return attn;
+    case TW_LINEAR: return !attn;
     case TW_DENSE: return lc && !lc->moe;
     case TW_MOE: return lc && lc->moe;
     case TW_NOISE: return lc && lc->moe && lc->noise > 0;
     case TW_SEL_BIAS: return lc && lc->moe && lc->select_bias;
     case TW_SHARED: return lc && lc->moe && lc->n_shared > 0;
     case TW_SHARED_GATE: return lc && lc->moe && lc->n_shared > 0 && lc->shared_gate;
-    case TW_SINKS: return c->attn_sinks;
+    case TW_SINKS: return attn && c->attn_sinks;
     case TW_ROUTER_BIAS: return lc && lc->moe && lc->router_bias;
     case TW_EXP_BIAS: return lc && lc->moe && lc->expert_bias;
     }

@@ -73,6 +73,16 @@ typedef enum tm_role {
     TM_EXP_GATE_UP_BIAS, /* [E][2F] interleaved the same way */
     TM_EXP_DOWN_T,       /* [E][F][D]: h @ W */
     TM_EXP_DOWN_BIAS,    /* [E][D] */
+    /* Gated DeltaNet token mixer (layers with linear_attn; qwen3_next): */
+    TM_LIN_QKVZ,    /* [2*Hk*Dk + 2*Hv*Dv][D] in_proj_qkvz, per key head
+                       [q Dk | k Dk | v r*Dv | z r*Dv], r = Hv/Hk */
+    TM_LIN_BA,      /* [2*Hv][D] in_proj_ba, per key head [b r | a r] */
+    TM_LIN_CONV,    /* [Cc][Kc] depthwise conv1d (stored [Cc][1][Kc]),
+                       Cc = 2*Hk*Dk + Hv*Dv channels in the order q, k, v */
+    TM_LIN_DT_BIAS, /* [Hv] */
+    TM_LIN_A_LOG,   /* [Hv] */
+    TM_LIN_NORM,    /* [Dv] the gated RMSNorm (plain weight, never offset) */
+    TM_LIN_OUT,     /* [D][Hv*Dv] out_proj */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -90,6 +100,7 @@ enum {
     TMF_INIT_ONES = 8,  /* a fresh model fills it with 1 (norms) */
     TMF_INIT_ZEROS = 16,/* ... with 0 (noise projection, selection bias) */
     TMF_FUSED = 32,     /* a fused expert tensor (TM_EXP_GATE_UP ...): no slot */
+    TMF_MID1 = 64,      /* also stored as [rows][1][cols] (a conv1d weight) */
 };
 
 /* What the table says about a role (tm_role_info()). */

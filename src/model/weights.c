@@ -78,6 +78,8 @@ static int shape_ok(const tm_entry *e, const wt_tensor *t, int64_t want[3], int 
     want[1] = e->rows ? e->rows : 1;
     want[2] = e->cols;
     if (t->n_dims < 1 || t->n_dims > 3) return 0;
+    if ((tm_role_of(e->role)->flags & TMF_MID1) && t->n_dims == 3) /* conv1d [rows][1][cols] */
+        return t->shape[0] == want[1] && t->shape[1] == 1 && t->shape[2] == want[2];
     if (t->n_dims != *nd && !(*nd <= 2 && t->n_dims <= 2 && want[1] == 1)) return 0;
     int64_t got[3] = {1, 1, 1};
     for (int i = 0; i < t->n_dims; i++) got[3 - t->n_dims + i] = t->shape[i];
@@ -182,12 +184,20 @@ static int permuted(const wload *W, const tm_entry *e) {
     return W->src->rope_perm && (tm_role_of(e->role)->flags & TMF_ROPE_PERM);
 }
 
+/* Zero-centred norms (norm_offset): the loaded weight is 1 + w, made at
+ * load in f32 exactly as transformers forms it. */
+static int offset_norm(const moe_config *c, tm_role r) {
+    return c->norm_offset && (r == TM_ATTN_NORM || r == TM_FFN_NORM || r == TM_OUTPUT_NORM ||
+                              r == TM_ATTN_Q_NORM || r == TM_ATTN_K_NORM);
+}
+
 /* Pass 1: the bytes of owned copies, and the counts. */
 static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) {
     const moe_config *c = &W->m->cfg;
     int64_t rows = e->rows ? e->rows : 1, params = e->planes * rows * e->cols;
     int64_t bytes = e->planes * rows * (int64_t)rb;
-    if (!e->rows && t->type != DT_F32) W->own += round64((size_t)e->cols * sizeof(float));
+    if (!e->rows && (t->type != DT_F32 || offset_norm(c, e->role)))
+        W->own += round64((size_t)e->cols * sizeof(float));
     if (permuted(W, e)) W->own += round64((size_t)bytes);
     int fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
     if (fused && tm_is_expert(e->role)) W->own += round64((size_t)bytes); /* re-laid copy */
@@ -332,7 +342,8 @@ static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor 
     if (!e->rows) { /* a vector, as f32: in place if stored so (training updates it there) */
         const float **v = tm_slot_vec(m, e);
         if (!v) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
-        if (t->type == DT_F32) {
+        int offset = offset_norm(&m->cfg, e->role);
+        if (t->type == DT_F32 && !offset) {
             *v = t->data;
             return 0;
         }
@@ -340,6 +351,8 @@ static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor 
         if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
         mat row = {t->data, t->type, 1, e->cols};
         mat_row_f32(dst, &row, 0);
+        if (offset)
+            for (int64_t i = 0; i < e->cols; i++) dst[i] = 1.0f + dst[i];
         *v = dst;
         return 0;
     }

@@ -48,15 +48,17 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     *out = NULL;
     const moe_config *c = &s->m->cfg;
     /* gpt_oss's switches have no backward yet: refused, never silently wrong */
-    int unsupported = c->attn_sinks || c->rope_kind != MOE_ROPE_DEFAULT;
+    int unsupported = c->attn_sinks || c->rope_kind != MOE_ROPE_DEFAULT || c->attn_out_gate ||
+                      c->norm_offset || c->rope_dim;
     for (int i = 0; i < c->n_layers; i++)
-        unsupported |= c->layer[i].full_attention || c->layer[i].router_bias ||
+        unsupported |= c->layer[i].full_attention || c->layer[i].linear_attn || c->layer[i].router_bias ||
                        c->layer[i].expert_bias || c->layer[i].act != MOE_ACT_SILU ||
                        (c->layer[i].moe && c->layer[i].score == MOE_SCORE_TOPK_SOFTMAX);
     if (unsupported)
         return moe_fail(err, "backward: %s: attention sinks, YaRN, per-layer windows, router or "
-                        "expert biases, the clamped SwiGLU and top-k softmax routing are not "
-                        "trainable yet", c->model_type);
+                        "expert biases, the clamped SwiGLU, top-k softmax routing and qwen3_next's "
+                        "linear attention, output gate, partial rotary and zero-centred norms are "
+                        "not trainable yet", c->model_type);
     sizes z = ws_sizes(c, n_tokens);
     int threads = pool_size(s->pool);
     int64_t att = (int64_t)threads * attention_backward_scratch(s->n_ctx);

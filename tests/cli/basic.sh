@@ -136,6 +136,12 @@ expect_ok "info --json" "$MOE" info "$M" --json
 out_has "info json" '^\{"path": .*"params_total": [0-9]+.*\}$'
 expect_ok "info 3 layers" "$MOE" info "$T/tiny3"
 out_has "info --layers override" "^layers +3"
+# qwen3_next: which layers are Gated DeltaNets, and a KV cache of the others only
+Q3N="$HERE/../fixtures/models/qwen3_next_base"
+expect_ok "info qwen3_next" "$MOE" info "$Q3N"
+out_has "info linear attn" "^linear attn +2 of 4 layers \(0 2\): Gated DeltaNet, 2 key heads x 8, 4 value heads x 12, conv kernel 4"
+out_has "info attn extras" "^attn extras +sigmoid output gate, zero-centred norms \(1 \+ w\), 4 of 16 dims rotated"
+out_has "info kv of attention layers" "^kv cache +512 B per position"
 
 # ------------------------------------------------------------ logits
 V=512

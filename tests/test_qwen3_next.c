@@ -1,0 +1,321 @@
+/*
+ * test_qwen3_next.c - what qwen3_next adds beyond the conformance fixtures
+ * (tests/test_conformance.c holds qwen3_next_base / _legacy to transformers):
+ *   - config.json of Qwen3-Next-80B-A3B and transformers' defaults onto the
+ *     feature flags, and every refusal (unknown layer types, sizes that do
+ *     not divide, unusable partial rotary, too long a conv kernel);
+ *   - the recurrent state of the Gated DeltaNet layers per sequence:
+ *     moe_seq_rm forgets a whole sequence only, moe_seq_cp copies the state,
+ *     both held to the same tokens run alone;
+ *   - what is not there yet is refused: training, GGUF and config.json output.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "formats/hf_config.h"
+#include "model/model.h"
+#include "moe_quant.h"
+
+static moe_config g_cfg;
+
+static int parse(const char *json, moe_err *err) {
+    memset(err, 0, sizeof *err);
+    return hf_config_parse(&g_cfg, json, strlen(json), "cfg.json", err);
+}
+
+static void parse_bad(const char *json, const char *needle, int line) {
+    moe_err err;
+    int rc = parse(json, &err);
+    CHECK_MSG(rc == -1, "line %d: accepted a bad config (wanted \"%s\")", line, needle);
+    if (rc == -1)
+        CHECK_MSG(strstr(err.msg, needle) != NULL, "line %d: \"%s\" does not contain \"%s\"", line,
+                  err.msg, needle);
+}
+#define PARSE_BAD(j, n) parse_bad(j, n, __LINE__)
+
+/* As Qwen/Qwen3-Next-80B-A3B-Instruct's config.json says it. */
+static const char *k_80b =
+    "{\"architectures\": [\"Qwen3NextForCausalLM\"], \"model_type\": \"qwen3_next\","
+    " \"vocab_size\": 151936, \"hidden_size\": 2048, \"intermediate_size\": 5120,"
+    " \"num_hidden_layers\": 48, \"num_attention_heads\": 16, \"num_key_value_heads\": 2,"
+    " \"head_dim\": 256, \"max_position_embeddings\": 262144, \"rms_norm_eps\": 1e-06,"
+    " \"rope_theta\": 10000000, \"partial_rotary_factor\": 0.25, \"rope_scaling\": null,"
+    " \"full_attention_interval\": 4, \"linear_conv_kernel_dim\": 4,"
+    " \"linear_key_head_dim\": 128, \"linear_value_head_dim\": 128,"
+    " \"linear_num_key_heads\": 16, \"linear_num_value_heads\": 32,"
+    " \"num_experts\": 512, \"num_experts_per_tok\": 10, \"moe_intermediate_size\": 512,"
+    " \"shared_expert_intermediate_size\": 512, \"norm_topk_prob\": true,"
+    " \"decoder_sparse_step\": 1, \"mlp_only_layers\": [], \"attention_bias\": false,"
+    " \"hidden_act\": \"silu\", \"tie_word_embeddings\": false, \"bos_token_id\": 151643,"
+    " \"eos_token_id\": 151645}";
+
+TEST(qwen3_next_config_80b) {
+    moe_err err;
+    CHECK_MSG(parse(k_80b, &err) == 0, "%s", err.msg);
+    const moe_config *c = &g_cfg;
+    CHECK(c->arch == MOE_ARCH_QWEN3_NEXT);
+    CHECK_EQ_INT(c->n_layers, 48);
+    CHECK_EQ_INT(c->head_dim, 256);
+    CHECK_EQ_INT(c->rope_dim, 64);
+    CHECK(c->norm_offset == 1 && c->attn_out_gate == 1 && c->qk_norm == MOE_QKNORM_HEAD);
+    CHECK(c->qkv_bias == 0 && c->o_bias == 0);
+    CHECK_EQ_INT(c->lin_k_heads, 16);
+    CHECK_EQ_INT(c->lin_v_heads, 32);
+    CHECK_EQ_INT(c->lin_k_dim, 128);
+    CHECK_EQ_INT(c->lin_v_dim, 128);
+    CHECK_EQ_INT(c->lin_conv, 4);
+    int n_lin = 0;
+    for (int i = 0; i < 48; i++) {
+        CHECK_EQ_INT(c->layer[i].linear_attn, (i + 1) % 4 != 0);
+        n_lin += c->layer[i].linear_attn;
+        CHECK(c->layer[i].moe && c->layer[i].n_experts == 512 && c->layer[i].top_k == 10);
+        CHECK(c->layer[i].n_shared == 1 && c->layer[i].shared_gate && c->layer[i].shared_dim == 512);
+        CHECK(c->layer[i].norm_topk == 1 && c->layer[i].expert_dim == 512);
+    }
+    CHECK_EQ_INT(n_lin, 36);
+    CHECK(c->rope_theta == 1e7f);
+}
+
+TEST(qwen3_next_config_defaults_and_layer_types) {
+    moe_err err;
+    CHECK_MSG(parse("{\"model_type\": \"qwen3_next\"}", &err) == 0, "%s", err.msg);
+    /* Qwen3NextConfig's defaults */
+    CHECK_EQ_INT(g_cfg.n_layers, 48);
+    CHECK_EQ_INT(g_cfg.head_dim, 256);
+    CHECK_EQ_INT(g_cfg.rope_dim, 64);
+    CHECK_EQ_INT(g_cfg.lin_v_heads, 32);
+    CHECK_EQ_INT(g_cfg.layer[0].top_k, 10);
+    CHECK_EQ_INT(g_cfg.layer[0].norm_topk, 1);
+    CHECK_EQ_INT(g_cfg.layer[3].linear_attn, 0);
+    CHECK_EQ_INT(g_cfg.layer[4].linear_attn, 1);
+    /* layer_types wins; mlp_only_layers and decoder_sparse_step as qwen2_moe */
+    CHECK_MSG(parse("{\"model_type\": \"qwen3_next\", \"num_hidden_layers\": 3, \"head_dim\": 16,"
+                    " \"layer_types\": [\"full_attention\", \"linear_attention\", \"full_attention\"],"
+                    " \"mlp_only_layers\": [1], \"rope_parameters\": {\"rope_type\": \"default\","
+                    " \"rope_theta\": 100.0, \"partial_rotary_factor\": 0.5}}", &err) == 0,
+              "%s", err.msg);
+    CHECK(!g_cfg.layer[0].linear_attn && g_cfg.layer[1].linear_attn && !g_cfg.layer[2].linear_attn);
+    CHECK(g_cfg.layer[0].moe && !g_cfg.layer[1].moe && g_cfg.layer[2].moe);
+    CHECK_EQ_INT(g_cfg.rope_dim, 8);
+}
+
+TEST(qwen3_next_config_refusals) {
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"num_hidden_layers\": 2, \"layer_types\":"
+              " [\"linear_attention\", \"sliding_attention\"]}", "layer_types[1]");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"num_hidden_layers\": 2, \"layer_types\":"
+              " [\"linear_attention\", \"sliding_attention\"]}", "sliding_attention");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"num_hidden_layers\": 2, \"layer_types\":"
+              " [\"linear_attention\"]}", "1 entries for 2 layers");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"linear_num_key_heads\": 3}",
+              "not a multiple of linear_num_key_heads 3");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"linear_num_value_heads\": 0}",
+              "linear_num_value_heads");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"head_dim\": 16, \"partial_rotary_factor\": 0.1}",
+              "partial_rotary_factor");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"partial_rotary_factor\": 1.5}",
+              "partial_rotary_factor");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"linear_conv_kernel_dim\": 65}", "conv kernel 65");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"full_attention_interval\": 0}",
+              "full_attention_interval");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"layer_types\": \"full_attention\"}",
+              "layer_types");
+}
+
+/* ------------------------------------------------------ recurrent state */
+
+static moe_model *load(const char *variant) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/models/%s", test_fixtures(), variant);
+    moe_err err = {{0}};
+    moe_model *m = NULL;
+    if (moe_model_load(&m, dir, &err)) test_fail_at(__FILE__, __LINE__, "%s: %s", variant, err.msg);
+    return m;
+}
+
+/* Logits of the last of ids run alone from a fresh session (malloc'd). */
+static float *alone_last(moe_model *m, const int32_t *ids, int n) {
+    int V = moe_model_config(m)->vocab;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 32, .n_threads = 1};
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    if (!lg || moe_session_new(&s, m, &o, &err) || moe_forward(s, ids, n, lg, 0, &err)) {
+        test_fail_at(__FILE__, __LINE__, "alone: %s", err.msg);
+        free(lg);
+        lg = NULL;
+    }
+    moe_session_free(s);
+    return lg;
+}
+
+static double rel_err(const float *a, const float *b, int V) {
+    double worst = 0, scale = 1e-30;
+    for (int i = 0; i < V; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > worst) worst = d;
+        if (fabs(b[i]) > scale) scale = fabs(b[i]);
+    }
+    return worst / scale;
+}
+
+static int feed(moe_session *s, int q, const int32_t *ids, int n, float *last, moe_err *err) {
+    int32_t seq[64], pos[64];
+    int p0 = moe_seq_pos(s, q);
+    for (int i = 0; i < n; i++) seq[i] = q, pos[i] = p0 + i;
+    moe_batch b = {n, ids, seq, pos, NULL};
+    return moe_decode(s, &b, last, err);
+}
+
+static int32_t tok(int seq, int i, int V) { return (int32_t)((seq * 131 + i * 37 + 5) % V); }
+
+TEST(qwen3_next_seq_rm_whole_sequence_only) {
+    moe_model *m = load("qwen3_next_base");
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    int32_t a[10], b[5];
+    for (int i = 0; i < 10; i++) a[i] = tok(0, i, V);
+    for (int i = 0; i < 5; i++) b[i] = tok(3, i, V);
+    float *ref_b = alone_last(m, b, 5), *lg = malloc(sizeof(float) * (size_t)V);
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    if (!s) return;
+    /* the KV cache holds the 2 attention layers only: 2 x 2 sequences x 16 x (2 x 16) */
+    CHECK_EQ_INT((int)(s->v_cache - s->k_cache), 2 * 2 * 16 * 32);
+    CHECK(feed(s, 1, a, 10, lg, &err) == 0);
+    CHECK(feed(s, 0, a, 3, lg, &err) == 0);
+    /* a suffix cannot be cut from a recurrent state */
+    CHECK(moe_seq_rm(s, 1, 6, -1, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "recurrent state");
+    CHECK_STR_CONTAINS(err.msg, "p0 = 0");
+    CHECK_EQ_INT(moe_seq_pos(s, 1), 10);
+    CHECK(moe_seq_rm(s, -1, 2, -1, &err) == -1); /* every sequence: none changed */
+    CHECK_EQ_INT(moe_seq_pos(s, 0), 3);
+    CHECK_EQ_INT(moe_seq_pos(s, 1), 10);
+    /* nothing past the end to forget: allowed, nothing changes */
+    CHECK(moe_seq_rm(s, 1, 10, -1, &err) == 0);
+    CHECK_EQ_INT(moe_seq_pos(s, 1), 10);
+    /* the whole sequence: its next tokens start from a zero state */
+    CHECK(moe_seq_rm(s, 1, 0, -1, &err) == 0);
+    CHECK_EQ_INT(moe_seq_pos(s, 1), 0);
+    CHECK_EQ_INT(moe_seq_pos(s, 0), 3);
+    CHECK(feed(s, 1, b, 5, lg, &err) == 0);
+    if (ref_b && !test_failed_now)
+        CHECK_MSG(rel_err(lg, ref_b, V) <= 1e-5, "after forgetting: rel err %g", rel_err(lg, ref_b, V));
+    free(ref_b);
+    free(lg);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+TEST(qwen3_next_seq_cp_copies_the_state) {
+    moe_model *m = load("qwen3_next_base");
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    int32_t full[2][12], other[6];
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 12; i++) full[k][i] = i < 8 ? tok(0, i, V) : tok(k + 1, i, V);
+    for (int i = 0; i < 6; i++) other[i] = tok(5, i, V);
+    float *ref0 = alone_last(m, full[0], 12), *ref1 = alone_last(m, full[1], 12);
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 3};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    float *lg = malloc(sizeof(float) * 2 * (size_t)V);
+    CHECK(feed(s, 2, other, 6, lg, &err) == 0); /* state the copy must replace */
+    CHECK(feed(s, 0, full[0], 8, lg, &err) == 0);
+    CHECK(moe_seq_cp(s, 0, 2, &err) == 0);
+    CHECK_EQ_INT(moe_seq_pos(s, 2), 8);
+    int32_t token[8], seq[8], pos[8];
+    for (int i = 0; i < 4; i++) {
+        token[2 * i] = full[0][8 + i], seq[2 * i] = 0, pos[2 * i] = 8 + i;
+        token[2 * i + 1] = full[1][8 + i], seq[2 * i + 1] = 2, pos[2 * i + 1] = 8 + i;
+    }
+    moe_batch b = {8, token, seq, pos, NULL};
+    CHECK(moe_decode(s, &b, lg, &err) == 0);
+    if (ref0 && ref1 && !test_failed_now) {
+        CHECK_MSG(rel_err(lg, ref0, V) <= 1e-5, "continuation 0: %g", rel_err(lg, ref0, V));
+        CHECK_MSG(rel_err(lg + V, ref1, V) <= 1e-5, "continuation 1: %g", rel_err(lg + V, ref1, V));
+    }
+    free(ref0);
+    free(ref1);
+    free(lg);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+/* A failing hook after the linear-attention layers ran: the call fails, the
+ * sequence can only start afresh, and then it is right again. */
+static int fail_dispatch(void *user, moe_dispatch_info *d, moe_err *err) {
+    int *calls = user;
+    if ((*calls)++ == 0) return moe_fail(err, "dispatch: link down");
+    return 0;
+}
+
+TEST(qwen3_next_failed_call_needs_a_fresh_start) {
+    moe_model *m = load("qwen3_next_base");
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    int32_t a[8];
+    for (int i = 0; i < 8; i++) a[i] = tok(1, i, V);
+    float *ref = alone_last(m, a, 8), *lg = malloc(sizeof(float) * (size_t)V);
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    if (!s) return;
+    CHECK(feed(s, 0, a, 4, lg, &err) == 0);
+    int calls = 0;
+    moe_session_set_dispatch(s, fail_dispatch, &calls);
+    CHECK(feed(s, 0, a + 4, 4, lg, &err) == -1); /* layer 0's DeltaNet already ran */
+    CHECK_STR_CONTAINS(err.msg, "link down");
+    CHECK_EQ_INT(moe_seq_pos(s, 0), 4);
+    CHECK(feed(s, 0, a + 4, 4, lg, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "moe_seq_rm");
+    CHECK(moe_forward(s, a + 4, 4, lg, 0, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "p0 = 0");
+    CHECK(feed(s, 1, a, 8, lg, &err) == 0); /* other sequences are untouched */
+    if (ref && !test_failed_now) CHECK(rel_err(lg, ref, V) <= 1e-5);
+    CHECK(moe_seq_rm(s, 0, 0, -1, &err) == 0);
+    CHECK(feed(s, 0, a, 8, lg, &err) == 0);
+    if (ref && !test_failed_now) CHECK(rel_err(lg, ref, V) <= 1e-5);
+    free(ref);
+    free(lg);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+/* ------------------------------------------------------ not there yet */
+
+TEST(qwen3_next_refuses_training_and_output) {
+    moe_model *m = load("qwen3_next_base");
+    if (!m) return;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 16, .n_threads = 1};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    if (s) {
+        CHECK(model_acts_enable(s, 8, &err) == -1);
+        CHECK_STR_CONTAINS(err.msg, "not trainable");
+    }
+    moe_session_free(s);
+    char path[600];
+    snprintf(path, sizeof path, "%s/qwen3_next_config.json", test_tmpdir());
+    CHECK(hf_config_write(moe_model_config(m), path, "float32", &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "qwen3_next");
+    moe_quant_opts qo = {.mode = MOE_QUANT_KEEP};
+    moe_quant_plan *p = NULL;
+    CHECK_MSG(moe_quant_plan_new(&p, m, &qo, &err) == 0, "%s", err.msg);
+    if (p) {
+        snprintf(path, sizeof path, "%s/qwen3_next.gguf", test_tmpdir());
+        moe_quant_write_opts wo = {.n_threads = 1};
+        CHECK(moe_quant_write_gguf(m, p, path, &wo, &err) == -1);
+        CHECK_STR_CONTAINS(err.msg, "cannot be written as GGUF");
+        moe_quant_plan_free(p);
+    }
+    moe_model_free(m);
+}
