@@ -13,6 +13,7 @@
  *     bit-identical to each alone.
  */
 #include "test.h"
+#include "test_util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,42 +23,6 @@
 #include "model/model.h"
 #include "model/model_init.h"
 
-/* Logits [n][V] of ids run alone from an empty cache (malloc'd). */
-static float *alone(moe_model *m, const int32_t *ids, int n) {
-    int V = moe_model_config(m)->vocab;
-    moe_session *s = NULL;
-    moe_err err = {{0}};
-    moe_session_opts o = {.n_ctx = 64, .n_threads = 1};
-    float *lg = malloc(sizeof(float) * (size_t)n * (size_t)V);
-    if (!lg || moe_session_new(&s, m, &o, &err) || moe_forward(s, ids, n, lg, 1, &err)) {
-        test_fail_at(__FILE__, __LINE__, "alone: %s", err.msg);
-        free(lg);
-        lg = NULL;
-    }
-    moe_session_free(s);
-    return lg;
-}
-
-/* Largest |a - b| over a row, relative to the largest |b|. */
-static double rel_err(const float *a, const float *b, int V) {
-    double worst = 0, scale = 1e-30;
-    for (int i = 0; i < V; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > worst) worst = d;
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return worst / scale;
-}
-
-static moe_model *load(const char *variant) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/models/%s", test_fixtures(), variant);
-    moe_err err = {{0}};
-    moe_model *m = NULL;
-    if (moe_model_load(&m, dir, &err)) test_fail_at(__FILE__, __LINE__, "%s: %s", variant, err.msg);
-    return m;
-}
-
 #define NSEQ 4
 static const int LEN[NSEQ] = {9, 3, 14, 6};
 
@@ -66,7 +31,7 @@ static int32_t tok(int seq, int i, int V) { return (int32_t)((seq * 131 + i * 37
 /* Four sequences interleaved round-robin in one call, every row asked for;
  * then three decode steps over changing subsets of the sequences. */
 static void check_interleaved(const char *variant) {
-    moe_model *m = load(variant);
+    moe_model *m = test_load_variant(variant);
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int total = 0, steps = 3;
@@ -76,7 +41,7 @@ static void check_interleaved(const char *variant) {
     for (int q = 0; q < NSEQ; q++) {
         all[q] = malloc(sizeof(int32_t) * (size_t)(LEN[q] + steps));
         for (int i = 0; i < LEN[q] + steps; i++) all[q][i] = tok(q, i, V);
-        ref[q] = alone(m, all[q], LEN[q] + steps);
+        ref[q] = test_session_logits(m, all[q], LEN[q] + steps, 1);
     }
     moe_session *s = NULL;
     moe_err err = {{0}};
@@ -96,7 +61,7 @@ static void check_interleaved(const char *variant) {
     moe_batch b = {n, token, seq, pos, want};
     CHECK(moe_decode(s, &b, lg, &err) == 0);
     for (int i = 0; i < n && !test_failed_now; i++) {
-        double e = rel_err(lg + (size_t)i * V, ref[seq[i]] + (size_t)pos[i] * V, V);
+        double e = test_rel_err(lg + (size_t)i * V, ref[seq[i]] + (size_t)pos[i] * V, V);
         CHECK_MSG(e <= 1e-5, "%s: token %d (seq %d pos %d): rel err %g", variant, i, seq[i], pos[i], e);
     }
     for (int q = 0; q < NSEQ; q++) CHECK(moe_seq_pos(s, q) == LEN[q]);
@@ -115,7 +80,7 @@ static void check_interleaved(const char *variant) {
         for (int i = 0; i < n; i++) {
             int last = i + 1 == n || seq[i + 1] != seq[i];
             if (!last) continue;
-            double e = rel_err(lg + (size_t)row * V, ref[seq[i]] + (size_t)pos[i] * V, V);
+            double e = test_rel_err(lg + (size_t)row * V, ref[seq[i]] + (size_t)pos[i] * V, V);
             CHECK_MSG(e <= 1e-5, "%s: step %d seq %d pos %d: rel err %g", variant, st, seq[i],
                       pos[i], e);
             row++;
@@ -149,7 +114,7 @@ static int feed(moe_session *s, int q, const int32_t *ids, int n, float *last, m
 }
 
 TEST(batch_seq_rm_then_reuse) {
-    moe_model *m = load("qwen3_moe_base");
+    moe_model *m = test_load_variant("qwen3_moe_base");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t a[10], b[4], ab[10];
@@ -157,7 +122,7 @@ TEST(batch_seq_rm_then_reuse) {
     for (int i = 0; i < 4; i++) b[i] = tok(3, i, V);
     memcpy(ab, a, sizeof(int32_t) * 6);
     memcpy(ab + 6, b, sizeof(int32_t) * 4);
-    float *ref = alone(m, ab, 10), *lg = malloc(sizeof(float) * (size_t)V);
+    float *ref = test_session_logits(m, ab, 10, 1), *lg = malloc(sizeof(float) * (size_t)V);
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
@@ -167,8 +132,8 @@ TEST(batch_seq_rm_then_reuse) {
     CHECK(moe_seq_pos(s, 1) == 6);
     CHECK(feed(s, 1, b, 4, lg, &err) == 0);
     if (ref && !test_failed_now)
-        CHECK_MSG(rel_err(lg, ref + (size_t)9 * V, V) <= 1e-5, "after rm: rel err %g",
-                  rel_err(lg, ref + (size_t)9 * V, V));
+        CHECK_MSG(test_rel_err(lg, ref + (size_t)9 * V, V) <= 1e-5, "after rm: rel err %g",
+                  test_rel_err(lg, ref + (size_t)9 * V, V));
     /* a middle range is refused; the whole sequence can go */
     CHECK(moe_seq_rm(s, 1, 2, 5, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "before its end");
@@ -185,13 +150,13 @@ TEST(batch_seq_rm_then_reuse) {
 }
 
 TEST(batch_seq_cp_prefix_two_continuations) {
-    moe_model *m = load("mixtral_base");
+    moe_model *m = test_load_variant("mixtral_base");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t full[2][12];
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 12; i++) full[k][i] = i < 8 ? tok(0, i, V) : tok(k + 1, i, V);
-    float *ref0 = alone(m, full[0], 12), *ref1 = alone(m, full[1], 12);
+    float *ref0 = test_session_logits(m, full[0], 12, 1), *ref1 = test_session_logits(m, full[1], 12, 1);
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 3};
@@ -209,8 +174,8 @@ TEST(batch_seq_cp_prefix_two_continuations) {
     moe_batch b = {8, token, seq, pos, NULL};
     CHECK(moe_decode(s, &b, lg, &err) == 0);
     if (ref0 && ref1 && !test_failed_now) {
-        CHECK_MSG(rel_err(lg, ref0 + (size_t)11 * V, V) <= 1e-5, "continuation 0");
-        CHECK_MSG(rel_err(lg + V, ref1 + (size_t)11 * V, V) <= 1e-5, "continuation 1");
+        CHECK_MSG(test_rel_err(lg, ref0 + (size_t)11 * V, V) <= 1e-5, "continuation 0");
+        CHECK_MSG(test_rel_err(lg + V, ref1 + (size_t)11 * V, V) <= 1e-5, "continuation 1");
     }
     CHECK(moe_seq_cp(s, 0, 3, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "out of range");
@@ -222,7 +187,7 @@ TEST(batch_seq_cp_prefix_two_continuations) {
 }
 
 TEST(batch_errors_leave_the_session_as_it_was) {
-    moe_model *m = load("mixtral_base");
+    moe_model *m = test_load_variant("mixtral_base");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     moe_session *s = NULL;
@@ -313,12 +278,12 @@ static void observe(void *user, const moe_route_info *r) {
 }
 
 TEST(batch_hooks_same_logits) {
-    moe_model *m = load("qwen2_moe_dense");
+    moe_model *m = test_load_variant("qwen2_moe_dense");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t ids[12];
     for (int i = 0; i < 12; i++) ids[i] = tok(1, i, V);
-    float *ref = alone(m, ids, 12), *lg = malloc(sizeof(float) * 12 * (size_t)V);
+    float *ref = test_session_logits(m, ids, 12, 1), *lg = malloc(sizeof(float) * 12 * (size_t)V);
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2};
@@ -333,7 +298,7 @@ TEST(batch_hooks_same_logits) {
     CHECK(h.dispatched > 0);
     CHECK(h.observed > 0);
     for (int i = 0; ref && i < 12 && !test_failed_now; i++)
-        CHECK_MSG(rel_err(lg + (size_t)i * V, ref + (size_t)i * V, V) <= 1e-5, "row %d", i);
+        CHECK_MSG(test_rel_err(lg + (size_t)i * V, ref + (size_t)i * V, V) <= 1e-5, "row %d", i);
 
     /* a failing provider: the message reaches the caller, nothing committed */
     moe_session_reset(s);
@@ -349,7 +314,7 @@ TEST(batch_hooks_same_logits) {
     moe_session_set_route_observer(s, NULL, NULL);
     CHECK(moe_forward(s, ids, 12, lg, 1, &err) == 0);
     for (int i = 0; ref && i < 12 && !test_failed_now; i++)
-        CHECK_MSG(rel_err(lg + (size_t)i * V, ref + (size_t)i * V, V) <= 1e-5, "row %d", i);
+        CHECK_MSG(test_rel_err(lg + (size_t)i * V, ref + (size_t)i * V, V) <= 1e-5, "row %d", i);
     free(ref);
     free(lg);
     moe_session_free(s);
@@ -376,8 +341,8 @@ static void *run_side(void *arg) {
 
 TEST(batch_two_sessions_two_models_threads) {
     side a = {0}, b = {0};
-    a.m = load("olmoe_base");
-    b.m = load("qwen3_moe_base");
+    a.m = test_load_variant("olmoe_base");
+    b.m = test_load_variant("qwen3_moe_base");
     if (!a.m || !b.m) {
         moe_model_free(a.m);
         moe_model_free(b.m);

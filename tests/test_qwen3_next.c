@@ -10,6 +10,7 @@
  *   - what is not there yet is refused: training, GGUF and config.json output.
  */
 #include "test.h"
+#include "test_util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -126,41 +127,6 @@ TEST(qwen3_next_config_refusals) {
 
 /* ------------------------------------------------------ recurrent state */
 
-static moe_model *load(const char *variant) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/models/%s", test_fixtures(), variant);
-    moe_err err = {{0}};
-    moe_model *m = NULL;
-    if (moe_model_load(&m, dir, &err)) test_fail_at(__FILE__, __LINE__, "%s: %s", variant, err.msg);
-    return m;
-}
-
-/* Logits of the last of ids run alone from a fresh session (malloc'd). */
-static float *alone_last(moe_model *m, const int32_t *ids, int n) {
-    int V = moe_model_config(m)->vocab;
-    moe_session *s = NULL;
-    moe_err err = {{0}};
-    moe_session_opts o = {.n_ctx = 32, .n_threads = 1};
-    float *lg = malloc(sizeof(float) * (size_t)V);
-    if (!lg || moe_session_new(&s, m, &o, &err) || moe_forward(s, ids, n, lg, 0, &err)) {
-        test_fail_at(__FILE__, __LINE__, "alone: %s", err.msg);
-        free(lg);
-        lg = NULL;
-    }
-    moe_session_free(s);
-    return lg;
-}
-
-static double rel_err(const float *a, const float *b, int V) {
-    double worst = 0, scale = 1e-30;
-    for (int i = 0; i < V; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > worst) worst = d;
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return worst / scale;
-}
-
 static int feed(moe_session *s, int q, const int32_t *ids, int n, float *last, moe_err *err) {
     int32_t seq[64], pos[64];
     int p0 = moe_seq_pos(s, q);
@@ -172,13 +138,13 @@ static int feed(moe_session *s, int q, const int32_t *ids, int n, float *last, m
 static int32_t tok(int seq, int i, int V) { return (int32_t)((seq * 131 + i * 37 + 5) % V); }
 
 TEST(qwen3_next_seq_rm_whole_sequence_only) {
-    moe_model *m = load("qwen3_next_base");
+    moe_model *m = test_load_variant("qwen3_next_base");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t a[10], b[5];
     for (int i = 0; i < 10; i++) a[i] = tok(0, i, V);
     for (int i = 0; i < 5; i++) b[i] = tok(3, i, V);
-    float *ref_b = alone_last(m, b, 5), *lg = malloc(sizeof(float) * (size_t)V);
+    float *ref_b = test_session_logits(m, b, 5, 0), *lg = malloc(sizeof(float) * (size_t)V);
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
@@ -205,7 +171,7 @@ TEST(qwen3_next_seq_rm_whole_sequence_only) {
     CHECK_EQ_INT(moe_seq_pos(s, 0), 3);
     CHECK(feed(s, 1, b, 5, lg, &err) == 0);
     if (ref_b && !test_failed_now)
-        CHECK_MSG(rel_err(lg, ref_b, V) <= 1e-5, "after forgetting: rel err %g", rel_err(lg, ref_b, V));
+        CHECK_MSG(test_rel_err(lg, ref_b, V) <= 1e-5, "after forgetting: rel err %g", test_rel_err(lg, ref_b, V));
     free(ref_b);
     free(lg);
     moe_session_free(s);
@@ -213,14 +179,14 @@ TEST(qwen3_next_seq_rm_whole_sequence_only) {
 }
 
 TEST(qwen3_next_seq_cp_copies_the_state) {
-    moe_model *m = load("qwen3_next_base");
+    moe_model *m = test_load_variant("qwen3_next_base");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t full[2][12], other[6];
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 12; i++) full[k][i] = i < 8 ? tok(0, i, V) : tok(k + 1, i, V);
     for (int i = 0; i < 6; i++) other[i] = tok(5, i, V);
-    float *ref0 = alone_last(m, full[0], 12), *ref1 = alone_last(m, full[1], 12);
+    float *ref0 = test_session_logits(m, full[0], 12, 0), *ref1 = test_session_logits(m, full[1], 12, 0);
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 3};
@@ -238,8 +204,8 @@ TEST(qwen3_next_seq_cp_copies_the_state) {
     moe_batch b = {8, token, seq, pos, NULL};
     CHECK(moe_decode(s, &b, lg, &err) == 0);
     if (ref0 && ref1 && !test_failed_now) {
-        CHECK_MSG(rel_err(lg, ref0, V) <= 1e-5, "continuation 0: %g", rel_err(lg, ref0, V));
-        CHECK_MSG(rel_err(lg + V, ref1, V) <= 1e-5, "continuation 1: %g", rel_err(lg + V, ref1, V));
+        CHECK_MSG(test_rel_err(lg, ref0, V) <= 1e-5, "continuation 0: %g", test_rel_err(lg, ref0, V));
+        CHECK_MSG(test_rel_err(lg + V, ref1, V) <= 1e-5, "continuation 1: %g", test_rel_err(lg + V, ref1, V));
     }
     free(ref0);
     free(ref1);
@@ -257,12 +223,12 @@ static int fail_dispatch(void *user, moe_dispatch_info *d, moe_err *err) {
 }
 
 TEST(qwen3_next_failed_call_needs_a_fresh_start) {
-    moe_model *m = load("qwen3_next_base");
+    moe_model *m = test_load_variant("qwen3_next_base");
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t a[8];
     for (int i = 0; i < 8; i++) a[i] = tok(1, i, V);
-    float *ref = alone_last(m, a, 8), *lg = malloc(sizeof(float) * (size_t)V);
+    float *ref = test_session_logits(m, a, 8, 0), *lg = malloc(sizeof(float) * (size_t)V);
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2, .n_seq = 2};
@@ -279,10 +245,10 @@ TEST(qwen3_next_failed_call_needs_a_fresh_start) {
     CHECK(moe_forward(s, a + 4, 4, lg, 0, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "p0 = 0");
     CHECK(feed(s, 1, a, 8, lg, &err) == 0); /* other sequences are untouched */
-    if (ref && !test_failed_now) CHECK(rel_err(lg, ref, V) <= 1e-5);
+    if (ref && !test_failed_now) CHECK(test_rel_err(lg, ref, V) <= 1e-5);
     CHECK(moe_seq_rm(s, 0, 0, -1, &err) == 0);
     CHECK(feed(s, 0, a, 8, lg, &err) == 0);
-    if (ref && !test_failed_now) CHECK(rel_err(lg, ref, V) <= 1e-5);
+    if (ref && !test_failed_now) CHECK(test_rel_err(lg, ref, V) <= 1e-5);
     free(ref);
     free(lg);
     moe_session_free(s);
@@ -292,7 +258,7 @@ TEST(qwen3_next_failed_call_needs_a_fresh_start) {
 /* ------------------------------------------------------ not there yet */
 
 TEST(qwen3_next_refuses_training_and_output) {
-    moe_model *m = load("qwen3_next_base");
+    moe_model *m = test_load_variant("qwen3_next_base");
     if (!m) return;
     moe_session *s = NULL;
     moe_err err = {{0}};

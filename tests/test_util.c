@@ -22,25 +22,51 @@ cJSON *test_load_json(const char *path) {
     return j;
 }
 
+float *test_session_logits(moe_model *m, const int32_t *ids, int n, int all) {
+    int V = moe_model_config(m)->vocab;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = n < 64 ? 64 : n, .n_threads = 1};
+    float *lg = malloc(sizeof(float) * (size_t)(all ? n : 1) * (size_t)V);
+    if (!lg || moe_session_new(&s, m, &o, &err) || moe_forward(s, ids, n, lg, all, &err)) {
+        test_fail_at(__FILE__, __LINE__, "run alone: %s", err.msg);
+        free(lg);
+        lg = NULL;
+    }
+    moe_session_free(s);
+    return lg;
+}
+
 float *test_model_logits(const char *path, const int32_t *ids, int n, int *V) {
     moe_model *m = NULL;
-    moe_session *s = NULL;
     moe_err err = {{0}};
     if (moe_model_load(&m, path, &err)) {
         test_fail_at(__FILE__, __LINE__, "load %s: %s", path, err.msg);
         return NULL;
     }
     *V = moe_model_config(m)->vocab;
-    moe_session_opts o = {.n_ctx = n < 64 ? 64 : n, .n_threads = 2};
-    float *lg = malloc(sizeof(float) * (size_t)n * (size_t)*V);
-    if (!lg || moe_session_new(&s, m, &o, &err) || moe_forward(s, ids, n, lg, 1, &err)) {
-        test_fail_at(__FILE__, __LINE__, "run %s: %s", path, err.msg);
-        free(lg);
-        lg = NULL;
-    }
-    moe_session_free(s);
+    float *lg = test_session_logits(m, ids, n, 1);
     moe_model_free(m);
     return lg;
+}
+
+moe_model *test_load_variant(const char *variant) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/models/%s", test_fixtures(), variant);
+    moe_err err = {{0}};
+    moe_model *m = NULL;
+    if (moe_model_load(&m, dir, &err)) test_fail_at(__FILE__, __LINE__, "%s: %s", variant, err.msg);
+    return m;
+}
+
+double test_rel_err(const float *a, const float *b, int n) {
+    double worst = 0, scale = 1e-30;
+    for (int i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > worst) worst = d;
+        if (fabs(b[i]) > scale) scale = fabs(b[i]);
+    }
+    return worst / scale;
 }
 
 void test_write_shard(const char *path, const uint32_t *ids, uint64_t n, int dtype, uint32_t vocab,

@@ -9,12 +9,22 @@
 
 #include <cjson/cJSON.h>
 
+#include "moe.h"
+
 /* The file parsed as JSON (up to 64 MiB), or NULL; cJSON_Delete it. */
 cJSON *test_load_json(const char *path);
 
 /* logits [n][V] of the model at path run on ids from an empty cache (malloc'd),
  * or NULL after a failed check naming the model and the error. */
 float *test_model_logits(const char *path, const int32_t *ids, int n, int *V);
+
+/* The fixture model tests/fixtures/models/VARIANT, or NULL after a failed check. */
+moe_model *test_load_variant(const char *variant);
+/* ids run alone in a fresh one-thread session of m: logits [n][V] (all), or
+ * [V] of the last token; malloc'd, or NULL after a failed check. */
+float *test_session_logits(moe_model *m, const int32_t *ids, int n, int all);
+/* Largest |a - b| over n values, relative to the largest |b|. */
+double test_rel_err(const float *a, const float *b, int n);
 
 /* A token shard (train/data.h format) written by hand at path: ids[n] as
  * dtype (2 or 4) bytes each, domains "dom0", "dom1", ... ending at
