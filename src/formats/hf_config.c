@@ -283,6 +283,33 @@ static int hf_pos(const hf_in *in, const char *key, int def, int *out) {
     return 0;
 }
 
+int hf_layer_types(const hf_in *in, int L, const char *const *names, int n, int *kind) {
+    const cJSON *lt = hf_get(in->root, "layer_types");
+    if (!lt) return 1;
+    if (L < 0 || L > MOE_MAX_LAYERS) /* kind[] holds MOE_MAX_LAYERS */
+        return moe_fail(in->err, "%s: field num_hidden_layers: %d layers (at most %d)", in->where,
+                        L, MOE_MAX_LAYERS);
+    if (!cJSON_IsArray(lt))
+        return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected a list)",
+                        in->where);
+    if (cJSON_GetArraySize(lt) != L)
+        return moe_fail(in->err, "%s: field layer_types: %d entries for %d layers", in->where,
+                        cJSON_GetArraySize(lt), L);
+    const cJSON *c = lt->child;
+    for (int i = 0; i < L; i++, c = c->next) {
+        if (!cJSON_IsString(c))
+            return moe_fail(in->err, "%s: field layer_types[%d]: wrong JSON type (expected a "
+                            "string)", in->where, i);
+        int k = 0;
+        while (k < n && strcmp(c->valuestring, names[k])) k++;
+        if (k == n) /* every caller accepts two kinds: both are named */
+            return moe_fail(in->err, "%s: field layer_types[%d]: unsupported layer type \"%.32s\" "
+                            "(%s, %s)", in->where, i, c->valuestring, names[0], names[n - 1]);
+        kind[i] = k;
+    }
+    return 0;
+}
+
 /* Sliding window of qwen2_moe: per layer (layer_types); we run one window
  * for all layers, so it must be all-or-nothing. */
 static int hf_qwen2_sliding(const hf_in *in, moe_config *cfg) {
@@ -295,23 +322,12 @@ static int hf_qwen2_sliding(const hf_in *in, moe_config *cfg) {
         else if (w && hf_as_int(in, "sliding_window", w, &window)) return -1;
     }
     int n_slide = 0, L = cfg->n_layers;
-    const cJSON *lt = hf_get(in->root, "layer_types");
-    if (lt) {
-        if (!cJSON_IsArray(lt))
-            return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected a list)",
-                            in->where);
-        if (cJSON_GetArraySize(lt) != L)
-            return moe_fail(in->err, "%s: field layer_types: %d entries for %d layers", in->where,
-                            cJSON_GetArraySize(lt), L);
-        for (const cJSON *c = lt->child; c; c = c->next) {
-            if (!cJSON_IsString(c))
-                return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected "
-                                "strings)", in->where);
-            if (!strcmp(c->valuestring, "sliding_attention")) n_slide++;
-            else if (strcmp(c->valuestring, "full_attention"))
-                return moe_fail(in->err, "%s: field layer_types: unsupported layer type \"%.32s\"",
-                                in->where, c->valuestring);
-        }
+    static const char *const kinds[] = {"full_attention", "sliding_attention"};
+    int kind[MOE_MAX_LAYERS];
+    int rc = hf_layer_types(in, L, kinds, 2, kind);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        for (int i = 0; i < L; i++) n_slide += kind[i];
     } else {
         for (int i = 0; i < L; i++) n_slide += ((i + 1) % 2) && i < max_window && use;
     }

@@ -94,28 +94,14 @@ int hf_gpt_oss(const hf_in *in, moe_config *cfg) {
                         in->where);
 
     int L = cfg->n_layers, n_slide = 0;
-    const cJSON *lt = hf_get(in->root, "layer_types");
-    if (lt && !cJSON_IsArray(lt))
-        return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected a list)",
-                        in->where);
-    if (lt && cJSON_GetArraySize(lt) != L)
-        return moe_fail(in->err, "%s: field layer_types: %d entries for %d layers", in->where,
-                        cJSON_GetArraySize(lt), L);
-    const cJSON *c = lt ? lt->child : NULL;
-    for (int i = 0; i < L; i++, c = c ? c->next : NULL) {
-        int slide = (i + 1) % 2;
-        if (lt) {
-            if (!cJSON_IsString(c))
-                return moe_fail(in->err, "%s: field layer_types[%d]: wrong JSON type (expected a "
-                                "string)", in->where, i);
-            slide = !strcmp(c->valuestring, "sliding_attention");
-            if (!slide && strcmp(c->valuestring, "full_attention"))
-                return moe_fail(in->err, "%s: field layer_types[%d]: unknown layer type \"%.32s\" "
-                                "(sliding_attention, full_attention)", in->where, i,
-                                c->valuestring);
-        }
-        cfg->layer[i].full_attention = !slide;
-        n_slide += slide;
+    /* default: sliding on even layers, as GptOssConfig writes them */
+    static const char *const kinds[] = {"full_attention", "sliding_attention"};
+    int kind[MOE_MAX_LAYERS];
+    for (int i = 0; i < L; i++) kind[i] = (i + 1) % 2;
+    if (hf_layer_types(in, L, kinds, 2, kind) < 0) return -1;
+    for (int i = 0; i < L; i++) {
+        cfg->layer[i].full_attention = !kind[i];
+        n_slide += kind[i];
     }
     const cJSON *w = hf_get(in->root, "sliding_window");
     cfg->sliding_window = 128;

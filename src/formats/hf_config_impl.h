@@ -29,6 +29,11 @@ int hf_bool(const hf_in *in, const cJSON *obj, const char *key, int def, int *ou
 /* hf_config_gpt_oss.c: YaRN parameters from rp (a rope_parameters /
  * rope_scaling object; NULL = GptOssConfig's default) into cfg; `src` names
  * the field in messages. */
+/* layer_types: a list of L strings, each one of names[0..n); kind[i] is its
+ * index. 1 when the field is absent (kind untouched), 0 when read, -1 on an
+ * error that names the field, the entry and the accepted names. */
+int hf_layer_types(const hf_in *in, int L, const char *const *names, int n, int *kind);
+
 int hf_yarn(const hf_in *in, const cJSON *rp, const char *src, moe_config *cfg);
 /* The gpt_oss attention (biases, sinks, layer_types, sliding_window) and
  * feed-forward switches (router, experts, clamped SwiGLU) of cfg->layer[0]

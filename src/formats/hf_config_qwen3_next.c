@@ -31,33 +31,20 @@ static int lin_size(const hf_in *in, const char *key, int def, int *out) {
 
 static int layer_types(const hf_in *in, moe_config *cfg) {
     int L = cfg->n_layers;
-    const cJSON *lt = hf_get(in->root, "layer_types");
-    if (!lt) {
-        int every;
-        if (hf_int(in, "full_attention_interval", 4, &every)) return -1;
-        if (every <= 0)
-            return moe_fail(in->err, "%s: field full_attention_interval: must be positive (got %d)",
-                            in->where, every);
-        for (int i = 0; i < L; i++) cfg->layer[i].linear_attn = (i + 1) % every != 0;
+    static const char *const kinds[] = {"full_attention", "linear_attention"};
+    int kind[MOE_MAX_LAYERS];
+    int rc = hf_layer_types(in, L, kinds, 2, kind);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        for (int i = 0; i < L; i++) cfg->layer[i].linear_attn = kind[i];
         return 0;
     }
-    if (!cJSON_IsArray(lt))
-        return moe_fail(in->err, "%s: field layer_types: wrong JSON type (expected a list)",
-                        in->where);
-    if (cJSON_GetArraySize(lt) != L)
-        return moe_fail(in->err, "%s: field layer_types: %d entries for %d layers", in->where,
-                        cJSON_GetArraySize(lt), L);
-    const cJSON *c = lt->child;
-    for (int i = 0; i < L; i++, c = c->next) {
-        if (!cJSON_IsString(c))
-            return moe_fail(in->err, "%s: field layer_types[%d]: wrong JSON type (expected a "
-                            "string)", in->where, i);
-        int lin = !strcmp(c->valuestring, "linear_attention");
-        if (!lin && strcmp(c->valuestring, "full_attention"))
-            return moe_fail(in->err, "%s: field layer_types[%d]: unknown layer type \"%.32s\" "
-                            "(linear_attention, full_attention)", in->where, i, c->valuestring);
-        cfg->layer[i].linear_attn = lin;
-    }
+    int every; /* no layer_types: every full_attention_interval-th layer is full */
+    if (hf_int(in, "full_attention_interval", 4, &every)) return -1;
+    if (every <= 0)
+        return moe_fail(in->err, "%s: field full_attention_interval: must be positive (got %d)",
+                        in->where, every);
+    for (int i = 0; i < L; i++) cfg->layer[i].linear_attn = (i + 1) % every != 0;
     return 0;
 }
 
