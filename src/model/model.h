@@ -141,7 +141,9 @@ struct moe_session {
     float *lin_z;           /* [T][Hv*Dv] */
     float *lin_g, *lin_beta;/* [T][Hv] log-decay and beta */
     float *lin_out;         /* [T][Hv*Dv] */
-    float *lin_scratch;     /* [threads][2Dk + Dv] */
+    int *lin_tok;           /* [T] the call's tokens grouped by sequence (linear_attn.c) */
+    int *lin_run;           /* [T+1] where each sequence's group starts in lin_tok */
+    int *lin_cnt;           /* [S] scratch of that grouping */
     float *q_full;          /* [T][H*2*Dh] q_proj with the output gate */
     float *q_gate;          /* [T][H*Dh] its gate half */
     float *v_cache;         /* [La][S][C][G*Dh] */
@@ -221,6 +223,9 @@ void model_acts_free(train_acts *a);
 void attention_block(moe_session *s, int layer, int T);
 /* linear_attn.c: the Gated DeltaNet of a linear_attn layer, s->xn -> s->tmp */
 void linear_attn_block(moe_session *s, int layer, int T);
+/* Bytes of each pool thread's scratch linear_attn_block needs (0 for a
+ * model without such layers): the session reserves them at creation. */
+size_t linear_attn_thread_scratch(const moe_config *c);
 /* save_g/save_u: NULL, or [T][F] buffers that receive the pre-activations */
 void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int T,
                int64_t F, float *save_g, float *save_u);

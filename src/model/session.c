@@ -64,7 +64,6 @@ static void carve_all(moe_session *s, carver *c) {
         s->lin_g = carve(c, T * Hv);
         s->lin_beta = carve(c, T * Hv);
         s->lin_out = carve(c, T * Hv * Dv);
-        s->lin_scratch = carve(c, (int64_t)s->n_threads * (2 * Dk + Dv));
     }
     if (cfg->attn_out_gate) {
         s->q_full = carve(c, T * 2 * H * Dh);
@@ -214,6 +213,9 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->lin_slot = malloc((size_t)cfg->n_layers * sizeof(int));
     s->kv_slot = malloc((size_t)cfg->n_layers * sizeof(int));
     s->lin_stale = calloc((size_t)S, 1);
+    s->lin_tok = malloc((size_t)T * sizeof(int));
+    s->lin_run = malloc((size_t)(T + 1) * sizeof(int));
+    s->lin_cnt = malloc((size_t)S * sizeof(int));
     for (int i = 0, nl = 0, na = 0; s->lin_slot && s->kv_slot && i < cfg->n_layers; i++) {
         s->lin_slot[i] = cfg->layer[i].linear_attn ? nl++ : -1;
         s->kv_slot[i] = cfg->layer[i].linear_attn ? -1 : na++;
@@ -222,15 +224,16 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->pool = pool_create(o.n_threads);
     pool_set_kern(s->pool, kern); /* every kernel this session runs reads it there */
-    if (s->pool &&
-        pool_reserve(s->pool, kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx, cfg->head_dim),
-                     quant_scratch_bound(m, T))) {
+    size_t per_thread = kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx, cfg->head_dim);
+    if (linear_attn_thread_scratch(cfg) > per_thread) per_thread = linear_attn_thread_scratch(cfg);
+    if (s->pool && pool_reserve(s->pool, per_thread, quant_scratch_bound(m, T))) {
         pool_free(s->pool);
         s->pool = NULL;
     }
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
-        !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->remote || !s->expert_view || !s->pool) {
+        !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
+        !s->expert_view || !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -258,6 +261,9 @@ void moe_session_free(moe_session *s) {
     free(s->lin_slot);
     free(s->kv_slot);
     free(s->lin_stale);
+    free(s->lin_tok);
+    free(s->lin_run);
+    free(s->lin_cnt);
     free(s->remote);
     free(s->expert_view);
     if (s->pool) pool_free(s->pool);
