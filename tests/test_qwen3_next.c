@@ -4,6 +4,11 @@
  *   - config.json of Qwen3-Next-80B-A3B and transformers' defaults onto the
  *     feature flags, and every refusal (unknown layer types, sizes that do
  *     not divide, unusable partial rotary, too long a conv kernel);
+ *   - the chunked prefill of the Gated DeltaNet layers (one call, calls
+ *     shorter than a chunk, calls continuing a state) equal to one token a
+ *     call (the recurrent form), logits and states, on every kernel path;
+ *     long prompts, a fresh one and a continued one, and a decode step in
+ *     one interleaved call equal to each sequence run alone;
  *   - the recurrent state of the Gated DeltaNet layers per sequence:
  *     moe_seq_rm forgets a whole sequence only, moe_seq_cp copies the state,
  *     both held to the same tokens run alone;
@@ -12,6 +17,7 @@
 #include "test.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,6 +259,158 @@ TEST(qwen3_next_failed_call_needs_a_fresh_start) {
     free(lg);
     moe_session_free(s);
     moe_model_free(m);
+}
+
+/* -------------------------------------- chunked prefill vs token steps */
+
+#define LONG 200
+
+/* ids fed one token a call (every DeltaNet step in the recurrent form):
+ * logits [n][V], and the session left open in *out for its states. */
+static float *step_logits(moe_model *m, const int32_t *ids, int n, moe_session **out) {
+    int V = moe_model_config(m)->vocab;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 256, .n_threads = 2, .kernels = "scalar"};
+    float *lg = malloc(sizeof(float) * (size_t)n * (size_t)V);
+    *out = NULL;
+    if (moe_session_new(out, m, &o, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+        free(lg);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (moe_forward(*out, ids + i, 1, lg + (size_t)i * V, 0, &err)) {
+            test_fail_at(__FILE__, __LINE__, "step %d: %s", i, err.msg);
+            break;
+        }
+    return lg;
+}
+
+/* max |a - b| / max |b| over n floats */
+static double state_err(const float *a, const float *b, size_t n) {
+    double e = 0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        e = d > e ? d : e;
+        m = fabs(b[i]) > m ? fabs(b[i]) : m;
+    }
+    return e / m;
+}
+
+/* The prompt in calls of the sizes in `cuts` (0-terminated; the last runs
+ * to LONG) on a session of kernel path isa: every position's logits and
+ * the final conv and recurrent states equal those of one token a call (a
+ * later layer's states see its inputs' f32 differences too). */
+static void check_cuts(moe_model *m, const char *variant, const char *isa, const int32_t *ids,
+                       const float *ref, const moe_session *ref_s, const int *cuts) {
+    int V = moe_model_config(m)->vocab;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 256, .n_threads = 2, .kernels = isa};
+    if (moe_session_new(&s, m, &o, &err)) return; /* a path the CPU lacks */
+    float *lg = malloc(sizeof(float) * (size_t)LONG * (size_t)V);
+    for (int done = 0, c = 0; done < LONG; c++) {
+        int n = cuts[c] ? cuts[c] : LONG - done;
+        CHECK_MSG(moe_forward(s, ids + done, n, lg + (size_t)done * V, 1, &err) == 0, "%s", err.msg);
+        done += n;
+    }
+    for (int i = 0; i < LONG && !test_failed_now; i++) {
+        double e = test_rel_err(lg + (size_t)i * V, ref + (size_t)i * V, V);
+        CHECK_MSG(e <= 1e-5, "%s %s cuts %d,%d,...: position %d: rel err %g", variant, isa, cuts[0],
+                  cuts[1], i, e);
+    }
+    const moe_config *c = moe_model_config(m);
+    int Ll = 0;
+    for (int l = 0; l < c->n_layers; l++) Ll += c->layer[l].linear_attn;
+    size_t Cc = 2 * (size_t)c->lin_k_heads * c->lin_k_dim + (size_t)c->lin_v_heads * c->lin_v_dim;
+    size_t ns = (size_t)Ll * c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
+    size_t nc = (size_t)Ll * Cc * (c->lin_conv - 1);
+    double es = state_err(s->lin_state, ref_s->lin_state, ns);
+    double ec = state_err(s->lin_conv_state, ref_s->lin_conv_state, nc);
+    CHECK_MSG(es <= 1e-5 && ec <= 1e-5, "%s %s: recurrent state err %g, conv state err %g", variant,
+              isa, es, ec);
+    free(lg);
+    moe_session_free(s);
+}
+
+static void check_chunked_prefill(const char *variant) {
+    moe_model *m = test_load_variant(variant);
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    int32_t ids[LONG];
+    for (int i = 0; i < LONG; i++) ids[i] = tok(7, i * i, V);
+    moe_session *ref_s = NULL;
+    float *ref = step_logits(m, ids, LONG, &ref_s);
+    /* one call over several chunks with a ragged end; fewer tokens than a
+     * chunk, then prompts that continue the state (64 + 36, 64 exactly) */
+    static const int cuts[][5] = {{0}, {40, 100, 0}, {64, 64, 1, 0}, {3, 1, 130, 2, 0}};
+    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    for (int k = 0; ref && ref_s && k < 4; k++)
+        for (int i = 0; i < 3; i++) check_cuts(m, variant, isas[i], ids, ref, ref_s, cuts[k]);
+    free(ref);
+    moe_session_free(ref_s);
+    moe_model_free(m);
+}
+
+TEST(qwen3_next_chunked_prefill_equals_token_steps) { check_chunked_prefill("qwen3_next_base"); }
+TEST(qwen3_next_chunked_prefill_equals_token_steps_legacy) { check_chunked_prefill("qwen3_next_legacy"); }
+
+/* One call mixing a decode step, a long fresh prompt and a long prompt that
+ * continues a sequence, interleaved, every row asked for: each sequence's
+ * logits equal it run alone. max_batch 96 splits the call, and so each
+ * prompt, across forward chunks too. */
+static void check_mixed_long(int max_batch) {
+    moe_model *m = test_load_variant("qwen3_next_base");
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    enum { NQ = 3 };
+    static const int before[NQ] = {100, 0, 30}, now[NQ] = {1, 150, 70};
+    int32_t all[NQ][200];
+    float *ref[NQ];
+    for (int q = 0; q < NQ; q++) {
+        for (int i = 0; i < before[q] + now[q]; i++) all[q][i] = tok(q + 2, i * 3 + i / 7, V);
+        ref[q] = test_session_logits(m, all[q], before[q] + now[q], 1);
+    }
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts o = {.n_ctx = 256, .n_threads = 2, .max_batch = max_batch, .n_seq = NQ};
+    CHECK(moe_session_new(&s, m, &o, &err) == 0);
+    float *lg = malloc(sizeof(float) * 256 * (size_t)V);
+    static int32_t token[256], seq[256], pos[256];
+    int8_t want[256];
+    /* the earlier prompts, each its own call on its own sequence */
+    for (int q = 0; q < NQ && s; q++) {
+        int n = 0;
+        for (int i = 0; i < before[q]; i++) token[n] = all[q][i], seq[n] = q, pos[n] = i, n++;
+        moe_batch b = {n, token, seq, pos, NULL};
+        if (n) CHECK_MSG(moe_decode(s, &b, lg, &err) == 0, "%s", err.msg);
+    }
+    int n = 0, next[NQ];
+    for (int q = 0; q < NQ; q++) next[q] = before[q];
+    for (int more = 1; more;) {
+        more = 0;
+        for (int q = 0; q < NQ; q++)
+            if (next[q] < before[q] + now[q]) {
+                token[n] = all[q][next[q]], seq[n] = q, pos[n] = next[q]++, want[n] = 1, n++;
+                more = 1;
+            }
+    }
+    moe_batch b = {n, token, seq, pos, want};
+    if (s) CHECK_MSG(moe_decode(s, &b, lg, &err) == 0, "%s", err.msg);
+    for (int i = 0; s && i < n && !test_failed_now; i++) {
+        double e = test_rel_err(lg + (size_t)i * V, ref[seq[i]] + (size_t)pos[i] * V, V);
+        CHECK_MSG(e <= 1e-5, "batch %d: token %d (seq %d pos %d): rel err %g", max_batch, i, seq[i],
+                  pos[i], e);
+    }
+    for (int q = 0; q < NQ; q++) free(ref[q]);
+    free(lg);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+TEST(qwen3_next_mixed_batch_long_prompts) {
+    check_mixed_long(256);
+    check_mixed_long(96);
 }
 
 /* ------------------------------------------------------ not there yet */
