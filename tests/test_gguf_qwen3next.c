@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "moe.h"
+#include "moe_route.h"
 #include "formats/gguf.h"
 #include "test.h"
 #include "test_util.h"
@@ -217,4 +218,52 @@ TEST(gguf_qwen3_next_bad_files) {
                 &(edit){.skip_key = "qwen3next.attention.recurrent_layers",
                         .over = gguf_wu32("qwen3next.full_attention_interval", 4)},
                 "tensor blk.1.ssm_a is missing");
+}
+
+/* ------------------------------------------------------------- routing */
+
+typedef struct routes {
+    int n;
+    int expert[4][NTOK][2];
+    float weight[4][NTOK][2];
+} routes;
+
+static void on_route(void *user, const moe_route_info *r) {
+    routes *o = user;
+    if (r->layer < 0 || r->layer >= 4 || r->K != 2) return;
+    for (int t = 0; t < r->T && r->t0 + t < NTOK; t++)
+        for (int k = 0; k < 2; k++) {
+            o->expert[r->layer][r->t0 + t][k] = r->expert[t * 2 + k];
+            o->weight[r->layer][r->t0 + t][k] = r->weight[t * 2 + k];
+        }
+    o->n++;
+}
+
+static int trace(const char *path, routes *o) {
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts so = {.n_ctx = 32, .n_threads = 1};
+    memset(o, 0, sizeof *o);
+    int rc = moe_model_load(&m, path, &err) || moe_session_new(&s, m, &so, &err) ||
+             moe_route_trace(s, k_ids, NTOK, on_route, o, &err);
+    CHECK_MSG(rc == 0, "%s: %s", path, err.msg);
+    moe_session_free(s);
+    moe_model_free(m);
+    return rc;
+}
+
+/* what `moe route` reports: the same experts and weights from the GGUF */
+TEST(gguf_qwen3_next_routes) {
+    char st[512], gg[512];
+    fixture(st, sizeof st, "models", "qwen3_next_base");
+    fixture(gg, sizeof gg, "gguf_models", "qwen3_next_f32.gguf");
+    routes *a = calloc(2, sizeof *a);
+    if (!a) return;
+    if (!trace(st, &a[0]) && !trace(gg, &a[1])) {
+        CHECK(a[0].n == 4 && a[1].n == 4); /* every layer is MoE */
+        CHECK(!memcmp(a[0].expert, a[1].expert, sizeof a[0].expert));
+        CHECK(!memcmp(a[0].weight, a[1].weight, sizeof a[0].weight));
+    }
+    free(a);
 }
