@@ -5,14 +5,16 @@
  * each tensor converted chunk by chunk into the streaming writer.
  *
  * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
- * olmoe), as the converter does: general.{architecture,type,name,file_type,
+ * olmoe / qwen3next), as the converter does: general.{architecture,type,name,file_type,
  * quantization_version}; ARCH.{block_count, context_length,
  * embedding_length, feed_forward_length, attention.head_count,
  * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
  * expert_count, expert_used_count}; attention.key_length/value_length when
  * head_dim is not hidden/heads (always for qwen3moe, whose configs name
  * it); qwen: expert_feed_forward_length, expert_shared_feed_forward_length;
- * llama: vocab_size, rope.dimension_count. Beyond the converter: the keys
+ * llama: vocab_size, rope.dimension_count; qwen3next: the ssm.* sizes,
+ * attention.recurrent_layers, full_attention_interval, rope.dimension_count
+ * (gen_kvs_qwen3next). Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
  * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
