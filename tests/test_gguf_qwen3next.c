@@ -70,7 +70,7 @@ TEST(gguf_qwen3_next_f32) {
 /* Q8_0 quantizes the activations of every product too, and this random
  * tiny DeltaNet is sensitive to that: in transformers, rounding only the
  * inputs of in_proj_qkvz to Q8_0 blocks moves its logits by 5% of their
- * range (tools: a forward hook quantizing the Linear inputs). Measured here:
+ * range (measured with a forward hook on its Linear layers). Measured here:
  * KL mean 0.020, max 0.12 nats; the bound is ~2.5x that. A mis-mapped
  * tensor (z for v, a for b, ssm_a read as A_log) gives several nats. */
 TEST(gguf_qwen3_next_q8_0) {
