@@ -140,11 +140,13 @@ static int make_random(const char *dir, const moe_config *c, float std) {
 
 /* ------------------------------------------- HF -> GGUF vs llama.cpp's converter */
 
-static void same_as_converter(const char *fixture, const char *ref, int quant_q8) {
+/* src (a fixture under sub) written by us as the converter's ref. */
+static void same_as_converter_from(const char *sub, const char *fixture, const char *ref,
+                                   int quant_q8) {
     char src[512], refp[512], out[600];
-    fx(src, sizeof src, "models", fixture);
+    fx(src, sizeof src, sub, fixture);
     fx(refp, sizeof refp, "gguf_models", ref);
-    snprintf(out, sizeof out, "%s/%s.gguf", test_tmpdir(), fixture);
+    snprintf(out, sizeof out, "%s/%s-%s", test_tmpdir(), fixture, ref);
     qz_opts o = {.mode = quant_q8 ? QZ_QUANT : QZ_KEEP, .type = GGUF_TYPE_Q8_0};
     if (write_gguf(src, out, &o, NULL)) return;
     gguf_file a, b;
@@ -173,6 +175,10 @@ static void same_as_converter(const char *fixture, const char *ref, int quant_q8
     for (int i = 0; i < b.n_kv; i++) {
         const gguf_kv *y = &b.kvs[i];
         if (!strcmp(y->key, "general.name") || !strcmp(y->key, "general.size_label")) continue;
+        /* the converter writes its default 4 when config.json has layer_types;
+         * we write the interval the layers follow (2 here), for readers without
+         * attention.recurrent_layers (which both write) */
+        if (!strcmp(y->key, "qwen3next.full_attention_interval")) continue;
         const gguf_kv *x = gguf_find_kv(&a, y->key);
         CHECK_MSG(x != NULL, "%s: key %s missing", fixture, y->key);
         if (!x) continue;
@@ -180,6 +186,9 @@ static void same_as_converter(const char *fixture, const char *ref, int quant_q8
         if (same && y->type == GGUF_VT_STR) same = !strcmp(x->strs[0], y->strs[0]);
         else if (same && y->type != GGUF_VT_ARR)
             same = !memcmp(x->raw, y->raw, (size_t)gguf_vtype_size(y->type));
+        else if (same && y->arr_type != GGUF_VT_STR) /* scalar arrays: every element */
+            same = x->arr_type == y->arr_type &&
+                   !memcmp(x->raw, y->raw, (size_t)y->n * (size_t)gguf_vtype_size(y->arr_type));
         CHECK_MSG(same, "%s: key %s differs from the converter's", fixture, y->key);
     }
     gguf_close(&a);
@@ -196,6 +205,10 @@ static void same_as_converter(const char *fixture, const char *ref, int quant_q8
     free(l2);
 }
 
+static void same_as_converter(const char *fixture, const char *ref, int quant_q8) {
+    same_as_converter_from("models", fixture, ref, quant_q8);
+}
+
 TEST(quantize_convert_mixtral_f32) { same_as_converter("mixtral_base", "mixtral_f32.gguf", 0); }
 TEST(quantize_convert_qwen2_moe_f32) { same_as_converter("qwen2_moe_base", "qwen2_moe_f32.gguf", 0); }
 TEST(quantize_convert_qwen3_moe_f32) { same_as_converter("qwen3_moe_base", "qwen3_moe_f32.gguf", 0); }
@@ -203,6 +216,33 @@ TEST(quantize_convert_olmoe_f32) { same_as_converter("olmoe_base", "olmoe_f32.gg
 TEST(quantize_q8_0_as_converter) {
     same_as_converter("qwen3_moe_base", "qwen3_moe_q8_0.gguf", 1);
     same_as_converter("qwen2_moe_base", "qwen2_moe_q8_0.gguf", 1);
+}
+/* qwen3_next: in_proj_qkvz split into attn_qkv + attn_gate, ssm_a = -exp(A_log),
+ * norms + 1, conv1d squeezed, the ssm.* keys and the layer pattern; from
+ * the HF directory (derived tensors) and from the converter's own F32 file
+ * (llama.cpp's layout kept) */
+TEST(quantize_convert_qwen3_next) {
+    same_as_converter("qwen3_next_base", "qwen3_next_f32.gguf", 0);
+    same_as_converter("qwen3_next_base", "qwen3_next_q8_0.gguf", 1);
+    same_as_converter_from("gguf_models", "qwen3_next_f32.gguf", "qwen3_next_q8_0.gguf", 1);
+}
+
+/* GGUF -> HF for qwen3next's DeltaNet layers is refused, not written wrong */
+TEST(quantize_qwen3_next_gguf_to_hf_refused) {
+    char src[512], dir[600];
+    fx(src, sizeof src, "gguf_models", "qwen3_next_f32.gguf");
+    snprintf(dir, sizeof dir, "%s/hf-qwen3next", test_tmpdir());
+    CHECK(mkdir(dir, 0755) == 0);
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    if (moe_model_load(&m, src, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    qz_write_opts wo = {0};
+    CHECK(qz_write_hf(m, dir, DT_F32, &wo, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "in_proj_qkvz");
+    moe_model_free(m);
 }
 
 /* ------------------------------------------------------ GGUF -> HF -> logits */
@@ -414,7 +454,19 @@ TEST(quantize_rules) {
         CHECK_EQ_INT(TY(TM_EXP_DOWN, i, 256, 256, GGUF_TYPE_Q4_K), want);
         CHECK_EQ_INT(TY(TM_EXP_GATE, i, 256, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q4_K);
         CHECK_EQ_INT(TY(TM_ATTN_V, i, 128, 256, GGUF_TYPE_Q4_0), GGUF_TYPE_Q4_0);
+        /* qwen3next's attn_qkv is an attn_v to llama-quantize; attn_gate,
+         * ssm_ba and ssm_out are not */
+        CHECK_EQ_INT(TY(TM_LIN_QKV, i, 128, 256, GGUF_TYPE_Q4_K), want);
+        CHECK_EQ_INT(TY(TM_LIN_Z, i, 128, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q4_K);
+        CHECK_EQ_INT(TY(TM_LIN_BA, i, 8, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q4_K);
+        CHECK_EQ_INT(TY(TM_LIN_OUT, i, 256, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q4_K);
     }
+    /* ssm_conv1d, ssm_a, ssm_dt, ssm_norm stay F32 */
+    CHECK_EQ_INT(TY(TM_LIN_CONV, 0, 256, 4, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
+    CHECK_EQ_INT(TY(TM_LIN_A, 0, 0, 32, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
+    CHECK_EQ_INT(TY(TM_LIN_DT_BIAS, 0, 0, 32, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
+    CHECK_EQ_INT(TY(TM_LIN_NORM, 0, 0, 128, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
+    CHECK_EQ_INT(TY(TM_FFN_NORM_POST, 0, 0, 256, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
     /* --pure: none of it */
     CHECK_EQ_INT(qz_tensor_type(c, &(tm_entry){TM_OUTPUT, -1, -1, 1, 512, 256}, GGUF_TYPE_Q4_0,
                                 1, &fb), GGUF_TYPE_Q4_0);
@@ -422,6 +474,7 @@ TEST(quantize_rules) {
     small_cfg(c, MOE_ARCH_MIXTRAL, 8);
     CHECK_EQ_INT(TY(TM_ATTN_V, 0, 128, 256, GGUF_TYPE_Q4_0), GGUF_TYPE_Q8_0);
     CHECK_EQ_INT(TY(TM_ATTN_K, 0, 128, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q8_0);
+    CHECK_EQ_INT(TY(TM_LIN_QKV, 0, 128, 256, GGUF_TYPE_Q4_0), GGUF_TYPE_Q8_0);
     CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q5_K);
     CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q4_0), GGUF_TYPE_Q4_0);
     /* fallbacks: rows a block does not divide */

@@ -431,15 +431,5 @@ TEST(qwen3_next_refuses_training_and_output) {
     snprintf(path, sizeof path, "%s/qwen3_next_config.json", test_tmpdir());
     CHECK(hf_config_write(moe_model_config(m), path, "float32", &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "qwen3_next");
-    moe_quant_opts qo = {.mode = MOE_QUANT_KEEP};
-    moe_quant_plan *p = NULL;
-    CHECK_MSG(moe_quant_plan_new(&p, m, &qo, &err) == 0, "%s", err.msg);
-    if (p) {
-        snprintf(path, sizeof path, "%s/qwen3_next.gguf", test_tmpdir());
-        moe_quant_write_opts wo = {.n_threads = 1};
-        CHECK(moe_quant_write_gguf(m, p, path, &wo, &err) == -1);
-        CHECK_STR_CONTAINS(err.msg, "cannot be written as GGUF");
-        moe_quant_plan_free(p);
-    }
-    moe_model_free(m);
+    moe_model_free(m); /* GGUF output: test_quantize.c */
 }

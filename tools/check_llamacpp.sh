@@ -4,6 +4,8 @@
 # the committed fixtures: convert / quantize with moe, run llama.cpp
 # (tools/llamacpp_logits.c, linked against a llama.cpp build) and `moe logits`
 # on the same file and the same ids, and print max|a-b| / max|b| per position.
+# qwen3_next too (a random model made with transformers: llama.cpp wants its
+# DeltaNet value heads as wide as the key heads, which the fixture's are not).
 # A mixed file with one-tensor-per-expert layers is expected NOT to load
 # (current llama.cpp reads stacked experts only; docs/QUANT.md).
 # Then, when the build has llama-quantize: on random qwen3_moe models whose
@@ -51,6 +53,32 @@ done
 printf '{"mode":"data","layers":[{"layer":0,"counts":[9,1,1,1,1,1,1,1]},{"layer":1,"counts":[1,1,1,1,1,1,1,9]}]}' >"$W/rs.json"
 "$MOE" quantize "$W/tiny-olmoe" "$W/mix.gguf" --type mixed --route-stats "$W/rs.json" --low q4_0 --budget 170K >/dev/null
 compare "tiny-olmoe mixed (split)" "$W/mix.gguf"
+# qwen3next: llama.cpp takes value heads as wide as key heads (ssm.state_size),
+# so a random transformers Qwen3-Next of the committed fixture's shape with
+# linear_value_head_dim = linear_key_head_dim (needs torch + transformers)
+if "$PY" - "$ROOT/tests/fixtures/models/qwen3_next_base/config.json" "$W/q3n" <<'PYEOF'
+import json, sys, torch
+from transformers import Qwen3NextConfig, Qwen3NextForCausalLM
+c = json.load(open(sys.argv[1]))
+c["linear_value_head_dim"] = c["linear_key_head_dim"]
+for k in ("architectures", "model_type", "transformers_version", "dtype"): c.pop(k, None)
+torch.manual_seed(0)
+m = Qwen3NextForCausalLM(Qwen3NextConfig(**c))
+with torch.no_grad():
+    for n, p in m.named_parameters():
+        p.copy_(torch.randn_like(p) * (0.5 if n.endswith("A_log") else 0.3 if "norm" in n else 0.1)
+                - (1.5 if n.endswith("A_log") else 0))
+m.save_pretrained(sys.argv[2])
+PYEOF
+then
+  for t in f32 q8_0; do
+    if [ $t = f32 ]; then "$MOE" convert "$W/q3n" "$W/q3n-$t.gguf" >/dev/null
+    else "$MOE" quantize "$W/q3n" "$W/q3n-$t.gguf" --type $t >/dev/null; fi
+    compare "qwen3_next $t" "$W/q3n-$t.gguf"
+  done
+else
+  echo "qwen3_next: no torch/transformers, skipped"
+fi
 
 LQ=$(find "$LCP_BUILD" -name llama-quantize -type f | head -n 1)
 [ -n "$LQ" ] || { echo "no llama-quantize in $LCP_BUILD: skipping the type-rule comparison"; exit 0; }

@@ -34,9 +34,10 @@ for c in [base.ModelBase] + list(subs(base.ModelBase)):
 runpy.run_path(str(conv), run_name='__main__')
 PYEOF
 mkdir -p "$OUT"
-conv() { # fixture outtype outfile
-    rm -rf "$WORK/$1"; cp -r "$ROOT/tests/fixtures/models/$1" "$WORK/$1"
-    "$PY" "$WORK/conv.py" "$CONV" "$WORK/$1" --outtype "$2" --outfile "$OUT/$3" >"$WORK/log" 2>&1 ||
+conv() { # fixture outtype outfile [converter flags]
+    f=$1 t=$2 o=$3; shift 3
+    rm -rf "$WORK/$f"; cp -r "$ROOT/tests/fixtures/models/$f" "$WORK/$f"
+    "$PY" "$WORK/conv.py" "$CONV" "$WORK/$f" --outtype "$t" --outfile "$OUT/$o" "$@" >"$WORK/log" 2>&1 ||
         { cat "$WORK/log"; exit 1; }
 }
 conv mixtral_base f32 mixtral_f32.gguf
@@ -45,4 +46,8 @@ conv qwen3_moe_base f32 qwen3_moe_f32.gguf
 conv olmoe_base f32 olmoe_f32.gguf
 conv qwen3_moe_base q8_0 qwen3_moe_q8_0.gguf
 conv qwen2_moe_base q8_0 qwen2_moe_q8_0.gguf
+# Qwen3-Next: the fixtures have no MTP layer (the converter wants one unless told);
+# qwen3_next_legacy has a dense layer, which llama.cpp's qwen3next has no tensors for
+conv qwen3_next_base f32 qwen3_next_f32.gguf --no-mtp
+conv qwen3_next_base q8_0 qwen3_next_q8_0.gguf --no-mtp
 ls -l "$OUT"

@@ -17,6 +17,8 @@
  *     S = S * exp(g);  S += k (beta (v - S^T k))^T;  o = S^T q   (S [Dk][Dv])
  *     o = rmsnorm(o) * norm_w * silu(z_h)
  *   out = out_proj o
+ * llama.cpp's files give [all q | all k | all v] (attn_qkv) and z
+ * (attn_gate) as two products instead, and -exp(A_log) (ssm_a).
  * The state S and the conv state live in the session per (layer, sequence)
  * and are zeroed when a sequence's token at position 0 arrives.
  *
@@ -65,15 +67,18 @@ static void split_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
         float *x = s->lin_mix + t * Cc, *z = s->lin_z + t * Hv * Dv;
         for (int64_t hk = 0; hk < Hk; hk++) {
             const float *gp = in + hk * grp;
-            memcpy(x + hk * Dk, gp, sizeof(float) * (size_t)Dk);
-            memcpy(x + Hk * Dk + hk * Dk, gp + Dk, sizeof(float) * (size_t)Dk);
-            memcpy(x + 2 * Hk * Dk + hk * r * Dv, gp + 2 * Dk, sizeof(float) * (size_t)(r * Dv));
-            memcpy(z + hk * r * Dv, gp + 2 * Dk + r * Dv, sizeof(float) * (size_t)(r * Dv));
+            if (p->lw->lin_qkvz.data) { /* else lin_qkv and lin_z wrote x and z */
+                memcpy(x + hk * Dk, gp, sizeof(float) * (size_t)Dk);
+                memcpy(x + Hk * Dk + hk * Dk, gp + Dk, sizeof(float) * (size_t)Dk);
+                memcpy(x + 2 * Hk * Dk + hk * r * Dv, gp + 2 * Dk, sizeof(float) * (size_t)(r * Dv));
+                memcpy(z + hk * r * Dv, gp + 2 * Dk + r * Dv, sizeof(float) * (size_t)(r * Dv));
+            }
             for (int64_t j = 0; j < r; j++) {
                 int64_t h = hk * r + j;
                 float b = ba[hk * 2 * r + j], a = ba[hk * 2 * r + r + j];
+                float A = p->lw->lin_a ? p->lw->lin_a[h] : -expf(p->lw->lin_a_log[h]);
                 s->lin_beta[t * Hv + h] = sigmoidf(b);
-                s->lin_g[t * Hv + h] = -expf(p->lw->lin_a_log[h]) * softplusf(a + p->lw->lin_dt_bias[h]);
+                s->lin_g[t * Hv + h] = A * softplusf(a + p->lw->lin_dt_bias[h]);
             }
         }
     }
@@ -202,8 +207,12 @@ static void gate_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
 void linear_attn_block(moe_session *s, int layer, int T) {
     const layer_w *lw = &s->m->layers[layer];
     lin_ctx p = {s, lw, s->lin_slot[layer], T, kern_of(s->pool), 0};
-    mm_task t[2] = {{&lw->lin_qkvz, s->xn, s->lin_qkvz, T}, {&lw->lin_ba, s->xn, s->lin_ba, T}};
-    matmul_grouped(s->pool, t, 2);
+    mm_task t[3] = {{&lw->lin_ba, s->xn, s->lin_ba, T}, {&lw->lin_qkvz, s->xn, s->lin_qkvz, T}};
+    if (!lw->lin_qkvz.data) { /* llama.cpp's layout: the conv channels and z directly */
+        t[1] = (mm_task){&lw->lin_qkv, s->xn, s->lin_mix, T};
+        t[2] = (mm_task){&lw->lin_z, s->xn, s->lin_z, T};
+    }
+    matmul_grouped(s->pool, t, lw->lin_qkvz.data ? 2 : 3);
     pool_for(s->pool, T, 4, split_rows, &p);
     p.n_runs = group_runs(s, T);
     pool_for(s->pool, lw->lin_conv.rows, 64, conv_channels, &p);

@@ -38,10 +38,14 @@ typedef struct layer_w {
     const float *k_norm;    /* [Dh] or [G*Dh] or NULL */
     const float *sinks;     /* [H] attention sink logits (gpt_oss) or NULL */
 
-    /* Gated DeltaNet (linear_attn layers; shapes in tensor_map.h) */
+    /* Gated DeltaNet (linear_attn layers; shapes in tensor_map.h). From a
+     * transformers checkpoint lin_qkvz and lin_a_log, from a llama.cpp
+     * GGUF lin_qkv, lin_z and lin_a (the others are then empty / NULL). */
     mat lin_qkvz, lin_ba;   /* [2HkDk + 2HvDv][D], [2Hv][D] */
+    mat lin_qkv, lin_z;     /* [Cc][D], [HvDv][D] */
     mat lin_conv;           /* [Cc][Kc] */
     const float *lin_dt_bias, *lin_a_log; /* [Hv] */
+    const float *lin_a;     /* [Hv] -exp(A_log) */
     const float *lin_norm;  /* [Dv] */
     mat lin_out;            /* [D][Hv*Dv] */
 

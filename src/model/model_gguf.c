@@ -4,7 +4,8 @@
  * mapping, checking each tensor's presence, shape and type.
  *
  * Architectures (general.architecture): "llama" with ARCH.expert_count > 0
- * (Mixtral), "qwen2moe", "qwen3moe", "olmoe". Tensor names and metadata
+ * (Mixtral), "qwen2moe", "qwen3moe", "olmoe", "qwen3next" (its keys:
+ * gconfig_qwen3next). Tensor names and metadata
  * keys are llama.cpp's and come from the table in tensor_map.h (the GGUF
  * writers use the same table). Routed experts are read stacked
  * (blk.N.ffn_gate_exps, GGUF ne = [in, out, E], i.e. [E][out][in]) or, for
@@ -105,6 +106,58 @@ static int gfloat(gloader *L, const char *arch, const char *suffix, double def, 
     return 0;
 }
 
+/* qwen3next (llama.cpp's Qwen3-Next, src/models/qwen3next.cpp): the Gated
+ * DeltaNet sizes as ssm.* keys (conv_kernel; state_size = key head dim;
+ * group_count = key heads; time_step_rank = value heads; inner_size =
+ * value heads x value head dim), which layers are DeltaNets
+ * (attention.recurrent_layers, else every full_attention_interval-th layer
+ * is attention, default 4), rope.dimension_count rotated dims of each head
+ * (default all), the attention output gate in attn_q, and the (1 + w) norms
+ * stored with the 1 added (norm_offset stays set: it says how transformers
+ * stores them, for writers). */
+static int gconfig_qwen3next(gloader *L, const char *arch) {
+    moe_config *c = &L->m->cfg;
+    c->attn_out_gate = 1;
+    c->norm_offset = 1;
+    int inner;
+    if (gint(L, arch, "ssm.conv_kernel", 1, MOE_LIN_MAX_CONV, -1, &c->lin_conv)) return -1;
+    if (gint(L, arch, "ssm.state_size", 1, 1 << 16, -1, &c->lin_k_dim)) return -1;
+    if (gint(L, arch, "ssm.group_count", 1, 1 << 16, -1, &c->lin_k_heads)) return -1;
+    if (gint(L, arch, "ssm.time_step_rank", 1, 1 << 16, -1, &c->lin_v_heads)) return -1;
+    if (gint(L, arch, "ssm.inner_size", 1, 1 << 30, -1, &inner)) return -1;
+    if (inner % c->lin_v_heads || inner / c->lin_v_heads > (1 << 16))
+        return moe_fail(L->err, "%s: key %s.ssm.inner_size: %d is not %s.ssm.time_step_rank %d "
+                        "value heads of at most 65536", L->path, arch, inner, arch, c->lin_v_heads);
+    c->lin_v_dim = inner / c->lin_v_heads;
+    if (c->lin_v_heads % c->lin_k_heads)
+        return moe_fail(L->err, "%s: key %s.ssm.time_step_rank: %d value heads are not a multiple "
+                        "of %s.ssm.group_count %d", L->path, arch, c->lin_v_heads, arch,
+                        c->lin_k_heads);
+    if (gint(L, arch, TMK_ROPE_DIM, 0, c->head_dim, c->head_dim, &c->rope_dim)) return -1;
+    if (c->rope_dim < 2 || c->rope_dim % 2)
+        return moe_fail(L->err, "%s: key %s.%s: %d rotated dims (need an even number >= 2)",
+                        L->path, arch, TMK_ROPE_DIM, c->rope_dim);
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.recurrent_layers", arch);
+    if (gguf_find_kv(L->g, key)) {
+        gguf_arr a;
+        if (gguf_get_arr(L->g, key, GGUF_VT_COUNT, &a, L->err)) return -1;
+        if (a.type == GGUF_VT_STR || a.type == GGUF_VT_F32 || a.type == GGUF_VT_F64 ||
+            a.type == GGUF_VT_ARR) /* llama.cpp writes bool; integers read as 0 / nonzero */
+            return moe_fail(L->err, "%s: key %s: an array of %s, expected bool", L->path, key,
+                            gguf_vtype_name((int)a.type));
+        if (a.n != (uint64_t)c->n_layers)
+            return moe_fail(L->err, "%s: key %s: %llu entries for %d layers", L->path, key,
+                            (unsigned long long)a.n, c->n_layers);
+        for (int i = 0; i < c->n_layers; i++) c->layer[i].linear_attn = gguf_arr_int(&a, i) != 0;
+        return 0;
+    }
+    int every;
+    if (gint(L, arch, "full_attention_interval", 1, 1 << 20, 4, &every)) return -1;
+    for (int i = 0; i < c->n_layers; i++) c->layer[i].linear_attn = (i + 1) % every != 0;
+    return 0;
+}
+
 static int gconfig(gloader *L) {
     moe_config *c = &L->m->cfg;
     const char *arch;
@@ -114,7 +167,7 @@ static int gconfig(gloader *L) {
     if (a < 0)
         return moe_fail(L->err,
                         "%s: general.architecture \"%.40s\" is not supported (llama with "
-                        "experts, qwen2moe, qwen3moe, olmoe)",
+                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next)",
                         L->path, arch);
     c->arch = (moe_arch)a;
     const tm_arch_info *ai = tm_arch_of(c->arch);
@@ -145,6 +198,7 @@ static int gconfig(gloader *L) {
     snprintf(ckey, sizeof ckey, "%s.%s", arch, TMK_CLAMP_KQV);
     if (gguf_find_kv(L->g, ckey) && gfloat(L, arch, TMK_CLAMP_KQV, 0, &c->clip_qkv))
         return -1;
+    if (c->arch == MOE_ARCH_QWEN3_NEXT && gconfig_qwen3next(L, arch)) return -1;
     int K, F = 0, FS = 0, FD = 0;
     if (gint(L, arch, TMK_EXPERT_USED, 1, E, -1, &K)) return -1;
     if (gint(L, arch, TMK_FEED_FORWARD_LENGTH, 0, 1 << 24, 0, &FD)) return -1;
@@ -183,8 +237,10 @@ static int gconfig(gloader *L) {
         const gguf_tensor *ge = gguf_find(L->g, gname(name, sizeof name, TM_EXP_GATE, i, -1));
         if (!ge) ge = gguf_find(L->g, gname(name, sizeof name, TM_EXP_GATE, i, 0)); /* split */
         moe_layer_config *lc = &c->layer[i];
+        int lin = lc->linear_attn;
         if (!ge) { /* a dense layer */
-            *lc = (moe_layer_config){.moe = 0, .ffn_dim = FD, .routed_scale = 1.0f};
+            *lc = (moe_layer_config){.moe = 0, .ffn_dim = FD, .routed_scale = 1.0f,
+                                     .linear_attn = lin};
             if (FD <= 0)
                 return moe_fail(L->err, "%s: layer %d is dense but %s.feed_forward_length is "
                                 "missing", L->path, i, arch);
@@ -194,7 +250,7 @@ static int gconfig(gloader *L) {
         int f = F > 0 ? F : (int)ge->ne[1];
         *lc = (moe_layer_config){.moe = 1, .ffn_dim = FD, .n_experts = E, .top_k = K,
                                  .expert_dim = f, .score = MOE_SCORE_SOFTMAX, .norm_topk = norm,
-                                 .routed_scale = 1.0f};
+                                 .routed_scale = 1.0f, .linear_attn = lin};
         if (ai->gguf_shared && FS > 0) {
             lc->n_shared = 1;
             lc->shared_dim = FS;

@@ -5,14 +5,16 @@
  * each tensor converted chunk by chunk into the streaming writer.
  *
  * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
- * olmoe), as the converter does: general.{architecture,type,name,file_type,
+ * olmoe / qwen3next), as the converter does: general.{architecture,type,name,file_type,
  * quantization_version}; ARCH.{block_count, context_length,
  * embedding_length, feed_forward_length, attention.head_count,
  * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
  * expert_count, expert_used_count}; attention.key_length/value_length when
  * head_dim is not hidden/heads (always for qwen3moe, whose configs name
  * it); qwen: expert_feed_forward_length, expert_shared_feed_forward_length;
- * llama: vocab_size, rope.dimension_count. Beyond the converter: the keys
+ * llama: vocab_size, rope.dimension_count; qwen3next: the ssm.* sizes,
+ * attention.recurrent_layers, full_attention_interval, rope.dimension_count
+ * (gen_kvs_qwen3next). Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
  * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
@@ -22,6 +24,7 @@
  */
 #include "model/quantize.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,7 @@ typedef struct kvs {
     int n, cap;
     char (*keys)[96]; /* storage for generated keys */
     int n_keys;
+    unsigned char recurrent[MOE_MAX_LAYERS]; /* qwen3next.attention.recurrent_layers */
 } kvs;
 
 static const char *akey(kvs *k, const char *arch, const char *suffix) {
@@ -61,6 +65,29 @@ static int has_key(const kvs *k, const char *key) {
 
 static void add_vocab(kvs *k, const tok_gguf_vocab *v) {
     for (int i = 0; i < v->n_kv; i++) add(k, v->kv[i]);
+}
+
+/* qwen3next's keys (model_gguf.c reads them). The layer pattern goes in
+ * as attention.recurrent_layers (the converter writes it when config.json
+ * has layer_types) and, for readers without it, as full_attention_interval
+ * when it is one (else the converter's default, 4). */
+static void gen_kvs_qwen3next(kvs *k, const moe_config *c, const char *a) {
+    add(k, gguf_wu32(akey(k, a, "ssm.conv_kernel"), (uint32_t)c->lin_conv));
+    add(k, gguf_wu32(akey(k, a, "ssm.state_size"), (uint32_t)c->lin_k_dim));
+    add(k, gguf_wu32(akey(k, a, "ssm.group_count"), (uint32_t)c->lin_k_heads));
+    add(k, gguf_wu32(akey(k, a, "ssm.time_step_rank"), (uint32_t)c->lin_v_heads));
+    add(k, gguf_wu32(akey(k, a, "ssm.inner_size"), (uint32_t)(c->lin_v_heads * c->lin_v_dim)));
+    for (int i = 0; i < c->n_layers; i++) k->recurrent[i] = (unsigned char)c->layer[i].linear_attn;
+    add(k, gguf_warr(akey(k, a, "attention.recurrent_layers"), GGUF_VT_BOOL, k->recurrent,
+                     (uint64_t)c->n_layers));
+    int every = 4;
+    for (int n = c->n_layers; n >= 1; n--) { /* the smallest interval that fits wins */
+        int fits = 1;
+        for (int i = 0; i < c->n_layers; i++) fits &= c->layer[i].linear_attn == ((i + 1) % n != 0);
+        if (fits) every = n;
+    }
+    add(k, gguf_wu32(akey(k, a, "full_attention_interval"), (uint32_t)every));
+    add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)(c->rope_dim ? c->rope_dim : c->head_dim)));
 }
 
 /* Keys for an HF source. */
@@ -87,16 +114,19 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     add(k, gguf_wf32(akey(k, a, TMK_RMS_EPS), c->norm_eps));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_COUNT), (uint32_t)ml->n_experts));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_USED), (uint32_t)ml->top_k));
-    if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE) {
+    if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE ||
+        c->arch == MOE_ARCH_QWEN3_NEXT) {
         add(k, gguf_wu32(akey(k, a, TMK_KEY_LENGTH), (uint32_t)c->head_dim));
         add(k, gguf_wu32(akey(k, a, TMK_VALUE_LENGTH), (uint32_t)c->head_dim));
     }
     add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
-    if (c->arch == MOE_ARCH_QWEN2_MOE || c->arch == MOE_ARCH_QWEN3_MOE) {
+    if (c->arch == MOE_ARCH_QWEN2_MOE || c->arch == MOE_ARCH_QWEN3_MOE ||
+        c->arch == MOE_ARCH_QWEN3_NEXT) {
         add(k, gguf_wu32(akey(k, a, TMK_EXPERT_FF), (uint32_t)ml->expert_dim));
         if (ml->n_shared > 0)
             add(k, gguf_wu32(akey(k, a, TMK_EXPERT_SHARED_FF), (uint32_t)ml->shared_dim));
     }
+    if (c->arch == MOE_ARCH_QWEN3_NEXT) gen_kvs_qwen3next(k, c, a);
     add(k, gguf_wu32(akey(k, a, TMK_VOCAB_SIZE), (uint32_t)c->vocab));
     if (c->arch == MOE_ARCH_MIXTRAL)
         add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)c->head_dim));
@@ -176,12 +206,13 @@ typedef struct writer {
 } writer;
 
 /* One plane (or the whole) of tensor i: rows converted chunk by chunk. */
-static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const char *name) {
+static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const int64_t *map,
+                       const char *name) {
     const tm_entry *e = &w->p->t[i];
     int type = w->p->type[i];
     int64_t rows = e->rows ? e->rows : 1;
     size_t orb = qz_row_bytes(type, e->cols);
-    if (src->rows != rows || src->cols != e->cols || !orb)
+    if ((!map && src->rows != rows) || src->cols != e->cols || !orb)
         return moe_fail(w->err, "%s: source is [%lld][%lld], expected [%lld][%lld]", name,
                         (long long)src->rows, (long long)src->cols, (long long)rows,
                         (long long)e->cols);
@@ -189,7 +220,7 @@ static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const 
     if (per < 1) per = 1;
     for (int64_t r = 0; r < rows; r += per) {
         int64_t n = rows - r < per ? rows - r : per;
-        qz_rows job = {src, r, n, perm_dh, type, w->buf, w->scratch};
+        qz_rows job = {src, r, n, perm_dh, type, w->buf, w->scratch, map};
         qz_convert_rows(w->o->pool, &job);
         if (gguf_stream_write(&w->st, w->buf, (size_t)n * orb, w->err)) return -1;
         w->done += (int64_t)((size_t)n * orb);
@@ -198,9 +229,38 @@ static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const 
     return 0;
 }
 
+/* qwen3_next loaded from transformers' layout, written in llama.cpp's as
+ * convert_hf_to_gguf.py does: attn_qkv and attn_gate are rows of
+ * in_proj_qkvz, ssm_a is -exp(A_log). 1: not such a tensor. */
+static int write_lin_derived(writer *w, int i, const char *name) {
+    const tm_entry *e = &w->p->t[i];
+    const moe_config *c = &w->m->cfg;
+    const layer_w *lw = e->layer >= 0 && w->m->layers ? &w->m->layers[e->layer] : NULL;
+    if (!lw) return 1;
+    if ((e->role == TM_LIN_QKV || e->role == TM_LIN_Z) && !lw->lin_qkv.data && lw->lin_qkvz.data) {
+        int64_t *map = malloc(sizeof *map * (size_t)e->rows);
+        if (!map) return moe_fail(w->err, "%s: out of memory", name);
+        for (int64_t g = 0; g < e->rows; g++) map[g] = tm_lin_qkvz_row(c, e->role == TM_LIN_Z, g);
+        int rc = write_plane(w, i, &lw->lin_qkvz, 0, map, name);
+        free(map);
+        return rc;
+    }
+    if (e->role == TM_LIN_A && !lw->lin_a && lw->lin_a_log) {
+        float *a = malloc(sizeof *a * (size_t)e->cols);
+        if (!a) return moe_fail(w->err, "%s: out of memory", name);
+        for (int64_t h = 0; h < e->cols; h++) a[h] = -expf(lw->lin_a_log[h]);
+        int rc = write_plane(w, i, &(mat){a, DT_F32, 1, e->cols}, 0, NULL, name);
+        free(a);
+        return rc;
+    }
+    return 1;
+}
+
 static int write_tensor(writer *w, int i, const char *name) {
     const tm_entry *e = &w->p->t[i];
     const moe_config *c = &w->m->cfg;
+    int rc = write_lin_derived(w, i, name);
+    if (rc <= 0) return rc;
     /* llama.cpp's llama graph wants q and k rows in its interleaved RoPE order */
     int64_t perm = 0;
     if (tm_arch_of(c->arch)->gguf_rope_perm && (tm_role_of(e->role)->flags & TMF_ROPE_PERM))
@@ -209,7 +269,7 @@ static int write_tensor(writer *w, int i, const char *name) {
         mat src;
         if (tm_source(w->m, e, p, &src))
             return moe_fail(w->err, "%s: the model has no such weight", name);
-        if (write_plane(w, i, &src, perm, name)) return -1;
+        if (write_plane(w, i, &src, perm, NULL, name)) return -1;
     }
     return 0;
 }
@@ -217,11 +277,8 @@ static int write_tensor(writer *w, int i, const char *name) {
 int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
                   const qz_write_opts *o, moe_err *err) {
     const moe_config *mc = &m->cfg;
-    int lin = 0;
-    for (int i = 0; i < mc->n_layers; i++) lin |= mc->layer[i].linear_attn;
-    if (lin || mc->attn_out_gate || mc->norm_offset || mc->rope_dim)
-        return moe_fail(err, "%s: a %s model cannot be written as GGUF yet (linear attention, "
-                        "output gate, partial rotary and zero-centred norms have no GGUF layout "
+    if (tm_arch_of(mc->arch)->no_gguf)
+        return moe_fail(err, "%s: a %s model cannot be written as GGUF yet (no GGUF layout "
                         "here)", path, mc->model_type);
     int rc = -1;
     kvs k = {0};

@@ -25,6 +25,11 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     const moe_config *c = &m->cfg;
     if (type != DT_F32 && type != DT_BF16 && type != DT_F16)
         return moe_fail(err, "%s: safetensors output must be f32, bf16 or f16", dir);
+    for (int i = 0; i < c->n_layers; i++)
+        if (c->layer[i].linear_attn && m->layers[i].lin_qkv.data)
+            return moe_fail(err, "%s: writing a qwen3next GGUF's DeltaNet layers (attn_qkv, "
+                            "attn_gate, ssm_a) as transformers' in_proj_qkvz and A_log is not "
+                            "supported yet", dir);
     int gt = dtype_to_ggml((dtype)type);
     int n = tm_list(c, TM_HF, NULL, NULL, 0); /* experts one by one, as transformers names them */
     tm_entry *t = malloc(sizeof *t * (size_t)n);
@@ -81,7 +86,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
         int64_t step = (int64_t)(QZ_CHUNK_BYTES / orb ? QZ_CHUNK_BYTES / orb : 1);
         for (int64_t r = 0; r < rows; r += step) {
             int64_t k = rows - r < step ? rows - r : step;
-            qz_rows job = {&src, r, k, 0, gt, buf, scratch};
+            qz_rows job = {.src = &src, .r0 = r, .n = k, .type = gt, .dst = buf, .scratch = scratch};
             qz_convert_rows(o ? o->pool : NULL, &job);
             if (sts_write(&st, buf, (size_t)k * orb, err)) {
                 sts_abort(&st);

@@ -21,6 +21,8 @@ typedef struct qz_rows {
     int type;            /* output gguf type */
     void *dst;           /* [n] rows of the output type */
     float *scratch;      /* [threads][cols] */
+    const int64_t *row_map; /* or NULL: output row g is source row row_map[g] (a tensor
+                               gathered from another's rows: qwen3_next's attn_qkv) */
 } qz_rows;
 
 /* Bytes of one output row of `type` (0 if cols does not suit it). */

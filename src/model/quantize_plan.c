@@ -88,7 +88,9 @@ int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, i
             /* output.weight (or a tied token_embd): Q6_K, Q8_0 stays Q8_0 */
             if (e->cols % gguf_type_block(type)) t = GGUF_TYPE_Q8_0;
             else if (type != GGUF_TYPE_Q8_0) t = GGUF_TYPE_Q6_K;
-        } else if (r == TM_ATTN_V) {
+        } else if (r == TM_ATTN_V || r == TM_LIN_QKV) {
+            /* attn_qkv counts as attn_v (category_is_attn_v); qwen3next has
+             * one of the two per layer, so the layer is its index */
             if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
             if (e8) t = GGUF_TYPE_Q8_0; /* "bumping this to Q8_0 trades just ~128MB" */
         } else if (r == TM_ATTN_K) {

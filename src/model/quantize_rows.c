@@ -27,7 +27,7 @@ static void rows_fn(void *ctx, int64_t i0, int64_t i1, int tid) {
     float *x = j->scratch + (size_t)tid * (size_t)cols;
     const qtype_traits *q = quant_traits(j->type);
     for (int64_t i = i0; i < i1; i++) {
-        int64_t src_row = qz_perm_row(j->r0 + i, j->perm_dh);
+        int64_t src_row = j->row_map ? j->row_map[j->r0 + i] : qz_perm_row(j->r0 + i, j->perm_dh);
         char *out = (char *)j->dst + (size_t)i * orb;
         if (same) {
             memcpy(out, (const char *)s->data + (size_t)src_row * srb, orb);

@@ -103,7 +103,7 @@ static void carve_all(moe_session *s, carver *c) {
 static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
     const moe_config *c = &m->cfg;
     size_t best = 64;
-    const mat *one[10];
+    const mat *one[12];
     for (int l = 0; l < c->n_layers; l++) {
         const layer_w *lw = &m->layers[l];
         const moe_layer_config *lc = &c->layer[l];
@@ -113,6 +113,7 @@ static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
         one[n1++] = lc->moe ? &lw->shared.up : &lw->dense.up;
         one[n1++] = lc->moe ? &lw->shared.down : &lw->dense.down;
         one[n1++] = &lw->lin_qkvz, one[n1++] = &lw->lin_ba, one[n1++] = &lw->lin_out;
+        one[n1++] = &lw->lin_qkv, one[n1++] = &lw->lin_z;
         for (int i = 0; i < n1; i++)
             if (one[i]->data && dtype_is_quant(one[i]->type)) {
                 size_t b = qmatmul_scratch_bound(dtype_to_ggml(one[i]->type), 3 * T, one[i]->cols, 3);

@@ -26,7 +26,7 @@ static const tm_arch_info k_arch[] = {
                           0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 1},
     [MOE_ARCH_QWEN3_NEXT] = {"qwen3next", "qwen3_next", "mlp", NULL,
                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
-                             NULL, 0, 1},
+                             NULL, 0, 0},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -194,31 +194,56 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                           TD_E, TD_D, TW_EXP_BIAS, TS_NONE, 0},
     [TM_LIN_QKVZ] = {{NULL, NULL, L_ "linear_attn.in_proj_qkvz.weight", 0},
                      TD_LQKVZ, TD_D, TW_LINEAR, LYR(lin_qkvz)},
-    [TM_LIN_BA] = {{NULL, NULL, L_ "linear_attn.in_proj_ba.weight", 0},
+    [TM_LIN_BA] = {{"blk.%d.ssm_ba.weight", NULL, L_ "linear_attn.in_proj_ba.weight", 0},
                    TD_LBA, TD_D, TW_LINEAR, LYR(lin_ba)},
-    [TM_LIN_CONV] = {{NULL, NULL, L_ "linear_attn.conv1d.weight", F32V | TMF_MID1},
+    [TM_LIN_CONV] = {{"blk.%d.ssm_conv1d.weight", NULL, L_ "linear_attn.conv1d.weight",
+                      F32V | TMF_MID1},
                      TD_LCONV, TD_LK, TW_LINEAR, LYR(lin_conv)},
-    [TM_LIN_DT_BIAS] = {{NULL, NULL, L_ "linear_attn.dt_bias", F32V | TMF_INIT_ONES},
+    [TM_LIN_DT_BIAS] = {{"blk.%d.ssm_dt.bias", NULL, L_ "linear_attn.dt_bias",
+                         F32V | TMF_INIT_ONES},
                         TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_dt_bias)},
     [TM_LIN_A_LOG] = {{NULL, NULL, L_ "linear_attn.A_log", F32V | TMF_INIT_ZEROS},
                       TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_a_log)},
-    [TM_LIN_NORM] = {{NULL, NULL, L_ "linear_attn.norm.weight", NORM},
+    [TM_LIN_NORM] = {{"blk.%d.ssm_norm.weight", NULL, L_ "linear_attn.norm.weight", NORM},
                      TD_NONE, TD_LDV, TW_LINEAR, LYR(lin_norm)},
-    [TM_LIN_OUT] = {{NULL, NULL, L_ "linear_attn.out_proj.weight", 0},
+    [TM_LIN_OUT] = {{"blk.%d.ssm_out.weight", NULL, L_ "linear_attn.out_proj.weight", 0},
                     TD_D, TD_LVD, TW_LINEAR, LYR(lin_out)},
+    [TM_LIN_QKV] = {{"blk.%d.attn_qkv.weight", NULL, NULL, 0},
+                    TD_LCONV, TD_D, TW_LINEAR, LYR(lin_qkv)},
+    [TM_LIN_Z] = {{"blk.%d.attn_gate.weight", NULL, NULL, 0},
+                  TD_LVD, TD_D, TW_LINEAR, LYR(lin_z)},
+    [TM_LIN_A] = {{"blk.%d.ssm_a", NULL, NULL, F32V}, TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_a)},
+    [TM_FFN_NORM_POST] = {{"blk.%d.post_attention_norm.weight", NULL, NULL, NORM},
+                          TD_NONE, TD_D, TW_ALWAYS, LYR(ffn_norm)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
 static const tm_role k_layer_order[] = {
     TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
     TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
-    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_CONV,    TM_LIN_DT_BIAS,
-    TM_LIN_BA,      TM_LIN_QKVZ,    TM_LIN_NORM,     TM_LIN_OUT,
+    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_A,       TM_LIN_CONV,
+    TM_LIN_DT_BIAS, TM_LIN_BA,      TM_LIN_QKVZ,     TM_LIN_QKV,     TM_LIN_Z,
+    TM_LIN_NORM,    TM_LIN_OUT,
     TM_FFN_NORM,    TM_FFN_GATE,    TM_FFN_UP,
     TM_FFN_DOWN,    TM_ROUTER,      TM_ROUTER_BIAS,  TM_ROUTER_NOISE, TM_SEL_BIAS,
     TM_EXP_GATE,    TM_SHEXP_GATE,
     TM_SHEXP_UP,    TM_SHEXP_DOWN,  TM_SHEXP_INP,
 };
+
+/* Roles an architecture's GGUF files hold under another role's name (and
+ * row): walked in its place in that format. */
+static const struct {
+    moe_arch arch;
+    tm_role role, as;
+} k_gguf_alias[] = {
+    {MOE_ARCH_QWEN3_NEXT, TM_FFN_NORM, TM_FFN_NORM_POST},
+};
+
+static tm_role gguf_alias(const moe_config *c, tm_role r) {
+    for (size_t i = 0; i < sizeof k_gguf_alias / sizeof k_gguf_alias[0]; i++)
+        if (k_gguf_alias[i].arch == c->arch && k_gguf_alias[i].role == r) return k_gguf_alias[i].as;
+    return r;
+}
 
 const tm_role_info *tm_role_of(tm_role r) {
     static const tm_role_info none = {NULL, NULL, NULL, 0};
@@ -348,6 +373,7 @@ static int has_name(tm_format f, tm_role r) {
 static int walk_role(const moe_config *c, tm_format f, int split, int layer,
                      const moe_layer_config *lc, tm_role r,
                      int (*fn)(void *, const tm_entry *), void *ctx) {
+    if (f == TM_GGUF) r = gguf_alias(c, r);
     const role_row *rr = &k_roles[r];
     if (!has_name(f, r) || !present(rr->when, c, lc)) return 0;
     int rc;
@@ -421,6 +447,16 @@ int tm_list(const moe_config *c, tm_format f, const unsigned char *split_layer, 
     lister l = {out, cap, 0};
     tm_walk(c, f, split_layer, list_one, &l);
     return l.n;
+}
+
+int64_t tm_lin_qkvz_row(const moe_config *c, int z, int64_t g) {
+    int64_t Hk = c->lin_k_heads, Dk = c->lin_k_dim, rDv = (int64_t)(c->lin_v_heads / Hk) * c->lin_v_dim;
+    int64_t grp = 2 * Dk + 2 * rDv; /* one key head's rows */
+    if (z) return g / rDv * grp + 2 * Dk + rDv + g % rDv;
+    if (g < Hk * Dk) return g / Dk * grp + g % Dk;            /* q */
+    if ((g -= Hk * Dk) < Hk * Dk) return g / Dk * grp + Dk + g % Dk; /* k */
+    g -= Hk * Dk;                                              /* v */
+    return g / rDv * grp + 2 * Dk + g % rDv;
 }
 
 /* ------------------------------------------------------- in the model */

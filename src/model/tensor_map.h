@@ -20,7 +20,12 @@
  *                                         layout; moe writes it for layers whose
  *                                         experts have different types)
  *   blk.N.ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp   shared expert and its gate
- * all with ".weight" (or ".bias"). The router's noise projection and the
+ * all with ".weight" (or ".bias").
+ * qwen3next (llama.cpp's Qwen3-Next files): blk.N.post_attention_norm for
+ * ffn_norm; Gated DeltaNet layers blk.N.attn_qkv, attn_gate, ssm_ba,
+ * ssm_conv1d ([Cc][Kc]), ssm_dt.bias, ssm_a (no suffix), ssm_norm, ssm_out;
+ * its (1 + w) norms are stored with the 1 added (the loaded weight either way).
+ * The router's noise projection and the
  * selection bias have no GGUF name (llama.cpp has no field for them).
  * llama.cpp's converter permutes the q and k rows of "llama" files (the
  * per-architecture row says so; weights.c puts them back at load).
@@ -83,6 +88,13 @@ typedef enum tm_role {
     TM_LIN_A_LOG,   /* [Hv] */
     TM_LIN_NORM,    /* [Dv] the gated RMSNorm (plain weight, never offset) */
     TM_LIN_OUT,     /* [D][Hv*Dv] out_proj */
+    /* The same mixer in llama.cpp's qwen3next files (convert_hf_to_gguf.py
+     * splits in_proj_qkvz and stores -exp(A_log)); a layer has these or the
+     * two above, and the forward takes either: */
+    TM_LIN_QKV,     /* [Cc][D] attn_qkv: the conv channels (all q, all k, all v) */
+    TM_LIN_Z,       /* [Hv*Dv][D] attn_gate: z, value head by value head */
+    TM_LIN_A,       /* [Hv] ssm_a = -exp(A_log) */
+    TM_FFN_NORM_POST, /* [D] ffn_norm under qwen3next's GGUF name post_attention_norm */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -223,6 +235,11 @@ const float **tm_slot_vec(struct moe_model *m, const tm_entry *e);
  * a matrix; vectors come as a [1][n] F32 matrix. -1 if the model has no
  * such weight. */
 int tm_source(const struct moe_model *m, const tm_entry *e, int p, mat *out);
+
+/* qwen3_next's in_proj_qkvz (TM_LIN_QKVZ, per key head [q | k | v | z])
+ * holds llama.cpp's attn_qkv (z = 0) and attn_gate (z = 1): row g of
+ * those is row tm_lin_qkvz_row(c, z, g) of it. */
+int64_t tm_lin_qkvz_row(const moe_config *c, int z, int64_t g);
 
 /* Whether a role is a 1-D tensor. */
 int tm_is_vector(tm_role r);

@@ -185,9 +185,11 @@ static int permuted(const wload *W, const tm_entry *e) {
 }
 
 /* Zero-centred norms (norm_offset): the loaded weight is 1 + w, made at
- * load in f32 exactly as transformers forms it. */
-static int offset_norm(const moe_config *c, tm_role r) {
-    return c->norm_offset && (r == TM_ATTN_NORM || r == TM_FFN_NORM || r == TM_OUTPUT_NORM ||
+ * load in f32 exactly as transformers forms it. llama.cpp's converter
+ * stores the sum already (w + 1 in f32, the same number). */
+static int offset_norm(const wload *W, tm_role r) {
+    const moe_config *c = &W->m->cfg;
+    return c->norm_offset && W->src->format == TM_HF && (r == TM_ATTN_NORM || r == TM_FFN_NORM || r == TM_OUTPUT_NORM ||
                               r == TM_ATTN_Q_NORM || r == TM_ATTN_K_NORM);
 }
 
@@ -196,7 +198,7 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     const moe_config *c = &W->m->cfg;
     int64_t rows = e->rows ? e->rows : 1, params = e->planes * rows * e->cols;
     int64_t bytes = e->planes * rows * (int64_t)rb;
-    if (!e->rows && (t->type != DT_F32 || offset_norm(c, e->role)))
+    if (!e->rows && (t->type != DT_F32 || offset_norm(W, e->role)))
         W->own += round64((size_t)e->cols * sizeof(float));
     if (permuted(W, e)) W->own += round64((size_t)bytes);
     int fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
@@ -342,7 +344,7 @@ static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor 
     if (!e->rows) { /* a vector, as f32: in place if stored so (training updates it there) */
         const float **v = tm_slot_vec(m, e);
         if (!v) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
-        int offset = offset_norm(&m->cfg, e->role);
+        int offset = offset_norm(W, e->role);
         if (t->type == DT_F32 && !offset) {
             *v = t->data;
             return 0;
