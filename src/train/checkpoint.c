@@ -161,9 +161,42 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
                              path);
 }
 
+int ckpt_config_f32(const char *src, char **out, moe_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (read_file(src, 1 << 22, &text, &len, err)) return -1;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return moe_fail(err, "%s: not a JSON object", src);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "quantization_config");
+    int set = 0;
+    const char *keys[2] = {"torch_dtype", "dtype"};
+    for (int k = 0; k < 2; k++)
+        if (cJSON_GetObjectItemCaseSensitive(j, keys[k])) {
+            cJSON_ReplaceItemInObjectCaseSensitive(j, keys[k], cJSON_CreateString("float32"));
+            set = 1;
+        }
+    if (!set) cJSON_AddStringToObject(j, "torch_dtype", "float32");
+    *out = cJSON_Print(j);
+    cJSON_Delete(j);
+    return *out ? 0 : moe_fail(err, "%s: out of memory", src);
+}
+
+int ckpt_copy_config_f32(const char *src, const char *dst, moe_err *err) {
+    char *text = NULL;
+    if (ckpt_config_f32(src, &text, err)) return -1;
+    int rc = write_text(dst, text, err);
+    free(text);
+    return rc;
+}
+
 int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, const float *adam_m,
-              const float *adam_v, const ckpt_state *st, const char *tokenizer, char *saved,
-              size_t saved_len, moe_err *err) {
+              const float *adam_v, const ckpt_state *st, const char *tokenizer,
+              const char *config_text, char *saved, size_t saved_len, moe_err *err) {
     const st_store *S = &m->st;
     char tmp[4096], fin[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08lld", out_dir, (long long)st->step);
@@ -197,7 +230,9 @@ int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, co
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
     if (st_write(path, w, k, NULL, err)) goto done;
     snprintf(path, sizeof path, "%s/config.json", tmp);
-    if (hf_config_write(&m->cfg, path, "float32", err)) goto done;
+    if (config_text ? write_text(path, config_text, err)
+                    : hf_config_write(&m->cfg, path, "float32", err))
+        goto done;
     if (fsync_path(path, err)) goto done;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (write_state(path, st, err)) goto done;

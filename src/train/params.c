@@ -87,7 +87,15 @@ int train_params_init(train_params *p, moe_model *m, moe_err *err) {
         return -1;
     }
     qsort(p->tensors, (size_t)p->n_tensors, sizeof *p->tensors, by_offset);
+    if (fused_init(&p->fx, m, err)) {
+        train_params_free(p);
+        return -1;
+    }
     return 0;
+}
+
+void train_params_sync(train_params *p, moe_model *m) {
+    if (p->fx.n) fused_sync(&p->fx, m);
 }
 
 void train_bias_update(moe_session *s, float rate) {
@@ -109,5 +117,6 @@ void train_params_free(train_params *p) {
     free(p->tensors);
     free(p->sel_bias);
     free(p->sel_bias_len);
+    fused_free(&p->fx);
     memset(p, 0, sizeof *p);
 }
