@@ -146,6 +146,7 @@ static void run_variant(const char *variant) {
                          cJSON_GetArrayItem(lrs, step)->valuedouble, &ao, &gn, &err) == 0);
         CHECK_MSG(rel_ok(gn, num(r, "grad_norm"), 1e-4), "%s step %d: grad norm %.9g vs %.9g",
                   variant, step, gn, num(r, "grad_norm"));
+        train_params_sync(&P, m); /* fused expert tensors (gpt_oss): the forward's copies */
         if (P.n_bias) train_bias_update(s, (float)bias_rate);
     }
     free(grads);
@@ -174,3 +175,4 @@ TEST(train_ref_sigmoid_bias) { run_variant("sigmoid_bias"); }
 TEST(train_ref_expert_choice) { run_variant("expert_choice"); }
 TEST(train_ref_hash) { run_variant("hash"); }
 TEST(train_ref_capacity) { run_variant("capacity"); }
+TEST(train_ref_gpt_oss) { run_variant("gpt_oss"); }

@@ -39,8 +39,11 @@ static int add_tensor(void *ctx, const tm_entry *e) {
         p->sel_bias_len[p->n_bias++] = t->n_elems;
         return 0;
     }
+    /* weight decay on matrices only: gpt_oss's stacked expert biases [E][n]
+     * have rows but are biases */
+    int decay = e->rows > 0 && e->role != TM_EXP_GATE_UP_BIAS && e->role != TM_EXP_DOWN_BIAS;
     p->tensors[p->n_tensors++] =
-        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, e->rows > 0};
+        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, decay};
     return 0;
 }
 
