@@ -2,7 +2,8 @@
 """gen_train_fixtures.py - PyTorch reference for training: initial weights, data,
 loss parts, step-0 gradients and a 10-step AdamW trajectory.
 
-Writes tests/fixtures/train/<variant>/ for every variant below:
+Writes tests/fixtures/train/<variant>/ for every variant below (and, with
+gpt_oss, tests/fixtures/train/gpt_oss_data/train.bin: write_cli_shard):
   config.json, model.safetensors, generation_config.json
                    initial weights, float32, as transformers' save_pretrained writes
                    them (plus gate.e_score_correction_bias for sigmoid_bias)
@@ -909,6 +910,31 @@ def build(v, seed):
     return total
 
 
+def write_cli_shard():
+    """tests/fixtures/train/gpt_oss_data/train.bin: a token shard (the format of
+    src/train/data.h, version 1, uint16 ids, one domain, no eos) of 2048 ids
+    below the gpt_oss variant's vocabulary (64), a fixed cycle of 29 ids with
+    every 7th replaced at random, so `moe train --init tests/fixtures/train/gpt_oss`
+    has data it can learn in a few steps (tests/cli/train.sh)."""
+    import struct
+    d = os.path.join(OUT, "gpt_oss_data")
+    os.makedirs(d, exist_ok=True)
+    g = torch.Generator().manual_seed(77)
+    cycle = torch.randperm(61, generator=g)[:29] + 3
+    n = 2048
+    ids = [int(cycle[i % 29]) for i in range(n)]
+    noise = torch.randint(3, 64, (n,), generator=g).tolist()
+    ids = [noise[i] if i % 7 == 6 else ids[i] for i in range(n)]
+    head = b"MOETOKS\0" + struct.pack("<IIQIIQI", 1, 2, n, 64, 1, 128, 0xFFFFFFFF) + bytes(20)
+    dom = b"train".ljust(32, b"\0") + struct.pack("<QQ", 0, n)
+    blob = head + dom + bytes(128 - len(head) - len(dom)) + struct.pack(f"<{n}H", *ids)
+    path = os.path.join(d, "train.bin")
+    with open(path, "wb") as f:
+        f.write(blob)
+    os.chmod(path, 0o644)
+    return len(blob)
+
+
 def hyperparameters(v, cfg):
     E, K = n_experts(cfg), cfg.num_experts_per_tok
     N = B * T
@@ -956,6 +982,8 @@ def main():
         if a.only and v["name"] not in a.only:
             continue
         total += build(v, seed=200 + i)
+        if v["name"] == "gpt_oss":
+            total += write_cli_shard()
     print(f"total {total / 1024:.1f} KiB")
 
 

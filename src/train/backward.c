@@ -50,15 +50,15 @@ int bwd_check_model(const moe_config *c, moe_err *err) {
     for (int i = 0; i < c->n_layers; i++) {
         const moe_layer_config *lc = &c->layer[i];
         if (lc->linear_attn)
-            return moe_fail(err, "train: %s: layer %d is a linear_attention layer (Gated "
-                            "DeltaNet): it has no backward, such models are inference-only",
+            return moe_fail(err, "%s: layer %d is a linear_attention layer (Gated "
+                            "DeltaNet): it has no backward; such models are inference-only",
                             c->model_type, i);
         if ((!lc->moe || lc->n_shared > 0) && lc->act != MOE_ACT_SILU)
-            return moe_fail(err, "train: %s: layer %d: the clamped SwiGLU is trainable in routed "
+            return moe_fail(err, "%s: layer %d: the clamped SwiGLU is trainable in routed "
                             "experts only, not in a dense or shared FFN", c->model_type, i);
     }
     if (c->attn_out_gate || c->norm_offset || c->rope_dim)
-        return moe_fail(err, "train: %s: the attention output gate, partial rotary and "
+        return moe_fail(err, "%s: the attention output gate, partial rotary and "
                         "zero-centred norms have no backward (qwen3_next is inference-only)",
                         c->model_type);
     return 0;

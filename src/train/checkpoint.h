@@ -26,8 +26,9 @@ int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, co
               const char *config_text, char *saved, size_t saved_len, moe_err *err);
 
 /* The config.json text a checkpoint of the model whose config.json is src
- * carries: src's, with "torch_dtype" (and "dtype" where present) float32
- * and no "quantization_config", since training keeps f32 weights. Training
+ * carries: src's, with the first "torch_dtype" and "dtype" values float32
+ * (a "torch_dtype" added when neither is there), since training keeps f32
+ * weights; a config with a "quantization_config" is refused. Training
  * never changes the model's description, so the fields moe has no use for
  * and layouts hf_config_write cannot write (gpt_oss) pass through. *out is
  * malloc'ed. */
