@@ -190,11 +190,15 @@ int ckpt_config_f32(const char *src, char **out, moe_err *err) {
     if (read_file(src, 1 << 22, &text, &len, err)) return -1;
     cJSON *j = cJSON_ParseWithLength(text, len);
     int obj = cJSON_IsObject(j), quant = obj && cJSON_GetObjectItemCaseSensitive(j, "quantization_config");
+    const cJSON *td = obj ? cJSON_GetObjectItemCaseSensitive(j, "torch_dtype") : NULL;
+    const cJSON *dt = obj ? cJSON_GetObjectItemCaseSensitive(j, "dtype") : NULL;
+    int odd = (td && !cJSON_IsString(td)) || (dt && !cJSON_IsString(dt));
     cJSON_Delete(j);
-    if (!obj || quant) {
+    if (!obj || quant || odd) {
         free(text);
         return moe_fail(err, "%s: %s", src, quant ? "has a quantization_config; training starts "
                                                     "from float weights only"
+                                            : odd ? "torch_dtype or dtype is not a string"
                                                   : "not a JSON object");
     }
     const char *keys[2] = {"torch_dtype", "dtype"};

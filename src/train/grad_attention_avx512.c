@@ -1,11 +1,10 @@
 /*
  * grad_attention_avx512.c - the row work of attention_backward in AVX-512:
  * for one query row, the softmax of its scaled scores over the visible keys
- * and dS = P (dP - D) * scale with D = P . dP. exp is a Cephes-style
- * polynomial (range reduction by ln 2 in two parts, degree 5, exponent
- * applied with vscalefps): about 1 ulp, against libm's scalar expf that
- * took a third of the backward's time. With gpt_oss's sink the row's
- * maximum includes it and its exp joins the denominator. Called only when the kernel choice is
+ * and dS = P (dP - D) * scale with D = P . dP. exp is exp512
+ * (avx512_exp.h: about 1 ulp, against libm's scalar expf that took a third
+ * of the backward's time). With gpt_oss's sink the row's maximum includes it
+ * and its exp joins the denominator. Called only when the kernel choice is
  * ISA_AVX512; grad_attention.c has the portable version.
  */
 #include <immintrin.h>
