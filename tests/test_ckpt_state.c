@@ -3,8 +3,11 @@
  * (ckpt_read_state): a state `moe train` writes is read back; a step that
  * is not a whole number an int64_t holds, a bad rng word or a missing field
  * is refused with the file named (inputs the fuzz target found included).
+ * And the config.json a checkpoint carries (ckpt_config_f32): the source's
+ * text with its dtype float32, floats kept as written.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
@@ -51,4 +54,36 @@ TEST(ckpt_read_state_good_and_bad) {
                           "\"041525683877d2d7\"]",
                      &st, &err) != 0);
     CHECK(read_state("1", "[1, 2, 3, 4]", &st, &err) != 0);
+}
+
+static int config_f32(const char *text, char **out, moe_err *err) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config_src.json", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    if (!f) return -2;
+    fputs(text, f);
+    fclose(f);
+    return ckpt_config_f32(path, out, err);
+}
+
+TEST(ckpt_config_f32_keeps_the_source_text) {
+    moe_err err = {{0}};
+    char *out = NULL;
+    CHECK(config_f32("{\"model_type\": \"gpt_oss\", \"torch_dtype\": \"bfloat16\", "
+                     "\"swiglu_limit\": 7.0, \"dtype\" : \"bfloat16\", \"note\": \"dtype\"}",
+                     &out, &err) == 0);
+    CHECK_MSG(out && !strcmp(out, "{\"model_type\": \"gpt_oss\", \"torch_dtype\": \"float32\", "
+                                  "\"swiglu_limit\": 7.0, \"dtype\" : \"float32\", \"note\": \"dtype\"}"),
+              "%s", out ? out : "(null)");
+    free(out);
+    out = NULL;
+    CHECK(config_f32("{\"model_type\": \"mixtral\"}", &out, &err) == 0);
+    CHECK_MSG(out && strstr(out, "\"torch_dtype\": \"float32\",") && strstr(out, "\"model_type\": \"mixtral\""),
+              "%s", out ? out : "(null)");
+    free(out);
+    out = NULL;
+    CHECK(config_f32("{\"quantization_config\": {\"quant_method\": \"mxfp4\"}}", &out, &err) == -1);
+    CHECK(strstr(err.msg, "quantization_config") != NULL && out == NULL);
+    CHECK(config_f32("{\"torch_dtype\": null}", &out, &err) == -1);
+    CHECK(config_f32("[1]", &out, &err) == -1);
 }

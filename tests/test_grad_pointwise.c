@@ -1,7 +1,8 @@
 /*
  * test_grad_pointwise.c - RMSNorm (weighted, unweighted, odd sizes, the
- * per-head use with one shared dw), SwiGLU, RoPE and clamp backward against
- * central differences of double-precision forwards.
+ * per-head use with one shared dw), SwiGLU, gpt_oss's clamped SwiGLU (and
+ * its AVX-512 twin), RoPE and clamp backward against central differences of
+ * double-precision forwards.
  */
 #include "grad_check.h"
 #include "kernels/kernels.h"
@@ -95,6 +96,75 @@ TEST(grad_swiglu) {
     swiglu_backward(dg, NULL, dh, g, u, N);
     for (int i = 0; i < N; i++) eg[i] *= 2;
     GC_CHECK("swiglu dg x2", dg, eg, N, 1e-5);
+}
+
+/* ------------------------------------------------------ clamped SwiGLU */
+
+typedef struct oss_ctx {
+    const double *g, *u, *R;
+    int n;
+    double alpha, limit;
+} oss_ctx;
+
+/* h = (clamp(u, -l, l) + 1) * gc * sigmoid(alpha gc), gc = min(g, l) */
+static double oss_loss(void *vc) {
+    const oss_ctx *c = vc;
+    double L = 0;
+    for (int i = 0; i < c->n; i++) {
+        double gc = fmin(c->g[i], c->limit), uc = fmax(-c->limit, fmin(c->u[i], c->limit));
+        L += c->R[i] * (uc + 1) * gc / (1 + exp(-c->alpha * gc));
+    }
+    return L;
+}
+
+TEST(grad_oss_glu) {
+    enum { N = 45 };
+    const float alpha = 1.702f, lim = 1.5f;
+    rng r;
+    rng_init(&r, 12);
+    float g[N], u[N], dh[N], dg[N] = {0}, du[N] = {0}, fg[N] = {0}, fu[N] = {0};
+    double gd[N], ud[N], Rd[N], eg[N], eu[N];
+    gc_fill(g, N, -4, 4, &r);
+    gc_fill(u, N, -3, 3, &r);
+    gc_fill(dh, N, -1, 1, &r);
+    for (int i = 0; i < N; i++) { /* differences stay off the kinks */
+        if (fabsf(fabsf(g[i]) - lim) < 1e-2f) g[i] += 0.05f;
+        if (fabsf(fabsf(u[i]) - lim) < 1e-2f) u[i] += 0.05f;
+    }
+    gc_widen(gd, g, N), gc_widen(ud, u, N), gc_widen(Rd, dh, N);
+    oss_ctx c = {gd, ud, Rd, N, alpha, lim};
+    gc_fd(oss_loss, &c, gd, N, 1e-6, eg);
+    gc_fd(oss_loss, &c, ud, N, 1e-6, eu);
+    oss_glu_backward(dg, du, dh, g, u, N, alpha, lim);
+    GC_CHECK("oss_glu dg", dg, eg, N, 1e-5);
+    GC_CHECK("oss_glu du", du, eu, N, 1e-5);
+    int clamped_g = 0, clamped_u = 0;
+    for (int i = 0; i < N; i++) {
+        clamped_g += g[i] > lim && dg[i] == 0.0f;
+        clamped_u += fabsf(u[i]) > lim && du[i] == 0.0f;
+    }
+    CHECK(clamped_g > 3 && clamped_u > 3); /* the clamps were reached and block */
+
+    /* PyTorch's clamp passes the gradient at the bound itself; NaN blocks */
+    float gb[3] = {lim, lim + 1e-3f, NAN}, ub[3] = {-lim, lim, NAN}, one[3] = {1, 1, 1};
+    float dgb[3] = {0}, dub[3] = {0};
+    oss_glu_backward(dgb, dub, one, gb, ub, 3, alpha, lim);
+    CHECK(dgb[0] != 0.0f && dub[0] != 0.0f && dub[1] != 0.0f);
+    CHECK(dgb[1] == 0.0f && dgb[2] == 0.0f && dub[2] == 0.0f);
+
+    /* the AVX-512 twin on the same inputs (accumulating, like the scalar) */
+    if (kernels_named("avx512")) {
+        avx512_oss_glu_backward(fg, fu, dh, g, u, N, alpha, lim);
+        for (int i = 0; i < N; i++) {
+            CHECK_NEAR(fg[i], dg[i], 2e-6 * (1 + fabsf(dg[i])));
+            CHECK_NEAR(fu[i], du[i], 2e-6 * (1 + fabsf(du[i])));
+            CHECK((fg[i] == 0.0f) == (dg[i] == 0.0f) || fabsf(dg[i]) < 1e-7f);
+        }
+        float fgb[3] = {0}, fub[3] = {0};
+        avx512_oss_glu_backward(fgb, fub, one, gb, ub, 3, alpha, lim);
+        CHECK(fgb[0] != 0.0f && fub[0] != 0.0f && fub[1] != 0.0f);
+        CHECK(fgb[1] == 0.0f && fgb[2] == 0.0f && fub[2] == 0.0f);
+    }
 }
 
 /* ------------------------------------------------------------------ RoPE */

@@ -2,7 +2,8 @@
  * test_train_ref.c - the trainer's math against PyTorch: for each fixture
  * in tests/fixtures/train (tools/gen_train_fixtures.py), the loss parts and
  * the gradient of every parameter at step 0, then a 10-step AdamW
- * trajectory (loss parts and gradient norm at every step).
+ * trajectory (loss parts and gradient norm at every step). And the models
+ * without a backward (qwen3_next's Gated DeltaNet) refused by name.
  */
 #include "test.h"
 
@@ -146,6 +147,7 @@ static void run_variant(const char *variant) {
                          cJSON_GetArrayItem(lrs, step)->valuedouble, &ao, &gn, &err) == 0);
         CHECK_MSG(rel_ok(gn, num(r, "grad_norm"), 1e-4), "%s step %d: grad norm %.9g vs %.9g",
                   variant, step, gn, num(r, "grad_norm"));
+        train_params_sync(&P, m); /* fused expert tensors (gpt_oss): the forward's copies */
         if (P.n_bias) train_bias_update(s, (float)bias_rate);
     }
     free(grads);
@@ -174,3 +176,25 @@ TEST(train_ref_sigmoid_bias) { run_variant("sigmoid_bias"); }
 TEST(train_ref_expert_choice) { run_variant("expert_choice"); }
 TEST(train_ref_hash) { run_variant("hash"); }
 TEST(train_ref_capacity) { run_variant("capacity"); }
+TEST(train_ref_gpt_oss) { run_variant("gpt_oss"); }
+
+TEST(train_refuses_linear_attention) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/models/qwen3_next_base", test_fixtures());
+    moe_err err = {{0}};
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    bwd_ws *ws = NULL;
+    CHECK(moe_model_load(&m, dir, &err) == 0);
+    moe_session_opts so = {.n_ctx = 8, .n_threads = 1, .max_batch = 8, .n_seq = 1};
+    if (m) CHECK(moe_session_new(&s, m, &so, &err) == 0);
+    if (s) {
+        CHECK(bwd_check_model(&m->cfg, &err) == -1);
+        CHECK_MSG(strstr(err.msg, "linear_attention layer (Gated DeltaNet)") != NULL, "%s", err.msg);
+        err.msg[0] = 0;
+        CHECK(bwd_ws_new(&ws, s, 8, &err) == -1 && ws == NULL);
+        CHECK_MSG(strstr(err.msg, "inference-only") != NULL, "%s", err.msg);
+    }
+    moe_session_free(s);
+    moe_model_free(m);
+}

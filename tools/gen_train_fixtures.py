@@ -2,7 +2,8 @@
 """gen_train_fixtures.py - PyTorch reference for training: initial weights, data,
 loss parts, step-0 gradients and a 10-step AdamW trajectory.
 
-Writes tests/fixtures/train/<variant>/ for every variant below:
+Writes tests/fixtures/train/<variant>/ for every variant below (and, with
+gpt_oss, tests/fixtures/train/gpt_oss_data/train.bin: write_cli_shard):
   config.json, model.safetensors, generation_config.json
                    initial weights, float32, as transformers' save_pretrained writes
                    them (plus gate.e_score_correction_bias for sigmoid_bias)
@@ -40,10 +41,11 @@ Definition (docs/TRAINING.md "Losses and optimizer" says the same):
     clip: norm = sqrt(sum over all g of g^2); g *= min(1, CLIP / (norm + 1e-6))
     lr_s = PEAK*(s+1)/WARMUP for s < WARMUP, else
            MIN_LR + (PEAK-MIN_LR)/2 * (1 + cos(pi * (s-WARMUP)/(STEPS-WARMUP)))
-    theta *= 1 - lr_s*WD          (only tensors that are 2-D in the file: linear
-                                   weights, embeddings, lm_head, routers, expert
-                                   matrices, shared_expert_gate; never norms or
-                                   biases)
+    theta *= 1 - lr_s*WD          (only tensors that are 2-D or more in the file:
+                                   linear weights, embeddings, lm_head, routers,
+                                   expert matrices, shared_expert_gate; never
+                                   norms, sinks or biases, gpt_oss's stacked
+                                   expert biases [E][n] included)
     m = b1*m + (1-b1)*g ; v = b2*v + (1-b2)*g^2       (m, v start at 0)
     theta -= (lr_s / (1-b1^(s+1))) * m / (sqrt(v) / sqrt(1-b2^(s+1)) + EPS)
   sigmoid_bias only, after the step: bias_i += BIAS_RATE * sign(N*K/E - load_i),
@@ -138,6 +140,18 @@ QWEN3 = dict(hidden_size=32, intermediate_size=32, moe_intermediate_size=16, num
              attention_bias=False, rms_norm_eps=1e-6, use_sliding_window=False,
              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 
+# gpt_oss: a sliding layer (window 4 < T) and a full one, per-head sinks,
+# q/k/v/o biases, YaRN (attention factor in cos/sin), router bias with
+# top-2-then-softmax, fused interleaved experts with biases, clamped SwiGLU
+# with a limit (1.0) that gate and up pass (checks.swiglu_clamped).
+GPT_OSS = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+               rms_norm_eps=1e-5, sliding_window=4, swiglu_limit=1.0, swiglu_alpha=1.702,
+               attention_bias=True, layer_types=["sliding_attention", "full_attention"],
+               rope_parameters={"rope_type": "yarn", "rope_theta": 100.0, "factor": 8.0,
+                                "beta_fast": 4.0, "beta_slow": 0.5, "truncate": False,
+                                "original_max_position_embeddings": 64})
+
 OLMOE = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, norm_topk_prob=False,
              clip_qkv=8.0, attention_bias=False, rms_norm_eps=1e-5,
@@ -190,13 +204,19 @@ VARIANTS = [
       moe={"capacity_factor": CAPACITY_FACTOR},
       what="softmax top-2 of 5 with capacity C = ceil(1.0*32*2/5) = 13 pairs per expert, kept "
            "in token order, the rest dropped; aux counts all pairs"),
+    V("gpt_oss", "gpt_oss", GPT_OSS,
+      what="gpt_oss: layer 0 sliding (window 4 < 16 tokens), layer 1 full attention; per-head "
+           "sink logits, q/k/v/o biases, YaRN (factor 8); router with bias, top-2 of 4 logits "
+           "then softmax over the 2; fused gate_up_proj [E][D][2F] (gate even, up odd columns) "
+           "and down_proj [E][F][D] with biases; clamped SwiGLU alpha 1.702, limit 1.0 (reached: "
+           "checks.swiglu_clamped); expert biases are not decayed"),
 ]
 
 # ---------------------------------------------------------------- helpers
 
 
 def n_experts(cfg):
-    return cfg.num_local_experts if cfg.model_type == "mixtral" else cfg.num_experts
+    return cfg.num_local_experts if cfg.model_type in ("mixtral", "gpt_oss") else cfg.num_experts
 
 
 def lr_at(s):
@@ -223,6 +243,16 @@ def randomize(model, gen, route):
             shape = p.shape
             if name.endswith("norm.weight"):
                 val = 1.0 + 0.1 * rn(shape)
+            elif name.endswith("self_attn.sinks"):
+                val = 1.0 + 1.0 * rn(shape)  # gpt_oss: a sizable share of each row
+            elif name.endswith("_proj_bias"):
+                val = 0.5 * rn(shape)  # gpt_oss expert biases [E][2F], [E][D]
+            elif name.endswith("router.weight"):
+                val = rn(shape) * (2.0 / math.sqrt(shape[1]))  # gpt_oss router [E][D]
+            elif model.config.model_type == "gpt_oss" and name.endswith("experts.gate_up_proj"):
+                val = rn(shape) * (1.5 / math.sqrt(shape[1]))  # [E][D][2F]: x @ W
+            elif model.config.model_type == "gpt_oss" and name.endswith("experts.down_proj"):
+                val = rn(shape) * (1.0 / math.sqrt(shape[1]))  # [E][F][D]: h @ W
             elif name.endswith(".bias"):
                 val = 0.2 * rn(shape)
             elif "embed_tokens" in name:
@@ -254,6 +284,8 @@ def file_tensors(model, tensors):
     """tensors: {in-memory parameter name: tensor} -> {file name: tensor}."""
     mt = model.config.model_type
     w1, w3, w2 = ("w1", "w3", "w2") if mt == "mixtral" else ("gate_proj", "up_proj", "down_proj")
+    if mt == "gpt_oss":  # the file keeps transformers' fused tensors
+        return {n: t.detach().contiguous() for n, t in tensors.items()}
     out = {}
     for name, t in tensors.items():
         fname = name
@@ -483,8 +515,8 @@ def train(d, v, batches, steps=STEPS, perturb=None, mut=None):
     routing = Routing(model, v["route"], mut)
     named = list(model.named_parameters())
     params = [p for _, p in named]
-    decay = [p for _, p in named if p.dim() >= 2]
-    no_decay = [p for _, p in named if p.dim() < 2]
+    decay = [p for n, p in named if p.dim() >= 2 and not n.endswith("_bias")]
+    no_decay = [p for n, p in named if p.dim() < 2 or n.endswith("_bias")]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=PEAK, betas=BETAS, eps=EPS, foreach=False, fused=False)
@@ -545,6 +577,28 @@ def train(d, v, batches, steps=STEPS, perturb=None, mut=None):
     return dict(model=model, step0=step0, routing0=routing0, grads=file_tensors(model, grads0),
                 traj=traj, init=file_tensors(model, init), final=file_tensors(model, final),
                 final_biases=biases, final_eval=fin, no_grad=no_grad)
+
+
+def swiglu_clamped(d, v, batches):
+    """gpt_oss at the initial weights on step 0's batch: how many of the
+    gate pre-activations exceed the limit and how many up values lie
+    outside [-limit, limit] (both must be > 0: the clamps matter)."""
+    model = load_model(d, v["route"])
+    seen = {"gate_above_limit": 0, "up_outside_limit": 0, "elements": 0}
+    for mod in model.modules():
+        if type(mod).__name__ == "GptOssExperts":
+            orig = mod._apply_gate
+
+            def counting(gate_up, orig=orig, lim=mod.limit):
+                seen["gate_above_limit"] += int((gate_up[..., ::2] > lim).sum())
+                seen["up_outside_limit"] += int((gate_up[..., 1::2].abs() > lim).sum())
+                seen["elements"] += gate_up.shape[0] * (gate_up.shape[-1] // 2)
+                return orig(gate_up)
+            mod._apply_gate = counting
+    ids = torch.tensor(batches[0])
+    with torch.no_grad():
+        model(input_ids=ids[:, :-1], use_cache=False)
+    return seen
 
 
 def qkv_absmax(d, v, batches, traj_model=None):
@@ -758,6 +812,10 @@ def build(v, seed):
         mx = qkv_absmax(d, v, batches, run["model"])
         checks["qkv_absmax"] = {"initial_weights": mx[0], "final_weights": mx[1], "clip_qkv": cfg.clip_qkv}
         assert max(mx) < 0.9 * cfg.clip_qkv, f"{name}: clip_qkv reached ({mx})"
+    if cfg.model_type == "gpt_oss":
+        checks["swiglu_clamped"] = swiglu_clamped(d, v, batches)
+        assert checks["swiglu_clamped"]["gate_above_limit"] > 0, f"{name}: gate never clamped"
+        assert checks["swiglu_clamped"]["up_outside_limit"] > 0, f"{name}: up never clamped"
     if v["route"] == "capacity":
         checks["dropped_pairs_per_step"] = [r["dropped"] for r in run["traj"]]
         assert all(sum(x) > 0 for x in checks["dropped_pairs_per_step"]), "capacity drops nothing"
@@ -845,11 +903,36 @@ def build(v, seed):
           f"  gnorm0 {r0['grad_norm']:.3f}")
     print(f"    ulp: {checks['ulp_perturbation']}")
     print(f"    sensitivity: " + ", ".join(f"{k}: {x['grads_rel']:.2e}/{x['loss_rel']:.1e}" for k, x in sens.items()))
-    for k in ("qkv_absmax", "dropped_pairs_per_step", "unrouted_tokens_per_step",
+    for k in ("qkv_absmax", "swiglu_clamped", "dropped_pairs_per_step", "unrouted_tokens_per_step",
               "tokens_whose_choice_the_bias_changes", "experts_unused_at_step0"):
         if k in checks:
             print(f"    {k}: {checks[k]}")
     return total
+
+
+def write_cli_shard():
+    """tests/fixtures/train/gpt_oss_data/train.bin: a token shard (the format of
+    src/train/data.h, version 1, uint16 ids, one domain, no eos) of 2048 ids
+    below the gpt_oss variant's vocabulary (64), a fixed cycle of 29 ids with
+    every 7th replaced at random, so `moe train --init tests/fixtures/train/gpt_oss`
+    has data it can learn in a few steps (tests/cli/train.sh)."""
+    import struct
+    d = os.path.join(OUT, "gpt_oss_data")
+    os.makedirs(d, exist_ok=True)
+    g = torch.Generator().manual_seed(77)
+    cycle = torch.randperm(61, generator=g)[:29] + 3
+    n = 2048
+    ids = [int(cycle[i % 29]) for i in range(n)]
+    noise = torch.randint(3, 64, (n,), generator=g).tolist()
+    ids = [noise[i] if i % 7 == 6 else ids[i] for i in range(n)]
+    head = b"MOETOKS\0" + struct.pack("<IIQIIQI", 1, 2, n, 64, 1, 128, 0xFFFFFFFF) + bytes(20)
+    dom = b"train".ljust(32, b"\0") + struct.pack("<QQ", 0, n)
+    blob = head + dom + bytes(128 - len(head) - len(dom)) + struct.pack(f"<{n}H", *ids)
+    path = os.path.join(d, "train.bin")
+    with open(path, "wb") as f:
+        f.write(blob)
+    os.chmod(path, 0o644)
+    return len(blob)
 
 
 def hyperparameters(v, cfg):
@@ -862,7 +945,8 @@ def hyperparameters(v, cfg):
                         "rule": "s < warmup: peak*(s+1)/warmup; else min + (peak-min)/2 * "
                                 "(1 + cos(pi*(s-warmup)/(total_steps-warmup)))"},
         "adamw": {"beta1": BETAS[0], "beta2": BETAS[1], "eps": EPS, "weight_decay": WD,
-                  "decay_applies_to": "tensors that are 2-D in model.safetensors (not norms, not biases)",
+                  "decay_applies_to": "tensors that are 2-D or more in model.safetensors, except the "
+                                      "*_proj_bias expert biases (not norms, sinks or biases)",
                   "rule": "p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; "
                           "p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), t = step+1"},
         "clip_grad_norm": CLIP,
@@ -898,6 +982,8 @@ def main():
         if a.only and v["name"] not in a.only:
             continue
         total += build(v, seed=200 + i)
+        if v["name"] == "gpt_oss":
+            total += write_cli_shard()
     print(f"total {total / 1024:.1f} KiB")
 
 

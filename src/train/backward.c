@@ -5,7 +5,9 @@
  *   for each layer, last to first:
  *       FFN block (backward_ffn.c), its norm, the residual
  *       o_proj, attention (recomputing q, k, v from the recorded raw
- *       projections: bias, q/k norm, clip, rope), q/k/v projections, norm
+ *       projections: bias, q/k norm, clip, rope with the forward's own
+ *       cos/sin tables, YaRN's attention factor included; the layer's
+ *       window; sink logits), q/k/v projections, norm
  *   embedding rows
  *
  * Every step mirrors the forward in src/model; grad_ops.h holds each op's
@@ -44,42 +46,57 @@ static sizes ws_sizes(const moe_config *c, int N) {
     return z;
 }
 
+int bwd_check_model(const moe_config *c, moe_err *err) {
+    for (int i = 0; i < c->n_layers; i++) {
+        const moe_layer_config *lc = &c->layer[i];
+        if (lc->linear_attn)
+            return moe_fail(err, "%s: layer %d is a linear_attention layer (Gated "
+                            "DeltaNet): it has no backward; such models are inference-only",
+                            c->model_type, i);
+        if ((!lc->moe || lc->n_shared > 0) && lc->act != MOE_ACT_SILU)
+            return moe_fail(err, "%s: layer %d: the clamped SwiGLU is trainable in routed "
+                            "experts only, not in a dense or shared FFN", c->model_type, i);
+    }
+    if (c->attn_out_gate || c->norm_offset || c->rope_dim)
+        return moe_fail(err, "%s: the attention output gate, partial rotary and "
+                        "zero-centred norms have no backward (qwen3_next is inference-only)",
+                        c->model_type);
+    return 0;
+}
+
 int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     *out = NULL;
     const moe_config *c = &s->m->cfg;
-    /* gpt_oss's switches have no backward yet: refused, never silently wrong */
-    int unsupported = c->attn_sinks || c->rope_kind != MOE_ROPE_DEFAULT || c->attn_out_gate ||
-                      c->norm_offset || c->rope_dim;
-    for (int i = 0; i < c->n_layers; i++)
-        unsupported |= c->layer[i].full_attention || c->layer[i].linear_attn || c->layer[i].router_bias ||
-                       c->layer[i].expert_bias || c->layer[i].act != MOE_ACT_SILU ||
-                       (c->layer[i].moe && c->layer[i].score == MOE_SCORE_TOPK_SOFTMAX);
-    if (unsupported)
-        return moe_fail(err, "backward: %s: attention sinks, YaRN, per-layer windows, router or "
-                        "expert biases, the clamped SwiGLU, top-k softmax routing and qwen3_next's "
-                        "linear attention, output gate, partial rotary and zero-centred norms are "
-                        "not trainable yet", c->model_type);
+    if (bwd_check_model(c, err)) return -1;
     sizes z = ws_sizes(c, n_tokens);
     int threads = pool_size(s->pool);
     int64_t att = (int64_t)threads * attention_backward_scratch(s->n_ctx);
-    int64_t half = c->head_dim / 2 > 0 ? c->head_dim / 2 : 1;
     int64_t n = 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 5 * z.F + 2 * z.P * z.D +
-                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N + 2 * z.N * half + 64 * 34;
+                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N + 64 * 32;
     bwd_ws *w = calloc(1, sizeof *w);
+    if (!w) return moe_fail(err, "backward: out of memory");
+    if (fused_init(&w->fx, s->m, err)) {
+        free(w);
+        return -1;
+    }
     float *m = big_calloc((size_t)n * sizeof(float));
     double *dw = malloc((size_t)(2 * z.Emax + z.N) * sizeof(double));
     int *iw = malloc((size_t)(z.N + 1 + z.P) * sizeof(int));
     lin_bwd_task *t = malloc((size_t)z.Emax * sizeof(lin_bwd_task));
     gemm_op *ops = malloc((size_t)(3 * z.Emax) * sizeof(gemm_op));
-    if (!w || !m || !dw || !iw || !t || !ops) {
+    if (w->fx.own_n) w->og = calloc((size_t)w->fx.own_n, sizeof(float));
+    if (!m || !dw || !iw || !t || !ops || (w->fx.own_n && !w->og)) {
+        double mib = (n + w->fx.own_n) * 4.0 / 1048576.0;
+        fused_free(&w->fx);
+        free(w->og);
         free(w);
         free(m);
         free(dw);
         free(iw);
         free(t);
         free(ops);
-        return moe_fail(err, "backward: cannot allocate %.1f MiB of scratch for %d tokens",
-                        n * 4.0 / 1048576.0, n_tokens);
+        return moe_fail(err, "backward: cannot allocate %.1f MiB of scratch for %d tokens", mib,
+                        n_tokens);
     }
     w->n_tokens = n_tokens;
     w->mem = m;
@@ -121,8 +138,6 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     TAKE(scores, z.N * z.Emax);
     TAKE(work, z.N * z.Emax);
     TAKE(dgl, z.N);
-    TAKE(rope_cos, z.N * half);
-    TAKE(rope_sin, z.N * half);
 #undef TAKE
     *out = w;
     return 0;
@@ -132,6 +147,8 @@ void bwd_ws_set_grads_zero(bwd_ws *w, int zero) { w->grads_zero = zero; }
 
 void bwd_ws_free(bwd_ws *w) {
     if (!w) return;
+    fused_free(&w->fx);
+    free(w->og);
     free(w->mem);
     free(w->dwork);
     free(w->tok_start);
@@ -161,8 +178,9 @@ static void attn_recompute(void *vc, int64_t t0, int64_t t1, int tid) {
     const layer_w *lw = x->lw;
     const moe_config *c = &x->s->m->cfg;
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = G * Dh;
+    const float *rc = x->s->rope_cos, *rsn = x->s->rope_sin;
     for (int64_t t = t0; t < t1 && x->plain; t++) { /* q4, k4 = rope(q, k); v is the tape's */
-        const float *cs = w->rope_cos + t * (Dh / 2), *sn = w->rope_sin + t * (Dh / 2);
+        const float *cs = rc + t * (Dh / 2), *sn = rsn + t * (Dh / 2);
         float *q4 = w->q4 + t * HD, *k4 = w->k4 + t * GD;
         memcpy(q4, a->q + t * HD, sizeof(float) * (size_t)HD);
         memcpy(k4, a->k + t * GD, sizeof(float) * (size_t)GD);
@@ -198,7 +216,7 @@ static void attn_recompute(void *vc, int64_t t0, int64_t t1, int tid) {
             memcpy(k4, k2, sizeof(float) * (size_t)GD);
             memcpy(v3, v1, sizeof(float) * (size_t)GD);
         }
-        const float *cs = w->rope_cos + t * (Dh / 2), *sn = w->rope_sin + t * (Dh / 2);
+        const float *cs = rc + t * (Dh / 2), *sn = rsn + t * (Dh / 2);
         for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, (int)Dh);
         for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, (int)Dh);
     }
@@ -218,7 +236,7 @@ static void attn_pointwise_backward(void *vc, int64_t t0, int64_t t1, int tid) {
     float *dkn = lw->k_norm ? grad_of(x->G, lw->k_norm) : NULL;
     for (int64_t t = t0; t < t1; t++) {
         float *dq = w->dq + t * HD, *dk = w->dk + t * GD, *dv = w->dv + t * GD;
-        const float *cs = w->rope_cos + t * (Dh / 2), *sn = w->rope_sin + t * (Dh / 2);
+        const float *cs = x->s->rope_cos + t * (Dh / 2), *sn = x->s->rope_sin + t * (Dh / 2);
         for (int64_t h = 0; h < H; h++) rope_backward(dq + h * Dh, cs, sn, (int)Dh);
         for (int64_t g = 0; g < Gk; g++) rope_backward(dk + g * Dh, cs, sn, (int)Dh);
         if (x->plain) continue; /* dq, dk are the projections' gradients */
@@ -267,11 +285,13 @@ static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l
     memset(w->dq, 0, sizeof(float) * (size_t)(N * HD));
     memset(w->dk, 0, sizeof(float) * (size_t)(N * GD));
     memset(w->dv, 0, sizeof(float) * (size_t)(N * GD));
+    int window = c->layer[l].full_attention ? 0 : c->sliding_window;
+    float *dsinks = lw->sinks ? grad_of(G, lw->sinks) : NULL;
     for (int b = 0; b < B; b++) {
         int64_t o = (int64_t)b * T;
-        attention_backward(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD,
-                           w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, v3 + o * GD, T,
-                           (int)H, (int)Gk, (int)Dh, c->sliding_window, w->att_scratch);
+        attention_backward_sinks(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD, dsinks,
+                                 w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, v3 + o * GD,
+                                 lw->sinks, T, (int)H, (int)Gk, (int)Dh, window, w->att_scratch);
     }
 
     /* rope, clip, q/k norm, bias, per token */
@@ -292,20 +312,6 @@ static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l
     bwd_linear(s, w, w->dxn, grad_of(G, lw->wv.data), w->dv, a->xn_attn, lw->wv.data, N, GD, D, 0);
     rmsnorm_backward_rows_pool(s->pool, w->dx, grad_of(G, lw->attn_norm), w->dxn, a->x_attn,
                                lw->attn_norm, N, (int)D, c->norm_eps, w->rnorm);
-}
-
-typedef struct rope_ctx {
-    bwd_ws *w;
-    const int *pos;
-    int head_dim;
-    float theta;
-} rope_ctx;
-
-static void rope_rows(void *vc, int64_t t0, int64_t t1, int tid) {
-    const rope_ctx *c = vc;
-    int half = c->head_dim / 2;
-    for (int64_t t = t0; t < t1; t++)
-        rope_table(c->w->rope_cos + t * half, c->w->rope_sin + t * half, c->pos[t], c->head_dim, c->theta);
 }
 
 typedef struct embed_ctx {
@@ -347,10 +353,6 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
         w->grads_zero = 0;
         return -1;
     }
-    if (c->head_dim > 1) {
-        rope_ctx rc = {w, s->tok_pos, c->head_dim, c->rope_theta};
-        pool_for(s->pool, N, 64, rope_rows, &rc);
-    }
     bwd_linear(s, w, w->dxn, grad_of(G, m->lm_head.data), logits, s->acts->xn_final,
                m->lm_head.data, N, V, D, 1);
     memset(w->dx, 0, sizeof(float) * (size_t)(N * D));
@@ -374,6 +376,7 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
      * may have been stored over them) */
     embed_ctx ec = {grad_of(G, m->embed.data), w->dx, s->tok_id, N, D};
     pool_for(s->pool, D, 16, embed_cols, &ec);
+    if (w->fx.n) fused_fold(&w->fx, m, G, w->og);
     w->grads_zero = 0;
     return 0;
 }

@@ -1,7 +1,9 @@
 /*
  * backward_ffn.c - the backward pass of a layer's FFN block: dense SwiGLU,
  * or MoE (combine, experts, dispatch, router, balancing losses, shared
- * expert), then the block's RMSNorm. Mirrors src/model/moe_ffn.c and
+ * expert), then the block's RMSNorm. gpt_oss: router bias, expert biases,
+ * the clamped SwiGLU, and fused expert tensors (fused.h: the per-expert
+ * copies' gradients go to a side array, folded at the end of the pass). Mirrors src/model/moe_ffn.c and
  * router.c; the balancing losses are those of docs/TRAINING.md.
  */
 #include "train/backward_impl.h"
@@ -74,6 +76,27 @@ static void router_grad(const kern_cfg *k, bwd_ws *w, const layer_acts *a, const
                         lc->score, lc->norm_topk, lc->routed_scale);
 }
 
+/* gpt_oss's expert biases: per expert, db_gate and db_up += the sums of its
+ * pairs' dg and du (the dgu rows), db_down += the sum of its pairs' dye. */
+static void expert_bias_backward(bwd_ws *w, const train_grads *G, const layer_w *lw,
+                                 const int *cnt, int E, int64_t D, int64_t F) {
+    for (int e = 0; e < E; e++) {
+        int64_t n = cnt[e + 1] - cnt[e];
+        const ffn_w *x = &lw->experts[e];
+        if (!n) continue;
+        if (x->bd) bias_backward(fused_grad(&w->fx, G, w->og, x->bd), w->dye + cnt[e] * D, n, D);
+        for (int64_t i = cnt[e]; i < cnt[e + 1]; i++) {
+            const float *dgu = w->dg + i * 2 * F;
+            float *bg = x->bg ? fused_grad(&w->fx, G, w->og, x->bg) : NULL;
+            float *bu = x->bu ? fused_grad(&w->fx, G, w->og, x->bu) : NULL;
+            for (int64_t f = 0; f < F; f++) {
+                if (bg) bg[f] += dgu[f];
+                if (bu) bu[f] += dgu[F + f];
+            }
+        }
+    }
+}
+
 static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int N,
                          const loss_coefs *coefs, float cs, loss_parts *out) {
     const moe_config *c = &s->m->cfg;
@@ -93,8 +116,8 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
         int64_t n = cnt[e + 1] - cnt[e];
         if (!n) continue;
         const mat *Wd = &lw->experts[e].down;
-        w->tasks[nt++] = (lin_bwd_task){w->dh + cnt[e] * F, grad_of(G, Wd->data), w->dye + cnt[e] * D,
-                                        a->he + cnt[e] * F, Wd->data, n, D, F};
+        w->tasks[nt++] = (lin_bwd_task){w->dh + cnt[e] * F, fused_grad(&w->fx, G, w->og, Wd->data),
+                                        w->dye + cnt[e] * D, a->he + cnt[e] * F, Wd->data, n, D, F};
     }
     linear_backward_grouped_mode(s->pool, w->tasks, nt, 1, w->grads_zero);
     /* gate and up together: dgu rows = (dg | du), so per expert
@@ -102,7 +125,11 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
      *   dW_gate = dg^T xe,  dW_up = du^T xe
      * (xe: the forward's gathered inputs, kept in the tape) */
     float *dgu = w->dg;
-    bwd_swiglu_backward_rows(s->pool, dgu, w->dh, a->ge, a->ue, P, F);
+    if (lc->act == MOE_ACT_OSS_GLU)
+        bwd_oss_glu_backward_rows(s->pool, dgu, w->dh, a->ge, a->ue, P, F, lc->act_alpha,
+                                  lc->act_limit);
+    else
+        bwd_swiglu_backward_rows(s->pool, dgu, w->dh, a->ge, a->ue, P, F);
     int no = 0;
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
@@ -111,12 +138,13 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
         const float *dy = dgu + cnt[e] * 2 * F, *xe = a->xe + cnt[e] * D;
         w->ops[no++] = (gemm_op){w->dxe + cnt[e] * D, D, dy, 2 * F, 1, x->gate.data, D, 1,
                                  n, D, 2 * F, 1, x->up.data, F};
-        w->ops[no++] = (gemm_op){grad_of(G, x->gate.data), D, dy, 1, 2 * F, xe, D, 1,
-                                 F, D, n, w->grads_zero, NULL, 0};
-        w->ops[no++] = (gemm_op){grad_of(G, x->up.data), D, dy + F, 1, 2 * F, xe, D, 1,
-                                 F, D, n, w->grads_zero, NULL, 0};
+        w->ops[no++] = (gemm_op){fused_grad(&w->fx, G, w->og, x->gate.data), D, dy, 1, 2 * F, xe,
+                                 D, 1, F, D, n, w->grads_zero, NULL, 0};
+        w->ops[no++] = (gemm_op){fused_grad(&w->fx, G, w->og, x->up.data), D, dy + F, 1, 2 * F,
+                                 xe, D, 1, F, D, n, w->grads_zero, NULL, 0};
     }
     gemm_run(s->pool, w->ops, no);
+    if (lc->expert_bias) expert_bias_backward(w, G, lw, cnt, E, D, F);
     bwd_token_sum(s->pool, w->dxn, w->dxe, a->pair_token, N, P, D, w->tok_start, w->tok_pairs);
 
     /* router: weights' gradient, balancing losses, then the gate matrix */
@@ -126,6 +154,7 @@ static void moe_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l,
         balance_backward(w, a, lc, N, coefs, cs, out);
         bwd_linear(s, w, w->dxn, grad_of(G, lw->router.data), w->dlogits_r, a->xn_ffn,
                    lw->router.data, N, E, D, 0);
+        if (lw->router_b) bias_backward(grad_of(G, lw->router_b), w->dlogits_r, N, E);
         if (a->noise_raw) { /* the noise scale's projection */
             zero(w->work, (int64_t)N * E);
             noisy_logits_backward(NULL, w->work, w->dlogits_r, a->noise_eps, a->noise_raw, N, E);

@@ -7,6 +7,7 @@
 #define MOE_TRAIN_BACKWARD_IMPL_H
 
 #include "train/backward.h"
+#include "train/fused.h"
 #include "train/grad_ops.h"
 #include "kernels/gemm.h"
 
@@ -26,6 +27,9 @@ void bwd_swiglu_backward(pool *p, float *dg, float *du, const float *dh, const f
  * rows of dh, g, u of F; n rows */
 void bwd_swiglu_backward_rows(pool *p, float *dgu, const float *dh, const float *g,
                               const float *u, int64_t n, int64_t F);
+/* The same for gpt_oss's clamped SwiGLU (oss_glu_backward), written */
+void bwd_oss_glu_backward_rows(pool *p, float *dgu, const float *dh, const float *g,
+                               const float *u, int64_t n, int64_t F, float alpha, float limit);
 /* MoE combine backward over P pairs: dye[i] = weight[i] * dx[pair_token[i]],
  * dw_pair[i] = dx[pair_token[i]] . ye[i] (both written) */
 void bwd_combine(pool *p, float *dye, float *dw_pair, const float *dx, const float *ye,
@@ -61,12 +65,13 @@ struct bwd_ws {
     float *dgl;          /* [N] shared gate logit gradient */
     double *dwork;       /* [2*Emax] */
     double *rnorm;       /* [N] per-row RMSNorm factors (rmsnorm_backward_rows_pool) */
-    float *rope_cos, *rope_sin; /* [N][Dh/2] rotation of each token's position */
     int *tok_start;      /* [N+1] pairs of each token (bwd_token_sum) */
     int *tok_pairs;      /* [P] */
     lin_bwd_task *tasks; /* [Emax] grouped backward work list */
     gemm_op *ops;        /* [3*Emax] */
     int grads_zero;      /* bwd_ws_set_grads_zero: dW products overwrite */
+    fused_experts fx;    /* fused expert tensors (gpt_oss checkpoints), or none */
+    float *og;           /* [fx.own_n] gradients of the per-expert copies (fused.h) */
     void *mem;           /* the float buffers' one allocation */
 };
 

@@ -1,7 +1,7 @@
 /*
  * backward_par.c - the element and row work between the backward pass's
  * GEMMs, spread over the pool: SwiGLU and its backward (vectorized,
- * vmath.h), the MoE combine's backward and the sum of each
+ * vmath.h), gpt_oss's clamped SwiGLU backward (grad_pointwise*.c), the MoE combine's backward and the sum of each
  * token's expert-input gradients. Each output element is computed by one
  * thread in a fixed order, so results do not depend on the thread count.
  */
@@ -59,6 +59,33 @@ void bwd_swiglu_backward_rows(pool *p, float *dgu, const float *dh, const float 
                               const float *u, int64_t n, int64_t F) {
     swr_ctx c = {dgu, dh, g, u, F, kern_of(p)};
     pool_for(p, n, 1 + ELEM_GRAIN / (F + 1), sw_bwd_rows, &c);
+}
+
+typedef struct oss_ctx {
+    float *dgu;
+    const float *dh, *g, *u;
+    int64_t F;
+    float alpha, limit;
+    int avx512;
+} oss_ctx;
+
+static void oss_bwd_rows(void *vc, int64_t i0, int64_t i1, int tid) {
+    const oss_ctx *c = vc;
+    for (int64_t i = i0; i < i1; i++) {
+        float *d = c->dgu + i * 2 * c->F;
+        const float *dh = c->dh + i * c->F, *g = c->g + i * c->F, *u = c->u + i * c->F;
+        memset(d, 0, sizeof(float) * (size_t)(2 * c->F));
+        if (c->avx512)
+            avx512_oss_glu_backward(d, d + c->F, dh, g, u, c->F, c->alpha, c->limit);
+        else
+            oss_glu_backward(d, d + c->F, dh, g, u, c->F, c->alpha, c->limit);
+    }
+}
+
+void bwd_oss_glu_backward_rows(pool *p, float *dgu, const float *dh, const float *g,
+                               const float *u, int64_t n, int64_t F, float alpha, float limit) {
+    oss_ctx c = {dgu, dh, g, u, F, alpha, limit, kern_of(p)->isa == ISA_AVX512};
+    pool_for(p, n, 1 + ELEM_GRAIN / (F + 1), oss_bwd_rows, &c);
 }
 
 typedef struct rows_ctx {

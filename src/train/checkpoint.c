@@ -161,9 +161,93 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
                              path);
 }
 
+/* Where the string value of key k starts in text at a key position
+ * (after '{' or ','), from *at on; advances *at. NULL when none is left. */
+static const char *next_string_value(const char *text, const char *k, const char **at) {
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\"%s\"", k);
+    for (const char *p = strstr(*at, quoted); p; p = strstr(p + 1, quoted)) {
+        const char *b = p;
+        while (b > text && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r')) b--;
+        const char *v = p + strlen(quoted);
+        while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+        if (b == text || (b[-1] != '{' && b[-1] != ',') || *v != ':') continue;
+        v++;
+        while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+        if (*v != '"') continue;
+        *at = v + 1;
+        return v + 1;
+    }
+    return NULL;
+}
+
+/* The text is edited, not rebuilt from a parse: a parse prints 1.0 as 1,
+ * which transformers refuses where it wants a float. */
+int ckpt_config_f32(const char *src, char **out, moe_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (read_file(src, 1 << 22, &text, &len, err)) return -1;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    int obj = cJSON_IsObject(j), quant = obj && cJSON_GetObjectItemCaseSensitive(j, "quantization_config");
+    const cJSON *td = obj ? cJSON_GetObjectItemCaseSensitive(j, "torch_dtype") : NULL;
+    const cJSON *dt = obj ? cJSON_GetObjectItemCaseSensitive(j, "dtype") : NULL;
+    int odd = (td && !cJSON_IsString(td)) || (dt && !cJSON_IsString(dt));
+    cJSON_Delete(j);
+    if (!obj || quant || odd) {
+        free(text);
+        return moe_fail(err, "%s: %s", src, quant ? "has a quantization_config; training starts "
+                                                    "from float weights only"
+                                            : odd ? "torch_dtype or dtype is not a string"
+                                                  : "not a JSON object");
+    }
+    const char *keys[2] = {"torch_dtype", "dtype"};
+    char *o = malloc(len + 2 * 32 + 40), *w = o; /* at most one value per key is replaced */
+    if (!o) {
+        free(text);
+        return moe_fail(err, "%s: out of memory", src);
+    }
+    const char *r = text, *v[2];
+    for (int k = 0; k < 2; k++) {
+        const char *at = text;
+        v[k] = next_string_value(text, keys[k], &at);
+    }
+    int first = v[0] && (!v[1] || v[0] < v[1]) ? 0 : 1;
+    for (int i = 0; i < 2; i++) {
+        int k = i == 0 ? first : 1 - first;
+        if (!v[k]) continue;
+        const char *end = v[k];
+        while (*end && *end != '"') end += *end == '\\' && end[1] ? 2 : 1;
+        memcpy(w, r, (size_t)(v[k] - r));
+        w += v[k] - r;
+        w += sprintf(w, "float32");
+        r = end;
+    }
+    if (!v[0] && !v[1]) { /* none: one after the opening brace */
+        const char *brace = strchr(text, '{');
+        memcpy(w, text, (size_t)(brace + 1 - text));
+        w += brace + 1 - text;
+        w += sprintf(w, "\n  \"torch_dtype\": \"float32\",");
+        r = brace + 1;
+    }
+    memcpy(w, r, len - (size_t)(r - text));
+    w[len - (size_t)(r - text)] = '\0';
+    free(text);
+    *out = o;
+    return 0;
+}
+
+int ckpt_copy_config_f32(const char *src, const char *dst, moe_err *err) {
+    char *text = NULL;
+    if (ckpt_config_f32(src, &text, err)) return -1;
+    int rc = write_text(dst, text, err);
+    free(text);
+    return rc;
+}
+
 int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, const float *adam_m,
-              const float *adam_v, const ckpt_state *st, const char *tokenizer, char *saved,
-              size_t saved_len, moe_err *err) {
+              const float *adam_v, const ckpt_state *st, const char *tokenizer,
+              const char *config_text, char *saved, size_t saved_len, moe_err *err) {
     const st_store *S = &m->st;
     char tmp[4096], fin[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08lld", out_dir, (long long)st->step);
@@ -197,7 +281,9 @@ int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, co
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
     if (st_write(path, w, k, NULL, err)) goto done;
     snprintf(path, sizeof path, "%s/config.json", tmp);
-    if (hf_config_write(&m->cfg, path, "float32", err)) goto done;
+    if (config_text ? write_text(path, config_text, err)
+                    : hf_config_write(&m->cfg, path, "float32", err))
+        goto done;
     if (fsync_path(path, err)) goto done;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (write_state(path, st, err)) goto done;

@@ -18,11 +18,23 @@ typedef struct ckpt_state {
     double loss;        /* loss of the last step (information) */
 } ckpt_state;
 
-/* Write OUT/step-N atomically and point OUT/latest at it. saved (may be
- * NULL) receives its path. */
+/* Write OUT/step-N atomically and point OUT/latest at it. Its config.json
+ * is config_text (ckpt_config_f32), or written from m's config when NULL.
+ * saved (may be NULL) receives its path. */
 int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, const float *adam_m,
-              const float *adam_v, const ckpt_state *st, const char *tokenizer, char *saved,
-              size_t saved_len, moe_err *err);
+              const float *adam_v, const ckpt_state *st, const char *tokenizer,
+              const char *config_text, char *saved, size_t saved_len, moe_err *err);
+
+/* The config.json text a checkpoint of the model whose config.json is src
+ * carries: src's, with the first "torch_dtype" and "dtype" values float32
+ * (a "torch_dtype" added when neither is there), since training keeps f32
+ * weights; a config with a "quantization_config" is refused. Training
+ * never changes the model's description, so the fields moe has no use for
+ * and layouts hf_config_write cannot write (gpt_oss) pass through. *out is
+ * malloc'ed. */
+int ckpt_config_f32(const char *src, char **out, moe_err *err);
+/* The same text written to dst. */
+int ckpt_copy_config_f32(const char *src, const char *dst, moe_err *err);
 
 int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err);
 

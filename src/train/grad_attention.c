@@ -10,6 +10,9 @@
  *   dP = dO_blk V^T,  D_i = sum_j P_ij dP_ij
  *   dS = P * (dP - D) * scale
  *   dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk
+ * With a sink logit z_h per head (gpt_oss) the softmax's denominator also
+ * holds exp(z_h) and its share p_sink is dropped: dS is the same formula
+ * (p_sink has no dP) and dz_h += sum over rows of -p_sink * D_i.
  * The five products run on the blocked GEMM of kernels/gemm.h (any
  * strides), so heads are read in place, no gather; the row softmax and dS
  * have an AVX-512 version (grad_attention_avx512.c). One pool item is one kv
@@ -38,6 +41,8 @@ int64_t attention_backward_scratch(int T) {
 typedef struct att_ctx {
     float *dq, *dk, *dv;
     const float *dout, *q, *k, *v;
+    const float *sinks; /* [H] sink logits or NULL */
+    float *dsinks;      /* [H] their gradient (+=) or NULL */
     int T, H, G, Dh, window;
     float *scratch; /* [threads][attention_backward_scratch(T)] */
     pool *pool;     /* its threads' scratch holds the GEMM's packed blocks */
@@ -51,6 +56,26 @@ static void att_row_generic(const kern_cfg *k, float *p, float *dp, int64_t n, f
     double D = 0.0;
     for (int64_t j = 0; j < n; j++) D += (double)p[j] * dp[j];
     for (int64_t j = 0; j < n; j++) dp[j] = (float)((double)p[j] * ((double)dp[j] - D)) * scale;
+}
+
+/* The same with a sink logit in the denominator (its share dropped);
+ * returns the row's sink gradient -p_sink * D. */
+static double att_row_sink_generic(float *p, float *dp, int64_t n, float scale, float sink) {
+    float m = sink;
+    for (int64_t j = 0; j < n; j++) {
+        p[j] *= scale;
+        m = p[j] > m ? p[j] : m;
+    }
+    double es = exp((double)sink - m), Z = es;
+    for (int64_t j = 0; j < n; j++) Z += (p[j] = expf(p[j] - m));
+    float inv = (float)(1.0 / Z);
+    double D = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        p[j] *= inv;
+        D += (double)p[j] * dp[j];
+    }
+    for (int64_t j = 0; j < n; j++) dp[j] = (float)((double)p[j] * ((double)dp[j] - D)) * scale;
+    return -es / Z * D;
 }
 
 /* One block of queries [i0, i1) of head h against keys [lo, i1) of kv head g. */
@@ -69,18 +94,23 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
     gemm_set(kc, dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh, pack);
 
     int avx512 = kc->isa == ISA_AVX512;
+    const float *sink = c->sinks ? c->sinks + h : NULL;
+    double dsink = 0.0;
     for (int64_t r = 0; r < bq; r++) {
         int64_t i = i0 + r;
         int64_t vlo = c->window > 0 && i - c->window + 1 > lo ? i - c->window + 1 : lo;
         float *p = P + r * nk, *dp = dP + r * nk;
         int64_t a = vlo - lo, b = i - lo + 1; /* visible: [a, b) of the row */
         if (avx512)
-            att_row_avx512(p + a, dp + a, b - a, scale);
+            dsink += att_row_avx512(p + a, dp + a, b - a, scale, sink);
+        else if (sink)
+            dsink += att_row_sink_generic(p + a, dp + a, b - a, scale, *sink);
         else
             att_row_generic(kc, p + a, dp + a, b - a, scale);
         for (int64_t j = 0; j < a; j++) p[j] = dp[j] = 0.0f; /* masked keys */
         for (int64_t j = b; j < nk; j++) p[j] = dp[j] = 0.0f;
     }
+    if (sink && c->dsinks) c->dsinks[h] += (float)dsink;
 
     /* dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk */
     gemm_acc(kc, c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk, pack);
@@ -106,10 +136,18 @@ static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
     free(own);
 }
 
+void attention_backward_sinks(pool *p, float *dq, float *dk, float *dv, float *dsinks,
+                              const float *dout, const float *q, const float *k, const float *v,
+                              const float *sinks, int T, int H, int G, int Dh, int window,
+                              float *scratch) {
+    if (T <= 0 || H <= 0 || G <= 0 || Dh <= 0 || H % G) return;
+    att_ctx c = {dq, dk, dv, dout, q, k, v, sinks, dsinks, T, H, G, Dh, window, scratch, p};
+    pool_for(p, G, 1, att_kv_heads, &c);
+}
+
 void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *dout,
                         const float *q, const float *k, const float *v, int T, int H, int G,
                         int Dh, int window, float *scratch) {
-    if (T <= 0 || H <= 0 || G <= 0 || Dh <= 0 || H % G) return;
-    att_ctx c = {dq, dk, dv, dout, q, k, v, T, H, G, Dh, window, scratch, p};
-    pool_for(p, G, 1, att_kv_heads, &c);
+    attention_backward_sinks(p, dq, dk, dv, NULL, dout, q, k, v, NULL, T, H, G, Dh, window,
+                             scratch);
 }

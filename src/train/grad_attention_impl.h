@@ -5,13 +5,16 @@
  *
  * On entry p[n] holds one query row's raw scores q.k over its visible keys
  * and dp[n] its dout.v; on return p = softmax(p * scale) and
- * dp = p * (dp - sum(p * dp)) * scale.
+ * dp = p * (dp - sum(p * dp)) * scale. With a sink (non-NULL) the
+ * softmax's denominator also holds exp(*sink) (unscaled, its share dropped)
+ * and the return is the row's sink gradient -p_sink * sum(p * dp); 0
+ * without one.
  */
 #ifndef MOE_TRAIN_GRAD_ATTENTION_IMPL_H
 #define MOE_TRAIN_GRAD_ATTENTION_IMPL_H
 
 #include <stdint.h>
 
-void att_row_avx512(float *p, float *dp, int64_t n, float scale);
+double att_row_avx512(float *p, float *dp, int64_t n, float scale, const float *sink);
 
 #endif

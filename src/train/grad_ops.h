@@ -104,6 +104,22 @@ void avx512_rms_dw(float *dw, const float *dy, const float *x, double r, int64_t
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
                      int64_t n);
 
+/* gpt_oss's clamped SwiGLU (src/model/moe_ffn.c, transformers'
+ * GptOssExperts._apply_gate): with g, u the biased pre-activations,
+ *   gc = min(g, limit), uc = clamp(u, -limit, limit), s = sigmoid(alpha gc),
+ *   h = (uc + 1) * gc * s.
+ * Backward as PyTorch's autograd through clamp (the gradient passes where
+ * g <= limit, resp. -limit <= u <= limit, boundaries included, NaN blocks):
+ *   dg += dh * (uc + 1) * s * (1 + alpha gc (1 - s))   where g <= limit
+ *   du += dh * gc * s                                   where |u| <= limit
+ * over n elements, in double. */
+void oss_glu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                      int64_t n, float alpha, float limit);
+/* Its AVX-512 twin (grad_pointwise_avx512.c, f32 with a polynomial exp;
+ * held to the scalar one by tests). */
+void avx512_oss_glu_backward(float *dg, float *du, const float *dh, const float *g,
+                             const float *u, int64_t n, float alpha, float limit);
+
 /* RoPE: the forward (kernels.h rope_apply) rotates pairs (i, i + Dh/2) by
  * the angle whose cos/sin [Dh/2] are given; the backward is the inverse
  * rotation of the gradient. IN PLACE: d[Dh] holds dy on entry and dx on
@@ -145,6 +161,15 @@ int64_t attention_backward_scratch(int T);
 void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *dout,
                         const float *q, const float *k, const float *v, int T, int H, int G,
                         int Dh, int window, float *scratch);
+/* The same with gpt_oss's per-head sink logits z [H] (sinks; NULL: none):
+ * p_i = exp(s_i) / (sum_j exp(s_ij) + exp(z_h)), the sink's share
+ * p_sink = exp(z_h) / (same) dropped (kernels/attn.h). dq, dk, dv as above
+ * and dsinks [H] += sum over the rows of head h of -p_sink * sum_j p_ij dp_ij
+ * (dsinks may be NULL to skip it). */
+void attention_backward_sinks(pool *p, float *dq, float *dk, float *dv, float *dsinks,
+                              const float *dout, const float *q, const float *k, const float *v,
+                              const float *sinks, int T, int H, int G, int Dh, int window,
+                              float *scratch);
 
 /* ---------------------------------------------------- token-choice router */
 
@@ -155,7 +180,8 @@ void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *d
  * is > 0), times routed_scale (0 means 1, as the forward treats it).
  * Backward: dlogits [E] += d(sum_j dweights_j w_j)/dlogits.
  * With softmax and norm_topk the weights are a softmax over the chosen
- * logits only, so the other experts get exactly 0. */
+ * logits only, so the other experts get exactly 0; MOE_SCORE_TOPK_SOFTMAX
+ * (gpt_oss: top-k of the logits, softmax over those) is that case. */
 void router_backward(float *dlogits, const float *dweights, const float *logits, const int *idx,
                      int E, int K, moe_score score, int norm_topk, float routed_scale);
 /* The forward weights of the same definition (double internally), for the

@@ -103,6 +103,17 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
     }
 }
 
+void oss_glu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                      int64_t n, float alpha, float limit) {
+    for (int64_t i = 0; i < n; i++) {
+        double gc = g[i] > limit ? limit : g[i];
+        double uc = u[i] < -limit ? -limit : u[i] > limit ? limit : u[i];
+        double s = 1.0 / (1.0 + exp(-(double)alpha * gc)), d = dh[i];
+        if (g[i] <= limit) dg[i] += (float)(d * (uc + 1.0) * s * (1.0 + alpha * gc * (1.0 - s)));
+        if (u[i] >= -limit && u[i] <= limit) du[i] += (float)(d * gc * s);
+    }
+}
+
 /* ------------------------------------------------------------------ RoPE */
 
 /* Forward: y1 = x1 c - x2 s, y2 = x2 c + x1 s. Its transpose (the inverse

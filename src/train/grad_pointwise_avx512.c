@@ -3,14 +3,15 @@
  * AVX-512 double (8 lanes), for rmsnorm_backward_rows_pool: the same
  * formulas as grad_pointwise.c in double; the two row sums are summed in
  * lanes (a fixed order, not the scalar one), the column pass and the
- * elementwise parts are the scalar operations exactly. Called only when
+ * elementwise parts are the scalar operations exactly. Also gpt_oss's
+ * clamped SwiGLU backward in f32 (16 lanes, exp512). Called only when
  * kernel choice is ISA_AVX512.
  */
 #include <immintrin.h>
 
+#include "train/avx512_exp.h"
 #include "train/grad_ops.h"
 
-#define AI static inline __attribute__((always_inline))
 
 AI __mmask8 tail8(int left) { return left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1); }
 
@@ -60,5 +61,29 @@ void avx512_rms_dw(float *dw, const float *dy, const float *x, double r, int64_t
         __m512d p = _mm512_mul_pd(_mm512_mul_pd(load8(dy + i, k), load8(x + i, k)), rv);
         __m256 o = _mm256_add_ps(_mm256_maskz_loadu_ps(k, dw + i), _mm512_cvtpd_ps(p));
         _mm256_mask_storeu_ps(dw + i, k, o);
+    }
+}
+
+/* oss_glu_backward in f32: the clamps as masks (ordered compares: NaN
+ * blocks the gradient as in the scalar one) */
+void avx512_oss_glu_backward(float *dg, float *du, const float *dh, const float *g,
+                             const float *u, int64_t n, float alpha, float limit) {
+    __m512 lim = _mm512_set1_ps(limit), nlim = _mm512_set1_ps(-limit), al = _mm512_set1_ps(alpha);
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 gv = _mm512_maskz_loadu_ps(k, g + i), uv = _mm512_maskz_loadu_ps(k, u + i);
+        __m512 d = _mm512_maskz_loadu_ps(k, dh + i);
+        __m512 gc = _mm512_min_ps(gv, lim), uc = _mm512_min_ps(_mm512_max_ps(uv, nlim), lim);
+        __m512 ag = _mm512_mul_ps(al, gc);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), ag))));
+        /* dg = d (uc + 1) s (1 + ag (1 - s)),  du = d gc s */
+        __m512 t = _mm512_fmadd_ps(ag, _mm512_sub_ps(one, s), one);
+        __m512 dgv = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_add_ps(uc, one)), _mm512_mul_ps(s, t));
+        __m512 duv = _mm512_mul_ps(d, _mm512_mul_ps(gc, s));
+        __mmask16 kg = k & _mm512_cmp_ps_mask(gv, lim, _CMP_LE_OQ);
+        __mmask16 ku = k & _mm512_cmp_ps_mask(uv, lim, _CMP_LE_OQ) & _mm512_cmp_ps_mask(uv, nlim, _CMP_GE_OQ);
+        _mm512_mask_storeu_ps(dg + i, kg, _mm512_add_ps(_mm512_maskz_loadu_ps(kg, dg + i), dgv));
+        _mm512_mask_storeu_ps(du + i, ku, _mm512_add_ps(_mm512_maskz_loadu_ps(ku, du + i), duv));
     }
 }

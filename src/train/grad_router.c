@@ -17,6 +17,7 @@
  *       dlogits_e = s_e (ds_e - sum_f s_f ds_f) for every e
  *   sigmoid:                ds[idx_m] = (dw'_m - sum_j (w_j/rs) dw'_j) / S
  *       (plain: ds = dw'); dlogits[idx_m] = ds_m s_m (1 - s_m)
+ *   top-k then softmax (gpt_oss): the softmax, renormalized case
  * All in double from the f32 logits.
  */
 #include <math.h>
@@ -46,8 +47,17 @@ static double score_of(const float *logits, int e, moe_score score, double mx, d
     return score == MOE_SCORE_SIGMOID ? sigmoid_d(logits[e]) : exp((double)logits[e] - mx) / Z;
 }
 
+/* gpt_oss's top-k-then-softmax: a softmax over the chosen logits, which is
+ * the softmax of all of them renormalized over the chosen */
+static void topk_softmax_as(moe_score *score, int *norm_topk) {
+    if (*score != MOE_SCORE_TOPK_SOFTMAX) return;
+    *score = MOE_SCORE_SOFTMAX;
+    *norm_topk = 1;
+}
+
 void router_weights(float *w, const float *logits, const int *idx, int E, int K, moe_score score,
                     int norm_topk, float routed_scale) {
+    topk_softmax_as(&score, &norm_topk);
     double rs = eff_scale(routed_scale), mx = 0, Z = 1, S = 0;
     if (score == MOE_SCORE_SOFTMAX) softmax_stats(logits, E, &mx, &Z);
     for (int j = 0; j < K; j++) S += score_of(logits, idx[j], score, mx, Z);
@@ -57,6 +67,7 @@ void router_weights(float *w, const float *logits, const int *idx, int E, int K,
 
 void router_backward(float *dlogits, const float *dweights, const float *logits, const int *idx,
                      int E, int K, moe_score score, int norm_topk, float routed_scale) {
+    topk_softmax_as(&score, &norm_topk);
     double rs = eff_scale(routed_scale), mx = 0, Z = 1;
     if (score == MOE_SCORE_SOFTMAX) softmax_stats(logits, E, &mx, &Z);
     double S = 0, sdw = 0; /* sum of chosen scores; sum of score * dw' */

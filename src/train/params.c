@@ -39,8 +39,11 @@ static int add_tensor(void *ctx, const tm_entry *e) {
         p->sel_bias_len[p->n_bias++] = t->n_elems;
         return 0;
     }
+    /* weight decay on matrices only: gpt_oss's stacked expert biases [E][n]
+     * have rows but are biases */
+    int decay = e->rows > 0 && e->role != TM_EXP_GATE_UP_BIAS && e->role != TM_EXP_DOWN_BIAS;
     p->tensors[p->n_tensors++] =
-        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, e->rows > 0};
+        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, decay};
     return 0;
 }
 
@@ -87,7 +90,15 @@ int train_params_init(train_params *p, moe_model *m, moe_err *err) {
         return -1;
     }
     qsort(p->tensors, (size_t)p->n_tensors, sizeof *p->tensors, by_offset);
+    if (fused_init(&p->fx, m, err)) {
+        train_params_free(p);
+        return -1;
+    }
     return 0;
+}
+
+void train_params_sync(train_params *p, moe_model *m) {
+    if (p->fx.n) fused_sync(&p->fx, m);
 }
 
 void train_bias_update(moe_session *s, float rate) {
@@ -109,5 +120,6 @@ void train_params_free(train_params *p) {
     free(p->tensors);
     free(p->sel_bias);
     free(p->sel_bias_len);
+    fused_free(&p->fx);
     memset(p, 0, sizeof *p);
 }

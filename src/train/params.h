@@ -9,6 +9,7 @@
 #define MOE_TRAIN_PARAMS_H
 
 #include "model/model.h"
+#include "train/fused.h"
 #include "train/optim.h"
 
 typedef struct train_params {
@@ -20,12 +21,18 @@ typedef struct train_params {
                                 load rule, not by the optimizer */
     int64_t *sel_bias_len;
     int n_bias;
+    fused_experts fx;        /* fused expert tensors (gpt_oss) whose per-expert
+                                copies the forward reads (fused.h) */
 } train_params;
 
 /* Requires every tensor F32 and one file. Makes the mapping writable
  * (private: the file on disk never changes). */
 int train_params_init(train_params *p, moe_model *m, moe_err *err);
 void train_params_free(train_params *p);
+
+/* After an optimizer step: the per-expert copies the forward reads are
+ * rebuilt from the updated fused expert tensors (no-op without them). */
+void train_params_sync(train_params *p, moe_model *m);
 
 /* DeepSeek-V3 aux-loss-free balancing, after an optimizer step: each
  * layer's selection bias moves by rate * sign(mean load - load_e), with the

@@ -78,6 +78,7 @@ typedef struct trainer {
     float *score_row;        /* [Emax] one token's router scores */
     FILE *log;
     char dir[4096];          /* checkpoint being trained from */
+    char *config;            /* its config.json text, carried into every save */
 } trainer;
 
 static int join(char *out, size_t n, const char *a, const char *b) {
@@ -97,7 +98,7 @@ static int make_initial(trainer *t, moe_err *err) {
     int rc = -1;
     if (o->init) {
         /* widen whatever the init model stores to f32, tensor by tensor */
-        if (moe_model_load(&src, o->init, err)) goto done;
+        if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err)) goto done;
         const st_store *S = &src->st;
         for (int i = 0; i < S->n_tensors; i++)
             if ((int)S->tensors[i].type >= DT_COUNT) { /* MXFP4 blocks: no f32 widening here */
@@ -122,8 +123,14 @@ static int make_initial(trainer *t, moe_err *err) {
         join(path, sizeof path, dir, "model.safetensors");
         if (!ok) moe_fail(err, "out of memory widening %s to f32", o->init);
         else if (!st_write(path, w, S->n_tensors, "{\"format\":\"pt\"}", err)) {
+            /* a directory's config.json is carried over; a GGUF's is written */
+            char from[4200];
+            struct stat sb;
             join(path, sizeof path, dir, "config.json");
-            rc = hf_config_write(&src->cfg, path, "float32", err);
+            join(from, sizeof from, o->init, "config.json");
+            rc = stat(from, &sb) == 0 && S_ISREG(sb.st_mode)
+                     ? ckpt_copy_config_f32(from, path, err)
+                     : hf_config_write(&src->cfg, path, "float32", err);
         }
         for (int i = 0; bufs && i < S->n_tensors; i++) free(bufs[i]);
         free(bufs);
@@ -138,7 +145,7 @@ static int make_initial(trainer *t, moe_err *err) {
             goto done;
         }
         int bad = read_file(o->config, 1 << 20, &text, &len, err) ||
-                  hf_config_parse(cfg, text, len, o->config, err);
+                  hf_config_parse(cfg, text, len, o->config, err) || bwd_check_model(cfg, err);
         free(text);
         model_init_opts io = {DT_F32, o->seed, o->init_std, NULL, NULL, NULL};
         if (!bad) bad = model_init_random(cfg, dir, &io, err);
@@ -154,15 +161,25 @@ static int make_initial(trainer *t, moe_err *err) {
         goto done;
     }
     float *zero = calloc((size_t)P.n + 1, sizeof(float));
+    char cfg_path[4200], *cfg_text = NULL;
+    join(cfg_path, sizeof cfg_path, dir, "config.json");
+    if (ckpt_config_f32(cfg_path, &cfg_text, err)) {
+        free(zero);
+        train_params_free(&P);
+        moe_model_free(m);
+        goto done;
+    }
     ckpt_state st = {0, {0}, {0}, o->batch, o->seq, o->accum, 0};
     rng r;
     rng_init(&r, o->seed ^ 0x5eedda7aull);
     rng_save(&r, st.rng);
     rng_init(&r, o->seed ^ 0x6e6f697365ull);
     rng_save(&r, st.noise_rng);
-    rc = zero ? ckpt_save(o->out_dir, m, &P, zero, zero, &st, o->tokenizer, t->dir, sizeof t->dir, err)
+    rc = zero ? ckpt_save(o->out_dir, m, &P, zero, zero, &st, o->tokenizer, cfg_text, t->dir,
+                          sizeof t->dir, err)
               : moe_fail(err, "out of memory");
     free(zero);
+    free(cfg_text);
     train_params_free(&P);
     moe_model_free(m);
 done:
@@ -230,6 +247,9 @@ static int setup(trainer *t, moe_err *err) {
     t->step = st.step;
     rng_restore(&t->data_rng, st.rng);
 
+    char cfg_path[4200];
+    join(cfg_path, sizeof cfg_path, t->dir, "config.json");
+    if (ckpt_config_f32(cfg_path, &t->config, err)) return -1;
     if (moe_model_load(&t->m, t->dir, err) || train_params_init(&t->P, t->m, err)) return -1;
     int N = o->batch * o->seq;
     moe_session_opts so = {.n_ctx = o->seq, .n_threads = o->n_threads, .max_batch = N,
@@ -283,6 +303,7 @@ static void teardown(trainer *t) {
     moe_session_free(t->s);
     train_params_free(&t->P);
     moe_model_free(t->m);
+    free(t->config);
 }
 
 /* ----------------------------------------------------------- statistics */
@@ -446,6 +467,7 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     if (adamw_step_clear(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
                          t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
         return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
+    train_params_sync(&t->P, t->m); /* fused expert tensors: the forward's copies */
     if (t->P.n_bias && o->bias_rate > 0) train_bias_update(t->s, o->bias_rate);
     t->step++;
     double dt = clock_now() - t0;
@@ -458,7 +480,8 @@ static int save(trainer *t, double loss, char *saved, size_t n, moe_err *err) {
     ckpt_state st = {t->step, {0}, {0}, t->o.batch, t->o.seq, t->o.accum, loss};
     rng_save(&t->data_rng, st.rng);
     rng_save(&t->s->noise_rng, st.noise_rng);
-    if (ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, saved, n, err))
+    if (ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, t->config, saved,
+                  n, err))
         return -1;
     ckpt_prune(t->o.out_dir, t->o.keep, t->step);
     return 0;

@@ -4,7 +4,8 @@
 # (one line a step with step, loss, lr, aux_loss, z_loss, tokens_per_s; the
 # loss goes down), the checkpoint (info, logits, generate), --stop-after 10
 # then --resume giving exactly the losses of an unbroken run, and usage
-# errors. Runs in a few seconds.
+# errors; gpt_oss trains (from the fixture of tests/fixtures/train) and
+# qwen3_next is refused. Runs in a few seconds.
 #   MOE=build/moe sh tests/cli/train.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -199,6 +200,37 @@ expect_ok "train from --init" "$MOE" train --data "$D" --init "$R1/latest" --out
 if [ "$(step_lines "$R3/log.jsonl" | wc -l)" -eq 3 ]; then ok; else bad "--init run: $R3/log.jsonl lacks 3 step lines"; fi
 [ ! -s "$T/err" ] && ok || bad "--quiet: stderr not empty: $(head -c 200 "$T/err")"
 expect_ok "info on the --init run" "$MOE" info "$R3/latest"
+
+# ------------- gpt_oss: sinks, windows, biases, YaRN, clamped SwiGLU, fused
+# experts (the PyTorch fixture of tests/fixtures/train/gpt_oss, vocab 64, and
+# a shard of ids below 64): the loss falls, --stop-after + --resume is the
+# unbroken run, the checkpoint keeps the source's config.json (swiglu_limit
+# stays a float) and runs
+FX="$HERE/../fixtures/train"
+OSS="--data $FX/gpt_oss_data --init $FX/gpt_oss --steps 8 --batch 2 --seq 16 --lr 3e-3 --warmup 1 --threads 2 --quiet"
+# shellcheck disable=SC2086
+expect_ok "gpt_oss: train 8 steps" "$MOE" train $OSS --out "$T/oss1"
+step_lines "$T/oss1/log.jsonl" | field loss >"$T/oss_l1"
+if [ "$(wc -l <"$T/oss_l1")" -eq 8 ] &&
+  awk 'NR <= 2 { a += $1 } NR >= 7 { b += $1 } END { exit !(b < a - 1.0) }' "$T/oss_l1"; then ok
+else bad "gpt_oss: the mean of the last two losses is not 0.5 below the first two: $(tr '\n' ' ' <"$T/oss_l1")"; fi
+grep -Eq '"swiglu_limit":[[:space:]]*1\.0' "$T/oss1/latest/config.json" && ok ||
+  bad "gpt_oss checkpoint: config.json lost swiglu_limit 1.0"
+expect_ok "gpt_oss: logits of the trained checkpoint" "$MOE" logits "$T/oss1/latest" --ids 3,4,5
+# shellcheck disable=SC2086
+expect_ok "gpt_oss: stop after 4" "$MOE" train $OSS --out "$T/oss2" --stop-after 4
+# shellcheck disable=SC2086
+expect_ok "gpt_oss: resume" "$MOE" train $OSS --out "$T/oss2" --resume
+step_lines "$T/oss2/log.jsonl" | field loss >"$T/oss_l2"
+cmp -s "$T/oss_l1" "$T/oss_l2" && ok ||
+  bad "gpt_oss: resumed losses differ: $(paste "$T/oss_l1" "$T/oss_l2" | tr '\n' ';')"
+
+# qwen3_next: its Gated DeltaNet layers have no backward; refused by name,
+# before anything is written
+QN="$HERE/../fixtures/models/qwen3_next_base"
+expect_fail "qwen3_next refused" 1 "layer [0-9]+ is a linear_attention layer \(Gated DeltaNet\).*inference-only" \
+  "$MOE" train --data "$FX/gpt_oss_data" --init "$QN" --out "$T/qn" --steps 2 --batch 1 --seq 8
+[ ! -e "$T/qn/latest" ] && ok || bad "qwen3_next: a checkpoint was written"
 
 # ------------------ `moe bench --probe-only` (bench/train_bench.sh reads it)
 expect_ok "bench --probe-only" "$MOE" bench --probe-only --json --threads 1 --probe-mb 16
