@@ -370,7 +370,8 @@ static const char *const k_variants[] = {
     "mixtral_f16",    "mixtral_sharded",  "mixtral_swa",    "qwen2_moe_base",  "qwen2_moe_norm",
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
     "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "gpt_oss_mxfp4",   "qwen3_next_base",
-    "qwen3_next_legacy", "qwen3_next_bf16",
+    "qwen3_next_legacy", "qwen3_next_bf16", "qwen3_5_moe_vl", "qwen3_5_moe_text",
+    "qwen3_5_moe_legacy",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -396,6 +397,9 @@ CONFORMANCE(gpt_oss_mxfp4) /* experts MXFP4 in transformers' layout */
 CONFORMANCE(qwen3_next_base)
 CONFORMANCE(qwen3_next_legacy)
 CONFORMANCE(qwen3_next_bf16)
+CONFORMANCE(qwen3_5_moe_vl)     /* text_config + vision tower, model.language_model., fused experts */
+CONFORMANCE(qwen3_5_moe_text)   /* Qwen3_5MoeForCausalLM's own files */
+CONFORMANCE(qwen3_5_moe_legacy) /* BF16, rope_scaling spelling, full_attention_interval */
 
 TEST(conformance_fixture_list) {
     char path[512];

@@ -44,6 +44,8 @@ typedef struct layer_w {
     const float *lin_dt_bias, *lin_a_log; /* [Hv] */
     const float *lin_norm;  /* [Dv] */
     mat lin_out;            /* [D][Hv*Dv] */
+    mat lin_qkv, lin_z, lin_b, lin_a; /* qwen3_5_moe's apart projections as stored (the
+                               forward reads lin_qkvz / lin_ba, laid out from them) */
 
     ffn_w dense;            /* dense layer FFN (cfg.layer[i].moe == 0) */
 

@@ -83,6 +83,12 @@ typedef enum tm_role {
     TM_LIN_A_LOG,   /* [Hv] */
     TM_LIN_NORM,    /* [Dv] the gated RMSNorm (plain weight, never offset) */
     TM_LIN_OUT,     /* [D][Hv*Dv] out_proj */
+    /* qwen3_5_moe's Gated DeltaNet keeps the input projections apart; the
+     * loader (weights.c) lays them out at load as TM_LIN_QKVZ and TM_LIN_BA: */
+    TM_LIN_QKV,     /* [Cc][D] in_proj_qkv: [all q | all k | all v] */
+    TM_LIN_Z,       /* [Hv*Dv][D] in_proj_z */
+    TM_LIN_B,       /* [Hv][D] in_proj_b */
+    TM_LIN_A,       /* [Hv][D] in_proj_a */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -223,6 +229,14 @@ const float **tm_slot_vec(struct moe_model *m, const tm_entry *e);
  * a matrix; vectors come as a [1][n] F32 matrix. -1 if the model has no
  * such weight. */
 int tm_source(const struct moe_model *m, const tm_entry *e, int p, mat *out);
+
+/* Whether an architecture's Gated DeltaNet keeps in_proj_qkv, _z, _b, _a
+ * apart (qwen3_5_moe) instead of in_proj_qkvz and in_proj_ba (qwen3_next). */
+int tm_lin_split(const moe_config *c);
+
+/* Whether a role's weight is zero-centred in files of c (norm_offset): the
+ * loaded weight is 1 + the stored one. */
+int tm_norm_offset(const moe_config *c, tm_role r);
 
 /* Whether a role is a 1-D tensor. */
 int tm_is_vector(tm_role r);

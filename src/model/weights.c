@@ -30,6 +30,15 @@
  * de-interleaves whole rows of blocks: each row is converted to ggml's
  * block layout (mxfp4_from_hf) into an owned copy, gate rows then up rows,
  * and the experts stay MXFP4 in memory.
+ *
+ * qwen3_5_moe's Gated DeltaNet stores its input projections apart:
+ * in_proj_qkv [all q | all k | all v], in_proj_z, in_proj_b, in_proj_a. The
+ * forward (linear_attn.c) reads qwen3_next's grouped layout, so they are laid
+ * out at load, whole rows, into owned copies: per key head hk (r = Hv/Hk)
+ *   in_proj_qkvz rows [q_hk Dk | k_hk Dk | v of heads hk*r.. r*Dv | z of those r*Dv]
+ *   in_proj_ba   rows [b of heads hk*r.. r | a of those r]
+ * (value head h = hk*r + j uses key head h / r in both: transformers'
+ * repeat_interleave). The two parts of a pair must share one type.
  */
 #include "model/weights.h"
 
@@ -56,6 +65,7 @@ typedef struct wload {
     int64_t params, bytes, embed_bytes;
     int64_t exp_params[MOE_MAX_LAYERS], exp_bytes[MOE_MAX_LAYERS]; /* all experts of a layer */
     int type_count[N_GGML];
+    dtype lin_first;        /* type of the last in_proj_qkv / in_proj_b seen */
 } wload;
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -186,10 +196,7 @@ static int permuted(const wload *W, const tm_entry *e) {
 
 /* Zero-centred norms (norm_offset): the loaded weight is 1 + w, made at
  * load in f32 exactly as transformers forms it. */
-static int offset_norm(const moe_config *c, tm_role r) {
-    return c->norm_offset && (r == TM_ATTN_NORM || r == TM_FFN_NORM || r == TM_OUTPUT_NORM ||
-                              r == TM_ATTN_Q_NORM || r == TM_ATTN_K_NORM);
-}
+static int offset_norm(const moe_config *c, tm_role r) { return tm_norm_offset(c, r); }
 
 /* Pass 1: the bytes of owned copies, and the counts. */
 static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) {
@@ -204,6 +211,9 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     else if (e->role == TM_EXP_GATE_UP_BIAS) W->own += round64((size_t)params * 2 * sizeof(float));
     else if (e->role == TM_EXP_DOWN_BIAS && t->type != DT_F32)
         W->own += round64((size_t)params * sizeof(float));
+    if (e->role == TM_LIN_QKV || e->role == TM_LIN_B) /* the laid-out pair (top of the file) */
+        W->own += round64((size_t)(e->role == TM_LIN_QKV ? e->rows + (int64_t)c->lin_v_heads *
+                                   c->lin_v_dim : 2 * e->rows) * rb);
     W->params += params;
     W->bytes += bytes;
     if (e->role == TM_EMBED && !c->tied_embeddings) W->embed_bytes = bytes;
@@ -376,6 +386,48 @@ static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor 
     return 0;
 }
 
+/* Row r of m into row to of the owned copy dst. */
+static void copy_row(char *dst, int64_t to, const mat *m, int64_t r) {
+    size_t rb = (size_t)dtype_row_bytes(m->type, m->cols);
+    memcpy(dst + (size_t)to * rb, (const char *)m->data + (size_t)r * rb, rb);
+}
+
+/* Pass 2, once both parts of a pair are placed: qwen3_next's grouped
+ * in_proj_qkvz (after in_proj_z) or in_proj_ba (after in_proj_a) from
+ * qwen3_5_moe's apart projections (see the top of the file). */
+static int lay_out_lin(wload *W, int layer, tm_role last) {
+    const moe_config *c = &W->m->cfg;
+    layer_w *lw = &W->m->layers[layer];
+    int64_t Hk = c->lin_k_heads, Hv = c->lin_v_heads, Dk = c->lin_k_dim, Dv = c->lin_v_dim;
+    int64_t r = Hv / Hk, D = c->dim;
+    const mat *first = last == TM_LIN_Z ? &lw->lin_qkv : &lw->lin_b;
+    int64_t rows = last == TM_LIN_Z ? first->rows + Hv * Dv : 2 * Hv;
+    char *dst = own_take(W, (size_t)rows * (size_t)dtype_row_bytes(first->type, D));
+    if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
+    if (last == TM_LIN_A) {
+        for (int64_t h = 0; h < Hv; h++) {
+            copy_row(dst, (h / r) * 2 * r + h % r, &lw->lin_b, h);
+            copy_row(dst, (h / r) * 2 * r + r + h % r, &lw->lin_a, h);
+        }
+        lw->lin_ba = (mat){dst, first->type, rows, D};
+        return 0;
+    }
+    int64_t grp = 2 * Dk + 2 * r * Dv;
+    for (int64_t hk = 0; hk < Hk; hk++) {
+        int64_t base = hk * grp;
+        for (int64_t i = 0; i < Dk; i++) {
+            copy_row(dst, base + i, &lw->lin_qkv, hk * Dk + i);
+            copy_row(dst, base + Dk + i, &lw->lin_qkv, Hk * Dk + hk * Dk + i);
+        }
+        for (int64_t i = 0; i < r * Dv; i++) {
+            copy_row(dst, base + 2 * Dk + i, &lw->lin_qkv, 2 * Hk * Dk + hk * r * Dv + i);
+            copy_row(dst, base + 2 * Dk + r * Dv + i, &lw->lin_z, hk * r * Dv + i);
+        }
+    }
+    lw->lin_qkvz = (mat){dst, first->type, rows, D};
+    return 0;
+}
+
 static int visit(void *ctx, const tm_entry *e) {
     wload *W = ctx;
     char name[256];
@@ -383,12 +435,20 @@ static int visit(void *ctx, const tm_entry *e) {
     size_t rb = 0;
     int mx;
     if (check(W, e, name, sizeof name, &t, &rb, &sc, &mx)) return -1;
+    if (e->role == TM_LIN_QKV || e->role == TM_LIN_B) W->lin_first = t.type;
+    if ((e->role == TM_LIN_Z || e->role == TM_LIN_A) && t.type != W->lin_first)
+        return moe_fail(W->err, "%s: tensor %s: type %s, but %s is %s (they are laid out "
+                        "together at load)", W->src->path, name, dtype_name(t.type),
+                        e->role == TM_LIN_Z ? "in_proj_qkv" : "in_proj_b",
+                        dtype_name(W->lin_first));
     if (!W->placing) {
         if (mx) measure_mxfp4(W, e, rb);
         else measure(W, e, &t, rb);
         return 0;
     }
-    return mx ? place_mxfp4(W, e, &t, &sc, rb) : place(W, e, name, &t, rb);
+    if (mx) return place_mxfp4(W, e, &t, &sc, rb);
+    if (place(W, e, name, &t, rb)) return -1;
+    return e->role == TM_LIN_Z || e->role == TM_LIN_A ? lay_out_lin(W, e->layer, e->role) : 0;
 }
 
 static void fill_stats(moe_model *m, const wload *W) {

@@ -142,6 +142,15 @@ expect_ok "info qwen3_next" "$MOE" info "$Q3N"
 out_has "info linear attn" "^linear attn +2 of 4 layers \(0 2\): Gated DeltaNet, 2 key heads x 8, 4 value heads x 12, conv kernel 4"
 out_has "info attn extras" "^attn extras +sigmoid output gate, zero-centred norms \(1 \+ w\), 4 of 16 dims rotated"
 out_has "info kv of attention layers" "^kv cache +512 B per position"
+# qwen3_5_moe as released: the text model of a checkpoint with a vision tower
+Q35="$HERE/../fixtures/models/qwen3_5_moe_vl"
+expect_ok "info qwen3_5_moe" "$MOE" info "$Q35"
+out_has "info qwen3_5_moe arch" "^architecture +qwen3_5_moe$"
+out_has "info vision tower" "^vision tower +in the checkpoint, not loaded: the text model runs alone"
+expect_ok "info qwen3_5_moe --json" "$MOE" info "$Q35" --json
+out_has "info json vision tower" '"vision_tower": "not loaded"\}$'
+expect_ok "info qwen3_5_moe text only" "$MOE" info "$HERE/../fixtures/models/qwen3_5_moe_text"
+grep -q "^vision tower" "$T/out" && bad "info text only: a vision tower line" || ok
 
 # ------------------------------------------------------------ logits
 V=512
