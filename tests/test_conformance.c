@@ -455,7 +455,7 @@ static int copy_dir(const char *src, const char *dst) {
  * shape unused), given a new dtype string, or a new shape (n_dims > 0). The
  * data region is rebuilt contiguous, so the file stays well formed and only
  * the model loader can object. */
-static int st_rewrite(const char *path, const char *tensor, int drop, const char *new_dtype,
+int st_rewrite(const char *path, const char *tensor, int drop, const char *new_dtype,
                       const int64_t *shape, int n_dims) {
     size_t len = 0;
     unsigned char *b = (unsigned char *)slurp(path, &len);
@@ -533,7 +533,7 @@ static int config_set(const char *dir, const char *key, const char *json_value) 
 }
 
 /* A fresh copy of a fixture under the test's tmpdir. */
-static const char *fresh_copy(const char *variant, const char *tag) {
+const char *fresh_copy(const char *variant, const char *tag) {
     static char dst[700];
     char src[600];
     snprintf(src, sizeof src, "%s/models/%s", test_fixtures(), variant);
@@ -547,7 +547,7 @@ static const char *fresh_copy(const char *variant, const char *tag) {
 
 /* moe_model_load(dir) must fail with a message containing one of the
  * words (NULL-terminated list). */
-static void expect_load_fail(const char *what, const char *dir, const char *const *words) {
+void expect_load_fail(const char *what, const char *dir, const char *const *words) {
     moe_model *m = NULL;
     moe_err err;
     memset(&err, 0, sizeof err);
