@@ -130,6 +130,11 @@ TEST(qwen3_5_moe_config_refusals) {
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"linear_key_head_dim\": 0}",
               "linear_key_head_dim");
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"head_dim\": 4}", "partial_rotary_factor");
+    /* far out of range: refused before head_dim x factor is made an int */
+    PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"partial_rotary_factor\": 1e300}",
+              "partial_rotary_factor");
+    PARSE_BAD("{\"model_type\": \"qwen3_next\", \"partial_rotary_factor\": -1e300}",
+              "partial_rotary_factor");
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"num_experts_per_tok\": 300}",
               "num_experts_per_tok");
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"hidden_act\": \"gelu\"}", "hidden_act");

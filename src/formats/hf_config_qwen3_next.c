@@ -72,8 +72,8 @@ static int rotary(const hf_in *in, moe_config *cfg) {
     const cJSON *obj = rp && cJSON_IsObject(rp) && hf_get(rp, "partial_rotary_factor") ? rp : in->root;
     double f;
     if (hf_num(in, obj, "partial_rotary_factor", 0.25, &f)) return -1;
-    int dim = (int)(cfg->head_dim * f); /* int(head_dim * factor), as transformers */
-    if (!(f > 0 && f <= 1) || dim < 2 || dim % 2)
+    int dim = f > 0 && f <= 1 ? (int)(cfg->head_dim * f) : 0; /* int(head_dim * factor) */
+    if (dim < 2 || dim % 2)
         return moe_fail(in->err, "%s: field partial_rotary_factor: %g gives %d rotated dims of "
                         "head_dim %d (need an even number >= 2)", in->where, f, dim,
                         cfg->head_dim);
