@@ -76,7 +76,7 @@ static int hf_fused(const hf_src *S, const tm_entry *e, int alt, wt_tensor *out,
     int64_t E = c->layer[e->layer].n_experts, R = down ? e->rows : 2 * e->rows;
     if (t->n_dims != 3 || t->shape[0] != E || t->shape[1] != R || t->shape[2] != e->cols)
         return moe_fail(err, "%s: tensor %s has the wrong shape, expected [%lld, %lld, %lld]",
-                        S->dir, name, (long long)E, (long long)R, (long long)e->cols);
+                        S->dir, t->name, (long long)E, (long long)R, (long long)e->cols);
     size_t rb = (size_t)dtype_row_bytes(t->type, e->cols);
     size_t at = ((size_t)e->expert * (size_t)R + (e->role == TM_EXP_UP ? (size_t)e->rows : 0)) * rb;
     *out = (wt_tensor){(const char *)t->data + at, t->type, 2, {e->rows, e->cols, 0},
@@ -115,7 +115,13 @@ int moe_model_load(moe_model **out, const char *path, moe_err *err) {
     if (st_open_dir(&m->st, path, err)) goto fail;
     hf_src S = {m, path};
     wt_source src = {path, TM_HF, NULL, 0, hf_find, &S};
-    if (weights_load(m, &src, err)) goto fail;
+    if (weights_load(m, &src, err)) {
+        size_t n = strlen(err->msg); /* a missing name was looked for there too */
+        if (strstr(err->msg, " is missing") &&
+            find_either(&S, "model.embed_tokens.weight") != st_find(&m->st, "model.embed_tokens.weight"))
+            snprintf(err->msg + n, sizeof err->msg - n, " (nor under model.language_model.)");
+        goto fail;
+    }
     *out = m;
     return 0;
 fail:
