@@ -16,6 +16,7 @@ static const char *arch_name(moe_arch a) {
     case MOE_ARCH_OLMOE: return "olmoe";
     case MOE_ARCH_GPT_OSS: return "gpt_oss";
     case MOE_ARCH_QWEN3_NEXT: return "qwen3_next";
+    case MOE_ARCH_QWEN3_5_MOE: return "qwen3_5_moe";
     }
     return "?";
 }
@@ -110,12 +111,13 @@ int cmd_info(int argc, char **argv) {
                "\"layers\": %d, \"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d, "
                "\"max_pos\": %d, \"rope_theta\": %g, \"qk_norm\": \"%s\", \"experts_total\": %lld, "
                "\"params_total\": %lld, \"params_active\": %lld, \"bytes_total\": %lld, "
-               "\"bytes_active\": %lld, \"kv_bytes_per_token\": %lld, \"dtypes\": \"%s\"}\n",
+               "\"bytes_active\": %lld, \"kv_bytes_per_token\": %lld, \"dtypes\": \"%s\", "
+               "\"vision_tower\": %s}\n",
                arch_name(cfg->arch), cfg->vocab, cfg->dim, cfg->n_layers, cfg->n_heads,
                cfg->n_kv_heads, cfg->head_dim, cfg->max_pos, (double)cfg->rope_theta,
                qknorm_name(cfg->qk_norm), (long long)total_experts, (long long)st.params_total,
                (long long)st.params_active, (long long)st.bytes_total, (long long)st.bytes_active,
-               (long long)kv_per_tok, st.dtypes);
+               (long long)kv_per_tok, st.dtypes, cfg->vision_tower ? "\"not loaded\"" : "null");
         moe_model_free(m);
         return 0;
     }
@@ -123,6 +125,8 @@ int cmd_info(int argc, char **argv) {
     char b1[32], b2[32], b3[32];
     printf("model         %s\n", pos[0]);
     printf("architecture  %s\n", arch_name(cfg->arch));
+    if (cfg->vision_tower)
+        printf("vision tower  in the checkpoint, not loaded: the text model runs alone\n");
     printf("layers        %d\n", cfg->n_layers);
     printf("dim           %d (vocab %d, max positions %d)\n", cfg->dim, cfg->vocab, cfg->max_pos);
     printf("attention     %d heads, %d kv heads, head dim %d, rope theta %g, qk-norm %s%s%s\n",

@@ -1,10 +1,13 @@
 /*
- * cmd_init.c - `moe init --preset NAME [--layers N] OUT`: a random-weight
+ * cmd_init.c - `moe init --preset NAME [--layers N] [--experts N] [--vocab N] OUT`:
+ * a random-weight
  * model with the shape of a real one, in the Hugging Face layout
  * (OUT/config.json + OUT/model.safetensors, per-expert tensor names as the
  * published checkpoints have them), so transformers and `moe` both load it.
  *
- * Weights are N(0, std) (std 0.02 as transformers initializes), norms 1.
+ * Weights are N(0, std) (std 0.02 as transformers initializes), norms 1
+ * (zero-centred ones 0). --layers, --experts and --vocab shrink a real shape
+ * (a benchmark of a few layers; a quick test of a preset).
  * Each tensor's values come from generators seeded by (seed, tensor name,
  * chunk), so a layer is the same whatever --layers or --threads is. Chunks
  * are made in parallel and written in order as they are made: a multi-GB
@@ -48,13 +51,17 @@ static int parse_dtype(const char *s, moe_init_type *t, const char **torch_name)
 
 int cmd_init(int argc, char **argv) {
     const char *preset_name = NULL, *dtype_s = "bf16";
-    int layers = 0, force = 0, threads = 0;
+    int layers = 0, experts = 0, vocab = 0, force = 0, threads = 0;
     uint64_t seed = 0;
     float std = 0.02f;
     const arg_opt opts[] = {
         {"--preset", NULL, ARG_STR, &preset_name, 0, 0, 0, "NAME", "model shape (required; see below)"},
         {"--layers", NULL, ARG_INT, &layers, 1, MOE_MAX_LAYERS, 0, "N",
          "number of layers (default: the real model's)"},
+        {"--experts", NULL, ARG_INT, &experts, 1, 1 << 16, 0, "N",
+         "routed experts per MoE layer (default: the real model's; top-k at most N)"},
+        {"--vocab", NULL, ARG_INT, &vocab, 2, 1 << 24, 0, "N",
+         "vocabulary size (default: the real model's; bos/eos past it dropped)"},
         {"--dtype", NULL, ARG_STR, &dtype_s, 0, 0, 0, "T", "bf16 (default), f16 or f32"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (0)"},
         {"--std", NULL, ARG_FLOAT, &std, 0, 10, 0, "X", "standard deviation of the weights (0.02)"},
@@ -65,16 +72,18 @@ int cmd_init(int argc, char **argv) {
     char details[2048];
     int o = snprintf(details, sizeof details, "presets:\n");
     for (int i = 0; i < n_presets && o > 0 && (size_t)o < sizeof details; i++)
-        o += snprintf(details + o, sizeof details - (size_t)o, "  %-16s %s\n", presets[i].name,
+        o += snprintf(details + o, sizeof details - (size_t)o, "  %-19s %s\n", presets[i].name,
                       presets[i].about);
     if (o > 0 && (size_t)o < sizeof details)
         snprintf(details + o, sizeof details - (size_t)o,
-                 "\nWeights are N(0, std), norms 1; no tokenizer is written. Example:\n"
+                 "\nWeights are N(0, std), norms 1 (zero-centred ones 0); no tokenizer is written. "
+                 "Example:\n"
                  "  moe init --preset olmoe-1b-7b --layers 4 /tmp/olmoe-4l   (about 3.8 GB)");
-    const arg_cmd c = {"init", "--preset NAME [--layers N] [--dtype bf16|f16|f32] [--seed S] OUT",
+    const arg_cmd c = {"init", "--preset NAME [--layers N] [--experts N] [--vocab N] "
+                               "[--dtype bf16|f16|f32] [--seed S] OUT",
                        "Write a random-weight model with the shape of a real one to the directory OUT\n"
                        "(config.json + model.safetensors, Hugging Face layout).",
-                       details, opts, 7, 1, 1, "OUT"};
+                       details, opts, 9, 1, 1, "OUT"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
@@ -100,6 +109,16 @@ int cmd_init(int argc, char **argv) {
     static moe_config cfg; /* ~20 KB of layer configs: off the stack */
     ps->fill(&cfg);
     if (layers) cfg.n_layers = layers;
+    for (int i = 0; experts && i < MOE_MAX_LAYERS; i++) {
+        moe_layer_config *l = &cfg.layer[i];
+        l->n_experts = experts;
+        if (l->top_k > experts) l->top_k = experts;
+    }
+    if (vocab) {
+        cfg.vocab = vocab;
+        if (cfg.bos_id >= vocab) cfg.bos_id = -1;
+        if (cfg.eos_id >= vocab) cfg.eos_id = -1;
+    }
     moe_err err = {{0}};
     if (moe_config_validate(&cfg, ps->name, &err)) {
         cli_error("init", "preset %s: %s", ps->name, err.msg);

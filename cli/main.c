@@ -34,8 +34,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: moe COMMAND [options]\n\n"
             "Run, train, quantize and inspect Mixture-of-Experts language models (mixtral,\n"
-            "qwen2_moe, qwen3_moe, olmoe; gpt_oss to run) from Hugging Face safetensors\n"
-            "directories or GGUF files.\n\ncommands:\n");
+            "qwen2_moe, qwen3_moe, olmoe; gpt_oss to run; qwen3_next and qwen3_5_moe to run,\n"
+            "convert and init) from Hugging Face safetensors directories or GGUF files.\n"
+            "\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,

@@ -2,7 +2,12 @@
  * presets.c - model shapes for `moe init`. The numbers of the real models are
  * those of their Hugging Face config.json files:
  *   allenai/OLMoE-1B-7B-0924, mistralai/Mixtral-8x7B-v0.1,
- *   Qwen/Qwen3-30B-A3B, Qwen/Qwen2-57B-A14B.
+ *   Qwen/Qwen3-30B-A3B, Qwen/Qwen2-57B-A14B, Qwen/Qwen3-Next-80B-A3B-Instruct.
+ * qwen3.5-35b-a3b takes the shapes of Qwen/Qwen3.5-35B-A3B (40 layers, dim
+ * 2048, 256 experts top-8 of 512, shared 512, vocab 248320) and everything
+ * else from transformers 5.23's Qwen3_5MoeTextConfig defaults (context 32768,
+ * rope_theta 10000, no bos/eos), written as its text model
+ * (Qwen3_5MoeForCausalLM, model_type qwen3_5_moe_text).
  * The tiny presets have one of each architecture's switches on, small enough
  * for tests (a few hundred KiB).
  */
@@ -110,6 +115,53 @@ static void qwen2_57b_a14b(moe_config *c) {
     shared_expert(c, 20480);
 }
 
+/* qwen3_next's token mixers, shared by qwen3_5_moe: Gated DeltaNet layers
+ * (16 key heads, 32 value heads, head dims 128, conv kernel 4) with full
+ * attention on every 4th layer (16 q / 2 kv heads of 256, sigmoid output
+ * gate, RoPE on a quarter of each head), zero-centred norms. */
+static void qwen3_linear_layers(moe_config *c) {
+    c->n_heads = 16;
+    c->n_kv_heads = 2;
+    c->head_dim = 256;
+    c->rope_dim = 64;
+    c->norm_eps = 1e-6f;
+    c->qk_norm = MOE_QKNORM_HEAD;
+    c->norm_offset = 1;
+    c->attn_out_gate = 1;
+    c->lin_k_heads = 16;
+    c->lin_v_heads = 32;
+    c->lin_k_dim = 128;
+    c->lin_v_dim = 128;
+    c->lin_conv = 4;
+    for (int i = 0; i < MOE_MAX_LAYERS; i++) c->layer[i].linear_attn = (i + 1) % 4 != 0;
+}
+
+static void qwen3_next_80b_a3b(moe_config *c) {
+    base(c, MOE_ARCH_QWEN3_NEXT, "qwen3_next");
+    c->vocab = 151936;
+    c->dim = 2048;
+    c->n_layers = 48;
+    c->max_pos = 262144;
+    c->rope_theta = 1e7f;
+    c->bos_id = 151643;
+    c->eos_id = 151645;
+    all_layers(c, 5120, 512, 10, 512, 1);
+    shared_expert(c, 512);
+    qwen3_linear_layers(c);
+}
+
+static void qwen3_5_35b_a3b(moe_config *c) {
+    base(c, MOE_ARCH_QWEN3_5_MOE, "qwen3_5_moe_text");
+    c->vocab = 248320;
+    c->dim = 2048;
+    c->n_layers = 40;
+    c->max_pos = 32768;
+    c->rope_theta = 10000.0f;
+    all_layers(c, 512, 256, 8, 512, 1);
+    shared_expert(c, 512);
+    qwen3_linear_layers(c);
+}
+
 /* tiny: Mixtral layout (block_sparse_moe, w1/w2/w3), GQA, renormalized top-2 */
 static void tiny(moe_config *c) {
     base(c, MOE_ARCH_MIXTRAL, "mixtral");
@@ -185,6 +237,10 @@ const preset presets[] = {
     {"mixtral-8x7b", "Mixtral-8x7B: 32 layers, dim 4096, GQA 32/8, 8 experts top-2 (FFN 14336)", mixtral_8x7b},
     {"qwen3-30b-a3b", "Qwen3-30B-A3B: 48 layers, dim 2048, GQA 32/4, 128 experts top-8 (FFN 768)", qwen3_30b_a3b},
     {"qwen2-57b-a14b", "Qwen2-57B-A14B: 28 layers, dim 3584, 64 experts top-8 (FFN 2560) + shared 20480", qwen2_57b_a14b},
+    {"qwen3-next-80b-a3b", "Qwen3-Next-80B-A3B: 48 layers (36 Gated DeltaNet), dim 2048, "
+     "512 experts top-10 (FFN 512) + shared 512", qwen3_next_80b_a3b},
+    {"qwen3.5-35b-a3b", "Qwen3.5-35B-A3B text model: 40 layers (30 Gated DeltaNet), dim 2048, "
+     "256 experts top-8 (FFN 512) + shared 512", qwen3_5_35b_a3b},
     {"tiny", "mixtral layout, 2 layers, dim 64, vocab 512, 4 experts top-2", tiny},
     {"tiny-olmoe", "olmoe layout, 2 layers, dim 64, vocab 512, 8 experts top-2", tiny_olmoe},
     {"tiny-qwen3", "qwen3_moe layout, 2 layers, dim 64, head dim 32, 8 experts top-2", tiny_qwen3},

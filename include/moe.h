@@ -33,6 +33,7 @@ typedef enum {
     MOE_ARCH_OLMOE,       /* "olmoe" */
     MOE_ARCH_GPT_OSS,     /* "gpt_oss" */
     MOE_ARCH_QWEN3_NEXT,  /* "qwen3_next" */
+    MOE_ARCH_QWEN3_5_MOE, /* "qwen3_5_moe" (its text model, "qwen3_5_moe_text") */
 } moe_arch;
 
 typedef enum {
@@ -136,6 +137,8 @@ typedef struct moe_config {
     int lin_k_dim;        /* Dk: key head size */
     int lin_v_dim;        /* Dv: value head size */
     int lin_conv;         /* Kc: causal depthwise conv1d kernel (linear_conv_kernel_dim) */
+    int vision_tower;     /* 1: the checkpoint also holds a vision tower (qwen3_5_moe
+                             vision_config, model.visual.*); only its text model is loaded */
     moe_layer_config layer[MOE_MAX_LAYERS];
 } moe_config;
 

@@ -103,6 +103,8 @@ TEST(batch_interleaved_gpt_oss) { check_interleaved("gpt_oss_base"); }
 TEST(batch_interleaved_gpt_oss_legacy) { check_interleaved("gpt_oss_legacy"); }
 TEST(batch_interleaved_qwen3_next) { check_interleaved("qwen3_next_base"); }
 TEST(batch_interleaved_qwen3_next_legacy) { check_interleaved("qwen3_next_legacy"); }
+TEST(batch_interleaved_qwen3_5_moe) { check_interleaved("qwen3_5_moe_vl"); }
+TEST(batch_interleaved_qwen3_5_moe_text) { check_interleaved("qwen3_5_moe_text"); }
 
 /* One sequence's tokens through moe_decode, logits of the last. */
 static int feed(moe_session *s, int q, const int32_t *ids, int n, float *last, moe_err *err) {

@@ -370,7 +370,8 @@ static const char *const k_variants[] = {
     "mixtral_f16",    "mixtral_sharded",  "mixtral_swa",    "qwen2_moe_base",  "qwen2_moe_norm",
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
     "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "gpt_oss_mxfp4",   "qwen3_next_base",
-    "qwen3_next_legacy", "qwen3_next_bf16",
+    "qwen3_next_legacy", "qwen3_next_bf16", "qwen3_5_moe_vl", "qwen3_5_moe_text",
+    "qwen3_5_moe_legacy",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -396,6 +397,9 @@ CONFORMANCE(gpt_oss_mxfp4) /* experts MXFP4 in transformers' layout */
 CONFORMANCE(qwen3_next_base)
 CONFORMANCE(qwen3_next_legacy)
 CONFORMANCE(qwen3_next_bf16)
+CONFORMANCE(qwen3_5_moe_vl)     /* text_config + vision tower, model.language_model., fused experts */
+CONFORMANCE(qwen3_5_moe_text)   /* Qwen3_5MoeForCausalLM's own files */
+CONFORMANCE(qwen3_5_moe_legacy) /* BF16, rope_scaling spelling, full_attention_interval */
 
 TEST(conformance_fixture_list) {
     char path[512];
@@ -451,7 +455,7 @@ static int copy_dir(const char *src, const char *dst) {
  * shape unused), given a new dtype string, or a new shape (n_dims > 0). The
  * data region is rebuilt contiguous, so the file stays well formed and only
  * the model loader can object. */
-static int st_rewrite(const char *path, const char *tensor, int drop, const char *new_dtype,
+int st_rewrite(const char *path, const char *tensor, int drop, const char *new_dtype,
                       const int64_t *shape, int n_dims) {
     size_t len = 0;
     unsigned char *b = (unsigned char *)slurp(path, &len);
@@ -529,7 +533,7 @@ static int config_set(const char *dir, const char *key, const char *json_value) 
 }
 
 /* A fresh copy of a fixture under the test's tmpdir. */
-static const char *fresh_copy(const char *variant, const char *tag) {
+const char *fresh_copy(const char *variant, const char *tag) {
     static char dst[700];
     char src[600];
     snprintf(src, sizeof src, "%s/models/%s", test_fixtures(), variant);
@@ -543,7 +547,7 @@ static const char *fresh_copy(const char *variant, const char *tag) {
 
 /* moe_model_load(dir) must fail with a message containing one of the
  * words (NULL-terminated list). */
-static void expect_load_fail(const char *what, const char *dir, const char *const *words) {
+void expect_load_fail(const char *what, const char *dir, const char *const *words) {
     moe_model *m = NULL;
     moe_err err;
     memset(&err, 0, sizeof err);

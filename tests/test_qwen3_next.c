@@ -12,7 +12,8 @@
  *   - the recurrent state of the Gated DeltaNet layers per sequence:
  *     moe_seq_rm forgets a whole sequence only, moe_seq_cp copies the state,
  *     both held to the same tokens run alone;
- *   - what is not there yet is refused: training, GGUF and config.json output.
+ *   - what is not there yet is refused: training and GGUF output
+ *     (config.json output: test_qwen3_5_moe.c).
  */
 #include "test.h"
 #include "test_util.h"
@@ -415,7 +416,7 @@ TEST(qwen3_next_mixed_batch_long_prompts) {
 
 /* ------------------------------------------------------ not there yet */
 
-TEST(qwen3_next_refuses_training_and_output) {
+TEST(qwen3_next_refuses_training) {
     moe_model *m = test_load_variant("qwen3_next_base");
     if (!m) return;
     moe_session *s = NULL;
@@ -427,9 +428,5 @@ TEST(qwen3_next_refuses_training_and_output) {
         CHECK_STR_CONTAINS(err.msg, "not trainable");
     }
     moe_session_free(s);
-    char path[600];
-    snprintf(path, sizeof path, "%s/qwen3_next_config.json", test_tmpdir());
-    CHECK(hf_config_write(moe_model_config(m), path, "float32", &err) == -1);
-    CHECK_STR_CONTAINS(err.msg, "qwen3_next");
-    moe_model_free(m); /* GGUF output: test_quantize.c */
+    moe_model_free(m); /* GGUF output: test_quantize.c; config.json: qwen3_next_written_back */
 }

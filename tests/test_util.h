@@ -32,4 +32,15 @@ double test_rel_err(const float *a, const float *b, int n);
 void test_write_shard(const char *path, const uint32_t *ids, uint64_t n, int dtype, uint32_t vocab,
                       const uint64_t *ends, int n_dom);
 
+/* test_conformance.c's damaged-copy helpers: */
+/* Rewrite a safetensors file with one tensor dropped, given a new dtype
+ * string, or a new shape (n_dims > 0); 0 on success. */
+int st_rewrite(const char *path, const char *tensor, int drop, const char *new_dtype,
+               const int64_t *shape, int n_dims);
+/* A fresh copy of fixture VARIANT in the temp dir (a static buffer), or NULL
+ * after a failed check. */
+const char *fresh_copy(const char *variant, const char *tag);
+/* moe_model_load(dir) must fail naming one of the words (NULL-terminated). */
+void expect_load_fail(const char *what, const char *dir, const char *const *words);
+
 #endif

@@ -119,6 +119,28 @@ QWEN3_NEXT = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16
                   rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                    "partial_rotary_factor": 0.25})
 
+# qwen3_5_moe: qwen3_next's layers with the DeltaNet projections apart
+# (in_proj_qkv, _z, _b, _a), every layer MoE with the shared expert, the
+# router always renormalizing; RoPE parameters with mrope_section (a text
+# token has all three positions equal: the sections must change nothing).
+# config.json nests the text model under text_config beside a vision tower.
+QWEN3_5 = dict(hidden_size=32, moe_intermediate_size=16, shared_expert_intermediate_size=24,
+               num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+               num_experts=6, num_experts_per_tok=2, attention_bias=False, rms_norm_eps=1e-6,
+               linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
+               linear_value_head_dim=12, linear_conv_kernel_dim=4,
+               layer_types=["linear_attention", "full_attention", "linear_attention",
+                            "full_attention"],
+               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                "partial_rotary_factor": 0.5, "mrope_section": [2, 1, 1],
+                                "mrope_interleaved": True})
+# a tiny vision tower, so the files hold model.visual.* as the released ones do
+QWEN3_5_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2,
+                      out_hidden_size=32, patch_size=4, num_position_embeddings=16,
+                      temporal_patch_size=2, spatial_merge_size=2)
+QWEN3_5_TYPES = ("qwen3_5_moe", "qwen3_5_moe_text")
+LINEAR_TYPES = ("qwen3_next",) + QWEN3_5_TYPES
+
 
 def V(name, model_type, base, dtype="float32", shard=None, legacy=False, what="", mxfp4=False,
       tol=TOL_LOGITS, **over):
@@ -211,6 +233,28 @@ VARIANTS = [
       what="qwen3_next with BF16 weights (the released checkpoints' type; the DeltaNet's "
            "conv1d, A_log, dt_bias and gated norm widened at load); two linear layers in a "
            "row; reference computed in float32 from the rounded bf16 weights"),
+    V("qwen3_5_moe_vl", "qwen3_5_moe", QWEN3_5,
+      what="qwen3_5_moe as released: config.json with text_config and vision_config, the text "
+           "model under model.language_model.* beside model.visual.* (a 1-block vision tower, "
+           "not loaded), experts fused (experts.gate_up_proj [E][2F][D], experts.down_proj "
+           "[E][D][F]); layers linear, full, linear, full; DeltaNet in_proj_qkv/_z/_b/_a with 2 "
+           "key heads / 4 value heads, Dk 8, Dv 12, conv kernel 4; gated attention, RoPE on 8 "
+           "of 16 dims, mrope_section [2, 1, 1]; 6 experts top-2 renormalized, shared expert "
+           "(24) with its sigmoid gate; reference: Qwen3_5MoeForCausalLM on the same files"),
+    V("qwen3_5_moe_text", "qwen3_5_moe_text", QWEN3_5, num_hidden_layers=3,
+      layer_types=["linear_attention", "linear_attention", "full_attention"],
+      linear_num_value_heads=2, num_key_value_heads=1, linear_conv_kernel_dim=3,
+      what="qwen3_5_moe's text model alone (Qwen3_5MoeForCausalLM: model_type "
+           "qwen3_5_moe_text, model.layers.*, experts one by one as save_pretrained writes "
+           "them); two linear layers in a row, one value head per key head, conv kernel 3, MQA"),
+    V("qwen3_5_moe_legacy", "qwen3_5_moe", QWEN3_5, legacy=True, dtype="bfloat16",
+      layer_types=None,
+      rope_parameters={"rope_type": "default", "rope_theta": 1000.0, "partial_rotary_factor": 0.25,
+                       "mrope_section": [1, 1, 0], "mrope_interleaved": True},
+      what="qwen3_5_moe with BF16 weights and text_config in the older spelling (rope_theta, "
+           "partial_rotary_factor at its top level, mrope_section/mrope_interleaved in "
+           "rope_scaling, full_attention_interval 4 and no layer_types: layers 0-2 linear, 3 "
+           "full); RoPE on 4 of 16 dims"),
 ]
 
 # Older hub configs (what real checkpoints on the Hub carry): rope_theta at the
@@ -219,6 +263,7 @@ LEGACY_EXTRA = {
     "qwen2_moe": {"use_sliding_window": False, "sliding_window": 16, "max_window_layers": 2},
     "qwen3_moe": {"use_sliding_window": False, "sliding_window": 16},
     "qwen3_next": {"full_attention_interval": 4},
+    "qwen3_5_moe": {"full_attention_interval": 4},
 }
 
 # ---------------------------------------------------------------- helpers
@@ -233,10 +278,12 @@ def randomize(model, gen):
     def rn(shape):
         return torch.randn(shape, generator=gen, dtype=torch.float32)
 
-    zero_centred = model.config.model_type == "qwen3_next"
+    zero_centred = model.config.model_type in LINEAR_TYPES
     with torch.no_grad():
         for name, p in model.named_parameters():
             shape = p.shape
+            if ".visual." in name or name.startswith("visual."):
+                continue  # the vision tower is never run: transformers' init is enough
             if zero_centred and name.endswith("norm.weight") and "linear_attn" not in name:
                 val = 0.3 * rn(shape)  # Qwen3NextRMSNorm: x * (1 + w)
             elif name.endswith("linear_attn.A_log"):
@@ -282,6 +329,19 @@ def randomize(model, gen):
 def make_legacy_config(path, model_type, save_dtype):
     with open(path) as f:
         c = json.load(f)
+    if model_type == "qwen3_5_moe":  # the text model's fields, in the older spelling
+        t = c["text_config"]
+        rp = t.pop("rope_parameters")
+        t["rope_theta"] = rp.pop("rope_theta")
+        t["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
+        t["rope_scaling"] = rp  # rope_type default, mrope_section, mrope_interleaved
+        t.pop("layer_types", None)
+        t.update(LEGACY_EXTRA[model_type])
+        c["torch_dtype"] = c.pop("dtype", save_dtype)
+        with open(path, "w") as f:
+            json.dump(c, f, indent=2, sort_keys=True)
+            f.write("\n")
+        return
     rp = c.pop("rope_parameters")
     c["rope_theta"] = rp.pop("rope_theta")
     c["torch_dtype"] = c.pop("dtype", save_dtype)
@@ -424,9 +484,29 @@ def pack_mxfp4(d):
         f.write("\n")
 
 
+def fuse_experts(d):
+    """Rewrite the experts as the released qwen3_5_moe checkpoints store them:
+    per layer experts.gate_up_proj [E][2F][D] (each expert's gate rows, then
+    its up rows) and experts.down_proj [E][D][F]."""
+    path = os.path.join(d, "model.safetensors")
+    sd = load_file(path)
+    pre = {k.split(".experts.")[0] for k in sd if ".experts." in k}
+    for p in sorted(pre):
+        E = len({k for k in sd if k.startswith(p + ".experts.") and k.endswith(".gate_proj.weight")})
+        w = {t: [sd.pop(f"{p}.experts.{j}.{t}.weight") for j in range(E)]
+             for t in ("gate_proj", "up_proj", "down_proj")}
+        sd[p + ".experts.gate_up_proj"] = torch.stack(
+            [torch.cat([g, u], 0) for g, u in zip(w["gate_proj"], w["up_proj"])]).contiguous()
+        sd[p + ".experts.down_proj"] = torch.stack(w["down_proj"]).contiguous()
+    save_file(sd, path, metadata={"format": "pt"})
+
+
 def load_ref_model(d):
-    return AutoModelForCausalLM.from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager").eval()
+    m, info = AutoModelForCausalLM.from_pretrained(
+        d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager",
+        output_loading_info=True)
+    assert not info["missing_keys"], f"{d}: weights missing in transformers: {info['missing_keys']}"
+    return m.eval()
 
 
 def file_dtypes(d):
@@ -476,7 +556,9 @@ def mutations(v, rcfg):
         out["top_k + 1"] = dict(cfg={"num_experts_per_tok": K + 1})
     if mt == "mixtral" and 1 <= K < E:
         out["top-k weights not renormalized"] = dict(router_raw=True)
-    if mt not in ("mixtral", "gpt_oss"):
+    if mt in QWEN3_5_TYPES:
+        out["top-k weights not renormalized"] = dict(router_raw=True)
+    elif mt not in ("mixtral", "gpt_oss"):
         out["norm_topk_prob flipped"] = dict(cfg={"norm_topk_prob": not rcfg.norm_topk_prob})
     if getattr(rcfg, "clip_qkv", None):
         out["clip_qkv ignored"] = dict(cfg={"clip_qkv": None})
@@ -490,10 +572,10 @@ def mutations(v, rcfg):
         out["sliding_window 16 applied (use_sliding_window is false)"] = dict(cfg={"sliding_window": 16})
     if mt == "qwen2_moe":
         out["qkv bias ignored"] = dict(zero_bias=True)
-    if mt in ("qwen2_moe", "qwen3_next"):
+    if mt in ("qwen2_moe",) + LINEAR_TYPES:
         out["shared_expert_gate ignored (gate 1)"] = dict(shared_gate_one=True)
         out["shared expert ignored"] = dict(shared_off=True)
-    if mt == "qwen3_next":
+    if mt in LINEAR_TYPES:
         prf = rp.get("partial_rotary_factor", 0.25)
         out["RoPE on every dim (partial_rotary_factor 1)"] = dict(
             cfg={"rope_parameters": dict(rp, partial_rotary_factor=1.0)})
@@ -533,12 +615,16 @@ def mutations(v, rcfg):
     return out
 
 
+DELTANETS = ("Qwen3NextGatedDeltaNet", "Qwen3_5MoeGatedDeltaNet")
+
+
 def mt_of(m):
     return m.config.model_type
 
 
 def mutated_logits(d, ids, mut):
     cfg = AutoConfig.from_pretrained(d)
+    cfg = getattr(cfg, "text_config", cfg)  # qwen3_5_moe: the text model's
     for k, val in mut.get("cfg", {}).items():
         setattr(cfg, k, val)
     m = AutoModelForCausalLM.from_pretrained(d, config=cfg, dtype=torch.float32, attn_implementation="eager",
@@ -573,16 +659,16 @@ def mutated_logits(d, ids, mut):
         if mut.get("zero_bias") and name.endswith(("q_proj", "k_proj", "v_proj")) and sub.bias is not None:
             with torch.no_grad():
                 sub.bias.zero_()
-        if mut.get("no_out_gate") and cls == "Qwen3NextAttention":
+        if mut.get("no_out_gate") and cls in ("Qwen3NextAttention", "Qwen3_5MoeAttention"):
             def open_gate(module, inp, o, hd=m.config.head_dim):
                 v = o.view(*o.shape[:-1], -1, 2 * hd).clone()
                 v[..., hd:] = 1e4
                 return v.view(o.shape)
             hs.append(sub.q_proj.register_forward_hook(open_gate))
-        if mut.get("plain_norms") and cls == "Qwen3NextRMSNorm":
+        if mut.get("plain_norms") and cls in ("Qwen3NextRMSNorm", "Qwen3_5MoeRMSNorm"):
             with torch.no_grad():
                 sub.weight.sub_(1.0)
-        if mut.get("no_decay") and cls == "Qwen3NextGatedDeltaNet":
+        if mut.get("no_decay") and cls in DELTANETS:
             with torch.no_grad():
                 sub.A_log.fill_(-1e4)
         if mut.get("beta_one") and cls == "Qwen3NextGatedDeltaNet":
@@ -591,10 +677,12 @@ def mutated_logits(d, ids, mut):
                 v[..., :r] = 1e4
                 return v.view(o.shape)
             hs.append(sub.in_proj_ba.register_forward_hook(b_big))
-        if mut.get("conv_flip") and cls == "Qwen3NextGatedDeltaNet":
+        if mut.get("beta_one") and cls == "Qwen3_5MoeGatedDeltaNet":
+            hs.append(sub.in_proj_b.register_forward_hook(lambda module, inp, o: torch.full_like(o, 1e4)))
+        if mut.get("conv_flip") and cls in DELTANETS:
             with torch.no_grad():
                 sub.conv1d.weight.copy_(sub.conv1d.weight.flip(-1))
-        if mut.get("no_z_gate") and cls == "Qwen3NextRMSNormGated":
+        if mut.get("no_z_gate") and cls in ("Qwen3NextRMSNormGated", "Qwen3_5MoeRMSNormGated"):
             def plain(module, inp, o):
                 x = inp[0].float()
                 return module.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + module.variance_epsilon))
@@ -639,8 +727,14 @@ def build(v, seed, debug=False):
     name, mt = v["name"], v["model_type"]
     d = os.path.join(OUT, name)
     torch.manual_seed(seed)
-    cfg = AutoConfig.for_model(mt, **v["cfg"])
-    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=torch.float32)
+    if mt == "qwen3_5_moe":  # the vision-language model, as released
+        cfg = AutoConfig.for_model(mt, text_config=dict(v["cfg"]), vision_config=QWEN3_5_VISION,
+                                   tie_word_embeddings=v["cfg"]["tie_word_embeddings"])
+        model = transformers.Qwen3_5MoeForConditionalGeneration._from_config(
+            cfg, attn_implementation="eager", dtype=torch.float32)
+    else:
+        cfg = AutoConfig.for_model(mt, **v["cfg"])
+        model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     randomize(model, gen)
     model.eval()
@@ -655,6 +749,8 @@ def build(v, seed, debug=False):
         make_legacy_config(os.path.join(d, "config.json"), mt, v["dtype"])
     if v["mxfp4"]:
         pack_mxfp4(d)
+    if v["name"] == "qwen3_5_moe_vl":
+        fuse_experts(d)
     for fn in os.listdir(d):  # safetensors writes 0600
         os.chmod(os.path.join(d, fn), 0o644)
     del model, save
@@ -683,10 +779,17 @@ def build(v, seed, debug=False):
         mlp = type(layer.mlp).__name__
         layers.append("moe" if "Sparse" in mlp or mt == "gpt_oss" else "dense")
     checks["layers"] = layers
-    if mt == "qwen3_next":
+    if mt in LINEAR_TYPES:
         checks["layer_types"] = list(rcfg.layer_types)
+        checks["linear_attn_tensors"] = sorted({k.split("linear_attn.")[1] for k in keys if "linear_attn." in k})
         checks["rope_parameters"] = dict(rcfg.rope_parameters)
         checks["partial_rotary_dims"] = int(rcfg.head_dim * rcfg.rope_parameters["partial_rotary_factor"])
+    if mt in QWEN3_5_TYPES:
+        assert type(ref).__name__ == "Qwen3_5MoeForCausalLM" and "dense" not in layers
+        vis = [k for k in keys if k.startswith("model.visual.")]
+        assert bool(vis) == (mt == "qwen3_5_moe"), "vision tower"
+        checks["vision_tensors"] = len(vis)
+        checks["text_prefix"] = sorted({k.split("layers.")[0] for k in keys if ".layers." in k})
     if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next"):
         assert ("dense" in layers) == (bool(rcfg.mlp_only_layers) or rcfg.decoder_sparse_step > 1)
     attn0 = next(l.self_attn for l in ref.model.layers if hasattr(l, "self_attn"))
@@ -780,6 +883,23 @@ def build(v, seed, debug=False):
         assert diff[:sw].max() < 1e-5 and diff[sw:].max() > 1e-2, diff
     if mt in ("qwen2_moe", "qwen3_moe") and v["legacy"]:
         assert not getattr(rcfg, "sliding_window", None), "legacy config turned the window on"
+
+    if mt in QWEN3_5_TYPES:
+        # multimodal RoPE on text positions: the sections must change nothing
+        rp = dict(rcfg.rope_parameters)
+        other = list(reversed(rp.get("mrope_section", [11, 11, 10])))
+        e = rel_err(mutated_logits(d, ids, dict(cfg={"rope_parameters": dict(rp, mrope_section=other)})), full)
+        checks["mrope_section_reversed_rel_err"] = e
+        assert e < 1e-6, f"mrope_section changes text logits by {e}"
+    if mt == "qwen3_5_moe":
+        # the whole vision-language model on text ids computes what its text model does
+        vl = transformers.Qwen3_5MoeForConditionalGeneration.from_pretrained(
+            d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager").eval()
+        with torch.no_grad():
+            vlf = vl(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float()
+        checks["vl_model_vs_text_model_rel_err"] = rel_err(vlf, full)
+        assert checks["vl_model_vs_text_model_rel_err"] < 1e-6
+        del vl
 
     # -- what getting each switch wrong would cost (must be >> the tolerance)
     sens = sensitivity(v, d, rcfg, ids, full)

@@ -26,6 +26,9 @@
  *   qwen3_next qwen2_moe's feed-forward rule (shared expert, norm_topk_prob
  *              default true); attention and Gated DeltaNet layers in
  *              hf_config_qwen3_next.c.
+ *   qwen3_5_moe  its text model ("qwen3_5_moe_text", alone or as text_config):
+ *              qwen3_next's layers, every one MoE with the shared expert, the
+ *              top-k always renormalized; hf_config_qwen3_next.c.
  * RoPE: rope_scaling (if a non-empty object) else rope_parameters; rope_type
  * (or "type") must be "default"; rope_theta from there, else top level, else
  * the class default (mixtral 1e6, others 1e4).
@@ -82,6 +85,8 @@ static const hf_arch hf_archs[] = {
      1e-5, 150000, -1, -1, 128, 4, 0, 0},
     {"qwen3_next", "Qwen3NextForCausalLM", MOE_ARCH_QWEN3_NEXT, 151936, 2048, 5632, 48, 16, 2,
      32768, 1e-6, 1e4, -1, -1, 512, 10, 512, 512},
+    {"qwen3_5_moe_text", "Qwen3_5MoeForCausalLM", MOE_ARCH_QWEN3_5_MOE, 248320, 2048, 512, 40, 16,
+     2, 32768, 1e-6, 1e4, -1, -1, 256, 8, 512, 512},
 };
 #define HF_N_ARCHS ((int)(sizeof hf_archs / sizeof hf_archs[0]))
 
@@ -347,7 +352,8 @@ static int hf_experts(const hf_in *in, const hf_arch *a, int *E) {
     const char *first = "num_local_experts", *second = "num_experts";
     if (a->arch == MOE_ARCH_MIXTRAL || a->arch == MOE_ARCH_GPT_OSS)
         first = "num_experts", second = "num_local_experts"; /* attribute_map alias wins */
-    if (a->arch == MOE_ARCH_QWEN2_MOE || a->arch == MOE_ARCH_QWEN3_NEXT)
+    if (a->arch == MOE_ARCH_QWEN2_MOE || a->arch == MOE_ARCH_QWEN3_NEXT ||
+        a->arch == MOE_ARCH_QWEN3_5_MOE)
         first = second = "num_experts";
     const char *key = hf_has(in->root, first) ? first : second;
     if (hf_int(in, key, a->experts, E)) return -1;
@@ -369,7 +375,8 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         if (!strcmp(mt->valuestring, hf_archs[i].name)) a = &hf_archs[i];
     if (!a)
         return moe_fail(in->err, "%s: unknown model_type \"%.40s\" (supported: mixtral, qwen2_moe, "
-                        "qwen3_moe, olmoe, gpt_oss, qwen3_next)", in->where, mt->valuestring);
+                        "qwen3_moe, olmoe, gpt_oss, qwen3_next, qwen3_5_moe)", in->where,
+                        mt->valuestring);
     memset(cfg, 0, sizeof *cfg);
     cfg->arch = a->arch;
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", a->name);
@@ -397,7 +404,7 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     const cJSON *hd = hf_get(in->root, "head_dim");
     cfg->head_dim = cfg->dim / cfg->n_heads;
     if (a->arch == MOE_ARCH_GPT_OSS && !hf_has(in->root, "head_dim")) cfg->head_dim = 64;
-    if (a->arch == MOE_ARCH_QWEN3_NEXT && !hf_has(in->root, "head_dim")) cfg->head_dim = 256;
+    if (hf_lin_arch(a->arch) && !hf_has(in->root, "head_dim")) cfg->head_dim = 256;
     if (hd) {
         int h;
         if (hf_as_int(in, "head_dim", hd, &h)) return -1;
@@ -474,6 +481,7 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     }
     case MOE_ARCH_GPT_OSS: break; /* handled above */
     case MOE_ARCH_QWEN3_NEXT: /* hf_config_qwen3_next.c */
+    case MOE_ARCH_QWEN3_5_MOE:
         if (hf_qwen3_next(in, cfg)) return -1;
         break;
     case MOE_ARCH_OLMOE: {
@@ -497,9 +505,9 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     /* Feed-forward layers. */
     moe_layer_config moe = {.moe = 1, .score = MOE_SCORE_SOFTMAX, .routed_scale = 1.0f,
                             .kind = MOE_ROUTE_TOKEN_CHOICE};
-    int E, inter;
+    int E, inter = a->inter, q35 = a->arch == MOE_ARCH_QWEN3_5_MOE;
     if (hf_experts(in, a, &E)) return -1;
-    if (hf_pos(in, "intermediate_size", a->inter, &inter)) return -1;
+    if (!q35 && hf_pos(in, "intermediate_size", a->inter, &inter)) return -1; /* q35: no field */
     moe.n_experts = E;
     if (hf_pos(in, "num_experts_per_tok", a->top_k, &moe.top_k)) return -1;
     if (E > 0 && moe.top_k > E)
@@ -516,18 +524,20 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         for (int i = 0; i < cfg->n_layers; i++) cfg->layer[i] = moe;
     } else {
         if (hf_pos(in, "moe_intermediate_size", a->moe_inter, &moe.expert_dim)) return -1;
-        if (hf_bool(in, in->root, "norm_topk_prob", a->arch == MOE_ARCH_QWEN3_NEXT, &moe.norm_topk))
+        moe.norm_topk = 1; /* qwen3_5_moe's router always renormalizes; it has no such field */
+        if (!q35 && hf_bool(in, in->root, "norm_topk_prob", a->arch == MOE_ARCH_QWEN3_NEXT,
+                            &moe.norm_topk))
             return -1;
         if (norm_override >= 0) moe.norm_topk = norm_override;
-        if (a->arch == MOE_ARCH_QWEN2_MOE || a->arch == MOE_ARCH_QWEN3_NEXT) {
+        if (a->arch == MOE_ARCH_QWEN2_MOE || hf_lin_arch(a->arch)) {
             moe.n_shared = 1;
             moe.shared_gate = 1;
             if (hf_pos(in, "shared_expert_intermediate_size", a->shared_inter, &moe.shared_dim))
                 return -1;
         }
-        int step;
-        if (hf_pos(in, "decoder_sparse_step", 1, &step)) return -1;
-        const cJSON *only = hf_get(in->root, "mlp_only_layers");
+        int step = 1; /* qwen3_5_moe: every layer MoE (no decoder_sparse_step, mlp_only_layers) */
+        if (!q35 && hf_pos(in, "decoder_sparse_step", 1, &step)) return -1;
+        const cJSON *only = q35 ? NULL : hf_get(in->root, "mlp_only_layers");
         if (only && !cJSON_IsArray(only))
             return moe_fail(in->err, "%s: field mlp_only_layers: wrong JSON type (expected a "
                             "list)", in->where);
@@ -597,7 +607,11 @@ int hf_config_parse(moe_config *cfg, const char *json, size_t len, const char *w
         goto done;
     }
     hf_in in = {root, where, err};
+    char text_where[600];
+    int vision = 0;
+    if (hf_qwen3_5_text(&in, &in, text_where, sizeof text_where, &vision)) goto done;
     rc = hf_parse_root(cfg, &in);
+    if (rc == 0) cfg->vision_tower = vision;
 done:
     cJSON_Delete(root);
     free(txt);
@@ -648,11 +662,14 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
 #define F(x) if (a->x != b->x) return #x
     F(arch); F(vocab); F(dim); F(n_layers); F(n_heads); F(n_kv_heads); F(head_dim); F(max_pos);
     F(rope_theta); F(norm_eps); F(qk_norm); F(qkv_bias); F(o_bias); F(clip_qkv);
-    F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id);
+    F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id); F(norm_offset);
+    F(attn_out_gate); F(rope_dim); F(lin_k_heads); F(lin_v_heads); F(lin_k_dim); F(lin_v_dim);
+    F(lin_conv);
 #undef F
     for (int i = 0; i < a->n_layers; i++) {
         const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
         if (x->moe != y->moe) return "layer pattern (dense / MoE)";
+        if (x->linear_attn != y->linear_attn) return "layer types (linear / full attention)";
         if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
         if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
     }
@@ -696,8 +713,9 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
-    case MOE_ARCH_GPT_OSS: /* refused by hf_config_write */
-    case MOE_ARCH_QWEN3_NEXT: break;
+    case MOE_ARCH_GPT_OSS: break; /* refused by hf_config_write */
+    case MOE_ARCH_QWEN3_NEXT:
+    case MOE_ARCH_QWEN3_5_MOE: hf_qwen3_next_write(o, rp, c); break;
     case MOE_ARCH_MIXTRAL:
         hf_add_int(o, "num_local_experts", E);
         hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
@@ -767,8 +785,6 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
     if (moe_config_validate(cfg, path, err)) return -1;
     if (cfg->arch == MOE_ARCH_GPT_OSS)
         return moe_fail(err, "%s: writing a gpt_oss config.json is not supported", path);
-    if (cfg->arch == MOE_ARCH_QWEN3_NEXT)
-        return moe_fail(err, "%s: writing a qwen3_next config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);
     cJSON *o = hf_build(cfg, torch_dtype);
     char *text = o ? cJSON_Print(o) : NULL;

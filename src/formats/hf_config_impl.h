@@ -45,4 +45,20 @@ int hf_gpt_oss(const hf_in *in, moe_config *cfg);
  * layers are the caller's (qwen2_moe's rule). */
 int hf_qwen3_next(const hf_in *in, moe_config *cfg);
 
+/* Whether an arch has qwen3_next's layers (qwen3_next, qwen3_5_moe). */
+static inline int hf_lin_arch(moe_arch a) {
+    return a == MOE_ARCH_QWEN3_NEXT || a == MOE_ARCH_QWEN3_5_MOE;
+}
+
+/* A qwen3_5_moe config.json ("qwen3_5_moe": the text model under
+ * text_config, maybe a vision_config beside it) as the hf_in of its text
+ * model into *text (which may be in; where_buf names it); *vision = 1 when
+ * a vision tower comes with it. Any other config is left as it is. */
+int hf_qwen3_5_text(const hf_in *in, hf_in *text, char *where_buf, size_t n, int *vision);
+
+/* The fields of qwen3_next / qwen3_5_moe config.json beyond the common ones
+ * (attention, Gated DeltaNet, layer types, feed-forward) into o; rp is its
+ * rope_parameters object (or NULL). */
+void hf_qwen3_next_write(cJSON *o, cJSON *rp, const moe_config *c);
+
 #endif

@@ -93,7 +93,7 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     if (!where) where = "config";
     if (c->arch != MOE_ARCH_MIXTRAL && c->arch != MOE_ARCH_QWEN2_MOE &&
         c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE && c->arch != MOE_ARCH_GPT_OSS &&
-        c->arch != MOE_ARCH_QWEN3_NEXT)
+        c->arch != MOE_ARCH_QWEN3_NEXT && c->arch != MOE_ARCH_QWEN3_5_MOE)
         BAD("%s: unknown architecture %d", where, (int)c->arch);
     if (c->vocab <= 0 || c->vocab > HF_MAX_VOCAB)
         BAD("%s: vocab_size %d out of range (1..%d)", where, c->vocab, HF_MAX_VOCAB);

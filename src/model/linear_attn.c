@@ -8,6 +8,8 @@
  * Per token t of sequence q (Hk key heads of Dk, Hv = r*Hk value heads of Dv):
  *   [q k v z] = in_proj_qkvz xn   (per key head [q Dk | k Dk | v r*Dv | z r*Dv])
  *   [b a]     = in_proj_ba xn     (per key head [b r | a r])
+ *   (qwen3_5_moe keeps them apart: x = in_proj_qkv xn, z = in_proj_z xn,
+ *   b = in_proj_b xn, a = in_proj_a xn, each its own product)
  *   x = [all q | all k | all v]   (Cc channels); x = silu(conv1d(x)): each
  *       channel's kernel of Kc over its last Kc-1 inputs (the conv state of q,
  *       zero before position 0) and this one
@@ -75,8 +77,15 @@ static void split_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
             }
             for (int64_t j = 0; j < r; j++) {
                 int64_t h = hk * r + j;
-                float b = ba[hk * 2 * r + j], a = ba[hk * 2 * r + r + j];
-                float A = p->lw->lin_a ? p->lw->lin_a[h] : -expf(p->lw->lin_a_log[h]);
+                float b, a;
+                if (p->lw->lin_ba.data) {
+                    b = ba[hk * 2 * r + j];
+                    a = ba[hk * 2 * r + r + j];
+                } else { /* lin_b and lin_a wrote [T][Hv] each, one after the other */
+                    b = s->lin_ba[t * Hv + h];
+                    a = s->lin_ba[(int64_t)p->T * Hv + t * Hv + h];
+                }
+                float A = p->lw->lin_ssm_a ? p->lw->lin_ssm_a[h] : -expf(p->lw->lin_a_log[h]);
                 s->lin_beta[t * Hv + h] = sigmoidf(b);
                 s->lin_g[t * Hv + h] = A * softplusf(a + p->lw->lin_dt_bias[h]);
             }
@@ -207,12 +216,21 @@ static void gate_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
 void linear_attn_block(moe_session *s, int layer, int T) {
     const layer_w *lw = &s->m->layers[layer];
     lin_ctx p = {s, lw, s->lin_slot[layer], T, kern_of(s->pool), 0};
-    mm_task t[3] = {{&lw->lin_ba, s->xn, s->lin_ba, T}, {&lw->lin_qkvz, s->xn, s->lin_qkvz, T}};
-    if (!lw->lin_qkvz.data) { /* llama.cpp's layout: the conv channels and z directly */
-        t[1] = (mm_task){&lw->lin_qkv, s->xn, s->lin_mix, T};
-        t[2] = (mm_task){&lw->lin_z, s->xn, s->lin_z, T};
+    mm_task t[4];
+    int n = 0;
+    if (lw->lin_qkvz.data) {
+        t[n++] = (mm_task){&lw->lin_qkvz, s->xn, s->lin_qkvz, T};
+    } else { /* apart (qwen3_5_moe, llama.cpp's files): the conv channels and z directly */
+        t[n++] = (mm_task){&lw->lin_qkv, s->xn, s->lin_mix, T};
+        t[n++] = (mm_task){&lw->lin_z, s->xn, s->lin_z, T};
     }
-    matmul_grouped(s->pool, t, lw->lin_qkvz.data ? 2 : 3);
+    if (lw->lin_ba.data) {
+        t[n++] = (mm_task){&lw->lin_ba, s->xn, s->lin_ba, T};
+    } else {
+        t[n++] = (mm_task){&lw->lin_b, s->xn, s->lin_ba, T};
+        t[n++] = (mm_task){&lw->lin_a, s->xn, s->lin_ba + (size_t)T * (size_t)s->m->cfg.lin_v_heads, T};
+    }
+    matmul_grouped(s->pool, t, n);
     pool_for(s->pool, T, 4, split_rows, &p);
     p.n_runs = group_runs(s, T);
     pool_for(s->pool, lw->lin_conv.rows, 64, conv_channels, &p);

@@ -40,14 +40,16 @@ typedef struct layer_w {
 
     /* Gated DeltaNet (linear_attn layers; shapes in tensor_map.h). From a
      * transformers checkpoint lin_qkvz and lin_a_log, from a llama.cpp
-     * GGUF lin_qkv, lin_z and lin_a (the others are then empty / NULL). */
+     * GGUF lin_qkv, lin_z, lin_ba and lin_ssm_a; from a qwen3_5_moe checkpoint
+     * lin_qkv, lin_z, lin_b, lin_a and lin_a_log (the others are then empty / NULL). */
     mat lin_qkvz, lin_ba;   /* [2HkDk + 2HvDv][D], [2Hv][D] */
     mat lin_qkv, lin_z;     /* [Cc][D], [HvDv][D] */
     mat lin_conv;           /* [Cc][Kc] */
     const float *lin_dt_bias, *lin_a_log; /* [Hv] */
-    const float *lin_a;     /* [Hv] -exp(A_log) */
+    const float *lin_ssm_a; /* [Hv] -exp(A_log) */
     const float *lin_norm;  /* [Dv] */
     mat lin_out;            /* [D][Hv*Dv] */
+    mat lin_b, lin_a;       /* [Hv][D] each: in_proj_b, in_proj_a (instead of lin_ba) */
 
     ffn_w dense;            /* dense layer FFN (cfg.layer[i].moe == 0) */
 

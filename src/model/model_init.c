@@ -5,7 +5,8 @@
  * moe both load it. `moe init` (real shapes, for benchmarks) and `moe
  * train` (fresh models) use it.
  *
- * Weights (biases included) are N(0, std), norms 1, selection biases 0.
+ * Weights (biases included) are N(0, std), norms 1 (zero-centred ones 0),
+ * selection biases 0; conv1d weights are written [C][1][K] as nn.Conv1d has them.
  * Each tensor's values come from generators seeded by (seed, tensor name,
  * chunk), so a layer is the same whatever the layer count or the thread
  * count. Chunks are made in parallel and written in order as
@@ -51,7 +52,14 @@ static int plan_add(void *ctx, const tm_entry *e) {
     t->shape[0] = e->rows ? e->rows : e->cols;
     t->shape[1] = e->rows ? e->cols : 0;
     unsigned f = tm_role_of(e->role)->flags;
-    p->is_norm[p->n] = f & TMF_INIT_ONES ? 1 : f & TMF_INIT_ZEROS ? 2 : 0;
+    if (f & TMF_MID1) { /* a conv1d weight: [rows][1][cols] */
+        t->n_dims = 3;
+        t->shape[1] = 1;
+        t->shape[2] = e->cols;
+    }
+    /* a zero-centred norm (norm_offset) is 1 + w: w = 0 */
+    int ones = (f & TMF_INIT_ONES) && !tm_norm_offset(p->c, e->role);
+    p->is_norm[p->n] = ones ? 1 : f & (TMF_INIT_ONES | TMF_INIT_ZEROS) ? 2 : 0;
     p->n++;
     return 0;
 }
@@ -67,6 +75,12 @@ static int plan_build(plan *p, const moe_config *c) {
     p->is_norm = calloc((size_t)n, 1);
     if (!p->t || !p->names || !p->is_norm) return -1;
     return tm_walk(c, TM_HF, NULL, plan_add, p) ? -1 : 0;
+}
+
+static int64_t n_elems(const st_write_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->n_dims; d++) n *= t->shape[d];
+    return n;
 }
 
 static void plan_free(plan *p) {
@@ -153,7 +167,7 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
     for (int i = 0; i < p.n; i++) p.t[i].type = o->type;
     int64_t total = 0;
     for (int i = 0; i < p.n; i++)
-        total += p.t[i].shape[0] * (p.t[i].n_dims > 1 ? p.t[i].shape[1] : 1) * dtype_size(o->type);
+        total += n_elems(&p.t[i]) * dtype_size(o->type);
 
     char cfg_path[4096], st_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
@@ -172,7 +186,7 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
     started = 1;
     int64_t written = 0;
     for (int i = 0; i < p.n; i++) {
-        int64_t n = p.t[i].shape[0] * (p.t[i].n_dims > 1 ? p.t[i].shape[1] : 1);
+        int64_t n = n_elems(&p.t[i]);
         int64_t n_chunks = (n + CHUNK - 1) / CHUNK;
         gen_job job = {p.t[i].name, o->seed, n, 0, p.is_norm[i], o->std, o->type, bytes, tmp};
         for (job.chunk0 = 0; job.chunk0 < n_chunks; job.chunk0 += BATCH) {
@@ -204,7 +218,7 @@ int64_t model_init_bytes(const moe_config *cfg, dtype type, int64_t *n_params, i
         return -1;
     }
     int64_t params = 0;
-    for (int i = 0; i < p.n; i++) params += p.t[i].shape[0] * (p.t[i].n_dims > 1 ? p.t[i].shape[1] : 1);
+    for (int i = 0; i < p.n; i++) params += n_elems(&p.t[i]);
     if (n_params) *n_params = params;
     if (n_tensors) *n_tensors = p.n;
     plan_free(&p);

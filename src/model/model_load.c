@@ -12,6 +12,10 @@
  *            ....block_sparse_moe.experts.J.{w1,w3,w2}.weight (gate, up, down)
  *   others:  model.layers.N.mlp.gate.weight, mlp.experts.J.{gate,up,down}_proj.weight,
  *            mlp.shared_expert.*_proj.weight, mlp.shared_expert_gate.weight
+ * A vision-language checkpoint (qwen3_5_moe) keeps its text model under
+ * model.language_model. (model.language_model.layers.N..., .embed_tokens,
+ * .norm; lm_head.weight as it is) beside its vision tower (model.visual.*,
+ * not loaded); every "model." name is also looked for there.
  * Stacked expert tensors (PREFIX.experts.gate_up_proj [E][2F][D] and
  * PREFIX.experts.down_proj [E][D][F], as transformers 5 holds them in memory)
  * are accepted too; per-expert pointers then point into the stack.
@@ -40,6 +44,22 @@ static void from_st(const st_tensor *t, wt_tensor *out) {
     if (t->n_dims > 4) out->n_dims = 5; /* refused by the shape checks */
 }
 
+/* name with "model." -> "model.language_model." into buf; NULL when it
+ * does not start so or does not fit. */
+static const char *lm_name(char *buf, size_t n, const char *name) {
+    if (strncmp(name, "model.", 6)) return NULL;
+    int r = snprintf(buf, n, "model.language_model.%s", name + 6);
+    return r > 0 && (size_t)r < n ? buf : NULL;
+}
+
+/* A tensor by name, or under model.language_model. */
+static const st_tensor *find_either(const hf_src *S, const char *name) {
+    char buf[300];
+    const st_tensor *t = st_find(&S->m->st, name);
+    const char *alt = t ? NULL : lm_name(buf, sizeof buf, name);
+    return alt ? st_find(&S->m->st, alt) : t;
+}
+
 /* One expert of a fused stack: PREFIX.experts.gate_up_proj [E][2F][D]
  * (gate rows, then up rows) or PREFIX.experts.down_proj [E][D][F]. */
 static int hf_fused(const hf_src *S, const tm_entry *e, int alt, wt_tensor *out, moe_err *err) {
@@ -51,12 +71,12 @@ static int hf_fused(const hf_src *S, const tm_entry *e, int alt, wt_tensor *out,
     char name[200];
     snprintf(name, sizeof name, "model.layers.%d.%s.experts.%s", e->layer, moe,
              down ? "down_proj" : "gate_up_proj");
-    const st_tensor *t = st_find(&S->m->st, name);
+    const st_tensor *t = find_either(S, name);
     if (!t) return 1;
     int64_t E = c->layer[e->layer].n_experts, R = down ? e->rows : 2 * e->rows;
     if (t->n_dims != 3 || t->shape[0] != E || t->shape[1] != R || t->shape[2] != e->cols)
         return moe_fail(err, "%s: tensor %s has the wrong shape, expected [%lld, %lld, %lld]",
-                        S->dir, name, (long long)E, (long long)R, (long long)e->cols);
+                        S->dir, t->name, (long long)E, (long long)R, (long long)e->cols);
     size_t rb = (size_t)dtype_row_bytes(t->type, e->cols);
     size_t at = ((size_t)e->expert * (size_t)R + (e->role == TM_EXP_UP ? (size_t)e->rows : 0)) * rb;
     *out = (wt_tensor){(const char *)t->data + at, t->type, 2, {e->rows, e->cols, 0},
@@ -68,9 +88,9 @@ static int hf_fused(const hf_src *S, const tm_entry *e, int alt, wt_tensor *out,
  * (transformers 5 in-memory naming), or a view into a fused expert stack. */
 static int hf_find(void *ctx, const tm_entry *e, const char *name, wt_tensor *out, moe_err *err) {
     const hf_src *S = ctx;
-    const st_tensor *t = st_find(&S->m->st, name);
+    const st_tensor *t = find_either(S, name);
     char alt[256];
-    if (!t && !tm_hf_name_alt(alt, sizeof alt, &S->m->cfg, e, 1)) t = st_find(&S->m->st, alt);
+    if (!t && !tm_hf_name_alt(alt, sizeof alt, &S->m->cfg, e, 1)) t = find_either(S, alt);
     if (t) {
         from_st(t, out);
         return 0;
@@ -95,7 +115,13 @@ int moe_model_load(moe_model **out, const char *path, moe_err *err) {
     if (st_open_dir(&m->st, path, err)) goto fail;
     hf_src S = {m, path};
     wt_source src = {path, TM_HF, NULL, 0, hf_find, &S};
-    if (weights_load(m, &src, err)) goto fail;
+    if (weights_load(m, &src, err)) {
+        size_t n = strlen(err->msg); /* a missing name was looked for there too */
+        if (strstr(err->msg, " is missing") &&
+            find_either(&S, "model.embed_tokens.weight") != st_find(&m->st, "model.embed_tokens.weight"))
+            snprintf(err->msg + n, sizeof err->msg - n, " (nor under model.language_model.)");
+        goto fail;
+    }
     *out = m;
     return 0;
 fail:

@@ -245,7 +245,7 @@ static int write_lin_derived(writer *w, int i, const char *name) {
         free(map);
         return rc;
     }
-    if (e->role == TM_LIN_A && !lw->lin_a && lw->lin_a_log) {
+    if (e->role == TM_LIN_SSM_A && !lw->lin_ssm_a && lw->lin_a_log) {
         float *a = malloc(sizeof *a * (size_t)e->cols);
         if (!a) return moe_fail(w->err, "%s: out of memory", name);
         for (int64_t h = 0; h < e->cols; h++) a[h] = -expf(lw->lin_a_log[h]);

@@ -4,7 +4,8 @@
  * and model.safetensors with transformers' tensor names, every weight
  * dequantized / widened / narrowed to one float type, streamed a chunk of
  * rows at a time. The q/k rows of a llama-arch GGUF were already put back
- * in transformers' order by the loader (model_gguf.c).
+ * in transformers' order by the loader (model_gguf.c). Zero-centred norms
+ * (norm_offset), loaded as 1 + w, are written as w.
  */
 #include "model/quantize.h"
 
@@ -26,7 +27,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     if (type != DT_F32 && type != DT_BF16 && type != DT_F16)
         return moe_fail(err, "%s: safetensors output must be f32, bf16 or f16", dir);
     for (int i = 0; i < c->n_layers; i++)
-        if (c->layer[i].linear_attn && m->layers[i].lin_qkv.data)
+        if (c->layer[i].linear_attn && !tm_lin_split(c) && m->layers[i].lin_qkv.data)
             return moe_fail(err, "%s: writing a qwen3next GGUF's DeltaNet layers (attn_qkv, "
                             "attn_gate, ssm_a) as transformers' in_proj_qkvz and A_log is not "
                             "supported yet", dir);
@@ -37,7 +38,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     char (*names)[HF_NAME] = calloc((size_t)n, sizeof *names);
     int rc = -1;
     void *buf = NULL;
-    float *scratch = NULL;
+    float *scratch = NULL, *w0 = NULL; /* w0 [max_cols]: a zero-centred norm as stored */
     st_stream st;
     if (!t || !wt || !names) {
         moe_fail(err, "out of memory");
@@ -55,6 +56,11 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
         wt[i].n_dims = t[i].rows ? 2 : 1;
         wt[i].shape[0] = t[i].rows ? t[i].rows : t[i].cols;
         wt[i].shape[1] = t[i].cols;
+        if (tm_role_of(t[i].role)->flags & TMF_MID1) { /* conv1d: [rows][1][cols] */
+            wt[i].n_dims = 3;
+            wt[i].shape[1] = 1;
+            wt[i].shape[2] = t[i].cols;
+        }
         if (t[i].cols > max_cols) max_cols = t[i].cols;
         total += (t[i].rows ? t[i].rows : 1) * (int64_t)qz_row_bytes(gt, t[i].cols);
     }
@@ -63,7 +69,8 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     size_t per = QZ_CHUNK_BYTES / rb_max ? QZ_CHUNK_BYTES / rb_max : 1;
     buf = aligned_alloc(64, (per * rb_max + 63) & ~(size_t)63);
     scratch = malloc(sizeof(float) * (size_t)max_cols * (size_t)threads);
-    if (!buf || !scratch) {
+    w0 = malloc(sizeof(float) * (size_t)max_cols);
+    if (!buf || !scratch || !w0) {
         moe_fail(err, "out of memory");
         goto done;
     }
@@ -82,6 +89,10 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
             goto done;
         }
         int64_t rows = t[i].rows ? t[i].rows : 1;
+        if (tm_norm_offset(c, t[i].role)) { /* loaded as 1 + w: the file holds w */
+            for (int64_t j = 0; j < t[i].cols; j++) w0[j] = ((const float *)src.data)[j] - 1.0f;
+            src.data = w0;
+        }
         size_t orb = qz_row_bytes(gt, t[i].cols);
         int64_t step = (int64_t)(QZ_CHUNK_BYTES / orb ? QZ_CHUNK_BYTES / orb : 1);
         for (int64_t r = 0; r < rows; r += step) {
@@ -107,6 +118,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
 done:
     free(buf);
     free(scratch);
+    free(w0);
     free(names);
     free(wt);
     free(t);

@@ -27,6 +27,9 @@ static const tm_arch_info k_arch[] = {
     [MOE_ARCH_QWEN3_NEXT] = {"qwen3next", "qwen3_next", "mlp", NULL,
                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
                              NULL, 0, 0},
+    [MOE_ARCH_QWEN3_5_MOE] = {"qwen35moe", "qwen3_5_moe_text", "mlp", NULL,
+                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
+                              NULL, 0, 1},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -90,6 +93,7 @@ typedef enum twhen {
     TW_NOISE,       /* MoE with noisy top-k */
     TW_SEL_BIAS,    /* MoE with a selection bias */
     TW_SHARED,      /* MoE with a shared expert */
+    TW_LIN_SPLIT,   /* a Gated DeltaNet layer with apart projections (tm_lin_split) */
     TW_SHARED_GATE, /* ... and its gate */
     TW_SINKS,       /* attention sinks */
     TW_ROUTER_BIAS, /* MoE with a router bias */
@@ -208,11 +212,15 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                      TD_NONE, TD_LDV, TW_LINEAR, LYR(lin_norm)},
     [TM_LIN_OUT] = {{"blk.%d.ssm_out.weight", NULL, L_ "linear_attn.out_proj.weight", 0},
                     TD_D, TD_LVD, TW_LINEAR, LYR(lin_out)},
-    [TM_LIN_QKV] = {{"blk.%d.attn_qkv.weight", NULL, NULL, 0},
+    [TM_LIN_QKV] = {{"blk.%d.attn_qkv.weight", NULL, L_ "linear_attn.in_proj_qkv.weight", 0},
                     TD_LCONV, TD_D, TW_LINEAR, LYR(lin_qkv)},
-    [TM_LIN_Z] = {{"blk.%d.attn_gate.weight", NULL, NULL, 0},
+    [TM_LIN_Z] = {{"blk.%d.attn_gate.weight", NULL, L_ "linear_attn.in_proj_z.weight", 0},
                   TD_LVD, TD_D, TW_LINEAR, LYR(lin_z)},
-    [TM_LIN_A] = {{"blk.%d.ssm_a", NULL, NULL, F32V}, TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_a)},
+    [TM_LIN_B] = {{NULL, NULL, L_ "linear_attn.in_proj_b.weight", 0},
+                  TD_LHV, TD_D, TW_LIN_SPLIT, LYR(lin_b)},
+    [TM_LIN_A] = {{NULL, NULL, L_ "linear_attn.in_proj_a.weight", 0},
+                  TD_LHV, TD_D, TW_LIN_SPLIT, LYR(lin_a)},
+    [TM_LIN_SSM_A] = {{"blk.%d.ssm_a", NULL, NULL, F32V}, TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_ssm_a)},
     [TM_FFN_NORM_POST] = {{"blk.%d.post_attention_norm.weight", NULL, NULL, NORM},
                           TD_NONE, TD_D, TW_ALWAYS, LYR(ffn_norm)},
 };
@@ -221,9 +229,9 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
 static const tm_role k_layer_order[] = {
     TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
     TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
-    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_A,       TM_LIN_CONV,
+    TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_SSM_A,   TM_LIN_CONV,
     TM_LIN_DT_BIAS, TM_LIN_BA,      TM_LIN_QKVZ,     TM_LIN_QKV,     TM_LIN_Z,
-    TM_LIN_NORM,    TM_LIN_OUT,
+    TM_LIN_B,       TM_LIN_A,       TM_LIN_NORM,     TM_LIN_OUT,
     TM_FFN_NORM,    TM_FFN_GATE,    TM_FFN_UP,
     TM_FFN_DOWN,    TM_ROUTER,      TM_ROUTER_BIAS,  TM_ROUTER_NOISE, TM_SEL_BIAS,
     TM_EXP_GATE,    TM_SHEXP_GATE,
@@ -248,6 +256,13 @@ static tm_role gguf_alias(const moe_config *c, tm_role r) {
 const tm_role_info *tm_role_of(tm_role r) {
     static const tm_role_info none = {NULL, NULL, NULL, 0};
     return (int)r >= 0 && r < TM_ROLE_COUNT ? &k_roles[r].info : &none;
+}
+
+int tm_lin_split(const moe_config *c) { return c->arch == MOE_ARCH_QWEN3_5_MOE; }
+
+int tm_norm_offset(const moe_config *c, tm_role r) {
+    return c->norm_offset && (r == TM_ATTN_NORM || r == TM_FFN_NORM || r == TM_OUTPUT_NORM ||
+                              r == TM_ATTN_Q_NORM || r == TM_ATTN_K_NORM);
 }
 
 int tm_is_vector(tm_role r) {
@@ -299,6 +314,7 @@ static int present(twhen w, const moe_config *c, const moe_layer_config *lc) {
     case TW_NOISE: return lc && lc->moe && lc->noise > 0;
     case TW_SEL_BIAS: return lc && lc->moe && lc->select_bias;
     case TW_SHARED: return lc && lc->moe && lc->n_shared > 0;
+    case TW_LIN_SPLIT: return !attn && tm_lin_split(c);
     case TW_SHARED_GATE: return lc && lc->moe && lc->n_shared > 0 && lc->shared_gate;
     case TW_SINKS: return attn && c->attn_sinks;
     case TW_ROUTER_BIAS: return lc && lc->moe && lc->router_bias;
@@ -376,6 +392,10 @@ static int walk_role(const moe_config *c, tm_format f, int split, int layer,
     if (f == TM_GGUF) r = gguf_alias(c, r);
     const role_row *rr = &k_roles[r];
     if (!has_name(f, r) || !present(rr->when, c, lc)) return 0;
+    /* qwen3_next's checkpoints hold in_proj_qkvz / in_proj_ba, its GGUF files
+     * attn_qkv / attn_gate / ssm_ba; qwen3_5_moe's in_proj_qkv, _z, _b, _a */
+    if ((r == TM_LIN_QKVZ || r == TM_LIN_BA) && tm_lin_split(c)) return 0;
+    if ((r == TM_LIN_QKV || r == TM_LIN_Z) && f == TM_HF && !tm_lin_split(c)) return 0;
     int rc;
     if (r != TM_EXP_GATE) {
         tm_entry e = {r, layer, -1, 1, dim_of(rr->rows, c, lc), dim_of(rr->cols, c, lc)};

@@ -88,12 +88,15 @@ typedef enum tm_role {
     TM_LIN_A_LOG,   /* [Hv] */
     TM_LIN_NORM,    /* [Dv] the gated RMSNorm (plain weight, never offset) */
     TM_LIN_OUT,     /* [D][Hv*Dv] out_proj */
-    /* The same mixer in llama.cpp's qwen3next files (convert_hf_to_gguf.py
-     * splits in_proj_qkvz and stores -exp(A_log)); a layer has these or the
-     * two above, and the forward takes either: */
-    TM_LIN_QKV,     /* [Cc][D] attn_qkv: the conv channels (all q, all k, all v) */
-    TM_LIN_Z,       /* [Hv*Dv][D] attn_gate: z, value head by value head */
-    TM_LIN_A,       /* [Hv] ssm_a = -exp(A_log) */
+    /* The same mixer with the input projections apart: in qwen3_5_moe's
+     * checkpoints (in_proj_qkv, _z, _b, _a) and in llama.cpp's qwen3next
+     * files (attn_qkv, attn_gate: convert_hf_to_gguf.py splits in_proj_qkvz
+     * and keeps ssm_ba; it stores -exp(A_log)). The forward takes either: */
+    TM_LIN_QKV,     /* [Cc][D] in_proj_qkv / attn_qkv: the conv channels (all q, all k, all v) */
+    TM_LIN_Z,       /* [Hv*Dv][D] in_proj_z / attn_gate: z, value head by value head */
+    TM_LIN_B,       /* [Hv][D] in_proj_b */
+    TM_LIN_A,       /* [Hv][D] in_proj_a */
+    TM_LIN_SSM_A,   /* [Hv] ssm_a = -exp(A_log) */
     TM_FFN_NORM_POST, /* [D] ffn_norm under qwen3next's GGUF name post_attention_norm */
     TM_ROLE_COUNT
 } tm_role;
@@ -240,6 +243,14 @@ int tm_source(const struct moe_model *m, const tm_entry *e, int p, mat *out);
  * holds llama.cpp's attn_qkv (z = 0) and attn_gate (z = 1): row g of
  * those is row tm_lin_qkvz_row(c, z, g) of it. */
 int64_t tm_lin_qkvz_row(const moe_config *c, int z, int64_t g);
+
+/* Whether an architecture's Gated DeltaNet keeps in_proj_qkv, _z, _b, _a
+ * apart (qwen3_5_moe) instead of in_proj_qkvz and in_proj_ba (qwen3_next). */
+int tm_lin_split(const moe_config *c);
+
+/* Whether a role's weight is zero-centred in files of c (norm_offset): the
+ * loaded weight is 1 + the stored one. */
+int tm_norm_offset(const moe_config *c, tm_role r);
 
 /* Whether a role is a 1-D tensor. */
 int tm_is_vector(tm_role r);

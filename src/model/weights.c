@@ -188,9 +188,7 @@ static int permuted(const wload *W, const tm_entry *e) {
  * load in f32 exactly as transformers forms it. llama.cpp's converter
  * stores the sum already (w + 1 in f32, the same number). */
 static int offset_norm(const wload *W, tm_role r) {
-    const moe_config *c = &W->m->cfg;
-    return c->norm_offset && W->src->format == TM_HF && (r == TM_ATTN_NORM || r == TM_FFN_NORM || r == TM_OUTPUT_NORM ||
-                              r == TM_ATTN_Q_NORM || r == TM_ATTN_K_NORM);
+    return W->src->format == TM_HF && tm_norm_offset(&W->m->cfg, r);
 }
 
 /* Pass 1: the bytes of owned copies, and the counts. */

@@ -142,6 +142,15 @@ expect_ok "info qwen3_next" "$MOE" info "$Q3N"
 out_has "info linear attn" "^linear attn +2 of 4 layers \(0 2\): Gated DeltaNet, 2 key heads x 8, 4 value heads x 12, conv kernel 4"
 out_has "info attn extras" "^attn extras +sigmoid output gate, zero-centred norms \(1 \+ w\), 4 of 16 dims rotated"
 out_has "info kv of attention layers" "^kv cache +512 B per position"
+# qwen3_5_moe as released: the text model of a checkpoint with a vision tower
+Q35="$HERE/../fixtures/models/qwen3_5_moe_vl"
+expect_ok "info qwen3_5_moe" "$MOE" info "$Q35"
+out_has "info qwen3_5_moe arch" "^architecture +qwen3_5_moe$"
+out_has "info vision tower" "^vision tower +in the checkpoint, not loaded: the text model runs alone"
+expect_ok "info qwen3_5_moe --json" "$MOE" info "$Q35" --json
+out_has "info json vision tower" '"vision_tower": "not loaded"\}$'
+expect_ok "info qwen3_5_moe text only" "$MOE" info "$HERE/../fixtures/models/qwen3_5_moe_text"
+grep -q "^vision tower" "$T/out" && bad "info text only: a vision tower line" || ok
 
 # ------------------------------------------------------------ logits
 V=512
@@ -169,6 +178,24 @@ for p in tiny-olmoe tiny-qwen3 tiny-qwen2; do
   expect_ok "logits $p" "$MOE" logits "$T/$p" --ids 1,2,3,4 -o "$T/$p.bin"
   [ "$(size_of "$T/$p.bin")" -eq $((4 * V * 4)) ] && ok || bad "logits $p: size"
 done
+# the Gated DeltaNet presets at their real widths, shrunk to 4 layers (one of
+# them full attention), 2 experts and a 256-token vocabulary (~320 MiB each)
+for p in qwen3-next-80b-a3b qwen3.5-35b-a3b; do
+  expect_ok "init $p" "$MOE" init --preset $p --layers 4 --experts 2 --vocab 256 "$T/$p"
+  out_has "init $p summary" "wrote .*$p preset, 4 layers"
+  expect_ok "info $p" "$MOE" info "$T/$p"
+  out_has "info $p linear" "^linear attn +3 of 4 layers \(0 1 2\): Gated DeltaNet, 16 key heads x 128, 32 value heads x 128, conv kernel 4"
+  out_has "info $p attention" "^attention +16 heads, 2 kv heads, head dim 256"
+  out_has "info $p extras" "64 of 256 dims rotated"
+  out_has "info $p experts" "MoE 2 experts, top-2, expert FFN 512, .*1 shared \(FFN 512, sigmoid gate\)"
+  expect_ok "logits $p" "$MOE" logits "$T/$p" --ids 1,2,3 -o "$T/$p.bin"
+  [ "$(size_of "$T/$p.bin")" -eq $((3 * 256 * 4)) ] && ok || bad "logits $p: size"
+done
+grep -q '"model_type":.*"qwen3_next"' "$T/qwen3-next-80b-a3b/config.json" && ok || bad "init qwen3-next: model_type"
+grep -q '"rope_theta":.*10000000.0' "$T/qwen3-next-80b-a3b/config.json" && ok || bad "init qwen3-next: rope_theta"
+grep -q '"architectures":.*"Qwen3_5MoeForCausalLM"' "$T/qwen3.5-35b-a3b/config.json" && ok || bad "init qwen3.5: class"
+rm -rf "$T/qwen3-next-80b-a3b" "$T/qwen3.5-35b-a3b"
+
 for d in f32 f16; do
   expect_ok "init --dtype $d" "$MOE" init --preset tiny --dtype $d "$T/tiny-$d"
   expect_ok "info $d" "$MOE" info "$T/tiny-$d"
