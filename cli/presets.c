@@ -155,8 +155,8 @@ static void qwen3_5_35b_a3b(moe_config *c) {
     c->vocab = 248320;
     c->dim = 2048;
     c->n_layers = 40;
-    c->max_pos = 32768;
-    c->rope_theta = 10000.0f;
+    c->max_pos = 262144;      /* as released (transformers' class default: 32768) */
+    c->rope_theta = 1.0e7f;   /* as released (class default: 10000) */
     all_layers(c, 512, 256, 8, 512, 1);
     shared_expert(c, 512);
     qwen3_linear_layers(c);
