@@ -746,7 +746,14 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
             if (m && m->n_shared > 0)
                 hf_add_int(o, "shared_expert_intermediate_size", m->shared_dim);
             cJSON_AddBoolToObject(o, "qkv_bias", c->qkv_bias);
-            cJSON_AddBoolToObject(o, "use_sliding_window", 0);
+            cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
+            if (c->sliding_window > 0) { /* on every layer (hf_qwen2_sliding) */
+                hf_add_int(o, "sliding_window", c->sliding_window);
+                hf_add_int(o, "max_window_layers", c->n_layers);
+                cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+                for (int i = 0; lt && i < c->n_layers; i++)
+                    cJSON_AddItemToArray(lt, cJSON_CreateString("sliding_attention"));
+            }
         } else {
             cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
             cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
