@@ -1,0 +1,124 @@
+/*
+ * test_gguf_oss.c - gpt-oss GGUF files (general.architecture "gpt-oss", the
+ * layout llama.cpp's converter writes; src/model/model_gguf.c) against the
+ * same models from safetensors, and broken gpt-oss files.
+ *
+ * The twins tests/fixtures/gguf_models/gpt_oss_{f32,mxfp4}.gguf are made by
+ * llama.cpp's own converter (tools/gen_gguf_fixtures.sh) from the
+ * gpt_oss_base (float experts) and gpt_oss_mxfp4 (MXFP4 experts, kept MXFP4
+ * in the GGUF) fixtures. Two hyperparameters of those fixtures have no GGUF
+ * key llama.cpp writes: swiglu_limit (1.0 there; llama.cpp computes with
+ * 7.0) and YaRN's truncate (false there; llama.cpp floors and ceils the
+ * correction range). The reference is therefore the same safetensors model
+ * with config.json saying swiglu_limit 7.0 and truncate true; the logits
+ * must then agree within 1e-5 relative (the MXFP4 twin holds the very same
+ * MXFP4 blocks, so it is held to the same bound).
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "moe.h"
+#include "formats/gguf.h"
+#include "test.h"
+#include "test_util.h"
+
+#define NTOK 12
+
+static const int32_t k_ids[NTOK] = {1, 5, 17, 3, 99, 42, 7, 0, 127, 64, 23, 11};
+
+/* Replace the first `from` in s (of capacity cap) by `to`; 0, or -1 if absent. */
+static int replace(char *s, size_t cap, const char *from, const char *to) {
+    char *at = strstr(s, from);
+    size_t lf = strlen(from), lt = strlen(to), n = strlen(s);
+    if (!at || n - lf + lt + 1 > cap) return -1;
+    memmove(at + lt, at + lf, n - (size_t)(at - s) - lf + 1);
+    memcpy(at, to, lt);
+    return 0;
+}
+
+/* dir = tests/fixtures/models/FIXTURE with what llama.cpp computes in config.json. */
+static int llamacpp_view(const char *fixture, char *dir, size_t n) {
+    char src[512], path[700], buf[8192];
+    snprintf(src, sizeof src, "%s/models/%s/config.json", test_fixtures(), fixture);
+    snprintf(dir, n, "%s/%s_llamacpp", test_tmpdir(), fixture);
+    if (mkdir(dir, 0755)) return -1;
+    FILE *f = fopen(src, "rb");
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[len] = 0;
+    if (replace(buf, sizeof buf, "\"swiglu_limit\": 1.0", "\"swiglu_limit\": 7.0") ||
+        replace(buf, sizeof buf, "\"truncate\": false", "\"truncate\": true"))
+        return -1;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "wb");
+    if (!f || fputs(buf, f) < 0) {
+        if (f) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    snprintf(src, sizeof src, "%s/models/%s/model.safetensors", test_fixtures(), fixture);
+    char abs[PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    return realpath(src, abs) && symlink(abs, path) == 0 ? 0 : -1;
+}
+
+static void check_twin(const char *fixture, const char *gguf) {
+    char dir[600], gg[512];
+    CHECK(llamacpp_view(fixture, dir, sizeof dir) == 0);
+    snprintf(gg, sizeof gg, "%s/gguf_models/%s", test_fixtures(), gguf);
+    int V1 = 0, V2 = 0;
+    float *a = test_model_logits(dir, k_ids, NTOK, &V1);
+    float *b = test_model_logits(gg, k_ids, NTOK, &V2);
+    CHECK(a && b && V1 == V2);
+    if (a && b && V1 == V2) {
+        double r = test_rel_err(b, a, NTOK * V1);
+        if (getenv("MOE_TEST_VERBOSE")) fprintf(stderr, "%s: rel err %.3g\n", gguf, r);
+        CHECK_MSG(r <= 1e-5, "%s: relative error %.3g > 1e-5", gguf, r);
+    }
+    free(a);
+    free(b);
+    /* every switch gpt_oss computes with, as config.json gives it */
+    moe_model *m1 = NULL, *m2 = NULL;
+    moe_err err;
+    CHECK(moe_model_load(&m1, dir, &err) == 0);
+    CHECK_MSG(moe_model_load(&m2, gg, &err) == 0, "%s", err.msg);
+    if (m1 && m2) {
+        const moe_config *x = moe_model_config(m1), *y = moe_model_config(m2);
+        CHECK_EQ_INT(x->arch, y->arch);
+        CHECK_EQ_INT(x->head_dim, y->head_dim);
+        CHECK_EQ_INT(x->qkv_bias, y->qkv_bias);
+        CHECK_EQ_INT(x->o_bias, y->o_bias);
+        CHECK_EQ_INT(x->attn_sinks, y->attn_sinks);
+        CHECK_EQ_INT(x->sliding_window, y->sliding_window);
+        CHECK_EQ_INT(x->tied_embeddings, y->tied_embeddings);
+        CHECK_EQ_INT(x->rope_kind, y->rope_kind);
+        CHECK_EQ_INT(x->rope_orig_max_pos, y->rope_orig_max_pos);
+        CHECK_EQ_INT(x->rope_truncate, y->rope_truncate);
+        CHECK(x->rope_factor == y->rope_factor && x->rope_beta_fast == y->rope_beta_fast &&
+              x->rope_beta_slow == y->rope_beta_slow && x->rope_theta == y->rope_theta &&
+              x->norm_eps == y->norm_eps);
+        CHECK(fabsf(x->rope_attn_factor - y->rope_attn_factor) < 1e-6f);
+        for (int i = 0; i < x->n_layers; i++) {
+            const moe_layer_config *p = &x->layer[i], *q = &y->layer[i];
+            CHECK(p->full_attention == q->full_attention && p->n_experts == q->n_experts &&
+                  p->top_k == q->top_k && p->expert_dim == q->expert_dim &&
+                  p->score == q->score && p->norm_topk == q->norm_topk &&
+                  p->router_bias == q->router_bias && p->expert_bias == q->expert_bias &&
+                  p->act == q->act && p->act_alpha == q->act_alpha &&
+                  p->act_limit == q->act_limit);
+        }
+    }
+    if (m2 && strstr(gguf, "mxfp4")) {
+        moe_model_stats s;
+        moe_model_stats_get(m2, &s);
+        CHECK_MSG(strstr(s.dtypes, "mxfp4") != NULL, "dtypes %s", s.dtypes);
+    }
+    moe_model_free(m1);
+    moe_model_free(m2);
+}
+
+TEST(gguf_gpt_oss_f32) { check_twin("gpt_oss_base", "gpt_oss_f32.gguf"); }
+TEST(gguf_gpt_oss_mxfp4) { check_twin("gpt_oss_mxfp4", "gpt_oss_mxfp4.gguf"); }
