@@ -122,3 +122,113 @@ static void check_twin(const char *fixture, const char *gguf) {
 
 TEST(gguf_gpt_oss_f32) { check_twin("gpt_oss_base", "gpt_oss_f32.gguf"); }
 TEST(gguf_gpt_oss_mxfp4) { check_twin("gpt_oss_mxfp4", "gpt_oss_mxfp4.gguf"); }
+
+/* ------------------------------------------------------------ bad files */
+
+/* Rewrite src to dst: tensor `name` left out (ne NULL) or given the dims
+ * ne[nd] (its bytes reused: no more elements than before) or the type
+ * `type` (>= 0); the key `drop` (may be NULL) left out. Arrays are kept. */
+static int rewrite(const char *src, const char *dst, const char *name, const int64_t *ne, int nd,
+                   int type, const char *drop) {
+    gguf_file g;
+    moe_err err;
+    if (gguf_open(&g, src, &err)) return -1;
+    gguf_wkv *kv = calloc((size_t)g.n_kv + 1, sizeof *kv);
+    gguf_wtensor *t = calloc((size_t)g.n_tensors + 1, sizeof *t);
+    int nk = 0, nt = 0;
+    for (int i = 0; i < g.n_kv; i++) {
+        const gguf_kv *k = &g.kvs[i];
+        if (drop && !strcmp(k->key, drop)) continue;
+        gguf_wkv w = {.key = k->key, .type = k->type, .arr_type = k->arr_type, .n = k->n};
+        if (k->type == GGUF_VT_STR) {
+            w.str = k->strs[0];
+            w.lens = k->lens;
+        } else if (k->type == GGUF_VT_ARR) {
+            if (k->arr_type == GGUF_VT_STR) {
+                w.strs = k->strs;
+                w.lens = k->lens;
+            } else {
+                w.arr = k->raw;
+            }
+        } else {
+            memcpy(&w.v, k->raw, (size_t)gguf_vtype_size(k->type));
+        }
+        kv[nk++] = w;
+    }
+    for (int i = 0; i < g.n_tensors; i++) {
+        const gguf_tensor *s = &g.tensors[i];
+        int hit = name && !strcmp(s->name, name);
+        if (hit && !ne && type < 0) continue;
+        t[nt] = (gguf_wtensor){s->name, s->type, s->n_dims, {0}, s->data};
+        memcpy(t[nt].ne, s->ne, sizeof s->ne);
+        if (hit && ne) {
+            t[nt].n_dims = nd;
+            for (int d = 0; d < GGUF_MAX_DIMS; d++) t[nt].ne[d] = d < nd ? ne[d] : 1;
+        }
+        if (hit && type >= 0) t[nt].type = (gguf_type)type;
+        nt++;
+    }
+    int r = gguf_write(dst, kv, nk, t, nt, &err);
+    free(kv);
+    free(t);
+    gguf_close(&g);
+    return r;
+}
+
+static void expect_fail(const char *path, const char *want1, const char *want2) {
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    int r = moe_model_load(&m, path, &err);
+    CHECK_MSG(r == -1 && m == NULL, "%s loaded", path);
+    CHECK_MSG(strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2)),
+              "message \"%s\" lacks \"%s\" / \"%s\"", err.msg, want1, want2 ? want2 : "");
+    moe_model_free(m);
+}
+
+/* One broken variant of a twin: rewritten to tmp/tag.gguf, must fail naming want1 (and want2). */
+static void bad(const char *twin, const char *tag, const char *name, const int64_t *ne, int nd,
+                int type, const char *drop, const char *want1, const char *want2) {
+    char src[512], dst[600];
+    snprintf(src, sizeof src, "%s/gguf_models/%s", test_fixtures(), twin);
+    snprintf(dst, sizeof dst, "%s/%s.gguf", test_tmpdir(), tag);
+    CHECK(rewrite(src, dst, name, ne, nd, type, drop) == 0);
+    expect_fail(dst, want1, want2);
+}
+
+TEST(gguf_gpt_oss_bad_files) {
+    const char *f = "gpt_oss_f32.gguf", *q = "gpt_oss_mxfp4.gguf";
+    /* sinks: missing, too short, 2-D */
+    bad(f, "oss_nosinks", "blk.2.attn_sinks.weight", NULL, 0, -1, NULL,
+        "blk.2.attn_sinks.weight is missing", NULL);
+    bad(f, "oss_sinks3", "blk.1.attn_sinks.weight", (int64_t[]){3}, 1, -1, NULL,
+        "blk.1.attn_sinks.weight has shape [3], expected [4]", NULL);
+    bad(f, "oss_sinks22", "blk.1.attn_sinks.weight", (int64_t[]){2, 2}, 2, -1, NULL,
+        "blk.1.attn_sinks.weight has shape", NULL);
+    /* expert biases: missing, one expert short, flattened, F for D */
+    bad(f, "oss_nogb", "blk.0.ffn_gate_exps.bias", NULL, 0, -1, NULL,
+        "blk.0.ffn_gate_exps.bias is missing", NULL);
+    bad(f, "oss_ub5", "blk.3.ffn_up_exps.bias", (int64_t[]){16, 5}, 2, -1, NULL,
+        "blk.3.ffn_up_exps.bias has shape [5, 16], expected [6, 16]", NULL);
+    bad(f, "oss_db1d", "blk.0.ffn_down_exps.bias", (int64_t[]){32 * 6}, 1, -1, NULL,
+        "blk.0.ffn_down_exps.bias has shape [192], expected [6, 32]", NULL);
+    bad(f, "oss_dbF", "blk.1.ffn_down_exps.bias", (int64_t[]){16, 6}, 2, -1, NULL,
+        "blk.1.ffn_down_exps.bias has shape [6, 16], expected [6, 32]", NULL);
+    bad(f, "oss_norb", "blk.0.ffn_gate_inp.bias", NULL, 0, -1, NULL,
+        "blk.0.ffn_gate_inp.bias is missing", NULL);
+    bad(f, "oss_nopost", "blk.3.post_attention_norm.weight", NULL, 0, -1, NULL,
+        "blk.3.post_attention_norm.weight is missing", NULL);
+    /* MXFP4 experts: missing, one expert short, rows not whole blocks */
+    bad(q, "oss_nogate", "blk.1.ffn_gate_exps.weight", NULL, 0, -1, NULL,
+        "blk.1.ffn_gate_exps.weight is missing", NULL);
+    bad(q, "oss_up3", "blk.0.ffn_up_exps.weight", (int64_t[]){32, 32, 3}, 3, -1, NULL,
+        "blk.0.ffn_up_exps.weight has shape [3, 32, 32], expected [4, 32, 32]", NULL);
+    bad(q, "oss_down_f32", "blk.0.ffn_down_exps.weight", (int64_t[]){8, 32, 4}, 3, 0, NULL,
+        "blk.0.ffn_down_exps.weight has shape [4, 32, 8], expected [4, 32, 32]", NULL);
+    /* keys llama.cpp requires */
+    bad(f, "oss_noswa", NULL, NULL, 0, -1, "gpt-oss.attention.sliding_window",
+        "gpt-oss.attention.sliding_window is missing", NULL);
+    bad(f, "oss_noeff", NULL, NULL, 0, -1, "gpt-oss.expert_feed_forward_length",
+        "gpt-oss.expert_feed_forward_length is missing", NULL);
+    bad(f, "oss_noeps", NULL, NULL, 0, -1, "gpt-oss.attention.layer_norm_rms_epsilon",
+        "gpt-oss.attention.layer_norm_rms_epsilon is missing", NULL);
+}

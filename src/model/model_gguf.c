@@ -323,8 +323,8 @@ static int gconfig_oss(gloader *L, const char *arch, moe_config *c) {
     for (int i = 0; i < c->n_layers; i++) {
         moe_layer_config *lc = &c->layer[i];
         if (!lc->moe)
-            return moe_fail(L->err, "%s: layer %d has no routed experts (%s layers are all MoE)",
-                            L->path, i, arch);
+            return moe_fail(L->err, "%s: tensor %s is missing (%s layers are all MoE)", L->path,
+                            gname(name, sizeof name, TM_EXP_GATE, i, -1), arch);
         lc->score = MOE_SCORE_TOPK_SOFTMAX;
         lc->norm_topk = 0;
         lc->router_bias = lc->expert_bias = 1;
