@@ -200,6 +200,11 @@ TEST(quantize_convert_mixtral_f32) { same_as_converter("mixtral_base", "mixtral_
 TEST(quantize_convert_qwen2_moe_f32) { same_as_converter("qwen2_moe_base", "qwen2_moe_f32.gguf", 0); }
 TEST(quantize_convert_qwen3_moe_f32) { same_as_converter("qwen3_moe_base", "qwen3_moe_f32.gguf", 0); }
 TEST(quantize_convert_olmoe_f32) { same_as_converter("olmoe_base", "olmoe_f32.gguf", 0); }
+/* gpt-oss: float experts split from gate_up_proj; MXFP4 experts repacked, still MXFP4 */
+TEST(quantize_convert_gpt_oss_f32) { same_as_converter("gpt_oss_base", "gpt_oss_f32.gguf", 0); }
+TEST(quantize_convert_gpt_oss_mxfp4) {
+    same_as_converter("gpt_oss_mxfp4", "gpt_oss_mxfp4.gguf", 0);
+}
 TEST(quantize_q8_0_as_converter) {
     same_as_converter("qwen3_moe_base", "qwen3_moe_q8_0.gguf", 1);
     same_as_converter("qwen2_moe_base", "qwen2_moe_q8_0.gguf", 1);

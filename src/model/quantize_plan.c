@@ -43,6 +43,7 @@ int qz_file_type(int type, int pure) {
     case GGUF_TYPE_Q5_K: return 17; /* Q5_K_M */
     case GGUF_TYPE_Q6_K: return 18;
     case GGUF_TYPE_BF16: return 32;
+    case GGUF_TYPE_MXFP4: return 38; /* MOSTLY_MXFP4_MOE */
     default: return 0;
     }
 }
@@ -159,10 +160,16 @@ static int check_gguf_expressible(const moe_config *c, moe_err *err) {
     if (!n_moe)
         return moe_fail(err, "no MoE layer: a dense model has no %s.expert_count to write",
                         tm_gguf_arch(c->arch));
+    if (c->arch == MOE_ARCH_GPT_OSS && c->tied_embeddings)
+        return moe_fail(err, "tied embeddings: llama.cpp's %s needs output.weight",
+                        tm_gguf_arch(c->arch));
     for (int i = 0; i < c->n_layers; i++) {
         const moe_layer_config *lc = &c->layer[i];
         if (!lc->moe) continue;
-        const char *what = lc->score != MOE_SCORE_SOFTMAX          ? "a sigmoid router"
+        /* gpt-oss: top-k of the logits, then softmax (llama.cpp's SOFTMAX_WEIGHT) */
+        moe_score want = c->arch == MOE_ARCH_GPT_OSS ? MOE_SCORE_TOPK_SOFTMAX : MOE_SCORE_SOFTMAX;
+        const char *what = lc->score == MOE_SCORE_SIGMOID          ? "a sigmoid router"
+                           : lc->score != want                     ? "another router score"
                            : lc->select_bias                       ? "a selection bias"
                            : lc->kind == MOE_ROUTE_EXPERT_CHOICE   ? "expert-choice routing"
                            : lc->kind == MOE_ROUTE_HASH            ? "hash routing"
@@ -177,8 +184,9 @@ static int check_gguf_expressible(const moe_config *c, moe_err *err) {
 }
 
 static int64_t tensor_bytes(int type, const tm_entry *e) {
-    int64_t ne[3] = {e->cols, e->rows ? e->rows : 1, e->planes};
-    return gguf_nbytes((gguf_type)type, e->rows ? (e->planes > 1 ? 3 : 2) : 1, ne);
+    int64_t ne[3];
+    int nd = tm_gguf_dims(e, ne);
+    return gguf_nbytes((gguf_type)type, nd, ne);
 }
 
 /* Bytes of one expert (gate, up, down) of layer i at type t (with fallbacks). */
@@ -390,5 +398,9 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
     case QZ_QUANT: p->file_type = qz_file_type(o->type, o->pure); break;
     case QZ_MIXED: p->file_type = qz_file_type(o->low, 0); break;
     }
+    /* float weights around MXFP4 experts: MOSTLY_MXFP4_MOE, as the converter names it */
+    if (o->mode == QZ_KEEP || o->mode == QZ_FLOAT)
+        for (int i = 0; i < p->n; i++)
+            if (p->type[i] == GGUF_TYPE_MXFP4) p->file_type = qz_file_type(GGUF_TYPE_MXFP4, 0);
     return 0;
 }
