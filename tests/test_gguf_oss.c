@@ -13,6 +13,12 @@
  * with config.json saying swiglu_limit 7.0 and truncate true; the logits
  * must then agree within 1e-5 relative (the MXFP4 twin holds the very same
  * MXFP4 blocks, so it is held to the same bound).
+ *
+ * GGUF -> Hugging Face directory (qz_write_hf, hf_config_write): the f32
+ * twin gives the same logits bit for bit; the MXFP4 one's experts come out
+ * as exactly their dequantized values; and a model whose SwiGLU limit and
+ * YaRN truncation llama.cpp has no key for goes HF -> GGUF -> HF with every
+ * config field and logit unchanged (moe's own keys carry them).
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -22,6 +28,8 @@
 
 #include "moe.h"
 #include "formats/gguf.h"
+#include "model/model.h"
+#include "model/quantize.h"
 #include "test.h"
 #include "test_util.h"
 
@@ -65,6 +73,35 @@ static int llamacpp_view(const char *fixture, char *dir, size_t n) {
     return realpath(src, abs) && symlink(abs, path) == 0 ? 0 : -1;
 }
 
+/* Every switch gpt_oss computes with is the same in x and y. */
+static void check_same_config(const moe_config *x, const moe_config *y) {
+    CHECK_EQ_INT(x->arch, y->arch);
+    CHECK(x->vocab == y->vocab && x->dim == y->dim && x->n_layers == y->n_layers &&
+          x->n_heads == y->n_heads && x->n_kv_heads == y->n_kv_heads && x->max_pos == y->max_pos);
+    CHECK_EQ_INT(x->head_dim, y->head_dim);
+    CHECK_EQ_INT(x->qkv_bias, y->qkv_bias);
+    CHECK_EQ_INT(x->o_bias, y->o_bias);
+    CHECK_EQ_INT(x->attn_sinks, y->attn_sinks);
+    CHECK_EQ_INT(x->sliding_window, y->sliding_window);
+    CHECK_EQ_INT(x->tied_embeddings, y->tied_embeddings);
+    CHECK_EQ_INT(x->rope_kind, y->rope_kind);
+    CHECK_EQ_INT(x->rope_orig_max_pos, y->rope_orig_max_pos);
+    CHECK_EQ_INT(x->rope_truncate, y->rope_truncate);
+    CHECK(x->rope_factor == y->rope_factor && x->rope_beta_fast == y->rope_beta_fast &&
+          x->rope_beta_slow == y->rope_beta_slow && x->rope_theta == y->rope_theta &&
+          x->norm_eps == y->norm_eps);
+    CHECK(x->rope_attn_factor == y->rope_attn_factor);
+    for (int i = 0; i < x->n_layers; i++) {
+        const moe_layer_config *p = &x->layer[i], *q = &y->layer[i];
+        CHECK(p->full_attention == q->full_attention && p->n_experts == q->n_experts &&
+              p->top_k == q->top_k && p->expert_dim == q->expert_dim &&
+              p->score == q->score && p->norm_topk == q->norm_topk &&
+              p->router_bias == q->router_bias && p->expert_bias == q->expert_bias &&
+              p->act == q->act && p->act_alpha == q->act_alpha &&
+              p->act_limit == q->act_limit);
+    }
+}
+
 static void check_twin(const char *fixture, const char *gguf) {
     char dir[600], gg[512];
     CHECK(llamacpp_view(fixture, dir, sizeof dir) == 0);
@@ -85,32 +122,7 @@ static void check_twin(const char *fixture, const char *gguf) {
     moe_err err;
     CHECK(moe_model_load(&m1, dir, &err) == 0);
     CHECK_MSG(moe_model_load(&m2, gg, &err) == 0, "%s", err.msg);
-    if (m1 && m2) {
-        const moe_config *x = moe_model_config(m1), *y = moe_model_config(m2);
-        CHECK_EQ_INT(x->arch, y->arch);
-        CHECK_EQ_INT(x->head_dim, y->head_dim);
-        CHECK_EQ_INT(x->qkv_bias, y->qkv_bias);
-        CHECK_EQ_INT(x->o_bias, y->o_bias);
-        CHECK_EQ_INT(x->attn_sinks, y->attn_sinks);
-        CHECK_EQ_INT(x->sliding_window, y->sliding_window);
-        CHECK_EQ_INT(x->tied_embeddings, y->tied_embeddings);
-        CHECK_EQ_INT(x->rope_kind, y->rope_kind);
-        CHECK_EQ_INT(x->rope_orig_max_pos, y->rope_orig_max_pos);
-        CHECK_EQ_INT(x->rope_truncate, y->rope_truncate);
-        CHECK(x->rope_factor == y->rope_factor && x->rope_beta_fast == y->rope_beta_fast &&
-              x->rope_beta_slow == y->rope_beta_slow && x->rope_theta == y->rope_theta &&
-              x->norm_eps == y->norm_eps);
-        CHECK(fabsf(x->rope_attn_factor - y->rope_attn_factor) < 1e-6f);
-        for (int i = 0; i < x->n_layers; i++) {
-            const moe_layer_config *p = &x->layer[i], *q = &y->layer[i];
-            CHECK(p->full_attention == q->full_attention && p->n_experts == q->n_experts &&
-                  p->top_k == q->top_k && p->expert_dim == q->expert_dim &&
-                  p->score == q->score && p->norm_topk == q->norm_topk &&
-                  p->router_bias == q->router_bias && p->expert_bias == q->expert_bias &&
-                  p->act == q->act && p->act_alpha == q->act_alpha &&
-                  p->act_limit == q->act_limit);
-        }
-    }
+    if (m1 && m2) check_same_config(moe_model_config(m1), moe_model_config(m2));
     if (m2 && strstr(gguf, "mxfp4")) {
         moe_model_stats s;
         moe_model_stats_get(m2, &s);
@@ -122,6 +134,117 @@ static void check_twin(const char *fixture, const char *gguf) {
 
 TEST(gguf_gpt_oss_f32) { check_twin("gpt_oss_base", "gpt_oss_f32.gguf"); }
 TEST(gguf_gpt_oss_mxfp4) { check_twin("gpt_oss_mxfp4", "gpt_oss_mxfp4.gguf"); }
+
+/* ------------------------------------------------------ GGUF <-> HF */
+
+static moe_model *load(const char *path) {
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    if (moe_model_load(&m, path, &err)) {
+        CHECK_MSG(0, "%s: %s", path, err.msg);
+        return NULL;
+    }
+    return m;
+}
+
+/* path written as an HF directory dir (f32); 0 or a failed check. */
+static int to_hf(const char *path, const char *dir) {
+    moe_model *m = load(path);
+    if (!m || mkdir(dir, 0755)) {
+        moe_model_free(m);
+        CHECK(0);
+        return -1;
+    }
+    moe_err err = {{0}};
+    qz_write_opts wo = {0};
+    int r = qz_write_hf(m, dir, DT_F32, &wo, &err);
+    CHECK_MSG(r == 0, "%s", err.msg);
+    moe_model_free(m);
+    return r;
+}
+
+/* Every expert weight row of a and b dequantizes to the same floats; the
+ * biases are equal. */
+static void same_experts(const moe_model *a, const moe_model *b) {
+    const moe_config *c = &a->cfg;
+    float *x = malloc(sizeof(float) * 4096), *y = malloc(sizeof(float) * 4096);
+    int bad = 0;
+    for (int i = 0; x && y && i < c->n_layers; i++)
+        for (int j = 0; j < c->layer[i].n_experts; j++) {
+            const ffn_w *p = &a->layers[i].experts[j], *q = &b->layers[i].experts[j];
+            const mat *mp[3] = {&p->gate, &p->up, &p->down}, *mq[3] = {&q->gate, &q->up, &q->down};
+            for (int k = 0; k < 3; k++)
+                for (int64_t r = 0; r < mp[k]->rows; r++) {
+                    mat_row_f32(x, mp[k], r);
+                    mat_row_f32(y, mq[k], r);
+                    bad += memcmp(x, y, sizeof(float) * (size_t)mp[k]->cols) != 0;
+                }
+            int64_t F = c->layer[i].expert_dim, D = c->dim;
+            bad += memcmp(p->bg, q->bg, sizeof(float) * (size_t)F) != 0;
+            bad += memcmp(p->bu, q->bu, sizeof(float) * (size_t)F) != 0;
+            bad += memcmp(p->bd, q->bd, sizeof(float) * (size_t)D) != 0;
+        }
+    CHECK_MSG(x && y && bad == 0, "%d expert rows or biases differ", bad);
+    free(x);
+    free(y);
+}
+
+static void gguf_to_hf(const char *gguf, int exact_logits) {
+    char src[512], dir[600];
+    snprintf(src, sizeof src, "%s/gguf_models/%s", test_fixtures(), gguf);
+    snprintf(dir, sizeof dir, "%s/hf-%.*s", test_tmpdir(), (int)strlen(gguf) - 5, gguf);
+    if (to_hf(src, dir)) return;
+    moe_model *a = load(src), *b = load(dir);
+    if (a && b) {
+        CHECK_EQ_INT(b->cfg.arch, MOE_ARCH_GPT_OSS);
+        same_experts(a, b);
+        check_same_config(&a->cfg, &b->cfg);
+    }
+    moe_model_free(a);
+    moe_model_free(b);
+    if (!exact_logits) return;
+    int V1 = 0, V2 = 0;
+    float *x = test_model_logits(src, k_ids, NTOK, &V1), *y = test_model_logits(dir, k_ids, NTOK, &V2);
+    CHECK(x && y && V1 == V2 && !memcmp(x, y, sizeof(float) * NTOK * (size_t)V1));
+    free(x);
+    free(y);
+}
+
+TEST(gguf_gpt_oss_to_hf_f32) { gguf_to_hf("gpt_oss_f32.gguf", 1); }
+TEST(gguf_gpt_oss_to_hf_mxfp4) { gguf_to_hf("gpt_oss_mxfp4.gguf", 0); }
+
+/* HF (swiglu_limit 1.0, truncate false) -> GGUF -> HF: nothing lost. */
+TEST(gguf_gpt_oss_hf_round_trip) {
+    char src[512], gg[600], dir[600];
+    snprintf(src, sizeof src, "%s/models/gpt_oss_base", test_fixtures());
+    snprintf(gg, sizeof gg, "%s/oss_rt.gguf", test_tmpdir());
+    snprintf(dir, sizeof dir, "%s/oss_rt", test_tmpdir());
+    moe_model *m = load(src);
+    if (!m) return;
+    moe_err err = {{0}};
+    qz_plan p;
+    qz_opts o = {.mode = QZ_KEEP};
+    qz_write_opts wo = {0};
+    CHECK_MSG(qz_plan_make(&p, m, &o, &err) == 0 && qz_write_gguf(m, &p, gg, &wo, &err) == 0,
+              "%s", err.msg);
+    qz_plan_free(&p);
+    moe_model_free(m);
+    if (to_hf(gg, dir)) return;
+    moe_model *a = load(src), *b = load(gg), *c = load(dir);
+    if (a && b && c) {
+        check_same_config(&a->cfg, &b->cfg);
+        check_same_config(&a->cfg, &c->cfg);
+        CHECK(a->cfg.rope_truncate == 0 && a->cfg.layer[0].act_limit == 1.0f);
+    }
+    moe_model_free(a);
+    moe_model_free(b);
+    moe_model_free(c);
+    int V1 = 0, V2 = 0;
+    float *x = test_model_logits(src, k_ids, NTOK, &V1), *y = test_model_logits(dir, k_ids, NTOK, &V2);
+    CHECK(x && y && V1 == V2 && !memcmp(x, y, sizeof(float) * NTOK * (size_t)V1));
+    free(x);
+    free(y);
+}
 
 /* ------------------------------------------------------------ bad files */
 

@@ -620,7 +620,7 @@ int hf_config_load(moe_config *cfg, const char *dir, moe_err *err) {
 
 /* A float as the shortest decimal that reads back as the same float, always
  * with a '.' or exponent: transformers refuses an int where it wants float. */
-static cJSON *hf_float(double v) {
+cJSON *hf_float(double v) {
     char buf[48];
     float f = (float)v;
     for (int prec = 1; prec <= 9; prec++) {
@@ -648,13 +648,19 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
 #define F(x) if (a->x != b->x) return #x
     F(arch); F(vocab); F(dim); F(n_layers); F(n_heads); F(n_kv_heads); F(head_dim); F(max_pos);
     F(rope_theta); F(norm_eps); F(qk_norm); F(qkv_bias); F(o_bias); F(clip_qkv);
-    F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id);
+    F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id); F(attn_sinks);
+    F(rope_kind); F(rope_factor); F(rope_beta_fast); F(rope_beta_slow); F(rope_orig_max_pos);
+    F(rope_truncate); F(rope_attn_factor);
 #undef F
     for (int i = 0; i < a->n_layers; i++) {
         const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
         if (x->moe != y->moe) return "layer pattern (dense / MoE)";
         if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
         if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
+        if (x->full_attention != y->full_attention) return "layer_types";
+        if (x->router_bias != y->router_bias || x->expert_bias != y->expert_bias ||
+            x->act != y->act || x->act_alpha != y->act_alpha || x->act_limit != y->act_limit)
+            return "expert activation or biases";
     }
     return NULL;
 }
@@ -696,7 +702,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
-    case MOE_ARCH_GPT_OSS: /* refused by hf_config_write */
+    case MOE_ARCH_GPT_OSS: hf_build_gpt_oss(o, c, m); break;
     case MOE_ARCH_QWEN3_NEXT: break;
     case MOE_ARCH_MIXTRAL:
         hf_add_int(o, "num_local_experts", E);
@@ -743,7 +749,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     /* mixtral has no field for plain (not renormalized) top-k weights */
     const int norm_extra = m && c->arch == MOE_ARCH_MIXTRAL && !m->norm_topk;
-    if (m && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
+    if (m && c->arch != MOE_ARCH_GPT_OSS && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
               m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
               m->select_bias || norm_extra)) {
         cJSON *x = cJSON_AddObjectToObject(o, "moe");
@@ -765,8 +771,6 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
                     moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return -1;
-    if (cfg->arch == MOE_ARCH_GPT_OSS)
-        return moe_fail(err, "%s: writing a gpt_oss config.json is not supported", path);
     if (cfg->arch == MOE_ARCH_QWEN3_NEXT)
         return moe_fail(err, "%s: writing a qwen3_next config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);

@@ -278,7 +278,7 @@ static int grope_oss(gloader *L, const char *arch, moe_config *c) {
     c->rope_beta_slow = slow;
     c->rope_orig_max_pos = orig;
     c->rope_truncate = truncate;
-    c->rope_attn_factor = (attn > 0 ? attn : 0.1f * logf(factor) + 1.0f) * mul;
+    c->rope_attn_factor = (float)((attn > 0 ? attn : 0.1 * log(factor) + 1.0) * mul);
     return 0;
 }
 

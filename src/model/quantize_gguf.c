@@ -87,7 +87,7 @@ static void gen_kvs_oss(kvs *k, const moe_config *c, const moe_layer_config *ml,
         add(k, gguf_wu32(akey(k, a, TMK_ROPE_SCALING_ORIG_CTX), (uint32_t)c->rope_orig_max_pos));
         add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_BETA_FAST), c->rope_beta_fast));
         add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_BETA_SLOW), c->rope_beta_slow));
-        float ms = c->rope_factor > 1 ? 0.1f * logf(c->rope_factor) + 1.0f : 1.0f;
+        float ms = c->rope_factor > 1 ? (float)(0.1 * log(c->rope_factor) + 1.0) : 1.0f;
         if (c->rope_attn_factor != ms)
             add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_ATTN_FACTOR), c->rope_attn_factor));
         if (!c->rope_truncate) add(k, gguf_wbool(akey(k, a, TMK_ROPE_YARN_TRUNCATE), false));
