@@ -355,3 +355,102 @@ TEST(gguf_gpt_oss_bad_files) {
     bad(f, "oss_noeps", NULL, NULL, 0, -1, "gpt-oss.attention.layer_norm_rms_epsilon",
         "gpt-oss.attention.layer_norm_rms_epsilon is missing", NULL);
 }
+
+/* ------------------------------------------------------------ quantize */
+
+/* src written by the plan of o to tmp/tag.gguf, opened as g; 0 or a failed check. */
+static int quantize_to(const char *src, const char *tag, const qz_opts *o, gguf_file *g) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/%s.gguf", test_tmpdir(), tag);
+    moe_model *m = load(src);
+    if (!m) return -1;
+    moe_err err = {{0}};
+    qz_plan p;
+    qz_write_opts wo = {0};
+    int r = qz_plan_make(&p, m, o, &err);
+    if (!r) {
+        r = qz_write_gguf(m, &p, out, &wo, &err);
+        qz_plan_free(&p);
+    }
+    moe_model_free(m);
+    CHECK_MSG(r == 0, "%s: %s", tag, err.msg);
+    if (r) return -1;
+    r = gguf_open(g, out, &err);
+    CHECK_MSG(r == 0, "%s", err.msg);
+    return r;
+}
+
+static int is_expert_name(const char *n) { return strstr(n, "_exps.weight") != NULL; }
+
+/* Every routed expert tensor of g has type `want` (-1: the same type and bytes as in ref). */
+static void experts_are(const gguf_file *g, const gguf_file *ref, int want) {
+    int n = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        if (!is_expert_name(t->name)) continue;
+        n++;
+        const gguf_tensor *r = gguf_find(ref, t->name);
+        if (want >= 0) {
+            CHECK_MSG((int)t->type == want, "%s: type %d, want %d", t->name, t->type, want);
+        } else {
+            CHECK_MSG(r && t->type == r->type && t->nbytes == r->nbytes &&
+                          !memcmp(t->data, r->data, t->nbytes),
+                      "%s: not kept as it was", t->name);
+        }
+    }
+    CHECK(n > 0);
+}
+
+TEST(gguf_gpt_oss_quantize_experts) {
+    char src[512], ref[512];
+    snprintf(src, sizeof src, "%s/gguf_models/gpt_oss_mxfp4.gguf", test_fixtures());
+    gguf_file s, g;
+    moe_err err;
+    if (gguf_open(&s, src, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    /* default: MXFP4 experts kept bit for bit, the other matrices Q8_0 */
+    qz_opts o = {.mode = QZ_QUANT, .type = GGUF_TYPE_Q8_0};
+    if (!quantize_to(src, "oss_q8_keep", &o, &g)) {
+        experts_are(&g, &s, -1);
+        const gguf_tensor *q = gguf_find(&g, "blk.0.attn_q.weight");
+        CHECK(q && q->type == GGUF_TYPE_Q8_0);
+        gguf_close(&g);
+    }
+    /* requantized: Q8_0 / Q4_K experts (rows of 32: Q4_K falls back to Q8_0) */
+    o.experts = GGUF_TYPE_Q8_0;
+    if (!quantize_to(src, "oss_q8_all", &o, &g)) {
+        experts_are(&g, &s, GGUF_TYPE_Q8_0);
+        gguf_close(&g);
+    }
+    /* the requantized model still computes the same model, within Q8_0's error */
+    char out[600];
+    snprintf(out, sizeof out, "%s/oss_q8_all.gguf", test_tmpdir());
+    int V1 = 0, V2 = 0;
+    float *a = test_model_logits(src, k_ids, NTOK, &V1), *b = test_model_logits(out, k_ids, NTOK, &V2);
+    CHECK(a && b && V1 == V2);
+    if (a && b && V1 == V2) {
+        double r = test_rel_err(b, a, NTOK * V1);
+        if (getenv("MOE_TEST_VERBOSE")) fprintf(stderr, "q8_0 experts: rel err %.3g\n", r);
+        CHECK_MSG(r < 0.05, "rel err %.3g", r);
+    }
+    free(a);
+    free(b);
+    /* float experts to MXFP4 (--type mxfp4, llama-quantize's MXFP4_MOE): the
+     * dequantized MXFP4 experts of the twin, as f32 in an HF directory, come
+     * back as the very same MXFP4 blocks; other matrices Q8_0 */
+    snprintf(ref, sizeof ref, "%s/oss_float_experts", test_tmpdir());
+    if (!to_hf(src, ref)) {
+        qz_opts x = {.mode = QZ_QUANT, .type = GGUF_TYPE_MXFP4};
+        if (!quantize_to(ref, "oss_to_mxfp4", &x, &g)) {
+            experts_are(&g, &s, -1);
+            const gguf_tensor *q = gguf_find(&g, "output.weight");
+            CHECK(q && q->type == GGUF_TYPE_Q8_0);
+            const gguf_kv *ft = gguf_find_kv(&g, "general.file_type");
+            CHECK(ft && *(const uint32_t *)ft->raw == 38); /* MOSTLY_MXFP4_MOE */
+            gguf_close(&g);
+        }
+    }
+    gguf_close(&s);
+}

@@ -23,7 +23,7 @@ int qz_type_from_name(const char *s) {
     static const struct { const char *name; int type; } k[] = {
         {"f32", GGUF_TYPE_F32},   {"f16", GGUF_TYPE_F16},   {"bf16", GGUF_TYPE_BF16},
         {"q4_0", GGUF_TYPE_Q4_0}, {"q8_0", GGUF_TYPE_Q8_0}, {"q4_k", GGUF_TYPE_Q4_K},
-        {"q5_k", GGUF_TYPE_Q5_K}, {"q6_k", GGUF_TYPE_Q6_K},
+        {"q5_k", GGUF_TYPE_Q5_K}, {"q6_k", GGUF_TYPE_Q6_K}, {"mxfp4", GGUF_TYPE_MXFP4},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcasecmp(s, k[i].name)) return k[i].type;
@@ -81,6 +81,8 @@ int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, i
      * leaves them */
     if (tm_keep_f32(e->role) || e->rows == 0) return GGUF_TYPE_F32;
     int t = type;
+    /* llama-quantize's MXFP4_MOE: routed experts MXFP4, every other 2-D weight Q8_0 */
+    if (type == GGUF_TYPE_MXFP4 && !pure) t = tm_is_expert(e->role) ? type : GGUF_TYPE_Q8_0;
     if (is_quant(type) && !pure) {
         int K = type == GGUF_TYPE_Q4_K || type == GGUF_TYPE_Q5_K; /* the _M mixtures */
         int e8 = n_expert(c) == 8, L = c->n_layers;
@@ -295,7 +297,19 @@ static int entry_type(const qz_plan *p, const moe_model *m, const tm_entry *e,
         return dtype_to_ggml(w.type);
     }
     case QZ_FLOAT: return o->type;
-    case QZ_QUANT: return qz_tensor_type(c, e, o->type, o->pure, fb);
+    case QZ_QUANT: {
+        mat w;
+        int src = tm_is_expert(e->role) && !tm_source(m, e, 0, &w) ? dtype_to_ggml(w.type) : -1;
+        if (src >= 0 && (o->experts == QZ_EXPERTS_KEEP ||
+                         (o->experts == 0 && src == GGUF_TYPE_MXFP4)))
+            return src; /* kept as they are */
+        if (tm_is_expert(e->role) && o->experts > 0) {
+            int f = qz_fallback(o->experts, e->cols);
+            *fb = f != o->experts;
+            return f;
+        }
+        return qz_tensor_type(c, e, o->type, o->pure, fb);
+    }
     case QZ_MIXED:
         if (tm_is_expert(e->role)) {
             int t = p->expert_type[e->layer * p->stride + (e->expert >= 0 ? e->expert : 0)];
