@@ -770,11 +770,19 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
 int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
                     moe_err *err) {
+    return hf_config_write_q(cfg, path, torch_dtype, 0, err);
+}
+
+int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
+                      int mxfp4, moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return -1;
+    if (mxfp4 && cfg->arch != MOE_ARCH_GPT_OSS)
+        return moe_fail(err, "%s: MXFP4 experts in config.json are gpt_oss's only", path);
     if (cfg->arch == MOE_ARCH_QWEN3_NEXT)
         return moe_fail(err, "%s: writing a qwen3_next config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);
     cJSON *o = hf_build(cfg, torch_dtype);
+    if (o && mxfp4) hf_mxfp4_config(o);
     char *text = o ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
     if (!text) return moe_fail(err, "%s: out of memory building config.json", path);

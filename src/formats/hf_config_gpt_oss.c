@@ -163,3 +163,14 @@ void hf_build_gpt_oss(cJSON *o, const moe_config *c, const moe_layer_config *m) 
     if ((float)mscale_of(c->rope_factor, 1) != c->rope_attn_factor)
         cJSON_AddItemToObject(rp, "attention_factor", hf_float(c->rope_attn_factor));
 }
+
+void hf_mxfp4_config(cJSON *o) {
+    static const char *const keep[] = {"model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                       "model.embed_tokens", "lm_head"};
+    cJSON *q = cJSON_AddObjectToObject(o, "quantization_config");
+    if (!q) return;
+    cJSON *m = cJSON_AddArrayToObject(q, "modules_to_not_convert");
+    for (size_t i = 0; m && i < sizeof keep / sizeof keep[0]; i++)
+        cJSON_AddItemToArray(m, cJSON_CreateString(keep[i]));
+    cJSON_AddStringToObject(q, "quant_method", "mxfp4");
+}
