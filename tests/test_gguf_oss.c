@@ -448,7 +448,9 @@ TEST(gguf_gpt_oss_quantize_experts) {
             const gguf_tensor *q = gguf_find(&g, "output.weight");
             CHECK(q && q->type == GGUF_TYPE_Q8_0);
             const gguf_kv *ft = gguf_find_kv(&g, "general.file_type");
-            CHECK(ft && *(const uint32_t *)ft->raw == 38); /* MOSTLY_MXFP4_MOE */
+            uint32_t ftype = 0;
+            if (ft && ft->type == GGUF_VT_U32) memcpy(&ftype, ft->raw, sizeof ftype);
+            CHECK(ftype == 38); /* MOSTLY_MXFP4_MOE */
             gguf_close(&g);
         }
     }

@@ -657,10 +657,8 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
         if (x->moe != y->moe) return "layer pattern (dense / MoE)";
         if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
         if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
-        if (x->full_attention != y->full_attention) return "layer_types";
-        if (x->router_bias != y->router_bias || x->expert_bias != y->expert_bias ||
-            x->act != y->act || x->act_alpha != y->act_alpha || x->act_limit != y->act_limit)
-            return "expert activation or biases";
+        const char *d = hf_gpt_oss_differs(x, y);
+        if (d) return d;
     }
     return NULL;
 }
@@ -776,8 +774,6 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
 int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
                       int mxfp4, moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return -1;
-    if (mxfp4 && cfg->arch != MOE_ARCH_GPT_OSS)
-        return moe_fail(err, "%s: MXFP4 experts in config.json are gpt_oss's only", path);
     if (cfg->arch == MOE_ARCH_QWEN3_NEXT)
         return moe_fail(err, "%s: writing a qwen3_next config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);

@@ -26,7 +26,7 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
                     moe_err *err);
 /* The same with "quantization_config": {"quant_method": "mxfp4", ...} as the
  * released gpt-oss checkpoints have it (their experts stored as MXFP4
- * blocks and scales), when mxfp4 is nonzero. */
+ * blocks and scales), when mxfp4 is nonzero (gpt_oss configs only). */
 int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
                       int mxfp4, moe_err *err);
 

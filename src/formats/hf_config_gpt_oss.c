@@ -174,3 +174,11 @@ void hf_mxfp4_config(cJSON *o) {
         cJSON_AddItemToArray(m, cJSON_CreateString(keep[i]));
     cJSON_AddStringToObject(q, "quant_method", "mxfp4");
 }
+
+const char *hf_gpt_oss_differs(const moe_layer_config *x, const moe_layer_config *y) {
+    if (x->full_attention != y->full_attention) return "layer_types";
+    if (x->router_bias != y->router_bias || x->expert_bias != y->expert_bias || x->act != y->act ||
+        x->act_alpha != y->act_alpha || x->act_limit != y->act_limit)
+        return "expert activation or biases";
+    return NULL;
+}

@@ -42,6 +42,8 @@ int hf_gpt_oss(const hf_in *in, moe_config *cfg);
 /* The gpt_oss fields of a config.json being written (o has the common ones;
  * its rope_parameters are replaced); m is the first MoE layer. */
 void hf_build_gpt_oss(cJSON *o, const moe_config *c, const moe_layer_config *m);
+/* What of gpt_oss's per-layer switches differs between x and y, or NULL. */
+const char *hf_gpt_oss_differs(const moe_layer_config *x, const moe_layer_config *y);
 /* The released checkpoints' "quantization_config" (MXFP4 experts). */
 void hf_mxfp4_config(cJSON *o);
 /* The same floats as a JSON number that prints back exactly. */

@@ -208,8 +208,8 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     W->params += params;
     W->bytes += bytes;
     if (e->role == TM_EMBED && !c->tied_embeddings) W->embed_bytes = bytes;
-    if (tm_is_expert(e->role) || fused) {
-        W->exp_params[e->layer] += params;
+    if (tm_is_expert(e->role) || fused || (tm_role_of(e->role)->flags & TMF_PLANES)) {
+        W->exp_params[e->layer] += params; /* expert biases too, as from HF */
         W->exp_bytes[e->layer] += bytes;
     }
     int g = dtype_to_ggml(t->type);
