@@ -198,7 +198,7 @@ static int gconfig(gloader *L) {
         *lc = (moe_layer_config){.moe = 1, .ffn_dim = FD, .n_experts = E, .top_k = K,
                                  .expert_dim = f, .score = MOE_SCORE_SOFTMAX, .norm_topk = norm,
                                  .routed_scale = 1.0f};
-        if (ai->gguf_post_norm && F <= 0) /* gpt-oss: llama.cpp reads no other width */
+        if (c->arch == MOE_ARCH_GPT_OSS && F <= 0) /* llama.cpp reads no other width */
             return moe_fail(L->err, "%s: key %s.%s is missing", L->path, arch, TMK_EXPERT_FF);
         if (ai->gguf_shared && FS > 0) {
             lc->n_shared = 1;

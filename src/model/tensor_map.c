@@ -23,12 +23,20 @@ static const tm_arch_info k_arch[] = {
     [MOE_ARCH_OLMOE] = {"olmoe", "olmoe", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
                         0, 0, 0, MOE_QKNORM_FULL, 0, NULL, 0, 0},
     [MOE_ARCH_GPT_OSS] = {"gpt-oss", "gpt_oss", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
-                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 0, 1},
+                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 0},
     [MOE_ARCH_QWEN3_NEXT] = {"qwen3next", "qwen3_next", "mlp", NULL,
                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
                              NULL, 0, 1},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
+
+/* Roles an architecture's GGUF files name otherwise (the slot stays the same). */
+static const struct {
+    moe_arch arch;
+    tm_role role, gguf_role;
+} k_gguf_alias[] = {
+    {MOE_ARCH_GPT_OSS, TM_FFN_NORM, TM_POST_NORM}, /* blk.N.post_attention_norm */
+};
 
 const tm_arch_info *tm_arch_of(moe_arch a) {
     return (int)a >= 0 && (int)a < N_ARCH ? &k_arch[a] : NULL;
@@ -357,7 +365,8 @@ static int walk_role(const moe_config *c, tm_format f, int split, int layer,
                      const moe_layer_config *lc, tm_role r,
                      int (*fn)(void *, const tm_entry *), void *ctx) {
     const tm_arch_info *ai = tm_arch_of(c->arch);
-    if (r == TM_FFN_NORM && f == TM_GGUF && ai && ai->gguf_post_norm) r = TM_POST_NORM;
+    for (size_t k = 0; f == TM_GGUF && k < sizeof k_gguf_alias / sizeof k_gguf_alias[0]; k++)
+        if (k_gguf_alias[k].arch == c->arch && k_gguf_alias[k].role == r) r = k_gguf_alias[k].gguf_role;
     const role_row *rr = &k_roles[r];
     if (!has_name(f, r) || !present(rr->when, c, lc)) return 0;
     int rc;

@@ -149,7 +149,6 @@ typedef struct tm_arch_info {
     int hf_fused;            /* HF experts as fused stacked tensors (gpt_oss: gate_up_proj
                                 [E][D][2F] interleaved, down_proj [E][F][D], biases) */
     int no_gguf;             /* no GGUF layout of ours (general.architecture unused) */
-    int gguf_post_norm;      /* GGUF: the FFN norm is blk.N.post_attention_norm (gpt-oss) */
 } tm_arch_info;
 
 /* The row of an architecture (NULL for an unknown one). */
