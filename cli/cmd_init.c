@@ -50,8 +50,8 @@ static int parse_dtype(const char *s, moe_init_type *t, const char **torch_name)
 }
 
 int cmd_init(int argc, char **argv) {
-    const char *preset_name = NULL, *dtype_s = "bf16";
-    int layers = 0, experts = 0, vocab = 0, force = 0, threads = 0;
+    const char *preset_name = NULL, *dtype_s = "bf16", *etype_s = NULL;
+    int layers = 0, experts = 0, vocab = 0, force = 0, threads = 0, dry = 0;
     uint64_t seed = 0;
     float std = 0.02f;
     const arg_opt opts[] = {
@@ -63,6 +63,10 @@ int cmd_init(int argc, char **argv) {
         {"--vocab", NULL, ARG_INT, &vocab, 2, 1 << 24, 0, "N",
          "vocabulary size (default: the real model's; bos/eos past it dropped)"},
         {"--dtype", NULL, ARG_STR, &dtype_s, 0, 0, 0, "T", "bf16 (default), f16 or f32"},
+        {"--expert-type", NULL, ARG_STR, &etype_s, 0, 0, 0, "T",
+         "gpt-oss experts: mxfp4 (default, as released) or float (--dtype)"},
+        {"--dry-run", NULL, ARG_FLAG, &dry, 0, 0, 0, NULL,
+         "print the tensors, parameters and bytes it would write; write nothing"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (0)"},
         {"--std", NULL, ARG_FLOAT, &std, 0, 10, 0, "X", "standard deviation of the weights (0.02)"},
         ARG_THREADS(&threads, "-t",
@@ -80,10 +84,11 @@ int cmd_init(int argc, char **argv) {
                  "Example:\n"
                  "  moe init --preset olmoe-1b-7b --layers 4 /tmp/olmoe-4l   (about 3.8 GB)");
     const arg_cmd c = {"init", "--preset NAME [--layers N] [--experts N] [--vocab N] "
-                               "[--dtype bf16|f16|f32] [--seed S] OUT",
+                               "[--dtype bf16|f16|f32] [--expert-type mxfp4|float] [--seed S] "
+                               "[--dry-run] OUT",
                        "Write a random-weight model with the shape of a real one to the directory OUT\n"
                        "(config.json + model.safetensors, Hugging Face layout).",
-                       details, opts, 9, 1, 1, "OUT"};
+                       details, opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, "OUT"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
@@ -124,6 +129,31 @@ int cmd_init(int argc, char **argv) {
         cli_error("init", "preset %s: %s", ps->name, err.msg);
         return 1;
     }
+    int mxfp4 = cfg.arch == MOE_ARCH_GPT_OSS;
+    if (etype_s && (strcmp(etype_s, "mxfp4") && strcmp(etype_s, "float"))) {
+        cli_error("init", "--expert-type: '%s' is not one of mxfp4, float", etype_s);
+        return 2;
+    }
+    if (etype_s && !mxfp4) {
+        cli_error("init", "--expert-type: only gpt-oss presets have MXFP4 experts");
+        return 2;
+    }
+    if (etype_s) mxfp4 = !strcmp(etype_s, "mxfp4");
+    moe_init_opts io = {dt, seed, std, threads, show_progress, NULL, mxfp4};
+    int64_t params = 0;
+    int n_tensors = 0;
+    int64_t total = moe_init_size(&cfg, &io, &params, &n_tensors);
+    if (total < 0) {
+        cli_error("init", "out of memory");
+        return 1;
+    }
+    char b1[32], b2[32];
+    if (dry) {
+        printf("would write %s: %s preset, %d layers, %d tensors, %s parameters, %s %s%s\n", out,
+               ps->name, cfg.n_layers, n_tensors, cli_count(params, b1, sizeof b1),
+               cli_bytes(total, b2, sizeof b2), dtype_s, mxfp4 ? " (experts mxfp4)" : "");
+        return 0;
+    }
 
     /* the directory: create it, or refuse to overwrite a model in it */
     char cfg_path[4096], st_path[4096];
@@ -144,23 +174,15 @@ int cmd_init(int argc, char **argv) {
         return 1;
     }
 
-    int64_t params = 0;
-    int n_tensors = 0;
-    int64_t total = moe_init_bytes(&cfg, dt, &params, &n_tensors);
-    if (total < 0) {
-        cli_error("init", "out of memory");
-        return 1;
-    }
     struct statvfs vfs;
     if (statvfs(out, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)total + (1u << 20)) {
-        char b1[32], b2[32];
         cli_error("init", "%s needs %s but only %s is free (fewer --layers?)", out,
                   cli_bytes(total, b1, sizeof b1),
                   cli_bytes((int64_t)((uint64_t)vfs.f_bavail * vfs.f_frsize), b2, sizeof b2));
         return 1;
     }
     init_progress ip = {isatty(STDERR_FILENO) && total > (256 << 20), 0};
-    moe_init_opts io = {dt, seed, std, threads, show_progress, &ip};
+    io.user = &ip;
     double t0 = cli_now();
     int rc = moe_init_random(&cfg, out, &io, &err);
     if (ip.show) fprintf(stderr, "\r");
@@ -168,10 +190,10 @@ int cmd_init(int argc, char **argv) {
         cli_error("init", "%s", err.msg);
         return 1;
     }
-    char b1[32], b2[32];
-    printf("wrote %s: %s preset, %d layers, %d tensors, %s parameters, %s %s in %.1f s\n", out,
+    printf("wrote %s: %s preset, %d layers, %d tensors, %s parameters, %s %s%s in %.1f s\n", out,
            ps->name, cfg.n_layers, n_tensors, cli_count(params, b1, sizeof b1),
-           cli_bytes(total, b2, sizeof b2), dtype_s, cli_now() - t0);
+           cli_bytes(total, b2, sizeof b2), dtype_s, mxfp4 ? " (experts mxfp4)" : "",
+           cli_now() - t0);
     (void)torch_dtype;
     return 0;
 }

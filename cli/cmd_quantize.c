@@ -235,11 +235,14 @@ static int is_quant_type(int t) { return t >= 0 && !moe_qtype_is_float(t); }
 
 int cmd_quantize(int argc, char **argv) {
     const char *type_s = NULL, *high_s = "q8_0", *low_s = "q4_k", *budget_s = NULL;
-    const char *calib = NULL, *stats = NULL, *tok_path = NULL;
+    const char *calib = NULL, *stats = NULL, *tok_path = NULL, *experts_s = NULL;
     int threads = 0, force = 0, pure = 0, calib_tokens = 4096;
     const arg_opt opts[] = {
         {"--type", NULL, ARG_STR, &type_s, 0, 0, 0, "T",
-         "q8_0, q4_0, q4_k, q5_k, q6_k or mixed (required)"},
+         "q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4 or mixed (required)"},
+        {"--experts", NULL, ARG_STR, &experts_s, 0, 0, 0, "T",
+         "routed experts at T (a --type but mixed) or 'keep' (as stored) "
+         "(default: MXFP4 experts kept, others by --type)"},
         {"--pure", NULL, ARG_FLAG, &pure, 0, 0, 0, NULL,
          "every 2-D weight but the routers at T (no output/attn_v/ffn_down bumps)"},
         {"--high", NULL, ARG_STR, &high_s, 0, 0, 0, "T", "mixed: type of the most used experts (q8_0)"},
@@ -259,15 +262,18 @@ int cmd_quantize(int argc, char **argv) {
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite OUT"},
     };
     const arg_cmd c = {
-        "quantize", "IN OUT.gguf --type q8_0|q4_0|q4_k|q5_k|q6_k|mixed [options]",
+        "quantize", "IN OUT.gguf --type q8_0|q4_0|q4_k|q5_k|q6_k|mxfp4|mixed [options]",
         "Write a quantized GGUF file from a Hugging Face directory or a GGUF file.\n"
         "Norms, biases and routers stay F32; other tensors follow llama-quantize's rules\n"
         "for the type (q4_k / q5_k are its _M mixtures). --type mixed keeps the experts\n"
         "routed most often (--calib text and/or --route-stats JSON) at --high and the\n"
-        "rest at --low, within --budget.",
+        "rest at --low, within --budget. --type mxfp4 is llama-quantize's MXFP4_MOE:\n"
+        "routed experts MXFP4, other weights Q8_0. MXFP4 experts (gpt-oss) stay MXFP4\n"
+        "under any --type unless --experts says otherwise.",
         "Rules, fallbacks for rows the block size does not divide, and the mixed layout:\n"
         "docs/QUANT.md. Examples:\n"
         "  moe quantize olmoe-dir olmoe-q8_0.gguf --type q8_0\n"
+        "  moe quantize gpt-oss-20b oss-q8.gguf --type q8_0 --experts q8_0\n"
         "  moe route olmoe-dir --data data --json route.json > /dev/null\n"
         "  moe quantize olmoe-dir olmoe-mix.gguf --type mixed --route-stats route.json --budget 5.5bpw",
         opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, "IN OUT.gguf"};
@@ -277,14 +283,14 @@ int cmd_quantize(int argc, char **argv) {
     if (r != ARGS_OK) return args_exit(r);
     const char *in = pos[0], *out = pos[1];
     if (!type_s) {
-        cli_error("quantize", "--type is required (q8_0, q4_0, q4_k, q5_k, q6_k or mixed)");
+        cli_error("quantize", "--type is required (q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4 or mixed)");
         return 2;
     }
     int mixed = !strcmp(type_s, "mixed");
     int type = mixed ? -1 : moe_qtype_from_name(type_s);
     int high = moe_qtype_from_name(high_s), low = moe_qtype_from_name(low_s);
     if (!mixed && !is_quant_type(type)) {
-        cli_error("quantize", "--type: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, mixed%s",
+        cli_error("quantize", "--type: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4, mixed%s",
                   type_s, type >= 0 ? " (for float types use 'moe convert --type')" : "");
         return 2;
     }
@@ -292,6 +298,20 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize", "--%s: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k",
                   !is_quant_type(high) ? "high" : "low", !is_quant_type(high) ? high_s : low_s);
         return 2;
+    }
+    int experts = 0;
+    if (experts_s) {
+        int keep = !strcmp(experts_s, "keep");
+        experts = keep ? MOE_QUANT_EXPERTS_KEEP : moe_qtype_from_name(experts_s);
+        if (!keep && !is_quant_type(experts)) {
+            cli_error("quantize", "--experts: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, "
+                      "mxfp4, keep", experts_s);
+            return 2;
+        }
+        if (mixed) {
+            cli_error("quantize", "--experts does not go with --type mixed (--high / --low)");
+            return 2;
+        }
     }
     if (!mixed && (budget_s || calib || stats)) {
         cli_error("quantize", "%s goes with --type mixed",
@@ -316,7 +336,7 @@ int cmd_quantize(int argc, char **argv) {
     code = 1;
     counts k = {0};
     moe_quant_opts qo = {.mode = mixed ? MOE_QUANT_MIXED : MOE_QUANT_TYPE, .type = type,
-                         .pure = pure, .high = high, .low = low};
+                         .pure = pure, .high = high, .low = low, .experts = experts};
     moe_quant_plan *plan = NULL;
     moe_quant_summary sum;
     moe_err err = {{0}};

@@ -26,7 +26,7 @@ static const command commands[] = {
     {"ppl", cmd_ppl, "perplexity on a text; KL and top-1 agreement against a reference model"},
     {"report", cmd_report, "one HTML page of a training run: losses, expert load, routing"},
     {"convert", cmd_convert, "convert between a Hugging Face directory and a GGUF file"},
-    {"quantize", cmd_quantize, "write a quantized GGUF (q8_0 .. q4_k, or per-expert mixed)"},
+    {"quantize", cmd_quantize, "write a quantized GGUF (q8_0 .. q4_k, mxfp4, or per-expert mixed)"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -34,8 +34,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: moe COMMAND [options]\n\n"
             "Run, train, quantize and inspect Mixture-of-Experts language models (mixtral,\n"
-            "qwen2_moe, qwen3_moe, olmoe; gpt_oss to run; qwen3_next and qwen3_5_moe to run,\n"
-            "convert and init) from Hugging Face safetensors directories or GGUF files.\n"
+            "qwen2_moe, qwen3_moe, olmoe, gpt_oss; qwen3_next and qwen3_5_moe all but train)\n"
+            "from Hugging Face safetensors directories or GGUF files.\n"
             "\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);

@@ -2,15 +2,18 @@
  * presets.c - model shapes for `moe init`. The numbers of the real models are
  * those of their Hugging Face config.json files:
  *   allenai/OLMoE-1B-7B-0924, mistralai/Mixtral-8x7B-v0.1,
- *   Qwen/Qwen3-30B-A3B, Qwen/Qwen2-57B-A14B, Qwen/Qwen3-Next-80B-A3B-Instruct.
+ *   Qwen/Qwen3-30B-A3B, Qwen/Qwen2-57B-A14B, Qwen/Qwen3-Next-80B-A3B-Instruct,
+ *   openai/gpt-oss-20b, openai/gpt-oss-120b (which `moe init` writes with
+ *   MXFP4 experts, as released).
  * qwen3.5-35b-a3b takes the shapes of Qwen/Qwen3.5-35B-A3B (40 layers, dim
- * 2048, 256 experts top-8 of 512, shared 512, vocab 248320) and everything
- * else from transformers 5.23's Qwen3_5MoeTextConfig defaults (context 32768,
- * rope_theta 10000, no bos/eos), written as its text model
+ * 2048, 256 experts top-8 of 512, shared 512, vocab 248320, context 262144,
+ * rope_theta 1e7) and everything else from transformers 5.23's
+ * Qwen3_5MoeTextConfig defaults (no bos/eos), written as its text model
  * (Qwen3_5MoeForCausalLM, model_type qwen3_5_moe_text).
  * The tiny presets have one of each architecture's switches on, small enough
  * for tests (a few hundred KiB).
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -162,6 +165,78 @@ static void qwen3_5_35b_a3b(moe_config *c) {
     qwen3_linear_layers(c);
 }
 
+/* gpt_oss: q/k/v/o biases, a sink logit per head, sliding windows on even
+ * layers, YaRN, router bias, top-k then softmax, clamped SwiGLU with biases
+ * (GptOssConfig's meaning; hf_config_gpt_oss.c). */
+static void gpt_oss(moe_config *c, int layers, int experts, int window) {
+    base(c, MOE_ARCH_GPT_OSS, "gpt_oss");
+    c->n_layers = layers;
+    c->qkv_bias = c->o_bias = 1;
+    c->attn_sinks = 1;
+    c->norm_eps = 1e-5f;
+    c->sliding_window = window;
+    c->rope_kind = MOE_ROPE_YARN;
+    c->rope_beta_fast = 32;
+    c->rope_beta_slow = 1;
+    c->rope_truncate = 0;
+    all_layers(c, 0, experts, 4, 0, 0);
+    for (int i = 0; i < MOE_MAX_LAYERS; i++) {
+        moe_layer_config *l = &c->layer[i];
+        l->score = MOE_SCORE_TOPK_SOFTMAX;
+        l->router_bias = l->expert_bias = 1;
+        l->act = MOE_ACT_OSS_GLU;
+        l->act_alpha = 1.702f;
+        l->act_limit = 7.0f;
+        l->full_attention = i % 2;
+    }
+}
+
+/* YaRN over `orig` positions stretched by `factor` (attention factor: transformers' default) */
+static void yarn(moe_config *c, float factor, int orig) {
+    c->rope_factor = factor;
+    c->rope_orig_max_pos = orig;
+    c->rope_attn_factor = (float)(0.1 * log(factor) + 1.0);
+}
+
+static void gpt_oss_20b(moe_config *c) {
+    gpt_oss(c, 24, 32, 128);
+    c->vocab = 201088;
+    c->dim = 2880;
+    c->n_heads = 64;
+    c->n_kv_heads = 8;
+    c->head_dim = 64;
+    c->max_pos = 131072;
+    c->rope_theta = 150000.0f;
+    yarn(c, 32, 4096);
+    c->eos_id = 200002; /* no bos_token_id */
+    for (int i = 0; i < MOE_MAX_LAYERS; i++) c->layer[i].expert_dim = 2880;
+}
+
+static void gpt_oss_120b(moe_config *c) {
+    gpt_oss_20b(c);
+    c->n_layers = 36;
+    for (int i = 0; i < MOE_MAX_LAYERS; i++) c->layer[i].n_experts = 128;
+}
+
+/* tiny-gpt-oss: every gpt_oss switch, expert rows whole MXFP4 blocks */
+static void tiny_gpt_oss(moe_config *c) {
+    gpt_oss(c, 2, 4, 8);
+    c->vocab = 512;
+    c->dim = 64;
+    c->n_heads = 4;
+    c->n_kv_heads = 2;
+    c->head_dim = 16;
+    c->max_pos = 512;
+    c->rope_theta = 150000.0f;
+    yarn(c, 8, 64);
+    c->bos_id = 1;
+    c->eos_id = 2;
+    for (int i = 0; i < MOE_MAX_LAYERS; i++) {
+        c->layer[i].top_k = 2;
+        c->layer[i].expert_dim = 32;
+    }
+}
+
 /* tiny: Mixtral layout (block_sparse_moe, w1/w2/w3), GQA, renormalized top-2 */
 static void tiny(moe_config *c) {
     base(c, MOE_ARCH_MIXTRAL, "mixtral");
@@ -241,10 +316,13 @@ const preset presets[] = {
      "512 experts top-10 (FFN 512) + shared 512", qwen3_next_80b_a3b},
     {"qwen3.5-35b-a3b", "Qwen3.5-35B-A3B text model: 40 layers (30 Gated DeltaNet), dim 2048, "
      "256 experts top-8 (FFN 512) + shared 512", qwen3_5_35b_a3b},
+    {"gpt-oss-20b", "gpt-oss-20b: 24 layers, dim 2880, GQA 64/8, 32 experts top-4 (FFN 2880), MXFP4 experts", gpt_oss_20b},
+    {"gpt-oss-120b", "gpt-oss-120b: 36 layers, dim 2880, GQA 64/8, 128 experts top-4 (FFN 2880), MXFP4 experts", gpt_oss_120b},
     {"tiny", "mixtral layout, 2 layers, dim 64, vocab 512, 4 experts top-2", tiny},
     {"tiny-olmoe", "olmoe layout, 2 layers, dim 64, vocab 512, 8 experts top-2", tiny_olmoe},
     {"tiny-qwen3", "qwen3_moe layout, 2 layers, dim 64, head dim 32, 8 experts top-2", tiny_qwen3},
     {"tiny-qwen2", "qwen2_moe layout, 2 layers, dim 64, qkv bias, shared expert", tiny_qwen2},
+    {"tiny-gpt-oss", "gpt_oss layout, 2 layers, dim 64, sinks, sliding window 8, YaRN, MXFP4 experts", tiny_gpt_oss},
 };
 const int n_presets = (int)(sizeof presets / sizeof presets[0]);
 

@@ -32,6 +32,8 @@ typedef struct moe_init_opts {
     int n_threads;   /* threads making random numbers, 0 = online CPUs */
     void (*progress)(void *user, int64_t bytes_done, int64_t bytes_total); /* or NULL */
     void *user;
+    int mxfp4_experts; /* 1: gpt_oss experts as MXFP4 blocks + scales, as the released
+                          checkpoints store them (config.json's quantization_config) */
 } moe_init_opts;
 
 /* Read dir/config.json (any architecture moe runs, with its "moe" key)
@@ -45,6 +47,9 @@ int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);
 /* Bytes the weights take as `type`; parameters and tensors through the
  * pointers (may be NULL). -1 if out of memory. */
 int64_t moe_init_bytes(const moe_config *cfg, moe_init_type type, int64_t *n_params, int *n_tensors);
+/* The same for the options of moe_init_random (MXFP4 experts counted as such). */
+int64_t moe_init_size(const moe_config *cfg, const moe_init_opts *o, int64_t *n_params,
+                      int *n_tensors);
 
 /* DIR/model.safetensors (atomically) and DIR/config.json; DIR must exist. */
 int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts *o, moe_err *err);

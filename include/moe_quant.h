@@ -36,9 +36,10 @@ typedef enum {
     MOE_QTYPE_Q5_K = 13,
     MOE_QTYPE_Q6_K = 14,
     MOE_QTYPE_BF16 = 30,
+    MOE_QTYPE_MXFP4 = 39, /* routed experts (gpt-oss) */
 } moe_qtype;
 
-/* "q4_k" -> MOE_QTYPE_Q4_K (f32, f16, bf16, q4_0, q8_0, q4_k, q5_k, q6_k;
+/* "q4_k" -> MOE_QTYPE_Q4_K (f32, f16, bf16, q4_0, q8_0, q4_k, q5_k, q6_k, mxfp4;
  * any case); -1 if unknown. */
 int moe_qtype_from_name(const char *s);
 /* GGUF's name of a type ("Q4_K", "BF16"); NULL for an id it does not know. */
@@ -64,7 +65,13 @@ typedef struct moe_quant_opts {
     int stride;           /* experts per layer in counts (the largest E) */
     int64_t budget;       /* MIXED: most bytes of tensor data; INT64_MAX to learn
                              the range (min_bytes .. max_bytes) first */
+    int experts;          /* TYPE: the routed experts' type: 0 = the default (MXFP4
+                             experts kept as they are, others by `type`'s rules),
+                             MOE_QUANT_EXPERTS_KEEP = every expert as stored, or a
+                             moe_qtype (e.g. MXFP4: float experts to MXFP4) */
 } moe_quant_opts;
+
+#define MOE_QUANT_EXPERTS_KEEP (-1)
 
 typedef struct moe_quant_plan moe_quant_plan;
 

@@ -178,6 +178,23 @@ TEST(mxfp4_from_hf_layout) {
 
 /* ------------------------------------------------------------------ GGUF */
 
+/* mxfp4_to_hf is mxfp4_from_hf's inverse, byte for byte, both ways. */
+TEST(mxfp4_to_hf_inverse) {
+    enum { NB = 5 };
+    uint8_t hb[NB * 16], hs[NB], hb2[NB * 16], hs2[NB];
+    for (int i = 0; i < NB * 16; i++) hb[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < NB; i++) hs[i] = (uint8_t)(100 + 7 * i);
+    block_mxfp4 g[NB], g2[NB];
+    mxfp4_from_hf(hb, hs, g, NB);
+    mxfp4_to_hf(g, hb2, hs2, NB);
+    CHECK(!memcmp(hb, hb2, sizeof hb) && !memcmp(hs, hs2, sizeof hs));
+    mxfp4_from_hf(hb2, hs2, g2, NB);
+    CHECK(!memcmp(g, g2, sizeof g));
+    memset(hs2, 0, sizeof hs2);
+    mxfp4_to_hf(g, NULL, hs2, NB); /* scales alone */
+    CHECK(!memcmp(hs, hs2, sizeof hs));
+}
+
 TEST(mxfp4_gguf_expert_tensor_matmul) {
     enum { E = 3, ROWS = 8, COLS = 96, NX = 5 };
     const int64_t rb = COLS / 32 * 17;

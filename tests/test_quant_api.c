@@ -31,7 +31,7 @@ static moe_model *small_model(const char *name, moe_init_type type) {
     snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), name);
     mkdir(dir, 0755);
     moe_err err = {{0}};
-    moe_init_opts o = {type, 7, 0.02f, 1, NULL, NULL};
+    moe_init_opts o = {type, 7, 0.02f, 1, NULL, NULL, 0};
     moe_model *m = NULL;
     CHECK_MSG(moe_init_random(c, dir, &o, &err) == 0, "%s", err.msg);
     CHECK_MSG(moe_model_load(&m, dir, &err) == 0, "%s", err.msg);
@@ -55,7 +55,7 @@ TEST(quant_api_plan_describes_its_plan) {
     /* half-way between every expert low and every expert high: some of each */
     o.budget = (s.min_bytes + s.max_bytes) / 2;
     CHECK(moe_quant_plan_new(&p, m, &o, &err) == 0);
-    qz_opts qo = {QZ_MIXED, -1, 0, o.high, o.low, k, 8, o.budget};
+    qz_opts qo = {QZ_MIXED, -1, 0, o.high, o.low, k, 8, o.budget, 0};
     qz_plan q;
     CHECK(qz_plan_make(&q, m, &qo, &err) == 0);
     moe_quant_plan_summary(p, &s);

@@ -130,7 +130,7 @@ static void small_cfg(moe_config *c, moe_arch arch, int E) {
 static int make_random(const char *dir, const moe_config *c, float std) {
     moe_err err = {{0}};
     if (mkdir(dir, 0755)) return -1;
-    model_init_opts o = {DT_F32, 7, std, NULL, NULL, NULL};
+    model_init_opts o = {DT_F32, 7, std, NULL, NULL, NULL, 0};
     if (model_init_random(c, dir, &o, &err)) {
         test_fail_at(__FILE__, __LINE__, "init %s: %s", dir, err.msg);
         return -1;
@@ -213,6 +213,11 @@ TEST(quantize_convert_mixtral_f32) { same_as_converter("mixtral_base", "mixtral_
 TEST(quantize_convert_qwen2_moe_f32) { same_as_converter("qwen2_moe_base", "qwen2_moe_f32.gguf", 0); }
 TEST(quantize_convert_qwen3_moe_f32) { same_as_converter("qwen3_moe_base", "qwen3_moe_f32.gguf", 0); }
 TEST(quantize_convert_olmoe_f32) { same_as_converter("olmoe_base", "olmoe_f32.gguf", 0); }
+/* gpt-oss: float experts split from gate_up_proj; MXFP4 experts repacked, still MXFP4 */
+TEST(quantize_convert_gpt_oss_f32) { same_as_converter("gpt_oss_base", "gpt_oss_f32.gguf", 0); }
+TEST(quantize_convert_gpt_oss_mxfp4) {
+    same_as_converter("gpt_oss_mxfp4", "gpt_oss_mxfp4.gguf", 0);
+}
 TEST(quantize_q8_0_as_converter) {
     same_as_converter("qwen3_moe_base", "qwen3_moe_q8_0.gguf", 1);
     same_as_converter("qwen2_moe_base", "qwen2_moe_q8_0.gguf", 1);
@@ -466,7 +471,7 @@ TEST(quantize_rules) {
     CHECK_EQ_INT(TY(TM_LIN_A, 0, 0, 32, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
     CHECK_EQ_INT(TY(TM_LIN_DT_BIAS, 0, 0, 32, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
     CHECK_EQ_INT(TY(TM_LIN_NORM, 0, 0, 128, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
-    CHECK_EQ_INT(TY(TM_FFN_NORM_POST, 0, 0, 256, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
+    CHECK_EQ_INT(TY(TM_POST_NORM, 0, 0, 256, GGUF_TYPE_Q8_0), GGUF_TYPE_F32);
     /* --pure: none of it */
     CHECK_EQ_INT(qz_tensor_type(c, &(tm_entry){TM_OUTPUT, -1, -1, 1, 512, 256}, GGUF_TYPE_Q4_0,
                                 1, &fb), GGUF_TYPE_Q4_0);

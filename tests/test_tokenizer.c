@@ -127,10 +127,10 @@ static void check_case(const moe_tokenizer *t, const cJSON *c, const char *name,
     free(ids_sp);
 }
 
-/* Every variant of one fixture tokenizer. */
-static void check_fixture(const char *tok_name) {
-    cJSON *vec = load_json(fixture("vectors.json"));
-    CHECK_MSG(vec != NULL, "cannot read %s", fixture("vectors.json"));
+/* Every variant of one fixture tokenizer, its vectors in the file `vectors`. */
+static void check_fixture_in(const char *vectors, const char *tok_name) {
+    cJSON *vec = load_json(fixture(vectors));
+    CHECK_MSG(vec != NULL, "cannot read %s", fixture(vectors));
     if (!vec) return;
     const cJSON *tk = NULL, *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(vec, "tokenizers"))
@@ -173,9 +173,14 @@ static void check_fixture(const char *tok_name) {
     cJSON_Delete(vec);
 }
 
+static void check_fixture(const char *tok_name) { check_fixture_in("vectors.json", tok_name); }
+
 TEST(tokenizer_hf_llama_spm) { check_fixture("llama-spm"); }
 TEST(tokenizer_hf_mpt) { check_fixture("mpt"); }
 TEST(tokenizer_hf_qwen2_style) { check_fixture("qwen2-style"); }
+/* gpt-oss's shape: no normalizer, Split(o200k regex) + ByteLevel(use_regex false), harmony
+ * specials (tools/make_o200k_tokenizer_fixture.py) */
+TEST(tokenizer_hf_o200k_style) { check_fixture_in("o200k-style/vectors.json", "o200k-style"); }
 
 /* Long inputs vs HF: 64 KiB of one repeated string (long words, long runs
  * of one class, many specials) and of the test texts; the vectors keep the
@@ -187,8 +192,8 @@ static uint32_t fnv1a_ids(const int32_t *ids, int n) {
     return h;
 }
 
-TEST(tokenizer_hf_long) {
-    cJSON *vec = load_json(fixture("vectors.json"));
+static void check_long(const char *vectors, int min_checked) {
+    cJSON *vec = load_json(fixture(vectors));
     CHECK(vec != NULL);
     if (!vec) return;
     const cJSON *tk;
@@ -241,9 +246,12 @@ TEST(tokenizer_hf_long) {
         free(mixed);
         moe_tokenizer_free(t);
     }
-    CHECK(n_checked >= 36);
+    CHECK(n_checked >= min_checked);
     cJSON_Delete(vec);
 }
+
+TEST(tokenizer_hf_long) { check_long("vectors.json", 36); }
+TEST(tokenizer_hf_o200k_long) { check_long("o200k-style/vectors.json", 13); }
 
 /* ------------------------------------------------------ specials, ids */
 

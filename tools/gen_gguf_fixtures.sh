@@ -50,4 +50,9 @@ conv qwen2_moe_base q8_0 qwen2_moe_q8_0.gguf
 # qwen3_next_legacy has a dense layer, which llama.cpp's qwen3next has no tensors for
 conv qwen3_next_base f32 qwen3_next_f32.gguf --no-mtp
 conv qwen3_next_base q8_0 qwen3_next_q8_0.gguf --no-mtp
+# gpt-oss: float experts (the converter splits gate_up_proj's interleaved
+# columns into ffn_gate_exps / ffn_up_exps), and MXFP4 experts, which the
+# converter repacks into ggml's MXFP4 blocks and keeps MXFP4.
+conv gpt_oss_base f32 gpt_oss_f32.gguf
+conv gpt_oss_mxfp4 f32 gpt_oss_mxfp4.gguf
 ls -l "$OUT"

@@ -634,7 +634,7 @@ int hf_config_load(moe_config *cfg, const char *dir, moe_err *err) {
 
 /* A float as the shortest decimal that reads back as the same float, always
  * with a '.' or exponent: transformers refuses an int where it wants float. */
-static cJSON *hf_float(double v) {
+cJSON *hf_float(double v) {
     char buf[48];
     float f = (float)v;
     for (int prec = 1; prec <= 9; prec++) {
@@ -664,7 +664,9 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
     F(rope_theta); F(norm_eps); F(qk_norm); F(qkv_bias); F(o_bias); F(clip_qkv);
     F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id); F(norm_offset);
     F(attn_out_gate); F(rope_dim); F(lin_k_heads); F(lin_v_heads); F(lin_k_dim); F(lin_v_dim);
-    F(lin_conv);
+    F(lin_conv); F(attn_sinks);
+    F(rope_kind); F(rope_factor); F(rope_beta_fast); F(rope_beta_slow); F(rope_orig_max_pos);
+    F(rope_truncate); F(rope_attn_factor);
 #undef F
     for (int i = 0; i < a->n_layers; i++) {
         const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
@@ -672,6 +674,8 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
         if (x->linear_attn != y->linear_attn) return "layer types (linear / full attention)";
         if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
         if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
+        const char *d = hf_gpt_oss_differs(x, y);
+        if (d) return d;
     }
     return NULL;
 }
@@ -713,7 +717,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
-    case MOE_ARCH_GPT_OSS: break; /* refused by hf_config_write */
+    case MOE_ARCH_GPT_OSS: hf_build_gpt_oss(o, c, m); break;
     case MOE_ARCH_QWEN3_NEXT:
     case MOE_ARCH_QWEN3_5_MOE: hf_qwen3_next_write(o, rp, c); break;
     case MOE_ARCH_MIXTRAL:
@@ -768,7 +772,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     /* mixtral has no field for plain (not renormalized) top-k weights */
     const int norm_extra = m && c->arch == MOE_ARCH_MIXTRAL && !m->norm_topk;
-    if (m && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
+    if (m && c->arch != MOE_ARCH_GPT_OSS && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
               m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
               m->select_bias || norm_extra)) {
         cJSON *x = cJSON_AddObjectToObject(o, "moe");
@@ -789,11 +793,15 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
 int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
                     moe_err *err) {
+    return hf_config_write_q(cfg, path, torch_dtype, 0, err);
+}
+
+int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
+                      int mxfp4, moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return -1;
-    if (cfg->arch == MOE_ARCH_GPT_OSS)
-        return moe_fail(err, "%s: writing a gpt_oss config.json is not supported", path);
     const hf_arch *a = hf_arch_of(cfg->arch);
     cJSON *o = hf_build(cfg, torch_dtype);
+    if (o && mxfp4) hf_mxfp4_config(o);
     char *text = o ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
     if (!text) return moe_fail(err, "%s: out of memory building config.json", path);

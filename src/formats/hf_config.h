@@ -24,6 +24,11 @@ int hf_config_load(moe_config *cfg, const char *dir, moe_err *err);
  * with "torch_dtype" = dtype_name ("float32", "bfloat16", "float16"). */
 int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
                     moe_err *err);
+/* The same with "quantization_config": {"quant_method": "mxfp4", ...} as the
+ * released gpt-oss checkpoints have it (their experts stored as MXFP4
+ * blocks and scales), when mxfp4 is nonzero (gpt_oss configs only). */
+int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
+                      int mxfp4, moe_err *err);
 
 /* Check sizes agree (heads divide, top_k <= experts, ...). */
 int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);

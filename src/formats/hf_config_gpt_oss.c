@@ -130,3 +130,55 @@ int hf_gpt_oss(const hf_in *in, moe_config *cfg) {
     l->act_limit = (float)limit;
     return 0;
 }
+
+void hf_build_gpt_oss(cJSON *o, const moe_config *c, const moe_layer_config *m) {
+    cJSON_AddNumberToObject(o, "num_local_experts", m ? m->n_experts : 0);
+    cJSON_AddNumberToObject(o, "intermediate_size", m ? m->expert_dim : 0);
+    cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
+    cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+    for (int i = 0; lt && i < c->n_layers; i++)
+        cJSON_AddItemToArray(lt, cJSON_CreateString(c->sliding_window > 0 &&
+                                                    !c->layer[i].full_attention
+                                                    ? "sliding_attention" : "full_attention"));
+    if (c->sliding_window > 0) cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+    else cJSON_AddNullToObject(o, "sliding_window");
+    if (m) {
+        cJSON_AddItemToObject(o, "swiglu_alpha", hf_float(m->act_alpha));
+        cJSON_AddItemToObject(o, "swiglu_limit", hf_float(m->act_limit));
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "rope_parameters");
+    cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
+    if (!rp) return;
+    cJSON_AddItemToObject(rp, "rope_theta", hf_float(c->rope_theta));
+    if (c->rope_kind != MOE_ROPE_YARN) {
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+        return;
+    }
+    cJSON_AddStringToObject(rp, "rope_type", "yarn");
+    cJSON_AddItemToObject(rp, "factor", hf_float(c->rope_factor));
+    cJSON_AddItemToObject(rp, "beta_fast", hf_float(c->rope_beta_fast));
+    cJSON_AddItemToObject(rp, "beta_slow", hf_float(c->rope_beta_slow));
+    cJSON_AddNumberToObject(rp, "original_max_position_embeddings", c->rope_orig_max_pos);
+    cJSON_AddBoolToObject(rp, "truncate", c->rope_truncate);
+    if ((float)mscale_of(c->rope_factor, 1) != c->rope_attn_factor)
+        cJSON_AddItemToObject(rp, "attention_factor", hf_float(c->rope_attn_factor));
+}
+
+void hf_mxfp4_config(cJSON *o) {
+    static const char *const keep[] = {"model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                       "model.embed_tokens", "lm_head"};
+    cJSON *q = cJSON_AddObjectToObject(o, "quantization_config");
+    if (!q) return;
+    cJSON *m = cJSON_AddArrayToObject(q, "modules_to_not_convert");
+    for (size_t i = 0; m && i < sizeof keep / sizeof keep[0]; i++)
+        cJSON_AddItemToArray(m, cJSON_CreateString(keep[i]));
+    cJSON_AddStringToObject(q, "quant_method", "mxfp4");
+}
+
+const char *hf_gpt_oss_differs(const moe_layer_config *x, const moe_layer_config *y) {
+    if (x->full_attention != y->full_attention) return "layer_types";
+    if (x->router_bias != y->router_bias || x->expert_bias != y->expert_bias || x->act != y->act ||
+        x->act_alpha != y->act_alpha || x->act_limit != y->act_limit)
+        return "expert activation or biases";
+    return NULL;
+}

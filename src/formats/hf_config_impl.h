@@ -39,6 +39,15 @@ int hf_yarn(const hf_in *in, const cJSON *rp, const char *src, moe_config *cfg);
  * feed-forward switches (router, experts, clamped SwiGLU) of cfg->layer[0]
  * and every layer's full_attention; sizes are the caller's. */
 int hf_gpt_oss(const hf_in *in, moe_config *cfg);
+/* The gpt_oss fields of a config.json being written (o has the common ones;
+ * its rope_parameters are replaced); m is the first MoE layer. */
+void hf_build_gpt_oss(cJSON *o, const moe_config *c, const moe_layer_config *m);
+/* What of gpt_oss's per-layer switches differs between x and y, or NULL. */
+const char *hf_gpt_oss_differs(const moe_layer_config *x, const moe_layer_config *y);
+/* The released checkpoints' "quantization_config" (MXFP4 experts). */
+void hf_mxfp4_config(cJSON *o);
+/* The same floats as a JSON number that prints back exactly. */
+cJSON *hf_float(double v);
 /* hf_config_qwen3_next.c: the qwen3_next attention switches (output gate,
  * partial rotary, zero-centred norms, per-head q/k norm), layer_types into
  * every layer's linear_attn and the Gated DeltaNet sizes; the feed-forward

@@ -17,6 +17,7 @@ static const char *st_dtype(dtype t) {
     case DT_F32: return "F32";
     case DT_F16: return "F16";
     case DT_BF16: return "BF16";
+    case DT_U8: return "U8"; /* MXFP4 blocks and scales */
     default: return NULL;
     }
 }

@@ -147,6 +147,8 @@ static inline float mxfp4_scale_half(uint8_t e) {
  * the scale byte); the nibble order differs: HF packs elements 2i (low) and
  * 2i+1 (high) into byte i, ggml elements i (low) and i+16 (high). */
 void mxfp4_from_hf(const uint8_t *blocks, const uint8_t *scales, block_mxfp4 *dst, int64_t n_blocks);
+/* The inverse: ggml blocks to HF's blocks [n][16] and scales [n] (either may be NULL). */
+void mxfp4_to_hf(const block_mxfp4 *src, uint8_t *blocks, uint8_t *scales, int64_t n_blocks);
 
 /* ------------------------------------------------------------ traits */
 

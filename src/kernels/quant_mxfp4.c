@@ -91,3 +91,17 @@ void mxfp4_from_hf(const uint8_t *blocks, const uint8_t *scales, block_mxfp4 *ds
         }
     }
 }
+
+void mxfp4_to_hf(const block_mxfp4 *src, uint8_t *blocks, uint8_t *scales, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; b++) {
+        if (scales) scales[b] = src[b].e;
+        if (!blocks) continue;
+        uint8_t *o = blocks + b * 16;
+        for (int i = 0; i < 16; i++) { /* HF byte i: elements 2i (low), 2i+1 (high) */
+            const int a = 2 * i, c = 2 * i + 1;
+            const int ca = src[b].qs[a % 16] >> (4 * (a / 16)) & 0x0F;
+            const int cc = src[b].qs[c % 16] >> (4 * (c / 16)) & 0x0F;
+            o[i] = (uint8_t)(ca | cc << 4);
+        }
+    }
+}

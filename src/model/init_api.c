@@ -14,13 +14,19 @@ static dtype init_dtype(moe_init_type t) {
 }
 
 int64_t moe_init_bytes(const moe_config *cfg, moe_init_type type, int64_t *n_params, int *n_tensors) {
-    return model_init_bytes(cfg, init_dtype(type), n_params, n_tensors);
+    return model_init_bytes(cfg, init_dtype(type), 0, n_params, n_tensors);
+}
+
+int64_t moe_init_size(const moe_config *cfg, const moe_init_opts *o, int64_t *n_params,
+                      int *n_tensors) {
+    return model_init_bytes(cfg, init_dtype(o->type), o->mxfp4_experts, n_params, n_tensors);
 }
 
 int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts *o, moe_err *err) {
     pool *pl = pool_create(o->n_threads);
     if (!pl) return moe_fail(err, "cannot start %d threads", o->n_threads);
-    model_init_opts io = {init_dtype(o->type), o->seed, o->std, pl, o->progress, o->user};
+    model_init_opts io = {init_dtype(o->type), o->seed,     o->std,          pl,
+                          o->progress,         o->user, o->mxfp4_experts};
     int rc = model_init_random(cfg, dir, &io, err);
     pool_free(pl);
     return rc;

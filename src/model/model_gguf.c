@@ -5,7 +5,7 @@
  *
  * Architectures (general.architecture): "llama" with ARCH.expert_count > 0
  * (Mixtral), "qwen2moe", "qwen3moe", "olmoe", "qwen3next" (its keys:
- * gconfig_qwen3next). Tensor names and metadata
+ * gconfig_qwen3next), "gpt-oss" (gconfig_oss). Tensor names and metadata
  * keys are llama.cpp's and come from the table in tensor_map.h (the GGUF
  * writers use the same table). Routed experts are read stacked
  * (blk.N.ffn_gate_exps, GGUF ne = [in, out, E], i.e. [E][out][in]) or, for
@@ -33,6 +33,7 @@
  */
 #include "model/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,7 @@ static int gconfig_qwen3next(gloader *L, const char *arch) {
     for (int i = 0; i < c->n_layers; i++) c->layer[i].linear_attn = (i + 1) % every != 0;
     return 0;
 }
+static int gconfig_oss(gloader *L, const char *arch, moe_config *c);
 
 static int gconfig(gloader *L) {
     moe_config *c = &L->m->cfg;
@@ -167,7 +169,7 @@ static int gconfig(gloader *L) {
     if (a < 0)
         return moe_fail(L->err,
                         "%s: general.architecture \"%.40s\" is not supported (llama with "
-                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next)",
+                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next, gpt-oss)",
                         L->path, arch);
     c->arch = (moe_arch)a;
     const tm_arch_info *ai = tm_arch_of(c->arch);
@@ -251,12 +253,139 @@ static int gconfig(gloader *L) {
         *lc = (moe_layer_config){.moe = 1, .ffn_dim = FD, .n_experts = E, .top_k = K,
                                  .expert_dim = f, .score = MOE_SCORE_SOFTMAX, .norm_topk = norm,
                                  .routed_scale = 1.0f, .linear_attn = lin};
+        if (c->arch == MOE_ARCH_GPT_OSS && F <= 0) /* llama.cpp reads no other width */
+            return moe_fail(L->err, "%s: key %s.%s is missing", L->path, arch, TMK_EXPERT_FF);
         if (ai->gguf_shared && FS > 0) {
             lc->n_shared = 1;
             lc->shared_dim = FS;
             lc->shared_gate =
                 gguf_find(L->g, gname(name, sizeof name, TM_SHEXP_INP, i, -1)) != NULL;
         }
+    }
+    return c->arch == MOE_ARCH_GPT_OSS ? gconfig_oss(L, arch, c) : 0;
+}
+
+/* ---------------------------------------------------------------- gpt-oss */
+
+/* A float key that must be there (llama.cpp reads it without a default). */
+static int gneed(gloader *L, const char *arch, const char *suffix, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!gguf_find_kv(L->g, key))
+        return moe_fail(L->err, "%s: key %s is missing (llama.cpp needs it for %s)", L->path,
+                        key, arch);
+    return gfloat(L, arch, suffix, 0, out);
+}
+
+/* Which layers slide: ARCH.attention.sliding_window_pattern as a bool per
+ * layer, or a period n (layer i slides unless i % n == n - 1; 0: all), 2
+ * when absent (llama.cpp's load_swa_pattern(ml, 2)). */
+static int gswa_pattern(gloader *L, const char *arch, moe_config *c) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_SWA_PATTERN);
+    const gguf_kv *kv = gguf_find_kv(L->g, key);
+    int n = 2;
+    if (kv && kv->type == GGUF_VT_ARR) {
+        gguf_arr a;
+        if (gguf_get_arr(L->g, key, GGUF_VT_BOOL, &a, L->err)) return -1;
+        if (a.n != (uint64_t)c->n_layers)
+            return moe_fail(L->err, "%s: key %s: %llu entries for %d layers", L->path, key,
+                            (unsigned long long)a.n, c->n_layers);
+        for (int i = 0; i < c->n_layers; i++) c->layer[i].full_attention = !gguf_arr_int(&a, i);
+        return 0;
+    }
+    if (kv && gint(L, arch, TMK_SWA_PATTERN, 0, 1 << 20, 2, &n)) return -1;
+    for (int i = 0; i < c->n_layers; i++)
+        c->layer[i].full_attention = !(n == 0 || i % n < n - 1);
+    return 0;
+}
+
+/* RoPE of a gpt-oss file: plain, or YaRN (ARCH.rope.scaling.type "yarn"). */
+static int grope_oss(gloader *L, const char *arch, moe_config *c) {
+    char key[128];
+    const char *type = "none";
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_SCALING_TYPE);
+    if (gguf_find_kv(L->g, key) && gguf_get_str(L->g, key, &type, NULL, L->err)) return -1;
+    float factor = 1, fast = 32, slow = 1, attn = 0, mul = 1;
+    if (gguf_find_kv(L->g, (snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_SCALING_FACTOR), key)) &&
+        gfloat(L, arch, TMK_ROPE_SCALING_FACTOR, 0, &factor))
+        return -1;
+    if (!strcmp(type, "none") || ((!strcmp(type, "linear") || !strcmp(type, "yarn")) && factor == 1)) {
+        c->rope_kind = MOE_ROPE_DEFAULT;
+        return 0;
+    }
+    if (strcmp(type, "yarn"))
+        return moe_fail(L->err, "%s: key %s.%s: \"%.20s\" is not supported for %s (none or yarn)",
+                        L->path, arch, TMK_ROPE_SCALING_TYPE, type, arch);
+    int orig;
+    if (gint(L, arch, TMK_ROPE_SCALING_ORIG_CTX, 1, 1 << 30, c->max_pos, &orig)) return -1;
+    if (gfloat(L, arch, TMK_ROPE_YARN_BETA_FAST, 32, &fast)) return -1;
+    if (gfloat(L, arch, TMK_ROPE_YARN_BETA_SLOW, 1, &slow)) return -1;
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_YARN_ATTN_FACTOR);
+    if (gguf_find_kv(L->g, key) && gfloat(L, arch, TMK_ROPE_YARN_ATTN_FACTOR, 0, &attn)) return -1;
+    if (gfloat(L, arch, TMK_ROPE_SCALING_ATTN_FACTOR, 1, &mul)) return -1;
+    bool truncate = true;
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_YARN_TRUNCATE);
+    if (gguf_find_kv(L->g, key) && gguf_get_bool(L->g, key, &truncate, L->err)) return -1;
+    c->rope_kind = MOE_ROPE_YARN;
+    c->rope_factor = factor;
+    c->rope_beta_fast = fast;
+    c->rope_beta_slow = slow;
+    c->rope_orig_max_pos = orig;
+    c->rope_truncate = truncate;
+    c->rope_attn_factor = (float)((attn > 0 ? attn : 0.1 * log(factor) + 1.0) * mul);
+    return 0;
+}
+
+/* What a gpt-oss file means, as llama.cpp's openai-moe model reads it: q/k/v
+ * biases when blk.0.attn_q.bias is there, an output bias and a sink logit per
+ * head always; ARCH.attention.sliding_window (required) on the layers of
+ * the sliding-window pattern; the router's bias; top-k of the logits, then
+ * softmax over those k (SOFTMAX_WEIGHT); expert biases; the clamped SwiGLU
+ * with alpha 1.702 and limit 7.0 (constants in llama.cpp; moe writes
+ * ARCH.swiglu_alpha and ARCH.swiglu_clamp_exp when a model has others). */
+static int gconfig_oss(gloader *L, const char *arch, moe_config *c) {
+    char name[96];
+    c->qkv_bias = gguf_find(L->g, gname(name, sizeof name, TM_ATTN_Q_BIAS, 0, -1)) != NULL;
+    c->o_bias = 1;
+    c->attn_sinks = 1;
+    if (gneed(L, arch, TMK_RMS_EPS, &c->norm_eps)) return -1;
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_SLIDING_WINDOW);
+    if (!gguf_find_kv(L->g, key))
+        return moe_fail(L->err, "%s: key %s is missing (llama.cpp needs it for %s)", L->path,
+                        key, arch);
+    if (gint(L, arch, TMK_SLIDING_WINDOW, 1, 1 << 30, -1, &c->sliding_window)) return -1;
+    if (gswa_pattern(L, arch, c)) return -1;
+    int rd;
+    if (gint(L, arch, TMK_ROPE_DIM, 1, 1 << 16, c->head_dim, &rd)) return -1;
+    if (rd != c->head_dim)
+        return moe_fail(L->err, "%s: key %s.%s: %d, only the whole head (%d) is supported for %s",
+                        L->path, arch, TMK_ROPE_DIM, rd, c->head_dim, arch);
+    float swa_theta = c->rope_theta;
+    if (gfloat(L, arch, TMK_ROPE_FREQ_BASE_SWA, c->rope_theta, &swa_theta)) return -1;
+    if (swa_theta != c->rope_theta)
+        return moe_fail(L->err, "%s: key %s.%s: %g differs from rope.freq_base %g (not supported)",
+                        L->path, arch, TMK_ROPE_FREQ_BASE_SWA, swa_theta, c->rope_theta);
+    if (grope_oss(L, arch, c)) return -1;
+    float alpha, limit;
+    if (gfloat(L, arch, TMK_SWIGLU_LIMIT, 7.0, &limit)) return -1;
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_SWIGLU_ALPHA);
+    double a = 1.702;
+    if (gguf_find_kv(L->g, key) && gguf_get_float(L->g, key, &a, L->err)) return -1;
+    if (!(fabs(a) < 3e38)) return moe_fail(L->err, "%s: key %s: %g out of range", L->path, key, a);
+    alpha = (float)a;
+    for (int i = 0; i < c->n_layers; i++) {
+        moe_layer_config *lc = &c->layer[i];
+        if (!lc->moe)
+            return moe_fail(L->err, "%s: tensor %s is missing (%s layers are all MoE)", L->path,
+                            gname(name, sizeof name, TM_EXP_GATE, i, -1), arch);
+        lc->score = MOE_SCORE_TOPK_SOFTMAX;
+        lc->norm_topk = 0;
+        lc->router_bias = lc->expert_bias = 1;
+        lc->act = MOE_ACT_OSS_GLU;
+        lc->act_alpha = alpha;
+        lc->act_limit = limit;
     }
     return 0;
 }

@@ -7,6 +7,11 @@
  *
  * Weights (biases included) are N(0, std), norms 1 (zero-centred ones 0),
  * selection biases 0; conv1d weights are written [C][1][K] as nn.Conv1d has them.
+ * gpt_oss's fused expert matrices may be written as the released checkpoints
+ * have them instead: NAME_blocks [E][R][C/32][16] and NAME_scales
+ * [E][R][C/32] (U8, R x C the nn.Linear orientation; weights.c has the
+ * layout), each row N(0, std) quantized to MXFP4, with the config's
+ * "quantization_config" saying so.
  * Each tensor's values come from generators seeded by (seed, tensor name,
  * chunk), so a layer is the same whatever the layer count or the thread
  * count. Chunks are made in parallel and written in order as
@@ -23,6 +28,7 @@
 #include "base/rng.h"
 #include "formats/hf_config.h"
 #include "formats/st_stream.h"
+#include "kernels/quant.h"
 #include "model/tensor_map.h"
 
 #define NAME_LEN 192
@@ -36,9 +42,17 @@ typedef struct plan {
     st_write_tensor *t; /* [n] */
     char (*names)[NAME_LEN];
     unsigned char *is_norm; /* [n] 1: filled with ones, 2: with zeros */
+    unsigned char *mx;      /* [n] 1: MXFP4 blocks, 2: MXFP4 scales of a fused expert matrix */
     int n, cap;
+    int mxfp4;              /* fused expert matrices as MXFP4 */
     const moe_config *c;
 } plan;
+
+static int64_t numel(const st_write_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->n_dims; d++) n *= t->shape[d];
+    return n;
+}
 
 /* One tensor of the weight-role table's walk: its name, shape and fill. */
 static int plan_add(void *ctx, const tm_entry *e) {
@@ -51,6 +65,12 @@ static int plan_add(void *ctx, const tm_entry *e) {
     t->n_dims = e->rows ? 2 : 1;
     t->shape[0] = e->rows ? e->rows : e->cols;
     t->shape[1] = e->rows ? e->cols : 0;
+    if (e->planes > 1) { /* a fused expert stack */
+        t->n_dims = 3;
+        t->shape[0] = e->planes;
+        t->shape[1] = e->rows;
+        t->shape[2] = e->cols;
+    }
     unsigned f = tm_role_of(e->role)->flags;
     if (f & TMF_MID1) { /* a conv1d weight: [rows][1][cols] */
         t->n_dims = 3;
@@ -60,33 +80,47 @@ static int plan_add(void *ctx, const tm_entry *e) {
     /* a zero-centred norm (norm_offset) is 1 + w: w = 0 */
     int ones = (f & TMF_INIT_ONES) && !tm_norm_offset(p->c, e->role);
     p->is_norm[p->n] = ones ? 1 : f & (TMF_INIT_ONES | TMF_INIT_ZEROS) ? 2 : 0;
+    p->mx[p->n] = 0;
+    if (p->mxfp4 && (e->role == TM_EXP_GATE_UP || e->role == TM_EXP_DOWN_T)) {
+        int64_t R = e->cols, C = e->rows; /* nn.Linear orientation */
+        if (C % QK_MXFP4 || C > CHUNK / 2 || p->n + 1 >= p->cap) return -1;
+        char base[NAME_LEN];
+        memcpy(base, p->names[p->n], NAME_LEN);
+        for (int k = 0; k < 2; k++) {
+            st_write_tensor *x = &p->t[p->n];
+            snprintf(p->names[p->n], NAME_LEN, "%.170s_%s", base, k ? "scales" : "blocks");
+            *x = (st_write_tensor){.name = p->names[p->n], .type = DT_U8, .n_dims = k ? 3 : 4,
+                                   .shape = {e->planes, R, C / QK_MXFP4, QK_MXFP4 / 2}};
+            p->is_norm[p->n] = 0;
+            p->mx[p->n] = (unsigned char)(1 + k);
+            p->n++;
+        }
+        return 0;
+    }
     p->n++;
     return 0;
 }
 
 /* Every tensor of cfg, HF names, in file order. */
-static int plan_build(plan *p, const moe_config *c) {
-    int n = tm_list(c, TM_HF, NULL, NULL, 0);
+static int plan_build(plan *p, const moe_config *c, int mxfp4) {
+    int n = 2 * tm_list(c, TM_HF, NULL, NULL, 0); /* room for MXFP4 pairs */
     p->c = c;
+    p->mxfp4 = mxfp4;
     p->cap = n;
     p->n = 0;
     p->t = calloc((size_t)n, sizeof *p->t);
     p->names = calloc((size_t)n, sizeof *p->names);
     p->is_norm = calloc((size_t)n, 1);
-    if (!p->t || !p->names || !p->is_norm) return -1;
+    p->mx = calloc((size_t)n, 1);
+    if (!p->t || !p->names || !p->is_norm || !p->mx) return -1;
     return tm_walk(c, TM_HF, NULL, plan_add, p) ? -1 : 0;
-}
-
-static int64_t n_elems(const st_write_tensor *t) {
-    int64_t n = 1;
-    for (int d = 0; d < t->n_dims; d++) n *= t->shape[d];
-    return n;
 }
 
 static void plan_free(plan *p) {
     free(p->t);
     free(p->names);
     free(p->is_norm);
+    free(p->mx);
 }
 
 /* ------------------------------------------------------------- the values */
@@ -154,20 +188,72 @@ static void gen_chunks(void *ctx, int64_t i0, int64_t i1, int tid) {
     }
 }
 
+/* Rows [r0, r0 + n) of an MXFP4 pair: row r of the stack is N(0, std) from
+ * the stream (seed, the matrix's name, r), quantized; its blocks or its
+ * scales go out. */
+typedef struct mx_job {
+    const char *base;   /* the fused matrix's name (the pair shares its values) */
+    uint64_t seed;
+    int64_t r0, C;
+    int scales;         /* 0: blocks, 1: scales */
+    float std;
+    unsigned char *out; /* [n] rows of C/32 * (16 or 1) bytes */
+    float *tmp;         /* [threads][CHUNK] */
+} mx_job;
+
+static void gen_mx_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
+    const mx_job *j = ctx;
+    float *v = j->tmp + (size_t)tid * CHUNK;
+    block_mxfp4 *blk = (block_mxfp4 *)(void *)(v + j->C); /* C <= CHUNK / 2 */
+    int64_t nb = j->C / QK_MXFP4;
+    size_t rb = (size_t)nb * (j->scales ? 1 : QK_MXFP4 / 2);
+    for (int64_t i = i0; i < i1; i++) {
+        rng g;
+        rng_seed(&g, j->seed, j->base, j->r0 + i);
+        fill_normal(&g, v, (int)j->C, j->std);
+        quantize_row_mxfp4_ref(v, blk, j->C);
+        unsigned char *o = j->out + (size_t)i * rb;
+        mxfp4_to_hf(blk, j->scales ? NULL : o, j->scales ? o : NULL, nb);
+    }
+}
+
+static int write_mx(st_stream *w, const st_write_tensor *t, int scales, const model_init_opts *o,
+                    unsigned char *buf, size_t cap, float *tmp, int64_t *written, int64_t total,
+                    moe_err *err) {
+    char base[NAME_LEN];
+    snprintf(base, sizeof base, "%.*s", (int)strlen(t->name) - 7, t->name); /* less _blocks */
+    int64_t rows = t->shape[0] * t->shape[1], C = t->shape[2] * QK_MXFP4;
+    size_t rb = (size_t)t->shape[2] * (scales ? 1 : QK_MXFP4 / 2);
+    int64_t per = (int64_t)(cap / rb) > 0 ? (int64_t)(cap / rb) : 1;
+    mx_job job = {base, o->seed, 0, C, scales, o->std, buf, tmp};
+    for (job.r0 = 0; job.r0 < rows; job.r0 += per) {
+        int64_t n = rows - job.r0 < per ? rows - job.r0 : per;
+        pool_for(o->pool, n, 16, gen_mx_rows, &job);
+        if (sts_write(w, buf, (size_t)n * rb, err)) return -1;
+        *written += n * (int64_t)rb;
+        if (o->progress) o->progress(o->user, *written, total);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ writing */
 
 int model_init_random(const moe_config *cfg, const char *dir, const model_init_opts *o,
                       moe_err *err) {
     if (moe_config_validate(cfg, dir, err)) return -1;
     plan p = {0};
-    if (plan_build(&p, cfg)) {
+    if (o->mxfp4_experts && cfg->arch != MOE_ARCH_GPT_OSS)
+        return moe_fail(err, "%s: MXFP4 experts are written for gpt_oss only", dir);
+    if (plan_build(&p, cfg, o->mxfp4_experts)) {
         plan_free(&p);
-        return moe_fail(err, "%s: out of memory planning the tensors", dir);
+        return moe_fail(err, "%s: out of memory planning the tensors (or expert rows that are "
+                        "not whole MXFP4 blocks)", dir);
     }
-    for (int i = 0; i < p.n; i++) p.t[i].type = o->type;
     int64_t total = 0;
-    for (int i = 0; i < p.n; i++)
-        total += n_elems(&p.t[i]) * dtype_size(o->type);
+    for (int i = 0; i < p.n; i++) {
+        if (!p.mx[i]) p.t[i].type = o->type;
+        total += numel(&p.t[i]) * dtype_size(p.t[i].type);
+    }
 
     char cfg_path[4096], st_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
@@ -186,7 +272,13 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
     started = 1;
     int64_t written = 0;
     for (int i = 0; i < p.n; i++) {
-        int64_t n = n_elems(&p.t[i]);
+        if (p.mx[i]) {
+            if (write_mx(&w, &p.t[i], p.mx[i] == 2, o, bytes, (size_t)BATCH * CHUNK * esize, tmp,
+                         &written, total, err))
+                goto done;
+            continue;
+        }
+        int64_t n = numel(&p.t[i]);
         int64_t n_chunks = (n + CHUNK - 1) / CHUNK;
         gen_job job = {p.t[i].name, o->seed, n, 0, p.is_norm[i], o->std, o->type, bytes, tmp};
         for (job.chunk0 = 0; job.chunk0 < n_chunks; job.chunk0 += BATCH) {
@@ -201,7 +293,7 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
     started = 0;
     if (sts_finish(&w, err)) goto done;
     const char *torch = o->type == DT_F32 ? "float32" : o->type == DT_BF16 ? "bfloat16" : "float16";
-    if (hf_config_write(cfg, cfg_path, torch, err)) goto done;
+    if (hf_config_write_q(cfg, cfg_path, torch, o->mxfp4_experts, err)) goto done;
     rc = 0;
 done:
     if (started) sts_abort(&w);
@@ -211,16 +303,22 @@ done:
     return rc;
 }
 
-int64_t model_init_bytes(const moe_config *cfg, dtype type, int64_t *n_params, int *n_tensors) {
+int64_t model_init_bytes(const moe_config *cfg, dtype type, int mxfp4_experts, int64_t *n_params,
+                         int *n_tensors) {
     plan p = {0};
-    if (plan_build(&p, cfg)) {
+    if (plan_build(&p, cfg, mxfp4_experts)) {
         plan_free(&p);
         return -1;
     }
-    int64_t params = 0;
-    for (int i = 0; i < p.n; i++) params += n_elems(&p.t[i]);
+    int64_t params = 0, bytes = 0;
+    for (int i = 0; i < p.n; i++) {
+        int64_t k = numel(&p.t[i]);
+        if (p.mx[i] == 1) params += k * 2; /* two 4-bit values a byte */
+        else if (!p.mx[i]) params += k;
+        bytes += p.mx[i] ? k : k * dtype_size(type);
+    }
     if (n_params) *n_params = params;
     if (n_tensors) *n_tensors = p.n;
     plan_free(&p);
-    return params * dtype_size(type);
+    return bytes;
 }

@@ -18,6 +18,8 @@ typedef struct model_init_opts {
     pool *pool;       /* makes random numbers in parallel (may be NULL) */
     void (*progress)(void *user, int64_t bytes_done, int64_t bytes_total); /* or NULL */
     void *user;
+    int mxfp4_experts; /* 1: gpt_oss's fused expert matrices as MXFP4 blocks and scales
+                          (as the released checkpoints store them) */
 } model_init_opts;
 
 /* DIR/model.safetensors (atomically) and DIR/config.json; DIR must exist. */
@@ -26,6 +28,7 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
 
 /* Bytes the weights take as `type`; parameters and tensors through the
  * pointers (may be NULL). -1 if out of memory. */
-int64_t model_init_bytes(const moe_config *cfg, dtype type, int64_t *n_params, int *n_tensors);
+int64_t model_init_bytes(const moe_config *cfg, dtype type, int mxfp4_experts, int64_t *n_params,
+                         int *n_tensors);
 
 #endif

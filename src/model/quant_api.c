@@ -38,7 +38,7 @@ int moe_quant_plan_new(moe_quant_plan **out, const moe_model *m, const moe_quant
     moe_quant_plan *p = calloc(1, sizeof *p);
     if (!p) return moe_fail(err, "out of memory");
     qz_opts qo = {modes[o->mode], o->type, o->pure, o->high, o->low, o->counts, o->stride,
-                  o->budget};
+                  o->budget, o->experts};
     if (qz_plan_make(&p->p, m, &qo, err)) {
         free(p);
         return -1;

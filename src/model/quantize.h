@@ -39,7 +39,11 @@ typedef struct qz_opts {
     const double *counts;  /* QZ_MIXED: [L][stride] how often each expert was routed */
     int stride;            /* experts per layer in counts (the largest E) */
     int64_t budget;        /* QZ_MIXED: most bytes of tensor data in the file */
+    int experts;           /* QZ_QUANT: routed experts' type; 0: MXFP4 experts kept, the
+                              rest by `type`'s rules; QZ_EXPERTS_KEEP: all as stored */
 } qz_opts;
+
+#define QZ_EXPERTS_KEEP (-1)
 
 /* The type of every tensor of the output file. */
 typedef struct qz_plan {

@@ -5,7 +5,7 @@
  * each tensor converted chunk by chunk into the streaming writer.
  *
  * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
- * olmoe / qwen3next), as the converter does: general.{architecture,type,name,file_type,
+ * olmoe / qwen3next / gpt-oss), as the converter does: general.{architecture,type,name,file_type,
  * quantization_version}; ARCH.{block_count, context_length,
  * embedding_length, feed_forward_length, attention.head_count,
  * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
@@ -14,7 +14,7 @@
  * it); qwen: expert_feed_forward_length, expert_shared_feed_forward_length;
  * llama: vocab_size, rope.dimension_count; qwen3next: the ssm.* sizes,
  * attention.recurrent_layers, full_attention_interval, rope.dimension_count
- * (gen_kvs_qwen3next). Beyond the converter: the keys
+ * (gen_kvs_qwen3next); gpt-oss: gen_kvs_oss. Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
  * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
@@ -90,9 +90,41 @@ static void gen_kvs_qwen3next(kvs *k, const moe_config *c, const char *a) {
     add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)(c->rope_dim ? c->rope_dim : c->head_dim)));
 }
 
-/* Keys for an HF source. */
+/* What a gpt-oss file needs beyond the common keys (model_gguf.c reads them
+ * back): the expert width, the sliding-window pattern when it is not
+ * llama.cpp's default (even layers slide), YaRN's keys, and moe's keys for
+ * what llama.cpp has as constants (SwiGLU limit and alpha, YaRN truncation). */
+static void gen_kvs_oss(kvs *k, const moe_config *c, const moe_layer_config *ml,
+                        unsigned char *swa) {
+    const char *a = tm_gguf_arch(c->arch);
+    add(k, gguf_wu32(akey(k, a, TMK_EXPERT_FF), (uint32_t)ml->expert_dim));
+    int deflt = 1;
+    for (int i = 0; i < c->n_layers; i++) {
+        swa[i] = c->sliding_window > 0 && !c->layer[i].full_attention;
+        deflt &= swa[i] == (i % 2 == 0);
+    }
+    if (c->sliding_window <= 0) /* llama.cpp needs the key; no layer uses it */
+        add(k, gguf_wu32(akey(k, a, TMK_SLIDING_WINDOW), (uint32_t)c->max_pos));
+    if (!deflt)
+        add(k, gguf_warr(akey(k, a, TMK_SWA_PATTERN), GGUF_VT_BOOL, swa, (uint64_t)c->n_layers));
+    if (c->rope_kind == MOE_ROPE_YARN) {
+        add(k, gguf_wstr(akey(k, a, TMK_ROPE_SCALING_TYPE), "yarn"));
+        add(k, gguf_wf32(akey(k, a, TMK_ROPE_SCALING_FACTOR), c->rope_factor));
+        add(k, gguf_wu32(akey(k, a, TMK_ROPE_SCALING_ORIG_CTX), (uint32_t)c->rope_orig_max_pos));
+        add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_BETA_FAST), c->rope_beta_fast));
+        add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_BETA_SLOW), c->rope_beta_slow));
+        float ms = c->rope_factor > 1 ? (float)(0.1 * log(c->rope_factor) + 1.0) : 1.0f;
+        if (c->rope_attn_factor != ms)
+            add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_ATTN_FACTOR), c->rope_attn_factor));
+        if (!c->rope_truncate) add(k, gguf_wbool(akey(k, a, TMK_ROPE_YARN_TRUNCATE), false));
+    }
+    if (ml->act_limit != 7.0f) add(k, gguf_wf32(akey(k, a, TMK_SWIGLU_LIMIT), ml->act_limit));
+    if (ml->act_alpha != 1.702f) add(k, gguf_wf32(akey(k, a, TMK_SWIGLU_ALPHA), ml->act_alpha));
+}
+
+/* Keys for an HF source; swa [L] holds an array value until the file is written. */
 static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name,
-                    const tok_gguf_vocab *vocab) {
+                    const tok_gguf_vocab *vocab, unsigned char *swa) {
     const char *a = tm_gguf_arch(c->arch);
     const moe_layer_config *ml = NULL, *dense = NULL;
     for (int i = 0; i < c->n_layers; i++) {
@@ -115,7 +147,7 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_COUNT), (uint32_t)ml->n_experts));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_USED), (uint32_t)ml->top_k));
     if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE ||
-        c->arch == MOE_ARCH_QWEN3_NEXT) {
+        c->arch == MOE_ARCH_QWEN3_NEXT || c->arch == MOE_ARCH_GPT_OSS) {
         add(k, gguf_wu32(akey(k, a, TMK_KEY_LENGTH), (uint32_t)c->head_dim));
         add(k, gguf_wu32(akey(k, a, TMK_VALUE_LENGTH), (uint32_t)c->head_dim));
     }
@@ -137,6 +169,7 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     if (c->clip_qkv > 0) add(k, gguf_wf32(akey(k, a, TMK_CLAMP_KQV), c->clip_qkv));
     if (c->sliding_window > 0)
         add(k, gguf_wu32(akey(k, a, TMK_SLIDING_WINDOW), (uint32_t)c->sliding_window));
+    if (c->arch == MOE_ARCH_GPT_OSS) gen_kvs_oss(k, c, ml, swa);
     if (vocab) {
         add_vocab(k, vocab);
         return;
@@ -289,6 +322,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
     k.keys = calloc(MAX_GEN_KV, sizeof *k.keys);
     k.cap = cap;
     writer w = {m, p, o, {0}, NULL, NULL, 0, p->bytes, err};
+    unsigned char swa[MOE_MAX_LAYERS];
     int64_t max_cols = 1;
     size_t max_chunk = 1;
     for (int i = 0; i < p->n; i++) {
@@ -309,7 +343,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
         goto done;
     }
     if (m->gguf) copy_kvs(&k, m->gguf, &m->cfg, p->file_type, o->vocab);
-    else gen_kvs(&k, &m->cfg, p->file_type, o->name, o->vocab);
+    else gen_kvs(&k, &m->cfg, p->file_type, o->name, o->vocab, swa);
     for (int i = 0; i < p->n; i++) {
         const tm_entry *e = &p->t[i];
         if (tm_gguf_name(names[i], sizeof names[i], e)) {
@@ -318,10 +352,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
         }
         wt[i].name = names[i];
         wt[i].type = (gguf_type)p->type[i];
-        wt[i].n_dims = e->rows == 0 ? 1 : e->planes > 1 ? 3 : 2;
-        wt[i].ne[0] = e->cols;
-        wt[i].ne[1] = e->rows ? e->rows : 1;
-        wt[i].ne[2] = e->planes;
+        wt[i].n_dims = tm_gguf_dims(e, wt[i].ne);
         wt[i].ne[3] = 1;
     }
     if (gguf_stream_begin(&w.st, path, k.kv, k.n, wt, p->n, err)) goto done;

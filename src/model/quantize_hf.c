@@ -21,6 +21,47 @@
 
 #define HF_NAME 128
 
+/* transformers' fused gpt_oss expert tensors (weights.c has the layout) from
+ * the per-expert weights, as f32: plane p of gate_up_proj [D][2F] (gate at
+ * even, up at odd columns) or down_proj [F][D]; the biases [E][2F], [E][D]
+ * whole (p 0). out holds rows * cols floats of the entry. */
+static int fused_f32(const moe_model *m, const tm_entry *e, int p, float *out, float *row) {
+    const ffn_w *ex = m->layers[e->layer].experts;
+    int64_t F = m->cfg.layer[e->layer].expert_dim, D = m->cfg.dim;
+    switch (e->role) {
+    case TM_EXP_GATE_UP:
+        for (int64_t j = 0; j < F; j++) {
+            mat_row_f32(row, &ex[p].gate, j);
+            for (int64_t d = 0; d < D; d++) out[d * 2 * F + 2 * j] = row[d];
+            mat_row_f32(row, &ex[p].up, j);
+            for (int64_t d = 0; d < D; d++) out[d * 2 * F + 2 * j + 1] = row[d];
+        }
+        return 0;
+    case TM_EXP_DOWN_T:
+        for (int64_t d = 0; d < D; d++) {
+            mat_row_f32(row, &ex[p].down, d);
+            for (int64_t j = 0; j < F; j++) out[j * D + d] = row[j];
+        }
+        return 0;
+    case TM_EXP_GATE_UP_BIAS:
+        for (int64_t x = 0; x < e->rows; x++) {
+            if (!ex[x].bg || !ex[x].bu) return -1;
+            for (int64_t j = 0; j < F; j++) {
+                out[x * 2 * F + 2 * j] = ex[x].bg[j];
+                out[x * 2 * F + 2 * j + 1] = ex[x].bu[j];
+            }
+        }
+        return 0;
+    case TM_EXP_DOWN_BIAS:
+        for (int64_t x = 0; x < e->rows; x++) {
+            if (!ex[x].bd) return -1;
+            memcpy(out + x * D, ex[x].bd, sizeof(float) * (size_t)D);
+        }
+        return 0;
+    default: return -1;
+    }
+}
+
 int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_opts *o,
                 moe_err *err) {
     const moe_config *c = &m->cfg;
@@ -38,14 +79,15 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     char (*names)[HF_NAME] = calloc((size_t)n, sizeof *names);
     int rc = -1;
     void *buf = NULL;
-    float *scratch = NULL, *w0 = NULL; /* w0 [max_cols]: a zero-centred norm as stored */
+    float *scratch = NULL, *w0 = NULL, *fused = NULL, *row = NULL; /* w0 [max_cols]: a
+                                                   zero-centred norm as stored */
     st_stream st;
     if (!t || !wt || !names) {
         moe_fail(err, "out of memory");
         goto done;
     }
     tm_list(c, TM_HF, NULL, t, n);
-    int64_t max_cols = 1, total = 0;
+    int64_t max_cols = 1, total = 0, max_fused = 0;
     for (int i = 0; i < n; i++) {
         if (tm_hf_name(names[i], HF_NAME, c, &t[i])) {
             moe_fail(err, "%s: tensor %d: no transformers name", dir, i);
@@ -61,8 +103,19 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
             wt[i].shape[1] = 1;
             wt[i].shape[2] = t[i].cols;
         }
+        if (t[i].planes > 1) { /* a fused expert stack [E][rows][cols] */
+            wt[i].n_dims = 3;
+            wt[i].shape[0] = t[i].planes;
+            wt[i].shape[1] = t[i].rows;
+            wt[i].shape[2] = t[i].cols;
+        }
         if (t[i].cols > max_cols) max_cols = t[i].cols;
-        total += (t[i].rows ? t[i].rows : 1) * (int64_t)qz_row_bytes(gt, t[i].cols);
+        if (tm_role_of(t[i].role)->flags & TMF_FUSED) {
+            int64_t k = t[i].rows * t[i].cols, r = t[i].rows > t[i].cols ? t[i].rows : t[i].cols;
+            if (k > max_fused) max_fused = k;
+            if (r > max_cols) max_cols = r; /* the row fused_f32 widens */
+        }
+        total += t[i].planes * (t[i].rows ? t[i].rows : 1) * (int64_t)qz_row_bytes(gt, t[i].cols);
     }
     int threads = o && o->pool ? pool_size(o->pool) : 1;
     size_t rb_max = qz_row_bytes(gt, max_cols);
@@ -70,7 +123,11 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     buf = aligned_alloc(64, (per * rb_max + 63) & ~(size_t)63);
     scratch = malloc(sizeof(float) * (size_t)max_cols * (size_t)threads);
     w0 = malloc(sizeof(float) * (size_t)max_cols);
-    if (!buf || !scratch || !w0) {
+    if (max_fused) {
+        fused = malloc(sizeof(float) * (size_t)(max_fused + max_cols));
+        row = fused ? fused + max_fused : NULL;
+    }
+    if (!buf || !scratch || !w0 || (max_fused && !fused)) {
         moe_fail(err, "out of memory");
         goto done;
     }
@@ -81,14 +138,17 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     }
     if (sts_begin(&st, path, wt, n, "{\"format\": \"pt\"}", err)) goto done;
     int64_t done_bytes = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
+    for (int p = 0; p < t[i].planes; p++) {
         mat src;
-        if (tm_source(m, &t[i], 0, &src)) {
+        int64_t rows = t[i].rows ? t[i].rows : 1;
+        int fu = (tm_role_of(t[i].role)->flags & TMF_FUSED) != 0;
+        if (fu ? fused_f32(m, &t[i], p, fused, row) : tm_source(m, &t[i], 0, &src)) {
             moe_fail(err, "%s: the model has no weight for %s", dir, names[i]);
             sts_abort(&st);
             goto done;
         }
-        int64_t rows = t[i].rows ? t[i].rows : 1;
+        if (fu) src = (mat){fused, DT_F32, rows, t[i].cols};
         if (tm_norm_offset(c, t[i].role)) { /* loaded as 1 + w: the file holds w */
             for (int64_t j = 0; j < t[i].cols; j++) w0[j] = ((const float *)src.data)[j] - 1.0f;
             src.data = w0;
@@ -119,6 +179,7 @@ done:
     free(buf);
     free(scratch);
     free(w0);
+    free(fused);
     free(names);
     free(wt);
     free(t);

@@ -23,7 +23,7 @@ int qz_type_from_name(const char *s) {
     static const struct { const char *name; int type; } k[] = {
         {"f32", GGUF_TYPE_F32},   {"f16", GGUF_TYPE_F16},   {"bf16", GGUF_TYPE_BF16},
         {"q4_0", GGUF_TYPE_Q4_0}, {"q8_0", GGUF_TYPE_Q8_0}, {"q4_k", GGUF_TYPE_Q4_K},
-        {"q5_k", GGUF_TYPE_Q5_K}, {"q6_k", GGUF_TYPE_Q6_K},
+        {"q5_k", GGUF_TYPE_Q5_K}, {"q6_k", GGUF_TYPE_Q6_K}, {"mxfp4", GGUF_TYPE_MXFP4},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcasecmp(s, k[i].name)) return k[i].type;
@@ -43,6 +43,7 @@ int qz_file_type(int type, int pure) {
     case GGUF_TYPE_Q5_K: return 17; /* Q5_K_M */
     case GGUF_TYPE_Q6_K: return 18;
     case GGUF_TYPE_BF16: return 32;
+    case GGUF_TYPE_MXFP4: return 38; /* MOSTLY_MXFP4_MOE */
     default: return 0;
     }
 }
@@ -80,6 +81,8 @@ int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, i
      * leaves them */
     if (tm_keep_f32(e->role) || e->rows == 0) return GGUF_TYPE_F32;
     int t = type;
+    /* llama-quantize's MXFP4_MOE: routed experts MXFP4, every other 2-D weight Q8_0 */
+    if (type == GGUF_TYPE_MXFP4 && !pure) t = tm_is_expert(e->role) ? type : GGUF_TYPE_Q8_0;
     if (is_quant(type) && !pure) {
         int K = type == GGUF_TYPE_Q4_K || type == GGUF_TYPE_Q5_K; /* the _M mixtures */
         int e8 = n_expert(c) == 8, L = c->n_layers;
@@ -161,10 +164,16 @@ static int check_gguf_expressible(const moe_config *c, moe_err *err) {
     if (!n_moe)
         return moe_fail(err, "no MoE layer: a dense model has no %s.expert_count to write",
                         tm_gguf_arch(c->arch));
+    if (c->arch == MOE_ARCH_GPT_OSS && c->tied_embeddings)
+        return moe_fail(err, "tied embeddings: llama.cpp's %s needs output.weight",
+                        tm_gguf_arch(c->arch));
     for (int i = 0; i < c->n_layers; i++) {
         const moe_layer_config *lc = &c->layer[i];
         if (!lc->moe) continue;
-        const char *what = lc->score != MOE_SCORE_SOFTMAX          ? "a sigmoid router"
+        /* gpt-oss: top-k of the logits, then softmax (llama.cpp's SOFTMAX_WEIGHT) */
+        moe_score want = c->arch == MOE_ARCH_GPT_OSS ? MOE_SCORE_TOPK_SOFTMAX : MOE_SCORE_SOFTMAX;
+        const char *what = lc->score == MOE_SCORE_SIGMOID          ? "a sigmoid router"
+                           : lc->score != want                     ? "another router score"
                            : lc->select_bias                       ? "a selection bias"
                            : lc->kind == MOE_ROUTE_EXPERT_CHOICE   ? "expert-choice routing"
                            : lc->kind == MOE_ROUTE_HASH            ? "hash routing"
@@ -179,8 +188,9 @@ static int check_gguf_expressible(const moe_config *c, moe_err *err) {
 }
 
 static int64_t tensor_bytes(int type, const tm_entry *e) {
-    int64_t ne[3] = {e->cols, e->rows ? e->rows : 1, e->planes};
-    return gguf_nbytes((gguf_type)type, e->rows ? (e->planes > 1 ? 3 : 2) : 1, ne);
+    int64_t ne[3];
+    int nd = tm_gguf_dims(e, ne);
+    return gguf_nbytes((gguf_type)type, nd, ne);
 }
 
 /* Bytes of one expert (gate, up, down) of layer i at type t (with fallbacks). */
@@ -289,7 +299,19 @@ static int entry_type(const qz_plan *p, const moe_model *m, const tm_entry *e,
         return dtype_to_ggml(w.type);
     }
     case QZ_FLOAT: return o->type;
-    case QZ_QUANT: return qz_tensor_type(c, e, o->type, o->pure, fb);
+    case QZ_QUANT: {
+        mat w;
+        int src = tm_is_expert(e->role) && !tm_source(m, e, 0, &w) ? dtype_to_ggml(w.type) : -1;
+        if (src >= 0 && (o->experts == QZ_EXPERTS_KEEP ||
+                         (o->experts == 0 && src == GGUF_TYPE_MXFP4)))
+            return src; /* kept as they are */
+        if (tm_is_expert(e->role) && o->experts > 0) {
+            int f = qz_fallback(o->experts, e->cols);
+            *fb = f != o->experts;
+            return f;
+        }
+        return qz_tensor_type(c, e, o->type, o->pure, fb);
+    }
     case QZ_MIXED:
         if (tm_is_expert(e->role)) {
             int t = p->expert_type[e->layer * p->stride + (e->expert >= 0 ? e->expert : 0)];
@@ -392,5 +414,9 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
     case QZ_QUANT: p->file_type = qz_file_type(o->type, o->pure); break;
     case QZ_MIXED: p->file_type = qz_file_type(o->low, 0); break;
     }
+    /* float weights around MXFP4 experts: MOSTLY_MXFP4_MOE, as the converter names it */
+    if (o->mode == QZ_KEEP || o->mode == QZ_FLOAT)
+        for (int i = 0; i < p->n; i++)
+            if (p->type[i] == GGUF_TYPE_MXFP4) p->file_type = qz_file_type(GGUF_TYPE_MXFP4, 0);
     return 0;
 }

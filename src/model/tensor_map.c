@@ -23,7 +23,7 @@ static const tm_arch_info k_arch[] = {
     [MOE_ARCH_OLMOE] = {"olmoe", "olmoe", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
                         0, 0, 0, MOE_QKNORM_FULL, 0, NULL, 0, 0},
     [MOE_ARCH_GPT_OSS] = {"gpt-oss", "gpt_oss", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
-                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 1},
+                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 0},
     [MOE_ARCH_QWEN3_NEXT] = {"qwen3next", "qwen3_next", "mlp", NULL,
                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
                              NULL, 0, 0},
@@ -184,9 +184,9 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                          TD_E, TD_D, TW_NOISE, LYR(router_noise)},
     [TM_SEL_BIAS] = {{NULL, NULL, L_ "{M}.gate.e_score_correction_bias", F32V | TMF_INIT_ZEROS},
                      TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
-    [TM_ATTN_SINKS] = {{NULL, NULL, L_ "self_attn.sinks", F32V},
+    [TM_ATTN_SINKS] = {{"blk.%d.attn_sinks.weight", NULL, L_ "self_attn.sinks", F32V},
                        TD_NONE, TD_H, TW_SINKS, LYR(sinks)},
-    [TM_ROUTER_BIAS] = {{NULL, NULL, L_ "{M}.{R}.bias", F32V},
+    [TM_ROUTER_BIAS] = {{"blk.%d.ffn_gate_inp.bias", NULL, L_ "{M}.{R}.bias", F32V},
                         TD_NONE, TD_E, TW_ROUTER_BIAS, LYR(router_b)},
     [TM_EXP_GATE_UP] = {{NULL, NULL, L_ "{M}.experts.gate_up_proj", TMF_EXPERT | TMF_FUSED},
                         TD_D, TD_2FE, TW_MOE, TS_NONE, 0},
@@ -221,8 +221,14 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
     [TM_LIN_A] = {{NULL, NULL, L_ "linear_attn.in_proj_a.weight", 0},
                   TD_LHV, TD_D, TW_LIN_SPLIT, LYR(lin_a)},
     [TM_LIN_SSM_A] = {{"blk.%d.ssm_a", NULL, NULL, F32V}, TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_ssm_a)},
-    [TM_FFN_NORM_POST] = {{"blk.%d.post_attention_norm.weight", NULL, NULL, NORM},
-                          TD_NONE, TD_D, TW_ALWAYS, LYR(ffn_norm)},
+    [TM_POST_NORM] = {{"blk.%d.post_attention_norm.weight", NULL, NULL, NORM},
+                      TD_NONE, TD_D, TW_ALWAYS, LYR(ffn_norm)},
+    [TM_EXP_GATE_B] = {{"blk.%d.ffn_gate_exps.bias", NULL, NULL, F32V | TMF_PLANES},
+                       TD_NONE, TD_FE, TW_EXP_BIAS, EXP(bg)},
+    [TM_EXP_UP_B] = {{"blk.%d.ffn_up_exps.bias", NULL, NULL, F32V | TMF_PLANES},
+                     TD_NONE, TD_FE, TW_EXP_BIAS, EXP(bu)},
+    [TM_EXP_DOWN_B] = {{"blk.%d.ffn_down_exps.bias", NULL, NULL, F32V | TMF_PLANES},
+                       TD_NONE, TD_D, TW_EXP_BIAS, EXP(bd)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
@@ -234,7 +240,7 @@ static const tm_role k_layer_order[] = {
     TM_LIN_B,       TM_LIN_A,       TM_LIN_NORM,     TM_LIN_OUT,
     TM_FFN_NORM,    TM_FFN_GATE,    TM_FFN_UP,
     TM_FFN_DOWN,    TM_ROUTER,      TM_ROUTER_BIAS,  TM_ROUTER_NOISE, TM_SEL_BIAS,
-    TM_EXP_GATE,    TM_SHEXP_GATE,
+    TM_EXP_GATE,    TM_EXP_GATE_B,  TM_EXP_UP_B,     TM_EXP_DOWN_B,  TM_SHEXP_GATE,
     TM_SHEXP_UP,    TM_SHEXP_DOWN,  TM_SHEXP_INP,
 };
 
@@ -244,7 +250,9 @@ static const struct {
     moe_arch arch;
     tm_role role, as;
 } k_gguf_alias[] = {
-    {MOE_ARCH_QWEN3_NEXT, TM_FFN_NORM, TM_FFN_NORM_POST},
+    {MOE_ARCH_GPT_OSS, TM_FFN_NORM, TM_POST_NORM}, /* blk.N.post_attention_norm */
+    {MOE_ARCH_QWEN3_NEXT, TM_FFN_NORM, TM_POST_NORM},
+    {MOE_ARCH_QWEN3_5_MOE, TM_FFN_NORM, TM_POST_NORM},
 };
 
 static tm_role gguf_alias(const moe_config *c, tm_role r) {
@@ -389,6 +397,7 @@ static int has_name(tm_format f, tm_role r) {
 static int walk_role(const moe_config *c, tm_format f, int split, int layer,
                      const moe_layer_config *lc, tm_role r,
                      int (*fn)(void *, const tm_entry *), void *ctx) {
+    const tm_arch_info *ai = tm_arch_of(c->arch);
     if (f == TM_GGUF) r = gguf_alias(c, r);
     const role_row *rr = &k_roles[r];
     if (!has_name(f, r) || !present(rr->when, c, lc)) return 0;
@@ -398,12 +407,12 @@ static int walk_role(const moe_config *c, tm_format f, int split, int layer,
     if ((r == TM_LIN_QKV || r == TM_LIN_Z) && f == TM_HF && !tm_lin_split(c)) return 0;
     int rc;
     if (r != TM_EXP_GATE) {
-        tm_entry e = {r, layer, -1, 1, dim_of(rr->rows, c, lc), dim_of(rr->cols, c, lc)};
+        int planes = (rr->info.flags & TMF_PLANES) && lc ? lc->n_experts : 1;
+        tm_entry e = {r, layer, -1, planes, dim_of(rr->rows, c, lc), dim_of(rr->cols, c, lc)};
         return fn(ctx, &e);
     }
     /* the routed experts: gate, up, down stacked, or expert by expert */
     int E = lc->n_experts;
-    const tm_arch_info *ai = tm_arch_of(c->arch);
     if (f == TM_HF && ai && ai->hf_fused) { /* transformers' fused stacked tensors */
         static const tm_role fused[] = {TM_EXP_GATE_UP, TM_EXP_GATE_UP_BIAS, TM_EXP_DOWN_T,
                                         TM_EXP_DOWN_BIAS};
@@ -499,14 +508,26 @@ mat *tm_slot_mat(moe_model *m, const tm_entry *e, int p) {
     return tm_is_vector(e->role) ? NULL : slot(m, e, p);
 }
 
-const float **tm_slot_vec(moe_model *m, const tm_entry *e) {
-    return tm_is_vector(e->role) ? slot(m, e, 0) : NULL;
+const float **tm_slot_vec(moe_model *m, const tm_entry *e, int p) {
+    return tm_is_vector(e->role) ? slot(m, e, p) : NULL;
+}
+
+int tm_gguf_dims(const tm_entry *e, int64_t ne[3]) {
+    ne[0] = e->cols;
+    ne[1] = e->rows ? e->rows : 1;
+    ne[2] = e->planes;
+    if (tm_role_of(e->role)->flags & TMF_PLANES) {
+        ne[1] = e->planes;
+        ne[2] = 1;
+        return 2;
+    }
+    return e->rows == 0 ? 1 : e->planes > 1 ? 3 : 2;
 }
 
 int tm_source(const moe_model *m, const tm_entry *e, int p, mat *out) {
     moe_model *mm = (moe_model *)m; /* slot() is shared with the loader; nothing is written */
     if (tm_is_vector(e->role)) {
-        const float **v = tm_slot_vec(mm, e);
+        const float **v = tm_slot_vec(mm, e, p);
         if (!v || !*v) return -1;
         *out = (mat){*v, DT_F32, 1, e->cols};
         return 0;

@@ -20,6 +20,8 @@
  *                                         layout; moe writes it for layers whose
  *                                         experts have different types)
  *   blk.N.ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp   shared expert and its gate
+ *   gpt-oss: blk.N.attn_sinks, blk.N.post_attention_norm (its FFN norm),
+ *   blk.N.ffn_gate_inp.bias, blk.N.ffn_{gate,up,down}_exps.bias ([E][n])
  * all with ".weight" (or ".bias").
  * qwen3next (llama.cpp's Qwen3-Next files): blk.N.post_attention_norm for
  * ffn_norm; Gated DeltaNet layers blk.N.attn_qkv, attn_gate, ssm_ba,
@@ -97,7 +99,13 @@ typedef enum tm_role {
     TM_LIN_B,       /* [Hv][D] in_proj_b */
     TM_LIN_A,       /* [Hv][D] in_proj_a */
     TM_LIN_SSM_A,   /* [Hv] ssm_a = -exp(A_log) */
-    TM_FFN_NORM_POST, /* [D] ffn_norm under qwen3next's GGUF name post_attention_norm */
+    /* GGUF files (llama.cpp's gpt-oss, qwen3next, qwen35moe): the FFN norm
+     * under another name, and gpt-oss's expert biases stacked one [E][n]
+     * tensor per role: */
+    TM_POST_NORM,   /* [D] blk.N.post_attention_norm (the slot of TM_FFN_NORM) */
+    TM_EXP_GATE_B,  /* [E][F] blk.N.ffn_gate_exps.bias */
+    TM_EXP_UP_B,    /* [E][F] blk.N.ffn_up_exps.bias */
+    TM_EXP_DOWN_B,  /* [E][D] blk.N.ffn_down_exps.bias */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -116,6 +124,7 @@ enum {
     TMF_INIT_ZEROS = 16,/* ... with 0 (noise projection, selection bias) */
     TMF_FUSED = 32,     /* a fused expert tensor (TM_EXP_GATE_UP ...): no slot */
     TMF_MID1 = 64,      /* also stored as [rows][1][cols] (a conv1d weight) */
+    TMF_PLANES = 128,   /* a vector per routed expert, stacked [E][cols] (2-D) */
 };
 
 /* What the table says about a role (tm_role_info()). */
@@ -187,6 +196,19 @@ int tm_arch_from_gguf(const char *name);
 #define TMK_EXPERT_SHARED_FF "expert_shared_feed_forward_length"
 #define TMK_EXPERT_WEIGHTS_NORM "expert_weights_norm"
 #define TMK_VOCAB_SIZE "vocab_size"
+#define TMK_SWA_PATTERN "attention.sliding_window_pattern"
+#define TMK_ROPE_FREQ_BASE_SWA "rope.freq_base_swa"
+#define TMK_ROPE_SCALING_TYPE "rope.scaling.type"
+#define TMK_ROPE_SCALING_FACTOR "rope.scaling.factor"
+#define TMK_ROPE_SCALING_ATTN_FACTOR "rope.scaling.attn_factor"
+#define TMK_ROPE_SCALING_ORIG_CTX "rope.scaling.original_context_length"
+#define TMK_ROPE_YARN_ATTN_FACTOR "rope.scaling.yarn_attn_factor"
+#define TMK_ROPE_YARN_BETA_FAST "rope.scaling.yarn_beta_fast"
+#define TMK_ROPE_YARN_BETA_SLOW "rope.scaling.yarn_beta_slow"
+#define TMK_SWIGLU_LIMIT "swiglu_clamp_exp" /* llama.cpp's name; its gpt-oss graph uses 7.0 */
+/* moe's own keys (llama.cpp has no field; it computes with the default): */
+#define TMK_ROPE_YARN_TRUNCATE "rope.scaling.yarn_truncate" /* bool, default true */
+#define TMK_SWIGLU_ALPHA "swiglu_alpha"                     /* default 1.702 */
 #define TMK_BOS_ID "tokenizer.ggml.bos_token_id"
 #define TMK_EOS_ID "tokenizer.ggml.eos_token_id"
 
@@ -229,10 +251,10 @@ int tm_list(const moe_config *c, tm_format f, const unsigned char *split_layer, 
 /* ------------------------------------------------------- in the model */
 
 /* Where e lives in a loaded model: its matrix (plane p of a stacked
- * entry), or its vector; exactly one of the two is non-NULL, both NULL if
+ * entry), or its vector (plane p of a TMF_PLANES entry); exactly one of the two is non-NULL, both NULL if
  * the model has no room for it (experts table not set up). */
 mat *tm_slot_mat(struct moe_model *m, const tm_entry *e, int p);
-const float **tm_slot_vec(struct moe_model *m, const tm_entry *e);
+const float **tm_slot_vec(struct moe_model *m, const tm_entry *e, int p);
 
 /* The weight behind e (plane p of a stacked tensor) in a loaded model, as
  * a matrix; vectors come as a [1][n] F32 matrix. -1 if the model has no
@@ -252,7 +274,10 @@ int tm_lin_split(const moe_config *c);
  * loaded weight is 1 + the stored one. */
 int tm_norm_offset(const moe_config *c, tm_role r);
 
-/* Whether a role is a 1-D tensor. */
+/* GGUF dimensions of e (ne[0] the row length): its n_dims. */
+int tm_gguf_dims(const tm_entry *e, int64_t ne[3]);
+
+/* Whether a role is a 1-D tensor (per plane, for TMF_PLANES). */
 int tm_is_vector(tm_role r);
 /* Whether a role is a routed expert weight. */
 static inline int tm_is_expert(tm_role r) { return (tm_role_of(r)->flags & TMF_EXPERT) != 0; }

@@ -73,9 +73,10 @@ static const char *shape_str(char *buf, size_t n, const int64_t *shape, int nd) 
  * [1][n] matrix may be stored 1-D and a vector as [1][n]. */
 static int shape_ok(const tm_entry *e, const wt_tensor *t, int64_t want[3], int *nd) {
     int stacked = tm_is_expert(e->role) && e->expert < 0;
-    *nd = stacked ? 3 : e->rows ? 2 : 1;
+    int planes = (tm_role_of(e->role)->flags & TMF_PLANES) != 0; /* [E][cols] */
+    *nd = stacked ? 3 : e->rows || planes ? 2 : 1;
     want[0] = stacked ? e->planes : 1;
-    want[1] = e->rows ? e->rows : 1;
+    want[1] = planes ? e->planes : e->rows ? e->rows : 1;
     want[2] = e->cols;
     if (t->n_dims < 1 || t->n_dims > 3) return 0;
     if ((tm_role_of(e->role)->flags & TMF_MID1) && t->n_dims == 3) /* conv1d [rows][1][cols] */
@@ -197,7 +198,7 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     int64_t rows = e->rows ? e->rows : 1, params = e->planes * rows * e->cols;
     int64_t bytes = e->planes * rows * (int64_t)rb;
     if (!e->rows && (t->type != DT_F32 || offset_norm(W, e->role)))
-        W->own += round64((size_t)e->cols * sizeof(float));
+        W->own += round64((size_t)(e->planes * e->cols) * sizeof(float));
     if (permuted(W, e)) W->own += round64((size_t)bytes);
     int fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
     if (fused && tm_is_expert(e->role)) W->own += round64((size_t)bytes); /* re-laid copy */
@@ -207,8 +208,8 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     W->params += params;
     W->bytes += bytes;
     if (e->role == TM_EMBED && !c->tied_embeddings) W->embed_bytes = bytes;
-    if (tm_is_expert(e->role) || fused) {
-        W->exp_params[e->layer] += params;
+    if (tm_is_expert(e->role) || fused || (tm_role_of(e->role)->flags & TMF_PLANES)) {
+        W->exp_params[e->layer] += params; /* expert biases too, as from HF */
         W->exp_bytes[e->layer] += bytes;
     }
     int g = dtype_to_ggml(t->type);
@@ -339,21 +340,27 @@ static int place_mxfp4(wload *W, const tm_entry *e, const wt_tensor *bl, const w
 static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor *t, size_t rb) {
     moe_model *m = W->m;
     if (tm_role_of(e->role)->flags & TMF_FUSED) return place_fused(W, e, t);
-    if (!e->rows) { /* a vector, as f32: in place if stored so (training updates it there) */
-        const float **v = tm_slot_vec(m, e);
-        if (!v) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
+    if (!e->rows) { /* vectors (one per plane), as f32: in place if stored so (training
+                       updates them there) */
         int offset = offset_norm(W, e->role);
-        if (t->type == DT_F32 && !offset) {
-            *v = t->data;
-            return 0;
+        float *dst = NULL;
+        if (t->type != DT_F32 || offset) {
+            dst = own_take(W, (size_t)(e->planes * e->cols) * sizeof(float));
+            if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
         }
-        float *dst = own_take(W, (size_t)e->cols * sizeof(float));
-        if (!dst) return moe_fail(W->err, "%s: internal: owned copies overran", W->src->path);
-        mat row = {t->data, t->type, 1, e->cols};
-        mat_row_f32(dst, &row, 0);
-        if (offset)
-            for (int64_t i = 0; i < e->cols; i++) dst[i] = 1.0f + dst[i];
-        *v = dst;
+        for (int p = 0; p < e->planes; p++) {
+            const float **v = tm_slot_vec(m, e, p);
+            if (!v) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
+            if (!dst) {
+                *v = (const float *)t->data + (size_t)p * (size_t)e->cols;
+                continue;
+            }
+            float *row = dst + (size_t)p * (size_t)e->cols;
+            mat_row_f32(row, &(mat){t->data, t->type, e->planes, e->cols}, p);
+            if (offset)
+                for (int64_t i = 0; i < e->cols; i++) row[i] = 1.0f + row[i];
+            *v = row;
+        }
         return 0;
     }
     const char *data = t->data;
@@ -419,9 +426,10 @@ int weights_load(moe_model *m, const wt_source *src, moe_err *err) {
     if (moe_config_validate(c, src->path, err)) return -1;
     const tm_arch_info *ai = tm_arch_of(c->arch);
     for (int i = 0; i < c->n_layers; i++)
-        if (c->layer[i].moe && c->layer[i].expert_bias && !(src->format == TM_HF && ai && ai->hf_fused))
+        if (c->layer[i].moe && c->layer[i].expert_bias && src->format == TM_HF &&
+            !(ai && ai->hf_fused))
             return moe_fail(err, "%s: layer %d: expert biases load only from transformers' fused "
-                            "expert tensors (gpt_oss)", src->path, i);
+                            "expert tensors or GGUF files (gpt_oss)", src->path, i);
     wload *W = calloc(1, sizeof *W);
     if (!W) return moe_fail(err, "out of memory");
     *W = (wload){.m = m, .src = src, .err = err};

@@ -173,7 +173,7 @@ close_f32 "$T/l70_3.bin" "$T/l3.bin" 1e-5 && ok || bad "logits: prefix rows diff
 cmp -s "$T/l3.bin" "$T/l.bin" && ok || bad "logits: two runs of the same ids differ"
 expect_fail "logits id >= vocab" "token id 512 at position 1 is out of range \[0, 512\)" "$MOE" logits "$M" --ids 1,512
 
-for p in tiny-olmoe tiny-qwen3 tiny-qwen2; do
+for p in tiny-olmoe tiny-qwen3 tiny-qwen2 tiny-gpt-oss; do
   expect_ok "init $p" "$MOE" init --preset $p "$T/$p"
   expect_ok "logits $p" "$MOE" logits "$T/$p" --ids 1,2,3,4 -o "$T/$p.bin"
   [ "$(size_of "$T/$p.bin")" -eq $((4 * V * 4)) ] && ok || bad "logits $p: size"
@@ -196,6 +196,24 @@ grep -q '"rope_theta":.*10000000.0' "$T/qwen3-next-80b-a3b/config.json" && ok ||
 grep -q '"architectures":.*"Qwen3_5MoeForCausalLM"' "$T/qwen3.5-35b-a3b/config.json" && ok || bad "init qwen3.5: class"
 rm -rf "$T/qwen3-next-80b-a3b" "$T/qwen3.5-35b-a3b"
 
+# gpt-oss: MXFP4 experts by default (blocks + scales, quantization_config), float on request;
+# the real presets' sizes are the released models' (20.91 B and 116.83 B parameters)
+expect_ok "info tiny-gpt-oss" "$MOE" info "$T/tiny-gpt-oss"
+out_has "tiny-gpt-oss: mxfp4 experts" "^dtypes +bf16 \([0-9]+\), mxfp4 \(4\)"
+grep -Eq '"quant_method":[[:space:]]*"mxfp4"' "$T/tiny-gpt-oss/config.json" && ok || bad "tiny-gpt-oss: no quantization_config"
+expect_ok "init tiny-gpt-oss --expert-type float" "$MOE" init --preset tiny-gpt-oss --expert-type float --layers 3 "$T/oss-float"
+expect_ok "info oss-float" "$MOE" info "$T/oss-float"
+out_has "oss-float: float experts, 3 layers" "^dtypes +bf16 \([0-9]+\)$"
+expect_ok "logits oss-float" "$MOE" logits "$T/oss-float" --ids 1,2,3 -o "$T/oss-float.bin"
+expect_ok "init gpt-oss-20b --dry-run" "$MOE" init --preset gpt-oss-20b --dry-run "$T/oss20"
+out_has "gpt-oss-20b size" "24 layers, 459 tensors, 20.91 B parameters, 12.82 GiB bf16 \(experts mxfp4\)"
+[ ! -e "$T/oss20" ] && ok || bad "--dry-run wrote $T/oss20"
+expect_ok "init gpt-oss-120b --dry-run" "$MOE" init --preset gpt-oss-120b --dry-run "$T/oss120"
+out_has "gpt-oss-120b size" "36 layers, 687 tensors, 116.83 B parameters"
+expect_ok "init gpt-oss-20b --layers 2 --dry-run" "$MOE" init --preset gpt-oss-20b --layers 2 --dry-run "$T/oss20"
+out_has "gpt-oss-20b 2 layers" "2 layers, 41 tensors"
+expect_fail "init --expert-type on a non-gpt-oss preset" "only gpt-oss presets" "$MOE" init --preset tiny --expert-type mxfp4 "$T/x"
+expect_fail "init --expert-type bogus" "--expert-type: 'q4'" "$MOE" init --preset tiny-gpt-oss --expert-type q4 "$T/x"
 for d in f32 f16; do
   expect_ok "init --dtype $d" "$MOE" init --preset tiny --dtype $d "$T/tiny-$d"
   expect_ok "info $d" "$MOE" info "$T/tiny-$d"

@@ -53,7 +53,7 @@ out_has "quantize help usage" "^usage: moe quantize IN OUT.gguf --type"
 out_has "quantize help: QUANT.md" "docs/QUANT.md"
 
 # ------------------------------------------------- HF <-> GGUF round trips
-for f in mixtral qwen2_moe qwen3_moe olmoe; do
+for f in mixtral qwen2_moe qwen3_moe olmoe gpt_oss; do
   expect_ok "convert $f -> gguf" "$MOE" convert "$FIX/models/${f}_base" "$T/$f.gguf"
   out_has "convert $f: summary" "^wrote .*$f.gguf: [0-9]+ tensors"
   same_logits "$f: HF vs GGUF F32" "$FIX/models/${f}_base" "$T/$f.gguf"
@@ -65,6 +65,18 @@ for f in mixtral qwen2_moe qwen3_moe olmoe; do
 done
 [ -f "$T/olmoe-hf/config.json" ] && grep -Eq '"model_type":[[:space:]]*"olmoe"' "$T/olmoe-hf/config.json" && ok ||
   bad "gguf -> hf: config.json missing or not olmoe"
+# gpt-oss MXFP4 experts: kept by convert and by quantize unless --experts asks
+expect_ok "convert gpt_oss mxfp4 -> gguf" "$MOE" convert "$FIX/models/gpt_oss_mxfp4" "$T/oss4.gguf"
+out_has "convert gpt_oss mxfp4: experts stay MXFP4" "MXFP4 \(6\), F32"
+same_logits "gpt_oss mxfp4: HF vs GGUF" "$FIX/models/gpt_oss_mxfp4" "$T/oss4.gguf"
+expect_ok "quantize gpt_oss q8_0" "$MOE" quantize "$T/oss4.gguf" "$T/oss-q8.gguf" --type q8_0
+out_has "quantize gpt_oss q8_0: MXFP4 experts kept" "MXFP4 \(6\), Q8_0"
+expect_ok "quantize gpt_oss --experts q8_0" "$MOE" quantize "$T/oss4.gguf" "$T/oss-q8e.gguf" --type q8_0 --experts q8_0
+out_has "quantize gpt_oss --experts q8_0: no MXFP4" "Q8_0 \(16\), F32"
+expect_ok "quantize gpt_oss float experts -> mxfp4" "$MOE" quantize "$T/gpt_oss-hf" "$T/oss-mx.gguf" --type mxfp4
+out_has "quantize --type mxfp4" "MXFP4 \([0-9]+\), Q8_0"
+expect_fail "quantize --experts bogus" 2 "--experts: 'q3' is not one of" "$MOE" quantize "$T/oss4.gguf" "$T/x.gguf" --type q8_0 --experts q3
+expect_fail "quantize --experts with mixed" 2 "--experts does not go with --type mixed" "$MOE" quantize "$T/oss4.gguf" "$T/x.gguf" --type mixed --experts q8_0 --route-stats "$T/none.json"
 expect_ok "convert --type bf16" "$MOE" convert "$FIX/models/qwen3_moe_base" "$T/q3-bf16.gguf" --type bf16
 out_has "bf16 file" "BF16 \([0-9]+\), F32"
 expect_ok "info bf16 gguf" "$MOE" info "$T/q3-bf16.gguf"
