@@ -50,4 +50,10 @@ conv qwen2_moe_base q8_0 qwen2_moe_q8_0.gguf
 # qwen3_next_legacy has a dense layer, which llama.cpp's qwen3next has no tensors for
 conv qwen3_next_base f32 qwen3_next_f32.gguf --no-mtp
 conv qwen3_next_base q8_0 qwen3_next_q8_0.gguf --no-mtp
+# Qwen3.5-MoE (qwen35moe): the converter tiles the value heads over the key heads;
+# qwen3_5_moe_vl has 2 key heads / 4 value heads, so its files show the reorder
+# (qwen3_5_moe_text has one value head per key head: nothing to reorder)
+conv qwen3_5_moe_vl f32 qwen3_5_moe_f32.gguf --no-mtp
+conv qwen3_5_moe_vl q8_0 qwen3_5_moe_q8_0.gguf --no-mtp
+conv qwen3_5_moe_text f32 qwen3_5_moe_text_f32.gguf --no-mtp
 ls -l "$OUT"
