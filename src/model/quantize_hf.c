@@ -88,7 +88,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
         goto done;
     }
     tm_list(c, TM_HF, NULL, t, n);
-    int64_t max_cols = 1, total = 0;
+    int64_t max_cols = 1, max_len = 1, total = 0; /* max_len: of map[], rows or columns */
     for (int i = 0; i < n; i++) {
         if (tm_hf_name(names[i], HF_NAME, c, &t[i])) {
             moe_fail(err, "%s: tensor %d: no transformers name", dir, i);
@@ -105,7 +105,7 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
             wt[i].shape[2] = t[i].cols;
         }
         if (t[i].cols > max_cols) max_cols = t[i].cols;
-        if (t[i].rows > max_cols) max_cols = t[i].rows; /* map[] covers rows too */
+        if (t[i].rows > max_len) max_len = t[i].rows;
         total += (t[i].rows ? t[i].rows : 1) * (int64_t)qz_row_bytes(gt, t[i].cols);
     }
     int threads = o && o->pool ? pool_size(o->pool) : 1;
@@ -114,7 +114,8 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     buf = aligned_alloc(64, (per * rb_max + 63) & ~(size_t)63);
     scratch = malloc(sizeof(float) * 2 * (size_t)max_cols * (size_t)threads);
     w0 = malloc(sizeof(float) * (size_t)max_cols);
-    map = malloc(sizeof(int64_t) * (size_t)max_cols);
+    if (max_cols > max_len) max_len = max_cols;
+    map = malloc(sizeof(int64_t) * (size_t)max_len);
     runs = malloc(sizeof(hf_run) * (size_t)(4 * c->lin_k_heads + 1));
     if (!buf || !scratch || !w0 || !map || !runs) {
         moe_fail(err, "out of memory");
