@@ -25,8 +25,8 @@
 
 #define HF_NAME 128
 
-/* One run of output rows [o0, o0 + n) taken from src's rows from r0 on
- * (the maps of qz_rows apply to it). */
+/* The next n output rows of a tensor, taken from src's rows r0 .. r0 + n
+ * (through the row map when there is one). */
 typedef struct hf_run {
     const mat *src;
     int64_t r0, n;
