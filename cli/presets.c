@@ -160,6 +160,8 @@ static void qwen3_5_35b_a3b(moe_config *c) {
     c->n_layers = 40;
     c->max_pos = 262144;      /* as released (transformers' class default: 32768) */
     c->rope_theta = 1.0e7f;   /* as released (class default: 10000) */
+    c->rope_sections[0] = c->rope_sections[1] = 11; /* mrope_section [11, 11, 10] */
+    c->rope_sections[2] = 10;
     all_layers(c, 512, 256, 8, 512, 1);
     shared_expert(c, 512);
     qwen3_linear_layers(c);

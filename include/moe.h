@@ -137,6 +137,12 @@ typedef struct moe_config {
     int lin_k_dim;        /* Dk: key head size */
     int lin_v_dim;        /* Dv: value head size */
     int lin_conv;         /* Kc: causal depthwise conv1d kernel (linear_conv_kernel_dim) */
+    int lin_v_tiled;      /* 1: value heads tiled over the key heads, value head h
+                             reads key head h % Hk (llama.cpp's qwen35moe files); 0:
+                             grouped by key head, h / (Hv / Hk) (transformers) */
+    int rope_sections[4]; /* multimodal RoPE sections (qwen3_5_moe mrope_section,
+                             GGUF rope.dimension_sections); text positions make
+                             them no-ops: kept to write files back; all 0 = none */
     int vision_tower;     /* 1: the checkpoint also holds a vision tower (qwen3_5_moe
                              vision_config, model.visual.*); only its text model is loaded */
     moe_layer_config layer[MOE_MAX_LAYERS];

@@ -103,61 +103,18 @@ TEST(gguf_qwen3_next_q8_0) {
 
 /* ------------------------------------------------------------ bad files */
 
-/* One change to the F32 fixture. */
-typedef struct edit {
-    const char *skip_tensor;   /* left out */
-    const char *shape_tensor;  /* given ne[0] = ne0 (the data kept, fewer bytes read) */
-    int64_t ne0;
-    const char *skip_key;      /* left out */
-    gguf_wkv over;             /* replaces (or adds) a key when over.key is set */
-} edit;
+typedef test_gguf_edit edit;
 
 static int rewrite(const char *dst, const edit *ed) {
     char src[512];
     fixture(src, sizeof src, "gguf_models", "qwen3_next_f32.gguf");
-    gguf_file g;
-    moe_err err;
-    if (gguf_open(&g, src, &err)) return -1;
-    gguf_wkv *kv = calloc((size_t)g.n_kv + 1, sizeof *kv);
-    gguf_wtensor *t = calloc((size_t)g.n_tensors + 1, sizeof *t);
-    int nk = 0, nt = 0;
-    for (int i = 0; kv && t && i < g.n_kv; i++) {
-        const gguf_kv *k = &g.kvs[i];
-        if ((ed->skip_key && !strcmp(k->key, ed->skip_key)) ||
-            (ed->over.key && !strcmp(k->key, ed->over.key)))
-            continue;
-        gguf_wkv w = {.key = k->key, .type = k->type, .arr_type = k->arr_type, .n = k->n};
-        if (k->type == GGUF_VT_STR) w.str = k->strs[0], w.lens = k->lens;
-        else if (k->type == GGUF_VT_ARR) w.arr = k->raw; /* the fixture's arrays are scalar */
-        else memcpy(&w.v, k->raw, (size_t)gguf_vtype_size(k->type));
-        kv[nk++] = w;
-    }
-    if (kv && ed->over.key) kv[nk++] = ed->over;
-    for (int i = 0; kv && t && i < g.n_tensors; i++) {
-        const gguf_tensor *s = &g.tensors[i];
-        if (ed->skip_tensor && !strcmp(s->name, ed->skip_tensor)) continue;
-        t[nt] = (gguf_wtensor){s->name, s->type, s->n_dims, {0}, s->data};
-        memcpy(t[nt].ne, s->ne, sizeof s->ne);
-        if (ed->shape_tensor && !strcmp(s->name, ed->shape_tensor)) t[nt].ne[0] = ed->ne0;
-        nt++;
-    }
-    int r = kv && t ? gguf_write(dst, kv, nk, t, nt, &err) : -1;
-    free(kv);
-    free(t);
-    gguf_close(&g);
-    return r;
+    return test_gguf_rewrite(src, dst, ed);
 }
 
 static void expect_fail(const char *name, const edit *ed, const char *want) {
-    char dst[600];
-    snprintf(dst, sizeof dst, "%s/%s.gguf", test_tmpdir(), name);
-    CHECK_MSG(rewrite(dst, ed) == 0, "%s: rewrite failed", name);
-    moe_model *m = NULL;
-    moe_err err = {{0}};
-    int r = moe_model_load(&m, dst, &err);
-    CHECK_MSG(r == -1 && m == NULL, "%s loaded", name);
-    CHECK_MSG(strstr(err.msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", name, err.msg, want);
-    moe_model_free(m);
+    char src[512];
+    fixture(src, sizeof src, "gguf_models", "qwen3_next_f32.gguf");
+    test_gguf_expect_fail(src, name, ed, want);
 }
 
 TEST(gguf_qwen3_next_bad_files) {

@@ -100,6 +100,8 @@ TEST(qwen3_5_moe_config_fields) {
     CHECK(!g_cfg.layer[0].linear_attn && g_cfg.layer[1].linear_attn && !g_cfg.layer[2].linear_attn);
     CHECK_EQ_INT(g_cfg.rope_dim, 8);
     CHECK(g_cfg.rope_theta == 1e7f);
+    CHECK(g_cfg.rope_sections[0] == 2 && g_cfg.rope_sections[1] == 1 &&
+          g_cfg.rope_sections[2] == 1 && g_cfg.rope_sections[3] == 0); /* kept for GGUF */
     /* the older spelling inside text_config */
     CHECK_MSG(parse("{\"model_type\": \"qwen3_5_moe\", \"text_config\": {\"head_dim\": 32,"
                     " \"num_hidden_layers\": 8, \"rope_theta\": 1000, \"partial_rotary_factor\": 0.5,"
@@ -108,10 +110,17 @@ TEST(qwen3_5_moe_config_fields) {
               "%s", err.msg);
     CHECK(g_cfg.rope_theta == 1000.0f);
     CHECK_EQ_INT(g_cfg.rope_dim, 16);
+    CHECK(g_cfg.rope_sections[0] == 4 && g_cfg.rope_sections[1] == 4 && g_cfg.rope_sections[2] == 0);
     for (int i = 0; i < 8; i++) CHECK_EQ_INT(g_cfg.layer[i].linear_attn, i % 2 == 0);
 }
 
 TEST(qwen3_5_moe_config_refusals) {
+    PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"rope_parameters\": {\"mrope_section\": 3}}",
+              "rope_parameters.mrope_section: expected 1 to 4 integers");
+    PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"rope_parameters\": {\"mrope_section\":"
+              " [1, 2, 3, 4, 5]}}", "expected 1 to 4 integers");
+    PARSE_BAD("{\"model_type\": \"qwen3_5_moe_text\", \"rope_scaling\": {\"rope_type\": \"default\","
+              " \"mrope_section\": [2, -1, 1]}}", "rope_scaling.mrope_section[1]: not an integer");
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe\"}", "missing field text_config");
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe\", \"text_config\": [1]}", "field text_config");
     PARSE_BAD("{\"model_type\": \"qwen3_5_moe\", \"text_config\": {\"model_type\": \"qwen3_next\"}}",

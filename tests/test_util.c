@@ -99,3 +99,50 @@ void test_write_shard(const char *path, const uint32_t *ids, uint64_t n, int dty
     if (f) fclose(f);
     free(b);
 }
+
+int test_gguf_rewrite(const char *src, const char *dst, const test_gguf_edit *ed) {
+    gguf_file g;
+    moe_err err;
+    if (gguf_open(&g, src, &err)) return -1;
+    gguf_wkv *kv = calloc((size_t)g.n_kv + 1, sizeof *kv);
+    gguf_wtensor *t = calloc((size_t)g.n_tensors + 1, sizeof *t);
+    int nk = 0, nt = 0;
+    for (int i = 0; kv && t && i < g.n_kv; i++) {
+        const gguf_kv *k = &g.kvs[i];
+        if ((ed->skip_key && !strcmp(k->key, ed->skip_key)) ||
+            (ed->over.key && !strcmp(k->key, ed->over.key)))
+            continue;
+        gguf_wkv w = {.key = k->key, .type = k->type, .arr_type = k->arr_type, .n = k->n};
+        if (k->type == GGUF_VT_STR) w.str = k->strs[0], w.lens = k->lens;
+        else if (k->type == GGUF_VT_ARR) w.arr = k->raw; /* the fixtures' arrays are scalar */
+        else memcpy(&w.v, k->raw, (size_t)gguf_vtype_size(k->type));
+        kv[nk++] = w;
+    }
+    if (kv && ed->over.key) kv[nk++] = ed->over;
+    for (int i = 0; kv && t && i < g.n_tensors; i++) {
+        const gguf_tensor *s = &g.tensors[i];
+        if (ed->skip_tensor && !strcmp(s->name, ed->skip_tensor)) continue;
+        t[nt] = (gguf_wtensor){s->name, s->type, s->n_dims, {0}, s->data};
+        memcpy(t[nt].ne, s->ne, sizeof s->ne);
+        if (ed->shape_tensor && !strcmp(s->name, ed->shape_tensor)) t[nt].ne[0] = ed->ne0;
+        nt++;
+    }
+    int r = kv && t ? gguf_write(dst, kv, nk, t, nt, &err) : -1;
+    free(kv);
+    free(t);
+    gguf_close(&g);
+    return r;
+}
+
+void test_gguf_expect_fail(const char *src, const char *name, const test_gguf_edit *ed,
+                           const char *want) {
+    char dst[600];
+    snprintf(dst, sizeof dst, "%s/%s.gguf", test_tmpdir(), name);
+    CHECK_MSG(test_gguf_rewrite(src, dst, ed) == 0, "%s: rewrite failed", name);
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    int r = moe_model_load(&m, dst, &err);
+    CHECK_MSG(r == -1 && m == NULL, "%s loaded", name);
+    CHECK_MSG(strstr(err.msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", name, err.msg, want);
+    moe_model_free(m);
+}

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "formats/gguf.h"
 #include "moe.h"
 
 /* The file parsed as JSON (up to 64 MiB), or NULL; cJSON_Delete it. */
@@ -42,5 +43,22 @@ int st_rewrite(const char *path, const char *tensor, int drop, const char *new_d
 const char *fresh_copy(const char *variant, const char *tag);
 /* moe_model_load(dir) must fail naming one of the words (NULL-terminated). */
 void expect_load_fail(const char *what, const char *dir, const char *const *words);
+
+/* A copy of a GGUF file with one change (test_gguf_rewrite). */
+typedef struct test_gguf_edit {
+    const char *skip_tensor;   /* left out */
+    const char *shape_tensor;  /* given ne[0] = ne0 (the data kept, fewer bytes read) */
+    int64_t ne0;
+    const char *skip_key;      /* left out */
+    gguf_wkv over;             /* replaces (or adds) a key when over.key is set */
+} test_gguf_edit;
+
+/* src rewritten at dst with ed applied (the source's arrays must be scalar);
+ * 0 on success. */
+int test_gguf_rewrite(const char *src, const char *dst, const test_gguf_edit *ed);
+/* The copy of src with ed, written as NAME.gguf in the temp dir, must fail
+ * to load with a message containing want. */
+void test_gguf_expect_fail(const char *src, const char *name, const test_gguf_edit *ed,
+                           const char *want);
 
 #endif

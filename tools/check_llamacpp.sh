@@ -4,8 +4,9 @@
 # the committed fixtures: convert / quantize with moe, run llama.cpp
 # (tools/llamacpp_logits.c, linked against a llama.cpp build) and `moe logits`
 # on the same file and the same ids, and print max|a-b| / max|b| per position.
-# qwen3_next too (a random model made with transformers: llama.cpp wants its
-# DeltaNet value heads as wide as the key heads, which the fixture's are not).
+# qwen3_next and qwen3_5_moe too (random models made with transformers: llama.cpp
+# wants its DeltaNet value heads as wide as the key heads, which the fixtures'
+# are not).
 # A mixed file with one-tensor-per-expert layers is expected NOT to load
 # (current llama.cpp reads stacked experts only; docs/QUANT.md).
 # Then, when the build has llama-quantize: on random qwen3_moe models whose
@@ -78,6 +79,32 @@ then
   done
 else
   echo "qwen3_next: no torch/transformers, skipped"
+fi
+# qwen35moe the same way, with twice as many value heads as key heads, so the
+# value-head tiling of the file (docs/QUANT.md) is what llama.cpp reads
+if "$PY" - "$ROOT/tests/fixtures/models/qwen3_5_moe_text/config.json" "$W/q35" <<'PYEOF'
+import json, sys, torch
+from transformers import Qwen3_5MoeTextConfig, Qwen3_5MoeForCausalLM
+c = json.load(open(sys.argv[1]))
+c["linear_value_head_dim"] = c["linear_key_head_dim"]
+c["linear_num_value_heads"] = 2 * c["linear_num_key_heads"]
+for k in ("architectures", "model_type", "transformers_version", "dtype"): c.pop(k, None)
+torch.manual_seed(0)
+m = Qwen3_5MoeForCausalLM(Qwen3_5MoeTextConfig(**c))
+with torch.no_grad():
+    for n, p in m.named_parameters():
+        p.copy_(torch.randn_like(p) * (0.5 if n.endswith("A_log") else 0.3 if "norm" in n else 0.1)
+                - (1.5 if n.endswith("A_log") else 0))
+m.save_pretrained(sys.argv[2])
+PYEOF
+then
+  for t in f32 q8_0; do
+    if [ $t = f32 ]; then "$MOE" convert "$W/q35" "$W/q35-$t.gguf" >/dev/null
+    else "$MOE" quantize "$W/q35" "$W/q35-$t.gguf" --type $t >/dev/null; fi
+    compare "qwen3_5_moe $t" "$W/q35-$t.gguf"
+  done
+else
+  echo "qwen3_5_moe: no torch/transformers, skipped"
 fi
 
 LQ=$(find "$LCP_BUILD" -name llama-quantize -type f | head -n 1)

@@ -55,4 +55,10 @@ conv qwen3_next_base q8_0 qwen3_next_q8_0.gguf --no-mtp
 # converter repacks into ggml's MXFP4 blocks and keeps MXFP4.
 conv gpt_oss_base f32 gpt_oss_f32.gguf
 conv gpt_oss_mxfp4 f32 gpt_oss_mxfp4.gguf
+# Qwen3.5-MoE (qwen35moe): the converter tiles the value heads over the key heads;
+# qwen3_5_moe_vl has 2 key heads / 4 value heads, so its files show the reorder
+# (qwen3_5_moe_text has one value head per key head: nothing to reorder)
+conv qwen3_5_moe_vl f32 qwen3_5_moe_f32.gguf --no-mtp
+conv qwen3_5_moe_vl q8_0 qwen3_5_moe_q8_0.gguf --no-mtp
+conv qwen3_5_moe_text f32 qwen3_5_moe_text_f32.gguf --no-mtp
 ls -l "$OUT"

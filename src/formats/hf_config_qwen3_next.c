@@ -81,6 +81,32 @@ static int rotary(const hf_in *in, moe_config *cfg) {
     return 0;
 }
 
+/* qwen3_5_moe's mrope_section (in rope_parameters, or rope_scaling in the
+ * older spelling): no-ops for text, kept to write GGUF's
+ * rope.dimension_sections and config.json back. */
+static int mrope(const hf_in *in, moe_config *cfg) {
+    static const char *const objs[] = {"rope_parameters", "rope_scaling"};
+    for (int w = 0; w < 2; w++) {
+        const cJSON *rp = hf_get(in->root, objs[w]);
+        const cJSON *ms = rp && cJSON_IsObject(rp) ? hf_get(rp, "mrope_section") : NULL;
+        if (!ms || cJSON_IsNull(ms)) continue;
+        int n = cJSON_IsArray(ms) ? cJSON_GetArraySize(ms) : 0;
+        if (n < 1 || n > 4)
+            return moe_fail(in->err, "%s: field %s.mrope_section: expected 1 to 4 integers",
+                            in->where, objs[w]);
+        for (int i = 0; i < n; i++) {
+            const cJSON *v = cJSON_GetArrayItem(ms, i);
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 65536 ||
+                v->valuedouble != (int)v->valuedouble)
+                return moe_fail(in->err, "%s: field %s.mrope_section[%d]: not an integer in "
+                                "[0, 65536]", in->where, objs[w], i);
+            cfg->rope_sections[i] = (int)v->valuedouble;
+        }
+        return 0;
+    }
+    return 0;
+}
+
 int hf_qwen3_next(const hf_in *in, moe_config *cfg) {
     int bias;
     if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
@@ -89,6 +115,7 @@ int hf_qwen3_next(const hf_in *in, moe_config *cfg) {
     cfg->norm_offset = 1;
     cfg->attn_out_gate = 1;
     if (rotary(in, cfg)) return -1;
+    if (cfg->arch == MOE_ARCH_QWEN3_5_MOE && mrope(in, cfg)) return -1;
     if (layer_types(in, cfg)) return -1;
     if (lin_size(in, "linear_num_key_heads", 16, &cfg->lin_k_heads)) return -1;
     if (lin_size(in, "linear_num_value_heads", 32, &cfg->lin_v_heads)) return -1;
@@ -169,6 +196,13 @@ void hf_qwen3_next_write(cJSON *o, cJSON *rp, const moe_config *c) {
         cJSON_AddNumberToObject(o, "moe_intermediate_size", m->expert_dim);
         if (m->n_shared > 0)
             cJSON_AddNumberToObject(o, "shared_expert_intermediate_size", m->shared_dim);
+    }
+    const int *ms = c->rope_sections;
+    if (c->arch == MOE_ARCH_QWEN3_5_MOE && rp && (ms[0] || ms[1] || ms[2] || ms[3])) {
+        cJSON *a = cJSON_AddArrayToObject(rp, "mrope_section");
+        for (int i = 0; a && i < (ms[3] ? 4 : 3); i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(ms[i]));
+        cJSON_AddBoolToObject(rp, "mrope_interleaved", 1);
     }
     if (c->arch == MOE_ARCH_QWEN3_5_MOE) return; /* the rest has no field there */
     int inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;

@@ -13,7 +13,9 @@
  *   x = [all q | all k | all v]   (Cc channels); x = silu(conv1d(x)): each
  *       channel's kernel of Kc over its last Kc-1 inputs (the conv state of q,
  *       zero before position 0) and this one
- *   per value head h (key head h / r):
+ *   per value head h (key head h / r; h % Hk in llama.cpp's qwen35moe files,
+ *   whose converter tiles the value heads, moe_config.lin_v_tiled: every
+ *   per-value-head weight is stored in that order, so only this changes):
  *     q = l2norm(q) / sqrt(Dk), k = l2norm(k)      (l2norm eps 1e-6)
  *     g = -exp(A_log[h]) * softplus(a[h] + dt_bias[h]),  beta = sigmoid(b[h])
  *     S = S * exp(g);  S += k (beta (v - S^T k))^T;  o = S^T q   (S [Dk][Dv])
@@ -170,7 +172,7 @@ static void delta_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     int64_t r = Hv / Hk, Cc = 2 * Hk * Dk + Hv * Dv, SZ = Dk * Dv;
     void *scratch = pool_scratch(s->pool, tid, linear_attn_thread_scratch(c));
     for (int64_t it = i0; it < i1; it++) {
-        int64_t run = it / Hv, h = it % Hv, hk = h / r;
+        int64_t run = it / Hv, h = it % Hv, hk = c->lin_v_tiled ? h % Hk : h / r;
         const int *tok = s->lin_tok + s->lin_run[run];
         int n = s->lin_run[run + 1] - s->lin_run[run];
         float *S = s->lin_state + (((int64_t)p->slot * s->n_seq + s->tok_seq[tok[0]]) * Hv + h) * SZ;

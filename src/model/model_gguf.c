@@ -5,7 +5,8 @@
  *
  * Architectures (general.architecture): "llama" with ARCH.expert_count > 0
  * (Mixtral), "qwen2moe", "qwen3moe", "olmoe", "qwen3next" (its keys:
- * gconfig_qwen3next), "gpt-oss" (gconfig_oss). Tensor names and metadata
+ * gconfig_qwen3next), "qwen35moe" (gconfig_qwen35moe), "gpt-oss" (gconfig_oss). Tensor
+ * names and metadata
  * keys are llama.cpp's and come from the table in tensor_map.h (the GGUF
  * writers use the same table). Routed experts are read stacked
  * (blk.N.ffn_gate_exps, GGUF ne = [in, out, E], i.e. [E][out][in]) or, for
@@ -160,6 +161,39 @@ static int gconfig_qwen3next(gloader *L, const char *arch) {
 }
 static int gconfig_oss(gloader *L, const char *arch, moe_config *c);
 
+/* qwen35moe (llama.cpp's Qwen3.5-MoE, src/models/qwen35moe.cpp): qwen3next's
+ * keys and, required there, rope.dimension_sections (4 integers: the
+ * multimodal RoPE sections, no-ops for text but kept for writing back; a
+ * zero sum would divide by zero in llama.cpp). Its converter tiles the
+ * value heads over the key heads (lin_v_tiled) and keeps in_proj_b/_a as
+ * ssm_beta/ssm_alpha. */
+static int gconfig_qwen35moe(gloader *L, const char *arch) {
+    moe_config *c = &L->m->cfg;
+    if (gconfig_qwen3next(L, arch)) return -1;
+    c->lin_v_tiled = 1;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.dimension_sections", arch);
+    gguf_arr a;
+    if (!gguf_find_kv(L->g, key))
+        return moe_fail(L->err, "%s: key %s is missing (llama.cpp requires it)", L->path, key);
+    if (gguf_get_arr(L->g, key, GGUF_VT_COUNT, &a, L->err)) return -1;
+    if (a.type == GGUF_VT_STR || a.type == GGUF_VT_F32 || a.type == GGUF_VT_F64 ||
+        a.type == GGUF_VT_ARR || a.type == GGUF_VT_BOOL || a.n != 4)
+        return moe_fail(L->err, "%s: key %s: an array of %llu %s, expected 4 integers", L->path,
+                        key, (unsigned long long)a.n, gguf_vtype_name((int)a.type));
+    int64_t sum = 0;
+    for (int i = 0; i < 4; i++) {
+        int64_t v = gguf_arr_int(&a, i);
+        if (v < 0 || v > (1 << 16))
+            return moe_fail(L->err, "%s: key %s: entry %d is %lld, out of range [0, 65536]",
+                            L->path, key, i, (long long)v);
+        c->rope_sections[i] = (int)v;
+        sum += v;
+    }
+    if (sum == 0) return moe_fail(L->err, "%s: key %s: all four sections are 0", L->path, key);
+    return 0;
+}
+
 static int gconfig(gloader *L) {
     moe_config *c = &L->m->cfg;
     const char *arch;
@@ -169,7 +203,7 @@ static int gconfig(gloader *L) {
     if (a < 0)
         return moe_fail(L->err,
                         "%s: general.architecture \"%.40s\" is not supported (llama with "
-                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next, gpt-oss)",
+                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next, qwen35moe, gpt-oss)",
                         L->path, arch);
     c->arch = (moe_arch)a;
     const tm_arch_info *ai = tm_arch_of(c->arch);
@@ -201,6 +235,7 @@ static int gconfig(gloader *L) {
     if (gguf_find_kv(L->g, ckey) && gfloat(L, arch, TMK_CLAMP_KQV, 0, &c->clip_qkv))
         return -1;
     if (c->arch == MOE_ARCH_QWEN3_NEXT && gconfig_qwen3next(L, arch)) return -1;
+    if (c->arch == MOE_ARCH_QWEN3_5_MOE && gconfig_qwen35moe(L, arch)) return -1;
     int K, F = 0, FS = 0, FD = 0;
     if (gint(L, arch, TMK_EXPERT_USED, 1, E, -1, &K)) return -1;
     if (gint(L, arch, TMK_FEED_FORWARD_LENGTH, 0, 1 << 24, 0, &FD)) return -1;

@@ -5,7 +5,7 @@
  * each tensor converted chunk by chunk into the streaming writer.
  *
  * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
- * olmoe / qwen3next / gpt-oss), as the converter does: general.{architecture,type,name,file_type,
+ * olmoe / qwen3next / qwen35moe / gpt-oss), as the converter does: general.{architecture,type,name,file_type,
  * quantization_version}; ARCH.{block_count, context_length,
  * embedding_length, feed_forward_length, attention.head_count,
  * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
@@ -14,7 +14,8 @@
  * it); qwen: expert_feed_forward_length, expert_shared_feed_forward_length;
  * llama: vocab_size, rope.dimension_count; qwen3next: the ssm.* sizes,
  * attention.recurrent_layers, full_attention_interval, rope.dimension_count
- * (gen_kvs_qwen3next); gpt-oss: gen_kvs_oss. Beyond the converter: the keys
+ * (gen_kvs_qwen3next); qwen35moe: those and rope.dimension_sections
+ * (gen_kvs_qwen35moe); gpt-oss: gen_kvs_oss. Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
  * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
@@ -45,6 +46,7 @@ typedef struct kvs {
     char (*keys)[96]; /* storage for generated keys */
     int n_keys;
     unsigned char recurrent[MOE_MAX_LAYERS]; /* qwen3next.attention.recurrent_layers */
+    int32_t sections[4];                     /* qwen35moe.rope.dimension_sections */
 } kvs;
 
 static const char *akey(kvs *k, const char *arch, const char *suffix) {
@@ -122,6 +124,17 @@ static void gen_kvs_oss(kvs *k, const moe_config *c, const moe_layer_config *ml,
     if (ml->act_alpha != 1.702f) add(k, gguf_wf32(akey(k, a, TMK_SWIGLU_ALPHA), ml->act_alpha));
 }
 
+/* qwen35moe's: qwen3next's and the multimodal RoPE sections, which llama.cpp
+ * requires (the converter writes [11, 11, 10, 0] when config.json has none). */
+static void gen_kvs_qwen35moe(kvs *k, const moe_config *c, const char *a) {
+    gen_kvs_qwen3next(k, c, a);
+    static const int32_t def[4] = {11, 11, 10, 0};
+    const int *s = c->rope_sections;
+    int any = s[0] || s[1] || s[2] || s[3];
+    for (int i = 0; i < 4; i++) k->sections[i] = any ? s[i] : def[i];
+    add(k, gguf_warr(akey(k, a, "rope.dimension_sections"), GGUF_VT_I32, k->sections, 4));
+}
+
 /* Keys for an HF source; swa [L] holds an array value until the file is written. */
 static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name,
                     const tok_gguf_vocab *vocab, unsigned char *swa) {
@@ -146,19 +159,20 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     add(k, gguf_wf32(akey(k, a, TMK_RMS_EPS), c->norm_eps));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_COUNT), (uint32_t)ml->n_experts));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_USED), (uint32_t)ml->top_k));
-    if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE ||
-        c->arch == MOE_ARCH_QWEN3_NEXT || c->arch == MOE_ARCH_GPT_OSS) {
+    int q3n = c->arch == MOE_ARCH_QWEN3_NEXT || c->arch == MOE_ARCH_QWEN3_5_MOE;
+    if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE || q3n ||
+        c->arch == MOE_ARCH_GPT_OSS) {
         add(k, gguf_wu32(akey(k, a, TMK_KEY_LENGTH), (uint32_t)c->head_dim));
         add(k, gguf_wu32(akey(k, a, TMK_VALUE_LENGTH), (uint32_t)c->head_dim));
     }
     add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
-    if (c->arch == MOE_ARCH_QWEN2_MOE || c->arch == MOE_ARCH_QWEN3_MOE ||
-        c->arch == MOE_ARCH_QWEN3_NEXT) {
+    if (c->arch == MOE_ARCH_QWEN2_MOE || c->arch == MOE_ARCH_QWEN3_MOE || q3n) {
         add(k, gguf_wu32(akey(k, a, TMK_EXPERT_FF), (uint32_t)ml->expert_dim));
         if (ml->n_shared > 0)
             add(k, gguf_wu32(akey(k, a, TMK_EXPERT_SHARED_FF), (uint32_t)ml->shared_dim));
     }
     if (c->arch == MOE_ARCH_QWEN3_NEXT) gen_kvs_qwen3next(k, c, a);
+    if (c->arch == MOE_ARCH_QWEN3_5_MOE) gen_kvs_qwen35moe(k, c, a);
     add(k, gguf_wu32(akey(k, a, TMK_VOCAB_SIZE), (uint32_t)c->vocab));
     if (c->arch == MOE_ARCH_MIXTRAL)
         add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)c->head_dim));
@@ -240,7 +254,7 @@ typedef struct writer {
 
 /* One plane (or the whole) of tensor i: rows converted chunk by chunk. */
 static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const int64_t *map,
-                       const char *name) {
+                       const int64_t *col_map, const char *name) {
     const tm_entry *e = &w->p->t[i];
     int type = w->p->type[i];
     int64_t rows = e->rows ? e->rows : 1;
@@ -253,7 +267,7 @@ static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const 
     if (per < 1) per = 1;
     for (int64_t r = 0; r < rows; r += per) {
         int64_t n = rows - r < per ? rows - r : per;
-        qz_rows job = {src, r, n, perm_dh, type, w->buf, w->scratch, map};
+        qz_rows job = {src, r, n, perm_dh, type, w->buf, w->scratch, map, col_map};
         qz_convert_rows(w->o->pool, &job);
         if (gguf_stream_write(&w->st, w->buf, (size_t)n * orb, w->err)) return -1;
         w->done += (int64_t)((size_t)n * orb);
@@ -262,9 +276,11 @@ static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const 
     return 0;
 }
 
-/* qwen3_next loaded from transformers' layout, written in llama.cpp's as
- * convert_hf_to_gguf.py does: attn_qkv and attn_gate are rows of
- * in_proj_qkvz, ssm_a is -exp(A_log). 1: not such a tensor. */
+/* A DeltaNet loaded from transformers' layout, written in llama.cpp's as
+ * convert_hf_to_gguf.py does: qwen3_next's attn_qkv and attn_gate are rows
+ * of in_proj_qkvz; ssm_a is -exp(A_log); qwen3_5_moe's value heads are
+ * tiled over the key heads (tm_lin_v_map; a model loaded from such a file
+ * has them so already). 1: not such a tensor. */
 static int write_lin_derived(writer *w, int i, const char *name) {
     const tm_entry *e = &w->p->t[i];
     const moe_config *c = &w->m->cfg;
@@ -274,19 +290,34 @@ static int write_lin_derived(writer *w, int i, const char *name) {
         int64_t *map = malloc(sizeof *map * (size_t)e->rows);
         if (!map) return moe_fail(w->err, "%s: out of memory", name);
         for (int64_t g = 0; g < e->rows; g++) map[g] = tm_lin_qkvz_row(c, e->role == TM_LIN_Z, g);
-        int rc = write_plane(w, i, &lw->lin_qkvz, 0, map, name);
+        int rc = write_plane(w, i, &lw->lin_qkvz, 0, map, NULL, name);
         free(map);
         return rc;
     }
-    if (e->role == TM_LIN_SSM_A && !lw->lin_ssm_a && lw->lin_a_log) {
-        float *a = malloc(sizeof *a * (size_t)e->cols);
+    int axis = tm_lin_v_axis(e->role), derive = e->role == TM_LIN_SSM_A && !lw->lin_ssm_a;
+    int tile = axis && tm_lin_split(c) && !c->lin_v_tiled && c->lin_v_heads != c->lin_k_heads;
+    if (!derive && !tile) return 1;
+    mat src;
+    float *a = NULL;
+    int64_t n = axis == 1 ? e->rows : e->cols, *map = NULL;
+    if (derive) {
+        if (!lw->lin_a_log) return 1;
+        a = malloc(sizeof *a * (size_t)e->cols);
         if (!a) return moe_fail(w->err, "%s: out of memory", name);
         for (int64_t h = 0; h < e->cols; h++) a[h] = -expf(lw->lin_a_log[h]);
-        int rc = write_plane(w, i, &(mat){a, DT_F32, 1, e->cols}, 0, NULL, name);
-        free(a);
-        return rc;
+        src = (mat){a, DT_F32, 1, e->cols};
+    } else if (tm_source(w->m, e, 0, &src)) {
+        return moe_fail(w->err, "%s: the model has no such weight", name);
     }
-    return 1;
+    if (tile && !(map = malloc(sizeof *map * (size_t)n))) {
+        free(a);
+        return moe_fail(w->err, "%s: out of memory", name);
+    }
+    if (tile) tm_lin_v_map(c, e->role, 1, map, n);
+    int rc = write_plane(w, i, &src, 0, axis == 1 ? map : NULL, axis == 2 ? map : NULL, name);
+    free(map);
+    free(a);
+    return rc;
 }
 
 static int write_tensor(writer *w, int i, const char *name) {
@@ -302,7 +333,7 @@ static int write_tensor(writer *w, int i, const char *name) {
         mat src;
         if (tm_source(w->m, e, p, &src))
             return moe_fail(w->err, "%s: the model has no such weight", name);
-        if (write_plane(w, i, &src, perm, NULL, name)) return -1;
+        if (write_plane(w, i, &src, perm, NULL, NULL, name)) return -1;
     }
     return 0;
 }
@@ -337,7 +368,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
     }
     int threads = o->pool ? pool_size(o->pool) : 1;
     w.buf = aligned_alloc(64, (max_chunk + 63) & ~(size_t)63);
-    w.scratch = malloc(sizeof(float) * (size_t)max_cols * (size_t)threads);
+    w.scratch = malloc(sizeof(float) * 2 * (size_t)max_cols * (size_t)threads);
     if (!wt || !names || !k.kv || !k.keys || !w.buf || !w.scratch) {
         moe_fail(err, "%s: out of memory", path);
         goto done;

@@ -20,9 +20,11 @@ typedef struct qz_rows {
                             RoPE permutation with this head dim (see model_gguf.c) */
     int type;            /* output gguf type */
     void *dst;           /* [n] rows of the output type */
-    float *scratch;      /* [threads][cols] */
+    float *scratch;      /* [threads][2 * cols] */
     const int64_t *row_map; /* or NULL: output row g is source row row_map[g] (a tensor
                                gathered from another's rows: qwen3_next's attn_qkv) */
+    const int64_t *col_map; /* or NULL: output column c is source column col_map[c]
+                               (value heads reordered, tm_lin_v_map) */
 } qz_rows;
 
 /* Bytes of one output row of `type` (0 if cols does not suit it). */

@@ -23,8 +23,8 @@ static void rows_fn(void *ctx, int64_t i0, int64_t i1, int tid) {
     int64_t cols = s->cols;
     size_t orb = qz_row_bytes(j->type, cols);
     size_t srb = (size_t)dtype_row_bytes(s->type, cols);
-    int same = dtype_to_ggml(s->type) == j->type;
-    float *x = j->scratch + (size_t)tid * (size_t)cols;
+    int same = dtype_to_ggml(s->type) == j->type && !j->col_map;
+    float *x = j->scratch + (size_t)tid * 2 * (size_t)cols, *y = x + cols;
     const qtype_traits *q = quant_traits(j->type);
     for (int64_t i = i0; i < i1; i++) {
         int64_t src_row = j->row_map ? j->row_map[j->r0 + i] : qz_perm_row(j->r0 + i, j->perm_dh);
@@ -34,6 +34,10 @@ static void rows_fn(void *ctx, int64_t i0, int64_t i1, int tid) {
             continue;
         }
         mat_row_f32(x, s, src_row);
+        if (j->col_map) {
+            for (int64_t c = 0; c < cols; c++) y[c] = x[j->col_map[c]];
+            memcpy(x, y, (size_t)cols * sizeof(float));
+        }
         if (q) {
             q->quantize(x, out, cols);
         } else if (j->type == 0) { /* F32 */

@@ -29,7 +29,7 @@ static const tm_arch_info k_arch[] = {
                              NULL, 0, 0},
     [MOE_ARCH_QWEN3_5_MOE] = {"qwen35moe", "qwen3_5_moe_text", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
-                              NULL, 0, 1},
+                              NULL, 0, 0},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -216,9 +216,9 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                     TD_LCONV, TD_D, TW_LINEAR, LYR(lin_qkv)},
     [TM_LIN_Z] = {{"blk.%d.attn_gate.weight", NULL, L_ "linear_attn.in_proj_z.weight", 0},
                   TD_LVD, TD_D, TW_LINEAR, LYR(lin_z)},
-    [TM_LIN_B] = {{NULL, NULL, L_ "linear_attn.in_proj_b.weight", 0},
+    [TM_LIN_B] = {{"blk.%d.ssm_beta.weight", NULL, L_ "linear_attn.in_proj_b.weight", 0},
                   TD_LHV, TD_D, TW_LIN_SPLIT, LYR(lin_b)},
-    [TM_LIN_A] = {{NULL, NULL, L_ "linear_attn.in_proj_a.weight", 0},
+    [TM_LIN_A] = {{"blk.%d.ssm_alpha.weight", NULL, L_ "linear_attn.in_proj_a.weight", 0},
                   TD_LHV, TD_D, TW_LIN_SPLIT, LYR(lin_a)},
     [TM_LIN_SSM_A] = {{"blk.%d.ssm_a", NULL, NULL, F32V}, TD_NONE, TD_LHV, TW_LINEAR, LYR(lin_ssm_a)},
     [TM_POST_NORM] = {{"blk.%d.post_attention_norm.weight", NULL, NULL, NORM},
@@ -486,6 +486,30 @@ int64_t tm_lin_qkvz_row(const moe_config *c, int z, int64_t g) {
     if ((g -= Hk * Dk) < Hk * Dk) return g / Dk * grp + Dk + g % Dk; /* k */
     g -= Hk * Dk;                                              /* v */
     return g / rDv * grp + 2 * Dk + g % rDv;
+}
+
+int tm_lin_v_axis(tm_role r) {
+    switch (r) {
+    case TM_LIN_QKV: case TM_LIN_CONV: case TM_LIN_Z: case TM_LIN_B: case TM_LIN_A: return 1;
+    case TM_LIN_OUT: case TM_LIN_DT_BIAS: case TM_LIN_A_LOG: case TM_LIN_SSM_A: return 2;
+    default: return 0;
+    }
+}
+
+void tm_lin_v_map(const moe_config *c, tm_role r, int to_tiled, int64_t *map, int64_t n) {
+    int64_t Hk = c->lin_k_heads, rr = c->lin_v_heads / Hk, off = 0, unit = c->lin_v_dim;
+    if (r == TM_LIN_QKV || r == TM_LIN_CONV) off = 2 * Hk * c->lin_k_dim; /* q, k stay */
+    if (r == TM_LIN_B || r == TM_LIN_A || tm_is_vector(r)) unit = 1;
+    for (int64_t g = 0; g < n; g++) {
+        if (g < off) {
+            map[g] = g;
+            continue;
+        }
+        int64_t h = (g - off) / unit, d = (g - off) % unit, src;
+        if (to_tiled) src = h % Hk * rr + h / Hk; /* tiled j*Hk + hk <- grouped hk*r + j */
+        else src = h % rr * Hk + h / rr;          /* grouped hk*r + j <- tiled j*Hk + hk */
+        map[g] = off + src * unit + d;
+    }
 }
 
 /* ------------------------------------------------------- in the model */

@@ -27,6 +27,9 @@
  * ffn_norm; Gated DeltaNet layers blk.N.attn_qkv, attn_gate, ssm_ba,
  * ssm_conv1d ([Cc][Kc]), ssm_dt.bias, ssm_a (no suffix), ssm_norm, ssm_out;
  * its (1 + w) norms are stored with the 1 added (the loaded weight either way).
+ * qwen35moe (llama.cpp's Qwen3.5-MoE files): qwen3next's names, with
+ * ssm_beta and ssm_alpha ([Hv][D] each) for ssm_ba, and the value heads
+ * tiled (tm_lin_v_map); routed experts stacked as ffn_{gate,up,down}_exps.
  * The router's noise projection and the
  * selection bias have no GGUF name (llama.cpp has no field for them).
  * llama.cpp's converter permutes the q and k rows of "llama" files (the
@@ -265,6 +268,17 @@ int tm_source(const struct moe_model *m, const tm_entry *e, int p, mat *out);
  * holds llama.cpp's attn_qkv (z = 0) and attn_gate (z = 1): row g of
  * those is row tm_lin_qkvz_row(c, z, g) of it. */
 int64_t tm_lin_qkvz_row(const moe_config *c, int z, int64_t g);
+
+/* The value heads of a Gated DeltaNet in transformers' order are grouped
+ * by key head (h = hk*r + j, r = Hv/Hk); llama.cpp's converter tiles them
+ * for its qwen35moe files (h = j*Hk + hk; moe_config.lin_v_tiled). The axis
+ * of a role that runs over value heads: 1 its rows (in_proj_qkv's v rows,
+ * in_proj_z, in_proj_b/_a, the conv's v channels), 2 its columns (out_proj;
+ * a vector's elements: dt_bias, A_log, ssm_a), 0 none. */
+int tm_lin_v_axis(tm_role r);
+/* For that axis (n long): map[g] = the index in the other order of index g,
+ * to_tiled: g in the tiled order, the source grouped (else the reverse). */
+void tm_lin_v_map(const moe_config *c, tm_role r, int to_tiled, int64_t *map, int64_t n);
 
 /* Whether an architecture's Gated DeltaNet keeps in_proj_qkv, _z, _b, _a
  * apart (qwen3_5_moe) instead of in_proj_qkvz and in_proj_ba (qwen3_next). */

@@ -194,6 +194,7 @@ done
 grep -q '"model_type":.*"qwen3_next"' "$T/qwen3-next-80b-a3b/config.json" && ok || bad "init qwen3-next: model_type"
 grep -q '"rope_theta":.*10000000.0' "$T/qwen3-next-80b-a3b/config.json" && ok || bad "init qwen3-next: rope_theta"
 grep -q '"architectures":.*"Qwen3_5MoeForCausalLM"' "$T/qwen3.5-35b-a3b/config.json" && ok || bad "init qwen3.5: class"
+grep -Eq '"mrope_section":[[:space:]]*\[11,[[:space:]]*11,[[:space:]]*10\]' "$T/qwen3.5-35b-a3b/config.json" && ok || bad "init qwen3.5: mrope_section"
 rm -rf "$T/qwen3-next-80b-a3b" "$T/qwen3.5-35b-a3b"
 
 # gpt-oss: MXFP4 experts by default (blocks + scales, quantization_config), float on request;
