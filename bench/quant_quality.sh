@@ -10,21 +10,33 @@
 # Dimensions are multiples of 256 so the K-quants apply to every matrix.
 # Evaluation text: the last 3000 bytes of the last document of each domain;
 # calibration text for --type mixed: the first 6000 bytes of the first.
+# ARCH=gpt_oss trains a gpt_oss model of the same size instead (head dim 64,
+# sliding window 64 on alternate layers, sinks, biases, clamped SwiGLU) and
+# skips the mixed rows. Both add MXFP4 rows: `--type mxfp4` (llama-quantize's
+# MXFP4_MOE: routed experts MXFP4, the rest Q8_0) beside Q8_0 with the
+# experts at Q4_0 (4.5 bits against MXFP4's 4.25).
 #
 #   BUILD=build bash bench/quant_quality.sh        prints a Markdown table
+#   ARCH=gpt_oss BUILD=build bash bench/quant_quality.sh
 # About 5 minutes on 2 cores (the training), seconds once trained.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 MOE=$BUILD/moe
 EXP_DIR=${EXP_DIR:-$BUILD/experiments}
-W=${QQ_DIR:-$BUILD/quant-quality}
+ARCH=${ARCH:-olmoe}
+case $ARCH in
+olmoe) W=${QQ_DIR:-$BUILD/quant-quality} ;;
+gpt_oss) W=${QQ_DIR:-$BUILD/quant-quality-gpt-oss} ;;
+*) echo "quant_quality.sh: ARCH is olmoe or gpt_oss" >&2; exit 2 ;;
+esac
 THREADS=${THREADS:-2}
 [ -f "$EXP_DIR/prep/tok/tokenizer.json" ] || BUILD=$BUILD EXP_DIR=$EXP_DIR bash experiments/prep.sh
 mkdir -p "$W"
 CORPUS=$EXP_DIR/prep/corpus
 DOMAINS="english german french c python"
 
+if [ "$ARCH" = olmoe ]; then
 cat >"$W/config.json" <<'JSON'
 {
   "architectures": ["OlmoeForCausalLM"],
@@ -47,6 +59,33 @@ cat >"$W/config.json" <<'JSON'
   "eos_token_id": 4095
 }
 JSON
+else
+cat >"$W/config.json" <<'JSON'
+{
+  "architectures": ["GptOssForCausalLM"],
+  "model_type": "gpt_oss",
+  "vocab_size": 4096,
+  "hidden_size": 256,
+  "intermediate_size": 256,
+  "num_hidden_layers": 4,
+  "num_attention_heads": 4,
+  "num_key_value_heads": 4,
+  "head_dim": 64,
+  "num_local_experts": 8,
+  "num_experts_per_tok": 2,
+  "sliding_window": 64,
+  "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+  "max_position_embeddings": 256,
+  "rms_norm_eps": 1e-05,
+  "rope_theta": 10000.0,
+  "rope_scaling": null,
+  "swiglu_limit": 7.0,
+  "attention_bias": true,
+  "tie_word_embeddings": false,
+  "eos_token_id": 4095
+}
+JSON
+fi
 if [ ! -f "$W/run/latest/model.safetensors" ]; then
     echo "training the reference model (600 steps) ..." >&2
     "$MOE" train --config "$W/config.json" --data "$EXP_DIR/prep/data" --tokenizer "$EXP_DIR/prep/tok" \
@@ -82,6 +121,11 @@ for t in q8_0 q6_k q5_k q4_k q4_0; do
     "$MOE" quantize "$REF" "$W/m-$t.gguf" --type "$t" --force -t "$THREADS" >/dev/null 2>&1
     row "$t" "$W/m-$t.gguf"
 done
+"$MOE" quantize "$REF" "$W/m-mxfp4.gguf" --type mxfp4 --force -t "$THREADS" >/dev/null 2>&1
+row "mxfp4 (experts MXFP4, rest q8_0)" "$W/m-mxfp4.gguf"
+"$MOE" quantize "$REF" "$W/m-q8e4.gguf" --type q8_0 --experts q4_0 --force -t "$THREADS" >/dev/null 2>&1
+row "q8_0, experts q4_0" "$W/m-q8e4.gguf"
+[ "$ARCH" = olmoe ] || exit 0
 for b in 5.9bpw 6.2bpw 6.5bpw 7.0bpw; do
     "$MOE" quantize "$REF" "$W/m-mixed-$b.gguf" --type mixed --calib "$W/calib.txt" \
         --tokenizer "$EXP_DIR/prep/tok" --budget "$b" --force -t "$THREADS" >/dev/null 2>&1
