@@ -15,6 +15,8 @@
 #
 #   LLAMA_BENCH=/path/to/llama-bench BUILD=build sh bench/vs_llamacpp.sh
 #   MODELS="oss-mxfp4 q35-q8_0 q35-q4_k" ROUNDS=3 THREADS=2 DIR=/tmp/vs sh bench/vs_llamacpp.sh
+#   LCP_ARGS="--repack 0" ...    extra llama-bench options (on a machine where its
+#                                AMX / repacked path faults, as noted in docs/PERF.md)
 #
 # llama-bench comes from a llama.cpp build (cmake -DGGML_NATIVE=ON; target
 # llama-bench). Each round runs every model once in each engine (3 reps
@@ -31,6 +33,7 @@ PROMPT=${PROMPT:-128}
 GEN=${GEN:-32}
 MODELS=${MODELS:-"oss-mxfp4 q35-q8_0 q35-q4_k"}
 LLAMA_BENCH=${LLAMA_BENCH:-$(command -v llama-bench || true)}
+LCP_ARGS=${LCP_ARGS:-}
 
 [ -x "$MOE" ] || { echo "vs_llamacpp.sh: $MOE not found (make first, or set BUILD/MOE)" >&2; exit 1; }
 [ -n "$LLAMA_BENCH" ] && [ -x "$LLAMA_BENCH" ] ||
@@ -67,13 +70,13 @@ for r in $(seq "$ROUNDS"); do
         j=$("$MOE" bench "$f" --prompt "$PROMPT" --gen "$GEN" --threads "$THREADS" --reps 3 --probe-each --json)
         mp=$(field "$j" prefill_tok_s); md=$(field "$j" decode_tok_s)
         dg=$(field "$j" decode_gb_s); bw=$(field "$j" bandwidth_gb_s); fr=$(field "$j" decode_frac_bandwidth)
-        l=$("$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r 3 -o jsonl 2>/dev/null)
+        l=$("$LLAMA_BENCH" -m "$f" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r 3 $LCP_ARGS -o jsonl 2>/dev/null || true)
         lp=$(echo "$l" | grep "\"n_gen\": 0," | sed -n 's/.*"avg_ts": \([0-9.e+]*\).*/\1/p')
         ld=$(echo "$l" | grep "\"n_prompt\": 0," | sed -n 's/.*"avg_ts": \([0-9.e+]*\).*/\1/p')
         [ -n "$lp" ] && [ -n "$ld" ] || { echo "llama-bench failed on $f" >&2; lp=0; ld=0; }
         awk -v k="$k" -v r="$r" -v mp="$mp" -v lp="$lp" -v md="$md" -v ld="$ld" -v dg="$dg" -v bw="$bw" -v fr="$fr" \
-            'BEGIN { printf "%-10s %3d %9.1f %9.1f %5.2fx %9.2f %9.2f %5.2fx %8.2f %8.2f %5.1f%%\n",
-                     k, r, mp, lp, lp > 0 ? mp / lp : 0, md, ld, ld > 0 ? md / ld : 0, dg, bw, 100 * fr }'
+            'BEGIN { rp = lp > 0 ? mp / lp : 0; rd = ld > 0 ? md / ld : 0
+                     printf "%-10s %3d %9.1f %9.1f %5.2fx %9.2f %9.2f %5.2fx %8.2f %8.2f %5.1f%%\n", k, r, mp, lp, rp, md, ld, rd, dg, bw, 100 * fr }'
         echo "$k $mp $lp $md $ld $fr" >>"$RES"
     done
 done
