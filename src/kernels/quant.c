@@ -40,7 +40,7 @@
  * crossovers measured on one core with W in L2). */
 #define QAMX_MIN_N_Q8_0 5
 #define QAMX_MIN_N_Q4_0 7
-#define QAMX_MIN_N_Q4_K 4
+#define QAMX_MIN_N_Q4_K 5
 
 /* --------------------------------------------------------------- traits */
 

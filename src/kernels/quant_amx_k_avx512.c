@@ -94,7 +94,7 @@ static void amx_config(void) {
  * pairs (m_2p | m_2p+1 << 16), d and dmin. */
 typedef struct {
     alignas(64) float sc[KC][GR][8];
-    int32_t mp[KC][GR][4];
+    alignas(16) int32_t mp[KC][GR][4];
     float d[KC][GR], dmin[KC][GR];
 } kscales;
 
@@ -102,6 +102,19 @@ AI float h2f(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, 2);
     return _cvtsh_ss(v);
+}
+
+/* The 8 scales and 8 mins of a Q4_K block as bytes [sc0..7 | m0..7]
+ * (quant_avx512.c's k45_unpack: ggml's kmask shuffle of the three 32-bit
+ * words of `scales`, in a vector register). Reads 16 bytes from offset 4. */
+AI __m128i k4_unpack(const uint8_t *blk) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(blk + 4));   /* u0 u1 u2 . */
+    __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
+    a = _mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4));
+    a = _mm_and_si128(a, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 0, 0)); /* lanes 1, 3: u0, u1 */
+    b = _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303));
+    return _mm_or_si128(a, _mm_slli_epi32(b, 4));
 }
 
 /* Rows g..g+rv of blocks [c0, c0 + kc): codes a[row][256 b + 32 j + l]
@@ -121,21 +134,12 @@ static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, 
         const uint8_t *row = Wg + (size_t)m * j->w_row + (size_t)c0 * sizeof(block_q4_K);
         for (int b = 0; b < kc; b++) {
             const uint8_t *blk = row + (size_t)b * sizeof(block_q4_K);
-            const uint8_t *q = blk + offsetof(block_q4_K, scales), *qs = blk + offsetof(block_q4_K, qs);
+            const uint8_t *qs = blk + offsetof(block_q4_K, qs);
             s->d[b][m] = h2f(blk);
             s->dmin[b][m] = h2f(blk + 2);
-            int sc[8], mn[8];
-            for (int k = 0; k < 8; k++) {
-                if (k < 4) {
-                    sc[k] = q[k] & 63;
-                    mn[k] = q[k + 4] & 63;
-                } else {
-                    sc[k] = (q[k + 4] & 0xF) | ((q[k - 4] >> 6) << 4);
-                    mn[k] = (q[k + 4] >> 4) | ((q[k] >> 6) << 4);
-                }
-                s->sc[b][m][k] = (float)sc[k];
-            }
-            for (int p = 0; p < 4; p++) s->mp[b][m][p] = mn[2 * p] | mn[2 * p + 1] << 16;
+            const __m128i v = k4_unpack(blk);
+            _mm256_store_ps(s->sc[b][m], _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)));
+            _mm_storeu_si128((__m128i *)s->mp[b][m], _mm_cvtepu8_epi16(_mm_srli_si128(v, 8)));
             const __m256i lo = _mm256_set1_epi8(0x0F);
             for (int p = 0; p < 4; p++) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
