@@ -1,6 +1,7 @@
 /*
  * quant_impl.h - what each ISA file of the quantized matmul (quant_dot_ref.c,
- * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c) provides to the
+ * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c, quant_amx_k_avx512.c)
+ * provides to the
  * dispatcher in quant.c, and the layouts of the quantized activations they
  * share. Internal to src/kernels/; the contract is quant.h.
  *
@@ -69,7 +70,7 @@ static inline const uint8_t *mxfp4_biased_table(void) {
  * 32-block types; rows are padded to 64 by qact_row_stride). */
 size_t qact_row_stride(int type, int64_t cols);
 
-/* AMX tile layout of the activations, for Q4_0 / Q8_0 weights when the
+/* AMX tile layout of the activations, for Q4_0 / Q8_0 weights (Q4_K: below) when the
  * product runs on AMX (quant.c: qtiles_use). The rows of x go in tiles of
  * QT_TILE_N (the last one zero-padded); per tile and 32-block b, 576 bytes:
  *   int8_t codes[8][16][4]  codes[k][j][e]: code of value 4k+e of row j, so
