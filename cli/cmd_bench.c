@@ -203,7 +203,7 @@ int cmd_bench(int argc, char **argv) {
                peak / 1e9, bw / 1e9);
         printf("kernels  %s; quantized weights: %s%s\n", moe_session_kernels_isa(s),
                moe_session_quant_path(s),
-               moe_session_quant_amx(s) ? ", AMX-INT8 for prefill (Q4_0, Q8_0)" : "");
+               moe_session_quant_amx(s) ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q4_K)" : "");
         char a1[32], a2[32];
         printf("\n%-8s %8s %12s %16s %16s %7s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio");
         if (n_prompt > 0) {

@@ -36,7 +36,7 @@ double moe_probe_f32_flops(moe_probe *p, int reps);
 /* The instruction set the float kernels use here ("avx512", "avx2", ...). */
 const char *moe_kernels_isa(void);
 /* The path quantized matrix products take here, and whether prefill of
- * Q4_0 / Q8_0 uses AMX-INT8 (1) or not (0). */
+ * Q4_0 / Q8_0 / Q4_K uses AMX-INT8 (1) or not (0). */
 const char *moe_quant_path(void);
 int moe_quant_amx(void);
 /* The same for what a session runs (its moe_session_opts.kernels, or the

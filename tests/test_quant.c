@@ -42,7 +42,7 @@ static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MX
 #define N_TYPES 6
 
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
- * AVX-512 with AMX (Q4_0/Q8_0 products of n >= 5 or 7 rows) when the CPU
+ * AVX-512 with AMX (Q8_0/Q4_0/Q4_K products of n >= 5, 7 or 5 rows) when the CPU
  * and OS have it, and AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it).
  * path_cfg returns NULL when path i cannot run here. */
 #define N_PATHS (ISA_COUNT + 2)
@@ -597,15 +597,16 @@ TEST(quant_grouped_equals_separate) {
 }
 
 /* Consecutive tasks on the same x (an expert's gate and up) share one
- * quantization where the layouts agree (same type, or both AMX tiles); the
+ * quantization where the layouts agree (same type, or both AMX tiles of
+ * the 32-block types; Q4_K's tiles are another layout); the
  * results are those of separate calls whatever the types around them. */
 TEST(quant_grouped_shared_x) {
     path_pools pp;
     paths_init(&pp);
     uint32_t seed = 71;
-    enum { T = 6 };
-    static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_MXFP4, QT_MXFP4, QT_Q8_0};
-    static const int64_t rows[T] = {32, 21, 48, 16, 7, 40};
+    enum { T = 9 };
+    static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_Q4_K, QT_Q4_K, QT_Q4_0, QT_MXFP4, QT_MXFP4, QT_Q8_0};
+    static const int64_t rows[T] = {32, 21, 48, 16, 23, 24, 16, 7, 40};
     const int64_t K = 512;
     for (int ni = 0; ni < 3; ni++) {
         const int64_t n = ni == 0 ? 1 : ni == 1 ? 3 : 17;
@@ -732,10 +733,13 @@ TEST(quant_amx_shapes) {
     pool *p = kern_pool_cfg(2, path_cfg(ISA_COUNT)), *p1 = kern_pool_cfg(1, path_cfg(ISA_COUNT));
     uint32_t seed = 67;
     static const int64_t shapes[][3] = {{50, 2048, 130}, {16, 544, 16}, {7, 96, 40}, {33, 1024, 9}, {64, 32, 8}};
-    for (int ti = 0; ti < 2; ti++) {
-        int type = ti ? QT_Q8_0 : QT_Q4_0;
+    /* Q4_K: K chunks of 2 blocks, the last one partial (9 and 1 blocks) */
+    static const int64_t shapes_k[][3] = {{50, 2304, 130}, {16, 512, 16}, {7, 256, 40}, {33, 1024, 9}, {64, 768, 5}};
+    for (int ti = 0; ti < 3; ti++) {
+        int type = ti == 2 ? QT_Q4_K : ti ? QT_Q8_0 : QT_Q4_0;
         for (int s = 0; s < 5; s++) {
-            int64_t rows = shapes[s][0], K = shapes[s][1], n = shapes[s][2];
+            const int64_t *sh = type == QT_Q4_K ? shapes_k[s] : shapes[s];
+            int64_t rows = sh[0], K = sh[1], n = sh[2];
             void *W = make_w(type, rows, K, &seed);
             float *x = make_x(n, K, &seed);
             void *scratch = malloc(qmatmul_scratch_size(type, n, K));

@@ -54,7 +54,7 @@ typedef struct kern_cpu {
 /* A kernel choice: one entry of a constant table (compare pointers). */
 typedef struct kern_cfg {
     isa isa;  /* the f32 and vector kernels' path */
-    int amx;  /* Q4_0 / Q8_0 products with several rows of x on AMX-INT8 */
+    int amx;  /* Q4_0 / Q8_0 / Q4_K products with several rows of x on AMX-INT8 */
     int vbmi; /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI */
 } kern_cfg;
 

@@ -12,7 +12,7 @@
  * for all n rows of x. The grouped call turns every (task, row unit) into one
  * item of a single pool_for.
  *
- * Products of Q4_0 / Q8_0 weights with at least QAMX_MIN_N_* rows of x run
+ * Products of Q4_0 / Q8_0 / Q4_K weights with at least QAMX_MIN_N_* rows of x run
  * on AMX when the CPU and OS allow it (quant_amx_avx512.c), with the
  * activations quantized straight into AMX's tile layout (quant_impl.h); the
  * same row units and results independent of the thread count.
@@ -40,6 +40,7 @@
  * crossovers measured on one core with W in L2). */
 #define QAMX_MIN_N_Q8_0 5
 #define QAMX_MIN_N_Q4_0 7
+#define QAMX_MIN_N_Q4_K 5
 
 /* --------------------------------------------------------------- traits */
 
@@ -92,8 +93,8 @@ size_t qact_row_stride(int type, int64_t cols) {
  * that the size fits whichever kernel choice the call runs with. */
 static size_t qact_bytes(int type, int64_t n, int64_t cols) {
     size_t rows = (size_t)n * qact_row_stride(type, cols);
-    if (type != QT_Q4_0 && type != QT_Q8_0) return rows;
-    size_t tiles = (size_t)((n + QT_TILE_N - 1) / QT_TILE_N) * qtile_stride(cols);
+    if (!qt_amx(type)) return rows;
+    size_t tiles = (size_t)((n + QT_TILE_N - 1) / QT_TILE_N) * qtile_stride_of(type, cols);
     return rows > tiles ? rows : tiles;
 }
 
@@ -134,11 +135,14 @@ const char *quant_path_name(const kern_cfg *k) {
     return q == &g_kern[ISA_AVX512] ? "avx512-vnni" : q == &g_kern[ISA_AVX2] ? "avx2" : "scalar";
 }
 
-/* Whether x [n][.] for `type` goes to AMX in the tile layout: Q4_0/Q8_0,
+/* Whether x [n][.] for `type` goes to AMX in the tile layout: Q4_0/Q8_0/Q4_K,
  * enough rows, and a choice with AMX (kernels_cfg gives one only on the
  * AVX-512 VNNI path of a CPU and OS that have AMX). */
 static int qtiles_use(const kern_cfg *k, int type, int64_t n) {
-    int64_t min_n = type == QT_Q8_0 ? QAMX_MIN_N_Q8_0 : type == QT_Q4_0 ? QAMX_MIN_N_Q4_0 : 0;
+    int64_t min_n = type == QT_Q8_0   ? QAMX_MIN_N_Q8_0
+                    : type == QT_Q4_0 ? QAMX_MIN_N_Q4_0
+                    : type == QT_Q4_K ? QAMX_MIN_N_Q4_K
+                                      : 0;
     return min_n && n >= min_n && k->amx;
 }
 
@@ -149,7 +153,10 @@ static void act_unit(qact_row_fn act, int tiles, uint8_t *xq, size_t stride, con
                      int64_t n, int64_t cols, int64_t i) {
     if (tiles) {
         int64_t r = i * QT_TILE_N, nr = n - r < QT_TILE_N ? n - r : QT_TILE_N;
-        avx512_qact_tile(xq + (size_t)i * stride, x + r * cols, nr, cols);
+        if (type == QT_Q4_K)
+            amx_qact_tile_k(xq + (size_t)i * stride, x + r * cols, nr, cols);
+        else
+            avx512_qact_tile(xq + (size_t)i * stride, x + r * cols, nr, cols);
     } else {
         act(xq + (size_t)i * stride, x + i * cols, type, cols);
     }
@@ -174,7 +181,7 @@ void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64
     if (n <= 0) return;
     const kern_cfg *k = kern_of(p);
     int tiles = qtiles_use(k, type, n);
-    act_ctx c = {qkern_of(k)->act, tiles, align64(xq), tiles ? qtile_stride(cols) : qact_row_stride(type, cols),
+    act_ctx c = {qkern_of(k)->act, tiles, align64(xq), tiles ? qtile_stride_of(type, cols) : qact_row_stride(type, cols),
                  x, type, n, cols};
     int64_t units = tiles ? (n + QT_TILE_N - 1) / QT_TILE_N : n;
     if (n * cols < QACT_PARALLEL_MIN) {
@@ -196,7 +203,7 @@ static qmm_job make_job(const kern_cfg *k, float *y, const void *xq, const void 
                         int64_t rows, int64_t cols) {
     int tiles = qtiles_use(k, type, n);
     qmm_job j = {y, align64((void *)xq), W, type, n, rows, cols,
-                 tiles ? qtile_stride(cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles,
+                 tiles ? qtile_stride_of(type, cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles,
                  k->vbmi};
     return j;
 }
@@ -207,7 +214,9 @@ static size_t job_act_bytes(const qmm_job *j) {
 }
 
 static inline void run_rows(qmm_rows_fn fn, const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->tiles)
+    if (j->tiles && j->type == QT_Q4_K)
+        amx_k_qmm_rows(j, r0, r1);
+    else if (j->tiles)
         amx_qmm_rows(j, r0, r1);
     else
         fn(j, r0, r1);
@@ -268,8 +277,8 @@ size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks) {
 size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_tasks) {
     if (rows_total <= 0) return 64;
     size_t rows = (size_t)rows_total * qact_row_stride(type, cols), tiles = 0;
-    if (type == QT_Q4_0 || type == QT_Q8_0) /* each task's last tile may be partial */
-        tiles = (size_t)((rows_total + QT_TILE_N - 1) / QT_TILE_N + n_tasks) * qtile_stride(cols);
+    if (qt_amx(type)) /* each task's last tile may be partial */
+        tiles = (size_t)((rows_total + QT_TILE_N - 1) / QT_TILE_N + n_tasks) * qtile_stride_of(type, cols);
     return (rows > tiles ? rows : tiles) + (size_t)(n_tasks + 2) * 64;
 }
 
@@ -343,7 +352,8 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
             jobs[i] = live ? make_job(kc, t->y, xq, t->W, t->type, t->n, t->rows, t->cols) : (qmm_job){0};
             int64_t units = 0;
             if (live && prev >= 0 && ts[prev].x == t->x && ts[prev].n == t->n && ts[prev].cols == t->cols &&
-                jobs[prev].tiles == jobs[i].tiles && (jobs[i].tiles || ts[prev].type == t->type)) {
+                jobs[prev].tiles == jobs[i].tiles &&
+                (ts[prev].type == t->type || (jobs[i].tiles && ts[prev].type != QT_Q4_K && t->type != QT_Q4_K))) {
                 jobs[i].xq = jobs[prev].xq;
                 work += t->rows * ((int64_t)jobs[i].w_row + t->n * t->cols);
             } else if (live) {

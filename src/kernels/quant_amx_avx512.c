@@ -1,6 +1,7 @@
 /*
  * quant_amx_avx512.c - the many-row products (prefill) of Q4_0 / Q8_0
- * weights on AMX-INT8 (Sapphire Rapids and later). Runs only when quant.c
+ * weights on AMX-INT8 (Sapphire Rapids and later; Q4_K's are in
+ * quant_amx_k_avx512.c). Runs only when quant.c
  * has seen amx_init() succeed; tested against the scalar reference like
  * every other path (tests/test_quant.c).
  *

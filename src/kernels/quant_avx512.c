@@ -28,8 +28,9 @@
  * same way wherever a thread's range starts (results do not depend on the
  * number of threads). The Q4_0 decode takes four blocks per register instead
  * of two (gemv_q4_0, with AVX512_VBMI byte permutes): its unpacking, not
- * memory, bounded it. Where AMX is on, Q4_0 / Q8_0 products of several x
- * rows go to quant_amx_avx512.c instead of the tiles here.
+ * memory, bounded it. Where AMX is on, Q4_0 / Q8_0 (Q4_K) products of
+ * several x rows go to quant_amx_avx512.c (quant_amx_k_avx512.c) instead of
+ * the tiles here.
  */
 #include <float.h>
 #include <immintrin.h>

@@ -1,8 +1,8 @@
 /*
  * quant_impl.h - what each ISA file of the quantized matmul (quant_dot_ref.c,
- * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c) provides to the
- * dispatcher in quant.c, and the layouts of the quantized activations they
- * share. Internal to src/kernels/; the contract is quant.h.
+ * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c, quant_amx_k_avx512.c)
+ * provides to the dispatcher in quant.c, and the layouts of the quantized
+ * activations they share. Internal to src/kernels/; the contract is quant.h.
  *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
@@ -69,7 +69,7 @@ static inline const uint8_t *mxfp4_biased_table(void) {
  * 32-block types; rows are padded to 64 by qact_row_stride). */
 size_t qact_row_stride(int type, int64_t cols);
 
-/* AMX tile layout of the activations, for Q4_0 / Q8_0 weights when the
+/* AMX tile layout of the activations, for Q4_0 / Q8_0 weights (Q4_K: below) when the
  * product runs on AMX (quant.c: qtiles_use). The rows of x go in tiles of
  * QT_TILE_N (the last one zero-padded); per tile and 32-block b, 576 bytes:
  *   int8_t codes[8][16][4]  codes[k][j][e]: code of value 4k+e of row j, so
@@ -87,6 +87,23 @@ size_t qact_row_stride(int type, int64_t cols);
 #define QT_TILE_N 16
 #define QT_TILE_BLOCK 576
 static inline size_t qtile_stride(int64_t cols) { return (size_t)(cols / 32) * QT_TILE_BLOCK; }
+
+/* For Q4_K weights on AMX the tile holds Q8_K activations (the row
+ * layout's codes, sums and scale, quantize_row_q8_K_ref); per tile and
+ * 256-block b, 4416 bytes:
+ *   int8_t  codes[8][8][16][4]  codes[s][k][j][e]: code of value 32s+4k+e
+ *                               of row j: one B operand per sub-block s
+ *   int16_t bs[4][16][2]        bs[p][j][h]: sum of the 32 codes of
+ *                               sub-block 2p+h of row j (vpdpwssd pairs)
+ *   float   d[16]               row j's scale (0: padding)
+ * A tile is 4416 * (cols / 256) bytes, a multiple of 64. */
+#define QT_TILE_BLOCK_K 4416
+/* Whether products of `type` weights may run on AMX, and the bytes of one
+ * x tile of theirs. */
+static inline int qt_amx(int type) { return type == QT_Q4_0 || type == QT_Q8_0 || type == QT_Q4_K; }
+static inline size_t qtile_stride_of(int type, int64_t cols) {
+    return type == QT_Q4_K ? (size_t)(cols / QK_K) * QT_TILE_BLOCK_K : qtile_stride(cols);
+}
 
 /* One matmul, or the rows [r0, r1) of one: y[i][r] = x_i . W_r for i < n. */
 typedef struct qmm_job {
@@ -131,5 +148,9 @@ void avx512_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
  * or Q8_0 weights (call only when amx_init returned 1). */
 int amx_init(void);
 void amx_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
+/* Q4_K on AMX (quant_amx_k_avx512.c): x rows [0..nx) (nx <= QT_TILE_N)
+ * into one tile of the K layout, and the product of a tiles job. */
+void amx_qact_tile_k(void *tile, const float *x, int64_t nx, int64_t cols);
+void amx_k_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 
 #endif
