@@ -36,6 +36,8 @@
 #pragma GCC target("avx512vnni,amx-tile,amx-int8")
 #endif
 
+#include "kernels/amx_tiles.h" /* after the target pragma: its functions use AMX */
+
 #define AI static inline __attribute__((always_inline))
 
 /* ------------------------------------------------------- activations */
@@ -64,25 +66,7 @@ void amx_qact_tile_k(void *tile, const float *x, int64_t nx, int64_t cols) {
 
 /* ------------------------------------------------------------ set-up */
 
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_cfg;
-
-/* Two sets: tmm0/3: C, int32 [16 W rows][16 x rows]; tmm1/4: A, codes
- * [16 W rows][32]; tmm2/5: B, codes [8][16 x rows][4]. */
-static void amx_config(void) {
-    amx_cfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int s = 0; s < 6; s += 3) {
-        c.rows[s] = 16, c.colsb[s] = 64;
-        c.rows[s + 1] = 16, c.colsb[s + 1] = 32;
-        c.rows[s + 2] = 8, c.colsb[s + 2] = 64;
-    }
-    _tile_loadconfig(&c);
-}
+/* amx_cfg and amx_config: amx_tiles.h (two sets: even and odd blocks) */
 
 /* ------------------------------------------------------------ kernel */
 

@@ -1,8 +1,8 @@
 /*
  * grad_attention_avx512.c - the row work of attention_backward in AVX-512:
  * for one query row, the softmax of its scaled scores over the visible keys
- * and dS = P (dP - D) * scale with D = P . dP. exp is exp512
- * (avx512_exp.h: about 1 ulp, against libm's scalar expf that took a third
+ * and dS = P (dP - D) * scale with D = P . dP. exp is exp16
+ * (kernels/exp_avx512.h: about 1 ulp, against libm's scalar expf that took a third
  * of the backward's time). With gpt_oss's sink the row's maximum includes it
  * and its exp joins the denominator. Called only when the kernel choice is
  * ISA_AVX512; grad_attention.c has the portable version.
@@ -10,8 +10,10 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "train/avx512_exp.h"
+#include "kernels/exp_avx512.h"
 #include "train/grad_attention_impl.h"
+
+#define AI static inline __attribute__((always_inline))
 
 AI __mmask16 tail(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
@@ -29,7 +31,7 @@ double att_row_avx512(float *p, float *dp, int64_t n, float scale, const float *
         __m512 mv = _mm512_set1_ps(ms);
         for (int64_t j = 0; j < n; j += 16) {
             __mmask16 k = tail(n - j);
-            __m512 e = exp512(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, p + j), sc, mv));
+            __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, p + j), sc, mv));
             e = _mm512_maskz_mov_ps(k, e);
             sum = _mm512_add_ps(sum, e);
             _mm512_mask_storeu_ps(p + j, k, e);
@@ -37,7 +39,7 @@ double att_row_avx512(float *p, float *dp, int64_t n, float scale, const float *
     } else {
         for (int64_t j = 0; j < n; j += 16) {
             __mmask16 k = tail(n - j);
-            __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + j), m), sc));
+            __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + j), m), sc));
             e = _mm512_maskz_mov_ps(k, e);
             sum = _mm512_add_ps(sum, e);
             _mm512_mask_storeu_ps(p + j, k, e);

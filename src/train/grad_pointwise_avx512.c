@@ -4,13 +4,15 @@
  * formulas as grad_pointwise.c in double; the two row sums are summed in
  * lanes (a fixed order, not the scalar one), the column pass and the
  * elementwise parts are the scalar operations exactly. Also gpt_oss's
- * clamped SwiGLU backward in f32 (16 lanes, exp512). Called only when
+ * clamped SwiGLU backward in f32 (16 lanes, exp16). Called only when
  * kernel choice is ISA_AVX512.
  */
 #include <immintrin.h>
 
-#include "train/avx512_exp.h"
+#include "kernels/exp_avx512.h"
 #include "train/grad_ops.h"
+
+#define AI static inline __attribute__((always_inline))
 
 
 AI __mmask8 tail8(int left) { return left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1); }
@@ -76,7 +78,7 @@ void avx512_oss_glu_backward(float *dg, float *du, const float *dh, const float 
         __m512 d = _mm512_maskz_loadu_ps(k, dh + i);
         __m512 gc = _mm512_min_ps(gv, lim), uc = _mm512_min_ps(_mm512_max_ps(uv, nlim), lim);
         __m512 ag = _mm512_mul_ps(al, gc);
-        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), ag))));
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), ag))));
         /* dg = d (uc + 1) s (1 + ag (1 - s)),  du = d gc s */
         __m512 t = _mm512_fmadd_ps(ag, _mm512_sub_ps(one, s), one);
         __m512 dgv = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_add_ps(uc, one)), _mm512_mul_ps(s, t));
