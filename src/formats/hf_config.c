@@ -37,7 +37,8 @@
  * (true/false) overrides the layout's renormalization of the top-k weights:
  * mixtral always renormalizes, the others follow norm_topk_prob. It is
  * written back only where the layout cannot say it (mixtral without
- * renormalization); the others write it as norm_topk_prob.
+ * renormalization); the others write it as norm_topk_prob. The writer is
+ * hf_config_write.c.
  */
 #include "formats/hf_config.h"
 #include "formats/hf_config_impl.h"
@@ -62,16 +63,6 @@
 
 /* ------------------------------------------------------ per-class defaults */
 
-typedef struct hf_arch {
-    const char *name, *cls;
-    moe_arch arch;
-    int vocab, dim, inter, layers, heads, kv_heads; /* kv_heads 0: = heads */
-    int max_pos;
-    double eps, theta;
-    int bos, eos;                 /* -1: None */
-    int experts, top_k, moe_inter, shared_inter;
-} hf_arch;
-
 static const hf_arch hf_archs[] = {
     {"mixtral", "MixtralForCausalLM", MOE_ARCH_MIXTRAL, 32000, 4096, 14336, 32, 32, 8, 131072,
      1e-5, 1e6, 1, 2, 8, 2, 0, 0},
@@ -90,7 +81,7 @@ static const hf_arch hf_archs[] = {
 };
 #define HF_N_ARCHS ((int)(sizeof hf_archs / sizeof hf_archs[0]))
 
-static const hf_arch *hf_arch_of(moe_arch a) {
+const hf_arch *hf_arch_of(moe_arch a) {
     for (int i = 0; i < HF_N_ARCHS; i++)
         if (hf_archs[i].arch == a) return &hf_archs[i];
     return NULL;
@@ -627,201 +618,5 @@ int hf_config_load(moe_config *cfg, const char *dir, moe_err *err) {
     if (read_file(path, HF_MAX_CONFIG_BYTES, &txt, &len, err)) return -1;
     int rc = hf_config_parse(cfg, txt, len, path, err);
     free(txt);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- writing */
-
-/* A float as the shortest decimal that reads back as the same float, always
- * with a '.' or exponent: transformers refuses an int where it wants float. */
-cJSON *hf_float(double v) {
-    char buf[48];
-    float f = (float)v;
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
-        if (strtof(buf, NULL) == f) break;
-    }
-    if (strpbrk(buf, "eE") && fabsf(f) >= 1 && fabsf(f) < 1e15f && floorf(f) == f)
-        snprintf(buf, sizeof buf, "%.1f", (double)f); /* 1000000.0, not 1e+06 */
-    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
-    return cJSON_CreateRaw(buf);
-}
-
-static int hf_same_moe(const moe_layer_config *x, const moe_layer_config *y) {
-    return x->n_experts == y->n_experts && x->top_k == y->top_k &&
-           x->expert_dim == y->expert_dim && x->n_shared == y->n_shared &&
-           (x->n_shared == 0 || (x->shared_dim == y->shared_dim &&
-                                 x->shared_gate == y->shared_gate)) &&
-           x->score == y->score && x->norm_topk == y->norm_topk &&
-           x->routed_scale == y->routed_scale && x->select_bias == y->select_bias &&
-           x->noise == y->noise && x->kind == y->kind && x->capacity_factor == y->capacity_factor;
-}
-
-/* Does b (parsed back from what we wrote) describe the same model as a? */
-static const char *hf_differs(const moe_config *a, const moe_config *b) {
-#define F(x) if (a->x != b->x) return #x
-    F(arch); F(vocab); F(dim); F(n_layers); F(n_heads); F(n_kv_heads); F(head_dim); F(max_pos);
-    F(rope_theta); F(norm_eps); F(qk_norm); F(qkv_bias); F(o_bias); F(clip_qkv);
-    F(tied_embeddings); F(sliding_window); F(bos_id); F(eos_id); F(norm_offset);
-    F(attn_out_gate); F(rope_dim); F(lin_k_heads); F(lin_v_heads); F(lin_k_dim); F(lin_v_dim);
-    F(lin_conv); F(attn_sinks);
-    F(rope_kind); F(rope_factor); F(rope_beta_fast); F(rope_beta_slow); F(rope_orig_max_pos);
-    F(rope_truncate); F(rope_attn_factor);
-#undef F
-    for (int i = 0; i < a->n_layers; i++) {
-        const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
-        if (x->moe != y->moe) return "layer pattern (dense / MoE)";
-        if (x->linear_attn != y->linear_attn) return "layer types (linear / full attention)";
-        if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
-        if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
-        const char *d = hf_gpt_oss_differs(x, y);
-        if (d) return d;
-    }
-    return NULL;
-}
-
-static void hf_add_int(cJSON *o, const char *k, int v) { cJSON_AddNumberToObject(o, k, v); }
-
-static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
-    const hf_arch *a = hf_arch_of(c->arch);
-    const moe_layer_config *m = NULL, *dense = NULL;
-    for (int i = 0; i < c->n_layers; i++) {
-        if (c->layer[i].moe && !m) m = &c->layer[i];
-        if (!c->layer[i].moe && !dense) dense = &c->layer[i];
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON *arr = cJSON_AddArrayToObject(o, "architectures");
-    if (arr) cJSON_AddItemToArray(arr, cJSON_CreateString(a->cls));
-    cJSON_AddStringToObject(o, "model_type", a->name);
-    hf_add_int(o, "vocab_size", c->vocab);
-    hf_add_int(o, "hidden_size", c->dim);
-    hf_add_int(o, "num_hidden_layers", c->n_layers);
-    hf_add_int(o, "num_attention_heads", c->n_heads);
-    hf_add_int(o, "num_key_value_heads", c->n_kv_heads);
-    hf_add_int(o, "head_dim", c->head_dim);
-    hf_add_int(o, "max_position_embeddings", c->max_pos);
-    cJSON_AddStringToObject(o, "hidden_act", "silu");
-    cJSON_AddItemToObject(o, "rms_norm_eps", hf_float(c->norm_eps));
-    cJSON_AddItemToObject(o, "rope_theta", hf_float(c->rope_theta)); /* for older readers */
-    cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
-    if (rp) {
-        cJSON_AddStringToObject(rp, "rope_type", "default");
-        cJSON_AddItemToObject(rp, "rope_theta", hf_float(c->rope_theta));
-    }
-    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied_embeddings);
-    if (c->bos_id >= 0) hf_add_int(o, "bos_token_id", c->bos_id);
-    else cJSON_AddNullToObject(o, "bos_token_id");
-    if (c->eos_id >= 0) hf_add_int(o, "eos_token_id", c->eos_id);
-    else cJSON_AddNullToObject(o, "eos_token_id");
-
-    int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
-    switch (c->arch) {
-    case MOE_ARCH_GPT_OSS: hf_build_gpt_oss(o, c, m); break;
-    case MOE_ARCH_QWEN3_NEXT:
-    case MOE_ARCH_QWEN3_5_MOE: hf_qwen3_next_write(o, rp, c); break;
-    case MOE_ARCH_MIXTRAL:
-        hf_add_int(o, "num_local_experts", E);
-        hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
-        if (c->sliding_window > 0) hf_add_int(o, "sliding_window", c->sliding_window);
-        else cJSON_AddNullToObject(o, "sliding_window");
-        break;
-    case MOE_ARCH_OLMOE:
-        hf_add_int(o, "num_experts", E);
-        hf_add_int(o, "intermediate_size", m ? m->expert_dim : 0);
-        cJSON_AddBoolToObject(o, "norm_topk_prob", m && m->norm_topk);
-        cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
-        if (c->clip_qkv > 0) cJSON_AddItemToObject(o, "clip_qkv", hf_float(c->clip_qkv));
-        else cJSON_AddNullToObject(o, "clip_qkv");
-        break;
-    case MOE_ARCH_QWEN2_MOE:
-    case MOE_ARCH_QWEN3_MOE: {
-        hf_add_int(o, "num_experts", E);
-        if (inter > 0) hf_add_int(o, "intermediate_size", inter);
-        if (m) {
-            hf_add_int(o, "moe_intermediate_size", m->expert_dim);
-            cJSON_AddBoolToObject(o, "norm_topk_prob", m->norm_topk);
-        }
-        hf_add_int(o, "decoder_sparse_step", 1);
-        cJSON *only = cJSON_AddArrayToObject(o, "mlp_only_layers");
-        for (int i = 0; only && m && i < c->n_layers; i++)
-            if (!c->layer[i].moe) cJSON_AddItemToArray(only, cJSON_CreateNumber(i));
-        if (c->arch == MOE_ARCH_QWEN2_MOE) {
-            if (m && m->n_shared > 0)
-                hf_add_int(o, "shared_expert_intermediate_size", m->shared_dim);
-            cJSON_AddBoolToObject(o, "qkv_bias", c->qkv_bias);
-            cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
-            if (c->sliding_window > 0) { /* on every layer (hf_qwen2_sliding) */
-                hf_add_int(o, "sliding_window", c->sliding_window);
-                hf_add_int(o, "max_window_layers", c->n_layers);
-                cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
-                for (int i = 0; lt && i < c->n_layers; i++)
-                    cJSON_AddItemToArray(lt, cJSON_CreateString("sliding_attention"));
-            }
-        } else {
-            cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
-            cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
-            if (c->sliding_window > 0) hf_add_int(o, "sliding_window", c->sliding_window);
-            else cJSON_AddNullToObject(o, "sliding_window");
-        }
-        break;
-    }
-    }
-    if (m) hf_add_int(o, "num_experts_per_tok", m->top_k);
-    if (torch_dtype) cJSON_AddStringToObject(o, "torch_dtype", torch_dtype);
-
-    /* mixtral has no field for plain (not renormalized) top-k weights */
-    const int norm_extra = m && c->arch == MOE_ARCH_MIXTRAL && !m->norm_topk;
-    if (m && c->arch != MOE_ARCH_GPT_OSS && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
-              m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
-              m->select_bias || norm_extra)) {
-        cJSON *x = cJSON_AddObjectToObject(o, "moe");
-        if (x && m->score != MOE_SCORE_SOFTMAX) cJSON_AddStringToObject(x, "score", "sigmoid");
-        if (x && m->kind != MOE_ROUTE_TOKEN_CHOICE)
-            cJSON_AddStringToObject(x, "router",
-                                    m->kind == MOE_ROUTE_HASH ? "hash" : "expert_choice");
-        if (x && m->capacity_factor != 0)
-            cJSON_AddItemToObject(x, "capacity_factor", hf_float(m->capacity_factor));
-        if (x && m->noise != 0) cJSON_AddItemToObject(x, "noise", hf_float(m->noise));
-        if (x && m->routed_scale != 1)
-            cJSON_AddItemToObject(x, "routed_scaling_factor", hf_float(m->routed_scale));
-        if (x && m->select_bias) cJSON_AddBoolToObject(x, "select_bias", 1);
-        if (x && norm_extra) cJSON_AddBoolToObject(x, "norm_topk", 0);
-    }
-    return o;
-}
-
-int hf_config_write(const moe_config *cfg, const char *path, const char *torch_dtype,
-                    moe_err *err) {
-    return hf_config_write_q(cfg, path, torch_dtype, 0, err);
-}
-
-int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
-                      int mxfp4, moe_err *err) {
-    if (moe_config_validate(cfg, path, err)) return -1;
-    const hf_arch *a = hf_arch_of(cfg->arch);
-    cJSON *o = hf_build(cfg, torch_dtype);
-    if (o && mxfp4) hf_mxfp4_config(o);
-    char *text = o ? cJSON_Print(o) : NULL;
-    cJSON_Delete(o);
-    if (!text) return moe_fail(err, "%s: out of memory building config.json", path);
-
-    /* Read back what we wrote: anything config.json cannot say shows up here. */
-    moe_config *back = malloc(sizeof *back);
-    int rc = -1;
-    if (!back) {
-        moe_fail(err, "%s: out of memory", path);
-    } else if (hf_config_parse(back, text, strlen(text), path, err)) {
-        moe_fail_prefix(err, "%s: cannot be written as a %s config.json", path, a->name);
-    } else {
-        const char *d = hf_differs(cfg, back);
-        if (d)
-            moe_fail(err, "%s: cannot be written as a %s config.json: %s has no equivalent "
-                     "there", path, a->name, d);
-        else
-            rc = atomic_write(path, text, strlen(text), err);
-    }
-    free(back);
-    free(text);
     return rc;
 }

@@ -11,6 +11,20 @@
 
 #include "moe.h"
 
+/* A config class's defaults (hf_config.c's table). */
+typedef struct hf_arch {
+    const char *name, *cls;
+    moe_arch arch;
+    int vocab, dim, inter, layers, heads, kv_heads; /* kv_heads 0: = heads */
+    int max_pos;
+    double eps, theta;
+    int bos, eos;                 /* -1: None */
+    int experts, top_k, moe_inter, shared_inter;
+} hf_arch;
+
+/* The row of an architecture (NULL for one without a config.json class). */
+const hf_arch *hf_arch_of(moe_arch a);
+
 typedef struct hf_in {
     const cJSON *root;
     const char *where;
