@@ -81,19 +81,8 @@ TEST(gguf_qwen3_next_q8_0) {
     float *a = test_model_logits(st, k_ids, NTOK, &V1), *b = test_model_logits(gg, k_ids, NTOK, &V2);
     CHECK(a && b && V1 == V2);
     if (a && b && V1 == V2) {
-        double mean = 0, mx = 0;
-        for (int t = 0; t < NTOK; t++) {
-            const float *p = a + (size_t)t * V1, *q = b + (size_t)t * V1;
-            double mp = p[0], mq = q[0], sp = 0, sq = 0, kl = 0;
-            for (int v = 1; v < V1; v++) mp = fmax(mp, p[v]), mq = fmax(mq, q[v]);
-            for (int v = 0; v < V1; v++) sp += exp(p[v] - mp), sq += exp(q[v] - mq);
-            for (int v = 0; v < V1; v++) {
-                double lp = p[v] - mp - log(sp), lq = q[v] - mq - log(sq);
-                kl += exp(lp) * (lp - lq);
-            }
-            mean += kl / NTOK;
-            mx = fmax(mx, kl);
-        }
+        double mean, mx;
+        test_logits_kl(a, b, NTOK, V1, &mean, &mx);
         if (getenv("MOE_TEST_VERBOSE")) fprintf(stderr, "qwen3next q8_0: KL mean %.3g max %.3g\n", mean, mx);
         CHECK_MSG(mean <= 0.05 && mx <= 0.3, "KL mean %.3g max %.3g", mean, mx);
     }

@@ -3,6 +3,7 @@
  */
 #include "test_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,4 +146,20 @@ void test_gguf_expect_fail(const char *src, const char *name, const test_gguf_ed
     CHECK_MSG(r == -1 && m == NULL, "%s loaded", name);
     CHECK_MSG(strstr(err.msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", name, err.msg, want);
     moe_model_free(m);
+}
+
+void test_logits_kl(const float *a, const float *b, int T, int V, double *mean, double *max) {
+    *mean = *max = 0;
+    for (int t = 0; t < T; t++) {
+        const float *p = a + (size_t)t * V, *q = b + (size_t)t * V;
+        double mp = p[0], mq = q[0], sp = 0, sq = 0, kl = 0;
+        for (int v = 1; v < V; v++) mp = fmax(mp, p[v]), mq = fmax(mq, q[v]);
+        for (int v = 0; v < V; v++) sp += exp(p[v] - mp), sq += exp(q[v] - mq);
+        for (int v = 0; v < V; v++) {
+            double lp = p[v] - mp - log(sp), lq = q[v] - mq - log(sq);
+            kl += exp(lp) * (lp - lq);
+        }
+        *mean += kl / T;
+        *max = fmax(*max, kl);
+    }
 }

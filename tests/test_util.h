@@ -61,4 +61,8 @@ int test_gguf_rewrite(const char *src, const char *dst, const test_gguf_edit *ed
 void test_gguf_expect_fail(const char *src, const char *name, const test_gguf_edit *ed,
                            const char *want);
 
+/* KL(softmax(a) || softmax(b)) per row of T rows of V logits: its mean and
+ * max over the rows, in nats. */
+void test_logits_kl(const float *a, const float *b, int T, int V, double *mean, double *max);
+
 #endif
