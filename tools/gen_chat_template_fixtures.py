@@ -162,6 +162,7 @@ UNITS = [
     "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}",
     "{% for a in range(5) %}{% for b in range(3) %}{{ loop.index }}{% endfor %}{{ loop.index }}|{% endfor %}",
     "{{ xs|length > 2 and xs[0] == 1 }} {{ not xs|length }} {{ -xs|length }} {{ (xs|length) ** 2 }}",
+    "{{ ' a b  c '.split(none, 1) }}{{ ' a b  c '.rsplit(none, 1) }}{{ 'a b c'.split(' ', 5) }}{{ 'a--b--c'.rsplit('--') }}{{ ''.split() }}{{ ''.split(',') }}",
     "{{ 999999999 * 999999999 }} {{ -2 ** 62 }}", "{{ 'a'|safe + '<b>' }} {{ '<b>' + 'a'|safe }} {{ ('<x>'|safe + '&')|trim }} {{ '<'|e }}",
     "{{ d.items()|length }} {{ d.items() }} {{ d.keys() }} {{ range(3) }} {{ range(3)|length }} {{ range(5)[1] }} {{ (xs|select('odd')) is sequence }}",
     "{% if false %}{{ x|nofilter }}{{ x is notest }}{% endif %}ok {{ (x|nof) if false else 'c' }}", "{% if x|nofilter %}{% endif %}",
