@@ -8,6 +8,9 @@ Writes, under tests/fixtures/chat_templates/:
   templates/NAME.jinja   the templates (copied from SOURCES below; data)
   contexts/CONV.json     {messages, tools, add_generation_prompt, bos_token, ...}; units.json is the
                          context of the unit templates
+  cli/                   for tests/cli/template.sh: messages.json + tools.json (the tool_calls
+                         conversation as `moe template --messages --tools` takes it) and
+                         TEMPLATE__CONTEXT.txt, the rendered prompts it compares
   expected.json          {"cases": [{"template", "context", "output" | "error"}],
                           "parse_errors": {"NAME": message},
                           "units": [{"template", "context", "output" | "error"}]}
@@ -171,6 +174,11 @@ UNITS = [
 ]
 
 
+# (template, context) pairs tests/cli/template.sh renders with `moe template`
+CLI_CASES = [("mistralai-Mixtral-8x7B-Instruct-v0.1", "multi_turn"), ("Qwen-Qwen3-0.6B", "tool_calls"),
+             ("allenai-OLMoE-1B-7B-0924-Instruct", "multi_turn_nogen"), ("Qwen3.5-4B", "non_ascii")]
+
+
 def compile_tpl(src):
     return ctu._compile_jinja_template(src)
 
@@ -237,6 +245,16 @@ def main():
         json.dump({"jinja2": jinja2.__version__, "transformers": transformers.__version__, "fixed_time": FIXED_TIME,
                    "cases": cases, "parse_errors": parse_errors, "units": units}, f, ensure_ascii=False, indent=1)
         f.write("\n")
+    clidir = os.path.join(OUT, "cli")
+    os.makedirs(clidir, exist_ok=True)
+    with open(os.path.join(clidir, "messages.json"), "w", encoding="utf-8") as f:
+        json.dump(CONTEXTS["tool_calls"]["messages"], f, ensure_ascii=False, indent=1)
+    with open(os.path.join(clidir, "tools.json"), "w", encoding="utf-8") as f:
+        json.dump(TOOLS, f, ensure_ascii=False, indent=1)
+    for name, conv in CLI_CASES:
+        out = next(c["output"] for c in cases if c["template"] == name and c["context"] == conv)
+        with open(os.path.join(clidir, f"{name}__{conv}.txt"), "w", encoding="utf-8", newline="") as f:
+            f.write(out)
     ok = sum("output" in c for c in cases)
     print(f"{len(sources)} templates, {len(cases)} cases ({ok} render, {len(cases) - ok} raise), "
           f"{len(parse_errors)} refused by jinja2, {len(units)} unit templates")
