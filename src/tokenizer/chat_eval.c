@@ -577,17 +577,29 @@ static void emit(chat_rt *rt, sbuf *out, jv v) {
     if (out->n > CHAT_MAX_OUTPUT) rt_fail(rt, "output beyond %u MiB", CHAT_MAX_OUTPUT >> 20);
 }
 
-static jv make_loop(chat_rt *rt, jlist *items, size_t i) {
-    jv loop = jv_dict_new(rt, 0);
+/* The names of the loop variable's attributes, made once per for loop. */
+enum { LOOP_KEYS = 12 };
+static const char *const LOOP_NAMES[LOOP_KEYS] = {"index", "index0", "revindex", "revindex0", "first", "last",
+                                                  "length", "depth", "depth0", "cycle", "previtem", "nextitem"};
+
+/* jinja2's LoopContext for item i of items, as a dict (no previtem on the
+ * first, no nextitem on the last: those read as undefined). */
+static jv make_loop(chat_rt *rt, const jv *keys, jlist *items, size_t i) {
     size_t n = items->n;
-    const char *keys[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0"};
-    jv vals[] = {jv_int((int64_t)i + 1), jv_int((int64_t)i), jv_int((int64_t)(n - i)), jv_int((int64_t)(n - i - 1)),
-                 jv_bool(i == 0), jv_bool(i + 1 == n), jv_int((int64_t)n), jv_int(1), jv_int(0)};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) jv_dict_set(rt, loop, jv_cstr(rt, keys[k]), vals[k]);
-    if (i > 0) jv_dict_set(rt, loop, jv_cstr(rt, "previtem"), items->v[i - 1]);
-    if (i + 1 < n) jv_dict_set(rt, loop, jv_cstr(rt, "nextitem"), items->v[i + 1]);
-    jv cyc = method_value(rt, jv_int((int64_t)i), "cycle");
-    jv_dict_set(rt, loop, jv_cstr(rt, "cycle"), cyc);
+    jv vals[LOOP_KEYS] = {jv_int((int64_t)i + 1), jv_int((int64_t)i), jv_int((int64_t)(n - i)),
+                          jv_int((int64_t)(n - i - 1)), jv_bool(i == 0), jv_bool(i + 1 == n), jv_int((int64_t)n),
+                          jv_int(1), jv_int(0), method_value(rt, jv_int((int64_t)i), "cycle"),
+                          i > 0 ? items->v[i - 1] : jv_undef(), i + 1 < n ? items->v[i + 1] : jv_undef()};
+    jv loop = jv_dict_new(rt, 0);
+    jdict *d = loop.u.d;
+    d->k = rt_alloc(rt, LOOP_KEYS * sizeof(jv));
+    d->v = rt_alloc(rt, LOOP_KEYS * sizeof(jv));
+    d->cap = LOOP_KEYS;
+    for (int k = 0; k < LOOP_KEYS; k++) {
+        if ((k == 10 && i == 0) || (k == 11 && i + 1 >= n)) continue;
+        d->k[d->n] = keys[k];
+        d->v[d->n++] = vals[k];
+    }
     return loop;
 }
 
@@ -605,11 +617,13 @@ static void exec_for(chat_rt *rt, chat_frame *f, const chat_node *n, sbuf *out) 
         }
         items = kept.u.l;
     }
+    jv keys[LOOP_KEYS];
+    for (int k = 0; k < LOOP_KEYS; k++) keys[k] = jv_cstr(rt, LOOP_NAMES[k]);
     for (size_t i = 0; i < items->n; i++) {
         rt_step(rt);
         chat_frame *bf = frame_new(rt, f);
         rt->line = n->line;
-        frame_set(rt, bf, "loop", make_loop(rt, items, i));
+        frame_set(rt, bf, "loop", make_loop(rt, keys, items, i));
         assign(rt, bf, n->a, items->v[i]);
         if (exec_body(rt, bf, n->kids, n->n_kids, out) == FLOW_BREAK) break;
     }

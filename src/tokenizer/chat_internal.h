@@ -204,8 +204,8 @@ typedef struct chat_frame {
 /* Limits a render runs under. */
 #define CHAT_MAX_DEPTH 200            /* nested macro calls / expression depth */
 #define CHAT_MAX_OUTPUT (64u << 20)   /* bytes of rendered text */
-#define CHAT_MAX_ARENA (512u << 20)   /* bytes of working memory */
-#define CHAT_MAX_STEPS 20000000LL     /* loop iterations + calls */
+#define CHAT_MAX_ARENA (256u << 20)   /* bytes of working memory */
+#define CHAT_MAX_STEPS 10000000LL     /* loop iterations, calls, filter applications */
 
 struct chat_rt {
     const moe_chat_template *t;
