@@ -145,6 +145,7 @@ TEST(chat_template_refusals) {
         {"{% if true %}", "missing {% endif %}"},
         {"{{ 'open", "unterminated string"},
         {"{% do x %}", "{% do %}"},
+        {"{{ s[5:1, 2] }}", "a slice in a tuple subscript"}, /* found by fuzzing: a slice with no object */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *out;

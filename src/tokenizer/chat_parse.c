@@ -281,6 +281,8 @@ static chat_node *parse_postfix(parser *P, chat_node *n) {
             next(P);
             if (args.n == 0) return parse_fail(P, t->line, "empty subscript%s", "");
             chat_node *key = args.v[0];
+            for (int i = 0; args.n > 1 && i < args.n; i++)
+                if (args.v[i]->kind == E_SLICE) return parse_fail(P, t->line, "unsupported feature: a slice in a tuple subscript%s", "");
             if (args.n > 1) {
                 FAIL_IF(!(key = parse_node(P, E_TUPLE, t->line)));
                 key->kids = args.v;
