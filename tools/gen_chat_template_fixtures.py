@@ -81,6 +81,9 @@ A1 = {"role": "assistant", "content": "I am fine, thank you. How can I help?"}
 U2 = {"role": "user", "content": "What is 2 + 2?"}
 CALL = {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function", "function": {
     "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]}
+# the same call with its arguments as a JSON string (OpenAI's wire format)
+CALL_STR = {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function", "function": {
+    "name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]}
 TOOL = {"role": "tool", "tool_call_id": "abc123def", "name": "get_weather", "content": "{\"temperature\": 21.5, \"sky\": \"clear\"}"}
 A_AFTER = {"role": "assistant", "content": "It is 21.5 °C and clear in Paris."}
 
@@ -110,6 +113,17 @@ CONTEXTS = {
     "reasoning": ctx([U1, {"role": "assistant", "content": "Fine.", "reasoning_content": "The user greets me.",
                            "thinking": "The user greets me."}, U2], enable_thinking=False),
     "user_only": ctx([U1], gen=False),
+    # the tool formats of templates that want their own: Cohere's parameter_definitions, and
+    # firefunction's `functions` (a JSON string) and `datetime`
+    "cohere_tools": ctx([SYS, {"role": "user", "content": "Who won the 2022 World Cup?"}], tools=[
+        {"name": "internet_search", "description": "Returns a list of relevant document snippets",
+         "parameter_definitions": {"query": {"description": "Query to search the internet with", "type": "str",
+                                             "required": True}}},
+        {"name": "directly_answer", "description": "Calls a standard (un-augmented) AI chatbot",
+         "parameter_definitions": {}}]),
+    "functions_json": ctx([SYS, {"role": "user", "content": "What's the weather in Paris?"}, CALL_STR, TOOL, A_AFTER],
+                          tools=TOOLS, functions=json.dumps([t["function"] for t in TOOLS], indent=2),
+                          datetime="2026-01-15"),
 }
 
 # Small templates for the language features; expected output from jinja2.
