@@ -264,6 +264,10 @@ size_t utf8_offset(const char *s, size_t n, size_t cps); /* byte offset of code 
 int py_isspace(int32_t cp);
 
 /* evaluation (chat_eval.c) */
+chat_frame *chat_frame_new(chat_rt *rt, chat_frame *parent);
+void chat_frame_set(chat_rt *rt, chat_frame *f, const char *name, jv v);
+/* Run a template body (an N_BODY) in frame f, appending its text to out. */
+int chat_exec(chat_rt *rt, chat_frame *f, const chat_node *body, sbuf *out);
 jv eval_expr(chat_rt *rt, chat_frame *f, const chat_node *e);
 jv call_value(chat_rt *rt, jv fn, jv *args, int n_args, const char **kw_names, jv *kw_vals, int n_kw);
 jv get_attr(chat_rt *rt, jv obj, const char *name);
