@@ -114,6 +114,55 @@ static cJSON *build_context(const cJSON *msgs, const cJSON *tools, int gen, cons
     return ctx;
 }
 
+/* The number literals of text (outside strings), in document order, walked
+ * alongside the tree's number nodes (cJSON builds them in that order). */
+typedef struct num_scan {
+    const char *text;
+    size_t len, pos;
+} num_scan;
+
+static int next_number(num_scan *sc, const char **lit, size_t *n) {
+    const char *t = sc->text;
+    for (size_t i = sc->pos; i < sc->len; i++) {
+        if (t[i] == '"') {
+            for (i++; i < sc->len && t[i] != '"'; i++)
+                if (t[i] == '\\') i++;
+        } else if (t[i] == '-' || (t[i] >= '0' && t[i] <= '9')) {
+            size_t j = i;
+            while (j < sc->len && (strchr("+-.eE", t[j]) || (t[j] >= '0' && t[j] <= '9'))) j++;
+            *lit = t + i;
+            *n = j - i;
+            sc->pos = j;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int keep_literals(cJSON *node, num_scan *sc) {
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node)) {
+            const char *lit;
+            size_t n;
+            if (!next_number(sc, &lit, &n)) return -1;
+            char *raw = malloc(n + 1);
+            if (!raw) return -1;
+            memcpy(raw, lit, n);
+            raw[n] = 0;
+            node->type = cJSON_Raw;
+            node->valuestring = raw;
+        } else if (node->child && keep_literals(node->child, sc)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int chat_keep_number_literals(cJSON *root, const char *text, size_t len) {
+    num_scan sc = {text, len, 0};
+    return keep_literals(root, &sc);
+}
+
 int chat_render(const char *cmd, const moe_chat_template *t, const cJSON *msgs, const cJSON *tools, int gen,
                 const moe_tokenizer *tok, char **out, size_t *len) {
     cJSON *ctx = build_context(msgs, tools, gen, tok);

@@ -15,6 +15,11 @@
  * when it has none). 0, or -1 with the message printed as "moe CMD: ...". */
 int chat_load_template(const char *cmd, const char *model, const char *file, moe_chat_template **t);
 
+/* Make every number of root (parsed from text[0..len)) a raw node holding
+ * its literal, so the context the template sees keeps 21.0 a float and 21
+ * an int as Python's json does (cJSON keeps only a double). 0 or -1. */
+int chat_keep_number_literals(cJSON *root, const char *text, size_t len);
+
 /* Render msgs (a list of messages, or an object with a "messages" list whose
  * other keys become template variables) with tools (a list or NULL),
  * add_generation_prompt = gen, and tok's BOS/EOS texts (tok may be NULL).

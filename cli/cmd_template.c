@@ -23,8 +23,13 @@ static cJSON *read_json(const char *what, const char *path) {
         return NULL;
     }
     cJSON *j = cJSON_ParseWithLength(buf, len);
-    free(buf);
     if (!j) cli_error("template", "%s: %s is not valid JSON", what, path);
+    else if (chat_keep_number_literals(j, buf, len)) {
+        cli_error("template", "%s: %s: out of memory", what, path);
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    free(buf);
     return j;
 }
 

@@ -121,6 +121,12 @@ CONTEXTS = {
                                              "required": True}}},
         {"name": "directly_answer", "description": "Calls a standard (un-augmented) AI chatbot",
          "parameter_definitions": {}}]),
+    # numbers as Python keeps them: 21.0 stays a float, 3 an int, 1e3 a float
+    "float_args": ctx([{"role": "user", "content": "Set it."},
+                       {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function",
+                        "function": {"name": "set_temp", "arguments": {"celsius": 21.0, "steps": 3, "eps": 1e-3,
+                                                                      "big": 1e3, "neg": -0.5}}}]},
+                       {"role": "tool", "tool_call_id": "abc123def", "content": "ok"}], tools=TOOLS),
     "functions_json": ctx([SYS, {"role": "user", "content": "What's the weather in Paris?"}, CALL_STR, TOOL, A_AFTER],
                           tools=TOOLS, functions=json.dumps([t["function"] for t in TOOLS], indent=2),
                           datetime="2026-01-15"),
@@ -190,7 +196,8 @@ UNITS = [
 
 # (template, context) pairs tests/cli/template.sh renders with `moe template`
 CLI_CASES = [("mistralai-Mixtral-8x7B-Instruct-v0.1", "multi_turn"), ("Qwen-Qwen3-0.6B", "tool_calls"),
-             ("allenai-OLMoE-1B-7B-0924-Instruct", "multi_turn_nogen"), ("Qwen3.5-4B", "non_ascii")]
+             ("allenai-OLMoE-1B-7B-0924-Instruct", "multi_turn_nogen"), ("Qwen3.5-4B", "non_ascii"),
+             ("Qwen-Qwen3-0.6B", "float_args")]
 
 
 def compile_tpl(src):

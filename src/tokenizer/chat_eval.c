@@ -1,6 +1,6 @@
 /*
  * chat_eval.c - runs a parsed template: scopes, statements, expressions,
- * attribute and item lookup, arithmetic, and the public render entry.
+ * attribute and item lookup, arithmetic (chat_api.c is the entry).
  *
  * Scopes follow jinja2: a for loop runs each iteration in a fresh scope
  * (a {% set %} inside it is gone at the next iteration and after the loop),

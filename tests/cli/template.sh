@@ -38,6 +38,11 @@ out_is_file "object" "$CT/cli/Qwen-Qwen3-0.6B__tool_calls.txt"
 expect_ok "non-ascii" "$MOE" template --chat-template "$CT/templates/Qwen3.5-4B.jinja" -m "$CT/contexts/non_ascii.json"
 out_is_file "non-ascii" "$CT/cli/Qwen3.5-4B__non_ascii.txt"
 
+# numbers keep their kind: 21.0 stays a float in tojson
+expect_ok "float arguments" "$MOE" template --chat-template "$CT/templates/Qwen-Qwen3-0.6B.jinja" -m "$CT/contexts/float_args.json"
+out_is_file "float arguments" "$CT/cli/Qwen-Qwen3-0.6B__float_args.txt"
+out_has "float arguments" '"celsius": 21.0'
+
 # --chat-template over a model's own; BOS/EOS still the model's
 expect_ok "no generation prompt" "$MOE" template "$M" --chat-template "$CT/templates/allenai-OLMoE-1B-7B-0924-Instruct.jinja" \
   --messages "$CT/contexts/multi_turn_nogen.json" --no-generation-prompt
