@@ -8,7 +8,8 @@
  * chat. Only the tokens past what the KV cache already holds are run: the
  * cache is cut back to the longest common prefix of the new prompt and the
  * tokens fed so far. Works the same with stdin a pipe (no prompts are shown
- * then), so it can be scripted.
+ * then), so it can be scripted. --messages starts from a saved conversation
+ * and --save writes the conversation out at the end.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -57,6 +58,45 @@ static int is_special(const moe_tokenizer *tok, int32_t id) {
     free(a);
     free(b);
     return special;
+}
+
+/* The conversation in path: a JSON list of messages (moe template's format,
+ * or an object with a "messages" list); NULL after a printed error. */
+static cJSON *load_messages(const char *path) {
+    char *buf;
+    size_t len;
+    moe_err err = {{0}};
+    if (cli_read_file(path, (size_t)64 << 20, &buf, &len, &err)) {
+        cli_error("chat", "--messages: %s", err.msg);
+        return NULL;
+    }
+    cJSON *j = cJSON_ParseWithLength(buf, len);
+    if (j && chat_keep_number_literals(j, buf, len)) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    free(buf);
+    cJSON *list = cJSON_IsObject(j) ? cJSON_DetachItemFromObjectCaseSensitive(j, "messages") : NULL;
+    if (list) {
+        cJSON_Delete(j);
+        j = list;
+    }
+    if (!cJSON_IsArray(j)) {
+        cli_error("chat", "--messages: %s is not a JSON list of messages", path);
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int save_messages(const char *path, const cJSON *msgs) {
+    char *text = cJSON_Print(msgs);
+    FILE *f = text ? fopen(path, "wb") : NULL;
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(text);
+    if (!ok) cli_error("chat", "--save: cannot write %s", path);
+    return ok ? 0 : -1;
 }
 
 static void add_message(cJSON *msgs, const char *role, const char *content) {
@@ -157,7 +197,7 @@ done:
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *tpl_file = NULL, *system = NULL;
+    const char *tpl_file = NULL, *system = NULL, *msgs_file = NULL, *save_file = NULL;
     int n_new = 512, top_k = 40, threads = 0, n_ctx = 0;
     float temp = 0.8f, top_p = 0.95f;
     struct timespec now;
@@ -166,6 +206,8 @@ int cmd_chat(int argc, char **argv) {
     const arg_opt opts[] = {
         {"--chat-template", NULL, ARG_STR, &tpl_file, 0, 0, 0, "FILE", "a Jinja template file instead of the model's own"},
         {"--system", NULL, ARG_STR, &system, 0, 0, 0, "TEXT", "a system message to start the conversation"},
+        {"--messages", "-m", ARG_STR, &msgs_file, 0, 0, 0, "FILE", "start from this conversation (as 'moe template' takes it)"},
+        {"--save", NULL, ARG_STR, &save_file, 0, 0, 0, "FILE", "write the conversation (JSON) there at the end"},
         {"--max-tokens", "-n", ARG_INT, &n_new, 1, 1 << 24, 0, "N", "at most N tokens per reply (512)"},
         {"--temp", NULL, ARG_FLOAT, &temp, 0, 1e6, 0, "T", "temperature, 0 = greedy (0.8)"},
         {"--top-k", NULL, ARG_INT, &top_k, 0, 1 << 30, 0, "K", "keep the K most likely, 0 = off (40)"},
@@ -174,7 +216,7 @@ int cmd_chat(int argc, char **argv) {
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--ctx", "-c", ARG_INT, &n_ctx, 0, 1 << 24, 0, "N", "context positions (0 = the model's, at most 4096)"},
     };
-    const arg_cmd cmd = {"chat", "MODEL [--system TEXT] [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] "
+    const arg_cmd cmd = {"chat", "MODEL [--system TEXT] [-m FILE] [--save FILE] [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] "
                          "[--threads N] [--ctx N] [--chat-template FILE]",
                          "Chat with a model in the terminal: each line of input is a user message, the\n"
                          "reply is streamed to stdout. '/exit' or the end of input ends the chat.",
@@ -210,7 +252,8 @@ int cmd_chat(int argc, char **argv) {
     c.ctx = moe_session_ctx(c.s);
     cli_warn_positions("chat", pos[0], c.m, c.ctx);
     c.logits = malloc((size_t)c.vocab * sizeof *c.logits);
-    c.msgs = cJSON_CreateArray();
+    c.msgs = msgs_file ? load_messages(msgs_file) : cJSON_CreateArray();
+    if (msgs_file && !c.msgs) goto done;
     if (!c.logits || !c.msgs) {
         cli_error("chat", "out of memory");
         goto done;
@@ -230,7 +273,7 @@ int cmd_chat(int argc, char **argv) {
         add_message(c.msgs, "user", line);
         if (reply(&c, n_new)) goto done;
     }
-    rc = 0;
+    rc = save_file && save_messages(save_file, c.msgs) ? 1 : 0;
 done:
     free(line);
     free(c.fed);

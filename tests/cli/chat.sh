@@ -3,7 +3,8 @@
 # fixture tokenizer and a chat template: replies come out (deterministic at
 # --temp 0), blank lines are skipped, "/exit" and the end of input end the
 # chat, a conversation longer than the context fails with a message, and a
-# model without a template is refused.
+# model without a template is refused. The KV cache kept between turns gives
+# the same replies as a run that starts from the saved conversation.
 #   MOE=build/moe sh tests/cli/chat.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +42,19 @@ if [ "$rc" -eq 0 ] && [ -s "$T/out" ]; then ok; else bad "--system: exit $rc: $(
 # a template file over the model's own: another prompt, so (very likely) another reply
 chat 'hello there\nhow are you\n' --chat-template "$FIX/chat_templates/templates/Qwen-Qwen2.5-7B-Instruct.jinja"
 if [ "$rc" -eq 0 ] && [ -s "$T/out" ]; then ok; else bad "--chat-template: exit $rc: $(head -c 300 "$T/err")"; fi
+
+# the KV cache kept between turns gives what a fresh run of the whole
+# conversation gives: turn 2 after turn 1 in one run == turn 2 started from
+# the saved turn 1 (--save, then --messages)
+chat 'hello there\n' --save "$T/conv.json"
+cp "$T/out" "$T/turn1"
+if [ "$rc" -eq 0 ] && grep -q '"role":[[:space:]]*"assistant"' "$T/conv.json"; then ok; else bad "--save: exit $rc: $(head -c 300 "$T/conv.json")"; fi
+chat 'how are you\n' --messages "$T/conv.json"
+cat "$T/turn1" "$T/out" >"$T/resumed"
+if [ "$rc" -eq 0 ] && cmp -s "$T/resumed" "$T/two"; then ok; else bad "cache reuse: turn 2 differs from a fresh run of the conversation"; fi
+echo '{"role": "user"}' >"$T/notlist.json"
+run sh -c "printf 'hi\n' | '$MOE' chat '$M' --messages '$T/notlist.json'"
+if [ "$rc" -eq 1 ] && grep -q "not a JSON list" "$T/err"; then ok; else bad "--messages not a list: exit $rc: $(head -c 300 "$T/err")"; fi
 
 run sh -c "printf 'hello there\n' | '$MOE' chat '$M' --ctx 8 -t 1"
 if [ "$rc" -eq 1 ] && grep -q "raise --ctx" "$T/err"; then ok; else bad "context too small: exit $rc: $(head -c 300 "$T/err")"; fi
