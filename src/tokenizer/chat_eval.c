@@ -249,6 +249,8 @@ int jv_contains(chat_rt *rt, jv c, jv item) {
     }
     if (c.t == JV_DICT || c.t == JV_NS) {
         jv v;
+        if ((item.t == JV_LIST && !item.u.l->tuple) || item.t == JV_DICT || item.t == JV_NS)
+            rt_fail(rt, "unhashable type: '%s'", jv_type_name(item));
         return jv_dict_get(c, item, &v);
     }
     if (c.t == JV_LIST) {

@@ -45,11 +45,8 @@ int apply_test(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, int
     if (!strcmp(name, "escaped")) return 0;
     if (!strcmp(name, "filter")) return y.t == JV_STR && chat_filter_known(y.u.s->s);
     if (!strcmp(name, "test")) return y.t == JV_STR && chat_test_known(y.u.s->s);
-    if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        jv s = jv_to_str(rt, x);
-        jv c = str_case(rt, s.u.s, name[0] == 'l' ? 1 : 0);
-        return jv_equal(s, c);
-    }
+    if (!strcmp(name, "lower") || !strcmp(name, "upper")) /* str(x).islower() / .isupper() */
+        return jv_truthy(call_method(rt, jv_to_str(rt, x), name[0] == 'l' ? "islower" : "isupper", NULL, 0, NULL, NULL, 0));
     if (n_args == (name[0] == 'd') && (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby"))) {
         jv m = binop(rt, OP_MOD, x, !strcmp(name, "divisibleby") ? y : jv_int(2));
         int zero = m.t == JV_FLOAT ? m.u.f == 0 : m.u.i == 0;
@@ -353,6 +350,7 @@ jv apply_filter(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, in
         for (size_t i = 0; i < l->n; i++) {
             jv k = attr.t == JV_STR ? attr_path(rt, l->v[i], attr.u.s) : l->v[i];
             if (!cs && k.t == JV_STR) k = str_case(rt, k.u.s, 1);
+            if ((k.t == JV_LIST && !k.u.l->tuple) || k.t == JV_DICT) rt_fail(rt, "unhashable type: '%s'", jv_type_name(k));
             if (jv_contains(rt, seen, k)) continue;
             jv_list_push(rt, seen, k);
             jv_list_push(rt, out, l->v[i]);
@@ -410,6 +408,7 @@ jv apply_filter(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, in
     }
     if (!strcmp(name, "int") || !strcmp(name, "float")) {
         int is_int = name[0] == 'i';
+        if (x.t == JV_UNDEF) rt_fail(rt, "%s", x.undef_name && strchr(x.undef_name, ' ') ? x.undef_name : "undefined value in |int or |float");
         jv def = arg(&a, 0, "default", is_int ? jv_int(0) : jv_float(0));
         if (x.t == JV_INT || x.t == JV_BOOL) return is_int ? jv_int(x.t == JV_INT ? x.u.i : x.u.b) : jv_float((double)(x.t == JV_INT ? x.u.i : x.u.b));
         if (x.t == JV_FLOAT) {
@@ -437,8 +436,18 @@ jv apply_filter(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, in
         int64_t prec = need_int(rt, arg(&a, 0, "precision", jv_int(0)), "round");
         jv method = arg(&a, 1, "method", jv_cstr(rt, "common"));
         double v = x.t == JV_FLOAT ? x.u.f : (double)need_int(rt, x, "round");
-        double m = pow(10, (double)prec), r = v * m;
         const char *md = need_str(rt, method, "round")->s;
+        if (x.t != JV_FLOAT && !strcmp(md, "common")) { /* Python's round(int, n): an int, halves to even */
+            int64_t i = need_int(rt, x, "round");
+            if (prec >= 0) return jv_int(i);
+            if (prec < -18) return jv_int(0);
+            int64_t m = 1;
+            for (int64_t k = 0; k < -prec; k++) m *= 10;
+            int64_t r = ((i % m) + m) % m, base = i - r;
+            if (2 * r > m || (2 * r == m && (base / m) % 2 != 0)) base += m;
+            return jv_int(base);
+        }
+        double m = pow(10, (double)prec), r = v * m;
         if (!strcmp(md, "common")) r = nearbyint(r);
         else if (!strcmp(md, "floor")) r = floor(r);
         else if (!strcmp(md, "ceil")) r = ceil(r);
@@ -492,7 +501,10 @@ jv apply_filter(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, in
                            need_str(rt, jv_to_str(rt, arg(&a, 1, "new", jv_undef())), "replace"),
                            cnt.t == JV_NONE ? -1 : need_int(rt, cnt, "replace"));
     }
-    if (!strcmp(name, "indent")) return filter_indent(rt, s, &a);
+    if (!strcmp(name, "indent")) {
+        if (x.t != JV_STR) rt_fail(rt, "unsupported operand type(s) for +=: '%s' and 'str' (|indent needs a string)", jv_type_name(x));
+        return filter_indent(rt, s, &a);
+    }
     if (!strcmp(name, "center")) {
         int64_t w = need_int(rt, arg(&a, 0, "width", jv_int(80)), "center");
         int64_t n = (int64_t)utf8_count(s.u.s->s, s.u.s->len);
