@@ -187,7 +187,7 @@ UNITS = [
     "{{ xs|length > 2 and xs[0] == 1 }} {{ not xs|length }} {{ -xs|length }} {{ (xs|length) ** 2 }}",
     "{{ ' a b  c '.split(none, 1) }}{{ ' a b  c '.rsplit(none, 1) }}{{ 'a b c'.split(' ', 5) }}{{ 'a--b--c'.rsplit('--') }}{{ ''.split() }}{{ ''.split(',') }}",
     "{{ '' is upper }} {{ 'A1' is upper }} {{ 'a1' is lower }} {{ '1' is lower }}", "{{ 5|indent(2) }}", "{{ missing|float }}",
-    "{{ missing|int }}", "{{ 3|round }} {{ true|round }} {{ 2.5|round }} {{ 1234|round(-2) }} {{ 1250|round(-2) }} {{ 1350|round(-2) }} {{ -1250|round(-2) }} {{ 7|round(1, 'floor') }}", "{{ xs in d }}",
+    "{{ missing|int }}", "{% for k in {} %}x{% else %}empty{% endfor %}{{ {}|list }}{{ {}|items|list }}{{ {}|dictsort }}", "{{ 3|round }} {{ true|round }} {{ 2.5|round }} {{ 1234|round(-2) }} {{ 1250|round(-2) }} {{ 1350|round(-2) }} {{ -1250|round(-2) }} {{ 7|round(1, 'floor') }}", "{{ xs in d }}",
     "{{ [xs, xs]|unique|list }}", "{{ 999999999 * 999999999 }} {{ -2 ** 62 }}", "{{ 'a'|safe + '<b>' }} {{ '<b>' + 'a'|safe }} {{ ('<x>'|safe + '&')|trim }} {{ '<'|e }}",
     "{{ d.items()|length }} {{ d.items() }} {{ d.keys() }} {{ range(3) }} {{ range(3)|length }} {{ range(5)[1] }} {{ (xs|select('odd')) is sequence }}",
     "{% if false %}{{ x|nofilter }}{{ x is notest }}{% endif %}ok {{ (x|nof) if false else 'c' }}", "{% if x|nofilter %}{% endif %}",

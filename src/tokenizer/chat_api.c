@@ -70,7 +70,7 @@ int moe_chat_template_parse(moe_chat_template **out, const char *src, size_t len
         moe_chat_template_free(t);
         return moe_fail(err, "%s: out of memory", name);
     }
-    memcpy(t->src, src, len);
+    if (len) memcpy(t->src, src, len);
     t->src[len] = 0;
     chat_tok *toks;
     int n = chat_lex(&t->arena, src, len, t->name, &toks, err);

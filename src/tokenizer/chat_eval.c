@@ -222,7 +222,7 @@ jlist *jv_iter(chat_rt *rt, jv v) {
     case JV_LIST: return v.u.l;
     case JV_DICT: {
         l = jv_list_new(rt, v.u.d->n, 0).u.l;
-        memcpy(l->v, v.u.d->k, v.u.d->n * sizeof(jv));
+        if (v.u.d->n) memcpy(l->v, v.u.d->k, v.u.d->n * sizeof(jv));
         l->n = v.u.d->n;
         return l;
     }
