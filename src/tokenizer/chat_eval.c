@@ -620,15 +620,21 @@ static void exec_for(chat_rt *rt, chat_frame *f, const chat_node *n, sbuf *out) 
     }
     jv keys[LOOP_KEYS];
     for (int k = 0; k < LOOP_KEYS; k++) keys[k] = jv_cstr(rt, LOOP_NAMES[k]);
+    /* jinja2 clears its "run the else block" flag at the end of the body,
+     * which a break or continue skips: the else block runs after no
+     * iteration, and also when the last iteration to start did not finish */
+    int run_else = 1;
     for (size_t i = 0; i < items->n; i++) {
         rt_step(rt);
         chat_frame *bf = frame_new(rt, f);
         rt->line = n->line;
         frame_set(rt, bf, "loop", make_loop(rt, keys, items, i));
         assign(rt, bf, n->a, items->v[i]);
-        if (exec_body(rt, bf, n->kids, n->n_kids, out) == FLOW_BREAK) break;
+        int flow = exec_body(rt, bf, n->kids, n->n_kids, out);
+        if (flow == FLOW_BREAK) break;
+        if (flow == FLOW_NEXT) run_else = 0;
     }
-    if (items->n == 0 && n->n_kids2) exec_body(rt, frame_new(rt, f), n->kids2, n->n_kids2, out);
+    if (run_else && n->n_kids2) exec_body(rt, frame_new(rt, f), n->kids2, n->n_kids2, out);
 }
 
 static int exec_body(chat_rt *rt, chat_frame *f, chat_node *const *kids, int n, sbuf *out) {

@@ -17,6 +17,7 @@ typedef struct parser {
     moe_err *err;
     int failed;
     int depth;
+    int loops; /* for-loop bodies around the statement being parsed (reset in a macro) */
 } parser;
 
 #define FAIL_IF(c) do { if (c) return NULL; } while (0)

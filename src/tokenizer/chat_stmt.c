@@ -35,7 +35,9 @@ static chat_node *parse_for(parser *P, int line) {
     static const char *const ends[] = {"endfor", "else", NULL};
     nvec body = {0}, els = {0};
     int which;
+    P->loops++;
     if (parse_body(P, ends, &body, &which)) return NULL;
+    P->loops--;
     next(P);
     if (which == 1) {
         static const char *const ends2[] = {"endfor", NULL};
@@ -117,6 +119,8 @@ static chat_node *parse_statement(parser *P) {
     if (!strcmp(tag, "for")) return parse_for(P, line);
     if (!strcmp(tag, "if")) return parse_if(P, line);
     if (!strcmp(tag, "break") || !strcmp(tag, "continue")) {
+        /* jinja2 compiles these to Python's break / continue: outside a loop they do not compile */
+        if (!P->loops) return parse_fail(P, line, "'%s' outside a for loop", tag);
         chat_node *n = parse_node(P, tag[0] == 'b' ? N_BREAK : N_CONTINUE, line);
         FAIL_IF(!n || expect_block_end(P));
         return n;
@@ -177,7 +181,10 @@ static chat_node *parse_statement(parser *P) {
         static const char *const mends[] = {"endmacro", NULL}, *const cends[] = {"endcall", NULL};
         nvec body = {0};
         int which;
+        int loops = P->loops;
+        P->loops = 0; /* a macro or call body is a function of its own */
         if (parse_body(P, is_macro ? mends : cends, &body, &which)) return NULL;
+        P->loops = loops;
         next(P);
         if (cur(P)->kind == T_NAME) next(P); /* {% endmacro name %} */
         FAIL_IF(expect_block_end(P));
