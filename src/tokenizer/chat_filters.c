@@ -48,9 +48,9 @@ int apply_test(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, int
     if (!strcmp(name, "lower") || !strcmp(name, "upper")) /* str(x).islower() / .isupper() */
         return jv_truthy(call_method(rt, jv_to_str(rt, x), name[0] == 'l' ? "islower" : "isupper", NULL, 0, NULL, NULL, 0));
     if (n_args == (name[0] == 'd') && (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby"))) {
+        /* jinja2: value % 2 == 1, value % 2 == 0, value % num == 0 */
         jv m = binop(rt, OP_MOD, x, !strcmp(name, "divisibleby") ? y : jv_int(2));
-        int zero = m.t == JV_FLOAT ? m.u.f == 0 : m.u.i == 0;
-        return name[0] == 'o' ? !zero : zero;
+        return jv_equal(m, jv_int(name[0] == 'o' ? 1 : 0));
     }
     if (n_args != 1) rt_fail(rt, "test '%s' takes one argument", name);
     if (!strcmp(name, "equalto") || !strcmp(name, "eq") || !strcmp(name, "==")) return jv_equal(x, y);
