@@ -217,13 +217,14 @@ $(BUILD)/quant_bench: $(BUILD)/bench/quant_bench.o $(KERN_OBJ)
 #   model_gguf      a model from a GGUF file, then a 3-token forward
 #   data            token shards (src/train/data.c)
 #   trainer_state   a checkpoint's trainer_state.json
+#   chat_template   a chat template (then NUL and a JSON context), parsed and rendered
 # The library is compiled once more with the fuzzing flags under
 # $(BUILD)/fuzz/obj. Needs clang with the libFuzzer runtime (Debian: clang,
 # libclang-rt-14-dev; installed here when missing, as `deps` does).
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
-FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state
+FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state chat_template
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_FLAGS := $(CFLAGS_BASE) -Itests $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
@@ -237,6 +238,7 @@ FUZZ_MAX_LEN_tokenizer_gguf := 65536
 FUZZ_MAX_LEN_model_gguf := 65536
 FUZZ_MAX_LEN_data := 16384
 FUZZ_MAX_LEN_trainer_state := 4096
+FUZZ_MAX_LEN_chat_template := 16384
 FUZZ_RUN = mkdir -p $(BUILD)/fuzz/corpus-$(1) && \
 	$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN_$(1)) -timeout=10 \
 	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/crash-$(1)- \

@@ -3,13 +3,7 @@
  * the tokenizer adds them), prefill, then sample and stream the text as it
  * is produced, stopping at EOS or after -n tokens. Speeds go to stderr. A
  * --ctx past the model's positions (max_position_embeddings) is warned about.
- *
- * Streaming: the generated ids are decoded again after each token, behind a
- * few prompt tokens of context (so a leading space or a word joined to the
- * prompt comes out as the whole decode would write it), and only text that
- * can no longer change is printed: never a partial UTF-8 sequence, and not a
- * trailing U+FFFD, which a byte-level tokenizer writes for a character whose
- * remaining bytes are still to come.
+ * The text is streamed as stream.c does it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,60 +12,7 @@
 #include "args.h"
 #include "cli.h"
 
-#define CONTEXT_TOKENS 4 /* prompt tokens decoded in front of the output */
-
-/* Length of the prefix of s[0..n) that is complete UTF-8 and does not end in
- * U+FFFD (EF BF BD). */
-static size_t stable_len(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (;;) {
-        /* drop an incomplete last sequence */
-        size_t i = n, back = 0;
-        while (i > 0 && back < 4 && (u[i - 1] & 0xC0) == 0x80) {
-            i--;
-            back++;
-        }
-        if (i > 0 && u[i - 1] >= 0xC0) {
-            unsigned char lead = u[i - 1];
-            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-            if (back + 1 < need) n = i - 1;
-        }
-        if (n >= 3 && u[n - 3] == 0xEF && u[n - 2] == 0xBF && u[n - 1] == 0xBD) {
-            n -= 3;
-            continue;
-        }
-        return n;
-    }
-}
-
-typedef struct streamer {
-    const moe_tokenizer *tok;
-    int tok_vocab;
-    int32_t *ids;     /* [n_ctx_ids + max_new] context tokens, then the generated ones */
-    int n_ids;
-    int n_ctx_ids;    /* context tokens in front */
-    char *prefix;     /* decode of the context tokens */
-    size_t prefix_len;
-    size_t printed;   /* bytes of the continuation already written */
-} streamer;
-
-/* Decode ids and write what is new. final: write everything left. */
-static int stream_emit(streamer *st, int final, moe_err *err) {
-    char *text = NULL;
-    size_t len = 0;
-    if (moe_detokenize(st->tok, st->ids, st->n_ids, 1, &text, &len, err)) return -1;
-    size_t base = 0; /* where the continuation starts: after the context's text */
-    while (base < st->prefix_len && base < len && text[base] == st->prefix[base]) base++;
-    const char *cont = text + base;
-    size_t clen = len - base, upto = final ? clen : stable_len(cont, clen);
-    if (upto > st->printed) {
-        fwrite(cont + st->printed, 1, upto - st->printed, stdout);
-        fflush(stdout);
-        st->printed = upto;
-    }
-    free(text);
-    return 0;
-}
+#include "stream.h"
 
 int cmd_generate(int argc, char **argv) {
     const char *prompt = NULL;

@@ -17,6 +17,8 @@ static const command commands[] = {
     {"generate", cmd_generate, "generate text from a prompt"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"detokenize", cmd_detokenize, "print the text of a list of token ids"},
+    {"chat", cmd_chat, "chat with a model in the terminal (its chat template, streamed replies)"},
+    {"template", cmd_template, "print the prompt a conversation becomes under the model's chat template"},
     {"bench", cmd_bench, "prefill and decode speed against this machine's limits"},
     {"init", cmd_init, "write a random-weight model shaped like a real one"},
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on text files"},

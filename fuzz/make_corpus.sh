@@ -11,6 +11,8 @@
 #   data             train.bin / val.bin of the tokenizer_train corpus (2-byte
 #                    ids) and the same shard with 4-byte ids
 #   trainer_state    trainer_state.json of a one-step `moe train` run
+#   chat_template    small fixture chat templates, and two with a JSON context
+#                    after a NUL byte
 # Needs build/moe (make all) and python3 (standard library only).
 #   sh fuzz/make_corpus.sh          from the repository root
 set -eu
@@ -122,5 +124,16 @@ sed -e 's/"vocab_size": 128/"vocab_size": 512/' -e 's/"num_hidden_layers": 2/"nu
   --save-every 1 --keep 2 --threads 1 >/dev/null 2>&1
 cp "$W/run/step-00000001/trainer_state.json" "$OUT/trainer_state/step1.json"
 cp "$W/run/step-00000002/trainer_state.json" "$OUT/trainer_state/step2.json"
+
+fresh chat_template
+for t in mistralai-Mixtral-8x7B-Instruct-v0.1 allenai-OLMoE-1B-7B-0924-Instruct Qwen-Qwen2.5-7B-Instruct \
+  Qwen-Qwen3-0.6B google-gemma-2-2b-it microsoft-Phi-3.5-mini-instruct LFM2-8B-A1B Kimi-K2-Instruct \
+  deepseek-ai-DeepSeek-V3.1 GLM-4.6 meetkai-functionary-medium-v3.1; do
+  cp "$FIX/chat_templates/templates/$t.jinja" "$OUT/chat_template/$t.jinja"
+done
+{ cat "$FIX/chat_templates/templates/Qwen-Qwen3-0.6B.jinja"; printf '\0'; cat "$FIX/chat_templates/contexts/tool_calls.json"; } \
+  >"$OUT/chat_template/qwen3_with_context"
+{ printf '%s' "{% set ns = namespace(n=0) %}{% for k, v in d|dictsort if v is number %}{% set ns.n = ns.n + v %}{{ k ~ '=' ~ v|tojson }}{% endfor %}{{ ns.n }} {{ s[1:-1]|upper|replace('L', 'l') }} {{ xs|map('string')|join(',') }}"; \
+  printf '\0'; cat "$FIX/chat_templates/contexts/units.json"; } >"$OUT/chat_template/features_with_context"
 
 du -sh "$OUT"/*

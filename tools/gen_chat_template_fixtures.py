@@ -8,6 +8,9 @@ Writes, under tests/fixtures/chat_templates/:
   templates/NAME.jinja   the templates (copied from SOURCES below; data)
   contexts/CONV.json     {messages, tools, add_generation_prompt, bos_token, ...}; units.json is the
                          context of the unit templates
+  cli/                   for tests/cli/template.sh: messages.json + tools.json (the tool_calls
+                         conversation as `moe template --messages --tools` takes it) and
+                         TEMPLATE__CONTEXT.txt, the rendered prompts it compares
   expected.json          {"cases": [{"template", "context", "output" | "error"}],
                           "parse_errors": {"NAME": message},
                           "units": [{"template", "context", "output" | "error"}]}
@@ -78,6 +81,9 @@ A1 = {"role": "assistant", "content": "I am fine, thank you. How can I help?"}
 U2 = {"role": "user", "content": "What is 2 + 2?"}
 CALL = {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function", "function": {
     "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]}
+# the same call with its arguments as a JSON string (OpenAI's wire format)
+CALL_STR = {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function", "function": {
+    "name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]}
 TOOL = {"role": "tool", "tool_call_id": "abc123def", "name": "get_weather", "content": "{\"temperature\": 21.5, \"sky\": \"clear\"}"}
 A_AFTER = {"role": "assistant", "content": "It is 21.5 °C and clear in Paris."}
 
@@ -107,6 +113,23 @@ CONTEXTS = {
     "reasoning": ctx([U1, {"role": "assistant", "content": "Fine.", "reasoning_content": "The user greets me.",
                            "thinking": "The user greets me."}, U2], enable_thinking=False),
     "user_only": ctx([U1], gen=False),
+    # the tool formats of templates that want their own: Cohere's parameter_definitions, and
+    # firefunction's `functions` (a JSON string) and `datetime`
+    "cohere_tools": ctx([SYS, {"role": "user", "content": "Who won the 2022 World Cup?"}], tools=[
+        {"name": "internet_search", "description": "Returns a list of relevant document snippets",
+         "parameter_definitions": {"query": {"description": "Query to search the internet with", "type": "str",
+                                             "required": True}}},
+        {"name": "directly_answer", "description": "Calls a standard (un-augmented) AI chatbot",
+         "parameter_definitions": {}}]),
+    # numbers as Python keeps them: 21.0 stays a float, 3 an int, 1e3 a float
+    "float_args": ctx([{"role": "user", "content": "Set it."},
+                       {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function",
+                        "function": {"name": "set_temp", "arguments": {"celsius": 21.0, "steps": 3, "eps": 1e-3,
+                                                                      "big": 1e3, "neg": -0.5}}}]},
+                       {"role": "tool", "tool_call_id": "abc123def", "content": "ok"}], tools=TOOLS),
+    "functions_json": ctx([SYS, {"role": "user", "content": "What's the weather in Paris?"}, CALL_STR, TOOL, A_AFTER],
+                          tools=TOOLS, functions=json.dumps([t["function"] for t in TOOLS], indent=2),
+                          datetime="2026-01-15"),
 }
 
 # Small templates for the language features; expected output from jinja2.
@@ -162,12 +185,22 @@ UNITS = [
     "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}",
     "{% for a in range(5) %}{% for b in range(3) %}{{ loop.index }}{% endfor %}{{ loop.index }}|{% endfor %}",
     "{{ xs|length > 2 and xs[0] == 1 }} {{ not xs|length }} {{ -xs|length }} {{ (xs|length) ** 2 }}",
-    "{{ 999999999 * 999999999 }} {{ -2 ** 62 }}", "{{ 'a'|safe + '<b>' }} {{ '<b>' + 'a'|safe }} {{ ('<x>'|safe + '&')|trim }} {{ '<'|e }}",
+    "{{ ' a b  c '.split(none, 1) }}{{ ' a b  c '.rsplit(none, 1) }}{{ 'a b c'.split(' ', 5) }}{{ 'a--b--c'.rsplit('--') }}{{ ''.split() }}{{ ''.split(',') }}",
+    "{{ '' is upper }} {{ 'A1' is upper }} {{ 'a1' is lower }} {{ '1' is lower }}", "{{ 5|indent(2) }}", "{{ missing|float }}",
+    "{{ missing|int }}", "{{ 2.5 is odd }} {{ 2.5 is even }} {{ 3.0 is odd }} {{ 4.0 is even }} {{ 7.5 is divisibleby 2.5 }} {{ -3 is odd }}", "{% for x in xs %}{% break %}{% else %}else{% endfor %}|{% for x in xs %}{{ x }}{% if x == 2 %}{% break %}{% endif %}{% else %}else{% endfor %}|{% for x in xs %}{% continue %}{% else %}else{% endfor %}|{% for x in xs %}{% if x == 3 %}{% continue %}{% endif %}{% else %}else{% endfor %}", "{% break %}", "{% for x in xs %}{% else %}{% continue %}{% endfor %}",
+    "{% for x in xs %}{% macro m() %}{% break %}{% endmacro %}{% endfor %}", "{% for x in xs %}{% if x > 1 %}{% break %}{% endif %}{{ x }}{% endfor %}", "{% for k in {} %}x{% else %}empty{% endfor %}{{ {}|list }}{{ {}|items|list }}{{ {}|dictsort }}", "{{ 3|round }} {{ true|round }} {{ 2.5|round }} {{ 1234|round(-2) }} {{ 1250|round(-2) }} {{ 1350|round(-2) }} {{ -1250|round(-2) }} {{ 7|round(1, 'floor') }}", "{{ xs in d }}",
+    "{{ [xs, xs]|unique|list }}", "{{ 999999999 * 999999999 }} {{ -2 ** 62 }}", "{{ 'a'|safe + '<b>' }} {{ '<b>' + 'a'|safe }} {{ ('<x>'|safe + '&')|trim }} {{ '<'|e }}",
     "{{ d.items()|length }} {{ d.items() }} {{ d.keys() }} {{ range(3) }} {{ range(3)|length }} {{ range(5)[1] }} {{ (xs|select('odd')) is sequence }}",
     "{% if false %}{{ x|nofilter }}{{ x is notest }}{% endif %}ok {{ (x|nof) if false else 'c' }}", "{% if x|nofilter %}{% endif %}",
     "{{ none|selectattr('a')|list }} {{ none|map('string')|list }} {{ ''|select|list }}", "{{ xs|map('string')|tojson }}",
     "{{ xs|select('odd')|length }}", "{{ d.items()|tojson }}", "{{ none|join }}", "{{ 'é' * 3 }}{{ 'x'|center(5) }}|", "{{ t|tojson }} {{ none|tojson }} {{ 1.0|tojson }} {{ 'a\"\\\\\\n\\u0001'|tojson }}",
 ]
+
+
+# (template, context) pairs tests/cli/template.sh renders with `moe template`
+CLI_CASES = [("mistralai-Mixtral-8x7B-Instruct-v0.1", "multi_turn"), ("Qwen-Qwen3-0.6B", "tool_calls"),
+             ("allenai-OLMoE-1B-7B-0924-Instruct", "multi_turn_nogen"), ("Qwen3.5-4B", "non_ascii"),
+             ("Qwen-Qwen3-0.6B", "float_args")]
 
 
 def compile_tpl(src):
@@ -236,6 +269,16 @@ def main():
         json.dump({"jinja2": jinja2.__version__, "transformers": transformers.__version__, "fixed_time": FIXED_TIME,
                    "cases": cases, "parse_errors": parse_errors, "units": units}, f, ensure_ascii=False, indent=1)
         f.write("\n")
+    clidir = os.path.join(OUT, "cli")
+    os.makedirs(clidir, exist_ok=True)
+    with open(os.path.join(clidir, "messages.json"), "w", encoding="utf-8") as f:
+        json.dump(CONTEXTS["tool_calls"]["messages"], f, ensure_ascii=False, indent=1)
+    with open(os.path.join(clidir, "tools.json"), "w", encoding="utf-8") as f:
+        json.dump(TOOLS, f, ensure_ascii=False, indent=1)
+    for name, conv in CLI_CASES:
+        out = next(c["output"] for c in cases if c["template"] == name and c["context"] == conv)
+        with open(os.path.join(clidir, f"{name}__{conv}.txt"), "w", encoding="utf-8", newline="") as f:
+            f.write(out)
     ok = sum("output" in c for c in cases)
     print(f"{len(sources)} templates, {len(cases)} cases ({ok} render, {len(cases) - ok} raise), "
           f"{len(parse_errors)} refused by jinja2, {len(units)} unit templates")

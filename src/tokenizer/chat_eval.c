@@ -1,6 +1,6 @@
 /*
  * chat_eval.c - runs a parsed template: scopes, statements, expressions,
- * attribute and item lookup, arithmetic, and the public render entry.
+ * attribute and item lookup, arithmetic (chat_api.c is the entry).
  *
  * Scopes follow jinja2: a for loop runs each iteration in a fresh scope
  * (a {% set %} inside it is gone at the next iteration and after the loop),
@@ -10,7 +10,6 @@
  * jinja2's default Undefined: printing one gives '', testing it works, but
  * an attribute or item of it, arithmetic on it or calling it is an error.
  */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -223,7 +222,7 @@ jlist *jv_iter(chat_rt *rt, jv v) {
     case JV_LIST: return v.u.l;
     case JV_DICT: {
         l = jv_list_new(rt, v.u.d->n, 0).u.l;
-        memcpy(l->v, v.u.d->k, v.u.d->n * sizeof(jv));
+        if (v.u.d->n) memcpy(l->v, v.u.d->k, v.u.d->n * sizeof(jv));
         l->n = v.u.d->n;
         return l;
     }
@@ -250,6 +249,8 @@ int jv_contains(chat_rt *rt, jv c, jv item) {
     }
     if (c.t == JV_DICT || c.t == JV_NS) {
         jv v;
+        if ((item.t == JV_LIST && !item.u.l->tuple) || item.t == JV_DICT || item.t == JV_NS)
+            rt_fail(rt, "unhashable type: '%s'", jv_type_name(item));
         return jv_dict_get(c, item, &v);
     }
     if (c.t == JV_LIST) {
@@ -577,17 +578,29 @@ static void emit(chat_rt *rt, sbuf *out, jv v) {
     if (out->n > CHAT_MAX_OUTPUT) rt_fail(rt, "output beyond %u MiB", CHAT_MAX_OUTPUT >> 20);
 }
 
-static jv make_loop(chat_rt *rt, jlist *items, size_t i) {
-    jv loop = jv_dict_new(rt, 0);
+/* The names of the loop variable's attributes, made once per for loop. */
+enum { LOOP_KEYS = 12 };
+static const char *const LOOP_NAMES[LOOP_KEYS] = {"index", "index0", "revindex", "revindex0", "first", "last",
+                                                  "length", "depth", "depth0", "cycle", "previtem", "nextitem"};
+
+/* jinja2's LoopContext for item i of items, as a dict (no previtem on the
+ * first, no nextitem on the last: those read as undefined). */
+static jv make_loop(chat_rt *rt, const jv *keys, jlist *items, size_t i) {
     size_t n = items->n;
-    const char *keys[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0"};
-    jv vals[] = {jv_int((int64_t)i + 1), jv_int((int64_t)i), jv_int((int64_t)(n - i)), jv_int((int64_t)(n - i - 1)),
-                 jv_bool(i == 0), jv_bool(i + 1 == n), jv_int((int64_t)n), jv_int(1), jv_int(0)};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) jv_dict_set(rt, loop, jv_cstr(rt, keys[k]), vals[k]);
-    if (i > 0) jv_dict_set(rt, loop, jv_cstr(rt, "previtem"), items->v[i - 1]);
-    if (i + 1 < n) jv_dict_set(rt, loop, jv_cstr(rt, "nextitem"), items->v[i + 1]);
-    jv cyc = method_value(rt, jv_int((int64_t)i), "cycle");
-    jv_dict_set(rt, loop, jv_cstr(rt, "cycle"), cyc);
+    jv vals[LOOP_KEYS] = {jv_int((int64_t)i + 1), jv_int((int64_t)i), jv_int((int64_t)(n - i)),
+                          jv_int((int64_t)(n - i - 1)), jv_bool(i == 0), jv_bool(i + 1 == n), jv_int((int64_t)n),
+                          jv_int(1), jv_int(0), method_value(rt, jv_int((int64_t)i), "cycle"),
+                          i > 0 ? items->v[i - 1] : jv_undef(), i + 1 < n ? items->v[i + 1] : jv_undef()};
+    jv loop = jv_dict_new(rt, 0);
+    jdict *d = loop.u.d;
+    d->k = rt_alloc(rt, LOOP_KEYS * sizeof(jv));
+    d->v = rt_alloc(rt, LOOP_KEYS * sizeof(jv));
+    d->cap = LOOP_KEYS;
+    for (int k = 0; k < LOOP_KEYS; k++) {
+        if ((k == 10 && i == 0) || (k == 11 && i + 1 >= n)) continue;
+        d->k[d->n] = keys[k];
+        d->v[d->n++] = vals[k];
+    }
     return loop;
 }
 
@@ -605,15 +618,23 @@ static void exec_for(chat_rt *rt, chat_frame *f, const chat_node *n, sbuf *out) 
         }
         items = kept.u.l;
     }
+    jv keys[LOOP_KEYS];
+    for (int k = 0; k < LOOP_KEYS; k++) keys[k] = jv_cstr(rt, LOOP_NAMES[k]);
+    /* jinja2 clears its "run the else block" flag at the end of the body,
+     * which a break or continue skips: the else block runs after no
+     * iteration, and also when the last iteration to start did not finish */
+    int run_else = 1;
     for (size_t i = 0; i < items->n; i++) {
         rt_step(rt);
         chat_frame *bf = frame_new(rt, f);
         rt->line = n->line;
-        frame_set(rt, bf, "loop", make_loop(rt, items, i));
+        frame_set(rt, bf, "loop", make_loop(rt, keys, items, i));
         assign(rt, bf, n->a, items->v[i]);
-        if (exec_body(rt, bf, n->kids, n->n_kids, out) == FLOW_BREAK) break;
+        int flow = exec_body(rt, bf, n->kids, n->n_kids, out);
+        if (flow == FLOW_BREAK) break;
+        if (flow == FLOW_NEXT) run_else = 0;
     }
-    if (items->n == 0 && n->n_kids2) exec_body(rt, frame_new(rt, f), n->kids2, n->n_kids2, out);
+    if (run_else && n->n_kids2) exec_body(rt, frame_new(rt, f), n->kids2, n->n_kids2, out);
 }
 
 static int exec_body(chat_rt *rt, chat_frame *f, chat_node *const *kids, int n, sbuf *out) {
@@ -696,85 +717,10 @@ static int exec_body(chat_rt *rt, chat_frame *f, chat_node *const *kids, int n, 
     return FLOW_NEXT;
 }
 
-/* ------------------------------------------------------------ public API */
-
-int moe_chat_template_render(const moe_chat_template *t, const char *ctx_json, size_t ctx_len, char **out,
-                             size_t *out_len, moe_err *err) {
-    *out = NULL;
-    if (out_len) *out_len = 0;
-    chat_rt *rt = calloc(1, sizeof *rt);
-    if (!rt) return moe_fail(err, "%s: out of memory", t->name);
-    rt->t = t;
-    rt->err = err;
-    rt->arena.limit = CHAT_MAX_ARENA;
-    cJSON *volatile ctx = NULL;
-    if (setjmp(rt->jmp)) {
-        cJSON_Delete(ctx);
-        arena_free(&rt->arena);
-        free(rt);
-        return -1;
-    }
-    rt->globals = frame_new(rt, NULL);
-    if (ctx_json && ctx_len) {
-        ctx = cJSON_ParseWithLength(ctx_json, ctx_len);
-        if (!ctx || !cJSON_IsObject(ctx)) rt_fail(rt, "the context is not a JSON object");
-        size_t n_flags, idx = 0;
-        unsigned char *flags = json_float_flags(rt, ctx_json, ctx_len, &n_flags);
-        for (const cJSON *c = ctx->child; c; c = c->next) {
-            size_t kl = strlen(c->string);
-            char *name = rt_alloc(rt, kl + 1);
-            memcpy(name, c->string, kl);
-            frame_set(rt, rt->globals, name, jv_from_cjson(rt, c, flags, n_flags, &idx));
-        }
-    }
-    chat_frame *top = frame_new(rt, rt->globals);
-    sbuf o = {.rt = rt};
-    sb_put(&o, "", 0);
-    exec_body(rt, top, t->body->kids, t->body->n_kids, &o);
-    char *res = malloc(o.n + 1);
-    if (!res) rt_fail(rt, "out of memory");
-    memcpy(res, o.p, o.n + 1);
-    *out = res;
-    if (out_len) *out_len = o.n;
-    cJSON_Delete(ctx);
-    arena_free(&rt->arena);
-    free(rt);
-    return 0;
+int chat_exec(chat_rt *rt, chat_frame *f, const chat_node *body, sbuf *out) {
+    return exec_body(rt, f, body->kids, body->n_kids, out);
 }
 
-int moe_chat_template_parse(moe_chat_template **out, const char *src, size_t len, const char *name, moe_err *err) {
-    *out = NULL;
-    if (!name) name = "template";
-    moe_chat_template *t = calloc(1, sizeof *t);
-    if (!t) return moe_fail(err, "%s: out of memory", name);
-    t->fixed_time = -1;
-    t->arena.limit = CHAT_MAX_ARENA;
-    t->name = strdup(name);
-    t->src = malloc(len + 1);
-    if (!t->name || !t->src) {
-        moe_chat_template_free(t);
-        return moe_fail(err, "%s: out of memory", name);
-    }
-    memcpy(t->src, src, len);
-    t->src[len] = 0;
-    chat_tok *toks;
-    int n = chat_lex(&t->arena, src, len, t->name, &toks, err);
-    if (n < 0 || chat_parse(&t->arena, toks, n, t->name, &t->body, err)) {
-        moe_chat_template_free(t);
-        return -1;
-    }
-    *out = t;
-    return 0;
-}
+chat_frame *chat_frame_new(chat_rt *rt, chat_frame *parent) { return frame_new(rt, parent); }
 
-void moe_chat_template_free(moe_chat_template *t) {
-    if (!t) return;
-    arena_free(&t->arena);
-    free(t->name);
-    free(t->src);
-    free(t);
-}
-
-const char *moe_chat_template_source(const moe_chat_template *t) { return t->src; }
-
-void moe_chat_template_set_time(moe_chat_template *t, int64_t unix_time) { t->fixed_time = unix_time < 0 ? -1 : unix_time; }
+void chat_frame_set(chat_rt *rt, chat_frame *f, const char *name, jv v) { frame_set(rt, f, name, v); }

@@ -204,8 +204,8 @@ typedef struct chat_frame {
 /* Limits a render runs under. */
 #define CHAT_MAX_DEPTH 200            /* nested macro calls / expression depth */
 #define CHAT_MAX_OUTPUT (64u << 20)   /* bytes of rendered text */
-#define CHAT_MAX_ARENA (512u << 20)   /* bytes of working memory */
-#define CHAT_MAX_STEPS 20000000LL     /* loop iterations + calls */
+#define CHAT_MAX_ARENA (256u << 20)   /* bytes of working memory */
+#define CHAT_MAX_STEPS 10000000LL     /* loop iterations, calls, filter applications */
 
 struct chat_rt {
     const moe_chat_template *t;
@@ -264,6 +264,10 @@ size_t utf8_offset(const char *s, size_t n, size_t cps); /* byte offset of code 
 int py_isspace(int32_t cp);
 
 /* evaluation (chat_eval.c) */
+chat_frame *chat_frame_new(chat_rt *rt, chat_frame *parent);
+void chat_frame_set(chat_rt *rt, chat_frame *f, const char *name, jv v);
+/* Run a template body (an N_BODY) in frame f, appending its text to out. */
+int chat_exec(chat_rt *rt, chat_frame *f, const chat_node *body, sbuf *out);
 jv eval_expr(chat_rt *rt, chat_frame *f, const chat_node *e);
 jv call_value(chat_rt *rt, jv fn, jv *args, int n_args, const char **kw_names, jv *kw_vals, int n_kw);
 jv get_attr(chat_rt *rt, jv obj, const char *name);
@@ -273,7 +277,36 @@ int jv_contains(chat_rt *rt, jv container, jv item);
 /* Iterate: a list of the items (dict -> keys, str -> chars). */
 jlist *jv_iter(chat_rt *rt, jv v);
 
-/* filters, tests, methods, builtins (chat_filters.c) */
+/* arguments of a filter, method or global: positional args[n_args], keyword kw_names/kw_vals[n_kw] */
+typedef struct fargs {
+    jv *args;
+    int n_args;
+    const char **kw_names;
+    jv *kw_vals;
+    int n_kw;
+} fargs;
+/* The argument called name (position pos, or keyword name), or def. */
+jv arg(const fargs *a, int pos, const char *name, jv def);
+/* Fail on more than max_pos positional arguments or a keyword not in names (NULL-terminated). */
+void check_args(chat_rt *rt, const char *what, const fargs *a, int max_pos, const char *const *names);
+const jstr *need_str(chat_rt *rt, jv v, const char *what);
+int64_t need_int(chat_rt *rt, jv v, const char *what);
+int in_list(const char *const *l, const char *name);
+
+/* str helpers (chat_methods.c) */
+int32_t cp_at(const char *s, size_t n, size_t i, int *len); /* the code point at byte i */
+void put_cp(sbuf *b, int32_t cp);
+int32_t cp_upper(int32_t c);
+int32_t cp_lower(int32_t c);
+/* strip: which 1 left, 2 right, 3 both; chars NULL: whitespace */
+jv str_strip(chat_rt *rt, const jstr *s, const jstr *chars, int which);
+/* mode 0 upper, 1 lower, 2 capitalize, 3 Python str.title */
+jv str_case(chat_rt *rt, const jstr *s, int mode);
+jv str_replace(chat_rt *rt, const jstr *s, const jstr *old, const jstr *new_, int64_t count); /* count < 0: all */
+/* d.items() (which 0), .keys() (1), .values() (2) */
+jv dict_items(chat_rt *rt, jv d, int which);
+
+/* filters and tests (chat_filters.c), methods and globals (chat_methods.c) */
 jv apply_filter(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, int n_args, const char **kw_names,
                 jv *kw_vals, int n_kw);
 int apply_test(chat_rt *rt, chat_frame *f, const char *name, jv x, jv *args, int n_args);
