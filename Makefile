@@ -9,7 +9,7 @@
 
 BUILD ?= build
 CC ?= cc
-DEB_PKGS := libcjson-dev libpcre2-dev libutf8proc-dev
+DEB_PKGS := libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
                -Iinclude -Isrc -pthread -g
@@ -25,15 +25,23 @@ FLAGS_AVX2 := -mavx2 -mfma -mf16c
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
+# serve/: the HTTP server of `moe serve`, linked into the moe binary only
+# (never libmoe). Its pure parts (request parsing, replies, text, metrics)
+# are also linked into the unit tests.
+SERVE_SRC := $(sort $(wildcard serve/*.c))
+SERVE_PURE_SRC := serve/api.c serve/reply.c serve/text.c serve/metrics.c
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
+SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(BUILD)/%.o)
 
 ASAN := $(BUILD)/asan
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
+ASAN_SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(ASAN)/%.o)
 
 .PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-olmoe-q
 all: $(BUILD)/moe $(BUILD)/libmoe.a
@@ -55,13 +63,13 @@ $(BUILD)/libmoe.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/moe: $(CLI_OBJ) $(BUILD)/libmoe.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
+$(BUILD)/moe: $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/libmoe.a $(LDLIBS) -lmicrohttpd
 
-$(BUILD)/moe_tests: $(TEST_OBJ) $(BUILD)/libmoe.a
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
+$(BUILD)/moe_tests: $(TEST_OBJ) $(SERVE_PURE_OBJ) $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(SERVE_PURE_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
 
-$(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
+$(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_SERVE_PURE_OBJ) $(ASAN_LIB_OBJ)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%_avx512.o: %_avx512.c | deps
@@ -79,6 +87,12 @@ CLI_CFLAGS = $(filter-out -Isrc,$(CFLAGS))
 $(BUILD)/cli/%.o: cli/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CLI_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/serve/%.o: serve/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CLI_CFLAGS) -MMD -MP -c -o $@ $<
+$(ASAN)/serve/%.o: serve/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Isrc,$(CFLAGS_BASE)) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
 
 $(ASAN)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
@@ -278,4 +292,4 @@ $(BUILD)/fuzz/.clang-ok:
 	@rm -f $(@D)/probe $(@D)/probe.c
 	@touch $@
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(ASAN_SERVE_PURE_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
