@@ -52,7 +52,8 @@ typedef struct conn {
     route route;
     char *body;
     size_t len, cap;
-    int too_big;
+    int too_big;            /* 1: past SERVE_MAX_BODY, the rest is dropped */
+    size_t dropped;         /* bytes dropped */
 } conn;
 
 /* A streamed answer (owned by its MHD_Response, freed with it). */
@@ -369,11 +370,6 @@ static enum MHD_Result do_models(serve_http *h, struct MHD_Connection *c) {
 }
 
 static enum MHD_Result do_completion(serve_http *h, struct MHD_Connection *c, conn *cn) {
-    if (cn->too_big) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "the body is larger than %u bytes", SERVE_MAX_BODY);
-        return fail(h, c, 413, NULL, msg);
-    }
     serve_req *r;
     serve_error e;
     if (start_request(h, cn, &r, &e)) return send_error(h, c, &e);
@@ -415,18 +411,27 @@ static enum MHD_Result first_call(serve_http *h, struct MHD_Connection *c, const
     if (post ? strcmp(method, "POST") : !get_ok) return fail(h, c, 405, NULL, "method not allowed on this route");
     if (!strncmp(url, "/v1/", 4) && !key_ok(h, c))
         return fail(h, c, 401, NULL, "missing or wrong API key (Authorization: Bearer KEY)");
+    /* a body somewhat too large is read and dropped, so that the client
+     * gets its 413; one far too large is refused before it is sent */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > SERVE_MAX_BODY) {
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (declared > SERVE_MAX_DISCARD) {
         char msg[96];
         snprintf(msg, sizeof msg, "the body is larger than %u bytes", SERVE_MAX_BODY);
         return fail(h, c, 413, NULL, msg);
     }
+    cn->too_big = declared > SERVE_MAX_BODY;
     *answered = 0;
     return MHD_YES;
 }
 
 static enum MHD_Result dispatch(serve_http *h, struct MHD_Connection *c, conn *cn) {
     int state = h->state;
+    if (cn->too_big) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the body is larger than %u bytes", SERVE_MAX_BODY);
+        return fail(h, c, 413, NULL, msg);
+    }
     if (cn->route == R_HEALTH) {
         const char *st = state == ST_READY ? "ok" : state == ST_LOADING ? "loading" : "shutting down";
         char *json = malloc(64);
@@ -467,7 +472,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         if (cn->too_big || cn->len + n > SERVE_MAX_BODY) {
             cn->too_big = 1;
-            return MHD_YES;
+            cn->dropped += n;
+            return cn->dropped > SERVE_MAX_DISCARD ? MHD_NO : MHD_YES;
         }
         if (cn->len + n + 1 > cn->cap) {
             size_t cap = (cn->len + n + 1) * 2;

@@ -11,6 +11,7 @@
 #include "sched.h"
 
 #define SERVE_MAX_BODY (4u << 20)      /* bytes of a request body */
+#define SERVE_MAX_DISCARD (64u << 20)  /* a larger body is refused unread */
 #define SERVE_CONN_LIMIT 256           /* connections at once */
 #define SERVE_CONN_TIMEOUT 60          /* seconds a connection may sit idle */
 #define SERVE_CONN_MEMORY (128u << 10) /* libmicrohttpd's buffer per connection */
