@@ -309,6 +309,13 @@ int serve_parse_request(serve_kind kind, const char *body, size_t len, int vocab
     p->temperature = 1.0f;
     p->top_p = 1.0f;
     if (!serve_utf8_valid(body, len)) return serve_fail(e, 400, NULL, "the body is not valid UTF-8");
+    /* JSON allows no raw control characters (in strings they are escaped);
+     * a NUL would also cut a C string short */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return serve_fail(e, 400, NULL, "the body holds a control character (byte 0x%02x at %zu)", c, i);
+    }
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!o) return serve_fail(e, 400, NULL, "the body is not valid JSON (near byte %td)",

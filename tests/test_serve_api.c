@@ -267,3 +267,16 @@ TEST(serve_metrics_exposition) {
     serve_metrics_free(m);
     free(cfg);
 }
+
+TEST(serve_parse_control_bytes) {
+    serve_params p;
+    serve_error e;
+    static const char nul_body[] = "{\"prompt\": \"a\0b\"}";
+    CHECK(serve_parse_request(SERVE_COMPLETION, nul_body, sizeof nul_body - 1, 512, &p, &e) == -1);
+    CHECK(e.status == 400 && strstr(e.message, "control character"));
+    refused(SERVE_COMPLETION, "{\"prompt\": \"a\x01\"}", "");
+    /* whitespace between tokens is fine */
+    CHECK(parse(SERVE_COMPLETION, "{\r\n\t\"prompt\": \"a\\u0001\"\n}\n", &p, &e) == 0);
+    CHECK(p.prompt && p.prompt[1] == 1);
+    serve_params_free(&p);
+}
