@@ -252,7 +252,7 @@ static int stream_next(stream *st) {
     }
     /* copy what is new, then format without the lock */
     size_t n_text = r->text_len - st->text_sent;
-    int n_lp = r->n_lp - st->lp_sent, done = r->done;
+    int n_lp = r->n_lp - st->lp_sent, done = r->done, n_gen = r->n_gen;
     char *text = malloc(n_text + 1);
     serve_logprob *lp = n_lp ? malloc((size_t)n_lp * sizeof *lp) : NULL;
     if (!text || (n_lp && !lp)) {
@@ -276,7 +276,7 @@ static int stream_next(stream *st) {
         free(json);
     } else {
         ev = serve_reply_chunk(&st->reply, text, n_text, lp, n_lp, st->first, done ? r->finish : NULL,
-                               r->n_prompt, r->n_gen);
+                               r->n_prompt, n_gen);
     }
     free(text);
     free(lp);
