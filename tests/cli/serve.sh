@@ -117,11 +117,15 @@ if MOE_API_KEY=env-key start_server busy --parallel 1 --max-queue 1 --ctx 2048 -
   grep -q "^moe serve: stopped" "$T/busy.err" && ok || bad "busy: no 'stopped' line: $(tail -n 3 "$T/busy.err")"
 fi
 
-# a port in use is an error, not a hang
-if start_server third; then
+# the time limit and the grace; a port in use is an error, not a hang
+if start_server limits --ctx 4096 --timeout 0.25 --grace 0 --threads 1; then
   expect_fail "serve on a port in use" 1 "cannot listen" "$MOE" serve "$M" --port "$port"
-  kill -TERM "$pid"
-  wait_exit "$pid" third 0
+  "$PY" "$HERE/../serve/test_openai.py" --mode limits --port "$port" --key none --model "$M" --moe "$MOE" \
+    --pid "$pid" >"$T/limits.py" 2>&1
+  add_counts "$T/limits.py"
+  wait_exit "$pid" limits 0
+  grep -q "^moe serve: ending 1 requests still running" "$T/limits.err" && ok ||
+    bad "limits: no 'ending' line: $(tail -n 3 "$T/limits.err")"
 fi
 
 echo "$pass passed, $fail failed, $skip skipped"

@@ -11,6 +11,9 @@ tests/cli/serve.sh, which starts the servers; ends with "N passed, N failed".
   --mode busy   a server with --parallel 1 --max-queue 1 --ctx 2048: 429 when
                 the queue is full; a client that disconnects mid-stream frees
                 the slot; SIGTERM (--pid) lets the stream in flight finish.
+  --mode limits a server with --timeout 0.25 --grace 0: the time limit ends a
+                request ("length"); a stream still running past the grace
+                after SIGTERM ends with an error event.
 """
 import argparse
 import concurrent.futures
@@ -297,8 +300,13 @@ def busy_mode(a, client):
     body = json.dumps({"prompt": P, "max_tokens": N, "temperature": 0, "stream": True}).encode()
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + a.key.encode() +
               b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    got = s.recv(4096)
-    check(got.startswith(b"HTTP/1.1 200"), "stream start: %r" % got[:40])
+    got = b""
+    while b"data: " not in got:  # generating: past the queue, in its slot
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    check(got.startswith(b"HTTP/1.1 200") and b"data: " in got, "stream start: %r" % got[:40])
     s.close()
     deadline = time.time() + 10
     while time.time() < deadline and metric(a.port, "moe_running_sequences") != 0:
@@ -332,20 +340,41 @@ def busy_mode(a, client):
             check(True, "")
 
 
+def limits_mode(a, client):
+    """A server with --timeout 0.25 --grace 0: a long request is ended by its
+    time limit; at SIGTERM a stream past the grace ends with an error event."""
+    t = time.time()
+    r = client.completions.create(model=a.name, prompt="hello", max_tokens=4000, temperature=0)
+    took = time.time() - t
+    check(r.choices[0].finish_reason == "length" and 0 < r.usage.completion_tokens < 4000 and took < 5,
+          "timeout: %d tokens, %s, %.1f s" % (r.usage.completion_tokens, r.choices[0].finish_reason, took))
+    if a.pid:
+        stream = client.completions.create(model=a.name, prompt="hello", max_tokens=4000, temperature=0, stream=True)
+        it = iter(stream)
+        next(it)
+        os.kill(a.pid, signal.SIGTERM)
+        try:
+            for ch in it:
+                pass
+            check(False, "the stream past the grace ended without an error")
+        except openai.APIError as e:
+            check("shutting down" in str(e), "error event: %r" % e)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--moe", required=True)
-    ap.add_argument("--mode", choices=["main", "busy"], required=True)
+    ap.add_argument("--mode", choices=["main", "busy", "limits"], required=True)
     ap.add_argument("--pid", type=int, default=0)
     a = ap.parse_args()
     a.base = "http://127.0.0.1:%d/v1" % a.port
     a.name = os.path.basename(a.model.rstrip("/"))
     client = openai.OpenAI(base_url=a.base, api_key=a.key, max_retries=0, timeout=120)
     try:
-        (main_mode if a.mode == "main" else busy_mode)(a, client)
+        {"main": main_mode, "busy": busy_mode, "limits": limits_mode}[a.mode](a, client)
     except Exception as e:  # a crash counts as a failure, with its cause
         import traceback
         traceback.print_exc()
