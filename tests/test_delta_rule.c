@@ -162,3 +162,76 @@ TEST(delta_rule_chunked_continues_a_state) {
     free(S_all), free(o_all), free(S), free(o), free(S2);
     drop(&h);
 }
+
+/* The recurrence of delta_rule.h in double precision, token by token. */
+static void recurrent_f64(const head_data *h, double *S, double *o) {
+    int Dk = h->Dk, Dv = h->Dv;
+    double *d = malloc(sizeof(double) * (size_t)Dv);
+    for (int64_t i = 0; i < (int64_t)Dk * Dv; i++) S[i] = h->S0[i];
+    for (int t = 0; t < h->n; t++) {
+        const float *q = h->q + (int64_t)t * Dk, *k = h->k + (int64_t)t * Dk, *v = h->v + (int64_t)t * Dv;
+        double decay = exp((double)h->g[t]);
+        for (int64_t i = 0; i < (int64_t)Dk * Dv; i++) S[i] *= decay;
+        for (int j = 0; j < Dv; j++) {
+            double kS = 0;
+            for (int i = 0; i < Dk; i++) kS += k[i] * S[(int64_t)i * Dv + j];
+            d[j] = h->beta[t] * (v[j] - kS);
+        }
+        for (int i = 0; i < Dk; i++)
+            for (int j = 0; j < Dv; j++) S[(int64_t)i * Dv + j] += k[i] * d[j];
+        for (int j = 0; j < Dv; j++) {
+            double acc = 0;
+            for (int i = 0; i < Dk; i++) acc += q[i] * S[(int64_t)i * Dv + j];
+            o[(int64_t)t * Dv + j] = acc;
+        }
+    }
+    free(d);
+}
+
+static int has_subnormal(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (fpclassify(x[i]) == FP_SUBNORMAL) return 1;
+    return 0;
+}
+
+/* Strong decay (g about -5 per token) drives exp(G) over a chunk through
+ * the subnormal range, where x86 arithmetic is 10-100x slower, and a state
+ * with nothing written into it (v = 0) decays into that range: both forms
+ * flush such values to zero, still equal the double-precision recurrence,
+ * leave a decayed state all zeros rather than subnormal (so the decode
+ * steps after it run at full speed), and restore the caller's mode. */
+static void strong_decay_case(int n, int zero_v, float g0) {
+    int Dk = 32, Dv = 48;
+    head_data h = make(4242u + (unsigned)n, n, Dk, Dv, 1);
+    for (int i = 0; i < n; i++) h.g[i] = g0 - (float)(i % 3) * 0.1f;
+    if (zero_v) memset(h.v, 0, sizeof(float) * (size_t)n * Dv);
+    int64_t SZ = (int64_t)Dk * Dv, ON = (int64_t)n * Dv;
+    double *S64 = malloc(sizeof(double) * (size_t)SZ), *o64 = malloc(sizeof(double) * (size_t)ON);
+    recurrent_f64(&h, S64, o64);
+    float *S_ref = malloc(sizeof(float) * (size_t)SZ), *o_ref = malloc(sizeof(float) * (size_t)ON);
+    for (int64_t i = 0; i < SZ; i++) S_ref[i] = (float)S64[i];
+    for (int64_t i = 0; i < ON; i++) o_ref[i] = (float)o64[i];
+    if (zero_v) CHECK(has_subnormal(S_ref, SZ)); /* the case reaches the range */
+    float *S = malloc(sizeof(float) * (size_t)SZ), *o = malloc(sizeof(float) * (size_t)ON);
+    volatile float tiny = 1e-39f; /* subnormal: survives only if the caller's mode is kept */
+    for (int i = 0; i < ISA_COUNT; i++) {
+        const kern_cfg *kc = kernels_named(isa_name((isa)i));
+        if (!kc) continue;
+        for (int chunked = 0; chunked < 2; chunked++) {
+            run(kc, chunked, &h, chunked ? 3 : 1, S, o);
+            double es = err_of(S, S_ref, SZ), eo = err_of(o, o_ref, ON);
+            CHECK_MSG(es <= 1e-5 && eo <= 1e-5, "n %d %s %s: state err %.3g, output err %.3g", n,
+                      isa_name((isa)i), chunked ? "chunked" : "recurrent", es, eo);
+            CHECK_MSG(!has_subnormal(S, SZ) && !has_subnormal(o, ON), "n %d %s %s: subnormals left", n,
+                      isa_name((isa)i), chunked ? "chunked" : "recurrent");
+            CHECK(fpclassify(tiny * 0.5f) == FP_SUBNORMAL);
+        }
+    }
+    free(S64), free(o64), free(S_ref), free(o_ref), free(S), free(o);
+    drop(&h);
+}
+
+TEST(delta_rule_strong_decay_flushes_subnormals) {
+    strong_decay_case(130, 0, -4.0f);
+    strong_decay_case(20, 1, -4.5f); /* S0 ~ 0.5 decays by about exp(-92) */
+}

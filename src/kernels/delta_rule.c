@@ -7,6 +7,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
@@ -32,11 +35,39 @@ size_t delta_rule_chunked_bytes(int Dk, int Dv) {
 
 static int64_t row_of(const delta_io *io, int i) { return io->rows ? io->rows[i] : i; }
 
+/* Both forms run with subnormal floats flushed to zero (x86's FTZ and DAZ,
+ * set on entry and restored on return, so the caller's thread is left as
+ * it was). The decays make them: exp(G) over a chunk with strong decay
+ * (g = -5 per token reaches exp(-90) within 18 tokens), and a state that
+ * decays over many decode steps. Arithmetic on subnormals is 10-100x
+ * slower on x86 cores; the chunked form measured 2.7 ms instead of 0.22 ms
+ * per 128-token head at g = -0.5 per token. What is flushed is below
+ * 1.2e-38 in magnitude, far under the f32 rounding of the outputs. */
+typedef struct { unsigned csr; } fp_mode;
+
+static fp_mode flush_subnormals(void) {
+    fp_mode m = {0};
+#if defined(__x86_64__) || defined(__i386__)
+    m.csr = _mm_getcsr();
+    _mm_setcsr(m.csr | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+#endif
+    return m;
+}
+
+static void restore_fp(fp_mode m) {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(m.csr);
+#else
+    (void)m;
+#endif
+}
+
 /* Token by token; scratch holds delta [Dv]. Two passes over S per token:
  * decay it while reading S^T k, then write the update while reading S^T q. */
 void delta_rule_recurrent(const struct kern_cfg *kc, float *S, const delta_io *io, float *scratch) {
     int Dk = io->Dk, Dv = io->Dv;
     float *delta = scratch;
+    fp_mode fm = flush_subnormals();
     for (int t = 0; t < io->n; t++) {
         int64_t r = row_of(io, t);
         const float *q = io->q + r * io->qs, *k = io->k + r * io->ks, *v = io->v + r * io->vs;
@@ -54,6 +85,7 @@ void delta_rule_recurrent(const struct kern_cfg *kc, float *S, const delta_io *i
             axpy(kc, o, q[i], S + (int64_t)i * Dv, Dv);
         }
     }
+    restore_fp(fm);
 }
 
 /* One chunk of L <= DELTA_CHUNK tokens starting at token c0. */
@@ -108,8 +140,10 @@ static void chunk_step(const struct kern_cfg *kc, float *S, const delta_io *io, 
 
 void delta_rule_chunked(const struct kern_cfg *kc, float *S, const delta_io *io, void *scratch) {
     float *pack = scratch, *buf = (float *)((char *)scratch + gemm_scratch_bytes());
+    fp_mode fm = flush_subnormals();
     for (int c0 = 0; c0 < io->n; c0 += DELTA_CHUNK) {
         int L = io->n - c0 < DELTA_CHUNK ? io->n - c0 : DELTA_CHUNK;
         chunk_step(kc, S, io, c0, L, pack, buf);
     }
+    restore_fp(fm);
 }
