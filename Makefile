@@ -26,10 +26,11 @@ LIB_SRC := $(sort $(wildcard src/*/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 # serve/: the HTTP server of `moe serve`, linked into the moe binary only
-# (never libmoe). Its pure parts (request parsing, replies, text, metrics)
+# (never libmoe). Its pure parts (request parsing, chat prompts, replies,
+# text, metrics)
 # are also linked into the unit tests.
 SERVE_SRC := $(sort $(wildcard serve/*.c))
-SERVE_PURE_SRC := serve/api.c serve/reply.c serve/text.c serve/metrics.c
+SERVE_PURE_SRC := serve/api.c serve/chat.c serve/reply.c serve/text.c serve/metrics.c
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)

@@ -36,6 +36,28 @@ static int wait_signal(const sigset_t *set) {
     return sig;
 }
 
+/* The chat template: FILE if given, else the model's own (none is fine:
+ * the chat endpoint then answers 501). 0 or -1 (printed). */
+static int load_chat(const char *model, const char *file, moe_chat_template **out) {
+    moe_err err = {{0}};
+    *out = NULL;
+    if (!file) {
+        if (moe_chat_template_load(out, model, &err) == 0) return 0;
+        cli_error("serve", "the model's chat template: %s", err.msg);
+        return -1;
+    }
+    char *src = NULL;
+    size_t len = 0;
+    if (cli_read_file(file, (size_t)16 << 20, &src, &len, &err)) {
+        cli_error("serve", "--chat-template: %s", err.msg);
+        return -1;
+    }
+    int rc = moe_chat_template_parse(out, src, len, file, &err);
+    free(src);
+    if (rc) cli_error("serve", "--chat-template: %s", err.msg);
+    return rc;
+}
+
 /* Wait up to seconds for every answer to be sent; 1 when they were. */
 static int wait_idle(serve_http *h, double seconds) {
     double end = cli_now() + seconds;
@@ -62,7 +84,7 @@ int cmd_serve(int argc, char **argv) {
         {"--max-queue", NULL, ARG_INT, &max_queue, 0, 1 << 20, 0, "N",
          "requests waiting for a slot; more are refused with 429 (64)"},
         {"--chat-template", NULL, ARG_STR, &chat_template, 0, 0, 0, "FILE",
-         "chat template for /v1/chat/completions (not yet supported)"},
+         "Jinja chat template for /v1/chat/completions (default: the model's own)"},
         {"--step-tokens", NULL, ARG_INT, &step_tokens, 1, 1 << 16, 0, "N",
          "most tokens in one forward pass: decode tokens plus prefill chunks (256)"},
         {"--timeout", NULL, ARG_FLOAT, &timeout, 0, 1e7, 1, "S",
@@ -71,9 +93,9 @@ int cmd_serve(int argc, char **argv) {
          "on SIGTERM/SIGINT, seconds requests in flight may take to finish (10)"},
     };
     const arg_cmd c = {"serve", "MODEL [--host ADDR] [--port N] [--api-key KEY] [--parallel N] "
-                       "[--ctx N] [--threads N] [--max-queue N]",
+                       "[--ctx N] [--threads N] [--max-queue N] [--chat-template FILE]",
                        "Serve the model over HTTP with the OpenAI API: /v1/completions,\n"
-                       "/v1/models, /health, /metrics (Prometheus). Requests are batched\n"
+                       "/v1/chat/completions, /v1/models, /health, /metrics (Prometheus). Requests are batched\n"
                        "continuously: up to --parallel sequences share each forward pass.",
                        "docs/SERVER.md describes the endpoints, their fields and limits. The\n"
                        "address and port in use are printed to stderr once listening.",
@@ -83,10 +105,6 @@ int cmd_serve(int argc, char **argv) {
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
     if (!api_key) api_key = getenv("MOE_API_KEY");
-    if (chat_template) {
-        cli_error("serve", "--chat-template: chat completions are not supported yet");
-        return 2;
-    }
 
     /* SIGTERM and SIGINT are taken by sigwait below, never by a thread */
     sigset_t sigs;
@@ -108,13 +126,19 @@ int cmd_serve(int argc, char **argv) {
     moe_session *s = NULL;
     serve_metrics *metrics = NULL;
     serve_sched *sched = NULL;
+    moe_chat_template *chat = NULL;
+    char *bos_text = NULL, *eos_text = NULL;
     if (serve_http_start(&http, &ho, &err)) {
         cli_error("serve", "%s", err.msg);
         return 1;
     }
     fprintf(stderr, "moe serve: listening on http://%s:%d (loading %s)\n", host, serve_http_port(http), pos[0]);
 
-    if (cli_load_tokenizer("serve", pos[0], &tok) || cli_load_model("serve", pos[0], &m)) goto done;
+    if (cli_load_tokenizer("serve", pos[0], &tok) || load_chat(pos[0], chat_template, &chat) ||
+        cli_load_model("serve", pos[0], &m))
+        goto done;
+    bos_text = serve_chat_special(tok, moe_tokenizer_bos(tok));
+    eos_text = serve_chat_special(tok, moe_tokenizer_eos(tok));
     moe_session_opts so = {.n_ctx = n_ctx, .n_threads = threads, .n_seq = parallel,
                            .max_batch = step_tokens};
     if (moe_session_new(&s, m, &so, &err)) {
@@ -132,10 +156,12 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     serve_engine en = {.sched = sched, .tok = tok, .metrics = metrics,
-                       .vocab = moe_model_config(m)->vocab, .ctx = moe_session_ctx(s)};
+                       .vocab = moe_model_config(m)->vocab, .ctx = moe_session_ctx(s),
+                       .chat = chat, .bos_text = bos_text, .eos_text = eos_text};
     serve_http_ready(http, &en);
-    fprintf(stderr, "moe serve: ready: %d sequences of %d positions, model \"%s\"%s\n", parallel,
-            moe_session_ctx(s), name, api_key && api_key[0] ? ", API key required" : "");
+    fprintf(stderr, "moe serve: ready: %d sequences of %d positions, model \"%s\"%s%s\n", parallel,
+            moe_session_ctx(s), name, chat ? "" : ", no chat template",
+            api_key && api_key[0] ? ", API key required" : "");
 
     int sig = wait_signal(&sigs);
     fprintf(stderr, "moe serve: %s: no new requests; waiting up to %g s for %d in flight\n",
@@ -158,6 +184,9 @@ done:
     moe_session_free(s);
     moe_model_free(m);
     moe_tokenizer_free(tok);
+    moe_chat_template_free(chat);
+    free(bos_text);
+    free(eos_text);
     if (rc == 0) fprintf(stderr, "moe serve: stopped\n");
     return rc;
 }

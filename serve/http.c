@@ -11,7 +11,8 @@
  * ends with MHD_CONTENT_READER_END_WITH_ERROR).
  *
  * Routes: GET /health, GET /metrics, GET /v1/models, POST /v1/completions,
- * POST /v1/chat/completions. The /v1 routes ask for the API key when one is
+ * POST /v1/chat/completions (the messages rendered with the chat template,
+ * serve/chat.c). The /v1 routes ask for the API key when one is
  * set ("Authorization: Bearer KEY"). Unknown paths answer 404, a known path
  * with another method 405.
  */
@@ -137,12 +138,16 @@ static int start_request(serve_http *h, conn *cn, serve_req **out, serve_error *
     if (!r) return serve_fail(e, 500, NULL, "out of memory");
     serve_kind kind = cn->route == R_CHAT ? SERVE_CHAT : SERVE_COMPLETION;
     if (serve_parse_request(kind, cn->body ? cn->body : "", cn->len, en->vocab, &r->p, e)) goto fail;
-    if (kind == SERVE_CHAT) {
-        serve_fail(e, 501, NULL, "chat completions are not available in this build");
-        goto fail;
-    }
     moe_err err = {{0}};
-    if (r->p.prompt_ids) {
+    if (kind == SERVE_CHAT) {
+        if (!en->chat) {
+            serve_fail(e, 501, NULL, "this model has no chat template (start the server with --chat-template FILE)");
+            goto fail;
+        }
+        if (serve_chat_prompt(en->chat, en->tok, en->bos_text, en->eos_text, &r->p, &r->prompt,
+                              &r->n_prompt, e))
+            goto fail;
+    } else if (r->p.prompt_ids) {
         r->prompt = r->p.prompt_ids;
         r->n_prompt = r->p.n_prompt_ids;
         r->p.prompt_ids = NULL;

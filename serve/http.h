@@ -7,6 +7,7 @@
 #ifndef MOE_SERVE_HTTP_H
 #define MOE_SERVE_HTTP_H
 
+#include "chat.h"
 #include "metrics.h"
 #include "sched.h"
 
@@ -33,6 +34,8 @@ typedef struct serve_engine {
     serve_metrics *metrics;
     int vocab;              /* the model's: prompt ids must be below it */
     int ctx;                /* positions per sequence */
+    const moe_chat_template *chat; /* NULL: /v1/chat/completions answers 501 */
+    const char *bos_text, *eos_text; /* the template's bos_token, eos_token */
 } serve_engine;
 
 /* Bind and start answering (503 for the API until serve_http_ready). 0, or

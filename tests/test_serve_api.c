@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../serve/api.h"
+#include "../serve/chat.h"
 #include "../serve/metrics.h"
 #include "../serve/text.h"
 #include "test.h"
@@ -279,4 +280,48 @@ TEST(serve_parse_control_bytes) {
     CHECK(parse(SERVE_COMPLETION, "{\r\n\t\"prompt\": \"a\\u0001\"\n}\n", &p, &e) == 0);
     CHECK(p.prompt && p.prompt[1] == 1);
     serve_params_free(&p);
+}
+
+/* A chat request's prompt: the messages rendered with the template (with
+ * add_generation_prompt and bos_token), tokenized without added specials. */
+TEST(serve_chat_prompt_renders) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cli/tokenizer.json", test_fixtures());
+    moe_tokenizer *tok = NULL;
+    moe_err err = {{0}};
+    CHECK(moe_tokenizer_load(&tok, path, &err) == 0);
+    if (!tok) return;
+    static const char src[] =
+        "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+        "{% if messages[0].role == 'tool' %}{{ raise_exception('a tool message first') }}{% endif %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}";
+    moe_chat_template *t = NULL;
+    CHECK(moe_chat_template_parse(&t, src, sizeof src - 1, "test", &err) == 0);
+    char *bos = serve_chat_special(tok, moe_tokenizer_bos(tok));
+    char *none = serve_chat_special(tok, -1);
+    CHECK(!strcmp(bos, "<s>") && !strcmp(none, ""));
+    serve_params p;
+    serve_error e;
+    CHECK(parse(SERVE_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]}]}",
+                &p, &e) == 0);
+    int32_t *ids = NULL, *want = NULL;
+    int n = 0, n_want = 0;
+    CHECK(serve_chat_prompt(t, tok, bos, "</s>", &p, &ids, &n, &e) == 0);
+    const char *text = "<s><|user|>hi\n<|assistant|>";
+    CHECK(moe_tokenize(tok, text, strlen(text), 0, &want, &n_want, &err) == 0);
+    CHECK_EQ_INT(n, n_want);
+    CHECK(n == n_want && ids && want && !memcmp(ids, want, (size_t)n * sizeof *ids));
+    CHECK(n > 0 && ids[0] == moe_tokenizer_bos(tok)); /* the template's BOS, once */
+    free(ids);
+    free(want);
+    serve_params_free(&p);
+    /* a conversation the template refuses: 400 with its message */
+    CHECK(parse(SERVE_CHAT, "{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}", &p, &e) == 0);
+    CHECK(serve_chat_prompt(t, tok, bos, "</s>", &p, &ids, &n, &e) == -1);
+    CHECK(e.status == 400 && strstr(e.message, "a tool message first") && !strcmp(e.param, "messages"));
+    serve_params_free(&p);
+    free(bos);
+    free(none);
+    moe_chat_template_free(t);
+    moe_tokenizer_free(tok);
 }

@@ -3,7 +3,8 @@
 # loopback ports over the tiny random model with the fixture tokenizer,
 # driven by the real `openai` Python client (tests/serve/test_openai.py,
 # installed with pip when missing): answers equal to `moe generate`, 16
-# concurrent clients, streaming, stop strings, logprobs, /v1/models,
+# concurrent clients, streaming, stop strings, logprobs, chat completions
+# (tests/serve/chat.jinja), /v1/models,
 # /health, /metrics, 401/400/404/405/413/429, a client leaving mid-stream,
 # and SIGTERM / SIGINT exiting 0. Then tests/serve/hostile.py sends broken
 # and hostile HTTP at the first server, which must stay up and right.
@@ -36,6 +37,11 @@ expect_fail "serve bad host" 1 "cannot resolve host|cannot listen" "$MOE" serve 
 # -------------------------------------------------------------- the model
 M="$T/tiny"
 "$MOE" init --preset tiny "$M" >/dev/null 2>&1 && cp "$FIX/tokenizer.json" "$M/" && ok || bad "moe init tiny"
+expect_fail "serve --chat-template missing" 1 "--chat-template: .*none.jinja" "$MOE" serve "$M" --port 0 \
+  --chat-template "$T/none.jinja"
+printf '{%% for m in messages %%}{{ m.content ' >"$T/broken.jinja"
+expect_fail "serve --chat-template broken" 1 "--chat-template: .*broken.jinja" "$MOE" serve "$M" --port 0 \
+  --chat-template "$T/broken.jinja"
 
 # start_server NAME ARGS...: runs moe serve on a free port in the
 # background; sets $port and $pid, or fails the suite
@@ -94,7 +100,8 @@ if [ -z "$PY" ] || ! "$PY" -c 'import openai' 2>/dev/null; then
 fi
 
 KEY=test-key-123
-if start_server main --api-key "$KEY" --parallel 4 --step-tokens 8 --threads 2; then
+if start_server main --api-key "$KEY" --parallel 4 --step-tokens 8 --threads 2 \
+  --chat-template "$HERE/../serve/chat.jinja"; then
   main_pid=$pid
   main_port=$port
   "$PY" "$HERE/../serve/test_openai.py" --mode main --port "$port" --key "$KEY" --model "$M" --moe "$MOE" \

@@ -7,8 +7,11 @@ tests/cli/serve.sh, which starts the servers; ends with "N passed, N failed".
                 answers equal `moe generate` on the same prompt (same text,
                 same token count), whole and streamed; 16 concurrent clients
                 each get their solo answer; stop strings; logprobs; models,
-                health, metrics (Prometheus lines); 401, 400, 404, 405.
-  --mode busy   a server with --parallel 1 --max-queue 1 --ctx 2048: 429 when
+                health, metrics (Prometheus lines); 401, 400, 404, 405; chat
+                completions with tests/serve/chat.jinja (whole, streamed,
+                logprobs, refusals).
+  --mode busy   a server with --parallel 1 --max-queue 1 --ctx 2048 and no
+                chat template (501 for chat); 429 when
                 the queue is full; a client that disconnects mid-stream frees
                 the slot; SIGTERM (--pid) lets the stream in flight finish.
   --mode limits a server with --timeout 0.25 --grace 0: the time limit ends a
@@ -248,10 +251,67 @@ def main_mode(a, client):
     check(st == 405 and error_shape(rb) and "allow" in hd, "405: %d" % st)
     st, _, rb = raw(a.port, "DELETE", "/health")
     check(st == 405, "405 health: %d" % st)
+    chat_checks(a, client)
+
     # still serving the same answers after all that
     n, text, _ = expect["hello"]
     r = client.completions.create(model=a.name, prompt="hello", max_tokens=n, temperature=0)
     check(r.choices[0].text == text, "answer after errors")
+
+
+# the template serve.sh passes with --chat-template (tests/serve/chat.jinja)
+def rendered(a, messages):
+    bos = subprocess.run([a.moe, "detokenize", a.model, "1"], capture_output=True, text=True).stdout.strip()
+    return bos + "".join("<|%s|>%s\n" % (m["role"], m["content"]) for m in messages) + "<|assistant|>"
+
+
+def chat_checks(a, client):
+    """/v1/chat/completions: the answer is the completion of the rendered
+    template's tokens (no BOS added: the template writes it)."""
+    msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
+    ids = subprocess.run([a.moe, "tokenize", a.model, "--no-special", "--", rendered(a, msgs)],
+                         capture_output=True, text=True).stdout.strip()
+    ids = [int(x) for x in ids.split(",")]
+    ref = client.completions.create(model=a.name, prompt=ids, max_tokens=12, temperature=0)
+    want = ref.choices[0].text
+    r = client.chat.completions.create(model=a.name, messages=msgs, max_tokens=12, temperature=0)
+    c = r.choices[0]
+    check(c.message.role == "assistant" and c.message.content == want, "chat: %r != %r" % (c.message.content, want))
+    check(r.usage.prompt_tokens == len(ids) and r.usage.completion_tokens == ref.usage.completion_tokens and
+          c.finish_reason == ref.choices[0].finish_reason, "chat usage %r" % (r.usage,))
+    check(r.object == "chat.completion" and r.id.startswith("chatcmpl-"), "chat object %r" % r.object)
+    # content as text parts; max_completion_tokens
+    parts = [{"role": "system", "content": [{"type": "text", "text": "be "}, {"type": "text", "text": "brief"}]},
+             {"role": "user", "content": "hello there"}]
+    r = client.chat.completions.create(model=a.name, messages=parts, max_completion_tokens=12, temperature=0)
+    check(r.choices[0].message.content == want, "chat parts: %r" % r.choices[0].message.content)
+    # streamed: the role first, then deltas that add up to the same answer
+    chunks = list(client.chat.completions.create(model=a.name, messages=msgs, max_tokens=12, temperature=0, stream=True))
+    check(chunks and chunks[0].choices[0].delta.role == "assistant", "chat stream role")
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks)
+    check(text == want, "chat stream: %r != %r" % (text, want))
+    check(chunks[-1].choices[0].finish_reason == c.finish_reason and chunks[-1].usage is not None and
+          chunks[-1].object == "chat.completion.chunk", "chat stream end")
+    # logprobs: one entry per token, with the alternatives asked for
+    r = client.chat.completions.create(model=a.name, messages=msgs, max_tokens=5, temperature=0, logprobs=True, top_logprobs=2)
+    lp = r.choices[0].logprobs
+    check(lp is not None and len(lp.content) == r.usage.completion_tokens and
+          all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in lp.content), "chat logprobs %r" % (lp,))
+    check("".join(t.token for t in lp.content) == r.choices[0].message.content, "chat logprob tokens")
+    # refusals: bad messages, and what the template itself refuses (raise_exception)
+    for body, param in [({"messages": "hi"}, "messages"), ({"messages": []}, "messages"),
+                        ({"messages": [{"role": "user"}], "logprobs": 1}, "logprobs"),
+                        ({"messages": [{"role": "robot", "content": "x"}]}, "messages"),
+                        ({"messages": [{"role": "tool", "content": "x"}]}, "messages")]:
+        try:
+            client.chat.completions.create(model=a.name, **body)
+            check(False, "chat accepted %r" % body)
+        except openai.BadRequestError as e:
+            check(e.body.get("param") == param, "chat 400 %r: %r" % (body, e.body))
+    try:
+        client.chat.completions.create(model=a.name, messages=[{"role": "tool", "content": "x"}])
+    except openai.BadRequestError as e:
+        check("tool message first" in e.body.get("message", ""), "template's own message: %r" % e.body)
 
 
 def metric(port, name):
@@ -263,6 +323,12 @@ def metric(port, name):
 
 
 def busy_mode(a, client):
+    # no chat template: 501
+    try:
+        client.chat.completions.create(model=a.name, messages=[{"role": "user", "content": "x"}])
+        check(False, "chat without a template answered")
+    except openai.APIStatusError as e:
+        check(e.status_code == 501 and "chat template" in e.body.get("message", ""), "501: %r" % e.body)
     P, N = "hello", 1500  # a long generation: about a second on the tiny model
     r = client.completions.create(model=a.name, prompt=P, max_tokens=N, temperature=0)
     check(r.usage.completion_tokens == N, "long generation ended early (%d tokens)" % r.usage.completion_tokens)
