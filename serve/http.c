@@ -181,7 +181,9 @@ static int start_request(serve_http *h, conn *cn, serve_req **out, serve_error *
     if (r->max_tokens > room) r->max_tokens = room;
     r->t_arrival = serve_now();
     r->deadline = r->t_arrival + h->o.timeout;
+    h->busy++; /* before it is queued: a shutdown waits for it */
     int rc = serve_sched_submit(en->sched, r);
+    if (rc != SERVE_SUBMIT_OK) h->busy--;
     if (rc == SERVE_SUBMIT_FULL) {
         serve_fail(e, 429, NULL, "the server is busy: every slot is running and the queue is full");
         goto fail;
@@ -191,7 +193,6 @@ static int start_request(serve_http *h, conn *cn, serve_req **out, serve_error *
         goto fail;
     }
     *out = r;
-    h->busy++;
     return 0;
 fail:
     serve_req_release(NULL, r);

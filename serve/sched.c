@@ -297,7 +297,8 @@ static void finish_locked(serve_sched *s, serve_req *r, const char *reason) {
 
 /* ------------------------------------------------------------- one step */
 
-/* log-softmax of row at the sampled token and its top n alternatives */
+/* log-softmax of row at the sampled token, and its n_top best alternatives
+ * (best first; among equals the lower id), in one pass over the row. */
 static void logprobs_of(const float *row, int V, int32_t t, int n_top, serve_logprob *lp) {
     float mx = row[0];
     for (int i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
@@ -306,18 +307,19 @@ static void logprobs_of(const float *row, int V, int32_t t, int n_top, serve_log
     double lse = mx + log(sum);
     lp->token = t;
     lp->logprob = (float)(row[t] - lse);
-    lp->n_top = 0;
-    for (int k = 0; k < n_top && k < V; k++) {
-        int best = -1;
-        for (int i = 0; i < V; i++) {
-            int taken = 0;
-            for (int j = 0; j < k && !taken; j++) taken = lp->top_id[j] == i;
-            if (!taken && (best < 0 || row[i] > row[best])) best = i;
+    int n = 0;
+    if (n_top > V) n_top = V;
+    for (int i = 0; i < V && n_top > 0; i++) {
+        if (n == n_top && !(row[i] > row[lp->top_id[n - 1]])) continue;
+        int at = n < n_top ? n++ : n - 1; /* the last place, dropping the worst if full */
+        while (at > 0 && row[i] > row[lp->top_id[at - 1]]) {
+            lp->top_id[at] = lp->top_id[at - 1];
+            at--;
         }
-        lp->top_id[k] = best;
-        lp->top_lp[k] = (float)(row[best] - lse);
-        lp->n_top = k + 1;
+        lp->top_id[at] = i;
     }
+    lp->n_top = n;
+    for (int k = 0; k < n; k++) lp->top_lp[k] = (float)(row[lp->top_id[k]] - lse);
 }
 
 /* A sequence's logits came back: pick its next token. Lock held. */

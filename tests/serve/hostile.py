@@ -139,6 +139,20 @@ def main():
     for i, b in enumerate([b'{"prompt": "\xff\xfe"}', b'{"prompt": "\xc0\x80"}', b'{"prompt": "\xed\xa0\x80"}',
                            b'{"prompt": "a\x00b"}', b'\x00' * 100, b'{"prompt": "\xe2\x82"}']):
         send_raw(port, post(port, key, b), "bad bytes %d" % i, {400})
+    # chat bodies: bad messages, deep nesting in a message, a template-sized flood
+    chats = [
+        "{\"messages\": null}", "{\"messages\": [null]}", "{\"messages\": [{\"role\": 1, \"content\": \"x\"}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": {\"a\": 1}}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"x\", \"extra\": " + "[" * 2000 + "]" * 2000 + "}]}",
+        "{\"messages\": [" + ",".join(['{"role": "user", "content": "x"}'] * 5000) + "]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "word " * 20000 + "\"}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 3}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": \"all\"}",
+    ]
+    for i, b in enumerate(chats):
+        send_raw(port, post(port, key, b, "/v1/chat/completions"), "bad chat body %d (%r)" % (i, b[:40]), {400})
+
     # wrong types on every field
     for f, v in [("max_tokens", "1"), ("temperature", [1]), ("top_p", {}), ("top_k", True), ("seed", "7"),
                  ("stop", {"a": 1}), ("stream", 0), ("logprobs", "2"), ("echo", "no"), ("model", 1), ("n", "1")]:
