@@ -101,7 +101,6 @@ static enum MHD_Result send_error(serve_http *h, struct MHD_Connection *c, const
     const char *xn = NULL, *xv = NULL;
     if (e->status == 429) xn = "Retry-After", xv = "1";
     else if (e->status == 401) xn = "WWW-Authenticate", xv = "Bearer";
-    else if (e->status == 405) xn = "Allow", xv = "GET, POST";
     return send_bytes(h, c, e->status, "application/json", json, json ? strlen(json) : 0, xn, xv);
 }
 
@@ -414,7 +413,13 @@ static enum MHD_Result first_call(serve_http *h, struct MHD_Connection *c, const
     if (cn->route == R_NONE) return fail(h, c, 404, NULL, "no such route");
     int post = cn->route == R_COMPLETIONS || cn->route == R_CHAT;
     int get_ok = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-    if (post ? strcmp(method, "POST") : !get_ok) return fail(h, c, 405, NULL, "method not allowed on this route");
+    if (post ? strcmp(method, "POST") : !get_ok) {
+        serve_error e;
+        serve_fail(&e, 405, NULL, "this route takes only %s", post ? "POST" : "GET");
+        char *json = serve_error_json(&e);
+        return send_bytes(h, c, 405, "application/json", json, json ? strlen(json) : 0, "Allow",
+                          post ? "POST" : "GET, HEAD");
+    }
     if (!strncmp(url, "/v1/", 4) && !key_ok(h, c))
         return fail(h, c, 401, NULL, "missing or wrong API key (Authorization: Bearer KEY)");
     /* a body somewhat too large is read and dropped, so that the client
