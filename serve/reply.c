@@ -9,19 +9,63 @@
 
 #include "api.h"
 
-/* The text of one token as its own decode writes it (special tokens kept). */
-static char *token_text(const moe_tokenizer *tok, int32_t id) {
+/* The text of one token as its own decode writes it (special tokens kept);
+ * *len its bytes (it may hold a NUL). */
+static char *token_text(const moe_tokenizer *tok, int32_t id, size_t *len) {
     char *text = NULL;
-    size_t len = 0;
     moe_err err;
-    if (moe_detokenize(tok, &id, 1, 0, &text, &len, &err)) return strdup("");
+    *len = 0;
+    if (moe_detokenize(tok, &id, 1, 0, &text, len, &err)) {
+        *len = 0;
+        return strdup("");
+    }
     return text;
 }
 
-static void add_bytes(cJSON *o, const char *s) {
+/* s[0..len) as a JSON string (cJSON's strings end at a NUL; the text a
+ * model writes may hold one, and any byte the decoder wrote must come out):
+ * control characters escaped, bytes that are not UTF-8 written as U+FFFD,
+ * the rest as it is. */
+static cJSON *string_n(const char *s, size_t len) {
+    char *out = malloc(len * 6 + 3), *o = out;
+    if (!out) return cJSON_CreateString("");
+    const unsigned char *u = (const unsigned char *)s;
+    *o++ = '"';
+    for (size_t i = 0; i < len;) {
+        unsigned c = u[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += sprintf(o, "\\u%04x", c);
+            i++;
+        } else if (c < 0x80) {
+            *o++ = (char)c;
+            i++;
+        } else {
+            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2; /* what the lead byte promises */
+            if (i + n <= len && serve_utf8_valid(s + i, n)) {
+                memcpy(o, s + i, n);
+                o += n;
+                i += n;
+            } else {
+                memcpy(o, "\xef\xbf\xbd", 3);
+                o += 3;
+                i++;
+            }
+        }
+    }
+    *o++ = '"';
+    *o = 0;
+    cJSON *item = cJSON_CreateRaw(out);
+    free(out);
+    return item;
+}
+
+static void add_bytes(cJSON *o, const char *s, size_t len) {
     cJSON *b = cJSON_AddArrayToObject(o, "bytes");
-    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
-        cJSON_AddItemToArray(b, cJSON_CreateNumber(*u));
+    for (size_t i = 0; i < len; i++) cJSON_AddItemToArray(b, cJSON_CreateNumber((unsigned char)s[i]));
 }
 
 /* completions: {"tokens", "token_logprobs", "top_logprobs"} */
@@ -31,13 +75,15 @@ static cJSON *logprobs_completion(const moe_tokenizer *tok, const serve_logprob 
     cJSON *lps = cJSON_AddArrayToObject(o, "token_logprobs");
     cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
     for (int i = 0; i < n; i++) {
-        char *t = token_text(tok, lp[i].token);
-        cJSON_AddItemToArray(tokens, cJSON_CreateString(t ? t : ""));
+        size_t tl;
+        char *t = token_text(tok, lp[i].token, &tl);
+        cJSON_AddItemToArray(tokens, string_n(t ? t : "", t ? tl : 0));
         free(t);
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(lp[i].logprob));
         cJSON *top = cJSON_CreateObject();
         for (int k = 0; k < lp[i].n_top; k++) {
-            char *a = token_text(tok, lp[i].top_id[k]);
+            size_t al;
+            char *a = token_text(tok, lp[i].top_id[k], &al);
             /* two ids can decode alike; keep the first (the likelier) */
             if (a && !cJSON_GetObjectItemCaseSensitive(top, a))
                 cJSON_AddNumberToObject(top, a, lp[i].top_lp[k]);
@@ -54,18 +100,20 @@ static cJSON *logprobs_chat(const moe_tokenizer *tok, const serve_logprob *lp, i
     cJSON *content = cJSON_AddArrayToObject(o, "content");
     for (int i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
-        char *t = token_text(tok, lp[i].token);
-        cJSON_AddStringToObject(e, "token", t ? t : "");
+        size_t tl;
+        char *t = token_text(tok, lp[i].token, &tl);
+        cJSON_AddItemToObject(e, "token", string_n(t ? t : "", t ? tl : 0));
         cJSON_AddNumberToObject(e, "logprob", lp[i].logprob);
-        add_bytes(e, t ? t : "");
+        add_bytes(e, t ? t : "", t ? tl : 0);
         free(t);
         cJSON *tops = cJSON_AddArrayToObject(e, "top_logprobs");
         for (int k = 0; k < lp[i].n_top; k++) {
             cJSON *a = cJSON_CreateObject();
-            char *s = token_text(tok, lp[i].top_id[k]);
-            cJSON_AddStringToObject(a, "token", s ? s : "");
+            size_t sl;
+            char *s = token_text(tok, lp[i].top_id[k], &sl);
+            cJSON_AddItemToObject(a, "token", string_n(s ? s : "", s ? sl : 0));
             cJSON_AddNumberToObject(a, "logprob", lp[i].top_lp[k]);
-            add_bytes(a, s ? s : "");
+            add_bytes(a, s ? s : "", s ? sl : 0);
             free(s);
             cJSON_AddItemToArray(tops, a);
         }
@@ -88,18 +136,6 @@ static void add_usage(cJSON *o, int prompt_tokens, int completion_tokens) {
     cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", prompt_tokens + completion_tokens);
-}
-
-/* A string of len bytes (may hold no NUL: generated text never does, the
- * tokenizer's decode drops none; a NUL would end it early). */
-static cJSON *string_n(const char *s, size_t len) {
-    char *copy = malloc(len + 1);
-    if (!copy) return cJSON_CreateString("");
-    memcpy(copy, s, len);
-    copy[len] = 0;
-    cJSON *o = cJSON_CreateString(copy);
-    free(copy);
-    return o;
 }
 
 static void add_logprobs(cJSON *choice, const serve_reply *r, const serve_logprob *lp, int n_lp) {

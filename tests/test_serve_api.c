@@ -325,3 +325,22 @@ TEST(serve_chat_prompt_renders) {
     moe_chat_template_free(t);
     moe_tokenizer_free(tok);
 }
+
+/* Generated text goes out byte for byte: a NUL or control character is
+ * escaped (cJSON's strings would end at the NUL), bytes that are not UTF-8
+ * become U+FFFD, valid characters stay. */
+TEST(serve_reply_text_bytes) {
+    serve_reply r = {.kind = SERVE_COMPLETION, .id = "cmpl-1", .model = "m", .created = 5};
+    static const char text[] = "a\0b\"\\\n\x7f\xc3\xa9\xff\xe2\x82z";
+    char *s = serve_reply_final(&r, text, sizeof text - 1, NULL, 0, "stop", 1, 1);
+    CHECK(s && strstr(s, "\"text\":\"a\\u0000b\\\"\\\\\\u000a\\u007f\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\""));
+    CHECK(serve_utf8_valid(s, strlen(s)));
+    cJSON *o = cJSON_Parse(s);
+    CHECK(o != NULL);
+    cJSON_Delete(o);
+    free(s);
+    r.kind = SERVE_CHAT;
+    s = serve_reply_chunk(&r, "\0", 1, NULL, 0, 0, NULL, 1, 1);
+    CHECK(s && strstr(s, "\"content\":\"\\u0000\""));
+    free(s);
+}
