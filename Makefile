@@ -232,13 +232,14 @@ $(BUILD)/quant_bench: $(BUILD)/bench/quant_bench.o $(KERN_OBJ)
 #   model_gguf      a model from a GGUF file, then a 3-token forward
 #   data            token shards (src/train/data.c)
 #   trainer_state   a checkpoint's trainer_state.json
+#   serve_request   moe serve's request bodies, and its replies (serve/)
 # The library is compiled once more with the fuzzing flags under
 # $(BUILD)/fuzz/obj. Needs clang with the libFuzzer runtime (Debian: clang,
 # libclang-rt-14-dev; installed here when missing, as `deps` does).
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
-FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state
+FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state serve_request
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_FLAGS := $(CFLAGS_BASE) -Itests $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
@@ -252,6 +253,7 @@ FUZZ_MAX_LEN_tokenizer_gguf := 65536
 FUZZ_MAX_LEN_model_gguf := 65536
 FUZZ_MAX_LEN_data := 16384
 FUZZ_MAX_LEN_trainer_state := 4096
+FUZZ_MAX_LEN_serve_request := 8192
 FUZZ_RUN = mkdir -p $(BUILD)/fuzz/corpus-$(1) && \
 	$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN_$(1)) -timeout=10 \
 	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/crash-$(1)- \
@@ -269,6 +271,9 @@ $(BUILD)/fuzz/libmoe.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h $(BUILD)/fuzz/libmoe.a | $(BUILD)/fuzz/.clang-ok
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/fuzz/libmoe.a $(LDLIBS)
+# serve_request also links the server's pure sources
+$(BUILD)/fuzz/fuzz_serve_request: fuzz/fuzz_serve_request.c fuzz/fuzz_util.h $(SERVE_PURE_SRC) $(BUILD)/fuzz/libmoe.a | $(BUILD)/fuzz/.clang-ok
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< $(SERVE_PURE_SRC) $(BUILD)/fuzz/libmoe.a $(LDLIBS)
 $(BUILD)/fuzz/obj/%_avx512.o: %_avx512.c | deps $(BUILD)/fuzz/.clang-ok
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(FLAGS_AVX512) -MMD -MP -c -o $@ $<

@@ -11,6 +11,9 @@
 #   data             train.bin / val.bin of the tokenizer_train corpus (2-byte
 #                    ids) and the same shard with 4-byte ids
 #   trainer_state    trainer_state.json of a one-step `moe train` run
+#   serve_request    request bodies of `moe serve` (completions by text and
+#                    by ids, chat) and a generated text with a partial
+#                    character and a stop string
 # Needs build/moe (make all) and python3 (standard library only).
 #   sh fuzz/make_corpus.sh          from the repository root
 set -eu
@@ -122,5 +125,14 @@ sed -e 's/"vocab_size": 128/"vocab_size": 512/' -e 's/"num_hidden_layers": 2/"nu
   --save-every 1 --keep 2 --threads 1 >/dev/null 2>&1
 cp "$W/run/step-00000001/trainer_state.json" "$OUT/trainer_state/step1.json"
 cp "$W/run/step-00000002/trainer_state.json" "$OUT/trainer_state/step2.json"
+
+fresh serve_request
+printf '%s' '{"prompt": "hello", "max_tokens": 8, "temperature": 0, "stop": ["\n", "END"], "stream": true, "logprobs": 2}' \
+  >"$OUT/serve_request/completion.json"
+printf '%s' '{"prompt": [1, 2, 3], "top_p": 0.9, "top_k": 40, "seed": -7, "n": 1, "echo": false}' \
+  >"$OUT/serve_request/ids.json"
+printf '%s' '{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_completion_tokens": 9, "logprobs": true, "top_logprobs": 3, "tools": []}' \
+  >"$OUT/serve_request/chat.json"
+printf 'text with \303\251 and \342\202 and END\n\n' >"$OUT/serve_request/text.bin"
 
 du -sh "$OUT"/*
