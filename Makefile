@@ -85,7 +85,7 @@ $(BUILD)/%.o: %.c | deps
 # The CLI sees only the public headers: its objects compile without -Isrc,
 # so an include of a library-internal header fails the build.
 CLI_CFLAGS = $(filter-out -Isrc,$(CFLAGS))
-$(BUILD)/cli/%.o: cli/%.c
+$(BUILD)/cli/%.o: cli/%.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CLI_CFLAGS) -MMD -MP -c -o $@ $<
 $(BUILD)/serve/%.o: serve/%.c | deps
