@@ -9,7 +9,7 @@
 
 BUILD ?= build
 CC ?= cc
-DEB_PKGS := libcjson-dev libpcre2-dev libutf8proc-dev
+DEB_PKGS := libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
                -Iinclude -Isrc -pthread -g
@@ -25,15 +25,24 @@ FLAGS_AVX2 := -mavx2 -mfma -mf16c
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 CLI_SRC := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
+# serve/: the HTTP server of `moe serve`, linked into the moe binary only
+# (never libmoe). Its pure parts (request parsing, chat prompts, replies,
+# text, metrics)
+# are also linked into the unit tests.
+SERVE_SRC := $(sort $(wildcard serve/*.c))
+SERVE_PURE_SRC := serve/api.c serve/chat.c serve/reply.c serve/text.c serve/metrics.c
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
+SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(BUILD)/%.o)
 
 ASAN := $(BUILD)/asan
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
+ASAN_SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(ASAN)/%.o)
 
 .PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-olmoe-q
 all: $(BUILD)/moe $(BUILD)/libmoe.a
@@ -55,13 +64,13 @@ $(BUILD)/libmoe.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/moe: $(CLI_OBJ) $(BUILD)/libmoe.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
+$(BUILD)/moe: $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/libmoe.a $(LDLIBS) -lmicrohttpd
 
-$(BUILD)/moe_tests: $(TEST_OBJ) $(BUILD)/libmoe.a
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
+$(BUILD)/moe_tests: $(TEST_OBJ) $(SERVE_PURE_OBJ) $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(SERVE_PURE_OBJ) $(BUILD)/libmoe.a $(LDLIBS)
 
-$(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
+$(ASAN)/moe_tests: $(ASAN_TEST_OBJ) $(ASAN_SERVE_PURE_OBJ) $(ASAN_LIB_OBJ)
 	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%_avx512.o: %_avx512.c | deps
@@ -76,9 +85,15 @@ $(BUILD)/%.o: %.c | deps
 # The CLI sees only the public headers: its objects compile without -Isrc,
 # so an include of a library-internal header fails the build.
 CLI_CFLAGS = $(filter-out -Isrc,$(CFLAGS))
-$(BUILD)/cli/%.o: cli/%.c
+$(BUILD)/cli/%.o: cli/%.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CLI_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/serve/%.o: serve/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CLI_CFLAGS) -MMD -MP -c -o $@ $<
+$(ASAN)/serve/%.o: serve/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Isrc,$(CFLAGS_BASE)) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
 
 $(ASAN)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
@@ -218,13 +233,14 @@ $(BUILD)/quant_bench: $(BUILD)/bench/quant_bench.o $(KERN_OBJ)
 #   data            token shards (src/train/data.c)
 #   trainer_state   a checkpoint's trainer_state.json
 #   chat_template   a chat template (then NUL and a JSON context), parsed and rendered
+#   serve_request   moe serve's request bodies, and its replies (serve/)
 # The library is compiled once more with the fuzzing flags under
 # $(BUILD)/fuzz/obj. Needs clang with the libFuzzer runtime (Debian: clang,
 # libclang-rt-14-dev; installed here when missing, as `deps` does).
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
-FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state chat_template
+FUZZ_TARGETS := gguf safetensors hf_config tokenizer_json tokenizer_gguf model_gguf data trainer_state chat_template serve_request
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_FLAGS := $(CFLAGS_BASE) -Itests $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
@@ -239,6 +255,7 @@ FUZZ_MAX_LEN_model_gguf := 65536
 FUZZ_MAX_LEN_data := 16384
 FUZZ_MAX_LEN_trainer_state := 4096
 FUZZ_MAX_LEN_chat_template := 16384
+FUZZ_MAX_LEN_serve_request := 8192
 FUZZ_RUN = mkdir -p $(BUILD)/fuzz/corpus-$(1) && \
 	$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN_$(1)) -timeout=10 \
 	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/crash-$(1)- \
@@ -256,6 +273,9 @@ $(BUILD)/fuzz/libmoe.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h $(BUILD)/fuzz/libmoe.a | $(BUILD)/fuzz/.clang-ok
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/fuzz/libmoe.a $(LDLIBS)
+# serve_request also links the server's pure sources
+$(BUILD)/fuzz/fuzz_serve_request: fuzz/fuzz_serve_request.c fuzz/fuzz_util.h $(SERVE_PURE_SRC) $(BUILD)/fuzz/libmoe.a | $(BUILD)/fuzz/.clang-ok
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< $(SERVE_PURE_SRC) $(BUILD)/fuzz/libmoe.a $(LDLIBS)
 $(BUILD)/fuzz/obj/%_avx512.o: %_avx512.c | deps $(BUILD)/fuzz/.clang-ok
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
@@ -280,4 +300,4 @@ $(BUILD)/fuzz/.clang-ok:
 	@rm -f $(@D)/probe $(@D)/probe.c
 	@touch $@
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(ASAN_SERVE_PURE_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)

@@ -33,6 +33,7 @@ int cmd_report(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "moe CMD: message\n" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -28,6 +28,7 @@ static const command commands[] = {
     {"ppl", cmd_ppl, "perplexity on a text; KL and top-1 agreement against a reference model"},
     {"report", cmd_report, "one HTML page of a training run: losses, expert load, routing"},
     {"convert", cmd_convert, "convert between a Hugging Face directory and a GGUF file"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching"},
     {"quantize", cmd_quantize, "write a quantized GGUF (q8_0 .. q4_k, mxfp4, or per-expert mixed)"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

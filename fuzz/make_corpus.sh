@@ -13,6 +13,9 @@
 #   trainer_state    trainer_state.json of a one-step `moe train` run
 #   chat_template    small fixture chat templates, and two with a JSON context
 #                    after a NUL byte
+#   serve_request    request bodies of `moe serve` (completions by text and
+#                    by ids, chat) and a generated text with a partial
+#                    character and a stop string
 # Needs build/moe (make all) and python3 (standard library only).
 #   sh fuzz/make_corpus.sh          from the repository root
 set -eu
@@ -135,5 +138,13 @@ done
   >"$OUT/chat_template/qwen3_with_context"
 { printf '%s' "{% set ns = namespace(n=0) %}{% for k, v in d|dictsort if v is number %}{% set ns.n = ns.n + v %}{{ k ~ '=' ~ v|tojson }}{% endfor %}{{ ns.n }} {{ s[1:-1]|upper|replace('L', 'l') }} {{ xs|map('string')|join(',') }}"; \
   printf '\0'; cat "$FIX/chat_templates/contexts/units.json"; } >"$OUT/chat_template/features_with_context"
+fresh serve_request
+printf '%s' '{"prompt": "hello", "max_tokens": 8, "temperature": 0, "stop": ["\n", "END"], "stream": true, "logprobs": 2}' \
+  >"$OUT/serve_request/completion.json"
+printf '%s' '{"prompt": [1, 2, 3], "top_p": 0.9, "top_k": 40, "seed": -7, "n": 1, "echo": false}' \
+  >"$OUT/serve_request/ids.json"
+printf '%s' '{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_completion_tokens": 9, "logprobs": true, "top_logprobs": 3, "tools": []}' \
+  >"$OUT/serve_request/chat.json"
+printf 'text with \303\251 and \342\202 and END\n\n' >"$OUT/serve_request/text.bin"
 
 du -sh "$OUT"/*

@@ -1,0 +1,35 @@
+/*
+ * metrics.h - what GET /metrics reports (metrics.c), in the Prometheus text
+ * format: requests by status, prompt and generated tokens, queue length,
+ * running sequences, tokens per forward pass, time to first token, time per
+ * output token, and every MoE layer's expert load since the start (from the
+ * session's route observer). Updated from the HTTP threads and the engine
+ * thread; one mutex guards it.
+ */
+#ifndef MOE_SERVE_METRICS_H
+#define MOE_SERVE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moe_route.h"
+
+typedef struct serve_metrics serve_metrics;
+
+/* Sized for the model's layers (dense layers are left out of the output). */
+serve_metrics *serve_metrics_new(const moe_config *cfg);
+void serve_metrics_free(serve_metrics *m);
+
+void serve_metrics_request(serve_metrics *m, int status);      /* one answer sent */
+void serve_metrics_tokens(serve_metrics *m, int prompt, int generated);
+void serve_metrics_load(serve_metrics *m, int queued, int running);
+void serve_metrics_batch(serve_metrics *m, int tokens);         /* one forward pass */
+void serve_metrics_ttft(serve_metrics *m, double seconds);
+void serve_metrics_tpot(serve_metrics *m, double seconds);
+/* a moe_route_fn: user is the serve_metrics */
+void serve_metrics_route(void *user, const moe_route_info *r);
+
+/* The text exposition (malloc'd, NUL-terminated). */
+char *serve_metrics_text(serve_metrics *m);
+
+#endif
