@@ -64,8 +64,20 @@ $(BUILD)/libmoe.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/moe: $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/libmoe.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/libmoe.a $(LDLIBS) -lmicrohttpd
+$(BUILD)/moe: $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/serve/page_html.o $(BUILD)/libmoe.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SERVE_OBJ) $(BUILD)/serve/page_html.o $(BUILD)/libmoe.a $(LDLIBS) -lmicrohttpd
+
+# The page of GET / (serve/page.html) as a C string in the binary: each line
+# a string literal, with backslashes, quotes and '?' (trigraphs) escaped.
+$(BUILD)/serve/page_html.c: serve/page.html
+	@mkdir -p $(@D)
+	{ echo '/* generated from serve/page.html by the Makefile */'; echo '#include <stddef.h>'; \
+	  echo 'extern const char serve_page_html[];'; echo 'extern const size_t serve_page_html_len;'; \
+	  echo 'const char serve_page_html[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; echo 'const size_t serve_page_html_len = sizeof serve_page_html - 1;'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/serve/page_html.o: $(BUILD)/serve/page_html.c
+	$(CC) $(CLI_CFLAGS) -c -o $@ $<
 
 $(BUILD)/moe_tests: $(TEST_OBJ) $(SERVE_PURE_OBJ) $(BUILD)/libmoe.a
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(SERVE_PURE_OBJ) $(BUILD)/libmoe.a $(LDLIBS)

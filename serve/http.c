@@ -46,7 +46,11 @@ struct serve_http {
     int port;
 };
 
-typedef enum { R_NONE = 0, R_HEALTH, R_METRICS, R_MODELS, R_COMPLETIONS, R_CHAT } route;
+typedef enum { R_NONE = 0, R_PAGE, R_ROUTING, R_HEALTH, R_METRICS, R_MODELS, R_COMPLETIONS, R_CHAT } route;
+
+/* serve/page.html, built into the binary (Makefile: build/serve/page_html.c) */
+extern const char serve_page_html[];
+extern const size_t serve_page_html_len;
 
 /* One request on a connection (libmicrohttpd's con_cls). */
 typedef struct conn {
@@ -383,6 +387,7 @@ static enum MHD_Result do_completion(serve_http *h, struct MHD_Connection *c, co
 
 static route route_of(const char *url) {
     static const struct { const char *path; route r; } table[] = {
+        {"/", R_PAGE}, {"/routing", R_ROUTING},
         {"/health", R_HEALTH}, {"/metrics", R_METRICS}, {"/v1/models", R_MODELS},
         {"/v1/completions", R_COMPLETIONS}, {"/v1/chat/completions", R_CHAT},
     };
@@ -457,6 +462,17 @@ static enum MHD_Result dispatch(serve_http *h, struct MHD_Connection *c, conn *c
         return send_bytes(h, c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL, NULL);
     }
     if (cn->route == R_MODELS) return do_models(h, c);
+    if (cn->route == R_PAGE) {
+        char *page = malloc(serve_page_html_len + 1);
+        if (!page) return fail(h, c, 500, NULL, "out of memory");
+        memcpy(page, serve_page_html, serve_page_html_len + 1);
+        return send_bytes(h, c, 200, "text/html; charset=utf-8", page, serve_page_html_len, NULL, NULL);
+    }
+    if (cn->route == R_ROUTING) {
+        char *json = serve_metrics_routing_json(h->e.metrics);
+        if (!json) return fail(h, c, 500, NULL, "out of memory");
+        return send_json(h, c, 200, json);
+    }
     return do_completion(h, c, cn);
 }
 

@@ -29,13 +29,20 @@ struct serve_metrics {
     int status[MAX_STATUS];          /* HTTP status codes seen */
     uint64_t status_count[MAX_STATUS];
     int n_status;
-    uint64_t prompt_tokens, generated_tokens;
+    uint64_t prompt_tokens, generated_tokens, cached_tokens;
     int queued, running;
     histogram batch, ttft, tpot;
     int n_layers, stride;
     uint8_t *reported;               /* [n_layers] 1: an MoE layer */
     int *layer_E;                    /* [n_layers] its experts */
     uint64_t *expert;                /* [n_layers][stride] (token, slot) pairs per expert */
+    uint64_t routed;                 /* tokens routed (counted at the first MoE layer seen) */
+    int first_moe;                   /* that layer (-1 until one reports) */
+    int top_k;                       /* experts per token, as reported */
+    /* the last SERVE_ROUTE_WINDOW tokens of each layer: a ring of their
+     * chosen experts ([n_layers][WINDOW][SERVE_ROUTE_MAX_K], -1 past K) */
+    int16_t *recent;
+    int *recent_n, *recent_at;       /* [n_layers] tokens held, next index */
 };
 
 static void hist_init(histogram *h, const double *le, int n) {
@@ -67,7 +74,11 @@ serve_metrics *serve_metrics_new(const moe_config *cfg) {
     m->reported = calloc((size_t)m->n_layers + 1, 1);
     m->layer_E = calloc((size_t)m->n_layers + 1, sizeof *m->layer_E);
     m->expert = calloc((size_t)m->n_layers * m->stride + 1, sizeof *m->expert);
-    if (!m->reported || !m->layer_E || !m->expert) {
+    m->recent = malloc(((size_t)m->n_layers * SERVE_ROUTE_WINDOW * SERVE_ROUTE_MAX_K + 1) * sizeof *m->recent);
+    m->recent_n = calloc((size_t)m->n_layers + 1, sizeof *m->recent_n);
+    m->recent_at = calloc((size_t)m->n_layers + 1, sizeof *m->recent_at);
+    m->first_moe = -1;
+    if (!m->reported || !m->layer_E || !m->expert || !m->recent || !m->recent_n || !m->recent_at) {
         serve_metrics_free(m);
         return NULL;
     }
@@ -84,6 +95,9 @@ void serve_metrics_free(serve_metrics *m) {
     free(m->reported);
     free(m->layer_E);
     free(m->expert);
+    free(m->recent);
+    free(m->recent_n);
+    free(m->recent_at);
     free(m);
 }
 
@@ -100,6 +114,12 @@ void serve_metrics_tokens(serve_metrics *m, int prompt, int generated) {
     pthread_mutex_lock(&m->mu);
     m->prompt_tokens += (uint64_t)prompt;
     m->generated_tokens += (uint64_t)generated;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_cached(serve_metrics *m, int tokens) {
+    pthread_mutex_lock(&m->mu);
+    m->cached_tokens += (uint64_t)(tokens > 0 ? tokens : 0);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -132,6 +152,19 @@ void serve_metrics_route(void *user, const moe_route_info *r) {
     uint64_t *c = m->expert + (size_t)r->layer * m->stride;
     for (int i = 0; i < r->T * r->K; i++)
         if (r->expert[i] >= 0 && r->expert[i] < r->E) c[r->expert[i]]++;
+    if (m->first_moe < 0) m->first_moe = r->layer;
+    if (r->layer == m->first_moe) m->routed += (uint64_t)(r->T > 0 ? r->T : 0);
+    m->top_k = r->K;
+    int l = r->layer, k = r->K < SERVE_ROUTE_MAX_K ? r->K : SERVE_ROUTE_MAX_K;
+    for (int t = 0; t < r->T; t++) {
+        int16_t *row = m->recent + ((size_t)l * SERVE_ROUTE_WINDOW + (size_t)m->recent_at[l]) * SERVE_ROUTE_MAX_K;
+        for (int j = 0; j < SERVE_ROUTE_MAX_K; j++) {
+            int e = j < k ? r->expert[(size_t)t * r->K + j] : -1;
+            row[j] = (int16_t)(e >= 0 && e < r->E && e < 32768 ? e : -1);
+        }
+        m->recent_at[l] = (m->recent_at[l] + 1) % SERVE_ROUTE_WINDOW;
+        if (m->recent_n[l] < SERVE_ROUTE_WINDOW) m->recent_n[l]++;
+    }
     m->reported[r->layer] = 1;
     m->layer_E[r->layer] = r->E;
     pthread_mutex_unlock(&m->mu);
@@ -196,6 +229,10 @@ char *serve_metrics_text(serve_metrics *m) {
     put(&b, "# HELP moe_prompt_tokens_total Prompt tokens of admitted requests.\n"
             "# TYPE moe_prompt_tokens_total counter\nmoe_prompt_tokens_total %llu\n",
         (unsigned long long)m->prompt_tokens);
+    put(&b, "# HELP moe_prompt_tokens_cached_total Prompt tokens not computed again: a slot's cache "
+            "already held them (a shared prefix).\n# TYPE moe_prompt_tokens_cached_total counter\n"
+            "moe_prompt_tokens_cached_total %llu\n",
+        (unsigned long long)m->cached_tokens);
     put(&b, "# HELP moe_generated_tokens_total Tokens generated.\n"
             "# TYPE moe_generated_tokens_total counter\nmoe_generated_tokens_total %llu\n",
         (unsigned long long)m->generated_tokens);
@@ -218,6 +255,46 @@ char *serve_metrics_text(serve_metrics *m) {
             put(&b, "moe_expert_tokens_total{layer=\"%d\",expert=\"%d\"} %llu\n", l, e,
                 (unsigned long long)c[e]);
     }
+    pthread_mutex_unlock(&m->mu);
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* ------------------------------------------------------------- routing */
+
+char *serve_metrics_routing_json(serve_metrics *m) {
+    sbuf b = {malloc(4096), 0, 4096, 0};
+    if (!b.s) return NULL;
+    b.s[0] = 0;
+    pthread_mutex_lock(&m->mu);
+    int E = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->reported[l] && m->layer_E[l] > E) E = m->layer_E[l];
+    put(&b, "{\"n_experts\":%d,\"top_k\":%d,\"window\":%d,\"tokens\":%llu,\"layers\":[", E, m->top_k,
+        SERVE_ROUTE_WINDOW, (unsigned long long)m->routed);
+    int first = 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        if (!m->reported[l]) continue;
+        put(&b, "%s{\"layer\":%d,\"n_experts\":%d,\"load\":[", first ? "" : ",", l, m->layer_E[l]);
+        first = 0;
+        const uint64_t *c = m->expert + (size_t)l * m->stride;
+        for (int e = 0; e < m->layer_E[l]; e++) put(&b, "%s%llu", e ? "," : "", (unsigned long long)c[e]);
+        put(&b, "],\"recent\":[");
+        int n = m->recent_n[l], at = m->recent_at[l];
+        for (int i = 0; i < n; i++) { /* oldest first */
+            int slot = (at - n + i + SERVE_ROUTE_WINDOW) % SERVE_ROUTE_WINDOW;
+            const int16_t *row = m->recent + ((size_t)l * SERVE_ROUTE_WINDOW + (size_t)slot) * SERVE_ROUTE_MAX_K;
+            put(&b, "%s[", i ? "," : "");
+            for (int j = 0, w = 0; j < SERVE_ROUTE_MAX_K; j++)
+                if (row[j] >= 0) put(&b, "%s%d", w++ ? "," : "", row[j]);
+            put(&b, "]");
+        }
+        put(&b, "]}");
+    }
+    put(&b, "]}");
     pthread_mutex_unlock(&m->mu);
     if (b.oom) {
         free(b.s);

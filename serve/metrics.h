@@ -23,6 +23,7 @@ void serve_metrics_free(serve_metrics *m);
 void serve_metrics_request(serve_metrics *m, int status);      /* one answer sent */
 void serve_metrics_tokens(serve_metrics *m, int prompt, int generated);
 void serve_metrics_load(serve_metrics *m, int queued, int running);
+void serve_metrics_cached(serve_metrics *m, int tokens);        /* prompt tokens taken from a cache */
 void serve_metrics_batch(serve_metrics *m, int tokens);         /* one forward pass */
 void serve_metrics_ttft(serve_metrics *m, double seconds);
 void serve_metrics_tpot(serve_metrics *m, double seconds);
@@ -31,5 +32,14 @@ void serve_metrics_route(void *user, const moe_route_info *r);
 
 /* The text exposition (malloc'd, NUL-terminated). */
 char *serve_metrics_text(serve_metrics *m);
+
+/* GET /routing, the page's live view (malloc'd JSON): {"n_experts", "top_k",
+ * "window", "tokens" (routed since the start), "layers": [{"layer",
+ * "n_experts", "load": [tokens per expert since the start], "recent": [the
+ * chosen experts of each of the layer's last `window` tokens, oldest
+ * first, at most SERVE_ROUTE_MAX_K each]}]} over the MoE layers. */
+#define SERVE_ROUTE_WINDOW 32
+#define SERVE_ROUTE_MAX_K 16
+char *serve_metrics_routing_json(serve_metrics *m);
 
 #endif

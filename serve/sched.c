@@ -1,8 +1,12 @@
 /*
  * sched.c - continuous batching (sched.h). The engine thread loops:
  *   1. drop what is over: cancelled requests and those past their deadline
- *      leave their slot (its cache is forgotten with moe_seq_rm);
- *   2. admit queued requests into free slots, oldest first;
+ *      leave their slot;
+ *   2. admit queued requests into free slots, oldest first. A slot's cache
+ *      outlives its request: a new prompt that begins with tokens some slot
+ *      holds (a shared system prompt, the earlier turns of a chat) starts
+ *      from a copy of them (moe_seq_cp, then moe_seq_rm of the rest) and
+ *      prefills only what follows;
  *   3. build ONE batch: the pending token of every decoding sequence, then
  *      prefill chunks of the admitted prompts, oldest first, until the batch
  *      holds step_tokens (so a long prompt is prefilled over several steps,
@@ -32,6 +36,7 @@
 #include "text.h"
 
 #define CONTEXT_TOKENS 4 /* prompt tokens decoded in front of the output (as moe generate) */
+#define SERVE_MIN_REUSE 4 /* cached prompt tokens worth a copy */
 
 struct serve_sched {
     moe_model *model;
@@ -57,6 +62,11 @@ struct serve_sched {
     serve_req **running;  /* [n_slots] */
     int n_running;
     long long admitted;   /* admission order */
+
+    /* what each slot's cache holds, kept after its request ends */
+    int32_t *hist;        /* [n_slots][ctx] token ids */
+    int *hist_n;          /* [n_slots] tokens in the cache */
+    long long *used;      /* [n_slots] admission number of its last request */
 
     /* one step's batch (sized at creation) */
     int32_t *b_tok, *b_seq, *b_pos; /* [step_tokens] */
@@ -137,9 +147,7 @@ static void queue_remove(serve_sched *s, serve_req *r) {
 
 /* Forget r's slot and mark it done; drops the engine's reference. Lock held. */
 static void end_locked(serve_sched *s, serve_req *r) {
-    if (r->slot >= 0) {
-        moe_err err;
-        moe_seq_rm(s->sess, r->slot, 0, -1, &err);
+    if (r->slot >= 0) { /* the slot keeps its cache for a later prompt */
         s->running[r->slot] = NULL;
         s->n_running--;
         r->slot = -1;
@@ -217,8 +225,37 @@ void serve_sched_cancel_all(serve_sched *s) {
 
 /* ------------------------------------------------------------ admission */
 
-/* Take r into slot: its sampler and the decode context. Lock held. */
-static int admit_locked(serve_sched *s, serve_req *r, int slot) {
+/* Tokens at the start of r's prompt that slot j's cache holds, leaving at
+ * least the last prompt token to run (its logits give the first answer). */
+static int cached_prefix(const serve_sched *s, int j, const serve_req *r) {
+    const int32_t *h = s->hist + (size_t)j * (size_t)s->ctx;
+    int n = s->hist_n[j] < r->n_prompt - 1 ? s->hist_n[j] : r->n_prompt - 1, L = 0;
+    while (L < n && h[L] == r->prompt[L]) L++;
+    return L;
+}
+
+/* Start slot's cache as the first L tokens of src's (src < 0 or L below
+ * SERVE_MIN_REUSE: empty). Returns the tokens kept; a model whose state
+ * cannot be cut (linear attention) keeps a copy only when it is whole. */
+static int reuse_prefix(serve_sched *s, int slot, int src, int L) {
+    moe_err err;
+    int keep = 0;
+    if (src >= 0 && L >= SERVE_MIN_REUSE && (src == slot || !moe_seq_cp(s->sess, src, slot, &err))) {
+        if (src != slot) {
+            memcpy(s->hist + (size_t)slot * (size_t)s->ctx, s->hist + (size_t)src * (size_t)s->ctx,
+                   (size_t)L * sizeof *s->hist);
+            s->hist_n[slot] = s->hist_n[src];
+        }
+        if (s->hist_n[slot] == L || !moe_seq_rm(s->sess, slot, L, -1, &err)) keep = L;
+    }
+    if (!keep && moe_seq_rm(s->sess, slot, 0, -1, &err)) return -1;
+    s->hist_n[slot] = keep;
+    return keep;
+}
+
+/* Take r into slot, its cache starting as the first L tokens of slot src's
+ * (src < 0: empty): its sampler and the decode context. Lock held. */
+static int admit_locked(serve_sched *s, serve_req *r, int slot, int src, int L) {
     moe_err err;
     moe_sampler_opts so = {.temp = r->p.temperature, .top_k = r->p.top_k, .top_p = r->p.top_p,
                            .seed = r->p.has_seed ? r->p.seed
@@ -230,22 +267,38 @@ static int admit_locked(serve_sched *s, serve_req *r, int slot) {
     memcpy(r->ids, r->prompt + r->n_prompt - r->n_ctx_ids, (size_t)r->n_ctx_ids * sizeof *r->ids);
     r->n_ids = r->n_ctx_ids;
     if (moe_detokenize(s->tok, r->ids, r->n_ids, 1, &r->prefix, &r->prefix_len, &err)) return -1;
-    if (moe_seq_rm(s->sess, slot, 0, -1, &err)) return -1;
+    int keep = reuse_prefix(s, slot, src, L);
+    if (keep < 0) return -1;
     r->slot = slot;
-    r->pos = 0;
-    r->n_fed = 0;
+    r->pos = keep;
+    r->n_fed = keep;
     s->running[slot] = r;
     s->n_running++;
+    s->used[slot] = ++s->admitted;
     serve_metrics_tokens(s->metrics, r->n_prompt, 0);
+    serve_metrics_cached(s->metrics, keep);
     return 0;
 }
 
+/* Oldest first, each into a free slot: the slot that holds the longest
+ * start of its prompt if that slot is free, else the free slot used least
+ * recently (whose cache then starts as a copy of that start). */
 static void admit_queued_locked(serve_sched *s) {
-    for (int slot = 0; slot < s->o.n_slots && s->q_head; slot++) {
-        if (s->running[slot]) continue;
+    while (s->q_head) {
         serve_req *r = s->q_head;
+        int src = -1, best = 0, dst = -1;
+        for (int j = 0; j < s->o.n_slots; j++) {
+            int L = cached_prefix(s, j, r);
+            if (L > best) best = L, src = j;
+        }
+        if (src >= 0 && !s->running[src]) dst = src;
+        for (int j = 0; j < s->o.n_slots && dst < 0; j++)
+            if (!s->running[j]) dst = j;
+        if (dst < 0) break; /* no free slot */
+        for (int j = 0; j < s->o.n_slots && dst != src; j++)
+            if (!s->running[j] && s->used[j] < s->used[dst]) dst = j;
         queue_remove(s, r);
-        if (admit_locked(s, r, slot)) fail_locked(s, r, 500, "cannot start the request (out of memory)");
+        if (admit_locked(s, r, dst, src, best)) fail_locked(s, r, 500, "cannot start the request (out of memory)");
     }
 }
 
@@ -370,6 +423,7 @@ static int build_batch(serve_sched *s) {
         s->b_tok[n] = r->next;
         s->b_seq[n] = r->slot;
         s->b_pos[n] = r->pos;
+        if (r->pos < s->ctx) s->hist[(size_t)r->slot * (size_t)s->ctx + (size_t)r->pos] = r->next;
         s->b_want[n] = 1;
         r->row = rows++;
         r->in_batch = 1;
@@ -392,6 +446,7 @@ static int build_batch(serve_sched *s) {
             s->b_tok[n] = r->prompt[at];
             s->b_seq[n] = r->slot;
             s->b_pos[n] = r->pos + k;
+            if (r->pos + k < s->ctx) s->hist[(size_t)r->slot * (size_t)s->ctx + (size_t)(r->pos + k)] = r->prompt[at];
             s->b_want[n] = at == r->n_prompt - 1;
             n++;
         }
@@ -421,6 +476,7 @@ static void step(serve_sched *s) {
             continue;
         }
         r->pos += r->in_batch;
+        s->hist_n[r->slot] = r->pos < s->ctx ? r->pos : s->ctx;
         if (!r->decoding) r->n_fed += r->in_batch;
         if (r->cancelled) continue; /* dropped at the top of the next round */
         if (r->row >= 0) take_token(s, r, s->logits + (size_t)r->row * s->vocab);
@@ -495,7 +551,12 @@ int serve_sched_new(serve_sched **out, moe_model *m, moe_session *sess, const mo
     s->b_pos = malloc((size_t)s->o.step_tokens * sizeof *s->b_pos);
     s->b_want = malloc((size_t)s->o.step_tokens);
     s->logits = malloc((size_t)s->o.n_slots * s->vocab * sizeof *s->logits);
-    if (!s->running || !s->b_tok || !s->b_seq || !s->b_pos || !s->b_want || !s->logits) goto oom;
+    s->hist = malloc((size_t)s->o.n_slots * (size_t)s->ctx * sizeof *s->hist + 1);
+    s->hist_n = calloc((size_t)s->o.n_slots, sizeof *s->hist_n);
+    s->used = calloc((size_t)s->o.n_slots, sizeof *s->used);
+    if (!s->running || !s->b_tok || !s->b_seq || !s->b_pos || !s->b_want || !s->logits || !s->hist ||
+        !s->hist_n || !s->used)
+        goto oom;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
     moe_session_set_route_observer(sess, serve_metrics_route, metrics);
@@ -519,6 +580,9 @@ fail:
         free(s->b_pos);
         free(s->b_want);
         free(s->logits);
+        free(s->hist);
+        free(s->hist_n);
+        free(s->used);
         free(s);
     }
     return -1;
@@ -547,5 +611,8 @@ void serve_sched_free(serve_sched *s) {
     free(s->b_pos);
     free(s->b_want);
     free(s->logits);
+    free(s->hist);
+    free(s->hist_n);
+    free(s->used);
     free(s);
 }

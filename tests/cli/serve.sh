@@ -7,7 +7,10 @@
 # (tests/serve/chat.jinja), /v1/models,
 # /health, /metrics, 401/400/404/405/413/429, a client leaving mid-stream,
 # and SIGTERM / SIGINT exiting 0. Then tests/serve/hostile.py sends broken
-# and hostile HTTP at the first server, which must stay up and right.
+# and hostile HTTP at the first server, which must stay up and right, and
+# tests/serve/test_page.py drives the page of GET / in headless Chromium
+# (sends a message, checks the streamed answer and the routing view in the
+# DOM, saves a screenshot to $PAGE_SHOT if set).
 #   MOE=build/moe sh tests/cli/serve.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -112,6 +115,21 @@ if start_server main --api-key "$KEY" --parallel 4 --step-tokens 8 --threads 2 \
   if [ -f "$HERE/../serve/hostile.py" ]; then
     "$PY" "$HERE/../serve/hostile.py" --port "$main_port" --key "$KEY" >"$T/hostile.py" 2>&1
     add_counts "$T/hostile.py"
+  fi
+  # the page in headless Chromium (Debian's package, installed when missing)
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1
+    else sudo -n apt-get update -qq >/dev/null 2>&1; sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; fi
+  fi
+  "$PY" -c 'import websocket' 2>/dev/null || "$PY" -m pip install -q websocket-client >/dev/null 2>&1 ||
+    "$PY" -m pip install -q --break-system-packages websocket-client >/dev/null 2>&1
+  if command -v chromium >/dev/null 2>&1 && "$PY" -c 'import websocket' 2>/dev/null; then
+    "$PY" "$HERE/../serve/test_page.py" "http://127.0.0.1:$main_port/?key=$KEY" 2 "${PAGE_SHOT:-$T/page.png}" \
+      >"$T/page.py" 2>&1
+    add_counts "$T/page.py"
+  else
+    echo "SKIP: headless Chromium (Debian package chromium) or websocket-client is not available"
+    skip=$((skip + 1))
   fi
   kill -INT "$main_pid"
   wait_exit "$main_pid" main 0

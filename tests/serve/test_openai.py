@@ -254,12 +254,67 @@ def main_mode(a, client):
     check(st == 405 and error_shape(rb) and hd.get("allow") == "POST", "405: %d %r" % (st, hd.get("allow")))
     st, hd, rb = raw(a.port, "DELETE", "/health")
     check(st == 405 and hd.get("allow") == "GET, HEAD", "405 health: %d %r" % (st, hd.get("allow")))
+    prefix_checks(a, client)
+    page_checks(a)
     chat_checks(a, client)
 
     # still serving the same answers after all that
     n, text, _ = expect["hello"]
     r = client.completions.create(model=a.name, prompt="hello", max_tokens=n, temperature=0)
     check(r.choices[0].text == text, "answer after errors")
+
+
+# Prompts that begin alike (a shared system prompt): a later one starts from
+# a copy of the cached start (moe_seq_cp) instead of computing it again,
+# and still answers exactly as moe generate does, alone or several at once.
+def prefix_checks(a, client):
+    shared = "You are a careful assistant. Answer in one short line, and never guess. " * 3
+    asks = ["What is two and two?", "Name a colour.", "Where is the sea?", "Say hello.", "Count to three."]
+    expect = {q: generate(a.moe, a.model, shared + q, 12, ["--temp", "0"]) for q in asks}
+    before = metric(a.port, "moe_prompt_tokens_cached_total")
+    r = client.completions.create(model=a.name, prompt=shared + asks[0], max_tokens=12, temperature=0)
+    check(r.choices[0].text == expect[asks[0]][0], "shared prefix, first: %r" % r.choices[0].text)
+    after_first = metric(a.port, "moe_prompt_tokens_cached_total")
+    r = client.completions.create(model=a.name, prompt=shared + asks[1], max_tokens=12, temperature=0)
+    check(r.choices[0].text == expect[asks[1]][0], "shared prefix, second: %r != %r" % (r.choices[0].text, expect[asks[1]][0]))
+    n_shared = len(subprocess.run([a.moe, "tokenize", a.model, shared], capture_output=True, text=True).stdout.split(","))
+    got = metric(a.port, "moe_prompt_tokens_cached_total") - after_first
+    check(before is not None and got >= n_shared - 2, "the second request reused %s cached tokens (shared start: %d)" % (got, n_shared))
+    # several at once, each from a copy of the cached start
+    out = {}
+    def one(q):
+        out[q] = client.completions.create(model=a.name, prompt=shared + q, max_tokens=12, temperature=0).choices[0].text
+    ts = [threading.Thread(target=one, args=(q,)) for q in asks[1:]]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    for q in asks[1:]:
+        check(out.get(q) == expect[q][0], "shared prefix, concurrent %r: %r != %r" % (q, out.get(q), expect[q][0]))
+    # a prompt that continues a whole earlier exchange (the next turn of a chat)
+    turn2 = shared + asks[0] + expect[asks[0]][0] + " And three and three?"
+    t2 = generate(a.moe, a.model, turn2, 10, ["--temp", "0"])
+    r = client.completions.create(model=a.name, prompt=turn2, max_tokens=10, temperature=0)
+    check(r.choices[0].text == t2[0], "next turn from the cache: %r != %r" % (r.choices[0].text, t2[0]))
+
+
+# GET / is the page (HTML from the binary); GET /routing its data: every MoE
+# layer's running load and the experts of its last tokens
+def page_checks(a):
+    st, hd, body = raw(a.port, "GET", "/")
+    check(st == 200 and hd.get("content-type", "").startswith("text/html") and b"<title>moe serve</title>" in body,
+          "page: %d %r" % (st, hd.get("content-type")))
+    st, hd, body = raw(a.port, "GET", "/routing")
+    check(st == 200 and hd.get("content-type") == "application/json", "routing: %d" % st)
+    R = json.loads(body)
+    cfg = json.load(open(os.path.join(a.model, "config.json")))
+    E, K = cfg.get("num_local_experts") or cfg.get("num_experts"), cfg.get("num_experts_per_tok")
+    check(R["n_experts"] == E and R["top_k"] == K and R["window"] == 32 and R["tokens"] > 0,
+          "routing header: %r" % {k: R[k] for k in ("n_experts", "top_k", "window", "tokens")})
+    check(len(R["layers"]) == cfg["num_hidden_layers"], "routing: %d layers" % len(R["layers"]))
+    for L in R["layers"]:
+        ok_load = len(L["load"]) == E and sum(L["load"]) >= R["tokens"] * K
+        ok_recent = 0 < len(L["recent"]) <= 32 and all(len(x) == K and len(set(x)) == K and
+                                                       all(0 <= e < E for e in x) for x in L["recent"])
+        check(ok_load and ok_recent, "routing layer %d: load %r, recent %r" % (L["layer"], L["load"], L["recent"][:3]))
 
 
 # the template serve.sh passes with --chat-template (tests/serve/chat.jinja)
