@@ -270,6 +270,8 @@ static int parse_fields(serve_kind kind, const cJSON *o, int vocab, serve_params
     if (get_num(o, "seed", -9007199254740992.0, 9007199254740992.0, 1, &v, &p->has_seed, e)) return -1;
     if (p->has_seed) p->seed = (uint64_t)(int64_t)v;
     if (get_stop(o, p, e) || get_bool(o, "stream", &p->stream, e)) return -1;
+    /* an extension as in vLLM and llama.cpp's server: generate past EOS */
+    if (get_bool(o, "ignore_eos", &p->ignore_eos, e)) return -1;
 
     if (kind == SERVE_COMPLETION) {
         /* logprobs: how many alternatives; 0 still returns the tokens' own */

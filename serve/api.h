@@ -42,6 +42,7 @@ typedef struct serve_params {
     int top_k;             /* >= 0, 0 = off (an extension; OpenAI has none) */
     uint64_t seed;         /* valid when has_seed */
     int has_seed;
+    int ignore_eos;        /* 1: EOS does not end the answer (an extension) */
     char *stop[SERVE_MAX_STOP]; /* malloc'd, non-empty */
     int n_stop;
     int stream;            /* 1: server-sent events */

@@ -378,7 +378,7 @@ static void logprobs_of(const float *row, int V, int32_t t, int n_top, serve_log
 /* A sequence's logits came back: pick its next token. Lock held. */
 static void take_token(serve_sched *s, serve_req *r, const float *row) {
     int32_t t = moe_sample(r->smp, row);
-    if (t == s->eos_tok || t == s->eos_cfg) {
+    if (!r->p.ignore_eos && (t == s->eos_tok || t == s->eos_cfg)) {
         if (release_text(s, r, 1) < 0) return fail_locked(s, r, 500, "decoding the text failed");
         return finish_locked(s, r, "stop");
     }

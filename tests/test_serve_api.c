@@ -45,6 +45,7 @@ TEST(serve_parse_completion_defaults) {
     CHECK_EQ_INT(p.top_k, 0);
     CHECK_EQ_INT(p.has_seed, 0);
     CHECK_EQ_INT(p.stream, 0);
+    CHECK_EQ_INT(p.ignore_eos, 0);
     CHECK_EQ_INT(p.logprobs, 0);
     CHECK_EQ_INT(p.n_stop, 0);
     serve_params_free(&p);
@@ -54,7 +55,7 @@ TEST(serve_parse_completion_fields) {
     serve_params p;
     serve_error e;
     const char *body = "{\"prompt\": [1, 2, 511], \"max_tokens\": 7, \"temperature\": 0, \"top_p\": 0.5,"
-                       " \"top_k\": 3, \"seed\": -1, \"stop\": [\"a\", \"bc\"], \"stream\": true,"
+                       " \"top_k\": 3, \"seed\": -1, \"stop\": [\"a\", \"bc\"], \"stream\": true, \"ignore_eos\": true,"
                        " \"logprobs\": 2, \"n\": 1, \"echo\": false, \"frequency_penalty\": 0,"
                        " \"user\": \"x\", \"something_new\": {\"deep\": [1]}, \"suffix\": null}";
     CHECK(parse(SERVE_COMPLETION, body, &p, &e) == 0);
@@ -68,6 +69,7 @@ TEST(serve_parse_completion_fields) {
     CHECK_EQ_INT(p.n_stop, 2);
     CHECK(p.n_stop == 2 && !strcmp(p.stop[1], "bc"));
     CHECK_EQ_INT(p.stream, 1);
+    CHECK_EQ_INT(p.ignore_eos, 1);
     CHECK(p.logprobs == 1 && p.top_logprobs == 2);
     serve_params_free(&p);
     /* one string stop; a list holding one prompt; null is absent */
@@ -105,6 +107,7 @@ TEST(serve_parse_refusals) {
     refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"stop\": \"\"}", "stop");
     refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"stop\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop");
     refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"stream\": 1}", "stream");
+    refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"ignore_eos\": \"yes\"}", "ignore_eos");
     refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"logprobs\": 21}", "logprobs");
     refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"logprobs\": true}", "logprobs");
     refused(SERVE_COMPLETION, "{\"prompt\": \"x\", \"echo\": true}", "echo");
