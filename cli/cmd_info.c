@@ -3,6 +3,7 @@
  * heads, experts per layer), how big (total and active parameters, bytes),
  * and what it will cost in memory to run.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -91,6 +92,8 @@ int cmd_info(int argc, char **argv) {
     if (r != ARGS_OK) return args_exit(r);
 
     moe_model *m;
+    /* info reads no weight: map them rather than read them all in */
+    setenv("MOE_LOAD", "mmap", 0);
     if (cli_load_model("info", pos[0], &m)) return 1;
     const moe_config *cfg = moe_model_config(m);
     moe_model_stats st;
@@ -177,7 +180,7 @@ int cmd_info(int argc, char **argv) {
            cli_count(st.params_total, b1, sizeof b1), cli_count(st.params_active, b2, sizeof b2),
            st.params_total ? 100.0 * (double)st.params_active / (double)st.params_total : 0.0);
     printf("dtypes        %s\n", st.dtypes);
-    printf("memory        weights %s (mapped), %s read per decoded token\n",
+    printf("memory        weights %s, %s read per decoded token\n",
            cli_bytes(st.bytes_total, b1, sizeof b1), cli_bytes(st.bytes_active, b2, sizeof b2));
     printf("kv cache      %s per position, %s at %d positions\n",
            cli_bytes(kv_per_tok, b1, sizeof b1),

@@ -10,6 +10,7 @@
 #include "test.h"
 #include "base/atomic.h"
 #include "base/mapfile.h"
+#include "test_util.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "formats/st_stream.h"
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,4 +336,52 @@ TEST(files_data_prepare_replaces_the_set) {
     free(after);
     free(meta_before);
     free(meta_after);
+}
+
+/* mapped_open_weights: MOE_LOAD=read puts the bytes in an anonymous region
+ * starting on a 2 MiB boundary, MOE_LOAD=mmap maps the file, and a small
+ * file is mapped by default; the bytes are the file's either way. */
+TEST(files_weights_read_into_memory_or_mapped) {
+    char p[512];
+    tmp_path(p, sizeof p, "weights.bin");
+    size_t n = (3u << 20) + 123;
+    unsigned char *want = malloc(n);
+    for (size_t i = 0; i < n; i++) want[i] = (unsigned char)(i * 2654435761u >> 13);
+    FILE *f = fopen(p, "wb");
+    CHECK(f && fwrite(want, 1, n, f) == n);
+    if (f) fclose(f);
+    const char *modes[3] = {"read", "mmap", NULL};
+    for (int k = 0; k < 3; k++) {
+        if (modes[k]) setenv("MOE_LOAD", modes[k], 1);
+        else unsetenv("MOE_LOAD");
+        mapped_file m;
+        moe_err err = {{0}};
+        CHECK_MSG(mapped_open_weights(&m, p, &err) == 0, "%s", err.msg);
+        CHECK(m.size == n && m.data && !memcmp(m.data, want, n));
+        if (k == 0) CHECK(m.span >= n && ((uintptr_t)m.data & ((2u << 20) - 1)) == 0);
+        else CHECK(m.span == 0); /* mapped: forced, or below the 64 MiB from which reading pays */
+        mapped_close(&m);
+    }
+    unsetenv("MOE_LOAD");
+    free(want);
+    unlink(p);
+}
+
+/* A model read into memory gives the same logits, bit for bit, as mapped
+ * (a GGUF file and a safetensors directory). */
+TEST(files_weights_read_or_mapped_same_logits) {
+    const char *models[2] = {"gguf_models/mixtral_f32.gguf", "models/mixtral_base"};
+    static const int32_t ids[5] = {1, 7, 42, 3, 99};
+    for (int k = 0; k < 2; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", test_fixtures(), models[k]);
+        int V1 = 0, V2 = 0;
+        setenv("MOE_LOAD", "mmap", 1);
+        float *a = test_model_logits(path, ids, 5, &V1);
+        setenv("MOE_LOAD", "read", 1);
+        float *b = test_model_logits(path, ids, 5, &V2);
+        unsetenv("MOE_LOAD");
+        CHECK_MSG(a && b && V1 == V2 && !memcmp(a, b, sizeof(float) * (size_t)V1 * 5), "%s", models[k]);
+        free(a), free(b);
+    }
 }

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -40,6 +42,7 @@ int open_regular(const char *path, struct stat *st, moe_err *err) {
 int mapped_open(mapped_file *m, const char *path, moe_err *err) {
     m->data = NULL;
     m->size = 0;
+    m->span = 0;
     struct stat st;
     int fd = open_regular(path, &st, err);
     if (fd < 0) return -1;
@@ -59,9 +62,75 @@ int mapped_open(mapped_file *m, const char *path, moe_err *err) {
 }
 
 void mapped_close(mapped_file *m) {
-    if (m->data) munmap((void *)m->data, m->size);
+    if (m->data) munmap((void *)m->data, m->span ? m->span : m->size);
     m->data = NULL;
     m->size = 0;
+    m->span = 0;
+}
+
+/* MemAvailable in bytes, or 0 if it cannot be read. */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (size_t)kb * 1024;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define READ_MIN ((size_t)64 << 20) /* smaller files: a mapping is as good */
+
+int mapped_open_weights(mapped_file *m, const char *path, moe_err *err) {
+    m->data = NULL;
+    m->size = 0;
+    m->span = 0;
+    const char *mode = getenv("MOE_LOAD");
+    int force = mode && !strcmp(mode, "read");
+    if (mode && !strcmp(mode, "mmap")) return mapped_open(m, path, err);
+    struct stat st;
+    int fd = open_regular(path, &st, err);
+    if (fd < 0) return -1;
+    size_t n = (size_t)st.st_size;
+    if (!(force ? n > 0 : n >= READ_MIN && n <= mem_available() / 2)) {
+        close(fd);
+        return mapped_open(m, path, err);
+    }
+    size_t span = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    /* one huge page more, to start the region on a huge-page boundary */
+    void *raw = mmap(NULL, span + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        close(fd);
+        return mapped_open(m, path, err); /* no memory for a copy: map it */
+    }
+    uintptr_t a = ((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (a > (uintptr_t)raw) munmap(raw, a - (uintptr_t)raw);
+    if ((uintptr_t)raw + span + HUGE_PAGE > a + span)
+        munmap((void *)(a + span), (uintptr_t)raw + span + HUGE_PAGE - (a + span));
+    unsigned char *p = (unsigned char *)a;
+    madvise(p, span, MADV_HUGEPAGE);
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got < ((size_t)1 << 30) ? n - got : ((size_t)1 << 30);
+        ssize_t r = pread(fd, p + got, want, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = errno;
+            munmap(p, span);
+            close(fd);
+            if (r == 0) return moe_fail(err, "%s: the file ended after %zu of its %zu bytes", path, got, n);
+            return moe_fail(err, "%s: read failed after %zu of %zu bytes: %s", path, got, n, strerror(e));
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    mprotect(p, span, PROT_READ); /* read-only, as a mapping would be */
+    m->data = p;
+    m->size = n;
+    m->span = span;
+    return 0;
 }
 
 int read_file(const char *path, size_t max_bytes, char **out, size_t *len, moe_err *err) {

@@ -564,11 +564,11 @@ int gguf_open_mem(gguf_file *g, const void *data, size_t size, const char *name,
     return open_common(g, err);
 }
 
-int gguf_open(gguf_file *g, const char *path, moe_err *err) {
+static int gguf_open_as(gguf_file *g, const char *path, int weights, moe_err *err) {
     memset(g, 0, sizeof *g);
     g->path = strdup(path);
     if (!g->path) return moe_fail(err, "%s: out of memory", path);
-    if (mapped_open(&g->map, path, err)) {
+    if (weights ? mapped_open_weights(&g->map, path, err) : mapped_open(&g->map, path, err)) {
         free(g->path);
         g->path = NULL;
         return -1;
@@ -577,6 +577,9 @@ int gguf_open(gguf_file *g, const char *path, moe_err *err) {
     g->size = g->map.size;
     return open_common(g, err);
 }
+
+int gguf_open(gguf_file *g, const char *path, moe_err *err) { return gguf_open_as(g, path, 0, err); }
+int gguf_open_weights(gguf_file *g, const char *path, moe_err *err) { return gguf_open_as(g, path, 1, err); }
 
 void gguf_close(gguf_file *g) {
     mapped_close(&g->map);

@@ -177,6 +177,9 @@ typedef struct gguf_file {
 
 /* Open and check a GGUF file (mmap'd; tensor data stays in the mapping). */
 int gguf_open(gguf_file *g, const char *path, moe_err *err);
+/* The same for a model's weights: read into huge pages when the file fits
+ * in memory (base/mapfile.h, mapped_open_weights). */
+int gguf_open_weights(gguf_file *g, const char *path, moe_err *err);
 
 /* The same over bytes already in memory (the fuzzer, tests). The buffer is
  * not copied and must outlive g; name is used in messages. */

@@ -297,7 +297,8 @@ static int st_add_file(st_store *s, const char *path, moe_err *err) {
     if (!nf || !np) return moe_fail(err, "%s: out of memory", path);
     char *p = strdup(path);
     if (!p) return moe_fail(err, "%s: out of memory", path);
-    if (mapped_open(&s->files[s->n_files], path, err)) {
+    if (s->weights ? mapped_open_weights(&s->files[s->n_files], path, err)
+                   : mapped_open(&s->files[s->n_files], path, err)) {
         free(p);
         return -1;
     }
@@ -321,8 +322,9 @@ static int st_finish(st_store *s, moe_err *err) {
     return 0;
 }
 
-int st_open_file(st_store *s, const char *path, moe_err *err) {
+static int st_open_file_as(st_store *s, const char *path, int weights, moe_err *err) {
     memset(s, 0, sizeof *s);
+    s->weights = weights;
     int fi = st_add_file(s, path, err);
     if (fi < 0 || st_parse_file(s, fi, err) || st_finish(s, err)) {
         st_close(s);
@@ -482,12 +484,13 @@ done:
     return rc;
 }
 
-int st_open_dir(st_store *s, const char *dir, moe_err *err) {
+static int st_open_dir_as(st_store *s, const char *dir, int weights, moe_err *err) {
     memset(s, 0, sizeof *s);
+    s->weights = weights;
     char path[4096];
     if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path)
         return moe_fail(err, "%s: path too long", dir);
-    if (st_exists(path)) return st_open_file(s, path, err);
+    if (st_exists(path)) return st_open_file_as(s, path, weights, err);
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     if (!st_exists(path))
         return moe_fail(err, "%s: no weights found: looked for model.safetensors and "
@@ -498,6 +501,10 @@ int st_open_dir(st_store *s, const char *dir, moe_err *err) {
     }
     return 0;
 }
+
+int st_open_file(st_store *s, const char *path, moe_err *err) { return st_open_file_as(s, path, 0, err); }
+int st_open_dir(st_store *s, const char *dir, moe_err *err) { return st_open_dir_as(s, dir, 0, err); }
+int st_open_dir_weights(st_store *s, const char *dir, moe_err *err) { return st_open_dir_as(s, dir, 1, err); }
 
 /* ------------------------------------------------------------ the writer */
 

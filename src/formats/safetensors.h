@@ -49,6 +49,7 @@ typedef struct st_store {
     int n_files;
     st_tensor *tensors;   /* [n_tensors], sorted by name */
     int n_tensors;
+    int weights;          /* 1: files opened with mapped_open_weights */
 } st_store;
 
 /* Open one .safetensors file. */
@@ -58,6 +59,9 @@ int st_open_file(st_store *s, const char *path, moe_err *err);
  * model.safetensors.index.json (the weight_map must agree with the shards'
  * contents). Tensor names must be unique across shards. */
 int st_open_dir(st_store *s, const char *dir, moe_err *err);
+/* The same for a model's weights: each file through mapped_open_weights
+ * (read into huge pages when it fits in memory, see base/mapfile.h). */
+int st_open_dir_weights(st_store *s, const char *dir, moe_err *err);
 
 void st_close(st_store *s);
 

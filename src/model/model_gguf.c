@@ -428,7 +428,7 @@ static int gconfig_oss(gloader *L, const char *arch, moe_config *c) {
 int model_gguf_load(moe_model *m, const char *path, moe_err *err) {
     m->gguf = calloc(1, sizeof *m->gguf);
     if (!m->gguf) return moe_fail(err, "out of memory");
-    if (gguf_open(m->gguf, path, err)) {
+    if (gguf_open_weights(m->gguf, path, err)) {
         free(m->gguf);
         m->gguf = NULL;
         return -1;

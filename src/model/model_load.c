@@ -112,7 +112,7 @@ int moe_model_load(moe_model **out, const char *path, moe_err *err) {
         return 0;
     }
     if (hf_config_load(&m->cfg, path, err)) goto fail;
-    if (st_open_dir(&m->st, path, err)) goto fail;
+    if (st_open_dir_weights(&m->st, path, err)) goto fail;
     hf_src S = {m, path};
     wt_source src = {path, TM_HF, NULL, 0, hf_find, &S};
     if (weights_load(m, &src, err)) {
