@@ -43,6 +43,8 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(ASAN)/%.o)
 ASAN_TEST_OBJ := $(TEST_SRC:%.c=$(ASAN)/%.o)
 ASAN_SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(ASAN)/%.o)
+ASAN_SERVE_OBJ := $(SERVE_SRC:%.c=$(ASAN)/%.o)
+ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(ASAN)/%.o)
 
 .PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-olmoe-q
 all: $(BUILD)/moe $(BUILD)/libmoe.a
@@ -106,6 +108,15 @@ $(BUILD)/serve/%.o: serve/%.c | deps
 $(ASAN)/serve/%.o: serve/%.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -Isrc,$(CFLAGS_BASE)) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
+$(ASAN)/cli/%.o: cli/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Isrc,$(CFLAGS_BASE)) -O1 $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
+
+# moe itself under ASan+UBSan, for the hostile-traffic suite against the
+# server (tests/serve/flood.sh, run by make test)
+$(ASAN)/moe: $(ASAN_CLI_OBJ) $(ASAN_SERVE_OBJ) $(BUILD)/serve/page_html.c $(ASAN_LIB_OBJ)
+	$(CC) $(CFLAGS_BASE) -O1 $(ASAN_FLAGS) -o $@ $(ASAN_CLI_OBJ) $(ASAN_SERVE_OBJ) $(BUILD)/serve/page_html.c \
+	  $(ASAN_LIB_OBJ) $(LDLIBS) -lmicrohttpd
 
 $(ASAN)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
@@ -119,7 +130,7 @@ $(ASAN)/%.o: %.c | deps
 
 # The test suites: unit+conformance (optimized), the same under sanitizers,
 # and the CLI (shell). tests/run.sh adds up their counts.
-test: $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests
+test: $(BUILD)/moe $(BUILD)/moe_tests $(ASAN)/moe_tests $(ASAN)/moe
 	@BUILD=$(BUILD) sh tests/run.sh
 
 test-fast: $(BUILD)/moe $(BUILD)/moe_tests
@@ -312,4 +323,4 @@ $(BUILD)/fuzz/.clang-ok:
 	@rm -f $(@D)/probe $(@D)/probe.c
 	@touch $@
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(ASAN_SERVE_PURE_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(ASAN_SERVE_OBJ:.o=.d) $(ASAN_CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)

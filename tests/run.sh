@@ -27,5 +27,8 @@ for t in tests/cli/*.sh; do
   [ -f "$t" ] || continue
   MOE="$B/moe" run "cli $(basename "$t" .sh)" sh "$t"
 done
+if [ -z "$NO_ASAN" ]; then
+  MOE="$B/asan/moe" run "serve flood (asan+ubsan)" sh tests/serve/flood.sh
+fi
 echo "$total_p passed, $total_f failed, $total_s skipped"
 [ "$status" -eq 0 ] && [ "$total_f" -eq 0 ]

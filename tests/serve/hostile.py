@@ -9,7 +9,14 @@ never a hang); afterwards the server must still be healthy and give the
 same greedy answer as before. Run by tests/cli/serve.sh; ends with
 "N passed, N failed".
 
-  hostile.py --port PORT --key KEY
+  hostile.py --port PORT --key KEY [--flood N --seed S --pid SERVER_PID]
+
+--flood N then sends N random malformed requests (seeded mutations of valid
+ones: fields of every JSON type, damaged bytes, invalid UTF-8, cut and
+half-sent bodies, early disconnects), 8 connections at a time; each
+complete one must be answered 2xx or 4xx, and the server's resident memory
+must not grow by more than 256 MiB (tests/serve/flood.sh runs 10,000 against
+a server built with ASan+UBSan).
 """
 import argparse
 import json
@@ -108,10 +115,141 @@ def answer(port, key, prompt):
     return json.loads(data.split(b"\r\n\r\n", 1)[1])["choices"][0]["text"]
 
 
+def rss_kb(pid):
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+VALUES = [None, True, False, 0, -1, 1, 2 ** 31, -2 ** 63, 2 ** 64, 1e308, -1e-308, 0.5, "", "x", "\u0000",
+          "\ud800", "a" * 70000, [], [1, 2], [[[]]], {}, {"a": {"b": [None]}}, ["s"] * 300]
+FIELDS = ["prompt", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed",
+          "stop", "stream", "logprobs", "top_logprobs", "echo", "n", "model", "ignore_eos", "stream_options",
+          "tools", "logit_bias", "suffix", "best_of"]
+
+
+def mutant(rng, key):
+    """One malformed or abusive request (bytes) and what may come back:
+    'answer' (a 2xx or 4xx, never 5xx or silence) or 'any' (half-sent or
+    cut off: an answer, a close, or the server still waiting)."""
+    chat = rng.random() < 0.4
+    path = "/v1/chat/completions" if chat else "/v1/completions"
+    body = ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1} if chat else
+            {"prompt": "hi", "max_tokens": 1})
+    body["temperature"] = 0
+    for _ in range(rng.randint(1, 3)):  # fields set to values of any type
+        body[rng.choice(FIELDS)] = rng.choice(VALUES)
+    if isinstance(body.get("max_tokens"), int) and not isinstance(body.get("max_tokens"), bool) and body["max_tokens"] > 2:
+        body["max_tokens"] = 2  # a valid request stays quick
+    if isinstance(body.get("max_completion_tokens"), int) and body["max_completion_tokens"] > 2:
+        body["max_completion_tokens"] = 2
+    raw_body = json.dumps(body, ensure_ascii=rng.random() < 0.5).encode("utf-8", "surrogatepass")
+    kind = rng.random()
+    if kind < 0.45:  # byte-level damage: flips, cuts, inserted bytes (invalid UTF-8, NUL, controls)
+        b = bytearray(raw_body)
+        for _ in range(rng.randint(1, 6)):
+            op = rng.randrange(4)
+            i = rng.randrange(len(b) + 1)
+            if op == 0 and b:
+                b[min(i, len(b) - 1)] = rng.randrange(256)
+            elif op == 1:
+                del b[i:i + rng.randint(1, 8)]
+            elif op == 2:
+                b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 6)))
+            else:
+                b[i:i] = b[i:i + rng.randint(1, 20)] * rng.randint(1, 50)
+        raw_body = bytes(b)
+    auth = b"Authorization: Bearer " + (key if rng.random() < 0.95 else "bad").encode() + b"\r\n"
+    head = (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n" + auth +
+            b"Content-Type: application/json\r\nConnection: close\r\n")
+    if kind < 0.9:
+        return head + b"Content-Length: %d\r\n\r\n" % len(raw_body) + raw_body, "answer"
+    if kind < 0.95:  # declared longer than sent, or a body cut short: the server may wait for the rest
+        return head + b"Content-Length: %d\r\n\r\n" % (len(raw_body) + rng.randint(1, 1000)) + raw_body, "any"
+    cut = head + b"Content-Length: %d\r\n\r\n" % len(raw_body) + raw_body
+    return cut[:rng.randrange(len(cut))], "any"
+
+
+def flood(port, key, n, seed, threads, pid):
+    """n mutants from seed over `threads` connections at a time; every complete
+    one answered 2xx/4xx; server memory (RSS) growth bounded."""
+    import random
+    lock = threading.Lock()
+    stats = {"2xx": 0, "4xx": 0, "5xx": 0, "none": 0, "bad": []}
+    rss0 = rss_kb(pid) if pid else None
+
+    def worker(w):
+        rng = random.Random(seed * 1000 + w)
+        for i in range(w, n, threads):
+            try:
+                payload, want = mutant(rng, key)
+            except Exception as e:  # noqa: BLE001 - a broken generator must not pass silently
+                with lock:
+                    stats["bad"].append("request %d: the generator failed: %r" % (i, e))
+                continue
+            try:
+                s = connect(port, 5 if want == "answer" else 0.3)
+                try:
+                    s.sendall(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                if want == "any" and rng.random() < 0.5:
+                    s.close()  # gone before the answer
+                    with lock:
+                        stats["none"] += 1
+                    continue
+                data = read_all(s)
+                s.close()
+            except OSError as e:
+                data = b""
+                if want == "answer":
+                    with lock:
+                        stats["bad"].append("request %d: %s" % (i, e))
+                    continue
+            st = status_of(data)
+            with lock:
+                if st is None:
+                    stats["none"] += 1
+                    if want == "answer":
+                        stats["bad"].append("request %d: no answer to %r" % (i, payload[:120]))
+                elif 200 <= st < 300:
+                    stats["2xx"] += 1
+                elif 400 <= st < 500:
+                    stats["4xx"] += 1
+                else:
+                    stats["5xx"] += 1
+                    stats["bad"].append("request %d: status %d to %r" % (i, st, payload[:120]))
+
+    ts = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    rss1 = rss_kb(pid) if pid else None
+    print("flood: %d requests in %.1f s: %d 2xx, %d 4xx, %d 5xx, %d closed or unanswered (allowed for half-sent); "
+          "server RSS %s -> %s KiB" % (n, time.time() - t0, stats["2xx"], stats["4xx"], stats["5xx"], stats["none"],
+                                       rss0, rss1), flush=True)
+    for b in stats["bad"][:10]:
+        print("  " + b)
+    check(not stats["bad"], "flood: %d requests answered wrongly or not at all" % len(stats["bad"]))
+    check(stats["4xx"] >= n // 2, "flood: only %d refusals: the mutants are not malformed enough" % stats["4xx"])
+    if rss0 and rss1:
+        check(rss1 - rss0 < 256 * 1024, "flood: server memory grew by %d KiB" % (rss1 - rss0))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--key", required=True)
+    ap.add_argument("--flood", type=int, default=0, help="then this many random malformed requests")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--pid", type=int, default=0, help="the server's pid, to watch its memory")
     a = ap.parse_args()
     port, key = a.port, a.key
     t0 = time.time()
@@ -224,6 +362,9 @@ def main():
     for t in threads:
         t.join()
 
+    if a.flood:
+        flood(port, key, a.flood, a.seed, a.threads, a.pid)
+
     # still up, still right
     time.sleep(0.2)
     s = connect(port)
@@ -237,7 +378,7 @@ def main():
     m = read_all(s).decode(errors="replace")
     s.close()
     check("moe_running_sequences 0" in m and "moe_queue_length 0" in m, "slots not all free after the traffic")
-    check(time.time() - t0 < 120, "took %.0f s" % (time.time() - t0))
+    check(time.time() - t0 < 120 + a.flood * 0.05, "took %.0f s" % (time.time() - t0))
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 
