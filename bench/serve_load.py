@@ -9,7 +9,9 @@ times every token as it arrives. Per client count it reports:
               sent to the last answer finished
   ttft        time to first token (request sent -> first streamed token)
   tpot        time per output token after the first ((t_last - t_first) /
-              (tokens - 1)) of each request
+              (tokens - 1)) of each request, tokens as the server's usage
+              counts them (stream_options.include_usage; streamed chunks
+              need not be one token each)
   as p50 and p99 over all requests of that level (nearest-rank percentiles).
 
 Only the Python standard library is used (http.client and threads), so it
@@ -18,7 +20,8 @@ measures any server the same way (moe serve, llama.cpp's llama-server).
   python3 bench/serve_load.py --url http://127.0.0.1:8080 --clients 1,2,4,8 \
       --requests 4 --max-tokens 64 --prompt-words 64 [--api-key K] [--json OUT]
 
-Tokens are counted as streamed chunks that carry text; with --ignore-eos the
+Tokens are the final chunk's usage.completion_tokens (chunks that carry
+text when a server gives no usage); with --ignore-eos the
 request asks the server to continue past end-of-sequence (llama-server's
 `ignore_eos`; servers that do not know the field ignore it), so every
 request produces max_tokens tokens on random-weight models too.
@@ -51,7 +54,8 @@ def prompt_for(client, req, n_words):
 def one_request(url, api_key, model, prompt, max_tokens, ignore_eos, timeout):
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
     if model:
         body["model"] = model
     if ignore_eos:
@@ -65,6 +69,7 @@ def one_request(url, api_key, model, prompt, max_tokens, ignore_eos, timeout):
     if resp.status != 200:
         raise RuntimeError("HTTP %d: %s" % (resp.status, resp.read()[:200]))
     times = []
+    usage = None
     buf = b""
     done = False
     while not done:
@@ -83,11 +88,15 @@ def one_request(url, api_key, model, prompt, max_tokens, ignore_eos, timeout):
                     done = True
                     break
                 j = json.loads(data)
+                if j.get("usage"):
+                    usage = j["usage"].get("completion_tokens")
                 ch = j.get("choices") or []
                 if ch and ch[0].get("text"):
                     times.append(time.perf_counter())
     conn.close()
-    return t0, times
+    # tokens: the server's count (text can be held back, e.g. an incomplete
+    # UTF-8 character, so chunks need not be tokens); chunks if it gives none
+    return t0, times, (usage if usage else len(times))
 
 
 def pct(xs, p):
@@ -105,10 +114,10 @@ def run_level(a, n_clients):
     def client(c):
         for r in range(a.requests):
             try:
-                t0, times = one_request(a.url, a.api_key, a.model, prompt_for(c, r, a.prompt_words),
-                                        a.max_tokens, a.ignore_eos, a.timeout)
+                t0, times, ntok = one_request(a.url, a.api_key, a.model, prompt_for(c, r, a.prompt_words),
+                                              a.max_tokens, a.ignore_eos, a.timeout)
                 with lock:
-                    results.append((t0, times))
+                    results.append((t0, times, ntok))
             except Exception as e:  # noqa: BLE001 - reported, the level goes on
                 with lock:
                     errors.append(str(e))
@@ -119,10 +128,10 @@ def run_level(a, n_clients):
         t.start()
     for t in threads:
         t.join()
-    end = max([ts[-1] for _, ts in results if ts] or [time.perf_counter()])
-    toks = sum(len(ts) for _, ts in results)
-    ttft = [ts[0] - t0 for t0, ts in results if ts]
-    tpot = [(ts[-1] - ts[0]) / (len(ts) - 1) for _, ts in results if len(ts) > 1]
+    end = max([ts[-1] for _, ts, _ in results if ts] or [time.perf_counter()])
+    toks = sum(n for _, _, n in results)
+    ttft = [ts[0] - t0 for t0, ts, _ in results if ts]
+    tpot = [(ts[-1] - ts[0]) / (n - 1) for _, ts, n in results if ts and n > 1]
     return {
         "clients": n_clients, "requests": len(results), "errors": len(errors),
         "first_error": errors[0] if errors else None,
