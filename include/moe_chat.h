@@ -30,8 +30,8 @@ extern "C" {
 typedef struct moe_chat_template moe_chat_template;
 
 /* Parse template source (len bytes). name is used in error messages. A
- * template that uses a feature not implemented is refused here with an error
- * naming the feature and line. */
+ * template that uses a feature this interpreter lacks is refused here with
+ * an error naming the feature and line. */
 int moe_chat_template_parse(moe_chat_template **out, const char *src, size_t len, const char *name,
                             moe_err *err);
 

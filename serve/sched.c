@@ -527,6 +527,21 @@ static void *engine_main(void *arg) {
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* The engine's buffers and itself (s may be NULL or partly made). */
+static void free_bufs(serve_sched *s) {
+    if (!s) return;
+    free(s->running);
+    free(s->b_tok);
+    free(s->b_seq);
+    free(s->b_pos);
+    free(s->b_want);
+    free(s->logits);
+    free(s->hist);
+    free(s->hist_n);
+    free(s->used);
+    free(s);
+}
+
 int serve_sched_new(serve_sched **out, moe_model *m, moe_session *sess, const moe_tokenizer *tok,
                     serve_metrics *metrics, const serve_sched_opts *o, moe_err *err) {
     *out = NULL;
@@ -573,18 +588,7 @@ int serve_sched_new(serve_sched **out, moe_model *m, moe_session *sess, const mo
 oom:
     if (err) snprintf(err->msg, sizeof err->msg, "out of memory starting the engine");
 fail:
-    if (s) {
-        free(s->running);
-        free(s->b_tok);
-        free(s->b_seq);
-        free(s->b_pos);
-        free(s->b_want);
-        free(s->logits);
-        free(s->hist);
-        free(s->hist_n);
-        free(s->used);
-        free(s);
-    }
+    free_bufs(s);
     return -1;
 }
 
@@ -605,14 +609,5 @@ void serve_sched_free(serve_sched *s) {
     serve_sched_stop(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->wake);
-    free(s->running);
-    free(s->b_tok);
-    free(s->b_seq);
-    free(s->b_pos);
-    free(s->b_want);
-    free(s->logits);
-    free(s->hist);
-    free(s->hist_n);
-    free(s->used);
-    free(s);
+    free_bufs(s);
 }
