@@ -2,8 +2,10 @@
  * amx_tiles.h - the tile configuration both AMX product files load
  * (quant_amx_avx512.c: Q4_0/Q8_0; quant_amx_k_avx512.c: Q4_K): two sets of
  * three tiles, tmm0/3: C, int32 [16 W rows][16 x rows]; tmm1/4: A, codes
- * [16 W rows][32]; tmm2/5: B, codes [8][16 x rows][4]. Include only from
- * files compiled for amx-tile.
+ * [16 W rows][32]; tmm2/5: B, codes [8][16 x rows][4]; and what the two
+ * share around their group kernels: the rows loop and the write-out of a
+ * group's accumulators. Include only from files compiled for amx-tile,
+ * after kernels/quant_impl.h.
  */
 #ifndef MOE_KERNELS_AMX_TILES_H
 #define MOE_KERNELS_AMX_TILES_H
@@ -28,6 +30,33 @@ static inline void amx_config(void) {
         c.rows[s + 2] = 8, c.colsb[s + 2] = 64;
     }
     _tile_loadconfig(&c);
+}
+
+#define AMX_GR 16 /* W rows per group = rows of A and C */
+
+/* The rows of a group (rv <= AMX_GR, from row g) to y for the x tiles
+ * t0 .. t0 + nts - 1, from their accumulators accm[t][W row][x row]. */
+static inline void amx_put_group(const qmm_job *j, int64_t g, int rv, int64_t t0, int nts,
+                                 const float (*accm)[AMX_GR][16]) {
+    for (int t = 0; t < nts; t++) {
+        const int64_t i0 = (t0 + t) * QT_TILE_N;
+        const int ni = j->n - i0 < QT_TILE_N ? (int)(j->n - i0) : QT_TILE_N;
+        for (int i = 0; i < ni; i++) {
+            float *y = j->y + (i0 + i) * j->rows + g;
+            for (int m = 0; m < rv; m++) y[m] = accm[t][m][i];
+        }
+    }
+}
+
+/* Rows [r0, r1) in groups of AMX_GR through group(j, g, rows in it), with
+ * the tiles configured before and released after (so a context switch
+ * need not save them). */
+static inline void amx_rows(const qmm_job *j, int64_t r0, int64_t r1,
+                            void (*group)(const qmm_job *, int64_t, int)) {
+    if (r1 <= r0 || j->n <= 0) return;
+    amx_config();
+    for (int64_t g = r0; g < r1; g += AMX_GR) group(j, g, r1 - g < AMX_GR ? (int)(r1 - g) : AMX_GR);
+    _tile_release();
 }
 
 #endif

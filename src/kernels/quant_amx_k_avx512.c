@@ -72,7 +72,7 @@ void amx_qact_tile_k(void *tile, const float *x, int64_t nx, int64_t cols) {
 
 #define KC 2   /* 256-blocks per K chunk: the unpacked A is 16 x 512 bytes */
 #define NTS 8  /* x tiles per pass (their accumulators: 8 KiB) */
-#define GR 16  /* W rows per group = rows of A and C */
+#define GR AMX_GR
 
 /* Per block and W row of a chunk: the scales as f32, the mins as int16
  * pairs (m_2p | m_2p+1 << 16), d and dmin. */
@@ -215,23 +215,11 @@ static void amx_group_k(const qmm_job *j, int64_t g, int rv) {
                 for (int m = 0; m < GR; m++) _mm512_store_ps(accm[t][m], acc[m]);
             }
         }
-        for (int t = 0; t < nts; t++) {
-            const int64_t i0 = (t0 + t) * QT_TILE_N;
-            const int ni = j->n - i0 < QT_TILE_N ? (int)(j->n - i0) : QT_TILE_N;
-            for (int i = 0; i < ni; i++) {
-                float *y = j->y + (i0 + i) * j->rows + g;
-                for (int m = 0; m < rv; m++) y[m] = accm[t][m][i];
-            }
-        }
+        amx_put_group(j, g, rv, t0, nts, (const float(*)[GR][16])accm);
     }
 }
 
-void amx_k_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (r1 <= r0 || j->n <= 0) return;
-    amx_config();
-    for (int64_t g = r0; g < r1; g += GR) amx_group_k(j, g, r1 - g < GR ? (int)(r1 - g) : GR);
-    _tile_release();
-}
+void amx_k_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) { amx_rows(j, r0, r1, amx_group_k); }
 
 #if defined(__clang__)
 #pragma clang attribute pop
