@@ -292,6 +292,22 @@ typedef struct moe_expert_provider {
     int (*acquire)(void *user, int layer, int expert, moe_expert_weights *w, moe_err *err);
     void (*release)(void *user, int layer, int expert);
     void *user;
+    /* Optional (NULL: not called). The experts with rows of a layer about
+     * to run, ascending (predicted = 0), called before any of them is
+     * acquired; or the experts the engine predicts a later layer will use
+     * (predicted = 1): with predict > 0, each MoE layer applies the routers
+     * of the next `predict` MoE layers to its own normalized input and
+     * passes each one's top-k (the union over the chunk's tokens, when the
+     * chunk has at most 8 tokens). A cache starts reading what it lacks;
+     * this must not block. */
+    void (*want)(void *user, int layer, const int *experts, int n, int predicted);
+    /* Optional: 1 if acquire(layer, expert) would return without waiting.
+     * The engine computes the experts that are ready first, in waves. */
+    int (*ready)(void *user, int layer, int expert);
+    int max_held; /* the most experts held (acquired and not released) at
+                     once; a layer that uses more runs them in waves of at
+                     most this many. 0: no limit (one wave) */
+    int predict;  /* later MoE layers to predict (want with predicted = 1); 0: none */
 } moe_expert_provider;
 
 /* The default provider's answer: the model's own weights of (layer, expert). */
