@@ -74,11 +74,14 @@ struct moe_model {
     struct gguf_file *gguf; /* the mapped GGUF file (model_gguf.c), else NULL */
     void *owned;            /* copies made at load (weights.c): f32 widenings of
                                non-f32 vectors, un-permuted q/k rows of llama GGUFs */
+    struct moe_cache *cache;/* loaded with an expert memory budget (moe_cache.h): the
+                               routed experts are read through it, else NULL */
 };
 
 /* model_gguf.c: fill m (cfg and every weight) from a .gguf file. m is
- * zeroed; on failure the caller frees it with moe_model_free. */
-int model_gguf_load(moe_model *m, const char *path, moe_err *err);
+ * zeroed; on failure the caller frees it with moe_model_free. map_only: the
+ * file is memory-mapped, never read into memory (an expert memory budget). */
+int model_gguf_load(moe_model *m, const char *path, int map_only, moe_err *err);
 
 /* What the backward pass needs from one layer's forward, kept when a
  * session records (training). N tokens of the call; P = N*K pairs. */

@@ -425,10 +425,10 @@ static int gconfig_oss(gloader *L, const char *arch, moe_config *c) {
     return 0;
 }
 
-int model_gguf_load(moe_model *m, const char *path, moe_err *err) {
+int model_gguf_load(moe_model *m, const char *path, int map_only, moe_err *err) {
     m->gguf = calloc(1, sizeof *m->gguf);
     if (!m->gguf) return moe_fail(err, "out of memory");
-    if (gguf_open_weights(m->gguf, path, err)) {
+    if (map_only ? gguf_open(m->gguf, path, err) : gguf_open_weights(m->gguf, path, err)) {
         free(m->gguf);
         m->gguf = NULL;
         return -1;
@@ -438,6 +438,6 @@ int model_gguf_load(moe_model *m, const char *path, moe_err *err) {
     const moe_config *c = &m->cfg;
     unsigned char split[MOE_MAX_LAYERS] = {0};
     for (int i = 0; i < c->n_layers; i++) split[i] = c->layer[i].moe && gsplit(m->gguf, i);
-    wt_source src = {path, TM_GGUF, split, tm_arch_of(c->arch)->gguf_rope_perm, gfind, &L};
+    wt_source src = {path, TM_GGUF, split, tm_arch_of(c->arch)->gguf_rope_perm, gfind, &L, map_only};
     return weights_load(m, &src, err);
 }

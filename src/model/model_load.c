@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "cache/cache.h"
 #include "formats/gguf.h"
 #include "formats/hf_config.h"
 #include "model/weights.h"
@@ -101,20 +102,25 @@ static int hf_find(void *ctx, const tm_entry *e, const char *name, wt_tensor *ou
 }
 
 int moe_model_load(moe_model **out, const char *path, moe_err *err) {
+    return moe_model_load_opts(out, path, NULL, err);
+}
+
+int moe_model_load_opts(moe_model **out, const char *path, const moe_load_opts *o, moe_err *err) {
     *out = NULL;
     (void)kernels_default(); /* the CPU detected once, before any session runs */
+    int budget = o && o->mem > 0; /* experts read on demand: map, never read whole */
+    if (o && o->mem < 0) return moe_fail(err, "expert memory budget %lld: not a size", (long long)o->mem);
     moe_model *m = calloc(1, sizeof *m);
     if (!m) return moe_fail(err, "out of memory");
     size_t pl = strlen(path);
     if (pl > 5 && strcmp(path + pl - 5, ".gguf") == 0) { /* a single GGUF file */
-        if (model_gguf_load(m, path, err)) goto fail;
-        *out = m;
-        return 0;
+        if (model_gguf_load(m, path, budget, err)) goto fail;
+        goto loaded;
     }
     if (hf_config_load(&m->cfg, path, err)) goto fail;
-    if (st_open_dir_weights(&m->st, path, err)) goto fail;
+    if (budget ? st_open_dir(&m->st, path, err) : st_open_dir_weights(&m->st, path, err)) goto fail;
     hf_src S = {m, path};
-    wt_source src = {path, TM_HF, NULL, 0, hf_find, &S};
+    wt_source src = {path, TM_HF, NULL, 0, hf_find, &S, budget};
     if (weights_load(m, &src, err)) {
         size_t n = strlen(err->msg); /* a missing name was looked for there too */
         if (strstr(err->msg, " is missing") &&
@@ -122,6 +128,8 @@ int moe_model_load(moe_model **out, const char *path, moe_err *err) {
             snprintf(err->msg + n, sizeof err->msg - n, " (nor under model.language_model.)");
         goto fail;
     }
+loaded:
+    if (budget && cache_new(&m->cache, m, path, o, err)) goto fail;
     *out = m;
     return 0;
 fail:
@@ -131,6 +139,7 @@ fail:
 
 void moe_model_free(moe_model *m) {
     if (!m) return;
+    cache_destroy(m->cache); /* its readers stop before the files go */
     st_close(&m->st);
     if (m->gguf) {
         gguf_close(m->gguf);

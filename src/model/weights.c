@@ -390,6 +390,10 @@ static int visit(void *ctx, const tm_entry *e) {
     size_t rb = 0;
     int mx;
     if (check(W, e, name, sizeof name, &t, &rb, &sc, &mx)) return -1;
+    if (W->src->experts_in_file && (mx || is_fused_matrix(e->role)))
+        return moe_fail(W->err, "%s: tensor %s: routed experts stored as transformers' fused "
+                        "gpt_oss tensors are re-laid at load, so an expert memory budget cannot "
+                        "read them from the file; convert the model to GGUF", W->src->path, name);
     if (!W->placing) {
         if (mx) measure_mxfp4(W, e, rb);
         else measure(W, e, &t, rb);

@@ -50,6 +50,8 @@ typedef struct wt_source {
     int rope_perm;              /* q/k rows interleaved (llama.cpp's llama) */
     wt_find_fn find;
     void *ctx;
+    int experts_in_file;        /* 1: routed experts must be used where they lie in the
+                                   file (an expert cache reads them), never re-laid */
 } wt_source;
 
 /* Point every weight of m (m->cfg set) at its bytes in the source, after

@@ -1,0 +1,117 @@
+/*
+ * moe_cache.h - run a model larger than memory: the routed experts stay in
+ * the model file and are read on demand into a fixed pool of expert slots
+ * (the budget); everything else is resident. See docs/CACHE.md.
+ *
+ * A model loaded with a budget (moe_model_load_opts, mem > 0) owns one
+ * cache. Sessions of that model use it once attached
+ * (moe_cache_attach): the cache becomes the session's expert provider
+ * (moe.h), so the engine tells it which experts a layer needs (want), asks
+ * which are ready, and acquires them in waves of at most max_held. Reads go
+ * straight from the file into the slots with direct I/O (O_DIRECT; where
+ * the file system refuses it, buffered reads whose pages are dropped from
+ * the page cache after each read), in a pool of reader threads, in the order
+ * they were asked for. Logits are bit-identical to a run without a budget.
+ */
+#ifndef MOE_CACHE_H
+#define MOE_CACHE_H
+
+#include <stdint.h>
+
+#include "moe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    MOE_CACHE_LRU = 0,  /* evict the expert used longest ago */
+    MOE_CACHE_LFU,      /* evict the expert used least often (counts kept across evictions) */
+    MOE_CACHE_HISTORY,  /* evict the expert whose next use is estimated farthest away: per
+                           layer, the experts' decayed routing frequency and the layers
+                           still to run before that layer comes again (docs/CACHE.md) */
+} moe_cache_policy;
+
+/* The policy when none is given. */
+#define MOE_CACHE_POLICY_DEFAULT MOE_CACHE_HISTORY
+/* Later MoE layers the engine is asked to predict when none is given
+ * (moe_expert_provider.predict). */
+#define MOE_CACHE_PREFETCH_DEFAULT 1
+
+typedef struct moe_load_opts {
+    int64_t mem;             /* > 0: bytes of the expert slot pool; 0: no cache (all resident) */
+    moe_cache_policy policy; /* eviction policy */
+    int prefetch;            /* later MoE layers to predict; < 0: MOE_CACHE_PREFETCH_DEFAULT */
+    int readers;             /* reader threads; 0: 4 */
+} moe_load_opts;
+
+/* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped
+ * (never read whole), everything but the routed experts is copied into
+ * anonymous memory, and the routed experts are left to the cache: their
+ * pages of the mapping are never touched. Errors besides moe_model_load's:
+ * a budget below one layer's needs (its top_k experts of the largest
+ * expert's slot), naming the minimum; experts that a loader re-lays at load
+ * (transformers' fused gpt_oss tensors), which are not in the file as used. */
+int moe_model_load_opts(moe_model **out, const char *path, const moe_load_opts *o, moe_err *err);
+
+typedef struct moe_cache moe_cache;
+
+/* The model's cache; NULL when it was loaded without a budget. */
+moe_cache *moe_model_cache(const moe_model *m);
+/* Make the cache the session's expert provider (s must run c's model). */
+void moe_cache_attach(moe_cache *c, moe_session *s);
+/* Tell the cache that n more tokens ran (for the bytes read per token). */
+void moe_cache_add_tokens(moe_cache *c, int64_t n);
+
+#define MOE_CACHE_MAX_LAYER_STATS MOE_MAX_LAYERS
+
+typedef struct moe_cache_layer_stats {
+    int64_t predicted;         /* experts predicted for this layer */
+    int64_t predicted_used;    /* of those, used by the layer */
+    int64_t used;              /* experts the layer used after a prediction was made for it */
+} moe_cache_layer_stats;
+
+typedef struct moe_cache_stats {
+    int64_t mem;               /* the budget, bytes */
+    int64_t slot_bytes;        /* one slot: the largest expert and its alignment slack */
+    int n_slots;               /* slots in the pool */
+    int max_held;              /* most slots one forward holds at once */
+    int prefetch;              /* predicted layers (provider.predict) */
+    moe_cache_policy policy;
+    int direct_io;             /* 1: every file read with O_DIRECT; 0: some buffered */
+    char io_note[160];         /* how the files are read, and why when not direct */
+    int64_t resident_bytes;    /* weights copied into memory at load (all but routed experts) */
+    int64_t expert_bytes;      /* routed experts' bytes in the file(s) */
+    int64_t hits;              /* experts a layer needed that were in a slot or being read
+                                  for a prediction */
+    int64_t misses;            /* experts a layer needed that had to be read */
+    int64_t reads;             /* expert reads done */
+    int64_t bytes_read;        /* bytes read from the files (aligned ranges) */
+    int64_t tokens;            /* tokens counted by moe_cache_add_tokens */
+    int64_t prefetch_issued;   /* reads started for a predicted expert */
+    int64_t prefetch_used;     /* of those, acquired before being evicted */
+    int64_t prefetch_wasted;   /* evicted (or dropped while queued) unused */
+    int64_t prefetch_dropped;  /* predictions not read: no slot could be taken */
+    int64_t predicted;         /* experts predicted (all layers) */
+    int64_t predicted_used;    /* of those, used by the layer */
+    int64_t used_after_prediction; /* experts used by layers that had a prediction */
+    int64_t stalls;            /* acquire calls that waited for a read or a slot */
+    double stall_seconds;      /* time they waited */
+    double read_seconds;       /* time reader threads spent in reads */
+    int n_layers;              /* entries of layer[] (the model's layers) */
+    moe_cache_layer_stats layer[MOE_CACHE_MAX_LAYER_STATS];
+} moe_cache_stats;
+
+void moe_cache_stats_get(const moe_cache *c, moe_cache_stats *st);
+void moe_cache_stats_reset(moe_cache *c);
+/* "lru", "lfu", "history"; parse: 0 or -1 */
+const char *moe_cache_policy_name(moe_cache_policy p);
+int moe_cache_policy_parse(const char *s, moe_cache_policy *p);
+/* "512M", "16G", "1048576", "1.5G": K/M/G/T binary (KiB...), an optional
+ * trailing "B" or "iB"; > 0. 0 or -1 (nothing but the number and suffix). */
+int moe_parse_size(const char *s, int64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MOE_CACHE_H */

@@ -1,0 +1,492 @@
+/*
+ * cache.c - the expert cache as the engine sees it (moe.h's expert
+ * provider): want, ready, acquire, release; and its statistics.
+ *
+ * want(layer, experts, predicted = 0): the running layer's experts. Those
+ * in a slot are hits and are marked wanted (no prediction may take their
+ * slot); for the others a slot is taken (tiers 1-3, cache_policy.c) and a
+ * read queued, as long as slots can be had; the rest wait for acquire.
+ * want(layer, experts, predicted = 1): a later layer's guessed experts; a
+ * read is queued for each one missing while a slot of tiers 1-2 can be had,
+ * else the guess is dropped. Reads run in queue order, so the running
+ * layer's misses go before the predictions that followed them.
+ * acquire: the expert's slot once READY. A read still queued is taken over
+ * and done by the caller at once; one in progress is waited for; an expert
+ * in no slot is read by the caller into any slot that can be had (tier 4
+ * too), after waiting for a release when every slot is held or being read.
+ * Without want calls this is a synchronous read per miss.
+ * release: the slot may be evicted again.
+ *
+ * The engine holds at most max_held slots at once (waves), about half the
+ * pool (at least the largest top_k), so reads of the experts of the next
+ * wave can fill the other half while one computes.
+ */
+#include "cache/cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/err.h"
+#include "model/model.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+const char *cache_fmt_bytes(int64_t n, char *buf, size_t size) {
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0) snprintf(buf, size, "%lld B", (long long)n);
+    else snprintf(buf, size, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, unit[u]);
+    return buf;
+}
+
+/* ------------------------------------------------------------ the FIFO */
+
+static void queue_push(moe_cache *c, int s) {
+    cache_slot *sl = &c->slots[s];
+    sl->state = SLOT_QUEUED;
+    sl->qnext = -1;
+    sl->qprev = c->q_tail;
+    if (c->q_tail >= 0) c->slots[c->q_tail].qnext = s;
+    else c->q_head = s;
+    c->q_tail = s;
+}
+
+void cache_queue_remove(moe_cache *c, int s) {
+    cache_slot *sl = &c->slots[s];
+    if (sl->qprev >= 0) c->slots[sl->qprev].qnext = sl->qnext;
+    else c->q_head = sl->qnext;
+    if (sl->qnext >= 0) c->slots[sl->qnext].qprev = sl->qprev;
+    else c->q_tail = sl->qprev;
+    sl->qprev = sl->qnext = -1;
+}
+
+int cache_queue_pop(moe_cache *c) {
+    int s = c->q_head;
+    cache_queue_remove(c, s);
+    return s;
+}
+
+/* ------------------------------------------------------------- slots */
+
+/* Give slot s (a victim) to expert g: the old expert loses it. */
+static void slot_assign(moe_cache *c, int s, int g) {
+    cache_slot *sl = &c->slots[s];
+    if (sl->expert >= 0) {
+        c->ex[sl->expert].slot = -1;
+        if (sl->for_prediction) c->st.prefetch_wasted++;
+    }
+    sl->expert = g;
+    sl->state = SLOT_FREE;
+    sl->held = 0;
+    sl->wanted = 0;
+    sl->for_prediction = 0;
+    c->ex[g].slot = s;
+    c->ex[g].last_use = ++c->clock; /* a fresh read counts as a touch (LRU) */
+}
+
+/* A read failed or was abandoned: the slot is FREE again, its expert in none. */
+static void slot_clear(moe_cache *c, int s) {
+    cache_slot *sl = &c->slots[s];
+    if (sl->expert >= 0) {
+        c->ex[sl->expert].slot = -1;
+        if (sl->for_prediction) c->st.prefetch_wasted++;
+    }
+    sl->expert = -1;
+    sl->state = SLOT_FREE;
+    sl->held = 0;
+    sl->wanted = 0;
+    sl->for_prediction = 0;
+}
+
+void cache_read_done(moe_cache *c, int s, int rc, int64_t bytes, double seconds) {
+    c->st.read_seconds += seconds;
+    if (rc) {
+        slot_clear(c, s); /* the acquire of this expert reads it again and reports why */
+    } else {
+        c->slots[s].state = SLOT_READY;
+        c->st.reads++;
+        c->st.bytes_read += bytes;
+    }
+    pthread_cond_broadcast(&c->cv_done);
+}
+
+/* The caller reads expert g into slot s (READING) with mu released. */
+static int read_here(moe_cache *c, int s, int g, moe_err *err) {
+    cache_slot *sl = &c->slots[s];
+    sl->state = SLOT_READING;
+    pthread_mutex_unlock(&c->mu);
+    int64_t bytes;
+    double t0 = now_s();
+    int rc = cache_read_expert(c, &c->ex[g], sl->buf, &bytes, err);
+    double dt = now_s() - t0;
+    pthread_mutex_lock(&c->mu);
+    cache_read_done(c, s, rc, bytes, dt);
+    return rc;
+}
+
+/* Every slot is held, all by this thread: waiting would never end. */
+static int held_by_me(const moe_cache *c) {
+    pthread_t me = pthread_self();
+    for (int i = 0; i < c->n_slots; i++)
+        if (!c->slots[i].held || !pthread_equal(c->slots[i].holder, me)) return 0;
+    return 1;
+}
+
+static int any_in_flight(const moe_cache *c) {
+    for (int i = 0; i < c->n_slots; i++)
+        if (c->slots[i].state == SLOT_QUEUED || c->slots[i].state == SLOT_READING) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------- the provider */
+
+/* The layer's pending prediction against what it used (flags in used[]). */
+static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n_used) {
+    int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts;
+    for (int e = 0; e < E; e++) {
+        cache_expert *x = &c->ex[base + e];
+        if (x->slot >= 0 && c->slots[x->slot].for_prediction) {
+            c->slots[x->slot].for_prediction = 0;
+            if (used[e]) c->st.prefetch_used++;
+            else c->st.prefetch_wasted++;
+        }
+    }
+    if (!c->has_pred[layer]) return;
+    int64_t pred = 0, hit = 0;
+    for (int e = 0; e < E; e++) {
+        cache_expert *x = &c->ex[base + e];
+        if (!x->predicted) continue;
+        x->predicted = 0;
+        pred++;
+        hit += used[e];
+    }
+    c->has_pred[layer] = 0;
+    moe_cache_layer_stats *ls = &c->st.layer[layer];
+    ls->predicted += pred;
+    ls->predicted_used += hit;
+    ls->used += n_used;
+    c->st.predicted += pred;
+    c->st.predicted_used += hit;
+    c->st.used_after_prediction += n_used;
+}
+
+static void want_now(moe_cache *c, int layer, const int *experts, int n) {
+    int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts;
+    cache_policy_layer(c, layer);
+    for (int i = 0; i < c->n_slots; i++) c->slots[i].wanted = 0;
+    uint8_t used[1024], *u = E <= 1024 ? used : calloc((size_t)E, 1);
+    if (u) {
+        memset(u, 0, (size_t)E);
+        for (int i = 0; i < n; i++)
+            if (experts[i] >= 0 && experts[i] < E) u[experts[i]] = 1;
+        score_prediction(c, layer, u, n);
+        if (u != used) free(u);
+    }
+    for (int e = 0; e < E; e++) c->ex[base + e].announced = 0;
+    int queued = 0;
+    for (int i = 0; i < n; i++) {
+        if (experts[i] < 0 || experts[i] >= E) continue;
+        int g = base + experts[i];
+        cache_expert *x = &c->ex[g];
+        x->announced = 1;
+        if (x->slot >= 0) {
+            c->st.hits++;
+            c->slots[x->slot].wanted = 1;
+            continue;
+        }
+        c->st.misses++;
+        int s = cache_victim(c, 3);
+        if (s < 0) continue; /* read by its acquire once a slot is released */
+        slot_assign(c, s, g);
+        c->slots[s].wanted = 1;
+        queue_push(c, s);
+        queued = 1;
+    }
+    if (queued) pthread_cond_broadcast(&c->cv_work);
+}
+
+static void want_later(moe_cache *c, int layer, const int *experts, int n) {
+    int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts, queued = 0;
+    c->has_pred[layer] = 1;
+    for (int i = 0; i < n; i++) {
+        if (experts[i] < 0 || experts[i] >= E) continue;
+        int g = base + experts[i];
+        cache_expert *x = &c->ex[g];
+        x->predicted = 1;
+        if (x->slot >= 0) continue;
+        int s = cache_victim(c, 2);
+        if (s < 0) {
+            c->st.prefetch_dropped++;
+            continue;
+        }
+        slot_assign(c, s, g);
+        c->slots[s].for_prediction = 1;
+        queue_push(c, s);
+        c->st.prefetch_issued++;
+        queued = 1;
+    }
+    if (queued) pthread_cond_broadcast(&c->cv_work);
+}
+
+static void cache_want(void *user, int layer, const int *experts, int n, int predicted) {
+    moe_cache *c = user;
+    if (layer < 0 || layer >= c->n_layers || c->layer_base[layer] < 0 || n <= 0) return;
+    pthread_mutex_lock(&c->mu);
+    if (predicted) want_later(c, layer, experts, n);
+    else want_now(c, layer, experts, n);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int cache_ready(void *user, int layer, int expert) {
+    moe_cache *c = user;
+    if (layer < 0 || layer >= c->n_layers || c->layer_base[layer] < 0) return 0;
+    if (expert < 0 || expert >= c->m->cfg.layer[layer].n_experts) return 0;
+    pthread_mutex_lock(&c->mu);
+    const cache_expert *x = &c->ex[c->layer_base[layer] + expert];
+    int r = x->slot >= 0 && c->slots[x->slot].state == SLOT_READY;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+/* With mu held: expert g in a READY slot (read here or waited for), or -1. */
+static int make_ready(moe_cache *c, int g, int *waited, moe_err *err) {
+    cache_expert *x = &c->ex[g];
+    for (;;) {
+        int s = x->slot;
+        if (s >= 0 && c->slots[s].state == SLOT_READY) return s;
+        *waited = 1;
+        if (s >= 0 && c->slots[s].state == SLOT_QUEUED) { /* take the read over */
+            cache_queue_remove(c, s);
+            if (read_here(c, s, g, err)) return -1;
+            continue;
+        }
+        if (s >= 0) { /* a reader is at it */
+            pthread_cond_wait(&c->cv_done, &c->mu);
+            continue;
+        }
+        s = cache_victim(c, 4);
+        if (s >= 0) {
+            slot_assign(c, s, g);
+            if (read_here(c, s, g, err)) return -1;
+            continue;
+        }
+        if (!any_in_flight(c) && held_by_me(c))
+            return moe_fail(err, "expert cache: layer %d expert %d: all %d slots are held by this "
+                            "forward pass (it holds more experts at once than the memory budget "
+                            "has slots for)", x->layer, x->expert, c->n_slots);
+        pthread_cond_wait(&c->cv_done, &c->mu);
+    }
+}
+
+static int cache_acquire(void *user, int layer, int expert, moe_expert_weights *w, moe_err *err) {
+    moe_cache *c = user;
+    if (layer < 0 || layer >= c->n_layers || c->layer_base[layer] < 0 || expert < 0 ||
+        expert >= c->m->cfg.layer[layer].n_experts)
+        return moe_fail(err, "expert cache: layer %d expert %d is not a routed expert", layer,
+                        expert);
+    int g = c->layer_base[layer] + expert;
+    cache_expert *x = &c->ex[g];
+    pthread_mutex_lock(&c->mu);
+    if (!x->announced) { /* no want for this chunk: count here */
+        if (layer != c->cur_layer || x->hist_t == c->hist_t[layer]) cache_policy_layer(c, layer);
+        if (x->slot >= 0) c->st.hits++;
+        else c->st.misses++;
+    }
+    x->announced = 0;
+    int waited = 0;
+    double t0 = now_s();
+    int s = make_ready(c, g, &waited, err);
+    if (waited) {
+        c->st.stalls++;
+        c->st.stall_seconds += now_s() - t0;
+    }
+    if (s < 0) {
+        pthread_mutex_unlock(&c->mu);
+        return -1;
+    }
+    cache_slot *sl = &c->slots[s];
+    sl->held++;
+    sl->holder = pthread_self();
+    if (sl->for_prediction) { /* used before its layer said so */
+        sl->for_prediction = 0;
+        c->st.prefetch_used++;
+    }
+    cache_policy_use(c, x);
+    w->gate = sl->buf + x->at[0];
+    w->up = sl->buf + x->at[1];
+    w->down = sl->buf + x->at[2];
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+static void cache_release(void *user, int layer, int expert) {
+    moe_cache *c = user;
+    if (layer < 0 || layer >= c->n_layers || c->layer_base[layer] < 0 || expert < 0 ||
+        expert >= c->m->cfg.layer[layer].n_experts)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int s = c->ex[c->layer_base[layer] + expert].slot;
+    if (s >= 0 && c->slots[s].held > 0) {
+        c->slots[s].held--;
+        c->slots[s].wanted = 0;
+    }
+    pthread_cond_broadcast(&c->cv_done);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ------------------------------------------------------ life and API */
+
+int cache_new(moe_cache **out, moe_model *m, const char *path, const moe_load_opts *o,
+              moe_err *err) {
+    *out = NULL;
+    moe_cache *c = calloc(1, sizeof *c);
+    if (!c) return moe_fail(err, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv_work, NULL);
+    pthread_cond_init(&c->cv_done, NULL);
+    if (cache_build(c, m, path, o, err)) {
+        cache_destroy(c);
+        return -1;
+    }
+    c->readers = calloc((size_t)c->n_readers, sizeof *c->readers);
+    if (!c->readers) {
+        cache_destroy(c);
+        return moe_fail(err, "out of memory");
+    }
+    int started = 0;
+    for (; started < c->n_readers; started++)
+        if (pthread_create(&c->readers[started], NULL, cache_reader_main, c)) break;
+    c->n_readers = started;
+    if (!started) {
+        cache_destroy(c);
+        return moe_fail(err, "expert cache: cannot start a reader thread");
+    }
+    *out = c;
+    return 0;
+}
+
+void cache_destroy(moe_cache *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_broadcast(&c->cv_work);
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; c->readers && i < c->n_readers; i++) pthread_join(c->readers[i], NULL);
+    free(c->readers);
+    cache_free(c);
+    pthread_cond_destroy(&c->cv_work);
+    pthread_cond_destroy(&c->cv_done);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+moe_cache *moe_model_cache(const moe_model *m) { return m ? m->cache : NULL; }
+
+void moe_cache_attach(moe_cache *c, moe_session *s) {
+    moe_expert_provider p = {cache_acquire, cache_release, c, cache_want, cache_ready,
+                             c->max_held, c->prefetch};
+    moe_session_set_expert_provider(s, &p);
+}
+
+void moe_cache_add_tokens(moe_cache *c, int64_t n) {
+    pthread_mutex_lock(&c->mu);
+    c->st.tokens += n;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void moe_cache_stats_get(const moe_cache *c, moe_cache_stats *st) {
+    moe_cache *mc = (moe_cache *)c; /* the lock only */
+    pthread_mutex_lock(&mc->mu);
+    *st = c->st;
+    pthread_mutex_unlock(&mc->mu);
+    st->slot_bytes = c->slot_bytes;
+    st->n_slots = c->n_slots;
+    st->max_held = c->max_held;
+    st->prefetch = c->prefetch;
+    st->policy = c->policy;
+    st->n_layers = c->n_layers;
+    int direct = 1;
+    const char *why = NULL;
+    for (int i = 0; i < c->n_files; i++)
+        if (!__atomic_load_n(&c->files[i].direct, __ATOMIC_RELAXED)) {
+            direct = 0;
+            why = c->files[i].note[0] ? c->files[i].note : "O_DIRECT reads failed";
+        }
+    st->direct_io = direct;
+    if (direct) snprintf(st->io_note, sizeof st->io_note, "O_DIRECT");
+    else snprintf(st->io_note, sizeof st->io_note,
+                  "buffered reads, pages dropped after each: %s", why);
+}
+
+void moe_cache_stats_reset(moe_cache *c) {
+    pthread_mutex_lock(&c->mu);
+    int64_t mem = c->st.mem, res = c->st.resident_bytes, exb = c->st.expert_bytes;
+    memset(&c->st, 0, sizeof c->st);
+    c->st.mem = mem;
+    c->st.resident_bytes = res;
+    c->st.expert_bytes = exb;
+    pthread_mutex_unlock(&c->mu);
+}
+
+const char *moe_cache_policy_name(moe_cache_policy p) {
+    switch (p) {
+    case MOE_CACHE_LRU: return "lru";
+    case MOE_CACHE_LFU: return "lfu";
+    case MOE_CACHE_HISTORY: return "history";
+    }
+    return "?";
+}
+
+int moe_cache_policy_parse(const char *s, moe_cache_policy *p) {
+    const moe_cache_policy all[] = {MOE_CACHE_LRU, MOE_CACHE_LFU, MOE_CACHE_HISTORY};
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, moe_cache_policy_name(all[i]))) {
+            *p = all[i];
+            return 0;
+        }
+    return -1;
+}
+
+int moe_parse_size(const char *s, int64_t *out) {
+    if (!s) return -1;
+    const char *p = s;
+    double v = 0, scale = 1;
+    int digits = 0, dot = 0;
+    for (; *p; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (dot) v += (scale /= 10) * (*p - '0');
+            else v = v * 10 + (*p - '0');
+            digits++;
+        } else if (*p == '.' && !dot) {
+            dot = 1;
+        } else {
+            break;
+        }
+    }
+    if (!digits || v > 1e18) return -1;
+    double mult = 1;
+    const char *units = "KMGT";
+    const char *u = *p ? strchr(units, *p >= 'a' && *p <= 'z' ? *p - 32 : *p) : NULL;
+    if (u && *p) {
+        for (const char *q = units; q <= u; q++) mult *= 1024;
+        p++;
+        if (*p == 'i') p++;
+    }
+    if (*p == 'B' || *p == 'b') p++;
+    if (*p) return -1;
+    double bytes = v * mult;
+    if (bytes < 1 || bytes > 4.0e18) return -1;
+    *out = (int64_t)bytes;
+    return 0;
+}
