@@ -291,7 +291,7 @@ TEST(batch_hooks_same_logits) {
     moe_session_opts o = {.n_ctx = 16, .n_threads = 2};
     CHECK(moe_session_new(&s, m, &o, &err) == 0);
     hook_state h = {m, 0, 0, -1, 0, 0, -1};
-    moe_expert_provider p = {acquire, release, &h};
+    moe_expert_provider p = {.acquire = acquire, .release = release, .user = &h};
     moe_session_set_expert_provider(s, &p);
     moe_session_set_dispatch(s, dispatch, &h);
     moe_session_set_route_observer(s, observe, &h);

@@ -68,7 +68,69 @@ void mapped_close(mapped_file *m) {
     m->span = 0;
 }
 
-/* MemAvailable in bytes, or 0 if it cannot be read. */
+/* The first unsigned number in a file, or -1 (also for "max"). */
+static long long read_number(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long long v = -1;
+    if (fscanf(f, "%lld", &v) != 1) v = -1;
+    fclose(f);
+    return v;
+}
+
+/* What the memory cgroup this process runs in leaves it: the smallest
+ * limit - usage over the cgroup and its ancestors (v1 memory controller,
+ * or v2), or SIZE_MAX where none is set. A container's limit is not in
+ * /proc/meminfo. */
+static size_t cgroup_room(void) {
+    size_t room = SIZE_MAX;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f) return room;
+    char line[1024], path[1400];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!b) continue;
+        int v1 = !strncmp(a + 1, "memory:", 7) || strstr(a + 1, ",memory:") != NULL;
+        int v2 = b == a + 1;
+        if (!v1 && !v2) continue;
+        static const char *roots1[] = {"/sys/fs/cgroup/memory"};
+        static const char *roots2[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+        const char **roots = v1 ? roots1 : roots2;
+        int nroots = v1 ? 1 : 2;
+        for (int r = 0; r < nroots; r++) {
+            char cg[1024];
+            snprintf(cg, sizeof cg, "%s", b + 1);
+            for (;;) { /* the cgroup, then each ancestor */
+                long long lim, use;
+                snprintf(path, sizeof path, "%s%s/%s", roots[r], cg,
+                         v1 ? "memory.limit_in_bytes" : "memory.max");
+                lim = read_number(path);
+                snprintf(path, sizeof path, "%s%s/%s", roots[r], cg,
+                         v1 ? "memory.usage_in_bytes" : "memory.current");
+                use = read_number(path);
+                if (lim > 0 && use >= 0 && (unsigned long long)lim < (1ULL << 60)) {
+                    size_t left = lim > use ? (size_t)(lim - use) : 0;
+                    if (left < room) room = left;
+                }
+                char *slash = strrchr(cg, '/');
+                if (!slash || slash == cg) {
+                    if (cg[0] == '/' && cg[1]) {
+                        cg[1] = 0;
+                        continue;
+                    }
+                    break;
+                }
+                *slash = 0;
+            }
+        }
+    }
+    fclose(f);
+    return room;
+}
+
+/* MemAvailable in bytes (less where a memory cgroup leaves less), or 0 if
+ * it cannot be read. */
 static size_t mem_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f) return 0;
@@ -77,7 +139,8 @@ static size_t mem_available(void) {
     while (fgets(line, sizeof line, f))
         if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
     fclose(f);
-    return (size_t)kb * 1024;
+    size_t avail = (size_t)kb * 1024, room = cgroup_room();
+    return room < avail ? room : avail;
 }
 
 #define HUGE_PAGE ((size_t)2 << 20)

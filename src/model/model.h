@@ -205,8 +205,16 @@ struct moe_session {
     void *dispatch_user;
     uint8_t *remote;        /* [Emax] experts the dispatch hook computed */
     ffn_w *expert_view;     /* [Emax] the acquired experts of the layer running */
+    uint8_t *in_wave;       /* [Emax] experts of the wave being computed */
+    int *wave_todo;         /* [2*Emax] a layer's experts to compute, then a wave's */
+    uint8_t *pred_mark;     /* [Emax] experts of a predicted layer (union over tokens) */
+    float *pred_logits;     /* [PREDICT_MAX_T][Emax] a later router on this layer's input */
     moe_err hook_err;       /* what a failing hook said */
 };
+
+/* Chunks of at most this many tokens get the later layers' experts
+ * predicted for the expert provider (moe.h, moe_expert_provider.predict). */
+#define PREDICT_MAX_T 8
 
 /* The tape a forward records into: the session's, in training mode only. */
 static inline train_acts *session_tape(const moe_session *s) {
@@ -242,6 +250,9 @@ void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int 
 int moe_block(moe_session *s, int layer, int T);
 /* router.c: pairs sorted by expert from s->router_logits; returns P */
 int router_route(moe_session *s, int layer, int T);
+/* The top-k experts a token of `layer` picks from its router logits p[E]
+ * (+ router bias; p becomes the scores): token choice and hash routing. */
+void router_pick(const moe_session *s, int layer, float *p, int32_t tok, int *ix);
 /* Hash routing's expert for a token id: ((id * 2654435761) mod 2^32 + slot)
  * mod E (slot 0..K-1). Frozen: it is part of a trained model's meaning. */
 int router_hash_expert(int32_t token_id, int E, int slot);

@@ -58,7 +58,7 @@ static void oss_glu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     float lim = c->lc->act_limit, alpha = c->lc->act_alpha;
     for (int64_t i = i0; i < i1; i++) {
         int e = expert_of(cnt, c->lc->n_experts, i);
-        if (c->s->remote[e]) continue;
+        if (!c->s->in_wave[e]) continue;
         const float *bg = c->ex[e].bg, *bu = c->ex[e].bu;
         float *g = (float *)c->ge + i * c->F, *u = (float *)c->ue + i * c->F, *h = c->he + i * c->F;
         for (int64_t f = 0; f < c->F; f++) {
@@ -79,7 +79,7 @@ static void down_bias_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     for (int64_t i = i0; i < i1; i++) {
         int e = expert_of(cnt, c->lc->n_experts, i);
         const float *bd = c->ex[e].bd;
-        if (c->s->remote[e] || !bd) continue;
+        if (!c->s->in_wave[e] || !bd) continue;
         float *y = c->ye + i * c->D;
         for (int64_t d = 0; d < c->D; d++) y[d] += bd[d];
     }
@@ -95,7 +95,9 @@ static void gather_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
 static void swiglu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     pair_ctx *c = ctx;
     const kern_cfg *k = kern_of(c->s->pool);
+    const int *cnt = c->s->expert_count;
     for (int64_t i = i0; i < i1; i++) {
+        if (!c->s->in_wave[expert_of(cnt, c->lc->n_experts, i)]) continue;
         /* h = silu(g) * u (silu_mul's math, out of place: g stays in the tape) */
         vmath_swiglu(k, c->he + i * c->F, c->ge + i * c->F, c->ue + i * c->F, c->F);
     }
@@ -147,40 +149,130 @@ int moe_model_expert_weights(const moe_model *m, int layer, int expert, moe_expe
     return 0;
 }
 
-/* The experts with rows, acquired through the provider into
- * s->expert_view (without one the products read the model's own table).
- * On failure the experts acquired so far are released. */
-static int acquire_experts(moe_session *s, int layer, const int *cnt, int E) {
-    const ffn_w *own = s->m->layers[layer].experts;
-    if (!s->provider.acquire) return 0; /* the products read the model's table */
+/* Gate/up, activation, down (and gpt_oss's down biases) of the experts
+ * marked in s->in_wave, whose weights are pc->ex[e]. Each expert's rows
+ * depend on its own weights only, so any split into waves gives the same
+ * bits as one. */
+static void run_wave(moe_session *s, pair_ctx *pc, const int *cnt, int E) {
+    const ffn_w *ex = pc->ex;
+    int64_t D = pc->D, F = pc->F;
+    int nt = 0;
     for (int e = 0; e < E; e++) {
-        if (cnt[e + 1] == cnt[e] || s->remote[e]) continue;
-        moe_expert_weights w = {0};
-        int rc = s->provider.acquire(s->provider.user, layer, e, &w, &s->hook_err);
-        if (rc || !w.gate || !w.up || !w.down) {
-            if (!rc) {
-                moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no weights",
-                         layer, e);
-                if (s->provider.release) s->provider.release(s->provider.user, layer, e);
-            }
-            for (int j = 0; j < e; j++)
-                if (cnt[j + 1] != cnt[j] && !s->remote[j] && s->provider.release)
-                    s->provider.release(s->provider.user, layer, j);
-            return -1;
-        }
-        ffn_w *v = &s->expert_view[e];
-        *v = own[e];
-        v->gate.data = w.gate;
-        v->up.data = w.up;
-        v->down.data = w.down;
+        int64_t n = cnt[e + 1] - cnt[e];
+        if (!n || !s->in_wave[e]) continue;
+        s->tasks[nt++] = (mm_task){&ex[e].gate, pc->xe + cnt[e] * D, (float *)pc->ge + cnt[e] * F, n};
+        s->tasks[nt++] = (mm_task){&ex[e].up, pc->xe + cnt[e] * D, (float *)pc->ue + cnt[e] * F, n};
     }
-    return 0;
+    matmul_grouped(s->pool, s->tasks, nt);
+    if (pc->lc->act == MOE_ACT_OSS_GLU) {
+        pool_for(s->pool, pc->n_pairs, 4, oss_glu_rows, pc); /* in place into ge without a tape */
+    } else {
+        pool_for(s->pool, pc->n_pairs, 4, swiglu_rows, pc);
+    }
+    nt = 0;
+    for (int e = 0; e < E; e++) {
+        int64_t n = cnt[e + 1] - cnt[e];
+        if (!n || !s->in_wave[e]) continue;
+        s->tasks[nt++] = (mm_task){&ex[e].down, pc->he + cnt[e] * F, pc->ye + cnt[e] * D, n};
+    }
+    matmul_grouped(s->pool, s->tasks, nt);
+    if (pc->lc->expert_bias) pool_for(s->pool, pc->n_pairs, 4, down_bias_rows, pc);
 }
 
-static void release_experts(moe_session *s, int layer, const int *cnt, int E) {
-    if (!s->provider.acquire || !s->provider.release) return;
+/* Tell the provider which experts the next `predict` MoE layers are likely
+ * to use: each one's router applied to this layer's normalized input (the
+ * residual stream changes little from one layer to the next), the union of
+ * the tokens' top-k. Small chunks only (decoding): a long chunk uses
+ * nearly every expert anyway. */
+static void predict_later(moe_session *s, int layer, int T) {
+    const moe_config *c = &s->m->cfg;
+    const moe_expert_provider *p = &s->provider;
+    if (T > PREDICT_MAX_T) return;
+    int *list = s->wave_todo + s->e_max, ix[1024]; /* top_k <= E <= 1024 (router.c) */
+    for (int l = layer + 1, found = 0; l < c->n_layers && found < p->predict; l++) {
+        const moe_layer_config *lc = &c->layer[l];
+        if (!lc->moe) continue;
+        found++;
+        if (lc->kind == MOE_ROUTE_EXPERT_CHOICE || lc->top_k > 1024) continue;
+        const layer_w *lw = &s->m->layers[l];
+        int E = lc->n_experts, K = lc->top_k;
+        if (lc->kind != MOE_ROUTE_HASH) matmul(s->pool, s->pred_logits, s->xn, &lw->router, T);
+        for (int t = 0; t < T; t++) {
+            float *z = s->pred_logits + (int64_t)t * E;
+            if (lw->router_b && lc->kind != MOE_ROUTE_HASH)
+                for (int e = 0; e < E; e++) z[e] += lw->router_b[e];
+            router_pick(s, l, z, s->tok_id[t], ix);
+            for (int j = 0; j < K; j++) s->pred_mark[ix[j]] = 1;
+        }
+        int n = 0;
+        for (int e = 0; e < E; e++)
+            if (s->pred_mark[e]) list[n++] = e, s->pred_mark[e] = 0;
+        p->want(p->user, l, list, n, 1);
+    }
+}
+
+/* The experts with rows (those the dispatch hook left here): through the
+ * provider, in waves of at most max_held, the ready ones first; without a
+ * provider, the model's own weights in one wave. A failing acquire
+ * releases what the wave holds and fails the call. */
+static int run_experts(moe_session *s, int layer, pair_ctx *pc, const int *cnt, int E, int T) {
+    const moe_expert_provider *p = &s->provider;
+    const ffn_w *own = s->m->layers[layer].experts;
+    int *todo = s->wave_todo, *wave = s->wave_todo + s->e_max, left = 0;
     for (int e = 0; e < E; e++)
-        if (cnt[e + 1] != cnt[e] && !s->remote[e]) s->provider.release(s->provider.user, layer, e);
+        if (cnt[e + 1] != cnt[e] && !s->remote[e]) todo[left++] = e;
+    if (!p->acquire) {
+        for (int i = 0; i < left; i++) s->in_wave[todo[i]] = 1;
+        pc->ex = own;
+        run_wave(s, pc, cnt, E);
+        memset(s->in_wave, 0, (size_t)E);
+        return 0;
+    }
+    if (p->want && left) p->want(p->user, layer, todo, left, 0);
+    if (p->want && p->predict > 0) predict_later(s, layer, T);
+    pc->ex = s->expert_view;
+    while (left > 0) {
+        int cap = p->max_held > 0 && p->max_held < left ? p->max_held : left, w = 0;
+        if (p->ready) {
+            for (int i = 0; i < left && w < cap; i++)
+                if (p->ready(p->user, layer, todo[i])) wave[w++] = todo[i];
+            if (w == 0) wave[w++] = todo[0]; /* nothing ready: wait for the first asked */
+        } else {
+            for (int i = 0; i < cap; i++) wave[w++] = todo[i];
+        }
+        for (int i = 0; i < w; i++) s->in_wave[wave[i]] = 1;
+        int kept = 0;
+        for (int i = 0; i < left; i++)
+            if (!s->in_wave[todo[i]]) todo[kept++] = todo[i];
+        left = kept;
+        for (int i = 0; i < w; i++) {
+            int e = wave[i];
+            moe_expert_weights x = {0};
+            int rc = p->acquire(p->user, layer, e, &x, &s->hook_err);
+            if (rc || !x.gate || !x.up || !x.down) {
+                if (!rc) {
+                    moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no weights",
+                             layer, e);
+                    if (p->release) p->release(p->user, layer, e);
+                }
+                for (int j = 0; j < i; j++)
+                    if (p->release) p->release(p->user, layer, wave[j]);
+                memset(s->in_wave, 0, (size_t)E);
+                return -1;
+            }
+            ffn_w *v = &s->expert_view[e];
+            *v = own[e];
+            v->gate.data = x.gate;
+            v->up.data = x.up;
+            v->down.data = x.down;
+        }
+        run_wave(s, pc, cnt, E);
+        for (int i = 0; i < w; i++) {
+            if (p->release) p->release(p->user, layer, wave[i]);
+            s->in_wave[wave[i]] = 0;
+        }
+    }
+    return 0;
 }
 
 int moe_block(moe_session *s, int layer, int T) {
@@ -228,33 +320,7 @@ int moe_block(moe_session *s, int layer, int T) {
                                pc.xe, pc.ye, s->remote};
         if (s->dispatch_fn(s->dispatch_user, &d, &s->hook_err)) return -1;
     }
-    if (acquire_experts(s, layer, cnt, E)) return -1;
-    const ffn_w *ex = s->provider.acquire ? s->expert_view : lw->experts;
-    pc.ex = ex;
-
-    /* gate and up for every expert with rows, in one parallel region */
-    int nt = 0;
-    for (int e = 0; e < E; e++) {
-        int64_t n = cnt[e + 1] - cnt[e];
-        if (!n || s->remote[e]) continue;
-        s->tasks[nt++] = (mm_task){&ex[e].gate, pc.xe + cnt[e] * D, (float *)pc.ge + cnt[e] * F, n};
-        s->tasks[nt++] = (mm_task){&ex[e].up, pc.xe + cnt[e] * D, (float *)pc.ue + cnt[e] * F, n};
-    }
-    matmul_grouped(s->pool, s->tasks, nt);
-    if (lc->act == MOE_ACT_OSS_GLU) {
-        pool_for(s->pool, P, 4, oss_glu_rows, &pc); /* in place into ge without a tape */
-    } else {
-        pool_for(s->pool, P, 4, swiglu_rows, &pc);
-    }
-    nt = 0;
-    for (int e = 0; e < E; e++) {
-        int64_t n = cnt[e + 1] - cnt[e];
-        if (!n || s->remote[e]) continue;
-        s->tasks[nt++] = (mm_task){&ex[e].down, pc.he + cnt[e] * F, pc.ye + cnt[e] * D, n};
-    }
-    matmul_grouped(s->pool, s->tasks, nt);
-    if (lc->expert_bias) pool_for(s->pool, P, 4, down_bias_rows, &pc);
-    release_experts(s, layer, cnt, E);
+    if (run_experts(s, layer, &pc, cnt, E, T)) return -1;
 
     memset(s->tmp, 0, (size_t)(T * D) * sizeof(float));
     pool_for(s->pool, T, 4, combine_tokens, &pc);

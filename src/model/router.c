@@ -102,6 +102,31 @@ static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
     }
 }
 
+/* The experts a token picks from its router logits p[E] (+ router bias;
+ * overwritten with the scores): route_rows' choice without the weights.
+ * Token choice and hash routing only. */
+void router_pick(const moe_session *s, int layer, float *p, int32_t tok, int *ix) {
+    const moe_layer_config *lc = &s->m->cfg.layer[layer];
+    const float *sel_bias = s->m->layers[layer].sel_bias;
+    int E = lc->n_experts, K = lc->top_k;
+    if (lc->kind == MOE_ROUTE_HASH) {
+        for (int j = 0; j < K; j++) ix[j] = router_hash_expert(tok, E, j);
+        return;
+    }
+    if (lc->score == MOE_SCORE_TOPK_SOFTMAX) {
+        topk(p, E, K, ix);
+        return;
+    }
+    if (lc->score == MOE_SCORE_SIGMOID) {
+        for (int e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
+    } else {
+        softmax(kern_of(s->pool), p, E);
+    }
+    if (sel_bias)
+        for (int e = 0; e < E; e++) p[e] += sel_bias[e];
+    topk(p, E, K, ix);
+}
+
 /* Counting sort of the T*K token-choice pairs by expert, stable in token
  * order; with a capacity, each expert keeps its first `cap` pairs. */
 static int sort_pairs(moe_session *s, int E, int K, int T, int64_t cap) {

@@ -223,6 +223,10 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     }
     s->remote = calloc((size_t)s->e_max, 1);
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
+    s->in_wave = calloc((size_t)s->e_max, 1);
+    s->pred_mark = calloc((size_t)s->e_max, 1);
+    s->wave_todo = malloc((size_t)(2 * s->e_max) * sizeof(int));
+    s->pred_logits = malloc((size_t)(PREDICT_MAX_T * s->e_max) * sizeof(float));
     s->pool = pool_create(o.n_threads);
     pool_set_kern(s->pool, kern); /* every kernel this session runs reads it there */
     size_t per_thread = kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx, cfg->head_dim);
@@ -234,7 +238,8 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
-        !s->expert_view || !s->pool) {
+        !s->expert_view || !s->in_wave || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
+        !s->pool) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -267,6 +272,10 @@ void moe_session_free(moe_session *s) {
     free(s->lin_cnt);
     free(s->remote);
     free(s->expert_view);
+    free(s->in_wave);
+    free(s->pred_mark);
+    free(s->wave_todo);
+    free(s->pred_logits);
     if (s->pool) pool_free(s->pool);
     model_acts_free(s->acts);
     free(s);
