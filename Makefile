@@ -182,6 +182,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MOE_VERSION := $(shell sed -n 's/^\#define MOE_VERSION "\(.*\)"/\1/p' cli/cli.h)
 PIC := $(BUILD)/pic
 DEB_PKGS += pkg-config # tests/cli/install.sh builds docs/example.c with it
+DEB_PKGS += time # tests/cli/cache.sh measures the maximum RSS with /usr/bin/time -v
 PIC_LIB_OBJ := $(LIB_SRC:%.c=$(PIC)/%.o)
 
 .PHONY: shared install uninstall

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "moe.h"
+#include "moe_cache.h"
 
 #define MOE_VERSION "0.1.0"
 
@@ -40,6 +41,40 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 
 /* Load a model, saying clearly when the path does not exist. 0 or -1 (printed). */
 int cli_load_model(const char *cmd, const char *path, moe_model **m);
+
+/* The same with load options (an expert memory budget); o may be NULL. */
+int cli_load_model_opts(const char *cmd, const char *path, const moe_load_opts *o, moe_model **m);
+
+/* The expert memory budget options (--mem, --cache-policy, --prefetch) of
+ * the commands that run a model (cache_opts.c). ARG_CACHE(&cc) in a
+ * command's option table; cli_cache_parse turns them into load options
+ * (0, or -1 printed: exit 2). */
+typedef struct cli_cache {
+    const char *mem;    /* --mem SIZE, or NULL: no budget */
+    const char *policy; /* --cache-policy */
+    int prefetch;       /* --prefetch N; -1: the default */
+} cli_cache;
+#define CLI_CACHE_INIT {NULL, NULL, -1}
+#define ARG_CACHE(cc)                                                                              \
+    {"--mem", NULL, ARG_STR, &(cc)->mem, 0, 0, 0, "SIZE",                                         \
+     "expert memory: routed experts read on demand into SIZE (e.g. 512M, 16G) (docs/CACHE.md)"},  \
+    {"--cache-policy", NULL, ARG_STR, &(cc)->policy, 0, 0, 0, "P",                               \
+     "with --mem: eviction policy lru, lfu or history (default history)"},                         \
+    {"--prefetch", NULL, ARG_INT, &(cc)->prefetch, 0, 8, 0, "N",                                  \
+     "with --mem: later MoE layers whose experts are predicted and read ahead (default "   \
+     CLI_STR(MOE_CACHE_PREFETCH_DEFAULT) ")"}
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+#define ARG_CACHE_N 3 /* options ARG_CACHE adds */
+int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o);
+/* The cache of m (if any) becomes s's expert provider. */
+void cli_cache_attach(moe_model *m, moe_session *s);
+/* n more tokens ran (bytes per token). */
+void cli_cache_tokens(moe_model *m, int64_t n);
+/* "moe CMD: expert cache ...: hits ..., read ...\n" to f; nothing without a cache. */
+void cli_cache_line(const char *cmd, const moe_model *m, FILE *f);
+/* The statistics as one JSON object (null without a cache). */
+void cli_cache_json(const moe_model *m, FILE *f);
 
 /* Load the tokenizer of a model (PATH/tokenizer.json for a directory). When it
  * is missing the message names the file looked for. 0 or -1 (printed). */

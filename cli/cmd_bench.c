@@ -53,6 +53,7 @@ int cmd_bench(int argc, char **argv) {
     int probe_only = 0, probe_each = 0;
     uint64_t seed = 1;
     const char *kernels = NULL;
+    cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
         {"--gen", NULL, ARG_INT, &n_gen, 0, 1 << 20, 0, "N", "then decode N tokens one by one (32)"},
@@ -70,6 +71,7 @@ int cmd_bench(int argc, char **argv) {
         {"--probe-each", NULL, ARG_FLAG, &probe_each, 0, 0, 0, NULL,
          "probe the read bandwidth after every rep too; each rep's decode is compared with the probes "
          "around it (for machines other jobs share)"},
+        ARG_CACHE(&cc),
     };
     const arg_cmd c = {"bench", "MODEL [--prompt N] [--gen N] [--threads N] [--reps R] [--json] | --probe-only",
                        "Measure prefill and decode tokens/s on random token ids and compare them with\n"
@@ -77,12 +79,16 @@ int cmd_bench(int argc, char **argv) {
                        "with the same threads.",
                        "Prefill FLOPs are 2 x the active matmul weights per token (active parameters\n"
                        "less the embedding table) plus attention (4 x heads x head dim per layer per\n"
-                       "earlier position); decode bytes per token are the active weights as stored.",
+                       "earlier position); decode bytes per token are the active weights as stored.\n"
+                       "With --mem the expert cache's statistics of the timed reps follow (hit rate,\n"
+                       "bytes read per token, prefetch and prediction accuracy, stalls).",
                        opts, (int)(sizeof opts / sizeof opts[0]), 0, 1, "MODEL"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("bench", &cc, &lo)) return 2;
     if (probe_only) return bench_probe_only(np, threads, probe_mb, json);
     if (np == 0) {
         cli_error("bench", "missing argument: expected MODEL");
@@ -102,7 +108,7 @@ int cmd_bench(int argc, char **argv) {
     float *logits = NULL;
     double *tp = NULL, *td = NULL, *bws = NULL, *fr = NULL;
     moe_err err = {{0}};
-    if (cli_load_model("bench", pos[0], &m)) goto done;
+    if (cli_load_model_opts("bench", pos[0], &lo, &m)) goto done;
     const moe_config *cfg = moe_model_config(m);
     moe_model_stats st;
     moe_model_stats_get(m, &st);
@@ -111,6 +117,7 @@ int cmd_bench(int argc, char **argv) {
         cli_error("bench", "%s", err.msg);
         goto done;
     }
+    cli_cache_attach(m, s);
     if (moe_probe_new(&p, threads, &err)) {
         cli_error("bench", "%s", err.msg);
         goto done;
@@ -135,6 +142,7 @@ int cmd_bench(int argc, char **argv) {
 
     for (int rep = 0; rep < warmup + reps; rep++) {
         moe_session_reset(s);
+        if (rep == warmup && moe_model_cache(m)) moe_cache_stats_reset(moe_model_cache(m));
         double t0 = cli_now();
         if (n_prompt > 0 && moe_forward(s, ids, n_prompt, logits, 0, &err)) {
             cli_error("bench", "prefill: %s", err.msg);
@@ -148,6 +156,7 @@ int cmd_bench(int argc, char **argv) {
             }
         }
         double t2 = cli_now();
+        cli_cache_tokens(m, n_prompt + n_gen);
         if (rep >= warmup) {
             int r = rep - warmup;
             tp[r] = t1 - t0;
@@ -186,13 +195,15 @@ int cmd_bench(int argc, char **argv) {
                "\"peak_gflop_s\": %.3f, \"prefill_frac_peak\": %.4f, "
                "\"decode_s\": %.6f, \"decode_tok_s\": %.3f, \"decode_gb_s\": %.3f, "
                "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f, \"probes\": %d, \"isa\": \"%s\", "
-               "\"quant_path\": \"%s\", \"amx\": %s}\n",
+               "\"quant_path\": \"%s\", \"amx\": %s, \"cache\": ",
                n_threads, n_prompt, n_gen, reps, (long long)st.params_active,
                (long long)st.bytes_active, flop_prefill, mp, pre_tps, pre_flops / 1e9, peak / 1e9,
                peak > 0 ? pre_flops / peak : 0.0, md, dec_tps, dec_bw / 1e9, bw / 1e9,
                probe_each ? frac_each : bw > 0 ? dec_bw / bw : 0.0, probe_each ? reps + 1 : 1,
                moe_session_kernels_isa(s), moe_session_quant_path(s),
                moe_session_quant_amx(s) ? "true" : "false");
+        cli_cache_json(m, stdout);
+        printf("}\n");
     } else {
         char b1[32], b2[32], b3[32];
         printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n",
@@ -225,6 +236,10 @@ int cmd_bench(int argc, char **argv) {
             printf("read bandwidth: median of %d probes, one before and one after each rep; decode ratio:\n"
                    "median over reps of the rep's GB/s against the mean of the probes around it\n",
                    reps + 1);
+        if (moe_model_cache(m)) {
+            printf("\n");
+            cli_cache_line("bench", m, stdout);
+        }
     }
     rc = 0;
 done:

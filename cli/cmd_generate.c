@@ -22,6 +22,7 @@ int cmd_generate(int argc, char **argv) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec;
+    cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--prompt", "-p", ARG_STR, &prompt, 0, 0, 0, "TEXT", "the prompt (required)"},
         {"--max-tokens", "-n", ARG_INT, &n_new, 0, 1 << 24, 0, "N", "generate at most N tokens (128)"},
@@ -32,6 +33,7 @@ int cmd_generate(int argc, char **argv) {
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--ctx", "-c", ARG_INT, &n_ctx, 0, 1 << 24, 0, "N",
          "context positions (0 = the model's, at most 4096)"},
+        ARG_CACHE(&cc),
     };
     const arg_cmd c = {"generate", "MODEL -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] "
                        "[--seed S] [--threads N] [--ctx N]",
@@ -41,11 +43,13 @@ int cmd_generate(int argc, char **argv) {
                        "Sampling applies temperature, then top-k, then top-p, as transformers does.\n"
                        "A --ctx longer than the model's max_position_embeddings runs, with a warning:\n"
                        "the positions past it were never trained and usually predict worse.",
-                       opts, 8, 1, 1, "MODEL"};
+                       opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, "MODEL"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("generate", &cc, &lo)) return 2;
     if (!prompt) {
         cli_error("generate", "-p TEXT is required");
         return 2;
@@ -71,7 +75,7 @@ int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto done;
     }
-    if (cli_load_model("generate", pos[0], &m)) goto done;
+    if (cli_load_model_opts("generate", pos[0], &lo, &m)) goto done;
     const moe_config *cfg = moe_model_config(m);
     moe_sampler_opts so = {.temp = temp, .top_k = top_k, .top_p = top_p, .seed = seed};
     if (moe_sampler_new(&smp, &so, cfg->vocab, &err)) {
@@ -84,6 +88,7 @@ int cmd_generate(int argc, char **argv) {
         cli_error("generate", "%s", err.msg);
         goto done;
     }
+    cli_cache_attach(m, s);
     const int ctx = moe_session_ctx(s);
     cli_warn_positions("generate", pos[0], m, ctx);
     if (n_prompt >= ctx) {
@@ -166,6 +171,8 @@ int cmd_generate(int argc, char **argv) {
             t_decode > 0 ? n_decode / t_decode : 0.0,
             stop_eos ? "stopped at EOS" : stop_ctx ? "context full" : "length limit",
             (unsigned long long)seed);
+    cli_cache_tokens(m, n_prompt + n_decode);
+    cli_cache_line("generate", m, stderr);
     rc = 0;
 done:
     free(st.ids);

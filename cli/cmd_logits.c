@@ -23,19 +23,23 @@ static int is_little_endian(void) {
 int cmd_logits(int argc, char **argv) {
     const char *ids_s = NULL, *out_path = NULL;
     int threads = 0;
+    cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "token ids, comma separated (required)"},
         {"--out", "-o", ARG_STR, &out_path, 0, 0, 0, "FILE", "write to FILE instead of stdout"},
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
+        ARG_CACHE(&cc),
     };
     const arg_cmd c = {"logits", "MODEL --ids 1,2,3 [--out FILE]",
                        "Write the logits of the given token ids (no BOS added) as raw little-endian\n"
                        "float32: one row of vocab-size values per position, n_ids * V * 4 bytes.",
-                       NULL, opts, 3, 1, 1, "MODEL"};
+                       NULL, opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, "MODEL"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("logits", &cc, &lo)) return 2;
     if (!ids_s) {
         cli_error("logits", "--ids is required (e.g. --ids 1,2,3)");
         return 2;
@@ -60,7 +64,7 @@ int cmd_logits(int argc, char **argv) {
     float *rows = NULL;
     FILE *f = NULL;
     moe_err err = {{0}};
-    if (cli_load_model("logits", pos[0], &m)) goto done;
+    if (cli_load_model_opts("logits", pos[0], &lo, &m)) goto done;
     const moe_config *cfg = moe_model_config(m);
     const int V = cfg->vocab;
     for (int i = 0; i < n; i++) {
@@ -76,6 +80,7 @@ int cmd_logits(int argc, char **argv) {
         cli_error("logits", "%s", err.msg);
         goto done;
     }
+    cli_cache_attach(m, s);
     rows = malloc((size_t)LOGITS_CHUNK * (size_t)V * sizeof *rows);
     if (!rows) {
         cli_error("logits", "out of memory for %d x %d logits", LOGITS_CHUNK, V);
@@ -92,6 +97,7 @@ int cmd_logits(int argc, char **argv) {
             cli_error("logits", "%s", err.msg);
             goto done;
         }
+        cli_cache_tokens(m, k);
         if (fwrite(rows, sizeof *rows * (size_t)V, (size_t)k, f) != (size_t)k) {
             cli_error("logits", "writing %s: %s", out_path ? out_path : "stdout", strerror(errno));
             goto done;
@@ -102,6 +108,7 @@ int cmd_logits(int argc, char **argv) {
         goto done;
     }
     rc = 0;
+    cli_cache_line("logits", m, stderr);
 done:
     if (f && f != stdout && fclose(f) != 0 && rc == 0) {
         cli_error("logits", "writing %s: %s", out_path, strerror(errno));

@@ -29,15 +29,16 @@ typedef struct ppl_model {
     float *logits; /* [ctx][V] */
 } ppl_model;
 
-static int ppl_open(const char *path, int ctx, int threads, ppl_model *p) {
+static int ppl_open(const char *path, int ctx, int threads, const moe_load_opts *lo, ppl_model *p) {
     moe_err err = {{0}};
-    if (cli_load_model("ppl", path, &p->m)) return -1;
+    if (cli_load_model_opts("ppl", path, lo, &p->m)) return -1;
     const int V = moe_model_config(p->m)->vocab;
     moe_session_opts so = {.n_ctx = ctx, .n_threads = threads, .max_batch = ctx < 256 ? ctx : 256};
     if (moe_session_new(&p->s, p->m, &so, &err)) {
         cli_error("ppl", "%s: %s", path, err.msg);
         return -1;
     }
+    cli_cache_attach(p->m, p->s);
     p->logits = malloc((size_t)ctx * (size_t)V * sizeof *p->logits);
     if (!p->logits) {
         cli_error("ppl", "out of memory for %d x %d logits", ctx, V);
@@ -59,6 +60,7 @@ static int ppl_run(ppl_model *p, const int32_t *ids, int n, const char *path) {
         cli_error("ppl", "%s: %s", path, err.msg);
         return -1;
     }
+    cli_cache_tokens(p->m, n);
     return 0;
 }
 
@@ -90,6 +92,7 @@ done:
 int cmd_ppl(int argc, char **argv) {
     const char *text_path = NULL, *ids_s = NULL, *ref_path = NULL, *tok_path = NULL;
     int ctx = 512, max_tokens = 0, threads = 0, json = 0;
+    cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text_path, 0, 0, 0, "FILE", "score this text (the model's tokenizer)"},
         {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "score these token ids instead"},
@@ -99,6 +102,7 @@ int cmd_ppl(int argc, char **argv) {
         {"--max-tokens", "-n", ARG_INT, &max_tokens, 0, 1 << 30, 0, "N", "score at most the first N tokens (0 = all)"},
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "one JSON object instead of text"},
+        ARG_CACHE(&cc),
     };
     const arg_cmd c = {
         "ppl", "MODEL (--text FILE | --ids LIST) [--ref MODEL] [options]",
@@ -109,12 +113,16 @@ int cmd_ppl(int argc, char **argv) {
         "empty cache and scores its positions but the last (C - 1 per window).\n"
         "Both models must have the same vocabulary. KL is in nats. A window longer than\n"
         "a model's max_position_embeddings is scored, with a warning: the positions\n"
-        "past it were never trained. Progress is shown when stderr is a terminal.",
-        opts, 8, 1, 1, "MODEL"};
+        "past it were never trained. Progress is shown when stderr is a terminal.\n"
+        "--mem gives each model (MODEL and --ref) an expert cache of that size; its\n"
+        "statistics go to stderr (and under \"cache\" with --json).",
+        opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, "MODEL"};
     const char *pos[1];
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("ppl", &cc, &lo)) return 2;
     if (!text_path == !ids_s) {
         cli_error("ppl", "give exactly one of --text FILE and --ids LIST");
         return 2;
@@ -132,7 +140,7 @@ int cmd_ppl(int argc, char **argv) {
         goto done;
     }
     if (ctx > n) ctx = n;
-    if (ppl_open(pos[0], ctx, threads, &mod)) goto done;
+    if (ppl_open(pos[0], ctx, threads, &lo, &mod)) goto done;
     cli_warn_positions("ppl", pos[0], mod.m, ctx);
     const int V = moe_model_config(mod.m)->vocab;
     for (int i = 0; i < n; i++) {
@@ -144,7 +152,7 @@ int cmd_ppl(int argc, char **argv) {
         }
     }
     if (ref_path) {
-        if (ppl_open(ref_path, ctx, threads, &ref)) goto done;
+        if (ppl_open(ref_path, ctx, threads, &lo, &ref)) goto done;
         cli_warn_positions("ppl", ref_path, ref.m, ctx);
         int rv = moe_model_config(ref.m)->vocab;
         if (rv != V) {
@@ -194,6 +202,14 @@ int cmd_ppl(int argc, char **argv) {
                    rnll, exp(rnll), acc.kl_sum / (double)acc.n, acc.kl_max,
                    moe_score_kl_quantile(&acc, 0.99), (double)acc.top1_same / (double)acc.n);
         }
+        if (moe_model_cache(mod.m)) {
+            printf(", \"cache\": ");
+            cli_cache_json(mod.m, stdout);
+            if (ref.m && moe_model_cache(ref.m)) {
+                printf(", \"ref_cache\": ");
+                cli_cache_json(ref.m, stdout);
+            }
+        }
         printf("}\n");
     } else {
         printf("positions     %lld (%d window%s of up to %d tokens)\n", (long long)acc.n, windows,
@@ -209,6 +225,8 @@ int cmd_ppl(int argc, char **argv) {
                    (long long)acc.n);
         }
     }
+    cli_cache_line("ppl", mod.m, stderr);
+    if (ref.m) cli_cache_line("ppl", ref.m, stderr);
     rc = 0;
 done:
     free(acc.kl);

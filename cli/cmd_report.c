@@ -580,7 +580,7 @@ int cmd_report(int argc, char **argv) {
         cli_error("report", "%s", why);
         return 1;
     }
-    route_data_opts ro = {model, route_dir, split, NULL, max_tokens, 0, 10, threads};
+    route_data_opts ro = {model, route_dir, split, NULL, max_tokens, 0, 10, threads, NULL};
     cJSON *route = NULL;
     int code = load_route(run, route_json, &ro, &route, src, sizeof src);
     if (code) {

@@ -42,7 +42,8 @@ static const char *kind_name(moe_route_kind k) {
     return k == MOE_ROUTE_EXPERT_CHOICE ? "expert_choice" : k == MOE_ROUTE_HASH ? "hash" : "token_choice";
 }
 
-static int route_text(const char *model_path, const char *text, int no_special, int threads) {
+static int route_text(const char *model_path, const char *text, int no_special, int threads,
+                      const moe_load_opts *lo) {
     moe_model *m = NULL;
     moe_tokenizer *tok = NULL;
     moe_session *s = NULL;
@@ -51,7 +52,8 @@ static int route_text(const char *model_path, const char *text, int no_special, 
     cJSON *root = NULL;
     text_trace tt = {NULL};
     moe_err err = {{0}};
-    if (cli_load_model("route", model_path, &m) || cli_load_tokenizer("route", model_path, &tok))
+    if (cli_load_model_opts("route", model_path, lo, &m) ||
+        cli_load_tokenizer("route", model_path, &tok))
         goto done;
     if (moe_tokenize(tok, text, strlen(text), !no_special, &ids, &n, &err)) {
         cli_error("route", "%s", err.msg);
@@ -73,6 +75,7 @@ static int route_text(const char *model_path, const char *text, int no_special, 
         cli_error("route", "%s", err.msg);
         goto done;
     }
+    cli_cache_attach(m, s);
     root = cJSON_CreateObject();
     tt.tok_layers = calloc((size_t)n, sizeof *tt.tok_layers);
     if (!root || !tt.tok_layers) goto oom;
@@ -111,6 +114,8 @@ static int route_text(const char *model_path, const char *text, int no_special, 
         goto done;
     }
     if (route_json_print(stdout, root)) goto oom;
+    cli_cache_tokens(m, n);
+    cli_cache_line("route", m, stderr);
     code = 0;
     goto done;
 oom:
@@ -147,6 +152,7 @@ static int write_json(const char *path, const cJSON *root) {
 int cmd_route(int argc, char **argv) {
     const char *text = NULL, *data = NULL, *split = "val", *tokenizer = NULL, *json_out = NULL;
     int max_tokens = MOE_ROUTE_DATA_TOKENS, seq = 0, top = 10, threads = 0, no_special = 0, table = 0;
+    cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text, 0, 0, 0, "TEXT", "trace the routing of TEXT token by token"},
         {"--data", NULL, ARG_STR, &data, 0, 0, 0, "DIR",
@@ -165,6 +171,7 @@ int cmd_route(int argc, char **argv) {
         {"--no-special", NULL, ARG_FLAG, &no_special, 0, 0, 0, NULL,
          "--text: do not add special tokens (BOS) when tokenizing"},
         ARG_THREADS(&threads, "-t", "threads, 0 = online CPUs (0)"),
+        ARG_CACHE(&cc),
     };
     const arg_cmd c = {
         "route", "MODEL (--text TEXT | --data DIR [--split val|train] [--max-tokens N]) [options]",
@@ -180,6 +187,8 @@ int cmd_route(int argc, char **argv) {
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("route", &cc, &lo)) return 2;
     if (!text == !data) {
         cli_error("route", text ? "--text and --data exclude each other"
                                 : "one of --text TEXT or --data DIR is required");
@@ -193,9 +202,9 @@ int cmd_route(int argc, char **argv) {
         cli_error("route", "%s goes with --data, not --text", table ? "--table" : "--json");
         return 2;
     }
-    if (text) return route_text(pos[0], text, no_special, threads);
+    if (text) return route_text(pos[0], text, no_special, threads, &lo);
 
-    route_data_opts o = {pos[0], data, split, tokenizer, max_tokens, seq, top, threads};
+    route_data_opts o = {pos[0], data, split, tokenizer, max_tokens, seq, top, threads, &lo};
     int code;
     cJSON *root = route_data_run("route", &o, &code);
     if (!root) return code;

@@ -72,6 +72,7 @@ int cmd_serve(int argc, char **argv) {
     const char *host = "127.0.0.1", *api_key = NULL, *chat_template = NULL;
     int port = 8080, parallel = 4, n_ctx = 0, threads = 0, max_queue = 64, step_tokens = 256;
     float timeout = 600, grace = 10;
+    cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--host", NULL, ARG_STR, &host, 0, 0, 0, "ADDR", "address to listen on (127.0.0.1)"},
         {"--port", NULL, ARG_INT, &port, 0, 65535, 0, "N", "TCP port, 0 = any free one (8080)"},
@@ -91,6 +92,7 @@ int cmd_serve(int argc, char **argv) {
          "a request running longer is ended with finish_reason \"length\" (600)"},
         {"--grace", NULL, ARG_FLOAT, &grace, 0, 1e6, 0, "S",
          "on SIGTERM/SIGINT, seconds requests in flight may take to finish (10)"},
+        ARG_CACHE(&cc),
     };
     const arg_cmd c = {"serve", "MODEL [--host ADDR] [--port N] [--api-key KEY] [--parallel N] "
                        "[--ctx N] [--threads N] [--max-queue N] [--chat-template FILE]",
@@ -104,6 +106,8 @@ int cmd_serve(int argc, char **argv) {
     int np;
     int r = args_parse(&c, argc, argv, pos, &np);
     if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("serve", &cc, &lo)) return 2;
     if (!api_key) api_key = getenv("MOE_API_KEY");
 
     /* SIGTERM and SIGINT are taken by sigwait below, never by a thread */
@@ -135,7 +139,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "moe serve: listening on http://%s:%d (loading %s)\n", host, serve_http_port(http), pos[0]);
 
     if (cli_load_tokenizer("serve", pos[0], &tok) || load_chat(pos[0], chat_template, &chat) ||
-        cli_load_model("serve", pos[0], &m))
+        cli_load_model_opts("serve", pos[0], &lo, &m))
         goto done;
     bos_text = serve_chat_special(tok, moe_tokenizer_bos(tok));
     eos_text = serve_chat_special(tok, moe_tokenizer_eos(tok));
@@ -145,11 +149,13 @@ int cmd_serve(int argc, char **argv) {
         cli_error("serve", "%s", err.msg);
         goto done;
     }
+    cli_cache_attach(m, s);
     cli_warn_positions("serve", pos[0], m, moe_session_ctx(s));
     if (!(metrics = serve_metrics_new(moe_model_config(m)))) {
         cli_error("serve", "out of memory");
         goto done;
     }
+    serve_metrics_set_cache(metrics, moe_model_cache(m));
     serve_sched_opts qo = {.n_slots = parallel, .step_tokens = step_tokens, .max_queue = max_queue};
     if (serve_sched_new(&sched, m, s, tok, metrics, &qo, &err)) {
         cli_error("serve", "%s", err.msg);

@@ -207,7 +207,7 @@ cJSON *route_data_run(const char *cmd, const route_data_opts *o, int *code) {
     moe_tokenizer *tok = NULL;
     moe_route_data *rd = NULL;
     cJSON *root = NULL;
-    if (cli_load_model(cmd, o->model, &m)) goto done;
+    if (cli_load_model_opts(cmd, o->model, o->load, &m)) goto done;
     const moe_config *c = moe_model_config(m);
     if (o->seq > 0 && c->max_pos > 0 && o->seq > c->max_pos) {
         cli_error(cmd, "--seq %d is longer than the model's %d positions", o->seq, c->max_pos);
@@ -220,6 +220,8 @@ cJSON *route_data_run(const char *cmd, const route_data_opts *o, int *code) {
         cli_error(cmd, "%s", err.msg);
         goto done;
     }
+    cli_cache_tokens(m, rd->tokens);
+    cli_cache_line(cmd, m, stderr);
 
     root = cJSON_CreateObject();
     if (!root) goto oom;

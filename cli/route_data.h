@@ -21,6 +21,7 @@ typedef struct route_data_opts {
     int seq;               /* window length; 0 = min(256, max_position_embeddings) */
     int top;               /* top tokens listed per expert */
     int threads;           /* 0 = online CPUs */
+    const struct moe_load_opts *load; /* an expert memory budget, or NULL */
 } route_data_opts;
 
 /* Run the model over windows of the shard (moe_route_data_run) and build the JSON

@@ -42,11 +42,18 @@ static int path_exists(const char *cmd, const char *path, struct stat *st) {
 }
 
 int cli_load_model(const char *cmd, const char *path, moe_model **m) {
+    return cli_load_model_opts(cmd, path, NULL, m);
+}
+
+int cli_load_model_opts(const char *cmd, const char *path, const moe_load_opts *o, moe_model **m) {
     struct stat st;
     if (path_exists(cmd, path, &st)) return -1;
     moe_err err = {{0}};
-    if (moe_model_load(m, path, &err)) {
-        cli_error(cmd, "cannot load model: %s", err.msg);
+    if (moe_model_load_opts(m, path, o, &err)) {
+        if (o && strstr(err.msg, "below the minimum"))
+            cli_error(cmd, "--mem: %s", err.msg);
+        else
+            cli_error(cmd, "cannot load model: %s", err.msg);
         return -1;
     }
     return 0;

@@ -43,6 +43,7 @@ struct serve_metrics {
      * chosen experts ([n_layers][WINDOW][SERVE_ROUTE_MAX_K], -1 past K) */
     int16_t *recent;
     int *recent_n, *recent_at;       /* [n_layers] tokens held, next index */
+    moe_cache *cache;                /* the model's expert cache, or NULL */
 };
 
 static void hist_init(histogram *h, const double *le, int n) {
@@ -142,6 +143,14 @@ OBSERVE(serve_metrics_tpot, tpot)
 void serve_metrics_batch(serve_metrics *m, int tokens) {
     pthread_mutex_lock(&m->mu);
     hist_add(&m->batch, tokens);
+    moe_cache *c = m->cache;
+    pthread_mutex_unlock(&m->mu);
+    if (c) moe_cache_add_tokens(c, tokens);
+}
+
+void serve_metrics_set_cache(serve_metrics *m, moe_cache *c) {
+    pthread_mutex_lock(&m->mu);
+    m->cache = c;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -216,6 +225,41 @@ static void put_hist(sbuf *b, const char *name, const char *help, const histogra
     put(b, "%s_sum %.9g\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->total);
 }
 
+/* The expert cache's counters (moe_cache_stats) as moe_cache_* series. */
+static void put_cache(sbuf *b, moe_cache *c) {
+    moe_cache_stats st;
+    moe_cache_stats_get(c, &st);
+    static const struct { const char *name, *type, *help; } d[] = {
+        {"moe_cache_hits_total", "counter", "Experts a layer needed that were in a slot (or being read ahead)."},
+        {"moe_cache_misses_total", "counter", "Experts a layer needed that had to be read."},
+        {"moe_cache_reads_total", "counter", "Expert reads from the model file."},
+        {"moe_cache_read_bytes_total", "counter", "Bytes read from the model file into expert slots."},
+        {"moe_cache_tokens_total", "counter", "Tokens run through the forward pass (for bytes per token)."},
+        {"moe_cache_prefetch_issued_total", "counter", "Reads started for predicted experts."},
+        {"moe_cache_prefetch_used_total", "counter", "Predicted reads whose expert was then used."},
+        {"moe_cache_prefetch_wasted_total", "counter", "Predicted reads whose expert was not used."},
+        {"moe_cache_prefetch_dropped_total", "counter", "Predictions not read: no slot could be taken."},
+        {"moe_cache_predicted_total", "counter", "Experts predicted for a later layer."},
+        {"moe_cache_predicted_used_total", "counter", "Predicted experts the layer then used."},
+        {"moe_cache_used_after_prediction_total", "counter", "Experts used by layers that had a prediction."},
+        {"moe_cache_stalls_total", "counter", "Acquires that waited for a read or a slot."},
+        {"moe_cache_stall_seconds_total", "counter", "Time those acquires waited."},
+        {"moe_cache_read_seconds_total", "counter", "Time spent in reads."},
+        {"moe_cache_budget_bytes", "gauge", "The expert memory budget (--mem)."},
+        {"moe_cache_slots", "gauge", "Expert slots in the pool."},
+        {"moe_cache_direct_io", "gauge", "1: reads bypass the page cache with O_DIRECT."},
+    };
+    const double v[] = {(double)st.hits, (double)st.misses, (double)st.reads, (double)st.bytes_read,
+                        (double)st.tokens, (double)st.prefetch_issued, (double)st.prefetch_used,
+                        (double)st.prefetch_wasted, (double)st.prefetch_dropped,
+                        (double)st.predicted, (double)st.predicted_used,
+                        (double)st.used_after_prediction, (double)st.stalls, st.stall_seconds,
+                        st.read_seconds, (double)st.mem, (double)st.n_slots, (double)st.direct_io};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", d[i].name, d[i].help, d[i].name, d[i].type,
+            d[i].name, v[i]);
+}
+
 char *serve_metrics_text(serve_metrics *m) {
     sbuf b = {malloc(4096), 0, 4096, 0};
     if (!b.s) return NULL;
@@ -255,6 +299,7 @@ char *serve_metrics_text(serve_metrics *m) {
             put(&b, "moe_expert_tokens_total{layer=\"%d\",expert=\"%d\"} %llu\n", l, e,
                 (unsigned long long)c[e]);
     }
+    if (m->cache) put_cache(&b, m->cache);
     pthread_mutex_unlock(&m->mu);
     if (b.oom) {
         free(b.s);

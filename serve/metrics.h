@@ -3,7 +3,8 @@
  * format: requests by status, prompt and generated tokens, queue length,
  * running sequences, tokens per forward pass, time to first token, time per
  * output token, and every MoE layer's expert load since the start (from the
- * session's route observer). Updated from the HTTP threads and the engine
+ * session's route observer), and the expert cache's counters when the model
+ * runs with an expert memory budget. Updated from the HTTP threads and the engine
  * thread; one mutex guards it.
  */
 #ifndef MOE_SERVE_METRICS_H
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "moe_cache.h"
 #include "moe_route.h"
 
 typedef struct serve_metrics serve_metrics;
@@ -27,6 +29,10 @@ void serve_metrics_cached(serve_metrics *m, int tokens);        /* prompt tokens
 void serve_metrics_batch(serve_metrics *m, int tokens);         /* one forward pass */
 void serve_metrics_ttft(serve_metrics *m, double seconds);
 void serve_metrics_tpot(serve_metrics *m, double seconds);
+/* The model's expert cache (moe serve --mem): its counters join the
+ * exposition (moe_cache_*), and each forward pass's tokens are counted in
+ * it (bytes read per token). NULL: none. */
+void serve_metrics_set_cache(serve_metrics *m, moe_cache *c);
 /* a moe_route_fn: user is the serve_metrics */
 void serve_metrics_route(void *user, const moe_route_info *r);
 

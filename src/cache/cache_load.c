@@ -232,9 +232,9 @@ static int check_budget(moe_cache *c, const moe_model *m, int64_t mem, moe_err *
     int64_t need = (int64_t)kmax * c->slot_bytes;
     if (mem < need) {
         char a[32], b[32], s[32];
-        return moe_fail(err, "expert memory %s is below the minimum %s: %d experts of %s for "
-                        "layer %d", cache_fmt_bytes(mem, a, sizeof a),
-                        cache_fmt_bytes(need, b, sizeof b), kmax,
+        return moe_fail(err, "expert memory %s is below the minimum %s (%lld bytes): %d experts "
+                        "of %s for layer %d", cache_fmt_bytes(mem, a, sizeof a),
+                        cache_fmt_bytes(need, b, sizeof b), (long long)need, kmax,
                         cache_fmt_bytes(c->slot_bytes, s, sizeof s), at);
     }
     int64_t n = mem / c->slot_bytes;

@@ -11,6 +11,7 @@
  * its first tokens are all of the first domain.
  */
 #include "moe_route.h"
+#include "moe_cache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -219,6 +220,7 @@ int moe_route_data_run(moe_model *m, const moe_route_data_opts *o, moe_route_dat
 
     moe_session_opts so = {.n_ctx = T, .n_threads = o->n_threads, .max_batch = T};
     if (moe_session_new(&s, m, &so, err)) goto done;
+    if (moe_model_cache(m)) moe_cache_attach(moe_model_cache(m), s); /* an expert budget */
     ids = malloc(sizeof *ids * (size_t)T);
     dom = malloc(sizeof *dom * (size_t)T);
     if (!ids || !dom) {

@@ -1,0 +1,102 @@
+/*
+ * cache_opts.c - the expert memory budget options of the commands that run
+ * a model (--mem SIZE, --cache-policy P, --prefetch N; cli.h's ARG_CACHE),
+ * loading with them, and the cache's statistics as a text line and as JSON.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o) {
+    *o = (moe_load_opts){.mem = 0, .policy = MOE_CACHE_POLICY_DEFAULT, .prefetch = cc->prefetch};
+    if (cc->mem && moe_parse_size(cc->mem, &o->mem)) {
+        cli_error(cmd, "--mem %s: not a size (bytes > 0 with an optional K, M, G or T suffix, "
+                  "e.g. 512M or 16G)", cc->mem);
+        return -1;
+    }
+    if (cc->policy && moe_cache_policy_parse(cc->policy, &o->policy)) {
+        cli_error(cmd, "--cache-policy %s: expected lru, lfu or history", cc->policy);
+        return -1;
+    }
+    if (!cc->mem && (cc->policy || cc->prefetch >= 0)) {
+        cli_error(cmd, "%s goes with --mem", cc->policy ? "--cache-policy" : "--prefetch");
+        return -1;
+    }
+    return 0;
+}
+
+void cli_cache_attach(moe_model *m, moe_session *s) {
+    moe_cache *c = moe_model_cache(m);
+    if (c) moe_cache_attach(c, s);
+}
+
+void cli_cache_tokens(moe_model *m, int64_t n) {
+    moe_cache *c = moe_model_cache(m);
+    if (c) moe_cache_add_tokens(c, n);
+}
+
+static double ratio(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
+
+void cli_cache_line(const char *cmd, const moe_model *m, FILE *f) {
+    moe_cache *c = moe_model_cache(m);
+    if (!c) return;
+    moe_cache_stats st;
+    moe_cache_stats_get(c, &st);
+    char a[32], b[32], r[32], t[32];
+    char w[32];
+    fprintf(f, "moe %s: expert cache %s (%d slots of %s, %s, prefetch %d; other weights %s "
+            "resident): hits %.1f%% (%lld of %lld), read %s", cmd, cli_bytes(st.mem, a, sizeof a),
+            st.n_slots, cli_bytes(st.slot_bytes, b, sizeof b), moe_cache_policy_name(st.policy),
+            st.prefetch, cli_bytes(st.resident_bytes, w, sizeof w),
+            100.0 * ratio(st.hits, st.hits + st.misses), (long long)st.hits,
+            (long long)(st.hits + st.misses), cli_bytes(st.bytes_read, r, sizeof r));
+    if (st.tokens > 0)
+        fprintf(f, " (%s/token)", cli_bytes(st.bytes_read / st.tokens, t, sizeof t));
+    fprintf(f, " at %.2f GB/s", st.read_seconds > 0 ? st.bytes_read / st.read_seconds / 1e9 : 0.0);
+    if (st.prefetch_issued || st.predicted)
+        fprintf(f, ", prefetch %lld read / %lld used / %lld wasted, prediction precision %.1f%% "
+                "recall %.1f%%", (long long)st.prefetch_issued, (long long)st.prefetch_used,
+                (long long)st.prefetch_wasted, 100.0 * ratio(st.predicted_used, st.predicted),
+                100.0 * ratio(st.predicted_used, st.used_after_prediction));
+    fprintf(f, ", stalls %lld (%.3f s), %s\n", (long long)st.stalls, st.stall_seconds, st.io_note);
+}
+
+void cli_cache_json(const moe_model *m, FILE *f) {
+    moe_cache *c = moe_model_cache(m);
+    if (!c) {
+        fprintf(f, "null");
+        return;
+    }
+    moe_cache_stats st;
+    moe_cache_stats_get(c, &st);
+    fprintf(f, "{\"mem\": %lld, \"slot_bytes\": %lld, \"slots\": %d, \"max_held\": %d, "
+            "\"policy\": \"%s\", \"prefetch\": %d, \"direct_io\": %s, \"io\": ",
+            (long long)st.mem, (long long)st.slot_bytes, st.n_slots, st.max_held,
+            moe_cache_policy_name(st.policy), st.prefetch, st.direct_io ? "true" : "false");
+    cli_json_str(f, st.io_note);
+    fprintf(f, ", \"resident_bytes\": %lld, \"expert_bytes\": %lld, \"hits\": %lld, "
+            "\"misses\": %lld, \"hit_rate\": %.6f, \"reads\": %lld, \"bytes_read\": %lld, "
+            "\"tokens\": %lld, \"bytes_read_per_token\": %.1f, \"read_seconds\": %.6f, "
+            "\"read_gb_per_s\": %.4f, \"prefetch_issued\": %lld, \"prefetch_used\": %lld, "
+            "\"prefetch_wasted\": %lld, \"prefetch_dropped\": %lld, \"predicted\": %lld, "
+            "\"predicted_used\": %lld, \"used_after_prediction\": %lld, "
+            "\"prediction_precision\": %.6f, \"prediction_recall\": %.6f, \"stalls\": %lld, "
+            "\"stall_seconds\": %.6f, \"layers\": [",
+            (long long)st.resident_bytes, (long long)st.expert_bytes, (long long)st.hits,
+            (long long)st.misses, ratio(st.hits, st.hits + st.misses), (long long)st.reads,
+            (long long)st.bytes_read, (long long)st.tokens, ratio(st.bytes_read, st.tokens),
+            st.read_seconds, st.read_seconds > 0 ? st.bytes_read / st.read_seconds / 1e9 : 0.0,
+            (long long)st.prefetch_issued, (long long)st.prefetch_used,
+            (long long)st.prefetch_wasted, (long long)st.prefetch_dropped,
+            (long long)st.predicted, (long long)st.predicted_used,
+            (long long)st.used_after_prediction, ratio(st.predicted_used, st.predicted),
+            ratio(st.predicted_used, st.used_after_prediction), (long long)st.stalls,
+            st.stall_seconds);
+    for (int l = 0; l < st.n_layers; l++) {
+        const moe_cache_layer_stats *y = &st.layer[l];
+        fprintf(f, "%s{\"predicted\": %lld, \"predicted_used\": %lld, \"used\": %lld}", l ? ", " : "",
+                (long long)y->predicted, (long long)y->predicted_used, (long long)y->used);
+    }
+    fprintf(f, "]}");
+}

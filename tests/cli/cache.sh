@@ -1,0 +1,141 @@
+#!/bin/sh
+# cache.sh - `--mem SIZE`, the expert cache (docs/CACHE.md), from the
+# command line:
+#   - usage: bad sizes and policies refused (exit 2), a budget below one
+#     layer's needs refused naming the minimum (exit 1);
+#   - exact: `moe logits` with --mem gives the same bytes as without, with
+#     each policy, at the minimum budget (every layer evicts) and above, for
+#     a safetensors directory and a Q8_0 GGUF; `moe generate` (greedy) the
+#     same text; ppl --json and bench --json carry the cache statistics;
+#   - the budget holds: a ~170 MB Q8_0 model run with --mem 40M stays under
+#     budget + resident weights + 40 MiB of maximum RSS (/usr/bin/time -v),
+#     well below the file's size;
+#   - moe serve --mem answers and its /metrics has the moe_cache_* counters.
+#   MOE=build/moe sh tests/cli/cache.sh     ends with "N passed, N failed"
+MOE=${MOE:-build/moe}
+HERE=$(cd "$(dirname "$0")" && pwd)
+FIX="$HERE/../fixtures/cli"
+T=$(mktemp -d "${TMPDIR:-/tmp}/moe-cache.XXXXXX") || exit 1
+pid=""
+trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$T"' EXIT INT TERM
+pass=0
+fail=0
+. "$HERE/harness.inc"
+
+# same NAME A B: files A and B hold the same bytes
+same() { if cmp -s "$2" "$3"; then ok; else bad "$1: $2 and $3 differ"; fi; }
+
+# ------------------------------------------------------------------ usage
+M="$T/tiny"
+expect_ok "init tiny-olmoe" "$MOE" init --preset tiny-olmoe --layers 2 --experts 8 --vocab 512 "$M"
+cp "$FIX/tokenizer.json" "$M/"
+for cmd in logits generate serve bench ppl route; do
+  expect_ok "$cmd --help" "$MOE" "$cmd" --help
+  out_has "$cmd --help lists --mem" "--mem SIZE"
+  out_has "$cmd --help lists --cache-policy" "--cache-policy"
+done
+for bad_size in 12X -5 0 "" 1.5.3 5MM 1e9; do
+  expect_fail "--mem '$bad_size'" 2 "--mem .*not a size" "$MOE" logits "$M" --ids 1 --out "$T/x" --mem "$bad_size"
+done
+expect_fail "--cache-policy bad" 2 "expected lru, lfu or history" "$MOE" logits "$M" --ids 1 --out "$T/x" \
+  --mem 1G --cache-policy mru
+expect_fail "--prefetch without --mem" 2 "--prefetch goes with --mem" "$MOE" logits "$M" --ids 1 --out "$T/x" \
+  --prefetch 2
+expect_fail "--mem too small" 1 "--mem: expert memory 1.00 KiB is below the minimum .* \([0-9]+ bytes\): 2 experts of .* for layer 0" \
+  "$MOE" logits "$M" --ids 1 --out "$T/x" --mem 1K
+min=$(sed -n 's/.*below the minimum .* (\([0-9]*\) bytes).*/\1/p' "$T/err")
+[ -n "$min" ] && ok || bad "no minimum in: $(cat "$T/err")"
+
+# ------------------------------------------------------------------ exact
+expect_ok "quantize tiny q8_0" "$MOE" quantize "$M" "$T/tiny.gguf" --type q8_0
+IDS=$(seq -s, 3 7 400)
+for model in "$M" "$T/tiny.gguf"; do
+  expect_ok "logits $model" "$MOE" logits "$model" --ids "$IDS" --out "$T/ref.bin" -t 2
+  run "$MOE" logits "$model" --ids 1 --out "$T/x" --mem 1K
+  min=$(sed -n 's/.*below the minimum .* (\([0-9]*\) bytes).*/\1/p' "$T/err")
+  for policy in lru lfu history; do
+    for mem in "$min" $((min * 3)); do
+      expect_ok "logits $policy $mem" "$MOE" logits "$model" --ids "$IDS" --out "$T/c.bin" -t 2 \
+        --mem "$mem" --cache-policy "$policy"
+      same "logits $model --mem $mem --cache-policy $policy" "$T/ref.bin" "$T/c.bin"
+      grep -q "^moe logits: expert cache .*$policy.*hits" "$T/err" && ok || bad "no cache line: $(cat "$T/err")"
+    done
+  done
+done
+run "$MOE" logits "$M" --ids 1 --out "$T/x" --mem 1K
+min=$(sed -n 's/.*below the minimum .* (\([0-9]*\) bytes).*/\1/p' "$T/err")
+expect_ok "generate" "$MOE" generate "$M" -p "hello there" -n 24 --temp 0 -t 2
+cp "$T/out" "$T/gen_ref.txt"
+for pf in 0 1 2; do
+  expect_ok "generate --mem --prefetch $pf" "$MOE" generate "$M" -p "hello there" -n 24 --temp 0 -t 2 \
+    --mem "$min" --prefetch "$pf"
+  same "generate --mem $min --prefetch $pf" "$T/gen_ref.txt" "$T/out"
+done
+grep -q "prediction precision" "$T/err" && ok || bad "generate --prefetch 2: no prediction figures: $(cat "$T/err")"
+expect_ok "ppl --json --mem" "$MOE" ppl "$M" --ids "$IDS" --ctx 16 --json --mem "$min"
+out_has "ppl --json cache" '"cache": \{"mem": '"$min"', .*"hits": [0-9]+.*"bytes_read_per_token": [0-9.]+'
+expect_ok "bench --json --mem" "$MOE" bench "$M" --prompt 8 --gen 8 --reps 1 --warmup 0 --probe-mb 1 --json \
+  --mem "$min" --cache-policy lfu
+out_has "bench --json cache" '"cache": \{.*"policy": "lfu".*"prediction_precision": [0-9.]+.*"stalls": [0-9]+'
+expect_ok "bench --mem table" "$MOE" bench "$M" --prompt 8 --gen 8 --reps 1 --warmup 0 --probe-mb 1 --mem 1M
+out_has "bench cache line" "^moe bench: expert cache 1.00 MiB .*hits .*read .*stalls"
+expect_ok "route --text --mem" "$MOE" route "$M" --text "hello there" --mem "$min"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" && ok || bad "route --mem: JSON"
+
+# ------------------------------------------------------------ budget holds
+B="$T/big"
+expect_ok "init 320 MB bf16" "$MOE" init --preset qwen3-30b-a3b --layers 2 --experts 12 --vocab 4096 -t 2 "$B"
+expect_ok "quantize q8_0" "$MOE" quantize "$B" "$B.gguf" --type q8_0 -t 2
+rm -rf "$B"
+file_kb=$(( $(wc -c <"$B.gguf") / 1024 ))
+BIG_IDS=$(seq -s, 1 97 3000)
+expect_ok "big logits" "$MOE" logits "$B.gguf" --ids "$BIG_IDS" --out "$T/big_ref.bin" -t 2
+# the minimum is 8 experts of ~4.8 MiB (38.3 MiB); 40 MiB holds 8 slots
+run /usr/bin/time -v "$MOE" bench "$B.gguf" --prompt 16 --gen 16 --reps 1 --warmup 0 --probe-mb 1 -t 2 \
+  --json --mem 40M
+if [ "$rc" -eq 0 ]; then ok; else bad "big bench --mem 40M: exit $rc: $(tail -n 5 "$T/err")"; fi
+rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
+res_b=$(sed -n 's/.*"resident_bytes": \([0-9]*\).*/\1/p' "$T/out")
+if [ -n "$rss_kb" ] && [ -n "$res_b" ]; then
+  limit_kb=$(( 40 * 1024 + res_b / 1024 + 40 * 1024 ))
+  echo "budget holds: max RSS $rss_kb KiB <= 40 MiB + resident $((res_b / 1024)) KiB + 40 MiB = $limit_kb KiB; file $file_kb KiB"
+  [ "$rss_kb" -le "$limit_kb" ] && ok || bad "max RSS $rss_kb KiB > $limit_kb KiB"
+  [ $((rss_kb * 10)) -lt $((file_kb * 7)) ] && ok || bad "max RSS $rss_kb KiB is not well below the file's $file_kb KiB"
+else
+  bad "no RSS ($rss_kb) or resident bytes ($res_b): $(tail -n 3 "$T/err")"
+fi
+run /usr/bin/time -v "$MOE" logits "$B.gguf" --ids "$BIG_IDS" --out "$T/big_c.bin" -t 2 --mem 40M
+if [ "$rc" -eq 0 ]; then ok; else bad "big logits --mem 40M: exit $rc: $(tail -n 5 "$T/err")"; fi
+same "big logits --mem 40M" "$T/big_ref.bin" "$T/big_c.bin"
+rss2_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
+[ -n "$rss2_kb" ] && [ "$rss2_kb" -le "$limit_kb" ] && ok || bad "logits: max RSS $rss2_kb KiB > $limit_kb KiB"
+
+# ------------------------------------------------------------------ serve
+"$MOE" serve "$M" --port 0 --mem "$min" --parallel 2 >"$T/serve.out" 2>"$T/serve.err" &
+pid=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q "^moe serve: ready" "$T/serve.err" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
+  sleep 0.05; i=$((i + 1))
+done
+port=$(sed -n 's/^moe serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.err")
+if [ -n "$port" ] && grep -q "^moe serve: ready" "$T/serve.err"; then
+  ok
+  curl -s -o "$T/c.json" "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"prompt": "hello there", "max_tokens": 8, "temperature": 0}' && ok || bad "serve: completion"
+  grep -q '"text"' "$T/c.json" && ok || bad "serve --mem: no completion: $(cat "$T/c.json")"
+  curl -s -o "$T/metrics.txt" "http://127.0.0.1:$port/metrics" && ok || bad "serve: /metrics"
+  for name in moe_cache_hits_total moe_cache_misses_total moe_cache_read_bytes_total moe_cache_tokens_total \
+    moe_cache_stalls_total moe_cache_budget_bytes; do
+    grep -Eq "^$name [0-9.e+]+$" "$T/metrics.txt" && ok || bad "/metrics lacks $name"
+  done
+  reads=$(sed -n 's/^moe_cache_reads_total //p' "$T/metrics.txt")
+  [ "${reads:-0}" != 0 ] && ok || bad "serve --mem: no expert reads counted"
+  kill -TERM "$pid"
+  wait "$pid" && ok || bad "serve --mem: exit after SIGTERM"
+else
+  bad "serve --mem: did not start: $(cat "$T/serve.err")"
+fi
+pid=""
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

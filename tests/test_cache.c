@@ -1,0 +1,287 @@
+/*
+ * test_cache.c - the expert cache (moe_cache.h): a model loaded with an
+ * expert memory budget gives logits bit-identical (memcmp) to the same
+ * model loaded whole, with each policy, at the smallest budget (every layer
+ * evicts) and a larger one, in prefill (one chunk using every expert),
+ * token-by-token decode and several sequences through moe_decode; for a
+ * quantized GGUF (Q8_0), a safetensors directory and a sharded one. Also:
+ * the budget's minimum is named, a file truncated after loading is reported
+ * by the decode that needs the lost bytes, re-laid experts are refused, the
+ * size parser refuses garbage, and the statistics add up.
+ */
+#include "test.h"
+#include "test_util.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "moe_cache.h"
+#include "moe_quant.h"
+#include "model/model.h"
+#include "model/model_init.h"
+
+#define PROMPT 24
+#define STEPS 6
+#define NSEQ 3
+
+/* A random 2-layer model with 8 experts of top-2, 256 wide (Q8_0 rows fit). */
+static const char *random_model(void) {
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s/cache_st", test_tmpdir());
+    struct stat st;
+    if (!stat(dir, &st)) return dir;
+    moe_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = MOE_ARCH_QWEN3_MOE;
+    snprintf(c.model_type, sizeof c.model_type, "qwen3_moe");
+    c.vocab = 512;
+    c.dim = 256;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 64;
+    c.max_pos = 128;
+    c.rope_theta = 10000.0f;
+    c.norm_eps = 1e-5f;
+    c.bos_id = c.eos_id = -1;
+    c.qk_norm = MOE_QKNORM_HEAD;
+    for (int i = 0; i < c.n_layers; i++)
+        c.layer[i] = (moe_layer_config){.moe = 1, .n_experts = 8, .top_k = 2, .expert_dim = 256,
+                                        .norm_topk = 1, .routed_scale = 1.0f};
+    moe_err err = {{0}};
+    model_init_opts o = {DT_F32, 11, 0.05f, NULL, NULL, NULL, 0};
+    if (mkdir(dir, 0755) || model_init_random(&c, dir, &o, &err)) {
+        CHECK_MSG(0, "init %s: %s", dir, err.msg);
+        return NULL;
+    }
+    return dir;
+}
+
+/* The random model as Q8_0 GGUF. */
+static const char *random_gguf(void) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/cache_q8.gguf", test_tmpdir());
+    struct stat st;
+    if (!stat(path, &st)) return path;
+    const char *dir = random_model();
+    if (!dir) return NULL;
+    moe_model *m = NULL;
+    moe_quant_plan *p = NULL;
+    moe_err err = {{0}};
+    moe_quant_opts qo = {.mode = MOE_QUANT_TYPE, .type = MOE_QTYPE_Q8_0, .pure = 1};
+    moe_quant_write_opts wo = {.n_threads = 2};
+    int ok = !moe_model_load(&m, dir, &err) && !moe_quant_plan_new(&p, m, &qo, &err) &&
+             !moe_quant_write_gguf(m, p, path, &wo, &err);
+    CHECK_MSG(ok, "q8_0 gguf: %s", err.msg);
+    moe_quant_plan_free(p);
+    moe_model_free(m);
+    return ok ? path : NULL;
+}
+
+static int32_t tok(int seq, int i, int V) { return (int32_t)((seq * 131 + i * 37 + 5) % V); }
+
+/* Logits of: a prefill chunk of PROMPT tokens, STEPS decode steps (seq 0),
+ * then NSEQ interleaved sequences through moe_decode (3 steps of 2 tokens
+ * each per sequence). rows: [PROMPT + STEPS + NSEQ*6][V], malloc'd. */
+static float *run(moe_model *m, int *n_rows, moe_err *err) {
+    int V = moe_model_config(m)->vocab, n = PROMPT + STEPS + NSEQ * 6;
+    float *out = calloc((size_t)n * (size_t)V, sizeof *out);
+    moe_session *s = NULL;
+    moe_session_opts so = {.n_ctx = 64, .n_threads = 2, .max_batch = 32, .n_seq = NSEQ};
+    if (!out || moe_session_new(&s, m, &so, err)) goto fail;
+    if (moe_model_cache(m)) moe_cache_attach(moe_model_cache(m), s);
+    int32_t ids[PROMPT + STEPS];
+    for (int i = 0; i < PROMPT + STEPS; i++) ids[i] = tok(0, i, V);
+    if (moe_forward(s, ids, PROMPT, out, 1, err)) goto fail;
+    for (int i = 0; i < STEPS; i++)
+        if (moe_forward(s, ids + PROMPT + i, 1, out + (size_t)(PROMPT + i) * V, 0, err)) goto fail;
+    moe_session_reset(s);
+    float *o = out + (size_t)(PROMPT + STEPS) * V;
+    for (int step = 0; step < 3; step++) {
+        int32_t tk[2 * NSEQ], sq[2 * NSEQ], ps[2 * NSEQ];
+        int8_t want[2 * NSEQ];
+        int k = 0;
+        for (int j = 0; j < 2; j++)
+            for (int q = 0; q < NSEQ; q++) {
+                int p = step * 2 + j;
+                tk[k] = tok(q + 1, p, V), sq[k] = q, ps[k] = p, want[k] = 1;
+                k++;
+            }
+        moe_batch b = {k, tk, sq, ps, want};
+        if (moe_decode(s, &b, o, err)) goto fail;
+        o += (size_t)k * V;
+    }
+    moe_session_free(s);
+    *n_rows = n;
+    return out;
+fail:
+    moe_session_free(s);
+    free(out);
+    return NULL;
+}
+
+static int64_t slot_bytes_of(const char *path) {
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = (int64_t)1 << 40, .prefetch = -1};
+    if (moe_model_load_opts(&m, path, &o, &err)) {
+        CHECK_MSG(0, "%s: %s", path, err.msg);
+        return 0;
+    }
+    moe_cache_stats st;
+    moe_cache_stats_get(moe_model_cache(m), &st);
+    int total = 0;
+    for (int l = 0; l < moe_model_config(m)->n_layers; l++)
+        total += moe_model_config(m)->layer[l].moe ? moe_model_config(m)->layer[l].n_experts : 0;
+    CHECK_EQ_INT(st.n_slots, total); /* never more slots than experts */
+    moe_model_free(m);
+    return st.slot_bytes;
+}
+
+static void check_exact(const char *path, int top_k) {
+    if (!path) return;
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    int nr = 0, nc = 0;
+    CHECK_MSG(moe_model_load(&m, path, &err) == 0, "%s: %s", path, err.msg);
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    float *ref = run(m, &nr, &err);
+    CHECK_MSG(ref != NULL, "%s: %s", path, err.msg);
+    moe_model_free(m);
+    int64_t slot = slot_bytes_of(path);
+    const int64_t budgets[2] = {top_k * slot, 5 * slot + slot / 2};
+    for (int pol = 0; pol < 3 && ref; pol++)
+        for (int b = 0; b < 2; b++)
+            for (int pf = 0; pf < 2; pf++) {
+                moe_load_opts o = {.mem = budgets[b], .policy = (moe_cache_policy)pol, .prefetch = pf,
+                                   .readers = 1 + b};
+                m = NULL;
+                if (moe_model_load_opts(&m, path, &o, &err)) {
+                    CHECK_MSG(0, "%s: %s", path, err.msg);
+                    continue;
+                }
+                float *got = run(m, &nc, &err);
+                CHECK_MSG(got != NULL, "%s %s mem %lld: %s", path,
+                          moe_cache_policy_name((moe_cache_policy)pol), (long long)budgets[b], err.msg);
+                if (got) {
+                    CHECK_EQ_INT(nc, nr);
+                    for (int r = 0; r < nr; r++)
+                        if (memcmp(got + (size_t)r * V, ref + (size_t)r * V, sizeof(float) * (size_t)V)) {
+                            CHECK_MSG(0, "%s %s mem %lld prefetch %d: row %d differs", path,
+                                      moe_cache_policy_name((moe_cache_policy)pol),
+                                      (long long)budgets[b], pf, r);
+                            break;
+                        }
+                }
+                moe_cache_stats st;
+                moe_cache_stats_get(moe_model_cache(m), &st);
+                CHECK(st.hits + st.misses > 0 && st.reads > 0 && st.bytes_read >= st.reads * 4096);
+                CHECK(st.resident_bytes > 0 && st.expert_bytes > 0);
+                if (b == 0) CHECK(st.n_slots == top_k && st.max_held == top_k);
+                if (b == 0) CHECK(st.misses >= nr); /* every layer evicts */
+                if (pf) CHECK(st.predicted > 0);
+                CHECK(st.prefetch_used + st.prefetch_wasted <= st.prefetch_issued);
+                free(got);
+                moe_model_free(m);
+            }
+    free(ref);
+}
+
+TEST(cache_exact_gguf_q8) { check_exact(random_gguf(), 2); }
+TEST(cache_exact_safetensors) { check_exact(random_model(), 2); }
+
+TEST(cache_exact_sharded) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/models/mixtral_sharded", test_fixtures());
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    if (moe_model_load(&m, dir, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    int k = moe_model_config(m)->layer[0].top_k;
+    moe_model_free(m);
+    check_exact(dir, k);
+}
+
+TEST(cache_budget_too_small) {
+    const char *path = random_gguf();
+    if (!path) return;
+    int64_t slot = slot_bytes_of(path);
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = 2 * slot - 1, .prefetch = -1};
+    CHECK(moe_model_load_opts(&m, path, &o, &err) == -1 && m == NULL);
+    CHECK_MSG(strstr(err.msg, "below the minimum") && strstr(err.msg, "2 experts of") &&
+                  strstr(err.msg, "layer 0"), "%s", err.msg);
+}
+
+/* A copy loaded with a budget, then cut short: the decode that needs the
+ * lost experts fails naming the file, layer, expert and offset. */
+TEST(cache_file_truncated_after_load) {
+    const char *src = random_gguf();
+    if (!src) return;
+    char path[600];
+    snprintf(path, sizeof path, "%s/cut.gguf", test_tmpdir());
+    FILE *in = fopen(src, "rb"), *out = fopen(path, "wb");
+    CHECK(in && out);
+    if (!in || !out) return;
+    char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0) CHECK(fwrite(buf, 1, k, out) == k);
+    fclose(in);
+    fclose(out);
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = 2 * slot_bytes_of(src), .prefetch = 0};
+    if (moe_model_load_opts(&m, path, &o, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK(truncate(path, st.st_size / 3) == 0);
+    moe_session *s = NULL;
+    moe_session_opts so = {.n_ctx = 64, .n_threads = 1, .max_batch = 32};
+    CHECK(moe_session_new(&s, m, &so, &err) == 0);
+    moe_cache_attach(moe_model_cache(m), s);
+    int32_t ids[PROMPT];
+    for (int i = 0; i < PROMPT; i++) ids[i] = tok(0, i, 512);
+    int rc = 0;
+    for (int i = 0; i < PROMPT && !rc; i++) rc = moe_forward(s, ids + i, 1, NULL, 0, &err);
+    CHECK(rc == -1);
+    CHECK_MSG(strstr(err.msg, path) && strstr(err.msg, "layer ") && strstr(err.msg, "expert ") &&
+                  strstr(err.msg, "truncated"), "%s", err.msg);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+TEST(cache_refuses_relaid_experts) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/models/gpt_oss_base", test_fixtures());
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = (int64_t)1 << 30, .prefetch = -1};
+    CHECK(moe_model_load_opts(&m, dir, &o, &err) == -1);
+    CHECK_MSG(strstr(err.msg, "GGUF") && strstr(err.msg, "budget"), "%s", err.msg);
+}
+
+TEST(cache_parse_size) {
+    int64_t v;
+    CHECK(moe_parse_size("512M", &v) == 0 && v == (int64_t)512 << 20);
+    CHECK(moe_parse_size("16G", &v) == 0 && v == (int64_t)16 << 30);
+    CHECK(moe_parse_size("1.5g", &v) == 0 && v == (int64_t)3 << 29);
+    CHECK(moe_parse_size("4096", &v) == 0 && v == 4096);
+    CHECK(moe_parse_size("64KiB", &v) == 0 && v == 65536);
+    CHECK(moe_parse_size("2MB", &v) == 0 && v == (int64_t)2 << 20);
+    const char *bad[] = {"", "12X", "-5", "0", "0.0001", "M", "1.2.3", " 5M", "5M ", "1e9",
+                         "5iB", "nan", "inf", "99999999999999999999", "5MM", NULL};
+    for (int i = 0; bad[i]; i++) CHECK_MSG(moe_parse_size(bad[i], &v) == -1, "\"%s\" accepted", bad[i]);
+    moe_cache_policy p;
+    CHECK(moe_cache_policy_parse("lfu", &p) == 0 && p == MOE_CACHE_LFU);
+    CHECK(moe_cache_policy_parse("LRU", &p) == -1 && moe_cache_policy_parse("mru", &p) == -1);
+}
