@@ -7,8 +7,13 @@
  * slot); for the others a slot is taken (tiers 1-3, cache_policy.c) and a
  * read queued, as long as slots can be had; the rest wait for acquire.
  * want(layer, experts, predicted = 1): a later layer's guessed experts; a
- * read is queued for each one missing while a slot of tiers 1-2 can be had,
- * else the guess is dropped. Reads run in queue order, so the running
+ * read is queued for each one missing while a slot of tiers 1-2 can be had
+ * whose expert is less likely to be used again (its layer's decayed routing
+ * frequency, cache_policy_p) than the guess is to be used; else it is
+ * dropped. That chance is the layer's record: of its guesses that were in no
+ * slot (read or not), the share the layer then used, decayed over ~64, a
+ * prior of 1/2; under 1/2 no guess is read at all (more reads wasted than
+ * saved), and a guess that evicts a likelier expert costs more than it saves. Reads run in queue order, so the running
  * layer's misses go before the predictions that followed them.
  * acquire: the expert's slot once READY. A read still queued is taken over
  * and done by the caller at once; one in progress is waited for; an expert
@@ -30,6 +35,8 @@
 
 #include "base/err.h"
 #include "model/model.h"
+
+#define GUESS_DECAY (1.0f - 1.0f / 64.0f) /* the guesses' record forgets over ~64 */
 
 static double now_s(void) {
     struct timespec t;
@@ -161,6 +168,10 @@ static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n
             if (used[e]) c->st.prefetch_used++;
             else c->st.prefetch_wasted++;
         }
+        if (x->guessed) {
+            x->guessed = 0;
+            c->guess_used[layer] = c->guess_used[layer] * GUESS_DECAY + (float)used[e];
+        }
     }
     if (!c->has_pred[layer]) return;
     int64_t pred = 0, hit = 0;
@@ -219,13 +230,22 @@ static void want_now(moe_cache *c, int layer, const int *experts, int n) {
 static void want_later(moe_cache *c, int layer, const int *experts, int n) {
     int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts, queued = 0;
     c->has_pred[layer] = 1;
+    /* the chance that a guess of this layer missing from the slots is used: its
+     * decayed record, read or not (a prior of one in two) */
+    double hit = ((double)c->guess_used[layer] + 1.0) / ((double)c->guess_n[layer] + 2.0);
     for (int i = 0; i < n; i++) {
         if (experts[i] < 0 || experts[i] >= E) continue;
         int g = base + experts[i];
         cache_expert *x = &c->ex[g];
         x->predicted = 1;
         if (x->slot >= 0) continue;
-        int s = cache_victim(c, 2);
+        x->guessed = 1;
+        c->guess_n[layer] = c->guess_n[layer] * GUESS_DECAY + 1.0f;
+        int s = hit >= 0.5 ? cache_victim(c, 2) : -1; /* a read more often wasted than not: none */
+        if (s >= 0 && c->slots[s].state != SLOT_FREE) {
+            /* and takes a cached expert's slot only when it is the better bet */
+            if (cache_policy_p(c, &c->ex[c->slots[s].expert]) >= hit) s = -1;
+        }
         if (s < 0) {
             c->st.prefetch_dropped++;
             continue;

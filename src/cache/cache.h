@@ -49,6 +49,7 @@ typedef struct cache_expert {
     int32_t slot;           /* -1: in no slot */
     uint8_t announced;      /* counted by a want(predicted = 0), not yet acquired */
     uint8_t predicted;      /* predicted for its layer, not yet checked against its use */
+    uint8_t guessed;        /* predicted while in no slot, not yet checked */
     uint8_t n_reads;
     cache_read rd[3];
     int64_t at[3];          /* gate, up, down: byte offsets in the slot */
@@ -108,6 +109,9 @@ struct moe_cache {
     int32_t hist_t[MOE_MAX_LAYERS]; /* history: layer events (forward chunks) */
     float hist_n[MOE_MAX_LAYERS];   /* decayed events */
     uint8_t has_pred[MOE_MAX_LAYERS]; /* a prediction for the layer is pending */
+    float guess_n[MOE_MAX_LAYERS];    /* decayed count of guesses (predicted experts not in
+                                         a slot) for the layer, read or not */
+    float guess_used[MOE_MAX_LAYERS]; /* decayed count of those the layer then used */
 
     moe_cache_stats st;     /* counters (under mu) */
 };
@@ -132,6 +136,9 @@ void *cache_reader_main(void *arg);
  * tiers up to max_tier (2: for a prediction, 3: for a layer's demand, 4:
  * for an acquire; see cache_policy.c). Called with mu held. */
 int cache_victim(struct moe_cache *c, int max_tier);
+/* The chance that a forward chunk of x's layer uses x, from its decayed
+ * routing history (every policy keeps it; HISTORY evicts by it). */
+double cache_policy_p(const struct moe_cache *c, const cache_expert *x);
 /* A use of expert x (an acquire): the policies' state. */
 void cache_policy_use(struct moe_cache *c, cache_expert *x);
 /* A layer starts a forward chunk. */

@@ -51,17 +51,20 @@ static float gamma_pow(int32_t k) {
     return k < 0 ? 1.0f : k >= HIST_TABLE ? 0.0f : gamma_table[k];
 }
 
-static double history_key(const moe_cache *c, const cache_expert *x) {
-    int l = x->layer, L = c->n_moe;
+double cache_policy_p(const moe_cache *c, const cache_expert *x) {
+    int l = x->layer;
     const moe_layer_config *lc = &c->m->cfg.layer[l];
-    int d = 0;
-    if (c->cur_layer >= 0 && c->layer_base[c->cur_layer] >= 0)
-        d = ((c->layer_moe[l] - c->layer_moe[c->cur_layer] - 1) % L + L) % L;
     float uses = x->hist_c * gamma_pow(c->hist_t[l] - x->hist_t);
     double prior = (double)lc->top_k / (double)lc->n_experts;
     double p = ((double)uses + prior) / ((double)c->hist_n[l] + 1.0);
-    if (p > 1.0) p = 1.0;
-    if (p < 1e-6) p = 1e-6;
+    return p > 1.0 ? 1.0 : p < 1e-6 ? 1e-6 : p;
+}
+
+static double history_key(const moe_cache *c, const cache_expert *x) {
+    int l = x->layer, L = c->n_moe, d = 0;
+    if (c->cur_layer >= 0 && c->layer_base[c->cur_layer] >= 0)
+        d = ((c->layer_moe[l] - c->layer_moe[c->cur_layer] - 1) % L + L) % L;
+    double p = cache_policy_p(c, x);
     return (double)d + (double)L * (1.0 - p) / p;
 }
 
