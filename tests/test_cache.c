@@ -285,3 +285,60 @@ TEST(cache_parse_size) {
     CHECK(moe_cache_policy_parse("lfu", &p) == 0 && p == MOE_CACHE_LFU);
     CHECK(moe_cache_policy_parse("LRU", &p) == -1 && moe_cache_policy_parse("mru", &p) == -1);
 }
+
+/* Hash routing depends on the token id alone, so every prediction is right:
+ * decode token by token with prefetch, and the later layer's experts come
+ * from the reads its prediction started (prefetch used, never wasted), with
+ * the same logits as the same steps without a cache. */
+static float *decode_each(moe_model *m, const int32_t *ids, int n) {
+    int V = moe_model_config(m)->vocab;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_session_opts so = {.n_ctx = 16, .n_threads = 1, .max_batch = 4};
+    float *out = malloc(sizeof(float) * (size_t)n * (size_t)V);
+    if (!out || moe_session_new(&s, m, &so, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        free(out);
+        return NULL;
+    }
+    if (moe_model_cache(m)) moe_cache_attach(moe_model_cache(m), s);
+    for (int i = 0; i < n; i++)
+        if (moe_forward(s, ids + i, 1, out + (size_t)i * V, 0, &err)) {
+            CHECK_MSG(0, "token %d: %s", i, err.msg);
+            free(out);
+            out = NULL;
+            break;
+        }
+    moe_session_free(s);
+    return out;
+}
+
+TEST(cache_hash_prefetch_used) {
+    const char *path = "tests/fixtures/train/hash";
+    const int32_t ids[10] = {3, 16, 29, 42, 55, 4, 17, 30, 43, 56};
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    CHECK_MSG(moe_model_load(&m, path, &err) == 0, "%s", err.msg);
+    if (!m) return;
+    int V = moe_model_config(m)->vocab;
+    float *ref = decode_each(m, ids, 10);
+    moe_model_free(m);
+    moe_load_opts o = {.mem = 2 * slot_bytes_of(path), .policy = MOE_CACHE_HISTORY, .prefetch = 1};
+    m = NULL;
+    if (!ref || moe_model_load_opts(&m, path, &o, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        free(ref);
+        return;
+    }
+    float *got = decode_each(m, ids, 10);
+    CHECK(got && !memcmp(got, ref, sizeof(float) * 10 * (size_t)V));
+    moe_cache_stats st;
+    moe_cache_stats_get(moe_model_cache(m), &st);
+    CHECK(st.layer[1].predicted == 10 && st.layer[1].predicted_used == 10 && st.layer[1].used == 10);
+    CHECK(st.predicted_used == st.predicted && st.used_after_prediction == st.predicted);
+    CHECK_MSG(st.prefetch_used > 0 && st.prefetch_wasted == 0, "prefetch used %lld wasted %lld",
+              (long long)st.prefetch_used, (long long)st.prefetch_wasted);
+    free(got);
+    free(ref);
+    moe_model_free(m);
+}
