@@ -13,6 +13,7 @@
 #include "test_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -340,5 +341,72 @@ TEST(cache_hash_prefetch_used) {
               (long long)st.prefetch_used, (long long)st.prefetch_wasted);
     free(got);
     free(ref);
+    moe_model_free(m);
+}
+
+/* Two sessions on two threads share one cache at the smallest budget: each
+ * prefill gives the logits of the model loaded whole, or (when both hold
+ * slots and wait for more) fails with the message that says so; it never
+ * hangs. */
+typedef struct share_arg {
+    moe_model *m;
+    const int32_t *ids;
+    float *out;
+    int rc;
+    moe_err err;
+} share_arg;
+
+static void *share_run(void *p) {
+    share_arg *a = p;
+    moe_session *s = NULL;
+    moe_session_opts so = {.n_ctx = 64, .n_threads = 1, .max_batch = 32};
+    a->rc = moe_session_new(&s, a->m, &so, &a->err);
+    if (a->rc) return NULL;
+    moe_cache_attach(moe_model_cache(a->m), s);
+    for (int r = 0; r < 3 && !a->rc; r++) {
+        moe_session_reset(s);
+        a->rc = moe_forward(s, a->ids, PROMPT, a->out, 1, &a->err);
+    }
+    moe_session_free(s);
+    return NULL;
+}
+
+TEST(cache_two_sessions_share) {
+    const char *path = random_gguf();
+    if (!path) return;
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    int32_t ids[2][PROMPT];
+    for (int q = 0; q < 2; q++)
+        for (int i = 0; i < PROMPT; i++) ids[q][i] = tok(q, i, 512);
+    size_t n = (size_t)PROMPT * 512;
+    float *ref = malloc(2 * n * sizeof *ref), *got = malloc(2 * n * sizeof *got);
+    CHECK(ref && got && moe_model_load(&m, path, &err) == 0);
+    for (int q = 0; q < 2 && m; q++) {
+        float *r = test_session_logits(m, ids[q], PROMPT, 1);
+        if (r) memcpy(ref + q * n, r, n * sizeof *ref);
+        free(r);
+    }
+    moe_model_free(m);
+    m = NULL;
+    moe_load_opts o = {.mem = 2 * slot_bytes_of(path), .prefetch = 1};
+    if (!ref || !got || moe_model_load_opts(&m, path, &o, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        free(ref);
+        free(got);
+        return;
+    }
+    share_arg a[2] = {{m, ids[0], got, 0, {{0}}}, {m, ids[1], got + n, 0, {{0}}}};
+    pthread_t t[2];
+    for (int q = 0; q < 2; q++) CHECK(pthread_create(&t[q], NULL, share_run, &a[q]) == 0);
+    for (int q = 0; q < 2; q++) pthread_join(t[q], NULL);
+    for (int q = 0; q < 2; q++) {
+        if (a[q].rc == 0)
+            CHECK_MSG(!memcmp(got + q * n, ref + q * n, n * sizeof *got), "session %d differs", q);
+        else
+            CHECK_MSG(strstr(a[q].err.msg, "sessions sharing the cache"), "%s", a[q].err.msg);
+    }
+    free(ref);
+    free(got);
     moe_model_free(m);
 }

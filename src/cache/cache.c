@@ -142,12 +142,35 @@ static int read_here(moe_cache *c, int s, int g, moe_err *err) {
     return rc;
 }
 
-/* Every slot is held, all by this thread: waiting would never end. */
-static int held_by_me(const moe_cache *c) {
+static int is_waiter(const moe_cache *c, pthread_t t) {
+    for (int i = 0; i < c->n_waiters; i++)
+        if (pthread_equal(c->waiters[i], t)) return 1;
+    return 0;
+}
+
+/* Every slot is held, each by this thread or by one waiting for a slot
+ * itself (sessions on other threads sharing the cache): no release can
+ * come, so waiting would never end. */
+static int stuck(const moe_cache *c) {
     pthread_t me = pthread_self();
-    for (int i = 0; i < c->n_slots; i++)
-        if (!c->slots[i].held || !pthread_equal(c->slots[i].holder, me)) return 0;
+    for (int i = 0; i < c->n_slots; i++) {
+        const cache_slot *s = &c->slots[i];
+        if (!s->held || (!pthread_equal(s->holder, me) && !is_waiter(c, s->holder))) return 0;
+    }
     return 1;
+}
+
+/* Wait for a release while every slot is held, listed as waiting. */
+static void wait_release(moe_cache *c) {
+    int listed = c->n_waiters < CACHE_MAX_WAITERS;
+    if (listed) c->waiters[c->n_waiters++] = pthread_self();
+    pthread_cond_wait(&c->cv_done, &c->mu);
+    if (!listed) return;
+    for (int i = 0; i < c->n_waiters; i++)
+        if (pthread_equal(c->waiters[i], pthread_self())) {
+            c->waiters[i] = c->waiters[--c->n_waiters];
+            break;
+        }
 }
 
 static int any_in_flight(const moe_cache *c) {
@@ -301,11 +324,17 @@ static int make_ready(moe_cache *c, int g, int *waited, moe_err *err) {
             if (read_here(c, s, g, err)) return -1;
             continue;
         }
-        if (!any_in_flight(c) && held_by_me(c))
-            return moe_fail(err, "expert cache: layer %d expert %d: all %d slots are held by this "
-                            "forward pass (it holds more experts at once than the memory budget "
-                            "has slots for)", x->layer, x->expert, c->n_slots);
-        pthread_cond_wait(&c->cv_done, &c->mu);
+        if (any_in_flight(c)) {
+            pthread_cond_wait(&c->cv_done, &c->mu);
+            continue;
+        }
+        if (stuck(c))
+            return moe_fail(err, "expert cache: layer %d expert %d: all %d slots are held by "
+                            "forward passes that each wait for another slot (sessions sharing the "
+                            "cache hold more experts at once than the memory budget has slots "
+                            "for; give it more memory or run them one at a time)", x->layer,
+                            x->expert, c->n_slots);
+        wait_release(c);
     }
 }
 

@@ -24,6 +24,7 @@
 #include "moe_cache.h"
 
 #define CACHE_ALIGN 4096 /* direct I/O: offsets, lengths and buffers aligned to this */
+#define CACHE_MAX_WAITERS 64 /* threads tracked while waiting for a slot (deadlock check) */
 
 struct moe_model;
 
@@ -112,6 +113,9 @@ struct moe_cache {
     float guess_n[MOE_MAX_LAYERS];    /* decayed count of guesses (predicted experts not in
                                          a slot) for the layer, read or not */
     float guess_used[MOE_MAX_LAYERS]; /* decayed count of those the layer then used */
+
+    pthread_t waiters[CACHE_MAX_WAITERS]; /* threads waiting for a release (all slots held) */
+    int n_waiters;
 
     moe_cache_stats st;     /* counters (under mu) */
 };
