@@ -53,7 +53,7 @@ void cli_cache_line(const char *cmd, const moe_model *m, FILE *f) {
             (long long)(st.hits + st.misses), cli_bytes(st.bytes_read, r, sizeof r));
     if (st.tokens > 0)
         fprintf(f, " (%s/token)", cli_bytes(st.bytes_read / st.tokens, t, sizeof t));
-    fprintf(f, " at %.2f GB/s", st.read_seconds > 0 ? st.bytes_read / st.read_seconds / 1e9 : 0.0);
+    fprintf(f, " at %.2f GB/s", st.read_busy_seconds > 0 ? st.bytes_read / st.read_busy_seconds / 1e9 : 0.0);
     if (st.prefetch_issued || st.predicted)
         fprintf(f, ", prefetch %lld read / %lld used / %lld wasted, prediction precision %.1f%% "
                 "recall %.1f%%", (long long)st.prefetch_issued, (long long)st.prefetch_used,
@@ -78,7 +78,7 @@ void cli_cache_json(const moe_model *m, FILE *f) {
     fprintf(f, ", \"resident_bytes\": %lld, \"expert_bytes\": %lld, \"hits\": %lld, "
             "\"misses\": %lld, \"hit_rate\": %.6f, \"reads\": %lld, \"bytes_read\": %lld, "
             "\"tokens\": %lld, \"bytes_read_per_token\": %.1f, \"read_seconds\": %.6f, "
-            "\"read_gb_per_s\": %.4f, \"prefetch_issued\": %lld, \"prefetch_used\": %lld, "
+            "\"read_busy_seconds\": %.6f, \"read_gb_per_s\": %.4f, \"prefetch_issued\": %lld, \"prefetch_used\": %lld, "
             "\"prefetch_wasted\": %lld, \"prefetch_dropped\": %lld, \"predicted\": %lld, "
             "\"predicted_used\": %lld, \"used_after_prediction\": %lld, "
             "\"prediction_precision\": %.6f, \"prediction_recall\": %.6f, \"stalls\": %lld, "
@@ -86,7 +86,8 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             (long long)st.resident_bytes, (long long)st.expert_bytes, (long long)st.hits,
             (long long)st.misses, ratio(st.hits, st.hits + st.misses), (long long)st.reads,
             (long long)st.bytes_read, (long long)st.tokens, ratio(st.bytes_read, st.tokens),
-            st.read_seconds, st.read_seconds > 0 ? st.bytes_read / st.read_seconds / 1e9 : 0.0,
+            st.read_seconds, st.read_busy_seconds,
+            st.read_busy_seconds > 0 ? st.bytes_read / st.read_busy_seconds / 1e9 : 0.0,
             (long long)st.prefetch_issued, (long long)st.prefetch_used,
             (long long)st.prefetch_wasted, (long long)st.prefetch_dropped,
             (long long)st.predicted, (long long)st.predicted_used,

@@ -43,6 +43,9 @@ typedef struct moe_load_opts {
     moe_cache_policy policy; /* eviction policy */
     int prefetch;            /* later MoE layers to predict; < 0: MOE_CACHE_PREFETCH_DEFAULT */
     int readers;             /* reader threads; 0: 4 */
+    int buffered;            /* 1: never O_DIRECT; buffered reads whose pages are dropped
+                                from the page cache after each (what a file system that
+                                refuses O_DIRECT gets anyway) */
 } moe_load_opts;
 
 /* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped
@@ -97,7 +100,9 @@ typedef struct moe_cache_stats {
     int64_t used_after_prediction; /* experts used by layers that had a prediction */
     int64_t stalls;            /* acquire calls that waited for a read or a slot */
     double stall_seconds;      /* time they waited */
-    double read_seconds;       /* time reader threads spent in reads */
+    double read_seconds;       /* time spent in reads, summed over the threads reading */
+    double read_busy_seconds;  /* wall time with at least one read in flight: bytes_read /
+                                  this is the bandwidth the reads got together */
     int n_layers;              /* entries of layer[] (the model's layers) */
     moe_cache_layer_stats layer[MOE_CACHE_MAX_LAYER_STATS];
 } moe_cache_stats;

@@ -116,8 +116,13 @@ static void slot_clear(moe_cache *c, int s) {
     sl->for_prediction = 0;
 }
 
+void cache_read_start(moe_cache *c) {
+    if (c->reading++ == 0) c->busy_since = now_s();
+}
+
 void cache_read_done(moe_cache *c, int s, int rc, int64_t bytes, double seconds) {
     c->st.read_seconds += seconds;
+    if (--c->reading == 0) c->st.read_busy_seconds += now_s() - c->busy_since;
     if (rc) {
         slot_clear(c, s); /* the acquire of this expert reads it again and reports why */
     } else {
@@ -132,6 +137,7 @@ void cache_read_done(moe_cache *c, int s, int rc, int64_t bytes, double seconds)
 static int read_here(moe_cache *c, int s, int g, moe_err *err) {
     cache_slot *sl = &c->slots[s];
     sl->state = SLOT_READING;
+    cache_read_start(c);
     pthread_mutex_unlock(&c->mu);
     int64_t bytes;
     double t0 = now_s();

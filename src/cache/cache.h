@@ -116,6 +116,8 @@ struct moe_cache {
 
     pthread_t waiters[CACHE_MAX_WAITERS]; /* threads waiting for a release (all slots held) */
     int n_waiters;
+    int reading;            /* reads in flight */
+    double busy_since;      /* when `reading` last went from 0 to 1 */
 
     moe_cache_stats st;     /* counters (under mu) */
 };
@@ -151,6 +153,8 @@ void cache_policy_layer(struct moe_cache *c, int layer);
 /* cache.c: FIFO of queued reads (mu held). */
 int cache_queue_pop(struct moe_cache *c);
 void cache_queue_remove(struct moe_cache *c, int slot);
+/* cache.c: a read starts (mu held): counts the time reads are in flight. */
+void cache_read_start(struct moe_cache *c);
 /* cache.c: a reader's read finished (mu held): the slot READY, or after a
  * failure FREE again (an acquire of the expert then reads it itself and
  * reports the error). */

@@ -3,8 +3,8 @@
  *
  * Reads bypass the page cache: O_DIRECT into the (aligned) slot, so the
  * budget is what the process holds and nothing piles up in the kernel's
- * cache. Where the file system refuses O_DIRECT (tmpfs, some overlay
- * mounts), reads are buffered and the range is dropped from the page cache
+ * cache. Where the file system refuses O_DIRECT (tmpfs before Linux 6.6,
+ * some overlay mounts) or the caller asks, reads are buffered and the range is dropped from the page cache
  * right after (posix_fadvise DONTNEED); the statistics say which.
  *
  * A pool of reader threads doing pread, not io_uring: an expert is a few
@@ -87,6 +87,7 @@ void *cache_reader_main(void *arg) {
         int s = cache_queue_pop(c);
         cache_slot *sl = &c->slots[s];
         sl->state = SLOT_READING;
+        cache_read_start(c);
         const cache_expert *x = &c->ex[sl->expert];
         pthread_mutex_unlock(&c->mu);
         moe_err err;

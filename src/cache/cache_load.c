@@ -124,13 +124,18 @@ static int resident_file(const region *r, int fd, const span *sp, int n, int64_t
     return 0;
 }
 
-/* Open file i for the readers: buffered, and O_DIRECT if a probe read works. */
-static int open_file(cache_file *f, const char *path, moe_err *err) {
+/* Open file i for the readers: buffered, and O_DIRECT if a probe read works
+ * (unless buffered reads were asked for). */
+static int open_file(cache_file *f, const char *path, int buffered, moe_err *err) {
     f->fd = f->fd_direct = -1;
     f->path = strdup(path);
     if (!f->path) return moe_fail(err, "out of memory");
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (buffered) {
+        snprintf(f->note, sizeof f->note, "asked for");
+        return 0;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
     if (fd < 0) {
         snprintf(f->note, sizeof f->note, "O_DIRECT refused (%s)", strerror(errno));
@@ -294,7 +299,7 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
     }
     for (int i = 0; i < n_rg; i++) {
         c->n_files++;
-        if (open_file(&c->files[i], rg[i].path, err)) goto done;
+        if (open_file(&c->files[i], rg[i].path, o->buffered, err)) goto done;
     }
     int n_sp = plan_all(c, m, rg, n_rg, sp, path, err);
     if (n_sp < 0) goto done;
