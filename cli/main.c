@@ -44,8 +44,10 @@ static void usage(FILE *f) {
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nMODEL is a directory with config.json, *.safetensors and (for text)\n"
-            "tokenizer.json, or a .gguf file. 'moe COMMAND --help' describes a command;\n"
-            "'moe --version'.\n");
+            "tokenizer.json, or a .gguf file. A model larger than memory runs with\n"
+            "--mem SIZE (logits, generate, serve, bench, ppl, route): its routed experts are\n"
+            "read from the file on demand into SIZE bytes (docs/CACHE.md).\n"
+            "'moe COMMAND --help' describes a command; 'moe --version'.\n");
 }
 
 int main(int argc, char **argv) {
