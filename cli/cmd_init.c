@@ -95,7 +95,9 @@ static int init_gguf(const moe_config *cfg, const char *preset_name, const char 
     int code = convert_check_out_file("init", out, force);
     if (code) return code;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", base == out ? 1 : (int)(base - out), base == out ? "." : out);
+    /* OUT's directory: "." for a bare name, "/" for one at the root */
+    int dl = base == out ? 1 : base - out > 1 ? (int)(base - out) - 1 : 1;
+    snprintf(dir, sizeof dir, "%.*s", dl, base == out ? "." : out);
     int64_t need = total + (int64_t)n_tensors * 32 + (1 << 20), have = free_bytes(dir);
     if (have >= 0 && have < need) {
         cli_error("init", "%s needs %s but only %s is free in %s (fewer --layers, or a smaller "
