@@ -35,6 +35,7 @@
 #include "moe_init.h"
 #include "base/err.h"
 #include "formats/gguf.h"
+#include "formats/hf_config.h"
 #include "model/quantize.h"
 #include "model/quantize_impl.h"
 
@@ -339,19 +340,27 @@ static int write_one(void *ctx, qz_sink *s, int i, const char *name, moe_err *er
 
 /* ------------------------------------------------------------ the plan */
 
-static int make_plan(qz_plan *p, const moe_config *cfg, const model_init_opts *o,
+/* The plan, and into *rc the config `moe quantize` sees: the one read back
+ * from the config.json model_init_random writes (defaults included). */
+static int make_plan(qz_plan *p, moe_config *rc, const moe_config *cfg, const model_init_opts *o,
                      const qz_opts *q, moe_err *err) {
     if (moe_config_validate(cfg, "init", err)) return -1;
     if (o->mxfp4_experts && cfg->arch != MOE_ARCH_GPT_OSS)
         return moe_fail(err, "MXFP4 experts are written for gpt_oss only");
+    const char *torch = o->type == DT_F32 ? "float32" : o->type == DT_BF16 ? "bfloat16" : "float16";
+    if (hf_config_reread(cfg, torch, o->mxfp4_experts, rc, err)) return -1;
     int w = dtype_to_ggml(o->type);
-    return qz_plan_make_cfg(p, cfg, w, o->mxfp4_experts ? GGUF_TYPE_MXFP4 : w, q, err);
+    return qz_plan_make_cfg(p, rc, w, o->mxfp4_experts ? GGUF_TYPE_MXFP4 : w, q, err);
 }
 
 int64_t model_init_gguf_bytes(const moe_config *cfg, const model_init_opts *o, const qz_opts *q,
                               int64_t *n_params, int *n_tensors, moe_err *err) {
     qz_plan p;
-    if (make_plan(&p, cfg, o, q, err)) return -1;
+    moe_config *rc = malloc(sizeof *rc); /* ~20 KB */
+    if (!rc) return moe_fail(err, "out of memory");
+    int bad = make_plan(&p, rc, cfg, o, q, err);
+    free(rc);
+    if (bad) return -1;
     if (n_params) *n_params = p.params;
     if (n_tensors) *n_tensors = p.n;
     int64_t b = p.bytes;
@@ -362,11 +371,15 @@ int64_t model_init_gguf_bytes(const moe_config *cfg, const model_init_opts *o, c
 int model_init_gguf(const moe_config *cfg, const char *path, const model_init_opts *o,
                     const qz_opts *q, const char *name, moe_err *err) {
     qz_plan p;
-    if (make_plan(&p, cfg, o, q, err)) {
+    moe_config *rc_cfg = malloc(sizeof *rc_cfg);
+    if (!rc_cfg) return moe_fail(err, "%s: out of memory", path);
+    if (make_plan(&p, rc_cfg, cfg, o, q, err)) {
+        free(rc_cfg);
         char m[sizeof err->msg];
         snprintf(m, sizeof m, "%s", err->msg);
         return moe_fail(err, "%s: %s", path, m);
     }
+    cfg = rc_cfg;
     gen g = {0};
     g.c = cfg;
     g.o = o;
@@ -401,5 +414,6 @@ done:
     free(g.map2);
     free(g.rel);
     qz_plan_free(&p);
+    free(rc_cfg);
     return rc;
 }
