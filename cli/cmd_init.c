@@ -1,17 +1,19 @@
 /*
  * cmd_init.c - `moe init --preset NAME [--layers N] [--experts N] [--vocab N] OUT`:
- * a random-weight
- * model with the shape of a real one, in the Hugging Face layout
- * (OUT/config.json + OUT/model.safetensors, per-expert tensor names as the
- * published checkpoints have them), so transformers and `moe` both load it.
+ * a random-weight model with the shape of a real one, in the Hugging Face
+ * layout (OUT/config.json + OUT/model.safetensors, per-expert tensor names
+ * as the published checkpoints have them), so transformers and `moe` both
+ * load it; or, when OUT ends in .gguf (or --type T is given), straight to
+ * one GGUF file: the bytes `moe quantize --type T` (without --type, `moe
+ * convert`) writes from that directory, without the directory.
  *
  * Weights are N(0, std) (std 0.02 as transformers initializes), norms 1
  * (zero-centred ones 0). --layers, --experts and --vocab shrink a real shape
  * (a benchmark of a few layers; a quick test of a preset).
  * Each tensor's values come from generators seeded by (seed, tensor name,
  * chunk), so a layer is the same whatever --layers or --threads is. Chunks
- * are made in parallel and written in order as they are made: a multi-GB
- * model needs a few MiB of memory.
+ * are made (and quantized) in parallel and written in order as they are
+ * made: a multi-GB model needs a few tens of MiB of memory.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,7 +26,9 @@
 
 #include "args.h"
 #include "cli.h"
+#include "convert.h"
 #include "moe_init.h"
+#include "moe_quant.h"
 #include "presets.h"
 
 /* ------------------------------------------------------------ the command */
@@ -49,8 +53,79 @@ static int parse_dtype(const char *s, moe_init_type *t, const char **torch_name)
     return 0;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+#define GGUF_TYPES "q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4, f32, f16, bf16"
+
+/* Free bytes where path will be written (its directory); -1 if unknown. */
+static int64_t free_bytes(const char *dir) {
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) return -1;
+    return (int64_t)((uint64_t)vfs.f_bavail * vfs.f_frsize);
+}
+
+/* OUT.gguf: the file `moe quantize --type` would write from the directory. */
+static int init_gguf(const moe_config *cfg, const char *preset_name, const char *out,
+                     const moe_init_opts *io, int qtype, const char *type_s, int force, int dry) {
+    char stem[256], b1[32], b2[32];
+    const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(base) - 5), base); /* less .gguf */
+    /* general.name: the stem, as `moe quantize` names a file after its directory */
+    moe_init_gguf_opts go = {qtype, stem};
+    moe_err err = {{0}};
+    int64_t params = 0;
+    int n_tensors = 0;
+    int64_t total = moe_init_gguf_size(cfg, io, &go, &params, &n_tensors, &err);
+    if (total < 0) {
+        cli_error("init", "%s: %s", out, err.msg);
+        return 1;
+    }
+    const char *tname = type_s ? type_s : "as stored";
+    const char *mx = io->mxfp4_experts ? " (experts mxfp4)" : "";
+    if (dry) {
+        printf("would write %s: %s preset, %d layers, %d tensors, %s parameters, %s (%lld bytes "
+               "of tensor data) %s%s\n", out, preset_name, cfg->n_layers, n_tensors,
+               cli_count(params, b1, sizeof b1), cli_bytes(total, b2, sizeof b2),
+               (long long)total, tname, mx);
+        return 0;
+    }
+    int code = convert_check_out_file("init", out, force);
+    if (code) return code;
+    char dir[4096];
+    /* OUT's directory: "." for a bare name, "/" for one at the root */
+    int dl = base == out ? 1 : base - out > 1 ? (int)(base - out) - 1 : 1;
+    snprintf(dir, sizeof dir, "%.*s", dl, base == out ? "." : out);
+    int64_t need = total + (int64_t)n_tensors * 32 + (1 << 20), have = free_bytes(dir);
+    if (have >= 0 && have < need) {
+        cli_error("init", "%s needs %s but only %s is free in %s (fewer --layers, or a smaller "
+                  "--type?)", out, cli_bytes(need, b1, sizeof b1), cli_bytes(have, b2, sizeof b2),
+                  dir);
+        return 1;
+    }
+    init_progress ip = {isatty(STDERR_FILENO) && total > (256 << 20), 0};
+    moe_init_opts o = *io;
+    o.progress = show_progress;
+    o.user = &ip;
+    double t0 = cli_now();
+    int rc = moe_init_gguf(cfg, out, &o, &go, &err);
+    if (ip.show) fprintf(stderr, "\r");
+    if (rc) {
+        cli_error("init", "%s", err.msg);
+        return 1;
+    }
+    double dt = cli_now() - t0;
+    printf("wrote %s: %s preset, %d layers, %d tensors, %s parameters, %s %s%s in %.1f s "
+           "(%.0f MB/s)\n", out, preset_name, cfg->n_layers, n_tensors,
+           cli_count(params, b1, sizeof b1), cli_bytes(total, b2, sizeof b2), tname, mx, dt,
+           dt > 0 ? (double)total / dt / 1e6 : 0.0);
+    return 0;
+}
+
 int cmd_init(int argc, char **argv) {
-    const char *preset_name = NULL, *dtype_s = "bf16", *etype_s = NULL;
+    const char *preset_name = NULL, *dtype_s = "bf16", *etype_s = NULL, *type_s = NULL;
     int layers = 0, experts = 0, vocab = 0, force = 0, threads = 0, dry = 0;
     uint64_t seed = 0;
     float std = 0.02f;
@@ -62,7 +137,10 @@ int cmd_init(int argc, char **argv) {
          "routed experts per MoE layer (default: the real model's; top-k at most N)"},
         {"--vocab", NULL, ARG_INT, &vocab, 2, 1 << 24, 0, "N",
          "vocabulary size (default: the real model's; bos/eos past it dropped)"},
-        {"--dtype", NULL, ARG_STR, &dtype_s, 0, 0, 0, "T", "bf16 (default), f16 or f32"},
+        {"--dtype", NULL, ARG_STR, &dtype_s, 0, 0, 0, "T",
+         "bf16 (default), f16 or f32: the weights' type (GGUF: before --type)"},
+        {"--type", NULL, ARG_STR, &type_s, 0, 0, 0, "T",
+         "write OUT.gguf as 'moe quantize --type T' would: " GGUF_TYPES},
         {"--expert-type", NULL, ARG_STR, &etype_s, 0, 0, 0, "T",
          "gpt-oss experts: mxfp4 (default, as released) or float (--dtype)"},
         {"--dry-run", NULL, ARG_FLAG, &dry, 0, 0, 0, NULL,
@@ -81,13 +159,17 @@ int cmd_init(int argc, char **argv) {
     if (o > 0 && (size_t)o < sizeof details)
         snprintf(details + o, sizeof details - (size_t)o,
                  "\nWeights are N(0, std), norms 1 (zero-centred ones 0); no tokenizer is written. "
-                 "Example:\n"
-                 "  moe init --preset olmoe-1b-7b --layers 4 /tmp/olmoe-4l   (about 3.8 GB)");
+                 "OUT.gguf is\nthe file 'moe init' + 'moe quantize --type T' would give (the same "
+                 "bytes; general.name\nis OUT's stem), streamed: memory stays at a few tens of MiB "
+                 "whatever its size.\nExamples:\n"
+                 "  moe init --preset olmoe-1b-7b --layers 4 /tmp/olmoe-4l   (about 3.8 GB)\n"
+                 "  moe init --preset qwen3-30b-a3b --type q8_0 /tmp/q3-30b-q8_0.gguf   (about 32 GB)");
     const arg_cmd c = {"init", "--preset NAME [--layers N] [--experts N] [--vocab N] "
-                               "[--dtype bf16|f16|f32] [--expert-type mxfp4|float] [--seed S] "
-                               "[--dry-run] OUT",
+                               "[--dtype bf16|f16|f32] [--type T] [--expert-type mxfp4|float] "
+                               "[--seed S] [--dry-run] OUT|OUT.gguf",
                        "Write a random-weight model with the shape of a real one to the directory OUT\n"
-                       "(config.json + model.safetensors, Hugging Face layout).",
+                       "(config.json + model.safetensors, Hugging Face layout), or to OUT.gguf,\n"
+                       "quantized as 'moe quantize --type T' quantizes (as stored without --type).",
                        details, opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, "OUT"};
     const char *pos[1];
     int np;
@@ -110,6 +192,19 @@ int cmd_init(int argc, char **argv) {
         return 2;
     }
     const char *out = pos[0];
+    int gguf = ends_with(out, ".gguf") && strlen(out) > 5, qtype = -1;
+    if (type_s) {
+        qtype = moe_qtype_from_name(type_s);
+        if (qtype < 0) {
+            cli_error("init", "--type: '%s' is not one of " GGUF_TYPES, type_s);
+            return 2;
+        }
+        if (!gguf) {
+            cli_error("init", "--type %s writes a GGUF file: OUT must end in .gguf (got '%s'; "
+                      "for a safetensors directory use --dtype)", type_s, out);
+            return 2;
+        }
+    }
 
     static moe_config cfg; /* ~20 KB of layer configs: off the stack */
     ps->fill(&cfg);
@@ -140,6 +235,7 @@ int cmd_init(int argc, char **argv) {
     }
     if (etype_s) mxfp4 = !strcmp(etype_s, "mxfp4");
     moe_init_opts io = {dt, seed, std, threads, show_progress, NULL, mxfp4};
+    if (gguf) return init_gguf(&cfg, ps->name, out, &io, qtype, type_s, force, dry);
     int64_t params = 0;
     int n_tensors = 0;
     int64_t total = moe_init_size(&cfg, &io, &params, &n_tensors);
@@ -174,11 +270,10 @@ int cmd_init(int argc, char **argv) {
         return 1;
     }
 
-    struct statvfs vfs;
-    if (statvfs(out, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)total + (1u << 20)) {
+    int64_t have = free_bytes(out);
+    if (have >= 0 && have < total + (1 << 20)) {
         cli_error("init", "%s needs %s but only %s is free (fewer --layers?)", out,
-                  cli_bytes(total, b1, sizeof b1),
-                  cli_bytes((int64_t)((uint64_t)vfs.f_bavail * vfs.f_frsize), b2, sizeof b2));
+                  cli_bytes(total, b1, sizeof b1), cli_bytes(have, b2, sizeof b2));
         return 1;
     }
     init_progress ip = {isatty(STDERR_FILENO) && total > (256 << 20), 0};

@@ -275,7 +275,9 @@ int cmd_quantize(int argc, char **argv) {
         "  moe quantize olmoe-dir olmoe-q8_0.gguf --type q8_0\n"
         "  moe quantize gpt-oss-20b oss-q8.gguf --type q8_0 --experts q8_0\n"
         "  moe route olmoe-dir --data data --json route.json > /dev/null\n"
-        "  moe quantize olmoe-dir olmoe-mix.gguf --type mixed --route-stats route.json --budget 5.5bpw",
+        "  moe quantize olmoe-dir olmoe-mix.gguf --type mixed --route-stats route.json --budget 5.5bpw\n"
+        "A random model of a real shape straight to a quantized GGUF (the same bytes as\n"
+        "'moe init' then 'moe quantize'): moe init --preset NAME --type T OUT.gguf",
         opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, "IN OUT.gguf"};
     const char *pos[2];
     int np;

@@ -54,6 +54,31 @@ int64_t moe_init_size(const moe_config *cfg, const moe_init_opts *o, int64_t *n_
 /* DIR/model.safetensors (atomically) and DIR/config.json; DIR must exist. */
 int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts *o, moe_err *err);
 
+/* The same model written straight to one GGUF file, as `moe quantize
+ * --type` (or `moe convert`) would write it from moe_init_random's
+ * directory: the same bytes, without the safetensors copy. The values are
+ * made as o->type (then quantized), o->mxfp4_experts as for the directory.
+ * It streams: memory stays at a few MiB per thread whatever the size. */
+typedef struct moe_init_gguf_opts {
+    int type;         /* a moe_qtype (moe_quant.h): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K,
+                         MXFP4 with llama-quantize's rules as `moe quantize`;
+                         F32 / F16 / BF16: every 2-D weight in it (`moe convert
+                         --type`); -1: as stored (`moe convert`) */
+    const char *name; /* general.name, or NULL */
+} moe_init_gguf_opts;
+
+/* Bytes of tensor data of that file (without alignment padding), its
+ * parameters and tensors (may be NULL); -1 with *err filled when the model
+ * cannot be written so (what GGUF cannot express, an unknown type). */
+int64_t moe_init_gguf_size(const moe_config *cfg, const moe_init_opts *o,
+                           const moe_init_gguf_opts *g, int64_t *n_params, int *n_tensors,
+                           moe_err *err);
+
+/* Write it at path (a temporary file renamed at the end; nothing is left
+ * on failure). */
+int moe_init_gguf(const moe_config *cfg, const char *path, const moe_init_opts *o,
+                  const moe_init_gguf_opts *g, moe_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -314,13 +314,14 @@ int gguf_stream_write(gguf_stream *w, const void *data, size_t nbytes, moe_err *
             return moe_fail(err, "%s: %zu bytes more than the tensors hold", w->path, nbytes);
         size_t k = nbytes < w->cur_left ? nbytes : (size_t)w->cur_left;
         if (out(w, p, k))
-            return moe_fail(err, "%s: write failed (tensor \"%s\"): %s", w->tmp,
-                            w->t[w->cur].name, strerror(errno));
+            return moe_fail(err, "%s: write failed (tensor \"%s\", temporary file %s): %s",
+                            w->path, w->t[w->cur].name, w->tmp, strerror(errno));
         p += k;
         nbytes -= k;
         w->cur_left -= k;
         if (next_tensor(w))
-            return moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
+            return moe_fail(err, "%s: write failed (temporary file %s): %s", w->path, w->tmp,
+                            strerror(errno));
     }
     return 0;
 }
@@ -334,7 +335,8 @@ int gguf_stream_finish(gguf_stream *w, moe_err *err) {
         return -1;
     }
     if (fflush(w->f) || fsync(fileno(w->f))) {
-        moe_fail(err, "%s: write failed: %s", w->tmp, strerror(errno));
+        moe_fail(err, "%s: write failed (temporary file %s): %s", w->path, w->tmp,
+                 strerror(errno));
         gguf_stream_abort(w);
         return -1;
     }

@@ -30,6 +30,11 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
 int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
                       int mxfp4, moe_err *err);
 
+/* What a reader of the config.json hf_config_write_q writes for cfg gets
+ * (fields config.json leaves to defaults take them), into *out. */
+int hf_config_reread(const moe_config *cfg, const char *torch_dtype, int mxfp4, moe_config *out,
+                     moe_err *err);
+
 /* Check sizes agree (heads divide, top_k <= experts, ...). */
 int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);
 

@@ -181,32 +181,46 @@ int hf_config_write(const moe_config *cfg, const char *path, const char *torch_d
     return hf_config_write_q(cfg, path, torch_dtype, 0, err);
 }
 
-int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
-                      int mxfp4, moe_err *err) {
-    if (moe_config_validate(cfg, path, err)) return -1;
+/* The config.json text of cfg, checked by reading it back into *back
+ * (anything config.json cannot say shows up there); NULL on error. */
+static char *config_text(const moe_config *cfg, const char *path, const char *torch_dtype,
+                         int mxfp4, moe_config *back, moe_err *err) {
+    if (moe_config_validate(cfg, path, err)) return NULL;
     const hf_arch *a = hf_arch_of(cfg->arch);
     cJSON *o = hf_build(cfg, torch_dtype);
     if (o && mxfp4) hf_mxfp4_config(o);
     char *text = o ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
-    if (!text) return moe_fail(err, "%s: out of memory building config.json", path);
-
-    /* Read back what we wrote: anything config.json cannot say shows up here. */
-    moe_config *back = malloc(sizeof *back);
-    int rc = -1;
-    if (!back) {
-        moe_fail(err, "%s: out of memory", path);
-    } else if (hf_config_parse(back, text, strlen(text), path, err)) {
-        moe_fail_prefix(err, "%s: cannot be written as a %s config.json", path, a->name);
-    } else {
-        const char *d = hf_differs(cfg, back);
-        if (d)
-            moe_fail(err, "%s: cannot be written as a %s config.json: %s has no equivalent "
-                     "there", path, a->name, d);
-        else
-            rc = atomic_write(path, text, strlen(text), err);
+    if (!text) {
+        moe_fail(err, "%s: out of memory building config.json", path);
+        return NULL;
     }
+    const char *d = NULL;
+    if (hf_config_parse(back, text, strlen(text), path, err))
+        moe_fail_prefix(err, "%s: cannot be written as a %s config.json", path, a->name);
+    else if ((d = hf_differs(cfg, back)))
+        moe_fail(err, "%s: cannot be written as a %s config.json: %s has no equivalent there",
+                 path, a->name, d);
+    else
+        return text;
+    free(text);
+    return NULL;
+}
+
+int hf_config_write_q(const moe_config *cfg, const char *path, const char *torch_dtype,
+                      int mxfp4, moe_err *err) {
+    moe_config *back = malloc(sizeof *back);
+    if (!back) return moe_fail(err, "%s: out of memory", path);
+    char *text = config_text(cfg, path, torch_dtype, mxfp4, back, err);
+    int rc = text ? atomic_write(path, text, strlen(text), err) : -1;
     free(back);
     free(text);
     return rc;
+}
+
+int hf_config_reread(const moe_config *cfg, const char *torch_dtype, int mxfp4, moe_config *out,
+                     moe_err *err) {
+    char *text = config_text(cfg, "config.json", torch_dtype, mxfp4, out, err);
+    free(text);
+    return text ? 0 : -1;
 }

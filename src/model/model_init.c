@@ -32,7 +32,7 @@
 #include "model/tensor_map.h"
 
 #define NAME_LEN 192
-#define CHUNK (1 << 16) /* elements per random stream */
+#define CHUNK MODEL_INIT_CHUNK
 #define BATCH 64        /* chunks made in parallel, then written */
 
 /* ------------------------------------------------------------ the layout
@@ -77,9 +77,7 @@ static int plan_add(void *ctx, const tm_entry *e) {
         t->shape[1] = 1;
         t->shape[2] = e->cols;
     }
-    /* a zero-centred norm (norm_offset) is 1 + w: w = 0 */
-    int ones = (f & TMF_INIT_ONES) && !tm_norm_offset(p->c, e->role);
-    p->is_norm[p->n] = ones ? 1 : f & (TMF_INIT_ONES | TMF_INIT_ZEROS) ? 2 : 0;
+    p->is_norm[p->n] = (unsigned char)model_init_fill(p->c, e->role);
     p->mx[p->n] = 0;
     if (p->mxfp4 && (e->role == TM_EXP_GATE_UP || e->role == TM_EXP_DOWN_T)) {
         int64_t R = e->cols, C = e->rows; /* nn.Linear orientation */
@@ -158,6 +156,33 @@ static void convert(const float *v, int n, dtype t, void *out) {
     }
 }
 
+int model_init_fill(const moe_config *c, tm_role r) {
+    unsigned f = tm_role_of(r)->flags;
+    /* a zero-centred norm (norm_offset) is 1 + w: w = 0 */
+    int ones = (f & TMF_INIT_ONES) && !tm_norm_offset(c, r);
+    return ones ? 1 : f & (TMF_INIT_ONES | TMF_INIT_ZEROS) ? 2 : 0;
+}
+
+void model_init_values(const char *name, uint64_t seed, float std, int fill, int64_t k, int a,
+                       int b, dtype type, void *out, float *tmp) {
+    if (fill) {
+        for (int e = a; e < b; e++) tmp[e] = fill == 1 ? 1.0f : 0.0f;
+    } else {
+        rng g;
+        rng_seed(&g, seed, name, k);
+        fill_normal(&g, tmp, b, std); /* the stream from the chunk's start */
+    }
+    convert(tmp + a, b - a, type, out);
+}
+
+void model_init_mx_row(const char *base, uint64_t seed, float std, int64_t r, int64_t C,
+                       block_mxfp4 *out, float *tmp) {
+    rng g;
+    rng_seed(&g, seed, base, r);
+    fill_normal(&g, tmp, (int)C, std);
+    quantize_row_mxfp4_ref(tmp, out, C);
+}
+
 /* A batch of chunks of one tensor, made in parallel, written in order. */
 typedef struct gen_job {
     const char *name;
@@ -177,14 +202,8 @@ static void gen_chunks(void *ctx, int64_t i0, int64_t i1, int tid) {
     for (int64_t c = i0; c < i1; c++) {
         int64_t k = j->chunk0 + c, first = k * CHUNK;
         int m = (int)(j->n - first < CHUNK ? j->n - first : CHUNK);
-        if (j->is_norm) {
-            for (int e = 0; e < m; e++) v[e] = j->is_norm == 1 ? 1.0f : 0.0f;
-        } else {
-            rng g;
-            rng_seed(&g, j->seed, j->name, k);
-            fill_normal(&g, v, m, j->std);
-        }
-        convert(v, m, j->type, j->out + (size_t)c * CHUNK * (size_t)dtype_size(j->type));
+        model_init_values(j->name, j->seed, j->std, j->is_norm, k, 0, m, j->type,
+                          j->out + (size_t)c * CHUNK * (size_t)dtype_size(j->type), v);
     }
 }
 
@@ -208,10 +227,7 @@ static void gen_mx_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     int64_t nb = j->C / QK_MXFP4;
     size_t rb = (size_t)nb * (j->scales ? 1 : QK_MXFP4 / 2);
     for (int64_t i = i0; i < i1; i++) {
-        rng g;
-        rng_seed(&g, j->seed, j->base, j->r0 + i);
-        fill_normal(&g, v, (int)j->C, j->std);
-        quantize_row_mxfp4_ref(v, blk, j->C);
+        model_init_mx_row(j->base, j->seed, j->std, j->r0 + i, j->C, blk, v);
         unsigned char *o = j->out + (size_t)i * rb;
         mxfp4_to_hf(blk, j->scales ? NULL : o, j->scales ? o : NULL, nb);
     }

@@ -68,6 +68,12 @@ typedef struct qz_plan {
  * biases, expert-choice or hash routing, scaled routed output) and, for
  * QZ_MIXED, for a budget below every expert at `low`. */
 int qz_plan_make(qz_plan *p, const struct moe_model *m, const qz_opts *o, moe_err *err);
+/* The same for a model not made yet (`moe init` straight to GGUF): what
+ * qz_plan_make gives the model of config c once written with its 2-D
+ * weights stored as `weights` and its routed experts as `experts` (gguf
+ * types, e.g. BF16 and MXFP4). Not for QZ_MIXED. */
+int qz_plan_make_cfg(qz_plan *p, const moe_config *c, int weights, int experts, const qz_opts *o,
+                     moe_err *err);
 void qz_plan_free(qz_plan *p);
 
 /* The type llama-quantize gives tensor e of a model with config c when
@@ -104,6 +110,17 @@ const struct tok_gguf_vocab *qz_vocab_pairs(const struct moe_gguf_vocab *v);
  * converter writes for its architecture, and o->vocab's tokenizer. */
 int qz_write_gguf(const struct moe_model *m, const qz_plan *p, const char *path,
                   const qz_write_opts *o, moe_err *err);
+
+/* The same with the tensor data from elsewhere (`moe init` straight to
+ * GGUF): the metadata of an HF source of config c, then for each tensor i
+ * of the plan, in order, fn writes its data (every plane, rows of type
+ * p->type[i], nothing else) through qz_sink_write. */
+typedef struct qz_sink qz_sink;
+typedef int (*qz_tensor_fn)(void *ctx, qz_sink *s, int i, const char *name, moe_err *err);
+int qz_write_gguf_from(const moe_config *c, const qz_plan *p, const char *path,
+                       const qz_write_opts *o, qz_tensor_fn fn, void *ctx, moe_err *err);
+/* Append n bytes of tensor data; progress is reported. */
+int qz_sink_write(qz_sink *s, const void *data, size_t n, moe_err *err);
 
 /* Write m as dir/config.json + dir/model.safetensors with every weight as
  * `type` (DT_F32, DT_BF16 or DT_F16); dir must exist. Experts are named one

@@ -241,8 +241,8 @@ static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_t
 
 /* --------------------------------------------------------------- tensors */
 
-typedef struct writer {
-    const moe_model *m;
+typedef struct qz_sink {
+    const moe_model *m; /* the source (NULL for another source of data) */
     const qz_plan *p;
     const qz_write_opts *o;
     gguf_stream st;
@@ -251,6 +251,13 @@ typedef struct writer {
     int64_t done, total;
     moe_err *err;
 } writer;
+
+int qz_sink_write(qz_sink *w, const void *data, size_t n, moe_err *err) {
+    if (gguf_stream_write(&w->st, data, n, err)) return -1;
+    w->done += (int64_t)n;
+    if (w->o->progress) w->o->progress(w->o->user, w->done, w->total);
+    return 0;
+}
 
 /* One plane (or the whole) of tensor i: rows converted chunk by chunk. */
 static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const int64_t *map,
@@ -269,9 +276,7 @@ static int write_plane(writer *w, int i, const mat *src, int64_t perm_dh, const 
         int64_t n = rows - r < per ? rows - r : per;
         qz_rows job = {src, r, n, perm_dh, type, w->buf, w->scratch, map, col_map};
         qz_convert_rows(w->o->pool, &job);
-        if (gguf_stream_write(&w->st, w->buf, (size_t)n * orb, w->err)) return -1;
-        w->done += (int64_t)((size_t)n * orb);
-        if (w->o->progress) w->o->progress(w->o->user, w->done, w->total);
+        if (qz_sink_write(w, w->buf, (size_t)n * orb, w->err)) return -1;
     }
     return 0;
 }
@@ -338,9 +343,17 @@ static int write_tensor(writer *w, int i, const char *name) {
     return 0;
 }
 
-int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
-                  const qz_write_opts *o, moe_err *err) {
-    const moe_config *mc = &m->cfg;
+static int model_tensor(void *ctx, qz_sink *w, int i, const char *name, moe_err *err) {
+    (void)ctx;
+    (void)err;
+    return write_tensor(w, i, name);
+}
+
+/* The file: metadata of m's GGUF source (gguf) or of config mc, then each
+ * tensor's data from fn. */
+static int write_gguf(const moe_model *m, const moe_config *mc, const gguf_file *gguf,
+                      const qz_plan *p, const char *path, const qz_write_opts *o,
+                      qz_tensor_fn fn, void *ctx, moe_err *err) {
     if (tm_arch_of(mc->arch)->no_gguf)
         return moe_fail(err, "%s: a %s model cannot be written as GGUF yet (no GGUF layout "
                         "here)", path, mc->model_type);
@@ -348,7 +361,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
     kvs k = {0};
     gguf_wtensor *wt = calloc((size_t)p->n + 1, sizeof *wt);
     char (*names)[96] = calloc((size_t)p->n + 1, sizeof *names);
-    int cap = (m->gguf ? m->gguf->n_kv : 0) + MAX_GEN_KV + (o->vocab ? o->vocab->n_kv : 0);
+    int cap = (gguf ? gguf->n_kv : 0) + MAX_GEN_KV + (o->vocab ? o->vocab->n_kv : 0);
     k.kv = calloc((size_t)cap, sizeof *k.kv);
     k.keys = calloc(MAX_GEN_KV, sizeof *k.keys);
     k.cap = cap;
@@ -373,8 +386,8 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
         moe_fail(err, "%s: out of memory", path);
         goto done;
     }
-    if (m->gguf) copy_kvs(&k, m->gguf, &m->cfg, p->file_type, o->vocab);
-    else gen_kvs(&k, &m->cfg, p->file_type, o->name, o->vocab, swa);
+    if (gguf) copy_kvs(&k, gguf, mc, p->file_type, o->vocab);
+    else gen_kvs(&k, mc, p->file_type, o->name, o->vocab, swa);
     for (int i = 0; i < p->n; i++) {
         const tm_entry *e = &p->t[i];
         if (tm_gguf_name(names[i], sizeof names[i], e)) {
@@ -388,7 +401,7 @@ int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
     }
     if (gguf_stream_begin(&w.st, path, k.kv, k.n, wt, p->n, err)) goto done;
     for (int i = 0; i < p->n; i++)
-        if (write_tensor(&w, i, names[i])) {
+        if (fn(ctx, &w, i, names[i], err)) {
             gguf_stream_abort(&w.st);
             goto done;
         }
@@ -401,4 +414,14 @@ done:
     free(names);
     free(wt);
     return rc;
+}
+
+int qz_write_gguf(const moe_model *m, const qz_plan *p, const char *path,
+                  const qz_write_opts *o, moe_err *err) {
+    return write_gguf(m, &m->cfg, m->gguf, p, path, o, model_tensor, NULL, err);
+}
+
+int qz_write_gguf_from(const moe_config *c, const qz_plan *p, const char *path,
+                       const qz_write_opts *o, qz_tensor_fn fn, void *ctx, moe_err *err) {
+    return write_gguf(NULL, c, NULL, p, path, o, fn, ctx, err);
 }

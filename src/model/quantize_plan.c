@@ -271,9 +271,31 @@ static int plan_mixed(qz_plan *p, const moe_config *c, const qz_opts *o, int64_t
     return 0;
 }
 
+/* What the plan knows of the source: a loaded model, or (m NULL) a model
+ * not made yet whose 2-D weights will be stored as `weights` and routed
+ * experts as `experts` (gguf types; vectors are F32 once loaded). */
+typedef struct plan_src {
+    const moe_model *m;
+    const moe_config *c;
+    int weights, experts;
+} plan_src;
+
+/* The stored type of e's weight (plane 0) as a gguf type; -1: none. */
+static int source_type(const plan_src *s, const tm_entry *e) {
+    if (!s->m) {
+        /* qwen3_next's attn_qkv / attn_gate are rows of in_proj_qkvz: the loaded
+         * model has no weight of their own (tm_source fails: kept as F32) */
+        if ((e->role == TM_LIN_QKV || e->role == TM_LIN_Z) && !tm_lin_split(s->c)) return -1;
+        return e->rows == 0 ? GGUF_TYPE_F32 : tm_is_expert(e->role) ? s->experts : s->weights;
+    }
+    mat w;
+    return tm_source(s->m, e, 0, &w) ? -1 : dtype_to_ggml(w.type);
+}
+
 /* Marks the layers whose experts do not all have one type; how many. */
 static int keep_split(const moe_model *m, unsigned char *split) {
     int n = 0;
+    if (!m) return 0;
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const moe_layer_config *lc = &m->cfg.layer[i];
         if (!lc->moe) continue;
@@ -287,21 +309,19 @@ static int keep_split(const moe_model *m, unsigned char *split) {
 }
 
 /* The type of e in the plan. */
-static int entry_type(const qz_plan *p, const moe_model *m, const tm_entry *e,
+static int entry_type(const qz_plan *p, const plan_src *s, const tm_entry *e,
                       const qz_opts *o, int *fb) {
-    const moe_config *c = &m->cfg;
+    const moe_config *c = s->c;
     *fb = 0;
     if (tm_keep_f32(e->role) || e->rows == 0) return GGUF_TYPE_F32;
     switch (o->mode) {
     case QZ_KEEP: {
-        mat w;
-        if (tm_source(m, e, 0, &w)) return GGUF_TYPE_F32;
-        return dtype_to_ggml(w.type);
+        int t = source_type(s, e);
+        return t < 0 ? GGUF_TYPE_F32 : t;
     }
     case QZ_FLOAT: return o->type;
     case QZ_QUANT: {
-        mat w;
-        int src = tm_is_expert(e->role) && !tm_source(m, e, 0, &w) ? dtype_to_ggml(w.type) : -1;
+        int src = tm_is_expert(e->role) ? source_type(s, e) : -1;
         if (src >= 0 && (o->experts == QZ_EXPERTS_KEEP ||
                          (o->experts == 0 && src == GGUF_TYPE_MXFP4)))
             return src; /* kept as they are */
@@ -324,9 +344,10 @@ static int entry_type(const qz_plan *p, const moe_model *m, const tm_entry *e,
     return GGUF_TYPE_F32;
 }
 
-int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err) {
+static int plan_make(qz_plan *p, const plan_src *s, const qz_opts *o, moe_err *err) {
     memset(p, 0, sizeof *p);
-    const moe_config *c = &m->cfg;
+    const moe_model *m = s->m;
+    const moe_config *c = s->c;
     if (check_gguf_expressible(c, err)) return -1;
     if ((o->mode == QZ_FLOAT || o->mode == QZ_QUANT) && !gguf_type_block(o->type))
         return moe_fail(err, "unsupported output type %d", o->type);
@@ -383,7 +404,7 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
     for (int i = 0; i < p->n; i++) {
         const tm_entry *e = &p->t[i];
         int fb = 0;
-        p->type[i] = entry_type(p, m, e, o, &fb);
+        p->type[i] = entry_type(p, s, e, o, &fb);
         p->n_fallback += fb;
         if (!gguf_type_block(p->type[i])) {
             qz_plan_free(p);
@@ -419,4 +440,16 @@ int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err)
         for (int i = 0; i < p->n; i++)
             if (p->type[i] == GGUF_TYPE_MXFP4) p->file_type = qz_file_type(GGUF_TYPE_MXFP4, 0);
     return 0;
+}
+
+int qz_plan_make(qz_plan *p, const moe_model *m, const qz_opts *o, moe_err *err) {
+    plan_src s = {m, &m->cfg, -1, -1};
+    return plan_make(p, &s, o, err);
+}
+
+int qz_plan_make_cfg(qz_plan *p, const moe_config *c, int weights, int experts, const qz_opts *o,
+                     moe_err *err) {
+    if (o->mode == QZ_MIXED) return moe_fail(err, "a mixed plan needs a loaded model");
+    plan_src s = {NULL, c, weights, experts};
+    return plan_make(p, &s, o, err);
 }
