@@ -7,7 +7,7 @@
 #     each policy, at the minimum budget (every layer evicts) and above, for
 #     a safetensors directory and a Q8_0 GGUF; `moe generate` (greedy) the
 #     same text; ppl --json and bench --json carry the cache statistics;
-#   - the budget holds: a ~170 MB Q8_0 model run with --mem 40M stays under
+#   - the budget holds: a 170 MiB Q8_0 model (moe init --type q8_0) run with --mem 40M stays under
 #     budget + resident weights + 40 MiB of maximum RSS (/usr/bin/time -v),
 #     well below the file's size;
 #   - moe serve --mem answers and its /metrics has the moe_cache_* counters.
@@ -84,9 +84,8 @@ python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" && ok || bad
 
 # ------------------------------------------------------------ budget holds
 B="$T/big"
-expect_ok "init 320 MB bf16" "$MOE" init --preset qwen3-30b-a3b --layers 2 --experts 12 --vocab 4096 -t 2 "$B"
-expect_ok "quantize q8_0" "$MOE" quantize "$B" "$B.gguf" --type q8_0 -t 2
-rm -rf "$B"
+expect_ok "init 170 MiB q8_0" "$MOE" init --preset qwen3-30b-a3b --layers 2 --experts 12 --vocab 4096 \
+  --type q8_0 -t 2 "$B.gguf"
 file_kb=$(( $(wc -c <"$B.gguf") / 1024 ))
 BIG_IDS=$(seq -s, 1 97 3000)
 expect_ok "big logits" "$MOE" logits "$B.gguf" --ids "$BIG_IDS" --out "$T/big_ref.bin" -t 2
