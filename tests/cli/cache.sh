@@ -10,6 +10,7 @@
 #   - the budget holds: a 170 MiB Q8_0 model (moe init --type q8_0) run with --mem 40M stays under
 #     budget + resident weights + 40 MiB of maximum RSS (/usr/bin/time -v),
 #     well below the file's size;
+#     and, where a memory cgroup can be made, runs in one smaller than the file;
 #   - moe serve --mem answers and its /metrics has the moe_cache_* counters.
 #   MOE=build/moe sh tests/cli/cache.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
@@ -108,6 +109,20 @@ if [ "$rc" -eq 0 ]; then ok; else bad "big logits --mem 40M: exit $rc: $(tail -n
 same "big logits --mem 40M" "$T/big_ref.bin" "$T/big_c.bin"
 rss2_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
 [ -n "$rss2_kb" ] && [ "$rss2_kb" -le "$limit_kb" ] && ok || bad "logits: max RSS $rss2_kb KiB > $limit_kb KiB"
+
+# in a memory cgroup smaller than the file (140 MB against 178 MB), where a
+# writable cgroup-v1 memory controller exists (root); skipped elsewhere
+CG=/sys/fs/cgroup/memory/moe-cache-test-$$
+if mkdir "$CG" 2>/dev/null && echo $((140 * 1000 * 1000)) >"$CG/memory.limit_in_bytes" 2>/dev/null; then
+  run sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$MOE" logits "$B.gguf" --ids "$BIG_IDS" \
+    --out "$T/big_cg.bin" -t 2 --mem 40M
+  if [ "$rc" -eq 0 ]; then ok; else bad "logits --mem 40M in a 140 MB cgroup: exit $rc: $(tail -n 3 "$T/err")"; fi
+  same "logits --mem 40M in a 140 MB cgroup" "$T/big_ref.bin" "$T/big_cg.bin"
+  rmdir "$CG" 2>/dev/null
+else
+  rmdir "$CG" 2>/dev/null
+  echo "skipped: no writable memory cgroup (the run in a 140 MB cgroup)"
+fi
 
 # ------------------------------------------------------------------ serve
 "$MOE" serve "$M" --port 0 --mem "$min" --parallel 2 >"$T/serve.out" 2>"$T/serve.err" &
