@@ -12,7 +12,7 @@ int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o) {
     *o = (moe_load_opts){.mem = 0, .policy = MOE_CACHE_POLICY_DEFAULT, .prefetch = cc->prefetch};
     if (cc->mem && moe_parse_size(cc->mem, &o->mem)) {
         cli_error(cmd, "--mem %s: not a size (bytes > 0 with an optional K, M, G or T suffix, "
-                  "e.g. 512M or 16G)", cc->mem);
+                  "powers of 1024, e.g. 512M or 16G)", cc->mem);
         return -1;
     }
     if (cc->policy && moe_cache_policy_parse(cc->policy, &o->policy)) {

@@ -112,8 +112,10 @@ void moe_cache_stats_reset(moe_cache *c);
 /* "lru", "lfu", "history"; parse: 0 or -1 */
 const char *moe_cache_policy_name(moe_cache_policy p);
 int moe_cache_policy_parse(const char *s, moe_cache_policy *p);
-/* "512M", "16G", "1048576", "1.5G": K/M/G/T binary (KiB...), an optional
- * trailing "B" or "iB"; > 0. 0 or -1 (nothing but the number and suffix). */
+/* Bytes: "512M", "16G", "1.5G", "64KiB", "4096", "4096B": K, M, G, T (and
+ * KiB, MiB, ...) are powers of 1024, "KB", "MB", "GB", "TB" powers of 1000
+ * (as moe_quant_parse_budget reads them); at least 1 byte. 0, or -1 for
+ * anything else (signs, exponents, spaces, other suffixes). */
 int moe_parse_size(const char *s, int64_t *out);
 
 #ifdef __cplusplus

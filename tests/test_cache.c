@@ -299,9 +299,12 @@ TEST(cache_parse_size) {
     CHECK(moe_parse_size("1.5g", &v) == 0 && v == (int64_t)3 << 29);
     CHECK(moe_parse_size("4096", &v) == 0 && v == 4096);
     CHECK(moe_parse_size("64KiB", &v) == 0 && v == 65536);
-    CHECK(moe_parse_size("2MB", &v) == 0 && v == (int64_t)2 << 20);
+    CHECK(moe_parse_size("2MiB", &v) == 0 && v == (int64_t)2 << 20);
+    CHECK(moe_parse_size("2MB", &v) == 0 && v == 2000000);
+    CHECK(moe_parse_size("3gb", &v) == 0 && v == 3000000000);
+    CHECK(moe_parse_size("100b", &v) == 0 && v == 100);
     const char *bad[] = {"", "12X", "-5", "0", "0.0001", "M", "1.2.3", " 5M", "5M ", "1e9",
-                         "5iB", "nan", "inf", "99999999999999999999", "5MM", NULL};
+                         "5iB", "nan", "inf", "99999999999999999999", "5MM", "5Mi", "5MBB", "5KiBB", NULL};
     for (int i = 0; bad[i]; i++) CHECK_MSG(moe_parse_size(bad[i], &v) == -1, "\"%s\" accepted", bad[i]);
     moe_cache_policy p;
     CHECK(moe_cache_policy_parse("lfu", &p) == 0 && p == MOE_CACHE_LFU);

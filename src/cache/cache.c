@@ -533,10 +533,11 @@ int moe_parse_size(const char *s, int64_t *out) {
     double mult = 1;
     const char *units = "KMGT";
     const char *u = *p ? strchr(units, *p >= 'a' && *p <= 'z' ? *p - 32 : *p) : NULL;
-    if (u && *p) {
-        for (const char *q = units; q <= u; q++) mult *= 1024;
+    if (u && *p) { /* K, M, G, T and KiB...: powers of 1024; KB...: of 1000 (as moe quantize --budget) */
+        int decimal = (p[1] == 'B' || p[1] == 'b') && !p[2];
+        for (const char *q = units; q <= u; q++) mult *= decimal ? 1000 : 1024;
         p++;
-        if (*p == 'i') p++;
+        if (*p == 'i' && (p[1] == 'B' || p[1] == 'b')) p++;
     }
     if (*p == 'B' || *p == 'b') p++;
     if (*p) return -1;
