@@ -92,9 +92,10 @@ typedef struct moe_cache_stats {
     int64_t bytes_read;        /* bytes read from the files (aligned ranges) */
     int64_t tokens;            /* tokens counted by moe_cache_add_tokens */
     int64_t prefetch_issued;   /* reads started for a predicted expert */
-    int64_t prefetch_used;     /* of those, acquired before being evicted */
-    int64_t prefetch_wasted;   /* evicted (or dropped while queued) unused */
-    int64_t prefetch_dropped;  /* predictions not read: no slot could be taken */
+    int64_t prefetch_used;     /* of those, used by their layer */
+    int64_t prefetch_wasted;   /* of those, not used when their layer ran, or evicted first */
+    int64_t prefetch_dropped;  /* predicted experts in no slot that were not read: no slot
+                                  could be taken, or the layer's guesses have not paid */
     int64_t predicted;         /* experts predicted (all layers) */
     int64_t predicted_used;    /* of those, used by the layer */
     int64_t used_after_prediction; /* experts used by layers that had a prediction */
