@@ -44,12 +44,12 @@ void cli_cache_line(const char *cmd, const moe_model *m, FILE *f) {
     moe_cache_stats st;
     moe_cache_stats_get(c, &st);
     char a[32], b[32], r[32], t[32];
-    char w[32];
+    char w[32], e[32];
     fprintf(f, "moe %s: expert cache %s (%d slots of %s, %s, prefetch %d; other weights %s "
-            "resident): hits %.1f%% (%lld of %lld), read %s", cmd, cli_bytes(st.mem, a, sizeof a),
+            "resident, %s embedding mapped): hits %.1f%% (%lld of %lld), read %s", cmd, cli_bytes(st.mem, a, sizeof a),
             st.n_slots, cli_bytes(st.slot_bytes, b, sizeof b), moe_cache_policy_name(st.policy),
             st.prefetch, cli_bytes(st.resident_bytes, w, sizeof w),
-            100.0 * ratio(st.hits, st.hits + st.misses), (long long)st.hits,
+            cli_bytes(st.mapped_bytes, e, sizeof e), 100.0 * ratio(st.hits, st.hits + st.misses), (long long)st.hits,
             (long long)(st.hits + st.misses), cli_bytes(st.bytes_read, r, sizeof r));
     if (st.tokens > 0)
         fprintf(f, " (%s/token)", cli_bytes(st.bytes_read / st.tokens, t, sizeof t));
@@ -75,7 +75,7 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             (long long)st.mem, (long long)st.slot_bytes, st.n_slots, st.max_held,
             moe_cache_policy_name(st.policy), st.prefetch, st.direct_io ? "true" : "false");
     cli_json_str(f, st.io_note);
-    fprintf(f, ", \"resident_bytes\": %lld, \"expert_bytes\": %lld, \"hits\": %lld, "
+    fprintf(f, ", \"resident_bytes\": %lld, \"mapped_bytes\": %lld, \"expert_bytes\": %lld, \"hits\": %lld, "
             "\"misses\": %lld, \"hit_rate\": %.6f, \"reads\": %lld, \"bytes_read\": %lld, "
             "\"tokens\": %lld, \"bytes_read_per_token\": %.1f, \"read_seconds\": %.6f, "
             "\"read_busy_seconds\": %.6f, \"read_gb_per_s\": %.4f, \"prefetch_issued\": %lld, \"prefetch_used\": %lld, "
@@ -83,7 +83,7 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             "\"predicted_used\": %lld, \"used_after_prediction\": %lld, "
             "\"prediction_precision\": %.6f, \"prediction_recall\": %.6f, \"stalls\": %lld, "
             "\"stall_seconds\": %.6f, \"layers\": [",
-            (long long)st.resident_bytes, (long long)st.expert_bytes, (long long)st.hits,
+            (long long)st.resident_bytes, (long long)st.mapped_bytes, (long long)st.expert_bytes, (long long)st.hits,
             (long long)st.misses, ratio(st.hits, st.hits + st.misses), (long long)st.reads,
             (long long)st.bytes_read, (long long)st.tokens, ratio(st.bytes_read, st.tokens),
             st.read_seconds, st.read_busy_seconds,

@@ -60,7 +60,7 @@ int cmd_bench(int argc, char **argv) {
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--reps", NULL, ARG_INT, &reps, 1, 1000, 0, "R", "timed repetitions, median reported (3)"},
         {"--warmup", NULL, ARG_INT, &warmup, 0, 100, 0, "W", "untimed repetitions first (1)"},
-        {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids (1)"},
+        {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids, new ones each rep (1)"},
         {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
          "buffer of the bandwidth probe in MiB (1024)"},
         {"--kernels", NULL, ARG_STR, &kernels, 0, 0, 0, "PATH",
@@ -133,7 +133,6 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     const int n_threads = moe_probe_threads(p);
-    for (int i = 0; i < n_prompt + n_gen; i++) ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
 
     /* the machine's limits, with the workload's thread count */
     double bw = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
@@ -141,6 +140,9 @@ int cmd_bench(int argc, char **argv) {
     bws[0] = bw;
 
     for (int rep = 0; rep < warmup + reps; rep++) {
+        /* fresh ids each rep: an expert cache must not see a rep it has seen */
+        for (int i = 0; i < n_prompt + n_gen; i++)
+            ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
         moe_session_reset(s);
         if (rep == warmup && moe_model_cache(m)) moe_cache_stats_reset(moe_model_cache(m));
         double t0 = cli_now();

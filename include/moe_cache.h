@@ -83,7 +83,10 @@ typedef struct moe_cache_stats {
     moe_cache_policy policy;
     int direct_io;             /* 1: every file read with O_DIRECT; 0: some buffered */
     char io_note[160];         /* how the files are read, and why when not direct */
-    int64_t resident_bytes;    /* weights copied into memory at load (all but routed experts) */
+    int64_t resident_bytes;    /* weights copied into memory at load (all but routed experts
+                                  and an untied embedding table) */
+    int64_t mapped_bytes;      /* an untied token-embedding table left mapped: a token
+                                  pages in its own row only */
     int64_t expert_bytes;      /* routed experts' bytes in the file(s) */
     int64_t hits;              /* experts a layer needed that were in a slot or being read
                                   for a prediction */

@@ -487,8 +487,10 @@ void moe_cache_stats_get(const moe_cache *c, moe_cache_stats *st) {
 void moe_cache_stats_reset(moe_cache *c) {
     pthread_mutex_lock(&c->mu);
     int64_t mem = c->st.mem, res = c->st.resident_bytes, exb = c->st.expert_bytes;
+    int64_t mapped = c->st.mapped_bytes;
     memset(&c->st, 0, sizeof c->st);
     c->st.mem = mem;
+    c->st.mapped_bytes = mapped;
     c->st.resident_bytes = res;
     c->st.expert_bytes = exb;
     pthread_mutex_unlock(&c->mu);

@@ -6,10 +6,12 @@
  *      (file, offset, bytes); one that is not in a file (a copy made at load)
  *      is refused;
  *   2. the file bytes that are not routed experts (attention, norms, routers,
- *      shared experts, embeddings, head, expert biases, headers), widened to
+ *      shared experts, head, expert biases, headers; the token embedding too
+ *      when the head does not share it), widened to
  *      whole pages, are read into anonymous memory mapped over the same
  *      addresses (MAP_FIXED), so every pointer the loader made stays valid
- *      and the mapping keeps only expert pages, which nothing touches;
+ *      and the mapping keeps only expert pages, which nothing touches, and an
+ *      untied embedding table, of which a token touches its own row;
  *   3. each expert gets a read plan: its pieces' 4096-aligned enclosing
  *      ranges (merged when they touch) laid one after another in a slot; a
  *      slot is the largest plan;
@@ -292,7 +294,7 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
     if (n_rg < 0) return -1;
     c->ex = calloc((size_t)c->n_ex, sizeof *c->ex);
     c->files = calloc((size_t)n_rg, sizeof *c->files);
-    sp = malloc((size_t)c->n_ex * 3 * sizeof *sp);
+    sp = malloc(((size_t)c->n_ex * 3 + 1) * sizeof *sp);
     if (!c->ex || !c->files || !sp) {
         moe_fail(err, "out of memory");
         goto done;
@@ -304,6 +306,17 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
     int n_sp = plan_all(c, m, rg, n_rg, sp, path, err);
     if (n_sp < 0) goto done;
     if (check_budget(c, m, o->mem, err)) goto done;
+    /* An untied token-embedding table stays mapped: a token reads one row
+     * of it, so only the rows of the tokens seen are ever paged in (for a
+     * 150k vocabulary that is a few MiB instead of the whole table). */
+    if (m->embed.data && m->embed.data != m->lm_head.data) {
+        int64_t len = mat_bytes(&m->embed), off;
+        int file;
+        if (!locate(rg, n_rg, m->embed.data, len, &file, &off)) {
+            sp[n_sp++] = (span){file, off, off + len};
+            c->st.mapped_bytes = len;
+        }
+    }
     qsort(sp, (size_t)n_sp, sizeof *sp, span_cmp);
     int n_merged = 0; /* merge overlapping or touching spans */
     for (int i = 0; i < n_sp; i++) {

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""expert_cache.py - decode of a model larger than memory, three ways on the
+same GGUF file with the same threads, rounds alternating engine by engine:
+
+  moe --mem   the expert cache: routed experts read on demand with direct
+              I/O into a fixed pool of slots (`moe bench --mem SIZE`)
+  moe mmap    no budget: the file memory-mapped, the kernel pages experts
+  llama.cpp   llama-bench, memory-mapped as its users run it
+
+Each run is timed by the engine itself (decode tok/s of GEN tokens after a
+one-token prompt, median of its reps) under /usr/bin/time -v, which gives
+the process's peak RSS and its block reads ("File system inputs", all
+phases, load included). The disk's direct-read bandwidth is probed with
+dd iflag=direct right before and after every run, and the page cache is
+dropped before every run, so no engine starts warm from another's reads.
+
+With --limit-mb the runs happen inside a cgroup-v1 memory cgroup of that
+size (page cache is charged to it: a mapped model larger than the limit
+really pages), which makes this machine act like one with less RAM. Needs
+root (drop_caches, cgroups).
+
+For the cache, the disk sets a limit: bytes read per token (its own
+statistics over the timed reps) over the probed disk bandwidth. The summary
+gives each engine's median tok/s, the cache's fraction of that limit, and
+the ratios. Example (the quick form, docs/PERF.md):
+
+  python3 bench/expert_cache.py MODEL.gguf --mem 900M --limit-mb 1600 \\
+      --llama-bench /path/llama-bench --rounds 3 --log LOG.jsonl
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+CG_ROOT = "/sys/fs/cgroup/memory"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1\n")
+        return True
+    except OSError:
+        return False
+
+
+def disk_probe(path, rnd, mib=512):
+    """Direct-read bandwidth (GB/s) of mib MiB of the file from an offset
+    that moves with rnd (so that no probe reads what a disk cache holds)."""
+    size = os.path.getsize(path)
+    blocks = max(1, size // (4 << 20) - mib // 4 - 1)
+    skip = (rnd * 7919) % blocks
+    t0 = time.time()
+    r = sh(["dd", f"if={path}", "of=/dev/null", "iflag=direct", "bs=4M",
+            f"count={mib // 4}", f"skip={skip}"])
+    dt = time.time() - t0
+    if r.returncode:
+        raise SystemExit(f"expert_cache.py: dd failed: {r.stderr.strip()}")
+    m = re.search(r"^(\d+) bytes", r.stderr, re.M)
+    return int(m.group(1)) / dt / 1e9 if m else float("nan")
+
+
+def in_cgroup(cmd, cg):
+    if not cg:
+        return cmd
+    return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + cmd
+
+
+def timed(cmd, cg, timeout):
+    """Run under /usr/bin/time -v: (rc, stdout, stderr, peak RSS MiB, bytes read)."""
+    full = in_cgroup(["/usr/bin/time", "-v"] + cmd, cg)
+    try:
+        r = sh(full, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, "", "timeout", float("nan"), float("nan")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
+    inp = re.search(r"File system inputs: (\d+)", r.stderr)
+    return (r.returncode, r.stdout, r.stderr, int(rss.group(1)) / 1024 if rss else float("nan"),
+            int(inp.group(1)) * 512 if inp else float("nan"))
+
+
+def run_moe(a, cg, mem):
+    cmd = [a.moe, "bench", a.model, "--prompt", "1", "--gen", str(a.gen), "--reps", str(a.reps),
+           "--warmup", "1", "--threads", str(a.threads), "--probe-mb", "64", "--json"]
+    if mem:
+        cmd += ["--mem", mem]
+        if a.policy:
+            cmd += ["--cache-policy", a.policy]
+        if a.prefetch is not None:
+            cmd += ["--prefetch", str(a.prefetch)]
+    rc, out, err, rss, rd = timed(cmd, cg, a.timeout)
+    rec = {"rc": rc, "rss_mib": rss, "disk_bytes": rd}
+    if rc:
+        rec["error"] = err.strip()[-400:]
+        return rec
+    j = json.loads(out)
+    rec["tok_s"] = j["decode_tok_s"]
+    rec["tokens"] = (a.reps + 1) * (1 + a.gen)
+    if "cache" in j and j["cache"]:
+        rec["cache"] = j["cache"]
+    return rec
+
+
+def run_llama(a, cg):
+    cmd = [a.llama_bench, "-m", a.model, "-p", "0", "-n", str(a.gen), "-r", str(a.reps),
+           "-t", str(a.threads), "-o", "json"] + a.llama_args.split()
+    rc, out, err, rss, rd = timed(cmd, cg, a.timeout)
+    rec = {"rc": rc, "rss_mib": rss, "disk_bytes": rd}
+    if rc:
+        rec["error"] = err.strip()[-400:]
+        return rec
+    j = json.loads(out)
+    rec["tok_s"] = j[0]["avg_ts"]
+    rec["tokens"] = (a.reps + 1) * a.gen  # llama-bench runs one warmup
+    return rec
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--mem", required=True, help="the cache's budget (moe --mem)")
+    ap.add_argument("--limit-mb", type=int, default=0, help="run inside a memory cgroup of this size")
+    ap.add_argument("--moe", default="build/moe")
+    ap.add_argument("--llama-bench", default="")
+    ap.add_argument("--llama-args", default="", help="extra llama-bench options")
+    ap.add_argument("--policy", default="")
+    ap.add_argument("--prefetch", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--gen", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--engines", default="mem,mmap,llama")
+    ap.add_argument("--log", default="", help="append one JSON line per run here")
+    a = ap.parse_args()
+    engines = [e for e in a.engines.split(",") if e != "llama" or a.llama_bench]
+    if not drop_caches():
+        print("expert_cache.py: cannot drop the page cache (not root?): runs start warm", file=sys.stderr)
+    cg = ""
+    if a.limit_mb:
+        cg = f"{CG_ROOT}/moe-bench-{os.getpid()}"
+        os.makedirs(cg, exist_ok=True)
+        with open(f"{cg}/memory.limit_in_bytes", "w") as f:
+            f.write(str(a.limit_mb << 20))
+    logf = open(a.log, "a") if a.log else None
+    recs = []
+    try:
+        for r in range(a.rounds):
+            for eng in engines:
+                drop_caches()
+                before = disk_probe(a.model, 2 * (r * 3 + engines.index(eng)))
+                if eng == "llama":
+                    rec = run_llama(a, cg)
+                else:
+                    env_mmap = eng == "mmap"
+                    if env_mmap:
+                        os.environ["MOE_LOAD"] = "mmap"
+                    rec = run_moe(a, cg, a.mem if eng == "mem" else "")
+                    os.environ.pop("MOE_LOAD", None)
+                after = disk_probe(a.model, 2 * (r * 3 + engines.index(eng)) + 1)
+                rec.update({"round": r, "engine": eng, "disk_gb_s": [before, after],
+                            "model": a.model, "mem": a.mem, "limit_mb": a.limit_mb,
+                            "threads": a.threads, "gen": a.gen, "time": time.strftime("%FT%T")})
+                recs.append(rec)
+                if logf:
+                    logf.write(json.dumps(rec) + "\n")
+                    logf.flush()
+                line = f"round {r} {eng:5s} "
+                if rec["rc"]:
+                    line += f"FAILED rc {rec['rc']}: {rec.get('error', '')}"
+                else:
+                    line += (f"{rec['tok_s']:8.2f} tok/s  rss {rec['rss_mib']:7.0f} MiB  "
+                             f"read {rec['disk_bytes'] / rec['tokens'] / 1e6:8.1f} MB/token (all phases)  "
+                             f"disk {before:.2f}/{after:.2f} GB/s")
+                    c = rec.get("cache")
+                    if c:
+                        bpt = c["bytes_read"] / max(1, c["tokens"])
+                        lim = (before + after) / 2 * 1e9 / bpt if bpt else float("inf")
+                        rec["limit_tok_s"] = lim
+                        line += (f"  cache: hit {c['hit_rate']:.3f}  {bpt / 1e6:.1f} MB/token  "
+                                 f"limit {lim:.2f} tok/s ({rec['tok_s'] / lim:.0%})")
+                print(line, flush=True)
+    finally:
+        if cg:
+            try:
+                os.rmdir(cg)
+            except OSError:
+                pass
+    print("\nmedians over rounds:")
+    med = {}
+    for eng in engines:
+        v = [x["tok_s"] for x in recs if x["engine"] == eng and not x["rc"]]
+        if not v:
+            continue
+        med[eng] = statistics.median(v)
+        rss = statistics.median([x["rss_mib"] for x in recs if x["engine"] == eng and not x["rc"]])
+        rd = statistics.median([x["disk_bytes"] / x["tokens"] for x in recs if x["engine"] == eng and not x["rc"]])
+        extra = ""
+        lims = [x["tok_s"] / x["limit_tok_s"] for x in recs if x["engine"] == eng and "limit_tok_s" in x]
+        if lims:
+            hits = [x["cache"]["hit_rate"] for x in recs if x["engine"] == eng and "cache" in x]
+            extra = f"  hit rate {statistics.median(hits):.3f}  of the disk limit {statistics.median(lims):.0%}"
+        print(f"  {eng:5s} {med[eng]:8.2f} tok/s  peak RSS {rss:7.0f} MiB  {rd / 1e6:8.1f} MB read/token{extra}")
+    if "mem" in med:
+        for other in ("mmap", "llama"):
+            if other in med and med[other] > 0:
+                print(f"  moe --mem / {other}: {med['mem'] / med[other]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
