@@ -6,7 +6,7 @@
 # layer, top-8 (renormalized), q/k norm, Switch load-balancing loss 0.01 and
 # router z-loss 0.001; 54.1 M parameters, 10.1 M active per token.
 # 2000 steps x 8 x 256 = 4.1 M tokens (about 1.8 passes over the 2.3 M
-# training tokens), one thread, about 50 minutes on one core of a 2-core
+# training tokens), one thread, about 55 minutes on one core of a 2-core
 # machine. Everything here is deterministic given the seed: the same
 # command gives the same checkpoint.
 #
@@ -14,8 +14,11 @@
 #   BUILD=build            where moe is built (make BUILD=...)
 #   EXP_DIR=dir            the prepared corpus/tokenizer/shards
 #                          (experiments/prep.sh; default BUILD/experiments)
-#   OUT=dir                the run (default /work/bench/cache-model-run);
-#                          OUT/latest is the model
+#   OUT=dir                the run (default /work/bench/cache-model-run)
+#   MODEL_OUT=dir          where the final model is copied (default
+#                          /work/bench/cache-model, study.sh's default MODEL):
+#                          config, weights, tokenizer, with the run's log and
+#                          routing statistics; no optimizer state
 #   THREADS=1 STEPS=2000 SEED=1
 #   NICE=10                run the training under nice -n NICE
 # A stopped run continues with RESUME=1 (bit-identical to an unstopped one).
@@ -25,6 +28,7 @@ BUILD=${BUILD:-build}
 MOE=${MOE:-$BUILD/moe}
 EXP_DIR=${EXP_DIR:-$BUILD/experiments}
 OUT=${OUT:-/work/bench/cache-model-run}
+MODEL_OUT=${MODEL_OUT:-/work/bench/cache-model}
 THREADS=${THREADS:-1}
 STEPS=${STEPS:-2000}
 SEED=${SEED:-1}
@@ -78,7 +82,14 @@ nice -n "$NICE" "$MOE" train --config "$CFG" --data "$DATA" --tokenizer "$TOK" -
     --aux 0.01 --z 0.001 --eval-every 250 --eval-batches 16 --save-every 250 --keep 2 \
     --threads "$THREADS" --seed "$SEED" --print-every 25 "${RES[@]}"
 
-# 4. the model for study.sh, and its routing on the validation shard.
-echo "model: $OUT/latest"
+# 4. its routing on the validation shard (with domains), and the model for
+#    study.sh.
 "$MOE" route "$OUT/latest" --data "$EXP_DIR/prep/data" --json "$OUT/route.json" --table --threads "$THREADS" >"$OUT/route.txt"
 echo "routing: $OUT/route.txt, $OUT/route.json"
+rm -rf "$MODEL_OUT"
+mkdir -p "$MODEL_OUT"
+for f in config.json model.safetensors tokenizer.json tokenizer_config.json trainer_state.json; do
+    cp "$OUT/latest/$f" "$MODEL_OUT/"
+done
+cp "$OUT/log.jsonl" "$OUT/route.json" "$OUT/route.txt" "$MODEL_OUT/"
+echo "model: $MODEL_OUT"
