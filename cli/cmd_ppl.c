@@ -9,7 +9,10 @@
  * cache and every position but the last predicts the next token, so a
  * window of C tokens scores C - 1 positions. A window longer than a model's
  * max_position_embeddings is scored all the same, with a warning. Progress
- * goes to stderr only when it is a terminal.
+ * goes to stderr only when it is a terminal. --chunk N feeds each window to
+ * the model N tokens per forward call, each call continuing the previous
+ * ones' cache (1: token by token, as decoding does); the logits are those of
+ * one whole-window call up to floating-point rounding.
  */
 #include <errno.h>
 #include <math.h>
@@ -53,12 +56,19 @@ static void ppl_close(ppl_model *p) {
     moe_model_free(p->m);
 }
 
-static int ppl_run(ppl_model *p, const int32_t *ids, int n, const char *path) {
+/* Logits of every position of ids[0..n) into p->logits, from an empty
+ * cache, chunk tokens per forward call (0 = all n in one call). */
+static int ppl_run(ppl_model *p, const int32_t *ids, int n, int chunk, const char *path) {
     moe_err err = {{0}};
+    const size_t V = (size_t)moe_model_config(p->m)->vocab;
     moe_session_reset(p->s);
-    if (moe_forward(p->s, ids, n, p->logits, 1, &err)) {
-        cli_error("ppl", "%s: %s", path, err.msg);
-        return -1;
+    if (chunk <= 0 || chunk > n) chunk = n;
+    for (int i = 0; i < n; i += chunk) {
+        const int len = n - i < chunk ? n - i : chunk;
+        if (moe_forward(p->s, ids + i, len, p->logits + (size_t)i * V, 1, &err)) {
+            cli_error("ppl", "%s: %s", path, err.msg);
+            return -1;
+        }
     }
     cli_cache_tokens(p->m, n);
     return 0;
@@ -91,7 +101,7 @@ done:
 
 int cmd_ppl(int argc, char **argv) {
     const char *text_path = NULL, *ids_s = NULL, *ref_path = NULL, *tok_path = NULL;
-    int ctx = 512, max_tokens = 0, threads = 0, json = 0;
+    int ctx = 512, max_tokens = 0, threads = 0, json = 0, chunk = 0;
     cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text_path, 0, 0, 0, "FILE", "score this text (the model's tokenizer)"},
@@ -99,6 +109,7 @@ int cmd_ppl(int argc, char **argv) {
         {"--ref", NULL, ARG_STR, &ref_path, 0, 0, 0, "MODEL", "reference model: KL divergence and top-1 agreement"},
         {"--tokenizer", NULL, ARG_STR, &tok_path, 0, 0, 0, "PATH", "tokenizer for --text (default: MODEL's)"},
         {"--ctx", "-c", ARG_INT, &ctx, 2, 1 << 20, 0, "N", "tokens per window (default 512)"},
+        {"--chunk", NULL, ARG_INT, &chunk, 1, 1 << 20, 0, "N", "tokens per forward call, 1 = one at a time as in decoding (default: the whole window)"},
         {"--max-tokens", "-n", ARG_INT, &max_tokens, 0, 1 << 30, 0, "N", "score at most the first N tokens (0 = all)"},
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "one JSON object instead of text"},
@@ -111,6 +122,9 @@ int cmd_ppl(int argc, char **argv) {
         "differs from its original).",
         "The tokens are cut into windows of --ctx tokens; each window starts from an\n"
         "empty cache and scores its positions but the last (C - 1 per window).\n"
+        "--chunk N runs a window through the model N tokens per forward call, each\n"
+        "call continuing the cache of the ones before (1: token by token, as in\n"
+        "decoding); the scores equal the whole-window ones up to rounding.\n"
         "Both models must have the same vocabulary. KL is in nats. A window longer than\n"
         "a model's max_position_embeddings is scored, with a warning: the positions\n"
         "past it were never trained. Progress is shown when stderr is a terminal.\n"
@@ -174,8 +188,8 @@ int cmd_ppl(int argc, char **argv) {
     for (int w = 0; w + 1 < n; w += ctx) {
         int len = n - w < ctx ? n - w : ctx;
         if (len < 2) break;
-        if (ppl_run(&mod, ids + w, len, pos[0])) goto done;
-        if (ref_path && ppl_run(&ref, ids + w, len, ref_path)) goto done;
+        if (ppl_run(&mod, ids + w, len, chunk, pos[0])) goto done;
+        if (ref_path && ppl_run(&ref, ids + w, len, chunk, ref_path)) goto done;
         for (int i = 0; i + 1 < len; i++)
             moe_score_add(&acc, mod.logits + (size_t)i * V,
                       ref_path ? ref.logits + (size_t)i * V : NULL, V, ids[w + i + 1]);
@@ -190,9 +204,9 @@ int cmd_ppl(int argc, char **argv) {
     if (json) {
         printf("{\"model\": ");
         cli_json_str(stdout, pos[0]);
-        printf(", \"positions\": %lld, \"windows\": %d, \"ctx\": %d, \"nll\": %.6f, "
-               "\"perplexity\": %.6f",
-               (long long)acc.n, windows, ctx, nll, exp(nll));
+        printf(", \"positions\": %lld, \"windows\": %d, \"ctx\": %d, \"chunk\": %d, "
+               "\"nll\": %.6f, \"perplexity\": %.6f",
+               (long long)acc.n, windows, ctx, chunk > 0 && chunk < ctx ? chunk : ctx, nll, exp(nll));
         if (ref_path) {
             const double rnll = acc.ref_nll / (double)acc.n;
             printf(", \"ref\": ");
