@@ -489,3 +489,45 @@ TEST(cache_buffered_reads) {
     free(ref);
     unlink(path);
 }
+
+/* A layer's misses never take the slot of an expert the same layer has:
+ * with two slots holding experts 1 and 2 (2 used longer ago), a layer that
+ * wants 0 and 2 reads 0 into 1's slot and keeps 2 (one read, one hit). The
+ * provider is driven directly, as the engine would. */
+TEST(cache_miss_spares_the_layers_hits) {
+    const char *path = random_gguf();
+    if (!path) return;
+    int64_t slot = slot_bytes_of(path);
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = 2 * slot, .policy = MOE_CACHE_LRU, .prefetch = 0};
+    CHECK_MSG(moe_model_load_opts(&m, path, &o, &err) == 0, "%s", err.msg);
+    if (!m) return;
+    CHECK(moe_session_new(&s, m, NULL, &err) == 0);
+    if (!s) {
+        moe_model_free(m);
+        return;
+    }
+    moe_cache_attach(moe_model_cache(m), s);
+    const moe_expert_provider *p = &s->provider;
+    moe_expert_weights w;
+    const int first[2] = {1, 2}, second[2] = {0, 2};
+    p->want(p->user, 0, first, 2, 0);
+    CHECK(p->acquire(p->user, 0, 2, &w, &err) == 0); /* 2 used first, 1 last */
+    p->release(p->user, 0, 2);
+    CHECK(p->acquire(p->user, 0, 1, &w, &err) == 0);
+    p->release(p->user, 0, 1);
+    moe_cache_stats_reset(moe_model_cache(m));
+    p->want(p->user, 0, second, 2, 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK(p->acquire(p->user, 0, second[i], &w, &err) == 0);
+        p->release(p->user, 0, second[i]);
+    }
+    moe_cache_stats st;
+    moe_cache_stats_get(moe_model_cache(m), &st);
+    CHECK_MSG(st.hits == 1 && st.misses == 1 && st.reads == 1, "hits %lld misses %lld reads %lld",
+              (long long)st.hits, (long long)st.misses, (long long)st.reads);
+    moe_session_free(s);
+    moe_model_free(m);
+}

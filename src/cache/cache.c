@@ -234,17 +234,23 @@ static void want_now(moe_cache *c, int layer, const int *experts, int n) {
         if (u != used) free(u);
     }
     for (int e = 0; e < E; e++) c->ex[base + e].announced = 0;
+    /* the hits first, all of them marked wanted, so that no miss of this
+     * layer takes the slot of an expert the layer has */
+    for (int i = 0; i < n; i++) {
+        if (experts[i] < 0 || experts[i] >= E) continue;
+        cache_expert *x = &c->ex[base + experts[i]];
+        x->announced = 1;
+        if (x->slot >= 0) {
+            c->st.hits++;
+            c->slots[x->slot].wanted = 1;
+        }
+    }
     int queued = 0;
     for (int i = 0; i < n; i++) {
         if (experts[i] < 0 || experts[i] >= E) continue;
         int g = base + experts[i];
         cache_expert *x = &c->ex[g];
-        x->announced = 1;
-        if (x->slot >= 0) {
-            c->st.hits++;
-            c->slots[x->slot].wanted = 1;
-            continue;
-        }
+        if (x->slot >= 0) continue;
         c->st.misses++;
         int s = cache_victim(c, 3);
         if (s < 0) continue; /* read by its acquire once a slot is released */
