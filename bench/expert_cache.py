@@ -88,6 +88,16 @@ def timed(cmd, cg, timeout):
             int(inp.group(1)) * 512 if inp else float("nan"))
 
 
+def run_rec(cmd, cg, a):
+    """Run timed: the record (rc, RSS, bytes read, error) and stdout, or None on failure."""
+    rc, out, err, rss, rd = timed(cmd, cg, a.timeout)
+    rec = {"rc": rc, "rss_mib": rss, "disk_bytes": rd}
+    if rc:
+        rec["error"] = err.strip()[-400:]
+        return rec, None
+    return rec, out
+
+
 def run_moe(a, cg, mem):
     cmd = [a.moe, "bench", a.model, "--prompt", "1", "--gen", str(a.gen), "--reps", str(a.reps),
            "--warmup", "1", "--threads", str(a.threads), "--probe-mb", "64", "--json"]
@@ -97,10 +107,8 @@ def run_moe(a, cg, mem):
             cmd += ["--cache-policy", a.policy]
         if a.prefetch is not None:
             cmd += ["--prefetch", str(a.prefetch)]
-    rc, out, err, rss, rd = timed(cmd, cg, a.timeout)
-    rec = {"rc": rc, "rss_mib": rss, "disk_bytes": rd}
-    if rc:
-        rec["error"] = err.strip()[-400:]
+    rec, out = run_rec(cmd, cg, a)
+    if out is None:
         return rec
     j = json.loads(out)
     rec["tok_s"] = j["decode_tok_s"]
@@ -113,10 +121,8 @@ def run_moe(a, cg, mem):
 def run_llama(a, cg):
     cmd = [a.llama_bench, "-m", a.model, "-p", "0", "-n", str(a.gen), "-r", str(a.reps),
            "-t", str(a.threads), "-o", "json"] + a.llama_args.split()
-    rc, out, err, rss, rd = timed(cmd, cg, a.timeout)
-    rec = {"rc": rc, "rss_mib": rss, "disk_bytes": rd}
-    if rc:
-        rec["error"] = err.strip()[-400:]
+    rec, out = run_rec(cmd, cg, a)
+    if out is None:
         return rec
     j = json.loads(out)
     rec["tok_s"] = j[0]["avg_ts"]

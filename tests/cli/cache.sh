@@ -125,15 +125,7 @@ else
 fi
 
 # ------------------------------------------------------------------ serve
-"$MOE" serve "$M" --port 0 --mem "$min" --parallel 2 >"$T/serve.out" 2>"$T/serve.err" &
-pid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q "^moe serve: ready" "$T/serve.err" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
-  sleep 0.05; i=$((i + 1))
-done
-port=$(sed -n 's/^moe serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.err")
-if [ -n "$port" ] && grep -q "^moe serve: ready" "$T/serve.err"; then
-  ok
+if start_server serve --mem "$min" --parallel 2; then
   curl -s -o "$T/c.json" "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
     -d '{"prompt": "hello there", "max_tokens": 8, "temperature": 0}' && ok || bad "serve: completion"
   grep -q '"text"' "$T/c.json" && ok || bad "serve --mem: no completion: $(cat "$T/c.json")"
@@ -146,8 +138,6 @@ if [ -n "$port" ] && grep -q "^moe serve: ready" "$T/serve.err"; then
   [ "${reads:-0}" != 0 ] && ok || bad "serve --mem: no expert reads counted"
   kill -TERM "$pid"
   wait "$pid" && ok || bad "serve --mem: exit after SIGTERM"
-else
-  bad "serve --mem: did not start: $(cat "$T/serve.err")"
 fi
 pid=""
 

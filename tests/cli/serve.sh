@@ -48,28 +48,6 @@ printf '{%% for m in messages %%}{{ m.content ' >"$T/broken.jinja"
 expect_fail "serve --chat-template broken" 1 "--chat-template: .*broken.jinja" "$MOE" serve "$M" --port 0 \
   --chat-template "$T/broken.jinja"
 
-# start_server NAME ARGS...: runs moe serve on a free port in the
-# background; sets $port and $pid, or fails the suite
-start_server() {
-  name=$1; shift
-  "$MOE" serve "$M" --port 0 "$@" >"$T/$name.out" 2>"$T/$name.err" &
-  pid=$!
-  pids="$pids $pid"
-  port=""
-  i=0
-  while [ $i -lt 200 ]; do
-    grep -q "^moe serve: ready" "$T/$name.err" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05; i=$((i + 1))
-  done
-  port=$(sed -n 's/^moe serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/$name.err")
-  if [ -z "$port" ] || ! grep -q "^moe serve: ready" "$T/$name.err"; then
-    bad "$name: did not start: $(cat "$T/$name.err")"
-    return 1
-  fi
-  ok
-}
-
 # wait_exit PID NAME CODE: the server exits with CODE within 30 s
 wait_exit() {
   i=0
