@@ -98,15 +98,17 @@ def run_rec(cmd, cg, a):
     return rec, out
 
 
-def run_moe(a, cg, mem):
-    cmd = [a.moe, "bench", a.model, "--prompt", "1", "--gen", str(a.gen), "--reps", str(a.reps),
+def run_moe(a, cg, mem, moe=None, prefetch=None):
+    cmd = [moe or a.moe, "bench", a.model, "--prompt", "1", "--gen", str(a.gen), "--reps", str(a.reps),
            "--warmup", "1", "--threads", str(a.threads), "--probe-mb", "64", "--json"]
     if mem:
         cmd += ["--mem", mem]
         if a.policy:
             cmd += ["--cache-policy", a.policy]
-        if a.prefetch is not None:
-            cmd += ["--prefetch", str(a.prefetch)]
+        if prefetch is None:
+            prefetch = a.prefetch
+        if prefetch is not None:
+            cmd += ["--prefetch", str(prefetch)]
     rec, out = run_rec(cmd, cg, a)
     if out is None:
         return rec
@@ -147,7 +149,15 @@ def main():
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--engines", default="mem,mmap,llama")
     ap.add_argument("--log", default="", help="append one JSON line per run here")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:MOE:PREFETCH",
+                    help="one more cache engine NAME (list it in --engines): `moe bench --mem` "
+                    "with the binary MOE (empty: --moe) and --prefetch PREFETCH (empty: --prefetch), "
+                    "to compare builds or settings in the same rounds")
     a = ap.parse_args()
+    variants = {}
+    for v in a.variant:
+        name, moe, pf = (v.split(":") + ["", ""])[:3]
+        variants[name] = (moe or None, int(pf) if pf else None)
     engines = [e for e in a.engines.split(",") if e != "llama" or a.llama_bench]
     if not drop_caches():
         print("expert_cache.py: cannot drop the page cache (not root?): runs start warm", file=sys.stderr)
@@ -170,7 +180,8 @@ def main():
                     env_mmap = eng == "mmap"
                     if env_mmap:
                         os.environ["MOE_LOAD"] = "mmap"
-                    rec = run_moe(a, cg, a.mem if eng == "mem" else "")
+                    vm, vp = variants.get(eng, (None, None))
+                    rec = run_moe(a, cg, "" if eng == "mmap" else a.mem, vm, vp)
                     os.environ.pop("MOE_LOAD", None)
                 after = disk_probe(a.model, 2 * (r * 3 + engines.index(eng)) + 1)
                 rec.update({"round": r, "engine": eng, "disk_gb_s": [before, after],
@@ -192,8 +203,13 @@ def main():
                         bpt = c["bytes_read"] / max(1, c["tokens"])
                         lim = (before + after) / 2 * 1e9 / bpt if bpt else float("inf")
                         rec["limit_tok_s"] = lim
+                        # the bytes the layers needed: reads less the guesses read and not used
+                        need = bpt * max(0, c["reads"] - c["prefetch_wasted"]) / max(1, c["reads"])
+                        lim_need = (before + after) / 2 * 1e9 / need if need else float("inf")
+                        rec["limit_needed_tok_s"] = lim_need
                         line += (f"  cache: hit {c['hit_rate']:.3f}  {bpt / 1e6:.1f} MB/token  "
-                                 f"limit {lim:.2f} tok/s ({rec['tok_s'] / lim:.0%})")
+                                 f"limit {lim:.2f} tok/s ({rec['tok_s'] / lim:.0%}; needed bytes only "
+                                 f"{rec['tok_s'] / lim_need:.0%})")
                 print(line, flush=True)
     finally:
         if cg:
@@ -214,8 +230,13 @@ def main():
         lims = [x["tok_s"] / x["limit_tok_s"] for x in recs if x["engine"] == eng and "limit_tok_s" in x]
         if lims:
             hits = [x["cache"]["hit_rate"] for x in recs if x["engine"] == eng and "cache" in x]
-            extra = f"  hit rate {statistics.median(hits):.3f}  of the disk limit {statistics.median(lims):.0%}"
+            need = [x["tok_s"] / x["limit_needed_tok_s"] for x in recs if x["engine"] == eng and "limit_needed_tok_s" in x]
+            extra = (f"  hit rate {statistics.median(hits):.3f}  of the disk limit {statistics.median(lims):.0%}"
+                     f" (needed bytes only {statistics.median(need):.0%})")
         print(f"  {eng:5s} {med[eng]:8.2f} tok/s  peak RSS {rss:7.0f} MiB  {rd / 1e6:8.1f} MB read/token{extra}")
+    for v in variants:
+        if v in med and "mem" in med and med[v] > 0:
+            print(f"  moe --mem / {v}: {med['mem'] / med[v]:.2f}x")
     if "mem" in med:
         for other in ("mmap", "llama"):
             if other in med and med[other] > 0:

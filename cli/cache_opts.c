@@ -55,9 +55,10 @@ void cli_cache_line(const char *cmd, const moe_model *m, FILE *f) {
         fprintf(f, " (%s/token)", cli_bytes(st.bytes_read / st.tokens, t, sizeof t));
     fprintf(f, " at %.2f GB/s", st.read_busy_seconds > 0 ? st.bytes_read / st.read_busy_seconds / 1e9 : 0.0);
     if (st.prefetch_issued || st.predicted)
-        fprintf(f, ", prefetch %lld read / %lld used / %lld wasted, prediction precision %.1f%% "
-                "recall %.1f%%", (long long)st.prefetch_issued, (long long)st.prefetch_used,
-                (long long)st.prefetch_wasted, 100.0 * ratio(st.predicted_used, st.predicted),
+        fprintf(f, ", prefetch %lld queued / %lld used / %lld wasted / %lld cancelled, prediction "
+                "precision %.1f%% recall %.1f%%", (long long)st.prefetch_issued,
+                (long long)st.prefetch_used, (long long)st.prefetch_wasted,
+                (long long)st.prefetch_cancelled, 100.0 * ratio(st.predicted_used, st.predicted),
                 100.0 * ratio(st.predicted_used, st.used_after_prediction));
     fprintf(f, ", stalls %lld (%.3f s), %s\n", (long long)st.stalls, st.stall_seconds, st.io_note);
 }
@@ -79,7 +80,8 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             "\"misses\": %lld, \"hit_rate\": %.6f, \"reads\": %lld, \"bytes_read\": %lld, "
             "\"tokens\": %lld, \"bytes_read_per_token\": %.1f, \"read_seconds\": %.6f, "
             "\"read_busy_seconds\": %.6f, \"read_gb_per_s\": %.4f, \"prefetch_issued\": %lld, \"prefetch_used\": %lld, "
-            "\"prefetch_wasted\": %lld, \"prefetch_dropped\": %lld, \"predicted\": %lld, "
+            "\"prefetch_wasted\": %lld, \"prefetch_cancelled\": %lld, \"prefetch_dropped\": %lld, "
+            "\"predicted\": %lld, "
             "\"predicted_used\": %lld, \"used_after_prediction\": %lld, "
             "\"prediction_precision\": %.6f, \"prediction_recall\": %.6f, \"stalls\": %lld, "
             "\"stall_seconds\": %.6f, \"layers\": [",
@@ -89,8 +91,8 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             st.read_seconds, st.read_busy_seconds,
             st.read_busy_seconds > 0 ? st.bytes_read / st.read_busy_seconds / 1e9 : 0.0,
             (long long)st.prefetch_issued, (long long)st.prefetch_used,
-            (long long)st.prefetch_wasted, (long long)st.prefetch_dropped,
-            (long long)st.predicted, (long long)st.predicted_used,
+            (long long)st.prefetch_wasted, (long long)st.prefetch_cancelled,
+            (long long)st.prefetch_dropped, (long long)st.predicted, (long long)st.predicted_used,
             (long long)st.used_after_prediction, ratio(st.predicted_used, st.predicted),
             ratio(st.predicted_used, st.used_after_prediction), (long long)st.stalls,
             st.stall_seconds);

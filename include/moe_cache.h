@@ -42,7 +42,8 @@ typedef struct moe_load_opts {
     int64_t mem;             /* > 0: bytes of the expert slot pool; 0: no cache (all resident) */
     moe_cache_policy policy; /* eviction policy */
     int prefetch;            /* later MoE layers to predict; < 0: MOE_CACHE_PREFETCH_DEFAULT */
-    int readers;             /* reader threads; 0: 4 */
+    int readers;             /* reader threads; 0: 4; < 0: none (each read is done by the
+                                acquire that needs it, queued reads included) */
     int buffered;            /* 1: never O_DIRECT; buffered reads whose pages are dropped
                                 from the page cache after each (what a file system that
                                 refuses O_DIRECT gets anyway) */
@@ -94,9 +95,11 @@ typedef struct moe_cache_stats {
     int64_t reads;             /* expert reads done */
     int64_t bytes_read;        /* bytes read from the files (aligned ranges) */
     int64_t tokens;            /* tokens counted by moe_cache_add_tokens */
-    int64_t prefetch_issued;   /* reads started for a predicted expert */
+    int64_t prefetch_issued;   /* reads queued for a predicted expert */
     int64_t prefetch_used;     /* of those, used by their layer */
-    int64_t prefetch_wasted;   /* of those, not used when their layer ran, or evicted first */
+    int64_t prefetch_wasted;   /* of those, read but not used when their layer ran, or evicted first */
+    int64_t prefetch_cancelled; /* of those, dropped before their read began: the guess was
+                                  wrong (its layer ran without it) or a newer one replaced it */
     int64_t prefetch_dropped;  /* predicted experts in no slot that were not read: no slot
                                   could be taken, or the layer's guesses have not paid */
     int64_t predicted;         /* experts predicted (all layers) */

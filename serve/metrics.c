@@ -235,9 +235,10 @@ static void put_cache(sbuf *b, moe_cache *c) {
         {"moe_cache_reads_total", "counter", "Expert reads from the model file."},
         {"moe_cache_read_bytes_total", "counter", "Bytes read from the model file into expert slots."},
         {"moe_cache_tokens_total", "counter", "Tokens run through the forward pass (for bytes per token)."},
-        {"moe_cache_prefetch_issued_total", "counter", "Reads started for predicted experts."},
+        {"moe_cache_prefetch_issued_total", "counter", "Reads queued for predicted experts."},
         {"moe_cache_prefetch_used_total", "counter", "Predicted reads whose expert was then used."},
         {"moe_cache_prefetch_wasted_total", "counter", "Predicted reads whose expert was not used."},
+        {"moe_cache_prefetch_cancelled_total", "counter", "Predicted reads dropped before they began (wrong or replaced guesses)."},
         {"moe_cache_prefetch_dropped_total", "counter", "Predictions not read: no slot could be taken."},
         {"moe_cache_predicted_total", "counter", "Experts predicted for a later layer."},
         {"moe_cache_predicted_used_total", "counter", "Predicted experts the layer then used."},
@@ -252,7 +253,8 @@ static void put_cache(sbuf *b, moe_cache *c) {
     };
     const double v[] = {(double)st.hits, (double)st.misses, (double)st.reads, (double)st.bytes_read,
                         (double)st.tokens, (double)st.prefetch_issued, (double)st.prefetch_used,
-                        (double)st.prefetch_wasted, (double)st.prefetch_dropped,
+                        (double)st.prefetch_wasted, (double)st.prefetch_cancelled,
+                        (double)st.prefetch_dropped,
                         (double)st.predicted, (double)st.predicted_used,
                         (double)st.used_after_prediction, (double)st.stalls, st.stall_seconds,
                         st.read_seconds, st.read_busy_seconds, (double)st.mem, (double)st.n_slots, (double)st.direct_io};

@@ -21,6 +21,7 @@
 
 #include "moe_cache.h"
 #include "moe_quant.h"
+#include "cache/cache.h"
 #include "model/model.h"
 #include "model/model_init.h"
 
@@ -528,6 +529,68 @@ TEST(cache_miss_spares_the_layers_hits) {
     moe_cache_stats_get(moe_model_cache(m), &st);
     CHECK_MSG(st.hits == 1 && st.misses == 1 && st.reads == 1, "hits %lld misses %lld reads %lld",
               (long long)st.hits, (long long)st.misses, (long long)st.reads);
+    moe_session_free(s);
+    moe_model_free(m);
+}
+
+/* The read queue, with no reader threads (readers < 0) so nothing moves
+ * until an acquire: a miss of the running layer goes ahead of the queued
+ * guesses; a guess its layer then does not use is dropped unread, as is
+ * one a newer guess for the same layer leaves out. */
+static int queued_at(const moe_cache *c, int pos) {
+    int s = c->q_head;
+    for (int i = 0; i < pos && s >= 0; i++) s = c->slots[s].qnext;
+    return s < 0 ? -1 : c->slots[s].expert;
+}
+
+TEST(cache_queue_needs_first_wrong_guesses_dropped) {
+    const char *path = random_gguf();
+    if (!path) return;
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = 8 * slot_bytes_of(path), .policy = MOE_CACHE_LRU, .prefetch = 1,
+                       .readers = -1};
+    CHECK_MSG(moe_model_load_opts(&m, path, &o, &err) == 0, "%s", err.msg);
+    if (!m) return;
+    CHECK(moe_session_new(&s, m, NULL, &err) == 0);
+    if (!s) {
+        moe_model_free(m);
+        return;
+    }
+    moe_cache *c = moe_model_cache(m);
+    moe_cache_attach(c, s);
+    CHECK(c->n_readers == 0 && c->layer_base[0] >= 0 && c->layer_base[1] >= 0);
+    const moe_expert_provider *p = &s->provider;
+    moe_expert_weights w;
+    const int guess[3] = {1, 2, 3}, newer[2] = {1, 2}, need0[1] = {0}, used1[2] = {1, 0};
+    p->want(p->user, 1, guess, 3, 1);
+    p->want(p->user, 1, newer, 2, 1); /* replaces the guess: 3 is dropped */
+    /* three experts guessed, two of them twice: three guesses on the record */
+    float d = 1.0f - 1.0f / 64.0f, n3 = (1.0f * d + 1.0f) * d + 1.0f;
+    CHECK_MSG(c->guess_n[1] > n3 - 1e-4f && c->guess_n[1] < n3 + 1e-4f, "guesses %g", c->guess_n[1]);
+    p->want(p->user, 0, need0, 1, 0);
+    int b0 = c->layer_base[0], b1 = c->layer_base[1];
+    CHECK_MSG(queued_at(c, 0) == b0 && queued_at(c, 1) == b1 + 1 && queued_at(c, 2) == b1 + 2 &&
+                  queued_at(c, 3) == -1, "queue %d %d %d %d", queued_at(c, 0), queued_at(c, 1),
+              queued_at(c, 2), queued_at(c, 3));
+    CHECK(c->ex[b1 + 3].slot < 0);
+    CHECK(p->acquire(p->user, 0, 0, &w, &err) == 0);
+    p->release(p->user, 0, 0);
+    p->want(p->user, 1, used1, 2, 0); /* 2 was a wrong guess, never read */
+    CHECK(c->ex[b1 + 2].slot < 0 && queued_at(c, 0) == b1 + 1);
+    for (int i = 0; i < 2; i++) {
+        CHECK(p->acquire(p->user, 1, used1[i], &w, &err) == 0);
+        p->release(p->user, 1, used1[i]);
+    }
+    moe_cache_stats st;
+    moe_cache_stats_get(c, &st);
+    CHECK_MSG(st.reads == 3 && st.prefetch_issued == 3 && st.prefetch_used == 1 &&
+                  st.prefetch_cancelled == 2 && st.prefetch_wasted == 0,
+              "reads %lld issued %lld used %lld cancelled %lld wasted %lld", (long long)st.reads,
+              (long long)st.prefetch_issued, (long long)st.prefetch_used,
+              (long long)st.prefetch_cancelled, (long long)st.prefetch_wasted);
+    CHECK(st.layer[1].predicted == 2 && st.layer[1].predicted_used == 1);
     moe_session_free(s);
     moe_model_free(m);
 }

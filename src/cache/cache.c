@@ -78,6 +78,24 @@ void cache_queue_remove(moe_cache *c, int s) {
     sl->qprev = sl->qnext = -1;
 }
 
+/* A read the running layer waits for: ahead of every queued prediction
+ * (behind the layer's other misses), so that guesses never delay a need. */
+static void queue_push_need(moe_cache *c, int s) {
+    int at = c->q_head;
+    while (at >= 0 && !c->slots[at].for_prediction) at = c->slots[at].qnext;
+    if (at < 0) {
+        queue_push(c, s);
+        return;
+    }
+    cache_slot *sl = &c->slots[s], *next = &c->slots[at];
+    sl->state = SLOT_QUEUED;
+    sl->qnext = at;
+    sl->qprev = next->qprev;
+    if (next->qprev >= 0) c->slots[next->qprev].qnext = s;
+    else c->q_head = s;
+    next->qprev = s;
+}
+
 int cache_queue_pop(moe_cache *c) {
     int s = c->q_head;
     cache_queue_remove(c, s);
@@ -114,6 +132,15 @@ static void slot_clear(moe_cache *c, int s) {
     sl->held = 0;
     sl->wanted = 0;
     sl->for_prediction = 0;
+}
+
+/* A guess still waiting in the queue turned out wrong or was replaced by a
+ * newer one: its read is dropped (counted as wasted), the slot FREE. */
+static void cancel_guess(moe_cache *c, int s) {
+    cache_queue_remove(c, s);
+    c->slots[s].for_prediction = 0; /* not a read: not counted as wasted */
+    slot_clear(c, s);
+    c->st.prefetch_cancelled++;
 }
 
 void cache_read_start(moe_cache *c) {
@@ -193,9 +220,13 @@ static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n
     for (int e = 0; e < E; e++) {
         cache_expert *x = &c->ex[base + e];
         if (x->slot >= 0 && c->slots[x->slot].for_prediction) {
-            c->slots[x->slot].for_prediction = 0;
-            if (used[e]) c->st.prefetch_used++;
-            else c->st.prefetch_wasted++;
+            if (!used[e] && c->slots[x->slot].state == SLOT_QUEUED) {
+                cancel_guess(c, x->slot); /* never read: the bandwidth goes to the misses */
+            } else {
+                c->slots[x->slot].for_prediction = 0;
+                if (used[e]) c->st.prefetch_used++;
+                else c->st.prefetch_wasted++;
+            }
         }
         if (x->guessed) {
             x->guessed = 0;
@@ -256,7 +287,7 @@ static void want_now(moe_cache *c, int layer, const int *experts, int n) {
         if (s < 0) continue; /* read by its acquire once a slot is released */
         slot_assign(c, s, g);
         c->slots[s].wanted = 1;
-        queue_push(c, s);
+        queue_push_need(c, s);
         queued = 1;
     }
     if (queued) pthread_cond_broadcast(&c->cv_work);
@@ -264,6 +295,18 @@ static void want_now(moe_cache *c, int layer, const int *experts, int n) {
 
 static void want_later(moe_cache *c, int layer, const int *experts, int n) {
     int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts, queued = 0;
+    /* a newer guess for the layer (made nearer to it) replaces an older one:
+     * the older guesses still queued are dropped, and the layer is scored
+     * against the newer */
+    for (int e = 0; e < E; e++) {
+        cache_expert *x = &c->ex[base + e];
+        x->predicted = 0;
+        int keep = 0;
+        for (int i = 0; i < n && !keep; i++) keep = experts[i] == e;
+        if (!keep && x->slot >= 0 && c->slots[x->slot].for_prediction &&
+            c->slots[x->slot].state == SLOT_QUEUED)
+            cancel_guess(c, x->slot);
+    }
     c->has_pred[layer] = 1;
     /* the chance that a guess of this layer missing from the slots is used: its
      * decayed record, read or not (a prior of one in two) */
@@ -274,8 +317,9 @@ static void want_later(moe_cache *c, int layer, const int *experts, int n) {
         cache_expert *x = &c->ex[g];
         x->predicted = 1;
         if (x->slot >= 0) continue;
+        if (!x->guessed) /* once per expert until its layer runs, however often guessed */
+            c->guess_n[layer] = c->guess_n[layer] * GUESS_DECAY + 1.0f;
         x->guessed = 1;
-        c->guess_n[layer] = c->guess_n[layer] * GUESS_DECAY + 1.0f;
         int s = hit >= 0.5 ? cache_victim(c, 2) : -1; /* a read more often wasted than not: none */
         if (s >= 0 && c->slots[s].state != SLOT_FREE) {
             /* and takes a cached expert's slot only when it is the better bet */
@@ -420,16 +464,16 @@ int cache_new(moe_cache **out, moe_model *m, const char *path, const moe_load_op
         cache_destroy(c);
         return -1;
     }
-    c->readers = calloc((size_t)c->n_readers, sizeof *c->readers);
+    c->readers = calloc((size_t)c->n_readers + 1, sizeof *c->readers);
     if (!c->readers) {
         cache_destroy(c);
         return moe_fail(err, "out of memory");
     }
-    int started = 0;
-    for (; started < c->n_readers; started++)
+    int started = 0, want = c->n_readers;
+    for (; started < want; started++)
         if (pthread_create(&c->readers[started], NULL, cache_reader_main, c)) break;
     c->n_readers = started;
-    if (!started) {
+    if (want && !started) {
         cache_destroy(c);
         return moe_fail(err, "expert cache: cannot start a reader thread");
     }

@@ -298,7 +298,7 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
     c->q_head = c->q_tail = -1;
     c->policy = o->policy;
     c->prefetch = o->prefetch < 0 ? MOE_CACHE_PREFETCH_DEFAULT : o->prefetch;
-    c->n_readers = o->readers > 0 ? o->readers : 4;
+    c->n_readers = o->readers > 0 ? o->readers : o->readers < 0 ? 0 : 4;
     for (int l = 0; l < cfg->n_layers; l++) {
         c->layer_base[l] = -1;
         if (!cfg->layer[l].moe || cfg->layer[l].n_experts <= 0) continue;
