@@ -114,6 +114,9 @@ def run_moe(a, cg, mem, moe=None, prefetch=None):
         return rec
     j = json.loads(out)
     rec["tok_s"] = j["decode_tok_s"]
+    rec["mem_gb_s"] = j.get("bandwidth_gb_s")
+    # wall time per token of a rep (its one-token prompt and its decode, medians)
+    rec["wall_per_token_s"] = (j.get("prefill_s", 0) + j["decode_s"]) / (1 + a.gen)
     rec["tokens"] = (a.reps + 1) * (1 + a.gen)
     if "cache" in j and j["cache"]:
         rec["cache"] = j["cache"]
@@ -207,9 +210,16 @@ def main():
                         need = bpt * max(0, c["reads"] - c["prefetch_wasted"]) / max(1, c["reads"])
                         lim_need = (before + after) / 2 * 1e9 / need if need else float("inf")
                         rec["limit_needed_tok_s"] = lim_need
+                        # compute sets the other limit: the time a token spends not
+                        # waiting for the disk (wall less the cache's stalls)
+                        comp = rec["wall_per_token_s"] - c["stall_seconds"] / max(1, c["tokens"])
+                        rec["limit_compute_tok_s"] = 1 / comp if comp > 0 else float("inf")
+                        rec["limit_binding_tok_s"] = min(lim_need, rec["limit_compute_tok_s"])
                         line += (f"  cache: hit {c['hit_rate']:.3f}  {bpt / 1e6:.1f} MB/token  "
                                  f"limit {lim:.2f} tok/s ({rec['tok_s'] / lim:.0%}; needed bytes only "
-                                 f"{rec['tok_s'] / lim_need:.0%})")
+                                 f"{rec['tok_s'] / lim_need:.0%}); compute alone "
+                                 f"{rec['limit_compute_tok_s']:.2f} tok/s (memory {rec['mem_gb_s']:.1f} GB/s); "
+                                 f"of the lower limit {rec['tok_s'] / rec['limit_binding_tok_s']:.0%}")
                 print(line, flush=True)
     finally:
         if cg:
@@ -231,8 +241,10 @@ def main():
         if lims:
             hits = [x["cache"]["hit_rate"] for x in recs if x["engine"] == eng and "cache" in x]
             need = [x["tok_s"] / x["limit_needed_tok_s"] for x in recs if x["engine"] == eng and "limit_needed_tok_s" in x]
+            bind = [x["tok_s"] / x["limit_binding_tok_s"] for x in recs if x["engine"] == eng and "limit_binding_tok_s" in x]
             extra = (f"  hit rate {statistics.median(hits):.3f}  of the disk limit {statistics.median(lims):.0%}"
-                     f" (needed bytes only {statistics.median(need):.0%})")
+                     f" (needed bytes only {statistics.median(need):.0%}; of the lower of it and"
+                     f" compute's {statistics.median(bind):.0%})")
         print(f"  {eng:5s} {med[eng]:8.2f} tok/s  peak RSS {rss:7.0f} MiB  {rd / 1e6:8.1f} MB read/token{extra}")
     for v in variants:
         if v in med and "mem" in med and med[v] > 0:

@@ -2,19 +2,29 @@
  * cmd_bench.c - `moe bench MODEL`: prefill and decode speed as ratios to what
  * this machine can do, measured in the same run with the same thread count:
  *   prefill is compute bound: achieved FLOP/s = (2 x active matmul weights
- *     per token + attention) / time, against the f32 FMA peak (probe_f32_flops);
+ *     per token + attention) / time, against the f32 FMA peak (probe_f32_flops)
+ *     and, for quantized weights, the int8 multiply-accumulate peak of the
+ *     path their products take (probe_int8_ops: AMX, AVX-512 VNNI, AVX2);
  *   decode is bandwidth bound: achieved bytes/s = tok/s * active weight bytes
  *     per token (moe_model_stats.bytes_active), against probe_read_bandwidth.
- * Ids are random (seeded); each rep resets the session; medians are reported.
+ * Prefill is timed at each --prompt size (128, 512 and 2048 tokens unless
+ * told), decode after the first size's prefill. Ids are random (seeded, new
+ * each rep); each run resets the session; medians are reported. --sweep
+ * repeats everything, probes included, at 1, 2, 4, ... threads.
  * --probe-each probes the bandwidth between reps as well, for machines whose
  * bandwidth moves while other jobs run.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
 #include "moe_bench.h"
+
+#define MAX_PROMPTS 8
+#define MAX_SWEEP 16
 
 static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -25,7 +35,7 @@ static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
 
 /* --probe-only: the limits alone, for scripts that time other workloads
  * (bench/train_bench.sh) and want the same ratios. */
-static int bench_probe_only(int np, int threads, int probe_mb, int json) {
+static int bench_probe_only(int np, int threads, int probe_mb, const char *kernels, int json) {
     if (np > 0) {
         cli_error("bench", "--probe-only takes no MODEL");
         return 2;
@@ -38,93 +48,100 @@ static int bench_probe_only(int np, int threads, int probe_mb, int json) {
     }
     double bw = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
     double peak = moe_probe_f32_flops(p, 3);
+    const char *i8path = "";
+    double i8 = moe_probe_int8_ops(p, kernels, 3, &i8path);
     if (json)
-        printf("{\"threads\": %d, \"peak_gflop_s\": %.3f, \"bandwidth_gb_s\": %.3f}\n",
-               moe_probe_threads(p), peak / 1e9, bw / 1e9);
+        printf("{\"threads\": %d, \"peak_gflop_s\": %.3f, \"int8_peak_gop_s\": %.3f, "
+               "\"int8_path\": \"%s\", \"bandwidth_gb_s\": %.3f}\n",
+               moe_probe_threads(p), peak / 1e9, i8 / 1e9, i8path, bw / 1e9);
     else
-        printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
-               moe_probe_threads(p), peak / 1e9, bw / 1e9);
+        printf("machine  %d threads: f32 peak %.1f GFLOP/s, int8 peak %.1f GOP/s (%s), read "
+               "bandwidth %.1f GB/s\n", moe_probe_threads(p), peak / 1e9, i8 / 1e9, i8path, bw / 1e9);
     moe_probe_free(p);
     return 0;
 }
 
-int cmd_bench(int argc, char **argv) {
-    int n_prompt = 128, n_gen = 32, threads = 0, reps = 3, warmup = 1, json = 0, probe_mb = 1024;
-    int probe_only = 0, probe_each = 0;
-    uint64_t seed = 1;
-    const char *kernels = NULL;
-    cli_cache cc = CLI_CACHE_INIT;
-    const arg_opt opts[] = {
-        {"--prompt", NULL, ARG_INT, &n_prompt, 0, 1 << 20, 0, "N", "prefill N tokens (128)"},
-        {"--gen", NULL, ARG_INT, &n_gen, 0, 1 << 20, 0, "N", "then decode N tokens one by one (32)"},
-        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
-        {"--reps", NULL, ARG_INT, &reps, 1, 1000, 0, "R", "timed repetitions, median reported (3)"},
-        {"--warmup", NULL, ARG_INT, &warmup, 0, 100, 0, "W", "untimed repetitions first (1)"},
-        {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids, new ones each rep (1)"},
-        {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
-         "buffer of the bandwidth probe in MiB (1024)"},
-        {"--kernels", NULL, ARG_STR, &kernels, 0, 0, 0, "PATH",
-         "kernel path: scalar, avx2 or avx512 (default: the best this CPU has)"},
-        {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "print one JSON object instead of a table"},
-        {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
-         "only the machine's limits (no MODEL): f32 peak and read bandwidth"},
-        {"--probe-each", NULL, ARG_FLAG, &probe_each, 0, 0, 0, NULL,
-         "probe the read bandwidth after every rep too; each rep's decode is compared with the probes "
-         "around it (for machines other jobs share)"},
-        ARG_CACHE(&cc),
-    };
-    const arg_cmd c = {"bench", "MODEL [--prompt N] [--gen N] [--threads N] [--reps R] [--json] | --probe-only",
-                       "Measure prefill and decode tokens/s on random token ids and compare them with\n"
-                       "this machine's f32 FLOP peak and memory read bandwidth, probed in the same run\n"
-                       "with the same threads.",
-                       "Prefill FLOPs are 2 x the active matmul weights per token (active parameters\n"
-                       "less the embedding table) plus attention (4 x heads x head dim per layer per\n"
-                       "earlier position); decode bytes per token are the active weights as stored.\n"
-                       "With --mem the expert cache's statistics of the timed reps follow (hit rate,\n"
-                       "bytes read per token, prefetch and prediction accuracy, stalls).",
-                       opts, (int)(sizeof opts / sizeof opts[0]), 0, 1, "MODEL"};
-    const char *pos[1];
-    int np;
-    int r = args_parse(&c, argc, argv, pos, &np);
-    if (r != ARGS_OK) return args_exit(r);
-    moe_load_opts lo;
-    if (cli_cache_parse("bench", &cc, &lo)) return 2;
-    if (probe_only) return bench_probe_only(np, threads, probe_mb, json);
-    if (np == 0) {
-        cli_error("bench", "missing argument: expected MODEL");
-        fprintf(stderr, "run 'moe bench --help' for usage\n");
-        return 2;
+/* "128,512,2048" -> sizes; 0 or -1 with the message printed. */
+static int parse_list(const char *opt, const char *s, int lo, int hi, int *v, int max, int *n) {
+    *n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        size_t len = strcspn(p, ",");
+        if (end == p || (size_t)(end - p) != len) {
+            cli_error("bench", "%s: '%.*s' is not an integer", opt, (int)len, p);
+            return -1;
+        }
+        if (errno || x < lo || x > hi) {
+            cli_error("bench", "%s: %ld is out of range [%d, %d]", opt, x, lo, hi);
+            return -1;
+        }
+        if (*n == max) {
+            cli_error("bench", "%s: at most %d values", opt, max);
+            return -1;
+        }
+        v[(*n)++] = (int)x;
+        if (!p[len]) return 0;
+        p += len + 1;
     }
-    if (n_prompt + n_gen == 0) {
-        cli_error("bench", "--prompt and --gen are both 0: nothing to measure");
-        return 2;
-    }
+}
 
-    int rc = 1;
-    moe_model *m = NULL;
+typedef struct {
+    const char *model;
+    int prompts[MAX_PROMPTS], n_prompts, n_gen, reps, warmup, probe_mb, probe_each;
+    uint64_t seed;
+    const char *kernels;
+} bench_args;
+
+/* One thread count's measurements. */
+typedef struct {
+    int threads;
+    double bw, peak, i8peak;
+    const char *i8path;
+    double pp_s[MAX_PROMPTS], pp_tps[MAX_PROMPTS], pp_flops[MAX_PROMPTS];
+    double dec_s, dec_tps, dec_bw, frac_each;
+    const char *isa, *qpath;
+    int amx;
+} bench_res;
+
+/* FLOPs of a prefill of n tokens: 2 per active matmul weight (less the
+ * embedding table, a row lookup, unless tied: then it is also the head),
+ * plus attention scores and values: 4 * H * Dh per layer for each earlier
+ * position, summed over the n positions. */
+static double prefill_flop(const moe_config *cfg, const moe_model_stats *st, int n) {
+    double w_mm = (double)st->params_active -
+                  (cfg->tied_embeddings ? 0.0 : (double)cfg->vocab * (double)cfg->dim);
+    double attn = 4.0 * cfg->n_heads * cfg->head_dim * cfg->n_layers * 0.5 * n * (n + 1.0);
+    return 2.0 * w_mm * n + attn;
+}
+
+static int bench_run(const bench_args *A, moe_model *m, int threads, bench_res *r) {
+    const moe_config *cfg = moe_model_config(m);
+    moe_model_stats st;
+    moe_model_stats_get(m, &st);
+    int rc = -1, pmax = 0, n_pp = A->n_prompts, reps = A->reps;
+    for (int k = 0; k < n_pp; k++) pmax = A->prompts[k] > pmax ? A->prompts[k] : pmax;
+    int p0 = n_pp ? A->prompts[0] : 0; /* decode follows this prefill */
     moe_session *s = NULL;
     moe_probe *p = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
     double *tp = NULL, *td = NULL, *bws = NULL, *fr = NULL;
     moe_err err = {{0}};
-    if (cli_load_model_opts("bench", pos[0], &lo, &m)) goto done;
-    const moe_config *cfg = moe_model_config(m);
-    moe_model_stats st;
-    moe_model_stats_get(m, &st);
-    moe_session_opts so = {.n_ctx = n_prompt + n_gen, .n_threads = threads, .kernels = kernels};
-    if (moe_session_new(&s, m, &so, &err)) {
+    uint64_t seed = A->seed;
+    memset(r, 0, sizeof *r);
+    moe_session_opts so = {.n_ctx = (pmax > p0 ? pmax : p0) + A->n_gen, .n_threads = threads,
+                           .kernels = A->kernels};
+    if (moe_session_new(&s, m, &so, &err) || moe_probe_new(&p, threads, &err)) {
         cli_error("bench", "%s", err.msg);
         goto done;
     }
     cli_cache_attach(m, s);
-    if (moe_probe_new(&p, threads, &err)) {
-        cli_error("bench", "%s", err.msg);
-        goto done;
-    }
-    ids = malloc((size_t)(n_prompt + n_gen) * sizeof *ids);
+    ids = malloc((size_t)(pmax + A->n_gen + 1) * sizeof *ids);
     logits = malloc((size_t)cfg->vocab * sizeof *logits);
-    tp = calloc((size_t)reps, sizeof *tp);
+    tp = calloc((size_t)reps * MAX_PROMPTS, sizeof *tp);
     td = calloc((size_t)reps, sizeof *td);
     bws = calloc((size_t)reps + 1, sizeof *bws);
     fr = calloc((size_t)reps, sizeof *fr);
@@ -132,117 +149,70 @@ int cmd_bench(int argc, char **argv) {
         cli_error("bench", "out of memory");
         goto done;
     }
-    const int n_threads = moe_probe_threads(p);
+    r->threads = moe_probe_threads(p);
+    r->isa = moe_session_kernels_isa(s);
+    r->qpath = moe_session_quant_path(s);
+    r->amx = moe_session_quant_amx(s);
 
     /* the machine's limits, with the workload's thread count */
-    double bw = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 3);
-    double peak = moe_probe_f32_flops(p, 3);
-    bws[0] = bw;
+    r->bw = moe_probe_read_bandwidth(p, (size_t)A->probe_mb << 20, 3);
+    r->peak = moe_probe_f32_flops(p, 3);
+    r->i8peak = moe_probe_int8_ops(p, A->kernels, 3, &r->i8path);
+    bws[0] = r->bw;
 
-    for (int rep = 0; rep < warmup + reps; rep++) {
-        /* fresh ids each rep: an expert cache must not see a rep it has seen */
-        for (int i = 0; i < n_prompt + n_gen; i++)
-            ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
-        moe_session_reset(s);
-        if (rep == warmup && moe_model_cache(m)) moe_cache_stats_reset(moe_model_cache(m));
-        double t0 = cli_now();
-        if (n_prompt > 0 && moe_forward(s, ids, n_prompt, logits, 0, &err)) {
-            cli_error("bench", "prefill: %s", err.msg);
-            goto done;
+    for (int rep = 0; rep < A->warmup + reps; rep++) {
+        if (rep == A->warmup && moe_model_cache(m)) moe_cache_stats_reset(moe_model_cache(m));
+        int64_t tokens = 0;
+        /* the prefills, the first size last: decode goes on from it */
+        for (int k = n_pp - 1; k >= 0; k--) {
+            int n = A->prompts[k];
+            /* fresh ids each run: an expert cache must not see a run it has seen */
+            for (int i = 0; i < n; i++) ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
+            moe_session_reset(s);
+            double t0 = cli_now();
+            if (n > 0 && moe_forward(s, ids, n, logits, 0, &err)) {
+                cli_error("bench", "prefill of %d tokens: %s", n, err.msg);
+                goto done;
+            }
+            if (rep >= A->warmup) tp[(rep - A->warmup) * MAX_PROMPTS + k] = cli_now() - t0;
+            tokens += n;
         }
+        if (!n_pp) moe_session_reset(s);
+        for (int i = 0; i < A->n_gen; i++) ids[i] = (int32_t)(bench_rand(&seed) % (uint64_t)cfg->vocab);
         double t1 = cli_now();
-        for (int i = 0; i < n_gen; i++) {
-            if (moe_forward(s, ids + n_prompt + i, 1, logits, 0, &err)) {
+        for (int i = 0; i < A->n_gen; i++) {
+            if (moe_forward(s, ids + i, 1, logits, 0, &err)) {
                 cli_error("bench", "decode: %s", err.msg);
                 goto done;
             }
         }
         double t2 = cli_now();
-        cli_cache_tokens(m, n_prompt + n_gen);
-        if (rep >= warmup) {
-            int r = rep - warmup;
-            tp[r] = t1 - t0;
-            td[r] = t2 - t1;
-            if (probe_each) { /* the bandwidth right after this rep; its decode against the mean around it */
-                bws[r + 1] = moe_probe_read_bandwidth(p, (size_t)probe_mb << 20, 2);
-                double b = 0.5 * (bws[r] + bws[r + 1]);
-                fr[r] = b > 0 && td[r] > 0 ? n_gen / td[r] * (double)st.bytes_active / b : 0;
+        cli_cache_tokens(m, tokens + A->n_gen);
+        if (rep >= A->warmup) {
+            int q = rep - A->warmup;
+            td[q] = t2 - t1;
+            if (A->probe_each) { /* the bandwidth right after this rep; its decode against the mean around it */
+                bws[q + 1] = moe_probe_read_bandwidth(p, (size_t)A->probe_mb << 20, 2);
+                double b = 0.5 * (bws[q] + bws[q + 1]);
+                fr[q] = b > 0 && td[q] > 0 ? A->n_gen / td[q] * (double)st.bytes_active / b : 0;
             }
         }
     }
-    double frac_each = 0;
-    if (probe_each) {
-        frac_each = cli_median(fr, reps);
-        bw = cli_median(bws, reps + 1);
+    if (A->probe_each) {
+        r->frac_each = cli_median(fr, reps);
+        r->bw = cli_median(bws, reps + 1);
     }
-    double mp = cli_median(tp, reps), md = cli_median(td, reps);
-    double pre_tps = n_prompt > 0 && mp > 0 ? n_prompt / mp : 0;
-    double dec_tps = n_gen > 0 && md > 0 ? n_gen / md : 0;
-    /* prefill FLOPs: 2 per active weight, less the embedding table (a row
-     * lookup, not a matmul; with tied embeddings it is also the lm_head and
-     * stays), plus attention scores and values: 4 * H * Dh per layer for each
-     * earlier position, summed over the N prompt positions. */
-    double w_mm = (double)st.params_active -
-                  (cfg->tied_embeddings ? 0.0 : (double)cfg->vocab * (double)cfg->dim);
-    double attn = 4.0 * cfg->n_heads * cfg->head_dim * cfg->n_layers * 0.5 * n_prompt * (n_prompt + 1.0);
-    double flop_prefill = 2.0 * w_mm * n_prompt + attn;
-    double pre_flops = mp > 0 ? flop_prefill / mp : 0, dec_bw = dec_tps * (double)st.bytes_active;
-
-    if (json) {
-        printf("{\"model\": ");
-        cli_json_str(stdout, pos[0]);
-        printf(", \"threads\": %d, \"prompt\": %d, \"gen\": %d, \"reps\": %d, "
-               "\"params_active\": %lld, \"bytes_active\": %lld, \"prefill_flop\": %.6g, "
-               "\"prefill_s\": %.6f, \"prefill_tok_s\": %.3f, \"prefill_gflop_s\": %.3f, "
-               "\"peak_gflop_s\": %.3f, \"prefill_frac_peak\": %.4f, "
-               "\"decode_s\": %.6f, \"decode_tok_s\": %.3f, \"decode_gb_s\": %.3f, "
-               "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f, \"probes\": %d, \"isa\": \"%s\", "
-               "\"quant_path\": \"%s\", \"amx\": %s, \"cache\": ",
-               n_threads, n_prompt, n_gen, reps, (long long)st.params_active,
-               (long long)st.bytes_active, flop_prefill, mp, pre_tps, pre_flops / 1e9, peak / 1e9,
-               peak > 0 ? pre_flops / peak : 0.0, md, dec_tps, dec_bw / 1e9, bw / 1e9,
-               probe_each ? frac_each : bw > 0 ? dec_bw / bw : 0.0, probe_each ? reps + 1 : 1,
-               moe_session_kernels_isa(s), moe_session_quant_path(s),
-               moe_session_quant_amx(s) ? "true" : "false");
-        cli_cache_json(m, stdout);
-        printf("}\n");
-    } else {
-        char b1[32], b2[32], b3[32];
-        printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n",
-               pos[0], cfg->n_layers, cli_count(st.params_total, b1, sizeof b1),
-               cli_count(st.params_active, b2, sizeof b2),
-               cli_bytes(st.bytes_active, b3, sizeof b3));
-        printf("machine  %d threads: f32 peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n", n_threads,
-               peak / 1e9, bw / 1e9);
-        printf("kernels  %s; quantized weights: %s%s\n", moe_session_kernels_isa(s),
-               moe_session_quant_path(s),
-               moe_session_quant_amx(s) ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q4_K)" : "");
-        char a1[32], a2[32];
-        printf("\n%-8s %8s %12s %16s %16s %7s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio");
-        if (n_prompt > 0) {
-            snprintf(a1, sizeof a1, "%.2f GFLOP/s", pre_flops / 1e9);
-            snprintf(a2, sizeof a2, "%.2f GFLOP/s", peak / 1e9);
-            printf("%-8s %8d %12.2f %16s %16s %6.1f%%\n", "prefill", n_prompt, pre_tps, a1, a2,
-                   peak > 0 ? 100 * pre_flops / peak : 0.0);
-        }
-        if (n_gen > 0) {
-            snprintf(a1, sizeof a1, "%.2f GB/s", dec_bw / 1e9);
-            snprintf(a2, sizeof a2, "%.2f GB/s", bw / 1e9);
-            printf("%-8s %8d %12.2f %16s %16s %6.1f%%\n", "decode", n_gen, dec_tps, a1, a2,
-                   probe_each ? 100 * frac_each : bw > 0 ? 100 * dec_bw / bw : 0.0);
-        }
-        printf("\nmedian of %d reps (+%d warmup); prefill FLOPs = 2 x active matmul weights per\n"
-               "token + attention; decode bytes = active weights per token\n",
-               reps, warmup);
-        if (probe_each)
-            printf("read bandwidth: median of %d probes, one before and one after each rep; decode ratio:\n"
-                   "median over reps of the rep's GB/s against the mean of the probes around it\n",
-                   reps + 1);
-        if (moe_model_cache(m)) {
-            printf("\n");
-            cli_cache_line("bench", m, stdout);
-        }
+    double col[1000];
+    for (int k = 0; k < n_pp; k++) {
+        for (int q = 0; q < reps; q++) col[q] = tp[q * MAX_PROMPTS + k];
+        r->pp_s[k] = cli_median(col, reps);
+        int n = A->prompts[k];
+        r->pp_tps[k] = n > 0 && r->pp_s[k] > 0 ? n / r->pp_s[k] : 0;
+        r->pp_flops[k] = r->pp_s[k] > 0 ? prefill_flop(cfg, &st, n) / r->pp_s[k] : 0;
     }
+    r->dec_s = cli_median(td, reps);
+    r->dec_tps = A->n_gen > 0 && r->dec_s > 0 ? A->n_gen / r->dec_s : 0;
+    r->dec_bw = r->dec_tps * (double)st.bytes_active;
     rc = 0;
 done:
     free(fr);
@@ -253,6 +223,229 @@ done:
     free(ids);
     moe_probe_free(p);
     moe_session_free(s);
+    return rc;
+}
+
+static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+/* The int8 peak is the limit of quantized products only: the share of the
+ * active matmul weights that are quantized decides whether it is shown. */
+static int mostly_quant(const moe_config *cfg, const moe_model_stats *st) {
+    double w_mm = (double)st->params_active -
+                  (cfg->tied_embeddings ? 0.0 : (double)cfg->vocab * (double)cfg->dim);
+    return (double)st->params_active_quant * 2 > w_mm;
+}
+
+/* with_cache: the cache's statistics (those of the last run) go here. */
+static void print_json(const bench_args *A, moe_model *m, const bench_res *r, int with_cache) {
+    const moe_config *cfg = moe_model_config(m);
+    moe_model_stats st;
+    moe_model_stats_get(m, &st);
+    int p0 = A->n_prompts ? A->prompts[0] : 0;
+    printf("{\"model\": ");
+    cli_json_str(stdout, A->model);
+    printf(", \"threads\": %d, \"prompt\": %d, \"gen\": %d, \"reps\": %d, "
+           "\"params_active\": %lld, \"params_active_quant\": %lld, \"bytes_active\": %lld, "
+           "\"prefill_flop\": %.6g, \"prefill_s\": %.6f, \"prefill_tok_s\": %.3f, "
+           "\"prefill_gflop_s\": %.3f, \"peak_gflop_s\": %.3f, \"prefill_frac_peak\": %.4f, "
+           "\"int8_peak_gop_s\": %.3f, \"int8_path\": \"%s\", \"prefill_frac_int8_peak\": %.4f, "
+           "\"prefill\": [",
+           r->threads, p0, A->n_gen, A->reps, (long long)st.params_active,
+           (long long)st.params_active_quant, (long long)st.bytes_active, prefill_flop(cfg, &st, p0),
+           r->pp_s[0], r->pp_tps[0], r->pp_flops[0] / 1e9, r->peak / 1e9,
+           ratio(r->pp_flops[0], r->peak), r->i8peak / 1e9, r->i8path, ratio(r->pp_flops[0], r->i8peak));
+    for (int k = 0; k < A->n_prompts; k++)
+        printf("%s{\"tokens\": %d, \"s\": %.6f, \"tok_s\": %.3f, \"gflop_s\": %.3f, "
+               "\"frac_peak\": %.4f, \"frac_int8_peak\": %.4f}", k ? ", " : "", A->prompts[k],
+               r->pp_s[k], r->pp_tps[k], r->pp_flops[k] / 1e9, ratio(r->pp_flops[k], r->peak),
+               ratio(r->pp_flops[k], r->i8peak));
+    printf("], \"decode_s\": %.6f, \"decode_tok_s\": %.3f, \"decode_gb_s\": %.3f, "
+           "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f, \"probes\": %d, \"isa\": \"%s\", "
+           "\"quant_path\": \"%s\", \"amx\": %s, \"cache\": ",
+           r->dec_s, r->dec_tps, r->dec_bw / 1e9, r->bw / 1e9,
+           A->probe_each ? r->frac_each : ratio(r->dec_bw, r->bw), A->probe_each ? A->reps + 1 : 1,
+           r->isa, r->qpath, r->amx ? "true" : "false");
+    if (with_cache) cli_cache_json(m, stdout);
+    else printf("null");
+    printf("}");
+}
+
+static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
+    const moe_config *cfg = moe_model_config(m);
+    moe_model_stats st;
+    moe_model_stats_get(m, &st);
+    int q8 = mostly_quant(cfg, &st);
+    char b1[32], b2[32], b3[32];
+    printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n", A->model,
+           cfg->n_layers, cli_count(st.params_total, b1, sizeof b1),
+           cli_count(st.params_active, b2, sizeof b2), cli_bytes(st.bytes_active, b3, sizeof b3));
+    printf("machine  %d threads: f32 peak %.1f GFLOP/s, int8 peak %.1f GOP/s (%s), read bandwidth "
+           "%.1f GB/s\n", r->threads, r->peak / 1e9, r->i8peak / 1e9, r->i8path, r->bw / 1e9);
+    printf("kernels  %s; quantized weights: %s%s\n", r->isa, r->qpath,
+           r->amx ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q4_K)" : "");
+    char a1[32], a2[32];
+    printf("\n%-8s %8s %12s %16s %16s %7s%s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio",
+           q8 ? "  of int8 peak" : "");
+    for (int k = 0; k < A->n_prompts; k++) {
+        if (A->prompts[k] <= 0) continue;
+        snprintf(a1, sizeof a1, "%.2f GFLOP/s", r->pp_flops[k] / 1e9);
+        snprintf(a2, sizeof a2, "%.2f GFLOP/s", r->peak / 1e9);
+        printf("%-8s %8d %12.2f %16s %16s %6.1f%%", "prefill", A->prompts[k], r->pp_tps[k], a1, a2,
+               100 * ratio(r->pp_flops[k], r->peak));
+        if (q8) printf("  %12.1f%%", 100 * ratio(r->pp_flops[k], r->i8peak));
+        printf("\n");
+    }
+    if (A->n_gen > 0) {
+        snprintf(a1, sizeof a1, "%.2f GB/s", r->dec_bw / 1e9);
+        snprintf(a2, sizeof a2, "%.2f GB/s", r->bw / 1e9);
+        printf("%-8s %8d %12.2f %16s %16s %6.1f%%\n", "decode", A->n_gen, r->dec_tps, a1, a2,
+               A->probe_each ? 100 * r->frac_each : 100 * ratio(r->dec_bw, r->bw));
+    }
+    printf("\nmedian of %d reps (+%d warmup); prefill FLOPs = 2 x active matmul weights per\n"
+           "token + attention%s; decode bytes = active weights per token\n", A->reps, A->warmup,
+           q8 ? ",\nthe same count as int8 operations for quantized weights" : "");
+    if (A->probe_each)
+        printf("read bandwidth: median of %d probes, one before and one after each rep; decode ratio:\n"
+               "median over reps of the rep's GB/s against the mean of the probes around it\n",
+               A->reps + 1);
+}
+
+/* --sweep: one row per thread count. */
+static void print_sweep(const bench_args *A, const bench_res *rs, int n) {
+    printf("%7s %10s %11s %11s", "threads", "read GB/s", "f32 GFLOP/s", "int8 GOP/s");
+    for (int k = 0; k < A->n_prompts; k++) {
+        char h[32];
+        snprintf(h, sizeof h, "pp%d tok/s", A->prompts[k]);
+        if (A->prompts[k] > 0) printf(" %12s %6s", h, "int8%");
+    }
+    if (A->n_gen > 0) printf(" %12s %6s", "decode tok/s", "bw%");
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        const bench_res *r = &rs[i];
+        printf("%7d %10.1f %11.1f %11.1f", r->threads, r->bw / 1e9, r->peak / 1e9, r->i8peak / 1e9);
+        for (int k = 0; k < A->n_prompts; k++)
+            if (A->prompts[k] > 0)
+                printf(" %12.2f %5.1f%%", r->pp_tps[k], 100 * ratio(r->pp_flops[k], r->i8peak));
+        if (A->n_gen > 0) printf(" %12.2f %5.1f%%", r->dec_tps, 100 * ratio(r->dec_bw, r->bw));
+        printf("\n");
+    }
+    printf("\nint8%%: prefill operations (2 per active matmul weight per token + attention) against\n"
+           "the int8 peak of the path named above each row's probe; bw%%: decode bytes against the\n"
+           "read bandwidth probed at that thread count\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    int n_gen = 32, threads = 0, reps = 3, warmup = 1, json = 0, probe_mb = 1024;
+    int probe_only = 0, probe_each = 0, sweep = 0;
+    uint64_t seed = 1;
+    const char *kernels = NULL, *prompt = "128,512,2048";
+    cli_cache cc = CLI_CACHE_INIT;
+    const arg_opt opts[] = {
+        {"--prompt", NULL, ARG_STR, &prompt, 0, 0, 0, "N[,N...]",
+         "prefill N tokens, timed at each size given (128,512,2048); 0: none"},
+        {"--gen", NULL, ARG_INT, &n_gen, 0, 1 << 20, 0, "N",
+         "then decode N tokens one by one after the first prefill size (32)"},
+        ARG_THREADS(&threads, "-t", "threads (0 = all CPUs); with --sweep the most"),
+        {"--sweep", NULL, ARG_FLAG, &sweep, 0, 0, 0, NULL,
+         "measure at 1, 2, 4, ... threads up to --threads, probes at each count"},
+        {"--reps", NULL, ARG_INT, &reps, 1, 1000, 0, "R", "timed repetitions, median reported (3)"},
+        {"--warmup", NULL, ARG_INT, &warmup, 0, 100, 0, "W", "untimed repetitions first (1)"},
+        {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "seed of the random token ids, new ones each rep (1)"},
+        {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
+         "buffer of the bandwidth probe in MiB (1024)"},
+        {"--kernels", NULL, ARG_STR, &kernels, 0, 0, 0, "PATH",
+         "kernel path: scalar, avx2 or avx512 (default: the best this CPU has)"},
+        {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL,
+         "print one JSON object (with --sweep: {\"sweep\": [one per thread count]})"},
+        {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
+         "only the machine's limits (no MODEL): f32 and int8 peaks, read bandwidth"},
+        {"--probe-each", NULL, ARG_FLAG, &probe_each, 0, 0, 0, NULL,
+         "probe the read bandwidth after every rep too; each rep's decode is compared with the probes "
+         "around it (for machines other jobs share)"},
+        ARG_CACHE(&cc),
+    };
+    const arg_cmd c = {"bench", "MODEL [--prompt N,...] [--gen N] [--threads N] [--sweep] [--json] | --probe-only",
+                       "Measure prefill and decode tokens/s on random token ids and compare them with\n"
+                       "this machine's f32 and int8 peaks and memory read bandwidth, probed in the same\n"
+                       "run with the same threads.",
+                       "Prefill FLOPs are 2 x the active matmul weights per token (active parameters\n"
+                       "less the embedding table) plus attention (4 x heads x head dim per layer per\n"
+                       "earlier position); for a model whose active weights are mostly quantized the\n"
+                       "same count is also shown against the int8 peak of the path its products take\n"
+                       "(AMX-INT8, AVX-512 VNNI or AVX2). Decode bytes per token are the active\n"
+                       "weights as stored. With --mem the expert cache's statistics of the timed reps\n"
+                       "follow (hit rate, bytes read per token, prefetch and prediction accuracy,\n"
+                       "stalls).",
+                       opts, (int)(sizeof opts / sizeof opts[0]), 0, 1, "MODEL"};
+    const char *pos[1];
+    int np;
+    int r = args_parse(&c, argc, argv, pos, &np);
+    if (r != ARGS_OK) return args_exit(r);
+    moe_load_opts lo;
+    if (cli_cache_parse("bench", &cc, &lo)) return 2;
+    if (probe_only) return bench_probe_only(np, threads, probe_mb, kernels, json);
+    bench_args A = {.n_gen = n_gen, .reps = reps, .warmup = warmup, .probe_mb = probe_mb,
+                    .probe_each = probe_each, .seed = seed, .kernels = kernels};
+    if (parse_list("--prompt", prompt, 0, 1 << 20, A.prompts, MAX_PROMPTS, &A.n_prompts)) return 2;
+    int any = n_gen > 0;
+    for (int k = 0; k < A.n_prompts; k++) any |= A.prompts[k] > 0;
+    if (np == 0) {
+        cli_error("bench", "missing argument: expected MODEL");
+        fprintf(stderr, "run 'moe bench --help' for usage\n");
+        return 2;
+    }
+    if (!any) {
+        cli_error("bench", "--prompt and --gen are both 0: nothing to measure");
+        return 2;
+    }
+    A.model = pos[0];
+    int counts[MAX_SWEEP], n_counts = 0;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int most = threads > 0 ? threads : online > 0 ? (int)online : 1;
+    if (most > MOE_MAX_THREADS) most = MOE_MAX_THREADS;
+    if (sweep) {
+        for (int t = 1; t < most && n_counts < MAX_SWEEP - 1; t *= 2) counts[n_counts++] = t;
+        counts[n_counts++] = most;
+    } else {
+        counts[n_counts++] = threads;
+    }
+
+    int rc = 1;
+    moe_model *m = NULL;
+    bench_res *res = calloc((size_t)n_counts, sizeof *res);
+    if (!res) {
+        cli_error("bench", "out of memory");
+        return 1;
+    }
+    if (cli_load_model_opts("bench", A.model, &lo, &m)) goto done;
+    for (int i = 0; i < n_counts; i++) {
+        if (bench_run(&A, m, counts[i], &res[i])) goto done;
+        if (!sweep) break;
+        fprintf(stderr, "moe bench: %d threads done\n", res[i].threads);
+    }
+    if (json) {
+        if (sweep) printf("{\"sweep\": [");
+        for (int i = 0; i < n_counts; i++) {
+            if (i) printf(", ");
+            print_json(&A, m, &res[i], i == n_counts - 1);
+        }
+        printf(sweep ? "]}\n" : "\n");
+    } else {
+        if (sweep) {
+            print_table(&A, m, &res[n_counts - 1]);
+            printf("\n");
+            print_sweep(&A, res, n_counts);
+        } else {
+            print_table(&A, m, &res[0]);
+        }
+        if (moe_model_cache(m)) {
+            printf("\n");
+            cli_cache_line("bench", m, stdout);
+        }
+    }
+    rc = 0;
+done:
+    free(res);
     moe_model_free(m);
     return rc;
 }

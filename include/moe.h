@@ -164,6 +164,9 @@ typedef struct moe_model_stats {
     int64_t params_active;  /* parameters one token touches */
     int64_t bytes_total;    /* bytes of weights as stored */
     int64_t bytes_active;   /* bytes of weights one decode step reads */
+    int64_t params_active_quant; /* of params_active, those in block-quantized matrices (their
+                                    products run on int8 kernels; the embedding table, a row
+                                    lookup, is not counted unless tied to the head) */
     char dtypes[64];        /* e.g. "bf16 (291), f32 (33)" */
 } moe_model_stats;
 

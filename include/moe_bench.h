@@ -33,6 +33,14 @@ double moe_probe_read_bandwidth(moe_probe *p, size_t bytes, int reps);
  * accumulator chains in registers, best of `reps`). */
 double moe_probe_f32_flops(moe_probe *p, int reps);
 
+/* Peak int8 multiply-accumulate throughput in operations/s (2 per u8 x s8
+ * product) over the threads, on the path the quantized products take for
+ * prefill with the kernel choice `kernels` (as moe_session_opts.kernels;
+ * NULL: the default): AMX-INT8 where that choice has it, else AVX-512
+ * VNNI, else AVX2, else scalar; *path (if not NULL) names it. Best of
+ * `reps`; 0 for a kernel name this CPU cannot run. */
+double moe_probe_int8_ops(moe_probe *p, const char *kernels, int reps, const char **path);
+
 /* The instruction set the float kernels use here ("avx512", "avx2", ...). */
 const char *moe_kernels_isa(void);
 /* The path quantized matrix products take here, and whether prefill of

@@ -6,8 +6,10 @@
  * f16/bf16 bit pattern; vector ops against their formulas in double.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/probe.h"
 #include "kern_pool.h"
 #include "test.h"
 
@@ -503,4 +505,29 @@ TEST(kernels_rope) {
     CHECK_NEAR(c[0], cos(1.0), 1e-7);
     CHECK_NEAR(s[0], sin(1.0), 1e-7);
     CHECK_NEAR(c[1], cos(0.1), 1e-7); /* 10000^(-2/8) = 0.1 */
+}
+
+/* The int8 peak probe runs every path this CPU has and names the one the
+ * quantized prefill products of each kernel choice take. */
+TEST(kernels_int8_probe_paths) {
+    const kern_cpu *cpu = kernels_cpu();
+    pool *p = pool_create(1);
+    CHECK(p != NULL);
+    if (!p) return;
+    struct { isa i; int amx; const char *want; } cases[] = {
+        {ISA_SCALAR, 0, "scalar"},
+        {ISA_AVX2, 0, "avx2"},
+        {ISA_AVX512, 0, cpu->vnni ? "avx512-vnni" : "avx2"},
+        {ISA_AVX512, 1, "amx-int8"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const kern_cfg *k = kernels_cfg(cases[c].i, cases[c].amx, 0);
+        if (!k) continue; /* a path this CPU lacks */
+        const char *path = NULL;
+        double ops = probe_int8_ops(p, k, 1, &path);
+        CHECK_MSG(path && !strcmp(path, cases[c].want), "case %zu: path %s, want %s", c,
+                  path ? path : "(null)", cases[c].want);
+        CHECK_MSG(ops > 1e6 && ops < 1e16, "case %zu (%s): %g op/s", c, cases[c].want, ops);
+    }
+    pool_free(p);
 }

@@ -242,3 +242,67 @@ double probe_f32_flops(pool *p, int reps) {
     }
     return best > 0 ? per_item * (double)items / best : 0.0;
 }
+
+/* ------------------------------------------------------------ int8 peak */
+
+typedef enum { I8_SCALAR, I8_AVX2, I8_VNNI512, I8_AMX } i8_path;
+
+typedef struct {
+    i8_path which;
+    int32_t sink[64];
+} i8_ctx;
+
+static double i8_run_scalar(int32_t *sink) {
+    int32_t acc[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    volatile int8_t vb = -2;
+    uint8_t a = 3;
+    int8_t b = vb;
+    for (int it = 0; it < 20000; it++) {
+        a ^= (uint8_t)(it & 1);
+        for (int j = 0; j < 8; j++) acc[j] += (int32_t)a * (int32_t)(int8_t)(b - j);
+    }
+    *sink += acc[0] + acc[7];
+    return 20000.0 * 8 * 2;
+}
+
+static double i8_item(i8_ctx *c, int tid) {
+    int32_t *sink = &c->sink[tid & 63];
+#ifdef PROBE_X86
+    if (c->which == I8_AMX) return probe_int8_amx(sink);
+    if (c->which == I8_VNNI512) return probe_int8_vnni512(sink);
+    if (c->which == I8_AVX2) return probe_int8_avx2(sink);
+#endif
+    return i8_run_scalar(sink);
+}
+
+static void i8_chunk(void *vc, int64_t i0, int64_t i1, int tid) {
+    for (int64_t i = i0; i < i1; i++) i8_item(vc, tid);
+}
+
+double probe_int8_ops(pool *p, const kern_cfg *k, int reps, const char **path) {
+    if (reps < 1) reps = 1;
+    if (!k) k = kern_of(p);
+    i8_ctx c;
+    memset(&c, 0, sizeof c);
+    const kern_cpu *cpu = kernels_cpu();
+    c.which = k->amx                                   ? I8_AMX
+              : k->isa == ISA_AVX512 && cpu->vnni      ? I8_VNNI512
+              : k->isa >= ISA_AVX2                     ? I8_AVX2
+                                                       : I8_SCALAR;
+    if (path)
+        *path = c.which == I8_AMX       ? "amx-int8"
+                : c.which == I8_VNNI512 ? "avx512-vnni"
+                : c.which == I8_AVX2    ? "avx2"
+                                        : "scalar";
+    double per_item = i8_item(&c, 0);
+    int64_t items = 16 * (int64_t)pool_size(p);
+    pool_for(p, items, 1, i8_chunk, &c); /* warm-up: clocks settle */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = clock_now();
+        pool_for(p, items, 1, i8_chunk, &c);
+        double t = clock_now() - t0;
+        if (t < best) best = t;
+    }
+    return best > 0 ? per_item * (double)items / best : 0.0;
+}

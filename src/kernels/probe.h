@@ -6,6 +6,7 @@
 #define MOE_KERNELS_PROBE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "base/pool.h"
 
 /* Memory read bandwidth in bytes/s: the pool's threads stream a buffer of
@@ -16,6 +17,20 @@ double probe_read_bandwidth(pool *p, size_t bytes, int reps);
 /* Peak f32 FMA throughput in FLOP/s over the pool's threads (independent
  * accumulator chains in registers, best of `reps`). */
 double probe_f32_flops(pool *p, int reps);
+
+/* Peak int8 multiply-accumulate throughput in operations/s (2 per u8 x s8
+ * product) over the pool's threads, on the path the quantized products of
+ * kernel choice k take for many rows of x (prefill): AMX-INT8 where k has
+ * it, else AVX-512 VNNI, else the AVX2 sequence, else scalar; *path names
+ * it. Independent accumulators in registers (or tiles), best of `reps`. */
+struct kern_cfg;
+double probe_int8_ops(pool *p, const struct kern_cfg *k, int reps, const char **path);
+
+/* The per-ISA loops (probe_int8_avx512.c, probe_int8_avx2.c): run once,
+ * return the operations done. */
+double probe_int8_vnni512(int32_t *sink);
+double probe_int8_amx(int32_t *sink);
+double probe_int8_avx2(int32_t *sink);
 
 /* Monotonic clock in seconds. */
 double clock_now(void);

@@ -38,6 +38,15 @@ double moe_probe_read_bandwidth(moe_probe *p, size_t bytes, int reps) {
 
 double moe_probe_f32_flops(moe_probe *p, int reps) { return probe_f32_flops(p->pool, reps); }
 
+double moe_probe_int8_ops(moe_probe *p, const char *kernels, int reps, const char **path) {
+    const kern_cfg *k = kernels ? kernels_named(kernels) : kernels_default();
+    if (!k) {
+        if (path) *path = "none";
+        return 0.0;
+    }
+    return probe_int8_ops(p->pool, k, reps, path);
+}
+
 const char *moe_kernels_isa(void) { return isa_name(kernels_default()->isa); }
 
 const char *moe_quant_path(void) { return quant_path_name(kernels_default()); }

@@ -55,6 +55,7 @@ typedef struct wload {
     /* the counts of moe_model_stats */
     int64_t params, bytes, embed_bytes;
     int64_t exp_params[MOE_MAX_LAYERS], exp_bytes[MOE_MAX_LAYERS]; /* all experts of a layer */
+    int64_t qparams, exp_qparams[MOE_MAX_LAYERS]; /* of those, stored block-quantized */
     int type_count[N_GGML];
 } wload;
 
@@ -205,12 +206,15 @@ static void measure(wload *W, const tm_entry *e, const wt_tensor *t, size_t rb) 
     else if (e->role == TM_EXP_GATE_UP_BIAS) W->own += round64((size_t)params * 2 * sizeof(float));
     else if (e->role == TM_EXP_DOWN_BIAS && t->type != DT_F32)
         W->own += round64((size_t)params * sizeof(float));
+    int quant = dtype_is_quant(t->type) && e->rows; /* a quantized matrix, not a vector */
     W->params += params;
     W->bytes += bytes;
+    if (quant && !(e->role == TM_EMBED && !c->tied_embeddings)) W->qparams += params;
     if (e->role == TM_EMBED && !c->tied_embeddings) W->embed_bytes = bytes;
     if (tm_is_expert(e->role) || fused || (tm_role_of(e->role)->flags & TMF_PLANES)) {
         W->exp_params[e->layer] += params; /* expert biases too, as from HF */
         W->exp_bytes[e->layer] += bytes;
+        if (quant) W->exp_qparams[e->layer] += params;
     }
     int g = dtype_to_ggml(t->type);
     if (g >= 0 && g < N_GGML) W->type_count[g]++;
@@ -222,8 +226,10 @@ static void measure_mxfp4(wload *W, const tm_entry *e, size_t rb) {
     W->own += round64((size_t)bytes);
     W->params += params;
     W->bytes += bytes;
+    W->qparams += params;
     W->exp_params[e->layer] += params;
     W->exp_bytes[e->layer] += bytes;
+    W->exp_qparams[e->layer] += params;
     W->type_count[dtype_to_ggml(DT_MXFP4)]++;
 }
 
@@ -410,12 +416,14 @@ static void fill_stats(moe_model *m, const wload *W) {
     s->bytes_total = W->bytes;
     /* Decode reads one embedding row, unless the matrix is also the head. */
     s->bytes_active = W->bytes - W->embed_bytes;
+    s->params_active_quant = W->qparams;
     for (int i = 0; i < c->n_layers; i++) {
         const moe_layer_config *lc = &c->layer[i];
         if (!lc->moe || lc->n_experts <= 0) continue;
         int64_t idle = lc->n_experts - lc->top_k;
         s->params_active -= idle * (W->exp_params[i] / lc->n_experts);
         s->bytes_active -= idle * (W->exp_bytes[i] / lc->n_experts);
+        s->params_active_quant -= idle * (W->exp_qparams[i] / lc->n_experts);
     }
     size_t o = 0;
     for (int g = 0; g < N_GGML; g++) {

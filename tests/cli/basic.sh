@@ -230,6 +230,21 @@ out_has "bench decode row" "^decode +4 +[0-9.]+ +[0-9.]+ GB/s"
 expect_ok "bench --json" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --json
 out_has "bench json" '^\{.*"prefill_tok_s": [0-9.]+.*"decode_tok_s": [0-9.]+.*"bandwidth_gb_s": [0-9.]+.*\}$'
 expect_fail "bench nothing to do" "nothing to measure" "$MOE" bench "$M" --prompt 0 --gen 0
+# several prefill sizes, the int8 peak, a thread sweep
+expect_ok "bench prompt sizes" "$MOE" bench "$M" --prompt 4,8 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --threads 1
+out_has "bench prefill 4" "^prefill +4 +[0-9.]+ "
+out_has "bench prefill 8" "^prefill +8 +[0-9.]+ "
+out_has "bench int8 peak" "int8 peak [0-9.]+ GOP/s \((amx-int8|avx512-vnni|avx2|scalar)\)"
+expect_fail "bench prompt list junk" "--prompt: 'x' is not an integer" "$MOE" bench "$M" --prompt 4,x
+expect_fail "bench prompt list empty item" "--prompt: '' is not an integer" "$MOE" bench "$M" --prompt 4,,8
+expect_fail "bench prompt list range" "--prompt: -1 is out of range" "$MOE" bench "$M" --prompt 4,-1
+expect_ok "bench --sweep --json" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --threads 2 --sweep --json
+out_has "bench sweep json" '^\{"sweep": \[\{.*"threads": 1,.*"int8_peak_gop_s": [0-9.]+.*\}, \{.*"threads": 2,.*\}\]\}$'
+expect_ok "bench --sweep" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --threads 2 --sweep
+out_has "bench sweep row 1" "^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+% +[0-9.]+ +[0-9.]+%$"
+out_has "bench sweep row 2" "^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+% +[0-9.]+ +[0-9.]+%$"
+expect_ok "bench --probe-only --json" "$MOE" bench --probe-only --json --probe-mb 16 --threads 1
+out_has "probe-only int8" '"int8_peak_gop_s": [0-9.]+, "int8_path": "[a-z0-9-]+"'
 # the session's own kernel path is what bench reports
 expect_ok "bench --kernels scalar" "$MOE" bench "$M" --prompt 4 --gen 2 --reps 1 --warmup 0 --probe-mb 16 --kernels scalar
 out_has "bench reports the session's path" "^kernels  scalar; quantized weights: scalar"
