@@ -20,9 +20,15 @@ really pages), which makes this machine act like one with less RAM. Needs
 root (drop_caches, cgroups).
 
 For the cache, the disk sets a limit: bytes read per token (its own
-statistics over the timed reps) over the probed disk bandwidth. The summary
-gives each engine's median tok/s, the cache's fraction of that limit, and
-the ratios. Example (the quick form, docs/PERF.md):
+statistics over the timed reps) over the probed disk bandwidth; counted
+again on the bytes the layers needed alone (the reads less the guesses read
+and not used). Compute sets the other: the time a token spends not waiting
+for the disk (the wall time of a token less the cache's stall time per
+token), which moves with the memory bandwidth. No overlap of reads and
+compute can beat the lower of the two. The summary gives each engine's
+median tok/s, the cache's fraction of each limit, and the ratios; --variant
+adds cache runs of another build or setting to the same rounds. Example
+(the quick form, docs/PERF.md):
 
   python3 bench/expert_cache.py MODEL.gguf --mem 900M --limit-mb 1600 \\
       --llama-bench /path/llama-bench --rounds 3 --log LOG.jsonl
@@ -135,10 +141,61 @@ def run_llama(a, cg):
     return rec
 
 
+def summarize(recs, engines, variants):
+    print("\nmedians over rounds:")
+    med = {}
+    for eng in engines:
+        v = [x["tok_s"] for x in recs if x["engine"] == eng and not x["rc"]]
+        if not v:
+            continue
+        med[eng] = statistics.median(v)
+        rss = statistics.median([x["rss_mib"] for x in recs if x["engine"] == eng and not x["rc"]])
+        rd = statistics.median([x["disk_bytes"] / x["tokens"] for x in recs if x["engine"] == eng and not x["rc"]])
+        extra = ""
+        lims = [x["tok_s"] / x["limit_tok_s"] for x in recs if x["engine"] == eng and "limit_tok_s" in x]
+        if lims:
+            hits = [x["cache"]["hit_rate"] for x in recs if x["engine"] == eng and "cache" in x]
+            need = [x["tok_s"] / x["limit_needed_tok_s"] for x in recs if x["engine"] == eng and "limit_needed_tok_s" in x]
+            bind = [x["tok_s"] / x["limit_binding_tok_s"] for x in recs if x["engine"] == eng and "limit_binding_tok_s" in x]
+            extra = (f"  hit rate {statistics.median(hits):.3f}  of the disk limit {statistics.median(lims):.0%}"
+                     f" (needed bytes only {statistics.median(need):.0%}; of the lower of it and"
+                     f" compute's {statistics.median(bind):.0%})")
+        print(f"  {eng:5s} {med[eng]:8.2f} tok/s  peak RSS {rss:7.0f} MiB  {rd / 1e6:8.1f} MB read/token{extra}")
+    for v in variants:
+        if v in med and "mem" in med and med[v] > 0:
+            print(f"  moe --mem / {v}: {med['mem'] / med[v]:.2f}x")
+    if "mem" in med:
+        for other in ("mmap", "llama"):
+            if other in med and med[other] > 0:
+                print(f"  moe --mem / {other}: {med['mem'] / med[other]:.2f}x")
+
+
+
+def add_limits(rec, before, after):
+    """The cache's limits for a run with disk probes before and after it."""
+    c = rec.get("cache")
+    if rec["rc"] or not c:
+        return
+    bw = (before + after) / 2 * 1e9
+    bpt = c["bytes_read"] / max(1, c["tokens"])
+    rec["cache_bytes_per_token"] = bpt
+    rec["limit_tok_s"] = bw / bpt if bpt else float("inf")
+    # the bytes the layers needed: reads less the guesses read and not used
+    need = bpt * max(0, c["reads"] - c["prefetch_wasted"]) / max(1, c["reads"])
+    rec["limit_needed_tok_s"] = bw / need if need else float("inf")
+    # compute sets the other limit: the time a token spends not waiting for
+    # the disk (wall less the cache's stalls)
+    comp = rec["wall_per_token_s"] - c["stall_seconds"] / max(1, c["tokens"])
+    rec["limit_compute_tok_s"] = 1 / comp if comp > 0 else float("inf")
+    rec["limit_binding_tok_s"] = min(rec["limit_needed_tok_s"], rec["limit_compute_tok_s"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--mem", required=True, help="the cache's budget (moe --mem)")
+    ap.add_argument("model", help="the GGUF file (with --summarize: a --log file)")
+    ap.add_argument("--summarize", action="store_true",
+                    help="print the summary of the runs logged in MODEL (a --log file) and exit")
+    ap.add_argument("--mem", default="", help="the cache's budget (moe --mem)")
     ap.add_argument("--limit-mb", type=int, default=0, help="run inside a memory cgroup of this size")
     ap.add_argument("--moe", default="build/moe")
     ap.add_argument("--llama-bench", default="")
@@ -157,6 +214,19 @@ def main():
                     "with the binary MOE (empty: --moe) and --prefetch PREFETCH (empty: --prefetch), "
                     "to compare builds or settings in the same rounds")
     a = ap.parse_args()
+    if a.summarize:
+        recs = [json.loads(l) for l in open(a.model) if l.strip()]
+        for rec in recs:  # logs written before the limits were logged carry only their inputs
+            if "limit_binding_tok_s" not in rec and "wall_per_token_s" in rec:
+                add_limits(rec, *rec["disk_gb_s"])
+        engines = list(dict.fromkeys(x["engine"] for x in recs))
+        for x in recs:
+            if x["rc"]:
+                print(f"round {x['round']} {x['engine']}: FAILED rc {x['rc']}")
+        summarize(recs, engines, {e: None for e in engines if e not in ("mem", "mmap", "llama")})
+        return
+    if not a.mem:
+        ap.error("--mem is required")
     variants = {}
     for v in a.variant:
         name, moe, pf = (v.split(":") + ["", ""])[:3]
@@ -190,6 +260,7 @@ def main():
                 rec.update({"round": r, "engine": eng, "disk_gb_s": [before, after],
                             "model": a.model, "mem": a.mem, "limit_mb": a.limit_mb,
                             "threads": a.threads, "gen": a.gen, "time": time.strftime("%FT%T")})
+                add_limits(rec, before, after)
                 recs.append(rec)
                 if logf:
                     logf.write(json.dumps(rec) + "\n")
@@ -201,23 +272,11 @@ def main():
                     line += (f"{rec['tok_s']:8.2f} tok/s  rss {rec['rss_mib']:7.0f} MiB  "
                              f"read {rec['disk_bytes'] / rec['tokens'] / 1e6:8.1f} MB/token (all phases)  "
                              f"disk {before:.2f}/{after:.2f} GB/s")
-                    c = rec.get("cache")
-                    if c:
-                        bpt = c["bytes_read"] / max(1, c["tokens"])
-                        lim = (before + after) / 2 * 1e9 / bpt if bpt else float("inf")
-                        rec["limit_tok_s"] = lim
-                        # the bytes the layers needed: reads less the guesses read and not used
-                        need = bpt * max(0, c["reads"] - c["prefetch_wasted"]) / max(1, c["reads"])
-                        lim_need = (before + after) / 2 * 1e9 / need if need else float("inf")
-                        rec["limit_needed_tok_s"] = lim_need
-                        # compute sets the other limit: the time a token spends not
-                        # waiting for the disk (wall less the cache's stalls)
-                        comp = rec["wall_per_token_s"] - c["stall_seconds"] / max(1, c["tokens"])
-                        rec["limit_compute_tok_s"] = 1 / comp if comp > 0 else float("inf")
-                        rec["limit_binding_tok_s"] = min(lim_need, rec["limit_compute_tok_s"])
-                        line += (f"  cache: hit {c['hit_rate']:.3f}  {bpt / 1e6:.1f} MB/token  "
-                                 f"limit {lim:.2f} tok/s ({rec['tok_s'] / lim:.0%}; needed bytes only "
-                                 f"{rec['tok_s'] / lim_need:.0%}); compute alone "
+                    if "limit_tok_s" in rec:
+                        c = rec["cache"]
+                        line += (f"  cache: hit {c['hit_rate']:.3f}  {rec['cache_bytes_per_token'] / 1e6:.1f} MB/token  "
+                                 f"limit {rec['limit_tok_s']:.2f} tok/s ({rec['tok_s'] / rec['limit_tok_s']:.0%}; "
+                                 f"needed bytes only {rec['tok_s'] / rec['limit_needed_tok_s']:.0%}); compute alone "
                                  f"{rec['limit_compute_tok_s']:.2f} tok/s (memory {rec['mem_gb_s']:.1f} GB/s); "
                                  f"of the lower limit {rec['tok_s'] / rec['limit_binding_tok_s']:.0%}")
                 print(line, flush=True)
@@ -227,33 +286,7 @@ def main():
                 os.rmdir(cg)
             except OSError:
                 pass
-    print("\nmedians over rounds:")
-    med = {}
-    for eng in engines:
-        v = [x["tok_s"] for x in recs if x["engine"] == eng and not x["rc"]]
-        if not v:
-            continue
-        med[eng] = statistics.median(v)
-        rss = statistics.median([x["rss_mib"] for x in recs if x["engine"] == eng and not x["rc"]])
-        rd = statistics.median([x["disk_bytes"] / x["tokens"] for x in recs if x["engine"] == eng and not x["rc"]])
-        extra = ""
-        lims = [x["tok_s"] / x["limit_tok_s"] for x in recs if x["engine"] == eng and "limit_tok_s" in x]
-        if lims:
-            hits = [x["cache"]["hit_rate"] for x in recs if x["engine"] == eng and "cache" in x]
-            need = [x["tok_s"] / x["limit_needed_tok_s"] for x in recs if x["engine"] == eng and "limit_needed_tok_s" in x]
-            bind = [x["tok_s"] / x["limit_binding_tok_s"] for x in recs if x["engine"] == eng and "limit_binding_tok_s" in x]
-            extra = (f"  hit rate {statistics.median(hits):.3f}  of the disk limit {statistics.median(lims):.0%}"
-                     f" (needed bytes only {statistics.median(need):.0%}; of the lower of it and"
-                     f" compute's {statistics.median(bind):.0%})")
-        print(f"  {eng:5s} {med[eng]:8.2f} tok/s  peak RSS {rss:7.0f} MiB  {rd / 1e6:8.1f} MB read/token{extra}")
-    for v in variants:
-        if v in med and "mem" in med and med[v] > 0:
-            print(f"  moe --mem / {v}: {med['mem'] / med[v]:.2f}x")
-    if "mem" in med:
-        for other in ("mmap", "llama"):
-            if other in med and med[other] > 0:
-                print(f"  moe --mem / {other}: {med['mem'] / med[other]:.2f}x")
-
+    summarize(recs, engines, variants)
 
 if __name__ == "__main__":
     main()
