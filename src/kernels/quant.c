@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/quant_iq.h"
 #include "kernels/quant_impl.h"
 
 /* Rows of W per unit of work: a multiple of every fast kernel's row tile. */
@@ -43,6 +44,23 @@
 #define QAMX_MIN_N_Q4_K 5
 
 /* --------------------------------------------------------------- traits */
+
+/* The grid i-quants are read only: no reference quantizer (ggml's need an
+ * importance matrix). */
+static void deq_iq2_xxs(const void *s, float *d, int64_t k) { dequantize_row_iq2_xxs(s, d, k); }
+static void deq_iq2_xs(const void *s, float *d, int64_t k) { dequantize_row_iq2_xs(s, d, k); }
+static void deq_iq2_s(const void *s, float *d, int64_t k) { dequantize_row_iq2_s(s, d, k); }
+static void deq_iq3_xxs(const void *s, float *d, int64_t k) { dequantize_row_iq3_xxs(s, d, k); }
+static void deq_iq3_s(const void *s, float *d, int64_t k) { dequantize_row_iq3_s(s, d, k); }
+static void deq_iq1_s(const void *s, float *d, int64_t k) { dequantize_row_iq1_s(s, d, k); }
+static void deq_iq1_m(const void *s, float *d, int64_t k) { dequantize_row_iq1_m(s, d, k); }
+#define qnt_iq2_xxs NULL
+#define qnt_iq2_xs NULL
+#define qnt_iq2_s NULL
+#define qnt_iq3_xxs NULL
+#define qnt_iq3_s NULL
+#define qnt_iq1_s NULL
+#define qnt_iq1_m NULL
 
 static void deq_q4_0(const void *s, float *d, int64_t k) { dequantize_row_q4_0(s, d, k); }
 static void deq_q8_0(const void *s, float *d, int64_t k) { dequantize_row_q8_0(s, d, k); }
