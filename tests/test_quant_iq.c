@@ -8,7 +8,8 @@
  *     dequantized weights with the dequantized Q8_K activations (the same
  *     numbers, so only the f32 rounding of the block sums separates them);
  *   - qmatmul on every ISA this CPU has within 1e-5 * sum |w x| of the
- *     scalar reference, the same bits on 1 and 2 threads, grouped calls
+ *     scalar reference and, as the kernels are built, with its very bits;
+ *     the same bits on 1 and 2 threads, grouped calls
  *     equal to separate ones, and within the activation quantization
  *     error of the f32 matmul of the dequantized weights.
  */
@@ -239,6 +240,11 @@ TEST(quant_iq_paths_match_reference) {
                     int bad = compare_ref(y, ref, type, W, rows, K, x, n);
                     CHECK_MSG(bad == 0, "%s W [%lld][%lld] n=%lld on %s: %d outputs off", quant_traits(type)->name,
                               (long long)rows, (long long)K, (long long)n, path_name(is), bad);
+                    /* the vector kernels keep each block's integer sum and the reference's
+                     * f32 order, so they give its bits exactly (quant_iq_avx512.c) */
+                    CHECK_MSG(memcmp(y, ref, sizeof(float) * (size_t)(n * rows)) == 0,
+                              "%s W [%lld][%lld] n=%lld on %s: not the reference's bits", quant_traits(type)->name,
+                              (long long)rows, (long long)K, (long long)n, path_name(is));
                     qmatmul(one[is], y1, x, W, type, n, rows, K, scratch);
                     CHECK_MSG(memcmp(y, y1, sizeof(float) * (size_t)(n * rows)) == 0,
                               "%s n=%lld on %s: threaded result differs", quant_traits(type)->name, (long long)n,
