@@ -73,9 +73,8 @@
  * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
  * x (prefill) on CPUs that have it, when the kernel choice of the pool a
  * call runs on has AMX (kernels.h: kern_cfg). The grid i-quants have AVX2
- * and AVX-512 VNNI paths for IQ2_XXS / IQ2_XS / IQ2_S / IQ3_XXS / IQ3_S
- * that give the scalar reference's very bits (quant_iq_avx512.c); IQ1_S
- * and IQ1_M run on the reference everywhere; none of them on AMX.
+ * and AVX-512 VNNI paths that give the scalar reference's very bits
+ * (quant_iq_avx512.c), and none on AMX.
  */
 #ifndef MOE_KERNELS_QUANT_H
 #define MOE_KERNELS_QUANT_H

@@ -1,15 +1,15 @@
 /*
  * quant_iq_avx2.c - the grid i-quants' products on AVX2.
  *
- * IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S: each weight block is unpacked
- * once (quant_iq_decode.h), its sign bits widened to +1 / -1 bytes, and
+ * Every grid i-quant: each weight block is unpacked once
+ * (quant_iq_decode.h; IQ1_S / IQ1_M here, as 8 g +- 1 with vector
+ * shuffles), its sign bits widened to +1 / -1 bytes, and
  * dotted with every row of x. Per 32 values: vpsignb applies the weight
  * signs to the activation codes, vpmaddubsw multiplies the grid magnitudes
  * (unsigned) by them into pairs (at most 2 * 62 * 127: no saturation, Q8_K
  * codes are within [-127, 127]), vpmaddwd weighs the pairs by their
  * 16-value scale into int32. The block's integer sum is exact, so each
- * output is the scalar reference's f32 sum, in the same order. IQ1_S and
- * IQ1_M run on the scalar reference.
+ * output is the scalar reference's f32 sum, in the same order.
  */
 #include <immintrin.h>
 
@@ -42,6 +42,51 @@ static inline void widen(const iq_block *b, avx2_block *o) {
     }
 }
 
+/* IQ1_S / IQ1_M: chunk c of 4 groups from their grid rows (bytes -1, 0, 1)
+ * and shift signs (neg[k]: group k's shift is -1/8): eight times a value,
+ * 8 g +- 1, as magnitude and sign, so the factor 1/8 joins d. */
+static inline void iq1_chunk(avx2_block *o, int c, const int8_t *const rows[4], const int neg[4]) {
+    const __m256i table = _mm256_setr_epi8(-7, 1, 9, -9, -1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* g + 1 (+ 3) */
+                                           -7, 1, 9, -9, -1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    int64_t r[4];
+    for (int k = 0; k < 4; k++) memcpy(&r[k], rows[k], 8);
+    const __m256i g = _mm256_setr_epi64x(r[0], r[1], r[2], r[3]);
+    const __m256i sh = _mm256_setr_epi64x(neg[0] ? 0x0303030303030303LL : 0, neg[1] ? 0x0303030303030303LL : 0,
+                                          neg[2] ? 0x0303030303030303LL : 0, neg[3] ? 0x0303030303030303LL : 0);
+    const __m256i v = _mm256_shuffle_epi8(table, _mm256_add_epi8(_mm256_add_epi8(g, _mm256_set1_epi8(1)), sh));
+    o->g[c] = _mm256_abs_epi8(v);
+    o->s[c] = _mm256_or_si256(_mm256_cmpgt_epi8(_mm256_setzero_si256(), v), _mm256_set1_epi8(1));
+}
+
+static inline void unpack_iq1(int type, const uint8_t *blk, avx2_block *o, float *d) {
+    const int8_t *rows[4];
+    int neg[4];
+    if (type == QT_IQ1_S) { /* qs[32], u16 qh[8]: 4 x 3 index bits, scale, delta sign */
+        *d = f16_to_f32(iq_rd16(blk)) * 0.125f;
+        for (int ib = 0; ib < 8; ib++) {
+            const uint16_t h = iq_rd16(blk + 34 + 2 * ib);
+            for (int l = 0; l < 4; l++) rows[l] = iq1s_grid[blk[2 + 4 * ib + l] | (h >> 3 * l & 7) << 8], neg[l] = h >> 15;
+            iq1_chunk(o, ib, rows, neg);
+            o->sc[ib] = _mm256_set1_epi16((short)(2 * (h >> 12 & 7) + 1));
+        }
+        return;
+    }
+    /* IQ1_M: qs[32], qh[16] (a nibble a group), scales[8]: 3 bits per 16 values
+     * (4 to a u16 word) and the f16 d in the words' top nibbles */
+    uint16_t w[4];
+    memcpy(w, blk + 48, 8);
+    *d = f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 12) << 4 | (w[2] >> 12) << 8 | (w[3] >> 12) << 12)) * 0.125f;
+    for (int ib = 0; ib < 8; ib++) {
+        for (int l = 0; l < 4; l++) {
+            const int nib = blk[32 + 2 * ib + l / 2] >> 4 * (l % 2) & 0xf;
+            rows[l] = iq1s_grid[blk[4 * ib + l] | (nib & 7) << 8], neg[l] = nib >> 3;
+        }
+        iq1_chunk(o, ib, rows, neg);
+        const int s0 = w[ib / 2] >> (6 * (ib % 2)) & 7, s1 = w[ib / 2] >> (6 * (ib % 2) + 3) & 7;
+        o->sc[ib] = _mm256_setr_m128i(_mm_set1_epi16((short)(2 * s0 + 1)), _mm_set1_epi16((short)(2 * s1 + 1)));
+    }
+}
+
 static inline int32_t block_sum(const avx2_block *b, const int8_t *q8) {
     __m256i acc = _mm256_setzero_si256();
     for (int c = 0; c < 8; c++) {
@@ -55,10 +100,11 @@ static inline int32_t block_sum(const avx2_block *b, const int8_t *q8) {
 }
 
 void avx2_iq_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (!iq_unpacks(j->type)) {
+    if (!qt_is_iq(j->type)) {
         ref_qmm_rows(j, r0, r1);
         return;
     }
+    const int iq1 = !iq_unpacks(j->type);
     const int64_t nb = j->cols / QK_K;
     const size_t bb = (size_t)dtype_block_bytes(dtype_from_ggml(j->type));
     iq_block b;
@@ -66,8 +112,12 @@ void avx2_iq_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *w = j->W + (size_t)r * j->w_row;
         for (int64_t k = 0; k < nb; k++) {
-            iq_unpack(j->type, w + k * bb, &b);
-            widen(&b, &v);
+            if (iq1) {
+                unpack_iq1(j->type, w + k * bb, &v, &b.d);
+            } else {
+                iq_unpack(j->type, w + k * bb, &b);
+                widen(&b, &v);
+            }
             for (int64_t i = 0; i < j->n; i++) {
                 const qx_k *a = (const qx_k *)(j->xq + (size_t)i * j->xq_row) + k;
                 const float s = (b.d * a->d) * (float)block_sum(&v, a->qs);

@@ -1,7 +1,7 @@
 /*
  * quant_iq_avx512.c - the grid i-quants' products on AVX-512 (BW + VNNI).
  *
- * IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S: each weight block is unpacked
+ * Every grid i-quant: each weight block is unpacked
  * once into registers, per 64 values the grid magnitudes (one gather of 8
  * grid rows of 8 bytes, or 16 of 4), the 64 sign bits as a mask, and the
  * scale of each pair of values; then it is dotted with every row of x. Per
@@ -11,8 +11,9 @@
  * codes are within [-127, 127]), and vpdpwssd weighs the pairs by their
  * 16-value scale into 16 int32 sums. The block's integer sum is exact, and
  * d carries the type's power of two (quant_iq_decode.h), so each output is
- * the scalar reference's f32 sum, in the same order. IQ1_S and IQ1_M run on
- * the scalar reference.
+ * the scalar reference's f32 sum, in the same order. IQ1_S and IQ1_M (grid
+ * values -1, 0, 1 shifted by +-1/8 per group) become magnitudes and signs
+ * of 8 g +- 1 (iq1_values) and go through the same kernel.
  */
 #include <immintrin.h>
 
@@ -56,6 +57,20 @@ static inline __m256i nibble_scales(const uint8_t *p) {
 static inline __m256i dup_scales(__m256i top4) {
     const __m256i s = _mm256_add_epi32(_mm256_add_epi32(top4, top4), _mm256_set1_epi32(1));
     return _mm256_or_si256(s, _mm256_slli_epi32(s, 16));
+}
+
+/* IQ1_S / IQ1_M: chunk c from its 8 grid rows g (bytes -1, 0, 1) and the
+ * groups whose shift is -1/8 (bit k: group k): eight times a value,
+ * 8 g +- 1 (odd, |.| <= 9), as magnitude and sign, so that the factor 1/8
+ * joins d and the kernel is the one of the other types. */
+static inline void iq1_values(zblock *z, int c, __m512i g, __mmask8 neg_delta) {
+    /* index g + 1 (+ 3 for a -1/8 shift) -> 8 g + shift */
+    const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(-7, 1, 9, -9, -1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i ix = _mm512_add_epi8(_mm512_add_epi8(g, _mm512_set1_epi8(1)),
+                                       _mm512_maskz_mov_epi64(neg_delta, _mm512_set1_epi8(3)));
+    const __m512i v = _mm512_shuffle_epi8(table, ix);
+    z->neg[c] = _mm512_movepi8_mask(v);
+    z->g[c] = _mm512_abs_epi8(v);
 }
 
 static inline uint64_t rd64(const uint8_t *p) {
@@ -136,6 +151,49 @@ static inline void unpack(int type, const uint8_t *blk, zblock *z) {
         }
         break;
     }
+    case QT_IQ1_S: { /* qs[32] low index bits, u16 qh[8]: 4 x 3 index bits, scale, delta sign */
+        const __m512i shift = _mm512_setr_epi64(0, 3, 6, 9, 16, 19, 22, 25);
+        z->d = d * 0.125f;
+        for (int c = 0; c < 4; c++) {
+            const uint32_t h = iq_rd32(q + 32 + 4 * c); /* qh of sub-blocks 2c, 2c + 1 */
+            const __m512i lo = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(q + 8 * c)));
+            const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64(h), shift), _mm512_set1_epi64(7));
+            const __m512i g = _mm512_i64gather_epi64(_mm512_or_si512(lo, _mm512_slli_epi64(hi, 8)),
+                                                     (const void *)iq1s_grid, 8);
+            iq1_values(z, c, g, (__mmask8)((h >> 15 & 1 ? 0x0F : 0) | (h >> 31 ? 0xF0 : 0)));
+        }
+        /* 2 * (qh >> 12 & 7) + 1 per sub-block, each the scale of 2 groups of 16 */
+        const __m128i h8 = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)(q + 32)), 12), _mm_set1_epi16(7));
+        const __m128i s8 = _mm_add_epi16(_mm_add_epi16(h8, h8), _mm_set1_epi16(1));
+        pair_scales(_mm256_setr_m128i(_mm_unpacklo_epi16(s8, s8), _mm_unpackhi_epi16(s8, s8)), z);
+        break;
+    }
+    case QT_IQ1_M: { /* qs[32], qh[16] (a nibble a group: 3 index bits, delta sign), scales[8] */
+        const __m512i shift = _mm512_setr_epi64(0, 4, 8, 12, 16, 20, 24, 28);
+        const uint8_t *qh = blk + 32, *sc = blk + 48;
+        uint16_t w[4];
+        memcpy(w, sc, 8);
+        z->d = f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 12) << 4 | (w[2] >> 12) << 8 | (w[3] >> 12) << 12)) * 0.125f;
+        for (int c = 0; c < 4; c++) {
+            const uint32_t h = iq_rd32(qh + 4 * c); /* the nibbles of groups 8c .. 8c + 7 */
+            const __m512i lo = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(blk + 8 * c)));
+            const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64(h), shift), _mm512_set1_epi64(7));
+            const __m512i g = _mm512_i64gather_epi64(_mm512_or_si512(lo, _mm512_slli_epi64(hi, 8)),
+                                                     (const void *)iq1s_grid, 8);
+            __mmask8 neg = 0;
+            for (int k = 0; k < 8; k++) neg |= (__mmask8)((h >> (4 * k + 3) & 1) << k);
+            iq1_values(z, c, g, neg);
+        }
+        /* 16 3-bit scales, 4 to a u16 word (bits 0-11) */
+        const __m256i words = _mm256_cvtepu16_epi64(_mm_loadl_epi64((const __m128i *)sc)); /* word i in qword i */
+        const __m256i spread = _mm256_shuffle_epi8(words, _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 8, 9, 8, 9, 8, 9, 8, 9,
+                                                                           0, 1, 0, 1, 0, 1, 0, 1, 8, 9, 8, 9, 8, 9, 8, 9));
+        const __m256i f = _mm256_and_si256(
+            _mm256_srlv_epi16(spread, _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9)),
+            _mm256_set1_epi16(7));
+        pair_scales(_mm256_add_epi16(_mm256_add_epi16(f, f), _mm256_set1_epi16(1)), z);
+        break;
+    }
     default: break;
     }
 }
@@ -152,7 +210,7 @@ static inline int32_t block_sum(const zblock *z, const int8_t *q8) {
 }
 
 void avx512_iq_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (!iq_unpacks(j->type)) {
+    if (!qt_is_iq(j->type)) {
         ref_qmm_rows(j, r0, r1);
         return;
     }

@@ -8,9 +8,9 @@
  * scale times the type's power of two (1/8, 1/4 or 1), exact in f32.
  *
  * A block is unpacked once and then dotted with every row of activations
- * (quant_iq_avx2.c, quant_iq_avx512.c). IQ1_S and IQ1_M have no unpacked
- * form here (their grid values are signed and shifted by +-1/8): they run
- * on the scalar reference.
+ * (quant_iq_avx2.c, quant_iq_avx512.c). IQ1_S and IQ1_M take the same
+ * shape in those files (eight times each value, 8 g +- 1, as magnitude and
+ * sign, with 1/8 in d), built there with vector shuffles.
  */
 #ifndef MOE_KERNELS_QUANT_IQ_DECODE_H
 #define MOE_KERNELS_QUANT_IQ_DECODE_H
