@@ -119,3 +119,28 @@ TEST(gguf_iq_model_matches_dequantized_f32) {
     free(ref);
     moe_model_free(m);
 }
+
+/* moe_model_stats.dtypes names each type with its count; a file with more
+ * types than the field holds (as the mixed i-quant files are) ends in "..."
+ * rather than in a cut-off name. */
+TEST(gguf_iq_stats_dtypes_whole_items) {
+    char path[512];
+    iq_path(path, sizeof path);
+    moe_model *m = NULL;
+    moe_err err = {{0}};
+    CHECK_MSG(moe_model_load(&m, path, &err) == 0, "%s", err.msg);
+    if (!m) return;
+    moe_model_stats s;
+    moe_model_stats_get(m, &s);
+    char buf[sizeof s.dtypes + 1];
+    snprintf(buf, sizeof buf, "%s", s.dtypes);
+    int items = 0, bad = 0;
+    for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save), items++) {
+        while (*it == ' ') it++;
+        char name[32];
+        int count = 0;
+        bad += !(strcmp(it, "...") == 0 || (sscanf(it, "%31s (%d)", name, &count) == 2 && count > 0));
+    }
+    CHECK_MSG(items >= 3 && bad == 0, "dtypes \"%s\": %d of %d items are not \"type (count)\"", s.dtypes, bad, items);
+    moe_model_free(m);
+}
