@@ -20,9 +20,9 @@
 #include "kernels/quant_iq_decode.h"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512vnni,bmi2"))), apply_to = function)
 #else
-#pragma GCC target("avx512vnni")
+#pragma GCC target("avx512vnni,bmi2") /* every AVX-512 CPU has BMI2 */
 #endif
 
 /* One block, unpacked: per 64-value chunk c the magnitudes, the sign mask
@@ -73,6 +73,14 @@ static inline void iq1_values(zblock *z, int c, __m512i g, __mmask8 neg_delta) {
     z->g[c] = _mm512_abs_epi8(v);
 }
 
+/* The 64 sign bits of two IQ2_XXS / IQ3_XXS sub-blocks from their u32s
+ * (4 x 7 stored bits each, under the scale): the 56 bits spread to 8 bytes,
+ * then each byte's parity bit (iq_parity_signs). */
+static inline uint64_t ksigns8(uint32_t s0, uint32_t s1) {
+    const uint64_t x = (s0 & 0x0fffffffu) | (uint64_t)(s1 & 0x0fffffffu) << 28;
+    return iq_parity_signs(_pdep_u64(x, 0x7f7f7f7f7f7f7f7fULL));
+}
+
 static inline uint64_t rd64(const uint8_t *p) {
     uint64_t v;
     memcpy(&v, p, 8);
@@ -90,7 +98,7 @@ static inline void unpack(int type, const uint8_t *blk, zblock *z) {
         for (int c = 0; c < 4; c++, q += 16) {
             const __m512i ix = _mm512_cvtepu8_epi64(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)q), pick));
             z->g[c] = _mm512_i64gather_epi64(ix, (const void *)iq2xxs_grid, 8);
-            z->neg[c] = iq_ksigns4(iq_rd32(q + 4)) | (uint64_t)iq_ksigns4(iq_rd32(q + 12)) << 32;
+            z->neg[c] = ksigns8(iq_rd32(q + 4), iq_rd32(q + 12));
         }
         /* the scales: the top 4 bits of each sub-block's 8 bytes */
         pair_scales(dup_scales(_mm512_cvtepi64_epi32(_mm512_srli_epi64(_mm512_loadu_si512(blk + 2), 60))), z);
@@ -126,7 +134,7 @@ static inline void unpack(int type, const uint8_t *blk, zblock *z) {
         for (int c = 0; c < 4; c++) {
             const __m512i ix = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * c)));
             z->g[c] = _mm512_i32gather_epi32(ix, (const void *)iq3xxs_grid, 4);
-            z->neg[c] = iq_ksigns4(iq_rd32(q + 64 + 8 * c)) | (uint64_t)iq_ksigns4(iq_rd32(q + 68 + 8 * c)) << 32;
+            z->neg[c] = ksigns8(iq_rd32(q + 64 + 8 * c), iq_rd32(q + 68 + 8 * c));
         }
         pair_scales(dup_scales(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(q + 64)), 28)), z);
         break;
