@@ -1,10 +1,10 @@
 /*
  * quant_iq_avx2.c - the grid i-quants' products on AVX2.
  *
- * Every grid i-quant: each weight block is unpacked once
- * (quant_iq_decode.h; IQ1_S / IQ1_M here, as 8 g +- 1 with vector
- * shuffles), its sign bits widened to +1 / -1 bytes, and
- * dotted with every row of x. Per 32 values: vpsignb applies the weight
+ * Every grid i-quant: each weight block is unpacked once into the shape of
+ * quant_iq_decode.h, per 32 values in registers (grid rows, sign bits
+ * widened to +1 / -1 bytes, scales; IQ1_S / IQ1_M as 8 g +- 1 with vector
+ * shuffles), and dotted with every row of x. Per 32 values: vpsignb applies the weight
  * signs to the activation codes, vpmaddubsw multiplies the grid magnitudes
  * (unsigned) by them into pairs (at most 2 * 62 * 127: no saturation, Q8_K
  * codes are within [-127, 127]), vpmaddwd weighs the pairs by their
@@ -15,16 +15,30 @@
 
 #include "kernels/quant_iq_decode.h"
 
-/* Sign bits of 32 values (4 bytes) -> 32 bytes of +1 / -1. */
-static inline __m256i signs32(const uint8_t *sb) {
-    uint32_t bits;
-    memcpy(&bits, sb, 4);
+/* Sign bits of 32 values -> 32 bytes of +1 / -1. */
+static inline __m256i signs32(uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* lane 0: bytes 0, 1 */
                                             2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
     __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     return _mm256_or_si256(neg, _mm256_set1_epi8(1));
+}
+
+static inline long long row8(const uint8_t *row) {
+    long long v;
+    memcpy(&v, row, 8);
+    return v;
+}
+static inline int row4(const uint8_t *row) {
+    int v;
+    memcpy(&v, row, 4);
+    return v;
+}
+
+/* 2 * nibble + 1 of byte b, low nibble for pairs 0-7, high for 8-15. */
+static inline __m256i nibble_scales(uint8_t b) {
+    return _mm256_setr_m128i(_mm_set1_epi16((short)(2 * (b & 0xf) + 1)), _mm_set1_epi16((short)(2 * (b >> 4) + 1)));
 }
 
 /* An unpacked block as the kernel reads it: per 32-value chunk c the
@@ -34,11 +48,65 @@ typedef struct {
     __m256i g[8], s[8], sc[8];
 } avx2_block;
 
-static inline void widen(const iq_block *b, avx2_block *o) {
-    for (int c = 0; c < 8; c++) {
-        o->g[c] = _mm256_loadu_si256((const __m256i *)(b->g + 32 * c));
-        o->s[c] = signs32(b->sb + 4 * c);
-        o->sc[c] = _mm256_setr_m128i(_mm_set1_epi16(b->sc[2 * c]), _mm_set1_epi16(b->sc[2 * c + 1]));
+/* IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S (quant.h's layouts): per 32
+ * values the grid rows, the sign bits and the scales, straight into
+ * registers; returns d times the type's power of two. */
+static inline float unpack(int type, const uint8_t *blk, avx2_block *o) {
+    const float d = f16_to_f32(iq_rd16(blk));
+    const uint8_t *q = blk + 2;
+    switch (type) {
+    case QT_IQ2_XXS: /* per 32: 4 index bytes, u32 of 4 x 7 sign bits and the scale */
+        for (int c = 0; c < 8; c++, q += 8) {
+            const uint32_t ss = iq_rd32(q + 4);
+            o->g[c] = _mm256_setr_epi64x(row8(iq2xxs_grid[q[0]]), row8(iq2xxs_grid[q[1]]), row8(iq2xxs_grid[q[2]]),
+                                         row8(iq2xxs_grid[q[3]]));
+            o->s[c] = signs32(iq_ksigns4(ss));
+            o->sc[c] = _mm256_set1_epi16((short)(2 * (ss >> 28) + 1));
+        }
+        return d * 0.125f;
+    case QT_IQ2_XS: /* u16 per 8: 9-bit index, 7 sign bits; scales[8] after them */
+        for (int c = 0; c < 8; c++, q += 8) {
+            uint16_t v[4];
+            memcpy(v, q, 8);
+            o->g[c] = _mm256_setr_epi64x(row8(iq2xs_grid[v[0] & 511]), row8(iq2xs_grid[v[1] & 511]),
+                                         row8(iq2xs_grid[v[2] & 511]), row8(iq2xs_grid[v[3] & 511]));
+            const uint32_t b = (uint32_t)(v[0] >> 9 | (v[1] >> 9) << 8 | (v[2] >> 9) << 16 | (uint32_t)(v[3] >> 9) << 24);
+            o->s[c] = signs32((uint32_t)iq_parity_signs(b));
+            o->sc[c] = nibble_scales(blk[66 + c]);
+        }
+        return d * 0.125f;
+    case QT_IQ2_S: /* qs[32] low index bits, signs[32], qh[8] (2 bits a group), scales[8] */
+        for (int c = 0; c < 8; c++, q += 4) {
+            const int h = blk[66 + c];
+            o->g[c] = _mm256_setr_epi64x(row8(iq2s_grid[q[0] | (h << 8 & 0x300)]), row8(iq2s_grid[q[1] | (h << 6 & 0x300)]),
+                                         row8(iq2s_grid[q[2] | (h << 4 & 0x300)]), row8(iq2s_grid[q[3] | (h << 2 & 0x300)]));
+            o->s[c] = signs32(iq_rd32(q + 32));
+            o->sc[c] = nibble_scales(blk[74 + c]);
+        }
+        return d * 0.125f;
+    case QT_IQ3_XXS: /* qs[64] indices of 4, then u32 per 32 as IQ2_XXS */
+        for (int c = 0; c < 8; c++, q += 8) {
+            const uint32_t ss = iq_rd32(blk + 66 + 4 * c);
+            o->g[c] = _mm256_setr_epi32(row4(iq3xxs_grid[q[0]]), row4(iq3xxs_grid[q[1]]), row4(iq3xxs_grid[q[2]]),
+                                        row4(iq3xxs_grid[q[3]]), row4(iq3xxs_grid[q[4]]), row4(iq3xxs_grid[q[5]]),
+                                        row4(iq3xxs_grid[q[6]]), row4(iq3xxs_grid[q[7]]));
+            o->s[c] = signs32(iq_ksigns4(ss));
+            o->sc[c] = _mm256_set1_epi16((short)(2 * (ss >> 28) + 1));
+        }
+        return d * 0.25f;
+    case QT_IQ3_S: /* qs[64], qh[8] (1 bit a group of 4), signs[32], scales[4] */
+        for (int c = 0; c < 8; c++, q += 8) {
+            const int h = blk[66 + c];
+            o->g[c] = _mm256_setr_epi32(
+                row4(iq3s_grid[q[0] | (h << 8 & 256)]), row4(iq3s_grid[q[1] | (h << 7 & 256)]),
+                row4(iq3s_grid[q[2] | (h << 6 & 256)]), row4(iq3s_grid[q[3] | (h << 5 & 256)]),
+                row4(iq3s_grid[q[4] | (h << 4 & 256)]), row4(iq3s_grid[q[5] | (h << 3 & 256)]),
+                row4(iq3s_grid[q[6] | (h << 2 & 256)]), row4(iq3s_grid[q[7] | (h << 1 & 256)]));
+            o->s[c] = signs32(iq_rd32(blk + 74 + 4 * c));
+            o->sc[c] = _mm256_set1_epi16((short)(1 + 2 * (blk[106 + c / 2] >> 4 * (c % 2) & 0xf)));
+        }
+        return d;
+    default: return 0;
     }
 }
 
@@ -104,23 +172,21 @@ void avx2_iq_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
         ref_qmm_rows(j, r0, r1);
         return;
     }
-    const int iq1 = !iq_unpacks(j->type);
+    const int iq1 = j->type == QT_IQ1_S || j->type == QT_IQ1_M;
     const int64_t nb = j->cols / QK_K;
     const size_t bb = (size_t)dtype_block_bytes(dtype_from_ggml(j->type));
-    iq_block b;
     avx2_block v;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *w = j->W + (size_t)r * j->w_row;
         for (int64_t k = 0; k < nb; k++) {
-            if (iq1) {
-                unpack_iq1(j->type, w + k * bb, &v, &b.d);
-            } else {
-                iq_unpack(j->type, w + k * bb, &b);
-                widen(&b, &v);
-            }
+            float d;
+            if (iq1)
+                unpack_iq1(j->type, w + k * bb, &v, &d);
+            else
+                d = unpack(j->type, w + k * bb, &v);
             for (int64_t i = 0; i < j->n; i++) {
                 const qx_k *a = (const qx_k *)(j->xq + (size_t)i * j->xq_row) + k;
-                const float s = (b.d * a->d) * (float)block_sum(&v, a->qs);
+                const float s = (d * a->d) * (float)block_sum(&v, a->qs);
                 float *y = &j->y[i * j->rows + r];
                 *y = k ? *y + s : s;
             }
