@@ -111,49 +111,52 @@ static inline float unpack(int type, const uint8_t *blk, avx2_block *o) {
 }
 
 /* IQ1_S / IQ1_M: chunk c of 4 groups from their grid rows (bytes -1, 0, 1)
- * and shift signs (neg[k]: group k's shift is -1/8): eight times a value,
- * 8 g +- 1, as magnitude and sign, so the factor 1/8 joins d. */
-static inline void iq1_chunk(avx2_block *o, int c, const int8_t *const rows[4], const int neg[4]) {
+ * and, per group, 3 in each byte where its shift is -1/8 (else 0): eight
+ * times a value, 8 g +- 1, as magnitude and sign, so the factor 1/8 joins d. */
+static inline void iq1_chunk(avx2_block *o, int c, __m256i g, __m256i shift3) {
     const __m256i table = _mm256_setr_epi8(-7, 1, 9, -9, -1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* g + 1 (+ 3) */
                                            -7, 1, 9, -9, -1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    int64_t r[4];
-    for (int k = 0; k < 4; k++) memcpy(&r[k], rows[k], 8);
-    const __m256i g = _mm256_setr_epi64x(r[0], r[1], r[2], r[3]);
-    const __m256i sh = _mm256_setr_epi64x(neg[0] ? 0x0303030303030303LL : 0, neg[1] ? 0x0303030303030303LL : 0,
-                                          neg[2] ? 0x0303030303030303LL : 0, neg[3] ? 0x0303030303030303LL : 0);
-    const __m256i v = _mm256_shuffle_epi8(table, _mm256_add_epi8(_mm256_add_epi8(g, _mm256_set1_epi8(1)), sh));
+    const __m256i v = _mm256_shuffle_epi8(table, _mm256_add_epi8(_mm256_add_epi8(g, _mm256_set1_epi8(1)), shift3));
     o->g[c] = _mm256_abs_epi8(v);
     o->s[c] = _mm256_or_si256(_mm256_cmpgt_epi8(_mm256_setzero_si256(), v), _mm256_set1_epi8(1));
 }
 
+#define IQ1_ROW(ix) row8((const uint8_t *)iq1s_grid[ix])
+#define THREES 0x0303030303030303LL
+
 static inline void unpack_iq1(int type, const uint8_t *blk, avx2_block *o, float *d) {
-    const int8_t *rows[4];
-    int neg[4];
     if (type == QT_IQ1_S) { /* qs[32], u16 qh[8]: 4 x 3 index bits, scale, delta sign */
         *d = f16_to_f32(iq_rd16(blk)) * 0.125f;
-        for (int ib = 0; ib < 8; ib++) {
-            const uint16_t h = iq_rd16(blk + 34 + 2 * ib);
-            for (int l = 0; l < 4; l++) rows[l] = iq1s_grid[blk[2 + 4 * ib + l] | (h >> 3 * l & 7) << 8], neg[l] = h >> 15;
-            iq1_chunk(o, ib, rows, neg);
-            o->sc[ib] = _mm256_set1_epi16((short)(2 * (h >> 12 & 7) + 1));
+        for (int c = 0; c < 8; c++) {
+            const int h = iq_rd16(blk + 34 + 2 * c);
+            const uint8_t *q = blk + 2 + 4 * c;
+            const __m256i g = _mm256_setr_epi64x(IQ1_ROW(q[0] | (h << 8 & 0x700)), IQ1_ROW(q[1] | (h << 5 & 0x700)),
+                                                 IQ1_ROW(q[2] | (h << 2 & 0x700)), IQ1_ROW(q[3] | (h >> 1 & 0x700)));
+            iq1_chunk(o, c, g, _mm256_set1_epi64x(THREES * (h >> 15)));
+            o->sc[c] = _mm256_set1_epi16((short)(2 * (h >> 12 & 7) + 1));
         }
         return;
     }
-    /* IQ1_M: qs[32], qh[16] (a nibble a group), scales[8]: 3 bits per 16 values
-     * (4 to a u16 word) and the f16 d in the words' top nibbles */
+    /* IQ1_M: qs[32], qh[16] (a nibble a group: 3 index bits, delta sign),
+     * scales[8]: 3 bits per 16 values (4 to a u16 word) and the f16 d in the
+     * words' top nibbles */
     uint16_t w[4];
     memcpy(w, blk + 48, 8);
     *d = f16_to_f32((uint16_t)(w[0] >> 12 | (w[1] >> 12) << 4 | (w[2] >> 12) << 8 | (w[3] >> 12) << 12)) * 0.125f;
-    for (int ib = 0; ib < 8; ib++) {
-        for (int l = 0; l < 4; l++) {
-            const int nib = blk[32 + 2 * ib + l / 2] >> 4 * (l % 2) & 0xf;
-            rows[l] = iq1s_grid[blk[4 * ib + l] | (nib & 7) << 8], neg[l] = nib >> 3;
-        }
-        iq1_chunk(o, ib, rows, neg);
-        const int s0 = w[ib / 2] >> (6 * (ib % 2)) & 7, s1 = w[ib / 2] >> (6 * (ib % 2) + 3) & 7;
-        o->sc[ib] = _mm256_setr_m128i(_mm_set1_epi16((short)(2 * s0 + 1)), _mm_set1_epi16((short)(2 * s1 + 1)));
+    for (int c = 0; c < 8; c++) {
+        const int h = iq_rd16(blk + 32 + 2 * c); /* the nibbles of groups 4c .. 4c + 3 */
+        const uint8_t *q = blk + 4 * c;
+        const __m256i g = _mm256_setr_epi64x(IQ1_ROW(q[0] | (h << 8 & 0x700)), IQ1_ROW(q[1] | (h << 4 & 0x700)),
+                                             IQ1_ROW(q[2] | (h & 0x700)), IQ1_ROW(q[3] | (h >> 4 & 0x700)));
+        const __m256i sh = _mm256_setr_epi64x(THREES * (h >> 3 & 1), THREES * (h >> 7 & 1), THREES * (h >> 11 & 1),
+                                              THREES * (h >> 15 & 1));
+        iq1_chunk(o, c, g, sh);
+        const int s0 = w[c / 2] >> (6 * (c % 2)) & 7, s1 = w[c / 2] >> (6 * (c % 2) + 3) & 7;
+        o->sc[c] = _mm256_setr_m128i(_mm_set1_epi16((short)(2 * s0 + 1)), _mm_set1_epi16((short)(2 * s1 + 1)));
     }
 }
+#undef IQ1_ROW
+#undef THREES
 
 static inline int32_t block_sum(const avx2_block *b, const int8_t *q8) {
     __m256i acc = _mm256_setzero_si256();

@@ -188,9 +188,7 @@ static inline void unpack(int type, const uint8_t *blk, zblock *z) {
             const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(_mm512_set1_epi64(h), shift), _mm512_set1_epi64(7));
             const __m512i g = _mm512_i64gather_epi64(_mm512_or_si512(lo, _mm512_slli_epi64(hi, 8)),
                                                      (const void *)iq1s_grid, 8);
-            __mmask8 neg = 0;
-            for (int k = 0; k < 8; k++) neg |= (__mmask8)((h >> (4 * k + 3) & 1) << k);
-            iq1_values(z, c, g, neg);
+            iq1_values(z, c, g, (__mmask8)_pext_u32(h, 0x88888888u)); /* bit 3 of each nibble */
         }
         /* 16 3-bit scales, 4 to a u16 word (bits 0-11) */
         const __m256i words = _mm256_cvtepu16_epi64(_mm_loadl_epi64((const __m128i *)sc)); /* word i in qword i */
