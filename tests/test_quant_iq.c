@@ -354,3 +354,39 @@ TEST(quant_iq_vs_f32_matmul) {
         free(W);
     }
 }
+
+/* Activations holding inf or NaN, or blocks so small that 127 / max
+ * overflows (as tests/test_quant_nonfinite.c for the other types): the rows
+ * that hold non-finite values give NaN on every path, the others the
+ * reference's finite values, with no overflowed code or sum (the ASan+UBSan
+ * build runs this too). */
+TEST(quant_iq_nonfinite_activations) {
+    enum { N = 6, ROWS = 8, COLS = 512 };
+    uint32_t seed = 137;
+    float *x = make_x(N, COLS, &seed);
+    x[1 * COLS + 3] = NAN;
+    x[2 * COLS + 300] = INFINITY;
+    x[3 * COLS + 0] = -INFINITY, x[3 * COLS + 257] = NAN;
+    for (int k = 64; k < 96; k++) x[4 * COLS + k] = 1e-38f * (float)(k - 80);
+    for (int k = 256; k < 512; k++) x[5 * COLS + k] = 3e-39f * (float)(k % 7 - 3);
+    const int bad_row[N] = {0, 1, 1, 1, 0, 0};
+    for (int ti = 0; ti < N_IQ; ti++) {
+        int type = k_iq[ti];
+        void *W = make_w(type, ROWS, COLS, &seed), *scratch = malloc(qmatmul_scratch_size(type, N, COLS));
+        float ref[N * ROWS], y[N * ROWS];
+        qmatmul_ref(ref, x, W, type, N, ROWS, COLS, scratch);
+        for (int is = 0; is < N_PATHS; is++) {
+            pool *p = kern_pool_cfg(2, path_cfg(is));
+            if (!p) continue;
+            qmatmul(p, y, x, W, type, N, ROWS, COLS, scratch);
+            pool_free(p);
+            int bad = 0;
+            for (int i = 0; i < N * ROWS; i++)
+                bad += bad_row[i / ROWS] ? !isnan(y[i]) : !(isfinite(y[i]) && y[i] == ref[i]);
+            CHECK_MSG(bad == 0, "%s on %s: %d outputs wrong", quant_traits(type)->name, path_name(is), bad);
+        }
+        free(scratch);
+        free(W);
+    }
+    free(x);
+}
