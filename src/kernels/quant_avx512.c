@@ -39,7 +39,6 @@
 
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
-#include "kernels/quant_iq.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512vnni,avx512vbmi"))), apply_to = function)
@@ -556,7 +555,7 @@ void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     case QT_Q5_K: rows_q5_K(j, r0, r1); break;
     case QT_Q6_K: rows_q6_K(j, r0, r1); break;
     case QT_MXFP4: rows_mxfp4(j, r0, r1); break;
-    default: avx512_iq_qmm_rows(j, r0, r1); break; /* the grid i-quants */
+    default: break;
     }
 }
 

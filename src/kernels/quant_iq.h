@@ -43,8 +43,9 @@ float ref_vec_dot_iq1_s(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_iq1_m(const void *w, const void *xq, int64_t cols);
 
 /* The rows of a job of i-quant weights on AVX2 / AVX-512 (quant_iq_avx2.c,
- * quant_iq_avx512.c; a job of another type goes to the scalar reference).
- * quant_avx2.c / quant_avx512.c hand them the types they have no case for. */
+ * quant_iq_avx512.c; a job of another type goes to the scalar reference):
+ * quant.c sends the i-quants' jobs here, and the scalar path's to
+ * ref_qmm_rows. */
 void avx2_iq_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx512_iq_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 
