@@ -27,6 +27,14 @@ typedef enum {
     DT_Q5_K,
     DT_Q6_K,
     DT_MXFP4,
+    /* ggml's grid i-quants: read and run, not written */
+    DT_IQ2_XXS,
+    DT_IQ2_XS,
+    DT_IQ3_XXS,
+    DT_IQ1_S,
+    DT_IQ3_S,
+    DT_IQ2_S,
+    DT_IQ1_M,
 } dtype;
 
 /* The one table of stored types: every fact about a type's layout is a row
@@ -46,7 +54,14 @@ typedef enum {
     X(Q4_K, q4_K, "q4_K", 12, 256, 144, 4) \
     X(Q5_K, q5_K, "q5_K", 13, 256, 176, 4) \
     X(Q6_K, q6_K, "q6_K", 14, 256, 210, 2) \
-    X(MXFP4, mxfp4, "mxfp4", 39, 32, 17, 1)
+    X(MXFP4, mxfp4, "mxfp4", 39, 32, 17, 1) \
+    X(IQ2_XXS, iq2_xxs, "iq2_xxs", 16, 256, 66, 2) \
+    X(IQ2_XS, iq2_xs, "iq2_xs", 17, 256, 74, 2) \
+    X(IQ3_XXS, iq3_xxs, "iq3_xxs", 18, 256, 98, 2) \
+    X(IQ1_S, iq1_s, "iq1_s", 19, 256, 50, 2) \
+    X(IQ3_S, iq3_s, "iq3_s", 21, 256, 110, 2) \
+    X(IQ2_S, iq2_s, "iq2_s", 22, 256, 82, 2) \
+    X(IQ1_M, iq1_m, "iq1_m", 29, 256, 56, 1)
 
 typedef struct dtype_traits {
     dtype type;

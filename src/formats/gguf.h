@@ -95,7 +95,7 @@ typedef enum gguf_vtype {
 } gguf_vtype;
 
 /* Tensor types we read and write, with ggml's numeric ids. Other ggml types
- * (Q4_1, IQ2_XS, ...) are refused by name as unsupported. */
+ * (Q4_1, TQ1_0, ...) are refused by name as unsupported. */
 typedef enum gguf_type {
     GGUF_TYPE_F32 = 0,
     GGUF_TYPE_F16 = 1,
@@ -106,6 +106,13 @@ typedef enum gguf_type {
     GGUF_TYPE_Q6_K = 14, /* 256 elements in 210 bytes */
     GGUF_TYPE_BF16 = 30,
     GGUF_TYPE_MXFP4 = 39, /* 32 elements in 17 bytes: E8M0 scale, 16 bytes of E2M1 nibbles */
+    GGUF_TYPE_IQ2_XXS = 16, /* the grid i-quants, 256 elements per block (kernels/quant.h) */
+    GGUF_TYPE_IQ2_XS = 17,
+    GGUF_TYPE_IQ3_XXS = 18,
+    GGUF_TYPE_IQ1_S = 19,
+    GGUF_TYPE_IQ3_S = 21,
+    GGUF_TYPE_IQ2_S = 22,
+    GGUF_TYPE_IQ1_M = 29,
 } gguf_type;
 
 /* Elements per block of a supported type (1 for F32/F16/BF16), 0 otherwise. */

@@ -4,7 +4,8 @@
  *
  * The path is the kernel choice of the pool the call runs on (kernels.h:
  * kern_of), read once per call; the AVX-512 path also needs AVX512_VNNI
- * (vpdpbusd), without it AVX-512 machines run the AVX2 path.
+ * (vpdpbusd), without it AVX-512 machines run the AVX2 path. Each path's
+ * products of the grid i-quants are their own kernels (quant_iq*.c).
  *
  * Threading is kernels.c's: the activations are quantized once (over the
  * pool when there are many rows), then the output rows of W are split into
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/quant_iq.h"
 #include "kernels/quant_impl.h"
 
 /* Rows of W per unit of work: a multiple of every fast kernel's row tile. */
@@ -43,6 +45,23 @@
 #define QAMX_MIN_N_Q4_K 5
 
 /* --------------------------------------------------------------- traits */
+
+/* The grid i-quants are read only: no reference quantizer (ggml's need an
+ * importance matrix). */
+static void deq_iq2_xxs(const void *s, float *d, int64_t k) { dequantize_row_iq2_xxs(s, d, k); }
+static void deq_iq2_xs(const void *s, float *d, int64_t k) { dequantize_row_iq2_xs(s, d, k); }
+static void deq_iq2_s(const void *s, float *d, int64_t k) { dequantize_row_iq2_s(s, d, k); }
+static void deq_iq3_xxs(const void *s, float *d, int64_t k) { dequantize_row_iq3_xxs(s, d, k); }
+static void deq_iq3_s(const void *s, float *d, int64_t k) { dequantize_row_iq3_s(s, d, k); }
+static void deq_iq1_s(const void *s, float *d, int64_t k) { dequantize_row_iq1_s(s, d, k); }
+static void deq_iq1_m(const void *s, float *d, int64_t k) { dequantize_row_iq1_m(s, d, k); }
+#define qnt_iq2_xxs NULL
+#define qnt_iq2_xs NULL
+#define qnt_iq2_s NULL
+#define qnt_iq3_xxs NULL
+#define qnt_iq3_s NULL
+#define qnt_iq1_s NULL
+#define qnt_iq1_m NULL
 
 static void deq_q4_0(const void *s, float *d, int64_t k) { dequantize_row_q4_0(s, d, k); }
 static void deq_q8_0(const void *s, float *d, int64_t k) { dequantize_row_q8_0(s, d, k); }
@@ -114,12 +133,13 @@ static inline uint8_t *align64(void *p) {
 typedef struct {
     qmm_rows_fn rows;
     qact_row_fn act;
+    qmm_rows_fn iq_rows; /* the grid i-quants (quant_iq*.c) */
 } qkern;
 
 static const qkern g_kern[ISA_COUNT] = {
-    [ISA_SCALAR] = {ref_qmm_rows, ref_qact_row},
-    [ISA_AVX2] = {avx2_qmm_rows, avx2_qact_row},
-    [ISA_AVX512] = {avx512_qmm_rows, avx512_qact_row},
+    [ISA_SCALAR] = {ref_qmm_rows, ref_qact_row, ref_qmm_rows},
+    [ISA_AVX2] = {avx2_qmm_rows, avx2_qact_row, avx2_iq_qmm_rows},
+    [ISA_AVX512] = {avx512_qmm_rows, avx512_qact_row, avx512_iq_qmm_rows},
 };
 
 /* The quantized path of a kernel choice: the AVX-512 kernels need
@@ -213,17 +233,19 @@ static size_t job_act_bytes(const qmm_job *j) {
     return j->tiles ? (size_t)((j->n + QT_TILE_N - 1) / QT_TILE_N) * j->xq_row : (size_t)j->n * j->xq_row;
 }
 
-static inline void run_rows(qmm_rows_fn fn, const qmm_job *j, int64_t r0, int64_t r1) {
+static inline void run_rows(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->tiles && j->type == QT_Q4_K)
         amx_k_qmm_rows(j, r0, r1);
     else if (j->tiles)
         amx_qmm_rows(j, r0, r1);
+    else if (qt_is_iq(j->type))
+        k->iq_rows(j, r0, r1);
     else
-        fn(j, r0, r1);
+        k->rows(j, r0, r1);
 }
 
 typedef struct {
-    qmm_rows_fn fn;
+    const qkern *kern;
     const qmm_job *job;
 } mm_ctx;
 
@@ -231,7 +253,7 @@ static void mm_chunk(void *vc, int64_t b0, int64_t b1, int tid) {
     const mm_ctx *c = vc;
     int64_t r0 = b0 * QROW_UNIT, r1 = b1 * QROW_UNIT;
     if (r1 > c->job->rows) r1 = c->job->rows;
-    run_rows(c->fn, c->job, r0, r1);
+    run_rows(c->kern, c->job, r0, r1);
 }
 
 void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64_t n, int64_t rows,
@@ -239,7 +261,7 @@ void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64
     if (n <= 0 || rows <= 0 || !quant_row_bytes(type, cols)) return;
     const kern_cfg *k = kern_of(p);
     qmm_job j = make_job(k, y, xq, W, type, n, rows, cols);
-    mm_ctx c = {qkern_of(k)->rows, &j};
+    mm_ctx c = {qkern_of(k), &j};
     int64_t units = (rows + QROW_UNIT - 1) / QROW_UNIT;
     int64_t grain = (MIN_CHUNK_WORK + unit_work(&j) - 1) / unit_work(&j);
     pool_for(p, units, grain < 1 ? 1 : grain, mm_chunk, &c);
@@ -283,7 +305,7 @@ size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_t
 }
 
 typedef struct {
-    qmm_rows_fn fn;
+    const qkern *kern;
     qact_row_fn act;
     const qmm_task *tasks;
     const qmm_job *jobs;  /* [n_tasks] */
@@ -326,7 +348,7 @@ static void grp_mm_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
         const qmm_job *j = &c->jobs[t];
         int64_t r0 = (u - c->start[t]) * c->rpu[t];
         int64_t r1 = r0 + c->rpu[t];
-        run_rows(c->fn, j, r0, r1 < j->rows ? r1 : j->rows);
+        run_rows(c->kern, j, r0, r1 < j->rows ? r1 : j->rows);
     }
 }
 
@@ -366,7 +388,7 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
             start[i + 1] = start[i] + units;
         }
         if (start[m] == 0) continue;
-        grp_ctx c = {k->rows, k->act, ts, jobs, start, rpu, m};
+        grp_ctx c = {k, k->act, ts, jobs, start, rpu, m};
         if (values < QACT_PARALLEL_MIN)
             grp_act_chunk(&c, 0, start[m], 0);
         else

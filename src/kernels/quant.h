@@ -20,16 +20,46 @@
  *                      (OCP Microscaling FP4: E2M1 codes, doubled to integers,
  *                      with an E8M0 scale halved; nibbles as Q4_0)
  *
+ * The grid i-quants (read and run; no quantizer: ggml's need an importance
+ * matrix). 256 values in 8 sub-blocks of 32; a group of 8 values (4 for
+ * IQ3_*) is a row of a fixed grid (quant_iq.h, generated from the gguf
+ * package) picked by an index, with signs; "ks" = 7 sign bits completed to
+ * an even number of minus signs (iq_ksigns); s = 4-bit sub-block scale.
+ *   IQ2_XXS 256  66    f16 d; u16 qs[32]   per sub-block 8 bytes: 4 u8 grid
+ *                      indices (iq2xxs_grid, 256 x 8), then a u32 of 4 ks
+ *                      (bits 0-27) and s (28-31): x = d*(0.5+s)/4 * g * sign
+ *   IQ2_XS  256  74    f16 d; u16 qs[32]; u8 scales[8]
+ *                      qs: 9-bit index (iq2xs_grid, 512 x 8) | ks << 9;
+ *                      two s per sub-block (16 values each), low nibble first
+ *   IQ2_S   256  82    f16 d; u8 qs[32]; u8 signs[32]; u8 qh[8]; u8 scales[8]
+ *                      10-bit index qs | 2 bits of qh (iq2s_grid, 1024 x 8),
+ *                      8 stored sign bits per group; scales as IQ2_XS
+ *   IQ3_XXS 256  98    f16 d; u8 qs[64]; u32 ss[8]
+ *                      u8 indices of 4 values (iq3xxs_grid, 256 x 4); ss as
+ *                      IQ2_XXS's u32: x = d*(0.5+s)/2 * g * sign
+ *   IQ3_S   256 110    f16 d; u8 qs[64]; u8 qh[8]; u8 signs[32]; u8 scales[4]
+ *                      9-bit index qs | 1 bit of qh (iq3s_grid, 512 x 4),
+ *                      8 stored sign bits per 8 values; x = d*(1+2s) * g * sign
+ *   IQ1_S   256  50    f16 d; u8 qs[32]; u16 qh[8]
+ *                      11-bit index qs | 3 bits of qh (iq1s_grid, 2048 x 8 of
+ *                      -1, 0, 1); per sub-block qh bits 12-14 a 3-bit s, bit
+ *                      15 the sign of delta: x = d*(2s+1) * (g +- 1/8)
+ *   IQ1_M   256  56    u8 qs[32]; u8 qh[16]; u8 scales[8]
+ *                      indices as IQ1_S (3 bits and a delta sign per group
+ *                      in a qh nibble); 3-bit s per 16 values in scales,
+ *                      whose top nibbles hold the f16 d
+ *
  * dequantize_row_* are the format's definition (ggml's, bit for bit);
  * quantize_row_*_ref are llama.cpp's reference quantizers (what
  * `llama-quantize` writes without an importance matrix), also bit for bit,
  * checked against ggml's own C and the gguf Python package by
- * tests/test_quant.c and the fixtures of tools/gen_quant_fixtures.py.
+ * tests/test_quant.c and the fixtures of tools/gen_quant_fixtures.py (the
+ * i-quants' dequantization: tests/test_quant_iq.c, tools/gen_iq_fixtures.py).
  *
  * The matmuls quantize the activations first, once per row, the way ggml
  * does: per 32-element block to 8 bits with an f16 scale (Q8_0) for Q4_0,
  * Q8_0 and MXFP4 weights; per 256-element block with an f32 scale and sums of each 16
- * (Q8_K) for the K-quants. Then every product is an integer dot product of
+ * (Q8_K) for the K-quants and the i-quants. Then every product is an integer dot product of
  * a weight block with an activation block, scaled once per block in f32.
  * The quantized activations live in caller-provided scratch (sizes below);
  * nothing here allocates.
@@ -42,7 +72,9 @@
  * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs), and AMX-INT8 for the
  * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
  * x (prefill) on CPUs that have it, when the kernel choice of the pool a
- * call runs on has AMX (kernels.h: kern_cfg).
+ * call runs on has AMX (kernels.h: kern_cfg). The grid i-quants have AVX2
+ * and AVX-512 VNNI paths that give the scalar reference's very bits
+ * (quant_iq_avx512.c), and none on AMX.
  */
 #ifndef MOE_KERNELS_QUANT_H
 #define MOE_KERNELS_QUANT_H
@@ -61,6 +93,13 @@ enum {
     QT_Q5_K = 13,
     QT_Q6_K = 14,
     QT_MXFP4 = 39,
+    QT_IQ2_XXS = 16,
+    QT_IQ2_XS = 17,
+    QT_IQ3_XXS = 18,
+    QT_IQ1_S = 19,
+    QT_IQ3_S = 21,
+    QT_IQ2_S = 22,
+    QT_IQ1_M = 29,
 };
 
 #define QK4_0 32
@@ -106,6 +145,58 @@ typedef struct {
     uint8_t qs[QK_MXFP4 / 2]; /* E2M1 codes: element j low nibble of qs[j], j+16 high */
 } block_mxfp4;
 
+/* The grid i-quants (layouts in the table above). */
+typedef struct {
+    uint16_t d;
+    uint16_t qs[QK_K / 8];
+} block_iq2_xxs;
+
+typedef struct {
+    uint16_t d;
+    uint16_t qs[QK_K / 8];
+    uint8_t scales[QK_K / 32];
+} block_iq2_xs;
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK_K / 4]; /* 32 bytes of index low bits, then 32 of signs */
+    uint8_t qh[QK_K / 32];
+    uint8_t scales[QK_K / 32];
+} block_iq2_s;
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[3 * QK_K / 8]; /* 64 bytes of indices, then 8 u32 of signs and scales */
+} block_iq3_xxs;
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t signs[QK_K / 8];
+    uint8_t scales[QK_K / 64];
+} block_iq3_s;
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK_K / 8];
+    uint16_t qh[QK_K / 32];
+} block_iq1_s;
+
+typedef struct {
+    uint8_t qs[QK_K / 8];
+    uint8_t qh[QK_K / 16];
+    uint8_t scales[QK_K / 32]; /* 3-bit scales; the f16 d in the top nibbles */
+} block_iq1_m;
+
+_Static_assert(sizeof(block_iq2_xxs) == 66, "block_iq2_xxs size");
+_Static_assert(sizeof(block_iq2_xs) == 74, "block_iq2_xs size");
+_Static_assert(sizeof(block_iq2_s) == 82, "block_iq2_s size");
+_Static_assert(sizeof(block_iq3_xxs) == 98, "block_iq3_xxs size");
+_Static_assert(sizeof(block_iq3_s) == 110, "block_iq3_s size");
+_Static_assert(sizeof(block_iq1_s) == 50, "block_iq1_s size");
+_Static_assert(sizeof(block_iq1_m) == 56, "block_iq1_m size");
+
 _Static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
@@ -120,6 +211,13 @@ void dequantize_row_q4_K(const block_q4_K *x, float *y, int64_t k);
 void dequantize_row_q5_K(const block_q5_K *x, float *y, int64_t k);
 void dequantize_row_q6_K(const block_q6_K *x, float *y, int64_t k);
 void dequantize_row_mxfp4(const block_mxfp4 *x, float *y, int64_t k);
+void dequantize_row_iq2_xxs(const block_iq2_xxs *x, float *y, int64_t k);
+void dequantize_row_iq2_xs(const block_iq2_xs *x, float *y, int64_t k);
+void dequantize_row_iq2_s(const block_iq2_s *x, float *y, int64_t k);
+void dequantize_row_iq3_xxs(const block_iq3_xxs *x, float *y, int64_t k);
+void dequantize_row_iq3_s(const block_iq3_s *x, float *y, int64_t k);
+void dequantize_row_iq1_s(const block_iq1_s *x, float *y, int64_t k);
+void dequantize_row_iq1_m(const block_iq1_m *x, float *y, int64_t k);
 void quantize_row_q4_0_ref(const float *x, block_q4_0 *y, int64_t k);
 void quantize_row_q8_0_ref(const float *x, block_q8_0 *y, int64_t k);
 void quantize_row_q4_K_ref(const float *x, block_q4_K *y, int64_t k);
@@ -162,7 +260,8 @@ typedef struct qtype_traits {
     int block_elems;         /* values per block: 32 or 256 */
     int block_bytes;         /* bytes per block */
     void (*dequantize)(const void *src, float *dst, int64_t k);
-    void (*quantize)(const float *src, void *dst, int64_t k); /* the reference */
+    void (*quantize)(const float *src, void *dst, int64_t k); /* the reference; NULL for
+                                                                  the i-quants (read only) */
     qvec_dot_fn vec_dot;     /* scalar reference; the matmuls use faster paths */
 } qtype_traits;
 

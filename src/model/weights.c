@@ -425,11 +425,21 @@ static void fill_stats(moe_model *m, const wload *W) {
         s->bytes_active -= idle * (W->exp_bytes[i] / lc->n_experts);
         s->params_active_quant -= idle * (W->exp_qparams[i] / lc->n_experts);
     }
+    /* whole items only: what does not fit (with room for ", ...") becomes "..." */
     size_t o = 0;
     for (int g = 0; g < N_GGML; g++) {
-        if (!W->type_count[g] || o >= sizeof s->dtypes) continue;
-        o += (size_t)snprintf(s->dtypes + o, sizeof s->dtypes - o, "%s%s (%d)", o ? ", " : "",
-                              dtype_name(dtype_from_ggml(g)), W->type_count[g]);
+        if (!W->type_count[g]) continue;
+        char item[48];
+        int n = snprintf(item, sizeof item, "%s%s (%d)", o ? ", " : "", dtype_name(dtype_from_ggml(g)),
+                         W->type_count[g]);
+        int more = 0;
+        for (int h = g + 1; h < N_GGML; h++) more |= W->type_count[h] != 0;
+        if (o + (size_t)n + (more ? 5 : 0) >= sizeof s->dtypes) {
+            snprintf(s->dtypes + o, sizeof s->dtypes - o, "%s...", o ? ", " : "");
+            break;
+        }
+        memcpy(s->dtypes + o, item, (size_t)n + 1);
+        o += (size_t)n;
     }
 }
 
