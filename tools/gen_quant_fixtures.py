@@ -5,7 +5,8 @@ Writes tests/fixtures/quant/:
   rows.bin    f32 rows that exercise the quantizers (normal, weight-like,
               outliers, heavy tails, all positive, all negative, zero and
               constant blocks, f16-subnormal scales, exact .5 ties, ...)
-  <type>.bin  for q4_0 q8_0 q4_K q5_K q6_K: the blocks llama.cpp's reference
+  <type>.bin  for q4_0 q8_0 q4_K q5_K q6_K q4_1 q5_0 q5_1 q2_K q3_K iq4_nl
+              iq4_xs: the blocks llama.cpp's reference
               quantizer makes of those rows and their dequantized values, and
               blocks of random bytes (random finite f16 scales, every code and
               scale pattern) with their dequantized values
@@ -13,8 +14,8 @@ Writes tests/fixtures/quant/:
 The reference is ggml's own C (ggml-quants.c, compiled here into a small
 shared library and called through ctypes: quantize_row_*_ref and
 dequantize_row_*), cross-checked against the gguf package's numpy code where
-it has the function (quantize: q4_0, q8_0; dequantize: all five). Any
-disagreement between the two stops the script.
+it has a function that agrees (quantize: q4_0, q8_0; dequantize: all of
+them). Any disagreement between the two stops the script.
 
 ggml-quants.c comes from the llama.cpp tree vendored in the llama-cpp-python
 source distribution on PyPI (see tools/README.md):
@@ -57,7 +58,18 @@ TYPES = [
     ("q4_K", GT.Q4_K, 256, 144, [0, 2]),
     ("q5_K", GT.Q5_K, 256, 176, [0, 2]),
     ("q6_K", GT.Q6_K, 256, 210, [208]),
+    ("q4_1", GT.Q4_1, 32, 20, [0, 2]),
+    ("q5_0", GT.Q5_0, 32, 22, [0]),
+    ("q5_1", GT.Q5_1, 32, 24, [0, 2]),
+    ("q2_K", GT.Q2_K, 256, 84, [80, 82]),
+    ("q3_K", GT.Q3_K, 256, 110, [108]),
+    ("iq4_nl", GT.IQ4_NL, 32, 18, [0]),
+    ("iq4_xs", GT.IQ4_XS, 256, 136, [0]),
 ]
+
+# gguf-py's numpy quantizers that agree with ggml's bit for bit (its Q4_1 /
+# Q5_0 / Q5_1 ones round some f16 mins differently; the fixtures are ggml's)
+NP_QUANTIZE = {"q4_0", "q8_0"}
 
 STUB = r"""
 #include <stdio.h>
@@ -128,6 +140,15 @@ def ggml_quantize(lib, name, x):
     return out
 
 
+def zero_iq4_nl(q, x):
+    """ggml's IQ4_NL quantizer leaves the indices of a block whose values are
+    all below 1e-15 in magnitude unset (its stack's bytes; the scale is 0);
+    moe writes 0, so the fixture holds 0 there too."""
+    blocks = q.reshape(x.shape[0], -1, 18)
+    tiny = np.abs(x.reshape(x.shape[0], -1, 32)).max(axis=2) < 1e-15
+    blocks[tiny, 2:] = 0
+
+
 def ggml_dequantize(lib, name, blocks, cols):
     out = np.zeros((blocks.shape[0], cols), dtype=np.float32)
     fn = getattr(lib, f"dequantize_row_{name}")
@@ -164,8 +185,12 @@ def main():
         total = 16 + x.nbytes
         for name, gt, qk, bpb, f16_off in TYPES:
             q = ggml_quantize(lib, name, x)
+            if name == "iq4_nl":  # see zero_iq4_nl
+                zero_iq4_nl(q, x)
             deq = ggml_dequantize(lib, name, q, COLS)
-            try:  # the gguf package's numpy quantizer, where it has one
+            try:  # the gguf package's numpy quantizer, where it has one that matches ggml's
+                if name not in NP_QUANTIZE:
+                    raise NotImplementedError
                 q_np = gq.quantize(x, gt)
                 if not np.array_equal(q_np.reshape(q.shape), q):
                     bad = np.argwhere(q_np.reshape(q.shape) != q)[:5]

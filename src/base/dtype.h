@@ -27,6 +27,13 @@ typedef enum {
     DT_Q5_K,
     DT_Q6_K,
     DT_MXFP4,
+    DT_Q4_1,
+    DT_Q5_0,
+    DT_Q5_1,
+    DT_Q2_K,
+    DT_Q3_K,
+    DT_IQ4_NL,
+    DT_IQ4_XS,
 } dtype;
 
 /* The one table of stored types: every fact about a type's layout is a row
@@ -46,7 +53,14 @@ typedef enum {
     X(Q4_K, q4_K, "q4_K", 12, 256, 144, 4) \
     X(Q5_K, q5_K, "q5_K", 13, 256, 176, 4) \
     X(Q6_K, q6_K, "q6_K", 14, 256, 210, 2) \
-    X(MXFP4, mxfp4, "mxfp4", 39, 32, 17, 1)
+    X(MXFP4, mxfp4, "mxfp4", 39, 32, 17, 1) \
+    X(Q4_1, q4_1, "q4_1", 3, 32, 20, 2)   \
+    X(Q5_0, q5_0, "q5_0", 6, 32, 22, 2)   \
+    X(Q5_1, q5_1, "q5_1", 7, 32, 24, 2)   \
+    X(Q2_K, q2_K, "q2_K", 10, 256, 84, 2) \
+    X(Q3_K, q3_K, "q3_K", 11, 256, 110, 2) \
+    X(IQ4_NL, iq4_nl, "iq4_nl", 20, 32, 18, 2) \
+    X(IQ4_XS, iq4_xs, "iq4_xs", 23, 256, 136, 2)
 
 typedef struct dtype_traits {
     dtype type;
