@@ -563,11 +563,12 @@ TEST(quant_grouped_equals_separate) {
     path_pools pp;
     paths_init(&pp);
     uint32_t seed = 53;
-    enum { T = 7 };
-    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_MXFP4, QT_Q4_0};
-    static const int64_t rows[T] = {37, 64, 16, 5, 100, 48, 33};
-    static const int64_t cols[T] = {512, 96, 256, 2048, 768, 256, 352};
-    static const int64_t ns[T] = {1, 3, 0, 17, 2, 8, 1};
+    enum { T = 14 };
+    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_MXFP4, QT_Q4_0,
+                                 QT_Q4_1, QT_Q2_K, QT_Q5_0, QT_Q3_K, QT_Q5_1, QT_IQ4_XS, QT_IQ4_NL};
+    static const int64_t rows[T] = {37, 64, 16, 5, 100, 48, 33, 21, 40, 7, 33, 64, 19, 50};
+    static const int64_t cols[T] = {512, 96, 256, 2048, 768, 256, 352, 160, 512, 96, 256, 64, 768, 128};
+    static const int64_t ns[T] = {1, 3, 0, 17, 2, 8, 1, 5, 1, 3, 9, 2, 1, 4};
     void *W[T];
     float *x[T], *y[T], *ys[T];
     qmm_task tasks[T];

@@ -52,7 +52,8 @@
  * and each block's integer sum is scaled by mxfp4_scale_half(e) * dx.
  *
  * Paths, each held to the scalar reference (tests/test_quant.c): scalar,
- * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs), and AMX-INT8 for the
+ * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs; Q4_1, Q5_0, Q5_1,
+ * IQ4_NL, Q2_K, Q3_K and IQ4_XS in quant_extra_kern.h), and AMX-INT8 for the
  * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
  * x (prefill) on CPUs that have it, when the kernel choice of the pool a
  * call runs on has AMX (kernels.h: kern_cfg).
