@@ -35,7 +35,8 @@
  *
  * dequantize_row_* are the format's definition (ggml's, bit for bit);
  * quantize_row_*_ref are llama.cpp's reference quantizers (what
- * `llama-quantize` writes without an importance matrix), also bit for bit,
+ * `llama-quantize` writes without an importance matrix; for IQ4_NL that is
+ * ggml's quantize_iq4_nl, not its quantize_row_iq4_nl_ref), also bit for bit,
  * checked against ggml's own C and the gguf Python package by
  * tests/test_quant.c and the fixtures of tools/gen_quant_fixtures.py.
  *

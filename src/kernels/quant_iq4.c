@@ -2,17 +2,16 @@
  * quant_iq4.c - ggml's non-linear 4-bit types IQ4_NL (32-value blocks, one
  * f16 scale) and IQ4_XS (256-value blocks, a 6-bit scale per 32): each
  * 4-bit index selects one of 16 levels of kvalues_iq4nl. Dequantization,
- * llama.cpp's reference quantizers (quantize_row_iq4_nl_ref,
- * quantize_row_iq4_xs_ref: its scale search without an importance matrix),
+ * the quantizers llama-quantize runs without an importance matrix (ggml's
+ * quantize_iq4_nl and quantize_iq4_xs: 15 scales tried per 32 values;
+ * ggml's quantize_row_iq4_nl_ref tries one and is not what llama-quantize
+ * writes),
  * and the scalar reference dot products: IQ4_NL against the Q8_0-style
  * activations, IQ4_XS against Q8_K (quant_impl.h).
  *
  * The quantizer follows ggml-quants.c's quantize_row_iq4_nl_impl
  * expression for expression (the fixtures of tools/gen_quant_fixtures.py
- * check every bit). One difference: ggml leaves the indices of an IQ4_NL
- * block whose values are all below 1e-15 in magnitude as whatever its
- * stack held (the scale is 0, so any indices give zeros); they are 0 here.
- * Compiled without FMA, as ggml's reference is.
+ * check every bit). Compiled without FMA, as ggml's reference is.
  */
 #include <math.h>
 #include <string.h>
@@ -85,8 +84,8 @@ void dequantize_row_iq4_xs(const block_iq4_xs *x, float *y, int64_t k) {
 
 /* One super-block of n values in sub-blocks of 32 (n = 32: IQ4_NL, one
  * scale stored as f16; n = 256: IQ4_XS, 6-bit scales under an f16 d),
- * weights x^2, searching 2 * ntry + 1 scales per sub-block (ntry = -1: the
- * first guess only). L holds the indices. */
+ * weights x^2, searching 2 * ntry + 1 scales per sub-block besides the
+ * first guess. L holds the indices. */
 static void iq4_quantize_block(int n, const float *x, uint16_t *dh, uint8_t *q4, uint16_t *scales_h,
                                uint8_t *scales_l, uint8_t *L, int ntry) {
     float scales[QK_K / 32];
@@ -106,9 +105,8 @@ static void iq4_quantize_block(int n, const float *x, uint16_t *dh, uint8_t *q4,
                 max = xb[j];
             }
         }
-        if (amax < GROUP_MAX_EPS) { /* ggml leaves Lb unset (stale stack bytes): 0 here */
+        if (amax < GROUP_MAX_EPS) { /* Lb is set below (id = 0: the level nearest 0) */
             scales[ib] = 0;
-            memset(Lb, 0, 32);
             continue;
         }
         float d = ntry > 0 ? -max / kvalues_iq4nl[0] : max / kvalues_iq4nl[0];
@@ -184,7 +182,7 @@ static void iq4_quantize_block(int n, const float *x, uint16_t *dh, uint8_t *q4,
 void quantize_row_iq4_nl_ref(const float *x, block_iq4_nl *y, int64_t k) {
     uint8_t L[32];
     for (int64_t i = 0; i < k / 32; i++)
-        iq4_quantize_block(32, x + 32 * i, &y[i].d, y[i].qs, NULL, NULL, L, -1);
+        iq4_quantize_block(32, x + 32 * i, &y[i].d, y[i].qs, NULL, NULL, L, 7);
 }
 
 void quantize_row_iq4_xs_ref(const float *x, block_iq4_xs *y, int64_t k) {
