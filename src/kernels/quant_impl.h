@@ -6,7 +6,8 @@
  *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
- * For Q4_0 / Q8_0 / MXFP4 weights, nb = cols / 32 blocks, row = 96 * nb bytes:
+ * For the 32-block weights (Q4_0, Q8_0, MXFP4, Q4_1, Q5_0, Q5_1, IQ4_NL),
+ * nb = cols / 32 blocks, row = 96 * nb bytes:
  *   int8_t  qs[nb][32]   Q8_0 codes, roundf(x / d) with d = amax / 127
  *                        (quantize_row_q8_0_ref)
  *   float   dv[nb][8]    the scale as stored by Q8_0 (rounded to f16),
@@ -16,11 +17,11 @@
  * (vpdpbusd / vpmaddubsw), so a weight is stored biased: a Q4_0 nibble is
  * w + 8, a Q8_0 byte flipped by ^ 0x80 is w + 128, an MXFP4 code is looked
  * up as kvalues_mxfp4 + 12; sum((w + c) x) - c sum(x) = sum(w x), and cv
- * carries -c sum(x) (c = 8, 128 or 12) into the integer sum,
+ * carries -c sum(x) (c = 8, 128 or 12; the other types: qx32_bias) into the integer sum,
  * exactly. The broadcast dv/cv let a 512-bit register cover two blocks
  * without a shuffle. The scalar path reads qs and dv[.][0] only.
  *
- * For the K-quants, one qx_k per 256 values (Q8_K, quantize_row_q8_K_ref):
+ * For the K-quants and IQ4_XS, one qx_k per 256 values (Q8_K, quantize_row_q8_K_ref):
  * codes nearest_int(-127 / max * x) where max is the value of largest
  * magnitude, the sums of each 16 codes (the K-quants' mins and Q6_K's bias
  * are applied through them), and d = max / -127 in f32.
