@@ -162,6 +162,6 @@ diff = [n for n in tb if n not in ta or ta[n].tensor_type != tb[n].tensor_type o
 print("%-32s %s" % (sys.argv[3], "same tensors as llama-quantize" if not diff and len(ta) == len(tb)
                     else "DIFFERS: %s" % diff[:4]))
 PYEOF
-    compare "$1 layers, $lt: llama-quantize's" "$W/lq.gguf"
+    compare "$1 layers, $lt (llama-quantize)" "$W/lq.gguf"
   done
 done
