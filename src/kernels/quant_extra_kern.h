@@ -43,6 +43,9 @@ AI float xk_hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* f16 -> f32 with F16C: exact, as dtype.h's f16_to_f32. */
+AI float xk_f16(uint16_t h) { return _cvtsh_ss(h); }
+
 AI __m256i xk_dot(__m256i w, __m256i x) { return DOT32_I32(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
 
 /* 16 bytes of nibbles: low nibbles to bytes 0..15, high to 16..31. */
@@ -73,21 +76,21 @@ AI __m256i xk_iq4_table(void) {
 AI __m256i xk_unpack32(const int T, const uint8_t *row, int64_t b, float *d, float *m) {
     if (T == QT_Q4_1) {
         const block_q4_1 *x = (const block_q4_1 *)row + b;
-        *d = f16_to_f32(x->d), *m = f16_to_f32(x->m);
+        *d = xk_f16(x->d), *m = xk_f16(x->m);
         return xk_nibbles(x->qs);
     }
     if (T == QT_Q5_0) {
         const block_q5_0 *x = (const block_q5_0 *)row + b;
-        *d = f16_to_f32(x->d), *m = 0;
+        *d = xk_f16(x->d), *m = 0;
         return _mm256_sub_epi8(_mm256_or_si256(xk_nibbles(x->qs), xk_fifth(x->qh)), _mm256_set1_epi8(16));
     }
     if (T == QT_Q5_1) {
         const block_q5_1 *x = (const block_q5_1 *)row + b;
-        *d = f16_to_f32(x->d), *m = f16_to_f32(x->m);
+        *d = xk_f16(x->d), *m = xk_f16(x->m);
         return _mm256_or_si256(xk_nibbles(x->qs), xk_fifth(x->qh));
     }
     const block_iq4_nl *x = (const block_iq4_nl *)row + b;
-    *d = f16_to_f32(x->d), *m = 0;
+    *d = xk_f16(x->d), *m = 0;
     return _mm256_shuffle_epi8(xk_iq4_table(), xk_nibbles(x->qs));
 }
 
@@ -142,8 +145,8 @@ AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, 
         __m128i m4 = _mm_add_epi32(_mm256_castsi256_si128(mm), _mm256_extracti128_si256(mm, 1));
         m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
         m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_to_f32(x->d) * xb->d), *acc);
-        *accm -= (float)_mm_cvtsi128_si32(m4) * (f16_to_f32(x->dmin) * xb->d);
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
+        *accm -= (float)_mm_cvtsi128_si32(m4) * (xk_f16(x->dmin) * xb->d);
         return;
     }
     if (T == QT_Q3_K) {
@@ -159,7 +162,7 @@ AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, 
             __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, xk_sc16(xk_q3_scale(x->scales, 2 * e) - 32, xk_q3_scale(x->scales, 2 * e + 1) - 32)));
         }
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_to_f32(x->d) * xb->d), *acc);
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
         return;
     }
     const block_iq4_xs *x = (const block_iq4_xs *)w + s;
@@ -171,7 +174,7 @@ AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, 
         __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
     }
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_to_f32(x->d) * xb->d), *acc);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
 }
 
 AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *xq, int nx, float *y) {
@@ -185,10 +188,69 @@ AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *
     for (int i = 0; i < nx; i++) y[(size_t)i * j->rows] = xk_hsum8(acc[i]) + accm[i];
 }
 
+/* ------------------------------------------------------------ decode */
+
+/* Decode (one x row): GR rows of W at once, so that GR memory streams are
+ * in flight, each prefetched XK_PF bytes ahead (one stream at a time leaves
+ * these kernels waiting on memory). A partial group repeats its last row;
+ * every output is computed the same way wherever a group starts. */
+#define GR 4
+#define XK_PF 1024
+
+AI void xk_gemv32(const int T, const qmm_job *j, const uint8_t *W, int rw, float *y) {
+    const int64_t nb = j->cols / 32;
+    const size_t bb = (size_t)j->w_row / (size_t)nb;
+    const uint8_t *w[GR];
+    for (int r = 0; r < GR; r++) w[r] = W + (size_t)(r < rw ? r : rw - 1) * j->w_row;
+    __m256 acc[GR];
+    float accm[GR];
+    for (int r = 0; r < GR; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
+    const int8_t *xs = qx32_qs(j->xq);
+    const float *dv = qx32_dv(j->xq, nb);
+    const int32_t *cv = qx32_cv(j->xq, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xs + 32 * b));
+        const float dx = dv[8 * b], sx = (float)-cv[8 * b];
+#pragma GCC unroll 4
+        for (int r = 0; r < GR; r++) {
+            _mm_prefetch((const char *)w[r] + bb * (size_t)b + XK_PF, _MM_HINT_T0);
+            float d, m;
+            const __m256i wv = xk_unpack32(T, w[r], b, &d, &m);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xk_dot(wv, xv)), _mm256_set1_ps(d * dx), acc[r]);
+            if (T == QT_Q4_1 || T == QT_Q5_1) accm[r] += sx * (m * dx);
+        }
+    }
+    for (int r = 0; r < rw; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
+}
+
+AI void xk_gemvk(const int T, const qmm_job *j, const uint8_t *W, int rw, float *y) {
+    const int64_t nb = j->cols / QK_K;
+    const size_t bb = (size_t)j->w_row / (size_t)nb;
+    const uint8_t *w[GR];
+    for (int r = 0; r < GR; r++) w[r] = W + (size_t)(r < rw ? r : rw - 1) * j->w_row;
+    __m256 acc[GR];
+    float accm[GR];
+    for (int r = 0; r < GR; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
+    for (int64_t s = 0; s < nb; s++) {
+        const qx_k *xb = (const qx_k *)j->xq + s;
+#pragma GCC unroll 4
+        for (int r = 0; r < GR; r++) {
+            for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)w[r] + bb * (size_t)s + XK_PF + o, _MM_HINT_T0);
+            xk_superblock(T, w[r], s, xb, &acc[r], &accm[r]);
+        }
+    }
+    for (int r = 0; r < rw; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
+}
+
 /* ------------------------------------------------------------ row loops */
 
-#define XK_ROWS_FN(T, NAME, ROW)                                                                 \
+#define XK_ROWS_FN(T, NAME, ROW, GEMV)                                                           \
     static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {                          \
+        if (j->n == 1) {                                                                         \
+            for (int64_t r = r0; r < r1; r += GR)                                                \
+                GEMV(T, j, j->W + (size_t)r * j->w_row, r1 - r < GR ? (int)(r1 - r) : GR, j->y + r); \
+            return;                                                                              \
+        }                                                                                        \
         for (int64_t r = r0; r < r1; r++) {                                                      \
             const uint8_t *w = j->W + (size_t)r * j->w_row;                                      \
             for (int64_t i = 0; i < j->n; i += XT) {                                             \
@@ -197,13 +259,13 @@ AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *
             }                                                                                    \
         }                                                                                        \
     }
-XK_ROWS_FN(QT_Q4_1, q4_1, xk_row32)
-XK_ROWS_FN(QT_Q5_0, q5_0, xk_row32)
-XK_ROWS_FN(QT_Q5_1, q5_1, xk_row32)
-XK_ROWS_FN(QT_IQ4_NL, iq4_nl, xk_row32)
-XK_ROWS_FN(QT_Q2_K, q2_K, xk_rowk)
-XK_ROWS_FN(QT_Q3_K, q3_K, xk_rowk)
-XK_ROWS_FN(QT_IQ4_XS, iq4_xs, xk_rowk)
+XK_ROWS_FN(QT_Q4_1, q4_1, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_Q5_0, q5_0, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_Q5_1, q5_1, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_IQ4_NL, iq4_nl, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_Q2_K, q2_K, xk_rowk, xk_gemvk)
+XK_ROWS_FN(QT_Q3_K, q3_K, xk_rowk, xk_gemvk)
+XK_ROWS_FN(QT_IQ4_XS, iq4_xs, xk_rowk, xk_gemvk)
 
 static void xk_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
