@@ -21,8 +21,13 @@
  *   - IQ4_XS: the same with one 6-bit scale per 32 values.
  * Integer sums are exact, so results differ from the scalar reference
  * only in the order of the f32 additions. Each output is one W row against
- * one x row computed the same way however rows are split among threads;
- * x rows go in groups of up to XT so an unpacked block serves several.
+ * one x row computed the same way however rows are split among threads:
+ * decode (one x row) takes GR rows of W at once with software prefetch;
+ * otherwise x rows go in groups of up to XT so an unpacked block serves
+ * several. Measured decode on one core of this machine (a 2048-wide layer,
+ * about 9-12 GB/s of read bandwidth): Q4_1 / Q5_0 / IQ4_NL 7-8 GB/s of
+ * weights; Q2_K / Q3_K / IQ4_XS 3.3-4.4 GB/s (bound by the unpacking and
+ * per-16 scales, not memory; Q4_K's kernels in quant_avx512.c reach 15).
  */
 #ifndef MOE_KERNELS_QUANT_EXTRA_KERN_H
 #define MOE_KERNELS_QUANT_EXTRA_KERN_H
