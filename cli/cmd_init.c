@@ -58,7 +58,7 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-#define GGUF_TYPES "q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4, f32, f16, bf16"
+#define GGUF_TYPES "q8_0, q6_k, q5_k, q5_1, q5_0, q4_k, q4_1, q4_0, iq4_xs, iq4_nl, q3_k, q2_k, mxfp4, f32, f16, bf16"
 
 /* Free bytes where path will be written (its directory); -1 if unknown. */
 static int64_t free_bytes(const char *dir) {

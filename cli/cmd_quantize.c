@@ -1,7 +1,7 @@
 /*
  * cmd_quantize.c - `moe quantize IN OUT.gguf --type T`: a quantized GGUF
  * from an HF directory or a GGUF file.
- *   --type q8_0|q4_0|q4_k|q5_k|q6_k  one type with llama-quantize's rules
+ *   --type q8_0|q4_0|q4_k|q5_k|q6_k|q2_k|q3_k|iq4_xs|...  one type with llama-quantize's rules
  *       (norms, biases, routers F32; output Q6_K; attn_v / ffn_down bumps
  *       of the _M mixtures; --pure: none of that).
  *   --type mixed  per-expert precision: the experts routed most often (on
@@ -230,6 +230,9 @@ static void print_mixed(const moe_quant_plan *p, const moe_config *c, const moe_
     }
 }
 
+/* The quantized types --type, --experts, --high and --low take. */
+#define QTYPES "q8_0, q6_k, q5_k, q5_1, q5_0, q4_k, q4_1, q4_0, iq4_xs, iq4_nl, q3_k, q2_k, mxfp4"
+
 /* A type --high / --low may name: a quantized one. */
 static int is_quant_type(int t) { return t >= 0 && !moe_qtype_is_float(t); }
 
@@ -239,7 +242,7 @@ int cmd_quantize(int argc, char **argv) {
     int threads = 0, force = 0, pure = 0, calib_tokens = 4096;
     const arg_opt opts[] = {
         {"--type", NULL, ARG_STR, &type_s, 0, 0, 0, "T",
-         "q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4 or mixed (required)"},
+         QTYPES " or mixed (required)"},
         {"--experts", NULL, ARG_STR, &experts_s, 0, 0, 0, "T",
          "routed experts at T (a --type but mixed) or 'keep' (as stored) "
          "(default: MXFP4 experts kept, others by --type)"},
@@ -262,10 +265,10 @@ int cmd_quantize(int argc, char **argv) {
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite OUT"},
     };
     const arg_cmd c = {
-        "quantize", "IN OUT.gguf --type q8_0|q4_0|q4_k|q5_k|q6_k|mxfp4|mixed [options]",
+        "quantize", "IN OUT.gguf --type T|mixed [options]",
         "Write a quantized GGUF file from a Hugging Face directory or a GGUF file.\n"
         "Norms, biases and routers stay F32; other tensors follow llama-quantize's rules\n"
-        "for the type (q4_k / q5_k are its _M mixtures). --type mixed keeps the experts\n"
+        "for the type (q3_k / q4_k / q5_k are its _M mixtures). --type mixed keeps the experts\n"
         "routed most often (--calib text and/or --route-stats JSON) at --high and the\n"
         "rest at --low, within --budget. --type mxfp4 is llama-quantize's MXFP4_MOE:\n"
         "routed experts MXFP4, other weights Q8_0. MXFP4 experts (gpt-oss) stay MXFP4\n"
@@ -285,19 +288,19 @@ int cmd_quantize(int argc, char **argv) {
     if (r != ARGS_OK) return args_exit(r);
     const char *in = pos[0], *out = pos[1];
     if (!type_s) {
-        cli_error("quantize", "--type is required (q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4 or mixed)");
+        cli_error("quantize", "--type is required (" QTYPES ", mixed)");
         return 2;
     }
     int mixed = !strcmp(type_s, "mixed");
     int type = mixed ? -1 : moe_qtype_from_name(type_s);
     int high = moe_qtype_from_name(high_s), low = moe_qtype_from_name(low_s);
     if (!mixed && !is_quant_type(type)) {
-        cli_error("quantize", "--type: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4, mixed%s",
+        cli_error("quantize", "--type: '%s' is not one of " QTYPES ", mixed%s",
                   type_s, type >= 0 ? " (for float types use 'moe convert --type')" : "");
         return 2;
     }
     if (!is_quant_type(high) || !is_quant_type(low)) {
-        cli_error("quantize", "--%s: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k",
+        cli_error("quantize", "--%s: '%s' is not one of " QTYPES,
                   !is_quant_type(high) ? "high" : "low", !is_quant_type(high) ? high_s : low_s);
         return 2;
     }
@@ -306,8 +309,7 @@ int cmd_quantize(int argc, char **argv) {
         int keep = !strcmp(experts_s, "keep");
         experts = keep ? MOE_QUANT_EXPERTS_KEEP : moe_qtype_from_name(experts_s);
         if (!keep && !is_quant_type(experts)) {
-            cli_error("quantize", "--experts: '%s' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, "
-                      "mxfp4, keep", experts_s);
+            cli_error("quantize", "--experts: '%s' is not one of " QTYPES ", keep", experts_s);
             return 2;
         }
         if (mixed) {

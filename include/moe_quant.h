@@ -37,10 +37,17 @@ typedef enum {
     MOE_QTYPE_Q6_K = 14,
     MOE_QTYPE_BF16 = 30,
     MOE_QTYPE_MXFP4 = 39, /* routed experts (gpt-oss) */
+    MOE_QTYPE_Q4_1 = 3,
+    MOE_QTYPE_Q5_0 = 6,
+    MOE_QTYPE_Q5_1 = 7,
+    MOE_QTYPE_Q2_K = 10,
+    MOE_QTYPE_Q3_K = 11,
+    MOE_QTYPE_IQ4_NL = 20,
+    MOE_QTYPE_IQ4_XS = 23,
 } moe_qtype;
 
-/* "q4_k" -> MOE_QTYPE_Q4_K (f32, f16, bf16, q4_0, q8_0, q4_k, q5_k, q6_k, mxfp4;
- * any case); -1 if unknown. */
+/* "q4_k" -> MOE_QTYPE_Q4_K (f32, f16, bf16, q4_0, q8_0, q4_k, q5_k, q6_k, mxfp4,
+ * q4_1, q5_0, q5_1, q2_k, q3_k, iq4_nl, iq4_xs; any case); -1 if unknown. */
 int moe_qtype_from_name(const char *s);
 /* GGUF's name of a type ("Q4_K", "BF16"); NULL for an id it does not know. */
 const char *moe_qtype_name(int type);

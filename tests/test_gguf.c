@@ -59,14 +59,21 @@ TEST(gguf_type_table) {
         {0, 1, 4, "F32"},     {1, 1, 2, "F16"},      {2, 32, 18, "Q4_0"},  {8, 32, 34, "Q8_0"},
         {12, 256, 144, "Q4_K"}, {13, 256, 176, "Q5_K"}, {14, 256, 210, "Q6_K"}, {30, 1, 2, "BF16"},
         {39, 32, 17, "MXFP4"}, /* block_mxfp4 {u8 e; u8 qs[16]} */
+        {3, 32, 20, "Q4_1"},   /* {f16 d, m; u8 qs[16]} */
+        {6, 32, 22, "Q5_0"},   /* {f16 d; u8 qh[4], qs[16]} */
+        {7, 32, 24, "Q5_1"},   /* {f16 d, m; u8 qh[4], qs[16]} */
+        {10, 256, 84, "Q2_K"}, /* {u8 scales[16], qs[64]; f16 d, dmin} */
+        {11, 256, 110, "Q3_K"}, /* {u8 hmask[32], qs[64], scales[12]; f16 d} */
+        {20, 32, 18, "IQ4_NL"}, /* {f16 d; u8 qs[16]} */
+        {23, 256, 136, "IQ4_XS"}, /* {f16 d; u16 scales_h; u8 scales_l[4], qs[128]} */
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         CHECK_EQ_INT(gguf_type_block(want[i].t), want[i].block);
         CHECK_EQ_INT(gguf_type_size(want[i].t), want[i].size);
         CHECK(!strcmp(gguf_type_name(want[i].t), want[i].name));
     }
-    CHECK_EQ_INT(gguf_type_block(3), 0); /* Q4_1: a ggml type we do not take */
-    CHECK(!strcmp(gguf_type_name(3), "Q4_1"));
+    CHECK_EQ_INT(gguf_type_block(35), 0); /* TQ2_0: a ggml type we do not take */
+    CHECK(!strcmp(gguf_type_name(35), "TQ2_0"));
     CHECK(gguf_type_name(4) == NULL && gguf_type_name(-1) == NULL && gguf_type_name(1000) == NULL);
     CHECK_EQ_INT(gguf_type_size(99), 0);
     int64_t ne[4] = {512, 3, 1, 1};
@@ -445,8 +452,8 @@ TEST(gguf_write_refuses_bad_input) {
     t[1].n_dims = 2;
     t[1].type = (gguf_type)99;
     WBAD(NULL, 0, t, 2, "unknown type");
-    t[1].type = (gguf_type)3;
-    WBAD(NULL, 0, t, 2, "unsupported type Q4_1");
+    t[1].type = (gguf_type)35;
+    WBAD(NULL, 0, t, 2, "unsupported type TQ2_0");
     t[1].type = GGUF_TYPE_F32;
     t[1].data = NULL;
     WBAD(NULL, 0, t, 2, "no data");

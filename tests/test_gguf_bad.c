@@ -333,10 +333,10 @@ TEST(gguf_bad_tensor_infos) {
     BAD(&b, "byte size overflows");
     one_tensor(&b, "w", 2, ne, 99, 0, 32);
     BAD(&b, "tensor \"w\": unknown type 99");
-    one_tensor(&b, "w", 2, ne, 3, 0, 32);
-    BAD(&b, "unsupported type Q4_1 (3)");
-    one_tensor(&b, "w", 2, ne, 23, 0, 32);
-    BAD(&b, "unsupported type IQ4_XS");
+    one_tensor(&b, "w", 2, ne, 35, 0, 32);
+    BAD(&b, "unsupported type TQ2_0 (35)");
+    one_tensor(&b, "w", 2, ne, 34, 0, 32);
+    BAD(&b, "unsupported type TQ1_0");
     uint64_t q[2] = {33, 1};
     one_tensor(&b, "w", 2, q, GGUF_TYPE_Q8_0, 0, 64);
     BAD(&b, "ne[0] = 33 is not a multiple of the block size 32 of Q8_0");

@@ -113,9 +113,9 @@ TEST(init_gguf_refuses_what_it_cannot_write) {
     moe_err err = {{0}};
     char path[600];
     snprintf(path, sizeof path, "%s/ig-bad.gguf", test_tmpdir());
-    moe_init_gguf_opts g = {3 /* Q4_1: not written here */, NULL};
+    moe_init_gguf_opts g = {35 /* TQ2_0: not written here */, NULL};
     CHECK(moe_init_gguf_size(&c, &o, &g, NULL, NULL, &err) < 0);
-    CHECK_STR_CONTAINS(err.msg, "type 3");
+    CHECK_STR_CONTAINS(err.msg, "type 35");
     CHECK(moe_init_gguf(&c, path, &o, &g, &err) != 0);
     /* a dense model: GGUF's MoE architectures need an expert count */
     for (int i = 0; i < c.n_layers; i++) {

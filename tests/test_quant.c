@@ -38,8 +38,9 @@ static int rng_int(uint32_t *s, int lo, int hi) { return lo + (int)(rng_next(s) 
 
 static float normalish(uint32_t *s) { return rng_f(s) + rng_f(s) + rng_f(s); }
 
-static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MXFP4};
-#define N_TYPES 6
+static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MXFP4,
+                              QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_Q2_K, QT_Q3_K, QT_IQ4_XS};
+#define N_TYPES ((int)(sizeof k_types / sizeof k_types[0]))
 
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
  * AVX-512 with AMX (Q8_0/Q4_0/Q4_K products of n >= 5, 7 or 5 rows) when the CPU
@@ -152,8 +153,11 @@ TEST(quant_traits_table) {
     static const struct { int type; const char *name; int qk, bytes; } want[] = {
         {QT_Q4_0, "q4_0", 32, 18}, {QT_Q8_0, "q8_0", 32, 34}, {QT_Q4_K, "q4_K", 256, 144},
         {QT_Q5_K, "q5_K", 256, 176}, {QT_Q6_K, "q6_K", 256, 210}, {QT_MXFP4, "mxfp4", 32, 17},
+        {QT_Q4_1, "q4_1", 32, 20}, {QT_Q5_0, "q5_0", 32, 22}, {QT_Q5_1, "q5_1", 32, 24},
+        {QT_IQ4_NL, "iq4_nl", 32, 18}, {QT_Q2_K, "q2_K", 256, 84}, {QT_Q3_K, "q3_K", 256, 110},
+        {QT_IQ4_XS, "iq4_xs", 256, 136},
     };
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < (int)(sizeof want / sizeof want[0]); i++) {
         const qtype_traits *t = quant_traits(want[i].type);
         CHECK(t != NULL);
         if (!t) continue;
@@ -252,8 +256,10 @@ TEST(quant_roundtrip_error) {
         }
         /* relative RMS error: ~8% for 4 bits, ~0.5% for 8 */
         double lim = t->type == QT_Q8_0 ? 0.01 : t->type == QT_Q6_K ? 0.03 : t->type == QT_Q5_K ? 0.06
-                   : t->type == QT_MXFP4 ? 0.16 : 0.12;
+                   : t->type == QT_MXFP4 ? 0.16 : t->type == QT_Q5_0 || t->type == QT_Q5_1 ? 0.06
+                   : t->type == QT_Q3_K ? 0.25 : t->type == QT_Q2_K ? 0.4 : 0.12;
         CHECK_MSG(sqrt(e2 / x2) < lim, "%s: rms error %.4f", t->name, sqrt(e2 / x2));
+        if (getenv("MOE_TEST_VERBOSE")) fprintf(stderr, "  %s: rms error %.4f\n", t->name, sqrt(e2 / x2));
         free(q);
     }
     free(x);
@@ -310,7 +316,10 @@ TEST(quant_activations_same_on_every_isa) {
 /* ------------------------------------------------------------ exactness */
 
 static const int k_f16_off[][3] = {{QT_Q4_0, 0, -1}, {QT_Q8_0, 0, -1}, {QT_Q4_K, 0, 2},
-                                   {QT_Q5_K, 0, 2},  {QT_Q6_K, 208, -1}, {QT_MXFP4, -1, -1}};
+                                   {QT_Q5_K, 0, 2},  {QT_Q6_K, 208, -1}, {QT_MXFP4, -1, -1},
+                                   {QT_Q4_1, 0, 2},  {QT_Q5_0, 0, -1}, {QT_Q5_1, 0, 2},
+                                   {QT_IQ4_NL, 0, -1}, {QT_Q2_K, 80, 82}, {QT_Q3_K, 108, -1},
+                                   {QT_IQ4_XS, 0, -1}};
 
 /* Random bytes with the f16 scale fields set to +-2^-3 or +-2^-4 (or, with
  * pow2 = 0, to small random finite values); MXFP4's E8M0 byte to a halved
@@ -554,11 +563,12 @@ TEST(quant_grouped_equals_separate) {
     path_pools pp;
     paths_init(&pp);
     uint32_t seed = 53;
-    enum { T = 7 };
-    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_MXFP4, QT_Q4_0};
-    static const int64_t rows[T] = {37, 64, 16, 5, 100, 48, 33};
-    static const int64_t cols[T] = {512, 96, 256, 2048, 768, 256, 352};
-    static const int64_t ns[T] = {1, 3, 0, 17, 2, 8, 1};
+    enum { T = 14 };
+    static const int types[T] = {QT_Q4_K, QT_Q4_0, QT_Q6_K, QT_Q8_0, QT_Q5_K, QT_MXFP4, QT_Q4_0,
+                                 QT_Q4_1, QT_Q2_K, QT_Q5_0, QT_Q3_K, QT_Q5_1, QT_IQ4_XS, QT_IQ4_NL};
+    static const int64_t rows[T] = {37, 64, 16, 5, 100, 48, 33, 21, 40, 7, 33, 64, 19, 50};
+    static const int64_t cols[T] = {512, 96, 256, 2048, 768, 256, 352, 160, 512, 96, 256, 64, 768, 128};
+    static const int64_t ns[T] = {1, 3, 0, 17, 2, 8, 1, 5, 1, 3, 9, 2, 1, 4};
     void *W[T];
     float *x[T], *y[T], *ys[T];
     qmm_task tasks[T];

@@ -104,7 +104,10 @@ TEST(quant_api_plan_describes_its_plan) {
 TEST(quant_api_types_and_float_type) {
     CHECK_EQ_INT(moe_qtype_from_name("Q4_k"), MOE_QTYPE_Q4_K);
     CHECK_EQ_INT(moe_qtype_from_name("bf16"), MOE_QTYPE_BF16);
-    CHECK_EQ_INT(moe_qtype_from_name("q3_k"), -1);
+    CHECK_EQ_INT(moe_qtype_from_name("q3_k"), MOE_QTYPE_Q3_K);
+    CHECK_EQ_INT(moe_qtype_from_name("IQ4_XS"), MOE_QTYPE_IQ4_XS);
+    CHECK_EQ_INT(moe_qtype_from_name("tq2_0"), -1);
+    CHECK(!strcmp(moe_qtype_name(MOE_QTYPE_Q2_K), "Q2_K"));
     CHECK(!strcmp(moe_qtype_name(MOE_QTYPE_Q6_K), "Q6_K") && moe_qtype_name(-1) == NULL);
     CHECK(moe_qtype_is_float(MOE_QTYPE_F16) && !moe_qtype_is_float(MOE_QTYPE_Q8_0));
     int64_t b = 0;

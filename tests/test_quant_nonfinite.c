@@ -30,7 +30,8 @@ static pool *path_pool(int i) {
 }
 
 TEST(quant_nonfinite_activations_give_nan_rows) {
-    static const int types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MXFP4};
+    static const int types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MXFP4,
+                                QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_Q2_K, QT_Q3_K, QT_IQ4_XS};
     enum { N = 8, ROWS = 8, COLS = 512 };
     uint32_t seed = 5;
     float *x = malloc(sizeof(float) * N * COLS), *row = malloc(sizeof(float) * COLS);

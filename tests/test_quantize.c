@@ -27,6 +27,7 @@
 #include "model/model_init.h"
 #include "model/quantize.h"
 #include "test.h"
+#include "test_quantize.h"
 #include "test_util.h"
 
 #define NTOK 12
@@ -66,7 +67,7 @@ static void kl_stats(const float *ref, const float *q, int V, double *mean, doub
 }
 
 /* Load src, plan with o, write a GGUF at dst. 0 or -1 (check failed). */
-static int write_gguf(const char *src, const char *dst, const qz_opts *o, qz_plan *keep) {
+int write_gguf(const char *src, const char *dst, const qz_opts *o, qz_plan *keep) {
     moe_model *m = NULL;
     moe_err err = {{0}};
     qz_plan p;
@@ -95,7 +96,7 @@ static const char *fx(char *buf, size_t n, const char *sub, const char *name) {
 }
 
 /* A small random model whose rows suit every K-quant (256 columns). */
-static void small_cfg(moe_config *c, moe_arch arch, int E) {
+void small_cfg(moe_config *c, moe_arch arch, int E) {
     memset(c, 0, sizeof *c);
     static const char *const mt[] = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe"};
     c->arch = arch;
@@ -127,7 +128,7 @@ static void small_cfg(moe_config *c, moe_arch arch, int E) {
     }
 }
 
-static int make_random(const char *dir, const moe_config *c, float std) {
+int make_random(const char *dir, const moe_config *c, float std) {
     moe_err err = {{0}};
     if (mkdir(dir, 0755)) return -1;
     model_init_opts o = {DT_F32, 7, std, NULL, NULL, NULL, 0};
@@ -378,7 +379,7 @@ static float *source_f32(const st_store *st, const moe_config *c, const tm_entry
     return x;
 }
 
-static void check_exact(moe_arch arch, int type) {
+void check_exact(moe_arch arch, int type) {
     char dir[600], out[700];
     moe_config *c = malloc(sizeof *c);
     small_cfg(c, arch, 8);
@@ -493,9 +494,21 @@ TEST(quantize_rules) {
     CHECK_EQ_INT(TY(TM_LIN_QKV, 0, 128, 256, GGUF_TYPE_Q4_0), GGUF_TYPE_Q8_0);
     CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q4_K), GGUF_TYPE_Q5_K);
     CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q4_0), GGUF_TYPE_Q4_0);
-    /* fallbacks: rows a block does not divide */
-    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_Q4_K), GGUF_TYPE_Q8_0);
+    CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q2_K), GGUF_TYPE_Q5_K);
+    CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q3_K), GGUF_TYPE_Q5_K);
+    CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_IQ4_XS), GGUF_TYPE_Q5_K);
+    CHECK_EQ_INT(TY(TM_ATTN_O, 0, 256, 256, GGUF_TYPE_Q5_0), GGUF_TYPE_Q5_0);
+    CHECK_EQ_INT(TY(TM_ATTN_V, 0, 128, 256, GGUF_TYPE_Q2_K), GGUF_TYPE_Q8_0);
+    CHECK_EQ_INT(TY(TM_ATTN_K, 0, 128, 256, GGUF_TYPE_IQ4_XS), GGUF_TYPE_Q8_0);
+    /* fallbacks: rows a block does not divide (llama.cpp's tensor_type_fallback) */
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_Q4_K), GGUF_TYPE_Q5_0);
     CHECK(fb == 1);
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_Q5_K), GGUF_TYPE_Q5_1);
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_Q2_K), GGUF_TYPE_Q4_0);
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_Q3_K), GGUF_TYPE_Q4_0);
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_IQ4_XS), GGUF_TYPE_IQ4_NL);
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 48, GGUF_TYPE_IQ4_XS), GGUF_TYPE_F16);
+    CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 48, GGUF_TYPE_Q4_1), GGUF_TYPE_F16);
     CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 96, GGUF_TYPE_Q6_K), GGUF_TYPE_Q8_0);
     CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 48, GGUF_TYPE_Q8_0), GGUF_TYPE_F16);
     CHECK_EQ_INT(TY(TM_EXP_GATE, 0, 16, 48, GGUF_TYPE_Q5_K), GGUF_TYPE_F16);
@@ -518,7 +531,8 @@ TEST(quantize_budget_parse) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(qz_parse_budget(bad[i], 0, &b) == -1, "'%s' accepted", bad[i]);
     CHECK(qz_parse_budget("65bpw", 1000, &b) == -1);
-    CHECK(qz_type_from_name("Q4_K") == GGUF_TYPE_Q4_K && qz_type_from_name("q5_1") == -1);
+    CHECK(qz_type_from_name("Q4_K") == GGUF_TYPE_Q4_K && qz_type_from_name("tq2_0") == -1);
+    CHECK(qz_type_from_name("q5_1") == GGUF_TYPE_Q5_1 && qz_type_from_name("IQ4_XS") == GGUF_TYPE_IQ4_XS);
 }
 
 /* ----------------------------------------------------------------- mixed */

@@ -12,7 +12,9 @@
 # Then, when the build has llama-quantize: on random qwen3_moe models whose
 # rows take K-quants (16 layers with 8 experts, 9 layers with 6), `moe
 # quantize --type T` must write the same tensors (names, types, bytes) as
-# `llama-quantize F32.gguf OUT T` for q8_0, q4_0, Q4_K_M, Q5_K_M, Q6_K.
+# `llama-quantize F32.gguf OUT T` for q8_0, q4_0, Q4_K_M, Q5_K_M, Q6_K, Q2_K,
+# Q3_K_M, IQ4_XS, IQ4_NL, Q4_1, Q5_0, Q5_1, and llama.cpp's logits on the file
+# llama-quantize wrote agree with moe's.
 #
 #   LCP=/path/to/llama.cpp LCP_BUILD=/path/to/build sh tools/check_llamacpp.sh
 # The build needs libllama (cmake -DGGML_NATIVE=ON ...; `cmake --build . --target
@@ -46,7 +48,7 @@ for p in tiny tiny-olmoe tiny-qwen2 tiny-qwen3; do
   "$MOE" init --preset $p --dtype f32 "$W/$p" >/dev/null
   "$MOE" convert "$W/$p" "$W/$p.gguf" >/dev/null
   compare "$p f32" "$W/$p.gguf"
-  for t in q8_0 q6_k q4_k q4_0; do
+  for t in q8_0 q6_k q4_k q4_0 q5_1 q5_0 q4_1 iq4_nl; do
     "$MOE" quantize "$W/$p" "$W/$p-$t.gguf" --type $t >/dev/null
     compare "$p $t" "$W/$p-$t.gguf"
   done
@@ -144,7 +146,8 @@ for cfg in "16 8" "9 6"; do
   set -- $cfg
   rand_model "$W/r$1" $1 $2
   "$MOE" convert "$W/r$1" "$W/r$1.gguf" >/dev/null
-  for pair in Q8_0:q8_0 Q4_0:q4_0 Q4_K_M:q4_k Q5_K_M:q5_k Q6_K:q6_k; do
+  for pair in Q8_0:q8_0 Q4_0:q4_0 Q4_K_M:q4_k Q5_K_M:q5_k Q6_K:q6_k Q2_K:q2_k Q3_K_M:q3_k \
+              IQ4_XS:iq4_xs IQ4_NL:iq4_nl Q4_1:q4_1 Q5_0:q5_0 Q5_1:q5_1; do
     lt=${pair%%:*} mt=${pair##*:}
     "$LQ" "$W/r$1.gguf" "$W/lq.gguf" "$lt" 2 >/dev/null 2>&1
     "$MOE" quantize "$W/r$1" "$W/mq.gguf" --type "$mt" --force >/dev/null
@@ -159,5 +162,6 @@ diff = [n for n in tb if n not in ta or ta[n].tensor_type != tb[n].tensor_type o
 print("%-32s %s" % (sys.argv[3], "same tensors as llama-quantize" if not diff and len(ta) == len(tb)
                     else "DIFFERS: %s" % diff[:4]))
 PYEOF
+    compare "$1 layers, $lt (llama-quantize)" "$W/lq.gguf"
   done
 done

@@ -35,6 +35,14 @@ typedef enum {
     DT_IQ3_S,
     DT_IQ2_S,
     DT_IQ1_M,
+    /* legacy, low-bit K and IQ4 types: read, run and written */
+    DT_Q4_1,
+    DT_Q5_0,
+    DT_Q5_1,
+    DT_Q2_K,
+    DT_Q3_K,
+    DT_IQ4_NL,
+    DT_IQ4_XS,
 } dtype;
 
 /* The one table of stored types: every fact about a type's layout is a row
@@ -61,7 +69,14 @@ typedef enum {
     X(IQ1_S, iq1_s, "iq1_s", 19, 256, 50, 2) \
     X(IQ3_S, iq3_s, "iq3_s", 21, 256, 110, 2) \
     X(IQ2_S, iq2_s, "iq2_s", 22, 256, 82, 2) \
-    X(IQ1_M, iq1_m, "iq1_m", 29, 256, 56, 1)
+    X(IQ1_M, iq1_m, "iq1_m", 29, 256, 56, 1) \
+    X(Q4_1, q4_1, "q4_1", 3, 32, 20, 2)   \
+    X(Q5_0, q5_0, "q5_0", 6, 32, 22, 2)   \
+    X(Q5_1, q5_1, "q5_1", 7, 32, 24, 2)   \
+    X(Q2_K, q2_K, "q2_K", 10, 256, 84, 2) \
+    X(Q3_K, q3_K, "q3_K", 11, 256, 110, 2) \
+    X(IQ4_NL, iq4_nl, "iq4_nl", 20, 32, 18, 2) \
+    X(IQ4_XS, iq4_xs, "iq4_xs", 23, 256, 136, 2)
 
 typedef struct dtype_traits {
     dtype type;

@@ -95,7 +95,7 @@ typedef enum gguf_vtype {
 } gguf_vtype;
 
 /* Tensor types we read and write, with ggml's numeric ids. Other ggml types
- * (Q4_1, TQ1_0, ...) are refused by name as unsupported. */
+ * (TQ1_0, TQ2_0, ...) are refused by name as unsupported. */
 typedef enum gguf_type {
     GGUF_TYPE_F32 = 0,
     GGUF_TYPE_F16 = 1,
@@ -113,6 +113,13 @@ typedef enum gguf_type {
     GGUF_TYPE_IQ3_S = 21,
     GGUF_TYPE_IQ2_S = 22,
     GGUF_TYPE_IQ1_M = 29,
+    GGUF_TYPE_Q4_1 = 3,    /* 32 elements in 20 bytes: f16 scale and min, 16 bytes of nibbles */
+    GGUF_TYPE_Q5_0 = 6,    /* 32 elements in 22 bytes: f16 scale, 4 bytes of fifth bits, nibbles */
+    GGUF_TYPE_Q5_1 = 7,    /* 32 elements in 24 bytes: as Q5_0 with an f16 min */
+    GGUF_TYPE_Q2_K = 10,   /* 256 elements in 84 bytes */
+    GGUF_TYPE_Q3_K = 11,   /* 256 elements in 110 bytes */
+    GGUF_TYPE_IQ4_NL = 20, /* 32 elements in 18 bytes: f16 scale, 16 bytes of table indices */
+    GGUF_TYPE_IQ4_XS = 23, /* 256 elements in 136 bytes */
 } gguf_type;
 
 /* Elements per block of a supported type (1 for F32/F16/BF16), 0 otherwise. */

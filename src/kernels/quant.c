@@ -69,12 +69,26 @@ static void deq_q4_K(const void *s, float *d, int64_t k) { dequantize_row_q4_K(s
 static void deq_q5_K(const void *s, float *d, int64_t k) { dequantize_row_q5_K(s, d, k); }
 static void deq_q6_K(const void *s, float *d, int64_t k) { dequantize_row_q6_K(s, d, k); }
 static void deq_mxfp4(const void *s, float *d, int64_t k) { dequantize_row_mxfp4(s, d, k); }
+static void deq_q4_1(const void *s, float *d, int64_t k) { dequantize_row_q4_1(s, d, k); }
+static void deq_q5_0(const void *s, float *d, int64_t k) { dequantize_row_q5_0(s, d, k); }
+static void deq_q5_1(const void *s, float *d, int64_t k) { dequantize_row_q5_1(s, d, k); }
+static void deq_q2_K(const void *s, float *d, int64_t k) { dequantize_row_q2_K(s, d, k); }
+static void deq_q3_K(const void *s, float *d, int64_t k) { dequantize_row_q3_K(s, d, k); }
+static void deq_iq4_nl(const void *s, float *d, int64_t k) { dequantize_row_iq4_nl(s, d, k); }
+static void deq_iq4_xs(const void *s, float *d, int64_t k) { dequantize_row_iq4_xs(s, d, k); }
 static void qnt_q4_0(const float *s, void *d, int64_t k) { quantize_row_q4_0_ref(s, d, k); }
 static void qnt_q8_0(const float *s, void *d, int64_t k) { quantize_row_q8_0_ref(s, d, k); }
 static void qnt_q4_K(const float *s, void *d, int64_t k) { quantize_row_q4_K_ref(s, d, k); }
 static void qnt_q5_K(const float *s, void *d, int64_t k) { quantize_row_q5_K_ref(s, d, k); }
 static void qnt_q6_K(const float *s, void *d, int64_t k) { quantize_row_q6_K_ref(s, d, k); }
 static void qnt_mxfp4(const float *s, void *d, int64_t k) { quantize_row_mxfp4_ref(s, d, k); }
+static void qnt_q4_1(const float *s, void *d, int64_t k) { quantize_row_q4_1_ref(s, d, k); }
+static void qnt_q5_0(const float *s, void *d, int64_t k) { quantize_row_q5_0_ref(s, d, k); }
+static void qnt_q5_1(const float *s, void *d, int64_t k) { quantize_row_q5_1_ref(s, d, k); }
+static void qnt_q2_K(const float *s, void *d, int64_t k) { quantize_row_q2_K_ref(s, d, k); }
+static void qnt_q3_K(const float *s, void *d, int64_t k) { quantize_row_q3_K_ref(s, d, k); }
+static void qnt_iq4_nl(const float *s, void *d, int64_t k) { quantize_row_iq4_nl_ref(s, d, k); }
+static void qnt_iq4_xs(const float *s, void *d, int64_t k) { quantize_row_iq4_xs_ref(s, d, k); }
 
 /* The rows of dtype.h's table, with their kernels; a block struct that
  * disagrees with the table does not compile. */

@@ -19,6 +19,19 @@
  *   MXFP4  32    17    u8 e; u8 qs[16]             x = 2^(e-128) * kvalues_mxfp4[nibble]
  *                      (OCP Microscaling FP4: E2M1 codes, doubled to integers,
  *                      with an E8M0 scale halved; nibbles as Q4_0)
+ *   Q4_1   32    20    f16 d, m; u8 qs[16]         x = d * nibble + m
+ *   Q5_0   32    22    f16 d; u8 qh[4]; u8 qs[16]  x = d * (q - 16), q = nibble | bit j of qh << 4
+ *   Q5_1   32    24    f16 d, m; u8 qh[4]; qs[16]  x = d * q + m (q as Q5_0)
+ *   IQ4_NL 32    18    f16 d; u8 qs[16]            x = d * kvalues_iq4nl[nibble]
+ *   Q2_K  256    84    u8 scales[16]; u8 qs[64]; f16 d, dmin
+ *                      16 sub-blocks of 16: x = d*(sc&15)*q - dmin*(sc>>4), q 2 bits
+ *   Q3_K  256   110    u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d
+ *                      16 sub-blocks of 16: x = d*(sc-32)*(q - 4*!hbit), sc 6 bits
+ *   IQ4_XS 256  136    f16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128]
+ *                      8 sub-blocks of 32: x = d*(ls-32)*kvalues_iq4nl[nibble]
+ *                      (ls 6 bits: low 4 in scales_l, high 2 in scales_h)
+ *   (2-bit fields of Q2_K/Q3_K: element 128h + 32s + l of a block is bits
+ *   2s..2s+1 of qs[32h + l]; Q3_K's third bit is bit 4h + s of hmask[l].)
  *
  * The grid i-quants (read and run; no quantizer: ggml's need an importance
  * matrix). 256 values in 8 sub-blocks of 32; a group of 8 values (4 for
@@ -51,15 +64,16 @@
  *
  * dequantize_row_* are the format's definition (ggml's, bit for bit);
  * quantize_row_*_ref are llama.cpp's reference quantizers (what
- * `llama-quantize` writes without an importance matrix), also bit for bit,
+ * `llama-quantize` writes without an importance matrix; for IQ4_NL that is
+ * ggml's quantize_iq4_nl, not its quantize_row_iq4_nl_ref), also bit for bit,
  * checked against ggml's own C and the gguf Python package by
  * tests/test_quant.c and the fixtures of tools/gen_quant_fixtures.py (the
  * i-quants' dequantization: tests/test_quant_iq.c, tools/gen_iq_fixtures.py).
  *
  * The matmuls quantize the activations first, once per row, the way ggml
  * does: per 32-element block to 8 bits with an f16 scale (Q8_0) for Q4_0,
- * Q8_0 and MXFP4 weights; per 256-element block with an f32 scale and sums of each 16
- * (Q8_K) for the K-quants and the i-quants. Then every product is an integer dot product of
+ * Q8_0, MXFP4, Q4_1, Q5_0, Q5_1 and IQ4_NL weights; per 256-element block with an f32 scale and sums of each 16
+ * (Q8_K) for the K-quants, IQ4_XS and the grid i-quants. Then every product is an integer dot product of
  * a weight block with an activation block, scaled once per block in f32.
  * The quantized activations live in caller-provided scratch (sizes below);
  * nothing here allocates.
@@ -69,7 +83,8 @@
  * and each block's integer sum is scaled by mxfp4_scale_half(e) * dx.
  *
  * Paths, each held to the scalar reference (tests/test_quant.c): scalar,
- * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs), and AMX-INT8 for the
+ * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs; Q4_1, Q5_0, Q5_1,
+ * IQ4_NL, Q2_K, Q3_K and IQ4_XS in quant_extra_kern.h), and AMX-INT8 for the
  * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
  * x (prefill) on CPUs that have it, when the kernel choice of the pool a
  * call runs on has AMX (kernels.h: kern_cfg). The grid i-quants have AVX2
@@ -100,6 +115,13 @@ enum {
     QT_IQ3_S = 21,
     QT_IQ2_S = 22,
     QT_IQ1_M = 29,
+    QT_Q4_1 = 3,
+    QT_Q5_0 = 6,
+    QT_Q5_1 = 7,
+    QT_Q2_K = 10,
+    QT_Q3_K = 11,
+    QT_IQ4_NL = 20,
+    QT_IQ4_XS = 23,
 };
 
 #define QK4_0 32
@@ -196,8 +218,61 @@ _Static_assert(sizeof(block_iq3_xxs) == 98, "block_iq3_xxs size");
 _Static_assert(sizeof(block_iq3_s) == 110, "block_iq3_s size");
 _Static_assert(sizeof(block_iq1_s) == 50, "block_iq1_s size");
 _Static_assert(sizeof(block_iq1_m) == 56, "block_iq1_m size");
+/* The 32-blocks of quant_legacy.c and quant_iq4.c. */
+typedef struct {
+    uint16_t d;        /* f16 delta */
+    uint16_t m;        /* f16 min */
+    uint8_t qs[32 / 2]; /* nibbles, as Q4_0 */
+} block_q4_1;
+
+typedef struct {
+    uint16_t d;        /* f16 delta */
+    uint8_t qh[4];     /* fifth bits: bit j of the little-endian u32 is element j's */
+    uint8_t qs[32 / 2]; /* low 4 bits, as Q4_0 */
+} block_q5_0;
+
+typedef struct {
+    uint16_t d;        /* f16 delta */
+    uint16_t m;        /* f16 min */
+    uint8_t qh[4];     /* fifth bits, as Q5_0 */
+    uint8_t qs[32 / 2]; /* low 4 bits */
+} block_q5_1;
+
+typedef struct {
+    uint16_t d;        /* f16 delta */
+    uint8_t qs[32 / 2]; /* indices into kvalues_iq4nl, nibbles as Q4_0 */
+} block_iq4_nl;
+
+/* The 256-blocks of quant_k23.c and quant_iq4.c. */
+typedef struct {
+    uint8_t scales[QK_K / 16]; /* per 16 values: scale (low 4 bits), min (high 4 bits) */
+    uint8_t qs[QK_K / 4];      /* 2-bit quants */
+    uint16_t d;                /* f16 super-block scale of the scales */
+    uint16_t dmin;             /* f16 super-block scale of the mins */
+} block_q2_K;
+
+typedef struct {
+    uint8_t hmask[QK_K / 8]; /* high (third) bits */
+    uint8_t qs[QK_K / 4];    /* low 2 bits */
+    uint8_t scales[12];      /* 16 scales of 6 bits */
+    uint16_t d;              /* f16 super-block scale */
+} block_q3_K;
+
+typedef struct {
+    uint16_t d;               /* f16 super-block scale */
+    uint16_t scales_h;        /* high 2 bits of the 8 sub-block scales */
+    uint8_t scales_l[QK_K / 64]; /* low 4 bits of the 8 sub-block scales */
+    uint8_t qs[QK_K / 2];     /* indices into kvalues_iq4nl, per 32: as IQ4_NL */
+} block_iq4_xs;
 
 _Static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
+_Static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
+_Static_assert(sizeof(block_q5_0) == 22, "block_q5_0 size");
+_Static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
+_Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+_Static_assert(sizeof(block_q2_K) == 84, "block_q2_K size");
+_Static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
+_Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
@@ -224,6 +299,24 @@ void quantize_row_q4_K_ref(const float *x, block_q4_K *y, int64_t k);
 void quantize_row_q5_K_ref(const float *x, block_q5_K *y, int64_t k);
 void quantize_row_q6_K_ref(const float *x, block_q6_K *y, int64_t k);
 void quantize_row_mxfp4_ref(const float *x, block_mxfp4 *y, int64_t k);
+void dequantize_row_q4_1(const block_q4_1 *x, float *y, int64_t k);
+void dequantize_row_q5_0(const block_q5_0 *x, float *y, int64_t k);
+void dequantize_row_q5_1(const block_q5_1 *x, float *y, int64_t k);
+void dequantize_row_q2_K(const block_q2_K *x, float *y, int64_t k);
+void dequantize_row_q3_K(const block_q3_K *x, float *y, int64_t k);
+void dequantize_row_iq4_nl(const block_iq4_nl *x, float *y, int64_t k);
+void dequantize_row_iq4_xs(const block_iq4_xs *x, float *y, int64_t k);
+void quantize_row_q4_1_ref(const float *x, block_q4_1 *y, int64_t k);
+void quantize_row_q5_0_ref(const float *x, block_q5_0 *y, int64_t k);
+void quantize_row_q5_1_ref(const float *x, block_q5_1 *y, int64_t k);
+void quantize_row_q2_K_ref(const float *x, block_q2_K *y, int64_t k);
+void quantize_row_q3_K_ref(const float *x, block_q3_K *y, int64_t k);
+void quantize_row_iq4_nl_ref(const float *x, block_iq4_nl *y, int64_t k);
+void quantize_row_iq4_xs_ref(const float *x, block_iq4_xs *y, int64_t k);
+
+/* IQ4_NL / IQ4_XS (quant_iq4.c): the 16 non-linear levels a 4-bit index
+ * selects, ggml's kvalues_iq4nl: x = d * kvalues_iq4nl[index]. */
+extern const int8_t kvalues_iq4nl[16];
 
 /* MXFP4 (quant_mxfp4.c). The E2M1 code c (sign bit 3, exponent bits 2..1,
  * mantissa bit 0) is the value kvalues_mxfp4[c] / 2:

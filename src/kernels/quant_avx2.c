@@ -293,7 +293,7 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     case QT_Q5_K: rows_q5_K(j, r0, r1); break;
     case QT_Q6_K: rows_q6_K(j, r0, r1); break;
     case QT_MXFP4: rows_mxfp4(j, r0, r1); break;
-    default: break;
+    default: avx2_extra_qmm_rows(j, r0, r1); break;
     }
 }
 

@@ -6,7 +6,8 @@
  *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
- * For Q4_0 / Q8_0 / MXFP4 weights, nb = cols / 32 blocks, row = 96 * nb bytes:
+ * For the 32-block weights (Q4_0, Q8_0, MXFP4, Q4_1, Q5_0, Q5_1, IQ4_NL),
+ * nb = cols / 32 blocks, row = 96 * nb bytes:
  *   int8_t  qs[nb][32]   Q8_0 codes, roundf(x / d) with d = amax / 127
  *                        (quantize_row_q8_0_ref)
  *   float   dv[nb][8]    the scale as stored by Q8_0 (rounded to f16),
@@ -16,11 +17,11 @@
  * (vpdpbusd / vpmaddubsw), so a weight is stored biased: a Q4_0 nibble is
  * w + 8, a Q8_0 byte flipped by ^ 0x80 is w + 128, an MXFP4 code is looked
  * up as kvalues_mxfp4 + 12; sum((w + c) x) - c sum(x) = sum(w x), and cv
- * carries -c sum(x) (c = 8, 128 or 12) into the integer sum,
+ * carries -c sum(x) (c = 8, 128 or 12; the other types: qx32_bias) into the integer sum,
  * exactly. The broadcast dv/cv let a 512-bit register cover two blocks
  * without a shuffle. The scalar path reads qs and dv[.][0] only.
  *
- * For the K-quants, one qx_k per 256 values (Q8_K, quantize_row_q8_K_ref):
+ * For the K-quants and IQ4_XS, one qx_k per 256 values (Q8_K, quantize_row_q8_K_ref):
  * codes nearest_int(-127 / max * x) where max is the value of largest
  * magnitude, the sums of each 16 codes (the K-quants' mins and Q6_K's bias
  * are applied through them), and d = max / -127 in f32.
@@ -53,11 +54,29 @@ static inline const int32_t *qx32_cv(const void *row, int64_t nb) {
 }
 
 /* Whether weights of `type` take the 32-block (Q8_0-style) activations. */
-static inline int qt_is32(int type) { return type == QT_Q4_0 || type == QT_Q8_0 || type == QT_MXFP4; }
+static inline int qt_is32(int type) {
+    return type == QT_Q4_0 || type == QT_Q8_0 || type == QT_MXFP4 ||
+           type == QT_Q4_1 || type == QT_Q5_0 || type == QT_Q5_1 || type == QT_IQ4_NL;
+}
 
 /* Bias c of the weight bytes for a 32-block type (see above). */
 #define MXFP4_BIAS 12
-static inline int qx32_bias(int type) { return type == QT_Q4_0 ? 8 : type == QT_MXFP4 ? MXFP4_BIAS : 128; }
+/* Of Q4_1 / Q5_0 / Q5_1 / IQ4_NL: Q5_0's five bits are stored as w + 16;
+ * IQ4_NL's values are looked up as kvalues_iq4nl + 128 (0..241); Q4_1 and
+ * Q5_1 codes are unsigned already and have no bias: their c = 1 makes cv
+ * carry -sum(x) for their min term (m * dx * sum(x)). */
+#define IQ4NL_BIAS 128
+static inline int qx32_bias_more(int type) {
+    return type == QT_Q5_0 ? 16 : type == QT_IQ4_NL ? IQ4NL_BIAS : 1;
+}
+static inline int qx32_bias(int type) {
+    switch (type) {
+    case QT_Q4_0: return 8;
+    case QT_MXFP4: return MXFP4_BIAS;
+    case QT_Q8_0: return 128;
+    default: return qx32_bias_more(type);
+    }
+}
 /* kvalues_mxfp4 + MXFP4_BIAS as 16 bytes: the fast paths' table for
  * vpshufb (values 0..24). */
 static inline const uint8_t *mxfp4_biased_table(void) {
@@ -131,6 +150,19 @@ float ref_vec_dot_q4_K(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_q5_K(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_q6_K(const void *w, const void *xq, int64_t cols);
 float ref_vec_dot_mxfp4(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q4_1(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q5_0(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q5_1(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_iq4_nl(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q2_K(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_q3_K(const void *w, const void *xq, int64_t cols);
+float ref_vec_dot_iq4_xs(const void *w, const void *xq, int64_t cols);
+
+/* ggml's make_qkx2_quants (quant_ref.c), the scale-and-min search of the
+ * Q4_K/Q5_K/Q2_K reference quantizers: codes 0..nmax of x[n] in L, returns
+ * the scale and -min in *the_min. */
+float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                       uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad);
 
 /* AVX2 (quant_avx2.c) and AVX-512 VNNI (quant_avx512.c); call only when
  * the CPU has the ISA (quant.c checks). */
@@ -138,6 +170,10 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx2_qact_row(void *xq, const float *x, int type, int64_t cols);
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
+/* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
+ * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS. */
+void avx2_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
+void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 
 /* The AMX tile layout: rows x[0..nx) (nx <= QT_TILE_N, [nx][cols]) into one
  * tile; the same bytes from the scalar reference and AVX-512. */

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "base/dtype.h"
-#include "kernels/quant.h"
+#include "kernels/quant_impl.h"
 
 #define QMAX(a, b) ((a) > (b) ? (a) : (b))
 #define QMIN(a, b) ((a) < (b) ? (a) : (b))
@@ -198,9 +198,9 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
     return scale;
 }
 
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
-                              int use_mad) {
+float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                       float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                       int use_mad) {
     float min = x[0];
     float max = x[0];
     float sum_w = weights[0];

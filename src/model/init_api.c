@@ -47,6 +47,8 @@ static int gguf_qopts(const moe_init_gguf_opts *g, qz_opts *q, moe_err *err) {
     case GGUF_TYPE_F32: case GGUF_TYPE_F16: case GGUF_TYPE_BF16: q->mode = QZ_FLOAT; break;
     case GGUF_TYPE_Q4_0: case GGUF_TYPE_Q8_0: case GGUF_TYPE_Q4_K: case GGUF_TYPE_Q5_K:
     case GGUF_TYPE_Q6_K: case GGUF_TYPE_MXFP4: q->mode = QZ_QUANT; break;
+    case GGUF_TYPE_Q4_1: case GGUF_TYPE_Q5_0: case GGUF_TYPE_Q5_1: case GGUF_TYPE_Q2_K:
+    case GGUF_TYPE_Q3_K: case GGUF_TYPE_IQ4_NL: case GGUF_TYPE_IQ4_XS: q->mode = QZ_QUANT; break;
     default: return moe_fail(err, "GGUF type %d is not one moe writes", g->type);
     }
     q->type = g->type;

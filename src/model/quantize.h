@@ -10,8 +10,9 @@
  * a temporary file that is fsync'd and renamed: memory stays at a few MiB
  * per thread whatever the model's size, and a failed run leaves nothing.
  *
- * Types are ggml's ids (gguf_type: F32 0, F16 1, Q4_0 2, Q8_0 8, Q4_K 12,
- * Q5_K 13, Q6_K 14, BF16 30).
+ * Types are ggml's ids (gguf_type: F32 0, F16 1, Q4_0 2, Q4_1 3, Q5_0 6,
+ * Q5_1 7, Q8_0 8, Q2_K 10, Q3_K 11, Q4_K 12, Q5_K 13, Q6_K 14, IQ4_NL 20,
+ * IQ4_XS 23, BF16 30, MXFP4 39).
  */
 #ifndef MOE_MODEL_QUANTIZE_H
 #define MOE_MODEL_QUANTIZE_H

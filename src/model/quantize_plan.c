@@ -24,6 +24,9 @@ int qz_type_from_name(const char *s) {
         {"f32", GGUF_TYPE_F32},   {"f16", GGUF_TYPE_F16},   {"bf16", GGUF_TYPE_BF16},
         {"q4_0", GGUF_TYPE_Q4_0}, {"q8_0", GGUF_TYPE_Q8_0}, {"q4_k", GGUF_TYPE_Q4_K},
         {"q5_k", GGUF_TYPE_Q5_K}, {"q6_k", GGUF_TYPE_Q6_K}, {"mxfp4", GGUF_TYPE_MXFP4},
+        {"q4_1", GGUF_TYPE_Q4_1}, {"q5_0", GGUF_TYPE_Q5_0}, {"q5_1", GGUF_TYPE_Q5_1},
+        {"q2_k", GGUF_TYPE_Q2_K}, {"q3_k", GGUF_TYPE_Q3_K}, {"iq4_nl", GGUF_TYPE_IQ4_NL},
+        {"iq4_xs", GGUF_TYPE_IQ4_XS},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcasecmp(s, k[i].name)) return k[i].type;
@@ -31,7 +34,8 @@ int qz_type_from_name(const char *s) {
 }
 
 /* llama_ftype values (llama.h). A K-quant is the "_M" variant, as
- * `llama-quantize Q4_K_M` (with or without --pure) names its files. */
+ * `llama-quantize Q4_K_M` (with or without --pure) names its files; Q2_K
+ * has none (its ftype is plain Q2_K). */
 int qz_file_type(int type, int pure) {
     (void)pure;
     switch (type) {
@@ -44,23 +48,38 @@ int qz_file_type(int type, int pure) {
     case GGUF_TYPE_Q6_K: return 18;
     case GGUF_TYPE_BF16: return 32;
     case GGUF_TYPE_MXFP4: return 38; /* MOSTLY_MXFP4_MOE */
+    case GGUF_TYPE_Q4_1: return 3;
+    case GGUF_TYPE_Q5_0: return 8;
+    case GGUF_TYPE_Q5_1: return 9;
+    case GGUF_TYPE_Q2_K: return 10;
+    case GGUF_TYPE_Q3_K: return 12; /* Q3_K_M */
+    case GGUF_TYPE_IQ4_NL: return 25;
+    case GGUF_TYPE_IQ4_XS: return 30;
     default: return 0;
     }
 }
 
 static int is_quant(int type) {
     return type == GGUF_TYPE_Q4_0 || type == GGUF_TYPE_Q8_0 || type == GGUF_TYPE_Q4_K ||
-           type == GGUF_TYPE_Q5_K || type == GGUF_TYPE_Q6_K;
+           type == GGUF_TYPE_Q5_K || type == GGUF_TYPE_Q6_K ||
+           type == GGUF_TYPE_Q4_1 || type == GGUF_TYPE_Q5_0 || type == GGUF_TYPE_Q5_1 ||
+           type == GGUF_TYPE_Q2_K || type == GGUF_TYPE_Q3_K || type == GGUF_TYPE_IQ4_NL ||
+           type == GGUF_TYPE_IQ4_XS;
 }
 
-/* llama.cpp: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, a 32-block type ->
- * F16. We have no Q5_0 / Q5_1, so Q4_K and Q5_K go to Q8_0 too (larger and
- * more precise than llama.cpp's choice); F16 when even 32 does not divide. */
+/* llama.cpp's tensor_type_fallback: Q2_K / Q3_K -> Q4_0, Q4_K -> Q5_0,
+ * Q5_K -> Q5_1, Q6_K -> Q8_0, IQ4_XS -> IQ4_NL; F16 when the fallback's
+ * block (32) does not divide the row either, or the type is a 32-block one. */
 int qz_fallback(int type, int64_t cols) {
     int block = gguf_type_block(type);
     if (block <= 1 || cols % block == 0) return type;
-    if (block == 256 && cols % 32 == 0) return GGUF_TYPE_Q8_0;
-    return GGUF_TYPE_F16;
+    int f = type == GGUF_TYPE_Q2_K || type == GGUF_TYPE_Q3_K ? GGUF_TYPE_Q4_0
+          : type == GGUF_TYPE_Q4_K                         ? GGUF_TYPE_Q5_0
+          : type == GGUF_TYPE_Q5_K                         ? GGUF_TYPE_Q5_1
+          : type == GGUF_TYPE_Q6_K                         ? GGUF_TYPE_Q8_0
+          : type == GGUF_TYPE_IQ4_XS                       ? GGUF_TYPE_IQ4_NL
+                                                           : type;
+    return cols % gguf_type_block(f) == 0 ? f : GGUF_TYPE_F16;
 }
 
 /* llama-quant.cpp's use_more_bits: the first and last eighth of the layers
@@ -85,6 +104,9 @@ int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, i
     if (type == GGUF_TYPE_MXFP4 && !pure) t = tm_is_expert(e->role) ? type : GGUF_TYPE_Q8_0;
     if (is_quant(type) && !pure) {
         int K = type == GGUF_TYPE_Q4_K || type == GGUF_TYPE_Q5_K; /* the _M mixtures */
+        int IQ4 = type == GGUF_TYPE_IQ4_NL || type == GGUF_TYPE_IQ4_XS;
+        int Q2 = type == GGUF_TYPE_Q2_K, Q3 = type == GGUF_TYPE_Q3_K; /* Q2_K, Q3_K_M */
+        int gqa4 = c->n_kv_heads > 0 && c->n_heads / c->n_kv_heads >= 4; /* hparams.n_gqa() >= 4 */
         int e8 = n_expert(c) == 8, L = c->n_layers;
         tm_role r = e->role;
         if (r == TM_OUTPUT || (r == TM_EMBED && c->tied_embeddings)) {
@@ -94,14 +116,21 @@ int qz_tensor_type(const moe_config *c, const tm_entry *e, int type, int pure, i
         } else if (r == TM_ATTN_V || r == TM_LIN_QKV) {
             /* attn_qkv counts as attn_v (category_is_attn_v); qwen3next has
              * one of the two per layer, so the layer is its index */
-            if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
+            if (Q2) t = gqa4 ? GGUF_TYPE_Q4_K : GGUF_TYPE_Q3_K;
+            else if (Q3) t = e->layer < 2 ? GGUF_TYPE_Q5_K : GGUF_TYPE_Q4_K;
+            else if (IQ4 && gqa4) t = GGUF_TYPE_Q5_K;
+            else if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
             if (e8) t = GGUF_TYPE_Q8_0; /* "bumping this to Q8_0 trades just ~128MB" */
         } else if (r == TM_ATTN_K) {
             if (e8) t = GGUF_TYPE_Q8_0;
         } else if (r == TM_FFN_DOWN || r == TM_EXP_DOWN || r == TM_SHEXP_DOWN) {
-            if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
+            if (Q2) t = GGUF_TYPE_Q3_K;
+            else if (Q3) t = e->layer < L / 16 ? GGUF_TYPE_Q5_K : GGUF_TYPE_Q4_K;
+            else if (K && more_bits(e->layer, L)) t = GGUF_TYPE_Q6_K;
+            else if (IQ4 && e->layer < L / 8) t = GGUF_TYPE_Q5_K;
         } else if (r == TM_ATTN_O) {
-            if (e8 && type == GGUF_TYPE_Q4_K) t = GGUF_TYPE_Q5_K;
+            if (e8 && (type == GGUF_TYPE_Q4_K || Q2 || Q3 || IQ4)) t = GGUF_TYPE_Q5_K;
+            else if (!e8 && (Q2 || Q3)) t = Q2 ? GGUF_TYPE_Q3_K : GGUF_TYPE_Q4_K;
         }
     }
     int f = qz_fallback(t, e->cols);

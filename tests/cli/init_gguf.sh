@@ -121,8 +121,8 @@ out_has "dry run: 48 layers" "48 layers, 579 tensors"
 [ -e "$T/full.gguf" ] && bad "dry run wrote a file" || ok
 
 # ------------------------------------------------------------------ errors
-expect_fail "bad --type" 2 "--type: 'q3_k' is not one of q8_0, q4_0, q4_k, q5_k, q6_k, mxfp4, f32, f16, bf16" \
-  "$MOE" init --preset tiny --type q3_k "$T/x.gguf"
+expect_fail "bad --type" 2 "--type: 'tq2_0' is not one of q8_0, q6_k, q5_k, q5_1, q5_0, q4_k, q4_1, q4_0, iq4_xs, iq4_nl, q3_k, q2_k, mxfp4, f32, f16, bf16" \
+  "$MOE" init --preset tiny --type tq2_0 "$T/x.gguf"
 expect_fail "--type without .gguf" 2 "OUT must end in .gguf" "$MOE" init --preset tiny --type q8_0 "$T/x"
 [ -e "$T/x" ] && bad "--type without .gguf created $T/x" || ok
 : >"$T/exists.gguf"

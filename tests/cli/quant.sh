@@ -2,7 +2,8 @@
 # quant.sh - `moe convert` and `moe quantize` end to end: HF -> GGUF F32 and
 # back give the same logits byte for byte (llama.cpp's fixture GGUFs too),
 # the tokenizer files travel to an HF output, every plain type on the tiny
-# presets loads and runs, a GGUF source can be requantized, --type mixed
+# presets loads and runs (Q2_K, Q3_K and IQ4_XS also on a 2048-wide layer,
+# and generate), a GGUF source can be requantized, --type mixed
 # from --calib text and from `moe route` JSON (--text and --data layouts)
 # writes per-expert layers that load, and bad input (unknown --type,
 # missing IN, bad budgets, OUT existing / not .gguf / unwritable,
@@ -147,6 +148,26 @@ for p in tiny tiny-olmoe tiny-qwen2 tiny-qwen3; do
     runs "$p $ty runs" "$T/$p-$ty.gguf"
   done
 done
+# the other llama.cpp types: dim 64 rows take the 32-blocks (Q2_K / Q3_K fall
+# back to Q4_0, IQ4_XS to IQ4_NL); a 2048-wide layer takes Q2_K, Q3_K and
+# IQ4_XS blocks themselves, and generates
+for p in tiny tiny-qwen3; do
+  for ty in q4_1 q5_0 q5_1 iq4_nl q2_k q3_k iq4_xs; do
+    expect_ok "quantize $p $ty" "$MOE" quantize "$T/$p" "$T/$p-$ty.gguf" --type $ty
+    runs "$p $ty runs" "$T/$p-$ty.gguf"
+  done
+done
+out_has "iq4_xs on dim 64: IQ4_NL" "IQ4_NL \([0-9]+\)"
+expect_ok "init a 2048-wide layer" "$MOE" init --preset qwen3-30b-a3b --layers 1 --experts 2 --vocab 512 "$T/wide"
+cp "$FIX/cli/tokenizer.json" "$T/wide/"
+for ty in q2_k:Q2_K q3_k:Q3_K iq4_xs:IQ4_XS; do
+  ty_l=${ty%%:*} ty_u=${ty##*:}
+  expect_ok "quantize wide $ty_l" "$MOE" quantize "$T/wide" "$T/wide-$ty_l.gguf" --type $ty_l
+  out_has "wide $ty_l: $ty_u tensors" "$ty_u \([0-9]+\)"
+  runs "wide $ty_l runs" "$T/wide-$ty_l.gguf"
+  expect_ok "generate wide $ty_l" "$MOE" generate "$T/wide-$ty_l.gguf" -p "Hello world" -n 4 --seed 1
+  grep -q "generated 4 tokens" "$T/err" && ok || bad "generate wide $ty_l: no decode line ($(head -c 200 "$T/err"))"
+done
 expect_ok "quantize --pure" "$MOE" quantize "$T/tiny-olmoe" "$T/pure.gguf" --type q4_0 --pure
 out_has "--pure: output not Q6_K" "Q4_0 \([0-9]+\), F32"
 # from a GGUF source: requantized, metadata carried
@@ -195,9 +216,9 @@ if grep -q "one tensor per expert" "$T/out"; then bad "all-high layers should st
 
 # --------------------------------------------------------------- bad input
 expect_fail "quantize: no --type" 2 "--type is required" "$MOE" quantize "$M" "$T/x.gguf"
-expect_fail "quantize: unknown --type" 2 "--type: 'q3_k' is not one of" "$MOE" quantize "$M" "$T/x.gguf" --type q3_k
+expect_fail "quantize: unknown --type" 2 "--type: 'tq2_0' is not one of" "$MOE" quantize "$M" "$T/x.gguf" --type tq2_0
 expect_fail "quantize: float --type" 2 "use 'moe convert --type'" "$MOE" quantize "$M" "$T/x.gguf" --type f16
-expect_fail "quantize: bad --low" 2 "--low: 'q2_k' is not one of" "$MOE" quantize "$M" "$T/x.gguf" --type mixed --low q2_k --calib "$T/calib.txt"
+expect_fail "quantize: bad --low" 2 "--low: 'iq2_xs' is not one of" "$MOE" quantize "$M" "$T/x.gguf" --type mixed --low iq2_xs --calib "$T/calib.txt"
 expect_fail "quantize: missing IN" 1 "no such file or directory" "$MOE" quantize "$T/nope" "$T/x.gguf" --type q8_0
 expect_fail "quantize: OUT not .gguf" 2 "OUT must be a .gguf file name" "$MOE" quantize "$M" "$T/x.bin" --type q8_0
 expect_fail "quantize: OUT exists" 1 "already exists \(use --force" "$MOE" quantize "$M" "$T/mix.gguf" --type q8_0

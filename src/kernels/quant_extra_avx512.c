@@ -1,0 +1,22 @@
+/*
+ * quant_extra_avx512.c - the quantized matmul with AVX-512 VL + VNNI for
+ * Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K and IQ4_XS weights (quant_avx512.c
+ * has the others and hands these here): quant_extra_kern.h's kernels with
+ * the 32-value products on vpdpbusd.
+ */
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
+#pragma GCC target("avx512vnni")
+#endif
+
+#define DOT32_I32(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
+#include "kernels/quant_extra_kern.h"
+
+void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) { xk_qmm_rows(j, r0, r1); }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

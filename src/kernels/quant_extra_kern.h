@@ -1,0 +1,292 @@
+/*
+ * quant_extra_kern.h - the vector kernels of Q4_1, Q5_0, Q5_1, IQ4_NL,
+ * Q2_K, Q3_K and IQ4_XS weights, written once on 256-bit registers and
+ * included by quant_extra_avx2.c and quant_extra_avx512.c, which define
+ * DOT32_I32(w, x): the 8 int32 partial sums of 32 signed weight bytes
+ * times 32 signed activation bytes (AVX2: vpmaddubsw + vpmaddwd; AVX-512:
+ * vpdpbusd), and EXTRA_PREFIX, the name prefix of the entry point.
+ *
+ * Each weight block is unpacked to signed bytes in the activations' order
+ * (element j of a 32-block at byte j): nibbles split with shifts and masks,
+ * fifth bits (Q5_0/Q5_1) spread from the 32-bit qh with a byte shuffle,
+ * IQ4 indices looked up in kvalues_iq4nl with vpshufb, 2-bit fields of
+ * Q2_K/Q3_K shifted out of qs, Q3_K's third bit from hmask. Products are
+ * taken as |w| * sign(x, w) (unsigned times signed, the vpmaddubsw /
+ * vpdpbusd operand order): at most 2 * 127 * 127 per pair, no saturation.
+ *   - 32-blocks: the block's integer sum scaled by d * dx (Q4_1 / Q5_1 add
+ *     m * dx * sum(x), the sum carried by the activation's cv, c = 1);
+ *   - Q2_K / Q3_K: pairs (vpmaddubsw) times the 16-value scales (vpmaddwd)
+ *     summed over the super-block in int32, scaled once by d * dx; Q2_K's
+ *     mins through the activation's sums of 16;
+ *   - IQ4_XS: the same with one 6-bit scale per 32 values.
+ * Integer sums are exact, so results differ from the scalar reference
+ * only in the order of the f32 additions. Each output is one W row against
+ * one x row computed the same way however rows are split among threads:
+ * decode (one x row) takes GR rows of W at once with software prefetch;
+ * otherwise x rows go in groups of up to XT so an unpacked block serves
+ * several. Measured decode on one core of this machine (a 2048-wide layer,
+ * about 9-12 GB/s of read bandwidth): Q4_1 / Q5_0 / IQ4_NL 7-8 GB/s of
+ * weights; Q2_K / Q3_K / IQ4_XS 4.2-5.2 GB/s (bound by the unpacking and
+ * per-16 scales, not memory; Q4_K's kernels in quant_avx512.c reach 15).
+ */
+#ifndef MOE_KERNELS_QUANT_EXTRA_KERN_H
+#define MOE_KERNELS_QUANT_EXTRA_KERN_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "base/dtype.h"
+#include "kernels/quant_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+#define XT 4 /* x rows per pass over a W row */
+
+AI float xk_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* f16 -> f32 with F16C: exact, as dtype.h's f16_to_f32. */
+AI float xk_f16(uint16_t h) { return _cvtsh_ss(h); }
+
+AI __m256i xk_dot(__m256i w, __m256i x) { return DOT32_I32(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
+
+/* 16 bytes of nibbles: low nibbles to bytes 0..15, high to 16..31. */
+AI __m256i xk_nibbles(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+/* 0x10 in byte j where bit j of the little-endian qh is set. */
+AI __m256i xk_fifth(const uint8_t *qh) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                          3, 3, 3, 3, 3, 3, 3);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+AI __m256i xk_iq4_table(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_iq4nl));
+}
+
+/* ------------------------------------------------------------ 32-blocks */
+
+/* Signed weights of 32-block b of a row, its scale d and min m (0: none). */
+AI __m256i xk_unpack32(const int T, const uint8_t *row, int64_t b, float *d, float *m) {
+    if (T == QT_Q4_1) {
+        const block_q4_1 *x = (const block_q4_1 *)row + b;
+        *d = xk_f16(x->d), *m = xk_f16(x->m);
+        return xk_nibbles(x->qs);
+    }
+    if (T == QT_Q5_0) {
+        const block_q5_0 *x = (const block_q5_0 *)row + b;
+        *d = xk_f16(x->d), *m = 0;
+        return _mm256_sub_epi8(_mm256_or_si256(xk_nibbles(x->qs), xk_fifth(x->qh)), _mm256_set1_epi8(16));
+    }
+    if (T == QT_Q5_1) {
+        const block_q5_1 *x = (const block_q5_1 *)row + b;
+        *d = xk_f16(x->d), *m = xk_f16(x->m);
+        return _mm256_or_si256(xk_nibbles(x->qs), xk_fifth(x->qh));
+    }
+    const block_iq4_nl *x = (const block_iq4_nl *)row + b;
+    *d = xk_f16(x->d), *m = 0;
+    return _mm256_shuffle_epi8(xk_iq4_table(), xk_nibbles(x->qs));
+}
+
+/* y[i][r] for x rows i in [0, nx) of the group starting at xq. */
+AI void xk_row32(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *xq, int nx, float *y) {
+    const int64_t nb = j->cols / 32;
+    __m256 acc[XT];
+    float accm[XT];
+    for (int i = 0; i < XT; i++) acc[i] = _mm256_setzero_ps(), accm[i] = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        float d, m;
+        const __m256i wv = xk_unpack32(T, w, b, &d, &m);
+        for (int i = 0; i < nx; i++) {
+            const uint8_t *xr = xq + (size_t)i * j->xq_row;
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(qx32_qs(xr) + 32 * b));
+            const float dx = qx32_dv(xr, nb)[8 * b];
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xk_dot(wv, xv)), _mm256_set1_ps(d * dx), acc[i]);
+            if (T == QT_Q4_1 || T == QT_Q5_1) /* cv = -sum(x) (c = 1) */
+                accm[i] += (float)-qx32_cv(xr, nb)[8 * b] * (m * dx);
+        }
+    }
+    for (int i = 0; i < nx; i++) y[(size_t)i * j->rows] = xk_hsum8(acc[i]) + accm[i];
+}
+
+/* ------------------------------------------------------------- K-blocks */
+
+/* Per-16 scales of 32 values e of a super-block as int16 (lanes 0..7 the
+ * first 16 values' pairs, 8..15 the second's). */
+AI __m256i xk_sc16(int s0, int s1) { return _mm256_setr_m128i(_mm_set1_epi16((short)s0), _mm_set1_epi16((short)s1)); }
+
+/* The 6-bit scale of sub-block j (16 values) of a Q3_K block. */
+AI int xk_q3_scale(const uint8_t *sc, int j) {
+    return (j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4) | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+}
+
+/* One super-block s of W row w against x row xr: adds the scaled sum to
+ * *acc (vector) and the min term to *accm. */
+AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, __m256 *acc, float *accm) {
+    __m256i isum = _mm256_setzero_si256();
+    if (T == QT_Q2_K) {
+        const block_q2_K *x = (const block_q2_K *)w + s;
+#pragma GCC unroll 8
+        for (int e = 0; e < 8; e++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (e / 4)));
+            __m256i wv = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (e % 4)), _mm256_set1_epi8(3));
+            __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
+            __m256i sc = xk_sc16(x->scales[2 * e] & 0xF, x->scales[2 * e + 1] & 0xF);
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sc));
+        }
+        __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x->scales)), 4);
+        __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
+        __m256i mm = _mm256_madd_epi16(mins, bs);
+        __m128i m4 = _mm_add_epi32(_mm256_castsi256_si128(mm), _mm256_extracti128_si256(mm, 1));
+        m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+        m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
+        *accm -= (float)_mm_cvtsi128_si32(m4) * (xk_f16(x->dmin) * xb->d);
+        return;
+    }
+    if (T == QT_Q3_K) {
+        const block_q3_K *x = (const block_q3_K *)w + s;
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask);
+#pragma GCC unroll 8
+        for (int e = 0; e < 8; e++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (e / 4)));
+            __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (e % 4)), _mm256_set1_epi8(3));
+            __m256i bit = _mm256_set1_epi8((char)(1 << e));
+            __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), _mm256_setzero_si256());
+            __m256i wv = _mm256_sub_epi8(lo, _mm256_and_si256(clear, _mm256_set1_epi8(4)));
+            __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
+            __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, xk_sc16(xk_q3_scale(x->scales, 2 * e) - 32, xk_q3_scale(x->scales, 2 * e + 1) - 32)));
+        }
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
+        return;
+    }
+    const block_iq4_xs *x = (const block_iq4_xs *)w + s;
+    const __m256i tab = xk_iq4_table();
+#pragma GCC unroll 8
+    for (int e = 0; e < 8; e++) {
+        __m256i wv = _mm256_shuffle_epi8(tab, xk_nibbles(x->qs + 16 * e));
+        __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
+        int ls = (((x->scales_l[e / 2] >> 4 * (e % 2)) & 0xf) | (((x->scales_h >> 2 * e) & 3) << 4)) - 32;
+        __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
+}
+
+AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *xq, int nx, float *y) {
+    const int64_t nb = j->cols / QK_K;
+    __m256 acc[XT];
+    float accm[XT];
+    for (int i = 0; i < XT; i++) acc[i] = _mm256_setzero_ps(), accm[i] = 0;
+    for (int64_t s = 0; s < nb; s++)
+        for (int i = 0; i < nx; i++)
+            xk_superblock(T, w, s, (const qx_k *)(xq + (size_t)i * j->xq_row) + s, &acc[i], &accm[i]);
+    for (int i = 0; i < nx; i++) y[(size_t)i * j->rows] = xk_hsum8(acc[i]) + accm[i];
+}
+
+/* ------------------------------------------------------------ decode */
+
+/* Decode (one x row): GR rows of W at once, so that GR memory streams are
+ * in flight, each prefetched XK_PF bytes ahead (one stream at a time leaves
+ * these kernels waiting on memory). A partial group repeats its last row;
+ * every output is computed the same way wherever a group starts. */
+#define GR 4
+#define XK_PF 1024
+
+AI void xk_gemv32(const int T, const qmm_job *j, const uint8_t *W, int rw, float *y) {
+    const int64_t nb = j->cols / 32;
+    const size_t bb = (size_t)j->w_row / (size_t)nb;
+    const uint8_t *w[GR];
+    for (int r = 0; r < GR; r++) w[r] = W + (size_t)(r < rw ? r : rw - 1) * j->w_row;
+    __m256 acc[GR];
+    float accm[GR];
+    for (int r = 0; r < GR; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
+    const int8_t *xs = qx32_qs(j->xq);
+    const float *dv = qx32_dv(j->xq, nb);
+    const int32_t *cv = qx32_cv(j->xq, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xs + 32 * b));
+        const float dx = dv[8 * b], sx = (float)-cv[8 * b];
+#pragma GCC unroll 4
+        for (int r = 0; r < GR; r++) {
+            _mm_prefetch((const char *)w[r] + bb * (size_t)b + XK_PF, _MM_HINT_T0);
+            float d, m;
+            const __m256i wv = xk_unpack32(T, w[r], b, &d, &m);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xk_dot(wv, xv)), _mm256_set1_ps(d * dx), acc[r]);
+            if (T == QT_Q4_1 || T == QT_Q5_1) accm[r] += sx * (m * dx);
+        }
+    }
+    for (int r = 0; r < rw; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
+}
+
+AI void xk_gemvk(const int T, const qmm_job *j, const uint8_t *W, int rw, float *y) {
+    const int64_t nb = j->cols / QK_K;
+    const size_t bb = (size_t)j->w_row / (size_t)nb;
+    const uint8_t *w[GR];
+    for (int r = 0; r < GR; r++) w[r] = W + (size_t)(r < rw ? r : rw - 1) * j->w_row;
+    __m256 acc[GR];
+    float accm[GR];
+    for (int r = 0; r < GR; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
+    for (int64_t s = 0; s < nb; s++) {
+        const qx_k *xb = (const qx_k *)j->xq + s;
+#pragma GCC unroll 4
+        for (int r = 0; r < GR; r++) {
+            for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)w[r] + bb * (size_t)s + XK_PF + o, _MM_HINT_T0);
+            xk_superblock(T, w[r], s, xb, &acc[r], &accm[r]);
+        }
+    }
+    for (int r = 0; r < rw; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
+}
+
+/* ------------------------------------------------------------ row loops */
+
+#define XK_ROWS_FN(T, NAME, ROW, GEMV)                                                           \
+    static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {                          \
+        if (j->n == 1) {                                                                         \
+            for (int64_t r = r0; r < r1; r += GR)                                                \
+                GEMV(T, j, j->W + (size_t)r * j->w_row, r1 - r < GR ? (int)(r1 - r) : GR, j->y + r); \
+            return;                                                                              \
+        }                                                                                        \
+        for (int64_t r = r0; r < r1; r++) {                                                      \
+            const uint8_t *w = j->W + (size_t)r * j->w_row;                                      \
+            for (int64_t i = 0; i < j->n; i += XT) {                                             \
+                int nx = j->n - i < XT ? (int)(j->n - i) : XT;                                   \
+                ROW(T, j, w, j->xq + (size_t)i * j->xq_row, nx, j->y + i * j->rows + r);         \
+            }                                                                                    \
+        }                                                                                        \
+    }
+XK_ROWS_FN(QT_Q4_1, q4_1, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_Q5_0, q5_0, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_Q5_1, q5_1, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_IQ4_NL, iq4_nl, xk_row32, xk_gemv32)
+XK_ROWS_FN(QT_Q2_K, q2_K, xk_rowk, xk_gemvk)
+XK_ROWS_FN(QT_Q3_K, q3_K, xk_rowk, xk_gemvk)
+XK_ROWS_FN(QT_IQ4_XS, iq4_xs, xk_rowk, xk_gemvk)
+
+static void xk_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (r1 <= r0 || j->n <= 0) return;
+    switch (j->type) {
+    case QT_Q4_1: rows_q4_1(j, r0, r1); break;
+    case QT_Q5_0: rows_q5_0(j, r0, r1); break;
+    case QT_Q5_1: rows_q5_1(j, r0, r1); break;
+    case QT_IQ4_NL: rows_iq4_nl(j, r0, r1); break;
+    case QT_Q2_K: rows_q2_K(j, r0, r1); break;
+    case QT_Q3_K: rows_q3_K(j, r0, r1); break;
+    case QT_IQ4_XS: rows_iq4_xs(j, r0, r1); break;
+    default: ref_qmm_rows(j, r0, r1); break;
+    }
+}
+
+#endif
