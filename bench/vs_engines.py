@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""vs_engines.py - moe, llama.cpp and ik_llama.cpp on the same GGUF files,
+same threads, rounds alternating engine by engine, with the machine's limits
+probed around every round.
+
+For each model and engine: prefill tokens/s at each --prompts size and
+decode tokens/s of --gen tokens (each engine times itself: `moe bench
+--json`, `llama-bench -o jsonl`; medians over --reps inside a run, then over
+rounds). The probes (`moe bench --probe-only --json`, same threads) give the
+memory read bandwidth, the f32 peak and the int8 multiply-accumulate peak of
+the path moe's quantized prefill takes; each round is compared with the mean
+of the probes before and after it. The summary gives, per model:
+
+  prefill N   each engine's tok/s, moe over the faster peer, and moe's
+              prefill operations (2 per active matmul weight per token plus
+              attention) as a share of the int8 peak
+  decode      each engine's tok/s, moe over the faster peer, and moe's
+              bytes of active weights per second as a share of the bandwidth
+
+Models are random-weight files with released shapes, made once in --dir by
+`moe init --preset P --layers 4 --type T` (streamed straight to GGUF):
+  q3-T      Qwen3-30B-A3B shape, 4 of 48 layers (128 experts, top-8)
+  olmoe-T   OLMoE-1B-7B shape, 4 of 16 layers (64 experts, top-8)
+for T in q8_0, q4_k, iq4_xs, ... (any `moe init --type`).
+
+  python3 bench/vs_engines.py --llama-bench /path/llama.cpp/build/bin/llama-bench \\
+      --ik-bench /path/ik_llama.cpp/build/bin/llama-bench \\
+      --models q3-q8_0,q3-q4_k,q3-iq4_xs,olmoe-q8_0,olmoe-q4_k,olmoe-iq4_xs \\
+      --rounds 3 --log LOG.jsonl
+  python3 bench/vs_engines.py --summarize LOG.jsonl
+
+llama.cpp and ik_llama.cpp are built by hand from their public sources
+(cmake -DGGML_NATIVE=ON, target llama-bench); either may be left out.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+PRESETS = {"q3": "qwen3-30b-a3b", "olmoe": "olmoe-1b-7b"}
+
+
+def sh(cmd, timeout=3600):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def model_file(a, key):
+    shape, _, qtype = key.partition("-")
+    if shape not in PRESETS or not qtype:
+        sys.exit(f"vs_engines.py: unknown model {key} (SHAPE-TYPE, SHAPE one of {', '.join(PRESETS)})")
+    path = os.path.join(a.dir, f"{shape}-4l-{qtype}.gguf")
+    if not os.path.exists(path):
+        os.makedirs(a.dir, exist_ok=True)
+        tmp = path + ".part.gguf"
+        r = sh([a.moe, "init", "--preset", PRESETS[shape], "--layers", "4", "--type", qtype,
+                "--threads", str(a.threads), tmp])
+        if r.returncode:
+            sys.exit(f"vs_engines.py: moe init for {key} failed: {r.stderr.strip()[-400:]}")
+        os.rename(tmp, path)
+    return path
+
+
+def probe(a):
+    r = sh([a.moe, "bench", "--probe-only", "--json", "--threads", str(a.threads), "--probe-mb", "1024"])
+    if r.returncode:
+        sys.exit(f"vs_engines.py: probe failed: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def run_moe(a, path):
+    r = sh([a.moe, "bench", path, "--prompt", a.prompts, "--gen", str(a.gen), "--reps", str(a.reps),
+            "--threads", str(a.threads), "--probe-mb", "256", "--json"])
+    if r.returncode:
+        return {"error": r.stderr.strip()[-400:]}
+    j = json.loads(r.stdout)
+    return {"prefill": {str(p["tokens"]): p["tok_s"] for p in j["prefill"]},
+            "prefill_frac_int8": {str(p["tokens"]): p["frac_int8_peak"] for p in j["prefill"]},
+            "decode": j["decode_tok_s"], "decode_gb_s": j["decode_gb_s"],
+            "int8_path": j.get("int8_path"), "quant_path": j.get("quant_path")}
+
+
+def run_llama(a, exe, path):
+    cmd = [exe, "-m", path, "-p", a.prompts, "-n", str(a.gen), "-r", str(a.reps), "-t", str(a.threads),
+           "-o", "jsonl"] + a.llama_args.split()
+    r = sh(cmd)
+    out = {"prefill": {}, "decode": None}
+    for line in r.stdout.splitlines():
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("n_gen", 0) == 0 and j.get("n_prompt", 0) > 0:
+            out["prefill"][str(j["n_prompt"])] = j["avg_ts"]
+        elif j.get("n_prompt", 0) == 0 and j.get("n_gen", 0) > 0:
+            out["decode"] = j["avg_ts"]
+    if r.returncode or out["decode"] is None:
+        out["error"] = (r.stderr.strip() or "no results")[-400:]
+    return out
+
+
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+
+def summarize(recs, prompts):
+    models = list(dict.fromkeys(r["model"] for r in recs if r["kind"] == "run"))
+    engines = [e for e in ("moe", "llama.cpp", "ik_llama.cpp") if any(r.get("engine") == e for r in recs)]
+    probes = {}
+    for r in recs:
+        if r["kind"] == "probe":
+            probes.setdefault(r["round"], []).append(r)
+    print(f"\nmedians over rounds ({len(probes)} rounds); engines: {', '.join(engines)}")
+    for m in models:
+        runs = [r for r in recs if r["kind"] == "run" and r["model"] == m]
+        print(f"\n{m}")
+        rows = [("prefill " + p, lambda x, p=p: x["prefill"].get(p)) for p in prompts] + \
+               [("decode", lambda x: x["decode"])]
+        for name, get in rows:
+            vals = {e: med([get(r) for r in runs if r["engine"] == e and "error" not in r]) for e in engines}
+            peers = [vals[e] for e in engines if e != "moe" and vals[e]]
+            best = max(peers) if peers else None
+            line = f"  {name:13s}" + "".join(
+                f" {e} {vals[e]:9.2f}" if vals[e] is not None else f" {e} {'-':>9s}" for e in engines)
+            if vals.get("moe") and best:
+                line += f"   moe / faster peer {vals['moe'] / best:5.2f}x"
+            moe_runs = [r for r in runs if r["engine"] == "moe" and "error" not in r]
+            if name.startswith("prefill"):
+                p = name.split()[1]
+                f = med([r["prefill_frac_int8"].get(p) for r in moe_runs])
+                if f is not None:
+                    line += f"   {100 * f:5.1f}% of int8 peak"
+            else:  # decode: moe's bytes per second against the probes around its round
+                fr = []
+                for r in moe_runs:
+                    bws = [q["bandwidth_gb_s"] for q in probes.get(r["round"], [])]
+                    if bws:
+                        fr.append(r["decode_gb_s"] / statistics.mean(bws))
+                if fr:
+                    line += f"   {100 * statistics.median(fr):5.1f}% of bandwidth"
+            print(line)
+    bw = [q["bandwidth_gb_s"] for v in probes.values() for q in v]
+    i8 = [q["int8_peak_gop_s"] for v in probes.values() for q in v]
+    if bw:
+        paths = sorted({q.get("int8_path", "?") for v in probes.values() for q in v})
+        print(f"\nprobes: read bandwidth {min(bw):.1f}-{max(bw):.1f} GB/s, int8 peak "
+              f"{min(i8):.0f}-{max(i8):.0f} GOP/s ({', '.join(paths)})")
+    for r in recs:
+        if r.get("error"):
+            print(f"round {r['round']} {r['model']} {r['engine']}: FAILED: {r['error']}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--moe", default="build/moe")
+    ap.add_argument("--llama-bench", default="", help="llama.cpp's llama-bench")
+    ap.add_argument("--ik-bench", default="", help="ik_llama.cpp's llama-bench")
+    ap.add_argument("--llama-args", default="", help="extra options for both llama-bench builds")
+    ap.add_argument("--models", default="q3-q8_0,q3-q4_k,q3-iq4_xs")
+    ap.add_argument("--dir", default="build/bench-vs-engines", help="where the model files are made")
+    ap.add_argument("--prompts", default="128,512")
+    ap.add_argument("--gen", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--log", default="", help="append one JSON line per run and probe here")
+    ap.add_argument("--summarize", default="", metavar="LOG", help="only print the summary of LOG")
+    a = ap.parse_args()
+    prompts = [p for p in a.prompts.split(",") if p]
+    if a.summarize:
+        summarize([json.loads(l) for l in open(a.summarize) if l.strip()], prompts)
+        return
+    engines = [("moe", None)]
+    if a.llama_bench:
+        engines.append(("llama.cpp", a.llama_bench))
+    if a.ik_bench:
+        engines.append(("ik_llama.cpp", a.ik_bench))
+    keys = [k for k in a.models.split(",") if k]
+    files = {k: model_file(a, k) for k in keys}
+    logf = open(a.log, "a") if a.log else None
+    recs = []
+
+    def keep(rec):
+        rec["time"] = time.strftime("%FT%T")
+        recs.append(rec)
+        if logf:
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+
+    for r in range(a.rounds):
+        keep(dict(probe(a), kind="probe", round=r))
+        for k in keys:
+            for name, exe in engines:
+                res = run_moe(a, files[k]) if name == "moe" else run_llama(a, exe, files[k])
+                keep(dict(res, kind="run", round=r, model=k, engine=name, threads=a.threads, gen=a.gen))
+                line = f"round {r} {k:14s} {name:13s}"
+                if "error" in res:
+                    line += f" FAILED: {res['error'][-200:]}"
+                else:
+                    line += "".join(f" pp{p} {res['prefill'].get(p, 0):8.2f}" for p in prompts)
+                    line += f" tg {res['decode']:7.2f}"
+                print(line, flush=True)
+        keep(dict(probe(a), kind="probe", round=r))
+    summarize(recs, prompts)
+
+
+if __name__ == "__main__":
+    main()
