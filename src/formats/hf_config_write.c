@@ -103,6 +103,9 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
     case MOE_ARCH_GPT_OSS: hf_build_gpt_oss(o, c, m); break;
+    case MOE_ARCH_DEEPSEEK_V2: /* refused by config_text */
+    case MOE_ARCH_DEEPSEEK_V3:
+    case MOE_ARCH_GLM4_MOE: break;
     case MOE_ARCH_QWEN3_NEXT:
     case MOE_ARCH_QWEN3_5_MOE: hf_qwen3_next_write(o, rp, c); break;
     case MOE_ARCH_MIXTRAL:
@@ -187,6 +190,10 @@ static char *config_text(const moe_config *cfg, const char *path, const char *to
                          int mxfp4, moe_config *back, moe_err *err) {
     if (moe_config_validate(cfg, path, err)) return NULL;
     const hf_arch *a = hf_arch_of(cfg->arch);
+    if (hf_ds_arch(cfg->arch)) { /* read only, for now */
+        moe_fail(err, "%s: writing a %s config.json is not supported", path, a->name);
+        return NULL;
+    }
     cJSON *o = hf_build(cfg, torch_dtype);
     if (o && mxfp4) hf_mxfp4_config(o);
     char *text = o ? cJSON_Print(o) : NULL;

@@ -1,0 +1,243 @@
+/*
+ * hf_config_deepseek.c - what config.json means for deepseek_v2,
+ * deepseek_v3 (kimi_k2 configs name the same architecture) and glm4_moe,
+ * as transformers 5.23 computes them (configuration_*.py, modeling_*.py):
+ *
+ *   attention (deepseek)  multi-head latent attention: q = q_proj(x), or
+ *               q_b_proj(rmsnorm(q_a_proj(x))) with q_lora_rank (null = none;
+ *               absent = 1536); [c | k_rope] = kv_a_proj_with_mqa(x), c =
+ *               rmsnorm(c) (kv_lora_rank, default 512); per head keys
+ *               [W_uk c | k_rope] and values W_uv c from kv_b_proj; heads of
+ *               qk_nope_head_dim (128) + qk_rope_head_dim (64), values of
+ *               v_head_dim (128). RoPE on the rotary part only, its dims as
+ *               interleaved pairs (deepseek_v2 always, deepseek_v3 when
+ *               rope_interleave, default true). Softmax scale
+ *               1/sqrt(nope + rope), times mscale(factor, mscale_all_dim)^2
+ *               when the RoPE is YaRN and mscale_all_dim is set.
+ *               attention_bias is refused (no released model has it).
+ *   attention (glm4_moe)  GQA with q/k/v biases (attention_bias; o_proj never),
+ *               per-head q/k RMSNorm when use_qk_norm, RoPE on the first
+ *               partial_rotary_factor (default 0.5) of each head, head_dim
+ *               from config.json or hidden / heads.
+ *   feed-forward  layers < first_k_dense_replace (v2 0, v3 3, glm 1) are a
+ *               dense SwiGLU of intermediate_size; the others MoE:
+ *               n_routed_experts (alias num_experts / num_local_experts) of
+ *               moe_intermediate_size, top num_experts_per_tok, plus
+ *               n_shared_experts always-on experts as one SwiGLU of
+ *               moe_intermediate_size * n_shared_experts (no gate);
+ *               the routed sum times routed_scaling_factor.
+ *   routing    deepseek_v2: softmax scores; topk_method "greedy" (top-k of
+ *               all) or "group_limited_greedy" (n_group groups scored by
+ *               their best expert, topk_group kept); the top-k weights are
+ *               never renormalized (transformers ignores norm_topk_prob).
+ *               deepseek_v3 / glm4_moe: sigmoid scores; selection by score +
+ *               e_score_correction_bias, groups scored by the sum of their
+ *               two best (n_group, topk_group: v3 8/4, glm 1/1); weights the
+ *               plain scores, renormalized when norm_topk_prob (default
+ *               true).
+ *   moe_layer_freq  transformers ignores it: only 1 (every layer past the
+ *               dense ones) is accepted.
+ *   num_nextn_predict_layers  multi-token-prediction layers kept after the
+ *               last decoder layer (model.layers.L...): recorded, not loaded.
+ * Released checkpoints give rope_theta and rope_scaling at the top level;
+ * transformers 5 writes rope_parameters: both read the same (hf_config.c).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "formats/hf_config_impl.h"
+
+/* transformers' yarn_get_mscale */
+static double mscale_of(double scale, double m) {
+    return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0;
+}
+
+/* The RoPE object config.json gives (hf_config.c's choice), or NULL. */
+static const cJSON *rope_obj(const hf_in *in) {
+    const cJSON *rp = hf_get(in->root, "rope_scaling");
+    if (rp && cJSON_IsObject(rp) && rp->child) return rp;
+    rp = hf_get(in->root, "rope_parameters");
+    return rp && cJSON_IsObject(rp) ? rp : NULL;
+}
+
+/* A size field that must be positive; absent -> def, null -> error. */
+static int ds_pos(const hf_in *in, const char *key, int def, int *out) {
+    if (hf_int(in, key, def, out)) return -1;
+    if (*out <= 0)
+        return moe_fail(in->err, "%s: field %s: must be positive (got %d)", in->where, key, *out);
+    return 0;
+}
+
+static int ds_attention(const hf_in *in, moe_config *cfg) {
+    int bias;
+    if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
+    if (bias)
+        return moe_fail(in->err, "%s: field attention_bias: true is not supported for latent "
+                        "attention", in->where);
+    cfg->q_lora_rank = 0;
+    const cJSON *q = hf_get(in->root, "q_lora_rank");
+    if (q || !hf_has(in->root, "q_lora_rank")) { /* null: q_proj */
+        if (ds_pos(in, "q_lora_rank", 1536, &cfg->q_lora_rank)) return -1;
+    }
+    if (ds_pos(in, "kv_lora_rank", 512, &cfg->kv_lora_rank)) return -1;
+    if (ds_pos(in, "qk_nope_head_dim", 128, &cfg->qk_nope_dim)) return -1;
+    if (ds_pos(in, "qk_rope_head_dim", 64, &cfg->qk_rope_dim)) return -1;
+    if (ds_pos(in, "v_head_dim", 128, &cfg->v_head_dim)) return -1;
+    if (cfg->qk_rope_dim % 2)
+        return moe_fail(in->err, "%s: field qk_rope_head_dim: %d is odd (RoPE needs pairs)",
+                        in->where, cfg->qk_rope_dim);
+    if (cfg->qk_nope_dim > (1 << 14) || cfg->qk_rope_dim > (1 << 14) ||
+        cfg->v_head_dim > (1 << 14) || cfg->kv_lora_rank > (1 << 14) ||
+        cfg->q_lora_rank > (1 << 20))
+        return moe_fail(in->err, "%s: latent attention sizes out of range (q_lora_rank %d, "
+                        "kv_lora_rank %d, qk_nope_head_dim %d, qk_rope_head_dim %d, v_head_dim "
+                        "%d)", in->where, cfg->q_lora_rank, cfg->kv_lora_rank, cfg->qk_nope_dim,
+                        cfg->qk_rope_dim, cfg->v_head_dim);
+    cfg->head_dim = cfg->qk_nope_dim + cfg->qk_rope_dim;
+    cfg->rope_dim = cfg->qk_rope_dim;
+    cfg->n_kv_heads = cfg->n_heads; /* every head has its own keys (expanded from the latent) */
+    cfg->rope_interleave = 1;
+    if (cfg->arch == MOE_ARCH_DEEPSEEK_V3 &&
+        hf_bool(in, in->root, "rope_interleave", 1, &cfg->rope_interleave))
+        return -1;
+    double scale = 1.0 / sqrt((double)cfg->head_dim);
+    const cJSON *rp = rope_obj(in);
+    if (cfg->rope_kind == MOE_ROPE_YARN && rp) {
+        double msa = 0;
+        if (hf_get(rp, "mscale_all_dim") && hf_num(in, rp, "mscale_all_dim", 0, &msa)) return -1;
+        if (msa != 0) {
+            double m = mscale_of(cfg->rope_factor, msa);
+            scale *= m * m;
+        }
+    }
+    cfg->attn_scale = (float)scale;
+    return 0;
+}
+
+static int glm_attention(const hf_in *in, moe_config *cfg) {
+    int bias, qk;
+    if (hf_bool(in, in->root, "attention_bias", 0, &bias)) return -1;
+    cfg->qkv_bias = bias; /* o_proj never has one */
+    if (hf_bool(in, in->root, "use_qk_norm", 0, &qk)) return -1;
+    cfg->qk_norm = qk ? MOE_QKNORM_HEAD : MOE_QKNORM_NONE;
+    /* partial_rotary_factor: in rope_parameters (transformers 5), else at the
+     * top level (released checkpoints), else 0.5 */
+    const cJSON *rp = hf_get(in->root, "rope_parameters");
+    const cJSON *obj = rp && cJSON_IsObject(rp) && hf_get(rp, "partial_rotary_factor") ? rp
+                                                                                       : in->root;
+    double f;
+    if (hf_num(in, obj, "partial_rotary_factor", 0.5, &f)) return -1;
+    int dim = f > 0 && f <= 1 ? (int)(cfg->head_dim * f) : 0; /* int(head_dim * factor) */
+    if (dim < 2 || dim % 2)
+        return moe_fail(in->err, "%s: field partial_rotary_factor: %g gives %d rotated dims of "
+                        "head_dim %d (need an even number >= 2)", in->where, f, dim,
+                        cfg->head_dim);
+    cfg->rope_dim = dim == cfg->head_dim ? 0 : dim;
+    return 0;
+}
+
+/* The routed experts' count: n_routed_experts, or the attribute_map alias. */
+static int ds_experts(const hf_in *in, const hf_arch *a, int *E) {
+    const char *alias = a->arch == MOE_ARCH_DEEPSEEK_V2 ? "num_experts" : "num_local_experts";
+    const char *key = hf_has(in->root, "n_routed_experts") || !hf_has(in->root, alias)
+                          ? "n_routed_experts" : alias;
+    return ds_pos(in, key, a->experts, E);
+}
+
+/* The groups of group-limited routing into moe. */
+static int ds_groups(const hf_in *in, const hf_arch *a, moe_layer_config *moe) {
+    int v2 = a->arch == MOE_ARCH_DEEPSEEK_V2;
+    if (v2) {
+        const cJSON *m = hf_get(in->root, "topk_method");
+        if (m && !cJSON_IsString(m))
+            return moe_fail(in->err, "%s: field topk_method: wrong JSON type (expected a string)",
+                            in->where);
+        if (!m || !strcmp(m->valuestring, "greedy")) return 0;
+        if (strcmp(m->valuestring, "group_limited_greedy"))
+            return moe_fail(in->err, "%s: field topk_method: \"%.40s\" is not supported "
+                            "(greedy, group_limited_greedy)", in->where, m->valuestring);
+        moe->group = MOE_GROUP_MAX;
+    } else {
+        moe->group = MOE_GROUP_TOP2_SUM;
+    }
+    int def_g = a->arch == MOE_ARCH_DEEPSEEK_V3 ? 8 : 1, def_k = a->arch == MOE_ARCH_DEEPSEEK_V3 ? 4 : 1;
+    if (ds_pos(in, "n_group", v2 ? -1 : def_g, &moe->n_group)) return -1;
+    if (ds_pos(in, "topk_group", v2 ? -1 : def_k, &moe->topk_group)) return -1;
+    int E = moe->n_experts, G = moe->n_group;
+    if (E % G)
+        return moe_fail(in->err, "%s: field n_group: %d groups do not divide %d experts",
+                        in->where, G, E);
+    if (moe->topk_group > G)
+        return moe_fail(in->err, "%s: field topk_group: %d more than the %d groups", in->where,
+                        moe->topk_group, G);
+    if (moe->group == MOE_GROUP_TOP2_SUM && E / G < 2)
+        return moe_fail(in->err, "%s: field n_group: groups of %d expert (the group score "
+                        "sums the best two)", in->where, E / G);
+    if (moe->top_k > moe->topk_group * (E / G))
+        return moe_fail(in->err, "%s: field num_experts_per_tok: %d more than the %d experts "
+                        "of topk_group %d groups", in->where, moe->top_k,
+                        moe->topk_group * (E / G), moe->topk_group);
+    if (G == 1) moe->group = MOE_GROUP_NONE, moe->n_group = moe->topk_group = 0;
+    return 0;
+}
+
+int hf_deepseek(const hf_in *in, const hf_arch *a, moe_config *cfg) {
+    int glm = a->arch == MOE_ARCH_GLM4_MOE, v2 = a->arch == MOE_ARCH_DEEPSEEK_V2;
+    if (hf_get(in->root, "moe"))
+        return moe_fail(in->err, "%s: field moe: not read for %s (its routing is fixed)",
+                        in->where, a->name);
+    if (glm ? glm_attention(in, cfg) : ds_attention(in, cfg)) return -1;
+    if (!v2 && hf_int(in, "num_nextn_predict_layers", 1, &cfg->n_mtp_layers)) return -1;
+    if (cfg->n_mtp_layers < 0)
+        return moe_fail(in->err, "%s: field num_nextn_predict_layers: negative (%d)", in->where,
+                        cfg->n_mtp_layers);
+
+    moe_layer_config moe = {.moe = 1, .kind = MOE_ROUTE_TOKEN_CHOICE};
+    int inter, n_shared, first_dense, freq;
+    if (ds_experts(in, a, &moe.n_experts)) return -1;
+    if (ds_pos(in, "num_experts_per_tok", a->top_k, &moe.top_k)) return -1;
+    if (moe.top_k > moe.n_experts)
+        return moe_fail(in->err, "%s: field num_experts_per_tok: %d more than the %d experts",
+                        in->where, moe.top_k, moe.n_experts);
+    if (ds_pos(in, "moe_intermediate_size", a->moe_inter, &moe.expert_dim)) return -1;
+    if (ds_pos(in, "intermediate_size", a->inter, &inter)) return -1;
+    if (hf_int(in, "n_shared_experts", v2 ? 2 : 1, &n_shared)) return -1;
+    if (n_shared < 0 || n_shared > (1 << 10))
+        return moe_fail(in->err, "%s: field n_shared_experts: %d out of range", in->where,
+                        n_shared);
+    if (n_shared > 0) moe.n_shared = n_shared, moe.shared_dim = n_shared * moe.expert_dim;
+    double rs;
+    if (hf_num(in, in->root, "routed_scaling_factor", a->arch == MOE_ARCH_DEEPSEEK_V3 ? 2.5 : 1.0,
+               &rs))
+        return -1;
+    if (!(rs > 0 && rs < 1e6))
+        return moe_fail(in->err, "%s: field routed_scaling_factor: %g out of range", in->where,
+                        rs);
+    moe.routed_scale = (float)rs;
+    if (v2) {
+        moe.score = MOE_SCORE_SOFTMAX;
+        moe.norm_topk = 0;
+    } else {
+        moe.score = MOE_SCORE_SIGMOID;
+        moe.select_bias = 1;
+        if (hf_bool(in, in->root, "norm_topk_prob", 1, &moe.norm_topk)) return -1;
+    }
+    if (ds_groups(in, a, &moe)) return -1;
+    if (hf_int(in, "first_k_dense_replace", a->arch == MOE_ARCH_DEEPSEEK_V3 ? 3 : v2 ? 0 : 1,
+               &first_dense))
+        return -1;
+    if (first_dense < 0)
+        return moe_fail(in->err, "%s: field first_k_dense_replace: negative (%d)", in->where,
+                        first_dense);
+    if (hf_int(in, "moe_layer_freq", 1, &freq)) return -1;
+    if (freq != 1)
+        return moe_fail(in->err, "%s: field moe_layer_freq: %d is not supported (only 1; "
+                        "transformers ignores it)", in->where, freq);
+    moe.ffn_dim = inter; /* kept for the dense layers' width */
+    for (int i = 0; i < cfg->n_layers; i++)
+        cfg->layer[i] = i >= first_dense ? moe
+                                         : (moe_layer_config){.moe = 0, .ffn_dim = inter,
+                                                              .routed_scale = 1.0f};
+    return 0;
+}
