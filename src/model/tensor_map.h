@@ -109,6 +109,15 @@ typedef enum tm_role {
     TM_EXP_GATE_B,  /* [E][F] blk.N.ffn_gate_exps.bias */
     TM_EXP_UP_B,    /* [E][F] blk.N.ffn_up_exps.bias */
     TM_EXP_DOWN_B,  /* [E][D] blk.N.ffn_down_exps.bias */
+    /* Multi-head latent attention (moe_config.kv_lora_rank > 0; deepseek):
+     * R = kv_lora_rank, Dr = qk_rope_dim, Dn = qk_nope_dim, Dv = v_head_dim,
+     * Dh = Dn + Dr; q comes from TM_ATTN_Q [H*Dh][D] when q_lora_rank is 0 */
+    TM_ATTN_Q_A,      /* [q_lora_rank][D] q_a_proj */
+    TM_ATTN_Q_A_NORM, /* [q_lora_rank] q_a_layernorm */
+    TM_ATTN_Q_B,      /* [H*Dh][q_lora_rank] q_b_proj */
+    TM_ATTN_KV_A,     /* [R + Dr][D] kv_a_proj_with_mqa: [latent | rotary key] */
+    TM_ATTN_KV_A_NORM,/* [R] kv_a_layernorm */
+    TM_ATTN_KV_B,     /* [H*(Dn + Dv)][R] kv_b_proj: per head [W_uk Dn rows | W_uv Dv rows] */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -167,6 +176,8 @@ typedef struct tm_arch_info {
     int hf_fused;            /* HF experts as fused stacked tensors (gpt_oss: gate_up_proj
                                 [E][D][2F] interleaved, down_proj [E][F][D], biases) */
     int no_gguf;             /* no GGUF layout of ours (general.architecture unused) */
+    const char *hf_shared;   /* the shared expert(s) in transformers names; NULL =
+                                "shared_expert" */
 } tm_arch_info;
 
 /* The row of an architecture (NULL for an unknown one). */

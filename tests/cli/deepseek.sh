@@ -1,0 +1,57 @@
+#!/bin/sh
+# deepseek.sh - deepseek_v3, deepseek_v2 and glm4_moe from the command line:
+# `moe info` states the latent attention, the KV bytes a token costs against
+# full keys and values, the group-limited routing and the multi-token-
+# prediction layers it skips; `moe logits` of the transformers fixtures give
+# transformers' logits (ref_logits.bin); writing them as GGUF or config.json
+# is refused by name.
+#   MOE=build/moe sh tests/cli/deepseek.sh     ends with "N passed, N failed"
+MOE=${MOE:-build/moe}
+HERE=$(cd "$(dirname "$0")" && pwd)
+FIX="$HERE/../fixtures/models"
+T=$(mktemp -d "${TMPDIR:-/tmp}/moe-ds.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+pass=0
+fail=0
+
+. "$HERE/harness.inc"
+
+json_num() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p" "$T/out" | head -n 1; }
+
+# 3 layers x (latent 16 + rotary key 8) floats, against 3 x 4 heads x (16 + 12)
+expect_ok "info deepseek_v3" "$MOE" info "$FIX/deepseek_v3_base"
+out_has "info latent" "^latent attn +q through rank 24, kv latent 16, head 8 non-rotary \+ 8 rotary \(interleaved pairs\), value 12"
+out_has "info kv bytes" "latent \+ rotary key only: 288 B per position against 1.31 KiB"
+out_has "info groups" "best 2 of 4 groups \(by sum of best two\)"
+out_has "info dense first" "layer 0: dense FFN 40"
+expect_ok "info json" "$MOE" info "$FIX/deepseek_v3_base" --json
+[ "$(json_num kv_bytes_per_token)" = 288 ] && ok || bad "json kv_bytes_per_token $(json_num kv_bytes_per_token)"
+[ "$(json_num kv_bytes_per_token_full)" = 1344 ] && ok || bad "json kv_bytes_per_token_full"
+expect_ok "info mtp" "$MOE" info "$FIX/deepseek_v3_noq"
+out_has "info mtp line" "^mtp layers +1 multi-token-prediction layer .*not loaded"
+out_has "info q_proj" "^latent attn +q_proj, .*two halves"
+expect_ok "info deepseek_v2" "$MOE" info "$FIX/deepseek_v2_base"
+out_has "info v2 groups" "softmax, token choice, 2 shared \(FFN 32\), scale 1.5, best 2 of 3 groups \(by best expert\)"
+expect_ok "info glm4_moe" "$MOE" info "$FIX/glm4_moe_base"
+out_has "info glm attn" "qk-norm per head, qkv bias"
+out_has "info glm rotary" "8 of 16 dims rotated"
+
+# logits of the first 8 ids = transformers' first 8 rows (ref.json's ids)
+for v in deepseek_v3_base deepseek_v2_base glm4_moe_base; do
+  ids=$(tr -d ' \n' < "$FIX/$v/ref.json" | sed -n 's/.*"ids":\[\([0-9,]*\)\].*/\1/p' | cut -d, -f1-8)
+  expect_ok "logits $v" "$MOE" logits "$FIX/$v" --ids "$ids" --out "$T/l.bin"
+  head -c $((8 * 128 * 4)) "$FIX/$v/ref_logits.bin" > "$T/r.bin"
+  od -An -v -tf4 -w4 "$T/l.bin" > "$T/a.txt"
+  od -An -v -tf4 -w4 "$T/r.bin" > "$T/b.txt"
+  paste "$T/a.txt" "$T/b.txt" | awk '{ d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+      if (d > w) w = d; if (m > s) s = m } END { exit !(w / s < 1e-4) }' && ok ||
+    bad "logits $v differ from transformers"
+done
+
+expect_fail "convert to gguf refused" 1 "deepseek_v2: writing GGUF files of this architecture is not supported" \
+  "$MOE" convert "$FIX/deepseek_v2_base" "$T/x.gguf"
+expect_fail "convert to hf refused" 1 "writing a deepseek_v3 config.json is not supported" \
+  "$MOE" convert "$FIX/deepseek_v3_base" "$T/hf"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
