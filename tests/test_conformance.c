@@ -372,7 +372,7 @@ static const char *const k_variants[] = {
     "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "gpt_oss_mxfp4",   "qwen3_next_base",
     "qwen3_next_legacy", "qwen3_next_bf16", "qwen3_5_moe_vl", "qwen3_5_moe_text",
     "qwen3_5_moe_legacy", "deepseek_v3_base", "deepseek_v3_noq", "deepseek_v2_base",
-    "glm4_moe_base",  "glm4_moe_legacy",
+    "deepseek_v2_bf16", "glm4_moe_base",  "glm4_moe_legacy",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -404,6 +404,7 @@ CONFORMANCE(qwen3_5_moe_legacy) /* BF16, rope_scaling spelling, full_attention_i
 CONFORMANCE(deepseek_v3_base)   /* latent attention with q rank, YaRN + mscale, groups */
 CONFORMANCE(deepseek_v3_noq)    /* q_proj, half-split rotary, no groups, an MTP layer on disk */
 CONFORMANCE(deepseek_v2_base)   /* softmax, group_limited_greedy, rope_scaling spelling */
+CONFORMANCE(deepseek_v2_bf16)   /* BF16: kv_b_proj rows widened one by one */
 CONFORMANCE(glm4_moe_base)      /* partial rotary, q/k/v biases, q/k norm, groups */
 CONFORMANCE(glm4_moe_legacy)    /* top-level rope_theta / partial_rotary_factor */
 

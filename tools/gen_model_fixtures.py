@@ -314,6 +314,11 @@ VARIANTS = [
            "mscale_all_dim 0.707 given as rope_scaling {type: yarn} (released spelling); softmax "
            "scores, group_limited_greedy: 9 experts in 3 groups scored by their best, 2 kept; "
            "top-3 never renormalized, x 1.5; 2 shared experts; layer 0 dense"),
+    V("deepseek_v2_bf16", "deepseek_v2", DS2, dtype="bfloat16", num_hidden_layers=2,
+      topk_method="greedy", q_lora_rank=12,
+      what="deepseek_v2 with BF16 weights (the released checkpoints' type: kv_b_proj read row "
+           "by row in BF16 for the absorbed attention, norms widened at load), q_lora_rank 12, "
+           "topk_method greedy; reference computed in float32 from the rounded bf16 weights"),
     V("glm4_moe_base", "glm4_moe", GLM,
       what="glm4_moe: GQA 4/2, head_dim 16 with RoPE on 8 (partial_rotary_factor 0.5), q/k/v "
            "biases, per-head q/k norm; 8 experts in 2 groups (1 kept), sigmoid + correction "
