@@ -141,7 +141,8 @@ QWEN3_5_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2
                       temporal_patch_size=2, spatial_merge_size=2)
 # deepseek_v3: latent attention (q through rank 24, latent 16, heads of 8
 # non-rotary + 8 rotary dims, values of 12), YaRN with DeepSeek's mscale on the
-# softmax scale, rotary dims interleaved; 8 experts in 4 groups, the best 2
+# softmax scale (mscale = mscale_all_dim as in the released models, which is
+# also all llama.cpp's GGUF files can say), rotary dims interleaved; 8 experts in 4 groups, the best 2
 # groups kept (by the sum of their two best), sigmoid scores with the
 # correction bias, renormalized top-2 times 2.5, a shared expert, layer 0 dense.
 DS3 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=3,
@@ -152,7 +153,10 @@ DS3 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_h
            rope_interleave=True, rms_norm_eps=1e-6, attention_bias=False,
            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                             "original_max_position_embeddings": 16, "beta_fast": 8.0,
-                            "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 0.8})
+                            "beta_slow": 1.0, "mscale": 0.8, "mscale_all_dim": 0.8},
+           # as the released config.json says (transformers ignores both; llama.cpp's
+           # converter reads scoring_func)
+           scoring_func="sigmoid", topk_method="noaux_tc")
 # deepseek_v2: V2-Lite's shape of attention (q_proj, no q rank), softmax
 # scores, group_limited_greedy (9 experts in 3 groups of 3, the best 2 kept by
 # their best expert, top-3 among their 6), never renormalized, scaled, 2
@@ -296,8 +300,9 @@ VARIANTS = [
            "full); RoPE on 4 of 16 dims"),
     V("deepseek_v3_base", "deepseek_v3", DS3,
       what="deepseek_v3: latent attention (q_lora_rank 24, kv_lora_rank 16, heads 8 + 8 rotary, "
-           "values 12), YaRN (factor 4, original context 16) with mscale_all_dim 0.8 on the "
-           "softmax scale, interleaved rotary dims; 8 experts in 4 groups, best 2 groups (sum "
+           "values 12), YaRN (factor 4, original context 16) with mscale = mscale_all_dim 0.8 "
+           "(on the softmax scale), interleaved rotary dims; scoring_func / topk_method as "
+           "released; 8 experts in 4 groups, best 2 groups (sum "
            "of their best two), sigmoid + e_score_correction_bias, renormalized top-2 x 2.5, "
            "a shared expert, layer 0 dense (40); rope_parameters spelling"),
     V("deepseek_v3_noq", "deepseek_v3", DS3, legacy=True, q_lora_rank=None,
@@ -315,7 +320,7 @@ VARIANTS = [
            "scores, group_limited_greedy: 9 experts in 3 groups scored by their best, 2 kept; "
            "top-3 never renormalized, x 1.5; 2 shared experts; layer 0 dense"),
     V("deepseek_v2_bf16", "deepseek_v2", DS2, dtype="bfloat16", num_hidden_layers=2,
-      topk_method="greedy", q_lora_rank=12,
+      topk_method="greedy", n_group=1, topk_group=1, q_lora_rank=12,
       what="deepseek_v2 with BF16 weights (the released checkpoints' type: kv_b_proj read row "
            "by row in BF16 for the absorbed attention, norms widened at load), q_lora_rank 12, "
            "topk_method greedy; reference computed in float32 from the rounded bf16 weights"),

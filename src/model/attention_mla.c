@@ -71,7 +71,8 @@ static void mla_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
 }
 
 /* Per head: qa_h[:R] = W_uk_h^T q_nope_h for every token (each row of W_uk
- * read once for all T tokens). */
+ * read once for all T tokens). From a GGUF file W_uk_h^T is attn_k_b's
+ * [R][Dn] plane: a row per latent dim, a dot product each. */
 static void mla_absorb_q(void *ctx, int64_t h0, int64_t h1, int tid) {
     mla_ctx *p = ctx;
     moe_session *s = p->s;
@@ -80,6 +81,16 @@ static void mla_absorb_q(void *ctx, int64_t h0, int64_t h1, int tid) {
     int64_t H = c->n_heads, Dh = c->head_dim, Dn = c->qk_nope_dim, Dv = c->v_head_dim,
             R = c->kv_lora_rank, QA = R + c->qk_rope_dim;
     float *row = s->mla_row + (int64_t)tid * R;
+    if (!p->lw->wkv_b.data) {
+        for (int64_t h = h0; h < h1; h++)
+            for (int64_t r = 0; r < R; r++) {
+                mat_row_f32(row, &p->lw->wk_b, h * R + r);
+                for (int t = 0; t < p->T; t++)
+                    s->mla_q[((int64_t)t * H + h) * QA + r] =
+                        dot(k, row, s->q + ((int64_t)t * H + h) * Dh, (int)Dn);
+            }
+        return;
+    }
     for (int64_t h = h0; h < h1; h++) {
         for (int t = 0; t < p->T; t++) memset(s->mla_q + ((int64_t)t * H + h) * QA, 0, sizeof(float) * (size_t)R);
         for (int64_t n = 0; n < Dn; n++) {
@@ -102,7 +113,8 @@ static void mla_expand_out(void *ctx, int64_t h0, int64_t h1, int tid) {
     float *row = s->mla_row + (int64_t)tid * R;
     for (int64_t h = h0; h < h1; h++)
         for (int64_t j = 0; j < Dv; j++) {
-            mat_row_f32(row, &p->lw->wkv_b, h * (Dn + Dv) + Dn + j);
+            if (p->lw->wkv_b.data) mat_row_f32(row, &p->lw->wkv_b, h * (Dn + Dv) + Dn + j);
+            else mat_row_f32(row, &p->lw->wv_b, h * Dv + j); /* GGUF attn_v_b */
             for (int t = 0; t < p->T; t++)
                 s->att[((int64_t)t * H + h) * Dv + j] =
                     dot(k, row, s->mla_lat + ((int64_t)t * H + h) * QA, (int)R);

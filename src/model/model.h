@@ -39,7 +39,8 @@ typedef struct layer_w {
     const float *sinks;     /* [H] attention sink logits (gpt_oss) or NULL */
     /* latent attention (tensor_map.h TM_ATTN_Q_A ... TM_ATTN_KV_B) */
     mat wq_a, wq_b;         /* [q_lora][D], [H*Dh][q_lora] */
-    mat wkv_a, wkv_b;       /* [R + Dr][D], [H*(Dn + Dv)][R] */
+    mat wkv_a, wkv_b;       /* [R + Dr][D], [H*(Dn + Dv)][R] (HF) */
+    mat wk_b, wv_b;         /* [H*R][Dn], [H*Dv][R]: kv_b split per head (GGUF) */
     const float *q_a_norm;  /* [q_lora] */
     const float *kv_a_norm; /* [R] */
 

@@ -30,16 +30,17 @@ static const tm_arch_info k_arch[] = {
     [MOE_ARCH_QWEN3_5_MOE] = {"qwen35moe", "qwen3_5_moe_text", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
                               NULL, 0, 0},
-    /* GGUF layouts of these (llama.cpp's deepseek2, glm4moe) are not read yet */
+    /* llama.cpp's deepseek2 and glm4moe files are read, not written (model_gguf.c);
+     * a deepseek2 file loads as deepseek_v2, or deepseek_v3 with sigmoid routing */
     [MOE_ARCH_DEEPSEEK_V2] = {"deepseek2", "deepseek_v2", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 0, 0, MOE_QKNORM_NONE, 1,
-                              NULL, 0, 1, "shared_experts"},
+                              NULL, 0, 0, "shared_experts"},
     [MOE_ARCH_DEEPSEEK_V3] = {"deepseek2", "deepseek_v3", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_NONE, 1,
                               NULL, 0, 1, "shared_experts"},
     [MOE_ARCH_GLM4_MOE] = {"glm4moe", "glm4_moe", "mlp", NULL,
-                           {"gate_proj", "up_proj", "down_proj"}, 0, 1, 1, MOE_QKNORM_NONE, 1,
-                           NULL, 0, 1, "shared_experts"},
+                           {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1,
+                           NULL, 0, 0, "shared_experts"},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -94,6 +95,8 @@ typedef enum tdim {
     TD_KVA,      /* kv_lora_rank + qk_rope_dim */
     TD_KVR,      /* kv_lora_rank */
     TD_KVB,      /* H*(qk_nope_dim + v_head_dim) */
+    TD_NOPE,     /* qk_nope_dim */
+    TD_VD,       /* v_head_dim */
 } tdim;
 
 /* When a role is present. */
@@ -201,7 +204,8 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                       TD_ONE, TD_D, TW_SHARED_GATE, LYR(shared_gate)},
     [TM_ROUTER_NOISE] = {{NULL, NULL, L_ "{M}.gate_noise.weight", F32V | TMF_INIT_ZEROS},
                          TD_E, TD_D, TW_NOISE, LYR(router_noise)},
-    [TM_SEL_BIAS] = {{NULL, NULL, L_ "{M}.gate.e_score_correction_bias", F32V | TMF_INIT_ZEROS},
+    [TM_SEL_BIAS] = {{"blk.%d.exp_probs_b.bias", NULL, L_ "{M}.gate.e_score_correction_bias",
+                      F32V | TMF_INIT_ZEROS},
                      TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
     [TM_ATTN_SINKS] = {{"blk.%d.attn_sinks.weight", NULL, L_ "self_attn.sinks", F32V},
                        TD_NONE, TD_H, TW_SINKS, LYR(sinks)},
@@ -261,14 +265,20 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
     [TM_ATTN_KV_A_NORM] = {{"blk.%d.attn_kv_a_norm.weight", NULL,
                             L_ "self_attn.kv_a_layernorm.weight", NORM},
                            TD_NONE, TD_KVR, TW_MLA, LYR(kv_a_norm)},
-    [TM_ATTN_KV_B] = {{"blk.%d.attn_kv_b.weight", NULL, L_ "self_attn.kv_b_proj.weight", 0},
+    /* GGUF files hold it split (attn_k_b, attn_v_b): no GGUF name here */
+    [TM_ATTN_KV_B] = {{NULL, NULL, L_ "self_attn.kv_b_proj.weight", 0},
                       TD_KVB, TD_KVR, TW_MLA, LYR(wkv_b)},
+    [TM_ATTN_K_B] = {{"blk.%d.attn_k_b.weight", NULL, NULL, TMF_HEADS},
+                     TD_KVR, TD_NOPE, TW_MLA, LYR(wk_b)},
+    [TM_ATTN_V_B] = {{"blk.%d.attn_v_b.weight", NULL, NULL, TMF_HEADS},
+                     TD_VD, TD_KVR, TW_MLA, LYR(wv_b)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
 static const tm_role k_layer_order[] = {
     TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_Q_A,     TM_ATTN_Q_A_NORM, TM_ATTN_Q_B,
-    TM_ATTN_KV_A,   TM_ATTN_KV_A_NORM, TM_ATTN_KV_B, TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
+    TM_ATTN_KV_A,   TM_ATTN_KV_A_NORM, TM_ATTN_KV_B, TM_ATTN_K_B,     TM_ATTN_V_B,
+    TM_ATTN_K,      TM_ATTN_V,      TM_ATTN_O,
     TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
     TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_SSM_A,   TM_LIN_CONV,
     TM_LIN_DT_BIAS, TM_LIN_BA,      TM_LIN_QKVZ,     TM_LIN_QKV,     TM_LIN_Z,
@@ -288,6 +298,7 @@ static const struct {
     {MOE_ARCH_GPT_OSS, TM_FFN_NORM, TM_POST_NORM}, /* blk.N.post_attention_norm */
     {MOE_ARCH_QWEN3_NEXT, TM_FFN_NORM, TM_POST_NORM},
     {MOE_ARCH_QWEN3_5_MOE, TM_FFN_NORM, TM_POST_NORM},
+    {MOE_ARCH_GLM4_MOE, TM_FFN_NORM, TM_POST_NORM},
 };
 
 static tm_role gguf_alias(const moe_config *c, tm_role r) {
@@ -343,6 +354,8 @@ static int64_t dim_of(tdim d, const moe_config *c, const moe_layer_config *lc) {
     case TD_KVA: return (int64_t)c->kv_lora_rank + c->qk_rope_dim;
     case TD_KVR: return c->kv_lora_rank;
     case TD_KVB: return H * ((int64_t)c->qk_nope_dim + c->v_head_dim);
+    case TD_NOPE: return c->qk_nope_dim;
+    case TD_VD: return c->v_head_dim;
     }
     return 0;
 }
@@ -452,7 +465,8 @@ static int walk_role(const moe_config *c, tm_format f, int split, int layer,
     if ((r == TM_LIN_QKV || r == TM_LIN_Z) && f == TM_HF && !tm_lin_split(c)) return 0;
     int rc;
     if (r != TM_EXP_GATE) {
-        int planes = (rr->info.flags & TMF_PLANES) && lc ? lc->n_experts : 1;
+        int planes = (rr->info.flags & TMF_PLANES) && lc ? lc->n_experts
+                     : rr->info.flags & TMF_HEADS ? c->n_heads : 1;
         tm_entry e = {r, layer, -1, planes, dim_of(rr->rows, c, lc), dim_of(rr->cols, c, lc)};
         return fn(ctx, &e);
     }
@@ -585,6 +599,7 @@ int tm_gguf_dims(const tm_entry *e, int64_t ne[3]) {
     ne[0] = e->cols;
     ne[1] = e->rows ? e->rows : 1;
     ne[2] = e->planes;
+    if (tm_role_of(e->role)->flags & TMF_HEADS) return 3;
     if (tm_role_of(e->role)->flags & TMF_PLANES) {
         ne[1] = e->planes;
         ne[2] = 1;

@@ -30,8 +30,12 @@
  * qwen35moe (llama.cpp's Qwen3.5-MoE files): qwen3next's names, with
  * ssm_beta and ssm_alpha ([Hv][D] each) for ssm_ba, and the value heads
  * tiled (tm_lin_v_map); routed experts stacked as ffn_{gate,up,down}_exps.
- * The router's noise projection and the
- * selection bias have no GGUF name (llama.cpp has no field for them).
+ * deepseek2 (llama.cpp's DeepSeek-V2/V3 files): blk.N.attn_q_a, attn_q_a_norm,
+ * attn_q_b (or attn_q), attn_kv_a_mqa, attn_kv_a_norm, attn_k_b ([H][R][Dn],
+ * W_uk transposed) and attn_v_b ([H][Dv][R]) instead of kv_b_proj,
+ * exp_probs_b.bias (the selection bias); glm4moe: blk.N.post_attention_norm for
+ * ffn_norm, exp_probs_b.bias.
+ * The router's noise projection has no GGUF name (llama.cpp has no field for it).
  * llama.cpp's converter permutes the q and k rows of "llama" files (the
  * per-architecture row says so; weights.c puts them back at load).
  */
@@ -118,6 +122,9 @@ typedef enum tm_role {
     TM_ATTN_KV_A,     /* [R + Dr][D] kv_a_proj_with_mqa: [latent | rotary key] */
     TM_ATTN_KV_A_NORM,/* [R] kv_a_layernorm */
     TM_ATTN_KV_B,     /* [H*(Dn + Dv)][R] kv_b_proj: per head [W_uk Dn rows | W_uv Dv rows] */
+    /* llama.cpp's deepseek2 files split kv_b_proj per head (no HF name): */
+    TM_ATTN_K_B,      /* [H][R][Dn] attn_k_b: W_uk transposed */
+    TM_ATTN_V_B,      /* [H][Dv][R] attn_v_b: W_uv */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -137,6 +144,8 @@ enum {
     TMF_FUSED = 32,     /* a fused expert tensor (TM_EXP_GATE_UP ...): no slot */
     TMF_MID1 = 64,      /* also stored as [rows][1][cols] (a conv1d weight) */
     TMF_PLANES = 128,   /* a vector per routed expert, stacked [E][cols] (2-D) */
+    TMF_HEADS = 256,    /* a matrix per attention head, stacked [H][rows][cols] (3-D),
+                           loaded as one [H*rows][cols] matrix */
 };
 
 /* What the table says about a role (tm_role_info()). */

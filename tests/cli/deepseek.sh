@@ -48,6 +48,16 @@ for v in deepseek_v3_base deepseek_v2_base glm4_moe_base; do
     bad "logits $v differ from transformers"
 done
 
+# llama.cpp's deepseek2 file of the same model: the same logits, also through the
+# expert cache (a budget below the model's size)
+GG="$FIX/../gguf_models/deepseek_v3_f32.gguf"
+expect_ok "info gguf" "$MOE" info "$GG"
+out_has "info gguf arch" "^architecture +deepseek_v3"
+out_has "info gguf kv" "latent \+ rotary key only: 288 B per position"
+expect_ok "logits gguf" "$MOE" logits "$GG" --ids 1,2,3,4 --out "$T/g1.bin"
+expect_ok "logits gguf --mem" "$MOE" logits "$GG" --ids 1,2,3,4 --out "$T/g2.bin" --mem 200K
+cmp -s "$T/g1.bin" "$T/g2.bin" && ok || bad "gguf logits differ under an expert memory budget"
+
 expect_fail "convert to gguf refused" 1 "deepseek_v2: writing GGUF files of this architecture is not supported" \
   "$MOE" convert "$FIX/deepseek_v2_base" "$T/x.gguf"
 expect_fail "convert to hf refused" 1 "writing a deepseek_v3 config.json is not supported" \
