@@ -174,6 +174,9 @@ typedef struct moe_config {
                              (deepseek); 0: the two halves (rotate_half) */
     float attn_scale;     /* softmax scale; 0 = 1/sqrt(head_dim) (deepseek's YaRN
                              multiplies it by mscale(factor, mscale_all_dim)^2) */
+    float rope_mscale, rope_mscale_all_dim; /* YaRN's mscale / mscale_all_dim as config.json
+                             gives them (0 = absent); rope_attn_factor and attn_scale
+                             follow from them; kept to write config.json back */
     int n_mtp_layers;     /* multi-token-prediction layers the checkpoint carries after the
                              last layer (num_nextn_predict_layers): not loaded */
     moe_layer_config layer[MOE_MAX_LAYERS];

@@ -4,7 +4,8 @@
  * DeepSeek-V3, Kimi-K2, DeepSeek-V2-Lite and GLM-4.5-Air) give the sizes and
  * switches transformers 5.23 computes with; the transformers-5 spelling
  * (rope_parameters) reads the same as the released one (rope_theta and
- * rope_scaling at the top level); what we cannot run is refused by name.
+ * rope_scaling at the top level); what we cannot run is refused by name;
+ * what hf_config_write writes reads back as the same moe_config.
  */
 #include "test.h"
 #include "formats/hf_config.h"
@@ -183,11 +184,42 @@ TEST(hf_config_deepseek_refusals) {
     PARSE_BAD("{\"model_type\": \"deepseek_v2\"}", "num_experts_per_tok"); /* None by default */
     PARSE_BAD("{\"model_type\": \"glm4_moe\", \"partial_rotary_factor\": 0.01}",
               "partial_rotary_factor");
-    /* read only: writing one back is refused by name */
-    PARSE_OK(&g_a, "{\"model_type\": \"glm4_moe\", \"num_hidden_layers\": 2, \"head_dim\": 128}");
+}
+
+/* config.json written back (hf_config_write checks the re-read itself) and
+ * loaded again: the same description, field for field. */
+static void roundtrip(const char *json, int line) {
+    moe_err err = {{0}};
+    if (parse_into(&g_a, json, &err)) {
+        CHECK_MSG(0, "line %d: %s", line, err.msg);
+        return;
+    }
     char path[1024];
     snprintf(path, sizeof path, "%s/config.json", test_tmpdir());
-    moe_err err = {{0}};
-    CHECK(hf_config_write(&g_a, path, "bfloat16", &err) == -1);
-    CHECK_STR_CONTAINS(err.msg, "glm4_moe");
+    int rc = hf_config_write(&g_a, path, "bfloat16", &err);
+    CHECK_MSG(rc == 0, "line %d: write: %s", line, err.msg);
+    if (rc) return;
+    rc = hf_config_load(&g_b, test_tmpdir(), &err);
+    CHECK_MSG(rc == 0, "line %d: load: %s", line, err.msg);
+    if (rc) return;
+    if (!strcmp(g_a.model_type, "kimi_k2")) /* written as its architecture */
+        snprintf(g_a.model_type, sizeof g_a.model_type, "deepseek_v3");
+    CHECK_MSG(memcmp(&g_a, &g_b, sizeof g_a) == 0, "line %d: read back differs", line);
+}
+
+TEST(hf_config_deepseek_write_roundtrip) {
+    roundtrip("{\"model_type\": \"deepseek_v3\", " DS3_BODY ", " DS3_ROPE_OLD "}", __LINE__);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "{\"model_type\": \"kimi_k2\", \"n_group\": 1, \"topk_group\": 1, "
+             "\"q_lora_rank\": null, \"rope_interleave\": false, \"num_nextn_predict_layers\": 0, "
+             "%s, \"rope_theta\": 50000.0}", DS3_BODY);
+    roundtrip(buf, __LINE__);
+    roundtrip("{\"model_type\": \"deepseek_v2\", \"num_experts_per_tok\": 6, \"n_group\": 8, "
+              "\"topk_group\": 3, \"topk_method\": \"group_limited_greedy\", \"q_lora_rank\": null, "
+              "\"n_routed_experts\": 64, \"rope_theta\": 10000, \"rope_scaling\": {\"factor\": 40, "
+              "\"mscale\": 0.707, \"mscale_all_dim\": 0.707, \"original_max_position_embeddings\": "
+              "4096, \"type\": \"yarn\"}}", __LINE__);
+    roundtrip("{\"model_type\": \"glm4_moe\", \"head_dim\": 128, \"attention_bias\": true, "
+              "\"use_qk_norm\": true, \"n_group\": 4, \"topk_group\": 2, "
+              "\"partial_rotary_factor\": 0.25, \"routed_scaling_factor\": 1.5}", __LINE__);
 }

@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "formats/hf_config.h"
 #include "formats/hf_config_impl.h"
 
 /* transformers' yarn_get_mscale */
@@ -53,12 +54,13 @@ static double mscale_of(double scale, double m) {
     return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0;
 }
 
-/* The RoPE object config.json gives (hf_config.c's choice), or NULL. */
-static const cJSON *rope_obj(const hf_in *in) {
-    const cJSON *rp = hf_get(in->root, "rope_scaling");
-    if (rp && cJSON_IsObject(rp) && rp->child) return rp;
-    rp = hf_get(in->root, "rope_parameters");
-    return rp && cJSON_IsObject(rp) ? rp : NULL;
+float hf_mla_scale(int head_dim, int yarn, float factor, float mscale_all_dim) {
+    double s = 1.0 / sqrt((double)head_dim);
+    if (yarn && mscale_all_dim != 0) {
+        double m = mscale_of(factor, mscale_all_dim);
+        s *= m * m;
+    }
+    return (float)s;
 }
 
 /* A size field that must be positive; absent -> def, null -> error. */
@@ -101,17 +103,8 @@ static int ds_attention(const hf_in *in, moe_config *cfg) {
     if (cfg->arch == MOE_ARCH_DEEPSEEK_V3 &&
         hf_bool(in, in->root, "rope_interleave", 1, &cfg->rope_interleave))
         return -1;
-    double scale = 1.0 / sqrt((double)cfg->head_dim);
-    const cJSON *rp = rope_obj(in);
-    if (cfg->rope_kind == MOE_ROPE_YARN && rp) {
-        double msa = 0;
-        if (hf_get(rp, "mscale_all_dim") && hf_num(in, rp, "mscale_all_dim", 0, &msa)) return -1;
-        if (msa != 0) {
-            double m = mscale_of(cfg->rope_factor, msa);
-            scale *= m * m;
-        }
-    }
-    cfg->attn_scale = (float)scale;
+    cfg->attn_scale = hf_mla_scale(cfg->head_dim, cfg->rope_kind == MOE_ROPE_YARN,
+                                   cfg->rope_factor, cfg->rope_mscale_all_dim);
     return 0;
 }
 
@@ -240,4 +233,70 @@ int hf_deepseek(const hf_in *in, const hf_arch *a, moe_config *cfg) {
                                          : (moe_layer_config){.moe = 0, .ffn_dim = inter,
                                                               .routed_scale = 1.0f};
     return 0;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static void put_int(cJSON *o, const char *k, int v) {
+    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+    cJSON_AddNumberToObject(o, k, v);
+}
+
+void hf_deepseek_write(cJSON *o, const moe_config *c) {
+    const moe_layer_config *m = NULL, *d = NULL;
+    int first_dense = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        if (c->layer[i].moe && !m) m = &c->layer[i];
+        if (!c->layer[i].moe && !d) d = &c->layer[i];
+        if (!m) first_dense++; /* a dense layer after an MoE one shows up when read back */
+    }
+    int glm = c->arch == MOE_ARCH_GLM4_MOE, v2 = c->arch == MOE_ARCH_DEEPSEEK_V2;
+    if (m) {
+        put_int(o, "n_routed_experts", m->n_experts);
+        put_int(o, "moe_intermediate_size", m->expert_dim);
+        put_int(o, "n_shared_experts", m->n_shared && m->expert_dim ? m->shared_dim / m->expert_dim : 0);
+        cJSON_AddItemToObject(o, "routed_scaling_factor", hf_float(m->routed_scale));
+        if (!v2) cJSON_AddBoolToObject(o, "norm_topk_prob", m->norm_topk);
+        int grouped = m->group != MOE_GROUP_NONE;
+        put_int(o, "n_group", grouped ? m->n_group : 1);
+        put_int(o, "topk_group", grouped ? m->topk_group : 1);
+        if (v2) cJSON_AddStringToObject(o, "topk_method", grouped ? "group_limited_greedy" : "greedy");
+    }
+    put_int(o, "intermediate_size", d ? d->ffn_dim : m ? m->ffn_dim : 0);
+    put_int(o, "first_k_dense_replace", first_dense);
+    if (!v2) put_int(o, "num_nextn_predict_layers", c->n_mtp_layers);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "rope_parameters");
+    cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
+    if (!rp) return;
+    cJSON_AddItemToObject(rp, "rope_theta", hf_float(c->rope_theta));
+    if (glm) {
+        cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
+        cJSON_AddBoolToObject(o, "use_qk_norm", c->qk_norm == MOE_QKNORM_HEAD);
+        int rd = c->rope_dim ? c->rope_dim : c->head_dim;
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+        cJSON_AddItemToObject(rp, "partial_rotary_factor", hf_float((double)rd / c->head_dim));
+        return;
+    }
+    cJSON_AddBoolToObject(o, "attention_bias", 0);
+    put_int(o, "head_dim", c->qk_rope_dim); /* transformers' meaning: the rotary dims */
+    if (c->q_lora_rank) put_int(o, "q_lora_rank", c->q_lora_rank);
+    else cJSON_AddNullToObject(o, "q_lora_rank");
+    put_int(o, "kv_lora_rank", c->kv_lora_rank);
+    put_int(o, "qk_nope_head_dim", c->qk_nope_dim);
+    put_int(o, "qk_rope_head_dim", c->qk_rope_dim);
+    put_int(o, "v_head_dim", c->v_head_dim);
+    if (!v2) cJSON_AddBoolToObject(o, "rope_interleave", c->rope_interleave);
+    if (c->rope_kind != MOE_ROPE_YARN) {
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+        return;
+    }
+    cJSON_AddStringToObject(rp, "rope_type", "yarn");
+    cJSON_AddItemToObject(rp, "factor", hf_float(c->rope_factor));
+    cJSON_AddItemToObject(rp, "beta_fast", hf_float(c->rope_beta_fast));
+    cJSON_AddItemToObject(rp, "beta_slow", hf_float(c->rope_beta_slow));
+    cJSON_AddNumberToObject(rp, "original_max_position_embeddings", c->rope_orig_max_pos);
+    if (!c->rope_truncate) cJSON_AddBoolToObject(rp, "truncate", 0);
+    if (c->rope_mscale != 0) cJSON_AddItemToObject(rp, "mscale", hf_float(c->rope_mscale));
+    if (c->rope_mscale_all_dim != 0)
+        cJSON_AddItemToObject(rp, "mscale_all_dim", hf_float(c->rope_mscale_all_dim));
 }

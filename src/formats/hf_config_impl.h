@@ -81,6 +81,8 @@ static inline int hf_ds_arch(moe_arch a) {
 /* hf_config_deepseek.c: their attention (latent attention, or glm4_moe's
  * GQA) and feed-forward layers; the common sizes and RoPE are the caller's. */
 int hf_deepseek(const hf_in *in, const hf_arch *a, moe_config *cfg);
+/* Their fields beyond the common ones into o (its rope_parameters replaced). */
+void hf_deepseek_write(cJSON *o, const moe_config *c);
 
 /* A qwen3_5_moe config.json ("qwen3_5_moe": the text model under
  * text_config, maybe a vision_config beside it) as the hf_in of its text

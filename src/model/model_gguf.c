@@ -42,6 +42,7 @@
 
 #include "base/err.h"
 #include "formats/gguf.h"
+#include "formats/hf_config.h"
 #include "model/tensor_map.h"
 #include "model/weights.h"
 
@@ -531,7 +532,6 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
     float factor = 1;
     snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_SCALING_FACTOR);
     if (gguf_find_kv(L->g, key) && gfloat(L, arch, TMK_ROPE_SCALING_FACTOR, 1, &factor)) return -1;
-    double m = 1.0;
     if (!strcmp(type, "yarn") && factor > 1) {
         c->rope_kind = MOE_ROPE_YARN;
         c->rope_factor = factor;
@@ -546,11 +546,12 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
         if (gguf_find_kv(L->g, key) &&
             gfloat(L, arch, "rope.scaling.yarn_log_multiplier", 0, &mul))
             return -1;
-        m = 1.0 + (double)mul * log((double)factor); /* 0.1 * (mul / 0.1) * ln(factor) */
+        c->rope_mscale = c->rope_mscale_all_dim = (float)(mul / 0.1); /* llama.cpp: equal */
     } else if (strcmp(type, "none") && factor != 1) {
         return moe_fail(L->err, "%s: key %s.%s: \"%.20s\" is not supported for %s (none or "
                         "yarn)", L->path, arch, TMK_ROPE_SCALING_TYPE, type, arch);
     }
-    c->attn_scale = (float)(m * m / sqrt((double)dh));
+    c->attn_scale = hf_mla_scale(dh, c->rope_kind == MOE_ROPE_YARN, c->rope_factor,
+                                 c->rope_mscale_all_dim);
     return 0;
 }

@@ -3,8 +3,10 @@
 # `moe info` states the latent attention, the KV bytes a token costs against
 # full keys and values, the group-limited routing and the multi-token-
 # prediction layers it skips; `moe logits` of the transformers fixtures give
-# transformers' logits (ref_logits.bin); writing them as GGUF or config.json
-# is refused by name.
+# transformers' logits (ref_logits.bin); llama.cpp's deepseek2 file gives
+# them too, with and without an expert memory budget; the presets have the
+# released models' sizes; config.json written back gives the same logits;
+# writing GGUF (or a directory from a deepseek2 GGUF) is refused by name.
 #   MOE=build/moe sh tests/cli/deepseek.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,10 +60,36 @@ expect_ok "logits gguf" "$MOE" logits "$GG" --ids 1,2,3,4 --out "$T/g1.bin"
 expect_ok "logits gguf --mem" "$MOE" logits "$GG" --ids 1,2,3,4 --out "$T/g2.bin" --mem 200K
 cmp -s "$T/g1.bin" "$T/g2.bin" && ok || bad "gguf logits differ under an expert memory budget"
 
+# presets: the released models' sizes, and a tiny one that runs
+expect_ok "init deepseek-v2-lite --dry-run" "$MOE" init --preset deepseek-v2-lite --dry-run "$T/p1"
+out_has "v2-lite size" "27 layers, .* 15\.71 B parameters"
+expect_ok "init deepseek-v3 --dry-run" "$MOE" init --preset deepseek-v3 --dry-run "$T/p2"
+out_has "v3 size" "61 layers, .* 671\.03 B parameters"
+expect_ok "init kimi-k2 --dry-run" "$MOE" init --preset kimi-k2 --dry-run "$T/p3"
+out_has "kimi size" "61 layers, .* 1026\.41 B parameters"
+expect_ok "init glm-4.5-air --dry-run" "$MOE" init --preset glm-4.5-air --dry-run "$T/p4"
+out_has "glm air size" "46 layers, .* 106\.85 B parameters"
+expect_ok "init tiny-deepseek-v3" "$MOE" init --preset tiny-deepseek-v3 "$T/tds"
+expect_ok "info tiny-deepseek-v3" "$MOE" info "$T/tds"
+out_has "tiny groups" "best 2 of 4 groups"
+out_has "tiny latent" "^latent attn +q through rank 32, kv latent 32"
+expect_ok "logits tiny-deepseek-v3" "$MOE" logits "$T/tds" --ids 1,2,3,4 --out "$T/t1.bin"
+# --experts 4 leaves groups of one: routed over all experts instead
+expect_ok "init --experts 4" "$MOE" init --preset tiny-deepseek-v3 --experts 4 "$T/tds4"
+expect_ok "info --experts 4" "$MOE" info "$T/tds4"
+grep -q "groups" "$T/out" && bad "groups kept with 4 experts in 4 groups" || ok
+# config.json written back reads the same: HF -> HF gives the same logits
+for v in deepseek_v3_base deepseek_v3_noq deepseek_v2_base glm4_moe_base glm4_moe_legacy; do
+  expect_ok "convert $v" "$MOE" convert "$FIX/$v" "$T/rt_$v"
+  "$MOE" logits "$FIX/$v" --ids 1,2,3 --out "$T/a.bin" 2>/dev/null &&
+    "$MOE" logits "$T/rt_$v" --ids 1,2,3 --out "$T/b.bin" 2>/dev/null &&
+    cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "convert $v: logits differ"
+done
+
 expect_fail "convert to gguf refused" 1 "deepseek_v2: writing GGUF files of this architecture is not supported" \
   "$MOE" convert "$FIX/deepseek_v2_base" "$T/x.gguf"
-expect_fail "convert to hf refused" 1 "writing a deepseek_v3 config.json is not supported" \
-  "$MOE" convert "$FIX/deepseek_v3_base" "$T/hf"
+expect_fail "gguf to hf refused" 1 "a deepseek2 GGUF cannot be converted to a directory" \
+  "$MOE" convert "$GG" "$T/hf"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
