@@ -190,6 +190,8 @@ struct moe_session {
     float *router_logits;   /* [T][E] */
     int *sel_expert;        /* [T][K] */
     float *sel_weight;      /* [T][K] */
+    uint8_t *group_kept;    /* [T][G] groups kept by group-limited routing (G = the layer's n_group) */
+    int g_max;              /* largest n_group of any layer (>= 1) */
     int *expert_count;      /* [E+1] rows per expert, then offsets */
     int *pair_token;        /* [T*K] token of each (sorted) pair */
     float *pair_weight;     /* [T*K] its routing weight */

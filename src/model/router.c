@@ -48,8 +48,9 @@ static void topk(const float *choice, int E, int k, int *idx) {
 }
 
 /* Group-limited routing: the selection scores sel[E] of experts outside the
- * topk_group best groups become -inf (in place). */
-static void group_limit(const moe_layer_config *lc, float *sel) {
+ * topk_group best groups become -inf (in place); kept[G] (if not NULL) gets
+ * 1 for the kept groups, 0 for the others. */
+static void group_limit(const moe_layer_config *lc, float *sel, uint8_t *kept) {
     int G = lc->n_group, n = lc->n_experts / G, keep[1024];
     float gs[1024];
     for (int g = 0; g < G; g++) {
@@ -64,6 +65,7 @@ static void group_limit(const moe_layer_config *lc, float *sel) {
     topk(gs, G, lc->topk_group, keep);
     unsigned char on[1024] = {0};
     for (int j = 0; j < lc->topk_group; j++) on[keep[j]] = 1;
+    if (kept) memcpy(kept, on, (size_t)G);
     for (int e = 0; e < lc->n_experts; e++)
         if (!on[e / n]) sel[e] = -INFINITY;
 }
@@ -117,7 +119,7 @@ static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
         const float *sel = p;
         if (r->lw->sel_bias || lc->group != MOE_GROUP_NONE) {
             for (int e = 0; e < E; e++) choice[e] = p[e] + (r->lw->sel_bias ? r->lw->sel_bias[e] : 0.0f);
-            if (lc->group != MOE_GROUP_NONE) group_limit(lc, choice);
+            if (lc->group != MOE_GROUP_NONE) group_limit(lc, choice, s->group_kept + t * lc->n_group);
             sel = choice;
         }
         topk(sel, E, K, ix);
@@ -152,7 +154,7 @@ void router_pick(const moe_session *s, int layer, float *p, int32_t tok, int *ix
     }
     if (sel_bias)
         for (int e = 0; e < E; e++) p[e] += sel_bias[e];
-    if (lc->group != MOE_GROUP_NONE) group_limit(lc, p);
+    if (lc->group != MOE_GROUP_NONE) group_limit(lc, p, NULL);
     topk(p, E, K, ix);
 }
 

@@ -209,6 +209,10 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
         if (cfg->layer[i].moe && cfg->layer[i].top_k > Kmax) Kmax = cfg->layer[i].top_k;
     P = T * imax(Kmax, s->e_max);
     s->sel_expert = malloc((size_t)(T * Kmax) * sizeof(int));
+    s->g_max = 1;
+    for (int i = 0; i < cfg->n_layers; i++)
+        if (cfg->layer[i].moe && cfg->layer[i].n_group > s->g_max) s->g_max = cfg->layer[i].n_group;
+    s->group_kept = calloc((size_t)(T * s->g_max), 1);
     s->expert_count = malloc((size_t)(s->e_max + 1) * sizeof(int));
     s->pair_token = malloc((size_t)P * sizeof(int));
     s->tok_seq = malloc((size_t)T * sizeof(int));
@@ -245,7 +249,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
         pool_free(s->pool);
         s->pool = NULL;
     }
-    if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
+    if (!s->sel_expert || !s->group_kept || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
         !s->expert_view || !s->in_wave || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
@@ -263,6 +267,7 @@ void moe_session_free(moe_session *s) {
     if (!s) return;
     free(s->k_cache); /* the start of the one float allocation */
     free(s->sel_expert);
+    free(s->group_kept);
     free(s->expert_count);
     free(s->pair_token);
     free(s->tok_seq);

@@ -78,6 +78,22 @@ expect_ok "logits tiny-deepseek-v3" "$MOE" logits "$T/tds" --ids 1,2,3,4 --out "
 expect_ok "init --experts 4" "$MOE" init --preset tiny-deepseek-v3 --experts 4 "$T/tds4"
 expect_ok "info --experts 4" "$MOE" info "$T/tds4"
 grep -q "groups" "$T/out" && bad "groups kept with 4 experts in 4 groups" || ok
+# moe route: the groups each token keeps (--text) and how often each group is
+# kept, per domain (--data), on a tiny-deepseek-v3 with a trained tokenizer
+CORPUS="$FIX/../tokenizer_train/corpus.txt"
+expect_ok "tokenizer train" "$MOE" tokenizer train --vocab 400 --out "$T/tok" -q "$CORPUS"
+sed -n '1,20p' "$CORPUS" >"$T/a.txt"
+sed -n '21,50p' "$CORPUS" >"$T/b.txt"
+expect_ok "data" "$MOE" data --tokenizer "$T/tok" --out "$T/data" --val-frac 0.5 -q \
+  --domain a="$T/a.txt" --domain b="$T/b.txt"
+expect_ok "init tiny-deepseek-v3 --vocab 400" "$MOE" init --preset tiny-deepseek-v3 --vocab 400 "$T/tr"
+cp "$T/tok/tokenizer.json" "$T/tr/"
+expect_ok "route --text" "$MOE" route "$T/tr" --text "hello world"
+out_has "route --text groups" '"groups":[[:space:]]*\[[0-9]+,[[:space:]]*[0-9]+\]'
+expect_ok "route --data" "$MOE" route "$T/tr" --data "$T/data" --max-tokens 200
+out_has "route --data groups" '"groups":[[:space:]]*\{"n_group":[[:space:]]*4,[[:space:]]*"topk_group":[[:space:]]*2,[[:space:]]*"counts"'
+out_has "route --data group mi" '"mi_max_bits":[[:space:]]*1\}'
+
 # config.json written back reads the same: HF -> HF gives the same logits
 for v in deepseek_v3_base deepseek_v3_noq deepseek_v2_base glm4_moe_base glm4_moe_legacy; do
   expect_ok "convert $v" "$MOE" convert "$FIX/$v" "$T/rt_$v"
