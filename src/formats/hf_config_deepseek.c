@@ -41,6 +41,8 @@
  *               last decoder layer (model.layers.L...): recorded, not loaded.
  * Released checkpoints give rope_theta and rope_scaling at the top level;
  * transformers 5 writes rope_parameters: both read the same (hf_config.c).
+ * hf_deepseek_write gives the fields back (transformers 5's spelling; kimi_k2
+ * as deepseek_v3, its architecture), and hf_config_write checks the re-read.
  */
 #include <math.h>
 #include <string.h>

@@ -80,7 +80,7 @@ static void mla_absorb_q(void *ctx, int64_t h0, int64_t h1, int tid) {
     const kern_cfg *k = kern_of(s->pool);
     int64_t H = c->n_heads, Dh = c->head_dim, Dn = c->qk_nope_dim, Dv = c->v_head_dim,
             R = c->kv_lora_rank, QA = R + c->qk_rope_dim;
-    float *row = s->mla_row + (int64_t)tid * R;
+    float *row = s->mla_row + (int64_t)tid * mla_row_len(c);
     if (!p->lw->wkv_b.data) {
         for (int64_t h = h0; h < h1; h++)
             for (int64_t r = 0; r < R; r++) {
@@ -110,7 +110,7 @@ static void mla_expand_out(void *ctx, int64_t h0, int64_t h1, int tid) {
     const kern_cfg *k = kern_of(s->pool);
     int64_t H = c->n_heads, Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank,
             QA = R + c->qk_rope_dim;
-    float *row = s->mla_row + (int64_t)tid * R;
+    float *row = s->mla_row + (int64_t)tid * mla_row_len(c);
     for (int64_t h = h0; h < h1; h++)
         for (int64_t j = 0; j < Dv; j++) {
             if (p->lw->wkv_b.data) mat_row_f32(row, &p->lw->wkv_b, h * (Dn + Dv) + Dn + j);

@@ -168,7 +168,8 @@ struct moe_session {
     float *mla_kv;          /* [T][R + Dr] */
     float *mla_q;           /* [T][H][R + Dr] absorbed queries */
     float *mla_lat;         /* [T][H][R + Dr] attention output in the latent (first R) */
-    float *mla_row;         /* [threads][R] one dequantized kv_b_proj row */
+    float *mla_row;         /* [threads][mla_row_len] one dequantized kv_b_proj (or
+                               attn_k_b / attn_v_b) row */
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
     int32_t *tok_id;        /* [T] its token id (hash routing) */
@@ -256,6 +257,11 @@ void attention_block(moe_session *s, int layer, int T);
 /* attention_mla.c: latent attention (kv_lora_rank > 0), s->xn -> s->tmp; the
  * RoPE tables of the call are already in s->rope_cos / rope_sin */
 void mla_attention_block(moe_session *s, int layer, int T);
+/* Floats of one thread's mla_row: a row of kv_b_proj / attn_v_b (R) or of
+ * attn_k_b (Dn). */
+static inline int64_t mla_row_len(const moe_config *c) {
+    return c->kv_lora_rank > c->qk_nope_dim ? c->kv_lora_rank : c->qk_nope_dim;
+}
 /* Floats one token takes in one attention layer's k_cache and v_cache. */
 static inline int64_t kv_k_floats(const moe_config *c) {
     return c->kv_lora_rank ? (int64_t)c->kv_lora_rank + c->qk_rope_dim

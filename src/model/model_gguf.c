@@ -491,7 +491,7 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
         moe_layer_config *lc = &c->layer[i];
         if (!lc->moe) continue;
         lc->score = gating == 2 ? MOE_SCORE_SIGMOID : MOE_SCORE_SOFTMAX;
-        lc->select_bias = gguf_find(L->g, gname(name, sizeof name, TM_SEL_BIAS, i, -1)) != NULL;
+        lc->select_bias = gguf_find(L->g, gname(name, sizeof name, TM_EXP_PROBS_B, i, -1)) != NULL;
         lc->routed_scale = scale;
         lc->n_shared = n_shared;
         lc->shared_dim = n_shared * lc->expert_dim;

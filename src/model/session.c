@@ -57,7 +57,7 @@ static void carve_all(moe_session *s, carver *c) {
         s->mla_kv = carve(c, T * QA);
         s->mla_q = carve(c, T * H * QA);
         s->mla_lat = carve(c, T * H * QA);
-        s->mla_row = carve(c, (int64_t)s->n_threads * imax(cfg->kv_lora_rank, cfg->qk_nope_dim));
+        s->mla_row = carve(c, (int64_t)s->n_threads * mla_row_len(cfg));
     }
     int64_t Ll = 0, Hk = cfg->lin_k_heads, Hv = cfg->lin_v_heads, Dk = cfg->lin_k_dim,
             Dv = cfg->lin_v_dim, Cc = 2 * Hk * Dk + Hv * Dv;

@@ -204,8 +204,7 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                       TD_ONE, TD_D, TW_SHARED_GATE, LYR(shared_gate)},
     [TM_ROUTER_NOISE] = {{NULL, NULL, L_ "{M}.gate_noise.weight", F32V | TMF_INIT_ZEROS},
                          TD_E, TD_D, TW_NOISE, LYR(router_noise)},
-    [TM_SEL_BIAS] = {{"blk.%d.exp_probs_b.bias", NULL, L_ "{M}.gate.e_score_correction_bias",
-                      F32V | TMF_INIT_ZEROS},
+    [TM_SEL_BIAS] = {{NULL, NULL, L_ "{M}.gate.e_score_correction_bias", F32V | TMF_INIT_ZEROS},
                      TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
     [TM_ATTN_SINKS] = {{"blk.%d.attn_sinks.weight", NULL, L_ "self_attn.sinks", F32V},
                        TD_NONE, TD_H, TW_SINKS, LYR(sinks)},
@@ -272,6 +271,8 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                      TD_KVR, TD_NOPE, TW_MLA, LYR(wk_b)},
     [TM_ATTN_V_B] = {{"blk.%d.attn_v_b.weight", NULL, NULL, TMF_HEADS},
                      TD_VD, TD_KVR, TW_MLA, LYR(wv_b)},
+    [TM_EXP_PROBS_B] = {{"blk.%d.exp_probs_b.bias", NULL, NULL, F32V},
+                        TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
@@ -299,6 +300,9 @@ static const struct {
     {MOE_ARCH_QWEN3_NEXT, TM_FFN_NORM, TM_POST_NORM},
     {MOE_ARCH_QWEN3_5_MOE, TM_FFN_NORM, TM_POST_NORM},
     {MOE_ARCH_GLM4_MOE, TM_FFN_NORM, TM_POST_NORM},
+    {MOE_ARCH_DEEPSEEK_V2, TM_SEL_BIAS, TM_EXP_PROBS_B}, /* blk.N.exp_probs_b.bias */
+    {MOE_ARCH_DEEPSEEK_V3, TM_SEL_BIAS, TM_EXP_PROBS_B},
+    {MOE_ARCH_GLM4_MOE, TM_SEL_BIAS, TM_EXP_PROBS_B},
 };
 
 static tm_role gguf_alias(const moe_config *c, tm_role r) {

@@ -35,7 +35,8 @@
  * W_uk transposed) and attn_v_b ([H][Dv][R]) instead of kv_b_proj,
  * exp_probs_b.bias (the selection bias); glm4moe: blk.N.post_attention_norm for
  * ffn_norm, exp_probs_b.bias.
- * The router's noise projection has no GGUF name (llama.cpp has no field for it).
+ * The router's noise projection, and the selection bias of the other
+ * architectures, have no GGUF name (llama.cpp has no field for them).
  * llama.cpp's converter permutes the q and k rows of "llama" files (the
  * per-architecture row says so; weights.c puts them back at load).
  */
@@ -125,6 +126,8 @@ typedef enum tm_role {
     /* llama.cpp's deepseek2 files split kv_b_proj per head (no HF name): */
     TM_ATTN_K_B,      /* [H][R][Dn] attn_k_b: W_uk transposed */
     TM_ATTN_V_B,      /* [H][Dv][R] attn_v_b: W_uv */
+    TM_EXP_PROBS_B,   /* [E] blk.N.exp_probs_b.bias: the selection bias (the slot of
+                         TM_SEL_BIAS) in deepseek2 / glm4moe files */
     TM_ROLE_COUNT
 } tm_role;
 
