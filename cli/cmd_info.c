@@ -18,6 +18,9 @@ static const char *arch_name(moe_arch a) {
     case MOE_ARCH_GPT_OSS: return "gpt_oss";
     case MOE_ARCH_QWEN3_NEXT: return "qwen3_next";
     case MOE_ARCH_QWEN3_5_MOE: return "qwen3_5_moe";
+    case MOE_ARCH_DEEPSEEK_V2: return "deepseek_v2";
+    case MOE_ARCH_DEEPSEEK_V3: return "deepseek_v3";
+    case MOE_ARCH_GLM4_MOE: return "glm4_moe";
     }
     return "?";
 }
@@ -69,6 +72,9 @@ static void ffn_text(const moe_layer_config *l, char *buf, size_t n) {
         o += snprintf(buf + o, n - (size_t)o, ", scale %g", (double)l->routed_scale);
     if (o >= 0 && (size_t)o < n && l->select_bias)
         o += snprintf(buf + o, n - (size_t)o, ", selection bias");
+    if (o >= 0 && (size_t)o < n && l->group != MOE_GROUP_NONE)
+        o += snprintf(buf + o, n - (size_t)o, ", best %d of %d groups (by %s)", l->topk_group,
+                      l->n_group, l->group == MOE_GROUP_MAX ? "best expert" : "sum of best two");
     if (o >= 0 && (size_t)o < n && l->noise > 0)
         o += snprintf(buf + o, n - (size_t)o, ", noisy top-k (x%g, training only)", (double)l->noise);
     if (o >= 0 && (size_t)o < n && l->capacity_factor > 0)
@@ -103,6 +109,14 @@ int cmd_info(int argc, char **argv) {
     int n_lin = 0;
     for (int i = 0; i < cfg->n_layers; i++) n_lin += cfg->layer[i].linear_attn;
     int64_t kv_per_tok = (int64_t)2 * (cfg->n_layers - n_lin) * cfg->n_kv_heads * cfg->head_dim * 4;
+    /* latent attention caches the latent and the rotary key: against the keys
+     * and values it stands for (H x (Dn + Dr) + H x Dv floats) */
+    int64_t kv_full_per_tok = kv_per_tok;
+    if (cfg->kv_lora_rank > 0) {
+        kv_per_tok = (int64_t)(cfg->n_layers - n_lin) * (cfg->kv_lora_rank + cfg->qk_rope_dim) * 4;
+        kv_full_per_tok = (int64_t)(cfg->n_layers - n_lin) * cfg->n_heads *
+                          (cfg->head_dim + cfg->v_head_dim) * 4;
+    }
     int64_t total_experts = 0;
     for (int i = 0; i < cfg->n_layers; i++)
         if (cfg->layer[i].moe) total_experts += cfg->layer[i].n_experts;
@@ -114,13 +128,14 @@ int cmd_info(int argc, char **argv) {
                "\"layers\": %d, \"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d, "
                "\"max_pos\": %d, \"rope_theta\": %g, \"qk_norm\": \"%s\", \"experts_total\": %lld, "
                "\"params_total\": %lld, \"params_active\": %lld, \"bytes_total\": %lld, "
-               "\"bytes_active\": %lld, \"kv_bytes_per_token\": %lld, \"dtypes\": \"%s\", "
+               "\"bytes_active\": %lld, \"kv_bytes_per_token\": %lld, "
+               "\"kv_bytes_per_token_full\": %lld, \"dtypes\": \"%s\", "
                "\"vision_tower\": %s}\n",
                arch_name(cfg->arch), cfg->vocab, cfg->dim, cfg->n_layers, cfg->n_heads,
                cfg->n_kv_heads, cfg->head_dim, cfg->max_pos, (double)cfg->rope_theta,
                qknorm_name(cfg->qk_norm), (long long)total_experts, (long long)st.params_total,
                (long long)st.params_active, (long long)st.bytes_total, (long long)st.bytes_active,
-               (long long)kv_per_tok, st.dtypes, cfg->vision_tower ? "\"not loaded\"" : "null");
+               (long long)kv_per_tok, (long long)kv_full_per_tok, st.dtypes, cfg->vision_tower ? "\"not loaded\"" : "null");
         moe_model_free(m);
         return 0;
     }
@@ -136,6 +151,18 @@ int cmd_info(int argc, char **argv) {
            cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, (double)cfg->rope_theta,
            qknorm_name(cfg->qk_norm), cfg->qkv_bias ? ", qkv bias" : "",
            cfg->o_bias ? ", o bias" : "");
+    if (cfg->kv_lora_rank > 0) {
+        char q[48] = "q_proj";
+        if (cfg->q_lora_rank) snprintf(q, sizeof q, "q through rank %d", cfg->q_lora_rank);
+        printf("latent attn   %s, kv latent %d, head %d non-rotary + %d rotary (%s), "
+               "value %d, softmax scale %g\n", q, cfg->kv_lora_rank, cfg->qk_nope_dim,
+               cfg->qk_rope_dim, cfg->rope_interleave ? "interleaved pairs" : "two halves",
+               cfg->v_head_dim, (double)cfg->attn_scale);
+    }
+    if (cfg->n_mtp_layers > 0)
+        printf("mtp layers    %d multi-token-prediction layer%s (num_nextn_predict_layers): "
+               "not loaded, their tensors are skipped\n",
+               cfg->n_mtp_layers, cfg->n_mtp_layers == 1 ? "" : "s");
     if (cfg->sliding_window > 0) {
         int full = 0;
         for (int i = 0; i < cfg->n_layers; i++) full += cfg->layer[i].full_attention;
@@ -144,7 +171,7 @@ int cmd_info(int argc, char **argv) {
         else printf("window        %d\n", cfg->sliding_window);
     }
     if (cfg->attn_sinks) printf("sinks         a learned logit per head in each softmax\n");
-    if (cfg->attn_out_gate || cfg->rope_dim || cfg->norm_offset)
+    if (cfg->attn_out_gate || (cfg->rope_dim && !cfg->kv_lora_rank) || cfg->norm_offset)
         printf("attn extras   %s%s%d of %d dims rotated\n",
                cfg->attn_out_gate ? "sigmoid output gate, " : "",
                cfg->norm_offset ? "zero-centred norms (1 + w), " : "",
@@ -186,6 +213,11 @@ int cmd_info(int argc, char **argv) {
            cli_bytes(kv_per_tok, b1, sizeof b1),
            cli_bytes(kv_per_tok * (cfg->max_pos < 4096 ? cfg->max_pos : 4096), b3, sizeof b3),
            cfg->max_pos < 4096 ? cfg->max_pos : 4096);
+    if (cfg->kv_lora_rank > 0)
+        printf("              latent + rotary key only: %s per position against %s for full "
+               "keys and values (%.1fx smaller)\n", cli_bytes(kv_per_tok, b1, sizeof b1),
+               cli_bytes(kv_full_per_tok, b2, sizeof b2),
+               (double)kv_full_per_tok / (double)kv_per_tok);
     if (cfg->bos_id >= 0 || cfg->eos_id >= 0) {
         char bos[16] = "none", eos[16] = "none";
         if (cfg->bos_id >= 0) snprintf(bos, sizeof bos, "%d", cfg->bos_id);

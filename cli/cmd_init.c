@@ -213,6 +213,12 @@ int cmd_init(int argc, char **argv) {
         moe_layer_config *l = &cfg.layer[i];
         l->n_experts = experts;
         if (l->top_k > experts) l->top_k = experts;
+        /* group-limited routing: keep the groups when they still divide the experts
+         * (two or more each, enough for top-k), else route over all of them */
+        if (l->group != MOE_GROUP_NONE &&
+            (experts % l->n_group || experts / l->n_group < 2 ||
+             l->top_k > l->topk_group * (experts / l->n_group)))
+            l->group = MOE_GROUP_NONE, l->n_group = l->topk_group = 0;
     }
     if (vocab) {
         cfg.vocab = vocab;

@@ -34,6 +34,11 @@ static void on_route_text(void *user, const moe_route_info *r) {
             cJSON_AddItemToArray(ex, cJSON_CreateNumber(r->expert[t * r->K + j]));
             cJSON_AddItemToArray(w, cJSON_CreateNumber(route_round6(r->weight[t * r->K + j])));
         }
+        if (r->group) { /* group-limited routing: the groups the token kept */
+            cJSON *g = cJSON_AddArrayToObject(o, "groups");
+            for (int k = 0; g && k < r->n_group; k++)
+                if (r->group[t * r->n_group + k]) cJSON_AddItemToArray(g, cJSON_CreateNumber(k));
+        }
         cJSON_AddItemToArray(tt->tok_layers[r->t0 + t], o);
     }
 }

@@ -10,6 +10,10 @@
  * rope_theta 1e7) and everything else from transformers 5.23's
  * Qwen3_5MoeTextConfig defaults (no bos/eos), written as its text model
  * (Qwen3_5MoeForCausalLM, model_type qwen3_5_moe_text).
+ * deepseek-v2-lite, deepseek-v3, kimi-k2 and glm-4.5-air are those of
+ * deepseek-ai/DeepSeek-V2-Lite, deepseek-ai/DeepSeek-V3, moonshotai/Kimi-K2-
+ * Instruct (written as deepseek_v3, its architecture) and zai-org/GLM-4.5-Air
+ * (without their multi-token-prediction layers' weights).
  * The tiny presets have one of each architecture's switches on, small enough
  * for tests (a few hundred KiB).
  */
@@ -309,6 +313,133 @@ static void tiny_qwen2(moe_config *c) {
     shared_expert(c, 64);
 }
 
+/* DeepSeek's latent attention (kv latent 512, heads of 128 + 64 rotary, values
+ * of 128, interleaved rotary pairs) with YaRN over 4096 positions, mscale =
+ * mscale_all_dim = ms; routing sigmoid (V3) or softmax (V2). The softmax scale
+ * is computed as config.json's reader computes it. */
+static void deepseek(moe_config *c, moe_arch arch, const char *type, int q_lora, float factor,
+                     float ms) {
+    base(c, arch, type);
+    c->q_lora_rank = q_lora;
+    c->kv_lora_rank = 512;
+    c->qk_nope_dim = 128;
+    c->qk_rope_dim = c->rope_dim = 64;
+    c->v_head_dim = 128;
+    c->head_dim = 192;
+    c->rope_interleave = 1;
+    c->norm_eps = 1e-6f;
+    c->rope_kind = MOE_ROPE_YARN;
+    c->rope_factor = factor;
+    c->rope_orig_max_pos = 4096;
+    c->rope_beta_fast = 32;
+    c->rope_beta_slow = 1;
+    c->rope_truncate = 1;
+    c->rope_attn_factor = 1.0f; /* mscale / mscale_all_dim */
+    c->rope_mscale = c->rope_mscale_all_dim = ms;
+    double m = 0.1 * (double)ms * log((double)factor) + 1.0;
+    c->attn_scale = (float)(1.0 / sqrt(192.0) * (m * m));
+}
+/* routed experts (width F) and n_shared shared ones after `dense` dense layers */
+static void ds_layers(moe_config *c, int dense, int ffn, int E, int K, int F, int n_shared,
+                      int sigmoid, float scale) {
+    all_layers(c, ffn, E, K, F, sigmoid);
+    for (int i = 0; i < MOE_MAX_LAYERS; i++) {
+        moe_layer_config *l = &c->layer[i];
+        if (i < dense) {
+            *l = (moe_layer_config){.moe = 0, .ffn_dim = ffn, .routed_scale = 1.0f};
+            continue;
+        }
+        l->n_shared = n_shared;
+        l->shared_dim = n_shared * F;
+        l->routed_scale = scale;
+        if (sigmoid) l->score = MOE_SCORE_SIGMOID, l->select_bias = 1;
+    }
+}
+static void ds_groups(moe_config *c, int G, int TG) {
+    for (int i = 0; i < MOE_MAX_LAYERS; i++)
+        if (c->layer[i].moe)
+            c->layer[i].group = MOE_GROUP_TOP2_SUM, c->layer[i].n_group = G,
+            c->layer[i].topk_group = TG;
+}
+static void deepseek_v2_lite(moe_config *c) {
+    deepseek(c, MOE_ARCH_DEEPSEEK_V2, "deepseek_v2", 0, 40, 0.707f);
+    c->vocab = 102400;
+    c->dim = 2048;
+    c->n_layers = 27;
+    c->n_heads = c->n_kv_heads = 16;
+    c->max_pos = 163840;
+    c->rope_theta = 10000.0f;
+    c->bos_id = 100000;
+    c->eos_id = 100001;
+    ds_layers(c, 1, 10944, 64, 6, 1408, 2, 0, 1.0f);
+}
+static void deepseek_v3(moe_config *c) {
+    deepseek(c, MOE_ARCH_DEEPSEEK_V3, "deepseek_v3", 1536, 40, 1.0f);
+    c->vocab = 129280;
+    c->dim = 7168;
+    c->n_layers = 61;
+    c->n_heads = c->n_kv_heads = 128;
+    c->max_pos = 163840;
+    c->rope_theta = 10000.0f;
+    c->bos_id = 0;
+    c->eos_id = 1;
+    c->n_mtp_layers = 1;
+    ds_layers(c, 3, 18432, 256, 8, 2048, 1, 1, 2.5f);
+    ds_groups(c, 8, 4);
+}
+static void kimi_k2(moe_config *c) {
+    deepseek(c, MOE_ARCH_DEEPSEEK_V3, "deepseek_v3", 1536, 32, 1.0f);
+    c->rope_beta_fast = c->rope_beta_slow = 1;
+    c->vocab = 163840;
+    c->dim = 7168;
+    c->n_layers = 61;
+    c->n_heads = c->n_kv_heads = 64;
+    c->max_pos = 131072;
+    c->rope_theta = 50000.0f;
+    c->bos_id = 163584;
+    c->eos_id = 163585;
+    ds_layers(c, 1, 18432, 384, 8, 2048, 1, 1, 2.827f);
+}
+static void glm_4_5_air(moe_config *c) {
+    base(c, MOE_ARCH_GLM4_MOE, "glm4_moe");
+    c->vocab = 151552;
+    c->dim = 4096;
+    c->n_layers = 46;
+    c->n_heads = 96;
+    c->n_kv_heads = 8;
+    c->head_dim = 128;
+    c->rope_dim = 64; /* partial_rotary_factor 0.5 */
+    c->qkv_bias = 1;
+    c->max_pos = 131072;
+    c->rope_theta = 1e6f;
+    c->norm_eps = 1e-5f;
+    c->eos_id = 151329;
+    c->n_mtp_layers = 1;
+    ds_layers(c, 1, 10944, 128, 8, 1408, 1, 1, 1.0f);
+}
+/* tiny-deepseek-v3: latent attention with q rank, groups, a dense first layer */
+static void tiny_deepseek_v3(moe_config *c) {
+    deepseek(c, MOE_ARCH_DEEPSEEK_V3, "deepseek_v3", 32, 4, 1.0f);
+    c->kv_lora_rank = 32;
+    c->qk_nope_dim = 16;
+    c->qk_rope_dim = c->rope_dim = 16;
+    c->v_head_dim = 16;
+    c->head_dim = 32;
+    double m = 0.1 * log(4.0) + 1.0;
+    c->attn_scale = (float)(1.0 / sqrt(32.0) * (m * m));
+    c->rope_orig_max_pos = 128;
+    c->vocab = 512;
+    c->dim = 64;
+    c->n_layers = 3;
+    c->n_heads = c->n_kv_heads = 4;
+    c->max_pos = 512;
+    c->rope_theta = 10000.0f;
+    c->bos_id = 1;
+    c->eos_id = 2;
+    ds_layers(c, 1, 128, 8, 2, 32, 1, 1, 2.5f);
+    ds_groups(c, 4, 2);
+}
+
 const preset presets[] = {
     {"olmoe-1b-7b", "OLMoE-1B-7B: 16 layers, dim 2048, 64 experts top-8 (FFN 1024), qk-norm", olmoe_1b_7b},
     {"mixtral-8x7b", "Mixtral-8x7B: 32 layers, dim 4096, GQA 32/8, 8 experts top-2 (FFN 14336)", mixtral_8x7b},
@@ -320,11 +451,21 @@ const preset presets[] = {
      "256 experts top-8 (FFN 512) + shared 512", qwen3_5_35b_a3b},
     {"gpt-oss-20b", "gpt-oss-20b: 24 layers, dim 2880, GQA 64/8, 32 experts top-4 (FFN 2880), MXFP4 experts", gpt_oss_20b},
     {"gpt-oss-120b", "gpt-oss-120b: 36 layers, dim 2880, GQA 64/8, 128 experts top-4 (FFN 2880), MXFP4 experts", gpt_oss_120b},
+    {"deepseek-v2-lite", "DeepSeek-V2-Lite: 27 layers, dim 2048, latent attention (kv 512), "
+     "64 experts top-6 (FFN 1408) + 2 shared", deepseek_v2_lite},
+    {"deepseek-v3", "DeepSeek-V3: 61 layers, dim 7168, latent attention (q 1536, kv 512), "
+     "256 experts in 8 groups top-8 (FFN 2048) + 1 shared", deepseek_v3},
+    {"kimi-k2", "Kimi-K2: 61 layers, dim 7168, latent attention, 384 experts top-8 (FFN 2048) "
+     "+ 1 shared", kimi_k2},
+    {"glm-4.5-air", "GLM-4.5-Air: 46 layers, dim 4096, GQA 96/8, partial RoPE, 128 experts "
+     "top-8 (FFN 1408) + 1 shared", glm_4_5_air},
     {"tiny", "mixtral layout, 2 layers, dim 64, vocab 512, 4 experts top-2", tiny},
     {"tiny-olmoe", "olmoe layout, 2 layers, dim 64, vocab 512, 8 experts top-2", tiny_olmoe},
     {"tiny-qwen3", "qwen3_moe layout, 2 layers, dim 64, head dim 32, 8 experts top-2", tiny_qwen3},
     {"tiny-qwen2", "qwen2_moe layout, 2 layers, dim 64, qkv bias, shared expert", tiny_qwen2},
     {"tiny-gpt-oss", "gpt_oss layout, 2 layers, dim 64, sinks, sliding window 8, YaRN, MXFP4 experts", tiny_gpt_oss},
+    {"tiny-deepseek-v3", "deepseek_v3 layout, 3 layers, dim 64, latent attention, 8 experts in "
+     "4 groups, YaRN", tiny_deepseek_v3},
 };
 const int n_presets = (int)(sizeof presets / sizeof presets[0]);
 

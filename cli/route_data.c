@@ -178,6 +178,25 @@ static cJSON *layer_json(const moe_route_layer *l, int D, int top, const moe_tok
     cJSON_AddNumberToObject(o, "mi_bits", route_round6(l->mi_bits));
     cJSON_AddNumberToObject(o, "mi_max_bits", route_round6(log2((double)(D < l->E ? D : l->E))));
     cJSON_AddItemToObject(o, "top_tokens", top_tokens_json(l, top, tok));
+    if (l->G > 0) { /* group-limited routing: how often each group is kept */
+        cJSON *g = cJSON_AddObjectToObject(o, "groups");
+        if (!g) return o;
+        cJSON_AddNumberToObject(g, "n_group", l->G);
+        cJSON_AddNumberToObject(g, "topk_group", l->TG);
+        cJSON_AddItemToObject(g, "counts", num_array(l->group_counts, l->G));
+        int64_t tokens = 0;
+        for (int k = 0; k < l->G; k++) tokens += l->group_counts[k];
+        tokens = l->TG ? tokens / l->TG : 0;
+        cJSON *share = cJSON_AddArrayToObject(g, "share");
+        for (int k = 0; share && k < l->G; k++)
+            cJSON_AddItemToArray(share, cJSON_CreateNumber(
+                tokens ? route_round6((double)l->group_counts[k] / (double)tokens) : 0.0));
+        cJSON *gd = cJSON_AddArrayToObject(g, "domain_counts");
+        for (int d = 0; gd && d < D; d++)
+            cJSON_AddItemToArray(gd, num_array(l->domain_group_counts + (int64_t)d * l->G, l->G));
+        cJSON_AddNumberToObject(g, "mi_bits", route_round6(l->group_mi_bits));
+        cJSON_AddNumberToObject(g, "mi_max_bits", route_round6(log2((double)(D < l->G ? D : l->G))));
+    }
     return o;
 }
 

@@ -34,6 +34,9 @@ typedef enum {
     MOE_ARCH_GPT_OSS,     /* "gpt_oss" */
     MOE_ARCH_QWEN3_NEXT,  /* "qwen3_next" */
     MOE_ARCH_QWEN3_5_MOE, /* "qwen3_5_moe" (its text model, "qwen3_5_moe_text") */
+    MOE_ARCH_DEEPSEEK_V2, /* "deepseek_v2" */
+    MOE_ARCH_DEEPSEEK_V3, /* "deepseek_v3" (and "kimi_k2", the same architecture) */
+    MOE_ARCH_GLM4_MOE,    /* "glm4_moe" */
 } moe_arch;
 
 typedef enum {
@@ -59,6 +62,17 @@ typedef enum {
     MOE_ROPE_DEFAULT = 0, /* inv_freq_i = theta^(-2i/Dh) */
     MOE_ROPE_YARN,        /* YaRN (transformers' _compute_yarn_parameters) */
 } moe_rope_kind;
+
+/* Group-limited routing (DeepSeek): the E experts form n_group equal groups;
+ * a token first keeps the topk_group groups with the best group score, then
+ * takes its top-k among their experts. */
+typedef enum {
+    MOE_GROUP_NONE = 0, /* no groups */
+    MOE_GROUP_MAX,      /* group score = its largest expert score
+                           (deepseek_v2 "group_limited_greedy") */
+    MOE_GROUP_TOP2_SUM, /* group score = sum of its two largest selection scores
+                           (score + selection bias; deepseek_v3 / glm4_moe "noaux_tc") */
+} moe_group_kind;
 
 typedef enum {
     MOE_ROUTE_TOKEN_CHOICE = 0, /* each token picks its top-k experts */
@@ -92,10 +106,14 @@ typedef struct moe_layer_config {
                                "full_attention" layers among sliding ones) */
     int linear_attn;        /* 1: the token mixer is a Gated DeltaNet (qwen3_next
                                "linear_attention"), sized by moe_config.lin_* */
+    moe_group_kind group;   /* group-limited routing (token choice only) */
+    int n_group;            /* groups of experts (divides n_experts); 0/1 = none */
+    int topk_group;         /* groups a token may pick from (<= n_group) */
 } moe_layer_config;
 
 #define MOE_MAX_LAYERS 256
 #define MOE_LIN_MAX_CONV 64 /* longest Gated DeltaNet conv kernel */
+#define MOE_MLA_MAX_ROPE 1024 /* most rotary dims of latent attention (qk_rope_dim) */
 
 typedef struct moe_config {
     moe_arch arch;
@@ -145,6 +163,22 @@ typedef struct moe_config {
                              them no-ops: kept to write files back; all 0 = none */
     int vision_tower;     /* 1: the checkpoint also holds a vision tower (qwen3_5_moe
                              vision_config, model.visual.*); only its text model is loaded */
+    /* Multi-head latent attention (deepseek_v2/v3; kv_lora_rank > 0 turns it on).
+     * head_dim is then qk_nope_dim + qk_rope_dim and rope_dim qk_rope_dim: */
+    int q_lora_rank;      /* rank of q's down-projection (q_a_proj); 0 = q_proj */
+    int kv_lora_rank;     /* R: the latent a token's keys and values come from */
+    int qk_nope_dim;      /* non-rotary part of each query/key head */
+    int qk_rope_dim;      /* rotary part (one key shared by every head) */
+    int v_head_dim;       /* value head size */
+    int rope_interleave;  /* 1: rotary dims as interleaved pairs (x0, x1), (x2, x3) ...
+                             (deepseek); 0: the two halves (rotate_half) */
+    float attn_scale;     /* softmax scale; 0 = 1/sqrt(head_dim) (deepseek's YaRN
+                             multiplies it by mscale(factor, mscale_all_dim)^2) */
+    float rope_mscale, rope_mscale_all_dim; /* YaRN's mscale / mscale_all_dim as config.json
+                             gives them (0 = absent); rope_attn_factor and attn_scale
+                             follow from them; kept to write config.json back */
+    int n_mtp_layers;     /* multi-token-prediction layers the checkpoint carries after the
+                             last layer (num_nextn_predict_layers): not loaded */
     moe_layer_config layer[MOE_MAX_LAYERS];
 } moe_config;
 

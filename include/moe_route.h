@@ -34,6 +34,9 @@ typedef struct moe_route_info {
                             router logits, without any selection bias */
     const int *seq;      /* [T] sequence of each token */
     const int *pos;      /* [T] its position in that sequence */
+    int n_group;         /* G: expert groups of group-limited routing; 0 = none */
+    const uint8_t *group;/* [T][G] 1 for the groups each token kept (topk_group of
+                            them; its experts are among theirs); NULL when G = 0 */
 } moe_route_info;
 
 typedef void (*moe_route_fn)(void *user, const moe_route_info *r);
@@ -114,6 +117,12 @@ typedef struct moe_route_layer {
     double mi_bits;          /* moe_route_mutual_info(domain_counts, D, E) */
     int32_t *top_id;         /* [E][top] the ids each expert received most */
     int64_t *top_count;      /* [E][top] how often (0: no such token) */
+    int G, TG;               /* group-limited routing: groups, groups kept per token
+                                (G = 0: none, and the three below are NULL / 0) */
+    int64_t *group_counts;   /* [G] tokens that kept group g */
+    int64_t *domain_group_counts; /* [D][G] the same per domain */
+    double group_mi_bits;    /* moe_route_mutual_info(domain_group_counts, D, G): how much
+                                the groups a token keeps say about its domain */
 } moe_route_layer;
 
 typedef struct moe_route_data {

@@ -105,6 +105,10 @@ TEST(batch_interleaved_qwen3_next) { check_interleaved("qwen3_next_base"); }
 TEST(batch_interleaved_qwen3_next_legacy) { check_interleaved("qwen3_next_legacy"); }
 TEST(batch_interleaved_qwen3_5_moe) { check_interleaved("qwen3_5_moe_vl"); }
 TEST(batch_interleaved_qwen3_5_moe_text) { check_interleaved("qwen3_5_moe_text"); }
+/* latent attention: the cache holds each sequence's latents and rotary keys */
+TEST(batch_interleaved_deepseek_v3) { check_interleaved("deepseek_v3_base"); }
+TEST(batch_interleaved_deepseek_v2) { check_interleaved("deepseek_v2_base"); }
+TEST(batch_interleaved_glm4_moe) { check_interleaved("glm4_moe_base"); }
 
 /* One sequence's tokens through moe_decode, logits of the last. */
 static int feed(moe_session *s, int q, const int32_t *ids, int n, float *last, moe_err *err) {
@@ -151,8 +155,8 @@ TEST(batch_seq_rm_then_reuse) {
     moe_model_free(m);
 }
 
-TEST(batch_seq_cp_prefix_two_continuations) {
-    moe_model *m = test_load_variant("mixtral_base");
+static void check_seq_cp(const char *variant) {
+    moe_model *m = test_load_variant(variant);
     if (!m) return;
     int V = moe_model_config(m)->vocab;
     int32_t full[2][12];
@@ -187,6 +191,9 @@ TEST(batch_seq_cp_prefix_two_continuations) {
     moe_session_free(s);
     moe_model_free(m);
 }
+
+TEST(batch_seq_cp_prefix_two_continuations) { check_seq_cp("mixtral_base"); }
+TEST(batch_seq_cp_latent_cache) { check_seq_cp("deepseek_v3_base"); } /* latent + rotary key rows */
 
 TEST(batch_errors_leave_the_session_as_it_was) {
     moe_model *m = test_load_variant("mixtral_base");

@@ -371,7 +371,8 @@ static const char *const k_variants[] = {
     "qwen2_moe_dense", "qwen3_moe_base",  "qwen3_moe_nonorm", "qwen3_moe_dense", "olmoe_base",
     "olmoe_norm",     "gpt_oss_base",     "gpt_oss_legacy", "gpt_oss_mxfp4",   "qwen3_next_base",
     "qwen3_next_legacy", "qwen3_next_bf16", "qwen3_5_moe_vl", "qwen3_5_moe_text",
-    "qwen3_5_moe_legacy",
+    "qwen3_5_moe_legacy", "deepseek_v3_base", "deepseek_v3_noq", "deepseek_v2_base",
+    "deepseek_v2_bf16", "glm4_moe_base",  "glm4_moe_legacy",
 };
 
 #define CONFORMANCE(v) TEST(conformance_##v) { conformance_run(#v); }
@@ -400,6 +401,12 @@ CONFORMANCE(qwen3_next_bf16)
 CONFORMANCE(qwen3_5_moe_vl)     /* text_config + vision tower, model.language_model., fused experts */
 CONFORMANCE(qwen3_5_moe_text)   /* Qwen3_5MoeForCausalLM's own files */
 CONFORMANCE(qwen3_5_moe_legacy) /* BF16, rope_scaling spelling, full_attention_interval */
+CONFORMANCE(deepseek_v3_base)   /* latent attention with q rank, YaRN + mscale, groups */
+CONFORMANCE(deepseek_v3_noq)    /* q_proj, half-split rotary, no groups, an MTP layer on disk */
+CONFORMANCE(deepseek_v2_base)   /* softmax, group_limited_greedy, rope_scaling spelling */
+CONFORMANCE(deepseek_v2_bf16)   /* BF16: kv_b_proj rows widened one by one */
+CONFORMANCE(glm4_moe_base)      /* partial rotary, q/k/v biases, q/k norm, groups */
+CONFORMANCE(glm4_moe_legacy)    /* top-level rope_theta / partial_rotary_factor */
 
 TEST(conformance_fixture_list) {
     char path[512];

@@ -761,7 +761,7 @@ TEST(hf_config_validate_struct) {
         CHECK_EQ_INT(moe_config_validate(c, "x", &err), -1);                  \
         CHECK_STR_CONTAINS(err.msg, needle);                                  \
     } while (0)
-    VBAD(c->arch = (moe_arch)9, "architecture");
+    VBAD(c->arch = (moe_arch)42, "architecture");
     VBAD(c->n_heads = 24, "divisible");
     VBAD(c->head_dim = 0, "head_dim");
     VBAD(c->n_layers = MOE_MAX_LAYERS + 1, "num_hidden_layers");

@@ -61,4 +61,10 @@ conv gpt_oss_mxfp4 f32 gpt_oss_mxfp4.gguf
 conv qwen3_5_moe_vl f32 qwen3_5_moe_f32.gguf --no-mtp
 conv qwen3_5_moe_vl q8_0 qwen3_5_moe_q8_0.gguf --no-mtp
 conv qwen3_5_moe_text f32 qwen3_5_moe_text_f32.gguf --no-mtp
+# DeepSeek (deepseek2: kv_b_proj split into attn_k_b / attn_v_b, YaRN's mscale_all_dim
+# as yarn_log_multiplier) and GLM-4.5 (glm4moe: block_count counts the MTP layer)
+conv deepseek_v3_base f32 deepseek_v3_f32.gguf
+conv deepseek_v2_bf16 f32 deepseek_v2_f32.gguf
+conv glm4_moe_base f32 glm4_moe_f32.gguf
+conv glm4_moe_base q8_0 glm4_moe_q8_0.gguf
 ls -l "$OUT"

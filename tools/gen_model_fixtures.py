@@ -38,6 +38,7 @@ from gguf import quants as gq
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
+from torch.nn.functional import linear as F_linear
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "tests", "fixtures", "models")
@@ -138,6 +139,48 @@ QWEN3_5 = dict(hidden_size=32, moe_intermediate_size=16, shared_expert_intermedi
 QWEN3_5_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2,
                       out_hidden_size=32, patch_size=4, num_position_embeddings=16,
                       temporal_patch_size=2, spatial_merge_size=2)
+# deepseek_v3: latent attention (q through rank 24, latent 16, heads of 8
+# non-rotary + 8 rotary dims, values of 12), YaRN with DeepSeek's mscale on the
+# softmax scale (mscale = mscale_all_dim as in the released models, which is
+# also all llama.cpp's GGUF files can say), rotary dims interleaved; 8 experts in 4 groups, the best 2
+# groups kept (by the sum of their two best), sigmoid scores with the
+# correction bias, renormalized top-2 times 2.5, a shared expert, layer 0 dense.
+DS3 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=3,
+           num_attention_heads=4, num_key_value_heads=4, q_lora_rank=24, kv_lora_rank=16,
+           qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=8,
+           num_experts_per_tok=2, n_group=4, topk_group=2, n_shared_experts=1,
+           routed_scaling_factor=2.5, first_k_dense_replace=1, norm_topk_prob=True,
+           rope_interleave=True, rms_norm_eps=1e-6, attention_bias=False,
+           rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                            "original_max_position_embeddings": 16, "beta_fast": 8.0,
+                            "beta_slow": 1.0, "mscale": 0.8, "mscale_all_dim": 0.8},
+           # as the released config.json says (transformers ignores both; llama.cpp's
+           # converter reads scoring_func)
+           scoring_func="sigmoid", topk_method="noaux_tc")
+# deepseek_v2: V2-Lite's shape of attention (q_proj, no q rank), softmax
+# scores, group_limited_greedy (9 experts in 3 groups of 3, the best 2 kept by
+# their best expert, top-3 among their 6), never renormalized, scaled, 2
+# shared experts.
+DS2 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=3,
+           num_attention_heads=4, num_key_value_heads=4, q_lora_rank=None, kv_lora_rank=16,
+           qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=9,
+           num_experts_per_tok=3, topk_method="group_limited_greedy", n_group=3, topk_group=2,
+           n_shared_experts=2, routed_scaling_factor=1.5, first_k_dense_replace=1,
+           norm_topk_prob=False, rms_norm_eps=1e-6, attention_bias=False,
+           rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                            "original_max_position_embeddings": 16, "beta_fast": 8.0,
+                            "beta_slow": 1.0, "mscale": 0.707, "mscale_all_dim": 0.707})
+# glm4_moe: GQA 4/2 with head_dim 16, RoPE on half of it, q/k/v biases,
+# per-head q/k norm; 8 experts in 2 groups (1 kept), sigmoid + correction
+# bias, renormalized top-2 times 1.5, a shared expert, layer 0 dense.
+GLM = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=3,
+           num_attention_heads=4, num_key_value_heads=2, head_dim=16, n_routed_experts=8,
+           num_experts_per_tok=2, n_group=2, topk_group=1, n_shared_experts=1,
+           routed_scaling_factor=1.5, first_k_dense_replace=1, norm_topk_prob=True,
+           attention_bias=True, use_qk_norm=True, rms_norm_eps=1e-5,
+           rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                            "partial_rotary_factor": 0.5})
+DS_TYPES = ("deepseek_v2", "deepseek_v3", "glm4_moe")
 QWEN3_5_TYPES = ("qwen3_5_moe", "qwen3_5_moe_text")
 LINEAR_TYPES = ("qwen3_next",) + QWEN3_5_TYPES
 
@@ -255,6 +298,42 @@ VARIANTS = [
            "partial_rotary_factor at its top level, mrope_section/mrope_interleaved in "
            "rope_scaling, full_attention_interval 4 and no layer_types: layers 0-2 linear, 3 "
            "full); RoPE on 4 of 16 dims"),
+    V("deepseek_v3_base", "deepseek_v3", DS3,
+      what="deepseek_v3: latent attention (q_lora_rank 24, kv_lora_rank 16, heads 8 + 8 rotary, "
+           "values 12), YaRN (factor 4, original context 16) with mscale = mscale_all_dim 0.8 "
+           "(on the softmax scale), interleaved rotary dims; scoring_func / topk_method as "
+           "released; 8 experts in 4 groups, best 2 groups (sum "
+           "of their best two), sigmoid + e_score_correction_bias, renormalized top-2 x 2.5, "
+           "a shared expert, layer 0 dense (40); rope_parameters spelling"),
+    V("deepseek_v3_noq", "deepseek_v3", DS3, legacy=True, q_lora_rank=None,
+      rope_interleave=False, n_group=1, topk_group=1, n_shared_experts=2, routed_scaling_factor=1.0,
+      norm_topk_prob=False, first_k_dense_replace=0, num_hidden_layers=2,
+      rope_parameters={"rope_type": "default", "rope_theta": 1000.0},
+      what="deepseek_v3 without q_lora_rank (q_proj), rotary dims in halves (rope_interleave "
+           "false), default RoPE, no groups, top-2 not renormalized, no scale, 2 shared experts "
+           "(FFN 32), every layer MoE; released spelling (rope_theta at the top level); the "
+           "checkpoint carries a multi-token-prediction layer (model.layers.2.*) that is not "
+           "loaded"),
+    V("deepseek_v2_base", "deepseek_v2", DS2, legacy=True,
+      what="deepseek_v2 (V2-Lite's attention: q_proj, latent 16), YaRN with mscale = "
+           "mscale_all_dim 0.707 given as rope_scaling {type: yarn} (released spelling); softmax "
+           "scores, group_limited_greedy: 9 experts in 3 groups scored by their best, 2 kept; "
+           "top-3 never renormalized, x 1.5; 2 shared experts; layer 0 dense"),
+    V("deepseek_v2_bf16", "deepseek_v2", DS2, dtype="bfloat16", num_hidden_layers=2,
+      topk_method="greedy", n_group=1, topk_group=1, q_lora_rank=12,
+      what="deepseek_v2 with BF16 weights (the released checkpoints' type: kv_b_proj read row "
+           "by row in BF16 for the absorbed attention, norms widened at load), q_lora_rank 12, "
+           "topk_method greedy; reference computed in float32 from the rounded bf16 weights"),
+    V("glm4_moe_base", "glm4_moe", GLM,
+      what="glm4_moe: GQA 4/2, head_dim 16 with RoPE on 8 (partial_rotary_factor 0.5), q/k/v "
+           "biases, per-head q/k norm; 8 experts in 2 groups (1 kept), sigmoid + correction "
+           "bias, renormalized top-2 x 1.5, a shared expert, layer 0 dense; rope_parameters "
+           "spelling"),
+    V("glm4_moe_legacy", "glm4_moe", GLM, legacy=True, use_qk_norm=False, attention_bias=False,
+      n_group=1, topk_group=1, num_experts_per_tok=3, routed_scaling_factor=1.0,
+      rope_parameters={"rope_type": "default", "rope_theta": 1000.0, "partial_rotary_factor": 0.25},
+      what="glm4_moe in the released spelling (rope_theta and partial_rotary_factor at the top "
+           "level): no biases, no q/k norm, RoPE on 4 of 16 dims, no groups, top-3"),
 ]
 
 # Older hub configs (what real checkpoints on the Hub carry): rope_theta at the
@@ -314,7 +393,8 @@ def randomize(model, gen):
             elif model.config.model_type == "gpt_oss" and name.endswith("experts.down_proj"):
                 val = rn(shape) * (1.0 / math.sqrt(shape[1]))  # [E][F][D]: h @ W
             elif name.endswith("gate.weight") and p.dim() == 2 and "shared" not in name:
-                val = rn(shape) * (3.0 / math.sqrt(shape[1]))  # router [E][D]
+                sig = model.config.model_type in ("deepseek_v3", "glm4_moe")  # sigmoid: keep off 0/1
+                val = rn(shape) * ((1.5 if sig else 3.0) / math.sqrt(shape[1]))  # router [E][D]
             elif name.endswith("experts.gate_up_proj"):
                 val = rn(shape) * (1.0 / math.sqrt(shape[2]))  # [E][2F][D]
             elif name.endswith("experts.down_proj"):
@@ -324,6 +404,9 @@ def randomize(model, gen):
             else:
                 raise RuntimeError(f"no rule to randomize {name} {tuple(shape)}")
             p.copy_(val)
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):  # selection only: make it decide
+                b.copy_(0.3 * rn(b.shape))
 
 
 def make_legacy_config(path, model_type, save_dtype):
@@ -345,7 +428,10 @@ def make_legacy_config(path, model_type, save_dtype):
     rp = c.pop("rope_parameters")
     c["rope_theta"] = rp.pop("rope_theta")
     c["torch_dtype"] = c.pop("dtype", save_dtype)
-    if model_type == "gpt_oss":  # released checkpoints: rope_scaling at the top level
+    if model_type == "gpt_oss" or (model_type in DS_TYPES and rp["rope_type"] != "default"):
+        # released checkpoints: rope_scaling at the top level (DeepSeek's say "type")
+        if model_type in DS_TYPES:
+            rp["type"] = rp.pop("rope_type")
         c["rope_scaling"] = rp
     else:
         assert rp["rope_type"] == "default", rp
@@ -376,6 +462,8 @@ class Probe:
             cls = type(mod).__name__
             if cls.endswith("TopKRouter"):
                 self.handles.append(mod.register_forward_hook(self._router))
+            if cls in ("DeepseekV2TopkRouter", "DeepseekV3TopkRouter", "Glm4MoeTopkRouter"):
+                self.handles.append(mod.register_forward_hook(self._group_router))
             if name.endswith("shared_expert_gate"):
                 self.handles.append(mod.register_forward_hook(self._sgate))
             if cls == "GptOssExperts":
@@ -400,6 +488,30 @@ class Probe:
             s = torch.sort(logits.float(), dim=-1, descending=True).values
             self.router_gaps.append(float((s[:, k - 1] - s[:, k]).min()))
         self.topk_sums.extend(scores.sum(-1).tolist())
+
+    def _group_router(self, mod, inp, out):
+        """Gaps of both choices: the topk_group-th against the next group score,
+        and the K-th against the next selection score among the kept groups."""
+        logits, w, idx = out
+        v2 = type(mod).__name__ == "DeepseekV2TopkRouter"
+        # softmax is monotonic: its choices (and their gaps) are the logits'
+        s = logits.float() if v2 else torch.sigmoid(logits.float())
+        if not v2:
+            s = s + mod.e_score_correction_bias
+        G = mod.num_group or 1
+        if G > 1 and (not v2 or mod.topk_method == "group_limited_greedy"):
+            g = s.view(s.shape[0], G, -1)
+            gs = g.max(-1).values if v2 else g.topk(2, dim=-1)[0].sum(-1)
+            if mod.topk_group < G:
+                srt = torch.sort(gs, -1, descending=True).values
+                self.router_gaps.append(float((srt[:, mod.topk_group - 1] - srt[:, mod.topk_group]).min()))
+            keep = torch.zeros_like(gs).scatter_(1, torch.topk(gs, mod.topk_group, -1)[1], 1)
+            s = s.masked_fill(~keep.repeat_interleave(g.shape[-1], -1).bool(), float("-inf"))
+        srt = torch.sort(s, -1, descending=True).values
+        k = mod.top_k
+        if torch.isfinite(srt[:, k]).all():
+            self.router_gaps.append(float((srt[:, k - 1] - srt[:, k]).min()))
+        self.topk_sums.extend(w.sum(-1).tolist())
 
     def _sgate(self, mod, inp, out):
         self.shared_gate.extend(torch.sigmoid(out).flatten().tolist())
@@ -501,6 +613,29 @@ def fuse_experts(d):
     save_file(sd, path, metadata={"format": "pt"})
 
 
+def add_mtp_layer(d, cfg):
+    """Append what released DeepSeek-V3 checkpoints carry after the last layer:
+    a multi-token-prediction layer model.layers.L.* (num_nextn_predict_layers
+    1), which inference does not load (random values: nothing may read them)."""
+    path = os.path.join(d, "model.safetensors")
+    sd = load_file(path)
+    L, D = cfg["num_hidden_layers"], cfg["hidden_size"]
+    g = torch.Generator().manual_seed(7)
+    pre = f"model.layers.{L}."
+    for k, shape in (("enorm.weight", [D]), ("hnorm.weight", [D]), ("eh_proj.weight", [D, 2 * D]),
+                     ("input_layernorm.weight", [D]), ("shared_head.norm.weight", [D]),
+                     ("self_attn.kv_a_proj_with_mqa.weight", [24, D])):
+        sd[pre + k] = torch.randn(shape, generator=g)
+    save_file(sd, path, metadata={"format": "pt"})
+    cpath = os.path.join(d, "config.json")
+    with open(cpath) as f:
+        c = json.load(f)
+    c["num_nextn_predict_layers"] = 1
+    with open(cpath, "w") as f:
+        json.dump(c, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def load_ref_model(d):
     m, info = AutoModelForCausalLM.from_pretrained(
         d, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager",
@@ -542,7 +677,8 @@ def _rmsnorm(x, w, eps):
 def mutations(v, rcfg):
     mt = v["model_type"]
     n_rep = rcfg.num_attention_heads // rcfg.num_key_value_heads
-    E = rcfg.num_local_experts if mt in ("mixtral", "gpt_oss") else rcfg.num_experts
+    E = rcfg.num_local_experts if mt in ("mixtral", "gpt_oss") else \
+        rcfg.n_routed_experts if mt in DS_TYPES else rcfg.num_experts
     K = rcfg.num_experts_per_tok
     out = {}
     rp = dict(rcfg.rope_parameters)
@@ -558,7 +694,7 @@ def mutations(v, rcfg):
         out["top-k weights not renormalized"] = dict(router_raw=True)
     if mt in QWEN3_5_TYPES:
         out["top-k weights not renormalized"] = dict(router_raw=True)
-    elif mt not in ("mixtral", "gpt_oss"):
+    elif mt not in ("mixtral", "gpt_oss", "deepseek_v2"):  # deepseek_v2's router ignores it
         out["norm_topk_prob flipped"] = dict(cfg={"norm_topk_prob": not rcfg.norm_topk_prob})
     if getattr(rcfg, "clip_qkv", None):
         out["clip_qkv ignored"] = dict(cfg={"clip_qkv": None})
@@ -609,6 +745,40 @@ def mutations(v, rcfg):
         out["YaRN attention factor 1"] = dict(cfg={"rope_parameters": dict(rp, attention_factor=1.0)})
         out["YaRN truncate flipped"] = dict(cfg={"rope_parameters": dict(rp, truncate=not rp.get("truncate", True))})
         out["YaRN beta_fast x2"] = dict(cfg={"rope_parameters": dict(rp, beta_fast=rp["beta_fast"] * 2)})
+    if mt in DS_TYPES:
+        G, TG = rcfg.n_group or 1, rcfg.topk_group or 1
+        if G > 1 and TG < G and (mt != "deepseek_v2" or rcfg.topk_method == "group_limited_greedy"):
+            out["group limit off (topk_group = n_group)"] = dict(cfg={"topk_group": G})
+            if mt != "deepseek_v2":
+                out["group score = best expert (not sum of best two)"] = dict(group_max=True)
+            else:
+                out["topk_method greedy"] = dict(cfg={"topk_method": "greedy"})
+        if mt != "deepseek_v2":
+            out["e_score_correction_bias ignored"] = dict(zero_sel_bias=True)
+        if rcfg.routed_scaling_factor != 1.0:
+            out["routed_scaling_factor 1"] = dict(cfg={"routed_scaling_factor": 1.0})
+        if rcfg.n_shared_experts:
+            out["shared experts ignored"] = dict(shared_experts_off=True)
+        if rcfg.first_k_dense_replace:
+            out["dense layer 0 FFN ignored"] = dict(dense0_off=True)
+        if rp["rope_type"] == "yarn":
+            out["YaRN off (default RoPE)"] = dict(cfg={"rope_parameters": {
+                "rope_type": "default", "rope_theta": rp["rope_theta"]}})
+            out["mscale_all_dim ignored in the softmax scale"] = dict(plain_scale=True)
+        if mt != "glm4_moe":
+            if rcfg.q_lora_rank:
+                out["q_a_layernorm ignored"] = dict(no_q_a_norm=True)
+            out["kv_a_layernorm ignored"] = dict(no_kv_a_norm=True)
+            if mt == "deepseek_v3":
+                out["rope_interleave flipped"] = dict(cfg={"rope_interleave": not rcfg.rope_interleave})
+        else:
+            prf = rp.get("partial_rotary_factor", 0.5)
+            out["RoPE on every dim (partial_rotary_factor 1)"] = dict(
+                cfg={"rope_parameters": dict(rp, partial_rotary_factor=1.0)})
+            if rcfg.attention_bias:
+                out["qkv bias ignored"] = dict(zero_bias=True)
+            if rcfg.use_qk_norm:
+                out["q/k norm ignored"] = dict(qknorm="none")
     if mt in ("qwen3_moe", "olmoe"):
         out["q/k norm ignored"] = dict(qknorm="none")
         out["q/k norm per head <-> whole projection"] = dict(qknorm="swap")
@@ -687,6 +857,34 @@ def mutated_logits(d, ids, mut):
                 x = inp[0].float()
                 return module.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + module.variance_epsilon))
             hs.append(sub.register_forward_hook(plain))
+        if mut.get("zero_sel_bias") and name.endswith("mlp.gate") and hasattr(sub, "e_score_correction_bias"):
+            with torch.no_grad():
+                sub.e_score_correction_bias.zero_()
+        if mut.get("group_max") and cls in ("DeepseekV3TopkRouter", "Glm4MoeTopkRouter"):
+            def gmax(module, inp, o):  # the same router with groups scored by their best
+                x = inp[0].reshape(-1, module.hidden_dim)
+                sc = torch.sigmoid(F_linear(x.float(), module.weight.float()))
+                ch = sc + module.e_score_correction_bias
+                g = ch.view(-1, module.num_group, module.num_experts // module.num_group).max(-1).values
+                keep = torch.zeros_like(g).scatter_(1, torch.topk(g, module.topk_group, -1)[1], 1)
+                ch = ch.masked_fill(~keep.repeat_interleave(module.num_experts // module.num_group, -1).bool(),
+                                    float("-inf"))
+                idx = torch.topk(ch, module.top_k, -1)[1]
+                w = sc.gather(1, idx)
+                if module.norm_topk_prob:
+                    w = w / (w.sum(-1, keepdim=True) + 1e-20)
+                return o[0], w * module.routed_scaling_factor, idx
+            hs.append(sub.register_forward_hook(gmax))
+        if mut.get("shared_experts_off") and name.endswith("mlp.shared_experts"):
+            hs.append(sub.register_forward_hook(lambda module, inp, o: torch.zeros_like(o)))
+        if mut.get("dense0_off") and name == "model.layers.0.mlp":
+            hs.append(sub.register_forward_hook(lambda module, inp, o: torch.zeros_like(o)))
+        if mut.get("plain_scale") and cls.endswith("Attention") and hasattr(sub, "qk_head_dim"):
+            sub.scaling = sub.qk_head_dim ** -0.5
+        if mut.get("no_q_a_norm") and name.endswith("q_a_layernorm"):
+            hs.append(sub.register_forward_hook(lambda module, inp, o: inp[0]))
+        if mut.get("no_kv_a_norm") and name.endswith("kv_a_layernorm"):
+            hs.append(sub.register_forward_hook(lambda module, inp, o: inp[0]))
         if mut.get("shared_gate_one") and name.endswith("shared_expert_gate"):
             hs.append(sub.register_forward_hook(lambda module, inp, o: torch.full_like(o, 1e4)))
         if mut.get("shared_off") and name.endswith("shared_expert_gate"):
@@ -751,6 +949,8 @@ def build(v, seed, debug=False):
         pack_mxfp4(d)
     if v["name"] == "qwen3_5_moe_vl":
         fuse_experts(d)
+    if v["name"] == "deepseek_v3_noq":
+        add_mtp_layer(d, v["cfg"])
     for fn in os.listdir(d):  # safetensors writes 0600
         os.chmod(os.path.join(d, fn), 0o644)
     del model, save
@@ -777,7 +977,7 @@ def build(v, seed, debug=False):
     layers = []
     for i, layer in enumerate(ref.model.layers):
         mlp = type(layer.mlp).__name__
-        layers.append("moe" if "Sparse" in mlp or mt == "gpt_oss" else "dense")
+        layers.append("moe" if mt == "gpt_oss" or not mlp.endswith("MLP") else "dense")
     checks["layers"] = layers
     if mt in LINEAR_TYPES:
         checks["layer_types"] = list(rcfg.layer_types)
@@ -793,8 +993,9 @@ def build(v, seed, debug=False):
     if mt in ("qwen2_moe", "qwen3_moe", "qwen3_next"):
         assert ("dense" in layers) == (bool(rcfg.mlp_only_layers) or rcfg.decoder_sparse_step > 1)
     attn0 = next(l.self_attn for l in ref.model.layers if hasattr(l, "self_attn"))
-    checks["q_proj_shape"] = list(attn0.q_proj.weight.shape)
-    checks["k_proj_shape"] = list(attn0.k_proj.weight.shape)
+    for pj in ("q_proj", "k_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj"):
+        if getattr(attn0, pj, None) is not None:
+            checks[pj + "_shape"] = list(getattr(attn0, pj).weight.shape)
     if getattr(attn0.q_proj, "bias", None) is not None:
         checks["qkv_bias_absmax"] = float(attn0.q_proj.bias.detach().abs().max())
         assert "model.layers.0.self_attn.q_proj.bias" in keys

@@ -26,6 +26,7 @@
  *   qwen3_next qwen2_moe's feed-forward rule (shared expert, norm_topk_prob
  *              default true); attention and Gated DeltaNet layers in
  *              hf_config_qwen3_next.c.
+ *   deepseek_v2, deepseek_v3 (kimi_k2), glm4_moe  hf_config_deepseek.c.
  *   qwen3_5_moe  its text model ("qwen3_5_moe_text", alone or as text_config):
  *              qwen3_next's layers, every one MoE with the shared expert, the
  *              top-k always renormalized; hf_config_qwen3_next.c.
@@ -78,6 +79,14 @@ static const hf_arch hf_archs[] = {
      32768, 1e-6, 1e4, -1, -1, 512, 10, 512, 512},
     {"qwen3_5_moe_text", "Qwen3_5MoeForCausalLM", MOE_ARCH_QWEN3_5_MOE, 248320, 2048, 512, 40, 16,
      2, 32768, 1e-6, 1e4, -1, -1, 256, 8, 512, 512},
+    {"deepseek_v2", "DeepseekV2ForCausalLM", MOE_ARCH_DEEPSEEK_V2, 102400, 4096, 11008, 32, 32, 0,
+     2048, 1e-6, 1e4, 1, 2, 64, -1, 1407, 0},
+    {"deepseek_v3", "DeepseekV3ForCausalLM", MOE_ARCH_DEEPSEEK_V3, 129280, 7168, 18432, 61, 128,
+     128, 4096, 1e-6, 1e4, 0, 1, 256, 8, 2048, 0},
+    {"kimi_k2", "DeepseekV3ForCausalLM", MOE_ARCH_DEEPSEEK_V3, 129280, 7168, 18432, 61, 128, 128,
+     4096, 1e-6, 1e4, 0, 1, 256, 8, 2048, 0},
+    {"glm4_moe", "Glm4MoeForCausalLM", MOE_ARCH_GLM4_MOE, 151552, 4096, 10944, 46, 96, 8, 131072,
+     1e-5, 1e4, -1, -1, 128, 8, 1408, 0},
 };
 #define HF_N_ARCHS ((int)(sizeof hf_archs / sizeof hf_archs[0]))
 
@@ -198,11 +207,12 @@ static int hf_rope(const hf_in *in, const hf_arch *a, moe_config *cfg) {
         if (ty && !cJSON_IsString(ty))
             return moe_fail(in->err, "%s: field %s.rope_type: wrong JSON type (expected a string)",
                             in->where, src);
-        int yarn = ty && !strcmp(ty->valuestring, "yarn") && a->arch == MOE_ARCH_GPT_OSS;
+        int yarn_ok = a->arch == MOE_ARCH_GPT_OSS || hf_ds_arch(a->arch);
+        int yarn = ty && !strcmp(ty->valuestring, "yarn") && yarn_ok;
         if (ty && strcmp(ty->valuestring, "default") && !yarn)
             return moe_fail(in->err, "%s: field %s: rope_type \"%.40s\" is not supported (only "
                             "\"default\"%s)", in->where, src, ty->valuestring,
-                            a->arch == MOE_ARCH_GPT_OSS ? " and \"yarn\"" : "");
+                            yarn_ok ? " and \"yarn\"" : "");
         if (hf_num(in, rp, "rope_theta", t, &t)) return -1;
         if (yarn && hf_yarn(in, rp, src, cfg)) return -1;
     } else if (a->arch == MOE_ARCH_GPT_OSS && hf_yarn(in, NULL, "rope_parameters", cfg)) {
@@ -366,7 +376,8 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         if (!strcmp(mt->valuestring, hf_archs[i].name)) a = &hf_archs[i];
     if (!a)
         return moe_fail(in->err, "%s: unknown model_type \"%.40s\" (supported: mixtral, qwen2_moe, "
-                        "qwen3_moe, olmoe, gpt_oss, qwen3_next, qwen3_5_moe)", in->where,
+                        "qwen3_moe, olmoe, gpt_oss, qwen3_next, qwen3_5_moe, deepseek_v2, "
+                        "deepseek_v3, kimi_k2, glm4_moe)", in->where,
                         mt->valuestring);
     memset(cfg, 0, sizeof *cfg);
     cfg->arch = a->arch;
@@ -437,6 +448,10 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
     }
     if (hf_token_id(in, "bos_token_id", a->bos, &cfg->bos_id)) return -1;
     if (hf_token_id(in, "eos_token_id", a->eos, &cfg->eos_id)) return -1;
+    if (hf_ds_arch(a->arch)) { /* attention and feed-forward: hf_config_deepseek.c */
+        if (hf_deepseek(in, a, cfg)) return -1;
+        return moe_config_validate(cfg, in->where, in->err);
+    }
 
     /* Attention switches. */
     int bias = 0;
@@ -470,7 +485,10 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
         }
         break;
     }
-    case MOE_ARCH_GPT_OSS: break; /* handled above */
+    case MOE_ARCH_GPT_OSS: /* handled above */
+    case MOE_ARCH_DEEPSEEK_V2:
+    case MOE_ARCH_DEEPSEEK_V3:
+    case MOE_ARCH_GLM4_MOE: break;
     case MOE_ARCH_QWEN3_NEXT: /* hf_config_qwen3_next.c */
     case MOE_ARCH_QWEN3_5_MOE:
         if (hf_qwen3_next(in, cfg)) return -1;

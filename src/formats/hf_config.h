@@ -38,4 +38,10 @@ int hf_config_reread(const moe_config *cfg, const char *torch_dtype, int mxfp4, 
 /* Check sizes agree (heads divide, top_k <= experts, ...). */
 int moe_config_validate(const moe_config *cfg, const char *where, moe_err *err);
 
+/* Latent attention's softmax scale (transformers' yarn_apply_mscale):
+ * 1/sqrt(head_dim), times mscale(factor, mscale_all_dim)^2 when the RoPE is
+ * YaRN and mscale_all_dim is not 0. From the float fields, so that
+ * config.json and GGUF readers (and the writer's check) agree bit for bit. */
+float hf_mla_scale(int head_dim, int yarn, float factor, float mscale_all_dim);
+
 #endif

@@ -81,6 +81,8 @@ int hf_yarn(const hf_in *in, const cJSON *rp, const char *src, moe_config *cfg) 
     cfg->rope_orig_max_pos = orig;
     cfg->rope_truncate = truncate;
     cfg->rope_attn_factor = (float)attn;
+    cfg->rope_mscale = (float)ms;
+    cfg->rope_mscale_all_dim = (float)msa;
     return 0;
 }
 

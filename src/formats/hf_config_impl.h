@@ -73,6 +73,17 @@ static inline int hf_lin_arch(moe_arch a) {
     return a == MOE_ARCH_QWEN3_NEXT || a == MOE_ARCH_QWEN3_5_MOE;
 }
 
+/* Whether an arch is parsed by hf_config_deepseek.c (deepseek_v2, deepseek_v3,
+ * glm4_moe). */
+static inline int hf_ds_arch(moe_arch a) {
+    return a == MOE_ARCH_DEEPSEEK_V2 || a == MOE_ARCH_DEEPSEEK_V3 || a == MOE_ARCH_GLM4_MOE;
+}
+/* hf_config_deepseek.c: their attention (latent attention, or glm4_moe's
+ * GQA) and feed-forward layers; the common sizes and RoPE are the caller's. */
+int hf_deepseek(const hf_in *in, const hf_arch *a, moe_config *cfg);
+/* Their fields beyond the common ones into o (its rope_parameters replaced). */
+void hf_deepseek_write(cJSON *o, const moe_config *c);
+
 /* A qwen3_5_moe config.json ("qwen3_5_moe": the text model under
  * text_config, maybe a vision_config beside it) as the hf_in of its text
  * model into *text (which may be in; where_buf names it); *vision = 1 when

@@ -80,6 +80,25 @@ static int hf_check_layer(const moe_config *c, int i, const char *where, moe_err
         BAD("%s: layer %d: capacity_factor %g out of range", where, i, l->capacity_factor);
     if (l->kind == MOE_ROUTE_EXPERT_CHOICE && l->capacity_factor <= 0)
         BAD("%s: layer %d: expert choice routing needs capacity_factor > 0", where, i);
+    if (l->group != MOE_GROUP_NONE && l->group != MOE_GROUP_MAX && l->group != MOE_GROUP_TOP2_SUM)
+        BAD("%s: layer %d: unknown group routing %d", where, i, (int)l->group);
+    if (l->group != MOE_GROUP_NONE) {
+        if (l->kind != MOE_ROUTE_TOKEN_CHOICE || l->score == MOE_SCORE_TOPK_SOFTMAX)
+            BAD("%s: layer %d: group-limited routing needs token choice over softmax or sigmoid "
+                "scores", where, i);
+        if (l->n_group < 2 || l->n_group > l->n_experts || l->n_experts % l->n_group)
+            BAD("%s: layer %d: n_group %d does not divide %d experts into groups", where, i,
+                l->n_group, l->n_experts);
+        if (l->topk_group < 1 || l->topk_group > l->n_group)
+            BAD("%s: layer %d: topk_group %d out of range (1..%d)", where, i, l->topk_group,
+                l->n_group);
+        if (l->group == MOE_GROUP_TOP2_SUM && l->n_experts / l->n_group < 2)
+            BAD("%s: layer %d: groups of one expert (the group score sums the best two)", where,
+                i);
+        if (l->top_k > l->topk_group * (l->n_experts / l->n_group))
+            BAD("%s: layer %d: top_k %d more than the experts of %d groups", where, i, l->top_k,
+                l->topk_group);
+    }
     return 0;
 }
 
@@ -93,7 +112,9 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     if (!where) where = "config";
     if (c->arch != MOE_ARCH_MIXTRAL && c->arch != MOE_ARCH_QWEN2_MOE &&
         c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE && c->arch != MOE_ARCH_GPT_OSS &&
-        c->arch != MOE_ARCH_QWEN3_NEXT && c->arch != MOE_ARCH_QWEN3_5_MOE)
+        c->arch != MOE_ARCH_QWEN3_NEXT && c->arch != MOE_ARCH_QWEN3_5_MOE &&
+        c->arch != MOE_ARCH_DEEPSEEK_V2 && c->arch != MOE_ARCH_DEEPSEEK_V3 &&
+        c->arch != MOE_ARCH_GLM4_MOE)
         BAD("%s: unknown architecture %d", where, (int)c->arch);
     if (c->vocab <= 0 || c->vocab > HF_MAX_VOCAB)
         BAD("%s: vocab_size %d out of range (1..%d)", where, c->vocab, HF_MAX_VOCAB);
@@ -150,6 +171,23 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
     if (c->rope_dim < 0 || c->rope_dim > c->head_dim || c->rope_dim % 2)
         BAD("%s: rotary dims %d out of range (even, at most head_dim %d)", where, c->rope_dim,
             c->head_dim);
+    if (c->kv_lora_rank < 0 || c->kv_lora_rank > (1 << 14))
+        BAD("%s: kv_lora_rank %d out of range", where, c->kv_lora_rank);
+    if (c->kv_lora_rank > 0 &&
+        (c->q_lora_rank < 0 || c->q_lora_rank > HF_MAX_DIM || c->qk_nope_dim <= 0 ||
+         c->qk_rope_dim <= 0 || c->qk_rope_dim % 2 || c->qk_rope_dim > MOE_MLA_MAX_ROPE || c->v_head_dim <= 0 ||
+         c->v_head_dim > HF_MAX_HEADS || c->head_dim != c->qk_nope_dim + c->qk_rope_dim ||
+         c->rope_dim != c->qk_rope_dim || c->n_kv_heads != c->n_heads ||
+         c->qkv_bias || c->o_bias || c->qk_norm != MOE_QKNORM_NONE || c->clip_qkv > 0 ||
+         c->attn_sinks || c->attn_out_gate || c->sliding_window))
+        BAD("%s: latent attention sizes inconsistent (q_lora_rank %d, qk_nope %d + qk_rope %d "
+            "= head_dim %d, rotary dims %d, v_head_dim %d; no biases, norms, sinks, windows)",
+            where, c->q_lora_rank, c->qk_nope_dim, c->qk_rope_dim, c->head_dim, c->rope_dim,
+            c->v_head_dim);
+    if ((c->rope_interleave != 0 && c->rope_interleave != 1) ||
+        !(c->attn_scale >= 0 && isfinite(c->attn_scale)) || c->n_mtp_layers < 0)
+        BAD("%s: rope_interleave / attention scale / multi-token-prediction layers out of range",
+            where);
     int n_lin = 0;
     for (int i = 0; i < c->n_layers; i++) {
         if (c->layer[i].linear_attn != 0 && c->layer[i].linear_attn != 1)
@@ -184,6 +222,11 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
                     vd = (int64_t)c->lin_v_heads * c->lin_v_dim;
             ovf |= hf_madd(&n, D, 2 * kd + 3 * vd + 2 * (int64_t)c->lin_v_heads);
             ovf |= hf_madd(&n, 2 * kd + vd, c->lin_conv);
+        } else if (c->kv_lora_rank > 0) { /* q (or its two halves), kv_a, kv_b, o */
+            int64_t qr = c->q_lora_rank, r = c->kv_lora_rank, H = c->n_heads;
+            ovf |= hf_madd(&n, qr ? D + q : D, qr ? qr : q);
+            ovf |= hf_madd(&n, D + H * (c->qk_nope_dim + c->v_head_dim), r + c->qk_rope_dim);
+            ovf |= hf_madd(&n, D, H * c->v_head_dim);
         } else {
             ovf |= hf_madd(&n, D, 3 * q + 2 * kv);
         }

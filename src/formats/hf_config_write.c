@@ -39,7 +39,8 @@ static int hf_same_moe(const moe_layer_config *x, const moe_layer_config *y) {
                                  x->shared_gate == y->shared_gate)) &&
            x->score == y->score && x->norm_topk == y->norm_topk &&
            x->routed_scale == y->routed_scale && x->select_bias == y->select_bias &&
-           x->noise == y->noise && x->kind == y->kind && x->capacity_factor == y->capacity_factor;
+           x->noise == y->noise && x->kind == y->kind && x->capacity_factor == y->capacity_factor &&
+           x->group == y->group && x->n_group == y->n_group && x->topk_group == y->topk_group;
 }
 
 /* Does b (parsed back from what we wrote) describe the same model as a? */
@@ -52,6 +53,11 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
     F(lin_conv); F(attn_sinks);
     F(rope_kind); F(rope_factor); F(rope_beta_fast); F(rope_beta_slow); F(rope_orig_max_pos);
     F(rope_truncate); F(rope_attn_factor);
+    F(q_lora_rank); F(kv_lora_rank); F(qk_nope_dim); F(qk_rope_dim); F(v_head_dim);
+    F(rope_interleave); F(n_mtp_layers);
+    if (hf_ds_arch(a->arch)) {
+        F(rope_mscale); F(rope_mscale_all_dim); F(attn_scale);
+    }
 #undef F
     for (int i = 0; i < a->n_layers; i++) {
         const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
@@ -103,6 +109,9 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
     int E = m ? m->n_experts : 0, inter = dense ? dense->ffn_dim : c->layer[0].ffn_dim;
     switch (c->arch) {
     case MOE_ARCH_GPT_OSS: hf_build_gpt_oss(o, c, m); break;
+    case MOE_ARCH_DEEPSEEK_V2:
+    case MOE_ARCH_DEEPSEEK_V3:
+    case MOE_ARCH_GLM4_MOE: hf_deepseek_write(o, c); break;
     case MOE_ARCH_QWEN3_NEXT:
     case MOE_ARCH_QWEN3_5_MOE: hf_qwen3_next_write(o, rp, c); break;
     case MOE_ARCH_MIXTRAL:
@@ -157,7 +166,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
 
     /* mixtral has no field for plain (not renormalized) top-k weights */
     const int norm_extra = m && c->arch == MOE_ARCH_MIXTRAL && !m->norm_topk;
-    if (m && c->arch != MOE_ARCH_GPT_OSS && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
+    if (m && c->arch != MOE_ARCH_GPT_OSS && !hf_ds_arch(c->arch) && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
               m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
               m->select_bias || norm_extra)) {
         cJSON *x = cJSON_AddObjectToObject(o, "moe");

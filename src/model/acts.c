@@ -80,8 +80,10 @@ int model_acts_enable(moe_session *s, int n_tokens, moe_err *err) {
                         n_tokens, s->max_batch);
     int lin = 0;
     for (int i = 0; i < c->n_layers; i++) lin |= c->layer[i].linear_attn;
-    if (lin || c->attn_out_gate || c->norm_offset || c->rope_dim)
-        return moe_fail(err, "activations: %s: linear attention, the attention output gate, "
+    for (int i = 0; i < c->n_layers; i++) lin |= c->layer[i].group != MOE_GROUP_NONE;
+    if (lin || c->attn_out_gate || c->norm_offset || c->rope_dim || c->kv_lora_rank)
+        return moe_fail(err, "activations: %s: linear attention, latent attention, "
+                        "group-limited routing, the attention output gate, "
                         "zero-centred norms and partial rotary are not trainable yet",
                         c->model_type);
     train_acts *t = calloc(1, sizeof *t);

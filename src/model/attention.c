@@ -22,8 +22,9 @@
  *   each head (partial rotary); q/k norms are zero-centred (norm_offset,
  *   folded into the weights at load)
  * The window (sliding_window) applies on layers without full_attention;
- * RoPE is the default one or YaRN (rope_kind), whose cos and sin carry the
- * attention factor.
+ * RoPE is the default one or YaRN (rope_kind, over the rotated dims), whose
+ * cos and sin carry the attention factor. Latent attention (kv_lora_rank)
+ * runs in attention_mla.c with the same RoPE tables.
  */
 #include "model/model.h"
 
@@ -146,7 +147,7 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
     moe_session *s = p->s;
     const moe_config *c = &s->m->cfg;
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, KD = G * Dh, HD = H * Dh;
-    float scale = 1.0f / sqrtf((float)Dh);
+    float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)Dh);
     int window = c->layer[p->layer].full_attention ? 0 : c->sliding_window;
     const float *sinks = s->m->layers[p->layer].sinks;
     for (int64_t i = i0; i < i1; i++) {
@@ -182,20 +183,24 @@ void attention_block(moe_session *s, int layer, int T) {
     float *q = a ? a->q : s->q, *k = a ? a->k : s->k, *v = a ? a->v : s->v;
     float *att = a ? a->att : s->att;
 
-    mm_task t[3] = {{&lw->wq, s->xn, c->attn_out_gate ? s->q_full : q, T},
-                    {&lw->wk, s->xn, k, T}, {&lw->wv, s->xn, v, T}};
-    matmul_grouped(s->pool, t, 3);
     int first = 0; /* the first attention layer (others may be linear attention) */
     while (first < c->n_layers && c->layer[first].linear_attn) first++;
     int rd = c->rope_dim ? c->rope_dim : (int)Dh;
     if (layer == first) /* the rotation depends only on position: once per call */
         for (int i = 0; i < T; i++) {
             if (c->rope_kind == MOE_ROPE_YARN)
-                yarn_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], (int)Dh, c);
+                yarn_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd, c);
             else
                 rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd,
                            c->rope_theta);
         }
+    if (c->kv_lora_rank) { /* latent attention: attention_mla.c */
+        mla_attention_block(s, layer, T);
+        return;
+    }
+    mm_task t[3] = {{&lw->wq, s->xn, c->attn_out_gate ? s->q_full : q, T},
+                    {&lw->wk, s->xn, k, T}, {&lw->wv, s->xn, v, T}};
+    matmul_grouped(s->pool, t, 3);
     prep_ctx p = {s, lw, layer, q, k, v, att, T, 0};
     pool_for(s->pool, T, 1, prep_rows, &p);
     pool_for(s->pool, (T + QBLOCK - 1) / QBLOCK * H, 1, attend, &p);

@@ -37,6 +37,12 @@ typedef struct layer_w {
     const float *q_norm;    /* [Dh] (per head) or [H*Dh] (full) or NULL */
     const float *k_norm;    /* [Dh] or [G*Dh] or NULL */
     const float *sinks;     /* [H] attention sink logits (gpt_oss) or NULL */
+    /* latent attention (tensor_map.h TM_ATTN_Q_A ... TM_ATTN_KV_B) */
+    mat wq_a, wq_b;         /* [q_lora][D], [H*Dh][q_lora] */
+    mat wkv_a, wkv_b;       /* [R + Dr][D], [H*(Dn + Dv)][R] (HF) */
+    mat wk_b, wv_b;         /* [H*R][Dn], [H*Dv][R]: kv_b split per head (GGUF) */
+    const float *q_a_norm;  /* [q_lora] */
+    const float *kv_a_norm; /* [R] */
 
     /* Gated DeltaNet (linear_attn layers; shapes in tensor_map.h). From a
      * transformers checkpoint lin_qkvz and lin_a_log, from a llama.cpp
@@ -155,7 +161,15 @@ struct moe_session {
     int *lin_cnt;           /* [S] scratch of that grouping */
     float *q_full;          /* [T][H*2*Dh] q_proj with the output gate */
     float *q_gate;          /* [T][H*Dh] its gate half */
-    float *v_cache;         /* [La][S][C][G*Dh] */
+    float *v_cache;         /* [La][S][C][G*Dh]; NULL with latent attention, whose
+                               k_cache rows are [R + Dr]: latent, rotary key */
+    /* latent attention (attention_mla.c), R = kv_lora_rank, Dr = qk_rope_dim */
+    float *mla_qa;          /* [T][q_lora_rank] */
+    float *mla_kv;          /* [T][R + Dr] */
+    float *mla_q;           /* [T][H][R + Dr] absorbed queries */
+    float *mla_lat;         /* [T][H][R + Dr] attention output in the latent (first R) */
+    float *mla_row;         /* [threads][mla_row_len] one dequantized kv_b_proj (or
+                               attn_k_b / attn_v_b) row */
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
     int32_t *tok_id;        /* [T] its token id (hash routing) */
@@ -177,6 +191,8 @@ struct moe_session {
     float *router_logits;   /* [T][E] */
     int *sel_expert;        /* [T][K] */
     float *sel_weight;      /* [T][K] */
+    uint8_t *group_kept;    /* [T][G] groups kept by group-limited routing (G = the layer's n_group) */
+    int g_max;              /* largest n_group of any layer (>= 1) */
     int *expert_count;      /* [E+1] rows per expert, then offsets */
     int *pair_token;        /* [T*K] token of each (sorted) pair */
     float *pair_weight;     /* [T*K] its routing weight */
@@ -238,6 +254,22 @@ void model_acts_free(train_acts *a);
 
 /* forward pieces (forward.c, attention.c, moe_ffn.c) */
 void attention_block(moe_session *s, int layer, int T);
+/* attention_mla.c: latent attention (kv_lora_rank > 0), s->xn -> s->tmp; the
+ * RoPE tables of the call are already in s->rope_cos / rope_sin */
+void mla_attention_block(moe_session *s, int layer, int T);
+/* Floats of one thread's mla_row: a row of kv_b_proj / attn_v_b (R) or of
+ * attn_k_b (Dn). */
+static inline int64_t mla_row_len(const moe_config *c) {
+    return c->kv_lora_rank > c->qk_nope_dim ? c->kv_lora_rank : c->qk_nope_dim;
+}
+/* Floats one token takes in one attention layer's k_cache and v_cache. */
+static inline int64_t kv_k_floats(const moe_config *c) {
+    return c->kv_lora_rank ? (int64_t)c->kv_lora_rank + c->qk_rope_dim
+                           : (int64_t)c->n_kv_heads * c->head_dim;
+}
+static inline int64_t kv_v_floats(const moe_config *c) {
+    return c->kv_lora_rank ? 0 : (int64_t)c->n_kv_heads * c->head_dim;
+}
 /* linear_attn.c: the Gated DeltaNet of a linear_attn layer, s->xn -> s->tmp */
 void linear_attn_block(moe_session *s, int layer, int T);
 /* Bytes of each pool thread's scratch linear_attn_block needs (0 for a

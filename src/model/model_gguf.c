@@ -5,7 +5,8 @@
  *
  * Architectures (general.architecture): "llama" with ARCH.expert_count > 0
  * (Mixtral), "qwen2moe", "qwen3moe", "olmoe", "qwen3next" (its keys:
- * gconfig_qwen3next), "qwen35moe" (gconfig_qwen35moe), "gpt-oss" (gconfig_oss). Tensor
+ * gconfig_qwen3next), "qwen35moe" (gconfig_qwen35moe), "gpt-oss" (gconfig_oss),
+ * "deepseek2" and "glm4moe" (gconfig_ds). Tensor
  * names and metadata
  * keys are llama.cpp's and come from the table in tensor_map.h (the GGUF
  * writers use the same table). Routed experts are read stacked
@@ -41,6 +42,7 @@
 
 #include "base/err.h"
 #include "formats/gguf.h"
+#include "formats/hf_config.h"
 #include "model/tensor_map.h"
 #include "model/weights.h"
 
@@ -160,6 +162,7 @@ static int gconfig_qwen3next(gloader *L, const char *arch) {
     return 0;
 }
 static int gconfig_oss(gloader *L, const char *arch, moe_config *c);
+static int gconfig_ds(gloader *L, const char *arch, moe_config *c);
 
 /* qwen35moe (llama.cpp's Qwen3.5-MoE, src/models/qwen35moe.cpp): qwen3next's
  * keys and, required there, rope.dimension_sections (4 integers: the
@@ -203,7 +206,8 @@ static int gconfig(gloader *L) {
     if (a < 0)
         return moe_fail(L->err,
                         "%s: general.architecture \"%.40s\" is not supported (llama with "
-                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next, qwen35moe, gpt-oss)",
+                        "experts, qwen2moe, qwen3moe, olmoe, qwen3next, qwen35moe, gpt-oss, deepseek2, "
+                        "glm4moe)",
                         L->path, arch);
     c->arch = (moe_arch)a;
     const tm_arch_info *ai = tm_arch_of(c->arch);
@@ -215,6 +219,11 @@ static int gconfig(gloader *L) {
         return moe_fail(L->err, "%s: %s.expert_count is 0 or missing: a dense model, not MoE",
                         L->path, arch);
     if (gint(L, arch, TMK_BLOCK_COUNT, 1, MOE_MAX_LAYERS, -1, &c->n_layers)) return -1;
+    if (c->arch == MOE_ARCH_GLM4_MOE) { /* block_count counts the multi-token-prediction layers */
+        if (gint(L, arch, "nextn_predict_layers", 0, c->n_layers - 1, 0, &c->n_mtp_layers))
+            return -1;
+        c->n_layers -= c->n_mtp_layers;
+    }
     if (gint(L, arch, TMK_EMBEDDING_LENGTH, 1, 1 << 20, -1, &c->dim)) return -1;
     if (gint(L, arch, TMK_HEAD_COUNT, 1, 4096, -1, &c->n_heads)) return -1;
     if (gint(L, arch, TMK_HEAD_COUNT_KV, 1, c->n_heads, c->n_heads, &c->n_kv_heads))
@@ -297,6 +306,7 @@ static int gconfig(gloader *L) {
                 gguf_find(L->g, gname(name, sizeof name, TM_SHEXP_INP, i, -1)) != NULL;
         }
     }
+    if (c->arch == MOE_ARCH_DEEPSEEK_V2 || c->arch == MOE_ARCH_GLM4_MOE) return gconfig_ds(L, arch, c);
     return c->arch == MOE_ARCH_GPT_OSS ? gconfig_oss(L, arch, c) : 0;
 }
 
@@ -440,4 +450,108 @@ int model_gguf_load(moe_model *m, const char *path, int map_only, moe_err *err) 
     for (int i = 0; i < c->n_layers; i++) split[i] = c->layer[i].moe && gsplit(m->gguf, i);
     wt_source src = {path, TM_GGUF, split, tm_arch_of(c->arch)->gguf_rope_perm, gfind, &L, map_only};
     return weights_load(m, &src, err);
+}
+
+/* ------------------------------------------------------ deepseek2, glm4moe */
+
+/* What a deepseek2 or glm4moe file means, as llama.cpp reads it
+ * (src/models/deepseek2.cpp, glm4-moe.cpp, llama-graph.cpp's build_moe_ffn):
+ *   routing   ARCH.expert_gating_func 2 = sigmoid, else softmax (absent:
+ *             softmax, as for the first DeepSeek-V2 files); the selection bias
+ *             when blk.N.exp_probs_b.bias is there; ARCH.expert_weights_scale
+ *             (default 1); ARCH.expert_group_count / _used_count groups scored
+ *             by the sum of their best two (llama.cpp's only group rule, so a
+ *             V2 file with group_limited_greedy runs as llama.cpp runs it);
+ *             ARCH.expert_shared_count shared experts of expert width each
+ *             (one SwiGLU of count x width, no gate).
+ *   deepseek2 latent attention: attention.q_lora_rank (absent: attn_q),
+ *             attention.kv_lora_rank, attention.key_length_mla = nope + rope
+ *             head dims, attention.value_length_mla, rope.dimension_count =
+ *             rotary dims, rotated as interleaved pairs; attn_k_b / attn_v_b.
+ *             YaRN (rope.scaling.*) with the cos/sin factor 1 and the softmax
+ *             scale mscale(factor, m)^2 / sqrt(key_length_mla), m =
+ *             rope.scaling.yarn_log_multiplier / 0.1 (the converter stores
+ *             0.1 x mscale_all_dim); llama.cpp assumes mscale = mscale_all_dim.
+ *   glm4moe   q/k/v biases and per-head q/k norms when blk.0's tensors are
+ *             there, rope.dimension_count rotated dims (two halves);
+ *             block_count includes nextn_predict_layers, which are not read. */
+static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
+    char key[128], name[96];
+    int gating, n_shared, G, TG;
+    float scale;
+    if (gint(L, arch, "expert_gating_func", 0, 3, 0, &gating)) return -1;
+    if (gating == 3)
+        return moe_fail(L->err, "%s: key %s.expert_gating_func: 3 (sqrt-softplus) is not "
+                        "supported", L->path, arch);
+    if (gint(L, arch, "expert_shared_count", 0, 1 << 10, 0, &n_shared)) return -1;
+    if (gfloat(L, arch, "expert_weights_scale", 1.0, &scale)) return -1;
+    if (gint(L, arch, "expert_group_count", 0, 1 << 16, 0, &G)) return -1;
+    if (gint(L, arch, "expert_group_used_count", 0, G, G, &TG)) return -1;
+    for (int i = 0; i < c->n_layers; i++) {
+        moe_layer_config *lc = &c->layer[i];
+        if (!lc->moe) continue;
+        lc->score = gating == 2 ? MOE_SCORE_SIGMOID : MOE_SCORE_SOFTMAX;
+        lc->select_bias = gguf_find(L->g, gname(name, sizeof name, TM_EXP_PROBS_B, i, -1)) != NULL;
+        lc->routed_scale = scale;
+        lc->n_shared = n_shared;
+        lc->shared_dim = n_shared * lc->expert_dim;
+        lc->shared_gate = 0;
+        if (G > 1) lc->group = MOE_GROUP_TOP2_SUM, lc->n_group = G, lc->topk_group = TG;
+    }
+    int first = 0; /* tensors of the first layer tell the optional parts */
+    int rd;
+    if (gint(L, arch, TMK_ROPE_DIM, 2, 1 << 16, c->head_dim, &rd)) return -1;
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_SCALING_TYPE);
+    const char *type = "none";
+    if (gguf_find_kv(L->g, key) && gguf_get_str(L->g, key, &type, NULL, L->err)) return -1;
+    if (c->arch == MOE_ARCH_GLM4_MOE) {
+        c->qkv_bias = gguf_find(L->g, gname(name, sizeof name, TM_ATTN_Q_BIAS, first, -1)) != NULL;
+        c->qk_norm = gguf_find(L->g, gname(name, sizeof name, TM_ATTN_Q_NORM, first, -1))
+                         ? MOE_QKNORM_HEAD : MOE_QKNORM_NONE;
+        c->rope_dim = rd == c->head_dim ? 0 : rd;
+        if (strcmp(type, "none"))
+            return moe_fail(L->err, "%s: key %s: \"%.20s\" is not supported for %s", L->path,
+                            key, type, arch);
+        return 0;
+    }
+    if (gating == 2) { /* DeepSeek-V3 (or Kimi-K2): only the name differs */
+        c->arch = MOE_ARCH_DEEPSEEK_V3;
+        snprintf(c->model_type, sizeof c->model_type, "%s", "deepseek_v3");
+    }
+    int dh, dv;
+    if (gint(L, arch, "attention.q_lora_rank", 1, 1 << 20, 0, &c->q_lora_rank)) return -1;
+    if (gint(L, arch, "attention.kv_lora_rank", 1, 1 << 14, -1, &c->kv_lora_rank)) return -1;
+    if (gint(L, arch, "attention.key_length_mla", rd + 1, 1 << 14, -1, &dh)) return -1;
+    if (gint(L, arch, "attention.value_length_mla", 1, 1 << 14, -1, &dv)) return -1;
+    c->head_dim = dh;
+    c->qk_rope_dim = c->rope_dim = rd;
+    c->qk_nope_dim = dh - rd;
+    c->v_head_dim = dv;
+    c->n_kv_heads = c->n_heads; /* the file says 1: the latent, shared by every head */
+    c->rope_interleave = 1;
+    float factor = 1;
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_ROPE_SCALING_FACTOR);
+    if (gguf_find_kv(L->g, key) && gfloat(L, arch, TMK_ROPE_SCALING_FACTOR, 1, &factor)) return -1;
+    if (!strcmp(type, "yarn") && factor > 1) {
+        c->rope_kind = MOE_ROPE_YARN;
+        c->rope_factor = factor;
+        if (gint(L, arch, TMK_ROPE_SCALING_ORIG_CTX, 1, 1 << 30, c->max_pos, &c->rope_orig_max_pos))
+            return -1;
+        if (gfloat(L, arch, TMK_ROPE_YARN_BETA_FAST, 32, &c->rope_beta_fast)) return -1;
+        if (gfloat(L, arch, TMK_ROPE_YARN_BETA_SLOW, 1, &c->rope_beta_slow)) return -1;
+        c->rope_truncate = 1;
+        c->rope_attn_factor = 1.0f;
+        float mul = 0;
+        snprintf(key, sizeof key, "%s.rope.scaling.yarn_log_multiplier", arch);
+        if (gguf_find_kv(L->g, key) &&
+            gfloat(L, arch, "rope.scaling.yarn_log_multiplier", 0, &mul))
+            return -1;
+        c->rope_mscale = c->rope_mscale_all_dim = (float)(mul / 0.1); /* llama.cpp: equal */
+    } else if (strcmp(type, "none") && factor != 1) {
+        return moe_fail(L->err, "%s: key %s.%s: \"%.20s\" is not supported for %s (none or "
+                        "yarn)", L->path, arch, TMK_ROPE_SCALING_TYPE, type, arch);
+    }
+    c->attn_scale = hf_mla_scale(dh, c->rope_kind == MOE_ROPE_YARN, c->rope_factor,
+                                 c->rope_mscale_all_dim);
+    return 0;
 }

@@ -297,8 +297,10 @@ int moe_block(moe_session *s, int layer, int T) {
     int64_t *stat = s->counts + (int64_t)layer * s->e_max;
     for (int e = 0; e < E; e++) stat[e] += cnt[e + 1] - cnt[e];
     if (s->route_fn) {
+        int G = lc->group != MOE_GROUP_NONE ? lc->n_group : 0;
         moe_route_info r = {layer,           s->route_t0,    T,          K, E, s->sel_expert,
-                            s->sel_weight,   s->router_logits, s->tok_seq, s->tok_pos};
+                            s->sel_weight,   s->router_logits, s->tok_seq, s->tok_pos, G,
+                            G ? s->group_kept : NULL};
         s->route_fn(s->route_user, &r);
     }
     if (a) {

@@ -112,6 +112,10 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     const moe_config *c = &m->cfg;
     if (type != DT_F32 && type != DT_BF16 && type != DT_F16)
         return moe_fail(err, "%s: safetensors output must be f32, bf16 or f16", dir);
+    if (c->kv_lora_rank && m->layers && !m->layers[0].wkv_b.data) /* before anything is made */
+        return moe_fail(err, "%s: kv_b_proj from llama.cpp's split attn_k_b / attn_v_b is not "
+                        "written back (a deepseek2 GGUF cannot be converted to a directory "
+                        "yet)", dir);
     int gt = dtype_to_ggml((dtype)type);
     int n = tm_list(c, TM_HF, NULL, NULL, 0); /* experts one by one, as transformers names them */
     tm_entry *t = malloc(sizeof *t * (size_t)n);

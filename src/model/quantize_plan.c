@@ -188,6 +188,11 @@ void qz_plan_free(qz_plan *p) {
 
 /* What a GGUF file cannot say: llama.cpp has no field for these. */
 static int check_gguf_expressible(const moe_config *c, moe_err *err) {
+    const tm_arch_info *ai = tm_arch_of(c->arch);
+    if (!ai || ai->no_gguf || c->arch == MOE_ARCH_DEEPSEEK_V2 ||
+        c->arch == MOE_ARCH_DEEPSEEK_V3 || c->arch == MOE_ARCH_GLM4_MOE) /* read only */
+        return moe_fail(err, "%s: writing GGUF files of this architecture is not supported",
+                        c->model_type);
     int n_moe = 0;
     for (int i = 0; i < c->n_layers; i++) n_moe += c->layer[i].moe;
     if (!n_moe)

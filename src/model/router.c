@@ -12,6 +12,12 @@
  *                 in training mode, expert e keeps its first ceil(cf*N*K/E)
  *                 pairs in token order; the rest are dropped (the token
  *                 keeps its residual). Inference and evaluation are dropless.
+ *                 Group-limited (deepseek): the E experts form n_group
+ *                 groups of E/n_group; each group is scored by its best
+ *                 selection score (MOE_GROUP_MAX) or the sum of its best two
+ *                 (MOE_GROUP_TOP2_SUM), the topk_group best groups are kept
+ *                 (ties -> lower group) and the top-k runs over their experts
+ *                 only; the weights are the chosen experts' scores as above.
  *   hash          expert = ((id * 2654435761) mod 2^32) mod E, weight 1
  *                 (with K > 1 the next experts, cyclically, also weight 1).
  *   expert choice expert e takes the int(cf*N*K/E) tokens with the largest
@@ -39,6 +45,29 @@ static void topk(const float *choice, int E, int k, int *idx) {
         for (int m = k - 1; m > j; m--) idx[m] = idx[m - 1];
         idx[j] = e;
     }
+}
+
+/* Group-limited routing: the selection scores sel[E] of experts outside the
+ * topk_group best groups become -inf (in place); kept[G] (if not NULL) gets
+ * 1 for the kept groups, 0 for the others. */
+static void group_limit(const moe_layer_config *lc, float *sel, uint8_t *kept) {
+    int G = lc->n_group, n = lc->n_experts / G, keep[1024];
+    float gs[1024];
+    for (int g = 0; g < G; g++) {
+        const float *x = sel + (int64_t)g * n;
+        float a = -INFINITY, b = -INFINITY; /* best, second best */
+        for (int i = 0; i < n; i++) {
+            if (x[i] > a) b = a, a = x[i];
+            else if (x[i] > b) b = x[i];
+        }
+        gs[g] = lc->group == MOE_GROUP_MAX ? a : a + b;
+    }
+    topk(gs, G, lc->topk_group, keep);
+    unsigned char on[1024] = {0};
+    for (int j = 0; j < lc->topk_group; j++) on[keep[j]] = 1;
+    if (kept) memcpy(kept, on, (size_t)G);
+    for (int e = 0; e < lc->n_experts; e++)
+        if (!on[e / n]) sel[e] = -INFINITY;
 }
 
 int router_hash_expert(int32_t token_id, int E, int slot) {
@@ -88,8 +117,9 @@ static void route_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
             continue;
         }
         const float *sel = p;
-        if (r->lw->sel_bias) {
-            for (int e = 0; e < E; e++) choice[e] = p[e] + r->lw->sel_bias[e];
+        if (r->lw->sel_bias || lc->group != MOE_GROUP_NONE) {
+            for (int e = 0; e < E; e++) choice[e] = p[e] + (r->lw->sel_bias ? r->lw->sel_bias[e] : 0.0f);
+            if (lc->group != MOE_GROUP_NONE) group_limit(lc, choice, s->group_kept + t * lc->n_group);
             sel = choice;
         }
         topk(sel, E, K, ix);
@@ -124,6 +154,7 @@ void router_pick(const moe_session *s, int layer, float *p, int32_t tok, int *ix
     }
     if (sel_bias)
         for (int e = 0; e < E; e++) p[e] += sel_bias[e];
+    if (lc->group != MOE_GROUP_NONE) group_limit(lc, p, NULL);
     topk(p, E, K, ix);
 }
 

@@ -49,8 +49,16 @@ static void carve_all(moe_session *s, carver *c) {
     int64_t P = T * imax(Kmax, Emax);
     int64_t La = 0; /* layers with attention: only they have a KV cache */
     for (int i = 0; i < cfg->n_layers; i++) La += !cfg->layer[i].linear_attn;
-    s->k_cache = carve(c, La * S * C * G * Dh); /* first: the start of the allocation */
-    s->v_cache = carve(c, La * S * C * G * Dh);
+    s->k_cache = carve(c, La * S * C * kv_k_floats(cfg)); /* first: the start of the allocation */
+    s->v_cache = kv_v_floats(cfg) ? carve(c, La * S * C * kv_v_floats(cfg)) : NULL;
+    if (cfg->kv_lora_rank) {
+        int64_t QA = (int64_t)cfg->kv_lora_rank + cfg->qk_rope_dim;
+        s->mla_qa = carve(c, T * imax(1, cfg->q_lora_rank));
+        s->mla_kv = carve(c, T * QA);
+        s->mla_q = carve(c, T * H * QA);
+        s->mla_lat = carve(c, T * H * QA);
+        s->mla_row = carve(c, (int64_t)s->n_threads * mla_row_len(cfg));
+    }
     int64_t Ll = 0, Hk = cfg->lin_k_heads, Hv = cfg->lin_v_heads, Dk = cfg->lin_k_dim,
             Dv = cfg->lin_v_dim, Cc = 2 * Hk * Dk + Hv * Dv;
     for (int i = 0; i < cfg->n_layers; i++) Ll += cfg->layer[i].linear_attn;
@@ -74,7 +82,7 @@ static void carve_all(moe_session *s, carver *c) {
     s->q = carve(c, T * H * Dh);
     s->k = carve(c, T * G * Dh);
     s->v = carve(c, T * G * Dh);
-    s->att = carve(c, T * H * Dh);
+    s->att = carve(c, T * H * imax(Dh, cfg->v_head_dim)); /* latent attention: [T][H*Dv] */
     s->tmp = carve(c, T * D);
     s->scores = carve(c, (int64_t)s->n_threads * C);
     s->rope_cos = carve(c, T * (Dh / 2));
@@ -103,7 +111,7 @@ static void carve_all(moe_session *s, carver *c) {
 static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
     const moe_config *c = &m->cfg;
     size_t best = 64;
-    const mat *one[12];
+    const mat *one[16];
     for (int l = 0; l < c->n_layers; l++) {
         const layer_w *lw = &m->layers[l];
         const moe_layer_config *lc = &c->layer[l];
@@ -114,6 +122,7 @@ static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
         one[n1++] = lc->moe ? &lw->shared.down : &lw->dense.down;
         one[n1++] = &lw->lin_qkvz, one[n1++] = &lw->lin_ba, one[n1++] = &lw->lin_out;
         one[n1++] = &lw->lin_qkv, one[n1++] = &lw->lin_z;
+        one[n1++] = &lw->wq_a, one[n1++] = &lw->wq_b, one[n1++] = &lw->wkv_a;
         for (int i = 0; i < n1; i++)
             if (one[i]->data && dtype_is_quant(one[i]->type)) {
                 size_t b = qmatmul_scratch_bound(dtype_to_ggml(one[i]->type), 3 * T, one[i]->cols, 3);
@@ -200,6 +209,10 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
         if (cfg->layer[i].moe && cfg->layer[i].top_k > Kmax) Kmax = cfg->layer[i].top_k;
     P = T * imax(Kmax, s->e_max);
     s->sel_expert = malloc((size_t)(T * Kmax) * sizeof(int));
+    s->g_max = 1;
+    for (int i = 0; i < cfg->n_layers; i++)
+        if (cfg->layer[i].moe && cfg->layer[i].n_group > s->g_max) s->g_max = cfg->layer[i].n_group;
+    s->group_kept = calloc((size_t)(T * s->g_max), 1);
     s->expert_count = malloc((size_t)(s->e_max + 1) * sizeof(int));
     s->pair_token = malloc((size_t)P * sizeof(int));
     s->tok_seq = malloc((size_t)T * sizeof(int));
@@ -229,13 +242,14 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->pred_logits = malloc((size_t)(PREDICT_MAX_T * s->e_max) * sizeof(float));
     s->pool = pool_create(o.n_threads);
     pool_set_kern(s->pool, kern); /* every kernel this session runs reads it there */
-    size_t per_thread = kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx, cfg->head_dim);
+    size_t per_thread = kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx,
+                                               (int)imax(cfg->head_dim, kv_k_floats(cfg)));
     if (linear_attn_thread_scratch(cfg) > per_thread) per_thread = linear_attn_thread_scratch(cfg);
     if (s->pool && pool_reserve(s->pool, per_thread, quant_scratch_bound(m, T))) {
         pool_free(s->pool);
         s->pool = NULL;
     }
-    if (!s->sel_expert || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
+    if (!s->sel_expert || !s->group_kept || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
         !s->expert_view || !s->in_wave || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
@@ -253,6 +267,7 @@ void moe_session_free(moe_session *s) {
     if (!s) return;
     free(s->k_cache); /* the start of the one float allocation */
     free(s->sel_expert);
+    free(s->group_kept);
     free(s->expert_count);
     free(s->pair_token);
     free(s->tok_seq);
@@ -332,14 +347,14 @@ int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err) {
                         dst, s->n_seq);
     if (src == dst) return 0;
     const moe_config *c = &s->m->cfg;
-    size_t KD = (size_t)c->n_kv_heads * (size_t)c->head_dim, n = (size_t)s->seq_pos[src];
+    size_t KD = (size_t)kv_k_floats(c), VD = (size_t)kv_v_floats(c), n = (size_t)s->seq_pos[src];
     for (int l = 0; l < c->n_layers; l++) {
         int kv = s->kv_slot[l];
         if (kv >= 0) {
-            size_t from = ((size_t)kv * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx * KD;
-            size_t to = ((size_t)kv * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx * KD;
-            memcpy(s->k_cache + to, s->k_cache + from, n * KD * sizeof(float));
-            memcpy(s->v_cache + to, s->v_cache + from, n * KD * sizeof(float));
+            size_t from = ((size_t)kv * (size_t)s->n_seq + (size_t)src) * (size_t)s->n_ctx;
+            size_t to = ((size_t)kv * (size_t)s->n_seq + (size_t)dst) * (size_t)s->n_ctx;
+            memcpy(s->k_cache + to * KD, s->k_cache + from * KD, n * KD * sizeof(float));
+            if (VD) memcpy(s->v_cache + to * VD, s->v_cache + from * VD, n * VD * sizeof(float));
         }
         int slot = s->lin_slot[l];
         if (slot < 0) continue; /* a Gated DeltaNet layer: its conv and recurrent states */

@@ -30,6 +30,17 @@ static const tm_arch_info k_arch[] = {
     [MOE_ARCH_QWEN3_5_MOE] = {"qwen35moe", "qwen3_5_moe_text", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
                               NULL, 0, 0},
+    /* llama.cpp's deepseek2 and glm4moe files are read, not written (model_gguf.c);
+     * a deepseek2 file loads as deepseek_v2, or deepseek_v3 with sigmoid routing */
+    [MOE_ARCH_DEEPSEEK_V2] = {"deepseek2", "deepseek_v2", "mlp", NULL,
+                              {"gate_proj", "up_proj", "down_proj"}, 0, 0, 0, MOE_QKNORM_NONE, 1,
+                              NULL, 0, 0, "shared_experts"},
+    [MOE_ARCH_DEEPSEEK_V3] = {"deepseek2", "deepseek_v3", "mlp", NULL,
+                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_NONE, 1,
+                              NULL, 0, 1, "shared_experts"},
+    [MOE_ARCH_GLM4_MOE] = {"glm4moe", "glm4_moe", "mlp", NULL,
+                           {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1,
+                           NULL, 0, 0, "shared_experts"},
 };
 #define N_ARCH ((int)(sizeof k_arch / sizeof k_arch[0]))
 
@@ -79,6 +90,13 @@ typedef enum tdim {
     TD_LHV,      /* Hv */
     TD_LDV,      /* Dv */
     TD_LVD,      /* Hv*Dv */
+    TD_QO,       /* o_proj columns: H*Dh, H*v_head_dim with latent attention */
+    TD_QLORA,    /* q_lora_rank */
+    TD_KVA,      /* kv_lora_rank + qk_rope_dim */
+    TD_KVR,      /* kv_lora_rank */
+    TD_KVB,      /* H*(qk_nope_dim + v_head_dim) */
+    TD_NOPE,     /* qk_nope_dim */
+    TD_VD,       /* v_head_dim */
 } tdim;
 
 /* When a role is present. */
@@ -100,6 +118,10 @@ typedef enum twhen {
     TW_EXP_BIAS,    /* MoE with expert biases */
     TW_SELF_ATTN,   /* the layer's token mixer is attention */
     TW_LINEAR,      /* ... a Gated DeltaNet */
+    TW_MHA,         /* attention with its own k and v projections (not latent) */
+    TW_Q,           /* attention with q_proj (not latent with q_lora_rank) */
+    TW_QLORA,       /* latent attention with q_lora_rank */
+    TW_MLA,         /* latent attention */
 } twhen;
 
 /* Where a role lives in a loaded model. */
@@ -130,13 +152,13 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
     [TM_ATTN_NORM] = {{"blk.%d.attn_norm.weight", NULL, L_ "input_layernorm.weight", NORM},
                       TD_NONE, TD_D, TW_ALWAYS, LYR(attn_norm)},
     [TM_ATTN_Q] = {{"blk.%d.attn_q.weight", NULL, L_ "self_attn.q_proj.weight", TMF_ROPE_PERM},
-                   TD_QG, TD_D, TW_SELF_ATTN, LYR(wq)},
+                   TD_QG, TD_D, TW_Q, LYR(wq)},
     [TM_ATTN_K] = {{"blk.%d.attn_k.weight", NULL, L_ "self_attn.k_proj.weight", TMF_ROPE_PERM},
-                   TD_KV, TD_D, TW_SELF_ATTN, LYR(wk)},
+                   TD_KV, TD_D, TW_MHA, LYR(wk)},
     [TM_ATTN_V] = {{"blk.%d.attn_v.weight", NULL, L_ "self_attn.v_proj.weight", 0},
-                   TD_KV, TD_D, TW_SELF_ATTN, LYR(wv)},
+                   TD_KV, TD_D, TW_MHA, LYR(wv)},
     [TM_ATTN_O] = {{"blk.%d.attn_output.weight", NULL, L_ "self_attn.o_proj.weight", 0},
-                   TD_D, TD_Q, TW_SELF_ATTN, LYR(wo)},
+                   TD_D, TD_QO, TW_SELF_ATTN, LYR(wo)},
     [TM_ATTN_Q_BIAS] = {{"blk.%d.attn_q.bias", NULL, L_ "self_attn.q_proj.bias", F32V},
                         TD_NONE, TD_Q, TW_QKV_BIAS, LYR(bq)},
     [TM_ATTN_K_BIAS] = {{"blk.%d.attn_k.bias", NULL, L_ "self_attn.k_proj.bias", F32V},
@@ -169,13 +191,13 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                       L_ "{M}.experts.{J}.{W}.weight", TMF_EXPERT},
                      TD_D, TD_FE, TW_MOE, EXP(down)},
     [TM_SHEXP_GATE] = {{"blk.%d.ffn_gate_shexp.weight", NULL,
-                        L_ "{M}.shared_expert.gate_proj.weight", 0},
+                        L_ "{M}.{S}.gate_proj.weight", 0},
                        TD_FS, TD_D, TW_SHARED, LYR(shared.gate)},
-    [TM_SHEXP_UP] = {{"blk.%d.ffn_up_shexp.weight", NULL, L_ "{M}.shared_expert.up_proj.weight",
+    [TM_SHEXP_UP] = {{"blk.%d.ffn_up_shexp.weight", NULL, L_ "{M}.{S}.up_proj.weight",
                       0},
                      TD_FS, TD_D, TW_SHARED, LYR(shared.up)},
     [TM_SHEXP_DOWN] = {{"blk.%d.ffn_down_shexp.weight", NULL,
-                        L_ "{M}.shared_expert.down_proj.weight", 0},
+                        L_ "{M}.{S}.down_proj.weight", 0},
                        TD_D, TD_FS, TW_SHARED, LYR(shared.down)},
     [TM_SHEXP_INP] = {{"blk.%d.ffn_gate_inp_shexp.weight", NULL,
                        L_ "{M}.shared_expert_gate.weight", F32V},
@@ -229,11 +251,35 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                      TD_NONE, TD_FE, TW_EXP_BIAS, EXP(bu)},
     [TM_EXP_DOWN_B] = {{"blk.%d.ffn_down_exps.bias", NULL, NULL, F32V | TMF_PLANES},
                        TD_NONE, TD_D, TW_EXP_BIAS, EXP(bd)},
+    [TM_ATTN_Q_A] = {{"blk.%d.attn_q_a.weight", NULL, L_ "self_attn.q_a_proj.weight", 0},
+                     TD_QLORA, TD_D, TW_QLORA, LYR(wq_a)},
+    [TM_ATTN_Q_A_NORM] = {{"blk.%d.attn_q_a_norm.weight", NULL,
+                           L_ "self_attn.q_a_layernorm.weight", NORM},
+                          TD_NONE, TD_QLORA, TW_QLORA, LYR(q_a_norm)},
+    [TM_ATTN_Q_B] = {{"blk.%d.attn_q_b.weight", NULL, L_ "self_attn.q_b_proj.weight", 0},
+                     TD_Q, TD_QLORA, TW_QLORA, LYR(wq_b)},
+    [TM_ATTN_KV_A] = {{"blk.%d.attn_kv_a_mqa.weight", NULL,
+                       L_ "self_attn.kv_a_proj_with_mqa.weight", 0},
+                      TD_KVA, TD_D, TW_MLA, LYR(wkv_a)},
+    [TM_ATTN_KV_A_NORM] = {{"blk.%d.attn_kv_a_norm.weight", NULL,
+                            L_ "self_attn.kv_a_layernorm.weight", NORM},
+                           TD_NONE, TD_KVR, TW_MLA, LYR(kv_a_norm)},
+    /* GGUF files hold it split (attn_k_b, attn_v_b): no GGUF name here */
+    [TM_ATTN_KV_B] = {{NULL, NULL, L_ "self_attn.kv_b_proj.weight", 0},
+                      TD_KVB, TD_KVR, TW_MLA, LYR(wkv_b)},
+    [TM_ATTN_K_B] = {{"blk.%d.attn_k_b.weight", NULL, NULL, TMF_HEADS},
+                     TD_KVR, TD_NOPE, TW_MLA, LYR(wk_b)},
+    [TM_ATTN_V_B] = {{"blk.%d.attn_v_b.weight", NULL, NULL, TMF_HEADS},
+                     TD_VD, TD_KVR, TW_MLA, LYR(wv_b)},
+    [TM_EXP_PROBS_B] = {{"blk.%d.exp_probs_b.bias", NULL, NULL, F32V},
+                        TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
 static const tm_role k_layer_order[] = {
-    TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_K,       TM_ATTN_V,      TM_ATTN_O,
+    TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_Q_A,     TM_ATTN_Q_A_NORM, TM_ATTN_Q_B,
+    TM_ATTN_KV_A,   TM_ATTN_KV_A_NORM, TM_ATTN_KV_B, TM_ATTN_K_B,     TM_ATTN_V_B,
+    TM_ATTN_K,      TM_ATTN_V,      TM_ATTN_O,
     TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
     TM_ATTN_Q_NORM, TM_ATTN_K_NORM, TM_LIN_A_LOG,    TM_LIN_SSM_A,   TM_LIN_CONV,
     TM_LIN_DT_BIAS, TM_LIN_BA,      TM_LIN_QKVZ,     TM_LIN_QKV,     TM_LIN_Z,
@@ -253,6 +299,10 @@ static const struct {
     {MOE_ARCH_GPT_OSS, TM_FFN_NORM, TM_POST_NORM}, /* blk.N.post_attention_norm */
     {MOE_ARCH_QWEN3_NEXT, TM_FFN_NORM, TM_POST_NORM},
     {MOE_ARCH_QWEN3_5_MOE, TM_FFN_NORM, TM_POST_NORM},
+    {MOE_ARCH_GLM4_MOE, TM_FFN_NORM, TM_POST_NORM},
+    {MOE_ARCH_DEEPSEEK_V2, TM_SEL_BIAS, TM_EXP_PROBS_B}, /* blk.N.exp_probs_b.bias */
+    {MOE_ARCH_DEEPSEEK_V3, TM_SEL_BIAS, TM_EXP_PROBS_B},
+    {MOE_ARCH_GLM4_MOE, TM_SEL_BIAS, TM_EXP_PROBS_B},
 };
 
 static tm_role gguf_alias(const moe_config *c, tm_role r) {
@@ -303,6 +353,13 @@ static int64_t dim_of(tdim d, const moe_config *c, const moe_layer_config *lc) {
     case TD_LHV: return c->lin_v_heads;
     case TD_LDV: return c->lin_v_dim;
     case TD_LVD: return (int64_t)c->lin_v_heads * c->lin_v_dim;
+    case TD_QO: return H * (c->kv_lora_rank ? c->v_head_dim : Dh);
+    case TD_QLORA: return c->q_lora_rank;
+    case TD_KVA: return (int64_t)c->kv_lora_rank + c->qk_rope_dim;
+    case TD_KVR: return c->kv_lora_rank;
+    case TD_KVB: return H * ((int64_t)c->qk_nope_dim + c->v_head_dim);
+    case TD_NOPE: return c->qk_nope_dim;
+    case TD_VD: return c->v_head_dim;
     }
     return 0;
 }
@@ -327,6 +384,10 @@ static int present(twhen w, const moe_config *c, const moe_layer_config *lc) {
     case TW_SINKS: return attn && c->attn_sinks;
     case TW_ROUTER_BIAS: return lc && lc->moe && lc->router_bias;
     case TW_EXP_BIAS: return lc && lc->moe && lc->expert_bias;
+    case TW_MHA: return attn && !c->kv_lora_rank;
+    case TW_Q: return attn && (!c->kv_lora_rank || !c->q_lora_rank);
+    case TW_QLORA: return attn && c->kv_lora_rank && c->q_lora_rank;
+    case TW_MLA: return attn && c->kv_lora_rank;
     }
     return 0;
 }
@@ -364,6 +425,7 @@ int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, 
             case 'J': snprintf(tmp, sizeof tmp, "%d", e->expert), put = tmp; break;
             case 'M': put = moe; break;
             case 'R': put = ai->hf_router ? ai->hf_router : "gate"; break;
+            case 'S': put = ai->hf_shared ? ai->hf_shared : "shared_expert"; break;
             case 'W': put = expert && !fused ? ai->hf_expert[e->role - TM_EXP_GATE] : NULL; break;
             default: break;
             }
@@ -407,7 +469,8 @@ static int walk_role(const moe_config *c, tm_format f, int split, int layer,
     if ((r == TM_LIN_QKV || r == TM_LIN_Z) && f == TM_HF && !tm_lin_split(c)) return 0;
     int rc;
     if (r != TM_EXP_GATE) {
-        int planes = (rr->info.flags & TMF_PLANES) && lc ? lc->n_experts : 1;
+        int planes = (rr->info.flags & TMF_PLANES) && lc ? lc->n_experts
+                     : rr->info.flags & TMF_HEADS ? c->n_heads : 1;
         tm_entry e = {r, layer, -1, planes, dim_of(rr->rows, c, lc), dim_of(rr->cols, c, lc)};
         return fn(ctx, &e);
     }
@@ -540,6 +603,7 @@ int tm_gguf_dims(const tm_entry *e, int64_t ne[3]) {
     ne[0] = e->cols;
     ne[1] = e->rows ? e->rows : 1;
     ne[2] = e->planes;
+    if (tm_role_of(e->role)->flags & TMF_HEADS) return 3;
     if (tm_role_of(e->role)->flags & TMF_PLANES) {
         ne[1] = e->planes;
         ne[2] = 1;

@@ -30,8 +30,13 @@
  * qwen35moe (llama.cpp's Qwen3.5-MoE files): qwen3next's names, with
  * ssm_beta and ssm_alpha ([Hv][D] each) for ssm_ba, and the value heads
  * tiled (tm_lin_v_map); routed experts stacked as ffn_{gate,up,down}_exps.
- * The router's noise projection and the
- * selection bias have no GGUF name (llama.cpp has no field for them).
+ * deepseek2 (llama.cpp's DeepSeek-V2/V3 files): blk.N.attn_q_a, attn_q_a_norm,
+ * attn_q_b (or attn_q), attn_kv_a_mqa, attn_kv_a_norm, attn_k_b ([H][R][Dn],
+ * W_uk transposed) and attn_v_b ([H][Dv][R]) instead of kv_b_proj,
+ * exp_probs_b.bias (the selection bias); glm4moe: blk.N.post_attention_norm for
+ * ffn_norm, exp_probs_b.bias.
+ * The router's noise projection, and the selection bias of the other
+ * architectures, have no GGUF name (llama.cpp has no field for them).
  * llama.cpp's converter permutes the q and k rows of "llama" files (the
  * per-architecture row says so; weights.c puts them back at load).
  */
@@ -109,6 +114,20 @@ typedef enum tm_role {
     TM_EXP_GATE_B,  /* [E][F] blk.N.ffn_gate_exps.bias */
     TM_EXP_UP_B,    /* [E][F] blk.N.ffn_up_exps.bias */
     TM_EXP_DOWN_B,  /* [E][D] blk.N.ffn_down_exps.bias */
+    /* Multi-head latent attention (moe_config.kv_lora_rank > 0; deepseek):
+     * R = kv_lora_rank, Dr = qk_rope_dim, Dn = qk_nope_dim, Dv = v_head_dim,
+     * Dh = Dn + Dr; q comes from TM_ATTN_Q [H*Dh][D] when q_lora_rank is 0 */
+    TM_ATTN_Q_A,      /* [q_lora_rank][D] q_a_proj */
+    TM_ATTN_Q_A_NORM, /* [q_lora_rank] q_a_layernorm */
+    TM_ATTN_Q_B,      /* [H*Dh][q_lora_rank] q_b_proj */
+    TM_ATTN_KV_A,     /* [R + Dr][D] kv_a_proj_with_mqa: [latent | rotary key] */
+    TM_ATTN_KV_A_NORM,/* [R] kv_a_layernorm */
+    TM_ATTN_KV_B,     /* [H*(Dn + Dv)][R] kv_b_proj: per head [W_uk Dn rows | W_uv Dv rows] */
+    /* llama.cpp's deepseek2 files split kv_b_proj per head (no HF name): */
+    TM_ATTN_K_B,      /* [H][R][Dn] attn_k_b: W_uk transposed */
+    TM_ATTN_V_B,      /* [H][Dv][R] attn_v_b: W_uv */
+    TM_EXP_PROBS_B,   /* [E] blk.N.exp_probs_b.bias: the selection bias (the slot of
+                         TM_SEL_BIAS) in deepseek2 / glm4moe files */
     TM_ROLE_COUNT
 } tm_role;
 
@@ -128,6 +147,8 @@ enum {
     TMF_FUSED = 32,     /* a fused expert tensor (TM_EXP_GATE_UP ...): no slot */
     TMF_MID1 = 64,      /* also stored as [rows][1][cols] (a conv1d weight) */
     TMF_PLANES = 128,   /* a vector per routed expert, stacked [E][cols] (2-D) */
+    TMF_HEADS = 256,    /* a matrix per attention head, stacked [H][rows][cols] (3-D),
+                           loaded as one [H*rows][cols] matrix */
 };
 
 /* What the table says about a role (tm_role_info()). */
@@ -167,6 +188,8 @@ typedef struct tm_arch_info {
     int hf_fused;            /* HF experts as fused stacked tensors (gpt_oss: gate_up_proj
                                 [E][D][2F] interleaved, down_proj [E][F][D], biases) */
     int no_gguf;             /* no GGUF layout of ours (general.architecture unused) */
+    const char *hf_shared;   /* the shared expert(s) in transformers names; NULL =
+                                "shared_expert" */
 } tm_arch_info;
 
 /* The row of an architecture (NULL for an unknown one). */

@@ -73,7 +73,8 @@ static const char *shape_str(char *buf, size_t n, const int64_t *shape, int nd) 
 /* Whether t has e's shape. A stacked expert tensor is [E][rows][cols]; a
  * [1][n] matrix may be stored 1-D and a vector as [1][n]. */
 static int shape_ok(const tm_entry *e, const wt_tensor *t, int64_t want[3], int *nd) {
-    int stacked = tm_is_expert(e->role) && e->expert < 0;
+    int stacked = (tm_is_expert(e->role) && e->expert < 0) ||
+                  (tm_role_of(e->role)->flags & TMF_HEADS); /* [H][rows][cols] */
     int planes = (tm_role_of(e->role)->flags & TMF_PLANES) != 0; /* [E][cols] */
     *nd = stacked ? 3 : e->rows || planes ? 2 : 1;
     want[0] = stacked ? e->planes : 1;
@@ -380,6 +381,12 @@ static int place(wload *W, const tm_entry *e, const char *name, const wt_tensor 
                     memcpy(dst + (size_t)(h * Dh + j * half + i) * rb,
                            data + (size_t)(h * Dh + 2 * i + j) * rb, rb);
         data = dst;
+    }
+    if (tm_role_of(e->role)->flags & TMF_HEADS) { /* one matrix of every head's rows */
+        mat *w = tm_slot_mat(m, e, 0);
+        if (!w) return moe_fail(W->err, "%s: internal: no slot for %s", W->src->path, name);
+        *w = (mat){data, t->type, e->planes * e->rows, e->cols};
+        return 0;
     }
     for (int p = 0; p < e->planes; p++) {
         mat *w = tm_slot_mat(m, e, p);

@@ -2,7 +2,8 @@
  * data_pass.c - moe_route_data_run (include/moe_route.h): run a model over
  * windows of a token shard and count where its routers send the tokens: per
  * MoE layer the (token, slot) pairs per expert, a domain x expert table, the
- * router entropy and the tokens each expert receives most. The statistics
+ * router entropy, the tokens each expert receives most and, for group-limited
+ * routing, how often each group is kept (per domain). The statistics
  * themselves are stats.c's. `moe route --data` and `moe report` print this.
  *
  * Windows: when fewer tokens than the shard holds are wanted, the windows
@@ -54,6 +55,11 @@ static void on_route(void *user, const moe_route_info *r) {
             drow[e]++;
             if (acc->keys) acc->keys[acc->n_keys++] = (uint64_t)e << 32 | (uint32_t)a->ids[tok];
         }
+        for (int g = 0; r->group && g < l->G; g++)
+            if (r->group[(int64_t)t * r->n_group + g]) {
+                l->group_counts[g]++;
+                l->domain_group_counts[(int64_t)a->dom[tok] * l->G + g]++;
+            }
         if (l->kind == MOE_ROUTE_HASH) continue;
         double h = moe_route_entropy(r->score + (int64_t)t * r->E, r->E);
         if (isnan(h)) continue;
@@ -104,6 +110,8 @@ void moe_route_data_free(moe_route_data *d) {
     for (int i = 0; d->layer && i < d->n_layers; i++) {
         free(d->layer[i].counts);
         free(d->layer[i].domain_counts);
+        free(d->layer[i].group_counts);
+        free(d->layer[i].domain_group_counts);
         free(d->layer[i].top_id);
         free(d->layer[i].top_count);
     }
@@ -158,6 +166,14 @@ static int alloc_result(moe_route_data *d, const moe_config *c, const data_shard
         if (top > 0) acc->keys = malloc(sizeof *acc->keys * (size_t)(N * x->K));
         if (!x->counts || !x->domain_counts || !x->top_id || !x->top_count || (top > 0 && !acc->keys))
             return moe_fail(err, "out of memory");
+        if (lc->group != MOE_GROUP_NONE) {
+            x->G = lc->n_group;
+            x->TG = lc->topk_group;
+            x->group_counts = calloc((size_t)x->G, sizeof *x->group_counts);
+            x->domain_group_counts =
+                calloc((size_t)x->G * (size_t)d->n_domains, sizeof *x->domain_group_counts);
+            if (!x->group_counts || !x->domain_group_counts) return moe_fail(err, "out of memory");
+        }
     }
     return 0;
 }
@@ -250,6 +266,8 @@ int moe_route_data_run(moe_model *m, const moe_route_data_opts *o, moe_route_dat
         x->dead = moe_route_dead(x->counts, x->E);
         x->entropy = a.l[i].ent_n ? a.l[i].ent_sum / (double)a.l[i].ent_n : NAN;
         x->mi_bits = moe_route_mutual_info(x->domain_counts, d->n_domains, x->E);
+        if (x->G)
+            x->group_mi_bits = moe_route_mutual_info(x->domain_group_counts, d->n_domains, x->G);
         if (o->top > 0) top_tokens(&a.l[i], o->top);
     }
     *out = d;
