@@ -223,3 +223,29 @@ TEST(hf_config_deepseek_write_roundtrip) {
               "\"use_qk_norm\": true, \"n_group\": 4, \"topk_group\": 2, "
               "\"partial_rotary_factor\": 0.25, \"routed_scaling_factor\": 1.5}", __LINE__);
 }
+
+/* The group-limited routing of deepseek in other layouts, through our "moe"
+ * object (what the trainer's reference for groups uses): parsed, validated,
+ * written back. */
+TEST(hf_config_moe_groups) {
+    PARSE_OK(&g_a, "{\"model_type\": \"mixtral\", \"num_local_experts\": 8, \"moe\": {\"score\": "
+                   "\"sigmoid\", \"select_bias\": true, \"group\": \"top2_sum\", \"n_group\": 4, "
+                   "\"topk_group\": 2}}");
+    const moe_layer_config *l = &g_a.layer[0];
+    CHECK(l->group == MOE_GROUP_TOP2_SUM && l->n_group == 4 && l->topk_group == 2);
+    CHECK(l->score == MOE_SCORE_SIGMOID && l->select_bias == 1);
+    roundtrip("{\"model_type\": \"mixtral\", \"num_local_experts\": 8, \"moe\": {\"score\": "
+              "\"sigmoid\", \"select_bias\": true, \"group\": \"top2_sum\", \"n_group\": 4, "
+              "\"topk_group\": 2}}", __LINE__);
+    roundtrip("{\"model_type\": \"qwen3_moe\", \"num_experts\": 8, \"num_experts_per_tok\": 2, "
+              "\"moe\": {\"group\": \"max\", \"n_group\": 2, \"topk_group\": 1}}", __LINE__);
+#define MX(moe) "{\"model_type\": \"mixtral\", \"num_local_experts\": 8, \"moe\": {" moe "}}"
+    PARSE_BAD(MX("\"group\": \"top2\", \"n_group\": 4, \"topk_group\": 2"), "moe.group");
+    PARSE_BAD(MX("\"group\": \"max\", \"n_group\": 4"), "moe.topk_group: missing");
+    PARSE_BAD(MX("\"n_group\": 4, \"topk_group\": 2"), "moe.n_group: given without moe.group");
+    PARSE_BAD(MX("\"group\": \"max\", \"n_group\": 2.5, \"topk_group\": 1"), "moe.n_group");
+    PARSE_BAD(MX("\"group\": \"max\", \"n_group\": 3, \"topk_group\": 1"), "does not divide");
+    PARSE_BAD(MX("\"group\": \"max\", \"n_group\": 4, \"topk_group\": 5"), "topk_group");
+    PARSE_BAD(MX("\"group\": \"max\", \"n_group\": 8, \"topk_group\": 1"), "top_k");
+#undef MX
+}

@@ -58,7 +58,9 @@ the last expert) is skipped by it, which is how "no expert" is written):
   hf             the model's own router: softmax, top-K, renormalized (mixtral
                  always; qwen/olmoe per norm_topk_prob)
   sigmoid_bias   s = sigmoid(z); chosen = top-K of s + bias; weights = s of the
-                 chosen / their sum
+                 chosen / their sum; with moe.group "top2_sum" (sigmoid_group) the
+                 top-K runs over the experts of the topk_group groups whose two best
+                 s + bias sum highest (DeepSeek-V3's noaux_tc)
   expert_choice  p = softmax(z); expert e takes the C = int(CF*N*K/E) tokens with
                  the largest p[:,e]; weight p[n,e]; a token no expert took gets 0
                  from the routed experts
@@ -210,6 +212,13 @@ VARIANTS = [
            "then softmax over the 2; fused gate_up_proj [E][D][2F] (gate even, up odd columns) "
            "and down_proj [E][F][D] with biases; clamped SwiGLU alpha 1.702, limit 1.0 (reached: "
            "checks.swiglu_clamped); expert biases are not decayed"),
+    V("sigmoid_group", "mixtral", MIXTRAL, route="sigmoid_bias", num_local_experts=8,
+      moe={"score": "sigmoid", "select_bias": True, "group": "top2_sum", "n_group": 4,
+           "topk_group": 2},
+      what="DeepSeek-V3 group-limited routing (noaux_tc): 8 experts in 4 groups of 2, each "
+           "group scored by the sum of its two s + bias; the best 2 groups kept, top-2 of "
+           "their 4 experts by s + bias, weights s renormalized; gradients flow through the "
+           "chosen weights only; the bias moves as in sigmoid_bias"),
 ]
 
 # ---------------------------------------------------------------- helpers
@@ -369,6 +378,20 @@ class Routing:
             s = torch.sigmoid(z)
             bias = mod.e_score_correction_bias
             sel = s.detach() + (0 if self.mut.get("no_bias") else bias)
+            moe = getattr(self.cfg, "moe", None) or {}
+            if moe.get("group") and not self.mut.get("no_groups"):
+                # noaux_tc: groups of E/G in index order, each scored by the
+                # sum of its two best s + bias; the topk_group best kept, the
+                # others' experts out of the choice (-inf, as router.c)
+                G, TG = moe["n_group"], moe["topk_group"]
+                gsc = sel.view(N, G, E // G).topk(2, dim=-1).values.sum(-1)
+                rec["gaps"]["topk_group_score"] = kth_gap(gsc, TG)
+                keep = torch.zeros(N, G, dtype=torch.bool)
+                keep.scatter_(1, torch.topk(gsc, TG, dim=-1).indices, True)
+                sel = sel.masked_fill(~keep.repeat_interleave(E // G, dim=1), float("-inf"))
+                flat = torch.topk(s.detach() + bias, K, dim=-1).indices.sort(-1).values
+                grp = torch.topk(sel, K, dim=-1).indices.sort(-1).values
+                rec["group_changed_tokens"] = int((flat != grp).any(-1).sum())
             idx = torch.topk(sel, K, dim=-1).indices
             w = torch.gather(s, 1, idx)
             w = w / w.sum(-1, keepdim=True)
@@ -423,6 +446,9 @@ def route_of_config(moe):
     router = moe.get("router", "token_choice")
     sigmoid = moe.get("score", "softmax") == "sigmoid"
     bias = bool(moe.get("select_bias", False))
+    group = moe.get("group")
+    if group and (group != "top2_sum" or not sigmoid or not bias):
+        return None
     cf = moe.get("capacity_factor", 0) or 0
     if moe.get("noise", 0) or moe.get("routed_scaling_factor", 1) != 1:
         return None
@@ -550,7 +576,8 @@ def train(d, v, batches, steps=STEPS, perturb=None, mut=None):
                    grad_norm=gn, clip_scale=min(1.0, CLIP / (gn + 1e-6)),
                    load=[r["load"] for r in routing.records],
                    min_gap=min_gap(routing.records))
-        for key in ("dropped", "unrouted_tokens", "multi_expert_tokens", "bias_changed_tokens"):
+        for key in ("dropped", "unrouted_tokens", "multi_expert_tokens", "bias_changed_tokens",
+                    "group_changed_tokens"):
             vals = [r[key] for r in routing.records if key in r]
             if vals:
                 row[key] = vals
@@ -698,6 +725,8 @@ def mutations(v, cfg):
         out = {"hash without mod 2^32": {"no_mod32": True}}
     if v["route"] == "sigmoid_bias":
         out["selection without the bias"] = {"no_bias": True}
+        if (v["cfg"].get("moe") or {}).get("group"):
+            out["selection without the groups"] = {"no_groups": True}
     if v["route"] == "capacity":
         out["dropless (no capacity)"] = {"dropless": True}
         out["capacity floor instead of ceil"] = {"capacity_delta": -1}
@@ -827,6 +856,10 @@ def build(v, seed):
         assert sum(run["traj"][0]["bias_changed_tokens"]) > 0, "bias changes no selection"
         mean = B * T * K / E
         checks["bias_updates_with_sign_0"] = sum(ld.count(mean) for r in run["traj"] for ld in r["load"])
+        if (v["cfg"].get("moe") or {}).get("group"):
+            checks["tokens_whose_choice_the_groups_change"] = [r["group_changed_tokens"]
+                                                               for r in run["traj"]]
+            assert sum(run["traj"][0]["group_changed_tokens"]) > 0, "groups change no selection"
     if v["route"] == "hash":
         checks["hash_experts_differ_without_mod_2^32"] = sum(
             hash_expert(i, E) != (i * HASH_MUL) % E for i in range(cfg.vocab_size))

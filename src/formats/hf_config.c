@@ -34,7 +34,11 @@
  * (or "type") must be "default"; rope_theta from there, else top level, else
  * the class default (mixtral 1e6, others 1e4).
  * Our own fields live under "moe": score, router, capacity_factor, noise,
- * routed_scaling_factor, select_bias, norm_topk (all MoE layers). norm_topk
+ * routed_scaling_factor, select_bias, norm_topk, group, n_group, topk_group
+ * (all MoE layers). group ("max": a group scores by its best expert, as
+ * deepseek_v2's group_limited_greedy; "top2_sum": by the sum of its two best
+ * selection scores, as deepseek_v3's noaux_tc) needs n_group and topk_group;
+ * it gives other layouts the group-limited routing of deepseek. norm_topk
  * (true/false) overrides the layout's renormalization of the top-k weights:
  * mixtral always renormalizes, the others follow norm_topk_prob. It is
  * written back only where the layout cannot say it (mixtral without
@@ -235,14 +239,15 @@ static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl, int *norm_topk)
     if (!cJSON_IsObject(m))
         return moe_fail(in->err, "%s: field moe: wrong JSON type (expected an object)", in->where);
     static const char *const known[] = {"score", "router", "capacity_factor", "noise",
-                                        "routed_scaling_factor", "select_bias", "norm_topk"};
+                                        "routed_scaling_factor", "select_bias", "norm_topk",
+                                        "group", "n_group", "topk_group"};
     for (const cJSON *c = m->child; c; c = c->next) {
         int ok = 0;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(c->string, known[i]);
         if (!ok)
             return moe_fail(in->err, "%s: field moe.%s: unknown (known: score, router, "
                             "capacity_factor, noise, routed_scaling_factor, select_bias, "
-                            "norm_topk)",
+                            "norm_topk, group, n_group, topk_group)",
                             in->where, c->string);
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "score");
@@ -266,7 +271,31 @@ static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl, int *norm_topk)
         else return moe_fail(in->err, "%s: field moe.router: unknown value \"%.32s\" "
                              "(token_choice, expert_choice, hash)", in->where, v->valuestring);
     }
+    v = cJSON_GetObjectItemCaseSensitive(m, "group");
+    if (v) {
+        if (!cJSON_IsString(v))
+            return moe_fail(in->err, "%s: field moe.group: wrong JSON type (expected a string)",
+                            in->where);
+        if (!strcmp(v->valuestring, "max")) tpl->group = MOE_GROUP_MAX;
+        else if (!strcmp(v->valuestring, "top2_sum")) tpl->group = MOE_GROUP_TOP2_SUM;
+        else return moe_fail(in->err, "%s: field moe.group: unknown value \"%.32s\" (max, "
+                             "top2_sum)", in->where, v->valuestring);
+    }
     double d;
+    for (int i = 0; i < 2; i++) {
+        const char *key = i ? "topk_group" : "n_group";
+        int present = cJSON_GetObjectItemCaseSensitive(m, key) != NULL;
+        if (present != (v != NULL))
+            return moe_fail(in->err, "%s: field moe.%s: %s", in->where, key,
+                            v ? "missing (moe.group needs n_group and topk_group)"
+                              : "given without moe.group");
+        if (!present) continue;
+        if (hf_num(in, m, key, 0, &d)) return -1;
+        if (d != (int)d || d < 1 || d > 1024)
+            return moe_fail(in->err, "%s: field moe.%s: %g is not an integer in 1..1024",
+                            in->where, key, d);
+        *(i ? &tpl->topk_group : &tpl->n_group) = (int)d;
+    }
     if (hf_num(in, m, "capacity_factor", 0, &d)) return -1;
     tpl->capacity_factor = (float)d;
     if (hf_num(in, m, "noise", 0, &d)) return -1;

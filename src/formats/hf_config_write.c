@@ -168,7 +168,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
     const int norm_extra = m && c->arch == MOE_ARCH_MIXTRAL && !m->norm_topk;
     if (m && c->arch != MOE_ARCH_GPT_OSS && !hf_ds_arch(c->arch) && (m->score != MOE_SCORE_SOFTMAX || m->kind != MOE_ROUTE_TOKEN_CHOICE ||
               m->capacity_factor != 0 || m->noise != 0 || m->routed_scale != 1 ||
-              m->select_bias || norm_extra)) {
+              m->select_bias || norm_extra || m->group != MOE_GROUP_NONE)) {
         cJSON *x = cJSON_AddObjectToObject(o, "moe");
         if (x && m->score != MOE_SCORE_SOFTMAX) cJSON_AddStringToObject(x, "score", "sigmoid");
         if (x && m->kind != MOE_ROUTE_TOKEN_CHOICE)
@@ -181,6 +181,11 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
             cJSON_AddItemToObject(x, "routed_scaling_factor", hf_float(m->routed_scale));
         if (x && m->select_bias) cJSON_AddBoolToObject(x, "select_bias", 1);
         if (x && norm_extra) cJSON_AddBoolToObject(x, "norm_topk", 0);
+        if (x && m->group != MOE_GROUP_NONE) {
+            cJSON_AddStringToObject(x, "group", m->group == MOE_GROUP_MAX ? "max" : "top2_sum");
+            hf_add_int(x, "n_group", m->n_group);
+            hf_add_int(x, "topk_group", m->topk_group);
+        }
     }
     return o;
 }

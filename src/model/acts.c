@@ -80,12 +80,15 @@ int model_acts_enable(moe_session *s, int n_tokens, moe_err *err) {
                         n_tokens, s->max_batch);
     int lin = 0;
     for (int i = 0; i < c->n_layers; i++) lin |= c->layer[i].linear_attn;
-    for (int i = 0; i < c->n_layers; i++) lin |= c->layer[i].group != MOE_GROUP_NONE;
-    if (lin || c->attn_out_gate || c->norm_offset || c->rope_dim || c->kv_lora_rank)
-        return moe_fail(err, "activations: %s: linear attention, latent attention, "
-                        "group-limited routing, the attention output gate, "
-                        "zero-centred norms and partial rotary are not trainable yet",
-                        c->model_type);
+    const char *what = lin                ? "linear attention (Gated DeltaNet)"
+                       : c->kv_lora_rank  ? "latent attention (MLA, kv_lora_rank)"
+                       : c->attn_out_gate ? "the attention output gate"
+                       : c->norm_offset   ? "zero-centred norms"
+                       : c->rope_dim      ? "partial rotary"
+                                          : NULL;
+    if (what)
+        return moe_fail(err, "activations: %s: %s is not trainable yet (inference only)",
+                        c->model_type, what);
     train_acts *t = calloc(1, sizeof *t);
     if (!t) return moe_fail(err, "out of memory for the activation tape");
     t->n_tokens = s->max_batch; /* any chunk the session runs fits */

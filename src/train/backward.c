@@ -57,10 +57,14 @@ int bwd_check_model(const moe_config *c, moe_err *err) {
             return moe_fail(err, "%s: layer %d: the clamped SwiGLU is trainable in routed "
                             "experts only, not in a dense or shared FFN", c->model_type, i);
     }
-    if (c->attn_out_gate || c->norm_offset || c->rope_dim)
-        return moe_fail(err, "%s: the attention output gate, partial rotary and "
-                        "zero-centred norms have no backward (qwen3_next is inference-only)",
-                        c->model_type);
+    const char *what = c->kv_lora_rank  ? "latent attention (MLA, kv_lora_rank)"
+                       : c->attn_out_gate ? "the attention output gate"
+                       : c->rope_dim      ? "partial rotary (partial_rotary_factor)"
+                       : c->norm_offset   ? "zero-centred norms"
+                                          : NULL;
+    if (what)
+        return moe_fail(err, "%s: %s has no backward yet; such models are inference-only",
+                        c->model_type, what);
     return 0;
 }
 
