@@ -174,6 +174,7 @@ TEST(train_ref_qwen3_headnorm) { run_variant("qwen3_headnorm"); }
 TEST(train_ref_kl_uniform) { run_variant("kl_uniform"); }
 TEST(train_ref_sigmoid_bias) { run_variant("sigmoid_bias"); }
 TEST(train_ref_sigmoid_group) { run_variant("sigmoid_group"); }
+TEST(train_ref_softmax_group) { run_variant("softmax_group"); }
 TEST(train_ref_expert_choice) { run_variant("expert_choice"); }
 TEST(train_ref_hash) { run_variant("hash"); }
 TEST(train_ref_capacity) { run_variant("capacity"); }

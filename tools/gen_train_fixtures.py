@@ -61,6 +61,9 @@ the last expert) is skipped by it, which is how "no expert" is written):
                  chosen / their sum; with moe.group "top2_sum" (sigmoid_group) the
                  top-K runs over the experts of the topk_group groups whose two best
                  s + bias sum highest (DeepSeek-V3's noaux_tc)
+  softmax_group  p = softmax(z); the top-K of p over the experts of the topk_group
+                 groups whose best p is highest (DeepSeek-V2's group_limited_greedy);
+                 weights p of the chosen (norm_topk false)
   expert_choice  p = softmax(z); expert e takes the C = int(CF*N*K/E) tokens with
                  the largest p[:,e]; weight p[n,e]; a token no expert took gets 0
                  from the routed experts
@@ -219,6 +222,14 @@ VARIANTS = [
            "group scored by the sum of its two s + bias; the best 2 groups kept, top-2 of "
            "their 4 experts by s + bias, weights s renormalized; gradients flow through the "
            "chosen weights only; the bias moves as in sigmoid_bias"),
+    V("softmax_group", "mixtral", MIXTRAL, route="softmax_group", num_local_experts=8,
+      num_experts_per_tok=3,
+      moe={"group": "max", "n_group": 4, "topk_group": 2, "norm_topk": False},
+      what="DeepSeek-V2 group-limited routing (group_limited_greedy): p = softmax over 8 "
+           "experts in 4 groups of 2, each group scored by its best p; the best 2 groups "
+           "kept, top-3 of their 4 experts (with top-2 the groups could never change the "
+           "choice), weights p not renormalized (so every logit gets gradient through the "
+           "softmax)"),
 ]
 
 # ---------------------------------------------------------------- helpers
@@ -400,6 +411,33 @@ class Routing:
             nob = torch.topk(s.detach(), K, dim=-1).indices.sort(-1).values
             rec["bias_changed_tokens"] = int((nob != idx.sort(-1).values).any(-1).sum())
             count = torch.bincount(idx.flatten(), minlength=E)
+        elif kind == "softmax_group":
+            # deepseek_v2's group_limited_greedy: p = softmax(z); groups of E/G
+            # in index order scored by their best p, the topk_group best kept,
+            # top-K of p over their experts; weights p (renormalized only
+            # with norm_topk)
+            z = F.linear(h, mod.weight)
+            p = torch.softmax(z, dim=-1)
+            moe = self.cfg.moe
+            G, TG = moe["n_group"], moe["topk_group"]
+            sel = p.detach()
+            flat = torch.topk(sel, K, dim=-1).indices.sort(-1).values
+            if not self.mut.get("no_groups"):
+                gsc = sel.view(N, G, E // G).max(-1).values
+                # gaps in logits (the order of p), as the hf route measures
+                zg = z.detach().view(N, G, E // G).max(-1).values
+                rec["gaps"]["topk_group_logit"] = kth_gap(zg, TG)
+                keep = torch.zeros(N, G, dtype=torch.bool)
+                keep.scatter_(1, torch.topk(gsc, TG, dim=-1).indices, True)
+                sel = sel.masked_fill(~keep.repeat_interleave(E // G, dim=1), float("-inf"))
+            idx = torch.topk(sel, K, dim=-1).indices
+            rec["group_changed_tokens"] = int((flat != idx.sort(-1).values).any(-1).sum())
+            w = torch.gather(p, 1, idx)
+            if moe.get("norm_topk", True):
+                w = w / w.sum(-1, keepdim=True)
+            zsel = z.detach().masked_fill(sel == float("-inf"), float("-inf"))
+            rec["gaps"]["topk_logit"] = kth_gap(zsel, K)
+            count = torch.bincount(idx.flatten(), minlength=E)
         elif kind == "expert_choice":
             z = F.linear(h, mod.weight)
             p = torch.softmax(z, dim=-1)
@@ -446,11 +484,13 @@ def route_of_config(moe):
     router = moe.get("router", "token_choice")
     sigmoid = moe.get("score", "softmax") == "sigmoid"
     bias = bool(moe.get("select_bias", False))
-    group = moe.get("group")
-    if group and (group != "top2_sum" or not sigmoid or not bias):
-        return None
     cf = moe.get("capacity_factor", 0) or 0
     if moe.get("noise", 0) or moe.get("routed_scaling_factor", 1) != 1:
+        return None
+    group = moe.get("group")
+    if group == "max" and router == "token_choice" and not sigmoid and not bias and not cf:
+        return "softmax_group"
+    if group and (group != "top2_sum" or not sigmoid or not bias):
         return None
     if router == "token_choice":
         if sigmoid and bias and not cf:
@@ -725,8 +765,8 @@ def mutations(v, cfg):
         out = {"hash without mod 2^32": {"no_mod32": True}}
     if v["route"] == "sigmoid_bias":
         out["selection without the bias"] = {"no_bias": True}
-        if (v["cfg"].get("moe") or {}).get("group"):
-            out["selection without the groups"] = {"no_groups": True}
+    if (v["cfg"].get("moe") or {}).get("group"):
+        out["selection without the groups"] = {"no_groups": True}
     if v["route"] == "capacity":
         out["dropless (no capacity)"] = {"dropless": True}
         out["capacity floor instead of ceil"] = {"capacity_delta": -1}
@@ -860,6 +900,10 @@ def build(v, seed):
             checks["tokens_whose_choice_the_groups_change"] = [r["group_changed_tokens"]
                                                                for r in run["traj"]]
             assert sum(run["traj"][0]["group_changed_tokens"]) > 0, "groups change no selection"
+    if v["route"] == "softmax_group":
+        checks["tokens_whose_choice_the_groups_change"] = [r["group_changed_tokens"]
+                                                           for r in run["traj"]]
+        assert sum(run["traj"][0]["group_changed_tokens"]) > 0, "groups change no selection"
     if v["route"] == "hash":
         checks["hash_experts_differ_without_mod_2^32"] = sum(
             hash_expert(i, E) != (i * HASH_MUL) % E for i in range(cfg.vocab_size))
