@@ -107,6 +107,14 @@ def med(v):
 
 
 def summarize(recs, prompts):
+    # rounds in log order (logs of several invocations each count from 0):
+    # a round is a probe, its runs and a probe, so a probe that follows a
+    # probe (or starts the log) opens the next round
+    rnd, last = -1, "probe"
+    for r in recs:
+        if r["kind"] == "probe" and last == "probe":
+            rnd += 1
+        r["round"], last = rnd, r["kind"]
     models = list(dict.fromkeys(r["model"] for r in recs if r["kind"] == "run"))
     engines = [e for e in ("moe", "llama.cpp", "ik_llama.cpp") if any(r.get("engine") == e for r in recs)]
     probes = {}
