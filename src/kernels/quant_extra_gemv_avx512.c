@@ -205,41 +205,55 @@ AI __m512i codes_pair(const int T, const uint8_t *blk, int two, __m512i lut) {
     return v;
 }
 
-/* [d_b x 8 | d_b+1 x 8] (word offset o0 = 0) or the mins (o0 = 1) of the
- * two blocks bb bytes apart at blk (two = 0: d_b x 16). */
-AI __m512 f16_pair(const uint8_t *blk, size_t bb, int two, int o0) {
-    if (!two) return _mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(blk + 2 * o0)));
-    const short a = (short)o0, o = (short)(bb / 2 + o0);
-    const __m256i idx = _mm256_setr_epi16(a, a, a, a, a, a, a, a, o, o, o, o, o, o, o, o);
-    __m256i v = _mm256_loadu_si256((const __m256i *)blk);
-    return _mm512_cvtph_ps(_mm256_permutexvar_epi16(idx, v));
+/* *d = [d_b x 8 | d_b+1 x 8] and (Q4_1 / Q5_1) *m the same of the mins,
+ * from the two blocks bb bytes apart at blk (two = 0: block b's x 16):
+ * one 32-byte load, one word permute. */
+AI void f16_pairs(const int T, const uint8_t *blk, size_t bb, int two, __m512 *d, __m512 *m) {
+    const int has_m = T == QT_Q4_1 || T == QT_Q5_1;
+    if (!two) {
+        *d = _mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(blk)));
+        if (has_m) *m = _mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(blk + 2)));
+        return;
+    }
+    const short o = (short)(bb / 2), p = (short)(bb / 2 + 1);
+    const __m512i idx = _mm512_set_epi16(p, p, p, p, p, p, p, p, 1, 1, 1, 1, 1, 1, 1, 1, o, o, o, o, o, o, o, o,
+                                         0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i v = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)blk)));
+    *d = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+    if (has_m) *m = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
+}
+
+/* Blocks b, b+1 (two = 0: block b only) of the NR rows into acc. */
+AI void step_32(const int T, const int two, __m512 *acc, const uint8_t *xq, int64_t nb, int64_t b,
+                const uint8_t *const *w, size_t pf, __m512i lut) {
+    const size_t bb = bsize32(T);
+    const int has_m = T == QT_Q4_1 || T == QT_Q5_1;
+    const __mmask64 mx = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+    const __mmask16 mv = two ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+    const __m512i xv = _mm512_maskz_loadu_epi8(mx, xq + (size_t)b * 32);
+    const __m512 dv = _mm512_maskz_loadu_ps(mv, xq + (size_t)nb * 32 + (size_t)b * 32);
+    const __m512i cv = _mm512_maskz_loadu_epi32(mv, xq + (size_t)nb * 64 + (size_t)b * 32);
+    const __m512 cvf = has_m ? _mm512_mul_ps(_mm512_cvtepi32_ps(cv), dv) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) {
+        const uint8_t *blk = w[r] + (size_t)b * bb;
+        pf_l2(blk + pf);
+        __m512i t = _mm512_dpbusd_epi32(has_m ? _mm512_setzero_si512() : cv, codes_pair(T, blk, two, lut), xv);
+        __m512 dw, mw = _mm512_setzero_ps();
+        f16_pairs(T, blk, bb, two, &dw, &mw);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dv, dw), acc[r]);
+        if (has_m) /* + m * dx * sum(x), cv = -sum(x) */
+            acc[r] = _mm512_fnmadd_ps(cvf, mw, acc[r]);
+    }
 }
 
 AI void gemv_32(const int T, float *y, const uint8_t *xq, int64_t nb, const uint8_t *const *w, size_t pf) {
-    const size_t bb = bsize32(T);
-    const int has_m = T == QT_Q4_1 || T == QT_Q5_1;
     const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4_biased));
     __m512 acc[NR];
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
-    const uint8_t *dvp = xq + (size_t)nb * 32, *cvp = xq + (size_t)nb * 64;
-    for (int64_t b = 0; b < nb; b += 2) {
-        const int two = b + 1 < nb;
-        const __mmask64 mx = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
-        const __mmask16 mv = two ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
-        const __m512i xv = _mm512_maskz_loadu_epi8(mx, xq + (size_t)b * 32);
-        const __m512 dv = _mm512_maskz_loadu_ps(mv, dvp + (size_t)b * 32);
-        const __m512i cv = _mm512_maskz_loadu_epi32(mv, cvp + (size_t)b * 32);
-        const __m512 cvf = has_m ? _mm512_mul_ps(_mm512_cvtepi32_ps(cv), dv) : _mm512_setzero_ps();
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; r++) {
-            const uint8_t *blk = w[r] + (size_t)b * bb;
-            pf_l2(blk + pf);
-            __m512i t = _mm512_dpbusd_epi32(has_m ? _mm512_setzero_si512() : cv, codes_pair(T, blk, two, lut), xv);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dv, f16_pair(blk, bb, two, 0)), acc[r]);
-            if (has_m) /* + m * dx * sum(x), cv = -sum(x) */
-                acc[r] = _mm512_fnmadd_ps(cvf, f16_pair(blk, bb, two, 1), acc[r]);
-        }
-    }
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) step_32(T, 1, acc, xq, nb, b, w, pf, lut);
+    if (b < nb) step_32(T, 0, acc, xq, nb, b, w, pf, lut);
     put4(y, acc);
 }
 
