@@ -61,21 +61,21 @@ static const uint8_t iq4_biased[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141
 
 /* ------------------------------------------------------------ K-blocks */
 
-/* Scale of each int16 pair of quarter c from 16 per-16 scales (int16
- * lanes 0..15 of sc): 4 sub-blocks of 16 values, 8 pairs each. */
-AI __m512i scale16_quarter(__m512i sc, int c) {
-    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
-                                         0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * c))), sc);
+/* Q2_K / Q3_K take the super-block in four registers k = 0..3, register k
+ * holding bits 2k..2k+1 of all 64 bytes of qs: values 32k .. 32k+31 and
+ * 128+32k .. 128+32k+31 (one shift and one mask each); x is loaded in the
+ * same order once per super-block for all rows (xk_order). */
+AI __m512i xk_order(const int8_t *qs, int k) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(qs + 32 * k))),
+                              _mm256_load_si256((const __m256i *)(qs + 128 + 32 * k)), 1);
 }
 
-/* 2-bit fields of quarter c of a Q2_K / Q3_K qs: values 64c..64c+63 are
- * bits 4(c%2) (first 32) and 4(c%2)+2 (next 32) of qs[32(c/2) ..]. */
-AI __m512i low2_quarter(const uint8_t *qs, int c) {
-    __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 2))));
-    v = _mm512_srli_epi16(v, 4 * (c % 2));
-    v = _mm512_mask_srli_epi16(v, 0xFFFF0000u, v, 2);
-    return _mm512_and_si512(v, _mm512_set1_epi8(3));
+/* Scale of each int16 pair of register k from the 16 per-16 scales (int16
+ * lanes 0..15 of sc): sub-blocks 2k, 2k+1, 8+2k, 9+2k, 8 pairs each. */
+AI __m512i scale16_k(__m512i sc, int k) {
+    const __m512i idx = _mm512_set_epi16(9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1, 1, 1,
+                                         0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(2 * k))), sc);
 }
 
 /* The 16 6-bit scales of a Q3_K block as bytes (ggml's kmask arrangement
@@ -99,7 +99,8 @@ AI void gemv_k(const int T, float *y, const uint8_t *xq, int64_t nsb, const uint
         const __m256i bs = _mm256_load_si256((const __m256i *)xb->bsums);
         const float dx = xb->d;
         __m512i xv[4];
-        for (int c = 0; c < 4; c++) xv[c] = _mm512_load_si512((const void *)(xb->qs + 64 * c));
+        for (int c = 0; c < 4; c++)
+            xv[c] = T == QT_IQ4_XS ? _mm512_load_si512((const void *)(xb->qs + 64 * c)) : xk_order(xb->qs, c);
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const uint8_t *blk = w[r] + (size_t)s * bb;
@@ -135,29 +136,28 @@ AI void gemv_k(const int T, float *y, const uint8_t *xq, int64_t nsb, const uint
                 continue;
             }
             __m512i ai = _mm512_setzero_si512();
-            __m256i sc16;
-            const uint8_t *qs;
+            __m256i sc16, mins = _mm256_setzero_si256();
+            const __m512i q = _mm512_loadu_si512((const void *)(blk + (T == QT_Q2_K ? offsetof(block_q2_K, qs)
+                                                                                    : offsetof(block_q3_K, qs))));
             __m512i hm = _mm512_setzero_si512();
             if (T == QT_Q2_K) {
-                const block_q2_K *b = (const block_q2_K *)blk;
-                sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_loadu_si128((const __m128i *)b->scales), _mm_set1_epi8(0xF)));
-                qs = b->qs;
+                __m256i sm = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)blk));
+                sc16 = _mm256_and_si256(sm, _mm256_set1_epi16(0xF));
+                mins = _mm256_srli_epi16(sm, 4);
             } else {
-                const block_q3_K *b = (const block_q3_K *)blk;
                 sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(q3_scales(blk)), _mm256_set1_epi16(32));
-                qs = b->qs;
-                hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
+                hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
             }
             const __m512i sc = _mm512_castsi256_si512(sc16);
 #pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                __m512i u = low2_quarter(qs, c);
-                if (T == QT_Q3_K) { /* bits 2c (first 32 values) and 2c + 1 of hmask */
-                    const __m512i bit = _mm512_mask_set1_epi8(_mm512_set1_epi8((char)(1 << (2 * c))),
-                                                              0xFFFFFFFF00000000ull, (char)(1 << (2 * c + 1)));
+            for (int k = 0; k < 4; k++) {
+                __m512i u = _mm512_and_si512(k ? _mm512_srli_epi16(q, 2 * k) : q, _mm512_set1_epi8(3));
+                if (T == QT_Q3_K) { /* hmask bit k (values 32k + l) and 4 + k (128 + 32k + l) of byte l */
+                    const __m512i bit = _mm512_mask_set1_epi8(_mm512_set1_epi8((char)(1 << k)),
+                                                              0xFFFFFFFF00000000ull, (char)(1 << (4 + k)));
                     u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(hm, bit), u, _mm512_set1_epi8(4));
                 }
-                ai = _mm512_dpwssd_epi32(ai, _mm512_maddubs_epi16(u, xv[c]), scale16_quarter(sc, c));
+                ai = _mm512_dpwssd_epi32(ai, _mm512_maddubs_epi16(u, xv[k]), scale16_k(sc, k));
             }
             if (T == QT_Q3_K) { /* sum((u - 4) s x) = sum(u s x) - 4 sum(s * bsum) */
                 __m256i b4 = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2);
@@ -165,7 +165,6 @@ AI void gemv_k(const int T, float *y, const uint8_t *xq, int64_t nsb, const uint
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_set1_ps(_cvtsh_ss(rd16(blk + offsetof(block_q3_K, d))) * dx), acc[r]);
             } else {
                 const block_q2_K *b = (const block_q2_K *)blk;
-                __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)b->scales), 4), _mm_set1_epi8(0xF)));
                 __m256i mn = _mm256_madd_epi16(bs, mins);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai), _mm512_set1_ps(_cvtsh_ss(b->d) * dx), acc[r]);
                 acc[r] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mn)),
