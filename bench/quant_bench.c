@@ -86,7 +86,9 @@ int main(int argc, char **argv) {
     double BW = median(bw, 5), FL = median(fl, 5);
     printf("probe: read bandwidth %.1f GB/s, f32 peak %.1f GFLOP/s\n", BW / 1e9, FL / 1e9);
 
-    static const int types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+    static const int types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS, QT_Q3_K, QT_Q2_K,
+                                QT_Q5_0, QT_Q5_1, QT_Q4_1, QT_IQ4_NL};
+    enum { N_TYPES = sizeof types / sizeof types[0] };
     static const int64_t shapes[][2] = {{2048, 2048}, {1024, 2048}};
     const int n_shapes = quick ? 1 : 2;
     const int64_t NG = 128;
@@ -99,9 +101,9 @@ int main(int argc, char **argv) {
 
     if (!moe_only) {
         printf("\nGEMV n=1: GB/s of weights (fraction of probe bandwidth), us per call\n");
-        printf("%-5s %-10s %6s %18s %18s\n", "type", "shape", "bits/w", "hot", "cold");
+        printf("%-6s %-10s %6s %18s %18s\n", "type", "shape", "bits/w", "hot", "cold");
     }
-    for (int ti = 0; ti < (moe_only ? 0 : 5); ti++)
+    for (int ti = 0; ti < (moe_only ? 0 : N_TYPES); ti++)
         for (int s = 0; s < n_shapes; s++) {
             int type = types[ti];
             int64_t R = shapes[s][0], C = shapes[s][1];
@@ -113,7 +115,7 @@ int main(int argc, char **argv) {
             double cold = time_qmm(p, w, bytes, copies, type, R, C, 1, x, y, scratch, 5);
             char hs[32] = "-";
             if (!quick) snprintf(hs, sizeof hs, "%5.1f (%3.0f%%) %5.0f", bytes / hot / 1e9, 100 * bytes / hot / BW, hot * 1e6);
-            printf("%-5s %4lldx%-5lld %6.2f %18s %5.1f (%3.0f%%) %5.0f\n", quant_traits(type)->name, (long long)R,
+            printf("%-6s %4lldx%-5lld %6.2f %18s %5.1f (%3.0f%%) %5.0f\n", quant_traits(type)->name, (long long)R,
                    (long long)C, 8.0 * bytes / (double)(R * C), hs, bytes / cold / 1e9, 100 * bytes / cold / BW,
                    cold * 1e6);
             free(w);
@@ -137,14 +139,14 @@ int main(int argc, char **argv) {
         double fb = 2.0 * NG * R * C / median(t, 7);
         printf("bf16  %4lldx%-5lld %6.1f (%3.0f%%)\n", (long long)R, (long long)C, fb / 1e9, 100 * fb / FL);
         free(wb);
-        for (int ti = 0; ti < 5; ti++) {
+        for (int ti = 0; ti < N_TYPES; ti++) {
             int type = types[ti];
             size_t bytes = quant_row_bytes(type, C) * (size_t)R;
             unsigned char *w = make_weights(type, R, C, 1, &seed);
             if (!w) return 1;
             double sec = time_qmm(p, w, bytes, 1, type, R, C, NG, x, y, scratch, 7);
             double f = 2.0 * NG * R * C / sec;
-            printf("%-5s %4lldx%-5lld %6.1f (%3.0f%%)  %.2fx bf16\n", quant_traits(type)->name, (long long)R,
+            printf("%-6s %4lldx%-5lld %6.1f (%3.0f%%)  %.2fx bf16\n", quant_traits(type)->name, (long long)R,
                    (long long)C, f / 1e9, 100 * f / FL, f / fb);
             free(w);
         }
@@ -154,8 +156,9 @@ int main(int argc, char **argv) {
                    * one grouped call vs 8 separate qmatmuls, cold. */
         enum { E = 8 };
         const int64_t R = 1024, C = 2048;
-        for (int ti = 0; ti < 5; ti += 2) {
-            int type = types[ti];
+        static const int moe_types[] = {QT_Q4_0, QT_Q4_K, QT_Q6_K, QT_IQ4_XS, QT_Q3_K, QT_Q2_K};
+        for (int mi = 0; mi < (int)(sizeof moe_types / sizeof moe_types[0]); mi++) {
+            int type = moe_types[mi];
             size_t bytes = quant_row_bytes(type, C) * (size_t)R;
             int sets = (int)(((size_t)1 << 30) / (bytes * E)) + 1;
             unsigned char *w = make_weights(type, R, C, E * sets, &seed);
@@ -179,7 +182,7 @@ int main(int argc, char **argv) {
             }
             double g = median(tg, 7), sp = median(ts, 7);
             printf("%sMoE decode, 8 x [1024][2048] %s, n=1 (cold): grouped %.0f us %.1f GB/s (%.0f%%), "
-                   "separate %.0f us %.1f GB/s\n", ti == 0 ? "\n" : "", quant_traits(type)->name, g * 1e6,
+                   "separate %.0f us %.1f GB/s\n", mi == 0 ? "\n" : "", quant_traits(type)->name, g * 1e6,
                    bytes * E / g / 1e9, 100 * bytes * E / g / BW, sp * 1e6, bytes * E / sp / 1e9);
             free(gs);
             free(tasks);

@@ -15,7 +15,11 @@
 #define DOT32_I32(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
 #include "kernels/quant_extra_kern.h"
 
-void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) { xk_qmm_rows(j, r0, r1); }
+void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (r1 <= r0) return;
+    if (j->n == 1 && avx512_extra_gemv(j, r0, r1)) return; /* quant_extra_gemv_avx512.c */
+    xk_qmm_rows(j, r0, r1);
+}
 
 #if defined(__clang__)
 #pragma clang attribute pop

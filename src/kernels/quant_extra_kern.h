@@ -24,10 +24,12 @@
  * one x row computed the same way however rows are split among threads:
  * decode (one x row) takes GR rows of W at once with software prefetch;
  * otherwise x rows go in groups of up to XT so an unpacked block serves
- * several. Measured decode on one core of this machine (a 2048-wide layer,
- * about 9-12 GB/s of read bandwidth): Q4_1 / Q5_0 / IQ4_NL 7-8 GB/s of
- * weights; Q2_K / Q3_K / IQ4_XS 4.2-5.2 GB/s (bound by the unpacking and
- * per-16 scales, not memory; Q4_K's kernels in quant_avx512.c reach 15).
+ * several. On AVX-512 the decode is quant_extra_gemv_avx512.c's instead
+ * (512-bit registers, unsigned codes without sign fix-ups): these 256-bit
+ * kernels were bound by their instructions per byte there (one core: Q4_1 /
+ * Q5_0 / IQ4_NL 7-8 GB/s of weights, Q2_K / Q3_K / IQ4_XS 4.2-5.2 GB/s in
+ * a hot cache, against 15-17 for Q4_K); they still serve AVX2 decode and
+ * every type's prefill.
  */
 #ifndef MOE_KERNELS_QUANT_EXTRA_KERN_H
 #define MOE_KERNELS_QUANT_EXTRA_KERN_H
