@@ -15,21 +15,21 @@
 
 static const tm_arch_info k_arch[] = {
     [MOE_ARCH_MIXTRAL] = {"llama", "mixtral", "block_sparse_moe", "mlp", {"w1", "w3", "w2"},
-                          1, 1, 0, MOE_QKNORM_NONE, 0, NULL, 0, 0},
+                          1, 1, 0, MOE_QKNORM_NONE, 0, NULL, 0, 0, NULL},
     [MOE_ARCH_QWEN2_MOE] = {"qwen2moe", "qwen2_moe", "mlp", NULL,
-                            {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1, NULL, 0, 0},
+                            {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1, NULL, 0, 0, NULL},
     [MOE_ARCH_QWEN3_MOE] = {"qwen3moe", "qwen3_moe", "mlp", NULL,
-                            {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 0, NULL, 0, 0},
+                            {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 0, NULL, 0, 0, NULL},
     [MOE_ARCH_OLMOE] = {"olmoe", "olmoe", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
-                        0, 0, 0, MOE_QKNORM_FULL, 0, NULL, 0, 0},
+                        0, 0, 0, MOE_QKNORM_FULL, 0, NULL, 0, 0, NULL},
     [MOE_ARCH_GPT_OSS] = {"gpt-oss", "gpt_oss", "mlp", NULL, {"gate_proj", "up_proj", "down_proj"},
-                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 0},
+                          0, 0, 1, MOE_QKNORM_NONE, 0, "router", 1, 0, NULL},
     [MOE_ARCH_QWEN3_NEXT] = {"qwen3next", "qwen3_next", "mlp", NULL,
                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
-                             NULL, 0, 0},
+                             NULL, 0, 0, NULL},
     [MOE_ARCH_QWEN3_5_MOE] = {"qwen35moe", "qwen3_5_moe_text", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
-                              NULL, 0, 0},
+                              NULL, 0, 0, NULL},
     /* llama.cpp's deepseek2 and glm4moe files are read, not written (model_gguf.c);
      * a deepseek2 file loads as deepseek_v2, or deepseek_v3 with sigmoid routing */
     [MOE_ARCH_DEEPSEEK_V2] = {"deepseek2", "deepseek_v2", "mlp", NULL,
