@@ -65,6 +65,8 @@ conv qwen3_5_moe_text f32 qwen3_5_moe_text_f32.gguf --no-mtp
 # as yarn_log_multiplier) and GLM-4.5 (glm4moe: block_count counts the MTP layer)
 conv deepseek_v3_base f32 deepseek_v3_f32.gguf
 conv deepseek_v2_bf16 f32 deepseek_v2_f32.gguf
+# DeepSeek-V2-Lite has no q_lora_rank: no attention.q_lora_rank key, attn_q instead
+conv deepseek_v2_base f32 deepseek_v2_noqlora_f32.gguf
 conv glm4_moe_base f32 glm4_moe_f32.gguf
 conv glm4_moe_base q8_0 glm4_moe_q8_0.gguf
 ls -l "$OUT"
