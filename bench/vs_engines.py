@@ -21,6 +21,8 @@ Models are random-weight files with released shapes, made once in --dir by
 `moe init --preset P --layers 4 --type T` (streamed straight to GGUF):
   q3-T      Qwen3-30B-A3B shape, 4 of 48 layers (128 experts, top-8)
   olmoe-T   OLMoE-1B-7B shape, 4 of 16 layers (64 experts, top-8)
+  dsv2l-T   DeepSeek-V2-Lite shape, 4 of 27 layers (latent attention, 64 experts
+            top-6 + 2 shared, the first layer dense)
 for T in q8_0, q4_k, iq4_xs, ... (any `moe init --type`).
 
   python3 bench/vs_engines.py --llama-bench /path/llama.cpp/build/bin/llama-bench \\
@@ -40,7 +42,7 @@ import subprocess
 import sys
 import time
 
-PRESETS = {"q3": "qwen3-30b-a3b", "olmoe": "olmoe-1b-7b"}
+PRESETS = {"q3": "qwen3-30b-a3b", "olmoe": "olmoe-1b-7b", "dsv2l": "deepseek-v2-lite"}
 
 
 def sh(cmd, timeout=3600):

@@ -2,7 +2,7 @@
  * test_attn_block.c - attn_block (src/kernels/attn.h), the forward's
  * attention core: the per-query reference against a plain double
  * computation, and every ISA's result (the AVX-512 block kernel where the
- * CPU has it) against the reference: head dims 16..256 (and 80, 8: not a
+ * CPU has it) against the reference: head dims 16..1024 (and 80, 8: not a
  * multiple of 16 / too small for the fast path), query blocks of 1..70 rows
  * (partial row tiles), keys from 1 to 300 (partial 16/64-key blocks),
  * queries after a cached prefix, sliding windows, strided rows as in the
@@ -77,6 +77,8 @@ TEST(attn_block_matches_reference) {
         {1, 1, 64, 0, 0, 0, 3.0f}, {64, 64, 64, 0, 0, 0, 2.5f}, /* sinks: larger than the scores */
         {70, 300, 128, 0, 230, 0, -1.5f}, {50, 120, 48, 16, 70, 0, 0.75f},
         {33, 60, 64, 8, 100, 73, 9.0f}, {9, 9, 80, 0, 0, 0, -4.0f}, {10, 10, 64, 0, 0, 3, 1.0f},
+        /* latent attention: keys of kv_lora_rank + rope dims (512 + 64; 512 + 64 + 16) */
+        {64, 200, 576, 0, 136, 0, 0}, {7, 33, 592, 0, 26, 0, 0}, {20, 5, 1024, 0, 0, 0, 0},
     };
     pool *ps[ISA_COUNT];
     for (int s = 0; s < ISA_COUNT; s++) ps[s] = kern_pool(1, (isa)s);

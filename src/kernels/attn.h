@@ -15,7 +15,7 @@
  * m = max(max_j s_j, *sink) (transformers: cat, softmax, drop the last).
  *
  * attn_block_ref is that loop per query with the vector kernels (dot,
- * softmax, axpy). The AVX-512 path (Dh a multiple of 16 up to 256, nq >= 4)
+ * softmax, axpy). The AVX-512 path (Dh a multiple of 16 up to 1024, nq >= 4)
  * runs the block as two register-tiled GEMMs: scores against the keys
  * transposed in 16 x 16 blocks, then P V with the value rows read in place;
  * its scores differ from the reference's by the order of the Dh products
@@ -42,7 +42,7 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
                    const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
                    int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink);
 
-/* AVX-512 (kernels_attn_avx512.c): Dh % 16 == 0, Dh <= 256; scratch of
+/* AVX-512 (kernels_attn_avx512.c): Dh % 16 == 0, Dh <= 1024; scratch of
  * avx512_attn_scratch(nq, nk, Dh) floats. */
 int64_t avx512_attn_scratch(int nq, int nk, int Dh);
 void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,

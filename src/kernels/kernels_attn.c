@@ -50,7 +50,7 @@ int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t q
                const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
                int window, float scale, const float *sink) {
     if (nq <= 0) return 0;
-    if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 256 || nk <= 0)
+    if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 1024 || nk <= 0)
         return attn_block_ref(p, tid, o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window,
                               scale, sink);
     void *own;

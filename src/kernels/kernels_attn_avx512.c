@@ -1,7 +1,8 @@
 /*
  * kernels_attn_avx512.c - attn_block's AVX-512 path (attn.h): a block of
  * queries of one head as two register-tiled GEMMs. Runs only when the
- * kernel choice is ISA_AVX512; Dh is a multiple of 16, at most 256.
+ * kernel choice is ISA_AVX512; Dh is a multiple of 16, at most 1024
+ * (latent attention's keys are kv_lora_rank + rope dims, 576 in DeepSeek's).
  *
  *   Kt [Dh][nkp]  the visible keys transposed (16 x 16 in-register
  *                 transposes), so a score tile is an outer product

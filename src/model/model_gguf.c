@@ -519,11 +519,12 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
         snprintf(c->model_type, sizeof c->model_type, "%s", "deepseek_v3");
     }
     int dh, dv;
-    /* DeepSeek-V2-Lite has no q_lora_rank: the converter writes no key, and attn_q */
+    /* DeepSeek-V2-Lite has no q_lora_rank: the converter writes no key (0 also
+     * means none: llama.cpp reads it so for files not of 26 or 27 layers), and attn_q */
     snprintf(key, sizeof key, "%s.attention.q_lora_rank", arch);
     c->q_lora_rank = 0;
     if (gguf_find_kv(L->g, key) &&
-        gint(L, arch, "attention.q_lora_rank", 1, 1 << 20, 0, &c->q_lora_rank))
+        gint(L, arch, "attention.q_lora_rank", 0, 1 << 20, 0, &c->q_lora_rank))
         return -1;
     if (gint(L, arch, "attention.kv_lora_rank", 1, 1 << 14, -1, &c->kv_lora_rank)) return -1;
     if (gint(L, arch, "attention.key_length_mla", rd + 1, 1 << 14, -1, &dh)) return -1;
