@@ -102,23 +102,50 @@ static void mla_absorb_q(void *ctx, int64_t h0, int64_t h1, int tid) {
     }
 }
 
-/* Per head: out_h = W_uv_h l_h for every token. */
-static void mla_expand_out(void *ctx, int64_t h0, int64_t h1, int tid) {
-    mla_ctx *p = ctx;
-    moe_session *s = p->s;
-    const moe_config *c = &s->m->cfg;
-    const kern_cfg *k = kern_of(s->pool);
-    int64_t H = c->n_heads, Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank,
-            QA = R + c->qk_rope_dim;
-    float *row = s->mla_row + (int64_t)tid * mla_row_len(c);
+/* The absorbed products as matrix products, one per head, when the weights
+ * come a head at a time as matrices: W_uk_h^T is attn_k_b's [R][Dn] plane
+ * (GGUF files), W_uv_h attn_v_b's [Dv][R] plane or kv_b_proj's Dv rows of
+ * head h. The rows of a head are gathered into s->mla_hx ([H][T][n]), the
+ * products of all heads run as one matmul_grouped (the quantized kernels,
+ * AMX for long prompts), and s->mla_hy is scattered back. */
+typedef struct mla_move {
+    float *dst;
+    const float *src;
+    int64_t T, n;        /* tokens; floats per (token, head) */
+    int64_t ts, hs;      /* the [T][H] side: floats a token, a head */
+    int gather;          /* 1: [T][H] side -> [H][T][n]; 0: back */
+} mla_move;
+
+static void mla_move_rows(void *ctx, int64_t h0, int64_t h1, int tid) {
+    const mla_move *m = ctx;
+    size_t bytes = sizeof(float) * (size_t)m->n;
     for (int64_t h = h0; h < h1; h++)
-        for (int64_t j = 0; j < Dv; j++) {
-            if (p->lw->wkv_b.data) mat_row_f32(row, &p->lw->wkv_b, h * (Dn + Dv) + Dn + j);
-            else mat_row_f32(row, &p->lw->wv_b, h * Dv + j); /* GGUF attn_v_b */
-            for (int t = 0; t < p->T; t++)
-                s->att[((int64_t)t * H + h) * Dv + j] =
-                    dot(k, row, s->mla_lat + ((int64_t)t * H + h) * QA, (int)R);
+        for (int64_t t = 0; t < m->T; t++) {
+            int64_t th = t * m->ts + h * m->hs, ht = (h * m->T + t) * m->n;
+            if (m->gather) memcpy(m->dst + ht, m->src + th, bytes);
+            else memcpy(m->dst + th, m->src + ht, bytes);
         }
+}
+
+/* Per head h: y_h [T][nout] = x_h [T][nin] W_h^T, W_h = rows h*hrows + off ..
+ * + nout of W; x_h and y_h in [T][H] layouts of token and head strides
+ * (xts, xhs) and (yts, yhs). */
+static void mla_head_matmul(moe_session *s, int T, const mat *W, int64_t hrows, int64_t off,
+                            int64_t nout, const float *x, int64_t xts, int64_t xhs, float *y,
+                            int64_t yts, int64_t yhs) {
+    int64_t H = s->m->cfg.n_heads, nin = W->cols, rb = dtype_row_bytes(W->type, W->cols);
+    mla_move g = {s->mla_hx, x, T, nin, xts, xhs, 1};
+    pool_for(s->pool, H, 1, mla_move_rows, &g);
+    mat *views = s->mla_views;
+    for (int64_t h = 0; h < H; h++) {
+        views[h] = *W;
+        views[h].data = (const char *)W->data + (h * hrows + off) * rb;
+        views[h].rows = nout;
+        s->tasks[h] = (mm_task){&views[h], s->mla_hx + h * T * nin, s->mla_hy + h * T * nout, T};
+    }
+    matmul_grouped(s->pool, s->tasks, (int)H);
+    mla_move b = {y, s->mla_hy, T, nout, yts, yhs, 0};
+    pool_for(s->pool, H, 1, mla_move_rows, &b);
 }
 
 /* One item: a block of ATTN_QUERY_BLOCK tokens x one head, split into runs
@@ -164,11 +191,20 @@ void mla_attention_block(moe_session *s, int layer, int T) {
     }
     mla_ctx p = {s, lw, layer, T, 0};
     pool_for(s->pool, T, 1, mla_rows, &p);
-    pool_for(s->pool, H, 1, mla_absorb_q, &p);
+    int64_t QA = (int64_t)c->kv_lora_rank + c->qk_rope_dim, R = c->kv_lora_rank,
+            Dh = c->head_dim, Dn = c->qk_nope_dim, Dv = c->v_head_dim;
+    if (lw->wk_b.data) /* qa_h[:R] = W_uk_h^T q_nope_h */
+        mla_head_matmul(s, T, &lw->wk_b, R, 0, R, s->q, H * Dh, Dh, s->mla_q, H * QA, QA);
+    else
+        pool_for(s->pool, H, 1, mla_absorb_q, &p);
     pool_for(s->pool, (T + ATTN_QUERY_BLOCK - 1) / ATTN_QUERY_BLOCK * H, 1, mla_attend, &p);
-    int64_t QA = (int64_t)c->kv_lora_rank + c->qk_rope_dim;
     if (p.fail) /* no scratch for a block: visible, never silently wrong */
         for (int64_t i = 0; i < (int64_t)T * H * QA; i++) s->mla_lat[i] = __builtin_nanf("");
-    pool_for(s->pool, H, 1, mla_expand_out, &p);
+    /* out_h = W_uv_h l_h */
+    if (lw->wkv_b.data)
+        mla_head_matmul(s, T, &lw->wkv_b, Dn + Dv, Dn, Dv, s->mla_lat, H * QA, QA, s->att,
+                        H * Dv, Dv);
+    else
+        mla_head_matmul(s, T, &lw->wv_b, Dv, 0, Dv, s->mla_lat, H * QA, QA, s->att, H * Dv, Dv);
     matmul(s->pool, s->tmp, s->att, &lw->wo, T);
 }

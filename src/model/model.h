@@ -170,6 +170,8 @@ struct moe_session {
     float *mla_lat;         /* [T][H][R + Dr] attention output in the latent (first R) */
     float *mla_row;         /* [threads][mla_row_len] one dequantized kv_b_proj (or
                                attn_k_b / attn_v_b) row */
+    float *mla_hx, *mla_hy; /* [H][T][max(Dn, R, Dv)] a head's rows, contiguous, for
+                               the absorbed products as one matmul per head */
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
     int32_t *tok_id;        /* [T] its token id (hash routing) */
@@ -199,7 +201,9 @@ struct moe_session {
     float *xe;              /* [T*K][D] gathered expert inputs */
     float *ge, *ue;         /* [T*K][F] expert hidden */
     float *ye;              /* [T*K][D] expert outputs */
-    mm_task *tasks;         /* [2*E] grouped matmul work list */
+    mm_task *tasks;         /* [max(2*E, H)] grouped matmul work list */
+    mat *mla_views;         /* [H] latent attention: a head's rows of attn_k_b, attn_v_b
+                               or kv_b_proj as a matrix */
 
     float *logit_row;       /* [V] scratch when only the last row is asked */
     int64_t *counts;        /* [L][Emax] tokens routed to each expert */

@@ -58,6 +58,9 @@ static void carve_all(moe_session *s, carver *c) {
         s->mla_q = carve(c, T * H * QA);
         s->mla_lat = carve(c, T * H * QA);
         s->mla_row = carve(c, (int64_t)s->n_threads * mla_row_len(cfg));
+        int64_t HW = imax(imax(cfg->qk_nope_dim, cfg->kv_lora_rank), cfg->v_head_dim);
+        s->mla_hx = carve(c, T * H * HW);
+        s->mla_hy = carve(c, T * H * HW);
     }
     int64_t Ll = 0, Hk = cfg->lin_k_heads, Hv = cfg->lin_v_heads, Dk = cfg->lin_k_dim,
             Dv = cfg->lin_v_dim, Cc = 2 * Hk * Dk + Hv * Dv;
@@ -218,7 +221,9 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->tok_seq = malloc((size_t)T * sizeof(int));
     s->tok_pos = malloc((size_t)T * sizeof(int));
     s->tok_id = malloc((size_t)T * sizeof(int32_t));
-    s->tasks = malloc((size_t)(2 * s->e_max) * sizeof(mm_task));
+    /* two per expert, or one per head (latent attention's absorbed products) */
+    s->tasks = malloc((size_t)imax(2 * s->e_max, cfg->n_heads) * sizeof(mm_task));
+    s->mla_views = malloc((size_t)cfg->n_heads * sizeof(mat));
     s->counts = calloc((size_t)cfg->n_layers * (size_t)s->e_max, sizeof(int64_t));
     s->seq_pos = calloc((size_t)S, sizeof(int));
     s->seq_next = calloc((size_t)S, sizeof(int));
@@ -249,7 +254,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
         pool_free(s->pool);
         s->pool = NULL;
     }
-    if (!s->sel_expert || !s->group_kept || !s->expert_count || !s->pair_token || !s->tasks || !s->counts ||
+    if (!s->sel_expert || !s->group_kept || !s->expert_count || !s->pair_token || !s->tasks || !s->mla_views || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
         !s->expert_view || !s->in_wave || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
@@ -274,6 +279,7 @@ void moe_session_free(moe_session *s) {
     free(s->tok_pos);
     free(s->tok_id);
     free(s->tasks);
+    free(s->mla_views);
     free(s->counts);
     free(s->seq_pos);
     free(s->seq_next);
