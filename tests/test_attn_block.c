@@ -79,6 +79,8 @@ TEST(attn_block_matches_reference) {
         {33, 60, 64, 8, 100, 73, 9.0f}, {9, 9, 80, 0, 0, 0, -4.0f}, {10, 10, 64, 0, 0, 3, 1.0f},
         /* latent attention: keys of kv_lora_rank + rope dims (512 + 64; 512 + 64 + 16) */
         {64, 200, 576, 0, 136, 0, 0}, {7, 33, 592, 0, 26, 0, 0}, {20, 5, 1024, 0, 0, 0, 0},
+        /* several 256-key chunks of P V, with and without a window */
+        {64, 700, 576, 0, 636, 0, 0}, {40, 900, 64, 100, 860, 0, 0}, {30, 600, 128, 0, 570, 0, 1.5f},
     };
     pool *ps[ISA_COUNT];
     for (int s = 0; s < ISA_COUNT; s++) ps[s] = kern_pool(1, (isa)s);

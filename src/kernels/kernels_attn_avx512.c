@@ -23,6 +23,7 @@
 
 #define AI static inline __attribute__((always_inline))
 #define TR 6 /* query rows per tile */
+#define PV_KEYS 256 /* value rows per chunk of O = P V */
 
 static int64_t round64(int64_t n) { return (n + 63) & ~(int64_t)63; }
 
@@ -99,16 +100,19 @@ AI void score_tile(float *S, int64_t nkp, const float *q, int64_t qs, const floa
     }
 }
 
-/* o[r][d0 .. d0+16*NV) = sum over j in [jl, jh) of P[r][j] v[j][d0 ..]. */
+/* o[r][d0 .. d0+16*NV) = sum over j in [jl, jh) of P[r][j] v[j][d0 ..], added
+ * in ascending j to what o holds when `more` (a previous range of keys), to 0
+ * otherwise: the same chain of fused multiply-adds either way. */
 AI void pv_tile(const int NV, float *o, int64_t os, const float *P, int64_t nkp, const float *v,
-                int64_t kvs, int64_t jl, int64_t jh, int d0, int rn) {
+                int64_t kvs, int64_t jl, int64_t jh, int d0, int rn, int more) {
     __m512 acc[TR][4];
     const float *pr[TR];
 #pragma GCC unroll 6
     for (int r = 0; r < TR; r++) {
         pr[r] = P + (r < rn ? r : rn - 1) * nkp;
+        const float *orow = o + (r < rn ? r : rn - 1) * os + d0;
 #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int c = 0; c < NV; c++) acc[r][c] = more ? _mm512_loadu_ps(orow + 16 * c) : _mm512_setzero_ps();
     }
     for (int64_t j = jl; j < jh; j++) {
         const float *vj = v + j * kvs + d0;
@@ -157,14 +161,23 @@ void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const f
         int nj = nk - j < 16 ? (int)(nk - j) : 16;
         for (int d = 0; d < Dh; d += 16) transpose16(Kt + d * nkp + j, nkp, k + j * kvs + d, kvs, nj < 0 ? 0 : nj);
     }
+    /* scores: key tile outside, row tiles inside, so a 64-key tile of Kt
+     * (Dh x 64 floats) is read from cache by every row tile of the block */
+    for (int64_t jb = kt0; jb < kt1; jb += 64)
+        for (int i0 = 0; i0 < nq; i0 += TR) {
+            int rn = nq - i0 < TR ? nq - i0 : TR;
+            int64_t jl, jh, lo, hi;
+            visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
+            visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
+            if (jb >= (jl & ~(int64_t)63) && jb < jh)
+                score_tile(S + (int64_t)i0 * nkp, nkp, q + (int64_t)i0 * qs, qs, Kt, Dh, jb, rn, scale);
+        }
     for (int i0 = 0; i0 < nq; i0 += TR) {
         int rn = nq - i0 < TR ? nq - i0 : TR;
         int64_t jl, jh, lo, hi;
         visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
         visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
         float *St = S + (int64_t)i0 * nkp;
-        for (int64_t jb = jl & ~(int64_t)63; jb < jh; jb += 64)
-            score_tile(St, nkp, q + (int64_t)i0 * qs, qs, Kt, Dh, jb, rn, scale);
         for (int r = 0; r < rn; r++) {
             float *s = St + r * nkp;
             visible(i0 + r, nk, qpos0, kpos0, window, &lo, &hi);
@@ -178,14 +191,31 @@ void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const f
             if (jl < lo) zero(s + jl, (lo < jh ? lo : jh) - jl);
             if (hi < jh) zero(s + (hi > jl ? hi : jl), jh - (hi > jl ? hi : jl));
         }
-        for (int d0 = 0; d0 < Dh; d0 += 64) {
-            float *ot = o + (int64_t)i0 * os;
-            switch ((Dh - d0) / 16) {
-            case 1: pv_tile(1, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
-            case 2: pv_tile(2, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
-            case 3: pv_tile(3, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
-            default: pv_tile(4, ot, os, St, nkp, v, kvs, jl, jh, d0, rn); break;
+    }
+    /* O = P V: per 64 output dims, chunks of PV_KEYS keys outside and row
+     * tiles inside (a chunk of value rows stays in cache for every row tile);
+     * each row tile's sum runs over its keys in ascending order, carried in o
+     * from chunk to chunk */
+    for (int d0 = 0; d0 < Dh; d0 += 64) {
+        int nv = (Dh - d0) / 16 < 4 ? (Dh - d0) / 16 : 4;
+        for (int64_t jc = kt0; jc < kt1 || jc == kt0; jc += PV_KEYS)
+            for (int i0 = 0; i0 < nq; i0 += TR) {
+                int rn = nq - i0 < TR ? nq - i0 : TR;
+                int64_t jl, jh, lo, hi;
+                visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
+                visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
+                int64_t a = jl > jc ? jl : jc, b = jh < jc + PV_KEYS ? jh : jc + PV_KEYS;
+                int first = jl >= jh ? jc == kt0 : (jl >= jc && jl < jc + PV_KEYS);
+                if (b <= a && !first) continue; /* no key of this chunk */
+                if (b < a) b = a;
+                const float *St = S + (int64_t)i0 * nkp;
+                float *ot = o + (int64_t)i0 * os;
+                switch (nv) {
+                case 1: pv_tile(1, ot, os, St, nkp, v, kvs, a, b, d0, rn, !first); break;
+                case 2: pv_tile(2, ot, os, St, nkp, v, kvs, a, b, d0, rn, !first); break;
+                case 3: pv_tile(3, ot, os, St, nkp, v, kvs, a, b, d0, rn, !first); break;
+                default: pv_tile(4, ot, os, St, nkp, v, kvs, a, b, d0, rn, !first); break;
+                }
             }
-        }
     }
 }
