@@ -4,9 +4,9 @@
  * forward's attention (src/model/attention.c).
  *
  * Query i (i < nq) has position qpos0 + i and row q + i*qs [Dh]; key and
- * value j (j < nk) have position kpos0 + j and rows k + j*kvs, v + j*kvs
- * [Dh]. Query i sees key j iff kpos0 + j <= qpos0 + i and (window <= 0 or
- * qpos0 + i - (kpos0 + j) < window). Output row o + i*os [Dh] (written):
+ * value j (j < nk) have position kpos0 + j and rows k + j*kvs [Dh], v + j*kvs
+ * [Dv] (latent attention's expanded heads have Dv < Dh). Query i sees key j iff kpos0 + j <= qpos0 + i and (window <= 0 or
+ * qpos0 + i - (kpos0 + j) < window). Output row o + i*os [Dv] (written):
  *   s_j = (q_i . k_j) * scale over the visible j, p = softmax(s) (kernels.h
  *   softmax), o_i = sum_j p_j v_j in ascending j (0 if nothing is visible).
  * With a sink (sink != NULL, gpt_oss's learned per-head logit) the softmax
@@ -15,7 +15,7 @@
  * m = max(max_j s_j, *sink) (transformers: cat, softmax, drop the last).
  *
  * attn_block_ref is that loop per query with the vector kernels (dot,
- * softmax, axpy). The AVX-512 path (Dh a multiple of 16 up to 1024, nq >= 4)
+ * softmax, axpy). The AVX-512 path (Dh and Dv multiples of 16 up to 1024, nq >= 4)
  * runs the block as two register-tiled GEMMs: scores against the keys
  * transposed in 16 x 16 blocks, then P V with the value rows read in place;
  * its scores differ from the reference's by the order of the Dh products
@@ -36,17 +36,17 @@
 size_t attn_scratch_bytes(int nq, int nk, int Dh);
 
 int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs, const float *k,
-               const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
-               int window, float scale, const float *sink);
+               const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv, int64_t qpos0,
+               int64_t kpos0, int window, float scale, const float *sink);
 int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
-                   const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
+                   const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
                    int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink);
 
-/* AVX-512 (kernels_attn_avx512.c): Dh % 16 == 0, Dh <= 1024; scratch of
- * avx512_attn_scratch(nq, nk, Dh) floats. */
+/* AVX-512 (kernels_attn_avx512.c): Dh and Dv % 16 == 0, at most 1024; scratch
+ * of avx512_attn_scratch(nq, nk, Dh) floats. */
 int64_t avx512_attn_scratch(int nq, int nk, int Dh);
 void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
-                       const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0,
+                       const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv, int64_t qpos0,
                        int64_t kpos0, int window, float scale, const float *sink,
                        float *scratch);
 

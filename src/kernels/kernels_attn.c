@@ -24,7 +24,7 @@ static void visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window,
 }
 
 int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
-                   const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh,
+                   const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
                    int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink) {
     const kern_cfg *kc = kern_of(p);
     void *own;
@@ -34,29 +34,30 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
         int64_t lo, hi;
         visible(i, nk, qpos0, kpos0, window, &lo, &hi);
         float *oi = o + i * os;
-        for (int d = 0; d < Dh; d++) oi[d] = 0.0f;
+        for (int d = 0; d < Dv; d++) oi[d] = 0.0f;
         if (hi <= lo) continue;
         const float *qi = q + i * qs;
         for (int64_t j = lo; j < hi; j++) sc[j - lo] = dot(kc, qi, k + j * kvs, Dh) * scale;
         if (sink) sc[hi - lo] = *sink; /* one more logit in the denominator, dropped after */
         softmax(kc, sc, (int)(hi - lo) + (sink != NULL));
-        for (int64_t j = lo; j < hi; j++) axpy(kc, oi, sc[j - lo], v + j * kvs, Dh);
+        for (int64_t j = lo; j < hi; j++) axpy(kc, oi, sc[j - lo], v + j * kvs, Dv);
     }
     free(own);
     return 0;
 }
 
 int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs, const float *k,
-               const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0, int64_t kpos0,
-               int window, float scale, const float *sink) {
+               const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv, int64_t qpos0,
+               int64_t kpos0, int window, float scale, const float *sink) {
     if (nq <= 0) return 0;
-    if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 1024 || nk <= 0)
-        return attn_block_ref(p, tid, o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window,
+    if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 1024 || Dv % 16 != 0 ||
+        Dv <= 0 || Dv > 1024 || nk <= 0)
+        return attn_block_ref(p, tid, o, os, q, qs, k, v, kvs, nq, nk, Dh, Dv, qpos0, kpos0, window,
                               scale, sink);
     void *own;
     float *sc = kern_scratch(p, tid, (size_t)avx512_attn_scratch(nq, nk, Dh) * sizeof(float), &own);
     if (!sc) return -1;
-    avx512_attn_block(o, os, q, qs, k, v, kvs, nq, nk, Dh, qpos0, kpos0, window, scale, sink, sc);
+    avx512_attn_block(o, os, q, qs, k, v, kvs, nq, nk, Dh, Dv, qpos0, kpos0, window, scale, sink, sc);
     free(own);
     return 0;
 }

@@ -11,7 +11,7 @@
  *   softmax of each row over its visible keys (the same vmath calls as
  *   kernels.h softmax; a sink logit joins the max and the sum), zeros
  *   elsewhere in the tile's key range
- *   O = P V       TR rows x up to 64 of Dh (24 accumulators), value rows
+ *   O = P V       TR rows x up to 64 of Dv (24 accumulators), value rows
  *                 read in place, keys in ascending order
  * Rows of a tile past nq repeat the last row and are not stored.
  */
@@ -147,8 +147,8 @@ static void zero(float *p, int64_t n) {
 }
 
 void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
-                       const float *v, int64_t kvs, int nq, int nk, int Dh, int64_t qpos0,
-                       int64_t kpos0, int window, float scale, const float *sink,
+                       const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
+                       int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink,
                        float *scratch) {
     const int64_t nkp = round64(nk);
     float *Kt = scratch, *S = scratch + (int64_t)Dh * nkp;
@@ -196,8 +196,8 @@ void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const f
      * tiles inside (a chunk of value rows stays in cache for every row tile);
      * each row tile's sum runs over its keys in ascending order, carried in o
      * from chunk to chunk */
-    for (int d0 = 0; d0 < Dh; d0 += 64) {
-        int nv = (Dh - d0) / 16 < 4 ? (Dh - d0) / 16 : 4;
+    for (int d0 = 0; d0 < Dv; d0 += 64) {
+        int nv = (Dv - d0) / 16 < 4 ? (Dv - d0) / 16 : 4;
         for (int64_t jc = kt0; jc < kt1 || jc == kt0; jc += PV_KEYS)
             for (int i0 = 0; i0 < nq; i0 += TR) {
                 int rn = nq - i0 < TR ? nq - i0 : TR;

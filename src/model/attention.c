@@ -165,7 +165,7 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
             const float *K = s->k_cache + (seq0 + lo) * KD + g * Dh;
             const float *V = s->v_cache + (seq0 + lo) * KD + g * Dh;
             if (attn_block(s->pool, tid, p->att + a * HD + h * Dh, HD, s->q + a * HD + h * Dh, HD, K, V, KD,
-                           (int)(b - a), (int)(last - lo + 1), (int)Dh, pos, lo,
+                           (int)(b - a), (int)(last - lo + 1), (int)Dh, (int)Dh, pos, lo,
                            window, scale, sinks ? sinks + h : NULL))
                 p->fail = 1;
         }

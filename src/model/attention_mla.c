@@ -169,7 +169,8 @@ static void mla_attend(void *ctx, int64_t i0, int64_t i1, int tid) {
             const float *K = s->k_cache + seq0 * QA;
             if (attn_block(s->pool, tid, s->mla_lat + (a * H + h) * QA, H * QA,
                            s->mla_q + (a * H + h) * QA, H * QA, K, K, QA, (int)(b - a),
-                           (int)(last + 1), (int)QA, pos, 0, 0, c->attn_scale, NULL))
+                           (int)(last + 1), (int)QA, (int)c->kv_lora_rank, pos, 0, 0,
+                           c->attn_scale, NULL))
                 p->fail = 1;
         }
     }
