@@ -14,8 +14,9 @@
  *                k_h = [W_uk c | k_rope],  v_h = W_uv c
  *                out_h = softmax(scale * q_h . k_h) v_h
  *   o_proj(out)
- * Here in the absorbed form, for prefill and decode alike (the cache never
- * holds expanded keys): q_nope . (W_uk c) = (W_uk^T q_nope) . c, so
+ * Here in the absorbed form, for decode and short prompts (the cache never
+ * holds expanded keys; long prompts of one sequence expand the heads for the
+ * call instead, attention_mla_prefill.c): q_nope . (W_uk c) = (W_uk^T q_nope) . c, so
  *   qa_h = [W_uk^T q_nope_h | q_rope_h]   [R + Dr]
  *   l_h  = sum_j softmax_j(scale * qa_h . [c_j | k_rope_j]) c_j   [R]
  *   out_h = W_uv l_h                        [Dv]
@@ -194,6 +195,10 @@ void mla_attention_block(moe_session *s, int layer, int T) {
     pool_for(s->pool, T, 1, mla_rows, &p);
     int64_t QA = (int64_t)c->kv_lora_rank + c->qk_rope_dim, R = c->kv_lora_rank,
             Dh = c->head_dim, Dn = c->qk_nope_dim, Dv = c->v_head_dim;
+    if (mla_expanded_attention(s, layer, T) == 0) { /* a long prompt: expanded heads */
+        matmul(s->pool, s->tmp, s->att, &lw->wo, T);
+        return;
+    }
     if (lw->wk_b.data) /* qa_h[:R] = W_uk_h^T q_nope_h */
         mla_head_matmul(s, T, &lw->wk_b, R, 0, R, s->q, H * Dh, Dh, s->mla_q, H * QA, QA);
     else

@@ -202,6 +202,11 @@ struct moe_session {
     float *ge, *ue;         /* [T*K][F] expert hidden */
     float *ye;              /* [T*K][D] expert outputs */
     mm_task *tasks;         /* [max(2*E, H)] grouped matmul work list */
+    float *mla_x;           /* grow-only: the expanded heads of a long prompt */
+    int64_t mla_x_n;        /* its floats */
+    int mla_expand_min;     /* tokens from which a one-sequence chunk runs expanded
+                               (MLA_EXPAND_MIN; tests lower it) */
+    int64_t mla_expand_floats; /* the expanded heads of a group at most (MLA_EXPAND_FLOATS) */
     mat *mla_views;         /* [H] latent attention: a head's rows of attn_k_b, attn_v_b
                                or kv_b_proj as a matrix */
 
@@ -261,6 +266,12 @@ void attention_block(moe_session *s, int layer, int T);
 /* attention_mla.c: latent attention (kv_lora_rank > 0), s->xn -> s->tmp; the
  * RoPE tables of the call are already in s->rope_cos / rope_sin */
 void mla_attention_block(moe_session *s, int layer, int T);
+/* attention_mla_prefill.c: the expanded form for a long prompt of one sequence
+ * (s->q rotated and the cache rows written): s->att [T][H*Dv]. 0 done, 1 not
+ * such a chunk, -1 no memory (the caller runs the absorbed form) */
+#define MLA_EXPAND_MIN 256
+#define MLA_EXPAND_FLOATS (16 << 20) /* 64 MiB */
+int mla_expanded_attention(moe_session *s, int layer, int T);
 /* Floats of one thread's mla_row: a row of kv_b_proj / attn_v_b (R) or of
  * attn_k_b (Dn). */
 static inline int64_t mla_row_len(const moe_config *c) {

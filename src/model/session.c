@@ -224,6 +224,8 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     /* two per expert, or one per head (latent attention's absorbed products) */
     s->tasks = malloc((size_t)imax(2 * s->e_max, cfg->n_heads) * sizeof(mm_task));
     s->mla_views = malloc((size_t)cfg->n_heads * sizeof(mat));
+    s->mla_expand_min = MLA_EXPAND_MIN;
+    s->mla_expand_floats = MLA_EXPAND_FLOATS;
     s->counts = calloc((size_t)cfg->n_layers * (size_t)s->e_max, sizeof(int64_t));
     s->seq_pos = calloc((size_t)S, sizeof(int));
     s->seq_next = calloc((size_t)S, sizeof(int));
@@ -280,6 +282,7 @@ void moe_session_free(moe_session *s) {
     free(s->tok_id);
     free(s->tasks);
     free(s->mla_views);
+    free(s->mla_x);
     free(s->counts);
     free(s->seq_pos);
     free(s->seq_next);
