@@ -225,7 +225,7 @@ typedef struct moe_session_opts {
     int n_ctx;      /* KV cache positions per sequence; 0 = min(max_pos, 4096) */
     int n_threads;  /* 1..MOE_MAX_THREADS; 0 = online CPUs (at most MOE_MAX_THREADS) */
     int max_batch;  /* most tokens one forward pass processes at once;
-                       longer inputs are split; 0 = 256 */
+                       longer inputs are split; 0 = 512 */
     int n_seq;      /* sequences the KV cache holds; 0 = 1 */
     const char *kernels; /* kernel path: "scalar", "avx2" or "avx512" (an error
                             when the CPU lacks it); NULL = the best this CPU

@@ -168,7 +168,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     if (o.n_threads > MOE_MAX_THREADS)
         return moe_fail(err, "session: %d threads is too many (at most %d)", o.n_threads,
                         MOE_MAX_THREADS);
-    if (o.max_batch == 0) o.max_batch = 256;
+    if (o.max_batch == 0) o.max_batch = 512;
     for (int i = 0; i < cfg->n_layers; i++) {
         const moe_layer_config *lc = &cfg->layer[i];
         if (!lc->moe) continue;
