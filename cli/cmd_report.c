@@ -5,7 +5,8 @@
  * violation, dead experts, router entropy), dropped pairs and, with routing
  * statistics (`moe route --data` JSON, computed here with --route-data or
  * read from RUN/route.json), a domain x expert heatmap per layer with
- * I(domain; expert). The head lists the run's settings (report_header.c);
+ * I(domain; expert), and with group-limited routing a domain x group one
+ * with I(domain; group). The head lists the run's settings (report_header.c);
  * the log is read by report_log.c, charts drawn by svg.c.
  */
 #include <errno.h>
@@ -358,6 +359,7 @@ typedef struct domain_tip {
     const double *share; /* [D][E] */
     const double *count; /* [D][E] */
     int E;
+    const char *what;    /* "expert", or "group" (of tokens' group choices) */
 } domain_tip;
 
 /* n with thousands separators: 1,234,567 */
@@ -373,11 +375,79 @@ static void put_count(FILE *f, double n) {
 
 static void domain_cell_tip(FILE *f, void *user, int r, int c) {
     const domain_tip *t = user;
-    fprintf(f, "layer %d, expert %d, ", t->layer, c);
+    fprintf(f, "layer %d, %s %d, ", t->layer, t->what, c);
     svg_escape(f, t->names[r]);
-    fprintf(f, ": %.1f%% of its pairs (", 100 * t->share[(size_t)r * t->E + c]);
+    fprintf(f, ": %.1f%% of its %s (", 100 * t->share[(size_t)r * t->E + c],
+            strcmp(t->what, "group") ? "pairs" : "group choices");
     put_count(f, t->count[(size_t)r * t->E + c]);
     fputs(")", f);
+}
+
+/* A layer's "groups" object of 'moe route --data' (group-limited routing),
+ * when it is whole: n_group, share [G], domain_counts [D][G], mi_bits. */
+static const cJSON *layer_groups(const cJSON *l, int D) {
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(l, "groups");
+    if (!cJSON_IsObject(g) || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(g, "n_group")) ||
+        !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(g, "mi_bits")))
+        return NULL;
+    int G = (int)num_of(g, "n_group");
+    const cJSON *share = cJSON_GetObjectItemCaseSensitive(g, "share"),
+                *dc = cJSON_GetObjectItemCaseSensitive(g, "domain_counts");
+    if (G < 1 || G > 4096 || cJSON_GetArraySize(share) != G || cJSON_GetArraySize(dc) != D) return NULL;
+    for (const cJSON *x = share->child; x; x = x->next)
+        if (!cJSON_IsNumber(x)) return NULL;
+    for (const cJSON *row = dc->child; row; row = row->next) {
+        if (cJSON_GetArraySize(row) != G) return NULL;
+        for (const cJSON *x = row->child; x; x = x->next)
+            if (!cJSON_IsNumber(x) || x->valuedouble < 0) return NULL;
+    }
+    return g;
+}
+
+/* Domain x group: the share of each domain's group choices (a token keeps
+ * topk_group of the n_group groups) that went to each group. */
+static int group_heatmap(FILE *f, const cJSON *l, const cJSON *g, int D, const char **names) {
+    int G = (int)num_of(g, "n_group");
+    double *v = malloc(sizeof *v * (size_t)D * (size_t)G * 2), *cnt = v ? v + (size_t)D * G : NULL;
+    char (*cl)[12] = malloc(sizeof *cl * (size_t)G);
+    const char **cols = malloc(sizeof *cols * (size_t)G);
+    if (!v || !cl || !cols) {
+        free(v), free(cl), free(cols);
+        return -1;
+    }
+    for (int k = 0; k < G; k++) {
+        snprintf(cl[k], sizeof cl[k], "%d", k);
+        cols[k] = cl[k];
+    }
+    double vmax = 0;
+    int r = 0;
+    for (const cJSON *row = cJSON_GetObjectItemCaseSensitive(g, "domain_counts")->child; row; row = row->next, r++) {
+        double total = 0;
+        for (const cJSON *x = row->child; x; x = x->next) total += x->valuedouble;
+        int k = 0;
+        for (const cJSON *x = row->child; x; x = x->next, k++) {
+            v[(size_t)r * G + k] = total > 0 ? x->valuedouble / total : NAN;
+            cnt[(size_t)r * G + k] = x->valuedouble;
+            if (total > 0 && x->valuedouble / total > vmax) vmax = x->valuedouble / total;
+        }
+    }
+    domain_tip tip = {(int)num_of(l, "layer"), names, v, cnt, G, "group"};
+    char title[160];
+    snprintf(title, sizeof title, "Layer %.0f: groups kept (%.0f of %d), I(domain; group) = %.4f bits",
+             num_of(l, "layer"), num_of(g, "topk_group"), G, num_of(g, "mi_bits"));
+    fig_begin(f, title);
+    int w = 200 + G * 46 < PAGE_W ? 200 + G * 46 : PAGE_W;
+    if (w < 520) w = 520;
+    int h = 60 + (D * 26 < 80 ? 80 : D * 26 > 520 ? 520 : D * 26);
+    svg_heatmap hm = {D, G, v, 0, NAN, vmax > 0 ? vmax : 1, SVG_MAP_SEQUENTIAL, names, cols, 0, 0,
+                      "group", "domain", "% of the domain's group choices", "%.0f%%", 100, 1,
+                      w, h, domain_cell_tip, &tip};
+    svg_heatmap_draw(f, &hm);
+    fputs("</figure>\n", f);
+    free(v);
+    free(cl);
+    free(cols);
+    return 0;
 }
 
 static int routing_section(page *p, const cJSON *root, const char *src) {
@@ -403,11 +473,27 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
           "0 means the router ignores the domain. One colour scale for all layers (0 to the largest "
           "share in any layer).</p>\n", f);
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
-    fputs("<table><tr><th>layer</th><th>I(domain; expert)</th><th>bound log2(min(D, E))</th></tr>\n", f);
+    int grouped = 0;
+    for (const cJSON *l = layers->child; l; l = l->next) grouped |= layer_groups(l, D) != NULL;
+    fputs("<table><tr><th>layer</th><th>I(domain; expert)</th><th>bound log2(min(D, E))</th>", f);
+    if (grouped) fputs("<th>I(domain; group)</th><th>bound log2(min(D, G))</th><th>groups kept (share of tokens)</th>", f);
+    fputs("</tr>\n", f);
     for (const cJSON *l = layers->child; l; l = l->next) {
         double E = num_of(l, "n_experts");
-        fprintf(f, "<tr><td>%.0f</td><td>%.4f bits</td><td>%.4f bits</td></tr>\n", num_of(l, "layer"),
+        fprintf(f, "<tr><td>%.0f</td><td>%.4f bits</td><td>%.4f bits</td>", num_of(l, "layer"),
                 num_of(l, "mi_bits"), log2(D < E ? D : E));
+        const cJSON *g = layer_groups(l, D);
+        if (g) {
+            double G = num_of(g, "n_group");
+            fprintf(f, "<td>%.4f bits</td><td>%.4f bits</td><td>", num_of(g, "mi_bits"), log2(D < G ? D : G));
+            int k = 0;
+            for (const cJSON *x = cJSON_GetObjectItemCaseSensitive(g, "share")->child; x; x = x->next, k++)
+                fprintf(f, "%s%d: %.0f%%", k ? ", " : "", k, 100 * x->valuedouble);
+            fputs("</td>", f);
+        } else if (grouped) {
+            fputs("<td></td><td></td><td></td>", f);
+        }
+        fputs("</tr>\n", f);
     }
     fputs("</table>\n", f);
     /* one colour scale for every layer: the largest share of any */
@@ -443,7 +529,7 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
                 cnt[(size_t)r * E + e] = x->valuedouble;
             }
         }
-        domain_tip tip = {(int)num_of(l, "layer"), names, v, cnt, E};
+        domain_tip tip = {(int)num_of(l, "layer"), names, v, cnt, E, "expert"};
         char title[128];
         snprintf(title, sizeof title, "Layer %.0f: I(domain; expert) = %.4f bits", num_of(l, "layer"),
                  num_of(l, "mi_bits"));
@@ -460,6 +546,11 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
         free(v);
         free(cl);
         free(cols);
+        const cJSON *g = layer_groups(l, D);
+        if (g && group_heatmap(f, l, g, D, names)) {
+            free(names);
+            return -1;
+        }
     }
     free(names);
     return 0;

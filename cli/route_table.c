@@ -3,7 +3,8 @@
  * route_table.h), read back from the JSON object route_data_run builds, so
  * the tables and the JSON can never disagree. Shares are percentages: of a
  * layer's (token, slot) pairs for the load, of each domain's pairs for the
- * domain x expert rows (the rows the report's heatmap draws).
+ * domain x expert rows (the rows the report's heatmap draws); with
+ * group-limited routing, the groups' shares and domain x group rows too.
  */
 #include <string.h>
 
@@ -130,6 +131,43 @@ static void print_domains(FILE *f, const cJSON *l, const cJSON *domains, int nam
     }
 }
 
+/* Group-limited routing: each group's share of the tokens that kept it,
+ * and domain x group rows (the share of each domain's group choices). */
+static void print_groups(FILE *f, const cJSON *l, const cJSON *domains, int name_w) {
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(l, "groups");
+    double layer = 0, G = 0, TG = 0, mi = 0, mi_max = 0, row[4096];
+    if (!cJSON_IsObject(g) || num(g, "n_group", &G) || G < 1 || G > 4096 || num(g, "topk_group", &TG) ||
+        num(g, "mi_bits", &mi) || num(g, "mi_max_bits", &mi_max) ||
+        num_array(cJSON_GetObjectItemCaseSensitive(g, "share"), (int)G, row))
+        return;
+    num(l, "layer", &layer);
+    fprintf(f, "\nlayer %.0f: groups (%.0f of %.0f kept by each token), share of the tokens keeping each\n",
+            layer, TG, G);
+    fprintf(f, "%-*s %9s", name_w, "", "");
+    for (int k = 0; k < (int)G; k++) {
+        char t[16];
+        snprintf(t, sizeof t, "g%d", k);
+        fprintf(f, " %6s", t);
+    }
+    fprintf(f, "\n%-*s %9s", name_w, "all", "");
+    for (int k = 0; k < (int)G; k++) share(f, row[k], 1.0);
+    fprintf(f, "\ndomain x group, share of each domain's group choices; I(domain; group) = %.3f bits "
+               "(max %.3f)\n",
+            mi, mi_max);
+    const cJSON *dc = cJSON_GetObjectItemCaseSensitive(g, "domain_counts");
+    const cJSON *d = domains->child;
+    for (const cJSON *r = cJSON_IsArray(dc) ? dc->child : NULL; r && d; r = r->next, d = d->next) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(d, "name");
+        double dt = 0, sum = 0;
+        num(d, "tokens", &dt);
+        if (num_array(r, (int)G, row)) continue;
+        for (int k = 0; k < (int)G; k++) sum += row[k];
+        fprintf(f, "%-*.*s %9.0f", name_w, name_w, cJSON_IsString(name) ? name->valuestring : "?", dt);
+        for (int k = 0; k < (int)G; k++) share(f, row[k], sum);
+        fputc('\n', f);
+    }
+}
+
 static void print_top(FILE *f, const cJSON *l, int top) {
     const cJSON *tt = cJSON_GetObjectItemCaseSensitive(l, "top_tokens");
     double layer = 0;
@@ -178,7 +216,10 @@ int route_table_print(FILE *f, const cJSON *root, int top_tokens) {
         return 0;
     }
     print_load(f, layers, E_max, tokens);
-    for (const cJSON *l = layers->child; l; l = l->next) print_domains(f, l, domains, name_w);
+    for (const cJSON *l = layers->child; l; l = l->next) {
+        print_domains(f, l, domains, name_w);
+        print_groups(f, l, domains, name_w);
+    }
     const cJSON *last = layers->child;
     while (last->next) last = last->next;
     if (top_tokens > 0) print_top(f, last, top_tokens);

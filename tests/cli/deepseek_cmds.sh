@@ -3,9 +3,10 @@
 # (a tiny-deepseek-v3 with a trained tokenizer): `moe generate`, `moe ppl`
 # and `moe bench`, each also with an expert-memory budget (--mem) that
 # evicts, whose output must equal the run without one; a budget below one
-# layer's needs names the minimum; `moe serve` answers the real `openai`
-# client with the text `moe generate` writes (skipped when python3 with the
-# openai package is not available, as in serve.sh).
+# layer's needs names the minimum; `moe route --table` shows the groups kept
+# (overall and per domain); `moe serve` answers the real `openai` client
+# with the text `moe generate` writes (skipped when python3 with the openai
+# package is not available, as in serve.sh).
 #   MOE=build/moe sh tests/cli/deepseek_cmds.sh   ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -55,6 +56,16 @@ expect_ok "bench" "$MOE" bench "$M" --prompt 16 --gen 4 --reps 1 --threads 2 --p
 out_has "bench decode" '"decode_tok_s"'
 expect_ok "bench --mem" "$MOE" bench "$M" --prompt 16 --gen 4 --reps 1 --threads 2 --probe-mb 8 --json --mem 64K
 out_has "bench --mem cache" '"cache"'
+
+# route --table: the groups each token keeps, overall and per domain
+sed -n '1,20p' "$CORPUS" >"$T/a.txt"
+sed -n '21,50p' "$CORPUS" >"$T/b.txt"
+expect_ok "data" "$MOE" data --tokenizer "$T/tok" --out "$T/data" --val-frac 0.5 -q \
+  --domain a="$T/a.txt" --domain b="$T/b.txt"
+expect_ok "route --table" "$MOE" route "$M" --data "$T/data" --table --max-tokens 200
+out_has "route --table groups" "^layer 1: groups \(2 of 4 kept by each token\)"
+out_has "route --table group shares" "^all +[0-9]+\.[0-9]% +[0-9]+\.[0-9]%"
+out_has "route --table domain x group" "I\(domain; group\) = [0-9.]+ bits"
 
 # serve: one completion through the openai client equals moe generate's text
 PY=$(command -v python3)

@@ -307,5 +307,18 @@ mkdir -p "$T/resumed" && head -n 12 "$R/log.jsonl" >"$T/resumed/log.jsonl" && se
 expect_ok "report: repeated steps of a resumed run" "$MOE" report "$T/resumed"
 file_has "report: resumed run has 20 steps" "$T/resumed/report.html" "<td>20 \(steps 1 to 20; 23 lines\)</td>"
 
+# group-limited routing: the report adds I(domain; group), the groups' shares
+# and a domain x group heatmap per layer
+mkdir -p "$T/grp"
+sed 's/^{/{\n  "moe": {"group": "max", "n_group": 2, "topk_group": 1},/' "$C" >"$T/grp/config.json"
+expect_ok "train with groups" "$MOE" train --data "$D" --config "$T/grp/config.json" --tokenizer "$T/tok" \
+  --out "$T/grp/run" --steps 6 --batch 4 --seq 32 --lr 3e-3 --warmup 2 --seed 7 --threads 2 --quiet
+expect_ok "report with groups" "$MOE" report "$T/grp/run" --route-data "$D" --route-split train --out "$T/g.html" --threads 2
+file_has "report: I(domain; group) column" "$T/g.html" "<th>I\(domain; group\)</th>"
+file_has "report: group shares" "$T/g.html" "<td>0: [0-9]+%, 1: [0-9]+%</td>"
+file_has "report: group heatmap" "$T/g.html" "<h3>Layer 1: groups kept \(1 of 2\), I\(domain; group\) = [0-9.]+ bits"
+file_has "report: group tooltips" "$T/g.html" "<title>layer 0, group [01], prose: [0-9]+\.[0-9]% of its group choices \([0-9,]+\)</title>"
+if grep -q "I(domain; group)" "$T/r2.html"; then bad "report: group columns without groups"; else ok; fi
+
 if [ "$skip" -gt 0 ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
 [ "$fail" -eq 0 ]
