@@ -26,7 +26,7 @@ Models are random-weight files with released shapes, made once in --dir by
 for T in q8_0, q4_k, iq4_xs, ... (any `moe init --type`).
 
   python3 bench/vs_engines.py --llama-bench /path/llama.cpp/build/bin/llama-bench \\
-      --ik-bench /path/ik_llama.cpp/build/bin/llama-bench \\
+      --ik-bench /path/ik_llama.cpp/build/bin/llama-bench --ik-args "-rtr 1" \\
       --models q3-q8_0,q3-q4_k,q3-iq4_xs,olmoe-q8_0,olmoe-q4_k,olmoe-iq4_xs \\
       --rounds 3 --log LOG.jsonl
   python3 bench/vs_engines.py --summarize LOG.jsonl
@@ -84,9 +84,9 @@ def run_moe(a, path):
             "int8_path": j.get("int8_path"), "quant_path": j.get("quant_path")}
 
 
-def run_llama(a, exe, path):
+def run_llama(a, exe, path, extra=""):
     cmd = [exe, "-m", path, "-p", a.prompts, "-n", str(a.gen), "-r", str(a.reps), "-t", str(a.threads),
-           "-o", "jsonl"] + a.llama_args.split()
+           "-o", "jsonl"] + a.llama_args.split() + extra.split()
     r = sh(cmd)
     out = {"prefill": {}, "decode": None}
     for line in r.stdout.splitlines():
@@ -169,6 +169,8 @@ def main():
     ap.add_argument("--llama-bench", default="", help="llama.cpp's llama-bench")
     ap.add_argument("--ik-bench", default="", help="ik_llama.cpp's llama-bench")
     ap.add_argument("--llama-args", default="", help="extra options for both llama-bench builds")
+    ap.add_argument("--ik-args", default="", help="extra options for ik_llama.cpp's llama-bench only "
+                    "(e.g. '-rtr 1': repack the weights at load)")
     ap.add_argument("--models", default="q3-q8_0,q3-q4_k,q3-iq4_xs")
     ap.add_argument("--dir", default="build/bench-vs-engines", help="where the model files are made")
     ap.add_argument("--prompts", default="128,512")
@@ -204,7 +206,8 @@ def main():
         keep(dict(probe(a), kind="probe", round=r))
         for k in keys:
             for name, exe in engines:
-                res = run_moe(a, files[k]) if name == "moe" else run_llama(a, exe, files[k])
+                extra = a.ik_args if name == "ik_llama.cpp" else ""
+                res = run_moe(a, files[k]) if name == "moe" else run_llama(a, exe, files[k], extra)
                 keep(dict(res, kind="run", round=r, model=k, engine=name, threads=a.threads, gen=a.gen))
                 line = f"round {r} {k:14s} {name:13s}"
                 if "error" in res:
