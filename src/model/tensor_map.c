@@ -415,7 +415,7 @@ int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, 
     const tm_arch_info *ai = tm_arch_of(c->arch);
     if ((int)e->role < 0 || e->role >= TM_ROLE_COUNT || !ai || n == 0) return -1;
     const char *moe = alt ? ai->hf_moe_alt : ai->hf_moe;
-    if (!moe) return -1;
+    if (!moe || !k_roles[e->role].info.hf) return -1; /* a GGUF-only role */
     int expert = tm_is_expert(e->role), fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
     if (expert && e->expert < 0 && !fused) return -1; /* transformers names experts one by one */
     size_t o = 0;
