@@ -175,6 +175,18 @@ TEST(quantize_ds_two_halves_rope) {
     tmp(out, sizeof out, "noq.gguf");
     if (write_gguf(src, out, &k_keep, NULL)) return;
     same_file_as("deepseek_v3_noq", out, refp, extra, reord);
+    /* the converter's file requantized gains the key llama.cpp requires */
+    char q8[600];
+    tmp(q8, sizeof q8, "noq-q8.gguf");
+    if (write_gguf(refp, q8, &k_q8, NULL) == 0) {
+        gguf_file g;
+        moe_err e2 = {{0}};
+        int opened = gguf_open(&g, q8, &e2) == 0;
+        CHECK_MSG(opened, "%s", e2.msg);
+        const gguf_kv *kv = opened ? gguf_find_kv(&g, "deepseek2.attention.q_lora_rank") : NULL;
+        CHECK(kv && kv->type == GGUF_VT_U32 && *(const uint32_t *)kv->raw == 0);
+        if (opened) gguf_close(&g);
+    }
     /* the reordered rows: in each head [nope 8 | rope 8], rope row 2i + j is
      * the halves' row i + 4j; attn_kv_a_mqa: [latent 16 | rope key 8] */
     gguf_file a, b;

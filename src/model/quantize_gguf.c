@@ -5,7 +5,8 @@
  * each tensor converted chunk by chunk into the streaming writer.
  *
  * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
- * olmoe / qwen3next / qwen35moe / gpt-oss), as the converter does: general.{architecture,type,name,file_type,
+ * olmoe / qwen3next / qwen35moe / gpt-oss / deepseek2 / glm4moe), as the
+ * converter does: general.{architecture,type,name,file_type,
  * quantization_version}; ARCH.{block_count, context_length,
  * embedding_length, feed_forward_length, attention.head_count,
  * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
@@ -15,7 +16,8 @@
  * llama: vocab_size, rope.dimension_count; qwen3next: the ssm.* sizes,
  * attention.recurrent_layers, full_attention_interval, rope.dimension_count
  * (gen_kvs_qwen3next); qwen35moe: those and rope.dimension_sections
- * (gen_kvs_qwen35moe); gpt-oss: gen_kvs_oss. Beyond the converter: the keys
+ * (gen_kvs_qwen35moe); gpt-oss: gen_kvs_oss; deepseek2 / glm4moe: gen_kvs_ds
+ * (and write_mla_derived splits kv_b_proj). Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
  * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
@@ -274,7 +276,8 @@ static int has_vocab(const gguf_file *g) {
 }
 
 /* Keys of a GGUF source, carried over; the file type replaced; a vocabulary
- * added when the source has none. A glm4moe source's multi-token-prediction
+ * added when the source has none; deepseek2's q_lora_rank 0 when missing
+ * (gen_kvs_ds). A glm4moe source's multi-token-prediction
  * layers are not loaded, so not written: block_count loses them and
  * nextn_predict_layers goes. */
 static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_type,
@@ -312,6 +315,9 @@ static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_t
     add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
     add(k, gguf_wu32("general.quantization_version", 2));
     if (vocab) add_vocab(k, vocab);
+    /* a deepseek2 file with attn_q (the converter's) lacks the key llama.cpp requires */
+    const char *qr = akey(k, a, "attention.q_lora_rank");
+    if (c->kv_lora_rank && !c->q_lora_rank && !has_key(k, qr)) add(k, gguf_wu32(qr, 0));
     if (!has_key(k, "tokenizer.ggml.model")) {
         add(k, gguf_wstr("tokenizer.ggml.model", "none"));
         const char *vk = akey(k, a, TMK_VOCAB_SIZE);
