@@ -184,7 +184,9 @@ TEST(quantize_ds_two_halves_rope) {
         int opened = gguf_open(&g, q8, &e2) == 0;
         CHECK_MSG(opened, "%s", e2.msg);
         const gguf_kv *kv = opened ? gguf_find_kv(&g, "deepseek2.attention.q_lora_rank") : NULL;
-        CHECK(kv && kv->type == GGUF_VT_U32 && *(const uint32_t *)kv->raw == 0);
+        uint32_t v = 1;
+        if (kv && kv->type == GGUF_VT_U32) memcpy(&v, kv->raw, sizeof v); /* unaligned in the file */
+        CHECK(kv && kv->type == GGUF_VT_U32 && v == 0);
         if (opened) gguf_close(&g);
     }
     /* the reordered rows: in each head [nope 8 | rope 8], rope row 2i + j is
