@@ -126,7 +126,7 @@ static void check_twin(const char *fixture, const char *gguf, int q8) {
 TEST(gguf_deepseek_v3_f32) { check_twin("deepseek_v3_base", "deepseek_v3_f32.gguf", 0); }
 TEST(gguf_deepseek_v2_f32) { check_twin("deepseek_v2_bf16", "deepseek_v2_f32.gguf", 0); }
 TEST(gguf_deepseek_v2_no_q_lora_f32) {
-    check_twin("deepseek_v2_base", "deepseek_v2_noqlora_f32.gguf", 0);
+    check_twin("deepseek_v2_base", "deepseek_v2_base_f32.gguf", 0);
 }
 TEST(gguf_glm4_moe_f32) { check_twin("glm4_moe_base", "glm4_moe_f32.gguf", 0); }
 TEST(gguf_glm4_moe_q8_0) { check_twin("glm4_moe_base", "glm4_moe_q8_0.gguf", 1); }

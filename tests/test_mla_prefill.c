@@ -84,4 +84,4 @@ static void check(const char *rel) {
 TEST(mla_prefill_expanded_deepseek_v3) { check("models/deepseek_v3_base"); }
 TEST(mla_prefill_expanded_deepseek_v2_no_q_lora) { check("models/deepseek_v2_base"); }
 TEST(mla_prefill_expanded_gguf) { check("gguf_models/deepseek_v2_f32.gguf"); }
-TEST(mla_prefill_expanded_gguf_no_q_lora) { check("gguf_models/deepseek_v2_noqlora_f32.gguf"); }
+TEST(mla_prefill_expanded_gguf_no_q_lora) { check("gguf_models/deepseek_v2_base_f32.gguf"); }

@@ -65,8 +65,15 @@ conv qwen3_5_moe_text f32 qwen3_5_moe_text_f32.gguf --no-mtp
 # as yarn_log_multiplier) and GLM-4.5 (glm4moe: block_count counts the MTP layer)
 conv deepseek_v3_base f32 deepseek_v3_f32.gguf
 conv deepseek_v2_bf16 f32 deepseek_v2_f32.gguf
-# DeepSeek-V2-Lite has no q_lora_rank: no attention.q_lora_rank key, attn_q instead
-conv deepseek_v2_base f32 deepseek_v2_noqlora_f32.gguf
 conv glm4_moe_base f32 glm4_moe_f32.gguf
 conv glm4_moe_base q8_0 glm4_moe_q8_0.gguf
+# twins of what `moe convert` / `moe quantize` write for these (tests/test_quantize_ds.c):
+# without the MTP layer (moe drops it), V2's group-limited routing, V3 at Q8_0
+# (attn_k_b's rows of 8 fall back to F16), q_proj with two-halves RoPE; deepseek_v2_base has no q_lora_rank
+# (no attention.q_lora_rank key, attn_q), as DeepSeek-V2-Lite
+conv glm4_moe_base f32 glm4_moe_nomtp_f32.gguf --no-mtp
+conv glm4_moe_base q8_0 glm4_moe_nomtp_q8_0.gguf --no-mtp
+conv deepseek_v2_base f32 deepseek_v2_base_f32.gguf
+conv deepseek_v3_base q8_0 deepseek_v3_q8_0.gguf
+conv deepseek_v3_noq f32 deepseek_v3_noq_f32.gguf
 ls -l "$OUT"

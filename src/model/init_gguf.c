@@ -183,6 +183,27 @@ static int make_view(gen *g, const tm_entry *e, int p, view *v, moe_err *err) {
     } else if (e->role == TM_LIN_SSM_A) {
         h.role = TM_LIN_A_LOG;
         v->neg_exp = 1;
+    } else if (e->role == TM_EXP_PROBS_B) {
+        h.role = TM_SEL_BIAS;
+    } else if (e->role == TM_ATTN_K_B || e->role == TM_ATTN_V_B) {
+        /* deepseek2: head p of kv_b_proj's rows [W_uk Dn | W_uv Dv] (quantize_gguf.c) */
+        int64_t R = c->kv_lora_rank, Dn = c->qk_nope_dim, base = p * (Dn + c->v_head_dim);
+        h.role = TM_ATTN_KV_B;
+        h.rows = c->n_heads * (Dn + c->v_head_dim);
+        v->sc = R;
+        if (e->role == TM_ATTN_K_B) {
+            v->kind = V_COLS; /* W_uk transposed: output row r is column r */
+            v->off = base * R;
+        } else {
+            v->off = (base + Dn) * R;
+        }
+    } else if (c->kv_lora_rank && !c->rope_interleave &&
+               (e->role == TM_ATTN_Q || e->role == TM_ATTN_Q_B || e->role == TM_ATTN_KV_A)) {
+        /* rotary dims as two halves: reordered to llama.cpp's pairs (quantize_gguf.c) */
+        int64_t Dr = c->qk_rope_dim, per = e->role == TM_ATTN_KV_A ? e->rows : c->head_dim;
+        for (int64_t r = 0; r < e->rows; r++)
+            g->map[r] = r % per < per - Dr ? r : r / per * per + per - Dr + qz_perm_row(r % per - (per - Dr), Dr);
+        v->row_map = g->map;
     }
     if (tm_name(v->name, sizeof v->name, TM_HF, c, &h))
         return moe_fail(err, "tensor %d of layer %d: no transformers name", (int)e->role, e->layer);

@@ -463,8 +463,11 @@ int model_gguf_load(moe_model *m, const char *path, int map_only, moe_err *err) 
  *             by the sum of their best two (llama.cpp's only group rule, so a
  *             V2 file with group_limited_greedy runs as llama.cpp runs it);
  *             ARCH.expert_shared_count shared experts of expert width each
- *             (one SwiGLU of count x width, no gate).
- *   deepseek2 latent attention: attention.q_lora_rank (absent: attn_q),
+ *             (one SwiGLU of count x width, no gate); moe's
+ *             ARCH.expert_group_score "max" scores groups by their best
+ *             expert instead (deepseek_v2's group_limited_greedy; llama.cpp
+ *             ignores it).
+ *   deepseek2 latent attention: attention.q_lora_rank (0 or absent: attn_q),
  *             attention.kv_lora_rank, attention.key_length_mla = nope + rope
  *             head dims, attention.value_length_mla, rope.dimension_count =
  *             rotary dims, rotated as interleaved pairs; attn_k_b / attn_v_b.
@@ -487,6 +490,14 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
     if (gfloat(L, arch, "expert_weights_scale", 1.0, &scale)) return -1;
     if (gint(L, arch, "expert_group_count", 0, 1 << 16, 0, &G)) return -1;
     if (gint(L, arch, "expert_group_used_count", 0, G, G, &TG)) return -1;
+    moe_group_kind gk = MOE_GROUP_TOP2_SUM;
+    const char *gs = NULL;
+    snprintf(key, sizeof key, "%s.%s", arch, TMK_EXPERT_GROUP_SCORE);
+    if (gguf_find_kv(L->g, key) && gguf_get_str(L->g, key, &gs, NULL, L->err)) return -1;
+    if (gs && strcmp(gs, "max"))
+        return moe_fail(L->err, "%s: key %s: \"%.20s\" is not a group score (max, or absent: "
+                        "the sum of the best two)", L->path, key, gs);
+    if (gs) gk = MOE_GROUP_MAX;
     for (int i = 0; i < c->n_layers; i++) {
         moe_layer_config *lc = &c->layer[i];
         if (!lc->moe) continue;
@@ -496,7 +507,7 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
         lc->n_shared = n_shared;
         lc->shared_dim = n_shared * lc->expert_dim;
         lc->shared_gate = 0;
-        if (G > 1) lc->group = MOE_GROUP_TOP2_SUM, lc->n_group = G, lc->topk_group = TG;
+        if (G > 1) lc->group = gk, lc->n_group = G, lc->topk_group = TG;
     }
     int first = 0; /* tensors of the first layer tell the optional parts */
     int rd;
@@ -519,13 +530,8 @@ static int gconfig_ds(gloader *L, const char *arch, moe_config *c) {
         snprintf(c->model_type, sizeof c->model_type, "%s", "deepseek_v3");
     }
     int dh, dv;
-    /* DeepSeek-V2-Lite has no q_lora_rank: the converter writes no key (0 also
-     * means none: llama.cpp reads it so for files not of 26 or 27 layers), and attn_q */
-    snprintf(key, sizeof key, "%s.attention.q_lora_rank", arch);
-    c->q_lora_rank = 0;
-    if (gguf_find_kv(L->g, key) &&
-        gint(L, arch, "attention.q_lora_rank", 0, 1 << 20, 0, &c->q_lora_rank))
-        return -1;
+    /* no key (DeepSeek-V2-Lite, as the converter writes it) or 0: attn_q */
+    if (gint(L, arch, "attention.q_lora_rank", 0, 1 << 20, 0, &c->q_lora_rank)) return -1;
     if (gint(L, arch, "attention.kv_lora_rank", 1, 1 << 14, -1, &c->kv_lora_rank)) return -1;
     if (gint(L, arch, "attention.key_length_mla", rd + 1, 1 << 14, -1, &dh)) return -1;
     if (gint(L, arch, "attention.value_length_mla", 1, 1 << 14, -1, &dv)) return -1;

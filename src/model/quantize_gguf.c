@@ -5,7 +5,8 @@
  * each tensor converted chunk by chunk into the streaming writer.
  *
  * Metadata written for an HF source (ARCH = llama / qwen2moe / qwen3moe /
- * olmoe / qwen3next / qwen35moe / gpt-oss), as the converter does: general.{architecture,type,name,file_type,
+ * olmoe / qwen3next / qwen35moe / gpt-oss / deepseek2 / glm4moe), as the
+ * converter does: general.{architecture,type,name,file_type,
  * quantization_version}; ARCH.{block_count, context_length,
  * embedding_length, feed_forward_length, attention.head_count,
  * attention.head_count_kv, rope.freq_base, attention.layer_norm_rms_epsilon,
@@ -15,7 +16,8 @@
  * llama: vocab_size, rope.dimension_count; qwen3next: the ssm.* sizes,
  * attention.recurrent_layers, full_attention_interval, rope.dimension_count
  * (gen_kvs_qwen3next); qwen35moe: those and rope.dimension_sections
- * (gen_kvs_qwen35moe); gpt-oss: gen_kvs_oss. Beyond the converter: the keys
+ * (gen_kvs_qwen35moe); gpt-oss: gen_kvs_oss; deepseek2 / glm4moe: gen_kvs_ds
+ * (and write_mla_derived splits kv_b_proj). Beyond the converter: the keys
  * tensor_map.h lists for switches llama.cpp has no field for. The
  * vocabulary: the tokenizer.* pairs of qz_write_opts.vocab (built from the
  * directory's tokenizer.json by gguf_vocab_write.c, as the converter's
@@ -38,7 +40,7 @@
 
 /* ------------------------------------------------------------- metadata */
 
-#define MAX_GEN_KV 40
+#define MAX_GEN_KV 64
 
 typedef struct kvs {
     gguf_wkv *kv;
@@ -135,6 +137,71 @@ static void gen_kvs_qwen35moe(kvs *k, const moe_config *c, const char *a) {
     add(k, gguf_warr(akey(k, a, "rope.dimension_sections"), GGUF_VT_I32, k->sections, 4));
 }
 
+/* The double a float was parsed from (its shortest decimal), so that a key
+ * the converter computes in double from config.json rounds as it does. */
+static double shortest(float f) {
+    char b[32];
+    for (int p = 6; p <= 9; p++) {
+        snprintf(b, sizeof b, "%.*g", p, (double)f);
+        if ((float)strtod(b, NULL) == f) break;
+    }
+    return strtod(b, NULL);
+}
+
+static int is_ds(const moe_config *c) {
+    return c->arch == MOE_ARCH_DEEPSEEK_V2 || c->arch == MOE_ARCH_DEEPSEEK_V3 ||
+           c->arch == MOE_ARCH_GLM4_MOE;
+}
+
+/* deepseek2's and glm4moe's keys, as DeepseekV2Model / Glm4MoeModel write
+ * them (model_gguf.c's gconfig_ds reads them): the groups (1 / 1 without),
+ * the gating function (2 = sigmoid; deepseek2 leaves softmax unsaid, its
+ * default), the leading dense layers, the shared expert count, the routed
+ * scale, the top-k renormalization (deepseek2: only when on), the rotary
+ * dims; deepseek2's latent sizes and YaRN (yarn_log_multiplier = 0.1 x
+ * mscale_all_dim). MTP layers are not written (block_count counts the
+ * decoder layers, no nextn_predict_layers). Beyond the converter:
+ * ARCH.expert_group_score "max" for deepseek_v2's group_limited_greedy
+ * (llama.cpp scores groups by their best two only). */
+static void gen_kvs_ds(kvs *k, const moe_config *c, const moe_layer_config *ml, const char *a) {
+    int glm = c->arch == MOE_ARCH_GLM4_MOE, grouped = ml->group != MOE_GROUP_NONE;
+    int dense = 0;
+    while (dense < c->n_layers && !c->layer[dense].moe) dense++;
+    add(k, gguf_wu32(akey(k, a, "expert_group_count"), (uint32_t)(grouped ? ml->n_group : 1)));
+    add(k, gguf_wu32(akey(k, a, "expert_group_used_count"),
+                     (uint32_t)(grouped ? ml->topk_group : 1)));
+    if (ml->group == MOE_GROUP_MAX) add(k, gguf_wstr(akey(k, a, TMK_EXPERT_GROUP_SCORE), "max"));
+    if (ml->score == MOE_SCORE_SIGMOID) add(k, gguf_wu32(akey(k, a, "expert_gating_func"), 2));
+    else if (glm) add(k, gguf_wu32(akey(k, a, "expert_gating_func"), 1));
+    add(k, gguf_wu32(akey(k, a, "leading_dense_block_count"), (uint32_t)dense));
+    add(k, gguf_wu32(akey(k, a, TMK_EXPERT_FF), (uint32_t)ml->expert_dim));
+    add(k, gguf_wu32(akey(k, a, "expert_shared_count"), (uint32_t)ml->n_shared));
+    add(k, gguf_wf32(akey(k, a, "expert_weights_scale"), ml->routed_scale));
+    if (glm || ml->norm_topk)
+        add(k, gguf_wbool(akey(k, a, TMK_EXPERT_WEIGHTS_NORM), ml->norm_topk != 0));
+    if (glm) {
+        add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)(c->rope_dim ? c->rope_dim : c->head_dim)));
+        return;
+    }
+    /* 0 (attn_q) too: the converter leaves it out, but llama.cpp requires the
+     * key (but for its "lite" layer counts) */
+    add(k, gguf_wu32(akey(k, a, "attention.q_lora_rank"), (uint32_t)c->q_lora_rank));
+    add(k, gguf_wu32(akey(k, a, "attention.kv_lora_rank"), (uint32_t)c->kv_lora_rank));
+    add(k, gguf_wu32(akey(k, a, "attention.key_length_mla"),
+                     (uint32_t)(c->qk_nope_dim + c->qk_rope_dim)));
+    add(k, gguf_wu32(akey(k, a, "attention.value_length_mla"), (uint32_t)c->v_head_dim));
+    add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)c->qk_rope_dim));
+    if (c->rope_kind != MOE_ROPE_YARN) return;
+    add(k, gguf_wstr(akey(k, a, TMK_ROPE_SCALING_TYPE), "yarn"));
+    add(k, gguf_wf32(akey(k, a, TMK_ROPE_SCALING_FACTOR), c->rope_factor));
+    add(k, gguf_wu32(akey(k, a, TMK_ROPE_SCALING_ORIG_CTX), (uint32_t)c->rope_orig_max_pos));
+    add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_BETA_FAST), c->rope_beta_fast));
+    add(k, gguf_wf32(akey(k, a, TMK_ROPE_YARN_BETA_SLOW), c->rope_beta_slow));
+    if (c->rope_mscale_all_dim != 0)
+        add(k, gguf_wf32(akey(k, a, "rope.scaling.yarn_log_multiplier"),
+                         (float)(0.1 * shortest(c->rope_mscale_all_dim))));
+}
+
 /* Keys for an HF source; swa [L] holds an array value until the file is written. */
 static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name,
                     const tok_gguf_vocab *vocab, unsigned char *swa) {
@@ -154,14 +221,18 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     add(k, gguf_wu32(akey(k, a, TMK_EMBEDDING_LENGTH), (uint32_t)c->dim));
     add(k, gguf_wu32(akey(k, a, TMK_FEED_FORWARD_LENGTH), (uint32_t)ff));
     add(k, gguf_wu32(akey(k, a, TMK_HEAD_COUNT), (uint32_t)c->n_heads));
-    add(k, gguf_wu32(akey(k, a, TMK_HEAD_COUNT_KV), (uint32_t)c->n_kv_heads));
+    /* deepseek2: one latent "head" of keys and values shared by every head */
+    add(k, gguf_wu32(akey(k, a, TMK_HEAD_COUNT_KV), (uint32_t)(c->kv_lora_rank ? 1 : c->n_kv_heads)));
     add(k, gguf_wf32(akey(k, a, TMK_ROPE_FREQ_BASE), c->rope_theta));
     add(k, gguf_wf32(akey(k, a, TMK_RMS_EPS), c->norm_eps));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_COUNT), (uint32_t)ml->n_experts));
     add(k, gguf_wu32(akey(k, a, TMK_EXPERT_USED), (uint32_t)ml->top_k));
     int q3n = c->arch == MOE_ARCH_QWEN3_NEXT || c->arch == MOE_ARCH_QWEN3_5_MOE;
-    if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE || q3n ||
-        c->arch == MOE_ARCH_GPT_OSS) {
+    if (c->kv_lora_rank) { /* deepseek2: the latent + rotary key, the latent */
+        add(k, gguf_wu32(akey(k, a, TMK_KEY_LENGTH), (uint32_t)(c->kv_lora_rank + c->qk_rope_dim)));
+        add(k, gguf_wu32(akey(k, a, TMK_VALUE_LENGTH), (uint32_t)c->kv_lora_rank));
+    } else if (c->head_dim * c->n_heads != c->dim || c->arch == MOE_ARCH_QWEN3_MOE || q3n ||
+               c->arch == MOE_ARCH_GPT_OSS || c->arch == MOE_ARCH_GLM4_MOE) {
         add(k, gguf_wu32(akey(k, a, TMK_KEY_LENGTH), (uint32_t)c->head_dim));
         add(k, gguf_wu32(akey(k, a, TMK_VALUE_LENGTH), (uint32_t)c->head_dim));
     }
@@ -173,12 +244,15 @@ static void gen_kvs(kvs *k, const moe_config *c, int file_type, const char *name
     }
     if (c->arch == MOE_ARCH_QWEN3_NEXT) gen_kvs_qwen3next(k, c, a);
     if (c->arch == MOE_ARCH_QWEN3_5_MOE) gen_kvs_qwen35moe(k, c, a);
-    add(k, gguf_wu32(akey(k, a, TMK_VOCAB_SIZE), (uint32_t)c->vocab));
+    /* glm4moe's converter leaves it to the token list; without one llama.cpp needs it */
+    if (c->arch != MOE_ARCH_GLM4_MOE || !vocab)
+        add(k, gguf_wu32(akey(k, a, TMK_VOCAB_SIZE), (uint32_t)c->vocab));
+    if (is_ds(c)) gen_kvs_ds(k, c, ml, a);
     if (c->arch == MOE_ARCH_MIXTRAL)
         add(k, gguf_wu32(akey(k, a, TMK_ROPE_DIM), (uint32_t)c->head_dim));
     add(k, gguf_wu32("general.quantization_version", 2));
     /* what llama.cpp has no field for, so that moe reads the model back exactly */
-    if (ml->norm_topk != tm_gguf_default_norm_topk(c->arch))
+    if (!is_ds(c) && ml->norm_topk != tm_gguf_default_norm_topk(c->arch))
         add(k, gguf_wbool(akey(k, a, TMK_EXPERT_WEIGHTS_NORM), ml->norm_topk != 0));
     if (c->clip_qkv > 0) add(k, gguf_wf32(akey(k, a, TMK_CLAMP_KQV), c->clip_qkv));
     if (c->sliding_window > 0)
@@ -202,15 +276,25 @@ static int has_vocab(const gguf_file *g) {
 }
 
 /* Keys of a GGUF source, carried over; the file type replaced; a vocabulary
- * added when the source has none. */
+ * added when the source has none; deepseek2's q_lora_rank 0 when missing
+ * (gen_kvs_ds). A glm4moe source's multi-token-prediction
+ * layers are not loaded, so not written: block_count loses them and
+ * nextn_predict_layers goes. */
 static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_type,
                      const tok_gguf_vocab *vocab) {
     if (has_vocab(g)) vocab = NULL;
+    const char *a = tm_gguf_arch(c->arch);
+    const char *bc = akey(k, a, TMK_BLOCK_COUNT), *nextn = akey(k, a, "nextn_predict_layers");
     for (int i = 0; i < g->n_kv; i++) {
         const gguf_kv *s = &g->kvs[i];
         if (!strcmp(s->key, "general.file_type") ||
             !strcmp(s->key, "general.quantization_version"))
             continue;
+        if (c->n_mtp_layers > 0 && !strcmp(s->key, nextn)) continue;
+        if (c->n_mtp_layers > 0 && !strcmp(s->key, bc)) {
+            add(k, gguf_wu32(bc, (uint32_t)c->n_layers));
+            continue;
+        }
         if (vocab && !strncmp(s->key, "tokenizer.", 10)) continue;
         gguf_wkv w = {.key = s->key, .type = s->type, .arr_type = s->arr_type, .n = s->n};
         if (s->type == GGUF_VT_STR) {
@@ -231,8 +315,10 @@ static void copy_kvs(kvs *k, const gguf_file *g, const moe_config *c, int file_t
     add(k, gguf_wu32("general.file_type", (uint32_t)file_type));
     add(k, gguf_wu32("general.quantization_version", 2));
     if (vocab) add_vocab(k, vocab);
+    /* a deepseek2 file with attn_q (the converter's) lacks the key llama.cpp requires */
+    const char *qr = akey(k, a, "attention.q_lora_rank");
+    if (c->kv_lora_rank && !c->q_lora_rank && !has_key(k, qr)) add(k, gguf_wu32(qr, 0));
     if (!has_key(k, "tokenizer.ggml.model")) {
-        const char *a = tm_gguf_arch(c->arch);
         add(k, gguf_wstr("tokenizer.ggml.model", "none"));
         const char *vk = akey(k, a, TMK_VOCAB_SIZE);
         if (!has_key(k, vk)) add(k, gguf_wu32(vk, (uint32_t)c->vocab));
@@ -325,11 +411,65 @@ static int write_lin_derived(writer *w, int i, const char *name) {
     return rc;
 }
 
+/* Latent attention loaded from transformers' layout, written as
+ * DeepseekV2Model writes it: kv_b_proj's per-head rows [W_uk Dn | W_uv Dv]
+ * split into attn_k_b (plane h: W_uk transposed, [R][Dn]) and attn_v_b
+ * (plane h: W_uv, [Dv][R]); and for rotary dims as two halves
+ * (rope_interleave 0, which llama.cpp's deepseek2 cannot say) the rotary
+ * rows of q and of the rotary key reordered so that llama.cpp's interleaved
+ * pairs are the halves' pairs (q . k is the same sum). 1: not such a tensor. */
+static int write_mla_derived(writer *w, int i, const char *name) {
+    const tm_entry *e = &w->p->t[i];
+    const moe_config *c = &w->m->cfg;
+    const layer_w *lw = e->layer >= 0 && w->m->layers ? &w->m->layers[e->layer] : NULL;
+    if (!lw || !c->kv_lora_rank) return 1;
+    int64_t R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim;
+    int split = (e->role == TM_ATTN_K_B || e->role == TM_ATTN_V_B) && !lw->wk_b.data &&
+                lw->wkv_b.data;
+    int rope = !c->rope_interleave && (e->role == TM_ATTN_Q || e->role == TM_ATTN_Q_B ||
+                                       e->role == TM_ATTN_KV_A);
+    if (!split && !rope) return 1;
+    int64_t n = e->role == TM_ATTN_K_B ? R * Dn + R : e->rows;
+    float *kt = NULL;
+    int64_t *map = NULL;
+    if (e->role == TM_ATTN_K_B) kt = malloc(sizeof *kt * (size_t)n);
+    else map = malloc(sizeof *map * (size_t)n);
+    if (!kt && !map) return moe_fail(w->err, "%s: out of memory", name);
+    int rc = 0;
+    if (rope) { /* rows of q (per head [nope Dn | rope Dr]) or of [latent R | rope key Dr] */
+        mat src;
+        int64_t per = e->role == TM_ATTN_KV_A ? e->rows : Dn + Dr, off = per - Dr;
+        for (int64_t g = 0; g < n; g++)
+            map[g] = g % per < off ? g : g / per * per + off + qz_perm_row(g % per - off, Dr);
+        rc = tm_source(w->m, e, 0, &src) ? moe_fail(w->err, "%s: the model has no such weight", name)
+                                         : write_plane(w, i, &src, 0, map, NULL, name);
+    }
+    for (int h = 0; split && !rc && h < e->planes; h++) {
+        int64_t base = h * (Dn + Dv);
+        if (e->role == TM_ATTN_V_B) {
+            for (int64_t j = 0; j < Dv; j++) map[j] = base + Dn + j;
+            rc = write_plane(w, i, &lw->wkv_b, 0, map, NULL, name);
+            continue;
+        }
+        float *row = kt + R * Dn;
+        for (int64_t d = 0; d < Dn; d++) { /* kt [R][Dn] = rows base .. base + Dn transposed */
+            mat_row_f32(row, &lw->wkv_b, base + d);
+            for (int64_t r = 0; r < R; r++) kt[r * Dn + d] = row[r];
+        }
+        mat src = {kt, DT_F32, R, Dn};
+        rc = write_plane(w, i, &src, 0, NULL, NULL, name);
+    }
+    free(kt);
+    free(map);
+    return rc;
+}
+
 static int write_tensor(writer *w, int i, const char *name) {
     const tm_entry *e = &w->p->t[i];
     const moe_config *c = &w->m->cfg;
     int rc = write_lin_derived(w, i, name);
     if (rc <= 0) return rc;
+    if ((rc = write_mla_derived(w, i, name)) <= 0) return rc;
     /* llama.cpp's llama graph wants q and k rows in its interleaved RoPE order */
     int64_t perm = 0;
     if (tm_arch_of(c->arch)->gguf_rope_perm && (tm_role_of(e->role)->flags & TMF_ROPE_PERM))

@@ -9,6 +9,7 @@
  * loaded from llama.cpp's layout goes back to transformers' (hf_lin_src):
  * qwen3next's in_proj_qkvz gathered from attn_qkv and attn_gate, A_log =
  * log(-ssm_a), qwen35moe's tiled value heads grouped by key head again.
+ * deepseek2's attn_k_b / attn_v_b are joined into kv_b_proj (hf_kvb_src).
  */
 #include "model/quantize.h"
 
@@ -107,15 +108,36 @@ static int hf_lin_src(const moe_model *m, const tm_entry *e, hf_run *runs, float
     return 0;
 }
 
+/* kv_b_proj of latent attention loaded from llama.cpp's split attn_k_b /
+ * attn_v_b: per head h the rows [W_uk Dn | W_uv Dv], W_uk being plane h of
+ * attn_k_b transposed (made into kt [H*Dn][R] f32, row = a rows
+ * [R][Dn] column) and W_uv plane h of attn_v_b as it is. runs[2 * H]. 0: the
+ * model has kv_b_proj itself. */
+static int hf_kvb_src(const moe_model *m, const tm_entry *e, hf_run *runs, float *kt,
+                      float *row, mat *kmat) {
+    const moe_config *c = &m->cfg;
+    const layer_w *lw = &m->layers[e->layer];
+    if (e->role != TM_ATTN_KV_B || lw->wkv_b.data || !lw->wk_b.data || !lw->wv_b.data) return 0;
+    int64_t H = c->n_heads, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim;
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t r = 0; r < R; r++) {
+            mat_row_f32(row, &lw->wk_b, h * R + r);
+            for (int64_t n = 0; n < Dn; n++) kt[(h * Dn + n) * R + r] = row[n];
+        }
+    *kmat = (mat){kt, DT_F32, H * Dn, R};
+    int n = 0;
+    for (int64_t h = 0; h < H; h++) {
+        runs[n++] = (hf_run){kmat, h * Dn, Dn};
+        runs[n++] = (hf_run){&lw->wv_b, h * Dv, Dv};
+    }
+    return n;
+}
+
 int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_opts *o,
                 moe_err *err) {
     const moe_config *c = &m->cfg;
     if (type != DT_F32 && type != DT_BF16 && type != DT_F16)
         return moe_fail(err, "%s: safetensors output must be f32, bf16 or f16", dir);
-    if (c->kv_lora_rank && m->layers && !m->layers[0].wkv_b.data) /* before anything is made */
-        return moe_fail(err, "%s: kv_b_proj from llama.cpp's split attn_k_b / attn_v_b is not "
-                        "written back (a deepseek2 GGUF cannot be converted to a directory "
-                        "yet)", dir);
     int gt = dtype_to_ggml((dtype)type);
     int n = tm_list(c, TM_HF, NULL, NULL, 0); /* experts one by one, as transformers names them */
     tm_entry *t = malloc(sizeof *t * (size_t)n);
@@ -126,7 +148,9 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     float *scratch = NULL, *w0 = NULL, *fused = NULL, *row = NULL; /* w0 [max_cols]: a
                                                    zero-centred norm as stored, or A_log */
     int64_t *map = NULL;               /* [max rows or cols]: a value-head order */
-    hf_run *runs = NULL;               /* [4 * Hk + 1] */
+    hf_run *runs = NULL;               /* [4 * Hk + 2 * H + 1] */
+    float *kt = NULL;                  /* [H*Dn][R] + [Dn]: W_uk out of attn_k_b */
+    mat kmat;
     st_stream st;
     if (!t || !wt || !names) {
         moe_fail(err, "out of memory");
@@ -178,8 +202,12 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
     }
     if (max_cols > max_len) max_len = max_cols;
     map = malloc(sizeof(int64_t) * (size_t)max_len);
-    runs = malloc(sizeof(hf_run) * (size_t)(4 * c->lin_k_heads + 1));
-    if (!buf || !scratch || !w0 || !map || !runs || (max_fused && !fused)) {
+    runs = malloc(sizeof(hf_run) * (size_t)(4 * c->lin_k_heads + 2 * c->n_heads + 1));
+    if (c->kv_lora_rank)
+        kt = malloc(sizeof(float) * ((size_t)c->n_heads * (size_t)c->qk_nope_dim *
+                                         (size_t)c->kv_lora_rank + (size_t)c->qk_nope_dim));
+    if (!buf || !scratch || !w0 || !map || !runs || (max_fused && !fused) ||
+        (c->kv_lora_rank && !kt)) {
         moe_fail(err, "out of memory");
         goto done;
     }
@@ -198,6 +226,9 @@ int qz_write_hf(const moe_model *m, const char *dir, int type, const qz_write_op
         int n_runs = !fu && t[i].layer >= 0 ? hf_lin_src(m, &t[i], runs, w0, map, &row_map,
                                                          &col_map, &src)
                                             : 0;
+        if (!n_runs && !fu && t[i].layer >= 0 && c->kv_lora_rank)
+            n_runs = hf_kvb_src(m, &t[i], runs, kt,
+                                kt + (size_t)c->n_heads * c->qk_nope_dim * c->kv_lora_rank, &kmat);
         if (fu ? fused_f32(m, &t[i], p, fused, row)
                : !n_runs && !src.data && tm_source(m, &t[i], 0, &src)) {
             moe_fail(err, "%s: the model has no weight for %s", dir, names[i]);
@@ -243,6 +274,7 @@ done:
     free(fused);
     free(map);
     free(runs);
+    free(kt);
     free(names);
     free(wt);
     free(t);

@@ -186,11 +186,78 @@ void qz_plan_free(qz_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
+/* deepseek2 / glm4moe (llama.cpp's DeepSeek-V2/V3 and GLM-4.5 files): what
+ * their keys can say. One routing for every MoE layer and the dense layers
+ * first (leading_dense_block_count), shared experts of the routed width
+ * (expert_shared_count), no gate on them; latent attention for deepseek2
+ * with YaRN as llama.cpp computes it (cos/sin unscaled: mscale =
+ * mscale_all_dim), GQA with optional q/k/v biases and per-head q/k norms
+ * for glm4moe; llama.cpp requires exp_probs_b in glm4moe's MoE layers. */
+static int check_ds(const moe_config *c, moe_err *err) {
+    const char *a = tm_gguf_arch(c->arch);
+    int glm = c->arch == MOE_ARCH_GLM4_MOE;
+    const moe_layer_config *m0 = NULL, *d0 = NULL;
+    for (int i = 0; i < c->n_layers; i++) {
+        const moe_layer_config *lc = &c->layer[i];
+        if (!lc->moe) {
+            if (m0)
+                return moe_fail(err, "layer %d is dense after MoE layers: %s files have the "
+                                "dense layers first (leading_dense_block_count)", i, a);
+            if (d0 && lc->ffn_dim != d0->ffn_dim)
+                return moe_fail(err, "layer %d: dense width %d differs from layer 0's %d (%s "
+                                "files have one feed_forward_length)", i, lc->ffn_dim,
+                                d0->ffn_dim, a);
+            if (!d0) d0 = lc;
+            continue;
+        }
+        if (!m0) m0 = lc;
+        const char *what =
+            lc->n_experts != m0->n_experts || lc->top_k != m0->top_k ||
+                    lc->expert_dim != m0->expert_dim || lc->n_shared != m0->n_shared ||
+                    lc->shared_dim != m0->shared_dim || lc->score != m0->score ||
+                    lc->norm_topk != m0->norm_topk || lc->routed_scale != m0->routed_scale ||
+                    lc->select_bias != m0->select_bias || lc->group != m0->group ||
+                    lc->n_group != m0->n_group || lc->topk_group != m0->topk_group
+                ? "routing or sizes that differ from the first MoE layer's"
+            : lc->score != MOE_SCORE_SOFTMAX && lc->score != MOE_SCORE_SIGMOID
+                ? "a router score other than softmax or sigmoid"
+            : lc->kind != MOE_ROUTE_TOKEN_CHOICE ? "routing other than token choice"
+            : lc->shared_gate                    ? "a gate on the shared expert"
+            : lc->router_bias || lc->expert_bias ? "router or expert biases"
+            : lc->act != MOE_ACT_SILU            ? "an activation other than SwiGLU"
+            : lc->n_shared < 0 || lc->shared_dim != lc->n_shared * lc->expert_dim
+                ? "a shared expert width that is not expert_shared_count x the expert width"
+            : glm && !lc->select_bias ? "no selection bias (llama.cpp requires exp_probs_b)"
+                                      : NULL;
+        if (what)
+            return moe_fail(err, "layer %d has %s, which the GGUF format of %s models cannot "
+                            "express", i, what, a);
+    }
+    if (c->o_bias || c->attn_sinks || c->attn_out_gate || c->norm_offset)
+        return moe_fail(err, "%s: an output bias, sinks, an output gate or zero-centred norms, "
+                        "which %s files cannot express", c->model_type, a);
+    if (glm) {
+        if (c->kv_lora_rank || c->qk_norm == MOE_QKNORM_FULL || c->rope_kind != MOE_ROPE_DEFAULT)
+            return moe_fail(err, "%s: latent attention, whole-projection q/k norms or a RoPE "
+                            "other than the default, which %s files cannot express",
+                            c->model_type, a);
+        return 0;
+    }
+    if (!c->kv_lora_rank || c->qkv_bias || c->qk_norm != MOE_QKNORM_NONE)
+        return moe_fail(err, "%s: %s files hold latent attention without q/k/v biases or "
+                        "norms", c->model_type, a);
+    if (c->rope_kind == MOE_ROPE_YARN && (c->rope_attn_factor != 1.0f || !c->rope_truncate))
+        return moe_fail(err, "%s: YaRN with cos/sin scaled by %g%s: llama.cpp's %s scales "
+                        "them by 1 (mscale = mscale_all_dim) and truncates the correction "
+                        "range", c->model_type, c->rope_attn_factor,
+                        c->rope_truncate ? "" : " without truncation", a);
+    return 0;
+}
+
 /* What a GGUF file cannot say: llama.cpp has no field for these. */
 static int check_gguf_expressible(const moe_config *c, moe_err *err) {
     const tm_arch_info *ai = tm_arch_of(c->arch);
-    if (!ai || ai->no_gguf || c->arch == MOE_ARCH_DEEPSEEK_V2 ||
-        c->arch == MOE_ARCH_DEEPSEEK_V3 || c->arch == MOE_ARCH_GLM4_MOE) /* read only */
+    if (!ai || ai->no_gguf)
         return moe_fail(err, "%s: writing GGUF files of this architecture is not supported",
                         c->model_type);
     int n_moe = 0;
@@ -198,6 +265,9 @@ static int check_gguf_expressible(const moe_config *c, moe_err *err) {
     if (!n_moe)
         return moe_fail(err, "no MoE layer: a dense model has no %s.expert_count to write",
                         tm_gguf_arch(c->arch));
+    if (c->arch == MOE_ARCH_DEEPSEEK_V2 || c->arch == MOE_ARCH_DEEPSEEK_V3 ||
+        c->arch == MOE_ARCH_GLM4_MOE)
+        return check_ds(c, err);
     if (c->arch == MOE_ARCH_GPT_OSS && c->tied_embeddings)
         return moe_fail(err, "tied embeddings: llama.cpp's %s needs output.weight",
                         tm_gguf_arch(c->arch));
@@ -323,7 +393,12 @@ static int source_type(const plan_src *s, const tm_entry *e) {
         return e->rows == 0 ? GGUF_TYPE_F32 : tm_is_expert(e->role) ? s->experts : s->weights;
     }
     mat w;
-    return tm_source(s->m, e, 0, &w) ? -1 : dtype_to_ggml(w.type);
+    if (!tm_source(s->m, e, 0, &w)) return dtype_to_ggml(w.type);
+    /* attn_k_b / attn_v_b of a model loaded from transformers' kv_b_proj */
+    const layer_w *lw = e->layer >= 0 ? &s->m->layers[e->layer] : NULL;
+    if ((e->role == TM_ATTN_K_B || e->role == TM_ATTN_V_B) && lw && lw->wkv_b.data)
+        return dtype_to_ggml(lw->wkv_b.type);
+    return -1;
 }
 
 /* Marks the layers whose experts do not all have one type; how many. */

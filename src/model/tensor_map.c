@@ -30,14 +30,16 @@ static const tm_arch_info k_arch[] = {
     [MOE_ARCH_QWEN3_5_MOE] = {"qwen35moe", "qwen3_5_moe_text", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_HEAD, 1,
                               NULL, 0, 0, NULL},
-    /* llama.cpp's deepseek2 and glm4moe files are read, not written (model_gguf.c);
-     * a deepseek2 file loads as deepseek_v2, or deepseek_v3 with sigmoid routing */
+    /* llama.cpp's deepseek2 and glm4moe files (model_gguf.c reads them,
+     * quantize_gguf.c writes them); a deepseek2 file loads as deepseek_v2, or
+     * deepseek_v3 with sigmoid routing. llama.cpp renormalizes their top-k
+     * weights only when ARCH.expert_weights_norm says so. */
     [MOE_ARCH_DEEPSEEK_V2] = {"deepseek2", "deepseek_v2", "mlp", NULL,
                               {"gate_proj", "up_proj", "down_proj"}, 0, 0, 0, MOE_QKNORM_NONE, 1,
                               NULL, 0, 0, "shared_experts"},
     [MOE_ARCH_DEEPSEEK_V3] = {"deepseek2", "deepseek_v3", "mlp", NULL,
-                              {"gate_proj", "up_proj", "down_proj"}, 0, 1, 0, MOE_QKNORM_NONE, 1,
-                              NULL, 0, 1, "shared_experts"},
+                              {"gate_proj", "up_proj", "down_proj"}, 0, 0, 0, MOE_QKNORM_NONE, 1,
+                              NULL, 0, 0, "shared_experts"},
     [MOE_ARCH_GLM4_MOE] = {"glm4moe", "glm4_moe", "mlp", NULL,
                            {"gate_proj", "up_proj", "down_proj"}, 0, 0, 1, MOE_QKNORM_NONE, 1,
                            NULL, 0, 0, "shared_experts"},
@@ -54,6 +56,7 @@ const char *tm_gguf_arch(moe_arch a) {
 }
 
 int tm_arch_from_gguf(const char *name) {
+    /* the first row wins: "deepseek2" is deepseek_v2 until its gating says v3 */
     for (int i = 0; i < N_ARCH; i++)
         if (!k_arch[i].no_gguf && !strcmp(name, k_arch[i].gguf_arch)) return i;
     return -1;
@@ -412,7 +415,7 @@ int tm_hf_name_alt(char *buf, size_t n, const moe_config *c, const tm_entry *e, 
     const tm_arch_info *ai = tm_arch_of(c->arch);
     if ((int)e->role < 0 || e->role >= TM_ROLE_COUNT || !ai || n == 0) return -1;
     const char *moe = alt ? ai->hf_moe_alt : ai->hf_moe;
-    if (!moe) return -1;
+    if (!moe || !k_roles[e->role].info.hf) return -1; /* a GGUF-only role */
     int expert = tm_is_expert(e->role), fused = (tm_role_of(e->role)->flags & TMF_FUSED) != 0;
     if (expert && e->expert < 0 && !fused) return -1; /* transformers names experts one by one */
     size_t o = 0;
@@ -623,5 +626,11 @@ int tm_source(const moe_model *m, const tm_entry *e, int p, mat *out) {
     const mat *w = tm_slot_mat(mm, e, p);
     if (!w || !w->data) return -1;
     *out = *w;
+    if (tm_role_of(e->role)->flags & TMF_HEADS) { /* loaded as one [H*rows][cols] */
+        if (p < 0 || p >= e->planes || w->rows != e->planes * e->rows) return -1;
+        out->data = (const char *)w->data + (size_t)p * (size_t)e->rows *
+                                                (size_t)dtype_row_bytes(w->type, w->cols);
+        out->rows = e->rows;
+    }
     return 0;
 }

@@ -32,7 +32,8 @@
  * tiled (tm_lin_v_map); routed experts stacked as ffn_{gate,up,down}_exps.
  * deepseek2 (llama.cpp's DeepSeek-V2/V3 files): blk.N.attn_q_a, attn_q_a_norm,
  * attn_q_b (or attn_q), attn_kv_a_mqa, attn_kv_a_norm, attn_k_b ([H][R][Dn],
- * W_uk transposed) and attn_v_b ([H][Dv][R]) instead of kv_b_proj,
+ * W_uk transposed) and attn_v_b ([H][Dv][R]) instead of kv_b_proj (the
+ * writers split it, quantize_gguf.c, and join it again, quantize_hf.c),
  * exp_probs_b.bias (the selection bias); glm4moe: blk.N.post_attention_norm for
  * ffn_norm, exp_probs_b.bias.
  * The router's noise projection, and the selection bias of the other
@@ -235,6 +236,8 @@ int tm_arch_from_gguf(const char *name);
 /* moe's own keys (llama.cpp has no field; it computes with the default): */
 #define TMK_ROPE_YARN_TRUNCATE "rope.scaling.yarn_truncate" /* bool, default true */
 #define TMK_SWIGLU_ALPHA "swiglu_alpha"                     /* default 1.702 */
+#define TMK_EXPERT_GROUP_SCORE "expert_group_score" /* string: "max" (deepseek_v2's
+                          group_limited_greedy); absent: the sum of the best two */
 #define TMK_BOS_ID "tokenizer.ggml.bos_token_id"
 #define TMK_EOS_ID "tokenizer.ggml.eos_token_id"
 

@@ -6,7 +6,8 @@
 # transformers' logits (ref_logits.bin); llama.cpp's deepseek2 file gives
 # them too, with and without an expert memory budget; the presets have the
 # released models' sizes; config.json written back gives the same logits;
-# writing GGUF (or a directory from a deepseek2 GGUF) is refused by name.
+# GGUF written in llama.cpp's layouts gives the same logits, quantizes, and a
+# deepseek2 GGUF goes back to a directory.
 #   MOE=build/moe sh tests/cli/deepseek.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -102,10 +103,37 @@ for v in deepseek_v3_base deepseek_v3_noq deepseek_v2_base glm4_moe_base glm4_mo
     cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "convert $v: logits differ"
 done
 
-expect_fail "convert to gguf refused" 1 "deepseek_v2: writing GGUF files of this architecture is not supported" \
-  "$MOE" convert "$FIX/deepseek_v2_base" "$T/x.gguf"
-expect_fail "gguf to hf refused" 1 "a deepseek2 GGUF cannot be converted to a directory" \
-  "$MOE" convert "$GG" "$T/hf"
+# GGUF in llama.cpp's deepseek2 / glm4moe layouts, written: the same logits as the
+# directory (1e-5; the split attn_k_b / attn_v_b sum in another order), Q8_0 and
+# a GGUF requantized to Q4_K load and run, and a deepseek2 GGUF back to a
+# directory (kv_b_proj joined again) gives the directory's logits
+close() { # NAME A.bin B.bin TOL
+  od -An -v -tf4 -w4 "$2" > "$T/a.txt"
+  od -An -v -tf4 -w4 "$3" > "$T/b.txt"
+  [ -s "$T/a.txt" ] && [ "$(wc -l < "$T/a.txt")" = "$(wc -l < "$T/b.txt")" ] &&
+    paste "$T/a.txt" "$T/b.txt" | awk -v tol="$4" '{ d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+      if (d > w) w = d; if (m > s) s = m } END { exit !(w / s <= tol) }' && ok || bad "$1: logits differ"
+}
+for v in deepseek_v3_base deepseek_v3_noq deepseek_v2_base glm4_moe_base; do
+  expect_ok "convert $v to gguf" "$MOE" convert "$FIX/$v" "$T/$v.gguf"
+  "$MOE" logits "$FIX/$v" --ids 1,2,3 --out "$T/a.bin" 2>/dev/null
+  "$MOE" logits "$T/$v.gguf" --ids 1,2,3 --out "$T/b.bin" 2>/dev/null
+  close "convert $v to gguf" "$T/b.bin" "$T/a.bin" 1e-5
+done
+expect_ok "info our gguf" "$MOE" info "$T/deepseek_v3_base.gguf"
+out_has "info our gguf arch" "^architecture +deepseek_v3"
+expect_ok "quantize to q8_0" "$MOE" quantize "$FIX/deepseek_v3_base" "$T/q8.gguf" --type q8_0
+expect_ok "logits q8_0" "$MOE" logits "$T/q8.gguf" --ids 1,2,3 --out "$T/q.bin"
+expect_ok "gguf to q4_k" "$MOE" quantize "$GG" "$T/q4.gguf" --type q4_k
+out_has "gguf to q4_k fallbacks" "use a fallback type"
+expect_ok "logits q4_k" "$MOE" logits "$T/q4.gguf" --ids 1,2,3 --out "$T/q.bin"
+expect_ok "gguf to hf" "$MOE" convert "$T/deepseek_v3_base.gguf" "$T/hf"
+"$MOE" logits "$T/hf" --ids 1,2,3 --out "$T/b.bin" 2>/dev/null
+"$MOE" logits "$FIX/deepseek_v3_base" --ids 1,2,3 --out "$T/a.bin" 2>/dev/null
+cmp -s "$T/a.bin" "$T/b.bin" && [ -s "$T/a.bin" ] && ok || bad "gguf to hf: logits differ"
+expect_ok "llama.cpp's gguf to hf" "$MOE" convert "$GG" "$T/hf2"
+"$MOE" logits "$T/hf2" --ids 1,2,3 --out "$T/b.bin" 2>/dev/null
+close "llama.cpp's gguf to hf" "$T/b.bin" "$T/a.bin" 1e-5
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -6,8 +6,9 @@
 # preset (q8_0, q4_k: their rows of 64 fall back to Q8_0 there), on shrunk
 # real shapes whose rows suit the K-quants (qwen3-30b-a3b: q4_k with the
 # _M rules' Q6_K output and ffn_down, q4_0; qwen3-next / qwen3.5: the Gated DeltaNet's
-# row maps and tiled value heads), gpt-oss's MXFP4 and float fused experts,
-# any thread count. Memory: writing a 245 MB Q8_0 file peaks under 64 MiB
+# row maps and tiled value heads; tiny-deepseek-v3: attn_k_b and attn_v_b out
+# of kv_b_proj, exp_probs_b), gpt-oss's MXFP4 and float fused experts, any
+# thread count. Memory: writing a 245 MB Q8_0 file peaks under 64 MiB
 # of resident memory (it streams; `moe quantize` of the same model maps its
 # 440 MB of BF16). The full 48-layer qwen3-30b-a3b Q8_0 is priced by
 # --dry-run (about 32.5 GB). Errors: an unknown --type lists the valid
@@ -64,7 +65,7 @@ out_has "help: OUT.gguf" "OUT\|OUT.gguf|OUT.gguf"
 out_has "help: the same bytes as moe quantize" "moe quantize --type T"
 
 # ------------------------------------------- the same file as moe quantize
-for p in tiny tiny-olmoe tiny-qwen3 tiny-qwen2 tiny-gpt-oss; do
+for p in tiny tiny-olmoe tiny-qwen3 tiny-qwen2 tiny-gpt-oss tiny-deepseek-v3; do
   for t in q8_0 q4_k; do same_bytes "$p $t" $t --preset $p; done
 done
 same_logits "tiny-gpt-oss q4_k"
@@ -86,6 +87,9 @@ for p in qwen3-next-80b-a3b qwen3.5-35b-a3b; do
   same_bytes "$p shrunk q8_0" q8_0 --preset $p --layers 1 --experts 2 --vocab 512
 done
 same_logits "qwen3.5-35b-a3b shrunk q8_0"
+# deepseek2: attn_k_b / attn_v_b out of kv_b_proj (glm4moe: test_quantize_ds.c)
+same_bytes "tiny-deepseek-v3 as stored (moe convert)" none --preset tiny-deepseek-v3
+same_logits "tiny-deepseek-v3 as stored"
 
 # ------------------------------------------------------------ bounded memory
 # 4 layers of qwen3-30b-a3b with 8 experts: 230 M parameters, 245 MB Q8_0
