@@ -95,8 +95,14 @@ typedef struct layer_acts {
     float *x_attn;          /* [N][D] residual entering the attention block */
     float *xn_attn;         /* [N][D] its rmsnorm */
     float *q, *k, *v;       /* [N][H*Dh], [N][G*Dh], [N][G*Dh] projections + bias,
-                               before q/k norm, clipping and rope */
-    float *att;             /* [N][H*Dh] attention output before o_proj */
+                               before q/k norm, clipping and rope (latent attention:
+                               q only, q_proj / q_b_proj's output before rope) */
+    float *att;             /* [N][H*Dh] attention output before o_proj ([N][H*Dv]
+                               with latent attention) */
+    float *mla_qa;          /* latent attention: [N][q_lora_rank] q_a_proj's output,
+                               before q_a_layernorm (NULL without q_lora_rank) */
+    float *mla_kv;          /* latent attention: [N][R + Dr] kv_a_proj_with_mqa's
+                               output [c | k_rope], before the norm and rope */
     float *x_ffn;           /* [N][D] residual entering the FFN block */
     float *xn_ffn;          /* [N][D] its rmsnorm */
     float *h_gate, *h_up;   /* [N][F] dense FFN (or shared expert) pre-activations */
