@@ -8,8 +8,9 @@
  *           activation tape, backward), then AdamW (clipping, warmup +
  *           cosine), then the selection-bias rule for sigmoid routers
  *   log     one JSON line per step (loss parts, lr, tokens/s, per-layer
- *           expert load, max violation, dead experts, dropped pairs,
- *           router entropy), a progress callback, evaluations on val.bin
+ *           expert load, max violation, dead experts, selection biases,
+ *           dropped pairs, router entropy), a progress callback,
+ *           evaluations on val.bin
  *   save    every save_every steps and at the end (checkpoint.c)
  */
 #include <errno.h>
@@ -376,7 +377,14 @@ static void write_log(trainer *t, const moe_train_progress *p, double step_s) {
             fprintf(f, ",\"router_entropy\":%.6f", t->entropy_sum[l] / (double)t->entropy_n[l]);
         fprintf(f, ",\"load\":[");
         for (int e = 0; e < lc->n_experts; e++) fprintf(f, "%s%lld", e ? "," : "", (long long)ld[e]);
-        fprintf(f, "]}");
+        fprintf(f, "]");
+        const float *sb = t->m->layers[l].sel_bias; /* after this step's balancing move */
+        if (sb) {
+            fprintf(f, ",\"sel_bias\":[");
+            for (int e = 0; e < E; e++) fprintf(f, "%s%.6g", e ? "," : "", (double)sb[e]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "}");
         first = 0;
     }
     fprintf(f, "]");
