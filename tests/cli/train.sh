@@ -235,6 +235,13 @@ expect_fail "qwen3_next refused" 1 "layer [0-9]+ is a linear_attention layer \(G
   "$MOE" train --data "$FX/gpt_oss_data" --init "$QN" --out "$T/qn" --steps 2 --batch 1 --seq 8
 [ ! -e "$T/qn/latest" ] && ok || bad "qwen3_next: a checkpoint was written"
 
+# a GGUF file as --init: refused by name (its tensors carry llama.cpp's
+# names), before anything is written
+expect_fail "GGUF --init refused" 1 "mixtral_f32.gguf: training starts from a Hugging Face directory, not a GGUF file" \
+  "$MOE" train --data "$FX/gpt_oss_data" --init "$HERE/../fixtures/gguf_models/mixtral_f32.gguf" \
+  --out "$T/gg" --steps 1 --batch 1 --seq 8
+[ ! -e "$T/gg/latest" ] && ok || bad "GGUF --init: a checkpoint was written"
+
 # deepseek_v3 (`moe init --preset tiny-deepseek-v3`: latent attention with
 # q_lora_rank, YaRN, a dense layer 0, then 8 experts in 4 groups with sigmoid
 # scores and a selection bias) on the corpus's shards: the loss falls, the
