@@ -2,7 +2,8 @@
  * test_grad_attention.c - attention_backward against central differences
  * of a double-precision causal attention: MHA, GQA 2:1 and 3:1, MQA,
  * sliding windows, T = 1, odd head dims, gpt_oss's sink logits (their
- * gradient too); 1 and 2 threads bit-identical;
+ * gradient too), value heads of another width and a scale of their own
+ * (attention_backward_dims); 1 and 2 threads bit-identical;
  * the recomputed probabilities match the f32 forward kernels.
  */
 #include "grad_check.h"
@@ -216,4 +217,88 @@ TEST(grad_attention_accumulates) {
     for (int i = 0; i < T * H * Dh; i++) CHECK_NEAR(dq[i], 2 * dq1[i], 1e-6);
     for (int i = 0; i < T * G * Dh; i++) CHECK_NEAR(dk[i], 2 * dk1[i], 1e-6);
     for (int i = 0; i < T * G * Dh; i++) CHECK_NEAR(dv[i], 2 * dv1[i], 1e-6);
+}
+
+/* attention_backward_dims: value heads of another width than the q/k heads
+ * and a softmax scale of its own (latent attention: Dk = nope + rope, Dv =
+ * v_head_dim, scale with YaRN's mscale), against differences of a double
+ * forward; 1 and 2 threads bit-identical. */
+typedef struct dims_ctx {
+    const double *q, *k, *v, *R; /* [T][H*Dk], [T][G*Dk], [T][G*Dv], [T][H*Dv] */
+    int T, H, G, Dk, Dv;
+    double scale;
+} dims_ctx;
+
+static double dims_loss(void *vc) {
+    const dims_ctx *c = vc;
+    int T = c->T, H = c->H, G = c->G, Dk = c->Dk, Dv = c->Dv;
+    double L = 0, sc[64]; /* T <= 64 */
+    for (int h = 0; h < H; h++) {
+        int g = h / (H / G);
+        for (int i = 0; i < T; i++) {
+            double mx = -INFINITY, Z = 0;
+            for (int j = 0; j <= i; j++) {
+                double s = 0;
+                for (int d = 0; d < Dk; d++) s += c->q[(i * H + h) * Dk + d] * c->k[(j * G + g) * Dk + d];
+                sc[j] = s * c->scale;
+                mx = fmax(mx, sc[j]);
+            }
+            for (int j = 0; j <= i; j++) Z += (sc[j] = exp(sc[j] - mx));
+            for (int d = 0; d < Dv; d++) {
+                double o = 0;
+                for (int j = 0; j <= i; j++) o += sc[j] / Z * c->v[(j * G + g) * Dv + d];
+                L += c->R[(i * H + h) * Dv + d] * o;
+            }
+        }
+    }
+    return L;
+}
+
+static void dims_case(int T, int H, int G, int Dk, int Dv, float scale, rng *r, pool *p1, pool *p2) {
+    int64_t QN = (int64_t)T * H * Dk, KN = (int64_t)T * G * Dk, VN = (int64_t)T * G * Dv,
+            ON = (int64_t)T * H * Dv;
+    float *q = gc_falloc(QN), *k = gc_falloc(KN), *v = gc_falloc(VN), *dout = gc_falloc(ON);
+    float *dq = gc_falloc(QN), *dk = gc_falloc(KN), *dv = gc_falloc(VN);
+    float *dq2 = gc_falloc(QN), *dk2 = gc_falloc(KN), *dv2 = gc_falloc(VN);
+    double *qd = gc_dalloc(QN), *kd = gc_dalloc(KN), *vd = gc_dalloc(VN), *Rd = gc_dalloc(ON);
+    double *gq = gc_dalloc(QN), *gk = gc_dalloc(KN), *gv = gc_dalloc(VN);
+    gc_fill(q, QN, -1.5f, 1.5f, r);
+    gc_fill(k, KN, -1.5f, 1.5f, r);
+    gc_fill(v, VN, -1, 1, r);
+    gc_fill(dout, ON, -1, 1, r);
+    gc_widen(qd, q, QN), gc_widen(kd, k, KN), gc_widen(vd, v, VN), gc_widen(Rd, dout, ON);
+    dims_ctx c = {qd, kd, vd, Rd, T, H, G, Dk, Dv, scale > 0 ? scale : 1.0 / sqrt((double)Dk)};
+    gc_fd_every(dims_loss, &c, qd, QN, 1e-6, gq, 1);
+    gc_fd_every(dims_loss, &c, kd, KN, 1e-6, gk, 1);
+    gc_fd_every(dims_loss, &c, vd, VN, 1e-6, gv, 1);
+    float *scr = gc_falloc(2 * attention_backward_scratch(T));
+    attn_bwd_dims d = {T, H, G, Dk, Dv, 0, scale};
+    attention_backward_dims(p1, dq, dk, dv, NULL, dout, q, k, v, NULL, &d, scr);
+    attention_backward_dims(p2, dq2, dk2, dv2, NULL, dout, q, k, v, NULL, &d, scr);
+    char what[96];
+    snprintf(what, sizeof what, "dims: dq T=%d H=%d G=%d Dk=%d Dv=%d scale=%g", T, H, G, Dk, Dv,
+             scale);
+    GC_CHECK(what, dq, gq, QN, 1e-5);
+    GC_CHECK("dims: dk", dk, gk, KN, 1e-5);
+    GC_CHECK("dims: dv", dv, gv, VN, 1e-5);
+    CHECK(memcmp(dq, dq2, (size_t)QN * 4) == 0);
+    CHECK(memcmp(dk, dk2, (size_t)KN * 4) == 0);
+    CHECK(memcmp(dv, dv2, (size_t)VN * 4) == 0);
+    free(q), free(k), free(v), free(dout), free(dq), free(dk), free(dv), free(dq2), free(dk2);
+    free(dv2), free(qd), free(kd), free(vd), free(Rd), free(gq), free(gk), free(gv), free(scr);
+}
+
+TEST(grad_attention_dims) {
+    kern_pools kp;
+    kern_pools_init(&kp);
+    rng r;
+    rng_init(&r, 25);
+    for (int i = 0; i < ISA_COUNT; i++) {
+        pool *p1 = kp.one[i], *p2 = kp.two[i];
+        if (!p1) continue;
+        dims_case(7, 4, 4, 12, 6, 0.4f, &r, p1, p2); /* latent attention: Dv < Dk, own scale */
+        dims_case(6, 4, 2, 4, 10, 0.0f, &r, p1, p2); /* GQA, Dv > Dk, 1/sqrt(Dk) */
+        dims_case(1, 2, 2, 6, 3, 0.2f, &r, p1, p2);  /* one token */
+    }
+    kern_pools_free(&kp);
 }

@@ -7,7 +7,8 @@
  * identical to adamw_step plus clearing (gaps between tensors included),
  * the gradient norm identical on every ISA, and linear_backward's
  * overwrite mode (linear_backward_grouped_set) against zeroing then
- * accumulating.
+ * accumulating; the whole backward (latent attention, partial rotary)
+ * bit-identical on 1 and 3 threads.
  */
 #include <stdlib.h>
 
@@ -290,9 +291,70 @@ static void two_ways(const char *variant) {
 }
 
 TEST(fast_trainer_step_two_ways) {
-    static const char *variants[] = {"mixtral_top2", "qwen2_shared", "olmoe_qknorm", "expert_choice",
-                                     "capacity"};
-    for (int i = 0; i < 5; i++) two_ways(variants[i]);
+    static const char *variants[] = {"mixtral_top2", "qwen2_shared",    "olmoe_qknorm",
+                                     "expert_choice", "capacity",       "deepseek_v3_mla",
+                                     "deepseek_v3_noq", "glm4_moe"};
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) two_ways(variants[i]);
+}
+
+/* The whole backward of a fixture's model on 1 and 3 threads: the same
+ * gradient bits (latent attention's and partial rotary's per-token work,
+ * norms and attention core included). */
+static void grads_on(const char *variant, int threads, float **out, int64_t *n_out) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/train/%s", test_fixtures(), variant);
+    moe_err err = {{0}};
+    moe_model *m = NULL;
+    train_params P = {0};
+    moe_session *s = NULL;
+    bwd_ws *ws = NULL;
+    const int B = 2, T = 12, N = B * T;
+    *out = NULL;
+    if (moe_model_load(&m, dir, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", variant, err.msg);
+        return;
+    }
+    moe_session_opts so = {.n_ctx = T, .n_threads = threads, .max_batch = N, .n_seq = B};
+    CHECK(train_params_init(&P, m, &err) == 0);
+    CHECK(moe_session_new(&s, m, &so, &err) == 0);
+    CHECK(model_acts_enable(s, N, &err) == 0);
+    moe_session_set_mode(s, MOE_MODE_TRAIN);
+    CHECK(bwd_ws_new(&ws, s, N, &err) == 0);
+    int V = m->cfg.vocab;
+    float *logits = malloc(sizeof(float) * (size_t)N * V), *g = calloc((size_t)P.n, sizeof(float));
+    int32_t in[24], tg[24];
+    for (int i = 0; i < N; i++) in[i] = (int32_t)((i * 7 + 1) % V), tg[i] = (int32_t)((i * 11 + 3) % V);
+    loss_coefs coefs = {0.01f, 0.001f, 0.0f};
+    train_grads G = {P.base, g, P.n};
+    loss_parts lp;
+    if (!test_failed_now) {
+        CHECK(model_forward_seqs(s, in, B, T, logits, &err) == 0);
+        CHECK(model_backward(s, ws, &G, tg, B, T, logits, 1.0f / N, &coefs, 1.0f, &lp, &err) == 0);
+    }
+    *out = g;
+    *n_out = P.n;
+    free(logits);
+    bwd_ws_free(ws);
+    moe_session_free(s);
+    train_params_free(&P);
+    moe_model_free(m);
+}
+
+TEST(fast_backward_threads) {
+    static const char *variants[] = {"deepseek_v3_mla", "deepseek_v2_lite", "glm4_moe"};
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0] && !test_failed_now; i++) {
+        float *g1, *g3;
+        int64_t n1 = 0, n3 = 0;
+        grads_on(variants[i], 1, &g1, &n1);
+        grads_on(variants[i], 3, &g3, &n3);
+        CHECK(g1 && g3 && n1 == n3);
+        int64_t bad = 0;
+        for (int64_t k = 0; g1 && g3 && k < n1; k++) bad += memcmp(&g1[k], &g3[k], 4) != 0;
+        CHECK_MSG(bad == 0, "%s: %lld gradients differ between 1 and 3 threads", variants[i],
+                  (long long)bad);
+        free(g1);
+        free(g3);
+    }
 }
 
 /* ------------------------------------------- balancing losses, wide rows */

@@ -2,8 +2,12 @@
  * test_train_ref.c - the trainer's math against PyTorch: for each fixture
  * in tests/fixtures/train (tools/gen_train_fixtures.py), the loss parts and
  * the gradient of every parameter at step 0, then a 10-step AdamW
- * trajectory (loss parts and gradient norm at every step). And the models
- * without a backward (qwen3_next's Gated DeltaNet) refused by name.
+ * trajectory (loss parts and gradient norm at every step): every routing
+ * kind, gpt_oss, latent attention (deepseek_v3 with and without
+ * q_lora_rank, deepseek_v2) and glm4_moe's partial rotary with biases and
+ * q/k norm. And
+ * the models without a backward (qwen3_next's Gated DeltaNet) refused by
+ * name.
  */
 #include "test.h"
 
@@ -179,6 +183,10 @@ TEST(train_ref_expert_choice) { run_variant("expert_choice"); }
 TEST(train_ref_hash) { run_variant("hash"); }
 TEST(train_ref_capacity) { run_variant("capacity"); }
 TEST(train_ref_gpt_oss) { run_variant("gpt_oss"); }
+TEST(train_ref_deepseek_v3_mla) { run_variant("deepseek_v3_mla"); }
+TEST(train_ref_deepseek_v3_noq) { run_variant("deepseek_v3_noq"); }
+TEST(train_ref_deepseek_v2_lite) { run_variant("deepseek_v2_lite"); }
+TEST(train_ref_glm4_moe) { run_variant("glm4_moe"); }
 
 TEST(train_refuses_linear_attention) {
     char dir[512];

@@ -76,6 +76,10 @@ the last expert) is skipped by it, which is how "no expert" is written):
                  renormalized again)
 The config.json of these variants says so under "moe" (score, router,
 capacity_factor, select_bias), the fields libmoe reads; transformers ignores them.
+deepseek_v2, deepseek_v3 and glm4_moe (NATIVE_ROUTE) route with their own router
+module, which "sigmoid_bias" (v3, glm: groups, norm_topk_prob and
+routed_scaling_factor from the module) and "softmax_group" (v2) reproduce; every
+unmutated forward asserts the choice and weights equal the module's own.
 
 Every selection is checked for near-ties at every step (gap between the last
 chosen and the first unchosen > GAP_MIN in logits, in sigmoid + bias, or in
@@ -162,6 +166,55 @@ OLMOE = dict(hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_atte
              clip_qkv=8.0, attention_bias=False, rms_norm_eps=1e-5,
              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 
+# deepseek_v3: latent attention (q through rank 24, latent 16, heads of 8
+# non-rotary + 8 rotary dims, values of 12 != 16), YaRN with mscale =
+# mscale_all_dim on the softmax scale, rotary dims interleaved; 8 experts in
+# 4 groups, the best 2 kept (sum of their two best), sigmoid + correction
+# bias, renormalized top-2 x 2.5, a shared expert, layer 0 dense. The
+# model's own router (DeepseekV3TopkRouter) is reproduced and checked.
+DS3 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=2,
+           num_attention_heads=4, num_key_value_heads=4, q_lora_rank=24, kv_lora_rank=16,
+           qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=8,
+           num_experts_per_tok=2, n_group=4, topk_group=2, n_shared_experts=1,
+           routed_scaling_factor=2.5, first_k_dense_replace=1, norm_topk_prob=True,
+           rope_interleave=True, rms_norm_eps=1e-6, attention_bias=False,
+           rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                            "original_max_position_embeddings": 16, "beta_fast": 8.0,
+                            "beta_slow": 1.0, "mscale": 0.8, "mscale_all_dim": 0.8})
+
+# glm4_moe: GQA 4/2 with head_dim 16, RoPE on its first 8 dims (halves),
+# q/k/v biases, per-head q/k norm; 8 experts in 2 groups (1 kept), sigmoid +
+# correction bias, renormalized top-2 x 1.5, a shared expert, layer 0 dense.
+GLM = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=2,
+           num_attention_heads=4, num_key_value_heads=2, head_dim=16, n_routed_experts=8,
+           num_experts_per_tok=2, n_group=2, topk_group=1, n_shared_experts=1,
+           routed_scaling_factor=1.5, first_k_dense_replace=1, norm_topk_prob=True,
+           attention_bias=True, use_qk_norm=True, rms_norm_eps=1e-5,
+           rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                            "partial_rotary_factor": 0.5})
+
+# deepseek_v2: DeepSeek-V2-Lite's attention (q_proj, latent 16, rotary dims
+# interleaved as V2 always has them), YaRN with mscale; softmax scores,
+# group_limited_greedy (9 experts in 3 groups by their best, 2 kept), top-3
+# never renormalized, x 1.5; 2 shared experts; layer 0 dense.
+DS2 = dict(hidden_size=32, intermediate_size=40, moe_intermediate_size=16, num_hidden_layers=2,
+           num_attention_heads=4, num_key_value_heads=4, q_lora_rank=None, kv_lora_rank=16,
+           qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=9,
+           num_experts_per_tok=3, topk_method="group_limited_greedy", n_group=3, topk_group=2,
+           n_shared_experts=2, routed_scaling_factor=1.5, first_k_dense_replace=1,
+           norm_topk_prob=False, rms_norm_eps=1e-6, attention_bias=False,
+           rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                            "original_max_position_embeddings": 16, "beta_fast": 8.0,
+                            "beta_slow": 1.0, "mscale": 0.707, "mscale_all_dim": 0.707})
+
+# model types whose own router module (*TopkRouter) is reproduced by a route
+# here, read from the module's n_group, topk_group, norm_topk_prob and
+# routed_scaling_factor (no "moe" object in their config.json): DeepSeek-V3's
+# noaux_tc ("sigmoid_bias") and DeepSeek-V2's group_limited_greedy
+# ("softmax_group")
+NATIVE_ROUTE = {"deepseek_v3": "sigmoid_bias", "glm4_moe": "sigmoid_bias",
+                "deepseek_v2": "softmax_group"}
+
 
 def V(name, model_type, base, route="hf", gamma=0.0, moe=None, what="", **over):
     cfg = dict(COMMON)
@@ -230,12 +283,37 @@ VARIANTS = [
            "kept, top-3 of their 4 experts (with top-2 the groups could never change the "
            "choice), weights p not renormalized (so every logit gets gradient through the "
            "softmax)"),
+    V("deepseek_v3_mla", "deepseek_v3", DS3, route="sigmoid_bias",
+      what="deepseek_v3: latent attention with q_lora_rank 24 (q_a_proj, q_a_layernorm, "
+           "q_b_proj), kv_lora_rank 16, heads of 8 + 8 rotary dims (interleaved pairs), values "
+           "of 12; YaRN (factor 4) with mscale_all_dim 0.8 on the softmax scale; layer 0 dense, "
+           "layer 1 MoE: 8 experts in 4 groups, best 2 groups, sigmoid + "
+           "e_score_correction_bias, renormalized top-2 x 2.5, a shared expert; the bias moves "
+           "as in sigmoid_bias"),
+    V("deepseek_v3_noq", "deepseek_v3", DS3, route="sigmoid_bias", q_lora_rank=None,
+      rope_interleave=False, n_shared_experts=2,
+      what="deepseek_v3 shaped as DeepSeek-V2-Lite's attention: q_proj (no q_lora_rank), "
+           "kv_lora_rank 16, rotary dims in halves (rope_interleave false), values of 12; YaRN "
+           "with mscale; group-limited sigmoid routing as deepseek_v3_mla, 2 shared experts"),
+    V("deepseek_v2_lite", "deepseek_v2", DS2, route="softmax_group",
+      what="deepseek_v2 shaped as DeepSeek-V2-Lite: q_proj, kv_lora_rank 16, heads of 8 + 8 "
+           "rotary dims (interleaved pairs), values of 12; YaRN with mscale_all_dim 0.707; "
+           "layer 0 dense, layer 1 MoE: softmax scores, group_limited_greedy (9 experts in 3 "
+           "groups scored by their best, 2 kept), top-3 never renormalized, x 1.5, 2 shared "
+           "experts"),
+    V("glm4_moe", "glm4_moe", GLM, route="sigmoid_bias",
+      what="glm4_moe: GQA 4/2, head_dim 16 with RoPE on the first 8 (partial_rotary_factor "
+           "0.5, halves), q/k/v biases (none on o_proj), per-head q/k RMSNorm; layer 0 dense, "
+           "layer 1 MoE: 8 experts in 2 groups, 1 kept, sigmoid + correction bias, "
+           "renormalized top-2 x 1.5, a shared expert"),
 ]
 
 # ---------------------------------------------------------------- helpers
 
 
 def n_experts(cfg):
+    if cfg.model_type in NATIVE_ROUTE:
+        return cfg.n_routed_experts
     return cfg.num_local_experts if cfg.model_type in ("mixtral", "gpt_oss") else cfg.num_experts
 
 
@@ -325,6 +403,18 @@ def file_tensors(model, tensors):
     return out
 
 
+def is_router(mod):
+    """transformers' MoE router modules: *TopKRouter, DeepSeek's *TopkRouter."""
+    return type(mod).__name__.lower().endswith("topkrouter")
+
+
+def grouped(v):
+    """Whether the variant routes within groups (the "no groups" mutation)."""
+    if v["model_type"] in NATIVE_ROUTE:
+        return v["cfg"].get("n_group", 1) > 1 and v["cfg"].get("topk_method") != "greedy"
+    return bool((v["cfg"].get("moe") or {}).get("group"))
+
+
 def router_file_prefix(model, layer):
     mt = model.config.model_type
     return f"model.layers.{layer}.{'block_sparse_moe' if mt == 'mixtral' else 'mlp'}.gate"
@@ -333,7 +423,7 @@ def router_file_prefix(model, layer):
 # ---------------------------------------------------------------- routing
 
 class Routing:
-    """Replaces the forward of every MoE router module (class *TopKRouter) so
+    """Replaces the forward of every MoE router module (is_router) so
     one routing kind runs inside transformers' MoE block, and records, per MoE
     layer and forward, what the losses and the checks need."""
 
@@ -349,7 +439,7 @@ class Routing:
         self.records = []
         self.routers = []
         for name, mod in model.named_modules():
-            if type(mod).__name__.endswith("TopKRouter"):
+            if is_router(mod):
                 layer = int(name.split(".")[2])
                 mod.forward = functools.partial(self._forward, mod, mod.forward, layer)
                 self.routers.append((layer, mod))
@@ -385,16 +475,22 @@ class Routing:
                 rec["capacity"] = cap
                 rec["dropped"] = int((~keep).sum())
         elif kind == "sigmoid_bias":
-            z = F.linear(h, mod.weight)
+            z = F.linear(h.float(), mod.weight.float())
             s = torch.sigmoid(z)
             bias = mod.e_score_correction_bias
             sel = s.detach() + (0 if self.mut.get("no_bias") else bias)
             moe = getattr(self.cfg, "moe", None) or {}
-            if moe.get("group") and not self.mut.get("no_groups"):
+            native = hasattr(mod, "num_group")  # deepseek_v3 / glm4_moe's own router
+            if native:
+                G, TG = mod.num_group, mod.topk_group
+                has_groups = G > 1
+            else:
+                has_groups = bool(moe.get("group"))
+                G, TG = moe.get("n_group", 1), moe.get("topk_group", 1)
+            if has_groups and not self.mut.get("no_groups"):
                 # noaux_tc: groups of E/G in index order, each scored by the
                 # sum of its two best s + bias; the topk_group best kept, the
                 # others' experts out of the choice (-inf, as router.c)
-                G, TG = moe["n_group"], moe["topk_group"]
                 gsc = sel.view(N, G, E // G).topk(2, dim=-1).values.sum(-1)
                 rec["gaps"]["topk_group_score"] = kth_gap(gsc, TG)
                 keep = torch.zeros(N, G, dtype=torch.bool)
@@ -405,7 +501,19 @@ class Routing:
                 rec["group_changed_tokens"] = int((flat != grp).any(-1).sum())
             idx = torch.topk(sel, K, dim=-1).indices
             w = torch.gather(s, 1, idx)
-            w = w / w.sum(-1, keepdim=True)
+            if not native:
+                w = w / w.sum(-1, keepdim=True)
+            else:  # as DeepseekV3TopkRouter / Glm4MoeTopkRouter
+                if mod.norm_topk_prob:
+                    w = w / (w.sum(-1, keepdim=True) + 1e-20)
+                w = w * mod.routed_scaling_factor
+                if not self.mut:  # the same choice and weights as the module's own forward
+                    with torch.no_grad():
+                        _, hw, hidx = hf_forward(h)
+                    a, b = idx.sort(-1), hidx.sort(-1)
+                    assert torch.equal(a.values, b.values), "router differs from transformers'"
+                    assert torch.allclose(w.detach().gather(1, a.indices), hw.gather(1, b.indices),
+                                          rtol=1e-6, atol=0), "router weights differ"
             rec["score"] = "sigmoid"
             rec["gaps"]["topk_sigmoid_plus_bias"] = kth_gap(sel, K)
             nob = torch.topk(s.detach(), K, dim=-1).indices.sort(-1).values
@@ -416,13 +524,18 @@ class Routing:
             # in index order scored by their best p, the topk_group best kept,
             # top-K of p over their experts; weights p (renormalized only
             # with norm_topk)
-            z = F.linear(h, mod.weight)
+            z = F.linear(h.float(), mod.weight.float())
             p = torch.softmax(z, dim=-1)
-            moe = self.cfg.moe
-            G, TG = moe["n_group"], moe["topk_group"]
+            native = hasattr(mod, "topk_method")  # deepseek_v2's own router
+            if native:
+                G, TG, norm = mod.num_group, mod.topk_group, False
+                has_groups = mod.topk_method == "group_limited_greedy"
+            else:
+                moe = self.cfg.moe
+                G, TG, norm, has_groups = moe["n_group"], moe["topk_group"], moe.get("norm_topk", True), True
             sel = p.detach()
             flat = torch.topk(sel, K, dim=-1).indices.sort(-1).values
-            if not self.mut.get("no_groups"):
+            if has_groups and not self.mut.get("no_groups"):
                 gsc = sel.view(N, G, E // G).max(-1).values
                 # gaps in logits (the order of p), as the hf route measures
                 zg = z.detach().view(N, G, E // G).max(-1).values
@@ -433,8 +546,17 @@ class Routing:
             idx = torch.topk(sel, K, dim=-1).indices
             rec["group_changed_tokens"] = int((flat != idx.sort(-1).values).any(-1).sum())
             w = torch.gather(p, 1, idx)
-            if moe.get("norm_topk", True):
+            if norm:
                 w = w / w.sum(-1, keepdim=True)
+            if native:  # as DeepseekV2TopkRouter
+                w = w * mod.routed_scaling_factor
+                if not self.mut:  # the same choice and weights as the module's own forward
+                    with torch.no_grad():
+                        _, hw, hidx = hf_forward(h)
+                    a, b = idx.sort(-1), hidx.sort(-1)
+                    assert torch.equal(a.values, b.values), "router differs from transformers'"
+                    assert torch.allclose(w.detach().gather(1, a.indices), hw.gather(1, b.indices),
+                                          rtol=1e-6, atol=0), "router weights differ"
             zsel = z.detach().masked_fill(sel == float("-inf"), float("-inf"))
             rec["gaps"]["topk_logit"] = kth_gap(zsel, K)
             count = torch.bincount(idx.flatten(), minlength=E)
@@ -561,7 +683,7 @@ def load_model(d, route):
     if route == "sigmoid_bias":
         st = load_file(os.path.join(d, "model.safetensors"))
         for name, mod in m.named_modules():
-            if type(mod).__name__.endswith("TopKRouter"):
+            if is_router(mod):
                 layer = int(name.split(".")[2])
                 mod.register_buffer("e_score_correction_bias",
                                     st[router_file_prefix(m, layer) + ".e_score_correction_bias"].clone())
@@ -765,7 +887,7 @@ def mutations(v, cfg):
         out = {"hash without mod 2^32": {"no_mod32": True}}
     if v["route"] == "sigmoid_bias":
         out["selection without the bias"] = {"no_bias": True}
-    if (v["cfg"].get("moe") or {}).get("group"):
+    if grouped(v):
         out["selection without the groups"] = {"no_groups": True}
     if v["route"] == "capacity":
         out["dropless (no capacity)"] = {"dropless": True}
@@ -796,13 +918,16 @@ def write_model(v, d, seed):
     st = load_file(path)
     # our naming of every parameter must be the file's
     mine = file_tensors(model, dict(model.named_parameters()))
+    # deepseek_v3 / glm4_moe save the router's correction bias (a buffer)
+    for k in [k for k in st if k.endswith(".e_score_correction_bias")]:
+        mine[k] = st[k]
     assert sorted(mine) == sorted(st), (sorted(set(mine) ^ set(st)))
     for k in st:
         assert torch.equal(mine[k], st[k]), k
     if v["route"] == "sigmoid_bias":
         E = n_experts(cfg)
         for name, mod in model.named_modules():
-            if type(mod).__name__.endswith("TopKRouter"):
+            if is_router(mod):
                 layer = int(name.split(".")[2])
                 st[router_file_prefix(model, layer) + ".e_score_correction_bias"] = \
                     0.15 * torch.randn(E, generator=gen)
@@ -815,7 +940,10 @@ def write_model(v, d, seed):
 def build(v, seed):
     name = v["name"]
     d = os.path.join(OUT, name)
-    assert route_of_config(v["cfg"].get("moe")) == v["route"], name
+    if v["model_type"] in NATIVE_ROUTE:
+        assert v["route"] == NATIVE_ROUTE[v["model_type"]] and "moe" not in v["cfg"], name
+    else:
+        assert route_of_config(v["cfg"].get("moe")) == v["route"], name
     cfg = write_model(v, d, seed)
     E, K = n_experts(cfg), cfg.num_experts_per_tok
 
@@ -896,7 +1024,7 @@ def build(v, seed):
         assert sum(run["traj"][0]["bias_changed_tokens"]) > 0, "bias changes no selection"
         mean = B * T * K / E
         checks["bias_updates_with_sign_0"] = sum(ld.count(mean) for r in run["traj"] for ld in r["load"])
-        if (v["cfg"].get("moe") or {}).get("group"):
+        if grouped(v):
             checks["tokens_whose_choice_the_groups_change"] = [r["group_changed_tokens"]
                                                                for r in run["traj"]]
             assert sum(run["traj"][0]["group_changed_tokens"]) > 0, "groups change no selection"

@@ -35,9 +35,15 @@ static void carve(train_acts *t, const moe_config *c, arena *a) {
         x->x_attn = TAKE_F(a, N * D);
         x->xn_attn = TAKE_F(a, N * D);
         x->q = TAKE_F(a, N * H * Dh);
-        x->k = TAKE_F(a, N * G * Dh);
-        x->v = TAKE_F(a, N * G * Dh);
-        x->att = TAKE_F(a, N * H * Dh);
+        if (c->kv_lora_rank) { /* latent attention: no k, v (the latent stands for them) */
+            if (c->q_lora_rank) x->mla_qa = TAKE_F(a, N * c->q_lora_rank);
+            x->mla_kv = TAKE_F(a, N * ((int64_t)c->kv_lora_rank + c->qk_rope_dim));
+            x->att = TAKE_F(a, N * H * (Dh > c->v_head_dim ? Dh : c->v_head_dim));
+        } else {
+            x->k = TAKE_F(a, N * G * Dh);
+            x->v = TAKE_F(a, N * G * Dh);
+            x->att = TAKE_F(a, N * H * Dh);
+        }
         x->x_ffn = TAKE_F(a, N * D);
         x->xn_ffn = TAKE_F(a, N * D);
         int64_t F = lc->moe ? lc->shared_dim : lc->ffn_dim;
@@ -81,10 +87,8 @@ int model_acts_enable(moe_session *s, int n_tokens, moe_err *err) {
     int lin = 0;
     for (int i = 0; i < c->n_layers; i++) lin |= c->layer[i].linear_attn;
     const char *what = lin                ? "linear attention (Gated DeltaNet)"
-                       : c->kv_lora_rank  ? "latent attention (MLA, kv_lora_rank)"
                        : c->attn_out_gate ? "the attention output gate"
                        : c->norm_offset   ? "zero-centred norms"
-                       : c->rope_dim      ? "partial rotary"
                                           : NULL;
     if (what)
         return moe_fail(err, "activations: %s: %s is not trainable yet (inference only)",

@@ -37,6 +37,8 @@ typedef struct mla_ctx {
     moe_session *s;
     const layer_w *lw;
     int layer, T, fail;
+    const float *q_raw, *kv_raw; /* the projections (the tape's, when recording) */
+    float *att;                  /* [T][H*Dv] output (the tape's, when recording) */
 } mla_ctx;
 
 /* x[0..n) as [x0 x2 x4 ... | x1 x3 ...] (n even, at most MOE_MLA_MAX_ROPE). */
@@ -55,6 +57,10 @@ static void mla_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
             R = c->kv_lora_rank, half = Dh / 2;
     for (int64_t t = t0; t < t1; t++) {
         float *kv = s->mla_kv + t * (R + Dr), *q = s->q + t * H * Dh;
+        if (p->q_raw != s->q) { /* recording: the raw projections stay in the tape */
+            memcpy(q, p->q_raw + t * H * Dh, sizeof(float) * (size_t)(H * Dh));
+            memcpy(kv, p->kv_raw + t * (R + Dr), sizeof(float) * (size_t)(R + Dr));
+        }
         const float *cs = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
         rmsnorm(kv, kv, p->lw->kv_a_norm, (int)R, c->norm_eps);
         if (c->rope_interleave) deinterleave(kv + R, (int)Dr);
@@ -181,22 +187,29 @@ void mla_attention_block(moe_session *s, int layer, int T) {
     const moe_config *c = &s->m->cfg;
     const layer_w *lw = &s->m->layers[layer];
     int64_t H = c->n_heads, QL = c->q_lora_rank;
+    /* recording: q, [c | k_rope], q_a_proj's output and the attention output
+     * are written straight into the tape (mla_rows copies q and [c | k_rope]
+     * before it turns them) */
+    train_acts *A = session_tape(s);
+    layer_acts *a = A ? &A->layer[layer] : NULL;
+    float *q = a ? a->q : s->q, *kv = a ? a->mla_kv : s->mla_kv;
+    float *qa = a && QL ? a->mla_qa : s->mla_qa;
     if (QL) {
-        mm_task t[2] = {{&lw->wq_a, s->xn, s->mla_qa, T}, {&lw->wkv_a, s->xn, s->mla_kv, T}};
+        mm_task t[2] = {{&lw->wq_a, s->xn, qa, T}, {&lw->wkv_a, s->xn, kv, T}};
         matmul_grouped(s->pool, t, 2);
         for (int i = 0; i < T; i++)
-            rmsnorm(s->mla_qa + i * QL, s->mla_qa + i * QL, lw->q_a_norm, (int)QL, c->norm_eps);
-        matmul(s->pool, s->q, s->mla_qa, &lw->wq_b, T);
+            rmsnorm(s->mla_qa + i * QL, qa + i * QL, lw->q_a_norm, (int)QL, c->norm_eps);
+        matmul(s->pool, q, s->mla_qa, &lw->wq_b, T);
     } else {
-        mm_task t[2] = {{&lw->wq, s->xn, s->q, T}, {&lw->wkv_a, s->xn, s->mla_kv, T}};
+        mm_task t[2] = {{&lw->wq, s->xn, q, T}, {&lw->wkv_a, s->xn, kv, T}};
         matmul_grouped(s->pool, t, 2);
     }
-    mla_ctx p = {s, lw, layer, T, 0};
+    mla_ctx p = {s, lw, layer, T, 0, q, kv, a ? a->att : s->att};
     pool_for(s->pool, T, 1, mla_rows, &p);
     int64_t QA = (int64_t)c->kv_lora_rank + c->qk_rope_dim, R = c->kv_lora_rank,
             Dh = c->head_dim, Dn = c->qk_nope_dim, Dv = c->v_head_dim;
-    if (mla_expanded_attention(s, layer, T) == 0) { /* a long prompt: expanded heads */
-        matmul(s->pool, s->tmp, s->att, &lw->wo, T);
+    if (mla_expanded_attention(s, layer, T, p.att) == 0) { /* a long prompt: expanded heads */
+        matmul(s->pool, s->tmp, p.att, &lw->wo, T);
         return;
     }
     if (lw->wk_b.data) /* qa_h[:R] = W_uk_h^T q_nope_h */
@@ -208,9 +221,9 @@ void mla_attention_block(moe_session *s, int layer, int T) {
         for (int64_t i = 0; i < (int64_t)T * H * QA; i++) s->mla_lat[i] = __builtin_nanf("");
     /* out_h = W_uv_h l_h */
     if (lw->wkv_b.data)
-        mla_head_matmul(s, T, &lw->wkv_b, Dn + Dv, Dn, Dv, s->mla_lat, H * QA, QA, s->att,
+        mla_head_matmul(s, T, &lw->wkv_b, Dn + Dv, Dn, Dv, s->mla_lat, H * QA, QA, p.att,
                         H * Dv, Dv);
     else
-        mla_head_matmul(s, T, &lw->wv_b, Dv, 0, Dv, s->mla_lat, H * QA, QA, s->att, H * Dv, Dv);
-    matmul(s->pool, s->tmp, s->att, &lw->wo, T);
+        mla_head_matmul(s, T, &lw->wv_b, Dv, 0, Dv, s->mla_lat, H * QA, QA, p.att, H * Dv, Dv);
+    matmul(s->pool, s->tmp, p.att, &lw->wo, T);
 }

@@ -30,6 +30,7 @@ typedef struct xctx {
     moe_session *s;
     const layer_w *lw;
     float *cl, *kn, *vt, *kv, *wt; /* latents [L][R]; [G][L][Dn], [G][L][Dv]; [G][L][Dh+Dv]; [H][Dn][R] */
+    float *out;                    /* [T][H*Dv] */
     int64_t L, h0, G;
     int T, fail;
 } xctx;
@@ -75,14 +76,14 @@ static void x_attend(void *ctx, int64_t i0, int64_t i1, int tid) {
                 t1 = t0 + ATTN_QUERY_BLOCK < p->T ? t0 + ATTN_QUERY_BLOCK : p->T;
         int64_t pos = s->tok_pos[t0];
         const float *K = p->kv + g * p->L * W;
-        if (attn_block(s->pool, tid, s->att + (t0 * H + h) * Dv, H * Dv, s->q + (t0 * H + h) * Dh,
+        if (attn_block(s->pool, tid, p->out + (t0 * H + h) * Dv, H * Dv, s->q + (t0 * H + h) * Dh,
                        H * Dh, K, K + Dh, W, (int)(t1 - t0), (int)(pos + (t1 - t0)), (int)Dh,
                        (int)Dv, pos, 0, 0, c->attn_scale, NULL))
             p->fail = 1;
     }
 }
 
-int mla_expanded_attention(moe_session *s, int layer, int T) {
+int mla_expanded_attention(moe_session *s, int layer, int T, float *out) {
     const moe_config *c = &s->m->cfg;
     const layer_w *lw = &s->m->layers[layer];
     if (T < s->mla_expand_min) return 1;
@@ -108,7 +109,7 @@ int mla_expanded_attention(moe_session *s, int layer, int T) {
         free(tasks);
         return -1;
     }
-    xctx p = {s, lw, NULL, NULL, NULL, NULL, NULL, L, 0, G, T, 0};
+    xctx p = {s, lw, NULL, NULL, NULL, NULL, NULL, out, L, 0, G, T, 0};
     float *x = s->mla_x;
     float *lat = x; /* [L][R] the latents, contiguous for the products */
     p.kn = lat + L * R;
@@ -152,6 +153,6 @@ int mla_expanded_attention(moe_session *s, int layer, int T) {
     free(views);
     free(tasks);
     if (p.fail) /* no scratch for a block: visible, never silently wrong */
-        for (int64_t i = 0; i < (int64_t)T * H * Dv; i++) s->att[i] = __builtin_nanf("");
+        for (int64_t i = 0; i < (int64_t)T * H * Dv; i++) out[i] = __builtin_nanf("");
     return 0;
 }

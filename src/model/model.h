@@ -95,8 +95,14 @@ typedef struct layer_acts {
     float *x_attn;          /* [N][D] residual entering the attention block */
     float *xn_attn;         /* [N][D] its rmsnorm */
     float *q, *k, *v;       /* [N][H*Dh], [N][G*Dh], [N][G*Dh] projections + bias,
-                               before q/k norm, clipping and rope */
-    float *att;             /* [N][H*Dh] attention output before o_proj */
+                               before q/k norm, clipping and rope (latent attention:
+                               q only, q_proj / q_b_proj's output before rope) */
+    float *att;             /* [N][H*Dh] attention output before o_proj ([N][H*Dv]
+                               with latent attention) */
+    float *mla_qa;          /* latent attention: [N][q_lora_rank] q_a_proj's output,
+                               before q_a_layernorm (NULL without q_lora_rank) */
+    float *mla_kv;          /* latent attention: [N][R + Dr] kv_a_proj_with_mqa's
+                               output [c | k_rope], before the norm and rope */
     float *x_ffn;           /* [N][D] residual entering the FFN block */
     float *xn_ffn;          /* [N][D] its rmsnorm */
     float *h_gate, *h_up;   /* [N][F] dense FFN (or shared expert) pre-activations */
@@ -267,11 +273,11 @@ void attention_block(moe_session *s, int layer, int T);
  * RoPE tables of the call are already in s->rope_cos / rope_sin */
 void mla_attention_block(moe_session *s, int layer, int T);
 /* attention_mla_prefill.c: the expanded form for a long prompt of one sequence
- * (s->q rotated and the cache rows written): s->att [T][H*Dv]. 0 done, 1 not
+ * (s->q rotated and the cache rows written): out [T][H*Dv]. 0 done, 1 not
  * such a chunk, -1 no memory (the caller runs the absorbed form) */
 #define MLA_EXPAND_MIN 256
 #define MLA_EXPAND_FLOATS (16 << 20) /* 64 MiB */
-int mla_expanded_attention(moe_session *s, int layer, int T);
+int mla_expanded_attention(moe_session *s, int layer, int T, float *out);
 /* Floats of one thread's mla_row: a row of kv_b_proj / attn_v_b (R) or of
  * attn_k_b (Dn). */
 static inline int64_t mla_row_len(const moe_config *c) {

@@ -5,9 +5,11 @@
  *   for each layer, last to first:
  *       FFN block (backward_ffn.c), its norm, the residual
  *       o_proj, attention (recomputing q, k, v from the recorded raw
- *       projections: bias, q/k norm, clip, rope with the forward's own
- *       cos/sin tables, YaRN's attention factor included; the layer's
- *       window; sink logits), q/k/v projections, norm
+ *       projections: bias, q/k norm, clip, rope over the rotated dims
+ *       (partial rotary: the first rope_dim of each head) with the
+ *       forward's own cos/sin tables, YaRN's attention factor included;
+ *       the layer's window; sink logits), q/k/v projections, norm;
+ *       latent attention (kv_lora_rank) in backward_mla.c
  *   embedding rows
  *
  * Every step mirrors the forward in src/model; grad_ops.h holds each op's
@@ -25,11 +27,19 @@ static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 typedef struct sizes {
     int64_t N, D, HD, GD, P, F, Emax, Kmax;
+    int64_t R, KVB, QL; /* latent attention: kv_lora_rank + qk_rope_dim, H*(Dn+Dv), q_lora_rank */
 } sizes;
 
 static sizes ws_sizes(const moe_config *c, int N) {
-    sizes z = {N, c->dim, (int64_t)c->n_heads * c->head_dim, (int64_t)c->n_kv_heads * c->head_dim,
-               0, 1, 1, 1};
+    /* latent attention's heads: q/k of head_dim, v and the output of v_head_dim */
+    int64_t hd = c->kv_lora_rank ? imax(c->head_dim, c->v_head_dim) : c->head_dim;
+    sizes z = {N, c->dim, (int64_t)c->n_heads * hd, (int64_t)c->n_kv_heads * hd, 0, 1, 1, 1,
+               0, 0, 0};
+    if (c->kv_lora_rank) {
+        z.R = (int64_t)c->kv_lora_rank + c->qk_rope_dim;
+        z.KVB = (int64_t)c->n_heads * (c->qk_nope_dim + c->v_head_dim);
+        z.QL = c->q_lora_rank;
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_config *lc = &c->layer[l];
         if (!lc->moe) {
@@ -57,9 +67,7 @@ int bwd_check_model(const moe_config *c, moe_err *err) {
             return moe_fail(err, "%s: layer %d: the clamped SwiGLU is trainable in routed "
                             "experts only, not in a dense or shared FFN", c->model_type, i);
     }
-    const char *what = c->kv_lora_rank  ? "latent attention (MLA, kv_lora_rank)"
-                       : c->attn_out_gate ? "the attention output gate"
-                       : c->rope_dim      ? "partial rotary (partial_rotary_factor)"
+    const char *what = c->attn_out_gate ? "the attention output gate"
                        : c->norm_offset   ? "zero-centred norms"
                                           : NULL;
     if (what)
@@ -72,11 +80,17 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     *out = NULL;
     const moe_config *c = &s->m->cfg;
     if (bwd_check_model(c, err)) return -1;
+    for (int l = 0; c->kv_lora_rank && l < c->n_layers; l++)
+        if (!s->m->layers[l].wkv_b.data)
+            return moe_fail(err, "%s: layer %d: latent attention trains on kv_b_proj (the "
+                            "Hugging Face layout), not on split attn_k_b / attn_v_b",
+                            c->model_type, l);
     sizes z = ws_sizes(c, n_tokens);
     int threads = pool_size(s->pool);
     int64_t att = (int64_t)threads * attention_backward_scratch(s->n_ctx);
     int64_t n = 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 5 * z.F + 2 * z.P * z.D +
-                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N + 64 * 32;
+                z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N +
+                z.N * (5 * z.R + 2 * z.KVB + 3 * z.QL) + 80 * 32;
     bwd_ws *w = calloc(1, sizeof *w);
     if (!w) return moe_fail(err, "backward: out of memory");
     if (fused_init(&w->fx, s->m, err)) {
@@ -130,6 +144,20 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     TAKE(v3, z.N * z.GD);
     TAKE(dv, z.N * z.GD);
     TAKE(att_scratch, att);
+    if (z.R) {
+        TAKE(mla_c, z.N * z.R);
+        TAKE(mla_cn, z.N * z.R);
+        TAKE(mla_dcn, z.N * z.R);
+        TAKE(mla_dc, z.N * z.R);
+        TAKE(mla_dkva, z.N * z.R);
+        TAKE(mla_kvb, z.N * z.KVB);
+        TAKE(mla_dkvb, z.N * z.KVB);
+    }
+    if (z.QL) {
+        TAKE(mla_qan, z.N * z.QL);
+        TAKE(mla_dqan, z.N * z.QL);
+        TAKE(mla_dqa, z.N * z.QL);
+    }
     TAKE(h, z.F);
     TAKE(dh, z.F);
     TAKE(dg, 2 * z.F);
@@ -182,14 +210,15 @@ static void attn_recompute(void *vc, int64_t t0, int64_t t1, int tid) {
     const layer_w *lw = x->lw;
     const moe_config *c = &x->s->m->cfg;
     int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = G * Dh;
+    int rd = c->rope_dim ? c->rope_dim : (int)Dh; /* partial rotary: the first rd dims */
     const float *rc = x->s->rope_cos, *rsn = x->s->rope_sin;
     for (int64_t t = t0; t < t1 && x->plain; t++) { /* q4, k4 = rope(q, k); v is the tape's */
         const float *cs = rc + t * (Dh / 2), *sn = rsn + t * (Dh / 2);
         float *q4 = w->q4 + t * HD, *k4 = w->k4 + t * GD;
         memcpy(q4, a->q + t * HD, sizeof(float) * (size_t)HD);
         memcpy(k4, a->k + t * GD, sizeof(float) * (size_t)GD);
-        for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, (int)Dh);
-        for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, (int)Dh);
+        for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, rd);
+        for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, rd);
     }
     for (int64_t t = t0; t < t1 && !x->plain; t++) {
         float *q1 = w->q1 + t * HD, *q2 = w->q2 + t * HD, *q4 = w->q4 + t * HD;
@@ -221,8 +250,8 @@ static void attn_recompute(void *vc, int64_t t0, int64_t t1, int tid) {
             memcpy(v3, v1, sizeof(float) * (size_t)GD);
         }
         const float *cs = rc + t * (Dh / 2), *sn = rsn + t * (Dh / 2);
-        for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, (int)Dh);
-        for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, (int)Dh);
+        for (int64_t h = 0; h < H; h++) rope_apply(q4 + h * Dh, cs, sn, rd);
+        for (int64_t g = 0; g < G; g++) rope_apply(k4 + g * Dh, cs, sn, rd);
     }
 }
 
@@ -238,11 +267,12 @@ static void attn_pointwise_backward(void *vc, int64_t t0, int64_t t1, int tid) {
     int64_t H = c->n_heads, Gk = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, GD = Gk * Dh;
     float *dqn = lw->q_norm ? grad_of(x->G, lw->q_norm) : NULL;
     float *dkn = lw->k_norm ? grad_of(x->G, lw->k_norm) : NULL;
+    int rd = c->rope_dim ? c->rope_dim : (int)Dh;
     for (int64_t t = t0; t < t1; t++) {
         float *dq = w->dq + t * HD, *dk = w->dk + t * GD, *dv = w->dv + t * GD;
         const float *cs = x->s->rope_cos + t * (Dh / 2), *sn = x->s->rope_sin + t * (Dh / 2);
-        for (int64_t h = 0; h < H; h++) rope_backward(dq + h * Dh, cs, sn, (int)Dh);
-        for (int64_t g = 0; g < Gk; g++) rope_backward(dk + g * Dh, cs, sn, (int)Dh);
+        for (int64_t h = 0; h < H; h++) rope_backward(dq + h * Dh, cs, sn, rd);
+        for (int64_t g = 0; g < Gk; g++) rope_backward(dk + g * Dh, cs, sn, rd);
         if (x->plain) continue; /* dq, dk are the projections' gradients */
         if (c->clip_qkv > 0) {
             clamp_backward(dq, w->q2 + t * HD, HD, c->clip_qkv);
@@ -291,11 +321,12 @@ static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l
     memset(w->dv, 0, sizeof(float) * (size_t)(N * GD));
     int window = c->layer[l].full_attention ? 0 : c->sliding_window;
     float *dsinks = lw->sinks ? grad_of(G, lw->sinks) : NULL;
+    attn_bwd_dims dims = {T, (int)H, (int)Gk, (int)Dh, (int)Dh, window, c->attn_scale};
     for (int b = 0; b < B; b++) {
         int64_t o = (int64_t)b * T;
-        attention_backward_sinks(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD, dsinks,
-                                 w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, v3 + o * GD,
-                                 lw->sinks, T, (int)H, (int)Gk, (int)Dh, window, w->att_scratch);
+        attention_backward_dims(s->pool, w->dq + o * HD, w->dk + o * GD, w->dv + o * GD, dsinks,
+                                w->datt + o * HD, w->q4 + o * HD, w->k4 + o * GD, v3 + o * GD,
+                                lw->sinks, &dims, w->att_scratch);
     }
 
     /* rope, clip, q/k norm, bias, per token */
@@ -368,7 +399,10 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
     float cs = n_moe ? coef_scale / (float)n_moe : 0.0f;
     for (int l = c->n_layers - 1; l >= 0; l--) {
         ffn_backward(s, w, G, l, N, coefs, cs, out);
-        attn_backward(s, w, G, l, B, T);
+        if (c->kv_lora_rank)
+            mla_backward(s, w, G, l, B, T);
+        else
+            attn_backward(s, w, G, l, B, T);
     }
     if (n_moe) {
         out->aux /= n_moe;

@@ -39,9 +39,9 @@ typedef struct bwd_ws bwd_ws;
 
 /* 0 when the backward covers every layer and switch of c, else -1 with a
  * message naming what it lacks: qwen3_next's linear_attention (Gated
- * DeltaNet) layers, its attention output gate, partial rotary and
- * zero-centred norms (such models are inference-only), a clamped SwiGLU
- * outside the routed experts. */
+ * DeltaNet) layers, its attention output gate and zero-centred norms
+ * (such models are inference-only), a clamped SwiGLU outside the routed
+ * experts. */
 int bwd_check_model(const moe_config *c, moe_err *err);
 
 /* Scratch for batches of up to n_tokens tokens (refuses what

@@ -16,6 +16,11 @@
 void ffn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int N,
                   const loss_coefs *coefs, float coef_scale, loss_parts *out);
 
+/* backward_mla.c: latent attention of layer l (kv_lora_rank), from w->dx
+ * (gradient after the attention residual) to w->dx += the gradient through
+ * the block; B sequences of T tokens. */
+void mla_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int B, int T);
+
 /* backward_par.c: the element and row work between the GEMMs, threaded
  * (deterministic: each output element has one owner and a fixed order). */
 /* h = silu(g) * u over n elements (vmath_swiglu) */
@@ -50,6 +55,14 @@ struct bwd_ws {
     float *dq, *dk, *dv; /* [N][H*Dh], [N][G*Dh] x2 */
     float *dq1, *dk1;    /* q/k norm input gradients */
     float *att_scratch;  /* threads * attention_backward_scratch(T) */
+    /* latent attention (backward_mla.c; R = kv_lora_rank, QL = q_lora_rank;
+     * datt, q4, k4, v3, dq, dk, dv then hold heads of Dk = Dn + Dr and Dv) */
+    float *mla_c, *mla_cn;       /* [N][R] latent, its norm (kv_b_proj's input) */
+    float *mla_dcn, *mla_dc;     /* [N][R] their gradients */
+    float *mla_kvb, *mla_dkvb;   /* [N][H*(Dn+Dv)] kv_b_proj's output, its gradient */
+    float *mla_dkva;             /* [N][R+Dr] kv_a_proj_with_mqa's output gradient */
+    float *mla_qan, *mla_dqan;   /* [N][QL] q_a_layernorm's output, its gradient */
+    float *mla_dqa;              /* [N][QL] q_a_proj's output gradient */
     float *h;            /* [max(P*F, N*Fd)] SwiGLU output (recomputed) */
     float *dh;           /* same size */
     float *dg, *du;      /* one [2 * that] buffer: du = dg + that; the MoE

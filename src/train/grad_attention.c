@@ -1,7 +1,8 @@
 /*
  * grad_attention.c - backward of causal softmax attention for one sequence
- * (GQA, optional sliding window), recomputing the probabilities instead of
- * storing the [H][T][T] matrix.
+ * (GQA, optional sliding window, value heads of their own width, any
+ * softmax scale), recomputing the probabilities instead of storing the
+ * [H][T][T] matrix.
  *
  * Per query head h (kv head g), for a block of BQ queries [i0, i1) and the
  * keys it can see [lo, i1) (lo = 0, or i0 - window + 1 with a window):
@@ -43,7 +44,8 @@ typedef struct att_ctx {
     const float *dout, *q, *k, *v;
     const float *sinks; /* [H] sink logits or NULL */
     float *dsinks;      /* [H] their gradient (+=) or NULL */
-    int T, H, G, Dh, window;
+    int T, H, G, Dk, Dv, window;
+    float scale;    /* softmax scale */
     float *scratch; /* [threads][attention_backward_scratch(T)] */
     pool *pool;     /* its threads' scratch holds the GEMM's packed blocks */
 } att_ctx;
@@ -81,17 +83,18 @@ static double att_row_sink_generic(float *p, float *dp, int64_t n, float scale, 
 /* One block of queries [i0, i1) of head h against keys [lo, i1) of kv head g. */
 static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_t i1, float *P,
                       float *dP, float *pack) {
-    const int64_t Dh = c->Dh, QD = (int64_t)c->H * Dh, KD = (int64_t)c->G * Dh;
-    const float scale = 1.0f / sqrtf((float)Dh);
+    const int64_t Dk = c->Dk, Dv = c->Dv, QD = (int64_t)c->H * Dk, KD = (int64_t)c->G * Dk,
+                  OD = (int64_t)c->H * Dv, VD = (int64_t)c->G * Dv;
+    const float scale = c->scale;
     int64_t lo = c->window > 0 && i0 - c->window + 1 > 0 ? i0 - c->window + 1 : 0;
     int64_t bq = i1 - i0, nk = i1 - lo;
-    const float *Qb = c->q + i0 * QD + h * Dh, *dOb = c->dout + i0 * QD + h * Dh;
-    const float *Kg = c->k + lo * KD + g * Dh, *Vg = c->v + lo * KD + g * Dh;
+    const float *Qb = c->q + i0 * QD + h * Dk, *dOb = c->dout + i0 * OD + h * Dv;
+    const float *Kg = c->k + lo * KD + g * Dk, *Vg = c->v + lo * VD + g * Dv;
 
     /* S = Q K^T and dP = dO V^T, [bq][nk] */
     const kern_cfg *kc = kern_of(c->pool);
-    gemm_set(kc, P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dh, pack);
-    gemm_set(kc, dP, nk, dOb, QD, 1, Vg, 1, KD, bq, nk, Dh, pack);
+    gemm_set(kc, P, nk, Qb, QD, 1, Kg, 1, KD, bq, nk, Dk, pack);
+    gemm_set(kc, dP, nk, dOb, OD, 1, Vg, 1, VD, bq, nk, Dv, pack);
 
     int avx512 = kc->isa == ISA_AVX512;
     const float *sink = c->sinks ? c->sinks + h : NULL;
@@ -113,9 +116,9 @@ static void att_block(const att_ctx *c, int64_t h, int64_t g, int64_t i0, int64_
     if (sink && c->dsinks) c->dsinks[h] += (float)dsink;
 
     /* dQ_blk += dS K;  dK += dS^T Q_blk;  dV += P^T dO_blk */
-    gemm_acc(kc, c->dq + i0 * QD + h * Dh, QD, dP, nk, 1, Kg, KD, 1, bq, Dh, nk, pack);
-    gemm_acc(kc, c->dk + lo * KD + g * Dh, KD, dP, 1, nk, Qb, QD, 1, nk, Dh, bq, pack);
-    gemm_acc(kc, c->dv + lo * KD + g * Dh, KD, P, 1, nk, dOb, QD, 1, nk, Dh, bq, pack);
+    gemm_acc(kc, c->dq + i0 * QD + h * Dk, QD, dP, nk, 1, Kg, KD, 1, bq, Dk, nk, pack);
+    gemm_acc(kc, c->dk + lo * KD + g * Dk, KD, dP, 1, nk, Qb, QD, 1, nk, Dk, bq, pack);
+    gemm_acc(kc, c->dv + lo * VD + g * Dv, VD, P, 1, nk, dOb, OD, 1, nk, Dv, bq, pack);
 }
 
 static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
@@ -126,7 +129,7 @@ static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
     void *own;
     float *pack = kern_scratch(c->pool, tid, gemm_scratch_bytes(), &own);
     if (!pack) { /* out of memory: visible, never silently wrong */
-        for (int64_t i = 0; i < (int64_t)c->T * c->H * c->Dh; i++) c->dq[i] = __builtin_nanf("");
+        for (int64_t i = 0; i < (int64_t)c->T * c->H * c->Dk; i++) c->dq[i] = __builtin_nanf("");
         return;
     }
     for (int64_t g = g0; g < g1; g++)
@@ -136,13 +139,22 @@ static void att_kv_heads(void *vc, int64_t g0, int64_t g1, int tid) {
     free(own);
 }
 
+void attention_backward_dims(pool *p, float *dq, float *dk, float *dv, float *dsinks,
+                             const float *dout, const float *q, const float *k, const float *v,
+                             const float *sinks, const attn_bwd_dims *d, float *scratch) {
+    if (d->T <= 0 || d->H <= 0 || d->G <= 0 || d->Dk <= 0 || d->Dv <= 0 || d->H % d->G) return;
+    float scale = d->scale > 0 ? d->scale : 1.0f / sqrtf((float)d->Dk);
+    att_ctx c = {dq,   dk,   dv,   dout,  q,    k,        v,     sinks, dsinks, d->T,
+                 d->H, d->G, d->Dk, d->Dv, d->window, scale, scratch, p};
+    pool_for(p, d->G, 1, att_kv_heads, &c);
+}
+
 void attention_backward_sinks(pool *p, float *dq, float *dk, float *dv, float *dsinks,
                               const float *dout, const float *q, const float *k, const float *v,
                               const float *sinks, int T, int H, int G, int Dh, int window,
                               float *scratch) {
-    if (T <= 0 || H <= 0 || G <= 0 || Dh <= 0 || H % G) return;
-    att_ctx c = {dq, dk, dv, dout, q, k, v, sinks, dsinks, T, H, G, Dh, window, scratch, p};
-    pool_for(p, G, 1, att_kv_heads, &c);
+    attn_bwd_dims d = {T, H, G, Dh, Dh, window, 0.0f};
+    attention_backward_dims(p, dq, dk, dv, dsinks, dout, q, k, v, sinks, &d, scratch);
 }
 
 void attention_backward(pool *p, float *dq, float *dk, float *dv, const float *dout,

@@ -171,6 +171,21 @@ void attention_backward_sinks(pool *p, float *dq, float *dk, float *dv, float *d
                               const float *sinks, int T, int H, int G, int Dh, int window,
                               float *scratch);
 
+/* The general form: q and k heads of Dk dims, v and output heads of Dv
+ * (latent attention's q/k heads are nope + rope dims, its values
+ * v_head_dim), softmax scale `scale` instead of 1/sqrt(Dh) (0 keeps
+ * 1/sqrt(Dk)). q, dq [T][H*Dk]; k, dk [T][G*Dk]; v, dv [T][G*Dv]; dout
+ * [T][H*Dv]. Otherwise as attention_backward_sinks. */
+typedef struct attn_bwd_dims {
+    int T, H, G;  /* tokens, query heads, kv heads (H a multiple of G) */
+    int Dk, Dv;   /* q/k head width, v and output head width */
+    int window;   /* sliding window (<= 0: none) */
+    float scale;  /* softmax scale; 0: 1/sqrt(Dk) */
+} attn_bwd_dims;
+void attention_backward_dims(pool *p, float *dq, float *dk, float *dv, float *dsinks,
+                             const float *dout, const float *q, const float *k, const float *v,
+                             const float *sinks, const attn_bwd_dims *d, float *scratch);
+
 /* ---------------------------------------------------- token-choice router */
 
 /* Forward for one token (src/model/router.c route_rows): scores p = softmax(logits)

@@ -8,8 +8,9 @@
  *           activation tape, backward), then AdamW (clipping, warmup +
  *           cosine), then the selection-bias rule for sigmoid routers
  *   log     one JSON line per step (loss parts, lr, tokens/s, per-layer
- *           expert load, max violation, dead experts, dropped pairs,
- *           router entropy), a progress callback, evaluations on val.bin
+ *           expert load, max violation, dead experts, selection biases,
+ *           dropped pairs, router entropy), a progress callback,
+ *           evaluations on val.bin
  *   save    every save_every steps and at the end (checkpoint.c)
  */
 #include <errno.h>
@@ -99,6 +100,11 @@ static int make_initial(trainer *t, moe_err *err) {
     if (o->init) {
         /* widen whatever the init model stores to f32, tensor by tensor */
         if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err)) goto done;
+        if (src->gguf) { /* its tensors carry llama.cpp's names, not a checkpoint's */
+            moe_fail(err, "%s: training starts from a Hugging Face directory, not a GGUF file "
+                     "(convert it with 'moe convert' first)", o->init);
+            goto done;
+        }
         const st_store *S = &src->st;
         for (int i = 0; i < S->n_tensors; i++)
             if ((int)S->tensors[i].type >= DT_COUNT) { /* MXFP4 blocks: no f32 widening here */
@@ -123,7 +129,7 @@ static int make_initial(trainer *t, moe_err *err) {
         join(path, sizeof path, dir, "model.safetensors");
         if (!ok) moe_fail(err, "out of memory widening %s to f32", o->init);
         else if (!st_write(path, w, S->n_tensors, "{\"format\":\"pt\"}", err)) {
-            /* a directory's config.json is carried over; a GGUF's is written */
+            /* a directory's config.json is carried over, or written from the model's */
             char from[4200];
             struct stat sb;
             join(path, sizeof path, dir, "config.json");
@@ -153,6 +159,7 @@ static int make_initial(trainer *t, moe_err *err) {
         if (bad) goto done;
     }
     /* load it only to write it as a proper checkpoint (state, tokenizer) */
+    rc = -1; /* a failure from here on is one (the init branch left rc 0) */
     moe_model *m = NULL;
     if (moe_model_load(&m, dir, err)) goto done;
     train_params P;
@@ -376,7 +383,14 @@ static void write_log(trainer *t, const moe_train_progress *p, double step_s) {
             fprintf(f, ",\"router_entropy\":%.6f", t->entropy_sum[l] / (double)t->entropy_n[l]);
         fprintf(f, ",\"load\":[");
         for (int e = 0; e < lc->n_experts; e++) fprintf(f, "%s%lld", e ? "," : "", (long long)ld[e]);
-        fprintf(f, "]}");
+        fprintf(f, "]");
+        const float *sb = t->m->layers[l].sel_bias; /* after this step's balancing move */
+        if (sb) {
+            fprintf(f, ",\"sel_bias\":[");
+            for (int e = 0; e < E; e++) fprintf(f, "%s%.6g", e ? "," : "", (double)sb[e]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "}");
         first = 0;
     }
     fprintf(f, "]");

@@ -4,8 +4,10 @@
 # (one line a step with step, loss, lr, aux_loss, z_loss, tokens_per_s; the
 # loss goes down), the checkpoint (info, logits, generate), --stop-after 10
 # then --resume giving exactly the losses of an unbroken run, and usage
-# errors; gpt_oss trains (from the fixture of tests/fixtures/train) and
-# qwen3_next is refused. Runs in a few seconds.
+# errors; gpt_oss trains (from the fixture of tests/fixtures/train), so do
+# deepseek_v3 (latent attention, group-limited routing with bias balancing)
+# and glm4_moe (partial rotary), and qwen3_next is refused. Runs in a few
+# seconds.
 #   MOE=build/moe sh tests/cli/train.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -233,14 +235,47 @@ expect_fail "qwen3_next refused" 1 "layer [0-9]+ is a linear_attention layer \(G
   "$MOE" train --data "$FX/gpt_oss_data" --init "$QN" --out "$T/qn" --steps 2 --batch 1 --seq 8
 [ ! -e "$T/qn/latest" ] && ok || bad "qwen3_next: a checkpoint was written"
 
-# deepseek_v3 and glm4_moe: latent attention and partial rotary have no
-# backward yet; refused by name, before anything is written
-for m in deepseek_v3_base:"latent attention \(MLA, kv_lora_rank\)" \
-         glm4_moe_base:"partial rotary \(partial_rotary_factor\)"; do
-  expect_fail "${m%%:*} refused" 1 "${m#*:} has no backward yet.*inference-only" \
-    "$MOE" train --data "$FX/gpt_oss_data" --init "$HERE/../fixtures/models/${m%%:*}" \
-    --out "$T/${m%%:*}" --steps 2 --batch 1 --seq 8
-  [ ! -e "$T/${m%%:*}/latest" ] && ok || bad "${m%%:*}: a checkpoint was written"
+# a GGUF file as --init: refused by name (its tensors carry llama.cpp's
+# names), before anything is written
+expect_fail "GGUF --init refused" 1 "mixtral_f32.gguf: training starts from a Hugging Face directory, not a GGUF file" \
+  "$MOE" train --data "$FX/gpt_oss_data" --init "$HERE/../fixtures/gguf_models/mixtral_f32.gguf" \
+  --out "$T/gg" --steps 1 --batch 1 --seq 8
+[ ! -e "$T/gg/latest" ] && ok || bad "GGUF --init: a checkpoint was written"
+
+# deepseek_v3 (`moe init --preset tiny-deepseek-v3`: latent attention with
+# q_lora_rank, YaRN, a dense layer 0, then 8 experts in 4 groups with sigmoid
+# scores and a selection bias) on the corpus's shards: the loss falls, the
+# log carries each MoE layer's balance (layers 1 and 2, not the dense 0: the
+# loads of 2 x 32 tokens x top-2 = 128 pairs, max_violation, dead) and the
+# selection biases the balancing moved, and the checkpoint runs
+DS="$T/ds3"
+expect_ok "init tiny-deepseek-v3" "$MOE" init --preset tiny-deepseek-v3 --vocab 400 --dtype f32 "$DS"
+expect_ok "deepseek_v3: train 8 steps" "$MOE" train --data "$D" --init "$DS" --tokenizer "$T/tok" --out "$T/ds3run" \
+  --steps 8 --batch 2 --seq 32 --lr 3e-3 --warmup 1 --bias-rate 0.01 --threads 2 --eval-every 0 --quiet
+DL="$T/ds3run/log.jsonl"
+[ "$(step_lines "$DL" | wc -l)" -eq 8 ] && ok || bad "deepseek_v3: not 8 step lines in $DL"
+step_lines "$DL" | field loss >"$T/ds_l"
+if awk 'NR <= 2 { a += $1 } NR >= 7 { b += $1 } END { exit !(b < a) }' "$T/ds_l"; then ok
+else bad "deepseek_v3: the loss did not fall: $(tr '\n' ' ' <"$T/ds_l")"; fi
+if [ "$(step_lines "$DL" | grep -o '"layer":[0-9]*' | sort | uniq -c | tr -s ' ' | tr '\n' ';')" = " 8 \"layer\":1; 8 \"layer\":2;" ]; then ok
+else bad "deepseek_v3: the log's layers are not 1 and 2 on every step: $(step_lines "$DL" | head -n 1 | head -c 400)"; fi
+step_lines "$DL" | grep -o '"max_violation":[0-9.]*,"dead":[0-9]*' | wc -l >"$T/ds_mv"
+[ "$(cat "$T/ds_mv")" -eq 16 ] && ok || bad "deepseek_v3: max_violation/dead on $(cat "$T/ds_mv") of 16 layer records"
+if step_lines "$DL" | grep -o '"load":\[[0-9,]*\]' | tr -d '"load:[]' |
+  awk -F, 'NF != 8 { exit 1 } { s = 0; for (i = 1; i <= NF; i++) s += $i; if (s != 128) exit 1 }'; then ok
+else bad "deepseek_v3: a layer's load is not 8 experts summing to 128 pairs"; fi
+if step_lines "$DL" | tail -n 1 | grep -o '"sel_bias":\[[^]]*\]' | tr -d '"sel_bias:[]' |
+  awk -F, 'NF != 8 { exit 1 } { for (i = 1; i <= NF; i++) if ($i != 0) n++ } END { exit !(NR == 2 && n > 0) }'; then ok
+else bad "deepseek_v3: the last step lacks two layers' moved sel_bias: $(step_lines "$DL" | tail -n 1 | head -c 600)"; fi
+expect_ok "deepseek_v3: logits of the trained checkpoint" "$MOE" logits "$T/ds3run/latest" --ids 3,4,5
+expect_ok "deepseek_v3: generate on the trained checkpoint" "$MOE" generate "$T/ds3run/latest" -p "The" -n 4 --seed 1
+
+# glm4_moe (partial rotary, q/k/v biases, q/k norm) and deepseek_v3 without
+# q_lora_rank (rotary dims in halves) train from the conformance fixtures
+for m in glm4_moe_base deepseek_v3_noq; do
+  expect_ok "$m: train 4 steps" "$MOE" train --data "$FX/gpt_oss_data" \
+    --init "$HERE/../fixtures/models/$m" --out "$T/$m" --steps 4 --batch 1 --seq 16 --quiet
+  [ "$(step_lines "$T/$m/log.jsonl" | wc -l)" -eq 4 ] && ok || bad "$m: not 4 step lines"
 done
 
 # group-limited sigmoid routing with bias balancing (DeepSeek-V3 style on a
