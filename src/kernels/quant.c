@@ -44,9 +44,9 @@
 #define QAMX_MIN_N_Q8_0 5
 #define QAMX_MIN_N_Q4_0 7
 #define QAMX_MIN_N_Q4_K 5
-#define QAMX_MIN_N_Q5_0 5
-#define QAMX_MIN_N_IQ4_NL 5
-#define QAMX_MIN_N_Q6_K 5
+#define QAMX_MIN_N_Q5_0 3
+#define QAMX_MIN_N_IQ4_NL 3
+#define QAMX_MIN_N_Q6_K 8
 #define QAMX_MIN_N_IQ4_XS 5
 
 /* --------------------------------------------------------------- traits */

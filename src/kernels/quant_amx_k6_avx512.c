@@ -86,16 +86,24 @@ AI void q6k_unpack(const uint8_t *blk, int8_t *out) {
     }
 }
 
-/* The 256 values of an IQ4_XS block, in order, at out, and its 8 scales. */
+/* The 256 values of an IQ4_XS block, in order, at out, and its 8 scales
+ * ls_j - 32, ls_j = bits 4j..4j+3 of scales_l | bits 2j, 2j+1 of scales_h << 4. */
 AI void iq4xs_unpack(const uint8_t *blk, int8_t *out, int32_t *sc) {
     const block_iq4_xs *x = (const block_iq4_xs *)blk;
     const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_iq4nl));
-    for (int ib = 0; ib < 8; ib++) {
-        const __m128i q = _mm_loadu_si128((const __m128i *)(x->qs + 16 * ib));
-        const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-        _mm256_store_si256((__m256i *)(out + 32 * ib), _mm256_shuffle_epi8(tab, v));
-        sc[ib] = (((x->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x->scales_h >> 2 * ib) & 3) << 4)) - 32;
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+    for (int ib = 0; ib < 8; ib += 2) { /* sub-blocks ib, ib + 1: nibbles of 16 bytes each */
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 16 * ib));
+        const __m256i l = _mm256_and_si256(q, lo), h = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo);
+        _mm256_store_si256((__m256i *)(out + 32 * ib), _mm256_shuffle_epi8(tab, _mm256_permute2x128_si256(l, h, 0x20)));
+        _mm256_store_si256((__m256i *)(out + 32 * ib + 32), _mm256_shuffle_epi8(tab, _mm256_permute2x128_si256(l, h, 0x31)));
     }
+    uint32_t sl;
+    memcpy(&sl, x->scales_l, 4);
+    const __m256i j = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i l4 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sl), _mm256_slli_epi32(j, 2)), _mm256_set1_epi32(0xF));
+    const __m256i h2 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x->scales_h), _mm256_slli_epi32(j, 1)), _mm256_set1_epi32(3));
+    _mm256_storeu_si256((__m256i *)sc, _mm256_sub_epi32(_mm256_or_si256(l4, _mm256_slli_epi32(h2, 4)), _mm256_set1_epi32(32)));
 }
 
 /* Rows g..g+rv of blocks [c0, c0 + kc): values a[row][256 b + e] (zero rows
