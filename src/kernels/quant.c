@@ -13,7 +13,7 @@
  * for all n rows of x. The grouped call turns every (task, row unit) into one
  * item of a single pool_for.
  *
- * Products of Q4_0 / Q8_0 / Q5_0 / IQ4_NL / Q4_K / Q6_K / IQ4_XS weights with at
+ * Products of Q4_0 / Q8_0 / Q5_0 / IQ4_NL / Q4_K / Q5_K / Q6_K / IQ4_XS weights with at
  * least QAMX_MIN_N_* rows of x run on AMX when the CPU and OS allow it
  * (quant_amx_avx512.c, quant_amx_k_avx512.c, quant_amx_k6_avx512.c), with the
  * activations quantized straight into AMX's tile layout (quant_impl.h); the
@@ -44,6 +44,7 @@
 #define QAMX_MIN_N_Q8_0 5
 #define QAMX_MIN_N_Q4_0 7
 #define QAMX_MIN_N_Q4_K 5
+#define QAMX_MIN_N_Q5_K 5
 #define QAMX_MIN_N_Q5_0 3
 #define QAMX_MIN_N_IQ4_NL 3
 #define QAMX_MIN_N_Q6_K 8
@@ -182,6 +183,7 @@ static int64_t qamx_min_n(int type) {
     case QT_Q8_0: return QAMX_MIN_N_Q8_0;
     case QT_Q4_0: return QAMX_MIN_N_Q4_0;
     case QT_Q4_K: return QAMX_MIN_N_Q4_K;
+    case QT_Q5_K: return QAMX_MIN_N_Q5_K;
     case QT_Q5_0: return QAMX_MIN_N_Q5_0;
     case QT_IQ4_NL: return QAMX_MIN_N_IQ4_NL;
     case QT_Q6_K: return QAMX_MIN_N_Q6_K;
@@ -263,7 +265,7 @@ static size_t job_act_bytes(const qmm_job *j) {
 }
 
 static inline void run_rows(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->tiles && j->type == QT_Q4_K)
+    if (j->tiles && (j->type == QT_Q4_K || j->type == QT_Q5_K))
         amx_k_qmm_rows(j, r0, r1);
     else if (j->tiles && qt_tile_k(j->type))
         amx_k6_qmm_rows(j, r0, r1);
