@@ -745,7 +745,7 @@ TEST(quant_amx_shapes) {
     static const int64_t shapes[][3] = {{50, 2048, 130}, {16, 544, 16}, {7, 96, 40}, {33, 1024, 9}, {64, 32, 8}};
     /* the 256-blocks: K chunks of 2 blocks, the last one partial (9 and 1 blocks) */
     static const int64_t shapes_k[][3] = {{50, 2304, 130}, {16, 512, 16}, {7, 256, 40}, {33, 1024, 9}, {64, 768, 5}};
-    static const int amx_types[] = {QT_Q4_0, QT_Q8_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS};
+    static const int amx_types[] = {QT_Q4_0, QT_Q8_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_Q3_K, QT_IQ4_XS};
     for (int ti = 0; ti < (int)(sizeof amx_types / sizeof amx_types[0]); ti++) {
         int type = amx_types[ti];
         CHECK(qt_amx(type));

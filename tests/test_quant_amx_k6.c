@@ -1,5 +1,5 @@
 /*
- * test_quant_amx_k6.c - Q6_K and IQ4_XS products on AMX
+ * test_quant_amx_k6.c - Q6_K, Q3_K and IQ4_XS products on AMX
  * (quant_amx_k6_avx512.c): each block's integer sum is the reference's and
  * is scaled as the reference scales it, so the outputs equal the scalar
  * reference bit for bit, on quantized data and on raw blocks of every bit
@@ -30,7 +30,7 @@ static const kern_cfg *amx_cfg_here(void) { return kernels_cfg(ISA_AVX512, 1, ke
 /* W [rows][K]: quantized by the reference quantizer (raw = 0), or random
  * bytes with the f16 scale d set to 2^-10 (raw = 1), or every scale and
  * value at the extreme of its range (raw = 2: Q6_K scale -128, value -32;
- * IQ4_XS scale -32, value -127). */
+ * Q3_K scale -32, value -4; IQ4_XS scale -32, value -127). */
 static void *make_w(int type, int64_t rows, int64_t K, int raw, uint32_t *seed) {
     const size_t rb = quant_row_bytes(type, K), bb = quant_traits(type)->block_bytes;
     unsigned char *w = malloc(rb * (size_t)rows);
@@ -50,7 +50,7 @@ static void *make_w(int type, int64_t rows, int64_t K, int raw, uint32_t *seed) 
                 if (raw == 2) memset(blk + offsetof(block_q6_K, scales), 0x80, QK_K / 16);
                 memcpy(blk + offsetof(block_q6_K, d), &d, 2);
             } else {
-                memcpy(blk + offsetof(block_iq4_xs, d), &d, 2);
+                memcpy(blk + (type == QT_Q3_K ? offsetof(block_q3_K, d) : offsetof(block_iq4_xs, d)), &d, 2);
             }
         }
     }
@@ -92,9 +92,9 @@ TEST(quant_amx_k6_equals_reference_bit_for_bit) {
     /* rows, K, n: a partial group and tile, one of each exactly, 2 tile
      * passes with 9 blocks (a partial K chunk), fewer than 16 rows */
     static const int64_t shapes[][3] = {{37, 512, 21}, {16, 768, 16}, {50, 2304, 130}, {5, 256, 5}, {33, 1024, 9}};
-    static const int types[] = {QT_Q6_K, QT_IQ4_XS};
+    static const int types[] = {QT_Q6_K, QT_Q3_K, QT_IQ4_XS};
     uint32_t seed = 91;
-    for (int ti = 0; ti < 2; ti++)
+    for (int ti = 0; ti < 3; ti++)
         for (int s = 0; s < 5; s++)
             for (int raw = 0; raw < 3; raw++) {
                 const int type = types[ti];

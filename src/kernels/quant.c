@@ -13,7 +13,7 @@
  * for all n rows of x. The grouped call turns every (task, row unit) into one
  * item of a single pool_for.
  *
- * Products of Q4_0 / Q8_0 / Q5_0 / IQ4_NL / Q4_K / Q5_K / Q6_K / IQ4_XS weights with at
+ * Products of Q4_0 / Q8_0 / Q5_0 / IQ4_NL / Q4_K / Q5_K / Q6_K / Q3_K / IQ4_XS weights with at
  * least QAMX_MIN_N_* rows of x run on AMX when the CPU and OS allow it
  * (quant_amx_avx512.c, quant_amx_k_avx512.c, quant_amx_k6_avx512.c), with the
  * activations quantized straight into AMX's tile layout (quant_impl.h); the
@@ -48,6 +48,7 @@
 #define QAMX_MIN_N_Q5_0 3
 #define QAMX_MIN_N_IQ4_NL 3
 #define QAMX_MIN_N_Q6_K 8
+#define QAMX_MIN_N_Q3_K 7
 #define QAMX_MIN_N_IQ4_XS 5
 
 /* --------------------------------------------------------------- traits */
@@ -187,6 +188,7 @@ static int64_t qamx_min_n(int type) {
     case QT_Q5_0: return QAMX_MIN_N_Q5_0;
     case QT_IQ4_NL: return QAMX_MIN_N_IQ4_NL;
     case QT_Q6_K: return QAMX_MIN_N_Q6_K;
+    case QT_Q3_K: return QAMX_MIN_N_Q3_K;
     case QT_IQ4_XS: return QAMX_MIN_N_IQ4_XS;
     default: return 0;
     }

@@ -1,6 +1,6 @@
 /*
- * quant_amx_k6_avx512.c - the many-row products (prefill) of Q6_K and IQ4_XS
- * weights on AMX-INT8: the 256-blocks whose sub-block scales are signed
+ * quant_amx_k6_avx512.c - the many-row products (prefill) of Q6_K, Q3_K and
+ * IQ4_XS weights on AMX-INT8: the 256-blocks whose sub-block scales are signed
  * integers and which have no mins. A sibling of quant_amx_k_avx512.c (Q4_K;
  * read that first): the same activations (Q8_K in the tile layout
  * QT_TILE_BLOCK_K of quant_impl.h), the same groups of 16 W rows, K chunks
@@ -11,17 +11,18 @@
  * Per block, as the reference computes it,
  *   sum w x = (d dx) * S,  S = sum_j sc_j (q_j . c_j)   (an exact int32)
  * with Q6_K: 16 sub-blocks of 16, q = six bits - 32, sc_j int8;
+ *      Q3_K: 16 sub-blocks of 16, q = -4..3 (two bits and hmask), sc_j 6 bits - 32;
  *      IQ4_XS: 8 sub-blocks of 32, q = kvalues_iq4nl[nibble], sc_j = ls_j - 32.
  * One tdpbssd gives q_j . c_j for 16 W rows x 16 x rows: K = 32 for IQ4_XS,
- * K = 16 for Q6_K (tiles configured by amx_config_kw: A [16][16], B the
+ * K = 16 for Q6_K and Q3_K (tiles configured by amx_config_kw: A [16][16], B the
  * first or second half of a 32-sub-block's B, [4][64]). AVX-512 sums
  * sc_j times those in int32 (vpmulld), so S is the reference's integer, and
  * scales it as the reference does: acc += (d dx) * (float)S, block after
  * block from zero. So these products equal the reference bit for bit.
  *
- * The work goes in units of 8 products (an IQ4_XS block, half a Q6_K
- * block); while one unit is scaled the next runs on the tiles into the other
- * half of cb. A Q6_K block's first half sum waits in memory for its second.
+ * The work goes in units of 8 products (an IQ4_XS block, half a Q6_K or
+ * Q3_K block); while one unit is scaled the next runs on the tiles into the
+ * other half of cb. A 16-sub-block type's first half sum waits in memory for its second.
  *
  * Each output is computed the same way wherever a thread's range of rows
  * starts (ranges start on multiples of 16 rows), so results do not depend on
@@ -106,11 +107,34 @@ AI void iq4xs_unpack(const uint8_t *blk, int8_t *out, int32_t *sc) {
     _mm256_storeu_si256((__m256i *)sc, _mm256_sub_epi32(_mm256_or_si256(l4, _mm256_slli_epi32(h2, 4)), _mm256_set1_epi32(32)));
 }
 
+/* The 256 values of a Q3_K block, in order, at out (element e: bits 2s,
+ * 2s+1 of qs[32h + l], less 4 where bit 4h + s of hmask[l] is clear; e =
+ * 128h + 32s + l), and its 16 scales less 32 (low 4 bits: a nibble of
+ * scales[j % 8], high 2: bits 2(j / 4) of scales[8 + j % 4]). */
+AI void q3k_unpack(const uint8_t *blk, int8_t *out, int32_t *sc) {
+    const block_q3_K *x = (const block_q3_K *)blk;
+    const __m256i h = _mm256_loadu_si256((const __m256i *)x->hmask), three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    for (int g = 0; g < 8; g++) { /* 32 values each */
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (g / 4)));
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (g % 4)), three);
+        const __m256i m = _mm256_set1_epi8((char)(1 << g));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(h, m), m);
+        _mm256_store_si256((__m256i *)(out + 32 * g), _mm256_sub_epi8(low, _mm256_andnot_si256(set, four)));
+    }
+    uint32_t hi4;
+    memcpy(&hi4, x->scales + 8, 4); /* (a 16-byte load would pass the block's end) */
+    const __m128i v = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)x->scales), (int)hi4, 2), f = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, f), _mm_and_si128(_mm_srli_epi16(v, 4), f));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 2, 2)), _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(3));
+    const __m128i s8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+    _mm512_storeu_si512((void *)sc, _mm512_cvtepi8_epi32(s8));
+}
+
 /* Rows g..g+rv of blocks [c0, c0 + kc): values a[row][256 b + e] (zero rows
  * >= rv) and their scales (zero for rows >= rv). */
 static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, int kc, int8_t *a, kscales *s) {
-    const int q6 = j->type == QT_Q6_K;
-    const size_t bb = q6 ? sizeof(block_q6_K) : sizeof(block_iq4_xs);
+    const size_t bb = j->type == QT_Q6_K ? sizeof(block_q6_K) : j->type == QT_Q3_K ? sizeof(block_q3_K) : sizeof(block_iq4_xs);
     for (int m = 0; m < GR; m++) {
         int8_t *am = a + m * KC * QK_K;
         if (m >= rv) {
@@ -124,11 +148,14 @@ static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, 
         const uint8_t *row = Wg + (size_t)m * j->w_row + (size_t)c0 * bb;
         for (int b = 0; b < kc; b++) {
             const uint8_t *blk = row + (size_t)b * bb;
-            if (q6) {
+            if (j->type == QT_Q6_K) {
                 s->d[b][m] = h2f(blk + offsetof(block_q6_K, d));
                 _mm512_store_si512((void *)s->sc[b][m],
                                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + offsetof(block_q6_K, scales)))));
                 q6k_unpack(blk, am + QK_K * b);
+            } else if (j->type == QT_Q3_K) {
+                s->d[b][m] = h2f(blk + offsetof(block_q3_K, d));
+                q3k_unpack(blk, am + QK_K * b, s->sc[b][m]);
             } else {
                 s->d[b][m] = h2f(blk);
                 iq4xs_unpack(blk, am + QK_K * b, s->sc[b][m]);
@@ -156,8 +183,8 @@ AI void amx_unit(const int8_t *a, const uint8_t *xb, int kw, int32_t (*cb)[GR][1
     }
 }
 
-/* Unit p (0, or 1 for a Q6_K block's second half) of block b: S += sum_k
- * sc[8p + k] cb[k] for the 16 W rows; the first half of a Q6_K block
+/* Unit p (0, or 1 for a Q6_K / Q3_K block's second half) of block b: S += sum_k
+ * sc[8p + k] cb[k] for the 16 W rows; the first half of such a block
  * (last = 0) leaves S in part, the last unit of a block adds (d dx) * S to
  * acc. */
 AI void scale_unit(__m512 *acc, int32_t (*part)[16], const int32_t (*cb)[GR][16], const uint8_t *xblk,
@@ -182,8 +209,8 @@ AI void scale_unit(__m512 *acc, int32_t (*part)[16], const int32_t (*cb)[GR][16]
 
 /* W rows g..g+rv (rv <= GR) against all n rows of x. */
 static void amx_group_k6(const qmm_job *j, int64_t g, int rv) {
-    const int q6 = j->type == QT_Q6_K;
-    const int upb = q6 ? 2 : 1, kw = q6 ? 16 : 32; /* units per block, K of a product */
+    const int k16 = j->type != QT_IQ4_XS; /* sub-blocks of 16 */
+    const int upb = k16 ? 2 : 1, kw = k16 ? 16 : 32; /* units per block, K of a product */
     const int64_t nb = j->cols / QK_K, ntile = (j->n + QT_TILE_N - 1) / QT_TILE_N;
     const uint8_t *Wg = j->W + (size_t)g * j->w_row;
     alignas(64) int8_t a[GR * KC * QK_K];
@@ -234,7 +261,7 @@ static void amx_group_k6(const qmm_job *j, int64_t g, int rv) {
 }
 
 void amx_k6_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
-    amx_rows_kw(j, r0, r1, amx_group_k6, j->type == QT_Q6_K ? 16 : 32);
+    amx_rows_kw(j, r0, r1, amx_group_k6, j->type == QT_IQ4_XS ? 32 : 16);
 }
 
 #if defined(__clang__)
