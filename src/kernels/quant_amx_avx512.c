@@ -19,8 +19,9 @@
  * rows are 32 bytes at a stride of the row size); the other types' codes,
  * and a last partial group of rows, are first unpacked into a small buffer
  * as the signed values the reference multiplies (Q4_0: nibble - 8; Q5_0:
- * five bits - 16; IQ4_NL: kvalues_iq4nl[nibble]), zero rows below 16. The K dimension goes in chunks of KC blocks, with the
- * accumulators of up to NTS x tiles kept in memory between chunks.
+ * five bits - 16; IQ4_NL: kvalues_iq4nl[nibble]), zero rows below 16. The
+ * K dimension goes in chunks of KC blocks, with the accumulators of up to
+ * NTS x tiles kept in memory between chunks.
  *
  * Each output is computed the same way wherever a thread's range of rows
  * starts (ranges start on multiples of 16 rows), so results do not depend on
@@ -86,8 +87,8 @@ AI __m512i q4_0_pair_signed(const uint8_t *blk, int two) {
     return _mm512_sub_epi8(_mm512_and_si512(v, _mm512_set1_epi8(0x0F)), _mm512_set1_epi8(8));
 }
 
-/* The values of one Q5_0 or IQ4_NL block in value order: the 16 bytes of
- * nibbles at blk + off (element j: low nibble of byte j, j + 16: high). */
+/* The values of one Q5_0 or IQ4_NL block in value order, from its 16 bytes
+ * of nibbles (element j: low nibble of byte j, j + 16: high). */
 AI __m256i q5_iq4_signed(const uint8_t *blk, int type) {
     const int iq = type == QT_IQ4_NL;
     const __m128i q = _mm_loadu_si128((const __m128i *)(blk + (iq ? offsetof(block_iq4_nl, qs) : offsetof(block_q5_0, qs))));

@@ -104,8 +104,8 @@ AI __m128i k4_unpack(const uint8_t *blk) {
 }
 
 /* Rows g..g+rv of blocks [c0, c0 + kc): codes a[row][256 b + 32 j + l]
- * (Q5_K: with the fifth bit, 0..31)
- * (zero rows >= rv) and their scales (zero for rows >= rv). */
+ * (Q5_K: with the fifth bit, 0..31; zero rows >= rv) and their scales
+ * (zero for rows >= rv). */
 static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, int kc, uint8_t *a, kscales *s) {
     const int q5 = j->type == QT_Q5_K;
     const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
