@@ -282,7 +282,7 @@ static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
     printf("machine  %d threads: f32 peak %.1f GFLOP/s, int8 peak %.1f GOP/s (%s), read bandwidth "
            "%.1f GB/s\n", r->threads, r->peak / 1e9, r->i8peak / 1e9, r->i8path, r->bw / 1e9);
     printf("kernels  %s; quantized weights: %s%s\n", r->isa, r->qpath,
-           r->amx ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q4_K)" : "");
+           r->amx ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K, Q3_K, IQ4_XS)" : "");
     char a1[32], a2[32];
     printf("\n%-8s %8s %12s %16s %16s %7s%s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio",
            q8 ? "  of int8 peak" : "");

@@ -43,7 +43,7 @@ static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MX
 #define N_TYPES ((int)(sizeof k_types / sizeof k_types[0]))
 
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
- * AVX-512 with AMX (Q8_0/Q4_0/Q4_K products of n >= 5, 7 or 5 rows) when the CPU
+ * AVX-512 with AMX (products of n >= 5 rows, Q4_0: 7, for qt_amx's types) when the CPU
  * and OS have it, and AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it).
  * path_cfg returns NULL when path i cannot run here. */
 #define N_PATHS (ISA_COUNT + 2)
@@ -743,12 +743,14 @@ TEST(quant_amx_shapes) {
     pool *p = kern_pool_cfg(2, path_cfg(ISA_COUNT)), *p1 = kern_pool_cfg(1, path_cfg(ISA_COUNT));
     uint32_t seed = 67;
     static const int64_t shapes[][3] = {{50, 2048, 130}, {16, 544, 16}, {7, 96, 40}, {33, 1024, 9}, {64, 32, 8}};
-    /* Q4_K: K chunks of 2 blocks, the last one partial (9 and 1 blocks) */
+    /* the 256-blocks: K chunks of 2 blocks, the last one partial (9 and 1 blocks) */
     static const int64_t shapes_k[][3] = {{50, 2304, 130}, {16, 512, 16}, {7, 256, 40}, {33, 1024, 9}, {64, 768, 5}};
-    for (int ti = 0; ti < 3; ti++) {
-        int type = ti == 2 ? QT_Q4_K : ti ? QT_Q8_0 : QT_Q4_0;
+    static const int amx_types[] = {QT_Q4_0, QT_Q8_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_Q3_K, QT_IQ4_XS};
+    for (int ti = 0; ti < (int)(sizeof amx_types / sizeof amx_types[0]); ti++) {
+        int type = amx_types[ti];
+        CHECK(qt_amx(type));
         for (int s = 0; s < 5; s++) {
-            const int64_t *sh = type == QT_Q4_K ? shapes_k[s] : shapes[s];
+            const int64_t *sh = qt_tile_k(type) ? shapes_k[s] : shapes[s];
             int64_t rows = sh[0], K = sh[1], n = sh[2];
             void *W = make_w(type, rows, K, &seed);
             float *x = make_x(n, K, &seed);

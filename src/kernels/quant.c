@@ -13,8 +13,9 @@
  * for all n rows of x. The grouped call turns every (task, row unit) into one
  * item of a single pool_for.
  *
- * Products of Q4_0 / Q8_0 / Q4_K weights with at least QAMX_MIN_N_* rows of x run
- * on AMX when the CPU and OS allow it (quant_amx_avx512.c), with the
+ * Products of Q4_0 / Q8_0 / Q5_0 / IQ4_NL / Q4_K / Q5_K / Q6_K / Q3_K / IQ4_XS weights with at
+ * least QAMX_MIN_N_* rows of x run on AMX when the CPU and OS allow it
+ * (quant_amx_avx512.c, quant_amx_k_avx512.c, quant_amx_k6_avx512.c), with the
  * activations quantized straight into AMX's tile layout (quant_impl.h); the
  * same row units and results independent of the thread count.
  */
@@ -43,6 +44,12 @@
 #define QAMX_MIN_N_Q8_0 5
 #define QAMX_MIN_N_Q4_0 7
 #define QAMX_MIN_N_Q4_K 5
+#define QAMX_MIN_N_Q5_K 5
+#define QAMX_MIN_N_Q5_0 3
+#define QAMX_MIN_N_IQ4_NL 3
+#define QAMX_MIN_N_Q6_K 8
+#define QAMX_MIN_N_Q3_K 7
+#define QAMX_MIN_N_IQ4_XS 5
 
 /* --------------------------------------------------------------- traits */
 
@@ -169,14 +176,26 @@ const char *quant_path_name(const kern_cfg *k) {
     return q == &g_kern[ISA_AVX512] ? "avx512-vnni" : q == &g_kern[ISA_AVX2] ? "avx2" : "scalar";
 }
 
-/* Whether x [n][.] for `type` goes to AMX in the tile layout: Q4_0/Q8_0/Q4_K,
+/* Whether x [n][.] for `type` goes to AMX in the tile layout (qt_amx's types),
  * enough rows, and a choice with AMX (kernels_cfg gives one only on the
  * AVX-512 VNNI path of a CPU and OS that have AMX). */
+static int64_t qamx_min_n(int type) {
+    switch (type) {
+    case QT_Q8_0: return QAMX_MIN_N_Q8_0;
+    case QT_Q4_0: return QAMX_MIN_N_Q4_0;
+    case QT_Q4_K: return QAMX_MIN_N_Q4_K;
+    case QT_Q5_K: return QAMX_MIN_N_Q5_K;
+    case QT_Q5_0: return QAMX_MIN_N_Q5_0;
+    case QT_IQ4_NL: return QAMX_MIN_N_IQ4_NL;
+    case QT_Q6_K: return QAMX_MIN_N_Q6_K;
+    case QT_Q3_K: return QAMX_MIN_N_Q3_K;
+    case QT_IQ4_XS: return QAMX_MIN_N_IQ4_XS;
+    default: return 0;
+    }
+}
+
 static int qtiles_use(const kern_cfg *k, int type, int64_t n) {
-    int64_t min_n = type == QT_Q8_0   ? QAMX_MIN_N_Q8_0
-                    : type == QT_Q4_0 ? QAMX_MIN_N_Q4_0
-                    : type == QT_Q4_K ? QAMX_MIN_N_Q4_K
-                                      : 0;
+    int64_t min_n = qamx_min_n(type);
     return min_n && n >= min_n && k->amx;
 }
 
@@ -187,7 +206,7 @@ static void act_unit(qact_row_fn act, int tiles, uint8_t *xq, size_t stride, con
                      int64_t n, int64_t cols, int64_t i) {
     if (tiles) {
         int64_t r = i * QT_TILE_N, nr = n - r < QT_TILE_N ? n - r : QT_TILE_N;
-        if (type == QT_Q4_K)
+        if (qt_tile_k(type))
             amx_qact_tile_k(xq + (size_t)i * stride, x + r * cols, nr, cols);
         else
             avx512_qact_tile(xq + (size_t)i * stride, x + r * cols, nr, cols);
@@ -248,8 +267,10 @@ static size_t job_act_bytes(const qmm_job *j) {
 }
 
 static inline void run_rows(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->tiles && j->type == QT_Q4_K)
+    if (j->tiles && (j->type == QT_Q4_K || j->type == QT_Q5_K))
         amx_k_qmm_rows(j, r0, r1);
+    else if (j->tiles && qt_tile_k(j->type))
+        amx_k6_qmm_rows(j, r0, r1);
     else if (j->tiles)
         amx_qmm_rows(j, r0, r1);
     else if (qt_is_iq(j->type))
@@ -389,7 +410,7 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
             int64_t units = 0;
             if (live && prev >= 0 && ts[prev].x == t->x && ts[prev].n == t->n && ts[prev].cols == t->cols &&
                 jobs[prev].tiles == jobs[i].tiles &&
-                (ts[prev].type == t->type || (jobs[i].tiles && ts[prev].type != QT_Q4_K && t->type != QT_Q4_K))) {
+                (ts[prev].type == t->type || (jobs[i].tiles && qt_tile_k(ts[prev].type) == qt_tile_k(t->type)))) {
                 jobs[i].xq = jobs[prev].xq;
                 work += t->rows * ((int64_t)jobs[i].w_row + t->n * t->cols);
             } else if (live) {

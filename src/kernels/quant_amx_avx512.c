@@ -1,7 +1,8 @@
 /*
- * quant_amx_avx512.c - the many-row products (prefill) of Q4_0 / Q8_0
- * weights on AMX-INT8 (Sapphire Rapids and later; Q4_K's are in
- * quant_amx_k_avx512.c). Runs only when quant.c
+ * quant_amx_avx512.c - the many-row products (prefill) of the 32-block
+ * weights with one scale per block, Q4_0 / Q8_0 / Q5_0 / IQ4_NL, on AMX-INT8
+ * (Sapphire Rapids and later; the 256-block types' are in
+ * quant_amx_k_avx512.c and quant_amx_k6_avx512.c). Runs only when quant.c
  * has seen amx_init() succeed; tested against the scalar reference like
  * every other path (tests/test_quant.c).
  *
@@ -15,10 +16,12 @@
  * per W row and block, whatever the number of x rows up to 16.
  *
  * A comes straight from the GGUF bytes for Q8_0 (the codes of a block in 16
- * rows are 32 bytes at a stride of the row size); Q4_0 nibbles, and a last
- * partial group of rows, are first unpacked into a small buffer (codes - 8,
- * zero rows below 16). The K dimension goes in chunks of KC blocks, with the
- * accumulators of up to NTS x tiles kept in memory between chunks.
+ * rows are 32 bytes at a stride of the row size); the other types' codes,
+ * and a last partial group of rows, are first unpacked into a small buffer
+ * as the signed values the reference multiplies (Q4_0: nibble - 8; Q5_0:
+ * five bits - 16; IQ4_NL: kvalues_iq4nl[nibble]), zero rows below 16. The
+ * K dimension goes in chunks of KC blocks, with the accumulators of up to
+ * NTS x tiles kept in memory between chunks.
  *
  * Each output is computed the same way wherever a thread's range of rows
  * starts (ranges start on multiples of 16 rows), so results do not depend on
@@ -84,13 +87,31 @@ AI __m512i q4_0_pair_signed(const uint8_t *blk, int two) {
     return _mm512_sub_epi8(_mm512_and_si512(v, _mm512_set1_epi8(0x0F)), _mm512_set1_epi8(8));
 }
 
+/* The values of one Q5_0 or IQ4_NL block in value order, from its 16 bytes
+ * of nibbles (element j: low nibble of byte j, j + 16: high). */
+AI __m256i q5_iq4_signed(const uint8_t *blk, int type) {
+    const int iq = type == QT_IQ4_NL;
+    const __m128i q = _mm_loadu_si128((const __m128i *)(blk + (iq ? offsetof(block_iq4_nl, qs) : offsetof(block_q5_0, qs))));
+    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+    if (iq) return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_iq4nl)), v);
+    uint32_t qh; /* fifth bit set: the nibble is the value; clear: nibble - 16 */
+    memcpy(&qh, blk + offsetof(block_q5_0, qh), 4);
+    return _mm256_mask_sub_epi8(v, (__mmask32)~qh, v, _mm256_set1_epi8(16));
+}
+
+/* Bytes of one block of a type this file takes. */
+AI size_t block_bytes(int type) {
+    return type == QT_Q4_0 ? sizeof(block_q4_0) : type == QT_Q8_0 ? sizeof(block_q8_0)
+         : type == QT_Q5_0 ? sizeof(block_q5_0) : sizeof(block_iq4_nl);
+}
+
 /* The scales of blocks [c0, c0 + kc) of rows g..g+rv as f32 dwf[b][row]
  * (0 for rows >= rv), and, unless A is read in place, the codes as signed
  * bytes a[row][32 b ..] (zero rows >= rv). */
 static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, int kc, int in_place,
                        int8_t *a, float (*dwf)[GR]) {
     const int q4 = j->type == QT_Q4_0;
-    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const size_t bb = block_bytes(j->type);
     alignas(64) uint16_t dh[KC][GR];
     for (int m = 0; m < GR; m++) {
         int8_t *am = a + m * KC * 32;
@@ -111,9 +132,12 @@ static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, 
                 else
                     _mm256_storeu_si256((__m256i *)(am + 32 * b), _mm512_castsi512_si256(v));
             }
-        } else {
+        } else if (j->type == QT_Q8_0) {
             for (int b = 0; b < kc; b++)
                 _mm256_storeu_si256((__m256i *)(am + 32 * b), _mm256_loadu_si256((const __m256i *)(row + (size_t)b * bb + 2)));
+        } else {
+            for (int b = 0; b < kc; b++)
+                _mm256_storeu_si256((__m256i *)(am + 32 * b), q5_iq4_signed(row + (size_t)b * bb, j->type));
         }
     }
     for (int b = 0; b < kc; b++) _mm512_store_ps(dwf[b], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh[b])));
@@ -142,10 +166,9 @@ AI void scale_block(__m512 *acc, const int32_t (*cb)[16], const uint8_t *xblk, c
 
 /* W rows g..g+rv (rv <= GR) against all n rows of x. */
 static void amx_group(const qmm_job *j, int64_t g, int rv) {
-    const int q4 = j->type == QT_Q4_0;
-    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const size_t bb = block_bytes(j->type);
     const int64_t nb = j->cols / 32, ntile = (j->n + QT_TILE_N - 1) / QT_TILE_N;
-    const int in_place = !q4 && rv == GR;
+    const int in_place = j->type == QT_Q8_0 && rv == GR;
     const uint8_t *Wg = j->W + (size_t)g * j->w_row;
     alignas(64) int8_t a[GR * KC * 32];
     alignas(64) float dwf[KC][GR];

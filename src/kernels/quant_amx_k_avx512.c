@@ -1,11 +1,13 @@
 /*
- * quant_amx_k_avx512.c - the many-row products (prefill) of Q4_K weights on
- * AMX-INT8, the K-quant sibling of quant_amx_avx512.c (read that first).
+ * quant_amx_k_avx512.c - the many-row products (prefill) of Q4_K and Q5_K
+ * weights on AMX-INT8, the K-quant sibling of quant_amx_avx512.c (read that
+ * first).
  * Runs only when quant.c has seen amx_init() succeed; tested against the
  * scalar reference like every other path (tests/test_quant.c).
  *
  * A Q4_K block of 256 values has 8 sub-blocks of 32 with 6-bit scales sc_j
- * and mins m_j, w = d sc_j q - dmin m_j with q = 0..15. The activations are
+ * and mins m_j, w = d sc_j q - dmin m_j with q = 0..15 (Q5_K: 0..31, the
+ * fifth bits in qh; the rest alike). The activations are
  * the K-quants' Q8_K (codes c, one scale dx per 256 values), so per block
  *   sum w x = d dx sum_j sc_j (q_j . c_j) - dmin dx sum_j m_j sum(c_j),
  * as the reference computes it. One tdpbssd per sub-block gives q_j . c_j
@@ -102,8 +104,12 @@ AI __m128i k4_unpack(const uint8_t *blk) {
 }
 
 /* Rows g..g+rv of blocks [c0, c0 + kc): codes a[row][256 b + 32 j + l]
- * (zero rows >= rv) and their scales (zero for rows >= rv). */
+ * (Q5_K: with the fifth bit, 0..31; zero rows >= rv) and their scales
+ * (zero for rows >= rv). */
 static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, int kc, uint8_t *a, kscales *s) {
+    const int q5 = j->type == QT_Q5_K;
+    const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const __m256i s16 = _mm256_set1_epi8(16);
     for (int m = 0; m < GR; m++) {
         uint8_t *am = a + m * KC * QK_K;
         if (m >= rv) {
@@ -115,10 +121,10 @@ static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, 
             }
             continue;
         }
-        const uint8_t *row = Wg + (size_t)m * j->w_row + (size_t)c0 * sizeof(block_q4_K);
+        const uint8_t *row = Wg + (size_t)m * j->w_row + (size_t)c0 * bb;
         for (int b = 0; b < kc; b++) {
-            const uint8_t *blk = row + (size_t)b * sizeof(block_q4_K);
-            const uint8_t *qs = blk + offsetof(block_q4_K, qs);
+            const uint8_t *blk = row + (size_t)b * bb;
+            const uint8_t *qs = blk + (q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs));
             s->d[b][m] = h2f(blk);
             s->dmin[b][m] = h2f(blk + 2);
             const __m128i v = k4_unpack(blk);
@@ -127,8 +133,15 @@ static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, 
             const __m256i lo = _mm256_set1_epi8(0x0F);
             for (int p = 0; p < 4; p++) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
-                _mm256_store_si256((__m256i *)(am + QK_K * b + 64 * p), _mm256_and_si256(v, lo));
-                _mm256_store_si256((__m256i *)(am + QK_K * b + 64 * p + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), lo));
+                __m256i q0 = _mm256_and_si256(v, lo), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo);
+                if (q5) { /* + 16 where bit 2p (2p + 1) of qh[l] is set */
+                    const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + offsetof(block_q5_K, qh)));
+                    const __m256i m0 = _mm256_set1_epi8((char)(1 << 2 * p)), m1 = _mm256_set1_epi8((char)(2 << 2 * p));
+                    q0 = _mm256_or_si256(q0, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, m0), m0), s16));
+                    q1 = _mm256_or_si256(q1, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, m1), m1), s16));
+                }
+                _mm256_store_si256((__m256i *)(am + QK_K * b + 64 * p), q0);
+                _mm256_store_si256((__m256i *)(am + QK_K * b + 64 * p + 32), q1);
             }
         }
     }

@@ -88,7 +88,8 @@ static inline const uint8_t *mxfp4_biased_table(void) {
  * 32-block types; rows are padded to 64 by qact_row_stride). */
 size_t qact_row_stride(int type, int64_t cols);
 
-/* AMX tile layout of the activations, for Q4_0 / Q8_0 weights (Q4_K: below) when the
+/* AMX tile layout of the activations, for Q4_0 / Q8_0 / Q5_0 / IQ4_NL weights (Q4_K, Q5_K,
+ * Q6_K, Q3_K, IQ4_XS: below) when the
  * product runs on AMX (quant.c: qtiles_use). The rows of x go in tiles of
  * QT_TILE_N (the last one zero-padded); per tile and 32-block b, 576 bytes:
  *   int8_t codes[8][16][4]  codes[k][j][e]: code of value 4k+e of row j, so
@@ -107,7 +108,7 @@ size_t qact_row_stride(int type, int64_t cols);
 #define QT_TILE_BLOCK 576
 static inline size_t qtile_stride(int64_t cols) { return (size_t)(cols / 32) * QT_TILE_BLOCK; }
 
-/* For Q4_K weights on AMX the tile holds Q8_K activations (the row
+/* For Q4_K, Q5_K, Q6_K, Q3_K and IQ4_XS weights on AMX the tile holds Q8_K activations (the row
  * layout's codes, sums and scale, quantize_row_q8_K_ref); per tile and
  * 256-block b, 4416 bytes:
  *   int8_t  codes[8][8][16][4]  codes[s][k][j][e]: code of value 32s+4k+e
@@ -119,9 +120,15 @@ static inline size_t qtile_stride(int64_t cols) { return (size_t)(cols / 32) * Q
 #define QT_TILE_BLOCK_K 4416
 /* Whether products of `type` weights may run on AMX, and the bytes of one
  * x tile of theirs. */
-static inline int qt_amx(int type) { return type == QT_Q4_0 || type == QT_Q8_0 || type == QT_Q4_K; }
+/* Whether `type`'s x tiles are in the K layout (else the 32-block one). */
+static inline int qt_tile_k(int type) {
+    return type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K || type == QT_Q3_K || type == QT_IQ4_XS;
+}
+static inline int qt_amx(int type) {
+    return qt_tile_k(type) || type == QT_Q4_0 || type == QT_Q8_0 || type == QT_Q5_0 || type == QT_IQ4_NL;
+}
 static inline size_t qtile_stride_of(int type, int64_t cols) {
-    return type == QT_Q4_K ? (size_t)(cols / QK_K) * QT_TILE_BLOCK_K : qtile_stride(cols);
+    return qt_tile_k(type) ? (size_t)(cols / QK_K) * QT_TILE_BLOCK_K : qtile_stride(cols);
 }
 
 /* One matmul, or the rows [r0, r1) of one: y[i][r] = x_i . W_r for i < n. */
@@ -183,13 +190,16 @@ int avx512_extra_gemv(const qmm_job *j, int64_t r0, int64_t r1);
 void ref_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
 void avx512_qact_tile(void *tile, const float *x, int64_t nx, int64_t cols);
 /* AMX (quant_amx_avx512.c): amx_init asks the OS for the tile state (once:
- * kernels.c's CPU detection) and returns whether AMX-INT8 can run; amx_qmm_rows takes a tiles job of Q4_0
- * or Q8_0 weights (call only when amx_init returned 1). */
+ * kernels.c's CPU detection) and returns whether AMX-INT8 can run; amx_qmm_rows takes a tiles job of Q4_0,
+ * Q8_0, Q5_0 or IQ4_NL weights (call only when amx_init returned 1). */
 int amx_init(void);
 void amx_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
-/* Q4_K on AMX (quant_amx_k_avx512.c): x rows [0..nx) (nx <= QT_TILE_N)
+/* Q4_K and Q5_K on AMX (quant_amx_k_avx512.c): x rows [0..nx) (nx <= QT_TILE_N)
  * into one tile of the K layout, and the product of a tiles job. */
 void amx_qact_tile_k(void *tile, const float *x, int64_t nx, int64_t cols);
 void amx_k_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
+/* Q6_K, Q3_K and IQ4_XS on AMX (quant_amx_k6_avx512.c): the product of a tiles
+ * job, x in the K layout (amx_qact_tile_k). */
+void amx_k6_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 
 #endif
