@@ -5,7 +5,7 @@ probed around every round.
 
 For each model and engine: prefill tokens/s at each --prompts size and
 decode tokens/s of --gen tokens (each engine times itself: `moe bench
---json`, `llama-bench -o jsonl`; medians over --reps inside a run, then over
+--json`, `llama-bench -o json`; medians over --reps inside a run, then over
 rounds). The probes (`moe bench --probe-only --json`, same threads) give the
 memory read bandwidth, the f32 peak and the int8 multiply-accumulate peak of
 the path moe's quantized prefill takes; each round is compared with the mean
@@ -85,14 +85,17 @@ def run_moe(a, path):
 
 
 def run_llama(a, exe, path, extra=""):
+    # -o json: one array of tests (ik_llama.cpp's llama-bench has no jsonl)
     cmd = [exe, "-m", path, "-p", a.prompts, "-n", str(a.gen), "-r", str(a.reps), "-t", str(a.threads),
-           "-o", "jsonl"] + a.llama_args.split() + extra.split()
+           "-o", "json"] + a.llama_args.split() + extra.split()
     r = sh(cmd)
     out = {"prefill": {}, "decode": None}
-    for line in r.stdout.splitlines():
-        try:
-            j = json.loads(line)
-        except ValueError:
+    try:
+        tests = json.loads(r.stdout)
+    except ValueError:
+        tests = []
+    for j in tests if isinstance(tests, list) else []:
+        if not isinstance(j, dict):
             continue
         if j.get("n_gen", 0) == 0 and j.get("n_prompt", 0) > 0:
             out["prefill"][str(j["n_prompt"])] = j["avg_ts"]
