@@ -404,45 +404,46 @@ static const cJSON *layer_groups(const cJSON *l, int D) {
     return g;
 }
 
-/* Domain x group: the share of each domain's group choices (a token keeps
- * topk_group of the n_group groups) that went to each group. */
-static int group_heatmap(FILE *f, const cJSON *l, const cJSON *g, int D, const char **names) {
-    int G = (int)num_of(g, "n_group");
-    double *v = malloc(sizeof *v * (size_t)D * (size_t)G * 2), *cnt = v ? v + (size_t)D * G : NULL;
-    char (*cl)[12] = malloc(sizeof *cl * (size_t)G);
-    const char **cols = malloc(sizeof *cols * (size_t)G);
+/* One domain x K heatmap in its own figure: rows of dc (D rows of K counts)
+ * as each row's shares, K columns named 0..K-1 ("expert" or "group", per
+ * `what`), coloured from 0 to vmax (<= 0: this map's largest share), with
+ * the top-tokens table under it when top is given. */
+static int domain_heatmap(FILE *f, const cJSON *dc, int D, int K, const char **names, int layer,
+                          const char *what, const char *title, const char *legend, double vmax,
+                          const cJSON *top) {
+    double *v = malloc(sizeof *v * (size_t)D * (size_t)K * 2), *cnt = v ? v + (size_t)D * K : NULL;
+    char (*cl)[12] = malloc(sizeof *cl * (size_t)K);
+    const char **cols = malloc(sizeof *cols * (size_t)K);
     if (!v || !cl || !cols) {
         free(v), free(cl), free(cols);
         return -1;
     }
-    for (int k = 0; k < G; k++) {
+    for (int k = 0; k < K; k++) {
         snprintf(cl[k], sizeof cl[k], "%d", k);
         cols[k] = cl[k];
     }
-    double vmax = 0;
+    double own = 0;
     int r = 0;
-    for (const cJSON *row = cJSON_GetObjectItemCaseSensitive(g, "domain_counts")->child; row; row = row->next, r++) {
+    for (const cJSON *row = dc->child; row; row = row->next, r++) {
         double total = 0;
         for (const cJSON *x = row->child; x; x = x->next) total += x->valuedouble;
         int k = 0;
         for (const cJSON *x = row->child; x; x = x->next, k++) {
-            v[(size_t)r * G + k] = total > 0 ? x->valuedouble / total : NAN;
-            cnt[(size_t)r * G + k] = x->valuedouble;
-            if (total > 0 && x->valuedouble / total > vmax) vmax = x->valuedouble / total;
+            v[(size_t)r * K + k] = total > 0 ? x->valuedouble / total : NAN;
+            cnt[(size_t)r * K + k] = x->valuedouble;
+            if (total > 0 && x->valuedouble / total > own) own = x->valuedouble / total;
         }
     }
-    domain_tip tip = {(int)num_of(l, "layer"), names, v, cnt, G, "group"};
-    char title[160];
-    snprintf(title, sizeof title, "Layer %.0f: groups kept (%.0f of %d), I(domain; group) = %.4f bits",
-             num_of(l, "layer"), num_of(g, "topk_group"), G, num_of(g, "mi_bits"));
+    if (vmax <= 0) vmax = own;
+    domain_tip tip = {layer, names, v, cnt, K, what};
     fig_begin(f, title);
-    int w = 200 + G * 46 < PAGE_W ? 200 + G * 46 : PAGE_W;
+    int w = 200 + K * 46 < PAGE_W ? 200 + K * 46 : PAGE_W;
     if (w < 520) w = 520;
     int h = 60 + (D * 26 < 80 ? 80 : D * 26 > 520 ? 520 : D * 26);
-    svg_heatmap hm = {D, G, v, 0, NAN, vmax > 0 ? vmax : 1, SVG_MAP_SEQUENTIAL, names, cols, 0, 0,
-                      "group", "domain", "% of the domain's group choices", "%.0f%%", 100, 1,
-                      w, h, domain_cell_tip, &tip};
+    svg_heatmap hm = {D, K, v, 0, NAN, vmax > 0 ? vmax : 1, SVG_MAP_SEQUENTIAL, names, cols, 0, 0,
+                      what, "domain", legend, "%.0f%%", 100, 1, w, h, domain_cell_tip, &tip};
     svg_heatmap_draw(f, &hm);
+    if (top) top_tokens_table(f, top);
     fputs("</figure>\n", f);
     free(v);
     free(cl);
@@ -507,47 +508,22 @@ static int routing_section(page *p, const cJSON *root, const char *src) {
                 if (x->valuedouble / total > vmax) vmax = x->valuedouble / total;
         }
     for (const cJSON *l = layers->child; l; l = l->next) {
-        int E = (int)num_of(l, "n_experts");
-        double *v = malloc(sizeof *v * (size_t)D * (size_t)E * 2), *cnt = v ? v + (size_t)D * E : NULL;
-        char (*cl)[12] = malloc(sizeof *cl * (size_t)E);
-        const char **cols = malloc(sizeof *cols * (size_t)E);
-        if (!v || !cl || !cols) {
-            free(v), free(cl), free(cols), free(names);
-            return -1;
-        }
-        for (int e = 0; e < E; e++) {
-            snprintf(cl[e], sizeof cl[e], "%d", e);
-            cols[e] = cl[e];
-        }
-        int r = 0;
-        for (const cJSON *row = cJSON_GetObjectItemCaseSensitive(l, "domain_counts")->child; row; row = row->next, r++) {
-            double total = 0;
-            for (const cJSON *x = row->child; x; x = x->next) total += x->valuedouble;
-            int e = 0;
-            for (const cJSON *x = row->child; x; x = x->next, e++) {
-                v[(size_t)r * E + e] = total > 0 ? x->valuedouble / total : NAN;
-                cnt[(size_t)r * E + e] = x->valuedouble;
-            }
-        }
-        domain_tip tip = {(int)num_of(l, "layer"), names, v, cnt, E, "expert"};
-        char title[128];
-        snprintf(title, sizeof title, "Layer %.0f: I(domain; expert) = %.4f bits", num_of(l, "layer"),
-                 num_of(l, "mi_bits"));
-        fig_begin(f, title);
-        int w = 200 + E * 46 < PAGE_W ? 200 + E * 46 : PAGE_W;
-        if (w < 520) w = 520;
-        int h = 60 + (D * 26 < 80 ? 80 : D * 26 > 520 ? 520 : D * 26);
-        svg_heatmap hm = {D, E, v, 0, NAN, vmax > 0 ? vmax : 1, SVG_MAP_SEQUENTIAL, names, cols, 0, 0,
-                          "expert", "domain", "% of the domain's pairs", "%.0f%%", 100, 1,
-                          w, h, domain_cell_tip, &tip};
-        svg_heatmap_draw(f, &hm);
-        top_tokens_table(f, cJSON_GetObjectItemCaseSensitive(l, "top_tokens"));
-        fputs("</figure>\n", f);
-        free(v);
-        free(cl);
-        free(cols);
+        int layer = (int)num_of(l, "layer");
+        char title[160];
+        snprintf(title, sizeof title, "Layer %d: I(domain; expert) = %.4f bits", layer, num_of(l, "mi_bits"));
+        int fail = domain_heatmap(f, cJSON_GetObjectItemCaseSensitive(l, "domain_counts"), D,
+                                  (int)num_of(l, "n_experts"), names, layer, "expert", title,
+                                  "% of the domain's pairs", vmax,
+                                  cJSON_GetObjectItemCaseSensitive(l, "top_tokens"));
         const cJSON *g = layer_groups(l, D);
-        if (g && group_heatmap(f, l, g, D, names)) {
+        if (!fail && g) { /* groups: each domain's group choices, on their own scale */
+            snprintf(title, sizeof title, "Layer %d: groups kept (%.0f of %.0f), I(domain; group) = %.4f bits",
+                     layer, num_of(g, "topk_group"), num_of(g, "n_group"), num_of(g, "mi_bits"));
+            fail = domain_heatmap(f, cJSON_GetObjectItemCaseSensitive(g, "domain_counts"), D,
+                                  (int)num_of(g, "n_group"), names, layer, "group", title,
+                                  "% of the domain's group choices", 0, NULL);
+        }
+        if (fail) {
             free(names);
             return -1;
         }
