@@ -7,9 +7,16 @@
 #   BUILD=build        where moe is built (make BUILD=...)
 #   EXP_DIR=dir        data and runs (default BUILD/experiments)
 #   THREADS=1          training threads (one: the budget below is sized for it)
-#   STEPS=400          optimizer steps of every run (the token budget:
-#                      STEPS x BATCH x SEQ = 400 x 4 x 128 = 204,800 tokens)
+#   STEPS=1600         optimizer steps of every run (the token budget:
+#                      STEPS x BATCH x SEQ = 1600 x 4 x 128 = 819,200 tokens)
 #   FORCE=1            retrain runs that are already complete
+#   BUILD_ID=id        the build's name in run.json (default: git HEAD)
+#
+# Each run directory RUNS/NAME/ gets config.in.json, log.jsonl (one line a
+# step), run.json (what ran: command, seed, learning rate, budget, build
+# commit, CPU, load average, wall time, exit code), train.out/.err, and its
+# final checkpoint. experiments/report.py pack copies the logs and run.json
+# into docs/results/runs/ (compressed), from which docs/RESULTS.md is made.
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -21,15 +28,15 @@ DATA=$EXP_DIR/data-eval     # the same shards; val.bin with its windows shuffled
 RUNS=$EXP_DIR/runs
 
 # The budget. Every run of every experiment: 4 layers, dim 128, 4 heads
-# (2 KV heads), seq 128, batch 4, STEPS steps; the same learning-rate
-# schedule, evaluation and seeds. Active FFN width per token: 512 (k=2
-# experts of 256, or a dense FFN of 512). Batch 4 rather than 8: at this
-# token budget more optimizer steps learn more (measured: 400 x 4 reached
-# a lower validation loss than 200 x 8, and LR 4e-3 than 2e-3 or 8e-3).
+# (2 KV heads), seq 128, batch 4, STEPS steps; the same schedule shape
+# (linear warmup, cosine decay to MIN_LR), evaluation and seeds. The peak
+# learning rate is LR unless the experiment tunes it per configuration
+# (experiments/routers.sh does). Active FFN width per token: 512 (k=2
+# experts of 256, or a dense FFN of 512) unless said.
 DIM=128; LAYERS=4; HEADS=4; KV=2; SEQ=128; BATCH=4
-STEPS=${STEPS:-400}
-LR=${LR:-4e-3}; MIN_LR=3e-4; WARMUP=30
-EVAL_EVERY=${EVAL_EVERY:-100}     # experiments a and b (curves) use 50
+STEPS=${STEPS:-1600}
+LR=${LR:-4e-3}; MIN_LR=3e-4; WARMUP=${WARMUP:-50}
+EVAL_EVERY=${EVAL_EVERY:-100}
 EVAL_BATCHES=${EVAL_BATCHES:-32}   # 32 x 4 windows of 128 = 16,384 val tokens, all domains
 
 die() {
@@ -119,11 +126,18 @@ run_done() {
     [ -f "$log" ] && tail -1 "$log" | grep -q "\"step\":$STEPS,.*\"val_loss\""
 }
 
+# json_str S: S as a JSON string (quotes, backslashes and control
+# characters escaped)
+json_str() {
+    printf '%s' "$1" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()), end="")'
+}
+
 # train_run NAME CONFIG SEED [moe train flags...]: train RUNS/NAME from
 # scratch (a half-finished run is restarted), keep only its final
-# checkpoint, log wall time to RUNS/NAME/wall_s. Never fails the script: a
-# run that stops (NaN, crash) is a result; its exit code is kept in
-# RUNS/NAME/exit_code and the log so far stays.
+# checkpoint, write RUNS/NAME/run.json (and wall_s, exit_code). Never fails
+# the script: a run that stops (NaN, crash) is a result; its exit code is
+# kept and the log so far stays. The peak learning rate is $LR (a later
+# --lr in the flags wins).
 train_run() {
     local name=$1 config=$2 seed=$3
     shift 3
@@ -135,16 +149,34 @@ train_run() {
     rm -rf "$out"
     mkdir -p "$out"
     cp "$config" "$out/config.in.json"
-    local t0 rc=0 every=${EVERY:-$EVAL_EVERY}
+    local t0 rc=0 every=${EVERY:-$EVAL_EVERY} start load0 commit cpu
+    local -a cmd=("$MOE" train --config "$config" --data "$DATA" --tokenizer "$PREP/tok" --out "$out"
+        --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --min-lr "$MIN_LR"
+        --warmup "$WARMUP" --eval-every "$every" --eval-batches "$EVAL_BATCHES"
+        --save-every 0 --keep 1 --threads "$THREADS" --seed "$seed" --print-every 100 "$@")
     t0=$(date +%s.%N)
-    printf '[%s] %s  seed %s  %s\n' "$(date +%H:%M:%S)" "$name" "$seed" "$*"
-    "$MOE" train --config "$config" --data "$DATA" --tokenizer "$PREP/tok" --out "$out" \
-        --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --min-lr "$MIN_LR" \
-        --warmup "$WARMUP" --eval-every "$every" --eval-batches "$EVAL_BATCHES" \
-        --save-every 0 --keep 1 --threads "$THREADS" --seed "$seed" --print-every 100 "$@" \
-        >"$out/train.out" 2>"$out/train.err" || rc=$?
+    start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    load0=$(cut -d' ' -f1 /proc/loadavg)
+    if [ -n "${BUILD_ID:-}" ]; then
+        commit=$BUILD_ID
+    else
+        commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+        git diff --quiet HEAD -- src cli 2>/dev/null || commit="$commit+dirty"
+    fi
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    printf '[%s] %s  seed %s  lr %s  %s\n' "$(date +%H:%M:%S)" "$name" "$seed" "$LR" "$*"
+    "${cmd[@]}" >"$out/train.out" 2>"$out/train.err" || rc=$?
     echo "$rc" >"$out/exit_code"
     awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$out/wall_s"
+    {
+        printf '{"name": %s, "seed": %s, "lr": %s, "steps": %s, "batch": %s, "seq": %s,\n' \
+            "$(json_str "$name")" "$seed" "$LR" "$STEPS" "$BATCH" "$SEQ"
+        printf ' "threads": %s, "flags": %s,\n' "$THREADS" "$(json_str "$*")"
+        printf ' "command": %s,\n' "$(json_str "${cmd[*]}")"
+        printf ' "build": %s, "cpu": %s, "nproc": %s,\n' "$(json_str "$commit")" "$(json_str "$cpu")" "$(nproc)"
+        printf ' "start": "%s", "load_start": %s, "load_end": %s,\n' "$start" "$load0" "$(cut -d' ' -f1 /proc/loadavg)"
+        printf ' "wall_s": %s, "exit_code": %s}\n' "$(cat "$out/wall_s")" "$rc"
+    } >"$out/run.json"
     local last
     last=$(grep val_loss "$out/log.jsonl" 2>/dev/null | tail -1 |
         sed -nE 's/.*"step":([0-9]+),.*"val_loss":([0-9.naNINF-]+).*/step \1 val \2/p')

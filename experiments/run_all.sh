@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# run_all.sh - every experiment, one after another, then the plots and
-# tables: prep, a, b, c, d (b, c, d with seeds 1 and 2), e, plot.py. One
-# training thread (THREADS=1); 36 runs of 204,800 tokens, 60-80 minutes on
-# a 2-core machine shared with other work (docs/RESULTS.md has the measured
-# times); a rerun skips finished runs.
-# plot.py needs matplotlib (`python3 -m pip install matplotlib==3.11.2`,
-# tools/README.md; PYTHON names the interpreter, python3 by default).
+# run_all.sh - the experiments of docs/RESULTS.md from scratch, or the
+# document from the committed logs.
 #
-#   BUILD=build nohup experiments/run_all.sh > build/experiments.log 2>&1 &
-#   SEEDS=1 ...        b, c and d with seed 1 only: 20 runs instead of 36
-#   RESULTS_DIR=dir    where plot.py writes (default docs/results)
+#   experiments/run_all.sh --from-logs [--check]
+#       rebuild docs/RESULTS.md (every table and number) from the run logs
+#       committed under docs/results/runs/ (seconds, standard library
+#       only), and the figures when matplotlib is installed; with --check,
+#       change nothing and fail when the document and the logs disagree
+#       (the test suite runs this)
+#   BUILD=build EXP_DIR=DIR nohup experiments/run_all.sh > DIR.log 2>&1 &
+#       prepare the data (experiments/prep.sh), train every run of
+#       experiments/routers.sh (learning-rate sweeps, 5 seeds an arm, the
+#       shorter budgets; finished runs are skipped, so it resumes), pack
+#       their logs into docs/results/runs/ and rebuild the document.
+#       About 90 runs of 819,200 tokens; 4-8 minutes each with one thread
+#       on a 2-core machine, two at a time (PAR=2): 3-6 hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ "${1:-}" = --from-logs ]; then
+    if [ "${2:-}" = --check ]; then
+        exec "$PY" experiments/report.py render --check
+    fi
+    "$PY" experiments/report.py render
+    if "$PY" -c 'import matplotlib' 2>/dev/null; then
+        "$PY" experiments/report.py plots
+    else
+        echo "matplotlib not installed: figures not redrawn (python3 -m pip install matplotlib==3.11.2)"
+    fi
+    exit 0
+fi
 BUILD=${BUILD:-build}
 export BUILD
+EXP_DIR=${EXP_DIR:-$BUILD/experiments}
+export EXP_DIR
 START=$SECONDS
-for s in prep a_moe_vs_dense b_experts_scaling c_routing_ablation d_capacity e_specialization; do
-    printf '\n==== %s (%d s so far)\n' "$s" $((SECONDS - START))
-    SEEDS=${SEEDS:-1 2} bash "experiments/$s.sh"
-done
-printf '\n==== plot (%d s so far)\n' $((SECONDS - START))
-"${PYTHON:-python3}" experiments/plot.py --exp-dir "${EXP_DIR:-$BUILD/experiments}" --out "${RESULTS_DIR:-docs/results}"
+printf '==== prep\n'
+bash experiments/prep.sh
+printf '\n==== routers and baselines (%d s so far)\n' $((SECONDS - START))
+bash experiments/routers.sh
+printf '\n==== pack and render (%d s so far)\n' $((SECONDS - START))
+"$PY" experiments/report.py pack --exp-dir "$EXP_DIR"
+bash experiments/run_all.sh --from-logs
 printf '\n==== all done in %d s\n' $((SECONDS - START))

@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""report.py - docs/RESULTS.md from the committed run logs, and the packing
+of new runs into them.
+
+    python3 experiments/report.py pack --exp-dir DIR [--runs docs/results/runs]
+        copy every finished run of DIR/runs (experiments/routers.sh) into
+        RUNS: NAME.meta.json (its run.json and config) and NAME.log.jsonl.xz
+        (its per-step log, compressed)
+    python3 experiments/report.py render [--check] [--runs R] [--template T] [--doc D]
+        compute every number and table from RUNS and fill the template
+        (experiments/RESULTS.md.in) into docs/RESULTS.md; with --check, write
+        nothing and exit 1 with a diff when the document differs from what
+        the logs give (CI runs this)
+    python3 experiments/report.py plots [--runs R] [--out docs/results]
+        the figures (needs matplotlib; not checked, since their bytes depend
+        on its version)
+
+Only the standard library is used for pack and render. The template's
+{{name}} is a value, {{table:name}} a markdown table; an unknown name is an
+error, so the document cannot quote a number the logs do not give.
+"""
+import argparse
+import difflib
+import glob
+import json
+import lzma
+import math
+import os
+import re
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RUNS = os.path.join(ROOT, "docs", "results", "runs")
+TEMPLATE = os.path.join(HERE, "RESULTS.md.in")
+DOC = os.path.join(ROOT, "docs", "RESULTS.md")
+
+TUNE_SEED = 11
+TAIL = 100  # the last steps the balance statistics average over
+# (arm, label, active FFN width a token, total FFN width a layer), table order
+ARMS = [
+    ("dense", "dense FFN 512 (equal active)", 512, 512),
+    ("dense4x", "dense FFN 2048 (equal total)", 2048, 2048),
+    ("top2", "top-2 of 8 x 256, aux + z (GShard/Mixtral)", 512, 2048),
+    ("switch", "Switch: top-1 of 8 x 256, weight p, capacity 1.25, aux", 256, 2048),
+    ("hash", "hash top-1 of 8 x 256", 256, 2048),
+    ("fgshared", "DeepSeekMoE: top-3 of 15 x 128 + 1 shared", 512, 2048),
+    ("ec", "expert choice, capacity 1, of 8 x 256", 512, 2048),
+    ("noisy", "noisy top-2 of 8 x 256, aux + z", 512, 2048),
+    ("bias", "loss-free bias balancing, sigmoid top-2 of 8 x 256", 512, 2048),
+    ("nobal", "top-2 of 8 x 256, no balancing loss", 512, 2048),
+]
+ARM_LABEL = {a: lab for a, lab, _, _ in ARMS}
+NAME_RE = re.compile(r"^(?P<arm>[a-z0-9]+)-lr(?P<lr>[0-9.e+-]+)(?:-b(?P<budget>[0-9]+))?-s(?P<seed>[0-9]+)$")
+
+# two-sided 95% Student t quantiles, t_{0.975, df}
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def tcrit(df):
+    if df in T975:
+        return T975[df]
+    below = [d for d in T975 if d <= df]
+    return T975[max(below)] if below else float("nan")  # conservative between table points
+
+
+# ---------------------------------------------------------------- pack
+
+def pack(exp_dir, out):
+    os.makedirs(out, exist_ok=True)
+    n = 0
+    for d in sorted(glob.glob(os.path.join(exp_dir, "runs", "*"))):
+        name = os.path.basename(d)
+        rj, log = os.path.join(d, "run.json"), os.path.join(d, "log.jsonl")
+        if not (os.path.exists(rj) and os.path.exists(log)) or not NAME_RE.match(name):
+            continue
+        meta = json.load(open(rj))
+        cfg = os.path.join(d, "config.in.json")
+        meta["config"] = json.load(open(cfg)) if os.path.exists(cfg) else None
+        with open(os.path.join(out, name + ".meta.json"), "w") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+            f.write("\n")
+        raw = open(log, "rb").read()
+        dst = os.path.join(out, name + ".log.jsonl.xz")
+        if not os.path.exists(dst) or lzma.decompress(open(dst, "rb").read()) != raw:
+            with open(dst, "wb") as f:
+                f.write(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME))
+        n += 1
+    print(f"packed {n} runs into {out}")
+
+
+# ---------------------------------------------------------------- load
+
+class Run:
+    def __init__(self, name, meta, recs):
+        self.name, self.meta, self.recs = name, meta, recs
+        m = NAME_RE.match(name)
+        self.arm = m["arm"]
+        self.lr = float(m["lr"])
+        self.lr_text = m["lr"]
+        self.budget = int(m["budget"]) if m["budget"] else None
+        self.seed = int(m["seed"])
+        self.evals = [(r["step"], r["val_loss"]) for r in recs if "val_loss" in r]
+        self.steps = recs[-1]["step"] if recs else 0
+        self.finished = (meta.get("exit_code") == 0 and self.steps == meta.get("steps")
+                         and bool(self.evals) and self.evals[-1][0] == self.steps)
+        self.val = self.evals[-1][1] if self.finished else float("nan")
+
+    def tail(self):
+        return self.recs[-TAIL:]
+
+    def mean_of(self, key, recs=None):
+        xs = [r[key] for r in (recs if recs is not None else self.tail()) if key in r]
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    def maxvio_batch(self):
+        """busiest expert's load / mean load - 1, per step and layer, averaged
+        over the last TAIL steps and the layers"""
+        xs = [l["max_violation"] for r in self.tail() for l in r.get("layers", [])]
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    def maxvio_global(self):
+        """the same of the loads summed over the last TAIL steps (one layer at
+        a time), averaged over the layers: Loss-Free Balancing's MaxVio_global
+        measured on TAIL training batches rather than the validation set"""
+        tot = {}
+        for r in self.tail():
+            for l in r.get("layers", []):
+                acc = tot.setdefault(l["layer"], [0] * len(l["load"]))
+                for i, x in enumerate(l["load"]):
+                    acc[i] += x
+        vs = []
+        for acc in tot.values():
+            m = sum(acc) / len(acc)
+            if m > 0:
+                vs.append(max(acc) / m - 1)
+        return sum(vs) / len(vs) if vs else float("nan")
+
+    def steps_to(self, target):
+        """first step (linear between evaluations) with val <= target, or None"""
+        prev = None
+        for s, v in self.evals:
+            if v <= target:
+                if prev is None:
+                    return float(s)
+                s0, v0 = prev
+                return s0 + (s - s0) * (v0 - target) / (v0 - v) if v0 != v else float(s)
+            prev = (s, v)
+        return None
+
+
+def load_runs(runs_dir):
+    out = {}
+    for mp in sorted(glob.glob(os.path.join(runs_dir, "*.meta.json"))):
+        name = os.path.basename(mp)[: -len(".meta.json")]
+        if not NAME_RE.match(name):
+            continue
+        meta = json.load(open(mp))
+        lp = os.path.join(runs_dir, name + ".log.jsonl.xz")
+        recs = [json.loads(x) for x in lzma.decompress(open(lp, "rb").read()).decode().splitlines() if x.strip()]
+        out[name] = Run(name, meta, recs)
+    return out
+
+
+# ---------------------------------------------------------------- statistics
+
+def mean_ci(xs):
+    """mean and the half-width of its 95% t interval (nan with one value)"""
+    xs = [x for x in xs if not math.isnan(x)]
+    if not xs:
+        return float("nan"), float("nan")
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    return m, tcrit(len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
+
+
+def f3(x, nd=3, sign=False):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:+.{nd}f}" if sign else f"{x:.{nd}f}"
+
+
+def pm(m, h, nd=3, sign=False):
+    if math.isnan(m):
+        return "n/a"
+    return f3(m, nd, sign) + ("" if math.isnan(h) else f" ± {h:.{nd}f}")
+
+
+def md_table(head, rows, align=None):
+    if not rows:
+        return "(no runs of this kind in the logs yet)"
+    align = align or ["---"] + ["---:"] * (len(head) - 1)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- analysis
+
+class Study:
+    def __init__(self, runs):
+        self.runs = runs
+        self.tuning = {}   # arm -> {lr: Run}
+        self.final = {}    # arm -> {seed: Run} at the arm's chosen lr
+        self.budget = {}   # arm -> {budget: {seed: Run}}
+        self.lr = {}       # arm -> chosen lr text
+        for r in runs.values():
+            if r.seed == TUNE_SEED and r.budget is None:
+                self.tuning.setdefault(r.arm, {})[r.lr_text] = r
+        for arm, t in self.tuning.items():
+            done = {lr: r for lr, r in t.items() if r.finished}
+            if done:
+                self.lr[arm] = min(done, key=lambda lr: (done[lr].val, float(lr)))
+        for r in runs.values():
+            if r.seed == TUNE_SEED or not r.finished:
+                continue
+            if self.lr.get(r.arm) != r.lr_text:
+                raise SystemExit(f"{r.name}: learning rate {r.lr_text} is not the arm's tuned {self.lr.get(r.arm)}")
+            if r.budget is None:
+                self.final.setdefault(r.arm, {})[r.seed] = r
+            else:
+                self.budget.setdefault(r.arm, {}).setdefault(r.budget, {})[r.seed] = r
+
+    def vals(self, arm):
+        return {s: r.val for s, r in sorted(self.final.get(arm, {}).items())}
+
+    def paired(self, a, b):
+        """(mean, ci, n, seeds) of val(a) - val(b) over the seeds both have"""
+        va, vb = self.vals(a), self.vals(b)
+        seeds = sorted(set(va) & set(vb))
+        m, h = mean_ci([va[s] - vb[s] for s in seeds])
+        return m, h, len(seeds), seeds
+
+    def arm_stat(self, arm, fn):
+        return mean_ci([fn(r) for r in self.final.get(arm, {}).values()])
+
+
+def verdict_order(study, order, names):
+    """the published ordering (best first) checked pair by pair: each
+    adjacent pair's paired difference and whether its interval excludes 0"""
+    parts, agree, resolved, against = [], 0, 0, 0
+    for better, worse in zip(order, order[1:]):
+        m, h, n, _ = study.paired(worse, better)  # > 0 when the published order holds
+        if n < 2:
+            parts.append(f"{names[worse]} - {names[better]}: too few seeds ({n})")
+            continue
+        same = m > 0
+        sig = not math.isnan(h) and abs(m) > h
+        agree += same
+        resolved += sig
+        against += (not same) and sig
+        parts.append(f"{names[worse]} - {names[better]} = {pm(m, h, sign=True)} "
+                     f"({'same order' if same else 'reversed'}, {'resolved' if sig else 'within the interval'}, {n} seeds)")
+    pairs = len(order) - 1
+    if against:
+        v = "not reproduced"
+    elif agree == pairs and resolved == pairs:
+        v = "reproduced"
+    elif agree == pairs:
+        v = "same order, not resolved"
+    else:
+        v = "not resolved"
+    return v, parts
+
+
+def compute(study):
+    V, T = {}, {}
+    runs = [r for r in study.runs.values()]
+    fin = [r for r in runs if r.finished]
+    V["runs"] = str(len(runs))
+    V["runs_finished"] = str(len(fin))
+    V["runs_failed"] = ", ".join(r.name for r in runs if not r.finished) or "none"
+    V["wall_h"] = f"{sum(r.meta.get('wall_s', 0) for r in runs) / 3600:.1f}"
+    cpus = sorted({r.meta.get("cpu", "?") for r in runs})
+    V["cpus"] = "; ".join(cpus) or "n/a"
+    builds = sorted({r.meta.get("build", "?") for r in runs})
+    V["builds"] = ", ".join(builds) or "n/a"
+    loads = [r.meta.get(k) for r in runs for k in ("load_start", "load_end") if r.meta.get(k) is not None]
+    V["load_range"] = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
+    dates = sorted(r.meta.get("start", "") for r in runs)
+    V["dates"] = f"{dates[0][:10]} to {dates[-1][:10]}" if dates else "n/a"
+    any_run = runs[0] if runs else None
+    if any_run:
+        m = any_run.meta
+        V["steps"] = str(m["steps"])
+        V["tokens"] = f"{m['steps'] * m['batch'] * m['seq']:,}"
+        V["batch"], V["seq"] = str(m["batch"]), str(m["seq"])
+    # the learning-rate sweep
+    lrs = sorted({lr for t in study.tuning.values() for lr in t}, key=float)
+    rows = []
+    for arm, lab, _, _ in ARMS:
+        t = study.tuning.get(arm)
+        if not t:
+            continue
+        cells = []
+        for lr in lrs:
+            r = t.get(lr)
+            if r is None:
+                cells.append("")
+            elif not r.finished:
+                cells.append("failed")
+            else:
+                c = f3(r.val)
+                cells.append(f"**{c}**" if study.lr.get(arm) == lr else c)
+        rows.append([arm] + cells)
+    T["lr_sweep"] = md_table(["arm"] + [f"LR {lr}" for lr in lrs], rows)
+    # the arms
+    for arm, _, _, _ in ARMS:
+        for k in ("val", "n", "seeds", "lr", "vs_top2", "vs_dense", "maxvio_batch", "maxvio_global",
+                  "dropped", "entropy", "speedup"):
+            V[f"{arm}.{k}"] = "not run"
+    rows = []
+    for arm, lab, act, tot in ARMS:
+        if arm not in study.final:
+            continue
+        vs = study.vals(arm)
+        m, h = mean_ci(list(vs.values()))
+        V[f"{arm}.val"] = pm(m, h)
+        V[f"{arm}.n"] = str(len(vs))
+        V[f"{arm}.seeds"] = ",".join(str(s) for s in vs)
+        V[f"{arm}.lr"] = study.lr[arm]
+        d_top2 = study.paired(arm, "top2") if arm != "top2" else (float("nan"),) * 2 + (0, [])
+        d_dense = study.paired(arm, "dense") if arm != "dense" else (float("nan"),) * 2 + (0, [])
+        V[f"{arm}.vs_top2"] = pm(d_top2[0], d_top2[1], sign=True)
+        V[f"{arm}.vs_dense"] = pm(d_dense[0], d_dense[1], sign=True)
+        mvb = study.arm_stat(arm, Run.maxvio_batch)
+        mvg = study.arm_stat(arm, Run.maxvio_global)
+        drop = study.arm_stat(arm, lambda r: r.mean_of("dropped_frac", r.recs))
+        ent = study.arm_stat(arm, lambda r: r.mean_of("router_entropy"))
+        V[f"{arm}.maxvio_batch"] = pm(*mvb, nd=2)
+        V[f"{arm}.maxvio_global"] = pm(*mvg, nd=2)
+        V[f"{arm}.dropped"] = "n/a" if math.isnan(drop[0]) else f"{100 * drop[0]:.1f}%"
+        V[f"{arm}.entropy"] = f3(ent[0], 2) if arm in study.final and not arm.startswith("dense") else "-"
+        rows.append([arm, act, tot, study.lr[arm], len(vs), pm(m, h), V[f"{arm}.vs_dense"], V[f"{arm}.vs_top2"],
+                     f3(mvb[0], 2), f3(mvg[0], 2), V[f"{arm}.dropped"] if arm != "dense" else "-",
+                     V[f"{arm}.entropy"]])
+    T["arms"] = md_table(["arm", "active FFN", "total FFN", "LR", "seeds", "val loss (95% CI)",
+                          "- dense (paired)", "- top2 (paired)", "MaxVio batch", "MaxVio 100 steps",
+                          "dropped (train)", "router entropy"], rows)
+    T["arm_legend"] = "\n".join(f"- `{a}`: {lab}" for a, lab, _, _ in ARMS if a in study.final)
+    # steps to the dense model's final loss, within each run's own schedule
+    rows = []
+    for arm, _, _, _ in ARMS:
+        if arm in ("dense",) or arm not in study.final or "dense" not in study.final:
+            continue
+        ratios, never = [], 0
+        for s, r in study.final[arm].items():
+            d = study.final["dense"].get(s)
+            if d is None:
+                continue
+            st = r.steps_to(d.val)
+            if st is None:
+                never += 1
+            else:
+                ratios.append(d.steps / st)
+        m, h = mean_ci(ratios)
+        V[f"{arm}.speedup"] = pm(m, h, nd=2)
+        rows.append([arm, len(ratios) + never, never, pm(m, h, nd=2)])
+    T["speedup"] = md_table(["arm", "seeds", "never reached", "dense steps / MoE steps (95% CI)"], rows)
+    # tokens to the dense model's final loss, each budget with its own schedule
+    rows, ratios = [], []
+    for arm, bud in sorted(study.budget.items()):
+        full = study.final.get(arm, {})
+        dense = study.final.get("dense", {})
+        for s in sorted(full):
+            pts = sorted([(b, runs_b[s].val) for b, runs_b in bud.items() if s in runs_b] + [(full[s].steps, full[s].val)])
+            if s not in dense or len(pts) < 2:
+                continue
+            target, need = dense[s].val, None
+            for (b0, v0), (b1, v1) in zip(pts, pts[1:]):
+                if v0 > target >= v1:  # interpolate in log(steps)
+                    f = (v0 - target) / (v0 - v1)
+                    need = math.exp(math.log(b0) + f * (math.log(b1) - math.log(b0)))
+                    break
+            if pts[0][1] <= target:
+                need = None  # below the smallest budget: only a bound
+            ratio = dense[s].steps / need if need else float("nan")
+            if arm == "top2" and need:
+                ratios.append(ratio)
+            rows.append([arm, s, ", ".join(f"{b}: {f3(v)}" for b, v in pts), f3(target),
+                         f"{need:.0f}" if need else ("< " + str(pts[0][0]) if pts[0][1] <= target else "> " + str(pts[-1][0])),
+                         f3(ratio, 2)])
+    T["budgets"] = md_table(["arm", "seed", "steps: final val loss", "dense's final", "steps to it", "dense steps / MoE steps"], rows)
+    m, h = mean_ci(ratios)
+    V["olmoe.ratio"] = pm(m, h, nd=2) + f" ({len(ratios)} seeds)" if ratios else "n/a"
+    V["olmoe.verdict"] = ("not yet run" if not ratios else
+                          "reproduced" if not math.isnan(h) and m - h >= 3 * 0.8 else
+                          "not reproduced" if not math.isnan(h) and m + h < 3 * 0.8 else "not resolved")
+    # the published claims
+    names = {"hash": "Hash", "switch": "Switch", "top2": "GShard", "fgshared": "DeepSeekMoE"}
+    if all(a in study.final for a in names):
+        v, parts = verdict_order(study, ["fgshared", "top2", "switch", "hash"], names)
+        V["dsmoe.verdict"] = v
+        V["dsmoe.pairs"] = "; ".join(parts)
+    else:
+        V["dsmoe.verdict"] = "not yet run (arms missing: " + ", ".join(a for a in names if a not in study.final) + ")"
+        V["dsmoe.pairs"] = "n/a"
+    if "bias" in study.final and "top2" in study.final:
+        b = study.arm_stat("bias", Run.maxvio_global)
+        a = study.arm_stat("top2", Run.maxvio_global)
+        d = study.paired("bias", "top2")
+        lower = b[0] < a[0]
+        sep = not math.isnan(a[1]) and not math.isnan(b[1]) and (b[0] + b[1] < a[0] - a[1])
+        not_worse = not (d[0] > 0 and not math.isnan(d[1]) and d[0] > d[1])
+        V["lfb.verdict"] = ("reproduced" if lower and sep and not_worse else
+                            "balance reproduced, loss worse" if lower and sep else
+                            "not resolved" if lower else "not reproduced")
+    else:
+        V["lfb.verdict"] = "not yet run"
+    return V, T
+
+
+# ---------------------------------------------------------------- render
+
+def render(template, V, T):
+    def sub(m):
+        key = m.group(1).strip()
+        if key.startswith("table:"):
+            k = key[6:]
+            if k not in T:
+                raise KeyError(f"template: no table '{k}'")
+            return T[k]
+        if key not in V:
+            raise KeyError(f"template: no value '{key}' (the logs do not give it)")
+        return V[key]
+    return re.sub(r"\{\{([^}]+)\}\}", sub, template)
+
+
+def cmd_render(a):
+    study = Study(load_runs(a.runs))
+    V, T = compute(study)
+    try:
+        text = render(open(a.template).read(), V, T)
+    except KeyError as e:
+        print(e.args[0], file=sys.stderr)
+        return 1
+    if a.check:
+        have = open(a.doc).read() if os.path.exists(a.doc) else ""
+        if have == text:
+            print(f"{a.doc}: matches the logs in {a.runs}")
+            return 0
+        sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), text.splitlines(True),
+                                                   a.doc, "from the logs"))
+        print(f"{a.doc}: differs from what the logs in {a.runs} give (python3 experiments/report.py render)",
+              file=sys.stderr)
+        return 1
+    with open(a.doc, "w") as f:
+        f.write(text)
+    print(f"wrote {a.doc} from {len(study.runs)} runs")
+    return 0
+
+
+def cmd_plots(a):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    study = Study(load_runs(a.runs))
+    os.makedirs(a.out, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (arm, lab, _, _) in enumerate(ARMS):
+        if arm not in study.final:
+            continue
+        for j, r in enumerate(study.final[arm].values()):
+            xs, ys = zip(*r.evals)
+            ax.plot(xs, ys, color=f"C{i}", alpha=0.6, lw=1, label=arm if j == 0 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_ylim(top=6.5)
+    ax.legend(fontsize=8)
+    ax.set_title("validation loss, every seed of every arm")
+    fig.tight_layout()
+    fig.savefig(os.path.join(a.out, "arms_curves.png"), dpi=110)
+    print(f"wrote {a.out}/arms_curves.png")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp = p.add_subparsers(dest="cmd", required=True)
+    q = sp.add_parser("pack")
+    q.add_argument("--exp-dir", required=True)
+    q.add_argument("--runs", default=RUNS)
+    q = sp.add_parser("render")
+    q.add_argument("--runs", default=RUNS)
+    q.add_argument("--template", default=TEMPLATE)
+    q.add_argument("--doc", default=DOC)
+    q.add_argument("--check", action="store_true")
+    q = sp.add_parser("plots")
+    q.add_argument("--runs", default=RUNS)
+    q.add_argument("--out", default=os.path.join(ROOT, "docs", "results"))
+    a = p.parse_args()
+    if a.cmd == "pack":
+        pack(a.exp_dir, a.runs)
+        return 0
+    return cmd_render(a) if a.cmd == "render" else cmd_plots(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
