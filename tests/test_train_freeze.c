@@ -6,7 +6,9 @@
  * through an AdamW step with packed moments (no state for them); and whole
  * runs (moe_train): frozen tensors bit-identical after steps, the trained
  * ones the same after one step as in a run without the freeze, no moments
- * in optimizer.safetensors for the frozen, a resumed run freezing the same.
+ * in optimizer.safetensors for the frozen, a resumed run freezing the same,
+ * and --add-experts with old-experts,old-router frozen training only the
+ * new experts and router rows.
  */
 #include "test.h"
 
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "moe_train.h"
 #include "base/mapfile.h"
@@ -21,6 +24,7 @@
 #include "train/backward.h"
 #include "train/freeze.h"
 #include "train/params.h"
+#include "test_util.h"
 
 TEST(train_freeze_parse) {
     moe_err err = {{0}};
@@ -44,15 +48,6 @@ TEST(train_freeze_parse) {
 }
 
 /* ----------------------------------------------- against PyTorch's grads */
-
-static cJSON *load_json(const char *path) {
-    char *text = NULL;
-    moe_err err;
-    if (read_file(path, 1 << 26, &text, NULL, &err)) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
-}
 
 /* The fixture's step-0 batch into in/tg ([B*T] each). */
 static void batch0(const cJSON *batch, int B, int T, int32_t *in, int32_t *tg) {
@@ -82,7 +77,7 @@ static void freeze_step(const char *variant, const char *list, int added, const 
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/train/%s", test_fixtures(), variant);
     snprintf(path, sizeof path, "%s/batch.json", dir);
-    cJSON *batch = load_json(path);
+    cJSON *batch = test_load_json(path);
     CHECK_MSG(batch != NULL, "%s: no batch.json", variant);
     if (!batch) return;
     int B = cJSON_GetObjectItemCaseSensitive(batch, "B")->valueint;
@@ -222,39 +217,27 @@ TEST(train_freeze_refusals) {
 /* dir/train.bin and dir/val.bin: n random ids below vocab, one domain. */
 static void write_data(const char *dir, int vocab, int n) {
     char path[1024];
-    for (int f = 0; f < 2; f++) {
-        snprintf(path, sizeof path, "%s/%s", dir, f ? "val.bin" : "train.bin");
-        unsigned char head[128] = {0};
-        uint32_t u32;
-        uint64_t u64;
-        memcpy(head, "MOETOKS", 8);
-        u32 = 1, memcpy(head + 8, &u32, 4);
-        u32 = 2, memcpy(head + 12, &u32, 4);
-        u64 = (uint64_t)n, memcpy(head + 16, &u64, 8);
-        u32 = (uint32_t)vocab, memcpy(head + 24, &u32, 4);
-        u32 = 1, memcpy(head + 28, &u32, 4);
-        u64 = 128, memcpy(head + 32, &u64, 8);
-        u32 = 0xFFFFFFFFu, memcpy(head + 40, &u32, 4);
-        memcpy(head + 64, "all", 3);
-        u64 = (uint64_t)n, memcpy(head + 64 + 40, &u64, 8); /* start 0, end n */
-        FILE *fp = fopen(path, "wb");
-        if (!fp) return;
-        fwrite(head, 1, sizeof head, fp);
-        uint64_t x = 12345 + (uint64_t)f;
+    uint32_t *ids = malloc(sizeof *ids * (size_t)n);
+    uint64_t x = 12345, end = (uint64_t)n;
+    for (int f = 0; ids && f < 2; f++) {
         for (int i = 0; i < n; i++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
-            uint16_t id = (uint16_t)((x >> 33) % (uint64_t)vocab);
-            fwrite(&id, 2, 1, fp);
+            ids[i] = (uint32_t)((x >> 33) % (uint64_t)vocab);
         }
-        fclose(fp);
+        snprintf(path, sizeof path, "%s/%s", dir, f ? "val.bin" : "train.bin");
+        test_write_shard(path, ids, (uint64_t)n, 2, (uint32_t)vocab, &end, 1);
     }
+    free(ids);
 }
 
-/* A run of `steps` from a fixture with groups frozen; 0 when it trained. */
-static int run(const char *out, const char *data, const char *init, const char *freeze, int steps,
-               int stop_after, int resume, double clip, moe_err *err) {
+/* A run of `steps` from a fixture (n_add experts appended) with groups
+ * frozen; 0 when it trained. */
+static int run_added(const char *out, const char *data, const char *init, int n_add,
+                     const char *freeze, int steps, int stop_after, int resume, double clip,
+                     moe_err *err) {
     moe_train_opts o;
     moe_train_defaults(&o);
+    o.add_experts = n_add;
     o.out_dir = out;
     o.data_dir = data;
     o.init = init;
@@ -271,6 +254,11 @@ static int run(const char *out, const char *data, const char *init, const char *
     o.resume = resume;
     o.keep = 1;
     return moe_train(&o, err);
+}
+
+static int run(const char *out, const char *data, const char *init, const char *freeze, int steps,
+               int stop_after, int resume, double clip, moe_err *err) {
+    return run_added(out, data, init, 0, freeze, steps, stop_after, resume, clip, err);
 }
 
 /* Each tensor of the checkpoint at a against b: how many are bit-identical
@@ -311,8 +299,7 @@ TEST(train_freeze_runs) {
     snprintf(o2, sizeof o2, "%s/free1", test_tmpdir());
     snprintf(o3, sizeof o3, "%s/frozen1", test_tmpdir());
     snprintf(o4, sizeof o4, "%s/resumed", test_tmpdir());
-    snprintf(p, sizeof p, "mkdir -p %s", data);
-    CHECK(system(p) == 0);
+    mkdir(data, 0755);
     write_data(data, 64, 3000);
     moe_err err = {{0}};
     /* 3 steps with the router and the norms frozen: their bits kept */
@@ -336,7 +323,7 @@ TEST(train_freeze_runs) {
         CHECK_MSG(0, "%s", err.msg);
     }
     snprintf(path, sizeof path, "%s/trainer_state.json", p);
-    cJSON *st = load_json(path);
+    cJSON *st = test_load_json(path);
     const cJSON *fz = cJSON_GetObjectItemCaseSensitive(st, "freeze");
     CHECK(cJSON_IsString(fz) && !strcmp(fz->valuestring, "router,norms"));
     cJSON_Delete(st);
@@ -360,4 +347,62 @@ TEST(train_freeze_runs) {
     snprintf(l2, sizeof l2, "%s/latest", o4);
     c = compare(l2, p, "");
     CHECK_MSG(c.diff_in == 0 && c.same_in > 20, "resumed: %d tensors differ", c.diff_in);
+}
+
+/* --add-experts 2 with --freeze old-experts,old-router: the four experts
+ * and their router rows keep their bits, the two new ones and their rows
+ * train, and so does the attention (not frozen); the state counts them. */
+TEST(train_freeze_old_experts_run) {
+    char fx[512], data[600], out[600], p[700], path[800];
+    snprintf(fx, sizeof fx, "%s/train/mixtral_top2", test_fixtures());
+    snprintf(data, sizeof data, "%s/data", test_tmpdir());
+    snprintf(out, sizeof out, "%s/grown", test_tmpdir());
+    mkdir(data, 0755);
+    write_data(data, 64, 3000);
+    moe_err err = {{0}};
+    CHECK_MSG(run_added(out, data, fx, 0, "old-experts", 2, 0, 0, 1.0, &err) != 0, "no experts added");
+    CHECK_STR_CONTAINS(err.msg, "old-experts and old-router need experts added");
+    CHECK_MSG(run_added(out, data, fx, 2, "old-experts,old-router", 3, 0, 0, 1.0, &err) == 0, "%s",
+              err.msg);
+    snprintf(p, sizeof p, "%s/latest", out);
+    cmp_count c = compare(p, fx, "experts.");
+    /* 2 layers x 4 old experts x 3 kept; the new ones are not in the fixture */
+    CHECK_MSG(c.same_in == 24 && c.diff_in == 12, "experts: %d kept, %d new", c.same_in, c.diff_in);
+    c = compare(p, fx, "self_attn.");
+    CHECK_MSG(c.diff_in == 8, "attention: %d of 8 trained", c.diff_in);
+    snprintf(path, sizeof path, "%s/model.safetensors", p);
+    char fpath[700];
+    snprintf(fpath, sizeof fpath, "%s/model.safetensors", fx);
+    st_store a, b;
+    if (st_open_file(&a, path, &err) == 0) {
+        if (st_open_file(&b, fpath, &err) == 0) {
+            for (int l = 0; l < 2; l++) {
+                char nm[100];
+                snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.gate.weight", l);
+                const st_tensor *g = st_find(&a, nm), *o = st_find(&b, nm);
+                CHECK(g && o && g->n_elems == 6 * 32 && o->n_elems == 4 * 32);
+                if (g && o) {
+                    CHECK_MSG(!memcmp(g->data, o->data, (size_t)o->nbytes), "%s: old rows moved", nm);
+                    CHECK_MSG(memcmp((const float *)g->data + 4 * 32, (const float[64]){0}, 64 * 4),
+                              "%s: new rows did not train", nm);
+                }
+                /* new expert 4 + j started as a copy of expert j */
+                for (int j = 0; j < 2; j++) {
+                    char e1[120], e0[120];
+                    snprintf(e1, sizeof e1, "model.layers.%d.block_sparse_moe.experts.%d.w1.weight", l, 4 + j);
+                    snprintf(e0, sizeof e0, "model.layers.%d.block_sparse_moe.experts.%d.w1.weight", l, j);
+                    const st_tensor *x = st_find(&a, e1), *y = st_find(&b, e0);
+                    CHECK(x && y && x->n_elems == y->n_elems);
+                    if (x && y) CHECK_MSG(memcmp(x->data, y->data, (size_t)y->nbytes), "%s did not train", e1);
+                }
+            }
+            st_close(&b);
+        }
+        st_close(&a);
+    }
+    snprintf(path, sizeof path, "%s/trainer_state.json", p);
+    cJSON *st = test_load_json(path);
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(st, "added_experts");
+    CHECK(cJSON_IsNumber(ad) && ad->valueint == 2);
+    cJSON_Delete(st);
 }
