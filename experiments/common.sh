@@ -123,22 +123,23 @@ run_done() {
 # scratch (a half-finished run is restarted), keep only its final
 # checkpoint, log wall time to RUNS/NAME/wall_s. Never fails the script: a
 # run that stops (NaN, crash) is a result; its exit code is kept in
-# RUNS/NAME/exit_code and the log so far stays.
+# RUNS/NAME/exit_code and the log so far stays. CONFIG "-": no --config
+# (the flags give the start: --init, --upcycle).
 train_run() {
     local name=$1 config=$2 seed=$3
     shift 3
-    local out=$RUNS/$name
+    local out=$RUNS/$name start=(--config "$config")
     if [ "${FORCE:-0}" != 1 ] && run_done "$name"; then
         echo "[$name] done already ($out)"
         return 0
     fi
     rm -rf "$out"
     mkdir -p "$out"
-    cp "$config" "$out/config.in.json"
+    if [ "$config" = - ]; then start=(); else cp "$config" "$out/config.in.json"; fi
     local t0 rc=0 every=${EVERY:-$EVAL_EVERY}
     t0=$(date +%s.%N)
     printf '[%s] %s  seed %s  %s\n' "$(date +%H:%M:%S)" "$name" "$seed" "$*"
-    "$MOE" train --config "$config" --data "$DATA" --tokenizer "$PREP/tok" --out "$out" \
+    "$MOE" train "${start[@]}" --data "$DATA" --tokenizer "$PREP/tok" --out "$out" \
         --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --min-lr "$MIN_LR" \
         --warmup "$WARMUP" --eval-every "$every" --eval-batches "$EVAL_BATCHES" \
         --save-every 0 --keep 1 --threads "$THREADS" --seed "$seed" --print-every 100 "$@" \
