@@ -171,6 +171,10 @@ static int make_initial(trainer *t, moe_err *err) {
     rc = -1; /* a failure from here on is one (the init branch left rc 0) */
     moe_model *m = NULL;
     if (moe_model_load(&m, dir, err)) goto done;
+    if (bwd_check_model(&m->cfg, err)) { /* a grown model: checked as the others were */
+        moe_model_free(m);
+        goto done;
+    }
     train_params P;
     if (train_params_init(&P, m, err)) {
         moe_model_free(m);
@@ -236,6 +240,9 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
     if (o->upcycle && (o->init || o->config || o->upcycle_experts < 1 || o->add_experts))
         return moe_fail(err, "train: upcycling needs E >= 1 experts and no other start (init, "
                              "config, experts to add)");
+    if (o->resume && (o->upcycle || o->add_experts))
+        return moe_fail(err, "train: a resumed run goes on from its checkpoint: upcycling and "
+                             "adding experts only start a run");
     if (o->add_experts < 0 || (o->add_experts > 0 && !o->init) || o->top_k < 0 ||
         !(o->expert_noise >= 0))
         return moe_fail(err, "train: experts are added to an init model (N >= 0); top-k and the "

@@ -87,6 +87,8 @@ cat >"$C" <<'EOF'
 EOF
 RUN="--data $D --tokenizer $T/tok --batch 4 --seq 32 --threads 2 --warmup 1 --eval-every 0 --eval-batches 1 -q"
 expect_ok "dense trains" "$MOE" train $RUN --config "$C" --steps 6 --out "$T/dense"
+expect_fail "add experts to linear attention" 1 "layer 0 is a linear_attention layer" "$MOE" train $RUN --init "$HERE/../fixtures/models/qwen3_next_base" --add-experts 2 --steps 2 --out "$T/lin"
+[ -e "$T/lin/latest" ] && bad "a refused start left a checkpoint" || ok
 expect_fail "upcycle an MoE" 1 "is a mixture of 4 experts already" "$MOE" train $RUN --upcycle "$HERE/../fixtures/train/mixtral_top2" --experts 8 --steps 2 --out "$T/bad"
 
 # ---------------------------------------------------------------- upcycle
