@@ -132,6 +132,8 @@ int cmd_train(int argc, char **argv) {
     int eval_every = clamp_int(o.eval_every), save_every = clamp_int(o.save_every);
     int stop_after = clamp_int(o.stop_after);
     int print_every = 0, quiet = 0;
+    const char *s_noise = NULL;
+    double noise = 0;
     const char *s_lr = NULL, *s_min_lr = NULL, *s_wd = NULL, *s_b1 = NULL, *s_b2 = NULL,
                *s_eps = NULL, *s_clip = NULL;
 
@@ -152,6 +154,18 @@ int cmd_train(int argc, char **argv) {
          "tokenizer.json or its directory, copied into each checkpoint"},
         {"--resume", NULL, ARG_FLAG, &o.resume, 0, 0, 0, NULL,
          "continue from OUT/latest: same batches and losses as an unbroken run"},
+        {"--freeze", NULL, ARG_STR, &o.freeze, 0, 0, 0, "LIST",
+         "keep these parameter groups fixed (see below)"},
+        {"--upcycle", NULL, ARG_STR, &o.upcycle, 0, 0, 0, "DENSE",
+         "start an MoE from this dense model directory (see below)"},
+        {"--experts", NULL, ARG_INT, &o.upcycle_experts, 1, 1 << 16, 0, "E",
+         "experts per layer of the upcycled model (with --upcycle)"},
+        {"--top-k", NULL, ARG_INT, &o.top_k, 1, 1 << 16, 0, "K",
+         "experts per token of the upcycled model (default: the dense config's, else 2)"},
+        {"--add-experts", NULL, ARG_INT, &o.add_experts, 1, 1 << 16, 0, "N",
+         "append N experts to every MoE layer of the --init model"},
+        {"--upcycle-noise", NULL, ARG_STR, &s_noise, 0, 0, 0, "X",
+         "copied experts' weights times 1 + X N(0,1) (--upcycle, --add-experts; 0)"},
         {"--steps", NULL, ARG_INT, &steps, 1, INT_MAX, 0, "N", H(0, "optimizer steps in all (%lld)", (long long)def.steps)},
         {"--batch", "-b", ARG_INT, &o.batch, 1, 1 << 16, 0, "B", H(1, "sequences per micro-batch (%d)", def.batch)},
         {"--seq", NULL, ARG_INT, &o.seq, 1, 1 << 20, 0, "T", H(2, "tokens per sequence (%d)", def.seq)},
@@ -189,7 +203,7 @@ int cmd_train(int argc, char **argv) {
     };
 #undef H
     const arg_cmd c = {
-        "train", "--data DIR --out DIR (--config CONFIG.json | --init MODEL) [options]",
+        "train", "--data DIR --out DIR (--config CONFIG.json | --init MODEL | --upcycle DENSE) [options]",
         "Train a Mixture-of-Experts model on the CPU from token shards made by `moe data`:\n"
         "loss = cross-entropy + aux x load-balancing + z x router z-loss + kl x KL, AdamW,\n"
         "linear warmup then cosine decay to --min-lr, global-norm clipping. Checkpoints are\n"
@@ -220,6 +234,17 @@ int cmd_train(int argc, char **argv) {
         "E experts (num_local_experts / num_experts) and k (num_experts_per_tok) are the\n"
         "usual keys. --aux, --z and --kl weigh the balancing losses; a hash router has none.\n"
         "\n"
+        "--freeze LIST keeps parameter groups fixed (no update, no AdamW moments):\n"
+        "  router (gate rows, shared-expert gate), experts (every FFN weight), attention,\n"
+        "  embeddings (and the output head), norms; old-experts and old-router: all of\n"
+        "  experts / router but the experts --add-experts appended.\n"
+        "--upcycle DENSE --experts E starts from a dense model (num_experts 0, or one\n"
+        "expert): a Mixtral-layout MoE whose E experts per layer are copies of that\n"
+        "layer's FFN, with a fresh small random router; the rest is copied.\n"
+        "--init MOE --add-experts N appends N experts per MoE layer, copies of the old\n"
+        "ones (expert E+i of expert i mod E) with zero router rows; train only them\n"
+        "with --freeze old-experts,old-router. docs/TRAINING.md has the details.\n"
+        "\n"
         "Each step logs one JSON line (step, loss, ce, aux_loss, z_loss, kl_loss, lr,\n"
         "grad_norm, tokens_per_s, ...) to --log. Run the same command with --resume to\n"
         "continue after a stop: the rest of the run is bit-identical. Example in\n"
@@ -238,6 +263,7 @@ int cmd_train(int argc, char **argv) {
         {"--beta2", s_b2, &o.beta2, 0, 1, 0, 1},
         {"--eps", s_eps, &o.eps, 0, 1, 1, 0},
         {"--clip", s_clip, &o.clip, 0, 1e30, 0, 0},
+        {"--upcycle-noise", s_noise, &noise, 0, 10, 0, 0},
     };
     for (size_t i = 0; i < sizeof dbl / sizeof dbl[0]; i++)
         if (parse_dbl(&dbl[i])) return 2;
@@ -249,12 +275,37 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "--out DIR is required");
         return 2;
     }
+    o.expert_noise = (float)noise;
     if (o.config && o.init) {
         cli_error("train", "--config and --init exclude each other (a fresh model or a start)");
         return 2;
     }
-    if (!o.config && !o.init && !o.resume) {
+    if (o.upcycle && (o.config || o.init)) {
+        cli_error("train", "--upcycle is the start: not with --config or --init");
+        return 2;
+    }
+    if (!o.config && !o.init && !o.upcycle && !o.resume) {
         cli_error("train", "--config CONFIG.json or --init MODEL is required (or --resume)");
+        return 2;
+    }
+    if (o.upcycle && !o.upcycle_experts) {
+        cli_error("train", "--upcycle needs --experts E");
+        return 2;
+    }
+    if ((o.upcycle_experts || o.top_k) && !o.upcycle) {
+        cli_error("train", "--experts and --top-k size an upcycled model (--upcycle DENSE)");
+        return 2;
+    }
+    if (o.add_experts && !o.init) {
+        cli_error("train", "--add-experts N needs --init MODEL (the model to add them to)");
+        return 2;
+    }
+    if (s_noise && !o.upcycle && !o.add_experts) {
+        cli_error("train", "--upcycle-noise goes with --upcycle or --add-experts");
+        return 2;
+    }
+    if (o.resume && (o.upcycle || o.add_experts)) {
+        cli_error("train", "--resume continues a run: --upcycle and --add-experts only start one");
         return 2;
     }
     if (o.min_lr > o.lr) {

@@ -137,25 +137,26 @@ json_str() {
 # checkpoint, write RUNS/NAME/run.json (and wall_s, exit_code). Never fails
 # the script: a run that stops (NaN, crash) is a result; its exit code is
 # kept and the log so far stays. The peak learning rate is $LR (a later
-# --lr in the flags wins).
+# --lr in the flags wins). CONFIG "-": no --config (the flags give the
+# start: --init, --upcycle).
 train_run() {
     local name=$1 config=$2 seed=$3
     shift 3
-    local out=$RUNS/$name
+    local out=$RUNS/$name start=(--config "$config")
     if [ "${FORCE:-0}" != 1 ] && run_done "$name"; then
         echo "[$name] done already ($out)"
         return 0
     fi
     rm -rf "$out"
     mkdir -p "$out"
-    cp "$config" "$out/config.in.json"
-    local t0 rc=0 every=${EVERY:-$EVAL_EVERY} start load0 commit cpu
-    local -a cmd=("$MOE" train --config "$config" --data "$DATA" --tokenizer "$PREP/tok" --out "$out"
+    if [ "$config" = - ]; then start=(); else cp "$config" "$out/config.in.json"; fi
+    local t0 rc=0 every=${EVERY:-$EVAL_EVERY} started load0 commit cpu
+    local -a cmd=("$MOE" train "${start[@]}" --data "$DATA" --tokenizer "$PREP/tok" --out "$out"
         --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --min-lr "$MIN_LR"
         --warmup "$WARMUP" --eval-every "$every" --eval-batches "$EVAL_BATCHES"
         --save-every 0 --keep 1 --threads "$THREADS" --seed "$seed" --print-every 100 "$@")
     t0=$(date +%s.%N)
-    start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     load0=$(cut -d' ' -f1 /proc/loadavg)
     if [ -n "${BUILD_ID:-}" ]; then
         commit=$BUILD_ID
@@ -174,7 +175,7 @@ train_run() {
         printf ' "threads": %s, "flags": %s,\n' "$THREADS" "$(json_str "$*")"
         printf ' "command": %s,\n' "$(json_str "${cmd[*]}")"
         printf ' "build": %s, "cpu": %s, "nproc": %s,\n' "$(json_str "$commit")" "$(json_str "$cpu")" "$(nproc)"
-        printf ' "start": "%s", "load_start": %s, "load_end": %s,\n' "$start" "$load0" "$(cut -d' ' -f1 /proc/loadavg)"
+        printf ' "start": "%s", "load_start": %s, "load_end": %s,\n' "$started" "$load0" "$(cut -d' ' -f1 /proc/loadavg)"
         printf ' "wall_s": %s, "exit_code": %s}\n' "$(cat "$out/wall_s")" "$rc"
     } >"$out/run.json"
     local last

@@ -72,6 +72,22 @@ typedef struct moe_train_opts {
     const char *log_path;    /* JSONL log (appended); NULL = out_dir/log.jsonl */
     int64_t stop_after;      /* > 0: stop (with a checkpoint) after this many
                                 steps of this invocation (tests, time slices) */
+    /* Freezing and growing (docs/TRAINING.md, "Freezing, upcycling, adding
+     * experts"); all zero/NULL: none. */
+    const char *freeze;      /* parameter groups kept fixed, comma-separated:
+                                router, experts, attention, embeddings, norms,
+                                old-experts, old-router; a resumed run keeps the
+                                checkpoint's (NULL) or must name the same */
+    const char *upcycle;     /* a dense model directory: the start is its MoE
+                                twin (Mixtral layout) with upcycle_experts copies
+                                of each dense FFN and a fresh router (init and
+                                config NULL) */
+    int upcycle_experts;     /* E of the upcycled model (>= 1) */
+    int top_k;               /* its k; 0 = the dense config's, else 2 */
+    int add_experts;         /* > 0 with init: experts appended to every MoE
+                                layer (copies of the old, zero router rows) */
+    float expert_noise;      /* copied experts' weights times 1 + expert_noise *
+                                N(0, 1) (upcycle, add_experts); 0 = exact copies */
     void (*progress)(void *user, const moe_train_progress *p); /* or NULL */
     void *user;
 } moe_train_opts;

@@ -2,13 +2,13 @@
  * test_grad_optim.c - AdamW against a two-step example (values from
  * torch.optim.AdamW 2.15, with and without clip_grad_norm_), per-tensor
  * weight decay, the NaN/Inf guard, bad tensor lists, thread-count
- * determinism, the LR schedule's values, and the RNG (reference values,
+ * determinism, packed moments, the LR schedule's values, and the RNG (reference values,
  * save/restore, normal moments).
  */
 #include "grad_check.h"
 #include "train/optim.h"
 
-static const optim_tensor g_two[2] = {{"w", 0, 2, 1}, {"norm", 2, 2, 0}};
+static const optim_tensor g_two[2] = {{"w", 0, 2, 1, 0}, {"norm", 2, 2, 0, 0}};
 
 /* Two steps, lr 0.1, betas (0.9, 0.999), eps 1e-8, wd 0.1 on tensor 0.
  * Step 1 by hand: m = 0.1 g, v = 0.001 g^2, so the bias-corrected step is
@@ -52,7 +52,7 @@ TEST(grad_adamw_nan_guard) {
     float p[6] = {1, 2, 3, 4, 5, 6}, g[6] = {0.1f, 0.2f, 0.3f, 0.4f, NAN, INFINITY};
     float m[6] = {0}, v[6] = {0}, keep[6];
     memcpy(keep, p, sizeof p);
-    const optim_tensor ts[3] = {{"a", 0, 2, 1}, {"b", 2, 2, 1}, {"c.weight", 4, 2, 0}};
+    const optim_tensor ts[3] = {{"a", 0, 2, 1, 0}, {"b", 2, 2, 1, 0}, {"c.weight", 4, 2, 0, 0}};
     adamw_opts o = {0.9, 0.95, 1e-8, 0.1, 1.0};
     moe_err err = {{0}};
     double norm = 0;
@@ -67,14 +67,14 @@ TEST(grad_adamw_nan_guard) {
     CHECK_STR_CONTAINS(err.msg, "Inf at element 1");
     /* malformed lists */
     g[5] = 0;
-    const optim_tensor over[2] = {{"a", 0, 4, 1}, {"b", 3, 2, 1}};
+    const optim_tensor over[2] = {{"a", 0, 4, 1, 0}, {"b", 3, 2, 1, 0}};
     CHECK_EQ_INT(adamw_step(NULL, p, g, m, v, 6, over, 2, 1, 1e-3f, &o, NULL, &err), -1);
     CHECK_STR_CONTAINS(err.msg, "tensor 1 (b)");
-    const optim_tensor past[1] = {{"a", 2, 5, 1}};
+    const optim_tensor past[1] = {{"a", 2, 5, 1, 0}};
     CHECK_EQ_INT(adamw_step(NULL, p, g, m, v, 6, past, 1, 1, 1e-3f, &o, NULL, &err), -1);
     CHECK_EQ_INT(adamw_step(NULL, p, g, m, v, 6, ts, 3, 0, 1e-3f, &o, NULL, &err), -1);
     /* a gap between tensors: its elements are left alone */
-    const optim_tensor gap[2] = {{"a", 0, 2, 1}, {"b", 4, 2, 1}};
+    const optim_tensor gap[2] = {{"a", 0, 2, 1, 0}, {"b", 4, 2, 1, 0}};
     g[2] = NAN; /* not in any tensor: not looked at */
     CHECK_EQ_INT(adamw_step(NULL, p, g, m, v, 6, gap, 2, 1, 1e-3f, &o, &norm, &err), 0);
     CHECK(p[2] == 3 && p[3] == 4 && p[0] != 1);
@@ -88,7 +88,7 @@ TEST(grad_adamw_threads_deterministic) {
     float *m1 = gc_falloc(N), *m2 = gc_falloc(N), *v1 = gc_falloc(N), *v2 = gc_falloc(N);
     optim_tensor ts[NT];
     for (int i = 0; i < NT; i++)
-        ts[i] = (optim_tensor){NULL, (int64_t)N * i / NT, (int64_t)N * (i + 1) / NT - (int64_t)N * i / NT, i % 3 != 0};
+        ts[i] = (optim_tensor){NULL, (int64_t)N * i / NT, (int64_t)N * (i + 1) / NT - (int64_t)N * i / NT, i % 3 != 0, 0};
     rng r;
     rng_init(&r, 40);
     gc_fill(p1, N, -1, 1, &r);
@@ -109,6 +109,47 @@ TEST(grad_adamw_threads_deterministic) {
     CHECK(memcmp(v1, v2, (size_t)N * 4) == 0);
     pool_free(pl);
     free(p1), free(p2), free(g), free(m1), free(m2), free(v1), free(v2);
+}
+
+/* Moments packed past the gaps between tensors (state_gap, what a frozen
+ * tensor leaves) give the same parameters and moments as moments indexed
+ * like the parameters, on both kernel paths (pool with AVX-512 where the
+ * machine has it, scalar without a pool); overlapping moments are refused. */
+TEST(grad_adamw_packed_moments) {
+    enum { N = 200003 };
+    const optim_tensor full[3] = {{"a", 0, 70001, 1, 0}, {"b", 90000, 50000, 0, 0},
+                                  {"c", 150000, 50003, 1, 0}};
+    const optim_tensor packed[3] = {{"a", 0, 70001, 1, 0}, {"b", 90000, 50000, 0, 19999},
+                                    {"c", 150000, 50003, 1, 29999}};
+    int64_t ns = 70001 + 50000 + 50003;
+    float *p1 = gc_falloc(N), *p2 = gc_falloc(N), *g = gc_falloc(N);
+    float *m1 = gc_falloc(N), *v1 = gc_falloc(N), *m2 = gc_falloc(ns), *v2 = gc_falloc(ns);
+    rng r;
+    rng_init(&r, 41);
+    gc_fill(p1, N, -1, 1, &r);
+    memcpy(p2, p1, (size_t)N * 4);
+    pool *pl = pool_create(2);
+    adamw_opts o = {0.9, 0.95, 1e-8, 0.1, 1.0};
+    moe_err err = {{0}};
+    for (int s = 1; s <= 3; s++) {
+        gc_fill(g, N, -0.1f, 0.1f, &r);
+        double n1 = 0, n2 = 1;
+        CHECK_EQ_INT(adamw_step(s == 2 ? NULL : pl, p1, g, m1, v1, N, full, 3, s, 1e-3f, &o, &n1, &err), 0);
+        CHECK_EQ_INT(adamw_step(s == 2 ? NULL : pl, p2, g, m2, v2, N, packed, 3, s, 1e-3f, &o, &n2, &err), 0);
+        CHECK(n1 == n2);
+    }
+    CHECK(memcmp(p1, p2, (size_t)N * 4) == 0);
+    for (int t = 0; t < 3; t++) {
+        const float *a = m1 + full[t].offset, *b = m2 + packed[t].offset - packed[t].state_gap;
+        const float *c = v1 + full[t].offset, *d = v2 + packed[t].offset - packed[t].state_gap;
+        CHECK(memcmp(a, b, (size_t)full[t].size * 4) == 0);
+        CHECK(memcmp(c, d, (size_t)full[t].size * 4) == 0);
+    }
+    const optim_tensor over[2] = {{"a", 0, 70001, 1, 0}, {"b", 90000, 50000, 0, 20001}};
+    CHECK_EQ_INT(adamw_step(NULL, p2, g, m2, v2, N, over, 2, 4, 1e-3f, &o, NULL, &err), -1);
+    CHECK_STR_CONTAINS(err.msg, "tensor 1 (b): state gap 20001");
+    pool_free(pl);
+    free(p1), free(p2), free(g), free(m1), free(v1), free(m2), free(v2);
 }
 
 TEST(grad_lr_schedule) {
@@ -133,7 +174,7 @@ TEST(grad_clip_scales_update) {
     float p1[3] = {1, 2, 3}, p2[3] = {1, 2, 3}, m1[3] = {0}, v1[3] = {0}, m2[3] = {0}, v2[3] = {0};
     const float g[3] = {3, 4, 0}; /* norm 5 */
     float gs[3];
-    const optim_tensor t1[1] = {{"x", 0, 3, 0}};
+    const optim_tensor t1[1] = {{"x", 0, 3, 0, 0}};
     adamw_opts oc = {0.9, 0.99, 1e-3, 0, 2.0}, on = {0.9, 0.99, 1e-3, 0, 0};
     moe_err err;
     double n1, n2;

@@ -114,7 +114,7 @@ TEST(fast_rmsnorm_backward_rows) {
 TEST(fast_adamw_isas_and_clear) {
     enum { N = 1000 };
     /* tensors with gaps between them (elements 0-9, 500-509 in no tensor) */
-    const optim_tensor ts[3] = {{"a", 10, 300, 1}, {"b", 310, 190, 0}, {"c", 510, 490, 1}};
+    const optim_tensor ts[3] = {{"a", 10, 300, 1, 0}, {"b", 310, 190, 0, 0}, {"c", 510, 490, 1, 0}};
     rng r;
     rng_init(&r, 5);
     float p0[N], g[N], m0[N], v0[N];

@@ -6,7 +6,8 @@
  *       config.json            the model (Hugging Face layout, f32)
  *       model.safetensors
  *       optimizer.safetensors  AdamW moments, "m.NAME" and "v.NAME" per tensor
- *       trainer_state.json     step, data RNG state, run settings
+ *       trainer_state.json     step, data RNG state, run settings (batch, seq,
+ *                              accum; frozen groups, experts added)
  *       tokenizer.json, tokenizer_config.json (when the run has them)
  *   each file fsynced, the directory fsynced, then renamed to OUT/step-N;
  *   OUT/latest is a symlink switched by rename(latest.tmp, latest).
@@ -111,6 +112,8 @@ static int write_state(const char *path, const ckpt_state *st, moe_err *err) {
     cJSON_AddNumberToObject(j, "seq", st->seq);
     cJSON_AddNumberToObject(j, "accum", st->accum);
     cJSON_AddNumberToObject(j, "loss", st->loss);
+    if (st->freeze[0]) cJSON_AddStringToObject(j, "freeze", st->freeze);
+    if (st->added_experts) cJSON_AddNumberToObject(j, "added_experts", st->added_experts);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return moe_fail(err, "%s: out of memory", path);
@@ -131,6 +134,8 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "batch");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accum");
+    const cJSON *fz = cJSON_GetObjectItemCaseSensitive(j, "freeze");      /* optional */
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(j, "added_experts"); /* optional */
     /* step becomes an int64: range-check the double first (1e300 or 0.5 are
      * no step count, and converting an out-of-range double is undefined) */
     if (cJSON_IsNumber(step) && !(step->valuedouble >= 0 && step->valuedouble <= 9007199254740992.0 &&
@@ -141,7 +146,9 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
     }
     int ok = j && cJSON_IsNumber(step) && cJSON_IsArray(r) &&
              cJSON_GetArraySize(r) == 4 && cJSON_IsArray(nr) && cJSON_GetArraySize(nr) == 4 &&
-             cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a);
+             cJSON_IsNumber(b) && cJSON_IsNumber(s) && cJSON_IsNumber(a) &&
+             (!fz || (cJSON_IsString(fz) && strlen(fz->valuestring) < sizeof st->freeze)) &&
+             (!ad || (cJSON_IsNumber(ad) && ad->valuedouble >= 0 && ad->valuedouble <= 1 << 16));
     for (int i = 0; ok && i < 8; i++) {
         const cJSON *x = cJSON_GetArrayItem(i < 4 ? r : nr, i % 4);
         char *end = NULL;
@@ -154,10 +161,12 @@ int ckpt_read_state(const char *dir, ckpt_state *st, moe_err *err) {
         st->batch = b->valueint;
         st->seq = s->valueint;
         st->accum = a->valueint;
+        snprintf(st->freeze, sizeof st->freeze, "%s", fz ? fz->valuestring : "");
+        st->added_experts = ad ? ad->valueint : 0;
     }
     cJSON_Delete(j);
     return ok ? 0 : moe_fail(err, "%s: not a valid trainer state (step, data_rng, noise_rng, batch, "
-                                  "seq, accum)",
+                                  "seq, accum; freeze, added_experts)",
                              path);
 }
 
@@ -274,7 +283,8 @@ int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, co
         const optim_tensor *t = &P->tensors[i];
         for (int mv = 0; mv < 2; mv++) {
             snprintf(names[k], sizeof names[k], "%c.%s", mv ? 'v' : 'm', t->name);
-            w[k] = (st_write_tensor){names[k], DT_F32, 1, {t->size}, (mv ? adam_v : adam_m) + t->offset};
+            w[k] = (st_write_tensor){names[k], DT_F32, 1, {t->size},
+                                     (mv ? adam_v : adam_m) + t->offset - t->state_gap};
             k++;
         }
     }
@@ -330,7 +340,7 @@ int ckpt_load_optimizer(const char *dir, const train_params *P, float *adam_m, f
                 rc = moe_fail(err, "%s: %s is missing or of the wrong size", path, name);
                 break;
             }
-            memcpy((mv ? adam_v : adam_m) + t->offset, x->data, (size_t)t->size * sizeof(float));
+            memcpy((mv ? adam_v : adam_m) + t->offset - t->state_gap, x->data, (size_t)t->size * sizeof(float));
         }
     }
     st_close(&o);

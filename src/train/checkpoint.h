@@ -16,6 +16,8 @@ typedef struct ckpt_state {
     uint64_t noise_rng[4]; /* router noise state after them */
     int batch, seq, accum;
     double loss;        /* loss of the last step (information) */
+    char freeze[128];   /* the frozen parameter groups (freeze.h), "" = none */
+    int added_experts;  /* experts the run appended to each MoE layer, 0 = none */
 } ckpt_state;
 
 /* Write OUT/step-N atomically and point OUT/latest at it. Its config.json

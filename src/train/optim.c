@@ -110,20 +110,22 @@ typedef struct adam_ctx {
     int avx512; /* the pool's kernel choice is ISA_AVX512 */
 } adam_ctx;
 
-static void adam_range(const adam_ctx *c, int64_t a, int64_t b, float dm) {
+/* Elements [a, b) of one tensor; its moments are gap elements earlier. */
+static void adam_range(const adam_ctx *c, int64_t a, int64_t b, int64_t gap, float dm) {
+    float *m = c->m - gap, *v = c->v - gap; /* m[i], v[i]: element i's moments */
     if (c->avx512) {
-        avx512_adam(c->p + a, c->m + a, c->v + a, c->g + a, b - a, c->clear, c->coef, dm, c->b2,
+        avx512_adam(c->p + a, m + a, v + a, c->g + a, b - a, c->clear, c->coef, dm, c->b2,
                     c->omb1, c->omb2, c->eps, c->step_size, c->bc2_sqrt);
         return;
     }
     for (int64_t i = a; i < b; i++) {
         float g = c->g[i] * c->coef;
         float pv = c->p[i] * dm;
-        float mv = c->m[i] + c->omb1 * (g - c->m[i]);
-        float vv = c->v[i] * c->b2 + c->omb2 * g * g;
+        float mv = m[i] + c->omb1 * (g - m[i]);
+        float vv = v[i] * c->b2 + c->omb2 * g * g;
         float denom = sqrtf(vv) / c->bc2_sqrt + c->eps;
-        c->m[i] = mv;
-        c->v[i] = vv;
+        m[i] = mv;
+        v[i] = vv;
         c->p[i] = pv - (c->step_size * mv) / denom; /* torch addcdiv order */
         if (c->clear) c->g[i] = 0.0f;
     }
@@ -135,7 +137,7 @@ static void adam_blocks(void *vc, int64_t b0, int64_t b1, int tid) {
         int64_t i0 = blk * c->bs, i1 = i0 + c->bs < c->n ? i0 + c->bs : c->n, done = i0;
         FOR_TENSOR_PARTS(c->ts, c->nt, i0, i1, {
             if (c->clear && a > done) memset(c->g + done, 0, sizeof(float) * (size_t)(a - done));
-            adam_range(c, a, b, tn->decay ? c->decay_mul : 1.0f);
+            adam_range(c, a, b, tn->state_gap, tn->decay ? c->decay_mul : 1.0f);
             done = b;
         })
         if (c->clear && i1 > done) memset(c->g + done, 0, sizeof(float) * (size_t)(i1 - done));
@@ -146,7 +148,7 @@ static int adamw_run(pool *p, float *params, float *grads, int clear, float *m, 
                      int64_t n, const optim_tensor *tensors, int n_tensors, int64_t t, double lr,
                      const adamw_opts *o, double *grad_norm, moe_err *err) {
     if (t < 1) return moe_fail(err, "adamw: step %lld must be >= 1", (long long)t);
-    int64_t end = 0;
+    int64_t end = 0, state_end = 0;
     for (int i = 0; i < n_tensors; i++) {
         const optim_tensor *tn = &tensors[i];
         if (tn->offset < end || tn->size < 0 || tn->size > n - tn->offset)
@@ -155,7 +157,12 @@ static int adamw_run(pool *p, float *params, float *grads, int clear, float *m, 
                             "or leaves the %lld parameters",
                             i, tn->name ? tn->name : "?", (long long)tn->offset,
                             (long long)tn->size, (long long)n);
+        if (tn->state_gap < 0 || tn->offset - tn->state_gap < state_end)
+            return moe_fail(err, "adamw: tensor %d (%s): state gap %lld puts its moments over "
+                                 "the previous tensor's",
+                            i, tn->name ? tn->name : "?", (long long)tn->state_gap);
         end = tn->offset + tn->size;
+        state_end = end - tn->state_gap;
     }
     double norm = grad_global_norm(p, grads, n, tensors, n_tensors);
     if (grad_norm) *grad_norm = norm;

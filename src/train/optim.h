@@ -18,12 +18,17 @@
 
 /* One named tensor inside the flat arrays. Tensors are listed in ascending
  * offset order and do not overlap; elements outside every tensor are
- * neither updated nor counted in the norm. */
+ * neither updated nor counted in the norm. The moments m and v may be
+ * packed: element i of a tensor has its moments at m[i - state_gap], so
+ * that parameters outside every tensor (frozen ones, train/freeze.h) need
+ * no optimizer state; state_gap 0 (the default) indexes m and v as params.
+ * The moment ranges must not overlap either. */
 typedef struct optim_tensor {
     const char *name; /* for messages; may be NULL */
-    int64_t offset;   /* first element in params/grads/m/v */
+    int64_t offset;   /* first element in params/grads */
     int64_t size;     /* elements */
     int decay;        /* 1: weight decay applies (matrices); 0: norms, biases */
+    int64_t state_gap;/* its moments start at m + offset - state_gap (>= 0, ascending) */
 } optim_tensor;
 
 typedef struct adamw_opts {

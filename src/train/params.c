@@ -43,7 +43,7 @@ static int add_tensor(void *ctx, const tm_entry *e) {
      * have rows but are biases */
     int decay = e->rows > 0 && e->role != TM_EXP_GATE_UP_BIAS && e->role != TM_EXP_DOWN_BIAS;
     p->tensors[p->n_tensors++] =
-        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, decay};
+        (optim_tensor){t->name, (const float *)t->data - p->base, t->n_elems, decay, 0};
     return 0;
 }
 
@@ -90,11 +90,21 @@ int train_params_init(train_params *p, moe_model *m, moe_err *err) {
         return -1;
     }
     qsort(p->tensors, (size_t)p->n_tensors, sizeof *p->tensors, by_offset);
+    train_params_pack_state(p);
     if (fused_init(&p->fx, m, err)) {
         train_params_free(p);
         return -1;
     }
     return 0;
+}
+
+void train_params_pack_state(train_params *p) {
+    int64_t at = 0;
+    for (int i = 0; i < p->n_tensors; i++) {
+        p->tensors[i].state_gap = p->tensors[i].offset - at;
+        at += p->tensors[i].size;
+    }
+    p->n_state = at;
 }
 
 void train_params_sync(train_params *p, moe_model *m) {

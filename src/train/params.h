@@ -17,6 +17,8 @@ typedef struct train_params {
     int64_t n;               /* elements from base to the last tensor's end */
     optim_tensor *tensors;   /* [n_tensors] trained tensors, by offset */
     int n_tensors;
+    int64_t n_state;         /* elements of each AdamW moment array: the trained
+                                tensors' sizes summed (their moments packed) */
     float **sel_bias;        /* [n_bias] selection biases: updated by the
                                 load rule, not by the optimizer */
     int64_t *sel_bias_len;
@@ -29,6 +31,11 @@ typedef struct train_params {
  * (private: the file on disk never changes). */
 int train_params_init(train_params *p, moe_model *m, moe_err *err);
 void train_params_free(train_params *p);
+
+/* Packs the moments of p->tensors (after the list changed, train/freeze.h):
+ * each tensor's state_gap so that their moments lie end to end in
+ * [0, n_state). train_params_init calls it. */
+void train_params_pack_state(train_params *p);
 
 /* After an optimizer step: the per-expert copies the forward reads are
  * rebuilt from the updated fused expert tensors (no-op without them). */

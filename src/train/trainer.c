@@ -31,6 +31,8 @@
 #include "train/backward.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/freeze.h"
+#include "train/grow.h"
 #include "train/grad_ops.h"
 
 void moe_train_defaults(moe_train_opts *o) {
@@ -65,7 +67,7 @@ typedef struct trainer {
     moe_session *s;
     bwd_ws *ws;
     train_params P;
-    float *grads, *am, *av;  /* [P.n] */
+    float *grads, *am, *av;  /* [P.n], [P.n_state], [P.n_state] */
     float *logits;           /* [B*T][V] */
     int32_t *win, *in, *tg;  /* [B][T+1], [B*T], [B*T] */
     data_shard train, val;
@@ -80,6 +82,8 @@ typedef struct trainer {
     FILE *log;
     char dir[4096];          /* checkpoint being trained from */
     char *config;            /* its config.json text, carried into every save */
+    unsigned freeze;         /* FREEZE_* groups kept fixed (freeze.h) */
+    int added;               /* experts appended to each MoE layer by this run */
 } trainer;
 
 static int join(char *out, size_t n, const char *a, const char *b) {
@@ -97,7 +101,12 @@ static int make_initial(trainer *t, moe_err *err) {
     if (mkdir(dir, 0755) != 0) return moe_fail(err, "%s: cannot create: %s", dir, strerror(errno));
     moe_model *src = NULL;
     int rc = -1;
-    if (o->init) {
+    if (o->upcycle || o->add_experts > 0) { /* grow.h: a dense model upcycled, or experts added */
+        grow_opts go = {o->upcycle, o->upcycle_experts, o->top_k, o->init, o->add_experts,
+                        o->expert_noise, o->seed, o->init_std};
+        if (grow_write(&go, dir, err)) goto done;
+        rc = 0;
+    } else if (o->init) {
         /* widen whatever the init model stores to f32, tensor by tensor */
         if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err)) goto done;
         if (src->gguf) { /* its tensors carry llama.cpp's names, not a checkpoint's */
@@ -162,12 +171,21 @@ static int make_initial(trainer *t, moe_err *err) {
     rc = -1; /* a failure from here on is one (the init branch left rc 0) */
     moe_model *m = NULL;
     if (moe_model_load(&m, dir, err)) goto done;
+    if (bwd_check_model(&m->cfg, err)) { /* a grown model: checked as the others were */
+        moe_model_free(m);
+        goto done;
+    }
     train_params P;
     if (train_params_init(&P, m, err)) {
         moe_model_free(m);
         goto done;
     }
-    float *zero = calloc((size_t)P.n + 1, sizeof(float));
+    if (freeze_apply(&P, m, t->freeze, t->added, err)) {
+        train_params_free(&P);
+        moe_model_free(m);
+        goto done;
+    }
+    float *zero = calloc((size_t)P.n_state + 1, sizeof(float));
     char cfg_path[4200], *cfg_text = NULL;
     join(cfg_path, sizeof cfg_path, dir, "config.json");
     if (ckpt_config_f32(cfg_path, &cfg_text, err)) {
@@ -176,7 +194,8 @@ static int make_initial(trainer *t, moe_err *err) {
         moe_model_free(m);
         goto done;
     }
-    ckpt_state st = {0, {0}, {0}, o->batch, o->seq, o->accum, 0};
+    ckpt_state st = {0, {0}, {0}, o->batch, o->seq, o->accum, 0, {0}, t->added};
+    freeze_format(t->freeze, st.freeze, sizeof st.freeze);
     rng r;
     rng_init(&r, o->seed ^ 0x5eedda7aull);
     rng_save(&r, st.rng);
@@ -216,8 +235,18 @@ static int open_data(trainer *t, moe_err *err) {
 
 static int check_opts(const moe_train_opts *o, moe_err *err) {
     if (!o->out_dir || !o->data_dir) return moe_fail(err, "train: an output and a data directory are needed");
-    if (!o->resume && !o->init && !o->config)
+    if (!o->resume && !o->init && !o->config && !o->upcycle)
         return moe_fail(err, "train: give a config.json for a fresh model or a model to start from");
+    if (o->upcycle && (o->init || o->config || o->upcycle_experts < 1 || o->add_experts))
+        return moe_fail(err, "train: upcycling needs E >= 1 experts and no other start (init, "
+                             "config, experts to add)");
+    if (o->resume && (o->upcycle || o->add_experts))
+        return moe_fail(err, "train: a resumed run goes on from its checkpoint: upcycling and "
+                             "adding experts only start a run");
+    if (o->add_experts < 0 || (o->add_experts > 0 && !o->init) || o->top_k < 0 ||
+        !(o->expert_noise >= 0))
+        return moe_fail(err, "train: experts are added to an init model (N >= 0); top-k and the "
+                             "expert noise must be >= 0");
     if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->accum < 1 || o->keep < 1)
         return moe_fail(err, "train: steps, batch, accum and keep must be >= 1 and seq >= 2");
     if ((int64_t)o->batch * o->seq > (1 << 22))
@@ -238,6 +267,10 @@ static int setup(trainer *t, moe_err *err) {
     ckpt_state st;
     char latest[4200];
     join(latest, sizeof latest, o->out_dir, "latest");
+    unsigned want = 0;
+    if (freeze_parse(o->freeze, &want, err)) return -1;
+    t->freeze = want;
+    t->added = o->resume ? 0 : o->add_experts;
     if (o->resume) {
         if (!realpath(latest, t->dir))
             return moe_fail(err, "%s: no checkpoint to resume from", latest);
@@ -251,13 +284,24 @@ static int setup(trainer *t, moe_err *err) {
     if (o->resume && (st.batch != o->batch || st.seq != o->seq || st.accum != o->accum))
         return moe_fail(err, "%s: was trained with batch %d, seq %d, accum %d; resume with the same",
                         t->dir, st.batch, st.seq, st.accum);
+    if (o->resume) { /* the run's own frozen groups, unless asked for the same again */
+        unsigned had = 0;
+        if (freeze_parse(st.freeze, &had, err)) return moe_fail_prefix(err, "%s", t->dir);
+        if (o->freeze && want != had)
+            return moe_fail(err, "%s: was trained with --freeze '%s'; resume with the same (or none)",
+                            t->dir, st.freeze);
+        t->freeze = had;
+        t->added = st.added_experts;
+    }
     t->step = st.step;
     rng_restore(&t->data_rng, st.rng);
 
     char cfg_path[4200];
     join(cfg_path, sizeof cfg_path, t->dir, "config.json");
     if (ckpt_config_f32(cfg_path, &t->config, err)) return -1;
-    if (moe_model_load(&t->m, t->dir, err) || train_params_init(&t->P, t->m, err)) return -1;
+    if (moe_model_load(&t->m, t->dir, err) || train_params_init(&t->P, t->m, err) ||
+        freeze_apply(&t->P, t->m, t->freeze, t->added, err))
+        return -1;
     int N = o->batch * o->seq;
     moe_session_opts so = {.n_ctx = o->seq, .n_threads = o->n_threads, .max_batch = N,
                            .n_seq = o->batch};
@@ -268,8 +312,8 @@ static int setup(trainer *t, moe_err *err) {
     rng_restore(&t->s->noise_rng, st.noise_rng);
     int64_t V = t->m->cfg.vocab;
     t->grads = big_calloc((size_t)t->P.n * sizeof(float));
-    t->am = big_calloc((size_t)t->P.n * sizeof(float));
-    t->av = big_calloc((size_t)t->P.n * sizeof(float));
+    t->am = big_calloc((size_t)t->P.n_state * sizeof(float)); /* the trained tensors' only */
+    t->av = big_calloc((size_t)t->P.n_state * sizeof(float));
     t->logits = big_calloc((size_t)N * (size_t)V * sizeof(float));
     t->win = malloc((size_t)o->batch * (size_t)(o->seq + 1) * sizeof(int32_t));
     t->in = malloc((size_t)N * sizeof(int32_t));
@@ -482,7 +526,8 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
                          t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
         return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
     train_params_sync(&t->P, t->m); /* fused expert tensors: the forward's copies */
-    if (t->P.n_bias && o->bias_rate > 0) train_bias_update(t->s, o->bias_rate);
+    if (t->P.n_bias && o->bias_rate > 0 && !(t->freeze & (FREEZE_ROUTER | FREEZE_OLD_ROUTER)))
+        train_bias_update(t->s, o->bias_rate);
     t->step++;
     double dt = clock_now() - t0;
     *p = (moe_train_progress){t->step, o->steps, loss, ce, aux, z, kl, lr, gn,
@@ -491,7 +536,8 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
 }
 
 static int save(trainer *t, double loss, char *saved, size_t n, moe_err *err) {
-    ckpt_state st = {t->step, {0}, {0}, t->o.batch, t->o.seq, t->o.accum, loss};
+    ckpt_state st = {t->step, {0}, {0}, t->o.batch, t->o.seq, t->o.accum, loss, {0}, t->added};
+    freeze_format(t->freeze, st.freeze, sizeof st.freeze);
     rng_save(&t->data_rng, st.rng);
     rng_save(&t->s->noise_rng, st.noise_rng);
     if (ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, t->config, saved,
