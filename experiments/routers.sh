@@ -4,8 +4,9 @@
 # learning rate and several seeds, at STEPS (common.sh: 1600 steps,
 # 819,200 tokens a run):
 #   1. learning-rate sweep: the arm at each of LRS with the tuning seed
-#      TUNE_SEED (not one of the reported seeds); when the best is at an
-#      end of the grid, the grid is extended by one point past it (once);
+#      TUNE_SEED (not one of the reported seeds); while the best is at an
+#      end of the points tried, one more point past it (half or twice; at
+#      most MAX_EXTEND=3 more);
 #   2. the arm at its best learning rate with each of SEEDS;
 #   3. for the arms in BUDGET_ARMS, the same at the shorter budgets
 #      BUDGETS (steps; each with its own full warmup + cosine schedule), the
@@ -54,16 +55,23 @@ arm_chain() {
     for lr in $LRS; do
         LR=$lr train_run "$a-lr$lr-s$TUNE_SEED" "$ARM_CFG" "$TUNE_SEED" "${ARM_FLAGS[@]}"
     done
-    best=$(best_lr "$a")
-    [ -n "$best" ] || { echo "[$a] no tuning run finished; skipped"; return 0; }
-    lo=$(echo $LRS | awk '{print $1}') hi=$(echo $LRS | awk '{print $NF}')
-    if [ "$best" = "$lo" ]; then
-        lr=$(awk -v x="$lo" 'BEGIN { printf "%g", x / 2 }')
+    # extend the grid past whichever end wins, until the best has a neighbour
+    # on both sides (at most MAX_EXTEND more points)
+    local tried k
+    for k in $(seq 1 "${MAX_EXTEND:-3}"); do
+        best=$(best_lr "$a")
+        [ -n "$best" ] || { echo "[$a] no tuning run finished; skipped"; return 0; }
+        tried=$(ls "$RUNS" | sed -nE "s/^$a-lr([0-9.e+-]+)-s$TUNE_SEED\$/\1/p" | sort -g)
+        lo=$(echo "$tried" | head -1) hi=$(echo "$tried" | tail -1)
+        if [ "$best" = "$lo" ]; then
+            lr=$(awk -v x="$lo" 'BEGIN { printf "%g", x / 2 }')
+        elif [ "$best" = "$hi" ]; then
+            lr=$(awk -v x="$hi" 'BEGIN { printf "%g", x * 2 }')
+        else
+            break
+        fi
         LR=$lr train_run "$a-lr$lr-s$TUNE_SEED" "$ARM_CFG" "$TUNE_SEED" "${ARM_FLAGS[@]}"
-    elif [ "$best" = "$hi" ]; then
-        lr=$(awk -v x="$hi" 'BEGIN { printf "%g", x * 2 }')
-        LR=$lr train_run "$a-lr$lr-s$TUNE_SEED" "$ARM_CFG" "$TUNE_SEED" "${ARM_FLAGS[@]}"
-    fi
+    done
     best=$(best_lr "$a")
     echo "[$a] learning rate $best (tuning seed $TUNE_SEED)"
     for s in $SEEDS; do
