@@ -421,11 +421,13 @@ def build(cache, out, cap, doc_cap, jobs):
     manifest.write("domain\tdocument\tbytes\torigin\tpackage\tversion\tpath\tpart\n")
     per_source = {}
     seen = set()
-    with multiprocessing.Pool(jobs) as pool:
-        for domain in DOMAINS:
-            items = candidates(cache, domain)
-            os.makedirs(os.path.join(out, domain))
-            total = n = 0
+    for domain in DOMAINS:
+        items = candidates(cache, domain)
+        os.makedirs(os.path.join(out, domain))
+        total = n = 0
+        # A pool per domain: leaving the with-block stops the workers still
+        # busy with files past the cap.
+        with multiprocessing.Pool(jobs) as pool:
             texts = pool.imap(make_doc, [(domain, it[4], it[6]) for it in items], chunksize=8)
             for it, text in zip(items, texts):
                 if total >= cap:
@@ -448,11 +450,8 @@ def build(cache, out, cap, doc_cap, jobs):
                     s = per_source.setdefault((domain, origin, name, version), [0, 0])
                     s[0] += 1
                     s[1] += size
-            # the pool may still work on items past the cap: drain them
-            for _ in texts:
-                pass
-            print(f"{domain:8s} {n:7d} documents {total:11,d} bytes"
-                  f"{'' if total >= cap else ' (all there is: under the cap)'}", flush=True)
+        print(f"{domain:8s} {n:7d} documents {total:11,d} bytes"
+              f"{'' if total >= cap else ' (all there is: under the cap)'}", flush=True)
     manifest.close()
     with open(os.path.join(out, "sources.tsv"), "w") as f:
         f.write("domain\torigin\tpackage\tversion\tdocuments\tbytes\n")
