@@ -11,6 +11,11 @@
 #                      STEPS x BATCH x SEQ = 1600 x 4 x 128 = 819,200 tokens)
 #   FORCE=1            retrain runs that are already complete
 #   BUILD_ID=id        the build's name in run.json (default: git HEAD)
+#   CORPUS=dir         train on the larger corpus experiments/corpus.sh built
+#                      in dir (its tok/ and data-eval/) instead of the demo's
+#                      (experiments/prep.sh); give such runs an EXP_DIR of
+#                      their own, so that they do not count as done runs
+#                      on the other corpus
 #
 # Each run directory RUNS/NAME/ gets config.in.json, log.jsonl (one line a
 # step), run.json (what ran: command, seed, learning rate, budget, build
@@ -25,6 +30,10 @@ EXP_DIR=${EXP_DIR:-$BUILD/experiments}
 THREADS=${THREADS:-1}
 PREP=$EXP_DIR/prep          # tools/demo.sh prep: corpus, tok, data (with domains)
 DATA=$EXP_DIR/data-eval     # the same shards; val.bin with its windows shuffled
+if [ -n "${CORPUS:-}" ]; then  # experiments/corpus.sh: the same layout
+    PREP=$CORPUS
+    DATA=$CORPUS/data-eval
+fi
 RUNS=$EXP_DIR/runs
 
 # The budget. Every run of every experiment: 4 layers, dim 128, 4 heads
@@ -47,7 +56,7 @@ die() {
 need_prep() {
     [ -x "$MOE" ] || die "no $MOE: run experiments/prep.sh first (or make BUILD=$BUILD)"
     [ -f "$DATA/val.bin" ] && [ -f "$PREP/tok/tokenizer.json" ] ||
-        die "no prepared data under $EXP_DIR: run experiments/prep.sh first"
+        die "no prepared data in $PREP and $DATA: run experiments/prep.sh first (with CORPUS=dir: experiments/corpus.sh)"
     VOCAB=$(sed -nE 's/.*"vocab":[[:space:]]*([0-9]+).*/\1/p' "$PREP/data/meta.json" | head -1)
     [ -n "$VOCAB" ] || die "no vocab in $PREP/data/meta.json"
 }

@@ -8,9 +8,14 @@
 # Skipped when the data is there already (FORCE=1 redoes it).
 #
 #   BUILD=build EXP_DIR=build/experiments experiments/prep.sh
+# With CORPUS=dir the experiments use the larger corpus instead, and this
+# builds it there (experiments/corpus.sh; skipped when built already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+if [ -n "${CORPUS:-}" ]; then
+    CORPUS_DIR=$CORPUS exec bash experiments/corpus.sh
+fi
 EXP_DIR=${EXP_DIR:-$BUILD/experiments}
 mkdir -p "$EXP_DIR"
 if [ "${FORCE:-0}" != 1 ] && [ -x "$BUILD/moe" ] && [ -f "$EXP_DIR/data-eval/val.bin" ] &&
