@@ -35,6 +35,8 @@ ROOT = os.path.dirname(HERE)
 RUNS = os.path.join(ROOT, "docs", "results", "runs")
 TEMPLATE = os.path.join(HERE, "RESULTS.md.in")
 DOC = os.path.join(ROOT, "docs", "RESULTS.md")
+SPEC = os.path.join(ROOT, "docs", "results", "specialization.json")
+STEP_TIME = os.path.join(ROOT, "docs", "results", "step_time.jsonl")
 
 TUNE_SEED = 11
 TAIL = 100  # the last steps the balance statistics average over
@@ -207,6 +209,7 @@ class Study:
         self.final = {}    # arm -> {seed: Run} at the arm's chosen lr
         self.budget = {}   # arm -> {budget: {seed: Run}}
         self.lr = {}       # arm -> chosen lr text
+        self.superseded = []  # finished runs at a rate other than the arm's tuned one
         for r in runs.values():
             if r.seed == TUNE_SEED and r.budget is None:
                 self.tuning.setdefault(r.arm, {})[r.lr_text] = r
@@ -217,8 +220,9 @@ class Study:
         for r in runs.values():
             if r.seed == TUNE_SEED or not r.finished:
                 continue
-            if self.lr.get(r.arm) != r.lr_text:
-                raise SystemExit(f"{r.name}: learning rate {r.lr_text} is not the arm's tuned {self.lr.get(r.arm)}")
+            if self.lr.get(r.arm) != r.lr_text:  # made before the sweep found a better rate
+                self.superseded.append(r.name)
+                continue
             if r.budget is None:
                 self.final.setdefault(r.arm, {})[r.seed] = r
             else:
@@ -273,6 +277,8 @@ def compute(study):
     V["runs"] = str(len(runs))
     V["runs_finished"] = str(len(fin))
     V["runs_failed"] = ", ".join(r.name for r in runs if not r.finished) or "none"
+    V["runs_superseded"] = (", ".join(sorted(study.superseded)) + " (kept in the logs, not in the tables)"
+                            if study.superseded else "none")
     V["wall_h"] = f"{sum(r.meta.get('wall_s', 0) for r in runs) / 3600:.1f}"
     cpus = sorted({r.meta.get("cpu", "?") for r in runs})
     V["cpus"] = "; ".join(cpus) or "n/a"
@@ -358,6 +364,7 @@ def compute(study):
                 ratios.append(d.steps / st)
         m, h = mean_ci(ratios)
         V[f"{arm}.speedup"] = pm(m, h, nd=2)
+        V[f"{arm}.speedup_mean"] = m
         rows.append([arm, len(ratios) + never, never, pm(m, h, nd=2)])
     T["speedup"] = md_table(["arm", "seeds", "never reached", "dense steps / MoE steps (95% CI)"], rows)
     # tokens to the dense model's final loss, each budget with its own schedule
@@ -410,7 +417,94 @@ def compute(study):
                             "not resolved" if lower else "not reproduced")
     else:
         V["lfb.verdict"] = "not yet run"
+    spec_values(study, V, T)
+    step_time_values(V, T)
     return V, T
+
+
+def step_time_values(V, T):
+    """the step-time table, from STEP_TIME (experiments/step_time.sh)"""
+    if not os.path.exists(STEP_TIME):
+        T["step_time"] = "(not yet measured)"
+        V["step_time.rounds"] = V["step_time.cpu"] = V["step_time.load"] = "n/a"
+        return
+    recs = [json.loads(x) for x in open(STEP_TIME) if x.strip()]
+    by = {}
+    for r in recs:
+        by.setdefault(r["arm"], {})[r["round"]] = r["tokens_per_s"]
+    V["step_time.rounds"] = str(len({r["round"] for r in recs}))
+    V["step_time.cpu"] = "; ".join(sorted({r["cpu"] for r in recs}))
+    loads = [r["load"] for r in recs]
+    V["step_time.load"] = f"{min(loads):.1f}-{max(loads):.1f}"
+    rows = []
+    dense = by.get("dense", {})
+    for arm, _, _, _ in ARMS:
+        if arm not in by:
+            continue
+        ts = by[arm]
+        med = statistics.median(ts.values())
+        ratio = mean_ci([ts[k] / dense[k] for k in ts if k in dense])
+        sp = V.get(f"{arm}.speedup_mean")
+        wall = "-"
+        if arm != "dense" and sp is not None and not math.isnan(sp) and not math.isnan(ratio[0]):
+            wall = f"{sp * ratio[0]:.2f}"
+        rows.append([arm, f"{med:,.0f}", f"{512 / med * 1000:.0f}", pm(*ratio, nd=2) if arm != "dense" else "1",
+                     wall])
+    T["step_time"] = md_table(["arm", "tokens/s (median)", "ms a step", "speed relative to dense (paired by round)",
+                               "dense wall-clock / MoE wall-clock to dense's loss"], rows)
+
+
+def spec_values(study, V, T):
+    """the specialization section, from SPEC (experiments/specialize.py)"""
+    if not os.path.exists(SPEC):
+        T["spec"] = "(not yet run)"
+        for k in ("spec.runs", "spec.sep_random", "spec.sep_cmi", "spec.token_share", "spec.cells", "spec.tokens",
+                  "spec.docs", "spec.boot"):
+            V[k] = "n/a"
+        T["spec_enrich"] = "(not yet run)"
+        return
+    sp = json.load(open(SPEC))
+    doms = sp["domains"]
+    V["spec.tokens"], V["spec.docs"], V["spec.boot"] = f"{sp['tokens']:,}", str(sp["documents"]), str(sp["bootstrap"])
+    by = {}  # (arm, layer) -> [layer dicts over seeds]
+    names = sorted(sp["runs"])
+    for n in names:
+        m = NAME_RE.match(n)
+        if not m or study.lr.get(m["arm"]) != m["lr"]:
+            continue
+        for l in sp["runs"][n]["layers"]:
+            by.setdefault((m["arm"], l["layer"]), []).append((int(m["seed"]), l))
+    V["spec.runs"] = ", ".join(n for n in names if NAME_RE.match(n) and study.lr.get(NAME_RE.match(n)["arm"]) == NAME_RE.match(n)["lr"])
+    rows, sep_r, sep_c, cells, share = [], 0, 0, 0, []
+
+    def span(ls, k):
+        m = sum(l[k] for _, l in ls) / len(ls)
+        lo = min(l[k + "_ci"][0] for _, l in ls)
+        hi = max(l[k + "_ci"][1] for _, l in ls)
+        return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    for (arm, layer), ls in sorted(by.items()):
+        rows.append([arm, layer, len(ls)] + [span(ls, k) for k in ("mi", "mi_token", "mi_random", "cmi", "cmi_random")])
+        for _, l in ls:
+            cells += 1
+            sep_r += l["mi_ci"][0] > l["mi_random_ci"][1]
+            sep_c += l["cmi_ci"][0] > l["cmi_random_ci"][1]
+            share.append(l["mi_token"] / l["mi"] if l["mi"] > 0 else float("nan"))
+    T["spec"] = md_table(["arm", "layer", "seeds", "I(dom; exp)", "token-only router", "random router",
+                          "I(dom; exp | token)", "random router, | token"], rows)
+    V["spec.cells"] = str(cells)
+    V["spec.sep_random"] = str(sep_r)
+    V["spec.sep_cmi"] = str(sep_c)
+    m, h = mean_ci(share)
+    V["spec.token_share"] = pm(100 * m, 100 * h, nd=0) + "%"
+    # the most enriched (expert, domain) cells of the first seed's top2 layers
+    rows = []
+    for (arm, layer), ls in sorted(by.items()):
+        seed, l = min(ls, key=lambda x: x[0])
+        cand = [(v, e, d) for e, row in enumerate(l["enrichment"]) for d, v in enumerate(row)]
+        for v, e, d in sorted(cand, reverse=True)[:3]:
+            rows.append([arm, seed, layer, e, doms[d], f"{v:.2f}"])
+    T["spec_enrich"] = md_table(["arm", "seed", "layer", "expert", "domain", "P(domain | expert) / P(domain)"], rows)
 
 
 # ---------------------------------------------------------------- render
