@@ -24,9 +24,15 @@
 #   bias       auxiliary-loss-free balancing (DeepSeek-V3): sigmoid scores,
 #              a per-expert selection bias moved by 0.001 a step, no aux, no z
 #   nobal      softmax top-2 with no balancing loss at all
+#   e4 e16 e32 top2 with 4, 16 or 32 experts of 256 (the number of experts
+#              at equal active width; e8 is top2)
+#   cf050 cf100 cf125 cf200
+#              top2 with a capacity factor of 0.5, 1.0, 1.25 or 2.0: at most
+#              F x N x 2 / 8 pairs an expert per batch of N tokens, the rest
+#              dropped in training (the token keeps its residual)
 #
 # Evaluation is always dropless and noise-free (moe train's eval mode).
-ARMS_ALL="dense top2 switch dense4x fgshared hash bias ec noisy nobal"
+ARMS_ALL="dense top2 switch dense4x fgshared hash bias ec noisy nobal e4 e16 e32 cf050 cf100 cf125 cf200"
 
 # arm ARM: writes ARM's config.json under EXP_DIR/cfg and sets ARM_CFG and
 # the array ARM_FLAGS; fails on an unknown name
@@ -53,6 +59,12 @@ arm() {
         ARM_FLAGS=(--aux 0 --z 0 --bias-rate 0.001)
         ;;
     nobal) config_mixtral "$c" 8 2 256; ARM_FLAGS=(--aux 0 --z 0) ;;
+    e4 | e16 | e32) config_mixtral "$c" "${1#e}" 2 256; ARM_FLAGS=(--aux 0.01 --z 0.001) ;;
+    cf050 | cf100 | cf125 | cf200)
+        local f=${1#cf}
+        config_mixtral "$c" 8 2 256 "{\"capacity_factor\": ${f:0:1}.${f:1}}"
+        ARM_FLAGS=(--aux 0.01 --z 0.001)
+        ;;
     *) die "unknown arm '$1' (known: $ARMS_ALL)" ;;
     esac
 }

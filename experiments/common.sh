@@ -195,8 +195,8 @@ train_run() {
     return 0
 }
 
-# The two runs most experiments share, defined once (same name, same
-# evaluation every 50 steps, whichever script trains them first):
+# Two runs experiments/f_grow.sh uses (same name, same
+# evaluation every 50 steps):
 # dense-sS, a dense FFN of 512 (= k x expert width); e8k2-sS, 8 experts of
 # 256, top-2, softmax router, aux 0.01 + z 0.001 (GShard/Mixtral style).
 run_dense() {

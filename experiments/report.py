@@ -52,6 +52,13 @@ ARMS = [
     ("noisy", "noisy top-2 of 8 x 256, aux + z", 512, 2048),
     ("bias", "loss-free bias balancing, sigmoid top-2 of 8 x 256", 512, 2048),
     ("nobal", "top-2 of 8 x 256, no balancing loss", 512, 2048),
+    ("e4", "top-2 of 4 x 256, aux + z", 512, 1024),
+    ("e16", "top-2 of 16 x 256, aux + z", 512, 4096),
+    ("e32", "top-2 of 32 x 256, aux + z", 512, 8192),
+    ("cf050", "top-2 of 8 x 256, capacity factor 0.5", 512, 2048),
+    ("cf100", "top-2 of 8 x 256, capacity factor 1.0", 512, 2048),
+    ("cf125", "top-2 of 8 x 256, capacity factor 1.25", 512, 2048),
+    ("cf200", "top-2 of 8 x 256, capacity factor 2.0", 512, 2048),
 ]
 ARM_LABEL = {a: lab for a, lab, _, _ in ARMS}
 NAME_RE = re.compile(r"^(?P<arm>[a-z0-9]+)-lr(?P<lr>[0-9.e+-]+)(?:-b(?P<budget>[0-9]+))?-s(?P<seed>[0-9]+)$")
