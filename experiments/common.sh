@@ -38,13 +38,15 @@ RUNS=$EXP_DIR/runs
 
 # The budget. Every run of every experiment: 4 layers, dim 128, 4 heads
 # (2 KV heads), seq 128, batch 4, STEPS steps; the same schedule shape
-# (linear warmup, cosine decay to MIN_LR), evaluation and seeds. The peak
+# (linear warmup, cosine decay to MIN_LR, by default a tenth of the peak
+# learning rate, so that every peak of a sweep gets the same shape), the
+# same evaluation and seeds. The peak
 # learning rate is LR unless the experiment tunes it per configuration
 # (experiments/routers.sh does). Active FFN width per token: 512 (k=2
 # experts of 256, or a dense FFN of 512) unless said.
 DIM=128; LAYERS=4; HEADS=4; KV=2; SEQ=128; BATCH=4
 STEPS=${STEPS:-1600}
-LR=${LR:-4e-3}; MIN_LR=3e-4; WARMUP=${WARMUP:-50}
+LR=${LR:-1e-3}; WARMUP=${WARMUP:-50}
 EVAL_EVERY=${EVAL_EVERY:-100}
 EVAL_BATCHES=${EVAL_BATCHES:-32}   # 32 x 4 windows of 128 = 16,384 val tokens, all domains
 
@@ -161,7 +163,8 @@ train_run() {
     if [ "$config" = - ]; then start=(); else cp "$config" "$out/config.in.json"; fi
     local t0 rc=0 every=${EVERY:-$EVAL_EVERY} started load0 commit cpu
     local -a cmd=("$MOE" train "${start[@]}" --data "$DATA" --tokenizer "$PREP/tok" --out "$out"
-        --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR" --min-lr "$MIN_LR"
+        --steps "$STEPS" --batch "$BATCH" --seq "$SEQ" --lr "$LR"
+        --min-lr "${MIN_LR:-$(awk -v x="$LR" 'BEGIN { printf "%g", x / 10 }')}"
         --warmup "$WARMUP" --eval-every "$every" --eval-batches "$EVAL_BATCHES"
         --save-every 0 --keep 1 --threads "$THREADS" --seed "$seed" --print-every 100 "$@")
     t0=$(date +%s.%N)

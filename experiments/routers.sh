@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 . experiments/common.sh
 . experiments/arms.sh
 need_prep
-LRS=${LRS:-2e-3 4e-3 8e-3}
+LRS=${LRS:-5e-4 1e-3 2e-3}
 TUNE_SEED=${TUNE_SEED:-11}
 SEEDS=${SEEDS:-1 2 3 4 5}
 BUDGET_ARMS=${BUDGET_ARMS:-top2}

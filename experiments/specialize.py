@@ -23,9 +23,13 @@ For each MoE layer of a checkpoint, over every token of a `moe data` shard
   enrichment   per expert, P(domain | expert) / P(domain) of its most
                enriched domain
 
-Every number has a 95% interval from a bootstrap over documents (documents
-end at EOS; resampled with replacement within each domain, so the domain
-mix is fixed), B resamples with seed 0.
+Every number has a 95% percentile interval from a bootstrap over documents
+(documents end at EOS; resampled with replacement within each domain, so
+the domain mix is fixed), B resamples with seed 0. The plug-in conditional
+MI is biased upward, and more so in a resample (repeated documents make
+the counts per token sparser), so its own interval is shifted; the
+differences learned - random (mi_minus_random, cmi_minus_random), where
+the bias of the two cancels, are the measures to read.
 
 The forward is transformers' (an independent implementation); the learned
 choice is checked against `moe route --data` (`--moe`): the domain x
@@ -136,6 +140,16 @@ def layer_stats(ids, dom, doc, top, x, E, D_dom, n_tok, boot, rng_seed, layer):
     pair_dom, pair_tok, pair_doc = np.repeat(dom, K), np.repeat(ids, K), np.repeat(doc, K)
     choices = {"": top.reshape(-1), "_token": ttop.reshape(-1), "_random": rtop.reshape(-1)}
 
+    # I(domain; expert | token) counts [token][domain][expert] over the keys
+    # that occur (the same keys in every resample; only their weights change)
+    sparse = {}
+    for tag, e in choices.items():
+        if tag == "_token":
+            continue
+        u, inv = np.unique((pair_tok * D_dom + pair_dom) * E + e, return_inverse=True)
+        tu, tinv = np.unique(u // (D_dom * E), return_inverse=True)
+        sparse[tag] = (inv, len(u), tinv, u % (D_dom * E), len(tu))
+
     def measures(w):
         """every measure with document weights w[doc] (1 = the data itself)"""
         pw = w[pair_doc]
@@ -144,15 +158,11 @@ def layer_stats(ids, dom, doc, top, x, E, D_dom, n_tok, boot, rng_seed, layer):
             j = np.bincount(pair_dom * E + e, weights=pw, minlength=D_dom * E).reshape(D_dom, E)
             out["mi" + tag] = mi_bits(j)
             if tag != "_token":
-                # I(domain; expert | token): [token][domain][expert], sparse keys
-                key = (pair_tok * D_dom + pair_dom) * E + e
-                u, inv = np.unique(key, return_inverse=True)
-                c = np.bincount(inv, weights=pw)
-                t, de = u // (D_dom * E), u % (D_dom * E)
-                tu, tinv = np.unique(t, return_inverse=True)
-                full = np.zeros((len(tu), D_dom * E))
+                inv, nu, tinv, de, ntu = sparse[tag]
+                c = np.bincount(inv, weights=pw, minlength=nu)
+                full = np.zeros((ntu, D_dom * E))
                 full[tinv, de] = c
-                out["cmi" + tag] = mi_bits(full.reshape(len(tu), D_dom, E))
+                out["cmi" + tag] = mi_bits(full.reshape(ntu, D_dom, E))
             if tag == "":
                 pde = j / j.sum()
                 pd, pe = pde.sum(1, keepdims=True), pde.sum(0, keepdims=True)
@@ -174,8 +184,11 @@ def layer_stats(ids, dom, doc, top, x, E, D_dom, n_tok, boot, rng_seed, layer):
             if len(members):
                 np.add.at(w, brng.choice(members, size=len(members), replace=True), 1)
         samples.append(measures(w))
+    for x in [point] + samples:
+        x["mi_minus_random"] = x["mi"] - x["mi_random"]
+        x["cmi_minus_random"] = x["cmi"] - x["cmi_random"]
     res = {"layer": layer}
-    for k in ("mi", "mi_token", "mi_random", "cmi", "cmi_random"):
+    for k in ("mi", "mi_token", "mi_random", "cmi", "cmi_random", "mi_minus_random", "cmi_minus_random"):
         xs = np.array([s[k] for s in samples]) if samples else np.array([])
         res[k] = round(point[k], 5)
         res[k + "_ci"] = [round(float(np.percentile(xs, 2.5)), 5), round(float(np.percentile(xs, 97.5)), 5)] if boot else None
