@@ -32,6 +32,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/grad_ops.h"
+#include "train/lora_train.h"
 
 void moe_train_defaults(moe_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -80,6 +81,7 @@ typedef struct trainer {
     FILE *log;
     char dir[4096];          /* checkpoint being trained from */
     char *config;            /* its config.json text, carried into every save */
+    lora_trainer *lora;      /* LoRA run: the adapters and their optimizer, else NULL */
 } trainer;
 
 static int join(char *out, size_t n, const char *a, const char *b) {
@@ -228,7 +230,24 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
         return moe_fail(err, "train: learning rate, betas, eps, weight decay or clip out of range");
     if (o->aux_coef < 0 || o->z_coef < 0 || o->kl_coef < 0 || o->bias_rate < 0)
         return moe_fail(err, "train: loss coefficients and the bias rate must be >= 0");
+    if (o->lora_rank < 0 || o->lora_alpha < 0)
+        return moe_fail(err, "train: the LoRA rank and alpha must be >= 0");
+    if (o->lora_rank > 0 && o->resume)
+        return moe_fail(err, "train: --resume of a LoRA run is not supported");
+    if (o->lora_rank > 0 && !o->init)
+        return moe_fail(err, "train: LoRA adapts a model: give it with --init");
     return 0;
+}
+
+/* LoRA: adapters on the loaded base, its path recorded for peft. */
+static int lora_setup(trainer *t, moe_err *err) {
+    const moe_train_opts *o = &t->o;
+    char st_path[4200], base[4096];
+    join(st_path, sizeof st_path, t->dir, "model.safetensors");
+    if (!realpath(o->init, base)) snprintf(base, sizeof base, "%s", o->init);
+    return lora_trainer_new(&t->lora, t->m, st_path, o->lora_rank,
+                            o->lora_alpha > 0 ? o->lora_alpha : 2.0 * o->lora_rank,
+                            o->lora_targets ? o->lora_targets : "attn,experts", o->seed, base, err);
 }
 
 static int setup(trainer *t, moe_err *err) {
@@ -247,6 +266,11 @@ static int setup(trainer *t, moe_err *err) {
             return moe_fail(err, "%s already holds a run (use --resume, or another --out)", o->out_dir);
         if (make_initial(t, err)) return -1;
     }
+    char probe[4200];
+    struct stat psb;
+    join(probe, sizeof probe, t->dir, "adapter_config.json");
+    if (o->resume && stat(probe, &psb) == 0)
+        return moe_fail(err, "%s holds a LoRA adapter: resuming a LoRA run is not supported", t->dir);
     if (ckpt_read_state(t->dir, &st, err)) return -1;
     if (o->resume && (st.batch != o->batch || st.seq != o->seq || st.accum != o->accum))
         return moe_fail(err, "%s: was trained with batch %d, seq %d, accum %d; resume with the same",
@@ -258,6 +282,7 @@ static int setup(trainer *t, moe_err *err) {
     join(cfg_path, sizeof cfg_path, t->dir, "config.json");
     if (ckpt_config_f32(cfg_path, &t->config, err)) return -1;
     if (moe_model_load(&t->m, t->dir, err) || train_params_init(&t->P, t->m, err)) return -1;
+    if (o->lora_rank > 0 && lora_setup(t, err)) return -1;
     int N = o->batch * o->seq;
     moe_session_opts so = {.n_ctx = o->seq, .n_threads = o->n_threads, .max_batch = N,
                            .n_seq = o->batch};
@@ -268,8 +293,9 @@ static int setup(trainer *t, moe_err *err) {
     rng_restore(&t->s->noise_rng, st.noise_rng);
     int64_t V = t->m->cfg.vocab;
     t->grads = big_calloc((size_t)t->P.n * sizeof(float));
-    t->am = big_calloc((size_t)t->P.n * sizeof(float));
-    t->av = big_calloc((size_t)t->P.n * sizeof(float));
+    size_t n_moments = t->lora ? 1 : (size_t)t->P.n; /* LoRA: the adapters' own */
+    t->am = big_calloc(n_moments * sizeof(float));
+    t->av = big_calloc(n_moments * sizeof(float));
     t->logits = big_calloc((size_t)N * (size_t)V * sizeof(float));
     t->win = malloc((size_t)o->batch * (size_t)(o->seq + 1) * sizeof(int32_t));
     t->in = malloc((size_t)N * sizeof(int32_t));
@@ -306,6 +332,7 @@ static void teardown(trainer *t) {
     free(t->entropy_sum);
     free(t->entropy_n);
     free(t->score_row);
+    lora_trainer_free(t->lora);
     bwd_ws_free(t->ws);
     moe_session_free(t->s);
     train_params_free(&t->P);
@@ -478,11 +505,17 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     lr_schedule sch = {o->lr, o->min_lr, o->warmup, o->steps};
     double lr = lr_at(&sch, t->step), gn = 0;
     adamw_opts ao = {o->beta1, o->beta2, o->eps, o->weight_decay, o->clip};
-    if (adamw_step_clear(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
-                         t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
-        return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
-    train_params_sync(&t->P, t->m); /* fused expert tensors: the forward's copies */
-    if (t->P.n_bias && o->bias_rate > 0) train_bias_update(t->s, o->bias_rate);
+    if (t->lora) { /* the base frozen: only the adapters move */
+        train_grads G = {t->P.base, t->grads, t->P.n};
+        if (lora_trainer_step(t->lora, t->s->pool, &G, t->step + 1, lr, &ao, &gn, err))
+            return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
+    } else {
+        if (adamw_step_clear(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
+                             t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
+            return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
+        train_params_sync(&t->P, t->m); /* fused expert tensors: the forward's copies */
+        if (t->P.n_bias && o->bias_rate > 0) train_bias_update(t->s, o->bias_rate);
+    }
     t->step++;
     double dt = clock_now() - t0;
     *p = (moe_train_progress){t->step, o->steps, loss, ce, aux, z, kl, lr, gn,
@@ -494,8 +527,10 @@ static int save(trainer *t, double loss, char *saved, size_t n, moe_err *err) {
     ckpt_state st = {t->step, {0}, {0}, t->o.batch, t->o.seq, t->o.accum, loss};
     rng_save(&t->data_rng, st.rng);
     rng_save(&t->s->noise_rng, st.noise_rng);
-    if (ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, t->config, saved,
-                  n, err))
+    if (t->lora ? ckpt_save_with(t->o.out_dir, &st, t->o.tokenizer, lora_trainer_write, t->lora,
+                                 saved, n, err)
+                : ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, t->config,
+                            saved, n, err))
         return -1;
     ckpt_prune(t->o.out_dir, t->o.keep, t->step);
     return 0;
