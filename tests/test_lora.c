@@ -319,3 +319,52 @@ TEST(lora_save_roundtrip) {
     moe_model_free(mb);
     moe_lora_free(l);
 }
+
+/* The GEMM paths the trainer and moe_lora_apply use equal the loops. */
+TEST(lora_gemm_vs_loops) {
+    for (int v = 0; v < N_VARIANTS; v++) {
+        char base[600], adapter[600];
+        fixture_dir(base, sizeof base, k_variants[v], "base");
+        fixture_dir(adapter, sizeof adapter, k_variants[v], "adapter");
+        moe_err err = {{0}};
+        moe_model *m = NULL;
+        lora_adapter a;
+        CHECK_MSG(moe_model_load(&m, base, &err) == 0, "%s", err.msg);
+        CHECK_MSG(m && lora_load(&a, m, adapter, &err) == 0, "%s", err.msg);
+        if (test_failed_now) {
+            moe_model_free(m);
+            return;
+        }
+        float *g1 = calloc((size_t)a.n_params, sizeof(float));
+        float *g2 = calloc((size_t)a.n_params, sizeof(float));
+        uint64_t x = 88172645463325252ull;
+        for (int i = 0; i < a.n; i++) {
+            const lora_target *t = &a.t[i];
+            int64_t n = lora_w_rows(t) * t->in;
+            float *w1 = malloc(sizeof(float) * (size_t)n), *w2 = malloc(sizeof(float) * (size_t)n);
+            float *scratch = malloc(sizeof(float) * (size_t)lora_scratch(t, a.r));
+            for (int j = 0; j < t->n_w; j++) {
+                for (int64_t k = 0; k < n; k++) { /* xorshift: any dW */
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    w1[k] = w2[k] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+                }
+                lora_add_grads(&a, t, j, w1, g1);
+                lora_add_grads_gemm(NULL, &a, t, j, w2, g2, scratch);
+                lora_add_delta(&a, t, j, w1);
+                lora_add_delta_gemm(NULL, &a, t, j, w2, scratch);
+                double scale, e = max_abs(w2, w1, n, &scale);
+                CHECK_MSG(e <= 1e-6 * scale, "%s: %s weight %d: delta differs by %g",
+                          k_variants[v], t->key, j, e);
+            }
+            free(w1);
+            free(w2);
+            free(scratch);
+        }
+        double scale, e = max_abs(g2, g1, a.n_params, &scale);
+        CHECK_MSG(e <= 1e-5 * scale, "%s: gradients differ by %g (scale %g)", k_variants[v], e, scale);
+        free(g1);
+        free(g2);
+        lora_free(&a);
+        moe_model_free(m);
+    }
+}

@@ -11,6 +11,7 @@
 
 #include "base/err.h"
 #include "base/rng.h"
+#include "kernels/gemm.h"
 #include "model/tensor_map.h"
 
 int lora_parse_targets(const char *list, unsigned *bits, moe_err *err) {
@@ -231,4 +232,50 @@ void lora_add_grads(const lora_adapter *a, const lora_target *t, int j, const fl
             gB[bi] += a->scale * (float)dot;
         }
     }
+}
+
+int64_t lora_scratch(const lora_target *t, int r) {
+    return 2 * lora_w_rows(t) * (int64_t)r;
+}
+
+/* scale * B_e's rows of weight j, [rows][r] contiguous, into sb. */
+static void scaled_b(const lora_adapter *a, const lora_target *t, int j, float *sb) {
+    int e, r = a->r, Er = t->E * a->r;
+    int64_t row0, rows = lora_w_rows(t);
+    weight_at(t, j, &e, &row0);
+    const float *B = a->p + t->b_off;
+    for (int64_t o = 0; o < rows; o++)
+        for (int k = 0; k < r; k++)
+            sb[o * r + k] = a->scale * B[(row0 + o) * Er + (int64_t)k * t->E + e];
+}
+
+void lora_add_delta_gemm(struct pool *p, const lora_adapter *a, const lora_target *t, int j,
+                         float *W, float *scratch) {
+    int r = a->r, e = j % t->E;
+    int64_t rows = lora_w_rows(t), in = t->in;
+    scaled_b(a, t, j, scratch);
+    /* W[rows][in] += sB[rows][r] A_e[r][in] */
+    gemm_op op = {W, in, scratch, r, 1, a->p + t->a_off + (int64_t)e * r * in, in, 1,
+                  rows, in, r, 0, NULL, 0};
+    gemm_run(p, &op, 1);
+}
+
+void lora_add_grads_gemm(struct pool *p, const lora_adapter *a, const lora_target *t, int j,
+                         const float *dW, float *g, float *scratch) {
+    int e, r = a->r, Er = t->E * a->r;
+    int64_t row0, rows = lora_w_rows(t), in = t->in;
+    weight_at(t, j, &e, &row0);
+    float *sb = scratch, *db = scratch + rows * r;
+    scaled_b(a, t, j, sb);
+    const float *Ae = a->p + t->a_off + (int64_t)e * r * in;
+    /* dA_e[r][in] += sB^T[r][rows] dW[rows][in];  dB_rows[rows][r] = dW A_e^T */
+    gemm_op ops[2] = {
+        {g + t->a_off + (int64_t)e * r * in, in, sb, 1, r, dW, in, 1, r, in, rows, 0, NULL, 0},
+        {db, r, dW, in, 1, Ae, 1, in, rows, r, in, 1, NULL, 0},
+    };
+    gemm_run(p, ops, 2);
+    float *gB = g + t->b_off;
+    for (int64_t o = 0; o < rows; o++)
+        for (int k = 0; k < r; k++)
+            gB[(row0 + o) * Er + (int64_t)k * t->E + e] += a->scale * db[o * r + k];
 }

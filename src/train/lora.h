@@ -97,6 +97,16 @@ int64_t lora_w_rows(const lora_target *t);
 void lora_add_grads(const lora_adapter *a, const lora_target *t, int j, const float *dW,
                     float *g);
 
+/* The same two through the blocked GEMM (kernels/gemm.h) on pool p (may
+ * be NULL), held to the loops above by tests/test_lora.c. scratch:
+ * lora_scratch(t, r) floats. */
+int64_t lora_scratch(const lora_target *t, int r);
+struct pool;
+void lora_add_delta_gemm(struct pool *p, const lora_adapter *a, const lora_target *t, int j,
+                         float *W, float *scratch);
+void lora_add_grads_gemm(struct pool *p, const lora_adapter *a, const lora_target *t, int j,
+                         const float *dW, float *g, float *scratch);
+
 /* adapter_config.json + adapter_model.safetensors into dir (created if
  * missing), written atomically each. */
 int lora_save(const lora_adapter *a, const char *dir, moe_err *err);

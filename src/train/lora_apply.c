@@ -49,21 +49,30 @@ int moe_lora_apply(moe_model *m, const char *adapter_dir, moe_lora **out, moe_er
     l->buf = calloc((size_t)total, sizeof *l->buf);
     l->orig = calloc((size_t)total, sizeof *l->orig);
     if (!l->buf || !l->orig) return moe_lora_free(l), moe_fail(err, "out of memory");
+    int64_t max_scratch = 0;
+    for (int i = 0; i < a->n; i++)
+        if (lora_scratch(&a->t[i], a->r) > max_scratch) max_scratch = lora_scratch(&a->t[i], a->r);
+    float *scratch = malloc(sizeof(float) * (size_t)max_scratch);
+    if (!scratch) return moe_lora_free(l), moe_fail(err, "out of memory");
     for (int i = 0; i < a->n; i++) {
         const lora_target *t = &a->t[i];
         int64_t rows = lora_w_rows(t);
         for (int j = 0; j < t->n_w; j++) {
             mat *w = t->w[j];
             float *b = malloc(sizeof(float) * (size_t)rows * (size_t)t->in);
-            if (!b) return moe_lora_free(l), moe_fail(err, "out of memory for merged weights");
+            if (!b) {
+                free(scratch);
+                return moe_lora_free(l), moe_fail(err, "out of memory for merged weights");
+            }
             for (int64_t o = 0; o < rows; o++) mat_row_f32(b + o * t->in, w, o);
-            lora_add_delta(a, t, j, b);
+            lora_add_delta_gemm(NULL, a, t, j, b, scratch);
             l->orig[l->n] = w->data;
             l->buf[l->n++] = b;
             w->data = b;
             w->type = DT_F32;
         }
     }
+    free(scratch);
     *out = l;
     return 0;
 }

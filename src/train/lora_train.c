@@ -17,6 +17,8 @@ struct lora_trainer {
     lora_adapter a;
     float *g, *m, *v;        /* [a.n_params] gradients and AdamW moments */
     optim_tensor *ot;        /* [2 a.n] every A and B, ascending offsets */
+    float *scratch;          /* [2 * max rows * r] for the GEMM paths */
+    pool *pool;              /* the session's, set by each step (NULL before) */
     int fd;                  /* the base checkpoint's file: W0 */
     const unsigned char *map;/* where that file's bytes start in memory */
     char path[4096];
@@ -40,7 +42,7 @@ static int merge(lora_trainer *lt, moe_err *err) {
                                     k < 0 ? strerror(errno) : "end of file");
                 done += (size_t)k;
             }
-            lora_add_delta(&lt->a, t, j, W);
+            lora_add_delta_gemm(lt->pool, &lt->a, t, j, W, lt->scratch);
         }
     }
     return 0;
@@ -78,7 +80,11 @@ int lora_trainer_new(lora_trainer **out, moe_model *m, const char *st_path, int 
     lt->m = calloc((size_t)n, sizeof(float));
     lt->v = calloc((size_t)n, sizeof(float));
     lt->ot = calloc((size_t)(2 * lt->a.n), sizeof *lt->ot);
-    if (!lt->g || !lt->m || !lt->v || !lt->ot) {
+    int64_t max_scratch = 0;
+    for (int i = 0; i < lt->a.n; i++)
+        if (lora_scratch(&lt->a.t[i], r) > max_scratch) max_scratch = lora_scratch(&lt->a.t[i], r);
+    lt->scratch = calloc((size_t)max_scratch, sizeof(float));
+    if (!lt->g || !lt->m || !lt->v || !lt->ot || !lt->scratch) {
         moe_fail(err, "out of memory for the LoRA optimizer");
         goto fail;
     }
@@ -106,6 +112,7 @@ void lora_trainer_free(lora_trainer *lt) {
     free(lt->m);
     free(lt->v);
     free(lt->ot);
+    free(lt->scratch);
     free(lt);
 }
 
@@ -114,12 +121,13 @@ void lora_trainer_grads(lora_trainer *lt, const train_grads *G, float *g) {
     for (int i = 0; i < lt->a.n; i++) {
         const lora_target *t = &lt->a.t[i];
         for (int j = 0; j < t->n_w; j++)
-            lora_add_grads(&lt->a, t, j, grad_of(G, t->w[j]->data), g);
+            lora_add_grads_gemm(lt->pool, &lt->a, t, j, grad_of(G, t->w[j]->data), g, lt->scratch);
     }
 }
 
 int lora_trainer_step(lora_trainer *lt, pool *p, const train_grads *G, int64_t step, double lr,
                       const adamw_opts *o, double *grad_norm, moe_err *err) {
+    lt->pool = p;
     lora_trainer_grads(lt, G, lt->g);
     if (adamw_step(p, lt->a.p, lt->g, lt->m, lt->v, lt->a.n_params, lt->ot, 2 * lt->a.n, step, lr,
                    o, grad_norm, err))
