@@ -110,15 +110,20 @@ static void name_target(lora_target *t, unsigned bits) {
     snprintf(t->name_b, sizeof t->name_b, "%s.lora_B.weight", t->key);
 }
 
-int lora_plan(lora_adapter *a, moe_model *m, int r, double alpha, int rslora, unsigned bits,
-              moe_err *err) {
-    memset(a, 0, sizeof *a);
-    const moe_config *c = &m->cfg;
+int lora_check_model(const moe_config *c, moe_err *err) {
     if (c->arch != MOE_ARCH_MIXTRAL && c->arch != MOE_ARCH_QWEN2_MOE &&
         c->arch != MOE_ARCH_QWEN3_MOE && c->arch != MOE_ARCH_OLMOE)
         return moe_fail(err, "LoRA adapters are supported on mixtral, qwen2_moe, qwen3_moe and "
                         "olmoe models (peft's layout of them in transformers 5), not on %s",
                         tm_arch_of(c->arch) ? tm_arch_of(c->arch)->model_type : "?");
+    return 0;
+}
+
+int lora_plan(lora_adapter *a, moe_model *m, int r, double alpha, int rslora, unsigned bits,
+              moe_err *err) {
+    memset(a, 0, sizeof *a);
+    const moe_config *c = &m->cfg;
+    if (lora_check_model(c, err)) return -1;
     if (r < 1 || r > 65536) return moe_fail(err, "LoRA rank r = %d is out of range [1, 65536]", r);
     if (!(alpha > 0) || !isfinite(alpha))
         return moe_fail(err, "LoRA alpha = %g must be a positive number", alpha);

@@ -76,6 +76,10 @@ typedef struct lora_adapter {
  * projections), "experts" (gate_up_proj,down_proj), "gate", "all". */
 int lora_parse_targets(const char *list, unsigned *bits, moe_err *err);
 
+/* 0 when adapters can be laid out on a model of config c (its architecture
+ * is one of the four above), else -1 naming it. */
+int lora_check_model(const moe_config *c, moe_err *err);
+
 /* Lay out the adapter of rank r on m's weights for the targets (bits), all
  * parameters zero. Fails naming what m cannot carry. */
 int lora_plan(lora_adapter *a, moe_model *m, int r, double alpha, int rslora, unsigned bits,

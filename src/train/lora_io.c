@@ -13,6 +13,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,8 +206,8 @@ int lora_load(lora_adapter *a, moe_model *m, const char *dir, moe_err *err) {
                  cJSON_IsString(pt) ? pt->valuestring : "not a string");
         goto done;
     }
-    if (!cJSON_IsNumber(r) || r->valuedouble != (double)(int)r->valuedouble || r->valueint < 1 ||
-        r->valueint > 65536) {
+    if (!cJSON_IsNumber(r) || !(r->valuedouble >= 1 && r->valuedouble <= 65536) ||
+        r->valuedouble != floor(r->valuedouble)) {
         moe_fail(err, "%s: r must be an integer in [1, 65536]", path);
         goto done;
     }

@@ -101,7 +101,9 @@ static int make_initial(trainer *t, moe_err *err) {
     int rc = -1;
     if (o->init) {
         /* widen whatever the init model stores to f32, tensor by tensor */
-        if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err)) goto done;
+        if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err) ||
+            (o->lora_rank > 0 && lora_check_model(&src->cfg, err)))
+            goto done;
         if (src->gguf) { /* its tensors carry llama.cpp's names, not a checkpoint's */
             moe_fail(err, "%s: training starts from a Hugging Face directory, not a GGUF file "
                      "(convert it with 'moe convert' first)", o->init);
@@ -236,6 +238,9 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
         return moe_fail(err, "train: --resume of a LoRA run is not supported");
     if (o->lora_rank > 0 && !o->init)
         return moe_fail(err, "train: LoRA adapts a model: give it with --init");
+    unsigned bits;
+    if (o->lora_rank > 0 && o->lora_targets && lora_parse_targets(o->lora_targets, &bits, err))
+        return -1;
     return 0;
 }
 

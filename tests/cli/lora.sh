@@ -51,6 +51,7 @@ expect_fail "bad target" 1 "LoRA targets: 'w1' is not one of" \
   "$MOE" train --data "$DATA" --out "$T/x" --init "$BASE" --lora-rank 2 --lora-targets q_proj,w1
 expect_fail "gpt_oss refused" 1 "LoRA adapters are supported on mixtral.*not on gpt_oss" \
   "$MOE" train --data "$DATA" --out "$T/y" --init "$FIX/train/gpt_oss" --lora-rank 2
+if [ ! -e "$T/y/latest" ] && [ ! -e "$T/x/latest" ]; then ok; else bad "a refused LoRA run left a checkpoint"; fi
 expect_fail "lora merge: no subcommand" 2 "" "$MOE" lora
 expect_fail "lora merge: unknown subcommand" 2 "unknown subcommand 'split'" "$MOE" lora split a b c
 expect_fail "lora merge: no adapter" 1 "adapter_config.json" "$MOE" lora merge "$BASE" "$T/none" "$T/m"
