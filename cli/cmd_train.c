@@ -233,7 +233,7 @@ int cmd_train(int argc, char **argv) {
         "gate/up rows (gate_up_proj) and down_proj, as peft's target_parameters lays them\n"
         "out. Checkpoints hold adapter_config.json + adapter_model.safetensors, which\n"
         "peft loads; apply one with `moe logits|generate|ppl MODEL --lora DIR`, or fold it\n"
-        "into a model directory with `moe lora merge`. (--resume is not supported.)",
+        "into a model directory with `moe lora merge`. OUT/base keeps the f32 base.",
         opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, ""};
     const char *pos[1];
     int np = 0;

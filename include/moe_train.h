@@ -74,7 +74,8 @@ typedef struct moe_train_opts {
                                 steps of this invocation (tests, time slices) */
     /* LoRA (needs init): > 0 trains only rank-lora_rank adapters on the
      * lora_targets weights, the base frozen; checkpoints then hold peft's
-     * adapter_config.json + adapter_model.safetensors (docs/TRAINING.md) */
+     * adapter_config.json + adapter_model.safetensors, the f32 base stays in
+     * OUT/base, --resume needs the same three settings (docs/TRAINING.md) */
     int lora_rank;
     double lora_alpha;       /* scale alpha / r; 0 = 2 * rank */
     const char *lora_targets;/* "q_proj,k_proj,v_proj,o_proj,gate,gate_up_proj,down_proj",

@@ -161,3 +161,35 @@ int lora_trainer_write(void *ctx, const char *dir, moe_err *err) {
     free(names);
     return rc;
 }
+
+int lora_trainer_resume(lora_trainer *lt, moe_model *m, const char *dir, moe_err *err) {
+    lora_adapter saved;
+    if (lora_load(&saved, m, dir, err)) return -1;
+    int same = saved.r == lt->a.r && saved.alpha == lt->a.alpha && saved.targets == lt->a.targets &&
+               !saved.rslora && saved.n_params == lt->a.n_params;
+    if (same) memcpy(lt->a.p, saved.p, sizeof(float) * (size_t)saved.n_params);
+    int r = saved.r;
+    double alpha = saved.alpha;
+    lora_free(&saved);
+    if (!same)
+        return moe_fail(err, "%s: the run's adapter has r = %d, alpha = %g and other targets; resume "
+                        "with its --lora-rank, --lora-alpha and --lora-targets", dir, r, alpha);
+    char path[4200], name[240];
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    st_store o;
+    if (st_open_file(&o, path, err)) return -1;
+    int rc = 0;
+    for (int i = 0; i < 2 * lt->a.n && !rc; i++) {
+        const optim_tensor *t = &lt->ot[i];
+        for (int mv = 0; mv < 2 && !rc; mv++) {
+            snprintf(name, sizeof name, "%c.%s", mv ? 'v' : 'm', t->name);
+            const st_tensor *x = st_find(&o, name);
+            if (!x || x->type != DT_F32 || x->n_elems != t->size)
+                rc = moe_fail(err, "%s: %s is missing or of the wrong size", path, name);
+            else
+                memcpy((mv ? lt->v : lt->m) + t->offset, x->data, sizeof(float) * (size_t)t->size);
+        }
+    }
+    st_close(&o);
+    return rc ? -1 : merge(lt, err);
+}

@@ -27,6 +27,11 @@ int lora_trainer_new(lora_trainer **out, moe_model *m, const char *st_path, int 
                      const char *targets, uint64_t seed, const char *base, moe_err *err);
 void lora_trainer_free(lora_trainer *lt);
 
+/* Resuming: the adapters and their AdamW moments of the checkpoint dir
+ * (lora_trainer_write's files), which must be of this rank, alpha and
+ * targets; merged in. */
+int lora_trainer_resume(lora_trainer *lt, moe_model *m, const char *dir, moe_err *err);
+
 /* The adapter (for tests). */
 lora_adapter *lora_trainer_adapter(lora_trainer *lt);
 

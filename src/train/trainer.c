@@ -234,9 +234,7 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
         return moe_fail(err, "train: loss coefficients and the bias rate must be >= 0");
     if (o->lora_rank < 0 || o->lora_alpha < 0)
         return moe_fail(err, "train: the LoRA rank and alpha must be >= 0");
-    if (o->lora_rank > 0 && o->resume)
-        return moe_fail(err, "train: --resume of a LoRA run is not supported");
-    if (o->lora_rank > 0 && !o->init)
+    if (o->lora_rank > 0 && !o->init && !o->resume)
         return moe_fail(err, "train: LoRA adapts a model: give it with --init");
     unsigned bits;
     if (o->lora_rank > 0 && o->lora_targets && lora_parse_targets(o->lora_targets, &bits, err))
@@ -244,15 +242,47 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
     return 0;
 }
 
-/* LoRA: adapters on the loaded base, its path recorded for peft. */
-static int lora_setup(trainer *t, moe_err *err) {
+/* LoRA: adapters on the loaded base (model_dir), its path recorded for
+ * peft; resuming, the adapters and their moments of t->dir. */
+static int lora_setup(trainer *t, const char *model_dir, moe_err *err) {
     const moe_train_opts *o = &t->o;
     char st_path[4200], base[4096];
-    join(st_path, sizeof st_path, t->dir, "model.safetensors");
-    if (!realpath(o->init, base)) snprintf(base, sizeof base, "%s", o->init);
+    join(st_path, sizeof st_path, model_dir, "model.safetensors");
+    if (!o->init || !realpath(o->init, base)) snprintf(base, sizeof base, "%s", o->init ? o->init : "");
     return lora_trainer_new(&t->lora, t->m, st_path, o->lora_rank,
                             o->lora_alpha > 0 ? o->lora_alpha : 2.0 * o->lora_rank,
-                            o->lora_targets ? o->lora_targets : "attn,experts", o->seed, base, err);
+                            o->lora_targets ? o->lora_targets : "attn,experts", o->seed, base, err) ||
+           (o->resume && lora_trainer_resume(t->lora, t->m, t->dir, err));
+}
+
+/* A LoRA run keeps its f32 base as OUT/base (the step-0 checkpoint renamed,
+ * out of the pruning's way); its checkpoints hold only the adapters. */
+static int lora_keep_base(trainer *t, moe_err *err) {
+    char base[sizeof t->dir], latest[sizeof t->dir];
+    if (join(base, sizeof base, t->o.out_dir, "base") ||
+        join(latest, sizeof latest, t->o.out_dir, "latest"))
+        return moe_fail(err, "%s: path too long", t->o.out_dir);
+    ckpt_remove_dir(base); /* one from a run stopped before its first checkpoint */
+    if (rename(t->dir, base) != 0)
+        return moe_fail(err, "%s: cannot rename to %s: %s", t->dir, base, strerror(errno));
+    unlink(latest);
+    memcpy(t->dir, base, sizeof base);
+    return 0;
+}
+
+/* Where the weights to load are: t->dir, or OUT/base in a LoRA run. */
+static int model_dir_of(trainer *t, char *out, size_t n, moe_err *err) {
+    char probe[4200];
+    struct stat sb;
+    join(probe, sizeof probe, t->dir, "adapter_config.json");
+    int adapter = stat(probe, &sb) == 0;
+    if (adapter && t->o.lora_rank == 0)
+        return moe_fail(err, "%s holds a LoRA adapter: resume with the run's --lora-rank", t->dir);
+    if (t->o.resume && !adapter && t->o.lora_rank > 0)
+        return moe_fail(err, "%s holds no LoRA adapter: resume without --lora-rank", t->dir);
+    if (t->o.lora_rank == 0) return snprintf(out, n, "%s", t->dir) < (int)n ? 0 : -1;
+    if (join(out, n, t->o.out_dir, "base")) return moe_fail(err, "%s: path too long", t->o.out_dir);
+    return 0;
 }
 
 static int setup(trainer *t, moe_err *err) {
@@ -269,13 +299,10 @@ static int setup(trainer *t, moe_err *err) {
         struct stat sb;
         if (lstat(latest, &sb) == 0)
             return moe_fail(err, "%s already holds a run (use --resume, or another --out)", o->out_dir);
-        if (make_initial(t, err)) return -1;
+        if (make_initial(t, err) || (o->lora_rank > 0 && lora_keep_base(t, err))) return -1;
     }
-    char probe[4200];
-    struct stat psb;
-    join(probe, sizeof probe, t->dir, "adapter_config.json");
-    if (o->resume && stat(probe, &psb) == 0)
-        return moe_fail(err, "%s holds a LoRA adapter: resuming a LoRA run is not supported", t->dir);
+    char model_dir[sizeof t->dir];
+    if (model_dir_of(t, model_dir, sizeof model_dir, err)) return -1;
     if (ckpt_read_state(t->dir, &st, err)) return -1;
     if (o->resume && (st.batch != o->batch || st.seq != o->seq || st.accum != o->accum))
         return moe_fail(err, "%s: was trained with batch %d, seq %d, accum %d; resume with the same",
@@ -284,10 +311,10 @@ static int setup(trainer *t, moe_err *err) {
     rng_restore(&t->data_rng, st.rng);
 
     char cfg_path[4200];
-    join(cfg_path, sizeof cfg_path, t->dir, "config.json");
+    join(cfg_path, sizeof cfg_path, model_dir, "config.json");
     if (ckpt_config_f32(cfg_path, &t->config, err)) return -1;
-    if (moe_model_load(&t->m, t->dir, err) || train_params_init(&t->P, t->m, err)) return -1;
-    if (o->lora_rank > 0 && lora_setup(t, err)) return -1;
+    if (moe_model_load(&t->m, model_dir, err) || train_params_init(&t->P, t->m, err)) return -1;
+    if (o->lora_rank > 0 && lora_setup(t, model_dir, err)) return -1;
     int N = o->batch * o->seq;
     moe_session_opts so = {.n_ctx = o->seq, .n_threads = o->n_threads, .max_batch = N,
                            .n_seq = o->batch};
@@ -312,7 +339,7 @@ static int setup(trainer *t, moe_err *err) {
     if (!t->grads || !t->am || !t->av || !t->logits || !t->win || !t->in || !t->tg || !t->load ||
         !t->entropy_sum || !t->entropy_n || !t->score_row)
         return moe_fail(err, "out of memory for the trainer's buffers");
-    if (t->step > 0 && ckpt_load_optimizer(t->dir, &t->P, t->am, t->av, err)) return -1;
+    if (t->step > 0 && !t->lora && ckpt_load_optimizer(t->dir, &t->P, t->am, t->av, err)) return -1;
     if (open_data(t, err)) return -1;
     char log_path[4200];
     if (o->log_path) snprintf(log_path, sizeof log_path, "%s", o->log_path);

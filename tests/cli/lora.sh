@@ -1,7 +1,8 @@
 #!/bin/sh
 # lora.sh - LoRA end to end: `moe train --init BASE --lora-rank R` on the
 # tiny mixtral of tests/fixtures/lora (the loss goes down, checkpoints hold
-# only peft's adapter files plus the trainer's state), `moe logits --lora`
+# only peft's adapter files plus the trainer's state; --stop-after then
+# --resume gives the unbroken run's losses and adapter), `moe logits --lora`
 # with the trained adapter and with peft's fixture adapter (which gives
 # peft's logits: tests/test_lora.c), `moe lora merge` giving the logits of
 # --lora, ppl and generate taking --lora, and the usage errors.
@@ -76,8 +77,27 @@ if grep -q '"target_parameters"' "$O/latest/adapter_config.json" &&
    grep -Eq '"r":[[:space:]]*4,' "$O/latest/adapter_config.json" &&
    grep -Eq '"lora_alpha":[[:space:]]*8,' "$O/latest/adapter_config.json"; then ok
 else bad "adapter_config.json: $(cat "$O/latest/adapter_config.json")"; fi
-expect_fail "resume refused" 1 "--resume of a LoRA run is not supported" "$MOE" train --init "$BASE" \
-  --data "$DATA" --out "$O" --lora-rank 4 --resume --steps 20 --batch 4 --seq 32
+if [ -s "$O/base/model.safetensors" ] && [ ! -e "$O/step-00000000" ]; then ok
+else bad "the f32 base is not kept as OUT/base"; fi
+
+# stopped after 10 steps and resumed: the losses of an unbroken run, bit for bit
+S="$T/stop"
+LORA_RUN="--init $BASE --data $DATA --lora-rank 4 --lora-alpha 8 --lora-targets attn,experts \
+  --steps 20 --batch 4 --seq 32 --lr 1e-2 --warmup 2 --eval-every 0 --threads 2 --quiet"
+# shellcheck disable=SC2086 # the words of LORA_RUN
+expect_ok "train --stop-after 10" "$MOE" train $LORA_RUN --out "$S" --stop-after 10
+# shellcheck disable=SC2086
+expect_ok "train --resume" "$MOE" train $LORA_RUN --out "$S" --resume
+losses() { grep '"lr"' "$1" | sed -E 's/.*"step":([0-9]+),"loss":([^,]*).*/\1 \2/'; }
+if [ "$(losses "$S/log.jsonl")" = "$(losses "$O/log.jsonl")" ] && [ "$(losses "$O/log.jsonl" | wc -l)" -eq 20 ]; then ok
+else bad "resumed losses differ: $(losses "$S/log.jsonl" | tail -3 | tr '\n' ' ') vs $(losses "$O/log.jsonl" | tail -3 | tr '\n' ' ')"; fi
+if cmp -s "$S/latest/adapter_model.safetensors" "$O/latest/adapter_model.safetensors"; then ok
+else bad "resumed adapter differs from the unbroken run's"; fi
+expect_fail "resume without --lora-rank" 1 "holds a LoRA adapter: resume with the run's --lora-rank" \
+  "$MOE" train --init "$BASE" --data "$DATA" --out "$S" --resume --steps 30 --batch 4 --seq 32
+expect_fail "resume with another rank" 1 "the run's adapter has r = 4" \
+  "$MOE" train --init "$BASE" --data "$DATA" --out "$S" --resume --steps 30 --batch 4 --seq 32 \
+  --lora-rank 8 --lora-alpha 8 --lora-targets attn,experts
 
 # ------------------------------------------------------------- inference
 IDS=5,17,3,42,8,60
