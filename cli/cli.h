@@ -29,6 +29,7 @@ int cmd_init(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
@@ -44,6 +45,11 @@ int cli_load_model(const char *cmd, const char *path, moe_model **m);
 
 /* The same with load options (an expert memory budget); o may be NULL. */
 int cli_load_model_opts(const char *cmd, const char *path, const moe_load_opts *o, moe_model **m);
+
+/* --lora DIR: the adapter applied to a loaded model (before any session),
+ * *l to free after the model; nothing when dir is NULL. Errors printed. */
+struct moe_lora;
+int cli_apply_lora(const char *cmd, moe_model *m, const char *dir, struct moe_lora **l);
 
 /* The expert memory budget options (--mem, --cache-policy, --prefetch) of
  * the commands that run a model (cache_opts.c). ARG_CACHE(&cc) in a

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "moe_train.h"
 #include "cli.h"
 
 #include "stream.h"
@@ -23,6 +24,7 @@ int cmd_generate(int argc, char **argv) {
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec;
     cli_cache cc = CLI_CACHE_INIT;
+    const char *lora_dir = NULL;
     const arg_opt opts[] = {
         {"--prompt", "-p", ARG_STR, &prompt, 0, 0, 0, "TEXT", "the prompt (required)"},
         {"--max-tokens", "-n", ARG_INT, &n_new, 0, 1 << 24, 0, "N", "generate at most N tokens (128)"},
@@ -34,6 +36,8 @@ int cmd_generate(int argc, char **argv) {
         {"--ctx", "-c", ARG_INT, &n_ctx, 0, 1 << 24, 0, "N",
          "context positions (0 = the model's, at most 4096)"},
         ARG_CACHE(&cc),
+        {"--lora", NULL, ARG_STR, &lora_dir, 0, 0, 0, "DIR",
+         "apply a peft LoRA adapter directory (merged into the weights at load)"},
     };
     const arg_cmd c = {"generate", "MODEL -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] "
                        "[--seed S] [--threads N] [--ctx N]",
@@ -57,6 +61,7 @@ int cmd_generate(int argc, char **argv) {
     int rc = 1;
     moe_tokenizer *tok = NULL;
     moe_model *m = NULL;
+    moe_lora *lora = NULL;
     moe_session *s = NULL;
     moe_sampler *smp = NULL;
     int32_t *ids = NULL;
@@ -75,7 +80,9 @@ int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto done;
     }
-    if (cli_load_model_opts("generate", pos[0], &lo, &m)) goto done;
+    if (cli_load_model_opts("generate", pos[0], &lo, &m) ||
+        cli_apply_lora("generate", m, lora_dir, &lora))
+        goto done;
     const moe_config *cfg = moe_model_config(m);
     moe_sampler_opts so = {.temp = temp, .top_k = top_k, .top_p = top_p, .seed = seed};
     if (moe_sampler_new(&smp, &so, cfg->vocab, &err)) {
@@ -182,6 +189,7 @@ done:
     moe_sampler_free(smp);
     moe_session_free(s);
     moe_model_free(m);
+    moe_lora_free(lora);
     moe_tokenizer_free(tok);
     return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "moe_train.h"
 
 #define LOGITS_CHUNK 64
 
@@ -21,7 +22,7 @@ static int is_little_endian(void) {
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *ids_s = NULL, *out_path = NULL;
+    const char *ids_s = NULL, *out_path = NULL, *lora_dir = NULL;
     int threads = 0;
     cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
@@ -29,8 +30,10 @@ int cmd_logits(int argc, char **argv) {
         {"--out", "-o", ARG_STR, &out_path, 0, 0, 0, "FILE", "write to FILE instead of stdout"},
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         ARG_CACHE(&cc),
+        {"--lora", NULL, ARG_STR, &lora_dir, 0, 0, 0, "DIR",
+         "apply a peft LoRA adapter directory (merged into the weights at load)"},
     };
-    const arg_cmd c = {"logits", "MODEL --ids 1,2,3 [--out FILE]",
+    const arg_cmd c = {"logits", "MODEL --ids 1,2,3 [--out FILE] [--lora DIR]",
                        "Write the logits of the given token ids (no BOS added) as raw little-endian\n"
                        "float32: one row of vocab-size values per position, n_ids * V * 4 bytes.",
                        NULL, opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, "MODEL"};
@@ -60,11 +63,14 @@ int cmd_logits(int argc, char **argv) {
 
     int rc = 1;
     moe_model *m = NULL;
+    moe_lora *lora = NULL;
     moe_session *s = NULL;
     float *rows = NULL;
     FILE *f = NULL;
     moe_err err = {{0}};
-    if (cli_load_model_opts("logits", pos[0], &lo, &m)) goto done;
+    if (cli_load_model_opts("logits", pos[0], &lo, &m) ||
+        cli_apply_lora("logits", m, lora_dir, &lora))
+        goto done;
     const moe_config *cfg = moe_model_config(m);
     const int V = cfg->vocab;
     for (int i = 0; i < n; i++) {
@@ -118,5 +124,6 @@ done:
     free(ids);
     moe_session_free(s);
     moe_model_free(m);
+    moe_lora_free(lora);
     return rc;
 }

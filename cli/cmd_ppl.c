@@ -23,18 +23,22 @@
 #include "args.h"
 #include "cli.h"
 #include "moe_score.h"
+#include "moe_train.h"
 
 #define PPL_MAX_TEXT (256u << 20) /* bytes of text read at most */
 
 typedef struct ppl_model {
     moe_model *m;
+    moe_lora *lora; /* --lora on MODEL, else NULL */
     moe_session *s;
     float *logits; /* [ctx][V] */
 } ppl_model;
 
-static int ppl_open(const char *path, int ctx, int threads, const moe_load_opts *lo, ppl_model *p) {
+static int ppl_open(const char *path, const char *lora_dir, int ctx, int threads,
+                    const moe_load_opts *lo, ppl_model *p) {
     moe_err err = {{0}};
-    if (cli_load_model_opts("ppl", path, lo, &p->m)) return -1;
+    if (cli_load_model_opts("ppl", path, lo, &p->m) || cli_apply_lora("ppl", p->m, lora_dir, &p->lora))
+        return -1;
     const int V = moe_model_config(p->m)->vocab;
     moe_session_opts so = {.n_ctx = ctx, .n_threads = threads, .max_batch = ctx < 256 ? ctx : 256};
     if (moe_session_new(&p->s, p->m, &so, &err)) {
@@ -54,6 +58,7 @@ static void ppl_close(ppl_model *p) {
     free(p->logits);
     moe_session_free(p->s);
     moe_model_free(p->m);
+    moe_lora_free(p->lora);
 }
 
 /* Logits of every position of ids[0..n) into p->logits, from an empty
@@ -103,6 +108,7 @@ int cmd_ppl(int argc, char **argv) {
     const char *text_path = NULL, *ids_s = NULL, *ref_path = NULL, *tok_path = NULL;
     int ctx = 512, max_tokens = 0, threads = 0, json = 0, chunk = 0;
     cli_cache cc = CLI_CACHE_INIT;
+    const char *lora_dir = NULL;
     const arg_opt opts[] = {
         {"--text", NULL, ARG_STR, &text_path, 0, 0, 0, "FILE", "score this text (the model's tokenizer)"},
         {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "score these token ids instead"},
@@ -114,6 +120,8 @@ int cmd_ppl(int argc, char **argv) {
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL, "one JSON object instead of text"},
         ARG_CACHE(&cc),
+        {"--lora", NULL, ARG_STR, &lora_dir, 0, 0, 0, "DIR",
+         "apply a peft LoRA adapter directory to MODEL (not to --ref)"},
     };
     const arg_cmd c = {
         "ppl", "MODEL (--text FILE | --ids LIST) [--ref MODEL] [options]",
@@ -154,7 +162,7 @@ int cmd_ppl(int argc, char **argv) {
         goto done;
     }
     if (ctx > n) ctx = n;
-    if (ppl_open(pos[0], ctx, threads, &lo, &mod)) goto done;
+    if (ppl_open(pos[0], lora_dir, ctx, threads, &lo, &mod)) goto done;
     cli_warn_positions("ppl", pos[0], mod.m, ctx);
     const int V = moe_model_config(mod.m)->vocab;
     for (int i = 0; i < n; i++) {
@@ -166,7 +174,7 @@ int cmd_ppl(int argc, char **argv) {
         }
     }
     if (ref_path) {
-        if (ppl_open(ref_path, ctx, threads, &lo, &ref)) goto done;
+        if (ppl_open(ref_path, NULL, ctx, threads, &lo, &ref)) goto done;
         cli_warn_positions("ppl", ref_path, ref.m, ctx);
         int rv = moe_model_config(ref.m)->vocab;
         if (rv != V) {

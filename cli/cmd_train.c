@@ -135,7 +135,7 @@ int cmd_train(int argc, char **argv) {
     const char *s_noise = NULL;
     double noise = 0;
     const char *s_lr = NULL, *s_min_lr = NULL, *s_wd = NULL, *s_b1 = NULL, *s_b2 = NULL,
-               *s_eps = NULL, *s_clip = NULL;
+               *s_eps = NULL, *s_clip = NULL, *s_lora_alpha = NULL;
 
     /* help lines with the library's defaults */
     char h[22][HELP_LEN]; /* one per H(i, ...) below */
@@ -200,6 +200,12 @@ int cmd_train(int argc, char **argv) {
         {"--print-every", NULL, ARG_INT, &print_every, 0, INT_MAX, 0, "N",
          "without a terminal: a progress line every N steps (0 = about 20 a run)"},
         {"--quiet", "-q", ARG_FLAG, &quiet, 0, 0, 0, NULL, "no progress lines on stderr"},
+        {"--lora-rank", NULL, ARG_INT, &o.lora_rank, 1, 65536, 0, "R",
+         "train rank-R LoRA adapters only, the --init model frozen (see below)"},
+        {"--lora-alpha", NULL, ARG_STR, &s_lora_alpha, 0, 0, 0, "A",
+         "LoRA scale alpha / R (default 2 x R)"},
+        {"--lora-targets", NULL, ARG_STR, &o.lora_targets, 0, 0, 0, "LIST",
+         "LoRA targets (default attn,experts; see below)"},
     };
 #undef H
     const arg_cmd c = {
@@ -248,7 +254,16 @@ int cmd_train(int argc, char **argv) {
         "Each step logs one JSON line (step, loss, ce, aux_loss, z_loss, kl_loss, lr,\n"
         "grad_norm, tokens_per_s, ...) to --log. Run the same command with --resume to\n"
         "continue after a stop: the rest of the run is bit-identical. Example in\n"
-        "docs/TRAINING.md (\"Running moe train\").",
+        "docs/TRAINING.md (\"Running moe train\").\n"
+        "\n"
+        "LoRA: --init MODEL --lora-rank R trains W + (alpha/R) B A on the targets only,\n"
+        "--lora-targets from q_proj,k_proj,v_proj,o_proj (attn), gate (the router),\n"
+        "gate_up_proj,down_proj (experts), all\n"
+        "(mixtral, qwen2_moe, qwen3_moe, olmoe): each expert gets its own A and B on its\n"
+        "gate/up rows (gate_up_proj) and down_proj, as peft's target_parameters lays them\n"
+        "out. Checkpoints hold adapter_config.json + adapter_model.safetensors, which\n"
+        "peft loads; apply one with `moe logits|generate|ppl MODEL --lora DIR`, or fold it\n"
+        "into a model directory with `moe lora merge`. OUT/base keeps the f32 base.",
         opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, ""};
     const char *pos[1];
     int np = 0;
@@ -264,6 +279,7 @@ int cmd_train(int argc, char **argv) {
         {"--eps", s_eps, &o.eps, 0, 1, 1, 0},
         {"--clip", s_clip, &o.clip, 0, 1e30, 0, 0},
         {"--upcycle-noise", s_noise, &noise, 0, 10, 0, 0},
+        {"--lora-alpha", s_lora_alpha, &o.lora_alpha, 0, 1e6, 1, 0},
     };
     for (size_t i = 0; i < sizeof dbl / sizeof dbl[0]; i++)
         if (parse_dbl(&dbl[i])) return 2;
@@ -306,6 +322,18 @@ int cmd_train(int argc, char **argv) {
     }
     if (o.resume && (o.upcycle || o.add_experts)) {
         cli_error("train", "--resume continues a run: --upcycle and --add-experts only start one");
+        return 2;
+    }
+    if ((o.lora_alpha > 0 || o.lora_targets) && o.lora_rank == 0) {
+        cli_error("train", "--lora-alpha and --lora-targets need --lora-rank R");
+        return 2;
+    }
+    if (o.lora_rank > 0 && !o.init) {
+        cli_error("train", "--lora-rank adapts a model: give it with --init MODEL");
+        return 2;
+    }
+    if (o.lora_rank > 0 && (o.freeze || o.add_experts)) {
+        cli_error("train", "--lora-rank trains adapters on a frozen base: not with --freeze or --add-experts");
         return 2;
     }
     if (o.min_lr > o.lr) {

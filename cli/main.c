@@ -24,6 +24,7 @@ static const command commands[] = {
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer on text files"},
     {"data", cmd_data, "tokenize text files into train/val token shards"},
     {"train", cmd_train, "train an MoE model on token shards (checkpoints, resume)"},
+    {"lora", cmd_lora, "fold a LoRA adapter (peft layout) into its base model"},
     {"route", cmd_route, "where the routers send tokens: a text traced, or counts over a shard"},
     {"ppl", cmd_ppl, "perplexity on a text; KL and top-1 agreement against a reference model"},
     {"report", cmd_report, "one HTML page of a training run: losses, expert load, routing"},

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "moe_train.h"
 #include "moe_file.h"
 
 void cli_error(const char *cmd, const char *fmt, ...) {
@@ -188,4 +189,15 @@ int cli_read_file(const char *path, size_t max_bytes, char **out, size_t *len, m
     int rc = moe_file_read(path, max_bytes, out, &n, err);
     if (len) *len = rc ? 0 : n;
     return rc;
+}
+
+int cli_apply_lora(const char *cmd, moe_model *m, const char *dir, struct moe_lora **l) {
+    *l = NULL;
+    if (!dir) return 0;
+    moe_err err = {{0}};
+    if (moe_lora_apply(m, dir, l, &err)) {
+        cli_error(cmd, "--lora %s: %s", dir, err.msg);
+        return -1;
+    }
+    return 0;
 }

@@ -88,6 +88,14 @@ typedef struct moe_train_opts {
                                 layer (copies of the old, zero router rows) */
     float expert_noise;      /* copied experts' weights times 1 + expert_noise *
                                 N(0, 1) (upcycle, add_experts); 0 = exact copies */
+    /* LoRA (needs init): > 0 trains only rank-lora_rank adapters on the
+     * lora_targets weights, the base frozen; checkpoints then hold peft's
+     * adapter_config.json + adapter_model.safetensors, the f32 base stays in
+     * OUT/base, --resume needs the same three settings (docs/TRAINING.md) */
+    int lora_rank;
+    double lora_alpha;       /* scale alpha / r; 0 = 2 * rank */
+    const char *lora_targets;/* "q_proj,k_proj,v_proj,o_proj,gate,gate_up_proj,down_proj",
+                                "attn", "experts", "all"; NULL = "attn,experts" */
     void (*progress)(void *user, const moe_train_progress *p); /* or NULL */
     void *user;
 } moe_train_opts;
@@ -99,6 +107,24 @@ void moe_train_defaults(moe_train_opts *o);
  * -1 with a message on any error, including a NaN/Inf loss or gradient
  * (the step is not applied; the last checkpoint stays valid). */
 int moe_train(const moe_train_opts *o, moe_err *err);
+
+/* ------------------------------------------------------- LoRA adapters */
+
+/* A peft LoRA adapter directory (adapter_config.json +
+ * adapter_model.safetensors) applied to a loaded model: each targeted weight
+ * becomes an f32 copy of W + scale * B A, before any session is made on m.
+ * The adapter must match the model (every tensor, every shape); experts
+ * read through an expert memory budget cannot be adapted. The handle owns
+ * the merged weights: free it after the model. */
+typedef struct moe_lora moe_lora;
+int moe_lora_apply(moe_model *m, const char *adapter_dir, moe_lora **out, moe_err *err);
+void moe_lora_free(moe_lora *l);
+
+/* base (a Hugging Face directory) with the adapter merged, written to
+ * out_dir as a model directory: model.safetensors (the adapted weights in
+ * f32, the others as they were), config.json and the tokenizer files. */
+int moe_lora_merge(const char *base_dir, const char *adapter_dir, const char *out_dir,
+                   moe_err *err);
 
 #ifdef __cplusplus
 }

@@ -254,6 +254,26 @@ int ckpt_copy_config_f32(const char *src, const char *dst, moe_err *err) {
     return rc;
 }
 
+/* The written directory tmp becomes fin (OUT/step-N), then OUT/latest. */
+static int publish(const char *out_dir, const char *tmp, const char *fin, int64_t step, char *saved,
+                   size_t saved_len, moe_err *err) {
+    if (fsync_path(tmp, err)) return -1;
+    ckpt_remove_dir(fin); /* a stale one from an interrupted run */
+    if (rename(tmp, fin) != 0)
+        return moe_fail(err, "%s: cannot rename to %s: %s", tmp, fin, strerror(errno));
+    if (fsync_path(out_dir, err)) return -1;
+    char link_tmp[4200], link[4200], target[64];
+    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", out_dir);
+    snprintf(link, sizeof link, "%s/latest", out_dir);
+    snprintf(target, sizeof target, "step-%08lld", (long long)step);
+    unlink(link_tmp);
+    if (symlink(target, link_tmp) != 0 || rename(link_tmp, link) != 0)
+        return moe_fail(err, "%s: cannot point at %s: %s", link, target, strerror(errno));
+    if (fsync_path(out_dir, err)) return -1;
+    if (saved) snprintf(saved, saved_len, "%s", fin);
+    return 0;
+}
+
 int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, const float *adam_m,
               const float *adam_v, const ckpt_state *st, const char *tokenizer,
               const char *config_text, char *saved, size_t saved_len, moe_err *err) {
@@ -298,30 +318,31 @@ int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, co
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (write_state(path, st, err)) goto done;
     if (tokenizer && copy_tokenizer(tokenizer, tmp, err)) goto done;
-    if (fsync_path(tmp, err)) goto done;
-    ckpt_remove_dir(fin); /* a stale one from an interrupted run */
-    if (rename(tmp, fin) != 0) {
-        moe_fail(err, "%s: cannot rename to %s: %s", tmp, fin, strerror(errno));
-        goto done;
-    }
-    if (fsync_path(out_dir, err)) goto done;
-    char link_tmp[4200], link[4200], target[64];
-    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", out_dir);
-    snprintf(link, sizeof link, "%s/latest", out_dir);
-    snprintf(target, sizeof target, "step-%08lld", (long long)st->step);
-    unlink(link_tmp);
-    if (symlink(target, link_tmp) != 0 || rename(link_tmp, link) != 0) {
-        moe_fail(err, "%s: cannot point at %s: %s", link, target, strerror(errno));
-        goto done;
-    }
-    if (fsync_path(out_dir, err)) goto done;
-    if (saved) snprintf(saved, saved_len, "%s", fin);
+    if (publish(out_dir, tmp, fin, st->step, saved, saved_len, err)) goto done;
     rc = 0;
 done:
     if (rc) ckpt_remove_dir(tmp);
     free(w);
     free(names);
     return rc;
+}
+
+int ckpt_save_with(const char *out_dir, const ckpt_state *st, const char *tokenizer,
+                   int (*write)(void *ctx, const char *dir, moe_err *err), void *ctx,
+                   char *saved, size_t saved_len, moe_err *err) {
+    char tmp[4096], fin[4096], path[4200];
+    snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08lld", out_dir, (long long)st->step);
+    snprintf(fin, sizeof fin, "%s/step-%08lld", out_dir, (long long)st->step);
+    ckpt_remove_dir(tmp);
+    if (mkdir(tmp, 0755) != 0) return moe_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    if (write(ctx, tmp, err) || write_state(path, st, err) ||
+        (tokenizer && copy_tokenizer(tokenizer, tmp, err)) ||
+        publish(out_dir, tmp, fin, st->step, saved, saved_len, err)) {
+        ckpt_remove_dir(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int ckpt_load_optimizer(const char *dir, const train_params *P, float *adam_m, float *adam_v,

@@ -27,6 +27,13 @@ int ckpt_save(const char *out_dir, const moe_model *m, const train_params *P, co
               const float *adam_v, const ckpt_state *st, const char *tokenizer,
               const char *config_text, char *saved, size_t saved_len, moe_err *err);
 
+/* A checkpoint of other contents (a LoRA adapter): OUT/step-N gets what
+ * write(ctx, dir) puts in dir, trainer_state.json and the tokenizer, and
+ * becomes OUT/latest, as atomically as ckpt_save. */
+int ckpt_save_with(const char *out_dir, const ckpt_state *st, const char *tokenizer,
+                   int (*write)(void *ctx, const char *dir, moe_err *err), void *ctx,
+                   char *saved, size_t saved_len, moe_err *err);
+
 /* The config.json text a checkpoint of the model whose config.json is src
  * carries: src's, with the first "torch_dtype" and "dtype" values float32
  * (a "torch_dtype" added when neither is there), since training keeps f32

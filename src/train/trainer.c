@@ -34,6 +34,7 @@
 #include "train/freeze.h"
 #include "train/grow.h"
 #include "train/grad_ops.h"
+#include "train/lora_train.h"
 
 void moe_train_defaults(moe_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -84,6 +85,7 @@ typedef struct trainer {
     char *config;            /* its config.json text, carried into every save */
     unsigned freeze;         /* FREEZE_* groups kept fixed (freeze.h) */
     int added;               /* experts appended to each MoE layer by this run */
+    lora_trainer *lora;      /* LoRA run: the adapters and their optimizer, else NULL */
 } trainer;
 
 static int join(char *out, size_t n, const char *a, const char *b) {
@@ -108,7 +110,9 @@ static int make_initial(trainer *t, moe_err *err) {
         rc = 0;
     } else if (o->init) {
         /* widen whatever the init model stores to f32, tensor by tensor */
-        if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err)) goto done;
+        if (moe_model_load(&src, o->init, err) || bwd_check_model(&src->cfg, err) ||
+            (o->lora_rank > 0 && lora_check_model(&src->cfg, err)))
+            goto done;
         if (src->gguf) { /* its tensors carry llama.cpp's names, not a checkpoint's */
             moe_fail(err, "%s: training starts from a Hugging Face directory, not a GGUF file "
                      "(convert it with 'moe convert' first)", o->init);
@@ -257,6 +261,59 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
         return moe_fail(err, "train: learning rate, betas, eps, weight decay or clip out of range");
     if (o->aux_coef < 0 || o->z_coef < 0 || o->kl_coef < 0 || o->bias_rate < 0)
         return moe_fail(err, "train: loss coefficients and the bias rate must be >= 0");
+    if (o->lora_rank < 0 || o->lora_alpha < 0)
+        return moe_fail(err, "train: the LoRA rank and alpha must be >= 0");
+    if (o->lora_rank > 0 && !o->init && !o->resume)
+        return moe_fail(err, "train: LoRA adapts a model: give it with --init");
+    if (o->lora_rank > 0 && (o->freeze || o->upcycle || o->add_experts))
+        return moe_fail(err, "train: LoRA trains adapters on a frozen base: not with freeze, "
+                             "upcycle or add_experts");
+    unsigned bits;
+    if (o->lora_rank > 0 && o->lora_targets && lora_parse_targets(o->lora_targets, &bits, err))
+        return -1;
+    return 0;
+}
+
+/* LoRA: adapters on the loaded base (model_dir), its path recorded for
+ * peft; resuming, the adapters and their moments of t->dir. */
+static int lora_setup(trainer *t, const char *model_dir, moe_err *err) {
+    const moe_train_opts *o = &t->o;
+    char st_path[4200], base[4096];
+    join(st_path, sizeof st_path, model_dir, "model.safetensors");
+    if (!o->init || !realpath(o->init, base)) snprintf(base, sizeof base, "%s", o->init ? o->init : "");
+    return lora_trainer_new(&t->lora, t->m, st_path, o->lora_rank,
+                            o->lora_alpha > 0 ? o->lora_alpha : 2.0 * o->lora_rank,
+                            o->lora_targets ? o->lora_targets : "attn,experts", o->seed, base, err) ||
+           (o->resume && lora_trainer_resume(t->lora, t->m, t->dir, err));
+}
+
+/* A LoRA run keeps its f32 base as OUT/base (the step-0 checkpoint renamed,
+ * out of the pruning's way); its checkpoints hold only the adapters. */
+static int lora_keep_base(trainer *t, moe_err *err) {
+    char base[sizeof t->dir], latest[sizeof t->dir];
+    if (join(base, sizeof base, t->o.out_dir, "base") ||
+        join(latest, sizeof latest, t->o.out_dir, "latest"))
+        return moe_fail(err, "%s: path too long", t->o.out_dir);
+    ckpt_remove_dir(base); /* one from a run stopped before its first checkpoint */
+    if (rename(t->dir, base) != 0)
+        return moe_fail(err, "%s: cannot rename to %s: %s", t->dir, base, strerror(errno));
+    unlink(latest);
+    memcpy(t->dir, base, sizeof base);
+    return 0;
+}
+
+/* Where the weights to load are: t->dir, or OUT/base in a LoRA run. */
+static int model_dir_of(trainer *t, char *out, size_t n, moe_err *err) {
+    char probe[4200];
+    struct stat sb;
+    join(probe, sizeof probe, t->dir, "adapter_config.json");
+    int adapter = stat(probe, &sb) == 0;
+    if (adapter && t->o.lora_rank == 0)
+        return moe_fail(err, "%s holds a LoRA adapter: resume with the run's --lora-rank", t->dir);
+    if (t->o.resume && !adapter && t->o.lora_rank > 0)
+        return moe_fail(err, "%s holds no LoRA adapter: resume without --lora-rank", t->dir);
+    if (t->o.lora_rank == 0) return snprintf(out, n, "%s", t->dir) < (int)n ? 0 : -1;
+    if (join(out, n, t->o.out_dir, "base")) return moe_fail(err, "%s: path too long", t->o.out_dir);
     return 0;
 }
 
@@ -278,8 +335,10 @@ static int setup(trainer *t, moe_err *err) {
         struct stat sb;
         if (lstat(latest, &sb) == 0)
             return moe_fail(err, "%s already holds a run (use --resume, or another --out)", o->out_dir);
-        if (make_initial(t, err)) return -1;
+        if (make_initial(t, err) || (o->lora_rank > 0 && lora_keep_base(t, err))) return -1;
     }
+    char model_dir[sizeof t->dir];
+    if (model_dir_of(t, model_dir, sizeof model_dir, err)) return -1;
     if (ckpt_read_state(t->dir, &st, err)) return -1;
     if (o->resume && (st.batch != o->batch || st.seq != o->seq || st.accum != o->accum))
         return moe_fail(err, "%s: was trained with batch %d, seq %d, accum %d; resume with the same",
@@ -297,11 +356,12 @@ static int setup(trainer *t, moe_err *err) {
     rng_restore(&t->data_rng, st.rng);
 
     char cfg_path[4200];
-    join(cfg_path, sizeof cfg_path, t->dir, "config.json");
+    join(cfg_path, sizeof cfg_path, model_dir, "config.json");
     if (ckpt_config_f32(cfg_path, &t->config, err)) return -1;
-    if (moe_model_load(&t->m, t->dir, err) || train_params_init(&t->P, t->m, err) ||
+    if (moe_model_load(&t->m, model_dir, err) || train_params_init(&t->P, t->m, err) ||
         freeze_apply(&t->P, t->m, t->freeze, t->added, err))
         return -1;
+    if (o->lora_rank > 0 && lora_setup(t, model_dir, err)) return -1;
     int N = o->batch * o->seq;
     moe_session_opts so = {.n_ctx = o->seq, .n_threads = o->n_threads, .max_batch = N,
                            .n_seq = o->batch};
@@ -312,8 +372,10 @@ static int setup(trainer *t, moe_err *err) {
     rng_restore(&t->s->noise_rng, st.noise_rng);
     int64_t V = t->m->cfg.vocab;
     t->grads = big_calloc((size_t)t->P.n * sizeof(float));
-    t->am = big_calloc((size_t)t->P.n_state * sizeof(float)); /* the trained tensors' only */
-    t->av = big_calloc((size_t)t->P.n_state * sizeof(float));
+    size_t n_moments = t->lora ? 1 : (size_t)t->P.n_state; /* LoRA: the adapters' own;
+                                                               else the trained tensors' */
+    t->am = big_calloc(n_moments * sizeof(float));
+    t->av = big_calloc(n_moments * sizeof(float));
     t->logits = big_calloc((size_t)N * (size_t)V * sizeof(float));
     t->win = malloc((size_t)o->batch * (size_t)(o->seq + 1) * sizeof(int32_t));
     t->in = malloc((size_t)N * sizeof(int32_t));
@@ -325,7 +387,7 @@ static int setup(trainer *t, moe_err *err) {
     if (!t->grads || !t->am || !t->av || !t->logits || !t->win || !t->in || !t->tg || !t->load ||
         !t->entropy_sum || !t->entropy_n || !t->score_row)
         return moe_fail(err, "out of memory for the trainer's buffers");
-    if (t->step > 0 && ckpt_load_optimizer(t->dir, &t->P, t->am, t->av, err)) return -1;
+    if (t->step > 0 && !t->lora && ckpt_load_optimizer(t->dir, &t->P, t->am, t->av, err)) return -1;
     if (open_data(t, err)) return -1;
     char log_path[4200];
     if (o->log_path) snprintf(log_path, sizeof log_path, "%s", o->log_path);
@@ -350,6 +412,7 @@ static void teardown(trainer *t) {
     free(t->entropy_sum);
     free(t->entropy_n);
     free(t->score_row);
+    lora_trainer_free(t->lora);
     bwd_ws_free(t->ws);
     moe_session_free(t->s);
     train_params_free(&t->P);
@@ -522,12 +585,18 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     lr_schedule sch = {o->lr, o->min_lr, o->warmup, o->steps};
     double lr = lr_at(&sch, t->step), gn = 0;
     adamw_opts ao = {o->beta1, o->beta2, o->eps, o->weight_decay, o->clip};
-    if (adamw_step_clear(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
-                         t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
-        return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
-    train_params_sync(&t->P, t->m); /* fused expert tensors: the forward's copies */
-    if (t->P.n_bias && o->bias_rate > 0 && !(t->freeze & (FREEZE_ROUTER | FREEZE_OLD_ROUTER)))
-        train_bias_update(t->s, o->bias_rate);
+    if (t->lora) { /* the base frozen: only the adapters move */
+        train_grads G = {t->P.base, t->grads, t->P.n};
+        if (lora_trainer_step(t->lora, t->s->pool, &G, t->step + 1, lr, &ao, &gn, err))
+            return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
+    } else {
+        if (adamw_step_clear(t->s->pool, t->P.base, t->grads, t->am, t->av, t->P.n, t->P.tensors,
+                             t->P.n_tensors, t->step + 1, lr, &ao, &gn, err))
+            return moe_fail_prefix(err, "step %lld: stopped before the update", (long long)t->step + 1);
+        train_params_sync(&t->P, t->m); /* fused expert tensors: the forward's copies */
+        if (t->P.n_bias && o->bias_rate > 0 && !(t->freeze & (FREEZE_ROUTER | FREEZE_OLD_ROUTER)))
+            train_bias_update(t->s, o->bias_rate);
+    }
     t->step++;
     double dt = clock_now() - t0;
     *p = (moe_train_progress){t->step, o->steps, loss, ce, aux, z, kl, lr, gn,
@@ -540,8 +609,10 @@ static int save(trainer *t, double loss, char *saved, size_t n, moe_err *err) {
     freeze_format(t->freeze, st.freeze, sizeof st.freeze);
     rng_save(&t->data_rng, st.rng);
     rng_save(&t->s->noise_rng, st.noise_rng);
-    if (ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, t->config, saved,
-                  n, err))
+    if (t->lora ? ckpt_save_with(t->o.out_dir, &st, t->o.tokenizer, lora_trainer_write, t->lora,
+                                 saved, n, err)
+                : ckpt_save(t->o.out_dir, t->m, &t->P, t->am, t->av, &st, t->o.tokenizer, t->config,
+                            saved, n, err))
         return -1;
     ckpt_prune(t->o.out_dir, t->o.keep, t->step);
     return 0;
