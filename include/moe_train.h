@@ -72,6 +72,10 @@ typedef struct moe_train_opts {
     const char *log_path;    /* JSONL log (appended); NULL = out_dir/log.jsonl */
     int64_t stop_after;      /* > 0: stop (with a checkpoint) after this many
                                 steps of this invocation (tests, time slices) */
+    int recompute;           /* 1: keep only each layer's input (and routing) in
+                                the forward and recompute the layer in the
+                                backward: less memory, the same bits, about one
+                                more forward of time (docs/TRAINING.md) */
     void (*progress)(void *user, const moe_train_progress *p); /* or NULL */
     void *user;
 } moe_train_opts;
