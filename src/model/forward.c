@@ -103,6 +103,7 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
     train_acts *A = session_tape(s);
     int L = c->n_layers;
     float *xn0 = s->xn;
+    if (A) A->live = -1; /* set again once the call is recorded whole */
     /* x: the residual stream entering the next block; xn: its norm */
     float *x = !A ? s->x : L > 0 ? A->layer[0].x_attn : A->x_final;
     for (int t = 0; t < T; t++) {
