@@ -281,7 +281,8 @@ int model_acts_enable_keep(moe_session *s, int n_tokens, int inputs_only, moe_er
  * same code on the same values, so the same bits. Nothing stateful happens
  * twice: the noise is the recorded draws (the generator is not touched),
  * the expert counts and the route observer are skipped; the routing
- * record is rewritten with what it held. Must follow the recorded forward
+ * record is rewritten with what it held. The dispatch hook and the expert
+ * provider, which compute, are called again. Must follow the recorded forward
  * (the session's positions, rotary tables and KV cache are that call's). 0,
  * or -1 when a hook failed. */
 int model_layer_replay(moe_session *s, int layer, moe_err *err);
