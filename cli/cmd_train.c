@@ -193,6 +193,8 @@ int cmd_train(int argc, char **argv) {
         {"--save-every", NULL, ARG_INT, &save_every, 0, INT_MAX, 0, "N",
          H(20, "steps between checkpoints, 0 = only at the end (%lld)", (long long)def.save_every)},
         {"--keep", NULL, ARG_INT, &o.keep, 1, 1 << 20, 0, "N", H(21, "checkpoints kept, oldest removed (%d)", def.keep)},
+        {"--recompute", NULL, ARG_FLAG, &o.recompute, 0, 0, 0, NULL,
+         "keep each layer's input only, redo its forward in the backward: less memory, same bits"},
         ARG_THREADS(&o.n_threads, "-t", "threads (0 = all CPUs, the default)"),
         {"--log", NULL, ARG_STR, &o.log_path, 0, 0, 0, "FILE", "JSONL log, appended (default OUT/log.jsonl)"},
         {"--stop-after", NULL, ARG_INT, &stop_after, 0, INT_MAX, 0, "N",

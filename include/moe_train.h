@@ -96,6 +96,10 @@ typedef struct moe_train_opts {
     double lora_alpha;       /* scale alpha / r; 0 = 2 * rank */
     const char *lora_targets;/* "q_proj,k_proj,v_proj,o_proj,gate,gate_up_proj,down_proj",
                                 "attn", "experts", "all"; NULL = "attn,experts" */
+    int recompute;           /* 1: keep only each layer's input (and routing) in
+                                the forward and recompute the layer in the
+                                backward: less memory, the same bits, about one
+                                more forward of time (docs/TRAINING.md) */
     void (*progress)(void *user, const moe_train_progress *p); /* or NULL */
     void *user;
 } moe_train_opts;

@@ -65,6 +65,30 @@ void ffn_dense(moe_session *s, const ffn_w *w, const float *xn, float *out, int 
     matmul(s->pool, out, s->h_gate, &w->down, T);
 }
 
+/* Layer l's two blocks from its input x [T][D] and xn, its attention norm:
+ * the attention block, x2 = x + its output and xn2 = x2's FFN norm, then
+ * the FFN block into s->tmp (the tape's buffers where the session records).
+ * 0, or -1 when a hook failed. */
+static int layer_blocks(moe_session *s, int l, int T, const float *x, float *xn, float *x2,
+                        float *xn2) {
+    const moe_config *c = &s->m->cfg;
+    const layer_w *lw = &s->m->layers[l];
+    train_acts *A = session_tape(s);
+    layer_acts *a = A ? &A->layer[l] : NULL;
+    s->xn = xn;
+    if (c->layer[l].linear_attn)
+        linear_attn_block(s, l, T); /* s->tmp = out_proj(Gated DeltaNet) */
+    else
+        attention_block(s, l, T); /* s->tmp = o_proj(attention) */
+    rows_ctx rc = {xn2, x, lw->ffn_norm, c->dim, c->norm_eps, x2, s->tmp};
+    pool_for(s->pool, T, 8, add_norm_rows, &rc);
+    s->xn = xn2;
+    if (c->layer[l].moe) return moe_block(s, l, T); /* s->tmp = moe(xn) */
+    ffn_dense(s, &lw->dense, xn2, s->tmp, T, c->layer[l].ffn_dim, a ? a->h_gate : NULL,
+              a ? a->h_up : NULL);
+    return 0;
+}
+
 /* One chunk of T <= max_batch tokens whose sequence and position are in
  * s->tok_seq / s->tok_pos. Logits of the rows s->out_rows[0..n_out) go to
  * logits, in that order. When the session records (training mode with a
@@ -79,6 +103,7 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
     train_acts *A = session_tape(s);
     int L = c->n_layers;
     float *xn0 = s->xn;
+    if (A) A->live = -1; /* set again once the call is recorded whole */
     /* x: the residual stream entering the next block; xn: its norm */
     float *x = !A ? s->x : L > 0 ? A->layer[0].x_attn : A->x_final;
     for (int t = 0; t < T; t++) {
@@ -93,25 +118,11 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
 
     int rc_hook = 0;
     for (int l = 0; l < L && !rc_hook; l++) {
-        const layer_w *lw = &m->layers[l];
         layer_acts *a = A ? &A->layer[l] : NULL;
-        s->xn = xn;
-        if (c->layer[l].linear_attn)
-            linear_attn_block(s, l, T); /* s->tmp = out_proj(Gated DeltaNet) */
-        else
-            attention_block(s, l, T); /* s->tmp = o_proj(attention) */
         float *x2 = a ? a->x_ffn : x, *xn2 = a ? a->xn_ffn : xn0;
-        rows_ctx rc = {xn2, x, lw->ffn_norm, D, c->norm_eps, x2, s->tmp};
-        pool_for(s->pool, T, 8, add_norm_rows, &rc);
+        rc_hook = layer_blocks(s, l, T, x, xn, x2, xn2);
         x = x2;
         xn = xn2;
-
-        s->xn = xn;
-        if (c->layer[l].moe)
-            rc_hook = moe_block(s, l, T); /* s->tmp = moe(xn) */
-        else
-            ffn_dense(s, &lw->dense, xn, s->tmp, T, c->layer[l].ffn_dim, a ? a->h_gate : NULL,
-                      a ? a->h_up : NULL);
         /* x += ffn; then the next layer's attention norm */
         x2 = !A ? x : l + 1 < L ? A->layer[l + 1].x_attn : A->x_final;
         xn2 = A && l + 1 < L ? A->layer[l + 1].xn_attn : xn0;
@@ -123,7 +134,10 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
     }
     s->xn = xn0;
     if (rc_hook) return -1;
-    if (A) A->last_tokens = T;
+    if (A) {
+        A->last_tokens = T;
+        A->live = L - 1; /* an inputs_only tape's shared buffers: the last layer's */
+    }
     int n = s->n_out;
     if (!logits || n == 0) return 0;
     /* Only the rows asked for go through the final norm and the head; all
@@ -140,6 +154,33 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
                 c->norm_eps);
     matmul(s->pool, logits, xn0, &m->lm_head, n);
     return 0;
+}
+
+int model_layer_replay(moe_session *s, int layer, moe_err *err) {
+    train_acts *A = session_tape(s);
+    if (!A || !A->inputs_only)
+        return moe_fail(err, "replay of layer %d: the session has no inputs-only tape "
+                             "(training mode)", layer);
+    if (layer < 0 || layer >= s->m->cfg.n_layers)
+        return moe_fail(err, "replay of layer %d: the model has %d layers", layer,
+                        s->m->cfg.n_layers);
+    if (A->last_tokens <= 0)
+        return moe_fail(err, "replay of layer %d: no forward was recorded yet", layer);
+    if (A->live == layer) return 0;
+    const moe_config *c = &s->m->cfg;
+    layer_acts *a = &A->layer[layer];
+    int T = A->last_tokens;
+    float *xn0 = s->xn;
+    rows_ctx rc = {a->xn_attn, a->x_attn, s->m->layers[layer].attn_norm, c->dim, c->norm_eps,
+                   NULL, NULL};
+    pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
+    s->replay = 1;
+    int rc_hook = layer_blocks(s, layer, T, a->x_attn, a->xn_attn, a->x_ffn, a->xn_ffn);
+    s->replay = 0;
+    s->xn = xn0;
+    A->live = rc_hook ? -1 : layer;
+    if (rc_hook && err) *err = s->hook_err;
+    return rc_hook ? -1 : 0;
 }
 
 static int check_ids(const moe_config *c, const int32_t *ids, int64_t n, moe_err *err) {

@@ -126,9 +126,16 @@ typedef struct layer_acts {
 typedef struct train_acts {
     int n_tokens;           /* N the tape was sized for */
     int last_tokens;        /* N of the last recorded call */
+    int inputs_only;        /* 1: each layer keeps only x_attn and its routing record
+                               (router_logits, noise_eps, sel_expert, expert_start,
+                               n_pairs); its other buffers are one layer's worth that
+                               every layer shares, refilled by model_layer_replay */
+    int live;               /* inputs_only: the layer whose activations the shared
+                               buffers hold (-1: none) */
     layer_acts *layer;      /* [L] */
     float *x_final;         /* [N][D] residual before the final norm */
     float *xn_final;        /* [N][D] after it (input of lm_head) */
+    size_t bytes;           /* size of the one allocation */
     void *mem;              /* the one allocation */
 } train_acts;
 
@@ -241,6 +248,9 @@ struct moe_session {
     uint8_t *pred_mark;     /* [Emax] experts of a predicted layer (union over tokens) */
     float *pred_logits;     /* [PREDICT_MAX_T][Emax] a later router on this layer's input */
     moe_err hook_err;       /* what a failing hook said */
+    int replay;             /* 1 while model_layer_replay re-runs a recorded layer: the
+                               noise is the tape's draws, and the expert counts and the
+                               route observer, which saw the layer once, are left alone */
 };
 
 /* Chunks of at most this many tokens get the later layers' experts
@@ -262,6 +272,20 @@ int model_forward_seqs(moe_session *s, const int32_t *ids, int B, int T, float *
 /* Make the session record activations of every forward call (sized for
  * max_batch tokens; n_tokens, the most the caller will run, must fit it). */
 int model_acts_enable(moe_session *s, int n_tokens, moe_err *err);
+/* The same; inputs_only: a tape of each layer's input and routing record
+ * plus one layer's activations (train_acts.inputs_only), for a backward
+ * that re-runs each layer with model_layer_replay. */
+int model_acts_enable_keep(moe_session *s, int n_tokens, int inputs_only, moe_err *err);
+/* Refill an inputs_only tape's shared buffers with layer `layer` of the
+ * last recorded call: that layer's forward again from its kept input, the
+ * same code on the same values, so the same bits. Nothing stateful happens
+ * twice: the noise is the recorded draws (the generator is not touched),
+ * the expert counts and the route observer are skipped; the routing
+ * record is rewritten with what it held. The dispatch hook and the expert
+ * provider, which compute, are called again. Must follow the recorded forward
+ * (the session's positions, rotary tables and KV cache are that call's). 0,
+ * or -1 when a hook failed. */
+int model_layer_replay(moe_session *s, int layer, moe_err *err);
 void model_acts_free(train_acts *a);
 
 /* Queries per attention work item (attention.c); sizes each thread's scratch. */

@@ -118,7 +118,8 @@ static void combine_tokens(void *ctx, int64_t t0, int64_t t1, int tid) {
 
 /* Noisy top-k (Shazeer et al. 2017), training mode only:
  *   logits += eps * softplus(xn W_noise^T),  eps ~ N(0, noise^2).
- * With a tape the draws are kept for the backward pass. */
+ * With a tape the draws are kept for the backward pass; a replay
+ * (model_layer_replay) takes them from there instead of drawing again. */
 static void add_noise(moe_session *s, const layer_w *lw, const moe_layer_config *lc,
                       layer_acts *a, int T) {
     int64_t n = (int64_t)T * lc->n_experts;
@@ -126,7 +127,7 @@ static void add_noise(moe_session *s, const layer_w *lw, const moe_layer_config 
     for (int64_t i = 0; i < n; i++) {
         float r = s->noise_raw[i];
         float sp = r > 20.0f ? r : log1pf(expf(r));
-        float e = (float)rng_normal(&s->noise_rng) * lc->noise;
+        float e = s->replay ? a->noise_eps[i] : (float)rng_normal(&s->noise_rng) * lc->noise;
         s->noise_eps[i] = e;
         s->router_logits[i] += e * sp;
     }
@@ -295,8 +296,8 @@ int moe_block(moe_session *s, int layer, int T) {
     int P = router_route(s, layer, T);
     int *cnt = s->expert_count;
     int64_t *stat = s->counts + (int64_t)layer * s->e_max;
-    for (int e = 0; e < E; e++) stat[e] += cnt[e + 1] - cnt[e];
-    if (s->route_fn) {
+    for (int e = 0; e < E && !s->replay; e++) stat[e] += cnt[e + 1] - cnt[e];
+    if (s->route_fn && !s->replay) { /* a replay's routing was observed the first time */
         int G = lc->group != MOE_GROUP_NONE ? lc->n_group : 0;
         moe_route_info r = {layer,           s->route_t0,    T,          K, E, s->sel_expert,
                             s->sel_weight,   s->router_logits, s->tok_seq, s->tok_pos, G,

@@ -12,6 +12,10 @@
  *       latent attention (kv_lora_rank) in backward_mla.c
  *   embedding rows
  *
+ * With an inputs_only tape (activation recomputation) each layer's forward
+ * is first run again from its kept input (model_layer_replay), which
+ * refills the one layer's worth of activations the tape shares.
+ *
  * Every step mirrors the forward in src/model; grad_ops.h holds each op's
  * backward. Gradients accumulate into train_grads.
  */
@@ -380,6 +384,11 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
         return moe_fail(err, "backward: %d tokens but activations/scratch hold %d", N,
                         s->acts ? s->acts->n_tokens : 0);
     }
+    if (s->acts->inputs_only && N != s->acts->last_tokens) {
+        w->grads_zero = 0;
+        return moe_fail(err, "backward: %d tokens but the recorded forward ran %d (a layer "
+                             "is recomputed from the recorded call)", N, s->acts->last_tokens);
+    }
     memset(out, 0, sizeof *out);
 
     /* head */
@@ -398,6 +407,11 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
     for (int l = 0; l < c->n_layers; l++) n_moe += c->layer[l].moe != 0;
     float cs = n_moe ? coef_scale / (float)n_moe : 0.0f;
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        /* an inputs_only tape: the layer's activations recomputed from its input */
+        if (s->acts->inputs_only && model_layer_replay(s, l, err)) {
+            w->grads_zero = 0;
+            return -1;
+        }
         ffn_backward(s, w, G, l, N, coefs, cs, out);
         if (c->kv_lora_rank)
             mla_backward(s, w, G, l, B, T);

@@ -5,7 +5,9 @@
  *           model (widened to f32), or OUT/latest when resuming
  *   load    that checkpoint; its private mapping is the parameter array
  *   step    accum x (sample B windows of T+1 tokens, forward with the
- *           activation tape, backward), then AdamW (clipping, warmup +
+ *           activation tape, backward; with recompute the tape keeps each
+ *           layer's input and the backward re-runs the layer from it),
+ *           then AdamW (clipping, warmup +
  *           cosine), then the selection-bias rule for sigmoid routers
  *   log     one JSON line per step (loss parts, lr, tokens/s, per-layer
  *           expert load, max violation, dead experts, selection biases,
@@ -365,7 +367,8 @@ static int setup(trainer *t, moe_err *err) {
     int N = o->batch * o->seq;
     moe_session_opts so = {.n_ctx = o->seq, .n_threads = o->n_threads, .max_batch = N,
                            .n_seq = o->batch};
-    if (moe_session_new(&t->s, t->m, &so, err) || model_acts_enable(t->s, N, err) ||
+    if (moe_session_new(&t->s, t->m, &so, err) ||
+        model_acts_enable_keep(t->s, N, o->recompute, err) ||
         bwd_ws_new(&t->ws, t->s, N, err))
         return -1;
     moe_session_set_mode(t->s, MOE_MODE_TRAIN);
