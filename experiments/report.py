@@ -37,6 +37,7 @@ TEMPLATE = os.path.join(HERE, "RESULTS.md.in")
 DOC = os.path.join(ROOT, "docs", "RESULTS.md")
 SPEC = os.path.join(ROOT, "docs", "results", "specialization.json")
 STEP_TIME = os.path.join(ROOT, "docs", "results", "step_time.jsonl")
+RUNS_FLOOR = os.path.join(ROOT, "docs", "results", "runs-floor")
 
 TUNE_SEED = 11
 TAIL = 100  # the last steps the balance statistics average over
@@ -77,11 +78,13 @@ def tcrit(df):
 
 # ---------------------------------------------------------------- pack
 
-def pack(exp_dir, out):
+def pack(exp_dir, out, only=None):
     os.makedirs(out, exist_ok=True)
     n = 0
     for d in sorted(glob.glob(os.path.join(exp_dir, "runs", "*"))):
         name = os.path.basename(d)
+        if only and not re.search(only, name):
+            continue
         rj, log = os.path.join(d, "run.json"), os.path.join(d, "log.jsonl")
         if not (os.path.exists(rj) and os.path.exists(log)) or not NAME_RE.match(name):
             continue
@@ -319,10 +322,10 @@ def compute(study):
                 c = f3(r.val)
                 cells.append(f"**{c}**" if study.lr.get(arm) == lr else c)
         rows.append([arm] + cells)
-    T["lr_sweep"] = md_table(["arm"] + [f"LR {lr}" for lr in lrs], rows)
+    T["lr_sweep"] = md_table(["arm"] + [f"LR {float(lr):g}" for lr in lrs], rows)
     # the arms
     for arm, _, _, _ in ARMS:
-        for k in ("val", "n", "seeds", "lr", "vs_top2", "vs_dense", "maxvio_batch", "maxvio_global",
+        for k in ("val", "n", "seeds", "lr", "vs_top2", "vs_dense", "vs_dense4x", "maxvio_batch", "maxvio_global",
                   "dropped", "entropy", "speedup"):
             V[f"{arm}.{k}"] = "not run"
     rows = []
@@ -334,10 +337,12 @@ def compute(study):
         V[f"{arm}.val"] = pm(m, h)
         V[f"{arm}.n"] = str(len(vs))
         V[f"{arm}.seeds"] = ",".join(str(s) for s in vs)
-        V[f"{arm}.lr"] = study.lr[arm]
+        V[f"{arm}.lr"] = f"{float(study.lr[arm]):g}"
         d_top2 = study.paired(arm, "top2") if arm != "top2" else (float("nan"),) * 2 + (0, [])
         d_dense = study.paired(arm, "dense") if arm != "dense" else (float("nan"),) * 2 + (0, [])
         V[f"{arm}.vs_top2"] = pm(d_top2[0], d_top2[1], sign=True)
+        d4 = study.paired(arm, "dense4x") if arm != "dense4x" else (float("nan"),) * 2 + (0, [])
+        V[f"{arm}.vs_dense4x"] = pm(d4[0], d4[1], sign=True) if d4[2] else "not run"
         V[f"{arm}.vs_dense"] = pm(d_dense[0], d_dense[1], sign=True)
         mvb = study.arm_stat(arm, Run.maxvio_batch)
         mvg = study.arm_stat(arm, Run.maxvio_global)
@@ -347,7 +352,7 @@ def compute(study):
         V[f"{arm}.maxvio_global"] = pm(*mvg, nd=2)
         V[f"{arm}.dropped"] = "n/a" if math.isnan(drop[0]) else f"{100 * drop[0]:.1f}%"
         V[f"{arm}.entropy"] = f3(ent[0], 2) if arm in study.final and not arm.startswith("dense") else "-"
-        rows.append([arm, act, tot, study.lr[arm], len(vs), pm(m, h), V[f"{arm}.vs_dense"], V[f"{arm}.vs_top2"],
+        rows.append([arm, act, tot, V[f"{arm}.lr"], len(vs), pm(m, h), V[f"{arm}.vs_dense"], V[f"{arm}.vs_top2"],
                      f3(mvb[0], 2), f3(mvg[0], 2), V[f"{arm}.dropped"] if arm != "dense" else "-",
                      V[f"{arm}.entropy"]])
     T["arms"] = md_table(["arm", "active FFN", "total FFN", "LR", "seeds", "val loss (95% CI)",
@@ -426,7 +431,37 @@ def compute(study):
         V["lfb.verdict"] = "not yet run"
     spec_values(study, V, T)
     step_time_values(V, T)
+    floor_values(study, V, T)
     return V, T
+
+
+def floor_values(study, V, T):
+    """the schedule probe: tuning runs whose cosine ended at a fixed 3e-4
+    (RUNS_FLOOR) beside the same arm and rate ending at a tenth of the peak"""
+    runs = load_runs(RUNS_FLOOR) if os.path.isdir(RUNS_FLOOR) else {}
+    rows, both = [], []
+    for r in sorted(runs.values(), key=lambda r: (r.arm, r.lr)):
+        if not r.finished or r.seed != TUNE_SEED:
+            continue
+        other = study.tuning.get(r.arm, {})
+        o = next((x for lr, x in other.items() if float(lr) == r.lr and x.finished), None)
+        rows.append([r.arm, f"{r.lr:g}", f3(r.val), f3(o.val) if o else "-"])
+        if o:
+            both.append(r.val < o.val)
+    T["floor"] = md_table(["arm", "peak LR", "cosine to 3e-4", "cosine to a tenth of the peak"], rows)
+    V["floor.pairs"] = str(len(both))
+    V["floor.lower"] = str(sum(both))
+    best = {}
+    for r in runs.values():
+        if r.finished and r.seed == TUNE_SEED and (r.arm not in best or r.val < best[r.arm].val):
+            best[r.arm] = r
+    for arm in ("dense", "top2"):
+        b = best.get(arm)
+        V[f"floor.{arm}_best"] = f"{f3(b.val)} at {b.lr:g}" if b else "n/a"
+        o = study.tuning.get(arm, {}).get(study.lr.get(arm, ""))
+        V[f"floor.{arm}_tuned"] = f"{f3(o.val)} at {float(study.lr[arm]):g}" if o and o.finished else "n/a"
+        V[f"floor.{arm}_cmp"] = ("n/a" if not (b and o and o.finished) else
+                                 "below" if b.val < o.val else "not below")
 
 
 def step_time_values(V, T):
@@ -499,9 +534,17 @@ def spec_values(study, V, T):
             sep_c += l["cmi_minus_random_ci"][0] > 0
             share.append(l["mi_token"] / l["mi"] if l["mi"] > 0 else float("nan"))
     T["spec"] = md_table(["arm", "layer", "seeds", "I(dom; exp)", "token-only router", "random router",
-                          "learned - random", "I(dom; exp | token)", "random, given the token",
+                          "learned - random", "I(dom; exp given token)", "random, given the token",
                           "learned - random, given the token"], rows)
     V["spec.cells"] = str(cells)
+    half = cells / 2
+    V["spec.reading"] = (
+        ("In most cells the learned router's choice says no more about the domain than a random router's "
+         "over the same hidden states" if sep_r <= half else
+         "In most cells the learned router's choice says more about the domain than a random router's "
+         "over the same hidden states") + "; " +
+        ("beyond the token it says no more than the random router's in most cells." if sep_c <= half else
+         "beyond the token it says more than the random router's in most cells."))
     V["spec.sep_random"] = str(sep_r)
     V["spec.sep_cmi"] = str(sep_c)
     m, h = mean_ci(share)
@@ -513,7 +556,7 @@ def spec_values(study, V, T):
         cand = [(v, e, d) for e, row in enumerate(l["enrichment"]) for d, v in enumerate(row)]
         for v, e, d in sorted(cand, reverse=True)[:3]:
             rows.append([arm, seed, layer, e, doms[d], f"{v:.2f}"])
-    T["spec_enrich"] = md_table(["arm", "seed", "layer", "expert", "domain", "P(domain | expert) / P(domain)"], rows)
+    T["spec_enrich"] = md_table(["arm", "seed", "layer", "expert", "domain", "P(domain given expert) / P(domain)"], rows)
 
 
 # ---------------------------------------------------------------- render
@@ -586,6 +629,7 @@ def main():
     q = sp.add_parser("pack")
     q.add_argument("--exp-dir", required=True)
     q.add_argument("--runs", default=RUNS)
+    q.add_argument("--only", help="pack only the runs whose name matches this regular expression")
     q = sp.add_parser("render")
     q.add_argument("--runs", default=RUNS)
     q.add_argument("--template", default=TEMPLATE)
@@ -596,7 +640,7 @@ def main():
     q.add_argument("--out", default=os.path.join(ROOT, "docs", "results"))
     a = p.parse_args()
     if a.cmd == "pack":
-        pack(a.exp_dir, a.runs)
+        pack(a.exp_dir, a.runs, a.only)
         return 0
     return cmd_render(a) if a.cmd == "render" else cmd_plots(a)
 
