@@ -620,6 +620,23 @@ def cmd_plots(a):
     fig.tight_layout()
     fig.savefig(os.path.join(a.out, "arms_curves.png"), dpi=110)
     print(f"wrote {a.out}/arms_curves.png")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels = []
+    for arm, lab, _, _ in ARMS:
+        if arm not in study.final:
+            continue
+        vs = list(study.vals(arm).values())
+        m, h = mean_ci(vs)
+        y = len(labels)
+        ax.errorbar([m], [y], xerr=[[0 if math.isnan(h) else h]], fmt="o", color="k", capsize=3)
+        ax.plot(vs, [y] * len(vs), "x", color="C3", alpha=0.6)
+        labels.append(arm)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("final validation loss (nats/token): mean, 95% interval, and each seed (x)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(a.out, "arms_final.png"), dpi=110)
+    print(f"wrote {a.out}/arms_final.png")
     return 0
 
 

@@ -12,12 +12,13 @@ cd "$(dirname "$0")/.."
 . experiments/arms.sh
 need_prep
 ROUNDS=${ROUNDS:-5}
+FIRST=${FIRST:-1}            # the first round's number (more rounds appended to OUT later)
 STEPS_T=${STEPS_T:-60}
 OUT=${OUT:-docs/results/step_time.jsonl}
 TMP=$EXP_DIR/step_time
 commit=${BUILD_ID:-$(git rev-parse --short=12 HEAD)}
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq "$FIRST" $((FIRST + ROUNDS - 1))); do
     for a in ${ARMS:-$ARMS_ALL}; do
         arm "$a"
         rm -rf "$TMP"
