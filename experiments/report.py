@@ -321,7 +321,9 @@ def compute(study):
             else:
                 c = f3(r.val)
                 cells.append(f"**{c}**" if study.lr.get(arm) == lr else c)
-        rows.append([arm] + cells)
+        done = sorted((float(lr) for lr, r in t.items() if r.finished))
+        interior = arm in study.lr and done and done[0] < float(study.lr[arm]) < done[-1]
+        rows.append([arm if interior else f"{arm} (sweep not finished)"] + cells)
     T["lr_sweep"] = md_table(["arm"] + [f"LR {float(lr):g}" for lr in lrs], rows)
     # the arms
     for arm, _, _, _ in ARMS:
@@ -351,9 +353,9 @@ def compute(study):
         V[f"{arm}.maxvio_batch"] = pm(*mvb, nd=2)
         V[f"{arm}.maxvio_global"] = pm(*mvg, nd=2)
         V[f"{arm}.dropped"] = "n/a" if math.isnan(drop[0]) else f"{100 * drop[0]:.1f}%"
-        V[f"{arm}.entropy"] = f3(ent[0], 2) if arm in study.final and not arm.startswith("dense") else "-"
+        V[f"{arm}.entropy"] = f3(ent[0], 2) if not arm.startswith("dense") and arm != "hash" else "-"
         rows.append([arm, act, tot, V[f"{arm}.lr"], len(vs), pm(m, h), V[f"{arm}.vs_dense"], V[f"{arm}.vs_top2"],
-                     f3(mvb[0], 2), f3(mvg[0], 2), V[f"{arm}.dropped"] if arm != "dense" else "-",
+                     f3(mvb[0], 2), f3(mvg[0], 2), V[f"{arm}.dropped"] if not arm.startswith("dense") else "-",
                      V[f"{arm}.entropy"]])
     T["arms"] = md_table(["arm", "active FFN", "total FFN", "LR", "seeds", "val loss (95% CI)",
                           "- dense (paired)", "- top2 (paired)", "MaxVio batch", "MaxVio 100 steps",
@@ -652,12 +654,25 @@ def main():
     q.add_argument("--template", default=TEMPLATE)
     q.add_argument("--doc", default=DOC)
     q.add_argument("--check", action="store_true")
+    q = sp.add_parser("tuned", help="the run directories of ARMS at their tuned rate, for specialize.py")
+    q.add_argument("arms", nargs="+")
+    q.add_argument("--seeds", default="1,2,3")
+    q.add_argument("--exp-dir", required=True)
+    q.add_argument("--runs", default=RUNS)
     q = sp.add_parser("plots")
     q.add_argument("--runs", default=RUNS)
     q.add_argument("--out", default=os.path.join(ROOT, "docs", "results"))
     a = p.parse_args()
     if a.cmd == "pack":
         pack(a.exp_dir, a.runs, a.only)
+        return 0
+    if a.cmd == "tuned":
+        study = Study(load_runs(a.runs))
+        for arm in a.arms:
+            for sd in a.seeds.split(","):
+                r = study.final.get(arm, {}).get(int(sd))
+                if r:
+                    print(os.path.join(a.exp_dir, "runs", r.name))
         return 0
     return cmd_render(a) if a.cmd == "render" else cmd_plots(a)
 

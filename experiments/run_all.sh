@@ -12,7 +12,9 @@
 #       prepare the data (experiments/prep.sh), train every run of
 #       experiments/routers.sh (learning-rate sweeps, 5 seeds an arm, the
 #       shorter budgets; finished runs are skipped, so it resumes), pack
-#       their logs into docs/results/runs/ and rebuild the document.
+#       their logs into docs/results/runs/, measure specialization
+#       (experiments/specialize.py: needs torch, transformers, numpy) and
+#       step times (experiments/step_time.sh), and rebuild the document.
 #       About 90 runs of 819,200 tokens; 4-8 minutes each with one thread
 #       on a 2-core machine, two at a time (PAR=2): 3-6 hours.
 set -euo pipefail
@@ -41,5 +43,12 @@ printf '\n==== routers and baselines (%d s so far)\n' $((SECONDS - START))
 bash experiments/routers.sh
 printf '\n==== pack and render (%d s so far)\n' $((SECONDS - START))
 "$PY" experiments/report.py pack --exp-dir "$EXP_DIR"
+printf '\n==== specialization (%d s so far)\n' $((SECONDS - START))
+# shellcheck disable=SC2046
+"$PY" experiments/specialize.py $("$PY" experiments/report.py tuned top2 fgshared --exp-dir "$EXP_DIR") \
+    --data "$EXP_DIR/prep/data" --moe "$BUILD/moe" --boot 200 --out docs/results/specialization.json
+printf '\n==== step times (%d s so far)\n' $((SECONDS - START))
+rm -f docs/results/step_time.jsonl
+ROUNDS=7 bash experiments/step_time.sh
 bash experiments/run_all.sh --from-logs
 printf '\n==== all done in %d s\n' $((SECONDS - START))
