@@ -380,7 +380,7 @@ def compute(study):
         V[f"{arm}.speedup"] = pm(m, h, nd=2)
         V[f"{arm}.speedup_mean"] = m
         rows.append([arm, len(ratios) + never, never, pm(m, h, nd=2)])
-    T["speedup"] = md_table(["arm", "seeds", "never reached", "dense steps / MoE steps (95% CI)"], rows)
+    T["speedup"] = md_table(["arm", "seeds", "never reached", "dense steps / MoE steps, over the seeds that reached it (95% CI)"], rows)
     # tokens to the dense model's final loss, each budget with its own schedule
     rows, ratios = [], []
     for arm, bud in sorted(study.budget.items()):
