@@ -122,13 +122,13 @@ def collect(run, ids, seq):
 
 
 def moe_counts(moe, run, data, seq):
-    r = subprocess.run([moe, "route", os.path.join(run), "--data", data, "--max-tokens", "0", "--seq", str(seq),
+    r = subprocess.run([moe, "route", run, "--data", data, "--max-tokens", "0", "--seq", str(seq),
                         "--top", "0", "--threads", "1"], capture_output=True, text=True, check=True)
     j = json.loads(r.stdout)
     return {l["layer"]: np.array(l["domain_counts"]) for l in j["layers"]}
 
 
-def layer_stats(ids, dom, doc, top, x, E, D_dom, n_tok, boot, rng_seed, layer):
+def layer_stats(ids, dom, doc, top, x, E, D_dom, n_tok, boot, layer):
     N, K = top.shape
     rng = np.random.default_rng(1000 + layer)
     W = rng.standard_normal((E, x.shape[1]))
@@ -194,7 +194,7 @@ def layer_stats(ids, dom, doc, top, x, E, D_dom, n_tok, boot, rng_seed, layer):
         res[k + "_ci"] = [round(float(np.percentile(xs, 2.5)), 5), round(float(np.percentile(xs, 97.5)), 5)] if boot else None
     enr = point["enrichment"]
     res["enrichment"] = [[round(float(v), 3) for v in row] for row in enr.T]  # [E][D]
-    return res, top
+    return res
 
 
 def main():
@@ -219,7 +219,7 @@ def main():
         check = moe_counts(a.moe, path, a.data, a.seq) if a.moe else None
         out = []
         for li, (x, top) in sorted(layers.items()):
-            r, _ = layer_stats(ids, dom, doc, top, x, E, len(names), n_tok, a.boot, 0, li)
+            r = layer_stats(ids, dom, doc, top, x, E, len(names), n_tok, a.boot, li)
             if check is not None:
                 mine = np.zeros((len(names), E), dtype=np.int64)
                 np.add.at(mine, (np.repeat(dom, K), top.reshape(-1)), 1)
