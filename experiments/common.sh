@@ -178,7 +178,10 @@ train_run() {
     fi
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     printf '[%s] %s  seed %s  lr %s  %s\n' "$(date +%H:%M:%S)" "$name" "$seed" "$LR" "$*"
-    "${cmd[@]}" >"$out/train.out" 2>"$out/train.err" || rc=$?
+    # peak resident memory with GNU time when there is one
+    local timer=()
+    [ -x /usr/bin/time ] && timer=(/usr/bin/time -f %M -o "$out/max_rss_kb")
+    "${timer[@]}" "${cmd[@]}" >"$out/train.out" 2>"$out/train.err" || rc=$?
     echo "$rc" >"$out/exit_code"
     awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$out/wall_s"
     {
@@ -188,7 +191,8 @@ train_run() {
         printf ' "command": %s,\n' "$(json_str "${cmd[*]}")"
         printf ' "build": %s, "cpu": %s, "nproc": %s,\n' "$(json_str "$commit")" "$(json_str "$cpu")" "$(nproc)"
         printf ' "start": "%s", "load_start": %s, "load_end": %s,\n' "$started" "$load0" "$(cut -d' ' -f1 /proc/loadavg)"
-        printf ' "wall_s": %s, "exit_code": %s}\n' "$(cat "$out/wall_s")" "$rc"
+        printf ' "wall_s": %s, "max_rss_kb": %s, "exit_code": %s}\n' "$(cat "$out/wall_s")" \
+            "$(tail -1 "$out/max_rss_kb" 2>/dev/null | grep -E '^[0-9]+$' || echo null)" "$rc"
     } >"$out/run.json"
     local last
     last=$(grep val_loss "$out/log.jsonl" 2>/dev/null | tail -1 |
@@ -196,17 +200,4 @@ train_run() {
     printf '[%s] %s: exit %s, %s s, %s\n' "$(date +%H:%M:%S)" "$name" "$rc" "$(cat "$out/wall_s")" "${last:-no eval}"
     [ "$rc" -eq 0 ] || tail -3 "$out/train.err" | sed "s/^/[$name] /"
     return 0
-}
-
-# Two runs experiments/f_grow.sh uses (same name, same
-# evaluation every 50 steps):
-# dense-sS, a dense FFN of 512 (= k x expert width); e8k2-sS, 8 experts of
-# 256, top-2, softmax router, aux 0.01 + z 0.001 (GShard/Mixtral style).
-run_dense() {
-    config_qwen2 "$EXP_DIR/cfg/dense.json" 0 2 256 256 512
-    EVERY=50 train_run "dense-s$1" "$EXP_DIR/cfg/dense.json" "$1" --aux 0 --z 0
-}
-run_base() {
-    config_mixtral "$EXP_DIR/cfg/e8k2.json" 8 2 256
-    EVERY=50 train_run "e8k2-s$1" "$EXP_DIR/cfg/e8k2.json" "$1" --aux 0.01 --z 0.001
 }

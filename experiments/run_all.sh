@@ -14,7 +14,9 @@
 #       shorter budgets; finished runs are skipped, so it resumes), pack
 #       their logs into docs/results/runs/, measure specialization
 #       (experiments/specialize.py: needs torch, transformers, numpy) and
-#       step times (experiments/step_time.sh), and rebuild the document.
+#       step times (experiments/step_time.sh), grow and adapt trained
+#       models (experiments/grow.sh, packed into docs/results/runs-grow/),
+#       and rebuild the document.
 #       About 90 runs of 819,200 tokens; 4-8 minutes each with one thread
 #       on a 2-core machine, two at a time (PAR=2): 3-6 hours.
 set -euo pipefail
@@ -47,6 +49,16 @@ printf '\n==== specialization (%d s so far)\n' $((SECONDS - START))
 # shellcheck disable=SC2046
 "$PY" experiments/specialize.py $("$PY" experiments/report.py tuned top2 fgshared --exp-dir "$EXP_DIR") \
     --data "$EXP_DIR/prep/data" --moe "$BUILD/moe" --boot 200 --out docs/results/specialization.json
+printf '\n==== growing and adapting (%d s so far)\n' $((SECONDS - START))
+mkdir -p "$EXP_DIR/grow/runs"
+for s in 1 2 3; do # the dense arm's runs are grow.sh's starting points
+    d=$EXP_DIR/runs/dense-lr1e-3-s$s
+    [ -e "$EXP_DIR/grow/runs/${d##*/}" ] || [ ! -d "$d" ] || cp -r "$d" "$EXP_DIR/grow/runs/"
+done
+ln -sfn "$(cd "$EXP_DIR" && pwd)/prep" "$EXP_DIR/grow/prep"
+ln -sfn "$(cd "$EXP_DIR" && pwd)/data-eval" "$EXP_DIR/grow/data-eval"
+EXP_DIR=$EXP_DIR/grow bash experiments/grow.sh
+"$PY" experiments/report.py pack --exp-dir "$EXP_DIR/grow" --runs docs/results/runs-grow
 printf '\n==== step times (%d s so far)\n' $((SECONDS - START))
 rm -f docs/results/step_time.jsonl
 ROUNDS=7 bash experiments/step_time.sh
