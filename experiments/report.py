@@ -266,6 +266,7 @@ def compute(study):
         V[f"{arm}.speedup_mean"] = m
         rows.append([arm, len(ratios) + never, never, pm(m, h, nd=2)])
     T["speedup"] = md_table(["arm", "seeds", "never reached", "dense steps / MoE steps, over the seeds that reached it (95% CI)"], rows)
+    experts_values(study, V, T)
     # tokens to the dense model's final loss, each budget with its own schedule
     rows, ratios = [], []
     for arm, bud in sorted(study.budget.items()):
@@ -321,6 +322,43 @@ def compute(study):
     floor_values(study, V, T)
     grow_values(V, T)
     return V, T
+
+
+# (arm, number of experts) and (arm, capacity factor): the scaling and
+# capacity sweeps around top2 (8 experts, dropless)
+EXPERT_ARMS = [("e4", 4), ("top2", 8), ("e16", 16), ("e32", 32)]
+CAPACITY_ARMS = [("cf050", 0.5), ("cf100", 1.0), ("cf125", 1.25), ("cf200", 2.0), ("top2", None)]
+
+
+def experts_values(study, V, T):
+    """the number-of-experts and capacity tables, and the Switch scaling
+    statement (needs the speedup values of compute)"""
+    rows, trend = [], []
+    for arm, e in EXPERT_ARMS:
+        if arm not in study.final:
+            continue
+        vs = list(study.vals(arm).values())
+        sp = V.get(f"{arm}.speedup", "n/a")
+        rows.append([e, f"`{arm}`", len(vs), pm(*mean_ci(vs)), V[f"{arm}.vs_dense"],
+                     V[f"{arm}.vs_top2"] if arm != "top2" else "-", sp])
+        if not math.isnan(V.get(f"{arm}.speedup_mean", float("nan"))):
+            trend.append(f"{V[f'{arm}.speedup_mean']:.2f}x at {e}")
+    T["experts"] = md_table(["experts", "arm", "seeds", "val loss (95% CI)", "- dense (paired)", "- top2 (paired)",
+                             "steps speed-up to dense"], rows)
+    V["experts.trend"] = ", ".join(trend) if len(trend) > 1 else "not measured (fewer than two numbers of experts run)"
+    emax = max((e for a, e in EXPERT_ARMS if a in study.final), default=0)
+    V["experts.max"] = str(emax)
+    V["switch75.verdict"] = (f"not tested (at most {emax} experts here)" if emax < 64 else
+                             "see the number-of-experts table")
+    rows = []
+    for arm, cf in CAPACITY_ARMS:
+        if arm not in study.final or (cf is None and len(rows) == 0):
+            continue
+        vs = list(study.vals(arm).values())
+        rows.append([f"{cf:g}" if cf else "none (dropless)", f"`{arm}`", len(vs), pm(*mean_ci(vs)),
+                     V[f"{arm}.vs_top2"] if arm != "top2" else "-", V[f"{arm}.dropped"]])
+    T["capacity"] = md_table(["capacity factor", "arm", "seeds", "val loss (95% CI)", "- top2 (paired)",
+                              "dropped (train)"], rows)
 
 
 def floor_values(study, V, T):

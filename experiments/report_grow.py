@@ -42,6 +42,12 @@ def _eval(r, key):
 
 def grow_values(V, T, runs_dir=RUNS_GROW):
     runs = load_runs(runs_dir) if os.path.isdir(runs_dir) else {}
+    for arm, _ in FT_ARMS:  # what the template may name before the runs exist
+        for k in ("gain", "kept", "rss_mb", "step_ms", "lr"):
+            V[f"grow.ft.{arm}.{k}"] = "not run"
+    for k in ("ft.lora_rss_ratio", "ft.seeds", "ft.new_domain", "ft.steps", "ft.base_steps", "ft.eval_tokens",
+              "up.seeds"):
+        V[f"grow.{k}"] = "n/a"
     V["grow.runs"] = str(len(runs))
     V["grow.wall_h"] = f"{sum(r.meta.get('wall_s', 0) for r in runs.values()) / 3600:.1f}"
     by = {}  # arm -> seed -> Run (finished, seeds other than the tuning one)
