@@ -245,6 +245,7 @@ def compute(study):
     T["arms"] = md_table(["arm", "active FFN", "total FFN", "LR", "seeds", "val loss (95% CI)",
                           "- dense (paired)", "- top2 (paired)", "MaxVio batch", "MaxVio 100 steps",
                           "dropped (train)", "router entropy"], rows)
+    V["arms_not_run"] = ", ".join(f"`{a}`" for a, _, _, _ in ARMS if a not in study.final) or "none"
     T["arm_legend"] = "\n".join(f"- `{a}`: {lab}" for a, lab, _, _ in ARMS if a in study.final)
     # steps to the dense model's final loss, within each run's own schedule
     rows = []
