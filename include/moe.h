@@ -109,6 +109,9 @@ typedef struct moe_layer_config {
     moe_group_kind group;   /* group-limited routing (token choice only) */
     int n_group;            /* groups of experts (divides n_experts); 0/1 = none */
     int topk_group;         /* groups a token may pick from (<= n_group) */
+    int mod;                /* 1: a Mixture-of-Depths layer (moe_config.mod_capacity):
+                               a router picks the tokens that go through it, the
+                               others skip it (docs/TRAINING.md) */
 } moe_layer_config;
 
 #define MOE_MAX_LAYERS 256
@@ -180,6 +183,8 @@ typedef struct moe_config {
     int n_mtp_layers;     /* multi-token-prediction layers the checkpoint carries after the
                              last layer (num_nextn_predict_layers): not loaded */
     moe_layer_config layer[MOE_MAX_LAYERS];
+    float mod_capacity;   /* Mixture-of-Depths: the share of a sequence's tokens a MoD
+                             layer (layer[i].mod) takes in training, in (0, 1]; 0 = none */
 } moe_config;
 
 /* ------------------------------------------------------------------ model */
