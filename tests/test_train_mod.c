@@ -16,6 +16,7 @@
 #include "base/mapfile.h"
 #include "formats/hf_config.h"
 #include "moe_quant.h"
+#include "moe_route.h"
 #include "train/backward.h"
 #include "train/params.h"
 
@@ -384,4 +385,47 @@ TEST(mod_config) {
         CHECK_MSG(parse_mod(&c, bad[i].extra, &err) == -1, "accepted: %s", bad[i].extra);
         CHECK_MSG(strstr(err.msg, bad[i].msg) != NULL, "%s: got \"%s\"", bad[i].extra, err.msg);
     }
+}
+
+typedef struct seen {
+    int calls, rows, bad;
+} seen;
+
+static void observe(void *user, const moe_route_info *r) {
+    seen *o = user;
+    if (r->layer != 0) return; /* layer 0 is MoD (with MoE), layer 1 is not */
+    o->calls++;
+    o->rows += r->T;
+    if (!r->row) o->bad++;
+    for (int t = 0; r->row && t < r->T; t++) /* one sequence from 0: the row is the position */
+        if (r->row[t] != r->pos[t] || (t > 0 && r->row[t] <= r->row[t - 1]) ||
+            moe_route_token(r, t) != r->row[t])
+            o->bad++;
+}
+
+/* The route observer of a MoD layer sees the tokens the layer took, each
+ * with its index among the caller's tokens. */
+TEST(mod_route_observer) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/train/mod_mixtral", test_fixtures());
+    moe_err err = {{0}};
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    if (moe_model_load(&m, dir, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+        return;
+    }
+    moe_session_opts so = {.n_ctx = 32, .n_threads = 1, .max_batch = 32, .n_seq = 1};
+    CHECK(moe_session_new(&s, m, &so, &err) == 0);
+    seen o = {0};
+    if (s) {
+        int32_t ids[16];
+        for (int t = 0; t < 16; t++) ids[t] = (5 * t + 1) % m->cfg.vocab;
+        moe_session_set_route_observer(s, observe, &o);
+        CHECK(moe_forward(s, ids, 16, NULL, 0, &err) == 0);
+    }
+    CHECK(o.calls == 1 && o.bad == 0);
+    CHECK_MSG(o.rows > 0 && o.rows < 16, "layer 0 took %d of 16 tokens", o.rows);
+    moe_session_free(s);
+    moe_model_free(m);
 }

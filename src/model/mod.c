@@ -152,7 +152,9 @@ int mod_layer(moe_session *s, int l, int T, const float *x, float *out, mod_bloc
     norm_ctx nc = {xn, xs, lw->attn_norm, D, c->norm_eps};
     pool_for(s->pool, n, 8, norm_rows, &nc);
     mod_enter(s);
+    s->route_row = rows;
     int rc = blocks(s, l, n, xs, xn, x2, xn2);
+    s->route_row = NULL;
     mod_leave(s);
     if (rc) return -1;
 

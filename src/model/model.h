@@ -266,6 +266,8 @@ struct moe_session {
     moe_route_fn route_fn;
     void *route_user;
     int route_t0;
+    const int *route_row;   /* NULL, or while a Mixture-of-Depths layer runs the chunk
+                               row of each of its rows (moe_route_info.row) */
     moe_expert_provider provider; /* acquire == NULL: the model's weights */
     moe_dispatch_fn dispatch_fn;  /* NULL: every expert computed here */
     void *dispatch_user;
