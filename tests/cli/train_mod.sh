@@ -75,6 +75,8 @@ for kind in dense mixtral; do
     || bad "$kind: the checkpoint's config.json lacks moe.mod: $(cat "$R/latest/config.json")"
   grep -q 'mod_router.weight' "$R/latest/model.safetensors" && ok \
     || bad "$kind: the checkpoint has no mod_router weights"
+  expect_ok "$kind: info" "$MOE" info "$R/latest"
+  out_has "$kind: info names MoD" "^depth routing Mixture-of-Depths on (2|1) of 2 layers \((0 1|1)\): capacity 0.(5|25)"
   expect_ok "$kind: logits" "$MOE" logits "$R/latest" --ids 1,2,3,4,5
   [ -s "$T/out" ] && ok || bad "$kind: logits: no output"
   expect_ok "$kind: generate" "$MOE" generate "$R/latest" -p "The quick" -n 8 --seed 1
