@@ -4,7 +4,7 @@
 # layer and a mixtral with MoD on odd layers train from a config.json; the
 # log carries mod_bce, mod_acc and mod_frac; the checkpoint keeps the MoD
 # routers and the "mod" config and runs (info, logits, generate, ppl);
-# --resume gives the unbroken run's losses; --recompute, a bad "mod" object
+# --resume gives the unbroken run's losses; --upcycle keeps the MoD layers; --recompute, a bad "mod" object
 # and GGUF output are refused with their reason. Runs in a few seconds.
 #   MOE=build/moe sh tests/cli/train_mod.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
@@ -38,7 +38,7 @@ cat >"$T/dense.json" <<'EOF'
 {
   "model_type": "qwen2_moe", "vocab_size": 400, "hidden_size": 32, "intermediate_size": 64,
   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-  "num_experts": 0, "max_position_embeddings": 128, "rms_norm_eps": 1e-05,
+  "num_experts": 0, "qkv_bias": false, "max_position_embeddings": 128, "rms_norm_eps": 1e-05,
   "rope_theta": 10000.0, "tie_word_embeddings": false, "eos_token_id": 399,
   "moe": {"mod": {"capacity": 0.5, "layers": "all"}}
 }
@@ -83,6 +83,12 @@ for kind in dense mixtral; do
   expect_ok "$kind: ppl" "$MOE" ppl "$R/latest" --text "$CORPUS" --ctx 32
   out_has "$kind: ppl result" "[Pp]erplexity"
 done
+
+# upcycling keeps the MoD layers and their routers
+# shellcheck disable=SC2086
+expect_ok "upcycle a MoD model" "$MOE" train $TRAIN --upcycle "$T/run_dense/latest" --experts 2 --steps 2 --out "$T/up"
+grep -q '"mod"' "$T/up/latest/config.json" && grep -q 'mod_router.weight' "$T/up/latest/model.safetensors" && ok \
+  || bad "upcycle: moe.mod or the routers lost: $(cat "$T/up/latest/config.json")"
 
 # --stop-after then --resume: the unbroken run's losses (dense)
 R2="$T/run_resume"
