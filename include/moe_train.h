@@ -45,6 +45,8 @@ typedef struct moe_train_progress {
     double mod_bce;        /* the routers' binary cross-entropy against top-C */
     double mod_acc;        /* share where r > 0 agrees with top-C membership */
     double mod_frac;       /* share of tokens the causal rule r > 0 sends through */
+    double val_loss_topc;  /* with is_eval: val_loss with training's top-C choice in the
+                              MoD layers (val_loss has inference's r > 0); NAN without */
 } moe_train_progress;
 
 typedef struct moe_train_opts {

@@ -218,7 +218,8 @@ static int check_expert_choice(const moe_session *s, int n, int any_continues, m
                             l, s->max_batch);
     /* training's Mixture-of-Depths selection ranks a sequence's tokens too */
     for (int l = 0; l < c->n_layers; l++)
-        if (c->layer[l].mod && s->mode == MOE_MODE_TRAIN && (any_continues || n > s->max_batch))
+        if (c->layer[l].mod && (s->mode == MOE_MODE_TRAIN || s->mod_topc) &&
+            (any_continues || n > s->max_batch))
             return moe_fail(err, "forward: layer %d is a Mixture-of-Depths layer: in training "
                                  "mode it takes the top tokens of each whole sequence: run them "
                                  "in one call from position 0 (at most %d tokens)",

@@ -3,9 +3,9 @@
  * "Mixture-of-Depths"). A MoD layer (moe_layer_config.mod) gives each token
  * of its input x a router logit r = w . x (w: mod_router [1][D]). The
  * tokens that go through the layer are
- *   training (the session in training mode): per sequence of the call, the
- *     top C = ceil(capacity * n - 1e-6) (at least 1) of its n tokens by r,
- *     ties to the lower position;
+ *   training (the session in training mode, or with mod_topc): per sequence
+ *     of the call, the top C = ceil(capacity * n - 1e-6) (at least 1) of its
+ *     n tokens by r, ties to the lower position;
  *   otherwise (inference, evaluation) the causal rule r > 0.
  * They are gathered, in order, into a compacted chunk that runs the layer's
  * attention and FFN blocks (forward.c's layer_blocks) with RoPE at their own
@@ -120,7 +120,7 @@ int mod_layer(moe_session *s, int l, int T, const float *x, float *out, mod_bloc
     float *r = a ? a->mod_logit : s->mod_logit;
     int *sel = a ? a->mod_sel : s->mod_sel, *rows = a ? a->mod_row : s->mod_row;
     matmul(s->pool, r, x, &lw->mod_router, T);
-    if (s->mode == MOE_MODE_TRAIN)
+    if (s->mode == MOE_MODE_TRAIN || s->mod_topc)
         select_top(s, r, T, sel);
     else
         for (int t = 0; t < T; t++) sel[t] = r[t] > 0;

@@ -213,6 +213,8 @@ struct moe_session {
     int *mod_seq, *mod_tpos, *mod_kv; /* [T] their sequence, position, cache row */
     int32_t *mod_id;        /* [T] their token id */
     void *mod_rank;         /* [T] selection scratch (mod.c) */
+    int mod_topc;           /* 1: MoD layers take the top-C tokens outside training mode
+                               too (the trainer's second validation loss) */
     int *chunk_seq, *chunk_pos, *chunk_kv; /* the chunk's arrays while a MoD layer runs */
     int32_t *chunk_id;
     float *chunk_cos, *chunk_sin;

@@ -509,6 +509,7 @@ static void write_log(trainer *t, const moe_train_progress *p, double step_s) {
         fprintf(f, ",\"mod_bce\":%.9g,\"mod_acc\":%.6f,\"mod_frac\":%.6f", p->mod_bce, p->mod_acc,
                 p->mod_frac);
     if (p->is_eval) fprintf(f, ",\"val_loss\":%.9g,\"val_ppl\":%.6g", p->val_loss, exp(p->val_loss));
+    if (p->is_eval && c->mod_capacity > 0) fprintf(f, ",\"val_loss_topc\":%.9g", p->val_loss_topc);
     fprintf(f, "}\n");
     fflush(f);
 }
@@ -547,9 +548,17 @@ static int evaluate_windows(trainer *t, double *val_loss, moe_err *err) {
     return 0;
 }
 
-static int evaluate(trainer *t, double *val_loss, moe_err *err) {
+/* The validation loss as inference runs the model; with Mixture-of-Depths
+ * layers also with training's top-C choice (val_topc, else NAN). */
+static int evaluate(trainer *t, double *val_loss, double *val_topc, moe_err *err) {
     moe_session_set_mode(t->s, MOE_MODE_EVAL);
     int rc = evaluate_windows(t, val_loss, err);
+    *val_topc = NAN;
+    if (!rc && t->m->cfg.mod_capacity > 0) {
+        t->s->mod_topc = 1;
+        rc = evaluate_windows(t, val_topc, err);
+        t->s->mod_topc = 0;
+    }
     moe_session_set_mode(t->s, MOE_MODE_TRAIN);
     return rc;
 }
@@ -611,7 +620,7 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     double dt = clock_now() - t0;
     *p = (moe_train_progress){t->step, o->steps, loss, ce, aux, z, kl, lr, gn,
                               (double)N * o->accum / (dt > 0 ? dt : 1e-9), 0, 0, NAN, NULL,
-                              mbce, macc, mfrac};
+                              mbce, macc, mfrac, NAN};
     return 0;
 }
 
@@ -648,7 +657,7 @@ int moe_train(const moe_train_opts *opts, moe_err *err) {
         done_here++;
         int last = t->step == o->steps || (o->stop_after > 0 && done_here >= o->stop_after);
         if (t->have_val && ((o->eval_every > 0 && t->step % o->eval_every == 0) || t->step == o->steps)) {
-            if (evaluate(t, &p.val_loss, err)) goto done;
+            if (evaluate(t, &p.val_loss, &p.val_loss_topc, err)) goto done;
             p.is_eval = 1;
         }
         if ((o->save_every > 0 && t->step % o->save_every == 0) || last) {

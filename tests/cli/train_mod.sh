@@ -70,7 +70,8 @@ for kind in dense mixtral; do
   last=$(step_lines "$T/$kind.jsonl" | tail -n 1 | field loss)
   if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b + 0 < a + 0) }'; then ok
   else bad "$kind: loss did not go down: $first -> $last"; fi
-  grep -q '"val_loss"' "$T/$kind.jsonl" && ok || bad "$kind: no evaluation in the log"
+  grep -q '"val_loss":[0-9.]*,"val_ppl":[0-9.]*,"val_loss_topc":[0-9]' "$T/$kind.jsonl" && ok \
+    || bad "$kind: no evaluation with both rules in the log: $(tail -n 1 "$T/$kind.jsonl")"
   grep -q '"mod"' "$R/latest/config.json" && grep -q '"capacity"' "$R/latest/config.json" && ok \
     || bad "$kind: the checkpoint's config.json lacks moe.mod: $(cat "$R/latest/config.json")"
   grep -q 'mod_router.weight' "$R/latest/model.safetensors" && ok \
