@@ -254,7 +254,10 @@ int moe_session_n_seq(const moe_session *s);
  *                       validation): capacity factors drop nothing and
  *                       router noise is neither added nor drawn.
  *   MOE_MODE_TRAIN      capacity dropping and router noise as the config
- *                       asks; a trainer's session records activations for
+ *                       asks; Mixture-of-Depths layers take each sequence's
+ *                       top-C tokens (elsewhere those whose router logit is
+ *                       > 0; whole sequences from position 0 in one call);
+ *                       a trainer's session records activations for
  *                       the backward pass only in this mode. */
 typedef enum {
     MOE_MODE_INFERENCE = 0,

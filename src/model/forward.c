@@ -5,7 +5,8 @@
  * one-sequence form). Per layer:
  *     x += o_proj(attention(rmsnorm(x)))           (attention.c)
  *     x += ffn(rmsnorm(x))   dense SwiGLU here, MoE in moe_ffn.c
- * then logits = lm_head(rmsnorm(x)).
+ * (a Mixture-of-Depths layer runs both on the tokens its router takes:
+ * mod.c), then logits = lm_head(rmsnorm(x)).
  */
 #include "model/model.h"
 
@@ -204,7 +205,8 @@ static int check_ids(const moe_config *c, const int32_t *ids, int64_t n, moe_err
     return 0;
 }
 
-/* Expert choice ranks the tokens of a whole call against each other, so it
+/* Expert choice ranks the tokens of a whole call against each other, and a
+ * Mixture-of-Depths layer in training mode those of each sequence, so they
  * cannot run incrementally: every sequence must start at position 0 and
  * the call fit one chunk. */
 static int check_expert_choice(const moe_session *s, int n, int any_continues, moe_err *err) {
