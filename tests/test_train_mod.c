@@ -138,6 +138,17 @@ static void run_variant(const char *variant) {
     }
     e = logits_err(logits, cJSON_GetObjectItemCaseSensitive(ref, "logits_causal"), B, T, V);
     CHECK_MSG(e < 2e-5, "%s: causal-rule logits rel err %g", variant, e);
+    /* evaluation: the B sequences in one call, as the trainer's validation */
+    moe_session_reset(s);
+    moe_session_set_mode(s, MOE_MODE_EVAL);
+    CHECK(model_forward_seqs(s, in, B, T, logits, &err) == 0);
+    e = logits_err(logits, cJSON_GetObjectItemCaseSensitive(ref, "logits_causal"), B, T, V);
+    CHECK_MSG(e < 2e-5, "%s: evaluation (causal rule, batched) logits rel err %g", variant, e);
+    s->mod_topc = 1; /* the trainer's second validation loss: training's choice */
+    CHECK(model_forward_seqs(s, in, B, T, logits, &err) == 0);
+    s->mod_topc = 0;
+    e = logits_err(logits, cJSON_GetObjectItemCaseSensitive(ref, "logits_topc"), B, T, V);
+    CHECK_MSG(e < 2e-5, "%s: evaluation with top-C logits rel err %g", variant, e);
 
     /* training */
     moe_session_reset(s);
