@@ -188,6 +188,15 @@ int cmd_info(int argc, char **argv) {
                "attention factor %g%s\n", (double)cfg->rope_factor, (double)cfg->rope_beta_fast,
                (double)cfg->rope_beta_slow, cfg->rope_orig_max_pos, (double)cfg->rope_attn_factor,
                cfg->rope_truncate ? ", truncated range" : "");
+    if (cfg->mod_capacity > 0) {
+        int n_mod = 0;
+        for (int i = 0; i < cfg->n_layers; i++) n_mod += cfg->layer[i].mod;
+        printf("depth routing Mixture-of-Depths on %d of %d layers (", n_mod, cfg->n_layers);
+        for (int i = 0, first = 1; i < cfg->n_layers; i++)
+            if (cfg->layer[i].mod) printf("%s%d", first ? "" : " ", i), first = 0;
+        printf("): capacity %g in training, router logit > 0 at inference\n",
+               (double)cfg->mod_capacity);
+    }
     if (cfg->clip_qkv > 0) printf("clip qkv      %g\n", (double)cfg->clip_qkv);
     printf("embeddings    %s, norm eps %g\n", cfg->tied_embeddings ? "tied" : "untied",
            (double)cfg->norm_eps);

@@ -39,7 +39,7 @@ static void on_route_text(void *user, const moe_route_info *r) {
             for (int k = 0; g && k < r->n_group; k++)
                 if (r->group[t * r->n_group + k]) cJSON_AddItemToArray(g, cJSON_CreateNumber(k));
         }
-        cJSON_AddItemToArray(tt->tok_layers[r->t0 + t], o);
+        cJSON_AddItemToArray(tt->tok_layers[moe_route_token(r, t)], o);
     }
 }
 

@@ -138,7 +138,7 @@ int cmd_train(int argc, char **argv) {
                *s_eps = NULL, *s_clip = NULL, *s_lora_alpha = NULL;
 
     /* help lines with the library's defaults */
-    char h[22][HELP_LEN]; /* one per H(i, ...) below */
+    char h[23][HELP_LEN]; /* one per H(i, ...) below */
 #define H(i, ...) (snprintf(h[i], HELP_LEN, __VA_ARGS__), h[i])
 
     const arg_opt opts[] = {
@@ -182,6 +182,8 @@ int cmd_train(int argc, char **argv) {
         {"--aux", NULL, ARG_FLOAT, &o.aux_coef, 0, 1e6, 0, "X", H(12, "load-balancing loss coefficient (%g)", def.aux_coef)},
         {"--z", NULL, ARG_FLOAT, &o.z_coef, 0, 1e6, 0, "X", H(13, "router z-loss coefficient (%g)", def.z_coef)},
         {"--kl", NULL, ARG_FLOAT, &o.kl_coef, 0, 1e6, 0, "X", H(14, "KL(uniform || router mean) coefficient (%g)", def.kl_coef)},
+        {"--mod-aux", NULL, ARG_FLOAT, &o.mod_coef, 0, 1e6, 0, "X",
+         H(22, "Mixture-of-Depths router BCE coefficient (%g)", def.mod_coef)},
         {"--bias-rate", NULL, ARG_FLOAT, &o.bias_rate, 0, 1, 0, "X",
          H(15, "selection-bias step, sigmoid routers with select_bias (%g)", def.bias_rate)},
         {"--seed", NULL, ARG_U64, &o.seed, 0, 0, 0, "S", H(16, "seed of the init and the data order (%llu)", (unsigned long long)def.seed)},
@@ -237,6 +239,12 @@ int cmd_train(int argc, char **argv) {
         "  \"group\": \"max\" | \"top2_sum\", \"n_group\": G, \"topk_group\": g\n"
         "      group-limited routing (DeepSeek): a token picks its top-k among the experts\n"
         "      of its g best of G groups, scored by their best (max) or two best (top2_sum)\n"
+        "  \"mod\": {\"capacity\": c, \"layers\": \"all\" | \"odd\" | \"even\" | [i, ...]}\n"
+        "      Mixture-of-Depths (dense or MoE layers): in those layers a router takes the\n"
+        "      top ceil(c x T) tokens of each sequence through the layer, the others skip\n"
+        "      it; inference takes the tokens whose router logit is > 0, which --mod-aux\n"
+        "      trains (a BCE against the top-c choice; the log's mod_bce, mod_acc,\n"
+        "      mod_frac). Not with --recompute, latent or linear attention, windows\n"
         "deepseek_v2/v3, kimi_k2 and glm4_moe models train with their own routing (latent\n"
         "attention, partial rotary); qwen3_next's linear attention is refused.\n"
         "E experts (num_local_experts / num_experts) and k (num_experts_per_tok) are the\n"

@@ -109,6 +109,9 @@ typedef struct moe_layer_config {
     moe_group_kind group;   /* group-limited routing (token choice only) */
     int n_group;            /* groups of experts (divides n_experts); 0/1 = none */
     int topk_group;         /* groups a token may pick from (<= n_group) */
+    int mod;                /* 1: a Mixture-of-Depths layer (moe_config.mod_capacity):
+                               a router picks the tokens that go through it, the
+                               others skip it (docs/TRAINING.md) */
 } moe_layer_config;
 
 #define MOE_MAX_LAYERS 256
@@ -180,6 +183,8 @@ typedef struct moe_config {
     int n_mtp_layers;     /* multi-token-prediction layers the checkpoint carries after the
                              last layer (num_nextn_predict_layers): not loaded */
     moe_layer_config layer[MOE_MAX_LAYERS];
+    float mod_capacity;   /* Mixture-of-Depths: the share of a sequence's tokens a MoD
+                             layer (layer[i].mod) takes in training, in (0, 1]; 0 = none */
 } moe_config;
 
 /* ------------------------------------------------------------------ model */
@@ -249,7 +254,10 @@ int moe_session_n_seq(const moe_session *s);
  *                       validation): capacity factors drop nothing and
  *                       router noise is neither added nor drawn.
  *   MOE_MODE_TRAIN      capacity dropping and router noise as the config
- *                       asks; a trainer's session records activations for
+ *                       asks; Mixture-of-Depths layers take each sequence's
+ *                       top-C tokens (elsewhere those whose router logit is
+ *                       > 0; whole sequences from position 0 in one call);
+ *                       a trainer's session records activations for
  *                       the backward pass only in this mode. */
 typedef enum {
     MOE_MODE_INFERENCE = 0,

@@ -37,7 +37,15 @@ typedef struct moe_route_info {
     int n_group;         /* G: expert groups of group-limited routing; 0 = none */
     const uint8_t *group;/* [T][G] 1 for the groups each token kept (topk_group of
                             them; its experts are among theirs); NULL when G = 0 */
+    const int *row;      /* NULL: token t is the caller's t0 + t. A Mixture-of-Depths
+                            layer reports only the tokens it took: row [T] gives each
+                            one's index in the chunk (moe_route_token) */
 } moe_route_info;
+
+/* Index, in the caller's tokens, of the token reported at t. */
+static inline int moe_route_token(const moe_route_info *r, int t) {
+    return r->t0 + (r->row ? r->row[t] : t);
+}
 
 typedef void (*moe_route_fn)(void *user, const moe_route_info *r);
 

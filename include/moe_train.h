@@ -41,6 +41,12 @@ typedef struct moe_train_progress {
     int is_eval;           /* 1: an evaluation finished: val_loss is set */
     double val_loss;       /* mean cross-entropy on the held-out split */
     const char *saved;     /* non-NULL: a checkpoint was just written here */
+    /* Mixture-of-Depths layers (0 without): means over their tokens and layers */
+    double mod_bce;        /* the routers' binary cross-entropy against top-C */
+    double mod_acc;        /* share where r > 0 agrees with top-C membership */
+    double mod_frac;       /* share of tokens the causal rule r > 0 sends through */
+    double val_loss_topc;  /* with is_eval: val_loss with training's top-C choice in the
+                              MoD layers (val_loss has inference's r > 0); NAN without */
 } moe_train_progress;
 
 typedef struct moe_train_opts {
@@ -61,6 +67,7 @@ typedef struct moe_train_opts {
     double beta1, beta2, eps;
     double clip;             /* global gradient norm limit; 0 = off */
     float aux_coef, z_coef, kl_coef; /* balancing loss coefficients */
+    float mod_coef;          /* Mixture-of-Depths: weight of the routers' BCE (0.01) */
     float bias_rate;         /* selection-bias update rate (sigmoid routers) */
     uint64_t seed;           /* init and data order */
     float init_std;          /* fresh weights ~ N(0, init_std); norms 1 */

@@ -160,7 +160,7 @@ TEST(lora_grads_vs_pytorch) {
         float *logits = malloc(sizeof(float) * (size_t)N * (size_t)m->cfg.vocab);
         float *g = calloc((size_t)a.n_params, sizeof(float));
         train_grads G = {P.base, grads, P.n};
-        loss_coefs coefs = {0, 0, 0};
+        loss_coefs coefs = {0, 0, 0, 0.0f};
         loss_parts lp;
         CHECK_MSG(model_forward_seqs(s, in, B, T, logits, &err) == 0, "%s", err.msg);
         CHECK_MSG(model_backward(s, ws, &G, tg, B, T, logits, 1.0f / N, &coefs, 1.0f, &lp, &err) == 0,

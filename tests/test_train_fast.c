@@ -254,7 +254,7 @@ static void two_ways(const char *variant) {
         av[k] = calloc((size_t)n, sizeof(float));
     }
     int32_t in[16], tg[16];
-    loss_coefs coefs = {0.01f, 0.001f, 0.0f};
+    loss_coefs coefs = {0.01f, 0.001f, 0.0f, 0.0f};
     adamw_opts ao = {0.9, 0.95, 1e-8, 0.1, 1.0};
     for (int step = 0; step < 3 && !test_failed_now; step++) {
         for (int i = 0; i < N; i++) {
@@ -324,7 +324,7 @@ static void grads_on(const char *variant, int threads, float **out, int64_t *n_o
     float *logits = malloc(sizeof(float) * (size_t)N * V), *g = calloc((size_t)P.n, sizeof(float));
     int32_t in[24], tg[24];
     for (int i = 0; i < N; i++) in[i] = (int32_t)((i * 7 + 1) % V), tg[i] = (int32_t)((i * 11 + 3) % V);
-    loss_coefs coefs = {0.01f, 0.001f, 0.0f};
+    loss_coefs coefs = {0.01f, 0.001f, 0.0f, 0.0f};
     train_grads G = {P.base, g, P.n};
     loss_parts lp;
     if (!test_failed_now) {

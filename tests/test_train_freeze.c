@@ -85,7 +85,7 @@ static void freeze_step(const char *variant, const char *list, int added, const 
     const cJSON *hyper = cJSON_GetObjectItemCaseSensitive(batch, "hyper");
     loss_coefs coefs = {(float)cJSON_GetObjectItemCaseSensitive(hyper, "alpha_aux")->valuedouble,
                         (float)cJSON_GetObjectItemCaseSensitive(hyper, "beta_z")->valuedouble,
-                        (float)cJSON_GetObjectItemCaseSensitive(hyper, "gamma_kl")->valuedouble};
+                        (float)cJSON_GetObjectItemCaseSensitive(hyper, "gamma_kl")->valuedouble, 0.0f};
     moe_err err = {{0}};
     moe_model *m = NULL;
     moe_session *s = NULL;

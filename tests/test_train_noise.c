@@ -32,7 +32,7 @@ typedef struct run {
 static double loss_at(run *r, moe_err *err) {
     rng_init(&r->s->noise_rng, 77);
     memset(r->grads, 0, sizeof(float) * (size_t)r->P.n);
-    loss_coefs co = {0.01f, 0.001f, 0.0f};
+    loss_coefs co = {0.01f, 0.001f, 0.0f, 0.0f};
     loss_parts lp;
     if (model_forward_seqs(r->s, r->in, 2, 8, r->logits, err)) return NAN;
     if (model_backward(r->s, r->ws, &(train_grads){r->P.base, r->grads, r->P.n}, r->tg, 2, 8,

@@ -136,7 +136,7 @@ static void compare(const char *name, const char *dir, int B, int T, int expand_
     int64_t n = r[0].P.n;
     CHECK(L <= MAXL && r[1].P.n == n);
     int32_t *in = malloc(sizeof(int32_t) * (size_t)N), *tg = malloc(sizeof(int32_t) * (size_t)N);
-    loss_coefs coefs = {0.01f, 0.001f, 0.01f};
+    loss_coefs coefs = {0.01f, 0.001f, 0.01f, 0.0f};
     adamw_opts ao = {0.9, 0.95, 1e-8, 0.1, 1.0};
     int forwards = 0;
     for (int step = 0; step < 3 && !test_failed_now; step++) {
@@ -259,7 +259,7 @@ TEST(train_recompute_noisy) {
     loss_parts lp;
     CHECK(model_forward_seqs(r[1].s, ids, 2, 16, r[1].logits, &err) == 0);
     CHECK(model_backward(r[1].s, r[1].ws, &(train_grads){r[1].P.base, r[1].g, r[1].P.n}, ids, 4,
-                         16, r[1].logits, 1.0f, &(loss_coefs){0, 0, 0}, 1.0f, &lp, &err) == -1);
+                         16, r[1].logits, 1.0f, &(loss_coefs){0, 0, 0, 0}, 1.0f, &lp, &err) == -1);
     CHECK(strstr(err.msg, "64 tokens but the recorded forward ran 32") != NULL);
     for (int k = 0; k < 2; k++) close_run(&r[k]);
 }

@@ -67,7 +67,7 @@ static void run_variant(const char *variant) {
     const cJSON *hyper = cJSON_GetObjectItemCaseSensitive(f.batch, "hyper");
     const cJSON *adam = cJSON_GetObjectItemCaseSensitive(hyper, "adamw");
     loss_coefs coefs = {(float)num(hyper, "alpha_aux"), (float)num(hyper, "beta_z"),
-                        (float)num(hyper, "gamma_kl")};
+                        (float)num(hyper, "gamma_kl"), 0.0f};
     adamw_opts ao = {num(adam, "beta1"), num(adam, "beta2"), num(adam, "eps"),
                      num(adam, "weight_decay"), num(hyper, "clip_grad_norm")};
     const cJSON *bu = cJSON_GetObjectItemCaseSensitive(hyper, "bias_update");

@@ -240,14 +240,14 @@ static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl, int *norm_topk)
         return moe_fail(in->err, "%s: field moe: wrong JSON type (expected an object)", in->where);
     static const char *const known[] = {"score", "router", "capacity_factor", "noise",
                                         "routed_scaling_factor", "select_bias", "norm_topk",
-                                        "group", "n_group", "topk_group"};
+                                        "group", "n_group", "topk_group", "mod"};
     for (const cJSON *c = m->child; c; c = c->next) {
         int ok = 0;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(c->string, known[i]);
         if (!ok)
             return moe_fail(in->err, "%s: field moe.%s: unknown (known: score, router, "
                             "capacity_factor, noise, routed_scaling_factor, select_bias, "
-                            "norm_topk, group, n_group, topk_group)",
+                            "norm_topk, group, n_group, topk_group, mod)",
                             in->where, c->string);
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "score");
@@ -306,6 +306,60 @@ static int hf_moe_extras(const hf_in *in, moe_layer_config *tpl, int *norm_topk)
         hf_bool(in, m, "norm_topk", 0, norm_topk))
         return -1;
     return hf_bool(in, m, "select_bias", 0, &tpl->select_bias);
+}
+
+/* moe.mod (Mixture-of-Depths, docs/TRAINING.md): {"capacity": c in (0, 1],
+ * "layers": "all" | "odd" | "even" | [layer indices]} ("layers" defaults to
+ * "all"; "odd" is layers 1, 3, 5 ...: every other layer, the first one whole).
+ * Sets cfg->mod_capacity and layer[i].mod; absent: no MoD layer. */
+static int hf_mod(const hf_in *in, moe_config *cfg) {
+    const cJSON *m = hf_get(in->root, "moe");
+    const cJSON *d = m && cJSON_IsObject(m) ? hf_get(m, "mod") : NULL;
+    if (!d) return 0;
+    if (!cJSON_IsObject(d))
+        return moe_fail(in->err, "%s: field moe.mod: wrong JSON type (expected an object with "
+                        "capacity and layers)", in->where);
+    for (const cJSON *c = d->child; c; c = c->next)
+        if (strcmp(c->string, "capacity") && strcmp(c->string, "layers"))
+            return moe_fail(in->err, "%s: field moe.mod.%s: unknown (known: capacity, layers)",
+                            in->where, c->string);
+    const cJSON *cap = hf_get(d, "capacity");
+    if (!cap || !cJSON_IsNumber(cap))
+        return moe_fail(in->err, "%s: field moe.mod.capacity: %s", in->where,
+                        cap ? "wrong JSON type (expected a number)"
+                            : "missing (the share of a sequence's tokens a MoD layer takes)");
+    if (!(cap->valuedouble > 0 && cap->valuedouble <= 1))
+        return moe_fail(in->err, "%s: field moe.mod.capacity: %g is not in (0, 1]", in->where,
+                        cap->valuedouble);
+    cfg->mod_capacity = (float)cap->valuedouble;
+    const cJSON *ly = hf_get(d, "layers");
+    for (int i = 0; i < cfg->n_layers; i++) cfg->layer[i].mod = 0;
+    if (!ly || cJSON_IsString(ly)) {
+        const char *k = ly ? ly->valuestring : "all";
+        int every = !strcmp(k, "all"), odd = !strcmp(k, "odd"), even = !strcmp(k, "even");
+        if (!every && !odd && !even)
+            return moe_fail(in->err, "%s: field moe.mod.layers: unknown value \"%.32s\" (all, odd, "
+                            "even, or a list of layer indices)", in->where, k);
+        for (int i = 0; i < cfg->n_layers; i++) cfg->layer[i].mod = every || (i % 2 == 1) == odd;
+    } else if (cJSON_IsArray(ly)) {
+        for (const cJSON *c = ly->child; c; c = c->next) {
+            int li;
+            if (hf_as_int(in, "moe.mod.layers", c, &li)) return -1;
+            if (li < 0 || li >= cfg->n_layers)
+                return moe_fail(in->err, "%s: field moe.mod.layers: layer %d out of range (the "
+                                "model has %d layers, 0..%d)", in->where, li, cfg->n_layers,
+                                cfg->n_layers - 1);
+            cfg->layer[li].mod = 1;
+        }
+    } else {
+        return moe_fail(in->err, "%s: field moe.mod.layers: wrong JSON type (expected \"all\", "
+                        "\"odd\", \"even\" or a list)", in->where);
+    }
+    int any = 0;
+    for (int i = 0; i < cfg->n_layers; i++) any |= cfg->layer[i].mod;
+    if (!any)
+        return moe_fail(in->err, "%s: field moe.mod.layers: names no layer", in->where);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -473,12 +527,14 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
             cfg->layer[i] = *l0;
             cfg->layer[i].full_attention = full;
         }
+        if (hf_mod(in, cfg)) return -1;
         return moe_config_validate(cfg, in->where, in->err);
     }
     if (hf_token_id(in, "bos_token_id", a->bos, &cfg->bos_id)) return -1;
     if (hf_token_id(in, "eos_token_id", a->eos, &cfg->eos_id)) return -1;
     if (hf_ds_arch(a->arch)) { /* attention and feed-forward: hf_config_deepseek.c */
         if (hf_deepseek(in, a, cfg)) return -1;
+        if (hf_mod(in, cfg)) return -1;
         return moe_config_validate(cfg, in->where, in->err);
     }
 
@@ -596,6 +652,7 @@ static int hf_parse_root(moe_config *cfg, const hf_in *in) {
             cfg->layer[i].linear_attn = lin;
         }
     }
+    if (hf_mod(in, cfg)) return -1;
     return moe_config_validate(cfg, in->where, in->err);
 }
 

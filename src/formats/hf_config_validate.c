@@ -210,6 +210,29 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
                 c->lin_v_heads, c->lin_k_heads);
     }
 
+    /* Mixture-of-Depths: a compacted per-layer KV cache of attention layers */
+    int n_mod = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        const moe_layer_config *l = &c->layer[i];
+        if (l->mod != 0 && l->mod != 1)
+            BAD("%s: layer %d: mod must be 0 or 1 (got %d)", where, i, l->mod);
+        n_mod += l->mod;
+        if (!l->mod) continue;
+        if (l->linear_attn)
+            BAD("%s: layer %d: Mixture-of-Depths needs an attention layer, not linear attention "
+                "(Gated DeltaNet)", where, i);
+        if (c->kv_lora_rank)
+            BAD("%s: layer %d: Mixture-of-Depths with latent attention (kv_lora_rank) is not "
+                "supported", where, i);
+        if (c->sliding_window > 0 && !l->full_attention)
+            BAD("%s: layer %d: Mixture-of-Depths with a sliding window is not supported (the "
+                "window would count the tokens a MoD layer took, not positions)", where, i);
+    }
+    if (n_mod && !(c->mod_capacity > 0 && c->mod_capacity <= 1))
+        BAD("%s: Mixture-of-Depths capacity %g is not in (0, 1]", where, c->mod_capacity);
+    if (!n_mod && c->mod_capacity != 0)
+        BAD("%s: Mixture-of-Depths capacity %g but no MoD layer", where, c->mod_capacity);
+
     /* Every size product the loader forms must fit int64: count parameters. */
     int64_t D = c->dim, V = c->vocab, q = (int64_t)c->n_heads * c->head_dim,
             kv = (int64_t)c->n_kv_heads * c->head_dim, n = 0;
@@ -230,6 +253,7 @@ int moe_config_validate(const moe_config *c, const char *where, moe_err *err) {
         } else {
             ovf |= hf_madd(&n, D, 3 * q + 2 * kv);
         }
+        ovf |= hf_madd(&n, D, l->mod); /* the MoD router [1][D] */
         if (!l->moe) {
             ovf |= hf_madd(&n, 3 * D, l->ffn_dim);
         } else {

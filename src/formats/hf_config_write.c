@@ -54,7 +54,7 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
     F(rope_kind); F(rope_factor); F(rope_beta_fast); F(rope_beta_slow); F(rope_orig_max_pos);
     F(rope_truncate); F(rope_attn_factor);
     F(q_lora_rank); F(kv_lora_rank); F(qk_nope_dim); F(qk_rope_dim); F(v_head_dim);
-    F(rope_interleave); F(n_mtp_layers);
+    F(rope_interleave); F(n_mtp_layers); F(mod_capacity);
     if (hf_ds_arch(a->arch)) {
         F(rope_mscale); F(rope_mscale_all_dim); F(attn_scale);
     }
@@ -63,6 +63,7 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
         const moe_layer_config *x = &a->layer[i], *y = &b->layer[i];
         if (x->moe != y->moe) return "layer pattern (dense / MoE)";
         if (x->linear_attn != y->linear_attn) return "layer types (linear / full attention)";
+        if (x->mod != y->mod) return "Mixture-of-Depths layers";
         if (!x->moe && x->ffn_dim != y->ffn_dim) return "dense ffn_dim";
         if (x->moe && !hf_same_moe(x, y)) return "MoE layer settings";
         const char *d = hf_gpt_oss_differs(x, y);
@@ -72,6 +73,24 @@ static const char *hf_differs(const moe_config *a, const moe_config *b) {
 }
 
 static void hf_add_int(cJSON *o, const char *k, int v) { cJSON_AddNumberToObject(o, k, v); }
+
+/* moe.mod: the capacity and the MoD layers ("all" or their indices). */
+static void hf_mod_write(cJSON *o, const moe_config *c) {
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "moe");
+    if (!x) x = cJSON_AddObjectToObject(o, "moe");
+    cJSON *d = x ? cJSON_AddObjectToObject(x, "mod") : NULL;
+    if (!d) return; /* out of memory: the read-back check names the difference */
+    cJSON_AddItemToObject(d, "capacity", hf_float(c->mod_capacity));
+    int all = 1;
+    for (int i = 0; i < c->n_layers; i++) all &= c->layer[i].mod;
+    if (all) {
+        cJSON_AddStringToObject(d, "layers", "all");
+        return;
+    }
+    cJSON *ly = cJSON_AddArrayToObject(d, "layers");
+    for (int i = 0; ly && i < c->n_layers; i++)
+        if (c->layer[i].mod) cJSON_AddItemToArray(ly, cJSON_CreateNumber(i));
+}
 
 static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
     const hf_arch *a = hf_arch_of(c->arch);
@@ -187,6 +206,7 @@ static cJSON *hf_build(const moe_config *c, const char *torch_dtype) {
             hf_add_int(x, "topk_group", m->topk_group);
         }
     }
+    if (c->mod_capacity > 0) hf_mod_write(o, c);
     return o;
 }
 

@@ -47,6 +47,13 @@ static void carve(train_acts *t, const moe_config *c, arena *keep, char *work_ba
         arena shared = {work_base, 0};
         arena *a = t->inputs_only ? &shared : keep;
         x->x_attn = TAKE_F(keep, N * D);
+        if (lc->mod) { /* Mixture-of-Depths: the whole call's input and routing */
+            x->mod_in = TAKE_F(keep, N * D);
+            x->mod_logit = TAKE_F(keep, N);
+            x->mod_sel = TAKE_I(keep, N);
+            x->mod_row = TAKE_I(keep, N);
+            x->mod_delta = TAKE_F(keep, N * D);
+        }
         x->xn_attn = TAKE_F(a, N * D);
         x->q = TAKE_F(a, N * H * Dh);
         if (c->kv_lora_rank) { /* latent attention: no k, v (the latent stands for them) */
@@ -115,6 +122,11 @@ int model_acts_enable_keep(moe_session *s, int n_tokens, int inputs_only, moe_er
     if (what)
         return moe_fail(err, "activations: %s: %s is not trainable yet (inference only)",
                         c->model_type, what);
+    for (int i = 0; inputs_only && i < c->n_layers; i++)
+        if (c->layer[i].mod)
+            return moe_fail(err, "activations: layer %d is a Mixture-of-Depths layer: "
+                                 "activation recomputation (--recompute) does not cover it; "
+                                 "train without it", i);
     train_acts *t = calloc(1, sizeof *t);
     if (!t) return moe_fail(err, "out of memory for the activation tape");
     t->n_tokens = s->max_batch; /* any chunk the session runs fits */

@@ -129,7 +129,7 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
         for (int64_t h = 0; h < H; h++) rope_apply(q + h * Dh, cs, sn, rd);
         for (int64_t g = 0; g < G; g++) rope_apply(k + g * Dh, cs, sn, rd);
         int64_t KD = G * Dh;
-        int64_t at = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->tok_pos[t];
+        int64_t at = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[t]) * s->n_ctx + s->kv_pos[t];
         float *kc = s->k_cache + at * KD;
         float *vc = s->v_cache + at * KD;
         for (int64_t i = 0; i < KD; i++) {
@@ -141,7 +141,9 @@ static void prep_rows(void *ctx, int64_t t0, int64_t t1, int tid) {
 
 /* One item: QBLOCK consecutive tokens x one query head, split into runs of
  * one sequence at consecutive positions; each run attends to the cached
- * keys of its sequence (this chunk's already stored by prep_rows). */
+ * keys of its sequence (this chunk's already stored by prep_rows). A
+ * token's cache row is s->kv_pos: its position, or in a Mixture-of-Depths
+ * layer its index among the tokens the layer took (mod.c). */
 static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
     prep_ctx *p = ctx;
     moe_session *s = p->s;
@@ -155,10 +157,10 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
         int64_t t0 = i / H * QBLOCK, t1 = t0 + QBLOCK < p->T ? t0 + QBLOCK : p->T;
         for (int64_t a = t0, b; a < t1; a = b) {
             for (b = a + 1; b < t1 && s->tok_seq[b] == s->tok_seq[a] &&
-                            s->tok_pos[b] == s->tok_pos[a] + (b - a);
+                            s->kv_pos[b] == s->kv_pos[a] + (b - a);
                  b++) {
             }
-            int64_t pos = s->tok_pos[a], last = pos + (b - a - 1);
+            int64_t pos = s->kv_pos[a], last = pos + (b - a - 1);
             int64_t lo = 0;
             if (window > 0 && pos - window + 1 > 0) lo = pos - window + 1;
             int64_t seq0 = ((int64_t)s->kv_slot[p->layer] * s->n_seq + s->tok_seq[a]) * s->n_ctx;
@@ -172,10 +174,23 @@ static void attend(void *ctx, int64_t i0, int64_t i1, int tid) {
     }
 }
 
+void rope_tables(moe_session *s, int T) {
+    const moe_config *c = &s->m->cfg;
+    int64_t half = c->head_dim / 2;
+    int rd = c->rope_dim ? c->rope_dim : c->head_dim;
+    for (int i = 0; i < T; i++) {
+        if (c->rope_kind == MOE_ROPE_YARN)
+            yarn_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd, c);
+        else
+            rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd,
+                       c->rope_theta);
+    }
+}
+
 void attention_block(moe_session *s, int layer, int T) {
     const moe_config *c = &s->m->cfg;
     const layer_w *lw = &s->m->layers[layer];
-    int64_t H = c->n_heads, Dh = c->head_dim, half = Dh / 2, D = c->dim;
+    int64_t H = c->n_heads, Dh = c->head_dim, D = c->dim;
     /* recording: the projections and the attention output are written
      * straight into the tape (nothing copied afterwards) */
     train_acts *A = session_tape(s);
@@ -183,17 +198,6 @@ void attention_block(moe_session *s, int layer, int T) {
     float *q = a ? a->q : s->q, *k = a ? a->k : s->k, *v = a ? a->v : s->v;
     float *att = a ? a->att : s->att;
 
-    int first = 0; /* the first attention layer (others may be linear attention) */
-    while (first < c->n_layers && c->layer[first].linear_attn) first++;
-    int rd = c->rope_dim ? c->rope_dim : (int)Dh;
-    if (layer == first) /* the rotation depends only on position: once per call */
-        for (int i = 0; i < T; i++) {
-            if (c->rope_kind == MOE_ROPE_YARN)
-                yarn_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd, c);
-            else
-                rope_table(s->rope_cos + i * half, s->rope_sin + i * half, s->tok_pos[i], rd,
-                           c->rope_theta);
-        }
     if (c->kv_lora_rank) { /* latent attention: attention_mla.c */
         mla_attention_block(s, layer, T);
         return;

@@ -5,7 +5,8 @@
  * one-sequence form). Per layer:
  *     x += o_proj(attention(rmsnorm(x)))           (attention.c)
  *     x += ffn(rmsnorm(x))   dense SwiGLU here, MoE in moe_ffn.c
- * then logits = lm_head(rmsnorm(x)).
+ * (a Mixture-of-Depths layer runs both on the tokens its router takes:
+ * mod.c), then logits = lm_head(rmsnorm(x)).
  */
 #include "model/model.h"
 
@@ -105,13 +106,16 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
     float *xn0 = s->xn;
     if (A) A->live = -1; /* set again once the call is recorded whole */
     /* x: the residual stream entering the next block; xn: its norm */
-    float *x = !A ? s->x : L > 0 ? A->layer[0].x_attn : A->x_final;
+    float *x = !A ? s->x : L > 0 ? tape_layer_in(A, c, 0) : A->x_final;
     for (int t = 0; t < T; t++) {
         mat_row_f32(x + t * D, &m->embed, ids[t]);
         s->tok_id[t] = ids[t];
     }
+    int first = 0; /* the first attention layer (others may be linear attention) */
+    while (first < L && c->layer[first].linear_attn) first++;
+    if (first < L) rope_tables(s, T); /* they depend only on position: once per call */
     float *xn = A && L > 0 ? A->layer[0].xn_attn : xn0;
-    if (L > 0) {
+    if (L > 0 && !c->layer[0].mod) { /* a MoD layer normalizes the rows it takes */
         rows_ctx rc = {xn, x, m->layers[0].attn_norm, D, c->norm_eps, NULL, NULL};
         pool_for(s->pool, T, 8, rmsnorm_rows, &rc);
     }
@@ -119,18 +123,25 @@ static int forward_chunk(moe_session *s, const int32_t *ids, int T, float *logit
     int rc_hook = 0;
     for (int l = 0; l < L && !rc_hook; l++) {
         layer_acts *a = A ? &A->layer[l] : NULL;
-        float *x2 = a ? a->x_ffn : x, *xn2 = a ? a->xn_ffn : xn0;
-        rc_hook = layer_blocks(s, l, T, x, xn, x2, xn2);
-        x = x2;
-        xn = xn2;
-        /* x += ffn; then the next layer's attention norm */
-        x2 = !A ? x : l + 1 < L ? A->layer[l + 1].x_attn : A->x_final;
-        xn2 = A && l + 1 < L ? A->layer[l + 1].xn_attn : xn0;
-        rows_ctx rn = {xn2, x, l + 1 < L ? m->layers[l + 1].attn_norm : NULL, D, c->norm_eps, x2,
-                       s->tmp};
-        pool_for(s->pool, T, 8, add_norm_rows, &rn);
-        x = x2;
-        xn = xn2;
+        /* the next layer's input and its attention norm */
+        float *xo = !A ? x : l + 1 < L ? tape_layer_in(A, c, l + 1) : A->x_final;
+        float *xno = A && l + 1 < L ? A->layer[l + 1].xn_attn : xn0;
+        const float *wn = l + 1 < L && !c->layer[l + 1].mod ? m->layers[l + 1].attn_norm : NULL;
+        if (c->layer[l].mod) {
+            rc_hook = mod_layer(s, l, T, x, xo, layer_blocks);
+            if (wn) {
+                rows_ctx rn = {xno, xo, wn, D, c->norm_eps, NULL, NULL};
+                pool_for(s->pool, T, 8, rmsnorm_rows, &rn);
+            }
+        } else {
+            float *x2 = a ? a->x_ffn : x, *xn2 = a ? a->xn_ffn : xn0;
+            rc_hook = layer_blocks(s, l, T, x, xn, x2, xn2);
+            /* x += ffn; then the next layer's attention norm */
+            rows_ctx rn = {xno, x2, wn, D, c->norm_eps, xo, s->tmp};
+            pool_for(s->pool, T, 8, add_norm_rows, &rn);
+        }
+        x = xo;
+        xn = xno;
     }
     s->xn = xn0;
     if (rc_hook) return -1;
@@ -168,6 +179,9 @@ int model_layer_replay(moe_session *s, int layer, moe_err *err) {
         return moe_fail(err, "replay of layer %d: no forward was recorded yet", layer);
     if (A->live == layer) return 0;
     const moe_config *c = &s->m->cfg;
+    if (c->layer[layer].mod)
+        return moe_fail(err, "replay of layer %d: a Mixture-of-Depths layer is not "
+                             "recomputed (train it without activation recomputation)", layer);
     layer_acts *a = &A->layer[layer];
     int T = A->last_tokens;
     float *xn0 = s->xn;
@@ -191,7 +205,8 @@ static int check_ids(const moe_config *c, const int32_t *ids, int64_t n, moe_err
     return 0;
 }
 
-/* Expert choice ranks the tokens of a whole call against each other, so it
+/* Expert choice ranks the tokens of a whole call against each other, and a
+ * Mixture-of-Depths layer in training mode those of each sequence, so they
  * cannot run incrementally: every sequence must start at position 0 and
  * the call fit one chunk. */
 static int check_expert_choice(const moe_session *s, int n, int any_continues, moe_err *err) {
@@ -202,6 +217,14 @@ static int check_expert_choice(const moe_session *s, int n, int any_continues, m
             return moe_fail(err, "forward: layer %d routes by expert choice, which looks at the "
                                  "whole sequence: run it in one call from position 0 (at most %d "
                                  "tokens), not incrementally",
+                            l, s->max_batch);
+    /* training's Mixture-of-Depths selection ranks a sequence's tokens too */
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->layer[l].mod && (s->mode == MOE_MODE_TRAIN || s->mod_topc) &&
+            (any_continues || n > s->max_batch))
+            return moe_fail(err, "forward: layer %d is a Mixture-of-Depths layer: in training "
+                                 "mode it takes the top tokens of each whole sequence: run them "
+                                 "in one call from position 0 (at most %d tokens)",
                             l, s->max_batch);
     return 0;
 }

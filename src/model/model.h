@@ -66,6 +66,7 @@ typedef struct layer_w {
     ffn_w shared;           /* shared expert (n_shared > 0) */
     mat shared_gate;        /* [1][D] sigmoid gate of the shared expert */
     const float *sel_bias;  /* [E] selection-only bias or NULL */
+    mat mod_router;         /* [1][D] Mixture-of-Depths router (layers with mod) */
 } layer_w;
 
 struct moe_model {
@@ -105,6 +106,14 @@ typedef struct layer_acts {
                                output [c | k_rope], before the norm and rope */
     float *x_ffn;           /* [N][D] residual entering the FFN block */
     float *xn_ffn;          /* [N][D] its rmsnorm */
+    /* A Mixture-of-Depths layer: the buffers above and below hold its N' compacted
+     * rows (the tokens that went through it); these the whole call: */
+    float *mod_in;          /* [N][D] the layer's input, every token */
+    float *mod_logit;       /* [N] router logits r */
+    int *mod_sel;           /* [N] 1: the token went through (top-C in training) */
+    int *mod_row;           /* [N'] chunk row of each compacted row */
+    float *mod_delta;       /* [N'][D] layer(x) - x of each */
+    int mod_n;              /* N' */
     float *h_gate, *h_up;   /* [N][F] dense FFN (or shared expert) pre-activations */
     float *router_logits;   /* [N][E] (with the noise, when noisy) */
     float *noise_raw;       /* [N][E] x W_noise^T (noisy top-k) */
@@ -188,6 +197,27 @@ struct moe_session {
     int *tok_seq;           /* [T] sequence of each token in this chunk */
     int *tok_pos;           /* [T] its position in that sequence */
     int32_t *tok_id;        /* [T] its token id (hash routing) */
+    int *kv_pos;            /* [T] its row in the running layer's KV cache: tok_pos, or
+                               in a Mixture-of-Depths layer its index among the tokens
+                               of its sequence that layer took (mod.c) */
+    /* Mixture-of-Depths layers (mod.c; NULL without any). While one runs, tok_seq,
+     * tok_pos, tok_id, kv_pos and the rope tables point at the compacted rows of
+     * the tokens it took; the chunk's own are kept here: */
+    int *mod_len;           /* [L][S] tokens layer l's cache holds of sequence q */
+    int *mod_pos;           /* [L][S][C] the position of each */
+    int *mod_row;           /* [T] chunk row of each compacted row */
+    int *mod_sel;           /* [T] 1: the chunk's token goes through */
+    float *mod_logit;       /* [T] router logits */
+    float *mod_x;           /* [T][D] the compacted rows' residual stream */
+    float *mod_cos, *mod_sin; /* [T][Dh/2] their rope tables */
+    int *mod_seq, *mod_tpos, *mod_kv; /* [T] their sequence, position, cache row */
+    int32_t *mod_id;        /* [T] their token id */
+    void *mod_rank;         /* [T] selection scratch (mod.c) */
+    int mod_topc;           /* 1: MoD layers take the top-C tokens outside training mode
+                               too (the trainer's second validation loss) */
+    int *chunk_seq, *chunk_pos, *chunk_kv; /* the chunk's arrays while a MoD layer runs */
+    int32_t *chunk_id;
+    float *chunk_cos, *chunk_sin;
 
     float *x;               /* [T][D] residual stream */
     float *xn;              /* [T][D] normalized input of a block */
@@ -238,6 +268,8 @@ struct moe_session {
     moe_route_fn route_fn;
     void *route_user;
     int route_t0;
+    const int *route_row;   /* NULL, or while a Mixture-of-Depths layer runs the chunk
+                               row of each of its rows (moe_route_info.row) */
     moe_expert_provider provider; /* acquire == NULL: the model's weights */
     moe_dispatch_fn dispatch_fn;  /* NULL: every expert computed here */
     void *dispatch_user;
@@ -291,8 +323,31 @@ void model_acts_free(train_acts *a);
 /* Queries per attention work item (attention.c); sizes each thread's scratch. */
 #define ATTN_QUERY_BLOCK 64
 
-/* forward pieces (forward.c, attention.c, moe_ffn.c) */
+/* forward pieces (forward.c, attention.c, moe_ffn.c, mod.c) */
 void attention_block(moe_session *s, int layer, int T);
+/* The rope tables of the chunk's T tokens (s->tok_pos) into s->rope_cos /
+ * rope_sin: once per call, before the first layer. */
+void rope_tables(moe_session *s, int T);
+/* The residual stream entering layer l in the tape: a Mixture-of-Depths
+ * layer's full input, else x_attn. */
+static inline float *tape_layer_in(train_acts *A, const moe_config *c, int l) {
+    return c->layer[l].mod ? A->layer[l].mod_in : A->layer[l].x_attn;
+}
+/* A Mixture-of-Depths layer l (mod.c) from its input x [T][D] into out
+ * [T][D] (may be x): router, selection, the compacted chunk through
+ * layer_blocks (blocks), the gated scatter. 0, or -1 when a hook failed. */
+typedef int (*mod_blocks_fn)(moe_session *s, int l, int T, const float *x, float *xn,
+                             float *x2, float *xn2);
+int mod_layer(moe_session *s, int l, int T, const float *x, float *out, mod_blocks_fn blocks);
+/* Session buffers of the MoD layers: count (measure) or carve them. */
+int mod_session_alloc(moe_session *s);
+void mod_session_free(moe_session *s);
+/* Point the session at the compacted rows of MoD layer l recorded in the
+ * tape (the backward of its blocks), and back (mod_leave). */
+void mod_enter_recorded(moe_session *s, int l);
+void mod_leave(moe_session *s);
+/* The compacted cache rows of sequence src copied to dst (moe_seq_cp). */
+void mod_seq_cp(moe_session *s, int src, int dst);
 /* attention_mla.c: latent attention (kv_lora_rank > 0), s->xn -> s->tmp; the
  * RoPE tables of the call are already in s->rope_cos / rope_sin */
 void mla_attention_block(moe_session *s, int layer, int T);

@@ -301,7 +301,7 @@ int moe_block(moe_session *s, int layer, int T) {
         int G = lc->group != MOE_GROUP_NONE ? lc->n_group : 0;
         moe_route_info r = {layer,           s->route_t0,    T,          K, E, s->sel_expert,
                             s->sel_weight,   s->router_logits, s->tok_seq, s->tok_pos, G,
-                            G ? s->group_kept : NULL};
+                            G ? s->group_kept : NULL, s->route_row};
         s->route_fn(s->route_user, &r);
     }
     if (a) {

@@ -497,6 +497,9 @@ static int write_gguf(const moe_model *m, const moe_config *mc, const gguf_file 
     if (tm_arch_of(mc->arch)->no_gguf)
         return moe_fail(err, "%s: a %s model cannot be written as GGUF yet (no GGUF layout "
                         "here)", path, mc->model_type);
+    if (mc->mod_capacity > 0)
+        return moe_fail(err, "%s: a Mixture-of-Depths model cannot be written as GGUF (llama.cpp "
+                        "has no field for its routers); write safetensors", path);
     int rc = -1;
     kvs k = {0};
     gguf_wtensor *wt = calloc((size_t)p->n + 1, sizeof *wt);

@@ -260,6 +260,10 @@ static int check_gguf_expressible(const moe_config *c, moe_err *err) {
     if (!ai || ai->no_gguf)
         return moe_fail(err, "%s: writing GGUF files of this architecture is not supported",
                         c->model_type);
+    if (c->mod_capacity > 0)
+        return moe_fail(err, "%s: Mixture-of-Depths layers, which GGUF files cannot express "
+                        "(llama.cpp has no field for their routers); write safetensors",
+                        c->model_type);
     int n_moe = 0;
     for (int i = 0; i < c->n_layers; i++) n_moe += c->layer[i].moe;
     if (!n_moe)

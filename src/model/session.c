@@ -247,6 +247,8 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->pred_mark = calloc((size_t)s->e_max, 1);
     s->wave_todo = malloc((size_t)(2 * s->e_max) * sizeof(int));
     s->pred_logits = malloc((size_t)(PREDICT_MAX_T * s->e_max) * sizeof(float));
+    s->kv_pos = s->tok_pos; /* a Mixture-of-Depths layer points it elsewhere (mod.c) */
+    int mod_fail = mod_session_alloc(s);
     s->pool = pool_create(o.n_threads);
     pool_set_kern(s->pool, kern); /* every kernel this session runs reads it there */
     size_t per_thread = kernels_thread_scratch(ATTN_QUERY_BLOCK, o.n_ctx,
@@ -260,7 +262,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
         !s->expert_view || !s->in_wave || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
-        !s->pool) {
+        !s->pool || mod_fail) {
         free(c.base);
         s->k_cache = NULL;
         moe_session_free(s);
@@ -300,6 +302,7 @@ void moe_session_free(moe_session *s) {
     free(s->pred_mark);
     free(s->wave_todo);
     free(s->pred_logits);
+    mod_session_free(s);
     if (s->pool) pool_free(s->pool);
     model_acts_free(s->acts);
     free(s);
@@ -375,6 +378,7 @@ int moe_seq_cp(moe_session *s, int src, int dst, moe_err *err) {
         memcpy(s->lin_state + ((size_t)slot * S + (size_t)dst) * rs,
                s->lin_state + ((size_t)slot * S + (size_t)src) * rs, rs * sizeof(float));
     }
+    mod_seq_cp(s, src, dst);
     s->seq_pos[dst] = s->seq_pos[src];
     s->lin_stale[dst] = s->lin_stale[src];
     return 0;

@@ -125,6 +125,7 @@ typedef enum twhen {
     TW_Q,           /* attention with q_proj (not latent with q_lora_rank) */
     TW_QLORA,       /* latent attention with q_lora_rank */
     TW_MLA,         /* latent attention */
+    TW_MOD,         /* a Mixture-of-Depths layer */
 } twhen;
 
 /* Where a role lives in a loaded model. */
@@ -276,11 +277,13 @@ static const role_row k_roles[TM_ROLE_COUNT] = {
                      TD_VD, TD_KVR, TW_MLA, LYR(wv_b)},
     [TM_EXP_PROBS_B] = {{"blk.%d.exp_probs_b.bias", NULL, NULL, F32V},
                         TD_NONE, TD_E, TW_SEL_BIAS, LYR(sel_bias)},
+    [TM_MOD_ROUTER] = {{NULL, NULL, L_ "mod_router.weight", F32V}, TD_ONE, TD_D, TW_MOD,
+                       LYR(mod_router)},
 };
 
 /* The order of a layer's tensors in a file (the routed experts as a group). */
 static const tm_role k_layer_order[] = {
-    TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_Q_A,     TM_ATTN_Q_A_NORM, TM_ATTN_Q_B,
+    TM_MOD_ROUTER,  TM_ATTN_NORM,   TM_ATTN_Q,      TM_ATTN_Q_A,     TM_ATTN_Q_A_NORM, TM_ATTN_Q_B,
     TM_ATTN_KV_A,   TM_ATTN_KV_A_NORM, TM_ATTN_KV_B, TM_ATTN_K_B,     TM_ATTN_V_B,
     TM_ATTN_K,      TM_ATTN_V,      TM_ATTN_O,
     TM_ATTN_Q_BIAS, TM_ATTN_K_BIAS, TM_ATTN_V_BIAS,  TM_ATTN_O_BIAS, TM_ATTN_SINKS,
@@ -391,6 +394,7 @@ static int present(twhen w, const moe_config *c, const moe_layer_config *lc) {
     case TW_Q: return attn && (!c->kv_lora_rank || !c->q_lora_rank);
     case TW_QLORA: return attn && c->kv_lora_rank && c->q_lora_rank;
     case TW_MLA: return attn && c->kv_lora_rank;
+    case TW_MOD: return lc && lc->mod;
     }
     return 0;
 }

@@ -129,6 +129,7 @@ typedef enum tm_role {
     TM_ATTN_V_B,      /* [H][Dv][R] attn_v_b: W_uv */
     TM_EXP_PROBS_B,   /* [E] blk.N.exp_probs_b.bias: the selection bias (the slot of
                          TM_SEL_BIAS) in deepseek2 / glm4moe files */
+    TM_MOD_ROUTER,    /* [1][D] a Mixture-of-Depths layer's router (no GGUF name) */
     TM_ROLE_COUNT
 } tm_role;
 

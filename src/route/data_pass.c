@@ -47,7 +47,7 @@ static void on_route(void *user, const moe_route_info *r) {
     layer_acc *acc = &a->l[a->slot[r->layer]];
     moe_route_layer *l = acc->out;
     for (int t = 0; t < r->T; t++) {
-        int tok = r->t0 + t;
+        int tok = moe_route_token(r, t);
         int64_t *drow = l->domain_counts + (int64_t)a->dom[tok] * l->E;
         for (int j = 0; j < r->K; j++) {
             int e = r->expert[t * r->K + j];

@@ -21,6 +21,7 @@
  */
 #include "train/backward_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,9 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     sizes z = ws_sizes(c, n_tokens);
     int threads = pool_size(s->pool);
     int64_t att = (int64_t)threads * attention_backward_scratch(s->n_ctx);
-    int64_t n = 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 5 * z.F + 2 * z.P * z.D +
+    int has_mod = 0;
+    for (int l = 0; l < c->n_layers; l++) has_mod |= c->layer[l].mod;
+    int64_t n = (has_mod ? z.N * z.D + z.N + 64 : 0) + 3 * z.N * z.D + 8 * z.N * z.HD + 12 * z.N * z.GD + att + 5 * z.F + 2 * z.P * z.D +
                 z.P + z.N * z.Kmax + 3 * z.N * z.Emax + z.N +
                 z.N * (5 * z.R + 2 * z.KVB + 3 * z.QL) + 80 * 32;
     bwd_ws *w = calloc(1, sizeof *w);
@@ -174,6 +177,10 @@ int bwd_ws_new(bwd_ws **out, const moe_session *s, int n_tokens, moe_err *err) {
     TAKE(scores, z.N * z.Emax);
     TAKE(work, z.N * z.Emax);
     TAKE(dgl, z.N);
+    if (has_mod) {
+        TAKE(mod_dout, z.N * z.D);
+        TAKE(mod_dr, z.N);
+    }
 #undef TAKE
     *out = w;
     return 0;
@@ -353,6 +360,78 @@ static void attn_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l
                                lw->attn_norm, N, (int)D, c->norm_eps, w->rnorm);
 }
 
+/* A Mixture-of-Depths layer, from w->dx (the gradient of its output, all N
+ * tokens) to w->dx = the gradient of its input: out = x + g (y - x) for the
+ * rows that went through (g = sigmoid(r), y = the blocks' output, the tape's
+ * mod_delta = y - x), out = x for the others; the blocks' backward on the
+ * compacted rows only (B sequences of C each); r = w . x gets the gate's
+ * gradient and the BCE's (its weight coefs->mod * coef_scale, a mean over
+ * the N tokens and the n_mod MoD layers). Adds the layer's BCE, accuracy
+ * and causal share to out. */
+static int mod_backward(moe_session *s, bwd_ws *w, const train_grads *G, int l, int B, int T,
+                        const loss_coefs *coefs, float coef_scale, float cs, int n_mod,
+                        loss_parts *out, moe_err *err) {
+    const moe_config *c = &s->m->cfg;
+    const layer_w *lw = &s->m->layers[l];
+    const layer_acts *a = &s->acts->layer[l];
+    int N = B * T, n = a->mod_n;
+    int64_t D = c->dim;
+    if (n % B)
+        return moe_fail(err, "backward: Mixture-of-Depths layer %d took %d tokens of %d "
+                             "sequences: the backward needs as many of each", l, n, B);
+    float *dout = w->mod_dout, *dr = w->mod_dr;
+    memcpy(dout, w->dx, sizeof(float) * (size_t)(N * D));
+    /* the BCE of every token, its gradient, and the statistics */
+    double bce = 0, agree = 0, through = 0;
+    float kb = coefs->mod * coef_scale / ((float)N * (float)n_mod);
+    for (int i = 0; i < N; i++) {
+        float r = a->mod_logit[i], y = (float)a->mod_sel[i];
+        float g = 1.0f / (1.0f + expf(-r));
+        bce += (r > 0 ? r : 0) - r * y + log1pf(expf(-fabsf(r)));
+        agree += (r > 0) == (a->mod_sel[i] != 0);
+        through += r > 0;
+        dr[i] = kb * (g - y);
+    }
+    out->mod_bce += bce / N;
+    out->mod_acc += agree / N;
+    out->mod_frac += through / N;
+    /* the gate: dr += g' (dout . delta); the blocks see g dout */
+    for (int j = 0; j < n; j++) {
+        int i = a->mod_row[j];
+        float g = 1.0f / (1.0f + expf(-a->mod_logit[i]));
+        const float *dl = a->mod_delta + (int64_t)j * D, *d = dout + (int64_t)i * D;
+        double dot = 0;
+        for (int64_t k = 0; k < D; k++) dot += (double)d[k] * dl[k];
+        dr[i] += (float)(g * (1.0f - g) * dot);
+        float *dxj = w->dx + (int64_t)j * D;
+        for (int64_t k = 0; k < D; k++) dxj[k] = g * d[k];
+    }
+    mod_enter_recorded(s, l);
+    ffn_backward(s, w, G, l, n, coefs, cs, out);
+    attn_backward(s, w, G, l, B, n / B);
+    mod_leave(s);
+    /* the input: dout (skipped), (1 - g) dout + the blocks' (taken), + dr w */
+    for (int j = 0; j < n; j++) {
+        int i = a->mod_row[j];
+        float g = 1.0f / (1.0f + expf(-a->mod_logit[i]));
+        float *d = dout + (int64_t)i * D;
+        const float *dxj = w->dx + (int64_t)j * D;
+        for (int64_t k = 0; k < D; k++) d[k] = (1.0f - g) * d[k] + dxj[k];
+    }
+    const float *wr = lw->mod_router.data;
+    float *dwr = grad_of(G, wr);
+    for (int i = 0; i < N; i++) {
+        float *d = dout + (int64_t)i * D;
+        const float *x = a->mod_in + (int64_t)i * D;
+        for (int64_t k = 0; k < D; k++) {
+            d[k] += dr[i] * wr[k];
+            dwr[k] += dr[i] * x[k];
+        }
+    }
+    memcpy(w->dx, dout, sizeof(float) * (size_t)(N * D));
+    return 0;
+}
+
 typedef struct embed_ctx {
     float *dE;
     const float *dx;
@@ -403,14 +482,24 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
     rmsnorm_backward_rows_pool(s->pool, w->dx, grad_of(G, m->final_norm), w->dxn, s->acts->x_final,
                                m->final_norm, N, (int)D, c->norm_eps, w->rnorm);
 
-    int n_moe = 0;
-    for (int l = 0; l < c->n_layers; l++) n_moe += c->layer[l].moe != 0;
+    int n_moe = 0, n_mod = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        n_moe += c->layer[l].moe != 0;
+        n_mod += c->layer[l].mod != 0;
+    }
     float cs = n_moe ? coef_scale / (float)n_moe : 0.0f;
     for (int l = c->n_layers - 1; l >= 0; l--) {
         /* an inputs_only tape: the layer's activations recomputed from its input */
         if (s->acts->inputs_only && model_layer_replay(s, l, err)) {
             w->grads_zero = 0;
             return -1;
+        }
+        if (c->layer[l].mod) {
+            if (mod_backward(s, w, G, l, B, T, coefs, coef_scale, cs, n_mod, out, err)) {
+                w->grads_zero = 0;
+                return -1;
+            }
+            continue;
         }
         ffn_backward(s, w, G, l, N, coefs, cs, out);
         if (c->kv_lora_rank)
@@ -422,6 +511,11 @@ int model_backward(moe_session *s, bwd_ws *w, const train_grads *G, const int32_
         out->aux /= n_moe;
         out->z /= n_moe;
         out->kl /= n_moe;
+    }
+    if (n_mod) {
+        out->mod_bce /= n_mod;
+        out->mod_acc /= n_mod;
+        out->mod_frac /= n_mod;
     }
 
     /* embedding rows (after the head's: with tied embeddings the head's dW

@@ -26,6 +26,7 @@ typedef struct loss_coefs {
     float aux;  /* alpha: Switch/GShard load-balancing loss */
     float z;    /* beta: router z-loss */
     float kl;   /* gamma: KL(uniform || mean router probability) */
+    float mod;  /* Mixture-of-Depths: the routers' binary cross-entropy */
 } loss_coefs;
 
 /* Unweighted loss parts of one batch (docs/TRAINING.md). */
@@ -33,6 +34,10 @@ typedef struct loss_parts {
     double ce_sum;     /* summed cross-entropy over counted targets */
     int64_t ce_count;  /* counted targets */
     double aux, z, kl; /* means over MoE layers */
+    /* Mixture-of-Depths layers, means over their tokens and layers: */
+    double mod_bce;    /* BCE(r, 1 if the token was among its sequence's top C) */
+    double mod_acc;    /* share of tokens where (r > 0) agrees with that */
+    double mod_frac;   /* share of tokens the causal rule (r > 0) sends through */
 } loss_parts;
 
 typedef struct bwd_ws bwd_ws;

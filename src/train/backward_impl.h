@@ -76,6 +76,9 @@ struct bwd_ws {
     float *work;         /* [N][Emax] */
     float *dshared;      /* [N][D] */
     float *dgl;          /* [N] shared gate logit gradient */
+    float *mod_dout;     /* [N][D] Mixture-of-Depths: the gradient of a MoD layer's
+                            output, then of its input (NULL without MoD layers) */
+    float *mod_dr;       /* [N] its router logits' gradient */
     double *dwork;       /* [2*Emax] */
     double *rnorm;       /* [N] per-row RMSNorm factors (rmsnorm_backward_rows_pool) */
     int *tok_start;      /* [N+1] pairs of each token (bwd_token_sum) */

@@ -53,6 +53,7 @@ static unsigned role_group(tm_role r) {
     case TM_ROUTER_BIAS:
     case TM_SHEXP_INP:
     case TM_EXP_PROBS_B:
+    case TM_MOD_ROUTER:
         return FREEZE_ROUTER;
     case TM_FFN_GATE:
     case TM_FFN_UP:

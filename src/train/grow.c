@@ -59,6 +59,7 @@ static int upcycle_config(const moe_config *d, const grow_opts *o, moe_config *c
         t->act_alpha = s->act_alpha;
         t->act_limit = s->act_limit;
         t->full_attention = s->full_attention;
+        t->mod = s->mod; /* Mixture-of-Depths layers stay (their routers are copied) */
     }
     return 0;
 }

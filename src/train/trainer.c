@@ -55,6 +55,7 @@ void moe_train_defaults(moe_train_opts *o) {
     o->aux_coef = 0.01f;
     o->z_coef = 0.001f;
     o->kl_coef = 0.0f;
+    o->mod_coef = 0.01f;
     o->bias_rate = 0.001f;
     o->seed = 1;
     o->init_std = 0.02f;
@@ -261,7 +262,7 @@ static int check_opts(const moe_train_opts *o, moe_err *err) {
     if (!(o->lr > 0) || o->min_lr < 0 || o->warmup < 0 || o->weight_decay < 0 || o->clip < 0 ||
         !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
         return moe_fail(err, "train: learning rate, betas, eps, weight decay or clip out of range");
-    if (o->aux_coef < 0 || o->z_coef < 0 || o->kl_coef < 0 || o->bias_rate < 0)
+    if (o->aux_coef < 0 || o->z_coef < 0 || o->kl_coef < 0 || o->bias_rate < 0 || !(o->mod_coef >= 0))
         return moe_fail(err, "train: loss coefficients and the bias rate must be >= 0");
     if (o->lora_rank < 0 || o->lora_alpha < 0)
         return moe_fail(err, "train: the LoRA rank and alpha must be >= 0");
@@ -504,7 +505,11 @@ static void write_log(trainer *t, const moe_train_progress *p, double step_s) {
         first = 0;
     }
     fprintf(f, "]");
+    if (c->mod_capacity > 0)
+        fprintf(f, ",\"mod_bce\":%.9g,\"mod_acc\":%.6f,\"mod_frac\":%.6f", p->mod_bce, p->mod_acc,
+                p->mod_frac);
     if (p->is_eval) fprintf(f, ",\"val_loss\":%.9g,\"val_ppl\":%.6g", p->val_loss, exp(p->val_loss));
+    if (p->is_eval && c->mod_capacity > 0) fprintf(f, ",\"val_loss_topc\":%.9g", p->val_loss_topc);
     fprintf(f, "}\n");
     fflush(f);
 }
@@ -543,9 +548,17 @@ static int evaluate_windows(trainer *t, double *val_loss, moe_err *err) {
     return 0;
 }
 
-static int evaluate(trainer *t, double *val_loss, moe_err *err) {
+/* The validation loss as inference runs the model; with Mixture-of-Depths
+ * layers also with training's top-C choice (val_topc, else NAN). */
+static int evaluate(trainer *t, double *val_loss, double *val_topc, moe_err *err) {
     moe_session_set_mode(t->s, MOE_MODE_EVAL);
     int rc = evaluate_windows(t, val_loss, err);
+    *val_topc = NAN;
+    if (!rc && t->m->cfg.mod_capacity > 0) {
+        t->s->mod_topc = 1;
+        rc = evaluate_windows(t, val_topc, err);
+        t->s->mod_topc = 0;
+    }
     moe_session_set_mode(t->s, MOE_MODE_TRAIN);
     return rc;
 }
@@ -559,8 +572,8 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     t->pairs_wanted = t->pairs_kept = 0;
     memset(t->entropy_sum, 0, sizeof *t->entropy_sum * (size_t)c->n_layers);
     memset(t->entropy_n, 0, sizeof *t->entropy_n * (size_t)c->n_layers);
-    loss_coefs coefs = {o->aux_coef, o->z_coef, o->kl_coef};
-    double ce = 0, aux = 0, z = 0, kl = 0;
+    loss_coefs coefs = {o->aux_coef, o->z_coef, o->kl_coef, o->mod_coef};
+    double ce = 0, aux = 0, z = 0, kl = 0, mbce = 0, macc = 0, mfrac = 0;
     double t0 = clock_now();
     for (int a = 0; a < o->accum; a++) {
         if (data_random_batch(&t->train, &t->data_rng, B, T, t->win, NULL, err)) return -1;
@@ -578,9 +591,12 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
         aux += lp.aux / o->accum;
         z += lp.z / o->accum;
         kl += lp.kl / o->accum;
+        mbce += lp.mod_bce / o->accum;
+        macc += lp.mod_acc / o->accum;
+        mfrac += lp.mod_frac / o->accum;
         gather_stats(t);
     }
-    double loss = ce + o->aux_coef * aux + o->z_coef * z + o->kl_coef * kl;
+    double loss = ce + o->aux_coef * aux + o->z_coef * z + o->kl_coef * kl + o->mod_coef * mbce;
     if (!isfinite(loss))
         return moe_fail(err, "step %lld: the loss is %g (ce %g, aux %g, z %g): stopped before the "
                              "update; lower the learning rate or check the data",
@@ -603,7 +619,8 @@ static int train_step(trainer *t, moe_train_progress *p, moe_err *err) {
     t->step++;
     double dt = clock_now() - t0;
     *p = (moe_train_progress){t->step, o->steps, loss, ce, aux, z, kl, lr, gn,
-                              (double)N * o->accum / (dt > 0 ? dt : 1e-9), 0, 0, NAN, NULL};
+                              (double)N * o->accum / (dt > 0 ? dt : 1e-9), 0, 0, NAN, NULL,
+                              mbce, macc, mfrac, NAN};
     return 0;
 }
 
@@ -640,7 +657,7 @@ int moe_train(const moe_train_opts *opts, moe_err *err) {
         done_here++;
         int last = t->step == o->steps || (o->stop_after > 0 && done_here >= o->stop_after);
         if (t->have_val && ((o->eval_every > 0 && t->step % o->eval_every == 0) || t->step == o->steps)) {
-            if (evaluate(t, &p.val_loss, err)) goto done;
+            if (evaluate(t, &p.val_loss, &p.val_loss_topc, err)) goto done;
             p.is_eval = 1;
         }
         if ((o->save_every > 0 && t->step % o->save_every == 0) || last) {
