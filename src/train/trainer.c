@@ -430,11 +430,12 @@ static void teardown(trainer *t) {
 static void gather_stats(trainer *t) {
     const moe_config *c = &t->m->cfg;
     const train_acts *A = t->s->acts;
-    int N = A->last_tokens;
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_config *lc = &c->layer[l];
         if (!lc->moe) continue;
         const layer_acts *a = &A->layer[l];
+        /* a Mixture-of-Depths layer's router saw only the rows it took */
+        int N = lc->mod ? a->mod_n : A->last_tokens;
         int E = lc->n_experts;
         for (int e = 0; e < E; e++)
             t->load[(int64_t)l * t->s->e_max + e] += a->expert_start[e + 1] - a->expert_start[e];

@@ -66,6 +66,11 @@ for kind in dense mixtral; do
     n=$(step_lines "$T/$kind.jsonl" | grep -c "\"$k\":[0-9]")
     [ "$n" -eq 12 ] && ok || bad "$kind: log field $k on $n of 12 lines"
   done
+  if [ "$kind" = mixtral ]; then
+    # the MoE statistics of a MoD layer count the tokens it took: none dropped
+    n=$(step_lines "$T/$kind.jsonl" | grep -c '"dropped_frac":0.000000,')
+    [ "$n" -eq 12 ] && ok || bad "$kind: dropped_frac not 0 on $((12 - n)) of 12 lines (no capacity)"
+  fi
   first=$(step_lines "$T/$kind.jsonl" | head -n 1 | field loss)
   last=$(step_lines "$T/$kind.jsonl" | tail -n 1 | field loss)
   if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b + 0 < a + 0) }'; then ok
