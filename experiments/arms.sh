@@ -30,9 +30,16 @@
 #              top2 with a capacity factor of 0.5, 1.0, 1.25 or 2.0: at most
 #              F x N x 2 / 8 pairs an expert per batch of N tokens, the rest
 #              dropped in training (the token keeps its residual)
+#   mod        Mixture-of-Depths at the FLOPs of `dense`: 8 layers (dense
+#              FFN 512), every one a MoD layer at capacity 0.5 (half of each
+#              sequence's tokens go through it in training), router BCE 0.01
+#   modmoe     the same at the FLOPs of `top2`: 8 layers of top-2 of 8 x 256,
+#              every one MoD at capacity 0.5
 #
-# Evaluation is always dropless and noise-free (moe train's eval mode).
-ARMS_ALL="dense top2 switch dense4x fgshared hash bias ec noisy nobal e4 e16 e32 cf050 cf100 cf125 cf200"
+# Evaluation is always dropless and noise-free (moe train's eval mode); a
+# MoD layer takes the tokens whose router logit is above 0 there (the causal
+# rule inference uses).
+ARMS_ALL="dense top2 switch dense4x fgshared hash bias ec noisy nobal e4 e16 e32 cf050 cf100 cf125 cf200 mod modmoe"
 
 # arm ARM: writes ARM's config.json under EXP_DIR/cfg and sets ARM_CFG and
 # the array ARM_FLAGS; fails on an unknown name
@@ -64,6 +71,14 @@ arm() {
         local f=${1#cf}
         config_mixtral "$c" 8 2 256 "{\"capacity_factor\": ${f:0:1}.${f:1}}"
         ARM_FLAGS=(--aux 0.01 --z 0.001)
+        ;;
+    mod)
+        LAYERS=8 config_qwen2 "$c" 0 2 256 256 512 '{"mod": {"capacity": 0.5, "layers": "all"}}'
+        ARM_FLAGS=(--aux 0 --z 0 --mod-aux 0.01)
+        ;;
+    modmoe)
+        LAYERS=8 config_mixtral "$c" 8 2 256 '{"mod": {"capacity": 0.5, "layers": "all"}}'
+        ARM_FLAGS=(--aux 0.01 --z 0.001 --mod-aux 0.01)
         ;;
     *) die "unknown arm '$1' (known: $ARMS_ALL)" ;;
     esac

@@ -93,14 +93,14 @@ config_mixtral() {
 EOF
 }
 
-# config_qwen2 FILE E K EXPERT_FFN SHARED_FFN DENSE_FFN: the Qwen2-MoE
+# config_qwen2 FILE E K EXPERT_FFN SHARED_FFN DENSE_FFN [MOE_JSON]: the Qwen2-MoE
 # layout with the same attention as config_mixtral (qkv_bias off, no q/k
 # norm). E = 0: every layer a dense SwiGLU FFN of DENSE_FFN (the dense
 # baseline). E > 0: E routed experts of EXPERT_FFN, k per token, weights
 # renormalized (as Mixtral), plus one shared expert of SHARED_FFN that
 # every token goes through, scaled by sigmoid(x . w) (Qwen2-MoE's gate).
 config_qwen2() {
-    local file=$1 E=$2 K=$3 EFFN=$4 SFFN=$5 DFFN=$6
+    local file=$1 E=$2 K=$3 EFFN=$4 SFFN=$5 DFFN=$6 moe=${7:-}
     mkdir -p "$(dirname "$file")"
     cat >"$file" <<EOF
 {
@@ -126,7 +126,8 @@ config_qwen2() {
   "tie_word_embeddings": false,
   "use_sliding_window": false,
   "bos_token_id": null,
-  "eos_token_id": $((VOCAB - 1))
+  "eos_token_id": $((VOCAB - 1))${moe:+,
+  \"moe\": $moe}
 }
 EOF
 }

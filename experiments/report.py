@@ -62,6 +62,8 @@ ARMS = [
     ("cf100", "top-2 of 8 x 256, capacity factor 1.0", 512, 2048),
     ("cf125", "top-2 of 8 x 256, capacity factor 1.25", 512, 2048),
     ("cf200", "top-2 of 8 x 256, capacity factor 2.0", 512, 2048),
+    ("mod", "Mixture-of-Depths: 8 dense layers (FFN 512), each at capacity 0.5", 512, 512),
+    ("modmoe", "Mixture-of-Depths: 8 layers of top-2 of 8 x 256, each at capacity 0.5", 512, 2048),
 ]
 ARM_LABEL = {a: lab for a, lab, _, _ in ARMS}
 
@@ -268,6 +270,7 @@ def compute(study):
         rows.append([arm, len(ratios) + never, never, pm(m, h, nd=2)])
     T["speedup"] = md_table(["arm", "seeds", "never reached", "dense steps / MoE steps, over the seeds that reached it (95% CI)"], rows)
     experts_values(study, V, T)
+    mod_values(study, V, T)
     # tokens to the dense model's final loss, each budget with its own schedule
     rows, ratios = [], []
     for arm, bud in sorted(study.budget.items()):
@@ -360,6 +363,44 @@ def experts_values(study, V, T):
                      V[f"{arm}.vs_top2"] if arm != "top2" else "-", V[f"{arm}.dropped"]])
     T["capacity"] = md_table(["capacity factor", "arm", "seeds", "val loss (95% CI)", "- top2 (paired)",
                               "dropped (train)"], rows)
+
+
+# (MoD arm, the arm of equal FLOPs it is compared with)
+MOD_ARMS = [("mod", "dense"), ("modmoe", "top2")]
+
+
+def mod_values(study, V, T):
+    """Mixture-of-Depths against the arm of the same FLOPs: the final loss
+    with inference's causal rule (val_loss) and with training's top-C choice
+    (val_loss_topc), the router's agreement and the share it sends through,
+    and the median step time"""
+    def med_step(r):
+        xs = [x["step_s"] for x in r.recs if "step_s" in x]
+        return statistics.median(xs) if xs else float("nan")
+
+    rows = []
+    for arm, ref in MOD_ARMS:
+        V[f"{arm}.vs_ref"] = V[f"{arm}.topc"] = "not run"
+        if arm not in study.final:
+            continue
+        d = study.paired(arm, ref)
+        V[f"{arm}.vs_ref"] = pm(d[0], d[1], sign=True)
+        topc = study.arm_stat(arm, lambda r: ([e["val_loss_topc"] for e in r.recs if "val_loss_topc" in e]
+                                              or [float("nan")])[-1])
+        V[f"{arm}.topc"] = pm(*topc)
+        acc = study.arm_stat(arm, lambda r: r.mean_of("mod_acc"))
+        frac = study.arm_stat(arm, lambda r: r.mean_of("mod_frac"))
+        t_arm = study.arm_stat(arm, med_step)[0]
+        t_ref = study.arm_stat(ref, med_step)[0]
+        for a in (ref, arm):
+            vs = list(study.vals(a).values())
+            rows.append([f"`{a}`", len(vs), pm(*mean_ci(vs)), "-" if a == ref else V[f"{arm}.vs_ref"],
+                         V[f"{arm}.topc"] if a == arm else "-", pm(*acc, nd=2) if a == arm else "-",
+                         pm(*frac, nd=2) if a == arm else "-",
+                         f"{1000 * (t_arm if a == arm else t_ref):.0f}"])
+    T["mod"] = md_table(["arm", "seeds", "val loss, r > 0 (95% CI)", "- same FLOPs (paired)",
+                         "val loss, top-C", "r > 0 agrees with top-C", "share through (r > 0)",
+                         "ms/step (median)"], rows)
 
 
 def floor_values(study, V, T):
