@@ -35,11 +35,14 @@
 #              sequence's tokens go through it in training), router BCE 0.01
 #   modmoe     the same at the FLOPs of `top2`: 8 layers of top-2 of 8 x 256,
 #              every one MoD at capacity 0.5
+#   mododd     MoD interleaved with whole layers, as the paper does, at the
+#              FLOPs of `dense`: 6 dense layers, the odd ones (1, 3, 5) MoD at
+#              capacity 0.333 (43 of 128 tokens: 3 + 3 x 43/128 = 4.01 layers)
 #
 # Evaluation is always dropless and noise-free (moe train's eval mode); a
 # MoD layer takes the tokens whose router logit is above 0 there (the causal
 # rule inference uses).
-ARMS_ALL="dense top2 switch dense4x fgshared hash bias ec noisy nobal e4 e16 e32 cf050 cf100 cf125 cf200 mod modmoe"
+ARMS_ALL="dense top2 switch dense4x fgshared hash bias ec noisy nobal e4 e16 e32 cf050 cf100 cf125 cf200 mod modmoe mododd"
 
 # arm ARM: writes ARM's config.json under EXP_DIR/cfg and sets ARM_CFG and
 # the array ARM_FLAGS; fails on an unknown name
@@ -79,6 +82,10 @@ arm() {
     modmoe)
         LAYERS=8 config_mixtral "$c" 8 2 256 '{"mod": {"capacity": 0.5, "layers": "all"}}'
         ARM_FLAGS=(--aux 0.01 --z 0.001 --mod-aux 0.01)
+        ;;
+    mododd)
+        LAYERS=6 config_qwen2 "$c" 0 2 256 256 512 '{"mod": {"capacity": 0.333, "layers": "odd"}}'
+        ARM_FLAGS=(--aux 0 --z 0 --mod-aux 0.01)
         ;;
     *) die "unknown arm '$1' (known: $ARMS_ALL)" ;;
     esac

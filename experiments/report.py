@@ -64,6 +64,7 @@ ARMS = [
     ("cf200", "top-2 of 8 x 256, capacity factor 2.0", 512, 2048),
     ("mod", "Mixture-of-Depths: 8 dense layers (FFN 512), each at capacity 0.5", 512, 512),
     ("modmoe", "Mixture-of-Depths: 8 layers of top-2 of 8 x 256, each at capacity 0.5", 512, 2048),
+    ("mododd", "Mixture-of-Depths: 6 dense layers (FFN 512), the odd ones at capacity 0.333", 512, 512),
 ]
 ARM_LABEL = {a: lab for a, lab, _, _ in ARMS}
 
@@ -366,7 +367,7 @@ def experts_values(study, V, T):
 
 
 # (MoD arm, the arm of equal FLOPs it is compared with)
-MOD_ARMS = [("mod", "dense"), ("modmoe", "top2")]
+MOD_ARMS = [("mod", "dense"), ("modmoe", "top2"), ("mododd", "dense")]
 
 
 def mod_values(study, V, T):
