@@ -16,8 +16,9 @@
 # a new domain. An 8 x 256 top-2 MoE (`old4`, the top2 arm's shape and LR)
 # is trained STEPS steps on four domains of the demo corpus (all but
 # NEW_DOMAIN, python by default); then NEW_STEPS steps on NEW_DOMAIN alone,
-# each way at its own peak rate (FT_LRS, tuned on seed TUNE_SEED by the
-# new domain's validation loss, never reported):
+# each way at its own peak rate (FT_LRS, extended along FT_LADDER until the
+# best is interior; tuned on seed TUNE_SEED by the new domain's validation
+# loss, never reported):
 #   ftall     everything trains (full fine-tuning)
 #   ftfrz     everything but the router trains (--freeze router)
 #   add2old   2 experts added (copies, zero router rows); the old experts
@@ -50,6 +51,7 @@ UP_NOISE=${UP_NOISE:-0.01}
 NEW_STEPS=${NEW_STEPS:-$((STEPS / 4))}
 NEW_DOMAIN=${NEW_DOMAIN:-python}
 FT_LRS=${FT_LRS:-"3e-4 1e-3 3e-3"}
+FT_LADDER=${FT_LADDER:-"1e-4 3e-4 1e-3 3e-3 1e-2 3e-2"}
 FT_ARMS=${FT_ARMS:-"ftall ftfrz add2old add2only lora8"}
 EVAL_TOKENS=${EVAL_TOKENS:-16384}
 DOMAINS="english german french c python"
@@ -173,18 +175,34 @@ base() {
     echo "$RUNS/old4-lr$LR-s$1/latest"
 }
 
-# the rate of each way, tuned on TUNE_SEED by the new domain's validation loss
+# the rate of each way, tuned on TUNE_SEED by the new domain's validation
+# loss: FT_LRS first, then the next rate of FT_LADDER past whichever end
+# wins, until the best has a neighbour on each side (or the ladder ends)
 declare -A FT_LR
 b=$(base "$TUNE_SEED")
 for a in $FT_ARMS; do
-    best= bestv=
-    for lr in $FT_LRS; do
-        [ -e "$b" ] && ft "$a" "$a-lr$lr-s$TUNE_SEED" "$b" "$TUNE_SEED" "$lr"
-        v=$(last_val "$a-lr$lr-s$TUNE_SEED")
-        [ -n "$v" ] || continue
-        if [ -z "$best" ] || awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; then
-            best=$lr bestv=$v
+    grid=" $FT_LRS "
+    while :; do
+        best= bestv=
+        for lr in $grid; do
+            [ -e "$b" ] && ft "$a" "$a-lr$lr-s$TUNE_SEED" "$b" "$TUNE_SEED" "$lr"
+            v=$(last_val "$a-lr$lr-s$TUNE_SEED")
+            [ -n "$v" ] || continue
+            if [ -z "$best" ] || awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a < b) }'; then
+                best=$lr bestv=$v
+            fi
+        done
+        [ -n "$best" ] || break
+        set -- $grid
+        first=$1 last=${!#} more=
+        if [ "$best" = "$last" ]; then
+            more=$(echo $FT_LADDER | tr ' ' '\n' | grep -A1 -x -- "$last" | sed -n 2p)
+            [ -n "$more" ] && grid="$grid$more "
+        elif [ "$best" = "$first" ]; then
+            more=$(echo $FT_LADDER | tr ' ' '\n' | grep -B1 -x -- "$first" | sed -n '1{/^'"$first"'$/d;p}')
+            [ -n "$more" ] && grid=" $more$grid"
         fi
+        [ -n "$more" ] || break
     done
     [ -n "$best" ] || { echo "[$a] no tuning run finished: skipped"; continue; }
     echo "[$a] tuned rate $best (new-domain val $bestv)"

@@ -55,7 +55,14 @@ def grow_values(V, T, runs_dir=RUNS_GROW):
     for r in runs.values():
         if r.seed == TUNE_SEED:
             tune.setdefault(r.arm, {})[r.lr_text] = r
-        elif r.finished:
+    # an arm with a tuning sweep is reported at its winning rate only (grow.sh's rule)
+    tuned = {}
+    for arm, t in tune.items():
+        done = {lr: r for lr, r in t.items() if r.finished}
+        if done:
+            tuned[arm] = min(done, key=lambda lr: (done[lr].val, float(lr)))
+    for r in runs.values():
+        if r.seed != TUNE_SEED and r.finished and tuned.get(r.arm, r.lr_text) == r.lr_text:
             by.setdefault(r.arm, {})[r.seed] = r
 
     # ---- upcycling at equal compute
