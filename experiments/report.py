@@ -66,6 +66,7 @@ ARMS = [
     ("modmoe", "Mixture-of-Depths: 8 layers of top-2 of 8 x 256, each at capacity 0.5", 512, 2048),
     ("mododd", "Mixture-of-Depths: 6 dense layers (FFN 512), the odd ones at capacity 0.333", 512, 512),
 ]
+NO_EXPERTS = {"dense", "dense4x", "mod", "mododd"}  # arms without experts or a router of experts
 ARM_LABEL = {a: lab for a, lab, _, _ in ARMS}
 
 # ---------------------------------------------------------------- pack
@@ -241,9 +242,9 @@ def compute(study):
         V[f"{arm}.maxvio_batch"] = pm(*mvb, nd=2)
         V[f"{arm}.maxvio_global"] = pm(*mvg, nd=2)
         V[f"{arm}.dropped"] = "n/a" if math.isnan(drop[0]) else f"{100 * drop[0]:.1f}%"
-        V[f"{arm}.entropy"] = f3(ent[0], 2) if not arm.startswith("dense") and arm != "hash" else "-"
+        V[f"{arm}.entropy"] = f3(ent[0], 2) if arm not in NO_EXPERTS and arm != "hash" else "-"
         rows.append([arm, act, tot, V[f"{arm}.lr"], len(vs), pm(m, h), V[f"{arm}.vs_dense"], V[f"{arm}.vs_top2"],
-                     f3(mvb[0], 2), f3(mvg[0], 2), V[f"{arm}.dropped"] if not arm.startswith("dense") else "-",
+                     f3(mvb[0], 2), f3(mvg[0], 2), V[f"{arm}.dropped"] if arm not in NO_EXPERTS else "-",
                      V[f"{arm}.entropy"]])
     T["arms"] = md_table(["arm", "active FFN", "total FFN", "LR", "seeds", "val loss (95% CI)",
                           "- dense (paired)", "- top2 (paired)", "MaxVio batch", "MaxVio 100 steps",
