@@ -348,7 +348,7 @@ def experts_values(study, V, T):
         rows.append([e, f"`{arm}`", len(vs), pm(*mean_ci(vs)), V[f"{arm}.vs_dense"],
                      V[f"{arm}.vs_top2"] if arm != "top2" else "-", sp])
         if not math.isnan(V.get(f"{arm}.speedup_mean", float("nan"))):
-            trend.append(f"{V[f'{arm}.speedup_mean']:.2f}x at {e}")
+            trend.append(f"{V[f'{arm}.speedup']} at {e}")
     T["experts"] = md_table(["experts", "arm", "seeds", "val loss (95% CI)", "- dense (paired)", "- top2 (paired)",
                              "steps speed-up to dense"], rows)
     V["experts.trend"] = ", ".join(trend) if len(trend) > 1 else "not measured (fewer than two numbers of experts run)"
