@@ -94,13 +94,7 @@ static int prepare(const char *dir, const char *const *names, const char *const 
     return moe_data_prepare(&o, p, err);
 }
 
-static cJSON *load_json(const char *path) {
-    size_t n;
-    char *s = slurp(path, &n);
-    cJSON *j = s ? cJSON_ParseWithLength(s, n) : NULL;
-    free(s);
-    return j;
-}
+static cJSON *load_json(const char *path) { return test_load_json(path); }
 
 /* Every line of documents.jsonl: its bytes tokenized + EOS equal the
  * shard's tokens at its start. Returns the number of documents checked. */

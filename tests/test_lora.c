@@ -8,13 +8,13 @@
  * file, the tensor or the field.
  */
 #include "test.h"
+#include "test_util.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include "moe_train.h"
-#include "base/mapfile.h"
 #include "formats/safetensors.h"
 #include "train/backward.h"
 #include "train/lora.h"
@@ -27,14 +27,7 @@ static void fixture_dir(char *out, size_t n, const char *variant, const char *su
     snprintf(out, n, "%s/lora/%s%s%s", test_fixtures(), variant, sub ? "/" : "", sub ? sub : "");
 }
 
-static cJSON *load_json(const char *path) {
-    char *text = NULL;
-    moe_err err;
-    if (read_file(path, 1 << 24, &text, NULL, &err)) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
-}
+static cJSON *load_json(const char *path) { return test_load_json(path); }
 
 /* All-position logits of ids through m ([n][V], malloc'ed), or NULL. */
 static float *logits_of(moe_model *m, const int32_t *ids, int n) {

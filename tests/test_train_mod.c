@@ -9,6 +9,7 @@
  * back; what is refused (bad "mod" fields, recomputation, GGUF).
  */
 #include "test.h"
+#include "test_util.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -21,13 +22,9 @@
 #include "train/params.h"
 
 static cJSON *load_json(const char *dir, const char *name) {
-    char path[600], *text = NULL;
+    char path[600];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    moe_err err;
-    if (read_file(path, 1 << 26, &text, NULL, &err)) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
+    return test_load_json(path);
 }
 
 static double num(const cJSON *o, const char *k) {

@@ -10,11 +10,11 @@
  * name.
  */
 #include "test.h"
+#include "test_util.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
-#include "base/mapfile.h"
 #include "train/backward.h"
 #include "train/params.h"
 
@@ -24,13 +24,9 @@ typedef struct fixture {
 } fixture;
 
 static cJSON *load_json(const char *dir, const char *name) {
-    char path[600], *text = NULL;
+    char path[600];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    moe_err err;
-    if (read_file(path, 1 << 26, &text, NULL, &err)) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
+    return test_load_json(path);
 }
 
 static double num(const cJSON *o, const char *k) {
