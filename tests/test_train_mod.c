@@ -201,6 +201,25 @@ out:
 TEST(train_ref_mod_mixtral) { run_variant("mod_mixtral"); }
 TEST(train_ref_mod_dense) { run_variant("mod_dense"); }
 
+/* The MoD fixture tests/fixtures/train/VARIANT and a session of it with so:
+ * 0, or -1 after a failed check (*m and *s then NULL or to be freed). */
+static int open_mod(const char *variant, const moe_session_opts *so, moe_model **m, moe_session **s) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/train/%s", test_fixtures(), variant);
+    moe_err err = {{0}};
+    *m = NULL;
+    *s = NULL;
+    if (moe_model_load(m, dir, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", variant, err.msg);
+        return -1;
+    }
+    if (moe_session_new(s, *m, so, &err)) {
+        test_fail_at(__FILE__, __LINE__, "%s: session: %s", variant, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* worst |a - b| over n floats relative to max |b| */
 static double rel_diff(const float *a, const float *b, int64_t n) {
     double worst = 0, scale = 1e-12;
@@ -215,19 +234,16 @@ static double rel_diff(const float *a, const float *b, int64_t n) {
  * sequence and copying one: each the same logits as one full forward of
  * the sequence (the compacted caches of the MoD layers hold the same rows). */
 TEST(mod_decode_matches_forward) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/train/mod_mixtral", test_fixtures());
     moe_err err = {{0}};
-    moe_model *m = NULL;
-    moe_session *s = NULL;
-    if (moe_model_load(&m, dir, &err)) {
-        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    moe_model *m;
+    moe_session *s;
+    moe_session_opts so = {.n_ctx = 32, .n_threads = 2, .max_batch = 64, .n_seq = 3};
+    if (open_mod("mod_mixtral", &so, &m, &s)) {
+        moe_model_free(m);
         return;
     }
     enum { T = 24, P = 9 };
     int V = m->cfg.vocab;
-    moe_session_opts so = {.n_ctx = 32, .n_threads = 2, .max_batch = 64, .n_seq = 3};
-    CHECK(moe_session_new(&s, m, &so, &err) == 0);
     int32_t ids[2][T];
     for (int t = 0; t < T; t++) {
         ids[0][t] = (7 * t + 3) % V;
@@ -305,17 +321,14 @@ out:
 /* Training mode ranks whole sequences: incremental calls are refused; so
  * is activation recomputation. */
 TEST(mod_refusals) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/train/mod_dense", test_fixtures());
     moe_err err = {{0}};
-    moe_model *m = NULL;
-    moe_session *s = NULL;
-    if (moe_model_load(&m, dir, &err)) {
-        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    moe_model *m;
+    moe_session *s;
+    moe_session_opts so = {.n_ctx = 16, .n_threads = 1, .max_batch = 16, .n_seq = 1};
+    if (open_mod("mod_dense", &so, &m, &s)) {
+        moe_model_free(m);
         return;
     }
-    moe_session_opts so = {.n_ctx = 16, .n_threads = 1, .max_batch = 16, .n_seq = 1};
-    CHECK(moe_session_new(&s, m, &so, &err) == 0);
     if (s) {
         int32_t ids[4] = {1, 2, 3, 4};
         moe_session_set_mode(s, MOE_MODE_TRAIN);
@@ -414,17 +427,14 @@ static void observe(void *user, const moe_route_info *r) {
 /* The route observer of a MoD layer sees the tokens the layer took, each
  * with its index among the caller's tokens. */
 TEST(mod_route_observer) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/train/mod_mixtral", test_fixtures());
     moe_err err = {{0}};
-    moe_model *m = NULL;
-    moe_session *s = NULL;
-    if (moe_model_load(&m, dir, &err)) {
-        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    moe_model *m;
+    moe_session *s;
+    moe_session_opts so = {.n_ctx = 32, .n_threads = 1, .max_batch = 32, .n_seq = 1};
+    if (open_mod("mod_mixtral", &so, &m, &s)) {
+        moe_model_free(m);
         return;
     }
-    moe_session_opts so = {.n_ctx = 32, .n_threads = 1, .max_batch = 32, .n_seq = 1};
-    CHECK(moe_session_new(&s, m, &so, &err) == 0);
     seen o = {0};
     if (s) {
         int32_t ids[16];
