@@ -6,9 +6,10 @@
  * a grouped MoE decode step and an OLMoE-shaped MoE prefill layer. Times include quantizing the activations
  * (qmatmul), as decode pays it. Every figure is the median of several runs.
  *
- *   make bench-quant BUILD=dir && dir/quant_bench [threads] [quick|moe]
+ *   make bench-quant BUILD=dir && dir/quant_bench [threads] [quick|moe [tokens]]
  * quick: GEMV cold only at 2048x2048, GEMM at 2048x2048 only; moe: only
- * the MoE prefill layer (AMX on and off where the CPU has AMX).
+ * the MoE prefill layer (AMX on and off where the CPU has AMX), of 128
+ * tokens or the number given.
  *
  * "hot" GEMV repeats one matrix (it may sit in the last-level cache);
  * "cold" rotates through copies totalling >= 1 GiB, as decode does when the
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
     int nth = argc > 1 ? atoi(argv[1]) : 2;
     int quick = argc > 2 && strcmp(argv[2], "moe") != 0;
     int moe_only = argc > 2 && strcmp(argv[2], "moe") == 0;
+    const int T = moe_only && argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 128;
     pool *p = pool_create(nth);
     if (!p) {
         fprintf(stderr, "pool_create failed\n");
@@ -189,10 +191,10 @@ int main(int argc, char **argv) {
             free(w);
         }
     }
-    if (!quick) { /* An OLMoE prefill MoE layer: 128 tokens routed top-8 over 64 experts
-                   * (about 16 rows each, as random routing gives), grouped gate+up then
+    if (!quick) { /* An OLMoE prefill MoE layer: T tokens routed top-8 over 64 experts
+                   * (about T / 8 rows each, as random routing gives), grouped gate+up then
                    * down, every expert's weights cold; AMX on and off. */
-        enum { E = 64, T = 128, K = 8 };
+        enum { E = 64, K = 8 };
         const int64_t D = 2048, F = 1024;
         int cnt[E] = {0};
         unsigned rs = 7;

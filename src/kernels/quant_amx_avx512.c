@@ -143,16 +143,20 @@ static void prep_chunk(const qmm_job *j, const uint8_t *Wg, int rv, int64_t c0, 
     for (int b = 0; b < kc; b++) _mm512_store_ps(dwf[b], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh[b])));
 }
 
-/* The sums of one block (A at a, stride as; B at xb) into cb, on tile set
- * C, A, B (the intrinsics take literal tile numbers). */
-#define AMX_BLOCK(C, A, B, a, as, xb, cb)            \
+/* The sums of one block (A at a, stride as; B at xb) into tile C, on tile
+ * set C, A, B (the intrinsics take literal tile numbers); AMX_STORE puts C
+ * in memory for the scaling. Two blocks' products go first, then both
+ * stores, then both scalings: 5-8% faster on a hot [1024][2048] Q8_0
+ * matrix than a pipeline that stores each block between the other's
+ * product and scaling. */
+#define AMX_PRODUCT(C, A, B, a, as, xb)              \
     do {                                             \
         _tile_loadd(A, (a), (long)(as));             \
         _tile_loadd(B, (xb), 64);                    \
         _tile_zero(C);                               \
         _tile_dpbssd(C, A, B);                       \
-        _tile_stored(C, (cb), 64);                   \
     } while (0)
+#define AMX_STORE(C, cb) _tile_stored(C, (cb), 64)
 
 /* acc[m] += cb[m] * dx * dw[m] for the 16 W rows. */
 AI void scale_block(__m512 *acc, const int32_t (*cb)[16], const uint8_t *xblk, const float *dw) {
@@ -191,21 +195,21 @@ static void amx_group(const qmm_job *j, int64_t g, int rv) {
                 __m512 acc[GR];
 #pragma GCC unroll 16
                 for (int m = 0; m < GR; m++) acc[m] = c0 ? _mm512_load_ps(accm[t][m]) : _mm512_setzero_ps();
-                /* software pipeline: block b + 1 on the tiles while b is scaled */
+                /* blocks in pairs: both products, both stores, both scalings */
                 const uint8_t *ab = in_place ? Wg + (size_t)c0 * bb + 2 : (const uint8_t *)a;
                 const size_t as = in_place ? j->w_row : KC * 32, astep = in_place ? bb : 32;
-                AMX_BLOCK(0, 1, 2, ab, as, xt, cb[0]);
                 for (int b = 0; b < kc; b += 2) {
-                    if (b + 1 < kc)
-                        AMX_BLOCK(3, 4, 5, ab + (b + 1) * astep, as, xt + (size_t)(b + 1) * QT_TILE_BLOCK, cb[1]);
+                    const int more = b + 1 < kc;
+                    AMX_PRODUCT(0, 1, 2, ab + b * astep, as, xt + (size_t)b * QT_TILE_BLOCK);
+                    if (more) AMX_PRODUCT(3, 4, 5, ab + (b + 1) * astep, as, xt + (size_t)(b + 1) * QT_TILE_BLOCK);
+                    AMX_STORE(0, cb[0]);
+                    if (more) AMX_STORE(3, cb[1]);
                     if (t0 == 0 && t == 0) { /* up to the share of blocks done so far */
                         const size_t want = pf_len * (size_t)(c0 + b + 2) / (size_t)nb;
                         for (; pf_at < want; pf_at += 64) _mm_prefetch((const char *)pf + pf_at, _MM_HINT_T1);
                     }
                     scale_block(acc, (const int32_t(*)[16])cb[0], xt + (size_t)b * QT_TILE_BLOCK, dwf[b]);
-                    if (b + 1 >= kc) break;
-                    if (b + 2 < kc) AMX_BLOCK(0, 1, 2, ab + (b + 2) * astep, as, xt + (size_t)(b + 2) * QT_TILE_BLOCK, cb[0]);
-                    scale_block(acc, (const int32_t(*)[16])cb[1], xt + (size_t)(b + 1) * QT_TILE_BLOCK, dwf[b + 1]);
+                    if (more) scale_block(acc, (const int32_t(*)[16])cb[1], xt + (size_t)(b + 1) * QT_TILE_BLOCK, dwf[b + 1]);
                 }
 #pragma GCC unroll 16
                 for (int m = 0; m < GR; m++) _mm512_store_ps(accm[t][m], acc[m]);
