@@ -13,7 +13,9 @@ of the probes before and after it. The summary gives, per model:
 
   prefill N   each engine's tok/s, moe over the faster peer, and moe's
               prefill operations (2 per active matmul weight per token plus
-              attention) as a share of the int8 peak
+              attention) as a share of the int8 peak and, on AMX, of the
+              block peak (AMX products of weights with a scale per 32-block,
+              whose AVX-512 scaling bounds them; `moe bench` probes both)
   decode      each engine's tok/s, moe over the faster peer, and moe's
               bytes of active weights per second as a share of the bandwidth
 
@@ -80,6 +82,7 @@ def run_moe(a, path):
     j = json.loads(r.stdout)
     return {"prefill": {str(p["tokens"]): p["tok_s"] for p in j["prefill"]},
             "prefill_frac_int8": {str(p["tokens"]): p["frac_int8_peak"] for p in j["prefill"]},
+            "prefill_frac_block": {str(p["tokens"]): p.get("frac_int8_block_peak") for p in j["prefill"]},
             "decode": j["decode_tok_s"], "decode_gb_s": j["decode_gb_s"],
             "int8_path": j.get("int8_path"), "quant_path": j.get("quant_path")}
 
@@ -146,6 +149,9 @@ def summarize(recs, prompts):
                 f = med([r["prefill_frac_int8"].get(p) for r in moe_runs])
                 if f is not None:
                     line += f"   {100 * f:5.1f}% of int8 peak"
+                fb = med([r.get("prefill_frac_block", {}).get(p) for r in moe_runs])
+                if fb:
+                    line += f", {100 * fb:5.1f}% of block peak"
             else:  # decode: moe's bytes per second against the probes around its round
                 fr = []
                 for r in moe_runs:
@@ -157,10 +163,12 @@ def summarize(recs, prompts):
             print(line)
     bw = [q["bandwidth_gb_s"] for v in probes.values() for q in v]
     i8 = [q["int8_peak_gop_s"] for v in probes.values() for q in v]
+    i8b = [q["int8_block_peak_gop_s"] for v in probes.values() for q in v if q.get("int8_block_peak_gop_s")]
     if bw:
         paths = sorted({q.get("int8_path", "?") for v in probes.values() for q in v})
         print(f"\nprobes: read bandwidth {min(bw):.1f}-{max(bw):.1f} GB/s, int8 peak "
-              f"{min(i8):.0f}-{max(i8):.0f} GOP/s ({', '.join(paths)})")
+              f"{min(i8):.0f}-{max(i8):.0f} GOP/s ({', '.join(paths)})"
+              + (f", with a scale per 32-block {min(i8b):.0f}-{max(i8b):.0f} GOP/s" if i8b else ""))
     for r in recs:
         if r.get("error"):
             print(f"round {r['round']} {r['model']} {r['engine']}: FAILED: {r['error']}")

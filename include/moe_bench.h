@@ -40,6 +40,12 @@ double moe_probe_f32_flops(moe_probe *p, int reps);
  * VNNI, else AVX2, else scalar; *path (if not NULL) names it. Best of
  * `reps`; 0 for a kernel name this CPU cannot run. */
 double moe_probe_int8_ops(moe_probe *p, const char *kernels, int reps, const char **path);
+/* Where that path is AMX: the rate its products reach on weights with a
+ * scale per 32-block of K (Q8_0, Q4_0, Q4_K, ... as prefill runs them: a
+ * tile product per block, its sums stored and scaled by AVX-512 into f32),
+ * operands in L1; the scaling, not the tile unit, bounds it. Operations/s,
+ * best of `reps`; 0 without AMX. */
+double moe_probe_int8_block_ops(moe_probe *p, const char *kernels, int reps);
 
 /* The instruction set the float kernels use here ("avx512", "avx2", ...). */
 const char *moe_kernels_isa(void);

@@ -528,6 +528,12 @@ TEST(kernels_int8_probe_paths) {
         CHECK_MSG(path && !strcmp(path, cases[c].want), "case %zu: path %s, want %s", c,
                   path ? path : "(null)", cases[c].want);
         CHECK_MSG(ops > 1e6 && ops < 1e16, "case %zu (%s): %g op/s", c, cases[c].want, ops);
+        /* the block-scaled AMX rate: only on AMX, and below the tile unit's */
+        double blk = probe_int8_block_ops(p, k, 1);
+        if (cases[c].amx)
+            CHECK_MSG(blk > 1e6 && blk < ops, "AMX with a scale per 32-block: %g op/s (tile peak %g)", blk, ops);
+        else
+            CHECK_MSG(blk == 0.0, "case %zu (%s): a block rate %g without AMX", c, cases[c].want, blk);
     }
     pool_free(p);
 }

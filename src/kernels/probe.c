@@ -245,7 +245,7 @@ double probe_f32_flops(pool *p, int reps) {
 
 /* ------------------------------------------------------------ int8 peak */
 
-typedef enum { I8_SCALAR, I8_AVX2, I8_VNNI512, I8_AMX } i8_path;
+typedef enum { I8_SCALAR, I8_AVX2, I8_VNNI512, I8_AMX, I8_AMX_BLOCKS } i8_path;
 
 typedef struct {
     i8_path which;
@@ -269,6 +269,7 @@ static double i8_item(i8_ctx *c, int tid) {
     int32_t *sink = &c->sink[tid & 63];
 #ifdef PROBE_X86
     if (c->which == I8_AMX) return probe_int8_amx(sink);
+    if (c->which == I8_AMX_BLOCKS) return probe_int8_amx_blocks(sink);
     if (c->which == I8_VNNI512) return probe_int8_vnni512(sink);
     if (c->which == I8_AVX2) return probe_int8_avx2(sink);
 #endif
@@ -279,8 +280,23 @@ static void i8_chunk(void *vc, int64_t i0, int64_t i1, int tid) {
     for (int64_t i = i0; i < i1; i++) i8_item(vc, tid);
 }
 
-double probe_int8_ops(pool *p, const kern_cfg *k, int reps, const char **path) {
+/* The best rate of c's loop over the pool's threads. */
+static double i8_rate(pool *p, i8_ctx *c, int reps) {
     if (reps < 1) reps = 1;
+    double per_item = i8_item(c, 0);
+    int64_t items = 16 * (int64_t)pool_size(p);
+    pool_for(p, items, 1, i8_chunk, c); /* warm-up: clocks settle */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = clock_now();
+        pool_for(p, items, 1, i8_chunk, c);
+        double t = clock_now() - t0;
+        if (t < best) best = t;
+    }
+    return best > 0 ? per_item * (double)items / best : 0.0;
+}
+
+double probe_int8_ops(pool *p, const kern_cfg *k, int reps, const char **path) {
     if (!k) k = kern_of(p);
     i8_ctx c;
     memset(&c, 0, sizeof c);
@@ -294,15 +310,14 @@ double probe_int8_ops(pool *p, const kern_cfg *k, int reps, const char **path) {
                 : c.which == I8_VNNI512 ? "avx512-vnni"
                 : c.which == I8_AVX2    ? "avx2"
                                         : "scalar";
-    double per_item = i8_item(&c, 0);
-    int64_t items = 16 * (int64_t)pool_size(p);
-    pool_for(p, items, 1, i8_chunk, &c); /* warm-up: clocks settle */
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
-        double t0 = clock_now();
-        pool_for(p, items, 1, i8_chunk, &c);
-        double t = clock_now() - t0;
-        if (t < best) best = t;
-    }
-    return best > 0 ? per_item * (double)items / best : 0.0;
+    return i8_rate(p, &c, reps);
+}
+
+double probe_int8_block_ops(pool *p, const kern_cfg *k, int reps) {
+    if (!k) k = kern_of(p);
+    if (!k->amx) return 0.0;
+    i8_ctx c;
+    memset(&c, 0, sizeof c);
+    c.which = I8_AMX_BLOCKS;
+    return i8_rate(p, &c, reps);
 }

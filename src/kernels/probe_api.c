@@ -47,6 +47,11 @@ double moe_probe_int8_ops(moe_probe *p, const char *kernels, int reps, const cha
     return probe_int8_ops(p->pool, k, reps, path);
 }
 
+double moe_probe_int8_block_ops(moe_probe *p, const char *kernels, int reps) {
+    const kern_cfg *k = kernels ? kernels_named(kernels) : kernels_default();
+    return k ? probe_int8_block_ops(p->pool, k, reps) : 0.0;
+}
+
 const char *moe_kernels_isa(void) { return isa_name(kernels_default()->isa); }
 
 const char *moe_quant_path(void) { return quant_path_name(kernels_default()); }

@@ -75,3 +75,55 @@ __attribute__((target("amx-tile,amx-int8"))) double probe_int8_amx(int32_t *sink
     *sink += out[0];
     return (double)I8_ITERS * 4 * 16 * 16 * 64 * 2;
 }
+
+/* The AMX product of weights with a scale per 32-block, as prefill runs it
+ * on Q8_0/Q4_0/Q4_K-style types (quant_amx_avx512.c): per block, a tdpbssd
+ * of K = 32 (16 W rows x 16 x rows), the int32 tile stored, and 16 AVX-512
+ * rows of convert, scale by the x block's scales and fused multiply-add by
+ * the W row's scale into f32 accumulators. All operands in L1. Its rate is
+ * the ceiling of those products on this core: the scaling, not the tile
+ * unit, sets it. Counts 2 operations per product. */
+__attribute__((target("avx512f,avx512bw,amx-tile,amx-int8"))) double probe_int8_amx_blocks(int32_t *sink) {
+    enum { NB = 16 };
+    static const int8_t a[16 * 32 * NB], b[NB * 8 * 64];
+    static const float dx[16] = {1}, dw[NB][16] = {{1}};
+    int32_t cb[2][16][16] __attribute__((aligned(64)));
+    probe_amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int s = 0; s < 6; s += 3) {
+        cfg.rows[s] = 16, cfg.colsb[s] = 64;     /* C: 16 x 16 int32 */
+        cfg.rows[s + 1] = 16, cfg.colsb[s + 1] = 32; /* A: 16 rows x 32 codes */
+        cfg.rows[s + 2] = 8, cfg.colsb[s + 2] = 64;  /* B: 32 x 16 in groups of 4 */
+    }
+    _tile_loadconfig(&cfg);
+    __m512 acc[16];
+    for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
+    const __m512 vdx = _mm512_loadu_ps(dx);
+    const int iters = I8_ITERS / 16;
+    for (int it = 0; it < iters; it++) {
+        for (int k = 0; k < NB; k += 2) {
+            _tile_loadd(1, a + 32 * k, 32 * NB);
+            _tile_loadd(2, b + 512 * k, 64);
+            _tile_zero(0);
+            _tile_dpbssd(0, 1, 2);
+            _tile_loadd(4, a + 32 * (k + 1), 32 * NB);
+            _tile_loadd(5, b + 512 * (k + 1), 64);
+            _tile_zero(3);
+            _tile_dpbssd(3, 4, 5);
+            _tile_stored(0, cb[0], 64);
+            _tile_stored(3, cb[1], 64);
+            for (int h = 0; h < 2; h++)
+#pragma GCC unroll 16
+                for (int m = 0; m < 16; m++) {
+                    __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *)cb[h][m])), vdx);
+                    acc[m] = _mm512_fmadd_ps(s, _mm512_set1_ps(dw[k + h][m]), acc[m]);
+                }
+        }
+    }
+    _tile_release();
+    __m512 t = acc[0];
+    for (int m = 1; m < 16; m++) t = _mm512_add_ps(t, acc[m]);
+    *sink += (int32_t)_mm512_reduce_add_ps(t);
+    return (double)iters * NB * 16 * 16 * 32 * 2;
+}
