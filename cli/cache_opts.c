@@ -78,6 +78,7 @@ void cli_cache_line(const char *cmd, const moe_model *m, FILE *f) {
                 cli_bytes(st.fallback_bytes, t, sizeof t), st.fallback_seconds,
                 (long long)st.fallbacks);
         if (st.tokens > 0) fprintf(f, " (%.2f/token)", ratio(st.fallbacks, st.tokens));
+        fprintf(f, ", %lld late reads dropped", (long long)st.fallback_dropped);
     }
     fprintf(f, ", %s\n", st.io_note);
 }
@@ -119,8 +120,9 @@ void cli_cache_json(const moe_model *m, FILE *f) {
     if (st.fallback_type) cli_json_str(f, moe_qtype_name(st.fallback_type));
     else fprintf(f, "null");
     fprintf(f, ", \"fallback_bytes\": %lld, \"fallback_seconds\": %.6f, \"fallbacks\": %lld, "
-            "\"fallbacks_per_token\": %.4f, \"layers\": [", (long long)st.fallback_bytes,
-            st.fallback_seconds, (long long)st.fallbacks, ratio(st.fallbacks, st.tokens));
+            "\"fallbacks_per_token\": %.4f, \"fallback_dropped\": %lld, \"layers\": [",
+            (long long)st.fallback_bytes, st.fallback_seconds, (long long)st.fallbacks,
+            ratio(st.fallbacks, st.tokens), (long long)st.fallback_dropped);
     for (int l = 0; l < st.n_layers; l++) {
         const moe_cache_layer_stats *y = &st.layer[l];
         fprintf(f, "%s{\"predicted\": %lld, \"predicted_used\": %lld, \"used\": %lld}", l ? ", " : "",

@@ -120,6 +120,9 @@ typedef struct moe_cache_stats {
     int64_t stalls;            /* acquire calls that waited for a read or a slot */
     int64_t fallbacks;         /* acquires answered with the resident low-precision copy
                                   (the expert was not in a READY slot) */
+    int64_t fallback_dropped;  /* reads queued for a layer's pass that took the copy,
+                                  dropped unread when the layer came again without
+                                  the expert */
     int fallback_type;         /* moe_load_opts.fallback (0: none) */
     int64_t fallback_bytes;    /* the copy's bytes (inside mem) */
     double fallback_seconds;   /* time to build it at load */

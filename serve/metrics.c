@@ -246,6 +246,7 @@ static void put_cache(sbuf *b, moe_cache *c) {
         {"moe_cache_stalls_total", "counter", "Acquires that waited for a read or a slot."},
         {"moe_cache_stall_seconds_total", "counter", "Time those acquires waited."},
         {"moe_cache_fallbacks_total", "counter", "Acquires answered with the resident low-precision copy (--mem-fallback)."},
+        {"moe_cache_fallback_dropped_total", "counter", "Reads queued for a layer pass that took the copy, dropped unread when the layer came again."},
         {"moe_cache_read_seconds_total", "counter", "Time spent in reads, summed over the threads reading."},
         {"moe_cache_read_busy_seconds_total", "counter", "Wall time with at least one read in flight."},
         {"moe_cache_budget_bytes", "gauge", "The expert memory budget (--mem)."},
@@ -259,7 +260,7 @@ static void put_cache(sbuf *b, moe_cache *c) {
                         (double)st.prefetch_dropped,
                         (double)st.predicted, (double)st.predicted_used,
                         (double)st.used_after_prediction, (double)st.stalls, st.stall_seconds,
-                        (double)st.fallbacks,
+                        (double)st.fallbacks, (double)st.fallback_dropped,
                         st.read_seconds, st.read_busy_seconds, (double)st.mem, (double)st.n_slots, (double)st.direct_io,
                         (double)st.fallback_bytes};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)

@@ -12,6 +12,8 @@
  *     in one grouped product);
  *   - a budget holding every expert, warmed until nothing is missing: the
  *     copy is never used and the logits are exact;
+ *   - a read queued for a pass that took the copy is dropped when the layer
+ *     comes again without the expert;
  *   - the counter is 0 without a fallback; bad types and a budget too small
  *     for the copy and the slots are refused naming the sizes.
  */
@@ -334,5 +336,46 @@ TEST(cache_fallback_bad_input) {
     o.mem = min;
     CHECK_MSG(moe_model_load_opts(&m, src, &o, &err) == 0, "%s", err.msg);
     if (m) CHECK(moe_model_cache(m)->n_slots == 2);
+    moe_model_free(m);
+}
+
+/* A read queued for a layer's pass that took the copy is dropped unread when
+ * the layer comes again without the expert, kept when it uses it again (no
+ * readers: the queue stays as the wants leave it). */
+TEST(cache_fallback_drops_late_reads) {
+    const char *src = q8_model();
+    if (!src) return;
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.mem = (int64_t)1 << 30, .prefetch = 0, .readers = -1,
+                       .fallback = MOE_QTYPE_Q4_K};
+    CHECK_MSG(moe_model_load_opts(&m, src, &o, &err) == 0, "%s", err.msg);
+    if (!m || moe_session_new(&s, m, NULL, &err)) goto done;
+    moe_cache *c = moe_model_cache(m);
+    moe_cache_attach(c, s);
+    const moe_expert_provider *p = &s->provider;
+    const int first[2] = {0, 1}, again[2] = {1, 2};
+    int b0 = c->layer_base[0];
+    moe_expert_weights w;
+    p->want(p->user, 0, first, 2, 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK(p->acquire(p->user, 0, first[i], &w, &err) == 0 && w.typed == 1);
+        CHECK(w.gate_type == MOE_QTYPE_Q4_K && w.down_type == MOE_QTYPE_Q5_0); /* rows of 128 */
+        p->release(p->user, 0, first[i]);
+    }
+    CHECK(c->ex[b0].slot >= 0 && c->ex[b0 + 1].slot >= 0 && c->ex[b0].fb_held == 0);
+    p->want(p->user, 0, again, 2, 0);
+    CHECK(c->ex[b0].slot < 0); /* dropped */
+    CHECK(c->ex[b0 + 1].slot >= 0 && c->slots[c->ex[b0 + 1].slot].state == SLOT_QUEUED); /* kept */
+    CHECK(c->ex[b0 + 2].slot >= 0); /* queued now; 1, queued, counts as a hit */
+    moe_cache_stats st;
+    moe_cache_stats_get(c, &st);
+    CHECK_MSG(st.fallback_dropped == 1 && st.fallbacks == 2 && st.reads == 0 && st.misses == 3 &&
+                  st.hits == 1, "dropped %lld fallbacks %lld misses %lld hits %lld",
+              (long long)st.fallback_dropped, (long long)st.fallbacks, (long long)st.misses,
+              (long long)st.hits);
+done:
+    moe_session_free(s);
     moe_model_free(m);
 }

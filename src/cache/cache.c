@@ -256,6 +256,22 @@ static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n
     c->st.used_after_prediction += n_used;
 }
 
+/* With a fallback, a read queued for the layer's previous pass and not
+ * begun is late: that pass took the copy. Unless the layer uses the expert
+ * again now, it is dropped, so that the queue holds the newest needs and
+ * the readers never fall further behind than one pass of the layers. */
+static void drop_stale_reads(moe_cache *c, int layer, const uint8_t *used) {
+    int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts;
+    for (int e = 0; e < E; e++) {
+        int s = c->ex[base + e].slot;
+        if (s < 0 || used[e] || c->slots[s].state != SLOT_QUEUED || c->slots[s].for_prediction)
+            continue;
+        cache_queue_remove(c, s);
+        slot_clear(c, s);
+        c->st.fallback_dropped++;
+    }
+}
+
 static void want_now(moe_cache *c, int layer, const int *experts, int n) {
     int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts;
     cache_policy_layer(c, layer);
@@ -266,6 +282,7 @@ static void want_now(moe_cache *c, int layer, const int *experts, int n) {
         for (int i = 0; i < n; i++)
             if (experts[i] >= 0 && experts[i] < E) u[experts[i]] = 1;
         score_prediction(c, layer, u, n);
+        if (c->fb) drop_stale_reads(c, layer, u);
         if (u != used) free(u);
     }
     for (int e = 0; e < E; e++) c->ex[base + e].announced = 0;
