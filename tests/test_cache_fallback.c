@@ -14,6 +14,8 @@
  *     copy is never used and the logits are exact;
  *   - a read queued for a pass that took the copy is dropped when the layer
  *     comes again without the expert;
+ *   - the engine computes typed weights with their types, and refuses types
+ *     it does not know or whose blocks do not fit the rows;
  *   - the counter is 0 without a fallback; bad types and a budget too small
  *     for the copy and the slots are refused naming the sizes.
  */
@@ -378,4 +380,54 @@ TEST(cache_fallback_drops_late_reads) {
 done:
     moe_session_free(s);
     moe_model_free(m);
+}
+
+/* A provider that hands out the model's own weights, typed with the types
+ * it is given (engine side of moe_expert_weights.typed). */
+typedef struct typed_provider {
+    const moe_model *m;
+    int type; /* GGUF id handed out for every matrix */
+} typed_provider;
+
+static int typed_acquire(void *user, int layer, int expert, moe_expert_weights *w, moe_err *err) {
+    typed_provider *p = user;
+    if (moe_model_expert_weights(p->m, layer, expert, w, err)) return -1;
+    w->typed = 1;
+    w->gate_type = w->up_type = w->down_type = p->type;
+    return 0;
+}
+
+static void typed_release(void *user, int layer, int expert) {}
+
+TEST(cache_fallback_engine_checks_types) {
+    const char *src = q8_model();
+    if (!src) return;
+    float *exact = run_path(src);
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    CHECK_MSG(moe_model_load(&m, src, &err) == 0, "%s", err.msg);
+    if (!m || !exact || moe_session_new(&s, m, NULL, &err)) goto done;
+    int V = moe_model_config(m)->vocab;
+    float *out = calloc((size_t)ROWS * (size_t)V, sizeof *out);
+    int32_t ids[PROMPT];
+    for (int i = 0; i < PROMPT; i++) ids[i] = tok(i, V);
+    typed_provider tp = {m, MOE_QTYPE_Q8_0}; /* the stored type, said out loud: same bits */
+    moe_expert_provider p = {typed_acquire, typed_release, &tp, NULL, NULL, 0, 0};
+    moe_session_set_expert_provider(s, &p);
+    CHECK(out && moe_forward(s, ids, PROMPT, out, 1, &err) == 0);
+    if (out) CHECK(!memcmp(out, exact, sizeof(float) * (size_t)PROMPT * (size_t)V));
+    moe_session_reset(s);
+    const int bad[2] = {99, MOE_QTYPE_Q4_K}; /* unknown; blocks of 256 on rows of 128 (down) */
+    for (int i = 0; i < 2 && out; i++) {
+        tp.type = bad[i];
+        CHECK(moe_forward(s, ids, PROMPT, out, 1, &err) == -1);
+        CHECK_MSG(strstr(err.msg, "the expert provider gave types"), "%s", err.msg);
+        moe_session_reset(s);
+    }
+    free(out);
+done:
+    moe_session_free(s);
+    moe_model_free(m);
+    free(exact);
 }

@@ -181,17 +181,23 @@ static void run_wave(moe_session *s, pair_ctx *pc, const int *cnt, int E) {
 }
 
 /* The view the engine computes expert e with: its own matrices' shapes
- * and biases, the provider's data and, when it says so, their types. */
-static void expert_view_set(ffn_w *v, const ffn_w *own, const moe_expert_weights *x) {
+ * and biases, the provider's data and, when it says so, their types. -1
+ * for a type the kernels do not know or whose blocks do not fit a row. */
+static int expert_view_set(ffn_w *v, const ffn_w *own, const moe_expert_weights *x) {
     *v = *own;
     v->gate.data = x->gate;
     v->up.data = x->up;
     v->down.data = x->down;
-    if (x->typed) {
-        v->gate.type = dtype_from_ggml(x->gate_type);
-        v->up.type = dtype_from_ggml(x->up_type);
-        v->down.type = dtype_from_ggml(x->down_type);
+    if (!x->typed) return 0;
+    mat *w[3] = {&v->gate, &v->up, &v->down};
+    const int t[3] = {x->gate_type, x->up_type, x->down_type};
+    for (int i = 0; i < 3; i++) {
+        dtype d = dtype_from_ggml(t[i]);
+        int block = d == DT_COUNT ? 0 : dtype_block_elems(d);
+        if (block <= 0 || w[i]->cols % block) return -1;
+        w[i]->type = d;
     }
+    return 0;
 }
 
 /* Tell the provider which experts the next `predict` MoE layers are likely
@@ -259,11 +265,18 @@ static int run_experts(moe_session *s, int layer, pair_ctx *pc, const int *cnt, 
         for (int i = 0; i < w; i++) {
             int e = wave[i];
             moe_expert_weights x = {0};
-            int rc = p->acquire(p->user, layer, e, &x, &s->hook_err);
-            if (rc || !x.gate || !x.up || !x.down) {
+            int rc = p->acquire(p->user, layer, e, &x, &s->hook_err), bad = 0;
+            if (!rc && x.gate && x.up && x.down)
+                bad = expert_view_set(&s->expert_view[e], &own[e], &x);
+            if (rc || !x.gate || !x.up || !x.down || bad) {
                 if (!rc) {
-                    moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no weights",
-                             layer, e);
+                    if (bad)
+                        moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave types "
+                                 "%d, %d, %d (GGUF ids), not all known types whose blocks fit "
+                                 "the rows", layer, e, x.gate_type, x.up_type, x.down_type);
+                    else
+                        moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no "
+                                 "weights", layer, e);
                     if (p->release) p->release(p->user, layer, e);
                 }
                 for (int j = 0; j < i; j++)
@@ -271,7 +284,6 @@ static int run_experts(moe_session *s, int layer, pair_ctx *pc, const int *cnt, 
                 memset(s->in_wave, 0, (size_t)E);
                 return -1;
             }
-            expert_view_set(&s->expert_view[e], &own[e], &x);
             /* a stand-in instead of a wait: the provider does not wait for
              * any expert, so the rest of the wave need not wait either */
             if (waiting && x.typed)
