@@ -1,12 +1,14 @@
 /*
  * cache_opts.c - the expert memory budget options of the commands that run
- * a model (--mem SIZE, --cache-policy P, --prefetch N; cli.h's ARG_CACHE),
+ * a model (--mem SIZE, --cache-policy P, --prefetch N, --mem-fallback TYPE;
+ * cli.h's ARG_CACHE),
  * loading with them, and the cache's statistics as a text line and as JSON.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "moe_quant.h"
 
 int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o) {
     *o = (moe_load_opts){.mem = 0, .policy = MOE_CACHE_POLICY_DEFAULT, .prefetch = cc->prefetch};
@@ -19,9 +21,19 @@ int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o) {
         cli_error(cmd, "--cache-policy %s: expected lru, lfu or history", cc->policy);
         return -1;
     }
-    if (!cc->mem && (cc->policy || cc->prefetch >= 0)) {
-        cli_error(cmd, "%s goes with --mem", cc->policy ? "--cache-policy" : "--prefetch");
+    if (!cc->mem && (cc->policy || cc->prefetch >= 0 || cc->fallback)) {
+        cli_error(cmd, "%s goes with --mem", cc->policy ? "--cache-policy"
+                                             : cc->fallback ? "--mem-fallback" : "--prefetch");
         return -1;
+    }
+    if (cc->fallback) {
+        int t = moe_qtype_from_name(cc->fallback);
+        if (t < 0 || moe_qtype_is_float(t)) {
+            cli_error(cmd, "--mem-fallback %s: expected a quantized type: q2_k, q3_k, q4_k, q5_k, "
+                      "q6_k, q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl, iq4_xs, mxfp4", cc->fallback);
+            return -1;
+        }
+        o->fallback = t;
     }
     return 0;
 }
@@ -60,7 +72,15 @@ void cli_cache_line(const char *cmd, const moe_model *m, FILE *f) {
                 (long long)st.prefetch_used, (long long)st.prefetch_wasted,
                 (long long)st.prefetch_cancelled, 100.0 * ratio(st.predicted_used, st.predicted),
                 100.0 * ratio(st.predicted_used, st.used_after_prediction));
-    fprintf(f, ", stalls %lld (%.3f s), %s\n", (long long)st.stalls, st.stall_seconds, st.io_note);
+    fprintf(f, ", stalls %lld (%.3f s)", (long long)st.stalls, st.stall_seconds);
+    if (st.fallback_type) {
+        fprintf(f, ", fallback %s %s (built in %.2f s): used %lld", moe_qtype_name(st.fallback_type),
+                cli_bytes(st.fallback_bytes, t, sizeof t), st.fallback_seconds,
+                (long long)st.fallbacks);
+        if (st.tokens > 0) fprintf(f, " (%.2f/token)", ratio(st.fallbacks, st.tokens));
+        fprintf(f, ", %lld late reads dropped", (long long)st.fallback_dropped);
+    }
+    fprintf(f, ", %s\n", st.io_note);
 }
 
 void cli_cache_json(const moe_model *m, FILE *f) {
@@ -84,7 +104,7 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             "\"predicted\": %lld, "
             "\"predicted_used\": %lld, \"used_after_prediction\": %lld, "
             "\"prediction_precision\": %.6f, \"prediction_recall\": %.6f, \"stalls\": %lld, "
-            "\"stall_seconds\": %.6f, \"layers\": [",
+            "\"stall_seconds\": %.6f, ",
             (long long)st.resident_bytes, (long long)st.mapped_bytes, (long long)st.expert_bytes, (long long)st.hits,
             (long long)st.misses, ratio(st.hits, st.hits + st.misses), (long long)st.reads,
             (long long)st.bytes_read, (long long)st.tokens, ratio(st.bytes_read, st.tokens),
@@ -96,6 +116,13 @@ void cli_cache_json(const moe_model *m, FILE *f) {
             (long long)st.used_after_prediction, ratio(st.predicted_used, st.predicted),
             ratio(st.predicted_used, st.used_after_prediction), (long long)st.stalls,
             st.stall_seconds);
+    fprintf(f, "\"fallback_type\": ");
+    if (st.fallback_type) cli_json_str(f, moe_qtype_name(st.fallback_type));
+    else fprintf(f, "null");
+    fprintf(f, ", \"fallback_bytes\": %lld, \"fallback_seconds\": %.6f, \"fallbacks\": %lld, "
+            "\"fallbacks_per_token\": %.4f, \"fallback_dropped\": %lld, \"layers\": [",
+            (long long)st.fallback_bytes, st.fallback_seconds, (long long)st.fallbacks,
+            ratio(st.fallbacks, st.tokens), (long long)st.fallback_dropped);
     for (int l = 0; l < st.n_layers; l++) {
         const moe_cache_layer_stats *y = &st.layer[l];
         fprintf(f, "%s{\"predicted\": %lld, \"predicted_used\": %lld, \"used\": %lld}", l ? ", " : "",

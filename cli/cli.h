@@ -51,7 +51,8 @@ int cli_load_model_opts(const char *cmd, const char *path, const moe_load_opts *
 struct moe_lora;
 int cli_apply_lora(const char *cmd, moe_model *m, const char *dir, struct moe_lora **l);
 
-/* The expert memory budget options (--mem, --cache-policy, --prefetch) of
+/* The expert memory budget options (--mem, --cache-policy, --prefetch,
+ * --mem-fallback) of
  * the commands that run a model (cache_opts.c). ARG_CACHE(&cc) in a
  * command's option table; cli_cache_parse turns them into load options
  * (0, or -1 printed: exit 2). */
@@ -59,8 +60,9 @@ typedef struct cli_cache {
     const char *mem;    /* --mem SIZE, or NULL: no budget */
     const char *policy; /* --cache-policy */
     int prefetch;       /* --prefetch N; -1: the default */
+    const char *fallback; /* --mem-fallback TYPE, or NULL: none */
 } cli_cache;
-#define CLI_CACHE_INIT {NULL, NULL, -1}
+#define CLI_CACHE_INIT {NULL, NULL, -1, NULL}
 #define ARG_CACHE(cc)                                                                              \
     {"--mem", NULL, ARG_STR, &(cc)->mem, 0, 0, 0, "SIZE",                                         \
      "expert memory: routed experts read on demand into SIZE (e.g. 512M, 16G) (docs/CACHE.md)"},  \
@@ -68,10 +70,13 @@ typedef struct cli_cache {
      "with --mem: eviction policy lru, lfu or history (default history)"},                         \
     {"--prefetch", NULL, ARG_INT, &(cc)->prefetch, 0, 8, 0, "N",                                  \
      "with --mem: later MoE layers whose experts are predicted and read ahead (default "   \
-     CLI_STR(MOE_CACHE_PREFETCH_DEFAULT) ")"}
+     CLI_STR(MOE_CACHE_PREFETCH_DEFAULT) ")"},                                                    \
+    {"--mem-fallback", NULL, ARG_STR, &(cc)->fallback, 0, 0, 0, "TYPE",                          \
+     "with --mem: a resident TYPE (q2_k, q3_k, q4_k, ...) copy of every expert, inside SIZE, "   \
+     "used instead of waiting for a read; changes the logits (default off)"}
 #define CLI_STR_(x) #x
 #define CLI_STR(x) CLI_STR_(x)
-#define ARG_CACHE_N 3 /* options ARG_CACHE adds */
+#define ARG_CACHE_N 4 /* options ARG_CACHE adds */
 int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o);
 /* The cache of m (if any) becomes s's expert provider. */
 void cli_cache_attach(moe_model *m, moe_session *s);

@@ -2,8 +2,8 @@
  * cmd_logits.c - `moe logits MODEL --ids 1,2,3 [--out FILE]`: the raw
  * little-endian float32 logits of exactly those ids (no BOS added), one row
  * of V values per position, for comparing with other implementations.
- * Positions are run in chunks so memory stays at chunk * V floats however
- * long the input is.
+ * Positions are run in chunks (--chunk, at most 64) so memory stays at
+ * chunk * V floats however long the input is.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,12 +23,14 @@ static int is_little_endian(void) {
 
 int cmd_logits(int argc, char **argv) {
     const char *ids_s = NULL, *out_path = NULL, *lora_dir = NULL;
-    int threads = 0;
+    int threads = 0, chunk = LOGITS_CHUNK;
     cli_cache cc = CLI_CACHE_INIT;
     const arg_opt opts[] = {
         {"--ids", NULL, ARG_STR, &ids_s, 0, 0, 0, "1,2,3", "token ids, comma separated (required)"},
         {"--out", "-o", ARG_STR, &out_path, 0, 0, 0, "FILE", "write to FILE instead of stdout"},
         ARG_THREADS(&threads, "-t", "threads (0 = all CPUs)"),
+        {"--chunk", NULL, ARG_INT, &chunk, 1, LOGITS_CHUNK, 0, "N",
+         "positions per forward call (default 64; 1: token by token, as decoding runs)"},
         ARG_CACHE(&cc),
         {"--lora", NULL, ARG_STR, &lora_dir, 0, 0, 0, "DIR",
          "apply a peft LoRA adapter directory (merged into the weights at load)"},
@@ -81,7 +83,7 @@ int cmd_logits(int argc, char **argv) {
             goto done;
         }
     }
-    moe_session_opts so = {.n_ctx = n, .n_threads = threads, .max_batch = LOGITS_CHUNK};
+    moe_session_opts so = {.n_ctx = n, .n_threads = threads, .max_batch = chunk};
     if (moe_session_new(&s, m, &so, &err)) {
         cli_error("logits", "%s", err.msg);
         goto done;
@@ -97,8 +99,8 @@ int cmd_logits(int argc, char **argv) {
         cli_error("logits", "cannot write %s: %s", out_path, strerror(errno));
         goto done;
     }
-    for (int i = 0; i < n; i += LOGITS_CHUNK) {
-        int k = n - i < LOGITS_CHUNK ? n - i : LOGITS_CHUNK;
+    for (int i = 0; i < n; i += chunk) {
+        int k = n - i < chunk ? n - i : chunk;
         if (moe_forward(s, ids + i, k, rows, 1, &err)) {
             cli_error("logits", "%s", err.msg);
             goto done;

@@ -47,7 +47,9 @@ static void usage(FILE *f) {
             "\nMODEL is a directory with config.json, *.safetensors and (for text)\n"
             "tokenizer.json, or a .gguf file. A model larger than memory runs with\n"
             "--mem SIZE (logits, generate, serve, bench, ppl, route): its routed experts are\n"
-            "read from the file on demand into SIZE bytes (docs/CACHE.md).\n"
+            "read from the file on demand into SIZE bytes (docs/CACHE.md); --mem-fallback TYPE\n"
+            "keeps a TYPE copy of every expert inside SIZE, used instead of waiting for a read\n"
+            "(off by default; changes the logits).\n"
             "'moe COMMAND --help' describes a command; 'moe --version'.\n");
 }
 

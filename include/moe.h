@@ -331,6 +331,13 @@ typedef struct moe_expert_weights {
     const void *gate; /* [F][D] */
     const void *up;   /* [F][D] */
     const void *down; /* [D][F] */
+    /* 0 (what a provider that sets nothing leaves): the matrices are of the
+     * model's own types for this expert. 1: of gate_type, up_type and
+     * down_type, GGUF type ids (moe_quant.h's moe_qtype), same shapes; the
+     * engine computes the expert with those (the expert cache hands out a
+     * resident low-precision copy so, moe_cache.h). */
+    int typed;
+    int gate_type, up_type, down_type;
 } moe_expert_weights;
 
 typedef struct moe_expert_provider {
@@ -347,7 +354,10 @@ typedef struct moe_expert_provider {
      * this must not block. */
     void (*want)(void *user, int layer, const int *experts, int n, int predicted);
     /* Optional: 1 if acquire(layer, expert) would return without waiting.
-     * The engine computes the experts that are ready first, in waves. */
+     * The engine computes the experts that are ready first, in waves. When
+     * none is, it acquires the first one left; if that acquire hands out
+     * typed (stand-in) weights instead of waiting, the provider is taken to
+     * do so for any expert, and the rest of the wave is acquired at once. */
     int (*ready)(void *user, int layer, int expert);
     int max_held; /* the most experts held (acquired and not released) at
                      once; a layer that uses more runs them in waves of at

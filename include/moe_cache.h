@@ -11,7 +11,8 @@
  * straight from the file into the slots with direct I/O (O_DIRECT; where
  * the file system refuses it, buffered reads whose pages are dropped from
  * the page cache after each read), in a pool of reader threads, in the order
- * they were asked for. Logits are bit-identical to a run without a budget.
+ * they were asked for. Logits are bit-identical to a run without a budget,
+ * unless a resident low-precision fallback is asked for (moe_load_opts.fallback).
  */
 #ifndef MOE_CACHE_H
 #define MOE_CACHE_H
@@ -47,6 +48,17 @@ typedef struct moe_load_opts {
     int buffered;            /* 1: never O_DIRECT; buffered reads whose pages are dropped
                                 from the page cache after each (what a file system that
                                 refuses O_DIRECT gets anyway) */
+    int fallback;            /* 0: none. A quantized moe_qtype (moe_quant.h, e.g.
+                                MOE_QTYPE_Q2_K, Q3_K, Q4_K): every routed expert is
+                                quantized to it once at load into resident memory,
+                                inside `mem` (the slot pool gets the rest), and an
+                                expert not in a slot when it is needed is computed
+                                from that copy instead of waiting for its read (which
+                                goes on, for later uses). Changes the logits. A matrix
+                                whose rows do not fit the type's blocks takes `moe
+                                quantize`'s substitute (Q2_K, Q3_K: Q4_0; Q4_K: Q5_0).
+                                With readers < 0 nothing is read at all: every expert
+                                is computed from the copy. */
 } moe_load_opts;
 
 /* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped
@@ -106,6 +118,14 @@ typedef struct moe_cache_stats {
     int64_t predicted_used;    /* of those, used by the layer */
     int64_t used_after_prediction; /* experts used by layers that had a prediction */
     int64_t stalls;            /* acquire calls that waited for a read or a slot */
+    int64_t fallbacks;         /* acquires answered with the resident low-precision copy
+                                  (the expert was not in a READY slot) */
+    int64_t fallback_dropped;  /* reads queued for a layer's pass that took the copy,
+                                  dropped unread when the layer came again without
+                                  the expert */
+    int fallback_type;         /* moe_load_opts.fallback (0: none) */
+    int64_t fallback_bytes;    /* the copy's bytes (inside mem) */
+    double fallback_seconds;   /* time to build it at load */
     double stall_seconds;      /* time they waited */
     double read_seconds;       /* time spent in reads, summed over the threads reading */
     double read_busy_seconds;  /* wall time with at least one read in flight: bytes_read /

@@ -245,11 +245,14 @@ static void put_cache(sbuf *b, moe_cache *c) {
         {"moe_cache_used_after_prediction_total", "counter", "Experts used by layers that had a prediction."},
         {"moe_cache_stalls_total", "counter", "Acquires that waited for a read or a slot."},
         {"moe_cache_stall_seconds_total", "counter", "Time those acquires waited."},
+        {"moe_cache_fallbacks_total", "counter", "Acquires answered with the resident low-precision copy (--mem-fallback)."},
+        {"moe_cache_fallback_dropped_total", "counter", "Reads queued for a layer pass that took the copy, dropped unread when the layer came again."},
         {"moe_cache_read_seconds_total", "counter", "Time spent in reads, summed over the threads reading."},
         {"moe_cache_read_busy_seconds_total", "counter", "Wall time with at least one read in flight."},
         {"moe_cache_budget_bytes", "gauge", "The expert memory budget (--mem)."},
         {"moe_cache_slots", "gauge", "Expert slots in the pool."},
         {"moe_cache_direct_io", "gauge", "1: reads bypass the page cache with O_DIRECT."},
+        {"moe_cache_fallback_bytes", "gauge", "Bytes of the resident low-precision copy of the experts (0: none)."},
     };
     const double v[] = {(double)st.hits, (double)st.misses, (double)st.reads, (double)st.bytes_read,
                         (double)st.tokens, (double)st.prefetch_issued, (double)st.prefetch_used,
@@ -257,7 +260,9 @@ static void put_cache(sbuf *b, moe_cache *c) {
                         (double)st.prefetch_dropped,
                         (double)st.predicted, (double)st.predicted_used,
                         (double)st.used_after_prediction, (double)st.stalls, st.stall_seconds,
-                        st.read_seconds, st.read_busy_seconds, (double)st.mem, (double)st.n_slots, (double)st.direct_io};
+                        (double)st.fallbacks, (double)st.fallback_dropped,
+                        st.read_seconds, st.read_busy_seconds, (double)st.mem, (double)st.n_slots, (double)st.direct_io,
+                        (double)st.fallback_bytes};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", d[i].name, d[i].help, d[i].name, d[i].type,
             d[i].name, v[i]);

@@ -76,8 +76,8 @@ static int acquire(void *user, int layer, int expert, moe_expert_weights *w, moe
         if (!c->buf[layer][expert][i]) return moe_fail(err, "out of memory");
         memcpy(c->buf[layer][expert][i], ms[i]->data, n);
     }
-    *w = (moe_expert_weights){c->buf[layer][expert][0], c->buf[layer][expert][1],
-                              c->buf[layer][expert][2]};
+    *w = (moe_expert_weights){.gate = c->buf[layer][expert][0], .up = c->buf[layer][expert][1],
+                              .down = c->buf[layer][expert][2]};
     c->acquired++;
     if (++c->held > c->most_held) c->most_held = c->held;
     return 0;

@@ -21,6 +21,10 @@
  * too), after waiting for a release when every slot is held or being read.
  * Without want calls this is a synchronous read per miss.
  * release: the slot may be evicted again.
+ * With a fallback (cache_fallback.c), an acquire whose expert is not READY
+ * never waits: it hands out the expert's resident low-precision copy (typed
+ * weights) and leaves the read going, or queues one (tiers 1-3) for later
+ * uses; it never reads itself, so with no reader threads nothing is read.
  *
  * The engine holds at most max_held slots at once (waves), about half the
  * pool (at least the largest top_k), so reads of the experts of the next
@@ -252,6 +256,22 @@ static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n
     c->st.used_after_prediction += n_used;
 }
 
+/* With a fallback, a read queued for the layer's previous pass and not
+ * begun is late: that pass took the copy. Unless the layer uses the expert
+ * again now, it is dropped, so that the queue holds the newest needs and
+ * the readers never fall further behind than one pass of the layers. */
+static void drop_stale_reads(moe_cache *c, int layer, const uint8_t *used) {
+    int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts;
+    for (int e = 0; e < E; e++) {
+        int s = c->ex[base + e].slot;
+        if (s < 0 || used[e] || c->slots[s].state != SLOT_QUEUED || c->slots[s].for_prediction)
+            continue;
+        cache_queue_remove(c, s);
+        slot_clear(c, s);
+        c->st.fallback_dropped++;
+    }
+}
+
 static void want_now(moe_cache *c, int layer, const int *experts, int n) {
     int base = c->layer_base[layer], E = c->m->cfg.layer[layer].n_experts;
     cache_policy_layer(c, layer);
@@ -262,6 +282,7 @@ static void want_now(moe_cache *c, int layer, const int *experts, int n) {
         for (int i = 0; i < n; i++)
             if (experts[i] >= 0 && experts[i] < E) u[experts[i]] = 1;
         score_prediction(c, layer, u, n);
+        if (c->fb) drop_stale_reads(c, layer, u);
         if (u != used) free(u);
     }
     for (int e = 0; e < E; e++) c->ex[base + e].announced = 0;
@@ -394,6 +415,27 @@ static int make_ready(moe_cache *c, int g, int *waited, moe_err *err) {
     }
 }
 
+/* With mu held: expert g is not READY; hand out its fallback copy (never
+ * waits). Its read goes on, or is queued now when a slot can be had
+ * without taking one the layer wants, so that a later use finds it. */
+static void fallback_acquire(moe_cache *c, int g, moe_expert_weights *w) {
+    cache_expert *x = &c->ex[g];
+    if (x->slot < 0) {
+        int s = cache_victim(c, 3);
+        if (s >= 0) {
+            slot_assign(c, s, g);
+            c->slots[s].wanted = 1;
+            queue_push_need(c, s);
+            pthread_cond_broadcast(&c->cv_work);
+        }
+    }
+    x->fb_held++;
+    c->st.fallbacks++;
+    cache_policy_use(c, x);
+    *w = (moe_expert_weights){c->fb + x->fb_at[0], c->fb + x->fb_at[1], c->fb + x->fb_at[2], 1,
+                              x->fb_type[0], x->fb_type[1], x->fb_type[2]};
+}
+
 static int cache_acquire(void *user, int layer, int expert, moe_expert_weights *w, moe_err *err) {
     moe_cache *c = user;
     if (layer < 0 || layer >= c->n_layers || c->layer_base[layer] < 0 || expert < 0 ||
@@ -409,6 +451,11 @@ static int cache_acquire(void *user, int layer, int expert, moe_expert_weights *
         else c->st.misses++;
     }
     x->announced = 0;
+    if (c->fb && !(x->slot >= 0 && c->slots[x->slot].state == SLOT_READY)) {
+        fallback_acquire(c, g, w);
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
     int waited = 0;
     double t0 = now_s();
     int s = make_ready(c, g, &waited, err);
@@ -428,9 +475,8 @@ static int cache_acquire(void *user, int layer, int expert, moe_expert_weights *
         c->st.prefetch_used++;
     }
     cache_policy_use(c, x);
-    w->gate = sl->buf + x->at[0];
-    w->up = sl->buf + x->at[1];
-    w->down = sl->buf + x->at[2];
+    *w = (moe_expert_weights){sl->buf + x->at[0], sl->buf + x->at[1], sl->buf + x->at[2], 0, 0,
+                              0, 0};
     pthread_mutex_unlock(&c->mu);
     return 0;
 }
@@ -441,8 +487,14 @@ static void cache_release(void *user, int layer, int expert) {
         expert >= c->m->cfg.layer[layer].n_experts)
         return;
     pthread_mutex_lock(&c->mu);
-    int s = c->ex[c->layer_base[layer] + expert].slot;
-    if (s >= 0 && c->slots[s].held > 0) {
+    cache_expert *x = &c->ex[c->layer_base[layer] + expert];
+    int s = x->slot;
+    if (x->fb_held > 0) {
+        /* an acquire of the copy (which never goes away); when another
+         * session holds the slot too, its hold lasts until this release
+         * instead: a slot is never freed early */
+        x->fb_held--;
+    } else if (s >= 0 && c->slots[s].held > 0) {
         c->slots[s].held--;
         c->slots[s].wanted = 0;
     }
@@ -514,6 +566,8 @@ void moe_cache_stats_get(const moe_cache *c, moe_cache_stats *st) {
     moe_cache *mc = (moe_cache *)c; /* the lock only */
     pthread_mutex_lock(&mc->mu);
     *st = c->st;
+    if (c->reading > 0) /* reads in flight (nobody waits for them with a fallback) */
+        st->read_busy_seconds += now_s() - c->busy_since;
     pthread_mutex_unlock(&mc->mu);
     st->slot_bytes = c->slot_bytes;
     st->n_slots = c->n_slots;
@@ -537,8 +591,13 @@ void moe_cache_stats_get(const moe_cache *c, moe_cache_stats *st) {
 void moe_cache_stats_reset(moe_cache *c) {
     pthread_mutex_lock(&c->mu);
     int64_t mem = c->st.mem, res = c->st.resident_bytes, exb = c->st.expert_bytes;
-    int64_t mapped = c->st.mapped_bytes;
+    int64_t mapped = c->st.mapped_bytes, fbb = c->st.fallback_bytes;
+    int fbt = c->st.fallback_type;
+    double fbs = c->st.fallback_seconds;
     memset(&c->st, 0, sizeof c->st);
+    c->st.fallback_bytes = fbb;
+    c->st.fallback_type = fbt;
+    c->st.fallback_seconds = fbs;
     c->st.mem = mem;
     c->st.mapped_bytes = mapped;
     c->st.resident_bytes = res;

@@ -8,6 +8,8 @@
  *   cache.c         slots, want / ready / acquire / release, statistics
  *   cache_policy.c  which slot to evict (LRU, LFU, history)
  *   cache_io.c      the reader threads and one expert's read
+ *   cache_fallback.c  the optional resident low-precision copy of every
+ *                   expert (moe_load_opts.fallback), built at load
  *
  * Slot states: FREE (no expert) -> QUEUED (a read waits in the FIFO) ->
  * READING (a reader, or an acquire that took the read over, is reading) ->
@@ -55,6 +57,9 @@ typedef struct cache_expert {
     cache_read rd[3];
     int64_t at[3];          /* gate, up, down: byte offsets in the slot */
     int64_t bytes;          /* sum of rd[].len */
+    int64_t fb_at[3];       /* gate, up, down: byte offsets of the fallback copy in c->fb */
+    int fb_type[3];         /* their GGUF types */
+    int32_t fb_held;        /* acquires answered with the copy, not yet released */
     /* policy state */
     int64_t last_use;       /* LRU: the use clock at the last acquire */
     int64_t uses;           /* LFU: acquires, kept across evictions */
@@ -97,6 +102,9 @@ struct moe_cache {
     unsigned char *pool;    /* n_slots * slot_bytes, anonymous memory */
     size_t pool_bytes;
     int q_head, q_tail;     /* FIFO of QUEUED slots (-1: empty) */
+    int fb_type;            /* the fallback's type (GGUF id); 0: no fallback */
+    unsigned char *fb;      /* every expert's fallback copy, anonymous memory (or NULL) */
+    size_t fb_map_bytes;    /* its mapping */
 
     pthread_t *readers;
     int n_readers;
@@ -132,6 +140,13 @@ void cache_destroy(struct moe_cache *c);
 int cache_build(struct moe_cache *c, struct moe_model *m, const char *path,
                 const moe_load_opts *o, moe_err *err);
 void cache_free(struct moe_cache *c);
+
+/* cache_fallback.c: with o->fallback, each expert's copy laid out (fb_at,
+ * fb_type) and its bytes returned (0 without); -1 for a type that cannot
+ * be written. Before the budget is checked. */
+int64_t cache_fallback_plan(struct moe_cache *c, const moe_load_opts *o, moe_err *err);
+/* Build the copies (the pool allocated: its slots stage the reads). */
+int cache_fallback_build(struct moe_cache *c, int64_t bytes, moe_err *err);
 
 /* cache_io.c: read expert x into buf (no lock held). 0 or -1 with err set. */
 int cache_read_expert(struct moe_cache *c, const cache_expert *x, unsigned char *buf,

@@ -15,8 +15,10 @@
  *   3. each expert gets a read plan: its pieces' 4096-aligned enclosing
  *      ranges (merged when they touch) laid one after another in a slot; a
  *      slot is the largest plan;
- *   4. the budget is checked against one layer's needs and the slot pool
- *      is allocated and faulted in (anonymous memory, huge pages);
+ *   4. the budget, less the fallback copy's bytes when one is asked for
+ *      (cache_fallback.c), is checked against one layer's needs and the
+ *      slot pool is allocated and faulted in (anonymous memory, huge
+ *      pages); then the fallback copy is built;
  *   5. each file is opened twice: buffered, and with O_DIRECT where the file
  *      system allows it (a probe read tells).
  */
@@ -227,8 +229,8 @@ static int plan_all(moe_cache *c, const moe_model *m, const region *rg, int n_rg
     return n_sp;
 }
 
-/* Step 4: the budget against one layer's needs. */
-static int check_budget(moe_cache *c, const moe_model *m, int64_t mem, moe_err *err) {
+/* Step 4: the budget, less fb bytes of fallback copies, against one layer's needs. */
+static int check_budget(moe_cache *c, const moe_model *m, int64_t mem, int64_t fb, moe_err *err) {
     const moe_config *cfg = &m->cfg;
     int kmax = 0, at = -1;
     for (int l = 0; l < cfg->n_layers; l++)
@@ -237,6 +239,18 @@ static int check_budget(moe_cache *c, const moe_model *m, int64_t mem, moe_err *
             at = l;
         }
     int64_t need = (int64_t)kmax * c->slot_bytes;
+    if (fb > 0 && mem - fb < need) {
+        char a[32], f[32], l[32], b[32], s[32];
+        return moe_fail(err, "expert memory %s less the %s fallback copy (%s, %lld bytes) leaves "
+                        "%s for the expert slots, below their minimum %s (%lld bytes): %d "
+                        "experts of %s for layer %d; give at least %lld bytes",
+                        cache_fmt_bytes(mem, a, sizeof a), gguf_type_name(c->fb_type),
+                        cache_fmt_bytes(fb, f, sizeof f), (long long)fb,
+                        cache_fmt_bytes(mem - fb > 0 ? mem - fb : 0, l, sizeof l),
+                        cache_fmt_bytes(need, b, sizeof b), (long long)need, kmax,
+                        cache_fmt_bytes(c->slot_bytes, s, sizeof s), at, (long long)(fb + need));
+    }
+    mem -= fb;
     if (mem < need) {
         char a[32], b[32], s[32];
         return moe_fail(err, "expert memory %s is below the minimum %s (%lld bytes): %d experts "
@@ -325,7 +339,8 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
     }
     int n_sp = plan_all(c, m, rg, n_rg, sp, path, err);
     if (n_sp < 0) goto done;
-    if (check_budget(c, m, o->mem, err)) goto done;
+    int64_t fb = cache_fallback_plan(c, o, err);
+    if (fb < 0 || check_budget(c, m, o->mem, fb, err)) goto done;
     /* An untied token-embedding table stays mapped: a token reads one row
      * of it, so only the rows of the tokens seen are ever paged in (for a
      * 150k vocabulary that is a few MiB instead of the whole table). */
@@ -356,6 +371,7 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
         i = j;
     }
     if (alloc_pool(c, err)) goto done;
+    if (fb > 0 && cache_fallback_build(c, fb, err)) goto done;
     rc = 0;
 done:
     free(sp);
@@ -371,6 +387,7 @@ void cache_free(moe_cache *c) {
     }
     free(c->files);
     if (c->pool) munmap(c->pool, c->pool_bytes);
+    if (c->fb) munmap(c->fb, c->fb_map_bytes);
     free(c->slots);
     free(c->ex);
 }

@@ -83,6 +83,10 @@ struct moe_model {
                                non-f32 vectors, un-permuted q/k rows of llama GGUFs */
     struct moe_cache *cache;/* loaded with an expert memory budget (moe_cache.h): the
                                routed experts are read through it, else NULL */
+    int expert_alt_types[4];/* other types (GGUF ids) the expert provider may hand
+                               out matrices in (the cache's fallback copy); sessions
+                               size their scratch for them too */
+    int n_expert_alt_types;
 };
 
 /* model_gguf.c: fill m (cfg and every weight) from a .gguf file. m is

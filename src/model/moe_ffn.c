@@ -146,7 +146,7 @@ int moe_model_expert_weights(const moe_model *m, int layer, int expert, moe_expe
         return moe_fail(err, "expert weights: layer %d expert %d is not a routed expert", layer,
                         expert);
     const ffn_w *f = &m->layers[layer].experts[expert];
-    *w = (moe_expert_weights){f->gate.data, f->up.data, f->down.data};
+    *w = (moe_expert_weights){f->gate.data, f->up.data, f->down.data, 0, 0, 0, 0};
     return 0;
 }
 
@@ -178,6 +178,26 @@ static void run_wave(moe_session *s, pair_ctx *pc, const int *cnt, int E) {
     }
     matmul_grouped(s->pool, s->tasks, nt);
     if (pc->lc->expert_bias) pool_for(s->pool, pc->n_pairs, 4, down_bias_rows, pc);
+}
+
+/* The view the engine computes expert e with: its own matrices' shapes
+ * and biases, the provider's data and, when it says so, their types. -1
+ * for a type the kernels do not know or whose blocks do not fit a row. */
+static int expert_view_set(ffn_w *v, const ffn_w *own, const moe_expert_weights *x) {
+    *v = *own;
+    v->gate.data = x->gate;
+    v->up.data = x->up;
+    v->down.data = x->down;
+    if (!x->typed) return 0;
+    mat *w[3] = {&v->gate, &v->up, &v->down};
+    const int t[3] = {x->gate_type, x->up_type, x->down_type};
+    for (int i = 0; i < 3; i++) {
+        dtype d = dtype_from_ggml(t[i]);
+        int block = d == DT_COUNT ? 0 : dtype_block_elems(d);
+        if (block <= 0 || w[i]->cols % block) return -1;
+        w[i]->type = d;
+    }
+    return 0;
 }
 
 /* Tell the provider which experts the next `predict` MoE layers are likely
@@ -233,27 +253,30 @@ static int run_experts(moe_session *s, int layer, pair_ctx *pc, const int *cnt, 
     if (p->want && p->predict > 0) predict_later(s, layer, T);
     pc->ex = s->expert_view;
     while (left > 0) {
-        int cap = p->max_held > 0 && p->max_held < left ? p->max_held : left, w = 0;
+        int cap = p->max_held > 0 && p->max_held < left ? p->max_held : left, w = 0, waiting = 0;
         if (p->ready) {
             for (int i = 0; i < left && w < cap; i++)
                 if (p->ready(p->user, layer, todo[i])) wave[w++] = todo[i];
-            if (w == 0) wave[w++] = todo[0]; /* nothing ready: wait for the first asked */
+            if (w == 0) wave[w++] = todo[0], waiting = 1; /* nothing ready: the first asked */
         } else {
             for (int i = 0; i < cap; i++) wave[w++] = todo[i];
         }
         for (int i = 0; i < w; i++) s->in_wave[wave[i]] = 1;
-        int kept = 0;
-        for (int i = 0; i < left; i++)
-            if (!s->in_wave[todo[i]]) todo[kept++] = todo[i];
-        left = kept;
         for (int i = 0; i < w; i++) {
             int e = wave[i];
             moe_expert_weights x = {0};
-            int rc = p->acquire(p->user, layer, e, &x, &s->hook_err);
-            if (rc || !x.gate || !x.up || !x.down) {
+            int rc = p->acquire(p->user, layer, e, &x, &s->hook_err), bad = 0;
+            if (!rc && x.gate && x.up && x.down)
+                bad = expert_view_set(&s->expert_view[e], &own[e], &x);
+            if (rc || !x.gate || !x.up || !x.down || bad) {
                 if (!rc) {
-                    moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no weights",
-                             layer, e);
+                    if (bad)
+                        moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave types "
+                                 "%d, %d, %d (GGUF ids), not all known types whose blocks fit "
+                                 "the rows", layer, e, x.gate_type, x.up_type, x.down_type);
+                    else
+                        moe_fail(&s->hook_err, "layer %d expert %d: the expert provider gave no "
+                                 "weights", layer, e);
                     if (p->release) p->release(p->user, layer, e);
                 }
                 for (int j = 0; j < i; j++)
@@ -261,12 +284,17 @@ static int run_experts(moe_session *s, int layer, pair_ctx *pc, const int *cnt, 
                 memset(s->in_wave, 0, (size_t)E);
                 return -1;
             }
-            ffn_w *v = &s->expert_view[e];
-            *v = own[e];
-            v->gate.data = x.gate;
-            v->up.data = x.up;
-            v->down.data = x.down;
+            /* a stand-in instead of a wait: the provider does not wait for
+             * any expert, so the rest of the wave need not wait either */
+            if (waiting && x.typed)
+                for (int j = 0; j < left && w < cap; j++)
+                    if (!s->in_wave[todo[j]]) s->in_wave[todo[j]] = 1, wave[w++] = todo[j];
+            waiting = 0;
         }
+        int kept = 0;
+        for (int i = 0; i < left; i++)
+            if (!s->in_wave[todo[i]]) todo[kept++] = todo[i];
+        left = kept;
         run_wave(s, pc, cnt, E);
         for (int i = 0; i < w; i++) {
             if (p->release) p->release(p->user, layer, wave[i]);

@@ -136,9 +136,12 @@ static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
         for (int64_t e = 0; e < E; e++) {
             const mat *w[3] = {&lw->experts[e].gate, &lw->experts[e].up, &lw->experts[e].down};
             for (int i = 0; i < 3; i++)
-                if (w[i]->data && dtype_is_quant(w[i]->type)) {
-                    size_t b = qmatmul_scratch_bound(dtype_to_ggml(w[i]->type), 2 * P, w[i]->cols,
-                                                     (int)(2 * E));
+                for (int a = -1; a < m->n_expert_alt_types; a++) {
+                    int t = a < 0 ? dtype_to_ggml(w[i]->type) : m->expert_alt_types[a];
+                    if (!w[i]->data || !dtype_is_quant(dtype_from_ggml(t)) ||
+                        w[i]->cols % dtype_block_elems(dtype_from_ggml(t)))
+                        continue;
+                    size_t b = qmatmul_scratch_bound(t, 2 * P, w[i]->cols, (int)(2 * E));
                     if (b > best) best = b;
                 }
         }

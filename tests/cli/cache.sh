@@ -11,6 +11,10 @@
 #     budget + resident weights + 40 MiB of maximum RSS (/usr/bin/time -v),
 #     well below the file's size;
 #     and, where a memory cgroup can be made, runs in one smaller than the file;
+#   - --mem-fallback TYPE: refused without --mem, for a type that is not a
+#     quantized one and for a budget below the copy plus the slots' minimum
+#     (naming both); used (counted on the stderr line, ppl and bench JSON,
+#     /metrics) at the smallest budget, and counted 0 without it;
 #   - moe serve --mem answers and its /metrics has the moe_cache_* counters.
 #   MOE=build/moe sh tests/cli/cache.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
@@ -34,6 +38,7 @@ for cmd in logits generate serve bench ppl route; do
   expect_ok "$cmd --help" "$MOE" "$cmd" --help
   out_has "$cmd --help lists --mem" "--mem SIZE"
   out_has "$cmd --help lists --cache-policy" "--cache-policy"
+  out_has "$cmd --help lists --mem-fallback" "--mem-fallback TYPE .*changes the logits"
 done
 for bad_size in 12X -5 0 "" 1.5.3 5MM 1e9; do
   expect_fail "--mem '$bad_size'" 2 "--mem .*not a size" "$MOE" logits "$M" --ids 1 --out "$T/x" --mem "$bad_size"
@@ -82,6 +87,31 @@ expect_ok "bench --mem table" "$MOE" bench "$M" --prompt 8 --gen 8 --reps 1 --wa
 out_has "bench cache line" "^moe bench: expert cache 1.00 MiB .*hits .*read .*stalls"
 expect_ok "route --text --mem" "$MOE" route "$M" --text "hello there" --mem "$min"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" && ok || bad "route --mem: JSON"
+
+# ---------------------------------------------- resident low-precision copy
+expect_fail "--mem-fallback without --mem" 2 "--mem-fallback goes with --mem" "$MOE" logits "$M" --ids 1 \
+  --out "$T/x" --mem-fallback q4_k
+for bad_type in f16 bf16 q9_k ""; do
+  expect_fail "--mem-fallback '$bad_type'" 2 "--mem-fallback .*expected a quantized type" "$MOE" logits "$M" \
+    --ids 1 --out "$T/x" --mem 1G --mem-fallback "$bad_type"
+done
+expect_fail "--mem-fallback too small" 1 "expert memory .* less the Q4_K fallback copy \(.*, [0-9]+ bytes\) leaves .* below their minimum .* \($min bytes\): 2 experts of .* give at least [0-9]+ bytes" \
+  "$MOE" logits "$M" --ids 1 --out "$T/x" --mem "$min" --mem-fallback q4_k
+fbmin=$(sed -n 's/.*give at least \([0-9]*\) bytes.*/\1/p' "$T/err")
+expect_ok "logits --chunk 1" "$MOE" logits "$M" --ids "$IDS" --out "$T/ref_m.bin" -t 2 --chunk 1
+expect_ok "logits --mem-fallback q4_k" "$MOE" logits "$M" --ids "$IDS" --out "$T/fb.bin" -t 2 --chunk 1 \
+  --mem "$fbmin" --mem-fallback q4_k
+grep -Eq "^moe logits: expert cache .*fallback Q4_K .* \(built in [0-9.]+ s\): used [1-9][0-9]* \([0-9.]+/token\)" "$T/err" \
+  && ok || bad "logits --mem-fallback: no fallback figures: $(cat "$T/err")"
+cmp -s "$T/fb.bin" "$T/ref_m.bin" && bad "logits --mem-fallback: the copy changed nothing" || ok
+expect_ok "ppl --json --mem-fallback" "$MOE" ppl "$M" --ids "$IDS" --ctx 16 --json --mem "$fbmin" --mem-fallback q2_k
+out_has "ppl --json fallback" '"fallback_type": "Q2_K", "fallback_bytes": [1-9][0-9]*, .*"fallbacks": [1-9][0-9]*, "fallbacks_per_token": [0-9.]+'
+expect_ok "bench --json without a fallback" "$MOE" bench "$M" --prompt 8 --gen 8 --reps 1 --warmup 0 --probe-mb 1 --json \
+  --mem "$min"
+out_has "bench --json: no fallback" '"fallback_type": null, "fallback_bytes": 0, .*"fallbacks": 0,'
+expect_ok "bench --mem-fallback" "$MOE" bench "$M" --prompt 8 --gen 8 --reps 1 --warmup 0 --probe-mb 1 \
+  --mem "$fbmin" --mem-fallback q4_k
+out_has "bench line: fallback" "^moe bench: expert cache .*fallback Q4_K .*: used [0-9]+"
 
 # ------------------------------------------------------------ budget holds
 B="$T/big"
@@ -135,13 +165,25 @@ if start_server serve --mem "$min" --parallel 2; then
   grep -q '"text"' "$T/c.json" && ok || bad "serve --mem: no completion: $(cat "$T/c.json")"
   curl -s -o "$T/metrics.txt" "http://127.0.0.1:$port/metrics" && ok || bad "serve: /metrics"
   for name in moe_cache_hits_total moe_cache_misses_total moe_cache_read_bytes_total moe_cache_tokens_total \
-    moe_cache_stalls_total moe_cache_budget_bytes; do
+    moe_cache_stalls_total moe_cache_budget_bytes moe_cache_fallbacks_total moe_cache_fallback_bytes; do
     grep -Eq "^$name [0-9.e+]+$" "$T/metrics.txt" && ok || bad "/metrics lacks $name"
   done
+  grep -q "^moe_cache_fallbacks_total 0$" "$T/metrics.txt" && ok || bad "serve --mem: fallbacks counted without one"
   reads=$(sed -n 's/^moe_cache_reads_total //p' "$T/metrics.txt")
   [ "${reads:-0}" != 0 ] && ok || bad "serve --mem: no expert reads counted"
   kill -TERM "$pid"
   wait "$pid" && ok || bad "serve --mem: exit after SIGTERM"
+fi
+pid=""
+if start_server serve --mem "$fbmin" --mem-fallback q4_k --parallel 2; then
+  curl -s -o "$T/c.json" "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"prompt": "hello there", "max_tokens": 8, "temperature": 0}' && ok || bad "serve: completion"
+  grep -q '"text"' "$T/c.json" && ok || bad "serve --mem-fallback: no completion: $(cat "$T/c.json")"
+  curl -s -o "$T/metrics.txt" "http://127.0.0.1:$port/metrics" && ok || bad "serve: /metrics"
+  grep -Eq "^moe_cache_fallbacks_total [1-9][0-9.e+]*$" "$T/metrics.txt" && ok || bad "serve --mem-fallback: no fallbacks counted"
+  grep -Eq "^moe_cache_fallback_bytes [1-9][0-9.e+]*$" "$T/metrics.txt" && ok || bad "serve --mem-fallback: no copy size"
+  kill -TERM "$pid"
+  wait "$pid" && ok || bad "serve --mem-fallback: exit after SIGTERM"
 fi
 pid=""
 
