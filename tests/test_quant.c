@@ -43,7 +43,7 @@ static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MX
 #define N_TYPES ((int)(sizeof k_types / sizeof k_types[0]))
 
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
- * AVX-512 with AMX (products of n >= 5 rows, Q4_0: 7, for qt_amx's types) when the CPU
+ * AVX-512 with AMX (products of n >= QAMX_MIN_N_* rows, 2 to 7 by type, quant.c) when the CPU
  * and OS have it, and AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it).
  * path_cfg returns NULL when path i cannot run here. */
 #define N_PATHS (ISA_COUNT + 2)

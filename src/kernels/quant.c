@@ -39,16 +39,19 @@
 #define GROUP_MAX 512
 #define GROUP_ITEMS 8
 /* AMX takes a product from this many rows of x on: below it the VNNI
- * kernels win (AMX's per-block scaling costs the same for 1 row as for 16;
- * crossovers measured on one core with W in L2). */
-#define QAMX_MIN_N_Q8_0 5
-#define QAMX_MIN_N_Q4_0 7
-#define QAMX_MIN_N_Q4_K 5
-#define QAMX_MIN_N_Q5_K 5
-#define QAMX_MIN_N_Q5_0 3
-#define QAMX_MIN_N_IQ4_NL 3
-#define QAMX_MIN_N_Q6_K 8
-#define QAMX_MIN_N_Q3_K 7
+ * kernels win (AMX's per-block scaling costs the same for 1 row as for 16).
+ * Crossovers measured on one core with cold weights, as MoE experts and
+ * small batches meet them (a [768][2048] matrix, 600 MB of copies; AMX
+ * against VNNI, us: Q8_0 at 2 rows 213 / 280, Q4_0 at 3 165 / 189, Q4_K
+ * at 6 222 / 280 but at 5 222 / 176, Q6_K at 7 284 / 298). */
+#define QAMX_MIN_N_Q8_0 2
+#define QAMX_MIN_N_Q4_0 3
+#define QAMX_MIN_N_Q4_K 6
+#define QAMX_MIN_N_Q5_K 6
+#define QAMX_MIN_N_Q5_0 2
+#define QAMX_MIN_N_IQ4_NL 2
+#define QAMX_MIN_N_Q6_K 7
+#define QAMX_MIN_N_Q3_K 6
 #define QAMX_MIN_N_IQ4_XS 5
 
 /* --------------------------------------------------------------- traits */
