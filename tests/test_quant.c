@@ -375,8 +375,9 @@ static double *exact_y(int type, const void *W, int64_t rows, int64_t cols, cons
     return y;
 }
 
-/* 1 (GEMV), GEMM tails, and for AMX one x tile, a tile + 1, and 3 tiles. */
-static const int64_t k_ns[] = {1, 2, 3, 8, 16, 17, 33};
+/* 1 (GEMV), 2-4 (the few-row streams), GEMM tails, and for AMX one x tile, a
+ * tile + 1, and 3 tiles. */
+static const int64_t k_ns[] = {1, 2, 3, 4, 8, 16, 17, 33};
 #define N_NS ((int)(sizeof k_ns / sizeof k_ns[0]))
 
 TEST(quant_integer_sums_exact) {

@@ -41,11 +41,12 @@
 /* AMX takes a product from this many rows of x on: below it the VNNI
  * kernels win (AMX's per-block scaling costs the same for 1 row as for 16).
  * Crossovers measured on one core with cold weights, as MoE experts and
- * small batches meet them (a [768][2048] matrix, 600 MB of copies; AMX
- * against VNNI, us: Q8_0 at 2 rows 213 / 280, Q4_0 at 3 165 / 189, Q4_K
- * at 6 222 / 280 but at 5 222 / 176, Q6_K at 7 284 / 298). */
-#define QAMX_MIN_N_Q8_0 2
-#define QAMX_MIN_N_Q4_0 3
+ * small batches meet them (a [768][2048] matrix, 600 MB of copies; us, AMX
+ * against VNNI: Q8_0 at 4 rows 188 / 174, at 5 190 / 231; Q4_0 at 5 154 /
+ * 178; Q4_K at 5 195 / 169, at 6 198 / 273; Q6_K at 7 266 / 294; Q5_0 at 2
+ * 209 / 423). */
+#define QAMX_MIN_N_Q8_0 5
+#define QAMX_MIN_N_Q4_0 5
 #define QAMX_MIN_N_Q4_K 6
 #define QAMX_MIN_N_Q5_K 6
 #define QAMX_MIN_N_Q5_0 2
