@@ -479,7 +479,7 @@ AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int
  * most accumulators that stay in the 32 registers. */
 #define GEMV_NR32 8
 #define GEMV_NRK 4
-#define GEMM_NX32 4 /* at most 4: rows_any has tiles of 1 to 4 x rows */
+#define GEMM_NX32 4 /* at most 4: gemm_streams and rows_any have tiles of 1 to 4 x rows */
 #define GEMM_NR32 4
 #define GEMM_NXK 4
 #define GEMM_NRK 2
@@ -521,17 +521,19 @@ AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
     }
 }
 
-/* A few rows of x (2 to NXM, as small batches and a prompt's rarely chosen
- * experts bring): the tile of all n x rows by NR W rows, the W rows taken
- * as in gemv_streams, one from each of NR long runs, so the weights stream
- * as in decode; each W row's sums go to their own place in y. */
-AI void gemm_streams(const int T, const int NR, const qmm_job *j, int64_t r0, int64_t r1) {
+/* Rows of x in tiles of up to NXM by NR W rows, the W rows taken as in
+ * gemv_streams, one from each of NR long runs, so the weights stream as in
+ * decode. Against groups of NR consecutive rows (rows_any), one core, a
+ * cold [768][2048] matrix, us: Q8_0 at 2 / 5 / 8 / 16 rows of x 272 / 218 /
+ * 376 / 633 -> 132 / 185 / 258 / 493; Q4_K 154 / 163 / 310 / 480 -> 113 /
+ * 159 / 248 / 430; the same at 256 rows. Each W row's sums go to their own
+ * place in y. */
+AI void gemm_streams(const int T, const int NR, const int NXM, const qmm_job *j, int64_t r0, int64_t r1) {
     const int is32 = qt_is32(T);
     const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
     const int64_t per = (r1 - r0 + NR - 1) / NR;
     const int64_t ahead = (2048 + (int64_t)j->w_row - 1) / (int64_t)j->w_row;
     const size_t pf = (size_t)(ahead < 1 ? 1 : ahead > 4 ? 4 : ahead) * j->w_row;
-    const int nx = (int)j->n;
     for (int64_t i = 0; i < per; i++) {
         const uint8_t *w[8];
         int64_t row[8];
@@ -540,24 +542,31 @@ AI void gemm_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
             row[q] = r < r1 ? r : -1;
             w[q] = j->W + (size_t)(r < r1 ? r : r0 + i) * j->w_row;
         }
-        float t[4 * 8];
+        for (int64_t x0 = 0; x0 < j->n;) {
+            const int64_t left = j->n - x0;
+            const int nx = left < NXM ? (int)left : NXM;
+            const uint8_t *xq = j->xq + (size_t)x0 * j->xq_row;
+            float t[4 * 8];
 #define STILE(NX)                                                                                   \
     do {                                                                                            \
         if (is32)                                                                                   \
-            tile32(NX, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, t, NR, j->xq, j->xq_row,   \
+            tile32(NX, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, t, NR, xq, j->xq_row,      \
                    nblk, w, NR, pf);                                                                \
         else                                                                                        \
-            tilek(NX, NR, T, t, NR, j->xq, j->xq_row, nblk, w, NR, pf);                             \
+            tilek(NX, NR, T, t, NR, xq, j->xq_row, nblk, w, NR, pf);                                \
     } while (0)
-        switch (nx) {
-        case 2: STILE(2); break;
-        case 3: STILE(3); break;
-        default: STILE(4); break;
-        }
+            switch (nx) {
+            case 1: STILE(1); break;
+            case 2: if (NXM >= 2) STILE(2); break;
+            case 3: if (NXM >= 3) STILE(3); break;
+            default: if (NXM >= 4) STILE(4); break;
+            }
 #undef STILE
-        for (int x = 0; x < nx; x++)
-            for (int q = 0; q < NR; q++)
-                if (row[q] >= 0) j->y[x * j->rows + row[q]] = t[x * NR + q];
+            for (int x = 0; x < nx; x++)
+                for (int q = 0; q < NR; q++)
+                    if (row[q] >= 0) j->y[(x0 + x) * j->rows + row[q]] = t[x * NR + q];
+            x0 += nx;
+        }
     }
 }
 
@@ -565,20 +574,16 @@ AI void gemm_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
     static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {               \
         if (j->n == 1)                                                                \
             gemv_streams(T, NR1, j, r0, r1);                                          \
-        else if (j->n <= NXM)                                                         \
-            gemm_streams(T, NRN, j, r0, r1);                                          \
         else                                                                          \
-            rows_any(T, NRN, NXM, j, r0, r1);                                         \
+            gemm_streams(T, NRN, NXM, j, r0, r1);                                     \
     }
 
 /* Q4_0: decode by gemv_q4_0 where the kernel choice allows AVX512_VBMI
  * (vpermt2b, which some VNNI CPUs lack: Cascade Lake), else by the 2-block
  * tile. */
 static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->n != 1 && j->n <= GEMM_NX32)
-        gemm_streams(QT_Q4_0, GEMM_NR32, j, r0, r1);
-    else if (j->n != 1)
-        rows_any(QT_Q4_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
+    if (j->n != 1)
+        gemm_streams(QT_Q4_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
     else if (j->vbmi)
         gemv_streams(QT_Q4_0, GEMV_NR32, j, r0, r1);
     else
