@@ -30,8 +30,8 @@
  * of two (gemv_q4_0, with AVX512_VBMI byte permutes): its unpacking, not
  * memory, bounded it. Where AMX is on, Q4_0 / Q8_0 (Q4_K) products of
  * several x rows go to quant_amx_avx512.c (quant_amx_k_avx512.c) instead of
- * the tiles here. Without AMX, Q8_0 products of 4 or more x rows go to
- * quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
+ * the tiles here. Without AMX, Q8_0 (Q4_0) products of 4 (5) or more x rows go
+ * to quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
  * (one vpdpbusd per 64 products and one scale per 16 rows and block, no
  * horizontal sums).
  */
@@ -581,11 +581,17 @@ AI void gemm_streams(const int T, const int NR, const int NXM, const qmm_job *j,
             gemm_streams(T, NRN, NXM, j, r0, r1);                                     \
     }
 
-/* Q4_0: decode by gemv_q4_0 where the kernel choice allows AVX512_VBMI
- * (vpermt2b, which some VNNI CPUs lack: Cascade Lake), else by the 2-block
- * tile. */
+/* Q4_0: from Q4_R16_MIN_N rows of x by the interleaved 16-row kernel (one
+ * core, cold [768][2048], us, gemm_streams -> r16: 4 rows 118 -> 126, 5 rows
+ * 163 -> 136, 8 rows 229 -> 161, 16 rows 452 -> 236, 64 rows 1802 -> 683,
+ * 256 rows 8127 -> 2783); 2-4 rows by gemm_streams; decode by gemv_q4_0
+ * where the kernel choice allows AVX512_VBMI (vpermt2b, which some VNNI CPUs
+ * lack: Cascade Lake), else by the 2-block tile. */
+#define Q4_R16_MIN_N 5
 static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->n != 1)
+    if (j->n >= Q4_R16_MIN_N)
+        avx512_rows_r16(j, r0, r1);
+    else if (j->n != 1)
         gemm_streams(QT_Q4_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
     else if (j->vbmi)
         gemv_streams(QT_Q4_0, GEMV_NR32, j, r0, r1);
@@ -602,7 +608,7 @@ static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)
         gemv_streams(QT_Q8_0, GEMV_NR32, j, r0, r1);
     else if (j->n >= Q8_R16_MIN_N)
-        avx512_q8_0_rows_r16(j, r0, r1);
+        avx512_rows_r16(j, r0, r1);
     else
         gemm_streams(QT_Q8_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
 }

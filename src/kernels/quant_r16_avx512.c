@@ -1,15 +1,16 @@
 /*
- * quant_r16_avx512.c - the many-row product of Q8_0 weights with AVX-512
- * VNNI (no AMX): the 16 int32 lanes of a register are 16 W rows.
+ * quant_r16_avx512.c - the many-row product of Q8_0 and Q4_0 weights with
+ * AVX-512 VNNI (no AMX): the 16 int32 lanes of a register are 16 W rows.
  *
  * quant_avx512.c's tiles give each W row a register of 64 products (two
  * 32-blocks) and scale each block in f32 before a horizontal sum: about 4
  * vector operations per 64 products. Here 16 W rows are interleaved once per
  * chunk of RP_KC blocks into a buffer that stays in L1 (rp_buf): block b's
  * codes as 8 registers, register k holding bytes 4k..4k+3 of each of the 16
- * rows, biased to unsigned (^ 0x80 = w + 128), and the 16 rows' scales in
- * f32. Then for x row i and block b:
- *   t = cv_i,b (the -128 * sum(x codes) of quant_impl.h, broadcast)
+ * rows, biased to unsigned (Q8_0: ^ 0x80 = w + 128; Q4_0: the nibbles,
+ * w + 8, unpacked to bytes), and the 16 rows' scales in f32. Then for x row
+ * i and block b:
+ *   t = cv_i,b (the -c * sum(x codes) of quant_impl.h, broadcast)
  *   t = vpdpbusd(t, W_k, broadcast of x codes 4k..4k+3)   k = 0..7
  *   acc_i = fma(float(t), dw * dx_i,b, acc_i)
  * about 10 operations per 512 products, and acc_i is 16 outputs of y, no
@@ -53,21 +54,35 @@ AI __m512i dpbusd_bcast(__m512i t, __m512i w, const int8_t *x) {
     return t;
 }
 
-/* Blocks b0 .. b0 + kc of the 16 rows w[] (Q8_0) into o; off[] is w[p] - w[0]. */
-AI void rp_repack(rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc) {
-    const __m512i sign = _mm512_set1_epi8((char)0x80);
+/* The biased codes of the blocks at p and q (Q4_0 if q4, else Q8_0) in
+ * the activations' order: [p: 0..31 | q: 0..31]. */
+AI __m512i rp_codes(const uint8_t *p, const uint8_t *q, int q4) {
+    if (q4) { /* nibbles: values 0..15 low, 16..31 high, + 8 */
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + 2)));
+        v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(q + 2)));
+        v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+        return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    }
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(q + 2)), 1);
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* Blocks b0 .. b0 + kc of the 16 rows w[] (Q4_0 if q4, else Q8_0) into o;
+ * off[] is w[p] - w[0]. */
+AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc) {
+    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
     const __m512i i1 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int b = 0; b < kc; b++) {
-        const size_t at = (size_t)(b0 + b) * sizeof(block_q8_0);
+        const size_t at = (size_t)(b0 + b) * bb;
         /* z[p]: row p's 8 code dwords | row p + 8's */
         __m512i z[8];
 #pragma GCC unroll 8
         for (int p = 0; p < 8; p++) {
-            _mm_prefetch((const char *)w[p] + at + RP_KC * sizeof(block_q8_0), _MM_HINT_T1);
-            _mm_prefetch((const char *)w[p + 8] + at + RP_KC * sizeof(block_q8_0), _MM_HINT_T1);
-            z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w[p] + at + 2))),
-                                      _mm256_loadu_si256((const __m256i *)(w[p + 8] + at + 2)), 1);
+            _mm_prefetch((const char *)w[p] + at + RP_KC * bb, _MM_HINT_T1);
+            _mm_prefetch((const char *)w[p + 8] + at + RP_KC * bb, _MM_HINT_T1);
+            z[p] = rp_codes(w[p] + at, w[p + 8] + at, q4);
         }
         /* per 128-bit lane, dwords c0..c3 of rows p, p+1: [p c0, p+1 c0, p c1, p+1 c1] (lo), c2/c3 (hi) */
         __m512i lo[4], hi[4];
@@ -88,8 +103,8 @@ AI void rp_repack(rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, i
         /* dword k = 4m + q of rows 0..15: lane m of each half of c[q][0] and c[q][1] */
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
-            o->q[b][q] = _mm512_xor_si512(_mm512_permutex2var_epi64(c[q][0], i0, c[q][1]), sign);
-            o->q[b][4 + q] = _mm512_xor_si512(_mm512_permutex2var_epi64(c[q][0], i1, c[q][1]), sign);
+            o->q[b][q] = _mm512_permutex2var_epi64(c[q][0], i0, c[q][1]);
+            o->q[b][4 + q] = _mm512_permutex2var_epi64(c[q][0], i1, c[q][1]);
         }
         /* the f16 scale and the first two codes of each row; keep the scale */
         __m512i s = _mm512_i32gather_epi32(off, (const void *)(w[0] + at), 1);
@@ -125,7 +140,7 @@ AI void rp_tile(const int NX, float *y, int64_t ys, __mmask16 m, const uint8_t *
     for (int i = 0; i < NX; i++) _mm512_mask_storeu_ps(y + i * ys, m, acc[i]);
 }
 
-void avx512_q8_0_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
+AI void rows_r16(const int q4, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32;
     rp_buf buf __attribute__((aligned(64)));
     for (int64_t r = r0; r < r1; r += RP_ROWS) {
@@ -140,7 +155,7 @@ void avx512_q8_0_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
         const __mmask16 m = (__mmask16)((1u << rw) - 1);
         for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
             const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
-            rp_repack(&buf, w, offv, b0, kc);
+            rp_repack(q4, &buf, w, offv, b0, kc);
             for (int64_t i = 0; i < j->n; i += RP_NX) {
                 const int nx = j->n - i < RP_NX ? (int)(j->n - i) : RP_NX;
                 float *y = j->y + i * j->rows + r;
@@ -161,6 +176,13 @@ void avx512_q8_0_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
             }
         }
     }
+}
+
+void avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->type == QT_Q4_0)
+        rows_r16(1, j, r0, r1);
+    else
+        rows_r16(0, j, r0, r1);
 }
 
 #if defined(__clang__)
