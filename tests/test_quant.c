@@ -379,6 +379,11 @@ static double *exact_y(int type, const void *W, int64_t rows, int64_t cols, cons
  * tile + 1, and 3 tiles. */
 static const int64_t k_ns[] = {1, 2, 3, 4, 8, 16, 17, 33};
 #define N_NS ((int)(sizeof k_ns / sizeof k_ns[0]))
+/* The same and, for the interleaved Q8_0 / Q4_0 kernel's tiles of 8 x
+ * rows (quant_r16_avx512.c, from 4 / 5 rows), 5, 7 and 8 + 4 (held to the reference only: new
+ * counts in k_ns would change the other tests' random inputs). */
+static const int64_t k_ns_fast[] = {1, 2, 3, 4, 5, 7, 8, 12, 16, 17, 33};
+#define N_NS_FAST ((int)(sizeof k_ns_fast / sizeof k_ns_fast[0]))
 
 TEST(quant_integer_sums_exact) {
     path_pools pp;
@@ -453,19 +458,20 @@ TEST(quant_fast_paths_match_reference) {
     path_pools pp;
     paths_init(&pp);
     uint32_t seed = 31;
-    /* 32-blocks: 3, 1, 64, 11 and 6 per row (the Q4_0 GEMV's groups of 4
-     * blocks with every tail) */
-    static const int64_t shapes32[][2] = {{37, 96}, {5, 32}, {64, 2048}, {129, 352}, {19, 192}};
-    static const int64_t shapesK[][2] = {{37, 256}, {5, 768}, {64, 2048}, {19, 512}, {3, 256}};
+    /* 32-blocks: 3, 1, 64, 11, 6 and 21 per row (the Q4_0 GEMV's groups of 4
+     * blocks with every tail; the interleaved Q8_0 / Q4_0 kernel's chunks
+     * of 16 blocks with a tail, 16 + 5 rows) */
+    static const int64_t shapes32[][2] = {{37, 96}, {5, 32}, {64, 2048}, {129, 352}, {19, 192}, {21, 672}};
+    static const int64_t shapesK[][2] = {{37, 256}, {5, 768}, {64, 2048}, {19, 512}, {3, 256}, {21, 1280}};
     for (int ti = 0; ti < N_TYPES; ti++) {
         int type = k_types[ti];
         int is32 = quant_traits(type)->block_elems == 32;
-        for (int s = 0; s < 5; s++) {
+        for (int s = 0; s < 6; s++) {
             int64_t rows = is32 ? shapes32[s][0] : shapesK[s][0], K = is32 ? shapes32[s][1] : shapesK[s][1];
             for (int raw = 0; raw < 2; raw++) {
                 void *W = raw ? make_w_raw(type, rows, K, 0, &seed) : make_w(type, rows, K, &seed);
-                for (int ni = 0; ni < N_NS; ni++) {
-                    int64_t n = k_ns[ni];
+                for (int ni = 0; ni < N_NS_FAST; ni++) {
+                    int64_t n = k_ns_fast[ni];
                     float *x = make_x(n, K, &seed);
                     size_t sz = qmatmul_scratch_size(type, n, K);
                     void *scratch = malloc(sz);

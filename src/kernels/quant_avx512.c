@@ -30,7 +30,10 @@
  * of two (gemv_q4_0, with AVX512_VBMI byte permutes): its unpacking, not
  * memory, bounded it. Where AMX is on, Q4_0 / Q8_0 (Q4_K) products of
  * several x rows go to quant_amx_avx512.c (quant_amx_k_avx512.c) instead of
- * the tiles here.
+ * the tiles here. Without AMX, Q8_0 (Q4_0) products of 4 (5) or more x rows go
+ * to quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
+ * (one vpdpbusd per 64 products and one scale per 16 rows and block, no
+ * horizontal sums).
  */
 #include <float.h>
 #include <immintrin.h>
@@ -578,18 +581,37 @@ AI void gemm_streams(const int T, const int NR, const int NXM, const qmm_job *j,
             gemm_streams(T, NRN, NXM, j, r0, r1);                                     \
     }
 
-/* Q4_0: decode by gemv_q4_0 where the kernel choice allows AVX512_VBMI
- * (vpermt2b, which some VNNI CPUs lack: Cascade Lake), else by the 2-block
- * tile. */
+/* Q4_0: from Q4_R16_MIN_N rows of x by the interleaved 16-row kernel (one
+ * core, cold [768][2048], us, gemm_streams -> r16: 4 rows 118 -> 126, 5 rows
+ * 163 -> 136, 8 rows 229 -> 161, 16 rows 452 -> 236, 64 rows 1802 -> 683,
+ * 256 rows 8127 -> 2783); 2-4 rows by gemm_streams; decode by gemv_q4_0
+ * where the kernel choice allows AVX512_VBMI (vpermt2b, which some VNNI CPUs
+ * lack: Cascade Lake), else by the 2-block tile. */
+#define Q4_R16_MIN_N 5
 static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->n != 1)
+    if (j->n >= Q4_R16_MIN_N)
+        avx512_rows_r16(j, r0, r1);
+    else if (j->n != 1)
         gemm_streams(QT_Q4_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
     else if (j->vbmi)
         gemv_streams(QT_Q4_0, GEMV_NR32, j, r0, r1);
     else
         rows_any(QT_Q4_0, GEMV_NR32, 1, j, r0, r1);
 }
-ROWS_FN(QT_Q8_0, q8_0, GEMV_NR32, GEMM_NR32, GEMM_NX32)
+/* Q8_0: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
+ * Q8_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16_avx512.c).
+ * One core, cold [768][2048], us, gemm_streams -> r16: 4 rows 175 -> 171,
+ * 8 rows 266 -> 207, 16 rows 497 -> 279, 64 rows 1868 -> 720, 256 rows
+ * 8077 -> 2809; 3 rows 159 -> 169 (two threads: 95 -> 93, even). */
+#define Q8_R16_MIN_N 4
+static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q8_0, GEMV_NR32, j, r0, r1);
+    else if (j->n >= Q8_R16_MIN_N)
+        avx512_rows_r16(j, r0, r1);
+    else
+        gemm_streams(QT_Q8_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
+}
 ROWS_FN(QT_Q4_K, q4_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_Q5_K, q5_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)

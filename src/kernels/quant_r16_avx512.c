@@ -1,0 +1,190 @@
+/*
+ * quant_r16_avx512.c - the many-row product of Q8_0 and Q4_0 weights with
+ * AVX-512 VNNI (no AMX): the 16 int32 lanes of a register are 16 W rows.
+ *
+ * quant_avx512.c's tiles give each W row a register of 64 products (two
+ * 32-blocks) and scale each block in f32 before a horizontal sum: about 4
+ * vector operations per 64 products. Here 16 W rows are interleaved once per
+ * chunk of RP_KC blocks into a buffer that stays in L1 (rp_buf): block b's
+ * codes as 8 registers, register k holding bytes 4k..4k+3 of each of the 16
+ * rows, biased to unsigned (Q8_0: ^ 0x80 = w + 128; Q4_0: the nibbles,
+ * w + 8, unpacked to bytes), and the 16 rows' scales in f32. Then for x row
+ * i and block b:
+ *   t = cv_i,b (the -c * sum(x codes) of quant_impl.h, broadcast)
+ *   t = vpdpbusd(t, W_k, broadcast of x codes 4k..4k+3)   k = 0..7
+ *   acc_i = fma(float(t), dw * dx_i,b, acc_i)
+ * about 10 operations per 512 products, and acc_i is 16 outputs of y, no
+ * horizontal sum. Tiles of up to RP_NX x rows reuse the 8 W registers.
+ *
+ * The interleave is a 16 x 8 transpose of dwords (two 8 x 8 transposes at
+ * once, one in each 256-bit half: unpacks of 32 and 64 bits, then one
+ * two-source qword permute). Every output is the integer sum of each block,
+ * exactly, times dw * dx, added in block order: the same whatever rows share
+ * its group (a partial group repeats its last row, the extra lanes are not
+ * stored), so results do not depend on how threads split the rows. Between
+ * chunks the sums wait in y.
+ */
+#include <immintrin.h>
+
+#include "base/dtype.h"
+#include "kernels/quant_impl.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
+#pragma GCC target("avx512vnni")
+#endif
+
+#define AI static inline __attribute__((always_inline))
+
+#define RP_ROWS 16 /* W rows per group: the int32 lanes of a register */
+#define RP_KC 16   /* blocks per chunk: 9 KiB of interleaved weights */
+#define RP_NX 8    /* x rows per tile: 8 W + 8 f32 + 8 int32 registers */
+
+/* 16 W rows, RP_KC blocks, interleaved. */
+typedef struct {
+    __m512i q[RP_KC][8]; /* [block][k]: bytes 4k..4k+3 of rows 0..15, + 128 */
+    __m512 d[RP_KC];     /* [block]: the scales of rows 0..15 */
+} rp_buf;
+
+/* vpdpbusd(t, w, the 4 bytes at x broadcast), the broadcast folded into the
+ * instruction ({1to16}), which compilers do not do for _mm512_set1_epi32. */
+AI __m512i dpbusd_bcast(__m512i t, __m512i w, const int8_t *x) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(t) : "v"(w), "m"(*(const int32_t *)x));
+    return t;
+}
+
+/* The biased codes of the blocks at p and q (Q4_0 if q4, else Q8_0) in
+ * the activations' order: [p: 0..31 | q: 0..31]. */
+AI __m512i rp_codes(const uint8_t *p, const uint8_t *q, int q4) {
+    if (q4) { /* nibbles: values 0..15 low, 16..31 high, + 8 */
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + 2)));
+        v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(q + 2)));
+        v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+        return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    }
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(q + 2)), 1);
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* Blocks b0 .. b0 + kc of the 16 rows w[] (Q4_0 if q4, else Q8_0) into o;
+ * off[] is w[p] - w[0]. */
+AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc) {
+    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i i1 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int b = 0; b < kc; b++) {
+        const size_t at = (size_t)(b0 + b) * bb;
+        /* z[p]: row p's 8 code dwords | row p + 8's */
+        __m512i z[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            _mm_prefetch((const char *)w[p] + at + RP_KC * bb, _MM_HINT_T1);
+            _mm_prefetch((const char *)w[p + 8] + at + RP_KC * bb, _MM_HINT_T1);
+            z[p] = rp_codes(w[p] + at, w[p + 8] + at, q4);
+        }
+        /* per 128-bit lane, dwords c0..c3 of rows p, p+1: [p c0, p+1 c0, p c1, p+1 c1] (lo), c2/c3 (hi) */
+        __m512i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            lo[p] = _mm512_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
+            hi[p] = _mm512_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
+        }
+        /* c[q][g]: per 128-bit lane, dword q of the lane for rows 4g..4g+3 */
+        __m512i c[4][2];
+#pragma GCC unroll 2
+        for (int g = 0; g < 2; g++) {
+            c[0][g] = _mm512_unpacklo_epi64(lo[2 * g], lo[2 * g + 1]);
+            c[1][g] = _mm512_unpackhi_epi64(lo[2 * g], lo[2 * g + 1]);
+            c[2][g] = _mm512_unpacklo_epi64(hi[2 * g], hi[2 * g + 1]);
+            c[3][g] = _mm512_unpackhi_epi64(hi[2 * g], hi[2 * g + 1]);
+        }
+        /* dword k = 4m + q of rows 0..15: lane m of each half of c[q][0] and c[q][1] */
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            o->q[b][q] = _mm512_permutex2var_epi64(c[q][0], i0, c[q][1]);
+            o->q[b][4 + q] = _mm512_permutex2var_epi64(c[q][0], i1, c[q][1]);
+        }
+        /* the f16 scale and the first two codes of each row; keep the scale */
+        __m512i s = _mm512_i32gather_epi32(off, (const void *)(w[0] + at), 1);
+        o->d[b] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(s));
+    }
+}
+
+/* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs, nb blocks
+ * each) times the chunk o of blocks b0 .. b0 + kc, added to y unless first. */
+AI void rp_tile(const int NX, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs, int64_t nb,
+                const rp_buf *o, int64_t b0, int kc, int first) {
+    __m512 acc[RP_NX];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + i * ys);
+    for (int b = 0; b < kc; b++) {
+        const int64_t bx = b0 + b;
+        __m512i wq[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][k]);
+        const __m512 dw = o->d[b];
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const int8_t *qs = qx32_qs(xr) + 32 * bx;
+            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) _mm512_mask_storeu_ps(y + i * ys, m, acc[i]);
+}
+
+AI void rows_r16(const int q4, const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32;
+    rp_buf buf __attribute__((aligned(64)));
+    for (int64_t r = r0; r < r1; r += RP_ROWS) {
+        const int rw = r1 - r < RP_ROWS ? (int)(r1 - r) : RP_ROWS;
+        const uint8_t *w[RP_ROWS];
+        int32_t off[RP_ROWS];
+        for (int p = 0; p < RP_ROWS; p++) {
+            w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
+            off[p] = (int32_t)(w[p] - w[0]);
+        }
+        const __m512i offv = _mm512_loadu_si512((const void *)off);
+        const __mmask16 m = (__mmask16)((1u << rw) - 1);
+        for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
+            const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
+            rp_repack(q4, &buf, w, offv, b0, kc);
+            for (int64_t i = 0; i < j->n; i += RP_NX) {
+                const int nx = j->n - i < RP_NX ? (int)(j->n - i) : RP_NX;
+                float *y = j->y + i * j->rows + r;
+                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                const int first = b0 == 0;
+#define RP_TILE(NX) rp_tile(NX, y, j->rows, m, x, j->xq_row, nb, &buf, b0, kc, first)
+                switch (nx) {
+                case 1: RP_TILE(1); break;
+                case 2: RP_TILE(2); break;
+                case 3: RP_TILE(3); break;
+                case 4: RP_TILE(4); break;
+                case 5: RP_TILE(5); break;
+                case 6: RP_TILE(6); break;
+                case 7: RP_TILE(7); break;
+                default: RP_TILE(8); break;
+                }
+#undef RP_TILE
+            }
+        }
+    }
+}
+
+void avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->type == QT_Q4_0)
+        rows_r16(1, j, r0, r1);
+    else
+        rows_r16(0, j, r0, r1);
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
