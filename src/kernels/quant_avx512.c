@@ -499,17 +499,11 @@ AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int
 AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nblk = qt_is32(T) ? j->cols / 32 : j->cols / QK_K;
     const int64_t per = (r1 - r0 + NR - 1) / NR;
-    /* about 2 KiB ahead in each stream: one row of 2048 Q8_0 columns, two of Q4_0 */
-    const int64_t ahead = (2048 + (int64_t)j->w_row - 1) / (int64_t)j->w_row;
-    const size_t pf = (size_t)(ahead < 1 ? 1 : ahead > 4 ? 4 : ahead) * j->w_row;
+    const size_t pf = qstream_pf(j);
     for (int64_t i = 0; i < per; i++) {
         const uint8_t *w[8];
         int64_t row[8];
-        for (int q = 0; q < NR; q++) {
-            int64_t r = r0 + q * per + i;
-            row[q] = r < r1 ? r : -1;
-            w[q] = j->W + (size_t)(r < r1 ? r : r0 + i) * j->w_row;
-        }
+        qstream_rows(NR, j, r0, r1, per, i, w, row);
         float t[8];
         if (T == QT_Q4_0)
             gemv_q4_0(NR, t, j->xq, nblk, w, NR, pf);
@@ -535,16 +529,11 @@ AI void gemm_streams(const int T, const int NR, const int NXM, const qmm_job *j,
     const int is32 = qt_is32(T);
     const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
     const int64_t per = (r1 - r0 + NR - 1) / NR;
-    const int64_t ahead = (2048 + (int64_t)j->w_row - 1) / (int64_t)j->w_row;
-    const size_t pf = (size_t)(ahead < 1 ? 1 : ahead > 4 ? 4 : ahead) * j->w_row;
+    const size_t pf = qstream_pf(j);
     for (int64_t i = 0; i < per; i++) {
         const uint8_t *w[8];
         int64_t row[8];
-        for (int q = 0; q < NR; q++) {
-            int64_t r = r0 + q * per + i;
-            row[q] = r < r1 ? r : -1;
-            w[q] = j->W + (size_t)(r < r1 ? r : r0 + i) * j->w_row;
-        }
+        qstream_rows(NR, j, r0, r1, per, i, w, row);
         for (int64_t x0 = 0; x0 < j->n;) {
             const int64_t left = j->n - x0;
             const int nx = left < NXM ? (int)left : NXM;

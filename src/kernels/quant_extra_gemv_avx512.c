@@ -265,16 +265,11 @@ AI void streams(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int is32 = qt_is32(T);
     const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
     const int64_t per = (r1 - r0 + NR - 1) / NR;
-    const int64_t ahead = (2048 + (int64_t)j->w_row - 1) / (int64_t)j->w_row;
-    const size_t pf = (size_t)(ahead < 1 ? 1 : ahead > 4 ? 4 : ahead) * j->w_row;
+    const size_t pf = qstream_pf(j);
     for (int64_t i = 0; i < per; i++) {
         const uint8_t *w[NR];
         int64_t row[NR];
-        for (int q = 0; q < NR; q++) {
-            int64_t r = r0 + q * per + i;
-            row[q] = r < r1 ? r : -1;
-            w[q] = j->W + (size_t)(r < r1 ? r : r0 + i) * j->w_row;
-        }
+        qstream_rows(NR, j, r0, r1, per, i, w, row);
         float t[NR];
         if (is32)
             gemv_32(T, t, j->xq, nblk, w, pf);

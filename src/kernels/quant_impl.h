@@ -144,6 +144,25 @@ typedef struct qmm_job {
     int vbmi;          /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI (kern_cfg) */
 } qmm_job;
 
+/* The W row streams of the AVX-512 products (quant_avx512.c's
+ * gemv_streams, gemm_streams; quant_extra_gemv_avx512.c):  the prefetch distance, about 2 KiB ahead in
+ * each stream (one row of 2048 Q8_0 columns, two of Q4_0), and step i's
+ * W rows, row i of each of nr runs of per rows from r0 (row[q] = -1 and
+ * the first run's row in w[q] where run q is shorter). */
+static inline size_t qstream_pf(const qmm_job *j) {
+    const int64_t ahead = (2048 + (int64_t)j->w_row - 1) / (int64_t)j->w_row;
+    return (size_t)(ahead < 1 ? 1 : ahead > 4 ? 4 : ahead) * j->w_row;
+}
+
+static inline void qstream_rows(const int nr, const qmm_job *j, int64_t r0, int64_t r1, int64_t per, int64_t i,
+                                const uint8_t **w, int64_t *row) {
+    for (int q = 0; q < nr; q++) {
+        int64_t r = r0 + q * per + i;
+        row[q] = r < r1 ? r : -1;
+        w[q] = j->W + (size_t)(r < r1 ? r : r0 + i) * j->w_row;
+    }
+}
+
 typedef void (*qmm_rows_fn)(const qmm_job *j, int64_t r0, int64_t r1);
 /* Quantize one row x[cols] for weights of `type` into xq (64-aligned). */
 typedef void (*qact_row_fn)(void *xq, const float *x, int type, int64_t cols);
