@@ -443,46 +443,12 @@ AI void tilek(const int NX, const int NR, const int T, float *y, int64_t ys, con
 
 /* ------------------------------------------------------------ row loops */
 
-/* Rows [r0, r1) of the job in groups of NR, x in tiles of up to NXM rows. */
-AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int64_t r0, int64_t r1) {
-    const int is32 = qt_is32(T);
-    const int64_t nblk = is32 ? j->cols / 32 : j->cols / QK_K;
-    const size_t pf = (size_t)PF_GROUPS * NR * j->w_row;
-    for (int64_t r = r0; r < r1; r += NR) {
-        int rw = r1 - r < NR ? (int)(r1 - r) : NR;
-        const uint8_t *w[8];
-        for (int q = 0; q < NR; q++) w[q] = j->W + (size_t)(r + (q < rw ? q : rw - 1)) * j->w_row;
-        for (int64_t i = 0; i < j->n;) {
-            int64_t left = j->n - i;
-            int nx = left < NXM ? (int)left : NXM;
-            float *y = j->y + i * j->rows + r;
-            const uint8_t *x = j->xq + (size_t)i * j->xq_row;
-#define TILE(NX)                                                                             \
-    do {                                                                                     \
-        if (is32)                                                                            \
-            tile32(NX, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, y, j->rows, x,      \
-                   j->xq_row, nblk, w, rw, pf);                                              \
-        else                                                                                 \
-            tilek(NX, NR, T, y, j->rows, x, j->xq_row, nblk, w, rw, pf);                     \
-    } while (0)
-            switch (nx) {
-            case 1: TILE(1); break;
-            case 2: if (NXM >= 2) TILE(2); break;
-            case 3: if (NXM >= 3) TILE(3); break;
-            default: if (NXM >= 4) TILE(4); break;
-            }
-#undef TILE
-            i += nx;
-        }
-    }
-}
-
 /* Tile shapes, x rows by W rows: decode 1 x 8 (32-blocks) and 1 x 4
  * (K-quants, whose per-row state is larger); prefill 4 x 4 and 4 x 2, the
  * most accumulators that stay in the 32 registers. */
 #define GEMV_NR32 8
 #define GEMV_NRK 4
-#define GEMM_NX32 4 /* at most 4: gemm_streams and rows_any have tiles of 1 to 4 x rows */
+#define GEMM_NX32 4 /* at most 4: gemm_streams has tiles of 1 to 4 x rows */
 #define GEMM_NR32 4
 #define GEMM_NXK 4
 #define GEMM_NRK 2
@@ -520,7 +486,7 @@ AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
 
 /* Rows of x in tiles of up to NXM by NR W rows, the W rows taken as in
  * gemv_streams, one from each of NR long runs, so the weights stream as in
- * decode. Against groups of NR consecutive rows (rows_any), one core, a
+ * decode. Against groups of NR consecutive rows (as before), one core, a
  * cold [768][2048] matrix, us: Q8_0 at 2 / 5 / 8 / 16 rows of x 272 / 218 /
  * 376 / 633 -> 132 / 185 / 258 / 493; Q4_K 154 / 163 / 310 / 480 -> 113 /
  * 159 / 248 / 430; the same at 256 rows. Each W row's sums go to their own
@@ -585,7 +551,7 @@ static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
     else if (j->vbmi)
         gemv_streams(QT_Q4_0, GEMV_NR32, j, r0, r1);
     else
-        rows_any(QT_Q4_0, GEMV_NR32, 1, j, r0, r1);
+        gemm_streams(QT_Q4_0, GEMV_NR32, 1, j, r0, r1);
 }
 /* Q8_0: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
  * Q8_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16_avx512.c).
