@@ -201,13 +201,13 @@ MOE_PC = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLU
   'Version: $(MOE_VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lmoe' \
   'Libs.private: $(LDLIBS)'
 
-$(PIC)/%_avx512.o: %_avx512.c
+$(PIC)/%_avx512.o: %_avx512.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC $(FLAGS_AVX512) -MMD -MP -c -o $@ $<
-$(PIC)/%_avx2.o: %_avx2.c
+$(PIC)/%_avx2.o: %_avx2.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC $(FLAGS_AVX2) -MMD -MP -c -o $@ $<
-$(PIC)/%.o: %.c
+$(PIC)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
 
