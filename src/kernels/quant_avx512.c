@@ -30,10 +30,12 @@
  * of two (gemv_q4_0, with AVX512_VBMI byte permutes): its unpacking, not
  * memory, bounded it. Where AMX is on, Q4_0 / Q8_0 (Q4_K) products of
  * several x rows go to quant_amx_avx512.c (quant_amx_k_avx512.c) instead of
- * the tiles here. Without AMX, Q8_0 (Q4_0) products of 4 (5) or more x rows go
- * to quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
+ * the tiles here. Without AMX, the products of the 32-block types with a few
+ * x rows or more (Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL: 2; Q4_0, MXFP4: 4) go to
+ * quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
  * (one vpdpbusd per 64 products and one scale per 16 rows and block, no
- * horizontal sums).
+ * horizontal sums); avx512_qmm_rows hands Q4_1, Q5_0, Q5_1 and IQ4_NL
+ * products of one x row, and the other types, to quant_extra_avx512.c.
  */
 #include <float.h>
 #include <immintrin.h>
@@ -536,13 +538,19 @@ AI void gemm_streams(const int T, const int NR, const int NXM, const qmm_job *j,
             gemm_streams(T, NRN, NXM, j, r0, r1);                                     \
     }
 
-/* Q4_0: from Q4_R16_MIN_N rows of x by the interleaved 16-row kernel (one
- * core, cold [768][2048], us, gemm_streams -> r16: 4 rows 118 -> 126, 5 rows
- * 163 -> 136, 8 rows 229 -> 161, 16 rows 452 -> 236, 64 rows 1802 -> 683,
- * 256 rows 8127 -> 2783); 2-4 rows by gemm_streams; decode by gemv_q4_0
- * where the kernel choice allows AVX512_VBMI (vpermt2b, which some VNNI CPUs
- * lack: Cascade Lake), else by the 2-block tile. */
-#define Q4_R16_MIN_N 5
+/* From *_R16_MIN_N rows of x the interleaved 16-row kernel
+ * (quant_r16_avx512.c) takes the 32-block types. The thresholds: one core,
+ * a cold [768][2048] matrix (an expert's), us, median of alternating trials
+ * on a loaded machine (absolute times ran 1.3-1.6x those of a quiet one),
+ * the path below the threshold -> r16; decode (one row) stays on the
+ * streaming GEMVs, which r16 reached at 0.6-0.97x. */
+
+/* Q4_0: 2-3 rows of x by gemm_streams (2 rows 79-103 -> 90-129, 3 rows
+ * 98-109 -> 107-133), from Q4_R16_MIN_N rows r16 (4 rows 113-137 ->
+ * 103-131); decode by gemv_q4_0 where the kernel choice allows AVX512_VBMI
+ * (vpermt2b, which some VNNI CPUs lack: Cascade Lake), else by the 2-block
+ * tile. */
+#define Q4_R16_MIN_N 4
 static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n >= Q4_R16_MIN_N)
         avx512_rows_r16(j, r0, r1);
@@ -553,12 +561,9 @@ static void rows_q4_0(const qmm_job *j, int64_t r0, int64_t r1) {
     else
         gemm_streams(QT_Q4_0, GEMV_NR32, 1, j, r0, r1);
 }
-/* Q8_0: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
- * Q8_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16_avx512.c).
- * One core, cold [768][2048], us, gemm_streams -> r16: 4 rows 175 -> 171,
- * 8 rows 266 -> 207, 16 rows 497 -> 279, 64 rows 1868 -> 720, 256 rows
- * 8077 -> 2809; 3 rows 159 -> 169 (two threads: 95 -> 93, even). */
-#define Q8_R16_MIN_N 4
+/* Q8_0: decode by gemv_streams, from Q8_R16_MIN_N rows of x r16 (2 rows
+ * 109-150 -> 95-140, 3 rows 129-156 -> 109-132). */
+#define Q8_R16_MIN_N 2
 static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)
         gemv_streams(QT_Q8_0, GEMV_NR32, j, r0, r1);
@@ -570,7 +575,27 @@ static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
 ROWS_FN(QT_Q4_K, q4_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_Q5_K, q5_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
-ROWS_FN(QT_MXFP4, mxfp4, GEMV_NR32, GEMM_NR32, GEMM_NX32)
+
+/* MXFP4 (gpt-oss's experts): decode by gemv_streams, 2-3 rows of x by
+ * gemm_streams (2 rows 86-123 -> 95-138, 3 rows 103-128 -> 108-138), from
+ * MXFP4_R16_MIN_N rows r16 (4 rows 120-144 -> 105-132; 8 / 16 / 64 / 256
+ * rows 325 / 636 / 2632 / 11967 -> 204 / 315 / 1058 / 4683). */
+#define MXFP4_R16_MIN_N 4
+static void rows_mxfp4(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_MXFP4, GEMV_NR32, j, r0, r1);
+    else if (j->n >= MXFP4_R16_MIN_N)
+        avx512_rows_r16(j, r0, r1);
+    else
+        gemm_streams(QT_MXFP4, GEMM_NR32, GEMM_NX32, j, r0, r1);
+}
+
+/* Q4_1, Q5_0, Q5_1, IQ4_NL: decode by quant_extra_gemv_avx512.c, from
+ * EXTRA32_R16_MIN_N rows of x r16 instead of quant_extra_avx512.c's 256-bit
+ * kernels: 2 rows IQ4_NL 283 -> 137, Q5_0 288 -> 148, Q4_1 283 -> 139,
+ * Q5_1 299 -> 150; 64 rows 4911 / 5049 / 7667 / 7597 -> 1107 / 1068 /
+ * 1171 / 1217. */
+#define EXTRA32_R16_MIN_N 2
 
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
@@ -581,6 +606,15 @@ void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     case QT_Q5_K: rows_q5_K(j, r0, r1); break;
     case QT_Q6_K: rows_q6_K(j, r0, r1); break;
     case QT_MXFP4: rows_mxfp4(j, r0, r1); break;
+    case QT_Q4_1:
+    case QT_Q5_0:
+    case QT_Q5_1:
+    case QT_IQ4_NL:
+        if (j->n >= EXTRA32_R16_MIN_N)
+            avx512_rows_r16(j, r0, r1);
+        else
+            avx512_extra_qmm_rows(j, r0, r1);
+        break;
     default: avx512_extra_qmm_rows(j, r0, r1); break;
     }
 }

@@ -1,8 +1,9 @@
 /*
  * quant_extra_avx512.c - the quantized matmul with AVX-512 VL + VNNI for
  * Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K and IQ4_XS weights (quant_avx512.c
- * has the others and hands these here): quant_extra_kern.h's kernels with
- * the 32-value products on vpdpbusd.
+ * has the others and hands these here, except the 32-block types' products
+ * of 2 or more x rows, which it sends to quant_r16_avx512.c):
+ * quant_extra_kern.h's kernels with the 32-value products on vpdpbusd.
  */
 #include <immintrin.h>
 

@@ -29,7 +29,8 @@
  * kernels were bound by their instructions per byte there (one core: Q4_1 /
  * Q5_0 / IQ4_NL 7-8 GB/s of weights, Q2_K / Q3_K / IQ4_XS 4.2-5.2 GB/s in
  * a hot cache, against 15-17 for Q4_K); they still serve AVX2 decode and
- * every type's prefill.
+ * prefill, and on AVX-512 the prefill of Q2_K, Q3_K and IQ4_XS (the 32-block
+ * types' goes to quant_r16_avx512.c).
  */
 #ifndef MOE_KERNELS_QUANT_EXTRA_KERN_H
 #define MOE_KERNELS_QUANT_EXTRA_KERN_H

@@ -4,6 +4,15 @@
  * provides to the dispatcher in quant.c, and the layouts of the quantized
  * activations they share. Internal to src/kernels/; the contract is quant.h.
  *
+ * On AVX-512 without AMX, avx512_qmm_rows (quant_avx512.c) sends a product
+ * by its type and number of x rows n: decode (n = 1) to the streaming GEMVs
+ * (quant_avx512.c, quant_extra_gemv_avx512.c); the 32-block types from a
+ * few rows (2 or 4, quant_avx512.c's *_R16_MIN_N) to quant_r16_avx512.c,
+ * 16 W rows per register, and below that to quant_avx512.c's tiles
+ * (gemm_streams); the K-quants to those tiles, Q2_K / Q3_K / IQ4_XS to
+ * quant_extra_avx512.c. With AMX, quant.c sends the products of the
+ * types qt_amx names from QAMX_MIN_N_* rows to quant_amx*.c instead.
+ *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
  * For the 32-block weights (Q4_0, Q8_0, MXFP4, Q4_1, Q5_0, Q5_1, IQ4_NL),
@@ -81,6 +90,12 @@ static inline int qx32_bias(int type) {
  * vpshufb (values 0..24). */
 static inline const uint8_t *mxfp4_biased_table(void) {
     static const uint8_t t[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+    return t;
+}
+/* kvalues_iq4nl + IQ4NL_BIAS as 16 bytes (values 1..241), the same for
+ * IQ4_NL and IQ4_XS. */
+static inline const uint8_t *iq4nl_biased_table(void) {
+    static const uint8_t t[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
     return t;
 }
 
@@ -196,11 +211,14 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx2_qact_row(void *xq, const float *x, int type, int64_t cols);
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
-/* Q8_0 / Q4_0 products of many x rows, 16 W rows interleaved per register
- * (quant_r16_avx512.c). */
-void avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
+/* Products of many x rows with 16 W rows interleaved per register
+ * (quant_r16_avx512.c), for the 32-block types Q8_0, Q4_0, MXFP4, IQ4_NL,
+ * Q5_0, Q4_1 and Q5_1: returns 0 for a type it does not take. */
+int avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
- * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS. */
+ * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS
+ * (avx512_qmm_rows: Q4_1 ... IQ4_NL only with one x row, the others going
+ * to avx512_rows_r16). */
 void avx2_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 /* Decode (n = 1) of those types on 512-bit registers

@@ -1,30 +1,47 @@
 /*
- * quant_r16_avx512.c - the many-row product of Q8_0 and Q4_0 weights with
- * AVX-512 VNNI (no AMX): the 16 int32 lanes of a register are 16 W rows.
+ * quant_r16_avx512.c - the many-row product of the 32-block weights (Q8_0,
+ * Q4_0, MXFP4, IQ4_NL, Q5_0, Q4_1, Q5_1) with AVX-512 VNNI (no AMX): the
+ * 16 int32 lanes of a register are 16 W rows. quant_avx512.c sends it the
+ * products of a few rows of x or more (its *_R16_MIN_N).
  *
  * quant_avx512.c's tiles give each W row a register of 64 products (two
  * 32-blocks) and scale each block in f32 before a horizontal sum: about 4
  * vector operations per 64 products. Here 16 W rows are interleaved once per
  * chunk of RP_KC blocks into a buffer that stays in L1 (rp_buf): block b's
  * codes as 8 registers, register k holding bytes 4k..4k+3 of each of the 16
- * rows, biased to unsigned (Q8_0: ^ 0x80 = w + 128; Q4_0: the nibbles,
- * w + 8, unpacked to bytes), and the 16 rows' scales in f32. Then for x row
- * i and block b:
+ * rows, biased to unsigned as quant_impl.h describes (Q8_0: ^ 0x80 = w + 128;
+ * Q4_0 / Q5_0: the nibbles unpacked to bytes, w + 8, and with the fifth bit
+ * w + 16; MXFP4 / IQ4_NL: the nibbles looked up as kvalues + 12 / + 128;
+ * Q4_1 / Q5_1: unsigned as stored), and the 16 rows' scales in f32 (MXFP4:
+ * mxfp4_scale_half of the E8M0 byte, computed in the register), with
+ * Q4_1 / Q5_1's mins. Then for x row i and block b:
  *   t = cv_i,b (the -c * sum(x codes) of quant_impl.h, broadcast)
  *   t = vpdpbusd(t, W_k, broadcast of x codes 4k..4k+3)   k = 0..7
  *   acc_i = fma(float(t), dw * dx_i,b, acc_i)
  * about 10 operations per 512 products, and acc_i is 16 outputs of y, no
- * horizontal sum. Tiles of up to RP_NX x rows reuse the 8 W registers.
+ * horizontal sum. Q4_1 / Q5_1 (y = sum_b dx (d sum(q x) + m sum(x)), cv =
+ * -sum(x)) start t at 0 and take
+ *   acc_i = fma(float(t) * dw - m * float(cv_i,b), dx_i,b, acc_i)
+ * one operation more; adding m * (dx * sum(x)) as a second fma instead was
+ * 4-8% slower at 64 and 256 rows of x. Tiles of up to RP_NX x rows reuse
+ * the 8 W registers.
  *
  * The interleave is a 16 x 8 transpose of dwords (two 8 x 8 transposes at
  * once, one in each 256-bit half: unpacks of 32 and 64 bits, then one
- * two-source qword permute). Every output is the integer sum of each block,
- * exactly, times dw * dx, added in block order: the same whatever rows share
- * its group (a partial group repeats its last row, the extra lanes are not
- * stored), so results do not depend on how threads split the rows. Between
- * chunks the sums wait in y.
+ * two-source qword permute). While it reads a block of the 16 rows it
+ * prefetches the same block of the next 16 rows into L2: against 16
+ * blocks on in the same rows (one core, cold [768][2048], us) Q8_0 at 1 / 4
+ * / 8 / 64 rows of x 180 / 278 / 346 / 809 -> 107 / 199 / 302 / 747, MXFP4
+ * 168 / 191 / 257 / 1119 -> 115 / 152 / 214 / 1085; two groups on was no
+ * better, and the prefetches of a chunk issued at once were worse. Every
+ * output is the integer sum of each block, exactly, times the scales, added
+ * in block order: the same whatever rows share its group (a partial group
+ * repeats its last row, the extra lanes are not stored), so results do not
+ * depend on how threads split the rows. Between chunks the sums wait in y.
  */
 #include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
@@ -38,13 +55,14 @@
 #define AI static inline __attribute__((always_inline))
 
 #define RP_ROWS 16 /* W rows per group: the int32 lanes of a register */
-#define RP_KC 16   /* blocks per chunk: 9 KiB of interleaved weights */
+#define RP_KC 16   /* blocks per chunk: 8 KiB of interleaved codes */
 #define RP_NX 8    /* x rows per tile: 8 W + 8 f32 + 8 int32 registers */
 
 /* 16 W rows, RP_KC blocks, interleaved. */
 typedef struct {
-    __m512i q[RP_KC][8]; /* [block][k]: bytes 4k..4k+3 of rows 0..15, + 128 */
+    __m512i q[RP_KC][8]; /* [block][k]: bytes 4k..4k+3 of rows 0..15, biased */
     __m512 d[RP_KC];     /* [block]: the scales of rows 0..15 */
+    __m512 m[RP_KC];     /* [block]: the mins of rows 0..15 (Q4_1, Q5_1) */
 } rp_buf;
 
 /* vpdpbusd(t, w, the 4 bytes at x broadcast), the broadcast folded into the
@@ -54,24 +72,79 @@ AI __m512i dpbusd_bcast(__m512i t, __m512i w, const int8_t *x) {
     return t;
 }
 
-/* The biased codes of the blocks at p and q (Q4_0 if q4, else Q8_0) in
- * the activations' order: [p: 0..31 | q: 0..31]. */
-AI __m512i rp_codes(const uint8_t *p, const uint8_t *q, int q4) {
-    if (q4) { /* nibbles: values 0..15 low, 16..31 high, + 8 */
-        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + 2)));
-        v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(q + 2)));
-        v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
-        return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
-    }
-    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
-                                   _mm256_loadu_si256((const __m256i *)(q + 2)), 1);
-    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+AI uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-/* Blocks b0 .. b0 + kc of the 16 rows w[] (Q4_0 if q4, else Q8_0) into o;
- * off[] is w[p] - w[0]. */
-AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc) {
-    const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+/* Per type: bytes of a block, offset of its codes, of Q5_0 / Q5_1's qh. */
+AI size_t rp_bsize(const int T) {
+    return T == QT_Q8_0 ? sizeof(block_q8_0) : T == QT_Q4_0 ? sizeof(block_q4_0) : T == QT_MXFP4 ? sizeof(block_mxfp4)
+         : T == QT_IQ4_NL ? sizeof(block_iq4_nl) : T == QT_Q5_0 ? sizeof(block_q5_0)
+         : T == QT_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q5_1);
+}
+AI size_t rp_off_qs(const int T) {
+    return T == QT_Q8_0 ? offsetof(block_q8_0, qs) : T == QT_Q4_0 ? offsetof(block_q4_0, qs)
+         : T == QT_MXFP4 ? offsetof(block_mxfp4, qs) : T == QT_IQ4_NL ? offsetof(block_iq4_nl, qs)
+         : T == QT_Q5_0 ? offsetof(block_q5_0, qs) : T == QT_Q4_1 ? offsetof(block_q4_1, qs)
+                        : offsetof(block_q5_1, qs);
+}
+AI size_t rp_off_qh(const int T) { return T == QT_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh); }
+/* Whether type T has a min per block (y += m * dx * sum(x)). */
+AI int rp_has_min(const int T) { return T == QT_Q4_1 || T == QT_Q5_1; }
+
+/* The biased codes of the blocks at p and q in the activations' order:
+ * [p: 0..31 | q: 0..31]. Q8_0 ^ 0x80 = w + 128; the nibble types split
+ * low (values 0..15) and high (16..31) nibbles, then MXFP4 / IQ4_NL look
+ * them up (kvalues + 12 / + 128) and Q5_0 / Q5_1 add the fifth bit (16)
+ * under a byte mask from qh; Q4_0 / Q5_0 are then w + 8 / w + 16 and
+ * Q4_1 / Q5_1 unsigned as stored. */
+AI __m512i rp_codes(const int T, const uint8_t *p, const uint8_t *q) {
+    const size_t oq = rp_off_qs(T);
+    if (T == QT_Q8_0) {
+        __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + oq))),
+                                       _mm256_loadu_si256((const __m256i *)(q + oq)), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + oq)));
+    v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(q + oq)));
+    v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+    v = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    if (T == QT_MXFP4 || T == QT_IQ4_NL) {
+        const uint8_t *tab = T == QT_MXFP4 ? mxfp4_biased_table() : iq4nl_biased_table();
+        return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tab)), v);
+    }
+    if (T == QT_Q5_0 || T == QT_Q5_1) {
+        const uint64_t h = rd32(p + rp_off_qh(T)) | (uint64_t)rd32(q + rp_off_qh(T)) << 32;
+        v = _mm512_mask_add_epi8(v, _cvtu64_mask64(h), v, _mm512_set1_epi8(0x10));
+    }
+    return v;
+}
+
+/* The scales (and Q4_1 / Q5_1's mins) of 16 rows from the first 4 bytes of
+ * each row's block (one gather at w0 + off[p]): an f16 d in bytes 0..1 and
+ * m in 2..3, or MXFP4's E8M0 byte e as mxfp4_scale_half(e): (e - 1) << 23,
+ * and the subnormals 0x00200000 << e for e < 2. */
+AI void rp_scales(const int T, const uint8_t *w0, __m512i off, __m512 *d, __m512 *m) {
+    const __m512i s = _mm512_i32gather_epi32(off, (const void *)w0, 1);
+    if (T == QT_MXFP4) {
+        const __m512i e = _mm512_and_si512(s, _mm512_set1_epi32(0xFF));
+        __m512i v = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+        v = _mm512_mask_sllv_epi32(v, _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2)),
+                                   _mm512_set1_epi32(0x00200000), e);
+        *d = _mm512_castsi512_ps(v);
+        return;
+    }
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(s));
+    if (rp_has_min(T)) *m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(s, 16)));
+}
+
+/* Blocks b0 .. b0 + kc of the 16 rows w[] of type T into o; off[] is
+ * w[p] - w[0]. Each block is prefetched into L2 pf bytes on (the same block
+ * of the next group's rows). */
+AI void rp_repack(const int T, rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc, size_t pf) {
+    const size_t bb = rp_bsize(T);
     const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
     const __m512i i1 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int b = 0; b < kc; b++) {
@@ -80,9 +153,9 @@ AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off,
         __m512i z[8];
 #pragma GCC unroll 8
         for (int p = 0; p < 8; p++) {
-            _mm_prefetch((const char *)w[p] + at + RP_KC * bb, _MM_HINT_T1);
-            _mm_prefetch((const char *)w[p + 8] + at + RP_KC * bb, _MM_HINT_T1);
-            z[p] = rp_codes(w[p] + at, w[p + 8] + at, q4);
+            _mm_prefetch((const char *)w[p] + at + pf, _MM_HINT_T1);
+            _mm_prefetch((const char *)w[p + 8] + at + pf, _MM_HINT_T1);
+            z[p] = rp_codes(T, w[p] + at, w[p + 8] + at);
         }
         /* per 128-bit lane, dwords c0..c3 of rows p, p+1: [p c0, p+1 c0, p c1, p+1 c1] (lo), c2/c3 (hi) */
         __m512i lo[4], hi[4];
@@ -106,16 +179,15 @@ AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off,
             o->q[b][q] = _mm512_permutex2var_epi64(c[q][0], i0, c[q][1]);
             o->q[b][4 + q] = _mm512_permutex2var_epi64(c[q][0], i1, c[q][1]);
         }
-        /* the f16 scale and the first two codes of each row; keep the scale */
-        __m512i s = _mm512_i32gather_epi32(off, (const void *)(w[0] + at), 1);
-        o->d[b] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(s));
+        rp_scales(T, w[0] + at, off, &o->d[b], &o->m[b]);
     }
 }
 
 /* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs, nb blocks
- * each) times the chunk o of blocks b0 .. b0 + kc, added to y unless first. */
-AI void rp_tile(const int NX, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs, int64_t nb,
-                const rp_buf *o, int64_t b0, int kc, int first) {
+ * each) times the chunk o of blocks b0 .. b0 + kc of type T, added to y
+ * unless first. */
+AI void rp_tile(const int T, const int NX, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
+                int64_t nb, const rp_buf *o, int64_t b0, int kc, int first) {
     __m512 acc[RP_NX];
 #pragma GCC unroll 8
     for (int i = 0; i < NX; i++) acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + i * ys);
@@ -129,20 +201,32 @@ AI void rp_tile(const int NX, float *y, int64_t ys, __mmask16 m, const uint8_t *
         for (int i = 0; i < NX; i++) {
             const uint8_t *xr = xq + (size_t)i * xs;
             const int8_t *qs = qx32_qs(xr) + 32 * bx;
-            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
+            const int32_t cv = qx32_cv(xr, nb)[8 * bx];
+            const float dx = qx32_dv(xr, nb)[8 * bx];
+            if (rp_has_min(T)) { /* (d * sum(q x) + m * sum(x)) * dx, cv = -sum(x) */
+                __m512i t = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(t), dw);
+                u = _mm512_fnmadd_ps(o->m[b], _mm512_set1_ps((float)cv), u);
+                acc[i] = _mm512_fmadd_ps(u, _mm512_set1_ps(dx), acc[i]);
+            } else {
+                __m512i t = _mm512_set1_epi32(cv);
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(dx));
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+            }
         }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < NX; i++) _mm512_mask_storeu_ps(y + i * ys, m, acc[i]);
 }
 
-AI void rows_r16(const int q4, const qmm_job *j, int64_t r0, int64_t r1) {
+AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32;
     rp_buf buf __attribute__((aligned(64)));
+    const size_t pf = (size_t)RP_ROWS * j->w_row;
     for (int64_t r = r0; r < r1; r += RP_ROWS) {
         const int rw = r1 - r < RP_ROWS ? (int)(r1 - r) : RP_ROWS;
         const uint8_t *w[RP_ROWS];
@@ -155,13 +239,13 @@ AI void rows_r16(const int q4, const qmm_job *j, int64_t r0, int64_t r1) {
         const __mmask16 m = (__mmask16)((1u << rw) - 1);
         for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
             const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
-            rp_repack(q4, &buf, w, offv, b0, kc);
+            rp_repack(T, &buf, w, offv, b0, kc, pf);
             for (int64_t i = 0; i < j->n; i += RP_NX) {
                 const int nx = j->n - i < RP_NX ? (int)(j->n - i) : RP_NX;
                 float *y = j->y + i * j->rows + r;
                 const uint8_t *x = j->xq + (size_t)i * j->xq_row;
                 const int first = b0 == 0;
-#define RP_TILE(NX) rp_tile(NX, y, j->rows, m, x, j->xq_row, nb, &buf, b0, kc, first)
+#define RP_TILE(NX) rp_tile(T, NX, y, j->rows, m, x, j->xq_row, nb, &buf, b0, kc, first)
                 switch (nx) {
                 case 1: RP_TILE(1); break;
                 case 2: RP_TILE(2); break;
@@ -178,11 +262,27 @@ AI void rows_r16(const int q4, const qmm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-void avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->type == QT_Q4_0)
-        rows_r16(1, j, r0, r1);
-    else
-        rows_r16(0, j, r0, r1);
+#define RP_FN(T, NAME) \
+    static void r16_##NAME(const qmm_job *j, int64_t r0, int64_t r1) { rows_r16(T, j, r0, r1); }
+RP_FN(QT_Q8_0, q8_0)
+RP_FN(QT_Q4_0, q4_0)
+RP_FN(QT_MXFP4, mxfp4)
+RP_FN(QT_IQ4_NL, iq4_nl)
+RP_FN(QT_Q5_0, q5_0)
+RP_FN(QT_Q4_1, q4_1)
+RP_FN(QT_Q5_1, q5_1)
+
+int avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1) {
+    switch (j->type) {
+    case QT_Q8_0: r16_q8_0(j, r0, r1); return 1;
+    case QT_Q4_0: r16_q4_0(j, r0, r1); return 1;
+    case QT_MXFP4: r16_mxfp4(j, r0, r1); return 1;
+    case QT_IQ4_NL: r16_iq4_nl(j, r0, r1); return 1;
+    case QT_Q5_0: r16_q5_0(j, r0, r1); return 1;
+    case QT_Q4_1: r16_q4_1(j, r0, r1); return 1;
+    case QT_Q5_1: r16_q5_1(j, r0, r1); return 1;
+    default: return 0;
+    }
 }
 
 #if defined(__clang__)

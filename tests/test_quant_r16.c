@@ -1,0 +1,137 @@
+/*
+ * test_quant_r16.c - the interleaved 16-row kernel of the 32-block types
+ * (src/kernels/quant_r16_avx512.c: Q8_0, Q4_0, MXFP4, IQ4_NL, Q5_0, Q4_1,
+ * Q5_1 from a few rows of x without AMX) on every path against the scalar
+ * reference:
+ *   - every count of x rows 1..17 (tiles of 1 to 8 rows, alone and after
+ *     full tiles; the counts below and above each type's threshold);
+ *   - W groups of 16 rows with a partial one (37 = 16 + 16 + 5 rows), a
+ *     chunk of 16 blocks with a tail (21 blocks) and a lone block;
+ *   - W of random bytes with the scales (and mins) set to finite f16
+ *     values, MXFP4's E8M0 byte including the subnormal scales e = 0, 1;
+ *   - the same bits whatever rows share a group: W cut at rows 7 and 21
+ *     (groups that start mid-way) gives the rows of the whole product.
+ */
+#include "test.h"
+#include "base/dtype.h"
+#include "base/pool.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "kern_pool.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t next_u32(uint32_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* Uniform in [-1, 1). */
+static float next_f(uint32_t *s) { return (float)(next_u32(s) >> 8) / 8388608.0f - 1.0f; }
+
+/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX: a
+ * two-thread pool running that path, or NULL if it cannot run here. */
+static pool *path_pool(int i) {
+    const kern_cpu *c = kernels_cpu();
+    const kern_cfg *k = i < 3 ? kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi)
+                              : kernels_cfg(ISA_AVX512, 1, c->vbmi);
+    return kern_pool_cfg(2, k);
+}
+
+/* Random bytes, each block's f16 scale (and min) set to a small finite
+ * value, or MXFP4's E8M0 byte to 0, 1 or 100..140. */
+static void *make_w(int type, int64_t rows, int64_t cols, uint32_t *seed) {
+    const qtype_traits *t = quant_traits(type);
+    const size_t total = quant_row_bytes(type, cols) * (size_t)rows;
+    unsigned char *w = malloc(total);
+    for (size_t i = 0; i < total; i++) w[i] = (unsigned char)next_u32(seed);
+    const int has_min = type == QT_Q4_1 || type == QT_Q5_1;
+    for (size_t b = 0; b < total; b += (size_t)t->block_bytes) {
+        if (type == QT_MXFP4) {
+            const uint32_t r = next_u32(seed) % 8;
+            w[b] = (unsigned char)(r < 2 ? r : 100 + next_u32(seed) % 41);
+            continue;
+        }
+        for (int f = 0; f < 1 + has_min; f++) {
+            const uint16_t h = f32_to_f16(0.02f * next_f(seed));
+            memcpy(w + b + 2 * f, &h, 2);
+        }
+    }
+    return w;
+}
+
+/* |y - ref| <= 1.1e-5 * sum_k |w_k x_k| for every output (the paths differ
+ * only in the order of f32 additions). */
+static int count_off(const float *y, const float *ref, int type, const void *W, int64_t rows, int64_t cols,
+                     const float *x, int64_t n) {
+    const size_t rb = quant_row_bytes(type, cols);
+    float *wr = malloc(sizeof(float) * (size_t)cols);
+    int bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        quant_traits(type)->dequantize((const unsigned char *)W + rb * (size_t)r, wr, cols);
+        for (int64_t i = 0; i < n; i++) {
+            double scale = 0;
+            for (int64_t k = 0; k < cols; k++) scale += fabs((double)wr[k] * x[i * cols + k]);
+            bad += !(fabs((double)y[i * rows + r] - ref[i * rows + r]) <= 1.1e-5 * scale + 1e-30);
+        }
+    }
+    free(wr);
+    return bad;
+}
+
+TEST(quant_r16_tiles_groups_and_chunks) {
+    static const int types[] = {QT_Q8_0, QT_Q4_0, QT_MXFP4, QT_IQ4_NL, QT_Q5_0, QT_Q4_1, QT_Q5_1};
+    static const int64_t shapes[][2] = {{37, 672}, {5, 32}};
+    enum { NMAX = 17 };
+    pool *pools[4];
+    for (int i = 0; i < 4; i++) pools[i] = path_pool(i);
+    uint32_t seed = 77;
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
+        const int type = types[ti];
+        for (int s = 0; s < 2; s++) {
+            const int64_t rows = shapes[s][0], K = shapes[s][1];
+            const size_t rb = quant_row_bytes(type, K);
+            void *W = make_w(type, rows, K, &seed);
+            float *x = malloc(sizeof(float) * (size_t)(NMAX * K));
+            for (int64_t i = 0; i < NMAX * K; i++) x[i] = next_f(&seed) + next_f(&seed);
+            void *scratch = malloc(qmatmul_scratch_size(type, NMAX, K));
+            float *ref = malloc(sizeof(float) * (size_t)(NMAX * rows)), *y = malloc(sizeof *y * (size_t)(NMAX * rows));
+            float *part = malloc(sizeof(float) * (size_t)(NMAX * rows));
+            for (int64_t n = 1; n <= NMAX; n++) {
+                qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
+                for (int is = 0; is < 4; is++) {
+                    if (!pools[is]) continue;
+                    qmatmul(pools[is], y, x, W, type, n, rows, K, scratch);
+                    const int bad = count_off(y, ref, type, W, rows, K, x, n);
+                    CHECK_MSG(bad == 0, "%s W [%lld][%lld] n=%lld path %d: %d outputs off", quant_traits(type)->name,
+                              (long long)rows, (long long)K, (long long)n, is, bad);
+                    if (rows < 22) continue;
+                    /* rows [0, 7), [7, 21), [21, rows) as three products */
+                    static const int64_t cut[] = {0, 7, 21, 0};
+                    int diff = 0;
+                    for (int c = 0; c < 3; c++) {
+                        const int64_t r0 = cut[c], r1 = c == 2 ? rows : cut[c + 1], m = r1 - r0;
+                        qmatmul(pools[is], part, x, (const unsigned char *)W + rb * (size_t)r0, type, n, m, K,
+                                scratch);
+                        for (int64_t i = 0; i < n; i++)
+                            diff += memcmp(part + i * m, y + i * rows + r0, sizeof(float) * (size_t)m) != 0;
+                    }
+                    CHECK_MSG(diff == 0, "%s n=%lld path %d: rows cut at 7 and 21 differ from the whole",
+                              quant_traits(type)->name, (long long)n, is);
+                }
+            }
+            free(part);
+            free(y);
+            free(ref);
+            free(scratch);
+            free(x);
+            free(W);
+        }
+    }
+    for (int i = 0; i < 4; i++) pool_free(pools[i]);
+}
