@@ -567,8 +567,26 @@ static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
     else
         gemm_streams(QT_Q8_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
 }
-ROWS_FN(QT_Q4_K, q4_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
-ROWS_FN(QT_Q5_K, q5_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+/* Q4_K / Q5_K: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
+ * K_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16k_avx512.c).
+ * MEASURE */
+#define K_R16_MIN_N 4
+static void rows_q4_K(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q4_K, GEMV_NRK, j, r0, r1);
+    else if (j->n >= K_R16_MIN_N)
+        avx512_rows_r16k(j, r0, r1);
+    else
+        gemm_streams(QT_Q4_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+}
+static void rows_q5_K(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q5_K, GEMV_NRK, j, r0, r1);
+    else if (j->n >= K_R16_MIN_N)
+        avx512_rows_r16k(j, r0, r1);
+    else
+        gemm_streams(QT_Q5_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+}
 ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
 ROWS_FN(QT_MXFP4, mxfp4, GEMV_NR32, GEMM_NR32, GEMM_NX32)
 

@@ -12,12 +12,20 @@
 #pragma GCC target("avx512vnni")
 #endif
 
+/* IQ4_XS products of this many x rows or more go to the interleaved 16-row
+ * kernel. MEASURE */
+#define IQ4XS_R16_MIN_N 2
+
 #define DOT32_I32(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
 #include "kernels/quant_extra_kern.h"
 
 void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0) return;
     if (j->n == 1 && avx512_extra_gemv(j, r0, r1)) return; /* quant_extra_gemv_avx512.c */
+    if (j->type == QT_IQ4_XS && j->n >= IQ4XS_R16_MIN_N) { /* quant_r16k_avx512.c */
+        avx512_rows_r16k(j, r0, r1);
+        return;
+    }
     xk_qmm_rows(j, r0, r1);
 }
 

@@ -56,9 +56,6 @@ AI void put4(float *y, const __m512 *acc) {
     for (int r = 0; r < NR; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-/* kvalues_iq4nl + 128 as unsigned bytes. */
-static const uint8_t iq4_biased[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
-
 /* ------------------------------------------------------------ K-blocks */
 
 /* Q2_K / Q3_K take the super-block in four registers k = 0..3, register k
@@ -93,7 +90,7 @@ AI void gemv_k(const int T, float *y, const uint8_t *xq, int64_t nsb, const uint
     const size_t bb = T == QT_Q2_K ? sizeof(block_q2_K) : T == QT_Q3_K ? sizeof(block_q3_K) : sizeof(block_iq4_xs);
     __m512 acc[NR];
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4_biased));
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
     for (int64_t s = 0; s < nsb; s++) {
         const qx_k *xb = (const qx_k *)xq + s;
         const __m256i bs = _mm256_load_si256((const __m256i *)xb->bsums);
@@ -247,7 +244,7 @@ AI void step_32(const int T, const int two, __m512 *acc, const uint8_t *xq, int6
 }
 
 AI void gemv_32(const int T, float *y, const uint8_t *xq, int64_t nb, const uint8_t *const *w, size_t pf) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4_biased));
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
     __m512 acc[NR];
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
     int64_t b = 0;

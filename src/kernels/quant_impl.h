@@ -84,6 +84,13 @@ static inline const uint8_t *mxfp4_biased_table(void) {
     return t;
 }
 
+/* kvalues_iq4nl + IQ4NL_BIAS as 16 bytes (0..241): the fast paths' table
+ * for vpshufb. */
+static inline const uint8_t *iq4nl_biased_table(void) {
+    static const uint8_t t[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+    return t;
+}
+
 /* Bytes of one activation row (a multiple of 64 is not promised for the
  * 32-block types; rows are padded to 64 by qact_row_stride). */
 size_t qact_row_stride(int type, int64_t cols);
@@ -199,6 +206,8 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
 /* Q8_0 / Q4_0 products of many x rows, 16 W rows interleaved per register
  * (quant_r16_avx512.c). */
 void avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
+/* The same for Q4_K, Q5_K and IQ4_XS (quant_r16k_avx512.c). */
+void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS. */
 void avx2_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);

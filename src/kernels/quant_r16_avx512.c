@@ -16,10 +16,9 @@
  * about 10 operations per 512 products, and acc_i is 16 outputs of y, no
  * horizontal sum. Tiles of up to RP_NX x rows reuse the 8 W registers.
  *
- * The interleave is a 16 x 8 transpose of dwords (two 8 x 8 transposes at
- * once, one in each 256-bit half: unpacks of 32 and 64 bits, then one
- * two-source qword permute). Every output is the integer sum of each block,
- * exactly, times dw * dx, added in block order: the same whatever rows share
+ * The interleave is a 16 x 8 transpose of dwords (quant_r16.h, shared with
+ * the 256-blocks' quant_r16k_avx512.c). Every output is the integer sum of
+ * each block, exactly, times dw * dx, added in block order: the same whatever rows share
  * its group (a partial group repeats its last row, the extra lanes are not
  * stored), so results do not depend on how threads split the rows. Between
  * chunks the sums wait in y.
@@ -35,7 +34,9 @@
 #pragma GCC target("avx512vnni")
 #endif
 
-#define AI static inline __attribute__((always_inline))
+#include "kernels/quant_r16.h"
+
+#define AI R16_AI
 
 #define RP_ROWS 16 /* W rows per group: the int32 lanes of a register */
 #define RP_KC 16   /* blocks per chunk: 9 KiB of interleaved weights */
@@ -47,13 +48,6 @@ typedef struct {
     __m512 d[RP_KC];     /* [block]: the scales of rows 0..15 */
 } rp_buf;
 
-/* vpdpbusd(t, w, the 4 bytes at x broadcast), the broadcast folded into the
- * instruction ({1to16}), which compilers do not do for _mm512_set1_epi32. */
-AI __m512i dpbusd_bcast(__m512i t, __m512i w, const int8_t *x) {
-    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(t) : "v"(w), "m"(*(const int32_t *)x));
-    return t;
-}
-
 /* The biased codes of the blocks at p and q (Q4_0 if q4, else Q8_0) in
  * the activations' order: [p: 0..31 | q: 0..31]. */
 AI __m512i rp_codes(const uint8_t *p, const uint8_t *q, int q4) {
@@ -63,17 +57,13 @@ AI __m512i rp_codes(const uint8_t *p, const uint8_t *q, int q4) {
         v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
         return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
     }
-    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
-                                   _mm256_loadu_si256((const __m256i *)(q + 2)), 1);
-    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    return _mm512_xor_si512(r16_load2(p + 2, q + 2), _mm512_set1_epi8((char)0x80));
 }
 
 /* Blocks b0 .. b0 + kc of the 16 rows w[] (Q4_0 if q4, else Q8_0) into o;
  * off[] is w[p] - w[0]. */
 AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc) {
     const size_t bb = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-    const __m512i i1 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
         /* z[p]: row p's 8 code dwords | row p + 8's */
@@ -84,28 +74,7 @@ AI void rp_repack(const int q4, rp_buf *o, const uint8_t *const *w, __m512i off,
             _mm_prefetch((const char *)w[p + 8] + at + RP_KC * bb, _MM_HINT_T1);
             z[p] = rp_codes(w[p] + at, w[p + 8] + at, q4);
         }
-        /* per 128-bit lane, dwords c0..c3 of rows p, p+1: [p c0, p+1 c0, p c1, p+1 c1] (lo), c2/c3 (hi) */
-        __m512i lo[4], hi[4];
-#pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            lo[p] = _mm512_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
-            hi[p] = _mm512_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
-        }
-        /* c[q][g]: per 128-bit lane, dword q of the lane for rows 4g..4g+3 */
-        __m512i c[4][2];
-#pragma GCC unroll 2
-        for (int g = 0; g < 2; g++) {
-            c[0][g] = _mm512_unpacklo_epi64(lo[2 * g], lo[2 * g + 1]);
-            c[1][g] = _mm512_unpackhi_epi64(lo[2 * g], lo[2 * g + 1]);
-            c[2][g] = _mm512_unpacklo_epi64(hi[2 * g], hi[2 * g + 1]);
-            c[3][g] = _mm512_unpackhi_epi64(hi[2 * g], hi[2 * g + 1]);
-        }
-        /* dword k = 4m + q of rows 0..15: lane m of each half of c[q][0] and c[q][1] */
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            o->q[b][q] = _mm512_permutex2var_epi64(c[q][0], i0, c[q][1]);
-            o->q[b][4 + q] = _mm512_permutex2var_epi64(c[q][0], i1, c[q][1]);
-        }
+        r16_transpose(z, o->q[b]);
         /* the f16 scale and the first two codes of each row; keep the scale */
         __m512i s = _mm512_i32gather_epi32(off, (const void *)(w[0] + at), 1);
         o->d[b] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(s));
