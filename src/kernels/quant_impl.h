@@ -1,6 +1,7 @@
 /*
  * quant_impl.h - what each ISA file of the quantized matmul (quant_dot_ref.c,
- * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c, quant_amx_k_avx512.c)
+ * quant_avx2.c, quant_avx512.c, quant_r16_avx512.c, quant_r16k_avx512.c,
+ * quant_amx_avx512.c, quant_amx_k_avx512.c)
  * provides to the dispatcher in quant.c, and the layouts of the quantized
  * activations they share. Internal to src/kernels/; the contract is quant.h.
  *

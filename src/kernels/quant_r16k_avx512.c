@@ -9,21 +9,32 @@
  * each of the 16 rows as unsigned bytes (Q4_K: the nibbles 0..15; Q5_K:
  * 0..31 with the fifth bit; IQ4_XS: kvalues_iq4nl + 128, 0..241, looked up
  * with vpshufb), the 16 rows' scales of s in f32 (Q4_K / Q5_K: d * sc_s;
- * IQ4_XS: d * (ls_s - 32)) and, for Q4_K / Q5_K, the mins m_s as int16 pairs
- * [m_s, m_s] and dmin. The codes are interleaved before the nibbles are
- * split: one 16 x 8 dword transpose (quant_r16.h) of 32 bytes of each row's
- * qs serves two sub-blocks (Q4_K / Q5_K: the low and high nibbles; IQ4_XS:
- * sub-blocks 2g and 2g + 1, 16 bytes each), Q5_K's qh is transposed once per
- * super-block. Then for x row i (Q8_K, quant_impl.h) and super-block b:
+ * IQ4_XS: d * (ls_s - 32), both exact) and, for Q4_K / Q5_K, the mins as
+ * int16 pairs [m_2p, m_2p+1] and dmin. The codes are interleaved before the
+ * nibbles are split: one 16 x 8 dword transpose (quant_r16.h) of 32 bytes of
+ * each row's qs serves two sub-blocks (Q4_K / Q5_K: the low and high
+ * nibbles; IQ4_XS: sub-blocks 2g and 2g + 1, 16 bytes each); Q5_K's qh is
+ * transposed once per super-block, the first 16 bytes of the blocks (scales)
+ * too (r16_head4: 44 -> 37 us of repacking per [768][2048] Q4_K matrix
+ * against four gathers). Then for x row i (Q8_K, quant_impl.h) and
+ * super-block b:
  *   t_s = vpdpbusd(t_s, W_s,k, broadcast of x codes 32s+4k..+3)   k = 0..7
  *         (IQ4_XS: t_s starts at -128 * sum(x_s), one vpdpwssd on the
  *         sums of 16, so the bias goes exactly)
  *   a   = sum_s float(t_s) * scale_s                  (8 fma, in s order)
- *   a  -= float(sum_s m_s * sum(x_s)) * dmin          (Q4_K / Q5_K: 8
- *         vpdpwssd of [m_s, m_s] with the x sums of 16, exact)
+ *   a  -= float(sum_s m_s * S_s) * dmin               (Q4_K / Q5_K: 4
+ *         vpdpwssd of the pairs with x's sums of 32, S_s, from one vphaddw
+ *         of its sums of 16; exact. 8 vpdpwssd on the sums of 16 were 4%
+ *         slower: vpdpwssd and the fma share the vpdpbusd ports)
  *   acc_i = fma(a, dx, acc_i)
- * about 11 operations per 512 products, and acc_i holds 16 outputs, with no
- * horizontal sum. Tiles of up to RK_NX x rows reuse the W registers.
+ * about 9.5 operations on the vpdpbusd ports per 512 products, and acc_i
+ * holds 16 outputs, with no horizontal sum. Tiles of up to RK_NX x rows
+ * reuse the W registers.
+ *
+ * While a group is repacked, the same super-blocks of the next group's rows
+ * are prefetched into L2 (a steady distance of one group; the row-ahead
+ * prefetch of quant_r16_avx512.c left each group's first chunk cold here:
+ * repacking a cold [768][2048] Q4_K matrix took 152 us, now 66, 44 hot).
  *
  * Every t_s and the min sum are exact integers, and the f32 operations on
  * them are the same for each output whatever rows share its group (a
@@ -48,7 +59,7 @@
 #define AI R16_AI
 
 #define RK_ROWS 16 /* W rows per group: the int32 lanes of a register */
-#define RK_KC 4    /* super-blocks per chunk: 20 KiB of interleaved weights */
+#define RK_KC 4    /* super-blocks per chunk: 20 KiB of interleaved weights (2 and 8: the same speed) */
 #define RK_NX 8    /* x rows per tile: 8 W + 8 f32 + 8 f32 registers */
 
 /* 16 W rows, RK_KC super-blocks, interleaved. */
