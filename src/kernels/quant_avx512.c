@@ -593,7 +593,17 @@ static void rows_q5_K(const qmm_job *j, int64_t r0, int64_t r1) {
     else
         gemm_streams(QT_Q5_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
 }
-ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+/* Q6_K: the same from Q6_R16_MIN_N rows (its scales per 16 values cost the
+ * interleaved kernel 2 of every 10 operations on the vpdpbusd ports). MEASURE */
+#define Q6_R16_MIN_N 5
+static void rows_q6_K(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q6_K, GEMV_NRK, j, r0, r1);
+    else if (j->n >= Q6_R16_MIN_N)
+        avx512_rows_r16k(j, r0, r1);
+    else
+        gemm_streams(QT_Q6_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+}
 ROWS_FN(QT_MXFP4, mxfp4, GEMV_NR32, GEMM_NR32, GEMM_NX32)
 
 void avx512_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {

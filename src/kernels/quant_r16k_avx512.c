@@ -1,5 +1,5 @@
 /*
- * quant_r16k_avx512.c - the many-row product of Q4_K, Q5_K and IQ4_XS
+ * quant_r16k_avx512.c - the many-row product of Q4_K, Q5_K, Q6_K and IQ4_XS
  * weights with AVX-512 VNNI (no AMX): the 16 int32 lanes of a register are
  * 16 W rows, as quant_r16_avx512.c does for Q8_0 / Q4_0.
  *
@@ -36,6 +36,13 @@
  * prefetch of quant_r16_avx512.c left each group's first chunk cold here:
  * repacking a cold [768][2048] Q4_K matrix took 152 us, now 66, 44 hot).
  *
+ * Q6_K: codes 0..63 (ql's nibbles with qh's bit pairs, two transposes of
+ * qh and four of ql per super-block), scales per 16 values, so t_s is two
+ * sums of 4 vpdpbusd, each scaled by d * sc_j; the -32 goes through the
+ * sums of 16 as the mins do: a -= float(sum_j sc_j * bsum_j) * 32 d (8
+ * vpdpwssd of [sc_2p, sc_2p+1]). About 11 operations on the vpdpbusd ports
+ * per 512 products.
+ *
  * Every t_s and the min sum are exact integers, and the f32 operations on
  * them are the same for each output whatever rows share its group (a
  * partial group repeats its last row, the extra lanes are not stored):
@@ -65,13 +72,14 @@
 /* 16 W rows, RK_KC super-blocks, interleaved. */
 typedef struct {
     __m512i q[RK_KC][8][8]; /* [super-block][s][k]: values 32s+4k..+3 of rows 0..15, unsigned */
-    __m512 sc[RK_KC][8];    /* [super-block][s]: the f32 scale of sub-block s, rows 0..15 */
-    __m512i mn[RK_KC][4];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K) */
-    __m512 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K) */
+    __m512 sc[RK_KC][16];   /* [super-block][s]: the f32 scale of sub-block s (Q6_K: of 16 values) */
+    __m512i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4), Q6_K: [sc_2p, sc_2p+1] */
+    __m512 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K), 32 d (Q6_K) */
 } rk_buf;
 
 AI size_t rk_block_bytes(const int T) {
-    return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K) : sizeof(block_iq4_xs);
+    return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K)
+                        : T == QT_Q6_K ? sizeof(block_q6_K) : sizeof(block_iq4_xs);
 }
 
 /* Byte j of each dword of v (j < 4), as dwords; and bytes 2p, 2p + 1 as
@@ -85,8 +93,36 @@ AI __m512i rk_byte_pair(__m512i v, int p) {
     return _mm512_shuffle_epi8(v, _mm512_add_epi32(base, _mm512_set1_epi32(2 * p | (2 * p + 1) << 16)));
 }
 
+/* Q6_K's 16 int8 scales (times d) and their pairs for the -32 bias. */
+AI void rk_scales6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    __m512i h[4], e[4]; /* scales 4q..4q+3; bytes 194..209 (d: the high word of e[3]) */
+    r16_head4(w, at + offsetof(block_q6_K, scales), h);
+    r16_head4(w, at + offsetof(block_q6_K, scales) + 2, e);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(e[3], 16)));
+    /* per dword: bytes [., 2u, ., 2u + 1] (u = 0, 1), then >> 8 with the sign */
+    const __m512i base = _mm512_set4_epi32((int)0x0D800C80, (int)0x09800880, (int)0x05800480, (int)0x01800080);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(h[q], 24 - 8 * u), 24);
+            o->sc[b][4 * q + u] = _mm512_mul_ps(_mm512_cvtepi32_ps(v), d);
+        }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            __m512i c = _mm512_add_epi32(base, _mm512_set1_epi32(2 * u << 8 | 2 * u << 24));
+            o->mn[b][2 * q + u] = _mm512_srai_epi16(_mm512_shuffle_epi8(h[q], c), 8);
+        }
+    }
+    o->dmin[b] = _mm512_mul_ps(d, _mm512_set1_ps(32.0f));
+}
+
 /* The scales (and mins) of super-block b of the 16 rows, at w[r] + at. */
 AI void rk_scales(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    if (T == QT_Q6_K) {
+        rk_scales6(o, b, w, at);
+        return;
+    }
     __m512i h[4]; /* the first 16 bytes of each block */
     r16_head4(w, at, h);
     const __m512i g0 = h[0]; /* d | dmin or scales_h << 16 */
@@ -128,6 +164,40 @@ AI __m512i rk_bit4(__m512i h, int j) {
     return j < 4 ? _mm512_slli_epi16(h, 4 - j) : j == 4 ? h : _mm512_srli_epi16(h, j - 4);
 }
 
+/* Q6_K's codes of super-block b at w[r] + at: for half hf (128 values), the
+ * 32 qh bytes give bits 4-5 of values 32u + l (u = 0..3) from their bits
+ * 2u, 2u+1; ql bytes 64hf + 32e + l the low 4 bits of values 32e + l (low
+ * nibbles) and 64 + 32e + l (high). */
+AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b45 = _mm512_set1_epi8(0x30);
+    for (int hf = 0; hf < 2; hf++) {
+        __m512i z[8], h[8], t[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            const size_t a = at + offsetof(block_q6_K, qh) + 32 * hf;
+            z[p] = r16_load2(w[p] + a, w[p + 8] + a);
+        }
+        r16_transpose(z, h);
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) {
+                const size_t a = at + offsetof(block_q6_K, ql) + 64 * hf + 32 * e;
+                z[p] = r16_load2(w[p] + a, w[p + 8] + a);
+            }
+            r16_transpose(z, t);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) { /* bits 2u, 2u+1 of qh to bits 4, 5: u = e (low), e + 2 (high) */
+                __m512i hl = e == 0 ? _mm512_slli_epi16(h[k], 4) : _mm512_slli_epi16(h[k], 2);
+                __m512i hh = e == 0 ? h[k] : _mm512_srli_epi16(h[k], 2);
+                o->q[b][4 * hf + e][k] = _mm512_ternarylogic_epi32(_mm512_and_si512(t[k], m4), hl, b45, 0xF8);
+                o->q[b][4 * hf + 2 + e][k] =
+                    _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4), hh, b45, 0xF8);
+            }
+        }
+    }
+}
+
 /* Super-blocks b0 .. b0 + kc of the 16 rows w[] into o.
  * The same super-blocks of the next group's rows, pf bytes on (0: none),
  * are prefetched into L2. */
@@ -143,6 +213,11 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
         if (pf)
             for (int p = 0; p < RK_ROWS; p++)
                 for (size_t c = 0; c < bb; c += 64) _mm_prefetch((const char *)w[p] + at + pf + c, _MM_HINT_T1);
+        if (T == QT_Q6_K) {
+            rk_codes6(o, b, w, at);
+            rk_scales(T, o, b, w, at);
+            continue;
+        }
         __m512i z[8], h[8];
         if (T == QT_Q5_K) { /* h[k]: qh bytes 4k..4k+3 of rows 0..15; bit s of byte l: value 32s + l */
 #pragma GCC unroll 8
@@ -202,6 +277,21 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
             __m512i wq[8];
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][s][k]);
+            if (T == QT_Q6_K) { /* scales per 16 values: registers 0..3, 4..7 */
+                const __m512 sc0 = o->sc[b][2 * s], sc1 = o->sc[b][2 * s + 1];
+#pragma GCC unroll 8
+                for (int i = 0; i < NX; i++) {
+                    __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) {
+                        t0 = dpbusd_bcast(t0, wq[k], x[i]->qs + 32 * s + 4 * k);
+                        t1 = dpbusd_bcast(t1, wq[k + 4], x[i]->qs + 32 * s + 16 + 4 * k);
+                    }
+                    a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc0, a[i]);
+                    a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc1, a[i]);
+                }
+                continue;
+            }
             const __m512 sc = o->sc[b][s];
 #pragma GCC unroll 8
             for (int i = 0; i < NX; i++) {
@@ -212,7 +302,19 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
                 a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, a[i]);
             }
         }
-        if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
+        if (T == QT_Q6_K) { /* the -32: sum_j sc_j * bsums j, times 32 d */
+            __m512i mn[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
+            const __m512 d32 = o->dmin[b];
+#pragma GCC unroll 8
+            for (int i = 0; i < NX; i++) {
+                __m512i t = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++) t = dpwssd_bcast(t, mn[p], x[i]->bsums + 2 * p);
+                a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), d32, a[i]);
+            }
+        } else if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
             __m512i mn[4];
 #pragma GCC unroll 4
             for (int p = 0; p < 4; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
@@ -278,6 +380,7 @@ void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1) {
     switch (j->type) {
     case QT_Q4_K: rows_r16k(QT_Q4_K, j, r0, r1); break;
     case QT_Q5_K: rows_r16k(QT_Q5_K, j, r0, r1); break;
+    case QT_Q6_K: rows_r16k(QT_Q6_K, j, r0, r1); break;
     case QT_IQ4_XS: rows_r16k(QT_IQ4_XS, j, r0, r1); break;
     default: break;
     }
