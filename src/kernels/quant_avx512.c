@@ -594,7 +594,11 @@ static void rows_q5_K(const qmm_job *j, int64_t r0, int64_t r1) {
         gemm_streams(QT_Q5_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
 }
 /* Q6_K: the same from Q6_R16_MIN_N rows (its scales per 16 values cost the
- * interleaved kernel 2 of every 10 operations on the vpdpbusd ports). MEASURE */
+ * interleaved kernel 2 of every 10 operations on the vpdpbusd ports). One
+ * core, cold [768][2048], us, medians (minima): 4 rows 100-110 (95) ->
+ * 130 (120), 5 rows 143-188 (134-150) -> 142-146 (130-139), 8 rows 246-271
+ * (195-207) -> 178-190 (167-178), 16 rows 432-441 -> 252, 64 rows 1559 ->
+ * 738, 256 rows 6195 -> 2799; hot, 4 rows 95 -> 97, 5 rows 133 -> 108. */
 #define Q6_R16_MIN_N 5
 static void rows_q6_K(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)

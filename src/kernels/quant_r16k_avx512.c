@@ -211,8 +211,10 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
         if (pf)
-            for (int p = 0; p < RK_ROWS; p++)
-                for (size_t c = 0; c < bb; c += 64) _mm_prefetch((const char *)w[p] + at + pf + c, _MM_HINT_T1);
+            for (int p = 0; p < RK_ROWS; p++) { /* every line of the block (Q6_K's 210 bytes may touch 5) */
+                const uintptr_t a = (uintptr_t)(w[p] + at + pf);
+                for (uintptr_t l = a & ~(uintptr_t)63; l < a + bb; l += 64) _mm_prefetch((const char *)l, _MM_HINT_T1);
+            }
         if (T == QT_Q6_K) {
             rk_codes6(o, b, w, at);
             rk_scales(T, o, b, w, at);
