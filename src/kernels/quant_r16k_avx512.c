@@ -66,7 +66,7 @@
 #define AI R16_AI
 
 #define RK_ROWS 16 /* W rows per group: the int32 lanes of a register */
-#define RK_KC 4    /* super-blocks per chunk: 20 KiB of interleaved weights (2 and 8: the same speed) */
+#define RK_KC 4    /* super-blocks per chunk: 23 KiB of interleaved weights (2 and 8: the same speed) */
 #define RK_NX 8    /* x rows per tile: 8 W + 8 f32 + 8 f32 registers */
 
 /* 16 W rows, RK_KC super-blocks, interleaved. */
