@@ -572,10 +572,10 @@ static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
 /* Q4_K / Q5_K: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
  * K_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16k_avx512.c).
  * One core, cold [768][2048], us, gemm_streams -> r16k: Q4_K 3 rows 81 ->
- * 87-90, 4 rows 101 -> 85, 8 rows 214 -> 123, 16 rows 466 -> 252 (min 428
- * -> 198), 64 rows 1610 -> 627, 256 rows 6594 -> 2424; Q5_K 3 rows 89 ->
- * 92, 4 rows 112 -> 90, 8 rows 262 -> 165, 16 rows 499 -> 240, 64 rows
- * 1808 -> 656, 256 rows 7604 -> 2523. */
+ * 87-90, 4 rows 102 -> 87-89, 8 rows 216 -> 120, 16 rows 414 -> 194, 64
+ * rows 1622 -> 626, 256 rows 6466 -> 2434; Q5_K 3 rows 89 -> 92, 4 rows
+ * 112 -> 89, 8 rows 238 -> 125, 16 rows 451 -> 197, 64 rows 1747 -> 630,
+ * 256 rows 7133 -> 2502. */
 #define K_R16_MIN_N 4
 static void rows_q4_K(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)
@@ -595,10 +595,9 @@ static void rows_q5_K(const qmm_job *j, int64_t r0, int64_t r1) {
 }
 /* Q6_K: the same from Q6_R16_MIN_N rows (its scales per 16 values cost the
  * interleaved kernel 2 of every 10 operations on the vpdpbusd ports). One
- * core, cold [768][2048], us, medians (minima): 4 rows 100-110 (95) ->
- * 130 (120), 5 rows 143-188 (134-150) -> 142-146 (130-139), 8 rows 246-271
- * (195-207) -> 178-190 (167-178), 16 rows 432-441 -> 252, 64 rows 1559 ->
- * 738, 256 rows 6195 -> 2799; hot, 4 rows 95 -> 97, 5 rows 133 -> 108. */
+ * core, cold [768][2048], us: 4 rows 103 -> 111-113, 5 rows 147 -> 121, 8
+ * rows 251-258 -> 158-162, 16 rows 453 -> 241, 64 rows 1575 -> 707, 256
+ * rows 6238 -> 2788. */
 #define Q6_R16_MIN_N 5
 static void rows_q6_K(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)

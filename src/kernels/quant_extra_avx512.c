@@ -15,9 +15,9 @@
 
 /* IQ4_XS products of this many x rows or more go to the interleaved 16-row
  * kernel (quant_r16k_avx512.c). One core, cold [768][2048], us, these
- * kernels -> r16k: 2 rows 89 -> 75, 3 rows 109 -> 87, 4 rows 132 -> 89,
- * 8 rows 279 -> 123, 16 rows 557 -> 195, 64 rows 2179 -> 637, 256 rows
- * 9261 -> 2633. */
+ * kernels -> r16k: 2 rows 89 -> 75, 3 rows 109 -> 87, 4 rows 131 -> 90, 8
+ * rows 273 -> 122, 16 rows 566 -> 193, 64 rows 2155 -> 634, 256 rows 9409
+ * -> 2571. */
 #define IQ4XS_R16_MIN_N 2
 
 #define DOT32_I32(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
