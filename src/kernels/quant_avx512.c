@@ -33,8 +33,8 @@
  * the tiles here. Without AMX, Q8_0 (Q4_0) products of 4 (5) or more x rows go
  * to quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
  * (one vpdpbusd per 64 products and one scale per 16 rows and block, no
- * horizontal sums), and Q4_K / Q5_K products of 4 or more x rows (IQ4_XS:
- * 2, quant_extra_avx512.c) to its twin for the 256-blocks,
+ * horizontal sums), and Q4_K / Q5_K (Q6_K) products of 4 (5) or more x
+ * rows (IQ4_XS: 2, quant_extra_avx512.c) to its twin for the 256-blocks,
  * quant_r16k_avx512.c.
  */
 #include <float.h>

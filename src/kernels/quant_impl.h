@@ -207,7 +207,7 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
 /* Q8_0 / Q4_0 products of many x rows, 16 W rows interleaved per register
  * (quant_r16_avx512.c). */
 void avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
-/* The same for Q4_K, Q5_K and IQ4_XS (quant_r16k_avx512.c). */
+/* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r16k_avx512.c). */
 void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS. */
