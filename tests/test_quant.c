@@ -379,11 +379,13 @@ static double *exact_y(int type, const void *W, int64_t rows, int64_t cols, cons
  * tile + 1, and 3 tiles. */
 static const int64_t k_ns[] = {1, 2, 3, 4, 8, 16, 17, 33};
 #define N_NS ((int)(sizeof k_ns / sizeof k_ns[0]))
-/* The same and, for the interleaved 16-row kernel's tiles of 8 x rows
- * (quant_r16_avx512.c, from 2 or 4 rows by type; test_quant_r16.c takes
- * every count 1..17), 5, 7 and 8 + 4 (held to the reference only: new
- * counts in k_ns would change the other tests' random inputs). */
-static const int64_t k_ns_fast[] = {1, 2, 3, 4, 5, 7, 8, 12, 16, 17, 33};
+/* The same and, for the interleaved 16-row kernels' tiles of 8 x rows
+ * (quant_r16_avx512.c: the 32-block types, from 2 or 4 rows by type, and
+ * test_quant_r16.c takes every count 1..17; quant_r16k_avx512.c: Q4_K /
+ * Q5_K / Q6_K / IQ4_XS), tiles of every size 1..8: 5, 6, 7, 8 + 2, 8 + 3
+ * and 8 + 4 (held to the reference only: new counts in k_ns would change
+ * the other tests' random inputs). */
+static const int64_t k_ns_fast[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 16, 17, 33};
 #define N_NS_FAST ((int)(sizeof k_ns_fast / sizeof k_ns_fast[0]))
 
 TEST(quant_integer_sums_exact) {
@@ -461,7 +463,9 @@ TEST(quant_fast_paths_match_reference) {
     uint32_t seed = 31;
     /* 32-blocks: 3, 1, 64, 11, 6 and 21 per row (the Q4_0 GEMV's groups of 4
      * blocks with every tail; the interleaved 16-row kernel's chunks
-     * of 16 blocks with a tail, 16 + 5 rows) */
+     * of 16 blocks with a tail, 16 + 5 rows); 256-blocks: 1, 3, 8, 2, 1 and
+     * 5 per row (the interleaved kernel's chunks of 4 super-blocks: two, and
+     * one with a tail of 1), groups of 16 W rows partial in all but 64 */
     static const int64_t shapes32[][2] = {{37, 96}, {5, 32}, {64, 2048}, {129, 352}, {19, 192}, {21, 672}};
     static const int64_t shapesK[][2] = {{37, 256}, {5, 768}, {64, 2048}, {19, 512}, {3, 256}, {21, 1280}};
     for (int ti = 0; ti < N_TYPES; ti++) {

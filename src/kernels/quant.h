@@ -84,7 +84,9 @@
  *
  * Paths, each held to the scalar reference (tests/test_quant.c): scalar,
  * AVX2, AVX-512 VNNI (decode GEMVs and small GEMMs; Q4_1, Q5_0, Q5_1,
- * IQ4_NL, Q2_K, Q3_K and IQ4_XS in quant_extra_kern.h), and AMX-INT8 for the
+ * IQ4_NL, Q2_K, Q3_K and IQ4_XS in quant_extra_kern.h; the prefill of Q8_0,
+ * Q4_0, Q4_K, Q5_K, Q6_K and IQ4_XS with 16 W rows interleaved per register,
+ * quant_r16_avx512.c and quant_r16k_avx512.c), and AMX-INT8 for the
  * products of Q4_0 / Q8_0 weights with 5 (Q8_0) or 7 (Q4_0) or more rows of
  * x (prefill) on CPUs that have it, when the kernel choice of the pool a
  * call runs on has AMX (kernels.h: kern_cfg). The grid i-quants have AVX2

@@ -34,7 +34,9 @@
  * x rows or more (Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL: 2; Q4_0, MXFP4: 4) go to
  * quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
  * (one vpdpbusd per 64 products and one scale per 16 rows and block, no
- * horizontal sums); avx512_qmm_rows hands Q4_1, Q5_0, Q5_1 and IQ4_NL
+ * horizontal sums), and Q4_K / Q5_K (Q6_K) products of 4 (5) or more x
+ * rows (IQ4_XS: 2, quant_extra_avx512.c) to its twin for the 256-blocks,
+ * quant_r16k_avx512.c; avx512_qmm_rows hands Q4_1, Q5_0, Q5_1 and IQ4_NL
  * products of one x row, and the other types, to quant_extra_avx512.c.
  */
 #include <float.h>
@@ -530,14 +532,6 @@ AI void gemm_streams(const int T, const int NR, const int NXM, const qmm_job *j,
     }
 }
 
-#define ROWS_FN(T, NAME, NR1, NRN, NXM)                                              \
-    static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {               \
-        if (j->n == 1)                                                                \
-            gemv_streams(T, NR1, j, r0, r1);                                          \
-        else                                                                          \
-            gemm_streams(T, NRN, NXM, j, r0, r1);                                     \
-    }
-
 /* From *_R16_MIN_N rows of x the interleaved 16-row kernel
  * (quant_r16_avx512.c) takes the 32-block types. The thresholds: one core,
  * a cold [768][2048] matrix (an expert's), us, median of alternating trials
@@ -572,9 +566,44 @@ static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
     else
         gemm_streams(QT_Q8_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
 }
-ROWS_FN(QT_Q4_K, q4_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
-ROWS_FN(QT_Q5_K, q5_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
-ROWS_FN(QT_Q6_K, q6_K, GEMV_NRK, GEMM_NRK, GEMM_NXK)
+/* Q4_K / Q5_K: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
+ * K_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16k_avx512.c).
+ * One core, cold [768][2048], us, gemm_streams -> r16k: Q4_K 3 rows 81 ->
+ * 87-90, 4 rows 102 -> 87-89, 8 rows 216 -> 120, 16 rows 414 -> 194, 64
+ * rows 1622 -> 626, 256 rows 6466 -> 2434; Q5_K 3 rows 89 -> 92, 4 rows
+ * 112 -> 89, 8 rows 238 -> 125, 16 rows 451 -> 197, 64 rows 1747 -> 630,
+ * 256 rows 7133 -> 2502. */
+#define K_R16_MIN_N 4
+static void rows_q4_K(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q4_K, GEMV_NRK, j, r0, r1);
+    else if (j->n >= K_R16_MIN_N)
+        avx512_rows_r16k(j, r0, r1);
+    else
+        gemm_streams(QT_Q4_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+}
+static void rows_q5_K(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q5_K, GEMV_NRK, j, r0, r1);
+    else if (j->n >= K_R16_MIN_N)
+        avx512_rows_r16k(j, r0, r1);
+    else
+        gemm_streams(QT_Q5_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+}
+/* Q6_K: the same from Q6_R16_MIN_N rows (its scales per 16 values cost the
+ * interleaved kernel 2 of every 10 operations on the vpdpbusd ports). One
+ * core, cold [768][2048], us: 4 rows 103 -> 111-113, 5 rows 147 -> 121, 8
+ * rows 251-258 -> 158-162, 16 rows 453 -> 241, 64 rows 1575 -> 707, 256
+ * rows 6238 -> 2788. */
+#define Q6_R16_MIN_N 5
+static void rows_q6_K(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->n == 1)
+        gemv_streams(QT_Q6_K, GEMV_NRK, j, r0, r1);
+    else if (j->n >= Q6_R16_MIN_N)
+        avx512_rows_r16k(j, r0, r1);
+    else
+        gemm_streams(QT_Q6_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+}
 
 /* MXFP4 (gpt-oss's experts): decode by gemv_streams, 2-3 rows of x by
  * gemm_streams (2 rows 86-123 -> 95-138, 3 rows 103-128 -> 108-138), from

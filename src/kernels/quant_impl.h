@@ -1,6 +1,7 @@
 /*
  * quant_impl.h - what each ISA file of the quantized matmul (quant_dot_ref.c,
- * quant_avx2.c, quant_avx512.c, quant_amx_avx512.c, quant_amx_k_avx512.c)
+ * quant_avx2.c, quant_avx512.c, quant_r16_avx512.c, quant_r16k_avx512.c,
+ * quant_amx_avx512.c, quant_amx_k_avx512.c)
  * provides to the dispatcher in quant.c, and the layouts of the quantized
  * activations they share. Internal to src/kernels/; the contract is quant.h.
  *
@@ -215,6 +216,8 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
  * (quant_r16_avx512.c), for the 32-block types Q8_0, Q4_0, MXFP4, IQ4_NL,
  * Q5_0, Q4_1 and Q5_1: returns 0 for a type it does not take. */
 int avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
+/* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r16k_avx512.c). */
+void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS
  * (avx512_qmm_rows: Q4_1 ... IQ4_NL only with one x row, the others going

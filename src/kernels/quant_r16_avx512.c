@@ -26,9 +26,8 @@
  * 4-8% slower at 64 and 256 rows of x. Tiles of up to RP_NX x rows reuse
  * the 8 W registers.
  *
- * The interleave is a 16 x 8 transpose of dwords (two 8 x 8 transposes at
- * once, one in each 256-bit half: unpacks of 32 and 64 bits, then one
- * two-source qword permute). While it reads a block of the 16 rows it
+ * The interleave is a 16 x 8 transpose of dwords (quant_r16.h, shared with
+ * the 256-blocks' quant_r16k_avx512.c). While it reads a block of the 16 rows it
  * prefetches the same block of the next 16 rows into L2: against 16
  * blocks on in the same rows (one core, cold [768][2048], us) Q8_0 at 1 / 4
  * / 8 / 64 rows of x 180 / 278 / 346 / 809 -> 107 / 199 / 302 / 747, MXFP4
@@ -52,7 +51,9 @@
 #pragma GCC target("avx512vnni")
 #endif
 
-#define AI static inline __attribute__((always_inline))
+#include "kernels/quant_r16.h"
+
+#define AI R16_AI
 
 #define RP_ROWS 16 /* W rows per group: the int32 lanes of a register */
 #define RP_KC 16   /* blocks per chunk: 8 KiB of interleaved codes */
@@ -64,13 +65,6 @@ typedef struct {
     __m512 d[RP_KC];     /* [block]: the scales of rows 0..15 */
     __m512 m[RP_KC];     /* [block]: the mins of rows 0..15 (Q4_1, Q5_1) */
 } rp_buf;
-
-/* vpdpbusd(t, w, the 4 bytes at x broadcast), the broadcast folded into the
- * instruction ({1to16}), which compilers do not do for _mm512_set1_epi32. */
-AI __m512i dpbusd_bcast(__m512i t, __m512i w, const int8_t *x) {
-    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(t) : "v"(w), "m"(*(const int32_t *)x));
-    return t;
-}
 
 AI uint32_t rd32(const uint8_t *p) {
     uint32_t v;
@@ -145,8 +139,6 @@ AI void rp_scales(const int T, const uint8_t *w0, __m512i off, __m512 *d, __m512
  * of the next group's rows). */
 AI void rp_repack(const int T, rp_buf *o, const uint8_t *const *w, __m512i off, int64_t b0, int kc, size_t pf) {
     const size_t bb = rp_bsize(T);
-    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-    const __m512i i1 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
         /* z[p]: row p's 8 code dwords | row p + 8's */
@@ -157,28 +149,7 @@ AI void rp_repack(const int T, rp_buf *o, const uint8_t *const *w, __m512i off, 
             _mm_prefetch((const char *)w[p + 8] + at + pf, _MM_HINT_T1);
             z[p] = rp_codes(T, w[p] + at, w[p + 8] + at);
         }
-        /* per 128-bit lane, dwords c0..c3 of rows p, p+1: [p c0, p+1 c0, p c1, p+1 c1] (lo), c2/c3 (hi) */
-        __m512i lo[4], hi[4];
-#pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            lo[p] = _mm512_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
-            hi[p] = _mm512_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
-        }
-        /* c[q][g]: per 128-bit lane, dword q of the lane for rows 4g..4g+3 */
-        __m512i c[4][2];
-#pragma GCC unroll 2
-        for (int g = 0; g < 2; g++) {
-            c[0][g] = _mm512_unpacklo_epi64(lo[2 * g], lo[2 * g + 1]);
-            c[1][g] = _mm512_unpackhi_epi64(lo[2 * g], lo[2 * g + 1]);
-            c[2][g] = _mm512_unpacklo_epi64(hi[2 * g], hi[2 * g + 1]);
-            c[3][g] = _mm512_unpackhi_epi64(hi[2 * g], hi[2 * g + 1]);
-        }
-        /* dword k = 4m + q of rows 0..15: lane m of each half of c[q][0] and c[q][1] */
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            o->q[b][q] = _mm512_permutex2var_epi64(c[q][0], i0, c[q][1]);
-            o->q[b][4 + q] = _mm512_permutex2var_epi64(c[q][0], i1, c[q][1]);
-        }
+        r16_transpose(z, o->q[b]);
         rp_scales(T, w[0] + at, off, &o->d[b], &o->m[b]);
     }
 }
