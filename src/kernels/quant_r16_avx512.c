@@ -58,6 +58,14 @@
 #define RP_ROWS 16 /* W rows per group: the int32 lanes of a register */
 #define RP_KC 16   /* blocks per chunk: 8 KiB of interleaved codes */
 #define RP_NX 8    /* x rows per tile: 8 W + 8 f32 + 8 int32 registers */
+#define RP_NX2 4   /* x rows per tile of two groups: 16 W + 8 f32 registers */
+/* From this many x rows, the types without a min take W rows in pairs of
+ * groups (rp_tile2), whose x broadcasts serve twice the products. One core,
+ * cold [768][2048], us, single groups -> pairs, the same bits: Q8_0 16 / 32
+ * / 64 / 256 rows 229 / 412 / 743 / 3057 -> 228 / 357 / 661 / 2657; Q4_0,
+ * MXFP4, IQ4_NL, Q5_0 16 rows 223-234 -> 206-220, 64 rows 710-773 ->
+ * 655-665 (AMD Zen 4). */
+#define RP_PAIR_MIN_N 16
 
 /* 16 W rows, RP_KC blocks, interleaved. */
 typedef struct {
@@ -194,19 +202,99 @@ AI void rp_tile(const int T, const int NX, float *y, int64_t ys, __mmask16 m, co
     for (int i = 0; i < NX; i++) _mm512_mask_storeu_ps(y + i * ys, m, acc[i]);
 }
 
+/* The same for two groups at once (32 W rows, all in range), x rows in
+ * tiles of up to RP_NX2: each x row's cv and dx are broadcast once for 16
+ * vpdpbusd instead of 8. Not for the types with a min (rp_has_min). */
+AI void rp_tile2(const int T, const int NX, float *y, int64_t ys, const uint8_t *xq, size_t xs, int64_t nb,
+                 const rp_buf *o, const rp_buf *o2, int64_t b0, int kc, int first) {
+    __m512 acc[RP_NX2], acc2[RP_NX2];
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ys);
+        acc2[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ys + RP_ROWS);
+    }
+    for (int b = 0; b < kc; b++) {
+        const int64_t bx = b0 + b;
+        __m512i wq[8], wq2[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            wq[k] = _mm512_load_si512((const void *)&o->q[b][k]);
+            wq2[k] = _mm512_load_si512((const void *)&o2->q[b][k]);
+        }
+        const __m512 dw = o->d[b], dw2 = o2->d[b];
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const int8_t *qs = qx32_qs(xr) + 32 * bx;
+            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
+            }
+            const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
+            acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        _mm512_storeu_ps(y + i * ys, acc[i]);
+        _mm512_storeu_ps(y + i * ys + RP_ROWS, acc2[i]);
+    }
+}
+
+/* The 16 W rows from r (rows past r1 repeat the last) into w[], their
+ * offsets from w[0] into *offv; returns how many are in range. */
+AI int rp_group(const qmm_job *j, int64_t r, int64_t r1, const uint8_t **w, __m512i *offv) {
+    const int rw = r1 - r < RP_ROWS ? (int)(r1 - r) : RP_ROWS;
+    int32_t off[RP_ROWS];
+    for (int p = 0; p < RP_ROWS; p++) {
+        w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
+        off[p] = (int32_t)(w[p] - w[0]);
+    }
+    *offv = _mm512_loadu_si512((const void *)off);
+    return rw;
+}
+
 AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32;
     rp_buf buf __attribute__((aligned(64)));
-    const size_t pf = (size_t)RP_ROWS * j->w_row;
-    for (int64_t r = r0; r < r1; r += RP_ROWS) {
-        const int rw = r1 - r < RP_ROWS ? (int)(r1 - r) : RP_ROWS;
-        const uint8_t *w[RP_ROWS];
-        int32_t off[RP_ROWS];
-        for (int p = 0; p < RP_ROWS; p++) {
-            w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
-            off[p] = (int32_t)(w[p] - w[0]);
+    int64_t r = r0;
+    if (!rp_has_min(T) && j->n >= RP_PAIR_MIN_N) {
+        rp_buf buf2 __attribute__((aligned(64)));
+        const size_t pf2 = (size_t)2 * RP_ROWS * j->w_row;
+        for (; r + 2 * RP_ROWS <= r1; r += 2 * RP_ROWS) {
+            const uint8_t *w[RP_ROWS], *w2[RP_ROWS];
+            __m512i offv, offv2;
+            rp_group(j, r, r1, w, &offv);
+            rp_group(j, r + RP_ROWS, r1, w2, &offv2);
+            for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
+                const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
+                rp_repack(T, &buf, w, offv, b0, kc, pf2);
+                rp_repack(T, &buf2, w2, offv2, b0, kc, pf2);
+                for (int64_t i = 0; i < j->n; i += RP_NX2) {
+                    const int nx = j->n - i < RP_NX2 ? (int)(j->n - i) : RP_NX2;
+                    float *y = j->y + i * j->rows + r;
+                    const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                    const int first = b0 == 0;
+#define RP_TILE2(NX) rp_tile2(T, NX, y, j->rows, x, j->xq_row, nb, &buf, &buf2, b0, kc, first)
+                    switch (nx) {
+                    case 1: RP_TILE2(1); break;
+                    case 2: RP_TILE2(2); break;
+                    case 3: RP_TILE2(3); break;
+                    default: RP_TILE2(4); break;
+                    }
+#undef RP_TILE2
+                }
+            }
         }
-        const __m512i offv = _mm512_loadu_si512((const void *)off);
+    }
+    const size_t pf = (size_t)RP_ROWS * j->w_row;
+    for (; r < r1; r += RP_ROWS) {
+        const uint8_t *w[RP_ROWS];
+        __m512i offv;
+        const int rw = rp_group(j, r, r1, w, &offv);
         const __mmask16 m = (__mmask16)((1u << rw) - 1);
         for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
             const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
