@@ -12,7 +12,8 @@ the path moe's quantized prefill takes; each round is compared with the mean
 of the probes before and after it. The summary gives, per model:
 
   prefill N   each engine's tok/s, moe over the faster peer, and moe's
-              prefill operations (2 per active matmul weight per token plus
+              prefill operations (2 per active matmul weight per token, the
+              output head for the last token only, plus
               attention) as a share of the int8 peak and, on AMX, of the
               block peak (AMX products of weights with a scale per 32-block,
               whose AVX-512 scaling bounds them; `moe bench` probes both)

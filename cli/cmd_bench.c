@@ -2,7 +2,7 @@
  * cmd_bench.c - `moe bench MODEL`: prefill and decode speed as ratios to what
  * this machine can do, measured in the same run with the same thread count:
  *   prefill is compute bound: achieved FLOP/s = (2 x active matmul weights
- *     per token + attention) / time, against the f32 FMA peak (probe_f32_flops)
+ *     per token, the output head for the last token only, + attention) / time, against the f32 FMA peak (probe_f32_flops)
  *     and, for quantized weights, the int8 multiply-accumulate peak of the
  *     path their products take (probe_int8_ops: AMX, AVX-512 VNNI, AVX2);
  *   decode is bandwidth bound: achieved bytes/s = tok/s * active weight bytes
@@ -110,15 +110,17 @@ typedef struct {
     int amx;
 } bench_res;
 
-/* FLOPs of a prefill of n tokens: 2 per active matmul weight (less the
- * embedding table, a row lookup, unless tied: then it is also the head),
- * plus attention scores and values: 4 * H * Dh per layer for each earlier
- * position, summed over the n positions. */
+/* FLOPs of a prefill of n tokens: 2 per active matmul weight per token
+ * (less the embedding table, a row lookup, unless tied: then it is also the
+ * head), except the output head, which a prefill runs for its last token
+ * only (moe_forward without all_logits; llama-bench's prefill does the
+ * same), plus attention scores and values: 4 * H * Dh per layer for each
+ * earlier position, summed over the n positions. */
 static double prefill_flop(const moe_config *cfg, const moe_model_stats *st, int n) {
-    double w_mm = (double)st->params_active -
-                  (cfg->tied_embeddings ? 0.0 : (double)cfg->vocab * (double)cfg->dim);
+    const double head = (double)cfg->vocab * (double)cfg->dim;
+    double w_body = (double)st->params_active - (cfg->tied_embeddings ? 0.0 : head) - head;
     double attn = 4.0 * cfg->n_heads * cfg->head_dim * cfg->n_layers * 0.5 * n * (n + 1.0);
-    return 2.0 * w_mm * n + attn;
+    return 2.0 * w_body * n + 2.0 * head + attn;
 }
 
 static int bench_run(const bench_args *A, moe_model *m, int threads, bench_res *r) {
@@ -311,7 +313,8 @@ static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
                A->probe_each ? 100 * r->frac_each : 100 * ratio(r->dec_bw, r->bw));
     }
     printf("\nmedian of %d reps (+%d warmup); prefill FLOPs = 2 x active matmul weights per\n"
-           "token + attention%s; decode bytes = active weights per token\n", A->reps, A->warmup,
+           "token (the output head: the last token's only) + attention%s; decode bytes = active\n"
+           "weights per token\n", A->reps, A->warmup,
            q8 ? ",\nthe same count as int8 operations for quantized weights" : "");
     if (q8b)
         printf("block peak: the AMX products of weights with a scale per 32-block, probed in L1 (each\n"
@@ -381,8 +384,9 @@ int cmd_bench(int argc, char **argv) {
                        "this machine's f32 and int8 peaks and memory read bandwidth, probed in the same\n"
                        "run with the same threads.",
                        "Prefill FLOPs are 2 x the active matmul weights per token (active parameters\n"
-                       "less the embedding table) plus attention (4 x heads x head dim per layer per\n"
-                       "earlier position); for a model whose active weights are mostly quantized the\n"
+                       "less the embedding table; the output head counted once, for the last token, the\n"
+                       "only one whose logits a prefill computes) plus attention (4 x heads x head dim\n"
+                       "per layer per earlier position); for a model whose active weights are mostly quantized the\n"
                        "same count is also shown against the int8 peak of the path its products take\n"
                        "(AMX-INT8, AVX-512 VNNI or AVX2) and, on AMX, against the rate AMX reaches on\n"
                        "weights with a scale per 32-block (the \"block peak\": each block's sums are\n"
