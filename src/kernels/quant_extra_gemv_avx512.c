@@ -172,6 +172,65 @@ AI void gemv_k(const int T, float *y, const uint8_t *xq, int64_t nsb, const uint
     put4(y, acc);
 }
 
+/* IQ4_XS, 128 values per register: the 64 bytes of qs of four sub-blocks
+ * give their low nibbles (values 0..15 of each) and their high nibbles
+ * (16..31), both looked up, in one vpdpbusd each into the same sums, with x
+ * rearranged to match once per super-block for all NR rows (two 128-bit
+ * lane shuffles per half); each group of 4 int32 lanes is one sub-block's
+ * exact sum, scaled in f32 once per 128 values. About 10 vector operations
+ * per 128 weights where the 64-value form (gemv_k) took 18: one core, W in
+ * L3, [768][2048] 54 -> 33 us, cold 57 -> 38-40 us (AMD Zen 4). */
+AI void gemv_iq4xs(float *y, const uint8_t *xq, int64_t nsb, const uint8_t *const *w, size_t pf) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
+    const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
+    __m512 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        const qx_k *xb = (const qx_k *)xq + s;
+        const __m256i bs = _mm256_load_si256((const __m256i *)xb->bsums);
+        const float dx = xb->d;
+        __m512i xl[2], xh[2];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m512i a = _mm512_load_si512((const void *)(xb->qs + 128 * h));
+            const __m512i b = _mm512_load_si512((const void *)(xb->qs + 128 * h + 64));
+            xl[h] = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* values 0..15 of sub-blocks 4h..4h+3 */
+            xh[h] = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1)); /* values 16..31 */
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *blk = w[r] + (size_t)s * sizeof(block_iq4_xs);
+            for (size_t o = 0; o < sizeof(block_iq4_xs); o += 64) pf_l2(blk + o + pf);
+            const block_iq4_xs *b = (const block_iq4_xs *)blk;
+            /* the 8 scales ls - 32 as f32 times d * dx */
+            __m256i sl = _mm256_srlv_epi32(_mm256_set1_epi32((int)rd32(b->scales_l)),
+                                           _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
+            __m256i sh = _mm256_srlv_epi32(_mm256_set1_epi32((int)b->scales_h),
+                                           _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+            __m256i ls = _mm256_or_si256(_mm256_and_si256(sl, _mm256_set1_epi32(0xF)),
+                                         _mm256_slli_epi32(_mm256_and_si256(sh, _mm256_set1_epi32(3)), 4));
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
+                                     _mm256_set1_ps(_cvtsh_ss(b->d) * dx));
+            const __m512 f5 = _mm512_castps256_ps512(f);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(b->qs + 64 * h));
+                const __m512i lo = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+                __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_shuffle_epi8(lut, lo), xl[h]);
+                t = _mm512_dpbusd_epi32(t, _mm512_shuffle_epi8(lut, hi), xh[h]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_permutexvar_ps(h ? i1 : i0, f5), acc[r]);
+            }
+            /* - 128 * sum over the 32-blocks of f * (their sum of x codes) */
+            __m256 s32 = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm256_set1_epi16(1)));
+            acc[r] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(s32),
+                                      _mm512_zextps256_ps512(_mm256_mul_ps(f, _mm256_set1_ps(128.0f))), acc[r]);
+        }
+    }
+    put4(y, acc);
+}
+
 /* ------------------------------------------------------------ 32-blocks */
 
 /* Offsets in a 32-block: of the codes, of qh (0: none), of m (0: none). */
@@ -270,6 +329,8 @@ AI void streams(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
         float t[NR];
         if (is32)
             gemv_32(T, t, j->xq, nblk, w, pf);
+        else if (T == QT_IQ4_XS)
+            gemv_iq4xs(t, j->xq, nblk, w, pf);
         else
             gemv_k(T, t, j->xq, nblk, w, pf);
         for (int q = 0; q < NR; q++)
