@@ -15,7 +15,8 @@
  *   - IQ4_XS: codes looked up as kvalues_iq4nl + 128 (0..241, too large
  *     for vpmaddubsw pairs), so vpdpbusd per 4 values; each 32-block's sum
  *     is exact in int32 and scaled in f32 by d * dx * (ls - 32); the bias
- *     128 through the sums of 32 codes of x.
+ *     128 through the sums of 32 codes of x. 128 values per register
+ *     (gemv_iq4xs: the low and high nibbles of four sub-blocks), not 64.
  *   - 32-blocks: biased bytes (Q5_0: w + 16; IQ4_NL: kvalues_iq4nl + 128;
  *     Q4_1 / Q5_1 unsigned) by vpdpbusd started from the activation's cv
  *     (which removes the bias, quant_impl.h), scaled per block by d * dx;
@@ -87,51 +88,19 @@ AI __m128i q3_scales(const uint8_t *blk) {
 }
 
 AI void gemv_k(const int T, float *y, const uint8_t *xq, int64_t nsb, const uint8_t *const *w, size_t pf) {
-    const size_t bb = T == QT_Q2_K ? sizeof(block_q2_K) : T == QT_Q3_K ? sizeof(block_q3_K) : sizeof(block_iq4_xs);
+    const size_t bb = T == QT_Q2_K ? sizeof(block_q2_K) : sizeof(block_q3_K);
     __m512 acc[NR];
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
     for (int64_t s = 0; s < nsb; s++) {
         const qx_k *xb = (const qx_k *)xq + s;
         const __m256i bs = _mm256_load_si256((const __m256i *)xb->bsums);
         const float dx = xb->d;
         __m512i xv[4];
-        for (int c = 0; c < 4; c++)
-            xv[c] = T == QT_IQ4_XS ? _mm512_load_si512((const void *)(xb->qs + 64 * c)) : xk_order(xb->qs, c);
+        for (int c = 0; c < 4; c++) xv[c] = xk_order(xb->qs, c);
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const uint8_t *blk = w[r] + (size_t)s * bb;
             for (size_t o = 0; o < bb; o += 64) pf_l2(blk + o + pf);
-            if (T == QT_IQ4_XS) {
-                const block_iq4_xs *b = (const block_iq4_xs *)blk;
-                /* the 8 scales ls - 32 as f32 times d * dx */
-                __m256i sl = _mm256_srlv_epi32(_mm256_set1_epi32((int)rd32(b->scales_l)),
-                                               _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
-                __m256i sh = _mm256_srlv_epi32(_mm256_set1_epi32((int)b->scales_h),
-                                               _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
-                __m256i ls = _mm256_or_si256(_mm256_and_si256(sl, _mm256_set1_epi32(0xF)),
-                                             _mm256_slli_epi32(_mm256_and_si256(sh, _mm256_set1_epi32(3)), 4));
-                __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
-                                         _mm256_set1_ps(_cvtsh_ss(b->d) * dx));
-                const __m512 f5 = _mm512_castps256_ps512(f);
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++) {
-                    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b->qs + 32 * c)));
-                    v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(b->qs + 32 * c + 16)));
-                    v = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
-                    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_shuffle_epi8(lut, v), xv[c]);
-                    __m512 fc = _mm512_permutexvar_ps(
-                        _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c + 1,
-                                          2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1),
-                        f5);
-                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), fc, acc[r]);
-                }
-                /* - 128 * sum over the 32-blocks of f * (their sum of x codes) */
-                __m256 s32 = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm256_set1_epi16(1)));
-                acc[r] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(s32),
-                                          _mm512_zextps256_ps512(_mm256_mul_ps(f, _mm256_set1_ps(128.0f))), acc[r]);
-                continue;
-            }
             __m512i ai = _mm512_setzero_si512();
             __m256i sc16, mins = _mm256_setzero_si256();
             const __m512i q = _mm512_loadu_si512((const void *)(blk + (T == QT_Q2_K ? offsetof(block_q2_K, qs)
@@ -210,8 +179,8 @@ AI void gemv_iq4xs(float *y, const uint8_t *xq, int64_t nsb, const uint8_t *cons
                                            _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
             __m256i ls = _mm256_or_si256(_mm256_and_si256(sl, _mm256_set1_epi32(0xF)),
                                          _mm256_slli_epi32(_mm256_and_si256(sh, _mm256_set1_epi32(3)), 4));
-            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
-                                     _mm256_set1_ps(_cvtsh_ss(b->d) * dx));
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))),
+                                           _mm256_set1_ps(_cvtsh_ss(b->d) * dx));
             const __m512 f5 = _mm512_castps256_ps512(f);
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
