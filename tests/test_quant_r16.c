@@ -1,11 +1,12 @@
 /*
- * test_quant_r16.c - the interleaved 16-row kernel of the 32-block types
- * (src/kernels/quant_r16_avx512.c: Q8_0, Q4_0, MXFP4, IQ4_NL, Q5_0, Q4_1,
- * Q5_1 from a few rows of x without AMX) on every path against the scalar
+ * test_quant_r16.c - the interleaved kernels of the 32-block types (Q8_0,
+ * Q4_0, MXFP4, IQ4_NL, Q5_0, Q4_1, Q5_1 from a few rows of x: 16 rows per
+ * register in src/kernels/quant_r16_avx512.c without AMX, 8 in
+ * quant_r8_avx2.c on the AVX2 path) on every path against the scalar
  * reference:
  *   - every count of x rows 1..17 (tiles of 1 to 8 rows, alone and after
  *     full tiles; the counts below and above each type's threshold);
- *   - W groups of 16 rows with a partial one (37 = 16 + 16 + 5 rows), a
+ *   - W groups of 16 (8) rows with a partial one (37 = 16 + 16 + 5 rows), a
  *     chunk of 16 blocks with a tail (21 blocks) and a lone block;
  *   - W of random bytes with the scales (and mins) set to finite f16
  *     values, MXFP4's E8M0 byte including the subnormal scales e = 0, 1;

@@ -1,0 +1,299 @@
+/*
+ * quant_r8_avx2.c - the many-row product of the 32-block weights (Q8_0,
+ * Q4_0, MXFP4, IQ4_NL, Q5_0, Q4_1, Q5_1) with AVX2 (no VNNI): the 8 int32
+ * lanes of a register are 8 W rows, as quant_r16_avx512.c does with 16 on
+ * AVX-512. quant_avx2.c sends it the products of a few rows of x or more
+ * (R8_MIN_N there).
+ *
+ * quant_avx2.c's tiles give each W row a register of 32 products and scale
+ * it per block before a horizontal sum at the end: about 6 operations per
+ * 32 products. Here 8 W rows are interleaved once per chunk of R8_KC blocks
+ * into a buffer that stays in L1 (r8_buf): block b's codes as 8 registers,
+ * register k holding bytes 4k..4k+3 of each of the 8 rows, and the rows'
+ * scales (and Q4_1 / Q5_1's mins) in f32. vpmaddubsw multiplies unsigned
+ * by signed bytes and adds pairs into int16 with saturation, so:
+ *
+ * - The nibble types are stored unsigned (Q4_0 / Q5_0: w + 8 / w + 16;
+ *   MXFP4: kvalues_mxfp4 + 12; Q4_1 / Q5_1: as stored), at most u = 15,
+ *   24 or 31; a pair is at most 2 * 127 * u, so the int16 pairs of
+ *   R8_DEPTH(T) registers (8 for u = 15, 4 for 24 and 31) add without
+ *   overflow before one vpmaddwd by 1 takes them to int32:
+ *     s16  = sum_k vpmaddubsw(W_k, broadcast of x codes 4k..4k+3)
+ *     t    = cv + vpmaddwd(s16, 1)      (per R8_DEPTH registers)
+ *   about 2.1 operations per 32 products for Q4_0, 2.3 for the others.
+ * - Q8_0 and IQ4_NL are stored signed (w; kvalues_iq4nl), as a bias of
+ *   128 would overflow the pairs, and take the sign trick of quant_avx2.c:
+ *   |w| * (x * sign(w)), a pair at most 2 * 128 * 127 < 32768:
+ *     t   += vpmaddwd(vpmaddubsw(|W_k|, vpsignb(x_k, W_k)), 1)
+ *   4 operations per 32 products, |W_k| once per tile.
+ *
+ * Then acc_i = fma(float(t), dw * dx_i, acc_i) (Q4_1 / Q5_1: the min term
+ * as quant_r16_avx512.c takes it), 8 outputs of y with no horizontal sum.
+ * Every t is the exact integer sum of the block, and the f32 operations on
+ * it are the same for each output whatever rows share its group (a partial
+ * group repeats its last row and its extra lanes are not stored), so the
+ * results do not depend on how threads split the rows. Between chunks the
+ * sums wait in y.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "base/dtype.h"
+#include "kernels/quant_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+
+#define R8_ROWS 8 /* W rows per group: the int32 lanes of a register */
+#define R8_KC 16  /* blocks per chunk: 4 KiB of interleaved codes */
+#define R8_NX 4 /* x rows per tile: 3 the same, 6 and 8 slower (16 registers) */
+
+/* 8 W rows, R8_KC blocks, interleaved. */
+typedef struct {
+    __m256i q[R8_KC][8]; /* [block][k]: bytes 4k..4k+3 of rows 0..7 */
+    __m256 d[R8_KC];     /* [block]: the scales of rows 0..7 */
+    __m256 m[R8_KC];     /* [block]: the mins (Q4_1, Q5_1) */
+} r8_buf;
+
+AI size_t r8_bsize(const int T) {
+    return T == QT_Q8_0 ? sizeof(block_q8_0) : T == QT_Q4_0 ? sizeof(block_q4_0) : T == QT_MXFP4 ? sizeof(block_mxfp4)
+         : T == QT_IQ4_NL ? sizeof(block_iq4_nl) : T == QT_Q5_0 ? sizeof(block_q5_0)
+         : T == QT_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q5_1);
+}
+AI size_t r8_off_qs(const int T) {
+    return T == QT_Q8_0 ? offsetof(block_q8_0, qs) : T == QT_Q4_0 ? offsetof(block_q4_0, qs)
+         : T == QT_MXFP4 ? offsetof(block_mxfp4, qs) : T == QT_IQ4_NL ? offsetof(block_iq4_nl, qs)
+         : T == QT_Q5_0 ? offsetof(block_q5_0, qs) : T == QT_Q4_1 ? offsetof(block_q4_1, qs)
+                        : offsetof(block_q5_1, qs);
+}
+AI size_t r8_off_qh(const int T) { return T == QT_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh); }
+AI int r8_has_min(const int T) { return T == QT_Q4_1 || T == QT_Q5_1; }
+/* Whether the codes are stored signed (the sign trick) or unsigned. */
+AI int r8_signed(const int T) { return T == QT_Q8_0 || T == QT_IQ4_NL; }
+/* Registers of int16 pairs that add without overflow: 2 * 127 * u per pair
+ * for codes up to u (15: Q4_0, Q4_1; 24: MXFP4; 31: Q5_0, Q5_1). */
+AI int r8_depth(const int T) { return T == QT_Q4_0 || T == QT_Q4_1 ? 8 : 4; }
+
+AI uint16_t rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+AI uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The 32 codes of the block at p in the activations' order (the nibble
+ * types: low nibbles are values 0..15, high 16..31), stored as above. */
+AI __m256i r8_codes(const int T, const uint8_t *p) {
+    const size_t oq = r8_off_qs(T);
+    if (T == QT_Q8_0) return _mm256_loadu_si256((const __m256i *)(p + oq));
+    const __m128i v = _mm_loadu_si128((const __m128i *)(p + oq));
+    __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
+    c = _mm256_and_si256(c, _mm256_set1_epi8(0x0F));
+    if (T == QT_MXFP4)
+        return _mm256_shuffle_epi8(
+            _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)mxfp4_biased_table())), c);
+    if (T == QT_IQ4_NL) /* kvalues_iq4nl + 128, back to signed */
+        return _mm256_xor_si256(
+            _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_biased_table())),
+                                c),
+            _mm256_set1_epi8((char)0x80));
+    if (T == QT_Q5_0 || T == QT_Q5_1) { /* + 16 where bit j of qh is set */
+        const __m256i h = _mm256_set1_epi32((int)rd32(p + r8_off_qh(T)));
+        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                             3, 3, 3, 3, 3, 3, 3, 3);
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        const __m256i on = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(h, sel), bit), bit);
+        c = _mm256_add_epi8(c, _mm256_and_si256(on, _mm256_set1_epi8(0x10)));
+    }
+    return c;
+}
+
+/* 8 x 8 transpose of dwords: z[p] = row p's 8 dwords into o[k] = dword k
+ * of rows 0..7: unpacks of 32 and 64 bits, then 128-bit permutes. */
+AI void r8_transpose(const __m256i *z, __m256i *o) {
+    __m256i a[8], b[8];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        a[2 * p] = _mm256_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
+        a[2 * p + 1] = _mm256_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
+    }
+    /* a[2p]: per lane [p0 c0, p1 c0, p0 c1, p1 c1] (rows 2p, 2p+1), a[2p+1]: c2, c3 */
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) {
+        b[4 * g + 0] = _mm256_unpacklo_epi64(a[4 * g], a[4 * g + 2]);     /* c0 of rows 4g..4g+3 */
+        b[4 * g + 1] = _mm256_unpackhi_epi64(a[4 * g], a[4 * g + 2]);     /* c1 */
+        b[4 * g + 2] = _mm256_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]); /* c2 */
+        b[4 * g + 3] = _mm256_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]); /* c3 */
+    }
+    /* b[q] (rows 0..3) and b[4 + q] (rows 4..7) hold dword q of each lane:
+     * lane 0 is dword q, lane 1 dword 4 + q */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        o[q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x20);
+        o[4 + q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x31);
+    }
+}
+
+/* Blocks b0 .. b0 + kc of the 8 rows w[] into o; each block is prefetched
+ * pf bytes on (the same block of the next group's rows). */
+AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, int kc, size_t pf) {
+    const size_t bb = r8_bsize(T);
+    for (int b = 0; b < kc; b++) {
+        const size_t at = (size_t)(b0 + b) * bb;
+        __m256i z[8];
+        float d[R8_ROWS], m[R8_ROWS];
+#pragma GCC unroll 8
+        for (int p = 0; p < R8_ROWS; p++) {
+            const uint8_t *blk = w[p] + at;
+            _mm_prefetch((const char *)blk + pf, _MM_HINT_T1);
+            z[p] = r8_codes(T, blk);
+            d[p] = T == QT_MXFP4 ? mxfp4_scale_half(blk[0]) : f16_to_f32(rd16(blk));
+            if (r8_has_min(T)) m[p] = f16_to_f32(rd16(blk + 2));
+        }
+        r8_transpose(z, o->q[b]);
+        o->d[b] = _mm256_loadu_ps(d);
+        if (r8_has_min(T)) o->m[b] = _mm256_loadu_ps(m);
+    }
+}
+
+/* y[i*ys + lane] (lanes < rw) for i < NX: x rows at xq (stride xs, nb
+ * blocks each) times the chunk o of blocks b0 .. b0 + kc, added to y unless
+ * first. */
+AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs, int64_t nb,
+                const r8_buf *o, int64_t b0, int kc, int first) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[R8_NX];
+    float tmp[R8_NX][R8_ROWS];
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        if (first)
+            acc[i] = _mm256_setzero_ps();
+        else if (rw == R8_ROWS)
+            acc[i] = _mm256_loadu_ps(y + i * ys);
+        else {
+            memset(tmp[i], 0, sizeof tmp[i]);
+            memcpy(tmp[i], y + i * ys, sizeof(float) * (size_t)rw);
+            acc[i] = _mm256_loadu_ps(tmp[i]);
+        }
+    }
+    for (int b = 0; b < kc; b++) {
+        const int64_t bx = b0 + b;
+        const int8_t *qs[R8_NX];
+        __m256i t[R8_NX];
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            qs[i] = qx32_qs(xr) + 32 * bx;
+            t[i] = r8_signed(T) || r8_has_min(T) ? _mm256_setzero_si256() : _mm256_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
+        }
+        if (r8_signed(T)) {
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                const __m256i w = _mm256_load_si256(&o->q[b][k]), a = _mm256_abs_epi8(w);
+#pragma GCC unroll 4
+                for (int i = 0; i < NX; i++) {
+                    int32_t xv;
+                    memcpy(&xv, qs[i] + 4 * k, 4);
+                    const __m256i p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(_mm256_set1_epi32(xv), w));
+                    t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
+                }
+            }
+        } else {
+            const int D = r8_depth(T);
+            for (int k0 = 0; k0 < 8; k0 += D) {
+                __m256i s[R8_NX];
+#pragma GCC unroll 8
+                for (int k = k0; k < k0 + D; k++) {
+                    const __m256i w = _mm256_load_si256(&o->q[b][k]);
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) {
+                        int32_t xv;
+                        memcpy(&xv, qs[i] + 4 * k, 4);
+                        const __m256i p = _mm256_maddubs_epi16(w, _mm256_set1_epi32(xv));
+                        s[i] = k == k0 ? p : _mm256_add_epi16(s[i], p);
+                    }
+                }
+#pragma GCC unroll 4
+                for (int i = 0; i < NX; i++) t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(s[i], ones));
+            }
+        }
+        const __m256 dw = o->d[b];
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const float dx = qx32_dv(xr, nb)[8 * bx];
+            if (r8_has_min(T)) { /* (d * sum(q x) + m * sum(x)) * dx, cv = -sum(x) */
+                __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(t[i]), dw);
+                u = _mm256_fnmadd_ps(o->m[b], _mm256_set1_ps((float)qx32_cv(xr, nb)[8 * bx]), u);
+                acc[i] = _mm256_fmadd_ps(u, _mm256_set1_ps(dx), acc[i]);
+            } else {
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc[i]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        if (rw == R8_ROWS) {
+            _mm256_storeu_ps(y + i * ys, acc[i]);
+        } else {
+            _mm256_storeu_ps(tmp[i], acc[i]);
+            memcpy(y + i * ys, tmp[i], sizeof(float) * (size_t)rw);
+        }
+    }
+}
+
+AI void rows_r8(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32;
+    r8_buf buf __attribute__((aligned(32)));
+    const size_t pf = (size_t)R8_ROWS * j->w_row;
+    for (int64_t r = r0; r < r1; r += R8_ROWS) {
+        const int rw = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
+        const uint8_t *w[R8_ROWS];
+        for (int p = 0; p < R8_ROWS; p++) w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
+        for (int64_t b0 = 0; b0 < nb; b0 += R8_KC) {
+            const int kc = nb - b0 < R8_KC ? (int)(nb - b0) : R8_KC;
+            r8_repack(T, &buf, w, b0, kc, pf);
+            for (int64_t i = 0; i < j->n; i += R8_NX) {
+                const int nx = j->n - i < R8_NX ? (int)(j->n - i) : R8_NX;
+                float *y = j->y + i * j->rows + r;
+                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                const int first = b0 == 0;
+#define R8_TILE(NX) r8_tile(T, NX, y, j->rows, rw, x, j->xq_row, nb, &buf, b0, kc, first)
+                switch (nx) {
+                case 1: R8_TILE(1); break;
+                case 2: R8_TILE(2); break;
+                case 3: R8_TILE(3); break;
+                default: R8_TILE(4); break;
+                }
+#undef R8_TILE
+            }
+        }
+    }
+}
+
+#define R8_FN(T, NAME) \
+    static void r8_##NAME(const qmm_job *j, int64_t r0, int64_t r1) { rows_r8(T, j, r0, r1); }
+R8_FN(QT_Q8_0, q8_0)
+R8_FN(QT_Q4_0, q4_0)
+R8_FN(QT_MXFP4, mxfp4)
+R8_FN(QT_IQ4_NL, iq4_nl)
+R8_FN(QT_Q5_0, q5_0)
+R8_FN(QT_Q4_1, q4_1)
+R8_FN(QT_Q5_1, q5_1)
+
+int avx2_rows_r8(const qmm_job *j, int64_t r0, int64_t r1) {
+    switch (j->type) {
+    case QT_Q8_0: r8_q8_0(j, r0, r1); return 1;
+    case QT_Q4_0: r8_q4_0(j, r0, r1); return 1;
+    case QT_MXFP4: r8_mxfp4(j, r0, r1); return 1;
+    case QT_IQ4_NL: r8_iq4_nl(j, r0, r1); return 1;
+    case QT_Q5_0: r8_q5_0(j, r0, r1); return 1;
+    case QT_Q4_1: r8_q4_1(j, r0, r1); return 1;
+    case QT_Q5_1: r8_q5_1(j, r0, r1); return 1;
+    default: return 0;
+    }
+}

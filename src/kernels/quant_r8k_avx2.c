@@ -1,0 +1,355 @@
+/*
+ * quant_r8k_avx2.c - the many-row product of Q4_K, Q5_K and IQ4_XS weights
+ * with AVX2 (no VNNI): the 8 int32 lanes of a register are 8 W rows, as
+ * quant_r16k_avx512.c does with 16 on AVX-512, and with the int16 sums of
+ * quant_r8_avx2.c.
+ *
+ * Per group of 8 W rows and chunk of RK_KC super-blocks, the weights are
+ * interleaved once into a buffer that stays in L1 (rk_buf): for each
+ * 32-value sub-block s, 8 registers of codes, register k holding values
+ * 4k..4k+3 of each of the 8 rows (Q4_K: the nibbles 0..15; Q5_K: 0..31
+ * with the fifth bit; IQ4_XS: kvalues_iq4nl, signed), the rows' scales of
+ * s in f32 (Q4_K / Q5_K: d * sc_s; IQ4_XS: d * (ls_s - 32), both exact)
+ * and, for Q4_K / Q5_K, the mins as int16 pairs [m_2p, m_2p+1] and dmin.
+ * One 8 x 8 dword transpose of 32 bytes of each row's qs serves two
+ * sub-blocks; the first 16 bytes of the blocks (d and the packed scales)
+ * are transposed once per super-block. Then for x row i (Q8_K) and
+ * super-block b:
+ *   t_s = sum_k vpmaddubsw(W_s,k, broadcast of x codes 32s+4k..+3), in
+ *         int16 for 8 (Q4_K: pairs up to 2 * 15 * 127) or 4 (Q5_K: 31)
+ *         registers, then vpmaddwd by 1; IQ4_XS: the sign trick of
+ *         quant_r8_avx2.c, vpmaddwd per register
+ *   a   = sum_s float(t_s) * scale_s                  (in s order)
+ *   a  -= float(sum_s m_s * S_s) * dmin               (Q4_K / Q5_K: 4
+ *         vpmaddwd of the pairs with x's sums of 32, S_s; exact)
+ *   acc_i = fma(a, dx, acc_i)
+ * and acc_i holds 8 outputs, with no horizontal sum. Every t_s and the min
+ * sum are exact integers, and the f32 operations on them are the same for
+ * each output whatever rows share its group (a partial group repeats its
+ * last row, the extra lanes are not stored): results do not depend on how
+ * threads split the rows. Between chunks the sums wait in y.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "base/dtype.h"
+#include "kernels/quant_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+
+#define RK_ROWS 8 /* W rows per group: the int32 lanes of a register */
+#define RK_KC 2   /* super-blocks per chunk: 16 KiB of interleaved codes */
+#define RK_NX 4   /* x rows per tile */
+
+typedef struct {
+    __m256i q[RK_KC][8][8]; /* [super-block][s][k]: values 32s+4k..+3 of rows 0..7 */
+    __m256 sc[RK_KC][8];    /* [super-block][s]: the f32 scale of sub-block s */
+    __m256i mn[RK_KC][4];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K) */
+    __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K) */
+} rk_buf;
+
+AI size_t rk_block_bytes(const int T) {
+    return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K) : sizeof(block_iq4_xs);
+}
+
+/* [the 16 bytes at p | the 16 bytes at q] */
+AI __m256i rk_load2x16(const uint8_t *p, const uint8_t *q) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
+                                   _mm_loadu_si128((const __m128i *)q), 1);
+}
+
+/* 8 x 8 transpose of dwords (quant_r8_avx2.c's): z[p] = row p's 8 dwords
+ * into o[k] = dword k of rows 0..7. */
+AI void rk_transpose(const __m256i *z, __m256i *o) {
+    __m256i a[8], b[8];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        a[2 * p] = _mm256_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
+        a[2 * p + 1] = _mm256_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; g++) {
+        b[4 * g + 0] = _mm256_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
+        b[4 * g + 1] = _mm256_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
+        b[4 * g + 2] = _mm256_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
+        b[4 * g + 3] = _mm256_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        o[q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x20);
+        o[4 + q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x31);
+    }
+}
+
+/* h[q] = dword q of the 16 bytes at w[r] + at, rows r = 0..7 (lane r):
+ * rows r and r + 4 in one register, then a 4 x 4 transpose per lane. */
+AI void rk_head4(const uint8_t *const *w, size_t at, __m256i *h) {
+    __m256i a[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) a[p] = rk_load2x16(w[p] + at, w[p + 4] + at);
+    const __m256i l0 = _mm256_unpacklo_epi32(a[0], a[1]), h0 = _mm256_unpackhi_epi32(a[0], a[1]);
+    const __m256i l1 = _mm256_unpacklo_epi32(a[2], a[3]), h1 = _mm256_unpackhi_epi32(a[2], a[3]);
+    h[0] = _mm256_unpacklo_epi64(l0, l1);
+    h[1] = _mm256_unpackhi_epi64(l0, l1);
+    h[2] = _mm256_unpacklo_epi64(h0, h1);
+    h[3] = _mm256_unpackhi_epi64(h0, h1);
+}
+
+/* The low 16 bits of each dword of v as f16, to f32. */
+AI __m256 rk_f16lo(__m256i v) {
+    v = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
+/* Byte j of each dword of v (j < 4), as dwords; bytes 2p, 2p + 1 as the
+ * int16 pair [byte 2p, byte 2p + 1]. */
+AI __m256i rk_byte(__m256i v, int j) {
+    const __m256i base = _mm256_setr_epi32((int)0x80808000, (int)0x80808004, (int)0x80808008, (int)0x8080800C,
+                                           (int)0x80808000, (int)0x80808004, (int)0x80808008, (int)0x8080800C);
+    return _mm256_shuffle_epi8(v, _mm256_add_epi32(base, _mm256_set1_epi32(j)));
+}
+AI __m256i rk_byte_pair(__m256i v, int p) {
+    const __m256i base = _mm256_setr_epi32((int)0x80008000, (int)0x80048004, (int)0x80088008, (int)0x800C800C,
+                                           (int)0x80008000, (int)0x80048004, (int)0x80088008, (int)0x800C800C);
+    return _mm256_shuffle_epi8(v, _mm256_add_epi32(base, _mm256_set1_epi32(2 * p | (2 * p + 1) << 16)));
+}
+
+/* The scales (and mins) of super-block b of the 8 rows, at w[r] + at. */
+AI void rk_scales(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    __m256i h[4];
+    rk_head4(w, at, h);
+    const __m256i g0 = h[0]; /* d | dmin or scales_h << 16 */
+    const __m256 d = rk_f16lo(g0);
+    if (T == QT_IQ4_XS) {
+        const __m256i g1 = h[1]; /* scales_l */
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) { /* ls = scales_l nibble s | bits 2s, 2s+1 of scales_h << 4 */
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi32(g0, 12 + 2 * s), _mm256_set1_epi32(0x30));
+            __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(g1, 4 * s), _mm256_set1_epi32(0x0F)), hi);
+            ls = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
+            o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(ls), d);
+        }
+        return;
+    }
+    /* ggml's 6-bit scales and mins (get_scale_min_k4): sc0..3 / m0..3 the
+     * low 6 bits of the bytes of u0 / u1; sc4..7 = low nibbles of u2 | top
+     * bits of u0 << 4; m4..7 = high nibbles of u2 | top bits of u1 << 4 */
+    const __m256i u0 = h[1], u1 = h[2], u2 = h[3];
+    const __m256i m6 = _mm256_set1_epi8(0x3F), m4 = _mm256_set1_epi8(0x0F), t2 = _mm256_set1_epi8(0x30);
+    const __m256i sc_lo = _mm256_and_si256(u0, m6), mn_lo = _mm256_and_si256(u1, m6);
+    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(u2, m4), _mm256_and_si256(_mm256_srli_epi32(u0, 2), t2));
+    const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
+                                          _mm256_and_si256(_mm256_srli_epi32(u1, 2), t2));
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; s++) {
+        o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(rk_byte(sc_lo, s)), d);
+        o->sc[b][s + 4] = _mm256_mul_ps(_mm256_cvtepi32_ps(rk_byte(sc_hi, s)), d);
+    }
+    o->mn[b][0] = rk_byte_pair(mn_lo, 0);
+    o->mn[b][1] = rk_byte_pair(mn_lo, 1);
+    o->mn[b][2] = rk_byte_pair(mn_hi, 0);
+    o->mn[b][3] = rk_byte_pair(mn_hi, 1);
+    o->dmin[b] = rk_f16lo(_mm256_srli_epi32(g0, 16));
+}
+
+/* Bit j of each byte of h moved to bit 4 (the other bits are garbage). */
+AI __m256i rk_bit4(__m256i h, int j) {
+    return j < 4 ? _mm256_slli_epi16(h, 4 - j) : j == 4 ? h : _mm256_srli_epi16(h, j - 4);
+}
+
+/* Super-blocks b0 .. b0 + kc of the 8 rows w[] into o; the same
+ * super-blocks of the next group's rows, pf bytes on (0: none), are
+ * prefetched into L2. */
+AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, int kc, size_t pf) {
+    const size_t bb = rk_block_bytes(T);
+    const size_t oq = T == QT_Q4_K ? offsetof(block_q4_K, qs)
+                      : T == QT_Q5_K ? offsetof(block_q5_K, qs)
+                                     : offsetof(block_iq4_xs, qs);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_iq4nl));
+    for (int b = 0; b < kc; b++) {
+        const size_t at = (size_t)(b0 + b) * bb;
+        if (pf)
+            for (int p = 0; p < RK_ROWS; p++) {
+                const uintptr_t a = (uintptr_t)(w[p] + at + pf);
+                for (uintptr_t l = a & ~(uintptr_t)63; l < a + bb; l += 64) _mm_prefetch((const char *)l, _MM_HINT_T1);
+            }
+        __m256i z[8], h[8];
+        if (T == QT_Q5_K) { /* h[k]: qh bytes 4k..4k+3 of rows 0..7; bit s of byte l: value 32s + l */
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q5_K, qh)));
+            rk_transpose(z, h);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) { /* qs bytes 32g..32g+31 of each row */
+            __m256i t[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + oq + 32 * g));
+            rk_transpose(z, t);
+            if (T == QT_IQ4_XS) { /* t[0..3]: sub-block 2g (low nibbles: values 0..15), t[4..7]: 2g + 1 */
+#pragma GCC unroll 2
+                for (int u = 0; u < 2; u++)
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) {
+                        const __m256i v = t[4 * u + k];
+                        o->q[b][2 * g + u][k] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m4));
+                        o->q[b][2 * g + u][k + 4] =
+                            _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                    }
+            } else { /* low nibbles: sub-block 2g, high: 2g + 1 */
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    __m256i lo = _mm256_and_si256(t[k], m4);
+                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(t[k], 4), m4);
+                    if (T == QT_Q5_K) {
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(rk_bit4(h[k], 2 * g), b4));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(rk_bit4(h[k], 2 * g + 1), b4));
+                    }
+                    o->q[b][2 * g][k] = lo;
+                    o->q[b][2 * g + 1][k] = hi;
+                }
+            }
+        }
+        rk_scales(T, o, b, w, at);
+    }
+}
+
+AI __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* y[i*ys + lane] (lanes < rw) for i < NX: x rows at xq (stride xs) times
+ * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
+AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
+                const rk_buf *o, int64_t b0, int kc, int first) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[RK_NX];
+    float tmp[RK_NX][RK_ROWS];
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        if (first)
+            acc[i] = _mm256_setzero_ps();
+        else if (rw == RK_ROWS)
+            acc[i] = _mm256_loadu_ps(y + i * ys);
+        else {
+            memset(tmp[i], 0, sizeof tmp[i]);
+            memcpy(tmp[i], y + i * ys, sizeof(float) * (size_t)rw);
+            acc[i] = _mm256_loadu_ps(tmp[i]);
+        }
+    }
+    for (int b = 0; b < kc; b++) {
+        const qx_k *x[RK_NX];
+        __m256 a[RK_NX];
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            x[i] = (const qx_k *)(xq + (size_t)i * xs) + b0 + b;
+            a[i] = _mm256_setzero_ps();
+        }
+        for (int s = 0; s < 8; s++) {
+            __m256i t[RK_NX];
+            if (T == QT_IQ4_XS) {
+#pragma GCC unroll 4
+                for (int i = 0; i < NX; i++) t[i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    const __m256i wv = _mm256_load_si256(&o->q[b][s][k]), av = _mm256_abs_epi8(wv);
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) {
+                        const __m256i p =
+                            _mm256_maddubs_epi16(av, _mm256_sign_epi8(bcast4(x[i]->qs + 32 * s + 4 * k), wv));
+                        t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
+                    }
+                }
+            } else {
+                const int D = T == QT_Q4_K ? 8 : 4; /* registers of int16 pairs that add without overflow */
+                for (int k0 = 0; k0 < 8; k0 += D) {
+                    __m256i s16[RK_NX];
+#pragma GCC unroll 8
+                    for (int k = k0; k < k0 + D; k++) {
+                        const __m256i wv = _mm256_load_si256(&o->q[b][s][k]);
+#pragma GCC unroll 4
+                        for (int i = 0; i < NX; i++) {
+                            const __m256i p = _mm256_maddubs_epi16(wv, bcast4(x[i]->qs + 32 * s + 4 * k));
+                            s16[i] = k == k0 ? p : _mm256_add_epi16(s16[i], p);
+                        }
+                    }
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) {
+                        const __m256i v = _mm256_madd_epi16(s16[i], ones);
+                        t[i] = k0 == 0 ? v : _mm256_add_epi32(t[i], v);
+                    }
+                }
+            }
+            const __m256 sc = o->sc[b][s];
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sc, a[i]);
+        }
+        if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
+            const __m256 dmin = o->dmin[b];
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) {
+                /* the sums of 32, S_s (|S_s| <= 4064), as int16 pairs [S_2p, S_2p+1] */
+                int16_t sp[8];
+                const __m128i b0v = _mm_loadu_si128((const __m128i *)x[i]->bsums);
+                const __m128i b1v = _mm_loadu_si128((const __m128i *)(x[i]->bsums + 8));
+                _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
+                __m256i t = _mm256_madd_epi16(o->mn[b][0], bcast4((const int8_t *)sp));
+#pragma GCC unroll 3
+                for (int p = 1; p < 4; p++)
+                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], bcast4((const int8_t *)(sp + 2 * p))));
+                a[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), dmin, a[i]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) acc[i] = _mm256_fmadd_ps(a[i], _mm256_set1_ps(x[i]->d), acc[i]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        if (rw == RK_ROWS) {
+            _mm256_storeu_ps(y + i * ys, acc[i]);
+        } else {
+            _mm256_storeu_ps(tmp[i], acc[i]);
+            memcpy(y + i * ys, tmp[i], sizeof(float) * (size_t)rw);
+        }
+    }
+}
+
+AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / QK_K;
+    rk_buf buf __attribute__((aligned(32)));
+    for (int64_t r = r0; r < r1; r += RK_ROWS) {
+        const int rw = r1 - r < RK_ROWS ? (int)(r1 - r) : RK_ROWS;
+        const uint8_t *w[RK_ROWS];
+        for (int p = 0; p < RK_ROWS; p++) w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
+        for (int64_t b0 = 0; b0 < nb; b0 += RK_KC) {
+            const int kc = nb - b0 < RK_KC ? (int)(nb - b0) : RK_KC;
+            rk_repack(T, &buf, w, b0, kc, r + RK_ROWS < r1 ? RK_ROWS * j->w_row : 0);
+            for (int64_t i = 0; i < j->n; i += RK_NX) {
+                const int nx = j->n - i < RK_NX ? (int)(j->n - i) : RK_NX;
+                float *y = j->y + i * j->rows + r;
+                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                const int first = b0 == 0;
+#define RK_TILE(NX) rk_tile(NX, T, y, j->rows, rw, x, j->xq_row, &buf, b0, kc, first)
+                switch (nx) {
+                case 1: RK_TILE(1); break;
+                case 2: RK_TILE(2); break;
+                case 3: RK_TILE(3); break;
+                default: RK_TILE(4); break;
+                }
+#undef RK_TILE
+            }
+        }
+    }
+}
+
+int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1) {
+    switch (j->type) {
+    case QT_Q4_K: rows_r8k(QT_Q4_K, j, r0, r1); return 1;
+    case QT_Q5_K: rows_r8k(QT_Q5_K, j, r0, r1); return 1;
+    case QT_IQ4_XS: rows_r8k(QT_IQ4_XS, j, r0, r1); return 1;
+    default: return 0;
+    }
+}
