@@ -36,6 +36,9 @@ for T in q8_0, q4_k, iq4_xs, ... (any `moe init --type`).
 
 llama.cpp and ik_llama.cpp are built by hand from their public sources
 (cmake -DGGML_NATIVE=ON, target llama-bench); either may be left out.
+For the AVX2 paths on a CPU that has AVX-512, build them with
+-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
+and give moe --moe-args "--kernels avx2".
 """
 import argparse
 import json
@@ -69,7 +72,8 @@ def model_file(a, key):
 
 
 def probe(a):
-    r = sh([a.moe, "bench", "--probe-only", "--json", "--threads", str(a.threads), "--probe-mb", "1024"])
+    r = sh([a.moe, "bench", "--probe-only", "--json", "--threads", str(a.threads), "--probe-mb", "1024"]
+           + a.moe_args.split())
     if r.returncode:
         sys.exit(f"vs_engines.py: probe failed: {r.stderr.strip()}")
     return json.loads(r.stdout)
@@ -77,7 +81,7 @@ def probe(a):
 
 def run_moe(a, path):
     r = sh([a.moe, "bench", path, "--prompt", a.prompts, "--gen", str(a.gen), "--reps", str(a.reps),
-            "--threads", str(a.threads), "--probe-mb", "256", "--json"])
+            "--threads", str(a.threads), "--probe-mb", "256", "--json"] + a.moe_args.split())
     if r.returncode:
         return {"error": r.stderr.strip()[-400:]}
     j = json.loads(r.stdout)
@@ -181,6 +185,8 @@ def main():
     ap.add_argument("--llama-bench", default="", help="llama.cpp's llama-bench")
     ap.add_argument("--ik-bench", default="", help="ik_llama.cpp's llama-bench")
     ap.add_argument("--llama-args", default="", help="extra options for both llama-bench builds")
+    ap.add_argument("--moe-args", default="", help="extra options for moe bench and its probes "
+                    "(e.g. '--kernels avx2' beside llama-bench builds without AVX-512)")
     ap.add_argument("--ik-args", default="", help="extra options for ik_llama.cpp's llama-bench only "
                     "(e.g. '-rtr 1': repack the weights at load)")
     ap.add_argument("--models", default="q3-q8_0,q3-q4_k,q3-iq4_xs")

@@ -285,13 +285,14 @@ ROWS_FN(QT_Q6_K, q6_K, 2, 2, 2)
 ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 
 /* From R8_MIN_N rows of x the 32-block types go to the interleaved 8-row
- * kernel (quant_r8_avx2.c), and Q4_K, Q5_K from R8K_MIN_N, IQ4_XS from
+ * kernel (quant_r8_avx2.c), and Q4_K, Q5_K, Q6_K from R8K_MIN_N, IQ4_XS from
  * IQ4XS_R8K_MIN_N to quant_r8k_avx2.c; decode stays on tile32 / tilek and
  * quant_extra_avx2.c. One core (AMD Zen 4 on its AVX2 path), cold
  * [768][2048], us, these tiles -> interleaved: Q8_0 2 / 8 / 32 rows 294 /
  * 496 / 1599 -> 152 / 308 / 1033; Q4_0 193 / 486 / 1297 -> 167 / 361 /
  * 782; Q5_0 32 rows 1927 -> 722; Q4_1 2567 -> 870; Q4_K 2 / 8 / 32 rows
- * 214 / 373 / 1242 -> 110 / 210 / 641; Q5_K 1394 -> 563 at 32; IQ4_XS 4 /
+ * 214 / 373 / 1242 -> 110 / 210 / 641; Q5_K 1394 -> 563 at 32; Q6_K 2 /
+ * 8 / 32 rows 370 / 574 / 1643 -> 114 / 223 / 627; IQ4_XS 4 /
  * 5 / 8 / 32 rows 152 / 225-236 / 342-346 / 1251 -> 155-159 / 185-191 /
  * 265 / 890. */
 #ifndef R8_MIN_N

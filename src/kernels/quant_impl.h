@@ -16,7 +16,7 @@
  * types qt_amx names from QAMX_MIN_N_* rows to quant_amx*.c instead.
  * On AVX2, avx2_qmm_rows (quant_avx2.c) sends the products of a few rows
  * of x or more to the 8-row interleaved kernels, quant_r8_avx2.c (the
- * 32-block types) and quant_r8k_avx2.c (Q4_K, Q5_K, IQ4_XS).
+ * 32-block types) and quant_r8k_avx2.c (Q4_K, Q5_K, Q6_K, IQ4_XS).
  *
  * Quantized activations ("xq"), one row per row of x, rows 64-byte aligned:
  *
@@ -225,7 +225,7 @@ void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* Products of many x rows with 8 W rows interleaved per register on AVX2
  * (quant_r8_avx2.c), the same types: returns 0 for a type it does not take. */
 int avx2_rows_r8(const qmm_job *j, int64_t r0, int64_t r1);
-/* The same for Q4_K, Q5_K and IQ4_XS (quant_r8k_avx2.c). */
+/* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r8k_avx2.c). */
 int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS

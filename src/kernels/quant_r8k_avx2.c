@@ -1,5 +1,5 @@
 /*
- * quant_r8k_avx2.c - the many-row product of Q4_K, Q5_K and IQ4_XS weights
+ * quant_r8k_avx2.c - the many-row product of Q4_K, Q5_K, Q6_K and IQ4_XS weights
  * with AVX2 (no VNNI): the 8 int32 lanes of a register are 8 W rows, as
  * quant_r16k_avx512.c does with 16 on AVX-512, and with the int16 sums of
  * quant_r8_avx2.c.
@@ -23,7 +23,12 @@
  *   a  -= float(sum_s m_s * S_s) * dmin               (Q4_K / Q5_K: 4
  *         vpmaddwd of the pairs with x's sums of 32, S_s; exact)
  *   acc_i = fma(a, dx, acc_i)
- * and acc_i holds 8 outputs, with no horizontal sum. Every t_s and the min
+ * and acc_i holds 8 outputs, with no horizontal sum. Q6_K: codes 0..63
+ * (ql's nibbles with qh's bit pairs), int16 sums of 2 registers (pairs up
+ * to 2 * 63 * 127), scales per 16 values, so t_s is two sums of 4
+ * registers, each scaled by d * sc_j; the -32 goes through x's sums of 16
+ * as the mins do: a -= float(sum_j sc_j * bsum_j) * 32 d (8 vpmaddwd of
+ * [sc_2p, sc_2p+1]). Every t_s and the min
  * sum are exact integers, and the f32 operations on them are the same for
  * each output whatever rows share its group (a partial group repeats its
  * last row, the extra lanes are not stored): results do not depend on how
@@ -44,13 +49,14 @@
 
 typedef struct {
     __m256i q[RK_KC][8][8]; /* [super-block][s][k]: values 32s+4k..+3 of rows 0..7 */
-    __m256 sc[RK_KC][8];    /* [super-block][s]: the f32 scale of sub-block s */
-    __m256i mn[RK_KC][4];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K) */
-    __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K) */
+    __m256 sc[RK_KC][16];   /* [super-block][s]: the f32 scale of sub-block s (Q6_K: of 16 values) */
+    __m256i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4), Q6_K: [sc_2p, sc_2p+1] */
+    __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K), 32 d (Q6_K) */
 } rk_buf;
 
 AI size_t rk_block_bytes(const int T) {
-    return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K) : sizeof(block_iq4_xs);
+    return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K)
+                        : T == QT_Q6_K ? sizeof(block_q6_K) : sizeof(block_iq4_xs);
 }
 
 /* [the 16 bytes at p | the 16 bytes at q] */
@@ -115,8 +121,37 @@ AI __m256i rk_byte_pair(__m256i v, int p) {
     return _mm256_shuffle_epi8(v, _mm256_add_epi32(base, _mm256_set1_epi32(2 * p | (2 * p + 1) << 16)));
 }
 
+/* Q6_K's 16 int8 scales (times d) and their pairs for the -32 bias. */
+AI void rk_scales6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    __m256i h[4], e[4]; /* scales 4q..4q+3; bytes 194..209 (d: the high word of e[3]) */
+    rk_head4(w, at + offsetof(block_q6_K, scales), h);
+    rk_head4(w, at + offsetof(block_q6_K, scales) + 2, e);
+    const __m256 d = rk_f16lo(_mm256_srli_epi32(e[3], 16));
+    /* per dword: bytes [., 2u, ., 2u + 1] (u = 0, 1), then >> 8 with the sign */
+    const __m256i base = _mm256_setr_epi32((int)0x01800080, (int)0x05800480, (int)0x09800880, (int)0x0D800C80,
+                                           (int)0x01800080, (int)0x05800480, (int)0x09800880, (int)0x0D800C80);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            __m256i v = _mm256_srai_epi32(_mm256_slli_epi32(h[q], 24 - 8 * u), 24);
+            o->sc[b][4 * q + u] = _mm256_mul_ps(_mm256_cvtepi32_ps(v), d);
+        }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            __m256i c = _mm256_add_epi32(base, _mm256_set1_epi32(2 * u << 8 | 2 * u << 24));
+            o->mn[b][2 * q + u] = _mm256_srai_epi16(_mm256_shuffle_epi8(h[q], c), 8);
+        }
+    }
+    o->dmin[b] = _mm256_mul_ps(d, _mm256_set1_ps(32.0f));
+}
+
 /* The scales (and mins) of super-block b of the 8 rows, at w[r] + at. */
 AI void rk_scales(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    if (T == QT_Q6_K) {
+        rk_scales6(o, b, w, at);
+        return;
+    }
     __m256i h[4];
     rk_head4(w, at, h);
     const __m256i g0 = h[0]; /* d | dmin or scales_h << 16 */
@@ -158,6 +193,36 @@ AI __m256i rk_bit4(__m256i h, int j) {
     return j < 4 ? _mm256_slli_epi16(h, 4 - j) : j == 4 ? h : _mm256_srli_epi16(h, j - 4);
 }
 
+/* Q6_K's codes of super-block b at w[r] + at: for half hf (128 values), the
+ * 32 qh bytes give bits 4-5 of values 32u + l (u = 0..3) from their bits
+ * 2u, 2u+1; ql bytes 64hf + 32e + l the low 4 bits of values 32e + l (low
+ * nibbles) and 64 + 32e + l (high). */
+AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b45 = _mm256_set1_epi8(0x30);
+    for (int hf = 0; hf < 2; hf++) {
+        __m256i z[8], h[8], t[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++)
+            z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q6_K, qh) + 32 * hf));
+        rk_transpose(z, h);
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++)
+                z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q6_K, ql) + 64 * hf + 32 * e));
+            rk_transpose(z, t);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) { /* bits 2u, 2u+1 of qh to bits 4, 5: u = e (low), e + 2 (high) */
+                const __m256i hl = e == 0 ? _mm256_slli_epi16(h[k], 4) : _mm256_slli_epi16(h[k], 2);
+                const __m256i hh = e == 0 ? h[k] : _mm256_srli_epi16(h[k], 2);
+                o->q[b][4 * hf + e][k] = _mm256_or_si256(_mm256_and_si256(t[k], m4), _mm256_and_si256(hl, b45));
+                o->q[b][4 * hf + 2 + e][k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(t[k], 4), m4),
+                                                             _mm256_and_si256(hh, b45));
+            }
+        }
+    }
+}
+
 /* Super-blocks b0 .. b0 + kc of the 8 rows w[] into o; the same
  * super-blocks of the next group's rows, pf bytes on (0: none), are
  * prefetched into L2. */
@@ -175,6 +240,11 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
                 const uintptr_t a = (uintptr_t)(w[p] + at + pf);
                 for (uintptr_t l = a & ~(uintptr_t)63; l < a + bb; l += 64) _mm_prefetch((const char *)l, _MM_HINT_T1);
             }
+        if (T == QT_Q6_K) {
+            rk_codes6(o, b, w, at);
+            rk_scales(T, o, b, w, at);
+            continue;
+        }
         __m256i z[8], h[8];
         if (T == QT_Q5_K) { /* h[k]: qh bytes 4k..4k+3 of rows 0..7; bit s of byte l: value 32s + l */
 #pragma GCC unroll 8
@@ -250,6 +320,27 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
         }
         for (int s = 0; s < 8; s++) {
             __m256i t[RK_NX];
+            if (T == QT_Q6_K) { /* scales per 16 values: registers 0..3, 4..7, int16 sums of 2 */
+#pragma GCC unroll 2
+                for (int hv = 0; hv < 2; hv++) {
+                    const __m256 sch = o->sc[b][2 * s + hv];
+#pragma GCC unroll 2
+                    for (int k0 = 4 * hv; k0 < 4 * hv + 4; k0 += 2) {
+                        const __m256i w0 = _mm256_load_si256(&o->q[b][s][k0]), w1 = _mm256_load_si256(&o->q[b][s][k0 + 1]);
+#pragma GCC unroll 4
+                        for (int i = 0; i < NX; i++) {
+                            const int8_t *xs8 = x[i]->qs + 32 * s + 4 * k0;
+                            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(xs8)),
+                                                               _mm256_maddubs_epi16(w1, bcast4(xs8 + 4)));
+                            const __m256i v = _mm256_madd_epi16(p, ones);
+                            t[i] = k0 == 4 * hv ? v : _mm256_add_epi32(t[i], v);
+                        }
+                    }
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sch, a[i]);
+                }
+                continue;
+            }
             if (T == QT_IQ4_XS) {
 #pragma GCC unroll 4
                 for (int i = 0; i < NX; i++) t[i] = _mm256_setzero_si256();
@@ -287,7 +378,17 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sc, a[i]);
         }
-        if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
+        if (T == QT_Q6_K) { /* the -32: sum_j sc_j * bsums j, times 32 d */
+            const __m256 d32 = o->dmin[b];
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) {
+                __m256i t = _mm256_madd_epi16(o->mn[b][0], bcast4((const int8_t *)x[i]->bsums));
+#pragma GCC unroll 7
+                for (int p = 1; p < 8; p++)
+                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], bcast4((const int8_t *)(x[i]->bsums + 2 * p))));
+                a[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), d32, a[i]);
+            }
+        } else if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
             const __m256 dmin = o->dmin[b];
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) {
@@ -349,6 +450,7 @@ int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1) {
     switch (j->type) {
     case QT_Q4_K: rows_r8k(QT_Q4_K, j, r0, r1); return 1;
     case QT_Q5_K: rows_r8k(QT_Q5_K, j, r0, r1); return 1;
+    case QT_Q6_K: rows_r8k(QT_Q6_K, j, r0, r1); return 1;
     case QT_IQ4_XS: rows_r8k(QT_IQ4_XS, j, r0, r1); return 1;
     default: return 0;
     }
