@@ -1,10 +1,13 @@
 /*
  * probe_int8_avx2.c - the int8 multiply-accumulate peak of the quantized
  * products' AVX2 path (probe.c picks it by the pool's kernel choice):
- * vpmaddubsw (32 u8 x s8 products into 16 int16 pair sums), vpmaddwd by
- * ones (into 8 int32) and vpaddd, the sequence the AVX2 quantized kernels
- * run per 32 products. Independent accumulators, operands in registers.
- * Returns the operations (2 per product) one call performs.
+ * vpmaddubsw (32 u8 x s8 products into 16 int16 pair sums) and vpaddw into
+ * int16 accumulators, the sequence the interleaved AVX2 kernels
+ * (quant_r8_avx2.c, quant_r8k_avx2.c) run per 32 products of 4- and 5-bit
+ * codes (their vpmaddwd to int32 comes once per 4 or 8 such steps; the
+ * 8-bit codes take the sign trick, two operations more). Independent
+ * accumulators, operands in registers. Returns the operations (2 per
+ * product) one call performs.
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -13,7 +16,7 @@
 
 #define I8_ITERS 4000
 
-#define STEP(c, b) c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one))
+#define STEP(c, b) c = _mm256_add_epi16(c, _mm256_maddubs_epi16(a, b))
 
 double probe_int8_avx2(int32_t *sink) {
     const __m256i one = _mm256_set1_epi16(1);
@@ -30,8 +33,10 @@ double probe_int8_avx2(int32_t *sink) {
         STEP(c0, b0); STEP(c1, b1); STEP(c2, b2); STEP(c3, b3);
         STEP(c4, b4); STEP(c5, b5); STEP(c6, b6); STEP(c7, b7);
     }
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
-                                 _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
+    /* the int16 sums wrap (the values do not matter, only that nothing is dropped) */
+    __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(c0, c1), _mm256_add_epi16(c2, c3)),
+                                 _mm256_add_epi16(_mm256_add_epi16(c4, c5), _mm256_add_epi16(c6, c7)));
+    s = _mm256_madd_epi16(s, one);
     int32_t v[8];
     _mm256_storeu_si256((__m256i *)v, s);
     *sink += v[0] + v[7];
