@@ -270,9 +270,36 @@ AI void rows_any(const int T, const int NR, const int NXM, const qmm_job *j, int
     }
 }
 
+/* Decode: the rows [r0, r1) cut into NR runs of consecutive rows, group i
+ * taking row i of every run (quant_impl.h's qstream_rows), so the hardware
+ * prefetcher sees NR long sequential streams, with software prefetch
+ * qstream_pf bytes along each, as quant_avx512.c's gemv_streams does. */
+AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nblk = qt_is32(T) ? j->cols / 32 : j->cols / QK_K;
+    const int64_t per = (r1 - r0 + NR - 1) / NR;
+    const size_t pf = qstream_pf(j);
+    for (int64_t i = 0; i < per; i++) {
+        const uint8_t *w[4];
+        int64_t row[4];
+        qstream_rows(NR, j, r0, r1, per, i, w, row);
+        float t[4];
+        if (qt_is32(T))
+            tile32(1, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
+        else
+            tilek(1, NR, T, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
+        for (int q = 0; q < NR; q++)
+            if (row[q] >= 0) j->y[row[q]] = t[q];
+    }
+}
+
+#ifndef AVX2_STREAMS
+#define AVX2_STREAMS 1
+#endif
 #define ROWS_FN(T, NAME, NR1, NRN, NXM)                                              \
     static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {               \
-        if (j->n == 1)                                                                \
+        if (j->n == 1 && AVX2_STREAMS)                                                \
+            gemv_streams(T, NR1, j, r0, r1);                                          \
+        else if (j->n == 1)                                                           \
             rows_any(T, NR1, 1, j, r0, r1);                                           \
         else                                                                          \
             rows_any(T, NRN, NXM, j, r0, r1);                                         \
