@@ -70,7 +70,7 @@ AI void tile32(const int NX, const int NR, const int K, float *y, int64_t ys, co
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const uint8_t *blk = w[r] + (size_t)b * bb;
-            if (NX == 1) _mm_prefetch((const char *)blk + pf, _MM_HINT_T0); /* one row group ahead */
+            if (NX == 1) _mm_prefetch((const char *)blk + pf, _MM_HINT_T0); /* pf on in the same stream */
             if (Q4) {
                 __m128i v = _mm_loadu_si128((const __m128i *)(blk + qo));
                 wv[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1),
@@ -292,15 +292,15 @@ AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
     }
 }
 
-#ifndef AVX2_STREAMS
-#define AVX2_STREAMS 1
-#endif
+/* Decode by gemv_streams (against rows_any's groups of NR1 consecutive
+ * rows, one core, a cold [768][2048] matrix, us: Q8_0 122-123 -> 65, Q4_0
+ * 57-68 -> 55-56, Q4_K 59-60 -> 51, Q5_K 74-80 -> 65, Q6_K 103 -> 77-78);
+ * rows_any takes the products of several x rows below the interleaved
+ * kernels' thresholds (avx2_qmm_rows). */
 #define ROWS_FN(T, NAME, NR1, NRN, NXM)                                              \
     static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {               \
-        if (j->n == 1 && AVX2_STREAMS)                                                \
+        if (j->n == 1)                                                                \
             gemv_streams(T, NR1, j, r0, r1);                                          \
-        else if (j->n == 1)                                                           \
-            rows_any(T, NR1, 1, j, r0, r1);                                           \
         else                                                                          \
             rows_any(T, NRN, NXM, j, r0, r1);                                         \
     }
