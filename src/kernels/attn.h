@@ -15,7 +15,8 @@
  * m = max(max_j s_j, *sink) (transformers: cat, softmax, drop the last).
  *
  * attn_block_ref is that loop per query with the vector kernels (dot,
- * softmax, axpy). The AVX-512 path (Dh and Dv multiples of 16 up to 1024, nq >= 4)
+ * softmax, axpy). The AVX-512 path (Dh and Dv multiples of 16 up to 1024,
+ * nq >= 4; the AVX2 path the same without a sink)
  * runs the block as two register-tiled GEMMs: scores against the keys
  * transposed in 16 x 16 blocks, then P V with the value rows read in place;
  * its scores differ from the reference's by the order of the Dh products
@@ -42,12 +43,21 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
                    const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
                    int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink);
 
+/* The block kernels' scratch in floats: keys transposed and scores,
+ * (Dh + nq) x nk rounded up to 64 keys. */
+int64_t attn_block_scratch(int nq, int nk, int Dh);
+
 /* AVX-512 (kernels_attn_avx512.c): Dh and Dv % 16 == 0, at most 1024; scratch
- * of avx512_attn_scratch(nq, nk, Dh) floats. */
-int64_t avx512_attn_scratch(int nq, int nk, int Dh);
+ * of attn_block_scratch(nq, nk, Dh) floats. */
 void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const float *k,
                        const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv, int64_t qpos0,
                        int64_t kpos0, int window, float scale, const float *sink,
                        float *scratch);
+/* AVX2 (kernels_attn_avx2.c): the same without a sink; its softmax is
+ * kernels.h softmax on kc. */
+struct kern_cfg;
+void avx2_attn_block(const struct kern_cfg *kc, float *o, int64_t os, const float *q, int64_t qs,
+                     const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
+                     int64_t qpos0, int64_t kpos0, int window, float scale, float *scratch);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * kernels_attn.c - attn_block (attn.h): the per-query reference and the
- * dispatch to the AVX-512 block kernel. Their scratch is the calling
+ * dispatch to the AVX-512 and AVX2 block kernels. Their scratch is the calling
  * thread's region of the pool (sized by the session for its context), so
  * no block allocates and pool threads never share it.
  */
@@ -10,8 +10,12 @@
 
 #include "kernels/kernels.h"
 
+int64_t attn_block_scratch(int nq, int nk, int Dh) {
+    return ((int64_t)Dh + nq) * (((int64_t)nk + 63) & ~(int64_t)63) + 64;
+}
+
 size_t attn_scratch_bytes(int nq, int nk, int Dh) {
-    int64_t ref = (nk > 0 ? nk : 1) + 1, fast = avx512_attn_scratch(nq > 4 ? nq : 4, nk > 0 ? nk : 1, Dh);
+    int64_t ref = (nk > 0 ? nk : 1) + 1, fast = attn_block_scratch(nq > 4 ? nq : 4, nk > 0 ? nk : 1, Dh);
     return (size_t)(ref > fast ? ref : fast) * sizeof(float);
 }
 
@@ -50,14 +54,18 @@ int attn_block(pool *p, int tid, float *o, int64_t os, const float *q, int64_t q
                const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv, int64_t qpos0,
                int64_t kpos0, int window, float scale, const float *sink) {
     if (nq <= 0) return 0;
-    if (kern_of(p)->isa != ISA_AVX512 || nq < 4 || Dh % 16 != 0 || Dh > 1024 || Dv % 16 != 0 ||
-        Dv <= 0 || Dv > 1024 || nk <= 0)
+    const kern_cfg *kc = kern_of(p);
+    const int fast = kc->isa == ISA_AVX512 || (kc->isa == ISA_AVX2 && !sink);
+    if (!fast || nq < 4 || Dh % 16 != 0 || Dh > 1024 || Dv % 16 != 0 || Dv <= 0 || Dv > 1024 || nk <= 0)
         return attn_block_ref(p, tid, o, os, q, qs, k, v, kvs, nq, nk, Dh, Dv, qpos0, kpos0, window,
                               scale, sink);
     void *own;
-    float *sc = kern_scratch(p, tid, (size_t)avx512_attn_scratch(nq, nk, Dh) * sizeof(float), &own);
+    float *sc = kern_scratch(p, tid, (size_t)attn_block_scratch(nq, nk, Dh) * sizeof(float), &own);
     if (!sc) return -1;
-    avx512_attn_block(o, os, q, qs, k, v, kvs, nq, nk, Dh, Dv, qpos0, kpos0, window, scale, sink, sc);
+    if (kc->isa == ISA_AVX512)
+        avx512_attn_block(o, os, q, qs, k, v, kvs, nq, nk, Dh, Dv, qpos0, kpos0, window, scale, sink, sc);
+    else
+        avx2_attn_block(kc, o, os, q, qs, k, v, kvs, nq, nk, Dh, Dv, qpos0, kpos0, window, scale, sc);
     free(own);
     return 0;
 }

@@ -27,10 +27,6 @@
 
 static int64_t round64(int64_t n) { return (n + 63) & ~(int64_t)63; }
 
-int64_t avx512_attn_scratch(int nq, int nk, int Dh) {
-    return ((int64_t)Dh + nq) * round64(nk) + 64;
-}
-
 /* dst[d][j] = src[j*ss + d] for j < 16, d < 16 (row stride ds); source rows
  * j >= nj read as 0. */
 AI void transpose16(float *dst, int64_t ds, const float *src, int64_t ss, int nj) {
