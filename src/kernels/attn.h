@@ -33,6 +33,16 @@
 
 #include "base/pool.h"
 
+/* Keys query i sees: [*lo, *hi), hi >= lo (the block kernels' shared
+ * helper; key j is at position kpos0 + j). */
+static inline void attn_visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window, int64_t *lo,
+                                int64_t *hi) {
+    int64_t p = qpos0 + i - kpos0;
+    *hi = p + 1 < nk ? p + 1 : nk;
+    *lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+    if (*hi < *lo) *hi = *lo;
+}
+
 /* Scratch bytes one block of up to nq queries over nk keys needs. */
 size_t attn_scratch_bytes(int nq, int nk, int Dh);
 

@@ -19,14 +19,6 @@ size_t attn_scratch_bytes(int nq, int nk, int Dh) {
     return (size_t)(ref > fast ? ref : fast) * sizeof(float);
 }
 
-/* Visible keys of query i: [*lo, *hi) (empty when hi <= lo). */
-static void visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window, int64_t *lo,
-                    int64_t *hi) {
-    int64_t p = qpos0 + i - kpos0; /* the query's position among the keys */
-    *hi = p + 1 < nk ? p + 1 : nk;
-    *lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
-}
-
 int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64_t qs,
                    const float *k, const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
                    int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink) {
@@ -36,7 +28,7 @@ int attn_block_ref(pool *p, int tid, float *o, int64_t os, const float *q, int64
     if (!sc) return -1;
     for (int64_t i = 0; i < nq; i++) {
         int64_t lo, hi;
-        visible(i, nk, qpos0, kpos0, window, &lo, &hi);
+        attn_visible(i, nk, qpos0, kpos0, window, &lo, &hi);
         float *oi = o + i * os;
         for (int d = 0; d < Dv; d++) oi[d] = 0.0f;
         if (hi <= lo) continue;

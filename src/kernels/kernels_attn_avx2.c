@@ -118,13 +118,6 @@ AI void pv_tile(float *o, int64_t os, const float *P, int64_t nkp, const float *
     }
 }
 
-static void visible(int64_t i, int nk, int64_t qpos0, int64_t kpos0, int window, int64_t *lo, int64_t *hi) {
-    int64_t p = qpos0 + i - kpos0;
-    *hi = p + 1 < nk ? p + 1 : nk;
-    *lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
-    if (*hi < *lo) *hi = *lo;
-}
-
 static void zero(float *p, int64_t n) {
     for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
 }
@@ -135,8 +128,8 @@ void avx2_attn_block(const kern_cfg *kc, float *o, int64_t os, const float *q, i
     const int64_t nkp = round64(nk);
     float *Kt = scratch, *S = scratch + (int64_t)Dh * nkp;
     int64_t lo0, hi0, loN, hiN;
-    visible(0, nk, qpos0, kpos0, window, &lo0, &hi0);
-    visible(nq - 1, nk, qpos0, kpos0, window, &loN, &hiN);
+    attn_visible(0, nk, qpos0, kpos0, window, &lo0, &hi0);
+    attn_visible(nq - 1, nk, qpos0, kpos0, window, &loN, &hiN);
     /* the keys any query sees, transposed (whole 64-key blocks, zero-padded) */
     const int64_t kt0 = lo0 & ~(int64_t)63, kt1 = round64(hiN);
     for (int64_t j = kt0; j < kt1; j += 8) {
@@ -149,20 +142,20 @@ void avx2_attn_block(const kern_cfg *kc, float *o, int64_t os, const float *q, i
         for (int i0 = 0; i0 < nq; i0 += TR) {
             const int rn = nq - i0 < TR ? nq - i0 : TR;
             int64_t jl, jh, lo, hi;
-            visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
-            visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
+            attn_visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
+            attn_visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
             if (jb >= (jl & ~(int64_t)63) && jb < round64(jh))
                 score_tile(S + (int64_t)i0 * nkp, nkp, q + (int64_t)i0 * qs, qs, Kt, Dh, jb, rn, scale);
         }
     for (int i0 = 0; i0 < nq; i0 += TR) {
         const int rn = nq - i0 < TR ? nq - i0 : TR;
         int64_t jl, jh, lo, hi;
-        visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
-        visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
+        attn_visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
+        attn_visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
         float *St = S + (int64_t)i0 * nkp;
         for (int r = 0; r < rn; r++) {
             float *s = St + r * nkp;
-            visible(i0 + r, nk, qpos0, kpos0, window, &lo, &hi);
+            attn_visible(i0 + r, nk, qpos0, kpos0, window, &lo, &hi);
             if (hi > lo) softmax(kc, s + lo, (int)(hi - lo));
             if (jl < lo) zero(s + jl, (lo < jh ? lo : jh) - jl);
             if (hi < jh) zero(s + (hi > jl ? hi : jl), jh - (hi > jl ? hi : jl));
@@ -176,8 +169,8 @@ void avx2_attn_block(const kern_cfg *kc, float *o, int64_t os, const float *q, i
             for (int i0 = 0; i0 < nq; i0 += TR) {
                 const int rn = nq - i0 < TR ? nq - i0 : TR;
                 int64_t jl, jh, lo, hi;
-                visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
-                visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
+                attn_visible(i0, nk, qpos0, kpos0, window, &jl, &hi);
+                attn_visible(i0 + rn - 1, nk, qpos0, kpos0, window, &lo, &jh);
                 int64_t a = jl > jc ? jl : jc, b = jh < jc + PV_KEYS ? jh : jc + PV_KEYS;
                 const int first = jl >= jh ? jc == kt0 : (jl >= jc && jl < jc + PV_KEYS);
                 if (b <= a && !first) continue; /* no key of this chunk */

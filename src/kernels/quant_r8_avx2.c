@@ -41,10 +41,11 @@
 
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
+#include "kernels/quant_r8.h"
 
 #define AI static inline __attribute__((always_inline))
 
-#define R8_ROWS 8 /* W rows per group: the int32 lanes of a register */
+#define R8_ROWS R8_LANES
 #define R8_KC 16  /* blocks per chunk: 4 KiB of interleaved codes */
 #define R8_NX 4 /* x rows per tile: 3 the same, 6 and 8 slower (16 registers) */
 
@@ -112,32 +113,6 @@ AI __m256i r8_codes(const int T, const uint8_t *p) {
     return c;
 }
 
-/* 8 x 8 transpose of dwords: z[p] = row p's 8 dwords into o[k] = dword k
- * of rows 0..7: unpacks of 32 and 64 bits, then 128-bit permutes. */
-AI void r8_transpose(const __m256i *z, __m256i *o) {
-    __m256i a[8], b[8];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        a[2 * p] = _mm256_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
-        a[2 * p + 1] = _mm256_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
-    }
-    /* a[2p]: per lane [p0 c0, p1 c0, p0 c1, p1 c1] (rows 2p, 2p+1), a[2p+1]: c2, c3 */
-#pragma GCC unroll 2
-    for (int g = 0; g < 2; g++) {
-        b[4 * g + 0] = _mm256_unpacklo_epi64(a[4 * g], a[4 * g + 2]);     /* c0 of rows 4g..4g+3 */
-        b[4 * g + 1] = _mm256_unpackhi_epi64(a[4 * g], a[4 * g + 2]);     /* c1 */
-        b[4 * g + 2] = _mm256_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]); /* c2 */
-        b[4 * g + 3] = _mm256_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]); /* c3 */
-    }
-    /* b[q] (rows 0..3) and b[4 + q] (rows 4..7) hold dword q of each lane:
-     * lane 0 is dword q, lane 1 dword 4 + q */
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-        o[q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x20);
-        o[4 + q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x31);
-    }
-}
-
 /* Blocks b0 .. b0 + kc of the 8 rows w[] into o; each block is prefetched
  * pf bytes on (the same block of the next group's rows). */
 AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, int kc, size_t pf) {
@@ -167,19 +142,8 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                 const r8_buf *o, int64_t b0, int kc, int first) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[R8_NX];
-    float tmp[R8_NX][R8_ROWS];
 #pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        if (first)
-            acc[i] = _mm256_setzero_ps();
-        else if (rw == R8_ROWS)
-            acc[i] = _mm256_loadu_ps(y + i * ys);
-        else {
-            memset(tmp[i], 0, sizeof tmp[i]);
-            memcpy(tmp[i], y + i * ys, sizeof(float) * (size_t)rw);
-            acc[i] = _mm256_loadu_ps(tmp[i]);
-        }
-    }
+    for (int i = 0; i < NX; i++) acc[i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys, rw);
     for (int b = 0; b < kc; b++) {
         const int64_t bx = b0 + b;
         const int8_t *qs[R8_NX];
@@ -196,9 +160,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                 const __m256i w = _mm256_load_si256(&o->q[b][k]), a = _mm256_abs_epi8(w);
 #pragma GCC unroll 4
                 for (int i = 0; i < NX; i++) {
-                    int32_t xv;
-                    memcpy(&xv, qs[i] + 4 * k, 4);
-                    const __m256i p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(_mm256_set1_epi32(xv), w));
+                    const __m256i p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(r8_bcast4(qs[i] + 4 * k), w));
                     t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
                 }
             }
@@ -211,9 +173,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                     const __m256i w = _mm256_load_si256(&o->q[b][k]);
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) {
-                        int32_t xv;
-                        memcpy(&xv, qs[i] + 4 * k, 4);
-                        const __m256i p = _mm256_maddubs_epi16(w, _mm256_set1_epi32(xv));
+                        const __m256i p = _mm256_maddubs_epi16(w, r8_bcast4(qs[i] + 4 * k));
                         s[i] = k == k0 ? p : _mm256_add_epi16(s[i], p);
                     }
                 }
@@ -236,14 +196,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
         }
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        if (rw == R8_ROWS) {
-            _mm256_storeu_ps(y + i * ys, acc[i]);
-        } else {
-            _mm256_storeu_ps(tmp[i], acc[i]);
-            memcpy(y + i * ys, tmp[i], sizeof(float) * (size_t)rw);
-        }
-    }
+    for (int i = 0; i < NX; i++) r8_store_y(y + i * ys, acc[i], rw);
 }
 
 AI void rows_r8(const int T, const qmm_job *j, int64_t r0, int64_t r1) {

@@ -40,10 +40,11 @@
 
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
+#include "kernels/quant_r8.h"
 
 #define AI static inline __attribute__((always_inline))
 
-#define RK_ROWS 8 /* W rows per group: the int32 lanes of a register */
+#define RK_ROWS R8_LANES
 #define RK_KC 2   /* super-blocks per chunk: 16 KiB of interleaved codes */
 #define RK_NX 4   /* x rows per tile */
 
@@ -63,29 +64,6 @@ AI size_t rk_block_bytes(const int T) {
 AI __m256i rk_load2x16(const uint8_t *p, const uint8_t *q) {
     return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
                                    _mm_loadu_si128((const __m128i *)q), 1);
-}
-
-/* 8 x 8 transpose of dwords (quant_r8_avx2.c's): z[p] = row p's 8 dwords
- * into o[k] = dword k of rows 0..7. */
-AI void rk_transpose(const __m256i *z, __m256i *o) {
-    __m256i a[8], b[8];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        a[2 * p] = _mm256_unpacklo_epi32(z[2 * p], z[2 * p + 1]);
-        a[2 * p + 1] = _mm256_unpackhi_epi32(z[2 * p], z[2 * p + 1]);
-    }
-#pragma GCC unroll 2
-    for (int g = 0; g < 2; g++) {
-        b[4 * g + 0] = _mm256_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
-        b[4 * g + 1] = _mm256_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
-        b[4 * g + 2] = _mm256_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
-        b[4 * g + 3] = _mm256_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
-    }
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-        o[q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x20);
-        o[4 + q] = _mm256_permute2x128_si256(b[q], b[4 + q], 0x31);
-    }
 }
 
 /* h[q] = dword q of the 16 bytes at w[r] + at, rows r = 0..7 (lane r):
@@ -204,13 +182,13 @@ AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
 #pragma GCC unroll 8
         for (int p = 0; p < 8; p++)
             z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q6_K, qh) + 32 * hf));
-        rk_transpose(z, h);
+        r8_transpose(z, h);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++) {
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++)
                 z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q6_K, ql) + 64 * hf + 32 * e));
-            rk_transpose(z, t);
+            r8_transpose(z, t);
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) { /* bits 2u, 2u+1 of qh to bits 4, 5: u = e (low), e + 2 (high) */
                 const __m256i hl = e == 0 ? _mm256_slli_epi16(h[k], 4) : _mm256_slli_epi16(h[k], 2);
@@ -249,14 +227,14 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
         if (T == QT_Q5_K) { /* h[k]: qh bytes 4k..4k+3 of rows 0..7; bit s of byte l: value 32s + l */
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q5_K, qh)));
-            rk_transpose(z, h);
+            r8_transpose(z, h);
         }
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) { /* qs bytes 32g..32g+31 of each row */
             __m256i t[8];
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + oq + 32 * g));
-            rk_transpose(z, t);
+            r8_transpose(z, t);
             if (T == QT_IQ4_XS) { /* t[0..3]: sub-block 2g (low nibbles: values 0..15), t[4..7]: 2g + 1 */
 #pragma GCC unroll 2
                 for (int u = 0; u < 2; u++)
@@ -285,31 +263,14 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
     }
 }
 
-AI __m256i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
 /* y[i*ys + lane] (lanes < rw) for i < NX: x rows at xq (stride xs) times
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
                 const rk_buf *o, int64_t b0, int kc, int first) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[RK_NX];
-    float tmp[RK_NX][RK_ROWS];
 #pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        if (first)
-            acc[i] = _mm256_setzero_ps();
-        else if (rw == RK_ROWS)
-            acc[i] = _mm256_loadu_ps(y + i * ys);
-        else {
-            memset(tmp[i], 0, sizeof tmp[i]);
-            memcpy(tmp[i], y + i * ys, sizeof(float) * (size_t)rw);
-            acc[i] = _mm256_loadu_ps(tmp[i]);
-        }
-    }
+    for (int i = 0; i < NX; i++) acc[i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys, rw);
     for (int b = 0; b < kc; b++) {
         const qx_k *x[RK_NX];
         __m256 a[RK_NX];
@@ -330,8 +291,8 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
 #pragma GCC unroll 4
                         for (int i = 0; i < NX; i++) {
                             const int8_t *xs8 = x[i]->qs + 32 * s + 4 * k0;
-                            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(xs8)),
-                                                               _mm256_maddubs_epi16(w1, bcast4(xs8 + 4)));
+                            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, r8_bcast4(xs8)),
+                                                               _mm256_maddubs_epi16(w1, r8_bcast4(xs8 + 4)));
                             const __m256i v = _mm256_madd_epi16(p, ones);
                             t[i] = k0 == 4 * hv ? v : _mm256_add_epi32(t[i], v);
                         }
@@ -350,7 +311,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) {
                         const __m256i p =
-                            _mm256_maddubs_epi16(av, _mm256_sign_epi8(bcast4(x[i]->qs + 32 * s + 4 * k), wv));
+                            _mm256_maddubs_epi16(av, _mm256_sign_epi8(r8_bcast4(x[i]->qs + 32 * s + 4 * k), wv));
                         t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
                     }
                 }
@@ -363,7 +324,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                         const __m256i wv = _mm256_load_si256(&o->q[b][s][k]);
 #pragma GCC unroll 4
                         for (int i = 0; i < NX; i++) {
-                            const __m256i p = _mm256_maddubs_epi16(wv, bcast4(x[i]->qs + 32 * s + 4 * k));
+                            const __m256i p = _mm256_maddubs_epi16(wv, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
                             s16[i] = k == k0 ? p : _mm256_add_epi16(s16[i], p);
                         }
                     }
@@ -382,10 +343,10 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
             const __m256 d32 = o->dmin[b];
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) {
-                __m256i t = _mm256_madd_epi16(o->mn[b][0], bcast4((const int8_t *)x[i]->bsums));
+                __m256i t = _mm256_madd_epi16(o->mn[b][0], r8_bcast4((const int8_t *)x[i]->bsums));
 #pragma GCC unroll 7
                 for (int p = 1; p < 8; p++)
-                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], bcast4((const int8_t *)(x[i]->bsums + 2 * p))));
+                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], r8_bcast4((const int8_t *)(x[i]->bsums + 2 * p))));
                 a[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), d32, a[i]);
             }
         } else if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
@@ -397,10 +358,10 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                 const __m128i b0v = _mm_loadu_si128((const __m128i *)x[i]->bsums);
                 const __m128i b1v = _mm_loadu_si128((const __m128i *)(x[i]->bsums + 8));
                 _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
-                __m256i t = _mm256_madd_epi16(o->mn[b][0], bcast4((const int8_t *)sp));
+                __m256i t = _mm256_madd_epi16(o->mn[b][0], r8_bcast4((const int8_t *)sp));
 #pragma GCC unroll 3
                 for (int p = 1; p < 4; p++)
-                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], bcast4((const int8_t *)(sp + 2 * p))));
+                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], r8_bcast4((const int8_t *)(sp + 2 * p))));
                 a[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), dmin, a[i]);
             }
         }
@@ -408,14 +369,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
         for (int i = 0; i < NX; i++) acc[i] = _mm256_fmadd_ps(a[i], _mm256_set1_ps(x[i]->d), acc[i]);
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        if (rw == RK_ROWS) {
-            _mm256_storeu_ps(y + i * ys, acc[i]);
-        } else {
-            _mm256_storeu_ps(tmp[i], acc[i]);
-            memcpy(y + i * ys, tmp[i], sizeof(float) * (size_t)rw);
-        }
-    }
+    for (int i = 0; i < NX; i++) r8_store_y(y + i * ys, acc[i], rw);
 }
 
 AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
