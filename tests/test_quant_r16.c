@@ -136,3 +136,36 @@ TEST(quant_r16_tiles_groups_and_chunks) {
     }
     for (int i = 0; i < 4; i++) pool_free(pools[i]);
 }
+
+/* On AVX2, a Q8_0 row of x alone (the decode GEMV) gives the same bits as
+ * the same row among many (the interleaved 8-row kernel): both take each
+ * block's exact integer sum and add it in block order with one fma. */
+TEST(quant_r8_q8_0_decode_equals_prefill) {
+    pool *p = path_pool(ISA_AVX2);
+    if (!p) SKIP("no AVX2");
+    static const int64_t shapes[][2] = {{37, 672}, {5, 32}, {64, 2048}};
+    enum { N = 12 };
+    uint32_t seed = 5;
+    for (int s = 0; s < 3; s++) {
+        const int64_t rows = shapes[s][0], K = shapes[s][1];
+        void *W = make_w(QT_Q8_0, rows, K, &seed);
+        float *x = malloc(sizeof(float) * (size_t)(N * K));
+        for (int64_t i = 0; i < N * K; i++) x[i] = next_f(&seed) + next_f(&seed);
+        void *scratch = malloc(qmatmul_scratch_size(QT_Q8_0, N, K));
+        float *y = malloc(sizeof(float) * (size_t)(N * rows)), *y1 = malloc(sizeof(float) * (size_t)rows);
+        qmatmul(p, y, x, W, QT_Q8_0, N, rows, K, scratch);
+        int diff = 0;
+        for (int64_t i = 0; i < N; i++) {
+            qmatmul(p, y1, x + i * K, W, QT_Q8_0, 1, rows, K, scratch);
+            diff += memcmp(y1, y + i * rows, sizeof(float) * (size_t)rows) != 0;
+        }
+        CHECK_MSG(diff == 0, "q8_0 W [%lld][%lld]: %d of %d rows of x differ alone and among %d", (long long)rows,
+                  (long long)K, diff, N, N);
+        free(y1);
+        free(y);
+        free(scratch);
+        free(x);
+        free(W);
+    }
+    pool_free(p);
+}

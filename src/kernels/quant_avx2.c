@@ -104,6 +104,59 @@ AI void tile32(const int NX, const int NR, const int K, float *y, int64_t ys, co
             if (r < rw) y[i * ys + r] = hsum8(acc[i][r]);
 }
 
+/* Decode of 4 W rows: per block, each row's exact integer sum
+ * (vpmaddubsw, vpmaddwd, then vphaddd across the 4 rows), and acc_r =
+ * fma(float(sum), d_r * dx, acc_r) in block order: the operations
+ * quant_r8_avx2.c applies to each output, so a decoded token's products are
+ * the same bits as the same token's in a prefill. tile32 keeps 8 lane
+ * partials per row and sums them at the end, which differed from the
+ * prefill in the last bits; tests/test_gguf_deepseek.c's GLM-4.5 Q8_0 twin
+ * amplified that past its 1e-5 check of decode against the full forward.
+ * One core, a cold [768][2048] matrix, us, tile32 -> this: Q8_0 72-73 ->
+ * 71-72, Q4_0 57-59 -> 65.5, MXFP4 64-65 -> 72-73, so only Q8_0 takes it
+ * (the others' decode and prefill may still differ in the last bits, as
+ * every type's do on AVX-512). */
+AI void gemv32x4(const int K, float *y, const uint8_t *xq, int64_t nb, const uint8_t *const *w, size_t pf) {
+    const int Q4 = K != K8;
+    const size_t bb = K == K4 ? sizeof(block_q4_0) : K == KMX ? sizeof(block_mxfp4) : sizeof(block_q8_0);
+    const size_t qo = K == KMX ? 1 : 2;
+    const __m256i lut = mx_table(), ones = _mm256_set1_epi16(1);
+    const int8_t *xs = qx32_qs(xq);
+    const float *dv = qx32_dv(xq, nb);
+    const int32_t *cv = qx32_cv(xq, nb);
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i xv = _mm256_load_si256((const __m256i *)(xs + 32 * b));
+        __m256i s[4];
+        float d[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = w[r] + (size_t)b * bb;
+            _mm_prefetch((const char *)blk + pf, _MM_HINT_T0);
+            __m256i p;
+            if (Q4) {
+                const __m128i v = _mm_loadu_si128((const __m128i *)(blk + qo));
+                __m256i wv = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1),
+                                              _mm256_set1_epi8(0x0F));
+                if (K == KMX) wv = _mm256_shuffle_epi8(lut, wv);
+                p = _mm256_maddubs_epi16(wv, xv);
+            } else {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+            }
+            s[r] = _mm256_madd_epi16(p, ones);
+            d[r] = K == KMX ? mxfp4_scale_half(blk[0]) : _cvtsh_ss(rd16(blk));
+        }
+        /* [sum row 0, row 1, row 2, row 3] */
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        if (Q4) t = _mm_add_epi32(t, _mm_set1_epi32(cv[8 * b]));
+        const __m128 dd = _mm_mul_ps(_mm_setr_ps(d[0], d[1], d[2], d[3]), _mm_set1_ps(dv[8 * b]));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(t), dd, acc);
+    }
+    _mm_storeu_ps(y, acc);
+}
+
 /* ------------------------------------------------------------ K-quants */
 
 typedef struct {
@@ -283,7 +336,9 @@ AI void gemv_streams(const int T, const int NR, const qmm_job *j, int64_t r0, in
         int64_t row[4];
         qstream_rows(NR, j, r0, r1, per, i, w, row);
         float t[4];
-        if (qt_is32(T))
+        if (T == QT_Q8_0 && NR == 4)
+            gemv32x4(K8, t, j->xq, nblk, w, pf);
+        else if (qt_is32(T))
             tile32(1, NR, T == QT_Q4_0 ? K4 : T == QT_MXFP4 ? KMX : K8, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
         else
             tilek(1, NR, T, t, 0, j->xq, j->xq_row, nblk, w, NR, pf);
