@@ -5,8 +5,8 @@
  * overflow and underflow thresholds), results in the denormal range
  * measured in denormal ulps; max / exp-sum / softmax / SwiGLU and its
  * backward against their scalar references on odd lengths (tails) and wide
- * ranges. Where the CPU lacks AVX-512 the dispatch is the reference itself
- * and the tests check that.
+ * ranges; each on every ISA the CPU has (on the scalar one the dispatch is
+ * the reference itself).
  */
 #include <float.h>
 #include <stdint.h>
@@ -50,7 +50,7 @@ static double ulp_err(float y, double exact) {
     return fabs((double)y - exact) / spacing;
 }
 
-TEST(vmath_exp_ulp) {
+static void exp_ulp_on(const kern_cfg *K) {
     /* the sweep: every 1021st bit pattern of the negative floats down to
      * -110 and of the positive floats up to 95 (~2.1 million values) */
     static float x[4096], y[4096];
@@ -63,7 +63,7 @@ TEST(vmath_exp_ulp) {
         for (uint32_t b = b0; b < b1; b += 1021) {
             x[n++] = from_bits(b);
             if (n == 4096 || b + 1021 >= b1) {
-                vmath_exp(NULL, y, x, n);
+                vmath_exp(K, y, x, n);
                 for (int i = 0; i < n; i++) {
                     double e = ulp_err(y[i], exp((double)x[i]));
                     if (e > worst) worst = e, worst_x = x[i];
@@ -72,7 +72,7 @@ TEST(vmath_exp_ulp) {
             }
         }
     }
-    CHECK_MSG(worst <= 2.0, "exp: %.3f ulp at x = %.9g", worst, (double)worst_x);
+    CHECK_MSG(worst <= 2.0, "exp on %s: %.3f ulp at x = %.9g", isa_name(K->isa), worst, (double)worst_x);
     if (getenv("MOE_TEST_VERBOSE")) fprintf(stderr, "  exp: worst %.3f ulp at x = %.9g\n", worst, (double)worst_x);
     /* edges, including the thresholds and their neighbours */
     float sp[] = {-INFINITY, INFINITY, 0.0f, -0.0f, 1e-45f, -1e-45f, 1e-38f, -1e-38f,
@@ -81,7 +81,7 @@ TEST(vmath_exp_ulp) {
                   -1e30f, -FLT_MAX, 0.5f, -0.5f, 1.0f, 0.34657359f, -0.34657359f};
     int ns = (int)(sizeof sp / sizeof sp[0]);
     float ys[64];
-    vmath_exp(NULL, ys, sp, ns);
+    vmath_exp(K, ys, sp, ns);
     for (int i = 0; i < ns; i++) {
         double e = ulp_err(ys[i], exp((double)sp[i]));
         if (e > 2.0) {
@@ -92,7 +92,7 @@ TEST(vmath_exp_ulp) {
     }
     CHECK_EQ_INT(bad_special, 0);
     float nan_in[3] = {NAN, -NAN, 1.0f}, nan_out[3];
-    vmath_exp(NULL, nan_out, nan_in, 3);
+    vmath_exp(K, nan_out, nan_in, 3);
     CHECK(isnan(nan_out[0]) && isnan(nan_out[1]) && nan_out[2] == expf(1.0f));
     CHECK(ys[0] == 0.0f && ys[1] == INFINITY && ys[2] == 1.0f && ys[3] == 1.0f);
     /* in place, and every tail length */
@@ -100,14 +100,22 @@ TEST(vmath_exp_ulp) {
         float a[40], b[40];
         uint32_t seed = 7 + (uint32_t)len;
         for (int i = 0; i < len; i++) a[i] = b[i] = rng_f(&seed) * 80;
-        vmath_exp(NULL, a, a, len);
+        vmath_exp(K, a, a, len);
         int bad = 0;
         for (int i = 0; i < len; i++) bad += ulp_err(a[i], exp((double)b[i])) > 2.0;
         CHECK_MSG(bad == 0, "len %d: %d off", len, bad);
     }
 }
 
-TEST(vmath_rows_match_reference) {
+/* every ISA this CPU has (the AVX-512 and AVX2 exp are the same polynomial) */
+TEST(vmath_exp_ulp) {
+    for (int s = 0; s < ISA_COUNT; s++) {
+        const kern_cfg *k = kernels_cfg((isa)s, 0, 0);
+        if (k) exp_ulp_on(k);
+    }
+}
+
+static void rows_on(const kern_cfg *K) {
     uint32_t seed = 99;
     enum { NMAX = 300 };
     float x[NMAX] = {0}, y1[NMAX], y2[NMAX], g[NMAX] = {0}, u[NMAX] = {0}, dh[NMAX] = {0};
@@ -120,11 +128,11 @@ TEST(vmath_rows_match_reference) {
             dh[i] = rng_f(&seed);
         }
         /* max is exact */
-        CHECK(vmath_max(NULL, x, n) == vmath_max_ref(x, n));
+        CHECK(vmath_max(K, x, n) == vmath_max_ref(x, n));
         /* exp-sum: elements within 2 ulp of exp(x - m) (the subtraction
          * rounds the same in both), the sum within 1e-6 relative */
         float m = vmath_max_ref(x, n);
-        float s1 = vmath_exp_sum(NULL, y1, x, m, n), s2 = vmath_exp_sum_ref(y2, x, m, n);
+        float s1 = vmath_exp_sum(K, y1, x, m, n), s2 = vmath_exp_sum_ref(y2, x, m, n);
         int bad = 0;
         for (int i = 0; i < n; i++) bad += ulp_err(y1[i], exp((double)(x[i] - m))) > 2.0;
         CHECK_MSG(bad == 0, "exp_sum n=%d: %d off", n, bad);
@@ -132,26 +140,26 @@ TEST(vmath_rows_match_reference) {
         /* the double version: the sum within 1e-14 of libm's, the
          * elements its f32 rounding (+-1 ulp: double rounding), also
          * without an output */
-        double d1 = vmath_exp_sum_f64(NULL, y1, x, m, n), d2 = vmath_exp_sum_f64_ref(y2, x, m, n);
+        double d1 = vmath_exp_sum_f64(K, y1, x, m, n), d2 = vmath_exp_sum_f64_ref(y2, x, m, n);
         CHECK_MSG(fabs(d1 - d2) <= 1e-14 * d2, "exp_sum_f64 n=%d: %.17g vs %.17g", n, d1, d2);
-        CHECK(vmath_exp_sum_f64(NULL, NULL, x, m, n) == d1);
+        CHECK(vmath_exp_sum_f64(K, NULL, x, m, n) == d1);
         bad = 0;
         for (int i = 0; i < n; i++) bad += ulp_err(y1[i], (double)y2[i]) > 1.0;
         CHECK_MSG(bad == 0, "exp_sum_f64 n=%d: %d elements off", n, bad);
         /* SwiGLU: within 4e-7 relative of the reference formula (the exp
          * differs by <= 2 ulp; 1 + e and the division damp it) */
-        vmath_swiglu(NULL, h1, g, u, n);
+        vmath_swiglu(K, h1, g, u, n);
         vmath_swiglu_ref(h2, g, u, n);
         bad = 0;
         for (int i = 0; i < n; i++) bad += fabs((double)h1[i] - h2[i]) > 4e-7 * fabs((double)h2[i]) + 1e-30;
         CHECK_MSG(bad == 0, "swiglu n=%d: %d off", n, bad);
         /* in place on g, as silu_mul does */
         memcpy(a1, g, sizeof(float) * (size_t)n);
-        vmath_swiglu(NULL, a1, a1, u, n);
+        vmath_swiglu(K, a1, a1, u, n);
         CHECK(n == 0 || memcmp(a1, h1, sizeof(float) * (size_t)n) == 0);
         /* backward: against the double reference within 2e-6 relative of
          * each output's scale; h identical to the forward's */
-        vmath_swiglu_backward(NULL, a1, b1, h1, dh, g, u, n);
+        vmath_swiglu_backward(K, a1, b1, h1, dh, g, u, n);
         vmath_swiglu_backward_ref(a2, b2, h2, dh, g, u, n);
         bad = 0;
         for (int i = 0; i < n; i++) {
@@ -162,19 +170,26 @@ TEST(vmath_rows_match_reference) {
         }
         CHECK_MSG(bad == 0, "swiglu backward n=%d: %d off", n, bad);
         float hf[NMAX];
-        vmath_swiglu(NULL, hf, g, u, n);
+        vmath_swiglu(K, hf, g, u, n);
         CHECK(n == 0 || memcmp(hf, h1, sizeof(float) * (size_t)n) == 0);
-        vmath_swiglu_backward(NULL, a1, b1, NULL, dh, g, u, n); /* h optional */
+        vmath_swiglu_backward(K, a1, b1, NULL, dh, g, u, n); /* h optional */
         CHECK(n == 0 || memcmp(hf, h1, sizeof(float) * (size_t)n) == 0);
     }
     /* saturated SwiGLU: silu(-200) = -0, silu(200) = 200, no NaN */
     float gs[2] = {-200.0f, 200.0f}, us[2] = {1, 1}, d1[2] = {1, 1}, dgs[2], dus[2], hs[2];
-    vmath_swiglu_backward(NULL, dgs, dus, hs, d1, gs, us, 2);
+    vmath_swiglu_backward(K, dgs, dus, hs, d1, gs, us, 2);
     CHECK(fabsf(hs[0]) < 1e-30f && hs[1] == 200.0f);
     CHECK(fabsf(dgs[0]) < 1e-30f && dgs[1] == 1.0f && fabsf(dus[0]) < 1e-30f && dus[1] == 200.0f);
 }
 
-/* softmax and silu_mul (kernels.h) go through vmath on AVX-512: hold every
+TEST(vmath_rows_match_reference) {
+    for (int s = 0; s < ISA_COUNT; s++) {
+        const kern_cfg *k = kernels_cfg((isa)s, 0, 0);
+        if (k) rows_on(k);
+    }
+}
+
+/* softmax and silu_mul (kernels.h) go through vmath on AVX-512 and AVX2: hold every
  * ISA's result to the scalar reference ISA's. */
 TEST(vmath_softmax_silu_all_isas) {
     uint32_t seed = 5;

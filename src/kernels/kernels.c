@@ -387,15 +387,21 @@ void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
  * and f32 partial sums; other ISAs: the scalar reference. */
 void softmax(const kern_cfg *k, float *x, int n) {
     if (n <= 0) return;
-    if ((k ? k : kernels_default())->isa != ISA_AVX512) {
+    const isa i = (k ? k : kernels_default())->isa;
+    if (i == ISA_AVX512) {
+        float s = avx512_vexp_sum(x, x, avx512_vmax(x, n), n);
+        avx512_vscale(x, 1.0f / s, n);
+    } else if (i == ISA_AVX2) {
+        float s = avx2_vexp_sum(x, x, avx2_vmax(x, n), n);
+        avx2_vscale(x, 1.0f / s, n);
+    } else {
         ref_softmax(x, n);
-        return;
     }
-    float s = avx512_vexp_sum(x, x, avx512_vmax(x, n), n);
-    avx512_vscale(x, 1.0f / s, n);
 }
 void silu_mul(const kern_cfg *k, float *g, const float *u, int n) {
-    if ((k ? k : kernels_default())->isa == ISA_AVX512) avx512_vswiglu(g, g, u, n);
+    const isa i = (k ? k : kernels_default())->isa;
+    if (i == ISA_AVX512) avx512_vswiglu(g, g, u, n);
+    else if (i == ISA_AVX2) avx2_vswiglu(g, g, u, n);
     else ref_silu_mul(g, u, n);
 }
 void axpy(const kern_cfg *k, float *y, float a, const float *x, int n) {

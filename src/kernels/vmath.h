@@ -5,9 +5,10 @@
  * training step (softmax, cross-entropy, SiLU).
  *
  * Each function has a plain scalar reference (*_ref, libm expf/exp,
- * vmath.c) and an AVX-512 path (vmath_avx512.c) picked by the kernel choice
- * k (kernels.h; NULL = the default); other ISAs use the reference. The
- * AVX-512 exp is a polynomial after range reduction by ln 2 (Cephes' expf), within 2 ulp of the correctly
+ * vmath.c) and AVX-512 and AVX2 paths (vmath_avx512.c, vmath_avx2.c; the
+ * double exp-sum has no AVX2 path) picked by the kernel choice k
+ * (kernels.h; NULL = the default); the scalar choice uses the reference.
+ * The AVX-512 and AVX2 exp (the same bits) is a polynomial after range reduction by ln 2 (Cephes' expf), within 2 ulp of the correctly
  * rounded exp on all of f32 (tests/test_vmath.c checks that bound, and
  * every function here against its reference): exp(-inf) = 0, exp(+inf) =
  * +inf, NaN stays NaN, results below 2^-126 are denormals (or 0), above
@@ -72,5 +73,15 @@ void avx512_vscale(float *y, float a, int64_t n);
 void avx512_vswiglu(float *h, const float *g, const float *u, int64_t n);
 void avx512_vswiglu_backward(float *dg, float *du, float *h, const float *dh, const float *g,
                              const float *u, int64_t n);
+
+/* AVX2 implementations (vmath_avx2.c); call only when the choice is
+ * ISA_AVX2. */
+void avx2_vexp(float *y, const float *x, int64_t n);
+float avx2_vmax(const float *x, int64_t n);
+float avx2_vexp_sum(float *y, const float *x, float m, int64_t n);
+void avx2_vscale(float *y, float a, int64_t n);
+void avx2_vswiglu(float *h, const float *g, const float *u, int64_t n);
+void avx2_vswiglu_backward(float *dg, float *du, float *h, const float *dh, const float *g,
+                           const float *u, int64_t n);
 
 #endif
