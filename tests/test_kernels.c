@@ -74,7 +74,8 @@ TEST(kernels_isa_selection) {
     const kern_cpu *cpu = kernels_cpu();
     CHECK(def && def->isa >= ISA_SCALAR && def->isa < ISA_COUNT);
     CHECK(def == kernels_default() && cpu == kernels_cpu()); /* detected once */
-    CHECK(kernels_cfg(def->isa, def->amx, def->vbmi) == def); /* a table entry */
+    /* a table entry: the AVX2 path with AVX-VNNI has its own */
+    CHECK(kernels_cfg(def->isa, def->amx, def->vbmi) == def || (def->avxvnni && def == kernels_cfg_avxvnni()));
     const kern_cfg *sc = kernels_cfg(ISA_SCALAR, 0, 0);
     CHECK(sc && sc->isa == ISA_SCALAR && !sc->amx && !sc->vbmi);
     CHECK(kernels_named("scalar") == sc);
@@ -86,6 +87,10 @@ TEST(kernels_isa_selection) {
     CHECK((kernels_cfg(ISA_AVX2, 0, 0) != NULL) == (cpu->avx2 != 0));
     CHECK((kernels_cfg(ISA_AVX512, 0, 0) != NULL) == (cpu->avx512 != 0));
     CHECK((kernels_cfg(ISA_AVX512, 1, 0) != NULL) == (cpu->amx != 0));
+    const kern_cfg *vn = kernels_cfg_avxvnni();
+    CHECK((vn != NULL) == (cpu->avxvnni != 0));
+    CHECK(!vn || (vn->isa == ISA_AVX2 && vn->avxvnni && !vn->amx && !vn->vbmi));
+    CHECK(!kernels_cfg(ISA_AVX2, 0, 0) || !kernels_cfg(ISA_AVX2, 0, 0)->avxvnni);
     /* a pool runs its owner's choice; a NULL pool or an unset one the default */
     pool *p = pool_create(1);
     CHECK(kern_of(p) == def && kern_of(NULL) == def);
@@ -522,9 +527,11 @@ TEST(kernels_int8_probe_paths) {
         {ISA_AVX2, 0, "avx2"},
         {ISA_AVX512, 0, cpu->vnni ? "avx512-vnni" : "avx2"},
         {ISA_AVX512, 1, "amx-int8"},
+        {ISA_AVX2, 0, "avx-vnni"}, /* the AVX2 path with AVX-VNNI */
     };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const kern_cfg *k = kernels_cfg(cases[c].i, cases[c].amx, 0);
+    const size_t last = sizeof cases / sizeof cases[0] - 1;
+    for (size_t c = 0; c <= last; c++) {
+        const kern_cfg *k = c == last ? kernels_cfg_avxvnni() : kernels_cfg(cases[c].i, cases[c].amx, 0);
         if (!k) continue; /* a path this CPU lacks */
         const char *path = NULL;
         double ops = probe_int8_ops(p, k, 1, &path);

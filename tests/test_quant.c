@@ -44,14 +44,15 @@ static const int k_types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MX
 
 /* The paths held to the reference: every ISA this CPU has (AMX off), then
  * AVX-512 with AMX (products of n >= QAMX_MIN_N_* rows, 2 to 7 by type, quant.c) when the CPU
- * and OS have it, and AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it).
- * path_cfg returns NULL when path i cannot run here. */
-#define N_PATHS (ISA_COUNT + 2)
+ * and OS have it, AVX-512 without VBMI (the Q4_0 GEMV of CPUs that lack it),
+ * and AVX2 with AVX-VNNI. path_cfg returns NULL when path i cannot run here. */
+#define N_PATHS (ISA_COUNT + 3)
 static const kern_cfg *path_cfg(int i) {
     const kern_cpu *c = kernels_cpu();
     if (i < ISA_COUNT) return kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi);
     if (i == ISA_COUNT) return kernels_cfg(ISA_AVX512, 1, c->vbmi);
-    return c->vbmi ? kernels_cfg(ISA_AVX512, 0, 0) : NULL;
+    if (i == ISA_COUNT + 1) return c->vbmi ? kernels_cfg(ISA_AVX512, 0, 0) : NULL;
+    return kernels_cfg_avxvnni();
 }
 
 /* One- and two-thread pools running each path (NULL where it cannot run). */
@@ -66,7 +67,10 @@ static void paths_free(path_pools *pp) {
     for (int i = 0; i < N_PATHS; i++) pool_free(pp->one[i]), pool_free(pp->two[i]);
 }
 static const char *path_name(int i) {
-    return i < ISA_COUNT ? isa_name((isa)i) : i == ISA_COUNT ? "avx512+amx" : "avx512 without vbmi";
+    return i < ISA_COUNT       ? isa_name((isa)i)
+         : i == ISA_COUNT     ? "avx512+amx"
+         : i == ISA_COUNT + 1 ? "avx512 without vbmi"
+                              : "avx2+avx-vnni";
 }
 
 static void *read_all(const char *name, size_t *len) {

@@ -185,13 +185,16 @@ TEST(quant_iq_vec_dot_is_dequantized_dot) {
 
 /* Every ISA this CPU has, and AVX-512 with AMX (which these types must
  * not take) when it has that. */
-#define N_PATHS (ISA_COUNT + 1)
+#define N_PATHS (ISA_COUNT + 2)
 static const kern_cfg *path_cfg(int i) {
     const kern_cpu *c = kernels_cpu();
     if (i < ISA_COUNT) return kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi);
-    return kernels_cfg(ISA_AVX512, 1, c->vbmi);
+    if (i == ISA_COUNT) return kernels_cfg(ISA_AVX512, 1, c->vbmi);
+    return kernels_cfg_avxvnni();
 }
-static const char *path_name(int i) { return i < ISA_COUNT ? isa_name((isa)i) : "avx512+amx"; }
+static const char *path_name(int i) {
+    return i < ISA_COUNT ? isa_name((isa)i) : i == ISA_COUNT ? "avx512+amx" : "avx2+avx-vnni";
+}
 
 /* |y - ref| <= 1.1e-5 * sum_k |w_k x_k| + tiny, per output. */
 static int compare_ref(const float *y, const float *ref, int type, const void *W, int64_t rows, int64_t cols,

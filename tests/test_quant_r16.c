@@ -35,12 +35,16 @@ static uint32_t next_u32(uint32_t *s) {
 /* Uniform in [-1, 1). */
 static float next_f(uint32_t *s) { return (float)(next_u32(s) >> 8) / 8388608.0f - 1.0f; }
 
-/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX: a
- * two-thread pool running that path, or NULL if it cannot run here. */
+/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX, 4: AVX2
+ * with AVX-VNNI: a two-thread pool running that path, or NULL if it cannot
+ * run here. */
+#define N_PATHS 5
+#define PATH_AVXVNNI 4
 static pool *path_pool(int i) {
     const kern_cpu *c = kernels_cpu();
     const kern_cfg *k = i < 3 ? kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi)
-                              : kernels_cfg(ISA_AVX512, 1, c->vbmi);
+                      : i == 3 ? kernels_cfg(ISA_AVX512, 1, c->vbmi)
+                               : kernels_cfg_avxvnni();
     return kern_pool_cfg(2, k);
 }
 
@@ -89,8 +93,8 @@ TEST(quant_r16_tiles_groups_and_chunks) {
     static const int types[] = {QT_Q8_0, QT_Q4_0, QT_MXFP4, QT_IQ4_NL, QT_Q5_0, QT_Q4_1, QT_Q5_1};
     static const int64_t shapes[][2] = {{37, 672}, {5, 32}};
     enum { NMAX = 17 };
-    pool *pools[4];
-    for (int i = 0; i < 4; i++) pools[i] = path_pool(i);
+    pool *pools[N_PATHS];
+    for (int i = 0; i < N_PATHS; i++) pools[i] = path_pool(i);
     uint32_t seed = 77;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const int type = types[ti];
@@ -105,7 +109,7 @@ TEST(quant_r16_tiles_groups_and_chunks) {
             float *part = malloc(sizeof(float) * (size_t)(NMAX * rows));
             for (int64_t n = 1; n <= NMAX; n++) {
                 qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
-                for (int is = 0; is < 4; is++) {
+                for (int is = 0; is < N_PATHS; is++) {
                     if (!pools[is]) continue;
                     qmatmul(pools[is], y, x, W, type, n, rows, K, scratch);
                     const int bad = count_off(y, ref, type, W, rows, K, x, n);
@@ -134,15 +138,14 @@ TEST(quant_r16_tiles_groups_and_chunks) {
             free(W);
         }
     }
-    for (int i = 0; i < 4; i++) pool_free(pools[i]);
+    for (int i = 0; i < N_PATHS; i++) pool_free(pools[i]);
 }
 
-/* On AVX2, a Q8_0 row of x alone (the decode GEMV) gives the same bits as
- * the same row among many (the interleaved 8-row kernel): both take each
- * block's exact integer sum and add it in block order with one fma. */
-TEST(quant_r8_q8_0_decode_equals_prefill) {
-    pool *p = path_pool(ISA_AVX2);
-    if (!p) SKIP("no AVX2");
+/* On AVX2 (with or without AVX-VNNI), a Q8_0 row of x alone (the decode
+ * GEMV) gives the same bits as the same row among many (the interleaved
+ * 8-row kernel): both take each block's exact integer sum and add it in
+ * block order with one fma. */
+static void r8_decode_equals_prefill(pool *p, const char *name) {
     static const int64_t shapes[][2] = {{37, 672}, {5, 32}, {64, 2048}};
     enum { N = 12 };
     uint32_t seed = 5;
@@ -159,13 +162,21 @@ TEST(quant_r8_q8_0_decode_equals_prefill) {
             qmatmul(p, y1, x + i * K, W, QT_Q8_0, 1, rows, K, scratch);
             diff += memcmp(y1, y + i * rows, sizeof(float) * (size_t)rows) != 0;
         }
-        CHECK_MSG(diff == 0, "q8_0 W [%lld][%lld]: %d of %d rows of x differ alone and among %d", (long long)rows,
-                  (long long)K, diff, N, N);
+        CHECK_MSG(diff == 0, "%s, q8_0 W [%lld][%lld]: %d of %d rows of x differ alone and among %d", name,
+                  (long long)rows, (long long)K, diff, N, N);
         free(y1);
         free(y);
         free(scratch);
         free(x);
         free(W);
     }
+}
+
+TEST(quant_r8_q8_0_decode_equals_prefill) {
+    pool *p = path_pool(ISA_AVX2), *pv = path_pool(PATH_AVXVNNI);
+    if (!p) SKIP("no AVX2");
+    r8_decode_equals_prefill(p, "avx2");
+    if (pv) r8_decode_equals_prefill(pv, "avx2+avx-vnni");
+    pool_free(pv);
     pool_free(p);
 }

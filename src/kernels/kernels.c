@@ -61,12 +61,14 @@ static const kern_table g_tables[ISA_COUNT] = {
 
 /* Every choice there is; kernels_cfg hands out pointers into it. */
 static const kern_cfg g_cfgs[ISA_COUNT][2][2] = {
-#define CFG_ROW(I) {{{I, 0, 0}, {I, 0, 1}}, {{I, 1, 0}, {I, 1, 1}}}
+#define CFG_ROW(I) {{{I, 0, 0, 0}, {I, 0, 1, 0}}, {{I, 1, 0, 0}, {I, 1, 1, 0}}}
     [ISA_SCALAR] = CFG_ROW(ISA_SCALAR),
     [ISA_AVX2] = CFG_ROW(ISA_AVX2),
     [ISA_AVX512] = CFG_ROW(ISA_AVX512),
 #undef CFG_ROW
 };
+/* The AVX2 path with AVX-VNNI (AVX-512 has its own VNNI kernels). */
+static const kern_cfg g_cfg_avxvnni = {ISA_AVX2, 0, 0, 1};
 
 #if defined(__x86_64__) || defined(__i386__)
 /* F16C from CPUID leaf 1 (ECX bit 29): clang before 16 has no "f16c" for
@@ -75,12 +77,18 @@ static int cpu_f16c(void) {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
+/* AVX-VNNI from CPUID leaf 7 subleaf 1 (EAX bit 4), for the same reason. */
+static int cpu_avxvnni(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+}
 #endif
 
 /* Written once, by kernels_detect under g_once; read-only afterwards. */
 static kern_cpu g_cpu;
 static const kern_cfg *g_default;
 static int g_amx_default; /* MOE_AMX is not "0" */
+static int g_avxvnni_default; /* MOE_AVXVNNI is not "0" */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 const char *isa_name(isa i) {
@@ -105,8 +113,9 @@ static const kern_cfg *cfg_for(const kern_cpu *c, isa i, int amx, int vbmi) {
 }
 
 /* The path named i with every extra the CPU has and the default allows. */
-static const kern_cfg *cfg_best(const kern_cpu *c, isa i, int amx_allowed) {
+static const kern_cfg *cfg_best(const kern_cpu *c, isa i, int amx_allowed, int avxvnni_allowed) {
     if (!isa_ok(c, i)) return NULL;
+    if (i == ISA_AVX2 && avxvnni_allowed && c->avxvnni) return &g_cfg_avxvnni;
     int fast = i == ISA_AVX512;
     return cfg_for(c, i, fast && amx_allowed && c->vnni && c->amx, fast && c->vbmi);
 }
@@ -121,9 +130,12 @@ static void kernels_detect(void) {
     c.vnni = c.avx512 && __builtin_cpu_supports("avx512vnni");
     c.vbmi = c.avx512 && __builtin_cpu_supports("avx512vbmi");
     c.amx = c.vnni && amx_init();
+    c.avxvnni = c.avx2 && cpu_avxvnni();
 #endif
     const char *e = getenv("MOE_AMX");
     int amx_allowed = !(e && strcmp(e, "0") == 0);
+    e = getenv("MOE_AVXVNNI");
+    int avxvnni_allowed = !(e && strcmp(e, "0") == 0);
     isa best = c.avx512 ? ISA_AVX512 : c.avx2 ? ISA_AVX2 : ISA_SCALAR;
     e = getenv("MOE_ISA");
     if (e && *e)
@@ -131,7 +143,8 @@ static void kernels_detect(void) {
             if (strcmp(e, isa_name((isa)i)) == 0 && isa_ok(&c, (isa)i)) best = (isa)i;
     g_cpu = c;
     g_amx_default = amx_allowed;
-    g_default = cfg_best(&c, best, amx_allowed);
+    g_avxvnni_default = avxvnni_allowed;
+    g_default = cfg_best(&c, best, amx_allowed, avxvnni_allowed);
 }
 
 const kern_cpu *kernels_cpu(void) {
@@ -146,10 +159,12 @@ const kern_cfg *kernels_default(void) {
 
 const kern_cfg *kernels_cfg(isa i, int amx, int vbmi) { return cfg_for(kernels_cpu(), i, amx, vbmi); }
 
+const kern_cfg *kernels_cfg_avxvnni(void) { return kernels_cpu()->avxvnni ? &g_cfg_avxvnni : NULL; }
+
 const kern_cfg *kernels_named(const char *name) {
     const kern_cpu *c = kernels_cpu();
     for (int i = 0; name && i < ISA_COUNT; i++)
-        if (strcmp(name, isa_name((isa)i)) == 0) return cfg_best(c, (isa)i, g_amx_default);
+        if (strcmp(name, isa_name((isa)i)) == 0) return cfg_best(c, (isa)i, g_amx_default, g_avxvnni_default);
     return NULL;
 }
 

@@ -49,6 +49,7 @@ typedef struct kern_cpu {
     int vnni;   /* AVX512_VNNI: the AVX-512 quantized kernels (else AVX2's) */
     int vbmi;   /* AVX512_VBMI: the AVX-512 Q4_0 GEMV */
     int amx;    /* AMX-INT8, with the OS's permission for the tile state */
+    int avxvnni; /* AVX-VNNI (vpdpbusd on 256 bits, VEX): the AVX2 quantized products */
 } kern_cpu;
 
 /* A kernel choice: one entry of a constant table (compare pointers). */
@@ -56,18 +57,23 @@ typedef struct kern_cfg {
     isa isa;  /* the f32 and vector kernels' path */
     int amx;  /* Q4_0 / Q8_0 / Q4_K products with several rows of x on AMX-INT8 */
     int vbmi; /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI */
+    int avxvnni; /* the AVX2 path's quantized products may use AVX-VNNI */
 } kern_cfg;
 
 const kern_cpu *kernels_cpu(void);
 /* The process default: the best ISA the CPU has, or the one named by
  * MOE_ISA=scalar|avx2|avx512 when the CPU has it; AMX unless MOE_AMX=0;
- * VBMI where the CPU has it. */
+ * VBMI where the CPU has it; on the AVX2 path, AVX-VNNI unless
+ * MOE_AVXVNNI=0. */
 const kern_cfg *kernels_default(void);
-/* The entry for (i, amx, vbmi), or NULL when the CPU lacks any of it (AMX
- * and VBMI need ISA_AVX512, and AMX the VNNI kernels). */
+/* The entry for (i, amx, vbmi) without AVX-VNNI, or NULL when the CPU lacks
+ * any of it (AMX and VBMI need ISA_AVX512, and AMX the VNNI kernels). */
 const kern_cfg *kernels_cfg(isa i, int amx, int vbmi);
+/* The AVX2 path with AVX-VNNI, or NULL when the CPU lacks it. */
+const kern_cfg *kernels_cfg_avxvnni(void);
 /* By name, "scalar", "avx2" or "avx512", with every extra the CPU has and
- * the default allows (AMX unless MOE_AMX=0, VBMI); NULL for an unknown name
+ * the default allows (AMX unless MOE_AMX=0, VBMI, AVX-VNNI unless
+ * MOE_AVXVNNI=0); NULL for an unknown name
  * or a path the CPU lacks. */
 const kern_cfg *kernels_named(const char *name);
 /* The choice p runs: its owner's (pool_set_kern), else the default. */

@@ -245,7 +245,7 @@ double probe_f32_flops(pool *p, int reps) {
 
 /* ------------------------------------------------------------ int8 peak */
 
-typedef enum { I8_SCALAR, I8_AVX2, I8_VNNI512, I8_AMX, I8_AMX_BLOCKS } i8_path;
+typedef enum { I8_SCALAR, I8_AVX2, I8_AVXVNNI, I8_VNNI512, I8_AMX, I8_AMX_BLOCKS } i8_path;
 
 typedef struct {
     i8_path which;
@@ -272,6 +272,7 @@ static double i8_item(i8_ctx *c, int tid) {
     if (c->which == I8_AMX_BLOCKS) return probe_int8_amx_blocks(sink);
     if (c->which == I8_VNNI512) return probe_int8_vnni512(sink);
     if (c->which == I8_AVX2) return probe_int8_avx2(sink);
+    if (c->which == I8_AVXVNNI) return probe_int8_avxvnni(sink);
 #endif
     return i8_run_scalar(sink);
 }
@@ -303,12 +304,14 @@ double probe_int8_ops(pool *p, const kern_cfg *k, int reps, const char **path) {
     const kern_cpu *cpu = kernels_cpu();
     c.which = k->amx                                   ? I8_AMX
               : k->isa == ISA_AVX512 && cpu->vnni      ? I8_VNNI512
+              : k->isa == ISA_AVX2 && k->avxvnni       ? I8_AVXVNNI
               : k->isa >= ISA_AVX2                     ? I8_AVX2
                                                        : I8_SCALAR;
     if (path)
         *path = c.which == I8_AMX       ? "amx-int8"
                 : c.which == I8_VNNI512 ? "avx512-vnni"
                 : c.which == I8_AVX2    ? "avx2"
+                : c.which == I8_AVXVNNI ? "avx-vnni"
                                         : "scalar";
     return i8_rate(p, &c, reps);
 }

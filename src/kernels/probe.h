@@ -21,7 +21,8 @@ double probe_f32_flops(pool *p, int reps);
 /* Peak int8 multiply-accumulate throughput in operations/s (2 per u8 x s8
  * product) over the pool's threads, on the path the quantized products of
  * kernel choice k take for many rows of x (prefill): AMX-INT8 where k has
- * it, else AVX-512 VNNI, else the AVX2 sequence, else scalar; *path names
+ * it, else AVX-512 VNNI, else AVX-VNNI where k's AVX2 path has it, else the
+ * AVX2 sequence, else scalar; *path names
  * it. Independent accumulators in registers (or tiles), best of `reps`. */
 struct kern_cfg;
 double probe_int8_ops(pool *p, const struct kern_cfg *k, int reps, const char **path);
@@ -37,6 +38,7 @@ double probe_int8_vnni512(int32_t *sink);
 double probe_int8_amx(int32_t *sink);
 double probe_int8_amx_blocks(int32_t *sink);
 double probe_int8_avx2(int32_t *sink);
+double probe_int8_avxvnni(int32_t *sink);
 
 /* Monotonic clock in seconds. */
 double clock_now(void);

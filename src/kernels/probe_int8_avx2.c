@@ -1,5 +1,5 @@
 /*
- * probe_int8_avx2.c - the int8 multiply-accumulate peak of the quantized
+ * probe_int8_avx2.c - the int8 multiply-accumulate peaks of the quantized
  * products' AVX2 path (probe.c picks it by the pool's kernel choice):
  * vpmaddubsw (32 u8 x s8 products into 16 int16 pair sums) and vpaddw into
  * int16 accumulators, the sequence the interleaved AVX2 kernels
@@ -41,4 +41,26 @@ double probe_int8_avx2(int32_t *sink) {
     _mm256_storeu_si256((__m256i *)v, s);
     *sink += v[0] + v[7];
     return (double)I8_ITERS * 8 * 32 * 2;
+}
+
+/* The AVX-VNNI peak: vpdpbusd on 256 bits (32 u8 x s8 products added into
+ * 8 int32 per operation), the step of the AVX-VNNI build of the
+ * interleaved kernels. 12 independent accumulators (enough for two ports
+ * at a latency of 5), operands in registers. */
+__attribute__((target("avxvnni"))) double probe_int8_avxvnni(int32_t *sink) {
+    __m256i a = _mm256_set1_epi8(3);
+    const __m256i b = _mm256_set1_epi8(-2);
+    __m256i c[12];
+    for (int q = 0; q < 12; q++) c[q] = _mm256_set1_epi32(q);
+    for (int it = 0; it < I8_ITERS; it++) {
+        a = _mm256_xor_si256(a, _mm256_set1_epi8((char)(it & 1)));
+#pragma GCC unroll 12
+        for (int q = 0; q < 12; q++) c[q] = _mm256_dpbusd_avx_epi32(c[q], a, b);
+    }
+    __m256i s = c[0];
+    for (int q = 1; q < 12; q++) s = _mm256_add_epi32(s, c[q]);
+    int32_t v[8];
+    _mm256_storeu_si256((__m256i *)v, s);
+    *sink += v[0] + v[7];
+    return (double)I8_ITERS * 12 * 32 * 2;
 }

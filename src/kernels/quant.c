@@ -177,7 +177,9 @@ static const qkern *qkern_of(const kern_cfg *k) {
 
 const char *quant_path_name(const kern_cfg *k) {
     const qkern *q = qkern_of(k);
-    return q == &g_kern[ISA_AVX512] ? "avx512-vnni" : q == &g_kern[ISA_AVX2] ? "avx2" : "scalar";
+    return q == &g_kern[ISA_AVX512] ? "avx512-vnni"
+         : q == &g_kern[ISA_AVX2]   ? (k->avxvnni ? "avx2-vnni" : "avx2")
+                                    : "scalar";
 }
 
 /* Whether x [n][.] for `type` goes to AMX in the tile layout (qt_amx's types),
@@ -261,7 +263,7 @@ static qmm_job make_job(const kern_cfg *k, float *y, const void *xq, const void 
     int tiles = qtiles_use(k, type, n);
     qmm_job j = {y, align64((void *)xq), W, type, n, rows, cols,
                  tiles ? qtile_stride_of(type, cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles,
-                 k->vbmi};
+                 k->vbmi, k->avxvnni};
     return j;
 }
 
@@ -317,7 +319,7 @@ void qmatmul_ref(float *y, const float *x, const void *W, int type, int64_t n, i
                  int64_t cols, void *scratch) {
     if (n <= 0 || rows <= 0 || !quant_row_bytes(type, cols)) return;
     qmm_job j = {y, align64(scratch), W, type, n, rows, cols, qact_row_stride(type, cols),
-                 quant_row_bytes(type, cols), 0, 0};
+                 quant_row_bytes(type, cols), 0, 0, 0};
     for (int64_t i = 0; i < n; i++) ref_qact_row((uint8_t *)j.xq + (size_t)i * j.xq_row, x + i * cols, type, cols);
     ref_qmm_rows(&j, 0, rows);
 }

@@ -387,8 +387,10 @@ ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 
 void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
-    if (j->n >= R8_MIN_N && avx2_rows_r8(j, r0, r1)) return;
-    if (j->n >= (j->type == QT_IQ4_XS ? IQ4XS_R8K_MIN_N : R8K_MIN_N) && avx2_rows_r8k(j, r0, r1)) return;
+    if (j->n >= R8_MIN_N && (j->avxvnni ? avxvnni_rows_r8(j, r0, r1) : avx2_rows_r8(j, r0, r1))) return;
+    if (j->n >= (j->type == QT_IQ4_XS ? IQ4XS_R8K_MIN_N : R8K_MIN_N) &&
+        (j->avxvnni ? avxvnni_rows_r8k(j, r0, r1) : avx2_rows_r8k(j, r0, r1)))
+        return;
     switch (j->type) {
     case QT_Q4_0: rows_q4_0(j, r0, r1); break;
     case QT_Q8_0: rows_q8_0(j, r0, r1); break;

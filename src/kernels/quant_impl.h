@@ -162,6 +162,7 @@ typedef struct qmm_job {
     size_t xq_row, w_row;
     int tiles;         /* x in the AMX tile layout */
     int vbmi;          /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI (kern_cfg) */
+    int avxvnni;       /* the AVX2 products may use AVX-VNNI (kern_cfg) */
 } qmm_job;
 
 /* The W row streams of the AVX-512 products (quant_avx512.c's
@@ -227,6 +228,10 @@ void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 int avx2_rows_r8(const qmm_job *j, int64_t r0, int64_t r1);
 /* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r8k_avx2.c). */
 int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
+/* Both with AVX-VNNI's vpdpbusd for the int8 sums (quant_r8_avxvnni_avx2.c,
+ * quant_r8k_avxvnni_avx2.c: the same sources built with R8_VNNI). */
+int avxvnni_rows_r8(const qmm_job *j, int64_t r0, int64_t r1);
+int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS
  * (avx512_qmm_rows: Q4_1 ... IQ4_NL only with one x row, the others going

@@ -27,6 +27,12 @@
  *     t   += vpmaddwd(vpmaddubsw(|W_k|, vpsignb(x_k, W_k)), 1)
  *   4 operations per 32 products, |W_k| once per tile.
  *
+ * With AVX-VNNI (built as quant_r8_avxvnni_avx2.c, R8_VNNI defined) every
+ * type is stored biased as quant_r16_avx512.c stores it (Q8_0 ^ 0x80, IQ4_NL
+ * kvalues + 128) and t starts at cv, as there:
+ *     t = vpdpbusd(t, W_k, broadcast of x codes 4k..4k+3)   k = 0..7
+ * one operation per 32 products.
+ *
  * Then acc_i = fma(float(t), dw * dx_i, acc_i) (Q4_1 / Q5_1: the min term
  * as quant_r16_avx512.c takes it), 8 outputs of y with no horizontal sum.
  * Every t is the exact integer sum of the block, and the f32 operations on
@@ -42,6 +48,17 @@
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
 #include "kernels/quant_r8.h"
+
+#ifdef R8_VNNI
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
+#else
+#pragma GCC target("avxvnni")
+#endif
+#define R8_ROWS_FN avxvnni_rows_r8
+#else
+#define R8_ROWS_FN avx2_rows_r8
+#endif
 
 #define AI static inline __attribute__((always_inline))
 
@@ -69,8 +86,13 @@ AI size_t r8_off_qs(const int T) {
 }
 AI size_t r8_off_qh(const int T) { return T == QT_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh); }
 AI int r8_has_min(const int T) { return T == QT_Q4_1 || T == QT_Q5_1; }
-/* Whether the codes are stored signed (the sign trick) or unsigned. */
+/* Whether the codes are stored signed (the sign trick) or unsigned (biased,
+ * every type with VNNI). */
+#ifdef R8_VNNI
+AI int r8_signed(const int T) { return T < 0; }
+#else
 AI int r8_signed(const int T) { return T == QT_Q8_0 || T == QT_IQ4_NL; }
+#endif
 /* Registers of int16 pairs that add without overflow: 2 * 127 * u per pair
  * for codes up to u (15: Q4_0, Q4_1; 24: MXFP4; 31: Q5_0, Q5_1). */
 AI int r8_depth(const int T) { return T == QT_Q4_0 || T == QT_Q4_1 ? 8 : 4; }
@@ -90,18 +112,21 @@ AI uint32_t rd32(const uint8_t *p) {
  * types: low nibbles are values 0..15, high 16..31), stored as above. */
 AI __m256i r8_codes(const int T, const uint8_t *p) {
     const size_t oq = r8_off_qs(T);
-    if (T == QT_Q8_0) return _mm256_loadu_si256((const __m256i *)(p + oq));
+    if (T == QT_Q8_0) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(p + oq));
+        return r8_signed(T) ? v : _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80));
+    }
     const __m128i v = _mm_loadu_si128((const __m128i *)(p + oq));
     __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
     c = _mm256_and_si256(c, _mm256_set1_epi8(0x0F));
     if (T == QT_MXFP4)
         return _mm256_shuffle_epi8(
             _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)mxfp4_biased_table())), c);
-    if (T == QT_IQ4_NL) /* kvalues_iq4nl + 128, back to signed */
-        return _mm256_xor_si256(
-            _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_biased_table())),
-                                c),
-            _mm256_set1_epi8((char)0x80));
+    if (T == QT_IQ4_NL) { /* kvalues_iq4nl + 128, back to signed for the sign trick */
+        const __m256i v = _mm256_shuffle_epi8(
+            _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_biased_table())), c);
+        return r8_signed(T) ? _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)) : v;
+    }
     if (T == QT_Q5_0 || T == QT_Q5_1) { /* + 16 where bit j of qh is set */
         const __m256i h = _mm256_set1_epi32((int)rd32(p + r8_off_qh(T)));
         const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
@@ -140,7 +165,9 @@ AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, i
  * first. */
 AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs, int64_t nb,
                 const r8_buf *o, int64_t b0, int kc, int first) {
+#ifndef R8_VNNI
     const __m256i ones = _mm256_set1_epi16(1);
+#endif
     __m256 acc[R8_NX];
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) acc[i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys, rw);
@@ -154,6 +181,14 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
             qs[i] = qx32_qs(xr) + 32 * bx;
             t[i] = r8_signed(T) || r8_has_min(T) ? _mm256_setzero_si256() : _mm256_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
         }
+#ifdef R8_VNNI
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            const __m256i w = _mm256_load_si256(&o->q[b][k]);
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) t[i] = _mm256_dpbusd_avx_epi32(t[i], w, r8_bcast4(qs[i] + 4 * k));
+        }
+#else
         if (r8_signed(T)) {
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
@@ -181,6 +216,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                 for (int i = 0; i < NX; i++) t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(s[i], ones));
             }
         }
+#endif
         const __m256 dw = o->d[b];
 #pragma GCC unroll 4
         for (int i = 0; i < NX; i++) {
@@ -238,7 +274,7 @@ R8_FN(QT_Q5_0, q5_0)
 R8_FN(QT_Q4_1, q4_1)
 R8_FN(QT_Q5_1, q5_1)
 
-int avx2_rows_r8(const qmm_job *j, int64_t r0, int64_t r1) {
+int R8_ROWS_FN(const qmm_job *j, int64_t r0, int64_t r1) {
     switch (j->type) {
     case QT_Q8_0: r8_q8_0(j, r0, r1); return 1;
     case QT_Q4_0: r8_q4_0(j, r0, r1); return 1;
@@ -250,3 +286,7 @@ int avx2_rows_r8(const qmm_job *j, int64_t r0, int64_t r1) {
     default: return 0;
     }
 }
+
+#if defined(R8_VNNI) && defined(__clang__)
+#pragma clang attribute pop
+#endif

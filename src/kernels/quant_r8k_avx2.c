@@ -33,6 +33,11 @@
  * each output whatever rows share its group (a partial group repeats its
  * last row, the extra lanes are not stored): results do not depend on how
  * threads split the rows. Between chunks the sums wait in y.
+ *
+ * With AVX-VNNI (built as quant_r8k_avxvnni_avx2.c, R8_VNNI defined) the
+ * sums are vpdpbusd's, one operation per 32 products with no int16 stage;
+ * IQ4_XS is stored biased (kvalues_iq4nl + 128) and t_s starts at -128 times
+ * the sub-block's x sum (bsums 2s + 2s+1), which takes the bias out exactly.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -41,6 +46,19 @@
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
 #include "kernels/quant_r8.h"
+
+#ifdef R8_VNNI
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
+#else
+#pragma GCC target("avxvnni")
+#endif
+#define RK_ROWS_FN avxvnni_rows_r8k
+#define RK_IQ4_LUT iq4nl_biased_table()
+#else
+#define RK_ROWS_FN avx2_rows_r8k
+#define RK_IQ4_LUT kvalues_iq4nl
+#endif
 
 #define AI static inline __attribute__((always_inline))
 
@@ -210,7 +228,7 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
                       : T == QT_Q5_K ? offsetof(block_q5_K, qs)
                                      : offsetof(block_iq4_xs, qs);
     const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
-    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_iq4nl));
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)RK_IQ4_LUT));
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
         if (pf)
@@ -267,7 +285,9 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
                 const rk_buf *o, int64_t b0, int kc, int first) {
+#ifndef R8_VNNI
     const __m256i ones = _mm256_set1_epi16(1);
+#endif
     __m256 acc[RK_NX];
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) acc[i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys, rw);
@@ -285,6 +305,17 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
 #pragma GCC unroll 2
                 for (int hv = 0; hv < 2; hv++) {
                     const __m256 sch = o->sc[b][2 * s + hv];
+#ifdef R8_VNNI
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) t[i] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                    for (int k = 4 * hv; k < 4 * hv + 4; k++) {
+                        const __m256i wv = _mm256_load_si256(&o->q[b][s][k]);
+#pragma GCC unroll 4
+                        for (int i = 0; i < NX; i++)
+                            t[i] = _mm256_dpbusd_avx_epi32(t[i], wv, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
+                    }
+#else
 #pragma GCC unroll 2
                     for (int k0 = 4 * hv; k0 < 4 * hv + 4; k0 += 2) {
                         const __m256i w0 = _mm256_load_si256(&o->q[b][s][k0]), w1 = _mm256_load_si256(&o->q[b][s][k0 + 1]);
@@ -297,11 +328,25 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                             t[i] = k0 == 4 * hv ? v : _mm256_add_epi32(t[i], v);
                         }
                     }
+#endif
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sch, a[i]);
                 }
                 continue;
             }
+#ifdef R8_VNNI
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) /* IQ4_XS: - 128 * the x sum of sub-block s */
+                t[i] = T == QT_IQ4_XS ? _mm256_set1_epi32(-128 * (x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1]))
+                                      : _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                const __m256i wv = _mm256_load_si256(&o->q[b][s][k]);
+#pragma GCC unroll 4
+                for (int i = 0; i < NX; i++)
+                    t[i] = _mm256_dpbusd_avx_epi32(t[i], wv, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
+            }
+#else
             if (T == QT_IQ4_XS) {
 #pragma GCC unroll 4
                 for (int i = 0; i < NX; i++) t[i] = _mm256_setzero_si256();
@@ -335,6 +380,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                     }
                 }
             }
+#endif
             const __m256 sc = o->sc[b][s];
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sc, a[i]);
@@ -400,7 +446,7 @@ AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1) {
+int RK_ROWS_FN(const qmm_job *j, int64_t r0, int64_t r1) {
     switch (j->type) {
     case QT_Q4_K: rows_r8k(QT_Q4_K, j, r0, r1); return 1;
     case QT_Q5_K: rows_r8k(QT_Q5_K, j, r0, r1); return 1;
@@ -409,3 +455,7 @@ int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1) {
     default: return 0;
     }
 }
+
+#if defined(R8_VNNI) && defined(__clang__)
+#pragma clang attribute pop
+#endif
