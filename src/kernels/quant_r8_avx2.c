@@ -145,18 +145,23 @@ AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, i
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
         __m256i z[8];
-        float d[R8_ROWS], m[R8_ROWS];
+        float d[R8_ROWS];
+        __m128i dh = _mm_setzero_si128(), mh = _mm_setzero_si128(); /* the f16 scales, mins of rows 0..7 */
 #pragma GCC unroll 8
         for (int p = 0; p < R8_ROWS; p++) {
             const uint8_t *blk = w[p] + at;
             _mm_prefetch((const char *)blk + pf, _MM_HINT_T1);
             z[p] = r8_codes(T, blk);
-            d[p] = T == QT_MXFP4 ? mxfp4_scale_half(blk[0]) : f16_to_f32(rd16(blk));
-            if (r8_has_min(T)) m[p] = f16_to_f32(rd16(blk + 2));
+            if (T == QT_MXFP4) {
+                d[p] = mxfp4_scale_half(blk[0]);
+                continue;
+            }
+            dh = _mm_insert_epi16(dh, rd16(blk), p);
+            if (r8_has_min(T)) mh = _mm_insert_epi16(mh, rd16(blk + 2), p);
         }
         r8_transpose(z, o->q[b]);
-        o->d[b] = _mm256_loadu_ps(d);
-        if (r8_has_min(T)) o->m[b] = _mm256_loadu_ps(m);
+        o->d[b] = T == QT_MXFP4 ? _mm256_loadu_ps(d) : _mm256_cvtph_ps(dh); /* F16C: exact */
+        if (r8_has_min(T)) o->m[b] = _mm256_cvtph_ps(mh);
     }
 }
 
