@@ -3,7 +3,8 @@
 #   make demo       the main job: train a small MoE on five text domains, show its
 #                   routing (tools/demo.sh, 3-4 minutes); make demo-ci: seconds
 #   make test       unit, conformance and CLI tests, then the unit tests again
-#                   under ASan+UBSan; ends with "N passed, N failed"
+#                   on the AVX2 kernels (on AVX-512 CPUs) and under ASan+UBSan;
+#                   ends with "N passed, N failed"
 #   make fuzz       a libFuzzer target per parser, each for FUZZ_SECONDS (30)
 #   BUILD=dir       build somewhere else (default build)
 

@@ -9,7 +9,10 @@
  * |w| * (x * sign(w)) (pairs at most 2*128*127, no saturation) instead of a
  * bias; Q4_0 nibbles are w + 8 and the activation's cv removes the bias.
  * MXFP4 is Q4_0 with its nibbles looked up (vpshufb) as kvalues_mxfp4 + 12.
- * Runs only when quant.c has seen the CPU has AVX2, FMA and F16C.
+ * Runs only when quant.c has seen the CPU has AVX2, FMA and F16C. The
+ * many-row products go to the interleaved kernels (quant_r8_avx2.c,
+ * quant_r8k_avx2.c), or to their AVX-VNNI builds when the job has
+ * avxvnni (kern_cfg.avxvnni: the CPU has it and MOE_AVXVNNI is not 0).
  */
 #include <float.h>
 #include <immintrin.h>
@@ -384,11 +387,16 @@ ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 #define R8K_MIN_N 2
 #endif
 #define IQ4XS_R8K_MIN_N 5
+/* With AVX-VNNI IQ4_XS takes no sign trick and the interleaved kernel wins
+ * from 2 rows (one core, cold [768][2048], 2 / 3 / 4 rows of x 136-140 /
+ * 158-248 / 204-206 -> 77-79 / 90-146 / 99-100 us, Intel Emerald Rapids);
+ * one row is even. */
+#define IQ4XS_R8K_MIN_N_VNNI 2
 
 void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
     if (j->n >= R8_MIN_N && (j->avxvnni ? avxvnni_rows_r8(j, r0, r1) : avx2_rows_r8(j, r0, r1))) return;
-    if (j->n >= (j->type == QT_IQ4_XS ? IQ4XS_R8K_MIN_N : R8K_MIN_N) &&
+    if (j->n >= (j->type != QT_IQ4_XS ? R8K_MIN_N : j->avxvnni ? IQ4XS_R8K_MIN_N_VNNI : IQ4XS_R8K_MIN_N) &&
         (j->avxvnni ? avxvnni_rows_r8k(j, r0, r1) : avx2_rows_r8k(j, r0, r1)))
         return;
     switch (j->type) {
