@@ -369,7 +369,8 @@ int cmd_bench(int argc, char **argv) {
         {"--probe-mb", NULL, ARG_INT, &probe_mb, 1, 1 << 20, 0, "MB",
          "buffer of the bandwidth probe in MiB (1024)"},
         {"--kernels", NULL, ARG_STR, &kernels, 0, 0, 0, "PATH",
-         "kernel path: scalar, avx2 or avx512 (default: the best this CPU has)"},
+         "kernel path: scalar, avx2 or avx512 (default: the best this CPU has; avx2 takes AVX-VNNI where the CPU "
+         "has it unless MOE_AVXVNNI=0, avx512 AMX unless MOE_AMX=0)"},
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL,
          "print one JSON object (with --sweep: {\"sweep\": [one per thread count]})"},
         {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
