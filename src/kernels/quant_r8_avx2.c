@@ -187,11 +187,21 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
             t[i] = r8_signed(T) || r8_has_min(T) ? _mm256_setzero_si256() : _mm256_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
         }
 #ifdef R8_VNNI
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            const __m256i w = _mm256_load_si256(&o->q[b][k]);
+        { /* two chains of 4 per row of x: one of 8 dependent vpdpbusd (latency 5) left the units idle */
+            __m256i t1[R8_NX];
 #pragma GCC unroll 4
-            for (int i = 0; i < NX; i++) t[i] = _mm256_dpbusd_avx_epi32(t[i], w, r8_bcast4(qs[i] + 4 * k));
+            for (int i = 0; i < NX; i++) t1[i] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i w0 = _mm256_load_si256(&o->q[b][k]), w1 = _mm256_load_si256(&o->q[b][k + 4]);
+#pragma GCC unroll 4
+                for (int i = 0; i < NX; i++) {
+                    t[i] = _mm256_dpbusd_avx_epi32(t[i], w0, r8_bcast4(qs[i] + 4 * k));
+                    t1[i] = _mm256_dpbusd_avx_epi32(t1[i], w1, r8_bcast4(qs[i] + 4 * k + 16));
+                }
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) t[i] = _mm256_add_epi32(t[i], t1[i]);
         }
 #else
         if (r8_signed(T)) {

@@ -339,13 +339,22 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
             for (int i = 0; i < NX; i++) /* IQ4_XS: - 128 * the x sum of sub-block s */
                 t[i] = T == QT_IQ4_XS ? _mm256_set1_epi32(-128 * (x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1]))
                                       : _mm256_setzero_si256();
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                const __m256i wv = _mm256_load_si256(&o->q[b][s][k]);
+            /* two chains of 4 per row of x (values 0..15 and 16..31): one
+             * of 8 dependent vpdpbusd (latency 5) left the units idle */
+            __m256i t1[RK_NX];
 #pragma GCC unroll 4
-                for (int i = 0; i < NX; i++)
-                    t[i] = _mm256_dpbusd_avx_epi32(t[i], wv, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
+            for (int i = 0; i < NX; i++) t1[i] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i w0 = _mm256_load_si256(&o->q[b][s][k]), w1 = _mm256_load_si256(&o->q[b][s][k + 4]);
+#pragma GCC unroll 4
+                for (int i = 0; i < NX; i++) {
+                    t[i] = _mm256_dpbusd_avx_epi32(t[i], w0, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
+                    t1[i] = _mm256_dpbusd_avx_epi32(t1[i], w1, r8_bcast4(x[i]->qs + 32 * s + 4 * k + 16));
+                }
             }
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) t[i] = _mm256_add_epi32(t[i], t1[i]);
 #else
             if (T == QT_IQ4_XS) {
 #pragma GCC unroll 4
