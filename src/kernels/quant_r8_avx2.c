@@ -250,30 +250,45 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
     for (int i = 0; i < NX; i++) r8_store_y(y + i * ys, acc[i], rw);
 }
 
+/* W rows in runs of R8_G groups of 8 share each pass over x: the tiles of
+ * a chunk run over every group's buffer before the next x rows, so x (96
+ * bytes a block a row, from L2 when n is large) is read once per 8 * R8_G W
+ * rows, not once per 8. */
+#ifndef R8_G
+#define R8_G 4
+#endif
+
 AI void rows_r8(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32;
-    r8_buf buf __attribute__((aligned(32)));
-    const size_t pf = (size_t)R8_ROWS * j->w_row;
-    for (int64_t r = r0; r < r1; r += R8_ROWS) {
-        const int rw = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
-        const uint8_t *w[R8_ROWS];
-        for (int p = 0; p < R8_ROWS; p++) w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
+    r8_buf buf[R8_G] __attribute__((aligned(32)));
+    const size_t pf = (size_t)R8_G * R8_ROWS * j->w_row; /* the same group of the next run */
+    for (int64_t rg = r0; rg < r1; rg += R8_G * R8_ROWS) {
+        const int ng = (int)((r1 - rg < R8_G * R8_ROWS ? r1 - rg : R8_G * R8_ROWS) + R8_ROWS - 1) / R8_ROWS;
+        const uint8_t *w[R8_G][R8_ROWS];
+        int rw[R8_G];
+        for (int g = 0; g < ng; g++) {
+            const int64_t r = rg + g * R8_ROWS;
+            rw[g] = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
+            for (int p = 0; p < R8_ROWS; p++) w[g][p] = j->W + (size_t)(r + (p < rw[g] ? p : rw[g] - 1)) * j->w_row;
+        }
         for (int64_t b0 = 0; b0 < nb; b0 += R8_KC) {
             const int kc = nb - b0 < R8_KC ? (int)(nb - b0) : R8_KC;
-            r8_repack(T, &buf, w, b0, kc, pf);
+            for (int g = 0; g < ng; g++) r8_repack(T, &buf[g], w[g], b0, kc, pf);
             for (int64_t i = 0; i < j->n; i += R8_NX) {
                 const int nx = j->n - i < R8_NX ? (int)(j->n - i) : R8_NX;
-                float *y = j->y + i * j->rows + r;
                 const uint8_t *x = j->xq + (size_t)i * j->xq_row;
                 const int first = b0 == 0;
-#define R8_TILE(NX) r8_tile(T, NX, y, j->rows, rw, x, j->xq_row, nb, &buf, b0, kc, first)
-                switch (nx) {
-                case 1: R8_TILE(1); break;
-                case 2: R8_TILE(2); break;
-                case 3: R8_TILE(3); break;
-                default: R8_TILE(4); break;
-                }
+                for (int g = 0; g < ng; g++) {
+                    float *y = j->y + i * j->rows + rg + g * R8_ROWS;
+#define R8_TILE(NX) r8_tile(T, NX, y, j->rows, rw[g], x, j->xq_row, nb, &buf[g], b0, kc, first)
+                    switch (nx) {
+                    case 1: R8_TILE(1); break;
+                    case 2: R8_TILE(2); break;
+                    case 3: R8_TILE(3); break;
+                    default: R8_TILE(4); break;
+                    }
 #undef R8_TILE
+                }
             }
         }
     }
