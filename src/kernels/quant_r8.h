@@ -13,6 +13,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* With R8_VNNI (the AVX-VNNI builds, quant_r8*_avxvnni_avx2.c) every function
+ * from here to R8_VNNI_END at the end of the file is built for AVX-VNNI too. */
+#ifdef R8_VNNI
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
+#define R8_VNNI_END _Pragma("clang attribute pop")
+#else
+#pragma GCC target("avxvnni")
+#define R8_VNNI_END
+#endif
+#endif
+
 #define R8_AI static inline __attribute__((always_inline))
 #define R8_LANES 8 /* W rows per group: the int32 lanes of a register */
 

@@ -50,11 +50,6 @@
 #include "kernels/quant_r8.h"
 
 #ifdef R8_VNNI
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
-#else
-#pragma GCC target("avxvnni")
-#endif
 #define R8_ROWS_FN avxvnni_rows_r8
 #else
 #define R8_ROWS_FN avx2_rows_r8
@@ -138,6 +133,13 @@ AI __m256i r8_codes(const int T, const uint8_t *p) {
     return c;
 }
 
+/* h[0..7] as the words of a register (pinsrw from registers, where a
+ * vector load would stall on the 8 narrow stores). */
+AI __m128i r8_h8(const uint16_t *h) {
+    return _mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], (short)h[4], (short)h[5], (short)h[6],
+                          (short)h[7]);
+}
+
 /* Blocks b0 .. b0 + kc of the 8 rows w[] into o; each block is prefetched
  * pf bytes on (the same block of the next group's rows). */
 AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, int kc, size_t pf) {
@@ -146,7 +148,7 @@ AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, i
         const size_t at = (size_t)(b0 + b) * bb;
         __m256i z[8];
         float d[R8_ROWS];
-        __m128i dh = _mm_setzero_si128(), mh = _mm_setzero_si128(); /* the f16 scales, mins of rows 0..7 */
+        uint16_t dh[R8_ROWS] = {0}, mh[R8_ROWS] = {0}; /* the f16 scales, mins of rows 0..7 */
 #pragma GCC unroll 8
         for (int p = 0; p < R8_ROWS; p++) {
             const uint8_t *blk = w[p] + at;
@@ -156,12 +158,12 @@ AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, i
                 d[p] = mxfp4_scale_half(blk[0]);
                 continue;
             }
-            dh = _mm_insert_epi16(dh, rd16(blk), p);
-            if (r8_has_min(T)) mh = _mm_insert_epi16(mh, rd16(blk + 2), p);
+            dh[p] = rd16(blk);
+            if (r8_has_min(T)) mh[p] = rd16(blk + 2);
         }
         r8_transpose(z, o->q[b]);
-        o->d[b] = T == QT_MXFP4 ? _mm256_loadu_ps(d) : _mm256_cvtph_ps(dh); /* F16C: exact */
-        if (r8_has_min(T)) o->m[b] = _mm256_cvtph_ps(mh);
+        o->d[b] = T == QT_MXFP4 ? _mm256_loadu_ps(d) : _mm256_cvtph_ps(r8_h8(dh)); /* exact */
+        if (r8_has_min(T)) o->m[b] = _mm256_cvtph_ps(r8_h8(mh));
     }
 }
 
@@ -317,6 +319,6 @@ int R8_ROWS_FN(const qmm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-#if defined(R8_VNNI) && defined(__clang__)
-#pragma clang attribute pop
+#ifdef R8_VNNI
+R8_VNNI_END
 #endif

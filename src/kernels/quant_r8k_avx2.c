@@ -48,11 +48,6 @@
 #include "kernels/quant_r8.h"
 
 #ifdef R8_VNNI
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
-#else
-#pragma GCC target("avxvnni")
-#endif
 #define RK_ROWS_FN avxvnni_rows_r8k
 #define RK_IQ4_LUT iq4nl_biased_table()
 #else
@@ -465,6 +460,6 @@ int RK_ROWS_FN(const qmm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-#if defined(R8_VNNI) && defined(__clang__)
-#pragma clang attribute pop
+#ifdef R8_VNNI
+R8_VNNI_END
 #endif
