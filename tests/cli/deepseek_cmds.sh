@@ -69,6 +69,10 @@ out_has "route --table domain x group" "I\(domain; group\) = [0-9.]+ bits"
 
 # serve: one completion through the openai client equals moe generate's text
 PY=$(command -v python3)
+if [ -n "$PY" ] && ! "$PY" -c 'import openai' 2>/dev/null; then # as serve.sh does, on a fresh machine
+  "$PY" -m pip install -q openai >/dev/null 2>&1 ||
+    "$PY" -m pip install -q --break-system-packages openai >/dev/null 2>&1
+fi
 if [ -n "$PY" ] && "$PY" -c 'import openai' 2>/dev/null; then
   if start_server ds --threads 2; then
     "$PY" - "$port" "$M" >"$T/serve.txt" 2>"$T/serve.err" <<'EOF'
