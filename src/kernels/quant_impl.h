@@ -163,6 +163,8 @@ typedef struct qmm_job {
     int tiles;         /* x in the AMX tile layout */
     int vbmi;          /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI (kern_cfg) */
     int avxvnni;       /* the AVX2 products may use AVX-VNNI (kern_cfg) */
+    int packed;        /* W is type's packed form (quant_pack.c; rows a multiple
+                          of QPACK_ROWS, r0 of every call too) */
 } qmm_job;
 
 /* The W row streams of the AVX-512 products (quant_avx512.c's
@@ -221,6 +223,8 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
  * (quant_r16_avx512.c), for the 32-block types Q8_0, Q4_0, MXFP4, IQ4_NL,
  * Q5_0, Q4_1 and Q5_1: returns 0 for a type it does not take. */
 int avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
+/* A packed W (j->packed) read in its layout, any n. */
+void avx512_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 /* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r16k_avx512.c). */
 void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* Products of many x rows with 8 W rows interleaved per register on AVX2

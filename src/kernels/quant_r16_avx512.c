@@ -321,6 +321,216 @@ AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
+/* ------------------------------------------------ packed Q8_0 (quant_pack.c)
+ *
+ * The same products on a W packed at load: a group's codes are read where
+ * they lie (block b at G + 512 b, already biased and interleaved) and its
+ * f16 scales converted per block (G + 512 nb + 32 b), so nothing is
+ * interleaved per call. Every group's sums are those of rp_tile in the
+ * same order, the same bits, and one x row (decode) takes the same sums.
+ *
+ * A packed group is one sequential stream of 16 * row bytes, and one such
+ * stream leaves the core waiting on memory: the groups of [r0, r1) are
+ * taken as runs far apart, group i of each run side by side (two runs in
+ * pk_tile2, PK_RUNS in decode), and each stream is prefetched PK_PF_L1
+ * bytes ahead into L1 and PK_PF_L2 ahead into L2, never past r1. One core,
+ * a cold [768][2048] Q8_0 matrix (12.8 MB of copies), us, stored (the
+ * kernels above, and decode's gemv_streams) against packed, while other
+ * jobs ran: 1 x row 52 -> 41, 2 81 -> 51, 4 93 -> 67, 8 145-178 -> 116,
+ * 16 211 -> 191, 32 370 -> 341; one group after another, prefetched 8 KiB
+ * ahead, was no faster than stored (8 rows 149 -> 150, decode 53 -> 66). */
+#define PK_PF_L1 2048
+#define PK_PF_L2 65536
+#define PK_RUNS 4
+
+AI const __m512i *pk_codes(const uint8_t *g, int64_t b) { return (const __m512i *)(g + (size_t)b * 512); }
+AI __m512 pk_scales(const uint8_t *g, int64_t nb, int64_t b) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + (size_t)nb * 512 + (size_t)b * 32)));
+}
+/* Block b's codes PK_PF_L1 on into L1, and PK_PF_L2 on into L2 while that
+ * is before end; the scales every other block. */
+AI void pk_prefetch(const uint8_t *g, int64_t nb, int64_t b, const uint8_t *end) {
+    const uint8_t *p = g + (size_t)b * 512;
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) _mm_prefetch((const char *)p + PK_PF_L1 + 64 * k, _MM_HINT_T0);
+    if (p + PK_PF_L2 < end) {
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) _mm_prefetch((const char *)p + PK_PF_L2 + 64 * k, _MM_HINT_T1);
+    }
+    if (!(b & 1)) _mm_prefetch((const char *)g + (size_t)nb * 512 + (size_t)b * 32 + PK_PF_L1 / 16, _MM_HINT_T0);
+}
+
+/* y[i*ys + 0..15] for i < NX: x rows at xq (stride xs) times blocks b0 ..
+ * b0 + kc of the packed group at g, added to y unless first; prefetching
+ * (pf) up to end. */
+AI void pk_tile(const int NX, float *y, int64_t ys, const uint8_t *xq, size_t xs, int64_t nb, const uint8_t *g,
+                int64_t b0, int kc, int first, int pf, const uint8_t *end) {
+    __m512 acc[RP_NX];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ys);
+    for (int b = 0; b < kc; b++) {
+        const int64_t bx = b0 + b;
+        if (pf) pk_prefetch(g, nb, bx, end);
+        const __m512i *q = pk_codes(g, bx);
+        __m512i wq[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) wq[k] = _mm512_loadu_si512((const void *)(q + k));
+        const __m512 dw = pk_scales(g, nb, bx);
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const int8_t *qs = qx32_qs(xr) + 32 * bx;
+            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) _mm512_storeu_ps(y + i * ys, acc[i]);
+}
+
+/* The same for the packed groups at g and g2 (outputs at y and y2), x rows
+ * in tiles of up to RP_NX2, as rp_tile2. */
+AI void pk_tile2(const int NX, float *y, float *y2, int64_t ys, const uint8_t *xq, size_t xs, int64_t nb,
+                 const uint8_t *g, const uint8_t *g2, int64_t b0, int kc, int first, int pf, const uint8_t *end) {
+    __m512 acc[RP_NX2], acc2[RP_NX2];
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ys);
+        acc2[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y2 + i * ys);
+    }
+    for (int b = 0; b < kc; b++) {
+        const int64_t bx = b0 + b;
+        if (pf) {
+            pk_prefetch(g, nb, bx, end);
+            pk_prefetch(g2, nb, bx, end);
+        }
+        const __m512i *q = pk_codes(g, bx), *q2 = pk_codes(g2, bx);
+        __m512i wq[8], wq2[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            wq[k] = _mm512_loadu_si512((const void *)(q + k));
+            wq2[k] = _mm512_loadu_si512((const void *)(q2 + k));
+        }
+        const __m512 dw = pk_scales(g, nb, bx), dw2 = pk_scales(g2, nb, bx);
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const int8_t *qs = qx32_qs(xr) + 32 * bx;
+            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
+            }
+            const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
+            acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        _mm512_storeu_ps(y + i * ys, acc[i]);
+        _mm512_storeu_ps(y2 + i * ys, acc2[i]);
+    }
+}
+
+/* One row of x (decode): group i of each of PK_RUNS runs side by side. */
+static void gemv_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32, ng = (r1 - r0) / RP_ROWS, per = (ng + PK_RUNS - 1) / PK_RUNS;
+    const int8_t *qs = qx32_qs(j->xq);
+    const int32_t *cv = qx32_cv(j->xq, nb);
+    const float *dv = qx32_dv(j->xq, nb);
+    for (int64_t i = 0; i < per; i++) {
+        const uint8_t *g[PK_RUNS];
+        int live[PK_RUNS];
+        __m512 acc[PK_RUNS];
+#pragma GCC unroll 4
+        for (int q = 0; q < PK_RUNS; q++) {
+            const int64_t gi = q * per + i;
+            live[q] = gi < ng;
+            g[q] = j->W + (size_t)(r0 + (live[q] ? gi : 0) * RP_ROWS) * j->w_row;
+            acc[q] = _mm512_setzero_ps();
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            const __m512 dx = _mm512_set1_ps(dv[8 * b]);
+#pragma GCC unroll 4
+            for (int q = 0; q < PK_RUNS; q++) {
+                const __m512i *w = pk_codes(g[q], b);
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) _mm_prefetch((const char *)w + PK_PF_L1 + 64 * k, _MM_HINT_T0);
+                __m512i t = _mm512_set1_epi32(cv[8 * b]);
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++)
+                    t = dpbusd_bcast(t, _mm512_loadu_si512((const void *)(w + k)), qs + 32 * b + 4 * k);
+                acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(pk_scales(g[q], nb, b), dx), acc[q]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int q = 0; q < PK_RUNS; q++)
+            if (live[q]) _mm512_storeu_ps(j->y + r0 + (q * per + i) * RP_ROWS, acc[q]);
+    }
+}
+
+/* Rows of x in tiles: the groups of [r0, r1) as two runs, group i of each
+ * taken together (pk_tile2; each x broadcast serves 32 W rows), an odd
+ * group last, alone (pk_tile). */
+static void rows_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32, ng = (r1 - r0) / RP_ROWS, half = ng / 2;
+    const uint8_t *end = j->W + (size_t)r1 * j->w_row;
+    for (int64_t gi = 0; gi < half + (ng & 1); gi++) {
+        const int two = gi < half;
+        const int64_t ra = r0 + (two ? gi : ng - 1) * RP_ROWS, rb = r0 + (half + gi) * RP_ROWS;
+        const uint8_t *g = j->W + (size_t)ra * j->w_row, *g2 = j->W + (size_t)rb * j->w_row;
+        for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
+            const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
+            if (two) {
+                for (int64_t i = 0; i < j->n; i += RP_NX2) {
+                    const int nx = j->n - i < RP_NX2 ? (int)(j->n - i) : RP_NX2;
+                    const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                    float *y = j->y + i * j->rows + ra, *y2 = j->y + i * j->rows + rb;
+#define PK_TILE2(NX) pk_tile2(NX, y, y2, j->rows, x, j->xq_row, nb, g, g2, b0, kc, b0 == 0, i == 0, end)
+                    switch (nx) {
+                    case 1: PK_TILE2(1); break;
+                    case 2: PK_TILE2(2); break;
+                    case 3: PK_TILE2(3); break;
+                    default: PK_TILE2(4); break;
+                    }
+#undef PK_TILE2
+                }
+                continue;
+            }
+            for (int64_t i = 0; i < j->n; i += RP_NX) {
+                const int nx = j->n - i < RP_NX ? (int)(j->n - i) : RP_NX;
+                float *y = j->y + i * j->rows + ra;
+                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+#define PK_TILE(NX) pk_tile(NX, y, j->rows, x, j->xq_row, nb, g, b0, kc, b0 == 0, i == 0, end)
+                switch (nx) {
+                case 1: PK_TILE(1); break;
+                case 2: PK_TILE(2); break;
+                case 3: PK_TILE(3); break;
+                case 4: PK_TILE(4); break;
+                case 5: PK_TILE(5); break;
+                case 6: PK_TILE(6); break;
+                case 7: PK_TILE(7); break;
+                default: PK_TILE(8); break;
+                }
+#undef PK_TILE
+            }
+        }
+    }
+}
+
+void avx512_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) {
+    if (j->type != QT_Q8_0) return; /* qt_is_packed: Q8_0 only */
+    if (j->n == 1)
+        gemv_packed_q8_0(j, r0, r1);
+    else
+        rows_packed_q8_0(j, r0, r1);
+}
+
 #define RP_FN(T, NAME) \
     static void r16_##NAME(const qmm_job *j, int64_t r0, int64_t r1) { rows_r16(T, j, r0, r1); }
 RP_FN(QT_Q8_0, q8_0)
