@@ -300,7 +300,7 @@ static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
            "%.1f GB/s\n", r->threads, r->peak / 1e9, r->i8peak / 1e9, r->i8path, blk, r->bw / 1e9);
     printf("kernels  %s; quantized weights: %s%s", r->isa, r->qpath,
            r->amx ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K, Q3_K, IQ4_XS)" : "");
-    if (st.packed) printf("; %lld expert matrices packed at load (--repack)", (long long)st.packed);
+    if (st.packed) printf("; %lld matrices packed at load (--repack)", (long long)st.packed);
     printf("\n");
     char a1[32], a2[32];
     printf("\n%-8s %8s %12s %16s %16s %7s%s%s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio",

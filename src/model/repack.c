@@ -1,9 +1,10 @@
 /*
- * repack.c - the routed experts rewritten at load in the packed layouts
- * the AVX-512 VNNI kernels read (kernels/quant.h "Interleaved weights";
- * moe_load_opts.repack).
+ * repack.c - the routed experts and the output head rewritten at load in
+ * the packed layouts the AVX-512 VNNI kernels read (kernels/quant.h
+ * "Interleaved weights"; moe_load_opts.repack).
  *
- * Each expert matrix of a type with a packed form (Q8_0) whose rows are a
+ * Each expert matrix (and the output head, when it is not the embedding
+ * table) of a type with a packed form (Q8_0) whose rows are a
  * multiple of 16 is packed in place, in the file's bytes as read into
  * memory, and its mat takes the packed dtype; everything else stays as
  * stored. The products on every path give what the stored matrix gives
@@ -76,6 +77,12 @@ int model_repack(moe_model *m, int64_t *packed, moe_err *err) {
                 *packed += r;
             }
         }
+    }
+    /* the output head, unless it is the embedding table (read row by row) */
+    if (!rc && m->lm_head.data != m->embed.data) {
+        int64_t r = pack_mat(&m->lm_head);
+        if (r < 0) rc = moe_fail(err, "output head: no memory for a group of rows while packing");
+        else *packed += r;
     }
     for (int i = 0; i < nf; i++) mapped_set_writable(f[i], 0);
     return rc;
