@@ -76,8 +76,8 @@ typedef struct cli_cache {
      "with --mem: a resident TYPE (q2_k, q3_k, q4_k, ...) copy of every expert, inside SIZE, "   \
      "used instead of waiting for a read; changes the logits (default off)"},                     \
     {"--repack", NULL, ARG_FLAG, &(cc)->repack, 0, 0, 0, NULL,                                    \
-     "pack the routed experts' and output head's q8_0 matrices at load as the AVX-512 VNNI "       \
-     "kernels read them "                                                                          \
+     "pack the q8_0 matrices of the products (attention, experts, output head) at load as "       \
+     "the AVX-512 VNNI kernels read them "                                                         \
      "(faster there, the same logits; needs the weights in memory, not with --mem)"}
 #define CLI_STR_(x) #x
 #define CLI_STR(x) CLI_STR_(x)

@@ -35,6 +35,9 @@
 /* Quantize activations over the pool only from this many values on: below
  * it a parallel region costs more than it saves. */
 #define QACT_PARALLEL_MIN (64 * 1024)
+/* Row units a packed W's chunk has at least (quant_r16_avx512.c reads
+ * 2 or 4 runs of groups at once). */
+#define PACKED_MIN_UNITS 8
 /* qmatmul_grouped hands out at most this many tasks per pool_for, and
  * aims at this many items of work per thread. */
 #define GROUP_MAX 512
@@ -337,6 +340,9 @@ void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64
     mm_ctx c = {qkern_of(k), &j};
     int64_t units = (rows + QROW_UNIT - 1) / QROW_UNIT;
     int64_t grain = (MIN_CHUNK_WORK + unit_work(&j) - 1) / unit_work(&j);
+    /* a packed W's kernels read several runs of groups side by side: give
+     * each chunk a few (PACKED_MIN_UNITS) */
+    if (j.packed && grain < PACKED_MIN_UNITS) grain = PACKED_MIN_UNITS;
     pool_for(p, units, grain < 1 ? 1 : grain, mm_chunk, &c);
 }
 
@@ -480,6 +486,7 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
                 int64_t per_row = (int64_t)jobs[i].w_row + jobs[i].n * jobs[i].cols;
                 int64_t r = (target + per_row - 1) / per_row;
                 r = (r + QROW_UNIT - 1) / QROW_UNIT * QROW_UNIT;
+                if (jobs[i].packed && r < PACKED_MIN_UNITS * QROW_UNIT) r = PACKED_MIN_UNITS * QROW_UNIT;
                 if (r > jobs[i].rows) r = jobs[i].rows;
                 rpu[i] = r;
                 items = (jobs[i].rows + r - 1) / r;

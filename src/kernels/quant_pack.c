@@ -5,14 +5,17 @@
  * The 16-row kernels (quant_r16_avx512.c) take the products of a few rows
  * of x or more by interleaving 16 W rows into an L1 buffer, chunk by chunk,
  * on every call. For an MoE expert that sees 8 tokens of a 128-token prompt
- * that interleave is about a third of the product (one core, a Q8_0
- * [768][2048] matrix in L2: 45 us, 30 without it). A matrix stored
- * interleaved skips it on every call, and decode reads the same layout.
+ * that interleave is about a third of the product (one core, 8 rows of x
+ * by a Q8_0 [256][2048] matrix in L2: 45 us, 30 without it). A matrix
+ * stored interleaved skips it on every call, and decode reads the same
+ * layout.
  *
- * Q8_0_R16, per group of 16 rows g (at W + 16 g row_bytes, nb blocks a row):
- *   codes  [nb][8][16][4] bytes: block b, dword k, row r, byte c holds value
- *          4k + c of row r's block b, biased unsigned (q ^ 0x80 = q + 128)
- *   scales [nb][16] f16: block b's d of row r
+ * Q8_0_R16, per group of 16 rows g (at W + 16 g row_bytes, nb blocks a row),
+ * for each block b (where: quant_impl.h's qp8_codes_at, qp8_scales_at; the
+ * blocks in pairs, both pairs' scales first, so a group is one stream):
+ *   codes  [8][16][4] bytes: dword k, row r, byte c holds value 4k + c of
+ *          row r's block b, biased unsigned (q ^ 0x80 = q + 128)
+ *   scales [16] f16: row r's d of block b
  * nb * (512 + 32) = 16 * nb * 34 bytes: the group's 16 rows as stored, so a
  * matrix is packed in place and row r0 (a multiple of 16) of the packed
  * matrix starts where it did.
@@ -31,14 +34,13 @@ int qt_is_packed(int type) { return type == QT_Q8_0_R16; }
 
 /* The 16 rows at src (row_bytes apart) into group g of layout type pt at dst. */
 static void pack_group_q8_0(uint8_t *dst, const uint8_t *src, size_t row_bytes, int64_t nb) {
-    uint8_t *codes = dst, *scales = dst + (size_t)nb * 512;
     for (int r = 0; r < QPACK_ROWS; r++) {
         const block_q8_0 *row = (const block_q8_0 *)(src + (size_t)r * row_bytes);
         for (int64_t b = 0; b < nb; b++) {
+            uint8_t *codes = dst + qp8_codes_at(nb, b);
             for (int k = 0; k < 8; k++)
-                for (int c = 0; c < 4; c++)
-                    codes[(size_t)b * 512 + k * 64 + r * 4 + c] = (uint8_t)row[b].qs[4 * k + c] ^ 0x80;
-            memcpy(scales + (size_t)b * 32 + r * 2, &row[b].d, 2);
+                for (int c = 0; c < 4; c++) codes[k * 64 + r * 4 + c] = (uint8_t)row[b].qs[4 * k + c] ^ 0x80;
+            memcpy(dst + qp8_scales_at(nb, b) + r * 2, &row[b].d, 2);
         }
     }
 }
@@ -65,10 +67,10 @@ void quant_unpack_row(int ptype, const void *W, int64_t row, int64_t cols, void 
     const int64_t nb = cols / 32;
     block_q8_0 *out = dst;
     for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *codes = g + qp8_codes_at(nb, b);
         for (int k = 0; k < 8; k++)
-            for (int c = 0; c < 4; c++)
-                out[b].qs[4 * k + c] = (int8_t)(g[(size_t)b * 512 + k * 64 + r * 4 + c] ^ 0x80);
-        memcpy(&out[b].d, g + (size_t)nb * 512 + (size_t)b * 32 + r * 2, 2);
+            for (int c = 0; c < 4; c++) out[b].qs[4 * k + c] = (int8_t)(codes[k * 64 + r * 4 + c] ^ 0x80);
+        memcpy(&out[b].d, g + qp8_scales_at(nb, b) + r * 2, 2);
     }
 }
 

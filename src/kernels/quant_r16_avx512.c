@@ -333,31 +333,37 @@ AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
  * stream leaves the core waiting on memory: the groups of [r0, r1) are
  * taken as runs far apart, group i of each run side by side (two runs in
  * pk_tile2, PK_RUNS in decode), and each stream is prefetched PK_PF_L1
- * bytes ahead into L1 and PK_PF_L2 ahead into L2, never past r1. One core,
- * a cold [768][2048] Q8_0 matrix (12.8 MB of copies), us, stored (the
- * kernels above, and decode's gemv_streams) against packed, while other
- * jobs ran: 1 x row 52 -> 41, 2 81 -> 51, 4 93 -> 67, 8 145-178 -> 116,
- * 16 211 -> 191, 32 370 -> 341; one group after another, prefetched 8 KiB
- * ahead, was no faster than stored (8 rows 149 -> 150, decode 53 -> 66). */
+ * bytes ahead into L1 (decode: into L2, as gemv_streams does; into L1 it
+ * was 10-20% slower from memory) and PK_PF_L2 ahead into L2, never past
+ * r1. A [768][2048] Q8_0 matrix, 64 copies (cold), us, stored (the kernels
+ * above, gemv_streams in decode) -> packed, AMD Zen 4 while other jobs
+ * ran: one core, 8 x rows 150 -> 126, 32 371 -> 336; two threads, 1 row
+ * 53-72 -> 55-79 (even within the machine's noise), 8 100 -> 88, 32 242
+ * -> 194. One group after another with an 8 KiB prefetch was no faster
+ * than stored (8 rows 149 -> 150, decode 53 -> 66); 8 runs in decode were
+ * slower than 4 (0.75x stored). */
 #define PK_PF_L1 2048
 #define PK_PF_L2 65536
 #define PK_RUNS 4
 
-AI const __m512i *pk_codes(const uint8_t *g, int64_t b) { return (const __m512i *)(g + (size_t)b * 512); }
-AI __m512 pk_scales(const uint8_t *g, int64_t nb, int64_t b) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + (size_t)nb * 512 + (size_t)b * 32)));
+AI const __m512i *pk_codes(const uint8_t *g, int64_t nb, int64_t b) {
+    return (const __m512i *)(g + qp8_codes_at(nb, b));
 }
-/* Block b's codes PK_PF_L1 on into L1, and PK_PF_L2 on into L2 while that
- * is before end; the scales every other block. */
+AI __m512 pk_scales(const uint8_t *g, int64_t nb, int64_t b) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + qp8_scales_at(nb, b))));
+}
+/* The lines of block b's codes (and of its pair's scales) PK_PF_L1 on into
+ * L1, and PK_PF_L2 on into L2 while that is before end. */
 AI void pk_prefetch(const uint8_t *g, int64_t nb, int64_t b, const uint8_t *end) {
-    const uint8_t *p = g + (size_t)b * 512;
+    const uint8_t *p = g + qp8_codes_at(nb, b);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) _mm_prefetch((const char *)p + PK_PF_L1 + 64 * k, _MM_HINT_T0);
+    if (!(b & 1)) _mm_prefetch((const char *)p + PK_PF_L1 - 64, _MM_HINT_T0);
     if (p + PK_PF_L2 < end) {
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) _mm_prefetch((const char *)p + PK_PF_L2 + 64 * k, _MM_HINT_T1);
+        if (!(b & 1)) _mm_prefetch((const char *)p + PK_PF_L2 - 64, _MM_HINT_T1);
     }
-    if (!(b & 1)) _mm_prefetch((const char *)g + (size_t)nb * 512 + (size_t)b * 32 + PK_PF_L1 / 16, _MM_HINT_T0);
 }
 
 /* y[i*ys + 0..15] for i < NX: x rows at xq (stride xs) times blocks b0 ..
@@ -371,7 +377,7 @@ AI void pk_tile(const int NX, float *y, int64_t ys, const uint8_t *xq, size_t xs
     for (int b = 0; b < kc; b++) {
         const int64_t bx = b0 + b;
         if (pf) pk_prefetch(g, nb, bx, end);
-        const __m512i *q = pk_codes(g, bx);
+        const __m512i *q = pk_codes(g, nb, bx);
         __m512i wq[8];
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) wq[k] = _mm512_loadu_si512((const void *)(q + k));
@@ -407,7 +413,7 @@ AI void pk_tile2(const int NX, float *y, float *y2, int64_t ys, const uint8_t *x
             pk_prefetch(g, nb, bx, end);
             pk_prefetch(g2, nb, bx, end);
         }
-        const __m512i *q = pk_codes(g, bx), *q2 = pk_codes(g2, bx);
+        const __m512i *q = pk_codes(g, nb, bx), *q2 = pk_codes(g2, nb, bx);
         __m512i wq[8], wq2[8];
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
@@ -458,9 +464,10 @@ static void gemv_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
             const __m512 dx = _mm512_set1_ps(dv[8 * b]);
 #pragma GCC unroll 4
             for (int q = 0; q < PK_RUNS; q++) {
-                const __m512i *w = pk_codes(g[q], b);
+                const __m512i *w = pk_codes(g[q], nb, b);
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) _mm_prefetch((const char *)w + PK_PF_L1 + 64 * k, _MM_HINT_T0);
+                for (int k = 0; k < 8; k++) _mm_prefetch((const char *)w + PK_PF_L1 + 64 * k, _MM_HINT_T1);
+                if (!(b & 1)) _mm_prefetch((const char *)w + PK_PF_L1 - 64, _MM_HINT_T1);
                 __m512i t = _mm512_set1_epi32(cv[8 * b]);
 #pragma GCC unroll 8
                 for (int k = 0; k < 8; k++)

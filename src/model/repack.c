@@ -1,10 +1,12 @@
 /*
- * repack.c - the routed experts and the output head rewritten at load in
- * the packed layouts the AVX-512 VNNI kernels read (kernels/quant.h
- * "Interleaved weights"; moe_load_opts.repack).
+ * repack.c - the matrices of the products rewritten at load in the packed
+ * layouts the AVX-512 VNNI kernels read (kernels/quant.h "Interleaved
+ * weights"; moe_load_opts.repack).
  *
- * Each expert matrix (and the output head, when it is not the embedding
- * table) of a type with a packed form (Q8_0) whose rows are a
+ * Each matrix that only goes to the matmuls (attention's q, k, v and o
+ * projections, the dense and shared FFNs, the routed experts, and the
+ * output head when it is not the embedding table) of a type with a packed
+ * form (Q8_0) whose rows are a
  * multiple of 16 is packed in place, in the file's bytes as read into
  * memory, and its mat takes the packed dtype; everything else stays as
  * stored. The products on every path give what the stored matrix gives
@@ -65,11 +67,20 @@ int model_repack(moe_model *m, int64_t *packed, moe_err *err) {
     int rc = 0;
     for (int l = 0; l < m->cfg.n_layers && !rc; l++) {
         layer_w *L = &m->layers[l];
+        /* attention's projections (those of latent attention other than wq
+         * and wo are read by rows: left as stored), the dense or shared FFN */
+        mat *w[10] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->dense.gate, &L->dense.up, &L->dense.down,
+                      &L->shared.gate, &L->shared.up, &L->shared.down};
+        for (int k = 0; k < 10 && !rc; k++) {
+            int64_t r = pack_mat(w[k]);
+            if (r < 0) rc = moe_fail(err, "layer %d: no memory for a group of rows while packing", l);
+            else *packed += r;
+        }
         if (!m->cfg.layer[l].moe || !L->experts) continue;
         for (int e = 0; e < m->cfg.layer[l].n_experts && !rc; e++) {
-            mat *w[3] = {&L->experts[e].gate, &L->experts[e].up, &L->experts[e].down};
+            mat *x[3] = {&L->experts[e].gate, &L->experts[e].up, &L->experts[e].down};
             for (int k = 0; k < 3; k++) {
-                int64_t r = pack_mat(w[k]);
+                int64_t r = pack_mat(x[k]);
                 if (r < 0) {
                     rc = moe_fail(err, "layer %d expert %d: no memory for a group of rows while packing", l, e);
                     break;

@@ -36,14 +36,14 @@ expect_ok "help lists --repack" "$MOE" logits --help
 out_has "logits --help: --repack" "--repack"
 
 expect_ok "init tiny-qwen3 q8_0" "$MOE" init --preset tiny-qwen3 --type q8_0 "$T/q8.gguf"
-# 2 layers x 8 experts x (gate, up, down), and the output head
+# 2 layers x (8 experts x (gate, up, down) + q, k, v, o), and the output head
 MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json \
   >"$T/bench.json" 2>"$T/err"
-grep -q '"packed": 49' "$T/bench.json" && ok || bad "bench --repack: not 49 matrices packed ($(head -c 300 "$T/bench.json") $(head -c 200 "$T/err"))"
+grep -q '"packed": 57' "$T/bench.json" && ok || bad "bench --repack: not 57 matrices packed ($(head -c 300 "$T/bench.json") $(head -c 200 "$T/err"))"
 MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json >"$T/bench0.json" 2>/dev/null
 grep -q '"packed": 0' "$T/bench0.json" && ok || bad "bench without --repack packed something"
 MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 >"$T/bench.txt" 2>&1
-grep -q "49 matrices packed at load" "$T/bench.txt" && ok || bad "bench --repack: no packed line"
+grep -q "57 matrices packed at load" "$T/bench.txt" && ok || bad "bench --repack: no packed line"
 
 # logits: the default path, then each path that unpacks (a prompt and a decode step)
 for isa in "" avx2 scalar; do
