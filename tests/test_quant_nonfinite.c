@@ -8,7 +8,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
-#include "kern_pool.h"
+#include "quant_check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -18,17 +18,6 @@
 static float next_val(uint32_t *s) {
     *s = *s * 1664525u + 1013904223u;
     return (float)(*s >> 8) / 16777216.0f - 0.5f;
-}
-
-/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX, 4: AVX2
- * with AVX-VNNI: a two-thread pool running that path, or NULL if it cannot
- * run here. */
-static pool *path_pool(int i) {
-    const kern_cpu *c = kernels_cpu();
-    const kern_cfg *k = i < 3 ? kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi)
-                      : i == 3 ? kernels_cfg(ISA_AVX512, 1, c->vbmi)
-                               : kernels_cfg_avxvnni();
-    return kern_pool_cfg(2, k);
 }
 
 TEST(quant_nonfinite_activations_give_nan_rows) {
@@ -59,7 +48,7 @@ TEST(quant_nonfinite_activations_give_nan_rows) {
         void *scratch = malloc(qmatmul_scratch_size(type, N, COLS));
         float ref[N * ROWS], y[N * ROWS];
         for (int path = 0; path < 5; path++) {
-            pool *p = path_pool(path);
+            pool *p = quant_path_pool(path);
             if (!p) continue;
             float *out = path == 0 ? ref : y;
             qmatmul(p, out, x, W, type, N, ROWS, COLS, scratch);

@@ -19,7 +19,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
-#include "kern_pool.h"
+#include "quant_check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -45,22 +45,6 @@ static void *make_q8(int64_t rows, int64_t cols, uint32_t *seed) {
         memcpy(w + b, &h, 2);
     }
     return w;
-}
-
-/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX, 4: AVX2
- * with AVX-VNNI; NULL where the CPU lacks it. */
-#define N_PATHS 5
-static pool *path_pool(int i) {
-    const kern_cpu *c = kernels_cpu();
-    const kern_cfg *k = i < 3 ? kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi)
-                      : i == 3 ? kernels_cfg(ISA_AVX512, 1, c->vbmi)
-                               : kernels_cfg_avxvnni();
-    return kern_pool_cfg(2, k);
-}
-
-static const char *path_name(int i) {
-    static const char *const n[] = {"scalar", "avx2", "avx512", "avx512+amx", "avx2+avx-vnni"};
-    return n[i];
 }
 
 TEST(quant_pack_q8_0_roundtrip_and_refusals) {
@@ -94,31 +78,13 @@ TEST(quant_pack_q8_0_roundtrip_and_refusals) {
     free(W);
 }
 
-/* |y - ref| <= 1.1e-5 * sum_k |w_k x_k| for every output. */
-static int count_off(const float *y, const float *ref, const void *W, int64_t rows, int64_t cols, const float *x,
-                     int64_t n) {
-    const size_t rb = quant_row_bytes(QT_Q8_0, cols);
-    float *wr = malloc(sizeof(float) * (size_t)cols);
-    int bad = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        quant_traits(QT_Q8_0)->dequantize((const unsigned char *)W + rb * (size_t)r, wr, cols);
-        for (int64_t i = 0; i < n; i++) {
-            double scale = 0;
-            for (int64_t k = 0; k < cols; k++) scale += fabs((double)wr[k] * x[i * cols + k]);
-            bad += !(fabs((double)y[i * rows + r] - ref[i * rows + r]) <= 1.1e-5 * scale + 1e-30);
-        }
-    }
-    free(wr);
-    return bad;
-}
-
 TEST(quant_pack_q8_0_every_path) {
     /* groups: 1, 3 (odd: the last alone), 5; blocks: 1, a chunk of 16 with a
      * tail (21), and 64 */
     static const int64_t shapes[][2] = {{16, 32}, {48, 672}, {80, 2048}};
     enum { NMAX = 18 };
-    pool *pools[N_PATHS];
-    for (int i = 0; i < N_PATHS; i++) pools[i] = path_pool(i);
+    pool *pools[QUANT_PATHS];
+    for (int i = 0; i < QUANT_PATHS; i++) pools[i] = quant_path_pool(i);
     uint32_t seed = 11;
     for (int s = 0; s < 3; s++) {
         const int64_t rows = shapes[s][0], K = shapes[s][1];
@@ -137,12 +103,12 @@ TEST(quant_pack_q8_0_every_path) {
             CHECK_MSG(!memcmp(y, ref, sizeof(float) * (size_t)(n * rows)),
                       "scalar reference of the packed [%lld][%lld] n=%lld differs from the stored", (long long)rows,
                       (long long)K, (long long)n);
-            for (int is = 0; is < N_PATHS; is++) {
+            for (int is = 0; is < QUANT_PATHS; is++) {
                 if (!pools[is]) continue;
                 qmatmul(pools[is], y, x, P, QT_Q8_0_R16, n, rows, K, scratch);
-                const int bad = count_off(y, ref, W, rows, K, x, n);
+                const int bad = quant_count_off(y, ref, QT_Q8_0, W, rows, K, x, n);
                 CHECK_MSG(bad == 0, "packed q8_0 [%lld][%lld] n=%lld %s: %d outputs off", (long long)rows,
-                          (long long)K, (long long)n, path_name(is), bad);
+                          (long long)K, (long long)n, quant_path_label(is), bad);
                 if (is != ISA_AVX512) continue;
                 /* the stored 16-row kernels' bits from 2 rows of x */
                 if (n >= 2) {
@@ -170,7 +136,7 @@ TEST(quant_pack_q8_0_every_path) {
         free(P);
         free(W);
     }
-    for (int i = 0; i < N_PATHS; i++) pool_free(pools[i]);
+    for (int i = 0; i < QUANT_PATHS; i++) pool_free(pools[i]);
 }
 
 TEST(quant_pack_q8_0_grouped_with_stored_tasks) {

@@ -18,7 +18,7 @@
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
-#include "kern_pool.h"
+#include "quant_check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -34,19 +34,6 @@ static uint32_t next_u32(uint32_t *s) {
 
 /* Uniform in [-1, 1). */
 static float next_f(uint32_t *s) { return (float)(next_u32(s) >> 8) / 8388608.0f - 1.0f; }
-
-/* 0: scalar, 1: AVX2, 2: AVX-512 (AMX off), 3: AVX-512 with AMX, 4: AVX2
- * with AVX-VNNI: a two-thread pool running that path, or NULL if it cannot
- * run here. */
-#define N_PATHS 5
-#define PATH_AVXVNNI 4
-static pool *path_pool(int i) {
-    const kern_cpu *c = kernels_cpu();
-    const kern_cfg *k = i < 3 ? kernels_cfg((isa)i, 0, i == ISA_AVX512 && c->vbmi)
-                      : i == 3 ? kernels_cfg(ISA_AVX512, 1, c->vbmi)
-                               : kernels_cfg_avxvnni();
-    return kern_pool_cfg(2, k);
-}
 
 /* Random bytes, each block's f16 scale (and min) set to a small finite
  * value, or MXFP4's E8M0 byte to 0, 1 or 100..140. */
@@ -70,31 +57,12 @@ static void *make_w(int type, int64_t rows, int64_t cols, uint32_t *seed) {
     return w;
 }
 
-/* |y - ref| <= 1.1e-5 * sum_k |w_k x_k| for every output (the paths differ
- * only in the order of f32 additions). */
-static int count_off(const float *y, const float *ref, int type, const void *W, int64_t rows, int64_t cols,
-                     const float *x, int64_t n) {
-    const size_t rb = quant_row_bytes(type, cols);
-    float *wr = malloc(sizeof(float) * (size_t)cols);
-    int bad = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        quant_traits(type)->dequantize((const unsigned char *)W + rb * (size_t)r, wr, cols);
-        for (int64_t i = 0; i < n; i++) {
-            double scale = 0;
-            for (int64_t k = 0; k < cols; k++) scale += fabs((double)wr[k] * x[i * cols + k]);
-            bad += !(fabs((double)y[i * rows + r] - ref[i * rows + r]) <= 1.1e-5 * scale + 1e-30);
-        }
-    }
-    free(wr);
-    return bad;
-}
-
 TEST(quant_r16_tiles_groups_and_chunks) {
     static const int types[] = {QT_Q8_0, QT_Q4_0, QT_MXFP4, QT_IQ4_NL, QT_Q5_0, QT_Q4_1, QT_Q5_1};
     static const int64_t shapes[][2] = {{37, 672}, {5, 32}};
     enum { NMAX = 17 };
-    pool *pools[N_PATHS];
-    for (int i = 0; i < N_PATHS; i++) pools[i] = path_pool(i);
+    pool *pools[QUANT_PATHS];
+    for (int i = 0; i < QUANT_PATHS; i++) pools[i] = quant_path_pool(i);
     uint32_t seed = 77;
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
         const int type = types[ti];
@@ -109,10 +77,10 @@ TEST(quant_r16_tiles_groups_and_chunks) {
             float *part = malloc(sizeof(float) * (size_t)(NMAX * rows));
             for (int64_t n = 1; n <= NMAX; n++) {
                 qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
-                for (int is = 0; is < N_PATHS; is++) {
+                for (int is = 0; is < QUANT_PATHS; is++) {
                     if (!pools[is]) continue;
                     qmatmul(pools[is], y, x, W, type, n, rows, K, scratch);
-                    const int bad = count_off(y, ref, type, W, rows, K, x, n);
+                    const int bad = quant_count_off(y, ref, type, W, rows, K, x, n);
                     CHECK_MSG(bad == 0, "%s W [%lld][%lld] n=%lld path %d: %d outputs off", quant_traits(type)->name,
                               (long long)rows, (long long)K, (long long)n, is, bad);
                     if (rows < 22) continue;
@@ -138,7 +106,7 @@ TEST(quant_r16_tiles_groups_and_chunks) {
             free(W);
         }
     }
-    for (int i = 0; i < N_PATHS; i++) pool_free(pools[i]);
+    for (int i = 0; i < QUANT_PATHS; i++) pool_free(pools[i]);
 }
 
 /* On AVX2 (with or without AVX-VNNI), a Q8_0 row of x alone (the decode
@@ -173,7 +141,7 @@ static void r8_decode_equals_prefill(pool *p, const char *name) {
 }
 
 TEST(quant_r8_q8_0_decode_equals_prefill) {
-    pool *p = path_pool(ISA_AVX2), *pv = path_pool(PATH_AVXVNNI);
+    pool *p = quant_path_pool(ISA_AVX2), *pv = quant_path_pool(QUANT_PATH_AVXVNNI);
     if (!p) SKIP("no AVX2");
     r8_decode_equals_prefill(p, "avx2");
     if (pv) r8_decode_equals_prefill(pv, "avx2+avx-vnni");

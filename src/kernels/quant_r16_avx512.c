@@ -162,6 +162,44 @@ AI void rp_repack(const int T, rp_buf *o, const uint8_t *const *w, __m512i off, 
     }
 }
 
+/* Block bx of x rows 0 .. NX - 1 (at xq, stride xs, nb blocks each) against
+ * one group's codes wq (scales dw), into acc: t = cv + the 8 vpdpbusd,
+ * acc += float(t) * (dw * dx). The types without a min; stored and packed
+ * groups alike. */
+AI void r16_step(const int NX, __m512 *acc, const __m512i *wq, __m512 dw, const uint8_t *xq, size_t xs, int64_t nb,
+                 int64_t bx) {
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) {
+        const uint8_t *xr = xq + (size_t)i * xs;
+        const int8_t *qs = qx32_qs(xr) + 32 * bx;
+        __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+        const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]));
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+    }
+}
+
+/* The same for two groups (wq, dw into acc; wq2, dw2 into acc2): each x
+ * row's cv and dx are broadcast once for 16 vpdpbusd. */
+AI void r16_step2(const int NX, __m512 *acc, __m512 *acc2, const __m512i *wq, const __m512i *wq2, __m512 dw,
+                  __m512 dw2, const uint8_t *xq, size_t xs, int64_t nb, int64_t bx) {
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++) {
+        const uint8_t *xr = xq + (size_t)i * xs;
+        const int8_t *qs = qx32_qs(xr) + 32 * bx;
+        __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+            t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
+        }
+        const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
+        acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
+    }
+}
+
 /* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs, nb blocks
  * each) times the chunk o of blocks b0 .. b0 + kc of type T, added to y
  * unless first. */
@@ -176,26 +214,20 @@ AI void rp_tile(const int T, const int NX, float *y, int64_t ys, __mmask16 m, co
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][k]);
         const __m512 dw = o->d[b];
+        if (!rp_has_min(T)) {
+            r16_step(NX, acc, wq, dw, xq, xs, nb, bx);
+            continue;
+        }
 #pragma GCC unroll 8
-        for (int i = 0; i < NX; i++) {
+        for (int i = 0; i < NX; i++) { /* (d * sum(q x) + m * sum(x)) * dx, cv = -sum(x) */
             const uint8_t *xr = xq + (size_t)i * xs;
             const int8_t *qs = qx32_qs(xr) + 32 * bx;
-            const int32_t cv = qx32_cv(xr, nb)[8 * bx];
-            const float dx = qx32_dv(xr, nb)[8 * bx];
-            if (rp_has_min(T)) { /* (d * sum(q x) + m * sum(x)) * dx, cv = -sum(x) */
-                __m512i t = _mm512_setzero_si512();
+            __m512i t = _mm512_setzero_si512();
 #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-                __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(t), dw);
-                u = _mm512_fnmadd_ps(o->m[b], _mm512_set1_ps((float)cv), u);
-                acc[i] = _mm512_fmadd_ps(u, _mm512_set1_ps(dx), acc[i]);
-            } else {
-                __m512i t = _mm512_set1_epi32(cv);
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(dx));
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
-            }
+            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+            __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(t), dw);
+            u = _mm512_fnmadd_ps(o->m[b], _mm512_set1_ps((float)qx32_cv(xr, nb)[8 * bx]), u);
+            acc[i] = _mm512_fmadd_ps(u, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]), acc[i]);
         }
     }
 #pragma GCC unroll 8
@@ -221,21 +253,7 @@ AI void rp_tile2(const int T, const int NX, float *y, int64_t ys, const uint8_t 
             wq[k] = _mm512_load_si512((const void *)&o->q[b][k]);
             wq2[k] = _mm512_load_si512((const void *)&o2->q[b][k]);
         }
-        const __m512 dw = o->d[b], dw2 = o2->d[b];
-#pragma GCC unroll 4
-        for (int i = 0; i < NX; i++) {
-            const uint8_t *xr = xq + (size_t)i * xs;
-            const int8_t *qs = qx32_qs(xr) + 32 * bx;
-            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-                t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
-            }
-            const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
-            acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
-        }
+        r16_step2(NX, acc, acc2, wq, wq2, o->d[b], o2->d[b], xq, xs, nb, bx);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) {
@@ -381,17 +399,7 @@ AI void pk_tile(const int NX, float *y, int64_t ys, const uint8_t *xq, size_t xs
         __m512i wq[8];
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) wq[k] = _mm512_loadu_si512((const void *)(q + k));
-        const __m512 dw = pk_scales(g, nb, bx);
-#pragma GCC unroll 8
-        for (int i = 0; i < NX; i++) {
-            const uint8_t *xr = xq + (size_t)i * xs;
-            const int8_t *qs = qx32_qs(xr) + 32 * bx;
-            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
-        }
+        r16_step(NX, acc, wq, pk_scales(g, nb, bx), xq, xs, nb, bx);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < NX; i++) _mm512_storeu_ps(y + i * ys, acc[i]);
@@ -420,21 +428,7 @@ AI void pk_tile2(const int NX, float *y, float *y2, int64_t ys, const uint8_t *x
             wq[k] = _mm512_loadu_si512((const void *)(q + k));
             wq2[k] = _mm512_loadu_si512((const void *)(q2 + k));
         }
-        const __m512 dw = pk_scales(g, nb, bx), dw2 = pk_scales(g2, nb, bx);
-#pragma GCC unroll 4
-        for (int i = 0; i < NX; i++) {
-            const uint8_t *xr = xq + (size_t)i * xs;
-            const int8_t *qs = qx32_qs(xr) + 32 * bx;
-            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-                t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
-            }
-            const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
-            acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
-        }
+        r16_step2(NX, acc, acc2, wq, wq2, pk_scales(g, nb, bx), pk_scales(g2, nb, bx), xq, xs, nb, bx);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) {
