@@ -26,7 +26,10 @@ Models are random-weight files with released shapes, made once in --dir by
   olmoe-T   OLMoE-1B-7B shape, 4 of 16 layers (64 experts, top-8)
   dsv2l-T   DeepSeek-V2-Lite shape, 4 of 27 layers (latent attention, 64 experts
             top-6 + 2 shared, the first layer dense)
-for T in q8_0, q4_k, iq4_xs, ... (any `moe init --type`).
+for T in q8_0, q4_k, iq4_xs, ... (any `moe init --type`). Their routers send
+most tokens of every layer after the first to a few experts (their
+embeddings are as small as the other weights); --embed-std 1 makes files
+whose routing spreads as a trained router's does (docs/PERF.md).
 
   python3 bench/vs_engines.py --llama-bench /path/llama.cpp/build/bin/llama-bench \\
       --ik-bench /path/ik_llama.cpp/build/bin/llama-bench --ik-args "-rtr 1" \\
@@ -59,12 +62,13 @@ def model_file(a, key):
     shape, _, qtype = key.partition("-")
     if shape not in PRESETS or not qtype:
         sys.exit(f"vs_engines.py: unknown model {key} (SHAPE-TYPE, SHAPE one of {', '.join(PRESETS)})")
-    path = os.path.join(a.dir, f"{shape}-4l-{qtype}.gguf")
+    emb = f"-e{a.embed_std:g}" if a.embed_std > 0 else ""
+    path = os.path.join(a.dir, f"{shape}-4l-{qtype}{emb}.gguf")
     if not os.path.exists(path):
         os.makedirs(a.dir, exist_ok=True)
         tmp = path + ".part.gguf"
         r = sh([a.moe, "init", "--preset", PRESETS[shape], "--layers", "4", "--type", qtype,
-                "--threads", str(a.threads), tmp])
+                "--threads", str(a.threads)] + (["--embed-std", f"{a.embed_std:g}"] if emb else []) + [tmp])
         if r.returncode:
             sys.exit(f"vs_engines.py: moe init for {key} failed: {r.stderr.strip()[-400:]}")
         os.rename(tmp, path)
@@ -190,6 +194,9 @@ def main():
     ap.add_argument("--ik-args", default="", help="extra options for ik_llama.cpp's llama-bench only "
                     "(e.g. '-rtr 1': repack the weights at load)")
     ap.add_argument("--models", default="q3-q8_0,q3-q4_k,q3-iq4_xs")
+    ap.add_argument("--embed-std", type=float, default=0.0,
+                    help="make the files with `moe init --embed-std X` (named ...-eX.gguf): routing "
+                         "spread over the experts as a trained router's, not collapsed onto a few")
     ap.add_argument("--dir", default="build/bench-vs-engines", help="where the model files are made")
     ap.add_argument("--prompts", default="128,512")
     ap.add_argument("--gen", type=int, default=32)

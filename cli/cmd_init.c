@@ -128,7 +128,7 @@ int cmd_init(int argc, char **argv) {
     const char *preset_name = NULL, *dtype_s = "bf16", *etype_s = NULL, *type_s = NULL;
     int layers = 0, experts = 0, vocab = 0, force = 0, threads = 0, dry = 0;
     uint64_t seed = 0;
-    float std = 0.02f;
+    float std = 0.02f, embed_std = 0.0f;
     const arg_opt opts[] = {
         {"--preset", NULL, ARG_STR, &preset_name, 0, 0, 0, "NAME", "model shape (required; see below)"},
         {"--layers", NULL, ARG_INT, &layers, 1, MOE_MAX_LAYERS, 0, "N",
@@ -147,6 +147,9 @@ int cmd_init(int argc, char **argv) {
          "print the tensors, parameters and bytes it would write; write nothing"},
         {"--seed", NULL, ARG_U64, &seed, 0, 0, 0, "S", "random seed (0)"},
         {"--std", NULL, ARG_FLOAT, &std, 0, 10, 0, "X", "standard deviation of the weights (0.02)"},
+        {"--embed-std", NULL, ARG_FLOAT, &embed_std, 0, 10, 0, "X",
+         "standard deviation of the token embedding (default: --std); near 1 the routers spread "
+         "tokens over the experts as trained ones do, at --std they send most to a few"},
         ARG_THREADS(&threads, "-t",
                     "threads making random numbers (0 = all CPUs; the result does not depend on it)"),
         {"--force", NULL, ARG_FLAG, &force, 0, 0, 0, NULL, "overwrite a model already in OUT"},
@@ -240,7 +243,7 @@ int cmd_init(int argc, char **argv) {
         return 2;
     }
     if (etype_s) mxfp4 = !strcmp(etype_s, "mxfp4");
-    moe_init_opts io = {dt, seed, std, threads, show_progress, NULL, mxfp4};
+    moe_init_opts io = {dt, seed, std, threads, show_progress, NULL, mxfp4, embed_std};
     if (gguf) return init_gguf(&cfg, ps->name, out, &io, qtype, type_s, force, dry);
     int64_t params = 0;
     int n_tensors = 0;

@@ -34,6 +34,12 @@ typedef struct moe_init_opts {
     void *user;
     int mxfp4_experts; /* 1: gpt_oss experts as MXFP4 blocks + scales, as the released
                           checkpoints store them (config.json's quantization_config) */
+    float embed_std;   /* > 0: the token embedding ~ N(0, embed_std) instead of std. With
+                          std-sized embeddings every later layer of a random model routes
+                          almost all tokens to a few experts (the residual stream is mostly
+                          what the layers add, alike for every token); embeddings near 1
+                          keep each token's identity and spread the routing as a trained
+                          router does (docs/PERF.md) */
 } moe_init_opts;
 
 /* Read dir/config.json (any architecture moe runs, with its "moe" key)

@@ -412,7 +412,7 @@ TEST(batch_expert_choice_fresh_sequences_only) {
     moe_model *m = NULL;
     moe_session *s = NULL;
     CHECK(hf_config_parse(&cfg, cfg_json, strlen(cfg_json), "ec config", &err) == 0);
-    model_init_opts io = {DT_F32, 3, 0.2f, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, 3, 0.2f, NULL, NULL, NULL, 0, 0};
     CHECK(model_init_random(&cfg, test_tmpdir(), &io, &err) == 0);
     CHECK(moe_model_load(&m, test_tmpdir(), &err) == 0);
     moe_session_opts o = {.n_ctx = 16, .n_threads = 1, .n_seq = 2};

@@ -54,7 +54,7 @@ static const char *random_model(void) {
         c.layer[i] = (moe_layer_config){.moe = 1, .n_experts = 8, .top_k = 2, .expert_dim = 256,
                                         .norm_topk = 1, .routed_scale = 1.0f};
     moe_err err = {{0}};
-    model_init_opts o = {DT_F32, 11, 0.05f, NULL, NULL, NULL, 0};
+    model_init_opts o = {DT_F32, 11, 0.05f, NULL, NULL, NULL, 0, 0};
     if (mkdir(dir, 0755) || model_init_random(&c, dir, &o, &err)) {
         CHECK_MSG(0, "init %s: %s", dir, err.msg);
         return NULL;

@@ -65,7 +65,7 @@ static const char *q8_model(void) {
         c.layer[i] = (moe_layer_config){.moe = 1, .n_experts = 8, .top_k = 2, .expert_dim = 128,
                                         .norm_topk = 1, .routed_scale = 1.0f};
     moe_err err = {{0}};
-    model_init_opts o = {DT_F32, 23, 0.05f, NULL, NULL, NULL, 0};
+    model_init_opts o = {DT_F32, 23, 0.05f, NULL, NULL, NULL, 0, 0};
     moe_model *m = NULL;
     moe_quant_plan *p = NULL;
     moe_quant_opts qo = {.mode = MOE_QUANT_TYPE, .type = MOE_QTYPE_Q8_0, .pure = 1};

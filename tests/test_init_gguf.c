@@ -7,6 +7,7 @@
  * express are refused with a message. (tests/cli/init_gguf.sh covers every
  * preset through the CLI.)
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "moe_init.h"
 #include "moe_quant.h"
+#include "model/model.h"
 #include "model/tensor_map.h"
 #include "test.h"
 
@@ -58,8 +60,9 @@ static int same_file(const char *a, const char *b) {
 }
 
 /* moe_init_random + load + quantize against moe_init_gguf, for `type`
- * (-1: as stored), made with `threads`. */
-static void check_same(const char *tag, moe_arch arch, moe_init_type dt, int type, int threads) {
+ * (-1: as stored), made with `threads` (and embed_std, 0: std). */
+static void check_same_embed(const char *tag, moe_arch arch, moe_init_type dt, int type, int threads,
+                             float embed_std) {
     static moe_config c;
     cfg_of(&c, arch);
     char dir[600], a[700], b[700];
@@ -68,7 +71,7 @@ static void check_same(const char *tag, moe_arch arch, moe_init_type dt, int typ
     snprintf(b, sizeof b, "%s/direct.gguf", dir);
     mkdir(dir, 0755);
     moe_err err = {{0}};
-    moe_init_opts o = {dt, 11, 0.05f, threads, NULL, NULL, 0};
+    moe_init_opts o = {dt, 11, 0.05f, threads, NULL, NULL, 0, embed_std};
     moe_model *m = NULL;
     CHECK_MSG(moe_init_random(&c, dir, &o, &err) == 0, "%s: %s", tag, err.msg);
     CHECK_MSG(moe_model_load(&m, dir, &err) == 0, "%s: %s", tag, err.msg);
@@ -97,6 +100,10 @@ static void check_same(const char *tag, moe_arch arch, moe_init_type dt, int typ
     CHECK_MSG(same_file(a, b), "%s: %s and %s differ", tag, a, b);
 }
 
+static void check_same(const char *tag, moe_arch arch, moe_init_type dt, int type, int threads) {
+    check_same_embed(tag, arch, dt, type, threads, 0.0f);
+}
+
 TEST(init_gguf_is_init_then_quantize) {
     check_same("q3-q4k", MOE_ARCH_QWEN3_MOE, MOE_INIT_BF16, MOE_QTYPE_Q4_K, 2);
     check_same("q3-q8-t1", MOE_ARCH_QWEN3_MOE, MOE_INIT_BF16, MOE_QTYPE_Q8_0, 1);
@@ -104,12 +111,47 @@ TEST(init_gguf_is_init_then_quantize) {
     check_same("mix-q6k", MOE_ARCH_MIXTRAL, MOE_INIT_F16, MOE_QTYPE_Q6_K, 2); /* q/k permuted */
     check_same("mix-f32", MOE_ARCH_MIXTRAL, MOE_INIT_BF16, MOE_QTYPE_F32, 2);
     check_same("q3-keep", MOE_ARCH_QWEN3_MOE, MOE_INIT_F32, -1, 2);
+    check_same_embed("q3-q8-embed", MOE_ARCH_QWEN3_MOE, MOE_INIT_BF16, MOE_QTYPE_Q8_0, 2, 1.0f);
+}
+
+/* embed_std: the token embedding ~ N(0, embed_std), every other matrix
+ * ~ N(0, std) as without it, and 0 is std. */
+static double embed_rms(float embed_std, const char *tag) {
+    static moe_config c;
+    cfg_of(&c, MOE_ARCH_QWEN3_MOE);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/ie-%s", test_tmpdir(), tag);
+    mkdir(dir, 0755);
+    moe_init_opts o = {MOE_INIT_F32, 5, 0.05f, 1, NULL, NULL, 0, embed_std};
+    moe_err err = {{0}};
+    CHECK_MSG(moe_init_random(&c, dir, &o, &err) == 0, "%s", err.msg);
+    moe_model *m = NULL;
+    CHECK_MSG(moe_model_load(&m, dir, &err) == 0, "%s", err.msg);
+    if (!m) return -1;
+    double ss = 0;
+    const float *e = m->embed.data;
+    const int64_t n = m->embed.rows * m->embed.cols;
+    for (int64_t i = 0; i < n; i++) ss += (double)e[i] * e[i];
+    /* a matrix that is not the embedding keeps std */
+    const float *q = m->layers[0].wq.data;
+    double sq = 0;
+    const int64_t nq = m->layers[0].wq.rows * m->layers[0].wq.cols;
+    for (int64_t i = 0; i < nq; i++) sq += (double)q[i] * q[i];
+    CHECK_MSG(fabs(sqrt(sq / (double)nq) - 0.05) < 0.005, "%s: wq rms %g, not 0.05", tag, sqrt(sq / (double)nq));
+    moe_model_free(m);
+    return sqrt(ss / (double)n);
+}
+
+TEST(init_embed_std) {
+    const double a = embed_rms(0.0f, "std"), b = embed_rms(1.0f, "one");
+    CHECK_MSG(fabs(a - 0.05) < 0.005, "embedding rms %g without embed_std, not 0.05", a);
+    CHECK_MSG(fabs(b - 1.0) < 0.05, "embedding rms %g with embed_std 1, not 1", b);
 }
 
 TEST(init_gguf_refuses_what_it_cannot_write) {
     static moe_config c;
     cfg_of(&c, MOE_ARCH_QWEN3_MOE);
-    moe_init_opts o = {MOE_INIT_BF16, 1, 0.02f, 1, NULL, NULL, 0};
+    moe_init_opts o = {MOE_INIT_BF16, 1, 0.02f, 1, NULL, NULL, 0, 0};
     moe_err err = {{0}};
     char path[600];
     snprintf(path, sizeof path, "%s/ig-bad.gguf", test_tmpdir());

@@ -31,7 +31,7 @@ static moe_model *small_model(const char *name, moe_init_type type) {
     snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), name);
     mkdir(dir, 0755);
     moe_err err = {{0}};
-    moe_init_opts o = {type, 7, 0.02f, 1, NULL, NULL, 0};
+    moe_init_opts o = {type, 7, 0.02f, 1, NULL, NULL, 0, 0};
     moe_model *m = NULL;
     CHECK_MSG(moe_init_random(c, dir, &o, &err) == 0, "%s", err.msg);
     CHECK_MSG(moe_model_load(&m, dir, &err) == 0, "%s", err.msg);

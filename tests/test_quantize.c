@@ -131,7 +131,7 @@ void small_cfg(moe_config *c, moe_arch arch, int E) {
 int make_random(const char *dir, const moe_config *c, float std) {
     moe_err err = {{0}};
     if (mkdir(dir, 0755)) return -1;
-    model_init_opts o = {DT_F32, 7, std, NULL, NULL, NULL, 0};
+    model_init_opts o = {DT_F32, 7, std, NULL, NULL, NULL, 0, 0};
     if (model_init_random(c, dir, &o, &err)) {
         test_fail_at(__FILE__, __LINE__, "init %s: %s", dir, err.msg);
         return -1;

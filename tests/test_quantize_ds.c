@@ -423,7 +423,7 @@ TEST(quantize_ds_init_gguf_glm) {
     tmp(dir, sizeof dir, "init-glm");
     snprintf(a, sizeof a, "%s/converted.gguf", dir);
     snprintf(b, sizeof b, "%s/direct.gguf", dir);
-    moe_init_opts o = {MOE_INIT_F32, 3, 0.05f, 2, NULL, NULL, 0};
+    moe_init_opts o = {MOE_INIT_F32, 3, 0.05f, 2, NULL, NULL, 0, 0};
     mkdir(dir, 0755);
     CHECK_MSG(moe_init_random(&c, dir, &o, &err) == 0, "%s", err.msg);
     CHECK(write_gguf(dir, a, &k_q8, NULL) == 0);

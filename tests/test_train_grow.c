@@ -33,7 +33,7 @@ static int make_model(const char *dir, const char *json, uint64_t seed) {
     moe_config *c = malloc(sizeof *c);
     mkdir(dir, 0755);
     int rc = !c || hf_config_parse(c, json, strlen(json), dir, &err);
-    model_init_opts io = {DT_F32, seed, 0.1f, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, seed, 0.1f, NULL, NULL, NULL, 0, 0};
     if (!rc) rc = model_init_random(c, dir, &io, &err);
     if (rc) test_fail_at(__FILE__, __LINE__, "%s: %s", dir, err.msg);
     free(c);

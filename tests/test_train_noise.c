@@ -47,7 +47,7 @@ TEST(train_noisy_topk_gradient) {
     run r = {0};
     CHECK(hf_config_parse(&cfg, CFG, strlen(CFG), "noise config", &err) == 0);
     CHECK(cfg.layer[0].noise == 1.0f);
-    model_init_opts io = {DT_F32, 5, 0.2f, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, 5, 0.2f, NULL, NULL, NULL, 0, 0};
     CHECK(model_init_random(&cfg, test_tmpdir(), &io, &err) == 0);
     CHECK(moe_model_load(&r.m, test_tmpdir(), &err) == 0);
     if (test_failed_now) {
@@ -140,7 +140,7 @@ TEST(train_eval_mode_dropless_noise_free) {
     moe_model *m = NULL;
     moe_session *s = NULL, *inf = NULL;
     CHECK(hf_config_parse(&cfg, CFG_CAP, strlen(CFG_CAP), "capacity config", &err) == 0);
-    model_init_opts io = {DT_F32, 9, 0.3f, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, 9, 0.3f, NULL, NULL, NULL, 0, 0};
     CHECK(model_init_random(&cfg, test_tmpdir(), &io, &err) == 0);
     CHECK(moe_model_load(&m, test_tmpdir(), &err) == 0);
     if (test_failed_now) {

@@ -71,7 +71,7 @@ static void router_grad(const char *norm, double *gsum, double *gsum_other) {
     CHECK(hf_config_parse(&cfg, cfg_text, strlen(cfg_text), "norm_topk config", &err) == 0);
     CHECK_EQ_INT(cfg.layer[0].norm_topk, !strcmp(norm, "true"));
     CHECK_EQ_INT(cfg.layer[0].top_k, 1);
-    model_init_opts io = {DT_F32, 5, 0.2f, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, 5, 0.2f, NULL, NULL, NULL, 0, 0};
     mkdir(dir, 0755);
     CHECK(model_init_random(&cfg, dir, &io, &err) == 0);
     CHECK(moe_model_load(&r.m, dir, &err) == 0);

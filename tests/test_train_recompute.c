@@ -237,7 +237,7 @@ TEST(train_recompute_noisy) {
     static moe_config cfg;
     moe_err err = {{0}};
     CHECK(hf_config_parse(&cfg, cfg_text, strlen(cfg_text), "noisy config", &err) == 0);
-    model_init_opts io = {DT_F32, 5, 0.2f, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, 5, 0.2f, NULL, NULL, NULL, 0, 0};
     CHECK(model_init_random(&cfg, test_tmpdir(), &io, &err) == 0);
     if (test_failed_now) {
         test_fail_at(__FILE__, __LINE__, "%s", err.msg);

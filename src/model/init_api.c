@@ -30,7 +30,7 @@ int moe_init_random(const moe_config *cfg, const char *dir, const moe_init_opts 
     pool *pl = pool_create(o->n_threads);
     if (!pl) return moe_fail(err, "cannot start %d threads", o->n_threads);
     model_init_opts io = {init_dtype(o->type), o->seed,     o->std,          pl,
-                          o->progress,         o->user, o->mxfp4_experts};
+                          o->progress,         o->user, o->mxfp4_experts, o->embed_std};
     int rc = model_init_random(cfg, dir, &io, err);
     pool_free(pl);
     return rc;
@@ -60,7 +60,7 @@ int64_t moe_init_gguf_size(const moe_config *cfg, const moe_init_opts *o,
                            moe_err *err) {
     qz_opts q;
     if (gguf_qopts(g, &q, err)) return -1;
-    model_init_opts io = {init_dtype(o->type), o->seed, o->std, NULL, NULL, NULL, o->mxfp4_experts};
+    model_init_opts io = {init_dtype(o->type), o->seed, o->std, NULL, NULL, NULL, o->mxfp4_experts, o->embed_std};
     return model_init_gguf_bytes(cfg, &io, &q, n_params, n_tensors, err);
 }
 
@@ -71,7 +71,7 @@ int moe_init_gguf(const moe_config *cfg, const char *path, const moe_init_opts *
     pool *pl = pool_create(o->n_threads);
     if (!pl) return moe_fail(err, "cannot start %d threads", o->n_threads);
     model_init_opts io = {init_dtype(o->type), o->seed, o->std,          pl,
-                          o->progress,         o->user, o->mxfp4_experts};
+                          o->progress,         o->user, o->mxfp4_experts, o->embed_std};
     int rc = model_init_gguf(cfg, path, &io, &q, g->name, err);
     pool_free(pl);
     return rc;

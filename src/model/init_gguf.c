@@ -49,6 +49,7 @@ typedef enum { V_ROWS, V_COLS, V_MX } view_kind;
 typedef struct view {
     char name[NAME_LEN]; /* the HF tensor: the random streams' name */
     int fill;            /* model_init_fill */
+    int embed;           /* the token embedding (model_init_opts.embed_std) */
     view_kind kind;
     int64_t off;         /* first element of the plane in the HF tensor */
     int64_t sc;          /* a source row's length */
@@ -99,7 +100,8 @@ static void span_chunks(void *ctx, int64_t i0, int64_t i1, int tid) {
         int64_t k = k0 + i, lo = k * CHUNK, hi = lo + CHUNK;
         if (lo < j->a) lo = j->a;
         if (hi > j->a + j->n) hi = j->a + j->n;
-        model_init_values(j->v->name, j->g->o->seed, j->g->o->std, j->v->fill, k,
+        const float std = j->v->embed && j->g->o->embed_std > 0 ? j->g->o->embed_std : j->g->o->std;
+        model_init_values(j->v->name, j->g->o->seed, std, j->v->fill, k,
                           (int)(lo - k * CHUNK), (int)(hi - k * CHUNK), j->g->st,
                           j->dst + (size_t)(lo - j->a) * j->g->es, tmp);
     }
@@ -208,6 +210,7 @@ static int make_view(gen *g, const tm_entry *e, int p, view *v, moe_err *err) {
     if (tm_name(v->name, sizeof v->name, TM_HF, c, &h))
         return moe_fail(err, "tensor %d of layer %d: no transformers name", (int)e->role, e->layer);
     v->fill = model_init_fill(c, h.role);
+    v->embed = h.role == TM_EMBED;
     v->plus_one = tm_norm_offset(c, h.role);
     if (ai->gguf_rope_perm && (tm_role_of(e->role)->flags & TMF_ROPE_PERM)) v->perm_dh = c->head_dim;
     /* qwen3_5_moe: value heads tiled as llama.cpp's converter does */

@@ -22,6 +22,7 @@ typedef struct model_init_opts {
     void *user;
     int mxfp4_experts; /* 1: gpt_oss's fused expert matrices as MXFP4 blocks and scales
                           (as the released checkpoints store them) */
+    float embed_std;   /* > 0: the token embedding's std instead of std (moe_init_opts) */
 } model_init_opts;
 
 /* DIR/model.safetensors (atomically) and DIR/config.json; DIR must exist. */

@@ -321,7 +321,7 @@ int grow_write(const grow_opts *o, const char *dir, moe_err *err) {
         }
     if (o->upcycle ? upcycle_config(&src->cfg, o, c, err) : added_config(src, o, &text, c, err))
         goto done;
-    model_init_opts io = {DT_F32, o->seed, o->init_std, NULL, NULL, NULL, 0};
+    model_init_opts io = {DT_F32, o->seed, o->init_std, NULL, NULL, NULL, 0, 0};
     if (model_init_random(c, dir, &io, err)) {
         moe_fail_prefix(err, "%s: %s", from, o->upcycle ? "cannot write the upcycled model"
                                                         : "cannot write the grown model");

@@ -169,7 +169,7 @@ static int make_initial(trainer *t, moe_err *err) {
         int bad = read_file(o->config, 1 << 20, &text, &len, err) ||
                   hf_config_parse(cfg, text, len, o->config, err) || bwd_check_model(cfg, err);
         free(text);
-        model_init_opts io = {DT_F32, o->seed, o->init_std, NULL, NULL, NULL, 0};
+        model_init_opts io = {DT_F32, o->seed, o->init_std, NULL, NULL, NULL, 0, 0};
         if (!bad) bad = model_init_random(cfg, dir, &io, err);
         free(cfg);
         if (bad) goto done;

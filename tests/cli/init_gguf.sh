@@ -143,5 +143,14 @@ if [ "$rc" -eq 1 ] && grep -q "capped.gguf: write failed (tensor" "$T/err"; then
 else bad "write error: exit $rc: $(head -c 300 "$T/err")"; fi
 ls "$T" | grep -q capped && bad "write error: a file was left behind" || ok
 
+# --embed-std: 0 is the default's bytes, 1 other bytes; out of range refused
+mkdir -p "$T/e0" "$T/e1" "$T/e2"
+expect_ok "init default" "$MOE" init --preset tiny-qwen3 --type q8_0 "$T/e0/m.gguf"
+expect_ok "init --embed-std 0" "$MOE" init --preset tiny-qwen3 --type q8_0 --embed-std 0 "$T/e1/m.gguf"
+cmp -s "$T/e0/m.gguf" "$T/e1/m.gguf" && ok || bad "--embed-std 0 is not the default"
+expect_ok "init --embed-std 1" "$MOE" init --preset tiny-qwen3 --type q8_0 --embed-std 1 "$T/e2/m.gguf"
+cmp -s "$T/e0/m.gguf" "$T/e2/m.gguf" && bad "--embed-std 1 changed nothing" || ok
+expect_fail "--embed-std out of range" 2 "--embed-std" "$MOE" init --preset tiny-qwen3 --embed-std -1 "$T/e3"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
