@@ -4,7 +4,7 @@
 # drifts treats both alike. Each run is one JSON line (`moe bench --json`)
 # tagged with its set and round; the medians per set follow.
 #
-#   FILE=q3-4l-q8_0.gguf A="" B="--repack" sh bench/ab_args.sh
+#   FILE=q3-4l-q8_0.gguf A="" B="--kernels avx2" sh bench/ab_args.sh
 #   ROUNDS=4 THREADS=2 PROMPT=128,512 GEN=64 REPS=3 MOE=build/moe ...
 set -e
 MOE=${MOE:-build/moe}

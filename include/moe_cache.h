@@ -59,16 +59,6 @@ typedef struct moe_load_opts {
                                 quantize`'s substitute (Q2_K, Q3_K: Q4_0; Q4_K: Q5_0).
                                 With readers < 0 nothing is read at all: every expert
                                 is computed from the copy. */
-    int repack;              /* 1: the matrices that only go to the matmuls (attention's
-                                projections, dense, shared and routed experts, the output
-                                head unless tied to the embedding) of a type with a packed
-                                form (Q8_0) are rewritten at load, in memory, in the interleaved
-                                layout the AVX-512 VNNI kernels read, so no product
-                                interleaves them again (prefill and decode faster there;
-                                other paths unpack each row, slowly). The same logits as
-                                unpacked. Needs the weights read into memory (an error when
-                                the file is mapped) and no `mem`. moe_model_stats.packed
-                                counts the matrices. */
 } moe_load_opts;
 
 /* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped

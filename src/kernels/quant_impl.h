@@ -163,8 +163,6 @@ typedef struct qmm_job {
     int tiles;         /* x in the AMX tile layout */
     int vbmi;          /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI (kern_cfg) */
     int avxvnni;       /* the AVX2 products may use AVX-VNNI (kern_cfg) */
-    int packed;        /* W is type's packed form (quant_pack.c; rows a multiple
-                          of QPACK_ROWS, r0 of every call too) */
 } qmm_job;
 
 /* The W row streams of the AVX-512 products (quant_avx512.c's
@@ -223,22 +221,6 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
  * (quant_r16_avx512.c), for the 32-block types Q8_0, Q4_0, MXFP4, IQ4_NL,
  * Q5_0, Q4_1 and Q5_1: returns 0 for a type it does not take. */
 int avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
-/* Q8_0_R16 (quant_pack.c): offsets in a group of nb blocks of block b's 16
- * f16 scales and its 512 bytes of codes. Blocks go in pairs of 1088 bytes,
- * [the two blocks' scales (64) | b's codes | b + 1's codes], so a group is
- * one stream and every code register a whole line; an odd last block is
- * [scales (32) | codes]. */
-static inline size_t qp8_scales_at(int64_t nb, int64_t b) {
-    const size_t base = (size_t)(b / 2) * 1088;
-    return (b | 1) < nb ? base + (size_t)(b & 1) * 32 : base;
-}
-static inline size_t qp8_codes_at(int64_t nb, int64_t b) {
-    const size_t base = (size_t)(b / 2) * 1088;
-    return (b | 1) < nb ? base + 64 + (size_t)(b & 1) * 512 : base + 32;
-}
-
-/* A packed W (j->packed) read in its layout, any n. */
-void avx512_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 /* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r16k_avx512.c). */
 void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* Products of many x rows with 8 W rows interleaved per register on AVX2

@@ -162,44 +162,6 @@ AI void rp_repack(const int T, rp_buf *o, const uint8_t *const *w, __m512i off, 
     }
 }
 
-/* Block bx of x rows 0 .. NX - 1 (at xq, stride xs, nb blocks each) against
- * one group's codes wq (scales dw), into acc: t = cv + the 8 vpdpbusd,
- * acc += float(t) * (dw * dx). The types without a min; stored and packed
- * groups alike. */
-AI void r16_step(const int NX, __m512 *acc, const __m512i *wq, __m512 dw, const uint8_t *xq, size_t xs, int64_t nb,
-                 int64_t bx) {
-#pragma GCC unroll 8
-    for (int i = 0; i < NX; i++) {
-        const uint8_t *xr = xq + (size_t)i * xs;
-        const int8_t *qs = qx32_qs(xr) + 32 * bx;
-        __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]);
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-        const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]));
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
-    }
-}
-
-/* The same for two groups (wq, dw into acc; wq2, dw2 into acc2): each x
- * row's cv and dx are broadcast once for 16 vpdpbusd. */
-AI void r16_step2(const int NX, __m512 *acc, __m512 *acc2, const __m512i *wq, const __m512i *wq2, __m512 dw,
-                  __m512 dw2, const uint8_t *xq, size_t xs, int64_t nb, int64_t bx) {
-#pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        const uint8_t *xr = xq + (size_t)i * xs;
-        const int8_t *qs = qx32_qs(xr) + 32 * bx;
-        __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-            t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
-        }
-        const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
-        acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
-    }
-}
-
 /* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs, nb blocks
  * each) times the chunk o of blocks b0 .. b0 + kc of type T, added to y
  * unless first. */
@@ -214,20 +176,26 @@ AI void rp_tile(const int T, const int NX, float *y, int64_t ys, __mmask16 m, co
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][k]);
         const __m512 dw = o->d[b];
-        if (!rp_has_min(T)) {
-            r16_step(NX, acc, wq, dw, xq, xs, nb, bx);
-            continue;
-        }
 #pragma GCC unroll 8
-        for (int i = 0; i < NX; i++) { /* (d * sum(q x) + m * sum(x)) * dx, cv = -sum(x) */
+        for (int i = 0; i < NX; i++) {
             const uint8_t *xr = xq + (size_t)i * xs;
             const int8_t *qs = qx32_qs(xr) + 32 * bx;
-            __m512i t = _mm512_setzero_si512();
+            const int32_t cv = qx32_cv(xr, nb)[8 * bx];
+            const float dx = qx32_dv(xr, nb)[8 * bx];
+            if (rp_has_min(T)) { /* (d * sum(q x) + m * sum(x)) * dx, cv = -sum(x) */
+                __m512i t = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
-            __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(t), dw);
-            u = _mm512_fnmadd_ps(o->m[b], _mm512_set1_ps((float)qx32_cv(xr, nb)[8 * bx]), u);
-            acc[i] = _mm512_fmadd_ps(u, _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]), acc[i]);
+                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(t), dw);
+                u = _mm512_fnmadd_ps(o->m[b], _mm512_set1_ps((float)cv), u);
+                acc[i] = _mm512_fmadd_ps(u, _mm512_set1_ps(dx), acc[i]);
+            } else {
+                __m512i t = _mm512_set1_epi32(cv);
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(dx));
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+            }
         }
     }
 #pragma GCC unroll 8
@@ -253,7 +221,21 @@ AI void rp_tile2(const int T, const int NX, float *y, int64_t ys, const uint8_t 
             wq[k] = _mm512_load_si512((const void *)&o->q[b][k]);
             wq2[k] = _mm512_load_si512((const void *)&o2->q[b][k]);
         }
-        r16_step2(NX, acc, acc2, wq, wq2, o->d[b], o2->d[b], xq, xs, nb, bx);
+        const __m512 dw = o->d[b], dw2 = o2->d[b];
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const int8_t *qs = qx32_qs(xr) + 32 * bx;
+            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * bx]), t2 = t;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+                t2 = dpbusd_bcast(t2, wq2[k], qs + 4 * k);
+            }
+            const __m512 dx = _mm512_set1_ps(qx32_dv(xr, nb)[8 * bx]);
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), acc[i]);
+            acc2[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), _mm512_mul_ps(dw2, dx), acc2[i]);
+        }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) {
@@ -337,199 +319,6 @@ AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
             }
         }
     }
-}
-
-/* ------------------------------------------------ packed Q8_0 (quant_pack.c)
- *
- * The same products on a W packed at load: a group's codes are read where
- * they lie (block b at G + 512 b, already biased and interleaved) and its
- * f16 scales converted per block (G + 512 nb + 32 b), so nothing is
- * interleaved per call. Every group's sums are those of rp_tile in the
- * same order, the same bits, and one x row (decode) takes the same sums.
- *
- * A packed group is one sequential stream of 16 * row bytes, and one such
- * stream leaves the core waiting on memory: the groups of [r0, r1) are
- * taken as runs far apart, group i of each run side by side (two runs in
- * pk_tile2, PK_RUNS in decode), and each stream is prefetched PK_PF_L1
- * bytes ahead into L1 (decode: into L2, as gemv_streams does; into L1 it
- * was 10-20% slower from memory) and PK_PF_L2 ahead into L2, never past
- * r1. A [768][2048] Q8_0 matrix, 64 copies (cold), us, stored (the kernels
- * above, gemv_streams in decode) -> packed, AMD Zen 4 while other jobs
- * ran: one core, 8 x rows 150 -> 126, 32 371 -> 336; two threads, 1 row
- * 53-72 -> 55-79 (even within the machine's noise), 8 100 -> 88, 32 242
- * -> 194. One group after another with an 8 KiB prefetch was no faster
- * than stored (8 rows 149 -> 150, decode 53 -> 66); 8 runs in decode were
- * slower than 4 (0.75x stored). */
-#define PK_PF_L1 2048
-#define PK_PF_L2 65536
-#define PK_RUNS 4
-
-AI const __m512i *pk_codes(const uint8_t *g, int64_t nb, int64_t b) {
-    return (const __m512i *)(g + qp8_codes_at(nb, b));
-}
-AI __m512 pk_scales(const uint8_t *g, int64_t nb, int64_t b) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + qp8_scales_at(nb, b))));
-}
-/* The lines of block b's codes (and of its pair's scales) PK_PF_L1 on into
- * L1, and PK_PF_L2 on into L2 while that is before end. */
-AI void pk_prefetch(const uint8_t *g, int64_t nb, int64_t b, const uint8_t *end) {
-    const uint8_t *p = g + qp8_codes_at(nb, b);
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) _mm_prefetch((const char *)p + PK_PF_L1 + 64 * k, _MM_HINT_T0);
-    if (!(b & 1)) _mm_prefetch((const char *)p + PK_PF_L1 - 64, _MM_HINT_T0);
-    if (p + PK_PF_L2 < end) {
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) _mm_prefetch((const char *)p + PK_PF_L2 + 64 * k, _MM_HINT_T1);
-        if (!(b & 1)) _mm_prefetch((const char *)p + PK_PF_L2 - 64, _MM_HINT_T1);
-    }
-}
-
-/* y[i*ys + 0..15] for i < NX: x rows at xq (stride xs) times blocks b0 ..
- * b0 + kc of the packed group at g, added to y unless first; prefetching
- * (pf) up to end. */
-AI void pk_tile(const int NX, float *y, int64_t ys, const uint8_t *xq, size_t xs, int64_t nb, const uint8_t *g,
-                int64_t b0, int kc, int first, int pf, const uint8_t *end) {
-    __m512 acc[RP_NX];
-#pragma GCC unroll 8
-    for (int i = 0; i < NX; i++) acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ys);
-    for (int b = 0; b < kc; b++) {
-        const int64_t bx = b0 + b;
-        if (pf) pk_prefetch(g, nb, bx, end);
-        const __m512i *q = pk_codes(g, nb, bx);
-        __m512i wq[8];
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) wq[k] = _mm512_loadu_si512((const void *)(q + k));
-        r16_step(NX, acc, wq, pk_scales(g, nb, bx), xq, xs, nb, bx);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < NX; i++) _mm512_storeu_ps(y + i * ys, acc[i]);
-}
-
-/* The same for the packed groups at g and g2 (outputs at y and y2), x rows
- * in tiles of up to RP_NX2, as rp_tile2. */
-AI void pk_tile2(const int NX, float *y, float *y2, int64_t ys, const uint8_t *xq, size_t xs, int64_t nb,
-                 const uint8_t *g, const uint8_t *g2, int64_t b0, int kc, int first, int pf, const uint8_t *end) {
-    __m512 acc[RP_NX2], acc2[RP_NX2];
-#pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + i * ys);
-        acc2[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y2 + i * ys);
-    }
-    for (int b = 0; b < kc; b++) {
-        const int64_t bx = b0 + b;
-        if (pf) {
-            pk_prefetch(g, nb, bx, end);
-            pk_prefetch(g2, nb, bx, end);
-        }
-        const __m512i *q = pk_codes(g, nb, bx), *q2 = pk_codes(g2, nb, bx);
-        __m512i wq[8], wq2[8];
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            wq[k] = _mm512_loadu_si512((const void *)(q + k));
-            wq2[k] = _mm512_loadu_si512((const void *)(q2 + k));
-        }
-        r16_step2(NX, acc, acc2, wq, wq2, pk_scales(g, nb, bx), pk_scales(g2, nb, bx), xq, xs, nb, bx);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < NX; i++) {
-        _mm512_storeu_ps(y + i * ys, acc[i]);
-        _mm512_storeu_ps(y2 + i * ys, acc2[i]);
-    }
-}
-
-/* One row of x (decode): group i of each of PK_RUNS runs side by side. */
-static void gemv_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
-    const int64_t nb = j->cols / 32, ng = (r1 - r0) / RP_ROWS, per = (ng + PK_RUNS - 1) / PK_RUNS;
-    const int8_t *qs = qx32_qs(j->xq);
-    const int32_t *cv = qx32_cv(j->xq, nb);
-    const float *dv = qx32_dv(j->xq, nb);
-    for (int64_t i = 0; i < per; i++) {
-        const uint8_t *g[PK_RUNS];
-        int live[PK_RUNS];
-        __m512 acc[PK_RUNS];
-#pragma GCC unroll 4
-        for (int q = 0; q < PK_RUNS; q++) {
-            const int64_t gi = q * per + i;
-            live[q] = gi < ng;
-            g[q] = j->W + (size_t)(r0 + (live[q] ? gi : 0) * RP_ROWS) * j->w_row;
-            acc[q] = _mm512_setzero_ps();
-        }
-        for (int64_t b = 0; b < nb; b++) {
-            const __m512 dx = _mm512_set1_ps(dv[8 * b]);
-#pragma GCC unroll 4
-            for (int q = 0; q < PK_RUNS; q++) {
-                const __m512i *w = pk_codes(g[q], nb, b);
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) _mm_prefetch((const char *)w + PK_PF_L1 + 64 * k, _MM_HINT_T1);
-                if (!(b & 1)) _mm_prefetch((const char *)w + PK_PF_L1 - 64, _MM_HINT_T1);
-                __m512i t = _mm512_set1_epi32(cv[8 * b]);
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++)
-                    t = dpbusd_bcast(t, _mm512_loadu_si512((const void *)(w + k)), qs + 32 * b + 4 * k);
-                acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(pk_scales(g[q], nb, b), dx), acc[q]);
-            }
-        }
-#pragma GCC unroll 4
-        for (int q = 0; q < PK_RUNS; q++)
-            if (live[q]) _mm512_storeu_ps(j->y + r0 + (q * per + i) * RP_ROWS, acc[q]);
-    }
-}
-
-/* Rows of x in tiles: the groups of [r0, r1) as two runs, group i of each
- * taken together (pk_tile2; each x broadcast serves 32 W rows), an odd
- * group last, alone (pk_tile). */
-static void rows_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
-    const int64_t nb = j->cols / 32, ng = (r1 - r0) / RP_ROWS, half = ng / 2;
-    const uint8_t *end = j->W + (size_t)r1 * j->w_row;
-    for (int64_t gi = 0; gi < half + (ng & 1); gi++) {
-        const int two = gi < half;
-        const int64_t ra = r0 + (two ? gi : ng - 1) * RP_ROWS, rb = r0 + (half + gi) * RP_ROWS;
-        const uint8_t *g = j->W + (size_t)ra * j->w_row, *g2 = j->W + (size_t)rb * j->w_row;
-        for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
-            const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
-            if (two) {
-                for (int64_t i = 0; i < j->n; i += RP_NX2) {
-                    const int nx = j->n - i < RP_NX2 ? (int)(j->n - i) : RP_NX2;
-                    const uint8_t *x = j->xq + (size_t)i * j->xq_row;
-                    float *y = j->y + i * j->rows + ra, *y2 = j->y + i * j->rows + rb;
-#define PK_TILE2(NX) pk_tile2(NX, y, y2, j->rows, x, j->xq_row, nb, g, g2, b0, kc, b0 == 0, i == 0, end)
-                    switch (nx) {
-                    case 1: PK_TILE2(1); break;
-                    case 2: PK_TILE2(2); break;
-                    case 3: PK_TILE2(3); break;
-                    default: PK_TILE2(4); break;
-                    }
-#undef PK_TILE2
-                }
-                continue;
-            }
-            for (int64_t i = 0; i < j->n; i += RP_NX) {
-                const int nx = j->n - i < RP_NX ? (int)(j->n - i) : RP_NX;
-                float *y = j->y + i * j->rows + ra;
-                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
-#define PK_TILE(NX) pk_tile(NX, y, j->rows, x, j->xq_row, nb, g, b0, kc, b0 == 0, i == 0, end)
-                switch (nx) {
-                case 1: PK_TILE(1); break;
-                case 2: PK_TILE(2); break;
-                case 3: PK_TILE(3); break;
-                case 4: PK_TILE(4); break;
-                case 5: PK_TILE(5); break;
-                case 6: PK_TILE(6); break;
-                case 7: PK_TILE(7); break;
-                default: PK_TILE(8); break;
-                }
-#undef PK_TILE
-            }
-        }
-    }
-}
-
-void avx512_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->type != QT_Q8_0) return; /* qt_is_packed: Q8_0 only */
-    if (j->n == 1)
-        gemv_packed_q8_0(j, r0, r1);
-    else
-        rows_packed_q8_0(j, r0, r1);
 }
 
 #define RP_FN(T, NAME) \
