@@ -100,8 +100,7 @@ static void span_chunks(void *ctx, int64_t i0, int64_t i1, int tid) {
         int64_t k = k0 + i, lo = k * CHUNK, hi = lo + CHUNK;
         if (lo < j->a) lo = j->a;
         if (hi > j->a + j->n) hi = j->a + j->n;
-        const float std = j->v->embed && j->g->o->embed_std > 0 ? j->g->o->embed_std : j->g->o->std;
-        model_init_values(j->v->name, j->g->o->seed, std, j->v->fill, k,
+        model_init_values(j->v->name, j->g->o->seed, model_init_std(j->g->o, j->v->embed), j->v->fill, k,
                           (int)(lo - k * CHUNK), (int)(hi - k * CHUNK), j->g->st,
                           j->dst + (size_t)(lo - j->a) * j->g->es, tmp);
     }

@@ -41,14 +41,13 @@
 typedef struct plan {
     st_write_tensor *t; /* [n] */
     char (*names)[NAME_LEN];
-    unsigned char *is_norm; /* [n] 1: filled with ones, 2: with zeros, INIT_EMBED: N(0, embed_std) */
+    unsigned char *is_norm; /* [n] 1: filled with ones, 2: with zeros */
+    unsigned char *embed;   /* [n] 1: the token embedding (model_init_std) */
     unsigned char *mx;      /* [n] 1: MXFP4 blocks, 2: MXFP4 scales of a fused expert matrix */
     int n, cap;
     int mxfp4;              /* fused expert matrices as MXFP4 */
-    float embed_std;        /* > 0: the token embedding's std */
     const moe_config *c;
 } plan;
-#define INIT_EMBED 3
 
 static int64_t numel(const st_write_tensor *t) {
     int64_t n = 1;
@@ -80,7 +79,7 @@ static int plan_add(void *ctx, const tm_entry *e) {
         t->shape[2] = e->cols;
     }
     p->is_norm[p->n] = (unsigned char)model_init_fill(p->c, e->role);
-    if (e->role == TM_EMBED && !p->is_norm[p->n] && p->embed_std > 0) p->is_norm[p->n] = INIT_EMBED;
+    p->embed[p->n] = e->role == TM_EMBED;
     p->mx[p->n] = 0;
     if (p->mxfp4 && (e->role == TM_EXP_GATE_UP || e->role == TM_EXP_DOWN_T)) {
         int64_t R = e->cols, C = e->rows; /* nn.Linear orientation */
@@ -93,6 +92,7 @@ static int plan_add(void *ctx, const tm_entry *e) {
             *x = (st_write_tensor){.name = p->names[p->n], .type = DT_U8, .n_dims = k ? 3 : 4,
                                    .shape = {e->planes, R, C / QK_MXFP4, QK_MXFP4 / 2}};
             p->is_norm[p->n] = 0;
+            p->embed[p->n] = 0;
             p->mx[p->n] = (unsigned char)(1 + k);
             p->n++;
         }
@@ -112,8 +112,9 @@ static int plan_build(plan *p, const moe_config *c, int mxfp4) {
     p->t = calloc((size_t)n, sizeof *p->t);
     p->names = calloc((size_t)n, sizeof *p->names);
     p->is_norm = calloc((size_t)n, 1);
+    p->embed = calloc((size_t)n, 1);
     p->mx = calloc((size_t)n, 1);
-    if (!p->t || !p->names || !p->is_norm || !p->mx) return -1;
+    if (!p->t || !p->names || !p->is_norm || !p->embed || !p->mx) return -1;
     return tm_walk(c, TM_HF, NULL, plan_add, p) ? -1 : 0;
 }
 
@@ -121,6 +122,7 @@ static void plan_free(plan *p) {
     free(p->t);
     free(p->names);
     free(p->is_norm);
+    free(p->embed);
     free(p->mx);
 }
 
@@ -263,7 +265,6 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
     plan p = {0};
     if (o->mxfp4_experts && cfg->arch != MOE_ARCH_GPT_OSS)
         return moe_fail(err, "%s: MXFP4 experts are written for gpt_oss only", dir);
-    p.embed_std = o->embed_std;
     if (plan_build(&p, cfg, o->mxfp4_experts)) {
         plan_free(&p);
         return moe_fail(err, "%s: out of memory planning the tensors (or expert rows that are "
@@ -300,9 +301,7 @@ int model_init_random(const moe_config *cfg, const char *dir, const model_init_o
         }
         int64_t n = numel(&p.t[i]);
         int64_t n_chunks = (n + CHUNK - 1) / CHUNK;
-        const float std = p.is_norm[i] == INIT_EMBED ? o->embed_std : o->std;
-        gen_job job = {p.t[i].name, o->seed, n, 0, p.is_norm[i] == INIT_EMBED ? 0 : p.is_norm[i], std, o->type,
-                       bytes, tmp};
+        gen_job job = {p.t[i].name, o->seed, n, 0, p.is_norm[i], model_init_std(o, p.embed[i]), o->type, bytes, tmp};
         for (job.chunk0 = 0; job.chunk0 < n_chunks; job.chunk0 += BATCH) {
             int64_t nc = n_chunks - job.chunk0 < BATCH ? n_chunks - job.chunk0 : BATCH;
             pool_for(o->pool, nc, 1, gen_chunks, &job);

@@ -25,6 +25,12 @@ typedef struct model_init_opts {
     float embed_std;   /* > 0: the token embedding's std instead of std (moe_init_opts) */
 } model_init_opts;
 
+/* The std of a random tensor: embed_std for the token embedding when set,
+ * else std (both writers, so a GGUF equals the directory quantized). */
+static inline float model_init_std(const model_init_opts *o, int is_embed) {
+    return is_embed && o->embed_std > 0 ? o->embed_std : o->std;
+}
+
 /* DIR/model.safetensors (atomically) and DIR/config.json; DIR must exist. */
 int model_init_random(const moe_config *cfg, const char *dir, const model_init_opts *o,
                       moe_err *err);
