@@ -31,6 +31,12 @@
  * holds 16 outputs, with no horizontal sum. Tiles of up to RK_NX x rows
  * reuse the W registers.
  *
+ * For a few rows of x (rk_fuse_max: Q4_K and IQ4_XS up to 12, Q5_K up to
+ * 8, as the spread routing of trained models gives each expert at prefill)
+ * the buffer costs as much as the products: rk_fused takes the codes from
+ * the transposes straight into vpdpbusd, one super-block at a time, with
+ * the same operations in the same order (the same bits).
+ *
  * While a group is repacked, the same super-blocks of the next group's rows
  * are prefetched into L2 (a steady distance of one group; the row-ahead
  * prefetch of quant_r16_avx512.c left each group's first chunk cold here:
@@ -198,6 +204,15 @@ AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
     }
 }
 
+/* Every line of the block of bb bytes at w[p] + at, p < 16, into L2 (Q6_K's
+ * 210 bytes may touch 5). */
+AI void rk_prefetch(const uint8_t *const *w, size_t at, size_t bb) {
+    for (int p = 0; p < RK_ROWS; p++) {
+        const uintptr_t a = (uintptr_t)(w[p] + at);
+        for (uintptr_t l = a & ~(uintptr_t)63; l < a + bb; l += 64) _mm_prefetch((const char *)l, _MM_HINT_T1);
+    }
+}
+
 /* Super-blocks b0 .. b0 + kc of the 16 rows w[] into o.
  * The same super-blocks of the next group's rows, pf bytes on (0: none),
  * are prefetched into L2. */
@@ -210,11 +225,7 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
     const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
-        if (pf)
-            for (int p = 0; p < RK_ROWS; p++) { /* every line of the block (Q6_K's 210 bytes may touch 5) */
-                const uintptr_t a = (uintptr_t)(w[p] + at + pf);
-                for (uintptr_t l = a & ~(uintptr_t)63; l < a + bb; l += 64) _mm_prefetch((const char *)l, _MM_HINT_T1);
-            }
+        if (pf) rk_prefetch(w, at + pf, bb);
         if (T == QT_Q6_K) {
             rk_codes6(o, b, w, at);
             rk_scales(T, o, b, w, at);
@@ -261,6 +272,42 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
     }
 }
 
+/* a[i] += float(sum over sub-block s of W codes wq times x_i's codes) *
+ * sc for i < NX (Q4_K / Q5_K / IQ4_XS: one scale per sub-block). */
+AI void rk_sub(const int NX, const int T, __m512 *a, const __m512i *wq, __m512 sc, const qx_k *const *x, int s) {
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) {
+        __m512i t = _mm512_setzero_si512();
+        if (T == QT_IQ4_XS) t = dpwssd_bcast(t, _mm512_set1_epi16(-128), x[i]->bsums + 2 * s);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], x[i]->qs + 32 * s + 4 * k);
+        a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, a[i]);
+    }
+}
+
+/* Q4_K / Q5_K: a[i] -= float(sum_s m_s * (bsums 2s + 2s+1)) * dmin for the
+ * mins of super-block b in o. */
+AI void rk_mins(const int NX, __m512 *a, const rk_buf *o, int b, const qx_k *const *x) {
+    __m512i mn[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
+    const __m512 dmin = o->dmin[b];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) {
+        /* the sums of 32, S_s = bsums 2s + 2s+1 (|S_s| <= 4064), as
+         * int16 pairs: [S0 S1 | S2 S3 | . . | S4 S5 | S6 S7 | . .] */
+        int16_t sp[16] __attribute__((aligned(32)));
+        const __m256i bs = _mm256_load_si256((const __m256i *)x[i]->bsums);
+        _mm256_store_si256((__m256i *)sp, _mm256_hadd_epi16(bs, bs));
+        __m512i t = _mm512_setzero_si512();
+        t = dpwssd_bcast(t, mn[0], sp);
+        t = dpwssd_bcast(t, mn[1], sp + 2);
+        t = dpwssd_bcast(t, mn[2], sp + 8);
+        t = dpwssd_bcast(t, mn[3], sp + 10);
+        a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), dmin, a[i]);
+    }
+}
+
 /* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs) times
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
@@ -294,15 +341,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
                 }
                 continue;
             }
-            const __m512 sc = o->sc[b][s];
-#pragma GCC unroll 8
-            for (int i = 0; i < NX; i++) {
-                __m512i t = _mm512_setzero_si512();
-                if (T == QT_IQ4_XS) t = dpwssd_bcast(t, _mm512_set1_epi16(-128), x[i]->bsums + 2 * s);
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], x[i]->qs + 32 * s + 4 * k);
-                a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, a[i]);
-            }
+            rk_sub(NX, T, a, wq, o->sc[b][s], x, s);
         }
         if (T == QT_Q6_K) { /* the -32: sum_j sc_j * bsums j, times 32 d */
             __m512i mn[8];
@@ -316,25 +355,8 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
                 for (int p = 0; p < 8; p++) t = dpwssd_bcast(t, mn[p], x[i]->bsums + 2 * p);
                 a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), d32, a[i]);
             }
-        } else if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
-            __m512i mn[4];
-#pragma GCC unroll 4
-            for (int p = 0; p < 4; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
-            const __m512 dmin = o->dmin[b];
-#pragma GCC unroll 8
-            for (int i = 0; i < NX; i++) {
-                /* the sums of 32, S_s = bsums 2s + 2s+1 (|S_s| <= 4064), as
-                 * int16 pairs: [S0 S1 | S2 S3 | . . | S4 S5 | S6 S7 | . .] */
-                int16_t sp[16] __attribute__((aligned(32)));
-                const __m256i bs = _mm256_load_si256((const __m256i *)x[i]->bsums);
-                _mm256_store_si256((__m256i *)sp, _mm256_hadd_epi16(bs, bs));
-                __m512i t = _mm512_setzero_si512();
-                t = dpwssd_bcast(t, mn[0], sp);
-                t = dpwssd_bcast(t, mn[1], sp + 2);
-                t = dpwssd_bcast(t, mn[2], sp + 8);
-                t = dpwssd_bcast(t, mn[3], sp + 10);
-                a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), dmin, a[i]);
-            }
+        } else if (T != QT_IQ4_XS) {
+            rk_mins(NX, a, o, b, x);
         }
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) acc[i] = _mm512_fmadd_ps(a[i], _mm512_set1_ps(x[i]->d), acc[i]);
@@ -342,6 +364,111 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
 #pragma GCC unroll 8
     for (int i = 0; i < NX; i++) _mm512_mask_storeu_ps(y + i * ys, m, acc[i]);
 }
+
+/* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs) times
+ * all nb super-blocks of the 16 rows w[], the codes going from the
+ * transposes straight into vpdpbusd instead of through the buffer (o holds
+ * one super-block's scales and mins). For a few rows of x, repacking cost
+ * as much as the products, a third of it storing the buffer and loading it
+ * back. The same operations in the same order as rk_repack + rk_tile, so
+ * the same bits. */
+AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
+                 rk_buf *o, const uint8_t *const *w, int64_t nb, size_t pf) {
+    const size_t bb = rk_block_bytes(T);
+    const size_t oq = T == QT_Q4_K ? offsetof(block_q4_K, qs)
+                      : T == QT_Q5_K ? offsetof(block_q5_K, qs)
+                                     : offsetof(block_iq4_xs, qs);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
+    for (int64_t b = 0; b < nb; b++) {
+        const size_t at = (size_t)b * bb;
+        if (pf) rk_prefetch(w, at + pf, bb);
+        rk_scales(T, o, 0, w, at);
+        const qx_k *x[RK_NX];
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) x[i] = (const qx_k *)(xq + (size_t)i * xs) + b;
+        __m512 a[RK_NX];
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) a[i] = _mm512_setzero_ps();
+        __m512i z[8], h[8];
+        if (T == QT_Q5_K) {
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++)
+                z[p] = r16_load2(w[p] + at + offsetof(block_q5_K, qh), w[p + 8] + at + offsetof(block_q5_K, qh));
+            r16_transpose(z, h);
+        }
+#pragma GCC unroll 1
+        for (int g = 0; g < 4; g++) {
+            __m512i t[8], wq[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) z[p] = r16_load2(w[p] + at + oq + 32 * g, w[p + 8] + at + oq + 32 * g);
+            r16_transpose(z, t);
+            if (T == QT_IQ4_XS) {
+#pragma GCC unroll 2
+                for (int u = 0; u < 2; u++) {
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) {
+                        wq[k] = _mm512_shuffle_epi8(lut, _mm512_and_si512(t[4 * u + k], m4));
+                        wq[k + 4] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(t[4 * u + k], 4), m4));
+                    }
+                    rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, 2 * g + u);
+                }
+                continue;
+            }
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                wq[k] = _mm512_and_si512(t[k], m4);
+                if (T == QT_Q5_K) wq[k] = _mm512_ternarylogic_epi32(wq[k], rk_bit4(h[k], 2 * g), b4, 0xF8);
+            }
+            rk_sub(NX, T, a, wq, o->sc[0][2 * g], x, 2 * g);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                wq[k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4);
+                if (T == QT_Q5_K) wq[k] = _mm512_ternarylogic_epi32(wq[k], rk_bit4(h[k], 2 * g + 1), b4, 0xF8);
+            }
+            rk_sub(NX, T, a, wq, o->sc[0][2 * g + 1], x, 2 * g + 1);
+        }
+        if (T != QT_IQ4_XS) rk_mins(NX, a, o, 0, x);
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) {
+            const __m512 acc = b == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + i * ys);
+            _mm512_mask_storeu_ps(y + i * ys, m, _mm512_fmadd_ps(a[i], _mm512_set1_ps(x[i]->d), acc));
+        }
+    }
+}
+
+/* One function per type, out of line: inlined into rows_r16k beside the
+ * tiles, the accumulators spilled (IQ4_XS 8 rows of x: 108 -> 165 us a
+ * cold [768][2048] matrix). */
+#define RK_FUSED_FN(NAME, T)                                                                               \
+    static __attribute__((noinline)) void NAME(int nx, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, \
+                                               size_t xs, rk_buf *o, const uint8_t *const *w, int64_t nb,    \
+                                               size_t pf) {                                                  \
+        switch (nx) {                                                                                        \
+        case 1: rk_fused(1, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        case 2: rk_fused(2, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        case 3: rk_fused(3, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        case 4: rk_fused(4, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        case 5: rk_fused(5, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        case 6: rk_fused(6, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        case 7: rk_fused(7, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                       \
+        default: rk_fused(8, T, y, ys, m, xq, xs, o, w, nb, pf); break;                                      \
+        }                                                                                                    \
+    }
+RK_FUSED_FN(rk_fused_q4_K, QT_Q4_K)
+RK_FUSED_FN(rk_fused_q5_K, QT_Q5_K)
+RK_FUSED_FN(rk_fused_iq4_xs, QT_IQ4_XS)
+#undef RK_FUSED_FN
+
+/* The most rows of x rk_fused takes (in two equal tiles above RK_NX): one
+ * core, cold [768][2048], us, buffer -> fused: Q4_K 4 rows 93 -> 69, 8 rows
+ * 122 -> 105, 12 rows 166 -> 157, 16 rows 193 -> 190; IQ4_XS 4 rows 92 ->
+ * 71, 8 rows 127 -> 108, 12 rows 169 -> 158, 16 rows 202 -> 199; [2048][768]
+ * (the down product) Q4_K 8 rows 130 -> 108, 12 rows 175 -> 163, 16 rows
+ * 201 -> 207, IQ4_XS 16 rows 224 -> 244; Q5_K 8 rows 130 -> 123, 12 rows
+ * 179 -> 185 in one run, 174 -> 161 in the next (its qh bits keep 8 more
+ * registers live). Q6_K (two scales per sub-block) keeps the buffer. */
+AI int rk_fuse_max(const int T) { return T == QT_Q4_K || T == QT_IQ4_XS ? 12 : T == QT_Q5_K ? RK_NX : 0; }
 
 AI void rows_r16k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / QK_K;
@@ -353,9 +480,24 @@ AI void rows_r16k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
             w[p] = j->W + (size_t)(r + (p < rw ? p : rw - 1)) * j->w_row;
         }
         const __mmask16 m = (__mmask16)((1u << rw) - 1);
+        const size_t pf = r + RK_ROWS < r1 ? RK_ROWS * j->w_row : 0;
+        if (j->n <= rk_fuse_max(T)) { /* tiles of equal size, the next group prefetched in the first */
+            const int nt = (int)((j->n + RK_NX - 1) / RK_NX);
+            for (int t = 0; t < nt; t++) {
+                const int64_t i0 = j->n * t / nt, i1 = j->n * (t + 1) / nt;
+                float *y = j->y + i0 * j->rows + r;
+                const uint8_t *x = j->xq + (size_t)i0 * j->xq_row;
+                const int nx = (int)(i1 - i0);
+                const size_t fpf = t == 0 ? pf : 0;
+                if (T == QT_Q4_K) rk_fused_q4_K(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
+                else if (T == QT_Q5_K) rk_fused_q5_K(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
+                else rk_fused_iq4_xs(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
+            }
+            continue;
+        }
         for (int64_t b0 = 0; b0 < nb; b0 += RK_KC) {
             const int kc = nb - b0 < RK_KC ? (int)(nb - b0) : RK_KC;
-            rk_repack(T, &buf, w, b0, kc, r + RK_ROWS < r1 ? RK_ROWS * j->w_row : 0);
+            rk_repack(T, &buf, w, b0, kc, pf);
             for (int64_t i = 0; i < j->n; i += RK_NX) {
                 const int nx = j->n - i < RK_NX ? (int)(j->n - i) : RK_NX;
                 float *y = j->y + i * j->rows + r;
