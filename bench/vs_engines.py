@@ -20,6 +20,14 @@ of the probes before and after it. The summary gives, per model:
   decode      each engine's tok/s, moe over the faster peer, and moe's
               bytes of active weights per second as a share of the bandwidth
 
+Every run is bracketed by a short probe of the int8 peak (64 MiB, about
+0.1 s). On a shared host the two threads can land on one core's two
+hardware threads for minutes, which halves the int8 peak and any engine's
+prefill with it; a run whose probe before or after reads under --contended
+(0.75) of the best int8 peak seen is run again (--retries, 2), and the
+summary leaves contended runs out wherever the same engine has others,
+saying how many.
+
 Models are random-weight files with released shapes, made once in --dir by
 `moe init --preset P --layers 4 --type T` (streamed straight to GGUF):
   q3-T      Qwen3-30B-A3B shape, 4 of 48 layers (128 experts, top-8)
@@ -83,6 +91,22 @@ def probe(a):
     return json.loads(r.stdout)
 
 
+def state_probe(a):
+    """The int8 peak from a short probe (64 MiB, about 0.1 s): on a shared
+    host the threads may land on one core's two hardware threads for a
+    while, which halves it and every engine's prefill with it."""
+    r = sh([a.moe, "bench", "--probe-only", "--json", "--threads", str(a.threads), "--probe-mb", "64"]
+           + a.moe_args.split())
+    return json.loads(r.stdout)["int8_peak_gop_s"] if r.returncode == 0 else None
+
+
+def contended(around, ref, frac):
+    """A run whose probes before or after it fell below frac of the best
+    int8 peak seen (ref) ran on a contended machine."""
+    vals = [v for v in (around or []) if v]
+    return bool(vals) and ref is not None and min(vals) < frac * ref
+
+
 def run_moe(a, path):
     r = sh([a.moe, "bench", path, "--prompt", a.prompts, "--gen", str(a.gen), "--reps", str(a.reps),
             "--threads", str(a.threads), "--probe-mb", "256", "--json"] + a.moe_args.split())
@@ -123,7 +147,7 @@ def med(v):
     return statistics.median(v) if v else None
 
 
-def summarize(recs, prompts):
+def summarize(recs, prompts, frac=0.75):
     # rounds in log order (logs of several invocations each count from 0):
     # a round is a probe, its runs and a probe, so a probe that follows a
     # probe (or starts the log) opens the next round
@@ -138,9 +162,26 @@ def summarize(recs, prompts):
     for r in recs:
         if r["kind"] == "probe":
             probes.setdefault(r["round"], []).append(r)
+    # the best int8 peak of the log: runs whose short probes fell below frac
+    # of it are left out where the same engine has runs that did not
+    ref = max([q["int8_peak_gop_s"] for v in probes.values() for q in v] +
+              [x for r in recs for x in (r.get("int8_around") or []) if x] or [None])
+    for r in recs:
+        if r["kind"] == "run":
+            r["contended"] = contended(r.get("int8_around"), ref, frac)
     print(f"\nmedians over rounds ({len(probes)} rounds); engines: {', '.join(engines)}")
+    left = sum(1 for r in recs if r.get("contended"))
+    if left:
+        print(f"runs whose short probes before or after read an int8 peak under {frac:.0%} of the best "
+              f"({ref:.0f} GOP/s): {left}, left out where the engine has others")
     for m in models:
         runs = [r for r in recs if r["kind"] == "run" and r["model"] == m]
+        for e in engines:  # an engine with only contended runs keeps them
+            mine = [r for r in runs if r["engine"] == e]
+            if all(r["contended"] for r in mine):
+                for r in mine:
+                    r["contended"] = False
+        runs = [r for r in runs if not r["contended"]]
         print(f"\n{m}")
         rows = [("prefill " + p, lambda x, p=p: x["prefill"].get(p)) for p in prompts] + \
                [("decode", lambda x: x["decode"])]
@@ -203,12 +244,18 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--retries", type=int, default=2,
+                    help="run again, up to this many times, a run whose short probes before or after "
+                         "read an int8 peak under --contended of the best seen (the machine's threads "
+                         "shared a core)")
+    ap.add_argument("--contended", type=float, default=0.75, metavar="FRAC",
+                    help="the share of the best int8 peak under which a run counts as contended")
     ap.add_argument("--log", default="", help="append one JSON line per run and probe here")
     ap.add_argument("--summarize", default="", metavar="LOG", help="only print the summary of LOG")
     a = ap.parse_args()
     prompts = [p for p in a.prompts.split(",") if p]
     if a.summarize:
-        summarize([json.loads(l) for l in open(a.summarize) if l.strip()], prompts)
+        summarize([json.loads(l) for l in open(a.summarize) if l.strip()], prompts, a.contended)
         return
     engines = [("moe", None)]
     if a.llama_bench:
@@ -232,17 +279,29 @@ def main():
         for k in keys:
             for name, exe in engines:
                 extra = a.ik_args if name == "ik_llama.cpp" else ""
-                res = run_moe(a, files[k]) if name == "moe" else run_llama(a, exe, files[k], extra)
-                keep(dict(res, kind="run", round=r, model=k, engine=name, threads=a.threads, gen=a.gen))
-                line = f"round {r} {k:14s} {name:13s}"
-                if "error" in res:
-                    line += f" FAILED: {res['error'][-200:]}"
-                else:
-                    line += "".join(f" pp{p} {res['prefill'].get(p, 0):8.2f}" for p in prompts)
-                    line += f" tg {res['decode']:7.2f}"
-                print(line, flush=True)
+                for attempt in range(a.retries + 1):
+                    before = state_probe(a)
+                    res = run_moe(a, files[k]) if name == "moe" else run_llama(a, exe, files[k], extra)
+                    around = [before, state_probe(a)]
+                    best = max([q["int8_peak_gop_s"] for q in recs if q["kind"] == "probe"] +
+                               [x for q in recs for x in (q.get("int8_around") or []) if x] +
+                               [x for x in around if x])
+                    bad = contended(around, best, a.contended)
+                    keep(dict(res, kind="run", round=r, model=k, engine=name, threads=a.threads, gen=a.gen,
+                              int8_around=around))
+                    line = f"round {r} {k:14s} {name:13s}"
+                    if "error" in res:
+                        line += f" FAILED: {res['error'][-200:]}"
+                    else:
+                        line += "".join(f" pp{p} {res['prefill'].get(p, 0):8.2f}" for p in prompts)
+                        line += f" tg {res['decode']:7.2f}"
+                    if bad:
+                        line += f"   contended (int8 peak {min(x for x in around if x):.0f} of {best:.0f})"
+                    print(line, flush=True)
+                    if not bad or "error" in res:
+                        break
         keep(dict(probe(a), kind="probe", round=r))
-    summarize(recs, prompts)
+    summarize(recs, prompts, a.contended)
 
 
 if __name__ == "__main__":
