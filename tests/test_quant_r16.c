@@ -149,23 +149,26 @@ TEST(quant_r8_q8_0_decode_equals_prefill) {
     pool_free(p);
 }
 
-/* The 256-block types on AVX-512 without AMX (quant_r16k_avx512.c): for a
- * few rows of x (Q4_K and IQ4_XS up to 12, Q5_K up to 8) the codes go from
- * the transposes straight into the products (rk_fused), for more through
- * the interleaved buffer; both must give the bits the many-row product
- * gives each row, and both match the reference. Each row count from the
- * interleaved kernel's threshold to 16 (one tile, two equal ones, the
- * buffer) against the same rows among 33; W with a partial group of 16 rows
- * and a tail chunk of super-blocks. */
-TEST(quant_r16k_few_rows_equal_many) {
+/* The interleaved kernels on AVX-512 without AMX (quant_r16_avx512.c,
+ * quant_r16k_avx512.c): for a few rows of x (Q8_0, Q4_K and IQ4_XS up to
+ * 12, Q5_K and the 32-block nibble types up to 8) the codes go from the
+ * transposes straight into the products (rp_fused, rk_fused), for more
+ * through the interleaved buffer; both must give the bits the many-row
+ * product gives each row, and both match the reference. Each row count
+ * from the interleaved kernels' threshold to 16 (one tile, two equal ones,
+ * the buffer) against the same rows among 33; W with a partial group of 16
+ * rows and, for the 256-blocks, a tail chunk of super-blocks. */
+TEST(quant_r16_few_rows_equal_many) {
     pool *p = quant_path_pool(ISA_AVX512);
     if (!p) SKIP("no AVX-512");
-    static const int types[] = {QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS};
+    static const int types[] = {QT_Q8_0, QT_Q4_0, QT_MXFP4, QT_IQ4_NL, QT_Q5_0, QT_Q4_1,
+                                QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS};
     static const int64_t shapes[][2] = {{37, 768}, {21, 1280}, {64, 2048}};
-    enum { N = 33 };
+    enum { N = 33, NT = sizeof types / sizeof types[0] };
     uint32_t seed = 13;
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < NT; ti++) {
         const int type = types[ti];
+        const int64_t n0 = type == QT_Q8_0 || type == QT_IQ4_XS ? 2 : type == QT_Q6_K ? 5 : 4;
         for (int s = 0; s < 3; s++) {
             const int64_t rows = shapes[s][0], K = shapes[s][1];
             const size_t rb = quant_row_bytes(type, K);
@@ -180,7 +183,7 @@ TEST(quant_r16k_few_rows_equal_many) {
             float *all = malloc(sizeof(float) * (size_t)(N * rows)), *y = malloc(sizeof(float) * (size_t)(N * rows));
             float *ref = malloc(sizeof(float) * (size_t)(N * rows));
             qmatmul(p, all, x, W, type, N, rows, K, scratch);
-            for (int64_t n = type == QT_IQ4_XS ? 2 : type == QT_Q6_K ? 5 : 4; n <= 16; n++) {
+            for (int64_t n = n0; n <= 16; n++) {
                 qmatmul(p, y, x, W, type, n, rows, K, scratch);
                 qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
                 const int bad = quant_count_off(y, ref, type, W, rows, K, x, n);

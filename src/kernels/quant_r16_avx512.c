@@ -26,6 +26,13 @@
  * 4-8% slower at 64 and 256 rows of x. Tiles of up to RP_NX x rows reuse
  * the 8 W registers.
  *
+ * For a few rows of x (rp_fuse_max: Q8_0 up to 12, the other types without
+ * a min up to 8, as the spread routing of trained models gives each expert
+ * at prefill) storing the buffer and loading it back cost as much as the
+ * products: rp_fused takes the codes from the transposes straight into
+ * vpdpbusd, block by block, with the same operations in the same order (the
+ * same bits).
+ *
  * The interleave is a 16 x 8 transpose of dwords (quant_r16.h, shared with
  * the 256-blocks' quant_r16k_avx512.c). While it reads a block of the 16 rows it
  * prefetches the same block of the next 16 rows into L2: against 16
@@ -257,6 +264,78 @@ AI int rp_group(const qmm_job *j, int64_t r, int64_t r1, const uint8_t **w, __m5
     return rw;
 }
 
+/* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs, nb blocks
+ * each) times all nb blocks of the 16 rows w[] of type T (no min), the codes
+ * going from the transposes straight into vpdpbusd instead of through the
+ * buffer; the same operations in the same order as rp_repack + rp_tile, so
+ * the same bits. Each block is prefetched into L2 pf bytes on (0: none). */
+AI void rp_fused(const int T, const int NX, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
+                 int64_t nb, const uint8_t *const *w, __m512i off, size_t pf) {
+    const size_t bb = rp_bsize(T);
+    __m512 acc[RP_NX];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const size_t at = (size_t)b * bb;
+        __m512i z[8], wq[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            if (pf) {
+                _mm_prefetch((const char *)w[p] + at + pf, _MM_HINT_T1);
+                _mm_prefetch((const char *)w[p + 8] + at + pf, _MM_HINT_T1);
+            }
+            z[p] = rp_codes(T, w[p] + at, w[p + 8] + at);
+        }
+        r16_transpose(z, wq);
+        __m512 dw, unused;
+        rp_scales(T, w[0] + at, off, &dw, &unused);
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) {
+            const uint8_t *xr = xq + (size_t)i * xs;
+            const int8_t *qs = qx32_qs(xr) + 32 * b;
+            __m512i t = _mm512_set1_epi32(qx32_cv(xr, nb)[8 * b]);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], qs + 4 * k);
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx32_dv(xr, nb)[8 * b]));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), d, acc[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) _mm512_mask_storeu_ps(y + i * ys, m, acc[i]);
+}
+
+/* One function per type, out of line (inlined beside the buffered tiles,
+ * the 256-block kernels' fused loop spilled its accumulators). */
+#define RP_FUSED_FN(NAME, T)                                                                                 \
+    static __attribute__((noinline)) void NAME(int nx, float *y, int64_t ys, __mmask16 m, const uint8_t *xq,  \
+                                               size_t xs, int64_t nb, const uint8_t *const *w, __m512i off,   \
+                                               size_t pf) {                                                   \
+        switch (nx) {                                                                                         \
+        case 1: rp_fused(T, 1, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        case 2: rp_fused(T, 2, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        case 3: rp_fused(T, 3, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        case 4: rp_fused(T, 4, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        case 5: rp_fused(T, 5, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        case 6: rp_fused(T, 6, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        case 7: rp_fused(T, 7, y, ys, m, xq, xs, nb, w, off, pf); break;                                      \
+        default: rp_fused(T, 8, y, ys, m, xq, xs, nb, w, off, pf); break;                                     \
+        }                                                                                                     \
+    }
+RP_FUSED_FN(rp_fused_q8_0, QT_Q8_0)
+RP_FUSED_FN(rp_fused_q4_0, QT_Q4_0)
+RP_FUSED_FN(rp_fused_mxfp4, QT_MXFP4)
+RP_FUSED_FN(rp_fused_iq4_nl, QT_IQ4_NL)
+RP_FUSED_FN(rp_fused_q5_0, QT_Q5_0)
+#undef RP_FUSED_FN
+
+/* The most rows of x rp_fused takes (in equal tiles of up to RP_NX). One
+ * core, cold [768][2048], us, buffer -> fused: Q8_0 2 / 4 / 8 / 12 rows 87 /
+ * 107 / 153 / 190 -> 65 / 81 / 124 / 180, [2048][768] 4 / 8 / 12 rows 104 /
+ * 141 / 185 -> 86 / 116 / 185; the nibble types (Q4_0, MXFP4, IQ4_NL, Q5_0)
+ * 8 rows 143-156 -> 125-135 but 12 rows 180-195 -> 192-210 (the lookups
+ * done twice). Q4_1 / Q5_1 (a min per block) keep the buffer. */
+AI int rp_fuse_max(const int T) { return rp_has_min(T) ? 0 : T == QT_Q8_0 ? 12 : RP_NX; }
+
 AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32;
     rp_buf buf __attribute__((aligned(64)));
@@ -296,6 +375,24 @@ AI void rows_r16(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
         __m512i offv;
         const int rw = rp_group(j, r, r1, w, &offv);
         const __mmask16 m = (__mmask16)((1u << rw) - 1);
+        if (j->n <= rp_fuse_max(T)) { /* tiles of equal size, the next group prefetched in the first */
+            const int nt = (int)((j->n + RP_NX - 1) / RP_NX);
+            for (int t = 0; t < nt; t++) {
+                const int64_t i0 = j->n * t / nt, i1 = j->n * (t + 1) / nt;
+                float *y = j->y + i0 * j->rows + r;
+                const uint8_t *x = j->xq + (size_t)i0 * j->xq_row;
+                const int nx = (int)(i1 - i0);
+                const size_t fpf = t == 0 && r + RP_ROWS < r1 ? pf : 0;
+#define RP_FUSED(NAME) NAME(nx, y, j->rows, m, x, j->xq_row, nb, w, offv, fpf)
+                if (T == QT_Q8_0) RP_FUSED(rp_fused_q8_0);
+                else if (T == QT_Q4_0) RP_FUSED(rp_fused_q4_0);
+                else if (T == QT_MXFP4) RP_FUSED(rp_fused_mxfp4);
+                else if (T == QT_IQ4_NL) RP_FUSED(rp_fused_iq4_nl);
+                else RP_FUSED(rp_fused_q5_0);
+#undef RP_FUSED
+            }
+            continue;
+        }
         for (int64_t b0 = 0; b0 < nb; b0 += RP_KC) {
             const int kc = nb - b0 < RP_KC ? (int)(nb - b0) : RP_KC;
             rp_repack(T, &buf, w, offv, b0, kc, pf);
