@@ -204,6 +204,57 @@ AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
     }
 }
 
+/* Offset of the codes (qs) in a block of T (Q4_K, Q5_K, IQ4_XS). */
+AI size_t rk_qs_off(const int T) {
+    return T == QT_Q4_K ? offsetof(block_q4_K, qs) : T == QT_Q5_K ? offsetof(block_q5_K, qs)
+                                                                  : offsetof(block_iq4_xs, qs);
+}
+
+/* Q5_K's qh of the super-block at w[r] + at, rows 0..15: h[k] = qh bytes
+ * 4k..4k+3; bit s of byte l is the fifth bit of value 32s + l. */
+AI void rk_qh5(const uint8_t *const *w, size_t at, __m512i *h) {
+    __m512i z[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++)
+        z[p] = r16_load2(w[p] + at + offsetof(block_q5_K, qh), w[p + 8] + at + offsetof(block_q5_K, qh));
+    r16_transpose(z, h);
+}
+
+/* qs bytes 32g..32g+31 of the 16 rows' super-block at w[r] + at,
+ * transposed: t[k] = bytes 4k..4k+3 of rows 0..15. */
+AI void rk_qs32(const int T, const uint8_t *const *w, size_t at, int g, __m512i *t) {
+    const size_t a = at + rk_qs_off(T) + 32 * (size_t)g;
+    __m512i z[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) z[p] = r16_load2(w[p] + a, w[p + 8] + a);
+    r16_transpose(z, t);
+}
+
+/* The unsigned codes of sub-block 2g + u (u = 0, 1) from t = rk_qs32 of
+ * pair g, as wq[k] = values 4k..4k+3 of rows 0..15. IQ4_XS: t[0..3] hold
+ * sub-block 2g (low nibbles values 0..15, high 16..31), t[4..7] 2g + 1,
+ * looked up as kvalues_iq4nl + 128; Q4_K / Q5_K: the low nibbles are
+ * sub-block 2g, the high 2g + 1, and Q5_K adds bit 2g + u of h = rk_qh5
+ * as 16. */
+AI void rk_sub_codes(const int T, const __m512i *t, const __m512i *h, int g, int u, __m512i *wq) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+    if (T == QT_IQ4_XS) {
+        const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            wq[k] = _mm512_shuffle_epi8(lut, _mm512_and_si512(t[4 * u + k], m4));
+            wq[k + 4] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(t[4 * u + k], 4), m4));
+        }
+        return;
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        wq[k] = _mm512_and_si512(u ? _mm512_srli_epi16(t[k], 4) : t[k], m4);
+        if (T == QT_Q5_K) /* | (bit 2g + u of qh) << 4: A | (B & C) */
+            wq[k] = _mm512_ternarylogic_epi32(wq[k], rk_bit4(h[k], 2 * g + u), b4, 0xF8);
+    }
+}
+
 /* Every line of the block of bb bytes at w[p] + at, p < 16, into L2 (Q6_K's
  * 210 bytes may touch 5). */
 AI void rk_prefetch(const uint8_t *const *w, size_t at, size_t bb) {
@@ -218,11 +269,6 @@ AI void rk_prefetch(const uint8_t *const *w, size_t at, size_t bb) {
  * are prefetched into L2. */
 AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, int kc, size_t pf) {
     const size_t bb = rk_block_bytes(T);
-    const size_t oq = T == QT_Q4_K ? offsetof(block_q4_K, qs)
-                      : T == QT_Q5_K ? offsetof(block_q5_K, qs)
-                                     : offsetof(block_iq4_xs, qs);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
     for (int b = 0; b < kc; b++) {
         const size_t at = (size_t)(b0 + b) * bb;
         if (pf) rk_prefetch(w, at + pf, bb);
@@ -231,42 +277,14 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
             rk_scales(T, o, b, w, at);
             continue;
         }
-        __m512i z[8], h[8];
-        if (T == QT_Q5_K) { /* h[k]: qh bytes 4k..4k+3 of rows 0..15; bit s of byte l: value 32s + l */
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++)
-                z[p] = r16_load2(w[p] + at + offsetof(block_q5_K, qh), w[p + 8] + at + offsetof(block_q5_K, qh));
-            r16_transpose(z, h);
-        }
+        __m512i h[8];
+        if (T == QT_Q5_K) rk_qh5(w, at, h);
 #pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) { /* qs bytes 32g..32g+31 of each row */
+        for (int g = 0; g < 4; g++) {
             __m512i t[8];
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) z[p] = r16_load2(w[p] + at + oq + 32 * g, w[p + 8] + at + oq + 32 * g);
-            r16_transpose(z, t);
-            if (T == QT_IQ4_XS) { /* t[0..3]: sub-block 2g (low nibbles: values 0..15), t[4..7]: 2g + 1 */
-#pragma GCC unroll 2
-                for (int u = 0; u < 2; u++)
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) {
-                        const __m512i v = t[4 * u + k];
-                        o->q[b][2 * g + u][k] = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
-                        o->q[b][2 * g + u][k + 4] =
-                            _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
-                    }
-            } else { /* low nibbles: sub-block 2g, high: 2g + 1 */
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    __m512i lo = _mm512_and_si512(t[k], m4);
-                    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4);
-                    if (T == QT_Q5_K) { /* | (bit s of qh) << 4: A | (B & C) */
-                        lo = _mm512_ternarylogic_epi32(lo, rk_bit4(h[k], 2 * g), b4, 0xF8);
-                        hi = _mm512_ternarylogic_epi32(hi, rk_bit4(h[k], 2 * g + 1), b4, 0xF8);
-                    }
-                    o->q[b][2 * g][k] = lo;
-                    o->q[b][2 * g + 1][k] = hi;
-                }
-            }
+            rk_qs32(T, w, at, g, t);
+            rk_sub_codes(T, t, h, g, 0, o->q[b][2 * g]);
+            rk_sub_codes(T, t, h, g, 1, o->q[b][2 * g + 1]);
         }
         rk_scales(T, o, b, w, at);
     }
@@ -375,11 +393,6 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
 AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
                  rk_buf *o, const uint8_t *const *w, int64_t nb, size_t pf) {
     const size_t bb = rk_block_bytes(T);
-    const size_t oq = T == QT_Q4_K ? offsetof(block_q4_K, qs)
-                      : T == QT_Q5_K ? offsetof(block_q5_K, qs)
-                                     : offsetof(block_iq4_xs, qs);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4nl_biased_table()));
     for (int64_t b = 0; b < nb; b++) {
         const size_t at = (size_t)b * bb;
         if (pf) rk_prefetch(w, at + pf, bb);
@@ -390,43 +403,18 @@ AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, c
         __m512 a[RK_NX];
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) a[i] = _mm512_setzero_ps();
-        __m512i z[8], h[8];
-        if (T == QT_Q5_K) {
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++)
-                z[p] = r16_load2(w[p] + at + offsetof(block_q5_K, qh), w[p + 8] + at + offsetof(block_q5_K, qh));
-            r16_transpose(z, h);
-        }
+        __m512i h[8];
+        if (T == QT_Q5_K) rk_qh5(w, at, h);
 #pragma GCC unroll 1
         for (int g = 0; g < 4; g++) {
-            __m512i t[8], wq[8];
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) z[p] = r16_load2(w[p] + at + oq + 32 * g, w[p + 8] + at + oq + 32 * g);
-            r16_transpose(z, t);
-            if (T == QT_IQ4_XS) {
+            __m512i t[8];
+            rk_qs32(T, w, at, g, t);
 #pragma GCC unroll 2
-                for (int u = 0; u < 2; u++) {
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) {
-                        wq[k] = _mm512_shuffle_epi8(lut, _mm512_and_si512(t[4 * u + k], m4));
-                        wq[k + 4] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(t[4 * u + k], 4), m4));
-                    }
-                    rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, 2 * g + u);
-                }
-                continue;
+            for (int u = 0; u < 2; u++) {
+                __m512i wq[8];
+                rk_sub_codes(T, t, h, g, u, wq);
+                rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, 2 * g + u);
             }
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                wq[k] = _mm512_and_si512(t[k], m4);
-                if (T == QT_Q5_K) wq[k] = _mm512_ternarylogic_epi32(wq[k], rk_bit4(h[k], 2 * g), b4, 0xF8);
-            }
-            rk_sub(NX, T, a, wq, o->sc[0][2 * g], x, 2 * g);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                wq[k] = _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4);
-                if (T == QT_Q5_K) wq[k] = _mm512_ternarylogic_epi32(wq[k], rk_bit4(h[k], 2 * g + 1), b4, 0xF8);
-            }
-            rk_sub(NX, T, a, wq, o->sc[0][2 * g + 1], x, 2 * g + 1);
         }
         if (T != QT_IQ4_XS) rk_mins(NX, a, o, 0, x);
 #pragma GCC unroll 8
