@@ -20,13 +20,16 @@ of the probes before and after it. The summary gives, per model:
   decode      each engine's tok/s, moe over the faster peer, and moe's
               bytes of active weights per second as a share of the bandwidth
 
-Every run is bracketed by a short probe of the int8 peak (64 MiB, about
-0.1 s). On a shared host the two threads can land on one core's two
-hardware threads for minutes, which halves the int8 peak and any engine's
-prefill with it; a run whose probe before or after reads under --contended
-(0.75) of the best int8 peak seen is run again (--retries, 2), and the
-summary leaves contended runs out wherever the same engine has others,
-saying how many.
+Every run is bracketed by a short probe (`moe bench --probe-only
+--probe-mb 256`, about 0.2 s) of the int8 peak and the read bandwidth. On
+a shared host the two threads can land on one core's two hardware threads
+for minutes, which halves the int8 peak and any engine's prefill with it;
+a run whose probe before or after reads under --contended (0.75) of the
+best int8 peak seen is run again (--retries, 2), and the summary leaves
+contended runs out wherever the same engine has others, saying how many.
+The bandwidth wanders too (26-44 GB/s on one machine, in states minutes
+long), so the summary also gives each engine's decode per GB/s of the
+bandwidth probed around its runs.
 
 Models are random-weight files with released shapes, made once in --dir by
 `moe init --preset P --layers 4 --type T` (streamed straight to GGUF):
@@ -92,12 +95,17 @@ def probe(a):
 
 
 def state_probe(a):
-    """The int8 peak from a short probe (64 MiB, about 0.1 s): on a shared
-    host the threads may land on one core's two hardware threads for a
-    while, which halves it and every engine's prefill with it."""
-    r = sh([a.moe, "bench", "--probe-only", "--json", "--threads", str(a.threads), "--probe-mb", "64"]
+    """The int8 peak and the read bandwidth from a short probe (256 MiB,
+    about 0.2 s): on a shared host the threads may land on one core's two
+    hardware threads for a while, which halves the int8 peak and every
+    engine's prefill with it, and the bandwidth wanders by half as much
+    again, and every engine's decode with it."""
+    r = sh([a.moe, "bench", "--probe-only", "--json", "--threads", str(a.threads), "--probe-mb", "256"]
            + a.moe_args.split())
-    return json.loads(r.stdout)["int8_peak_gop_s"] if r.returncode == 0 else None
+    if r.returncode:
+        return None, None
+    j = json.loads(r.stdout)
+    return j["int8_peak_gop_s"], j["bandwidth_gb_s"]
 
 
 def contended(around, ref, frac):
@@ -175,6 +183,7 @@ def summarize(recs, prompts, frac=0.75):
     if left:
         print(f"runs whose short probes before or after read an int8 peak under {frac:.0%} of the best "
               f"({ref:.0f} GOP/s): {left}, left out where the engine has others")
+    decode_norm = []
     for m in models:
         runs = [r for r in recs if r["kind"] == "run" and r["model"] == m]
         for e in engines:  # an engine with only contended runs keeps them
@@ -194,6 +203,15 @@ def summarize(recs, prompts, frac=0.75):
                 f" {e} {vals[e]:9.2f}" if vals[e] is not None else f" {e} {'-':>9s}" for e in engines)
             if vals.get("moe") and best:
                 line += f"   moe / faster peer {vals['moe'] / best:5.2f}x"
+            if name == "decode":  # each run's tok/s over the bandwidth probed around it
+                per = {e: med([r["decode"] / statistics.mean(r["bw_around"]) for r in runs
+                               if r["engine"] == e and "error" not in r and r.get("decode")
+                               and r.get("bw_around") and all(r["bw_around"])]) for e in engines}
+                pp = [per[e] for e in engines if e != "moe" and per[e]]
+                if per.get("moe") and pp:
+                    decode_norm.append(f"  {m:14s} decode per GB/s probed around each run:" + "".join(
+                        f" {e} {per[e]:6.3f}" for e in engines if per[e]) +
+                        f"   moe / faster peer {per['moe'] / max(pp):5.2f}x")
             moe_runs = [r for r in runs if r["engine"] == "moe" and "error" not in r]
             if name.startswith("prefill"):
                 p = name.split()[1]
@@ -216,6 +234,8 @@ def summarize(recs, prompts, frac=0.75):
                 if fr:
                     line += f"   {100 * statistics.median(fr):5.1f}% of bandwidth"
             print(line)
+    if decode_norm:
+        print("\n" + "\n".join(decode_norm))
     bw = [q["bandwidth_gb_s"] for v in probes.values() for q in v]
     i8 = [q["int8_peak_gop_s"] for v in probes.values() for q in v]
     i8b = [q["int8_block_peak_gop_s"] for v in probes.values() for q in v if q.get("int8_block_peak_gop_s")]
@@ -287,13 +307,14 @@ def main():
                 for attempt in range(a.retries + 1):
                     before = state_probe(a)
                     res = run_moe(a, files[k]) if name == "moe" else run_llama(a, exe, files[k], extra)
-                    around = [before, state_probe(a)]
+                    after = state_probe(a)
+                    around = [before[0], after[0]]
                     best = max([q["int8_peak_gop_s"] for q in recs if q["kind"] == "probe"] +
                                [x for q in recs for x in (q.get("int8_around") or []) if x] +
                                [x for x in around if x])
                     bad = contended(around, best, a.contended)
                     keep(dict(res, kind="run", round=r, model=k, engine=name, threads=a.threads, gen=a.gen,
-                              int8_around=around))
+                              int8_around=around, bw_around=[before[1], after[1]]))
                     line = f"round {r} {k:14s} {name:13s}"
                     if "error" in res:
                         line += f" FAILED: {res['error'][-200:]}"
