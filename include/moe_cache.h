@@ -59,6 +59,9 @@ typedef struct moe_load_opts {
                                 quantize`'s substitute (Q2_K, Q3_K: Q4_0; Q4_K: Q5_0).
                                 With readers < 0 nothing is read at all: every expert
                                 is computed from the copy. */
+    int64_t read_part;       /* bytes a reader reads at once: each of an expert's ranges
+                                is split into parts of about this size (whole 4096-byte
+                                blocks) that idle readers take in parallel; 0: 1 MiB */
 } moe_load_opts;
 
 /* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped

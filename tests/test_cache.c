@@ -166,8 +166,9 @@ static void check_exact(const char *path, int top_k) {
     for (int pol = 0; pol < 3 && ref; pol++)
         for (int b = 0; b < 2; b++)
             for (int pf = 0; pf < 2; pf++) {
+                /* with prefetch, every range in parts of two 4096-byte blocks (cache_io.c) */
                 moe_load_opts o = {.mem = budgets[b], .policy = (moe_cache_policy)pol, .prefetch = pf,
-                                   .readers = 1 + b};
+                                   .readers = 1 + b, .read_part = pf ? 8192 : 0};
                 m = NULL;
                 if (moe_model_load_opts(&m, path, &o, &err)) {
                     CHECK_MSG(0, "%s: %s", path, err.msg);
@@ -245,7 +246,7 @@ TEST(cache_budget_too_small) {
 
 /* A copy loaded with a budget, then cut short: the decode that needs the
  * lost experts fails naming the file, layer, expert and offset. */
-TEST(cache_file_truncated_after_load) {
+static void truncated_after_load(int64_t read_part) {
     const char *src = random_gguf();
     if (!src) return;
     char path[600];
@@ -260,7 +261,7 @@ TEST(cache_file_truncated_after_load) {
     fclose(out);
     moe_model *m = NULL;
     moe_err err = {{0}};
-    moe_load_opts o = {.mem = 2 * slot_bytes_of(src), .prefetch = 0};
+    moe_load_opts o = {.mem = 2 * slot_bytes_of(src), .prefetch = 0, .read_part = read_part};
     if (moe_model_load_opts(&m, path, &o, &err)) {
         CHECK_MSG(0, "%s", err.msg);
         return;
@@ -281,6 +282,11 @@ TEST(cache_file_truncated_after_load) {
                   strstr(err.msg, "truncated"), "%s", err.msg);
     moe_session_free(s);
     moe_model_free(m);
+}
+/* whole ranges, and ranges in parts of 8 KiB that readers and the acquire share */
+TEST(cache_file_truncated_after_load) {
+    truncated_after_load(0);
+    truncated_after_load(8192);
 }
 
 TEST(cache_refuses_relaid_experts) {

@@ -15,8 +15,9 @@
  * prior of 1/2; under 1/2 no guess is read at all (more reads wasted than
  * saved), and a guess that evicts a likelier expert costs more than it saves. Reads run in queue order, so the running
  * layer's misses go before the predictions that followed them.
- * acquire: the expert's slot once READY. A read still queued is taken over
- * and done by the caller at once; one in progress is waited for; an expert
+ * acquire: the expert's slot once READY. The parts of its read that no
+ * reader has taken yet the caller reads itself, beside the readers; then it
+ * waits for the parts in progress (cache_io.c); an expert
  * in no slot is read by the caller into any slot that can be had (tier 4
  * too), after waiting for a release when every slot is held or being read.
  * Without want calls this is a synchronous read per miss.
@@ -100,12 +101,6 @@ static void queue_push_need(moe_cache *c, int s) {
     next->qprev = s;
 }
 
-int cache_queue_pop(moe_cache *c) {
-    int s = c->q_head;
-    cache_queue_remove(c, s);
-    return s;
-}
-
 /* ------------------------------------------------------------- slots */
 
 /* Give slot s (a victim) to expert g: the old expert loses it. */
@@ -151,8 +146,7 @@ void cache_read_start(moe_cache *c) {
     if (c->reading++ == 0) c->busy_since = now_s();
 }
 
-void cache_read_done(moe_cache *c, int s, int rc, int64_t bytes, double seconds) {
-    c->st.read_seconds += seconds;
+void cache_read_done(moe_cache *c, int s, int rc, int64_t bytes) {
     if (--c->reading == 0) c->st.read_busy_seconds += now_s() - c->busy_since;
     if (rc) {
         slot_clear(c, s); /* the acquire of this expert reads it again and reports why */
@@ -175,7 +169,8 @@ static int read_here(moe_cache *c, int s, int g, moe_err *err) {
     int rc = cache_read_expert(c, &c->ex[g], sl->buf, &bytes, err);
     double dt = now_s() - t0;
     pthread_mutex_lock(&c->mu);
-    cache_read_done(c, s, rc, bytes, dt);
+    c->st.read_seconds += dt;
+    cache_read_done(c, s, rc, bytes);
     return rc;
 }
 
@@ -386,12 +381,11 @@ static int make_ready(moe_cache *c, int g, int *waited, moe_err *err) {
         int s = x->slot;
         if (s >= 0 && c->slots[s].state == SLOT_READY) return s;
         *waited = 1;
-        if (s >= 0 && c->slots[s].state == SLOT_QUEUED) { /* take the read over */
-            cache_queue_remove(c, s);
-            if (read_here(c, s, g, err)) return -1;
+        if (s >= 0 && cache_parts_left(c, s)) { /* read its parts beside the readers */
+            if (cache_read_part(c, s, err)) return -1; /* the slot is FREE once its parts are done */
             continue;
         }
-        if (s >= 0) { /* a reader is at it */
+        if (s >= 0) { /* readers are at it */
             pthread_cond_wait(&c->cv_done, &c->mu);
             continue;
         }

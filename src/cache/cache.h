@@ -12,8 +12,8 @@
  *                   expert (moe_load_opts.fallback), built at load
  *
  * Slot states: FREE (no expert) -> QUEUED (a read waits in the FIFO) ->
- * READING (a reader, or an acquire that took the read over, is reading) ->
- * READY. Only FREE and READY slots that nobody holds can be given to another
+ * READING (readers, or an acquire that took the read over, are reading its
+ * parts; it stays in the FIFO until every part is taken) -> READY. Only FREE and READY slots that nobody holds can be given to another
  * expert; QUEUED and READING slots, and held ones, never are.
  */
 #ifndef MOE_CACHE_CACHE_H
@@ -27,6 +27,8 @@
 
 #define CACHE_ALIGN 4096 /* direct I/O: offsets, lengths and buffers aligned to this */
 #define CACHE_MAX_WAITERS 64 /* threads tracked while waiting for a slot (deadlock check) */
+#define CACHE_PART (1 << 20) /* default moe_load_opts.read_part */
+#define CACHE_MAX_PARTS 64   /* parts of one range at most */
 
 struct moe_model;
 
@@ -77,7 +79,11 @@ typedef struct cache_slot {
     pthread_t holder;       /* the thread of the latest acquire */
     uint8_t wanted;         /* the current layer asked for it (a prediction may not take it) */
     uint8_t for_prediction; /* read for a prediction and not yet acquired */
-    int qprev, qnext;       /* FIFO links while QUEUED */
+    int qprev, qnext;       /* FIFO links while QUEUED, or READING with parts not yet taken */
+    int part_next;          /* READING: the next part to take (cache_io.c) */
+    int part_out;           /* READING: parts being read */
+    int part_rc;            /* READING: -1 once a part failed */
+    int64_t part_bytes;     /* READING: bytes of the parts read */
 } cache_slot;
 
 struct moe_cache {
@@ -108,6 +114,7 @@ struct moe_cache {
 
     pthread_t *readers;
     int n_readers;
+    int64_t part;           /* bytes of a part of a read (moe_load_opts.read_part) */
     int stop;
 
     moe_cache_policy policy;
@@ -151,6 +158,14 @@ int cache_fallback_build(struct moe_cache *c, int64_t bytes, moe_err *err);
 /* cache_io.c: read expert x into buf (no lock held). 0 or -1 with err set. */
 int cache_read_expert(struct moe_cache *c, const cache_expert *x, unsigned char *buf,
                       int64_t *bytes, moe_err *err);
+/* The parts expert x's reads are taken in. */
+int cache_parts(const struct moe_cache *c, const cache_expert *x);
+/* With mu held (released while reading): read the next part of slot s
+ * (QUEUED, or READING with parts left); the one that finishes the last
+ * part calls cache_read_done. 0, or -1 with err set when this part failed. */
+int cache_read_part(struct moe_cache *c, int slot, moe_err *err);
+/* Whether slot s has parts no one has taken yet (mu held). */
+int cache_parts_left(const struct moe_cache *c, int slot);
 void *cache_reader_main(void *arg);
 
 /* cache_policy.c: the slot to give to another expert, or -1: candidates of
@@ -166,14 +181,13 @@ void cache_policy_use(struct moe_cache *c, cache_expert *x);
 void cache_policy_layer(struct moe_cache *c, int layer);
 
 /* cache.c: FIFO of queued reads (mu held). */
-int cache_queue_pop(struct moe_cache *c);
 void cache_queue_remove(struct moe_cache *c, int slot);
 /* cache.c: a read starts (mu held): counts the time reads are in flight. */
 void cache_read_start(struct moe_cache *c);
-/* cache.c: a reader's read finished (mu held): the slot READY, or after a
+/* cache.c: a slot's read finished (mu held): the slot READY, or after a
  * failure FREE again (an acquire of the expert then reads it itself and
  * reports the error). */
-void cache_read_done(struct moe_cache *c, int slot, int rc, int64_t bytes, double seconds);
+void cache_read_done(struct moe_cache *c, int slot, int rc, int64_t bytes);
 
 /* cache.c: "1.50 MiB" into buf. */
 const char *cache_fmt_bytes(int64_t n, char *buf, size_t size);

@@ -12,7 +12,14 @@
  * next to the transfer, and n threads keep n reads in flight; io_uring is
  * blocked by the default seccomp profiles of container runtimes (Docker
  * since 25.0), and would need its own fallback to the same code anyway.
- * Readers take reads from the FIFO in the order `want` asked for them.
+ *
+ * Each of an expert's ranges is read in parts of about c->part bytes (1 MiB),
+ * and a part is what a reader takes: the readers take the parts of the slot
+ * at the head of the FIFO (in the order `want` asked for the experts) until
+ * none is left, then the next slot's. A lone miss is read by every idle
+ * reader at once instead of one reading its ranges in turn, so the layer
+ * waiting for it waits less; an acquire waiting for a slot whose parts are
+ * not all taken reads them itself too.
  */
 #include "cache/cache.h"
 
@@ -78,25 +85,80 @@ int cache_read_expert(moe_cache *c, const cache_expert *x, unsigned char *buf, i
     return 0;
 }
 
+/* The CACHE_ALIGN blocks of each part of range r: about c->part bytes,
+ * and at most CACHE_MAX_PARTS parts. */
+static int64_t part_blocks(const moe_cache *c, const cache_read *r) {
+    int64_t blocks = (r->len + CACHE_ALIGN - 1) / CACHE_ALIGN, k = (r->len + c->part / 2) / c->part;
+    k = k < 1 ? 1 : k > CACHE_MAX_PARTS ? CACHE_MAX_PARTS : k;
+    int64_t b = (blocks + k - 1) / k;
+    return b < 1 ? 1 : b;
+}
+
+/* The parts of range r. */
+static int parts_of(const moe_cache *c, const cache_read *r) {
+    int64_t b = part_blocks(c, r) * CACHE_ALIGN;
+    return r->len <= b ? 1 : (int)((r->len + b - 1) / b);
+}
+
+int cache_parts(const moe_cache *c, const cache_expert *x) {
+    int n = 0;
+    for (int i = 0; i < x->n_reads; i++) n += parts_of(c, &x->rd[i]);
+    return n;
+}
+
+/* Part p of expert x's reads (p < cache_parts(x)). */
+static cache_read part_of(const moe_cache *c, const cache_expert *x, int p) {
+    int i = 0;
+    while (p >= parts_of(c, &x->rd[i])) p -= parts_of(c, &x->rd[i++]);
+    const cache_read *r = &x->rd[i];
+    const int64_t step = part_blocks(c, r) * CACHE_ALIGN;
+    const int64_t at = step * p, len = r->len - at < step ? r->len - at : step;
+    const int64_t need = r->need - at < 0 ? 0 : r->need - at > len ? len : r->need - at;
+    return (cache_read){r->file, r->off + at, len, need, r->dst + at};
+}
+
+int cache_read_part(moe_cache *c, int s, moe_err *err) {
+    cache_slot *sl = &c->slots[s];
+    const cache_expert *x = &c->ex[sl->expert];
+    const int n = cache_parts(c, x);
+    if (sl->state == SLOT_QUEUED) {
+        sl->state = SLOT_READING;
+        sl->part_next = sl->part_out = 0;
+        sl->part_rc = 0;
+        sl->part_bytes = 0;
+        cache_read_start(c);
+    }
+    const int p = sl->part_next++;
+    if (sl->part_next == n) cache_queue_remove(c, s);
+    sl->part_out++;
+    const cache_read r = part_of(c, x, p);
+    pthread_mutex_unlock(&c->mu);
+    double t0 = now_s();
+    int rc = read_one(c, x, &r, sl->buf, err);
+    double dt = now_s() - t0;
+    pthread_mutex_lock(&c->mu);
+    c->st.read_seconds += dt;
+    sl->part_out--;
+    if (rc) sl->part_rc = -1;
+    else sl->part_bytes += r.len;
+    if (sl->part_next == n && sl->part_out == 0) cache_read_done(c, s, sl->part_rc, sl->part_bytes);
+    return rc;
+}
+
+int cache_parts_left(const moe_cache *c, int s) {
+    const cache_slot *sl = &c->slots[s];
+    if (sl->state == SLOT_QUEUED) return 1;
+    return sl->state == SLOT_READING && sl->expert >= 0 && sl->part_next < cache_parts(c, &c->ex[sl->expert]);
+}
+
 void *cache_reader_main(void *arg) {
     moe_cache *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->stop && c->q_head < 0) pthread_cond_wait(&c->cv_work, &c->mu);
         if (c->stop) break;
-        int s = cache_queue_pop(c);
-        cache_slot *sl = &c->slots[s];
-        sl->state = SLOT_READING;
-        cache_read_start(c);
-        const cache_expert *x = &c->ex[sl->expert];
-        pthread_mutex_unlock(&c->mu);
-        moe_err err;
-        int64_t bytes;
-        double t0 = now_s();
-        int rc = cache_read_expert(c, x, sl->buf, &bytes, &err);
-        double dt = now_s() - t0;
-        pthread_mutex_lock(&c->mu);
-        cache_read_done(c, s, rc, bytes, dt);
+        moe_err err; /* a failed part leaves the slot FREE; the expert's acquire reads it again and reports why */
+        cache_read_part(c, c->q_head, &err);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;

@@ -313,6 +313,8 @@ int cache_build(moe_cache *c, moe_model *m, const char *path, const moe_load_opt
     c->policy = o->policy;
     c->prefetch = o->prefetch < 0 ? MOE_CACHE_PREFETCH_DEFAULT : o->prefetch;
     c->n_readers = o->readers > 0 ? o->readers : o->readers < 0 ? 0 : 4;
+    const int64_t part_max = (int64_t)1 << 40;
+    c->part = o->read_part <= 0 ? CACHE_PART : align_up(o->read_part < part_max ? o->read_part : part_max, CACHE_ALIGN);
     for (int l = 0; l < cfg->n_layers; l++) {
         c->layer_base[l] = -1;
         if (!cfg->layer[l].moe || cfg->layer[l].n_experts <= 0) continue;
