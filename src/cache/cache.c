@@ -162,6 +162,8 @@ void cache_read_done(moe_cache *c, int s, int rc, int64_t bytes) {
 static int read_here(moe_cache *c, int s, int g, moe_err *err) {
     cache_slot *sl = &c->slots[s];
     sl->state = SLOT_READING;
+    sl->part_next = cache_parts(c, &c->ex[g]); /* whole, here: no part for anyone else */
+    sl->part_out = 0;
     cache_read_start(c);
     pthread_mutex_unlock(&c->mu);
     int64_t bytes;
