@@ -402,7 +402,7 @@ static void *share_run(void *p) {
     return NULL;
 }
 
-TEST(cache_two_sessions_share) {
+static void two_sessions_share(int64_t read_part) {
     const char *path = random_gguf();
     if (!path) return;
     moe_model *m = NULL;
@@ -420,7 +420,7 @@ TEST(cache_two_sessions_share) {
     }
     moe_model_free(m);
     m = NULL;
-    moe_load_opts o = {.mem = 2 * slot_bytes_of(path), .prefetch = 1};
+    moe_load_opts o = {.mem = 2 * slot_bytes_of(path), .prefetch = 1, .read_part = read_part};
     if (!ref || !got || moe_model_load_opts(&m, path, &o, &err)) {
         CHECK_MSG(0, "%s", err.msg);
         free(ref);
@@ -440,6 +440,12 @@ TEST(cache_two_sessions_share) {
     free(ref);
     free(got);
     moe_model_free(m);
+}
+/* whole ranges, and parts of one 4096-byte block that the readers and both
+ * sessions' acquires take from the same slots */
+TEST(cache_two_sessions_share) {
+    two_sessions_share(0);
+    two_sessions_share(4096);
 }
 
 /* Buffered reads (pages dropped after each), as where O_DIRECT is refused
