@@ -120,9 +120,15 @@ void cli_cache_json(const moe_model *m, FILE *f) {
     if (st.fallback_type) cli_json_str(f, moe_qtype_name(st.fallback_type));
     else fprintf(f, "null");
     fprintf(f, ", \"fallback_bytes\": %lld, \"fallback_seconds\": %.6f, \"fallbacks\": %lld, "
-            "\"fallbacks_per_token\": %.4f, \"fallback_dropped\": %lld, \"layers\": [",
+            "\"fallbacks_per_token\": %.4f, \"fallback_dropped\": %lld, \"predicted_at\": [",
             (long long)st.fallback_bytes, st.fallback_seconds, (long long)st.fallbacks,
             ratio(st.fallbacks, st.tokens), (long long)st.fallback_dropped);
+    for (int r = 0; r < MOE_CACHE_GUESS_PLACES; r++)
+        fprintf(f, "%s%lld", r ? ", " : "", (long long)st.predicted_at[r]);
+    fprintf(f, "], \"predicted_at_used\": [");
+    for (int r = 0; r < MOE_CACHE_GUESS_PLACES; r++)
+        fprintf(f, "%s%lld", r ? ", " : "", (long long)st.predicted_at_used[r]);
+    fprintf(f, "], \"layers\": [");
     for (int l = 0; l < st.n_layers; l++) {
         const moe_cache_layer_stats *y = &st.layer[l];
         fprintf(f, "%s{\"predicted\": %lld, \"predicted_used\": %lld, \"used\": %lld}", l ? ", " : "",

@@ -350,8 +350,9 @@ typedef struct moe_expert_provider {
      * (predicted = 1): with predict > 0, each MoE layer applies the routers
      * of the next `predict` MoE layers to its own normalized input and
      * passes each one's top-k (the union over the chunk's tokens, when the
-     * chunk has at most 8 tokens). A cache starts reading what it lacks;
-     * this must not block. */
+     * chunk has at most 8 tokens), likeliest first: ordered by the best
+     * rank any token gives the expert. A cache starts reading what it
+     * lacks; this must not block. */
     void (*want)(void *user, int layer, const int *experts, int n, int predicted);
     /* Optional: 1 if acquire(layer, expert) would return without waiting.
      * The engine computes the experts that are ready first, in waves. When

@@ -83,6 +83,9 @@ void moe_cache_attach(moe_cache *c, moe_session *s);
 void moe_cache_add_tokens(moe_cache *c, int64_t n);
 
 #define MOE_CACHE_MAX_LAYER_STATS MOE_MAX_LAYERS
+/* Places in a guess (the engine passes it likeliest first) counted apart;
+ * the places past the last share its count. */
+#define MOE_CACHE_GUESS_PLACES 16
 
 typedef struct moe_cache_layer_stats {
     int64_t predicted;         /* experts predicted for this layer */
@@ -120,6 +123,9 @@ typedef struct moe_cache_stats {
     int64_t predicted;         /* experts predicted (all layers) */
     int64_t predicted_used;    /* of those, used by the layer */
     int64_t used_after_prediction; /* experts used by layers that had a prediction */
+    int64_t predicted_at[MOE_CACHE_GUESS_PLACES];      /* experts predicted at each place
+                                                         in their guess (0: likeliest) */
+    int64_t predicted_at_used[MOE_CACHE_GUESS_PLACES]; /* of those, used by the layer */
     int64_t stalls;            /* acquire calls that waited for a read or a slot */
     int64_t fallbacks;         /* acquires answered with the resident low-precision copy
                                   (the expert was not in a READY slot) */

@@ -547,8 +547,10 @@ TEST(cache_miss_spares_the_layers_hits) {
 
 /* The read queue, with no reader threads (readers < 0) so nothing moves
  * until an acquire: a miss of the running layer goes ahead of the queued
- * guesses; a guess its layer then does not use is dropped unread, as is
- * one a newer guess for the same layer leaves out. */
+ * guesses, which keep the order they were given in (likeliest first); a
+ * guess its layer then does not use is dropped unread, as is one a newer
+ * guess for the same layer leaves out. Each place in a guess keeps its own
+ * record of how often the layer used it. */
 static int queued_at(const moe_cache *c, int pos) {
     int s = c->q_head;
     for (int i = 0; i < pos && s >= 0; i++) s = c->slots[s].qnext;
@@ -575,15 +577,17 @@ TEST(cache_queue_needs_first_wrong_guesses_dropped) {
     CHECK(c->n_readers == 0 && c->layer_base[0] >= 0 && c->layer_base[1] >= 0);
     const moe_expert_provider *p = &s->provider;
     moe_expert_weights w;
-    const int guess[3] = {1, 2, 3}, newer[2] = {1, 2}, need0[1] = {0}, used1[2] = {1, 0};
+    const int guess[3] = {2, 1, 3}, newer[2] = {2, 1}, need0[1] = {0}, used1[2] = {1, 0};
     p->want(p->user, 1, guess, 3, 1);
     p->want(p->user, 1, newer, 2, 1); /* replaces the guess: 3 is dropped */
-    /* three experts guessed, two of them twice: three guesses on the record */
-    float d = 1.0f - 1.0f / 64.0f, n3 = (1.0f * d + 1.0f) * d + 1.0f;
-    CHECK_MSG(c->guess_n[1] > n3 - 1e-4f && c->guess_n[1] < n3 + 1e-4f, "guesses %g", c->guess_n[1]);
+    /* three experts guessed, two of them twice: one guess on the record of
+     * each of the first three places */
+    for (int r = 0; r < CACHE_GUESS_RANKS; r++)
+        CHECK_MSG(c->guess_n[1][r] == (r < 3 ? 1.0f : 0.0f), "place %d: %g guesses", r,
+                  c->guess_n[1][r]);
     p->want(p->user, 0, need0, 1, 0);
     int b0 = c->layer_base[0], b1 = c->layer_base[1];
-    CHECK_MSG(queued_at(c, 0) == b0 && queued_at(c, 1) == b1 + 1 && queued_at(c, 2) == b1 + 2 &&
+    CHECK_MSG(queued_at(c, 0) == b0 && queued_at(c, 1) == b1 + 2 && queued_at(c, 2) == b1 + 1 &&
                   queued_at(c, 3) == -1, "queue %d %d %d %d", queued_at(c, 0), queued_at(c, 1),
               queued_at(c, 2), queued_at(c, 3));
     CHECK(c->ex[b1 + 3].slot < 0);
@@ -591,6 +595,11 @@ TEST(cache_queue_needs_first_wrong_guesses_dropped) {
     p->release(p->user, 0, 0);
     p->want(p->user, 1, used1, 2, 0); /* 2 was a wrong guess, never read */
     CHECK(c->ex[b1 + 2].slot < 0 && queued_at(c, 0) == b1 + 1);
+    /* the second place (expert 1) was used, the first and third were not */
+    CHECK_MSG(c->guess_used[1][0] == 0.0f && c->guess_used[1][1] == 1.0f &&
+                  c->guess_used[1][2] == 0.0f,
+              "used at places 0-2: %g %g %g", c->guess_used[1][0], c->guess_used[1][1],
+              c->guess_used[1][2]);
     for (int i = 0; i < 2; i++) {
         CHECK(p->acquire(p->user, 1, used1[i], &w, &err) == 0);
         p->release(p->user, 1, used1[i]);
@@ -603,6 +612,9 @@ TEST(cache_queue_needs_first_wrong_guesses_dropped) {
               (long long)st.prefetch_issued, (long long)st.prefetch_used,
               (long long)st.prefetch_cancelled, (long long)st.prefetch_wasted);
     CHECK(st.layer[1].predicted == 2 && st.layer[1].predicted_used == 1);
+    /* scored by place in the newer guess {2, 1}: the first unused, the second used */
+    CHECK(st.predicted_at[0] == 1 && st.predicted_at_used[0] == 0 && st.predicted_at[1] == 1 &&
+          st.predicted_at_used[1] == 1 && st.predicted_at[2] == 0);
     moe_session_free(s);
     moe_model_free(m);
 }

@@ -5,7 +5,8 @@
  * each expert into its own buffers (as a cache's slots would) must give
  * logits bit-identical to the model's own weights, in prefill and decode,
  * whatever the waves; it never holds more than max_held; a hash-routed
- * model's predictions are exactly the experts then used.
+ * model's predictions are exactly the experts then used, in the order of
+ * the token's choices.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ typedef struct copier {
     int wanted[8][MAXE];         /* the last demanded list of each layer */
     int predicted[8][MAXE];      /* the last prediction for each layer */
     int n_want, n_pred, bad_order, pred_checked, pred_exact;
+    int32_t tok;                 /* the token of a one-token chunk (run) */
+    int hash_order, hash_bad;    /* predictions in the order hash routing ranks them */
     unsigned rng;
 } copier;
 
@@ -36,14 +39,21 @@ static size_t mat_bytes(const mat *w) {
 static void want(void *user, int layer, const int *ex, int n, int predicted) {
     copier *c = user;
     int E = c->m->cfg.layer[layer].n_experts;
+    /* demands ascending; a guess likeliest first, each expert once */
     for (int i = 0; i < n; i++)
-        if (ex[i] < 0 || ex[i] >= E || (i && ex[i] <= ex[i - 1])) c->bad_order++;
+        if (ex[i] < 0 || ex[i] >= E || (!predicted && i && ex[i] <= ex[i - 1])) c->bad_order++;
     int *row = predicted ? c->predicted[layer] : c->wanted[layer];
     memset(row, 0, sizeof(int) * MAXE);
     for (int i = 0; i < n; i++)
-        if (ex[i] >= 0 && ex[i] < MAXE) row[ex[i]] = 1;
+        if (ex[i] >= 0 && ex[i] < MAXE) c->bad_order += row[ex[i]]++ > 0;
     if (predicted) {
         c->n_pred++;
+        if (c->hash_order) { /* one token: its j-th choice at place j */
+            int K = c->m->cfg.layer[layer].top_k;
+            c->hash_bad += n != K;
+            for (int j = 0; j < n && j < K; j++)
+                c->hash_bad += ex[j] != router_hash_expert(c->tok, E, j);
+        }
         return;
     }
     c->n_want++;
@@ -115,6 +125,7 @@ static float *run(moe_model *m, const copier *proto, copier *c, const int32_t *i
     float *out = malloc(sizeof(float) * (size_t)n * (size_t)V);
     for (int i = 0; i < n && out; i += chunk) {
         int k = n - i < chunk ? n - i : chunk;
+        if (c) c->tok = ids[i];
         int rc = moe_forward(s, ids + i, k, out + (size_t)i * V, 1, &err);
         CHECK_MSG(rc == 0, "%s", err.msg);
         if (rc) break;
@@ -163,11 +174,14 @@ TEST(waves_hash_predictions_exact) {
     if (!m) return;
     int32_t ids[10];
     for (int i = 0; i < 10; i++) ids[i] = (int32_t)((i * 13 + 3) % m->cfg.vocab);
-    copier proto = {.m = m, .max_held = 1, .predict = 1, .with_ready = 1, .rng = 3}, c;
+    copier proto = {.m = m, .max_held = 1, .predict = 1, .with_ready = 1, .rng = 3,
+                    .hash_order = 1}, c;
     float *ref = run(m, NULL, NULL, ids, 10, 1), *got = run(m, &proto, &c, ids, 10, 1);
     if (ref && got) CHECK(!memcmp(ref, got, sizeof(float) * 10 * (size_t)m->cfg.vocab));
     CHECK_MSG(c.pred_checked == 10 * (m->cfg.n_layers - 1), "%d checked", c.pred_checked);
     CHECK(c.pred_exact == c.pred_checked);
+    CHECK_MSG(c.n_pred > 0 && c.hash_bad == 0 && !c.bad_order, "%d guesses, %d out of order",
+              c.n_pred, c.hash_bad);
     free(ref);
     free(got);
     moe_model_free(m);
@@ -180,7 +194,7 @@ TEST(waves_predictions_are_topk_sets) {
     int32_t ids[6] = {1, 5, 9, 2, 7, 3};
     copier proto = {.m = m, .max_held = 2, .predict = 1, .with_ready = 0}, c;
     float *got = run(m, &proto, &c, ids, 6, 1);
-    CHECK(c.n_pred == 6 * (m->cfg.n_layers - 1));
+    CHECK_MSG(c.n_pred == 6 * (m->cfg.n_layers - 1), "%d guesses", c.n_pred);
     CHECK(c.pred_checked == c.n_pred && !c.bad_order);
     int k = 0;
     for (int e = 0; e < MAXE; e++) k += c.predicted[m->cfg.n_layers - 1][e];

@@ -6,15 +6,18 @@
  * in a slot are hits and are marked wanted (no prediction may take their
  * slot); for the others a slot is taken (tiers 1-3, cache_policy.c) and a
  * read queued, as long as slots can be had; the rest wait for acquire.
- * want(layer, experts, predicted = 1): a later layer's guessed experts; a
- * read is queued for each one missing while a slot of tiers 1-2 can be had
- * whose expert is less likely to be used again (its layer's decayed routing
- * frequency, cache_policy_p) than the guess is to be used; else it is
- * dropped. That chance is the layer's record: of its guesses that were in no
- * slot (read or not), the share the layer then used, decayed over ~64, a
- * prior of 1/2; under 1/2 no guess is read at all (more reads wasted than
- * saved), and a guess that evicts a likelier expert costs more than it saves. Reads run in queue order, so the running
- * layer's misses go before the predictions that followed them.
+ * want(layer, experts, predicted = 1): a later layer's guessed experts,
+ * likeliest first; a read is queued for each one missing, in that order,
+ * while a slot of tiers 1-2 can be had whose expert is less likely to be
+ * used again (its layer's decayed routing frequency, cache_policy_p) than
+ * the guess is to be used; else it is dropped. That chance is the record of
+ * the guess's place for its layer: of the guesses at that place that were
+ * in no slot (read or not), the share the layer then used, decayed over ~64,
+ * a prior of 1/2. A place under 1/2 is not read at all (more reads wasted
+ * than saved), and a guess that evicts a likelier expert costs more than it
+ * saves. Reads run in queue order, so the running layer's misses go before
+ * the predictions that followed them, and a layer's likeliest guesses
+ * before its others.
  * acquire: the expert's slot once READY. The parts of its read that no
  * reader has taken yet the caller reads itself, beside the readers; then it
  * waits for the parts in progress (cache_io.c); an expert
@@ -230,8 +233,9 @@ static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n
             }
         }
         if (x->guessed) {
+            float *u = &c->guess_used[layer][x->guess_rank];
             x->guessed = 0;
-            c->guess_used[layer] = c->guess_used[layer] * GUESS_DECAY + (float)used[e];
+            *u = *u * GUESS_DECAY + (float)used[e];
         }
     }
     if (!c->has_pred[layer]) return;
@@ -242,6 +246,8 @@ static void score_prediction(moe_cache *c, int layer, const uint8_t *used, int n
         x->predicted = 0;
         pred++;
         hit += used[e];
+        c->st.predicted_at[x->pred_rank]++;
+        c->st.predicted_at_used[x->pred_rank] += used[e];
     }
     c->has_pred[layer] = 0;
     moe_cache_layer_stats *ls = &c->st.layer[layer];
@@ -326,17 +332,23 @@ static void want_later(moe_cache *c, int layer, const int *experts, int n) {
             cancel_guess(c, x->slot);
     }
     c->has_pred[layer] = 1;
-    /* the chance that a guess of this layer missing from the slots is used: its
-     * decayed record, read or not (a prior of one in two) */
-    double hit = ((double)c->guess_used[layer] + 1.0) / ((double)c->guess_n[layer] + 2.0);
     for (int i = 0; i < n; i++) {
         if (experts[i] < 0 || experts[i] >= E) continue;
         int g = base + experts[i];
         cache_expert *x = &c->ex[g];
         x->predicted = 1;
+        x->pred_rank = (uint8_t)(i < CACHE_GUESS_RANKS ? i : CACHE_GUESS_RANKS - 1);
         if (x->slot >= 0) continue;
-        if (!x->guessed) /* once per expert until its layer runs, however often guessed */
-            c->guess_n[layer] = c->guess_n[layer] * GUESS_DECAY + 1.0f;
+        /* the chance that a guess at this place missing from the slots is
+         * used: its decayed record before this guess, read or not (a prior
+         * of one in two) */
+        int r = x->guessed ? x->guess_rank : i < CACHE_GUESS_RANKS ? i : CACHE_GUESS_RANKS - 1;
+        float *gn = &c->guess_n[layer][r];
+        double hit = ((double)c->guess_used[layer][r] + 1.0) / ((double)*gn + 2.0);
+        if (!x->guessed) { /* once per expert until its layer runs, however often guessed */
+            x->guess_rank = (uint8_t)r;
+            *gn = *gn * GUESS_DECAY + 1.0f;
+        }
         x->guessed = 1;
         int s = hit >= 0.5 ? cache_victim(c, 2) : -1; /* a read more often wasted than not: none */
         if (s >= 0 && c->slots[s].state != SLOT_FREE) {

@@ -29,6 +29,7 @@
 #define CACHE_MAX_WAITERS 64 /* threads tracked while waiting for a slot (deadlock check) */
 #define CACHE_PART (1 << 20) /* default moe_load_opts.read_part */
 #define CACHE_MAX_PARTS 64   /* parts of one range at most */
+#define CACHE_GUESS_RANKS MOE_CACHE_GUESS_PLACES /* places in a guess with a record of their own */
 
 struct moe_model;
 
@@ -55,6 +56,9 @@ typedef struct cache_expert {
     uint8_t announced;      /* counted by a want(predicted = 0), not yet acquired */
     uint8_t predicted;      /* predicted for its layer, not yet checked against its use */
     uint8_t guessed;        /* predicted while in no slot, not yet checked */
+    uint8_t guess_rank;     /* its place in the guess when first guessed in no slot
+                               (CACHE_GUESS_RANKS - 1 at most) */
+    uint8_t pred_rank;      /* its place in the newest guess (same bound) */
     uint8_t n_reads;
     cache_read rd[3];
     int64_t at[3];          /* gate, up, down: byte offsets in the slot */
@@ -125,9 +129,11 @@ struct moe_cache {
     int32_t hist_t[MOE_MAX_LAYERS]; /* history: layer events (forward chunks) */
     float hist_n[MOE_MAX_LAYERS];   /* decayed events */
     uint8_t has_pred[MOE_MAX_LAYERS]; /* a prediction for the layer is pending */
-    float guess_n[MOE_MAX_LAYERS];    /* decayed count of guesses (predicted experts not in
-                                         a slot) for the layer, read or not */
-    float guess_used[MOE_MAX_LAYERS]; /* decayed count of those the layer then used */
+    /* per layer and place in the guess (the engine passes a guess likeliest
+     * first): decayed count of guesses (predicted experts not in a slot),
+     * read or not, and of those the layer then used */
+    float guess_n[MOE_MAX_LAYERS][CACHE_GUESS_RANKS];
+    float guess_used[MOE_MAX_LAYERS][CACHE_GUESS_RANKS];
 
     pthread_t waiters[CACHE_MAX_WAITERS]; /* threads waiting for a release (all slots held) */
     int n_waiters;

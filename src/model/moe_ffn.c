@@ -200,35 +200,58 @@ static int expert_view_set(ffn_w *v, const ffn_w *own, const moe_expert_weights 
     return 0;
 }
 
+/* Layer l's router applied to xn [T][D], the guess passed to the provider. */
+static void predict_layer(moe_session *s, int l, const float *xn, int T) {
+    const moe_config *c = &s->m->cfg;
+    const moe_expert_provider *p = &s->provider;
+    const moe_layer_config *lc = &c->layer[l];
+    if (lc->kind == MOE_ROUTE_EXPERT_CHOICE || lc->top_k > 1024) return;
+    int *list = s->wave_todo + s->e_max, ix[1024]; /* top_k <= E <= 1024 (router.c) */
+    int at[256];                                   /* list position of each best rank */
+    const layer_w *lw = &s->m->layers[l];
+    int E = lc->n_experts, K = lc->top_k;
+    if (lc->kind != MOE_ROUTE_HASH) matmul(s->pool, s->pred_logits, xn, &lw->router, T);
+    /* pred_mark[e]: 1 + the expert's best rank over the tokens (ranks past
+     * 254 share 255), 0: not picked */
+    for (int t = 0; t < T; t++) {
+        float *z = s->pred_logits + (int64_t)t * E;
+        if (lw->router_b && lc->kind != MOE_ROUTE_HASH)
+            for (int e = 0; e < E; e++) z[e] += lw->router_b[e];
+        router_pick(s, l, z, s->tok_id[t], ix);
+        for (int j = 0; j < K; j++) {
+            uint8_t r = (uint8_t)(j < 254 ? j + 1 : 255), *m = &s->pred_mark[ix[j]];
+            if (*m == 0 || r < *m) *m = r;
+        }
+    }
+    /* a counting sort by best rank */
+    memset(at, 0, sizeof at);
+    for (int e = 0; e < E; e++)
+        if (s->pred_mark[e]) at[s->pred_mark[e]]++;
+    int n = 0;
+    for (int r = 1; r < 256; r++) {
+        int k = at[r];
+        at[r] = n;
+        n += k;
+    }
+    for (int e = 0; e < E; e++)
+        if (s->pred_mark[e]) list[at[s->pred_mark[e]]++] = e, s->pred_mark[e] = 0;
+    p->want(p->user, l, list, n, 1);
+}
+
 /* Tell the provider which experts the next `predict` MoE layers are likely
  * to use: each one's router applied to this layer's normalized input (the
  * residual stream changes little from one layer to the next), the union of
- * the tokens' top-k. Small chunks only (decoding): a long chunk uses
- * nearly every expert anyway. */
+ * the tokens' top-k, likeliest first: the experts some token ranks first,
+ * then those whose best rank is second, and so on (ties by expert index).
+ * Small chunks only (decoding): a long chunk uses nearly every expert
+ * anyway. */
 static void predict_later(moe_session *s, int layer, int T) {
     const moe_config *c = &s->m->cfg;
-    const moe_expert_provider *p = &s->provider;
     if (T > PREDICT_MAX_T) return;
-    int *list = s->wave_todo + s->e_max, ix[1024]; /* top_k <= E <= 1024 (router.c) */
-    for (int l = layer + 1, found = 0; l < c->n_layers && found < p->predict; l++) {
-        const moe_layer_config *lc = &c->layer[l];
-        if (!lc->moe) continue;
+    for (int l = layer + 1, found = 0; l < c->n_layers && found < s->provider.predict; l++) {
+        if (!c->layer[l].moe) continue;
         found++;
-        if (lc->kind == MOE_ROUTE_EXPERT_CHOICE || lc->top_k > 1024) continue;
-        const layer_w *lw = &s->m->layers[l];
-        int E = lc->n_experts, K = lc->top_k;
-        if (lc->kind != MOE_ROUTE_HASH) matmul(s->pool, s->pred_logits, s->xn, &lw->router, T);
-        for (int t = 0; t < T; t++) {
-            float *z = s->pred_logits + (int64_t)t * E;
-            if (lw->router_b && lc->kind != MOE_ROUTE_HASH)
-                for (int e = 0; e < E; e++) z[e] += lw->router_b[e];
-            router_pick(s, l, z, s->tok_id[t], ix);
-            for (int j = 0; j < K; j++) s->pred_mark[ix[j]] = 1;
-        }
-        int n = 0;
-        for (int e = 0; e < E; e++)
-            if (s->pred_mark[e]) list[n++] = e, s->pred_mark[e] = 0;
-        p->want(p->user, l, list, n, 1);
+        predict_layer(s, l, s->xn, T);
     }
 }
 
