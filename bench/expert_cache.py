@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """expert_cache.py - decode of a model larger than memory, three ways on the
-same GGUF file with the same threads, rounds alternating engine by engine:
+same GGUF file with the same threads, rounds alternating engine by engine
+(every other round in reverse order):
 
   moe --mem   the expert cache: routed experts read on demand with direct
               I/O into a fixed pool of slots (`moe bench --mem SIZE`)
@@ -244,7 +245,10 @@ def main():
     recs = []
     try:
         for r in range(a.rounds):
-            for eng in engines:
+            # every other round in reverse order, so that a machine whose speed
+            # drifts within a round (or favours the run after another) treats
+            # every engine alike
+            for eng in (engines if r % 2 == 0 else engines[::-1]):
                 drop_caches()
                 before = disk_probe(a.model, 2 * (r * 3 + engines.index(eng)))
                 if eng == "llama":
