@@ -582,7 +582,7 @@ TEST(cache_queue_needs_first_wrong_guesses_dropped) {
     p->want(p->user, 1, newer, 2, 1); /* replaces the guess: 3 is dropped */
     /* three experts guessed, two of them twice: one guess on the record of
      * each of the first three places */
-    for (int r = 0; r < CACHE_GUESS_RANKS; r++)
+    for (int r = 0; r < MOE_CACHE_GUESS_PLACES; r++)
         CHECK_MSG(c->guess_n[1][r] == (r < 3 ? 1.0f : 0.0f), "place %d: %g guesses", r,
                   c->guess_n[1][r]);
     p->want(p->user, 0, need0, 1, 0);

@@ -337,12 +337,12 @@ static void want_later(moe_cache *c, int layer, const int *experts, int n) {
         int g = base + experts[i];
         cache_expert *x = &c->ex[g];
         x->predicted = 1;
-        x->pred_rank = (uint8_t)(i < CACHE_GUESS_RANKS ? i : CACHE_GUESS_RANKS - 1);
+        x->pred_rank = (uint8_t)(i < MOE_CACHE_GUESS_PLACES ? i : MOE_CACHE_GUESS_PLACES - 1);
         if (x->slot >= 0) continue;
         /* the chance that a guess at this place missing from the slots is
          * used: its decayed record before this guess, read or not (a prior
          * of one in two) */
-        int r = x->guessed ? x->guess_rank : i < CACHE_GUESS_RANKS ? i : CACHE_GUESS_RANKS - 1;
+        int r = x->guessed ? x->guess_rank : x->pred_rank;
         float *gn = &c->guess_n[layer][r];
         double hit = ((double)c->guess_used[layer][r] + 1.0) / ((double)*gn + 2.0);
         if (!x->guessed) { /* once per expert until its layer runs, however often guessed */

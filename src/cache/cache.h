@@ -29,7 +29,6 @@
 #define CACHE_MAX_WAITERS 64 /* threads tracked while waiting for a slot (deadlock check) */
 #define CACHE_PART (1 << 20) /* default moe_load_opts.read_part */
 #define CACHE_MAX_PARTS 64   /* parts of one range at most */
-#define CACHE_GUESS_RANKS MOE_CACHE_GUESS_PLACES /* places in a guess with a record of their own */
 
 struct moe_model;
 
@@ -57,7 +56,7 @@ typedef struct cache_expert {
     uint8_t predicted;      /* predicted for its layer, not yet checked against its use */
     uint8_t guessed;        /* predicted while in no slot, not yet checked */
     uint8_t guess_rank;     /* its place in the guess when first guessed in no slot
-                               (CACHE_GUESS_RANKS - 1 at most) */
+                               (MOE_CACHE_GUESS_PLACES - 1 at most) */
     uint8_t pred_rank;      /* its place in the newest guess (same bound) */
     uint8_t n_reads;
     cache_read rd[3];
@@ -132,8 +131,8 @@ struct moe_cache {
     /* per layer and place in the guess (the engine passes a guess likeliest
      * first): decayed count of guesses (predicted experts not in a slot),
      * read or not, and of those the layer then used */
-    float guess_n[MOE_MAX_LAYERS][CACHE_GUESS_RANKS];
-    float guess_used[MOE_MAX_LAYERS][CACHE_GUESS_RANKS];
+    float guess_n[MOE_MAX_LAYERS][MOE_CACHE_GUESS_PLACES];
+    float guess_used[MOE_MAX_LAYERS][MOE_CACHE_GUESS_PLACES];
 
     pthread_t waiters[CACHE_MAX_WAITERS]; /* threads waiting for a release (all slots held) */
     int n_waiters;
