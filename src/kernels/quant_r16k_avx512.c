@@ -291,15 +291,26 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
 }
 
 /* a[i] += float(sum over sub-block s of W codes wq times x_i's codes) *
- * sc for i < NX (Q4_K / Q5_K / IQ4_XS: one scale per sub-block). */
+ * sc for i < NX (Q4_K / Q5_K / IQ4_XS: one scale per sub-block). Two rows
+ * of x at a time, their chains of vpdpbusd interleaved: one chain after the
+ * other left the ports idle on the chain's latency (one core, hot [768][2048]
+ * Q4_K, 64 rows of x: 600 -> 575 us; 32 rows 317 -> 305). */
 AI void rk_sub(const int NX, const int T, __m512 *a, const __m512i *wq, __m512 sc, const qx_k *const *x, int s) {
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i += 2) {
+        const int two = i + 1 < NX;
+        __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
+        if (T == QT_IQ4_XS) {
+            t0 = dpwssd_bcast(t0, _mm512_set1_epi16(-128), x[i]->bsums + 2 * s);
+            if (two) t1 = dpwssd_bcast(t1, _mm512_set1_epi16(-128), x[i + 1]->bsums + 2 * s);
+        }
 #pragma GCC unroll 8
-    for (int i = 0; i < NX; i++) {
-        __m512i t = _mm512_setzero_si512();
-        if (T == QT_IQ4_XS) t = dpwssd_bcast(t, _mm512_set1_epi16(-128), x[i]->bsums + 2 * s);
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) t = dpbusd_bcast(t, wq[k], x[i]->qs + 32 * s + 4 * k);
-        a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, a[i]);
+        for (int k = 0; k < 8; k++) {
+            t0 = dpbusd_bcast(t0, wq[k], x[i]->qs + 32 * s + 4 * k);
+            if (two) t1 = dpbusd_bcast(t1, wq[k], x[i + 1]->qs + 32 * s + 4 * k);
+        }
+        a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc, a[i]);
+        if (two) a[i + 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc, a[i + 1]);
     }
 }
 
