@@ -151,7 +151,7 @@ TEST(quant_r8_q8_0_decode_equals_prefill) {
 
 /* The interleaved kernels on AVX-512 without AMX (quant_r16_avx512.c,
  * quant_r16k_avx512.c): for a few rows of x (Q8_0, Q4_K and IQ4_XS up to
- * 12, Q5_K and the 32-block nibble types up to 8) the codes go from the
+ * 12, Q5_K, Q6_K and the 32-block nibble types up to 8) the codes go from the
  * transposes straight into the products (rp_fused, rk_fused), for more
  * through the interleaved buffer; both must give the bits the many-row
  * product gives each row, and both match the reference. Each row count
@@ -168,7 +168,7 @@ TEST(quant_r16_few_rows_equal_many) {
     uint32_t seed = 13;
     for (int ti = 0; ti < NT; ti++) {
         const int type = types[ti];
-        const int64_t n0 = type == QT_Q8_0 || type == QT_IQ4_XS ? 2 : type == QT_Q6_K ? 5 : 4;
+        const int64_t n0 = type == QT_Q6_K ? 5 : type == QT_Q8_0 || type == QT_IQ4_XS || type == QT_Q4_K || type == QT_Q5_K ? 2 : 4;
         for (int s = 0; s < 3; s++) {
             const int64_t rows = shapes[s][0], K = shapes[s][1];
             const size_t rb = quant_row_bytes(type, K);

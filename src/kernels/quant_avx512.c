@@ -34,7 +34,7 @@
  * x rows or more (Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL: 2; Q4_0, MXFP4: 4) go to
  * quant_r16_avx512.c, whose registers hold 16 W rows, interleaved on the fly
  * (one vpdpbusd per 64 products and one scale per 16 rows and block, no
- * horizontal sums), and Q4_K / Q5_K (Q6_K) products of 4 (5) or more x
+ * horizontal sums), and Q4_K / Q5_K (Q6_K) products of 2 (5) or more x
  * rows (IQ4_XS: 2, quant_extra_avx512.c) to its twin for the 256-blocks,
  * quant_r16k_avx512.c; avx512_qmm_rows hands Q4_1, Q5_0, Q5_1 and IQ4_NL
  * products of one x row, and the other types, to quant_extra_avx512.c.
@@ -566,29 +566,25 @@ static void rows_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
     else
         gemm_streams(QT_Q8_0, GEMM_NR32, GEMM_NX32, j, r0, r1);
 }
-/* Q4_K / Q5_K: decode by gemv_streams, 2-3 rows of x by gemm_streams, from
- * K_R16_MIN_N rows by the interleaved 16-row kernel (quant_r16k_avx512.c).
- * One core, cold [768][2048], us, gemm_streams -> r16k: Q4_K 3 rows 81 ->
- * 87-90, 4 rows 102 -> 87-89, 8 rows 216 -> 120, 16 rows 414 -> 194, 64
- * rows 1622 -> 626, 256 rows 6466 -> 2434; Q5_K 3 rows 89 -> 92, 4 rows
- * 112 -> 89, 8 rows 238 -> 125, 16 rows 451 -> 197, 64 rows 1747 -> 630,
- * 256 rows 7133 -> 2502. */
-#define K_R16_MIN_N 4
+/* Q4_K / Q5_K: decode by gemv_streams, from 2 rows of x by the
+ * interleaved 16-row kernel (quant_r16k_avx512.c), whose fused path for a
+ * few rows beat gemm_streams from 2 rows: one core, cold, us, [768][2048]
+ * Q4_K 2 rows 59 -> 50, 3 rows 82 -> 56; [2048][768] 2 rows 67 -> 54-58, 3
+ * rows 91 -> 69-75; Q5_K [768][2048] 2 rows 68 -> 63-65, 3 rows 90 -> 74,
+ * [2048][768] 2 rows 77-80 -> 73-79, 3 rows 100-104 -> 88-91. (Against the
+ * buffered kernel before the fused path: Q4_K 3 rows 81 -> 87-90, 8 rows
+ * 216 -> 120, 64 rows 1622 -> 626; Q5_K 8 rows 238 -> 125.) */
 static void rows_q4_K(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)
         gemv_streams(QT_Q4_K, GEMV_NRK, j, r0, r1);
-    else if (j->n >= K_R16_MIN_N)
-        avx512_rows_r16k(j, r0, r1);
     else
-        gemm_streams(QT_Q4_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+        avx512_rows_r16k(j, r0, r1);
 }
 static void rows_q5_K(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n == 1)
         gemv_streams(QT_Q5_K, GEMV_NRK, j, r0, r1);
-    else if (j->n >= K_R16_MIN_N)
-        avx512_rows_r16k(j, r0, r1);
     else
-        gemm_streams(QT_Q5_K, GEMM_NRK, GEMM_NXK, j, r0, r1);
+        avx512_rows_r16k(j, r0, r1);
 }
 /* Q6_K: the same from Q6_R16_MIN_N rows (its scales per 16 values cost the
  * interleaved kernel 2 of every 10 operations on the vpdpbusd ports). One

@@ -31,8 +31,8 @@
  * holds 16 outputs, with no horizontal sum. Tiles of up to RK_NX x rows
  * reuse the W registers.
  *
- * For a few rows of x (rk_fuse_max: Q4_K and IQ4_XS up to 12, Q5_K up to
- * 8, as the spread routing of trained models gives each expert at prefill)
+ * For a few rows of x (rk_fuse_max: Q4_K and IQ4_XS up to 12, Q5_K and
+ * Q6_K up to 8, as the spread routing of trained models gives each expert at prefill)
  * the buffer costs as much as the products: rk_fused takes the codes from
  * the transposes straight into vpdpbusd, one super-block at a time, with
  * the same operations in the same order (the same bits).
@@ -47,7 +47,8 @@
  * sums of 4 vpdpbusd, each scaled by d * sc_j; the -32 goes through the
  * sums of 16 as the mins do: a -= float(sum_j sc_j * bsum_j) * 32 d (8
  * vpdpwssd of [sc_2p, sc_2p+1]). About 11 operations on the vpdpbusd ports
- * per 512 products.
+ * per 512 products. Its sub-blocks go in the order the transposes give
+ * them, 0, 2, 1, 3, 4, 6, 5, 7 (rk_s6), in both paths.
  *
  * Every t_s and the min sum are exact integers, and the f32 operations on
  * them are the same for each output whatever rows share its group (a
@@ -170,36 +171,60 @@ AI __m512i rk_bit4(__m512i h, int j) {
     return j < 4 ? _mm512_slli_epi16(h, 4 - j) : j == 4 ? h : _mm512_srli_epi16(h, j - 4);
 }
 
-/* Q6_K's codes of super-block b at w[r] + at: for half hf (128 values), the
- * 32 qh bytes give bits 4-5 of values 32u + l (u = 0..3) from their bits
- * 2u, 2u+1; ql bytes 64hf + 32e + l the low 4 bits of values 32e + l (low
- * nibbles) and 64 + 32e + l (high). */
-AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), b45 = _mm512_set1_epi8(0x30);
-    for (int hf = 0; hf < 2; hf++) {
-        __m512i z[8], h[8], t[8];
+/* Q6_K's qh (half hf: 32 bytes) of the 16 rows' super-block at w[r] + at,
+ * transposed; h[k] = bytes 4k..4k+3: bits 2u, 2u+1 of byte l are bits 4-5
+ * of value 128hf + 32u + l. */
+AI void rk_qh6(const uint8_t *const *w, size_t at, int hf, __m512i *h) {
+    __m512i z[8];
 #pragma GCC unroll 8
-        for (int p = 0; p < 8; p++) {
-            const size_t a = at + offsetof(block_q6_K, qh) + 32 * hf;
-            z[p] = r16_load2(w[p] + a, w[p + 8] + a);
-        }
-        r16_transpose(z, h);
+    for (int p = 0; p < 8; p++) {
+        const size_t a = at + offsetof(block_q6_K, qh) + 32 * hf;
+        z[p] = r16_load2(w[p] + a, w[p + 8] + a);
+    }
+    r16_transpose(z, h);
+}
+
+/* Q6_K's ql bytes 64hf + 32e .. + 31, transposed: their low nibbles are the
+ * low 4 bits of values 128hf + 32e + l, the high nibbles of 128hf + 64 +
+ * 32e + l. */
+AI void rk_ql6(const uint8_t *const *w, size_t at, int hf, int e, __m512i *t) {
+    __m512i z[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        const size_t a = at + offsetof(block_q6_K, ql) + 64 * hf + 32 * e;
+        z[p] = r16_load2(w[p] + a, w[p + 8] + a);
+    }
+    r16_transpose(z, t);
+}
+
+/* The codes 0..63 of sub-block 4hf + e + 2u (u = 0: ql's low nibbles with
+ * qh bits 2e, 2e+1; u = 1: the high nibbles with bits 2e + 4, 2e + 5) from
+ * h = rk_qh6 and t = rk_ql6. */
+AI void rk_sub_codes6(const __m512i *t, const __m512i *h, int e, int u, __m512i *wq) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b45 = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) { /* bits 2(e + 2u), +1 of qh to bits 4, 5 */
+        const int sh = 2 * (e + 2 * u);
+        const __m512i hb = sh < 4 ? _mm512_slli_epi16(h[k], 4 - sh) : sh == 4 ? h[k] : _mm512_srli_epi16(h[k], sh - 4);
+        const __m512i lo = u ? _mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4) : _mm512_and_si512(t[k], m4);
+        wq[k] = _mm512_ternarylogic_epi32(lo, hb, b45, 0xF8);
+    }
+}
+
+/* The sub-blocks in the order both Q6_K paths take them: the order rk_ql6
+ * yields them (the two of one transpose, then the next). */
+AI int rk_s6(int q) { return (q & ~3) | (q & 1) << 1 | (q >> 1 & 1); }
+
+/* Q6_K's codes of super-block b at w[r] + at into the buffer. */
+AI void rk_codes6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    for (int hf = 0; hf < 2; hf++) {
+        __m512i h[8], t[8];
+        rk_qh6(w, at, hf, h);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++) {
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) {
-                const size_t a = at + offsetof(block_q6_K, ql) + 64 * hf + 32 * e;
-                z[p] = r16_load2(w[p] + a, w[p + 8] + a);
-            }
-            r16_transpose(z, t);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) { /* bits 2u, 2u+1 of qh to bits 4, 5: u = e (low), e + 2 (high) */
-                __m512i hl = e == 0 ? _mm512_slli_epi16(h[k], 4) : _mm512_slli_epi16(h[k], 2);
-                __m512i hh = e == 0 ? h[k] : _mm512_srli_epi16(h[k], 2);
-                o->q[b][4 * hf + e][k] = _mm512_ternarylogic_epi32(_mm512_and_si512(t[k], m4), hl, b45, 0xF8);
-                o->q[b][4 * hf + 2 + e][k] =
-                    _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(t[k], 4), m4), hh, b45, 0xF8);
-            }
+            rk_ql6(w, at, hf, e, t);
+            rk_sub_codes6(t, h, e, 0, o->q[b][4 * hf + e]);
+            rk_sub_codes6(t, h, e, 1, o->q[b][4 * hf + 2 + e]);
         }
     }
 }
@@ -337,6 +362,39 @@ AI void rk_mins(const int NX, __m512 *a, const rk_buf *o, int b, const qx_k *con
     }
 }
 
+/* Q6_K: a[i] += the products of sub-block s (codes wq), its two halves
+ * of 16 values scaled apart (registers 0..3, 4..7). Two rows of x at a
+ * time, as rk_sub. */
+AI void rk_sub6(const int NX, __m512 *a, const __m512i *wq, const rk_buf *o, int b, const qx_k *const *x, int s) {
+    const __m512 sc0 = o->sc[b][2 * s], sc1 = o->sc[b][2 * s + 1];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) {
+        __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            t0 = dpbusd_bcast(t0, wq[k], x[i]->qs + 32 * s + 4 * k);
+            t1 = dpbusd_bcast(t1, wq[k + 4], x[i]->qs + 32 * s + 16 + 4 * k);
+        }
+        a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc0, a[i]);
+        a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc1, a[i]);
+    }
+}
+
+/* Q6_K: a[i] -= float(sum_j sc_j * bsums j) * 32 d, the -32 of the codes. */
+AI void rk_mins6(const int NX, __m512 *a, const rk_buf *o, int b, const qx_k *const *x) {
+    __m512i mn[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
+    const __m512 d32 = o->dmin[b];
+#pragma GCC unroll 8
+    for (int i = 0; i < NX; i++) {
+        __m512i t = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) t = dpwssd_bcast(t, mn[p], x[i]->bsums + 2 * p);
+        a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), d32, a[i]);
+    }
+}
+
 /* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs) times
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
@@ -353,37 +411,17 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
         for (int i = 0; i < NX; i++) a[i] = _mm512_setzero_ps();
         for (int s = 0; s < 8; s++) {
             __m512i wq[8];
+            const int sq = T == QT_Q6_K ? rk_s6(s) : s;
 #pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][s][k]);
-            if (T == QT_Q6_K) { /* scales per 16 values: registers 0..3, 4..7 */
-                const __m512 sc0 = o->sc[b][2 * s], sc1 = o->sc[b][2 * s + 1];
-#pragma GCC unroll 8
-                for (int i = 0; i < NX; i++) {
-                    __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; k++) {
-                        t0 = dpbusd_bcast(t0, wq[k], x[i]->qs + 32 * s + 4 * k);
-                        t1 = dpbusd_bcast(t1, wq[k + 4], x[i]->qs + 32 * s + 16 + 4 * k);
-                    }
-                    a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc0, a[i]);
-                    a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc1, a[i]);
-                }
+            for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][sq][k]);
+            if (T == QT_Q6_K) {
+                rk_sub6(NX, a, wq, o, b, x, rk_s6(s));
                 continue;
             }
             rk_sub(NX, T, a, wq, o->sc[b][s], x, s);
         }
-        if (T == QT_Q6_K) { /* the -32: sum_j sc_j * bsums j, times 32 d */
-            __m512i mn[8];
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
-            const __m512 d32 = o->dmin[b];
-#pragma GCC unroll 8
-            for (int i = 0; i < NX; i++) {
-                __m512i t = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int p = 0; p < 8; p++) t = dpwssd_bcast(t, mn[p], x[i]->bsums + 2 * p);
-                a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), d32, a[i]);
-            }
+        if (T == QT_Q6_K) {
+            rk_mins6(NX, a, o, b, x);
         } else if (T != QT_IQ4_XS) {
             rk_mins(NX, a, o, b, x);
         }
@@ -415,19 +453,38 @@ AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, c
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) a[i] = _mm512_setzero_ps();
         __m512i h[8];
-        if (T == QT_Q5_K) rk_qh5(w, at, h);
+        if (T == QT_Q6_K) {
 #pragma GCC unroll 1
-        for (int g = 0; g < 4; g++) {
-            __m512i t[8];
-            rk_qs32(T, w, at, g, t);
+            for (int hf = 0; hf < 2; hf++) {
+                rk_qh6(w, at, hf, h);
+#pragma GCC unroll 1
+                for (int e = 0; e < 2; e++) {
+                    __m512i t[8];
+                    rk_ql6(w, at, hf, e, t);
 #pragma GCC unroll 2
-            for (int u = 0; u < 2; u++) {
-                __m512i wq[8];
-                rk_sub_codes(T, t, h, g, u, wq);
-                rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, 2 * g + u);
+                    for (int u = 0; u < 2; u++) {
+                        __m512i wq[8];
+                        rk_sub_codes6(t, h, e, u, wq);
+                        rk_sub6(NX, a, wq, o, 0, x, 4 * hf + e + 2 * u);
+                    }
+                }
             }
+            rk_mins6(NX, a, o, 0, x);
+        } else {
+            if (T == QT_Q5_K) rk_qh5(w, at, h);
+#pragma GCC unroll 1
+            for (int g = 0; g < 4; g++) {
+                __m512i t[8];
+                rk_qs32(T, w, at, g, t);
+#pragma GCC unroll 2
+                for (int u = 0; u < 2; u++) {
+                    __m512i wq[8];
+                    rk_sub_codes(T, t, h, g, u, wq);
+                    rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, 2 * g + u);
+                }
+            }
+            if (T != QT_IQ4_XS) rk_mins(NX, a, o, 0, x);
         }
-        if (T != QT_IQ4_XS) rk_mins(NX, a, o, 0, x);
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) {
             const __m512 acc = b == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + i * ys);
@@ -457,6 +514,7 @@ AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, c
 RK_FUSED_FN(rk_fused_q4_K, QT_Q4_K)
 RK_FUSED_FN(rk_fused_q5_K, QT_Q5_K)
 RK_FUSED_FN(rk_fused_iq4_xs, QT_IQ4_XS)
+RK_FUSED_FN(rk_fused_q6_K, QT_Q6_K)
 #undef RK_FUSED_FN
 
 /* The most rows of x rk_fused takes (in two equal tiles above RK_NX): one
@@ -466,8 +524,10 @@ RK_FUSED_FN(rk_fused_iq4_xs, QT_IQ4_XS)
  * (the down product) Q4_K 8 rows 130 -> 108, 12 rows 175 -> 163, 16 rows
  * 201 -> 207, IQ4_XS 16 rows 224 -> 244; Q5_K 8 rows 130 -> 123, 12 rows
  * 179 -> 185 in one run, 174 -> 161 in the next (its qh bits keep 8 more
- * registers live). Q6_K (two scales per sub-block) keeps the buffer. */
-AI int rk_fuse_max(const int T) { return T == QT_Q4_K || T == QT_IQ4_XS ? 12 : T == QT_Q5_K ? RK_NX : 0; }
+ * registers live); Q6_K (its codes from two transposes, two scales per
+ * sub-block) 5 rows 126 -> 117, 8 rows 156-162 -> 148, 12 rows 195-206 ->
+ * 229 (two tiles of 6). */
+AI int rk_fuse_max(const int T) { return T == QT_Q4_K || T == QT_IQ4_XS ? 12 : RK_NX; }
 
 AI void rows_r16k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / QK_K;
@@ -490,6 +550,7 @@ AI void rows_r16k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
                 const size_t fpf = t == 0 ? pf : 0;
                 if (T == QT_Q4_K) rk_fused_q4_K(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
                 else if (T == QT_Q5_K) rk_fused_q5_K(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
+                else if (T == QT_Q6_K) rk_fused_q6_K(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
                 else rk_fused_iq4_xs(nx, y, j->rows, m, x, j->xq_row, &buf, w, nb, fpf);
             }
             continue;
