@@ -276,11 +276,14 @@ def main():
     ap.add_argument("--contended", type=float, default=0.75, metavar="FRAC",
                     help="the share of the best int8 peak under which a run counts as contended")
     ap.add_argument("--log", default="", help="append one JSON line per run and probe here")
-    ap.add_argument("--summarize", default="", metavar="LOG", help="only print the summary of LOG")
+    ap.add_argument("--summarize", default="", metavar="LOG",
+                    help="only print the summary of LOG (at the prompt sizes it holds)")
     a = ap.parse_args()
     prompts = [p for p in a.prompts.split(",") if p]
     if a.summarize:
-        summarize([json.loads(l) for l in open(a.summarize) if l.strip()], prompts, a.contended)
+        recs = [json.loads(l) for l in open(a.summarize) if l.strip()]
+        logged = sorted({p for r in recs if r.get("kind") == "run" for p in r.get("prefill", {})}, key=int)
+        summarize(recs, logged or prompts, a.contended)  # the sizes the log holds
         return
     engines = [("moe", None)]
     if a.llama_bench:
