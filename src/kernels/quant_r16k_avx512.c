@@ -363,8 +363,8 @@ AI void rk_mins(const int NX, __m512 *a, const rk_buf *o, int b, const qx_k *con
 }
 
 /* Q6_K: a[i] += the products of sub-block s (codes wq), its two halves
- * of 16 values scaled apart (registers 0..3, 4..7). Two rows of x at a
- * time, as rk_sub. */
+ * of 16 values scaled apart (registers 0..3, 4..7): each row of x has two
+ * chains of vpdpbusd already, interleaved. */
 AI void rk_sub6(const int NX, __m512 *a, const __m512i *wq, const rk_buf *o, int b, const qx_k *const *x, int s) {
     const __m512 sc0 = o->sc[b][2 * s], sc1 = o->sc[b][2 * s + 1];
 #pragma GCC unroll 8
