@@ -32,7 +32,8 @@
  * reuse the W registers.
  *
  * For a few rows of x (rk_fuse_max: Q4_K and IQ4_XS up to 12, Q5_K and
- * Q6_K up to 8, as the spread routing of trained models gives each expert at prefill)
+ * Q6_K up to 8, as the spread routing of trained models gives each expert
+ * at prefill)
  * the buffer costs as much as the products: rk_fused takes the codes from
  * the transposes straight into vpdpbusd, one super-block at a time, with
  * the same operations in the same order (the same bits).
@@ -319,7 +320,7 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
  * sc for i < NX (Q4_K / Q5_K / IQ4_XS: one scale per sub-block). Two rows
  * of x at a time, their chains of vpdpbusd interleaved: one chain after the
  * other left the ports idle on the chain's latency (one core, hot [768][2048]
- * Q4_K, 64 rows of x: 600 -> 575 us; 32 rows 317 -> 305). */
+ * Q4_K, 64 rows of x: 599 -> 570 us; 32 rows 315 -> 301). */
 AI void rk_sub(const int NX, const int T, __m512 *a, const __m512i *wq, __m512 sc, const qx_k *const *x, int s) {
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i += 2) {
@@ -415,7 +416,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][sq][k]);
             if (T == QT_Q6_K) {
-                rk_sub6(NX, a, wq, o, b, x, rk_s6(s));
+                rk_sub6(NX, a, wq, o, b, x, sq);
                 continue;
             }
             rk_sub(NX, T, a, wq, o->sc[b][s], x, s);
