@@ -14,9 +14,10 @@ of the probes before and after it. The summary gives, per model:
   prefill N   each engine's tok/s, moe over the faster peer, and moe's
               prefill operations (2 per active matmul weight per token, the
               output head for the last token only, plus
-              attention) as a share of the int8 peak and, on AMX, of the
-              block peak (AMX products of weights with a scale per 32-block,
-              whose AVX-512 scaling bounds them; `moe bench` probes both)
+              attention) as a share of the int8 peak and, on AMX and
+              AVX-512 VNNI, of the block peak (the products of weights with
+              a scale per 32-block, whose f32 scaling bounds them; `moe
+              bench` probes both)
   decode      each engine's tok/s, moe over the faster peer, and moe's
               bytes of active weights per second as a share of the bandwidth
 

@@ -102,7 +102,7 @@ typedef struct {
 typedef struct {
     int threads;
     double bw, peak, i8peak;
-    double i8block; /* AMX on weights with a scale per 32-block; 0 without AMX */
+    double i8block; /* AMX or VNNI on weights with a scale per 32-block; 0 on other paths */
     const char *i8path;
     double pp_s[MAX_PROMPTS], pp_tps[MAX_PROMPTS], pp_flops[MAX_PROMPTS];
     double dec_s, dec_tps, dec_bw, frac_each;
@@ -316,9 +316,12 @@ static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
            "token (the output head: the last token's only) + attention%s; decode bytes = active\n"
            "weights per token\n", A->reps, A->warmup,
            q8 ? ",\nthe same count as int8 operations for quantized weights" : "");
-    if (q8b)
+    if (q8b && r->amx)
         printf("block peak: the AMX products of weights with a scale per 32-block, probed in L1 (each\n"
                "block's int32 sums stored and scaled by AVX-512, which bounds them)\n");
+    else if (q8b)
+        printf("block peak: the VNNI products of weights with a scale per 32-block, probed in L1 (per\n"
+               "block and 16 W rows 8 vpdpbusd, then a conversion and an fma that bound them)\n");
     if (A->probe_each)
         printf("read bandwidth: median of %d probes, one before and one after each rep; decode ratio:\n"
                "median over reps of the rep's GB/s against the mean of the probes around it\n",
@@ -374,7 +377,7 @@ int cmd_bench(int argc, char **argv) {
         {"--json", NULL, ARG_FLAG, &json, 0, 0, 0, NULL,
          "print one JSON object (with --sweep: {\"sweep\": [one per thread count]})"},
         {"--probe-only", NULL, ARG_FLAG, &probe_only, 0, 0, 0, NULL,
-         "only the machine's limits (no MODEL): f32 and int8 peaks (and the block peak on AMX), read bandwidth"},
+         "only the machine's limits (no MODEL): f32 and int8 peaks (and the block peak on AMX and VNNI), read bandwidth"},
         {"--probe-each", NULL, ARG_FLAG, &probe_each, 0, 0, 0, NULL,
          "probe the read bandwidth after every rep too; each rep's decode is compared with the probes "
          "around it (for machines other jobs share)"},
@@ -389,12 +392,12 @@ int cmd_bench(int argc, char **argv) {
                        "only one whose logits a prefill computes) plus attention (4 x heads x head dim\n"
                        "per layer per earlier position); for a model whose active weights are mostly quantized the\n"
                        "same count is also shown against the int8 peak of the path its products take\n"
-                       "(AMX-INT8, AVX-512 VNNI or AVX2) and, on AMX, against the rate AMX reaches on\n"
-                       "weights with a scale per 32-block (the \"block peak\": each block's sums are\n"
-                       "scaled by AVX-512, which bounds it). Decode bytes per token are the active\n"
-                       "weights as stored. With --mem the expert cache's statistics of the timed reps\n"
-                       "follow (hit rate, bytes read per token, prefetch and prediction accuracy,\n"
-                       "stalls).",
+                       "(AMX-INT8, AVX-512 VNNI or AVX2) and, on AMX and AVX-512 VNNI, against the rate\n"
+                       "that path reaches on weights with a scale per 32-block (the \"block peak\":\n"
+                       "each block's int32 sums are converted and scaled in f32, which bounds it).\n"
+                       "Decode bytes per token are the active weights as stored. With --mem the\n"
+                       "expert cache's statistics of the timed reps follow (hit rate, bytes read per\n"
+                       "token, prefetch and prediction accuracy, stalls).",
                        opts, (int)(sizeof opts / sizeof opts[0]), 0, 1, "MODEL"};
     const char *pos[1];
     int np;

@@ -40,11 +40,13 @@ double moe_probe_f32_flops(moe_probe *p, int reps);
  * VNNI, else AVX2, else scalar; *path (if not NULL) names it. Best of
  * `reps`; 0 for a kernel name this CPU cannot run. */
 double moe_probe_int8_ops(moe_probe *p, const char *kernels, int reps, const char **path);
-/* Where that path is AMX: the rate its products reach on weights with a
- * scale per 32-block of K (Q8_0, Q4_0, Q4_K, ... as prefill runs them: a
- * tile product per block, its sums stored and scaled by AVX-512 into f32),
- * operands in L1; the scaling, not the tile unit, bounds it. Operations/s,
- * best of `reps`; 0 without AMX. */
+/* Where that path is AMX or AVX-512 VNNI: the rate its products reach on
+ * weights with a scale per 32-block of K (Q8_0, Q4_0, Q4_K, ... as prefill
+ * runs them: AMX, a tile product per block, its sums stored and scaled by
+ * AVX-512 into f32; VNNI, 8 vpdpbusd per block and 16 W rows, the int32
+ * sums converted and scaled into f32 by one fma), operands in L1; the
+ * scaling bounds it below the int8 peak. Operations/s, best of `reps`; 0
+ * on the AVX2 and scalar paths. */
 double moe_probe_int8_block_ops(moe_probe *p, const char *kernels, int reps);
 
 /* The instruction set the float kernels use here ("avx512", "avx2", ...). */

@@ -245,7 +245,7 @@ double probe_f32_flops(pool *p, int reps) {
 
 /* ------------------------------------------------------------ int8 peak */
 
-typedef enum { I8_SCALAR, I8_AVX2, I8_AVXVNNI, I8_VNNI512, I8_AMX, I8_AMX_BLOCKS } i8_path;
+typedef enum { I8_SCALAR, I8_AVX2, I8_AVXVNNI, I8_VNNI512, I8_AMX, I8_AMX_BLOCKS, I8_VNNI512_BLOCKS } i8_path;
 
 typedef struct {
     i8_path which;
@@ -271,6 +271,7 @@ static double i8_item(i8_ctx *c, int tid) {
     if (c->which == I8_AMX) return probe_int8_amx(sink);
     if (c->which == I8_AMX_BLOCKS) return probe_int8_amx_blocks(sink);
     if (c->which == I8_VNNI512) return probe_int8_vnni512(sink);
+    if (c->which == I8_VNNI512_BLOCKS) return probe_int8_vnni512_blocks(sink);
     if (c->which == I8_AVX2) return probe_int8_avx2(sink);
     if (c->which == I8_AVXVNNI) return probe_int8_avxvnni(sink);
 #endif
@@ -318,9 +319,13 @@ double probe_int8_ops(pool *p, const kern_cfg *k, int reps, const char **path) {
 
 double probe_int8_block_ops(pool *p, const kern_cfg *k, int reps) {
     if (!k) k = kern_of(p);
-    if (!k->amx) return 0.0;
     i8_ctx c;
     memset(&c, 0, sizeof c);
-    c.which = I8_AMX_BLOCKS;
+    if (k->amx)
+        c.which = I8_AMX_BLOCKS;
+    else if (k->isa == ISA_AVX512 && kernels_cpu()->vnni)
+        c.which = I8_VNNI512_BLOCKS;
+    else
+        return 0.0;
     return i8_rate(p, &c, reps);
 }

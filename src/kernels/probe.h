@@ -26,15 +26,18 @@ double probe_f32_flops(pool *p, int reps);
  * it. Independent accumulators in registers (or tiles), best of `reps`. */
 struct kern_cfg;
 double probe_int8_ops(pool *p, const struct kern_cfg *k, int reps, const char **path);
-/* Where k's prefill products run on AMX: the rate of those products for
- * weights with a scale per 32-block (tile product of K = 32, tile store,
- * AVX-512 scaling; probe_int8_amx_blocks), in operations/s over the pool's
- * threads, best of `reps`. 0 where k has no AMX. */
+/* Where k's prefill products run on AMX or AVX-512 VNNI: the rate of those
+ * products for weights with a scale per 32-block (AMX: tile product of
+ * K = 32, tile store, AVX-512 scaling, probe_int8_amx_blocks; VNNI: 8
+ * vpdpbusd, a conversion and an fma per block and 16 W rows,
+ * probe_int8_vnni512_blocks), in operations/s over the pool's threads,
+ * best of `reps`. 0 on the other paths. */
 double probe_int8_block_ops(pool *p, const struct kern_cfg *k, int reps);
 
 /* The per-ISA loops (probe_int8_avx512.c, probe_int8_avx2.c): run once,
  * return the operations done. */
 double probe_int8_vnni512(int32_t *sink);
+double probe_int8_vnni512_blocks(int32_t *sink);
 double probe_int8_amx(int32_t *sink);
 double probe_int8_amx_blocks(int32_t *sink);
 double probe_int8_avx2(int32_t *sink);

@@ -8,6 +8,8 @@
  *         instruction (the many-row prefill products on CPUs that have it).
  * Independent accumulators, operands in registers or tiles, no memory
  * traffic in the loop: an upper bound that real products approach.
+ * And each path's "block peak": the same products on weights with a scale
+ * per 32-block, as the quantized types have, operands in L1.
  * Returns the operations (2 per product) one call performs.
  */
 #include <immintrin.h>
@@ -37,6 +39,48 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) double probe_int8_vnni512
     s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)));
     *sink += _mm512_reduce_add_epi32(s);
     return (double)I8_ITERS * 12 * 64 * 2;
+}
+
+/* The VNNI product of weights with a scale per 32-block and W row, as the
+ * many-row kernels run it (quant_r16_avx512.c, quant_r16k_avx512.c): 16 W
+ * rows' codes of a block in 8 registers, reused by 8 rows of x; per x row
+ * and block 8 vpdpbusd (the x codes broadcast from L1), one conversion of
+ * the int32 sums and one fused multiply-add by the 16 rows' scales into f32
+ * accumulators. That conversion and fma per 32 values is what an exact
+ * product of these types cannot leave out, and it bounds them below the
+ * vpdpbusd peak. Counts 2 operations per product. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) double probe_int8_vnni512_blocks(int32_t *sink) {
+    enum { NB = 16, NX = 8 };
+    static const uint8_t w[NB][8][64] __attribute__((aligned(64)));
+    static const int8_t x[NX][NB * 32] __attribute__((aligned(64)));
+    static const float sc[NB][16] __attribute__((aligned(64)));
+    __m512 acc[NX];
+    for (int i = 0; i < NX; i++) acc[i] = _mm512_setzero_ps();
+    const int iters = I8_ITERS / NB;
+    for (int it = 0; it < iters; it++) {
+        for (int b = 0; b < NB; b++) {
+            __m512i wq[8];
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)w[b][k]);
+            const __m512 s = _mm512_load_ps(sc[b]);
+#pragma GCC unroll 8
+            for (int i = 0; i < NX; i++) {
+                __m512i t = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    int32_t q;
+                    memcpy(&q, x[i] + 32 * b + 4 * k, 4);
+                    t = _mm512_dpbusd_epi32(t, wq[k], _mm512_set1_epi32(q));
+                }
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), s, acc[i]);
+            }
+        }
+        __asm__ volatile("" ::: "memory"); /* one pass over the blocks per iteration */
+    }
+    __m512 t = acc[0];
+    for (int i = 1; i < NX; i++) t = _mm512_add_ps(t, acc[i]);
+    *sink += (int32_t)_mm512_reduce_add_ps(t);
+    return (double)iters * NB * NX * 16 * 32 * 2;
 }
 
 typedef struct {
