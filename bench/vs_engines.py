@@ -176,6 +176,8 @@ def summarize(recs, prompts, frac=0.75):
     # of it are left out where the same engine has runs that did not
     ref = max([q["int8_peak_gop_s"] for v in probes.values() for q in v] +
               [x for r in recs for x in (r.get("int8_around") or []) if x] or [None])
+    ref_block = max([q["int8_block_peak_gop_s"] for v in probes.values() for q in v
+                     if q.get("int8_block_peak_gop_s")] or [None])
     for r in recs:
         if r["kind"] == "run":
             r["contended"] = contended(r.get("int8_around"), ref, frac)
@@ -223,7 +225,10 @@ def summarize(recs, prompts, frac=0.75):
                          else r["prefill_frac_int8"].get(p) for r in moe_runs])
                 if f is not None:
                     line += f"   {100 * f:5.1f}% of int8 peak"
-                fb = med([r.get("prefill_frac_block", {}).get(p) for r in moe_runs])
+                # the block peak likewise: the best of the log's probes
+                fb = med([r["prefill_gop_s"][p] / ref_block
+                          if r.get("prefill_gop_s", {}).get(p) and ref_block and r.get("prefill_frac_block", {}).get(p)
+                          else r.get("prefill_frac_block", {}).get(p) for r in moe_runs])
                 if fb:
                     line += f", {100 * fb:5.1f}% of block peak"
             else:  # decode: moe's bytes per second against the probes around its round
