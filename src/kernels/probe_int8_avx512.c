@@ -51,9 +51,10 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) double probe_int8_vnni512
  * vpdpbusd peak. Counts 2 operations per product. */
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) double probe_int8_vnni512_blocks(int32_t *sink) {
     enum { NB = 16, NX = 8 };
-    static const uint8_t w[NB][8][64] __attribute__((aligned(64)));
-    static const int8_t x[NX][NB * 32] __attribute__((aligned(64)));
-    static const float sc[NB][16] __attribute__((aligned(64)));
+    /* not const: with the memory clobber below no load can be folded away */
+    static uint8_t w[NB][8][64] __attribute__((aligned(64)));
+    static int8_t x[NX][NB * 32] __attribute__((aligned(64)));
+    static float sc[NB][16] __attribute__((aligned(64)));
     __m512 acc[NX];
     for (int i = 0; i < NX; i++) acc[i] = _mm512_setzero_ps();
     const int iters = I8_ITERS / NB;
