@@ -233,7 +233,6 @@ def add_limits(rec, before, after):
     # the disk (wall less the cache's stalls)
     comp = rec["wall_per_token_s"] - c["stall_seconds"] / max(1, c["tokens"])
     rec["limit_compute_tok_s"] = 1 / comp if comp > 0 else float("inf")
-    rec["limit_binding_tok_s"] = min(rec["limit_needed_tok_s"], rec["limit_compute_tok_s"])
     # the bandwidth the cache's reads got while any was in flight, and the
     # share of the wall time with one in flight
     busy = c.get("read_busy_seconds", 0)
@@ -242,7 +241,9 @@ def add_limits(rec, before, after):
         rec["read_gb_s_inflight"] = inflight / 1e9
         rec["disk_busy"] = busy / (rec["wall_per_token_s"] * max(1, c["tokens"]))
         rec["limit_strict_tok_s"] = max(bw, inflight) / need
-        rec["limit_binding_tok_s"] = min(rec["limit_strict_tok_s"], rec["limit_compute_tok_s"])
+    # the lower of the disk's limit (strict where the reads' own bandwidth is known) and compute's
+    rec["limit_binding_tok_s"] = min(rec.get("limit_strict_tok_s", rec["limit_needed_tok_s"]),
+                                     rec["limit_compute_tok_s"])
     if rec.get("read_mbps"):  # the throttle's rate, which bursts after idle time may exceed
         rec["limit_throttle_tok_s"] = rec["read_mbps"] * 1e6 / need
 
