@@ -130,7 +130,8 @@ size_t quant_row_bytes(int type, int64_t cols) {
 
 size_t qact_row_stride(int type, int64_t cols) {
     if (qt_is32(type)) return (QX32_ROW_BYTES(cols / 32) + 63) / 64 * 64;
-    return (size_t)(cols / QK_K) * sizeof(qx_k);
+    const size_t nb = (size_t)(cols / QK_K);
+    return (nb * (sizeof(qx_k) + 4 * (size_t)qx_k_ncv(type)) + 63) / 64 * 64;
 }
 
 /* Bytes of n rows of activations in the larger of the two layouts, so

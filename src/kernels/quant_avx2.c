@@ -514,4 +514,5 @@ void avx2_qact_row(void *xq, const float *x, int type, int64_t cols) {
         act_row32(xq, x, type, cols);
     else
         act_rowk(xq, x, cols);
+    if (qx_k_ncv(type)) qx_k_cv_row(xq, type, cols / QK_K);
 }

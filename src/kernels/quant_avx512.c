@@ -768,6 +768,7 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols) {
         act_row32(xq, x, type, cols);
     else
         act_rowk(xq, x, cols);
+    if (qx_k_ncv(type)) qx_k_cv_row(xq, type, cols / QK_K);
 }
 
 #if defined(__clang__)

@@ -131,6 +131,7 @@ void ref_qact_row(void *xq, const float *x, int type, int64_t cols) {
         ref_qact_row32(xq, x, type, cols);
     else
         ref_qact_rowk(xq, x, cols);
+    if (qx_k_ncv(type)) qx_k_cv_row(xq, type, cols / QK_K);
 }
 
 /* ---------------------------------------------------------- dot products */

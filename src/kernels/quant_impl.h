@@ -56,6 +56,31 @@ typedef struct {
 } qx_k;
 _Static_assert(sizeof(qx_k) == 320, "qx_k size");
 
+/* IQ4_XS's and Q6_K's activation rows carry after their nb qx_k blocks
+ * (row bytes rounded up to 64) the -c * sum of each group of g codes of
+ * every block as int32: IQ4_XS (whose values the AVX-512 kernels take as
+ * kvalues + 128) c = 128, g = 32; Q6_K (codes 0..63 for q - 32) c = 32, g
+ * = 16. The many-row kernels (quant_r16k_avx512.c) start each integer sum
+ * from it, a load, where computing it from the sums of 16 took one
+ * operation per sum beside the products. Every act function writes them
+ * (qx_k_cv_row); the other kernels read the qx_k blocks only. */
+static inline int qx_k_ncv(int type) { return type == QT_IQ4_XS ? 8 : type == QT_Q6_K ? 16 : 0; }
+static inline const int32_t *qx_k_cv(const void *row, int64_t nb) {
+    return (const int32_t *)((const uint8_t *)row + (size_t)nb * sizeof(qx_k));
+}
+static inline void qx_k_cv_row(void *row, int type, int64_t nb) {
+    const qx_k *x = (const qx_k *)row;
+    int32_t *cv = (int32_t *)((uint8_t *)row + (size_t)nb * sizeof(qx_k));
+    const int n = qx_k_ncv(type), per = 16 / n; /* sums of 16 in each: 2 (IQ4_XS) or 1 */
+    const int c = type == QT_IQ4_XS ? 128 : 32;
+    for (int64_t i = 0; i < nb; i++)
+        for (int v = 0; v < n; v++) {
+            int32_t s = 0;
+            for (int u = 0; u < per; u++) s += x[i].bsums[v * per + u];
+            cv[i * n + v] = -c * s;
+        }
+}
+
 #define QX32_ROW_BYTES(nb) ((size_t)(nb) * 96)
 
 /* Pointers into one Q8_0-style activation row of nb blocks. */

@@ -19,8 +19,12 @@
  * against four gathers). Then for x row i (Q8_K, quant_impl.h) and
  * super-block b:
  *   t_s = vpdpbusd(t_s, W_s,k, broadcast of x codes 32s+4k..+3)   k = 0..7
- *         (IQ4_XS: t_s starts at -128 * sum(x_s), one vpdpwssd on the
- *         sums of 16, so the bias goes exactly)
+ *         (IQ4_XS: t_s starts at -128 * sum(x_s), which the activation
+ *         row carries as an int32 (quant_impl.h): a broadcast load, so the
+ *         bias goes exactly and off the ports of the products. Computed
+ *         here, one vpdpwssd on the sums of 16, it cost [768][2048], one
+ *         core, cold: 4 rows 85 -> 68 us, 16 rows 194 -> 185, 128 rows
+ *         1205 -> 1120)
  *   a   = sum_s float(t_s) * scale_s                  (8 fma, in s order)
  *   a  -= float(sum_s m_s * S_s) * dmin               (Q4_K / Q5_K: 4
  *         vpdpwssd of the pairs with x's sums of 32, S_s, from one vphaddw
@@ -45,10 +49,13 @@
  *
  * Q6_K: codes 0..63 (ql's nibbles with qh's bit pairs, two transposes of
  * qh and four of ql per super-block), scales per 16 values, so t_s is two
- * sums of 4 vpdpbusd, each scaled by d * sc_j; the -32 goes through the
- * sums of 16 as the mins do: a -= float(sum_j sc_j * bsum_j) * 32 d (8
- * vpdpwssd of [sc_2p, sc_2p+1]). About 11 operations on the vpdpbusd ports
- * per 512 products. Its sub-blocks go in the order the transposes give
+ * sums of 4 vpdpbusd, each scaled by d * sc_j and each starting at the
+ * -32 * sum of its 16 x codes the activation row carries (quant_impl.h), so
+ * the codes count as q - 32 exactly. About 10 operations on the vpdpbusd
+ * ports per 512 products; taking the -32 through the sums of 16 as the
+ * mins go (8 vpdpwssd of [sc_2p, sc_2p+1] per super-block and row of x,
+ * then a conversion and an fma) cost [768][2048], one core, cold: 8 rows
+ * 153 -> 140 us, 16 rows 237 -> 218, 128 rows 1358 -> 1239. Its sub-blocks go in the order the transposes give
  * them, 0, 2, 1, 3, 4, 6, 5, 7 (rk_s6), in both paths.
  *
  * Every t_s and the min sum are exact integers, and the f32 operations on
@@ -81,8 +88,8 @@
 typedef struct {
     __m512i q[RK_KC][8][8]; /* [super-block][s][k]: values 32s+4k..+3 of rows 0..15, unsigned */
     __m512 sc[RK_KC][16];   /* [super-block][s]: the f32 scale of sub-block s (Q6_K: of 16 values) */
-    __m512i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4), Q6_K: [sc_2p, sc_2p+1] */
-    __m512 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K), 32 d (Q6_K) */
+    __m512i mn[RK_KC][4];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K) */
+    __m512 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K) */
 } rk_buf;
 
 AI size_t rk_block_bytes(const int T) {
@@ -101,14 +108,12 @@ AI __m512i rk_byte_pair(__m512i v, int p) {
     return _mm512_shuffle_epi8(v, _mm512_add_epi32(base, _mm512_set1_epi32(2 * p | (2 * p + 1) << 16)));
 }
 
-/* Q6_K's 16 int8 scales (times d) and their pairs for the -32 bias. */
+/* Q6_K's 16 int8 scales, times d. */
 AI void rk_scales6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
     __m512i h[4], e[4]; /* scales 4q..4q+3; bytes 194..209 (d: the high word of e[3]) */
     r16_head4(w, at + offsetof(block_q6_K, scales), h);
     r16_head4(w, at + offsetof(block_q6_K, scales) + 2, e);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(e[3], 16)));
-    /* per dword: bytes [., 2u, ., 2u + 1] (u = 0, 1), then >> 8 with the sign */
-    const __m512i base = _mm512_set4_epi32((int)0x0D800C80, (int)0x09800880, (int)0x05800480, (int)0x01800080);
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {
 #pragma GCC unroll 4
@@ -116,13 +121,7 @@ AI void rk_scales6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
             __m512i v = _mm512_srai_epi32(_mm512_slli_epi32(h[q], 24 - 8 * u), 24);
             o->sc[b][4 * q + u] = _mm512_mul_ps(_mm512_cvtepi32_ps(v), d);
         }
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) {
-            __m512i c = _mm512_add_epi32(base, _mm512_set1_epi32(2 * u << 8 | 2 * u << 24));
-            o->mn[b][2 * q + u] = _mm512_srai_epi16(_mm512_shuffle_epi8(h[q], c), 8);
-        }
     }
-    o->dmin[b] = _mm512_mul_ps(d, _mm512_set1_ps(32.0f));
 }
 
 /* The scales (and mins) of super-block b of the 16 rows, at w[r] + at. */
@@ -321,14 +320,15 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
  * of x at a time, their chains of vpdpbusd interleaved: one chain after the
  * other left the ports idle on the chain's latency (one core, hot [768][2048]
  * Q4_K, 64 rows of x: 599 -> 570 us; 32 rows 315 -> 301). */
-AI void rk_sub(const int NX, const int T, __m512 *a, const __m512i *wq, __m512 sc, const qx_k *const *x, int s) {
+AI void rk_sub(const int NX, const int T, __m512 *a, const __m512i *wq, __m512 sc, const qx_k *const *x,
+               const int32_t *const *cv, int s) {
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i += 2) {
         const int two = i + 1 < NX;
         __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
-        if (T == QT_IQ4_XS) {
-            t0 = dpwssd_bcast(t0, _mm512_set1_epi16(-128), x[i]->bsums + 2 * s);
-            if (two) t1 = dpwssd_bcast(t1, _mm512_set1_epi16(-128), x[i + 1]->bsums + 2 * s);
+        if (T == QT_IQ4_XS) { /* -128 * sum(x_s), from the row (quant_impl.h) */
+            t0 = _mm512_set1_epi32(cv[i][s]);
+            if (two) t1 = _mm512_set1_epi32(cv[i + 1][s]);
         }
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
@@ -364,13 +364,15 @@ AI void rk_mins(const int NX, __m512 *a, const rk_buf *o, int b, const qx_k *con
 }
 
 /* Q6_K: a[i] += the products of sub-block s (codes wq), its two halves
- * of 16 values scaled apart (registers 0..3, 4..7): each row of x has two
- * chains of vpdpbusd already, interleaved. */
-AI void rk_sub6(const int NX, __m512 *a, const __m512i *wq, const rk_buf *o, int b, const qx_k *const *x, int s) {
+ * of 16 values scaled apart (registers 0..3, 4..7), each sum starting at
+ * the row's -32 * sum of those 16 x codes (so the codes count as q - 32):
+ * each row of x has two chains of vpdpbusd already, interleaved. */
+AI void rk_sub6(const int NX, __m512 *a, const __m512i *wq, const rk_buf *o, int b, const qx_k *const *x,
+                const int32_t *const *cv, int s) {
     const __m512 sc0 = o->sc[b][2 * s], sc1 = o->sc[b][2 * s + 1];
 #pragma GCC unroll 8
     for (int i = 0; i < NX; i++) {
-        __m512i t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512();
+        __m512i t0 = _mm512_set1_epi32(cv[i][2 * s]), t1 = _mm512_set1_epi32(cv[i][2 * s + 1]);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             t0 = dpbusd_bcast(t0, wq[k], x[i]->qs + 32 * s + 4 * k);
@@ -381,25 +383,10 @@ AI void rk_sub6(const int NX, __m512 *a, const __m512i *wq, const rk_buf *o, int
     }
 }
 
-/* Q6_K: a[i] -= float(sum_j sc_j * bsums j) * 32 d, the -32 of the codes. */
-AI void rk_mins6(const int NX, __m512 *a, const rk_buf *o, int b, const qx_k *const *x) {
-    __m512i mn[8];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) mn[p] = _mm512_load_si512((const void *)&o->mn[b][p]);
-    const __m512 d32 = o->dmin[b];
-#pragma GCC unroll 8
-    for (int i = 0; i < NX; i++) {
-        __m512i t = _mm512_setzero_si512();
-#pragma GCC unroll 8
-        for (int p = 0; p < 8; p++) t = dpwssd_bcast(t, mn[p], x[i]->bsums + 2 * p);
-        a[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(t), d32, a[i]);
-    }
-}
-
 /* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs) times
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
-                const rk_buf *o, int64_t b0, int kc, int first) {
+                size_t xcv, const rk_buf *o, int64_t b0, int kc, int first) {
     __m512 acc[RK_NX];
 #pragma GCC unroll 8
     for (int i = 0; i < NX; i++) acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + i * ys);
@@ -407,6 +394,9 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
         const qx_k *x[RK_NX];
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) x[i] = (const qx_k *)(xq + (size_t)i * xs) + b0 + b;
+        const int32_t *cv[RK_NX];
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) cv[i] = (const int32_t *)(xq + (size_t)i * xs + xcv) + (b0 + b) * qx_k_ncv(T);
         __m512 a[RK_NX];
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) a[i] = _mm512_setzero_ps();
@@ -416,16 +406,12 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) wq[k] = _mm512_load_si512((const void *)&o->q[b][sq][k]);
             if (T == QT_Q6_K) {
-                rk_sub6(NX, a, wq, o, b, x, sq);
+                rk_sub6(NX, a, wq, o, b, x, cv, sq);
                 continue;
             }
-            rk_sub(NX, T, a, wq, o->sc[b][s], x, s);
+            rk_sub(NX, T, a, wq, o->sc[b][s], x, cv, s);
         }
-        if (T == QT_Q6_K) {
-            rk_mins6(NX, a, o, b, x);
-        } else if (T != QT_IQ4_XS) {
-            rk_mins(NX, a, o, b, x);
-        }
+        if (T == QT_Q4_K || T == QT_Q5_K) rk_mins(NX, a, o, b, x);
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) acc[i] = _mm512_fmadd_ps(a[i], _mm512_set1_ps(x[i]->d), acc[i]);
     }
@@ -442,6 +428,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, co
  * the same bits. */
 AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
                  rk_buf *o, const uint8_t *const *w, int64_t nb, size_t pf) {
+    const size_t xcv = (size_t)nb * sizeof(qx_k);
     const size_t bb = rk_block_bytes(T);
     for (int64_t b = 0; b < nb; b++) {
         const size_t at = (size_t)b * bb;
@@ -450,6 +437,9 @@ AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, c
         const qx_k *x[RK_NX];
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) x[i] = (const qx_k *)(xq + (size_t)i * xs) + b;
+        const int32_t *cv[RK_NX];
+#pragma GCC unroll 8
+        for (int i = 0; i < NX; i++) cv[i] = (const int32_t *)(xq + (size_t)i * xs + xcv) + b * qx_k_ncv(T);
         __m512 a[RK_NX];
 #pragma GCC unroll 8
         for (int i = 0; i < NX; i++) a[i] = _mm512_setzero_ps();
@@ -466,11 +456,10 @@ AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, c
                     for (int u = 0; u < 2; u++) {
                         __m512i wq[8];
                         rk_sub_codes6(t, h, e, u, wq);
-                        rk_sub6(NX, a, wq, o, 0, x, 4 * hf + e + 2 * u);
+                        rk_sub6(NX, a, wq, o, 0, x, cv, 4 * hf + e + 2 * u);
                     }
                 }
             }
-            rk_mins6(NX, a, o, 0, x);
         } else {
             if (T == QT_Q5_K) rk_qh5(w, at, h);
 #pragma GCC unroll 1
@@ -481,7 +470,7 @@ AI void rk_fused(const int NX, const int T, float *y, int64_t ys, __mmask16 m, c
                 for (int u = 0; u < 2; u++) {
                     __m512i wq[8];
                     rk_sub_codes(T, t, h, g, u, wq);
-                    rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, 2 * g + u);
+                    rk_sub(NX, T, a, wq, o->sc[0][2 * g + u], x, cv, 2 * g + u);
                 }
             }
             if (T != QT_IQ4_XS) rk_mins(NX, a, o, 0, x);
@@ -532,6 +521,7 @@ AI int rk_fuse_max(const int T) { return T == QT_Q4_K || T == QT_IQ4_XS ? 12 : R
 
 AI void rows_r16k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / QK_K;
+    const size_t xcv = (size_t)nb * sizeof(qx_k); /* IQ4_XS, Q6_K: where a row's sums (quant_impl.h) start */
     rk_buf buf __attribute__((aligned(64)));
     for (int64_t r = r0; r < r1; r += RK_ROWS) {
         const int rw = r1 - r < RK_ROWS ? (int)(r1 - r) : RK_ROWS;
@@ -564,7 +554,7 @@ AI void rows_r16k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
                 float *y = j->y + i * j->rows + r;
                 const uint8_t *x = j->xq + (size_t)i * j->xq_row;
                 const int first = b0 == 0;
-#define RK_TILE(NX) rk_tile(NX, T, y, j->rows, m, x, j->xq_row, &buf, b0, kc, first)
+#define RK_TILE(NX) rk_tile(NX, T, y, j->rows, m, x, j->xq_row, xcv, &buf, b0, kc, first)
                 switch (nx) {
                 case 1: RK_TILE(1); break;
                 case 2: RK_TILE(2); break;
