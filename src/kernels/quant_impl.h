@@ -65,9 +65,6 @@ _Static_assert(sizeof(qx_k) == 320, "qx_k size");
  * operation per sum beside the products. Every act function writes them
  * (qx_k_cv_row); the other kernels read the qx_k blocks only. */
 static inline int qx_k_ncv(int type) { return type == QT_IQ4_XS ? 8 : type == QT_Q6_K ? 16 : 0; }
-static inline const int32_t *qx_k_cv(const void *row, int64_t nb) {
-    return (const int32_t *)((const uint8_t *)row + (size_t)nb * sizeof(qx_k));
-}
 static inline void qx_k_cv_row(void *row, int type, int64_t nb) {
     const qx_k *x = (const qx_k *)row;
     int32_t *cv = (int32_t *)((uint8_t *)row + (size_t)nb * sizeof(qx_k));

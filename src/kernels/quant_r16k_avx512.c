@@ -55,8 +55,9 @@
  * ports per 512 products; taking the -32 through the sums of 16 as the
  * mins go (8 vpdpwssd of [sc_2p, sc_2p+1] per super-block and row of x,
  * then a conversion and an fma) cost [768][2048], one core, cold: 8 rows
- * 153 -> 140 us, 16 rows 237 -> 218, 128 rows 1358 -> 1239. Its sub-blocks go in the order the transposes give
- * them, 0, 2, 1, 3, 4, 6, 5, 7 (rk_s6), in both paths.
+ * 153 -> 140 us, 16 rows 237 -> 218, 128 rows 1358 -> 1239. Its
+ * sub-blocks go in the order the transposes give them, 0, 2, 1, 3, 4, 6,
+ * 5, 7 (rk_s6), in both paths.
  *
  * Every t_s and the min sum are exact integers, and the f32 operations on
  * them are the same for each output whatever rows share its group (a
