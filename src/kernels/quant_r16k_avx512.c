@@ -384,8 +384,9 @@ AI void rk_sub6(const int NX, __m512 *a, const __m512i *wq, const rk_buf *o, int
     }
 }
 
-/* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs) times
- * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
+/* y[i*ys + lane] (lanes in m) for i < NX: x rows at xq (stride xs; IQ4_XS
+ * and Q6_K: each row's bias sums xcv bytes on, quant_impl.h) times the
+ * chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, __mmask16 m, const uint8_t *xq, size_t xs,
                 size_t xcv, const rk_buf *o, int64_t b0, int kc, int first) {
     __m512 acc[RK_NX];
