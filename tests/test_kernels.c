@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "kernels/probe.h"
 #include "kern_pool.h"
 #include "test.h"
@@ -427,6 +428,28 @@ TEST(kernels_rmsnorm) {
     float z[4] = {0, 0, 0, 0}, one[4] = {1, 1, 1, 1};
     rmsnorm(z, z, one, 4, 1e-5f);
     for (int i = 0; i < 4; i++) CHECK(z[i] == 0.0f);
+}
+
+/* The AVX-512 norm against the scalar one it stands for: the same bits,
+ * every tail length, in place, and values whose squares are far outside
+ * f32 (huge, subnormal). */
+TEST(kernels_rmsnorm_avx512_same_bits) {
+    if (!kernels_cpu()->avx512) return;
+    uint32_t seed = 23;
+    static float x[2100], w[2100], a[2100], b[2100];
+    const float scale[4] = {1.0f, 3e18f, 1e-30f, 1e-42f};
+    for (int sc = 0; sc < 4; sc++)
+        for (int n = 1; n <= 2100; n = n < 40 ? n + 1 : n * 2 + 3) {
+            for (int i = 0; i < n; i++) {
+                x[i] = rng_f(&seed) * scale[sc];
+                w[i] = rng_f(&seed) * 2;
+            }
+            scalar_rmsnorm8(a, x, w, n, 1e-6f);
+            avx512_rmsnorm(b, x, w, n, 1e-6f);
+            CHECK_MSG(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "scale %g n=%d", (double)scale[sc], n);
+            avx512_rmsnorm(x, x, w, n, 1e-6f); /* in place */
+            CHECK_MSG(memcmp(x, a, sizeof(float) * (size_t)n) == 0, "in place, scale %g n=%d", (double)scale[sc], n);
+        }
 }
 
 TEST(kernels_softmax) {

@@ -400,8 +400,9 @@ void mat_row_f32(float *dst, const mat *W, int64_t row) {
  * reference's one serial chain waits on each add's latency, and at prefill
  * the norms (two per layer per token, Qwen3's per head too) took 1.3-1.7%
  * of the time. Double keeps the mean of squares far inside f32's rounding
- * whatever the order. */
-void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+ * whatever the order. AVX-512 computes the same bits in one register of 8
+ * doubles (avx512_rmsnorm), whichever kernel path the caller runs. */
+void scalar_rmsnorm8(float *y, const float *x, const float *w, int n, float eps) {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -411,6 +412,10 @@ void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     const float var = n > 0 ? (float)(ss / n) : 0.0f;
     const float r = 1.0f / sqrtf(var + eps);
     for (i = 0; i < n; i++) y[i] = (x[i] * r) * w[i];
+}
+void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    if (kernels_cpu()->avx512) avx512_rmsnorm(y, x, w, n, eps);
+    else scalar_rmsnorm8(y, x, w, n, eps);
 }
 /* AVX-512: vectorized exp (vmath.h, within 2 ulp of expf's exact value)
  * and f32 partial sums; other ISAs: the scalar reference. */

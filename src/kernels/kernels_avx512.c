@@ -20,6 +20,7 @@
  * a partial group of W rows repeats the last row and drops the extra sums.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels/kernels_impl.h"
 
@@ -357,6 +358,35 @@ float avx512_dot(const float *a, const float *b, int n) {
         s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+/* kernels.c's rmsnorm, the same bits: lane k of one register of 8 doubles
+ * is its partial sum k (elements i = k mod 8, in order; a float's square is
+ * exact in double, so the fma rounds as its add does; the tail's missing
+ * lanes add +0), the sums combined in its order, then (x * r) * w in f32. */
+void avx512_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    __m512d acc = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+        acc = _mm512_fmadd_pd(v, v, acc);
+    }
+    if (i < n) {
+        __m512d v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps((__mmask8)((1u << (n - i)) - 1), x + i));
+        acc = _mm512_fmadd_pd(v, v, acc);
+    }
+    double s[8];
+    _mm512_storeu_pd(s, acc);
+    const double ss = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    const float var = n > 0 ? (float)(ss / n) : 0.0f;
+    const __m512 r = _mm512_set1_ps(1.0f / sqrtf(var + eps));
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), r), _mm512_loadu_ps(w + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), r), _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
 }
 
 void avx512_axpy(float *y, float a, const float *x, int n) {

@@ -32,6 +32,8 @@ float ref_dot(const float *a, const float *b, int n);
 void ref_axpy(float *y, float a, const float *x, int n);
 void ref_mat_row_f32(float *dst, const mat *W, int64_t row);
 void ref_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+/* kernels.c's rmsnorm on any CPU: eight double partial sums (i mod 8). */
+void scalar_rmsnorm8(float *y, const float *x, const float *w, int n, float eps);
 void ref_softmax(float *x, int n);
 void ref_silu_mul(float *g, const float *u, int n);
 void ref_rope_apply(float *x, const float *cos_t, const float *sin_t, int head_dim);
@@ -47,5 +49,6 @@ void avx512_matmul_rows(float *y, const float *x, const mat *W, int64_t n, int64
                         float *panel);
 float avx512_dot(const float *a, const float *b, int n);
 void avx512_axpy(float *y, float a, const float *x, int n);
+void avx512_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 
 #endif
