@@ -167,7 +167,7 @@ int main(int argc, char **argv) {
             qmm_task *tasks = malloc(sizeof(qmm_task) * E * (size_t)sets);
             if (!w || !tasks) return 1;
             for (int i = 0; i < E * sets; i++)
-                tasks[i] = (qmm_task){w + bytes * (size_t)i, type, R, C, x + (i % E) * C, y + (size_t)(i % E) * R, 1};
+                tasks[i] = (qmm_task){w + bytes * (size_t)i, type, R, C, x + (i % E) * C, y + (size_t)(i % E) * R, 1, NULL, 0};
             void *gs = malloc(qmatmul_grouped_scratch_size(tasks, E));
             double tg[7], ts[7];
             for (int r = 0; r < 7; r++) {
@@ -244,8 +244,8 @@ int main(int argc, char **argv) {
                         int64_t row = 0;
                         for (int e = 0; e < E; e++) {
                             if (!cnt[e]) continue;
-                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e), type, F, D, xe + row * D, ge + row * F, cnt[e]};
-                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e + 1), type, F, D, xe + row * D, ue + row * F, cnt[e]};
+                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e), type, F, D, xe + row * D, ge + row * F, cnt[e], NULL, 0};
+                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e + 1), type, F, D, xe + row * D, ue + row * F, cnt[e], NULL, 0};
                             row += cnt[e];
                         }
                         qmatmul_grouped(p, tasks, nt, gs);
@@ -253,7 +253,7 @@ int main(int argc, char **argv) {
                         row = 0;
                         for (int e = 0; e < E; e++) {
                             if (!cnt[e]) continue;
-                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e + 2), type, D, F, ge + row * F, ye + row * D, cnt[e]};
+                            tasks[nt++] = (qmm_task){wl + mb * (size_t)(3 * e + 2), type, D, F, ge + row * F, ye + row * D, cnt[e], NULL, 0};
                             row += cnt[e];
                         }
                         qmatmul_grouped(p, tasks, nt, gs);

@@ -133,6 +133,15 @@ TEST(gemm_matmul_route) {
             matmul_grouped(p2, t, 3);
             CHECK(memcmp(y3, y1, sizeof(float) * (size_t)(n * rows)) == 0);
             CHECK(memcmp(y3 + n * rows, y1, sizeof(float) * (size_t)(n * rows)) == 0);
+            /* rows by index are for quantized weights only: f32 says no, and
+             * a task given them anyway comes back NaN, never wrong */
+            CHECK(!matmul_idx_ok(p2, &W, n));
+            int one = 0;
+            mm_idx ix[2] = {{NULL, 0}, {&one, 1}};
+            mm_task u[2] = {{&W, x, y3, n}, {&W, x, y2, 1}};
+            matmul_grouped_idx(p2, u, ix, 2);
+            CHECK(memcmp(y3, y1, sizeof(float) * (size_t)(n * rows)) == 0);
+            CHECK(isnan(y2[0]) && isnan(y2[rows - 1]));
         }
         free(x);
         free(w);

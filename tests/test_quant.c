@@ -593,7 +593,7 @@ TEST(quant_grouped_equals_separate) {
         x[t] = make_x(ns[t] ? ns[t] : 1, cols[t], &seed);
         y[t] = malloc(sizeof(float) * (size_t)((ns[t] ? ns[t] : 1) * rows[t]));
         ys[t] = malloc(sizeof(float) * (size_t)((ns[t] ? ns[t] : 1) * rows[t]));
-        tasks[t] = (qmm_task){W[t], types[t], rows[t], cols[t], x[t], y[t], ns[t]};
+        tasks[t] = (qmm_task){W[t], types[t], rows[t], cols[t], x[t], y[t], ns[t], NULL, 0};
     }
     void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
     for (int is = 0; is < N_PATHS; is++) {
@@ -644,7 +644,7 @@ TEST(quant_grouped_shared_x) {
             W[t] = make_w(types[t], rows[t], K, &seed);
             y[t] = malloc(sizeof(float) * (size_t)(n * rows[t]));
             ys[t] = malloc(sizeof(float) * (size_t)(n * rows[t]));
-            tasks[t] = (qmm_task){W[t], types[t], rows[t], K, x, y[t], n};
+            tasks[t] = (qmm_task){W[t], types[t], rows[t], K, x, y[t], n, NULL, 0};
         }
         void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, T));
         for (int is = 0; is < N_PATHS; is++) {
@@ -669,6 +669,77 @@ TEST(quant_grouped_shared_x) {
         }
         free(x);
     }
+    paths_free(&pp);
+}
+
+/* Tasks taking their rows of a shared x by index (an MoE layer's tokens)
+ * give, bit for bit, what the same rows gathered give: with the x
+ * quantized whole once per type (the tasks' rows outnumber its own, and
+ * enough values for the threaded quantization) and without (one small
+ * task), gate / up pairs sharing one index list, gate and up of different
+ * types, tasks with and without idx in one call. Where a kernel choice
+ * takes AMX tiles (qmatmul_idx_ok says no) the task gets gathered rows. */
+TEST(quant_grouped_indexed_rows) {
+    path_pools pp;
+    paths_init(&pp);
+    uint32_t seed = 97;
+    enum { T = 14, XR = 40 };
+    const int64_t K = 2048;
+    static const int types[T] = {QT_Q8_0, QT_Q8_0, QT_Q4_K, QT_Q4_K, QT_IQ4_XS, QT_IQ4_XS, QT_Q6_K,
+                                 QT_Q8_0, QT_Q4_0, QT_Q4_0, QT_MXFP4, QT_MXFP4, QT_Q5_K, QT_Q5_K};
+    static const int64_t rows[T] = {32, 32, 16, 16, 48, 48, 16, 16, 32, 32, 16, 16, 16, 16};
+    static const int64_t ns[T] = {1, 1, 3, 3, 17, 17, 8, 8, 40, 40, 2, 2, 5, 5};
+    float *x = make_x(XR, K, &seed);
+    int idx[T / 2][XR];
+    for (int e = 0; e < T / 2; e++)
+        for (int i = 0; i < XR; i++) idx[e][i] = (int)(rng_next(&seed) % XR);
+    void *W[T];
+    float *y[T], *ys[T], *xg[T];
+    for (int t = 0; t < T; t++) {
+        W[t] = make_w(types[t], rows[t], K, &seed);
+        y[t] = malloc(sizeof(float) * (size_t)(ns[t] * rows[t]));
+        ys[t] = malloc(sizeof(float) * (size_t)(ns[t] * rows[t]));
+        xg[t] = malloc(sizeof(float) * (size_t)(ns[t] * K));
+        for (int64_t i = 0; i < ns[t]; i++)
+            memcpy(xg[t] + i * K, x + (int64_t)idx[t / 2][i] * K, sizeof(float) * (size_t)K);
+    }
+    for (int is = 0; is < N_PATHS; is++) {
+        if (!pp.two[is]) continue;
+        pool *p = pp.two[is];
+        for (int t = 0; t < T; t++) {
+            void *s1 = malloc(qmatmul_scratch_size(types[t], ns[t], K));
+            qmatmul(p, ys[t], xg[t], W[t], types[t], ns[t], rows[t], K, s1);
+            free(s1);
+        }
+        for (int small = 0; small < 2; small++) {
+            qmm_task tasks[T];
+            int m = small ? 1 : T, n_idx = 0;
+            for (int t0 = 0; t0 < m; t0++) {
+                int t = small ? 2 : t0; /* alone: 3 rows of 40, quantized where they are */
+                int ok = qmatmul_idx_ok(p, types[t], ns[t]) && t != 9; /* task 9: gathered beside its idx twin */
+                n_idx += ok;
+                tasks[t0] = ok ? (qmm_task){W[t], types[t], rows[t], K, x, y[t], ns[t], idx[t / 2], XR}
+                               : (qmm_task){W[t], types[t], rows[t], K, xg[t], y[t], ns[t], NULL, 0};
+            }
+            void *scratch = malloc(qmatmul_grouped_scratch_size(tasks, m));
+            qmatmul_grouped(p, tasks, m, scratch);
+            free(scratch);
+            for (int t0 = 0; t0 < m; t0++) {
+                int t = small ? 2 : t0;
+                CHECK_MSG(memcmp(y[t], ys[t], sizeof(float) * (size_t)(ns[t] * rows[t])) == 0,
+                          "task %d (%s, %lld rows) on %s%s: rows by index differ from gathered rows", t,
+                          quant_traits(types[t])->name, (long long)ns[t], path_name(is), small ? ", alone" : "");
+            }
+            CHECK(n_idx > 0 || small);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        free(W[t]);
+        free(y[t]);
+        free(ys[t]);
+        free(xg[t]);
+    }
+    free(x);
     paths_free(&pp);
 }
 
@@ -807,7 +878,7 @@ TEST(quant_bad_shapes_are_no_ops) {
     qmatmul(NULL, y, x, W, QT_Q8_0, 1, 1, -32, scratch); /* negative cols */
     CHECK(y[0] == 1 && y[1] == 2 && y[2] == 3 && y[3] == 4);
     CHECK_EQ_INT(qact_size(QT_Q8_0, 0, 32), 64);
-    qmm_task t = {W, 99, 1, 32, x, y, 1};
+    qmm_task t = {W, 99, 1, 32, x, y, 1, NULL, 0};
     CHECK_EQ_INT(qmatmul_grouped_scratch_size(&t, 1), 64);
     qmatmul_grouped(NULL, &t, 1, scratch);
     CHECK(y[0] == 1);

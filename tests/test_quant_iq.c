@@ -295,7 +295,7 @@ TEST(quant_iq_grouped_equals_separate) {
                 }
                 y[t] = malloc(sizeof(float) * (size_t)(n * rows[t]));
                 ys[t] = malloc(sizeof(float) * (size_t)(n * rows[t]));
-                tasks[t] = (qmm_task){W[t], types[t], rows[t], K, x, y[t], n};
+                tasks[t] = (qmm_task){W[t], types[t], rows[t], K, x, y[t], n, NULL, 0};
                 void *s1 = malloc(qmatmul_scratch_size(types[t], n, K));
                 qmatmul(p, ys[t], x, W[t], types[t], n, rows[t], K, s1);
                 free(s1);

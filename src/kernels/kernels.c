@@ -313,14 +313,14 @@ static void grouped_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
 }
 
 /* The quantized tasks of tasks[m] as one qmatmul_grouped. */
-static void grouped_quant(pool *p, const mm_task *ts, int m) {
+static void grouped_quant(pool *p, const mm_task *ts, const mm_idx *ix, int m) {
     qmm_task q[GROUP_MAX];
     int nq = 0;
     for (int i = 0; i < m; i++) {
         const mm_task *t = &ts[i];
         if (t->n <= 0 || t->W->rows <= 0 || !dtype_is_quant(t->W->type)) continue;
         q[nq++] = (qmm_task){t->W->data, dtype_to_ggml(t->W->type), t->W->rows, t->W->cols,
-                             t->x, t->y, t->n};
+                             t->x, t->y, t->n, ix ? ix[i].idx : NULL, ix ? ix[i].x_rows : 0};
     }
     if (!nq) return;
     void *own, *sc = kern_scratch(p, -1, qmatmul_grouped_scratch_size(q, nq), &own);
@@ -332,21 +332,25 @@ static void grouped_quant(pool *p, const mm_task *ts, int m) {
     free(own);
 }
 
-static inline int task_float(const kern_cfg *k, const mm_task *t) {
-    return t->n > 0 && t->W->rows > 0 && !dtype_is_quant(t->W->type) && !use_gemm(k, t->W, t->n);
+static inline int task_float(const kern_cfg *k, const mm_task *t, const mm_idx *ix) {
+    return t->n > 0 && t->W->rows > 0 && !dtype_is_quant(t->W->type) && !use_gemm(k, t->W, t->n) && !(ix && ix->idx);
+}
+
+int matmul_idx_ok(pool *p, const mat *W, int64_t n) {
+    return dtype_is_quant(W->type) && qmatmul_idx_ok(p, dtype_to_ggml(W->type), n);
 }
 
 /* The tasks of tasks[m] that go through the blocked GEMM, as one gemm_run. */
-static void grouped_gemm(pool *p, const kern_cfg *k, const mm_task *ts, int m) {
+static void grouped_gemm(pool *p, const kern_cfg *k, const mm_task *ts, const mm_idx *ix, int m) {
     gemm_op ops[GROUP_MAX];
     int n = 0;
     for (int i = 0; i < m; i++)
-        if (ts[i].n > 0 && ts[i].W->rows > 0 && use_gemm(k, ts[i].W, ts[i].n))
+        if (ts[i].n > 0 && ts[i].W->rows > 0 && use_gemm(k, ts[i].W, ts[i].n) && !(ix && ix[i].idx))
             ops[n++] = gemm_of(ts[i].y, ts[i].x, ts[i].W, ts[i].n);
     if (n) gemm_run(p, ops, n);
 }
 
-void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
+void matmul_grouped_idx(pool *p, const mm_task *tasks, const mm_idx *idx, int n_tasks) {
     const kern_cfg *k = kern_of(p);
     matmul_rows_fn fn = g_tables[k->isa].matmul_rows;
     int64_t start[GROUP_MAX + 1], rpu[GROUP_MAX];
@@ -354,13 +358,17 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
     for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) {
         int m = n_tasks - t0 < GROUP_MAX ? n_tasks - t0 : GROUP_MAX;
         const mm_task *ts = tasks + t0;
-        grouped_quant(p, ts, m);
-        grouped_gemm(p, k, ts, m);
+        const mm_idx *ix = idx ? idx + t0 : NULL;
+        grouped_quant(p, ts, ix, m);
+        grouped_gemm(p, k, ts, ix, m);
+        for (int i = 0; ix && i < m; i++) /* idx on f32 / bf16 / f16 weights: not taken (visible) */
+            if (ix[i].idx && ts[i].n > 0 && !dtype_is_quant(ts[i].W->type))
+                fill_nan(ts[i].y, ts[i].n * ts[i].W->rows);
         /* Total work decides the unit size: about 4 units per thread overall,
          * but never below MIN_CHUNK_WORK per unit nor a ROW_BLOCK. */
         int64_t total = 0;
         for (int i = 0; i < m; i++)
-            if (task_float(k, &ts[i]))
+            if (task_float(k, &ts[i], ix ? &ix[i] : NULL))
                 total += ts[i].W->rows * (ts[i].W->cols * (dtype_size(ts[i].W->type) + 4 * ts[i].n) + 1);
         if (total == 0) continue;
         int64_t target = total / (4 * (int64_t)nth);
@@ -370,7 +378,7 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
             const mm_task *t = &ts[i];
             int64_t units = 0;
             rpu[i] = ROW_BLOCK;
-            if (task_float(k, t)) {
+            if (task_float(k, t, ix ? &ix[i] : NULL)) {
                 int64_t per_row = t->W->cols * (dtype_size(t->W->type) + 4 * t->n) + 1;
                 int64_t r = (target + per_row - 1) / per_row;
                 r = (r + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
@@ -384,6 +392,8 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) {
         pool_for(p, start[m], 1, grouped_chunk, &c);
     }
 }
+
+void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) { matmul_grouped_idx(p, tasks, NULL, n_tasks); }
 
 /* ------------------------------------------------------------ vector ops */
 

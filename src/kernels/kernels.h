@@ -103,10 +103,20 @@ void matmul_ref(float *y, const float *x, const mat *W, int64_t n);
  * that small per-expert problems share one parallel region. */
 typedef struct mm_task {
     const mat *W;   /* [out][in] */
-    const float *x; /* [n][in] */
+    const float *x; /* [n][in] (with an mm_idx: [x_rows][in]) */
     float *y;       /* [n][out] */
     int64_t n;      /* rows of x; 0 = skipped */
 } mm_task;
+/* Rows of x by index (quant.h's qmm_task.idx): row i of the task's x is
+ * x[idx[i]], and a shared x is quantized once for all its tasks. Quantized
+ * W only, where matmul_idx_ok says so; idx NULL: rows 0..n-1. */
+typedef struct mm_idx {
+    const int *idx;
+    int64_t x_rows;
+} mm_idx;
+int matmul_idx_ok(pool *p, const mat *W, int64_t n);
+/* matmul_grouped with idx[i] for tasks[i] (idx may be NULL). */
+void matmul_grouped_idx(pool *p, const mm_task *tasks, const mm_idx *idx, int n_tasks);
 void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks);
 
 /* Row i of W widened to f32: dst[W.cols]. (Embedding lookup.) */

@@ -206,6 +206,8 @@ static int qtiles_use(const kern_cfg *k, int type, int64_t n) {
     return min_n && n >= min_n && k->amx;
 }
 
+int qmatmul_idx_ok(pool *p, int type, int64_t n) { return !qtiles_use(kern_of(p), type, n); }
+
 /* ------------------------------------------------------- quantize x */
 
 /* Unit i of the activations x [n][cols]: row i, or (tiles) tile i. */
@@ -331,10 +333,25 @@ static int task_live(const qmm_task *t) {
     return t->n > 0 && t->rows > 0 && quant_row_bytes(t->type, t->cols) != 0;
 }
 
+/* The shared x of tasks[i] (idx) quantized for its type: the first task of
+ * tasks[0..i] with the same x, type and cols. */
+static int base_of(const qmm_task *tasks, int i) {
+    for (int k = 0; k < i; k++)
+        if (tasks[k].idx && task_live(&tasks[k]) && tasks[k].x == tasks[i].x &&
+            tasks[k].type == tasks[i].type && tasks[k].cols == tasks[i].cols)
+            return k;
+    return i;
+}
+
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks) {
     size_t s = 64;
-    for (int i = 0; i < n_tasks; i++)
-        if (task_live(&tasks[i])) s += qact_bytes(tasks[i].type, tasks[i].n, tasks[i].cols);
+    for (int i = 0; i < n_tasks; i++) {
+        if (!task_live(&tasks[i])) continue;
+        s += qact_bytes(tasks[i].type, tasks[i].n, tasks[i].cols);
+        int t0 = i / GROUP_MAX * GROUP_MAX; /* bases are per call of GROUP_MAX tasks */
+        if (tasks[i].idx && base_of(tasks + t0, i - t0) == i - t0)
+            s += (size_t)tasks[i].x_rows * qact_row_stride(tasks[i].type, tasks[i].cols) + 64;
+    }
     return s;
 }
 
@@ -353,6 +370,7 @@ typedef struct {
     const qmm_job *jobs;  /* [n_tasks] */
     const int64_t *start; /* [n_tasks + 1] first item of each task */
     const int64_t *rpu;   /* [n_tasks] rows per item (matmul phase) */
+    const uint8_t *const *base; /* [n_tasks] with idx: its x quantized whole, or NULL */
     int n_tasks;
 } grp_ctx;
 
@@ -369,15 +387,44 @@ static int grp_task(const grp_ctx *c, int64_t u) {
     return lo;
 }
 
-/* Items are rows (or tiles) of x. */
+/* Items are rows (or tiles) of x; a task with idx copies its rows from
+ * its base, or quantizes them where they are. */
 static void grp_act_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
     const grp_ctx *c = vc;
     int t = grp_task(c, u0);
     for (int64_t u = u0; u < u1; u++) {
         while (c->start[t + 1] <= u) t++;
         const qmm_job *j = &c->jobs[t];
-        act_unit(c->act, j->tiles, (uint8_t *)j->xq, j->xq_row, c->tasks[t].x, j->type, j->n, j->cols,
-                 u - c->start[t]);
+        const qmm_task *k = &c->tasks[t];
+        int64_t i = u - c->start[t];
+        uint8_t *dst = (uint8_t *)j->xq + (size_t)i * j->xq_row;
+        if (!k->idx)
+            act_unit(c->act, j->tiles, (uint8_t *)j->xq, j->xq_row, k->x, j->type, j->n, j->cols, i);
+        else if (c->base[t])
+            memcpy(dst, c->base[t] + (size_t)k->idx[i] * j->xq_row, j->xq_row);
+        else
+            c->act(dst, k->x + (int64_t)k->idx[i] * j->cols, j->type, j->cols);
+    }
+}
+
+/* The bases: items are rows of every base, in task order. */
+typedef struct {
+    qact_row_fn act;
+    const qmm_task *tasks;
+    const int *who;       /* [n] the task each base is for */
+    uint8_t *const *q;    /* [n] where it goes */
+    const int64_t *start; /* [n + 1] first row of each */
+    int n;
+} base_ctx;
+
+static void base_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
+    const base_ctx *c = vc;
+    int b = 0;
+    for (int64_t u = u0; u < u1; u++) {
+        while (c->start[b + 1] <= u) b++;
+        const qmm_task *t = &c->tasks[c->who[b]];
+        int64_t r = u - c->start[b];
+        c->act(c->q[b] + (size_t)r * qact_row_stride(t->type, t->cols), t->x + r * t->cols, t->type, t->cols);
     }
 }
 
@@ -399,6 +446,7 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
     const qkern *k = qkern_of(kc);
     qmm_job jobs[GROUP_MAX];
     int64_t start[GROUP_MAX + 1], rpu[GROUP_MAX];
+    const uint8_t *base[GROUP_MAX];
     int nth = pool_size(p);
     uint8_t *xq = align64(scratch);
     for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) {
@@ -415,8 +463,13 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
             int live = task_live(t);
             jobs[i] = live ? make_job(kc, t->y, xq, t->W, t->type, t->n, t->rows, t->cols) : (qmm_job){0};
             int64_t units = 0;
-            if (live && prev >= 0 && ts[prev].x == t->x && ts[prev].n == t->n && ts[prev].cols == t->cols &&
-                jobs[prev].tiles == jobs[i].tiles &&
+            if (live && t->idx && jobs[i].tiles) { /* not in the tile layout: visible, never wrong */
+                for (int64_t k = 0; k < t->n * t->rows; k++) t->y[k] = __builtin_nanf("");
+                jobs[i] = (qmm_job){0};
+                live = 0;
+            }
+            if (live && prev >= 0 && ts[prev].x == t->x && ts[prev].idx == t->idx && ts[prev].n == t->n &&
+                ts[prev].cols == t->cols && jobs[prev].tiles == jobs[i].tiles &&
                 (ts[prev].type == t->type || (jobs[i].tiles && qt_tile_k(ts[prev].type) == qt_tile_k(t->type)))) {
                 jobs[i].xq = jobs[prev].xq;
                 work += t->rows * ((int64_t)jobs[i].w_row + t->n * t->cols);
@@ -430,7 +483,43 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
             start[i + 1] = start[i] + units;
         }
         if (start[m] == 0) continue;
-        grp_ctx c = {k, k->act, ts, jobs, start, rpu, m};
+        /* The shared x of tasks with idx: quantized whole (after the tasks'
+         * slices) where its tasks' rows outnumber its own; else each task
+         * quantizes its rows in place. */
+        int who[GROUP_MAX], nb = 0;
+        uint8_t *bq[GROUP_MAX];
+        int64_t bstart[GROUP_MAX + 1];
+        bstart[0] = 0;
+        for (int i = 0; i < m; i++) {
+            base[i] = NULL;
+            if (!jobs[i].n || !ts[i].idx) continue;
+            int b0 = base_of(ts, i);
+            if (b0 < i) {
+                base[i] = base[b0];
+                continue;
+            }
+            int64_t need = 0;
+            for (int k2 = i; k2 < m; k2++)
+                if (jobs[k2].n && ts[k2].idx && jobs[k2].xq != (k2 > i ? jobs[k2 - 1].xq : NULL) &&
+                    base_of(ts, k2) == i)
+                    need += ts[k2].n;
+            if (need <= ts[i].x_rows) continue;
+            who[nb] = i;
+            bq[nb] = xq;
+            base[i] = xq;
+            xq = align64(xq + (size_t)ts[i].x_rows * jobs[i].xq_row);
+            bstart[nb + 1] = bstart[nb] + ts[i].x_rows;
+            nb++;
+        }
+        if (nb) {
+            base_ctx bc = {k->act, ts, who, bq, bstart, nb};
+            if (bstart[nb] * ts[who[0]].cols < QACT_PARALLEL_MIN)
+                base_chunk(&bc, 0, bstart[nb], 0);
+            else
+                pool_for(p, bstart[nb], (QACT_PARALLEL_MIN / 4 + ts[who[0]].cols - 1) / ts[who[0]].cols,
+                         base_chunk, &bc);
+        }
+        grp_ctx c = {k, k->act, ts, jobs, start, rpu, base, m};
         if (values < QACT_PARALLEL_MIN)
             grp_act_chunk(&c, 0, start[m], 0);
         else

@@ -395,15 +395,26 @@ void qmatmul(pool *p, float *y, const float *x, const void *W, int type, int64_t
 
 /* Grouped: many independent y_g = x_g W_g^T (per-expert problems) in one
  * parallel region for the products (the quantization of every x_g is one
- * region before it). */
+ * region before it).
+ *
+ * A task with idx takes its rows from a shared x: row i is x + idx[i] *
+ * cols, x holding x_rows rows (an MoE layer's tokens, each routed to
+ * several experts). Each row of such an x is then quantized once per type
+ * for all the tasks that read it, and every task copies the rows it needs;
+ * the same bytes as quantizing the gathered rows. Only where
+ * qmatmul_idx_ok says so (not in AMX's tile layout). */
 typedef struct qmm_task {
     const void *W;       /* [rows][cols] of type */
     int type;            /* QT_* */
     int64_t rows, cols;
-    const float *x;      /* [n][cols] */
+    const float *x;      /* [n][cols], or with idx [x_rows][cols] */
     float *y;            /* [n][rows] */
     int64_t n;           /* rows of x; 0 = skipped */
+    const int *idx;      /* [n] rows of x, or NULL: rows 0..n-1 */
+    int64_t x_rows;      /* with idx: the rows of x */
 } qmm_task;
+/* Whether a task of n rows of x for weights of type may have idx on pool p. */
+int qmatmul_idx_ok(pool *p, int type, int64_t n);
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks);
 /* An upper bound of both for any call of at most n_tasks products of type
  * with cols inputs whose rows of x add up to at most rows_total (what a

@@ -249,6 +249,7 @@ struct moe_session {
     float *ge, *ue;         /* [T*K][F] expert hidden */
     float *ye;              /* [T*K][D] expert outputs */
     mm_task *tasks;         /* [max(2*E, H)] grouped matmul work list */
+    mm_idx *task_idx;       /* [max(2*E, H)] their rows of x by index (moe_ffn.c) */
     float *mla_x;           /* grow-only: the expanded heads of a long prompt */
     int64_t mla_x_n;        /* its floats */
     int mla_expand_min;     /* tokens from which a one-sequence chunk runs expanded
@@ -280,6 +281,7 @@ struct moe_session {
     uint8_t *remote;        /* [Emax] experts the dispatch hook computed */
     ffn_w *expert_view;     /* [Emax] the acquired experts of the layer running */
     uint8_t *in_wave;       /* [Emax] experts of the wave being computed */
+    uint8_t *wave_gather;   /* [Emax] of those, whose rows of x are gathered (moe_ffn.c) */
     int *wave_todo;         /* [2*Emax] a layer's experts to compute, then a wave's */
     uint8_t *pred_mark;     /* [Emax] experts of a predicted layer (union over tokens) */
     float *pred_logits;     /* [PREDICT_MAX_T][Emax] a later router on this layer's input */

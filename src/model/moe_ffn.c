@@ -3,10 +3,13 @@
  *
  *   router logits [T][E] = xn W_r^T
  *   routing (router.c): (token, weight) pairs sorted by expert
- *   dispatch: gather
- *   each expert's rows, one grouped GEMM for all gate/up products, SwiGLU,
- *   one grouped GEMM for all down products; experts no token chose are never
- *   touched. gpt_oss: the router logits have a bias, the experts' gate, up
+ *   dispatch: each expert's rows, one grouped GEMM for all gate/up products,
+ *   SwiGLU, one grouped GEMM for all down products; experts no token chose
+ *   are never touched. Quantized gate/up read their tokens' rows of xn by
+ *   index, so each token is quantized once for its top-k experts (the same
+ *   bytes as quantizing gathered rows); the other experts' rows are gathered
+ *   into xe, and so are all of them when a tape keeps xe or a dispatch hook
+ *   reads it. gpt_oss: the router logits have a bias, the experts' gate, up
  *   and down products biases, and the activation is the clamped SwiGLU
  *   (u + 1) * g * sigmoid(alpha g), g = min(gate, limit), u = clamp(up, +-limit)
  *   combine: out[t] = sum over its pairs, in ascending expert order (the
@@ -37,6 +40,9 @@ typedef struct pair_ctx {
     float *ye;            /* [P][D] expert outputs (the tape's when recording) */
     const ffn_w *ex;      /* [E] the experts (biases) */
     const moe_layer_config *lc;
+    int T;                /* tokens: the rows of s->xn */
+    int lazy;             /* xe gathered by run_wave, only for experts without idx */
+    uint8_t *gather;      /* [E] with lazy: the wave's experts whose rows go to xe */
 } pair_ctx;
 
 /* The expert whose pair range holds pair i (cnt[e] <= i < cnt[e+1]). */
@@ -87,9 +93,14 @@ static void down_bias_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
 
 static void gather_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
     pair_ctx *c = ctx;
-    for (int64_t i = i0; i < i1; i++)
+    for (int64_t i = i0; i < i1; i++) {
+        if (c->lazy) { /* only the wave's experts without idx */
+            int e = expert_of(c->s->expert_count, c->lc->n_experts, i);
+            if (!c->s->in_wave[e] || !c->gather[e]) continue;
+        }
         memcpy(c->xe + i * c->D, c->s->xn + (int64_t)c->s->pair_token[i] * c->D,
                (size_t)c->D * sizeof(float));
+    }
 }
 
 static void swiglu_rows(void *ctx, int64_t i0, int64_t i1, int tid) {
@@ -157,14 +168,24 @@ int moe_model_expert_weights(const moe_model *m, int layer, int expert, moe_expe
 static void run_wave(moe_session *s, pair_ctx *pc, const int *cnt, int E) {
     const ffn_w *ex = pc->ex;
     int64_t D = pc->D, F = pc->F;
-    int nt = 0;
+    int nt = 0, gather = 0;
     for (int e = 0; e < E; e++) {
         int64_t n = cnt[e + 1] - cnt[e];
         if (!n || !s->in_wave[e]) continue;
-        s->tasks[nt++] = (mm_task){&ex[e].gate, pc->xe + cnt[e] * D, (float *)pc->ge + cnt[e] * F, n};
-        s->tasks[nt++] = (mm_task){&ex[e].up, pc->xe + cnt[e] * D, (float *)pc->ue + cnt[e] * F, n};
+        /* Lazily: gate and up read the tokens' rows of xn by index (each
+         * token quantized once for all its experts) where both are
+         * quantized and may; the others' rows are gathered first. */
+        int idx = pc->lazy && matmul_idx_ok(s->pool, &ex[e].gate, n) && matmul_idx_ok(s->pool, &ex[e].up, n);
+        mm_idx ix = idx ? (mm_idx){s->pair_token + cnt[e], pc->T} : (mm_idx){NULL, 0};
+        const float *x = idx ? s->xn : pc->xe + cnt[e] * D;
+        if (pc->lazy) pc->gather[e] = !idx, gather |= !idx;
+        s->task_idx[nt] = ix;
+        s->tasks[nt++] = (mm_task){&ex[e].gate, x, (float *)pc->ge + cnt[e] * F, n};
+        s->task_idx[nt] = ix;
+        s->tasks[nt++] = (mm_task){&ex[e].up, x, (float *)pc->ue + cnt[e] * F, n};
     }
-    matmul_grouped(s->pool, s->tasks, nt);
+    if (gather) pool_for(s->pool, pc->n_pairs, 4, gather_rows, pc);
+    matmul_grouped_idx(s->pool, s->tasks, s->task_idx, nt);
     if (pc->lc->act == MOE_ACT_OSS_GLU) {
         pool_for(s->pool, pc->n_pairs, 4, oss_glu_rows, pc); /* in place into ge without a tape */
     } else {
@@ -364,8 +385,10 @@ int moe_block(moe_session *s, int layer, int T) {
         memcpy(a->pair_weight, s->pair_weight, sizeof(float) * (size_t)P);
     }
     pair_ctx pc = {s, D, F, P, a ? a->ge : s->ge, a ? a->ue : s->ue, a ? a->he : s->ge,
-                   a ? a->xe : s->xe, a ? a->ye : s->ye, lw->experts, lc};
-    pool_for(s->pool, P, 4, gather_rows, &pc);
+                   a ? a->xe : s->xe, a ? a->ye : s->ye, lw->experts, lc, T,
+                   !a && !s->dispatch_fn, s->wave_gather};
+    /* a tape keeps xe, a dispatch hook reads it: gathered whole here */
+    if (!pc.lazy) pool_for(s->pool, P, 4, gather_rows, &pc);
 
     /* dispatch: a hook may compute some experts elsewhere */
     memset(s->remote, 0, (size_t)E);

@@ -141,7 +141,7 @@ static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
                     if (!w[i]->data || !dtype_is_quant(dtype_from_ggml(t)) ||
                         w[i]->cols % dtype_block_elems(dtype_from_ggml(t)))
                         continue;
-                    size_t b = qmatmul_scratch_bound(t, 2 * P, w[i]->cols, (int)(2 * E));
+                    size_t b = qmatmul_scratch_bound(t, 2 * P + 2 * T, w[i]->cols, (int)(2 * E)); /* + the shared x (idx) */
                     if (b > best) best = b;
                 }
         }
@@ -226,6 +226,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->tok_id = malloc((size_t)T * sizeof(int32_t));
     /* two per expert, or one per head (latent attention's absorbed products) */
     s->tasks = malloc((size_t)imax(2 * s->e_max, cfg->n_heads) * sizeof(mm_task));
+    s->task_idx = malloc((size_t)imax(2 * s->e_max, cfg->n_heads) * sizeof(mm_idx));
     s->mla_views = malloc((size_t)cfg->n_heads * sizeof(mat));
     s->mla_expand_min = MLA_EXPAND_MIN;
     s->mla_expand_floats = MLA_EXPAND_FLOATS;
@@ -247,6 +248,7 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
     s->remote = calloc((size_t)s->e_max, 1);
     s->expert_view = calloc((size_t)s->e_max, sizeof(ffn_w));
     s->in_wave = calloc((size_t)s->e_max, 1);
+    s->wave_gather = calloc((size_t)s->e_max, 1);
     s->pred_mark = calloc((size_t)s->e_max, 1);
     s->wave_todo = malloc((size_t)(2 * s->e_max) * sizeof(int));
     s->pred_logits = malloc((size_t)(PREDICT_MAX_T * s->e_max) * sizeof(float));
@@ -261,10 +263,10 @@ int moe_session_new(moe_session **out, moe_model *m, const moe_session_opts *opt
         pool_free(s->pool);
         s->pool = NULL;
     }
-    if (!s->sel_expert || !s->group_kept || !s->expert_count || !s->pair_token || !s->tasks || !s->mla_views || !s->counts ||
+    if (!s->sel_expert || !s->group_kept || !s->expert_count || !s->pair_token || !s->tasks || !s->task_idx || !s->mla_views || !s->counts ||
         !s->tok_seq || !s->tok_pos || !s->tok_id || !s->seq_pos || !s->seq_next || !s->seq_last ||
         !s->out_rows || !s->lin_slot || !s->kv_slot || !s->lin_stale || !s->lin_tok || !s->lin_run || !s->lin_cnt || !s->remote ||
-        !s->expert_view || !s->in_wave || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
+        !s->expert_view || !s->in_wave || !s->wave_gather || !s->pred_mark || !s->wave_todo || !s->pred_logits ||
         !s->pool || mod_fail) {
         free(c.base);
         s->k_cache = NULL;
@@ -286,6 +288,7 @@ void moe_session_free(moe_session *s) {
     free(s->tok_pos);
     free(s->tok_id);
     free(s->tasks);
+    free(s->task_idx);
     free(s->mla_views);
     free(s->mla_x);
     free(s->counts);
@@ -302,6 +305,7 @@ void moe_session_free(moe_session *s) {
     free(s->remote);
     free(s->expert_view);
     free(s->in_wave);
+    free(s->wave_gather);
     free(s->pred_mark);
     free(s->wave_todo);
     free(s->pred_logits);
