@@ -333,24 +333,36 @@ static int task_live(const qmm_task *t) {
     return t->n > 0 && t->rows > 0 && quant_row_bytes(t->type, t->cols) != 0;
 }
 
-/* The shared x of tasks[i] (idx) quantized for its type: the first task of
- * tasks[0..i] with the same x, type and cols. */
-static int base_of(const qmm_task *tasks, int i) {
-    for (int k = 0; k < i; k++)
-        if (tasks[k].idx && task_live(&tasks[k]) && tasks[k].x == tasks[i].x &&
-            tasks[k].type == tasks[i].type && tasks[k].cols == tasks[i].cols)
-            return k;
-    return i;
+/* The tasks with idx of tasks[0..m) by their shared x: rep[i] is the first
+ * task with the same x, type and cols (-1 without idx or not live). The
+ * distinct x of a call are few (one per weight type), so each task is
+ * compared with those only. */
+static void base_reps(const qmm_task *tasks, int m, int *rep) {
+    int reps[GROUP_MAX], nr = 0;
+    for (int i = 0; i < m; i++) {
+        const qmm_task *t = &tasks[i];
+        rep[i] = -1;
+        if (!t->idx || !task_live(t)) continue;
+        for (int r = 0; r < nr && rep[i] < 0; r++) {
+            const qmm_task *u = &tasks[reps[r]];
+            if (u->x == t->x && u->type == t->type && u->cols == t->cols) rep[i] = reps[r];
+        }
+        if (rep[i] < 0) rep[i] = reps[nr++] = i;
+    }
 }
 
 size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks) {
     size_t s = 64;
-    for (int i = 0; i < n_tasks; i++) {
-        if (!task_live(&tasks[i])) continue;
-        s += qact_bytes(tasks[i].type, tasks[i].n, tasks[i].cols);
-        int t0 = i / GROUP_MAX * GROUP_MAX; /* bases are per call of GROUP_MAX tasks */
-        if (tasks[i].idx && base_of(tasks + t0, i - t0) == i - t0)
-            s += (size_t)tasks[i].x_rows * qact_row_stride(tasks[i].type, tasks[i].cols) + 64;
+    int rep[GROUP_MAX];
+    for (int t0 = 0; t0 < n_tasks; t0 += GROUP_MAX) { /* bases are per GROUP_MAX tasks, as in the call */
+        int m = n_tasks - t0 < GROUP_MAX ? n_tasks - t0 : GROUP_MAX;
+        const qmm_task *ts = tasks + t0;
+        base_reps(ts, m, rep);
+        for (int i = 0; i < m; i++) {
+            if (!task_live(&ts[i])) continue;
+            s += qact_bytes(ts[i].type, ts[i].n, ts[i].cols);
+            if (rep[i] == i) s += (size_t)ts[i].x_rows * qact_row_stride(ts[i].type, ts[i].cols) + 64;
+        }
     }
     return s;
 }
@@ -484,26 +496,21 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
         }
         if (start[m] == 0) continue;
         /* The shared x of tasks with idx: quantized whole (after the tasks'
-         * slices) where its tasks' rows outnumber its own; else each task
-         * quantizes its rows in place. */
-        int who[GROUP_MAX], nb = 0;
+         * slices) where the rows its tasks quantize (units; gate and up
+         * share theirs) outnumber its own; else each task quantizes its
+         * rows where they are. */
+        int rep[GROUP_MAX], who[GROUP_MAX], nb = 0;
+        int64_t need[GROUP_MAX], bstart[GROUP_MAX + 1];
         uint8_t *bq[GROUP_MAX];
-        int64_t bstart[GROUP_MAX + 1];
+        base_reps(ts, m, rep);
+        for (int i = 0; i < m; i++) {
+            need[i] = 0;
+            if (rep[i] >= 0 && jobs[i].n) need[rep[i]] += start[i + 1] - start[i];
+        }
         bstart[0] = 0;
         for (int i = 0; i < m; i++) {
-            base[i] = NULL;
-            if (!jobs[i].n || !ts[i].idx) continue;
-            int b0 = base_of(ts, i);
-            if (b0 < i) {
-                base[i] = base[b0];
-                continue;
-            }
-            int64_t need = 0;
-            for (int k2 = i; k2 < m; k2++)
-                if (jobs[k2].n && ts[k2].idx && jobs[k2].xq != (k2 > i ? jobs[k2 - 1].xq : NULL) &&
-                    base_of(ts, k2) == i)
-                    need += ts[k2].n;
-            if (need <= ts[i].x_rows) continue;
+            base[i] = rep[i] >= 0 && rep[i] < i ? base[rep[i]] : NULL;
+            if (rep[i] != i || !jobs[i].n || need[i] <= ts[i].x_rows) continue;
             who[nb] = i;
             bq[nb] = xq;
             base[i] = xq;
