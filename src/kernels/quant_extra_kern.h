@@ -43,6 +43,10 @@
 
 #define AI static inline __attribute__((always_inline))
 #define XT 4 /* x rows per pass over a W row */
+/* Keeps a running int32 sum in its register: unpinned, GCC reassociates a
+ * super-block's 8 adds into a tree whose partial sums it spills (integer
+ * adds: the same sums either way). */
+#define XK_PIN(v) __asm__("" : "+x"(v))
 
 AI float xk_hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -147,6 +151,7 @@ AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, 
             __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
             __m256i sc = xk_sc16(x->scales[2 * e] & 0xF, x->scales[2 * e + 1] & 0xF);
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sc));
+            XK_PIN(isum);
         }
         __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x->scales)), 4);
         __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
@@ -171,6 +176,7 @@ AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, 
             __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
             __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, xk_sc16(xk_q3_scale(x->scales, 2 * e) - 32, xk_q3_scale(x->scales, 2 * e + 1) - 32)));
+            XK_PIN(isum);
         }
         *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
         return;
@@ -184,6 +190,7 @@ AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, 
         int ls = (((x->scales_l[e / 2] >> 4 * (e % 2)) & 0xf) | (((x->scales_h >> 2 * e) & 3) << 4)) - 32;
         __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
+        XK_PIN(isum);
     }
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
 }

@@ -53,6 +53,12 @@ R8_AI void r8_transpose(const __m256i *z, __m256i *o) {
     }
 }
 
+/* Keeps v in a register where it stands: GCC reassociates the int32 adds
+ * of a block's sums into a tree whose partial sums it spills to the stack
+ * (a store and a load per 32 products); pinning each running sum after its
+ * add keeps the chains as written. Integer adds, so the sums are the same. */
+#define R8_PIN(v) __asm__("" : "+x"(v))
+
 /* The 4 bytes at p in every dword. */
 R8_AI __m256i r8_bcast4(const void *p) {
     int32_t v;

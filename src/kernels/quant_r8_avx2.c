@@ -214,6 +214,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                 for (int i = 0; i < NX; i++) {
                     const __m256i p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(r8_bcast4(qs[i] + 4 * k), w));
                     t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
+                    R8_PIN(t[i]);
                 }
             }
         } else {
@@ -227,10 +228,14 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                     for (int i = 0; i < NX; i++) {
                         const __m256i p = _mm256_maddubs_epi16(w, r8_bcast4(qs[i] + 4 * k));
                         s[i] = k == k0 ? p : _mm256_add_epi16(s[i], p);
+                        R8_PIN(s[i]);
                     }
                 }
 #pragma GCC unroll 4
-                for (int i = 0; i < NX; i++) t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(s[i], ones));
+                for (int i = 0; i < NX; i++) {
+                    t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(s[i], ones));
+                    R8_PIN(t[i]);
+                }
             }
         }
 #endif

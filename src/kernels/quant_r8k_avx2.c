@@ -321,6 +321,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                                                                _mm256_maddubs_epi16(w1, r8_bcast4(xs8 + 4)));
                             const __m256i v = _mm256_madd_epi16(p, ones);
                             t[i] = k0 == 4 * hv ? v : _mm256_add_epi32(t[i], v);
+                            R8_PIN(t[i]);
                         }
                     }
 #endif
@@ -362,6 +363,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                         const __m256i p =
                             _mm256_maddubs_epi16(av, _mm256_sign_epi8(r8_bcast4(x[i]->qs + 32 * s + 4 * k), wv));
                         t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
+                        R8_PIN(t[i]);
                     }
                 }
             } else {
@@ -375,12 +377,14 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                         for (int i = 0; i < NX; i++) {
                             const __m256i p = _mm256_maddubs_epi16(wv, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
                             s16[i] = k == k0 ? p : _mm256_add_epi16(s16[i], p);
+                            R8_PIN(s16[i]);
                         }
                     }
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) {
                         const __m256i v = _mm256_madd_epi16(s16[i], ones);
                         t[i] = k0 == 0 ? v : _mm256_add_epi32(t[i], v);
+                        R8_PIN(t[i]);
                     }
                 }
             }
