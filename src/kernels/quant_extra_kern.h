@@ -15,9 +15,11 @@
  * vpdpbusd operand order): at most 2 * 127 * 127 per pair, no saturation.
  *   - 32-blocks: the block's integer sum scaled by d * dx (Q4_1 / Q5_1 add
  *     m * dx * sum(x), the sum carried by the activation's cv, c = 1);
- *   - Q2_K / Q3_K: pairs (vpmaddubsw) times the 16-value scales (vpmaddwd)
- *     summed over the super-block in int32, scaled once by d * dx; Q2_K's
- *     mins through the activation's sums of 16;
+ *   - Q2_K / Q3_K: unsigned codes (Q3_K stored q + 4, 0..7, its bias taken
+ *     out through the activation's sums of 16), pairs (vpmaddubsw) times
+ *     the 16-value scales (vpmaddwd, the scales unpacked with vector
+ *     operations once per super-block) summed over the super-block in
+ *     int32, scaled once by d * dx; Q2_K's mins through the sums of 16;
  *   - IQ4_XS: the same with one 6-bit scale per 32 values.
  * Integer sums are exact, so results differ from the scalar reference
  * only in the order of the f32 additions. Each output is one W row against
@@ -129,81 +131,133 @@ AI void xk_row32(const int T, const qmm_job *j, const uint8_t *w, const uint8_t 
 
 /* ------------------------------------------------------------- K-blocks */
 
-/* Per-16 scales of 32 values e of a super-block as int16 (lanes 0..7 the
- * first 16 values' pairs, 8..15 the second's). */
-AI __m256i xk_sc16(int s0, int s1) { return _mm256_setr_m128i(_mm_set1_epi16((short)s0), _mm_set1_epi16((short)s1)); }
-
-/* The 6-bit scale of sub-block j (16 values) of a Q3_K block. */
-AI int xk_q3_scale(const uint8_t *sc, int j) {
-    return (j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4) | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+/* Q3_K's 16 scales (6 bits, less 32) as signed bytes in sub-block order:
+ * the low nibbles of bytes 0..7 then their high nibbles, each with the bit
+ * pair (sc[8 + j % 4] >> 2 * (j / 4)) & 3 on top. */
+AI __m128i xk_q3_scales(const uint8_t *sc) {
+    uint64_t lo8;
+    uint32_t hi4;
+    memcpy(&lo8, sc, 8);
+    memcpy(&hi4, sc + 8, 4);
+    const __m128i v = _mm_cvtsi64_si128((long long)lo8), m4 = _mm_set1_epi8(0x0F);
+    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    __m128i h = _mm_srlv_epi32(_mm_set1_epi32((int)hi4), _mm_setr_epi32(0, 2, 4, 6));
+    h = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi8(3)), 4);
+    return _mm_sub_epi8(_mm_or_si128(low, h), _mm_set1_epi8(32));
 }
 
-/* One super-block s of W row w against x row xr: adds the scaled sum to
- * *acc (vector) and the min term to *accm. */
-AI void xk_superblock(const int T, const uint8_t *w, int64_t s, const qx_k *xb, __m256 *acc, float *accm) {
-    __m256i isum = _mm256_setzero_si256();
-    if (T == QT_Q2_K) {
-        const block_q2_K *x = (const block_q2_K *)w + s;
+/* The int16 multipliers of the product pairs of values 32e .. 32e+31 from
+ * 16 per-16 scales (bytes of s): pairs 0..7 scale 2e, 8..15 scale 2e+1. */
+AI __m256i xk_sc16(__m128i s, int e) {
+    const long long b = 0x0101010101010101LL;
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, _mm_set_epi64x(b * (2 * e + 1), b * (2 * e))));
+}
+
+/* 4 in byte j where bit e of byte j of hm is set (e < 8). */
+AI __m256i xk_q3_high(__m256i hm, int e) {
+    const __m256i s = e >= 2 ? _mm256_srli_epi16(hm, e - 2) : _mm256_slli_epi16(hm, 2 - e);
+    return _mm256_and_si256(s, _mm256_set1_epi8(4));
+}
+
+/* One super-block s of W row w against NX x rows xb[i]: adds each scaled
+ * sum to acc[i] (vector) and its min term to accm[i]. The codes and
+ * scales are unpacked once for the NX rows; each row's integer sums and
+ * f32 operations are the same whatever NX, so decode and prefill give the
+ * same bits.
+ *   - Q2_K: codes 0..3 by vpmaddubsw, pairs times the per-16 scales
+ *     (vpmaddwd) summed in int32; the mins through x's sums of 16.
+ *   - Q3_K: codes q + 4 (0..7: the 2-bit field with 4 where hmask's bit
+ *     is set), the same products with the signed scales, and the bias
+ *     4 * sum_j sc_j * bsum_j taken out in int32.
+ *   - IQ4_XS: kvalues_iq4nl by the sign trick, one scale per 32 values. */
+AI void xk_superblock(const int T, const int NX, const uint8_t *w, int64_t s, const qx_k *const *xb, __m256 *acc,
+                      float *accm) {
+    __m256i isum[XT];
+    for (int i = 0; i < NX; i++) isum[i] = _mm256_setzero_si256();
+    if (T == QT_Q2_K || T == QT_Q3_K) {
+        const block_q2_K *x2 = (const block_q2_K *)w + s;
+        const block_q3_K *x3 = (const block_q3_K *)w + s;
+        const __m128i sc = T == QT_Q2_K ? _mm_and_si128(_mm_loadu_si128((const __m128i *)x2->scales), _mm_set1_epi8(0x0F))
+                                        : xk_q3_scales(x3->scales);
+        const uint8_t *qs = T == QT_Q2_K ? x2->qs : x3->qs;
+        const __m256i hm = T == QT_Q3_K ? _mm256_loadu_si256((const __m256i *)x3->hmask) : _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int e = 0; e < 8; e++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (e / 4)));
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (e / 4)));
             __m256i wv = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (e % 4)), _mm256_set1_epi8(3));
-            __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
-            __m256i sc = xk_sc16(x->scales[2 * e] & 0xF, x->scales[2 * e + 1] & 0xF);
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sc));
-            XK_PIN(isum);
+            if (T == QT_Q3_K) wv = _mm256_or_si256(wv, xk_q3_high(hm, e));
+            const __m256i sv = xk_sc16(sc, e);
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) {
+                const __m256i xv = _mm256_load_si256((const __m256i *)(xb[i]->qs + 32 * e));
+                isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sv));
+                XK_PIN(isum[i]);
+            }
         }
-        __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x->scales)), 4);
-        __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
-        __m256i mm = _mm256_madd_epi16(mins, bs);
-        __m128i m4 = _mm_add_epi32(_mm256_castsi256_si128(mm), _mm256_extracti128_si256(mm, 1));
-        m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
-        m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
-        *accm -= (float)_mm_cvtsi128_si32(m4) * (xk_f16(x->dmin) * xb->d);
-        return;
-    }
-    if (T == QT_Q3_K) {
-        const block_q3_K *x = (const block_q3_K *)w + s;
-        const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask);
-#pragma GCC unroll 8
-        for (int e = 0; e < 8; e++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (e / 4)));
-            __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (e % 4)), _mm256_set1_epi8(3));
-            __m256i bit = _mm256_set1_epi8((char)(1 << e));
-            __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), _mm256_setzero_si256());
-            __m256i wv = _mm256_sub_epi8(lo, _mm256_and_si256(clear, _mm256_set1_epi8(4)));
-            __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
-            __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, xk_sc16(xk_q3_scale(x->scales, 2 * e) - 32, xk_q3_scale(x->scales, 2 * e + 1) - 32)));
-            XK_PIN(isum);
+        if (T == QT_Q2_K) {
+            const __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x2->scales)), 4);
+            const float d = xk_f16(x2->d), dmin = xk_f16(x2->dmin);
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) {
+                __m256i mm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)xb[i]->bsums));
+                __m128i m4 = _mm_add_epi32(_mm256_castsi256_si128(mm), _mm256_extracti128_si256(mm, 1));
+                m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+                m4 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_set1_ps(d * xb[i]->d), acc[i]);
+                accm[i] -= (float)_mm_cvtsi128_si32(m4) * (dmin * xb[i]->d);
+            }
+        } else {
+            const __m256i s16 = _mm256_cvtepi8_epi16(sc);
+            const float d = xk_f16(x3->d);
+#pragma GCC unroll 4
+            for (int i = 0; i < NX; i++) {
+                const __m256i bias = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)xb[i]->bsums));
+                const __m256i t = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(bias, 2));
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(d * xb[i]->d), acc[i]);
+            }
         }
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
         return;
     }
     const block_iq4_xs *x = (const block_iq4_xs *)w + s;
     const __m256i tab = xk_iq4_table();
 #pragma GCC unroll 8
     for (int e = 0; e < 8; e++) {
-        __m256i wv = _mm256_shuffle_epi8(tab, xk_nibbles(x->qs + 16 * e));
-        __m256i xv = _mm256_load_si256((const __m256i *)(xb->qs + 32 * e));
-        int ls = (((x->scales_l[e / 2] >> 4 * (e % 2)) & 0xf) | (((x->scales_h >> 2 * e) & 3) << 4)) - 32;
-        __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
-        XK_PIN(isum);
+        const __m256i wv = _mm256_shuffle_epi8(tab, xk_nibbles(x->qs + 16 * e)), av = _mm256_abs_epi8(wv);
+        const int ls = (((x->scales_l[e / 2] >> 4 * (e % 2)) & 0xf) | (((x->scales_h >> 2 * e) & 3) << 4)) - 32;
+        const __m256i sv = _mm256_set1_epi16((short)ls);
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const __m256i xv = _mm256_load_si256((const __m256i *)(xb[i]->qs + 32 * e));
+            isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(xv, wv)), sv));
+            XK_PIN(isum[i]);
+        }
     }
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xk_f16(x->d) * xb->d), *acc);
+    const float d = xk_f16(x->d);
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++)
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_set1_ps(d * xb[i]->d), acc[i]);
 }
 
-AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *xq, int nx, float *y) {
+AI void xk_rowk_n(const int T, const int NX, const qmm_job *j, const uint8_t *w, const uint8_t *xq, float *y) {
     const int64_t nb = j->cols / QK_K;
     __m256 acc[XT];
     float accm[XT];
-    for (int i = 0; i < XT; i++) acc[i] = _mm256_setzero_ps(), accm[i] = 0;
-    for (int64_t s = 0; s < nb; s++)
-        for (int i = 0; i < nx; i++)
-            xk_superblock(T, w, s, (const qx_k *)(xq + (size_t)i * j->xq_row) + s, &acc[i], &accm[i]);
-    for (int i = 0; i < nx; i++) y[(size_t)i * j->rows] = xk_hsum8(acc[i]) + accm[i];
+    for (int i = 0; i < NX; i++) acc[i] = _mm256_setzero_ps(), accm[i] = 0;
+    for (int64_t s = 0; s < nb; s++) {
+        const qx_k *xb[XT];
+        for (int i = 0; i < NX; i++) xb[i] = (const qx_k *)(xq + (size_t)i * j->xq_row) + s;
+        xk_superblock(T, NX, w, s, xb, acc, accm);
+    }
+    for (int i = 0; i < NX; i++) y[(size_t)i * j->rows] = xk_hsum8(acc[i]) + accm[i];
+}
+
+AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *xq, int nx, float *y) {
+    switch (nx) {
+    case 1: xk_rowk_n(T, 1, j, w, xq, y); break;
+    case 2: xk_rowk_n(T, 2, j, w, xq, y); break;
+    case 3: xk_rowk_n(T, 3, j, w, xq, y); break;
+    default: xk_rowk_n(T, XT, j, w, xq, y); break;
+    }
 }
 
 /* ------------------------------------------------------------ decode */
@@ -255,7 +309,7 @@ AI void xk_gemvk(const int T, const qmm_job *j, const uint8_t *const *w, size_t 
 #pragma GCC unroll 4
         for (int r = 0; r < GR; r++) {
             for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)w[r] + bb * (size_t)s + pf + o, _MM_HINT_T0);
-            xk_superblock(T, w[r], s, xb, &acc[r], &accm[r]);
+            xk_superblock(T, 1, w[r], s, &xb, &acc[r], &accm[r]);
         }
     }
     for (int r = 0; r < GR; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
