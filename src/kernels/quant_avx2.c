@@ -163,9 +163,10 @@ AI void gemv32x4(const int K, float *y, const uint8_t *xq, int64_t nb, const uin
 /* ------------------------------------------------------------ K-quants */
 
 typedef struct {
-    uint8_t sc[16];  /* 8 (Q4_K/Q5_K) or 16 (Q6_K, as int8) scales */
     __m256i sc16;    /* Q6_K: the 16 scales as int16 */
     __m256i mins;    /* Q4_K/Q5_K: int16 [m0 m0 m1 m1 ... m7 m7] */
+    __m256i lo, hi;  /* Q6_K: scales 0..7 / 8..15 as int16 in both 128-bit halves;
+                        Q4_K/Q5_K: lo = scales 0..7 as bytes in both halves */
     float d, dmin;
 } ksc;
 
@@ -174,8 +175,9 @@ AI ksc k_scales(const int T, const uint8_t *blk) {
     if (T == QT_Q6_K) {
         const block_q6_K *b = (const block_q6_K *)blk;
         __m128i v = _mm_loadu_si128((const __m128i *)b->scales);
-        _mm_storeu_si128((__m128i *)s.sc, v);
         s.sc16 = _mm256_cvtepi8_epi16(v);
+        s.lo = _mm256_permute2x128_si256(s.sc16, s.sc16, 0x00);
+        s.hi = _mm256_permute2x128_si256(s.sc16, s.sc16, 0x11);
         s.mins = _mm256_setzero_si256();
         s.d = _cvtsh_ss(rd16(blk + offsetof(block_q6_K, d)));
         s.dmin = 0;
@@ -188,7 +190,8 @@ AI ksc k_scales(const int T, const uint8_t *blk) {
     __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 0, 0));
     b = _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303));
     v = _mm_or_si128(a, _mm_slli_epi32(b, 4)); /* scales 0..7, mins 8..15 */
-    _mm_storeu_si128((__m128i *)s.sc, v);
+    s.lo = _mm256_broadcastsi128_si256(v);
+    s.hi = _mm256_setzero_si256();
     const __m128i dup = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     s.mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup));
     s.sc16 = _mm256_setzero_si256();
@@ -218,15 +221,23 @@ AI __m256i k_codes(const int T, const uint8_t *blk, int e) {
     __m256i L = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32 * (q % 2)));
     __m256i H = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
     __m256i lo = _mm256_and_si256(q >= 2 ? _mm256_srli_epi16(L, 4) : L, m4);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(H, 2 * q), _mm256_set1_epi8(3));
-    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+    /* bits 2q, 2q+1 of each qh byte to bits 4, 5 (16-bit shifts: the bits
+     * that cross from the neighbouring byte are masked off) */
+    const __m256i hs = q < 2 ? _mm256_slli_epi16(H, 4 - 2 * q) : q == 2 ? H : _mm256_srli_epi16(H, 2);
+    return _mm256_or_si256(lo, _mm256_and_si256(hs, _mm256_set1_epi8(0x30)));
 }
 
-/* int16 multipliers of the 16 product pairs of values 32e .. 32e+31. */
+/* int16 multipliers of the 16 product pairs of values 32e .. 32e+31, by
+ * one byte shuffle of the scales held in registers (Q6_K: words 2e, 2e+1
+ * of the 16 scales to the two halves; Q4_K/Q5_K: byte e zero-extended). */
 AI __m256i k_scale(const int T, const ksc *s, int e) {
-    if (T == QT_Q6_K)
-        return _mm256_setr_m128i(_mm_set1_epi16((int8_t)s->sc[2 * e]), _mm_set1_epi16((int8_t)s->sc[2 * e + 1]));
-    return _mm256_set1_epi16(s->sc[e]);
+    if (T == QT_Q6_K) {
+        const int w0 = (2 * e) % 8, w1 = (2 * e + 1) % 8;
+        const __m256i c = _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 * (2 * w0 + 1) + 2 * w0)),
+                                            _mm_set1_epi16((short)(0x0100 * (2 * w1 + 1) + 2 * w1)));
+        return _mm256_shuffle_epi8(e < 4 ? s->lo : s->hi, c);
+    }
+    return _mm256_shuffle_epi8(s->lo, _mm256_set1_epi16((short)(0x8000 | e)));
 }
 
 AI void tilek(const int NX, const int NR, const int T, float *y, int64_t ys, const uint8_t *xq, size_t xs,
