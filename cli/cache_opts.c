@@ -26,6 +26,11 @@ int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o) {
                                              : cc->fallback ? "--mem-fallback" : "--prefetch");
         return -1;
     }
+    if (cc->repack && cc->mem) {
+        cli_error(cmd, "--repack does not go with --mem (experts read on demand stay as the file has them)");
+        return -1;
+    }
+    o->repack = cc->repack;
     if (cc->fallback) {
         int t = moe_qtype_from_name(cc->fallback);
         if (t < 0 || moe_qtype_is_float(t)) {

@@ -52,7 +52,7 @@ struct moe_lora;
 int cli_apply_lora(const char *cmd, moe_model *m, const char *dir, struct moe_lora **l);
 
 /* The expert memory budget options (--mem, --cache-policy, --prefetch,
- * --mem-fallback) of
+ * --mem-fallback) and --repack of
  * the commands that run a model (cache_opts.c). ARG_CACHE(&cc) in a
  * command's option table; cli_cache_parse turns them into load options
  * (0, or -1 printed: exit 2). */
@@ -61,8 +61,9 @@ typedef struct cli_cache {
     const char *policy; /* --cache-policy */
     int prefetch;       /* --prefetch N; -1: the default */
     const char *fallback; /* --mem-fallback TYPE, or NULL: none */
+    int repack;         /* --repack */
 } cli_cache;
-#define CLI_CACHE_INIT {NULL, NULL, -1, NULL}
+#define CLI_CACHE_INIT {NULL, NULL, -1, NULL, 0}
 #define ARG_CACHE(cc)                                                                              \
     {"--mem", NULL, ARG_STR, &(cc)->mem, 0, 0, 0, "SIZE",                                         \
      "expert memory: routed experts read on demand into SIZE (e.g. 512M, 16G) (docs/CACHE.md)"},  \
@@ -73,10 +74,13 @@ typedef struct cli_cache {
      CLI_STR(MOE_CACHE_PREFETCH_DEFAULT) ")"},                                                    \
     {"--mem-fallback", NULL, ARG_STR, &(cc)->fallback, 0, 0, 0, "TYPE",                          \
      "with --mem: a resident TYPE (q2_k, q3_k, q4_k, ...) copy of every expert, inside SIZE, "   \
-     "used instead of waiting for a read; changes the logits (default off)"}
+     "used instead of waiting for a read; changes the logits (default off)"},                     \
+    {"--repack", NULL, ARG_FLAG, &(cc)->repack, 0, 0, 0, NULL,                                    \
+     "pack the routed experts' q8_0 matrices at load as the AVX2 kernels read them "             \
+     "(prefill faster there, the same logits; needs the weights in memory, not with --mem)"}
 #define CLI_STR_(x) #x
 #define CLI_STR(x) CLI_STR_(x)
-#define ARG_CACHE_N 4 /* options ARG_CACHE adds */
+#define ARG_CACHE_N 5 /* options ARG_CACHE adds */
 int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o);
 /* The cache of m (if any) becomes s's expert provider. */
 void cli_cache_attach(moe_model *m, moe_session *s);

@@ -270,10 +270,10 @@ static void print_json(const bench_args *A, moe_model *m, const bench_res *r, in
                ratio(r->pp_flops[k], r->i8block));
     printf("], \"decode_s\": %.6f, \"decode_tok_s\": %.3f, \"decode_gb_s\": %.3f, "
            "\"bandwidth_gb_s\": %.3f, \"decode_frac_bandwidth\": %.4f, \"probes\": %d, \"isa\": \"%s\", "
-           "\"quant_path\": \"%s\", \"amx\": %s, \"cache\": ",
+           "\"quant_path\": \"%s\", \"amx\": %s, \"packed\": %lld, \"cache\": ",
            r->dec_s, r->dec_tps, r->dec_bw / 1e9, r->bw / 1e9,
            A->probe_each ? r->frac_each : ratio(r->dec_bw, r->bw), A->probe_each ? A->reps + 1 : 1,
-           r->isa, r->qpath, r->amx ? "true" : "false");
+           r->isa, r->qpath, r->amx ? "true" : "false", (long long)st.packed);
     if (with_cache) cli_cache_json(m, stdout);
     else printf("null");
     printf("}");
@@ -291,8 +291,10 @@ static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
            cli_count(st.params_active, b2, sizeof b2), cli_bytes(st.bytes_active, b3, sizeof b3));
     printf("machine  %d threads: f32 peak %.1f GFLOP/s, int8 peak %.1f GOP/s (%s)%s, read bandwidth "
            "%.1f GB/s\n", r->threads, r->peak / 1e9, r->i8peak / 1e9, r->i8path, blk, r->bw / 1e9);
-    printf("kernels  %s; quantized weights: %s%s\n", r->isa, r->qpath,
+    printf("kernels  %s; quantized weights: %s%s", r->isa, r->qpath,
            r->amx ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K, Q3_K, IQ4_XS)" : "");
+    if (st.packed) printf("; %lld expert matrices packed at load (--repack)", (long long)st.packed);
+    printf("\n");
     char a1[32], a2[32];
     printf("\n%-8s %8s %12s %16s %16s %7s%s%s\n", "", "tokens", "tok/s", "achieved", "limit", "ratio",
            q8 ? "  of int8 peak" : "", q8b ? "  of block peak" : "");

@@ -207,6 +207,7 @@ typedef struct moe_model_stats {
                                     products run on int8 kernels; the embedding table, a row
                                     lookup, is not counted unless tied to the head) */
     char dtypes[64];        /* e.g. "bf16 (291), f32 (33)" */
+    int64_t packed;         /* expert matrices packed at load (moe_load_opts.repack) */
 } moe_model_stats;
 
 void moe_model_stats_get(const moe_model *m, moe_model_stats *st);

@@ -62,6 +62,14 @@ typedef struct moe_load_opts {
     int64_t read_part;       /* bytes a reader reads at once: each of an expert's ranges
                                 is split into parts of about this size (whole 4096-byte
                                 blocks) that idle readers take in parallel; 0: 1 MiB */
+    int repack;              /* 1: the routed experts' matrices of a type with a packed
+                                form (Q8_0) are rewritten at load, in memory, in the
+                                interleaved layout the AVX2 kernels read, so no product
+                                interleaves them again (prefill faster there; other paths
+                                unpack each row, slowly). The same logits as unpacked.
+                                Needs the weights read into memory (an error when the
+                                file is mapped) and no `mem`. moe_model_stats.packed
+                                counts the matrices. */
 } moe_load_opts;
 
 /* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped

@@ -74,7 +74,7 @@ static void amx_direct(float *y, const float *x, const void *W, int type, int64_
         int64_t nx = n - t * QT_TILE_N < QT_TILE_N ? n - t * QT_TILE_N : QT_TILE_N;
         amx_qact_tile_k(xt + ts * (size_t)t, x + t * QT_TILE_N * K, nx, K);
     }
-    qmm_job j = {y, xt, W, type, n, rows, K, ts, quant_row_bytes(type, K), 1, 0, 0};
+    qmm_job j = {y, xt, W, type, n, rows, K, ts, quant_row_bytes(type, K), 1, 0, 0, 0};
     amx_k6_qmm_rows(&j, 0, rows);
     free(xt);
 }

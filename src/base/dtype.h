@@ -43,6 +43,9 @@ typedef enum {
     DT_Q3_K,
     DT_IQ4_NL,
     DT_IQ4_XS,
+    /* Packed at load, in memory only (never read from or written to a file):
+     * kernels/quant.h "Interleaved weights". */
+    DT_Q8_0_R8,
 } dtype;
 
 /* The one table of stored types: every fact about a type's layout is a row
@@ -77,6 +80,10 @@ typedef enum {
     X(Q3_K, q3_K, "q3_K", 11, 256, 110, 2) \
     X(IQ4_NL, iq4_nl, "iq4_nl", 20, 32, 18, 2) \
     X(IQ4_XS, iq4_xs, "iq4_xs", 23, 256, 136, 2)
+/* The packed forms (their ids are kernels/quant.h's QT_*_R8, no file's): the
+ * same bytes per row as the type they pack, rows interleaved in groups of 8. */
+#define DTYPE_PACKED_LIST(X)              \
+    X(Q8_0_R8, q8_0_r8, "q8_0_r8", 1032, 32, 34, 2)
 
 typedef struct dtype_traits {
     dtype type;
@@ -93,7 +100,7 @@ static inline const dtype_traits *dtype_traits_of(dtype t) {
     static const dtype_traits k[] = {
 #define DTYPE_ROW_F(U, l, nm, g, be, bb, al) {DT_##U, nm, g, be, bb, al, 0},
 #define DTYPE_ROW_Q(U, l, nm, g, be, bb, al) {DT_##U, nm, g, be, bb, al, 1},
-        DTYPE_FLOAT_LIST(DTYPE_ROW_F) DTYPE_QUANT_LIST(DTYPE_ROW_Q)
+        DTYPE_FLOAT_LIST(DTYPE_ROW_F) DTYPE_QUANT_LIST(DTYPE_ROW_Q) DTYPE_PACKED_LIST(DTYPE_ROW_Q)
 #undef DTYPE_ROW_F
 #undef DTYPE_ROW_Q
     };
@@ -107,7 +114,9 @@ static inline int dtype_is_quant(dtype t) {
     return d && d->is_quant;
 }
 
-/* dtype <-> ggml / GGUF type id; -1 / DT_COUNT when there is none. */
+/* dtype <-> ggml / GGUF type id; -1 / DT_COUNT when there is none. A packed
+ * type maps to its kernels/quant.h id, and no id maps back to it (no file
+ * holds one). */
 static inline int dtype_to_ggml(dtype t) {
     const dtype_traits *d = dtype_traits_of(t);
     return d ? d->ggml : -1;

@@ -196,6 +196,11 @@ int mapped_open_weights(mapped_file *m, const char *path, moe_err *err) {
     return 0;
 }
 
+int mapped_set_writable(mapped_file *m, int w) {
+    if (!m->span) return -1;
+    return mprotect((void *)m->data, m->span, w ? PROT_READ | PROT_WRITE : PROT_READ) ? -1 : 0;
+}
+
 int read_file(const char *path, size_t max_bytes, char **out, size_t *len, moe_err *err) {
     *out = NULL;
     if (len) *len = 0;

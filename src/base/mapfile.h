@@ -38,6 +38,11 @@ void mapped_close(mapped_file *m);
  * its size fails here, never later. */
 int mapped_open_weights(mapped_file *m, const char *path, moe_err *err);
 
+/* Make the bytes of a file read by mapped_open_weights writable (w = 1) or
+ * read-only again (w = 0), for rewriting weights in place (packing at
+ * load); -1 when the file is mapped (span 0: writing would copy its pages). */
+int mapped_set_writable(mapped_file *m, int w);
+
 /* Read a whole (small) file into a malloc'd NUL-terminated buffer. Refuses
  * files larger than max_bytes. */
 int read_file(const char *path, size_t max_bytes, char **out, size_t *len, moe_err *err);

@@ -27,6 +27,7 @@
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <math.h>
 #endif
 #include <math.h>
 #include <pthread.h>
@@ -398,8 +399,21 @@ void matmul_grouped(pool *p, const mm_task *tasks, int n_tasks) { matmul_grouped
 /* ------------------------------------------------------------ vector ops */
 
 void mat_row_f32(float *dst, const mat *W, int64_t row) {
+    const int qt = dtype_to_ggml(W->type);
+    if (dtype_is_quant(W->type) && qt_is_packed(qt)) { /* the row unpacked first */
+        const qtype_traits *tr = quant_traits(qt_unpacked(qt));
+        void *buf = malloc(quant_row_bytes(qt, W->cols));
+        if (buf) {
+            quant_unpack_row(qt, W->data, row, W->cols, buf);
+            tr->dequantize(buf, dst, W->cols);
+        } else {
+            for (int64_t i = 0; i < W->cols; i++) dst[i] = NAN;
+        }
+        free(buf);
+        return;
+    }
     if (dtype_is_quant(W->type)) {
-        const qtype_traits *tr = quant_traits(dtype_to_ggml(W->type));
+        const qtype_traits *tr = quant_traits(qt);
         size_t rb = (size_t)dtype_row_bytes(W->type, W->cols);
         tr->dequantize((const char *)W->data + (size_t)row * rb, dst, W->cols);
         return;

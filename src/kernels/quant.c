@@ -19,6 +19,7 @@
  * activations quantized straight into AMX's tile layout (quant_impl.h); the
  * same row units and results independent of the thread count.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,9 @@
 /* Quantize activations over the pool only from this many values on: below
  * it a parallel region costs more than it saves. */
 #define QACT_PARALLEL_MIN (64 * 1024)
+/* Row units a packed W's chunk has at least (quant_r8_avx2.c reads 4
+ * groups of 8 rows side by side). */
+#define PACKED_MIN_UNITS 2
 /* qmatmul_grouped hands out at most this many tasks per pool_for, and
  * aims at this many items of work per thread. */
 #define GROUP_MAX 512
@@ -122,6 +126,7 @@ const qtype_traits *quant_traits(int type) {
 }
 
 size_t quant_row_bytes(int type, int64_t cols) {
+    type = qt_unpacked(type);
     if (!quant_traits(type)) return 0;
     return (size_t)dtype_row_bytes(dtype_from_ggml(type), cols);
 }
@@ -129,6 +134,7 @@ size_t quant_row_bytes(int type, int64_t cols) {
 /* ------------------------------------------------------ activation sizes */
 
 size_t qact_row_stride(int type, int64_t cols) {
+    type = qt_unpacked(type);
     if (qt_is32(type)) return (QX32_ROW_BYTES(cols / 32) + 63) / 64 * 64;
     const size_t nb = (size_t)(cols / QK_K);
     return (nb * (sizeof(qx_k) + 4 * (size_t)qx_k_ncv(type)) + 63) / 64 * 64;
@@ -244,7 +250,7 @@ void qact_quantize(pool *p, void *xq, const float *x, int type, int64_t n, int64
     const kern_cfg *k = kern_of(p);
     int tiles = qtiles_use(k, type, n);
     act_ctx c = {qkern_of(k)->act, tiles, align64(xq), tiles ? qtile_stride_of(type, cols) : qact_row_stride(type, cols),
-                 x, type, n, cols};
+                 x, qt_unpacked(type), n, cols};
     int64_t units = tiles ? (n + QT_TILE_N - 1) / QT_TILE_N : n;
     if (n * cols < QACT_PARALLEL_MIN) {
         act_chunk(&c, 0, units, 0);
@@ -266,7 +272,8 @@ static qmm_job make_job(const kern_cfg *k, float *y, const void *xq, const void 
     int tiles = qtiles_use(k, type, n);
     qmm_job j = {y, align64((void *)xq), W, type, n, rows, cols,
                  tiles ? qtile_stride_of(type, cols) : qact_row_stride(type, cols), quant_row_bytes(type, cols), tiles,
-                 k->vbmi, k->avxvnni};
+                 k->vbmi, k->avxvnni, qt_is_packed(type)};
+    j.type = qt_unpacked(type);
     return j;
 }
 
@@ -275,8 +282,17 @@ static size_t job_act_bytes(const qmm_job *j) {
     return j->tiles ? (size_t)((j->n + QT_TILE_N - 1) / QT_TILE_N) * j->xq_row : (size_t)j->n * j->xq_row;
 }
 
+/* A packed W (quant_pack.c) on a path that does not read its layout: each
+ * row unpacked, then the path's own kernel on that one row. Without memory
+ * for the row the outputs are NaN. */
+static void packed_rows_unpacking(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1);
+
 static inline void run_rows(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->tiles && (j->type == QT_Q4_K || j->type == QT_Q5_K))
+    if (j->packed && k == &g_kern[ISA_AVX2])
+        (j->avxvnni ? avxvnni_rows_packed : avx2_rows_packed)(j, r0, r1);
+    else if (j->packed)
+        packed_rows_unpacking(k, j, r0, r1);
+    else if (j->tiles && (j->type == QT_Q4_K || j->type == QT_Q5_K))
         amx_k_qmm_rows(j, r0, r1);
     else if (j->tiles && qt_tile_k(j->type))
         amx_k6_qmm_rows(j, r0, r1);
@@ -286,6 +302,25 @@ static inline void run_rows(const qkern *k, const qmm_job *j, int64_t r0, int64_
         k->iq_rows(j, r0, r1);
     else
         k->rows(j, r0, r1);
+}
+
+static void packed_rows_unpacking(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1) {
+    uint8_t *row = malloc(j->w_row + 64);
+    float *y = malloc(sizeof(float) * (size_t)j->n);
+    qmm_job one = *j;
+    one.W = row;
+    one.y = y;
+    one.rows = 1;
+    one.packed = 0;
+    for (int64_t r = r0; r < r1; r++) {
+        if (row && y) {
+            quant_unpack_row(QT_PACKED + j->type, j->W, r, j->cols, row);
+            run_rows(k, &one, 0, 1);
+        }
+        for (int64_t i = 0; i < j->n; i++) j->y[i * j->rows + r] = row && y ? y[i] : NAN;
+    }
+    free(row);
+    free(y);
 }
 
 typedef struct {
@@ -308,6 +343,9 @@ void qmatmul_q(pool *p, float *y, const void *xq, const void *W, int type, int64
     mm_ctx c = {qkern_of(k), &j};
     int64_t units = (rows + QROW_UNIT - 1) / QROW_UNIT;
     int64_t grain = (MIN_CHUNK_WORK + unit_work(&j) - 1) / unit_work(&j);
+    /* a packed W's kernels read several runs of groups side by side: give
+     * each chunk a few (PACKED_MIN_UNITS) */
+    if (j.packed && grain < PACKED_MIN_UNITS) grain = PACKED_MIN_UNITS;
     pool_for(p, units, grain < 1 ? 1 : grain, mm_chunk, &c);
 }
 
@@ -321,10 +359,11 @@ void qmatmul(pool *p, float *y, const float *x, const void *W, int type, int64_t
 void qmatmul_ref(float *y, const float *x, const void *W, int type, int64_t n, int64_t rows,
                  int64_t cols, void *scratch) {
     if (n <= 0 || rows <= 0 || !quant_row_bytes(type, cols)) return;
-    qmm_job j = {y, align64(scratch), W, type, n, rows, cols, qact_row_stride(type, cols),
-                 quant_row_bytes(type, cols), 0, 0, 0};
-    for (int64_t i = 0; i < n; i++) ref_qact_row((uint8_t *)j.xq + (size_t)i * j.xq_row, x + i * cols, type, cols);
-    ref_qmm_rows(&j, 0, rows);
+    qmm_job j = {y, align64(scratch), W, qt_unpacked(type), n, rows, cols, qact_row_stride(type, cols),
+                 quant_row_bytes(type, cols), 0, 0, 0, qt_is_packed(type)};
+    for (int64_t i = 0; i < n; i++)
+        ref_qact_row((uint8_t *)j.xq + (size_t)i * j.xq_row, x + i * cols, j.type, cols);
+    run_rows(&g_kern[ISA_SCALAR], &j, 0, rows);
 }
 
 /* ------------------------------------------------------- grouped matmul */
@@ -436,7 +475,8 @@ static void base_chunk(void *vc, int64_t u0, int64_t u1, int tid) {
         while (c->start[b + 1] <= u) b++;
         const qmm_task *t = &c->tasks[c->who[b]];
         int64_t r = u - c->start[b];
-        c->act(c->q[b] + (size_t)r * qact_row_stride(t->type, t->cols), t->x + r * t->cols, t->type, t->cols);
+        c->act(c->q[b] + (size_t)r * qact_row_stride(t->type, t->cols), t->x + r * t->cols, qt_unpacked(t->type),
+               t->cols);
     }
 }
 
@@ -544,6 +584,7 @@ void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch)
                 int64_t per_row = (int64_t)jobs[i].w_row + jobs[i].n * jobs[i].cols;
                 int64_t r = (target + per_row - 1) / per_row;
                 r = (r + QROW_UNIT - 1) / QROW_UNIT * QROW_UNIT;
+                if (jobs[i].packed && r < PACKED_MIN_UNITS * QROW_UNIT) r = PACKED_MIN_UNITS * QROW_UNIT;
                 if (r > jobs[i].rows) r = jobs[i].rows;
                 rpu[i] = r;
                 items = (jobs[i].rows + r - 1) / r;

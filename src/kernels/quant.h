@@ -124,7 +124,11 @@ enum {
     QT_Q3_K = 11,
     QT_IQ4_NL = 20,
     QT_IQ4_XS = 23,
+    /* In memory only, never in a file (QT_PACKED + the type it packs): weights
+     * interleaved at load for the 8-row kernels ("Interleaved weights" below). */
+    QT_Q8_0_R8 = 1024 + 8,
 };
+#define QT_PACKED 1024
 
 #define QK4_0 32
 #define QK8_0 32
@@ -421,6 +425,28 @@ size_t qmatmul_grouped_scratch_size(const qmm_task *tasks, int n_tasks);
  * session reserves for its model). */
 size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_tasks);
 void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch);
+
+/* Interleaved weights: a matrix of a type that has a packed form (Q8_0:
+ * QT_Q8_0_R8) rewritten in place, groups of QPACK_ROWS rows interleaved as
+ * the AVX2 kernels (and their AVX-VNNI builds) read them (quant_pack.c has
+ * the layout), so no product interleaves them again. The same bytes a row,
+ * and row r0 a multiple of QPACK_ROWS starts where it did. Every function
+ * above takes a packed type as its own: the activations are the unpacked
+ * type's; the AVX2 path reads the layout directly, the others unpack one row
+ * at a time (correct, slow: pack for the path that runs). */
+#define QPACK_ROWS 8
+/* The packed form of type, or -1 when it has none. */
+int qt_packed_of(int type);
+/* The type a packed type packs (type itself when it is not packed). */
+int qt_unpacked(int type);
+int qt_is_packed(int type);
+/* Rewrite W [rows][cols] of type in its packed form, in place; -1 when the
+ * type has none, rows is not a positive multiple of QPACK_ROWS, cols is not
+ * a multiple of the block, or a group's temporary copy cannot be had. */
+int quant_pack(int type, void *W, int64_t rows, int64_t cols);
+/* Row `row` of a packed matrix W in the unpacked type's layout into dst
+ * (quant_row_bytes bytes). */
+void quant_unpack_row(int ptype, const void *W, int64_t row, int64_t cols, void *dst);
 
 /* Products of Q4_0 / Q8_0 weights with several rows of x (prefill) run on
  * AMX-INT8 where the CPU and OS have it (Intel Sapphire Rapids and later)

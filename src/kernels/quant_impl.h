@@ -185,6 +185,8 @@ typedef struct qmm_job {
     int tiles;         /* x in the AMX tile layout */
     int vbmi;          /* the AVX-512 Q4_0 GEMV may use AVX512_VBMI (kern_cfg) */
     int avxvnni;       /* the AVX2 products may use AVX-VNNI (kern_cfg) */
+    int packed;        /* W is type's packed form (quant_pack.c; rows a multiple
+                          of QPACK_ROWS, r0 of every call too) */
 } qmm_job;
 
 /* The W row streams of the AVX-512 products (quant_avx512.c's
@@ -243,6 +245,19 @@ void avx512_qact_row(void *xq, const float *x, int type, int64_t cols);
  * (quant_r16_avx512.c), for the 32-block types Q8_0, Q4_0, MXFP4, IQ4_NL,
  * Q5_0, Q4_1 and Q5_1: returns 0 for a type it does not take. */
 int avx512_rows_r16(const qmm_job *j, int64_t r0, int64_t r1);
+/* Q8_0_R8 (quant_pack.c): offsets in a group of nb blocks of block b's 8
+ * f16 scales and its 256 bytes of codes. Blocks go in pairs of 544 bytes,
+ * [the two blocks' scales (32) | b's codes | b + 1's codes], so a group is
+ * one stream and, from a 32-byte aligned group, every code register is
+ * aligned; an odd last block is [scales (16) | codes]. */
+static inline size_t qp8_scales_at(int64_t nb, int64_t b) {
+    const size_t base = (size_t)(b / 2) * 544;
+    return (b | 1) < nb ? base + (size_t)(b & 1) * 16 : base;
+}
+static inline size_t qp8_codes_at(int64_t nb, int64_t b) {
+    const size_t base = (size_t)(b / 2) * 544;
+    return (b | 1) < nb ? base + 32 + (size_t)(b & 1) * 256 : base + 16;
+}
 /* The same for Q4_K, Q5_K, Q6_K and IQ4_XS (quant_r16k_avx512.c). */
 void avx512_rows_r16k(const qmm_job *j, int64_t r0, int64_t r1);
 /* Products of many x rows with 8 W rows interleaved per register on AVX2
@@ -254,6 +269,10 @@ int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
  * quant_r8k_avxvnni_avx2.c: the same sources built with R8_VNNI). */
 int avxvnni_rows_r8(const qmm_job *j, int64_t r0, int64_t r1);
 int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
+/* A packed W (j->packed, quant_pack.c) read in its layout, any n; r0 and r1
+ * multiples of QPACK_ROWS (or r1 the last row). */
+void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
+void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS
  * (avx512_qmm_rows: Q4_1 ... IQ4_NL only with one x row, the others going

@@ -40,6 +40,18 @@
  * group repeats its last row and its extra lanes are not stored), so the
  * results do not depend on how threads split the rows. Between chunks the
  * sums wait in y.
+ *
+ * Q8_0 matrices packed at load (quant_pack.c, Q8_0_R8: each group of 8 rows
+ * already in the layout r8_repack writes, its codes signed) skip the
+ * interleave: the tiles read the group where it lies (rows_packed_q8_0),
+ * with the same integer sums and f32 operations, so the same bits as the
+ * stored matrix from R8_MIN_N rows of x; one row of x (decode) takes
+ * packed_gemv, the same operations over R8P_NR groups side by side. One
+ * core of an AMD Zen 3, a cold [768][2048] Q8_0 matrix, us, stored ->
+ * packed: 2 / 4 / 8 / 32 rows of x 177 / 228 / 342 / 1035 -> 97 / 134 /
+ * 290 / 990 (the products alone about 31 us a row); 1 row 70 -> 85-90 (the
+ * stored GEMV reads its rows as streams faster), hence only the routed
+ * experts are packed (model/repack.c).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -60,6 +72,11 @@
 #define R8_ROWS R8_LANES
 #define R8_KC 16  /* blocks per chunk: 4 KiB of interleaved codes */
 #define R8_NX 4 /* x rows per tile: 3 the same, 6 and 8 slower (16 registers) */
+/* W packed at load (Q8_0_R8) by 1 to R8_NX rows of x: the groups in R8P_NR
+ * streams, each prefetched R8P_PF bytes ahead (2 and 8 streams, 1, 4 and 8
+ * KiB within the noise on an AMD Zen 3). */
+#define R8P_NR 4
+#define R8P_PF 2048
 
 /* 8 W rows, R8_KC blocks, interleaved. */
 typedef struct {
@@ -168,10 +185,12 @@ AI void r8_repack(const int T, r8_buf *o, const uint8_t *const *w, int64_t b0, i
 }
 
 /* y[i*ys + lane] (lanes < rw) for i < NX: x rows at xq (stride xs, nb
- * blocks each) times the chunk o of blocks b0 .. b0 + kc, added to y unless
- * first. */
-AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs, int64_t nb,
-                const r8_buf *o, int64_t b0, int kc, int first) {
+ * blocks each) times blocks b0 .. b0 + kc of 8 W rows, added to y unless
+ * first. The W rows: with P 0 the chunk o (interleaved by r8_repack); with
+ * P 1 the group at pg packed at load (quant_pack.c: Q8_0, its codes signed),
+ * each block's next chunk prefetched when pf. */
+AI void r8_tile(const int T, const int NX, const int P, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
+                int64_t nb, const r8_buf *o, const uint8_t *pg, int64_t b0, int kc, int first, size_t pf) {
 #ifndef R8_VNNI
     const __m256i ones = _mm256_set1_epi16(1);
 #endif
@@ -180,6 +199,12 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
     for (int i = 0; i < NX; i++) acc[i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys, rw);
     for (int b = 0; b < kc; b++) {
         const int64_t bx = b0 + b;
+        const __m256i *wq = P ? (const __m256i *)(pg + qp8_codes_at(nb, bx)) : o->q[b];
+        if (P && pf) { /* the block pf bytes on: 272 bytes, from 5 lines on */
+            const char *a = (const char *)pg + (size_t)bx * 272 + pf;
+#pragma GCC unroll 5
+            for (int l = 0; l < 5; l++) _mm_prefetch(a + 64 * l, _MM_HINT_T0);
+        }
         const int8_t *qs[R8_NX];
         __m256i t[R8_NX];
 #pragma GCC unroll 4
@@ -195,7 +220,11 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
             for (int i = 0; i < NX; i++) t1[i] = _mm256_setzero_si256();
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                const __m256i w0 = _mm256_load_si256(&o->q[b][k]), w1 = _mm256_load_si256(&o->q[b][k + 4]);
+                __m256i w0 = _mm256_loadu_si256(wq + k), w1 = _mm256_loadu_si256(wq + k + 4);
+                if (P) { /* packed signed: biased here, as r8_codes stores Q8_0 for VNNI */
+                    w0 = _mm256_xor_si256(w0, _mm256_set1_epi8((char)0x80));
+                    w1 = _mm256_xor_si256(w1, _mm256_set1_epi8((char)0x80));
+                }
 #pragma GCC unroll 4
                 for (int i = 0; i < NX; i++) {
                     t[i] = _mm256_dpbusd_avx_epi32(t[i], w0, r8_bcast4(qs[i] + 4 * k));
@@ -209,7 +238,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
         if (r8_signed(T)) {
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
-                const __m256i w = _mm256_load_si256(&o->q[b][k]), a = _mm256_abs_epi8(w);
+                const __m256i w = _mm256_loadu_si256(wq + k), a = _mm256_abs_epi8(w);
 #pragma GCC unroll 4
                 for (int i = 0; i < NX; i++) {
                     const __m256i p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(r8_bcast4(qs[i] + 4 * k), w));
@@ -223,7 +252,7 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
                 __m256i s[R8_NX];
 #pragma GCC unroll 8
                 for (int k = k0; k < k0 + D; k++) {
-                    const __m256i w = _mm256_load_si256(&o->q[b][k]);
+                    const __m256i w = _mm256_loadu_si256(wq + k);
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) {
                         const __m256i p = _mm256_maddubs_epi16(w, r8_bcast4(qs[i] + 4 * k));
@@ -239,7 +268,8 @@ AI void r8_tile(const int T, const int NX, float *y, int64_t ys, int rw, const u
             }
         }
 #endif
-        const __m256 dw = o->d[b];
+        const __m256 dw =
+            P ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pg + qp8_scales_at(nb, bx)))) : o->d[b];
 #pragma GCC unroll 4
         for (int i = 0; i < NX; i++) {
             const uint8_t *xr = xq + (size_t)i * xs;
@@ -287,7 +317,7 @@ AI void rows_r8(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
                 const int first = b0 == 0;
                 for (int g = 0; g < ng; g++) {
                     float *y = j->y + i * j->rows + rg + g * R8_ROWS;
-#define R8_TILE(NX) r8_tile(T, NX, y, j->rows, rw[g], x, j->xq_row, nb, &buf[g], b0, kc, first)
+#define R8_TILE(NX) r8_tile(T, NX, 0, y, j->rows, rw[g], x, j->xq_row, nb, &buf[g], NULL, b0, kc, first, 0)
                     switch (nx) {
                     case 1: R8_TILE(1); break;
                     case 2: R8_TILE(2); break;
@@ -300,6 +330,172 @@ AI void rows_r8(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
         }
     }
 }
+
+/* Block sums of one row of x (codes xs, cv) with a packed block's 8 code
+ * registers wq: the exact int32 sums of rows 0..7, as r8_tile makes them. */
+AI __m256i pk_dot1(const __m256i *wq, const int8_t *xs, int32_t cv) {
+#ifdef R8_VNNI
+    __m256i t0 = _mm256_set1_epi32(cv), t1 = _mm256_setzero_si256();
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t0 = _mm256_dpbusd_avx_epi32(t0, _mm256_xor_si256(_mm256_loadu_si256(wq + k), bias), r8_bcast4(xs + 4 * k));
+        t1 = _mm256_dpbusd_avx_epi32(t1, _mm256_xor_si256(_mm256_loadu_si256(wq + k + 4), bias),
+                                     r8_bcast4(xs + 4 * k + 16));
+    }
+#else
+    (void)cv;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i t0 = _mm256_setzero_si256(), t1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int k = 0; k < 8; k += 2) {
+        const __m256i w0 = _mm256_loadu_si256(wq + k), w1 = _mm256_loadu_si256(wq + k + 1);
+        const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(r8_bcast4(xs + 4 * k), w0));
+        const __m256i p1 =
+            _mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(r8_bcast4(xs + 4 * k + 4), w1));
+        t0 = _mm256_add_epi32(t0, _mm256_madd_epi16(p0, ones));
+        R8_PIN(t0);
+        t1 = _mm256_add_epi32(t1, _mm256_madd_epi16(p1, ones));
+        R8_PIN(t1);
+    }
+#endif
+    return _mm256_add_epi32(t0, t1);
+}
+
+/* One row of x by NG packed groups pg[] side by side, block by block (so
+ * the hardware prefetcher sees NG streams advancing together, as
+ * quant_avx2.c's gemv_streams reads its rows): each group's 8 outputs (rw[g]
+ * stored) at y[g]; the blocks walked in pairs by pointer, each pair
+ * prefetched pf bytes on; the same bits as r8_tile (one accumulator a
+ * group, blocks in order). */
+AI void packed_gemv(const int NG, const qmm_job *j, float *const *y, const uint8_t *const *pg, const int *rw,
+                    size_t pf) {
+    const int64_t nb = j->cols / 32;
+    const int8_t *xs = qx32_qs(j->xq);
+    const float *dv = qx32_dv(j->xq, nb);
+    const int32_t *cv = qx32_cv(j->xq, nb);
+    __m256 acc[R8P_NR];
+    const uint8_t *pp[R8P_NR];
+#pragma GCC unroll 4
+    for (int g = 0; g < NG; g++) {
+        acc[g] = _mm256_setzero_ps();
+        pp[g] = pg[g];
+    }
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m256 dx0 = _mm256_set1_ps(dv[8 * b]), dx1 = _mm256_set1_ps(dv[8 * b + 8]);
+#pragma GCC unroll 4
+        for (int g = 0; g < NG; g++) {
+            const uint8_t *p = pp[g];
+#pragma GCC unroll 9
+            for (int l = 0; l < 9; l++) _mm_prefetch((const char *)p + pf + 64 * l, _MM_HINT_T0);
+            const __m256i t0 = pk_dot1((const __m256i *)(p + 32), xs + 32 * b, cv[8 * b]);
+            const __m256i t1 = pk_dot1((const __m256i *)(p + 288), xs + 32 * b + 32, cv[8 * b + 8]);
+            const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+            const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t0), _mm256_mul_ps(d0, dx0), acc[g]);
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t1), _mm256_mul_ps(d1, dx1), acc[g]);
+            pp[g] = p + 544;
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < NG; g++) {
+        if (b < nb) { /* the odd last block: [scales (16) | codes] */
+            const __m256i t = pk_dot1((const __m256i *)(pp[g] + 16), xs + 32 * b, cv[8 * b]);
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pp[g]));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_mul_ps(d, _mm256_set1_ps(dv[8 * b])), acc[g]);
+        }
+        r8_store_y(y[g], acc[g], rw[g]);
+    }
+}
+
+/* A few rows of x (NX) by W packed at load: the groups of [r0, r1) in
+ * R8P_NR runs, step i taking group i of each run whole, so the hardware
+ * prefetcher sees R8P_NR long streams, with software prefetch R8P_PF bytes
+ * along each (as quant_avx2.c's gemv_streams). */
+AI void packed_streams(const int NX, const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / 32, ng = (r1 - r0 + R8_ROWS - 1) / R8_ROWS, per = (ng + R8P_NR - 1) / R8P_NR;
+    const size_t gbytes = (size_t)QPACK_ROWS * j->w_row;
+    for (int64_t i = 0; i < per; i++) {
+        if (NX == 1) {
+            float *y[R8P_NR];
+            const uint8_t *pg[R8P_NR];
+            int rw[R8P_NR], m = 0;
+            for (int q = 0; q < R8P_NR; q++) {
+                const int64_t g = q * per + i, r = r0 + g * R8_ROWS;
+                if (g >= ng) break;
+                rw[m] = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
+                y[m] = j->y + r;
+                pg[m++] = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
+            }
+            switch (m) {
+            case R8P_NR: packed_gemv(R8P_NR, j, y, pg, rw, R8P_PF); break;
+            default:
+                for (int q = 0; q < m; q++) packed_gemv(1, j, y + q, pg + q, rw + q, R8P_PF);
+                break;
+            }
+            continue;
+        }
+        for (int q = 0; q < R8P_NR; q++) {
+            const int64_t g = q * per + i, r = r0 + g * R8_ROWS;
+            if (g >= ng) break;
+            const int rw = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
+            r8_tile(QT_Q8_0, NX, 1, j->y + r, j->rows, rw, j->xq, j->xq_row, nb, NULL,
+                    j->W + (size_t)(r / QPACK_ROWS) * gbytes, 0, (int)nb, 1, R8P_PF);
+        }
+    }
+}
+
+/* The same over W packed at load (Q8_0_R8): no interleave; the first tile
+ * of x rows of each chunk prefetches the groups' next chunk. */
+static void rows_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
+    switch (j->n) {
+    case 1: packed_streams(1, j, r0, r1); return;
+    case 2: packed_streams(2, j, r0, r1); return;
+    case 3: packed_streams(3, j, r0, r1); return;
+    case 4: packed_streams(4, j, r0, r1); return;
+    default: break;
+    }
+    const int T = QT_Q8_0;
+    const int64_t nb = j->cols / 32;
+    const size_t gbytes = (size_t)QPACK_ROWS * j->w_row;
+    for (int64_t rg = r0; rg < r1; rg += R8_G * R8_ROWS) {
+        const int ng = (int)((r1 - rg < R8_G * R8_ROWS ? r1 - rg : R8_G * R8_ROWS) + R8_ROWS - 1) / R8_ROWS;
+        const uint8_t *pg[R8_G];
+        int rw[R8_G];
+        for (int g = 0; g < ng; g++) {
+            const int64_t r = rg + g * R8_ROWS;
+            rw[g] = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
+            pg[g] = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
+        }
+        for (int64_t b0 = 0; b0 < nb; b0 += R8_KC) {
+            const int kc = nb - b0 < R8_KC ? (int)(nb - b0) : R8_KC;
+            for (int64_t i = 0; i < j->n; i += R8_NX) {
+                const int nx = j->n - i < R8_NX ? (int)(j->n - i) : R8_NX;
+                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                const int first = b0 == 0;
+                const size_t pf = i == 0 ? (size_t)R8_KC * 272 : 0;
+                for (int g = 0; g < ng; g++) {
+                    float *y = j->y + i * j->rows + rg + g * R8_ROWS;
+#define R8_TILE(NX) r8_tile(T, NX, 1, y, j->rows, rw[g], x, j->xq_row, nb, NULL, pg[g], b0, kc, first, pf)
+                    switch (nx) {
+                    case 1: R8_TILE(1); break;
+                    case 2: R8_TILE(2); break;
+                    case 3: R8_TILE(3); break;
+                    default: R8_TILE(4); break;
+                    }
+#undef R8_TILE
+                }
+            }
+        }
+    }
+}
+
+#ifdef R8_VNNI
+void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) { rows_packed_q8_0(j, r0, r1); }
+#else
+void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) { rows_packed_q8_0(j, r0, r1); }
+#endif
 
 #define R8_FN(T, NAME) \
     static void r8_##NAME(const qmm_job *j, int64_t r0, int64_t r1) { rows_r8(T, j, r0, r1); }

@@ -93,6 +93,9 @@ struct moe_model {
  * zeroed; on failure the caller frees it with moe_model_free. map_only: the
  * file is memory-mapped, never read into memory (an expert memory budget). */
 int model_gguf_load(moe_model *m, const char *path, int map_only, moe_err *err);
+/* repack.c: the routed experts packed in place (moe_load_opts.repack);
+ * *packed: how many matrices. */
+int model_repack(moe_model *m, int64_t *packed, moe_err *err);
 
 /* What the backward pass needs from one layer's forward, kept when a
  * session records (training). N tokens of the call; P = N*K pairs. */

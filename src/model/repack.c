@@ -1,0 +1,87 @@
+/*
+ * repack.c - the routed experts rewritten at load in the packed layout the
+ * AVX2 kernels read (kernels/quant.h "Interleaved weights";
+ * moe_load_opts.repack).
+ *
+ * Each routed expert's gate, up and down of a type with a packed form
+ * (Q8_0) whose rows are a multiple of 8 is packed in place, in the file's
+ * bytes as read into memory, and its mat takes the packed dtype; everything
+ * else stays as stored. Only the routed experts: a prompt gives each a few
+ * rows of x, so the interleave the stored kernels do on every call is a
+ * large share of their work (a third at 8 rows), while attention, the
+ * dense and shared FFNs and the output head see every token of a prompt
+ * (the interleave spread over all of them) and, in decode, read faster as
+ * stored (quant_avx2.c's gemv_streams) than packed. The products on every
+ * path give what the stored matrix gives (the same bits on the AVX2 path
+ * from 2 rows of x; one row within the kernels' tolerance), so packing
+ * changes speed, not results. It needs the weights read into memory (a
+ * mapped file's pages would be copied one by one) and no expert memory
+ * budget (experts read on demand stay as the file has them).
+ */
+#include "model/model.h"
+
+#include "base/err.h"
+#include "base/mapfile.h"
+#include "formats/gguf.h"
+#include "kernels/quant.h"
+
+/* The model's weight files: n of them into f[] (at most cap). */
+static int weight_files(moe_model *m, mapped_file **f, const char **path, int cap) {
+    int n = 0;
+    if (m->gguf) {
+        f[n] = &m->gguf->map;
+        path[n++] = m->gguf->path;
+    }
+    for (int i = 0; i < m->st.n_files && n < cap; i++) {
+        f[n] = &m->st.files[i];
+        path[n++] = m->st.paths[i];
+    }
+    return n;
+}
+
+static int64_t pack_mat(mat *w) {
+    const int qt = dtype_to_ggml(w->type), pt = qt < 0 ? -1 : qt_packed_of(qt);
+    if (pt < 0 || !w->data || w->rows % QPACK_ROWS) return 0;
+    if (quant_pack(qt, (void *)w->data, w->rows, w->cols)) return -1;
+    w->type = DT_Q8_0_R8; /* the one packed type */
+    return 1;
+}
+
+int model_repack(moe_model *m, int64_t *packed, moe_err *err) {
+    *packed = 0;
+    if (m->cache)
+        return moe_fail(err, "packing the experts at load does not go with an expert memory budget "
+                             "(experts read on demand stay as the file has them)");
+    enum { CAP = 64 };
+    mapped_file *f[CAP];
+    const char *path[CAP];
+    const int nf = weight_files(m, f, path, CAP);
+    for (int i = 0; i < nf; i++)
+        if (!f[i]->span)
+            return moe_fail(err, "%s: packing the experts at load needs the weights read into memory, "
+                                 "and this file is mapped (larger than half the available memory, or MOE_LOAD=mmap)",
+                            path[i] ? path[i] : "weights");
+    for (int i = 0; i < nf; i++)
+        if (mapped_set_writable(f[i], 1)) {
+            for (int k = 0; k < i; k++) mapped_set_writable(f[k], 0);
+            return moe_fail(err, "%s: could not make the weights writable to pack them", path[i] ? path[i] : "weights");
+        }
+    int rc = 0;
+    for (int l = 0; l < m->cfg.n_layers && !rc; l++) {
+        layer_w *L = &m->layers[l];
+        if (!m->cfg.layer[l].moe || !L->experts) continue;
+        for (int e = 0; e < m->cfg.layer[l].n_experts && !rc; e++) {
+            mat *x[3] = {&L->experts[e].gate, &L->experts[e].up, &L->experts[e].down};
+            for (int k = 0; k < 3; k++) {
+                int64_t r = pack_mat(x[k]);
+                if (r < 0) {
+                    rc = moe_fail(err, "layer %d expert %d: no memory for a group of rows while packing", l, e);
+                    break;
+                }
+                *packed += r;
+            }
+        }
+    }
+    for (int i = 0; i < nf; i++) mapped_set_writable(f[i], 0);
+    return rc;
+}

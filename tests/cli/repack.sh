@@ -1,0 +1,70 @@
+#!/bin/sh
+# repack.sh - `--repack` (the routed experts' Q8_0 matrices packed at load for
+# the AVX2 kernels) end to end: every expert matrix of a tiny Q8_0 model is
+# packed (moe bench --json "packed"), the logits agree with the unpacked
+# model's on the default path and on the AVX2 and scalar paths (the AVX2
+# path reads the layout; scalar and AVX-512 unpack each row), a Q4_K model
+# packs nothing and runs, and --repack with --mem or with a memory-mapped
+# file (MOE_LOAD=mmap) fails with a message. Small files are mapped, not
+# read, unless MOE_LOAD=read: the runs here set it.
+#   MOE=build/moe sh tests/cli/repack.sh     ends with "N passed, N failed"
+MOE=${MOE:-build/moe}
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/moe-repack.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+pass=0
+fail=0
+
+. "$HERE/harness.inc"
+
+if [ ! -x "$MOE" ]; then
+  echo "FAIL: $MOE is not an executable (set MOE=path/to/moe)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# close NAME A.bin B.bin TOL: the same number of floats, max |a - b| <= TOL * max |b|
+close() {
+  od -An -v -tf4 -w4 "$2" >"$T/a.txt"
+  od -An -v -tf4 -w4 "$3" >"$T/b.txt"
+  [ -s "$T/a.txt" ] && [ "$(wc -l <"$T/a.txt")" = "$(wc -l <"$T/b.txt")" ] &&
+    paste "$T/a.txt" "$T/b.txt" | awk -v tol="$4" '{ d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+      if (d > w) w = d; if (m > s) s = m } END { exit !(s > 0 && w / s <= tol) }' && ok || bad "$1: logits differ"
+}
+
+IDS=1,5,17,3,99,42,7,0,127,64,300,2,511,9,33,21,88
+expect_ok "help lists --repack" "$MOE" logits --help
+out_has "logits --help: --repack" "--repack"
+
+expect_ok "init tiny-qwen3 q8_0" "$MOE" init --preset tiny-qwen3 --type q8_0 "$T/q8.gguf"
+# 2 layers x 8 experts x (gate, up, down)
+MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json \
+  >"$T/bench.json" 2>"$T/err"
+grep -q '"packed": 48' "$T/bench.json" && ok || bad "bench --repack: not 48 matrices packed ($(head -c 300 "$T/bench.json") $(head -c 200 "$T/err"))"
+MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json >"$T/bench0.json" 2>/dev/null
+grep -q '"packed": 0' "$T/bench0.json" && ok || bad "bench without --repack packed something"
+MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 >"$T/bench.txt" 2>&1
+grep -q "48 expert matrices packed at load" "$T/bench.txt" && ok || bad "bench --repack: no packed line"
+
+# logits: the default path, then each path that unpacks (a prompt and a decode step)
+for isa in "" avx2 scalar; do
+  MOE_ISA=$isa MOE_LOAD=read "$MOE" logits "$T/q8.gguf" --ids $IDS -o "$T/a.bin" 2>"$T/err" || bad "logits ${isa:-default}: $(head -c 200 "$T/err")"
+  MOE_ISA=$isa MOE_LOAD=read "$MOE" logits "$T/q8.gguf" --ids $IDS --repack -o "$T/b.bin" 2>"$T/err" || bad "logits --repack ${isa:-default}: $(head -c 200 "$T/err")"
+  close "logits --repack against stored, ${isa:-default} path" "$T/b.bin" "$T/a.bin" 1e-5
+  MOE_ISA=$isa MOE_LOAD=read "$MOE" logits "$T/q8.gguf" --ids 42 --repack -o "$T/b1.bin" 2>/dev/null
+  MOE_ISA=$isa MOE_LOAD=read "$MOE" logits "$T/q8.gguf" --ids 42 -o "$T/a1.bin" 2>/dev/null
+  close "one token --repack against stored, ${isa:-default} path" "$T/b1.bin" "$T/a1.bin" 1e-5
+done
+
+# a type without a packed form: nothing packed, the same logits
+expect_ok "init tiny-qwen3 q4_k" "$MOE" init --preset tiny-qwen3 --type q4_k "$T/q4.gguf"
+MOE_LOAD=read "$MOE" logits "$T/q4.gguf" --ids $IDS -o "$T/a.bin" 2>/dev/null
+MOE_LOAD=read "$MOE" logits "$T/q4.gguf" --ids $IDS --repack -o "$T/b.bin" 2>/dev/null
+cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "q4_k: --repack changed the logits"
+
+# refusals
+expect_fail "--repack with --mem" 2 "does not go with --mem" env MOE_LOAD=read "$MOE" logits "$T/q8.gguf" --ids 1 --repack --mem 1G
+expect_fail "--repack on a mapped file" 1 "needs the weights read into memory" env MOE_LOAD=mmap "$MOE" logits "$T/q8.gguf" --ids 1 --repack
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
