@@ -1,7 +1,7 @@
 /*
  * cache_opts.c - the expert memory budget options of the commands that run
- * a model (--mem SIZE, --cache-policy P, --prefetch N, --mem-fallback TYPE;
- * cli.h's ARG_CACHE),
+ * a model (--mem SIZE, --cache-policy P, --prefetch N, --mem-fallback TYPE,
+ * --repack, --no-repack; cli.h's ARG_CACHE),
  * loading with them, and the cache's statistics as a text line and as JSON.
  */
 #include <stdio.h>
@@ -30,7 +30,11 @@ int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o) {
         cli_error(cmd, "--repack does not go with --mem (experts read on demand stay as the file has them)");
         return -1;
     }
-    o->repack = cc->repack;
+    if (cc->repack && cc->no_repack) {
+        cli_error(cmd, "--repack and --no-repack: choose one");
+        return -1;
+    }
+    o->repack = cc->repack ? 1 : cc->no_repack ? -1 : 0;
     if (cc->fallback) {
         int t = moe_qtype_from_name(cc->fallback);
         if (t < 0 || moe_qtype_is_float(t)) {

@@ -52,7 +52,7 @@ struct moe_lora;
 int cli_apply_lora(const char *cmd, moe_model *m, const char *dir, struct moe_lora **l);
 
 /* The expert memory budget options (--mem, --cache-policy, --prefetch,
- * --mem-fallback) and --repack of
+ * --mem-fallback) and --repack / --no-repack of
  * the commands that run a model (cache_opts.c). ARG_CACHE(&cc) in a
  * command's option table; cli_cache_parse turns them into load options
  * (0, or -1 printed: exit 2). */
@@ -62,8 +62,9 @@ typedef struct cli_cache {
     int prefetch;       /* --prefetch N; -1: the default */
     const char *fallback; /* --mem-fallback TYPE, or NULL: none */
     int repack;         /* --repack */
+    int no_repack;      /* --no-repack */
 } cli_cache;
-#define CLI_CACHE_INIT {NULL, NULL, -1, NULL, 0}
+#define CLI_CACHE_INIT {NULL, NULL, -1, NULL, 0, 0}
 #define ARG_CACHE(cc)                                                                              \
     {"--mem", NULL, ARG_STR, &(cc)->mem, 0, 0, 0, "SIZE",                                         \
      "expert memory: routed experts read on demand into SIZE (e.g. 512M, 16G) (docs/CACHE.md)"},  \
@@ -76,11 +77,14 @@ typedef struct cli_cache {
      "with --mem: a resident TYPE (q2_k, q3_k, q4_k, ...) copy of every expert, inside SIZE, "   \
      "used instead of waiting for a read; changes the logits (default off)"},                     \
     {"--repack", NULL, ARG_FLAG, &(cc)->repack, 0, 0, 0, NULL,                                    \
-     "pack the routed experts' q8_0 matrices at load as the AVX2 kernels read them "             \
-     "(prefill faster there, the same logits; needs the weights in memory, not with --mem)"}
+     "pack the routed experts' q8_0 matrices at load as the AVX2 kernels read them, or fail "    \
+     "(prefill faster there, the same logits; needs the weights in memory, not with --mem; "     \
+     "default: packed when the kernels are AVX2's and the weights are in memory)"},               \
+    {"--no-repack", NULL, ARG_FLAG, &(cc)->no_repack, 0, 0, 0, NULL,                              \
+     "leave every matrix as the file stores it"}
 #define CLI_STR_(x) #x
 #define CLI_STR(x) CLI_STR_(x)
-#define ARG_CACHE_N 5 /* options ARG_CACHE adds */
+#define ARG_CACHE_N 6 /* options ARG_CACHE adds */
 int cli_cache_parse(const char *cmd, const cli_cache *cc, moe_load_opts *o);
 /* The cache of m (if any) becomes s's expert provider. */
 void cli_cache_attach(moe_model *m, moe_session *s);

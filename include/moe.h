@@ -192,8 +192,11 @@ typedef struct moe_config {
 typedef struct moe_model moe_model;
 
 /* Load a model: a directory with config.json and model.safetensors, or
- * sharded model-0000x-of-0000y.safetensors + model.safetensors.index.json.
- * Weights are memory-mapped; F32, BF16 and F16 are supported. */
+ * sharded model-0000x-of-0000y.safetensors + model.safetensors.index.json,
+ * or a GGUF file. Weights are memory-mapped or read into memory; F32, BF16,
+ * F16 and the GGUF quantized types are supported. The default load options
+ * of moe_model_load_opts (moe_cache.h): on a CPU whose default kernels are
+ * the AVX2 ones, Q8_0 routed experts read into memory are packed at load. */
 int moe_model_load(moe_model **out, const char *path, moe_err *err);
 void moe_model_free(moe_model *m);
 const moe_config *moe_model_config(const moe_model *m);
@@ -327,7 +330,9 @@ int moe_session_counts_stride(const moe_session *s);
 /* Expert provider: the weights of one routed expert, acquired before the
  * layer's grouped products and released after them (an expert cache swaps
  * experts in here). The pointers must hold the expert's matrices in the
- * model's own type and layout (moe_expert_tensor_info says which). */
+ * model's own type and layout: the file's, or the packed one when the
+ * experts were packed at load (moe_load_opts.repack, moe_model_stats.packed;
+ * moe_model_expert_weights hands out that layout). */
 typedef struct moe_expert_weights {
     const void *gate; /* [F][D] */
     const void *up;   /* [F][D] */

@@ -62,14 +62,17 @@ typedef struct moe_load_opts {
     int64_t read_part;       /* bytes a reader reads at once: each of an expert's ranges
                                 is split into parts of about this size (whole 4096-byte
                                 blocks) that idle readers take in parallel; 0: 1 MiB */
-    int repack;              /* 1: the routed experts' matrices of a type with a packed
-                                form (Q8_0) are rewritten at load, in memory, in the
-                                interleaved layout the AVX2 kernels read, so no product
-                                interleaves them again (prefill faster there; other paths
-                                unpack each row, slowly). The same logits as unpacked.
-                                Needs the weights read into memory (an error when the
-                                file is mapped) and no `mem`. moe_model_stats.packed
-                                counts the matrices. */
+    int repack;              /* The routed experts' matrices of a type with a packed form
+                                (Q8_0) rewritten at load, in memory, in the interleaved
+                                layout the AVX2 kernels read, so no product interleaves
+                                them again (prefill faster there; the other paths unpack
+                                each row, slowly). The same logits as unpacked.
+                                0 (the default): packed when the CPU's default kernels
+                                are the AVX2 ones (no AVX-512; MOE_ISA=avx2) and the
+                                weights are read into memory without `mem`; otherwise
+                                left as stored. 1: packed, or an error when the file is
+                                mapped or `mem` is set. -1: never.
+                                moe_model_stats.packed counts the matrices. */
 } moe_load_opts;
 
 /* Like moe_model_load. With o->mem > 0 the weight files are memory-mapped

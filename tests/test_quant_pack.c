@@ -110,8 +110,10 @@ TEST(quant_pack_q8_0_every_path) {
                 CHECK_MSG(bad == 0, "packed q8_0 [%lld][%lld] n=%lld %s: %d outputs off", (long long)rows,
                           (long long)K, (long long)n, quant_path_label(is), bad);
                 if (is != ISA_AVX2 && is != QUANT_PATH_AVXVNNI) continue;
-                /* the stored 8-row kernels' bits from 2 rows of x */
-                if (n >= 2) {
+                /* the stored kernels' bits: the 8-row kernels from 2 rows of
+                 * x, the GEMV (gemv32x4: exact block sums, then the same fma
+                 * chain) for 1 */
+                {
                     qmatmul(pools[is], ys, x, W, QT_Q8_0, n, rows, K, scratch);
                     CHECK_MSG(!memcmp(ys, y, sizeof(float) * (size_t)(n * rows)),
                               "packed q8_0 [%lld][%lld] n=%lld: not the stored kernels' bits", (long long)rows,

@@ -96,6 +96,10 @@ int model_gguf_load(moe_model *m, const char *path, int map_only, moe_err *err);
 /* repack.c: the routed experts packed in place (moe_load_opts.repack);
  * *packed: how many matrices. */
 int model_repack(moe_model *m, int64_t *packed, moe_err *err);
+/* Whether packing is what moe_load_opts.repack = 0 does for m: the default
+ * kernels are AVX2's, the weights are read into memory, no expert budget,
+ * and some routed expert has a packed form. */
+int model_repack_pays(const moe_model *m);
 
 /* What the backward pass needs from one layer's forward, kept when a
  * session records (training). N tokens of the call; P = N*K pairs. */

@@ -130,7 +130,8 @@ int moe_model_load_opts(moe_model **out, const char *path, const moe_load_opts *
     }
 loaded:
     if (budget && cache_new(&m->cache, m, path, o, err)) goto fail;
-    if (o && o->repack && model_repack(m, &m->stats.packed, err)) goto fail;
+    const int repack = o ? o->repack : 0;
+    if ((repack > 0 || (repack == 0 && model_repack_pays(m))) && model_repack(m, &m->stats.packed, err)) goto fail;
     *out = m;
     return 0;
 fail:

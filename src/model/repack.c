@@ -23,6 +23,7 @@
 #include "base/err.h"
 #include "base/mapfile.h"
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
 #include "kernels/quant.h"
 
 /* The model's weight files: n of them into f[] (at most cap). */
@@ -39,12 +40,33 @@ static int weight_files(moe_model *m, mapped_file **f, const char **path, int ca
     return n;
 }
 
+/* Whether w would be packed. */
+static int packable(const mat *w) {
+    const int qt = dtype_to_ggml(w->type);
+    return qt >= 0 && qt_packed_of(qt) >= 0 && w->data && w->rows % QPACK_ROWS == 0;
+}
+
 static int64_t pack_mat(mat *w) {
-    const int qt = dtype_to_ggml(w->type), pt = qt < 0 ? -1 : qt_packed_of(qt);
-    if (pt < 0 || !w->data || w->rows % QPACK_ROWS) return 0;
-    if (quant_pack(qt, (void *)w->data, w->rows, w->cols)) return -1;
+    if (!packable(w)) return 0;
+    if (quant_pack(dtype_to_ggml(w->type), (void *)w->data, w->rows, w->cols)) return -1;
     w->type = DT_Q8_0_R8; /* the one packed type */
     return 1;
+}
+
+int model_repack_pays(const moe_model *m) {
+    if (m->cache || kernels_default()->isa != ISA_AVX2) return 0;
+    enum { CAP = 64 };
+    mapped_file *f[CAP];
+    const char *path[CAP];
+    const int nf = weight_files((moe_model *)m, f, path, CAP);
+    for (int i = 0; i < nf; i++)
+        if (!f[i]->span) return 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const layer_w *L = &m->layers[l];
+        if (m->cfg.layer[l].moe && L->experts && m->cfg.layer[l].n_experts > 0 && packable(&L->experts[0].gate))
+            return 1;
+    }
+    return 0;
 }
 
 int model_repack(moe_model *m, int64_t *packed, moe_err *err) {

@@ -5,8 +5,11 @@
 # model's on the default path and on the AVX2 and scalar paths (the AVX2
 # path reads the layout; scalar and AVX-512 unpack each row), a Q4_K model
 # packs nothing and runs, and --repack with --mem or with a memory-mapped
-# file (MOE_LOAD=mmap) fails with a message. Small files are mapped, not
-# read, unless MOE_LOAD=read: the runs here set it.
+# file (MOE_LOAD=mmap) fails with a message. Without either flag the
+# experts are packed where the kernels are AVX2's (MOE_ISA=avx2, when the
+# CPU has AVX2) and the weights read, and left alone with --no-repack, on
+# the scalar kernels, or on a mapped file. Small files are mapped, not read,
+# unless MOE_LOAD=read: the runs here set it.
 #   MOE=build/moe sh tests/cli/repack.sh     ends with "N passed, N failed"
 MOE=${MOE:-build/moe}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,8 +44,21 @@ expect_ok "init tiny-qwen3 q8_0" "$MOE" init --preset tiny-qwen3 --type q8_0 "$T
 MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json \
   >"$T/bench.json" 2>"$T/err"
 grep -q '"packed": 48' "$T/bench.json" && ok || bad "bench --repack: not 48 matrices packed ($(head -c 300 "$T/bench.json") $(head -c 200 "$T/err"))"
-MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json >"$T/bench0.json" 2>/dev/null
-grep -q '"packed": 0' "$T/bench0.json" && ok || bad "bench without --repack packed something"
+MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --no-repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json >"$T/bench0.json" 2>/dev/null
+grep -q '"packed": 0' "$T/bench0.json" && ok || bad "bench --no-repack packed something"
+# the default: packed on the AVX2 kernels only, and only when the weights are read
+packs() { # packs LABEL EXPECTED env...
+  label=$1 want=$2
+  shift 2
+  env "$@" "$MOE" bench "$T/q8.gguf" --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json >"$T/b.json" 2>"$T/err"
+  grep -q "\"packed\": $want" "$T/b.json" && ok || bad "$label: not $want matrices packed ($(head -c 200 "$T/err"))"
+}
+packs "default, scalar kernels" 0 MOE_ISA=scalar MOE_LOAD=read
+packs "default, mapped file" 0 MOE_ISA=avx2 MOE_LOAD=mmap
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+  packs "default, AVX2 kernels" 48 MOE_ISA=avx2 MOE_LOAD=read
+fi
+expect_fail "--repack with --no-repack" 2 "choose one" "$MOE" logits "$T/q8.gguf" --ids 1 --repack --no-repack
 MOE_LOAD=read "$MOE" bench "$T/q8.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 >"$T/bench.txt" 2>&1
 grep -q "48 expert matrices packed at load" "$T/bench.txt" && ok || bad "bench --repack: no packed line"
 
