@@ -1,5 +1,6 @@
 /*
- * test_quant_pack.c - weights interleaved at load (quant_pack.c, QT_Q8_0_R8)
+ * test_quant_pack.c - weights interleaved at load (quant_pack.c, QT_Q8_0_R8,
+ * QT_IQ4_XS_R8)
  * on every path:
  *   - packing is a permutation: every row unpacks to its stored bytes, and a
  *     matrix whose rows are not a multiple of 8, or a type without a packed
@@ -35,16 +36,44 @@ static uint32_t next_u32(uint32_t *s) {
 
 static float next_f(uint32_t *s) { return (float)(next_u32(s) >> 8) / 8388608.0f - 1.0f; }
 
-/* Random Q8_0 bytes with finite f16 scales. */
-static void *make_q8(int64_t rows, int64_t cols, uint32_t *seed) {
-    const size_t total = quant_row_bytes(QT_Q8_0, cols) * (size_t)rows;
+/* Random bytes of type (Q8_0, IQ4_XS) with finite f16 scales (each
+ * block's first 2 bytes). */
+static void *make_w(int type, int64_t rows, int64_t cols, uint32_t *seed) {
+    const size_t total = quant_row_bytes(type, cols) * (size_t)rows;
+    const size_t bb = type == QT_IQ4_XS ? 136 : 34;
     unsigned char *w = malloc(total);
     for (size_t i = 0; i < total; i++) w[i] = (unsigned char)next_u32(seed);
-    for (size_t b = 0; b < total; b += 34) {
-        const uint16_t h = f32_to_f16(0.02f * next_f(seed));
+    for (size_t b = 0; b < total; b += bb) {
+        const uint16_t h = f32_to_f16((type == QT_IQ4_XS ? 0.002f : 0.02f) * next_f(seed));
         memcpy(w + b, &h, 2);
     }
     return w;
+}
+static void *make_q8(int64_t rows, int64_t cols, uint32_t *seed) { return make_w(QT_Q8_0, rows, cols, seed); }
+
+TEST(quant_pack_iq4_xs_roundtrip) {
+    uint32_t seed = 5;
+    const int64_t rows = 24, K = 768;
+    const size_t rb = quant_row_bytes(QT_IQ4_XS, K);
+    unsigned char *W = make_w(QT_IQ4_XS, rows, K, &seed), *P = malloc(rb * rows), *row = malloc(rb);
+    memcpy(P, W, rb * rows);
+    CHECK(qt_packed_of(QT_IQ4_XS) == QT_IQ4_XS_R8 && qt_unpacked(QT_IQ4_XS_R8) == QT_IQ4_XS);
+    CHECK(quant_row_bytes(QT_IQ4_XS_R8, K) == rb);
+    CHECK(quant_pack(QT_IQ4_XS, P, rows, K) == 0);
+    CHECK(memcmp(P, W, rb * rows) != 0);
+    int bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        quant_unpack_row(QT_IQ4_XS_R8, P, r, K, row);
+        bad += memcmp(row, W + rb * (size_t)r, rb) != 0;
+    }
+    CHECK_MSG(bad == 0, "%d of %lld rows unpack to other bytes", bad, (long long)rows);
+    memcpy(P, W, rb * rows);
+    CHECK(quant_pack(QT_IQ4_XS, P, 20, K) == -1);
+    CHECK(quant_pack(QT_IQ4_XS, P, 8, 300) == -1);
+    CHECK(memcmp(P, W, rb * rows) == 0);
+    free(row);
+    free(P);
+    free(W);
 }
 
 TEST(quant_pack_q8_0_roundtrip_and_refusals) {
@@ -69,7 +98,7 @@ TEST(quant_pack_q8_0_roundtrip_and_refusals) {
     memcpy(P, W, rb * rows);
     CHECK(quant_pack(QT_Q8_0, P, 36, K) == -1);
     CHECK(quant_pack(QT_Q8_0, P, 0, K) == -1);
-    CHECK(quant_pack(QT_Q4_K, P, 16, 256) == -1);
+    CHECK(quant_pack(QT_Q4_K, P, 16, 256) == -1); /* no packed form */
     CHECK(quant_pack(QT_Q8_0, P, 16, 33) == -1);
     CHECK(qt_packed_of(QT_Q8_0_R8) == -1);
     CHECK(memcmp(P, W, rb * rows) == 0);
@@ -78,55 +107,56 @@ TEST(quant_pack_q8_0_roundtrip_and_refusals) {
     free(W);
 }
 
-TEST(quant_pack_q8_0_every_path) {
-    /* groups of 8 rows: 1, 5 (a run of 4 and one more), 10; blocks: 1, a
-     * chunk of 16 with a tail (21, its last pair odd), and 64 */
-    static const int64_t shapes[][2] = {{8, 32}, {40, 672}, {80, 2048}};
+static void every_path(int type, const int64_t (*shapes)[2], int ns) {
     enum { NMAX = 18 };
     pool *pools[QUANT_PATHS];
     for (int i = 0; i < QUANT_PATHS; i++) pools[i] = quant_path_pool(i);
     uint32_t seed = 11;
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < ns; s++) {
         const int64_t rows = shapes[s][0], K = shapes[s][1];
-        const size_t rb = quant_row_bytes(QT_Q8_0, K);
-        void *W = make_q8(rows, K, &seed), *P = malloc(rb * (size_t)rows);
+        const size_t rb = quant_row_bytes(type, K);
+        void *W = make_w(type, rows, K, &seed), *P = malloc(rb * (size_t)rows);
         memcpy(P, W, rb * (size_t)rows);
-        CHECK(quant_pack(QT_Q8_0, P, rows, K) == 0);
+        CHECK(quant_pack(type, P, rows, K) == 0);
         float *x = malloc(sizeof(float) * (size_t)(NMAX * K));
         for (int64_t i = 0; i < NMAX * K; i++) x[i] = next_f(&seed) + next_f(&seed);
-        void *scratch = malloc(qmatmul_scratch_size(QT_Q8_0_R8, NMAX, K));
+        void *scratch = malloc(qmatmul_scratch_size(qt_packed_of(type), NMAX, K));
         float *ref = malloc(sizeof(float) * (size_t)(NMAX * rows)), *y = malloc(sizeof(float) * (size_t)(NMAX * rows));
         float *ys = malloc(sizeof(float) * (size_t)(NMAX * rows)), *y1 = malloc(sizeof(float) * (size_t)rows);
         for (int64_t n = 1; n <= NMAX; n++) {
-            qmatmul_ref(ref, x, W, QT_Q8_0, n, rows, K, scratch);
-            qmatmul_ref(y, x, P, QT_Q8_0_R8, n, rows, K, scratch);
+            qmatmul_ref(ref, x, W, type, n, rows, K, scratch);
+            qmatmul_ref(y, x, P, qt_packed_of(type), n, rows, K, scratch);
             CHECK_MSG(!memcmp(y, ref, sizeof(float) * (size_t)(n * rows)),
                       "scalar reference of the packed [%lld][%lld] n=%lld differs from the stored", (long long)rows,
                       (long long)K, (long long)n);
             for (int is = 0; is < QUANT_PATHS; is++) {
                 if (!pools[is]) continue;
-                qmatmul(pools[is], y, x, P, QT_Q8_0_R8, n, rows, K, scratch);
-                const int bad = quant_count_off(y, ref, QT_Q8_0, W, rows, K, x, n);
-                CHECK_MSG(bad == 0, "packed q8_0 [%lld][%lld] n=%lld %s: %d outputs off", (long long)rows,
+                qmatmul(pools[is], y, x, P, qt_packed_of(type), n, rows, K, scratch);
+                const int bad = quant_count_off(y, ref, type, W, rows, K, x, n);
+                CHECK_MSG(bad == 0, "packed %d [%lld][%lld] n=%lld %s: %d outputs off", type, (long long)rows,
                           (long long)K, (long long)n, quant_path_label(is), bad);
                 if (is != ISA_AVX2 && is != QUANT_PATH_AVXVNNI) continue;
-                /* the stored kernels' bits: the 8-row kernels from 2 rows of
-                 * x, the GEMV (gemv32x4: exact block sums, then the same fma
-                 * chain) for 1 */
+                /* the stored kernels' bits (Q8_0: the 8-row kernels from 2
+                 * rows of x, the GEMV's exact block sums and fma chain for 1;
+                 * IQ4_XS: the interleaved kernel from its threshold, the
+                 * few-row kernels' lanes below it) */
                 {
-                    qmatmul(pools[is], ys, x, W, QT_Q8_0, n, rows, K, scratch);
+                    qmatmul(pools[is], ys, x, W, type, n, rows, K, scratch);
                     CHECK_MSG(!memcmp(ys, y, sizeof(float) * (size_t)(n * rows)),
-                              "packed q8_0 [%lld][%lld] n=%lld: not the stored kernels' bits", (long long)rows,
-                              (long long)K, (long long)n);
+                              "packed %d [%lld][%lld] n=%lld %s: not the stored kernels' bits", type, (long long)rows,
+                              (long long)K, (long long)n, quant_path_label(is));
                 }
-                /* each row of x alone: its bits among the n */
+                /* each row of x alone: its bits among the n (Q8_0 only: the
+                 * stored IQ4_XS kernels add a few rows in another order
+                 * than many, and packed keeps their bits) */
+                if (type != QT_Q8_0) continue;
                 int diff = 0;
                 for (int64_t i = 0; i < n; i++) {
-                    qmatmul(pools[is], y1, x + i * K, P, QT_Q8_0_R8, 1, rows, K, scratch);
+                    qmatmul(pools[is], y1, x + i * K, P, qt_packed_of(type), 1, rows, K, scratch);
                     diff += memcmp(y1, y + i * rows, sizeof(float) * (size_t)rows) != 0;
                 }
-                CHECK_MSG(diff == 0, "packed q8_0 [%lld][%lld]: %d of %lld rows of x differ alone and among %lld",
-                          (long long)rows, (long long)K, diff, (long long)n, (long long)n);
+                CHECK_MSG(diff == 0, "packed %d [%lld][%lld]: %d of %lld rows of x differ alone and among %lld",
+                          type, (long long)rows, (long long)K, diff, (long long)n, (long long)n);
             }
         }
         free(y1);
@@ -139,6 +169,19 @@ TEST(quant_pack_q8_0_every_path) {
         free(W);
     }
     for (int i = 0; i < QUANT_PATHS; i++) pool_free(pools[i]);
+}
+
+TEST(quant_pack_q8_0_every_path) {
+    /* groups of 8 rows: 1, 5 (a run of 4 and one more), 10; blocks: 1, a
+     * chunk of 16 with a tail (21, its last pair odd), and 64 */
+    static const int64_t shapes[][2] = {{8, 32}, {40, 672}, {80, 2048}};
+    every_path(QT_Q8_0, shapes, 3);
+}
+
+TEST(quant_pack_iq4_xs_every_path) {
+    /* super-blocks: 1, 3 (a chunk of 2 and one more), 8 */
+    static const int64_t shapes[][2] = {{8, 256}, {40, 768}, {24, 2048}};
+    every_path(QT_IQ4_XS, shapes, 3);
 }
 
 TEST(quant_pack_q8_0_grouped_with_stored_tasks) {

@@ -46,6 +46,7 @@ typedef enum {
     /* Packed at load, in memory only (never read from or written to a file):
      * kernels/quant.h "Interleaved weights". */
     DT_Q8_0_R8,
+    DT_IQ4_XS_R8,
 } dtype;
 
 /* The one table of stored types: every fact about a type's layout is a row
@@ -83,7 +84,8 @@ typedef enum {
 /* The packed forms (their ids are kernels/quant.h's QT_*_R8, no file's): the
  * same bytes per row as the type they pack, rows interleaved in groups of 8. */
 #define DTYPE_PACKED_LIST(X)              \
-    X(Q8_0_R8, q8_0_r8, "q8_0_r8", 1032, 32, 34, 2)
+    X(Q8_0_R8, q8_0_r8, "q8_0_r8", 1032, 32, 34, 2)     \
+    X(IQ4_XS_R8, iq4_xs_r8, "iq4_xs_r8", 1047, 256, 136, 2)
 
 typedef struct dtype_traits {
     dtype type;

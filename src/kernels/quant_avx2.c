@@ -397,12 +397,7 @@ ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 #ifndef R8K_MIN_N
 #define R8K_MIN_N 2
 #endif
-#define IQ4XS_R8K_MIN_N 5
-/* With AVX-VNNI IQ4_XS takes no sign trick and the interleaved kernel wins
- * from 2 rows (one core, cold [768][2048], 2 / 3 / 4 rows of x 136-140 /
- * 158-248 / 204-206 -> 77-79 / 90-146 / 99-100 us, Intel Emerald Rapids);
- * one row is even. */
-#define IQ4XS_R8K_MIN_N_VNNI 2
+/* IQ4XS_R8K_MIN_N, IQ4XS_R8K_MIN_N_VNNI: quant_impl.h */
 
 void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;

@@ -254,6 +254,14 @@ static inline size_t qp8_scales_at(int64_t nb, int64_t b) {
     const size_t base = (size_t)(b / 2) * 544;
     return (b | 1) < nb ? base + (size_t)(b & 1) * 16 : base;
 }
+/* IQ4_XS_R8 (quant_pack.c): a super-block of a group takes QP4_SB bytes:
+ * the rows' f16 d at QP4_D, scales_h at QP4_SH, scales_l at QP4_SL (4 bytes
+ * a row), and sub-block s's 4 code registers from QP4_CODES + 128 s. */
+#define QP4_SB 1088
+#define QP4_D 0
+#define QP4_SH 16
+#define QP4_SL 32
+#define QP4_CODES 64
 static inline size_t qp8_codes_at(int64_t nb, int64_t b) {
     const size_t base = (size_t)(b / 2) * 544;
     return (b | 1) < nb ? base + 32 + (size_t)(b & 1) * 256 : base + 16;
@@ -269,10 +277,21 @@ int avx2_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
  * quant_r8k_avxvnni_avx2.c: the same sources built with R8_VNNI). */
 int avxvnni_rows_r8(const qmm_job *j, int64_t r0, int64_t r1);
 int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
+/* IQ4_XS takes the interleaved kernel (quant_r8k_avx2.c) from this many
+ * rows of x, fewer going to quant_extra_avx2.c (the AVX2 path,
+ * quant_avx2.c). With AVX-VNNI IQ4_XS takes no sign trick and the
+ * interleaved kernel wins from 2 rows (one core, cold [768][2048], 2 / 3 /
+ * 4 rows of x 136-140 / 158-248 / 204-206 -> 77-79 / 90-146 / 99-100 us,
+ * Intel Emerald Rapids); one row is even. */
+#define IQ4XS_R8K_MIN_N 5
+#define IQ4XS_R8K_MIN_N_VNNI 2
 /* A packed W (j->packed, quant_pack.c) read in its layout, any n; r0 and r1
- * multiples of QPACK_ROWS (or r1 the last row). */
+ * multiples of QPACK_ROWS (or r1 the last row): Q8_0_R8 (quant_r8_avx2.c)
+ * and IQ4_XS_R8 (quant_r8k_avx2.c). */
 void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
+void avx2_rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1);
+void avxvnni_rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS
  * (avx512_qmm_rows: Q4_1 ... IQ4_NL only with one x row, the others going

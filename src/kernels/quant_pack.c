@@ -2,7 +2,7 @@
  * quant_pack.c - weights interleaved once, at load, for the 8-row AVX2
  * kernels (quant.h: "Interleaved weights").
  *
- * The 8-row AVX2 kernels (quant_r8_avx2.c) take the products of a few rows
+ * The 8-row AVX2 kernels (quant_r8_avx2.c, quant_r8k_avx2.c) take the products of a few rows
  * of x or more by interleaving 8 W rows into an L1 buffer, chunk by chunk,
  * on every call. For an MoE expert that sees 8 tokens of a 128-token prompt
  * that interleave is about a third of the product (one core of an AMD Zen 3,
@@ -19,6 +19,14 @@
  * nb * (256 + 16) = 8 * nb * 34 bytes: the group's 8 rows as stored, so a
  * matrix is packed in place and row r0 (a multiple of 8) of the packed
  * matrix starts where it did.
+ *
+ * IQ4_XS_R8, per group of 8 rows, super-block b at 1088 b (quant_impl.h's
+ * QP4_*): the rows' f16 d (16 bytes), scales_h (16), scales_l (8 x 4),
+ * then for each 32-value sub-block s and k = 0..3 a register whose dword r
+ * is bytes 16 s + 4k .. + 3 of row r's qs (low nibbles: values 4k..4k+3 of
+ * the sub-block, high: 16 + 4k ..), so one and / shift gives the 8 rows'
+ * codes as quant_r8k_avx2.c's tiles read them. 8 * 136 bytes: in place,
+ * as Q8_0_R8.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +34,30 @@
 #include "kernels/quant.h"
 #include "kernels/quant_impl.h"
 
-int qt_packed_of(int type) { return type == QT_Q8_0 ? QT_Q8_0_R8 : -1; }
+int qt_packed_of(int type) { return type == QT_Q8_0 ? QT_Q8_0_R8 : type == QT_IQ4_XS ? QT_IQ4_XS_R8 : -1; }
 
-int qt_unpacked(int type) { return type == QT_Q8_0_R8 ? QT_Q8_0 : type; }
+int qt_unpacked(int type) { return qt_is_packed(type) ? type - QT_PACKED : type; }
 
-int qt_is_packed(int type) { return type == QT_Q8_0_R8; }
+int qt_is_packed(int type) { return type == QT_Q8_0_R8 || type == QT_IQ4_XS_R8; }
+
+/* Byte offsets in a group of 8 IQ4_XS rows packed: super-block b's header
+ * fields and its codes of sub-block s, dword k. */
+static size_t p4_at(int64_t b) { return (size_t)b * QP4_SB; }
+
+/* The 8 IQ4_XS rows at src into one group at dst (or back with unpack). */
+static void pack_group_iq4_xs(uint8_t *dst, const uint8_t *src, size_t row_bytes, int64_t nb) {
+    for (int r = 0; r < QPACK_ROWS; r++) {
+        const block_iq4_xs *row = (const block_iq4_xs *)(src + (size_t)r * row_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *g = dst + p4_at(b);
+            memcpy(g + QP4_D + 2 * r, &row[b].d, 2);
+            memcpy(g + QP4_SH + 2 * r, &row[b].scales_h, 2);
+            memcpy(g + QP4_SL + 4 * r, row[b].scales_l, 4);
+            for (int s = 0; s < 8; s++)
+                for (int k = 0; k < 4; k++) memcpy(g + QP4_CODES + s * 128 + k * 32 + 4 * r, row[b].qs + 16 * s + 4 * k, 4);
+        }
+    }
+}
 
 /* The 8 rows at src (row_bytes apart) into one group at dst. */
 static void pack_group_q8_0(uint8_t *dst, const uint8_t *src, size_t row_bytes, int64_t nb) {
@@ -53,7 +80,10 @@ int quant_pack(int type, void *W, int64_t rows, int64_t cols) {
     for (int64_t g = 0; g < rows / QPACK_ROWS; g++) {
         uint8_t *at = (uint8_t *)W + (size_t)g * gb;
         memcpy(tmp, at, gb);
-        pack_group_q8_0(at, tmp, rb, (int64_t)(cols / 32));
+        if (type == QT_IQ4_XS)
+            pack_group_iq4_xs(at, tmp, rb, (int64_t)(cols / QK_K));
+        else
+            pack_group_q8_0(at, tmp, rb, (int64_t)(cols / 32));
     }
     free(tmp);
     return 0;
@@ -63,6 +93,18 @@ void quant_unpack_row(int ptype, const void *W, int64_t row, int64_t cols, void 
     const size_t rb = quant_row_bytes(ptype, cols);
     const uint8_t *g = (const uint8_t *)W + (size_t)(row / QPACK_ROWS) * QPACK_ROWS * rb;
     const int r = (int)(row % QPACK_ROWS);
+    if (ptype == QT_IQ4_XS_R8) {
+        block_iq4_xs *o4 = dst;
+        for (int64_t b = 0; b < cols / QK_K; b++) {
+            const uint8_t *p = g + p4_at(b);
+            memcpy(&o4[b].d, p + QP4_D + 2 * r, 2);
+            memcpy(&o4[b].scales_h, p + QP4_SH + 2 * r, 2);
+            memcpy(o4[b].scales_l, p + QP4_SL + 4 * r, 4);
+            for (int s = 0; s < 8; s++)
+                for (int k = 0; k < 4; k++) memcpy(o4[b].qs + 16 * s + 4 * k, p + QP4_CODES + s * 128 + k * 32 + 4 * r, 4);
+        }
+        return;
+    }
     const int64_t nb = cols / 32;
     block_q8_0 *out = dst;
     for (int64_t b = 0; b < nb; b++) {
@@ -72,4 +114,5 @@ void quant_unpack_row(int ptype, const void *W, int64_t row, int64_t cols, void 
     }
 }
 
-_Static_assert(QT_Q8_0_R8 == 1032, "dtype.h's DTYPE_PACKED_LIST names QT_Q8_0_R8 by its value");
+_Static_assert(QT_Q8_0_R8 == 1032 && QT_IQ4_XS_R8 == 1047, "dtype.h's DTYPE_PACKED_LIST names the packed types by their values");
+_Static_assert(QP4_CODES + 8 * 128 == 8 * sizeof(block_iq4_xs), "an IQ4_XS_R8 super-block is its 8 rows' bytes");

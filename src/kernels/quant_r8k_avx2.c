@@ -38,6 +38,17 @@
  * sums are vpdpbusd's, one operation per 32 products with no int16 stage;
  * IQ4_XS is stored biased (kvalues_iq4nl + 128) and t_s starts at -128 times
  * the sub-block's x sum (bsums 2s + 2s+1), which takes the bias out exactly.
+ *
+ * IQ4_XS matrices packed at load (quant_pack.c, IQ4_XS_R8: each group's
+ * codes already as the dwords the transpose would make) skip the
+ * transpose: rows_packed_iq4 fills rk_buf with one and / shift and the
+ * table per register and runs rk_tile, or, below the stored path's row
+ * threshold, p4_gemv, which does quant_extra_kern.h's few-row arithmetic
+ * per row (so the stored matrix's bits on every count of x rows) with the
+ * codes unpacked once for the 8 rows. One core of an AMD Zen 3, a cold
+ * [768][2048] IQ4_XS matrix, us, stored -> packed: 1 / 2 / 5 / 8 / 32 rows
+ * of x 78 / 110 / 207 / 284 / 928 -> 57 / 98 / 172 / 247 / 896; 3 and 4
+ * rows 135 / 164 -> 150 / 181 (p4_gemv by pairs of rows).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -137,6 +148,19 @@ AI void rk_scales6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
     o->dmin[b] = _mm256_mul_ps(d, _mm256_set1_ps(32.0f));
 }
 
+/* IQ4_XS's 8 sub-block scales of 8 rows, d * (ls - 32) in f32, from each
+ * row's dwords g0 = d | scales_h << 16 and g1 = scales_l. */
+AI void rk_scales_iq4(rk_buf *o, int b, __m256i g0, __m256i g1) {
+    const __m256 d = rk_f16lo(g0);
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; s++) { /* ls = scales_l nibble s | bits 2s, 2s+1 of scales_h << 4 */
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi32(g0, 12 + 2 * s), _mm256_set1_epi32(0x30));
+        __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(g1, 4 * s), _mm256_set1_epi32(0x0F)), hi);
+        ls = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
+        o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(ls), d);
+    }
+}
+
 /* The scales (and mins) of super-block b of the 8 rows, at w[r] + at. */
 AI void rk_scales(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t at) {
     if (T == QT_Q6_K) {
@@ -146,18 +170,11 @@ AI void rk_scales(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t
     __m256i h[4];
     rk_head4(w, at, h);
     const __m256i g0 = h[0]; /* d | dmin or scales_h << 16 */
-    const __m256 d = rk_f16lo(g0);
     if (T == QT_IQ4_XS) {
-        const __m256i g1 = h[1]; /* scales_l */
-#pragma GCC unroll 8
-        for (int s = 0; s < 8; s++) { /* ls = scales_l nibble s | bits 2s, 2s+1 of scales_h << 4 */
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi32(g0, 12 + 2 * s), _mm256_set1_epi32(0x30));
-            __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(g1, 4 * s), _mm256_set1_epi32(0x0F)), hi);
-            ls = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
-            o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(ls), d);
-        }
+        rk_scales_iq4(o, b, g0, h[1]);
         return;
     }
+    const __m256 d = rk_f16lo(g0);
     /* ggml's 6-bit scales and mins (get_scale_min_k4): sc0..3 / m0..3 the
      * low 6 bits of the bytes of u0 / u1; sc4..7 = low nibbles of u2 | top
      * bits of u0 << 4; m4..7 = high nibbles of u2 | top bits of u1 << 4 */
@@ -453,6 +470,169 @@ AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
         }
     }
 }
+
+/* ------------------------------------------- IQ4_XS packed at load */
+
+/* The header dwords of a packed IQ4_XS super-block p (quant_pack.c) as
+ * rk_head4 gives them for stored rows: g0 = d | scales_h << 16, g1 =
+ * scales_l. */
+AI void p4_head(const uint8_t *p, __m256i *g0, __m256i *g1) {
+    const __m256i d = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + QP4_D)));
+    const __m256i sh = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + QP4_SH)));
+    *g0 = _mm256_or_si256(d, _mm256_slli_epi32(sh, 16));
+    *g1 = _mm256_loadu_si256((const __m256i *)(p + QP4_SL));
+}
+
+/* Super-blocks b0 .. b0 + kc of the packed group pg into o, as rk_repack
+ * writes the stored rows' (the same bytes: no transpose, one and / shift
+ * and the table per register); the chunk after is prefetched into L2. */
+AI void p4_unpack(rk_buf *o, const uint8_t *pg, int64_t b0, int kc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)RK_IQ4_LUT));
+    for (int b = 0; b < kc; b++) {
+        const uint8_t *p = pg + (size_t)(b0 + b) * QP4_SB;
+        for (int l = 0; l < QP4_SB; l += 64) _mm_prefetch((const char *)p + RK_KC * QP4_SB + l, _MM_HINT_T1);
+        __m256i g0, g1;
+        p4_head(p, &g0, &g1);
+        rk_scales_iq4(o, b, g0, g1);
+#pragma GCC unroll 8
+        for (int sb = 0; sb < 8; sb++)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + QP4_CODES + 128 * sb + 32 * k));
+                o->q[b][sb][k] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m4));
+                o->q[b][sb][k + 4] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+            }
+    }
+}
+
+/* One row of x (xr, nb super-blocks) by the packed group pg, its outputs
+ * (rw stored) at y: the integer sums and f32 steps of quant_extra_kern.h's
+ * xk_superblock for each of the 8 rows (lane k of its sums: values 4k ..
+ * 4k + 3 of each sub-block, times the sub-block's scale; one f32 fma per
+ * super-block; the 8 lanes added as xk_hsum8 adds them, then + 0), so the
+ * stored decode's bits, with the codes unpacked once for 8 rows (and NX
+ * rows of x, at most 2). */
+AI void p4_gemv(const int NX, const uint8_t *pg, const qx_k *const *xr, int64_t nb, float *const *y, int rw) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kvalues_iq4nl));
+    __m256 acc[2][8];
+#pragma GCC unroll 2
+    for (int i = 0; i < NX; i++)
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) acc[i][k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = pg + (size_t)b * QP4_SB;
+        for (int l = 0; l < QP4_SB; l += 64) _mm_prefetch((const char *)p + 2048 + l, _MM_HINT_T0);
+        const __m256i sh = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + QP4_SH)));
+        const __m256i sl = _mm256_loadu_si256((const __m256i *)(p + QP4_SL));
+        __m256i t[2][8];
+#pragma GCC unroll 2
+        for (int i = 0; i < NX; i++)
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) t[i][k] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int sb = 0; sb < 8; sb++) {
+            const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(sh, 2 * sb), _mm256_set1_epi32(3)), 4);
+            const __m256i ls = _mm256_sub_epi32(
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sl, 4 * sb), _mm256_set1_epi32(0x0F)), hi),
+                _mm256_set1_epi32(32));
+            /* [ls, ls] as int16 pairs */
+            const __m256i lp = _mm256_or_si256(_mm256_and_si256(ls, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(ls, 16));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + QP4_CODES + 128 * sb + 32 * k));
+                const __m256i w0 = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m4));
+                const __m256i w1 = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+#pragma GCC unroll 2
+                for (int i = 0; i < NX; i++) {
+                    const int8_t *xq = xr[i][b].qs + 32 * sb + 4 * k;
+                    const __m256i p0 = _mm256_maddubs_epi16(a0, _mm256_sign_epi8(r8_bcast4(xq), w0));
+                    const __m256i p1 = _mm256_maddubs_epi16(a1, _mm256_sign_epi8(r8_bcast4(xq + 16), w1));
+                    t[i][k] = _mm256_add_epi32(t[i][k], _mm256_madd_epi16(p0, lp));
+                    R8_PIN(t[i][k]);
+                    t[i][k + 4] = _mm256_add_epi32(t[i][k + 4], _mm256_madd_epi16(p1, lp));
+                    R8_PIN(t[i][k + 4]);
+                }
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + QP4_D)));
+#pragma GCC unroll 2
+        for (int i = 0; i < NX; i++) {
+            const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xr[i][b].d));
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) acc[i][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i][k]), dd, acc[i][k]);
+        }
+    }
+    /* xk_hsum8: (l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), their sum */
+#pragma GCC unroll 2
+    for (int i = 0; i < NX; i++) {
+        const __m256 u0 = _mm256_add_ps(acc[i][0], acc[i][4]), u1 = _mm256_add_ps(acc[i][1], acc[i][5]);
+        const __m256 u2 = _mm256_add_ps(acc[i][2], acc[i][6]), u3 = _mm256_add_ps(acc[i][3], acc[i][7]);
+        const __m256 v = _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3));
+        r8_store_y(y[i], _mm256_add_ps(v, _mm256_setzero_ps()), rw);
+    }
+}
+
+/* IQ4_XS packed at load: from the stored path's threshold of rows of x
+ * (IQ4XS_R8K_MIN_N) the chunks unpacked into rk_buf and rk_tile, as
+ * rows_r8k; below it p4_gemv row by row. Either way the bits of the stored
+ * matrix on this path. */
+static void rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1) {
+    const int64_t nb = j->cols / QK_K;
+    const size_t gbytes = (size_t)QPACK_ROWS * j->w_row;
+#ifdef R8_VNNI
+    const int64_t min_n = IQ4XS_R8K_MIN_N_VNNI;
+#else
+    const int64_t min_n = IQ4XS_R8K_MIN_N;
+#endif
+    if (j->n < min_n) {
+        for (int64_t r = r0; r < r1; r += RK_ROWS) {
+            const int rw = r1 - r < RK_ROWS ? (int)(r1 - r) : RK_ROWS;
+            const uint8_t *pg = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
+            for (int64_t i = 0; i < j->n; i += 2) { /* 2 rows of x share each unpack */
+                const qx_k *xr[2] = {(const qx_k *)(j->xq + (size_t)i * j->xq_row),
+                                     (const qx_k *)(j->xq + (size_t)(i + 1) * j->xq_row)};
+                float *y[2] = {j->y + i * j->rows + r, j->y + (i + 1) * j->rows + r};
+                if (i + 1 < j->n)
+                    p4_gemv(2, pg, xr, nb, y, rw);
+                else
+                    p4_gemv(1, pg, xr, nb, y, rw);
+            }
+        }
+        return;
+    }
+    rk_buf buf __attribute__((aligned(32)));
+    for (int64_t r = r0; r < r1; r += RK_ROWS) {
+        const int rw = r1 - r < RK_ROWS ? (int)(r1 - r) : RK_ROWS;
+        const uint8_t *pg = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
+        for (int64_t b0 = 0; b0 < nb; b0 += RK_KC) {
+            const int kc = nb - b0 < RK_KC ? (int)(nb - b0) : RK_KC;
+            p4_unpack(&buf, pg, b0, kc);
+            for (int64_t i = 0; i < j->n; i += RK_NX) {
+                const int nx = j->n - i < RK_NX ? (int)(j->n - i) : RK_NX;
+                float *y = j->y + i * j->rows + r;
+                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+                const int first = b0 == 0;
+#define RK_TILE(NX) rk_tile(NX, QT_IQ4_XS, y, j->rows, rw, x, j->xq_row, &buf, b0, kc, first)
+                switch (nx) {
+                case 1: RK_TILE(1); break;
+                case 2: RK_TILE(2); break;
+                case 3: RK_TILE(3); break;
+                default: RK_TILE(4); break;
+                }
+#undef RK_TILE
+            }
+        }
+    }
+}
+
+#ifdef R8_VNNI
+void avxvnni_rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1) { rows_packed_iq4(j, r0, r1); }
+#else
+void avx2_rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1) { rows_packed_iq4(j, r0, r1); }
+#endif
 
 int RK_ROWS_FN(const qmm_job *j, int64_t r0, int64_t r1) {
     switch (j->type) {

@@ -4,14 +4,15 @@
  * moe_load_opts.repack).
  *
  * Each routed expert's gate, up and down of a type with a packed form
- * (Q8_0) whose rows are a multiple of 8 is packed in place, in the file's
+ * (Q8_0, IQ4_XS) whose rows are a multiple of 8 is packed in place, in the file's
  * bytes as read into memory, and its mat takes the packed dtype; everything
  * else stays as stored. Only the routed experts: a prompt gives each a few
  * rows of x, so the interleave the stored kernels do on every call is a
  * large share of their work (a third at 8 rows), while attention, the
  * dense and shared FFNs and the output head see every token of a prompt
- * (the interleave spread over all of them) and, in decode, read faster as
- * stored (quant_avx2.c's gemv_streams) than packed. The products on every
+ * (the interleave spread over all of them) and, in decode, Q8_0 reads
+ * faster as stored (quant_avx2.c's gemv_streams) than packed (IQ4_XS
+ * decodes faster packed; its dense matrices could follow). The products on every
  * path give what the stored matrix gives (the same bits on the AVX2 path
  * from 2 rows of x; one row within the kernels' tolerance), so packing
  * changes speed, not results. It needs the weights read into memory (a
@@ -49,7 +50,7 @@ static int packable(const mat *w) {
 static int64_t pack_mat(mat *w) {
     if (!packable(w)) return 0;
     if (quant_pack(dtype_to_ggml(w->type), (void *)w->data, w->rows, w->cols)) return -1;
-    w->type = DT_Q8_0_R8; /* the one packed type */
+    w->type = w->type == DT_IQ4_XS ? DT_IQ4_XS_R8 : DT_Q8_0_R8;
     return 1;
 }
 
