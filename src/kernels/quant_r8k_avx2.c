@@ -443,6 +443,25 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
     for (int i = 0; i < NX; i++) r8_store_y(y + i * ys, acc[i], rw);
 }
 
+/* Every x row of the job by the chunk buf (super-blocks b0 .. b0 + kc of
+ * rows r .. r + rw), RK_NX rows of x at a time. */
+AI void rk_tiles(const int T, const qmm_job *j, int64_t r, int rw, const rk_buf *buf, int64_t b0, int kc) {
+    for (int64_t i = 0; i < j->n; i += RK_NX) {
+        const int nx = j->n - i < RK_NX ? (int)(j->n - i) : RK_NX;
+        float *y = j->y + i * j->rows + r;
+        const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+        const int first = b0 == 0;
+#define RK_TILE(NX) rk_tile(NX, T, y, j->rows, rw, x, j->xq_row, buf, b0, kc, first)
+        switch (nx) {
+        case 1: RK_TILE(1); break;
+        case 2: RK_TILE(2); break;
+        case 3: RK_TILE(3); break;
+        default: RK_TILE(4); break;
+        }
+#undef RK_TILE
+    }
+}
+
 AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / QK_K;
     rk_buf buf __attribute__((aligned(32)));
@@ -453,20 +472,7 @@ AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
         for (int64_t b0 = 0; b0 < nb; b0 += RK_KC) {
             const int kc = nb - b0 < RK_KC ? (int)(nb - b0) : RK_KC;
             rk_repack(T, &buf, w, b0, kc, r + RK_ROWS < r1 ? RK_ROWS * j->w_row : 0);
-            for (int64_t i = 0; i < j->n; i += RK_NX) {
-                const int nx = j->n - i < RK_NX ? (int)(j->n - i) : RK_NX;
-                float *y = j->y + i * j->rows + r;
-                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
-                const int first = b0 == 0;
-#define RK_TILE(NX) rk_tile(NX, T, y, j->rows, rw, x, j->xq_row, &buf, b0, kc, first)
-                switch (nx) {
-                case 1: RK_TILE(1); break;
-                case 2: RK_TILE(2); break;
-                case 3: RK_TILE(3); break;
-                default: RK_TILE(4); break;
-                }
-#undef RK_TILE
-            }
+            rk_tiles(T, j, r, rw, &buf, b0, kc);
         }
     }
 }
@@ -610,20 +616,7 @@ static void rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1) {
         for (int64_t b0 = 0; b0 < nb; b0 += RK_KC) {
             const int kc = nb - b0 < RK_KC ? (int)(nb - b0) : RK_KC;
             p4_unpack(&buf, pg, b0, kc);
-            for (int64_t i = 0; i < j->n; i += RK_NX) {
-                const int nx = j->n - i < RK_NX ? (int)(j->n - i) : RK_NX;
-                float *y = j->y + i * j->rows + r;
-                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
-                const int first = b0 == 0;
-#define RK_TILE(NX) rk_tile(NX, QT_IQ4_XS, y, j->rows, rw, x, j->xq_row, &buf, b0, kc, first)
-                switch (nx) {
-                case 1: RK_TILE(1); break;
-                case 2: RK_TILE(2); break;
-                case 3: RK_TILE(3); break;
-                default: RK_TILE(4); break;
-                }
-#undef RK_TILE
-            }
+            rk_tiles(QT_IQ4_XS, j, r, rw, &buf, b0, kc);
         }
     }
 }
