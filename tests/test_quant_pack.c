@@ -1,6 +1,6 @@
 /*
  * test_quant_pack.c - weights interleaved at load (quant_pack.c, QT_Q8_0_R8,
- * QT_IQ4_XS_R8)
+ * QT_Q4_K_R8, QT_Q6_K_R8, QT_IQ4_XS_R8)
  * on every path:
  *   - packing is a permutation: every row unpacks to its stored bytes, and a
  *     matrix whose rows are not a multiple of 8, or a type without a packed
@@ -36,45 +36,54 @@ static uint32_t next_u32(uint32_t *s) {
 
 static float next_f(uint32_t *s) { return (float)(next_u32(s) >> 8) / 8388608.0f - 1.0f; }
 
-/* Random bytes of type (Q8_0, IQ4_XS) with finite f16 scales (each
- * block's first 2 bytes). */
+/* Random bytes of type (Q8_0, Q4_K, Q6_K, IQ4_XS) with finite f16 scales
+ * (each block's first 2 bytes; Q4_K: and dmin, the next 2; Q6_K: its last 2). */
 static void *make_w(int type, int64_t rows, int64_t cols, uint32_t *seed) {
     const size_t total = quant_row_bytes(type, cols) * (size_t)rows;
-    const size_t bb = type == QT_IQ4_XS ? 136 : 34;
+    const size_t bb = type == QT_IQ4_XS ? 136 : type == QT_Q4_K ? 144 : type == QT_Q6_K ? 210 : 34;
     unsigned char *w = malloc(total);
     for (size_t i = 0; i < total; i++) w[i] = (unsigned char)next_u32(seed);
-    for (size_t b = 0; b < total; b += bb) {
-        const uint16_t h = f32_to_f16((type == QT_IQ4_XS ? 0.002f : 0.02f) * next_f(seed));
-        memcpy(w + b, &h, 2);
-    }
+    for (size_t b = 0; b < total; b += bb)
+        for (int f = 0; f < (type == QT_Q4_K ? 2 : 1); f++) {
+            const uint16_t h = f32_to_f16((type == QT_Q8_0 ? 0.02f : type == QT_Q6_K ? 0.0002f : 0.002f) * next_f(seed));
+            memcpy(w + b + (type == QT_Q6_K ? 208 : 2 * f), &h, 2);
+        }
     return w;
 }
 static void *make_q8(int64_t rows, int64_t cols, uint32_t *seed) { return make_w(QT_Q8_0, rows, cols, seed); }
 
-TEST(quant_pack_iq4_xs_roundtrip) {
+/* A K-quant type's pack: every row unpacks to its bytes; refusals leave
+ * the matrix as it was. */
+static void k_roundtrip(int type, int ptype) {
     uint32_t seed = 5;
     const int64_t rows = 24, K = 768;
-    const size_t rb = quant_row_bytes(QT_IQ4_XS, K);
-    unsigned char *W = make_w(QT_IQ4_XS, rows, K, &seed), *P = malloc(rb * rows), *row = malloc(rb);
+    const size_t rb = quant_row_bytes(type, K);
+    unsigned char *W = make_w(type, rows, K, &seed), *P = malloc(rb * rows), *row = malloc(rb);
     memcpy(P, W, rb * rows);
-    CHECK(qt_packed_of(QT_IQ4_XS) == QT_IQ4_XS_R8 && qt_unpacked(QT_IQ4_XS_R8) == QT_IQ4_XS);
-    CHECK(quant_row_bytes(QT_IQ4_XS_R8, K) == rb);
-    CHECK(quant_pack(QT_IQ4_XS, P, rows, K) == 0);
+    CHECK(qt_packed_of(type) == ptype && qt_unpacked(ptype) == type && qt_is_packed(ptype));
+    CHECK(quant_row_bytes(ptype, K) == rb);
+    CHECK(quant_pack(type, P, rows, K) == 0);
     CHECK(memcmp(P, W, rb * rows) != 0);
     int bad = 0;
     for (int64_t r = 0; r < rows; r++) {
-        quant_unpack_row(QT_IQ4_XS_R8, P, r, K, row);
+        quant_unpack_row(ptype, P, r, K, row);
         bad += memcmp(row, W + rb * (size_t)r, rb) != 0;
     }
-    CHECK_MSG(bad == 0, "%d of %lld rows unpack to other bytes", bad, (long long)rows);
+    CHECK_MSG(bad == 0, "type %d: %d of %lld rows unpack to other bytes", type, bad, (long long)rows);
     memcpy(P, W, rb * rows);
-    CHECK(quant_pack(QT_IQ4_XS, P, 20, K) == -1);
-    CHECK(quant_pack(QT_IQ4_XS, P, 8, 300) == -1);
+    CHECK(quant_pack(type, P, 20, K) == -1);
+    CHECK(quant_pack(type, P, 8, 300) == -1);
     CHECK(memcmp(P, W, rb * rows) == 0);
     free(row);
     free(P);
     free(W);
 }
+
+TEST(quant_pack_iq4_xs_roundtrip) { k_roundtrip(QT_IQ4_XS, QT_IQ4_XS_R8); }
+
+TEST(quant_pack_q4_k_roundtrip) { k_roundtrip(QT_Q4_K, QT_Q4_K_R8); }
+
+TEST(quant_pack_q6_k_roundtrip) { k_roundtrip(QT_Q6_K, QT_Q6_K_R8); }
 
 TEST(quant_pack_q8_0_roundtrip_and_refusals) {
     uint32_t seed = 3;
@@ -98,7 +107,7 @@ TEST(quant_pack_q8_0_roundtrip_and_refusals) {
     memcpy(P, W, rb * rows);
     CHECK(quant_pack(QT_Q8_0, P, 36, K) == -1);
     CHECK(quant_pack(QT_Q8_0, P, 0, K) == -1);
-    CHECK(quant_pack(QT_Q4_K, P, 16, 256) == -1); /* no packed form */
+    CHECK(quant_pack(QT_Q5_K, P, 16, 256) == -1); /* no packed form */
     CHECK(quant_pack(QT_Q8_0, P, 16, 33) == -1);
     CHECK(qt_packed_of(QT_Q8_0_R8) == -1);
     CHECK(memcmp(P, W, rb * rows) == 0);
@@ -182,6 +191,17 @@ TEST(quant_pack_iq4_xs_every_path) {
     /* super-blocks: 1, 3 (a chunk of 2 and one more), 8 */
     static const int64_t shapes[][2] = {{8, 256}, {40, 768}, {24, 2048}};
     every_path(QT_IQ4_XS, shapes, 3);
+}
+
+TEST(quant_pack_q4_k_every_path) {
+    /* super-blocks: 1, 3 (a chunk of 2 and one more), 8 */
+    static const int64_t shapes[][2] = {{8, 256}, {40, 768}, {24, 2048}};
+    every_path(QT_Q4_K, shapes, 3);
+}
+
+TEST(quant_pack_q6_k_every_path) {
+    static const int64_t shapes[][2] = {{8, 256}, {40, 768}, {24, 2048}};
+    every_path(QT_Q6_K, shapes, 3);
 }
 
 TEST(quant_pack_q8_0_grouped_with_stored_tasks) {

@@ -46,6 +46,8 @@ typedef enum {
     /* Packed at load, in memory only (never read from or written to a file):
      * kernels/quant.h "Interleaved weights". */
     DT_Q8_0_R8,
+    DT_Q4_K_R8,
+    DT_Q6_K_R8,
     DT_IQ4_XS_R8,
 } dtype;
 
@@ -85,6 +87,8 @@ typedef enum {
  * same bytes per row as the type they pack, rows interleaved in groups of 8. */
 #define DTYPE_PACKED_LIST(X)              \
     X(Q8_0_R8, q8_0_r8, "q8_0_r8", 1032, 32, 34, 2)     \
+    X(Q4_K_R8, q4_k_r8, "q4_k_r8", 1036, 256, 144, 4)   \
+    X(Q6_K_R8, q6_k_r8, "q6_k_r8", 1038, 256, 210, 2)   \
     X(IQ4_XS_R8, iq4_xs_r8, "iq4_xs_r8", 1047, 256, 136, 2)
 
 typedef struct dtype_traits {

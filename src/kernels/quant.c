@@ -288,8 +288,8 @@ static size_t job_act_bytes(const qmm_job *j) {
 static void packed_rows_unpacking(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1);
 
 static inline void run_rows(const qkern *k, const qmm_job *j, int64_t r0, int64_t r1) {
-    if (j->packed && k == &g_kern[ISA_AVX2] && j->type == QT_IQ4_XS)
-        (j->avxvnni ? avxvnni_rows_packed_iq4 : avx2_rows_packed_iq4)(j, r0, r1);
+    if (j->packed && k == &g_kern[ISA_AVX2] && j->type != QT_Q8_0)
+        (j->avxvnni ? avxvnni_rows_packed_k : avx2_rows_packed_k)(j, r0, r1);
     else if (j->packed && k == &g_kern[ISA_AVX2])
         (j->avxvnni ? avxvnni_rows_packed : avx2_rows_packed)(j, r0, r1);
     else if (j->packed)

@@ -394,10 +394,7 @@ ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 #ifndef R8_MIN_N
 #define R8_MIN_N 2
 #endif
-#ifndef R8K_MIN_N
-#define R8K_MIN_N 2
-#endif
-/* IQ4XS_R8K_MIN_N, IQ4XS_R8K_MIN_N_VNNI: quant_impl.h */
+/* R8K_MIN_N, IQ4XS_R8K_MIN_N, IQ4XS_R8K_MIN_N_VNNI: quant_impl.h */
 
 void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;

@@ -262,6 +262,20 @@ static inline size_t qp8_scales_at(int64_t nb, int64_t b) {
 #define QP4_SH 16
 #define QP4_SL 32
 #define QP4_CODES 64
+/* Q4_K_R8 (quant_pack.c): a super-block of a group takes QPK_SB bytes: the
+ * rows' heads as 4 registers from QPK_HEAD, then the codes of qs bytes
+ * 32c .. 32c + 31, register k, at QPK_CODES + 256 c + 32 k. */
+#define QPK_SB 1152
+#define QPK_HEAD 0
+#define QPK_CODES 128
+/* Q6_K_R8: a super-block takes QP6_SB bytes: the rows' f16 d at QP6_D, their
+ * scales as 4 registers from QP6_SC, ql bytes 64h + 32e + 4k of the rows at
+ * QP6_QL + 256 (2h + e) + 32 k, qh bytes 32h + 4k at QP6_QH + 256 h + 32 k. */
+#define QP6_SB 1680
+#define QP6_D 0
+#define QP6_SC 16
+#define QP6_QL 144
+#define QP6_QH 1168
 static inline size_t qp8_codes_at(int64_t nb, int64_t b) {
     const size_t base = (size_t)(b / 2) * 544;
     return (b | 1) < nb ? base + 32 + (size_t)(b & 1) * 256 : base + 16;
@@ -285,13 +299,17 @@ int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
  * Intel Emerald Rapids); one row is even. */
 #define IQ4XS_R8K_MIN_N 5
 #define IQ4XS_R8K_MIN_N_VNNI 2
+/* Q4_K, Q5_K and Q6_K take it from this many rows (AVX-VNNI or not). */
+#ifndef R8K_MIN_N
+#define R8K_MIN_N 2
+#endif
 /* A packed W (j->packed, quant_pack.c) read in its layout, any n; r0 and r1
- * multiples of QPACK_ROWS (or r1 the last row): Q8_0_R8 (quant_r8_avx2.c)
- * and IQ4_XS_R8 (quant_r8k_avx2.c). */
+ * multiples of QPACK_ROWS (or r1 the last row): Q8_0_R8 (quant_r8_avx2.c),
+ * Q4_K_R8, Q6_K_R8 and IQ4_XS_R8 (quant_r8k_packed_avx2.c, by j->type). */
 void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
-void avx2_rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1);
-void avxvnni_rows_packed_iq4(const qmm_job *j, int64_t r0, int64_t r1);
+void avx2_rows_packed_k(const qmm_job *j, int64_t r0, int64_t r1);
+void avxvnni_rows_packed_k(const qmm_job *j, int64_t r0, int64_t r1);
 /* The types avx2_qmm_rows / avx512_qmm_rows hand on (quant_extra_avx2.c,
  * quant_extra_avx512.c): Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, IQ4_XS
  * (avx512_qmm_rows: Q4_1 ... IQ4_NL only with one x row, the others going

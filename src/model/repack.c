@@ -4,18 +4,18 @@
  * moe_load_opts.repack).
  *
  * Each routed expert's gate, up and down of a type with a packed form
- * (Q8_0, IQ4_XS) whose rows are a multiple of 8 is packed in place, in the file's
- * bytes as read into memory, and its mat takes the packed dtype; everything
+ * (Q8_0, Q4_K, Q6_K, IQ4_XS) whose rows are a multiple of 8 is packed in
+ * place, in the file's bytes as read into memory, and its mat takes the packed dtype; everything
  * else stays as stored. Only the routed experts: a prompt gives each a few
  * rows of x, so the interleave the stored kernels do on every call is a
  * large share of their work (a third at 8 rows), while attention, the
  * dense and shared FFNs and the output head see every token of a prompt
  * (the interleave spread over all of them) and, in decode, Q8_0 reads
  * faster as stored (quant_avx2.c's gemv_streams) than packed (IQ4_XS
- * decodes faster packed; its dense matrices could follow). The products on every
- * path give what the stored matrix gives (the same bits on the AVX2 path
- * from 2 rows of x; one row within the kernels' tolerance), so packing
- * changes speed, not results. It needs the weights read into memory (a
+ * decodes faster packed, Q4_K and Q6_K about even; their dense matrices
+ * could follow). The products on every path give what the stored matrix
+ * gives (the same bits on the AVX2 path for every count of x rows), so
+ * packing changes speed, not results. It needs the weights read into memory (a
  * mapped file's pages would be copied one by one) and no expert memory
  * budget (experts read on demand stay as the file has them).
  */
@@ -41,16 +41,28 @@ static int weight_files(moe_model *m, mapped_file **f, const char **path, int ca
     return n;
 }
 
+/* The packed dtype of t (dtype_from_ggml maps no id to one). */
+static dtype packed_dtype(dtype t) {
+    switch (t) {
+    case DT_Q8_0: return DT_Q8_0_R8;
+    case DT_Q4_K: return DT_Q4_K_R8;
+    case DT_Q6_K: return DT_Q6_K_R8;
+    case DT_IQ4_XS: return DT_IQ4_XS_R8;
+    default: return DT_COUNT;
+    }
+}
+
 /* Whether w would be packed. */
 static int packable(const mat *w) {
     const int qt = dtype_to_ggml(w->type);
-    return qt >= 0 && qt_packed_of(qt) >= 0 && w->data && w->rows % QPACK_ROWS == 0;
+    return qt >= 0 && qt_packed_of(qt) >= 0 && packed_dtype(w->type) != DT_COUNT && w->data &&
+           w->rows % QPACK_ROWS == 0;
 }
 
 static int64_t pack_mat(mat *w) {
     if (!packable(w)) return 0;
     if (quant_pack(dtype_to_ggml(w->type), (void *)w->data, w->rows, w->cols)) return -1;
-    w->type = w->type == DT_IQ4_XS ? DT_IQ4_XS_R8 : DT_Q8_0_R8;
+    w->type = packed_dtype(w->type);
     return 1;
 }
 

@@ -1,9 +1,10 @@
 #!/bin/sh
-# repack.sh - `--repack` (the routed experts' Q8_0 and IQ4_XS matrices packed at load for
+# repack.sh - `--repack` (the routed experts' Q8_0, Q4_K, Q6_K and IQ4_XS matrices packed at load for
 # the AVX2 kernels) end to end: every expert matrix of a tiny Q8_0 model is
 # packed (moe bench --json "packed"), the logits agree with the unpacked
 # model's on the default path and on the AVX2 and scalar paths (the AVX2
-# path reads the layout; scalar and AVX-512 unpack each row), a Q4_K model
+# path reads the layout; scalar and AVX-512 unpack each row; the 256-value
+# types give the stored bytes on the AVX2 path), a Q4_0 model
 # packs nothing and runs, and --repack with --mem or with a memory-mapped
 # file (MOE_LOAD=mmap) fails with a message. Without either flag the
 # experts are packed where the kernels are AVX2's (MOE_ISA=avx2, when the
@@ -72,31 +73,36 @@ for isa in "" avx2 scalar; do
   close "one token --repack against stored, ${isa:-default} path" "$T/b1.bin" "$T/a1.bin" 1e-5
 done
 
-# IQ4_XS (rows of 256-value blocks: one layer of the Qwen3-30B-A3B shape,
-# 8 experts): packed as well, and on the AVX2 path the same bytes as
+# IQ4_XS, Q4_K (its down matrices Q6_K, as quantize's q4_k makes layer 0)
+# and Q6_K (rows of 256-value blocks: one layer of the Qwen3-30B-A3B
+# shape, 8 experts): packed as well, and on the AVX2 path the same bytes as
 # stored, for a prompt (the interleaved kernel for experts with many rows,
 # the few-row kernels' arithmetic below) and for one token
-expect_ok "init 1-layer qwen3-30b-a3b iq4_xs" "$MOE" init --preset qwen3-30b-a3b --layers 1 --experts 8 --vocab 512 \
-  --type iq4_xs "$T/iq4.gguf"
-MOE_LOAD=read "$MOE" bench "$T/iq4.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json \
-  >"$T/bench4.json" 2>"$T/err"
-grep -q '"packed": 24' "$T/bench4.json" && ok || bad "iq4_xs bench --repack: not 24 matrices packed ($(head -c 200 "$T/err"))"
-if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
-  for ids in $IDS 42; do
-    MOE_ISA=avx2 MOE_LOAD=read "$MOE" logits "$T/iq4.gguf" --ids $ids --no-repack -o "$T/a.bin" 2>/dev/null
-    MOE_ISA=avx2 MOE_LOAD=read "$MOE" logits "$T/iq4.gguf" --ids $ids --repack -o "$T/b.bin" 2>"$T/err"
-    cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "iq4_xs --repack on the AVX2 path: other logits than stored ($(head -c 200 "$T/err"))"
-  done
-fi
-MOE_ISA=scalar MOE_LOAD=read "$MOE" logits "$T/iq4.gguf" --ids $IDS --no-repack -o "$T/a.bin" 2>/dev/null
-MOE_ISA=scalar MOE_LOAD=read "$MOE" logits "$T/iq4.gguf" --ids $IDS --repack -o "$T/b.bin" 2>/dev/null
-close "iq4_xs logits --repack against stored, scalar path" "$T/b.bin" "$T/a.bin" 1e-5
+for ty in iq4_xs q4_k q6_k; do
+  expect_ok "init 1-layer qwen3-30b-a3b $ty" "$MOE" init --preset qwen3-30b-a3b --layers 1 --experts 8 --vocab 512 \
+    --type $ty "$T/$ty.gguf"
+  MOE_LOAD=read "$MOE" bench "$T/$ty.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json \
+    >"$T/bench4.json" 2>"$T/err"
+  grep -q '"packed": 24' "$T/bench4.json" && ok || bad "$ty bench --repack: not 24 matrices packed ($(head -c 200 "$T/err"))"
+  if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    for ids in $IDS 42; do
+      MOE_ISA=avx2 MOE_LOAD=read "$MOE" logits "$T/$ty.gguf" --ids $ids --no-repack -o "$T/a.bin" 2>/dev/null
+      MOE_ISA=avx2 MOE_LOAD=read "$MOE" logits "$T/$ty.gguf" --ids $ids --repack -o "$T/b.bin" 2>"$T/err"
+      cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "$ty --repack on the AVX2 path: other logits than stored ($(head -c 200 "$T/err"))"
+    done
+  fi
+  MOE_ISA=scalar MOE_LOAD=read "$MOE" logits "$T/$ty.gguf" --ids $IDS --no-repack -o "$T/a.bin" 2>/dev/null
+  MOE_ISA=scalar MOE_LOAD=read "$MOE" logits "$T/$ty.gguf" --ids $IDS --repack -o "$T/b.bin" 2>/dev/null
+  close "$ty logits --repack against stored, scalar path" "$T/b.bin" "$T/a.bin" 1e-5
+done
 
 # a type without a packed form: nothing packed, the same logits
-expect_ok "init tiny-qwen3 q4_k" "$MOE" init --preset tiny-qwen3 --type q4_k "$T/q4.gguf"
+expect_ok "init tiny-qwen3 q4_0" "$MOE" init --preset tiny-qwen3 --type q4_0 "$T/q4.gguf"
+MOE_LOAD=read "$MOE" bench "$T/q4.gguf" --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json >"$T/b.json" 2>/dev/null
+grep -q '"packed": 0' "$T/b.json" && ok || bad "q4_0: something packed"
 MOE_LOAD=read "$MOE" logits "$T/q4.gguf" --ids $IDS -o "$T/a.bin" 2>/dev/null
 MOE_LOAD=read "$MOE" logits "$T/q4.gguf" --ids $IDS --repack -o "$T/b.bin" 2>/dev/null
-cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "q4_k: --repack changed the logits"
+cmp -s "$T/a.bin" "$T/b.bin" && ok || bad "q4_0: --repack changed the logits"
 
 # refusals
 expect_fail "--repack with --mem" 2 "does not go with --mem" env MOE_LOAD=read "$MOE" logits "$T/q8.gguf" --ids 1 --repack --mem 1G
