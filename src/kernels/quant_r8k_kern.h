@@ -10,33 +10,38 @@
  * 32-value sub-block s, 8 registers of codes, register k holding values
  * 4k..4k+3 of each of the 8 rows (Q4_K: the nibbles 0..15; Q5_K: 0..31
  * with the fifth bit; IQ4_XS: kvalues_iq4nl, signed), the rows' scales of
- * s in f32 (Q4_K / Q5_K: d * sc_s; IQ4_XS: d * (ls_s - 32), both exact)
- * and, for Q4_K / Q5_K, the mins as int16 pairs [m_2p, m_2p+1] and dmin.
+ * s as int16 pairs [sc_s, sc_s] (Q4_K / Q5_K: the 6-bit scale; IQ4_XS:
+ * ls_s - 32) and d (with AVX-VNNI: d * sc_s in f32 instead), and, for
+ * Q4_K / Q5_K, the mins as int16 pairs [m_2p, m_2p+1] and dmin.
  * One 8 x 8 dword transpose of 32 bytes of each row's qs serves two
  * sub-blocks; the first 16 bytes of the blocks (d and the packed scales)
  * are transposed once per super-block. Then for x row i (Q8_K) and
  * super-block b:
- *   t_s = sum_k vpmaddubsw(W_s,k, broadcast of x codes 32s+4k..+3), in
- *         int16 for 8 (Q4_K: pairs up to 2 * 15 * 127) or 4 (Q5_K: 31)
- *         registers, then vpmaddwd by 1; IQ4_XS: the sign trick of
- *         quant_r8_avx2.c, vpmaddwd per register
- *   a   = sum_s float(t_s) * scale_s                  (in s order)
+ *   t   = sum_s sum_k vpmaddubsw(W_s,k, broadcast of x codes 32s+4k..+3)
+ *         times sc_s: in int16 for 8 (Q4_K: pairs up to 2 * 15 * 128) or
+ *         4 (Q5_K: 31) registers, then vpmaddwd by [sc_s, sc_s]; IQ4_XS:
+ *         the sign trick of quant_r8_avx2.c, vpmaddwd per register (|t|
+ *         < 2^31: at most 8 * 32 * 127 * 128 * 63 for Q4_K)
+ *   a   = float(t) * d
  *   a  -= float(sum_s m_s * S_s) * dmin               (Q4_K / Q5_K: 4
  *         vpmaddwd of the pairs with x's sums of 32, S_s; exact)
  *   acc_i = fma(a, dx, acc_i)
  * and acc_i holds 8 outputs, with no horizontal sum. Q6_K: codes 0..63
  * (ql's nibbles with qh's bit pairs), int16 sums of 2 registers (pairs up
- * to 2 * 63 * 127), scales per 16 values, so t_s is two sums of 4
- * registers, each scaled by d * sc_j; the -32 goes through x's sums of 16
+ * to 2 * 63 * 128), scales per 16 values, so each half of t_s is
+ * scaled by its sc_j (int8); the -32 goes through x's sums of 16
  * as the mins do: a -= float(sum_j sc_j * bsum_j) * 32 d (8 vpmaddwd of
- * [sc_2p, sc_2p+1]). Every t_s and the min
- * sum are exact integers, and the f32 operations on them are the same for
+ * [sc_2p, sc_2p+1]). t and the min sum are exact integers (one f32
+ * multiply per super-block in place of an fma per sub-block: 4-14% of
+ * the kernel's time at 8-32 rows of x, one core of an AMD Zen 3), and the
+ * f32 operations on them are the same for
  * each output whatever rows share its group (a partial group repeats its
  * last row, the extra lanes are not stored): results do not depend on how
  * threads split the rows. Between chunks the sums wait in y.
  *
  * With AVX-VNNI (built as quant_r8k_avxvnni_avx2.c, R8_VNNI defined) the
- * sums are vpdpbusd's, one operation per 32 products with no int16 stage;
+ * sums are vpdpbusd's, one operation per 32 products with no int16 stage
+ * (and no int16 pairs to scale: a = sum_s float(t_s) * d sc_s, in s order);
  * IQ4_XS is stored biased (kvalues_iq4nl + 128) and t_s starts at -128 times
  * the sub-block's x sum (bsums 2s + 2s+1), which takes the bias out exactly.
  *
@@ -71,7 +76,16 @@ typedef struct {
     __m256 sc[RK_KC][16];   /* [super-block][s]: the f32 scale of sub-block s (Q6_K: of 16 values) */
     __m256i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4), Q6_K: [sc_2p, sc_2p+1] */
     __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K), 32 d (Q6_K) */
+#ifndef R8_VNNI
+    __m256i sp[RK_KC][16];  /* [super-block][s]: int16 [sc_s, sc_s] (IQ4_XS: ls_s - 32; Q6_K: of 16 values) */
+    __m256 d[RK_KC];        /* [super-block]: d */
+#endif
 } rk_buf;
+
+/* An int32 scale (|v| < 2^15) in each dword of v as the int16 pair [v, v]. */
+AI __m256i rk_pair(__m256i v) {
+    return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
+}
 
 AI size_t rk_block_bytes(const int T) {
     return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K)
@@ -129,6 +143,9 @@ AI void rk_scales6_h(rk_buf *o, int b, const __m256i *h, __m256 d) {
         for (int u = 0; u < 4; u++) {
             __m256i v = _mm256_srai_epi32(_mm256_slli_epi32(h[q], 24 - 8 * u), 24);
             o->sc[b][4 * q + u] = _mm256_mul_ps(_mm256_cvtepi32_ps(v), d);
+#ifndef R8_VNNI
+            o->sp[b][4 * q + u] = rk_pair(v);
+#endif
         }
 #pragma GCC unroll 2
         for (int u = 0; u < 2; u++) {
@@ -137,6 +154,9 @@ AI void rk_scales6_h(rk_buf *o, int b, const __m256i *h, __m256 d) {
         }
     }
     o->dmin[b] = _mm256_mul_ps(d, _mm256_set1_ps(32.0f));
+#ifndef R8_VNNI
+    o->d[b] = d;
+#endif
 }
 
 AI void rk_scales6(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
@@ -156,7 +176,13 @@ AI void rk_scales_iq4(rk_buf *o, int b, __m256i g0, __m256i g1) {
         __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(g1, 4 * s), _mm256_set1_epi32(0x0F)), hi);
         ls = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
         o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(ls), d);
+#ifndef R8_VNNI
+        o->sp[b][s] = rk_pair(ls);
+#endif
     }
+#ifndef R8_VNNI
+    o->d[b] = d;
+#endif
 }
 
 /* Q4_K's / Q5_K's scales and mins of super-block b of 8 rows from their
@@ -177,7 +203,14 @@ AI void rk_scales_k4(rk_buf *o, int b, const __m256i *h) {
     for (int s = 0; s < 4; s++) {
         o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(rk_byte(sc_lo, s)), d);
         o->sc[b][s + 4] = _mm256_mul_ps(_mm256_cvtepi32_ps(rk_byte(sc_hi, s)), d);
+#ifndef R8_VNNI
+        o->sp[b][s] = rk_pair(rk_byte(sc_lo, s));
+        o->sp[b][s + 4] = rk_pair(rk_byte(sc_hi, s));
+#endif
     }
+#ifndef R8_VNNI
+    o->d[b] = d;
+#endif
     o->mn[b][0] = rk_byte_pair(mn_lo, 0);
     o->mn[b][1] = rk_byte_pair(mn_lo, 1);
     o->mn[b][2] = rk_byte_pair(mn_hi, 0);
@@ -306,27 +339,32 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
                 const rk_buf *o, int64_t b0, int kc, int first) {
-#ifndef R8_VNNI
-    const __m256i ones = _mm256_set1_epi16(1);
-#endif
     __m256 acc[RK_NX];
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) acc[i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys, rw);
     for (int b = 0; b < kc; b++) {
         const qx_k *x[RK_NX];
         __m256 a[RK_NX];
+#ifndef R8_VNNI
+        __m256i ts[RK_NX]; /* sum_s t_s * sc_s, exact */
+#endif
 #pragma GCC unroll 4
         for (int i = 0; i < NX; i++) {
             x[i] = (const qx_k *)(xq + (size_t)i * xs) + b0 + b;
             a[i] = _mm256_setzero_ps();
+#ifndef R8_VNNI
+            ts[i] = _mm256_setzero_si256();
+#endif
         }
         for (int s = 0; s < 8; s++) {
+#ifdef R8_VNNI
             __m256i t[RK_NX];
+#endif
             if (T == QT_Q6_K) { /* scales per 16 values: registers 0..3, 4..7, int16 sums of 2 */
 #pragma GCC unroll 2
                 for (int hv = 0; hv < 2; hv++) {
-                    const __m256 sch = o->sc[b][2 * s + hv];
 #ifdef R8_VNNI
+                    const __m256 sch = o->sc[b][2 * s + hv];
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) t[i] = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -336,6 +374,8 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                         for (int i = 0; i < NX; i++)
                             t[i] = _mm256_dpbusd_avx_epi32(t[i], wv, r8_bcast4(x[i]->qs + 32 * s + 4 * k));
                     }
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sch, a[i]);
 #else
 #pragma GCC unroll 2
                     for (int k0 = 4 * hv; k0 < 4 * hv + 4; k0 += 2) {
@@ -345,14 +385,11 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                             const int8_t *xs8 = x[i]->qs + 32 * s + 4 * k0;
                             const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(w0, r8_bcast4(xs8)),
                                                                _mm256_maddubs_epi16(w1, r8_bcast4(xs8 + 4)));
-                            const __m256i v = _mm256_madd_epi16(p, ones);
-                            t[i] = k0 == 4 * hv ? v : _mm256_add_epi32(t[i], v);
-                            R8_PIN(t[i]);
+                            ts[i] = _mm256_add_epi32(ts[i], _mm256_madd_epi16(p, o->sp[b][2 * s + hv]));
+                            R8_PIN(ts[i]);
                         }
                     }
 #endif
-#pragma GCC unroll 4
-                    for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sch, a[i]);
                 }
                 continue;
             }
@@ -377,10 +414,12 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
             }
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) t[i] = _mm256_add_epi32(t[i], t1[i]);
-#else
-            if (T == QT_IQ4_XS) {
+            const __m256 sc = o->sc[b][s];
 #pragma GCC unroll 4
-                for (int i = 0; i < NX; i++) t[i] = _mm256_setzero_si256();
+            for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sc, a[i]);
+#else
+            const __m256i sps = o->sp[b][s];
+            if (T == QT_IQ4_XS) {
 #pragma GCC unroll 8
                 for (int k = 0; k < 8; k++) {
                     const __m256i wv = _mm256_load_si256(&o->q[b][s][k]), av = _mm256_abs_epi8(wv);
@@ -388,8 +427,8 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                     for (int i = 0; i < NX; i++) {
                         const __m256i p =
                             _mm256_maddubs_epi16(av, _mm256_sign_epi8(r8_bcast4(x[i]->qs + 32 * s + 4 * k), wv));
-                        t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
-                        R8_PIN(t[i]);
+                        ts[i] = _mm256_add_epi32(ts[i], _mm256_madd_epi16(p, sps));
+                        R8_PIN(ts[i]);
                     }
                 }
             } else {
@@ -408,17 +447,17 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
                     }
 #pragma GCC unroll 4
                     for (int i = 0; i < NX; i++) {
-                        const __m256i v = _mm256_madd_epi16(s16[i], ones);
-                        t[i] = k0 == 0 ? v : _mm256_add_epi32(t[i], v);
-                        R8_PIN(t[i]);
+                        ts[i] = _mm256_add_epi32(ts[i], _mm256_madd_epi16(s16[i], sps));
+                        R8_PIN(ts[i]);
                     }
                 }
             }
 #endif
-            const __m256 sc = o->sc[b][s];
-#pragma GCC unroll 4
-            for (int i = 0; i < NX; i++) a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sc, a[i]);
         }
+#ifndef R8_VNNI
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) a[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(ts[i]), o->d[b]);
+#endif
         if (T == QT_Q6_K) { /* the -32: sum_j sc_j * bsums j, times 32 d */
             const __m256 d32 = o->dmin[b];
 #pragma GCC unroll 4
