@@ -7,6 +7,7 @@
 #
 #   A=/tmp/moe-before B=build/moe FILES="q3-4l-q8_0.gguf olmoe-4l-q4_k.gguf" sh bench/ab_builds.sh
 #   ROUNDS=3 THREADS=2 PROMPT=128,512 GEN=0 REPS=3 LOG=out.jsonl ...
+#   ARGS="--no-repack" ...     (more `moe bench` options, the same for both)
 set -e
 A=${A:?set A to the first moe binary}
 B=${B:-build/moe}
@@ -16,6 +17,7 @@ THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-128,512}
 GEN=${GEN:-0}
 REPS=${REPS:-3}
+ARGS=${ARGS-}
 W=$(mktemp -d "${TMPDIR:-/tmp}/moe-abb.XXXXXX")
 trap 'rm -rf "$W"' EXIT INT TERM
 LOG=${LOG:-$W/all}
@@ -26,7 +28,8 @@ while [ "$r" -lt "$ROUNDS" ]; do
   for f in $FILES; do
     for set in $order; do
       if [ "$set" = A ]; then bin=$A; else bin=$B; fi
-      "$bin" bench "$f" --prompt "$PROMPT" --gen "$GEN" --threads "$THREADS" --reps "$REPS" \
+      # shellcheck disable=SC2086
+      "$bin" bench "$f" $ARGS --prompt "$PROMPT" --gen "$GEN" --threads "$THREADS" --reps "$REPS" \
         --probe-mb 256 --json >"$W/out" 2>/dev/null
       printf '{"set": "%s", "bin": "%s", "file": "%s", "round": %d, "bench": %s}\n' \
         "$set" "$bin" "$(basename "$f")" "$r" "$(cat "$W/out")" | tee -a "$LOG"

@@ -293,11 +293,16 @@ int avxvnni_rows_r8(const qmm_job *j, int64_t r0, int64_t r1);
 int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
 /* IQ4_XS takes the interleaved kernel (quant_r8k_avx2.c) from this many
  * rows of x, fewer going to quant_extra_avx2.c (the AVX2 path,
- * quant_avx2.c). With AVX-VNNI IQ4_XS takes no sign trick and the
+ * quant_avx2.c). Stored and packed at load must take the same arithmetic
+ * at each count (packed keeps the stored bits), and at 3 and 4 rows the
+ * two differ: one core of an AMD Zen 3, cold [768][2048], 3 / 4 rows of x,
+ * few-row kernels -> tile, stored 136 / 164 -> 148 / 174 us, packed 150 /
+ * 181 -> 113 / 138; so from 3, for the packed default (at 2 rows the
+ * few-row kernels win both ways: stored 110 -> 171, packed 98 -> 123). With AVX-VNNI IQ4_XS takes no sign trick and the
  * interleaved kernel wins from 2 rows (one core, cold [768][2048], 2 / 3 /
  * 4 rows of x 136-140 / 158-248 / 204-206 -> 77-79 / 90-146 / 99-100 us,
  * Intel Emerald Rapids); one row is even. */
-#define IQ4XS_R8K_MIN_N 5
+#define IQ4XS_R8K_MIN_N 3
 #define IQ4XS_R8K_MIN_N_VNNI 2
 /* Q4_K, Q5_K and Q6_K take it from this many rows (AVX-VNNI or not). */
 #ifndef R8K_MIN_N

@@ -11,8 +11,9 @@
  * per row (so the stored matrix's bits on every count of x rows) with the
  * codes unpacked once for the 8 rows. One core of an AMD Zen 3, a cold
  * [768][2048] IQ4_XS matrix, us, stored -> packed: 1 / 2 / 5 / 8 / 32 rows
- * of x 78 / 110 / 207 / 284 / 928 -> 57 / 98 / 172 / 247 / 896; 3 and 4
- * rows 135 / 164 -> 150 / 181 (p4_gemv by pairs of rows).
+ * of x 78 / 110 / 207 / 284 / 928 -> 57 / 98 / 172 / 247 / 896 (with the
+ * threshold at 5; from 3 now, quant_impl.h: 3 and 4 rows 148 / 174 ->
+ * 113 / 138, where p4_gemv by pairs of rows took 150 / 181).
  *
  * Q4_K and Q6_K packed at load (Q4_K_R8, Q6_K_R8: heads, scales and codes
  * as rk_head4 and the transposes leave them) the same way: from R8K_MIN_N
