@@ -77,7 +77,7 @@ typedef struct cli_cache {
      "with --mem: a resident TYPE (q2_k, q3_k, q4_k, ...) copy of every expert, inside SIZE, "   \
      "used instead of waiting for a read; changes the logits (default off)"},                     \
     {"--repack", NULL, ARG_FLAG, &(cc)->repack, 0, 0, 0, NULL,                                    \
-     "pack the routed experts' q8_0, q4_k, q6_k and iq4_xs matrices at load as the AVX2 kernels read "   \
+     "pack the routed experts' q8_0, q4_k, q5_k, q6_k and iq4_xs matrices at load as the AVX2 kernels read "   \
      "them, or fail "                                                                              \
      "(prefill faster there, the same logits; needs the weights in memory, not with --mem; "     \
      "default: packed when the kernels are AVX2's and the weights are in memory)"},               \

@@ -196,7 +196,7 @@ typedef struct moe_model moe_model;
  * or a GGUF file. Weights are memory-mapped or read into memory; F32, BF16,
  * F16 and the GGUF quantized types are supported. The default load options
  * of moe_model_load_opts (moe_cache.h): on a CPU whose default kernels are
- * the AVX2 ones, Q8_0, Q4_K, Q6_K and IQ4_XS routed experts read into memory
+ * the AVX2 ones, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS routed experts read into memory
  * are packed at load. */
 int moe_model_load(moe_model **out, const char *path, moe_err *err);
 void moe_model_free(moe_model *m);

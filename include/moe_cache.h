@@ -63,7 +63,7 @@ typedef struct moe_load_opts {
                                 is split into parts of about this size (whole 4096-byte
                                 blocks) that idle readers take in parallel; 0: 1 MiB */
     int repack;              /* The routed experts' matrices of a type with a packed form
-                                (Q8_0, Q4_K, Q6_K, IQ4_XS) rewritten at load, in memory, in the interleaved
+                                (Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS) rewritten at load, in memory, in the interleaved
                                 layout the AVX2 kernels read, so no product interleaves
                                 them again (prefill faster there; the other paths unpack
                                 each row, slowly). The same logits as unpacked.

@@ -1,6 +1,6 @@
 /*
  * test_quant_pack.c - weights interleaved at load (quant_pack.c, QT_Q8_0_R8,
- * QT_Q4_K_R8, QT_Q6_K_R8, QT_IQ4_XS_R8)
+ * QT_Q4_K_R8, QT_Q5_K_R8, QT_Q6_K_R8, QT_IQ4_XS_R8)
  * on every path:
  *   - packing is a permutation: every row unpacks to its stored bytes, and a
  *     matrix whose rows are not a multiple of 8, or a type without a packed
@@ -36,15 +36,16 @@ static uint32_t next_u32(uint32_t *s) {
 
 static float next_f(uint32_t *s) { return (float)(next_u32(s) >> 8) / 8388608.0f - 1.0f; }
 
-/* Random bytes of type (Q8_0, Q4_K, Q6_K, IQ4_XS) with finite f16 scales
- * (each block's first 2 bytes; Q4_K: and dmin, the next 2; Q6_K: its last 2). */
+/* Random bytes of type (Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS) with finite f16
+ * scales (each block's first 2 bytes; Q4_K / Q5_K: and dmin, the next 2;
+ * Q6_K: its last 2). */
 static void *make_w(int type, int64_t rows, int64_t cols, uint32_t *seed) {
     const size_t total = quant_row_bytes(type, cols) * (size_t)rows;
-    const size_t bb = type == QT_IQ4_XS ? 136 : type == QT_Q4_K ? 144 : type == QT_Q6_K ? 210 : 34;
+    const size_t bb = type == QT_IQ4_XS ? 136 : type == QT_Q4_K ? 144 : type == QT_Q5_K ? 176 : type == QT_Q6_K ? 210 : 34;
     unsigned char *w = malloc(total);
     for (size_t i = 0; i < total; i++) w[i] = (unsigned char)next_u32(seed);
     for (size_t b = 0; b < total; b += bb)
-        for (int f = 0; f < (type == QT_Q4_K ? 2 : 1); f++) {
+        for (int f = 0; f < (type == QT_Q4_K || type == QT_Q5_K ? 2 : 1); f++) {
             const uint16_t h = f32_to_f16((type == QT_Q8_0 ? 0.02f : type == QT_Q6_K ? 0.0002f : 0.002f) * next_f(seed));
             memcpy(w + b + (type == QT_Q6_K ? 208 : 2 * f), &h, 2);
         }
@@ -83,6 +84,8 @@ TEST(quant_pack_iq4_xs_roundtrip) { k_roundtrip(QT_IQ4_XS, QT_IQ4_XS_R8); }
 
 TEST(quant_pack_q4_k_roundtrip) { k_roundtrip(QT_Q4_K, QT_Q4_K_R8); }
 
+TEST(quant_pack_q5_k_roundtrip) { k_roundtrip(QT_Q5_K, QT_Q5_K_R8); }
+
 TEST(quant_pack_q6_k_roundtrip) { k_roundtrip(QT_Q6_K, QT_Q6_K_R8); }
 
 TEST(quant_pack_q8_0_roundtrip_and_refusals) {
@@ -107,7 +110,7 @@ TEST(quant_pack_q8_0_roundtrip_and_refusals) {
     memcpy(P, W, rb * rows);
     CHECK(quant_pack(QT_Q8_0, P, 36, K) == -1);
     CHECK(quant_pack(QT_Q8_0, P, 0, K) == -1);
-    CHECK(quant_pack(QT_Q5_K, P, 16, 256) == -1); /* no packed form */
+    CHECK(quant_pack(QT_Q4_0, P, 16, 256) == -1); /* no packed form */
     CHECK(quant_pack(QT_Q8_0, P, 16, 33) == -1);
     CHECK(qt_packed_of(QT_Q8_0_R8) == -1);
     CHECK(memcmp(P, W, rb * rows) == 0);
@@ -197,6 +200,11 @@ TEST(quant_pack_q4_k_every_path) {
     /* super-blocks: 1, 3 (a chunk of 2 and one more), 8 */
     static const int64_t shapes[][2] = {{8, 256}, {40, 768}, {24, 2048}};
     every_path(QT_Q4_K, shapes, 3);
+}
+
+TEST(quant_pack_q5_k_every_path) {
+    static const int64_t shapes[][2] = {{8, 256}, {40, 768}, {24, 2048}};
+    every_path(QT_Q5_K, shapes, 3);
 }
 
 TEST(quant_pack_q6_k_every_path) {

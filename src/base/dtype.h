@@ -47,6 +47,7 @@ typedef enum {
      * kernels/quant.h "Interleaved weights". */
     DT_Q8_0_R8,
     DT_Q4_K_R8,
+    DT_Q5_K_R8,
     DT_Q6_K_R8,
     DT_IQ4_XS_R8,
 } dtype;
@@ -88,6 +89,7 @@ typedef enum {
 #define DTYPE_PACKED_LIST(X)              \
     X(Q8_0_R8, q8_0_r8, "q8_0_r8", 1032, 32, 34, 2)     \
     X(Q4_K_R8, q4_k_r8, "q4_k_r8", 1036, 256, 144, 4)   \
+    X(Q5_K_R8, q5_k_r8, "q5_k_r8", 1037, 256, 176, 4)   \
     X(Q6_K_R8, q6_k_r8, "q6_k_r8", 1038, 256, 210, 2)   \
     X(IQ4_XS_R8, iq4_xs_r8, "iq4_xs_r8", 1047, 256, 136, 2)
 

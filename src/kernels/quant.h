@@ -128,6 +128,7 @@ enum {
      * interleaved at load for the 8-row kernels ("Interleaved weights" below). */
     QT_Q8_0_R8 = 1024 + 8,
     QT_Q4_K_R8 = 1024 + 12,
+    QT_Q5_K_R8 = 1024 + 13,
     QT_Q6_K_R8 = 1024 + 14,
     QT_IQ4_XS_R8 = 1024 + 23,
 };
@@ -430,7 +431,7 @@ size_t qmatmul_scratch_bound(int type, int64_t rows_total, int64_t cols, int n_t
 void qmatmul_grouped(pool *p, const qmm_task *tasks, int n_tasks, void *scratch);
 
 /* Interleaved weights: a matrix of a type that has a packed form (Q8_0:
- * QT_Q8_0_R8; Q4_K: QT_Q4_K_R8; Q6_K: QT_Q6_K_R8; IQ4_XS: QT_IQ4_XS_R8) rewritten in place, groups of QPACK_ROWS rows interleaved as
+ * QT_Q8_0_R8; Q4_K, Q5_K, Q6_K: QT_Q4_K_R8 ...; IQ4_XS: QT_IQ4_XS_R8) rewritten in place, groups of QPACK_ROWS rows interleaved as
  * the AVX2 kernels (and their AVX-VNNI builds) read them (quant_pack.c has
  * the layout), so no product interleaves them again. The same bytes a row,
  * and row r0 a multiple of QPACK_ROWS starts where it did. Every function

@@ -268,6 +268,11 @@ static inline size_t qp8_scales_at(int64_t nb, int64_t b) {
 #define QPK_SB 1152
 #define QPK_HEAD 0
 #define QPK_CODES 128
+/* Q5_K_R8: as Q4_K_R8 with the qh bytes 4k .. 4k + 3 of the rows as
+ * register k at QP5_QH + 32 k before the codes. */
+#define QP5_SB 1408
+#define QP5_QH 128
+#define QP5_CODES 384
 /* Q6_K_R8: a super-block takes QP6_SB bytes: the rows' f16 d at QP6_D, their
  * scales as 4 registers from QP6_SC, ql bytes 64h + 32e + 4k of the rows at
  * QP6_QL + 256 (2h + e) + 32 k, qh bytes 32h + 4k at QP6_QH + 256 h + 32 k. */
@@ -310,7 +315,8 @@ int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
 #endif
 /* A packed W (j->packed, quant_pack.c) read in its layout, any n; r0 and r1
  * multiples of QPACK_ROWS (or r1 the last row): Q8_0_R8 (quant_r8_avx2.c),
- * Q4_K_R8, Q6_K_R8 and IQ4_XS_R8 (quant_r8k_packed_avx2.c, by j->type). */
+ * Q4_K_R8, Q5_K_R8, Q6_K_R8 and IQ4_XS_R8 (quant_r8k_packed_avx2.c, by
+ * j->type). */
 void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1);
 void avx2_rows_packed_k(const qmm_job *j, int64_t r0, int64_t r1);

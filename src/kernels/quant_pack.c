@@ -26,7 +26,9 @@
  * for each 32 bytes g of qs (values 64g .. 64g + 63) and k = 0..7 a
  * register whose dword r is bytes 32g + 4k .. + 3 of row r's qs (low
  * nibbles: values 64g + 4k .., high: 64g + 32 + 4k ..): what quant_r8k_kern.h's
- * transposes make of the stored rows. 8 * 144 bytes: in place.
+ * transposes make of the stored rows. 8 * 144 bytes: in place. Q5_K_R8
+ * (QP5_*): the same with the rows' qh as 8 registers of 4 bytes a row
+ * between the heads and the codes (8 * 176 bytes).
  *
  * Q6_K_R8, per group of 8 rows, super-block b at 1680 b (QP6_*): the rows'
  * f16 d (16 bytes), their 16 int8 scales as 4 registers (dword r of
@@ -49,7 +51,9 @@
 #include "kernels/quant_impl.h"
 
 int qt_packed_of(int type) {
-    return type == QT_Q8_0 || type == QT_Q4_K || type == QT_Q6_K || type == QT_IQ4_XS ? QT_PACKED + type : -1;
+    return type == QT_Q8_0 || type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K || type == QT_IQ4_XS
+               ? QT_PACKED + type
+               : -1;
 }
 
 int qt_unpacked(int type) { return qt_is_packed(type) ? type - QT_PACKED : type; }
@@ -89,6 +93,14 @@ static void move_q4_k(uint8_t *g, int r, block_q4_K *blk, int to_group) {
         for (int k = 0; k < 8; k++) mv(g + QPK_CODES + 256 * c + 32 * k + 4 * r, blk->qs + 32 * c + 4 * k, 4, to_group);
 }
 
+/* The same for Q5_K. */
+static void move_q5_k(uint8_t *g, int r, block_q5_K *blk, int to_group) {
+    for (int q = 0; q < 4; q++) mv(g + QPK_HEAD + 32 * q + 4 * r, (uint8_t *)blk + 4 * q, 4, to_group);
+    for (int k = 0; k < 8; k++) mv(g + QP5_QH + 32 * k + 4 * r, blk->qh + 4 * k, 4, to_group);
+    for (int c = 0; c < 4; c++)
+        for (int k = 0; k < 8; k++) mv(g + QP5_CODES + 256 * c + 32 * k + 4 * r, blk->qs + 32 * c + 4 * k, 4, to_group);
+}
+
 /* The same for Q6_K. */
 static void move_q6_k(uint8_t *g, int r, block_q6_K *blk, int to_group) {
     mv(g + QP6_D + 2 * r, (uint8_t *)&blk->d, 2, to_group);
@@ -107,6 +119,8 @@ static void pack_group_k(int type, uint8_t *dst, uint8_t *src, size_t row_bytes,
         for (int64_t b = 0; b < nb; b++)
             if (type == QT_Q4_K)
                 move_q4_k(dst + (size_t)b * QPK_SB, r, (block_q4_K *)row + b, 1);
+            else if (type == QT_Q5_K)
+                move_q5_k(dst + (size_t)b * QP5_SB, r, (block_q5_K *)row + b, 1);
             else
                 move_q6_k(dst + (size_t)b * QP6_SB, r, (block_q6_K *)row + b, 1);
     }
@@ -135,7 +149,7 @@ int quant_pack(int type, void *W, int64_t rows, int64_t cols) {
         memcpy(tmp, at, gb);
         if (type == QT_IQ4_XS)
             pack_group_iq4_xs(at, tmp, rb, (int64_t)(cols / QK_K));
-        else if (type == QT_Q4_K || type == QT_Q6_K)
+        else if (type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K)
             pack_group_k(type, at, tmp, rb, (int64_t)(cols / QK_K));
         else
             pack_group_q8_0(at, tmp, rb, (int64_t)(cols / 32));
@@ -160,10 +174,12 @@ void quant_unpack_row(int ptype, const void *W, int64_t row, int64_t cols, void 
         }
         return;
     }
-    if (ptype == QT_Q4_K_R8 || ptype == QT_Q6_K_R8) {
+    if (ptype == QT_Q4_K_R8 || ptype == QT_Q5_K_R8 || ptype == QT_Q6_K_R8) {
         for (int64_t b = 0; b < cols / QK_K; b++)
             if (ptype == QT_Q4_K_R8)
                 move_q4_k((uint8_t *)g + (size_t)b * QPK_SB, r, (block_q4_K *)dst + b, 0);
+            else if (ptype == QT_Q5_K_R8)
+                move_q5_k((uint8_t *)g + (size_t)b * QP5_SB, r, (block_q5_K *)dst + b, 0);
             else
                 move_q6_k((uint8_t *)g + (size_t)b * QP6_SB, r, (block_q6_K *)dst + b, 0);
         return;
@@ -177,7 +193,8 @@ void quant_unpack_row(int ptype, const void *W, int64_t row, int64_t cols, void 
     }
 }
 
-_Static_assert(QT_Q8_0_R8 == 1032 && QT_Q4_K_R8 == 1036 && QT_Q6_K_R8 == 1038 && QT_IQ4_XS_R8 == 1047, "dtype.h's DTYPE_PACKED_LIST names the packed types by their values");
+_Static_assert(QT_Q8_0_R8 == 1032 && QT_Q4_K_R8 == 1036 && QT_Q5_K_R8 == 1037 && QT_Q6_K_R8 == 1038 && QT_IQ4_XS_R8 == 1047, "dtype.h's DTYPE_PACKED_LIST names the packed types by their values");
 _Static_assert(QP4_CODES + 8 * 128 == 8 * sizeof(block_iq4_xs), "an IQ4_XS_R8 super-block is its 8 rows' bytes");
 _Static_assert(QPK_CODES + 4 * 256 == QPK_SB && QPK_SB == 8 * sizeof(block_q4_K), "a Q4_K_R8 super-block is its 8 rows' bytes");
 _Static_assert(QP6_QH + 2 * 256 == QP6_SB && QP6_SB == 8 * sizeof(block_q6_K), "a Q6_K_R8 super-block is its 8 rows' bytes");
+_Static_assert(QP5_CODES + 4 * 256 == QP5_SB && QP5_SB == 8 * sizeof(block_q5_K), "a Q5_K_R8 super-block is its 8 rows' bytes");

@@ -1,5 +1,5 @@
 /*
- * quant_r8k_packed_avx2.c - the products of Q4_K, Q6_K and IQ4_XS weights
+ * quant_r8k_packed_avx2.c - the products of Q4_K, Q5_K, Q6_K and IQ4_XS weights
  * packed at load (quant_pack.c), with AVX2 (quant_r8k_kern.h has the
  * stored kernels these share).
  *
@@ -15,7 +15,7 @@
  * threshold at 5; from 3 now, quant_impl.h: 3 and 4 rows 148 / 174 ->
  * 113 / 138, where p4_gemv by pairs of rows took 150 / 181).
  *
- * Q4_K and Q6_K packed at load (Q4_K_R8, Q6_K_R8: heads, scales and codes
+ * Q4_K, Q5_K and Q6_K packed at load (Q4_K_R8, Q5_K_R8, Q6_K_R8: heads, scales and codes
  * as rk_head4 and the transposes leave them) the same way: from R8K_MIN_N
  * rows of x pk_unpack / p6_unpack fill rk_buf (and / shift / or only) for
  * rk_tile; one row of x goes to pk_gemv / p6_gemv, quant_avx2.c's tilek
@@ -129,44 +129,59 @@ AI void p4_gemv(const int NX, const uint8_t *pg, const qx_k *const *xr, int64_t 
     }
 }
 
-/* Super-blocks b0 .. b0 + kc of the packed Q4_K group pg into o, as
+/* A packed Q4_K / Q5_K super-block's bytes and where its codes start. */
+AI size_t pk_sb(const int T) { return T == QT_Q4_K ? QPK_SB : QP5_SB; }
+AI size_t pk_codes(const int T) { return T == QT_Q4_K ? QPK_CODES : QP5_CODES; }
+
+/* Super-blocks b0 .. b0 + kc of the packed Q4_K / Q5_K group pg into o, as
  * rk_repack writes the stored rows' (the heads as rk_head4 leaves them, the
- * codes as the transpose does: one and / shift per register). */
-AI void pk_unpack(rk_buf *o, const uint8_t *pg, int64_t b0, int kc) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+ * codes as the transpose does: one and / shift per register, Q5_K's fifth
+ * bits or-ed in from the qh registers). */
+AI void pk_unpack(const int T, rk_buf *o, const uint8_t *pg, int64_t b0, int kc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    const size_t sb = pk_sb(T), cd = pk_codes(T);
     for (int b = 0; b < kc; b++) {
-        const uint8_t *p = pg + (size_t)(b0 + b) * QPK_SB;
-        for (int l = 0; l < QPK_SB; l += 64) _mm_prefetch((const char *)p + RK_KC * QPK_SB + l, _MM_HINT_T1);
-        __m256i h[4];
+        const uint8_t *p = pg + (size_t)(b0 + b) * sb;
+        for (size_t l = 0; l < sb; l += 64) _mm_prefetch((const char *)p + RK_KC * sb + l, _MM_HINT_T1);
+        __m256i h[8];
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) h[q] = _mm256_loadu_si256((const __m256i *)(p + QPK_HEAD + 32 * q));
         rk_scales_k4(o, b, h);
+        if (T == QT_Q5_K)
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) h[k] = _mm256_loadu_si256((const __m256i *)(p + QP5_QH + 32 * k));
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++)
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + QPK_CODES + 256 * c + 32 * k));
-                o->q[b][2 * c][k] = _mm256_and_si256(v, m4);
-                o->q[b][2 * c + 1][k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + cd + 256 * c + 32 * k));
+                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                if (T == QT_Q5_K) {
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(rk_bit4(h[k], 2 * c), b4));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(rk_bit4(h[k], 2 * c + 1), b4));
+                }
+                o->q[b][2 * c][k] = lo;
+                o->q[b][2 * c + 1][k] = hi;
             }
     }
 }
 
-/* One row of x (xr, nb super-blocks) by the packed Q4_K group pg, its
+/* One row of x (xr, nb super-blocks) by the packed Q4_K / Q5_K group pg, its
  * outputs (rw stored) at y, with quant_avx2.c's tilek arithmetic for each
  * of the 8 rows: lane k of its integer sum is sum_e sc_e * (values 32e + 4k
  * .. + 3 times x), lane p of the mins m_p * (bsums 2p + 2p+1); per
  * super-block fma(sum, d dx), then fnmadd(mins, dmin dx); the 8 lanes
  * added as hsum8 adds them. So the stored decode's bits, with each row's
  * scales unpacked once for 8 rows and no horizontal sum per row. */
-AI void pk_gemv(const uint8_t *pg, const qx_k *xr, int64_t nb, float *y, int rw) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+AI void pk_gemv(const int T, const uint8_t *pg, const qx_k *xr, int64_t nb, float *y, int rw) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    const size_t sb = pk_sb(T), cd = pk_codes(T);
     __m256 acc[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p = pg + (size_t)b * QPK_SB;
-        for (int l = 0; l < QPK_SB; l += 64) _mm_prefetch((const char *)p + 2 * QPK_SB + l, _MM_HINT_T0);
+        const uint8_t *p = pg + (size_t)b * sb;
+        for (size_t l = 0; l < sb; l += 64) _mm_prefetch((const char *)p + 2 * sb + l, _MM_HINT_T0);
         const __m256i g0 = _mm256_loadu_si256((const __m256i *)(p + QPK_HEAD));
         const __m256i u0 = _mm256_loadu_si256((const __m256i *)(p + QPK_HEAD + 32));
         const __m256i u1 = _mm256_loadu_si256((const __m256i *)(p + QPK_HEAD + 64));
@@ -194,8 +209,13 @@ AI void pk_gemv(const uint8_t *pg, const qx_k *xr, int64_t nb, float *y, int rw)
         for (int c = 0; c < 4; c++)
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + QPK_CODES + 256 * c + 32 * k));
-                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + cd + 256 * c + 32 * k));
+                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                if (T == QT_Q5_K) { /* bit e of each qh byte: the fifth bit of values 32e + l */
+                    const __m256i h = _mm256_loadu_si256((const __m256i *)(p + QP5_QH + 32 * k));
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(rk_bit4(h, 2 * c), b4));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(rk_bit4(h, 2 * c + 1), b4));
+                }
                 const int8_t *xq = xr[b].qs + 64 * c + 4 * k;
                 const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, r8_bcast4(xq)), sp[2 * c]);
                 const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, r8_bcast4(xq + 32)), sp[2 * c + 1]);
@@ -323,7 +343,7 @@ AI void p6_gemv(const uint8_t *pg, const qx_k *xr, int64_t nb, float *y, int rw)
     r8_store_y(y, _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3)), rw);
 }
 
-/* Q4_K and Q6_K packed at load: from R8K_MIN_N rows of x the chunks
+/* Q4_K, Q5_K and Q6_K packed at load: from R8K_MIN_N rows of x the chunks
  * unpacked into rk_buf and rk_tile, as rows_r8k; one row by pk_gemv /
  * p6_gemv. */
 AI void rows_packed_kq(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
@@ -334,8 +354,8 @@ AI void rows_packed_kq(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
             const int rw = r1 - r < RK_ROWS ? (int)(r1 - r) : RK_ROWS;
             const uint8_t *pg = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
             for (int64_t i = 0; i < j->n; i++)
-                if (T == QT_Q4_K)
-                    pk_gemv(pg, (const qx_k *)(j->xq + (size_t)i * j->xq_row), nb, j->y + i * j->rows + r, rw);
+                if (T != QT_Q6_K)
+                    pk_gemv(T, pg, (const qx_k *)(j->xq + (size_t)i * j->xq_row), nb, j->y + i * j->rows + r, rw);
                 else
                     p6_gemv(pg, (const qx_k *)(j->xq + (size_t)i * j->xq_row), nb, j->y + i * j->rows + r, rw);
         }
@@ -347,8 +367,8 @@ AI void rows_packed_kq(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
         const uint8_t *pg = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
         for (int64_t b0 = 0; b0 < nb; b0 += RK_KC) {
             const int kc = nb - b0 < RK_KC ? (int)(nb - b0) : RK_KC;
-            if (T == QT_Q4_K)
-                pk_unpack(&buf, pg, b0, kc);
+            if (T != QT_Q6_K)
+                pk_unpack(T, &buf, pg, b0, kc);
             else
                 p6_unpack(&buf, pg, b0, kc);
             rk_tiles(T, j, r, rw, &buf, b0, kc);
@@ -404,6 +424,8 @@ void avx2_rows_packed_k(const qmm_job *j, int64_t r0, int64_t r1)
 {
     if (j->type == QT_Q4_K)
         rows_packed_kq(QT_Q4_K, j, r0, r1);
+    else if (j->type == QT_Q5_K)
+        rows_packed_kq(QT_Q5_K, j, r0, r1);
     else if (j->type == QT_Q6_K)
         rows_packed_kq(QT_Q6_K, j, r0, r1);
     else

@@ -4,7 +4,7 @@
  * moe_load_opts.repack).
  *
  * Each routed expert's gate, up and down of a type with a packed form
- * (Q8_0, Q4_K, Q6_K, IQ4_XS) whose rows are a multiple of 8 is packed in
+ * (Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS) whose rows are a multiple of 8 is packed in
  * place, in the file's bytes as read into memory, and its mat takes the packed dtype; everything
  * else stays as stored. Only the routed experts: a prompt gives each a few
  * rows of x, so the interleave the stored kernels do on every call is a
@@ -46,6 +46,7 @@ static dtype packed_dtype(dtype t) {
     switch (t) {
     case DT_Q8_0: return DT_Q8_0_R8;
     case DT_Q4_K: return DT_Q4_K_R8;
+    case DT_Q5_K: return DT_Q5_K_R8;
     case DT_Q6_K: return DT_Q6_K_R8;
     case DT_IQ4_XS: return DT_IQ4_XS_R8;
     default: return DT_COUNT;

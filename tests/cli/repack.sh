@@ -1,5 +1,5 @@
 #!/bin/sh
-# repack.sh - `--repack` (the routed experts' Q8_0, Q4_K, Q6_K and IQ4_XS matrices packed at load for
+# repack.sh - `--repack` (the routed experts' Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS matrices packed at load for
 # the AVX2 kernels) end to end: every expert matrix of a tiny Q8_0 model is
 # packed (moe bench --json "packed"), the logits agree with the unpacked
 # model's on the default path and on the AVX2 and scalar paths (the AVX2
@@ -73,12 +73,12 @@ for isa in "" avx2 scalar; do
   close "one token --repack against stored, ${isa:-default} path" "$T/b1.bin" "$T/a1.bin" 1e-5
 done
 
-# IQ4_XS, Q4_K (its down matrices Q6_K, as quantize's q4_k makes layer 0)
-# and Q6_K (rows of 256-value blocks: one layer of the Qwen3-30B-A3B
+# IQ4_XS, Q4_K and Q5_K (their down matrices Q6_K, as quantize's q4_k and
+# q5_k make layer 0) and Q6_K (rows of 256-value blocks: one layer of the Qwen3-30B-A3B
 # shape, 8 experts): packed as well, and on the AVX2 path the same bytes as
 # stored, for a prompt (the interleaved kernel for experts with many rows,
 # the few-row kernels' arithmetic below) and for one token
-for ty in iq4_xs q4_k q6_k; do
+for ty in iq4_xs q4_k q5_k q6_k; do
   expect_ok "init 1-layer qwen3-30b-a3b $ty" "$MOE" init --preset qwen3-30b-a3b --layers 1 --experts 8 --vocab 512 \
     --type $ty "$T/$ty.gguf"
   MOE_LOAD=read "$MOE" bench "$T/$ty.gguf" --repack --prompt 8 --gen 2 --reps 1 --warmup 0 --probe-mb 8 --json \
