@@ -27,6 +27,16 @@
  */
 #include "kernels/quant_r8k_kern.h"
 
+/* The one-row kernels' outputs of 8 rows (lane r of acc[k]: lane k of row
+ * r's accumulator), its lanes added as quant_avx2.c's hsum8 and
+ * quant_extra_kern.h's xk_hsum8 add them: (l0 + l4) + (l2 + l6),
+ * (l1 + l5) + (l3 + l7), their sum. */
+AI __m256 p_hsum8(const __m256 *acc) {
+    const __m256 u0 = _mm256_add_ps(acc[0], acc[4]), u1 = _mm256_add_ps(acc[1], acc[5]);
+    const __m256 u2 = _mm256_add_ps(acc[2], acc[6]), u3 = _mm256_add_ps(acc[3], acc[7]);
+    return _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3));
+}
+
 /* The header dwords of a packed IQ4_XS super-block p (quant_pack.c) as
  * rk_head4 gives them for stored rows: g0 = d | scales_h << 16, g1 =
  * scales_l. */
@@ -119,14 +129,8 @@ AI void p4_gemv(const int NX, const uint8_t *pg, const qx_k *const *xr, int64_t 
             for (int k = 0; k < 8; k++) acc[i][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i][k]), dd, acc[i][k]);
         }
     }
-    /* xk_hsum8: (l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), their sum */
 #pragma GCC unroll 2
-    for (int i = 0; i < NX; i++) {
-        const __m256 u0 = _mm256_add_ps(acc[i][0], acc[i][4]), u1 = _mm256_add_ps(acc[i][1], acc[i][5]);
-        const __m256 u2 = _mm256_add_ps(acc[i][2], acc[i][6]), u3 = _mm256_add_ps(acc[i][3], acc[i][7]);
-        const __m256 v = _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3));
-        r8_store_y(y[i], _mm256_add_ps(v, _mm256_setzero_ps()), rw);
-    }
+    for (int i = 0; i < NX; i++) r8_store_y(y[i], _mm256_add_ps(p_hsum8(acc[i]), _mm256_setzero_ps()), rw);
 }
 
 /* A packed Q4_K / Q5_K super-block's bytes and where its codes start. */
@@ -235,10 +239,7 @@ AI void pk_gemv(const int T, const uint8_t *pg, const qx_k *xr, int64_t nb, floa
             acc[k] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), dm, acc[k]);
         }
     }
-    /* hsum8: (l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), their sum */
-    const __m256 u0 = _mm256_add_ps(acc[0], acc[4]), u1 = _mm256_add_ps(acc[1], acc[5]);
-    const __m256 u2 = _mm256_add_ps(acc[2], acc[6]), u3 = _mm256_add_ps(acc[3], acc[7]);
-    r8_store_y(y, _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3)), rw);
+    r8_store_y(y, p_hsum8(acc), rw);
 }
 
 /* Super-blocks b0 .. b0 + kc of the packed Q6_K group pg into o, as
@@ -337,10 +338,7 @@ AI void p6_gemv(const uint8_t *pg, const qx_k *xr, int64_t nb, float *y, int rw)
             acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), dd, acc[k]);
         }
     }
-    /* hsum8: (l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), their sum */
-    const __m256 u0 = _mm256_add_ps(acc[0], acc[4]), u1 = _mm256_add_ps(acc[1], acc[5]);
-    const __m256 u2 = _mm256_add_ps(acc[2], acc[6]), u3 = _mm256_add_ps(acc[3], acc[7]);
-    r8_store_y(y, _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3)), rw);
+    r8_store_y(y, p_hsum8(acc), rw);
 }
 
 /* Q4_K, Q5_K and Q6_K packed at load: from R8K_MIN_N rows of x the chunks
