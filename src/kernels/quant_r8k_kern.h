@@ -73,7 +73,9 @@
 
 typedef struct {
     __m256i q[RK_KC][8][8]; /* [super-block][s][k]: values 32s+4k..+3 of rows 0..7 */
+#ifdef R8_VNNI
     __m256 sc[RK_KC][16];   /* [super-block][s]: the f32 scale of sub-block s (Q6_K: of 16 values) */
+#endif
     __m256i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4), Q6_K: [sc_2p, sc_2p+1] */
     __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K), 32 d (Q6_K) */
 #ifndef R8_VNNI
@@ -142,8 +144,9 @@ AI void rk_scales6_h(rk_buf *o, int b, const __m256i *h, __m256 d) {
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
             __m256i v = _mm256_srai_epi32(_mm256_slli_epi32(h[q], 24 - 8 * u), 24);
+#ifdef R8_VNNI
             o->sc[b][4 * q + u] = _mm256_mul_ps(_mm256_cvtepi32_ps(v), d);
-#ifndef R8_VNNI
+#else
             o->sp[b][4 * q + u] = rk_pair(v);
 #endif
         }
@@ -175,8 +178,9 @@ AI void rk_scales_iq4(rk_buf *o, int b, __m256i g0, __m256i g1) {
         __m256i hi = _mm256_and_si256(_mm256_srli_epi32(g0, 12 + 2 * s), _mm256_set1_epi32(0x30));
         __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(g1, 4 * s), _mm256_set1_epi32(0x0F)), hi);
         ls = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
+#ifdef R8_VNNI
         o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(ls), d);
-#ifndef R8_VNNI
+#else
         o->sp[b][s] = rk_pair(ls);
 #endif
     }
@@ -201,9 +205,10 @@ AI void rk_scales_k4(rk_buf *o, int b, const __m256i *h) {
                                           _mm256_and_si256(_mm256_srli_epi32(u1, 2), t2));
 #pragma GCC unroll 4
     for (int s = 0; s < 4; s++) {
+#ifdef R8_VNNI
         o->sc[b][s] = _mm256_mul_ps(_mm256_cvtepi32_ps(rk_byte(sc_lo, s)), d);
         o->sc[b][s + 4] = _mm256_mul_ps(_mm256_cvtepi32_ps(rk_byte(sc_hi, s)), d);
-#ifndef R8_VNNI
+#else
         o->sp[b][s] = rk_pair(rk_byte(sc_lo, s));
         o->sp[b][s + 4] = rk_pair(rk_byte(sc_hi, s));
 #endif
