@@ -184,8 +184,8 @@ static void every_path(int type, const int64_t (*shapes)[2], int ns) {
 }
 
 TEST(quant_pack_q8_0_every_path) {
-    /* groups of 8 rows: 1, 5 (a run of 4 and one more), 10; blocks: 1, a
-     * chunk of 16 with a tail (21, its last pair odd), and 64 */
+    /* groups of 8 rows: 1, 5 (a run of 4 and one more), 10; blocks: 1, 21
+     * (the GEMV's last pair odd), and 64 */
     static const int64_t shapes[][2] = {{8, 32}, {40, 672}, {80, 2048}};
     every_path(QT_Q8_0, shapes, 3);
 }

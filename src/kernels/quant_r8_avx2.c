@@ -409,10 +409,15 @@ AI void packed_gemv(const int NG, const qmm_job *j, float *const *y, const uint8
     }
 }
 
-/* A few rows of x (NX) by W packed at load: the groups of [r0, r1) in
- * R8P_NR runs, step i taking group i of each run whole, so the hardware
- * prefetcher sees R8P_NR long streams, with software prefetch R8P_PF bytes
- * along each (as quant_avx2.c's gemv_streams). */
+/* Rows of x (NX of them, or any j->n with NX 0) by W packed at load: the
+ * groups of [r0, r1) in R8P_NR runs, step i taking group i of each run
+ * whole, so the hardware prefetcher sees R8P_NR long streams, with software
+ * prefetch R8P_PF bytes along each (as quant_avx2.c's gemv_streams). A
+ * group (8 rows, 17 KiB at 2048 columns) is read from memory by its first
+ * tile of x rows and from L1 / L2 by the rest. This beat chunks of R8_KC
+ * blocks over R8_G groups at every count of x rows (one core of an AMD Zen
+ * 3, a cold [768][2048] matrix, us, chunks -> streams: 6 / 8 / 16 / 32 /
+ * 128 rows 238 / 292 / 526 / 1003 / 3948 -> 204 / 236 / 463 / 924 / 3886). */
 AI void packed_streams(const int NX, const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32, ng = (r1 - r0 + R8_ROWS - 1) / R8_ROWS, per = (ng + R8P_NR - 1) / R8P_NR;
     const size_t gbytes = (size_t)QPACK_ROWS * j->w_row;
@@ -440,54 +445,34 @@ AI void packed_streams(const int NX, const qmm_job *j, int64_t r0, int64_t r1) {
             const int64_t g = q * per + i, r = r0 + g * R8_ROWS;
             if (g >= ng) break;
             const int rw = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
-            r8_tile(QT_Q8_0, NX, 1, j->y + r, j->rows, rw, j->xq, j->xq_row, nb, NULL,
-                    j->W + (size_t)(r / QPACK_ROWS) * gbytes, 0, (int)nb, 1, R8P_PF);
+            const uint8_t *pg = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
+            for (int64_t x0 = 0; x0 < j->n; x0 += R8_NX) {
+                const int nx = j->n - x0 < R8_NX ? (int)(j->n - x0) : R8_NX;
+                const uint8_t *x = j->xq + (size_t)x0 * j->xq_row;
+                float *y = j->y + x0 * j->rows + r;
+                const size_t pf = x0 == 0 ? R8P_PF : 0;
+#define R8_TILE(NX) r8_tile(QT_Q8_0, NX, 1, y, j->rows, rw, x, j->xq_row, nb, NULL, pg, 0, (int)nb, 1, pf)
+                switch (NX > 0 ? NX : nx) {
+                case 1: R8_TILE(1); break;
+                case 2: R8_TILE(2); break;
+                case 3: R8_TILE(3); break;
+                default: R8_TILE(4); break;
+                }
+#undef R8_TILE
+            }
         }
     }
 }
 
-/* The same over W packed at load (Q8_0_R8): no interleave; the first tile
- * of x rows of each chunk prefetches the groups' next chunk. */
+/* W packed at load (Q8_0_R8): no interleave, every count of x rows by
+ * streams (a compile-time tile for 1 to 4). */
 static void rows_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
     switch (j->n) {
     case 1: packed_streams(1, j, r0, r1); return;
     case 2: packed_streams(2, j, r0, r1); return;
     case 3: packed_streams(3, j, r0, r1); return;
     case 4: packed_streams(4, j, r0, r1); return;
-    default: break;
-    }
-    const int T = QT_Q8_0;
-    const int64_t nb = j->cols / 32;
-    const size_t gbytes = (size_t)QPACK_ROWS * j->w_row;
-    for (int64_t rg = r0; rg < r1; rg += R8_G * R8_ROWS) {
-        const int ng = (int)((r1 - rg < R8_G * R8_ROWS ? r1 - rg : R8_G * R8_ROWS) + R8_ROWS - 1) / R8_ROWS;
-        const uint8_t *pg[R8_G];
-        int rw[R8_G];
-        for (int g = 0; g < ng; g++) {
-            const int64_t r = rg + g * R8_ROWS;
-            rw[g] = r1 - r < R8_ROWS ? (int)(r1 - r) : R8_ROWS;
-            pg[g] = j->W + (size_t)(r / QPACK_ROWS) * gbytes;
-        }
-        for (int64_t b0 = 0; b0 < nb; b0 += R8_KC) {
-            const int kc = nb - b0 < R8_KC ? (int)(nb - b0) : R8_KC;
-            for (int64_t i = 0; i < j->n; i += R8_NX) {
-                const int nx = j->n - i < R8_NX ? (int)(j->n - i) : R8_NX;
-                const uint8_t *x = j->xq + (size_t)i * j->xq_row;
-                const int first = b0 == 0;
-                const size_t pf = i == 0 ? (size_t)R8_KC * 272 : 0;
-                for (int g = 0; g < ng; g++) {
-                    float *y = j->y + i * j->rows + rg + g * R8_ROWS;
-#define R8_TILE(NX) r8_tile(T, NX, 1, y, j->rows, rw[g], x, j->xq_row, nb, NULL, pg[g], b0, kc, first, pf)
-                    switch (nx) {
-                    case 1: R8_TILE(1); break;
-                    case 2: R8_TILE(2); break;
-                    case 3: R8_TILE(3); break;
-                    default: R8_TILE(4); break;
-                    }
-#undef R8_TILE
-                }
-            }
-        }
+    default: packed_streams(0, j, r0, r1); return;
     }
 }
 
