@@ -16,49 +16,57 @@
 
 #define I8_ITERS 4000
 
-#define STEP(c, b) c = _mm256_add_epi16(c, _mm256_maddubs_epi16(a, b))
+#define PIN(v) __asm__ volatile("" : "+x"(v))
+#define STEP(c, a, b) c = _mm256_add_epi16(c, _mm256_maddubs_epi16(a, b))
 
 double probe_int8_avx2(int32_t *sink) {
-    const __m256i one = _mm256_set1_epi16(1);
-    /* a new a each iteration and a b per accumulator: nothing can be hoisted or shared */
-    __m256i a = _mm256_set1_epi8(3);
-    const __m256i b0 = _mm256_set1_epi8(-1), b1 = _mm256_set1_epi8(-2), b2 = _mm256_set1_epi8(-3);
-    const __m256i b3 = _mm256_set1_epi8(-4), b4 = _mm256_set1_epi8(-5), b5 = _mm256_set1_epi8(-6);
-    const __m256i b6 = _mm256_set1_epi8(-7), b7 = _mm256_set1_epi8(-8);
+    /* Operands the compiler must take as new each iteration (an empty asm
+     * that "changes" them: no instruction), so nothing can be hoisted or
+     * shared, and no other vector operation in the loop: on an AMD Zen 3 the
+     * four vector pipes take vpmaddubsw on two and vpaddw on any, so every
+     * extra operation takes a slot from the peak. Six accumulators, all in
+     * registers (vpaddw's latency is 1): an earlier probe kept one on the
+     * stack, and its store-to-load chain held the loop to under half the
+     * peak (140 GOP/s a core against 320). */
+    __m256i a0 = _mm256_set1_epi8(3), a1 = _mm256_set1_epi8(5);
+    __m256i b0 = _mm256_set1_epi8(-1), b1 = _mm256_set1_epi8(-2), b2 = _mm256_set1_epi8(-3);
     __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2);
     __m256i c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5);
-    __m256i c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7);
     for (int it = 0; it < I8_ITERS; it++) {
-        a = _mm256_xor_si256(a, _mm256_set1_epi8((char)(it & 1)));
-        STEP(c0, b0); STEP(c1, b1); STEP(c2, b2); STEP(c3, b3);
-        STEP(c4, b4); STEP(c5, b5); STEP(c6, b6); STEP(c7, b7);
+        PIN(a0); PIN(a1); PIN(b0); PIN(b1); PIN(b2);
+        STEP(c0, a0, b0); STEP(c1, a0, b1); STEP(c2, a0, b2);
+        STEP(c3, a1, b0); STEP(c4, a1, b1); STEP(c5, a1, b2);
     }
     /* the int16 sums wrap (the values do not matter, only that nothing is dropped) */
     __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(c0, c1), _mm256_add_epi16(c2, c3)),
-                                 _mm256_add_epi16(_mm256_add_epi16(c4, c5), _mm256_add_epi16(c6, c7)));
-    s = _mm256_madd_epi16(s, one);
+                                 _mm256_add_epi16(c4, c5));
+    s = _mm256_madd_epi16(s, _mm256_set1_epi16(1));
     int32_t v[8];
     _mm256_storeu_si256((__m256i *)v, s);
     *sink += v[0] + v[7];
-    return (double)I8_ITERS * 8 * 32 * 2;
+    return (double)I8_ITERS * 6 * 32 * 2;
 }
 
 /* The AVX-VNNI peak: vpdpbusd on 256 bits (32 u8 x s8 products added into
  * 8 int32 per operation), the step of the AVX-VNNI build of the
  * interleaved kernels. 12 independent accumulators (enough for two ports
- * at a latency of 5), operands in registers. */
+ * at a latency of 5), named so that they stay in registers (an array of
+ * them was stored to the stack each iteration), operands pinned as above. */
+#define VSTEP(c) c = _mm256_dpbusd_avx_epi32(c, a, b)
 __attribute__((target("avxvnni"))) double probe_int8_avxvnni(int32_t *sink) {
-    __m256i a = _mm256_set1_epi8(3);
-    const __m256i b = _mm256_set1_epi8(-2);
-    __m256i c[12];
-    for (int q = 0; q < 12; q++) c[q] = _mm256_set1_epi32(q);
+    __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
+    __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2);
+    __m256i c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5);
+    __m256i c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7), c8 = _mm256_set1_epi32(8);
+    __m256i c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
     for (int it = 0; it < I8_ITERS; it++) {
-        a = _mm256_xor_si256(a, _mm256_set1_epi8((char)(it & 1)));
-#pragma GCC unroll 12
-        for (int q = 0; q < 12; q++) c[q] = _mm256_dpbusd_avx_epi32(c[q], a, b);
+        PIN(a); PIN(b);
+        VSTEP(c0); VSTEP(c1); VSTEP(c2); VSTEP(c3); VSTEP(c4); VSTEP(c5);
+        VSTEP(c6); VSTEP(c7); VSTEP(c8); VSTEP(c9); VSTEP(c10); VSTEP(c11);
     }
-    __m256i s = c[0];
-    for (int q = 1; q < 12; q++) s = _mm256_add_epi32(s, c[q]);
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
+                                 _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7)));
+    s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_add_epi32(c8, c9), _mm256_add_epi32(c10, c11)));
     int32_t v[8];
     _mm256_storeu_si256((__m256i *)v, s);
     *sink += v[0] + v[7];
