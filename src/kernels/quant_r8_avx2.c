@@ -43,7 +43,7 @@
  *
  * Q8_0 matrices packed at load (quant_pack.c, Q8_0_R8: each group of 8 rows
  * already in the layout r8_repack writes, its codes signed) skip the
- * interleave: the tiles read the group where it lies (rows_packed_q8_0),
+ * interleave: the tiles read the group where it lies (packed_streams),
  * with the same integer sums and f32 operations, so the same bits as the
  * stored matrix from R8_MIN_N rows of x; one row of x (decode) takes
  * packed_gemv, the same operations over R8P_NR groups side by side. One
@@ -409,20 +409,20 @@ AI void packed_gemv(const int NG, const qmm_job *j, float *const *y, const uint8
     }
 }
 
-/* Rows of x (NX of them, or any j->n with NX 0) by W packed at load: the
- * groups of [r0, r1) in R8P_NR runs, step i taking group i of each run
- * whole, so the hardware prefetcher sees R8P_NR long streams, with software
- * prefetch R8P_PF bytes along each (as quant_avx2.c's gemv_streams). A
+/* The rows of x of the job by W packed at load: the groups of [r0, r1) in
+ * R8P_NR runs, step i taking group i of each run whole, so the hardware
+ * prefetcher sees R8P_NR long streams, with software prefetch R8P_PF bytes
+ * along each (as quant_avx2.c's gemv_streams). A
  * group (8 rows, 17 KiB at 2048 columns) is read from memory by its first
  * tile of x rows and from L1 / L2 by the rest. This beat chunks of R8_KC
  * blocks over R8_G groups at every count of x rows (one core of an AMD Zen
  * 3, a cold [768][2048] matrix, us, chunks -> streams: 6 / 8 / 16 / 32 /
  * 128 rows 238 / 292 / 526 / 1003 / 3948 -> 204 / 236 / 463 / 924 / 3886). */
-AI void packed_streams(const int NX, const qmm_job *j, int64_t r0, int64_t r1) {
+static void packed_streams(const qmm_job *j, int64_t r0, int64_t r1) {
     const int64_t nb = j->cols / 32, ng = (r1 - r0 + R8_ROWS - 1) / R8_ROWS, per = (ng + R8P_NR - 1) / R8P_NR;
     const size_t gbytes = (size_t)QPACK_ROWS * j->w_row;
     for (int64_t i = 0; i < per; i++) {
-        if (NX == 1) {
+        if (j->n == 1) {
             float *y[R8P_NR];
             const uint8_t *pg[R8P_NR];
             int rw[R8P_NR], m = 0;
@@ -452,7 +452,7 @@ AI void packed_streams(const int NX, const qmm_job *j, int64_t r0, int64_t r1) {
                 float *y = j->y + x0 * j->rows + r;
                 const size_t pf = x0 == 0 ? R8P_PF : 0;
 #define R8_TILE(NX) r8_tile(QT_Q8_0, NX, 1, y, j->rows, rw, x, j->xq_row, nb, NULL, pg, 0, (int)nb, 1, pf)
-                switch (NX > 0 ? NX : nx) {
+                switch (nx) {
                 case 1: R8_TILE(1); break;
                 case 2: R8_TILE(2); break;
                 case 3: R8_TILE(3); break;
@@ -464,22 +464,10 @@ AI void packed_streams(const int NX, const qmm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-/* W packed at load (Q8_0_R8): no interleave, every count of x rows by
- * streams (a compile-time tile for 1 to 4). */
-static void rows_packed_q8_0(const qmm_job *j, int64_t r0, int64_t r1) {
-    switch (j->n) {
-    case 1: packed_streams(1, j, r0, r1); return;
-    case 2: packed_streams(2, j, r0, r1); return;
-    case 3: packed_streams(3, j, r0, r1); return;
-    case 4: packed_streams(4, j, r0, r1); return;
-    default: packed_streams(0, j, r0, r1); return;
-    }
-}
-
 #ifdef R8_VNNI
-void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) { rows_packed_q8_0(j, r0, r1); }
+void avxvnni_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) { packed_streams(j, r0, r1); }
 #else
-void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) { rows_packed_q8_0(j, r0, r1); }
+void avx2_rows_packed(const qmm_job *j, int64_t r0, int64_t r1) { packed_streams(j, r0, r1); }
 #endif
 
 #define R8_FN(T, NAME) \
