@@ -49,9 +49,10 @@
  * packed_gemv, the same operations over R8P_NR groups side by side. One
  * core of an AMD Zen 3, a cold [768][2048] Q8_0 matrix, us, stored ->
  * packed: 2 / 4 / 8 / 32 rows of x 171 / 222 / 334 / 1035 -> 92 / 123 /
- * 278 / 990 (the products alone about 31 us a row); 1 row 65 -> 80 (the
- * stored GEMV reads its rows as streams faster), hence only the routed
- * experts are packed (model/repack.c).
+ * 278 / 990 (236 / 924 since every count goes by streams; the products
+ * alone about 31 us a row); 1 row 65 -> 80 (the stored GEMV reads its rows
+ * as streams faster), hence only the routed experts are packed
+ * (model/repack.c).
  */
 #include <immintrin.h>
 #include <stddef.h>
