@@ -1,6 +1,6 @@
 /*
  * avx2_int8_mix.c - how fast the AVX2 instruction mixes of the int8 kernels
- * run on this CPU, with no memory traffic: each loop keeps 4 independent
+ * run on this CPU, with no memory traffic past L1: each loop keeps 4 independent
  * accumulators ("rows of x") and 32 products per accumulator per iteration,
  * operands "changed" every iteration by an empty asm (no instruction), so
  * nothing is hoisted. Prints ns per 32 products and GOP/s on one core.
@@ -11,11 +11,14 @@
  * codes), the sign trick of the signed 8-bit weights (Q8_0, IQ4_XS:
  * vpabsb once per weight register, then vpsignb, vpmaddubsw, vpmaddwd,
  * vpaddd per row of x), the same with the sign applied by vpxor / vpsubb,
- * and single operations with an add, to tell which share execution pipes.
+ * the probe's pair with x broadcast from memory as the tiles load it, and
+ * single operations with an add, to tell which share execution pipes.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <immintrin.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define PIN(x) __asm__ volatile("" : "+x"(x))
@@ -86,6 +89,29 @@ __attribute__((noinline)) static __m256i mix_xorsub(void) {
     RET;
 }
 
+/* the probe's pair with each row's 4 bytes of x broadcast from memory
+ * (vpbroadcastd ymm, m32), as the interleaved tiles take them */
+static int8_t xmem[4096] __attribute__((aligned(64)));
+#define PINR(p) __asm__ volatile("" : "+r"(p))
+static inline __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+__attribute__((noinline)) static __m256i mix_probe_xmem(void) {
+    SETUP;
+    const int8_t *p = xmem;
+    for (long i = 0; i < N; i++) {
+        PINS;
+        PINR(p);
+        t0 = _mm256_add_epi16(t0, _mm256_maddubs_epi16(w, bcast4(p)));
+        t1 = _mm256_add_epi16(t1, _mm256_maddubs_epi16(w, bcast4(p + 64)));
+        t2 = _mm256_add_epi16(t2, _mm256_maddubs_epi16(w, bcast4(p + 128)));
+        t3 = _mm256_add_epi16(t3, _mm256_maddubs_epi16(w, bcast4(p + 192)));
+    }
+    RET;
+}
+
 /* one operation and an add, per row */
 #define ONE_OP(NAME, EXPR, ADD)                                                             \
     __attribute__((noinline)) static __m256i NAME(void) {                                   \
@@ -114,6 +140,7 @@ int main(void) {
         __m256i (*fn)(void);
     } mixes[] = {
         {"vpmaddubsw + vpaddw (the probe)", mix_probe},
+        {"the same, x by vpbroadcastd m32", mix_probe_xmem},
         {"sign trick (vpabsb / 4 rows)", mix_sign},
         {"sign trick, |w| by vpand", mix_sign_and},
         {"sign by vpxor + vpsubb", mix_xorsub},
