@@ -190,6 +190,18 @@ int hf_deepseek(const hf_in *in, const hf_arch *a, moe_config *cfg) {
 
     moe_layer_config moe = {.moe = 1, .kind = MOE_ROUTE_TOKEN_CHOICE};
     int inter, n_shared, first_dense, freq;
+    if (hf_int(in, "first_k_dense_replace", a->arch == MOE_ARCH_DEEPSEEK_V3 ? 3 : v2 ? 0 : 1,
+               &first_dense))
+        return -1;
+    if (first_dense < 0)
+        return moe_fail(in->err, "%s: field first_k_dense_replace: negative (%d)", in->where,
+                        first_dense);
+    if (first_dense >= cfg->n_layers) { /* all dense: no routing field read (nor written) */
+        if (ds_pos(in, "intermediate_size", a->inter, &inter)) return -1;
+        for (int i = 0; i < cfg->n_layers; i++)
+            cfg->layer[i] = (moe_layer_config){.moe = 0, .ffn_dim = inter, .routed_scale = 1.0f};
+        return 0;
+    }
     if (ds_experts(in, a, &moe.n_experts)) return -1;
     if (ds_pos(in, "num_experts_per_tok", a->top_k, &moe.top_k)) return -1;
     if (moe.top_k > moe.n_experts)
@@ -219,12 +231,6 @@ int hf_deepseek(const hf_in *in, const hf_arch *a, moe_config *cfg) {
         if (hf_bool(in, in->root, "norm_topk_prob", 1, &moe.norm_topk)) return -1;
     }
     if (ds_groups(in, a, &moe)) return -1;
-    if (hf_int(in, "first_k_dense_replace", a->arch == MOE_ARCH_DEEPSEEK_V3 ? 3 : v2 ? 0 : 1,
-               &first_dense))
-        return -1;
-    if (first_dense < 0)
-        return moe_fail(in->err, "%s: field first_k_dense_replace: negative (%d)", in->where,
-                        first_dense);
     if (hf_int(in, "moe_layer_freq", 1, &freq)) return -1;
     if (freq != 1)
         return moe_fail(in->err, "%s: field moe_layer_freq: %d is not supported (only 1; "
