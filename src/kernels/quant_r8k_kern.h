@@ -515,4 +515,103 @@ AI void rk_tiles(const int T, const qmm_job *j, int64_t r, int rw, const rk_buf 
     }
 }
 
+#ifndef R8_VNNI
+#define RK2_NX 4 /* x rows per two-group tile */
+
+/* As rk_tile for Q4_K / Q5_K, with two groups of 8 W rows (o[0]: rows r ..
+ * r + 8, o[1]: r + 8 .. r + 8 + rw1) sharing each broadcast of x: per
+ * vpmaddubsw 1/2 + 1/NX loads (0.75) in place of rk_tile's 1 + 1/4, whose
+ * broadcasts made loads its bound (two vpmaddubsw a cycle want 2.5 loads).
+ * 8 int16 and 8 int32 sums at NX = 4: GCC keeps 4 of the int32 ones on the
+ * stack, a load and store per sub-block. Q6_K stays with rk_tile: its
+ * vpmaddwd every second vpmaddubsw binds the multiply pipes first (two
+ * groups were 1-7% slower). Each output's operations are rk_tile's, in its
+ * order: the same bits. */
+AI void rk_tile2(const int NX, const int T, float *y, int64_t ys, int rw1, const uint8_t *xq, size_t xs,
+                 const rk_buf *const *o, int64_t b0, int kc, int first) {
+    __m256 acc[2][RK2_NX];
+#pragma GCC unroll 4
+    for (int g = 0; g < 2; g++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++)
+            acc[g][i] = first ? _mm256_setzero_ps() : r8_load_y(y + i * ys + RK_ROWS * g, g ? rw1 : RK_ROWS);
+    const int D = T == QT_Q4_K ? 8 : 4;
+    for (int b = 0; b < kc; b++) {
+        const qx_k *x[RK2_NX];
+        __m256i ts[2][RK2_NX];
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            x[i] = (const qx_k *)(xq + (size_t)i * xs) + b0 + b;
+            ts[0][i] = ts[1][i] = _mm256_setzero_si256();
+        }
+        for (int s = 0; s < 8; s++)
+            for (int k0 = 0; k0 < 8; k0 += D) {
+                __m256i s16[2][RK2_NX];
+#pragma GCC unroll 8
+                for (int k = k0; k < k0 + D; k++) {
+                    __m256i w0 = _mm256_load_si256(&o[0]->q[b][s][k]), w1 = _mm256_load_si256(&o[1]->q[b][s][k]);
+                    R8_PIN(w0); /* one load each (GCC would load them again for each x row) */
+                    R8_PIN(w1);
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) {
+                        const __m256i xb = r8_bcast4(x[i]->qs + 32 * s + 4 * k);
+                        const __m256i p0 = _mm256_maddubs_epi16(w0, xb), p1 = _mm256_maddubs_epi16(w1, xb);
+                        s16[0][i] = k == k0 ? p0 : _mm256_add_epi16(s16[0][i], p0);
+                        s16[1][i] = k == k0 ? p1 : _mm256_add_epi16(s16[1][i], p1);
+                        R8_PIN(s16[0][i]);
+                        R8_PIN(s16[1][i]);
+                    }
+                }
+#pragma GCC unroll 4
+                for (int g = 0; g < 2; g++)
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) {
+                        ts[g][i] = _mm256_add_epi32(ts[g][i], _mm256_madd_epi16(s16[g][i], o[g]->sp[b][s]));
+                        R8_PIN(ts[g][i]);
+                    }
+            }
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            /* the sums of 32, S_s, as int16 pairs [S_2p, S_2p+1] (rk_tile's mins) */
+            int16_t sp[8];
+            const __m128i b0v = _mm_loadu_si128((const __m128i *)x[i]->bsums);
+            const __m128i b1v = _mm_loadu_si128((const __m128i *)(x[i]->bsums + 8));
+            _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
+#pragma GCC unroll 4
+            for (int g = 0; g < 2; g++) {
+                __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(ts[g][i]), o[g]->d[b]);
+                __m256i t = _mm256_madd_epi16(o[g]->mn[b][0], r8_bcast4((const int8_t *)sp));
+#pragma GCC unroll 3
+                for (int p = 1; p < 4; p++)
+                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o[g]->mn[b][p], r8_bcast4((const int8_t *)(sp + 2 * p))));
+                a = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), o[g]->dmin[b], a);
+                acc[g][i] = _mm256_fmadd_ps(a, _mm256_set1_ps(x[i]->d), acc[g][i]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 2; g++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) r8_store_y(y + i * ys + RK_ROWS * g, acc[g][i], g ? rw1 : RK_ROWS);
+}
+
+/* Every x row of the job by the chunks o[0], o[1] (super-blocks b0 .. b0 +
+ * kc of rows r .. r + 8 + rw1), RK2_NX rows of x at a time. */
+AI void rk_tiles2(const int T, const qmm_job *j, int64_t r, int rw1, const rk_buf *const *o, int64_t b0, int kc) {
+    for (int64_t i = 0; i < j->n; i += RK2_NX) {
+        float *y = j->y + i * j->rows + r;
+        const uint8_t *x = j->xq + (size_t)i * j->xq_row;
+        const int nx = j->n - i < RK2_NX ? (int)(j->n - i) : RK2_NX;
+        if (nx == 4)
+            rk_tile2(4, T, y, j->rows, rw1, x, j->xq_row, o, b0, kc, b0 == 0);
+        else if (nx == 3)
+            rk_tile2(3, T, y, j->rows, rw1, x, j->xq_row, o, b0, kc, b0 == 0);
+        else if (nx == 2)
+            rk_tile2(2, T, y, j->rows, rw1, x, j->xq_row, o, b0, kc, b0 == 0);
+        else
+            rk_tile2(1, T, y, j->rows, rw1, x, j->xq_row, o, b0, kc, b0 == 0);
+    }
+}
+#endif
+
 #endif
