@@ -476,39 +476,68 @@ static void act_row32(void *xq, const float *x, int type, int64_t cols) {
     }
 }
 
+/* The 8 lanes' sums of each of v[0..7], in order (v[j]'s sum in lane j). */
+AI __m256i hsum8x8i(const __m256i *v) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* Q8_K activations: per 256 values the scale from the first value of
+ * largest magnitude, the codes rounded to nearest even, the sums of 16.
+ * One pass finds a non-finite value and the largest magnitude; the first
+ * value of that magnitude by compare and mask; the 16 sums by one add tree
+ * (the scalar search and a horizontal sum per 16 values were 3.5x the
+ * time; the reference's bits either way). */
 static void act_rowk(void *xq, const float *x, int64_t cols) {
     qx_k *y = (qx_k *)xq;
     const int64_t nb = cols / QK_K;
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
-        memset(&y[i], 0, sizeof y[i]);
-        if (any_nonfinite(x, QK_K)) {
+        __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K; k += 8) {
+            const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k));
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+            m = _mm256_max_ps(m, a);
+        }
+        if (_mm256_movemask_ps(bad)) {
+            memset(&y[i], 0, sizeof y[i]);
             y[i].d = NAN;
             continue;
         }
-        float amax = 0;
-        for (int k = 0; k < QK_K; k += 32) {
-            float a = amax32(x + k);
-            amax = a > amax ? a : amax;
+        __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        const float amax = _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+        if (!(amax >= QACT_TINY)) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
         }
-        if (!(amax >= QACT_TINY)) continue;
         float max = 0;
-        for (int k = 0; k < QK_K; k++) /* the first value of largest magnitude */
-            if (fabsf(x[k]) == amax) {
-                max = x[k];
+        const __m256 av = _mm256_set1_ps(amax);
+        for (int k = 0; k < QK_K; k += 8) { /* the first value of largest magnitude */
+            const int e = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)), av, _CMP_EQ_OQ));
+            if (e) {
+                max = x[k + __builtin_ctz((unsigned)e)];
                 break;
             }
+        }
         const float iscale = -127.f / max;
         const __m256 is = _mm256_set1_ps(iscale);
+        __m256i sums[16];
         for (int k = 0; k < QK_K; k += 32) {
             __m256i q[4];
             for (int u = 0; u < 4; u++)
                 q[u] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8 * u), is),
                                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
             _mm256_store_si256((__m256i *)(y[i].qs + k), pack32(q[0], q[1], q[2], q[3]));
-            y[i].bsums[k / 16] = (int16_t)hsum8i(_mm256_add_epi32(q[0], q[1]));
-            y[i].bsums[k / 16 + 1] = (int16_t)hsum8i(_mm256_add_epi32(q[2], q[3]));
+            sums[k / 16] = _mm256_add_epi32(q[0], q[1]);
+            sums[k / 16 + 1] = _mm256_add_epi32(q[2], q[3]);
         }
+        /* |sum| <= 16 * 128: int16 exactly; packs interleaves the halves */
+        const __m256i b16 = _mm256_packs_epi32(hsum8x8i(sums), hsum8x8i(sums + 8));
+        _mm256_storeu_si256((__m256i *)y[i].bsums, _mm256_permute4x64_epi64(b16, 0xD8));
         y[i].d = 1 / iscale;
+        memset(y[i].pad, 0, sizeof y[i].pad);
     }
 }
 
