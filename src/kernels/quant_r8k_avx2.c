@@ -4,9 +4,10 @@
  * of 8 W rows and chunk of RK_KC super-blocks the rows are interleaved
  * into rk_buf (rk_repack) and every row of x runs through it (rk_tiles).
  * Q4_K and Q5_K without VNNI take two groups at a time, one super-block a
- * chunk, through rk_tile2 (the same bits). One core of an AMD Zen 3, 8
- * [768][2048] Q4_K matrices round robin, best of 3, us: 8 / 32 / 128 rows
- * of x 163 / 567 / 2250 with one group -> 161 / 513 / 2010.
+ * chunk, through rk_tile2 (the same bits), from 16 rows of x. One core of
+ * an AMD Zen 3, 8 [768][2048] matrices round robin, best of 3, us, one
+ * group -> two: Q4_K 16 / 32 / 128 rows of x 294 / 567 / 2250 -> 267 / 513
+ * / 2010; Q5_K 16 / 32 / 128 338 / 637 / 2432 -> 329 / 582 / 2095.
  */
 #include "kernels/quant_r8k_kern.h"
 
@@ -21,7 +22,10 @@ AI void rows_r8k(const int T, const qmm_job *j, int64_t r0, int64_t r1) {
     rk_buf buf __attribute__((aligned(32)));
     int64_t r = r0;
 #ifndef R8_VNNI
-    if (T == QT_Q4_K || T == QT_Q5_K) { /* two groups a chunk of one super-block for rk_tile2 */
+    /* two groups a chunk of one super-block for rk_tile2, from 16 rows of x:
+     * below that the chunks' transposes weigh more (Q5_K at 4 / 8 rows was
+     * 20% / 10% slower this way, Q4_K even) */
+    if ((T == QT_Q4_K || T == QT_Q5_K) && j->n >= 16) {
         rk_buf buf1 __attribute__((aligned(32)));
         const rk_buf *o[2] = {&buf, &buf1};
         for (; r1 - r > RK_ROWS; r += 2 * RK_ROWS) {
