@@ -140,13 +140,17 @@ AI size_t pk_codes(const int T) { return T == QT_Q4_K ? QPK_CODES : QP5_CODES; }
 /* Super-blocks b0 .. b0 + kc of the packed Q4_K / Q5_K group pg into o, as
  * rk_repack writes the stored rows' (the heads as rk_head4 leaves them, the
  * codes as the transpose does: one and / shift per register, Q5_K's fifth
- * bits or-ed in from the qh registers). */
+ * bits or-ed in from the qh registers); the super-block PK_PF_SB on is
+ * prefetched into L2. */
+#define PK_PF_SB 12 /* with a group's weights from memory (one core of an AMD Zen 3, 64 cold [768][2048]
+                     * Q4_K matrices, us, 2 -> 12 super-blocks ahead: 2 / 8 / 16 / 32 rows of x 85.7 / 174.5 /
+                     * 286 / 512 -> 66.6 / 158 / 265 / 498; Q5_K 4 / 8 rows 121 / 193 -> 110 / 178) */
 AI void pk_unpack(const int T, rk_buf *o, const uint8_t *pg, int64_t b0, int kc) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
     const size_t sb = pk_sb(T), cd = pk_codes(T);
     for (int b = 0; b < kc; b++) {
         const uint8_t *p = pg + (size_t)(b0 + b) * sb;
-        for (size_t l = 0; l < sb; l += 64) _mm_prefetch((const char *)p + RK_KC * sb + l, _MM_HINT_T1);
+        for (size_t l = 0; l < sb; l += 64) _mm_prefetch((const char *)p + PK_PF_SB * sb + l, _MM_HINT_T1);
         __m256i h[8];
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) h[q] = _mm256_loadu_si256((const __m256i *)(p + QPK_HEAD + 32 * q));
