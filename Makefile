@@ -47,7 +47,7 @@ ASAN_SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(ASAN)/%.o)
 ASAN_SERVE_OBJ := $(SERVE_SRC:%.c=$(ASAN)/%.o)
 ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(ASAN)/%.o)
 
-.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-route bench-olmoe-q
+.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-route bench-expert-rows bench-olmoe-q
 all: $(BUILD)/moe $(BUILD)/libmoe.a
 
 # The Debian packages whose headers the sources include. Every compile rule
@@ -242,6 +242,11 @@ $(BUILD)/kernels_bench: $(BUILD)/bench/kernels_bench.o $(KERN_OBJ)
 # GEMM GFLOP/s, grouped MoE decode. Same objects as bench-kernels.
 bench-quant: $(BUILD)/quant_bench
 $(BUILD)/quant_bench: $(BUILD)/bench/quant_bench.o $(KERN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# One expert-shaped quantized product at a few rows of x (not part of `all`).
+bench-expert-rows: $(BUILD)/expert_rows
+$(BUILD)/expert_rows: $(BUILD)/bench/expert_rows.o $(BUILD)/libmoe.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tokens per expert in a prefill of random ids (not part of `all`).
