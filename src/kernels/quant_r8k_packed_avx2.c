@@ -23,7 +23,8 @@
  * matrices, us, stored -> packed: Q4_K [768][2048], 1 / 2 / 4 / 8 / 32
  * rows 55 / 102 / 132 / 203 / 646 -> 56 / 77 / 108 / 182 / 622, [2048][768]
  * 1 row 60 -> 48; Q6_K [2048][768] 71 / 163 / 210 / 286 / 823 -> 74 / 101
- * / 141 / 239 / 800.
+ * / 141 / 239 / 800. Q4_K and Q5_K from R8K_MIN_N rows now go two groups
+ * at a time through rk_tile2 (quant_r8k_kern.h), one super-block a chunk.
  */
 #include "kernels/quant_r8k_kern.h"
 
