@@ -346,6 +346,14 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
     }
 }
 
+/* x's sums of 32, S_s = bsums 2s + 2s+1 (|S_s| <= 4064), as the int16 pairs
+ * [S_2p, S_2p+1] the mins' vpmaddwd take (sp[2p], sp[2p+1]). */
+AI void rk_sums32(const qx_k *x, int16_t *sp) {
+    const __m128i b0v = _mm_loadu_si128((const __m128i *)x->bsums);
+    const __m128i b1v = _mm_loadu_si128((const __m128i *)(x->bsums + 8));
+    _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
+}
+
 /* y[i*ys + lane] (lanes < rw) for i < NX: x rows at xq (stride xs) times
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
@@ -483,11 +491,8 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
             const __m256 dmin = o->dmin[b];
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) {
-                /* the sums of 32, S_s (|S_s| <= 4064), as int16 pairs [S_2p, S_2p+1] */
                 int16_t sp[8];
-                const __m128i b0v = _mm_loadu_si128((const __m128i *)x[i]->bsums);
-                const __m128i b1v = _mm_loadu_si128((const __m128i *)(x[i]->bsums + 8));
-                _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
+                rk_sums32(x[i], sp);
                 __m256i t = _mm256_madd_epi16(o->mn[b][0], r8_bcast4((const int8_t *)sp));
 #pragma GCC unroll 3
                 for (int p = 1; p < 4; p++)
@@ -578,11 +583,8 @@ AI void rk_tile2(const int NX, const int T, float *y, int64_t ys, int rw1, const
             }
 #pragma GCC unroll 4
         for (int i = 0; i < NX; i++) {
-            /* the sums of 32, S_s, as int16 pairs [S_2p, S_2p+1] (rk_tile's mins) */
             int16_t sp[8];
-            const __m128i b0v = _mm_loadu_si128((const __m128i *)x[i]->bsums);
-            const __m128i b1v = _mm_loadu_si128((const __m128i *)(x[i]->bsums + 8));
-            _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
+            rk_sums32(x[i], sp);
 #pragma GCC unroll 4
             for (int g = 0; g < 2; g++) {
                 __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(ts[g][i]), o[g]->d[b]);
