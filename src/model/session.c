@@ -138,9 +138,9 @@ static size_t quant_scratch_bound(const moe_model *m, int64_t T) {
             for (int i = 0; i < 3; i++)
                 for (int a = -1; a < m->n_expert_alt_types; a++) {
                     int t = a < 0 ? dtype_to_ggml(w[i]->type) : m->expert_alt_types[a];
-                    if (!w[i]->data || !dtype_is_quant(dtype_from_ggml(t)) ||
-                        w[i]->cols % dtype_block_elems(dtype_from_ggml(t)))
-                        continue;
+                    /* the matrix's own type may be a packed one, which no id maps back to */
+                    const dtype d = a < 0 ? w[i]->type : dtype_from_ggml(t);
+                    if (!w[i]->data || !dtype_is_quant(d) || w[i]->cols % dtype_block_elems(d)) continue;
                     size_t b = qmatmul_scratch_bound(t, 2 * P + 2 * T, w[i]->cols, (int)(2 * E)); /* + the shared x (idx) */
                     if (b > best) best = b;
                 }
