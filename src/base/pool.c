@@ -81,6 +81,8 @@ struct pool {
     void *ctx;
     int64_t n, chunk, n_chunks;
 
+    atomic_int_fast64_t misses;           /* scratch requests beyond the reservation */
+
     alignas(64) atomic_int_fast64_t done; /* chunks finished */
     alignas(64) atomic_int sleepers;      /* workers in (or entering) cond_wait */
     atomic_int stop;                      /* workers exit when set */
@@ -180,6 +182,7 @@ pool *pool_create(int n_threads) {
     atomic_init(&p->gen, 0);
     atomic_init(&p->stop, 0);
     atomic_init(&p->sleepers, 0);
+    atomic_init(&p->misses, 0);
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p);
         return NULL;
@@ -279,11 +282,23 @@ int pool_reserve(pool *p, size_t per_thread, size_t shared) {
 }
 
 void *pool_scratch(pool *p, int tid, size_t bytes) {
-    if (!p || bytes > p->per_thread || tid < 0 || tid >= p->n_threads) return NULL;
+    if (!p || tid < 0 || tid >= p->n_threads) return NULL;
+    if (bytes > p->per_thread) {
+        atomic_fetch_add_explicit(&p->misses, 1, memory_order_relaxed);
+        return NULL;
+    }
     return p->scratch + (size_t)tid * p->per_thread;
 }
 
 void *pool_shared(pool *p, size_t bytes) {
-    if (!p || bytes > p->shared) return NULL;
+    if (!p) return NULL;
+    if (bytes > p->shared) {
+        atomic_fetch_add_explicit(&p->misses, 1, memory_order_relaxed);
+        return NULL;
+    }
     return p->scratch + (size_t)p->n_threads * p->per_thread;
+}
+
+int64_t pool_scratch_misses(const pool *p) {
+    return p ? (int64_t)atomic_load_explicit(&((pool *)p)->misses, memory_order_relaxed) : 0;
 }

@@ -36,6 +36,10 @@ int pool_reserve(pool *p, size_t per_thread, size_t shared);
  * none): the caller then uses memory of its own. 64-byte aligned. */
 void *pool_scratch(pool *p, int tid, size_t bytes);
 void *pool_shared(pool *p, size_t bytes);
+/* How many requests of the two above the reservation was too small for
+ * (each then allocated its own memory): an owner that sized it for all its
+ * work sees 0. */
+int64_t pool_scratch_misses(const pool *p);
 
 /* The kernel choice work on this pool runs with (kernels.h: kern_cfg, an
  * entry of a constant table; the pool only holds the pointer). Set by the

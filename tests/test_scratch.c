@@ -1,0 +1,73 @@
+/*
+ * test_scratch.c - a session reserves, at creation, the scratch every
+ * product of a full batch asks for: nothing is allocated (and faulted in)
+ * per call. The experts packed at load were once left out of that bound,
+ * and a 512-token prefill then allocated ~50 MB per MoE layer.
+ */
+#include "test.h"
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/pool.h"
+#include "model/model.h"
+#include "moe_cache.h"
+
+/* A prefill of max_batch tokens, then a decode step, on path loaded with
+ * repack (1: packed experts, -1: as stored); the pool's scratch misses
+ * after them. */
+static int64_t misses_after_batch(const char *path, int repack, int64_t *packed) {
+    moe_model *m = NULL;
+    moe_session *s = NULL;
+    moe_err err = {{0}};
+    moe_load_opts o = {.repack = repack};
+    int64_t misses = -1;
+    /* a file this small is mapped unless asked to be read (packing needs it read) */
+    const char *was = getenv("MOE_LOAD");
+    char *keep = was ? strdup(was) : NULL;
+    setenv("MOE_LOAD", "read", 1);
+    int rc = moe_model_load_opts(&m, path, &o, &err);
+    if (keep)
+        setenv("MOE_LOAD", keep, 1);
+    else
+        unsetenv("MOE_LOAD");
+    free(keep);
+    if (rc) {
+        CHECK_MSG(0, "%s: %s", path, err.msg);
+        return -1;
+    }
+    moe_model_stats st;
+    moe_model_stats_get(m, &st);
+    *packed = st.packed;
+    const int T = 48, V = moe_model_config(m)->vocab;
+    moe_session_opts so = {.n_ctx = 64, .n_threads = 2, .max_batch = T};
+    int32_t ids[48];
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 37 + 5) % V);
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    if (!logits || moe_session_new(&s, m, &so, &err)) {
+        CHECK_MSG(0, "session: %s", err.msg);
+        goto done;
+    }
+    if (moe_forward(s, ids, T, logits, 0, &err) || moe_forward(s, ids, 1, logits, 0, &err)) {
+        CHECK_MSG(0, "forward: %s", err.msg);
+        goto done;
+    }
+    misses = pool_scratch_misses(s->pool);
+done:
+    moe_session_free(s);
+    moe_model_free(m);
+    free(logits);
+    return misses;
+}
+
+TEST(scratch_reserved_for_packed_experts) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/gguf_models/qwen3_moe_q8_0.gguf", test_fixtures());
+    int64_t packed = 0;
+    CHECK_EQ_INT(misses_after_batch(path, 1, &packed), 0);
+    CHECK(packed > 0);
+    CHECK_EQ_INT(misses_after_batch(path, -1, &packed), 0);
+    CHECK_EQ_INT(packed, 0);
+}
