@@ -430,14 +430,18 @@ AI __m256i pack32(__m256i q0, __m256i q1, __m256i q2, __m256i q3) {
     return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+/* The largest of m's 8 lanes. */
+AI float hmax8(__m256 m) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+
 AI float amax32(const float *x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
     for (int k = 8; k < 32; k += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+    return hmax8(m);
 }
 
 /* Whether x[0..n) (n a multiple of 8) holds an inf or NaN: such a block is
@@ -505,9 +509,7 @@ static void act_rowk(void *xq, const float *x, int64_t cols) {
             y[i].d = NAN;
             continue;
         }
-        __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-        const float amax = _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+        const float amax = hmax8(m);
         if (!(amax >= QACT_TINY)) {
             memset(&y[i], 0, sizeof y[i]);
             continue;

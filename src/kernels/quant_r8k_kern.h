@@ -354,6 +354,16 @@ AI void rk_sums32(const qx_k *x, int16_t *sp) {
     _mm_storeu_si128((__m128i *)sp, _mm_hadd_epi16(b0v, b1v));
 }
 
+/* sum_p mn[p] * (the int16 pair s[2p], s[2p+1]) for p < P: a super-block's
+ * mins (P = 4, s: rk_sums32's sums of 32) or Q6_K's -32 terms (P = 8, s:
+ * the bsums), exact in int32. */
+AI __m256i rk_mins(const int P, const __m256i *mn, const int16_t *s) {
+    __m256i t = _mm256_madd_epi16(mn[0], r8_bcast4((const int8_t *)s));
+#pragma GCC unroll 7
+    for (int p = 1; p < P; p++) t = _mm256_add_epi32(t, _mm256_madd_epi16(mn[p], r8_bcast4((const int8_t *)(s + 2 * p))));
+    return t;
+}
+
 /* y[i*ys + lane] (lanes < rw) for i < NX: x rows at xq (stride xs) times
  * the chunk o of super-blocks b0 .. b0 + kc, added to y unless first. */
 AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const uint8_t *xq, size_t xs,
@@ -481,10 +491,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
             const __m256 d32 = o->dmin[b];
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) {
-                __m256i t = _mm256_madd_epi16(o->mn[b][0], r8_bcast4((const int8_t *)x[i]->bsums));
-#pragma GCC unroll 7
-                for (int p = 1; p < 8; p++)
-                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], r8_bcast4((const int8_t *)(x[i]->bsums + 2 * p))));
+                const __m256i t = rk_mins(8, o->mn[b], x[i]->bsums);
                 a[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), d32, a[i]);
             }
         } else if (T != QT_IQ4_XS) { /* the mins: sum_s m_s * (bsums 2s + 2s+1) */
@@ -493,10 +500,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
             for (int i = 0; i < NX; i++) {
                 int16_t sp[8];
                 rk_sums32(x[i], sp);
-                __m256i t = _mm256_madd_epi16(o->mn[b][0], r8_bcast4((const int8_t *)sp));
-#pragma GCC unroll 3
-                for (int p = 1; p < 4; p++)
-                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o->mn[b][p], r8_bcast4((const int8_t *)(sp + 2 * p))));
+                const __m256i t = rk_mins(4, o->mn[b], sp);
                 a[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), dmin, a[i]);
             }
         }
@@ -588,10 +592,7 @@ AI void rk_tile2(const int NX, const int T, float *y, int64_t ys, int rw1, const
 #pragma GCC unroll 4
             for (int g = 0; g < 2; g++) {
                 __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(ts[g][i]), o[g]->d[b]);
-                __m256i t = _mm256_madd_epi16(o[g]->mn[b][0], r8_bcast4((const int8_t *)sp));
-#pragma GCC unroll 3
-                for (int p = 1; p < 4; p++)
-                    t = _mm256_add_epi32(t, _mm256_madd_epi16(o[g]->mn[b][p], r8_bcast4((const int8_t *)(sp + 2 * p))));
+                const __m256i t = rk_mins(4, o[g]->mn[b], sp);
                 a = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t), o[g]->dmin[b], a);
                 acc[g][i] = _mm256_fmadd_ps(a, _mm256_set1_ps(x[i]->d), acc[g][i]);
             }
