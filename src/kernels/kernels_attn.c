@@ -11,7 +11,7 @@
 #include "kernels/kernels.h"
 
 int64_t attn_block_scratch(int nq, int nk, int Dh) {
-    return ((int64_t)Dh + nq) * (((int64_t)nk + 63) & ~(int64_t)63) + 64;
+    return ((int64_t)Dh + nq) * attn_row_stride(nk) + 64;
 }
 
 size_t attn_scratch_bytes(int nq, int nk, int Dh) {

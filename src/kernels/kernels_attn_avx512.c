@@ -138,7 +138,7 @@ void avx512_attn_block(float *o, int64_t os, const float *q, int64_t qs, const f
                        const float *v, int64_t kvs, int nq, int nk, int Dh, int Dv,
                        int64_t qpos0, int64_t kpos0, int window, float scale, const float *sink,
                        float *scratch) {
-    const int64_t nkp = round64(nk);
+    const int64_t nkp = attn_row_stride(nk);
     float *Kt = scratch, *S = scratch + (int64_t)Dh * nkp;
     int64_t lo0, hi0, loN, hiN;
     attn_visible(0, nk, qpos0, kpos0, window, &lo0, &hi0);
