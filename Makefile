@@ -47,7 +47,7 @@ ASAN_SERVE_PURE_OBJ := $(SERVE_PURE_SRC:%.c=$(ASAN)/%.o)
 ASAN_SERVE_OBJ := $(SERVE_SRC:%.c=$(ASAN)/%.o)
 ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(ASAN)/%.o)
 
-.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-route bench-expert-rows bench-olmoe-q
+.PHONY: all deps test test-fast clean demo demo-ci bench-olmoe bench-kernels bench-quant bench-route bench-expert-rows bench-attn-block bench-olmoe-q
 all: $(BUILD)/moe $(BUILD)/libmoe.a
 
 # The Debian packages whose headers the sources include. Every compile rule
@@ -249,6 +249,11 @@ bench-expert-rows: $(BUILD)/expert_rows
 $(BUILD)/expert_rows: $(BUILD)/bench/expert_rows.o $(BUILD)/libmoe.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# One block of causal attention on one thread (not part of `all`).
+bench-attn-block: $(BUILD)/attn_block_bench
+$(BUILD)/attn_block_bench: $(BUILD)/bench/attn_block_bench.o $(KERN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # Tokens per expert in a prefill of random ids (not part of `all`).
 bench-route: $(BUILD)/route_counts
 $(BUILD)/route_counts: $(BUILD)/bench/route_counts.o $(BUILD)/libmoe.a
@@ -335,4 +340,4 @@ $(BUILD)/fuzz/.clang-ok:
 	@rm -f $(@D)/probe $(@D)/probe.c
 	@touch $@
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(ASAN_SERVE_OBJ:.o=.d) $(ASAN_CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d) $(BUILD)/bench/kernels_bench.d $(BUILD)/bench/quant_bench.d $(BUILD)/bench/attn_block_bench.d $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(ASAN_SERVE_OBJ:.o=.d) $(ASAN_CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(ASAN_LIB_OBJ:.o=.d) $(ASAN_TEST_OBJ:.o=.d)
