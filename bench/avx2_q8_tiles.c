@@ -64,37 +64,6 @@ AI __m256i bcast4(const void *p) {
     for (int i = 0; i < NX; i++)                                                                                 \
         for (int g = 0; g < NG; g++) _mm256_storeu_ps(y + 16 * i + 8 * g, acc[i][g])
 
-/* NX rows of x by NG groups, the sign trick on int8 codes */
-AI void sign_tile(const int NX, const int NG, float *y) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4][2];
-    for (int i = 0; i < NX; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int b = 0; b < KC; b++) {
-        __m256i t[4][2];
-        for (int i = 0; i < NX; i++) t[i][0] = t[i][1] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            __m256i w[2], a[2];
-            for (int g = 0; g < NG; g++) {
-                w[g] = _mm256_load_si256(&W8[g][b][k]);
-                a[g] = _mm256_abs_epi8(w[g]);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < NX; i++) {
-                const __m256i xb = bcast4(&X8[i][32 * b + 4 * k]);
-#pragma GCC unroll 2
-                for (int g = 0; g < NG; g++) {
-                    const __m256i p = _mm256_maddubs_epi16(a[g], _mm256_sign_epi8(xb, w[g]));
-                    t[i][g] = _mm256_add_epi32(t[i][g], _mm256_madd_epi16(p, ones));
-                    PIN(t[i][g]);
-                }
-            }
-        }
-        SCALE(NX, NG);
-    }
-    STORE(NX, NG);
-}
-
 /* W rows 0..7, columns 4k..4k+3 of an int8 register as two int16
  * registers: columns 4k, 4k+1 and 4k+2, 4k+3 of rows 0..7 */
 AI void widen(const __m256i *q, __m256i *c01, __m256i *c23) {
@@ -113,40 +82,66 @@ AI __m256i bcast2w(const int8_t *p) {
     return _mm256_cvtepi8_epi16(_mm_set1_epi16(v));
 }
 
-/* NX rows of x by NG groups, int16 products; CVT: W widened in the tile;
- * X8W: x widened from int8 at each broadcast */
-AI void i16_tile(const int NX, const int NG, const int CVT, const int X8W, float *y) {
+enum { SIGN, I16, I16_CVT, I16_X8 };
+
+/* NX rows of x by NG groups: SIGN, the sign trick on int8 codes; I16,
+ * int16 products on W and x widened beforehand; I16_CVT, W widened in the
+ * tile; I16_X8, x widened from int8 at each broadcast */
+AI void tile(const int MODE, const int NX, const int NG, float *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4][2];
     for (int i = 0; i < NX; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int b = 0; b < KC; b++) {
         __m256i t[4][2];
         for (int i = 0; i < NX; i++) t[i][0] = t[i][1] = _mm256_setzero_si256();
+        if (MODE == SIGN) {
 #pragma GCC unroll 8
-        for (int k2 = 0; k2 < 8; k2++) {
-            __m256i c[2][2];
-            for (int g = 0; g < NG; g++) {
-                if (CVT) {
-                    widen(&W8[g][b][k2], &c[g][0], &c[g][1]);
-                } else {
-                    c[g][0] = _mm256_load_si256(&W16[g][b][2 * k2]);
-                    c[g][1] = _mm256_load_si256(&W16[g][b][2 * k2 + 1]);
-                }
-            }
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                const int k = 2 * k2 + h;
-                __m256i w[2];
+            for (int k = 0; k < 8; k++) {
+                __m256i w[2], a[2];
                 for (int g = 0; g < NG; g++) {
-                    w[g] = c[g][h];
-                    PIN(w[g]);
+                    w[g] = _mm256_load_si256(&W8[g][b][k]);
+                    a[g] = _mm256_abs_epi8(w[g]);
                 }
 #pragma GCC unroll 4
                 for (int i = 0; i < NX; i++) {
-                    const __m256i xb = X8W ? bcast2w(&X8[i][32 * b + 2 * k]) : bcast4(&X16[i][32 * b + 2 * k]);
+                    const __m256i xb = bcast4(&X8[i][32 * b + 4 * k]);
 #pragma GCC unroll 2
                     for (int g = 0; g < NG; g++) {
-                        t[i][g] = _mm256_add_epi32(t[i][g], _mm256_madd_epi16(w[g], xb));
+                        const __m256i p = _mm256_maddubs_epi16(a[g], _mm256_sign_epi8(xb, w[g]));
+                        t[i][g] = _mm256_add_epi32(t[i][g], _mm256_madd_epi16(p, ones));
                         PIN(t[i][g]);
+                    }
+                }
+            }
+        } else {
+#pragma GCC unroll 8
+            for (int k2 = 0; k2 < 8; k2++) {
+                __m256i c[2][2];
+                for (int g = 0; g < NG; g++) {
+                    if (MODE == I16_CVT) {
+                        widen(&W8[g][b][k2], &c[g][0], &c[g][1]);
+                    } else {
+                        c[g][0] = _mm256_load_si256(&W16[g][b][2 * k2]);
+                        c[g][1] = _mm256_load_si256(&W16[g][b][2 * k2 + 1]);
+                    }
+                }
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    const int k = 2 * k2 + h;
+                    __m256i w[2];
+                    for (int g = 0; g < NG; g++) {
+                        w[g] = c[g][h];
+                        PIN(w[g]);
+                    }
+#pragma GCC unroll 4
+                    for (int i = 0; i < NX; i++) {
+                        const __m256i xb =
+                            MODE == I16_X8 ? bcast2w(&X8[i][32 * b + 2 * k]) : bcast4(&X16[i][32 * b + 2 * k]);
+#pragma GCC unroll 2
+                        for (int g = 0; g < NG; g++) {
+                            t[i][g] = _mm256_add_epi32(t[i][g], _mm256_madd_epi16(w[g], xb));
+                            PIN(t[i][g]);
+                        }
                     }
                 }
             }
@@ -156,12 +151,12 @@ AI void i16_tile(const int NX, const int NG, const int CVT, const int X8W, float
     STORE(NX, NG);
 }
 
-static __attribute__((noinline)) void sign_4x1(float *y) { sign_tile(4, 1, y); }
-static __attribute__((noinline)) void sign_3x2(float *y) { sign_tile(3, 2, y); }
-static __attribute__((noinline)) void i16_3x2(float *y) { i16_tile(3, 2, 0, 0, y); }
-static __attribute__((noinline)) void i16_4x1(float *y) { i16_tile(4, 1, 0, 0, y); }
-static __attribute__((noinline)) void i16cvt_3x2(float *y) { i16_tile(3, 2, 1, 0, y); }
-static __attribute__((noinline)) void i16x8_3x2(float *y) { i16_tile(3, 2, 0, 1, y); }
+static __attribute__((noinline)) void sign_4x1(float *y) { tile(SIGN, 4, 1, y); }
+static __attribute__((noinline)) void sign_3x2(float *y) { tile(SIGN, 3, 2, y); }
+static __attribute__((noinline)) void i16_3x2(float *y) { tile(I16, 3, 2, y); }
+static __attribute__((noinline)) void i16_4x1(float *y) { tile(I16, 4, 1, y); }
+static __attribute__((noinline)) void i16cvt_3x2(float *y) { tile(I16_CVT, 3, 2, y); }
+static __attribute__((noinline)) void i16x8_3x2(float *y) { tile(I16_X8, 3, 2, y); }
 
 int main(int argc, char **argv) {
     const long iters = argc > 1 ? atol(argv[1]) : 100000;
