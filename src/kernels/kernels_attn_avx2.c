@@ -92,8 +92,9 @@ AI void score_tile(float *S, int64_t nkp, const float *q, int64_t qs, const floa
 
 /* o[r][d0 .. d0+16) = sum over j in [jl, jh) of P[r][j] v[j][d0 ..], added
  * in ascending j to what o holds when `more` (a previous range of keys), to 0
- * otherwise: the same chain of fused multiply-adds either way. */
-AI void pv_tile(float *o, int64_t os, const float *P, int64_t nkp, const float *v, int64_t kvs, int64_t jv, int64_t jl,
+ * otherwise: the same chain of fused multiply-adds either way. vb holds
+ * those 16 columns of value rows jv, jv + 1, ... (16 floats each). */
+AI void pv_tile(float *o, int64_t os, const float *P, int64_t nkp, const float *vb, int64_t jv, int64_t jl,
                 int64_t jh, int d0, int rn, int more) {
     __m256 acc[TR][2];
     const float *pr[TR];
@@ -105,7 +106,7 @@ AI void pv_tile(float *o, int64_t os, const float *P, int64_t nkp, const float *
         acc[r][1] = more ? _mm256_loadu_ps(orow + 8) : _mm256_setzero_ps();
     }
     for (int64_t j = jl; j < jh; j++) {
-        const float *vj = v + (j - jv) * kvs;
+        const float *vj = vb + (j - jv) * 16;
         const __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);
 #pragma GCC unroll 4
         for (int r = 0; r < TR; r++) {
@@ -185,7 +186,7 @@ void avx2_attn_block(const kern_cfg *kc, float *o, int64_t os, const float *q, i
                 const int first = jl >= jh ? jc == kt0 : (jl >= jc && jl < jc + PV_KEYS);
                 if (b <= a && !first) continue; /* no key of this chunk */
                 if (b < a) b = a;
-                pv_tile(o + (int64_t)i0 * os, os, S + (int64_t)i0 * nkp, nkp, vb, 16, jc, a, b, d0, rn, !first);
+                pv_tile(o + (int64_t)i0 * os, os, S + (int64_t)i0 * nkp, nkp, vb, jc, a, b, d0, rn, !first);
             }
         }
 }
