@@ -35,6 +35,27 @@ static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
 
 /* --probe-only: the limits alone, for scripts that time other workloads
  * (bench/train_bench.sh) and want the same ratios. */
+/* "; NUMA: 2 nodes, 3.1 GiB interleaved" where there is something to say
+ * (several nodes, or placement asked for on one), else "". */
+static const char *numa_note(char *buf, size_t n) {
+    moe_numa_info ni;
+    moe_numa_get(&ni);
+    buf[0] = 0;
+    if (ni.nodes < 2 && !ni.interleaved_bytes && !ni.refused) return buf;
+    char b[32];
+    snprintf(buf, n, "; NUMA: %d node%s, %s interleaved%s%s", ni.nodes, ni.nodes > 1 ? "s" : "",
+             ni.interleaved_bytes ? cli_bytes(ni.interleaved_bytes, b, sizeof b) : "nothing",
+             ni.refused ? " (placement refused: " : "", ni.refused ? ni.refused : "");
+    if (ni.refused) snprintf(buf + strlen(buf), n - strlen(buf), ")");
+    return buf;
+}
+
+static void numa_json(void) {
+    moe_numa_info ni;
+    moe_numa_get(&ni);
+    printf(", \"numa_nodes\": %d, \"numa_interleaved_bytes\": %lld", ni.nodes, (long long)ni.interleaved_bytes);
+}
+
 static int bench_probe_only(int np, int threads, int probe_mb, const char *kernels, int json) {
     if (np > 0) {
         cli_error("bench", "--probe-only takes no MODEL");
@@ -55,11 +76,17 @@ static int bench_probe_only(int np, int threads, int probe_mb, const char *kerne
     if (i8b > 0) snprintf(blk, sizeof blk, ", %.1f GOP/s with a scale per 32-block", i8b / 1e9);
     if (json)
         printf("{\"threads\": %d, \"peak_gflop_s\": %.3f, \"int8_peak_gop_s\": %.3f, "
-               "\"int8_path\": \"%s\", \"int8_block_peak_gop_s\": %.3f, \"bandwidth_gb_s\": %.3f}\n",
+               "\"int8_path\": \"%s\", \"int8_block_peak_gop_s\": %.3f, \"bandwidth_gb_s\": %.3f",
                moe_probe_threads(p), peak / 1e9, i8 / 1e9, i8path, i8b / 1e9, bw / 1e9);
     else
         printf("machine  %d threads: f32 peak %.1f GFLOP/s, int8 peak %.1f GOP/s (%s)%s, read "
-               "bandwidth %.1f GB/s\n", moe_probe_threads(p), peak / 1e9, i8 / 1e9, i8path, blk, bw / 1e9);
+               "bandwidth %.1f GB/s", moe_probe_threads(p), peak / 1e9, i8 / 1e9, i8path, blk, bw / 1e9);
+    char nb[160];
+    if (json) {
+        numa_json();
+        printf("}\n");
+    } else
+        printf("%s\n", numa_note(nb, sizeof nb));
     moe_probe_free(p);
     return 0;
 }
@@ -276,6 +303,7 @@ static void print_json(const bench_args *A, moe_model *m, const bench_res *r, in
            r->isa, r->qpath, r->amx ? "true" : "false", (long long)st.packed);
     if (with_cache) cli_cache_json(m, stdout);
     else printf("null");
+    numa_json();
     printf("}");
 }
 
@@ -289,8 +317,10 @@ static void print_table(const bench_args *A, moe_model *m, const bench_res *r) {
     printf("model    %s: %d layers, %s params, %s active, %s active weights per token\n", A->model,
            cfg->n_layers, cli_count(st.params_total, b1, sizeof b1),
            cli_count(st.params_active, b2, sizeof b2), cli_bytes(st.bytes_active, b3, sizeof b3));
+    char nb[160];
     printf("machine  %d threads: f32 peak %.1f GFLOP/s, int8 peak %.1f GOP/s (%s)%s, read bandwidth "
-           "%.1f GB/s\n", r->threads, r->peak / 1e9, r->i8peak / 1e9, r->i8path, blk, r->bw / 1e9);
+           "%.1f GB/s%s\n", r->threads, r->peak / 1e9, r->i8peak / 1e9, r->i8path, blk, r->bw / 1e9,
+           numa_note(nb, sizeof nb));
     printf("kernels  %s; quantized weights: %s%s", r->isa, r->qpath,
            r->amx ? ", AMX-INT8 for prefill (Q4_0, Q8_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K, Q3_K, IQ4_XS)" : "");
     if (st.packed) printf("; %lld expert matrices packed at load (--repack)", (long long)st.packed);

@@ -9,6 +9,7 @@
 #define MOE_BENCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "moe.h"
 
@@ -60,6 +61,17 @@ int moe_quant_amx(void);
 const char *moe_session_kernels_isa(const moe_session *s);
 const char *moe_session_quant_path(const moe_session *s);
 int moe_session_quant_amx(const moe_session *s);
+
+/* NUMA placement (docs/DESIGN.md, MOE_NUMA): on a machine with several
+ * nodes the weights read at load, an expert cache's slots and the
+ * bandwidth probe's buffer are interleaved over the nodes the process may
+ * allocate on. */
+typedef struct moe_numa_info {
+    int nodes;                 /* nodes the process may allocate on (1 if unknown) */
+    int64_t interleaved_bytes; /* bytes of weights and expert slots interleaved so far */
+    const char *refused;       /* why the kernel last refused to place memory, or NULL */
+} moe_numa_info;
+void moe_numa_get(moe_numa_info *out);
 
 #ifdef __cplusplus
 }

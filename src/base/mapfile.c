@@ -1,6 +1,7 @@
 /* mapfile.c - see mapfile.h. */
 #include "base/mapfile.h"
 #include "base/err.h"
+#include "base/numa.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,6 +151,7 @@ int mapped_open_weights(mapped_file *m, const char *path, moe_err *err) {
     m->data = NULL;
     m->size = 0;
     m->span = 0;
+    if (numa_mode(err) < 0) return -1; /* a bad MOE_NUMA fails every load, read or mapped */
     const char *mode = getenv("MOE_LOAD");
     int force = mode && !strcmp(mode, "read");
     if (mode && !strcmp(mode, "mmap")) return mapped_open(m, path, err);
@@ -173,6 +175,11 @@ int mapped_open_weights(mapped_file *m, const char *path, moe_err *err) {
     if ((uintptr_t)raw + span + HUGE_PAGE > a + span)
         munmap((void *)(a + span), (uintptr_t)raw + span + HUGE_PAGE - (a + span));
     unsigned char *p = (unsigned char *)a;
+    if (numa_place(p, span, err) < 0) { /* before any page is touched (numa.h) */
+        munmap(p, span);
+        close(fd);
+        return -1;
+    }
     madvise(p, span, MADV_HUGEPAGE);
     size_t got = 0;
     while (got < n) {

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/numa.h"
 #include "formats/gguf.h"
 #include "kernels/quant.h"
 #include "model/model.h"
@@ -88,6 +89,10 @@ int cache_fallback_build(moe_cache *c, int64_t bytes, moe_err *err) {
     if (p == MAP_FAILED)
         return moe_fail(err, "expert fallback: cannot map %lld bytes: %s", (long long)bytes,
                         strerror(errno));
+    if (numa_place(p, (size_t)bytes, err) < 0) {
+        munmap(p, (size_t)bytes);
+        return -1;
+    }
     madvise(p, (size_t)bytes, MADV_HUGEPAGE);
     c->fb = p;
     c->fb_map_bytes = (size_t)bytes;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/numa.h"
 #include "formats/gguf.h"
 #include "model/model.h"
 
@@ -92,6 +93,7 @@ static int make_resident(const region *r, int fd, int64_t a, int64_t b, moe_err 
     if (p == MAP_FAILED)
         return moe_fail(err, "%s: cannot map %zu bytes of memory for the resident weights: %s",
                         r->path, len, strerror(errno));
+    if (numa_place(p, len, err) < 0) return -1; /* its mapping is unmapped with the rest of the region */
     madvise(p, len, MADV_HUGEPAGE);
     int64_t end = b < (int64_t)r->size ? b : (int64_t)r->size, got = 0;
     while (a + got < end) {
@@ -275,6 +277,10 @@ static int alloc_pool(moe_cache *c, moe_err *err) {
     if (p == MAP_FAILED)
         return moe_fail(err, "cannot map %zu bytes for %d expert slots: %s", c->pool_bytes,
                         c->n_slots, strerror(errno));
+    if (numa_place(p, c->pool_bytes, err) < 0) {
+        munmap(p, c->pool_bytes);
+        return -1;
+    }
     madvise(p, c->pool_bytes, MADV_HUGEPAGE);
     /* Fault the pool in now. A direct read into pages never touched makes
      * the kernel fault and zero them inside the read: measured here, one

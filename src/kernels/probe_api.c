@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "base/err.h"
+#include "base/numa.h"
 #include "base/pool.h"
 #include "kernels/kernels.h"
 #include "kernels/probe.h"
@@ -58,3 +59,8 @@ const char *moe_quant_path(void) { return quant_path_name(kernels_default()); }
 
 int moe_quant_amx(void) { return kernels_default()->amx; }
 
+void moe_numa_get(moe_numa_info *out) {
+    out->nodes = numa_nodes();
+    out->interleaved_bytes = numa_interleaved_bytes();
+    out->refused = numa_last_refusal();
+}
