@@ -233,7 +233,7 @@ test test-fast: $(BUILD)/libmoe.so
 
 # Kernel benchmark (not part of `all`): GEMV GB/s and GEMM GFLOP/s against the
 # machine's probed limits. Links only the objects it needs.
-KERN_OBJ := $(patsubst %.c,$(BUILD)/%.o,src/base/pool.c src/base/err.c $(sort $(wildcard src/kernels/*.c)))
+KERN_OBJ := $(patsubst %.c,$(BUILD)/%.o,src/base/pool.c src/base/err.c src/base/numa.c $(sort $(wildcard src/kernels/*.c)))
 bench-kernels: $(BUILD)/kernels_bench
 $(BUILD)/kernels_bench: $(BUILD)/bench/kernels_bench.o $(KERN_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
