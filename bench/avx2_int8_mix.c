@@ -11,8 +11,9 @@
  * codes), the sign trick of the signed 8-bit weights (Q8_0, IQ4_XS:
  * vpabsb once per weight register, then vpsignb, vpmaddubsw, vpmaddwd,
  * vpaddd per row of x), the same with the sign applied by vpxor / vpsubb,
- * the probe's pair with x broadcast from memory as the tiles load it, and
- * single operations with an add, to tell which share execution pipes.
+ * the probe's pair with x broadcast from memory as the tiles load it, the
+ * sign trick's int16 pairs widened without vpmaddwd, and single operations
+ * with an add, to tell which share execution pipes.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <immintrin.h>
@@ -112,6 +113,48 @@ __attribute__((noinline)) static __m256i mix_probe_xmem(void) {
     RET;
 }
 
+/* the sign trick with the int16 pairs widened without vpmaddwd (which
+ * shares the multiplier's pipes): the low halves sign-extended by shifts
+ * (t += (p << 16) >> 16, h += p >> 16), or biased so that the dword sum
+ * carries them (t += p ^ 0x8000, h += p >> 16; the sum is t - 65535 h -
+ * 32768 n, exact modulo 2^32). Two rows of x, so the accumulators fit the
+ * 16 registers. */
+#define SHW(t, h, x)                                                                         \
+    {                                                                                        \
+        const __m256i p_ = _mm256_maddubs_epi16(a, _mm256_sign_epi8(x, w));                  \
+        t = _mm256_add_epi32(t, _mm256_srai_epi32(_mm256_slli_epi32(p_, 16), 16));           \
+        h = _mm256_add_epi32(h, _mm256_srai_epi32(p_, 16));                                  \
+    }
+#define XW(t, h, x)                                                                          \
+    {                                                                                        \
+        const __m256i p_ = _mm256_maddubs_epi16(a, _mm256_sign_epi8(x, w));                  \
+        t = _mm256_add_epi32(t, _mm256_xor_si256(p_, bias));                                 \
+        h = _mm256_add_epi32(h, _mm256_srai_epi32(p_, 16));                                  \
+    }
+__attribute__((noinline)) static __m256i mix_sign_shifts(void) {
+    SETUP;
+    __m256i h0 = t0, h1 = t0;
+    for (long i = 0; i < N; i++) {
+        PINS;
+        const __m256i a = _mm256_abs_epi8(w);
+        SHW(t0, h0, x0); SHW(t1, h1, x1); SHW(t0, h0, x2); SHW(t1, h1, x3);
+    }
+    t0 = _mm256_add_epi32(t0, h0), t1 = _mm256_add_epi32(t1, h1);
+    RET;
+}
+__attribute__((noinline)) static __m256i mix_sign_bias(void) {
+    SETUP;
+    const __m256i bias = _mm256_set1_epi32(0x8000);
+    __m256i h0 = t0, h1 = t0;
+    for (long i = 0; i < N; i++) {
+        PINS;
+        const __m256i a = _mm256_abs_epi8(w);
+        XW(t0, h0, x0); XW(t1, h1, x1); XW(t0, h0, x2); XW(t1, h1, x3);
+    }
+    t0 = _mm256_add_epi32(t0, h0), t1 = _mm256_add_epi32(t1, h1);
+    RET;
+}
+
 /* one operation and an add, per row */
 #define ONE_OP(NAME, EXPR, ADD)                                                             \
     __attribute__((noinline)) static __m256i NAME(void) {                                   \
@@ -144,6 +187,8 @@ int main(void) {
         {"sign trick (vpabsb / 4 rows)", mix_sign},
         {"sign trick, |w| by vpand", mix_sign_and},
         {"sign by vpxor + vpsubb", mix_xorsub},
+        {"sign trick, widened by shifts", mix_sign_shifts},
+        {"sign trick, widened by a bias", mix_sign_bias},
         {"vpmaddwd + vpaddd", op_madd},
         {"vpsignb + vpaddw", op_sign},
         {"vpabsb + vpaddw", op_abs},
