@@ -1,17 +1,20 @@
 #!/bin/sh
-# Run every test suite and add up their "N passed, N failed" lines.
+# Run every test suite and add up their "N passed, N failed" lines; each
+# suite's line also gives its wall time.
 B=${BUILD:-build}
 total_p=0; total_f=0; total_s=0; status=0
 run() {
   name=$1; shift
   echo "== $name"
+  t0=$(date +%s)
   out=$("$@" 2>&1); rc=$?
+  secs=$(( $(date +%s) - t0 ))
   printf '%s\n' "$out" | grep -v '^[0-9]* passed, ' 
   line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
   if [ -z "$line" ]; then
-    echo "$name: no result line (exit $rc)"; total_f=$((total_f + 1)); status=1; return
+    echo "$name: no result line (exit $rc, $secs s)"; total_f=$((total_f + 1)); status=1; return
   fi
-  echo "$name: $line"
+  echo "$name: $line ($secs s)"
   p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
   f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
   s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p'); s=${s:-0}

@@ -121,15 +121,7 @@ static int run_logits(const char *path, int64_t mem, float *out, int V) {
     moe_session *s = NULL;
     moe_err err = {{0}};
     moe_load_opts o = {.mem = mem, .prefetch = mem ? 1 : 0};
-    const char *was = getenv("MOE_LOAD");
-    char *keep = was ? strdup(was) : NULL;
-    setenv("MOE_LOAD", "read", 1);
-    int rc = moe_model_load_opts(&m, path, &o, &err);
-    if (keep)
-        setenv("MOE_LOAD", keep, 1);
-    else
-        unsetenv("MOE_LOAD");
-    free(keep);
+    int rc = test_load_read(&m, path, &o, &err);
     if (rc) {
         CHECK_MSG(0, "%s: %s", path, err.msg);
         return -1;

@@ -24,16 +24,8 @@ static int64_t misses_after_batch(const char *path, int repack, int64_t mem, int
     moe_err err = {{0}};
     moe_load_opts o = {.repack = repack, .mem = mem, .prefetch = mem ? 1 : 0};
     int64_t misses = -1;
-    /* a file this small is mapped unless asked to be read (packing needs it read) */
-    const char *was = getenv("MOE_LOAD");
-    char *keep = was ? strdup(was) : NULL;
-    setenv("MOE_LOAD", "read", 1);
-    int rc = moe_model_load_opts(&m, path, &o, &err);
-    if (keep)
-        setenv("MOE_LOAD", keep, 1);
-    else
-        unsetenv("MOE_LOAD");
-    free(keep);
+    /* packing needs the file read */
+    int rc = test_load_read(&m, path, &o, &err);
     if (rc) {
         CHECK_MSG(0, "%s: %s", path, err.msg);
         return -1;

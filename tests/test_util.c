@@ -163,3 +163,16 @@ void test_logits_kl(const float *a, const float *b, int T, int V, double *mean, 
         *max = fmax(*max, kl);
     }
 }
+
+int test_load_read(moe_model **m, const char *path, const moe_load_opts *o, moe_err *err) {
+    const char *was = getenv("MOE_LOAD");
+    char *keep = was ? strdup(was) : NULL;
+    setenv("MOE_LOAD", "read", 1);
+    const int rc = moe_model_load_opts(m, path, o, err);
+    if (keep)
+        setenv("MOE_LOAD", keep, 1);
+    else
+        unsetenv("MOE_LOAD");
+    free(keep);
+    return rc;
+}

@@ -11,6 +11,7 @@
 
 #include "formats/gguf.h"
 #include "moe.h"
+#include "moe_cache.h"
 
 /* The file parsed as JSON (up to 64 MiB), or NULL; cJSON_Delete it. */
 cJSON *test_load_json(const char *path);
@@ -60,6 +61,11 @@ int test_gguf_rewrite(const char *src, const char *dst, const test_gguf_edit *ed
  * to load with a message containing want. */
 void test_gguf_expect_fail(const char *src, const char *name, const test_gguf_edit *ed,
                            const char *want);
+
+/* moe_model_load_opts with the weights read into memory (MOE_LOAD=read for
+ * the call: a fixture this small is otherwise mapped), the environment as
+ * it was afterwards. */
+int test_load_read(moe_model **m, const char *path, const moe_load_opts *o, moe_err *err);
 
 /* KL(softmax(a) || softmax(b)) per row of T rows of V logits: its mean and
  * max over the rows, in nats. */

@@ -287,7 +287,7 @@ expect_ok "sigmoid_group trains" "$MOE" train --data "$FX/gpt_oss_data" --init "
 
 # ------------------ `moe bench --probe-only` (bench/train_bench.sh reads it)
 expect_ok "bench --probe-only" "$MOE" bench --probe-only --json --threads 1 --probe-mb 16
-out_has "probe json" "^\{\"threads\": 1, \"peak_gflop_s\": [0-9.]+, \"int8_peak_gop_s\": [0-9.]+, \"int8_path\": \"[a-z0-9-]+\", \"int8_block_peak_gop_s\": [0-9.]+, \"bandwidth_gb_s\": [0-9.]+\}$"
+out_has "probe json" "^\{\"threads\": 1, \"peak_gflop_s\": [0-9.]+, \"int8_peak_gop_s\": [0-9.]+, \"int8_path\": \"[a-z0-9-]+\", \"int8_block_peak_gop_s\": [0-9.]+, \"bandwidth_gb_s\": [0-9.]+, \"numa_nodes\": [1-9][0-9]*, \"numa_interleaved_bytes\": [0-9]+\}$"
 expect_fail "bench --probe-only with a model" 2 "--probe-only takes no MODEL" "$MOE" bench --probe-only "$R1/latest"
 expect_fail "bench without a model" 2 "missing argument: expected MODEL" "$MOE" bench
 
