@@ -262,7 +262,7 @@ $(BUILD)/route_counts: $(BUILD)/bench/route_counts.o $(BUILD)/libmoe.a
 # Fuzzing (not part of `all` or `test`): a libFuzzer target per parser, under
 # ASan+UBSan, each run for FUZZ_SECONDS from its seeds fuzz/corpus/NAME
 # (written from tests/fixtures by fuzz/make_corpus.sh). `make fuzz` builds
-# and runs them all; `make fuzz-NAME` one. Inputs that find new paths go to
+# and runs them all (`make -j2 -O fuzz`: two at a time); `make fuzz-NAME` one. Inputs that find new paths go to
 # $(BUILD)/fuzz/corpus-NAME, a crashing input to $(BUILD)/fuzz/crash-*.
 #   gguf            GGUF reader and writer (src/formats/gguf*.c)
 #   safetensors     safetensors reader
@@ -296,18 +296,17 @@ FUZZ_MAX_LEN_data := 16384
 FUZZ_MAX_LEN_trainer_state := 4096
 FUZZ_MAX_LEN_chat_template := 16384
 FUZZ_MAX_LEN_serve_request := 8192
-FUZZ_RUN = mkdir -p $(BUILD)/fuzz/corpus-$(1) && \
+FUZZ_RUN = echo "== fuzz $(1) ($(FUZZ_SECONDS) s)" && mkdir -p $(BUILD)/fuzz/corpus-$(1) && \
 	$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN_$(1)) -timeout=10 \
 	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/crash-$(1)- \
 	  $(BUILD)/fuzz/corpus-$(1) fuzz/corpus/$(1)
 
 .PHONY: fuzz fuzz-build $(FUZZ_TARGETS:%=fuzz-%)
 fuzz-build: $(FUZZ_BINS)
-fuzz: $(FUZZ_BINS)
-	@set -e; for t in $(FUZZ_TARGETS); do echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
-	  $(MAKE) --no-print-directory fuzz-$$t; done
+# every target in turn; with -j, as many at once (-O keeps each one's output together)
+fuzz: $(FUZZ_TARGETS:%=fuzz-%)
 $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: $(BUILD)/fuzz/fuzz_%
-	$(call FUZZ_RUN,$*)
+	@$(call FUZZ_RUN,$*)
 
 $(BUILD)/fuzz/libmoe.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^

@@ -62,7 +62,11 @@ static int place(void *p, size_t len, int count, moe_err *err) {
     if (mode == NUMA_OFF || !p || !len) return 0;
     unsigned long mask[NUMA_WORDS];
     const int n = allowed(mask);
-    if (n == 0 || (mode == NUMA_AUTO && (n < 2 || !default_policy()))) return 0;
+    if (n == 0) { /* the kernel would not say which nodes: nothing can be placed */
+        if (mode == NUMA_INTERLEAVE) atomic_store(&last_refusal, errno ? errno : ENOSYS);
+        return 0;
+    }
+    if (mode == NUMA_AUTO && (n < 2 || !default_policy())) return 0;
     if (syscall(SYS_mbind, p, (unsigned long)len, (int)MPOL_INTERLEAVE, mask, (unsigned long)NUMA_BITS + 1, 0U)) {
         atomic_store(&last_refusal, errno ? errno : EINVAL);
         return 0;
