@@ -33,8 +33,6 @@ static uint64_t bench_rand(uint64_t *x) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-/* --probe-only: the limits alone, for scripts that time other workloads
- * (bench/train_bench.sh) and want the same ratios. */
 /* "; NUMA: 2 nodes, 3.1 GiB interleaved" where there is something to say
  * (several nodes, or placement asked for on one), else "". */
 static const char *numa_note(char *buf, size_t n) {
@@ -43,10 +41,9 @@ static const char *numa_note(char *buf, size_t n) {
     buf[0] = 0;
     if (ni.nodes < 2 && !ni.interleaved_bytes && !ni.refused) return buf;
     char b[32];
-    snprintf(buf, n, "; NUMA: %d node%s, %s interleaved%s%s", ni.nodes, ni.nodes > 1 ? "s" : "",
-             ni.interleaved_bytes ? cli_bytes(ni.interleaved_bytes, b, sizeof b) : "nothing",
-             ni.refused ? " (placement refused: " : "", ni.refused ? ni.refused : "");
-    if (ni.refused) snprintf(buf + strlen(buf), n - strlen(buf), ")");
+    const int k = snprintf(buf, n, "; NUMA: %d node%s, %s interleaved", ni.nodes, ni.nodes > 1 ? "s" : "",
+                           ni.interleaved_bytes ? cli_bytes(ni.interleaved_bytes, b, sizeof b) : "nothing");
+    if (ni.refused && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, " (placement refused: %s)", ni.refused);
     return buf;
 }
 
@@ -56,6 +53,8 @@ static void numa_json(void) {
     printf(", \"numa_nodes\": %d, \"numa_interleaved_bytes\": %lld", ni.nodes, (long long)ni.interleaved_bytes);
 }
 
+/* --probe-only: the limits alone, for scripts that time other workloads
+ * (bench/train_bench.sh) and want the same ratios. */
 static int bench_probe_only(int np, int threads, int probe_mb, const char *kernels, int json) {
     if (np > 0) {
         cli_error("bench", "--probe-only takes no MODEL");
