@@ -428,7 +428,10 @@ int cmd_bench(int argc, char **argv) {
                        "each block's int32 sums are converted and scaled in f32, which bounds it).\n"
                        "Decode bytes per token are the active weights as stored. With --mem the\n"
                        "expert cache's statistics of the timed reps follow (hit rate, bytes read per\n"
-                       "token, prefetch and prediction accuracy, stalls).",
+                       "token, prefetch and prediction accuracy, stalls). On a machine with several\n"
+                       "NUMA nodes the weights read into memory and the probe's buffer are interleaved\n"
+                       "over them (MOE_NUMA=auto, the default; interleave; off), and the machine line\n"
+                       "says how much.",
                        opts, (int)(sizeof opts / sizeof opts[0]), 0, 1, "MODEL"};
     const char *pos[1];
     int np;
