@@ -262,8 +262,9 @@ $(BUILD)/route_counts: $(BUILD)/bench/route_counts.o $(BUILD)/libmoe.a
 # Fuzzing (not part of `all` or `test`): a libFuzzer target per parser, under
 # ASan+UBSan, each run for FUZZ_SECONDS from its seeds fuzz/corpus/NAME
 # (written from tests/fixtures by fuzz/make_corpus.sh). `make fuzz` builds
-# and runs them all (`make -j2 -O fuzz`: two at a time); `make fuzz-NAME` one. Inputs that find new paths go to
-# $(BUILD)/fuzz/corpus-NAME, a crashing input to $(BUILD)/fuzz/crash-*.
+# and runs them all (`make -j2 -O fuzz`: two at a time); `make fuzz-NAME`
+# one. Inputs that find new paths go to $(BUILD)/fuzz/corpus-NAME, a
+# crashing input to $(BUILD)/fuzz/crash-*.
 #   gguf            GGUF reader and writer (src/formats/gguf*.c)
 #   safetensors     safetensors reader
 #   hf_config       config.json -> moe_config, and back
