@@ -166,7 +166,7 @@ TEST(numa_interleaved_model_same_logits) {
         CHECK_MSG(!memcmp(a, b, sizeof(float) * (size_t)V), "mem %lld: logits differ with the pages interleaved",
                   (long long)mem);
     }
-    /* a bad value fails the load with the message, mapped or read */
+    /* a bad value fails the load with the message (mapped here; tests/cli/numa.sh reads too) */
     env_set("sideways");
     CHECK(moe_model_load(&m, path, &err) != 0);
     CHECK_STR_CONTAINS(err.msg, "MOE_NUMA=sideways");
