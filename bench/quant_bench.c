@@ -6,8 +6,10 @@
  * a grouped MoE decode step and an OLMoE-shaped MoE prefill layer. Times include quantizing the activations
  * (qmatmul), as decode pays it. Every figure is the median of several runs.
  *
- *   make bench-quant BUILD=dir && dir/quant_bench [threads] [quick|moe [tokens]]
- * quick: GEMV cold only at 2048x2048, GEMM at 2048x2048 only; moe: only
+ *   make bench-quant BUILD=dir && dir/quant_bench [threads] [quick|gemv [types]|moe [tokens]]
+ * quick: GEMV cold only at 2048x2048, GEMM at 2048x2048 only; gemv: only
+ * the GEMV table, the grid i-quants too, of the types named (ggml's names,
+ * e.g. q2_K,iq4_xs; default all); moe: only
  * the MoE prefill layer (AMX on and off where the CPU has AMX), of 128
  * tokens or the number given.
  *
@@ -39,15 +41,29 @@ static float frand(unsigned *seed) {
 }
 
 /* `copies` copies of one [R][C] matrix of `type` quantized from random
- * values (the reference quantizer is slow; the copies are memcpy'd). */
+ * values (the reference quantizer is slow; the copies are memcpy'd). The
+ * grid i-quants have no quantizer: random bytes, each block's leading f16
+ * scale set to 0.01 (IQ1_M keeps its scale in the scales' high nibbles:
+ * random; only the time is read). */
 static unsigned char *make_weights(int type, int64_t R, int64_t C, int copies, unsigned *seed) {
     size_t rb = quant_row_bytes(type, C), bytes = rb * (size_t)R;
     unsigned char *w = malloc(bytes * (size_t)copies);
     float *row = malloc(sizeof(float) * (size_t)C);
     if (!w || !row) return NULL;
+    const qtype_traits *tr = quant_traits(type);
     for (int64_t r = 0; r < R; r++) {
+        if (!tr->quantize) {
+            unsigned char *o = w + rb * (size_t)r;
+            for (size_t i = 0; i < rb; i++) o[i] = (unsigned char)((*seed = *seed * 1103515245u + 12345u) >> 16);
+            if (type != QT_IQ1_M)
+                for (size_t b = 0; b < rb; b += (size_t)tr->block_bytes) {
+                    uint16_t h = f32_to_f16(0.01f);
+                    memcpy(o + b, &h, 2);
+                }
+            continue;
+        }
         for (int64_t k = 0; k < C; k++) row[k] = frand(seed);
-        quant_traits(type)->quantize(row, w + rb * (size_t)r, C);
+        tr->quantize(row, w + rb * (size_t)r, C);
     }
     for (int c = 1; c < copies; c++) memcpy(w + bytes * (size_t)c, w, bytes);
     free(row);
@@ -70,7 +86,8 @@ static double time_qmm(pool *p, const unsigned char *w, size_t bytes, int copies
 
 int main(int argc, char **argv) {
     int nth = argc > 1 ? atoi(argv[1]) : 2;
-    int quick = argc > 2 && strcmp(argv[2], "moe") != 0;
+    int gemv_only = argc > 2 && strcmp(argv[2], "gemv") == 0;
+    int quick = argc > 2 && strcmp(argv[2], "moe") != 0 && !gemv_only;
     int moe_only = argc > 2 && strcmp(argv[2], "moe") == 0;
     const int T = moe_only && argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 128;
     pool *p = pool_create(nth);
@@ -89,8 +106,11 @@ int main(int argc, char **argv) {
     printf("probe: read bandwidth %.1f GB/s, f32 peak %.1f GFLOP/s\n", BW / 1e9, FL / 1e9);
 
     static const int types[] = {QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS, QT_Q3_K, QT_Q2_K,
-                                QT_Q5_0, QT_Q5_1, QT_Q4_1, QT_IQ4_NL};
-    enum { N_TYPES = sizeof types / sizeof types[0] };
+                                QT_Q5_0, QT_Q5_1, QT_Q4_1, QT_IQ4_NL,
+                                /* GEMV only (gemv mode): the grid i-quants */
+                                QT_IQ3_S, QT_IQ3_XXS, QT_IQ2_S, QT_IQ2_XS, QT_IQ2_XXS, QT_IQ1_M, QT_IQ1_S};
+    enum { N_TYPES = sizeof types / sizeof types[0], N_GEMM_TYPES = 12 };
+    const int n_gemv_types = gemv_only ? N_TYPES : N_GEMM_TYPES;
     static const int64_t shapes[][2] = {{2048, 2048}, {1024, 2048}};
     const int n_shapes = quick ? 1 : 2;
     const int64_t NG = 128;
@@ -105,9 +125,10 @@ int main(int argc, char **argv) {
         printf("\nGEMV n=1: GB/s of weights (fraction of probe bandwidth), us per call\n");
         printf("%-6s %-10s %6s %18s %18s\n", "type", "shape", "bits/w", "hot", "cold");
     }
-    for (int ti = 0; ti < (moe_only ? 0 : N_TYPES); ti++)
+    for (int ti = 0; ti < (moe_only ? 0 : n_gemv_types); ti++)
         for (int s = 0; s < n_shapes; s++) {
             int type = types[ti];
+            if (gemv_only && argc > 3 && !strstr(argv[3], quant_traits(type)->name)) continue;
             int64_t R = shapes[s][0], C = shapes[s][1];
             size_t bytes = quant_row_bytes(type, C) * (size_t)R;
             int copies = (int)(((size_t)1 << 30) / bytes) + 1;
@@ -126,7 +147,7 @@ int main(int argc, char **argv) {
     if (!moe_only)
         printf("\nGEMM n=%lld: GFLOP/s (fraction of probe f32 peak; bf16 matmul at the same shape for scale)\n",
                (long long)NG);
-    for (int s = 0; s < (moe_only ? 0 : n_shapes); s++) {
+    for (int s = 0; s < (moe_only || gemv_only ? 0 : n_shapes); s++) {
         int64_t R = shapes[s][0], C = shapes[s][1];
         uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)(R * C));
         if (!wb) return 1;
@@ -141,7 +162,7 @@ int main(int argc, char **argv) {
         double fb = 2.0 * NG * R * C / median(t, 7);
         printf("bf16  %4lldx%-5lld %6.1f (%3.0f%%)\n", (long long)R, (long long)C, fb / 1e9, 100 * fb / FL);
         free(wb);
-        for (int ti = 0; ti < N_TYPES; ti++) {
+        for (int ti = 0; ti < N_GEMM_TYPES; ti++) {
             int type = types[ti];
             size_t bytes = quant_row_bytes(type, C) * (size_t)R;
             unsigned char *w = make_weights(type, R, C, 1, &seed);
@@ -154,7 +175,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    if (!quick && !moe_only) { /* An OLMoE decode MoE step: 8 experts' [1024][2048] matrices, n = 1 each,
+    if (!quick && !moe_only && !gemv_only) { /* An OLMoE decode MoE step: 8 experts' [1024][2048] matrices, n = 1 each,
                    * one grouped call vs 8 separate qmatmuls, cold. */
         enum { E = 8 };
         const int64_t R = 1024, C = 2048;

@@ -515,6 +515,46 @@ TEST(quant_fast_paths_match_reference) {
     paths_free(&pp);
 }
 
+/* Decode (one row of x, the streaming GEMVs) gives each output the bits
+ * the few-row kernels give it among other rows (quant_extra_kern.h on
+ * AVX2: the same int32 lane sums, f32 steps and lane adds), so a token's
+ * logits do not depend on whether it was decoded alone or with a few
+ * others. Row counts: 37 (runs of 10 and a short one), 5; two rows of x
+ * (below every type's interleaved threshold on AVX2). */
+TEST(quant_decode_same_bits_as_few_rows) {
+    static const int types[] = {QT_Q2_K, QT_Q3_K, QT_IQ4_XS};
+    static const int64_t shapes[][2] = {{37, 768}, {5, 2048}};
+    pool *p = kern_pool_cfg(2, path_cfg(ISA_AVX2));
+    if (!p) {
+        SKIP("no AVX2");
+        return;
+    }
+    uint32_t seed = 57;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (int s = 0; s < 2; s++) {
+            const int type = types[ti];
+            const int64_t rows = shapes[s][0], K = shapes[s][1], n = 2;
+            void *W = make_w(type, rows, K, &seed);
+            float *x = make_x(n, K, &seed);
+            void *scratch = malloc(qmatmul_scratch_size(type, n, K));
+            float *y = malloc(sizeof(float) * (size_t)(n * rows)), *y1 = malloc(sizeof(float) * (size_t)rows);
+            qmatmul(p, y, x, W, type, n, rows, K, scratch);
+            for (int64_t i = 0; i < n; i++) {
+                qmatmul(p, y1, x + i * K, W, type, 1, rows, K, scratch);
+                long d = first_bits_diff(y1, y + i * rows, (size_t)rows);
+                CHECK_MSG(d < 0, "%s [%lld][%lld] row %lld of x: decode output %ld is %.9g, among 2 rows %.9g",
+                          quant_traits(type)->name, (long long)rows, (long long)K, (long long)i, d,
+                          d < 0 ? 0.0 : y1[d], d < 0 ? 0.0 : y[i * rows + d]);
+            }
+            free(y1);
+            free(y);
+            free(scratch);
+            free(x);
+            free(W);
+        }
+    pool_free(p);
+}
+
 /* ------------------------------------------- against the f32 matmul */
 
 /* qmatmul quantizes x per block b (32 or 256 values) with step

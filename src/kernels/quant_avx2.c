@@ -402,6 +402,8 @@ void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (j->n >= (j->type != QT_IQ4_XS ? R8K_MIN_N : j->avxvnni ? IQ4XS_R8K_MIN_N_VNNI : IQ4XS_R8K_MIN_N) &&
         (j->avxvnni ? avxvnni_rows_r8k(j, r0, r1) : avx2_rows_r8k(j, r0, r1)))
         return;
+    /* decode of Q4_0, MXFP4 and the types quant_extra_avx2.c takes */
+    if (j->n == 1 && avx2_extra_gemv(j, r0, r1)) return;
     switch (j->type) {
     case QT_Q4_0: rows_q4_0(j, r0, r1); break;
     case QT_Q8_0: rows_q8_0(j, r0, r1); break;

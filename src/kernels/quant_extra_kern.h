@@ -23,16 +23,15 @@
  *   - IQ4_XS: the same with one 6-bit scale per 32 values.
  * Integer sums are exact, so results differ from the scalar reference
  * only in the order of the f32 additions. Each output is one W row against
- * one x row computed the same way however rows are split among threads:
- * decode (one x row) takes GR rows of W at once with software prefetch;
- * otherwise x rows go in groups of up to XT so an unpacked block serves
- * several. On AVX-512 the decode is quant_extra_gemv_avx512.c's instead
- * (512-bit registers, unsigned codes without sign fix-ups): these 256-bit
- * kernels were bound by their instructions per byte there (one core: Q4_1 /
- * Q5_0 / IQ4_NL 7-8 GB/s of weights, Q2_K / Q3_K / IQ4_XS 4.2-5.2 GB/s in
- * a hot cache, against 15-17 for Q4_K); they still serve AVX2 decode and
- * prefill, and on AVX-512 the prefill of Q2_K, Q3_K and IQ4_XS (the 32-block
- * types' goes to quant_r16_avx512.c).
+ * one x row computed the same way however rows are split among threads;
+ * x rows go in groups of up to XT so an unpacked block serves several.
+ * Decode (one x row) is not here: quant_extra_gemv_avx2.c and
+ * quant_extra_gemv_avx512.c stream several W rows at once with the codes
+ * unpacked straight into registers (these kernels were bound by their
+ * instructions per byte there). On AVX2 these serve the products of a few
+ * rows of x (the 32-block types' from 2 rows go to quant_r8_avx2.c, IQ4_XS
+ * from 3 to quant_r8k_avx2.c); on AVX-512 the few-row products of Q2_K,
+ * Q3_K and IQ4_XS (the 32-block types' go to quant_r16_avx512.c).
  */
 #ifndef MOE_KERNELS_QUANT_EXTRA_KERN_H
 #define MOE_KERNELS_QUANT_EXTRA_KERN_H
@@ -260,79 +259,10 @@ AI void xk_rowk(const int T, const qmm_job *j, const uint8_t *w, const uint8_t *
     }
 }
 
-/* ------------------------------------------------------------ decode */
-
-/* Decode (one x row): GR rows of W at once, one from each of GR long runs
- * of rows (quant_impl.h's qstream_rows, as quant_avx512.c's gemv_streams),
- * so that GR sequential memory streams are in flight, each prefetched pf
- * bytes ahead (one stream at a time leaves these kernels waiting on
- * memory). Against GR consecutive rows prefetched 1 KiB ahead, one core
- * (AMD Zen 4 on its AVX2 path), a cold [768][2048] matrix, us: IQ4_XS
- * 138-143 -> 67-68, IQ4_NL 126-128 -> 68, Q4_1 173 -> 83-84, Q5_0 172-187
- * -> 91-92. A
- * short run repeats a row of the first (not stored); every output is
- * computed the same way whatever rows share its group. */
-#define GR 4
-
-AI void xk_gemv32(const int T, const qmm_job *j, const uint8_t *const *w, size_t pf, float *y) {
-    const int64_t nb = j->cols / 32;
-    const size_t bb = (size_t)j->w_row / (size_t)nb;
-    __m256 acc[GR];
-    float accm[GR];
-    for (int r = 0; r < GR; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
-    const int8_t *xs = qx32_qs(j->xq);
-    const float *dv = qx32_dv(j->xq, nb);
-    const int32_t *cv = qx32_cv(j->xq, nb);
-    for (int64_t b = 0; b < nb; b++) {
-        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xs + 32 * b));
-        const float dx = dv[8 * b], sx = (float)-cv[8 * b];
-#pragma GCC unroll 4
-        for (int r = 0; r < GR; r++) {
-            _mm_prefetch((const char *)w[r] + bb * (size_t)b + pf, _MM_HINT_T0);
-            float d, m;
-            const __m256i wv = xk_unpack32(T, w[r], b, &d, &m);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xk_dot(wv, xv)), _mm256_set1_ps(d * dx), acc[r]);
-            if (T == QT_Q4_1 || T == QT_Q5_1) accm[r] += sx * (m * dx);
-        }
-    }
-    for (int r = 0; r < GR; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
-}
-
-AI void xk_gemvk(const int T, const qmm_job *j, const uint8_t *const *w, size_t pf, float *y) {
-    const int64_t nb = j->cols / QK_K;
-    const size_t bb = (size_t)j->w_row / (size_t)nb;
-    __m256 acc[GR];
-    float accm[GR];
-    for (int r = 0; r < GR; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
-    for (int64_t s = 0; s < nb; s++) {
-        const qx_k *xb = (const qx_k *)j->xq + s;
-#pragma GCC unroll 4
-        for (int r = 0; r < GR; r++) {
-            for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)w[r] + bb * (size_t)s + pf + o, _MM_HINT_T0);
-            xk_superblock(T, 1, w[r], s, &xb, &acc[r], &accm[r]);
-        }
-    }
-    for (int r = 0; r < GR; r++) y[r] = xk_hsum8(acc[r]) + accm[r];
-}
-
 /* ------------------------------------------------------------ row loops */
 
-#define XK_ROWS_FN(T, NAME, ROW, GEMV)                                                           \
+#define XK_ROWS_FN(T, NAME, ROW)                                                                 \
     static void rows_##NAME(const qmm_job *j, int64_t r0, int64_t r1) {                          \
-        if (j->n == 1) {                                                                         \
-            const int64_t per = (r1 - r0 + GR - 1) / GR;                                         \
-            const size_t pf = qstream_pf(j);                                                     \
-            for (int64_t i = 0; i < per; i++) {                                                  \
-                const uint8_t *w[GR];                                                            \
-                int64_t row[GR];                                                                 \
-                float t[GR];                                                                     \
-                qstream_rows(GR, j, r0, r1, per, i, w, row);                                     \
-                GEMV(T, j, w, pf, t);                                                            \
-                for (int q = 0; q < GR; q++)                                                     \
-                    if (row[q] >= 0) j->y[row[q]] = t[q];                                        \
-            }                                                                                    \
-            return;                                                                              \
-        }                                                                                        \
         for (int64_t r = r0; r < r1; r++) {                                                      \
             const uint8_t *w = j->W + (size_t)r * j->w_row;                                      \
             for (int64_t i = 0; i < j->n; i += XT) {                                             \
@@ -341,13 +271,13 @@ AI void xk_gemvk(const int T, const qmm_job *j, const uint8_t *const *w, size_t 
             }                                                                                    \
         }                                                                                        \
     }
-XK_ROWS_FN(QT_Q4_1, q4_1, xk_row32, xk_gemv32)
-XK_ROWS_FN(QT_Q5_0, q5_0, xk_row32, xk_gemv32)
-XK_ROWS_FN(QT_Q5_1, q5_1, xk_row32, xk_gemv32)
-XK_ROWS_FN(QT_IQ4_NL, iq4_nl, xk_row32, xk_gemv32)
-XK_ROWS_FN(QT_Q2_K, q2_K, xk_rowk, xk_gemvk)
-XK_ROWS_FN(QT_Q3_K, q3_K, xk_rowk, xk_gemvk)
-XK_ROWS_FN(QT_IQ4_XS, iq4_xs, xk_rowk, xk_gemvk)
+XK_ROWS_FN(QT_Q4_1, q4_1, xk_row32)
+XK_ROWS_FN(QT_Q5_0, q5_0, xk_row32)
+XK_ROWS_FN(QT_Q5_1, q5_1, xk_row32)
+XK_ROWS_FN(QT_IQ4_NL, iq4_nl, xk_row32)
+XK_ROWS_FN(QT_Q2_K, q2_K, xk_rowk)
+XK_ROWS_FN(QT_Q3_K, q3_K, xk_rowk)
+XK_ROWS_FN(QT_IQ4_XS, iq4_xs, xk_rowk)
 
 static void xk_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;

@@ -330,6 +330,10 @@ void avx512_extra_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1);
 /* Decode (n = 1) of those types on 512-bit registers
  * (quant_extra_gemv_avx512.c): returns 0 for a type it does not take. */
 int avx512_extra_gemv(const qmm_job *j, int64_t r0, int64_t r1);
+/* Decode (n = 1) on AVX2 of Q4_0, MXFP4, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K,
+ * Q3_K and IQ4_XS (quant_extra_gemv_avx2.c): 1 if the type is one of them
+ * (and done), 0 otherwise. */
+int avx2_extra_gemv(const qmm_job *j, int64_t r0, int64_t r1);
 
 /* The AMX tile layout: rows x[0..nx) (nx <= QT_TILE_N, [nx][cols]) into one
  * tile; the same bytes from the scalar reference and AVX-512. */
