@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
             free(w);
         }
 
-    if (!moe_only)
+    if (!moe_only && !gemv_only)
         printf("\nGEMM n=%lld: GFLOP/s (fraction of probe f32 peak; bf16 matmul at the same shape for scale)\n",
                (long long)NG);
     for (int s = 0; s < (moe_only || gemv_only ? 0 : n_shapes); s++) {
@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
             free(w);
         }
     }
-    if (!quick) { /* An OLMoE prefill MoE layer: T tokens routed top-8 over 64 experts
+    if (!quick && !gemv_only) { /* An OLMoE prefill MoE layer: T tokens routed top-8 over 64 experts
                    * (about T / 8 rows each, as random routing gives), grouped gate+up then
                    * down, every expert's weights cold; AMX on and off. */
         enum { E = 64, K = 8 };
