@@ -9,9 +9,9 @@
  *   make bench-expert-rows BUILD=dir
  *   dir/expert_rows TYPE N [COPIES [ROWS COLS [THREADS]]] [--pack] [--reps R]
  *
- * TYPE is a ggml name the library quantizes (q8_0, q4_K, q5_K, q6_K,
- * iq4_xs, ...); defaults 8 copies of [768]
- * [2048] (Qwen3-30B-A3B's gate), one thread. Prints the median and the
+ * TYPE is a ggml type name (q8_0, q4_K, q5_K, q6_K, iq4_xs, ...; the grid
+ * i-quants, which the library does not quantize, get random codes);
+ * defaults 8 copies of [768][2048] (Qwen3-30B-A3B's gate), one thread. Prints the median and the
  * best of R timed passes (41), each over every copy, in us per product, and
  * the best's GOP/s (2 n rows cols). 64 copies of a Q4_K [768][2048] (56 MiB)
  * are cold on a 32 MiB last-level cache; 8 (7 MiB) mostly sit in it.
@@ -63,8 +63,8 @@ int main(int argc, char **argv) {
     const int copies = np > 2 ? atoi(arg[2]) : 8;
     const int64_t R = np > 4 ? atoll(arg[3]) : 768, C = np > 4 ? atoll(arg[4]) : 2048;
     const int nth = np > 5 ? atoi(arg[5]) : 1;
-    if (type < 0 || !quant_traits(type)->quantize) {
-        fprintf(stderr, "expert_rows: '%s' is no type the library can quantize\n", arg[0]);
+    if (type < 0) {
+        fprintf(stderr, "expert_rows: '%s' is no type the library knows\n", arg[0]);
         return 2;
     }
     const size_t rb = quant_row_bytes(type, C), bytes = rb * (size_t)R;
@@ -82,9 +82,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "expert_rows: out of memory\n");
         return 1;
     }
+    const qtype_traits *tr = quant_traits(type);
     for (int64_t r = 0; r < R; r++) {
+        if (!tr->quantize) { /* a grid i-quant: random bytes, each block's f16 scale 0.01 (IQ1_M's: random) */
+            unsigned char *o = w + rb * (size_t)r;
+            for (size_t i = 0; i < rb; i++) o[i] = (unsigned char)((seed = seed * 1103515245u + 12345u) >> 16);
+            for (size_t b = 0; b < rb && type != QT_IQ1_M; b += (size_t)tr->block_bytes) {
+                const uint16_t h = 0x211F; /* 0.01 as f16 */
+                memcpy(o + b, &h, 2);
+            }
+            continue;
+        }
         for (int64_t k = 0; k < C; k++) row[k] = frand(&seed);
-        quant_traits(type)->quantize(row, w + rb * (size_t)r, C);
+        tr->quantize(row, w + rb * (size_t)r, C);
     }
     for (int c = 1; c < copies; c++) memcpy(w + bytes * (size_t)c, w, bytes);
     int qt = type;
