@@ -515,14 +515,14 @@ TEST(quant_fast_paths_match_reference) {
     paths_free(&pp);
 }
 
-/* Decode (one row of x, the streaming GEMVs) gives each output the bits
- * the few-row kernels give it among other rows (quant_extra_kern.h on
- * AVX2: the same int32 lane sums, f32 steps and lane adds), so a token's
- * logits do not depend on whether it was decoded alone or with a few
- * others. Row counts: 37 (runs of 10 and a short one), 5; two rows of x
- * (below every type's interleaved threshold on AVX2). */
-TEST(quant_decode_same_bits_as_few_rows) {
-    static const int types[] = {QT_Q2_K, QT_Q3_K, QT_IQ4_XS};
+/* Decode of IQ4_XS (one row of x, quant_extra_gemv_avx2.c) gives each
+ * output the bits the few-row kernel gives it among 2 rows (quant_extra_kern.h
+ * on AVX2, below the interleaved kernel's threshold: the same int32 lane
+ * sums, f32 steps and lane adds), which packed IQ4_XS keeps too, so a
+ * token's logits do not depend on whether it was decoded alone or with
+ * another. Row counts: 37 (runs of 10 and a short one), 5. */
+TEST(quant_iq4_xs_decode_same_bits_as_few_rows) {
+    static const int types[] = {QT_IQ4_XS};
     static const int64_t shapes[][2] = {{37, 768}, {5, 2048}};
     pool *p = kern_pool_cfg(2, path_cfg(ISA_AVX2));
     if (!p) {

@@ -381,9 +381,11 @@ ROWS_FN(QT_Q6_K, q6_K, 2, 2, 2)
 ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 
 /* From R8_MIN_N rows of x the 32-block types go to the interleaved 8-row
- * kernel (quant_r8_avx2.c), and Q4_K, Q5_K, Q6_K from R8K_MIN_N, IQ4_XS from
- * IQ4XS_R8K_MIN_N to quant_r8k_avx2.c; decode stays on tile32 / tilek and
- * quant_extra_avx2.c. One core (AMD Zen 4 on its AVX2 path), cold
+ * kernel (quant_r8_avx2.c), and Q4_K, Q5_K, Q6_K, Q2_K from R8K_MIN_N,
+ * IQ4_XS from IQ4XS_R8K_MIN_N, Q3_K from Q3K_R8K_MIN_N to quant_r8k_avx2.c;
+ * decode goes to quant_extra_gemv_avx2.c (Q4_0, MXFP4 and the types
+ * quant_extra_avx2.c takes) or stays on tile32 / tilek (Q8_0, Q4_K, Q5_K,
+ * Q6_K). One core (AMD Zen 4 on its AVX2 path), cold
  * [768][2048], us, these tiles -> interleaved: Q8_0 2 / 8 / 32 rows 294 /
  * 496 / 1599 -> 152 / 308 / 1033; Q4_0 193 / 486 / 1297 -> 167 / 361 /
  * 782; Q5_0 32 rows 1927 -> 722; Q4_1 2567 -> 870; Q4_K 2 / 8 / 32 rows
@@ -394,13 +396,15 @@ ROWS_FN(QT_MXFP4, mxfp4, 4, 2, 3)
 #ifndef R8_MIN_N
 #define R8_MIN_N 2
 #endif
-/* R8K_MIN_N, IQ4XS_R8K_MIN_N, IQ4XS_R8K_MIN_N_VNNI: quant_impl.h */
+/* R8K_MIN_N, IQ4XS_R8K_MIN_N, IQ4XS_R8K_MIN_N_VNNI, Q3K_R8K_MIN_N: quant_impl.h */
 
 void avx2_qmm_rows(const qmm_job *j, int64_t r0, int64_t r1) {
     if (r1 <= r0 || j->n <= 0) return;
     if (j->n >= R8_MIN_N && (j->avxvnni ? avxvnni_rows_r8(j, r0, r1) : avx2_rows_r8(j, r0, r1))) return;
-    if (j->n >= (j->type != QT_IQ4_XS ? R8K_MIN_N : j->avxvnni ? IQ4XS_R8K_MIN_N_VNNI : IQ4XS_R8K_MIN_N) &&
-        (j->avxvnni ? avxvnni_rows_r8k(j, r0, r1) : avx2_rows_r8k(j, r0, r1)))
+    const int64_t r8k_min = j->type == QT_IQ4_XS ? (j->avxvnni ? IQ4XS_R8K_MIN_N_VNNI : IQ4XS_R8K_MIN_N)
+                          : j->type == QT_Q3_K  ? Q3K_R8K_MIN_N
+                                                : R8K_MIN_N;
+    if (j->n >= r8k_min && (j->avxvnni ? avxvnni_rows_r8k(j, r0, r1) : avx2_rows_r8k(j, r0, r1)))
         return;
     /* decode of Q4_0, MXFP4 and the types quant_extra_avx2.c takes */
     if (j->n == 1 && avx2_extra_gemv(j, r0, r1)) return;

@@ -28,10 +28,11 @@
  * Decode (one x row) is not here: quant_extra_gemv_avx2.c and
  * quant_extra_gemv_avx512.c stream several W rows at once with the codes
  * unpacked straight into registers (these kernels were bound by their
- * instructions per byte there). On AVX2 these serve the products of a few
- * rows of x (the 32-block types' from 2 rows go to quant_r8_avx2.c, IQ4_XS
- * from 3 to quant_r8k_avx2.c); on AVX-512 the few-row products of Q2_K,
- * Q3_K and IQ4_XS (the 32-block types' go to quant_r16_avx512.c).
+ * instructions per byte there). On AVX2 these serve only IQ4_XS with 2
+ * rows of x (the 32-block types go to quant_r8_avx2.c from 2 rows, Q2_K
+ * from 2, IQ4_XS and Q3_K from 3 to quant_r8k_avx2.c); on AVX-512 the
+ * few-row products of Q2_K, Q3_K and IQ4_XS (the 32-block types' go to
+ * quant_r16_avx512.c).
  */
 #ifndef MOE_KERNELS_QUANT_EXTRA_KERN_H
 #define MOE_KERNELS_QUANT_EXTRA_KERN_H

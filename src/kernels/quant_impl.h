@@ -309,10 +309,15 @@ int avxvnni_rows_r8k(const qmm_job *j, int64_t r0, int64_t r1);
  * Intel Emerald Rapids); one row is even. */
 #define IQ4XS_R8K_MIN_N 3
 #define IQ4XS_R8K_MIN_N_VNNI 2
-/* Q4_K, Q5_K and Q6_K take it from this many rows (AVX-VNNI or not). */
+/* Q4_K, Q5_K, Q6_K and Q2_K take it from this many rows (AVX-VNNI or not). */
 #ifndef R8K_MIN_N
 #define R8K_MIN_N 2
 #endif
+/* Q3_K from 3: one core of an AMD Zen 3, [768][2048] mostly in L3, the
+ * few-row kernels -> the interleaved one, 2 / 3 / 4 / 8 / 32 rows of x:
+ * 88 / 107 / 128 / 254 / 1032 -> 95 / 107 / 122 / 194 / 641 us (Q2_K
+ * 80 / 106 / 132 / 262 / 1074 -> 78 / 89 / 105 / 176 / 623). */
+#define Q3K_R8K_MIN_N 3
 /* A packed W (j->packed, quant_pack.c) read in its layout, any n; r0 and r1
  * multiples of QPACK_ROWS (or r1 the last row): Q8_0_R8 (quant_r8_avx2.c),
  * Q4_K_R8, Q5_K_R8, Q6_K_R8 and IQ4_XS_R8 (quant_r8k_packed_avx2.c, by

@@ -1,6 +1,6 @@
 /*
- * quant_r8k_avx2.c - the many-row product of Q4_K, Q5_K, Q6_K and IQ4_XS
- * weights as stored, with AVX2 (the method: quant_r8k_kern.h): per group
+ * quant_r8k_avx2.c - the many-row product of Q4_K, Q5_K, Q6_K, IQ4_XS, Q2_K
+ * and Q3_K weights as stored, with AVX2 (the method: quant_r8k_kern.h): per group
  * of 8 W rows and chunk of RK_KC super-blocks the rows are interleaved
  * into rk_buf (rk_repack) and every row of x runs through it (rk_tiles).
  * Q4_K and Q5_K without VNNI take two groups at a time, one super-block a
@@ -62,6 +62,8 @@ int RK_ROWS_FN(const qmm_job *j, int64_t r0, int64_t r1) {
     case QT_Q5_K: rows_r8k(QT_Q5_K, j, r0, r1); return 1;
     case QT_Q6_K: rows_r8k(QT_Q6_K, j, r0, r1); return 1;
     case QT_IQ4_XS: rows_r8k(QT_IQ4_XS, j, r0, r1); return 1;
+    case QT_Q2_K: rows_r8k(QT_Q2_K, j, r0, r1); return 1;
+    case QT_Q3_K: rows_r8k(QT_Q3_K, j, r0, r1); return 1;
     default: return 0;
     }
 }

@@ -1,6 +1,6 @@
 /*
- * quant_r8k_kern.h - the many-row product of Q4_K, Q5_K, Q6_K and IQ4_XS
- * weights with AVX2 (no VNNI), shared by quant_r8k_avx2.c (weights as
+ * quant_r8k_kern.h - the many-row product of Q4_K, Q5_K, Q6_K, IQ4_XS, Q2_K
+ * and Q3_K weights with AVX2 (no VNNI), shared by quant_r8k_avx2.c (weights as
  * stored) and quant_r8k_packed_avx2.c (packed at load): the 8 int32 lanes
  * of a register are 8 W rows, as quant_r16k_avx512.c does with 16 on
  * AVX-512, and with the int16 sums of quant_r8_avx2.c.
@@ -31,7 +31,9 @@
  * to 2 * 63 * 128), scales per 16 values, so each half of t_s is
  * scaled by its sc_j (int8); the -32 goes through x's sums of 16
  * as the mins do: a -= float(sum_j sc_j * bsum_j) * 32 d (8 vpmaddwd of
- * [sc_2p, sc_2p+1]). t and the min sum are exact integers (one f32
+ * [sc_2p, sc_2p+1]). Q3_K (codes q + 4, 0..7, signed scales per 16: its
+ * -4 as 4 d) and Q2_K (codes 0..3, scales and mins per 16: dmin) take the
+ * same path (rk_per16). t and the min sum are exact integers (one f32
  * multiply per super-block in place of an fma per sub-block: 4-14% of
  * the kernel's time at 8-32 rows of x, one core of an AMD Zen 3), and the
  * f32 operations on them are the same for
@@ -82,8 +84,9 @@ typedef struct {
 #ifdef R8_VNNI
     __m256 sc[RK_KC][16];   /* [super-block][s]: the f32 scale of sub-block s (Q6_K: of 16 values) */
 #endif
-    __m256i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4), Q6_K: [sc_2p, sc_2p+1] */
-    __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K), 32 d (Q6_K) */
+    __m256i mn[RK_KC][8];   /* [super-block][p]: int16 [m_2p, m_2p+1] (Q4_K / Q5_K: p < 4; Q2_K: of 16 values),
+                               Q6_K / Q3_K: [sc_2p, sc_2p+1] */
+    __m256 dmin[RK_KC];     /* [super-block]: dmin (Q4_K / Q5_K / Q2_K), 32 d (Q6_K), 4 d (Q3_K) */
 #ifndef R8_VNNI
     __m256i sp[RK_KC][16];  /* [super-block][s]: int16 [sc_s, sc_s] (IQ4_XS: ls_s - 32; Q6_K: of 16 values) */
     __m256 d[RK_KC];        /* [super-block]: d */
@@ -97,8 +100,15 @@ AI __m256i rk_pair(__m256i v) {
 
 AI size_t rk_block_bytes(const int T) {
     return T == QT_Q4_K ? sizeof(block_q4_K) : T == QT_Q5_K ? sizeof(block_q5_K)
-                        : T == QT_Q6_K ? sizeof(block_q6_K) : sizeof(block_iq4_xs);
+         : T == QT_Q6_K ? sizeof(block_q6_K) : T == QT_Q2_K ? sizeof(block_q2_K)
+         : T == QT_Q3_K ? sizeof(block_q3_K) : sizeof(block_iq4_xs);
 }
+
+/* The types whose scales are per 16 values (Q6_K's path through the
+ * tiles): int16 sums of 2 registers scaled per half sub-block, and a term
+ * through x's sums of 16 (mn pairs times dmin): Q6_K's -32 (its scales,
+ * 32 d), Q3_K's -4 (its scales, 4 d), Q2_K's mins (dmin). */
+AI int rk_per16(const int T) { return T == QT_Q6_K || T == QT_Q2_K || T == QT_Q3_K; }
 
 /* [the 16 bytes at p | the 16 bytes at q] */
 AI __m256i rk_load2x16(const uint8_t *p, const uint8_t *q) {
@@ -229,10 +239,106 @@ AI void rk_scales_k4(rk_buf *o, int b, const __m256i *h) {
     o->dmin[b] = rk_f16lo(_mm256_srli_epi32(g0, 16));
 }
 
+/* Scales 4q .. 4q + 3 (bytes 0..3 of each dword of scq[q], less `bias`) of
+ * 8 rows as Q6_K's per-16 scales, and the pairs [sc_2p, sc_2p+1] (Q3_K)
+ * or [m_2p, m_2p+1] of mnq (Q2_K: mins) for the term through x's sums of 16. */
+AI void rk_scales16(rk_buf *o, int b, const __m256i *scq, const __m256i *mnq, int bias, __m256 d) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            const __m256i v = _mm256_sub_epi32(rk_byte(scq[q], u), _mm256_set1_epi32(bias));
+#ifdef R8_VNNI
+            o->sc[b][4 * q + u] = _mm256_mul_ps(_mm256_cvtepi32_ps(v), d);
+#else
+            o->sp[b][4 * q + u] = rk_pair(v);
+#endif
+        }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++)
+            o->mn[b][2 * q + u] = _mm256_sub_epi16(rk_byte_pair(mnq[q], u), _mm256_set1_epi16((short)bias));
+    }
+#ifndef R8_VNNI
+    o->d[b] = d;
+#endif
+}
+
+/* Q2_K: scales (low nibbles) and mins (high) of 16 values, d and dmin. */
+AI void rk_scales_q2(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    __m256i h[4], e[4], sc[4], mn[4];
+    rk_head4(w, at + offsetof(block_q2_K, scales), h);
+    rk_head4(w, at + offsetof(block_q2_K, d) - 12, e); /* e[3]: d | dmin << 16 */
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) sc[q] = _mm256_and_si256(h[q], m4), mn[q] = _mm256_and_si256(_mm256_srli_epi16(h[q], 4), m4);
+    rk_scales16(o, b, sc, mn, 0, rk_f16lo(e[3]));
+    o->dmin[b] = rk_f16lo(_mm256_srli_epi32(e[3], 16));
+}
+
+/* Q3_K: the 16 6-bit scales (ggml's arrangement: low nibbles of bytes 0..7
+ * for scales 0..7, their high nibbles for 8..15, bit pairs of bytes 8..11
+ * on top), less 32; the bias 4 as 4 d. */
+AI void rk_scales_q3(rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    __m256i h[4], e[4], sc[4];
+    rk_head4(w, at + offsetof(block_q3_K, scales) - 4, h); /* h[1..3]: scale bytes 0..3, 4..7, 8..11 */
+    rk_head4(w, at + offsetof(block_q3_K, d) - 14, e);     /* e[3]: d in its high 16 bits */
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) { /* scales 4q .. 4q + 3 */
+        const __m256i low = q < 2 ? _mm256_and_si256(h[1 + q], m4) : _mm256_and_si256(_mm256_srli_epi16(h[q - 1], 4), m4);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(h[3], 2 * q), m3);
+        sc[q] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+    }
+    const __m256 d = rk_f16lo(_mm256_srli_epi32(e[3], 16));
+    rk_scales16(o, b, sc, sc, 32, d);
+    o->dmin[b] = _mm256_mul_ps(d, _mm256_set1_ps(4.0f));
+}
+
+/* Q2_K's / Q3_K's codes of super-block b at w[r] + at: value 128n + 32j
+ * + l is bits 2j, 2j+1 of qs[32n + l] (sub-block 4n + j), Q3_K's with 4
+ * added where bit 4n + j of hmask[l] is set (q + 4, 0..7). */
+AI void rk_codes23(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t at) {
+    const size_t oq = T == QT_Q2_K ? offsetof(block_q2_K, qs) : offsetof(block_q3_K, qs);
+    const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4);
+    __m256i z[8], h[8];
+    if (T == QT_Q3_K) {
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + offsetof(block_q3_K, hmask)));
+        r8_transpose(z, h);
+    }
+#pragma GCC unroll 2
+    for (int n = 0; n < 2; n++) {
+        __m256i t[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) z[p] = _mm256_loadu_si256((const __m256i *)(w[p] + at + oq + 32 * n));
+        r8_transpose(z, t);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m256i c = _mm256_and_si256(j ? _mm256_srli_epi16(t[k], 2 * j) : t[k], m3);
+                if (T == QT_Q3_K) {
+                    const int bit = 4 * n + j;
+                    const __m256i hb = bit >= 2 ? _mm256_srli_epi16(h[k], bit - 2) : _mm256_slli_epi16(h[k], 2 - bit);
+                    c = _mm256_or_si256(c, _mm256_and_si256(hb, b2));
+                }
+                o->q[b][4 * n + j][k] = c;
+            }
+    }
+}
+
 /* The scales (and mins) of super-block b of the 8 rows, at w[r] + at. */
 AI void rk_scales(const int T, rk_buf *o, int b, const uint8_t *const *w, size_t at) {
     if (T == QT_Q6_K) {
         rk_scales6(o, b, w, at);
+        return;
+    }
+    if (T == QT_Q2_K) {
+        rk_scales_q2(o, b, w, at);
+        return;
+    }
+    if (T == QT_Q3_K) {
+        rk_scales_q3(o, b, w, at);
         return;
     }
     __m256i h[4];
@@ -303,6 +409,11 @@ AI void rk_repack(const int T, rk_buf *o, const uint8_t *const *w, int64_t b0, i
             }
         if (T == QT_Q6_K) {
             rk_codes6(o, b, w, at);
+            rk_scales(T, o, b, w, at);
+            continue;
+        }
+        if (T == QT_Q2_K || T == QT_Q3_K) {
+            rk_codes23(T, o, b, w, at);
             rk_scales(T, o, b, w, at);
             continue;
         }
@@ -389,7 +500,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
 #ifdef R8_VNNI
             __m256i t[RK_NX];
 #endif
-            if (T == QT_Q6_K) { /* scales per 16 values: registers 0..3, 4..7, int16 sums of 2 */
+            if (rk_per16(T)) { /* scales per 16 values: registers 0..3, 4..7, int16 sums of 2 */
 #pragma GCC unroll 2
                 for (int hv = 0; hv < 2; hv++) {
 #ifdef R8_VNNI
@@ -487,7 +598,7 @@ AI void rk_tile(const int NX, const int T, float *y, int64_t ys, int rw, const u
 #pragma GCC unroll 4
         for (int i = 0; i < NX; i++) a[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(ts[i]), o->d[b]);
 #endif
-        if (T == QT_Q6_K) { /* the -32: sum_j sc_j * bsums j, times 32 d */
+        if (rk_per16(T)) { /* Q6_K's -32 (Q3_K's -4): sum_j sc_j * bsums j, times 32 d (4 d); Q2_K's mins */
             const __m256 d32 = o->dmin[b];
 #pragma GCC unroll 4
             for (int i = 0; i < NX; i++) {
