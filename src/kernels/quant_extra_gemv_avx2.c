@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "kernels/quant_impl.h"
+#include "kernels/quant_q3k.h"
 
 #define AI static inline __attribute__((always_inline))
 #define NR 4 /* W rows (streams) per pass */
@@ -73,19 +74,6 @@ AI __m256i scale_pick(int j) {
 
 /* ------------------------------------------------------------ Q2_K, Q3_K */
 
-/* The 16 6-bit scales of a Q3_K block as signed bytes, less 32. */
-AI __m128i q3_scales(const uint8_t *sc) {
-    uint64_t lo8;
-    uint32_t hi4;
-    memcpy(&lo8, sc, 8);
-    memcpy(&hi4, sc + 8, 4);
-    const __m128i v = _mm_cvtsi64_si128((long long)lo8), m4 = _mm_set1_epi8(0x0F);
-    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
-    __m128i h = _mm_srlv_epi32(_mm_set1_epi32((int)hi4), _mm_setr_epi32(0, 2, 4, 6));
-    h = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi8(3)), 4);
-    return _mm_sub_epi8(_mm_or_si128(low, h), _mm_set1_epi8(32));
-}
-
 /* 4 in byte l where bit b of byte l of hm is set (b < 8). */
 AI __m256i q3_high(__m256i hm, int b) {
     const __m256i s = b >= 2 ? _mm256_srli_epi16(hm, b - 2) : _mm256_slli_epi16(hm, 2 - b);
@@ -114,7 +102,7 @@ AI void gemv_k23(const int T, float *y, const uint8_t *xq, int64_t nsb, const ui
                 sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0F)));
                 mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0F)));
             } else {
-                sc16 = _mm256_cvtepi8_epi16(q3_scales(blk + offsetof(block_q3_K, scales)));
+                sc16 = _mm256_cvtepi8_epi16(q3k_scales(blk + offsetof(block_q3_K, scales)));
                 hm = _mm256_loadu_si256((const __m256i *)(blk + offsetof(block_q3_K, hmask)));
             }
             __m256i isum = _mm256_setzero_si256();

@@ -42,6 +42,7 @@
 
 #include "base/dtype.h"
 #include "kernels/quant_impl.h"
+#include "kernels/quant_q3k.h"
 
 #define AI static inline __attribute__((always_inline))
 #define XT 4 /* x rows per pass over a W row */
@@ -131,21 +132,6 @@ AI void xk_row32(const int T, const qmm_job *j, const uint8_t *w, const uint8_t 
 
 /* ------------------------------------------------------------- K-blocks */
 
-/* Q3_K's 16 scales (6 bits, less 32) as signed bytes in sub-block order:
- * the low nibbles of bytes 0..7 then their high nibbles, each with the bit
- * pair (sc[8 + j % 4] >> 2 * (j / 4)) & 3 on top. */
-AI __m128i xk_q3_scales(const uint8_t *sc) {
-    uint64_t lo8;
-    uint32_t hi4;
-    memcpy(&lo8, sc, 8);
-    memcpy(&hi4, sc + 8, 4);
-    const __m128i v = _mm_cvtsi64_si128((long long)lo8), m4 = _mm_set1_epi8(0x0F);
-    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
-    __m128i h = _mm_srlv_epi32(_mm_set1_epi32((int)hi4), _mm_setr_epi32(0, 2, 4, 6));
-    h = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi8(3)), 4);
-    return _mm_sub_epi8(_mm_or_si128(low, h), _mm_set1_epi8(32));
-}
-
 /* The int16 multipliers of the product pairs of values 32e .. 32e+31 from
  * 16 per-16 scales (bytes of s): pairs 0..7 scale 2e, 8..15 scale 2e+1. */
 AI __m256i xk_sc16(__m128i s, int e) {
@@ -178,7 +164,7 @@ AI void xk_superblock(const int T, const int NX, const uint8_t *w, int64_t s, co
         const block_q2_K *x2 = (const block_q2_K *)w + s;
         const block_q3_K *x3 = (const block_q3_K *)w + s;
         const __m128i sc = T == QT_Q2_K ? _mm_and_si128(_mm_loadu_si128((const __m128i *)x2->scales), _mm_set1_epi8(0x0F))
-                                        : xk_q3_scales(x3->scales);
+                                        : q3k_scales(x3->scales);
         const uint8_t *qs = T == QT_Q2_K ? x2->qs : x3->qs;
         const __m256i hm = T == QT_Q3_K ? _mm256_loadu_si256((const __m256i *)x3->hmask) : _mm256_setzero_si256();
 #pragma GCC unroll 8
