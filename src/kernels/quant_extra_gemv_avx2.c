@@ -31,8 +31,11 @@
  * its group-mates (nor on how threads split the rows). Each K-block output
  * takes the f32 steps of quant_extra_kern.h's few-row kernels (the same int32
  * lane sums, one fma per super-block, Q2_K's mins in a scalar, the lanes
- * added as xk_hsum8), so decode gives their bits, and IQ4_XS packed at
- * load (quant_r8k_packed_avx2.c's p4_gemv) gives the stored matrix's.
+ * added as xk_hsum8): IQ4_XS decode gives the bits those give a row among
+ * 2 (on AVX2 they take IQ4_XS's products of 2 rows of x; Q2_K's and Q3_K's
+ * of several go to the interleaved kernel, quant_r8k_avx2.c, whose bits
+ * differ in the last place), and IQ4_XS packed at load
+ * (quant_r8k_packed_avx2.c's p4_gemv) the stored matrix's.
  */
 #include <immintrin.h>
 #include <stddef.h>
